@@ -1,0 +1,71 @@
+"""The typer app, the shared ``--quiet`` flag and the one-line error handling."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from zoolens import __version__
+from zoolens.errors import ZoolensError
+from zoolens.progress import set_quiet
+
+app = typer.Typer(
+    name="zoolens",
+    help=(
+        "How differently do your models behave, and which ones complement each other?\n\n"
+        "Example:  zoolens demo --quick   (train a small zoo on Fashion-MNIST, analyse it, "
+        "write an HTML report)"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"zoolens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info lines."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    set_quiet(quiet)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one error line to stderr and exit non-zero (no traceback)."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn ZoolensError (and a few well-understood OS errors) into one line + exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ZoolensError as exc:
+            fail(str(exc))
+        except FileNotFoundError as exc:
+            fail(f"{exc.filename}: no such file or directory")
+        except PermissionError as exc:
+            fail(f"{exc.filename}: permission denied")
+        except KeyboardInterrupt:
+            fail("interrupted (work done so far is kept; run the command again to resume)", 130)
+
+    return wrapper
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,62 @@
+"""Progress bars that respect ``--quiet`` (rich on a terminal, silent otherwise)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence (or re-enable) every progress bar and info message in this process."""
+    global _quiet
+    _quiet = bool(quiet)
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def info(message: str) -> None:
+    """Print a short status line to stderr unless quiet."""
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def track(iterable: Iterable[T], *, total: int | None = None, description: str = "",
+          unit: str = "it") -> Iterator[T]:
+    """Iterate with a rich progress bar (items/s shown) unless quiet."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    with progress_bar(total or 0, description, unit) as advance:
+        for item in iterable:
+            yield item
+            advance(1)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, description: str = "", unit: str = "it"):
+    """Context manager yielding ``advance(n)``; for loops that advance by batch sizes."""
+    if _quiet:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int = 1) -> None:
+            bar.update(task, advance=n)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:,.1f} {unit}/s" if speed else "")
+
+        yield advance

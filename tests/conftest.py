@@ -1,0 +1,24 @@
+"""Shared fixtures: the real third-party data beside the repo, and small random zoos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ZOOLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real test data not found at {path} (../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return shared_path()
