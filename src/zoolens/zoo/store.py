@@ -1,0 +1,1188 @@
+"""The zoo: one labelled evaluation set plus the per-example outputs of many models.
+
+On disk a zoo is a folder (DESIGN.md sec. 2)::
+
+    zoo.json                  manifest (written last, atomically): format_version, dataset
+                              (name, num_examples, num_classes, class_names, class_groups,
+                              multilabel), split (seed, fraction, calibration_indices), files
+                              (sha256 and size of labels / ids / attributes), models
+                              {name: {card, file, sha256, size, mtime_ns, kind, kinds, dtype,
+                              shape, ...}}
+    labels.npy                (N,) int64 class ids, or (N, C) uint8 0/1 for multi-label
+    example_ids.npy           optional (N,) unicode strings (image file names, ...)
+    attributes.parquet        optional per-example attributes, one row per example
+    models/<slug>-<hash>.safetensors
+                              per model: "logits" or "log_probs" (N, C) float32/float16, or
+                              "decisions" (N,) int64, or "topk_values" (N, k) probabilities +
+                              "topk_indices" (N, k) int64; optional "embeddings" (N, D)
+
+Guarantees
+----------
+* Model names are free text; files are named ``<slug>-<shorthash>.safetensors`` (never the raw
+  name), so no name can escape the folder.
+* Every file is written to a temp file, fsynced and renamed into place; the manifest is
+  rewritten last. A crash at any point leaves the previous zoo readable and unchanged.
+* A lock file (``.zoo.lock``) serialises writers; each writer re-reads the manifest under the
+  lock, so two processes adding different models both land.
+* Arrays are read lazily through a memory map of the safetensors data (the format is an
+  8-byte header length, a JSON header, then raw little-endian arrays), so reading rows
+  ``a:b`` touches only those rows and a zoo larger than RAM works.
+* The sha256 of every file is recorded. Opening never hashes; a read re-hashes a file only if
+  its size or mtime differs from the manifest's; ``verify()`` hashes everything. A mismatch
+  raises ``ZooCorruptedError`` naming the file and the model.
+* Probabilities and vote counts are stored as log-probabilities, log(max(p, 1e-12)) (counts
+  are first normalised to fractions), so logits and log-probabilities are both "scores":
+  softmax(scores / T) is the model's predictive distribution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import struct
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoolens.errors import ZooCorruptedError, ZoolensError
+from zoolens.zoo._atomic import atomic_path, atomic_write_bytes, fsync_dir, fsync_file
+from zoolens.zoo._slug import model_file_name
+from zoolens.zoo.cards import ModelCard, to_card
+
+FORMAT_VERSION = 1
+MANIFEST = "zoo.json"
+LABELS_FILE = "labels.npy"
+IDS_FILE = "example_ids.npy"
+ATTRIBUTES_FILE = "attributes.parquet"
+MODELS_DIR = "models"
+LOCK_FILE = ".zoo.lock"
+LOCK_TIMEOUT_S = 600.0
+
+PROB_FLOOR = 1e-12
+LOG_PROB_FLOOR = math.log(PROB_FLOOR)
+KINDS = ("logits", "log_probs", "decisions", "topk")
+DTYPES = ("float32", "float16")
+FLOAT16_MAX = 65504.0
+
+# Rows per chunk when a whole model is scanned (predictions, validation): bounded memory.
+_CHUNK_ELEMENTS = 1 << 22
+
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
+              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
+              "BOOL": np.bool_}
+
+
+class ZooWarning(UserWarning):
+    """Suspicious but accepted input (e.g. probabilities declared as logits)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _to_numpy(array: Any, what: str) -> np.ndarray:
+    if hasattr(array, "detach"):  # a torch tensor, without importing torch
+        array = array.detach().cpu().numpy()
+    try:
+        arr = np.asarray(array)
+    except Exception as exc:  # ragged lists and the like
+        raise ZoolensError(f"{what}: cannot be read as an array ({exc})") from None
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise ZoolensError(f"{what}: expected numbers, got an array of {arr.dtype} "
+                           "(ragged rows or text?)")
+    return arr
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _row_chunks(n_rows: int, n_cols: int) -> Iterator[slice]:
+    step = max(1, _CHUNK_ELEMENTS // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    if arr.dtype.kind not in "fc":
+        return True
+    return all(bool(np.isfinite(arr[s]).all()) for s in _row_chunks(arr.shape[0],
+                                                                    int(np.prod(arr.shape[1:]))))
+
+
+def _is_integral(arr: np.ndarray) -> bool:
+    if arr.dtype.kind in "iub":
+        return True
+    if arr.dtype.kind == "f":
+        return bool(np.isfinite(arr).all() and (arr == np.round(arr)).all())
+    return False
+
+
+def _sum_tolerance(num_classes: int, dtype: np.dtype) -> float:
+    """How far a row of probabilities may sum from 1: 1e-3, wider for low-precision input."""
+    eps = float(np.finfo(dtype).eps) if np.dtype(dtype).kind == "f" else 0.0
+    return max(1e-3, 4.0 * math.sqrt(num_classes) * eps)
+
+
+def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64, copy=False)
+    m = x.max(axis=1, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def _looks_like_probs(arr: np.ndarray) -> bool:
+    """All values in [0, 1] and every row sums to 1 within tolerance."""
+    if arr.ndim != 2 or arr.size == 0:
+        return False
+    tol = _sum_tolerance(arr.shape[1], arr.dtype)
+    for s in _row_chunks(arr.shape[0], arr.shape[1]):
+        block = arr[s]
+        if block.min() < -1e-6 or block.max() > 1 + 1e-6:
+            return False
+        if np.abs(block.astype(np.float64).sum(axis=1) - 1.0).max() > tol:
+            return False
+    return True
+
+
+def _probs_to_log(probs: np.ndarray) -> np.ndarray:
+    out = np.empty(probs.shape, dtype=np.float32)
+    for s in _row_chunks(probs.shape[0], probs.shape[1]):
+        # float64 log, then round once: log p near p = 1 loses digits if p is rounded first
+        out[s] = np.log(np.maximum(probs[s].astype(np.float64), PROB_FLOOR))
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors, read lazily through a memory map
+
+
+def _read_safetensors_header(path: Path, model: str) -> tuple[int, dict[str, Any]]:
+    """(data_start, header) of a safetensors file; ZooCorruptedError on anything malformed."""
+    where = f"model {model!r}: file {path}"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            raw_len = fh.read(8)
+            if len(raw_len) < 8:
+                raise ZooCorruptedError(f"{where} is truncated (no safetensors header)")
+            (n,) = struct.unpack("<Q", raw_len)
+            if n > min(size - 8, 100 << 20):
+                raise ZooCorruptedError(f"{where} is truncated or not a safetensors file "
+                                        "(header length past the end)")
+            header = json.loads(fh.read(n).decode("utf-8"))
+    except FileNotFoundError:
+        raise ZooCorruptedError(f"{where} is missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ZooCorruptedError(f"{where} is corrupted (unreadable safetensors header)") from None
+    if not isinstance(header, dict):
+        raise ZooCorruptedError(f"{where} is corrupted (bad safetensors header)")
+    data_start = 8 + n
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dtype = np.dtype(_ST_DTYPES[info["dtype"]])
+            begin, end = (int(v) for v in info["data_offsets"])
+            count = int(np.prod(info["shape"], dtype=np.int64))
+        except (KeyError, TypeError, ValueError):
+            raise ZooCorruptedError(f"{where} is corrupted (bad entry {key!r} in the "
+                                    "safetensors header)") from None
+        if end - begin != count * dtype.itemsize or data_start + end > size:
+            raise ZooCorruptedError(f"{where} is truncated or corrupted (tensor {key!r} "
+                                    "does not fit in the file)")
+    return data_start, header
+
+
+def _memmap_tensor(path: Path, data_start: int, info: Mapping[str, Any]) -> np.ndarray:
+    dtype = np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<")
+    shape = tuple(int(v) for v in info["shape"])
+    begin = int(info["data_offsets"][0])
+    if int(np.prod(shape, dtype=np.int64)) == 0:
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Zoo:
+    """A zoo folder: labels, optional ids/attributes, and one safetensors file per model.
+
+    Use ``Zoo.create(path, labels, ...)`` or ``Zoo.open(path)``; see the module docstring for
+    the layout and the guarantees. Reads use the manifest as it was when the zoo was opened
+    (or last written through this object); ``reload()`` picks up other processes' changes.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self._path = Path(path)
+        self._manifest = manifest
+        self._labels: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
+        self._ids_loaded = False
+        self._attributes: Any = None
+        self._attributes_loaded = False
+        # files whose hash was re-checked after a size/mtime change: (file, size, mtime_ns)
+        self._rehashed: set[tuple[str, int, int]] = set()
+        self._headers: dict[str, tuple[tuple[int, int], int, dict[str, Any]]] = {}
+        self._predictions: dict[str, tuple[str, np.ndarray]] = {}  # name -> (file, top-1)
+
+    # ----------------------------------------------------------------------------- creation
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], labels: Any, *,
+               class_names: Sequence[str] | None = None, dataset_name: str = "dataset",
+               calibration_fraction: float = 0.2, seed: int = 0,
+               example_ids: Sequence[str] | np.ndarray | None = None,
+               attributes: Any = None, class_groups: Mapping[str, Sequence[int]] | None = None,
+               num_classes: int | None = None, exist_ok: bool = False) -> Zoo:
+        """Create a zoo folder at ``path`` for the evaluation set with these ``labels``.
+
+        labels: (N,) integer class ids in [0, C), or an (N, C) 0/1 multi-label matrix.
+        C is ``len(class_names)``, else ``num_classes``, else ``max(labels) + 1``.
+        The calibration split is a seeded random subset of round(fraction * N) examples
+        (``np.random.default_rng(seed).choice``, sorted); the evaluation split is the rest.
+        With ``exist_ok`` an existing zoo with identical labels is opened instead.
+        """
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            if not exist_ok:
+                raise ZoolensError(f"{path}: a zoo already exists here (use Zoo.open, or "
+                                   "exist_ok=True)")
+            zoo = cls.open(path)
+            lab = _validate_labels(labels, class_names, num_classes, path)[0]
+            if lab.shape != zoo.labels.shape or not np.array_equal(lab, zoo.labels):
+                raise ZoolensError(f"{path}: a zoo with different labels already exists here")
+            return zoo
+        if path.exists() and not path.is_dir():
+            raise ZoolensError(f"{path}: exists and is not a folder")
+        if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()):
+            raise ZoolensError(f"{path}: folder is not empty and is not a zoo (no {MANIFEST})")
+
+        lab, n_classes = _validate_labels(labels, class_names, num_classes, path)
+        n = lab.shape[0]
+        names = ([str(c) for c in class_names] if class_names is not None
+                 else [str(i) for i in range(n_classes)])
+        if not 0.0 <= float(calibration_fraction) < 1.0:
+            raise ZoolensError(f"{path}: calibration_fraction must be in [0, 1), "
+                               f"got {calibration_fraction}")
+        n_cal = int(round(float(calibration_fraction) * n))
+        cal = np.sort(np.random.default_rng(seed).choice(n, size=n_cal, replace=False))
+        ids = _validate_ids(example_ids, n, path) if example_ids is not None else None
+        groups = _validate_groups(class_groups or {}, n_classes, path)
+        attrs = _validate_attributes(attributes, n, path) if attributes is not None else None
+
+        path.mkdir(parents=True, exist_ok=True)
+        (path / MODELS_DIR).mkdir(exist_ok=True)
+        with _lock(path):
+            if (path / MANIFEST).exists():
+                raise ZoolensError(f"{path}: a zoo was created here concurrently")
+            files: dict[str, Any] = {}
+            files[LABELS_FILE] = _write_npy(path / LABELS_FILE, lab)
+            if ids is not None:
+                files[IDS_FILE] = _write_npy(path / IDS_FILE, ids)
+            if attrs is not None:
+                files[ATTRIBUTES_FILE] = _write_parquet(path / ATTRIBUTES_FILE, attrs)
+            from zoolens import __version__
+
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "created_by": f"zoolens {__version__}",
+                "created_at": _now(),
+                "dataset": {"name": str(dataset_name), "num_examples": int(n),
+                            "num_classes": int(n_classes), "class_names": names,
+                            "class_groups": groups, "multilabel": bool(lab.ndim == 2)},
+                "split": {"seed": int(seed), "calibration_fraction": float(calibration_fraction),
+                          "calibration_indices": [int(i) for i in cal]},
+                "files": files,
+                "models": {},
+            }
+            _write_manifest(path, manifest)
+        return cls(path, manifest)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Zoo:
+        """Open an existing zoo (reads only the manifest: fast, no hashing)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ZoolensError(f"{path}: not a zoo (no such folder)")
+        return cls(path, _read_manifest(path))
+
+    def reload(self) -> None:
+        """Re-read the manifest (to see models other processes added or removed)."""
+        self._manifest = _read_manifest(self._path)
+        self._predictions.clear()
+
+    def __repr__(self) -> str:
+        return (f"Zoo({str(self._path)!r}, examples={self.num_examples}, "
+                f"classes={self.num_classes}, models={len(self.models)})")
+
+    # ---------------------------------------------------------------------------- dataset
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the manifest (zoo.json) as read."""
+        return json.loads(json.dumps(self._manifest))
+
+    @property
+    def num_examples(self) -> int:
+        return int(self._manifest["dataset"]["num_examples"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._manifest["dataset"]["num_classes"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._manifest["dataset"]["class_names"])
+
+    @property
+    def dataset_name(self) -> str:
+        return str(self._manifest["dataset"]["name"])
+
+    @property
+    def is_multilabel(self) -> bool:
+        return bool(self._manifest["dataset"].get("multilabel", False))
+
+    @property
+    def class_groups(self) -> dict[str, list[int]]:
+        return {k: list(v) for k, v in self._manifest["dataset"].get("class_groups", {}).items()}
+
+    @property
+    def split_seed(self) -> int:
+        return int(self._manifest["split"]["seed"])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) int64 class ids, or (N, C) uint8 for a multi-label zoo."""
+        if self._labels is None:
+            arr = self._load_npy(LABELS_FILE)
+            expected = ((self.num_examples, self.num_classes) if self.is_multilabel
+                        else (self.num_examples,))
+            if arr.shape != expected:
+                raise ZooCorruptedError(f"{self._path / LABELS_FILE}: shape {arr.shape}, "
+                                        f"manifest says {expected}")
+            self._labels = arr.astype(np.uint8 if self.is_multilabel else np.int64, copy=False)
+        return self._labels
+
+    @property
+    def example_ids(self) -> np.ndarray | None:
+        """(N,) array of str, or None when the zoo has no example ids."""
+        if not self._ids_loaded:
+            self._ids = self._load_npy(IDS_FILE) if IDS_FILE in self._files else None
+            self._ids_loaded = True
+        return self._ids
+
+    @property
+    def attributes(self) -> Any:
+        """pandas.DataFrame with one row per example, or None."""
+        if not self._attributes_loaded:
+            if ATTRIBUTES_FILE in self._files:
+                import pandas as pd
+
+                file = self._path / ATTRIBUTES_FILE
+                self._check_aux_file(ATTRIBUTES_FILE)
+                try:
+                    self._attributes = pd.read_parquet(file)
+                except Exception as exc:
+                    raise ZooCorruptedError(f"{file}: unreadable ({exc})") from None
+            else:
+                self._attributes = None
+            self._attributes_loaded = True
+        return self._attributes
+
+    @property
+    def calibration_indices(self) -> np.ndarray:
+        """Sorted int64 indices of the calibration split (fits temperatures, picks members)."""
+        return np.asarray(self._manifest["split"]["calibration_indices"], dtype=np.int64)
+
+    @property
+    def evaluation_indices(self) -> np.ndarray:
+        """Sorted int64 indices of the evaluation split: every example not in calibration."""
+        mask = np.ones(self.num_examples, dtype=bool)
+        mask[self.calibration_indices] = False
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def set_class_groups(self, groups: Mapping[str, Sequence[int]]) -> None:
+        """Replace the named groups of classes (e.g. "dogs": [151, ..., 268])."""
+        clean = _validate_groups(groups, self.num_classes, self._path)
+
+        def change(manifest: dict[str, Any]) -> None:
+            manifest["dataset"]["class_groups"] = clean
+
+        self._modify(change)
+
+    def set_attributes(self, attributes: Any) -> None:
+        """Store per-example attributes (a DataFrame or dict of columns with N rows)."""
+        df = _validate_attributes(attributes, self.num_examples, self._path)
+
+        def change(manifest: dict[str, Any]) -> None:
+            manifest["files"][ATTRIBUTES_FILE] = _write_parquet(self._path / ATTRIBUTES_FILE, df)
+
+        self._modify(change)
+        self._attributes, self._attributes_loaded = df, True
+
+    def set_example_ids(self, example_ids: Sequence[str] | np.ndarray) -> None:
+        """Store (or replace) the per-example ids (unique strings, N of them)."""
+        ids = _validate_ids(example_ids, self.num_examples, self._path)
+
+        def change(manifest: dict[str, Any]) -> None:
+            manifest["files"][IDS_FILE] = _write_npy(self._path / IDS_FILE, ids)
+
+        self._modify(change)
+        self._ids, self._ids_loaded = ids, True
+
+    # ----------------------------------------------------------------------------- models
+
+    @property
+    def models(self) -> list[str]:
+        """Model names in insertion order."""
+        return list(self._manifest["models"])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._manifest["models"]
+
+    def __len__(self) -> int:
+        return len(self._manifest["models"])
+
+    def _entry(self, name: str) -> dict[str, Any]:
+        try:
+            return self._manifest["models"][name]
+        except KeyError:
+            known = ", ".join(repr(m) for m in self.models[:10]) or "none"
+            more = " ..." if len(self.models) > 10 else ""
+            raise ZoolensError(f"{self._path}: no model named {name!r} (models: {known}{more})"
+                               ) from None
+
+    def card(self, name: str) -> ModelCard:
+        return ModelCard.model_validate(self._entry(name)["card"])
+
+    def kind(self, name: str) -> str:
+        """"logits", "log_probs", "decisions" or "topk"."""
+        return str(self._entry(name)["kind"])
+
+    def has_embeddings(self, name: str) -> bool:
+        return "embeddings" in self._entry(name)["kinds"]
+
+    def model_info(self, name: str) -> dict[str, Any]:
+        """The manifest entry of a model (card, file, sha256, size, kind, dtype, shape ...)."""
+        return json.loads(json.dumps(self._entry(name)))
+
+    def set_card(self, name: str, card: ModelCard | dict[str, Any]) -> None:
+        """Replace a model's card (arrays untouched)."""
+        self._entry(name)
+        new = to_card(card, name)
+
+        def change(manifest: dict[str, Any]) -> None:
+            if name not in manifest["models"]:
+                raise ZoolensError(f"{self._path}: no model named {name!r}")
+            manifest["models"][name]["card"] = new.model_dump(mode="json")
+
+        self._modify(change)
+
+    def add(self, name: str, *, logits: Any = None, probs: Any = None, log_probs: Any = None,
+            decisions: Any = None, counts: Any = None, topk_indices: Any = None,
+            topk_values: Any = None, embeddings: Any = None,
+            card: ModelCard | dict[str, Any] | None = None, dtype: str = "float32",
+            replace: bool = False, source_file: str | None = None) -> None:
+        """Add one model's outputs on all N examples (exactly one kind of output).
+
+        logits      (N, C) any real scores whose softmax is the model's distribution
+        probs       (N, C) probabilities, rows sum to 1  -> stored as log(max(p, 1e-12))
+        log_probs   (N, C) log-probabilities (-inf floored at log 1e-12)
+        counts      (N, C) non-negative vote counts -> fractions -> stored like probs
+        decisions   (N,)   predicted class ids only (no scores)
+        topk_indices, topk_values  (N, k) class ids and their probabilities (k may be 1)
+        embeddings  optional (N, D) pre-logit features
+        dtype       "float32" (exact) or "float16" (half the disk; scores read back as float32)
+
+        Raises ZoolensError with one line naming the model (and ``source_file``) on bad input;
+        the zoo is unchanged then. Warns (ZooWarning) when logits look like probabilities.
+        """
+        where = _where(name, source_file)
+        _validate_name(name, where)
+        if dtype not in DTYPES:
+            raise ZoolensError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not replace and name in self._manifest["models"]:
+            raise ZoolensError(f"{where}: a model with this name is already in the zoo "
+                               "(use replace=True / --replace)")
+        given = {k: v for k, v in (("logits", logits), ("probs", probs),
+                                   ("log_probs", log_probs), ("decisions", decisions),
+                                   ("counts", counts)) if v is not None}
+        if topk_indices is not None or topk_values is not None:
+            given["topk"] = (topk_indices, topk_values)
+        if len(given) != 1:
+            what = ", ".join(given) if given else "nothing"
+            raise ZoolensError(f"{where}: give exactly one of logits, probs, log_probs, counts, "
+                               f"decisions or topk_indices+topk_values (got {what})")
+        (given_kind, value), = given.items()
+        tensors, kind = self._prepare_outputs(given_kind, value, dtype, where)
+        if embeddings is not None:
+            tensors["embeddings"] = self._prepare_float(embeddings, dtype, where, "embeddings",
+                                                        cols=None)
+        card_obj = to_card(card, name)
+
+        n, c = self.num_examples, self.num_classes
+        main = tensors.get("topk_values", tensors.get(kind))
+        entry: dict[str, Any] = {
+            "card": card_obj.model_dump(mode="json"),
+            "kind": kind,
+            "kinds": sorted(tensors),
+            "dtype": str(main.dtype) if kind != "decisions" else "int64",
+            "shape": [int(s) for s in main.shape] if kind != "topk" else [n, c],
+            "topk": int(main.shape[1]) if kind == "topk" else None,
+            "embedding_dim": (int(tensors["embeddings"].shape[1])
+                              if "embeddings" in tensors else None),
+            "stored_from": given_kind,
+            "source_file": source_file,
+        }
+        self._write_model(name, tensors, entry, replace, where)
+
+    def remove(self, name: str) -> None:
+        """Remove a model: the manifest first, then its file."""
+        self._entry(name)
+        removed: list[str] = []
+
+        def change(manifest: dict[str, Any]) -> None:
+            if name not in manifest["models"]:
+                raise ZoolensError(f"{self._path}: no model named {name!r}")
+            removed.append(manifest["models"].pop(name)["file"])
+
+        self._modify(change)
+        self._predictions.pop(name, None)
+        for rel in removed:
+            if not any(e["file"] == rel for e in self._manifest["models"].values()):
+                with contextlib.suppress(OSError):
+                    (self._path / rel).unlink()
+
+    # ---------------------------------------------------------------------------- reading
+
+    def scores(self, name: str, rows: Any = None) -> np.ndarray:
+        """(n, C) float32 scores: logits or log-probabilities (softmax(scores/T) is the model's
+        distribution). For a top-k model: log of the full distribution, the listed
+        probabilities at their classes and the remaining mass 1 - sum(values) spread evenly
+        over the other C - k classes, floored at 1e-12. Decision-only models raise.
+        ``rows``: None (all), a slice (reads only those rows), an index array or a bool mask.
+        """
+        kind = self.kind(name)
+        if kind == "decisions":
+            raise ZoolensError(f"model {name!r} is decision-only (predicted classes, no "
+                               "scores); use predictions()")
+        index = self._rows(rows, name)
+        if kind == "topk":
+            values = np.asarray(self._tensor(name, "topk_values")[index], dtype=np.float32)
+            indices = np.asarray(self._tensor(name, "topk_indices")[index], dtype=np.int64)
+            return _topk_to_log_probs(values, indices, self.num_classes)
+        return np.asarray(self._tensor(name, kind)[index], dtype=np.float32)
+
+    def predictions(self, name: str) -> np.ndarray:
+        """(N,) int64 top-1 class: argmax of the scores (lowest index on ties, as numpy's
+        argmax), or the stored decisions of a decision-only model."""
+        file = self._entry(name)["file"]
+        cached = self._predictions.get(name)
+        if cached is not None and cached[0] == file:
+            return cached[1].copy()
+        kind = self.kind(name)
+        if kind == "decisions":
+            pred = np.asarray(self._tensor(name, "decisions"), dtype=np.int64).copy()
+        else:
+            pred = np.empty(self.num_examples, dtype=np.int64)
+            for s in _row_chunks(self.num_examples, self.num_classes):
+                if kind == "topk":
+                    block = self.scores(name, s)
+                else:  # argmax of the stored values: no float32 copy needed
+                    block = np.asarray(self._tensor(name, kind)[s])
+                pred[s] = np.argmax(block, axis=1)
+        self._predictions[name] = (file, pred)
+        return pred.copy()
+
+    def embeddings(self, name: str, rows: Any = None) -> np.ndarray:
+        """(n, D) float32 pre-logit embeddings; ZoolensError if the model has none."""
+        if not self.has_embeddings(name):
+            raise ZoolensError(f"model {name!r} has no embeddings in {self._path}")
+        return np.asarray(self._tensor(name, "embeddings")[self._rows(rows, name)],
+                          dtype=np.float32)
+
+    def raw(self, name: str, tensor: str) -> np.ndarray:
+        """The stored tensor as a read-only memory map (no copy, stored dtype)."""
+        if tensor not in self._entry(name)["kinds"]:
+            raise ZoolensError(f"model {name!r} has no tensor {tensor!r} "
+                               f"(has {', '.join(self._entry(name)['kinds'])})")
+        return self._tensor(name, tensor)
+
+    def accuracy(self, name: str, rows: Any = None) -> float:
+        """Top-1 accuracy over ``rows`` (default all examples); multi-label: the top-1 is one
+        of the valid labels."""
+        pred = self.predictions(name)
+        index = self._rows(rows, name)
+        pred, labels = pred[index], self.labels[index]
+        if self.is_multilabel:
+            right = labels[np.arange(len(pred)), pred] > 0
+        else:
+            right = pred == labels
+        return float(np.mean(right)) if len(right) else float("nan")
+
+    # ------------------------------------------------------------------------- integrity
+
+    def file_hashes(self) -> dict[str, str]:
+        """File name (relative to the zoo) -> sha256, for every file the manifest records."""
+        out = {rel: info["sha256"] for rel, info in self._files.items()}
+        for entry in self._manifest["models"].values():
+            out[entry["file"]] = entry["sha256"]
+        return out
+
+    def verify(self, progress: bool = False) -> None:
+        """Hash every file and check its format; ZooCorruptedError naming each bad file (and
+        its model). Also reports model files present on disk but not in the manifest."""
+        problems: list[str] = []
+        items: list[tuple[str, str | None, str, int | None]] = [
+            (rel, None, info["sha256"], info.get("size")) for rel, info in self._files.items()]
+        items += [(e["file"], name, e["sha256"], e.get("size"))
+                  for name, e in self._manifest["models"].items()]
+        iterable: Any = items
+        if progress:
+            from zoolens.progress import track
+
+            iterable = track(items, description="verify", unit="files")
+        for rel, model, sha, size in iterable:
+            file = self._path / rel
+            label = f"{file}" + (f" (model {model!r})" if model is not None else "")
+            if not file.is_file():
+                problems.append(f"{label} is missing")
+                continue
+            actual_size = file.stat().st_size
+            if size is not None and actual_size != size:
+                problems.append(f"{label} has {actual_size} bytes, recorded {size} "
+                                "(truncated or modified)")
+                continue
+            if _sha256_file(file) != sha:
+                problems.append(f"{label} does not match its recorded sha256 (corrupted)")
+                continue
+            if model is not None:
+                try:
+                    self._check_tensors(model, file)
+                except ZooCorruptedError as exc:
+                    problems.append(str(exc))
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ZooCorruptedError(f"{len(problems)} bad file(s) in zoo {self._path}: "
+                                    + "; ".join(problems[:3]) + more)
+
+    def orphan_files(self) -> list[Path]:
+        """Files in models/ that no manifest entry points to (left by a crash)."""
+        known = {e["file"] for e in self._manifest["models"].values()}
+        folder = self._path / MODELS_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir()
+                      if f"{MODELS_DIR}/{p.name}" not in known)
+
+    # ---------------------------------------------------------------------------- internals
+
+    @property
+    def _files(self) -> dict[str, Any]:
+        return self._manifest.get("files", {})
+
+    def _load_npy(self, rel: str) -> np.ndarray:
+        self._check_aux_file(rel)
+        file = self._path / rel
+        try:
+            return np.load(file, allow_pickle=False)
+        except FileNotFoundError:
+            raise ZooCorruptedError(f"{file} is missing") from None
+        except Exception as exc:
+            raise ZooCorruptedError(f"{file}: unreadable ({exc})") from None
+
+    def _check_aux_file(self, rel: str) -> None:
+        info = self._files.get(rel)
+        if info is None:
+            return
+        self._check_file(self._path / rel, info, None)
+
+    def _check_file(self, file: Path, info: Mapping[str, Any], model: str | None) -> None:
+        """Re-hash ``file`` if its size or mtime differs from the manifest's record."""
+        label = f"{file}" + (f" (model {model!r})" if model is not None else "")
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            raise ZooCorruptedError(f"{label} is missing") from None
+        if st.st_size == info.get("size") and st.st_mtime_ns == info.get("mtime_ns"):
+            return
+        key = (str(file), st.st_size, st.st_mtime_ns)
+        if key in self._rehashed:
+            return
+        if st.st_size != info.get("size"):
+            raise ZooCorruptedError(f"{label} has {st.st_size} bytes, recorded "
+                                    f"{info.get('size')} (truncated or modified)")
+        if _sha256_file(file) != info["sha256"]:
+            raise ZooCorruptedError(f"{label} does not match its recorded sha256 (corrupted "
+                                    "or modified since it was added)")
+        self._rehashed.add(key)
+
+    def _tensor(self, name: str, tensor: str) -> np.ndarray:
+        entry = self._entry(name)
+        file = self._path / entry["file"]
+        if not file.exists():
+            # Another process may have replaced or removed the model: look again once.
+            self.reload()
+            entry = self._entry(name)
+            file = self._path / entry["file"]
+        self._check_file(file, entry, name)
+        st = file.stat()
+        cached = self._headers.get(entry["file"])
+        if cached is None or cached[0] != (st.st_size, st.st_mtime_ns):
+            data_start, header = _read_safetensors_header(file, name)
+            cached = ((st.st_size, st.st_mtime_ns), data_start, header)
+            self._headers[entry["file"]] = cached
+        _, data_start, header = cached
+        if tensor not in header:
+            raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
+        return _memmap_tensor(file, data_start, header[tensor])
+
+    def _check_tensors(self, name: str, file: Path) -> None:
+        entry = self._entry(name)
+        _, header = _read_safetensors_header(file, name)
+        for tensor in entry["kinds"]:
+            if tensor not in header:
+                raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
+            if int(header[tensor]["shape"][0]) != self.num_examples:
+                raise ZooCorruptedError(f"model {name!r}: file {file}: tensor {tensor!r} has "
+                                        f"{header[tensor]['shape'][0]} rows, zoo has "
+                                        f"{self.num_examples}")
+
+    def _rows(self, rows: Any, name: str) -> Any:
+        n = self.num_examples
+        if rows is None:
+            return slice(None)
+        if isinstance(rows, slice):
+            return rows
+        if isinstance(rows, (int, np.integer)):
+            rows = [int(rows)]
+        idx = np.asarray(rows)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise ZoolensError(f"model {name!r}: boolean row mask has shape {idx.shape}, "
+                                   f"expected ({n},)")
+            return np.flatnonzero(idx)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise ZoolensError(f"model {name!r}: rows must be a slice, a 1-D integer array or "
+                               "a boolean mask")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise ZoolensError(f"model {name!r}: row index out of range [0, {n})")
+        return idx
+
+    def _prepare_outputs(self, kind: str, value: Any, dtype: str,
+                         where: str) -> tuple[dict[str, np.ndarray], str]:
+        c = self.num_classes
+        if kind == "decisions":
+            arr = _to_numpy(value, f"{where}: decisions")
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            self._check_rows(arr, where, "decisions", ndim=1)
+            if not _is_integral(arr):
+                raise ZoolensError(f"{where}: decisions must be integer class ids")
+            arr = arr.astype(np.int64)
+            _check_class_range(arr, c, where, "decisions")
+            return {"decisions": np.ascontiguousarray(arr)}, "decisions"
+        if kind == "topk":
+            return self._prepare_topk(value[0], value[1], dtype, where), "topk"
+        arr = _to_numpy(value, f"{where}: {kind}")
+        self._check_rows(arr, where, kind, ndim=2)
+        if arr.shape[1] != c:
+            raise ZoolensError(f"{where}: {kind} have {arr.shape[1]} classes (columns), the zoo "
+                               f"has {c}")
+        if arr.dtype.kind not in "fiub":
+            raise ZoolensError(f"{where}: {kind} must be numbers, got {arr.dtype}")
+        if kind == "log_probs":
+            arr = np.array(arr, dtype=np.float32)
+            if np.isnan(arr).any() or np.isposinf(arr).any():
+                raise ZoolensError(f"{where}: log_probs contain NaN or +inf")
+            np.maximum(arr, np.float32(LOG_PROB_FLOOR), out=arr)
+            lse = _logsumexp_rows(arr)
+            tol = _sum_tolerance(c, np.asarray(value).dtype if hasattr(value, "dtype")
+                                 else np.float32)
+            if arr.max() > tol or np.abs(np.expm1(lse)).max() > tol:
+                bad = int(np.argmax(np.abs(lse)))
+                raise ZoolensError(f"{where}: log_probs are not log-probabilities (row {bad}: "
+                                   f"exp sums to {math.exp(lse[bad]):.6g}); declare logits?")
+            return {"log_probs": _cast(arr, dtype, where, "log_probs")}, "log_probs"
+        if not _all_finite(arr):
+            raise ZoolensError(f"{where}: {kind} contain NaN or inf values")
+        if kind == "logits":
+            if _looks_like_probs(arr):
+                warnings.warn(f"{where}: declared logits, but every row is non-negative and "
+                              "sums to 1: these look like probabilities (use probs / --kind "
+                              "probs)", ZooWarning, stacklevel=3)
+            return {"logits": _cast(arr, dtype, where, "logits")}, "logits"
+        if kind == "counts":
+            if arr.min() < 0:
+                raise ZoolensError(f"{where}: counts must be non-negative (min {arr.min()})")
+            sums = arr.astype(np.float64).sum(axis=1)
+            if (sums <= 0).any():
+                raise ZoolensError(f"{where}: counts row {int(np.argmax(sums <= 0))} is all "
+                                   "zero (no votes)")
+            probs = arr / sums[:, None]
+            return {"log_probs": _cast(_probs_to_log(probs), dtype, where, "counts")}, \
+                "log_probs"
+        # probs
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise ZoolensError(f"{where}: probs must lie in [0, 1] (found {lo:.6g} .. {hi:.6g});"
+                               " are these logits or counts?")
+        tol = _sum_tolerance(c, arr.dtype)
+        for s in _row_chunks(arr.shape[0], c):
+            dev = np.abs(arr[s].astype(np.float64).sum(axis=1) - 1.0)
+            if dev.max() > tol:
+                bad = s.start + int(np.argmax(dev))
+                raise ZoolensError(f"{where}: probs rows must sum to 1 (row {bad} sums to "
+                                   f"{float(arr[bad].astype(np.float64).sum()):.6g}); are "
+                                   "these counts (--kind counts) or a column range that "
+                                   "includes other columns?")
+        return {"log_probs": _cast(_probs_to_log(arr), dtype, where, "probs")}, "log_probs"
+
+    def _prepare_topk(self, indices: Any, values: Any, dtype: str,
+                      where: str) -> dict[str, np.ndarray]:
+        c = self.num_classes
+        if indices is None or values is None:
+            raise ZoolensError(f"{where}: top-k needs both topk_indices and topk_values")
+        idx = _to_numpy(indices, f"{where}: topk_indices")
+        val = _to_numpy(values, f"{where}: topk_values")
+        if idx.ndim == 1:
+            idx = idx[:, None]
+        if val.ndim == 1:
+            val = val[:, None]
+        self._check_rows(idx, where, "topk_indices", ndim=2)
+        self._check_rows(val, where, "topk_values", ndim=2)
+        if idx.shape != val.shape:
+            raise ZoolensError(f"{where}: topk_indices {idx.shape} and topk_values {val.shape} "
+                               "differ in shape")
+        k = idx.shape[1]
+        if k > c:
+            raise ZoolensError(f"{where}: top-{k} but the zoo has only {c} classes")
+        if not _is_integral(idx):
+            raise ZoolensError(f"{where}: topk_indices must be integer class ids")
+        idx = idx.astype(np.int64)
+        _check_class_range(idx, c, where, "topk_indices")
+        if k > 1:
+            srt = np.sort(idx, axis=1)
+            dup = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+            if dup.any():
+                raise ZoolensError(f"{where}: topk_indices row {int(np.argmax(dup))} lists a "
+                                   "class twice")
+        if not _all_finite(val):
+            raise ZoolensError(f"{where}: topk_values contain NaN or inf values")
+        if val.min() < -1e-6 or val.max() > 1 + 1e-6:
+            raise ZoolensError(f"{where}: topk_values must be probabilities in [0, 1] "
+                               f"(found {float(val.min()):.6g} .. {float(val.max()):.6g})")
+        sums = val.astype(np.float64).sum(axis=1)
+        tol = _sum_tolerance(c, val.dtype)
+        if sums.max() > 1 + tol:
+            raise ZoolensError(f"{where}: topk_values row {int(np.argmax(sums))} sums to "
+                               f"{sums.max():.6g} > 1")
+        if k < c:
+            spread = np.clip(1.0 - sums, 0.0, None) / (c - k)
+            if (val.astype(np.float64).max(axis=1) < spread - 1e-9).any():
+                warnings.warn(f"{where}: in some rows every listed probability is below the "
+                              "mass left for each unlisted class: is this really a top-k "
+                              "list?", ZooWarning, stacklevel=4)
+        val = np.clip(val.astype(np.float32), 0.0, 1.0)
+        return {"topk_indices": np.ascontiguousarray(idx),
+                "topk_values": _cast(val, dtype, where, "topk_values")}
+
+    def _prepare_float(self, value: Any, dtype: str, where: str, what: str,
+                       cols: int | None) -> np.ndarray:
+        arr = _to_numpy(value, f"{where}: {what}")
+        self._check_rows(arr, where, what, ndim=2)
+        if cols is not None and arr.shape[1] != cols:
+            raise ZoolensError(f"{where}: {what} have {arr.shape[1]} columns, expected {cols}")
+        if not _all_finite(arr):
+            raise ZoolensError(f"{where}: {what} contain NaN or inf values")
+        return _cast(arr, dtype, where, what)
+
+    def _check_rows(self, arr: np.ndarray, where: str, what: str, ndim: int) -> None:
+        if arr.size == 0:
+            raise ZoolensError(f"{where}: {what} is empty (shape {arr.shape})")
+        if arr.ndim != ndim:
+            expect = "(N,)" if ndim == 1 else "(N, columns)"
+            raise ZoolensError(f"{where}: {what} must be {ndim}-D {expect}, got shape "
+                               f"{arr.shape}")
+        if arr.shape[0] != self.num_examples:
+            raise ZoolensError(f"{where}: {what} have {arr.shape[0]} rows, the zoo has "
+                               f"{self.num_examples} examples")
+
+    def _write_model(self, name: str, tensors: dict[str, np.ndarray], entry: dict[str, Any],
+                     replace: bool, where: str) -> None:
+        from safetensors.numpy import save_file
+
+        models_dir = self._path / MODELS_DIR
+        models_dir.mkdir(exist_ok=True)
+        with _lock(self._path):
+            manifest = _read_manifest(self._path)
+            old = manifest["models"].get(name)
+            if old is not None and not replace:
+                raise ZoolensError(f"{where}: a model with this name is already in the zoo "
+                                   "(use replace=True / --replace)")
+            tmp = models_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.safetensors"
+            final: Path | None = None
+            try:
+                save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
+                          metadata={"zoolens_format": str(FORMAT_VERSION),
+                                    "kind": entry["kind"]})
+                fsync_file(tmp)
+                sha = _sha256_file(tmp)
+                rel = f"{MODELS_DIR}/{model_file_name(name, sha)}"
+                final = self._path / rel
+                same_file = old is not None and old["file"] == rel
+                if same_file:
+                    tmp.unlink()  # identical content under the same name: nothing to write
+                else:
+                    os.replace(tmp, final)
+                    fsync_dir(models_dir)
+                st = final.stat()
+                entry.update({"file": rel, "sha256": sha, "size": st.st_size,
+                              "mtime_ns": st.st_mtime_ns, "added_at": _now()})
+                models = dict(manifest["models"])
+                models[name] = entry  # a replaced model keeps its position
+                manifest["models"] = models
+                try:
+                    _write_manifest(self._path, manifest)
+                except BaseException:
+                    if not same_file:
+                        with contextlib.suppress(OSError):
+                            final.unlink()
+                    raise
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            self._manifest = manifest
+            self._predictions.pop(name, None)
+            if old is not None and old["file"] != rel and not any(
+                    e["file"] == old["file"] for e in manifest["models"].values()):
+                with contextlib.suppress(OSError):
+                    (self._path / old["file"]).unlink()
+
+    def _modify(self, change: Any) -> None:
+        """Apply ``change(manifest)`` under the lock to a freshly read manifest; write it."""
+        with _lock(self._path):
+            manifest = _read_manifest(self._path)
+            change(manifest)
+            _write_manifest(self._path, manifest)
+            self._manifest = manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# module-level helpers
+
+
+def _where(name: Any, source_file: str | None) -> str:
+    label = f"model {name!r}"
+    return f"{source_file}: {label}" if source_file else label
+
+
+def _validate_name(name: Any, where: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ZoolensError(f"{where}: the model name must be a non-empty string")
+    if any(ch in name for ch in "\n\r\0"):
+        raise ZoolensError(f"{where}: the model name must be one line")
+    if len(name) > 512:
+        raise ZoolensError(f"{where}: the model name is longer than 512 characters")
+
+
+def _check_class_range(arr: np.ndarray, c: int, where: str, what: str) -> None:
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= c:
+        bad = lo if lo < 0 else hi
+        raise ZoolensError(f"{where}: {what} contain class id {bad}, outside [0, {c}) "
+                           "(1-based labels? use a label offset of 1)")
+
+
+def _cast(arr: np.ndarray, dtype: str, where: str, what: str) -> np.ndarray:
+    if dtype == "float16":
+        peak = max(abs(float(arr.min())), abs(float(arr.max())))
+        if peak > FLOAT16_MAX:
+            raise ZoolensError(f"{where}: {what} reach {peak:.6g}, beyond float16's range "
+                               f"({FLOAT16_MAX}); store as float32")
+        return np.ascontiguousarray(arr, dtype=np.float16)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _topk_to_log_probs(values: np.ndarray, indices: np.ndarray, num_classes: int) -> np.ndarray:
+    """log of the full distribution from top-k (indices, probabilities) rows; the remaining
+    mass is spread evenly over the unlisted classes; floored at 1e-12."""
+    n, k = values.shape
+    rest = np.clip(1.0 - values.astype(np.float64).sum(axis=1), 0.0, None)
+    spread = rest / (num_classes - k) if num_classes > k else np.zeros(n)
+    full = np.repeat(spread[:, None], num_classes, axis=1)
+    np.put_along_axis(full, indices, values.astype(np.float64), axis=1)
+    return np.log(np.maximum(full, PROB_FLOOR)).astype(np.float32)
+
+
+def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes: int | None,
+                     path: Path) -> tuple[np.ndarray, int]:
+    arr = _to_numpy(labels, f"{path}: labels")
+    if arr.size == 0:
+        raise ZoolensError(f"{path}: labels are empty")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 2:  # multi-label 0/1 matrix
+        if not _is_integral(arr) or arr.min() < 0 or arr.max() > 1:
+            raise ZoolensError(f"{path}: multi-label labels must be a 0/1 matrix")
+        c = arr.shape[1]
+        if class_names is not None and len(class_names) != c:
+            raise ZoolensError(f"{path}: {len(class_names)} class names for {c} label columns")
+        return np.ascontiguousarray(arr, dtype=np.uint8), c
+    if arr.ndim != 1:
+        raise ZoolensError(f"{path}: labels must be (N,) class ids or an (N, C) 0/1 matrix, "
+                           f"got shape {arr.shape}")
+    if not _is_integral(arr):
+        raise ZoolensError(f"{path}: labels must be integer class ids (found non-integer, NaN "
+                           "or inf values)")
+    arr = arr.astype(np.int64)
+    if class_names is not None:
+        c = len(class_names)
+        if num_classes is not None and num_classes != c:
+            raise ZoolensError(f"{path}: {c} class names but num_classes={num_classes}")
+    elif num_classes is not None:
+        c = int(num_classes)
+    else:
+        c = int(arr.max()) + 1
+    if c < 2 and class_names is None and num_classes is None:
+        c = 2
+    _check_class_range(arr, c, f"{path}: labels", "labels")
+    return np.ascontiguousarray(arr), c
+
+
+def _validate_ids(ids: Any, n: int, path: Path) -> np.ndarray:
+    arr = np.asarray([str(x) for x in np.asarray(ids, dtype=object).ravel()], dtype=str)
+    if arr.shape != (n,):
+        raise ZoolensError(f"{path}: {arr.shape[0]} example ids for {n} examples")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise ZoolensError(f"{path}: example id {uniq[np.argmax(counts > 1)]!r} occurs "
+                           f"{int(counts.max())} times; ids must be unique")
+    return arr
+
+
+def _validate_groups(groups: Mapping[str, Sequence[int]], c: int,
+                     path: Path) -> dict[str, list[int]]:
+    clean: dict[str, list[int]] = {}
+    for key, members in dict(groups).items():
+        idx = [int(i) for i in members]
+        if not idx:
+            raise ZoolensError(f"{path}: class group {key!r} is empty")
+        if min(idx) < 0 or max(idx) >= c:
+            raise ZoolensError(f"{path}: class group {key!r} has a class id outside [0, {c})")
+        clean[str(key)] = idx
+    return clean
+
+
+def _validate_attributes(attributes: Any, n: int, path: Path) -> Any:
+    import pandas as pd
+
+    df = attributes if isinstance(attributes, pd.DataFrame) else pd.DataFrame(attributes)
+    if len(df) != n:
+        raise ZoolensError(f"{path}: attributes have {len(df)} rows, the zoo has {n} examples")
+    df = df.reset_index(drop=True)
+    df.columns = [str(c) for c in df.columns]
+    return df
+
+
+def _file_record(file: Path) -> dict[str, Any]:
+    st = file.stat()
+    return {"sha256": _sha256_file(file), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _write_npy(file: Path, arr: np.ndarray) -> dict[str, Any]:
+    with atomic_path(file) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+    return _file_record(file)
+
+
+def _write_parquet(file: Path, df: Any) -> dict[str, Any]:
+    with atomic_path(file) as tmp:
+        try:
+            df.to_parquet(tmp, index=False)
+        except Exception as exc:
+            raise ZoolensError(f"{file}: attributes cannot be stored as Parquet ({exc})") from None
+    return _file_record(file)
+
+
+class _lock:
+    """The zoo's writer lock (a ``filelock.FileLock`` on ``.zoo.lock``)."""
+
+    def __init__(self, path: Path):
+        from filelock import FileLock
+
+        self._lock = FileLock(str(Path(path) / LOCK_FILE), timeout=LOCK_TIMEOUT_S)
+        self._path = path
+
+    def __enter__(self) -> _lock:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise ZoolensError(f"{self._path}: zoo is locked by another writer for more than "
+                               f"{LOCK_TIMEOUT_S:.0f} s ({self._path / LOCK_FILE})") from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    file = path / MANIFEST
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ZoolensError(f"{path}: not a zoo (no {MANIFEST}; create one with "
+                           "`zoolens import ZOO FILE --create --labels LABELS`)") from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ZooCorruptedError(f"{file}: unreadable manifest ({exc})") from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ZooCorruptedError(f"{file}: corrupted manifest ({exc.msg} at line {exc.lineno})"
+                                ) from None
+    if not isinstance(manifest, dict) or not {"format_version", "dataset", "split",
+                                              "models"} <= set(manifest):
+        raise ZooCorruptedError(f"{file}: not a zoolens manifest (missing format_version, "
+                                "dataset, split or models)")
+    version = manifest["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ZoolensError(f"{file}: zoo format_version {version} is newer than this zoolens "
+                           f"supports ({FORMAT_VERSION}); upgrade zoolens")
+    manifest.setdefault("files", {})
+    return manifest
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write zoo.json atomically; the long index list stays on one line (readable diffs)."""
+    placeholder = "@@calibration_indices@@"
+    split = dict(manifest["split"])
+    indices = split["calibration_indices"]
+    split["calibration_indices"] = placeholder
+    text = json.dumps({**manifest, "split": split}, indent=2, ensure_ascii=False)
+    text = text.replace(json.dumps(placeholder), json.dumps(indices, separators=(",", ":")), 1)
+    atomic_write_bytes(path / MANIFEST, (text + "\n").encode("utf-8"))
+
