@@ -1,0 +1,143 @@
+"""The result tables of ``zoolens analyze`` and their atomic writing (DESIGN.md sec. 5).
+
+Column names are a contract with the report (CONTRACTS.md, "Result tables"): the constants
+below are the single place they are spelled, and :func:`write_results` refuses a table
+whose columns differ. Each table is written as CSV (no comment lines) and Parquet; every
+file goes to a temporary file in the output folder, is fsynced and then renamed into place,
+and ``summary.json`` is written last, so a crash never leaves a half-written table behind a
+summary that describes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoolens.errors import ZoolensError
+
+TABLE_VERSION = 1
+FORMAT_VERSION = 1
+
+MODELS_COLUMNS = [
+    "model", "arch", "framework", "pretrain_data", "head", "category",
+    "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_all", "temperature",
+    "nll_before", "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n",
+]
+PAIRS_COLUMNS = [
+    "model_a", "model_b", "category", "acc_a", "acc_b",
+    "error_inconsistency", "error_inconsistency_lo", "error_inconsistency_hi",
+    "both_right", "both_wrong", "error_consistency", "dominance_ab", "dominance_ba",
+    "ensemble_acc", "ensemble_acc_lo", "ensemble_acc_hi",
+    "ensemble_gain", "ensemble_gain_lo", "ensemble_gain_hi",
+    "conversion_rate", "neither_conversion", "mcnemar_p", "paired_bootstrap_p",
+]
+SPECIALIZATION_COLUMNS = [
+    "model_a", "model_b", "group_type", "group", "n", "acc_a", "acc_b",
+    "error_inconsistency", "only_a_right", "only_b_right",
+    "mean_theta_only_a", "mean_theta_only_b",
+]
+GREEDY_COLUMNS = ["start", "step", "added", "members", "calibration_acc", "evaluation_acc",
+                  "kept"]
+THETA_COLUMNS = ["model_a", "model_b", "outcome", "bin_lo", "bin_hi", "count"]
+RELIABILITY_COLUMNS = ["model", "stage", "bin", "bin_lo", "bin_hi", "count",
+                       "mean_confidence", "accuracy"]
+INTERPOLATION_COLUMNS = ["model_a", "model_b", "mode", "weight", "ensemble_acc"]
+
+TABLE_COLUMNS: dict[str, list[str]] = {
+    "models": MODELS_COLUMNS,
+    "pairs": PAIRS_COLUMNS,
+    "specialization": SPECIALIZATION_COLUMNS,
+    "greedy": GREEDY_COLUMNS,
+    "theta": THETA_COLUMNS,
+    "reliability": RELIABILITY_COLUMNS,
+    "interpolation": INTERPOLATION_COLUMNS,
+}
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """A table with the contracted columns and no rows."""
+    return pd.DataFrame({column: [] for column in TABLE_COLUMNS[name]})
+
+
+def check_columns(name: str, frame: pd.DataFrame) -> None:
+    """Raise AssertionError (a bug, not user error) when ``frame`` breaks the column contract."""
+    expected = TABLE_COLUMNS[name]
+    if list(frame.columns) != expected:
+        raise AssertionError(f"table {name}: columns {list(frame.columns)} != {expected}")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars/arrays unwrapped, NaN and inf written as null."""
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(item) for item in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return str(value)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via ``write(tmp)`` to a temp file beside ``path``, fsync, then rename into place."""
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Atomically write ``payload`` as indented JSON (NaN -> null)."""
+    text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n"
+    _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool = True) -> None:
+    """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``."""
+    check_columns(name, frame)
+    out_dir = Path(out_dir)
+    _atomic_write(out_dir / f"{name}.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    if parquet:
+        _atomic_write(out_dir / f"{name}.parquet",
+                      lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame],
+                  summary: Mapping[str, Any], *, parquet: bool = True) -> Path:
+    """Write every table, then ``summary.json`` last; returns the output folder."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZoolensError(f"{out}: cannot create the output folder ({exc.strerror})") from exc
+    if not out.is_dir():
+        raise ZoolensError(f"{out}: exists and is not a folder")
+    for name, frame in tables.items():
+        write_table(out, name, frame, parquet=parquet)
+    write_json(out / "summary.json", summary)
+    return out
