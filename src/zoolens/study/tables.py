@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens.errors import ZoolensError
+from zoolens.zoo._atomic import atomic_write_with
 
 TABLE_VERSION = 1
 FORMAT_VERSION = 1
@@ -96,34 +96,19 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via ``write(tmp)`` to a temp file beside ``path``, fsync, then rename into place."""
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Atomically write ``payload`` as indented JSON (NaN -> null)."""
     text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n"
-    _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write_with(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool = True) -> None:
     """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``."""
     check_columns(name, frame)
     out_dir = Path(out_dir)
-    _atomic_write(out_dir / f"{name}.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write_with(out_dir / f"{name}.csv", lambda tmp: frame.to_csv(tmp, index=False))
     if parquet:
-        _atomic_write(out_dir / f"{name}.parquet",
+        atomic_write_with(out_dir / f"{name}.parquet",
                       lambda tmp: frame.to_parquet(tmp, index=False))
 
 
