@@ -1,5 +1,341 @@
-"""CLI commands of this group (registered on the shared app)."""
+"""Zoo commands: ``zoolens import``, ``zoolens info``, ``zoolens remove``, ``zoolens verify``."""
 
 from __future__ import annotations
 
-from zoolens.cli._app import app, handle_errors  # noqa: F401
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from zoolens.cli._app import app, handle_errors
+from zoolens.errors import ZoolensError
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+
+
+def _parse_hparams(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ZoolensError(f"--hparam {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _read_card_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ZoolensError(f"{path}: card file not found") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise ZoolensError(f"{path}: unreadable card ({' '.join(str(exc).split())[:200]})"
+                           ) from None
+    if not isinstance(data, dict):
+        raise ZoolensError(f"{path}: a card file must hold a mapping of card fields")
+    return data
+
+
+def _class_names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    return [v.strip() for v in value.split(",")]
+
+
+def _column(value: str | None) -> str | int | None:
+    if value is None:
+        return None
+    return int(value) if value.strip().lstrip("-").isdigit() else value
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    zoo: Path = typer.Argument(..., help="Zoo folder (created with --create)."),
+    file: Path = typer.Argument(..., help="Outputs file: .npy .npz .safetensors .pt .csv .tsv"),
+    name: str = typer.Option(..., "--name", "-n", help="Model name in the zoo (free text)."),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", "-k",
+        help="logits | probs | log_probs | counts | decisions | topk (detected when omitted)."),
+    key: Optional[str] = typer.Option(
+        None, "--key", help="Array in an npz/safetensors/pt file (top-k: INDICES,VALUES)."),
+    columns: Optional[str] = typer.Option(
+        None, "--columns", help="Columns A:B of a table, 0-based, B excluded (e.g. 11:21)."),
+    label_column: Optional[str] = typer.Option(
+        None, "--label-column",
+        help="CSV column with each row's label: checked against the zoo's (or, with --create "
+             "and no --labels, used as the labels)."),
+    label_offset: int = typer.Option(
+        0, "--label-offset", help="Subtracted from labels read from files (1 for 1-based)."),
+    id_column: Optional[str] = typer.Option(
+        None, "--id-column",
+        help="CSV column with example ids: rows are joined to the zoo's ids (with --create: "
+             "they become the zoo's ids)."),
+    header: Optional[bool] = typer.Option(
+        None, "--header/--no-header", help="CSV header row (default: detected)."),
+    topk_layout: str = typer.Option(
+        "blocks", "--topk-layout",
+        help="Top-k tables without telling header names: 'blocks' (k ids then k probs) or "
+             "'pairs' (id, prob, id, prob ...)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a model of the same name."),
+    float16: bool = typer.Option(False, "--float16", help="Store scores as float16."),
+    embeddings: Optional[Path] = typer.Option(
+        None, "--embeddings", help="Optional (N, D) embeddings file (npy/npz/safetensors/pt)."),
+    embeddings_key: Optional[str] = typer.Option(None, "--embeddings-key"),
+    card_file: Optional[Path] = typer.Option(
+        None, "--card", help="Model card as JSON or YAML (options below override it)."),
+    arch: Optional[str] = typer.Option(None, "--arch"),
+    arch_family: Optional[str] = typer.Option(None, "--arch-family"),
+    framework: Optional[str] = typer.Option(
+        None, "--framework", help="supervised, contrastive, distilled, zero-shot, human ..."),
+    pretrain_data: Optional[str] = typer.Option(None, "--pretrain-data"),
+    head: Optional[str] = typer.Option(None, "--head"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    source: Optional[str] = typer.Option(None, "--source", help="Default: the file path."),
+    category: Optional[str] = typer.Option(None, "--category",
+                                           help="Explicit category override."),
+    notes: Optional[str] = typer.Option(None, "--notes"),
+    hparam: list[str] = typer.Option([], "--hparam", help="KEY=VALUE (repeatable)."),
+    create: bool = typer.Option(False, "--create", help="Create the zoo first."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", help="With --create: labels file (npy, npz, pt, CSV)."),
+    labels_key: Optional[str] = typer.Option(None, "--labels-key",
+                                             help="Array holding the labels in --labels."),
+    labels_column: Optional[str] = typer.Option(None, "--labels-column",
+                                                help="CSV column holding the labels in --labels."),
+    class_names: Optional[str] = typer.Option(
+        None, "--class-names", help="With --create: comma-separated names, or a text file."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes",
+                                              help="With --create (default: max label + 1)."),
+    dataset_name: str = typer.Option("dataset", "--dataset-name"),
+    calibration_fraction: float = typer.Option(0.2, "--calibration-fraction"),
+    split_seed: int = typer.Option(0, "--split-seed"),
+) -> None:
+    """Import one model's outputs from a file into a zoo (optionally creating the zoo).
+
+    Example: zoolens import cifar.zoo densenet.csv --name densenet --kind probs
+    --columns 11:21 --create --labels densenet.csv --labels-column 0 --arch densenet-bc
+    """
+    from zoolens.progress import info
+    from zoolens.zoo.importers import import_file, read_labels
+    from zoolens.zoo.store import Zoo
+
+    card: dict[str, Any] = _read_card_file(card_file) if card_file else {}
+    overrides = {"arch": arch, "arch_family": arch_family, "framework": framework,
+                 "pretrain_data": pretrain_data, "head": head, "seed": seed,
+                 "source": source, "category": category, "notes": notes}
+    card.update({k: v for k, v in overrides.items() if v is not None})
+    if hparam:
+        card["hparams"] = {**card.get("hparams", {}), **_parse_hparams(hparam)}
+    card.setdefault("source", str(file))
+    header_arg = header
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if create:
+            from zoolens.zoo.store import MANIFEST
+
+            if (zoo / MANIFEST).exists():
+                raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
+            ids = None
+            if labels is not None:
+                y = read_labels(labels, key=labels_key, column=_column(labels_column),
+                                header=header_arg, offset=label_offset)
+                if id_column is not None:
+                    ids = _file_ids(file, id_column, header_arg)
+            elif label_column is not None:
+                y, ids = _labels_from_table(file, label_column, label_offset, id_column,
+                                            header_arg)
+            else:
+                raise ZoolensError("--create needs --labels FILE or --label-column C")
+            Zoo.create(zoo, y, class_names=_class_names(class_names), num_classes=num_classes,
+                       dataset_name=dataset_name, calibration_fraction=calibration_fraction,
+                       seed=split_seed, example_ids=ids)
+            info(f"created zoo {zoo} ({len(y)} examples)")
+        target = Zoo.open(zoo)
+        stored = import_file(
+            target, file, name, kind=kind, key=key, columns=columns,
+            label_column=_column(label_column), label_offset=label_offset,
+            id_column=_column(id_column), header=header_arg, topk_layout=topk_layout,
+            card=card, replace=replace, dtype="float16" if float16 else "float32",
+            embeddings=embeddings, embeddings_key=embeddings_key)
+    _print_warnings(caught)
+    info(f"added {name!r} ({stored}) to {zoo}: accuracy_all {target.accuracy(name):.4f}")
+
+
+def _file_ids(file: Path, id_column: str, header: bool | None) -> Any:
+    from zoolens.zoo.importers import _read_table
+
+    table = _read_table(file, header)
+    col = table.column_index(_column(id_column), "--id-column")
+    return [c.strip() for c in table.cells[:, col]]
+
+
+def _labels_from_table(file: Path, label_column: str, offset: int, id_column: str | None,
+                       header: bool | None) -> tuple[Any, Any]:
+    from zoolens.zoo.importers import _read_table
+
+    if file.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        raise ZoolensError(f"{file}: --label-column applies to CSV files; give --labels FILE")
+    table = _read_table(file, header)
+    col = table.column_index(_column(label_column), "--label-column")
+    raw = table.numeric([col], "labels")[:, 0]
+    if (raw != raw.round()).any():
+        raise ZoolensError(f"{file}: the label column {label_column} holds non-integers")
+    ids = None
+    if id_column is not None:
+        idc = table.column_index(_column(id_column), "--id-column")
+        ids = [c.strip() for c in table.cells[:, idc]]
+    return raw.astype("int64") - offset, ids
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
+    """One dict per model: name, kind, category (vs base), accuracy_all, shape, dtype, size."""
+    from zoolens.zoo.categories import pair_category
+
+    base_card = zoo.card(base) if base is not None else None
+    rows = []
+    for name in zoo.models:
+        entry = zoo.model_info(name)
+        shape = list(entry["shape"])
+        if entry.get("topk"):
+            shape = [shape[0], f"top{entry['topk']}"]
+        rows.append({
+            "model": name,
+            "kind": entry["kind"],
+            "category": pair_category(base_card, zoo.card(name)) if base_card else None,
+            "accuracy_all": zoo.accuracy(name),
+            "shape": shape,
+            "dtype": entry["dtype"],
+            "size": int(entry["size"]),
+            "embeddings": entry.get("embedding_dim"),
+            "framework": entry["card"].get("framework"),
+            "arch": entry["card"].get("arch"),
+            "file": entry["file"],
+        })
+    return rows
+
+
+@app.command("info")
+@handle_errors
+def info_cmd(
+    zoo: Path = typer.Argument(..., help="Zoo folder."),
+    base: Optional[str] = typer.Option(None, "--base", help="Show each model's category "
+                                       "relative to this model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show a zoo: its data set and, per model, kind, category, accuracy, shape, dtype, size.
+
+    Example: zoolens info cifar.zoo --base densenet
+    """
+    from zoolens.zoo.store import Zoo
+
+    z = Zoo.open(zoo)
+    if base is not None and base not in z:
+        raise ZoolensError(f"{zoo}: --base {base!r} is not a model in the zoo")
+    rows = model_rows(z, base)
+    if as_json:
+        dataset = {"path": str(z.path), "dataset": z.dataset_name,
+                   "num_examples": z.num_examples, "num_classes": z.num_classes,
+                   "multilabel": z.is_multilabel,
+                   "calibration_examples": int(len(z.calibration_indices)),
+                   "example_ids": z.example_ids is not None,
+                   "attributes": (list(z.attributes.columns) if z.attributes is not None
+                                  else None)}
+        print(json.dumps({**dataset, "models": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+        console = Console(width=200)
+    extras = []
+    if z.example_ids is not None:
+        extras.append("example ids")
+    if z.attributes is not None:
+        extras.append(f"attributes: {', '.join(map(str, z.attributes.columns))}")
+    if z.class_groups:
+        extras.append(f"{len(z.class_groups)} class groups")
+    console.print(f"[bold]{z.path}[/bold]  {z.dataset_name}: {z.num_examples} examples, "
+                  f"{z.num_classes} classes{' (multi-label)' if z.is_multilabel else ''}, "
+                  f"calibration split {len(z.calibration_indices)}"
+                  + (f"; {'; '.join(extras)}" if extras else ""))
+    table = Table(show_lines=False)
+    for col, justify in (("model", "left"), ("kind", "left"), ("category", "left"),
+                         ("accuracy_all", "right"), ("shape", "right"), ("dtype", "left"),
+                         ("size", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(row["model"], row["kind"] + (" +emb" if row["embeddings"] else ""),
+                      row["category"] or ("base" if row["model"] == base else "-"),
+                      f"{row['accuracy_all']:.4f}", "×".join(map(str, row["shape"])),
+                      row["dtype"], _human_size(row["size"]))
+    console.print(table)
+
+
+@app.command("remove")
+@handle_errors
+def remove_cmd(
+    zoo: Path = typer.Argument(..., help="Zoo folder."),
+    names: list[str] = typer.Argument(..., help="Model name(s) to remove."),
+) -> None:
+    """Remove models (their manifest entries, then their files) from a zoo.
+
+    Example: zoolens remove cifar.zoo lenet
+    """
+    from zoolens.progress import info
+    from zoolens.zoo.store import Zoo
+
+    z = Zoo.open(zoo)
+    for name in names:
+        z.remove(name)
+        info(f"removed {name!r} from {zoo}")
+
+
+@app.command("verify")
+@handle_errors
+def verify_cmd(zoo: Path = typer.Argument(..., help="Zoo folder.")) -> None:
+    """Check the sha256 and format of every file in a zoo; exit 1 naming any bad file.
+
+    Example: zoolens verify cifar.zoo
+    """
+    from zoolens.progress import info, is_quiet
+    from zoolens.zoo.store import Zoo
+
+    z = Zoo.open(zoo)
+    z.verify(progress=not is_quiet())
+    orphans = z.orphan_files()
+    if orphans:
+        info(f"note: {len(orphans)} file(s) in {zoo}/models are not in the manifest (left by an "
+             f"interrupted write; safe to delete): {', '.join(p.name for p in orphans[:5])}")
+    info(f"ok: {zoo} ({len(z.models)} models, {len(z.file_hashes())} files verified)")

@@ -1,0 +1,589 @@
+"""Importers: model outputs in the formats people actually have -> a zoo model.
+
+Supported files
+---------------
+``.npy``            one array (allow_pickle=False)
+``.npz``            several arrays: ``key`` picks one; without it the only 2-D array is used
+``.safetensors``    several tensors: ``key`` as for npz
+``.pt`` / ``.pth``  a tensor or a dict of tensors, loaded with ``torch.load(weights_only=True)``
+``.csv`` / ``.tsv`` / ``.txt``  a table; a header row is detected (every field of the first
+                    row non-numeric) unless ``header`` is given; columns are 0-based
+
+Any 2-D table can be cut with ``columns="A:B"`` (0-based, half-open, open ends allowed:
+"11:21", ":10", "3:"); without it every column except the label and id columns is used.
+``label_column`` / ``id_column`` (CSV; a 0-based index or a header name) give each row's
+true label (checked against the zoo's, or used as the labels when creating one) and its
+example id (rows are joined to the zoo's ``example_ids`` and reordered; missing or extra ids
+are an error).
+
+Kinds (``kind``)
+----------------
+logits, probs, log_probs, counts (N, C); decisions (N,) or one column of class ids;
+topk: class ids and their probabilities, k of each (k may be 1). Top-k layouts:
+
+* npz / safetensors / pt: two arrays, ``key="INDICES,VALUES"``, or found by name
+  (indices: a name containing index/idx/class/label/pred; values: prob/score/conf/value).
+* a table (CSV or a 2-D array) with 2k selected columns: with a header whose names say
+  index/idx/class vs prob/score/conf (e.g. ``filename,index_0,index_1,prob_0,prob_1`` or
+  timm's ``inference.py`` output), the names decide; otherwise ``topk_layout="blocks"``
+  (the default: k class-id columns, then k probability columns) or ``"pairs"``
+  (id, prob, id, prob, ...).
+
+When ``kind`` is None it is detected (``detect_kind``); a declared kind that disagrees with
+what the rows look like gives a ZooWarning (probabilities declared as logits, probabilities
+declared as counts, ...) or, where storing would be wrong, a one-line ZoolensError.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+from zoolens.zoo.store import ZooWarning, _looks_like_probs, _logsumexp_rows
+
+IMPORT_KINDS = ("logits", "probs", "log_probs", "counts", "decisions", "topk")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+SUPPORTED_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth") + TABLE_SUFFIXES
+TOPK_LAYOUTS = ("blocks", "pairs")
+
+_INDEX_NAME = re.compile(r"index|idx|class|label|pred|top", re.I)
+_VALUE_NAME = re.compile(r"prob|score|conf|value|val\b|p\d", re.I)
+
+
+@dataclass
+class Loaded:
+    """What an importer read from one file, in the file's row order (before any id join)."""
+
+    path: Path
+    kind: str
+    arrays: dict[str, np.ndarray]            # add() keyword -> array
+    ids: np.ndarray | None = None            # (n,) str, from id_column
+    labels: np.ndarray | None = None         # (n,) float, from label_column (offset applied)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def parse_columns(spec: str | slice | None) -> slice | None:
+    """"A:B" (0-based, half-open, open ends allowed) -> slice(A, B)."""
+    if spec is None or isinstance(spec, slice):
+        return spec
+    match = re.fullmatch(r"\s*(-?\d*)\s*:\s*(-?\d*)\s*", str(spec))
+    if not match:
+        raise ZoolensError(f"--columns {spec!r}: expected A:B (0-based, B excluded), e.g. 11:21")
+    a, b = (int(x) if x else None for x in match.groups())
+    return slice(a, b)
+
+
+def detect_kind(arr: np.ndarray, num_classes: int | None = None) -> str:
+    """What an array looks like: decisions (1-D or one column of integers), probs (values in
+    [0, 1], rows sum to 1), counts (non-negative integers, rows sum > 1), log_probs (values
+    <= 0 whose exp sums to 1 per row), else logits."""
+    arr = np.asarray(arr)
+    if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1 and num_classes != 1):
+        return "decisions"
+    if arr.ndim != 2 or arr.size == 0 or not np.isfinite(arr).all():
+        return "logits"
+    if _looks_like_probs(arr):
+        return "probs"
+    if arr.min() >= 0 and (arr == np.round(arr)).all() and (arr.sum(axis=1) > 1).any():
+        return "counts"
+    if arr.max() <= 1e-4:
+        with np.errstate(over="ignore", under="ignore"):
+            if np.abs(np.expm1(_logsumexp_rows(arr))).max() < 1e-3:
+                return "log_probs"
+    return "logits"
+
+
+def read_labels(path: str | Path, *, key: str | None = None, column: str | int | None = None,
+                header: bool | None = None, offset: int = 0) -> np.ndarray:
+    """Labels from a file: npy; npz / safetensors / pt (``key``, or the only 1-D array, or one
+    named like labels / ground_truth / targets / y); CSV (``column``, or the only column).
+    ``offset`` is subtracted (1 for 1-based labels). Returns (N,) int64 or an (N, C) matrix."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix in TABLE_SUFFIXES:
+        table = _read_table(path, header)
+        if column is None:
+            if table.cells.shape[1] != 1:
+                raise ZoolensError(f"{path}: {table.cells.shape[1]} columns; choose the label "
+                                   "column (--labels-column)")
+            column = 0
+        col = table.column_index(column, "labels column")
+        arr = table.numeric([col], "labels")[:, 0]
+    else:
+        arrays = _read_arrays(path)
+        if key is not None:
+            arr = _pick_key(arrays, key, path)
+        elif len(arrays) == 1:
+            arr = next(iter(arrays.values()))
+        else:
+            named = [k for k in arrays if re.fullmatch(
+                r"(labels?|ground_?truth|targets?|y|y_true|true_labels?)", k, re.I)]
+            one_d = [k for k, v in arrays.items() if v.ndim == 1]
+            choice = named if len(named) == 1 else one_d
+            if len(choice) != 1:
+                raise ZoolensError(f"{path}: several arrays ({', '.join(arrays)}); choose the "
+                                   "labels with --labels-key")
+            arr = arrays[choice[0]]
+    arr = np.asarray(arr)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+                raise ZoolensError(f"{path}: labels must be integer class ids (found "
+                                   "non-integer, NaN or inf values)")
+        elif arr.dtype.kind not in "iub":
+            raise ZoolensError(f"{path}: labels must be integer class ids, got {arr.dtype}")
+        arr = arr.astype(np.int64) - int(offset)
+    return arr
+
+
+def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
+                 key: str | None = None, columns: str | slice | None = None,
+                 label_column: str | int | None = None, label_offset: int = 0,
+                 id_column: str | int | None = None, header: bool | None = None,
+                 topk_layout: str = "blocks") -> Loaded:
+    """Read one file's model outputs (see the module docstring). The returned arrays are in
+    the file's row order; ``import_file`` joins them to the zoo."""
+    path = Path(path)
+    if kind is not None and kind not in IMPORT_KINDS:
+        raise ZoolensError(f"{path}: unknown kind {kind!r}; use one of {', '.join(IMPORT_KINDS)}")
+    if topk_layout not in TOPK_LAYOUTS:
+        raise ZoolensError(f"{path}: unknown top-k layout {topk_layout!r}; use blocks or pairs")
+    cols = parse_columns(columns)
+    suffix = _suffix(path)
+    if suffix in TABLE_SUFFIXES:
+        return _load_table_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
+                                   label_column=label_column, label_offset=label_offset,
+                                   id_column=id_column, header=header, topk_layout=topk_layout)
+    if label_column is not None or id_column is not None:
+        raise ZoolensError(f"{path}: --label-column and --id-column apply to CSV files only")
+    arrays = _read_arrays(path)
+    if kind == "topk" and ((key is not None and "," in key) or (key is None and len(arrays) > 1)):
+        idx, val = _pick_topk_keys(arrays, key, path)
+        return Loaded(path, "topk", {"topk_indices": _cut(idx, cols, path),
+                                     "topk_values": _cut(val, cols, path)})
+    if key is not None:
+        arr = _pick_key(arrays, key, path)
+    elif len(arrays) == 1:
+        arr = next(iter(arrays.values()))
+    else:
+        arr = _guess_output_array(arrays, num_classes, path)
+    arr = _cut(arr, cols, path)
+    if arr.dtype.kind not in "fiub":
+        raise ZoolensError(f"{path}: expected numbers, got an array of {arr.dtype}")
+    return _resolve_kind(path, arr, kind, num_classes, topk_layout, names=None)
+
+
+def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = None,
+                key: str | None = None, columns: str | slice | None = None,
+                label_column: str | int | None = None, label_offset: int = 0,
+                id_column: str | int | None = None, header: bool | None = None,
+                topk_layout: str = "blocks", card: Any = None, replace: bool = False,
+                dtype: str = "float32", embeddings: str | Path | None = None,
+                embeddings_key: str | None = None) -> str:
+    """Read ``path`` and add it to ``zoo`` as model ``name``; returns the stored kind.
+
+    Rows are joined to the zoo's example ids when ``id_column`` is given; the labels in
+    ``label_column`` (minus ``label_offset``) must equal the zoo's labels row for row.
+    """
+    path = Path(path)
+    loaded = load_outputs(path, num_classes=zoo.num_classes, kind=kind, key=key,
+                          columns=columns, label_column=label_column,
+                          label_offset=label_offset, id_column=id_column, header=header,
+                          topk_layout=topk_layout)
+    arrays = dict(loaded.arrays)
+    labels = loaded.labels
+    if loaded.ids is not None:
+        order = join_ids(zoo.example_ids, loaded.ids, path)
+        arrays = {k: v[order] for k, v in arrays.items()}
+        labels = labels[order] if labels is not None else None
+    if labels is not None:
+        check_labels(zoo.labels, labels, path, label_column)
+    emb = None
+    if embeddings is not None:
+        emb_arrays = _read_arrays(Path(embeddings))
+        emb = (_pick_key(emb_arrays, embeddings_key, Path(embeddings)) if embeddings_key
+               else _only(emb_arrays, Path(embeddings), "--embeddings-key"))
+    zoo.add(name, **arrays, embeddings=emb, card=card, replace=replace, dtype=dtype,
+            source_file=str(path))
+    return zoo.kind(name)
+
+
+def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np.ndarray:
+    """Row order that puts the file's rows in the zoo's example order (by id)."""
+    if zoo_ids is None:
+        raise ZoolensError(f"{path}: --id-column given but the zoo has no example ids (create "
+                           "the zoo with ids, e.g. `zoolens import ZOO FILE --create "
+                           "--id-column C ...`)")
+    file_ids = np.asarray(file_ids).astype(str)
+    uniq, counts = np.unique(file_ids, return_counts=True)
+    if (counts > 1).any():
+        raise ZoolensError(f"{path}: example id {uniq[np.argmax(counts > 1)]!r} appears "
+                           f"{int(counts.max())} times in the id column")
+    position = {v: i for i, v in enumerate(file_ids)}
+    missing = [z for z in zoo_ids if z not in position]
+    if missing:
+        raise ZoolensError(f"{path}: {len(missing)} of the zoo's {len(zoo_ids)} example ids "
+                           f"are missing from the file (first: {', '.join(map(repr, missing[:3]))})")
+    extra = sorted(set(position) - set(zoo_ids.tolist()))
+    if extra:
+        raise ZoolensError(f"{path}: {len(extra)} ids in the file are not in the zoo (first: "
+                           f"{', '.join(map(repr, extra[:3]))})")
+    return np.array([position[z] for z in zoo_ids], dtype=np.int64)
+
+
+def check_labels(zoo_labels: np.ndarray, file_labels: np.ndarray, path: Path,
+                 column: Any) -> None:
+    """The file's label column must agree with the zoo's labels on every row."""
+    if zoo_labels.ndim != 1:
+        raise ZoolensError(f"{path}: --label-column cannot be checked against a multi-label zoo")
+    if len(file_labels) != len(zoo_labels):
+        raise ZoolensError(f"{path}: {len(file_labels)} rows, the zoo has {len(zoo_labels)} "
+                           "examples")
+    bad = np.flatnonzero(file_labels != zoo_labels)
+    if len(bad):
+        raise ZoolensError(
+            f"{path}: the labels in column {column} disagree with the zoo's on {len(bad)} of "
+            f"{len(zoo_labels)} rows (first: row {bad[0]}, file {file_labels[bad[0]]:g} vs zoo "
+            f"{zoo_labels[bad[0]]}): wrong row order or label offset?")
+
+
+# ---------------------------------------------------------------------------------------------
+# arrays from binary files
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise ZoolensError(f"{path}: no such file")
+    if path.is_dir():
+        raise ZoolensError(f"{path}: is a folder, not a file")
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ZoolensError(f"{path}: unsupported file type {suffix or '(none)'}; supported: "
+                           f"{' '.join(SUPPORTED_SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise ZoolensError(f"{path}: file is empty")
+    return suffix
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """name -> array for npy (name "array"), npz, safetensors and torch files."""
+    suffix = _suffix(path)
+    try:
+        if suffix == ".npy":
+            return {"array": np.load(path, allow_pickle=False)}
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        if suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="numpy") as fh:
+                return {k: fh.get_tensor(k) for k in fh.keys()}
+        if suffix in (".pt", ".pth"):
+            return _read_torch(path)
+    except ZoolensError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ZoolensError(f"{path}: holds Python objects (pickle), which zoolens does not "
+                               "load; save plain numeric arrays") from None
+        raise ZoolensError(f"{path}: unreadable {suffix} file ({_one_line(exc)})") from None
+    except Exception as exc:
+        raise ZoolensError(f"{path}: unreadable {suffix} file ({_one_line(exc)})") from None
+    raise ZoolensError(f"{path}: not an array file")
+
+
+def _read_torch(path: Path) -> dict[str, np.ndarray]:
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ZoolensError(f"{path}: cannot be loaded with torch.load(weights_only=True) "
+                           f"({_one_line(exc)})") from None
+
+    def to_np(value: Any) -> np.ndarray | None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu()
+            if t.dtype == torch.bfloat16:
+                t = t.float()
+            return t.numpy()
+        return None
+
+    if isinstance(obj, torch.Tensor):
+        return {"tensor": to_np(obj)}  # type: ignore[dict-item]
+    if isinstance(obj, dict):
+        out = {str(k): a for k, v in obj.items() if (a := to_np(v)) is not None}
+        if out:
+            return out
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, torch.Tensor) for v in obj):
+        return {str(i): to_np(v) for i, v in enumerate(obj)}  # type: ignore[misc]
+    raise ZoolensError(f"{path}: expected a tensor or a dict of tensors, got "
+                       f"{type(obj).__name__}")
+
+
+def _pick_key(arrays: dict[str, np.ndarray], key: str, path: Path) -> np.ndarray:
+    if key not in arrays:
+        raise ZoolensError(f"{path}: no array named {key!r}; available: "
+                           f"{', '.join(f'{k} {tuple(v.shape)}' for k, v in arrays.items())}")
+    return np.asarray(arrays[key])
+
+
+def _only(arrays: dict[str, np.ndarray], path: Path, option: str) -> np.ndarray:
+    if len(arrays) != 1:
+        raise ZoolensError(f"{path}: several arrays ({', '.join(arrays)}); choose one with "
+                           f"{option}")
+    return np.asarray(next(iter(arrays.values())))
+
+
+def _guess_output_array(arrays: dict[str, np.ndarray], num_classes: int,
+                        path: Path) -> np.ndarray:
+    fits = [k for k, v in arrays.items() if v.ndim == 2 and v.shape[1] == num_classes]
+    if len(fits) == 1:
+        return np.asarray(arrays[fits[0]])
+    listing = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
+    raise ZoolensError(f"{path}: several arrays ({listing}); choose one with --key")
+
+
+def _pick_topk_keys(arrays: dict[str, np.ndarray], key: str | None,
+                    path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if key:
+        parts = [p.strip() for p in key.split(",")]
+        if len(parts) != 2:
+            raise ZoolensError(f"{path}: for top-k give --key INDICES,VALUES")
+        return _pick_key(arrays, parts[0], path), _pick_key(arrays, parts[1], path)
+    idx = [k for k in arrays if _INDEX_NAME.search(k)]
+    val = [k for k in arrays if _VALUE_NAME.search(k) and k not in idx]
+    if len(idx) != 1 or len(val) != 1:
+        raise ZoolensError(f"{path}: cannot tell the top-k class ids from the probabilities "
+                           f"among {', '.join(arrays)}; give --key INDICES,VALUES")
+    return np.asarray(arrays[idx[0]]), np.asarray(arrays[val[0]])
+
+
+def _cut(arr: np.ndarray, cols: slice | None, path: Path) -> np.ndarray:
+    arr = np.asarray(arr)
+    if cols is None:
+        return arr
+    if arr.ndim != 2:
+        raise ZoolensError(f"{path}: --columns needs a 2-D array, got shape {arr.shape}")
+    out = arr[:, cols]
+    if out.shape[1] == 0:
+        raise ZoolensError(f"{path}: --columns {cols.start}:{cols.stop} selects no columns "
+                           f"(the file has {arr.shape[1]})")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# tables (CSV)
+
+
+@dataclass
+class _Table:
+    path: Path
+    cells: np.ndarray           # (rows, cols) str
+    names: list[str] | None     # header
+    first_line: int             # 1-based line number of the first data row
+
+    def column_index(self, ref: str | int, what: str) -> int:
+        n_cols = self.cells.shape[1]
+        if isinstance(ref, str) and self.names is not None and ref in self.names:
+            return self.names.index(ref)
+        try:
+            col = int(ref)
+        except (TypeError, ValueError):
+            known = f"; header: {', '.join(self.names[:30])}" if self.names else ""
+            raise ZoolensError(f"{self.path}: {what} {ref!r} is neither a 0-based column "
+                               f"number nor a header name{known}") from None
+        if not 0 <= col < n_cols:
+            raise ZoolensError(f"{self.path}: {what} {col} out of range (the file has {n_cols} "
+                               "columns, numbered from 0)")
+        return col
+
+    def numeric(self, cols: list[int], what: str) -> np.ndarray:
+        block = self.cells[:, cols]
+        try:
+            return block.astype(np.float64)
+        except ValueError:
+            pass
+        for i, row in enumerate(block):  # find the first bad cell for the message
+            for j, cell in enumerate(row):
+                try:
+                    float(cell)
+                except ValueError:
+                    line, col = self.first_line + i, cols[j]
+                    if cell.strip() == "":
+                        raise ZoolensError(f"{self.path}: line {line}, column {col}: empty "
+                                           f"value in the {what}") from None
+                    raise ZoolensError(f"{self.path}: line {line}, column {col}: {cell!r} is "
+                                       f"not a number ({what})") from None
+        raise ZoolensError(f"{self.path}: the {what} are not numbers")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_table(path: Path, header: bool | None) -> _Table:
+    import pandas as pd
+
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        df = pd.read_csv(path, header=None, dtype=str, sep=sep, na_filter=False,
+                         keep_default_na=False, skipinitialspace=True, comment=None)
+    except pd.errors.EmptyDataError:
+        raise ZoolensError(f"{path}: file is empty") from None
+    except pd.errors.ParserError as exc:
+        msg = _one_line(exc).replace("Error tokenizing data. C error: ", "")
+        raise ZoolensError(f"{path}: ragged rows ({msg}); every row needs the same number of "
+                           "fields") from None
+    except UnicodeDecodeError:
+        raise ZoolensError(f"{path}: not a text (CSV) file") from None
+    cells = df.to_numpy(dtype=str)
+    if cells.size and (cells == "").any():
+        _check_ragged(path, sep, cells.shape[1])
+    if header is None:
+        header = bool(cells.shape[0]) and not any(_is_number(c) for c in cells[0] if c != "")
+    names = [c.strip() for c in cells[0]] if header else None
+    data = cells[1:] if header else cells
+    if data.shape[0] == 0:
+        raise ZoolensError(f"{path}: no data rows")
+    return _Table(path, data, names, first_line=2 if header else 1)
+
+
+def _check_ragged(path: Path, sep: str, n_fields: int) -> None:
+    """pandas pads short rows with empty fields; find them with the csv module."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        for line, row in enumerate(csv.reader(fh, delimiter=sep), start=1):
+            if row and len(row) != n_fields:
+                raise ZoolensError(f"{path}: ragged rows (line {line} has {len(row)} fields, "
+                                   f"expected {n_fields}); every row needs the same number of "
+                                   "fields")
+
+
+def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
+                        cols: slice | None, label_column: Any, label_offset: int,
+                        id_column: Any, header: bool | None, topk_layout: str) -> Loaded:
+    table = _read_table(path, header)
+    n_cols = table.cells.shape[1]
+    special = set()
+    ids = labels = None
+    if id_column is not None:
+        id_col = table.column_index(id_column, "--id-column")
+        special.add(id_col)
+        ids = np.char.strip(table.cells[:, id_col])
+    if label_column is not None:
+        lab_col = table.column_index(label_column, "--label-column")
+        special.add(lab_col)
+        raw = table.numeric([lab_col], "labels")[:, 0]
+        if (raw != np.round(raw)).any():
+            raise ZoolensError(f"{path}: the label column {label_column} holds non-integers")
+        labels = raw - int(label_offset)
+    if cols is not None:
+        selected = list(range(n_cols))[cols]
+        if not selected:
+            raise ZoolensError(f"{path}: --columns {cols.start}:{cols.stop} selects no columns "
+                               f"(the file has {n_cols}, numbered from 0)")
+        overlap = special & set(selected)
+        if overlap:
+            raise ZoolensError(f"{path}: --columns overlaps the id/label column "
+                               f"{sorted(overlap)[0]}")
+    else:
+        selected = [c for c in range(n_cols) if c not in special]
+    if not selected:
+        raise ZoolensError(f"{path}: no output columns left")
+    names = [table.names[c] for c in selected] if table.names else None
+    arr = table.numeric(selected, "model outputs")
+    loaded = _resolve_kind(path, arr, kind, num_classes, topk_layout, names=names)
+    loaded.ids, loaded.labels = ids, labels
+    return loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# kinds
+
+
+def _resolve_kind(path: Path, arr: np.ndarray, kind: str | None, num_classes: int,
+                  topk_layout: str, names: list[str] | None) -> Loaded:
+    if kind == "topk" or (kind is None and arr.ndim == 2 and arr.shape[1] != num_classes
+                          and arr.shape[1] % 2 == 0 and _looks_like_topk(arr, num_classes,
+                                                                         topk_layout, names)):
+        idx, val = _split_topk(arr, path, topk_layout, names)
+        return Loaded(path, "topk", {"topk_indices": idx, "topk_values": val})
+    detected = detect_kind(arr, num_classes)
+    if kind is None:
+        kind = detected
+    elif kind == "decisions" and arr.ndim == 2 and arr.shape[1] != 1:
+        raise ZoolensError(f"{path}: decisions need one column of class ids, got "
+                           f"{arr.shape[1]} columns (use --columns A:B)")
+    elif kind != detected:
+        _warn_mismatch(path, kind, detected)
+    if kind == "decisions":
+        arr = arr.reshape(arr.shape[0]) if arr.ndim == 2 else arr
+    elif arr.ndim == 2 and arr.shape[1] != num_classes:
+        hint = (f" (the file has {arr.shape[1]} columns: choose {num_classes} with "
+                "--columns A:B)")
+        raise ZoolensError(f"{path}: {kind} have {arr.shape[1]} columns, the zoo has "
+                           f"{num_classes} classes{hint}")
+    return Loaded(path, kind, {kind: arr})
+
+
+def _warn_mismatch(path: Path, declared: str, detected: str) -> None:
+    if declared == "logits" and detected in ("log_probs",):
+        return  # log-probabilities are valid logits
+    if declared == "logits" and detected == "probs":
+        return  # Zoo.add warns about this one itself
+    if declared in ("probs", "log_probs") and detected == "logits":
+        return  # Zoo.add rejects these with a precise message
+    warnings.warn(f"{path}: declared --kind {declared}, but the rows look like {detected}",
+                  ZooWarning, stacklevel=3)
+
+
+def _looks_like_topk(arr: np.ndarray, num_classes: int, layout: str,
+                     names: list[str] | None) -> bool:
+    try:
+        idx, val = _split_topk(arr, Path("."), layout, names)
+    except ZoolensError:
+        return False
+    return bool((idx >= 0).all() and (idx < num_classes).all() and (idx == np.round(idx)).all()
+                and (val >= 0).all() and (val <= 1).all())
+
+
+def _split_topk(arr: np.ndarray, path: Path, layout: str,
+                names: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    if arr.ndim != 2 or arr.shape[1] % 2:
+        raise ZoolensError(f"{path}: top-k needs an even number of columns (k class ids and k "
+                           f"probabilities), got shape {arr.shape}")
+    k = arr.shape[1] // 2
+    if names is not None:
+        idx_cols = [i for i, n in enumerate(names) if _INDEX_NAME.search(n)
+                    and not _VALUE_NAME.search(n)]
+        val_cols = [i for i, n in enumerate(names) if _VALUE_NAME.search(n)
+                    and i not in idx_cols]
+        if len(idx_cols) == k and len(val_cols) == k:
+            return arr[:, idx_cols], arr[:, val_cols]
+    if layout == "pairs":
+        return arr[:, 0::2], arr[:, 1::2]
+    return arr[:, :k], arr[:, k:]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
