@@ -1,0 +1,190 @@
+"""How often two models agree about being right: all pairs at once from the correctness matrix.
+
+Every measure here is a function of the boolean correctness matrix ``R`` (models x examples):
+``R[a, n]`` is True where model ``a``'s top-1 prediction on example ``n`` is right (DESIGN.md
+sec. 3). All pairwise quantities come from one matrix product ``R Rᵀ`` (the number of examples
+both models get right) and the per-model counts ``n_a = R.sum(1)``; there is no Python loop
+over pairs. The product is done in float32 when the number of examples is below 2**24 (every
+partial sum is then an exactly representable integer, so the counts are exact) and in float64
+otherwise; counts are returned as int64.
+
+Paper: Gontijo-Lopes, Dauphin & Cubuk (2021), "No One Representation to Rule Them All",
+Sec. 4 (error inconsistency, Fig. 1), Fig. 8 (both right / both wrong); error consistency is
+Geirhos et al. (2020); dominance is Mania & Sra (2020).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+
+__all__ = [
+    "top1",
+    "correctness",
+    "pair_counts",
+    "error_inconsistency",
+    "both_right",
+    "both_wrong",
+    "error_consistency",
+    "dominance",
+    "pairwise_agreement",
+]
+
+# float32 holds every integer up to 2**24 exactly, so a float32 matmul of 0/1 rows over fewer
+# examples than this gives exact counts (BLAS accumulates in float32 and never rounds).
+_FLOAT32_EXACT_LIMIT = 2**24
+
+
+def top1(scores: np.ndarray) -> np.ndarray:
+    """Top-1 class of each row: ``argmax`` over the last axis, lowest index among ties.
+
+    This is the one tie rule of DESIGN.md sec. 3, for models and ensembles alike. NaN scores
+    are the caller's problem (numpy's argmax returns the first NaN).
+    """
+    return np.asarray(scores).argmax(axis=-1)
+
+
+def correctness(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Boolean correctness matrix R: ``R[m, n] = (prediction of model m on example n is right)``.
+
+    ``predictions`` is (M, N) or (N,) integer top-1 classes (use :func:`top1` on scores).
+    ``labels`` is either (N,) integer class ids — right means ``prediction == label`` — or an
+    (N, C) 0/1 multi-label matrix (e.g. ImageNet "ReaL" relabelling) — right means the
+    prediction is one of the example's valid labels, ``labels[n, prediction] != 0``; an example
+    with no valid label is never right (DESIGN.md sec. 3). Returns bool with the shape of
+    ``predictions``. A prediction outside ``0..C-1`` in the multi-label case raises
+    ZoolensError.
+    """
+    pred = np.asarray(predictions)
+    lab = np.asarray(labels)
+    if not np.issubdtype(pred.dtype, np.integer):
+        raise ZoolensError(f"predictions must be integer class ids, got dtype {pred.dtype}")
+    n = pred.shape[-1] if pred.ndim else 0
+    if pred.ndim not in (1, 2) or lab.ndim not in (1, 2) or lab.shape[0] != n:
+        raise ZoolensError(
+            f"predictions of shape {pred.shape} do not match labels of shape {lab.shape} "
+            "(expected (M, N) or (N,) predictions and (N,) or (N, C) labels)"
+        )
+    if lab.ndim == 1:
+        return pred == lab
+    num_classes = lab.shape[1]
+    if pred.size and (pred.min() < 0 or pred.max() >= num_classes):
+        raise ZoolensError(
+            f"a prediction lies outside the {num_classes} classes of the multi-label truth"
+        )
+    valid = lab != 0
+    return valid[np.arange(n), pred]
+
+
+def _as_matrix(correct: np.ndarray) -> np.ndarray:
+    r = np.asarray(correct)
+    if r.ndim != 2:
+        raise ZoolensError(f"correctness matrix must be (models, examples), got shape {r.shape}")
+    if r.shape[1] == 0:
+        raise ZoolensError("correctness matrix has no examples: nothing to measure")
+    return r.astype(bool, copy=False)
+
+
+def pair_counts(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Exact counts behind every pair measure: ``(n11, n_right, N)``.
+
+    ``n11[a, b]`` = number of examples both a and b get right (= ``(R Rᵀ)[a, b]``, int64,
+    symmetric, diagonal = ``n_right``); ``n_right[a]`` = examples a gets right; ``N`` = number
+    of examples. The other cells of each pair's 2x2 table follow: only a right =
+    ``n_right[a] - n11[a, b]``, both wrong = ``N - n_right[a] - n_right[b] + n11[a, b]``.
+    """
+    r = _as_matrix(correct)
+    n = r.shape[1]
+    dtype = np.float32 if n < _FLOAT32_EXACT_LIMIT else np.float64
+    rf = r.astype(dtype)
+    n11 = np.rint(rf @ rf.T).astype(np.int64)
+    n_right = np.count_nonzero(r, axis=1).astype(np.int64)
+    return n11, n_right, n
+
+
+def error_inconsistency(correct: np.ndarray) -> np.ndarray:
+    """Error inconsistency EI for every pair: the fraction of examples where exactly one is right.
+
+    ``EI[a, b] = mean(R[a] XOR R[b]) = (n_a + n_b - 2·n11[a, b]) / N`` (Gontijo-Lopes et al.
+    2021, Sec. 4, Fig. 1). Symmetric (M, M) float64 with a zero diagonal.
+    """
+    n11, nr, n = pair_counts(correct)
+    return (nr[:, None] + nr[None, :] - 2 * n11) / n
+
+
+def both_right(correct: np.ndarray) -> np.ndarray:
+    """Fraction of examples both models get right: ``mean(R[a] AND R[b]) = n11 / N`` (Fig. 8)."""
+    n11, _, n = pair_counts(correct)
+    return n11 / n
+
+
+def both_wrong(correct: np.ndarray) -> np.ndarray:
+    """Fraction of examples both models get wrong: ``(N - n_a - n_b + n11) / N`` (Fig. 8)."""
+    n11, nr, n = pair_counts(correct)
+    return (n - nr[:, None] - nr[None, :] + n11) / n
+
+
+def _kappa(ei: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    p_a, p_b = acc[:, None], acc[None, :]
+    c_obs = 1.0 - ei
+    c_exp = p_a * p_b + (1.0 - p_a) * (1.0 - p_b)
+    denom = 1.0 - c_exp
+    # c_exp == 1 exactly when both models are always right or both always wrong (p in {0, 1}):
+    # then c_obs == 1 too and DESIGN.md defines kappa = 1 (scikit-learn returns NaN there).
+    # Accuracies are k/N, so c_exp == 1 is decided on exact counts, not a float tolerance.
+    extreme = (acc == 0) | (acc == 1)
+    degenerate = extreme[:, None] & extreme[None, :] & (p_a == p_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (c_obs - c_exp) / np.where(degenerate, 1.0, denom)
+    return np.where(degenerate, 1.0, kappa)
+
+
+def error_consistency(correct: np.ndarray) -> np.ndarray:
+    """Error consistency κ (Cohen's kappa of the two correctness vectors), every pair.
+
+    ``κ = (c_obs − c_exp) / (1 − c_exp)`` with ``c_obs = 1 − EI`` and
+    ``c_exp = p_a p_b + (1 − p_a)(1 − p_b)``, p the accuracies (Geirhos et al. 2020; equals
+    ``sklearn.metrics.cohen_kappa_score(R[a], R[b])``). Where ``c_exp == 1`` (both models
+    always right, or both always wrong) κ = 1 by DESIGN.md sec. 3 (scikit-learn gives NaN).
+    One model always right and the other always wrong gives c_obs = c_exp = 0, κ = 0.
+    Diagonal: 1 for every model.
+    """
+    n11, nr, n = pair_counts(correct)
+    ei = (nr[:, None] + nr[None, :] - 2 * n11) / n
+    return _kappa(ei, nr / n)
+
+
+def dominance(correct: np.ndarray) -> np.ndarray:
+    """Dominance ``D[a, b] = P(r_a = 0 and r_b = 1) = (n_b − n11[a, b]) / N``.
+
+    The joint probability that b is right where a is wrong (Mania & Sra 2020; "dominance
+    probability" of Mania et al. 2019). Not symmetric: ``D[a, b] − D[b, a] = p_b − p_a`` and
+    ``D[a, b] + D[b, a] = EI[a, b]``. Zero diagonal.
+    """
+    n11, nr, n = pair_counts(correct)
+    return (nr[None, :] - n11) / n
+
+
+def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
+    """All pair measures from one matrix product, as (M, M) float64 arrays.
+
+    Keys: ``accuracy`` ((M,) p_a), ``error_inconsistency``, ``both_right``, ``both_wrong``,
+    ``error_consistency``, ``dominance`` (``[a, b]`` = b right where a wrong), and the exact
+    int64 counts ``n11`` and ``n_right`` plus ``n`` (int). Definitions as in the single
+    functions of this module (DESIGN.md sec. 3).
+    """
+    n11, nr, n = pair_counts(correct)
+    acc = nr / n
+    ei = (nr[:, None] + nr[None, :] - 2 * n11) / n
+    return {
+        "accuracy": acc,
+        "error_inconsistency": ei,
+        "both_right": n11 / n,
+        "both_wrong": (n - nr[:, None] - nr[None, :] + n11) / n,
+        "error_consistency": _kappa(ei, acc),
+        "dominance": (nr[None, :] - n11) / n,
+        "n11": n11,
+        "n_right": nr,
+        "n": n,
+    }

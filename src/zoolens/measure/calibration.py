@@ -1,0 +1,431 @@
+"""Temperature scaling, negative log-likelihood and calibration error.
+
+A model's "scores" are logits or log-probabilities (both are scores: ``softmax(scores / T)``
+is the model's distribution at temperature T). Temperature scaling (Guo et al. 2017) picks
+the T that minimises the mean negative log-likelihood on the calibration split; the paper
+(Gontijo-Lopes et al. 2021, Sec. 3) calibrates every model this way before ensembling and
+reports T between 0.01 and 1.7. Every function here reads its input in row chunks and works
+in float64 inside a chunk only, so a 50,000 x 1,000 float16/float32 score matrix is never
+copied whole to float64.
+
+Labels are (N,) integer class ids or an (N, C) 0/1 multi-label matrix. With multi-label
+truth the likelihood of an example is the probability of its *set* of valid labels,
+``sum_{k in S} q[k]`` (the probability that the top-1 is right, in expectation), and rows
+with no valid label are left out of NLL and the temperature fit (they carry no likelihood).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+from zoolens.measure.agreement import correctness
+
+__all__ = [
+    "TemperatureFit",
+    "fit_temperature",
+    "nll_and_derivatives",
+    "softmax",
+    "negative_log_likelihood",
+    "top1_confidence",
+    "reliability_bins",
+    "reliability_diagram",
+    "expected_calibration_error",
+]
+
+# A bracket this narrow pins T to ~1e-12 relative.
+_BRACKET_TOL = 1e-12
+
+# Rows per chunk are chosen so that one float64 chunk is about this many bytes.
+_CHUNK_BYTES = 16 * 2**20
+
+
+def _chunk_rows(num_classes: int, chunk_rows: int | None) -> int:
+    if chunk_rows is not None:
+        return max(1, int(chunk_rows))
+    return max(1, _CHUNK_BYTES // (8 * max(1, num_classes)))
+
+
+def _check_scores_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    z = np.asarray(scores)
+    y = np.asarray(labels)
+    if z.ndim != 2:
+        raise ZoolensError(f"scores must be (examples, classes), got shape {z.shape}")
+    if z.shape[0] == 0:
+        raise ZoolensError("scores have no rows: nothing to calibrate on")
+    if y.shape[0] != z.shape[0] or y.ndim not in (1, 2):
+        raise ZoolensError(f"labels of shape {y.shape} do not match scores of shape {z.shape}")
+    if y.ndim == 2 and y.shape[1] != z.shape[1]:
+        raise ZoolensError(f"multi-label truth has {y.shape[1]} classes, scores have {z.shape[1]}")
+    if y.ndim == 1:
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ZoolensError(f"labels must be integer class ids, got dtype {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= z.shape[1]):
+            raise ZoolensError(f"a label lies outside the {z.shape[1]} classes of the scores")
+    return z, y
+
+
+def _chunk_terms(z: np.ndarray, y: np.ndarray, beta: float, derivatives: bool):
+    """Per-row NLL (and d/du, d²/du² with u = log T) of softmax(beta * z), float64.
+
+    With s = beta·z, u = log T (so ds/du = −s), p = softmax(s) and p_S the renormalised p on
+    the valid set S (S = {y} for single labels):
+        ℓ   = LSE(s) − LSE_S(s)
+        ℓ'  = E_{p_S}[s] − E_p[s]
+        ℓ'' = Var_p(s) + E_p[s] − Var_{p_S}(s) − E_{p_S}[s] = Var_p(s) − Var_{p_S}(s) − ℓ'.
+    """
+    rows = np.arange(z.shape[0])
+    if y.ndim == 1:
+        # t = beta·(z − max z) <= 0, so exp never overflows and the largest term is exp(0) = 1;
+        # LSE(s) − s_y = log Σ exp(t) − t_y, and E_p[s] − s_y = E_p[t] − t_y.
+        t = z.astype(np.float64)
+        t -= t.max(axis=1, keepdims=True)
+        t *= beta
+        t_y = t[rows, y]
+        e = np.exp(t)
+        zsum = e.sum(axis=1)
+        nll = np.log(zsum) - t_y
+        if not derivatives:
+            return nll, None, None
+        mean_t = np.einsum("ij,ij->i", e, t) / zsum
+        # Var_p(t) as E[t²] − E[t]²: t is shifted so its most probable value is 0, which keeps
+        # the cancellation small; f'' only steers Newton steps (f' alone fixes the optimum).
+        var_t = np.maximum(np.einsum("ij,ij,ij->i", e, t, t) / zsum - mean_t * mean_t, 0.0)
+        g = t_y - mean_t
+        return nll, g, var_t - g
+    s = z.astype(np.float64) * beta
+    m = s.max(axis=1, keepdims=True)
+    e = np.exp(s - m)
+    zsum = e.sum(axis=1)
+    lse = m[:, 0] + np.log(zsum)
+    valid = y != 0
+    e_s = np.where(valid, e, 0.0)
+    zs = e_s.sum(axis=1)
+    nll = lse - (m[:, 0] + np.log(zs))
+    if not derivatives:
+        return nll, None, None
+    p = e / zsum[:, None]
+    ps = e_s / zs[:, None]
+    mean_s = np.einsum("ij,ij->i", p, s)
+    mean_ss = np.einsum("ij,ij->i", ps, s)
+    d = s - mean_s[:, None]
+    ds = s - mean_ss[:, None]
+    var_s = np.einsum("ij,ij,ij->i", p, d, d)
+    var_ss = np.einsum("ij,ij,ij->i", ps, ds, ds)
+    g = mean_ss - mean_s
+    return nll, g, var_s - var_ss - g
+
+
+def _valid_rows(y: np.ndarray) -> np.ndarray | None:
+    """Rows that carry a likelihood (multi-label rows with no valid label do not)."""
+    if y.ndim == 1:
+        return None
+    keep = (y != 0).any(axis=1)
+    return None if keep.all() else np.flatnonzero(keep)
+
+
+def nll_and_derivatives(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    log_temperature: float,
+    *,
+    derivatives: bool = True,
+    chunk_rows: int | None = None,
+) -> tuple[float, float, float]:
+    """Mean NLL of ``softmax(scores / T)`` and its first two derivatives w.r.t. ``u = log T``.
+
+    One fused pass over ``scores`` in row chunks (float64 inside a chunk). Returns
+    ``(f, f', f'')``; the derivatives are NaN when ``derivatives=False``. Multi-label rows
+    without a valid label are skipped (see module doc). This is the objective that
+    :func:`fit_temperature` minimises; tests check it against finite differences.
+    """
+    z, y = _check_scores_labels(scores, labels)
+    keep = _valid_rows(y)
+    if keep is not None:
+        if keep.size == 0:
+            raise ZoolensError("no example has a valid label: the likelihood is undefined")
+        z, y = z[keep], y[keep]
+    beta = math.exp(-log_temperature)
+    step = _chunk_rows(z.shape[1], chunk_rows)
+    f = g = h = 0.0
+    for start in range(0, z.shape[0], step):
+        nll, gi, hi = _chunk_terms(z[start : start + step], y[start : start + step], beta, derivatives)
+        f += float(nll.sum())
+        if derivatives:
+            g += float(gi.sum())
+            h += float(hi.sum())
+    n = z.shape[0]
+    if not derivatives:
+        return f / n, math.nan, math.nan
+    return f / n, g / n, h / n
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """Result of :func:`fit_temperature`.
+
+    temperature: the fitted T (always finite, within the bounds); nll: mean NLL at T on the
+    fitting rows; nll_at_one: mean NLL at T = 1 (before scaling); converged: the optimality
+    test passed (or the objective is flat); at_bound: T sits on a bound of the search interval
+    because the minimum lies at or beyond it; iterations: objective passes over the scores;
+    message: one line saying what happened.
+    """
+
+    temperature: float
+    nll: float
+    nll_at_one: float
+    converged: bool
+    at_bound: bool
+    iterations: int
+    message: str
+
+
+def fit_temperature(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    bounds: tuple[float, float] = (1e-3, 1e3),
+    max_iter: int = 100,
+    tol: float = 1e-10,
+    chunk_rows: int | None = None,
+) -> TemperatureFit:
+    """Temperature T minimising the mean NLL of ``softmax(scores / T)`` (DESIGN.md sec. 3).
+
+    Optimises over ``u = log T`` within ``[log bounds[0], log bounds[1]]`` by a safeguarded
+    Newton method. Each iteration is one fused chunked pass over ``scores`` giving the mean NLL
+    f(u) and its derivatives f'(u), f''(u) (:func:`nll_and_derivatives`). The NLL is convex in
+    β = 1/T, so the sign of f'(u) = −β·dF/dβ is non-decreasing in u: a bracket [lo, hi] of the
+    minimiser is kept from the signs seen so far (f' > 0 → minimiser below u, f' < 0 → above),
+    a Newton step ``u − f'/f''`` is taken when f'' > 0 and it lands strictly inside the
+    bracket, and the bracket is bisected otherwise. So the method cannot diverge, and it never
+    returns T ≤ 0, NaN or inf.
+
+    Stops when the Newton step ``|f'/f''|`` is below ``tol`` in u (quadratic convergence: the
+    distance to the optimum is then about that step) or the bracket is below 1e-12 (converged), or
+    after ``max_iter`` passes (converged=False, the message says so). When Newton would leave
+    the bracket toward a bound not yet visited, the bound itself is evaluated next; if the
+    gradient there points outward, the constrained minimum is the bound: ``at_bound=True``
+    (and converged=True: the bound is optimal within the interval). E.g. a model right with a
+    unique top score on every example wants T → 0; uninformative scores want T → ∞. Exactly
+    constant rows (all classes equal) make the objective flat: T = 1 is kept, converged, and
+    the message says so.
+
+    Paper: Gontijo-Lopes et al. (2021) Sec. 3 calibrate every model by temperature scaling
+    (Guo et al. 2017) before ensembling.
+    """
+    z, y = _check_scores_labels(scores, labels)
+    lo_t, hi_t = float(bounds[0]), float(bounds[1])
+    if not (0 < lo_t <= 1.0 <= hi_t < math.inf):
+        raise ZoolensError(f"temperature bounds must satisfy 0 < low <= 1 <= high < inf, got {bounds}")
+    keep = _valid_rows(y)
+    if keep is not None:
+        if keep.size == 0:
+            raise ZoolensError("no example has a valid label: cannot fit a temperature")
+        z, y = z[keep], y[keep]
+    if not np.isfinite(z).all():
+        raise ZoolensError("scores contain NaN or infinite values: cannot fit a temperature")
+    lo, hi = math.log(lo_t), math.log(hi_t)
+
+    def evaluate(u: float) -> tuple[float, float, float]:
+        return nll_and_derivatives(z, y, u, chunk_rows=chunk_rows)
+
+    u = 0.0
+    f, g, h = evaluate(u)
+    f_one = f
+    iterations = 1
+    if abs(g) <= 1e-12 and bool((z.max(axis=1) == z.min(axis=1)).all()):
+        # Every row constant: softmax is uniform at any T, the objective is flat.
+        return TemperatureFit(1.0, f, f_one, True, False, iterations,
+                              "objective is flat (every row of scores is constant): T = 1 kept")
+    edge_lo, edge_hi = lo, hi
+    edges_visited: set[float] = set()
+    converged = at_bound = False
+    message = ""
+    # Safeguards as in Numerical Recipes' rtsafe: bisect when Newton would leave the bracket
+    # or when its step is not at least halving every two iterations (slow, e.g. NLL -> 0
+    # doubly exponentially as T -> 0 on a separable model).
+    step_last = step_before = hi - lo
+    while True:
+        on_edge = (u == edge_lo and g >= 0) or (u == edge_hi and g <= 0)
+        if on_edge:
+            # On a bound with the gradient pointing outward (or flat): the minimum within the
+            # interval is the bound; the unconstrained one lies at or beyond it.
+            at_bound = converged = True
+            message = (f"minimum at or beyond the bound T = {math.exp(u):g} "
+                       f"(dNLL/dlogT = {g:.3g} there)")
+            break
+        if g == 0.0 or (h > 0 and abs(g / h) <= tol):
+            # The Newton step is below tol in log T: quadratic convergence puts the optimum
+            # within ~tol of u (a plain gradient test would stop early where NLL -> 0).
+            converged, message = True, "Newton step below tolerance in log T"
+            break
+        # The sign of f' is non-decreasing in u: it tells on which side the minimiser lies.
+        if g > 0:
+            hi = u
+        else:
+            lo = u
+        if hi - lo <= _BRACKET_TOL:
+            converged, message = True, "bracket below tolerance in log T"
+            break
+        if iterations >= max_iter:
+            message = f"no convergence after {max_iter} passes (|dNLL/dlogT| = {abs(g):.3g})"
+            break
+        target = u - g / h if h > 0 else math.nan
+        newton = lo < target < hi and abs(target - u) <= 0.5 * abs(step_before)
+        if not newton:
+            # If the bracket still ends on an unvisited bound on the side the gradient points
+            # to, look at that bound first: a fit that wants T -> 0 or T -> inf is then
+            # settled in one pass instead of ~40 bisections.
+            edge = edge_lo if g > 0 else edge_hi
+            if (lo == edge or hi == edge) and edge not in edges_visited:
+                edges_visited.add(edge)
+                target = edge
+            else:
+                target = 0.5 * (lo + hi)
+        step_before, step_last = step_last, target - u
+        u = target
+        f, g, h = evaluate(u)
+        iterations += 1
+    if u == edge_lo or u == edge_hi:
+        temperature = lo_t if u == edge_lo else hi_t  # exactly the bound, no exp/log round trip
+    else:
+        temperature = min(max(math.exp(u), lo_t), hi_t)
+    return TemperatureFit(temperature, f, f_one, converged, at_bound, iterations, message)
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype=np.float32,
+            chunk_rows: int | None = None) -> np.ndarray:
+    """Stable softmax of ``scores / T`` over the last axis: ``exp(s − max s) / Σ exp(s − max s)``.
+
+    Computed in float64 row chunks and returned in ``dtype`` (float32 by default, float64 for
+    precise work). ``scores`` may be (N, C) or (C,).
+    """
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
+    z = np.asarray(scores)
+    if z.ndim == 1:
+        return softmax(z[None, :], temperature, dtype=dtype)[0]
+    out = np.empty(z.shape, dtype=dtype)
+    step = _chunk_rows(z.shape[-1], chunk_rows)
+    for start in range(0, z.shape[0], step):
+        s = z[start : start + step].astype(np.float64) / temperature
+        s -= s.max(axis=-1, keepdims=True)
+        np.exp(s, out=s)
+        s /= s.sum(axis=-1, keepdims=True)
+        out[start : start + step] = s
+    return out
+
+
+def negative_log_likelihood(scores: np.ndarray, labels: np.ndarray, temperature: float = 1.0,
+                            *, chunk_rows: int | None = None) -> float:
+    """Mean negative log-likelihood of the truth under ``softmax(scores / T)``.
+
+    ``mean_n [LSE(z_n / T) − z_n[y_n] / T]``; with multi-label truth the set likelihood
+    ``−log Σ_{k∈S_n} q_n[k]`` over rows with at least one valid label (module doc).
+    """
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
+    f, _, _ = nll_and_derivatives(scores, labels, math.log(temperature), derivatives=False,
+                                  chunk_rows=chunk_rows)
+    return f
+
+
+def top1_confidence(scores: np.ndarray, temperature: float = 1.0, *,
+                    chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(confidence, prediction)`` of ``softmax(scores / T)``: max probability and argmax.
+
+    Chunked float64; confidence is float64 (N,), prediction int64 (N,) with the lowest index on
+    ties (the argmax does not depend on T > 0). Feed these to :func:`reliability_bins`.
+    """
+    z = np.asarray(scores)
+    if z.ndim != 2:
+        raise ZoolensError(f"scores must be (examples, classes), got shape {z.shape}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
+    conf = np.empty(z.shape[0], dtype=np.float64)
+    pred = np.empty(z.shape[0], dtype=np.int64)
+    step = _chunk_rows(z.shape[1], chunk_rows)
+    for start in range(0, z.shape[0], step):
+        s = z[start : start + step].astype(np.float64) / temperature
+        pred[start : start + step] = s.argmax(axis=1)
+        m = s.max(axis=1, keepdims=True)
+        # max prob = exp(0) / Σ exp(s − max) = 1 / Σ exp(s − max)
+        conf[start : start + step] = 1.0 / np.exp(s - m).sum(axis=1)
+    return conf, pred
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Equal-width confidence bins: the numbers behind a reliability diagram and ECE.
+
+    Bin b covers ``[b/n_bins, (b+1)/n_bins)``; a confidence of exactly 1.0 falls in the last
+    bin and 0 in the first (bin = searchsorted(edges, conf, 'right') − 1, clipped to
+    0..n_bins−1, edges = linspace(0, 1, n_bins + 1)). Returns float64/int64 arrays of length
+    n_bins: ``bin_lo``, ``bin_hi``, ``bin_count``, ``bin_confidence`` (mean confidence),
+    ``bin_accuracy`` (mean correctness) — the last two NaN for empty bins.
+    """
+    conf = np.asarray(confidence, dtype=np.float64).ravel()
+    ok = np.asarray(correct).astype(np.float64).ravel()
+    if conf.shape != ok.shape:
+        raise ZoolensError(f"confidence ({conf.shape}) and correctness ({ok.shape}) differ in length")
+    if n_bins < 1:
+        raise ZoolensError(f"n_bins must be at least 1, got {n_bins}")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    conf_sum = np.bincount(idx, weights=conf, minlength=n_bins)
+    acc_sum = np.bincount(idx, weights=ok, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.where(count > 0, conf_sum / count, np.nan)
+        mean_acc = np.where(count > 0, acc_sum / count, np.nan)
+    return {
+        "bin_lo": edges[:-1],
+        "bin_hi": edges[1:],
+        "bin_count": count.astype(np.int64),
+        "bin_confidence": mean_conf,
+        "bin_accuracy": mean_acc,
+    }
+
+
+def _ece_from_bins(bins: dict[str, np.ndarray]) -> float:
+    count = bins["bin_count"]
+    total = count.sum()
+    if total == 0:
+        raise ZoolensError("no examples: calibration error is undefined")
+    filled = count > 0
+    gaps = np.abs(bins["bin_accuracy"][filled] - bins["bin_confidence"][filled])
+    return float(np.sum(count[filled] / total * gaps))
+
+
+def reliability_diagram(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """:func:`reliability_bins` of a probability matrix: confidence = max prob, right = top-1
+    (lowest index on ties) is the label or one of the valid labels."""
+    p = np.asarray(probs)
+    if p.ndim != 2:
+        raise ZoolensError(f"probabilities must be (examples, classes), got shape {p.shape}")
+    pred = p.argmax(axis=1)
+    return reliability_bins(p.max(axis=1), correctness(pred, labels), n_bins)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error with ``n_bins`` equal-width bins (Guo et al. 2017).
+
+    ``ECE = Σ_b (n_b / N) · |acc_b − conf_b|`` over non-empty bins, confidence = max prob,
+    bins as in :func:`reliability_bins` (1.0 in the last bin). Equals torchmetrics'
+    ``MulticlassCalibrationError(n_bins, norm="l1")`` except that torchmetrics puts
+    confidence exactly 1.0 in an extra bin of its own. Used by DESIGN.md sec. 5
+    (``ece_before`` / ``ece_after``).
+    """
+    return _ece_from_bins(reliability_diagram(probs, labels, n_bins))
+
+
+def expected_calibration_error_from_confidence(confidence: np.ndarray, correct: np.ndarray,
+                                               n_bins: int = 15) -> float:
+    """ECE from per-example confidence and correctness (see :func:`expected_calibration_error`);
+    use with :func:`top1_confidence` to stay chunked on large score matrices."""
+    return _ece_from_bins(reliability_bins(confidence, correct, n_bins))
+
+
+__all__.append("expected_calibration_error_from_confidence")
