@@ -1,0 +1,383 @@
+"""Feature overlap: normalisation, combination at inverse rates, diversity ranking, CKA.
+
+The representation side of Gontijo-Lopes, Dauphin & Cubuk (2021): Sec. 4.6 / Fig. 6
+(combining two models' embeddings at inverse rates, ranking dimensions by how little they
+correlate with the rest) and Appendix Fig. 13 (CKA between representations against error
+consistency). Definitions follow DESIGN.md section 3; CKA follows Kornblith, Norouzi, Lee &
+Hinton (2019), "Similarity of Neural Network Representations Revisited", and their public demo
+notebook (its bandwidth and centring conventions are reproduced to the letter, so its
+published numbers come out).
+
+Pure functions on numpy arrays; nothing here reads a zoo or a file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+
+__all__ = [
+    "l2_normalize_rows",
+    "combination_sizes",
+    "CombinedFeatures",
+    "combine_at_rate",
+    "combine_at_rates",
+    "mean_abs_correlation",
+    "diversity_ranking",
+    "k_grid",
+    "cka",
+    "cka_matrix",
+    "gram_linear",
+    "gram_rbf",
+    "center_gram",
+    "cka_from_grams",
+]
+
+# Guards floor() against products such as 0.29 * 100 = 28.999999999999996.
+_FLOOR_SLACK = 1e-9
+
+
+def _as_2d(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ZoolensError(f"{name}: expected a 2-d (examples, dims) array, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ZoolensError(f"{name}: expected real numbers, got dtype {x.dtype}")
+    return x
+
+
+def _same_rows(x: np.ndarray, y: np.ndarray, name_x: str = "X", name_y: str = "Y") -> None:
+    if x.shape[0] != y.shape[0]:
+        raise ZoolensError(
+            f"{name_x} has {x.shape[0]} rows but {name_y} has {y.shape[0]}: embeddings must "
+            "cover the same examples in the same order")
+
+
+# --------------------------------------------------------------------------- normalisation
+
+def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Scale every example (row) to unit Euclidean norm: x_i / max(‖x_i‖₂, eps).
+
+    DESIGN sec. 3 (feature combination, paper Sec. 4.6): each example's *full* embedding is
+    normalised once, before any dimensions are selected, and never again after. An all-zero row
+    stays zero (``eps`` avoids 0/0). Keeps float32/float64; integers become float64.
+    """
+    x = _as_2d(x, "embeddings")
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    return (x / np.maximum(norms, eps)[:, None]).astype(x.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- combination
+
+def _check_rate(rate: float) -> float:
+    rate = float(rate)
+    if not (0.0 <= rate <= 1.0) or math.isnan(rate):
+        raise ZoolensError(f"rate {rate:g} is outside [0, 1] (the fraction of model A's dims kept)")
+    return rate
+
+
+def combination_sizes(dims_a: int, dims_b: int, rate: float) -> tuple[int, int]:
+    """How many dimensions of A and of B to keep at rate f (DESIGN sec. 3, paper Sec. 4.6).
+
+    n_A = floor(f · D_A) and n_B = min(round((1 − f) · D_B), max(D_A, D_B) − n_A), so the
+    combined embedding is never wider than the wider of the two (f = 1: A alone, f = 0: B
+    alone). ``round`` is Python's (half to even); floor gets a 1e-9 slack against products such
+    as 0.29 · 100 = 28.999999999999996.
+    """
+    rate = _check_rate(rate)
+    if dims_a < 0 or dims_b < 0:
+        raise ZoolensError(f"dimension counts must be non-negative, got {dims_a} and {dims_b}")
+    n_a = int(math.floor(rate * dims_a + _FLOOR_SLACK))
+    n_a = min(n_a, dims_a)
+    n_b = min(int(round((1.0 - rate) * dims_b)), max(dims_a, dims_b) - n_a)
+    return n_a, max(n_b, 0)
+
+
+@dataclass(frozen=True)
+class CombinedFeatures:
+    """A combined embedding and which columns of A and B it holds (sorted indices)."""
+
+    features: np.ndarray
+    dims_a: np.ndarray
+    dims_b: np.ndarray
+    rate: float
+
+
+def combine_at_rate(emb_a: np.ndarray, emb_b: np.ndarray, rate: float, *,
+                    rng: np.random.Generator | int | None = 0,
+                    normalize: bool = True) -> CombinedFeatures:
+    """Concatenate a random n_A of A's dimensions with a random n_B of B's (Sec. 4.6, Fig. 6).
+
+    Sizes from :func:`combination_sizes`. Rows are L2-normalised over the full embeddings
+    first (``normalize=True``, DESIGN sec. 3); the selected columns are drawn without
+    replacement from ``rng`` (a Generator or a seed), A's before B's, and kept in their original
+    order. Returns the (N, n_A + n_B) features with the chosen indices.
+    """
+    emb_a = _as_2d(emb_a, "model A embeddings")
+    emb_b = _as_2d(emb_b, "model B embeddings")
+    _same_rows(emb_a, emb_b, "model A embeddings", "model B embeddings")
+    n_a, n_b = combination_sizes(emb_a.shape[1], emb_b.shape[1], rate)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    dims_a = np.sort(rng.choice(emb_a.shape[1], size=n_a, replace=False)).astype(np.int64)
+    dims_b = np.sort(rng.choice(emb_b.shape[1], size=n_b, replace=False)).astype(np.int64)
+    if normalize:
+        emb_a, emb_b = l2_normalize_rows(emb_a), l2_normalize_rows(emb_b)
+    dtype = np.result_type(emb_a.dtype, emb_b.dtype)
+    features = np.concatenate([emb_a[:, dims_a].astype(dtype, copy=False),
+                               emb_b[:, dims_b].astype(dtype, copy=False)], axis=1)
+    return CombinedFeatures(features=features, dims_a=dims_a, dims_b=dims_b, rate=float(rate))
+
+
+def combine_at_rates(emb_a: np.ndarray, emb_b: np.ndarray,
+                     rates: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), *,
+                     draws: int = 3, seed: int = 0, normalize: bool = True):
+    """Yield ``(rate, draw, CombinedFeatures)`` for every rate and random draw (Fig. 6 left).
+
+    Draw ``d`` of rate ``f`` uses ``np.random.default_rng([seed, d, round(f·1e6)])``, so one
+    draw is reproducible on its own and independent of the others. Rows are normalised once.
+    """
+    rates = [_check_rate(r) for r in rates]
+    if draws < 1:
+        raise ZoolensError(f"draws must be at least 1, got {draws}")
+    emb_a = _as_2d(emb_a, "model A embeddings")
+    emb_b = _as_2d(emb_b, "model B embeddings")
+    _same_rows(emb_a, emb_b, "model A embeddings", "model B embeddings")
+    if normalize:
+        emb_a, emb_b = l2_normalize_rows(emb_a), l2_normalize_rows(emb_b)
+    for rate in rates:
+        for draw in range(draws):
+            rng = np.random.default_rng([seed, draw, int(round(rate * 1e6))])
+            yield rate, draw, combine_at_rate(emb_a, emb_b, rate, rng=rng, normalize=False)
+
+
+# --------------------------------------------------------------------------- diversity
+
+def mean_abs_correlation(x: np.ndarray) -> np.ndarray:
+    """Each dimension's mean |Pearson correlation| with all *other* dimensions.
+
+    ``x`` is (N, D) (the concatenated embedding on the training split, paper Sec. 4.6,
+    Fig. 6 right). With Z the column-standardised x, R = ZᵀZ / N (one matrix product, float64)
+    and the score of dim j is (Σ_k |R_jk| − |R_jj|) / (D − 1). A constant dimension has no
+    defined correlation; it gets +inf so that the ranking puts it last (it carries nothing).
+    """
+    x = _as_2d(x, "features").astype(np.float64)
+    n, d = x.shape
+    if d < 2:
+        return np.zeros(d)
+    centred = x - x.mean(axis=0, keepdims=True)
+    std = np.sqrt(np.einsum("ij,ij->j", centred, centred) / n)
+    constant = std <= 1e-12 * max(1.0, float(np.abs(x).max(initial=0.0)))
+    z = np.divide(centred, std, out=np.zeros_like(centred), where=~constant)
+    corr = np.abs(z.T @ z) / n
+    score = (corr.sum(axis=1) - np.diag(corr)) / (d - 1)
+    score[constant] = np.inf
+    return score
+
+
+def diversity_ranking(x_train: np.ndarray) -> np.ndarray:
+    """Dimension indices from most diverse (lowest mean |corr|) to least; ties by index.
+
+    The "covariance-ranked" selection of paper Sec. 4.6 / Fig. 6 right, on the training split
+    only (ranking on test data would leak).
+    """
+    return np.argsort(mean_abs_correlation(x_train), kind="stable").astype(np.int64)
+
+
+def k_grid(total_dims: int, steps: int = 8) -> list[int]:
+    """The grid D/8, 2D/8, …, D of dimension counts (rounded, at least 1, unique, sorted)."""
+    if total_dims < 1:
+        raise ZoolensError("the combined embedding has no dimensions")
+    ks = {max(1, int(round(j * total_dims / steps))) for j in range(1, steps + 1)}
+    return sorted(ks)
+
+
+# --------------------------------------------------------------------------- CKA
+
+def gram_linear(x: np.ndarray) -> np.ndarray:
+    """Linear Gram matrix K = X Xᵀ (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x @ x.T
+
+
+def gram_rbf(x: np.ndarray, threshold: float = 1.0) -> np.ndarray:
+    """RBF Gram K_ij = exp(−d²_ij / (2 · t² · m)), m = median of all N² squared distances.
+
+    Kornblith et al. (2019) demo convention: the median runs over the full N × N matrix of
+    squared distances, its zero diagonal included; ``threshold`` t is the bandwidth as a
+    fraction of the median distance.
+    """
+    if not threshold > 0:
+        raise ZoolensError(f"RBF threshold must be positive, got {threshold}")
+    x = np.asarray(x, dtype=np.float64)
+    dots = x @ x.T
+    sq_norms = np.diag(dots).copy()
+    sq = dots  # reuse the buffer: sq = ‖x_i‖² + ‖x_j‖² − 2 x_i·x_j
+    sq *= -2.0
+    sq += sq_norms[:, None]
+    sq += sq_norms[None, :]
+    median = float(np.median(sq))
+    if median <= 0:
+        # All examples identical: every distance 0, kernel constant (CKA then undefined/NaN).
+        median = 1.0
+    sq *= -1.0 / (2.0 * threshold ** 2 * median)
+    return np.exp(sq, out=sq)
+
+
+def center_gram(gram: np.ndarray, unbiased: bool = False) -> np.ndarray:
+    """Double-centre a Gram matrix (H K H); ``unbiased`` gives the U-statistic centring.
+
+    The unbiased form (Song et al. 2012, used by Kornblith et al.'s debiased CKA) zeroes the
+    diagonal, subtracts column sums / (n − 2) corrected by their total / (2(n − 1)), and zeroes
+    the diagonal again. Needs n > 3 for the unbiased form. Returns a new float64 array.
+    """
+    gram = np.array(gram, dtype=np.float64, copy=True)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ZoolensError(f"a Gram matrix must be square, got shape {gram.shape}")
+    n = gram.shape[0]
+    if unbiased:
+        if n < 4:
+            raise ZoolensError(f"debiased CKA needs at least 4 examples, got {n}")
+        np.fill_diagonal(gram, 0.0)
+        means = gram.sum(axis=0) / (n - 2)
+        means -= means.sum() / (2 * (n - 1))
+        gram -= means[:, None]
+        gram -= means[None, :]
+        np.fill_diagonal(gram, 0.0)
+    else:
+        means = gram.mean(axis=0)
+        means -= means.mean() / 2
+        gram -= means[:, None]
+        gram -= means[None, :]
+    return gram
+
+
+def cka_from_grams(gram_x: np.ndarray, gram_y: np.ndarray, debiased: bool = False) -> float:
+    """CKA = ⟨K̃, L̃⟩_F / (‖K̃‖_F ‖L̃‖_F) with K̃, L̃ the (un)biased-centred Grams."""
+    kx = center_gram(gram_x, unbiased=debiased)
+    ky = center_gram(gram_y, unbiased=debiased)
+    hsic = float(np.vdot(kx, ky))
+    return hsic / (float(np.linalg.norm(kx)) * float(np.linalg.norm(ky)))
+
+
+def _debiased_dot(xty: np.ndarray | float, rows_x: np.ndarray, rows_y: np.ndarray,
+                  sq_x: np.ndarray | float, sq_y: np.ndarray | float, n: int):
+    """Unbiased HSIC in feature space (Kornblith et al. demo, `_debiased_dot_product_…`).
+
+    xty = ‖XᵀY‖²_F, rows_* = per-example squared norms (N,) or (N, M), sq_* = ‖X‖²_F.
+    Works elementwise for all pairs when given (N, M) row-norm matrices and (M,) norms.
+    """
+    if np.ndim(rows_x) == 2:
+        cross = rows_x.T @ rows_y
+        outer = np.multiply.outer(sq_x, sq_y)
+    else:
+        cross = float(rows_x @ rows_y)
+        outer = sq_x * sq_y
+    return xty - n / (n - 2.0) * cross + outer / ((n - 1.0) * (n - 2.0))
+
+
+def _subsample(n: int, max_examples: int | None, seed: int) -> np.ndarray | None:
+    if max_examples is None or n <= max_examples:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_examples, replace=False))
+
+
+def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", threshold: float = 0.5,
+        debiased: bool = False, *, max_examples: int | None = 10_000, seed: int = 0) -> float:
+    """Centered kernel alignment between two representations of the same N examples.
+
+    Kornblith et al. (2019); used in the paper's Appendix Fig. 13 against error consistency.
+    - ``kernel="linear"``: feature-space formula, never an N × N Gram:
+      CKA = ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred X, Y (float64). With
+      ``debiased=True`` each ‖·‖² term is replaced by the unbiased HSIC estimator
+      ‖YᵀX‖²_F − n/(n−2) · Σ_i ‖x_i‖²‖y_i‖² + ‖X‖²_F ‖Y‖²_F / ((n−1)(n−2)).
+    - ``kernel="rbf"``: Grams exp(−d² / (2 t² m)) (t = ``threshold``, m the median of all N²
+      squared distances including the zero diagonal; :func:`gram_rbf`), double-centred
+      (U-centred when ``debiased``). Computed on a random subsample (seeded) of at most
+      ``max_examples`` examples (the same rows of X and Y); memory ≈ 3 · n² · 8 bytes.
+    Invariant to orthogonal transforms and isotropic scaling of either argument.
+    """
+    x = _as_2d(x, "X")
+    y = _as_2d(y, "Y")
+    _same_rows(x, y)
+    n = x.shape[0]
+    if n < 2 or (debiased and n < 4):
+        raise ZoolensError(f"CKA needs at least {4 if debiased else 2} examples, got {n}")
+    if kernel == "linear":
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        x = x - x.mean(axis=0, keepdims=True)
+        y = y - y.mean(axis=0, keepdims=True)
+        xty = float(np.linalg.norm(x.T @ y) ** 2)
+        xtx = float(np.linalg.norm(x.T @ x) ** 2)
+        yty = float(np.linalg.norm(y.T @ y) ** 2)
+        if debiased:
+            rows_x = np.einsum("ij,ij->i", x, x)
+            rows_y = np.einsum("ij,ij->i", y, y)
+            sx, sy = float(rows_x.sum()), float(rows_y.sum())
+            xty = _debiased_dot(xty, rows_x, rows_y, sx, sy, n)
+            xtx = _debiased_dot(xtx, rows_x, rows_x, sx, sx, n)
+            yty = _debiased_dot(yty, rows_y, rows_y, sy, sy, n)
+        return float(xty / math.sqrt(xtx * yty)) if xtx > 0 and yty > 0 else float("nan")
+    if kernel == "rbf":
+        rows = _subsample(n, max_examples, seed)
+        if rows is not None:
+            x, y = x[rows], y[rows]
+        return cka_from_grams(gram_rbf(x, threshold), gram_rbf(y, threshold), debiased=debiased)
+    raise ZoolensError(f"unknown CKA kernel {kernel!r}: use 'linear' or 'rbf'")
+
+
+def cka_matrix(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+               kernel: str = "linear", threshold: float = 0.5, debiased: bool = False, *,
+               max_examples: int | None = 10_000, seed: int = 0) -> np.ndarray:
+    """CKA for every pair of M representations of the same examples, as an (M, M) matrix.
+
+    No loop over pairs. Linear: with Z = [X̃_1 … X̃_M] (column-centred, float64) and
+    G = ZᵀZ, HSIC(a, b) = ‖G_ab‖²_F is summed block-wise by one product Pᵀ (G∘G) P with P
+    the (ΣD, M) block indicator (memory (ΣD)² · 8 bytes); the debiased correction is
+    vectorised over pairs the same way. RBF: each model's centred Gram is built once
+    (subsample shared by all models) and the pairwise inner products come from one product of
+    the stacked Grams (memory M · n² · 8 bytes). Entry [a, b] equals ``cka(X_a, X_b, …)``.
+    """
+    mats = list(embeddings.values()) if isinstance(embeddings, Mapping) else list(embeddings)
+    if not mats:
+        return np.zeros((0, 0))
+    mats = [_as_2d(m, f"embeddings #{i}") for i, m in enumerate(mats)]
+    for i, m in enumerate(mats[1:], start=1):
+        _same_rows(mats[0], m, "embeddings #0", f"embeddings #{i}")
+    n = mats[0].shape[0]
+    if n < 2 or (debiased and n < 4):
+        raise ZoolensError(f"CKA needs at least {4 if debiased else 2} examples, got {n}")
+    if kernel == "linear":
+        centred = [np.asarray(m, dtype=np.float64) - np.asarray(m, dtype=np.float64).mean(0)
+                   for m in mats]
+        sizes = [c.shape[1] for c in centred]
+        z = np.concatenate(centred, axis=1)
+        g = z.T @ z
+        g *= g
+        block = np.zeros((z.shape[1], len(mats)))
+        block[np.arange(z.shape[1]), np.repeat(np.arange(len(mats)), sizes)] = 1.0
+        hsic = block.T @ g @ block
+        if debiased:
+            rows = np.stack([np.einsum("ij,ij->i", c, c) for c in centred], axis=1)  # (N, M)
+            sq = rows.sum(axis=0)
+            hsic = _debiased_dot(hsic, rows, rows, sq, sq, n)
+    elif kernel == "rbf":
+        sub = _subsample(n, max_examples, seed)
+        grams = [center_gram(gram_rbf(m if sub is None else m[sub], threshold),
+                             unbiased=debiased).ravel() for m in mats]
+        stacked = np.stack(grams)
+        del grams
+        hsic = stacked @ stacked.T
+    else:
+        raise ZoolensError(f"unknown CKA kernel {kernel!r}: use 'linear' or 'rbf'")
+    diag = np.sqrt(np.clip(np.diag(hsic), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = hsic / np.outer(diag, diag)
+    return out
