@@ -1,0 +1,674 @@
+"""One self-contained HTML report from a results folder: ``build_report(results_dir, out_path)``.
+
+The page holds everything inline (figures as vector SVG with text drawn as paths, CSS, a
+few lines of JS for sortable tables) and asks nothing of any other host: its Content Security
+Policy allows no network at all and only the one inline script, by its hash. Every user string
+(model, class, group names, card fields, summary values) is escaped with ``html.escape``;
+no user string ever enters the script (tables sort on ``data-sort`` attributes in the DOM).
+
+Layout, like a paper supplement: title, zoo summary, headline findings, notes on what is left
+out, the figures in paper order with a one-sentence caption each, then the tables (the paper's
+Table 1 for this zoo, the base's best sidekicks, the greedy ensemble).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as _dt
+import hashlib
+import html
+import io
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoolens import __version__
+from zoolens.errors import ZoolensError
+from zoolens.report import figures as F
+from zoolens.report.tables import Results, finite, load_results, pairs_with_base
+
+
+def esc(value) -> str:
+    """Escape any value for HTML text and attribute values (quotes included)."""
+    return html.escape(str(value), quote=True)
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    figures: list[str] = field(default_factory=list)     # keys drawn, in page order
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> reason
+    notes: list[str] = field(default_factory=list)       # everything noted (also on stderr)
+    png_files: list[Path] = field(default_factory=list)
+    figure_data: dict[str, dict] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- figures as inline SVG
+
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def figure_svg(fig, prefix: str) -> str:
+    """The figure as an inline <svg> element: no XML prolog, no comments, ids made unique.
+
+    Matplotlib's SVG carries each text as an XML comment and gives clip paths and glyphs ids
+    that repeat across figures; comments are dropped (no user text survives outside the
+    drawn paths) and every id and reference is prefixed, so many figures share one page.
+    """
+    buffer = io.StringIO()
+    with F.style():
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None,
+                                                      "Format": None, "Type": None})
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    ids = set(_ID.findall(svg))
+    if ids:
+        pattern = re.compile(r'(\bid="|url\(#|href="#)(' + "|".join(
+            re.escape(i) for i in sorted(ids, key=len, reverse=True)) + r')(?=[")])')
+        svg = pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
+    svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{prefix}-caption" ', 1)
+    return svg
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+def _num(value, digits: int = 4) -> str:
+    if not finite(value):
+        return "—"
+    v = float(value)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.3g}"
+    return f"{v:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{v:.0f}"
+
+
+def _pct(value) -> str:
+    return f"{100 * float(value):.2f}%" if finite(value) else "—"
+
+
+def _sort_key(value) -> str:
+    return repr(float(value)) if finite(value) else ""
+
+
+def _cell(text: str, sort=None, cls: str = "") -> str:
+    attrs = f' data-sort="{esc(sort)}"' if sort is not None else ""
+    attrs += f' class="{cls}"' if cls else ""
+    return f"<td{attrs}>{text}</td>"
+
+
+def _table(table_id: str, caption: str, headers: list[tuple[str, str]], rows: list[str],
+           sortable: bool = True) -> str:
+    head = "".join(f'<th scope="col" title="{esc(tip)}">{esc(name)}</th>' for name, tip in headers)
+    cls = ' class="sortable"' if sortable else ""
+    hint = " Click a column header to sort." if sortable else ""
+    return (f'<div class="table-wrap"><table id="{esc(table_id)}"{cls}>'
+            f"<caption>{caption}{esc(hint)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+# ---------------------------------------------------------------- tables
+
+def _table1(results: Results) -> tuple[str | None, str | None]:
+    """Paper Table 1 for this zoo: one row per model, the base first."""
+    models = results.get("models")
+    if models is None or len(models) == 0:
+        return None, "Table 1 left out: models.csv absent or empty"
+    base = results.base
+    with_base = pd.DataFrame()
+    if results.get("pairs") is not None and base is not None:
+        with_base = pairs_with_base(results.tables["pairs"], base).set_index("other")
+    order = {c: i for i, c in enumerate(F.ordered_categories(models.category))}
+    ranked = models.assign(
+        _is_base=(models.model != base).astype(int),
+        _cat=models.category.map(order), _pos=np.arange(len(models)))
+    ranked = ranked.sort_values(["_is_base", "_cat", "_pos"], kind="stable")
+    rows = []
+    for _, m in ranked.iterrows():
+        is_base = m.model == base
+        pair = with_base.loc[m.model] if (not is_base and m.model in with_base.index) else None
+        if isinstance(pair, pd.DataFrame):  # a name listed twice in pairs.csv: first row
+            pair = pair.iloc[0]
+        ei = pair.error_inconsistency if pair is not None else math.nan
+        ens = pair.ensemble_acc if pair is not None else math.nan
+        category = "base" if is_base else m.category
+        acc_ci = ""
+        if "accuracy_lo" in m and finite(m.get("accuracy_lo")) and finite(m.get("accuracy_hi")):
+            acc_ci = f' <span class="ci">[{_pct(m.accuracy_lo)}, {_pct(m.accuracy_hi)}]</span>'
+        cells = [
+            _cell(esc(m.model) + (' <span class="badge">base</span>' if is_base else ""),
+                  sort=str(m.model), cls="name"),
+            _cell(esc(m.arch)), _cell(esc(m.framework)),
+            _cell(esc(m.get("pretrain_data", "")) if "pretrain_data" in m else "—"),
+            _cell(esc(m.head)),
+            _cell(_num(m.temperature, 3), _sort_key(m.temperature), "num"),
+            _cell(_pct(m.accuracy) + acc_ci, _sort_key(m.accuracy), "num"),
+            _cell(_num(ei), _sort_key(ei), "num"),
+            _cell(esc(category), str(-1 if is_base else order.get(m.category, 99))),
+            _cell(_pct(ens), _sort_key(ens), "num"),
+        ]
+        rows.append(f'<tr data-model="{esc(m.model)}">{"".join(cells)}</tr>')
+    headers = [("Model", "model name as in the zoo"), ("Architecture", "arch"),
+               ("Method", "training framework (supervised, SimCLR, CLIP, ...)"),
+               ("Pretraining data", "pretrain_data"), ("Head", "classification head"),
+               ("Temperature", "fitted temperature T (calibration split)"),
+               ("Accuracy", "top-1 accuracy on the evaluation split [95% interval]"),
+               ("Error inconsistency", "fraction of examples where exactly one of the model and "
+                                       "the base is right"),
+               ("Category", "training-method category relative to the base"),
+               ("Ensemble acc. with base", "accuracy of the average of the calibrated "
+                                           "probabilities of the model and the base")]
+    caption = (f"<b>Table 1.</b> The models of this zoo against the base "
+               f"<span class=\"name\">{esc(base)}</span> (paper Table 1), in category order.")
+    return _table("table-models", caption, headers, rows), None
+
+
+def _sidekick_table(results: Results, top: int = 5) -> tuple[str | None, str | None]:
+    pairs = results.get("pairs")
+    if pairs is None or results.base is None:
+        return None, "Best sidekick left out: pairs.csv absent or no base model"
+    with_base = pairs_with_base(pairs, results.base)
+    with_base = with_base[np.isfinite(with_base.ensemble_acc.to_numpy(np.float64))]
+    if len(with_base) == 0:
+        return None, "Best sidekick left out: no pair with the base in pairs.csv"
+    ranked = with_base.sort_values("ensemble_acc", ascending=False, kind="stable").head(top)
+    rows = []
+    for rank, (_, p) in enumerate(ranked.iterrows(), start=1):
+        cells = [_cell(str(rank), str(rank), "num"), _cell(esc(p.other), str(p.other), "name"),
+                 _cell(esc(p.category)),
+                 _cell(_pct(p.acc_other), _sort_key(p.acc_other), "num"),
+                 _cell(_num(p.error_inconsistency), _sort_key(p.error_inconsistency), "num"),
+                 _cell(_pct(p.ensemble_acc), _sort_key(p.ensemble_acc), "num"),
+                 _cell(_num(p.ensemble_gain), _sort_key(p.ensemble_gain), "num"),
+                 _cell(_num(p.conversion_rate), _sort_key(p.conversion_rate), "num")]
+        cls = ' class="best"' if rank == 1 else ""
+        rows.append(f'<tr{cls} data-model="{esc(p.other)}">{"".join(cells)}</tr>')
+    best = ranked.iloc[0]
+    headers = [("Rank", "by ensemble accuracy with the base"), ("Model", "the other model"),
+               ("Category", "relative to the base"), ("Accuracy", "the other model alone"),
+               ("Error inconsistency", "with the base"), ("Ensemble acc.", "base + this model"),
+               ("Gain", "ensemble accuracy minus the mean of the two accuracies"),
+               ("Conversion", "P(ensemble right | exactly one right)")]
+    caption = (f"<b>Best sidekick.</b> <span class=\"name\">{esc(best.other)}</span> gives the base "
+               f"the highest ensemble accuracy ({_pct(best.ensemble_acc)}, base alone "
+               f"{_pct(best.acc_base)}); the top {len(ranked)} are listed.")
+    return _table("table-sidekick", caption, headers, rows), None
+
+
+def _greedy_table(results: Results) -> tuple[str | None, str | None]:
+    greedy = results.get("greedy")
+    if greedy is None or len(greedy) == 0:
+        return None, "Greedy ensemble table left out: greedy.csv absent or empty"
+    rows = []
+    summaries = []
+    for start in dict.fromkeys(greedy.start):
+        path = greedy[greedy.start == start].sort_values("step")
+        kept = path[path.kept]
+        for _, s in kept.iterrows():
+            cells = [_cell(esc(start), str(start), "name"), _cell(str(int(s.step)), str(int(s.step)), "num"),
+                     _cell(esc(s.added), str(s.added), "name"),
+                     _cell(_pct(s.calibration_acc), _sort_key(s.calibration_acc), "num"),
+                     _cell(_pct(s.evaluation_acc), _sort_key(s.evaluation_acc), "num")]
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+        if len(kept):
+            counts = kept.added.value_counts(sort=False)
+            members = ", ".join(f'<span class="name">{esc(n)}</span>' + (f" ×{c}" if c > 1 else "")
+                                for n, c in counts.items())
+            last = kept.iloc[-1]
+            summaries.append(f"from <span class=\"name\">{esc(start)}</span>: {len(kept)} "
+                             f"members ({members}), evaluation accuracy "
+                             f"{_pct(last.evaluation_acc)}")
+    headers = [("Start", "model the selection starts from"), ("Step", "0 = the start model alone"),
+               ("Added", "model added at this step (with replacement)"),
+               ("Calibration acc.", "accuracy on the calibration split (chooses the steps)"),
+               ("Evaluation acc.", "accuracy on the evaluation split (never used to choose)")]
+    caption = ("<b>Greedy ensemble</b> (kept prefix: the steps up to the best calibration "
+               "accuracy). " + "; ".join(summaries) + ".")
+    return _table("table-greedy", caption, headers, rows), None
+
+
+# ---------------------------------------------------------------- summary and headline
+
+_SUMMARY_LABELS = {"zoo": "Zoo", "path": "Zoo path", "zoo_path": "Zoo path",
+                   "dataset": "Dataset", "base": "Base model", "num_models": "Models",
+                   "num_examples": "Examples", "num_classes": "Classes",
+                   "num_evaluation_examples": "Evaluation examples", "split_seed": "Split seed",
+                   "zoolens_version": "zoolens version", "format_version": "Format version",
+                   "table_version": "Table version", "command": "Command line",
+                   "created_utc": "Created", "splits": "Split sizes",
+                   "elapsed_s": "Analysis time (s)", "multilabel": "Multi-label",
+                   "file_hashes": "File hashes (sha256)"}
+_FIRST = ("dataset", "path", "zoo", "base", "num_models", "num_examples", "num_classes",
+          "splits", "split_seed", "multilabel", "created_utc", "zoolens_version", "command")
+_NOTE_LISTS = ("notes", "temperature_warnings")
+
+
+def _humanize(key) -> str:
+    return _SUMMARY_LABELS.get(key, str(key).replace("_", " ").strip().capitalize())
+
+
+def _scalar(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return esc("yes" if value is True else "no" if value is False else "—")
+    if isinstance(value, float):
+        return esc(_num(value))
+    return esc(value)
+
+
+def _generic(value, depth: int = 0) -> str:
+    """Any JSON value as escaped HTML: scalars as text, short scalar lists comma-joined,
+    dicts and longer structures as nested lists (never raw JSON)."""
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        if depth > 3:
+            return f"<code>{esc(json.dumps(value, ensure_ascii=False, default=str))}</code>"
+        return "<ul>" + "".join(f"<li><b>{esc(_humanize(k))}:</b> {_generic(v, depth + 1)}</li>"
+                                for k, v in value.items()) + "</ul>"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "—"
+        if all(not isinstance(v, (dict, list, tuple)) for v in value):
+            return ", ".join(_scalar(v) for v in value)
+        return "<ol>" + "".join(f"<li>{_generic(v, depth + 1)}</li>" for v in value) + "</ol>"
+    return _scalar(value)
+
+
+def _flat_summary(summary: dict) -> dict:
+    """Top-level fields with the "zoo" block (analyze's provenance) opened up."""
+    flat = {}
+    for key, value in summary.items():
+        if key == "zoo" and isinstance(value, dict):
+            flat.update({k: v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _summary_section(results: Results) -> str:
+    flat = _flat_summary(results.summary)
+    models = results.get("models")
+    if "num_models" not in flat and models is not None:
+        flat["num_models"] = len(models)
+    if "base" not in flat and results.base is not None:
+        flat["base"] = results.base
+    if isinstance(flat.get("splits"), dict):
+        flat["splits"] = ", ".join(f"{k} {v}" for k, v in flat["splits"].items())
+    keys = [k for k in _FIRST if k in flat] + [k for k in flat if k not in _FIRST]
+    items, details = [], []
+    for key in keys:
+        value = flat[key]
+        if key in ("headline",) + _NOTE_LISTS:
+            continue
+        if isinstance(value, (dict, list, tuple)):
+            if value:
+                count = f" ({len(value)})"
+                details.append(f"<details><summary>{esc(_humanize(key))}{count}</summary>"
+                               f"{_generic(value)}</details>")
+            continue
+        cls = ' class="name"' if key in ("base", "dataset") else ""
+        items.append(f"<dt>{esc(_humanize(key))}</dt><dd{cls}>{_scalar(value)}</dd>")
+    analysis_notes = []
+    for key in _NOTE_LISTS:
+        value = flat.get(key)
+        if isinstance(value, list):
+            analysis_notes += [f"<li>{esc(v)}</li>" for v in value if isinstance(v, str) and v]
+    notes = (f'<div id="analysis-notes"><b>Notes from the analysis:</b><ul>{"".join(analysis_notes)}'
+             f"</ul></div>" if analysis_notes else "")
+    return (f'<section id="summary"><h2>The zoo</h2><dl class="summary">{"".join(items)}</dl>'
+            f'{notes}{"".join(details)}</section>')
+
+
+def _interval(d: dict, key: str) -> str:
+    lo, hi = d.get(f"{key}_lo", d.get("lo")), d.get(f"{key}_hi", d.get("hi"))
+    return f" [{_pct(lo)}, {_pct(hi)}]" if finite(lo) and finite(hi) else ""
+
+
+def _headline_base(v: dict) -> str:
+    text = f'<span class="name">{esc(v["model"])}</span>: accuracy {_pct(v["accuracy"])}'
+    text += _interval(v, "accuracy") + " on the evaluation split"
+    if finite(v.get("accuracy_all")):
+        text += f", {_pct(v['accuracy_all'])} on all examples"
+    return text
+
+
+def _headline_sidekick(v: dict) -> str:
+    text = (f'<span class="name">{esc(v["model"])}</span>'
+            + (f" ({esc(v['category'])})" if v.get("category") else "")
+            + f": ensemble accuracy {_pct(v['ensemble_acc'])}" + _interval(v, "ensemble_acc"))
+    if finite(v.get("over_base")):
+        text += f", {100 * float(v['over_base']):+.2f} points over the base alone"
+    if finite(v.get("error_inconsistency")):
+        text += f"; error inconsistency {_num(v['error_inconsistency'])}"
+    if finite(v.get("mcnemar_p")):
+        text += f"; McNemar p = {float(v['mcnemar_p']):.2g}"
+    return text
+
+
+def _by_category(v: dict, what: str) -> str:
+    parts = []
+    for cat in F.ordered_categories(v):
+        d = v[cat]
+        if not isinstance(d, dict) or not finite(d.get("mean")):
+            continue
+        ci = (f" [{_num(d['lo'], 3)}, {_num(d['hi'], 3)}]"
+              if finite(d.get("lo")) and finite(d.get("hi")) else "")
+        n = f" ({int(d['n_pairs'])} pairs)" if finite(d.get("n_pairs")) else ""
+        parts.append(f"{esc(cat)} {_num(d['mean'], 3)}{ci}{n}")
+    return f"{what}: " + ", ".join(parts)
+
+
+def _headline_spearman(v: dict) -> str:
+    parts = []
+    for key, name in (("pairs_with_base", "pairs with the base"), ("all_pairs", "all pairs")):
+        d = v.get(key)
+        if isinstance(d, dict) and finite(d.get("rho")):
+            p = f", p = {float(d['p_value']):.2g}" if finite(d.get("p_value")) else ""
+            parts.append(f"ρ = {float(d['rho']):.2f}{p} over {name} (n = {esc(d.get('n_pairs'))})")
+    if not parts:
+        raise ValueError("no correlation")
+    return "Spearman correlation of error inconsistency and ensemble gain: " + "; ".join(parts)
+
+
+def _headline_greedy(v: dict) -> str:
+    members = v.get("members") or []
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[str(m)] = counts.get(str(m), 0) + 1
+    listed = ", ".join(f'<span class="name">{esc(m)}</span>' + (f" ×{c}" if c > 1 else "")
+                       for m, c in counts.items())
+    text = (f"greedy ensemble from <span class=\"name\">{esc(v['start'])}</span>: "
+            f"{len(members)} members ({listed}), evaluation accuracy {_pct(v['evaluation_acc'])}")
+    if finite(v.get("gain_over_start")):
+        text += f" ({100 * float(v['gain_over_start']):+.2f} points over the start alone)"
+    return text
+
+
+_HEADLINE = {
+    "base": ("Base", _headline_base),
+    "best_sidekick": ("Best sidekick", _headline_sidekick),
+    "mean_error_inconsistency_by_category": (None, lambda v: _by_category(
+        v, "Mean error inconsistency with the base by category")),
+    "conversion_rate_by_category": (None, lambda v: _by_category(
+        v, "Conversion rate by category")),
+    "spearman_ei_vs_gain": (None, _headline_spearman),
+    "greedy": ("Greedy", _headline_greedy),
+}
+_HEADLINE_SKIP = {"ranked_sidekicks"}  # shown as the best-sidekick table
+
+
+def _headline_section(results: Results) -> str:
+    """summary.json "headline": the analyze findings as sentences; unknown keys generically."""
+    headline = results.summary.get("headline")
+    if not headline:
+        return ""
+    items = []
+    if isinstance(headline, dict):
+        h = dict(headline)
+        rendered: dict[str, str] = {}  # trusted HTML built here from escaped parts only
+        for key in ("all_models_ensemble_acc", "majority_vote_acc"):
+            if finite(h.get(key)):
+                members = h.pop(key.replace("_acc", "_members"), None)
+                what = "Ensemble of all models" if key.startswith("all") else "Majority vote"
+                rendered[key] = (f"{what}: accuracy {_pct(h[key])}"
+                                 + (f" ({esc(members)} models)" if members is not None else ""))
+        for key, value in h.items():
+            if key in _HEADLINE_SKIP or value is None:
+                continue
+            if key in rendered:
+                items.append(f"<li>{rendered[key]}</li>")
+                continue
+            if key in _HEADLINE and isinstance(value, dict):
+                title, render = _HEADLINE[key]
+                try:
+                    body = render(value)
+                    items.append(f"<li>{f'<b>{esc(title)}:</b> ' if title else ''}{body}</li>")
+                    continue
+                except (KeyError, TypeError, ValueError):
+                    pass  # an unexpected shape: shown generically below
+            items.append(f"<li><b>{esc(_humanize(key))}:</b> {_generic(value)}</li>")
+    elif isinstance(headline, list):
+        items = [f"<li>{_generic(v)}</li>" for v in headline]
+    else:
+        items = [f"<li>{_generic(headline)}</li>"]
+    return f'<section id="headline"><h2>Headline findings</h2><ul>{"".join(items)}</ul></section>'
+
+
+# ---------------------------------------------------------------- page
+
+_CSS = """
+:root{--ink:#1d2327;--mute:#5f6b73;--line:#d9dee2;--accent:#1f5f99;--bg:#fff;--soft:#f5f7f9}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);
+ font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1100px;margin:0 auto;padding:28px 24px 60px}
+h1{font-size:1.7em;margin:0 0 4px} h2{font-size:1.25em;margin:36px 0 10px;
+ border-bottom:1px solid var(--line);padding-bottom:4px}
+.sub{color:var(--mute);margin:0 0 18px}
+dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:2px 18px;margin:0}
+dl.summary dt{color:var(--mute)} dl.summary dd{margin:0;overflow-wrap:anywhere}
+details{margin:8px 0} summary{cursor:pointer;color:var(--accent)}
+#notes ul{margin:4px 0;padding-left:20px;color:#6b4e00} #notes{background:#fff8e5;
+ border:1px solid #f0dca8;border-radius:6px;padding:6px 14px;margin-top:18px}
+#notes h2{border:0;margin:6px 0 0;font-size:1em}
+figure{margin:26px 0;padding:0} figure svg{display:block;max-width:100%;height:auto}
+figcaption{color:var(--ink);margin-top:6px;font-size:.95em}
+figcaption .paper,figcaption .shown{color:var(--mute)}
+.table-wrap{overflow-x:auto;margin:18px 0}
+table{border-collapse:collapse;width:100%;font-size:.9em}
+caption{text-align:left;padding:0 0 6px;color:var(--ink)}
+th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+thead th{background:var(--soft);position:sticky;top:0;white-space:nowrap}
+table.sortable thead th{cursor:pointer;user-select:none}
+table.sortable thead th::after{content:" \\2195";color:#aab3ba;font-size:.85em}
+table.sortable thead th[aria-sort=ascending]::after{content:" \\25B2";color:var(--accent)}
+table.sortable thead th[aria-sort=descending]::after{content:" \\25BC";color:var(--accent)}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.name{overflow-wrap:anywhere;font-weight:500} .ci{color:var(--mute);font-size:.85em}
+.badge{background:var(--accent);color:#fff;border-radius:3px;padding:0 5px;font-size:.75em}
+tr.best td{background:#eef6ee}
+table.plain td{font-size:.85em} code{font-size:.85em;overflow-wrap:anywhere}
+footer{margin-top:40px;color:var(--mute);font-size:.85em}
+"""
+
+# No user string ever goes in here: rows are sorted by their cells' data-sort attributes.
+_JS = """
+(function () {
+  function key(cell) {
+    var v = cell.getAttribute('data-sort');
+    if (v === null) { v = cell.textContent; }
+    v = v.trim();
+    if (v === '') { return null; }
+    var n = Number(v);
+    return isFinite(n) ? n : v.toLowerCase();
+  }
+  function compare(a, b) {
+    if (a === null && b === null) { return 0; }
+    if (a === null) { return 1; }
+    if (b === null) { return -1; }
+    if (typeof a === typeof b) { return a < b ? -1 : (a > b ? 1 : 0); }
+    return typeof a === 'number' ? -1 : 1;
+  }
+  function sortBy(table, column, header) {
+    var dir = header.getAttribute('aria-sort') === 'ascending' ? 'descending' : 'ascending';
+    var sign = dir === 'ascending' ? 1 : -1;
+    table.querySelectorAll('thead th').forEach(function (th) { th.removeAttribute('aria-sort'); });
+    header.setAttribute('aria-sort', dir);
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (r1, r2) {
+      var a = key(r1.cells[column]), b = key(r2.cells[column]);
+      if (a === null || b === null) { return compare(a, b); }
+      return sign * compare(a, b);
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  }
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    table.querySelectorAll('thead th').forEach(function (th, column) {
+      th.tabIndex = 0;
+      th.addEventListener('click', function () { sortBy(table, column, th); });
+      th.addEventListener('keydown', function (e) {
+        if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sortBy(table, column, th); }
+      });
+    });
+  });
+})();
+"""
+
+
+def _csp() -> str:
+    digest = base64.b64encode(hashlib.sha256(_JS.encode("utf-8")).digest()).decode("ascii")
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+            f"img-src data:; base-uri 'none'; form-action 'none'")
+
+
+def _title(results: Results) -> str:
+    summary = _flat_summary(results.summary)
+    for key in ("dataset", "dataset_name"):
+        if isinstance(summary.get(key), str) and summary[key]:
+            return summary[key]
+    zoo = summary.get("path") or summary.get("zoo") or summary.get("zoo_path")
+    if isinstance(zoo, str) and zoo.strip("/"):
+        return Path(zoo).name
+    return results.path.resolve().name
+
+
+def render_html(results: Results, figure_blocks: list[str], tables: list[str],
+                notes: list[str]) -> str:
+    title = _title(results)
+    notes_html = ""
+    if notes:
+        notes_html = ('<section id="notes"><h2>Notes: what is left out or odd</h2><ul>'
+                      + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></section>")
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{esc(_csp())}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="zoolens {esc(__version__)}">
+<link rel="icon" href="data:,">
+<title>zoolens report: {esc(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>How differently do these models behave? <span class="name">{esc(title)}</span></h1>
+<p class="sub">A zoolens report (after Gontijo-Lopes, Dauphin &amp; Cubuk 2021, “No One
+Representation to Rule Them All”), built from <code>{esc(results.path)}</code>.</p>
+</header>
+{_summary_section(results)}
+{_headline_section(results)}
+{notes_html}
+<section id="figures"><h2>Figures</h2>
+{''.join(figure_blocks) or '<p>No figure could be drawn from these tables.</p>'}
+</section>
+<section id="tables"><h2>Tables</h2>
+{''.join(tables) or '<p>No table could be built from these tables.</p>'}
+</section>
+<footer>Generated by zoolens {esc(__version__)} on {esc(when)}. This file is self-contained:
+it loads nothing from the network.</footer>
+</main>
+<script>{_JS}</script>
+</body>
+</html>
+"""
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
+                 warn: Callable[[str], None] | None = _warn_stderr,
+                 progress: Callable[[str], None] | None = None) -> ReportResult:
+    """Write one self-contained HTML report of the result tables in ``results_dir``.
+
+    Every figure whose data are present is drawn (inline SVG; also PNG in ``png_dir`` if
+    given); every missing or bad table becomes a one-line note, in the report and passed to
+    ``warn`` (stderr by default). ``which``: "base" (pairs with the base model, as in the
+    paper) or "all". Raises ZoolensError when the folder holds no result table at all.
+    """
+    if which not in ("base", "all"):
+        raise ZoolensError(f"--pairs {which!r}: choose 'base' or 'all'")
+    out = Path(out_path)
+    if out.exists() and out.is_dir():
+        raise ZoolensError(f"{out}: is a directory; give a file name such as {out / 'report.html'}")
+    results = load_results(results_dir)
+    report = ReportResult(path=out)
+    notes = list(results.notes)
+    png_path = Path(png_dir) if png_dir is not None else None
+    if png_path is not None:
+        png_path.mkdir(parents=True, exist_ok=True)
+    blocks = []
+    for number, spec in enumerate(F.FIGURES, start=1):
+        if progress:
+            progress(f"drawing {spec.title.lower()}")
+        try:
+            drawn = F.draw(spec, results, which)
+        except F.FigureSkipped as exc:
+            reason = f"{spec.title} ({spec.paper}) left out: {exc}"
+            report.skipped[spec.key] = str(exc)
+            notes.append(reason)
+            continue
+        notes.extend(drawn.notes)
+        prefix = f"zl-{spec.key}"
+        svg = figure_svg(drawn.figure, prefix)
+        if png_path is not None:
+            file = png_path / f"{number:02d}_{spec.key}.png"
+            with F.style():
+                drawn.figure.savefig(file, format="png", dpi=150)
+            report.png_files.append(file)
+        paper = f"paper {spec.paper}" if spec.paper.startswith("Fig") else spec.paper
+        blocks.append(
+            f'<figure id="{prefix}" class="zl-figure" data-figure="{esc(spec.key)}">{svg}'
+            f'<figcaption id="{prefix}-caption"><b>{esc(spec.title)}</b> '
+            f'<span class="paper">({esc(paper)})</span>. {esc(spec.caption)}'
+            + (f' <span class="shown">({esc("; ".join(drawn.shown))}.)</span>' if drawn.shown else "")
+            + "</figcaption></figure>")
+        report.figures.append(spec.key)
+        report.figure_data[spec.key] = drawn.data
+        drawn.figure.clear()
+    tables = []
+    for builder in (_table1, _sidekick_table, _greedy_table):
+        block, note = builder(results)
+        if block:
+            tables.append(block)
+        if note:
+            notes.append(note)
+    if not blocks and not tables:
+        problems = "; ".join(notes[:3]) or "no usable table"
+        raise ZoolensError(f"{results.path}: nothing to report ({problems})")
+    report.notes = notes
+    if warn:
+        for note in notes:
+            warn(note)
+    _atomic_write_text(out, render_html(results, blocks, tables, notes))
+    return report

@@ -1,0 +1,321 @@
+"""Read and check the result tables of a results folder (DESIGN sec. 5, CONTRACTS "Result tables").
+
+The report is rebuilt from a results folder alone: the CSV tables written by ``zoolens analyze``
+and ``zoolens probe`` and ``summary.json``. This module reads them with the model, class and
+group names kept as text exactly as written (a model named ``NA`` or ``null`` stays a name),
+converts the numeric columns, and checks each table against its contract:
+
+- a missing table, a table missing a column the report needs, a numeric column with text in it,
+  or an unsupported ``table_version`` leave that table out, with a one-line note naming the
+  file and the problem;
+- agreed columns the report does not draw may be absent; columns nobody agreed on are noted
+  and ignored, and the table is kept.
+
+Versions: the analyze tables are governed by ``summary.json``'s ``table_version``; a probe table
+``X.csv`` may carry its own version in a sibling ``X.json`` (``{"table_version": 1}``).
+Parquet (``X.parquet``) is read where the CSV is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from zoolens.errors import ZoolensError
+
+SUPPORTED_TABLE_VERSIONS = frozenset({1})
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Contract of one table: the columns the report needs, the others agreed, their types."""
+
+    name: str                      # file stem: models -> models.csv
+    needed: tuple[str, ...]        # without these the table is left out
+    optional: tuple[str, ...] = ()  # agreed columns the report does not need
+    text: tuple[str, ...] = ()     # kept as text (names); every other column is numeric
+    boolean: tuple[str, ...] = ()
+    bounds_suffixes: bool = False  # X_lo / X_hi allowed for any agreed column X
+    producer: str = "analyze"      # "analyze" (versioned by summary.json) or "probe"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.csv"
+
+
+_PAIR = ("model_a", "model_b")
+
+TABLE_SPECS: dict[str, TableSpec] = {spec.name: spec for spec in [
+    TableSpec("models",
+              needed=("model", "arch", "framework", "head", "category", "accuracy", "temperature"),
+              optional=("pretrain_data", "accuracy_lo", "accuracy_hi", "accuracy_all",
+                        "nll_before", "nll_after", "ece_before", "ece_after", "kind",
+                        "accuracy_eval_n"),
+              text=("model", "arch", "framework", "pretrain_data", "head", "category", "kind")),
+    TableSpec("pairs",
+              needed=_PAIR + ("category", "acc_a", "acc_b", "error_inconsistency", "both_right",
+                              "both_wrong", "error_consistency", "ensemble_acc", "ensemble_gain",
+                              "conversion_rate", "neither_conversion"),
+              optional=("dominance_ab", "dominance_ba", "mcnemar_p", "paired_bootstrap_p"),
+              text=_PAIR + ("category",), bounds_suffixes=True),
+    TableSpec("specialization",
+              needed=_PAIR + ("group", "n", "acc_a", "acc_b", "error_inconsistency",
+                              "only_a_right", "only_b_right", "mean_theta_only_a",
+                              "mean_theta_only_b"),
+              optional=("group_type",),
+              text=_PAIR + ("group", "group_type")),
+    TableSpec("greedy",
+              needed=("start", "step", "added", "members", "calibration_acc", "evaluation_acc",
+                      "kept"),
+              text=("start", "added", "members"), boolean=("kept",)),
+    TableSpec("theta", needed=_PAIR + ("outcome", "bin_lo", "bin_hi", "count"),
+              text=_PAIR + ("outcome",)),
+    TableSpec("reliability",
+              needed=("model", "stage", "bin", "bin_lo", "bin_hi", "count", "mean_confidence",
+                      "accuracy"),
+              text=("model", "stage")),
+    TableSpec("interpolation", needed=_PAIR + ("mode", "weight", "ensemble_acc"),
+              text=_PAIR + ("mode",)),
+    TableSpec("probe", needed=_PAIR + ("rate", "draw", "accuracy"),
+              optional=("n_dims_a", "n_dims_b"), text=_PAIR, producer="probe"),
+    TableSpec("diversity", needed=_PAIR + ("selection", "k", "accuracy", "target_accuracy"),
+              text=_PAIR + ("selection",), producer="probe"),
+    TableSpec("transfer",
+              needed=("model", "upstream_accuracy", "downstream_metric", "downstream_value"),
+              text=("model", "downstream_metric"), producer="probe"),
+    TableSpec("stacking",
+              needed=_PAIR + ("downstream_metric", "value_a", "value_b", "value_stacked"),
+              text=_PAIR + ("downstream_metric",), producer="probe"),
+    TableSpec("cka", needed=_PAIR + ("cka_linear", "error_consistency"),
+              optional=("cka_rbf", "cka_debiased"), text=_PAIR, producer="probe"),
+]}
+
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n"}
+
+
+@dataclass
+class Results:
+    """What a results folder holds, after checking: usable tables, summary, and the notes."""
+
+    path: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    base: str | None = None
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.tables and len(self.tables[n]) > 0 for n in names)
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        return self.tables.get(name)
+
+
+def _read_summary(path: Path, notes: list[str]) -> tuple[dict, bool]:
+    """summary.json as a dict (empty with a note when absent or broken); second: found at all."""
+    file = path / "summary.json"
+    if not file.exists():
+        notes.append("summary.json: not found; no headline findings, the base model is inferred")
+        return {}, False
+    try:
+        summary = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        notes.append(f"summary.json: not readable as JSON ({exc}); ignored")
+        return {}, True
+    if not isinstance(summary, dict):
+        notes.append("summary.json: not a JSON object; ignored")
+        return {}, True
+    return summary, True
+
+
+def _version_problem(version, where: str) -> str | None:
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) \
+            or version not in SUPPORTED_TABLE_VERSIONS:
+        supported = ", ".join(str(v) for v in sorted(SUPPORTED_TABLE_VERSIONS))
+        return (f"{where}: table_version {version!r} is not one this zoolens reads "
+                f"(supported: {supported}); upgrade zoolens or re-run the analysis")
+    return None
+
+
+def _read_raw(path: Path, spec: TableSpec) -> pd.DataFrame:
+    """Every column as text, nothing turned into NaN but empty cells and nan literals later."""
+    csv = path / spec.filename
+    if csv.exists():
+        return pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8")
+    return pd.read_parquet(path / f"{spec.name}.parquet").astype(object)
+
+
+def _to_numeric(series: pd.Series) -> tuple[pd.Series, int | None]:
+    """Numbers from text; '' / nan / NaN / NA / None are missing. Returns (values, first bad row)."""
+    text = series.astype(str).str.strip()
+    missing = text.isin(["", "nan", "NaN", "NA", "N/A", "None", "null", "<NA>"])
+    values = pd.to_numeric(text.where(~missing), errors="coerce")
+    bad = values.isna() & ~missing
+    return values.astype(float), (int(bad.idxmax()) if bad.any() else None)
+
+
+def _to_bool(series: pd.Series) -> tuple[pd.Series, int | None]:
+    text = series.astype(str).str.strip().str.lower()
+    bad = ~text.isin(_TRUE | _FALSE)
+    return text.isin(_TRUE), (int(bad.idxmax()) if bad.any() else None)
+
+
+def _check_table(raw: pd.DataFrame, spec: TableSpec, notes: list[str]) -> pd.DataFrame | None:
+    """The table with typed columns, or None (with a note) when the report cannot use it."""
+    name = spec.filename
+    columns = list(raw.columns)
+    missing = [c for c in spec.needed if c not in columns]
+    if missing:
+        notes.append(f"{name}: missing column(s) {', '.join(missing)}; table left out")
+        return None
+    agreed = set(spec.needed) | set(spec.optional)
+    unknown = [c for c in columns if c not in agreed and not (
+        spec.bounds_suffixes and c.rsplit("_", 1)[-1] in ("lo", "hi")
+        and c.rsplit("_", 1)[0] in agreed)]
+    if unknown:
+        notes.append(f"{name}: unknown column(s) {', '.join(unknown)} ignored")
+    table = raw[[c for c in columns if c not in unknown]].copy()
+    for column in table.columns:
+        if column in spec.text:
+            table[column] = table[column].astype(str)
+            continue
+        convert = _to_bool if column in spec.boolean else _to_numeric
+        values, bad_row = convert(table[column])
+        if bad_row is not None:
+            notes.append(f"{name}: column {column} has a non-{'boolean' if column in spec.boolean else 'numeric'} "
+                         f"value {str(table[column].iloc[bad_row])[:40]!r} in data row {bad_row + 1}; "
+                         f"table left out")
+            return None
+        table[column] = values
+    if spec.name == "specialization":
+        table = _specialization_as_fractions(table)
+    return table.reset_index(drop=True)
+
+
+def _specialization_as_fractions(table: pd.DataFrame) -> pd.DataFrame:
+    """only_a_right / only_b_right as fractions of the group's n (they are fractions by contract,
+    like pairs.csv's rates; a table that wrote counts is recognised by counts summing to
+    EI * n and converted, so the report draws the same thing either way)."""
+    total = table.only_a_right + table.only_b_right
+    as_counts = (total - table.error_inconsistency * table.n).abs() < 1e-6
+    as_fractions = (total - table.error_inconsistency).abs() < 1e-9
+    if bool((as_counts & ~as_fractions & (table.n > 1)).any()) and not bool(
+            (as_fractions & ~as_counts).any()):
+        table = table.copy()
+        table["only_a_right"] = table.only_a_right / table.n
+        table["only_b_right"] = table.only_b_right / table.n
+    return table
+
+
+def infer_base(results: Results) -> str | None:
+    """summary.json's base; else the one model whose category is "Same"; else the model most often
+    in model_a of the pair tables."""
+    base = results.summary.get("base")
+    if isinstance(base, str) and base:
+        return base
+    models = results.get("models")
+    if models is not None:
+        same = models.loc[models.category == "Same", "model"]
+        if len(same) == 1:
+            return str(same.iloc[0])
+    for name in ("specialization", "theta", "pairs"):
+        table = results.get(name)
+        if table is not None and len(table):
+            return str(table.model_a.value_counts().idxmax())
+    return None
+
+
+def load_results(results_dir) -> Results:
+    """Read and check every table of a results folder.
+
+    Never raises for one bad table (it becomes a note); raises ZoolensError when the folder does
+    not exist or holds none of the tables (nothing to report).
+    """
+    path = Path(results_dir)
+    if not path.is_dir():
+        what = "a file, not a folder" if path.exists() else "no such directory"
+        raise ZoolensError(f"{path}: not a results folder ({what}); "
+                           f"run `zoolens analyze ZOO --base NAME --out {path}` first")
+    results = Results(path=path)
+    notes = results.notes
+    summary, summary_found = _read_summary(path, notes)
+    results.summary = summary
+    analyze_problem = _version_problem(summary.get("table_version"), "summary.json")
+    if summary and "table_version" not in summary:
+        notes.append("summary.json: no table_version; read as version 1")
+    found_any = summary_found
+    not_found = []
+    for spec in TABLE_SPECS.values():
+        csv, parquet = path / spec.filename, path / f"{spec.name}.parquet"
+        if not csv.exists() and not parquet.exists():
+            not_found.append(spec.filename)
+            continue
+        found_any = True
+        problem = analyze_problem if spec.producer == "analyze" else None
+        sibling = path / f"{spec.name}.json"
+        if spec.producer == "probe" and sibling.exists():
+            try:
+                meta = json.loads(sibling.read_text(encoding="utf-8"))
+                version = meta.get("table_version") if isinstance(meta, dict) else None
+                problem = _version_problem(version, sibling.name)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                problem = f"{sibling.name}: not readable as JSON ({exc})"
+        if problem:
+            notes.append(f"{problem}; {spec.filename} left out")
+            continue
+        try:
+            raw = _read_raw(path, spec)
+        except Exception as exc:  # a broken file is the user's input: one line, keep going
+            notes.append(f"{spec.filename}: not readable ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]}); table left out")
+            continue
+        table = _check_table(raw, spec, notes)
+        if table is not None:
+            if len(table) == 0:
+                notes.append(f"{spec.filename}: no rows")
+            results.tables[spec.name] = table
+    if not_found and found_any:
+        notes.insert(0, f"not found in {path}: {', '.join(not_found)} (what needs them is "
+                        f"left out)")
+    if not found_any:
+        wanted = ", ".join(s.filename for s in TABLE_SPECS.values())
+        raise ZoolensError(f"{path}: no result tables found (expected summary.json and some of "
+                           f"{wanted}); run `zoolens analyze ZOO --base NAME --out {path}` first")
+    results.base = infer_base(results)
+    if results.base is None:
+        notes.append("no base model found (summary.json has no base and no table names one)")
+    elif "base" not in summary:
+        notes.append(f"base model inferred from the tables: {results.base}")
+    models = results.get("models")
+    if results.base is not None and models is not None and results.base not in set(models.model):
+        notes.append(f"models.csv: base model {results.base!r} not listed")
+    return results
+
+
+def pairs_with_base(pairs: pd.DataFrame, base: str | None) -> pd.DataFrame:
+    """Pairs (base, other) oriented so that ``other`` is the non-base model (DESIGN: pairs.csv
+    holds each unordered pair once, in zoo order, so the base may be on either side). Adds
+    columns ``other``, ``acc_base`` and ``acc_other``; symmetric rates are unchanged."""
+    if base is None:
+        return pairs.iloc[0:0].assign(other=pd.Series(dtype=str))
+    a_side = pairs.model_a == base
+    b_side = (pairs.model_b == base) & ~a_side
+    sel = pairs[(a_side | b_side) & (pairs.model_a != pairs.model_b)].copy()
+    flip = b_side[sel.index]
+    sel["other"] = sel.model_b.where(~flip, sel.model_a)
+    sel["acc_base"] = sel.acc_a.where(~flip, sel.acc_b)
+    sel["acc_other"] = sel.acc_b.where(~flip, sel.acc_a)
+    return sel.reset_index(drop=True)
+
+
+def finite(value) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
