@@ -202,8 +202,8 @@ def pretrained(checkpoint: str | None = None, depth: int = 20, seed: int | None 
     card = {
         "arch": f"resnet{model.depth}",
         "arch_family": "resnet",
-        "framework": "pytorch",
-        "pretrain_data": "cifar10",
+        "framework": "supervised",
+        "pretrain_data": "cifar-10",
         "head": "linear",
         "source": source,
         "hparams": {"depth": model.depth, "shortcut": "A"},

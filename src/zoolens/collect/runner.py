@@ -1,0 +1,559 @@
+"""Run models over a dataset into per-example logits and pre-logit embeddings, resumably.
+
+The unit of work is a *shard*: the examples ``[k*S, min((k+1)*S, N))`` of the dataset in its
+fixed order (S = ``shard_size``, a multiple of the batch size). Inside a shard the examples go
+through the model in batches of ``batch_size`` starting at the shard's first example, so the
+batches — and, on the same device with the same thread count, the numbers — are identical
+whether the shard runs here, after a restart, or as a Ray task (``collect.distributed``).
+
+Each finished shard is written atomically (temp file, fsync, rename) to
+``<work dir>/<model slug>/shard-<k>.safetensors`` with the global row indices it covers, so an
+interrupted run resumes with the shards that are missing and never duplicates a row. The
+work dir records a fingerprint of the run (model spec and options, the data set's example
+ids, batch and shard size); shards of a different run are never mixed in. When every shard
+exists they are assembled in example order and the model is added to the zoo with
+``Zoo.add``; the model's shards are then deleted.
+
+Images that cannot be decoded are skipped (no row in the zoo; listed in a warning and in the
+card's ``notes``), or with ``strict`` stop the run with an error naming the file.
+
+Inference runs under ``torch.inference_mode()`` on the chosen device (auto: cuda, then mps,
+then cpu) with autocast (float16) on CUDA by default; logits and embeddings are stored as
+float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+from zoolens.progress import info, progress_bar
+
+SHARD_FORMAT = 1
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """How to run: batch and shard size, device, workers, precision, threads, strictness."""
+
+    batch_size: int = 64
+    shard_size: int | None = None      # default: 16 batches
+    device: str | None = None          # None: auto (cuda, mps, cpu)
+    num_workers: int = 0
+    amp: bool | None = None            # None: on for cuda
+    threads: int | None = None         # torch.set_num_threads (pin it for identical results)
+    strict: bool = False
+    resume: bool = True
+
+    def effective_shard_size(self) -> int:
+        if self.batch_size < 1:
+            raise ZoolensError(f"--batch-size must be >= 1, got {self.batch_size}")
+        size = self.shard_size or 16 * self.batch_size
+        if size < 1:
+            raise ZoolensError(f"shard size must be >= 1, got {size}")
+        # Shards hold whole batches, so batches never straddle two shards.
+        return -(-size // self.batch_size) * self.batch_size
+
+
+@dataclasses.dataclass
+class CollectedOutputs:
+    """Outputs of one model over a dataset: rows for the examples that decoded.
+
+    ``indices``: (n,) int64 dataset positions, increasing; ``logits`` (n, C) float32;
+    ``embeddings`` (n, D) float32 or None; ``skipped``: {dataset position: reason}.
+    """
+
+    indices: np.ndarray
+    logits: np.ndarray
+    embeddings: np.ndarray | None
+    skipped: dict[int, str]
+    card: dict[str, Any]
+
+
+def select_device(device: str | None = None):
+    """``torch.device``: the given one, or cuda / mps / cpu, whichever is available first."""
+    import torch
+
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ZoolensError(f"--device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ZoolensError(f"--device {device}: CUDA is not available on this machine")
+    return dev
+
+
+def shard_ranges(num_examples: int, shard_size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + shard_size, num_examples)) for s in range(0, num_examples, shard_size)]
+
+
+# ---------------------------------------------------------------- dataset plumbing
+
+
+class _Items:
+    """Dataset view yielding ``(position, tensor or None, reason)``; decode errors become data."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        from zoolens.collect.images import UndecodableImage
+
+        try:
+            item = self.dataset[index]
+        except UndecodableImage as exc:
+            return index, None, str(exc)
+        if isinstance(item, (tuple, list)):
+            item = item[0]  # (image, label) datasets: the label is not the model's business
+        return index, item, ""
+
+
+def _collate(items):
+    import torch
+
+    positions = [i for i, x, _ in items if x is not None]
+    tensors = [x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+               for _, x, _ in items if x is not None]
+    bad = {i: reason for i, x, reason in items if x is None}
+    batch = torch.stack(tensors) if tensors else None
+    return torch.as_tensor(positions, dtype=torch.int64), batch, bad
+
+
+def _batches(ranges: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    return [list(range(b, min(b + batch_size, stop)))
+            for start, stop in ranges for b in range(start, stop, batch_size)]
+
+
+def _to_numpy(t) -> np.ndarray:
+    return t.detach().float().cpu().numpy().astype(np.float32, copy=False)
+
+
+def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
+                options: RunOptions, device: Any = None,
+                on_shard: Callable[[int, int, dict[str, Any]], None] | None = None,
+                on_batch: Callable[[int], None] | None = None) -> None:
+    """Run ``loaded`` over the shards ``ranges`` of ``dataset``, calling ``on_shard(start, stop,
+    arrays)`` as each shard completes. ``arrays``: indices, logits, embeddings (or None), skipped.
+
+    The model is moved to ``device`` and put in eval mode; batches are exactly the chunks of
+    ``batch_size`` inside each shard, in order.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    if options.threads:
+        torch.set_num_threads(int(options.threads))
+    device = device if device is not None else select_device(options.device)
+    module = getattr(loaded, "module", None)
+    if module is not None and hasattr(module, "to"):
+        module.to(device)
+        module.eval()
+    amp = options.amp if options.amp is not None else device.type == "cuda"
+    batches = _batches(ranges, options.batch_size)
+    if not batches:
+        return
+    loader = DataLoader(_Items(dataset), batch_sampler=batches, collate_fn=_collate,
+                        num_workers=options.num_workers,
+                        pin_memory=device.type == "cuda",
+                        persistent_workers=False)
+    bounds = iter(ranges)
+    start, stop = next(bounds)
+    acc: dict[str, list] = {"indices": [], "logits": [], "embeddings": []}
+    skipped: dict[int, str] = {}
+    with torch.inference_mode():
+        for positions, batch, bad in loader:
+            if bad and options.strict:
+                first = min(bad)
+                raise ZoolensError(f"{bad[first]} (--strict; drop --strict to skip such images)")
+            skipped.update(bad)
+            if batch is not None:
+                batch = batch.to(device, non_blocking=True)
+                if amp:
+                    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+                    with torch.autocast(device_type=device.type, dtype=dtype):
+                        logits, emb = loaded.forward(batch)
+                else:
+                    logits, emb = loaded.forward(batch)
+                if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
+                    raise ZoolensError(f"model {getattr(loaded, 'name', '?')}: logits must be "
+                                       f"(batch, classes), got {tuple(logits.shape)}")
+                acc["indices"].append(positions.numpy())
+                acc["logits"].append(_to_numpy(logits))
+                if emb is not None:
+                    acc["embeddings"].append(_to_numpy(emb.reshape(emb.shape[0], -1)))
+            n_batch = len(positions) + len(bad)
+            if on_batch is not None:
+                on_batch(n_batch)
+            last = (int(positions.max()) if len(positions) else -1)
+            last = max([last, *bad.keys()])
+            if last == stop - 1:
+                arrays = {
+                    "indices": (np.concatenate(acc["indices"]) if acc["indices"]
+                                else np.zeros(0, np.int64)),
+                    "logits": np.concatenate(acc["logits"]) if acc["logits"] else None,
+                    "embeddings": (np.concatenate(acc["embeddings"]) if acc["embeddings"]
+                                   else None),
+                    "skipped": {k: v for k, v in skipped.items() if start <= k < stop},
+                }
+                if on_shard is not None:
+                    on_shard(start, stop, arrays)
+                acc = {"indices": [], "logits": [], "embeddings": []}
+                skipped = {}
+                nxt = next(bounds, None)
+                if nxt is None:
+                    break
+                start, stop = nxt
+
+
+# ---------------------------------------------------------------- shards on disk
+
+
+class ShardStore:
+    """The shards of one model run in ``work_dir/<slug>/`` (see the module docstring)."""
+
+    def __init__(self, work_dir: str | Path, model_name: str, fingerprint: dict[str, Any],
+                 num_examples: int, shard_size: int, *, resume: bool = True):
+        from zoolens.zoo._slug import short_hash, slugify
+
+        self.num_examples = int(num_examples)
+        self.shard_size = int(shard_size)
+        self.ranges = shard_ranges(self.num_examples, self.shard_size)
+        self.dir = Path(work_dir) / f"{slugify(model_name)}-{short_hash(model_name, length=8)}"
+        self.fingerprint = {**fingerprint, "num_examples": self.num_examples,
+                            "shard_size": self.shard_size, "shard_format": SHARD_FORMAT}
+        run_file = self.dir / "run.json"
+        if self.dir.exists():
+            old = None
+            try:
+                old = json.loads(run_file.read_text())
+            except (OSError, ValueError):
+                pass
+            if old != self.fingerprint:
+                if resume and old is not None and any(self.dir.glob("shard-*.safetensors")):
+                    diff = sorted(k for k in set(old) | set(self.fingerprint)
+                                  if old.get(k) != self.fingerprint.get(k))
+                    raise ZoolensError(
+                        f"{self.dir}: holds shards of a different run of model {model_name!r} "
+                        f"(differs in {', '.join(diff)}); pass --no-resume to start over")
+                shutil.rmtree(self.dir)
+            elif not resume:
+                shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not run_file.exists():
+            from zoolens.zoo._atomic import atomic_write_bytes
+
+            atomic_write_bytes(run_file, json.dumps(self.fingerprint, indent=1).encode())
+        for tmp in self.dir.glob(".tmp-*"):  # leftovers of a killed write
+            tmp.unlink(missing_ok=True)
+
+    def shard_path(self, k: int) -> Path:
+        return self.dir / f"shard-{k:06d}.safetensors"
+
+    def _index(self, start: int) -> int:
+        return start // self.shard_size
+
+    def done(self) -> set[int]:
+        """Shard numbers already written (and readable)."""
+        out = set()
+        for k in range(len(self.ranges)):
+            if self.shard_path(k).exists():
+                out.add(k)
+        return out
+
+    def missing_ranges(self) -> list[tuple[int, int]]:
+        done = self.done()
+        return [r for k, r in enumerate(self.ranges) if k not in done]
+
+    def write(self, start: int, stop: int, arrays: dict[str, Any], card: dict[str, Any]) -> None:
+        """Write one shard atomically (valid rows, their indices, skipped rows, the card)."""
+        from safetensors.numpy import save_file
+
+        from zoolens.zoo._atomic import atomic_path
+
+        k = self._index(start)
+        if self.ranges[k] != (start, stop):
+            raise RuntimeError(f"shard {start}:{stop} does not match the shard layout")
+        tensors = {"indices": np.ascontiguousarray(arrays["indices"], dtype=np.int64)}
+        if arrays.get("logits") is not None:
+            tensors["logits"] = np.ascontiguousarray(arrays["logits"], dtype=np.float32)
+        if arrays.get("embeddings") is not None:
+            tensors["embeddings"] = np.ascontiguousarray(arrays["embeddings"], dtype=np.float32)
+        meta = {"start": str(start), "stop": str(stop),
+                "skipped": json.dumps({str(i): r for i, r in arrays["skipped"].items()}),
+                "card": json.dumps(card, default=str)}
+        with atomic_path(self.shard_path(k)) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+
+    def assemble(self) -> CollectedOutputs:
+        """All shards in example order; ZoolensError if one is missing or unreadable."""
+        from safetensors import safe_open
+
+        indices, logits, embs = [], [], []
+        skipped: dict[int, str] = {}
+        card: dict[str, Any] = {}
+        for k, (start, stop) in enumerate(self.ranges):
+            path = self.shard_path(k)
+            if not path.exists():
+                raise ZoolensError(f"{path}: shard missing; run the collection again to finish it")
+            try:
+                with safe_open(str(path), framework="numpy") as f:
+                    meta = f.metadata() or {}
+                    idx = f.get_tensor("indices")
+                    keys = set(f.keys())
+                    lg = f.get_tensor("logits") if "logits" in keys else None
+                    em = f.get_tensor("embeddings") if "embeddings" in keys else None
+            except Exception as exc:
+                raise ZoolensError(f"{path}: unreadable shard ({exc}); delete it and resume") from None
+            sk = {int(i): r for i, r in json.loads(meta.get("skipped", "{}")).items()}
+            if sorted(set(idx.tolist()) | set(sk)) != list(range(start, stop)):
+                raise ZoolensError(f"{path}: shard rows do not cover examples {start}..{stop - 1}; "
+                                   f"delete it and resume")
+            card = card or json.loads(meta.get("card", "{}"))
+            skipped.update(sk)
+            if len(idx):
+                indices.append(idx)
+                logits.append(lg)
+                embs.append(em)
+        if not indices:
+            raise ZoolensError(f"{self.dir}: no example could be decoded")
+        have_emb = all(e is not None for e in embs)
+        order_idx = np.concatenate(indices)
+        if np.any(np.diff(order_idx) <= 0):
+            raise ZoolensError(f"{self.dir}: shard rows out of order or duplicated")
+        return CollectedOutputs(order_idx, np.concatenate(logits),
+                                np.concatenate(embs) if have_emb else None, skipped, card)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        parent = self.dir.parent
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- one model, any dataset
+
+
+def _as_loaded(model: Any, name: str):
+    """Wrap an nn.Module or a callable ``x -> logits | (logits, embeddings)`` as a LoadedModel."""
+    from zoolens.collect.specs import LoadedModel, module_forward
+
+    if hasattr(model, "forward") and hasattr(model, "module") and hasattr(model, "card"):
+        return model
+    fwd = module_forward(model)
+    return LoadedModel(name, fwd, model if hasattr(model, "parameters") else None, None, {})
+
+
+def run_model(model: Any, dataset: Any, *, work_dir: str | Path | None = None,
+              name: str = "model", options: RunOptions | None = None,
+              fingerprint: dict[str, Any] | None = None,
+              card: dict[str, Any] | None = None) -> CollectedOutputs:
+    """Run any model over any dataset, sharded and resumable; returns the assembled outputs.
+
+    ``model``: a LoadedModel, an ``nn.Module`` or a callable returning logits or
+    ``(logits, embeddings)`` (a bare-logits module's embedding is the input of its last
+    Linear). ``dataset[i]``: a tensor or ``(tensor, label)`` (or an ImageFolder whose
+    transform makes tensors). ``work_dir`` keeps the shards (a temporary folder when None:
+    then nothing is resumable). ``fingerprint`` identifies the run for resuming (default: the
+    name, the dataset length and the options that change numbers).
+    """
+    import tempfile
+
+    options = options or RunOptions()
+    loaded = _as_loaded(model, name)
+    shard_size = options.effective_shard_size()
+    fp = fingerprint if fingerprint is not None else {
+        "name": name, "batch_size": options.batch_size, "amp": options.amp}
+    own_tmp = work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="zoolens-collect-")) if own_tmp else Path(work_dir)
+    try:
+        store = ShardStore(work, name, fp, len(dataset), shard_size, resume=options.resume)
+        the_card = {**getattr(loaded, "card", {}), **(card or {})}
+        run_into_store(loaded, dataset, store, options, the_card, description=name)
+        out = store.assemble()
+        return out
+    finally:
+        if own_tmp:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_into_store(loaded: Any, dataset: Any, store: ShardStore, options: RunOptions,
+                   card: dict[str, Any], description: str = "") -> None:
+    """Compute the store's missing shards locally, with a progress bar (images/s)."""
+    missing = store.missing_ranges()
+    total = store.num_examples
+    todo = sum(stop - start for start, stop in missing)
+    if not missing:
+        info(f"{description}: all {len(store.ranges)} shards already computed (resumed)")
+        return
+    if todo < total:
+        info(f"{description}: resuming, {total - todo} of {total} examples already computed")
+    t0 = time.perf_counter()
+    with progress_bar(total, description, unit="img") as advance:
+        advance(total - todo)
+        run_batches(loaded, dataset, missing, options,
+                    on_shard=lambda s, e, arrays: store.write(s, e, arrays, card),
+                    on_batch=advance)
+    dt = time.perf_counter() - t0
+    info(f"{description}: {todo} images in {dt:.1f} s ({todo / max(dt, 1e-9):,.1f} img/s)")
+
+
+# ---------------------------------------------------------------- a model list into a zoo
+
+
+def work_dir_for(zoo_path: str | Path) -> Path:
+    """Where shards live while a zoo is being collected: ``<zoo>.collect/`` beside the zoo."""
+    zoo_path = Path(zoo_path)
+    return zoo_path.parent / f"{zoo_path.name}.collect"
+
+
+def _entry_fingerprint(entry: Any, pretrained: bool, data_fp: str, options: RunOptions,
+                       device_type: str) -> dict[str, Any]:
+    return {"spec": entry.spec, "name": entry.name,
+            "pretrained": entry.pretrained if entry.pretrained is not None else pretrained,
+            "seed": entry.seed, "kwargs": json.loads(json.dumps(entry.kwargs, default=str)),
+            "templates": list(entry.templates) if entry.templates else None,
+            "preprocess": entry.preprocess, "head": entry.head, "data": data_fp,
+            "batch_size": options.batch_size,
+            "amp": options.amp if options.amp is not None else device_type == "cuda"}
+
+
+def _rows_for_zoo(zoo: Any, folder: Any, out: CollectedOutputs, model: str) -> np.ndarray:
+    """Positions into ``out`` rows for each zoo example (joined on example ids)."""
+    pos_of_index = {int(i): r for r, i in enumerate(out.indices)}
+    folder_ids = folder.example_ids
+    if zoo.example_ids is None:
+        if zoo.num_examples != len(out.indices):
+            raise ZoolensError(f"zoo {zoo.path}: has {zoo.num_examples} examples without ids; "
+                               f"the image folder gives {len(out.indices)} for model {model!r}")
+        rows = np.arange(len(out.indices))
+        target_positions = out.indices
+    else:
+        pos_of_id = {str(e): i for i, e in enumerate(folder_ids)}
+        try:
+            target_positions = np.asarray([pos_of_id[str(e)] for e in zoo.example_ids])
+        except KeyError as exc:
+            raise ZoolensError(f"zoo {zoo.path}: example id {exc.args[0]!r} is not in the image "
+                               f"folder {folder.root}") from None
+        missing = [int(p) for p in target_positions if int(p) not in pos_of_index]
+        if missing:
+            raise ZoolensError(f"model {model!r}: {len(missing)} example(s) of the zoo could not "
+                               f"be decoded, e.g. {folder_ids[missing[0]]}")
+        rows = np.asarray([pos_of_index[int(p)] for p in target_positions], dtype=np.int64)
+    labels = np.asarray(folder.labels)[target_positions]
+    zoo_labels = np.asarray(zoo.labels)
+    if zoo_labels.ndim == 1 and not np.array_equal(labels, zoo_labels):
+        bad = int(np.sum(labels != zoo_labels))
+        raise ZoolensError(f"zoo {zoo.path}: labels differ from the image folder's classes at "
+                           f"{bad} of {len(labels)} examples (different order or class list?)")
+    return rows
+
+
+def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *,
+                    create: bool = False, pretrained: bool = True,
+                    options: RunOptions | None = None, order_ids: Sequence[str] | None = None,
+                    dataset_name: str | None = None, replace: bool = False,
+                    ray_address: str | None = None, use_ray: bool = False) -> Any:
+    """Collect every model entry over an ImageFolder into the zoo at ``zoo_path``.
+
+    The zoo is opened (or, with ``create``, created after the first model from the folder's
+    labels, class names and example ids, in ``order_ids`` order when given; images that
+    could not be decoded are left out). Models already in the zoo are skipped unless
+    ``replace``. Each model runs locally, or as Ray tasks when ``use_ray``; its shards live in
+    ``work_dir_for(zoo_path)`` until the model is in the zoo. Returns the Zoo.
+    """
+    from zoolens.collect.specs import load_model
+    from zoolens.zoo.store import Zoo
+
+    options = options or RunOptions()
+    zoo_path = Path(zoo_path)
+    zoo = None
+    if (zoo_path / "zoo.json").exists():
+        zoo = Zoo.open(zoo_path)
+    elif not create:
+        raise ZoolensError(f"{zoo_path}: no zoo there; pass --create to make one")
+    if order_ids is not None:
+        order_ids = np.asarray([str(x) for x in order_ids])
+        have = set(map(str, folder.example_ids))
+        if len(order_ids) != len(have) or set(order_ids) != have:
+            extra = [x for x in order_ids if x not in have][:1]
+            raise ZoolensError(f"order file: must list each of the {len(have)} example ids of "
+                               f"{folder.root} exactly once" +
+                               (f" ({extra[0]!r} is not in the folder)" if extra else ""))
+    device = select_device(options.device)
+    shard_size = options.effective_shard_size()
+    work = work_dir_for(zoo_path)
+    data_fp = folder.fingerprint()
+    for entry in entries:
+        if zoo is not None and entry.name in zoo.models and not replace:
+            info(f"{entry.name}: already in the zoo, skipped (--replace recomputes it)")
+            continue
+        fp = _entry_fingerprint(entry, pretrained, data_fp, options, device.type)
+        store = ShardStore(work, entry.name, fp, len(folder), shard_size, resume=options.resume)
+        if store.missing_ranges():
+            if use_ray:
+                from zoolens.collect.distributed import run_into_store_ray
+
+                run_into_store_ray(entry, folder, store, options, pretrained=pretrained,
+                                   address=ray_address)
+            else:
+                loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
+                transform = loaded.transform
+                if transform is None:
+                    from zoolens.collect.specs import build_preprocess
+
+                    transform = build_preprocess(None, entry.spec)
+                run_into_store(loaded, folder.with_transform(transform), store, options,
+                               loaded.card, description=entry.name)
+        out = store.assemble()
+        card = dict(out.card)
+        if out.skipped:
+            listed = ", ".join(str(folder.example_ids[i]) for i in sorted(out.skipped)[:20])
+            more = "" if len(out.skipped) <= 20 else f" and {len(out.skipped) - 20} more"
+            note = f"skipped {len(out.skipped)} undecodable image(s): {listed}{more}"
+            info(f"warning: {entry.name}: {note}")
+            card["notes"] = f"{card['notes']}; {note}" if card.get("notes") else note
+        if zoo is None:
+            keep = out.indices
+            ids = np.asarray(folder.example_ids)[keep]
+            labels = np.asarray(folder.labels)[keep]
+            if order_ids is not None:
+                pos = {str(e): r for r, e in enumerate(ids)}
+                sel = np.asarray([pos[e] for e in order_ids if e in pos], dtype=np.int64)
+                ids, labels = ids[sel], labels[sel]
+            zoo = Zoo.create(zoo_path, labels, class_names=list(folder.classes),
+                             dataset_name=dataset_name or folder.root.name,
+                             example_ids=list(ids))
+        rows = _rows_for_zoo(zoo, folder, out, entry.name)
+        if out.logits.shape[1] != zoo.num_classes:
+            raise ZoolensError(f"model {entry.name!r}: gives {out.logits.shape[1]} classes, the zoo "
+                               f"has {zoo.num_classes}; use a model with a matching head")
+        zoo.add(entry.name, logits=out.logits[rows],
+                embeddings=None if out.embeddings is None else out.embeddings[rows],
+                card=card, replace=replace or entry.name in zoo.models)
+        store.remove()
+        info(f"{entry.name}: added to {zoo_path} ({len(rows)} examples, "
+             f"{'with' if out.embeddings is not None else 'no'} embeddings)")
+    if zoo is None:
+        zoo = Zoo.open(zoo_path)
+    return zoo

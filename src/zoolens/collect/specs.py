@@ -1,0 +1,335 @@
+"""Model specs and model list files: which models ``zoolens collect`` runs, and how to build them.
+
+A spec string names a model and the library that builds it:
+
+=============================================  ==============================================
+``timm:resnet50.a1_in1k``                      ``timm.create_model`` (its data config preprocesses)
+``torchvision:resnet18[/IMAGENET1K_V1]``       torchvision weights enum (default: ``DEFAULT``)
+``open_clip:ViT-B-32[/laion2b_s34b_b79k]``     open_clip, zero-shot head from the class names
+``torchscript:path/to/model.pt``               ``torch.jit.load``
+``python:package.module:function``            ``function(**kwargs)`` returns a model or
+                                               ``(model, transform, card dict)``
+=============================================  ==============================================
+
+A model list (TOML or YAML) describes a whole zoo::
+
+    [defaults]                 # optional, applies to every entry
+    pretrained = true
+    [[models]]
+    spec = "timm:resnet50.a1_in1k"
+    name = "ResNet-50 A1"      # optional; default: the spec without its prefix
+    pretrained = false         # optional; overrides --pretrained
+    seed = 0                   # torch seed set before building (random init is reproducible)
+    kwargs = { drop_rate = 0.0 }              # passed to the builder
+    templates = ["a photo of a {}."]          # open_clip prompt templates
+    preprocess = { resize = 32, mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5] }
+    [models.card]              # ModelCard fields that override what the adapter filled in
+    pretrain_data = "ImageNet"
+
+YAML: the same keys, ``models:`` a list of mappings (or the file a bare list). ``LIST`` may
+also be a single spec string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from zoolens.errors import ZoolensError
+
+PREFIXES = ("timm", "torchvision", "open_clip", "torchscript", "python")
+_ENTRY_KEYS = {"spec", "name", "pretrained", "seed", "kwargs", "templates", "preprocess", "card",
+               "head"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One model to collect: its spec and options (picklable, so Ray tasks can rebuild it)."""
+
+    spec: str
+    name: str
+    pretrained: bool | None = None          # None: the command's --pretrained
+    seed: int = 0
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    templates: tuple[str, ...] | None = None
+    preprocess: dict[str, Any] | None = None
+    card: dict[str, Any] = dataclasses.field(default_factory=dict)
+    head: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        return split_spec(self.spec)[0]
+
+    @property
+    def target(self) -> str:
+        return split_spec(self.spec)[1]
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A built model ready for the runner.
+
+    ``forward(batch) -> (logits (B, C), embeddings (B, D) or None)``; ``module`` is moved to
+    the device and put in eval mode by the runner (None for plain callables); ``transform``
+    maps a PIL RGB image to a (3, H, W) tensor; ``card`` holds ModelCard fields.
+    """
+
+    name: str
+    forward: Callable[[Any], tuple[Any, Any]]
+    module: Any = None
+    transform: Callable[[Any], Any] | None = None
+    card: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"timm:resnet18"`` -> ``("timm", "resnet18")``; ZoolensError for an unknown prefix."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ZoolensError(f"model spec {spec!r}: expected PREFIX:NAME with PREFIX one of "
+                           f"{', '.join(PREFIXES)} (e.g. timm:resnet18)")
+    prefix, target = spec.split(":", 1)
+    if prefix not in PREFIXES:
+        raise ZoolensError(f"model spec {spec!r}: unknown prefix {prefix!r}; use one of "
+                           f"{', '.join(PREFIXES)} (e.g. timm:resnet18)")
+    if not target.strip():
+        raise ZoolensError(f"model spec {spec!r}: nothing after {prefix}:")
+    if prefix == "python" and (target.count(":") != 1 or not all(target.split(":"))):
+        raise ZoolensError(f"model spec {spec!r}: expected python:package.module:function")
+    return prefix, target
+
+
+def default_name(spec: str) -> str:
+    prefix, target = split_spec(spec)
+    if prefix == "torchscript":
+        return Path(target).stem
+    if prefix == "python":
+        return target.split(":")[1]
+    return target
+
+
+def _entry_from_mapping(raw: Any, where: str, defaults: dict[str, Any]) -> ModelEntry:
+    if isinstance(raw, str):
+        raw = {"spec": raw}
+    if not isinstance(raw, dict):
+        raise ZoolensError(f"{where}: each model entry must be a table/mapping or a spec string")
+    data = {**defaults, **raw}
+    unknown = sorted(set(data) - _ENTRY_KEYS)
+    if unknown:
+        raise ZoolensError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+                           f"{', '.join(sorted(_ENTRY_KEYS))}")
+    if "spec" not in data:
+        raise ZoolensError(f"{where}: model entry without 'spec'")
+    spec = str(data["spec"])
+    split_spec(spec)
+    for key in ("kwargs", "card", "preprocess"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ZoolensError(f"{where} ({spec}): {key!r} must be a table/mapping")
+    templates = data.get("templates")
+    if templates is not None:
+        if isinstance(templates, str):
+            templates = [templates]
+        if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
+            raise ZoolensError(f"{where} ({spec}): templates must be strings containing '{{}}'")
+        templates = tuple(templates)
+    pretrained = data.get("pretrained")
+    if pretrained is not None and not isinstance(pretrained, bool):
+        raise ZoolensError(f"{where} ({spec}): pretrained must be true or false")
+    return ModelEntry(spec=spec, name=str(data.get("name") or default_name(spec)),
+                      pretrained=pretrained, seed=int(data.get("seed", 0)),
+                      kwargs=dict(data.get("kwargs") or {}), templates=templates,
+                      preprocess=data.get("preprocess"), card=dict(data.get("card") or {}),
+                      head=data.get("head"))
+
+
+def read_model_list(source: str | Path) -> list[ModelEntry]:
+    """Entries of a TOML/YAML model list file, or one entry for a bare spec string."""
+    path = Path(source)
+    if not path.is_file():
+        text = str(source)
+        if ":" in text and not path.suffix.lower() in (".toml", ".yaml", ".yml"):
+            return [_entry_from_mapping({"spec": text}, "model spec", {})]
+        raise ZoolensError(f"{source}: model list file not found (give a .toml/.yaml list or a "
+                           f"spec such as timm:resnet18)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        else:
+            raise ZoolensError(f"{path}: model list must be .toml, .yaml or .yml")
+    except ZoolensError:
+        raise
+    except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ZoolensError(f"{path}: cannot parse model list ({msg})") from None
+    defaults: dict[str, Any] = {}
+    if isinstance(data, dict):
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            raise ZoolensError(f"{path}: 'defaults' must be a table/mapping")
+        models = data.get("models")
+    else:
+        models = data
+    if not isinstance(models, list) or not models:
+        raise ZoolensError(f"{path}: no models (expected [[models]] entries with a 'spec')")
+    entries = [_entry_from_mapping(raw, f"{path} entry {i + 1}", defaults)
+               for i, raw in enumerate(models)]
+    names = [e.name for e in entries]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ZoolensError(f"{path}: model name {dup[0]!r} appears twice (give each a 'name')")
+    return entries
+
+
+def build_preprocess(config: dict[str, Any] | None, spec: str):
+    """A torchvision transform from ``{resize, crop, mean, std}`` (any subset; ToTensor always)."""
+    from torchvision import transforms
+
+    config = dict(config or {})
+    unknown = set(config) - {"resize", "crop", "mean", "std", "interpolation"}
+    if unknown:
+        raise ZoolensError(f"model {spec}: unknown preprocess key(s) {', '.join(sorted(unknown))}"
+                           f" (allowed: resize, crop, mean, std, interpolation)")
+    steps: list[Any] = []
+    if config.get("resize") is not None:
+        mode = getattr(transforms.InterpolationMode, str(config.get("interpolation",
+                                                                   "bilinear")).upper())
+        steps.append(transforms.Resize(config["resize"], interpolation=mode))
+    if config.get("crop") is not None:
+        steps.append(transforms.CenterCrop(config["crop"]))
+    steps.append(transforms.ToTensor())
+    if config.get("mean") is not None or config.get("std") is not None:
+        steps.append(transforms.Normalize(config.get("mean", (0.0, 0.0, 0.0)),
+                                          config.get("std", (1.0, 1.0, 1.0))))
+    return transforms.Compose(steps)
+
+
+def module_forward(module: Any) -> Callable[[Any], tuple[Any, Any]]:
+    """``forward`` for a plain module: a ``(logits, embeddings)`` tuple is kept as is; a bare
+    logits tensor gets the input of the last ``nn.Linear`` as its embedding (captured by a
+    forward pre-hook), or none when the module has no Linear layer."""
+    import torch
+    from torch import nn
+
+    last_linear = None
+    if isinstance(module, nn.Module) and not isinstance(module, torch.jit.ScriptModule):
+        for sub in module.modules():
+            if isinstance(sub, nn.Linear):
+                last_linear = sub
+    captured: dict[str, Any] = {}
+
+    def hook(_mod, args):
+        captured["emb"] = args[0]
+
+    def forward(x):
+        captured.clear()
+        # The hook lives only for this call: the user's module is left as it was.
+        handle = last_linear.register_forward_pre_hook(hook) if last_linear is not None else None
+        try:
+            out = module(x)
+        finally:
+            if handle is not None:
+                handle.remove()
+        if isinstance(out, (tuple, list)):
+            if len(out) != 2:
+                raise ZoolensError("model forward must return logits or (logits, embeddings)")
+            return out[0], out[1]
+        if isinstance(out, dict):
+            return out["logits"], out.get("embeddings")
+        emb = captured.get("emb")
+        if emb is not None and (emb.ndim != 2 or emb.shape[0] != out.shape[0]):
+            emb = None
+        return out, emb
+
+    return forward
+
+
+def _load_python(entry: ModelEntry, pretrained: bool) -> LoadedModel:
+    module_name, func_name = entry.target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ZoolensError(f"model {entry.spec}: cannot import {module_name} ({exc})") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ZoolensError(f"model {entry.spec}: {module_name} has no function {func_name}")
+    try:
+        result = func(**entry.kwargs)
+    except ZoolensError:
+        raise
+    except TypeError as exc:
+        raise ZoolensError(f"model {entry.spec}: bad kwargs {sorted(entry.kwargs)} ({exc})") from None
+    transform, card = None, {}
+    if isinstance(result, tuple):
+        if len(result) != 3:
+            raise ZoolensError(f"model {entry.spec}: the function must return a model or "
+                               f"(model, transform, card dict)")
+        model, transform, card = result
+        card = dict(card or {})
+    else:
+        model = result
+    card.setdefault("source", entry.spec)
+    if entry.preprocess is not None or transform is None:
+        transform = build_preprocess(entry.preprocess, entry.spec)
+    fwd = module_forward(model) if not hasattr(model, "zoolens_forward") else model.zoolens_forward
+    return LoadedModel(entry.name, fwd, model if hasattr(model, "parameters") else None,
+                       transform, card)
+
+
+def _load_torchscript(entry: ModelEntry, pretrained: bool) -> LoadedModel:
+    import torch
+
+    path = Path(entry.target)
+    if not path.is_file():
+        raise ZoolensError(f"model {entry.spec}: TorchScript file {path} not found")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise ZoolensError(f"model {entry.spec}: cannot load TorchScript ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    card = {"arch": path.stem, "framework": None, "source": str(path)}
+    return LoadedModel(entry.name, module_forward(module), module,
+                       build_preprocess(entry.preprocess, entry.spec), card)
+
+
+def load_model(entry: ModelEntry, *, pretrained: bool = True,
+               class_names: Sequence[str] | None = None) -> LoadedModel:
+    """Build the model an entry describes (seeded: random init is the same in every process).
+
+    ``pretrained`` is the command-wide default; the entry's own ``pretrained`` wins.
+    ``class_names`` are needed by zero-shot heads (open_clip). The returned card merges the
+    adapter's fields with the entry's ``card`` overrides (overrides win).
+    """
+    import torch
+
+    use_pretrained = entry.pretrained if entry.pretrained is not None else pretrained
+    torch.manual_seed(entry.seed)
+    prefix = entry.prefix
+    if prefix == "timm":
+        from zoolens.collect.timm_models import load_timm
+
+        loaded = load_timm(entry, use_pretrained)
+    elif prefix == "torchvision":
+        from zoolens.collect.torchvision_models import load_torchvision
+
+        loaded = load_torchvision(entry, use_pretrained)
+    elif prefix == "open_clip":
+        from zoolens.collect.openclip_models import load_open_clip
+
+        loaded = load_open_clip(entry, use_pretrained, class_names)
+    elif prefix == "torchscript":
+        loaded = _load_torchscript(entry, use_pretrained)
+    else:
+        loaded = _load_python(entry, use_pretrained)
+    loaded.name = entry.name
+    loaded.card = {**loaded.card, **entry.card}
+    if not use_pretrained and "seed" not in entry.card and loaded.card.get("seed") is None:
+        loaded.card["seed"] = entry.seed  # random init: the seed is what tells Reinit pairs apart
+    return loaded
