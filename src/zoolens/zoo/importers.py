@@ -427,7 +427,7 @@ class _Table:
                     if cell.strip() == "":
                         raise ZoolensError(f"{self.path}: line {line}, column {col}: empty "
                                            f"value in the {what}") from None
-                    raise ZoolensError(f"{self.path}: line {line}, column {col}: {cell!r} is "
+                    raise ZoolensError(f"{self.path}: line {line}, column {col}: {str(cell)!r} is "
                                        f"not a number ({what})") from None
         raise ZoolensError(f"{self.path}: the {what} are not numbers")
 

@@ -937,6 +937,7 @@ class Zoo:
         models_dir.mkdir(exist_ok=True)
         with _lock(self._path):
             manifest = _read_manifest(self._path)
+            _sweep_leftovers(self._path, manifest)
             old = manifest["models"].get(name)
             if old is not None and not replace:
                 raise ZoolensError(f"{where}: a model with this name is already in the zoo "
@@ -984,6 +985,7 @@ class Zoo:
         """Apply ``change(manifest)`` under the lock to a freshly read manifest; write it."""
         with _lock(self._path):
             manifest = _read_manifest(self._path)
+            _sweep_leftovers(self._path, manifest)
             change(manifest)
             _write_manifest(self._path, manifest)
             self._manifest = manifest
@@ -1148,6 +1150,22 @@ class _lock:
 
     def __exit__(self, *exc: Any) -> None:
         self._lock.release()
+
+
+def _sweep_leftovers(path: Path, manifest: dict[str, Any]) -> None:
+    """Delete what a crashed writer left: temp files, and model files no manifest entry
+    names. Called under the writer lock, where no other write can be in flight (every write
+    to the zoo folder happens under the lock), so anything unreferenced is garbage."""
+    known = {e["file"] for e in manifest["models"].values()}
+    for folder, prefix in ((path, ""), (path / MODELS_DIR, f"{MODELS_DIR}/")):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            stale_temp = p.name.startswith(".tmp-")
+            orphan = prefix and p.suffix == ".safetensors" and f"{prefix}{p.name}" not in known
+            if p.is_file() and (stale_temp or orphan):
+                with contextlib.suppress(OSError):
+                    p.unlink()
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

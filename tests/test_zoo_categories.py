@@ -1,0 +1,90 @@
+"""Model cards and pair categories (DESIGN.md sec. 3; Gontijo-Lopes et al. 2021, Sec. 3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoolens import ModelCard
+from zoolens.errors import ZoolensError
+from zoolens.zoo.cards import to_card
+from zoolens.zoo.categories import arch_family_of, normalize, pair_category
+
+BASE = dict(name="base", arch="resnet50", arch_family="resnet", framework="supervised",
+            pretrain_data="ImageNet", hparams={"lr": 0.1, "aug": "standard"}, seed=0,
+            head="trained")
+
+
+def card(**changes):
+    return ModelCard(**{**BASE, "name": "other", **changes})
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, "Same"),
+    ({"seed": 1}, "Reinit"),
+    ({"hparams": {"lr": 0.01, "aug": "standard"}}, "HParam"),
+    ({"arch": "resnet101"}, "HParam"),            # same family: the paper files it as HParam
+    ({"head": "linear probe"}, "HParam"),
+    ({"arch": "vit_b16", "arch_family": "vit"}, "Arch"),
+    ({"framework": "contrastive"}, "Framework"),
+    ({"pretrain_data": "JFT-300M"}, "Dataset"),
+    # first match wins: dataset beats every other difference
+    ({"pretrain_data": "JFT-300M", "framework": "clip", "arch": "vit", "seed": 4}, "Dataset"),
+    ({"framework": "simclr", "arch": "vit_b16", "arch_family": "vit", "seed": 4}, "Framework"),
+    ({"arch": "vit_b16", "arch_family": "vit", "hparams": {}, "seed": 4}, "Arch"),
+    ({"hparams": {"lr": 0.1, "aug": "standard", "wd": 1e-4}, "seed": 3}, "HParam"),
+    # things that never matter
+    ({"source": "https://x", "notes": "n"}, "Same"),
+    # explicit override in the other card
+    ({"pretrain_data": "JFT-300M", "category": "reinit"}, "Reinit"),
+])
+def test_rules_first_match_wins(changes, expected):
+    assert pair_category(ModelCard(**BASE), card(**changes)) == expected
+
+
+@pytest.mark.parametrize("a, b", [
+    ("IN", "ImageNet"), ("imagenet-1k", "in1k"), ("ImageNet 1K", "ILSVRC-2012"),
+    ("IN-21k", "imagenet22k"), ("JFT", "jft-300M"), ("CIFAR-10", "cifar10"),
+])
+def test_dataset_aliases(a, b):
+    assert normalize(a) == normalize(b)
+    assert pair_category(card(pretrain_data=a), card(pretrain_data=b)) == "Same"
+
+
+def test_alias_keeps_distinct_datasets_apart():
+    assert normalize("ImageNet") != normalize("ImageNet-21k")
+    assert pair_category(card(pretrain_data="IN"), card(pretrain_data="IN21k")) == "Dataset"
+
+
+def test_arch_family_fallback():
+    assert arch_family_of(ModelCard(arch="resnet50")) == "resnet"
+    assert arch_family_of(ModelCard(arch="ResNet-101x0.5")) == "resnet"
+    assert arch_family_of(ModelCard(arch="vit_base_patch16_224")) == "vit"
+    base = ModelCard(arch="ResNet-101x0.5")
+    assert pair_category(base, ModelCard(arch="ResNet-50x2")) == "HParam"  # paper's example
+    assert pair_category(base, ModelCard(arch="efficientnet_b0")) == "Arch"
+
+
+def test_dicts_and_case_insensitive_strings():
+    assert pair_category(dict(BASE), {**BASE, "framework": "SUPERVISED", "name": "x"}) == "Same"
+    assert pair_category(BASE, {**BASE, "hparams": {"lr": 0.1, "aug": "Standard"}}) == "Same"
+    assert pair_category(BASE, {**BASE, "hparams": {"lr": 0.10000, "aug": "standard"}}) == "Same"
+
+
+def test_missing_fields_compare_equal_only_to_missing():
+    assert pair_category(ModelCard(), ModelCard()) == "Same"
+    assert pair_category(ModelCard(framework="supervised"), ModelCard()) == "Framework"
+
+
+def test_card_validation():
+    assert to_card(None, "m") == ModelCard(name="m")
+    assert to_card({"name": "old", "seed": 3}, "m").name == "m"
+    assert to_card(ModelCard(name="x", arch="a"), "m") == ModelCard(name="m", arch="a")
+    assert ModelCard(category="dataset").category == "Dataset"
+    with pytest.raises(ZoolensError, match="'m'.*framwork"):
+        to_card({"framwork": "supervised"}, "m")
+    with pytest.raises(ZoolensError, match="category"):
+        to_card({"category": "Different"}, "m")
+    with pytest.raises(ZoolensError, match="seed"):
+        to_card({"seed": "abc"}, "m")
+    assert ModelCard.model_validate_json(ModelCard(**BASE).model_dump_json()) == \
+        ModelCard(**BASE)
