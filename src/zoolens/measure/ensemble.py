@@ -1,0 +1,375 @@
+"""Ensembles of calibrated models: pairs, all pairs, interpolation, majority vote, greedy selection.
+
+The ensemble of a pair (a, b) predicts ``argmax_c  w·x_a[c] + (1 − w)·x_b[c]`` (lowest class
+index among the maxima), where x are the models' *ensemble inputs*:
+
+- ``combine="probs"`` (default, DESIGN.md sec. 3): calibrated probabilities
+  ``q = softmax(z / T)``; w = 0.5 is the plain average (q_a + q_b) / 2.
+- ``combine="logits"`` (the paper's Fig. 11 variant): temperature-scaled scores ``z / T``
+  (logits or log-probabilities), i.e. ``argmax  w·z_a/T_a + (1 − w)·z_b/T_b``.
+
+:func:`ensemble_inputs` makes either from scores and a temperature. Arithmetic is fixed so
+that every path (pair, all pairs, the top-k pruned kernel in ``measure.topk``) rounds the
+same way: ``w`` and ``1 − w`` are cast to the inputs' dtype and the score is
+``w·x_a + (1−w)·x_b`` in that dtype (:func:`combine_scores`). For w = 0.5 this equals
+``(x_a + x_b)·0.5`` exactly, so its argmax is that of ``x_a + x_b``.
+
+Paper: Gontijo-Lopes, Dauphin & Cubuk (2021), Sec. 4.2-4.3 (pair ensembles, gain and
+conversion, Fig. 2 and 10), Sec. 4.5 (greedy selection, Fig. 5), App. Fig. 11 (interpolation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+from zoolens.measure.agreement import correctness
+from zoolens.measure.calibration import softmax
+
+__all__ = [
+    "pair_index",
+    "ensemble_inputs",
+    "combine_scores",
+    "pair_ensemble_predictions",
+    "pair_ensemble_correct",
+    "all_pair_ensemble_correct",
+    "EnsembleCounts",
+    "ensemble_counts",
+    "ensemble_rates",
+    "class_aware_mask",
+    "class_weights",
+    "interpolation_curve",
+    "majority_vote",
+    "GreedyResult",
+    "greedy_forward_selection",
+]
+
+# Temporary (pairs or candidates) x rows x classes blocks are kept near this many bytes.
+_BLOCK_BYTES = 64 * 2**20
+
+
+def pair_index(num_models: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` int64 index arrays of every unordered pair a < b, in ``np.triu_indices``
+    order: (0,1), (0,2), …, (0,M−1), (1,2), … — the row order of every all-pairs result."""
+    a, b = np.triu_indices(num_models, 1)
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+def ensemble_inputs(scores: np.ndarray, temperature: float, combine: str = "probs",
+                    *, dtype=np.float32) -> np.ndarray:
+    """What a model contributes to an ensemble: ``softmax(z/T)`` ("probs") or ``z/T`` ("logits").
+
+    ``scores`` (n, C) logits or log-probabilities; computed in float64, returned in ``dtype``.
+    """
+    if combine == "probs":
+        return softmax(scores, temperature, dtype=dtype)
+    if combine == "logits":
+        if not (temperature > 0 and np.isfinite(temperature)):
+            raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
+        return (np.asarray(scores, dtype=np.float64) / temperature).astype(dtype)
+    raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
+
+
+def _weight_pair(weight, dtype: np.dtype):
+    w = np.asarray(weight, dtype=np.float64)
+    if np.any(~(w >= 0) | ~(w <= 1)):
+        raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight}")
+    return w.astype(dtype), (1.0 - w).astype(dtype)
+
+
+def combine_scores(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> np.ndarray:
+    """Per-class ensemble score ``w·x_a + (1 − w)·x_b`` in the inputs' (promoted) dtype.
+
+    ``weight`` is a scalar or a per-class (C,) vector (class-aware interpolation); ``w`` and
+    ``1 − w`` are computed in float64 and cast to the inputs' dtype before multiplying, the
+    convention shared with ``measure.topk.combine_scores``.
+    """
+    dtype = np.result_type(x_a, x_b)
+    w, v = _weight_pair(weight, dtype)
+    return w * np.asarray(x_a, dtype) + v * np.asarray(x_b, dtype)
+
+
+def pair_ensemble_predictions(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> np.ndarray:
+    """(n,) int64 predictions of the pair ensemble: ``argmax_c w·x_a[c] + (1−w)·x_b[c]``,
+    lowest index on ties (module doc; paper Sec. 4.2, Fig. 2)."""
+    return combine_scores(x_a, x_b, weight).argmax(axis=-1)
+
+
+def pair_ensemble_correct(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray, weight=0.5) -> np.ndarray:
+    """(n,) bool: the pair ensemble's top-1 is right (single or multi-label truth)."""
+    return correctness(pair_ensemble_predictions(x_a, x_b, weight), labels)
+
+
+def all_pair_ensemble_correct(inputs: np.ndarray, labels: np.ndarray, weight: float = 0.5,
+                              *, return_predictions: bool = False) -> np.ndarray:
+    """Ensemble correctness of every unordered pair on one chunk of examples: (P, n) bool.
+
+    ``inputs`` is the (M, n, C) block of the M models' ensemble inputs (calibrated
+    probabilities or scaled logits, :func:`ensemble_inputs`) on n examples, ``labels`` (n,) or
+    (n, C). Row p is pair ``pair_index(M)[p]``; entry ``[p, i]`` is whether
+    ``argmax_c w·x_a[i, c] + (1−w)·x_b[i, c]`` (lowest index on ties) is right. With
+    ``return_predictions=True`` returns the (P, n) int64 predictions instead.
+
+    This is the full-row reference: P·n·C work, vectorised over b for each a (a loop over
+    models, never over pairs) in blocks of bounded memory. Stream the evaluation split through
+    it chunk by chunk and add the counts (:func:`ensemble_counts`); ``measure.topk`` computes
+    the same result with exact top-k pruning.
+    """
+    x = np.asarray(inputs)
+    if x.ndim != 3:
+        raise ZoolensError(f"ensemble inputs must be (models, examples, classes), got {x.shape}")
+    num_models, n, num_classes = x.shape
+    a_idx, _ = pair_index(num_models)
+    out = np.empty((len(a_idx), n), dtype=np.int64 if return_predictions else bool)
+    per_block = max(1, _BLOCK_BYTES // max(1, n * num_classes * x.dtype.itemsize))
+    row = 0
+    for a in range(num_models - 1):
+        for lo in range(a + 1, num_models, per_block):
+            hi = min(num_models, lo + per_block)
+            pred = combine_scores(x[a][None], x[lo:hi], weight).argmax(axis=-1)
+            out[row : row + hi - lo] = pred if return_predictions else correctness(pred, labels)
+            row += hi - lo
+    return out
+
+
+@dataclass
+class EnsembleCounts:
+    """Exact counts behind the pair-ensemble rates, per pair ((P,) int64 arrays; add chunks
+    with ``+``). ``n``: examples; ``ensemble_right``; ``exactly_one``: examples where exactly
+    one member is right; ``converted``: of those, ensemble right; ``both_wrong``;
+    ``neither_converted``: ensemble right where both members are wrong."""
+
+    n: np.ndarray
+    ensemble_right: np.ndarray
+    exactly_one: np.ndarray
+    converted: np.ndarray
+    both_wrong: np.ndarray
+    neither_converted: np.ndarray
+    right_a: np.ndarray
+    right_b: np.ndarray
+
+    def __add__(self, other: EnsembleCounts) -> EnsembleCounts:
+        return EnsembleCounts(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
+
+
+def ensemble_counts(correct_a: np.ndarray, correct_b: np.ndarray, correct_ens: np.ndarray) -> EnsembleCounts:
+    """Count the 2x2 outcomes and the ensemble's conversions, per pair.
+
+    Arguments are (P, n) (or (n,)) boolean correctness of member a, member b and their
+    ensemble; e.g. ``correct[a_idx]``, ``correct[b_idx]`` and :func:`all_pair_ensemble_correct`.
+    """
+    ra, rb, re = (np.atleast_2d(np.asarray(v, dtype=bool)) for v in (correct_a, correct_b, correct_ens))
+    one = ra ^ rb
+    neither = ~ra & ~rb
+    return EnsembleCounts(
+        n=np.full(re.shape[0], re.shape[1], dtype=np.int64),
+        ensemble_right=re.sum(axis=1, dtype=np.int64),
+        exactly_one=one.sum(axis=1, dtype=np.int64),
+        converted=(one & re).sum(axis=1, dtype=np.int64),
+        both_wrong=neither.sum(axis=1, dtype=np.int64),
+        neither_converted=(neither & re).sum(axis=1, dtype=np.int64),
+        right_a=ra.sum(axis=1, dtype=np.int64),
+        right_b=rb.sum(axis=1, dtype=np.int64),
+    )
+
+
+def ensemble_rates(counts: EnsembleCounts) -> dict[str, np.ndarray]:
+    """Pair-ensemble rates from counts (DESIGN.md sec. 3), (P,) float64 each.
+
+    ``ensemble_acc`` = mean(ensemble right); ``ensemble_gain`` = ensemble_acc − (p_a + p_b)/2
+    (Fig. 2 left); ``conversion_rate`` = P(ensemble right | exactly one member right)
+    (Fig. 2 right); ``neither_conversion`` = P(ensemble right | both wrong) (Fig. 10). A rate
+    whose condition never occurs is NaN, never 0.
+    """
+    n = counts.n.astype(np.float64)
+    acc = counts.ensemble_right / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conversion = np.where(counts.exactly_one > 0, counts.converted / counts.exactly_one, np.nan)
+        neither = np.where(counts.both_wrong > 0, counts.neither_converted / counts.both_wrong, np.nan)
+    return {
+        "ensemble_acc": acc,
+        "ensemble_gain": acc - (counts.right_a + counts.right_b) / (2 * n),
+        "conversion_rate": conversion,
+        "neither_conversion": neither,
+    }
+
+
+def class_aware_mask(correct_a: np.ndarray, correct_b: np.ndarray, labels: np.ndarray,
+                     num_classes: int) -> np.ndarray:
+    """(C,) bool: classes on which model a is at least as accurate as model b.
+
+    Per-class recall on the given (calibration) examples: ``recall_m[c]`` = fraction of the
+    examples of class c that m gets right (multi-label truth: examples having c among their
+    valid labels). Classes with no example count as recall 0 for both, hence True (a wins
+    ties). Used by :func:`class_weights` for class-aware interpolation.
+    """
+    lab = np.asarray(labels)
+    member = (lab != 0) if lab.ndim == 2 else (lab[:, None] == np.arange(num_classes)[None, :])
+    member = member.astype(np.float64)
+    size = member.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rec_a = np.where(size > 0, np.asarray(correct_a, np.float64) @ member / size, 0.0)
+        rec_b = np.where(size > 0, np.asarray(correct_b, np.float64) @ member / size, 0.0)
+    return ~(rec_a < rec_b)
+
+
+def class_weights(weight: float, mask: np.ndarray) -> np.ndarray:
+    """Per-class weight of model a for class-aware interpolation (paper Fig. 11 right).
+
+    ``w_c = w`` on the classes where a is at least as accurate as b (``mask``, from
+    :func:`class_aware_mask` on the calibration split) and ``1 − w`` on the others. The
+    ensemble score is ``w_c·x_a[c] + (1 − w_c)·x_b[c]``: w = 0.5 is the plain pair ensemble
+    and w = 1 takes each class's score from the model better on that class.
+    """
+    return np.where(np.asarray(mask, dtype=bool), float(weight), 1.0 - float(weight))
+
+
+def interpolation_curve(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray,
+                        weights: Sequence[float] = tuple(np.linspace(0, 1, 11)),
+                        mask: np.ndarray | None = None) -> np.ndarray:
+    """Ensemble accuracy at each weight (paper Fig. 11): (len(weights),) float64.
+
+    Without ``mask``: ``argmax w·x_a + (1−w)·x_b`` (w = 1 is model a alone, w = 0 model b).
+    With ``mask`` (class-aware, :func:`class_weights`): per-class weights ``w_c``.
+    """
+    acc = np.empty(len(weights), dtype=np.float64)
+    for i, w in enumerate(weights):
+        weight = w if mask is None else class_weights(w, mask)
+        acc[i] = pair_ensemble_correct(x_a, x_b, labels, weight).mean()
+    return acc
+
+
+def majority_vote(predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Plurality vote of M models' top-1 predictions: (N,) int64, lowest class on tied counts.
+
+    ``predictions`` (M, N) integer classes in 0..C−1. Needs no probabilities, so decision-only
+    models take part. Counts come from one ``bincount`` over ``n·C + prediction``.
+    """
+    pred = np.asarray(predictions)
+    if pred.ndim != 2 or pred.shape[0] == 0:
+        raise ZoolensError(f"majority vote needs (models, examples) predictions, got {pred.shape}")
+    if pred.size and (pred.min() < 0 or pred.max() >= num_classes):
+        raise ZoolensError(f"a prediction lies outside the {num_classes} classes")
+    n = pred.shape[1]
+    flat = (np.arange(n, dtype=np.int64)[None, :] * num_classes + pred).ravel()
+    votes = np.bincount(flat, minlength=n * num_classes).reshape(n, num_classes)
+    return votes.argmax(axis=1)
+
+
+@dataclass(frozen=True)
+class GreedyResult:
+    """Result of :func:`greedy_forward_selection`.
+
+    members: model indices with repeats; ``members[0]`` is the start model and
+    ``members[s]`` the one added at step s (steps 0..max_steps). calibration_correct /
+    calibration_accuracy: (steps+1,) right answers / accuracy of each prefix on the choosing
+    rows. evaluation_accuracy: (steps+1,) on the evaluation rows (None when not given).
+    best_step: the step whose prefix has the best calibration accuracy (earliest on ties);
+    kept: number of members kept, ``best_step + 1`` (``members[:kept]`` is the ensemble).
+    """
+
+    members: list[int]
+    calibration_correct: np.ndarray
+    calibration_accuracy: np.ndarray
+    evaluation_accuracy: np.ndarray | None
+    best_step: int
+    kept: int
+
+
+def _rows(block, rows):
+    return np.asarray(block[rows] if rows is not None else block)
+
+
+def greedy_forward_selection(
+    probs,
+    labels: np.ndarray,
+    *,
+    start: int,
+    pool: Sequence[int],
+    max_steps: int = 25,
+    calibration_index: np.ndarray | None = None,
+    evaluation_index: np.ndarray | None = None,
+) -> GreedyResult:
+    """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
+    Fig. 5), exactly as DESIGN.md sec. 3.
+
+    ``probs`` is an (M, N, C) array or a sequence of M (N, C) arrays (memory maps work) of
+    ensemble inputs; ``labels`` (N,) or (N, C). Choosing uses the rows ``calibration_index``
+    (all rows when None); ``evaluation_index`` rows are only reported.
+
+    The ensemble of a multiset of members predicts ``argmax_c Σ_m x_m[c]`` (the float64
+    running sum, equivalent to the mean; never divided, so no rounding ties are introduced),
+    lowest index on ties. Starting from ``[start]``, each of ``max_steps`` steps adds the
+    candidate from ``pool`` (with replacement; the start model is a candidate only if it is in
+    the pool) whose addition gives the most right answers on the calibration rows; ties go to
+    the candidate already chosen most often, then to the lowest model index. The kept ensemble
+    is the prefix (step 0 = the start alone) with the best calibration accuracy, the earliest
+    on ties. Evaluation accuracy is reported for every prefix, never used to choose.
+
+    Each step scores all candidates at once: a (candidates, rows, C) block ``S + x_k`` in
+    row chunks of bounded memory, argmax, correctness and a sum.
+    """
+    num_models = len(probs)
+    pool = sorted({int(k) for k in pool})
+    if not pool:
+        raise ZoolensError("greedy selection: the candidate pool is empty")
+    if not 0 <= int(start) < num_models or pool[0] < 0 or pool[-1] >= num_models:
+        raise ZoolensError(f"greedy selection: start/pool indices must lie in 0..{num_models - 1}")
+    if max_steps < 0:
+        raise ZoolensError(f"greedy selection: max_steps must be >= 0, got {max_steps}")
+    labels = np.asarray(labels)
+    cal_labels = labels if calibration_index is None else labels[calibration_index]
+    n_cal = len(cal_labels)
+    if n_cal == 0:
+        raise ZoolensError("greedy selection: no calibration examples to choose on")
+    first = _rows(probs[start], calibration_index)
+    num_classes = first.shape[1]
+    total = first.astype(np.float64)
+    pool_arr = np.asarray(pool, dtype=np.int64)
+    # The candidates' calibration rows, read once (a float view when already an array).
+    cand = [_rows(probs[k], calibration_index) for k in pool]
+    chunk = max(1, _BLOCK_BYTES // max(1, 8 * len(pool) * num_classes))
+
+    ev_total = ev_labels = None
+    if evaluation_index is not None:
+        ev_labels = labels[evaluation_index]
+        ev_total = _rows(probs[start], evaluation_index).astype(np.float64)
+    members = [int(start)]
+    times_chosen = np.zeros(num_models, dtype=np.int64)
+    times_chosen[start] = 1
+    cal_right = [int(correctness(total.argmax(axis=1), cal_labels).sum())]
+    ev_acc = [] if ev_total is None else [float(correctness(ev_total.argmax(axis=1), ev_labels).mean())]
+
+    for _ in range(max_steps):
+        right = np.zeros(len(pool), dtype=np.int64)
+        for lo in range(0, n_cal, chunk):
+            hi = min(n_cal, lo + chunk)
+            block = np.stack([c[lo:hi] for c in cand]).astype(np.float64)
+            block += total[None, lo:hi]
+            pred = block.argmax(axis=2)
+            right += correctness(pred, cal_labels[lo:hi]).sum(axis=1)
+        # Highest count; then chosen most often; then lowest model index.
+        order = np.lexsort((pool_arr, -times_chosen[pool_arr], -right))
+        pick = int(order[0])
+        chosen = int(pool_arr[pick])
+        total += cand[pick]
+        members.append(chosen)
+        times_chosen[chosen] += 1
+        cal_right.append(int(right[pick]))
+        if ev_total is not None:
+            ev_total += _rows(probs[chosen], evaluation_index)
+            ev_acc.append(float(correctness(ev_total.argmax(axis=1), ev_labels).mean()))
+
+    cal_correct = np.asarray(cal_right, dtype=np.int64)
+    best_step = int(np.argmax(cal_correct))  # argmax: earliest among equal counts
+    return GreedyResult(
+        members=members,
+        calibration_correct=cal_correct,
+        calibration_accuracy=cal_correct / n_cal,
+        evaluation_accuracy=None if ev_total is None else np.asarray(ev_acc),
+        best_step=best_step,
+        kept=best_step + 1,
+    )

@@ -1,0 +1,223 @@
+"""Uncertainty: bootstrap confidence intervals over examples, McNemar and paired bootstrap tests.
+
+The bootstrap resamples *examples* (Efron 1979): resample b draws n examples with
+replacement, which is the same as giving example i the weight ``W[b, i]`` = how many times
+it was drawn (a multinomial count row, summing to n). The resampled mean of a per-example
+statistic x is then ``(W @ x) / n``; for many statistics at once (columns = models or pairs)
+it is one (B, n) x (n, K) matrix product, chunked over columns to bound memory. Using the
+same W for every column keeps comparisons between columns paired. Intervals are percentile
+intervals. Fixed seed, 1,000 resamples by default (issue 3: "so 'the ensemble is better'
+comes with a p-value").
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+from zoolens.errors import ZoolensError
+
+__all__ = [
+    "bootstrap_weights",
+    "bootstrap_means",
+    "bootstrap_ci",
+    "bootstrap_ratio_ci",
+    "McNemarResult",
+    "mcnemar_test",
+    "mcnemar_p_values",
+    "PairedBootstrapResult",
+    "paired_bootstrap_test",
+]
+
+_COLUMN_BYTES = 64 * 2**20
+
+
+def bootstrap_weights(n: int, n_resamples: int = 1000, seed: int = 0,
+                      dtype=np.float32) -> np.ndarray:
+    """(B, n) multinomial count matrix: ``W[b, i]`` = times example i is drawn in resample b.
+
+    Resample b draws n indices uniformly with replacement (``numpy.random.default_rng(seed)``,
+    row by row in blocks), so each row sums to n. float32 is exact for counts and makes the
+    products fast.
+    """
+    if n <= 0:
+        raise ZoolensError("bootstrap needs at least one example")
+    if n_resamples <= 0:
+        raise ZoolensError(f"n_resamples must be positive, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_resamples, n), dtype=dtype)
+    block = max(1, (32 * 2**20) // (8 * n))
+    for lo in range(0, n_resamples, block):
+        hi = min(n_resamples, lo + block)
+        draws = rng.integers(0, n, size=(hi - lo, n))
+        flat = (np.arange(hi - lo)[:, None] * n + draws).ravel()
+        out[lo:hi] = np.bincount(flat, minlength=(hi - lo) * n).reshape(hi - lo, n)
+    return out
+
+
+def bootstrap_means(values: np.ndarray, weights: np.ndarray | None = None, *,
+                    n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Resampled means of per-example statistics: (B,) for (n,) values, (B, K) for (n, K).
+
+    ``mean_b[k] = Σ_i W[b, i]·x[i, k] / n`` with W from :func:`bootstrap_weights` (or given,
+    to share resamples across calls). Computed in float64 column chunks of bounded memory.
+    """
+    x = np.asarray(values)
+    vector = x.ndim == 1
+    x2 = x[:, None] if vector else x
+    if x2.ndim != 2:
+        raise ZoolensError(f"bootstrap values must be (examples,) or (examples, columns), got {x.shape}")
+    n = x2.shape[0]
+    w = bootstrap_weights(n, n_resamples, seed) if weights is None else np.asarray(weights)
+    if w.shape[1] != n:
+        raise ZoolensError(f"bootstrap weights cover {w.shape[1]} examples, values {n}")
+    wf = w.astype(np.float64, copy=False)
+    out = np.empty((w.shape[0], x2.shape[1]), dtype=np.float64)
+    step = max(1, _COLUMN_BYTES // (8 * n))
+    for lo in range(0, x2.shape[1], step):
+        out[:, lo : lo + step] = wf @ x2[:, lo : lo + step].astype(np.float64) / n
+    return out[:, 0] if vector else out
+
+
+def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < confidence < 1:
+        raise ZoolensError(f"confidence must lie in (0, 1), got {confidence}")
+    alpha = 1.0 - confidence
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
+        lo, hi = np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
+    return lo, hi
+
+
+def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 1000,
+                 seed: int = 0, weights: np.ndarray | None = None):
+    """Percentile bootstrap interval of the mean of per-example statistics.
+
+    ``values`` (n,) or (n, K) per-example numbers (e.g. 0/1 correctness, XOR of two models'
+    correctness for error inconsistency, ensemble-right). Returns ``(estimate, lo, hi)``:
+    the plain mean and the (1−confidence)/2 and (1+confidence)/2 quantiles (numpy's linear
+    interpolation) of the resampled means. Scalars for (n,) input, (K,) arrays otherwise.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    means = bootstrap_means(x, weights, n_resamples=n_resamples, seed=seed)
+    lo, hi = _percentile_interval(means, confidence)
+    est = x.mean(axis=0)
+    if x.ndim == 1:
+        return float(est), float(lo), float(hi)
+    return est, lo, hi
+
+
+def bootstrap_ratio_ci(numerator: np.ndarray, denominator: np.ndarray, *,
+                       confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0,
+                       weights: np.ndarray | None = None):
+    """Percentile interval of a conditional rate ``Σ num / Σ den`` (e.g. conversion rate:
+    num = ensemble right AND exactly one right, den = exactly one right).
+
+    Resample b gives ``Σ W[b]·num / Σ W[b]·den``; resamples where the denominator is 0 are
+    left out of the quantiles. The estimate (and the interval) is NaN where the condition
+    never occurs. Returns ``(estimate, lo, hi)`` like :func:`bootstrap_ci`.
+    """
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    if num.shape != den.shape:
+        raise ZoolensError(f"numerator {num.shape} and denominator {den.shape} differ")
+    w = bootstrap_weights(num.shape[0], n_resamples, seed) if weights is None else weights
+    s_num = bootstrap_means(num, w)
+    s_den = bootstrap_means(den, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(s_den > 0, s_num / s_den, np.nan)
+        total = den.sum(axis=0)
+        est = np.where(total > 0, num.sum(axis=0) / total, np.nan)
+    lo, hi = _percentile_interval(ratio, confidence)
+    lo, hi = np.where(np.isnan(est), np.nan, lo), np.where(np.isnan(est), np.nan, hi)
+    if num.ndim == 1:
+        return float(est), float(lo), float(hi)
+    return est, lo, hi
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """McNemar's test of two paired classifiers. ``only_a``: examples only a gets right;
+    ``only_b``: only b; statistic: the chi-square statistic (or min(only_a, only_b) when
+    exact); p_value two-sided; method "exact" or "chi2"."""
+
+    only_a: int
+    only_b: int
+    statistic: float
+    p_value: float
+    method: str
+
+
+def mcnemar_p_values(only_a: np.ndarray, only_b: np.ndarray, *, exact_below: int = 25) -> np.ndarray:
+    """Two-sided McNemar p-values from discordant counts, vectorised over pairs.
+
+    With d = only_a + only_b discordant examples: if d < ``exact_below``, the exact binomial
+    test ``p = min(1, 2·BinomCDF(min(only_a, only_b); d, 1/2))`` (equals scipy's
+    ``binomtest(only_a, d, 0.5).pvalue``); otherwise the chi-square test with continuity
+    correction, ``χ² = max(|only_a − only_b| − 1, 0)² / d``, ``p = P(χ²₁ ≥ χ²)``. d = 0 gives 1.
+    """
+    b = np.asarray(only_a, dtype=np.int64)
+    c = np.asarray(only_b, dtype=np.int64)
+    d = b + c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exact = np.minimum(1.0, 2.0 * _st.binom.cdf(np.minimum(b, c), d, 0.5))
+        chi = np.maximum(np.abs(b - c) - 1, 0).astype(np.float64) ** 2 / d
+        approx = _st.chi2.sf(chi, 1)
+    p = np.where(d < exact_below, exact, approx)
+    return np.where(d == 0, 1.0, p)
+
+
+def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray, *, exact_below: int = 25) -> McNemarResult:
+    """McNemar's test that two models, on the same examples, are equally accurate.
+
+    Only the discordant examples matter: only_a = #(a right, b wrong), only_b = #(a wrong,
+    b right); see :func:`mcnemar_p_values` for the exact / chi-square rule. Use it for "the
+    ensemble is better than its best member" (issue 3).
+    """
+    ra = np.asarray(correct_a, dtype=bool)
+    rb = np.asarray(correct_b, dtype=bool)
+    if ra.shape != rb.shape or ra.ndim != 1:
+        raise ZoolensError(f"McNemar needs two (n,) correctness vectors, got {ra.shape} and {rb.shape}")
+    b = int(np.count_nonzero(ra & ~rb))
+    c = int(np.count_nonzero(~ra & rb))
+    p = float(mcnemar_p_values(b, c, exact_below=exact_below))
+    if b + c < exact_below:
+        return McNemarResult(b, c, float(min(b, c)), p, "exact")
+    return McNemarResult(b, c, float(max(abs(b - c) - 1, 0) ** 2 / (b + c)), p, "chi2")
+
+
+@dataclass(frozen=True)
+class PairedBootstrapResult:
+    """Paired bootstrap comparison of x against y: difference = mean(x) − mean(y) and its
+    percentile interval [lo, hi]; p_value = one-sided p for "x is not better than y"."""
+
+    difference: float
+    lo: float
+    hi: float
+    p_value: float
+    n_resamples: int
+
+
+def paired_bootstrap_test(correct_x: np.ndarray, correct_y: np.ndarray, *,
+                          confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0,
+                          weights: np.ndarray | None = None) -> PairedBootstrapResult:
+    """Paired bootstrap test that x (e.g. an ensemble) is more accurate than y (its best member).
+
+    Both are (n,) correctness on the same examples; each resample reweights the *same*
+    examples for both (pairing). ``difference`` = mean(x) − mean(y); [lo, hi] its percentile
+    interval; ``p_value = (1 + #{b: δ*_b <= 0}) / (B + 1)``, the one-sided bootstrap p-value
+    of "x is not better" (Koehn 2004's paired bootstrap, with the +1 correction so that it is
+    never 0).
+    """
+    x = np.asarray(correct_x, dtype=np.float64)
+    y = np.asarray(correct_y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ZoolensError(f"paired bootstrap needs two (n,) vectors, got {x.shape} and {y.shape}")
+    delta = bootstrap_means(x - y, weights, n_resamples=n_resamples, seed=seed)
+    lo, hi = _percentile_interval(delta, confidence)
+    p = (1 + int(np.count_nonzero(delta <= 0))) / (len(delta) + 1)
+    return PairedBootstrapResult(float(np.mean(x - y)), float(lo), float(hi), float(p), len(delta))
+

@@ -1,0 +1,116 @@
+"""Bootstrap and paired tests vs direct resampling loops, scipy.stats.binomtest and hand values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, chi2
+
+from zoolens.errors import ZoolensError
+from zoolens.measure.stats import (
+    bootstrap_ci,
+    bootstrap_means,
+    bootstrap_ratio_ci,
+    bootstrap_weights,
+    mcnemar_p_values,
+    mcnemar_test,
+    paired_bootstrap_test,
+)
+
+
+def test_weights_are_multinomial_counts_reproducible():
+    w = bootstrap_weights(37, 200, seed=3)
+    assert w.shape == (200, 37) and (w.sum(axis=1) == 37).all()
+    np.testing.assert_array_equal(w, bootstrap_weights(37, 200, seed=3))
+    assert not np.array_equal(w, bootstrap_weights(37, 200, seed=4))
+    # every example has expected count 1 per resample
+    assert abs(w.mean() - 1) < 1e-12 and 0.8 < w.var() < 1.2
+
+
+def test_means_equal_explicit_resampling_loop():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(50, 3))
+    w = bootstrap_weights(50, 30, seed=1)
+    got = bootstrap_means(x, w)
+    for b in range(30):
+        idx = np.repeat(np.arange(50), w[b].astype(int))  # the resample's examples
+        np.testing.assert_allclose(got[b], x[idx].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bootstrap_means(x[:, 0], w), got[:, 0])
+
+
+def test_ci_percentiles_and_coverage_shape():
+    rng = np.random.default_rng(2)
+    r = rng.uniform(size=(4000, 2)) < [0.8, 0.3]
+    est, lo, hi = bootstrap_ci(r, n_resamples=500, seed=0)
+    means = bootstrap_means(r.astype(float), n_resamples=500, seed=0)
+    np.testing.assert_allclose(lo, np.quantile(means, 0.025, axis=0))
+    np.testing.assert_allclose(hi, np.quantile(means, 0.975, axis=0))
+    np.testing.assert_allclose(est, r.mean(axis=0))
+    # width close to the normal approximation 2·1.96·sqrt(p(1-p)/n)
+    width = hi - lo
+    normal = 2 * 1.96 * np.sqrt(est * (1 - est) / 4000)
+    np.testing.assert_allclose(width, normal, rtol=0.2)
+    e, l, h = bootstrap_ci(r[:, 0].astype(float), n_resamples=500)
+    assert isinstance(e, float) and l <= e <= h
+
+
+def test_ratio_ci_and_nan_condition():
+    rng = np.random.default_rng(3)
+    den = rng.uniform(size=300) < 0.2
+    num = den & (rng.uniform(size=300) < 0.6)
+    est, lo, hi = bootstrap_ratio_ci(num, den, n_resamples=400)
+    assert est == pytest.approx(num.sum() / den.sum())
+    assert lo < est < hi
+    est, lo, hi = bootstrap_ratio_ci(np.zeros(10), np.zeros(10), n_resamples=50)
+    assert np.isnan(est) and np.isnan(lo) and np.isnan(hi)
+
+
+@pytest.mark.parametrize("b,c", [(0, 0), (0, 1), (3, 9), (10, 14), (12, 12), (40, 60), (100, 130), (7, 30)])
+def test_mcnemar_against_scipy(b, c):
+    p = float(mcnemar_p_values(b, c))
+    if b + c == 0:
+        assert p == 1.0
+    elif b + c < 25:
+        assert p == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=1e-12)
+    else:
+        stat = max(abs(b - c) - 1, 0) ** 2 / (b + c)
+        assert p == pytest.approx(chi2.sf(stat, 1), rel=1e-12)
+        # the exact test agrees roughly at this size
+        assert p == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=0.3, abs=1e-3)
+
+
+def test_mcnemar_test_counts_and_vectorised():
+    ra = np.array([1, 1, 1, 0, 0, 1], bool)
+    rb = np.array([0, 0, 1, 1, 0, 1], bool)
+    res = mcnemar_test(ra, rb)
+    assert (res.only_a, res.only_b, res.method) == (2, 1, "exact")
+    assert res.p_value == pytest.approx(binomtest(2, 3, 0.5).pvalue)
+    p = mcnemar_p_values(np.array([3, 40]), np.array([9, 60]))
+    np.testing.assert_allclose(p, [mcnemar_p_values(3, 9), mcnemar_p_values(40, 60)])
+
+
+def test_paired_bootstrap_test():
+    rng = np.random.default_rng(4)
+    best = rng.uniform(size=2000) < 0.8
+    better = best | (rng.uniform(size=2000) < 0.1)  # strictly better: fixes ~10% of errors
+    res = paired_bootstrap_test(better, best, n_resamples=500)
+    assert res.difference == pytest.approx(better.mean() - best.mean())
+    assert res.lo > 0 and res.p_value == pytest.approx(1 / 501)
+    same = paired_bootstrap_test(best, best, n_resamples=200)
+    assert same.difference == 0 and same.p_value == 1.0
+    # an explicit loop over resamples gives the same p-value
+    w = bootstrap_weights(2000, 300, seed=9)
+    noisy = rng.uniform(size=2000) < 0.805
+    res = paired_bootstrap_test(noisy, best, weights=w)
+    deltas = [(noisy[np.repeat(np.arange(2000), w[b].astype(int))].mean()
+               - best[np.repeat(np.arange(2000), w[b].astype(int))].mean()) for b in range(300)]
+    assert res.p_value == pytest.approx((1 + sum(d <= 0 for d in deltas)) / 301)
+
+
+def test_bad_input():
+    with pytest.raises(ZoolensError):
+        bootstrap_weights(0)
+    with pytest.raises(ZoolensError, match="confidence"):
+        bootstrap_ci(np.ones(5), confidence=1.5, n_resamples=10)
+    with pytest.raises(ZoolensError, match="McNemar"):
+        mcnemar_test(np.ones(3, bool), np.ones(4, bool))
