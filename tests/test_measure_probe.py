@@ -1,0 +1,205 @@
+"""zoolens.measure.probe: same optimum as scikit-learn on real CIFAR-10 ResNet embeddings,
+11-point mAP against a hand-computed fixture and the classic VOC code, bad input."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+
+from _cifar_embeddings import cifar_session_embeddings
+from zoolens.errors import ZoolensError
+from zoolens.measure.features import l2_normalize_rows
+from zoolens.measure.probe import (average_precision, fit_linear_probe, mean_average_precision,
+                                   probe_objective, voc11_average_precision, voc11_map)
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    """Real 64-d pre-logit embeddings (resnet20, resnet32) of 2,000 CIFAR-10 JPEGs, split."""
+    data = cifar_session_embeddings(tmp_path_factory)
+    perm = np.random.default_rng(0).permutation(data["labels"].size)
+    return {"x": l2_normalize_rows(data["resnet20"]), "y": data["labels"],
+            "train": perm[:1400], "test": perm[1400:]}
+
+
+# ----------------------------------------------------------------------------- sklearn optimum
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("lam", [1e-3, 1e-4])
+def test_same_optimum_as_sklearn_on_real_embeddings(cifar, dtype, lam):
+    x, y, tr, te = cifar["x"], cifar["y"], cifar["train"], cifar["test"]
+    ours = fit_linear_probe(x[tr], y[tr], l2_grid=[lam], dtype=dtype, tol=1e-8)
+    ref = LogisticRegression(solver="lbfgs", tol=1e-8, C=1.0 / (lam * tr.size),
+                             max_iter=20_000).fit(x[tr], y[tr])
+    obj_ours = probe_objective(x[tr], y[tr], ours.coef_, ours.intercept_, lam)
+    obj_ref = probe_objective(x[tr], y[tr], ref.coef_, ref.intercept_, lam)
+    assert abs(obj_ours - obj_ref) <= 1e-4 * abs(obj_ref)
+    assert ours.objective == pytest.approx(obj_ours, rel=1e-5)  # its own record agrees
+    assert abs(ours.score(x[te], y[te]) - ref.score(x[te], y[te])) <= 0.002
+    assert ours.l2 == lam and ours.validation == []
+    assert 0.75 < ours.score(x[te], y[te]) < 0.9  # resnet20 on JPEGs: ~0.81 top-1
+
+
+def test_multilabel_probe_matches_independent_sklearn_binaries(cifar):
+    x, y, tr = cifar["x"], cifar["y"], cifar["train"]
+    # 12 real labels: the 10 classes plus "vehicle" (0, 1, 8, 9) and "mammal" (3, 4, 5, 7)
+    t = np.concatenate([np.eye(10, dtype=np.uint8)[y], np.isin(y, [0, 1, 8, 9])[:, None],
+                        np.isin(y, [3, 4, 5, 7])[:, None]], axis=1).astype(np.uint8)
+    lam = 1e-4
+    ours = fit_linear_probe(x[tr], t[tr], l2_grid=lam, multilabel=True, dtype="float64", tol=1e-8)
+    coef, icpt = [], []
+    for c in range(t.shape[1]):
+        ref = LogisticRegression(solver="lbfgs", tol=1e-8, C=1.0 / (lam * tr.size),
+                                 max_iter=20_000).fit(x[tr], t[tr, c])
+        coef.append(ref.coef_[0])
+        icpt.append(ref.intercept_[0])
+    obj_ref = probe_objective(x[tr], t[tr], np.array(coef), np.array(icpt), lam, multilabel=True)
+    obj_ours = probe_objective(x[tr], t[tr], ours.coef_, ours.intercept_, lam, multilabel=True)
+    assert abs(obj_ours - obj_ref) <= 1e-4 * abs(obj_ref)
+    te = cifar["test"]
+    ref_scores = x[te] @ np.array(coef).T + np.array(icpt)
+    assert ours.score(x[te], t[te]) == pytest.approx(voc11_map(ref_scores, t[te]), abs=0.002)
+    assert ours.predict(x[te]).shape == t[te].shape
+    proba = ours.predict_proba(x[te])
+    assert np.all((proba > 0) & (proba < 1))
+
+
+def test_l2_chosen_on_validation_then_refit_on_all(cifar):
+    x, y, tr = cifar["x"], cifar["y"], cifar["train"]
+    grid = [1e-2, 1e-3, 1e-4]
+    probe = fit_linear_probe(x[tr], y[tr], l2_grid=grid, seed=3, dtype="float64")
+    assert [r["l2"] for r in probe.validation] == sorted(grid, reverse=True)
+    best = max(probe.validation, key=lambda r: (r["score"], -r["loss"]))
+    assert probe.l2 == best["l2"]
+    # validation really is a held-out part: refitting the chosen λ on the seed's training part
+    # reproduces the recorded validation accuracy
+    perm = np.random.default_rng(3).permutation(tr.size)
+    n_val = round(0.2 * tr.size)
+    fit_part, val_part = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    part = fit_linear_probe(x[tr][fit_part], y[tr][fit_part], l2_grid=probe.l2, dtype="float64")
+    assert part.score(x[tr][val_part], y[tr][val_part]) == pytest.approx(best["score"], abs=1.5 / n_val)
+    # the final model is the optimum on all the rows it was given
+    direct = fit_linear_probe(x[tr], y[tr], l2_grid=probe.l2, dtype="float64")
+    assert probe.objective == pytest.approx(direct.objective, rel=1e-6)
+
+
+def test_deterministic_for_a_seed(cifar):
+    x, y = cifar["x"][:600], cifar["y"][:600]
+    a = fit_linear_probe(x, y, l2_grid=[1e-2, 1e-4], seed=1)
+    b = fit_linear_probe(x, y, l2_grid=[1e-2, 1e-4], seed=1)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.intercept_, b.intercept_)
+    assert a.validation == b.validation
+
+
+def test_class_ids_are_kept_and_probabilities_sum_to_one():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 4)) * 4
+    y = np.repeat([3, 7, 9], 40)
+    x = centers[np.repeat([0, 1, 2], 40)] + rng.normal(size=(120, 4))
+    probe = fit_linear_probe(x, y, l2_grid=1e-3)
+    assert set(np.unique(probe.predict(x))) <= {3, 7, 9}
+    assert probe.score(x, y) > 0.9
+    np.testing.assert_allclose(probe.predict_proba(x).sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(probe.classes_, [3, 7, 9])
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="no CUDA device here")
+def test_cuda_gives_the_cpu_optimum(cifar):
+    x, y = cifar["x"][:800], cifar["y"][:800]
+    cpu = fit_linear_probe(x, y, l2_grid=1e-3, dtype="float64", tol=1e-9)
+    gpu = fit_linear_probe(x, y, l2_grid=1e-3, dtype="float64", tol=1e-9, device="cuda")
+    assert gpu.objective == pytest.approx(cpu.objective, rel=1e-7)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_multilabel_target_to_softmax_probe_is_an_error():
+    with pytest.raises(ZoolensError, match="multi-label"):
+        fit_linear_probe(np.zeros((6, 2)), np.eye(3)[[0, 1, 2, 0, 1, 2]], l2_grid=1e-3)
+
+
+@pytest.mark.parametrize("x,y,match", [
+    (np.zeros((5, 2)), np.zeros(4, int), "rows"),
+    (np.full((4, 2), np.nan), np.zeros(4, int), "NaN"),
+    (np.zeros(4), np.zeros(4, int), "2-d"),
+    (np.zeros((4, 2)), np.array([0.5, 1, 0, 1]), "integers"),
+])
+def test_bad_input(x, y, match):
+    with pytest.raises(ZoolensError, match=match):
+        fit_linear_probe(x, y, l2_grid=1e-3)
+
+
+def test_bad_multilabel_target_and_grid():
+    with pytest.raises(ZoolensError, match="0/1"):
+        fit_linear_probe(np.zeros((4, 2)), np.full((4, 3), 2), multilabel=True, l2_grid=1.0)
+    with pytest.raises(ZoolensError, match="l2_grid"):
+        fit_linear_probe(np.zeros((4, 2)), np.arange(4), l2_grid=[-1.0])
+
+
+# ----------------------------------------------------------------------------- average precision
+
+# Hand-made ranking: 10 positives, 5 negatives; rank 4 reaches a recall of exactly 3/10.
+HAND_HITS = [1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1]
+
+
+def test_voc11_hand_computed_fixture_with_recall_exactly_point_three():
+    # Interpolated precision at t = 0..10 (by hand, see the table in the test's comment):
+    # t=0,1: 1; t=2,3: 3/4 (rank 4 has recall 0.3 exactly); t=4..9: 9/13; t=10: 10/15.
+    expected = (Fraction(1) * 2 + Fraction(3, 4) * 2 + Fraction(9, 13) * 6 + Fraction(10, 15)) / 11
+    assert expected == Fraction(59, 78)
+    scores = -np.arange(len(HAND_HITS), dtype=float)  # descending in list order
+    assert voc11_average_precision(scores, np.array(HAND_HITS)) == pytest.approx(59 / 78, abs=1e-15)
+    # a float arange threshold (0.30000000000000004) would drop rank 4 at t = 3:
+    wrong = (Fraction(1) * 2 + Fraction(3, 4) + Fraction(9, 13) * 7 + Fraction(10, 15)) / 11
+    assert abs(voc11_average_precision(scores, np.array(HAND_HITS)) - float(wrong)) > 1e-3
+
+
+def _voc_devkit_ap(scores, targets):
+    """The classic py-faster-rcnn / VOC devkit 11-point AP (float thresholds)."""
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(targets[order] > 0)
+    rec = tp / max(1, (targets > 0).sum())
+    prec = tp / np.arange(1, len(tp) + 1)
+    ap = 0.0
+    for t in np.arange(0.0, 1.1, 0.1):
+        ap += (np.max(prec[rec >= t]) if np.sum(rec >= t) else 0.0) / 11.0
+    return ap
+
+
+def test_voc11_matches_devkit_away_from_exact_boundaries():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        targets = (rng.random(57) < 0.3).astype(int)
+        targets[0] = 1
+        positives = targets.sum()
+        if any((t * positives) % 10 == 0 for t in range(1, 10)):
+            continue  # recall t/10 reachable exactly: the float devkit is the one that is off
+        scores = rng.normal(size=57)
+        assert voc11_average_precision(scores, targets) == pytest.approx(
+            _voc_devkit_ap(scores, targets), abs=1e-12)
+
+
+def test_average_precision_matches_sklearn_without_ties():
+    rng = np.random.default_rng(1)
+    scores = -np.arange(len(HAND_HITS), dtype=float)
+    assert average_precision(scores, np.array(HAND_HITS)) == pytest.approx(
+        average_precision_score(HAND_HITS, scores), abs=1e-12)
+    s = rng.normal(size=(200, 4))
+    t = (rng.random((200, 4)) < 0.2).astype(int)
+    assert mean_average_precision(s, t) == pytest.approx(
+        np.mean([average_precision_score(t[:, c], s[:, c]) for c in range(4)]), abs=1e-12)
+
+
+def test_ties_keep_example_order_and_classes_without_positives_are_left_out():
+    assert voc11_average_precision(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)
+    assert voc11_average_precision(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(1.0)
+    assert average_precision(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)
+    scores = np.array([[0.9, 0.1], [0.2, 0.3]])
+    targets = np.array([[1, 0], [0, 0]])
+    assert voc11_map(scores, targets) == pytest.approx(1.0)  # column 2 has no positive
+    assert np.isnan(voc11_map(scores, np.zeros((2, 2))))
