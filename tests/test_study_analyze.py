@@ -16,7 +16,7 @@ import pytest
 
 from zoolens.errors import ZoolensError
 from zoolens.study import tables
-from zoolens.study.bootstrap import StreamingBootstrap, resample_counts
+from zoolens.study.bootstrap import StreamingBootstrap
 from zoolens.study.pool import select_pool
 
 # ----------------------------------------------------------------------------- pool parsing
@@ -95,26 +95,511 @@ def test_write_results_rejects_a_file_as_folder(tmp_path):
 # ----------------------------------------------------------------------------- bootstrap
 
 
-def test_resample_counts_match_index_resampling():
-    counts = resample_counts(50, 130, seed=3)
-    idx = np.random.default_rng(3).integers(0, 50, size=(130, 50))
-    expected = np.stack([np.bincount(row, minlength=50) for row in idx])
-    np.testing.assert_array_equal(counts, expected)
-
-
 def test_streaming_bootstrap_equals_direct_percentiles():
+    from zoolens.measure.stats import bootstrap_ci, bootstrap_weights, paired_bootstrap_test
+
     rng = np.random.default_rng(0)
     x = rng.random((3, 101)) < np.array([[0.2], [0.5], [0.9]])
     boot = StreamingBootstrap(101, 400, seed=7)
     for start in range(0, 101, 17):  # uneven chunks
         boot.add("acc", x[:, start:start + 17], slice(start, start + 17))
+        boot.add("diff", x[2:3, start:start + 17].astype(float) - x[1, start:start + 17],
+                 slice(start, start + 17))
     lo, hi = boot.interval("acc", 3)
+    # Independent: resample indices directly (the draw order bootstrap_weights documents).
     idx = np.random.default_rng(7).integers(0, 101, size=(400, 101))
     means = np.stack([x[k][idx].mean(axis=1) for k in range(3)], axis=1)
     np.testing.assert_allclose(lo, np.quantile(means, 0.025, axis=0), atol=1e-12)
     np.testing.assert_allclose(hi, np.quantile(means, 0.975, axis=0), atol=1e-12)
-    p = boot.p_not_positive("acc", 3)
-    np.testing.assert_allclose(p, (1 + (means <= 0).sum(0)) / 401)
+    # And measure.stats on the full matrix with the same weights.
+    weights = bootstrap_weights(101, 400, 7)
+    _, lo2, hi2 = bootstrap_ci(x.T.astype(float), weights=weights)
+    np.testing.assert_allclose(lo, lo2, atol=1e-12)
+    np.testing.assert_allclose(hi, hi2, atol=1e-12)
+    test = paired_bootstrap_test(x[2], x[1], weights=weights)
+    assert boot.p_not_positive("diff", 1)[0] == pytest.approx(test.p_value)
     empty = StreamingBootstrap(10, 0, seed=0)
     empty.add("acc", x[:, :10], slice(0, 10))
     assert np.isnan(empty.interval("acc", 3)[0]).all()
+
+
+# ----------------------------------------------------------------------------- random zoo
+
+BOOT = 300
+SEED = 5
+
+
+def _softmax64(z: np.ndarray, t: float = 1.0) -> np.ndarray:
+    s = z.astype(np.float64) / t
+    s = s - s.max(axis=1, keepdims=True)
+    e = np.exp(s)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def make_random_zoo(path, *, n=260, c=5, seed=0, multilabel=False):
+    """Seven models of every kind over a shared latent difficulty; cards spanning categories."""
+    from zoolens.zoo.store import Zoo
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, n)
+    truth = labels
+    if multilabel:
+        truth = np.zeros((n, c), dtype=np.uint8)
+        truth[np.arange(n), labels] = 1
+        extra = rng.integers(0, c, n)
+        truth[np.arange(n), extra] |= (rng.random(n) < 0.4).astype(np.uint8)
+        truth[:3] = 0  # examples with no valid label are never right
+    attributes = pd.DataFrame({"domain": rng.choice(["photo", "sketch", "paint"], n),
+                               "blur": rng.integers(0, 2, n)})
+    zoo = Zoo.create(path, truth, class_names=[f"class{k}" for k in range(c)],
+                     calibration_fraction=0.3, seed=1, attributes=attributes,
+                     class_groups={"nature": [0, 1], "things": [3, 4]})
+    difficulty = rng.normal(size=n)
+
+    def logits(strength, scale):
+        z = rng.normal(size=(n, c)) * scale
+        z[np.arange(n), labels] += strength - 0.8 * difficulty
+        return z.astype(np.float32)
+
+    card = dict(arch="resnet50", framework="supervised", pretrain_data="ImageNet", seed=0)
+    zoo.add("base", logits=logits(2.0, 1.0), card=card)
+    zoo.add("reinit", logits=logits(1.8, 1.3), card={**card, "seed": 1})
+    zoo.add("wide", probs=_softmax64(logits(1.5, 0.6)), card={**card, "arch": "resnet101"})
+    zoo.add("vit", logits=logits(1.2, 2.5), card={**card, "arch": "vit_b16"})
+    top = _softmax64(logits(1.0, 1.0), 0.7)
+    order = np.argsort(-top, axis=1)[:, :2]
+    zoo.add("clip-top2", topk_indices=order, topk_values=np.take_along_axis(top, order, 1),
+            card={**card, "framework": "contrastive"})
+    zoo.add("humans", decisions=np.where(rng.random(n) < 0.85, labels,
+                                         rng.integers(0, c, n)),
+            card={**card, "framework": "human"})
+    zoo.add("weak", logits=logits(0.4, 1.0), card={**card, "pretrain_data": "JFT"})
+    return zoo
+
+
+@pytest.fixture(scope="module")
+def random_zoo(tmp_path_factory):
+    return make_random_zoo(tmp_path_factory.mktemp("zoo") / "zoo")
+
+
+@pytest.fixture(scope="module")
+def random_result(random_zoo, tmp_path_factory):
+    from zoolens.study.analyze import analyze
+
+    out = tmp_path_factory.mktemp("out")
+    result = analyze(random_zoo, "base", out, pool="accuracy<0.9", max_steps=6,
+                     n_bootstrap=BOOT, seed=SEED, chunk_size=37,
+                     interpolation_pairs=[("base", "vit")], command="zoolens analyze test")
+    return result, out
+
+
+class Reference:
+    """Everything recomputed from the zoo's raw arrays with float64 loops (DESIGN.md sec. 3)."""
+
+    def __init__(self, zoo, temperatures: dict[str, float]):
+        self.zoo = zoo
+        self.names = list(zoo.models)
+        self.labels = np.asarray(zoo.labels)
+        self.ev = np.asarray(zoo.evaluation_indices)
+        self.cal = np.asarray(zoo.calibration_indices)
+        self.pred = {m: np.asarray(zoo.predictions(m)) for m in self.names}
+        self.scored = [m for m in self.names if zoo.kind(m) != "decisions"]
+        self.q = {m: _softmax64(zoo.scores(m), temperatures[m]) for m in self.scored}
+        self.q1 = {m: _softmax64(zoo.scores(m)) for m in self.scored}
+
+    def right(self, pred, rows):
+        labels = self.labels[rows]
+        if labels.ndim == 2:
+            return labels[np.arange(len(rows)), pred].astype(bool)
+        return pred == labels
+
+    def r(self, m, rows=None):
+        rows = self.ev if rows is None else rows
+        return self.right(self.pred[m][rows], rows)
+
+    def ensemble_right(self, members, rows=None, weights=None):
+        rows = self.ev if rows is None else rows
+        weights = np.ones(len(members)) if weights is None else weights
+        total = sum(w * self.q[m][rows] for w, m in zip(weights, members))
+        return self.right(total.argmax(axis=1), rows)
+
+
+@pytest.fixture(scope="module")
+def reference(random_zoo, random_result):
+    result, _ = random_result
+    temps = dict(zip(result.models["model"], result.models["temperature"]))
+    return Reference(random_zoo, temps)
+
+
+def test_temperatures_match_scipy(random_zoo, random_result, reference):
+    from scipy.optimize import minimize_scalar
+
+    models = random_result[0].models.set_index("model")
+    cal = reference.cal
+    y = reference.labels[cal]
+    for m in reference.scored:
+        z = random_zoo.scores(m, rows=cal).astype(np.float64)
+
+        def nll(u):
+            return -np.log(_softmax64(z, math.exp(u))[np.arange(len(y)), y]).mean()
+
+        fit = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(1e3)), method="bounded",
+                              options={"xatol": 1e-10})
+        assert models.loc[m, "temperature"] == pytest.approx(math.exp(fit.x), rel=1e-4)
+    assert np.isnan(models.loc["humans", "temperature"])
+
+
+def test_models_table_matches_reference(random_result, reference):
+    result, _ = random_result
+    models = result.models.set_index("model")
+    assert list(result.models.columns) == tables.MODELS_COLUMNS
+    idx = np.random.default_rng(SEED).integers(0, len(reference.ev), size=(BOOT, len(reference.ev)))
+    ev, y = reference.ev, reference.labels[reference.ev]
+    for m in reference.names:
+        r = reference.r(m)
+        row = models.loc[m]
+        assert row["accuracy"] == pytest.approx(r.mean(), abs=1e-12)
+        assert row["accuracy_all"] == pytest.approx(
+            reference.r(m, np.arange(len(reference.labels))).mean(), abs=1e-12)
+        means = r[idx].mean(axis=1)
+        assert row["accuracy_lo"] == pytest.approx(np.quantile(means, 0.025), abs=1e-12)
+        assert row["accuracy_hi"] == pytest.approx(np.quantile(means, 0.975), abs=1e-12)
+        assert row["accuracy_eval_n"] == len(ev)
+        if m not in reference.scored:
+            assert np.isnan(row[["nll_before", "nll_after", "ece_before", "ece_after"]]
+                            .astype(float)).all()
+            continue
+        for stage, q in (("before", reference.q1[m]), ("after", reference.q[m])):
+            p = q[ev]
+            assert row[f"nll_{stage}"] == pytest.approx(-np.log(p[np.arange(len(y)), y]).mean(),
+                                                        rel=1e-6)
+            conf = p.max(axis=1)
+            bins = np.minimum((conf * 15).astype(int), 14)
+            ece = sum(abs(r[bins == k].mean() - conf[bins == k].mean()) * (bins == k).mean()
+                      for k in range(15) if (bins == k).any())
+            assert row[f"ece_{stage}"] == pytest.approx(ece, abs=1e-6)
+    assert models.loc["base", "category"] == "Same"
+    assert models.loc["reinit", "category"] == "Reinit"
+    assert models.loc["wide", "category"] == "HParam"
+    assert models.loc["vit", "category"] == "Arch"
+    assert models.loc["clip-top2", "category"] == "Framework"
+    assert models.loc["weak", "category"] == "Dataset"
+    assert models.loc["humans", "kind"] == "decisions"
+
+
+def test_pairs_table_matches_reference(random_result, reference):
+    from scipy.stats import binomtest, chi2
+    from sklearn.metrics import cohen_kappa_score
+
+    result, _ = random_result
+    pairs = result.pairs
+    assert list(pairs.columns) == tables.PAIRS_COLUMNS
+    names = reference.names
+    assert len(pairs) == len(names) * (len(names) - 1) // 2
+    n = len(reference.ev)
+    idx = np.random.default_rng(SEED).integers(0, n, size=(BOOT, n))
+    row_iter = pairs.itertuples(index=False)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            row = next(row_iter)
+            assert (row.model_a, row.model_b) == (a, b)
+            ra, rb = reference.r(a), reference.r(b)
+            assert row.acc_a == pytest.approx(ra.mean())
+            assert row.error_inconsistency == pytest.approx(np.mean(ra != rb))
+            assert row.both_right == pytest.approx(np.mean(ra & rb))
+            assert row.both_wrong == pytest.approx(np.mean(~ra & ~rb))
+            assert row.dominance_ab == pytest.approx(np.mean(~ra & rb))
+            assert row.dominance_ba == pytest.approx(np.mean(ra & ~rb))
+            assert row.error_consistency == pytest.approx(cohen_kappa_score(ra, rb), abs=1e-9)
+            xor_means = (ra != rb)[idx].mean(axis=1)
+            assert row.error_inconsistency_lo == pytest.approx(np.quantile(xor_means, 0.025))
+            assert row.error_inconsistency_hi == pytest.approx(np.quantile(xor_means, 0.975))
+            if a not in reference.scored or b not in reference.scored:
+                for column in ("ensemble_acc", "ensemble_acc_lo", "ensemble_gain",
+                               "conversion_rate", "neither_conversion", "mcnemar_p",
+                               "paired_bootstrap_p"):
+                    assert np.isnan(getattr(row, column)), (a, b, column)
+                continue
+            e = reference.ensemble_right([a, b])
+            assert row.ensemble_acc == pytest.approx(e.mean(), abs=1e-12)
+            assert row.ensemble_gain == pytest.approx(e.mean() - (ra.mean() + rb.mean()) / 2)
+            assert row.conversion_rate == pytest.approx(e[ra != rb].mean())
+            assert row.neither_conversion == pytest.approx(e[~ra & ~rb].mean())
+            ens_means = e[idx].mean(axis=1)
+            assert row.ensemble_acc_lo == pytest.approx(np.quantile(ens_means, 0.025))
+            assert row.ensemble_acc_hi == pytest.approx(np.quantile(ens_means, 0.975))
+            gain_means = (e - (ra.astype(float) + rb) / 2)[idx].mean(axis=1)
+            assert row.ensemble_gain_lo == pytest.approx(np.quantile(gain_means, 0.025))
+            best = ra if ra.mean() >= rb.mean() else rb
+            n01, n10 = int(np.sum(e & ~best)), int(np.sum(~e & best))
+            # McNemar: exact binomial below 25 discordant examples, else chi2 with continuity.
+            if n01 + n10 == 0:
+                expected_p = 1.0
+            elif n01 + n10 < 25:
+                expected_p = binomtest(n01, n01 + n10, 0.5).pvalue
+            else:
+                expected_p = chi2.sf((abs(n01 - n10) - 1) ** 2 / (n01 + n10), 1)
+            assert row.mcnemar_p == pytest.approx(expected_p, rel=1e-9)
+            diff = (e.astype(float) - best)[idx].mean(axis=1)
+            assert row.paired_bootstrap_p == pytest.approx((1 + np.sum(diff <= 0)) / (BOOT + 1))
+    categories = pairs.set_index(["model_a", "model_b"])["category"]
+    assert categories[("base", "reinit")] == "Reinit"
+    assert categories[("vit", "weak")] == "Dataset"
+
+
+def test_specialization_and_theta_match_reference(random_zoo, random_result, reference):
+    result, _ = random_result
+    spec = result.specialization
+    assert list(spec.columns) == tables.SPECIALIZATION_COLUMNS
+    ev = reference.ev
+    y = reference.labels[ev]
+    attrs = random_zoo.attributes.iloc[ev].reset_index(drop=True)
+    groups = [("class", f"class{k}", y == k) for k in range(5)]
+    groups += [("class_group", "nature", np.isin(y, [0, 1])),
+               ("class_group", "things", np.isin(y, [3, 4]))]
+    for column in ("domain", "blur"):
+        for value in sorted(attrs[column].unique(), key=str):
+            groups.append((f"attribute:{column}", str(value),
+                           (attrs[column] == value).to_numpy()))
+    ra = reference.r("base")
+    conf_a = reference.q["base"][ev].max(axis=1)
+    expected_rows = 0
+    for b in reference.names:
+        if b == "base":
+            continue
+        rb = reference.r(b)
+        theta = (np.degrees(np.arctan2(conf_a, reference.q[b][ev].max(axis=1)))
+                 if b in reference.scored else np.full(len(ev), np.nan))
+        for group_type, group, mask in groups:
+            expected_rows += 1
+            row = spec[(spec.model_b == b) & (spec.group_type == group_type)
+                       & (spec.group == group)]
+            assert len(row) == 1, (b, group_type, group)
+            row = row.iloc[0]
+            only_a, only_b = mask & ra & ~rb, mask & ~ra & rb
+            assert row["n"] == mask.sum()
+            assert row["acc_a"] == pytest.approx(ra[mask].mean())
+            assert row["acc_b"] == pytest.approx(rb[mask].mean())
+            assert row["only_a_right"] == pytest.approx(only_a.sum() / mask.sum())
+            assert row["only_b_right"] == pytest.approx(only_b.sum() / mask.sum())
+            assert row["error_inconsistency"] == pytest.approx((ra != rb)[mask].mean())
+            for column, sel in (("mean_theta_only_a", only_a), ("mean_theta_only_b", only_b)):
+                if b not in reference.scored or not sel.any():
+                    assert np.isnan(row[column])
+                else:
+                    assert row[column] == pytest.approx(theta[sel].mean(), abs=1e-4)
+    assert len(spec) == expected_rows
+
+    theta_table = result.theta
+    assert list(theta_table.columns) == tables.THETA_COLUMNS
+    assert set(theta_table.model_b) == set(reference.scored) - {"base"}
+    edges = np.linspace(0, 90, 19)
+    for b in set(reference.scored) - {"base"}:
+        rb = reference.r(b)
+        theta = np.degrees(np.arctan2(conf_a, reference.q[b][ev].max(axis=1)))
+        for outcome, sel in (("both_right", ra & rb), ("only_a", ra & ~rb),
+                             ("only_b", ~ra & rb), ("both_wrong", ~ra & ~rb)):
+            got = theta_table[(theta_table.model_b == b) & (theta_table.outcome == outcome)]
+            np.testing.assert_array_equal(got["count"], np.histogram(theta[sel], edges)[0])
+
+
+def test_reliability_greedy_interpolation_summary(random_result, reference):
+    result, out = random_result
+    ev, y = reference.ev, reference.labels[reference.ev]
+    rel = result.reliability
+    assert list(rel.columns) == tables.RELIABILITY_COLUMNS
+    for m in reference.scored:
+        for stage, q in (("before", reference.q1[m]), ("after", reference.q[m])):
+            conf = q[ev].max(axis=1)
+            bins = np.minimum((conf * 15).astype(int), 14)
+            got = rel[(rel.model == m) & (rel.stage == stage)]
+            np.testing.assert_array_equal(got["count"], np.bincount(bins, minlength=15))
+            k = int(np.bincount(bins).argmax())
+            assert got["accuracy"].iloc[k] == pytest.approx(reference.r(m)[bins == k].mean())
+    assert "humans" not in set(rel.model)
+
+    # Greedy: a plain Caruana loop over the pool on the calibration split.
+    models = result.models
+    pool = [m for m in models.loc[models.accuracy < 0.9, "model"] if m in reference.scored]
+    cal = reference.cal
+    chosen, counts = ["base"], {}
+    total = reference.q["base"][cal].copy()
+    cal_acc = [reference.right(total.argmax(1), cal).mean()]
+    for _ in range(6):
+        accs = [reference.right((total + reference.q[c][cal]).argmax(1), cal).mean()
+                for c in pool]
+        best = max(range(len(pool)), key=lambda i: (accs[i], counts.get(pool[i], 0), -i))
+        chosen.append(pool[best])
+        counts[pool[best]] = counts.get(pool[best], 0) + 1
+        total += reference.q[pool[best]][cal]
+        cal_acc.append(accs[best])
+    greedy = result.greedy
+    assert list(greedy.columns) == tables.GREEDY_COLUMNS
+    assert list(greedy["added"]) == chosen
+    np.testing.assert_allclose(greedy["calibration_acc"], cal_acc)
+    kept = int(np.argmax(cal_acc)) + 1
+    assert list(greedy["kept"]) == [s < kept for s in range(7)]
+    eval_acc = [reference.ensemble_right(chosen[:s + 1]).mean() for s in range(7)]
+    np.testing.assert_allclose(greedy["evaluation_acc"], eval_acc)
+    assert greedy["members"].iloc[2] == ";".join(chosen[:3])
+
+    inter = result.interpolation
+    assert list(inter.columns) == tables.INTERPOLATION_COLUMNS
+    recall = {m: np.array([reference.r(m, cal)[reference.labels[cal] == k].mean()
+                           for k in range(5)]) for m in ("base", "vit")}
+    a_better = recall["base"] >= recall["vit"]
+    for row in inter.itertuples(index=False):
+        w = np.full(5, row.weight) if row.mode == "weight" else np.where(a_better, row.weight,
+                                                                          1 - row.weight)
+        s = w * reference.q["base"][ev] + (1 - w) * reference.q["vit"][ev]
+        assert row.ensemble_acc == pytest.approx(reference.right(s.argmax(1), ev).mean())
+    assert set(inter["mode"]) == {"weight", "class_aware"}
+
+    summary = json.loads((out / "summary.json").read_text())
+    head = summary["headline"]
+    scored = reference.scored
+    assert head["all_models_ensemble_acc"] == pytest.approx(
+        reference.ensemble_right(scored).mean())
+    votes = np.zeros((len(ev), 5), int)
+    for m in reference.names:
+        votes[np.arange(len(ev)), reference.pred[m][ev]] += 1
+    assert head["majority_vote_acc"] == pytest.approx((votes.argmax(1) == y).mean())
+    with_base = result.pairs[(result.pairs.model_a == "base") & result.pairs.ensemble_acc.notna()]
+    best = with_base.loc[with_base.ensemble_acc.idxmax()]
+    assert head["best_sidekick"]["model"] == best["model_b"]
+    assert head["best_sidekick"]["over_base"] == pytest.approx(
+        best["ensemble_acc"] - best["acc_a"])
+    by_cat = head["mean_error_inconsistency_by_category"]
+    assert by_cat["Reinit"]["mean"] == pytest.approx(
+        np.mean(reference.r("base") != reference.r("reinit")))
+    assert by_cat["Framework"]["n_pairs"] == 2  # clip-top2 and humans
+    assert by_cat["Framework"]["lo"] <= by_cat["Framework"]["mean"] <= by_cat["Framework"]["hi"]
+    assert summary["decision_only_models"] == ["humans"]
+    assert summary["topk_models"] == ["clip-top2"]
+    assert summary["zoo"]["file_hashes"] == reference.zoo.file_hashes()
+    assert summary["table_version"] == 1 and summary["base"] == "base"
+    assert summary["command"] == "zoolens analyze test"
+    assert summary["seeds"] == {"bootstrap": SEED}
+    for name in tables.TABLE_COLUMNS:
+        assert list(pd.read_csv(out / f"{name}.csv").columns) == tables.TABLE_COLUMNS[name]
+        pd.testing.assert_frame_equal(pd.read_parquet(out / f"{name}.parquet"),
+                                      getattr(result, name), check_dtype=False)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_chunking_and_kernel_do_not_change_results(random_zoo, random_result):
+    from zoolens.study.analyze import analyze
+
+    result, _ = random_result
+    other = analyze(random_zoo, "base", pool="accuracy<0.9", max_steps=6,
+                    n_bootstrap=BOOT, seed=SEED, chunk_size=10_000, exact_topk=False,
+                    interpolation_pairs=[("base", "vit")])
+    for name in tables.TABLE_COLUMNS:
+        pd.testing.assert_frame_equal(getattr(other, name), getattr(result, name),
+                                      check_exact=False, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- real data
+
+# Published test accuracies of the CIFAR-10 files (../shared/data/README.md).
+CIFAR_FILES = {
+    "lenet-5": ("lenet-5-cifar-10.npz", 0.5308, dict(arch="lenet5")),
+    "wrn-16-4": ("wideresnet-16-4-cifar-10.npz", 0.9109, dict(arch="wideresnet16_4")),
+    "vgg16-keras": ("vgg16-keras-cifar-10.npz", 0.9359, dict(arch="vgg16", framework="keras")),
+    "out-of-fold": ("cifar10_test_set_pyx.npy", 0.9294, dict(arch="unknown",
+                                                             framework="cross-validated")),
+    "densenet-bc": ("densenet-bc-L190-k40.csv", 0.9668, dict(arch="densenet190")),
+    "preresnet-110": ("preresnet-110.csv", 0.9506, dict(arch="preresnet110")),
+    "resnet-110": ("resnet-110.csv", 0.9389, dict(arch="resnet110")),
+    "low-accuracy": ("human_model_truth_cifar10h.csv", 0.8892, dict(arch="unknown2")),
+}
+
+
+def _cifar_arrays():
+    from conftest import shared_path
+
+    out = {}
+    for name, (file, _, _) in CIFAR_FILES.items():
+        path = shared_path("cifar10-probs", file)
+        if file.endswith(".npz"):
+            data = np.load(path)
+            out[name] = data["predictions" if "predictions" in data else "probs"]
+        elif file.endswith(".npy"):
+            out[name] = np.load(path)
+        else:
+            table = np.loadtxt(path, delimiter=",")
+            out[name] = table[:, 10:20] if name == "low-accuracy" else table[:, 11:21]
+            if name == "densenet-bc":
+                votes, labels = table[:, 1:11], table[:, 0].astype(np.int64)
+    out["cifar10h-humans"] = votes
+    return out, labels
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    from zoolens.study.analyze import analyze
+    from zoolens.zoo.store import Zoo
+
+    arrays, labels = _cifar_arrays()
+    zoo = Zoo.create(tmp_path_factory.mktemp("cifar") / "zoo", labels, seed=0,
+                     class_names=["airplane", "automobile", "bird", "cat", "deer", "dog",
+                                  "frog", "horse", "ship", "truck"],
+                     class_groups={"animals": [2, 3, 4, 5, 6, 7], "vehicles": [0, 1, 8, 9]})
+    for name, probs in arrays.items():
+        card = dict(CIFAR_FILES[name][2]) if name in CIFAR_FILES else dict(framework="human")
+        card.setdefault("framework", "supervised")
+        if name == "cifar10h-humans":
+            zoo.add(name, counts=probs, card=card)
+        else:
+            zoo.add(name, probs=probs / probs.sum(axis=1, keepdims=True), card=card)
+    out = tmp_path_factory.mktemp("cifar_out")
+    result = analyze(zoo, "resnet-110", out, pool="accuracy<0.94", max_steps=5,
+                     n_bootstrap=200, seed=0)
+    return zoo, arrays, labels, result, out
+
+
+def test_real_cifar10_zoo_tables_hold_independent_values(cifar):
+    zoo, arrays, labels, result, out = cifar
+    models = result.models.set_index("model")
+    for name, (_, published, _) in CIFAR_FILES.items():
+        assert models.loc[name, "accuracy_all"] == pytest.approx(published, abs=5e-5), name
+    votes = arrays["cifar10h-humans"]
+    human = (votes.argmax(axis=1) == labels).mean()
+    assert models.loc["cifar10h-humans", "accuracy_all"] == pytest.approx(human)
+    assert human == pytest.approx(0.992, abs=1e-3)
+
+    # Every pair, recomputed from the raw files (not the zoo) with the reported temperatures.
+    ev = np.asarray(zoo.evaluation_indices)
+    y = labels[ev]
+    names = list(zoo.models)
+    temps = models["temperature"]
+    q = {}
+    for name in names:
+        p = arrays[name].astype(np.float64)
+        p = np.maximum(p / p.sum(axis=1, keepdims=True), 1e-12)
+        q[name] = _softmax64(np.log(p[ev]), temps[name])
+    right = {name: arrays[name][ev].argmax(axis=1) == y for name in names}
+    pairs = result.pairs.set_index(["model_a", "model_b"])
+    assert len(pairs) == 36
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            row = pairs.loc[(a, b)]
+            ra, rb = right[a], right[b]
+            assert row["error_inconsistency"] == pytest.approx(np.mean(ra != rb))
+            assert row["both_wrong"] == pytest.approx(np.mean(~ra & ~rb))
+            e = (q[a] + q[b]).argmax(axis=1) == y
+            assert row["ensemble_acc"] == pytest.approx(e.mean(), abs=1e-12), (a, b)
+            assert row["ensemble_acc_lo"] <= row["ensemble_acc"] <= row["ensemble_acc_hi"]
+    all_nine = (sum(q.values()).argmax(axis=1) == y).mean()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["headline"]["all_models_ensemble_members"] == 9
+    assert summary["headline"]["all_models_ensemble_acc"] == pytest.approx(all_nine, abs=1e-12)
+    # The humans are the most different "training method": highest EI with the base.
+    with_base = result.pairs[(result.pairs.model_a == "resnet-110")
+                             | (result.pairs.model_b == "resnet-110")]
+    assert summary["headline"]["best_sidekick"]["model"] == "cifar10h-humans"
+    assert with_base.ensemble_acc.max() > models.loc["resnet-110", "accuracy"]
+    spec = result.specialization
+    assert set(spec.group_type) == {"class", "class_group"}
+    assert len(spec) == 8 * (10 + 2)
+    assert (result.models.loc[result.models.model != "lenet-5", "ece_after"] < 0.05).all()

@@ -1,5 +1,118 @@
-"""CLI commands of this group (registered on the shared app)."""
+"""``zoolens analyze`` and ``zoolens ensemble``: the paper's pair measurements and greedy search.
+
+Thin wrappers: parse options, call ``zoolens.study.analyze`` (imported inside the commands so
+``zoolens --help`` stays instant), print a short ranked summary.
+"""
 
 from __future__ import annotations
 
-from zoolens.cli._app import app, handle_errors  # noqa: F401
+import sys
+from pathlib import Path
+
+import typer
+
+from zoolens.cli._app import app, handle_errors
+from zoolens.errors import ZoolensError
+
+
+def _interpolation_pairs(values: list[str] | None) -> list[tuple[str, str]] | None:
+    if not values:
+        return None
+    pairs = []
+    for value in values:
+        parts = [part.strip() for part in value.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ZoolensError(f"--interpolate {value!r}: give two model names as A,B")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+def _check_combine(combine: str) -> str:
+    if combine not in ("probs", "logits"):
+        raise ZoolensError(f"--combine {combine!r}: use 'probs' or 'logits'")
+    return combine
+
+
+@app.command()
+@handle_errors
+def analyze(
+    zoo: Path = typer.Argument(..., help="The zoo folder (made by `zoolens import` or `collect`)."),
+    base: str = typer.Option(..., "--base", help="The base model every other one is compared "
+                             "with (the paper's ResNet-50)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the tables (CSV, Parquet) and "
+                             "summary.json."),
+    pool: str = typer.Option(None, "--pool", help="Greedy-search candidates: a filter on "
+                             "models.csv such as \"accuracy<0.78\" (<, <=, >, >=, ==, !=, "
+                             "joined by 'and') or a comma list of names. Default: all models "
+                             "with probabilities."),
+    max_steps: int = typer.Option(25, "--max-steps", min=1, help="Greedy selection steps."),
+    combine: str = typer.Option("probs", "--combine", help="Ensemble by averaging calibrated "
+                                "'probs' (default) or calibrated 'logits' (the paper's Fig. 11)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for "
+                                  "confidence intervals and paired tests (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    interpolate: list[str] = typer.Option(None, "--interpolate", help="A,B: weight and "
+                                          "class-aware interpolation curve for this pair "
+                                          "(repeatable; default: base with its best sidekick)."),
+    chunk_size: int = typer.Option(None, "--chunk-size", min=1, help="Examples per streamed "
+                                   "chunk (default: from --memory-gb)."),
+    memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Budget for the "
+                                    "calibrated probabilities held at once (GiB)."),
+    full_rows: bool = typer.Option(False, "--full-rows", help="Compute pair ensembles on full "
+                                   "probability rows instead of the exact top-k kernel "
+                                   "(same results, slower; for checking)."),
+) -> None:
+    """Calibrate every model and measure every pair: error inconsistency, ensembles,
+    specialization, greedy selection, with bootstrap intervals.
+
+    Example:  zoolens analyze my_zoo --base resnet50 --out results --pool "accuracy<0.78"
+    """
+    from zoolens.study.analyze import analyze as run_analysis
+    from zoolens.study.analyze import format_summary
+
+    result = run_analysis(
+        zoo, base, out, pool=pool, max_steps=max_steps, combine=_check_combine(combine),
+        n_bootstrap=bootstrap, seed=seed, chunk_size=chunk_size,
+        memory_budget=int(memory_gb * 2**30),
+        interpolation_pairs=_interpolation_pairs(interpolate), exact_topk=not full_rows,
+        command=_command())
+    print(format_summary(result.summary))
+    print(f"tables written to {out}")
+
+
+@app.command()
+@handle_errors
+def ensemble(
+    zoo: Path = typer.Argument(..., help="The zoo folder."),
+    start: str = typer.Option(..., "--start", help="The model the ensemble starts from."),
+    pool: str = typer.Option(None, "--pool", help="Candidates: a filter on models.csv such as "
+                             "\"accuracy<0.78\" or a comma list of names (default: all models "
+                             "with probabilities)."),
+    max_steps: int = typer.Option(25, "--max-steps", min=1, help="Greedy selection steps."),
+    combine: str = typer.Option("probs", "--combine", help="Average calibrated 'probs' or "
+                                "'logits'."),
+    out: Path = typer.Option(None, "--out", help="Folder for greedy.csv, models.csv and "
+                             "summary.json (default: print only)."),
+    memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget for "
+                                    "calibrated probabilities (GiB)."),
+) -> None:
+    """Greedy forward ensemble selection alone (paper Sec. 4.5): from a start model, add with
+    replacement the candidate that most improves calibration-split accuracy, keep the best
+    prefix, report evaluation-split accuracy at every step.
+
+    Example:  zoolens ensemble my_zoo --start resnet50 --pool "accuracy<0.78" --max-steps 25
+    """
+    from zoolens.study.analyze import format_greedy, run_greedy
+
+    table, summary = run_greedy(zoo, start, out, pool=pool, max_steps=max_steps,
+                                combine=_check_combine(combine),
+                                memory_budget=int(memory_gb * 2**30), command=_command())
+    print(format_greedy(table, summary))
+    if out is not None:
+        print(f"tables written to {out}")
+
+
+def _command() -> str:
+    from zoolens.study.provenance import command_line
+
+    return command_line(sys.argv)

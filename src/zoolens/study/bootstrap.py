@@ -4,10 +4,12 @@ Every interval the study reports (a model's accuracy, a pair's error inconsisten
 accuracy and gain, a category's mean error inconsistency) is the mean over evaluation
 examples of some per-example value x_n. Resampling examples with replacement gives, for
 resample b, the mean ``Σ_n W[b, n] · x_n / N`` where ``W[b, n]`` is how often example n was
-drawn. The resample counts W (B, N) are drawn once from a seeded generator, so every
-statistic shares the same resamples (and the paired test of an ensemble against its best
-member uses them too), and the values arrive in example chunks: ``S += W[:, chunk] @ Xᵀ``
-is one matrix product per chunk and block of statistics, never a loop over pairs.
+drawn (``measure.stats.bootstrap_weights``, drawn once from the seed, so every statistic
+shares the same resamples and the paired test of an ensemble against its best member is
+paired). The values arrive in example chunks, so instead of ``stats.bootstrap_ci`` on a
+full (N, K) matrix the sums are accumulated: ``S += W[:, chunk] @ Xᵀ``, one matrix product
+per chunk and block of statistics, never a loop over pairs. The results equal
+``stats.bootstrap_ci`` and ``stats.paired_bootstrap_test`` given the same weights (tested).
 
 Intervals are percentile intervals (2.5 % and 97.5 % quantiles of the B resampled means,
 numpy's linear interpolation) — Efron & Tibshirani (1993), ch. 13.
@@ -17,29 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Draw the resample indices in blocks of this many resamples (B x N int64 at once is large).
-_DRAW_BLOCK = 64
-
-
-def resample_counts(num_examples: int, n_bootstrap: int, seed: int) -> np.ndarray:
-    """(B, N) uint16/uint32 counts: how often each example is drawn in each resample.
-
-    Resample b draws N indices uniformly with replacement from ``np.random.default_rng(seed)``
-    (``rng.integers(0, N, size=(block, N))`` in blocks of 64 resamples, in order), exactly as
-    ``rng.integers(0, N, size=(B, N))`` would. Counts, not indices, so a chunk of examples
-    is a column slice.
-    """
-    rng = np.random.default_rng(seed)
-    dtype = np.uint16 if num_examples < 2**16 else np.uint32
-    counts = np.zeros((n_bootstrap, num_examples), dtype=dtype)
-    for start in range(0, n_bootstrap, _DRAW_BLOCK):
-        stop = min(start + _DRAW_BLOCK, n_bootstrap)
-        draws = rng.integers(0, num_examples, size=(stop - start, num_examples))
-        offsets = (np.arange(stop - start) * num_examples)[:, None]
-        flat = np.bincount((draws + offsets).ravel(), minlength=(stop - start) * num_examples)
-        counts[start:stop] = flat.reshape(stop - start, num_examples)
-    return counts
-
+from zoolens.measure.stats import bootstrap_weights
 
 class StreamingBootstrap:
     """Accumulate ``Σ_n W[b, n] x_k[n]`` for named blocks of statistics over example chunks.
@@ -55,7 +35,9 @@ class StreamingBootstrap:
         self.num_examples = int(num_examples)
         self.n_bootstrap = int(n_bootstrap)
         self.level = float(level)
-        self.counts = (resample_counts(self.num_examples, self.n_bootstrap, seed)
+        # The same resamples as measure.stats (bootstrap_weights), so every interval here
+        # equals stats.bootstrap_ci / paired_bootstrap_test given these weights.
+        self.counts = (bootstrap_weights(self.num_examples, self.n_bootstrap, seed)
                        if self.n_bootstrap > 0 else None)
         self._sums: dict[str, np.ndarray] = {}
 
@@ -67,8 +49,7 @@ class StreamingBootstrap:
             values = values[None, :]
         # Counts and 0/±1/½ values: float32 products and partial sums are exact integers
         # (or halves) far below 2**24, so float32 BLAS loses nothing here.
-        weights = self.counts[:, columns].astype(np.float32)
-        block = weights @ values.astype(np.float32).T
+        block = self.counts[:, columns] @ values.astype(np.float32).T
         if name in self._sums:
             self._sums[name] += block
         else:

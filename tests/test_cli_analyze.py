@@ -1,0 +1,114 @@
+"""``zoolens analyze`` / ``zoolens ensemble`` through the CLI: outputs, summary, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from zoolens.cli import app
+from zoolens.study import tables
+
+runner = CliRunner()
+
+
+def _zoo(path, *, models=3, n=120, c=4, calibration_fraction=0.25, seed=0):
+    from zoolens.zoo.store import Zoo
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, n)
+    zoo = Zoo.create(path, labels, calibration_fraction=calibration_fraction, seed=seed)
+    for m in range(models):
+        z = rng.normal(size=(n, c)).astype(np.float32)
+        z[np.arange(n), labels] += 1.0 + 0.5 * m
+        zoo.add(f"m{m}", logits=z, card={"arch": f"net{m}", "framework": "supervised"})
+    return zoo
+
+
+@pytest.fixture(scope="module")
+def small_zoo(tmp_path_factory):
+    return _zoo(tmp_path_factory.mktemp("cli") / "zoo")
+
+
+def test_analyze_writes_tables_and_prints_summary(small_zoo, tmp_path):
+    out = tmp_path / "res"
+    result = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
+                                 "--out", str(out), "--bootstrap", "50", "--max-steps", "3",
+                                 "--pool", "accuracy<0.99", "--interpolate", "m0,m2"])
+    assert result.exit_code == 0, result.output
+    assert "best sidekick for m0: m" in result.output
+    pairs = pd.read_csv(out / "pairs.csv")
+    best = pairs[pairs.model_a == "m0"].sort_values("ensemble_acc", ascending=False).iloc[0]
+    assert f"best sidekick for m0: {best.model_b} (ensemble {best.ensemble_acc:.3f}" \
+        in result.output
+    for name, columns in tables.TABLE_COLUMNS.items():
+        assert list(pd.read_csv(out / f"{name}.csv").columns) == columns
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["command"].startswith("zoolens") or "analyze" in summary["command"]
+    assert summary["settings"]["n_bootstrap"] == 50
+    assert summary["settings"]["max_steps"] == 3
+    assert len(pd.read_csv(out / "greedy.csv")) == 4
+    inter = pd.read_csv(out / "interpolation.csv")
+    assert set(zip(inter.model_a, inter.model_b)) == {("m0", "m2")}
+
+
+def test_ensemble_command(small_zoo, tmp_path):
+    result = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--start", "m0",
+                                 "--pool", "m1,m2", "--max-steps", "4", "--out",
+                                 str(tmp_path / "g")])
+    assert result.exit_code == 0, result.output
+    greedy = pd.read_csv(tmp_path / "g" / "greedy.csv")
+    assert list(greedy.columns) == tables.GREEDY_COLUMNS
+    assert len(greedy) == 5 and greedy.start.eq("m0").all()
+    assert set(greedy.added[1:]) <= {"m1", "m2"}
+    assert "kept" in result.output and "over m0 alone" in result.output
+    printed = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--start", "m2",
+                                  "--pool", "accuracy<0.99", "--max-steps", "2"])
+    assert printed.exit_code == 0, printed.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--base", "nope"], "no model named 'nope'"),
+    (["--base", "m0", "--pool", "accuracy<0"], "pool is empty"),
+    (["--base", "m0", "--pool", "m1,ghost"], "'ghost' is not in the zoo"),
+    (["--base", "m0", "--combine", "votes"], "--combine 'votes'"),
+    (["--base", "m0", "--interpolate", "m0"], "give two model names"),
+    (["--base", "m0", "--pool", "acc<0.5"], "unknown column 'acc'"),
+])
+def test_analyze_bad_input_is_one_line(small_zoo, tmp_path, args, message):
+    result = runner.invoke(app, ["analyze", str(small_zoo.path), "--out", str(tmp_path / "o"),
+                                 "--bootstrap", "0", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_one_model_zoo_and_empty_calibration_split(tmp_path):
+    one = _zoo(tmp_path / "one", models=1)
+    result = runner.invoke(app, ["analyze", str(one.path), "--base", "m0", "--out",
+                                 str(tmp_path / "o1")])
+    assert result.exit_code != 0 and "has 1 model" in result.output
+    nocal = _zoo(tmp_path / "nocal", calibration_fraction=0.0)
+    for command in (["analyze", str(nocal.path), "--base", "m0", "--out", str(tmp_path / "o2")],
+                    ["ensemble", str(nocal.path), "--start", "m0"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code != 0 and "calibration split is empty" in result.output
+        assert "Traceback" not in result.output
+    missing = runner.invoke(app, ["analyze", str(tmp_path / "nothing"), "--base", "m0",
+                                  "--out", str(tmp_path / "o3")])
+    assert missing.exit_code != 0 and "error:" in missing.output
+
+
+def test_ensemble_bad_start(small_zoo):
+    result = runner.invoke(app, ["ensemble", str(small_zoo.path), "--start", "zzz"])
+    assert result.exit_code != 0 and "no model named 'zzz'" in result.output
+
+
+@pytest.mark.parametrize("command", ["analyze", "ensemble"])
+def test_help_has_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Example:" in result.output
