@@ -603,3 +603,65 @@ def test_real_cifar10_zoo_tables_hold_independent_values(cifar):
     assert set(spec.group_type) == {"class", "class_group"}
     assert len(spec) == 8 * (10 + 2)
     assert (result.models.loc[result.models.model != "lenet-5", "ece_after"] < 0.05).all()
+
+
+def test_multilabel_truth(tmp_path):
+    """Right = top-1 among the valid labels; NLL = −log of the valid set's probability."""
+    from scipy.optimize import minimize_scalar
+
+    from zoolens.study.analyze import analyze
+
+    zoo = make_random_zoo(tmp_path / "zoo", n=200, multilabel=True, seed=3)
+    result = analyze(zoo, "base", pool="vit,wide", max_steps=3, n_bootstrap=20, chunk_size=50)
+    models = result.models.set_index("model")
+    ref = Reference(zoo, dict(models["temperature"]))
+    valid = np.asarray(zoo.labels).astype(bool)
+    ev, cal = ref.ev, ref.cal
+    for m in ref.names:
+        r = valid[ev, ref.pred[m][ev]]
+        assert models.loc[m, "accuracy"] == pytest.approx(r.mean())
+    for m in ("base", "wide"):
+        z = zoo.scores(m).astype(np.float64)
+        keep = valid[cal].any(axis=1)
+
+        def nll(u, rows=cal[keep]):
+            return -np.log((_softmax64(z[rows], math.exp(u)) * valid[rows]).sum(1)).mean()
+
+        fit = minimize_scalar(nll, bounds=(-6.9, 6.9), method="bounded",
+                              options={"xatol": 1e-10})
+        assert models.loc[m, "temperature"] == pytest.approx(math.exp(fit.x), rel=1e-4)
+        rows = ev[valid[ev].any(axis=1)]
+        t = models.loc[m, "temperature"]
+        expected = -np.log((_softmax64(z[rows], t) * valid[rows]).sum(1)).mean()
+        assert models.loc[m, "nll_after"] == pytest.approx(expected, rel=1e-6)
+    pairs = result.pairs.set_index(["model_a", "model_b"])
+    for a, b in (("base", "vit"), ("reinit", "clip-top2"), ("wide", "weak")):
+        e = ref.ensemble_right([a, b])
+        assert pairs.loc[(a, b), "ensemble_acc"] == pytest.approx(e.mean())
+        assert pairs.loc[(a, b), "error_inconsistency"] == pytest.approx(
+            np.mean(ref.r(a) != ref.r(b)))
+    spec = result.specialization
+    classes = spec[(spec.model_b == "vit") & (spec.group_type == "class")]
+    np.testing.assert_array_equal(classes["n"], valid[ev].sum(axis=0))
+    nature = spec[(spec.model_b == "vit") & (spec.group == "nature")].iloc[0]
+    assert nature["n"] == valid[ev][:, [0, 1]].any(axis=1).sum()
+    assert result.summary["multilabel"] is True
+
+
+def test_default_pool_too_big_skips_greedy_but_explicit_pool_fails(random_zoo):
+    from zoolens.study.analyze import analyze, run_greedy
+
+    result = analyze(random_zoo, "base", n_bootstrap=0, chunk_size=100, memory_budget=2**20)
+    assert result.greedy.empty and list(result.greedy.columns) == tables.GREEDY_COLUMNS
+    assert "skipped" in result.summary["headline"]["greedy"]
+    assert len(result.pairs) == 21 and result.pairs["ensemble_acc"].notna().sum() == 15
+    assert np.isnan(result.pairs["ensemble_acc_lo"]).all()  # no bootstrap asked
+    with pytest.raises(ZoolensError, match="memory budget"):
+        analyze(random_zoo, "base", pool="vit,wide", n_bootstrap=0, chunk_size=100,
+                memory_budget=2**20)
+    with pytest.raises(ZoolensError, match="--pool or raise --memory-gb"):
+        run_greedy(random_zoo, "base", memory_budget=2**20)
+    with pytest.raises(ZoolensError, match="decision-only"):
+        run_greedy(random_zoo, "humans", pool="vit")
+    with pytest.raises(ZoolensError, match="pool is empty"):
+        run_greedy(random_zoo, "base", pool="humans")

@@ -289,14 +289,15 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         "multilabel": bool(zoo.is_multilabel),
     })
     summary.update(_model_notes(inputs, fits, groups))
-    summary["headline"] = _headline(inputs, base, models, pairs, sidekicks, evaluation,
+    summary["headline"] = _headline(inputs, base, start, models, pairs, sidekicks, evaluation,
                                     boot, category_masks, selection)
     summary["elapsed_s"] = round(time.perf_counter() - started, 3)
     if exact_topk and evaluation.prune.entries:
         summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
 
     result = AnalysisResult(models=models, pairs=pairs, specialization=specialization,
-                            greedy=selection.table, theta=theta, reliability=reliability,
+                            greedy=(selection.table if selection is not None
+                                    else tables.empty_table("greedy")), theta=theta, reliability=reliability,
                             interpolation=interpolation, summary=summary)
     if out_dir is not None:
         tables.write_results(out_dir, result.tables(), summary, parquet=parquet)
@@ -521,9 +522,10 @@ def _model_notes(inputs: ZooInputs, fits, groups) -> dict[str, Any]:
     return notes
 
 
-def _headline(inputs: ZooInputs, base: str, models: pd.DataFrame, pairs: pd.DataFrame,
-              sidekicks: list[dict[str, Any]], evaluation, boot: StreamingBootstrap,
-              category_masks: dict[str, np.ndarray], selection) -> dict[str, Any]:
+def _headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
+              pairs: pd.DataFrame, sidekicks: list[dict[str, Any]], evaluation,
+              boot: StreamingBootstrap, category_masks: dict[str, np.ndarray],
+              selection) -> dict[str, Any]:
     """The findings summary.json leads with (paper Fig. 1, 2, 5)."""
     from scipy.stats import spearmanr
 
@@ -554,7 +556,6 @@ def _headline(inputs: ZooInputs, base: str, models: pd.DataFrame, pairs: pd.Data
 
     with_base = pairs[(pairs["model_a"] == base) | (pairs["model_b"] == base)]
     scored = len(inputs.scored)
-    greedy = selection.table
     return {
         "base": {"model": base, "accuracy": base_row["accuracy"],
                  "accuracy_lo": base_row["accuracy_lo"], "accuracy_hi": base_row["accuracy_hi"],
@@ -569,18 +570,26 @@ def _headline(inputs: ZooInputs, base: str, models: pd.DataFrame, pairs: pd.Data
         "all_models_ensemble_members": scored,
         "majority_vote_acc": evaluation.majority_right / n,
         "majority_vote_members": len(inputs.names),
-        "greedy": {"start": str(greedy["start"].iloc[0]), **_greedy_summary(selection)},
+        "greedy": {"start": start, **_greedy_summary(selection)},
     }
 
 
 def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, pool, start,
             *, combine: str, max_steps: int, memory_budget: int):
     """The pool ``pool`` selects from the models table, and the greedy selection over it."""
-    from zoolens.study.greedy import run_selection
+    from zoolens.study.greedy import memory_need, run_selection
     from zoolens.study.pool import select_pool
 
     pool_names = (select_pool(models, pool) if pool is not None
                   else [name for name, ok in zip(inputs.names, inputs.has_scores) if ok])
+    need = memory_need(len(pool_names), len(inputs.cal), len(inputs.ev),
+                       int(inputs.zoo.num_classes))
+    if pool is None and need > memory_budget:
+        # The default pool is "everything"; on a large zoo that does not fit, the rest of the
+        # analysis still runs and the summary says why greedy selection was skipped.
+        info(f"greedy selection skipped: all {len(pool_names)} models need "
+             f"{need / 2**30:.1f} GiB; give --pool or raise --memory-gb")
+        return pool_names, None
     selection = run_selection(inputs.zoo, inputs.names, inputs.has_scores, temperatures, start,
                               pool_names, cal=inputs.cal, ev=inputs.ev, labels=inputs.labels,
                               combine=combine, max_steps=max_steps,
@@ -589,6 +598,9 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
 
 
 def _greedy_summary(selection) -> dict[str, Any]:
+    if selection is None:
+        return {"skipped": "the default pool (every model) does not fit the memory budget; "
+                           "give --pool or raise --memory-gb"}
     return {"members": selection.members, "steps_kept": len(selection.members),
             "calibration_acc": selection.calibration_acc,
             "evaluation_acc": selection.evaluation_acc,
@@ -633,9 +645,12 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"probabilities: {_pct(head['all_models_ensemble_acc'])}; majority vote "
                      f"of all {head['majority_vote_members']}: {_pct(head['majority_vote_acc'])}")
     greedy = head["greedy"]
-    lines.append(f"greedy from {greedy['start']}: {greedy['steps_kept']} members kept, "
-                 f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
-                 f"({greedy['gain_over_start']:+.3f} over the start)")
+    if "skipped" in greedy:
+        lines.append(f"greedy selection skipped: {greedy['skipped']}")
+    else:
+        lines.append(f"greedy from {greedy['start']}: {greedy['steps_kept']} members kept, "
+                     f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
+                     f"({greedy['gain_over_start']:+.3f} over the start)")
     for warning in summary.get("temperature_warnings", []):
         lines.append(f"note: temperature of {warning}")
     return "\n".join(lines)
@@ -670,6 +685,8 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
     pool_names, selection = _greedy(inputs, temperatures, models, pool, start,
                                     combine=combine, max_steps=max_steps,
                                     memory_budget=memory_budget)
+    if selection is None:
+        raise ZoolensError(f"greedy: {_greedy_summary(None)['skipped']}")
     summary = provenance(zoo, command=command, seeds={})
     summary.update({
         "start": start,

@@ -31,6 +31,12 @@ class GreedyOutcome:
     excluded: list[str]  # pool models without probabilities
 
 
+def memory_need(num_candidates: int, num_cal: int, num_eval: int, num_classes: int) -> int:
+    """Bytes the selection holds: every candidate's calibration rows (float32), the float64
+    running sums on both splits and one float64 scoring block."""
+    return ((num_candidates * 4 + 16) * num_cal + 8 * num_eval) * num_classes + 64 * 2**20
+
+
 class _CalibratedRows:
     """One model's ensemble inputs, read from the zoo on demand: ``model[rows]`` reads only
     ``rows`` (``Zoo.scores``) and calibrates them (``measure.ensemble.ensemble_inputs``)."""
@@ -63,9 +69,7 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
                            f"({', '.join(excluded)} are decision-only)")
     if excluded:
         info(f"greedy: leaving out decision-only models {', '.join(excluded)}")
-    # The selection holds every candidate's calibration rows (float32) and two float64 sums.
-    num_classes = int(zoo.num_classes)
-    need = (len(candidates) * 4 + 16) * len(cal) * num_classes + 8 * len(ev) * num_classes
+    need = memory_need(len(candidates), len(cal), len(ev), int(zoo.num_classes))
     if need > memory_budget:
         raise ZoolensError(
             f"greedy: {len(candidates)} candidates on {len(cal)} calibration examples need "
