@@ -267,6 +267,18 @@ def test_labels_out_of_range_at_create(tmp_path):
     assert f"{Zoo.open(tmp_path / 'z').accuracy('h'):.4f}" == "0.8892"
 
 
+def test_failed_create_leaves_nothing(tmp_path):
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 1]))
+    np.save(tmp_path / "bad.npy", np.array([[0.1, np.nan, 0.2]] * 4))
+    fails("import", tmp_path / "new.zoo", tmp_path / "bad.npy", "--name", "m", "--create",
+          "--labels", tmp_path / "y.npy", match="NaN")
+    assert not (tmp_path / "new.zoo").exists()
+    (tmp_path / "empty").mkdir()
+    fails("import", tmp_path / "empty", tmp_path / "bad.npy", "--name", "m", "--create",
+          "--labels", tmp_path / "y.npy", match="NaN")
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
 def test_not_a_zoo(tmp_path):
     (tmp_path / "plain").mkdir()
     for cmd in (["info"], ["verify"], ["remove"]):

@@ -150,37 +150,62 @@ def import_(
     card.setdefault("source", str(file))
     header_arg = header
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if create:
-            from zoolens.zoo.store import MANIFEST
+    folder_existed = zoo.exists()
+    made_zoo = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if create:
+                from zoolens.zoo.store import MANIFEST
 
-            if (zoo / MANIFEST).exists():
-                raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
-            ids = None
-            if labels is not None:
-                y = read_labels(labels, key=labels_key, column=_column(labels_column),
-                                header=header_arg, offset=label_offset)
-                if id_column is not None:
-                    ids = _file_ids(file, id_column, header_arg)
-            elif label_column is not None:
-                y, ids = _labels_from_table(file, label_column, label_offset, id_column,
-                                            header_arg)
-            else:
-                raise ZoolensError("--create needs --labels FILE or --label-column C")
-            Zoo.create(zoo, y, class_names=_class_names(class_names), num_classes=num_classes,
-                       dataset_name=dataset_name, calibration_fraction=calibration_fraction,
-                       seed=split_seed, example_ids=ids)
-            info(f"created zoo {zoo} ({len(y)} examples)")
-        target = Zoo.open(zoo)
-        stored = import_file(
-            target, file, name, kind=kind, key=key, columns=columns,
-            label_column=_column(label_column), label_offset=label_offset,
-            id_column=_column(id_column), header=header_arg, topk_layout=topk_layout,
-            card=card, replace=replace, dtype="float16" if float16 else "float32",
-            embeddings=embeddings, embeddings_key=embeddings_key)
+                if (zoo / MANIFEST).exists():
+                    raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
+                ids = None
+                if labels is not None:
+                    y = read_labels(labels, key=labels_key, column=_column(labels_column),
+                                    header=header_arg, offset=label_offset)
+                    if id_column is not None:
+                        ids = _file_ids(file, id_column, header_arg)
+                elif label_column is not None:
+                    y, ids = _labels_from_table(file, label_column, label_offset, id_column,
+                                                header_arg)
+                else:
+                    raise ZoolensError("--create needs --labels FILE or --label-column C")
+                Zoo.create(zoo, y, class_names=_class_names(class_names),
+                           num_classes=num_classes, dataset_name=dataset_name,
+                           calibration_fraction=calibration_fraction, seed=split_seed,
+                           example_ids=ids)
+                made_zoo = True
+                info(f"created zoo {zoo} ({len(y)} examples)")
+            target = Zoo.open(zoo)
+            read_as = import_file(
+                target, file, name, kind=kind, key=key, columns=columns,
+                label_column=_column(label_column), label_offset=label_offset,
+                id_column=_column(id_column), header=header_arg, topk_layout=topk_layout,
+                card=card, replace=replace, dtype="float16" if float16 else "float32",
+                embeddings=embeddings, embeddings_key=embeddings_key)
+    except BaseException:
+        if made_zoo:  # a failed `import --create` leaves no half-made zoo behind
+            _remove_new_zoo(zoo, folder_existed)
+        raise
     _print_warnings(caught)
-    info(f"added {name!r} ({stored}) to {zoo}: accuracy_all {target.accuracy(name):.4f}")
+    stored = target.kind(name)
+    how = read_as if read_as == stored else f"{read_as}, stored as {stored}"
+    info(f"added {name!r} ({how}) to {zoo}: accuracy_all {target.accuracy(name):.4f}")
+
+
+def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
+    import shutil
+
+    from zoolens.zoo.store import (ATTRIBUTES_FILE, IDS_FILE, LABELS_FILE, LOCK_FILE,
+                                   MANIFEST, MODELS_DIR)
+
+    if not folder_existed:
+        shutil.rmtree(zoo, ignore_errors=True)
+        return
+    for rel in (MANIFEST, LABELS_FILE, IDS_FILE, ATTRIBUTES_FILE, LOCK_FILE):
+        (zoo / rel).unlink(missing_ok=True)
+    shutil.rmtree(zoo / MODELS_DIR, ignore_errors=True)
 
 
 def _file_ids(file: Path, id_column: str, header: bool | None) -> Any:

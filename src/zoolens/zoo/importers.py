@@ -193,7 +193,9 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
                 topk_layout: str = "blocks", card: Any = None, replace: bool = False,
                 dtype: str = "float32", embeddings: str | Path | None = None,
                 embeddings_key: str | None = None) -> str:
-    """Read ``path`` and add it to ``zoo`` as model ``name``; returns the stored kind.
+    """Read ``path`` and add it to ``zoo`` as model ``name``; returns the kind the file was
+    read as (logits, probs, log_probs, counts, decisions or topk; see ``zoo.kind`` for how
+    it is stored).
 
     Rows are joined to the zoo's example ids when ``id_column`` is given; the labels in
     ``label_column`` (minus ``label_offset``) must equal the zoo's labels row for row.
@@ -218,7 +220,7 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
                else _only(emb_arrays, Path(embeddings), "--embeddings-key"))
     zoo.add(name, **arrays, embeddings=emb, card=card, replace=replace, dtype=dtype,
             source_file=str(path))
-    return zoo.kind(name)
+    return loaded.kind
 
 
 def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np.ndarray:

@@ -72,7 +72,7 @@ DTYPES = ("float32", "float16")
 FLOAT16_MAX = 65504.0
 
 # Rows per chunk when a whole model is scanned (predictions, validation): bounded memory.
-_CHUNK_ELEMENTS = 1 << 22
+_CHUNK_ELEMENTS = 1 << 20
 
 _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
               "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
