@@ -363,9 +363,15 @@ def simulate_scores(n: int = 800, seed: int = 0):
     return scores, labels
 
 
-def write_synthetic_results(out_dir, *, probe: bool = True, seed: int = 0, n: int = 800) -> Path:
-    """The full synthetic results folder (all tables of CONTRACTS.md)."""
+def write_synthetic_results(out_dir, *, probe: bool = True, seed: int = 0, n: int = 800,
+                            base_position: int = 0) -> Path:
+    """The full synthetic results folder (all tables of CONTRACTS.md). ``base_position``: the
+    base's place in zoo order (pairs.csv has a < b in zoo order, so a base not first sits in
+    model_b of some pairs)."""
     scores, labels = simulate_scores(n, seed)
+    order = [name for name in scores if name != BASE_NAME]
+    order.insert(base_position, BASE_NAME)
+    scores = {name: scores[name] for name in order}
     cards = {name: Card(name, arch, fam, fw, data, seed=s, hparams=hp)
              for name, arch, fam, fw, data, s, hp, _ in SYNTHETIC_MODELS}
     rng = np.random.default_rng(seed + 1)
@@ -382,3 +388,33 @@ if __name__ == "__main__":  # python tests/_report_fixtures.py DIR  -> a folder 
     import sys
 
     print(write_synthetic_results(sys.argv[1] if len(sys.argv) > 1 else "report-fixture"))
+
+
+_CACHE: dict = {}
+
+
+def shared_results_dir() -> Path:
+    """One synthetic results folder per test process (read-only: copy it to change it)."""
+    if "results" not in _CACHE:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="zoolens-report-tests-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _CACHE["root"] = root
+        _CACHE["results"] = write_synthetic_results(root / "results")
+    return _CACHE["results"]
+
+
+def shared_report():
+    """(ReportResult, html text) of ``shared_results_dir()``, built once per test process,
+    with PNG export; shared by the HTML and browser tests so the build runs once."""
+    if "report" not in _CACHE:
+        from zoolens.report import build_report
+
+        results = shared_results_dir()
+        out = _CACHE["root"] / "report.html"
+        report = build_report(results, out, png_dir=_CACHE["root"] / "png", warn=None)
+        _CACHE["report"] = (report, out.read_text(encoding="utf-8"))
+    return _CACHE["report"]

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _report_fixtures import BASE_NAME, EVIL_NAME, write_synthetic_results
+from _report_fixtures import BASE_NAME, EVIL_NAME, shared_results_dir
 from zoolens.errors import ZoolensError
 from zoolens.report.tables import TABLE_SPECS, load_results, pairs_with_base
 
 
 @pytest.fixture(scope="module")
-def results_dir(tmp_path_factory):
-    return write_synthetic_results(tmp_path_factory.mktemp("results"))
+def results_dir():
+    return shared_results_dir()
 
 
 @pytest.fixture

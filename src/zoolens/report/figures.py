@@ -313,7 +313,7 @@ def fig3_theta(results: Results) -> FigureResult:
         ax.set_title(label(other, 40) + (f"  [{category[other]}]" if other in category else ""))
         ax.set_xlabel("theta (degrees)")
         ax.set_ylabel("fraction of the outcome's examples")
-        ax.legend(frameon=False, fontsize=6)
+        ax.legend(fontsize=5.5, loc="upper left", framealpha=0.85, edgecolor="none")
         data["pairs"].append(entry)
     shown = []
     n_all = rows.model_b.nunique()
@@ -384,7 +384,7 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         ax.set_yticks(y, names)
         ax.set_xlabel("fraction of the group's examples (base ← | → other)")
         ax.set_title(f"Who is right where they disagree — {label(gtype, 30)}")
-        ax.legend(frameon=False, loc="lower right")
+        ax.legend(loc="best", fontsize=6, framealpha=0.85, edgecolor="none")
         ax2 = axes[row][1]
         ax2.scatter(part.mean_theta_only_a, y, color="#1f78b4", s=14, label="only the base right")
         ax2.scatter(part.mean_theta_only_b, y, color="#e31a1c", s=14, label="only the other right")
@@ -591,8 +591,8 @@ def fig7_transfer(results: Results) -> FigureResult:
             ax.scatter(part.upstream_accuracy, part.downstream_value, s=16, color=color,
                        label=f"downstream {label(metric, 20)}")
             if len(part) <= 15:
-                for _, r in part.iterrows():
-                    ax.annotate(label(r.model, 22), (r.upstream_accuracy, r.downstream_value),
+                for r in part.to_dict("records"):
+                    ax.annotate(label(r["model"], 22), (r["upstream_accuracy"], r["downstream_value"]),
                                 fontsize=5.5, xytext=(3, 2), textcoords="offset points")
             data["transfer"][metric] = {"models": [str(m) for m in part.model],
                                         "upstream_accuracy": _floats(part.upstream_accuracy),

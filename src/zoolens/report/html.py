@@ -90,7 +90,7 @@ def _num(value, digits: int = 4) -> str:
     v = float(value)
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.3g}"
-    return f"{v:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{v:.0f}"
+    return f"{v:.{digits}f}"
 
 
 def _pct(value) -> str:
@@ -125,39 +125,38 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
     if models is None or len(models) == 0:
         return None, "Table 1 left out: models.csv absent or empty"
     base = results.base
-    with_base = pd.DataFrame()
+    first_pair: dict[str, dict] = {}  # other model -> its pair with the base (first if repeated)
     if results.get("pairs") is not None and base is not None:
-        with_base = pairs_with_base(results.tables["pairs"], base).set_index("other")
+        for row in pairs_with_base(results.tables["pairs"], base).to_dict("records"):
+            first_pair.setdefault(row["other"], row)
     order = {c: i for i, c in enumerate(F.ordered_categories(models.category))}
     ranked = models.assign(
         _is_base=(models.model != base).astype(int),
         _cat=models.category.map(order), _pos=np.arange(len(models)))
     ranked = ranked.sort_values(["_is_base", "_cat", "_pos"], kind="stable")
     rows = []
-    for _, m in ranked.iterrows():
-        is_base = m.model == base
-        pair = with_base.loc[m.model] if (not is_base and m.model in with_base.index) else None
-        if isinstance(pair, pd.DataFrame):  # a name listed twice in pairs.csv: first row
-            pair = pair.iloc[0]
-        ei = pair.error_inconsistency if pair is not None else math.nan
-        ens = pair.ensemble_acc if pair is not None else math.nan
-        category = "base" if is_base else m.category
+    for m in ranked.to_dict("records"):  # dicts: a column named like a method stays data
+        is_base = m["model"] == base
+        pair = first_pair.get(m["model"]) if not is_base else None
+        ei = pair["error_inconsistency"] if pair is not None else math.nan
+        ens = pair["ensemble_acc"] if pair is not None else math.nan
+        category = "base" if is_base else m["category"]
         acc_ci = ""
-        if "accuracy_lo" in m and finite(m.get("accuracy_lo")) and finite(m.get("accuracy_hi")):
-            acc_ci = f' <span class="ci">[{_pct(m.accuracy_lo)}, {_pct(m.accuracy_hi)}]</span>'
+        if finite(m.get("accuracy_lo")) and finite(m.get("accuracy_hi")):
+            acc_ci = f' <span class="ci">[{_pct(m["accuracy_lo"])}, {_pct(m["accuracy_hi"])}]</span>'
         cells = [
-            _cell(esc(m.model) + (' <span class="badge">base</span>' if is_base else ""),
-                  sort=str(m.model), cls="name"),
-            _cell(esc(m.arch)), _cell(esc(m.framework)),
+            _cell(esc(m["model"]) + (' <span class="badge">base</span>' if is_base else ""),
+                  sort=str(m["model"]), cls="name"),
+            _cell(esc(m["arch"])), _cell(esc(m["framework"])),
             _cell(esc(m.get("pretrain_data", "")) if "pretrain_data" in m else "—"),
-            _cell(esc(m.head)),
-            _cell(_num(m.temperature, 3), _sort_key(m.temperature), "num"),
-            _cell(_pct(m.accuracy) + acc_ci, _sort_key(m.accuracy), "num"),
+            _cell(esc(m["head"])),
+            _cell(_num(m["temperature"], 3), _sort_key(m["temperature"]), "num"),
+            _cell(_pct(m["accuracy"]) + acc_ci, _sort_key(m["accuracy"]), "num"),
             _cell(_num(ei), _sort_key(ei), "num"),
-            _cell(esc(category), str(-1 if is_base else order.get(m.category, 99))),
+            _cell(esc(category), str(-1 if is_base else order.get(m["category"], 99))),
             _cell(_pct(ens), _sort_key(ens), "num"),
         ]
-        rows.append(f'<tr data-model="{esc(m.model)}">{"".join(cells)}</tr>')
+        rows.append(f'<tr data-model="{esc(m["model"])}">{"".join(cells)}</tr>')
     headers = [("Model", "model name as in the zoo"), ("Architecture", "arch"),
                ("Method", "training framework (supervised, SimCLR, CLIP, ...)"),
                ("Pretraining data", "pretrain_data"), ("Head", "classification head"),
@@ -183,25 +182,26 @@ def _sidekick_table(results: Results, top: int = 5) -> tuple[str | None, str | N
         return None, "Best sidekick left out: no pair with the base in pairs.csv"
     ranked = with_base.sort_values("ensemble_acc", ascending=False, kind="stable").head(top)
     rows = []
-    for rank, (_, p) in enumerate(ranked.iterrows(), start=1):
-        cells = [_cell(str(rank), str(rank), "num"), _cell(esc(p.other), str(p.other), "name"),
-                 _cell(esc(p.category)),
-                 _cell(_pct(p.acc_other), _sort_key(p.acc_other), "num"),
-                 _cell(_num(p.error_inconsistency), _sort_key(p.error_inconsistency), "num"),
-                 _cell(_pct(p.ensemble_acc), _sort_key(p.ensemble_acc), "num"),
-                 _cell(_num(p.ensemble_gain), _sort_key(p.ensemble_gain), "num"),
-                 _cell(_num(p.conversion_rate), _sort_key(p.conversion_rate), "num")]
+    for rank, p in enumerate(ranked.to_dict("records"), start=1):
+        cells = [_cell(str(rank), str(rank), "num"),
+                 _cell(esc(p["other"]), str(p["other"]), "name"),
+                 _cell(esc(p["category"])),
+                 _cell(_pct(p["acc_other"]), _sort_key(p["acc_other"]), "num"),
+                 _cell(_num(p["error_inconsistency"]), _sort_key(p["error_inconsistency"]), "num"),
+                 _cell(_pct(p["ensemble_acc"]), _sort_key(p["ensemble_acc"]), "num"),
+                 _cell(_num(p["ensemble_gain"]), _sort_key(p["ensemble_gain"]), "num"),
+                 _cell(_num(p["conversion_rate"]), _sort_key(p["conversion_rate"]), "num")]
         cls = ' class="best"' if rank == 1 else ""
-        rows.append(f'<tr{cls} data-model="{esc(p.other)}">{"".join(cells)}</tr>')
-    best = ranked.iloc[0]
+        rows.append(f'<tr{cls} data-model="{esc(p["other"])}">{"".join(cells)}</tr>')
+    best = ranked.iloc[0].to_dict()
     headers = [("Rank", "by ensemble accuracy with the base"), ("Model", "the other model"),
                ("Category", "relative to the base"), ("Accuracy", "the other model alone"),
                ("Error inconsistency", "with the base"), ("Ensemble acc.", "base + this model"),
                ("Gain", "ensemble accuracy minus the mean of the two accuracies"),
                ("Conversion", "P(ensemble right | exactly one right)")]
-    caption = (f"<b>Best sidekick.</b> <span class=\"name\">{esc(best.other)}</span> gives the base "
-               f"the highest ensemble accuracy ({_pct(best.ensemble_acc)}, base alone "
-               f"{_pct(best.acc_base)}); the top {len(ranked)} are listed.")
+    caption = (f"<b>Best sidekick.</b> <span class=\"name\">{esc(best['other'])}</span> gives the base "
+               f"the highest ensemble accuracy ({_pct(best['ensemble_acc'])}, base alone "
+               f"{_pct(best['acc_base'])}); the top {len(ranked)} are listed.")
     return _table("table-sidekick", caption, headers, rows), None
 
 
@@ -214,20 +214,21 @@ def _greedy_table(results: Results) -> tuple[str | None, str | None]:
     for start in dict.fromkeys(greedy.start):
         path = greedy[greedy.start == start].sort_values("step")
         kept = path[path.kept]
-        for _, s in kept.iterrows():
-            cells = [_cell(esc(start), str(start), "name"), _cell(str(int(s.step)), str(int(s.step)), "num"),
-                     _cell(esc(s.added), str(s.added), "name"),
-                     _cell(_pct(s.calibration_acc), _sort_key(s.calibration_acc), "num"),
-                     _cell(_pct(s.evaluation_acc), _sort_key(s.evaluation_acc), "num")]
+        for s in kept.to_dict("records"):
+            step = str(int(s["step"]))
+            cells = [_cell(esc(start), str(start), "name"), _cell(step, step, "num"),
+                     _cell(esc(s["added"]), str(s["added"]), "name"),
+                     _cell(_pct(s["calibration_acc"]), _sort_key(s["calibration_acc"]), "num"),
+                     _cell(_pct(s["evaluation_acc"]), _sort_key(s["evaluation_acc"]), "num")]
             rows.append(f"<tr>{''.join(cells)}</tr>")
         if len(kept):
             counts = kept.added.value_counts(sort=False)
-            members = ", ".join(f'<span class="name">{esc(n)}</span>' + (f" ×{c}" if c > 1 else "")
-                                for n, c in counts.items())
+            members = ", ".join(f'<span class="name">{esc(n)}</span>'
+                                + (f" ×{c}" if c > 1 else "") for n, c in counts.items())
             last = kept.iloc[-1]
-            summaries.append(f"from <span class=\"name\">{esc(start)}</span>: {len(kept)} "
+            summaries.append(f"From <span class=\"name\">{esc(start)}</span>: {len(kept)} "
                              f"members ({members}), evaluation accuracy "
-                             f"{_pct(last.evaluation_acc)}")
+                             f"{_pct(last['evaluation_acc'])}")
     headers = [("Start", "model the selection starts from"), ("Step", "0 = the start model alone"),
                ("Added", "model added at this step (with replacement)"),
                ("Calibration acc.", "accuracy on the calibration split (chooses the steps)"),
@@ -468,13 +469,13 @@ figcaption .paper,figcaption .shown{color:var(--mute)}
 table{border-collapse:collapse;width:100%;font-size:.9em}
 caption{text-align:left;padding:0 0 6px;color:var(--ink)}
 th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-thead th{background:var(--soft);position:sticky;top:0;white-space:nowrap}
+thead th{background:var(--soft);vertical-align:bottom}
 table.sortable thead th{cursor:pointer;user-select:none}
 table.sortable thead th::after{content:" \\2195";color:#aab3ba;font-size:.85em}
 table.sortable thead th[aria-sort=ascending]::after{content:" \\25B2";color:var(--accent)}
 table.sortable thead th[aria-sort=descending]::after{content:" \\25BC";color:var(--accent)}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.name{overflow-wrap:anywhere;font-weight:500} .ci{color:var(--mute);font-size:.85em}
+.name{overflow-wrap:anywhere;font-weight:500} td.name{min-width:11em} .ci{color:var(--mute);font-size:.8em;display:block}
 .badge{background:var(--accent);color:#fff;border-radius:3px;padding:0 5px;font-size:.75em}
 tr.best td{background:#eef6ee}
 table.plain td{font-size:.85em} code{font-size:.85em;overflow-wrap:anywhere}

@@ -1,0 +1,246 @@
+"""The HTML page (zoolens.report.html.build_report): self-contained, escaped, robust to bad input.
+
+The browser test (test_report_browser.py) checks what a reader sees; these check the file
+itself: no network reference anywhere, every user string escaped (also inside the SVG and in
+attributes), nothing of a user string inside the script, the CSP hash matching the script,
+one unique id per element, notes for what is missing, and the real CIFAR-10 outputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _report_fixtures import (BASE_NAME, CLASS_GROUPS, EVIL_NAME, Card, shared_report,
+                              shared_results_dir, write_results_from_scores)
+from conftest import shared_path
+from zoolens.errors import ZoolensError
+from zoolens.report import build_report
+from zoolens.report.figures import FIGURES
+
+ALL_KEYS = [spec.key for spec in FIGURES]
+
+
+@pytest.fixture(scope="module")
+def results_dir():
+    return shared_results_dir()
+
+
+@pytest.fixture(scope="module")
+def built():
+    return shared_report()
+
+
+class _Collector(HTMLParser):
+    """Tags, attributes, text and script bodies as a browser's parser sees them."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.attrs, self.text, self.scripts = [], [], [], []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        (self.scripts if self._in_script else self.text).append(data)
+
+
+def parse(page: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(page)
+    return collector
+
+
+def test_every_figure_and_table_is_in_the_page(built):
+    report, page = built
+    assert report.figures == ALL_KEYS and report.skipped == {}
+    for key in ALL_KEYS:
+        assert page.count(f'data-figure="{key}"') == 1
+    for table in ("table-models", "table-sidekick", "table-greedy"):
+        assert f'id="{table}"' in page
+    assert page.count("<svg") == len(ALL_KEYS)
+    assert len(report.png_files) == len(ALL_KEYS)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.png_files)
+
+
+def test_no_reference_to_any_other_host(built):
+    _, page = built
+    parsed = parse(page)
+    for name, value in parsed.attrs:
+        if name in ("src", "href", "xlink:href", "action", "poster", "data"):
+            assert value is None or value.startswith(("#", "data:")), (name, value)
+    # Only the SVG/XLink namespace names may mention http (they are never fetched).
+    for url in re.findall(r"https?://[^\s\"'<>)]+", page):
+        assert url in ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"), url
+    assert "@import" not in page and "url(http" not in page
+    assert set(parsed.tags) & {"link", "script", "img", "iframe", "object", "embed"} \
+        <= {"link", "script"}
+    assert page.count("<script") == 1
+    assert re.findall(r"<link [^>]*>", page) == ['<link rel="icon" href="data:,">']
+
+
+def test_user_strings_are_escaped_everywhere(built):
+    _, page = built
+    assert EVIL_NAME not in page  # never raw, not in text, attribute, SVG or comment
+    assert "<b>dog</b>" not in page and "animals & <pets>" not in page
+    assert "synthetic <six> classes" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    parsed = parse(page)
+    assert "img" not in parsed.tags and "b" in parsed.tags  # our own <b>, never theirs
+    text = "".join(parsed.text)
+    assert EVIL_NAME in text  # shown as text
+    assert 'data-model="&lt;img src=x onerror=alert(1)&gt;"' in page  # attributes too
+    assert '_CLIP R50 &amp; &quot;quotes&quot;' in page
+    assert "<!--" not in page  # matplotlib's text comments are dropped
+    assert not any(name.startswith("on") for name, _ in parsed.attrs)
+
+
+def test_script_holds_no_user_string_and_matches_the_csp_hash(built):
+    _, page = built
+    [script] = parse(page).scripts
+    for needle in ("alert", "ResNet", "img", "dog"):
+        assert needle not in script
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    import html as _html
+
+    csp = _html.unescape(
+        re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1))
+    assert f"'sha256-{digest}'" in csp and "default-src 'none'" in csp
+
+
+def test_element_ids_are_unique(built):
+    _, page = built
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    # every internal reference points at an id of the page
+    refs = set(re.findall(r'(?:url\(#|href="#)([^")]+)', page))
+    assert refs <= set(ids)
+
+
+def test_headline_summary_and_sidekick_follow_the_tables(built, results_dir):
+    _, page = built
+    summary = json.loads((results_dir / "summary.json").read_text())
+    best = summary["headline"]["best_sidekick"]
+    text = " ".join("".join(parse(page).text).split())
+    assert f"Best sidekick: {best['model']} ({best['category']})" in text
+    assert f"ensemble accuracy {100 * best['ensemble_acc']:.2f}%" in text
+    pairs = pd.read_csv(results_dir / "pairs.csv", keep_default_na=False, na_values=[""])
+    mine = pairs[pairs.model_a == BASE_NAME].sort_values("ensemble_acc", ascending=False)
+    sidekick_rows = re.findall(r'<tr(?: class="best")? data-model="([^"]+)"',
+                               page.split('id="table-sidekick"')[1].split("</table>")[0])
+    import html as _html
+
+    assert [_html.unescape(r) for r in sidekick_rows] == mine.model_b.head(5).tolist()
+    assert "Mean error inconsistency with the base by category: Reinit" in text
+    assert "CLIP ViT-B/32 (WIT): temperature at a bound (fixture)" in text  # analysis notes
+
+
+def test_table1_rows_and_values(built, results_dir):
+    _, page = built
+    table = page.split('id="table-models"')[1].split("</table>")[0]
+    models = pd.read_csv(results_dir / "models.csv", keep_default_na=False, na_values=[""])
+    import html as _html
+
+    rows = [_html.unescape(r) for r in re.findall(r'<tr data-model="([^"]+)"', table)]
+    assert rows[0] == BASE_NAME and sorted(rows) == sorted(models.model)
+    # category order after the base: Reinit ... Dataset
+    category = dict(zip(models.model, models.category))
+    order = ["Reinit", "HParam", "Arch", "Framework", "Dataset"]
+    assert [order.index(category[r]) for r in rows[1:]] == sorted(
+        order.index(category[r]) for r in rows[1:])
+    acc = dict(zip(models.model, models.accuracy))
+    body = table.split("<tbody>")[1]
+    cells = [re.findall(r"<td[^>]*>", row) for row in body.split("</tr>")[:-1]]
+    assert all(len(c) == 10 for c in cells)
+    accuracy = [float(re.search(r'data-sort="([^"]*)"', c[6]).group(1)) for c in cells]
+    assert accuracy == pytest.approx([acc[r] for r in rows])
+
+
+def test_missing_and_bad_tables_are_noted_in_page_and_stderr(results_dir, tmp_path, capsys):
+    folder = tmp_path / "r"
+    shutil.copytree(results_dir, folder)
+    (folder / "theta.csv").unlink()
+    pairs = pd.read_csv(folder / "pairs.csv")
+    pairs.drop(columns=["conversion_rate"]).to_csv(folder / "pairs.csv", index=False)
+    (folder / "cka.json").write_text(json.dumps({"table_version": 2}))
+    out = tmp_path / "report.html"
+    report = build_report(folder, out)
+    err = capsys.readouterr().err
+    page = out.read_text()
+    for message in ("theta.csv", "pairs.csv: missing column(s) conversion_rate",
+                    "cka.json: table_version 2"):
+        assert message in err and message in page
+    assert all(line.startswith("warning: ") for line in err.strip().splitlines())
+    assert {"fig1", "fig2", "fig3", "fig10", "fig13"} <= set(report.skipped)
+    assert {"fig4", "fig5", "fig6", "reliability"} <= set(report.figures)
+    assert 'id="table-models"' in page and 'id="table-sidekick"' not in page
+
+
+def test_a_folder_of_only_bad_tables_is_an_error(tmp_path):
+    (tmp_path / "pairs.csv").write_text("foo,bar\n1,2\n")
+    with pytest.raises(ZoolensError, match="nothing to report"):
+        build_report(tmp_path, tmp_path / "report.html", warn=None)
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_output_path_that_is_a_folder_is_an_error(results_dir, tmp_path):
+    with pytest.raises(ZoolensError, match="is a directory"):
+        build_report(results_dir, tmp_path, warn=None)
+
+
+def _load_real(name):
+    path = shared_path("cifar10-probs", name)
+    with np.load(path) as npz:
+        probs = npz["predictions"] if "predictions" in npz else npz["probs"]
+        labels = npz["ground_truth"] if "ground_truth" in npz else npz["labels"]
+    return probs.astype(np.float64), labels.astype(np.int64)
+
+
+def test_real_cifar10_models(tmp_path):
+    """Three real CIFAR-10 models' probabilities -> tables -> report; Fig. 1's error
+    inconsistency equals the one computed here straight from the published probabilities."""
+    lenet, y = _load_real("lenet-5-cifar-10.npz")
+    wrn, y2 = _load_real("wideresnet-16-4-cifar-10.npz")
+    vgg, y3 = _load_real("vgg16-keras-cifar-10.npz")
+    assert np.array_equal(y, y2) and np.array_equal(y, y3)
+    scores = {"WRN-16-4": np.log(wrn), "LeNet-5": np.log(lenet), "VGG-16 (Keras)": np.log(vgg)}
+    cards = {"WRN-16-4": Card("WRN-16-4", "wrn16-4", "wideresnet", "pytorch", "CIFAR-10"),
+             "LeNet-5": Card("LeNet-5", "lenet5", "lenet", "pytorch", "CIFAR-10"),
+             "VGG-16 (Keras)": Card("VGG-16 (Keras)", "vgg16", "vgg", "keras", "CIFAR-10")}
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck"]
+    cal = np.random.default_rng(0).choice(len(y), 2000, replace=False)
+    folder = write_results_from_scores(
+        tmp_path / "results", scores, y, cards, "WRN-16-4", calibration_index=cal,
+        class_names=classes, class_groups={"vehicles": [0, 1, 8, 9],
+                                           "animals": [2, 3, 4, 5, 6, 7]}, greedy_steps=3)
+    report = build_report(folder, tmp_path / "report.html", warn=None)
+    assert {"fig1", "fig2", "fig3", "fig4", "fig5", "fig12", "reliability"} <= set(report.figures)
+    ev = np.setdiff1d(np.arange(len(y)), cal)
+    right = {name: (np.argmax(p, 1) == y)[ev] for name, p in
+             (("LeNet-5", lenet), ("VGG-16 (Keras)", vgg), ("WRN-16-4", wrn))}
+    fig1 = report.figure_data["fig1"]["error_inconsistency"]
+    assert fig1["Framework"]["models"] == ["VGG-16 (Keras)"]
+    assert fig1["Framework"]["values"][0] == pytest.approx(
+        np.mean(right["WRN-16-4"] ^ right["VGG-16 (Keras)"]))
+    assert fig1["Arch"]["values"][0] == pytest.approx(
+        np.mean(right["WRN-16-4"] ^ right["LeNet-5"]))
+    # Published accuracies (shared/data README) appear in Table 1's accuracy_all column.
+    models = pd.read_csv(folder / "models.csv").set_index("model")
+    assert models.loc["LeNet-5", "accuracy_all"] == pytest.approx(0.5308, abs=1e-4)
+    assert models.loc["WRN-16-4", "accuracy_all"] == pytest.approx(0.9109, abs=1e-4)
+    assert CLASS_GROUPS  # the fixture's groups are independent of these
