@@ -183,11 +183,13 @@ def cifar_transform():
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])
 
 
-def pretrained(checkpoint: str | None = None, depth: int = 20, seed: int | None = None):
+def pretrained(checkpoint: str | None = None, depth: int = 20, seed: int | None = None,
+               num_classes: int = 10):
     """Model-list entry point: ``(model, transform, card dict)`` for a CIFAR ResNet.
 
-    With ``checkpoint`` the weights (and depth) come from the file; without it a
-    random-init ``resnet{depth}`` is built (seeded when ``seed`` is given).
+    With ``checkpoint`` the weights (and depth, and classes) come from the file; without it a
+    random-init ``resnet{depth}`` with ``num_classes`` outputs is built (seeded when ``seed``
+    is given).
     """
     if checkpoint is not None:
         model = load_checkpoint(checkpoint)
@@ -197,7 +199,7 @@ def pretrained(checkpoint: str | None = None, depth: int = 20, seed: int | None 
             raise ZoolensError(f"CIFAR ResNet depth must be 6n+2 (n >= 1), got {depth}")
         if seed is not None:
             torch.manual_seed(seed)
-        model = CifarResNet((depth - 2) // 6).eval()
+        model = CifarResNet((depth - 2) // 6, num_classes).eval()
         source = "random-init"
     card = {
         "arch": f"resnet{model.depth}",

@@ -533,6 +533,11 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
             note = f"skipped {len(out.skipped)} undecodable image(s): {listed}{more}"
             info(f"warning: {entry.name}: {note}")
             card["notes"] = f"{card['notes']}; {note}" if card.get("notes") else note
+        n_classes = zoo.num_classes if zoo is not None else len(folder.classes)
+        if out.logits.shape[1] != n_classes:
+            raise ZoolensError(f"model {entry.name!r}: gives {out.logits.shape[1]} classes, the "
+                               f"{'zoo' if zoo is not None else 'image folder'} has {n_classes}; "
+                               f"use a model with a matching head")
         if zoo is None:
             keep = out.indices
             ids = np.asarray(folder.example_ids)[keep]
@@ -545,9 +550,6 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
                              dataset_name=dataset_name or folder.root.name,
                              example_ids=list(ids))
         rows = _rows_for_zoo(zoo, folder, out, entry.name)
-        if out.logits.shape[1] != zoo.num_classes:
-            raise ZoolensError(f"model {entry.name!r}: gives {out.logits.shape[1]} classes, the zoo "
-                               f"has {zoo.num_classes}; use a model with a matching head")
         zoo.add(entry.name, logits=out.logits[rows],
                 embeddings=None if out.embeddings is None else out.embeddings[rows],
                 card=card, replace=replace or entry.name in zoo.models)
