@@ -364,6 +364,58 @@ def test_open_many_models_is_fast_and_does_not_hash(tmp_path, rng, monkeypatch):
     t = time.perf_counter()
     z2 = Zoo.open(tmp_path / "z")
     assert len(z2.models) == 100
-    assert time.perf_counter() - t < 0.5
+    assert time.perf_counter() - t < 1.0  # generous: CI machines are shared
     z2.scores("m5")  # unchanged file: no hashing either
     assert calls == []
+
+
+def test_corrupted_labels_file_is_named(zoo):
+    f = zoo.path / "labels.npy"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0x01
+    f.write_bytes(bytes(data))
+    with pytest.raises(ZooCorruptedError, match="labels.npy"):
+        Zoo.open(zoo.path).labels
+    with pytest.raises(ZooCorruptedError, match="labels.npy"):
+        Zoo.open(zoo.path).verify()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=80))
+def test_any_name_gives_a_safe_file_name(name):
+    import re
+
+    from zoolens.zoo._slug import model_file_name
+
+    file = model_file_name(name, "0" * 64)
+    assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*-[0-9a-f]{12}\.safetensors", file)
+    assert ".." not in file and "/" not in file
+    assert model_file_name(name + "x", "0" * 64) != file  # the hash keeps names apart
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 12), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_topk_distribution_property(c, k, seed):
+    """The reconstructed distribution sums to 1, keeps the listed probabilities, and spreads
+    the rest evenly (float64 reference)."""
+    from zoolens.zoo.store import _topk_to_log_probs
+
+    k = min(k, c)
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(c), size=7)
+    order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(p, order, axis=1)
+    full = np.exp(_topk_to_log_probs(top.astype(np.float32), order, c).astype(np.float64))
+    rest = np.clip(1 - top.sum(1), 0, None)
+    for i in range(7):
+        for j in range(c):
+            if j in order[i]:
+                expect = top[i, list(order[i]).index(j)]
+            else:
+                expect = rest[i] / (c - k)
+            assert full[i, j] == pytest.approx(max(expect, 1e-12), rel=1e-5, abs=1e-7)
+    assert np.allclose(full.sum(1), 1, atol=1e-5)

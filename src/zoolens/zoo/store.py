@@ -319,7 +319,8 @@ class Zoo:
         """Open an existing zoo (reads only the manifest: fast, no hashing)."""
         path = Path(path)
         if not path.is_dir():
-            raise ZoolensError(f"{path}: not a zoo (no such folder)")
+            what = "not a folder" if path.exists() else "no such folder"
+            raise ZoolensError(f"{path}: not a zoo ({what})")
         return cls(path, _read_manifest(path))
 
     def reload(self) -> None:
