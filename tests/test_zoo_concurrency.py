@@ -21,11 +21,14 @@ from zoolens import Zoo
 N, C = 500, 10
 
 WRITER = textwrap.dedent("""
-    import sys, numpy as np
+    import os, sys, time, numpy as np
     from zoolens import Zoo
-    path, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, prefix, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     zoo = Zoo.open(path)  # opened before the other writer's adds: a stale snapshot
     rng = np.random.default_rng(abs(hash(prefix)) % 2**32)
+    print("ready", flush=True)
+    while not os.path.exists(go):  # start together, so the adds interleave
+        time.sleep(0.005)
     for i in range(count):
         zoo.add(f"{prefix}{i}", logits=rng.normal(size=(zoo.num_examples, zoo.num_classes)))
 """)
@@ -84,9 +87,14 @@ def zoo(tmp_path):
 
 
 def test_two_processes_adding_different_models_both_land(zoo):
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(zoo.path), prefix, "6"],
-                              env=_env(), stderr=subprocess.PIPE, text=True)
+    go = zoo.path.parent / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(zoo.path), prefix, "6",
+                               str(go)], env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
              for prefix in ("a", "b")]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    go.touch()
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
