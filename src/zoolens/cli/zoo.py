@@ -322,7 +322,7 @@ def info_cmd(
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         table.add_row(row["model"], row["kind"] + (" +emb" if row["embeddings"] else ""),
-                      row["category"] or ("base" if row["model"] == base else "-"),
+                      "(base)" if row["model"] == base else (row["category"] or "-"),
                       f"{row['accuracy_all']:.4f}", "×".join(map(str, row["shape"])),
                       row["dtype"], _human_size(row["size"]))
     console.print(table)
