@@ -719,8 +719,11 @@ def fig_reliability(results: Results) -> FigureResult:
             weight = part["count"].to_numpy(np.float64)
             gap = np.abs(part.accuracy.to_numpy(np.float64) - part.mean_confidence.to_numpy(np.float64))
             ece = float(np.sum(weight * gap) / weight.sum())
-            ax.plot(part.mean_confidence, part.accuracy, "-o", ms=3, color=color,
+            # Marker area follows the bin's share of examples: a bin of 1 example is a dot.
+            ax.plot(part.mean_confidence, part.accuracy, "-", lw=1, color=color, alpha=0.6,
                     label=f"{stage} (ECE {ece:.3f})")
+            ax.scatter(part.mean_confidence, part.accuracy, s=4 + 60 * weight / weight.sum(),
+                       color=color, zorder=3)
             entry[stage] = {"mean_confidence": _floats(part.mean_confidence),
                             "accuracy": _floats(part.accuracy),
                             "count": [int(c) for c in part["count"]], "ece": ece}

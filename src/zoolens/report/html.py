@@ -97,6 +97,12 @@ def _pct(value) -> str:
     return f"{100 * float(value):.2f}%" if finite(value) else "—"
 
 
+def _text(value) -> str:
+    """A card field as escaped text; "—" when it is empty."""
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return esc(text) if text.strip() else "—"
+
+
 def _sort_key(value) -> str:
     return repr(float(value)) if finite(value) else ""
 
@@ -147,9 +153,8 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
         cells = [
             _cell(esc(m["model"]) + (' <span class="badge">base</span>' if is_base else ""),
                   sort=str(m["model"]), cls="name"),
-            _cell(esc(m["arch"])), _cell(esc(m["framework"])),
-            _cell(esc(m.get("pretrain_data", "")) if "pretrain_data" in m else "—"),
-            _cell(esc(m["head"])),
+            _cell(_text(m["arch"])), _cell(_text(m["framework"])),
+            _cell(_text(m.get("pretrain_data"))), _cell(_text(m["head"])),
             _cell(_num(m["temperature"], 3), _sort_key(m["temperature"]), "num"),
             _cell(_pct(m["accuracy"]) + acc_ci, _sort_key(m["accuracy"]), "num"),
             _cell(_num(ei), _sort_key(ei), "num"),
@@ -603,6 +608,13 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def png_name(spec: F.FigureSpec) -> str:
+    """fig1_error_inconsistency -> fig01_error_inconsistency (sorts in paper order)."""
+    head, _, rest = spec.function.__name__.partition("_")
+    digits = head[3:]
+    return f"fig{int(digits):02d}_{rest}" if digits.isdigit() else rest
+
+
 def _warn_stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -629,7 +641,7 @@ def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
     if png_path is not None:
         png_path.mkdir(parents=True, exist_ok=True)
     blocks = []
-    for number, spec in enumerate(F.FIGURES, start=1):
+    for spec in F.FIGURES:
         if progress:
             progress(f"drawing {spec.title.lower()}")
         try:
@@ -643,7 +655,7 @@ def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
         prefix = f"zl-{spec.key}"
         svg = figure_svg(drawn.figure, prefix)
         if png_path is not None:
-            file = png_path / f"{number:02d}_{spec.key}.png"
+            file = png_path / f"{png_name(spec)}.png"
             with F.style():
                 drawn.figure.savefig(file, format="png", dpi=150)
             report.png_files.append(file)
