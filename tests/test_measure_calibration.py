@@ -58,7 +58,8 @@ def test_temperature_matches_scipy(seed, sharpness, signal):
     assert fit.temperature == pytest.approx(t_ref, rel=1e-4)
     assert fit.nll == pytest.approx(nll_ref, abs=1e-4)
     assert fit.nll <= nll_ref + 1e-12  # never worse than the generic optimiser
-    assert fit.nll_at_one == pytest.approx(reference_nll(z.astype(np.float32), y, 1.0), rel=1e-12)
+    assert negative_log_likelihood(z.astype(np.float32), y, 1.0) == pytest.approx(
+        reference_nll(z.astype(np.float32), y, 1.0), rel=1e-12)
 
 
 def test_over_and_under_confident_models_move_t_the_right_way():
@@ -77,7 +78,7 @@ def test_already_calibrated_model_keeps_t_near_one():
     y = (rng.uniform(size=(20000, 1)) > np.cumsum(p, axis=1)).sum(axis=1)
     fit = fit_temperature(z, y)
     assert abs(fit.temperature - 1) < 0.05
-    assert fit.nll <= fit.nll_at_one
+    assert fit.nll <= negative_log_likelihood(z, y, 1.0)
 
 
 def test_separable_model_goes_to_lower_bound():
@@ -251,4 +252,16 @@ def test_real_cifar10_lenet_temperature():
     t_ref, nll_ref = scipy_fit(logp.astype(np.float32), y)
     assert fit.temperature == pytest.approx(t_ref, rel=1e-4)
     assert fit.nll == pytest.approx(nll_ref, abs=1e-8)
-    assert fit.nll < fit.nll_at_one
+    assert fit.nll < negative_log_likelihood(logp, y, 1.0)
+
+
+def test_warm_start_gives_the_full_data_optimum_in_few_passes():
+    z, y = synthetic(9, n=20000, c=20, sharpness=2.0, signal=3.0)
+    z16 = z.astype(np.float16)
+    warm = fit_temperature(z16, y)  # 20,000 > 2·4096 rows: subsample first
+    cold = fit_temperature(z16, y, warm_start_rows=0)
+    t_ref, nll_ref = scipy_fit(z16.astype(np.float64), y)
+    assert warm.temperature == pytest.approx(cold.temperature, rel=1e-8)
+    assert warm.temperature == pytest.approx(t_ref, rel=1e-4)
+    assert warm.nll == pytest.approx(nll_ref, abs=1e-10)
+    assert warm.iterations <= 4 and warm.iterations < cold.iterations

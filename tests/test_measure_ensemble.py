@@ -106,8 +106,10 @@ def test_matches_topk_reference_when_available():
     topk = pytest.importorskip("zoolens.measure.topk")
     rng = np.random.default_rng(3)
     q = random_probs(rng, 4, 200, 30, ties=True)
-    np.testing.assert_array_equal(all_pair_ensemble_correct(q, np.zeros(200, int), return_predictions=True),
-                                  topk.full_pair_ensemble_predictions(q))
+    for weight in (0.5, 0.3):
+        np.testing.assert_array_equal(
+            all_pair_ensemble_correct(q, np.zeros(200, int), weight, return_predictions=True),
+            topk.all_pair_ensemble_predictions_topk(q, k=3, weight=weight))
 
 
 def test_counts_and_rates_hand_fixture():
@@ -307,3 +309,40 @@ def test_real_cifar10_three_models():
     res = greedy_forward_selection(q, y, start=0, pool=[1, 2], max_steps=3)
     members, _ = caruana_reference(q, y, 0, [1, 2], 3)
     assert res.members == members
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 40), st.integers(17, 40), st.integers(1, 4),
+       st.sampled_from(["random", "rounded", "coarse", "nan"]), st.integers(0, 10**6))
+def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, top, kind, seed):
+    """The top-L pruned greedy step equals the full computation, ties and near-ties included."""
+    from zoolens.measure.ensemble import _CandidateScorer
+
+    rng = np.random.default_rng(seed)
+    x = random_probs(rng, k_models, n, c, ties=kind != "random")
+    total = random_probs(rng, 3, n, c, ties=kind != "random").astype(np.float64).sum(axis=0)
+    if kind == "coarse":  # values on a grid of 1/4: exact ties with the bound everywhere
+        x = (np.round(x * 4) / 4).astype(np.float32)
+        total = np.round(total * 4) / 4
+    if kind == "nan":
+        x[0, 0, 0] = np.nan
+    if k_models > 1:
+        x[-1] = x[0]  # duplicate candidate
+    pruned = _CandidateScorer(x, prune_k=top)
+    assert pruned.top == top  # pruning really runs (4·top < C)
+    full = _CandidateScorer(x, prune_k=None)
+    np.testing.assert_array_equal(pruned.predictions(total, 0, n), full.predictions(total, 0, n))
+    ref = (x.astype(np.float64) + total[None]).argmax(axis=2)
+    np.testing.assert_array_equal(pruned.predictions(total, 0, n), ref)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 6), st.integers(5, 60), st.integers(0, 5), st.booleans(), st.integers(0, 10**6))
+def test_pruned_greedy_equals_caruana_loop(m, n, steps, ties, seed):
+    rng = np.random.default_rng(seed)
+    probs = random_probs(rng, m, n, 24, ties)
+    y = rng.integers(0, 24, n)
+    res = greedy_forward_selection(probs, y, start=0, pool=range(m), max_steps=steps, prune_k=2)
+    members, cal = caruana_reference(probs, y, 0, range(m), steps)
+    assert res.members == members
+    np.testing.assert_array_equal(res.calibration_correct, cal)

@@ -68,55 +68,107 @@ def _check_scores_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.nda
     return z, y
 
 
-def _chunk_terms(z: np.ndarray, y: np.ndarray, beta: float, derivatives: bool):
-    """Per-row NLL (and d/du, d²/du² with u = log T) of softmax(beta * z), float64.
+# exp of an argument below about -708 gives a subnormal result and runs ~10x slower; terms
+# this small cannot change a float64 sum that contains exp(0) = 1, so t is clamped here.
+_EXP_FLOOR = -700.0
+# Working buffers of the objective pass stay near this size (cache resident).
+_PASS_BYTES = 2 * 2**20
 
-    With s = beta·z, u = log T (so ds/du = −s), p = softmax(s) and p_S the renormalised p on
-    the valid set S (S = {y} for single labels):
+
+def _single_label_terms(z, y, beta, derivatives, t, e):
+    """Sums over the rows of ℓ, ℓ', ℓ'' for single labels, in the buffers ``t``, ``e``.
+
+    t = β·z − max(β·z) <= 0, so LSE(s) − s_y = log Σ exp(t) − t_y, E_p[s] − s_y = E_p[t] − t_y
+    and Var_p(s) = Var_p(t) = E_p[t²] − E_p[t]² (t is shifted so its most probable value is
+    0, which keeps that cancellation small; f'' only steers the Newton steps, f' alone fixes
+    the optimum).
+    """
+    n = z.shape[0]
+    np.multiply(z, beta, out=t, dtype=np.float64)
+    t -= t.max(axis=1, keepdims=True)
+    t_y = t[np.arange(n), y]
+    np.maximum(t, _EXP_FLOOR, out=t)
+    np.exp(t, out=e)
+    zsum = e.sum(axis=1)
+    f = float(np.log(zsum).sum() - t_y.sum())
+    if not derivatives:
+        return f, 0.0, 0.0
+    mean_t = np.einsum("ij,ij->i", e, t) / zsum
+    var_t = np.maximum(np.einsum("ij,ij,ij->i", e, t, t) / zsum - mean_t * mean_t, 0.0)
+    g = t_y - mean_t
+    return f, float(g.sum()), float((var_t - g).sum())
+
+
+def _multi_label_terms(z, y, beta, derivatives):
+    """Sums of ℓ, ℓ', ℓ'' with the set likelihood: ℓ = LSE(s) − LSE_S(s), S the valid labels."""
+    s = z.astype(np.float64) * beta
+    valid = y != 0
+    m = s.max(axis=1, keepdims=True)
+    e = np.exp(np.maximum(s - m, _EXP_FLOOR))
+    zsum = e.sum(axis=1)
+    s_valid = np.where(valid, s, -np.inf)
+    m_s = s_valid.max(axis=1, keepdims=True)  # finite: rows without a valid label are dropped
+    e_s = np.where(valid, np.exp(np.maximum(s_valid - m_s, _EXP_FLOOR)), 0.0)
+    zs = e_s.sum(axis=1)
+    nll = (m[:, 0] + np.log(zsum)) - (m_s[:, 0] + np.log(zs))
+    if not derivatives:
+        return float(nll.sum()), 0.0, 0.0
+    p = e / zsum[:, None]
+    ps = e_s / zs[:, None]
+    mean_s = np.einsum("ij,ij->i", p, s)
+    mean_ss = np.einsum("ij,ij->i", ps, np.where(valid, s, 0.0))
+    d = s - mean_s[:, None]
+    ds = np.where(valid, s - mean_ss[:, None], 0.0)
+    var_s = np.einsum("ij,ij,ij->i", p, d, d)
+    var_ss = np.einsum("ij,ij,ij->i", ps, ds, ds)
+    g = mean_ss - mean_s
+    return float(nll.sum()), float(g.sum()), float((var_s - var_ss - g).sum())
+
+
+class _Objective:
+    """Mean NLL of softmax(z / e^u) and its u-derivatives, one fused chunked pass per call.
+
+    With s = β·z, β = e^{−u} (so ds/du = −s), p = softmax(s) and p_S the renormalised p on
+    the valid set S (S = {y} for single labels), per row:
         ℓ   = LSE(s) − LSE_S(s)
         ℓ'  = E_{p_S}[s] − E_p[s]
         ℓ'' = Var_p(s) + E_p[s] − Var_{p_S}(s) − E_{p_S}[s] = Var_p(s) − Var_{p_S}(s) − ℓ'.
     """
-    rows = np.arange(z.shape[0])
-    if y.ndim == 1:
-        # t = beta·(z − max z) <= 0, so exp never overflows and the largest term is exp(0) = 1;
-        # LSE(s) − s_y = log Σ exp(t) − t_y, and E_p[s] − s_y = E_p[t] − t_y.
-        t = z.astype(np.float64)
-        t -= t.max(axis=1, keepdims=True)
-        t *= beta
-        t_y = t[rows, y]
-        e = np.exp(t)
-        zsum = e.sum(axis=1)
-        nll = np.log(zsum) - t_y
+
+    def __init__(self, z: np.ndarray, y: np.ndarray, chunk_rows: int | None):
+        self.z, self.y = z, y
+        num_classes = z.shape[1]
+        if chunk_rows is None:
+            chunk_rows = _PASS_BYTES // (8 * num_classes) if y.ndim == 1 else _chunk_rows(num_classes, None)
+        self.rows = max(1, int(chunk_rows))
+        self.passes = 0
+        self._t = self._e = None
+
+    def __call__(self, u: float, derivatives: bool = True) -> tuple[float, float, float]:
+        z, y = self.z, self.y
+        beta = math.exp(-u)
+        n, num_classes = z.shape
+        rows = min(self.rows, n)
+        if y.ndim == 1 and self._t is None:
+            self._t = np.empty((rows, num_classes))
+            self._e = np.empty((rows, num_classes))
+        f = g = h = 0.0
+        for lo in range(0, n, rows):
+            zc, yc = z[lo : lo + rows], y[lo : lo + rows]
+            if y.ndim == 1:
+                k = zc.shape[0]
+                terms = _single_label_terms(zc, yc, beta, derivatives, self._t[:k], self._e[:k])
+            else:
+                terms = _multi_label_terms(zc, yc, beta, derivatives)
+            f, g, h = f + terms[0], g + terms[1], h + terms[2]
+        self.passes += 1
+        if not (math.isfinite(f) and math.isfinite(g) and math.isfinite(h)):
+            # NaN propagates into the sums, so one check per pass replaces a scan of the input.
+            raise ZoolensError("scores contain NaN or +inf (or -inf at a true label): "
+                               "the likelihood is not finite")
         if not derivatives:
-            return nll, None, None
-        mean_t = np.einsum("ij,ij->i", e, t) / zsum
-        # Var_p(t) as E[t²] − E[t]²: t is shifted so its most probable value is 0, which keeps
-        # the cancellation small; f'' only steers Newton steps (f' alone fixes the optimum).
-        var_t = np.maximum(np.einsum("ij,ij,ij->i", e, t, t) / zsum - mean_t * mean_t, 0.0)
-        g = t_y - mean_t
-        return nll, g, var_t - g
-    s = z.astype(np.float64) * beta
-    m = s.max(axis=1, keepdims=True)
-    e = np.exp(s - m)
-    zsum = e.sum(axis=1)
-    lse = m[:, 0] + np.log(zsum)
-    valid = y != 0
-    e_s = np.where(valid, e, 0.0)
-    zs = e_s.sum(axis=1)
-    nll = lse - (m[:, 0] + np.log(zs))
-    if not derivatives:
-        return nll, None, None
-    p = e / zsum[:, None]
-    ps = e_s / zs[:, None]
-    mean_s = np.einsum("ij,ij->i", p, s)
-    mean_ss = np.einsum("ij,ij->i", ps, s)
-    d = s - mean_s[:, None]
-    ds = s - mean_ss[:, None]
-    var_s = np.einsum("ij,ij,ij->i", p, d, d)
-    var_ss = np.einsum("ij,ij,ij->i", ps, ds, ds)
-    g = mean_ss - mean_s
-    return nll, g, var_s - var_ss - g
+            return f / n, math.nan, math.nan
+        return f / n, g / n, h / n
 
 
 def _valid_rows(y: np.ndarray) -> np.ndarray | None:
@@ -125,6 +177,16 @@ def _valid_rows(y: np.ndarray) -> np.ndarray | None:
         return None
     keep = (y != 0).any(axis=1)
     return None if keep.all() else np.flatnonzero(keep)
+
+
+def _prepare(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
+    z, y = _check_scores_labels(scores, labels)
+    keep = _valid_rows(y)
+    if keep is not None:
+        if keep.size == 0:
+            raise ZoolensError(f"no example has a valid label: cannot {what}")
+        z, y = z[keep], y[keep]
+    return z, y
 
 
 def nll_and_derivatives(
@@ -142,25 +204,8 @@ def nll_and_derivatives(
     without a valid label are skipped (see module doc). This is the objective that
     :func:`fit_temperature` minimises; tests check it against finite differences.
     """
-    z, y = _check_scores_labels(scores, labels)
-    keep = _valid_rows(y)
-    if keep is not None:
-        if keep.size == 0:
-            raise ZoolensError("no example has a valid label: the likelihood is undefined")
-        z, y = z[keep], y[keep]
-    beta = math.exp(-log_temperature)
-    step = _chunk_rows(z.shape[1], chunk_rows)
-    f = g = h = 0.0
-    for start in range(0, z.shape[0], step):
-        nll, gi, hi = _chunk_terms(z[start : start + step], y[start : start + step], beta, derivatives)
-        f += float(nll.sum())
-        if derivatives:
-            g += float(gi.sum())
-            h += float(hi.sum())
-    n = z.shape[0]
-    if not derivatives:
-        return f / n, math.nan, math.nan
-    return f / n, g / n, h / n
+    z, y = _prepare(scores, labels, "compute a likelihood")
+    return _Objective(z, y, chunk_rows)(log_temperature, derivatives)
 
 
 @dataclass(frozen=True)
@@ -168,113 +213,72 @@ class TemperatureFit:
     """Result of :func:`fit_temperature`.
 
     temperature: the fitted T (always finite, within the bounds); nll: mean NLL at T on the
-    fitting rows; nll_at_one: mean NLL at T = 1 (before scaling); converged: the optimality
-    test passed (or the objective is flat); at_bound: T sits on a bound of the search interval
-    because the minimum lies at or beyond it; iterations: objective passes over the scores;
-    message: one line saying what happened.
+    fitting rows; converged: the optimality test passed (or the objective is flat, or the
+    optimum is a bound); at_bound: T sits on a bound of the search interval because the
+    minimum lies at or beyond it; iterations: full passes over the scores (the warm start on
+    a subsample not counted); message: one line saying what happened.
     """
 
     temperature: float
     nll: float
-    nll_at_one: float
     converged: bool
     at_bound: bool
     iterations: int
     message: str
 
 
-def fit_temperature(
-    scores: np.ndarray,
-    labels: np.ndarray,
-    *,
-    bounds: tuple[float, float] = (1e-3, 1e3),
-    max_iter: int = 100,
-    tol: float = 1e-10,
-    chunk_rows: int | None = None,
-) -> TemperatureFit:
-    """Temperature T minimising the mean NLL of ``softmax(scores / T)`` (DESIGN.md sec. 3).
+@dataclass
+class _NewtonState:
+    u: float
+    f: float
+    g: float
+    h: float
+    converged: bool = False
+    at_bound: bool = False
+    message: str = ""
 
-    Optimises over ``u = log T`` within ``[log bounds[0], log bounds[1]]`` by a safeguarded
-    Newton method. Each iteration is one fused chunked pass over ``scores`` giving the mean NLL
-    f(u) and its derivatives f'(u), f''(u) (:func:`nll_and_derivatives`). The NLL is convex in
-    β = 1/T, so the sign of f'(u) = −β·dF/dβ is non-decreasing in u: a bracket [lo, hi] of the
-    minimiser is kept from the signs seen so far (f' > 0 → minimiser below u, f' < 0 → above),
-    a Newton step ``u − f'/f''`` is taken when f'' > 0 and it lands strictly inside the
-    bracket, and the bracket is bisected otherwise. So the method cannot diverge, and it never
-    returns T ≤ 0, NaN or inf.
 
-    Stops when the Newton step ``|f'/f''|`` is below ``tol`` in u (quadratic convergence: the
-    distance to the optimum is then about that step) or the bracket is below 1e-12 (converged), or
-    after ``max_iter`` passes (converged=False, the message says so). When Newton would leave
-    the bracket toward a bound not yet visited, the bound itself is evaluated next; if the
-    gradient there points outward, the constrained minimum is the bound: ``at_bound=True``
-    (and converged=True: the bound is optimal within the interval). E.g. a model right with a
-    unique top score on every example wants T → 0; uninformative scores want T → ∞. Exactly
-    constant rows (all classes equal) make the objective flat: T = 1 is kept, converged, and
-    the message says so.
-
-    Paper: Gontijo-Lopes et al. (2021) Sec. 3 calibrate every model by temperature scaling
-    (Guo et al. 2017) before ensembling.
-    """
-    z, y = _check_scores_labels(scores, labels)
-    lo_t, hi_t = float(bounds[0]), float(bounds[1])
-    if not (0 < lo_t <= 1.0 <= hi_t < math.inf):
-        raise ZoolensError(f"temperature bounds must satisfy 0 < low <= 1 <= high < inf, got {bounds}")
-    keep = _valid_rows(y)
-    if keep is not None:
-        if keep.size == 0:
-            raise ZoolensError("no example has a valid label: cannot fit a temperature")
-        z, y = z[keep], y[keep]
-    if not np.isfinite(z).all():
-        raise ZoolensError("scores contain NaN or infinite values: cannot fit a temperature")
-    lo, hi = math.log(lo_t), math.log(hi_t)
-
-    def evaluate(u: float) -> tuple[float, float, float]:
-        return nll_and_derivatives(z, y, u, chunk_rows=chunk_rows)
-
-    u = 0.0
-    f, g, h = evaluate(u)
-    f_one = f
-    iterations = 1
-    if abs(g) <= 1e-12 and bool((z.max(axis=1) == z.min(axis=1)).all()):
-        # Every row constant: softmax is uniform at any T, the objective is flat.
-        return TemperatureFit(1.0, f, f_one, True, False, iterations,
-                              "objective is flat (every row of scores is constant): T = 1 kept")
+def _newton_log_t(objective, lo: float, hi: float, u: float, *, max_iter: int,
+                  tol: float) -> _NewtonState:
+    """Safeguarded Newton on u = log T in [lo, hi] (see :func:`fit_temperature`)."""
     edge_lo, edge_hi = lo, hi
     edges_visited: set[float] = set()
-    converged = at_bound = False
-    message = ""
+    f, g, h = objective(u)
+    evaluations = 1
     # Safeguards as in Numerical Recipes' rtsafe: bisect when Newton would leave the bracket
     # or when its step is not at least halving every two iterations (slow, e.g. NLL -> 0
     # doubly exponentially as T -> 0 on a separable model).
     step_last = step_before = hi - lo
     while True:
-        on_edge = (u == edge_lo and g >= 0) or (u == edge_hi and g <= 0)
-        if on_edge:
+        if (u == edge_lo and g >= 0) or (u == edge_hi and g <= 0):
             # On a bound with the gradient pointing outward (or flat): the minimum within the
             # interval is the bound; the unconstrained one lies at or beyond it.
-            at_bound = converged = True
-            message = (f"minimum at or beyond the bound T = {math.exp(u):g} "
-                       f"(dNLL/dlogT = {g:.3g} there)")
-            break
-        if g == 0.0 or (h > 0 and abs(g / h) <= tol):
-            # The Newton step is below tol in log T: quadratic convergence puts the optimum
-            # within ~tol of u (a plain gradient test would stop early where NLL -> 0).
-            converged, message = True, "Newton step below tolerance in log T"
-            break
+            return _NewtonState(u, f, g, h, True, True,
+                                f"minimum at or beyond the bound T = {math.exp(u):g} "
+                                f"(dNLL/dlogT = {g:.3g} there)")
+        if g == 0.0:
+            return _NewtonState(u, f, g, h, True, False, "gradient exactly zero")
+        newton_step = -g / h if h > 0 else math.nan
+        if abs(newton_step) <= math.sqrt(tol):
+            # Quadratic convergence: after this step the error in u is ~step² <= tol. Take it
+            # without another pass; the NLL there follows from the Taylor expansion (error
+            # ~|step|³).
+            u_new = min(max(u + newton_step, lo), hi)
+            step = u_new - u
+            return _NewtonState(u_new, f + g * step + 0.5 * h * step * step, g, h, True, False,
+                                "Newton step below tolerance in log T")
         # The sign of f' is non-decreasing in u: it tells on which side the minimiser lies.
         if g > 0:
             hi = u
         else:
             lo = u
         if hi - lo <= _BRACKET_TOL:
-            converged, message = True, "bracket below tolerance in log T"
-            break
-        if iterations >= max_iter:
-            message = f"no convergence after {max_iter} passes (|dNLL/dlogT| = {abs(g):.3g})"
-            break
-        target = u - g / h if h > 0 else math.nan
-        newton = lo < target < hi and abs(target - u) <= 0.5 * abs(step_before)
+            return _NewtonState(u, f, g, h, True, False, "bracket below tolerance in log T")
+        if evaluations >= max_iter:
+            return _NewtonState(u, f, g, h, False, False,
+                                f"no convergence after {max_iter} passes (|dNLL/dlogT| = {abs(g):.3g})")
+        target = u + newton_step
+        newton = lo < target < hi and abs(newton_step) <= 0.5 * abs(step_before)
         if not newton:
             # If the bracket still ends on an unvisited bound on the side the gradient points
             # to, look at that bound first: a fit that wants T -> 0 or T -> inf is then
@@ -287,13 +291,75 @@ def fit_temperature(
                 target = 0.5 * (lo + hi)
         step_before, step_last = step_last, target - u
         u = target
-        f, g, h = evaluate(u)
-        iterations += 1
-    if u == edge_lo or u == edge_hi:
-        temperature = lo_t if u == edge_lo else hi_t  # exactly the bound, no exp/log round trip
+        f, g, h = objective(u)
+        evaluations += 1
+
+
+def fit_temperature(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    bounds: tuple[float, float] = (1e-3, 1e3),
+    max_iter: int = 100,
+    tol: float = 1e-10,
+    chunk_rows: int | None = None,
+    warm_start_rows: int = 4096,
+) -> TemperatureFit:
+    """Temperature T minimising the mean NLL of ``softmax(scores / T)`` (DESIGN.md sec. 3).
+
+    Optimises over ``u = log T`` within ``[log bounds[0], log bounds[1]]`` by a safeguarded
+    Newton method. Each iteration is one fused chunked pass over ``scores`` giving the mean NLL
+    f(u) and its derivatives f'(u), f''(u) (:func:`nll_and_derivatives`). The NLL is convex in
+    β = 1/T, so the sign of f'(u) = −β·dF/dβ is non-decreasing in u: a bracket [lo, hi] of the
+    minimiser is kept from the signs seen so far (f' > 0 → minimiser below u, f' < 0 → above),
+    a Newton step ``u − f'/f''`` is taken when f'' > 0, it lands strictly inside the bracket
+    and it is at most half the step before last (Numerical Recipes' ``rtsafe`` rule), and the
+    bracket is bisected otherwise. So the method cannot diverge, and it never returns T ≤ 0,
+    NaN or inf.
+
+    Warm start: with more than 2·``warm_start_rows`` rows, the same method first runs on an
+    evenly strided subsample of about that many rows (cheap), and the full-data Newton starts
+    from its answer; the result is the full-data optimum either way (typically 2-4 full passes
+    instead of 5-12).
+
+    Stopping: once the Newton step is at most ``sqrt(tol)`` in u, the step is taken without
+    another pass (quadratic convergence: the error in log T is then ~tol) and the NLL there is
+    extrapolated by Taylor (error ~|step|³); or the bracket is below 1e-12 (converged); or
+    ``max_iter`` passes (converged=False, the message says so). When Newton would leave the
+    bracket toward a bound not yet visited, the bound itself is evaluated next; if the
+    gradient there points outward, the constrained minimum is the bound: ``at_bound=True``
+    (and converged=True: the bound is optimal within the interval). E.g. a model right with a
+    unique top score on every example wants T → 0; uninformative scores want T → ∞. Exactly
+    constant rows (all classes equal) make the objective flat: T = 1 is kept, converged, and
+    the message says so.
+
+    Paper: Gontijo-Lopes et al. (2021) Sec. 3 calibrate every model by temperature scaling
+    (Guo et al. 2017) before ensembling.
+    """
+    lo_t, hi_t = float(bounds[0]), float(bounds[1])
+    if not (0 < lo_t <= 1.0 <= hi_t < math.inf):
+        raise ZoolensError(f"temperature bounds must satisfy 0 < low <= 1 <= high < inf, got {bounds}")
+    z, y = _prepare(scores, labels, "fit a temperature")
+    lo, hi = math.log(lo_t), math.log(hi_t)
+    n = z.shape[0]
+    u0 = 0.0
+    if warm_start_rows and n > 2 * warm_start_rows:
+        stride = n // warm_start_rows
+        sub = _Objective(z[::stride], y[::stride], chunk_rows)
+        u0 = _newton_log_t(sub, lo, hi, 0.0, max_iter=max_iter, tol=1e-8).u
+    objective = _Objective(z, y, chunk_rows)
+    state = _newton_log_t(objective, lo, hi, u0, max_iter=max_iter, tol=tol)
+    if state.g == 0.0 and state.h == 0.0 and bool((z.max(axis=1) == z.min(axis=1)).all()):
+        # Every row constant: softmax is uniform at any T, the objective is flat.
+        f1, _, _ = objective(0.0, derivatives=False)
+        return TemperatureFit(1.0, f1, True, False, objective.passes,
+                              "objective is flat (every row of scores is constant): T = 1 kept")
+    if state.u == lo or state.u == hi:
+        temperature = lo_t if state.u == lo else hi_t  # exactly the bound, no exp/log round trip
     else:
-        temperature = min(max(math.exp(u), lo_t), hi_t)
-    return TemperatureFit(temperature, f, f_one, converged, at_bound, iterations, message)
+        temperature = min(max(math.exp(state.u), lo_t), hi_t)
+    return TemperatureFit(temperature, state.f, state.converged, state.at_bound,
+                          objective.passes, state.message)
 
 
 def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype=np.float32,

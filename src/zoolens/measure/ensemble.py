@@ -283,6 +283,85 @@ def _rows(block, rows):
     return np.asarray(block[rows] if rows is not None else block)
 
 
+def _stack_candidates(probs, pool: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """(K, n, C) calibration rows of the pool's models; a view when ``probs`` is an array and
+    the pool a contiguous range of all rows (the common case), one copy otherwise."""
+    if isinstance(probs, np.ndarray) and probs.ndim == 3:
+        if rows is None:
+            if np.array_equal(pool, np.arange(pool[0], pool[0] + len(pool))):
+                return probs[pool[0] : pool[0] + len(pool)]
+            return probs[pool]
+        return probs[np.ix_(pool, np.asarray(rows), np.arange(probs.shape[2]))]
+    return np.stack([_rows(probs[k], rows) for k in pool])
+
+
+class _CandidateScorer:
+    """Predictions of ``argmax_c S[i, c] + x_k[i, c]`` for every candidate k at once.
+
+    ``S`` is the float64 running sum of the members, ``x_k`` a candidate's float rows; the
+    sum is ``fl64(S + x)`` in both paths below, so they agree bit for bit.
+
+    Exact top-L pruning (as DESIGN.md sec. 4 does for pairs): with T_S the indices of S's L
+    largest entries on a row and T_k those of x_k (precomputed once per candidate), every class
+    outside T_S ∪ T_k has ``S_c + x_c <= S_(L) + x_(L)`` (the L-th largest values), and this
+    holds after rounding too (IEEE addition is monotone). So if the best score m over the
+    2L union classes is strictly above that bound, the full argmax is the lowest union class
+    scoring m; otherwise (ties with the bound, NaN) that entry is recomputed from the full
+    row. Cost per step: one ``argpartition`` of S (n·C) plus K·n·2L gathers, instead of K·n·C.
+    """
+
+    def __init__(self, cand: np.ndarray, prune_k: int | None):
+        self.cand = cand
+        num_k, n, num_classes = cand.shape
+        self.top = None if prune_k is None else min(int(prune_k), num_classes)
+        if self.top is not None and 4 * self.top >= num_classes:
+            self.top = None  # too few classes for pruning to pay
+        per_row = 8 * num_k * (num_classes if self.top is None else 8 * self.top) + 16 * num_classes
+        self.chunk = max(1, _BLOCK_BYTES // per_row)
+        if self.top is not None:
+            top = self.top
+            self.idx = np.empty((num_k, n, top), dtype=np.int64)
+            self.val = np.empty((num_k, n, top), dtype=cand.dtype)
+            step = max(1, _BLOCK_BYTES // (8 * num_k * num_classes))
+            for lo in range(0, n, step):
+                block = cand[:, lo : lo + step]
+                idx = np.argpartition(block, num_classes - top, axis=2)[:, :, num_classes - top :]
+                self.idx[:, lo : lo + step] = idx
+                self.val[:, lo : lo + step] = np.take_along_axis(block, idx, axis=2)
+            self.kth = self.val.min(axis=2)
+        self.fallbacks = 0
+
+    def predictions(self, total: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        s = total[lo:hi]
+        x = self.cand[:, lo:hi]
+        if self.top is None:
+            block = x.astype(np.float64)
+            block += s[None]
+            return block.argmax(axis=2)
+        num_k, n, num_classes = x.shape
+        top = self.top
+        i_s = np.argpartition(s, num_classes - top, axis=1)[:, num_classes - top :]
+        v_s = np.take_along_axis(s, i_s, axis=1)
+        i_x, v_x, k_x = self.idx[:, lo:hi], self.val[:, lo:hi], self.kth[:, lo:hi]
+        i_s_k = np.broadcast_to(i_s[None], (num_k, n, top))
+        scores = np.concatenate([
+            np.take_along_axis(s[None], i_x, axis=2) + v_x,       # x's top-L classes
+            v_s[None] + np.take_along_axis(x, i_s_k, axis=2),      # S's top-L classes
+        ], axis=2)
+        classes = np.concatenate([i_x, i_s_k], axis=2)
+        best = scores.max(axis=2)
+        bound = v_s.min(axis=1)[None, :] + k_x
+        pred = np.where(scores == best[..., None], classes, num_classes).min(axis=2)
+        open_k, open_i = np.nonzero(~(best > bound))
+        self.fallbacks += len(open_k)
+        for a in range(0, len(open_k), self.chunk):
+            kk, ii = open_k[a : a + self.chunk], open_i[a : a + self.chunk]
+            rows = x[kk, ii].astype(np.float64)
+            rows += s[ii]
+            pred[kk, ii] = rows.argmax(axis=1)
+        return pred
+
+
 def greedy_forward_selection(
     probs,
     labels: np.ndarray,
@@ -292,6 +371,7 @@ def greedy_forward_selection(
     max_steps: int = 25,
     calibration_index: np.ndarray | None = None,
     evaluation_index: np.ndarray | None = None,
+    prune_k: int | None = 8,
 ) -> GreedyResult:
     """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
     Fig. 5), exactly as DESIGN.md sec. 3.
@@ -309,8 +389,9 @@ def greedy_forward_selection(
     is the prefix (step 0 = the start alone) with the best calibration accuracy, the earliest
     on ties. Evaluation accuracy is reported for every prefix, never used to choose.
 
-    Each step scores all candidates at once: a (candidates, rows, C) block ``S + x_k`` in
-    row chunks of bounded memory, argmax, correctness and a sum.
+    Each step scores all candidates at once, in row chunks of bounded memory, with exact
+    top-``prune_k`` pruning (``_CandidateScorer``: identical predictions to the full rows,
+    always; ``prune_k=None`` computes the full (candidates, rows, C) block ``S + x_k``).
     """
     num_models = len(probs)
     pool = sorted({int(k) for k in pool})
@@ -329,9 +410,8 @@ def greedy_forward_selection(
     num_classes = first.shape[1]
     total = first.astype(np.float64)
     pool_arr = np.asarray(pool, dtype=np.int64)
-    # The candidates' calibration rows, read once (a float view when already an array).
-    cand = [_rows(probs[k], calibration_index) for k in pool]
-    chunk = max(1, _BLOCK_BYTES // max(1, 8 * len(pool) * num_classes))
+    # The candidates' calibration rows, read once (a view when already one array).
+    scorer = _CandidateScorer(_stack_candidates(probs, pool_arr, calibration_index), prune_k)
 
     ev_total = ev_labels = None
     if evaluation_index is not None:
@@ -345,17 +425,15 @@ def greedy_forward_selection(
 
     for _ in range(max_steps):
         right = np.zeros(len(pool), dtype=np.int64)
-        for lo in range(0, n_cal, chunk):
-            hi = min(n_cal, lo + chunk)
-            block = np.stack([c[lo:hi] for c in cand]).astype(np.float64)
-            block += total[None, lo:hi]
-            pred = block.argmax(axis=2)
+        for lo in range(0, n_cal, scorer.chunk):
+            hi = min(n_cal, lo + scorer.chunk)
+            pred = scorer.predictions(total, lo, hi)
             right += correctness(pred, cal_labels[lo:hi]).sum(axis=1)
         # Highest count; then chosen most often; then lowest model index.
         order = np.lexsort((pool_arr, -times_chosen[pool_arr], -right))
         pick = int(order[0])
         chosen = int(pool_arr[pick])
-        total += cand[pick]
+        total += scorer.cand[pick]
         members.append(chosen)
         times_chosen[chosen] += 1
         cal_right.append(int(right[pick]))
