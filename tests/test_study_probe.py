@@ -219,3 +219,21 @@ def test_zoo_bad_input(cifar_zoo, tmp_path):
     with pytest.raises(ZoolensError, match="outside"):
         run_probe(cifar_zoo, ["resnet20", "resnet32"], rates=[-0.5], out_dir=tmp_path)
     assert not (tmp_path / "probe.csv").exists()
+
+
+def test_zoo_embeddings_with_a_different_row_count_are_an_error(tmp_path):
+    class Fake:  # a zoo whose files disagree (Zoo.add itself refuses such arrays)
+        path = tmp_path
+        models = ["a", "b"]
+        num_examples = 10
+        labels = np.arange(10) % 2
+        is_multilabel = False
+
+        def has_embeddings(self, name):
+            return True
+
+        def embeddings(self, name):
+            return np.ones((10 if name == "a" else 9, 3), dtype=np.float32)
+
+    with pytest.raises(ZoolensError, match="'b' has 9 embedding rows but the zoo has 10"):
+        run_probe(Fake(), out_dir=tmp_path / "o")
