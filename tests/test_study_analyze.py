@@ -665,3 +665,23 @@ def test_default_pool_too_big_skips_greedy_but_explicit_pool_fails(random_zoo):
         run_greedy(random_zoo, "humans", pool="vit")
     with pytest.raises(ZoolensError, match="pool is empty"):
         run_greedy(random_zoo, "base", pool="humans")
+
+
+def test_decision_only_base(random_zoo):
+    """A decision-only base: agreement and majority vote still measured, the rest NaN/empty."""
+    from zoolens.study.analyze import analyze, format_summary
+
+    result = analyze(random_zoo, "humans", n_bootstrap=0, chunk_size=100)
+    with_base = result.pairs[(result.pairs.model_a == "humans")
+                             | (result.pairs.model_b == "humans")]
+    assert with_base["error_inconsistency"].notna().all()
+    assert with_base["ensemble_acc"].isna().all()
+    assert result.theta.empty and result.interpolation.empty and result.greedy.empty
+    assert result.specialization["mean_theta_only_a"].isna().all()
+    assert result.specialization["acc_a"].notna().all()
+    head = result.summary["headline"]
+    assert head["best_sidekick"] is None and "decision-only" in head["greedy"]["skipped"]
+    text = format_summary(result.summary)
+    assert "best sidekick for humans: none" in text and "greedy selection skipped" in text
+    with pytest.raises(ZoolensError, match="decision-only"):
+        analyze(random_zoo, "humans", start="humans", n_bootstrap=0, pool="vit")

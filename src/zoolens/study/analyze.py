@@ -97,11 +97,17 @@ class ZooInputs:
         return [int(i) for i in np.flatnonzero(self.has_scores)]
 
     def index(self, name: str, role: str) -> int:
-        if name not in self.names:
-            shown = ", ".join(self.names[:20]) + (" …" if len(self.names) > 20 else "")
-            raise ZoolensError(f"zoo {self.zoo.path}: no model named {name!r} ({role}); "
-                               f"models: {shown}")
+        check_model(self.zoo, name, role)
         return self.names.index(name)
+
+
+def check_model(zoo: Any, name: str, role: str) -> None:
+    """ZoolensError naming the zoo, the option and the models when ``name`` is not in it."""
+    names = list(zoo.models)
+    if name not in names:
+        shown = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
+        raise ZoolensError(f"zoo {zoo.path}: no model named {name!r} ({role}); "
+                           f"models: {shown}")
 
 
 def open_zoo(zoo: Any) -> Any:
@@ -205,8 +211,14 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     if combine not in ("probs", "logits"):
         raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
     zoo = open_zoo(zoo)
+    # Names first: a typo should fail before any array is read.
+    for name, role in ([(base, "--base")] + ([] if start is None else [(start, "--start")])
+                       + [(m, "--interpolate") for pair in interpolation_pairs or []
+                          for m in pair]):
+        check_model(zoo, name, role)
     inputs = load_inputs(zoo)
     base_index = inputs.index(base, "--base")
+    start_defaulted = start is None
     start = base if start is None else start
     inputs.index(start, "greedy start")
     pair_specs = [(inputs.index(a, "--interpolate"), inputs.index(b, "--interpolate"))
@@ -273,7 +285,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
 
     pool_names, selection = _greedy(inputs, temperatures, models, pool, start,
                                     combine=combine, max_steps=max_steps,
-                                    memory_budget=memory_budget)
+                                    memory_budget=memory_budget, optional=True,
+                                    default_start=start_defaulted)
 
     summary = provenance(zoo, command=command, seeds={"bootstrap": seed})
     summary.update({
@@ -296,8 +309,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
 
     result = AnalysisResult(models=models, pairs=pairs, specialization=specialization,
-                            greedy=(selection.table if selection is not None
-                                    else tables.empty_table("greedy")), theta=theta, reliability=reliability,
+                            greedy=(tables.empty_table("greedy") if isinstance(selection, str)
+                                    else selection.table), theta=theta, reliability=reliability,
                             interpolation=interpolation, summary=summary)
     if out_dir is not None:
         tables.write_results(out_dir, result.tables(), summary, parquet=parquet)
@@ -575,8 +588,14 @@ def _headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
 
 
 def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, pool, start,
-            *, combine: str, max_steps: int, memory_budget: int):
-    """The pool ``pool`` selects from the models table, and the greedy selection over it."""
+            *, combine: str, max_steps: int, memory_budget: int, optional: bool = False,
+            default_start: bool = False):
+    """The pool ``pool`` selects from the models table, and the greedy selection over it.
+
+    Returns ``(pool names, GreedyOutcome)``, or ``(pool names, reason)`` when ``optional``
+    (analyze's defaults) and the selection cannot run: the default pool (every model) does not
+    fit the memory budget, or the default start (the base) is decision-only.
+    """
     from zoolens.study.greedy import memory_need, run_selection
     from zoolens.study.pool import select_pool
 
@@ -584,12 +603,19 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
                   else [name for name, ok in zip(inputs.names, inputs.has_scores) if ok])
     need = memory_need(len(pool_names), len(inputs.cal), len(inputs.ev),
                        int(inputs.zoo.num_classes))
-    if pool is None and need > memory_budget:
-        # The default pool is "everything"; on a large zoo that does not fit, the rest of the
-        # analysis still runs and the summary says why greedy selection was skipped.
-        info(f"greedy selection skipped: all {len(pool_names)} models need "
-             f"{need / 2**30:.1f} GiB; give --pool or raise --memory-gb")
-        return pool_names, None
+    reason = None
+    if optional and default_start and not inputs.has_scores[inputs.names.index(start)]:
+        reason = (f"the base {start!r} is decision-only (no probabilities to ensemble); "
+                  "run `zoolens ensemble --start` from a model with probabilities")
+    elif pool is None and need > memory_budget:
+        reason = (f"the default pool (all {len(pool_names)} models) needs {need / 2**30:.1f} "
+                  "GiB, more than the memory budget; give --pool or raise --memory-gb")
+    if reason is not None:
+        if not optional:
+            raise ZoolensError(f"greedy: {reason}")
+        # The rest of the analysis still runs; the summary says why greedy was skipped.
+        info(f"greedy selection skipped: {reason}")
+        return pool_names, reason
     selection = run_selection(inputs.zoo, inputs.names, inputs.has_scores, temperatures, start,
                               pool_names, cal=inputs.cal, ev=inputs.ev, labels=inputs.labels,
                               combine=combine, max_steps=max_steps,
@@ -598,9 +624,8 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
 
 
 def _greedy_summary(selection) -> dict[str, Any]:
-    if selection is None:
-        return {"skipped": "the default pool (every model) does not fit the memory budget; "
-                           "give --pool or raise --memory-gb"}
+    if isinstance(selection, str):
+        return {"skipped": selection}
     return {"members": selection.members, "steps_kept": len(selection.members),
             "calibration_acc": selection.calibration_acc,
             "evaluation_acc": selection.evaluation_acc,
@@ -671,6 +696,7 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
     if combine not in ("probs", "logits"):
         raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
     zoo = open_zoo(zoo)
+    check_model(zoo, start, "--start")
     inputs = load_inputs(zoo, min_models=1)
     start_index = inputs.index(start, "--start")
     fits = fit_temperatures(inputs)
@@ -685,8 +711,6 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
     pool_names, selection = _greedy(inputs, temperatures, models, pool, start,
                                     combine=combine, max_steps=max_steps,
                                     memory_budget=memory_budget)
-    if selection is None:
-        raise ZoolensError(f"greedy: {_greedy_summary(None)['skipped']}")
     summary = provenance(zoo, command=command, seeds={})
     summary.update({
         "start": start,
