@@ -127,4 +127,6 @@ def test_zoo_over_2gib_round_trips_under_1gib_anonymous_memory(tmp_path):
     assert total > 2 * 1024 ** 3
     out = scan(tmp_path / "zoo")
     assert out["checked"] == len(specs) * n * c
+    print(f"zoo {total / 2**30:.2f} GiB scanned; peak anonymous memory "
+          f"{out['peak_anon_kib'] / 1024:.0f} MiB (baseline {out['baseline_anon_kib'] / 1024:.0f})")
     assert out["peak_anon_kib"] < 1024 * 1024, out

@@ -64,6 +64,11 @@ def test_float32_round_trip_exact_and_order(zoo, rng):
     assert z.kind("m1") == "logits" and z.kind("m0") == "decisions"
     np.testing.assert_array_equal(z.scores("m1"), logits)
     np.testing.assert_array_equal(z.embeddings("m1"), emb)
+    for arr in (z.scores("m1"), z.scores("m1", rows=slice(0, 5)), z.embeddings("m1")):
+        assert type(arr) is np.ndarray and arr.flags.writeable  # a copy, not the file
+    s = z.scores("m1", rows=slice(0, 5))
+    s -= 1.0
+    np.testing.assert_array_equal(z.scores("m1", rows=slice(0, 5)), logits[:5])
     np.testing.assert_array_equal(z.scores("m1", rows=slice(10, 20)), logits[10:20])
     idx = np.array([5, 3, 199, 0])
     np.testing.assert_array_equal(z.scores("m1", rows=idx), logits[idx])

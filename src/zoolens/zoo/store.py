@@ -592,7 +592,8 @@ class Zoo:
             values = np.asarray(self._tensor(name, "topk_values")[index], dtype=np.float32)
             indices = np.asarray(self._tensor(name, "topk_indices")[index], dtype=np.int64)
             return _topk_to_log_probs(values, indices, self.num_classes)
-        return np.asarray(self._tensor(name, kind)[index], dtype=np.float32)
+        # np.array copies: callers get a plain, writable array, never a view of the file
+        return np.array(self._tensor(name, kind)[index], dtype=np.float32)
 
     def predictions(self, name: str) -> np.ndarray:
         """(N,) int64 top-1 class: argmax of the scores (lowest index on ties, as numpy's
@@ -619,7 +620,7 @@ class Zoo:
         """(n, D) float32 pre-logit embeddings; ZoolensError if the model has none."""
         if not self.has_embeddings(name):
             raise ZoolensError(f"model {name!r} has no embeddings in {self._path}")
-        return np.asarray(self._tensor(name, "embeddings")[self._rows(rows, name)],
+        return np.array(self._tensor(name, "embeddings")[self._rows(rows, name)],
                           dtype=np.float32)
 
     def raw(self, name: str, tensor: str) -> np.ndarray:
