@@ -1,0 +1,316 @@
+"""Exact top-k pruning for all-pair ensembles (DESIGN.md section 4; paper Sec. 4.2-4.3, Fig. 2).
+
+The pair ensemble of models a and b predicts, for each example,
+
+    pred(a, b) = argmax_c  s_c,    s_c = w * x_a[c] + (1 - w) * x_b[c]
+
+(lowest class index among the maxima), where x are the models' ensemble inputs: calibrated
+probabilities, or temperature-scaled logits for the ``combine="logits"`` variant
+(``measure.ensemble.ensemble_inputs``). Computing it for all P = M(M-1)/2 pairs costs
+P * N * C operations; at large C almost all of it is wasted, because the argmax nearly
+always lies among the few classes each model ranks highest.
+
+Exact pruning. If every class outside a candidate list L_a has x_a[c] <= t_a (and likewise
+L_b, t_b), a class outside both lists scores
+
+    s_c  <=  B = w * t_a + (1 - w) * t_b.
+
+This holds for the floating-point scores, not just the real numbers: each step (multiply by
+w >= 0, add) is a correctly rounded, hence monotone, IEEE operation, and B is computed with
+the same operations in the same dtype as the scores (``measure.ensemble.combine_scores``).
+The union classes' scores are computed exactly (a side's value missing from its list is
+gathered from its full row, which is in memory for the current chunk of examples). If the
+best union score m satisfies m > B strictly, the argmax is the lowest union index scoring m,
+exactly what the full computation returns; otherwise (m == B, m < B, a NaN in either row)
+the entry goes to the next tier. Three tiers:
+
+1. top-1: L = {top class}, t = the second largest value (found from strided block maxima in
+   one pass over the row); all pairs and examples at once, one gather per ordered pair.
+2. top-k on the entries tier 1 left open: L = the exact top-k of just the rows involved
+   (a partition), t = the (k+1)-th largest value.
+3. the full rows, for whatever is still open (and any row holding a NaN).
+
+The result equals ``measure.ensemble.all_pair_ensemble_correct`` bit for bit, always; only
+the running time depends on how often the bounds prove the argmax (with calibrated ImageNet-
+like models, tier 1 decides ~97 % of the entries, tier 2 nearly all the rest).
+
+Pair order everywhere: ``np.triu_indices(M, 1)`` = ``measure.ensemble.pair_index``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+from zoolens.measure.agreement import correctness
+from zoolens.measure.ensemble import pair_index
+
+__all__ = [
+    "DEFAULT_K",
+    "PruneStats",
+    "all_pair_ensemble_predictions_topk",
+    "all_pair_ensemble_correct_topk",
+]
+
+DEFAULT_K = 8
+# Bound the temporary memory of the full-row fallback (entries x C scores per batch).
+_FALLBACK_BATCH = 4096
+# Target size of one sub-chunk of all models' inputs (fits a large L2 / small L3 cache).
+_SUBCHUNK_BYTES = 16 * 2**20
+
+
+@dataclass
+class PruneStats:
+    """How the entries were decided (add up over chunks)."""
+
+    entries: int = 0  # (pair, example) decisions made
+    tier1_open: int = 0  # of which the top-1 bound did not prove
+    fallbacks: int = 0  # of which computed from the full rows
+    per_chunk: list[float] = field(default_factory=list)  # fallback rate of each chunk
+
+    @property
+    def fallback_rate(self) -> float:
+        return self.fallbacks / self.entries if self.entries else float("nan")
+
+    @property
+    def tier1_open_rate(self) -> float:
+        return self.tier1_open / self.entries if self.entries else float("nan")
+
+
+def _weights(weight: float, dtype: np.dtype) -> tuple[np.generic, np.generic]:
+    """w and 1 - w in the inputs' dtype, as ``measure.ensemble.combine_scores`` makes them."""
+    if np.ndim(weight) != 0:
+        raise ZoolensError("the top-k kernel takes a scalar ensemble weight "
+                           "(use measure.ensemble for per-class weights)")
+    w = float(weight)
+    if not 0.0 <= w <= 1.0:
+        raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight}")
+    return dtype.type(w), dtype.type(1.0 - w)
+
+
+_GROUPS = 8  # classes per strided block
+
+
+def _blocks(num_classes: int) -> tuple[int, int]:
+    """(width, tail): C = 8 * width + tail; block j holds classes {j, width + j, ...,
+    7 * width + j} plus the tail class 8 * width + j when j < tail."""
+    width = num_classes // _GROUPS
+    return width, num_classes - _GROUPS * width
+
+
+def _block_members(block: np.ndarray, num_classes: int) -> np.ndarray:
+    """(..., 9) class ids of the given blocks (the tail slot repeats a member when empty)."""
+    width, tail = _blocks(num_classes)
+    members = np.empty(block.shape + (_GROUPS + 1,), dtype=np.int64)
+    members[..., :_GROUPS] = block[..., None] + np.arange(_GROUPS) * width
+    members[..., _GROUPS] = np.where(block < tail, _GROUPS * width + block, block)
+    return members
+
+
+def _block_max(scores: np.ndarray) -> np.ndarray:
+    """(..., B) maximum of each strided block, one pass over the rows (NaN propagates)."""
+    num_classes = scores.shape[-1]
+    width, tail = _blocks(num_classes)
+    lead = scores.shape[:-1]
+    block_max = scores[..., :_GROUPS * width].reshape(*lead, _GROUPS, width).max(axis=-2)
+    if tail:
+        np.maximum(block_max[..., :tail], scores[..., _GROUPS * width:],
+                   out=block_max[..., :tail])
+    return block_max
+
+
+def _top1_and_second(scores: np.ndarray):
+    """Per row: a class holding the maximum, the maximum, the largest *other* value, whether
+    the row holds a NaN, and the block maxima (None for small C).
+
+    Every class other than the returned one scores <= the second value (= the maximum when
+    it is tied). With C >= 64 this takes one pass over the rows instead of a partition: the
+    maximum lies in the block with the largest block maximum, and the second value is the
+    larger of the other blocks' maxima and the other members of that block.
+    """
+    num_classes = scores.shape[-1]
+    if num_classes < _GROUPS * _GROUPS:
+        top = scores.argmax(axis=-1)
+        best = np.take_along_axis(scores, top[..., None], axis=-1)[..., 0]
+        other = np.where(np.arange(num_classes) == top[..., None], -np.inf, scores).max(axis=-1)
+        return top, best, other.astype(scores.dtype), np.isnan(scores).any(axis=-1), None
+    block_max = _block_max(scores)
+    has_nan = np.isnan(block_max).any(axis=-1)
+    block = block_max.argmax(axis=-1)  # (M, n)
+    members = _block_members(block, num_classes)
+    member_values = np.take_along_axis(scores, members, axis=-1)
+    pick = member_values.argmax(axis=-1)[..., None]
+    top = np.take_along_axis(members, pick, axis=-1)[..., 0]
+    best = np.take_along_axis(member_values, pick, axis=-1)[..., 0]
+    inside = np.where(members == top[..., None], -np.inf, member_values).max(axis=-1)
+    others = block_max.copy()
+    np.put_along_axis(others, block[..., None], -np.inf, axis=-1)
+    second = np.maximum(inside, others.max(axis=-1)).astype(scores.dtype)
+    return top, best, second, has_nan, block_max
+
+
+def all_pair_ensemble_predictions_topk(scores: np.ndarray, *, k: int = DEFAULT_K,
+                                       weight: float = 0.5,
+                                       stats: PruneStats | None = None) -> np.ndarray:
+    """Exact ensemble predictions for every pair a < b on one chunk of examples.
+
+    Three tiers, each exact, each deciding only what its bound proves (module doc):
+    top-1 with the second largest values as bound (all pairs at once), exact top-k with the
+    (k+1)-th values as bound (the entries still open), then the full rows.
+
+    Args:
+        scores: (M, n, C) float array, each model's ensemble inputs (calibrated
+            probabilities or scaled logits) for the same n examples.
+        k: list length of tier 2 (k + 1 >= C skips it: straight to full rows).
+        weight: w of model a (the lower index); model b gets 1 - w.
+        stats: optional PruneStats, updated with what each tier decided.
+
+    Returns:
+        (P, n) int64 predictions, P = M(M-1)/2 in ``np.triu_indices(M, 1)`` order, equal to
+        ``measure.ensemble.all_pair_ensemble_correct(..., return_predictions=True)`` exactly.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 3:
+        raise ZoolensError(f"ensemble inputs must be (models, examples, classes), got {scores.shape}")
+    if not np.issubdtype(scores.dtype, np.floating):
+        scores = scores.astype(np.float64)
+    if int(k) < 1:
+        raise ZoolensError(f"k must be >= 1, got {k}")
+    num_models, n, num_classes = scores.shape
+    w, v = _weights(weight, scores.dtype)
+    pa, pb = pair_index(num_models)
+    out = np.empty((len(pa), n), dtype=np.int64)
+    if len(pa) == 0 or n == 0:
+        return out
+    # Sub-chunks of examples small enough for the passes over them to hit the cache.
+    step = max(8, _SUBCHUNK_BYTES // (scores.dtype.itemsize * num_models * num_classes))
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf, inf - inf: fall back
+            out[:, lo:hi] = _predict_chunk(np.ascontiguousarray(scores[:, lo:hi]), int(k), w,
+                                           v, pa, pb, stats)
+    return out
+
+
+def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa: np.ndarray,
+                   pb: np.ndarray, stats: PruneStats | None) -> np.ndarray:
+    """The three tiers on one cache-sized (M, n, C) block; returns (P, n) int64."""
+    num_models, n, num_classes = scores.shape
+    out = np.empty((len(pa), n), dtype=np.int64)
+
+    # Tier 1: candidates {top_a, top_b}, bound from the second largest values.
+    top, best_value, second, has_nan, block_max = _top1_and_second(scores)
+    # at_top[b, a, i] = x_b[top_a(i)]: one gather per ordered pair and example.
+    at_top = scores[:, np.arange(n)[None, :], top]
+    score_a = w * best_value[pa] + v * at_top[pb, pa]  # score of top_a in pair (a, b)
+    score_b = w * at_top[pa, pb] + v * best_value[pb]  # score of top_b
+    del at_top
+    top_a, top_b = top[pa], top[pb]
+    take_a = (score_a > score_b) | ((score_a == score_b) & (top_a < top_b))
+    out[...] = np.where(take_a, top_a, top_b)
+    np.maximum(score_a, score_b, out=score_a)
+    proven = score_a > (w * second[pa] + v * second[pb])
+    del score_a, score_b, take_a, top_a, top_b
+    if has_nan.any():  # NaN rows follow numpy's argmax rules: the full rows decide them
+        proven &= ~(has_nan[pa] | has_nan[pb])
+
+    open_p, open_i = np.nonzero(~proven)
+    tier1_open = len(open_p)
+    if k + 1 < num_classes and len(open_p):
+        tier2 = ~(has_nan[pa[open_p], open_i] | has_nan[pb[open_p], open_i])
+        t2 = np.flatnonzero(tier2)
+        decided = _decide_top_k(scores, block_max, pa[open_p[t2]], pb[open_p[t2]],
+                                open_i[t2], k, w, v, out, open_p[t2])
+        still = np.ones(len(open_p), dtype=bool)
+        still[t2[decided]] = False
+        open_p, open_i = open_p[still], open_i[still]
+
+    # Tier 3: the full rows.
+    flat = scores.reshape(num_models * n, num_classes)
+    for s in range(0, len(open_p), _FALLBACK_BATCH):
+        ep, ei = open_p[s:s + _FALLBACK_BATCH], open_i[s:s + _FALLBACK_BATCH]
+        rows = w * flat[pa[ep] * n + ei] + v * flat[pb[ep] * n + ei]
+        out[ep, ei] = rows.argmax(axis=-1)
+
+    if stats is not None:
+        stats.entries += out.size
+        stats.fallbacks += len(open_p)
+        stats.tier1_open += tier1_open
+        stats.per_chunk.append(len(open_p) / out.size)
+    return out
+
+
+def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, codes: np.ndarray, k: int):
+    """Exact top-k of the rows ``codes`` of scores viewed as (M * n, C).
+
+    Returns (indices (R, k), values (R, k), bound (R,)): every class outside a row's list
+    scores <= its bound (the (k+1)-th largest value, or a block maximum no larger than it).
+    With block maxima: the top-k classes lie in the k blocks with the largest maxima (each
+    of those blocks holds a class >= every class of any other block), so only those blocks'
+    9k members are partitioned; classes in the other blocks are <= the (k+1)-th block max.
+    """
+    num_classes = scores.shape[-1]
+    flat = scores.reshape(-1, num_classes)
+    if block_max is None or k + 1 >= block_max.shape[-1]:
+        rows = flat[codes]
+        part = np.argpartition(rows, num_classes - k - 1, axis=-1)[:, num_classes - k - 1:]
+        values = np.take_along_axis(rows, part, axis=-1)
+        return part[:, 1:], values[:, 1:], values[:, 0]
+    bm = block_max.reshape(-1, block_max.shape[-1])[codes]  # (R, B)
+    num_blocks = bm.shape[-1]
+    bpart = np.argpartition(bm, num_blocks - k - 1, axis=-1)[:, num_blocks - k - 1:]
+    outside_blocks = np.take_along_axis(bm, bpart[:, :1], axis=-1)[:, 0]
+    cand = _block_members(bpart[:, 1:], num_classes).reshape(len(codes), -1)  # (R, 9k)
+    cand_values = flat[codes[:, None], cand]
+    # Duplicated tail slots repeat a member: push the copies down so they are not counted twice.
+    dup = np.zeros(cand.shape, dtype=bool)
+    dup.reshape(len(codes), k, _GROUPS + 1)[..., _GROUPS] = (
+        bpart[:, 1:] >= _blocks(num_classes)[1])
+    cand_values = np.where(dup, -np.inf, cand_values).astype(scores.dtype)
+    m = cand.shape[1]
+    part = np.argpartition(cand_values, m - k - 1, axis=-1)[:, m - k - 1:]
+    values = np.take_along_axis(cand_values, part, axis=-1)
+    idx = np.take_along_axis(cand, part[:, 1:], axis=-1)
+    return idx, values[:, 1:], np.maximum(values[:, 0], outside_blocks)
+
+
+def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarray,
+                  eb: np.ndarray, ei: np.ndarray, k: int, w: np.generic, v: np.generic,
+                  out: np.ndarray, ep: np.ndarray) -> np.ndarray:
+    """Tier 2 on entries (a, b, example): write proven predictions into out[ep, ei].
+
+    Returns the bool mask of entries decided. Only the rows (model, example) these entries
+    touch get a top-k.
+    """
+    if len(ea) == 0:
+        return np.zeros(0, dtype=bool)
+    num_models, n, num_classes = scores.shape
+    flat = scores.reshape(-1)
+    code_a, code_b = ea * n + ei, eb * n + ei
+    codes = np.unique(np.concatenate([code_a, code_b]))
+    idx, values, bound_row = _row_top_k(scores, block_max, codes, k)
+    ra, rb = np.searchsorted(codes, code_a), np.searchsorted(codes, code_b)
+    s1 = w * values[ra] + v * flat[code_b[:, None] * num_classes + idx[ra]]
+    s2 = w * flat[code_a[:, None] * num_classes + idx[rb]] + v * values[rb]
+    best = np.maximum(s1.max(axis=-1), s2.max(axis=-1))
+    proven = best > (w * bound_row[ra] + v * bound_row[rb])
+    c1 = np.where(s1 == best[:, None], idx[ra], num_classes).min(axis=-1)
+    c2 = np.where(s2 == best[:, None], idx[rb], num_classes).min(axis=-1)
+    out[ep[proven], ei[proven]] = np.minimum(c1, c2)[proven]
+    return proven
+
+
+def all_pair_ensemble_correct_topk(inputs: np.ndarray, labels: np.ndarray, weight: float = 0.5,
+                                   *, k: int = DEFAULT_K, return_predictions: bool = False,
+                                   stats: PruneStats | None = None) -> np.ndarray:
+    """Drop-in for ``measure.ensemble.all_pair_ensemble_correct`` with exact top-k pruning.
+
+    ``inputs`` (M, n, C) ensemble inputs of one chunk of examples, ``labels`` (n,) or (n, C)
+    (multi-label: right = one of the valid labels). Returns (P, n) bool correctness, or the
+    (P, n) int64 predictions with ``return_predictions=True``; identical to the full-row
+    function's output. Stream the evaluation split through it chunk by chunk.
+    """
+    pred = all_pair_ensemble_predictions_topk(inputs, k=k, weight=weight, stats=stats)
+    return pred if return_predictions else correctness(pred, labels)
