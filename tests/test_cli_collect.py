@@ -160,7 +160,7 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
     from zoolens import Zoo
 
     data = _images(tmp_path / "data", per_class=80)
-    models = _list(tmp_path, depth=56)
+    models = _list(tmp_path, depth=32)
     cmd = [sys.executable, "-c", "from zoolens.cli import main; main()", "--quiet", "collect",
            str(models), "--data", str(data), "--zoo", str(tmp_path / "zoo"), "--create",
            "--batch-size", "8", "--shard-size", "8", "--workers", "0", "--threads", "1"]

@@ -34,3 +34,15 @@ def download_error(spec: str, exc: BaseException) -> ZoolensError:
         f"model {spec}: cannot download the pretrained weights (no network access, and they are "
         f"not in the local cache: {type(exc).__name__}: {first}); connect once to fill the cache "
         f"(HF_HOME / TORCH_HOME), or use --no-pretrained (pretrained = false) for random init")
+
+
+def build_or_explain(spec: str, pretrained: bool, kwargs: dict, build):
+    """``build()``, with a bad ``kwargs`` TypeError and a failed download as one-line errors."""
+    try:
+        return build()
+    except TypeError as exc:
+        raise ZoolensError(f"model {spec}: bad kwargs {sorted(kwargs)} ({exc})") from None
+    except Exception as exc:
+        if pretrained and is_download_error(exc):
+            raise download_error(spec, exc) from None
+        raise

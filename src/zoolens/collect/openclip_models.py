@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from zoolens.collect._cards import arch_family, data_from_tag
-from zoolens.collect._download import download_error, is_download_error
+from zoolens.collect._download import build_or_explain
 from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess
 from zoolens.errors import ZoolensError
 
@@ -77,15 +77,10 @@ def load_open_clip(entry: ModelEntry, pretrained: bool,
                            f"zoolens probe)")
     if not class_names:
         raise ZoolensError(f"model {entry.spec}: a zero-shot head needs class names")
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            arch, pretrained=tag if pretrained else None, **entry.kwargs)
-    except TypeError as exc:
-        raise ZoolensError(f"model {entry.spec}: bad kwargs {sorted(entry.kwargs)} ({exc})") from None
-    except Exception as exc:
-        if pretrained and is_download_error(exc):
-            raise download_error(entry.spec, exc) from None
-        raise
+    model, _, preprocess = build_or_explain(
+        entry.spec, pretrained, entry.kwargs,
+        lambda: open_clip.create_model_and_transforms(
+            arch, pretrained=tag if pretrained else None, **entry.kwargs))
     model.eval()
     templates = tuple(entry.templates or DEFAULT_TEMPLATES)
     tokenizer = open_clip.get_tokenizer(arch)

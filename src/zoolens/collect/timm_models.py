@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoolens.collect._cards import arch_family, data_from_tag, framework_from_tag
-from zoolens.collect._download import download_error, is_download_error
+from zoolens.collect._download import build_or_explain
 from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess
 from zoolens.errors import ZoolensError
 
@@ -36,14 +36,8 @@ def load_timm(entry: ModelEntry, pretrained: bool) -> LoadedModel:
         cfg = timm.models.get_pretrained_cfg(name)
     except RuntimeError as exc:
         raise ZoolensError(f"model {entry.spec}: {exc}") from None
-    try:
-        model = timm.create_model(name, pretrained=pretrained, **entry.kwargs)
-    except TypeError as exc:
-        raise ZoolensError(f"model {entry.spec}: bad kwargs {sorted(entry.kwargs)} ({exc})") from None
-    except Exception as exc:
-        if pretrained and is_download_error(exc):
-            raise download_error(entry.spec, exc) from None
-        raise
+    model = build_or_explain(entry.spec, pretrained, entry.kwargs,
+                             lambda: timm.create_model(name, pretrained=pretrained, **entry.kwargs))
     model.eval()
     if entry.preprocess is not None:
         transform = build_preprocess(entry.preprocess, entry.spec)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoolens.collect._cards import arch_family, data_from_tag
-from zoolens.collect._download import download_error, is_download_error
+from zoolens.collect._download import build_or_explain
 from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess, module_forward
 from zoolens.errors import ZoolensError
 
@@ -42,14 +42,9 @@ def load_torchvision(entry: ModelEntry, pretrained: bool) -> LoadedModel:
                                f"{', '.join(m.name for m in enum)}") from None
     elif weights_name:
         raise ZoolensError(f"model {entry.spec}: torchvision has no weights for {name!r}")
-    try:
-        model = models.get_model(name, weights=weights if pretrained else None, **entry.kwargs)
-    except TypeError as exc:
-        raise ZoolensError(f"model {entry.spec}: bad kwargs {sorted(entry.kwargs)} ({exc})") from None
-    except Exception as exc:
-        if pretrained and is_download_error(exc):
-            raise download_error(entry.spec, exc) from None
-        raise
+    model = build_or_explain(
+        entry.spec, pretrained, entry.kwargs,
+        lambda: models.get_model(name, weights=weights if pretrained else None, **entry.kwargs))
     model.eval()
     if entry.preprocess is not None or weights is None:
         transform = build_preprocess(entry.preprocess, entry.spec)
