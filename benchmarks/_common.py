@@ -1,0 +1,161 @@
+"""Shared benchmark plumbing: timing (median of runs), peak memory, sizes, the zoo cache.
+
+Peak memory of a call is the peak resident set size (RSS, sampled every 5 ms by a thread)
+above the RSS just before the call, so it counts what the call allocates (numpy, torch and
+everything else alike); ``python_child`` runs code in a fresh process and reports that
+process's own peak RSS (``ru_maxrss``), for the absolute "under 4 GiB" targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ZOOLENS_BENCH_DATA", REPO / "benchmarks" / "_data"))
+SIZES = ("full", "quick", "tiny")
+MIB = 2**20
+
+
+@dataclass
+class Timing:
+    """Median seconds over ``runs`` calls, each call's seconds, peak extra RSS (MiB)."""
+
+    median_s: float
+    times: list[float]
+    peak_mib: float
+    result: Any = field(default=None, repr=False)
+
+
+class _PeakSampler:
+    def __init__(self, interval: float = 0.005):
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.start_rss = self.proc.memory_info().rss
+        self.peak = self.start_rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    @property
+    def peak_mib(self) -> float:
+        return (self.peak - self.start_rss) / MIB
+
+
+def timed(fn: Callable[[], Any], runs: int = 3) -> Timing:
+    """Call ``fn`` ``runs`` times; median wall time and the largest peak extra RSS."""
+    times, peaks, result = [], [], None
+    for _ in range(max(1, runs)):
+        result = None
+        with _PeakSampler() as sampler:
+            t0 = time.perf_counter()
+            result = fn()
+            times.append(time.perf_counter() - t0)
+        peaks.append(sampler.peak_mib)
+    return Timing(statistics.median(times), times, max(peaks), result)
+
+
+def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python process (repo on sys.path); it may set ``result`` to
+    something JSON-able. Returns wall seconds, the child's own peak RSS in MiB (its
+    ``ru_maxrss``, read in the child at exit), rc, the output tail and ``result``."""
+    wrapper = (
+        f"import sys, json, resource; sys.path.insert(0, {str(REPO)!r})\n"
+        "result = None\n"
+        f"{code}\n"
+        "print('RESULT ' + json.dumps(result), flush=True)\n"
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n"
+    )
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-c", wrapper], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, cwd=REPO, timeout=timeout)
+        out, rc = proc.stdout.decode(errors="replace"), proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        out, rc = (exc.stdout or b"").decode(errors="replace") + "\n(timed out)", -9
+    wall = time.perf_counter() - t0
+    res: dict[str, Any] = {"wall_s": wall, "peak_mib": None, "rc": rc, "result": None,
+                           "output": out[-4000:]}
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            res["result"] = json.loads(line[len("RESULT "):])
+        elif line.startswith("MAXRSS "):
+            res["peak_mib"] = int(line.split()[1]) / 1024  # Linux: KiB
+    return res
+
+
+def row(benchmark: str, case: str, *, ours: str, ours_s: float, baseline: str = "",
+        baseline_s: float | None = None, peak_mib: float | None = None,
+        baseline_peak_mib: float | None = None, target: str = "", check: str = "",
+        notes: str = "", met: bool | None = None) -> dict[str, Any]:
+    """One result line of the table (the runner prints and writes these)."""
+    speedup = (baseline_s / ours_s) if (baseline_s and ours_s) else None
+    return {"benchmark": benchmark, "case": case, "ours": ours, "ours_s": ours_s,
+            "baseline": baseline, "baseline_s": baseline_s, "speedup": speedup,
+            "peak_mib": peak_mib, "baseline_peak_mib": baseline_peak_mib, "target": target,
+            "met": met, "check": check, "notes": notes}
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the synthetic zoo cache -------------------------------------------------------------
+
+def zoo_path(name: str) -> Path:
+    return DATA / name
+
+
+def ensure_zoo(name: str, spec) -> Path:
+    """The zoo ``name`` under benchmarks/_data, generated (model by model) unless a zoo with
+    the same spec is already there."""
+    from benchmarks.generator import write_zoo
+
+    path = zoo_path(name)
+    stamp = path / "benchmark-spec.json"
+    want = {k: v for k, v in asdict(spec).items() if k != "models"}
+    if stamp.exists() and json.loads(stamp.read_text()) == want:
+        return path
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path.parent).free
+    need = spec.num_models * spec.num_examples * spec.num_classes * 2
+    if free < 1.5 * need:
+        raise SystemExit(f"not enough disk for the {name} zoo: need ~{need / 2**30:.1f} GiB, "
+                         f"{free / 2**30:.1f} GiB free under {path.parent}")
+    say(f"generating zoo {name}: {spec.num_models} x {spec.num_examples} x {spec.num_classes} "
+        f"float16 ({need / 2**30:.2f} GiB)")
+    t0 = time.perf_counter()
+    write_zoo(path, spec, progress=True)
+    stamp.write_text(json.dumps(want))
+    say(f"  generated in {time.perf_counter() - t0:.0f} s")
+    return path
+
+
+def remove_zoo(name: str) -> None:
+    shutil.rmtree(zoo_path(name), ignore_errors=True)
