@@ -193,3 +193,32 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
                                atol=1e-7)
     np.testing.assert_array_equal(got.predictions("tiny"), ref.predictions("tiny"))
     got.verify()
+
+
+def test_into_a_zoo_imported_without_ids_by_label_order(tmp_path):
+    """Third-party outputs first (canonical order, no ids), then collect into that zoo: the
+    k-th image of class c fills the k-th row of class c, and the ids are recorded."""
+    from zoolens import Zoo
+
+    data = _images(tmp_path / "data")  # a/000..002, b/000..002
+    canonical = np.array([1, 0, 0, 1, 1, 0])
+    zoo = Zoo.create(tmp_path / "zoo", canonical, class_names=["a", "b"])
+    zoo.add("third-party", probs=np.full((6, 2), 0.5))
+    np.save(tmp_path / "order.npy", canonical)
+    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo",
+                       "--order-by-labels", tmp_path / "order.npy")
+    assert res.exit_code == 0, out
+    zoo = Zoo.open(tmp_path / "zoo")
+    assert zoo.example_ids.tolist() == ["b/000.png", "a/000.png", "a/001.png", "b/001.png",
+                                        "b/002.png", "a/002.png"]
+    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "plain", "--create")
+    plain = Zoo.open(tmp_path / "plain")
+    perm = plain.example_ids.tolist()
+    np.testing.assert_array_equal(zoo.scores("tiny"),
+                                  plain.scores("tiny")[[perm.index(i) for i in zoo.example_ids]])
+    # labels that do not fit the zoo's are refused
+    np.save(tmp_path / "wrong.npy", canonical[::-1])
+    Zoo.create(tmp_path / "zoo2", canonical, class_names=["a", "b"])
+    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo2",
+                       "--order-by-labels", tmp_path / "wrong.npy")
+    assert res.exit_code == 1 and "differ from the zoo's at" in out

@@ -50,11 +50,13 @@ def collect(
     replace: bool = typer.Option(False, "--replace", help="Recompute models already in the zoo."),
     order_by_ids: Path = typer.Option(None, "--order-by-ids",
                                       help="Text file of example ids (relative paths), one per "
-                                           "line: the zoo's row order (with --create)."),
+                                           "line: the zoo's row order (a new zoo, or one "
+                                           "imported without ids)."),
     order_by_labels: Path = typer.Option(None, "--order-by-labels",
                                          help="Labels (.npy/.npz/.txt) of a canonical order: the "
                                               "k-th image of class c becomes the k-th example "
-                                              "of class c (with --create)."),
+                                              "of class c (a new zoo, or one imported without "
+                                              "ids)."),
     dataset_name: str = typer.Option(None, "--dataset-name",
                                      help="Data set name recorded in a new zoo."),
 ) -> None:
@@ -90,9 +92,6 @@ def collect(
         if target.ndim != 1:
             raise ZoolensError(f"{order_by_labels}: labels must be one-dimensional")
         order = list(ids_in_label_order(folder.example_ids, folder.labels, target))
-    if order is not None and (zoo / "zoo.json").exists():
-        raise ZoolensError(f"{zoo}: the zoo exists; its order is fixed (ordering options apply "
-                           f"with --create to a new zoo)")
     if workers is None:
         workers = max(0, min(4, (os.cpu_count() or 1) - 1))
     options = RunOptions(batch_size=batch_size, shard_size=shard_size, device=device,

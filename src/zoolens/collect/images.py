@@ -103,6 +103,16 @@ class ImageFolder:
     def __len__(self) -> int:
         return len(self.files)
 
+    def positions(self, example_ids: Sequence[str]) -> np.ndarray:
+        """Positions (row numbers in folder order) of the given example ids."""
+        if getattr(self, "_position_of", None) is None:
+            self._position_of = {str(e): i for i, e in enumerate(self.example_ids)}
+        try:
+            return np.asarray([self._position_of[str(e)] for e in example_ids], dtype=np.int64)
+        except KeyError as exc:
+            raise ZoolensError(f"example id {exc.args[0]!r} is not in the image folder "
+                               f"{self.root}") from None
+
     def with_transform(self, transform: Callable[[Any], Any] | None) -> ImageFolder:
         """The same files and order with another transform (no re-scan)."""
         clone = object.__new__(ImageFolder)

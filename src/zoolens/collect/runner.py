@@ -232,12 +232,11 @@ class ShardStore:
 
     def __init__(self, work_dir: str | Path, model_name: str, fingerprint: dict[str, Any],
                  num_examples: int, shard_size: int, *, resume: bool = True):
-        from zoolens.zoo._slug import short_hash, slugify
-
+        self._name = model_name
         self.num_examples = int(num_examples)
         self.shard_size = int(shard_size)
         self.ranges = shard_ranges(self.num_examples, self.shard_size)
-        self.dir = Path(work_dir) / f"{slugify(model_name)}-{short_hash(model_name, length=8)}"
+        self.dir = self.folder_for(work_dir, model_name)
         self.fingerprint = {**fingerprint, "num_examples": self.num_examples,
                             "shard_size": self.shard_size, "shard_format": SHARD_FORMAT}
         run_file = self.dir / "run.json"
@@ -342,13 +341,24 @@ class ShardStore:
         return CollectedOutputs(order_idx, np.concatenate(logits),
                                 np.concatenate(embs) if have_emb else None, skipped, card)
 
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-        parent = self.dir.parent
+    @staticmethod
+    def folder_for(work_dir: str | Path, model_name: str) -> Path:
+        from zoolens.zoo._slug import short_hash, slugify
+
+        return Path(work_dir) / f"{slugify(model_name)}-{short_hash(model_name, length=8)}"
+
+    @classmethod
+    def discard(cls, work_dir: str | Path, model_name: str) -> None:
+        """Delete a model's shards (and the work dir once it is empty)."""
+        folder = cls.folder_for(work_dir, model_name)
+        shutil.rmtree(folder, ignore_errors=True)
         try:
-            parent.rmdir()  # only when empty
+            folder.parent.rmdir()  # only when empty
         except OSError:
             pass
+
+    def remove(self) -> None:
+        self.discard(self.dir.parent, self._name)
 
 
 # ---------------------------------------------------------------- one model, any dataset
@@ -449,12 +459,7 @@ def _rows_for_zoo(zoo: Any, folder: Any, out: CollectedOutputs, model: str) -> n
         rows = np.arange(len(out.indices))
         target_positions = out.indices
     else:
-        pos_of_id = {str(e): i for i, e in enumerate(folder_ids)}
-        try:
-            target_positions = np.asarray([pos_of_id[str(e)] for e in zoo.example_ids])
-        except KeyError as exc:
-            raise ZoolensError(f"zoo {zoo.path}: example id {exc.args[0]!r} is not in the image "
-                               f"folder {folder.root}") from None
+        target_positions = folder.positions(zoo.example_ids)
         missing = [int(p) for p in target_positions if int(p) not in pos_of_index]
         if missing:
             raise ZoolensError(f"model {model!r}: {len(missing)} example(s) of the zoo could not "
@@ -500,6 +505,23 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
             raise ZoolensError(f"order file: must list each of the {len(have)} example ids of "
                                f"{folder.root} exactly once" +
                                (f" ({extra[0]!r} is not in the folder)" if extra else ""))
+    if zoo is not None and order_ids is not None:
+        if zoo.example_ids is not None:
+            if [str(x) for x in zoo.example_ids] != list(order_ids):
+                raise ZoolensError(f"{zoo_path}: the zoo already has example ids, which fix its "
+                                   f"order; drop the ordering option")
+        elif len(order_ids) != zoo.num_examples:
+            raise ZoolensError(f"{zoo_path}: the zoo has {zoo.num_examples} examples, the order "
+                               f"names {len(order_ids)}")
+        else:
+            # A zoo imported without ids (e.g. third-party outputs in canonical order): the
+            # order names the image behind each row; record it so later runs join on ids.
+            labels = np.asarray(folder.labels)[folder.positions(order_ids)]
+            if zoo.labels.ndim == 1 and not np.array_equal(labels, zoo.labels):
+                bad = int(np.sum(labels != zoo.labels))
+                raise ZoolensError(f"{zoo_path}: the order gives labels that differ from the "
+                                   f"zoo's at {bad} of {len(labels)} examples")
+            zoo.set_example_ids(list(order_ids))
     device = select_device(options.device)
     shard_size = options.effective_shard_size()
     work = work_dir_for(zoo_path)
@@ -507,6 +529,8 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
     for entry in entries:
         if zoo is not None and entry.name in zoo.models and not replace:
             info(f"{entry.name}: already in the zoo, skipped (--replace recomputes it)")
+            # shards left by a run killed between adding the model and cleaning up
+            ShardStore.discard(work, entry.name)
             continue
         fp = _entry_fingerprint(entry, pretrained, data_fp, options, device.type)
         store = ShardStore(work, entry.name, fp, len(folder), shard_size, resume=options.resume)
