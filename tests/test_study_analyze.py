@@ -685,3 +685,26 @@ def test_decision_only_base(random_zoo):
     assert "best sidekick for humans: none" in text and "greedy selection skipped" in text
     with pytest.raises(ZoolensError, match="decision-only"):
         analyze(random_zoo, "humans", start="humans", n_bootstrap=0, pool="vit")
+
+
+def test_combine_logits_averages_calibrated_logits(random_zoo, random_result, reference):
+    """--combine logits: argmax of z_a/T_a + z_b/T_b (the paper's Fig. 11 variant)."""
+    from zoolens.study.analyze import analyze
+
+    result = analyze(random_zoo, "base", combine="logits", pool="vit,wide", max_steps=2,
+                     n_bootstrap=BOOT, seed=SEED, chunk_size=64)
+    temps = dict(zip(result.models["model"], result.models["temperature"]))
+    ev = reference.ev
+    scaled = {m: random_zoo.scores(m)[ev].astype(np.float64) / temps[m]
+              for m in reference.scored}
+    pairs = result.pairs.set_index(["model_a", "model_b"])
+    for (a, b), row in pairs.iterrows():
+        if a in scaled and b in scaled:
+            e = reference.right((scaled[a] + scaled[b]).argmax(1), ev)
+            assert row["ensemble_acc"] == pytest.approx(e.mean(), abs=1e-12), (a, b)
+    all_logits = reference.right(sum(scaled.values()).argmax(1), ev).mean()
+    assert result.summary["headline"]["all_models_ensemble_acc"] == pytest.approx(all_logits)
+    # Everything that does not ensemble is unchanged by --combine.
+    for name in ("models", "specialization", "theta", "reliability"):
+        pd.testing.assert_frame_equal(getattr(result, name),
+                                      getattr(random_result[0], name), atol=1e-6)

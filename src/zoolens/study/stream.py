@@ -143,12 +143,16 @@ def run_eval_pass(zoo, names: Sequence[str], has_scores: np.ndarray, temperature
                     scores = zoo.scores(names[m], rows=rows)
                     t = float(temperatures[m])
                     out.confidence_before[m, columns] = top1_confidence(scores, 1.0)[0]
-                    out.confidence_after[m, columns] = top1_confidence(scores, t)[0]
                     if n_valid:
                         nll_sum[0, m] += negative_log_likelihood(scores, y, 1.0) * n_valid
                         nll_sum[1, m] += negative_log_likelihood(scores, y, t) * n_valid
                         nll_rows[m] += n_valid
                     block[k] = ensemble_inputs(scores, t, combine)
+                    # The calibrated top-1 probability is the block's row maximum when the
+                    # block holds probabilities; one pass over the scores saved per model.
+                    out.confidence_after[m, columns] = (
+                        block[k].max(axis=1) if combine == "probs"
+                        else top1_confidence(scores, t)[0])
                     del scores
                 _ensembles(out, block, y, r, scored, scored_pairs, a_idx, b_idx, best,
                            columns, boot, exact_topk, position)
