@@ -708,3 +708,56 @@ def test_combine_logits_averages_calibrated_logits(random_zoo, random_result, re
     for name in ("models", "specialization", "theta", "reliability"):
         pd.testing.assert_frame_equal(getattr(result, name),
                                       getattr(random_result[0], name), atol=1e-6)
+
+
+def test_pair_tables_on_random_zoos_of_random_sizes():
+    """hypothesis: any small zoo (2-5 models, some decision-only), any chunking."""
+    import tempfile
+    from pathlib import Path
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from zoolens.study.analyze import analyze
+    from zoolens.zoo.store import Zoo
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(models=st.integers(2, 5), n=st.integers(12, 80), c=st.integers(2, 6),
+           chunk=st.integers(1, 90), seed=st.integers(0, 2**16),
+           decisions=st.lists(st.booleans(), min_size=5, max_size=5))
+    def check(models, n, c, chunk, seed, decisions):
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, c, n)
+        with tempfile.TemporaryDirectory() as tmp:
+            zoo = Zoo.create(Path(tmp) / "z", labels, num_classes=c, calibration_fraction=0.3,
+                             seed=seed)
+            for m in range(models):
+                z = rng.normal(size=(n, c)) * rng.uniform(0.1, 3)
+                z[np.arange(n), labels] += rng.uniform(-1, 3)
+                if decisions[m] and m > 0:
+                    zoo.add(f"m{m}", decisions=z.argmax(1))
+                else:
+                    zoo.add(f"m{m}", logits=z.astype(np.float32))
+            result = analyze(zoo, "m0", n_bootstrap=0, chunk_size=chunk, max_steps=2)
+            ref = Reference(zoo, dict(zip(result.models["model"],
+                                          result.models["temperature"])))
+            rows = result.pairs.itertuples(index=False)
+            for i, a in enumerate(ref.names):
+                for b in ref.names[i + 1:]:
+                    row = next(rows)
+                    ra, rb = ref.r(a), ref.r(b)
+                    assert row.error_inconsistency == pytest.approx(np.mean(ra != rb))
+                    assert row.both_wrong == pytest.approx(np.mean(~ra & ~rb))
+                    assert row.dominance_ab == pytest.approx(np.mean(~ra & rb))
+                    if a in ref.scored and b in ref.scored:
+                        e = ref.ensemble_right([a, b])
+                        assert row.ensemble_acc == pytest.approx(e.mean())
+                        one = ra != rb
+                        if one.any():
+                            assert row.conversion_rate == pytest.approx(e[one].mean())
+                        else:
+                            assert np.isnan(row.conversion_rate)
+                    else:
+                        assert np.isnan(row.ensemble_acc)
+
+    check()
