@@ -312,10 +312,11 @@ def test_real_cifar10_three_models():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 40), st.integers(17, 40), st.integers(1, 4),
-       st.sampled_from(["random", "rounded", "coarse", "nan"]), st.integers(0, 10**6))
-def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, top, kind, seed):
-    """The top-L pruned greedy step equals the full computation, ties and near-ties included."""
+@given(st.integers(1, 6), st.integers(1, 40), st.integers(3, 30),
+       st.sampled_from(["random", "rounded", "coarse", "nan", "duplicate", "flat"]),
+       st.integers(0, 10**6))
+def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, kind, seed):
+    """The pruned greedy step equals the full computation, ties and near-ties included."""
     from zoolens.measure.ensemble import _CandidateScorer
 
     rng = np.random.default_rng(seed)
@@ -326,14 +327,21 @@ def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, top, kind, seed
         total = np.round(total * 4) / 4
     if kind == "nan":
         x[0, 0, 0] = np.nan
+    if kind == "duplicate":  # S proportional to a candidate: a == b and exact ties in S
+        total = 2.0 * x[0].astype(np.float64)
+    if kind == "flat":  # every score ties: both bounds are met with equality, full rows decide
+        x[:] = np.float32(1 / c)
+        total = np.full((n, c), 0.5)
     if k_models > 1:
         x[-1] = x[0]  # duplicate candidate
-    pruned = _CandidateScorer(x, prune_k=top)
-    assert pruned.top == top  # pruning really runs (4·top < C)
-    full = _CandidateScorer(x, prune_k=None)
+    pruned = _CandidateScorer(x, prune=True)
+    full = _CandidateScorer(x, prune=False)
     np.testing.assert_array_equal(pruned.predictions(total, 0, n), full.predictions(total, 0, n))
     ref = (x.astype(np.float64) + total[None]).argmax(axis=2)
     np.testing.assert_array_equal(pruned.predictions(total, 0, n), ref)
+    assert pruned.entries == 2 * k_models * n  # the pruned path really ran (twice)
+    if kind == "flat":
+        assert pruned.fallbacks == 2 * k_models * n and (ref == 0).all()
 
 
 @settings(max_examples=15, deadline=None)
@@ -342,7 +350,7 @@ def test_pruned_greedy_equals_caruana_loop(m, n, steps, ties, seed):
     rng = np.random.default_rng(seed)
     probs = random_probs(rng, m, n, 24, ties)
     y = rng.integers(0, 24, n)
-    res = greedy_forward_selection(probs, y, start=0, pool=range(m), max_steps=steps, prune_k=2)
+    res = greedy_forward_selection(probs, y, start=0, pool=range(m), max_steps=steps)
     members, cal = caruana_reference(probs, y, 0, range(m), steps)
     assert res.members == members
     np.testing.assert_array_equal(res.calibration_correct, cal)
