@@ -87,3 +87,28 @@ def test_python_spec_builds_cifar_resnet_with_card():
         load_model(ModelEntry(spec="python:zoolens.collect.cifar_resnet:nothing", name="r"))
     with pytest.raises(ZoolensError, match="cannot import"):
         load_model(ModelEntry(spec="python:no_such_module_zz:f", name="r"))
+
+
+def test_torchscript_spec(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).eval()
+    path = tmp_path / "net.pt"
+    torch.jit.script(net).save(str(path))
+    loaded = load_model(ModelEntry(spec=f"torchscript:{path}", name="ts",
+                                   preprocess={"mean": [0.5] * 3, "std": [0.5] * 3}))
+    x = torch.rand(2, 3, 4, 4)
+    logits, emb = loaded.forward(x)
+    torch.testing.assert_close(logits, net(x))
+    assert emb is None  # TorchScript: no hooks, logits only
+    assert loaded.card["source"] == str(path)
+    from PIL import Image
+
+    img = Image.new("RGB", (4, 4), (255, 0, 0))
+    assert loaded.transform(img)[0, 0, 0].item() == 1.0 and loaded.transform(img)[1, 0, 0] == -1
+    with pytest.raises(ZoolensError, match="TorchScript file .* not found"):
+        load_model(ModelEntry(spec="torchscript:/no/such.pt", name="x"))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ZoolensError, match="cannot load TorchScript"):
+        load_model(ModelEntry(spec=f"torchscript:{tmp_path / 'junk.pt'}", name="x"))

@@ -6,7 +6,7 @@ A spec string names a model and the library that builds it:
 ``timm:resnet50.a1_in1k``                      ``timm.create_model`` (its data config preprocesses)
 ``torchvision:resnet18[/IMAGENET1K_V1]``       torchvision weights enum (default: ``DEFAULT``)
 ``open_clip:ViT-B-32[/laion2b_s34b_b79k]``     open_clip, zero-shot head from the class names
-``torchscript:path/to/model.pt``               ``torch.jit.load``
+``torchscript:path/to/model.pt``               ``torch.jit.load`` (``.pt2``: ``torch.export.load``)
 ``python:package.module:function``            ``function(**kwargs)`` returns a model or
                                                ``(model, transform, card dict)``
 =============================================  ==============================================
@@ -289,8 +289,15 @@ def _load_torchscript(entry: ModelEntry, pretrained: bool) -> LoadedModel:
     path = Path(entry.target)
     if not path.is_file():
         raise ZoolensError(f"model {entry.spec}: TorchScript file {path} not found")
+    import warnings
+
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated in torch >= 2.9
+            if path.suffix == ".pt2":  # a torch.export program saved with torch.export.save
+                module = torch.export.load(str(path)).module()
+            else:
+                module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise ZoolensError(f"model {entry.spec}: cannot load TorchScript ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
