@@ -56,8 +56,9 @@ def analyze(
                                           "(repeatable; default: base with its best sidekick)."),
     chunk_size: int = typer.Option(None, "--chunk-size", min=1, help="Examples per streamed "
                                    "chunk (default: from --memory-gb)."),
-    memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Budget for the "
-                                    "calibrated probabilities held at once (GiB)."),
+    memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget (GiB) "
+                                    "for calibrated probabilities held at once: streamed "
+                                    "chunks and the greedy candidates."),
     full_rows: bool = typer.Option(False, "--full-rows", help="Compute pair ensembles on full "
                                    "probability rows instead of the exact top-k kernel "
                                    "(same results, slower; for checking)."),

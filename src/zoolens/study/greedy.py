@@ -75,6 +75,7 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
             f"greedy: {len(candidates)} candidates on {len(cal)} calibration examples need "
             f"{need / 2**30:.1f} GiB, more than the memory budget of "
             f"{memory_budget / 2**30:.1f} GiB; raise --memory-gb or narrow --pool")
+    info(f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps")
     used = list(dict.fromkeys([start] + candidates))
     models = [_CalibratedRows(zoo, name, float(temperatures[index[name]]), combine)
               for name in used]
