@@ -244,3 +244,22 @@ def test_real_cifar10_models(tmp_path):
     assert models.loc["LeNet-5", "accuracy_all"] == pytest.approx(0.5308, abs=1e-4)
     assert models.loc["WRN-16-4", "accuracy_all"] == pytest.approx(0.9109, abs=1e-4)
     assert CLASS_GROUPS  # the fixture's groups are independent of these
+
+
+def test_figure_svg_carries_no_user_text_even_when_it_breaks_comments():
+    from matplotlib.figure import Figure
+
+    from zoolens.report.html import figure_svg
+
+    fig = Figure()
+    ax = fig.subplots()
+    nasty = "x--><script>alert(1)</script><!--"
+    ax.set_title(nasty)
+    ax.plot([0, 1], [0, 1], label="--> <b>hi</b>")
+    ax.legend()
+    svg = figure_svg(fig, "t")
+    assert svg.startswith("<svg ") and svg.rstrip().endswith("</svg>")
+    for needle in ("script", "alert", "<b>", "<!--", "-->"):
+        assert needle not in svg
+    ids = re.findall(r'\sid="([^"]+)"', svg)
+    assert ids and all(i.startswith("t-") for i in ids)

@@ -384,7 +384,8 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         ax.set_yticks(y, names)
         ax.set_xlabel("fraction of the group's examples (base ← | → other)")
         ax.set_title(f"Who is right where they disagree — {label(gtype, 30)}")
-        ax.legend(loc="best", fontsize=6, framealpha=0.85, edgecolor="none")
+        # Below the axes: bars fill the panel, a legend inside would hide some.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         ax2 = axes[row][1]
         ax2.scatter(part.mean_theta_only_a, y, color="#1f78b4", s=14, label="only the base right")
         ax2.scatter(part.mean_theta_only_b, y, color="#e31a1c", s=14, label="only the other right")
