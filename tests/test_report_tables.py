@@ -156,3 +156,22 @@ def test_pairs_with_base_orients_both_sides():
     assert list(got.acc_base) == [0.5, 0.5]
     assert list(got.acc_other) == [0.1, 0.2]
     assert list(got.error_inconsistency) == [0.3, 0.4]
+
+
+def test_report_package_imports_neither_study_nor_zoo():
+    """CONTRACTS: a report is rebuilt from a results folder alone."""
+    import ast
+    from pathlib import Path
+
+    import zoolens.report
+
+    for file in Path(zoolens.report.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(("zoolens.study", "zoolens.zoo", "zoolens.collect",
+                                            "zoolens.demo")), (file.name, name)

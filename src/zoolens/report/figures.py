@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,10 @@ def _figure_function(func: Callable[..., FigureResult]) -> Callable[..., FigureR
     def wrapper(*args, **kwargs) -> FigureResult:
         # Figures are plain matplotlib.figure.Figure objects (no pyplot, so no GUI backend
         # and no global figure list); savefig picks the SVG / Agg canvas by format.
-        with style():
+        with style(), warnings.catch_warnings():
+            # A name in a script DejaVu lacks (CJK, emoji) is drawn with boxes; the tables
+            # show it exactly, so matplotlib's per-glyph warnings would only be noise.
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
             return func(*args, **kwargs)
 
     return wrapper

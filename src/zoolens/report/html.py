@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,8 @@ def figure_svg(fig, prefix: str) -> str:
     drawn paths) and every id and reference is prefixed, so many figures share one page.
     """
     buffer = io.StringIO()
-    with F.style():
+    with F.style(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None,
                                                       "Format": None, "Type": None})
     svg = buffer.getvalue()
@@ -656,7 +658,8 @@ def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
         svg = figure_svg(drawn.figure, prefix)
         if png_path is not None:
             file = png_path / f"{png_name(spec)}.png"
-            with F.style():
+            with F.style(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
                 drawn.figure.savefig(file, format="png", dpi=150)
             report.png_files.append(file)
         paper = f"paper {spec.paper}" if spec.paper.startswith("Fig") else spec.paper
