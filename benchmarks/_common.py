@@ -3,7 +3,7 @@
 Peak memory of a call is the peak resident set size (RSS, sampled every 5 ms by a thread)
 above the RSS just before the call, so it counts what the call allocates (numpy, torch and
 everything else alike); ``python_child`` runs code in a fresh process and reports that
-process's own peak RSS (``ru_maxrss``), for the absolute "under 4 GiB" targets.
+process's own peak RSS (VmHWM), for the absolute "under 4 GiB" targets.
 """
 
 from __future__ import annotations
@@ -82,13 +82,16 @@ def timed(fn: Callable[[], Any], runs: int = 3) -> Timing:
 def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
     """Run ``code`` in a fresh Python process (repo on sys.path); it may set ``result`` to
     something JSON-able. Returns wall seconds, the child's own peak RSS in MiB (its
-    ``ru_maxrss``, read in the child at exit), rc, the output tail and ``result``."""
+    VmHWM, read in the child at exit: unlike ru_maxrss it is not inherited from the parent
+    across fork + exec), rc, the output tail and ``result``."""
     wrapper = (
         f"import sys, json, resource; sys.path.insert(0, {str(REPO)!r})\n"
         "result = None\n"
         f"{code}\n"
         "print('RESULT ' + json.dumps(result), flush=True)\n"
-        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+        "print('MAXRSS', int(hwm[0].split()[1]) if hwm else"
+        " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n"
     )
     t0 = time.perf_counter()
     try:
@@ -138,6 +141,7 @@ def ensure_zoo(name: str, spec) -> Path:
     path = zoo_path(name)
     stamp = path / "benchmark-spec.json"
     want = {k: v for k, v in asdict(spec).items() if k != "models"}
+    want = json.loads(json.dumps(want))  # tuples -> lists, as read back
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         return path
     if path.exists():

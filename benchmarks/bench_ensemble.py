@@ -192,6 +192,6 @@ def run(size: str = "quick", runs: int = 3, keep: bool = True) -> list[dict]:
                          f"{cfg['chunk']}", ours_s=res.get("seconds", float("nan")),
                     peak_mib=child["peak_mib"], target="peak RSS < 4 GiB",
                     met=ok and child["peak_mib"] < 4096,
-                    check=("process peak RSS (ru_maxrss) " f"{child['peak_mib']:.0f} MiB"
+                    check=("process peak RSS (VmHWM) " f"{child['peak_mib']:.0f} MiB"
                            if ok else f"FAILED rc={child['rc']}: {child['output'][-300:]}")))
     return rows

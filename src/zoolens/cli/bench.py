@@ -1,5 +1,65 @@
-"""CLI commands of this group (registered on the shared app)."""
+"""``zoolens bench``: the benchmark suite (speed and memory against baselines).
+
+A thin wrapper over ``python -m benchmarks`` in the source checkout (the benchmarks live in
+``benchmarks/`` beside ``src/``, not in the installed package).
+"""
 
 from __future__ import annotations
 
-from zoolens.cli._app import app, handle_errors  # noqa: F401
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from zoolens.cli._app import app, handle_errors
+from zoolens.errors import ZoolensError
+
+
+def _checkout() -> Path:
+    """The repository root holding benchmarks/__main__.py, or a ZoolensError."""
+    import zoolens
+
+    root = Path(zoolens.__file__).resolve().parents[2]
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        raise ZoolensError(f"{root}: no benchmarks/ folder here; zoolens bench runs from a "
+                           "source checkout (git clone, pip install -e .)")
+    return root
+
+
+@app.command("bench")
+@handle_errors
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Quick sizes (minutes) instead of the "
+                               "full ImageNet shape (82 x 50,000 x 1,000; generates ~8 GB)."),
+    size: Optional[str] = typer.Option(None, "--size", help="full, quick or tiny."),
+    only: str = typer.Option("", "--only", help="Comma list of: agreement, temperature, "
+                             "ensemble, greedy, probe, analyze."),
+    runs: int = typer.Option(3, "--runs", min=1, help="Timed runs per measurement (median)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results file (markdown; default "
+                                       "benchmarks/RESULTS.md)."),
+    keep_data: bool = typer.Option(False, "--keep-data", help="Keep generated full-size zoos."),
+) -> None:
+    """Time zoolens against its baselines (sklearn loops, netcal, torch, plain numpy) and write
+    a results table with the machine and package versions.
+
+    Example:  zoolens bench --quick --only agreement,temperature
+    """
+    if size is not None and size not in ("full", "quick", "tiny"):
+        raise ZoolensError(f"--size {size!r}: choose full, quick or tiny")
+    root = _checkout()
+    argv = [sys.executable, "-m", "benchmarks", "--runs", str(runs)]
+    if quick:
+        argv.append("--quick")
+    if size:
+        argv += ["--size", size]
+    if only:
+        argv += ["--only", only]
+    if out is not None:
+        argv += ["--out", str(Path(out).resolve())]
+    if keep_data:
+        argv.append("--keep-data")
+    code = subprocess.call(argv, cwd=root)
+    if code != 0:
+        raise ZoolensError(f"benchmark run failed (exit {code}); see the output above")

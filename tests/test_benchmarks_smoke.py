@@ -1,0 +1,65 @@
+"""Smoke test of the benchmark suite at its tiny size: it runs, checks what it claims, and
+writes a results table. (Speed targets are never part of CI's pass/fail.)"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO))
+
+from benchmarks import __main__ as runner  # noqa: E402
+from benchmarks import generator  # noqa: E402
+
+
+def test_generator_hits_its_accuracy_and_temperature_targets():
+    from zoolens.measure.calibration import fit_temperature
+
+    spec = generator.resolve(generator.ZooSpec(num_models=3, num_examples=3000,
+                                               num_classes=100, seed=3))
+    y = generator.labels(spec)
+    for m, model in enumerate(spec.models):
+        z = generator.model_logits(spec, m)
+        assert z.shape == (3000, 100) and z.dtype == np.float32
+        assert abs((z.argmax(1) == y).mean() - model["target_accuracy"]) < 0.03
+        assert 0.7 <= model["target_temperature"] <= 1.7
+        t = fit_temperature(z[2000:], y[2000:]).temperature
+        assert abs(t - model["target_temperature"]) < 0.1 * model["target_temperature"]
+    # Rows of one model are reproducible piecewise (chunked generation).
+    np.testing.assert_array_equal(generator.model_logits(spec, 1, slice(100, 2000)),
+                                  generator.model_logits(spec, 1)[100:2000])
+
+
+def test_tiny_suite_runs_and_writes_results(tmp_path, monkeypatch):
+    monkeypatch.setattr("benchmarks._common.DATA", tmp_path / "data")
+    out = tmp_path / "RESULTS.md"
+    assert runner.main(["--size", "tiny", "--runs", "1", "--out", str(out),
+                        "--only", "agreement,ensemble,greedy"]) == 0
+    text = out.read_text()
+    assert "| benchmark |" in text and "cores" in text and "numpy" in text
+    for name in ("agreement", "pair ensembles", "pair ensembles, streamed", "greedy selection",
+                 "generator"):
+        assert f"| {name} |" in text
+    # The correctness checks the table reports must hold even at the tiny size.
+    assert "predictions identical on 3 pairs x 1,000: yes" in text
+    assert "identical picks: yes" in text
+    assert "FAILED" not in text
+
+
+def test_unknown_benchmark_is_refused():
+    with pytest.raises(SystemExit):
+        runner.main(["--only", "nope", "--no-write"])
+
+
+def test_cli_bench_help_and_bad_size():
+    from zoolens.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "--help"])
+    assert res.exit_code == 0 and "Example" in res.output
+    res = CliRunner().invoke(app, ["bench", "--size", "huge"])
+    assert res.exit_code != 0 and "choose full, quick or tiny" in res.output
