@@ -112,3 +112,17 @@ def test_ensemble_bad_start(small_zoo):
 def test_help_has_example(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_bad_pool_fails_before_the_evaluation_pass(small_zoo, tmp_path):
+    result = runner.invoke(app, ["analyze", str(small_zoo.path), "--base", "m0", "--out",
+                                 str(tmp_path / "o"), "--pool", "accuracy<0"])
+    assert result.exit_code != 0 and "pool is empty" in result.output
+    assert "evaluation pass" not in result.output  # failed before streaming the scores
+    later = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--start", "m0",
+                                "--pool", "ece_after<0.5"])
+    assert later.exit_code != 0 and "has no value for any model" in later.output
+    ok = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
+                             "--out", str(tmp_path / "o2"), "--bootstrap", "0",
+                             "--pool", "ece_after<1 and accuracy>0"])
+    assert ok.exit_code == 0, ok.output

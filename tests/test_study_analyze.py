@@ -68,6 +68,19 @@ def test_select_pool_rejects(spec, message):
         select_pool(_models_frame(), spec)
 
 
+def test_select_pool_defer_and_missing_columns():
+    frame = _models_frame().assign(ece_after=np.nan)
+    # Deferred clauses are checked (syntax, column) but let every row through.
+    assert select_pool(frame, "ece_after<0.1 and accuracy<0.75", defer=["ece_after"]) == [
+        "clip", "lr<0.1"]
+    with pytest.raises(ZoolensError, match="has no value for any model"):
+        select_pool(frame, "ece_after<0.1")
+    with pytest.raises(ZoolensError, match="pool is empty"):
+        select_pool(frame, "ece_after<0.1 and accuracy<0", defer=["ece_after"])
+    with pytest.raises(ZoolensError, match="unknown column"):
+        select_pool(frame, "ece<0.1", defer=["ece_after"])
+
+
 # ----------------------------------------------------------------------------- tables
 
 

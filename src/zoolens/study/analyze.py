@@ -48,6 +48,9 @@ from zoolens.study.provenance import provenance
 
 RELIABILITY_BINS = 15
 DEFAULT_MEMORY_BUDGET = 2**30
+# models.csv columns measured by the evaluation pass (not known before it).
+EVALUATION_COLUMNS = ("accuracy_lo", "accuracy_hi", "nll_before", "nll_after", "ece_before",
+                      "ece_after")
 INTERPOLATION_WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 11), 10))
 TOPK_NOTE = ("top-k models: the probability mass outside the stored top-k is spread evenly "
              "over the other classes (Zoo.scores) before calibration and ensembling")
@@ -243,6 +246,14 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     base_category = [pair_category(cards[base_index], card) for card in cards]
     category_masks = _base_category_masks(base_index, base_category, a_idx, b_idx)
 
+    if pool is not None:
+        # Fail fast on a bad --pool (syntax, columns, names, nothing matching) instead of
+        # after the evaluation pass; the columns that pass measures are checked, not applied.
+        from zoolens.study.pool import select_pool
+
+        select_pool(_models_table(inputs, cards, base_category, temperatures), pool,
+                    defer=EVALUATION_COLUMNS)
+
     num_pairs = len(a_idx)
     num_scored = int(inputs.has_scores.sum())
     if chunk_size is None:
@@ -253,7 +264,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
 
     # The default interpolation pair (base, best sidekick) is only known after the pass; its
     # curves then come from a second, two-model pass (see _interpolation_curves).
-    specs = _interpolation_specs(pair_specs, inputs, fits, interpolation_weights, combine)
+    specs = _interpolation_specs(pair_specs, inputs, interpolation_weights)
     evaluation = run_eval_pass(
         zoo, inputs.names, inputs.has_scores, temperatures, inputs.ev, inputs.labels,
         inputs.correct, inputs.predictions[:, inputs.ev], combine=combine,
@@ -278,8 +289,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     sidekicks = _ranked_sidekicks(pairs, base)
     if not pair_specs and sidekicks:
         sidekick = inputs.names.index(sidekicks[0]["model"])
-        specs = _interpolation_specs([(base_index, sidekick)], inputs, fits,
-                                     interpolation_weights, combine)
+        specs = _interpolation_specs([(base_index, sidekick)], inputs, interpolation_weights)
         _interpolation_curves(zoo, inputs, temperatures, specs, combine, memory_budget)
     interpolation = _interpolation_table(inputs, specs)
 
@@ -331,7 +341,7 @@ def _base_category_masks(base: int, base_category: list[str], a_idx: np.ndarray,
     return masks
 
 
-def _interpolation_specs(pair_specs, inputs: ZooInputs, fits, weights, combine):
+def _interpolation_specs(pair_specs, inputs: ZooInputs, weights):
     """Weight and class-aware interpolation curves (paper Fig. 11) for the chosen pairs.
 
     mode "weight": score = w·x_a + (1 − w)·x_b for w in ``weights`` (w = 0.5 is the plain

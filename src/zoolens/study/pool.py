@@ -54,7 +54,8 @@ def _parse_value(text: str) -> float | str:
         return text
 
 
-def _clause_mask(models: pd.DataFrame, clause: str, spec: str) -> pd.Series:
+def _clause_mask(models: pd.DataFrame, clause: str, spec: str,
+                 defer: frozenset[str] = frozenset()) -> pd.Series:
     match = _CLAUSE.match(clause)
     if match is None or not match.group(3):
         raise ZoolensError(
@@ -72,6 +73,11 @@ def _clause_mask(models: pd.DataFrame, clause: str, spec: str) -> pd.Series:
     value = _parse_value(raw)
     series = models[column]
     compare = _OPERATORS[op]
+    if column in defer:
+        return pd.Series(True, index=models.index)
+    if series.isna().all():
+        raise ZoolensError(f"--pool {spec!r}: column {column!r} has no value for any model "
+                           "here (NLL, ECE and intervals come from `zoolens analyze`)")
     if isinstance(value, float):
         numeric = pd.to_numeric(series, errors="coerce")
         if numeric.isna().all() and series.notna().any():
@@ -87,14 +93,18 @@ def _clause_mask(models: pd.DataFrame, clause: str, spec: str) -> pd.Series:
     return mask.fillna(False).astype(bool) & series.notna()
 
 
-def select_pool(models: pd.DataFrame, spec: str | Sequence[str]) -> list[str]:
+def select_pool(models: pd.DataFrame, spec: str | Sequence[str], *,
+                defer: Sequence[str] = ()) -> list[str]:
     """Model names of the pool ``spec`` selects from the models table, in table order.
 
     ``models`` is the models table (one row per model, column ``model`` plus the measured
     columns of ``models.csv``). ``spec`` is a filter expression, a comma-separated list of
     names, or a sequence of names. Raises ZoolensError for unknown names or columns, an
-    unreadable expression, or a pool that comes out empty.
+    unreadable expression, or a pool that comes out empty. Clauses on the ``defer`` columns
+    are checked but not applied (all rows pass them): an early check, before those columns
+    are measured, that can only be stricter-or-equal to the final selection.
     """
+    defer_set = frozenset(defer)
     names = list(models["model"])
     if not isinstance(spec, str):
         chosen = [str(name) for name in spec]
@@ -102,7 +112,7 @@ def select_pool(models: pd.DataFrame, spec: str | Sequence[str]) -> list[str]:
     elif looks_like_filter(spec, names):
         mask = pd.Series(True, index=models.index)
         for clause in _AND.split(spec.strip()):
-            mask &= _clause_mask(models, clause, spec)
+            mask &= _clause_mask(models, clause, spec, defer_set)
         chosen = [name for name, keep in zip(names, mask) if keep]
         if not chosen:
             raise ZoolensError(f"--pool {spec!r}: no model matches, the pool is empty")
