@@ -301,7 +301,7 @@ def fit_temperature(
     *,
     bounds: tuple[float, float] = (1e-3, 1e3),
     max_iter: int = 100,
-    tol: float = 1e-10,
+    tol: float = 1e-8,
     chunk_rows: int | None = None,
     warm_start_rows: int = 4096,
 ) -> TemperatureFit:
@@ -346,7 +346,7 @@ def fit_temperature(
     if warm_start_rows and n > 2 * warm_start_rows:
         stride = n // warm_start_rows
         sub = _Objective(z[::stride], y[::stride], chunk_rows)
-        u0 = _newton_log_t(sub, lo, hi, 0.0, max_iter=max_iter, tol=1e-8).u
+        u0 = _newton_log_t(sub, lo, hi, 0.0, max_iter=max_iter, tol=1e-6).u
     objective = _Objective(z, y, chunk_rows)
     state = _newton_log_t(objective, lo, hi, u0, max_iter=max_iter, tol=tol)
     if state.g == 0.0 and state.h == 0.0 and bool((z.max(axis=1) == z.min(axis=1)).all()):
