@@ -486,7 +486,22 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     assert by_cat["Reinit"]["mean"] == pytest.approx(
         np.mean(reference.r("base") != reference.r("reinit")))
     assert by_cat["Framework"]["n_pairs"] == 2  # clip-top2 and humans
-    assert by_cat["Framework"]["lo"] <= by_cat["Framework"]["mean"] <= by_cat["Framework"]["hi"]
+    xor = ((reference.r("base") != reference.r("clip-top2")).astype(float)
+           + (reference.r("base") != reference.r("humans"))) / 2
+    idx = np.random.default_rng(SEED).integers(0, len(ev), size=(BOOT, len(ev)))
+    means = xor[idx].mean(axis=1)
+    assert by_cat["Framework"]["mean"] == pytest.approx(xor.mean())
+    assert by_cat["Framework"]["lo"] == pytest.approx(np.quantile(means, 0.025))
+    assert by_cat["Framework"]["hi"] == pytest.approx(np.quantile(means, 0.975))
+    conv = result.pairs.set_index(["model_a", "model_b"])["conversion_rate"]
+    assert head["conversion_rate_by_category"]["Framework"] == {
+        "mean": pytest.approx(conv[("base", "clip-top2")]), "n_pairs": 1}  # humans: NaN
+    from scipy.stats import spearmanr
+
+    scored_pairs = result.pairs.dropna(subset=["ensemble_gain"])
+    rho = spearmanr(scored_pairs.error_inconsistency, scored_pairs.ensemble_gain)[0]
+    assert head["spearman_ei_vs_gain"]["all_pairs"]["rho"] == pytest.approx(rho)
+    assert head["spearman_ei_vs_gain"]["all_pairs"]["n_pairs"] == 15
     assert summary["decision_only_models"] == ["humans"]
     assert summary["topk_models"] == ["clip-top2"]
     assert summary["zoo"]["file_hashes"] == reference.zoo.file_hashes()
