@@ -16,8 +16,14 @@ example chunks, so a zoo larger than RAM works):
 4. specialization (confidence angles against the base) from the stored (models, N_eval)
    float32 confidences; groups are each class, the zoo's class groups and each attribute
    column's values.
-5. greedy selection (``study.greedy``): reads the pool on the calibration split to choose,
-   and the chosen members on the evaluation split to report.
+5. the default interpolation curves (base with its best sidekick, paper Fig. 11): the two
+   models' evaluation rows once more.
+6. greedy selection (``study.greedy``): reads the pool on the calibration split to choose,
+   and the member added at each step on the evaluation split to report.
+
+So each model's scores are read at most: once for predictions, once on the calibration split,
+once on the evaluation split, plus once per greedy step it is added and once if it is in an
+interpolation pair — never once per pair.
 
 Every measure is taken on the evaluation split; the calibration split only fits temperatures
 and chooses greedy members. ``accuracy_all`` is over all examples (the number to compare with
