@@ -22,8 +22,9 @@ example chunks, so a zoo larger than RAM works):
    and the member added at each step on the evaluation split to report.
 
 So each model's scores are read at most: once for predictions, once on the calibration split,
-once on the evaluation split, plus once per greedy step it is added and once if it is in an
-interpolation pair — never once per pair.
+once on the evaluation split, plus (calibration rows) once if it is a greedy candidate,
+(evaluation rows) once per greedy step that adds it and once if it is in an interpolation
+pair — never once per pair.
 
 Every measure is taken on the evaluation split; the calibration split only fits temperatures
 and chooses greedy members. ``accuracy_all`` is over all examples (the number to compare with
