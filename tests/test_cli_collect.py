@@ -104,7 +104,7 @@ def test_undecodable_image_is_skipped_and_listed_or_fatal_with_strict(tmp_path):
     ("empty_folder", "class folder has no images"),
     ("missing_from_class_list", "class folder 'b' is not in the class list"),
     ("no_zoo", "no zoo there; pass --create"),
-    ("wrong_classes", "gives 10 classes, the image folder has 2"),
+    ("wrong_classes", "gives 10 classes, the data set has 2"),
     ("bad_order", "must list each of the 6 example ids"),
 ])
 def test_bad_inputs(tmp_path, case, message):

@@ -111,3 +111,29 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(ZoolensError, match="CUDA is not available"):
             select_device("cuda")
+
+
+def test_collect_model_any_dataset_into_a_zoo(tmp_path):
+    from zoolens import Zoo
+    from zoolens.collect.runner import collect_model, work_dir_for
+
+    model, (ds, x) = TwoLayer().eval(), _data(20)
+    labels = np.arange(20) % 3
+    with pytest.raises(ZoolensError, match="give labels"):
+        collect_model(model, ds, tmp_path / "zoo", name="m", create=True)
+    zoo = collect_model(model, ds, tmp_path / "zoo", name="m", labels=labels, create=True,
+                        class_names=["x", "y", "z"], card={"arch": "two-layer"},
+                        options=RunOptions(batch_size=6))
+    assert zoo.models == ["m"] and zoo.card("m").arch == "two-layer"
+    assert zoo.example_ids.tolist() == [str(i) for i in range(20)]
+    np.testing.assert_array_equal(zoo.labels, labels)
+    with torch.no_grad():
+        np.testing.assert_allclose(zoo.scores("m"), model(x).numpy(), rtol=1e-6, atol=1e-6)
+    assert zoo.embeddings("m").shape == (20, 7)
+    assert not work_dir_for(tmp_path / "zoo").exists()
+    with pytest.raises(ZoolensError, match="already in"):
+        collect_model(model, ds, tmp_path / "zoo", name="m", labels=labels)
+    ds.targets = labels
+    collect_model(lambda b: model(b) * 2, ds, tmp_path / "zoo", name="double")
+    np.testing.assert_allclose(Zoo.open(tmp_path / "zoo").scores("double"),
+                               2 * zoo.scores("m"), rtol=1e-6, atol=1e-6)

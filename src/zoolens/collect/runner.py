@@ -448,30 +448,198 @@ def _entry_fingerprint(entry: Any, pretrained: bool, data_fp: str, options: RunO
             "amp": options.amp if options.amp is not None else device_type == "cuda"}
 
 
-def _rows_for_zoo(zoo: Any, folder: Any, out: CollectedOutputs, model: str) -> np.ndarray:
-    """Positions into ``out`` rows for each zoo example (joined on example ids)."""
+class DataIndex:
+    """What a zoo needs to know about a dataset: labels, example ids, class names.
+
+    ImageFolder provides these itself; for any other dataset, build one with the labels (or
+    the dataset's ``targets``/``labels`` attribute) and optional ids (default: "0".."N-1").
+    """
+
+    def __init__(self, labels: Any, example_ids: Sequence[str] | None = None,
+                 classes: Sequence[str] | None = None, name: str = "dataset"):
+        self.labels = np.asarray(labels).astype(np.int64)
+        n = len(self.labels)
+        self.example_ids = (np.asarray([str(e) for e in example_ids]) if example_ids is not None
+                            else np.asarray([str(i) for i in range(n)]))
+        if len(self.example_ids) != n or len(set(self.example_ids.tolist())) != n:
+            raise ZoolensError(f"{name}: need {n} unique example ids, got "
+                               f"{len(set(self.example_ids.tolist()))}")
+        n_classes = int(self.labels.max()) + 1 if n else 0
+        self.classes = ([str(c) for c in classes] if classes is not None
+                        else [str(c) for c in range(n_classes)])
+        self.name = name
+        self._position_of = {e: i for i, e in enumerate(self.example_ids.tolist())}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def positions(self, example_ids: Sequence[str]) -> np.ndarray:
+        try:
+            return np.asarray([self._position_of[str(e)] for e in example_ids], dtype=np.int64)
+        except KeyError as exc:
+            raise ZoolensError(f"example id {exc.args[0]!r} is not in {self.name}") from None
+
+
+def _data_name(data: Any) -> str:
+    root = getattr(data, "root", None)
+    return str(root) if root is not None else getattr(data, "name", "the dataset")
+
+
+def _rows_for_zoo(zoo: Any, data: Any, out: CollectedOutputs, model: str) -> np.ndarray:
+    """Row of ``out`` for each zoo example (joined on example ids), labels checked."""
     pos_of_index = {int(i): r for r, i in enumerate(out.indices)}
-    folder_ids = folder.example_ids
     if zoo.example_ids is None:
         if zoo.num_examples != len(out.indices):
             raise ZoolensError(f"zoo {zoo.path}: has {zoo.num_examples} examples without ids; "
-                               f"the image folder gives {len(out.indices)} for model {model!r}")
+                               f"{_data_name(data)} gives {len(out.indices)} for model {model!r}")
         rows = np.arange(len(out.indices))
         target_positions = out.indices
     else:
-        target_positions = folder.positions(zoo.example_ids)
+        target_positions = data.positions(zoo.example_ids)
         missing = [int(p) for p in target_positions if int(p) not in pos_of_index]
         if missing:
             raise ZoolensError(f"model {model!r}: {len(missing)} example(s) of the zoo could not "
-                               f"be decoded, e.g. {folder_ids[missing[0]]}")
+                               f"be decoded, e.g. {data.example_ids[missing[0]]}")
         rows = np.asarray([pos_of_index[int(p)] for p in target_positions], dtype=np.int64)
-    labels = np.asarray(folder.labels)[target_positions]
+    labels = np.asarray(data.labels)[target_positions]
     zoo_labels = np.asarray(zoo.labels)
     if zoo_labels.ndim == 1 and not np.array_equal(labels, zoo_labels):
         bad = int(np.sum(labels != zoo_labels))
-        raise ZoolensError(f"zoo {zoo.path}: labels differ from the image folder's classes at "
+        raise ZoolensError(f"zoo {zoo.path}: labels differ from {_data_name(data)}'s at "
                            f"{bad} of {len(labels)} examples (different order or class list?)")
     return rows
+
+
+def _open_zoo(zoo_path: Path, create: bool, data: Any, order_ids: Sequence[str] | None):
+    """The zoo (None when it is still to be created) and the checked order ids."""
+    from zoolens.zoo.store import Zoo
+
+    zoo = None
+    if (zoo_path / "zoo.json").exists():
+        zoo = Zoo.open(zoo_path)
+    elif not create:
+        raise ZoolensError(f"{zoo_path}: no zoo there; pass --create to make one")
+    if order_ids is None:
+        return zoo, None
+    order_ids = np.asarray([str(x) for x in order_ids])
+    have = set(map(str, data.example_ids))
+    if len(order_ids) != len(have) or set(order_ids.tolist()) != have:
+        extra = [x for x in order_ids if x not in have][:1]
+        raise ZoolensError(f"order file: must list each of the {len(have)} example ids of "
+                           f"{_data_name(data)} exactly once" +
+                           (f" ({extra[0]!r} is not in it)" if extra else ""))
+    if zoo is not None:
+        if zoo.example_ids is not None:
+            if [str(x) for x in zoo.example_ids] != order_ids.tolist():
+                raise ZoolensError(f"{zoo_path}: the zoo already has example ids, which fix its "
+                                   f"order; drop the ordering option")
+        elif len(order_ids) != zoo.num_examples:
+            raise ZoolensError(f"{zoo_path}: the zoo has {zoo.num_examples} examples, the order "
+                               f"names {len(order_ids)}")
+        else:
+            # A zoo imported without ids (e.g. third-party outputs in canonical order): the
+            # order names the example behind each row; record it so later runs join on ids.
+            labels = np.asarray(data.labels)[data.positions(order_ids)]
+            if zoo.labels.ndim == 1 and not np.array_equal(labels, zoo.labels):
+                bad = int(np.sum(labels != zoo.labels))
+                raise ZoolensError(f"{zoo_path}: the order gives labels that differ from the "
+                                   f"zoo's at {bad} of {len(labels)} examples")
+            zoo.set_example_ids(order_ids.tolist())
+    return zoo, order_ids
+
+
+def _add_outputs(zoo: Any, zoo_path: Path, data: Any, out: CollectedOutputs, name: str,
+                 order_ids: np.ndarray | None, dataset_name: str, replace: bool) -> Any:
+    """Add one model's assembled outputs (creating the zoo first when needed); returns the zoo."""
+    from zoolens.zoo.store import Zoo
+
+    card = dict(out.card)
+    if out.skipped:
+        listed = ", ".join(str(data.example_ids[i]) for i in sorted(out.skipped)[:20])
+        more = "" if len(out.skipped) <= 20 else f" and {len(out.skipped) - 20} more"
+        note = f"skipped {len(out.skipped)} undecodable image(s): {listed}{more}"
+        info(f"warning: {name}: {note}")
+        card["notes"] = f"{card['notes']}; {note}" if card.get("notes") else note
+    n_classes = zoo.num_classes if zoo is not None else len(data.classes)
+    if out.logits.shape[1] != n_classes:
+        raise ZoolensError(f"model {name!r}: gives {out.logits.shape[1]} classes, the "
+                           f"{'zoo' if zoo is not None else 'data set'} has {n_classes}; "
+                           f"use a model with a matching head")
+    if zoo is None:
+        ids = np.asarray(data.example_ids)[out.indices]
+        labels = np.asarray(data.labels)[out.indices]
+        if order_ids is not None:
+            pos = {str(e): r for r, e in enumerate(ids)}
+            sel = np.asarray([pos[e] for e in order_ids if e in pos], dtype=np.int64)
+            ids, labels = ids[sel], labels[sel]
+        zoo = Zoo.create(zoo_path, labels, class_names=list(data.classes),
+                         dataset_name=dataset_name, example_ids=list(ids))
+    rows = _rows_for_zoo(zoo, data, out, name)
+    zoo.add(name, logits=out.logits[rows],
+            embeddings=None if out.embeddings is None else out.embeddings[rows],
+            card=card, replace=replace or name in zoo.models)
+    info(f"{name}: added to {zoo_path} ({len(rows)} examples, "
+         f"{'with' if out.embeddings is not None else 'no'} embeddings)")
+    return zoo
+
+
+def collect_model(model: Any, dataset: Any, zoo_path: str | Path, *, name: str,
+                  labels: Any = None, class_names: Sequence[str] | None = None,
+                  example_ids: Sequence[str] | None = None, card: dict[str, Any] | None = None,
+                  create: bool = False, options: RunOptions | None = None,
+                  replace: bool = False, dataset_name: str | None = None,
+                  order_ids: Sequence[str] | None = None) -> Any:
+    """Run one model over any dataset and add its logits and embeddings to a zoo.
+
+    ``model``: a LoadedModel, an ``nn.Module`` or a callable (see :func:`run_model`).
+    ``dataset``: an ImageFolder (labels, ids and classes come from it; the model's own
+    transform is applied when the folder has none) or any torch Dataset of tensors or
+    ``(tensor, label)`` pairs, with ``labels`` given or found in ``dataset.targets`` /
+    ``dataset.labels``. Shards go to ``work_dir_for(zoo_path)`` and are resumed after an
+    interruption; the zoo is created with ``create``. Returns the Zoo.
+    """
+    from zoolens.collect.images import ImageFolder
+
+    options = options or RunOptions()
+    zoo_path = Path(zoo_path)
+    loaded = _as_loaded(model, name)
+    if isinstance(dataset, ImageFolder):
+        data = dataset
+        if dataset.transform is None:
+            from zoolens.collect.specs import build_preprocess
+
+            dataset = dataset.with_transform(loaded.transform or build_preprocess(None, name))
+        fp_data = data.fingerprint()
+    else:
+        if labels is None:
+            labels = getattr(dataset, "targets", None)
+            labels = getattr(dataset, "labels", None) if labels is None else labels
+        if labels is None:
+            raise ZoolensError(f"model {name!r}: give labels for the dataset (it has no "
+                               f"'targets' or 'labels' attribute)")
+        if len(labels) != len(dataset):
+            raise ZoolensError(f"model {name!r}: {len(labels)} labels for {len(dataset)} examples")
+        data = DataIndex(labels, example_ids, class_names, name=dataset_name or "dataset")
+        from zoolens.zoo._slug import short_hash
+
+        # sha256, not hash(): the fingerprint must be the same in the next process
+        fp_data = f"{len(dataset)}:" + short_hash(*data.example_ids.tolist(), length=16)
+    zoo, order = _open_zoo(zoo_path, create, data, order_ids)
+    if zoo is not None and name in zoo.models and not replace:
+        raise ZoolensError(f"model {name!r} is already in {zoo_path} (replace=True recomputes it)")
+    device = select_device(options.device)
+    fp = {"name": name, "data": fp_data, "batch_size": options.batch_size,
+          "amp": options.amp if options.amp is not None else device.type == "cuda"}
+    store = ShardStore(work_dir_for(zoo_path), name, fp, len(dataset),
+                       options.effective_shard_size(), resume=options.resume)
+    the_card = {**getattr(loaded, "card", {}), **(card or {})}
+    run_into_store(loaded, dataset, store, options, the_card, description=name)
+    out = store.assemble()
+    zoo = _add_outputs(zoo, zoo_path, data, out, name, order,
+                       dataset_name or getattr(getattr(data, "root", None), "name", "dataset"),
+                       replace)
+    store.remove()
+    return zoo
 
 
 def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *,
@@ -483,45 +651,17 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
 
     The zoo is opened (or, with ``create``, created after the first model from the folder's
     labels, class names and example ids, in ``order_ids`` order when given; images that
-    could not be decoded are left out). Models already in the zoo are skipped unless
-    ``replace``. Each model runs locally, or as Ray tasks when ``use_ray``; its shards live in
-    ``work_dir_for(zoo_path)`` until the model is in the zoo. Returns the Zoo.
+    could not be decoded are left out). A zoo without example ids gets ``order_ids`` as its
+    ids. Models already in the zoo are skipped unless ``replace``. Each model runs locally,
+    or as Ray tasks when ``use_ray``; its shards live in ``work_dir_for(zoo_path)`` until the
+    model is in the zoo. Returns the Zoo.
     """
-    from zoolens.collect.specs import load_model
+    from zoolens.collect.specs import build_preprocess, load_model
     from zoolens.zoo.store import Zoo
 
     options = options or RunOptions()
     zoo_path = Path(zoo_path)
-    zoo = None
-    if (zoo_path / "zoo.json").exists():
-        zoo = Zoo.open(zoo_path)
-    elif not create:
-        raise ZoolensError(f"{zoo_path}: no zoo there; pass --create to make one")
-    if order_ids is not None:
-        order_ids = np.asarray([str(x) for x in order_ids])
-        have = set(map(str, folder.example_ids))
-        if len(order_ids) != len(have) or set(order_ids) != have:
-            extra = [x for x in order_ids if x not in have][:1]
-            raise ZoolensError(f"order file: must list each of the {len(have)} example ids of "
-                               f"{folder.root} exactly once" +
-                               (f" ({extra[0]!r} is not in the folder)" if extra else ""))
-    if zoo is not None and order_ids is not None:
-        if zoo.example_ids is not None:
-            if [str(x) for x in zoo.example_ids] != list(order_ids):
-                raise ZoolensError(f"{zoo_path}: the zoo already has example ids, which fix its "
-                                   f"order; drop the ordering option")
-        elif len(order_ids) != zoo.num_examples:
-            raise ZoolensError(f"{zoo_path}: the zoo has {zoo.num_examples} examples, the order "
-                               f"names {len(order_ids)}")
-        else:
-            # A zoo imported without ids (e.g. third-party outputs in canonical order): the
-            # order names the image behind each row; record it so later runs join on ids.
-            labels = np.asarray(folder.labels)[folder.positions(order_ids)]
-            if zoo.labels.ndim == 1 and not np.array_equal(labels, zoo.labels):
-                bad = int(np.sum(labels != zoo.labels))
-                raise ZoolensError(f"{zoo_path}: the order gives labels that differ from the "
-                                   f"zoo's at {bad} of {len(labels)} examples")
-            zoo.set_example_ids(list(order_ids))
+    zoo, order = _open_zoo(zoo_path, create, folder, order_ids)
     device = select_device(options.device)
     shard_size = options.effective_shard_size()
     work = work_dir_for(zoo_path)
@@ -542,44 +682,13 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
                                    address=ray_address)
             else:
                 loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
-                transform = loaded.transform
-                if transform is None:
-                    from zoolens.collect.specs import build_preprocess
-
-                    transform = build_preprocess(None, entry.spec)
+                transform = loaded.transform or build_preprocess(None, entry.spec)
                 run_into_store(loaded, folder.with_transform(transform), store, options,
                                loaded.card, description=entry.name)
         out = store.assemble()
-        card = dict(out.card)
-        if out.skipped:
-            listed = ", ".join(str(folder.example_ids[i]) for i in sorted(out.skipped)[:20])
-            more = "" if len(out.skipped) <= 20 else f" and {len(out.skipped) - 20} more"
-            note = f"skipped {len(out.skipped)} undecodable image(s): {listed}{more}"
-            info(f"warning: {entry.name}: {note}")
-            card["notes"] = f"{card['notes']}; {note}" if card.get("notes") else note
-        n_classes = zoo.num_classes if zoo is not None else len(folder.classes)
-        if out.logits.shape[1] != n_classes:
-            raise ZoolensError(f"model {entry.name!r}: gives {out.logits.shape[1]} classes, the "
-                               f"{'zoo' if zoo is not None else 'image folder'} has {n_classes}; "
-                               f"use a model with a matching head")
-        if zoo is None:
-            keep = out.indices
-            ids = np.asarray(folder.example_ids)[keep]
-            labels = np.asarray(folder.labels)[keep]
-            if order_ids is not None:
-                pos = {str(e): r for r, e in enumerate(ids)}
-                sel = np.asarray([pos[e] for e in order_ids if e in pos], dtype=np.int64)
-                ids, labels = ids[sel], labels[sel]
-            zoo = Zoo.create(zoo_path, labels, class_names=list(folder.classes),
-                             dataset_name=dataset_name or folder.root.name,
-                             example_ids=list(ids))
-        rows = _rows_for_zoo(zoo, folder, out, entry.name)
-        zoo.add(entry.name, logits=out.logits[rows],
-                embeddings=None if out.embeddings is None else out.embeddings[rows],
-                card=card, replace=replace or entry.name in zoo.models)
+        zoo = _add_outputs(zoo, zoo_path, folder, out, entry.name, order,
+                           dataset_name or folder.root.name, replace)
         store.remove()
-        info(f"{entry.name}: added to {zoo_path} ({len(rows)} examples, "
-             f"{'with' if out.embeddings is not None else 'no'} embeddings)")
     if zoo is None:
         zoo = Zoo.open(zoo_path)
     return zoo
