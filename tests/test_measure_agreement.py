@@ -77,7 +77,7 @@ def test_all_pairs_match_per_pair_float64_loop(r):
     np.testing.assert_array_equal(dominance(r), got["dominance"])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(random_zoo())
 def test_kappa_equals_sklearn_where_defined(r):
     kappa = error_consistency(r)

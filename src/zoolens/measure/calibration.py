@@ -366,8 +366,10 @@ def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype=np.float32,
             chunk_rows: int | None = None) -> np.ndarray:
     """Stable softmax of ``scores / T`` over the last axis: ``exp(s − max s) / Σ exp(s − max s)``.
 
-    Computed in float64 row chunks and returned in ``dtype`` (float32 by default, float64 for
-    precise work). ``scores`` may be (N, C) or (C,).
+    Computed in float64 cache-sized row chunks and returned in ``dtype`` (float32 by default,
+    float64 for precise work). ``scores`` may be (N, C) or (C,). Shifted scores below −700 are
+    raised to −700 before ``exp`` (avoiding slow subnormal arithmetic): such a probability is
+    then ~1e-304 instead of smaller, invisible in float32 and irrelevant in float64.
     """
     if not (temperature > 0 and math.isfinite(temperature)):
         raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
@@ -375,10 +377,14 @@ def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype=np.float32,
     if z.ndim == 1:
         return softmax(z[None, :], temperature, dtype=dtype)[0]
     out = np.empty(z.shape, dtype=dtype)
-    step = _chunk_rows(z.shape[-1], chunk_rows)
+    step = chunk_rows or max(1, _PASS_BYTES // (8 * max(1, z.shape[-1])))
+    buf = np.empty((min(step, z.shape[0]), z.shape[-1]))
+    inv_t = 1.0 / temperature
     for start in range(0, z.shape[0], step):
-        s = z[start : start + step].astype(np.float64) / temperature
+        s = buf[: min(step, z.shape[0] - start)]
+        np.multiply(z[start : start + step], inv_t, out=s, dtype=np.float64)
         s -= s.max(axis=-1, keepdims=True)
+        np.maximum(s, _EXP_FLOOR, out=s)  # no subnormal exp (slow); changes nothing visible
         np.exp(s, out=s)
         s /= s.sum(axis=-1, keepdims=True)
         out[start : start + step] = s
@@ -413,13 +419,18 @@ def top1_confidence(scores: np.ndarray, temperature: float = 1.0, *,
         raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
     conf = np.empty(z.shape[0], dtype=np.float64)
     pred = np.empty(z.shape[0], dtype=np.int64)
-    step = _chunk_rows(z.shape[1], chunk_rows)
+    step = chunk_rows or max(1, _PASS_BYTES // (8 * max(1, z.shape[1])))
+    buf = np.empty((min(step, z.shape[0]), z.shape[1]))
+    inv_t = 1.0 / temperature
     for start in range(0, z.shape[0], step):
-        s = z[start : start + step].astype(np.float64) / temperature
+        s = buf[: min(step, z.shape[0] - start)]
+        np.multiply(z[start : start + step], inv_t, out=s, dtype=np.float64)
         pred[start : start + step] = s.argmax(axis=1)
-        m = s.max(axis=1, keepdims=True)
+        s -= s.max(axis=1, keepdims=True)
+        np.maximum(s, _EXP_FLOOR, out=s)
+        np.exp(s, out=s)
         # max prob = exp(0) / Σ exp(s − max) = 1 / Σ exp(s − max)
-        conf[start : start + step] = 1.0 / np.exp(s - m).sum(axis=1)
+        conf[start : start + step] = 1.0 / s.sum(axis=1)
     return conf, pred
 
 
