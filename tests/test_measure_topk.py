@@ -215,3 +215,53 @@ def test_bad_shape_raises_zoolens_error():
 def test_one_model_or_no_examples_give_empty_results():
     assert all_pair_ensemble_predictions_topk(np.zeros((1, 5, 4))).shape == (0, 5)
     assert all_pair_ensemble_predictions_topk(np.zeros((3, 0, 4))).shape == (3, 0)
+
+
+# --- CandidateSums: greedy selection's "running sum + each candidate" argmax -------------
+
+def sums_reference(total: np.ndarray, candidates: list[np.ndarray]) -> np.ndarray:
+    return np.stack([(total + c.astype(np.float64)).argmax(axis=-1) for c in candidates])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inputs(), st.integers(0, 3))
+def test_candidate_sums_equal_full_computation(case, members):
+    x, _, k = case
+    cands = [c for c in x]
+    total = np.zeros(x.shape[1:], dtype=np.float64)
+    for j in range(members):  # a running sum of some members (repeats allowed)
+        total += x[j % len(x)].astype(np.float64)
+    sums = topk.CandidateSums(cands, k=k)
+    np.testing.assert_array_equal(sums.predictions(total), sums_reference(total, cands))
+
+
+def test_candidate_sums_prune_real_steps_and_stay_exact():
+    rng = np.random.default_rng(5)
+    x = peaked(rng, 10, 300, 1000, sharpness=1.5)
+    sums = topk.CandidateSums(list(x))
+    total = x[0].astype(np.float64)
+    for step in range(4):  # a few greedy steps: add the best candidate each time
+        pred = sums.predictions(total)
+        np.testing.assert_array_equal(pred, sums_reference(total, list(x)))
+        total += x[int(np.argmax((pred == 0).sum(axis=1)))]
+    assert sums.stats.fallback_rate < 0.02 and sums.stats.tier1_open_rate < 0.6
+
+
+def test_candidate_sums_with_nan_and_ties():
+    x = np.zeros((3, 4, 70), dtype=np.float32)
+    x[0, 0, 5] = np.nan
+    x[1, 1, :] = 0.5  # a flat row: every class ties
+    x[2, 2, 10] = x[2, 2, 3] = 1.0
+    total = np.zeros((4, 70))
+    total[3, 9] = np.nan
+    sums = topk.CandidateSums(list(x), k=2)
+    np.testing.assert_array_equal(sums.predictions(total), sums_reference(total, list(x)))
+
+
+def test_candidate_sums_bad_input():
+    with pytest.raises(ZoolensError):
+        topk.CandidateSums([])
+    with pytest.raises(ZoolensError):
+        topk.CandidateSums([np.zeros((3, 4)), np.zeros((3, 5))])
+    with pytest.raises(ZoolensError, match="running sum"):
+        topk.CandidateSums([np.zeros((3, 4))]).predictions(np.zeros((2, 4)))
