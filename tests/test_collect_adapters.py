@@ -124,3 +124,33 @@ def test_no_network_error_is_plain(tmp_path, folder, monkeypatch):
     assert "model timm:resnet18.a1_in1k: cannot download the pretrained weights" in res.output
     assert "--no-pretrained" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "zoo").exists()
+
+
+def test_open_clip_linear_probe_head(folder):
+    """The probe head fits the training folder (separable: 4 points in 512-d) and records it."""
+    from zoolens.errors import ZoolensError
+
+    entry = ModelEntry(spec="open_clip:ViT-B-32", name="clip-lp", head="linear-probe",
+                       probe_data=str(folder.root), probe_l2=1e-6)
+    loaded = load_model(entry, pretrained=False, class_names=folder.classes)
+    out = _run(loaded, folder)
+    assert out.logits.shape == (4, 2)
+    assert np.array_equal(out.logits.argmax(1), folder.labels)  # training accuracy 1.0
+    card = loaded.card
+    assert card["head"] == "linear-probe" and card["hparams"]["probe_l2"] == 1e-6
+    assert card["hparams"]["probe_train_examples"] == 4
+    # the plumbing (normalisation, class columns, bias) against a probe fitted here on
+    # embeddings computed by open_clip directly
+    from zoolens.measure.probe import fit_linear_probe
+
+    with torch.inference_mode():
+        emb = loaded.module.encode_image(_batch(loaded, folder)).float()
+    f = (emb / emb.norm(dim=-1, keepdim=True)).numpy()
+    probe = fit_linear_probe(f, folder.labels, l2_grid=1e-6)
+    np.testing.assert_allclose(out.logits, probe.decision_function(f), rtol=1e-3, atol=1e-3)
+    with pytest.raises(ZoolensError, match="needs probe_data"):
+        load_model(ModelEntry(spec="open_clip:ViT-B-32", name="x", head="linear-probe"),
+                   pretrained=False, class_names=folder.classes)
+    with pytest.raises(ZoolensError, match="unknown head 'knn'"):
+        load_model(ModelEntry(spec="open_clip:ViT-B-32", name="x", head="knn"),
+                   pretrained=False, class_names=folder.classes)

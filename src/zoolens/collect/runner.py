@@ -443,7 +443,8 @@ def _entry_fingerprint(entry: Any, pretrained: bool, data_fp: str, options: RunO
             "pretrained": entry.pretrained if entry.pretrained is not None else pretrained,
             "seed": entry.seed, "kwargs": json.loads(json.dumps(entry.kwargs, default=str)),
             "templates": list(entry.templates) if entry.templates else None,
-            "preprocess": entry.preprocess, "head": entry.head, "data": data_fp,
+            "preprocess": entry.preprocess, "head": entry.head, "probe_data": entry.probe_data,
+            "probe_l2": entry.probe_l2, "data": data_fp,
             "batch_size": options.batch_size,
             "amp": options.amp if options.amp is not None else device_type == "cuda"}
 

@@ -8,7 +8,8 @@ A spec string names a model and the library that builds it:
 ``open_clip:ViT-B-32[/laion2b_s34b_b79k]``     open_clip, zero-shot head from the class names
 ``torchscript:path/to/model.pt``               ``torch.jit.load`` (``.pt2``: ``torch.export.load``)
 ``python:package.module:function``            ``function(**kwargs)`` returns a model or
-                                               ``(model, transform, card dict)``
+                                               ``(model, transform, card dict)``; a
+                                               ``pretrained`` parameter gets --pretrained
 =============================================  ==============================================
 
 A model list (TOML or YAML) describes a whole zoo::
@@ -22,6 +23,9 @@ A model list (TOML or YAML) describes a whole zoo::
     seed = 0                   # torch seed set before building (random init is reproducible)
     kwargs = { drop_rate = 0.0 }              # passed to the builder
     templates = ["a photo of a {}."]          # open_clip prompt templates
+    head = "zero-shot"                        # open_clip: or "linear-probe" with probe_data
+    probe_data = "train_images/"              # linear-probe head: root/<class>/<image>
+    probe_l2 = 1e-4                           # optional; default chosen on a validation split
     preprocess = { resize = 32, mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5] }
     [models.card]              # ModelCard fields that override what the adapter filled in
     pretrain_data = "ImageNet"
@@ -42,7 +46,7 @@ from zoolens.errors import ZoolensError
 
 PREFIXES = ("timm", "torchvision", "open_clip", "torchscript", "python")
 _ENTRY_KEYS = {"spec", "name", "pretrained", "seed", "kwargs", "templates", "preprocess", "card",
-               "head"}
+               "head", "probe_data", "probe_l2"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +61,9 @@ class ModelEntry:
     templates: tuple[str, ...] | None = None
     preprocess: dict[str, Any] | None = None
     card: dict[str, Any] = dataclasses.field(default_factory=dict)
-    head: str | None = None
+    head: str | None = None                 # open_clip: "zero-shot" (default) or "linear-probe"
+    probe_data: str | None = None           # linear-probe head: a labelled training image folder
+    probe_l2: float | None = None           # its L2 penalty (default: chosen on a validation split)
 
     @property
     def prefix(self) -> str:
@@ -140,7 +146,9 @@ def _entry_from_mapping(raw: Any, where: str, defaults: dict[str, Any]) -> Model
                       pretrained=pretrained, seed=int(data.get("seed", 0)),
                       kwargs=dict(data.get("kwargs") or {}), templates=templates,
                       preprocess=data.get("preprocess"), card=dict(data.get("card") or {}),
-                      head=data.get("head"))
+                      head=data.get("head"),
+                      probe_data=str(data["probe_data"]) if data.get("probe_data") else None,
+                      probe_l2=float(data["probe_l2"]) if data.get("probe_l2") else None)
 
 
 def read_model_list(source: str | Path) -> list[ModelEntry]:
@@ -260,8 +268,16 @@ def _load_python(entry: ModelEntry, pretrained: bool) -> LoadedModel:
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ZoolensError(f"model {entry.spec}: {module_name} has no function {func_name}")
+    kwargs = dict(entry.kwargs)
     try:
-        result = func(**entry.kwargs)
+        import inspect
+
+        if "pretrained" in inspect.signature(func).parameters and "pretrained" not in kwargs:
+            kwargs["pretrained"] = pretrained  # --pretrained/--no-pretrained reach the function
+    except (TypeError, ValueError):  # builtins without a signature
+        pass
+    try:
+        result = func(**kwargs)
     except ZoolensError:
         raise
     except TypeError as exc:
