@@ -354,3 +354,31 @@ def test_pruned_greedy_equals_caruana_loop(m, n, steps, ties, seed):
     members, cal = caruana_reference(probs, y, 0, range(m), steps)
     assert res.members == members
     np.testing.assert_array_equal(res.calibration_correct, cal)
+
+
+def test_greedy_reads_a_lazy_source_a_bounded_number_of_times():
+    class Lazy:
+        reads = 0
+
+        def __init__(self, array):
+            self.array = array
+
+        def __getitem__(self, rows):
+            Lazy.reads += 1
+            return self.array[rows]
+
+    rng = np.random.default_rng(8)
+    probs = random_probs(rng, 4, 200, 12)
+    probs[3] = probs[2]
+    y = rng.integers(0, 12, 200)
+    cal, ev = np.arange(0, 200, 3), np.setdiff1d(np.arange(200), np.arange(0, 200, 3))
+    eager = greedy_forward_selection(probs, y, start=0, pool=[1, 2, 3], max_steps=6,
+                                     calibration_index=cal, evaluation_index=ev)
+    lazy = greedy_forward_selection([Lazy(p) for p in probs], y, start=0, pool=[1, 2, 3],
+                                    max_steps=6, calibration_index=cal, evaluation_index=ev)
+    assert lazy.members == eager.members
+    np.testing.assert_array_equal(lazy.evaluation_accuracy, eager.evaluation_accuracy)
+    runs = 1 + sum(1 for s in range(2, 7) if eager.members[s] != eager.members[s - 1])
+    # start on both splits, each candidate once on calibration rows, one evaluation read per
+    # run of identical picks
+    assert Lazy.reads == 2 + 3 + runs

@@ -468,7 +468,9 @@ def greedy_forward_selection(
     ev_total = ev_labels = None
     if evaluation_index is not None:
         ev_labels = labels[evaluation_index]
-        ev_total = _rows(probs[start], evaluation_index).astype(np.float64)
+        ev_start = _rows(probs[start], evaluation_index)
+        ev_total = ev_start.astype(np.float64)
+        ev_cached = (int(start), ev_start)
     members = [int(start)]
     times_chosen = np.zeros(num_models, dtype=np.int64)
     times_chosen[start] = 1
@@ -490,7 +492,11 @@ def greedy_forward_selection(
         times_chosen[chosen] += 1
         cal_right.append(int(right[pick]))
         if ev_total is not None:
-            ev_total += _rows(probs[chosen], evaluation_index)
+            # Keep the last added model's evaluation rows: repeats are often consecutive, and
+            # a lazy source (a zoo reader) then reads a model once per run of picks.
+            if ev_cached[0] != chosen:
+                ev_cached = (chosen, _rows(probs[chosen], evaluation_index))
+            ev_total += ev_cached[1]
             ev_acc.append(float(correctness(ev_total.argmax(axis=1), ev_labels).mean()))
 
     cal_correct = np.asarray(cal_right, dtype=np.int64)
