@@ -95,7 +95,11 @@ def test_torchscript_spec(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).eval()
     path = tmp_path / "net.pt"
-    torch.jit.script(net).save(str(path))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in torch 2.14
+        torch.jit.script(net).save(str(path))
     loaded = load_model(ModelEntry(spec=f"torchscript:{path}", name="ts",
                                    preprocess={"mean": [0.5] * 3, "std": [0.5] * 3}))
     x = torch.rand(2, 3, 4, 4)

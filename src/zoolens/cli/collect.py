@@ -62,8 +62,7 @@ def collect(
 ) -> None:
     """Run models over an image folder and add their logits and embeddings to a zoo.
 
-    Work is written in resumable shards beside the zoo (ZOO.collect/); run the same command
-    again after an interruption to continue.
+    Work is written in resumable shards beside the zoo (ZOO.collect/): after an interruption, run the same command again to continue.
 
     Example:  zoolens collect models.toml --data images/ --zoo myzoo --create
     """

@@ -90,6 +90,8 @@ def run_into_store_ray(entry: Any, folder: Any, store: Any, options: Any, *, pre
         opts["num_workers"] = 0  # one process per task; the cluster provides the parallelism
         opts["device"] = "cuda" if use_gpu else ("cpu" if options.device in (None, "auto")
                                                  else options.device)
+        # decided here, not per worker, so every shard of a model uses the same precision
+        opts["amp"] = options.amp if options.amp is not None else use_gpu
         missing = store.missing_ranges()
         pending = {remote.remote(entry, str(folder.root), list(folder.classes), s, e, opts,
                                  pretrained): (s, e) for s, e in missing}
