@@ -248,23 +248,33 @@ def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: floa
                             tolerance_change=_change_tol(x.dtype),
                             line_search_fn="strong_wolfe")
 
-    def objective():
-        logits = torch.addmm(b, x, w.T)
-        if multilabel:
-            loss = F.binary_cross_entropy_with_logits(logits, t, reduction="sum") / n
-        else:
-            loss = F.cross_entropy(logits, t)
-        return loss + 0.5 * lam * torch.sum(w * w)
+    rows = torch.arange(n, device=x.device)
 
     def closure():
-        opt.zero_grad(set_to_none=False)
-        loss = objective()
-        loss.backward()
+        # Loss and gradient by hand (one N × C buffer, no autograd graph): with
+        # z = XWᵀ + b and G = ∂loss/∂z, ∇W = GᵀX + λW and ∇b = Σ_i G_i — two matrix products.
+        with torch.no_grad():
+            z = torch.addmm(b, x, w.T)
+            if multilabel:  # per-class sigmoid: G = (σ(z) − t) / N
+                loss = F.binary_cross_entropy_with_logits(z, t, reduction="sum") / n
+                g = torch.sigmoid_(z).sub_(t)
+            else:  # softmax: G = (softmax(z) − onehot(y)) / N, computed in z's buffer
+                z.sub_(z.max(dim=1, keepdim=True).values)
+                picked = z[rows, t]
+                g = z.exp_()
+                total = g.sum(dim=1)
+                loss = (torch.log(total) - picked).sum() / n
+                g.div_(total[:, None])
+                g[rows, t] -= 1.0
+            g.div_(n)
+            loss = loss + 0.5 * lam * torch.sum(w * w)
+            w.grad = torch.addmm(w, g.T, x, beta=lam)
+            b.grad = g.sum(dim=0)
         return loss
 
     opt.step(closure)
     iters = int(opt.state[opt._params[0]].get("n_iter", 0))
-    loss = closure().detach()  # final value and gradient, for the record
+    loss = closure()  # final value and gradient, for the record
     grad_inf = max(float(w.grad.abs().max()), float(b.grad.abs().max()))
     return float(loss), iters, grad_inf
 
