@@ -286,3 +286,27 @@ def test_fit_never_worse_than_scipy_and_always_finite(n, c, scale, signal, f16, 
     _, nll_ref = scipy_fit(z.astype(np.float64), y)
     assert fit.nll <= nll_ref + 1e-7 * max(1.0, nll_ref)
     assert fit.nll == pytest.approx(reference_nll(z, y, fit.temperature), rel=1e-9, abs=1e-12)
+
+
+def test_real_cifar10_ece_before_and_after_matches_torchmetrics():
+    torch = pytest.importorskip("torch")
+    tm = pytest.importorskip("torchmetrics.classification")
+    from conftest import shared_path
+
+    data = np.load(shared_path("cifar10-probs", "wideresnet-16-4-cifar-10.npz"))
+    y = data["ground_truth"].astype(np.int64)
+    logp = np.log(data["predictions"].astype(np.float64))
+    fit = fit_temperature(logp, y)
+    for t in (1.0, fit.temperature):
+        p = softmax(logp, t, dtype=np.float64)
+        conf = p.max(axis=1)
+        away = (np.abs(conf[:, None] - np.linspace(0, 1, 16)[None, :]).min(axis=1) > 1e-6)
+        away &= conf.astype(np.float32) < 1.0  # torchmetrics works in float32: 1.0 has its own bin
+        metric = tm.MulticlassCalibrationError(num_classes=10, n_bins=15, norm="l1")
+        ref = metric(torch.tensor(p[away]), torch.tensor(y[away])).item()
+        # torchmetrics sums ~5,000 float32 confidences per bin here: ~1e-5 rounding
+        assert expected_calibration_error(p[away], y[away]) == pytest.approx(ref, abs=2e-5)
+    # temperature scaling lowers the calibration error of this over-confident model
+    ece_before = expected_calibration_error(softmax(logp, 1.0, dtype=np.float64), y)
+    ece_after = expected_calibration_error(softmax(logp, fit.temperature, dtype=np.float64), y)
+    assert ece_after < ece_before

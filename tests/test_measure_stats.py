@@ -114,3 +114,22 @@ def test_bad_input():
         bootstrap_ci(np.ones(5), confidence=1.5, n_resamples=10)
     with pytest.raises(ZoolensError, match="McNemar"):
         mcnemar_test(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_real_cifar10_ensemble_vs_best_member():
+    from conftest import shared_path
+
+    wrn = np.load(shared_path("cifar10-probs", "wideresnet-16-4-cifar-10.npz"))
+    vgg = np.load(shared_path("cifar10-probs", "vgg16-keras-cifar-10.npz"))
+    y = wrn["ground_truth"].astype(np.int64)
+    best = vgg["probs"].argmax(1) == y  # 0.9359, the better member
+    ens = (wrn["predictions"] + vgg["probs"]).argmax(1) == y
+    res = mcnemar_test(ens, best)
+    b, c = int(np.sum(ens & ~best)), int(np.sum(~ens & best))
+    assert (res.only_a, res.only_b, res.method) == (b, c, "chi2")
+    assert res.p_value == pytest.approx(chi2.sf(max(abs(b - c) - 1, 0) ** 2 / (b + c), 1))
+    boot = paired_bootstrap_test(ens, best, n_resamples=300)
+    assert boot.difference == pytest.approx(ens.mean() - best.mean())
+    assert boot.lo <= boot.difference <= boot.hi
+    est, lo, hi = bootstrap_ci(best.astype(float), n_resamples=300)
+    assert est == pytest.approx(0.9359) and lo < 0.9359 < hi and hi - lo < 0.015
