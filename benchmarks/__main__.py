@@ -138,9 +138,8 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
         "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "env": ", ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE",
-                                                          "OMP_NUM_THREADS")
-                         if k in os.environ) or "-",
+        "env": ", ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE",)
+                         if k in os.environ) or "OPENBLAS_CORETYPE unset",
     }
 
 
@@ -186,6 +185,26 @@ subset (the row says which) and scaled linearly.
     path.write_text(text)
 
 
+def limit_threads(n: int) -> None:
+    """Same thread count for everything: this process (threadpoolctl, torch) and children
+    (environment variables, read when their numpy / torch start)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    global _THREAD_LIMIT
+    from threadpoolctl import threadpool_limits
+
+    _THREAD_LIMIT = threadpool_limits(n)  # kept alive for the whole run
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+_THREAD_LIMIT = None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
@@ -197,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md",
                    help="where to write the results (markdown)")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS/OpenMP/torch threads for zoolens and baselines alike (default 1: "
+                        "on a shared 2-core machine two busy-waiting BLAS threads can make a "
+                        "matrix product 10-80x slower)")
     p.add_argument("--keep-data", action="store_true",
                    help="keep generated full-size zoos under benchmarks/_data")
     args = p.parse_args(argv)
@@ -208,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1:
         p.error("--runs must be >= 1")
 
+    limit_threads(args.threads)
     info = machine()
+    info["env"] = f"{args.threads} BLAS/OpenMP/torch thread(s); " + info["env"]
     say(f"benchmarks ({size}): {', '.join(names)}; data under {DATA}")
     t0 = time.perf_counter()
     rows: list[dict] = []

@@ -75,7 +75,7 @@ def realism_row(zoo, temps: np.ndarray, zoo_label: str) -> dict:
     preds = np.stack([zoo.predictions(m) for m in zoo.models])
     ei = pairwise_agreement(preds == y[None, :])["error_inconsistency"]
     iu = np.triu_indices(len(acc), 1)
-    return row("generator", zoo_label, ours="benchmarks.generator (float16 zoo)", ours_s=0.0,
+    return row("generator", zoo_label, ours="benchmarks.generator (float16 zoo)", ours_s=None,
                target="accuracy 70-85 %; fitted T in 0.7-1.7",
                met=bool(acc.min() >= 0.69 and acc.max() <= 0.86 and temps.min() >= 0.65
                         and temps.max() <= 1.75),

@@ -77,8 +77,8 @@ def run(size: str = "quick", runs: int = 3) -> list[dict]:
         rows.append(row("temperature", f"{n:,} x {c:,} logits", ours="measure.calibration."
                         "fit_temperature", ours_s=ours.median_s, baseline=name,
                         baseline_s=base.median_s, peak_mib=ours.peak_mib,
-                        baseline_peak_mib=base.peak_mib, target=f">= {target}x; |dT| < 1e-3",
+                        baseline_peak_mib=base.peak_mib, target=f">= {target}x; abs dT < 1e-3",
                         met=speedup >= target and diff < 1e-3,
                         check=f"T ours {t_ours:.6f}, theirs {base.result:.6f} "
-                              f"(|dT| {diff:.1e}); ours {ours.result.iterations} Newton steps"))
+                              f"(abs dT {diff:.1e}); ours {ours.result.iterations} Newton steps"))
     return rows

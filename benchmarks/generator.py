@@ -69,22 +69,32 @@ def labels(spec: ZooSpec) -> np.ndarray:
     return _rng(spec.seed, 1).integers(0, spec.num_classes, spec.num_examples).astype(np.int64)
 
 
+def _shared_noise(spec: ZooSpec, key: tuple, n: int, cache: dict | None) -> np.ndarray:
+    """Standard normal (n, C) noise shared by several models (all, or one family); drawn
+    from its own seed, so it is the same whoever draws it; ``cache`` (write_zoo's) keeps it
+    for the next model instead of drawing it again."""
+    if cache is not None and key in cache:
+        return cache[key]
+    noise = _rng(spec.seed, *key).standard_normal((n, spec.num_classes), dtype=np.float32)
+    if cache is not None:
+        cache[key] = noise
+    return noise
+
+
 def _raw_logits(spec: ZooSpec, model: dict, rows: slice, y: np.ndarray,
-                signal: float | None = None) -> np.ndarray:
+                signal: float | None = None, cache: dict | None = None) -> np.ndarray:
     """(n, C) float32 raw logits u (before the confidence scale) for examples ``rows``."""
     start = rows.start
     n, num_classes = rows.stop - rows.start, spec.num_classes
     chunk_id = start // _CHUNK
     r, f = model["shared"], spec.family_share
     own = math.sqrt(max(1.0 - r - f, 0.0))
-    u = _rng(spec.seed, 2, chunk_id).standard_normal((n, num_classes), dtype=np.float32)
-    u *= np.float32(math.sqrt(r))
-    fam = _rng(spec.seed, 3, model["family"], chunk_id).standard_normal((n, num_classes),
-                                                                          dtype=np.float32)
-    u += np.float32(math.sqrt(f)) * fam
-    del fam
-    u += np.float32(own) * _rng(spec.seed, 4, model["index"], chunk_id).standard_normal(
-        (n, num_classes), dtype=np.float32)
+    u = _rng(spec.seed, 4, model["index"], chunk_id).standard_normal((n, num_classes),
+                                                                       dtype=np.float32)
+    u *= np.float32(own)
+    u += np.float32(math.sqrt(r)) * _shared_noise(spec, (2, chunk_id), n, cache)
+    u += np.float32(math.sqrt(f)) * _shared_noise(spec, (3, model["family"], chunk_id), n,
+                                                  cache)
     hardness = _rng(spec.seed, 5, chunk_id).standard_normal(n).astype(np.float32)
     yr = y[rows]
     group_start = (yr // GROUP_SIZE) * GROUP_SIZE
@@ -141,8 +151,13 @@ def resolve(spec: ZooSpec, *, calibration_examples: int = 4096) -> ZooSpec:
     return spec
 
 
-def model_logits(spec: ZooSpec, m: int, rows: slice | None = None) -> np.ndarray:
-    """(n, C) float32 logits of model m for examples ``rows`` (all by default)."""
+def model_logits(spec: ZooSpec, m: int, rows: slice | None = None,
+                 cache: dict | None = None) -> np.ndarray:
+    """(n, C) float32 logits of model m for examples ``rows`` (all by default).
+
+    ``cache``: a dict kept across calls to reuse the shared noise (write_zoo passes one:
+    about (1 + families) x N x C x 4 bytes, 1.4 GB at the full size, instead of drawing it
+    again for every model)."""
     if not spec.models:
         resolve(spec)
     rows = rows or slice(0, spec.num_examples)
@@ -152,7 +167,7 @@ def model_logits(spec: ZooSpec, m: int, rows: slice | None = None) -> np.ndarray
     for s in range(rows.start, rows.stop, _CHUNK):
         chunk_start = (s // _CHUNK) * _CHUNK
         chunk = slice(chunk_start, min(chunk_start + _CHUNK, spec.num_examples))
-        u = _raw_logits(spec, model, chunk, y)
+        u = _raw_logits(spec, model, chunk, y, cache=cache)
         u *= np.float32(model["scale"])
         lo, hi = max(rows.start, chunk.start), min(rows.stop, chunk.stop)
         parts.append(u[lo - chunk.start:hi - chunk.start])
@@ -168,11 +183,12 @@ def write_zoo(path: str | Path, spec: ZooSpec, *, dtype: str = "float16",
         resolve(spec)
     y = labels(spec)
     zoo = Zoo.create(path, y, dataset_name=f"synthetic-imagenet-{spec.seed}", seed=spec.seed)
+    cache: dict = {}
     for model in spec.models:
         if progress:
             print(f"  writing {model['name']} ({model['index'] + 1}/{spec.num_models})",
                   flush=True)
-        logits = model_logits(spec, model["index"]).astype(dtype)
+        logits = model_logits(spec, model["index"], cache=cache).astype(dtype)
         card = ModelCard(name=model["name"], arch=f"synthetic-family-{model['family']}",
                          arch_family=f"family-{model['family']}", framework="synthetic",
                          pretrain_data="synthetic", seed=model["index"],

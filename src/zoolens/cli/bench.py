@@ -39,6 +39,8 @@ def bench(
     runs: int = typer.Option(3, "--runs", min=1, help="Timed runs per measurement (median)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results file (markdown; default "
                                        "benchmarks/RESULTS.md)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="BLAS/OpenMP/torch threads for "
+                                "zoolens and baselines alike."),
     keep_data: bool = typer.Option(False, "--keep-data", help="Keep generated full-size zoos."),
 ) -> None:
     """Time zoolens against its baselines (sklearn loops, netcal, torch, plain numpy) and write
@@ -49,7 +51,7 @@ def bench(
     if size is not None and size not in ("full", "quick", "tiny"):
         raise ZoolensError(f"--size {size!r}: choose full, quick or tiny")
     root = _checkout()
-    argv = [sys.executable, "-m", "benchmarks", "--runs", str(runs)]
+    argv = [sys.executable, "-m", "benchmarks", "--runs", str(runs), "--threads", str(threads)]
     if quick:
         argv.append("--quick")
     if size:
