@@ -789,3 +789,30 @@ def test_pair_tables_on_random_zoos_of_random_sizes():
                         assert np.isnan(row.ensemble_acc)
 
     check()
+
+
+def test_zoo_of_decision_only_models(tmp_path):
+    """No probabilities at all: agreement and majority vote only, everything else NaN/empty."""
+    from zoolens.study.analyze import analyze, format_summary
+    from zoolens.zoo.store import Zoo
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    zoo = Zoo.create(tmp_path / "z", y, num_classes=3)
+    pa = np.where(rng.random(60) < 0.7, y, 0)
+    pb = np.where(rng.random(60) < 0.6, y, 1)
+    zoo.add("a", decisions=pa)
+    zoo.add("b", decisions=pb)
+    result = analyze(zoo, "a", tmp_path / "out", n_bootstrap=20)
+    ev = zoo.evaluation_indices
+    ra, rb = pa[ev] == y[ev], pb[ev] == y[ev]
+    assert result.pairs["error_inconsistency"].iloc[0] == pytest.approx(np.mean(ra != rb))
+    assert result.pairs["ensemble_acc"].isna().all()
+    assert result.models["temperature"].isna().all()
+    assert result.reliability.empty and result.theta.empty and result.greedy.empty
+    votes = np.stack([np.bincount([p, q], minlength=3) for p, q in zip(pa[ev], pb[ev])])
+    head = result.summary["headline"]
+    assert head["majority_vote_acc"] == pytest.approx(np.mean(votes.argmax(1) == y[ev]))
+    assert head["all_models_ensemble_acc"] is None
+    assert result.summary["decision_only_models"] == ["a", "b"]
+    assert "majority vote of all 2" in format_summary(result.summary)

@@ -664,8 +664,8 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"split, {_pct(base['accuracy_all'])} on all examples"]
     best = head["best_sidekick"]
     if best is None:
-        lines.append(f"best sidekick for {base['model']}: none (no other model has "
-                     "probabilities)")
+        lines.append(f"best sidekick for {base['model']}: none (no pair with the base has "
+                     "probabilities on both sides)")
     else:
         lines.append(f"best sidekick for {base['model']}: {best['model']} (ensemble "
                      f"{_pct(best['ensemble_acc'])}, {best['over_base']:+.3f} over "
@@ -682,10 +682,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     rho = head["spearman_ei_vs_gain"]["all_pairs"]["rho"]
     if rho is not None:
         lines.append(f"Spearman(error inconsistency, ensemble gain) over all pairs: {rho:.3f}")
-    if head["all_models_ensemble_acc"] is not None:
-        lines.append(f"ensemble of all {head['all_models_ensemble_members']} models with "
-                     f"probabilities: {_pct(head['all_models_ensemble_acc'])}; majority vote "
-                     f"of all {head['majority_vote_members']}: {_pct(head['majority_vote_acc'])}")
+    ensemble = (f"ensemble of all {head['all_models_ensemble_members']} models with "
+                f"probabilities: {_pct(head['all_models_ensemble_acc'])}; "
+                if head["all_models_ensemble_acc"] is not None else "")
+    lines.append(f"{ensemble}majority vote of all {head['majority_vote_members']}: "
+                 f"{_pct(head['majority_vote_acc'])}")
     greedy = head["greedy"]
     if "skipped" in greedy:
         lines.append(f"greedy selection skipped: {greedy['skipped']}")
