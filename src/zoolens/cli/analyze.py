@@ -63,8 +63,11 @@ def analyze(
                                    "probability rows instead of the exact top-k kernel "
                                    "(same results, slower; for checking)."),
 ) -> None:
-    """Calibrate every model and measure every pair: error inconsistency, ensembles,
-    specialization, greedy selection, with bootstrap intervals.
+    """Calibrate every model and measure every pair (paper Sec. 3-4.5).
+
+    Error inconsistency, ensembles, specialization by class / class group / attribute, greedy
+    selection, bootstrap intervals and paired tests; tables (CSV, Parquet) and summary.json
+    go to --out, a ranked summary ("best sidekick for BASE: ...") to the terminal.
 
     Example:  zoolens analyze my_zoo --base resnet50 --out results --pool "accuracy<0.78"
     """
@@ -97,9 +100,11 @@ def ensemble(
     memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget for "
                                     "calibrated probabilities (GiB)."),
 ) -> None:
-    """Greedy forward ensemble selection alone (paper Sec. 4.5): from a start model, add with
-    replacement the candidate that most improves calibration-split accuracy, keep the best
-    prefix, report evaluation-split accuracy at every step.
+    """Greedy forward ensemble selection alone (paper Sec. 4.5).
+
+    From --start, each step adds (with replacement) the candidate that most improves
+    calibration-split accuracy; the best prefix is kept; evaluation-split accuracy is reported
+    at every step, never used to choose.
 
     Example:  zoolens ensemble my_zoo --start resnet50 --pool "accuracy<0.78" --max-steps 25
     """
