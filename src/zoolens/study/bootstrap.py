@@ -47,8 +47,9 @@ class StreamingBootstrap:
         values = np.asarray(values)
         if values.ndim == 1:
             values = values[None, :]
-        # Counts and 0/±1/½ values: float32 products and partial sums are exact integers
-        # (or halves) far below 2**24, so float32 BLAS loses nothing here.
+        # Counts times 0/±1/½ values: float32 products and partial sums are exact integers
+        # (or halves) below 2**24, so float32 BLAS loses nothing; other values (a category's
+        # mean over pairs) carry float32 rounding, ~1e-7 relative.
         block = self.counts[:, columns] @ values.astype(np.float32).T
         if name in self._sums:
             self._sums[name] += block
