@@ -1,0 +1,270 @@
+"""``zoolens demo``: train the Fashion-MNIST zoo (cached), make soups, run the whole study,
+write the report and state which of the paper's findings hold for this zoo.
+
+Layout of the output folder (default ``./zoolens-demo``)::
+
+    cache/        trained models' outputs, keyed by spec + data, checked by zoolens version
+    zoo/          the zoo (zoolens.zoo.store.Zoo) of every model's test logits and embeddings
+    results/      analyze tables (models.csv, pairs.csv, ...), probe tables, soup.csv,
+                  findings.json, timings.json
+    soup/         the fine-tuned ingredients' and the soups' state dicts (torch .pt) and the
+                  held-out split (heldout.npz), so ``zoolens soup`` can reproduce soup.csv
+    report.html   the self-contained HTML report
+
+Nothing here re-implements an analysis: the tables come from ``zoolens.study.analyze`` and
+``zoolens.study.probe``, the report from ``zoolens.report.build_report``; the findings are
+read back from those tables and summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoolens.errors import ZoolensError
+from zoolens.progress import info, progress_bar
+
+DEFAULT_OUT = Path("zoolens-demo")
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    profile: str
+    zoo_path: Path
+    results_dir: Path
+    report_path: Path | None
+    accuracies: dict[str, float]
+    soup_table: Any
+    findings: list[dict[str, Any]]
+    missing: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cache_hits: list[str] = field(default_factory=list)
+    retrained: list[str] = field(default_factory=list)
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` if needed and prove we can write there (one clear line otherwise)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".zoolens-write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ZoolensError(f"--out {out}: cannot write there ({reason}); choose a writable "
+                           f"folder") from None
+
+
+def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
+             fresh: bool = False, data_dir: str | os.PathLike | None = None,
+             threads: int = 2, report: bool = True) -> DemoResult:
+    """Build (or read from the cache) the demo zoo and run the study; see the module doc."""
+    import torch
+
+    from zoolens.demo.cache import ModelCache
+    from zoolens.demo.data import load_fashion_mnist
+    from zoolens.demo.zoo_build import (PROFILES, BuildContext, build_one, model_specs,
+                                        prepare, simclr_encoder_spec, soup_init, soup_specs)
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    out = Path(out)
+    check_writable(out)
+    data = load_fashion_mnist(data_dir)
+    profile = PROFILES["quick" if quick else "default"]
+    info(f"zoolens demo ({profile.name} profile): Fashion-MNIST from {data.source}; training "
+         f"on {profile.train_size:,} of 60,000 training images, scoring on all 10,000 test "
+         f"images; output in {out}")
+    old_threads = torch.get_num_threads()
+    ctx = BuildContext(data, profile, ModelCache(out / "cache", fresh=fresh), threads=threads)
+    seconds: dict[str, float] = {}
+    try:
+        prepare(ctx)
+        t0 = time.perf_counter()
+        specs = model_specs(profile)
+        build_one(ctx, simclr_encoder_spec(profile))
+        for spec in specs:
+            build_one(ctx, spec)
+        seconds["train_zoo"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        soup_table = _make_soups(ctx, out, soup_specs(profile), soup_init)
+        seconds["soups"] = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(old_threads)
+
+    t0 = time.perf_counter()
+    zoo = _write_zoo(ctx, out / "zoo", specs)
+    accuracies = {s.name: _acc(ctx, s.name) for s in specs}
+    seconds["zoo"] = time.perf_counter() - t0
+    results_dir = out / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    from zoolens.study.soup import write_soup_table
+
+    write_soup_table(soup_table, results_dir)
+    missing: list[str] = []
+    t0 = time.perf_counter()
+    summary = _analyze(zoo, results_dir, specs, missing)
+    seconds["analyze"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _probe_study(zoo, results_dir, specs, missing)
+    seconds["probe"] = time.perf_counter() - t0
+    report_path = None
+    if report:
+        t0 = time.perf_counter()
+        report_path = _report(results_dir, out / "report.html", missing)
+        seconds["report"] = time.perf_counter() - t0
+    from zoolens.demo.findings import collect_findings
+
+    findings = collect_findings(results_dir, summary, soup_table, missing)
+    seconds["total"] = time.perf_counter() - started
+    seconds["total_cpu"] = time.process_time() - cpu_started
+    _write_json(results_dir / "findings.json", {"profile": profile.name,
+                                                "findings": findings, "missing": missing})
+    _write_json(results_dir / "timings.json", {"profile": profile.name, "seconds": seconds,
+                                               "train_seconds": ctx.timings,
+                                               "cache_hits": ctx.cache.hits,
+                                               "threads": threads})
+    return DemoResult(out, profile.name, zoo.path, results_dir, report_path, accuracies,
+                      soup_table, findings, missing, seconds, list(ctx.cache.hits),
+                      list(ctx.cache.retrained))
+
+
+def _acc(ctx, name: str) -> float:
+    scores = ctx.built[name]["scores"]
+    return float(np.mean(scores.argmax(dim=1).numpy() == ctx.data.test_labels))
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    from zoolens.zoo._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return str(value)
+
+
+def _make_soups(ctx, out: Path, specs, soup_init_fn):
+    """Fine-tune the ingredients (cached), then compare soups on held-out and test data."""
+    import torch
+
+    from zoolens.demo.models import SmallCNN
+    from zoolens.demo.zoo_build import build_one
+    from zoolens.study.soup import format_soup_table, run_soups, save_state_dict
+
+    soup_init_fn(ctx)
+    names = []
+    for spec in specs:
+        build_one(ctx, spec)
+        names.append(spec.name)
+    state_dicts = [ctx.built[n]["state_dict"] for n in names]
+    t = ctx.tensors
+    total = 3 * len(names) + 2
+    with progress_bar(total, "soups: score ingredients", "evals") as advance:
+        result = run_soups(SmallCNN(), state_dicts, names, (t.x_held, t.y_held.numpy()),
+                           (t.x_test, t.y_test.numpy()), progress=advance)
+    folder = out / "soup"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, sd in zip(names, state_dicts):
+        save_state_dict(sd, folder / f"{name}.pt")
+    save_state_dict(result.uniform, folder / "uniform_soup.pt")
+    save_state_dict(result.greedy.state_dict, folder / "greedy_soup.pt")
+    from zoolens.zoo._atomic import atomic_path
+
+    with atomic_path(folder / "heldout.npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, x=t.x_held.numpy(), y=t.y_held.numpy())
+    info("soups (Wortsman et al. 2022), fine-tuned from the SimCLR encoder + probe head:\n"
+         + format_soup_table(result.table))
+    del torch
+    return result.table
+
+
+def _write_zoo(ctx, path: Path, specs):
+    """A fresh zoo of every member's test scores, embeddings and card (rebuilt each run from
+    the cache, so it never mixes models of different runs)."""
+    from zoolens.demo.data import CLASS_NAMES
+    from zoolens.demo.zoo_build import DATASET_NAME
+    from zoolens.zoo.cards import ModelCard
+    from zoolens.zoo.store import Zoo
+
+    if path.exists():
+        if not (path / "zoo.json").exists():
+            raise ZoolensError(f"{path}: exists and is not a zoo; move it away or choose "
+                               f"another --out")
+        shutil.rmtree(path)
+    zoo = Zoo.create(path, ctx.data.test_labels, class_names=CLASS_NAMES,
+                     dataset_name=DATASET_NAME, calibration_fraction=0.2, seed=0,
+                     example_ids=[f"t10k-{i:05d}" for i in range(10000)])
+    for spec in specs:
+        entry = ctx.built[spec.name]
+        scores = entry["scores"].numpy().astype(np.float32)
+        emb = entry.get("embeddings")
+        card = ModelCard(name=spec.name, seed=spec.seed, **spec.card)
+        kwargs = {"probs": scores} if entry["kind"] == "probs" else {"logits": scores}
+        zoo.add(spec.name, card=card, embeddings=None if emb is None else emb.numpy(),
+                **kwargs)
+    return zoo
+
+
+def _analyze(zoo, results_dir: Path, specs, missing: list[str]) -> dict[str, Any]:
+    """zoolens.study.analyze with base = cnn-base; greedy from the most accurate model (on the
+    calibration split) over only lower-accuracy members (paper Sec. 4.5)."""
+    from zoolens.demo.zoo_build import BASE
+
+    try:
+        from zoolens.study.analyze import analyze
+    except ImportError as exc:
+        missing.append(f"analysis tables (zoolens.study.analyze not importable: {exc})")
+        return {}
+    cal = zoo.calibration_indices
+    labels = zoo.labels[cal]
+    cal_acc = {n: float(np.mean(zoo.predictions(n)[cal] == labels)) for n in zoo.models}
+    start = max(zoo.models, key=lambda n: (cal_acc[n], -zoo.models.index(n)))
+    pool = [n for n in zoo.models if cal_acc[n] < cal_acc[start]]
+    info(f"analyze: base {BASE}; greedy from {start} over {len(pool)} lower-accuracy models")
+    result = analyze(zoo, BASE, results_dir, pool=pool, start=start,
+                     command="zoolens demo")
+    return result.summary
+
+
+def _probe_study(zoo, results_dir: Path, specs, missing: list[str]) -> None:
+    """Feature combination (paper Sec. 4.6) for the base with the most different embedding
+    models, through zoolens.study.probe."""
+    try:
+        from zoolens.study import probe as probe_study
+    except ImportError:
+        missing.append("feature-combination tables (zoolens.study.probe is not there yet)")
+        return
+    from zoolens.demo.zoo_build import BASE
+
+    partners = [n for n in ("simclr-cnn+probe", "digits-cnn+probe", "mlp")
+                if n in zoo.models and zoo.has_embeddings(n)]
+    runner = getattr(probe_study, "run_probe_study", None) or getattr(probe_study, "probe",
+                                                                      None)
+    if runner is None:
+        missing.append("feature-combination tables (zoolens.study.probe has no entry point)")
+        return
+    runner(zoo, pairs=[(BASE, p) for p in partners], out_dir=results_dir)
+
+
+def _report(results_dir: Path, path: Path, missing: list[str]) -> Path | None:
+    try:
+        from zoolens.report import build_report
+    except ImportError as exc:
+        missing.append(f"HTML report (zoolens.report not importable: {exc})")
+        return None
+    build_report(results_dir, path, warn=lambda m: None)
+    return path
