@@ -34,6 +34,7 @@ __all__ = [
     "reliability_bins",
     "reliability_diagram",
     "expected_calibration_error",
+    "expected_calibration_error_from_confidence",
 ]
 
 # A bracket this narrow pins T to ~1e-12 relative.
@@ -503,6 +504,3 @@ def expected_calibration_error_from_confidence(confidence: np.ndarray, correct: 
     """ECE from per-example confidence and correctness (see :func:`expected_calibration_error`);
     use with :func:`top1_confidence` to stay chunked on large score matrices."""
     return _ece_from_bins(reliability_bins(confidence, correct, n_bins))
-
-
-__all__.append("expected_calibration_error_from_confidence")

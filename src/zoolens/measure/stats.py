@@ -220,4 +220,3 @@ def paired_bootstrap_test(correct_x: np.ndarray, correct_y: np.ndarray, *,
     lo, hi = _percentile_interval(delta, confidence)
     p = (1 + int(np.count_nonzero(delta <= 0))) / (len(delta) + 1)
     return PairedBootstrapResult(float(np.mean(x - y)), float(lo), float(hi), float(p), len(delta))
-
