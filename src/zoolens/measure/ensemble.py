@@ -230,7 +230,7 @@ def class_weights(weight: float, mask: np.ndarray) -> np.ndarray:
 
 
 def interpolation_curve(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray,
-                        weights: Sequence[float] = tuple(np.linspace(0, 1, 11)),
+                        weights: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                         mask: np.ndarray | None = None) -> np.ndarray:
     """Ensemble accuracy at each weight (paper Fig. 11): (len(weights),) float64.
 
