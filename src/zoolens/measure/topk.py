@@ -35,6 +35,10 @@ the running time depends on how often the bounds prove the argmax (with calibrat
 like models, tier 1 decides ~97 % of the entries, tier 2 nearly all the rest).
 
 Pair order everywhere: ``np.triu_indices(M, 1)`` = ``measure.ensemble.pair_index``.
+
+``CandidateSums`` applies the same tiers to greedy selection (paper Sec. 4.5): the argmax of
+a running sum S plus each candidate's inputs, with the candidates' top lists computed once
+for all steps.
 """
 
 from __future__ import annotations
@@ -190,16 +194,15 @@ def all_pair_ensemble_predictions_topk(scores: np.ndarray, *, k: int = DEFAULT_K
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf, inf - inf: fall back
-            out[:, lo:hi] = _predict_chunk(np.ascontiguousarray(scores[:, lo:hi]), int(k), w,
-                                           v, pa, pb, stats)
+            _predict_chunk(scores[:, lo:hi], int(k), w, v, pa, pb, stats, out[:, lo:hi])
     return out
 
 
 def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa: np.ndarray,
-                   pb: np.ndarray, stats: PruneStats | None) -> np.ndarray:
-    """The three tiers on one cache-sized (M, n, C) block; returns (P, n) int64."""
+                   pb: np.ndarray, stats: PruneStats | None, out: np.ndarray) -> None:
+    """The three tiers on one cache-sized (M, n, C) block (a view is fine: no copy is made);
+    writes the (P, n) predictions into ``out``."""
     num_models, n, num_classes = scores.shape
-    out = np.empty((len(pa), n), dtype=np.int64)
 
     # Tier 1: candidates {top_a, top_b}, bound from the second largest values.
     top, best_value, second, has_nan, block_max = _top1_and_second(scores)
@@ -208,9 +211,11 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
     score_a = w * best_value[pa] + v * at_top[pb, pa]  # score of top_a in pair (a, b)
     score_b = w * at_top[pa, pb] + v * best_value[pb]  # score of top_b
     del at_top
-    top_a, top_b = top[pa], top[pb]
+    top32 = top.astype(np.int32)  # halves the traffic of the (P, n) index arrays
+    top_a, top_b = top32[pa], top32[pb]
     take_a = (score_a > score_b) | ((score_a == score_b) & (top_a < top_b))
-    out[...] = np.where(take_a, top_a, top_b)
+    np.copyto(out, top_b)
+    np.copyto(out, top_a, where=take_a)
     np.maximum(score_a, score_b, out=score_a)
     proven = score_a > (w * second[pa] + v * second[pb])
     del score_a, score_b, take_a, top_a, top_b
@@ -229,10 +234,9 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
         open_p, open_i = open_p[still], open_i[still]
 
     # Tier 3: the full rows.
-    flat = scores.reshape(num_models * n, num_classes)
     for s in range(0, len(open_p), _FALLBACK_BATCH):
         ep, ei = open_p[s:s + _FALLBACK_BATCH], open_i[s:s + _FALLBACK_BATCH]
-        rows = w * flat[pa[ep] * n + ei] + v * flat[pb[ep] * n + ei]
+        rows = w * scores[pa[ep], ei] + v * scores[pb[ep], ei]
         out[ep, ei] = rows.argmax(axis=-1)
 
     if stats is not None:
@@ -240,11 +244,11 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
         stats.fallbacks += len(open_p)
         stats.tier1_open += tier1_open
         stats.per_chunk.append(len(open_p) / out.size)
-    return out
 
 
-def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, codes: np.ndarray, k: int):
-    """Exact top-k of the rows ``codes`` of scores viewed as (M * n, C).
+def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k: int):
+    """Exact top-k of the rows ``scores[rows]`` (rows: a tuple of index arrays selecting
+    (R,) rows of the (..., C) array; a view is fine).
 
     Returns (indices (R, k), values (R, k), bound (R,)): every class outside a row's list
     scores <= its bound (the (k+1)-th largest value, or a block maximum no larger than it).
@@ -253,21 +257,20 @@ def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, codes: np.ndarr
     9k members are partitioned; classes in the other blocks are <= the (k+1)-th block max.
     """
     num_classes = scores.shape[-1]
-    flat = scores.reshape(-1, num_classes)
     if block_max is None or k + 1 >= block_max.shape[-1]:
-        rows = flat[codes]
-        part = np.argpartition(rows, num_classes - k - 1, axis=-1)[:, num_classes - k - 1:]
-        values = np.take_along_axis(rows, part, axis=-1)
+        part_rows = scores[rows]
+        part = np.argpartition(part_rows, num_classes - k - 1, axis=-1)[:, num_classes - k - 1:]
+        values = np.take_along_axis(part_rows, part, axis=-1)
         return part[:, 1:], values[:, 1:], values[:, 0]
-    bm = block_max.reshape(-1, block_max.shape[-1])[codes]  # (R, B)
-    num_blocks = bm.shape[-1]
+    bm = block_max[rows]  # (R, B)
+    num_rows, num_blocks = bm.shape
     bpart = np.argpartition(bm, num_blocks - k - 1, axis=-1)[:, num_blocks - k - 1:]
     outside_blocks = np.take_along_axis(bm, bpart[:, :1], axis=-1)[:, 0]
-    cand = _block_members(bpart[:, 1:], num_classes).reshape(len(codes), -1)  # (R, 9k)
-    cand_values = flat[codes[:, None], cand]
+    cand = _block_members(bpart[:, 1:], num_classes).reshape(num_rows, -1)  # (R, 9k)
+    cand_values = scores[tuple(r[:, None] for r in rows) + (cand,)]
     # Duplicated tail slots repeat a member: push the copies down so they are not counted twice.
     dup = np.zeros(cand.shape, dtype=bool)
-    dup.reshape(len(codes), k, _GROUPS + 1)[..., _GROUPS] = (
+    dup.reshape(num_rows, k, _GROUPS + 1)[..., _GROUPS] = (
         bpart[:, 1:] >= _blocks(num_classes)[1])
     cand_values = np.where(dup, -np.inf, cand_values).astype(scores.dtype)
     m = cand.shape[1]
@@ -277,21 +280,20 @@ def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, codes: np.ndarr
     return idx, values[:, 1:], np.maximum(values[:, 0], outside_blocks)
 
 
-def _union_decide(flat_a: np.ndarray, code_a: np.ndarray, top_a, flat_b: np.ndarray,
-                  code_b: np.ndarray, top_b, w, v,
-                  num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _union_decide(x_a: np.ndarray, rows_a: tuple, top_a, x_b: np.ndarray, rows_b: tuple,
+                  top_b, w, v, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Decide entries from the union of two top-k lists; returns (predictions, proven).
 
-    flat_a / flat_b: 1-D views of the two sides' (rows, C) score arrays; code_a / code_b:
-    each entry's row on its side; top_a / top_b: each entry's (indices (E, k), values
+    x_a / x_b: the two sides' (..., C) score arrays; rows_a / rows_b: tuples of index arrays
+    giving each entry's row on its side; top_a / top_b: each entry's (indices (E, k), values
     (E, k), bound (E,)) on its side. Scores w * x_a + v * x_b are computed exactly for the
     2k union classes (the other side's value gathered from its full row); proven where the
     best of them beats w * bound_a + v * bound_b strictly.
     """
     idx_a, val_a, bound_a = top_a
     idx_b, val_b, bound_b = top_b
-    s1 = w * val_a + v * flat_b[code_b[:, None] * num_classes + idx_a]
-    s2 = w * flat_a[code_a[:, None] * num_classes + idx_b] + v * val_b
+    s1 = w * val_a + v * x_b[tuple(r[:, None] for r in rows_b) + (idx_a,)]
+    s2 = w * x_a[tuple(r[:, None] for r in rows_a) + (idx_b,)] + v * val_b
     best = np.maximum(s1.max(axis=-1), s2.max(axis=-1))
     proven = best > (w * bound_a + v * bound_b)
     c1 = np.where(s1 == best[:, None], idx_a, num_classes).min(axis=-1)
@@ -310,13 +312,12 @@ def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarr
     if len(ea) == 0:
         return np.zeros(0, dtype=bool)
     num_models, n, num_classes = scores.shape
-    flat = scores.reshape(-1)
     code_a, code_b = ea * n + ei, eb * n + ei
     codes = np.unique(np.concatenate([code_a, code_b]))
-    idx, values, bound_row = _row_top_k(scores, block_max, codes, k)
+    idx, values, bound_row = _row_top_k(scores, block_max, (codes // n, codes % n), k)
     ra, rb = np.searchsorted(codes, code_a), np.searchsorted(codes, code_b)
-    pred, proven = _union_decide(flat, code_a, (idx[ra], values[ra], bound_row[ra]),
-                                 flat, code_b, (idx[rb], values[rb], bound_row[rb]), w, v,
+    pred, proven = _union_decide(scores, (ea, ei), (idx[ra], values[ra], bound_row[ra]),
+                                 scores, (eb, ei), (idx[rb], values[rb], bound_row[rb]), w, v,
                                  num_classes)
     out[ep[proven], ei[proven]] = pred[proven]
     return proven
@@ -394,18 +395,16 @@ class CandidateSums:
             if use_top_k:
                 need = np.unique(oi)
                 need = need[~s_nan[need]]
-                s_list = _row_top_k(total, s_bm, need, self.k)
-            flat_s = total.reshape(-1)
+                s_list = _row_top_k(total, s_bm, (need,), self.k)
             for j, x in enumerate(self.x):
                 open_i = still_open[j]
                 c_nan, c_bm = self._top[j][3], self._top[j][4]
                 if use_top_k and len(open_i):
                     t2 = open_i[~(s_nan[open_i] | c_nan[open_i])]
                     pos = np.searchsorted(need, t2)
-                    c_list = _row_top_k(x, c_bm, t2, self.k)
-                    pred, ok = _union_decide(flat_s, t2, tuple(a[pos] for a in s_list),
-                                             x.reshape(-1), t2, c_list, one, one,
-                                             self.num_classes)
+                    c_list = _row_top_k(x, c_bm, (t2,), self.k)
+                    pred, ok = _union_decide(total, (t2,), tuple(a[pos] for a in s_list),
+                                             x, (t2,), c_list, one, one, self.num_classes)
                     out[j, t2[ok]] = pred[ok]
                     decided = np.zeros(self.n, dtype=bool)
                     decided[t2[ok]] = True
