@@ -687,6 +687,10 @@ def test_default_pool_too_big_skips_greedy_but_explicit_pool_fails(random_zoo):
     with pytest.raises(ZoolensError, match="memory budget"):
         analyze(random_zoo, "base", pool="vit,wide", n_bootstrap=0, chunk_size=100,
                 memory_budget=2**20)
+    # A filter on pass-measured columns is sized only after the pass: skipped, not failed.
+    later = analyze(random_zoo, "base", pool="ece_after<1", n_bootstrap=0, chunk_size=100,
+                    memory_budget=2**20)
+    assert later.greedy.empty and "memory budget" in later.summary["headline"]["greedy"]["skipped"]
     with pytest.raises(ZoolensError, match="--pool or raise --memory-gb"):
         run_greedy(random_zoo, "base", memory_budget=2**20)
     with pytest.raises(ZoolensError, match="decision-only"):

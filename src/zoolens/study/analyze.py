@@ -258,8 +258,12 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         # after the evaluation pass; the columns that pass measures are checked, not applied.
         from zoolens.study.pool import select_pool
 
-        select_pool(_models_table(inputs, cards, base_category, temperatures), pool,
-                    defer=EVALUATION_COLUMNS)
+        early = select_pool(_models_table(inputs, cards, base_category, temperatures), pool,
+                            defer=EVALUATION_COLUMNS)
+        if not _mentions(pool, EVALUATION_COLUMNS):  # the early pool is the final pool
+            need = _greedy_need(inputs, early)
+            if need > memory_budget:
+                raise ZoolensError(f"greedy: {_too_big(len(early), need)}")
 
     num_pairs = len(a_idx)
     num_scored = int(inputs.has_scores.sum())
@@ -613,20 +617,20 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
     (analyze's defaults) and the selection cannot run: the default pool (every model) does not
     fit the memory budget, or the default start (the base) is decision-only.
     """
-    from zoolens.study.greedy import memory_need, run_selection
+    from zoolens.study.greedy import run_selection
     from zoolens.study.pool import select_pool
 
     pool_names = (select_pool(models, pool) if pool is not None
                   else [name for name, ok in zip(inputs.names, inputs.has_scores) if ok])
-    need = memory_need(len(pool_names), len(inputs.cal), len(inputs.ev),
-                       int(inputs.zoo.num_classes))
+    need = _greedy_need(inputs, pool_names)
     reason = None
     if optional and default_start and not inputs.has_scores[inputs.names.index(start)]:
         reason = (f"the base {start!r} is decision-only (no probabilities to ensemble); "
                   "run `zoolens ensemble --start` from a model with probabilities")
-    elif pool is None and need > memory_budget:
-        reason = (f"the default pool (all {len(pool_names)} models) needs {need / 2**30:.1f} "
-                  "GiB, more than the memory budget; give --pool or raise --memory-gb")
+    elif need > memory_budget:
+        # The default pool, or a pool filtered on columns only the evaluation pass measures
+        # (an explicit pool of known size was checked before the pass).
+        reason = _too_big(len(pool_names), need)
     if reason is not None:
         if not optional:
             raise ZoolensError(f"greedy: {reason}")
@@ -638,6 +642,25 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
                               combine=combine, max_steps=max_steps,
                               memory_budget=memory_budget)
     return pool_names, selection
+
+
+def _greedy_need(inputs: ZooInputs, pool_names: Sequence[str]) -> int:
+    from zoolens.study.greedy import memory_need
+
+    scored = sum(bool(inputs.has_scores[inputs.names.index(name)]) for name in pool_names)
+    return memory_need(scored, len(inputs.cal), len(inputs.ev), int(inputs.zoo.num_classes))
+
+
+def _too_big(num_models: int, need: int) -> str:
+    return (f"the pool of {num_models} models needs {need / 2**30:.1f} GiB, more than the "
+            "memory budget; narrow --pool or raise --memory-gb")
+
+
+def _mentions(spec: Any, columns: Sequence[str]) -> bool:
+    """Does a --pool filter refer to any of ``columns``? (a list of names never does)"""
+    import re
+
+    return isinstance(spec, str) and any(re.search(rf"\b{c}\b", spec) for c in columns)
 
 
 def _greedy_summary(selection) -> dict[str, Any]:
