@@ -312,10 +312,14 @@ def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarr
     if len(ea) == 0:
         return np.zeros(0, dtype=bool)
     num_models, n, num_classes = scores.shape
-    code_a, code_b = ea * n + ei, eb * n + ei
-    codes = np.unique(np.concatenate([code_a, code_b]))
-    idx, values, bound_row = _row_top_k(scores, block_max, (codes // n, codes % n), k)
-    ra, rb = np.searchsorted(codes, code_a), np.searchsorted(codes, code_b)
+    needed = np.zeros((num_models, n), dtype=bool)
+    needed[ea, ei] = True
+    needed[eb, ei] = True
+    rows = np.nonzero(needed)
+    position = np.empty((num_models, n), dtype=np.int64)
+    position[rows] = np.arange(len(rows[0]))
+    idx, values, bound_row = _row_top_k(scores, block_max, rows, k)
+    ra, rb = position[ea, ei], position[eb, ei]
     pred, proven = _union_decide(scores, (ea, ei), (idx[ra], values[ra], bound_row[ra]),
                                  scores, (eb, ei), (idx[rb], values[rb], bound_row[rb]), w, v,
                                  num_classes)
