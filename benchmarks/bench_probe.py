@@ -6,8 +6,8 @@ rows (what the study feeds its probes), plus 10,000 held-out rows to compare tes
 Both solvers minimise the same objective, mean cross-entropy + (λ/2)‖W‖² with
 C = 1/(λ·N) for sklearn (DESIGN sec. 3), from zeros, stopping at the same gradient tolerance
 ``tol`` (max-abs gradient entry: torch's ``tolerance_grad``, scipy's ``gtol``). Each side runs
-in its own subprocess so its peak memory (RSS above the process's level after loading the data,
-sampled every 20 ms) is its own; scikit-learn gets float64 data (its native precision), zoolens
+in its own subprocess so its peak memory (RSS above the level before the fit, sampled by
+``benchmarks._common.timed``) is its own; scikit-learn gets float64 data (its native precision), zoolens
 float32. Both run with the same number of CPU threads (default 1: on the shared 2-core
 development machine, under load, two OpenMP threads made a 4,000 × 256 matmul 6× slower than
 one, for torch and BLAS alike, so single-threaded numbers are the only stable ones there).
@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from benchmarks._common import timed
 
 LAMBDA = 1e-4
 TOL = 1e-5
@@ -63,38 +63,6 @@ def make_data(shape: Shape, seed: int = 0):
     return x[:shape.n_train], y[:shape.n_train], x[shape.n_train:], y[shape.n_train:]
 
 
-class _PeakRSS:
-    """Peak resident memory above the level at start, sampled in a background thread."""
-
-    def __init__(self, interval: float = 0.02):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.interval = interval
-        self.base = self.proc.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    @property
-    def mb(self) -> float:
-        return (self.peak - self.base) / 2**20
-
-
 def _limit_threads(threads: int):
     import torch
     from threadpoolctl import threadpool_limits
@@ -109,15 +77,10 @@ def _ours(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> None
     limits = _limit_threads(threads)  # noqa: F841 (kept alive for the process)
     x, y, xt, yt = make_data(shape)
     fit_linear_probe(x[:200], y[:200], l2_grid=LAMBDA)  # torch.optim's one-time import cost
-    with _PeakRSS() as mem:
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            probe = fit_linear_probe(x, y, l2_grid=LAMBDA, tol=TOL, max_iter=10_000,
-                                     threads=threads)
-            seconds.append(time.perf_counter() - start)
-        seconds = min(seconds)
-    queue.put({"seconds": seconds, "mem_mb": mem.mb, "acc": probe.score(xt, yt),
+    timing = timed(lambda: fit_linear_probe(x, y, l2_grid=LAMBDA, tol=TOL, max_iter=10_000,
+                                            threads=threads), runs=repeats)
+    probe = timing.result
+    queue.put({"seconds": timing.median_s, "mem_mb": timing.peak_mib, "acc": probe.score(xt, yt),
                "objective": probe_objective(x, y, probe.coef_, probe.intercept_, LAMBDA),
                "iters": probe.n_iter, "grad": probe.grad_norm})
 
@@ -130,15 +93,12 @@ def _sklearn(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> N
     limits = _limit_threads(threads)  # noqa: F841
     x, y, xt, yt = make_data(shape)
     x64 = x.astype(np.float64)
-    with _PeakRSS() as mem:
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model = LogisticRegression(solver="lbfgs", tol=TOL, C=1.0 / (LAMBDA * shape.n_train),
-                                       max_iter=10_000).fit(x64, y)
-            seconds.append(time.perf_counter() - start)
-        seconds = min(seconds)
-    queue.put({"seconds": seconds, "mem_mb": mem.mb, "acc": float(model.score(xt, yt)),
+    timing = timed(lambda: LogisticRegression(
+        solver="lbfgs", tol=TOL, C=1.0 / (LAMBDA * shape.n_train), max_iter=10_000).fit(x64, y),
+        runs=repeats)
+    model = timing.result
+    queue.put({"seconds": timing.median_s, "mem_mb": timing.peak_mib,
+               "acc": float(model.score(xt, yt)),
                "objective": probe_objective(x, y, model.coef_, model.intercept_, LAMBDA),
                "iters": int(np.max(model.n_iter_)), "grad": float("nan")})
 
@@ -154,11 +114,11 @@ def _in_subprocess(target, shape: Shape, threads: int, repeats: int) -> dict:
 
 
 def compare(shape: Shape, threads: int = THREADS, repeats: int = 1) -> dict:
-    """Time both (best of ``repeats`` fits each: the shared machine's load is noisy)."""
+    """Time both (median of ``repeats`` fits each: the shared machine's load is noisy)."""
     ours = _in_subprocess(_ours, shape, threads, repeats)
     base = _in_subprocess(_sklearn, shape, threads, repeats)
     rel = (ours["objective"] - base["objective"]) / abs(base["objective"])
-    note = (f"{shape.label}, λ={LAMBDA:g}, tol={TOL:g}, CPU {threads} thread(s), best of "
+    note = (f"{shape.label}, λ={LAMBDA:g}, tol={TOL:g}, CPU {threads} thread(s), median of "
             f"{repeats}, float32 vs "
             f"sklearn float64; test acc "
             f"{100 * ours['acc']:.2f}% vs {100 * base['acc']:.2f}% "

@@ -233,9 +233,8 @@ def cka_table(embeddings: Mapping[str, np.ndarray], *, correct: np.ndarray | Non
 
     cka_linear, cka_rbf (threshold t, at most ``rbf_max_examples`` rows), cka_debiased
     (linear, unbiased HSIC) from ``cka_matrix`` (no loop over pairs), and the pair's error
-    consistency κ from the (M, N) correctness matrix ``correct`` (NaN where not given, or for
-    rows of models without predictions: all-False rows are not treated specially, pass NaN
-    via ``correct=None`` instead).
+    consistency κ (``zoolens.measure.agreement.error_consistency``) from the (M, N) boolean
+    correctness matrix ``correct`` (rows in the mapping's order); NaN when ``correct`` is None.
     """
     names = list(embeddings)
     if len(names) < 2:
