@@ -238,3 +238,17 @@ def test_mean_abs_correlation_matches_corrcoef_loop():
 def test_k_grid():
     assert k_grid(128) == [16, 32, 48, 64, 80, 96, 112, 128]
     assert k_grid(4) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_streamed_rbf_blocks_equal_full_gram_centering(debiased):
+    from zoolens.measure.features import _normalise_hsic, _rbf_hsic_matrix, gram_rbf
+
+    rng = np.random.default_rng(9)
+    mats = [rng.normal(size=(37, 4)), rng.normal(size=(37, 6)), rng.normal(size=(37, 2))]
+    # blocks of 2 rows (37 is not a multiple): every block boundary and the ragged last block
+    streamed = _normalise_hsic(_rbf_hsic_matrix(mats, 0.7, debiased, block_bytes=8 * 37 * 3 * 2))
+    for i in range(3):
+        for j in range(3):
+            full = cka_from_grams(gram_rbf(mats[i], 0.7), gram_rbf(mats[j], 0.7), debiased)
+            assert streamed[i, j] == pytest.approx(full, rel=1e-10)
