@@ -20,6 +20,7 @@ under 4 GiB.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -46,13 +47,23 @@ def spec_for(cfg: dict):
 
 
 def temperatures(zoo) -> np.ndarray:
-    """T of every model, fitted on the calibration split (what analyze does)."""
+    """T of every model, fitted on the calibration split (what analyze does); cached in the
+    zoo folder so the benchmarks sharing a zoo fit them once."""
+    import json
+
     from zoolens.measure.calibration import fit_temperature
 
+    cache = Path(zoo.path) / "benchmark-temperatures.json"
+    if cache.exists():
+        known = json.loads(cache.read_text())
+        if list(known) == list(zoo.models):
+            return np.array(list(known.values()))
     cal = zoo.calibration_indices
     y = zoo.labels[cal]
-    return np.array([fit_temperature(zoo.scores(m, rows=cal), y).temperature
-                     for m in zoo.models])
+    temps = np.array([fit_temperature(zoo.scores(m, rows=cal), y).temperature
+                      for m in zoo.models])
+    cache.write_text(json.dumps(dict(zip(zoo.models, temps.tolist()))))
+    return temps
 
 
 def calibrated_chunk(zoo, names, temps, rows: slice) -> np.ndarray:
