@@ -82,7 +82,7 @@ def _ours(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> None
     probe = timing.result
     queue.put({"seconds": timing.median_s, "mem_mb": timing.peak_mib, "acc": probe.score(xt, yt),
                "objective": probe_objective(x, y, probe.coef_, probe.intercept_, LAMBDA),
-               "iters": probe.n_iter, "grad": probe.grad_norm})
+               "iters": probe.n_iter, "evals": probe.n_evals, "grad": probe.grad_norm})
 
 
 def _sklearn(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> None:
@@ -90,7 +90,17 @@ def _sklearn(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> N
 
     from zoolens.measure.probe import probe_objective
 
+    import sklearn.linear_model._linear_loss as linear_loss
+
     limits = _limit_threads(threads)  # noqa: F841
+    evals = [0]
+    loss_gradient = linear_loss.LinearModelLoss.loss_gradient
+
+    def counted(self, *args, **kwargs):  # count sklearn's loss-and-gradient evaluations
+        evals[0] += 1
+        return loss_gradient(self, *args, **kwargs)
+
+    linear_loss.LinearModelLoss.loss_gradient = counted
     x, y, xt, yt = make_data(shape)
     x64 = x.astype(np.float64)
     timing = timed(lambda: LogisticRegression(
@@ -100,7 +110,8 @@ def _sklearn(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> N
     queue.put({"seconds": timing.median_s, "mem_mb": timing.peak_mib,
                "acc": float(model.score(xt, yt)),
                "objective": probe_objective(x, y, model.coef_, model.intercept_, LAMBDA),
-               "iters": int(np.max(model.n_iter_)), "grad": float("nan")})
+               "iters": int(np.max(model.n_iter_)), "evals": evals[0] // repeats,
+               "grad": float("nan")})
 
 
 def _in_subprocess(target, shape: Shape, threads: int, repeats: int) -> dict:
@@ -123,7 +134,8 @@ def compare(shape: Shape, threads: int = THREADS, repeats: int = 1) -> dict:
             f"sklearn float64; test acc "
             f"{100 * ours['acc']:.2f}% vs {100 * base['acc']:.2f}% "
             f"(Δ {100 * (ours['acc'] - base['acc']):+.2f} pts); objective rel. diff {rel:+.1e}; "
-            f"iterations {ours['iters']} vs {base['iters']}; sklearn peak {base['mem_mb']:.0f} MB")
+            f"iterations {ours['iters']} vs {base['iters']}, loss+gradient evaluations "
+            f"{ours['evals']} vs {base['evals']}; sklearn peak {base['mem_mb']:.0f} MB")
     return {"name": f"probe {shape.label}", "ours_s": ours["seconds"],
             "baseline_s": base["seconds"], "ratio": base["seconds"] / ours["seconds"],
             "peak_mem_mb": ours["mem_mb"], "note": note,
@@ -144,9 +156,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4,000 × 256 × 100")
     parser.add_argument("--full", action="store_true", help="50,000 × 2,048 × 1,000")
+    parser.add_argument("--shape", help="N,D,C: another shape (e.g. 20000,2048,1000)")
     parser.add_argument("--threads", type=int, default=THREADS, help="CPU threads for both")
     args = parser.parse_args()
-    rows = [compare(FULL, args.threads)] if args.full else run(args.quick, args.threads)
+    if args.shape:
+        n, d, c = (int(v) for v in args.shape.split(","))
+        rows = [compare(Shape(n, d, c, n_test=min(10_000, n // 4)), args.threads)]
+    elif args.full:
+        rows = [compare(FULL, args.threads)]
+    else:
+        rows = run(args.quick, args.threads)
     for row in rows:
         print(json.dumps(row, indent=2))
 

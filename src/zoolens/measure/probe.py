@@ -165,7 +165,9 @@ class LinearProbe:
     """A fitted linear probe. ``coef_`` is (C, D), ``intercept_`` (C,), as in scikit-learn.
 
     ``l2`` is the chosen λ, ``objective`` the penalised mean loss at the final fit (on train +
-    validation), ``validation`` one dict per grid point (l2, score, loss) — empty when the grid
+    validation); ``n_iter`` / ``n_evals`` its L-BFGS iterations and loss-and-gradient
+    evaluations, ``grad_norm`` its final max-abs gradient entry; ``converged`` is true when it
+    stopped by a tolerance rather than at ``max_iter``; ``validation`` one dict per grid point (l2, score, loss) — empty when the grid
     had a single λ. ``classes_`` maps output columns to class ids (softmax probe).
     """
 
@@ -179,6 +181,7 @@ class LinearProbe:
     converged: bool
     grad_norm: float
     n_train: int
+    n_evals: int = 0
     validation: list[dict[str, float]] = field(default_factory=list)
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -238,7 +241,9 @@ def probe_objective(x: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: n
 
 def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: float,
            history_size: int):
-    """Minimise the probe objective from (w, b) in place; returns (objective, iters, grad_inf)."""
+    """Minimise the probe objective from (w, b) in place.
+
+    Returns (objective, iterations, function evaluations, max-abs gradient at the end)."""
     import torch
     import torch.nn.functional as F
 
@@ -273,10 +278,11 @@ def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: floa
         return loss
 
     opt.step(closure)
-    iters = int(opt.state[opt._params[0]].get("n_iter", 0))
+    state = opt.state[opt._params[0]]
+    iters, evals = int(state.get("n_iter", 0)), int(state.get("func_evals", 0))
     loss = closure()  # final value and gradient, for the record
     grad_inf = max(float(w.grad.abs().max()), float(b.grad.abs().max()))
-    return float(loss), iters, grad_inf
+    return float(loss), iters, evals, grad_inf
 
 
 @contextlib.contextmanager
@@ -405,8 +411,9 @@ def fit_linear_probe(x: Any, y: Any, *, l2_grid: Sequence[float] | float | None 
     on_cpu = torch.device(device).type == "cpu"
     with _cpu_threads(threads, float(n) * d * c, on_cpu):
         validation, chosen = _choose_l2(xt, tt, y, grid, w, b, validation_fraction, seed, fit)
-        objective, iters, grad_inf = _lbfgs(xt, tt, chosen, w, b, **fit)
+        objective, iters, evals, grad_inf = _lbfgs(xt, tt, chosen, w, b, **fit)
     return LinearProbe(coef_=w.detach().cpu().numpy(), intercept_=b.detach().cpu().numpy(),
                        l2=chosen, multilabel=multilabel, classes_=classes, objective=objective,
-                       n_iter=iters, converged=grad_inf <= tol or iters < max_iter,
+                       n_iter=iters, n_evals=evals,
+                       converged=grad_inf <= tol or iters < max_iter,
                        grad_norm=grad_inf, n_train=n, validation=validation)
