@@ -116,7 +116,8 @@ def test_mismatched_checkpoints_are_refused(family, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "zoolens.demo.models:soup_cnn"], "python:package.module:function"),
+    (["--model", "zoolens.demo.models:soup_cnn"], "unknown prefix"),
+    (["--model", "timm:resnet18"], "python:package.module:function"),
     (["--model", "python:zoolens.demo.models:nope"], "no function nope"),
     (["--model", "python:no_such_pkg_xyz:f"], "cannot import"),
 ])

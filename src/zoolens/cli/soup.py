@@ -42,13 +42,12 @@ def soup(
     from zoolens.errors import ZoolensError
     from zoolens.progress import info, progress_bar
     from zoolens.study.soup import (format_soup_table, load_heldout, load_state_dict,
-                                    model_factory, run_soups, save_state_dict,
+                                    load_network, run_soups, save_state_dict,
                                     write_soup_table)
 
     if out.exists() and out.is_dir():
         raise ZoolensError(f"--out {out}: is a folder; give a file name such as {out / 'soup.pt'}")
-    make = model_factory(model)
-    network, transform = make()
+    network, transform = load_network(model)
     state_dicts = [load_state_dict(p) for p in checkpoints]
     names = [p.name if [q.name for q in checkpoints].count(p.name) == 1 else str(p)
              for p in checkpoints]

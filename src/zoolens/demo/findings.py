@@ -122,7 +122,8 @@ def collect_findings(results_dir: Path, summary: dict[str, Any] | None,
         text = (f"start {start} {100 * _num(greedy.get('start_evaluation_acc')):.2f}% -> "
                 f"{100 * _num(greedy.get('evaluation_acc')):.2f}% with "
                 f"{', '.join(sorted(set(others))) or 'no other member'} "
-                f"(all lower-accuracy; chosen on the calibration split)")
+                f"(the pool: models less accurate than the start on the calibration split, "
+                f"where members are chosen; accuracies on the evaluation split)")
     out.append({"key": "greedy_low_accuracy",
                 "claim": "lower-accuracy but different models lift the best model in a greedy "
                          "ensemble (Sec. 4.5, Fig. 5)",
@@ -160,9 +161,10 @@ def _combined_features(results_dir: Path) -> dict[str, Any]:
         single = max(mean.loc[0.0, "mean"], mean.loc[1.0, "mean"])
         half = mean.loc[0.5, "mean"]
         oks.append(bool(half > single))
-        spread = mean.loc[0.5, "std"]
-        parts.append(f"{a} + {b}: f=0.5 {100 * half:.2f}% (sd {100 * _num(spread):.2f} over "
-                     f"{int(mean.loc[0.5, 'count'])} draws) vs best single "
+        draws = int(mean.loc[0.5, "count"])
+        spread = (f"sd {100 * _num(mean.loc[0.5, 'std']):.2f} over {draws} draws"
+                  if draws > 1 else "1 draw")
+        parts.append(f"{a} + {b}: f=0.5 {100 * half:.2f}% ({spread}) vs best single "
                      f"{100 * single:.2f}%")
     ok = None if not oks else all(oks)
     if oks and not all(oks) and any(oks):

@@ -113,7 +113,7 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
     summary = _analyze(zoo, results_dir, specs, missing)
     seconds["analyze"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    _probe_study(zoo, results_dir, specs, missing)
+    _probe_study(zoo, results_dir, profile, missing)
     seconds["probe"] = time.perf_counter() - t0
     report_path = None
     if report:
@@ -240,24 +240,31 @@ def _analyze(zoo, results_dir: Path, specs, missing: list[str]) -> dict[str, Any
     return result.summary
 
 
-def _probe_study(zoo, results_dir: Path, specs, missing: list[str]) -> None:
-    """Feature combination (paper Sec. 4.6) for the base with the most different embedding
-    models, through zoolens.study.probe."""
+def _probe_study(zoo, results_dir: Path, profile, missing: list[str]) -> None:
+    """Feature combination (paper Sec. 4.6, Fig. 6) and CKA (Fig. 13) through
+    zoolens.study.probe.run_probe: the base combined with a Framework model (SimCLR), a
+    Dataset model (digit features) and, as a control, a Reinit twin; probes use a short λ
+    grid and a looser tolerance to fit the CPU budget (the study's defaults are finer)."""
     try:
-        from zoolens.study import probe as probe_study
-    except ImportError:
-        missing.append("feature-combination tables (zoolens.study.probe is not there yet)")
+        from zoolens.study.probe import ProbeSettings, run_probe
+    except ImportError as exc:
+        missing.append(f"feature-combination tables (zoolens.study.probe: {exc})")
         return
     from zoolens.demo.zoo_build import BASE
 
-    partners = [n for n in ("simclr-cnn+probe", "digits-cnn+probe", "mlp")
-                if n in zoo.models and zoo.has_embeddings(n)]
-    runner = getattr(probe_study, "run_probe_study", None) or getattr(probe_study, "probe",
-                                                                      None)
-    if runner is None:
-        missing.append("feature-combination tables (zoolens.study.probe has no entry point)")
+    quick = profile.name == "quick"
+    partners = ("simclr-cnn+probe",) if quick else ("simclr-cnn+probe", "digits-cnn+probe",
+                                                    "cnn-seed1")
+    with_emb = [n for n in zoo.models if zoo.has_embeddings(n)]
+    pairs = [(BASE, p) for p in partners if p in with_emb]
+    if BASE not in with_emb or not pairs:
+        missing.append("feature-combination tables (no embedding pair with the base)")
         return
-    runner(zoo, pairs=[(BASE, p) for p in partners], out_dir=results_dir)
+    settings = ProbeSettings(l2_grid=(1e-3, 1e-4, 1e-5), tol=1e-4, max_iter=300, seed=0)
+    run_probe(zoo, with_emb, out_dir=results_dir, pairs=pairs,
+              rates=(0.0, 0.5, 1.0) if quick else (0.0, 0.25, 0.5, 0.75, 1.0),
+              draws=1 if quick else 2, settings=settings, diversity=not quick, steps=4,
+              rbf_max_examples=2000)
 
 
 def _report(results_dir: Path, path: Path, missing: list[str]) -> Path | None:

@@ -63,6 +63,17 @@ def predict(model: nn.Module, x: torch.Tensor, *, embed: bool = False) -> torch.
     return torch.cat([fn(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
 
 
+def _step(opt, loss: torch.Tensor, sched, progress) -> None:
+    """One optimiser step (and schedule step), then report one batch of progress."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+    if progress is not None:
+        progress(1)
+
+
 def train_supervised(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int,
                      lr: float, weight_decay: float = 5e-4, label_smoothing: float = 0.0,
                      batch_size: int = 128, seed: int = 0, progress=None) -> nn.Module:
@@ -80,12 +91,7 @@ def train_supervised(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
         for i in range(0, len(x), batch_size):
             idx = perm[i:i + batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx], label_smoothing=label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if progress is not None:
-                progress(1)
+            _step(opt, loss, sched, progress)
     model.eval()
     return model
 
@@ -147,13 +153,7 @@ def train_simclr(encoder: SmallCNN, x: torch.Tensor, *, epochs: int, lr: float =
             batch = x[perm[i:i + batch_size]]
             z1 = projector(encoder.embed(augment(batch, gen)))
             z2 = projector(encoder.embed(augment(batch, gen)))
-            loss = nt_xent(z1, z2, temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if progress is not None:
-                progress(1)
+            _step(opt, nt_xent(z1, z2, temperature), sched, progress)
     encoder.eval()
     return encoder
 
@@ -171,12 +171,7 @@ def train_autoencoder(x: torch.Tensor, *, epochs: int, code: int = 64, lr: float
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch_size):
             idx = perm[i:i + batch_size]
-            loss = F.mse_loss(torch.sigmoid(model(x[idx])), target[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if progress is not None:
-                progress(1)
+            _step(opt, F.mse_loss(torch.sigmoid(model(x[idx])), target[idx]), None, progress)
     model.eval()
     return model
 

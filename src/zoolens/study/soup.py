@@ -13,7 +13,7 @@ Held-out data (``--data``) is either
   uint8 images are scaled to [0, 1]) and ``y`` ((N,) integer class ids); or
 - an image folder ``root/<class name>/<image>`` (zoolens.collect.images.ImageFolder; classes
   in sorted folder order), transformed by the transform the model function returns as
-  ``(model, transform, card)``, or by torchvision's ToTensor when it returns only a model.
+  ``(model, transform, card)``, or by the collector's default preprocessing.
 
 The table (``soup.csv``) has one row per method: ``method`` in {ingredient, best_ingredient,
 uniform_soup, greedy_soup, logit_ensemble}, ``members`` (";"-joined ingredient names),
@@ -22,7 +22,6 @@ uniform_soup, greedy_soup, logit_ensemble}, ``members`` (";"-joined ingredient n
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,29 +87,22 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def model_factory(spec: str) -> Callable[[], tuple[Any, Any]]:
-    """``python:package.module:function`` -> a callable returning (model, transform or None).
+def load_network(spec: str) -> tuple[Any, Any]:
+    """``python:package.module:function`` -> (torch module, transform for image folders).
 
-    The function takes no arguments and returns a torch module, or (module, transform, card)
-    as for ``zoolens collect``."""
-    if not spec.startswith("python:") or spec.count(":") != 2 or not all(spec.split(":")):
-        raise ZoolensError(f"--model {spec!r}: expected python:package.module:function")
-    _, module_name, func_name = spec.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ZoolensError(f"--model {spec}: cannot import {module_name} ({exc})") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise ZoolensError(f"--model {spec}: {module_name} has no function {func_name}")
+    Built by the collector's loader (``zoolens.collect.specs.load_model``), so the function
+    may return a module or ``(module, transform, card)`` exactly as for ``zoolens collect``;
+    without its own transform an image folder gets the collector's default preprocessing."""
+    from zoolens.collect.specs import ModelEntry, load_model, split_spec
 
-    def make() -> tuple[Any, Any]:
-        result = func()
-        if isinstance(result, tuple):
-            return result[0], (result[1] if len(result) > 1 else None)
-        return result, None
-
-    return make
+    prefix, _ = split_spec(spec)
+    if prefix != "python":
+        raise ZoolensError(f"--model {spec!r}: expected python:package.module:function (the "
+                           f"soup needs the network's code to load state dicts into)")
+    loaded = load_model(ModelEntry(spec=spec, name="soup"), pretrained=False)
+    if loaded.module is None or not hasattr(loaded.module, "load_state_dict"):
+        raise ZoolensError(f"--model {spec}: the function must return a torch.nn.Module")
+    return loaded.module, loaded.transform
 
 
 def load_heldout(path: str | Path, transform: Any = None) -> tuple[Any, np.ndarray]:
@@ -136,9 +128,7 @@ def load_heldout(path: str | Path, transform: Any = None) -> tuple[Any, np.ndarr
         from zoolens.collect.images import ImageFolder
 
         if transform is None:
-            from torchvision.transforms import ToTensor
-
-            transform = ToTensor()
+            raise ZoolensError(f"{path}: an image folder needs the model's transform")
         folder = ImageFolder(path, transform=transform)
         x = torch.stack([folder[i] for i in range(len(folder))])
         return x, folder.labels
