@@ -35,10 +35,6 @@ the running time depends on how often the bounds prove the argmax (with calibrat
 like models, tier 1 decides ~97 % of the entries, tier 2 nearly all the rest).
 
 Pair order everywhere: ``np.triu_indices(M, 1)`` = ``measure.ensemble.pair_index``.
-
-``CandidateSums`` applies the same tiers to greedy selection (paper Sec. 4.5): the argmax of
-a running sum S plus each candidate's inputs, with the candidates' top lists computed once
-for all steps.
 """
 
 from __future__ import annotations
@@ -56,7 +52,6 @@ __all__ = [
     "PruneStats",
     "all_pair_ensemble_predictions_topk",
     "all_pair_ensemble_correct_topk",
-    "CandidateSums",
 ]
 
 DEFAULT_K = 8
@@ -325,99 +320,6 @@ def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarr
                                  num_classes)
     out[ep[proven], ei[proven]] = pred[proven]
     return proven
-
-
-class CandidateSums:
-    """Exact ``argmax_c (S + x_k[c])`` for every candidate k, for any running sum S.
-
-    Greedy forward selection (paper Sec. 4.5; ``measure.ensemble.greedy_forward_selection``)
-    scores, at each step, every candidate k by the argmax of the running float64 sum S of
-    the members' inputs plus the candidate's inputs x_k. The candidates never change between
-    steps, so their top-1 / second values, block maxima and top-k lists are computed once
-    here; each step then costs one pass over S (its own top-2 and top-k) plus O(k) work per
-    candidate and example, instead of a pass over every candidate's full rows. Same three
-    exact tiers as the pair kernel, with weights (1, 1): the score is ``S + float64(x_k)``
-    rounded once in float64, exactly what ``S + x_k.astype(np.float64)`` computes.
-
-    Args:
-        candidates: K arrays (n, C) (or a (K, n, C) array) of the candidates' ensemble
-            inputs on the n choosing rows; kept by reference, not copied.
-        k: list length of tier 2.
-    """
-
-    def __init__(self, candidates, *, k: int = DEFAULT_K):
-        self.x = [np.ascontiguousarray(c) for c in candidates]
-        if not self.x:
-            raise ZoolensError("no candidates")
-        self.n, self.num_classes = self.x[0].shape
-        if any(c.shape != (self.n, self.num_classes) for c in self.x):
-            raise ZoolensError("all candidates must have the same (rows, classes) shape")
-        self.k = int(k)
-        if self.k < 1:
-            raise ZoolensError(f"k must be >= 1, got {k}")
-        self.stats = PruneStats()
-        # Per candidate: top class, its value, the second value, NaN rows, block maxima.
-        self._top = [self._info(c) for c in self.x]
-        self._tops = np.stack([t[0] for t in self._top])  # (K, n)
-        self._bests = np.stack([t[1] for t in self._top])
-        self._seconds = np.stack([t[2] for t in self._top])
-        self._nans = np.stack([t[3] for t in self._top])
-
-    @staticmethod
-    def _info(x: np.ndarray):
-        top, best, second, has_nan, block_max = _top1_and_second(x[None])
-        return (top[0], best[0].astype(np.float64), second[0].astype(np.float64), has_nan[0],
-                None if block_max is None else block_max[0])
-
-    def predictions(self, total: np.ndarray) -> np.ndarray:
-        """(K, n) int64: ``argmax(total + x_k)`` per candidate (lowest index on ties)."""
-        total = np.ascontiguousarray(total, dtype=np.float64)
-        if total.shape != (self.n, self.num_classes):
-            raise ZoolensError(f"running sum has shape {total.shape}, expected "
-                               f"{(self.n, self.num_classes)}")
-        one = np.float64(1.0)
-        rows = np.arange(self.n)
-        out = np.empty((len(self.x), self.n), dtype=np.int64)
-        with np.errstate(invalid="ignore", over="ignore"):
-            s_top, s_best, s_second, s_nan, s_bm = self._info(total)
-            # Tier 1 for every candidate: {top of S, top of x}, bound from the second values.
-            x_at_s = np.stack([x[rows, s_top] for x in self.x]).astype(np.float64)  # (K, n)
-            score_s = s_best[None, :] + x_at_s
-            score_c = total[rows[None, :], self._tops] + self._bests
-            take_s = (score_s > score_c) | ((score_s == score_c) & (s_top[None, :] < self._tops))
-            out[...] = np.where(take_s, s_top[None, :], self._tops)
-            proven = np.maximum(score_s, score_c) > (s_second[None, :] + self._seconds)
-            proven &= ~(s_nan[None, :] | self._nans)
-            oj, oi = np.nonzero(~proven)
-            bounds = np.searchsorted(oj, np.arange(len(self.x) + 1))
-            still_open = [oi[bounds[j]:bounds[j + 1]] for j in range(len(self.x))]
-            opened = len(oi)
-            self.stats.entries += out.size
-            self.stats.tier1_open += opened
-            # Tier 2 on the rows left open: top-k lists of just those rows of S and of x.
-            use_top_k = self.k + 1 < self.num_classes and opened
-            if use_top_k:
-                need = np.unique(oi)
-                need = need[~s_nan[need]]
-                s_list = _row_top_k(total, s_bm, (need,), self.k)
-            for j, x in enumerate(self.x):
-                open_i = still_open[j]
-                c_nan, c_bm = self._top[j][3], self._top[j][4]
-                if use_top_k and len(open_i):
-                    t2 = open_i[~(s_nan[open_i] | c_nan[open_i])]
-                    pos = np.searchsorted(need, t2)
-                    c_list = _row_top_k(x, c_bm, (t2,), self.k)
-                    pred, ok = _union_decide(total, (t2,), tuple(a[pos] for a in s_list),
-                                             x, (t2,), c_list, one, one, self.num_classes)
-                    out[j, t2[ok]] = pred[ok]
-                    decided = np.zeros(self.n, dtype=bool)
-                    decided[t2[ok]] = True
-                    open_i = open_i[~decided[open_i]]
-                # Tier 3: the full rows.
-                if len(open_i):
-                    out[j, open_i] = (total[open_i] + x[open_i].astype(np.float64)).argmax(-1)
-                    self.stats.fallbacks += len(open_i)
-        return out
 
 
 def all_pair_ensemble_correct_topk(inputs: np.ndarray, labels: np.ndarray, weight: float = 0.5,
