@@ -674,6 +674,12 @@ def _greedy_summary(selection) -> dict[str, Any]:
             "excluded_decision_only": selection.excluded}
 
 
+def _p_value(p: Any) -> str:
+    if p is None or not np.isfinite(p):
+        return "=n/a"
+    return f"={p:.2g}" if p > 0 else "<1e-300"  # 0.0 is an underflow, not a certainty
+
+
 def _pct(value: Any) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
 
@@ -693,7 +699,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"best sidekick for {base['model']}: {best['model']} (ensemble "
                      f"{_pct(best['ensemble_acc'])}, {best['over_base']:+.3f} over "
                      f"{base['model']} alone; EI {_pct(best['error_inconsistency'])}, "
-                     f"McNemar p={best['mcnemar_p']:.2g})")
+                     f"McNemar p{_p_value(best['mcnemar_p'])})")
         for rank, row in enumerate(head["ranked_sidekicks"][1:], start=2):
             lines.append(f"  {rank}. {row['model']} [{row['category']}]: ensemble "
                          f"{_pct(row['ensemble_acc'])} ({row['over_base']:+.3f})")
