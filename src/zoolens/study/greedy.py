@@ -76,10 +76,12 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
             f"{need / 2**30:.1f} GiB, more than the memory budget of "
             f"{memory_budget / 2**30:.1f} GiB; raise --memory-gb or narrow --pool")
     info(f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps")
-    used = list(dict.fromkeys([start] + candidates))
+    # Zoo order, so that the tie rule's "lowest index" means the zoo's index whatever order
+    # the user listed the pool in (DESIGN.md sec. 3).
+    used = sorted(set([start] + candidates), key=index.__getitem__)
     models = [_CalibratedRows(zoo, name, float(temperatures[index[name]]), combine)
               for name in used]
-    result = greedy_forward_selection(models, labels, start=0,
+    result = greedy_forward_selection(models, labels, start=used.index(start),
                                       pool=[used.index(name) for name in candidates],
                                       max_steps=max_steps, calibration_index=cal,
                                       evaluation_index=ev)
