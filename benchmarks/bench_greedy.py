@@ -17,7 +17,7 @@ from benchmarks._common import ensure_zoo, row, say, timed
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, temperatures, zoo_name
 
-SIZES = {"full": dict(zoo="full", rows=2_500, steps=25),
+SIZES = {"full": dict(zoo="full", rows=5_000, steps=25),
          "quick": dict(zoo="quick", rows=1_000, steps=25),
          "tiny": dict(zoo="tiny", rows=300, steps=5)}
 
