@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(got)
         print_table(got)
     elapsed = time.perf_counter() - t0
-    if size == "full" and not args.keep_data:
+    uses_zoo = {"ensemble", "greedy", "analyze"} & set(names)
+    if size == "full" and uses_zoo and not args.keep_data:  # the ~8 GB zoo: free the disk
         from benchmarks.bench_ensemble import SIZES as ZS
         from benchmarks.bench_ensemble import zoo_name
 

@@ -88,8 +88,8 @@ def realism_row(zoo, temps: np.ndarray, zoo_label: str) -> dict:
     iu = np.triu_indices(len(acc), 1)
     return row("generator", zoo_label, ours="benchmarks.generator (float16 zoo)", ours_s=None,
                target="accuracy 70-85 %; fitted T in 0.7-1.7",
-               met=bool(acc.min() >= 0.69 and acc.max() <= 0.86 and temps.min() >= 0.65
-                        and temps.max() <= 1.75),
+               met=bool(acc.min() >= 0.70 and acc.max() <= 0.85 and temps.min() >= 0.7
+                        and temps.max() <= 1.7),
                check=f"accuracy {acc.min():.3f}-{acc.max():.3f}; fit_temperature T "
                      f"{temps.min():.3f}-{temps.max():.3f} (median {np.median(temps):.3f}); "
                      f"pair EI {ei[iu].min():.3f}-{ei[iu].max():.3f}")
