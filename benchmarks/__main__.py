@@ -23,6 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
+from benchmarks import _common
 from benchmarks._common import DATA, REPO, SIZES, remove_zoo, row, say
 
 # Order matters: analyze runs last (it needs the big zoo and is the longest).
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md",
                    help="where to write the results (markdown)")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (the table only)")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS/OpenMP/torch threads for zoolens and baselines alike (default 1: "
                         "on a shared 2-core machine two busy-waiting BLAS threads can make a "
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--runs must be >= 1")
 
     limit_threads(args.threads)
+    _common.QUIET = args.quiet
     info = machine()
     info["env"] = f"{args.threads} BLAS/OpenMP/torch thread(s); " + info["env"]
     say(f"benchmarks ({size}): {', '.join(names)}; data under {DATA}")

@@ -123,8 +123,13 @@ def row(benchmark: str, case: str, *, ours: str, ours_s: float, baseline: str = 
             "met": met, "check": check, "notes": notes}
 
 
+QUIET = False  # set by the runner's --quiet
+
+
 def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A progress line on stderr (silent with --quiet)."""
+    if not QUIET:
+        print(message, file=sys.stderr, flush=True)
 
 
 # --- the synthetic zoo cache -------------------------------------------------------------
@@ -155,7 +160,7 @@ def ensure_zoo(name: str, spec) -> Path:
     say(f"generating zoo {name}: {spec.num_models} x {spec.num_examples} x {spec.num_classes} "
         f"float16 ({need / 2**30:.2f} GiB)")
     t0 = time.perf_counter()
-    write_zoo(path, spec, progress=True)
+    write_zoo(path, spec, progress=not QUIET)
     stamp.write_text(json.dumps(want))
     say(f"  generated in {time.perf_counter() - t0:.0f} s")
     return path

@@ -28,6 +28,7 @@ model's float16 logits in memory at a time, never the whole zoo).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +191,7 @@ def write_zoo(path: str | Path, spec: ZooSpec, *, dtype: str = "float16",
     for model in spec.models:
         if progress:
             print(f"  writing {model['name']} ({model['index'] + 1}/{spec.num_models})",
-                  flush=True)
+                  file=sys.stderr, flush=True)
         logits = model_logits(spec, model["index"], cache=cache).astype(dtype)
         card = ModelCard(name=model["name"], arch=f"synthetic-family-{model['family']}",
                          arch_family=f"family-{model['family']}", framework="synthetic",

@@ -62,6 +62,10 @@ def bench(
         argv += ["--out", str(Path(out).resolve())]
     if keep_data:
         argv.append("--keep-data")
+    from zoolens.progress import is_quiet
+
+    if is_quiet():
+        argv.append("--quiet")
     code = subprocess.call(argv, cwd=root)
     if code != 0:
         raise ZoolensError(f"benchmark run failed (exit {code}); see the output above")
