@@ -329,8 +329,8 @@ def test_pairs_table_matches_reference(random_result, reference):
             assert row.error_inconsistency_hi == pytest.approx(np.quantile(xor_means, 0.975))
             if a not in reference.scored or b not in reference.scored:
                 for column in ("ensemble_acc", "ensemble_acc_lo", "ensemble_gain",
-                               "conversion_rate", "neither_conversion", "mcnemar_p",
-                               "paired_bootstrap_p"):
+                               "conversion_rate", "conversion_rate_lo", "neither_conversion",
+                               "neither_conversion_hi", "mcnemar_p", "paired_bootstrap_p"):
                     assert np.isnan(getattr(row, column)), (a, b, column)
                 continue
             e = reference.ensemble_right([a, b])
@@ -341,6 +341,19 @@ def test_pairs_table_matches_reference(random_result, reference):
             ens_means = e[idx].mean(axis=1)
             assert row.ensemble_acc_lo == pytest.approx(np.quantile(ens_means, 0.025))
             assert row.ensemble_acc_hi == pytest.approx(np.quantile(ens_means, 0.975))
+            # Conditional rates: ratio of the two sums on each resample (float64 loop-free
+            # reference), resamples without the condition left out.
+            for column, cond in (("conversion_rate", ra != rb), ("neither_conversion", ~ra & ~rb)):
+                num = (e & cond)[idx].sum(axis=1).astype(float)
+                den = cond[idx].sum(axis=1).astype(float)
+                ratios = (num / np.where(den > 0, den, 1))[den > 0]
+                lo, hi = getattr(row, column + "_lo"), getattr(row, column + "_hi")
+                if not cond.any():
+                    assert np.isnan(lo) and np.isnan(hi), (a, b, column)
+                    continue
+                assert lo == pytest.approx(np.quantile(ratios, 0.025), abs=1e-12), (a, b, column)
+                assert hi == pytest.approx(np.quantile(ratios, 0.975), abs=1e-12), (a, b, column)
+                assert lo <= getattr(row, column) <= hi
             gain_means = (e - (ra.astype(float) + rb) / 2)[idx].mean(axis=1)
             assert row.ensemble_gain_lo == pytest.approx(np.quantile(gain_means, 0.025))
             best = ra if ra.mean() >= rb.mean() else rb
@@ -676,23 +689,64 @@ def test_multilabel_truth(tmp_path):
     assert result.summary["multilabel"] is True
 
 
-def test_default_pool_too_big_skips_greedy_but_explicit_pool_fails(random_zoo):
+def test_tiny_memory_budget_stages_greedy_on_disk_with_identical_tables(random_zoo, tmp_path,
+                                                                       monkeypatch):
+    """A pool over the memory budget is staged on disk (memory maps): same greedy.csv."""
+    import tempfile
+
+    from zoolens.study import greedy as greedy_module
     from zoolens.study.analyze import analyze, run_greedy
 
-    result = analyze(random_zoo, "base", n_bootstrap=0, chunk_size=100, memory_budget=2**20)
-    assert result.greedy.empty and list(result.greedy.columns) == tables.GREEDY_COLUMNS
-    assert "skipped" in result.summary["headline"]["greedy"]
-    assert len(result.pairs) == 21 and result.pairs["ensemble_acc"].notna().sum() == 15
-    assert np.isnan(result.pairs["ensemble_acc_lo"]).all()  # no bootstrap asked
-    with pytest.raises(ZoolensError, match="memory budget"):
-        analyze(random_zoo, "base", pool="vit,wide", n_bootstrap=0, chunk_size=100,
-                memory_budget=2**20)
-    # A filter on pass-measured columns is sized only after the pass: skipped, not failed.
-    later = analyze(random_zoo, "base", pool="ece_after<1", n_bootstrap=0, chunk_size=100,
-                    memory_budget=2**20)
-    assert later.greedy.empty and "memory budget" in later.summary["headline"]["greedy"]["skipped"]
-    with pytest.raises(ZoolensError, match="--pool or raise --memory-gb"):
+    staged_calls = []
+    real_staged_pool = greedy_module.staged_pool
+
+    def spy(models, cal, num_classes, scratch_dir=None):
+        staged_calls.append(len(models))
+        with real_staged_pool(models, cal, num_classes, scratch_dir) as staged:
+            assert all(isinstance(m.staged, np.memmap) for m in staged)
+            assert len(list(tmp_path.glob("zoolens-greedy-*/candidate-*.f32"))) == len(models)
+            yield staged
+
+    from contextlib import contextmanager
+
+    monkeypatch.setattr(greedy_module, "staged_pool", contextmanager(spy))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    common = dict(n_bootstrap=0, chunk_size=100, max_steps=8)
+    unlimited = analyze(random_zoo, "base", memory_budget=2**40, **common)
+    assert staged_calls == []
+    tiny = analyze(random_zoo, "base", memory_budget=2**20, **common)
+    assert staged_calls == [6]  # every model with probabilities (humans is decision-only)
+    assert len(tiny.greedy) == 9 and "skipped" not in tiny.summary["headline"]["greedy"]
+    pd.testing.assert_frame_equal(tiny.greedy, unlimited.greedy)
+    assert tiny.summary["headline"]["greedy"] == unlimited.summary["headline"]["greedy"]
+    pd.testing.assert_frame_equal(tiny.pairs, unlimited.pairs)
+    # An explicit pool and a pool filtered on pass-measured columns: staged too.
+    for pool in ("vit,wide", "ece_after<1"):
+        a = analyze(random_zoo, "base", pool=pool, memory_budget=2**20, **common)
+        b = analyze(random_zoo, "base", pool=pool, memory_budget=2**40, **common)
+        pd.testing.assert_frame_equal(a.greedy, b.greedy)
+    table, _ = run_greedy(random_zoo, "base", memory_budget=2**20)
+    pd.testing.assert_frame_equal(table, run_greedy(random_zoo, "base")[0])
+    assert not list(tmp_path.glob("zoolens-greedy-*"))  # scratch folders removed
+
+    # Removed on error too; and no disk space is one clear line.
+    def fail(*args, **kwargs):
+        assert list(tmp_path.glob("zoolens-greedy-*"))
+        raise ZoolensError("boom")
+
+    monkeypatch.setattr(greedy_module, "greedy_forward_selection", fail)
+    with pytest.raises(ZoolensError, match="boom"):
         run_greedy(random_zoo, "base", memory_budget=2**20)
+    assert not list(tmp_path.glob("zoolens-greedy-*"))
+    monkeypatch.setattr(greedy_module.shutil, "disk_usage",
+                        lambda path: type("Usage", (), {"free": 1000})())
+    with pytest.raises(ZoolensError, match="needs .* GiB of disk under .*TMPDIR"):
+        run_greedy(random_zoo, "base", memory_budget=2**20)
+
+
+def test_greedy_pool_errors(random_zoo):
+    from zoolens.study.analyze import run_greedy
+
     with pytest.raises(ZoolensError, match="decision-only"):
         run_greedy(random_zoo, "humans", pool="vit")
     with pytest.raises(ZoolensError, match="pool is empty"):

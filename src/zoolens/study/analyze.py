@@ -258,12 +258,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         # after the evaluation pass; the columns that pass measures are checked, not applied.
         from zoolens.study.pool import select_pool
 
-        early = select_pool(_models_table(inputs, cards, base_category, temperatures), pool,
-                            defer=EVALUATION_COLUMNS)
-        if not _mentions(pool, EVALUATION_COLUMNS):  # the early pool is the final pool
-            need = _greedy_need(inputs, early)
-            if need > memory_budget:
-                raise ZoolensError(f"greedy: {_too_big(len(early), need)}")
+        select_pool(_models_table(inputs, cards, base_category, temperatures), pool,
+                    defer=EVALUATION_COLUMNS)
 
     num_pairs = len(a_idx)
     num_scored = int(inputs.has_scores.sum())
@@ -458,6 +454,9 @@ def _pairs_table(inputs: ZooInputs, agreement, categories, evaluation,
     ens_lo, ens_hi = (on_scored(v) for v in boot.interval("ensemble_acc", num_scored_pairs))
     gain_lo, gain_hi = (on_scored(v) for v in boot.interval("ensemble_gain", num_scored_pairs))
     paired_p = on_scored(boot.p_not_positive("ensemble_minus_best", num_scored_pairs))
+    conv_lo, conv_hi, neither_lo, neither_hi = (
+        on_scored(v) for v in _conversion_intervals(boot, a[scored], b[scored], scored,
+                                                    evaluation.counts, num_models))
     acc = agreement["accuracy"]
     mcnemar = np.where(scored, mcnemar_p_values(evaluation.ensemble_only,
                                                 evaluation.best_only), np.nan)
@@ -482,11 +481,39 @@ def _pairs_table(inputs: ZooInputs, agreement, categories, evaluation,
         "ensemble_gain_lo": gain_lo,
         "ensemble_gain_hi": gain_hi,
         "conversion_rate": rates["conversion_rate"],
+        "conversion_rate_lo": conv_lo,
+        "conversion_rate_hi": conv_hi,
         "neither_conversion": rates["neither_conversion"],
+        "neither_conversion_lo": neither_lo,
+        "neither_conversion_hi": neither_hi,
         "mcnemar_p": mcnemar,
         "paired_bootstrap_p": paired_p,
     })
     return frame[tables.PAIRS_COLUMNS]
+
+
+def _conversion_intervals(boot: StreamingBootstrap, a: np.ndarray, b: np.ndarray,
+                          scored: np.ndarray, counts, num_models: int):
+    """Bootstrap intervals of the conversion rates of the scored pairs (a[k], b[k]).
+
+    conversion_rate = Σ ens∧(r_a⊕r_b) / Σ r_a⊕r_b and neither_conversion =
+    Σ ens∧¬r_a∧¬r_b / Σ ¬r_a∧¬r_b, each sum taken on the same resamples. The denominators
+    come from sums the pass already holds: Σ W·(r_a⊕r_b) (error inconsistency) and
+    Σ W·(¬r_a∧¬r_b) = N − (Σ W·r_a + Σ W·r_b + Σ W·(r_a⊕r_b)) / 2, since every resample
+    draws N examples and r_a + r_b = 2·(r_a∧r_b) + r_a⊕r_b (exact integers in float64).
+    Returns (conversion lo, hi, neither lo, hi), (P_scored,) each.
+    """
+    size = len(a)
+    if counts is None or boot.counts is None:
+        nan = np.full(size, np.nan)
+        return nan, nan, nan, nan
+    xor = boot.sums("error_inconsistency", len(scored))[:, scored]
+    right = boot.sums("accuracy", num_models)
+    both_wrong = boot.num_examples - (right[:, a] + right[:, b] + xor) / 2
+    conv = boot.ratio_interval(boot.sums("converted", size), xor, counts.exactly_one > 0)
+    neither = boot.ratio_interval(boot.sums("neither_converted", size), both_wrong,
+                                  counts.both_wrong > 0)
+    return conv[0], conv[1], neither[0], neither[1]
 
 
 def _reliability_table(inputs: ZooInputs, evaluation) -> pd.DataFrame:
@@ -614,26 +641,18 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
     """The pool ``pool`` selects from the models table, and the greedy selection over it.
 
     Returns ``(pool names, GreedyOutcome)``, or ``(pool names, reason)`` when ``optional``
-    (analyze's defaults) and the selection cannot run: the default pool (every model) does not
-    fit the memory budget, or the default start (the base) is decision-only.
+    (analyze's defaults) and the selection cannot run: the default start (the base) is
+    decision-only. A pool too big for ``memory_budget`` runs with its calibration rows staged
+    on disk (``study.greedy``), with identical results.
     """
     from zoolens.study.greedy import run_selection
     from zoolens.study.pool import select_pool
 
     pool_names = (select_pool(models, pool) if pool is not None
                   else [name for name, ok in zip(inputs.names, inputs.has_scores) if ok])
-    need = _greedy_need(inputs, pool_names)
-    reason = None
     if optional and default_start and not inputs.has_scores[inputs.names.index(start)]:
         reason = (f"the base {start!r} is decision-only (no probabilities to ensemble); "
                   "run `zoolens ensemble --start` from a model with probabilities")
-    elif need > memory_budget:
-        # The default pool, or a pool filtered on columns only the evaluation pass measures
-        # (an explicit pool of known size was checked before the pass).
-        reason = _too_big(len(pool_names), need)
-    if reason is not None:
-        if not optional:
-            raise ZoolensError(f"greedy: {reason}")
         # The rest of the analysis still runs; the summary says why greedy was skipped.
         info(f"greedy selection skipped: {reason}")
         return pool_names, reason
@@ -642,25 +661,6 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
                               combine=combine, max_steps=max_steps,
                               memory_budget=memory_budget)
     return pool_names, selection
-
-
-def _greedy_need(inputs: ZooInputs, pool_names: Sequence[str]) -> int:
-    from zoolens.study.greedy import memory_need
-
-    scored = sum(bool(inputs.has_scores[inputs.names.index(name)]) for name in pool_names)
-    return memory_need(scored, len(inputs.cal), len(inputs.ev), int(inputs.zoo.num_classes))
-
-
-def _too_big(num_models: int, need: int) -> str:
-    return (f"the pool of {num_models} models needs {need / 2**30:.1f} GiB, more than the "
-            "memory budget; narrow --pool or raise --memory-gb")
-
-
-def _mentions(spec: Any, columns: Sequence[str]) -> bool:
-    """Does a --pool filter refer to any of ``columns``? (a list of names never does)"""
-    import re
-
-    return isinstance(spec, str) and any(re.search(rf"\b{c}\b", spec) for c in columns)
 
 
 def _greedy_summary(selection) -> dict[str, Any]:

@@ -13,9 +13,16 @@ per chunk and block of statistics, never a loop over pairs. The results equal
 
 Intervals are percentile intervals (2.5 % and 97.5 % quantiles of the B resampled means,
 numpy's linear interpolation) — Efron & Tibshirani (1993), ch. 13.
+
+Conditional rates (a pair's conversion rate, P(ensemble right | exactly one member right))
+are ratios of two sums on the same resamples, ``Σ_n W[b, n]·num_n / Σ_n W[b, n]·den_n``
+(:meth:`StreamingBootstrap.ratio_interval`, the convention of
+``measure.stats.bootstrap_ratio_ci``: resamples whose denominator is 0 are left out).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -55,6 +62,36 @@ class StreamingBootstrap:
             self._sums[name] += block
         else:
             self._sums[name] = block.astype(np.float64)
+
+    def sums(self, name: str, size: int) -> np.ndarray:
+        """(B, K) resampled sums ``Σ_n W[b, n] x_k[n]`` of block ``name`` (float64; exact
+        integers for 0/1 values; NaN-filled when nothing was added)."""
+        if self.counts is None or name not in self._sums:
+            return np.full((max(self.n_bootstrap, 0), size), np.nan)
+        return self._sums[name]
+
+    def ratio_interval(self, numerator: np.ndarray, denominator: np.ndarray,
+                       defined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the ratio of resampled sums, per statistic.
+
+        ``numerator``, ``denominator``: (B, K) resampled sums (:meth:`sums`, or sums derived
+        from them); resample b's ratio is ``num_b / den_b``, left out where ``den_b = 0``.
+        ``defined``: (K,) bool, the full-sample denominator is positive; elsewhere the
+        interval is NaN, like the rate itself (DESIGN.md sec. 3). Equals
+        ``measure.stats.bootstrap_ratio_ci`` given the same weights.
+        """
+        size = len(defined)
+        if self.counts is None:
+            return np.full(size, np.nan), np.full(size, np.nan)
+        num, den = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(den > 0, num / den, np.nan)
+        tail = (1.0 - self.level) / 2.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
+            lo, hi = np.nanquantile(ratio, [tail, 1.0 - tail], axis=0)
+        keep = np.asarray(defined, dtype=bool)
+        return np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)
 
     def means(self, name: str, size: int) -> np.ndarray:
         """(B, K) resampled means of block ``name`` (NaN-filled when nothing was added)."""

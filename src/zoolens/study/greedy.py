@@ -5,19 +5,34 @@ Reads: the start model and the pool once on the calibration split (the only spli
 chooses), then the model added at each step once on the evaluation split, where the
 evaluation accuracy of every prefix is reported (never used to choose). The greedy.csv table
 has one row per step: step 0 is the start model alone.
+
+Memory: the selection scores every candidate at every step on the calibration rows, so it
+keeps each candidate's calibrated calibration rows (float32, n_cal x C: 40 MB per model at
+10,000 x 1,000). When the pool's rows do not fit ``memory_budget`` they are *staged*: written
+once, exactly as computed in memory (``ensemble_inputs`` on the same rows), to one float32
+file per candidate in a scratch folder (``tempfile``; ``TMPDIR`` chooses where), and the
+selection reads them through read-only memory maps whose resident pages it drops after each
+use (``measure.ensemble._CandidateScorer``). Results are identical either way; the folder is
+removed afterwards, also on error. Only running out of disk space is an error.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import ensemble_inputs, greedy_forward_selection
-from zoolens.progress import info
+from zoolens.progress import info, track
 from zoolens.study.tables import GREEDY_COLUMNS
 
 
@@ -32,9 +47,15 @@ class GreedyOutcome:
 
 
 def memory_need(num_candidates: int, num_cal: int, num_eval: int, num_classes: int) -> int:
-    """Bytes the selection holds: every candidate's calibration rows (float32), the float64
-    running sums on both splits and one float64 scoring block."""
+    """Bytes the selection holds in memory: every candidate's calibration rows (float32), the
+    float64 running sums on both splits and one float64 scoring block."""
     return ((num_candidates * 4 + 16) * num_cal + 8 * num_eval) * num_classes + 64 * 2**20
+
+
+def staged_need(num_cal: int, num_eval: int, num_classes: int) -> int:
+    """Bytes the selection holds in memory with its candidates staged on disk: the running
+    sums, one scoring block and one candidate's mapped rows (independent of the pool size)."""
+    return memory_need(1, num_cal, num_eval, num_classes)
 
 
 class _CalibratedRows:
@@ -49,14 +70,71 @@ class _CalibratedRows:
                                self.combine)
 
 
+class _StagedRows:
+    """A candidate whose calibration rows were staged on disk: ``model[cal]`` is the
+    read-only memory map of those rows (no copy), any other rows are read from the zoo."""
+
+    def __init__(self, source: _CalibratedRows, cal: np.ndarray, staged: np.ndarray):
+        self.source, self.cal, self.staged = source, cal, staged
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if rows is self.cal or (isinstance(rows, np.ndarray) and rows.shape == self.cal.shape
+                                and np.array_equal(rows, self.cal)):
+            return self.staged
+        return self.source[rows]
+
+
+@contextmanager
+def staged_pool(models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes: int,
+                scratch_dir: str | os.PathLike | None = None):
+    """Write each model's calibrated calibration rows to a float32 file in a fresh scratch
+    folder and yield ``_StagedRows`` over read-only memory maps of them; the folder is removed
+    on exit (also on error). ZoolensError when the disk lacks the space."""
+    need = len(models) * len(cal) * num_classes * 4
+    parent = Path(scratch_dir) if scratch_dir is not None else Path(tempfile.gettempdir())
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError as exc:
+        raise ZoolensError(f"greedy: cannot use the scratch folder {parent} "
+                           f"({exc.strerror})") from None
+    if need + 2**28 > free:
+        raise ZoolensError(
+            f"greedy: staging {len(models)} candidates' calibration rows needs "
+            f"{need / 2**30:.1f} GiB of disk under {parent}, only {free / 2**30:.1f} GiB free; "
+            "set TMPDIR to a larger disk, raise --memory-gb or narrow --pool")
+    folder = Path(tempfile.mkdtemp(prefix="zoolens-greedy-", dir=parent))
+    try:
+        staged = []
+        for k, model in enumerate(track(models, description="greedy: staging candidates",
+                                        unit="models")):
+            path = folder / f"candidate-{k:05d}.f32"
+            rows = np.ascontiguousarray(model[cal], dtype=np.float32)
+            try:
+                with open(path, "wb") as handle:
+                    rows.tofile(handle)
+            except OSError as exc:
+                raise ZoolensError(f"greedy: cannot write the scratch file {path} "
+                                   f"({exc.strerror})") from None
+            del rows
+            mapped = np.memmap(path, dtype=np.float32, mode="r",
+                               shape=(len(cal), num_classes))
+            staged.append(_StagedRows(model, cal, mapped))
+        yield staged
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
                   temperatures: np.ndarray, start: str, pool: Sequence[str], *,
                   cal: np.ndarray, ev: np.ndarray, labels: np.ndarray, combine: str,
-                  max_steps: int, memory_budget: int) -> GreedyOutcome:
+                  max_steps: int, memory_budget: int,
+                  scratch_dir: str | os.PathLike | None = None) -> GreedyOutcome:
     """Choose on the calibration split, report on the evaluation split; see module doc.
 
     Decision-only models in the pool are left out (and returned in ``excluded``); a pool left
-    empty, or a decision-only start, is a ZoolensError.
+    empty, or a decision-only start, is a ZoolensError. A pool whose calibration rows exceed
+    ``memory_budget`` bytes is staged on disk under ``scratch_dir`` (default: the system
+    temporary folder) with identical results.
     """
     index = {name: i for i, name in enumerate(names)}
     if not has_scores[index[start]]:
@@ -69,22 +147,27 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
                            f"({', '.join(excluded)} are decision-only)")
     if excluded:
         info(f"greedy: leaving out decision-only models {', '.join(excluded)}")
-    need = memory_need(len(candidates), len(cal), len(ev), int(zoo.num_classes))
-    if need > memory_budget:
-        raise ZoolensError(
-            f"greedy: {len(candidates)} candidates on {len(cal)} calibration examples need "
-            f"{need / 2**30:.1f} GiB, more than the memory budget of "
-            f"{memory_budget / 2**30:.1f} GiB; raise --memory-gb or narrow --pool")
-    info(f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps")
+    num_classes = int(zoo.num_classes)
+    stage = memory_need(len(candidates), len(cal), len(ev), num_classes) > memory_budget
+    info(f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps"
+         + (" (calibration rows staged on disk: they exceed the memory budget)"
+            if stage else ""))
     # Zoo order, so that the tie rule's "lowest index" means the zoo's index whatever order
     # the user listed the pool in (DESIGN.md sec. 3).
     used = sorted(set([start] + candidates), key=index.__getitem__)
     models = [_CalibratedRows(zoo, name, float(temperatures[index[name]]), combine)
               for name in used]
-    result = greedy_forward_selection(models, labels, start=used.index(start),
-                                      pool=[used.index(name) for name in candidates],
-                                      max_steps=max_steps, calibration_index=cal,
-                                      evaluation_index=ev)
+    pool = [used.index(name) for name in candidates]
+    select = dict(labels=labels, start=used.index(start), pool=pool, max_steps=max_steps,
+                  calibration_index=cal, evaluation_index=ev)
+    if stage:
+        with staged_pool([models[k] for k in pool], cal, num_classes, scratch_dir) as staged:
+            for k, staged_model in zip(pool, staged):
+                models[k] = staged_model
+            result = greedy_forward_selection(models, **select)
+            del models, staged  # close the maps before the folder goes
+    else:
+        result = greedy_forward_selection(models, **select)
     chosen = [used[k] for k in result.members]
     steps = len(chosen)
     kept = int(result.kept)

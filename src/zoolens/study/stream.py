@@ -187,6 +187,10 @@ def _ensembles(out: EvalPass, block: np.ndarray, y: np.ndarray, r: np.ndarray,
     out.best_only[scored_pairs] += (~ens & rbest).sum(axis=1)
     ens_f = ens.astype(np.float32)
     boot.add("ensemble_acc", ens_f, columns)
+    # Numerators of the conversion rates; their denominators (exactly one right, both wrong)
+    # follow from the accuracy and error-inconsistency sums on the same resamples.
+    boot.add("converted", ens & (ra ^ rb), columns)
+    boot.add("neither_converted", ens & ~ra & ~rb, columns)
     boot.add("ensemble_gain", ens_f - 0.5 * (ra.astype(np.float32) + rb), columns)
     boot.add("ensemble_minus_best", ens_f - rbest, columns)
 

@@ -37,7 +37,9 @@ PAIRS_COLUMNS = [
     "both_right", "both_wrong", "error_consistency", "dominance_ab", "dominance_ba",
     "ensemble_acc", "ensemble_acc_lo", "ensemble_acc_hi",
     "ensemble_gain", "ensemble_gain_lo", "ensemble_gain_hi",
-    "conversion_rate", "neither_conversion", "mcnemar_p", "paired_bootstrap_p",
+    "conversion_rate", "conversion_rate_lo", "conversion_rate_hi",
+    "neither_conversion", "neither_conversion_lo", "neither_conversion_hi",
+    "mcnemar_p", "paired_bootstrap_p",
 ]
 SPECIALIZATION_COLUMNS = [
     "model_a", "model_b", "group_type", "group", "n", "acc_a", "acc_b",
