@@ -58,7 +58,8 @@ def analyze(
                                    "chunk (default: from --memory-gb)."),
     memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget (GiB) "
                                     "for calibrated probabilities held at once: streamed "
-                                    "chunks and the greedy candidates."),
+                                    "chunks and the greedy candidates (a larger pool is "
+                                    "staged on disk, in TMPDIR)."),
     full_rows: bool = typer.Option(False, "--full-rows", help="Compute pair ensembles on full "
                                    "probability rows instead of the exact top-k kernel "
                                    "(same results, slower; for checking)."),
@@ -98,7 +99,8 @@ def ensemble(
     out: Path = typer.Option(None, "--out", help="Folder for greedy.csv, models.csv and "
                              "summary.json (default: print only)."),
     memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget for "
-                                    "calibrated probabilities (GiB)."),
+                                    "calibrated probabilities (GiB); a larger pool is staged "
+                                    "on disk, in TMPDIR."),
 ) -> None:
     """Greedy forward ensemble selection alone (paper Sec. 4.5).
 

@@ -18,8 +18,10 @@ example chunks, so a zoo larger than RAM works):
    column's values.
 5. the default interpolation curves (base with its best sidekick, paper Fig. 11): the two
    models' evaluation rows once more.
-6. greedy selection (``study.greedy``): reads the pool on the calibration split to choose,
-   and the member added at each step on the evaluation split to report.
+6. greedy selection (``study.greedy``): reads the pool on the calibration split to choose
+   (calibrated rows held in memory, or staged on disk as memory maps when they exceed
+   ``memory_budget``; identical results), and the member added at each step on the
+   evaluation split to report.
 
 So each model's scores are read at most: once for predictions, once on the calibration split,
 once on the evaluation split, plus (calibration rows) once if it is a greedy candidate,
