@@ -69,3 +69,16 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def main() -> None:
     app()
+
+
+def parse_model_pairs(values: list[str] | None, option: str) -> list[tuple[str, str]] | None:
+    """Repeated ``OPTION A,B`` values as ``[(A, B), …]`` (None when not given)."""
+    if not values:
+        return None
+    pairs = []
+    for value in values:
+        parts = [part.strip() for part in value.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ZoolensError(f"{option} {value!r}: give two model names as A,B")
+        pairs.append((parts[0], parts[1]))
+    return pairs

@@ -11,20 +11,8 @@ from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import app, handle_errors
+from zoolens.cli._app import app, handle_errors, parse_model_pairs
 from zoolens.errors import ZoolensError
-
-
-def _interpolation_pairs(values: list[str] | None) -> list[tuple[str, str]] | None:
-    if not values:
-        return None
-    pairs = []
-    for value in values:
-        parts = [part.strip() for part in value.split(",")]
-        if len(parts) != 2 or not all(parts):
-            raise ZoolensError(f"--interpolate {value!r}: give two model names as A,B")
-        pairs.append((parts[0], parts[1]))
-    return pairs
 
 
 def _check_combine(combine: str) -> str:
@@ -79,7 +67,8 @@ def analyze(
         zoo, base, out, pool=pool, max_steps=max_steps, combine=_check_combine(combine),
         n_bootstrap=bootstrap, seed=seed, chunk_size=chunk_size,
         memory_budget=int(memory_gb * 2**30),
-        interpolation_pairs=_interpolation_pairs(interpolate), exact_topk=not full_rows,
+        interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
+        exact_topk=not full_rows,
         command=_command())
     print(format_summary(result.summary))
     print(f"tables written to {out}")

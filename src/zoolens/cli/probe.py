@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import app, handle_errors
+from zoolens.cli._app import app, handle_errors, parse_model_pairs
 from zoolens.errors import ZoolensError
 
 
@@ -29,18 +29,6 @@ def parse_floats(text: str, option: str) -> list[float]:
     if not values:
         raise ZoolensError(f"{option} {text!r}: no values given")
     return values
-
-
-def parse_pairs(values: list[str] | None) -> list[tuple[str, str]] | None:
-    if not values:
-        return None
-    pairs = []
-    for value in values:
-        parts = [part.strip() for part in value.split(",")]
-        if len(parts) != 2 or not all(parts):
-            raise ZoolensError(f"--pair {value!r}: give two model names as A,B")
-        pairs.append((parts[0], parts[1]))
-    return pairs
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -139,13 +127,15 @@ def probe(
         if downstream is None:
             raise ZoolensError("--stack needs --downstream DATASET_ZOO (the same models' "
                                "embeddings on a downstream labelled set)")
-        result = run_stacking(zoo, downstream, names, out_dir=out, pairs=parse_pairs(pair),
+        result = run_stacking(zoo, downstream, names, out_dir=out,
+                              pairs=parse_model_pairs(pair, "--pair"),
                               seed=seed, test_fraction=test_fraction, settings=settings)
         print(_format_stacking(result))
     else:
         if downstream is not None:
             raise ZoolensError("--downstream is only used with --stack")
-        result = run_probe(zoo, names, out_dir=out, pairs=parse_pairs(pair),
+        result = run_probe(zoo, names, out_dir=out,
+                           pairs=parse_model_pairs(pair, "--pair"),
                            rates=parse_floats(rates, "--rates"), draws=draws, seed=seed,
                            test_fraction=test_fraction, settings=settings, diversity=diversity,
                            cka=cka, rbf_max_examples=rbf_max_examples)
