@@ -271,18 +271,23 @@ class _Objective:
         with torch.no_grad():
             z = torch.addmm(b, x, w.T)
             if self.multilabel:  # per-class sigmoid: G = (σ(z) − t) / N
-                loss = F.binary_cross_entropy_with_logits(z, t, reduction="sum") / n
+                per_row = F.binary_cross_entropy_with_logits(z, t, reduction="none").sum(
+                    dim=1, dtype=torch.float64)
                 g = torch.sigmoid_(z).sub_(t)
             else:  # softmax: G = (softmax(z) − onehot(y)) / N, computed in z's buffer
                 z.sub_(z.max(dim=1, keepdim=True).values)
                 picked = z[self.rows, t]
                 g = z.exp_()
                 total = g.sum(dim=1)
-                loss = (torch.log(total) - picked).sum() / n
+                per_row = torch.log(total).double() - picked.double()
                 g.div_(total[:, None])
                 g[self.rows, t] -= 1.0
             g.div_(n)
-            loss = loss + 0.5 * self.lam * torch.dot(w.view(-1), w.view(-1))
+            # The loss is summed in float64 even for float32 fits: a float32 total of ~5 moves
+            # in steps of 5e-7, coarser than the decrease near the optimum, and the line search
+            # then wastes evaluations on "no decrease" noise before giving up.
+            penalty = torch.linalg.vector_norm(w, dtype=torch.float64) ** 2
+            loss = per_row.sum() / n + 0.5 * self.lam * penalty
             w.grad = torch.addmm(w, g.T, x, beta=self.lam)
             b.grad = g.sum(dim=0)
         self.evals += 1
