@@ -44,6 +44,47 @@ def test_same_optimum_as_sklearn_on_real_embeddings(cifar, dtype, lam):
     assert 0.75 < ours.score(x[te], y[te]) < 0.9  # resnet20 on JPEGs: ~0.81 top-1
 
 
+def test_feature_offset_moves_only_the_bias(cifar):
+    # The probe fits in a centred parametrisation (b′ = b + Wμ); the optimum must not depend on
+    # it: shifting every row by v leaves W* alone and moves the bias to b* − W*v, exactly.
+    x, y, tr = cifar["x"], cifar["y"], cifar["train"]
+    v = np.linspace(-3.0, 5.0, x.shape[1])
+    a = fit_linear_probe(x[tr], y[tr], l2_grid=1e-3, dtype="float64", tol=1e-9)
+    b = fit_linear_probe(x[tr] + v, y[tr], l2_grid=1e-3, dtype="float64", tol=1e-9)
+    np.testing.assert_allclose(b.coef_, a.coef_, atol=2e-5 * np.abs(a.coef_).max())
+    np.testing.assert_allclose(b.intercept_, a.intercept_ - a.coef_ @ v, atol=1e-3)
+    assert b.objective == pytest.approx(
+        probe_objective(x[tr] + v, y[tr], b.coef_, b.intercept_, 1e-3), rel=1e-9)
+    assert b.objective == pytest.approx(a.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_first_step_is_accepted_without_extrapolating(monkeypatch, multilabel):
+    # torch's LBFGS alone starts with a trial step of 1/‖g‖₁ — far too short with 12,800
+    # weights — and its line search extrapolates for several evaluations; the probe's Cauchy
+    # first step (exact minimiser of the quadratic model along −g) is accepted at once.
+    import torch.optim.lbfgs as lbfgs
+
+    strong_wolfe, calls = lbfgs._strong_wolfe, []
+
+    def recorded(*args, **kwargs):
+        out = strong_wolfe(*args, **kwargs)
+        calls.append(out[3])  # line-search evaluations
+        return out
+
+    monkeypatch.setattr(lbfgs, "_strong_wolfe", recorded)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 100, 2000)
+    x = rng.normal(size=(100, 128))[y] + 4 * rng.normal(size=(2000, 128))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    t = np.eye(100, dtype=np.uint8)[y] if multilabel else y
+    probe = fit_linear_probe(x, t, l2_grid=1e-3, multilabel=multilabel, tol=1e-6,
+                             dtype="float64")
+    assert probe.converged and probe.grad_norm <= 1e-6
+    assert calls[0] == 1
+    assert probe.n_evals <= len(calls) + 4  # ~one evaluation per iteration throughout
+
+
 def test_multilabel_probe_matches_independent_sklearn_binaries(cifar):
     x, y, tr = cifar["x"], cifar["y"], cifar["train"]
     # 12 real labels: the 10 classes plus "vehicle" (0, 1, 8, 9) and "mammal" (3, 4, 5, 7)
