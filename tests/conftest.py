@@ -22,3 +22,13 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return shared_path()
+
+
+@pytest.fixture(autouse=True)
+def _not_quiet():
+    """``--quiet`` is process-wide state: a CLI test that passed it must not silence the next."""
+    from zoolens.progress import set_quiet
+
+    set_quiet(False)
+    yield
+    set_quiet(False)

@@ -82,3 +82,31 @@ def parse_model_pairs(values: list[str] | None, option: str) -> list[tuple[str, 
             raise ZoolensError(f"{option} {value!r}: give two model names as A,B")
         pairs.append((parts[0], parts[1]))
     return pairs
+
+
+def invocation(ctx: typer.Context | None = None) -> str:
+    """The current command as a shell would re-run it, for provenance records.
+
+    From a shell ``sys.argv`` is exact. When the app is called in-process (tests, notebooks,
+    the demo), ``sys.argv`` belongs to the host program, so the command is rebuilt from the
+    command's context (``ctx``: the ``typer.Context`` parameter of the command).
+    """
+    import shlex
+    from pathlib import Path
+
+    if ctx is None or Path(sys.argv[0]).name == "zoolens":
+        return shlex.join(["zoolens", *sys.argv[1:]])
+    parts = ["zoolens", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value is False or value == () or value == []:
+            continue
+        values = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+        if param.param_type_name == "argument":
+            parts.extend(values)
+        elif value is True:
+            parts.append(param.opts[0])
+        else:
+            for item in values:
+                parts.extend([param.opts[0], item])
+    return shlex.join(parts)

@@ -6,12 +6,11 @@ Thin wrappers: parse options, call ``zoolens.study.analyze`` (imported inside th
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import app, handle_errors, parse_model_pairs
+from zoolens.cli._app import app, handle_errors, invocation, parse_model_pairs
 from zoolens.errors import ZoolensError
 
 
@@ -24,6 +23,7 @@ def _check_combine(combine: str) -> str:
 @app.command()
 @handle_errors
 def analyze(
+    ctx: typer.Context,
     zoo: Path = typer.Argument(..., help="The zoo folder (made by `zoolens import` or `collect`)."),
     base: str = typer.Option(..., "--base", help="The base model every other one is compared "
                              "with (the paper's ResNet-50)."),
@@ -69,7 +69,7 @@ def analyze(
         memory_budget=int(memory_gb * 2**30),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
         exact_topk=not full_rows,
-        command=_command())
+        command=invocation(ctx))
     print(format_summary(result.summary))
     print(f"tables written to {out}")
 
@@ -77,6 +77,7 @@ def analyze(
 @app.command()
 @handle_errors
 def ensemble(
+    ctx: typer.Context,
     zoo: Path = typer.Argument(..., help="The zoo folder."),
     start: str = typer.Option(..., "--start", help="The model the ensemble starts from."),
     pool: str = typer.Option(None, "--pool", help="Candidates: a filter on models.csv such as "
@@ -103,13 +104,7 @@ def ensemble(
 
     table, summary = run_greedy(zoo, start, out, pool=pool, max_steps=max_steps,
                                 combine=_check_combine(combine),
-                                memory_budget=int(memory_gb * 2**30), command=_command())
+                                memory_budget=int(memory_gb * 2**30), command=invocation(ctx))
     print(format_greedy(table, summary))
     if out is not None:
         print(f"tables written to {out}")
-
-
-def _command() -> str:
-    from zoolens.study.provenance import command_line
-
-    return command_line(sys.argv)
