@@ -673,7 +673,8 @@ def _greedy_summary(selection) -> dict[str, Any]:
             "evaluation_acc": selection.evaluation_acc,
             "start_evaluation_acc": selection.start_evaluation_acc,
             "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
-            "excluded_decision_only": selection.excluded}
+            "excluded_decision_only": selection.excluded,
+            "staged_on_disk": selection.staged}
 
 
 def _p_value(p: Any) -> str:

@@ -44,6 +44,7 @@ class GreedyOutcome:
     evaluation_acc: float
     start_evaluation_acc: float
     excluded: list[str]  # pool models without probabilities
+    staged: bool = False  # the candidates' calibration rows were staged on disk
 
 
 def memory_need(num_candidates: int, num_cal: int, num_eval: int, num_classes: int) -> int:
@@ -184,4 +185,5 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
     return GreedyOutcome(table=table, members=chosen[:kept],
                          calibration_acc=float(table["calibration_acc"].iloc[kept - 1]),
                          evaluation_acc=float(evaluation[kept - 1]),
-                         start_evaluation_acc=float(evaluation[0]), excluded=excluded)
+                         start_evaluation_acc=float(evaluation[0]), excluded=excluded,
+                         staged=stage)
