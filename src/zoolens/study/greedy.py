@@ -53,12 +53,6 @@ def memory_need(num_candidates: int, num_cal: int, num_eval: int, num_classes: i
     return ((num_candidates * 4 + 16) * num_cal + 8 * num_eval) * num_classes + 64 * 2**20
 
 
-def staged_need(num_cal: int, num_eval: int, num_classes: int) -> int:
-    """Bytes the selection holds in memory with its candidates staged on disk: the running
-    sums, one scoring block and one candidate's mapped rows (independent of the pool size)."""
-    return memory_need(1, num_cal, num_eval, num_classes)
-
-
 class _CalibratedRows:
     """One model's ensemble inputs, read from the zoo on demand: ``model[rows]`` reads only
     ``rows`` (``Zoo.scores``) and calibrates them (``measure.ensemble.ensemble_inputs``)."""
