@@ -244,3 +244,53 @@ def test_ties_keep_example_order_and_classes_without_positives_are_left_out():
     targets = np.array([[1, 0], [0, 0]])
     assert voc11_map(scores, targets) == pytest.approx(1.0)  # column 2 has no positive
     assert np.isnan(voc11_map(scores, np.zeros((2, 2))))
+
+
+# ----------------------------------------------------------------------------- internals
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_curvature_and_ray_scores_match_autograd(multilabel):
+    # The Cauchy step's dᵀHd and the free scores along the first ray, against torch autograd
+    # on the plain (uncentred) objective in float64.
+    import torch
+    import torch.nn.functional as F
+
+    from zoolens.measure.probe import _Objective
+
+    rng = np.random.default_rng(2)
+    n, d, c, lam = 300, 7, 5, 1e-2
+    x = torch.tensor(rng.normal(size=(n, d)) + 2.0)  # off-centre features: μ matters
+    y = rng.integers(0, c, n)
+    t = torch.tensor(np.eye(c)[y]) if multilabel else torch.tensor(y)
+    w = torch.tensor(rng.normal(size=(c, d)) * 0.3, requires_grad=True)
+    b = torch.tensor(rng.normal(size=c) * 0.3, requires_grad=True)
+    mu = x.mean(dim=0)
+
+    def plain(wv, bv):  # the probe objective with the model's bias b = b′ − Wμ
+        z = x @ wv.T + (bv - wv @ mu)
+        loss = (F.binary_cross_entropy_with_logits(z, t, reduction="sum") / n if multilabel
+                else F.cross_entropy(z, t))
+        return loss + 0.5 * lam * (wv ** 2).sum()
+
+    obj = _Objective(x, t, lam, w, b, multilabel, mu)
+    loss0 = float(obj(keep_g=True))
+    gw, gb = torch.autograd.grad(plain(w, b), (w, b))
+    assert loss0 == pytest.approx(plain(w, b).item(), rel=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), gw.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(b.grad.numpy(), gb.numpy(), rtol=1e-10, atol=1e-14)
+    _, (hw, hb) = torch.autograd.functional.hvp(plain, (w.detach(), b.detach()), (gw, gb))
+    expected = float((gw * hw).sum() + (gb * hb).sum())
+    assert obj.curvature(w.grad, b.grad) == pytest.approx(expected, rel=1e-10)
+    with torch.no_grad():  # a point on the ray: its scores come from the stored product
+        w -= 0.7 * gw
+        b -= 0.7 * gb
+    loss1 = float(obj())
+    assert obj.ray is not None
+    assert loss1 == pytest.approx(plain(w, b).item(), rel=1e-12)
+    g1w, g1b = torch.autograd.grad(plain(w, b), (w, b))
+    np.testing.assert_allclose(w.grad.numpy(), g1w.numpy(), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(b.grad.numpy(), g1b.numpy(), rtol=1e-9, atol=1e-14)
+    with torch.no_grad():  # off the ray: the ray is dropped and the product done in full
+        w[0, 0] += 1e-3
+    assert float(obj()) == pytest.approx(plain(w, b).item(), rel=1e-12)
+    assert obj.ray is None

@@ -264,6 +264,8 @@ class _Objective:
         self.evals = 0
         self._at = None  # (w, b, loss, grad_w, grad_b) of the last evaluation
         self.g = None  # ∂loss/∂z of the last evaluation when kept for a curvature
+        self.z0 = None  # its scores, kept with g
+        self.ray = None  # (w₀, b₀, dW, db, u = X̃dWᵀ + db, z₀): scores along w₀ − s·d are z₀ − s·u
 
     def __call__(self, keep_g: bool = False):
         import torch
@@ -276,7 +278,11 @@ class _Objective:
             return at[2]
         n = x.shape[0]
         with torch.no_grad():
-            z = torch.addmm(_bias(w, b, self.mu), x, w.T)
+            z = self._on_ray() if self.ray is not None else None
+            if z is None:
+                z = torch.addmm(_bias(w, b, self.mu), x, w.T)
+            if keep_g:
+                self.z0 = z.clone()
             if self.multilabel:  # per-class sigmoid: G = (σ(z) − t) / N
                 per_row = F.binary_cross_entropy_with_logits(z, t, reduction="none").sum(
                     dim=1, dtype=torch.float64)
@@ -299,6 +305,7 @@ class _Objective:
             w.grad = torch.addmm(w, g.T, x, beta=self.lam).addr_(b.grad, self.mu, alpha=-1.0)
         self.evals += 1
         self.g = g if keep_g else None
+        self.z0 = self.z0 if keep_g else None
         self._at = (w.detach().clone(), b.detach().clone(), loss, w.grad, b.grad)
         return loss
 
@@ -328,7 +335,34 @@ class _Objective:
                 p.mul_(u)  # p ∘ u
                 q = p.sum(dim=1)
                 quad = torch.dot(p.view(-1), u.view(-1)) - torch.dot(q, q)
+            del p
+            # The first line search walks this ray: its scores cost no product (see _on_ray).
+            self.ray = (self._at[0], self._at[1], dw, db, u, self.z0)
+            self.z0 = None
             return float(quad / n + self.lam * torch.dot(dw.view(-1), dw.view(-1)))
+
+    def _on_ray(self):
+        """Scores z₀ − s·u when (w, b) = (w₀, b₀) − s·(dW, db) to rounding, else None (and the
+        ray is dropped: L-BFGS has left it for good).
+
+        The scores are affine in (W, b′), so along the first search direction they need no
+        N × D × C product: the curvature's product u already holds the direction's scores.
+        That makes the Cauchy first step free. The point must lie on the ray to within a few
+        units in the last place of the parameters (torch forms it as w₀ + t·d).
+        """
+        import torch
+
+        w0, b0, dw, db, u, z0 = self.ray
+        w, b = self.w.detach(), self.b.detach()
+        norm2 = torch.dot(dw.view(-1), dw.view(-1)) + torch.dot(db, db)
+        s = float((torch.dot((w0 - w).view(-1), dw.view(-1)) + torch.dot(b0 - b, db)) / norm2)
+        eps = torch.finfo(w.dtype).eps
+        for p0, d, p in ((w0, dw, w), (b0, db, b)):
+            off = float((p - torch.add(p0, d, alpha=-s)).abs().max())
+            if off > 8 * eps * (float(p0.abs().max()) + abs(s) * float(d.abs().max())):
+                self.ray = None
+                return None
+        return torch.add(z0, u, alpha=-s)
 
 
 def _bias(w, b_centred, mu):
