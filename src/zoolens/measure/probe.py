@@ -14,6 +14,13 @@ split, then the model is refit on train + validation with that λ. scikit-learn'
 λ down, each fit warm-started from the previous one (same optimum, fewer iterations); the start
 is all zeros, so a fit is deterministic for a seed.
 
+Solver details (none changes the optimum; each saves evaluations, the cost unit — two
+N × D × C matrix products): the first L-BFGS step is the Cauchy step along −g (torch's own
+first guess, 1/‖g‖₁, is ~1e-4 of a useful step with millions of weights) and its trial point
+reuses the curvature's product; the loss is accumulated in float64 so the line search is not
+fooled by float32 rounding near the optimum; the fit runs in a centred parametrisation
+(b′ = b + Wμ). See ``_lbfgs`` and ``_Objective``.
+
 Multi-label variant (``multilabel=True``, e.g. VOC-style downstream sets): per-class sigmoid,
 loss (1/N) Σ_i Σ_c BCE(σ(w_cᵀx_i + b_c), y_ic) + (λ/2)‖W‖²_F — C independent binary problems,
 each sklearn ``LogisticRegression(C=1/(λN))``; scored by the 11-point interpolated mAP.
@@ -380,9 +387,14 @@ def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: floa
     t = lr·min(1, 1/‖g‖₁): with millions of weights that is ~1e-4 of a useful step and the
     line search spends several evaluations extrapolating up to it. We give it the Cauchy step
     instead — the exact minimiser along −g of the local quadratic model, t = gᵀg / gᵀHg, with
-    gᵀHg from one extra X·Dᵀ product — by running iteration 1 with the matching ``lr`` and the
-    rest with ``lr = 1`` (the quasi-Newton step). The optimiser, its line search and its stopping
-    rules are torch's own; only the first trial step differs.
+    gᵀHg from one extra X·Dᵀ product (which the first trial evaluation then reuses, so the
+    step costs nothing extra) — by running iteration 1 with the matching ``lr`` and the rest
+    with ``lr = 1`` (the quasi-Newton step). The optimiser, its line search and its stopping
+    rules are torch's own; only the first trial step differs. On 10,000 × 512 × 200 this cut
+    the evaluations from 34 to 27 (sklearn: 36), at 20,000 × 2,048 × 1,000 from 21 to 16.
+
+    Tried and not kept: carrying the L-BFGS curvature pairs across the λ grid (exact after
+    adding Δλ·s to each y) saved nothing measurable on the grid pipeline.
 
     Returns (objective, iterations, function evaluations, max-abs gradient at the end)."""
     import torch
