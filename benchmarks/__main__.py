@@ -50,7 +50,8 @@ def _probe_row(r: dict) -> dict:
     return row("probe", r.get("name", ""), ours="measure.probe (torch full-batch L-BFGS)",
                ours_s=r.get("ours_s"), baseline="sklearn LogisticRegression(lbfgs)",
                baseline_s=r.get("baseline_s"), peak_mib=r.get("peak_mem_mb"),
-               check=r.get("note", ""), notes="1 run each, separate processes (bench_probe)")
+               check=r.get("note", ""), notes="separate processes; repeats as its note says "
+                                                "(bench_probe)")
 
 
 def _normalise(name: str, r: dict) -> dict:
