@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import importlib.util
 import os
 import platform
 import sys
@@ -187,24 +188,37 @@ subset (the row says which) and scaled linearly.
     path.write_text(text)
 
 
-def limit_threads(n: int) -> None:
+def limit_threads(n: int):
     """Same thread count for everything: this process (threadpoolctl, torch) and children
-    (environment variables, read when their numpy / torch start)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
-    global _THREAD_LIMIT
+    (environment variables, read when their numpy / torch start). Returns a function that
+    restores the previous settings (the runner may be called in-process, e.g. by tests)."""
     from threadpoolctl import threadpool_limits
 
-    _THREAD_LIMIT = threadpool_limits(n)  # kept alive for the whole run
+    saved_env = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                 "MKL_NUM_THREADS")}
+    for var in saved_env:
+        os.environ[var] = str(n)
     try:
         import torch
 
-        torch.set_num_threads(n)
+        saved_torch = torch.get_num_threads()  # before threadpoolctl changes OpenMP's count
     except ImportError:
-        pass
+        torch = saved_torch = None
+    limits = threadpool_limits(n)
+    if torch is not None:
+        torch.set_num_threads(n)
 
+    def restore() -> None:
+        limits.restore_original_limits()
+        if torch is not None:
+            torch.set_num_threads(saved_torch)
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
-_THREAD_LIMIT = None
+    return restore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,8 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1:
         p.error("--runs must be >= 1")
 
-    limit_threads(args.threads)
+    restore = limit_threads(args.threads)
     _common.QUIET = args.quiet
+    try:
+        return _run(args, argv, size, names)
+    finally:
+        restore()
+        _common.QUIET = False
+
+
+def _run(args, argv: list[str], size: str, names: list[str]) -> int:
     info = machine()
     info["env"] = f"{args.threads} BLAS/OpenMP/torch thread(s); " + info["env"]
     say(f"benchmarks ({size}): {', '.join(names)}; data under {DATA}")

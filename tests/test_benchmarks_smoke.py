@@ -37,9 +37,16 @@ def test_generator_hits_its_accuracy_and_temperature_targets():
 
 def test_tiny_suite_runs_and_writes_results(tmp_path, monkeypatch):
     monkeypatch.setattr("benchmarks._common.DATA", tmp_path / "data")
+    import os
+
+    import torch
+
     out = tmp_path / "RESULTS.md"
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     assert runner.main(["--size", "tiny", "--runs", "1", "--out", str(out),
                         "--only", "agreement,ensemble,greedy"]) == 0
+    # The runner pins one thread while it runs, and gives the process its settings back.
+    assert torch.get_num_threads() == threads and os.environ.get("OMP_NUM_THREADS") == env
     text = out.read_text()
     assert "| benchmark |" in text and "cores" in text and "numpy" in text
     for name in ("agreement", "pair ensembles", "pair ensembles, streamed", "greedy selection",
