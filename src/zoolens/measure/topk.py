@@ -27,7 +27,8 @@ the entry goes to the next tier. Three tiers:
 1. top-1: L = {top class}, t = the second largest value (found from strided block maxima in
    one pass over the row); all pairs and examples at once, one gather per ordered pair.
 2. top-k on the entries tier 1 left open: L = the exact top-k of just the rows involved
-   (a partition), t = the (k+1)-th largest value.
+   (a partition of the members of their k + 1 best blocks only), t = the (k+1)-th largest
+   value.
 3. the full rows, for whatever is still open (and any row holding a NaN).
 
 The result equals ``measure.ensemble.all_pair_ensemble_correct`` bit for bit, always; only
@@ -68,7 +69,7 @@ class PruneStats:
     entries: int = 0  # (pair, example) decisions made
     tier1_open: int = 0  # of which the top-1 bound did not prove
     fallbacks: int = 0  # of which computed from the full rows
-    per_chunk: list[float] = field(default_factory=list)  # fallback rate of each chunk
+    per_chunk: list[float] = field(default_factory=list)  # fallback rate per sub-chunk
 
     @property
     def fallback_rate(self) -> float:
