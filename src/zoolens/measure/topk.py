@@ -27,7 +27,7 @@ the entry goes to the next tier. Three tiers:
 1. top-1: L = {top class}, t = the second largest value (found from strided block maxima in
    one pass over the row); all pairs and examples at once, one gather per ordered pair.
 2. top-k on the entries tier 1 left open: L = the exact top-k of just the rows involved
-   (a partition of the members of their k + 1 best blocks only), t = the (k+1)-th largest
+   (a partition of the members of their k best blocks only), t = the (k+1)-th largest
    value.
 3. the full rows, for whatever is still open (and any row holding a NaN).
 
