@@ -89,6 +89,9 @@ def test_tables_report_and_findings_exist(demo):
     assert len(pairs) == len(QUICK) * (len(QUICK) - 1) // 2
     with_base = pairs[(pairs.model_a == BASE) | (pairs.model_b == BASE)]
     assert set(with_base.category) == {"Reinit", "HParam", "Arch", "Framework", "Dataset"}
+    spec = pd.read_csv(results / "specialization.csv")
+    groups = set(spec[spec.group_type == "class_group"].group)
+    assert groups == {"tops", "footwear", "other"}  # the demo's class groups (Fig. 12)
     report = (out / "report.html").read_text()
     assert "cnn-base" in report and "naive-bayes-pixels" in report
     findings = json.loads((results / "findings.json").read_text())["findings"]

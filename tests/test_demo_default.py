@@ -23,7 +23,7 @@ def test_default_profile(tmp_path):
     from zoolens.zoo.store import Zoo
 
     load_before = os.getloadavg()[0]
-    result = run_demo(tmp_path / "demo", quick=False, fresh=True, threads=2)
+    result = run_demo(tmp_path / "demo", quick=False, fresh=True)
     load_after = os.getloadavg()[0]
     zoo = Zoo.open(result.zoo_path)
     assert zoo.models == list(PROFILES["default"].models)
@@ -36,5 +36,5 @@ def test_default_profile(tmp_path):
     if max(load_before, load_after) < 2.5:  # only meaningful on an otherwise idle machine
         assert total <= 600, f"default profile took {total:.0f}s (> 10 minutes)"
     # a second run re-analyses only
-    again = run_demo(tmp_path / "demo", quick=False, threads=2)
+    again = run_demo(tmp_path / "demo", quick=False)
     assert set(again.cache_hits) >= set(PROFILES["default"].models)

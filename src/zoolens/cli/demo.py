@@ -21,7 +21,8 @@ def demo(
     data: Path = typer.Option(None, "--data", help="Folder with the four Fashion-MNIST "
                               "*-ubyte.gz files (default: Debian's dataset-fashion-mnist, "
                               "then a torchvision download)."),
-    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for training."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for training "
+                                "(default: 2, or 1 when the machine is busy)."),
 ) -> None:
     """Train a zoo on Fashion-MNIST (CPU, minutes), run the whole study, write the report.
 

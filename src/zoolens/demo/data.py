@@ -27,6 +27,9 @@ from zoolens.errors import ZoolensError
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                "Sneaker", "Bag", "Ankle boot"]
+# Class groups for the specialization study (the paper contrasts ImageNet's "nature" and
+# "anthropogenic" classes, Fig. 12): garments worn on the upper body, footwear, and the rest.
+CLASS_GROUPS = {"tops": [0, 2, 4, 6], "footwear": [5, 7, 9], "other": [1, 3, 8]}
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",

@@ -63,10 +63,27 @@ def check_writable(out: Path) -> None:
                            f"folder") from None
 
 
+def auto_threads(wanted: int = 2) -> int:
+    """``wanted`` torch threads on an idle machine, 1 when the CPUs are already busy.
+
+    Why: torch's CPU kernels synchronise their threads at every operation; when other
+    processes keep the cores busy, a descheduled thread stalls each barrier, and networks
+    made of many small operations (the ViT, the ResNet) then ran 20-40x slower with 2 threads
+    than with 1 on the shared development machine."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return wanted
+    free = (os.cpu_count() or 1) - load
+    return wanted if free >= wanted - 0.5 else 1
+
+
 def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
              fresh: bool = False, data_dir: str | os.PathLike | None = None,
-             threads: int = 2, report: bool = True) -> DemoResult:
-    """Build (or read from the cache) the demo zoo and run the study; see the module doc."""
+             threads: int | None = None, report: bool = True) -> DemoResult:
+    """Build (or read from the cache) the demo zoo and run the study; see the module doc.
+
+    threads: torch CPU threads for training (default: 2, or 1 on a busy machine)."""
     import torch
 
     from zoolens.demo.cache import ModelCache
@@ -82,6 +99,7 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
     info(f"zoolens demo ({profile.name} profile): Fashion-MNIST from {data.source}; training "
          f"on {profile.train_size:,} of 60,000 training images, scoring on all 10,000 test "
          f"images; output in {out}")
+    threads = auto_threads() if threads is None else threads
     old_threads = torch.get_num_threads()
     ctx = BuildContext(data, profile, ModelCache(out / "cache", fresh=fresh), threads=threads)
     seconds: dict[str, float] = {}
@@ -195,7 +213,7 @@ def _make_soups(ctx, out: Path, specs, soup_init_fn):
 def _write_zoo(ctx, path: Path, specs):
     """A fresh zoo of every member's test scores, embeddings and card (rebuilt each run from
     the cache, so it never mixes models of different runs)."""
-    from zoolens.demo.data import CLASS_NAMES
+    from zoolens.demo.data import CLASS_GROUPS, CLASS_NAMES
     from zoolens.demo.zoo_build import DATASET_NAME
     from zoolens.zoo.cards import ModelCard
     from zoolens.zoo.store import Zoo
@@ -207,7 +225,8 @@ def _write_zoo(ctx, path: Path, specs):
         shutil.rmtree(path)
     zoo = Zoo.create(path, ctx.data.test_labels, class_names=CLASS_NAMES,
                      dataset_name=DATASET_NAME, calibration_fraction=0.2, seed=0,
-                     example_ids=[f"t10k-{i:05d}" for i in range(10000)])
+                     example_ids=[f"t10k-{i:05d}" for i in range(10000)],
+                     class_groups=CLASS_GROUPS)
     for spec in specs:
         entry = ctx.built[spec.name]
         scores = entry["scores"].numpy().astype(np.float32)

@@ -131,7 +131,7 @@ def model_specs(profile: Profile) -> list[Spec]:
     arch_hp = dict(cnn, epochs=p.arch_epochs)
     for seed, (name, arch, label, family, lr) in enumerate((
             ("mlp", "mlp", "MLP-256-128", "mlp", 2e-3),
-            ("resnet-small", "resnet", "ResNet-8 (16-32)", "resnet", 3e-3),
+            ("resnet-small", "resnet", "ResNet-6 (16-32)", "resnet", 3e-3),
             ("vit-tiny", "vit", "ViT (dim 64, depth 3, 7x7 patches)", "vit", 2e-3)), start=7):
         hp = dict(arch_hp, lr=lr)
         specs.append(Spec(name, "supervised", {"arch": arch, **hp}, _card(
