@@ -253,7 +253,12 @@ def _analyze(zoo, results_dir: Path, specs, missing: list[str]) -> dict[str, Any
     cal_acc = {n: float(np.mean(zoo.predictions(n)[cal] == labels)) for n in zoo.models}
     start = max(zoo.models, key=lambda n: (cal_acc[n], -zoo.models.index(n)))
     pool = [n for n in zoo.models if cal_acc[n] < cal_acc[start]]
-    info(f"analyze: base {BASE}; greedy from {start} over {len(pool)} lower-accuracy models")
+    if not pool:  # every model ties with the best: nothing lower-accuracy to add
+        missing.append("greedy ensemble of lower-accuracy models (no model is less accurate "
+                       "than the best one)")
+        pool = None
+    info(f"analyze: base {BASE}; greedy from {start} over "
+         f"{len(pool) if pool else 'all'} lower-accuracy models")
     result = analyze(zoo, BASE, results_dir, pool=pool, start=start,
                      command="zoolens demo")
     return result.summary

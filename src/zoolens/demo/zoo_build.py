@@ -246,9 +246,13 @@ def prepare(ctx: BuildContext) -> None:
 
 
 def _key(ctx: BuildContext, spec: Spec) -> str:
+    from zoolens.demo.train import PROBE_OPTIONS
+
     deps = {d: ctx.built[d]["meta"]["key"] for d in spec.depends}
+    # the probe settings shape every probed model and the soups' shared head
     return spec_key({"name": spec.name, "trainer": spec.trainer, "params": spec.params,
-                     "seed": spec.seed, "depends": deps}, ctx.fingerprint)
+                     "seed": spec.seed, "depends": deps, "probe": PROBE_OPTIONS},
+                    ctx.fingerprint)
 
 
 def _steps(n: int, batch: int, epochs: int) -> int:
