@@ -49,3 +49,31 @@ def test_damaged_entry_and_fresh_are_not_used(tmp_path, capsys):
     cache.path("m", "k").write_bytes(b"not a torch file")
     assert cache.load("m", "k") is None
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_fresh_build_keeps_keys_for_dependent_models(tmp_path, monkeypatch):
+    """--fresh retrains; a model that depends on another (the SimCLR probe, the soups) must
+    still find its dependency's key (a bug once: KeyError 'key' under --fresh)."""
+    from types import SimpleNamespace
+
+    from zoolens.demo import zoo_build
+    from zoolens.demo.zoo_build import BuildContext, Spec, build_one
+
+    calls = []
+
+    def fake(ctx, spec, advance):
+        calls.append(spec.name)
+        return {"kind": "encoder", "state_dict": {"w": torch.zeros(2)}}
+
+    monkeypatch.setitem(zoo_build.TRAINERS, "fake", fake)
+    data = SimpleNamespace(fingerprint="fp")
+    profile = zoo_build.PROFILES["quick"]
+    upstream = Spec("up", "fake", {"a": 1}, {})
+    downstream = Spec("down", "fake", {"b": 2}, {}, depends=("up",))
+    for fresh in (False, True, False):
+        ctx = BuildContext(data, profile, ModelCache(tmp_path, fresh=fresh))
+        build_one(ctx, upstream)
+        build_one(ctx, downstream)
+        assert ctx.built["down"]["meta"]["key"] != ctx.built["up"]["meta"]["key"]
+    # trained on the first run, retrained under --fresh, read from the cache on the third
+    assert calls == ["up", "down", "up", "down"]

@@ -72,7 +72,8 @@ class ModelCache:
             self.hits.append(name)
         return entry
 
-    def save(self, name: str, key: str, entry: dict[str, Any]) -> None:
+    def save(self, name: str, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """Write ``entry`` (its meta gains version, key and name); returns it as stored."""
         import torch
 
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -81,3 +82,4 @@ class ModelCache:
                              name=name)
         with atomic_path(self.path(name, key)) as tmp:
             torch.save(entry, tmp)
+        return entry

@@ -64,7 +64,8 @@ def check_writable(out: Path) -> None:
 
 
 def auto_threads(wanted: int = 2) -> int:
-    """``wanted`` torch threads on an idle machine, 1 when the CPUs are already busy.
+    """``wanted`` torch threads unless the 1-minute load average leaves less than
+    ``wanted - 1`` cores free (on 2 cores: load above 1), then 1 thread.
 
     Why: torch's CPU kernels synchronise their threads at every operation; when other
     processes keep the cores busy, a descheduled thread stalls each barrier, and networks
@@ -75,7 +76,7 @@ def auto_threads(wanted: int = 2) -> int:
     except OSError:
         return wanted
     free = (os.cpu_count() or 1) - load
-    return wanted if free >= wanted - 0.5 else 1
+    return wanted if free >= wanted - 1 else 1
 
 
 def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,

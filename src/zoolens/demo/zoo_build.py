@@ -444,8 +444,7 @@ def build_one(ctx: BuildContext, spec: Spec) -> dict[str, Any]:
         entry["meta"] = {"train_seconds": seconds, "spec": _jsonable(spec.params),
                          "train_cpu_seconds": time.process_time() - cpu,
                          "trainer": spec.trainer}
-        ctx.cache.save(spec.name, key, entry)
-        entry = ctx.cache.load(spec.name, key, count=False) or entry  # as later runs read it
+        entry = ctx.cache.save(spec.name, key, entry)
         if spec.trainer not in ("simclr-encoder",):
             info(f"trained {spec.name} in {seconds:.1f}s"
                  + (f", test accuracy {_accuracy(ctx, entry):.4f}" if "scores" in entry else ""))
