@@ -120,7 +120,8 @@ def collect_findings(results_dir: Path, summary: dict[str, Any] | None,
         gain = _num(greedy.get("gain_over_start"))
         ok = bool(others) and math.isfinite(gain) and gain > 0
         text = (f"start {start} {100 * _num(greedy.get('start_evaluation_acc')):.2f}% -> "
-                f"{100 * _num(greedy.get('evaluation_acc')):.2f}% with "
+                f"{100 * _num(greedy.get('evaluation_acc')):.2f}% ({100 * gain:+.2f} points; "
+                f"the study reports no interval or test for this gain) with "
                 f"{', '.join(sorted(set(others))) or 'no other member'} "
                 f"(the pool: models less accurate than the start on the calibration split, "
                 f"where members are chosen; accuracies on the evaluation split)")

@@ -45,16 +45,6 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return ((x - MEAN) / STD).unsqueeze(1)
 
 
-@dataclass
-class Outputs:
-    """What a trained model contributes to the zoo."""
-
-    kind: str                       # "logits" or "probs"
-    test_scores: np.ndarray         # (10000, 10) float32
-    test_embeddings: np.ndarray | None = None
-    state_dict: dict[str, torch.Tensor] | None = None   # soup ingredients only
-
-
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, embed: bool = False) -> torch.Tensor:
     """Batched eval-mode forward pass (logits, or ``model.embed`` when ``embed``)."""
