@@ -101,6 +101,13 @@ def test_tables_report_and_findings_exist(demo):
     for f in findings:
         assert f["verdict"].split()[0] in ("holds", "does", "not")
         assert f"[{f['verdict'].upper()}]" in output
+    # the report shows the findings and the soups (findings.json is written before it)
+    assert json.loads((results / "findings.json").read_text())["table_version"] == 1
+    assert 'id="table-findings"' in report and 'id="table-soup"' in report
+    assert report.count('<tr data-key="') == len(findings)
+    soup = pd.read_csv(results / "soup.csv")
+    table = report.split('id="table-soup"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert table.count("<tr>") == len(soup)
 
 
 def test_soups(demo):

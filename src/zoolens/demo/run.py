@@ -134,18 +134,21 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
     t0 = time.perf_counter()
     _probe_study(zoo, results_dir, profile, missing)
     seconds["probe"] = time.perf_counter() - t0
+    from zoolens.demo.findings import collect_findings
+
+    findings = collect_findings(results_dir, summary, soup_table, missing)
+    # before the report, which shows it ("Findings for this zoo"); rewritten below if the
+    # report itself adds to ``missing``
+    findings_payload = {"table_version": 1, "profile": profile.name, "findings": findings}
+    _write_json(results_dir / "findings.json", {**findings_payload, "missing": list(missing)})
     report_path = None
     if report:
         t0 = time.perf_counter()
         report_path = _report(results_dir, out / "report.html", missing)
         seconds["report"] = time.perf_counter() - t0
-    from zoolens.demo.findings import collect_findings
-
-    findings = collect_findings(results_dir, summary, soup_table, missing)
     seconds["total"] = time.perf_counter() - started
     seconds["total_cpu"] = time.process_time() - cpu_started
-    _write_json(results_dir / "findings.json", {"profile": profile.name,
-                                                "findings": findings, "missing": missing})
+    _write_json(results_dir / "findings.json", {**findings_payload, "missing": missing})
     _write_json(results_dir / "timings.json", {"profile": profile.name, "seconds": seconds,
                                                "train_seconds": ctx.timings,
                                                "cache_hits": ctx.cache.hits,

@@ -6,9 +6,11 @@ Policy allows no network at all and only the one inline script, by its hash. Eve
 (model, class, group names, card fields, summary values) is escaped with ``html.escape``;
 no user string ever enters the script (tables sort on ``data-sort`` attributes in the DOM).
 
-Layout, like a paper supplement: title, zoo summary, headline findings, notes on what is left
-out, the figures in paper order with a one-sentence caption each, then the tables (the paper's
-Table 1 for this zoo, the base's best sidekicks, the greedy ensemble).
+Layout, like a paper supplement: title, zoo summary, the paper's findings checked on this zoo
+(findings.json, written by ``zoolens demo``, when present), headline findings, notes on what is
+left out, the figures in paper order with a one-sentence caption each, then the tables (the
+paper's Table 1 for this zoo, the base's best sidekicks, the greedy ensemble, and when present
+the model soups of soup.csv and the model cards of cards.json, notes included).
 """
 
 from __future__ import annotations
@@ -243,6 +245,98 @@ def _greedy_table(results: Results) -> tuple[str | None, str | None]:
     caption = ("<b>Greedy ensemble</b> (kept prefix: the steps up to the best calibration "
                "accuracy). " + "; ".join(summaries) + ".")
     return _table("table-greedy", caption, headers, rows), None
+
+
+def _soup_table(results: Results) -> tuple[str | None, str | None]:
+    """soup.csv: the fine-tuned ingredients and their weight averages (Wortsman et al. 2022)."""
+    soup = results.soup
+    if soup is None or len(soup) == 0:
+        return None, None  # optional: absent says nothing (malformed was noted on reading)
+    rows = []
+    for s in soup.to_dict("records"):
+        members = str(s["members"])
+        shown = ", ".join(esc(m) for m in members.split(";") if m) or "—"
+        cells = [_cell(esc(s["method"]), str(s["method"]), "name"),
+                 _cell(shown, members),
+                 _cell(_pct(s["heldout_acc"]), _sort_key(s["heldout_acc"]), "num"),
+                 _cell(_pct(s["test_acc"]), _sort_key(s["test_acc"]), "num")]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    headers = [("Method", "an ingredient alone, or a soup (weight average)"),
+               ("Members", "the fine-tuned models whose weights are averaged"),
+               ("Held-out acc.", "accuracy on the held-out split (chooses the greedy soup)"),
+               ("Test acc.", "accuracy on the test split")]
+    caption = ("<b>Model soups (Wortsman et al. 2022).</b> Fine-tuned models and averages of "
+               "their weights (uniform: all of them; greedy: added while held-out accuracy "
+               "does not fall), scored on the held-out and test splits.")
+    return _table("table-soup", caption, headers, rows), None
+
+
+def _compact(value) -> str:
+    """A JSON value as short plain text (escaped by the caller)."""
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return "" if value is None else str(value)
+
+
+def _hparams_text(hparams) -> str:
+    """hparams as escaped compact ``k=v, k=v`` text (in the card's order)."""
+    if isinstance(hparams, dict):
+        return ", ".join(f"{esc(k)}={esc(_compact(v))}" for k, v in hparams.items()) or "—"
+    return _text(_compact(hparams))
+
+
+def _cards_table(results: Results) -> tuple[str | None, str | None]:
+    """cards.json: each model's card (zoolens analyze), notes included."""
+    cards = results.cards
+    if not cards:
+        return None, None
+    rows = []
+    for name, card in cards.items():
+        seed = card.get("seed")
+        seed_sort = _sort_key(seed) if not isinstance(seed, bool) else ""
+        cells = [_cell(esc(name), name, "name"), _cell(_text(card.get("arch"))),
+                 _cell(_text(card.get("framework"))), _cell(_text(card.get("pretrain_data"))),
+                 _cell(_text(card.get("head"))),
+                 _cell(_text(_compact(seed)), seed_sort, "num"),
+                 _cell(_hparams_text(card.get("hparams")), _compact(card.get("hparams"))),
+                 _cell(_text(_compact(card.get("notes"))))]
+        rows.append(f'<tr data-model="{esc(name)}">{"".join(cells)}</tr>')
+    headers = [("Model", "model name as in the zoo"), ("Architecture", "arch"),
+               ("Method", "training framework"), ("Pretraining data", "pretrain_data"),
+               ("Head", "classification head"), ("Seed", "random seed"),
+               ("Hyperparameters", "hparams as key=value"), ("Notes", "the card's notes")]
+    caption = ("<b>Model cards.</b> What each model of the zoo is, as its card says "
+               "(the categories of Table 1 follow from these fields).")
+    return _table("table-cards", caption, headers, rows), None
+
+
+_VERDICT_CLASS = {"holds": ("v-holds", "✓"), "does not hold": ("v-fails", "✗"),
+                  "not measured": ("v-unmeasured", "–")}
+
+
+def _findings_section(results: Results) -> str:
+    """findings.json (zoolens demo): the paper's claims, what this zoo measured, the verdict."""
+    findings = results.findings
+    if not findings:
+        return ""
+    rows = []
+    for f in findings:
+        verdict = f["verdict"].strip()
+        cls, mark = _VERDICT_CLASS.get(verdict.lower(), ("v-other", "?"))
+        rows.append(f'<tr data-key="{esc(f["key"])}"><td class="claim">{_text(f["claim"])}</td>'
+                    f'<td class="measured">{_text(f["measured"])}</td>'
+                    f'<td class="verdict {cls}" data-sort="{esc(verdict)}">'
+                    f'<span class="mark" aria-hidden="true">{mark}</span> {_text(verdict)}</td></tr>')
+    headers = [("Claim (Gontijo-Lopes et al. 2021)", "the paper's finding"),
+               ("Measured", "what this zoo gives"),
+               ("Verdict", "holds / does not hold / not measured, by the fixed rule of "
+                           "zoolens.demo.findings")]
+    caption = ("The paper's findings checked on this zoo, each by a fixed rule applied to the "
+               "tables of this folder.")
+    return ('<section id="findings"><h2>Findings for this zoo</h2>'
+            + _table("table-findings", caption, headers, rows, sortable=False) + "</section>")
 
 
 # ---------------------------------------------------------------- summary and headline
@@ -485,6 +579,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .name{overflow-wrap:anywhere;font-weight:500} td.name{min-width:11em} .ci{color:var(--mute);font-size:.8em;display:block}
 .badge{background:var(--accent);color:#fff;border-radius:3px;padding:0 5px;font-size:.75em}
 tr.best td{background:#eef6ee}
+td.verdict{white-space:nowrap;font-weight:600} td.v-holds{color:#1b6b2a;background:#eef6ee}
+td.v-fails{color:#9b1c1c;background:#fdeeee} td.v-unmeasured{color:var(--mute);background:var(--soft)}
 table.plain td{font-size:.85em} code{font-size:.85em;overflow-wrap:anywhere}
 footer{margin-top:40px;color:var(--mute);font-size:.85em}
 """
@@ -578,6 +674,7 @@ def render_html(results: Results, figure_blocks: list[str], tables: list[str],
 Representation to Rule Them All”), built from <code>{esc(results.path)}</code>.</p>
 </header>
 {_summary_section(results)}
+{_findings_section(results)}
 {_headline_section(results)}
 {notes_html}
 <section id="figures"><h2>Figures</h2>
@@ -673,7 +770,7 @@ def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
         report.figure_data[spec.key] = drawn.data
         drawn.figure.clear()
     tables = []
-    for builder in (_table1, _sidekick_table, _greedy_table):
+    for builder in (_table1, _sidekick_table, _greedy_table, _soup_table, _cards_table):
         block, note = builder(results)
         if block:
             tables.append(block)

@@ -107,6 +107,10 @@ class Results:
     summary: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     base: str | None = None
+    # optional extras (no note when absent; one note when malformed): see load_extras
+    soup: pd.DataFrame | None = None          # soup.csv (zoolens soup / zoolens demo)
+    findings: list[dict] | None = None        # findings.json (zoolens demo)
+    cards: dict[str, dict] | None = None      # cards.json (zoolens analyze)
 
     def has(self, *names: str) -> bool:
         return all(n in self.tables and len(self.tables[n]) > 0 for n in names)
@@ -295,7 +299,103 @@ def load_results(results_dir) -> Results:
     models = results.get("models")
     if results.base is not None and models is not None and results.base not in set(models.model):
         notes.append(f"models.csv: base model {results.base!r} not listed")
+    load_extras(results)
     return results
+
+
+# ---------------------------------------------------------------- optional extras
+
+SOUP_COLUMNS = ("method", "members", "heldout_acc", "test_acc")
+FINDING_FIELDS = ("claim", "measured", "verdict")
+CARD_FIELDS = ("arch", "arch_family", "framework", "pretrain_data", "hparams", "seed", "head",
+               "source", "category", "notes")
+
+
+def _read_json_object(file: Path, notes: list[str]):
+    """Parsed JSON, or None with a one-line note naming the file."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        notes.append(f"{file.name}: not readable as JSON ({' '.join(str(exc).split())[:120]}); "
+                     f"left out")
+        return None
+
+
+def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """soup.csv (``zoolens.study.soup.write_soup_table``): method, members, heldout_acc,
+    test_acc; the accuracies numeric (empty/NaN test_acc allowed)."""
+    file = path / "soup.csv"
+    try:
+        raw = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
+    except Exception as exc:  # user input: one line, keep going
+        notes.append(f"soup.csv: not readable ({type(exc).__name__}: "
+                     f"{' '.join(str(exc).split())[:120]}); soup table left out")
+        return None
+    missing = [c for c in SOUP_COLUMNS if c not in raw.columns]
+    if missing:
+        notes.append(f"soup.csv: missing column(s) {', '.join(missing)}; soup table left out")
+        return None
+    table = raw[list(SOUP_COLUMNS)].copy()
+    for column in ("heldout_acc", "test_acc"):
+        values, bad_row = _to_numeric(table[column])
+        if bad_row is not None:
+            notes.append(f"soup.csv: column {column} has a non-numeric value "
+                         f"{str(table[column].iloc[bad_row])[:40]!r} in data row {bad_row + 1}; "
+                         f"soup table left out")
+            return None
+        table[column] = values
+    return table.reset_index(drop=True)
+
+
+def _read_findings(path: Path, notes: list[str]) -> list[dict] | None:
+    """findings.json (``zoolens demo``): {"table_version": 1, "findings": [{key, claim,
+    measured, verdict}, ...], ...}; a bare list of findings is accepted too."""
+    data = _read_json_object(path / "findings.json", notes)
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        problem = _version_problem(data.get("table_version"), "findings.json")
+        if problem:
+            notes.append(f"{problem}; findings left out")
+            return None
+        data = data.get("findings")
+    if not isinstance(data, list) or not all(
+            isinstance(f, dict) and all(k in f for k in FINDING_FIELDS) for f in data):
+        notes.append("findings.json: not a list of {claim, measured, verdict} objects; "
+                     "findings left out")
+        return None
+    return [{k: ("" if f.get(k) is None else str(f.get(k))) for k in ("key",) + FINDING_FIELDS}
+            for f in data]
+
+
+def _read_cards(path: Path, notes: list[str]) -> dict[str, dict] | None:
+    """cards.json (``zoolens analyze``): {"table_version": 1, "cards": {model: {arch, ...}}}."""
+    data = _read_json_object(path / "cards.json", notes)
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("cards"), dict) or not all(
+            isinstance(c, dict) for c in data["cards"].values()):
+        notes.append('cards.json: not {"cards": {model: {field: value}}}; model cards left out')
+        return None
+    problem = _version_problem(data.get("table_version"), "cards.json")
+    if problem:
+        notes.append(f"{problem}; model cards left out")
+        return None
+    return {str(name): dict(card) for name, card in data["cards"].items()}
+
+
+def load_extras(results: Results) -> None:
+    """The optional extras of a results folder: soup.csv, findings.json, cards.json.
+
+    Absent: nothing (they are optional). Malformed: one note naming the file, the rest of the
+    report renders."""
+    path = results.path
+    if (path / "soup.csv").exists():
+        results.soup = _read_soup(path, results.notes)
+    if (path / "findings.json").exists():
+        results.findings = _read_findings(path, results.notes)
+    if (path / "cards.json").exists():
+        results.cards = _read_cards(path, results.notes)
 
 
 def pairs_with_base(pairs: pd.DataFrame, base: str | None) -> pd.DataFrame:
