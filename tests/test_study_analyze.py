@@ -507,8 +507,9 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     assert by_cat["Framework"]["lo"] == pytest.approx(np.quantile(means, 0.025))
     assert by_cat["Framework"]["hi"] == pytest.approx(np.quantile(means, 0.975))
     conv = result.pairs.set_index(["model_a", "model_b"])["conversion_rate"]
-    assert head["conversion_rate_by_category"]["Framework"] == {
-        "mean": pytest.approx(conv[("base", "clip-top2")]), "n_pairs": 1}  # humans: NaN
+    framework = head["conversion_rate_by_category"]["Framework"]
+    assert framework["mean"] == pytest.approx(conv[("base", "clip-top2")])
+    assert framework["n_pairs"] == 1  # humans: NaN
     from scipy.stats import spearmanr
 
     scored_pairs = result.pairs.dropna(subset=["ensemble_gain"])
@@ -877,3 +878,113 @@ def test_zoo_of_decision_only_models(tmp_path):
     assert head["all_models_ensemble_acc"] is None
     assert result.summary["decision_only_models"] == ["a", "b"]
     assert "majority vote of all 2" in format_summary(result.summary)
+
+
+def test_headline_intervals_match_direct_resampling(random_zoo, random_result, reference):
+    """Conversion by category, greedy gain and the EI-gain Spearman correlation: intervals
+    against a float64 loop over the same resamples (indices drawn as bootstrap_weights)."""
+    from scipy.stats import spearmanr
+
+    result, out = random_result
+    head = json.loads((out / "summary.json").read_text())["headline"]
+    n = len(reference.ev)
+    idx = np.random.default_rng(SEED).integers(0, n, size=(BOOT, n))
+
+    # (a) conversion rate by category: per resample, each pair's ratio of resampled sums,
+    # averaged over the category's pairs with a defined full-sample rate.
+    pairs = result.pairs
+    checked = 0
+    for category, entry in head["conversion_rate_by_category"].items():
+        with_base = pairs[(pairs.model_a == "base") & (pairs.category == category)
+                          & pairs.conversion_rate.notna()]
+        assert entry["n_pairs"] == len(with_base)
+        per_resample = []
+        for b in range(BOOT):
+            rates = []
+            for other in with_base.model_b:
+                ra, ro = reference.r("base")[idx[b]], reference.r(other)[idx[b]]
+                e = reference.ensemble_right(["base", other])[idx[b]]
+                den = float(np.sum(ra != ro))
+                if den > 0:
+                    rates.append(float(np.sum(e & (ra != ro))) / den)
+            if rates:
+                per_resample.append(np.mean(rates))
+        assert entry["lo"] == pytest.approx(np.quantile(per_resample, 0.025), abs=1e-12)
+        assert entry["hi"] == pytest.approx(np.quantile(per_resample, 0.975), abs=1e-12)
+        assert entry["lo"] <= entry["mean"] <= entry["hi"]
+        checked += len(with_base)
+    assert checked >= 4
+
+    # (b) greedy gain: paired, the kept ensemble's correctness minus the start's.
+    greedy = head["greedy"]
+    kept = reference.ensemble_right(greedy["members"]).astype(float)
+    start = reference.ensemble_right(["base"]).astype(float)
+    assert greedy["gain_over_start"] == pytest.approx(kept.mean() - start.mean())
+    gains = (kept - start)[idx].mean(axis=1)
+    assert greedy["gain_over_start_lo"] == pytest.approx(np.quantile(gains, 0.025))
+    assert greedy["gain_over_start_hi"] == pytest.approx(np.quantile(gains, 0.975))
+    assert len(greedy["members"]) > 1 and np.std(gains) > 0  # a real interval, not a point
+
+    # (c) Spearman(EI, gain) over all scored pairs and over pairs with the base.
+    scored = pairs.dropna(subset=["ensemble_gain"])
+    for key, rows in (("all_pairs", scored),
+                      ("pairs_with_base", scored[(scored.model_a == "base")
+                                                 | (scored.model_b == "base")])):
+        xor = np.stack([reference.r(a) != reference.r(b) for a, b in
+                        zip(rows.model_a, rows.model_b)]).astype(float)
+        gain = np.stack([reference.ensemble_right([a, b]).astype(float)
+                         - (reference.r(a).astype(float) + reference.r(b)) / 2
+                         for a, b in zip(rows.model_a, rows.model_b)])
+        rhos = [spearmanr(xor[:, idx[b]].mean(axis=1), gain[:, idx[b]].mean(axis=1))[0]
+                for b in range(BOOT)]
+        rhos = np.asarray(rhos)[np.isfinite(rhos)]
+        entry = head["spearman_ei_vs_gain"][key]
+        assert entry["lo"] == pytest.approx(np.quantile(rhos, 0.025), abs=1e-9), key
+        assert entry["hi"] == pytest.approx(np.quantile(rhos, 0.975), abs=1e-9), key
+        assert entry["lo"] < entry["hi"]
+
+
+def test_conversion_by_category_interval_averages_several_pairs(tmp_path):
+    """A category of three pairs (Reinit: three other seeds): per resample the mean of the
+    pairs' resampled conversion rates, against a float64 loop on the same resamples."""
+    from zoolens.study.analyze import analyze
+    from zoolens.zoo.store import Zoo
+
+    rng = np.random.default_rng(3)
+    n, c, boot = 150, 4, 200
+    labels = rng.integers(0, c, n)
+    zoo = Zoo.create(tmp_path / "z", labels, calibration_fraction=0.3, seed=2)
+    card = dict(arch="resnet50", framework="supervised", pretrain_data="ImageNet")
+    for seed in range(4):
+        z = rng.normal(size=(n, c)) * 1.5
+        z[np.arange(n), labels] += 1.2
+        zoo.add(f"s{seed}", logits=z.astype(np.float32), card={**card, "seed": seed})
+    result = analyze(zoo, "s0", tmp_path / "out", n_bootstrap=boot, seed=11, max_steps=2)
+    entry = result.summary["headline"]["conversion_rate_by_category"]["Reinit"]
+    assert entry["n_pairs"] == 3
+    ref = Reference(zoo, dict(zip(result.models["model"], result.models["temperature"])))
+    ev_n = len(ref.ev)
+    idx = np.random.default_rng(11).integers(0, ev_n, size=(boot, ev_n))
+    r0 = ref.r("s0")
+    pieces = [(ref.r(m) != r0, ref.ensemble_right(["s0", m])) for m in ("s1", "s2", "s3")]
+    assert entry["mean"] == pytest.approx(np.mean([e[one].mean() for one, e in pieces]))
+    per_resample = []
+    for b in range(boot):
+        rates = [float(np.sum((e & one)[idx[b]])) / float(np.sum(one[idx[b]]))
+                 for one, e in pieces if one[idx[b]].any()]
+        if rates:
+            per_resample.append(float(np.mean(rates)))
+    assert entry["lo"] == pytest.approx(np.quantile(per_resample, 0.025), abs=1e-12)
+    assert entry["hi"] == pytest.approx(np.quantile(per_resample, 0.975), abs=1e-12)
+    assert entry["lo"] < entry["mean"] < entry["hi"]
+
+
+def test_cards_json_equals_the_zoo_cards(random_zoo, random_result):
+    _, out = random_result
+    payload = json.loads((out / "cards.json").read_text())
+    assert payload["table_version"] == 1
+    assert list(payload["cards"]) == list(random_zoo.models)
+    for name in random_zoo.models:
+        card = random_zoo.card(name)
+        assert payload["cards"][name] == json.loads(card.model_dump_json())
+        assert type(card).model_validate(payload["cards"][name]) == card

@@ -86,8 +86,9 @@ def collect_findings(results_dir: Path, summary: dict[str, Any] | None,
     out.append({
         "key": "ei_vs_gain",
         "claim": "pairs with higher error inconsistency gain more from ensembling (Fig. 2 left)",
-        "measured": (f"Spearman rho {rho:.3f} (p = {p:.2g}, {corr.get('n_pairs')} pairs; a "
-                     f"rank correlation, no bootstrap interval)" if math.isfinite(rho)
+        "measured": (f"Spearman rho {_ci(rho, corr.get('lo'), corr.get('hi'), pct=False)} "
+                     f"(p = {p:.2g}, {corr.get('n_pairs')} pairs; interval: examples "
+                     f"resampled, rho recomputed)" if math.isfinite(rho)
                      else "no data"),
         "verdict": _verdict(ok)})
 
@@ -97,8 +98,8 @@ def collect_findings(results_dir: Path, summary: dict[str, Any] | None,
     text = "no data"
     if cats:
         means = [_num(conv[c]["mean"]) for c in cats]
-        text = "; ".join(f"{c} {100 * m:.1f}% (n={conv[c].get('n_pairs')})"
-                         for c, m in zip(cats, means))
+        text = "; ".join(f"{c} {_ci(m, conv[c].get('lo'), conv[c].get('hi'))} "
+                         f"(n={conv[c].get('n_pairs')})" for c, m in zip(cats, means))
         if len(cats) >= 3:
             from scipy.stats import spearmanr
 
@@ -119,9 +120,13 @@ def collect_findings(results_dir: Path, summary: dict[str, Any] | None,
         others = [m for m in members if m != start]
         gain = _num(greedy.get("gain_over_start"))
         ok = bool(others) and math.isfinite(gain) and gain > 0
+        lo, hi = _num(greedy.get("gain_over_start_lo")), _num(greedy.get("gain_over_start_hi"))
+        interval = (f"paired bootstrap interval [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+                    if math.isfinite(lo) and math.isfinite(hi)
+                    else "the study reports no interval for this gain")
         text = (f"start {start} {100 * _num(greedy.get('start_evaluation_acc')):.2f}% -> "
                 f"{100 * _num(greedy.get('evaluation_acc')):.2f}% ({100 * gain:+.2f} points; "
-                f"the study reports no interval or test for this gain) with "
+                f"{interval}) with "
                 f"{', '.join(sorted(set(others))) or 'no other member'} "
                 f"(the pool: models less accurate than the start on the calibration split, "
                 f"where members are chosen; accuracies on the evaluation split)")

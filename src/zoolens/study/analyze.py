@@ -332,7 +332,9 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
                                     else selection.table), theta=theta, reliability=reliability,
                             interpolation=interpolation, summary=summary)
     if out_dir is not None:
-        tables.write_results(out_dir, result.tables(), summary, parquet=parquet)
+        tables.write_results(out_dir, result.tables(), summary, parquet=parquet,
+                             cards={name: card.model_dump(mode="json")
+                                    for name, card in zip(inputs.names, cards)})
     return result
 
 
@@ -589,7 +591,14 @@ def _headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
               pairs: pd.DataFrame, sidekicks: list[dict[str, Any]], evaluation,
               boot: StreamingBootstrap, category_masks: dict[str, np.ndarray],
               selection) -> dict[str, Any]:
-    """The findings summary.json leads with (paper Fig. 1, 2, 5)."""
+    """The findings summary.json leads with (paper Fig. 1, 2, 5).
+
+    Every mean comes with a 95 % percentile interval on the shared example resamples: the
+    category means of error inconsistency and of conversion rate (``lo``/``hi``), the
+    Spearman correlation of error inconsistency with ensemble gain (per resample both
+    recomputed from resampled sums, then ranked) and the greedy gain over the start (paired,
+    ``gain_over_start_lo``/``_hi``).
+    """
     from scipy.stats import spearmanr
 
     n = len(inputs.ev)
@@ -598,26 +607,35 @@ def _headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
     cat_lo, cat_hi = boot.interval("category_ei", len(categories))
     ei = pairs["error_inconsistency"].to_numpy()
     conversion = pairs["conversion_rate"].to_numpy()
+    resampled = _resampled_pair_statistics(boot, evaluation, len(inputs.names))
     by_category = {}
     conversion_by_category = {}
     for k, category in enumerate(categories):
         mask = category_masks[category]
         by_category[category] = {"mean": float(ei[mask].mean()), "lo": cat_lo[k],
                                  "hi": cat_hi[k], "n_pairs": int(mask.sum())}
-        values = conversion[mask]
-        values = values[np.isfinite(values)]
+        defined = mask & np.isfinite(conversion)
+        values = conversion[defined]
+        conv_lo, conv_hi = _category_mean_interval(resampled["conversion"], defined, boot)
         conversion_by_category[category] = {
-            "mean": float(values.mean()) if values.size else None, "n_pairs": int(values.size)}
+            "mean": float(values.mean()) if values.size else None,
+            "lo": conv_lo if values.size else None, "hi": conv_hi if values.size else None,
+            "n_pairs": int(values.size)}
 
-    def correlation(frame: pd.DataFrame) -> dict[str, Any]:
-        frame = frame[np.isfinite(frame["ensemble_gain"])]
+    def correlation(mask: np.ndarray) -> dict[str, Any]:
+        mask = mask & np.isfinite(pairs["ensemble_gain"].to_numpy())
+        frame = pairs[mask]
         if len(frame) < 3 or frame["error_inconsistency"].nunique() < 2 \
                 or frame["ensemble_gain"].nunique() < 2:
-            return {"rho": None, "p_value": None, "n_pairs": int(len(frame))}
+            return {"rho": None, "lo": None, "hi": None, "p_value": None,
+                    "n_pairs": int(len(frame))}
         rho, p_value = spearmanr(frame["error_inconsistency"], frame["ensemble_gain"])
-        return {"rho": float(rho), "p_value": float(p_value), "n_pairs": int(len(frame))}
+        lo, hi = _spearman_interval(resampled["error_inconsistency"][:, mask],
+                                    resampled["ensemble_gain"][:, mask], boot)
+        return {"rho": float(rho), "lo": lo, "hi": hi, "p_value": float(p_value),
+                "n_pairs": int(len(frame))}
 
-    with_base = pairs[(pairs["model_a"] == base) | (pairs["model_b"] == base)]
+    with_base = (pairs["model_a"] == base).to_numpy() | (pairs["model_b"] == base).to_numpy()
     scored = len(inputs.scored)
     return {
         "base": {"model": base, "accuracy": base_row["accuracy"],
@@ -627,14 +645,89 @@ def _headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
         "ranked_sidekicks": sidekicks[:5],
         "mean_error_inconsistency_by_category": by_category,
         "conversion_rate_by_category": conversion_by_category,
-        "spearman_ei_vs_gain": {"all_pairs": correlation(pairs),
+        "spearman_ei_vs_gain": {"all_pairs": correlation(np.ones(len(pairs), dtype=bool)),
                                 "pairs_with_base": correlation(with_base)},
         "all_models_ensemble_acc": evaluation.all_models_right / n if scored else None,
         "all_models_ensemble_members": scored,
         "majority_vote_acc": evaluation.majority_right / n,
         "majority_vote_members": len(inputs.names),
-        "greedy": {"start": start, **_greedy_summary(selection)},
+        "greedy": {"start": start, **_greedy_summary(selection, boot)},
     }
+
+
+def _resampled_pair_statistics(boot: StreamingBootstrap, evaluation,
+                               num_models: int) -> dict[str, np.ndarray]:
+    """(B, P) per-resample pair statistics (pairs in ``np.triu_indices`` order, NaN for
+    pairs without probabilities or when there are no resamples), from the sums the
+    evaluation pass accumulated on the shared resamples:
+
+    - error_inconsistency_b = Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N
+    - ensemble_gain_b = Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N
+    - conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n]
+      (NaN where the resampled denominator is 0).
+    """
+    num_pairs = num_models * (num_models - 1) // 2
+    size = max(boot.n_bootstrap, 0)
+    out = {key: np.full((size, num_pairs), np.nan)
+           for key in ("error_inconsistency", "ensemble_gain", "conversion")}
+    if boot.counts is None:
+        return out
+    scored = evaluation.pair_scored
+    num_scored = int(scored.sum())
+    xor = boot.sums("error_inconsistency", num_pairs)
+    out["error_inconsistency"] = xor / boot.num_examples
+    if evaluation.counts is None or not num_scored:
+        return out
+    out["ensemble_gain"][:, scored] = boot.means("ensemble_gain", num_scored)
+    den = xor[:, scored]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["conversion"][:, scored] = np.where(
+            den > 0, boot.sums("converted", num_scored) / den, np.nan)
+    return out
+
+
+def _quantiles(values: np.ndarray, boot: StreamingBootstrap) -> tuple[float | None, float | None]:
+    """Percentile interval of resampled values, leaving out undefined (NaN) resamples."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None, None
+    tail = (1.0 - boot.level) / 2.0
+    lo, hi = np.quantile(values, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def _category_mean_interval(conversion: np.ndarray, defined: np.ndarray,
+                            boot: StreamingBootstrap) -> tuple[float | None, float | None]:
+    """Interval of a category's mean conversion rate: per resample the mean over the
+    category's pairs whose full-sample rate is defined (``defined``, (P,) bool) of their
+    resampled rates, leaving out a pair whose resampled denominator is 0 (and a resample
+    where no pair is left)."""
+    if not defined.any() or conversion.shape[0] == 0:
+        return None, None
+    rates = conversion[:, defined]
+    present = np.isfinite(rates)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(present, rates, 0.0).sum(axis=1) / present.sum(axis=1)
+    return _quantiles(means, boot)
+
+
+def _spearman_interval(ei: np.ndarray, gain: np.ndarray,
+                       boot: StreamingBootstrap) -> tuple[float | None, float | None]:
+    """Interval of Spearman's rho between the pairs' error inconsistency and ensemble gain:
+    per resample, both recomputed from the resampled sums ((B, P) each), ranked within the
+    resample (average ranks for ties, as ``scipy.stats.spearmanr``) and correlated (Pearson
+    of the ranks); a resample where either is constant is left out. Vectorised over B."""
+    from scipy.stats import rankdata
+
+    if ei.shape[0] == 0 or not np.isfinite(ei).all() or not np.isfinite(gain).all():
+        return None, None
+    x = rankdata(ei, axis=1)
+    y = rankdata(gain, axis=1)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (x * y).sum(axis=1) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    return _quantiles(rho, boot)
 
 
 def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, pool, start,
@@ -665,14 +758,27 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
     return pool_names, selection
 
 
-def _greedy_summary(selection) -> dict[str, Any]:
+def _greedy_summary(selection, boot: StreamingBootstrap | None = None) -> dict[str, Any]:
+    """The greedy block of summary.json; with ``boot``, the paired bootstrap interval of
+    the gain over the start: per resample b, ``Σ_n W[b, n]·(e_n − s_n) / N`` with e, s the
+    kept ensemble's and the start's per-example evaluation correctness."""
     if isinstance(selection, str):
         return {"skipped": selection}
+    gain = {}
+    if boot is not None:
+        lo = hi = None
+        if boot.counts is not None and selection.evaluation_correct is not None:
+            diff = (selection.evaluation_correct.astype(np.float32)
+                    - selection.start_evaluation_correct.astype(np.float32))
+            boot.add("greedy_gain", diff, slice(0, boot.num_examples))
+            lo, hi = (float(v[0]) for v in boot.interval("greedy_gain", 1))
+        gain = {"gain_over_start_lo": lo, "gain_over_start_hi": hi}
     return {"members": selection.members, "steps_kept": len(selection.members),
             "calibration_acc": selection.calibration_acc,
             "evaluation_acc": selection.evaluation_acc,
             "start_evaluation_acc": selection.start_evaluation_acc,
             "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
+            **gain,
             "excluded_decision_only": selection.excluded,
             "staged_on_disk": selection.staged}
 
@@ -711,9 +817,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("mean error inconsistency with the base by category: " + ", ".join(
             f"{cat} {_pct(v['mean'])} [{_pct(v['lo'])}, {_pct(v['hi'])}]"
             for cat, v in categories.items()))
-    rho = head["spearman_ei_vs_gain"]["all_pairs"]["rho"]
-    if rho is not None:
-        lines.append(f"Spearman(error inconsistency, ensemble gain) over all pairs: {rho:.3f}")
+    correlation = head["spearman_ei_vs_gain"]["all_pairs"]
+    if correlation["rho"] is not None:
+        lines.append("Spearman(error inconsistency, ensemble gain) over all pairs: "
+                     f"{correlation['rho']:.3f} [{_pct(correlation.get('lo'))}, "
+                     f"{_pct(correlation.get('hi'))}]")
     ensemble = (f"ensemble of all {head['all_models_ensemble_members']} models with "
                 f"probabilities: {_pct(head['all_models_ensemble_acc'])}; "
                 if head["all_models_ensemble_acc"] is not None else "")
@@ -725,7 +833,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     else:
         lines.append(f"greedy from {greedy['start']}: {greedy['steps_kept']} members kept, "
                      f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
-                     f"({greedy['gain_over_start']:+.3f} over the start)")
+                     f"({greedy['gain_over_start']:+.3f} over the start"
+                     + (f", [{greedy['gain_over_start_lo']:+.3f}, "
+                        f"{greedy['gain_over_start_hi']:+.3f}]"
+                        if greedy.get("gain_over_start_lo") is not None else "") + ")")
     for warning in summary.get("temperature_warnings", []):
         lines.append(f"note: temperature of {warning}")
     return "\n".join(lines)

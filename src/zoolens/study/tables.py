@@ -115,8 +115,13 @@ def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool 
 
 
 def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame],
-                  summary: Mapping[str, Any], *, parquet: bool = True) -> Path:
-    """Write every table, then ``summary.json`` last; returns the output folder."""
+                  summary: Mapping[str, Any], *, parquet: bool = True,
+                  cards: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """Write every table, then ``summary.json`` last; returns the output folder.
+
+    ``cards`` (model name -> ``ModelCard.model_dump(mode="json")``, zoo order) is written as
+    ``cards.json``: ``{"table_version": 1, "cards": {...}}`` (the report's model cards).
+    """
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -126,5 +131,7 @@ def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame]
         raise ZoolensError(f"{out}: exists and is not a folder")
     for name, frame in tables.items():
         write_table(out, name, frame, parquet=parquet)
+    if cards is not None:
+        write_json(out / "cards.json", {"table_version": TABLE_VERSION, "cards": dict(cards)})
     write_json(out / "summary.json", summary)
     return out
