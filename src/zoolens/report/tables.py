@@ -307,8 +307,6 @@ def load_results(results_dir) -> Results:
 
 SOUP_COLUMNS = ("method", "members", "heldout_acc", "test_acc")
 FINDING_FIELDS = ("claim", "measured", "verdict")
-CARD_FIELDS = ("arch", "arch_family", "framework", "pretrain_data", "hparams", "seed", "head",
-               "source", "category", "notes")
 
 
 def _read_json_object(file: Path, notes: list[str]):
