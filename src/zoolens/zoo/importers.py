@@ -234,16 +234,21 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     if (counts > 1).any():
         raise ZoolensError(f"{path}: example id {uniq[np.argmax(counts > 1)]!r} appears "
                            f"{int(counts.max())} times in the id column")
-    position = {v: i for i, v in enumerate(file_ids)}
-    missing = [z for z in zoo_ids if z not in position]
-    if missing:
+    zoo_ids = np.asarray(zoo_ids).astype(str)
+    # file_ids are unique: look each zoo id up by bisection in the sorted file ids
+    sorter = np.argsort(file_ids, kind="stable")
+    hit = np.searchsorted(file_ids, zoo_ids, sorter=sorter)
+    found = hit < len(file_ids)
+    found[found] = file_ids[sorter[hit[found]]] == zoo_ids[found]
+    if not found.all():
+        missing = zoo_ids[~found].tolist()
         raise ZoolensError(f"{path}: {len(missing)} of the zoo's {len(zoo_ids)} example ids "
                            f"are missing from the file (first: {', '.join(map(repr, missing[:3]))})")
-    extra = sorted(set(position) - set(zoo_ids.tolist()))
+    extra = np.setdiff1d(file_ids, zoo_ids).tolist()  # sorted
     if extra:
         raise ZoolensError(f"{path}: {len(extra)} ids in the file are not in the zoo (first: "
                            f"{', '.join(map(repr, extra[:3]))})")
-    return np.array([position[z] for z in zoo_ids], dtype=np.int64)
+    return sorter[hit].astype(np.int64)
 
 
 def check_labels(zoo_labels: np.ndarray, file_labels: np.ndarray, path: Path,
