@@ -170,6 +170,17 @@ def _to_bool(series: pd.Series) -> tuple[pd.Series, int | None]:
     return text.isin(_TRUE), (int(bad.idxmax()) if bad.any() else None)
 
 
+def _one_line(exc: Exception) -> str:
+    """An exception's message on one line, at most 120 characters (for a note)."""
+    return " ".join(str(exc).split())[:120]
+
+
+def _bad_value_note(name: str, column: str, kind: str, series: pd.Series, row: int,
+                    left_out: str) -> str:
+    return (f"{name}: column {column} has a non-{kind} value {str(series.iloc[row])[:40]!r} "
+            f"in data row {row + 1}; {left_out} left out")
+
+
 def _check_table(raw: pd.DataFrame, spec: TableSpec, notes: list[str]) -> pd.DataFrame | None:
     """The table with typed columns, or None (with a note) when the report cannot use it."""
     name = spec.filename
@@ -192,9 +203,8 @@ def _check_table(raw: pd.DataFrame, spec: TableSpec, notes: list[str]) -> pd.Dat
         convert = _to_bool if column in spec.boolean else _to_numeric
         values, bad_row = convert(table[column])
         if bad_row is not None:
-            notes.append(f"{name}: column {column} has a non-{'boolean' if column in spec.boolean else 'numeric'} "
-                         f"value {str(table[column].iloc[bad_row])[:40]!r} in data row {bad_row + 1}; "
-                         f"table left out")
+            kind = "boolean" if column in spec.boolean else "numeric"
+            notes.append(_bad_value_note(name, column, kind, table[column], bad_row, "table"))
             return None
         table[column] = values
     if spec.name == "specialization":
@@ -277,7 +287,7 @@ def load_results(results_dir) -> Results:
             raw = _read_raw(path, spec)
         except Exception as exc:  # a broken file is the user's input: one line, keep going
             notes.append(f"{spec.filename}: not readable ({type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:120]}); table left out")
+                         f"{_one_line(exc)}); table left out")
             continue
         table = _check_table(raw, spec, notes)
         if table is not None:
@@ -314,8 +324,7 @@ def _read_json_object(file: Path, notes: list[str]):
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        notes.append(f"{file.name}: not readable as JSON ({' '.join(str(exc).split())[:120]}); "
-                     f"left out")
+        notes.append(f"{file.name}: not readable as JSON ({_one_line(exc)}); left out")
         return None
 
 
@@ -326,8 +335,8 @@ def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
     try:
         raw = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
     except Exception as exc:  # user input: one line, keep going
-        notes.append(f"soup.csv: not readable ({type(exc).__name__}: "
-                     f"{' '.join(str(exc).split())[:120]}); soup table left out")
+        notes.append(f"soup.csv: not readable ({type(exc).__name__}: {_one_line(exc)}); "
+                     f"soup table left out")
         return None
     missing = [c for c in SOUP_COLUMNS if c not in raw.columns]
     if missing:
@@ -337,9 +346,8 @@ def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
     for column in ("heldout_acc", "test_acc"):
         values, bad_row = _to_numeric(table[column])
         if bad_row is not None:
-            notes.append(f"soup.csv: column {column} has a non-numeric value "
-                         f"{str(table[column].iloc[bad_row])[:40]!r} in data row {bad_row + 1}; "
-                         f"soup table left out")
+            notes.append(_bad_value_note("soup.csv", column, "numeric", table[column], bad_row,
+                                         "soup table"))
             return None
         table[column] = values
     return table.reset_index(drop=True)
