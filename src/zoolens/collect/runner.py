@@ -488,7 +488,6 @@ def _data_name(data: Any) -> str:
 
 def _rows_for_zoo(zoo: Any, data: Any, out: CollectedOutputs, model: str) -> np.ndarray:
     """Row of ``out`` for each zoo example (joined on example ids), labels checked."""
-    pos_of_index = {int(i): r for r, i in enumerate(out.indices)}
     if zoo.example_ids is None:
         if zoo.num_examples != len(out.indices):
             raise ZoolensError(f"zoo {zoo.path}: has {zoo.num_examples} examples without ids; "
@@ -497,11 +496,15 @@ def _rows_for_zoo(zoo: Any, data: Any, out: CollectedOutputs, model: str) -> np.
         target_positions = out.indices
     else:
         target_positions = data.positions(zoo.example_ids)
-        missing = [int(p) for p in target_positions if int(p) not in pos_of_index]
-        if missing:
+        # out.indices is strictly increasing (assemble checks it): look rows up by bisection
+        indices = np.asarray(out.indices, dtype=np.int64)
+        rows = np.searchsorted(indices, target_positions).astype(np.int64)
+        found = rows < len(indices)
+        found[found] = indices[rows[found]] == target_positions[found]
+        if not found.all():
+            missing = target_positions[~found]
             raise ZoolensError(f"model {model!r}: {len(missing)} example(s) of the zoo could not "
                                f"be decoded, e.g. {data.example_ids[missing[0]]}")
-        rows = np.asarray([pos_of_index[int(p)] for p in target_positions], dtype=np.int64)
     labels = np.asarray(data.labels)[target_positions]
     zoo_labels = np.asarray(zoo.labels)
     if zoo_labels.ndim == 1 and not np.array_equal(labels, zoo_labels):
