@@ -52,7 +52,8 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZooCorruptedError, ZoolensError
-from zoolens.zoo._atomic import atomic_path, atomic_write_bytes, fsync_dir, fsync_file
+from zoolens.zoo._atomic import (atomic_path, atomic_write_bytes, fsync_dir, fsync_file,
+                                 temp_path_for)
 from zoolens.zoo._slug import model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
 
@@ -570,9 +571,7 @@ class Zoo:
         self._modify(change)
         self._predictions.pop(name, None)
         for rel in removed:
-            if not any(e["file"] == rel for e in self._manifest["models"].values()):
-                with contextlib.suppress(OSError):
-                    (self._path / rel).unlink()
+            self._unlink_unreferenced(rel)
 
     # ---------------------------------------------------------------------------- reading
 
@@ -944,7 +943,7 @@ class Zoo:
             if old is not None and not replace:
                 raise ZoolensError(f"{where}: a model with this name is already in the zoo "
                                    "(use replace=True / --replace)")
-            tmp = models_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.safetensors"
+            tmp = temp_path_for(models_dir / "model.safetensors")  # named once hashed
             final: Path | None = None
             try:
                 save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
@@ -978,10 +977,14 @@ class Zoo:
                     tmp.unlink()
             self._manifest = manifest
             self._predictions.pop(name, None)
-            if old is not None and old["file"] != rel and not any(
-                    e["file"] == old["file"] for e in manifest["models"].values()):
-                with contextlib.suppress(OSError):
-                    (self._path / old["file"]).unlink()
+            if old is not None:
+                self._unlink_unreferenced(old["file"])
+
+    def _unlink_unreferenced(self, rel: str) -> None:
+        """Delete the model file ``rel`` unless a manifest entry still points to it."""
+        if not any(e["file"] == rel for e in self._manifest["models"].values()):
+            with contextlib.suppress(OSError):
+                (self._path / rel).unlink()
 
     def _modify(self, change: Any) -> None:
         """Apply ``change(manifest)`` under the lock to a freshly read manifest; write it."""
