@@ -50,8 +50,10 @@ def test_tuple_callable_and_no_embeddings(tmp_path):
                     options=RunOptions(batch_size=3))
     np.testing.assert_array_equal(out.logits, x.flatten(1)[:, :4].numpy())
     assert out.embeddings.shape == (10, 12)
+    np.testing.assert_array_equal(out.embeddings, x.flatten(1).numpy())
     only = run_model(lambda b: b.flatten(1)[:, :2], ds, name="g")
     assert only.embeddings is None and only.logits.shape == (10, 2)
+    np.testing.assert_array_equal(only.logits, x.flatten(1)[:, :2].numpy())
 
 
 def test_shard_layout_rounds_to_whole_batches():
@@ -130,6 +132,9 @@ def test_collect_model_any_dataset_into_a_zoo(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(zoo.scores("m"), model(x).numpy(), rtol=1e-6, atol=1e-6)
     assert zoo.embeddings("m").shape == (20, 7)
+    with torch.no_grad():
+        np.testing.assert_allclose(zoo.embeddings("m"), model.body(x).numpy(), rtol=1e-6,
+                                   atol=1e-6)
     assert not work_dir_for(tmp_path / "zoo").exists()
     with pytest.raises(ZoolensError, match="already in"):
         collect_model(model, ds, tmp_path / "zoo", name="m", labels=labels)

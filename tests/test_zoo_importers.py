@@ -224,6 +224,7 @@ def test_columns_excluding_label_and_id(tmp_path, rng, labels):
     np.savetxt(f, np.column_stack([labels, p]), delimiter=",", fmt="%.17g")
     out = load_outputs(f, num_classes=C, label_column=0)
     assert out.kind == "probs" and out.arrays["probs"].shape == (N, C)
+    np.testing.assert_array_equal(out.arrays["probs"], p)  # %.17g round-trips exactly
     np.testing.assert_array_equal(out.labels, labels)
     with pytest.raises(ZoolensError, match="overlaps"):
         load_outputs(f, num_classes=C, label_column=0, columns="0:4")
