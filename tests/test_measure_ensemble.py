@@ -279,6 +279,9 @@ def test_greedy_reports_evaluation_without_choosing_by_it():
     for s in range(5):
         total = probs[res.members[: s + 1]][:, ev].astype(np.float64).sum(0)
         assert res.evaluation_accuracy[s] == pytest.approx(np.mean(total.argmax(1) == y[ev]))
+        # the per-example correctness behind it (study.greedy's paired bootstrap uses it)
+        np.testing.assert_array_equal(res.evaluation_correct[s], total.argmax(1) == y[ev])
+    assert res.evaluation_correct.shape == (5, len(ev))
     # the sequence form (a list of per-model arrays) gives the same answer
     seq = greedy_forward_selection(list(probs), y, start=2, pool=range(5), max_steps=4,
                                    calibration_index=cal, evaluation_index=ev)

@@ -272,6 +272,8 @@ class GreedyResult:
     rows. evaluation_accuracy: (steps+1,) on the evaluation rows (None when not given).
     best_step: the step whose prefix has the best calibration accuracy (earliest on ties);
     kept: number of members kept, ``best_step + 1`` (``members[:kept]`` is the ensemble).
+    evaluation_correct: (steps+1, N_eval) bool per-example correctness of each prefix on the
+    evaluation rows (row s is the mean behind ``evaluation_accuracy[s]``; None when not given).
     """
 
     members: list[int]
@@ -280,6 +282,7 @@ class GreedyResult:
     evaluation_accuracy: np.ndarray | None
     best_step: int
     kept: int
+    evaluation_correct: np.ndarray | None = None
 
 
 def _rows(block, rows):
@@ -530,7 +533,7 @@ def greedy_forward_selection(
     times_chosen = np.zeros(num_models, dtype=np.int64)
     times_chosen[start] = 1
     cal_right = [int(correctness(total.argmax(axis=1), cal_labels).sum())]
-    ev_acc = [] if ev_total is None else [float(correctness(ev_total.argmax(axis=1), ev_labels).mean())]
+    ev_right = [] if ev_total is None else [correctness(ev_total.argmax(axis=1), ev_labels)]
 
     for _ in range(max_steps):
         right = np.zeros(len(pool), dtype=np.int64)
@@ -553,15 +556,17 @@ def greedy_forward_selection(
             if ev_cached[0] != chosen:
                 ev_cached = (chosen, _rows(probs[chosen], evaluation_index))
             ev_total += ev_cached[1]
-            ev_acc.append(float(correctness(ev_total.argmax(axis=1), ev_labels).mean()))
+            ev_right.append(correctness(ev_total.argmax(axis=1), ev_labels))
 
     cal_correct = np.asarray(cal_right, dtype=np.int64)
     best_step = int(np.argmax(cal_correct))  # argmax: earliest among equal counts
+    ev_correct = None if ev_total is None else np.stack(ev_right)
     return GreedyResult(
         members=members,
         calibration_correct=cal_correct,
         calibration_accuracy=cal_correct / n_cal,
-        evaluation_accuracy=None if ev_total is None else np.asarray(ev_acc),
+        evaluation_accuracy=None if ev_correct is None else ev_correct.mean(axis=1),
         best_step=best_step,
         kept=best_step + 1,
+        evaluation_correct=ev_correct,
     )

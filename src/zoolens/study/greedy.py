@@ -156,7 +156,6 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
     used = sorted(set([start] + candidates), key=index.__getitem__)
     models = [_CalibratedRows(zoo, name, float(temperatures[index[name]]), combine)
               for name in used]
-    models_by_name = dict(zip(used, models))  # unstaged readers, for the evaluation rows
     pool = [used.index(name) for name in candidates]
     select = dict(labels=labels, start=used.index(start), pool=pool, max_steps=max_steps,
                   calibration_index=cal, evaluation_index=ev)
@@ -181,30 +180,9 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
         "evaluation_acc": evaluation,
         "kept": np.arange(steps) < kept,
     })[GREEDY_COLUMNS]
-    start_correct, kept_correct = prefix_correct(models_by_name, chosen[:kept], ev, labels)
     return GreedyOutcome(table=table, members=chosen[:kept],
                          calibration_acc=float(table["calibration_acc"].iloc[kept - 1]),
                          evaluation_acc=float(evaluation[kept - 1]),
                          start_evaluation_acc=float(evaluation[0]), excluded=excluded,
-                         staged=stage, evaluation_correct=kept_correct,
-                         start_evaluation_correct=start_correct)
-
-
-def prefix_correct(models: dict, members: Sequence[str], ev: np.ndarray,
-                   labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example correctness on the evaluation rows ``ev`` of ``members[0]`` alone and of
-    the ensemble ``members`` (with repeats): ``argmax_c Σ_m x_m[c]``, the float64 running sum
-    in member order — the arithmetic of ``measure.ensemble.greedy_forward_selection``, so the
-    means equal the evaluation accuracies it reports. Reads each run of equal consecutive
-    members once."""
-    from zoolens.measure.agreement import correctness
-
-    y = labels[ev]
-    total = np.asarray(models[members[0]][ev]).astype(np.float64)
-    start_correct = correctness(total.argmax(axis=1), y)
-    cached = (members[0], None)
-    for name in members[1:]:
-        if cached[0] != name or cached[1] is None:
-            cached = (name, np.asarray(models[name][ev]))
-        total += cached[1]
-    return start_correct, correctness(total.argmax(axis=1), y)
+                         staged=stage, evaluation_correct=result.evaluation_correct[kept - 1],
+                         start_evaluation_correct=result.evaluation_correct[0])
