@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens.errors import ZoolensError
+from zoolens.measure.agreement import correctness, top1
 from zoolens.measure.soup import GreedySoup, check_compatible, greedy_soup, uniform_soup
 
 SOUP_COLUMNS = ["method", "members", "heldout_acc", "test_acc"]
@@ -152,8 +153,8 @@ def logits_of(model: Any, state_dict: Mapping[str, Any], x: Any) -> np.ndarray:
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy (argmax, lowest index on ties)."""
-    return float(np.mean(np.argmax(logits, axis=1) == y))
+    """Top-1 accuracy (argmax, lowest index on ties: ``measure.agreement.top1``)."""
+    return float(correctness(top1(logits), y).mean())
 
 
 @dataclass
