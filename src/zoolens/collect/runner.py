@@ -570,12 +570,12 @@ def _add_outputs(zoo: Any, zoo_path: Path, data: Any, out: CollectedOutputs, nam
                            f"{'zoo' if zoo is not None else 'data set'} has {n_classes}; "
                            f"use a model with a matching head")
     if zoo is None:
-        ids = np.asarray(data.example_ids)[out.indices]
-        labels = np.asarray(data.labels)[out.indices]
-        if order_ids is not None:
-            pos = {str(e): r for r, e in enumerate(ids)}
-            sel = np.asarray([pos[e] for e in order_ids if e in pos], dtype=np.int64)
-            ids, labels = ids[sel], labels[sel]
+        rows = out.indices
+        if order_ids is not None:  # the decoded examples, in the order's order
+            order_pos = data.positions(order_ids)
+            rows = order_pos[np.isin(order_pos, out.indices)]
+        ids = np.asarray(data.example_ids)[rows]
+        labels = np.asarray(data.labels)[rows]
         zoo = Zoo.create(zoo_path, labels, class_names=list(data.classes),
                          dataset_name=dataset_name, example_ids=list(ids))
     rows = _rows_for_zoo(zoo, data, out, name)
