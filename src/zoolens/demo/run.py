@@ -180,8 +180,6 @@ def _json_default(value: Any) -> Any:
 
 def _make_soups(ctx, out: Path, specs, soup_init_fn):
     """Fine-tune the ingredients (cached), then compare soups on held-out and test data."""
-    import torch
-
     from zoolens.demo.models import SmallCNN
     from zoolens.demo.zoo_build import build_one
     from zoolens.study.soup import format_soup_table, run_soups, save_state_dict
@@ -210,7 +208,6 @@ def _make_soups(ctx, out: Path, specs, soup_init_fn):
             np.savez(handle, x=t.x_held.numpy(), y=t.y_held.numpy())
     info("soups (Wortsman et al. 2022), fine-tuned from the SimCLR encoder + probe head:\n"
          + format_soup_table(result.table))
-    del torch
     return result.table
 
 
