@@ -44,6 +44,7 @@ def _models_frame() -> pd.DataFrame:
     ("accuracy<0.9 AND framework=='supervised' and accuracy_all>0.7", ["r50", "vit"]),
     ("framework != supervised", ["clip"]),  # missing framework never matches
     ("temperature<2", ["r50", "vit", "clip", "lr<0.1"]),  # NaN temperature drops out
+    ("temperature != 0.9", ["r50", "clip", "lr<0.1"]),  # NaN never matches "!=" either
     ("category==Framework", ["clip", "human"]),
     ("clip,r50", ["r50", "clip"]),  # table order
     ("lr<0.1", ["lr<0.1"]),  # a name that looks like a filter is a name

@@ -83,7 +83,8 @@ def _clause_mask(models: pd.DataFrame, clause: str, spec: str,
         if numeric.isna().all() and series.notna().any():
             raise ZoolensError(
                 f"--pool {spec!r}: column {column!r} holds text, compare it with a text value")
-        return compare(numeric, value).fillna(False).astype(bool)
+        # NaN != x is True in numpy: mask missing values out so "!=" keeps NaN rows out too.
+        return compare(numeric, value).fillna(False).astype(bool) & numeric.notna()
     if op not in ("==", "!="):
         raise ZoolensError(
             f"--pool {spec!r}: {op} needs a number, got {raw.strip()!r} for column {column!r}")
