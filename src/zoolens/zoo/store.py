@@ -718,18 +718,20 @@ class Zoo:
             return
         self._check_file(self._path / rel, info, None)
 
-    def _check_file(self, file: Path, info: Mapping[str, Any], model: str | None) -> None:
-        """Re-hash ``file`` if its size or mtime differs from the manifest's record."""
+    def _check_file(self, file: Path, info: Mapping[str, Any],
+                    model: str | None) -> os.stat_result:
+        """Re-hash ``file`` if its size or mtime differs from the manifest's record; returns
+        the file's stat."""
         label = f"{file}" + (f" (model {model!r})" if model is not None else "")
         try:
             st = file.stat()
         except FileNotFoundError:
             raise ZooCorruptedError(f"{label} is missing") from None
         if st.st_size == info.get("size") and st.st_mtime_ns == info.get("mtime_ns"):
-            return
+            return st
         key = (str(file), st.st_size, st.st_mtime_ns)
         if key in self._rehashed:
-            return
+            return st
         if st.st_size != info.get("size"):
             raise ZooCorruptedError(f"{label} has {st.st_size} bytes, recorded "
                                     f"{info.get('size')} (truncated or modified)")
@@ -737,6 +739,7 @@ class Zoo:
             raise ZooCorruptedError(f"{label} does not match its recorded sha256 (corrupted "
                                     "or modified since it was added)")
         self._rehashed.add(key)
+        return st
 
     def _tensor(self, name: str, tensor: str) -> np.ndarray:
         entry = self._entry(name)
@@ -746,8 +749,7 @@ class Zoo:
             self.reload()
             entry = self._entry(name)
             file = self._path / entry["file"]
-        self._check_file(file, entry, name)
-        st = file.stat()
+        st = self._check_file(file, entry, name)
         cached = self._headers.get(entry["file"])
         if cached is None or cached[0] != (st.st_size, st.st_mtime_ns):
             data_start, header = _read_safetensors_header(file, name)
