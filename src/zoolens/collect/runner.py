@@ -323,7 +323,8 @@ class ShardStore:
             except Exception as exc:
                 raise ZoolensError(f"{path}: unreadable shard ({exc}); delete it and resume") from None
             sk = {int(i): r for i, r in json.loads(meta.get("skipped", "{}")).items()}
-            if sorted(set(idx.tolist()) | set(sk)) != list(range(start, stop)):
+            covered = np.union1d(idx, np.fromiter(sk, dtype=np.int64, count=len(sk)))
+            if not np.array_equal(covered, np.arange(start, stop)):
                 raise ZoolensError(f"{path}: shard rows do not cover examples {start}..{stop - 1}; "
                                    f"delete it and resume")
             card = card or json.loads(meta.get("card", "{}"))
