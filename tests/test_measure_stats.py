@@ -61,6 +61,22 @@ def test_ratio_ci_and_nan_condition():
     est, lo, hi = bootstrap_ratio_ci(num, den, n_resamples=400)
     assert est == pytest.approx(num.sum() / den.sum())
     assert lo < est < hi
+    # oracle: an explicit loop over resampled index sets, leaving out empty denominators
+    # (the 30-example case has resamples without any denominator example; counting them as
+    # 0 would move the lower bound from 0.25 to 0)
+    rare_den = np.zeros(30, bool)
+    rare_den[[1, 5, 9, 20]] = True
+    rare_num = rare_den & (np.arange(30) != 1)
+    for n_, d_, n_ex in ((num, den, 300), (rare_num, rare_den, 30)):
+        w = bootstrap_weights(n_ex, 400, seed=5)
+        _, lo, hi = bootstrap_ratio_ci(n_, d_, weights=w)
+        ratios = []
+        for b in range(400):
+            idx = np.repeat(np.arange(n_ex), w[b].astype(int))
+            if d_[idx].sum() > 0:
+                ratios.append(n_[idx].sum() / d_[idx].sum())
+        assert len(ratios) < 400 or n_ex == 300
+        np.testing.assert_allclose([lo, hi], np.quantile(ratios, [0.025, 0.975]), rtol=1e-12)
     est, lo, hi = bootstrap_ratio_ci(np.zeros(10), np.zeros(10), n_resamples=50)
     assert np.isnan(est) and np.isnan(lo) and np.isnan(hi)
 
