@@ -15,7 +15,7 @@ from zoolens.errors import ZoolensError
 from zoolens.measure.features import (center_gram, cka, cka_from_grams, cka_matrix,
                                       combination_sizes, combine_at_rate, combine_at_rates,
                                       diversity_ranking, gram_linear, k_grid, l2_normalize_rows,
-                                      mean_abs_correlation)
+                                      linear_cka_matrices, mean_abs_correlation)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,18 @@ def test_cka_matrix_equals_pairwise(kernel, debiased):
             assert m[i, j] == pytest.approx(cka(embs[a], embs[b], kernel=kernel, debiased=debiased),
                                             rel=1e-9, abs=1e-12)
     np.testing.assert_allclose(np.diag(m), 1.0, rtol=1e-12)
+
+
+def test_linear_cka_matrices_equal_both_cka_matrix_calls():
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=(50, 5))
+    embs = [base, base @ rng.normal(size=(5, 7)) + rng.normal(size=(50, 7)), rng.normal(size=(50, 2))]
+    lin, deb = linear_cka_matrices(embs)
+    np.testing.assert_array_equal(lin, cka_matrix(embs, kernel="linear"))
+    np.testing.assert_array_equal(deb, cka_matrix(embs, kernel="linear", debiased=True))
+    assert not np.allclose(lin, deb)
+    with pytest.raises(ZoolensError, match="at least 4 examples"):
+        linear_cka_matrices([base[:3], base[:3]])
 
 
 def _orthogonal(d, seed):

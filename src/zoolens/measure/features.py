@@ -32,6 +32,7 @@ __all__ = [
     "k_grid",
     "cka",
     "cka_matrix",
+    "linear_cka_matrices",
     "gram_linear",
     "gram_rbf",
     "center_gram",
@@ -414,6 +415,51 @@ def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", threshold: float =
     raise ZoolensError(f"unknown CKA kernel {kernel!r}: use 'linear' or 'rbf'")
 
 
+def _check_same_examples(embeddings, debiased: bool) -> list[np.ndarray]:
+    mats = list(embeddings.values()) if isinstance(embeddings, Mapping) else list(embeddings)
+    if not mats:
+        return mats
+    mats = [_as_2d(m, f"embeddings #{i}") for i, m in enumerate(mats)]
+    for i, m in enumerate(mats[1:], start=1):
+        _same_rows(mats[0], m, "embeddings #0", f"embeddings #{i}")
+    n = mats[0].shape[0]
+    if n < 2 or (debiased and n < 4):
+        raise ZoolensError(f"CKA needs at least {4 if debiased else 2} examples, got {n}")
+    return mats
+
+
+def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(M, M) linear HSIC ‖X̃_bᵀX̃_a‖²_F of every pair, and its debiased form (None unless
+    ``debiased``), both from one Gram ZᵀZ of the column-centred concatenation (module doc of
+    :func:`cka_matrix`)."""
+    n = mats[0].shape[0]
+    centred = [np.asarray(m, dtype=np.float64) - np.asarray(m, dtype=np.float64).mean(0)
+               for m in mats]
+    sizes = [c.shape[1] for c in centred]
+    z = np.concatenate(centred, axis=1)
+    g = z.T @ z
+    g *= g
+    block = np.zeros((z.shape[1], len(mats)))
+    block[np.arange(z.shape[1]), np.repeat(np.arange(len(mats)), sizes)] = 1.0
+    hsic = block.T @ g @ block
+    if not debiased:
+        return hsic, None
+    rows = np.stack([np.einsum("ij,ij->i", c, c) for c in centred], axis=1)  # (N, M)
+    sq = rows.sum(axis=0)
+    return hsic, _debiased_dot(hsic, rows, rows, sq, sq, n)
+
+
+def linear_cka_matrices(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``(cka_matrix(…, "linear"), cka_matrix(…, "linear", debiased=True))`` from one Gram
+    product instead of two (the costly N·(ΣD)² step is shared)."""
+    mats = _check_same_examples(embeddings, True)
+    if not mats:
+        return np.zeros((0, 0)), np.zeros((0, 0))
+    biased, unbiased = _linear_hsic(mats, True)
+    return _normalise_hsic(biased), _normalise_hsic(unbiased)
+
+
 def cka_matrix(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
                kernel: str = "linear", threshold: float = 0.5, debiased: bool = False, *,
                max_examples: int | None = 10_000, seed: int = 0) -> np.ndarray:
@@ -427,29 +473,13 @@ def cka_matrix(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
     come from one matrix product (memory n² · 8 bytes + 256 MB, whatever M).
     Entry [a, b] equals ``cka(X_a, X_b, …)``.
     """
-    mats = list(embeddings.values()) if isinstance(embeddings, Mapping) else list(embeddings)
+    mats = _check_same_examples(embeddings, debiased)
     if not mats:
         return np.zeros((0, 0))
-    mats = [_as_2d(m, f"embeddings #{i}") for i, m in enumerate(mats)]
-    for i, m in enumerate(mats[1:], start=1):
-        _same_rows(mats[0], m, "embeddings #0", f"embeddings #{i}")
     n = mats[0].shape[0]
-    if n < 2 or (debiased and n < 4):
-        raise ZoolensError(f"CKA needs at least {4 if debiased else 2} examples, got {n}")
     if kernel == "linear":
-        centred = [np.asarray(m, dtype=np.float64) - np.asarray(m, dtype=np.float64).mean(0)
-                   for m in mats]
-        sizes = [c.shape[1] for c in centred]
-        z = np.concatenate(centred, axis=1)
-        g = z.T @ z
-        g *= g
-        block = np.zeros((z.shape[1], len(mats)))
-        block[np.arange(z.shape[1]), np.repeat(np.arange(len(mats)), sizes)] = 1.0
-        hsic = block.T @ g @ block
-        if debiased:
-            rows = np.stack([np.einsum("ij,ij->i", c, c) for c in centred], axis=1)  # (N, M)
-            sq = rows.sum(axis=0)
-            hsic = _debiased_dot(hsic, rows, rows, sq, sq, n)
+        biased, unbiased = _linear_hsic(mats, debiased)
+        hsic = unbiased if debiased else biased
     elif kernel == "rbf":
         sub = _subsample(n, max_examples, seed)
         hsic = _rbf_hsic_matrix([m if sub is None else m[sub] for m in mats], threshold, debiased)

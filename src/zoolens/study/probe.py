@@ -35,7 +35,7 @@ import pandas as pd
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.features import (cka_matrix, combine_at_rates, diversity_ranking, k_grid,
-                                      l2_normalize_rows)
+                                      l2_normalize_rows, linear_cka_matrices)
 
 TABLE_VERSION = 1
 PROBE_COLUMNS = ["model_a", "model_b", "rate", "draw", "n_dims_a", "n_dims_b", "accuracy"]
@@ -232,16 +232,16 @@ def cka_table(embeddings: Mapping[str, np.ndarray], *, correct: np.ndarray | Non
     """cka.csv: one row per unordered pair (a before b in the mapping's order).
 
     cka_linear, cka_rbf (threshold t, at most ``rbf_max_examples`` rows), cka_debiased
-    (linear, unbiased HSIC) from ``cka_matrix`` (no loop over pairs), and the pair's error
-    consistency κ (``zoolens.measure.agreement.error_consistency``) from the (M, N) boolean
-    correctness matrix ``correct`` (rows in the mapping's order); NaN when ``correct`` is None.
+    (linear, unbiased HSIC) from ``linear_cka_matrices`` (one Gram product for both) and
+    ``cka_matrix`` (no loop over pairs), and the pair's error consistency κ
+    (``zoolens.measure.agreement.error_consistency``) from the (M, N) boolean correctness
+    matrix ``correct`` (rows in the mapping's order); NaN when ``correct`` is None.
     """
     names = list(embeddings)
     if len(names) < 2:
         raise ZoolensError(f"CKA needs at least two models with embeddings, got {len(names)}")
     mats = [embeddings[n] for n in names]
-    lin = cka_matrix(mats, kernel="linear")
-    deb = cka_matrix(mats, kernel="linear", debiased=True)
+    lin, deb = linear_cka_matrices(mats)
     rbf = cka_matrix(mats, kernel="rbf", threshold=threshold, max_examples=rbf_max_examples,
                      seed=seed)
     if correct is not None:
