@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ORDER = ["Reinit", "HParam", "Arch", "Framework", "Dataset"]
+from zoolens.zoo.cards import CATEGORIES
+
+ORDER = [c for c in CATEGORIES if c != "Same"]  # paper order, pairs with the base
 
 
 def _num(value: Any) -> float:
