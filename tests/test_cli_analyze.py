@@ -128,3 +128,90 @@ def test_bad_pool_fails_before_the_evaluation_pass(small_zoo, tmp_path):
                              "--out", str(tmp_path / "o2"), "--bootstrap", "0",
                              "--pool", "ece_after<1 and accuracy>0"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_analyze_start_begins_the_greedy_table_and_equals_the_api(small_zoo, tmp_path):
+    from zoolens.study.analyze import analyze as run_analysis
+
+    out = tmp_path / "res"
+    options = dict(pool="m0,m1", max_steps=3)
+    result = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
+                                 "--start", "m2", "--pool", options["pool"], "--max-steps",
+                                 "3", "--bootstrap", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    greedy = pd.read_csv(out / "greedy.csv")
+    # Step 0 is the start alone; m2 is not in the pool, so it can only be there as the start.
+    assert greedy.start.eq("m2").all() and greedy.added.iloc[0] == "m2"
+    assert greedy.members.iloc[0] == "m2"
+    assert all(m.startswith("m2;") for m in greedy.members.iloc[1:])
+    assert set(greedy.added.iloc[1:]) <= {"m0", "m1"}
+    assert "greedy from m2:" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["greedy_start"] == "m2"
+    assert summary["headline"]["greedy"]["start"] == "m2"
+    api = run_analysis(small_zoo.path, "m0", start="m2", n_bootstrap=0, **options)
+    pd.testing.assert_frame_equal(greedy, api.greedy.reset_index(drop=True),
+                                  check_dtype=False)
+    # Without --start the base starts, and the table differs from the m2 one.
+    default = run_analysis(small_zoo.path, "m0", n_bootstrap=0, **options)
+    assert default.greedy.start.eq("m0").all() and not default.greedy.equals(api.greedy)
+
+
+def test_analyze_start_matches_ensemble_start(small_zoo, tmp_path):
+    """Same start, pool and steps: analyze's greedy table is ensemble's."""
+    common = ["--start", "m1", "--pool", "accuracy<0.99", "--max-steps", "4"]
+    a = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
+                            "--bootstrap", "0", "--out", str(tmp_path / "a"), *common])
+    e = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--out",
+                            str(tmp_path / "e"), *common])
+    assert a.exit_code == 0 and e.exit_code == 0, a.output + e.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "greedy.csv"),
+                                  pd.read_csv(tmp_path / "e" / "greedy.csv"))
+
+
+@pytest.mark.parametrize("start, message", [
+    ("zzz", "no model named 'zzz' (--start)"),
+    ("human", "greedy start 'human' (--start) is decision-only"),
+])
+def test_analyze_bad_start_is_one_line_and_writes_nothing(tmp_path, start, message):
+    zoo = _zoo(tmp_path / "zoo")
+    zoo.add("human", decisions=np.asarray(zoo.labels))
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["analyze", str(zoo.path), "--base", "m0", "--start", start,
+                                 "--out", str(out), "--bootstrap", "0"])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if line.strip()] == \
+        [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(result.output.strip().splitlines()) == 1
+    assert "evaluation pass" not in result.output  # refused before reading the scores
+    assert not out.exists()
+
+
+def test_ensemble_writes_the_cards_analyze_writes(tmp_path):
+    from zoolens.zoo.store import Zoo
+
+    zoo = _zoo(tmp_path / "zoo")
+    zoo.add("human", decisions=np.asarray(zoo.labels),
+            card={"arch": "people", "framework": "crowd", "notes": "label-noise free"})
+    zoo = Zoo.open(zoo.path)
+    e = runner.invoke(app, ["--quiet", "ensemble", str(zoo.path), "--start", "m0",
+                            "--max-steps", "2", "--out", str(tmp_path / "e")])
+    a = runner.invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "m0",
+                            "--bootstrap", "0", "--max-steps", "2", "--out",
+                            str(tmp_path / "a")])
+    assert e.exit_code == 0 and a.exit_code == 0, e.output + a.output
+    written = json.loads((tmp_path / "e" / "cards.json").read_text())
+    assert written == json.loads((tmp_path / "a" / "cards.json").read_text())
+    # Independent of analyze: the zoo's own cards, one per models.csv row, in zoo order.
+    assert written["table_version"] == tables.TABLE_VERSION
+    assert list(written["cards"]) == zoo.models == \
+        list(pd.read_csv(tmp_path / "e" / "models.csv").model)
+    for name in zoo.models:
+        assert written["cards"][name] == json.loads(zoo.card(name).model_dump_json())
+    assert written["cards"]["human"]["notes"] == "label-noise free"
+    # Written atomically, like the tables: no temporary file is left behind.
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == sorted(
+        ["cards.json", "summary.json", "greedy.csv", "greedy.parquet", "models.csv",
+         "models.parquet"])

@@ -33,6 +33,8 @@ def analyze(
                              "models.csv such as \"accuracy<0.78\" (<, <=, >, >=, ==, !=, "
                              "joined by 'and') or a comma list of names. Default: all models "
                              "with probabilities."),
+    start: str = typer.Option(None, "--start", help="The model the greedy ensemble starts "
+                              "from (as `zoolens ensemble --start`; default: --base)."),
     max_steps: int = typer.Option(25, "--max-steps", min=1, help="Greedy selection steps."),
     combine: str = typer.Option("probs", "--combine", help="Ensemble by averaging calibrated "
                                 "'probs' (default) or calibrated 'logits' (the paper's Fig. 11)."),
@@ -64,7 +66,8 @@ def analyze(
     from zoolens.study.analyze import format_summary
 
     result = run_analysis(
-        zoo, base, out, pool=pool, max_steps=max_steps, combine=_check_combine(combine),
+        zoo, base, out, pool=pool, start=start, max_steps=max_steps,
+        combine=_check_combine(combine),
         n_bootstrap=bootstrap, seed=seed, chunk_size=chunk_size,
         memory_budget=int(memory_gb * 2**30),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
@@ -86,8 +89,8 @@ def ensemble(
     max_steps: int = typer.Option(25, "--max-steps", min=1, help="Greedy selection steps."),
     combine: str = typer.Option("probs", "--combine", help="Average calibrated 'probs' or "
                                 "'logits'."),
-    out: Path = typer.Option(None, "--out", help="Folder for greedy.csv, models.csv and "
-                             "summary.json (default: print only)."),
+    out: Path = typer.Option(None, "--out", help="Folder for greedy.csv, models.csv, cards.json "
+                             "and summary.json (default: print only)."),
     memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget for "
                                     "calibrated probabilities (GiB); a larger pool is staged "
                                     "on disk, in TMPDIR."),

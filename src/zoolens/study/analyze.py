@@ -50,6 +50,7 @@ from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, pairwise_agreement
 from zoolens.measure.calibration import (expected_calibration_error_from_confidence,
                                          fit_temperature, reliability_bins)
+from zoolens.measure.stats import percentile_interval
 from zoolens.progress import info, track
 from zoolens.study import tables
 from zoolens.study.bootstrap import StreamingBootstrap
@@ -232,7 +233,10 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     base_index = inputs.index(base, "--base")
     start_defaulted = start is None
     start = base if start is None else start
-    inputs.index(start, "greedy start")
+    if not start_defaulted and not inputs.has_scores[inputs.index(start, "--start")]:
+        # Before the evaluation pass: the selection would refuse it only at the very end.
+        raise ZoolensError(f"zoo {zoo.path}: greedy start {start!r} (--start) is "
+                           "decision-only: ensembles need probabilities")
     pair_specs = [(inputs.index(a, "--interpolate"), inputs.index(b, "--interpolate"))
                   for a, b in (interpolation_pairs or [])]
     for a, b in pair_specs:
@@ -333,13 +337,18 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
                             interpolation=interpolation, summary=summary)
     if out_dir is not None:
         tables.write_results(out_dir, result.tables(), summary, parquet=parquet,
-                             cards={name: card.model_dump(mode="json")
-                                    for name, card in zip(inputs.names, cards)})
+                             cards=_cards_payload(inputs.names, cards))
     return result
 
 
 # --------------------------------------------------------------------------------------
 # pieces of the analysis
+
+
+def _cards_payload(names: Sequence[str], cards: Sequence[Any]) -> dict[str, Any]:
+    """cards.json's ``cards`` block: model name -> its ModelCard as JSON, in zoo order (the
+    rows of models.csv)."""
+    return {name: card.model_dump(mode="json") for name, card in zip(names, cards)}
 
 
 def _base_category_masks(base: int, base_category: list[str], a_idx: np.ndarray,
@@ -691,8 +700,7 @@ def _quantiles(values: np.ndarray, boot: StreamingBootstrap) -> tuple[float | No
     values = values[np.isfinite(values)]
     if values.size == 0:
         return None, None
-    tail = (1.0 - boot.level) / 2.0
-    lo, hi = np.quantile(values, [tail, 1.0 - tail])
+    lo, hi = percentile_interval(values, boot.level, skip_nan=False)
     return float(lo), float(hi)
 
 
@@ -852,8 +860,9 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
                parquet: bool = True, command: str | None = None
                ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Greedy forward selection alone: returns (greedy table, summary) and writes
-    greedy.csv, models.csv (the table the pool filter reads, without intervals) and
-    summary.json when ``out_dir`` is given."""
+    greedy.csv, models.csv (the table the pool filter reads, without intervals), cards.json
+    (the model cards of the models.csv rows, as ``analyze`` writes them) and summary.json
+    when ``out_dir`` is given."""
     if combine not in ("probs", "logits"):
         raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
     zoo = open_zoo(zoo)
@@ -884,7 +893,7 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
     summary.update(_model_notes(inputs, fits, _NO_GROUPS))
     if out_dir is not None:
         tables.write_results(out_dir, {"models": models, "greedy": selection.table}, summary,
-                             parquet=parquet)
+                             parquet=parquet, cards=_cards_payload(inputs.names, cards))
     return selection.table, summary
 
 
