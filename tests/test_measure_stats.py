@@ -149,3 +149,62 @@ def test_real_cifar10_ensemble_vs_best_member():
     assert boot.lo <= boot.difference <= boot.hi
     est, lo, hi = bootstrap_ci(best.astype(float), n_resamples=300)
     assert est == pytest.approx(0.9359) and lo < 0.9359 < hi and hi - lo < 0.015
+
+
+def test_percentile_interval_equals_the_quantile_code_it_replaced():
+    """One percentile interval serves measure.stats, study.bootstrap and study.analyze; pin it
+    to the np.nanquantile / np.quantile calls each had before (NaN semantics included)."""
+    import warnings
+
+    from zoolens.measure.stats import percentile_interval
+    from zoolens.study.analyze import _quantiles
+    from zoolens.study.bootstrap import StreamingBootstrap
+
+    q95 = [(1.0 - 0.95) / 2.0, 1.0 - (1.0 - 0.95) / 2.0]  # as the old code computed them
+    rng = np.random.default_rng(5)
+    samples = rng.normal(size=(301, 5))
+    samples[rng.random((301, 5)) < 0.2] = np.nan  # undefined resamples
+    samples[:, 3] = np.nan                        # a never-defined statistic
+    finite = rng.normal(size=(301, 4))
+    for confidence in (0.95, 0.9, 0.5):
+        alpha = 1.0 - confidence  # measure.stats' old _percentile_interval
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
+        got = percentile_interval(samples, confidence)
+        np.testing.assert_array_equal(np.stack(got), want)  # bit-identical, NaN where all-NaN
+        assert np.isnan(got[0][3]) and np.isfinite(got[0][[0, 1, 2, 4]]).all()
+        tail = (1.0 - confidence) / 2.0  # study.bootstrap's old interval: np.quantile
+        np.testing.assert_array_equal(
+            np.stack(percentile_interval(finite, confidence, skip_nan=False)),
+            np.quantile(finite, [tail, 1.0 - tail], axis=0))
+        lo, hi = percentile_interval(samples, confidence, skip_nan=False)
+        assert np.isnan(lo).all() and np.isnan(hi).all()  # quantile: any NaN -> NaN
+    scalar = percentile_interval(finite[:, 0])
+    assert np.ndim(scalar[0]) == 0 and scalar == tuple(np.nanquantile(finite[:, 0], q95))
+    with pytest.raises(ZoolensError, match="confidence"):
+        percentile_interval(finite, 1.0)
+
+    # study.bootstrap: interval (np.quantile) and ratio_interval (np.nanquantile)
+    boot = StreamingBootstrap(40, 250, seed=2)
+    x = rng.integers(0, 2, size=(3, 40)).astype(float)
+    boot.add("x", x, slice(0, 40))
+    means = boot.means("x", 3)
+    np.testing.assert_array_equal(np.stack(boot.interval("x", 3)),
+                                  np.quantile(means, q95, axis=0))
+    num, den = boot.sums("x", 3)[:, :2], boot.sums("x", 3)[:, 1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(den > 0, num / den, np.nan)
+    keep = np.array([True, False])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(ratio, q95, axis=0)
+    np.testing.assert_array_equal(np.stack(boot.ratio_interval(num, den, keep)),
+                                  np.stack([np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)]))
+
+    # study.analyze._quantiles: non-finite resamples (NaN and ±inf) dropped, then np.quantile
+    values = rng.normal(size=200)
+    values[[3, 7, 11]] = [np.nan, np.inf, -np.inf]
+    kept = values[np.isfinite(values)]
+    assert _quantiles(values, boot) == tuple(float(v) for v in np.quantile(kept, q95))
+    assert _quantiles(np.full(4, np.nan), boot) == (None, None)

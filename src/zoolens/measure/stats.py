@@ -25,6 +25,7 @@ __all__ = [
     "bootstrap_means",
     "bootstrap_ci",
     "bootstrap_ratio_ci",
+    "percentile_interval",
     "McNemarResult",
     "mcnemar_test",
     "mcnemar_p_values",
@@ -82,13 +83,26 @@ def bootstrap_means(values: np.ndarray, weights: np.ndarray | None = None, *,
     return out[:, 0] if vector else out
 
 
-def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(samples: np.ndarray, confidence: float = 0.95, *,
+                        skip_nan: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of resampled statistics (Efron & Tibshirani 1993, ch. 13).
+
+    ``samples`` (B,) or (B, K): B resampled values of each statistic (axis 0). Returns
+    ``(lo, hi)``, the ``(1 − confidence)/2`` and ``1 − (1 − confidence)/2`` quantiles along
+    axis 0 (numpy's linear interpolation): scalars for (B,) input, (K,) arrays otherwise.
+    ``skip_nan=True`` (``numpy.nanquantile``) leaves undefined (NaN) resamples out, e.g. a
+    ratio whose resampled denominator is 0, and gives NaN for an all-NaN column without a
+    warning; ``skip_nan=False`` (``numpy.quantile``) gives NaN for any column holding a NaN.
+    """
     if not 0 < confidence < 1:
         raise ZoolensError(f"confidence must lie in (0, 1), got {confidence}")
-    alpha = 1.0 - confidence
+    tail = (1.0 - confidence) / 2
+    if not skip_nan:
+        lo, hi = np.quantile(samples, [tail, 1 - tail], axis=0)
+        return lo, hi
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-        lo, hi = np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
+        lo, hi = np.nanquantile(samples, [tail, 1 - tail], axis=0)
     return lo, hi
 
 
@@ -103,7 +117,7 @@ def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: i
     """
     x = np.asarray(values, dtype=np.float64)
     means = bootstrap_means(x, weights, n_resamples=n_resamples, seed=seed)
-    lo, hi = _percentile_interval(means, confidence)
+    lo, hi = percentile_interval(means, confidence)
     est = x.mean(axis=0)
     if x.ndim == 1:
         return float(est), float(lo), float(hi)
@@ -131,7 +145,7 @@ def bootstrap_ratio_ci(numerator: np.ndarray, denominator: np.ndarray, *,
         ratio = np.where(s_den > 0, s_num / s_den, np.nan)
         total = den.sum(axis=0)
         est = np.where(total > 0, num.sum(axis=0) / total, np.nan)
-    lo, hi = _percentile_interval(ratio, confidence)
+    lo, hi = percentile_interval(ratio, confidence)
     lo, hi = np.where(np.isnan(est), np.nan, lo), np.where(np.isnan(est), np.nan, hi)
     if num.ndim == 1:
         return float(est), float(lo), float(hi)
@@ -217,6 +231,6 @@ def paired_bootstrap_test(correct_x: np.ndarray, correct_y: np.ndarray, *,
     if x.shape != y.shape or x.ndim != 1:
         raise ZoolensError(f"paired bootstrap needs two (n,) vectors, got {x.shape} and {y.shape}")
     delta = bootstrap_means(x - y, weights, n_resamples=n_resamples, seed=seed)
-    lo, hi = _percentile_interval(delta, confidence)
+    lo, hi = percentile_interval(delta, confidence)
     p = (1 + int(np.count_nonzero(delta <= 0))) / (len(delta) + 1)
     return PairedBootstrapResult(float(np.mean(x - y)), float(lo), float(hi), float(p), len(delta))

@@ -22,11 +22,9 @@ are ratios of two sums on the same resamples, ``Σ_n W[b, n]·num_n / Σ_n W[b, 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from zoolens.measure.stats import bootstrap_weights
+from zoolens.measure.stats import bootstrap_weights, percentile_interval
 
 class StreamingBootstrap:
     """Accumulate ``Σ_n W[b, n] x_k[n]`` for named blocks of statistics over example chunks.
@@ -86,10 +84,7 @@ class StreamingBootstrap:
         num, den = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(den > 0, num / den, np.nan)
-        tail = (1.0 - self.level) / 2.0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-            lo, hi = np.nanquantile(ratio, [tail, 1.0 - tail], axis=0)
+        lo, hi = percentile_interval(ratio, self.level, skip_nan=True)
         keep = np.asarray(defined, dtype=bool)
         return np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)
 
@@ -103,9 +98,7 @@ class StreamingBootstrap:
         """Percentile interval ``(lo, hi)`` of each statistic in block ``name``."""
         if self.counts is None or name not in self._sums:
             return np.full(size, np.nan), np.full(size, np.nan)
-        tail = (1.0 - self.level) / 2.0
-        lo, hi = np.quantile(self.means(name, size), [tail, 1.0 - tail], axis=0)
-        return lo, hi
+        return percentile_interval(self.means(name, size), self.level, skip_nan=False)
 
     def p_not_positive(self, name: str, size: int) -> np.ndarray:
         """One-sided paired-bootstrap p-value that each mean is > 0: ``(1 + #{b: mean_b <= 0})
