@@ -989,3 +989,46 @@ def test_cards_json_equals_the_zoo_cards(random_zoo, random_result):
         card = random_zoo.card(name)
         assert payload["cards"][name] == json.loads(card.model_dump_json())
         assert type(card).model_validate(payload["cards"][name]) == card
+
+
+def test_ece_columns_come_from_the_reliability_bins(random_zoo, reference, monkeypatch):
+    """The analysis bins each model's confidence once: models.csv's ECE equals, bit for bit,
+    the separate ECE call it replaced (expected_calibration_error_from_confidence on the
+    evaluation pass's confidences), the ECE of reliability.csv's own rows, and the float64
+    loop oracle."""
+    from zoolens.measure.calibration import expected_calibration_error_from_confidence
+    from zoolens.study import stream
+    from zoolens.study.analyze import analyze
+
+    captured = {}
+    real_pass = stream.run_eval_pass
+
+    def capture(*args, **kwargs):
+        captured["evaluation"] = real_pass(*args, **kwargs)
+        return captured["evaluation"]
+
+    monkeypatch.setattr(stream, "run_eval_pass", capture)
+    result = analyze(random_zoo, "base", None, n_bootstrap=0, chunk_size=37,
+                     command="zoolens analyze test")
+    evaluation = captured["evaluation"]
+    models = result.models.set_index("model")
+    rel = result.reliability
+    ev, checked = reference.ev, 0
+    for m in reference.scored:
+        index = reference.names.index(m)
+        for stage, q in (("before", reference.q1[m]), ("after", reference.q[m])):
+            conf = getattr(evaluation, f"confidence_{stage}")[index]
+            old = expected_calibration_error_from_confidence(conf, reference.r(m), 15)
+            assert models.loc[m, f"ece_{stage}"] == old
+            rows = rel[(rel.model == m) & (rel.stage == stage) & (rel["count"] > 0)]
+            gaps = np.abs(rows["accuracy"].to_numpy() - rows["mean_confidence"].to_numpy())
+            from_table = float(np.sum(rows["count"].to_numpy() / len(ev) * gaps))
+            assert models.loc[m, f"ece_{stage}"] == from_table
+            p = q[ev].max(axis=1)
+            bins = np.minimum((p * 15).astype(int), 14)
+            loop = sum(abs(reference.r(m)[bins == k].mean() - p[bins == k].mean())
+                       * (bins == k).mean() for k in range(15) if (bins == k).any())
+            assert models.loc[m, f"ece_{stage}"] == pytest.approx(loop, abs=1e-6)
+            checked += 1
+    assert checked >= 4 and np.isnan(models.loc["humans", ["ece_before", "ece_after"]]
+                                     .astype(float)).all()

@@ -35,6 +35,7 @@ __all__ = [
     "reliability_diagram",
     "expected_calibration_error",
     "expected_calibration_error_from_confidence",
+    "ece_from_bins",
 ]
 
 # A bracket this narrow pins T to ~1e-12 relative.
@@ -467,7 +468,11 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
     }
 
 
-def _ece_from_bins(bins: dict[str, np.ndarray]) -> float:
+def ece_from_bins(bins: dict[str, np.ndarray]) -> float:
+    """Expected calibration error from :func:`reliability_bins` (Guo et al. 2017, eq. 3):
+    ``ECE = Σ_b (n_b / N) · |acc_b − conf_b|`` over the non-empty bins. Lets a caller that
+    keeps the bins (a reliability diagram) get the ECE without binning twice; the number is
+    the one :func:`expected_calibration_error_from_confidence` gives."""
     count = bins["bin_count"]
     total = count.sum()
     if total == 0:
@@ -496,11 +501,11 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     confidence exactly 1.0 in an extra bin of its own. Used by DESIGN.md sec. 5
     (``ece_before`` / ``ece_after``).
     """
-    return _ece_from_bins(reliability_diagram(probs, labels, n_bins))
+    return ece_from_bins(reliability_diagram(probs, labels, n_bins))
 
 
 def expected_calibration_error_from_confidence(confidence: np.ndarray, correct: np.ndarray,
                                                n_bins: int = 15) -> float:
     """ECE from per-example confidence and correctness (see :func:`expected_calibration_error`);
     use with :func:`top1_confidence` to stay chunked on large score matrices."""
-    return _ece_from_bins(reliability_bins(confidence, correct, n_bins))
+    return ece_from_bins(reliability_bins(confidence, correct, n_bins))

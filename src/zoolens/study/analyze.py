@@ -48,8 +48,7 @@ import pandas as pd
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, pairwise_agreement
-from zoolens.measure.calibration import (expected_calibration_error_from_confidence,
-                                         fit_temperature, reliability_bins)
+from zoolens.measure.calibration import ece_from_bins, fit_temperature, reliability_bins
 from zoolens.measure.stats import percentile_interval
 from zoolens.progress import info, track
 from zoolens.study import tables
@@ -284,9 +283,11 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         chunk_size=chunk_size, boot=boot, category_masks=category_masks,
         interpolation=specs, exact_topk=exact_topk)
 
-    models = _models_table(inputs, cards, base_category, temperatures, evaluation, boot)
+    # Binned once: reliability.csv shows the bins, models.csv's ECE columns derive from them.
+    bins = _reliability_bins(inputs, evaluation)
+    models = _models_table(inputs, cards, base_category, temperatures, evaluation, boot, bins)
     pairs = _pairs_table(inputs, agreement, pair_category_values, evaluation, boot)
-    reliability = _reliability_table(inputs, evaluation)
+    reliability = _reliability_table(inputs, bins)
 
     from zoolens.study.specialize import example_groups, specialization_table, theta_table
 
@@ -410,18 +411,17 @@ def _interpolation_table(inputs: ZooInputs, specs) -> pd.DataFrame:
 
 
 def _models_table(inputs: ZooInputs, cards, base_category, temperatures, evaluation=None,
-                  boot: StreamingBootstrap | None = None) -> pd.DataFrame:
+                  boot: StreamingBootstrap | None = None,
+                  bins: dict[tuple[str, int], dict[str, np.ndarray]] | None = None
+                  ) -> pd.DataFrame:
     """models.csv; without the evaluation pass (``zoolens ensemble``) the interval, NLL and
-    ECE columns are NaN."""
+    ECE columns are NaN. ``bins``: :func:`_reliability_bins` (the ECE columns' source)."""
     num_models = len(inputs.names)
     nan = np.full(num_models, np.nan)
     lo, hi = boot.interval("accuracy", num_models) if boot is not None else (nan, nan)
-    ece = np.full((2, num_models), np.nan)
-    for m in (inputs.scored if evaluation is not None else []):
-        for stage, conf in enumerate((evaluation.confidence_before[m],
-                                      evaluation.confidence_after[m])):
-            ece[stage, m] = expected_calibration_error_from_confidence(
-                conf, inputs.correct[m], RELIABILITY_BINS)
+    ece = {"before": nan.copy(), "after": nan.copy()}
+    for (stage, m), model_bins in (bins or {}).items():
+        ece[stage][m] = ece_from_bins(model_bins)
     frame = pd.DataFrame({
         "model": inputs.names,
         "arch": [card.arch for card in cards],
@@ -436,8 +436,8 @@ def _models_table(inputs: ZooInputs, cards, base_category, temperatures, evaluat
         "temperature": temperatures,
         "nll_before": evaluation.nll_before if evaluation is not None else nan,
         "nll_after": evaluation.nll_after if evaluation is not None else nan,
-        "ece_before": ece[0],
-        "ece_after": ece[1],
+        "ece_before": ece["before"],
+        "ece_after": ece["after"],
         "kind": inputs.kinds,
         "accuracy_eval_n": len(inputs.ev),
     })
@@ -529,17 +529,26 @@ def _conversion_intervals(boot: StreamingBootstrap, a: np.ndarray, b: np.ndarray
     return conv[0], conv[1], neither[0], neither[1]
 
 
-def _reliability_table(inputs: ZooInputs, evaluation) -> pd.DataFrame:
-    frames = []
-    for m in inputs.scored:
-        for stage, conf in (("before", evaluation.confidence_before[m]),
-                            ("after", evaluation.confidence_after[m])):
-            bins = reliability_bins(conf, inputs.correct[m], RELIABILITY_BINS)
-            frames.append(pd.DataFrame({
-                "model": inputs.names[m], "stage": stage,
-                "bin": np.arange(RELIABILITY_BINS), "bin_lo": bins["bin_lo"],
-                "bin_hi": bins["bin_hi"], "count": bins["bin_count"],
-                "mean_confidence": bins["bin_confidence"], "accuracy": bins["bin_accuracy"]}))
+def _reliability_bins(inputs: ZooInputs, evaluation) -> dict[tuple[str, int],
+                                                            dict[str, np.ndarray]]:
+    """``(stage, model index) -> measure.calibration.reliability_bins`` of each scored model's
+    evaluation-split confidence before and after temperature scaling (model order, then
+    "before", "after")."""
+    return {(stage, m): reliability_bins(conf, inputs.correct[m], RELIABILITY_BINS)
+            for m in inputs.scored
+            for stage, conf in (("before", evaluation.confidence_before[m]),
+                                ("after", evaluation.confidence_after[m]))}
+
+
+def _reliability_table(inputs: ZooInputs,
+                       bins: dict[tuple[str, int], dict[str, np.ndarray]]) -> pd.DataFrame:
+    """reliability.csv from :func:`_reliability_bins`: one row per model, stage and bin."""
+    frames = [pd.DataFrame({
+        "model": inputs.names[m], "stage": stage,
+        "bin": np.arange(RELIABILITY_BINS), "bin_lo": b["bin_lo"],
+        "bin_hi": b["bin_hi"], "count": b["bin_count"],
+        "mean_confidence": b["bin_confidence"], "accuracy": b["bin_accuracy"]})
+        for (stage, m), b in bins.items()]
     if not frames:
         return tables.empty_table("reliability")
     return pd.concat(frames, ignore_index=True)[tables.RELIABILITY_COLUMNS]
