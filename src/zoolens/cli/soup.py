@@ -19,7 +19,9 @@ def soup(
                               "the network (or (network, transform, card))."),
     data: Path = typer.Option(..., "--data", help="Held-out data to score ingredients: an "
                               ".npz with x (model input) and y (class ids), or an image "
-                              "folder root/<class>/<image>."),
+                              "folder root/<class>/<image> (classes in sorted order; one "
+                              "image size unless the --model function returns a resizing "
+                              "transform)."),
     greedy: bool = typer.Option(False, "--greedy", help="Write the greedy soup (Wortsman et "
                                 "al. 2022, Recipe 1) instead of the uniform soup."),
     out: Path = typer.Option(Path("soup.pt"), "--out", help="Where to write the soup's state "

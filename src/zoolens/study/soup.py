@@ -13,7 +13,8 @@ Held-out data (``--data``) is either
   uint8 images are scaled to [0, 1]) and ``y`` ((N,) integer class ids); or
 - an image folder ``root/<class name>/<image>`` (zoolens.collect.images.ImageFolder; classes
   in sorted folder order), transformed by the transform the model function returns as
-  ``(model, transform, card)``, or by the collector's default preprocessing.
+  ``(model, transform, card)``, or by the collector's default preprocessing (ToTensor only,
+  so the images must then all have one size); every image must give one tensor shape.
 
 The table (``soup.csv``) has one row per method: ``method`` in {ingredient, best_ingredient,
 uniform_soup, greedy_soup, logit_ensemble}, ``members`` (";"-joined ingredient names),
@@ -131,10 +132,38 @@ def load_heldout(path: str | Path, transform: Any = None) -> tuple[Any, np.ndarr
         if transform is None:
             raise ZoolensError(f"{path}: an image folder needs the model's transform")
         folder = ImageFolder(path, transform=transform)
-        x = torch.stack([folder[i] for i in range(len(folder))])
-        return x, folder.labels
+        return _stack_images(folder), folder.labels
     raise ZoolensError(f"{path}: held-out data must be an .npz with x and y or an image folder "
                        f"root/<class name>/<image>")
+
+
+def _stack_images(folder: Any) -> Any:
+    """Every image of ``folder`` through its transform, as one (N, ...) float tensor.
+
+    An undecodable file, or a transform that does not give every image the same tensor shape
+    (images of different sizes under the default ToTensor preprocessing), is a ZoolensError
+    naming the file, not a traceback from ``torch.stack``."""
+    import torch
+
+    from zoolens.collect.images import UndecodableImage
+
+    inputs = []
+    for i in range(len(folder)):
+        try:
+            item = folder[i]
+        except UndecodableImage as exc:
+            raise ZoolensError(str(exc)) from None
+        if not isinstance(item, torch.Tensor):
+            raise ZoolensError(f"{folder.files[i]}: the model's transform gives a "
+                               f"{type(item).__name__}, not a tensor")
+        if inputs and item.shape != inputs[0].shape:
+            raise ZoolensError(
+                f"{folder.files[i]}: transformed to shape {tuple(item.shape)} but "
+                f"{folder.files[0]} to {tuple(inputs[0].shape)}; images of different sizes "
+                "need a transform that resizes or crops them to one size (return "
+                "(model, transform, card) from the --model function)")
+        inputs.append(item)
+    return torch.stack(inputs).float()
 
 
 def logits_of(model: Any, state_dict: Mapping[str, Any], x: Any) -> np.ndarray:
