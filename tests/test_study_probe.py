@@ -237,3 +237,28 @@ def test_zoo_embeddings_with_a_different_row_count_are_an_error(tmp_path):
 
     with pytest.raises(ZoolensError, match="'b' has 9 embedding rows but the zoo has 10"):
         run_probe(Fake(), out_dir=tmp_path / "o")
+
+
+def test_probe_tables_are_written_through_study_tables_byte_for_byte(tmp_path):
+    """probe's CSVs go through study.tables.write_csv: the bytes are exactly what the old
+    direct ``frame.to_csv(path, index=False)`` wrote (number formatting, NaN as empty, order),
+    each beside its JSON; an output path that is a file is refused with one line."""
+    from zoolens.study.probe import _write_tables
+
+    frame = pd.DataFrame({"model_a": ["a", "b,c"], "model_b": ["b", 'say "x"'],
+                          "rate": [1 / 3, 0.0], "draw": [0, 1],
+                          "accuracy": [np.nan, 1e-20]})
+    other = pd.DataFrame({"model": ["a"], "downstream_value": [0.1 + 0.2]})
+    out = _write_tables(tmp_path / "out" / "nested", {"probe": frame, "transfer": other},
+                        {"n_test": 3})
+    for name, table in (("probe", frame), ("transfer", other)):
+        direct = tmp_path / f"direct-{name}.csv"
+        table.to_csv(direct, index=False)
+        assert (out / f"{name}.csv").read_bytes() == direct.read_bytes()
+        meta = json.loads((out / f"{name}.json").read_text())
+        assert meta == {"table_version": 1, "table": name, "n_test": 3}
+    assert sorted(p.name for p in out.iterdir()) == ["probe.csv", "probe.json",
+                                                     "transfer.csv", "transfer.json"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ZoolensError, match="file: cannot create the output folder"):
+        _write_tables(tmp_path / "file", {"probe": frame}, {})

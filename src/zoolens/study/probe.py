@@ -374,16 +374,13 @@ def _correctness_or_none(zoo: Any, names: Sequence[str]) -> np.ndarray | None:
 
 def _write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame],
                   meta: Mapping[str, Any]) -> Path:
-    from zoolens.study.tables import write_json
-    from zoolens.zoo._atomic import atomic_write_with
+    """Each table as ``<name>.csv`` with its sibling ``<name>.json`` (table_version, table,
+    run metadata), atomically, through study.tables (as analyze's tables)."""
+    from zoolens.study.tables import output_folder, write_csv, write_json
 
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ZoolensError(f"{out}: cannot create the output folder ({exc.strerror})") from exc
+    out = output_folder(out_dir)
     for name, frame in tables.items():
-        atomic_write_with(out / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
+        write_csv(out / f"{name}.csv", frame)
         write_json(out / f"{name}.json", {"table_version": TABLE_VERSION, "table": name, **meta})
     return out
 

@@ -104,11 +104,31 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     atomic_write_with(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    """Atomically write ``frame`` as CSV: header row, no index, no comment lines, pandas'
+    default number formatting (floats round-trip). Every study table (analyze's and probe's)
+    is written through here."""
+    atomic_write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def output_folder(out_dir: str | os.PathLike) -> Path:
+    """Create the results folder (and its parents) if needed; ZoolensError naming it when it
+    cannot be created or is not a folder."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZoolensError(f"{out}: cannot create the output folder ({exc.strerror})") from exc
+    if not out.is_dir():
+        raise ZoolensError(f"{out}: exists and is not a folder")
+    return out
+
+
 def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool = True) -> None:
     """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``."""
     check_columns(name, frame)
     out_dir = Path(out_dir)
-    atomic_write_with(out_dir / f"{name}.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    write_csv(out_dir / f"{name}.csv", frame)
     if parquet:
         atomic_write_with(out_dir / f"{name}.parquet",
                       lambda tmp: frame.to_parquet(tmp, index=False))
@@ -122,13 +142,7 @@ def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame]
     ``cards`` (model name -> ``ModelCard.model_dump(mode="json")``, zoo order) is written as
     ``cards.json``: ``{"table_version": 1, "cards": {...}}`` (the report's model cards).
     """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ZoolensError(f"{out}: cannot create the output folder ({exc.strerror})") from exc
-    if not out.is_dir():
-        raise ZoolensError(f"{out}: exists and is not a folder")
+    out = output_folder(out_dir)
     for name, frame in tables.items():
         write_table(out, name, frame, parquet=parquet)
     if cards is not None:
