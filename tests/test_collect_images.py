@@ -77,3 +77,21 @@ def test_ids_in_label_order_matches_a_loop():
     assert got.tolist() == expect
     with pytest.raises(ZoolensError, match="cannot align"):
         ids_in_label_order(ids, labels, np.roll(np.sort(target), 1) * 0)
+
+
+def test_positions_look_ids_up_in_folder_order(tmp_path):
+    root = _folder(tmp_path, {"b": ["2.png", "10.png"], "a": ["x.png"]})
+    folder = ImageFolder(root)
+    ids = ["b/2.png", "a/x.png", "b/2.png", "b/10.png"]
+    order = folder.example_ids.tolist()
+    want = [order.index(e) for e in ids]  # a plain loop over the folder order
+    got = folder.positions(ids)
+    assert got.dtype == np.int64 and got.tolist() == want == [2, 0, 2, 1]
+    assert folder.positions(np.asarray(ids)).tolist() == want  # numpy strings alike
+    assert folder.positions([]).shape == (0,)
+    with pytest.raises(ZoolensError) as err:
+        folder.positions(["a/x.png", "c/9.png", "d/1.png"])
+    # the first unknown id, in the given order, and the folder, on one line
+    assert str(err.value) == f"example id 'c/9.png' is not in the image folder {root}"
+    clone = folder.with_transform(None)
+    assert clone.positions(ids).tolist() == want

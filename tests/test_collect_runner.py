@@ -142,3 +142,18 @@ def test_collect_model_any_dataset_into_a_zoo(tmp_path):
     collect_model(lambda b: model(b) * 2, ds, tmp_path / "zoo", name="double")
     np.testing.assert_allclose(Zoo.open(tmp_path / "zoo").scores("double"),
                                2 * zoo.scores("m"), rtol=1e-6, atol=1e-6)
+
+
+def test_data_index_positions_and_unknown_id():
+    from zoolens.collect.runner import DataIndex
+
+    data = DataIndex([1, 0, 2, 1], example_ids=["d", "a", "c", "b"], name="my set")
+    ids = ["b", "d", "b", "c", "a"]
+    order = ["d", "a", "c", "b"]
+    got = data.positions(ids)
+    assert got.dtype == np.int64 and got.tolist() == [order.index(e) for e in ids]
+    assert data.positions(np.asarray(ids)).tolist() == got.tolist()
+    assert DataIndex([0, 1, 1]).positions(["2", "0"]).tolist() == [2, 0]  # default ids
+    with pytest.raises(ZoolensError) as err:
+        data.positions(["a", "zz", "yy"])
+    assert str(err.value) == "example id 'zz' is not in my set"

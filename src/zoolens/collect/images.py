@@ -13,7 +13,7 @@ and in the model card's notes) or, with ``strict``, a ZoolensError naming the fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,22 @@ def _read_class_list(classes: Sequence[str] | str | Path) -> list[str]:
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ZoolensError(f"the class list names a class twice: {', '.join(dup[:5])}")
     return names
+
+
+def position_index(example_ids: Sequence[Any]) -> dict[str, int]:
+    """``id -> row number`` of a dataset's example ids (ids compared as strings)."""
+    return {str(e): i for i, e in enumerate(example_ids)}
+
+
+def lookup_positions(position_of: Mapping[str, int], example_ids: Sequence[Any],
+                     where: str) -> np.ndarray:
+    """(n,) int64 row numbers of ``example_ids`` in a dataset, given its :func:`position_index`;
+    ZoolensError naming the first id (in the given order) that is not ``where`` (e.g. "the
+    image folder DIR"). Shared by ImageFolder.positions and collect.runner.DataIndex."""
+    try:
+        return np.asarray([position_of[str(e)] for e in example_ids], dtype=np.int64)
+    except KeyError as exc:
+        raise ZoolensError(f"example id {exc.args[0]!r} is not in {where}") from None
 
 
 class ImageFolder:
@@ -106,12 +122,8 @@ class ImageFolder:
     def positions(self, example_ids: Sequence[str]) -> np.ndarray:
         """Positions (row numbers in folder order) of the given example ids."""
         if getattr(self, "_position_of", None) is None:
-            self._position_of = {str(e): i for i, e in enumerate(self.example_ids)}
-        try:
-            return np.asarray([self._position_of[str(e)] for e in example_ids], dtype=np.int64)
-        except KeyError as exc:
-            raise ZoolensError(f"example id {exc.args[0]!r} is not in the image folder "
-                               f"{self.root}") from None
+            self._position_of = position_index(self.example_ids)
+        return lookup_positions(self._position_of, example_ids, f"the image folder {self.root}")
 
     def with_transform(self, transform: Callable[[Any], Any] | None) -> ImageFolder:
         """The same files and order with another transform (no re-scan)."""

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from zoolens.collect.images import lookup_positions, position_index
 from zoolens.errors import ZoolensError
 from zoolens.progress import info, progress_bar
 
@@ -470,16 +471,14 @@ class DataIndex:
         self.classes = ([str(c) for c in classes] if classes is not None
                         else [str(c) for c in range(n_classes)])
         self.name = name
-        self._position_of = {e: i for i, e in enumerate(self.example_ids.tolist())}
+        self._position_of = position_index(self.example_ids.tolist())
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def positions(self, example_ids: Sequence[str]) -> np.ndarray:
-        try:
-            return np.asarray([self._position_of[str(e)] for e in example_ids], dtype=np.int64)
-        except KeyError as exc:
-            raise ZoolensError(f"example id {exc.args[0]!r} is not in {self.name}") from None
+        """Positions (row numbers) of the given example ids."""
+        return lookup_positions(self._position_of, example_ids, self.name)
 
 
 def _data_name(data: Any) -> str:
