@@ -53,6 +53,18 @@ def predict(model: nn.Module, x: torch.Tensor, *, embed: bool = False) -> torch.
     return torch.cat([fn(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
 
 
+def _shuffled_batches(n: int, batch_size: int, gen: torch.Generator, *,
+                      drop_last: bool = False):
+    """One epoch's mini-batches: index tensors cutting a fresh ``torch.randperm(n, generator=
+    gen)`` into consecutive slices of ``batch_size`` (the last one shorter, or dropped with
+    ``drop_last``). The permutation is drawn when the first batch is asked for, so ``gen``
+    is consumed in the same order as by a loop written out in place."""
+    perm = torch.randperm(n, generator=gen)
+    stop = n - batch_size + 1 if drop_last else n
+    for i in range(0, stop, batch_size):
+        yield perm[i:i + batch_size]
+
+
 def _step(opt, loss: torch.Tensor, sched, progress) -> None:
     """One optimiser step (and schedule step), then report one batch of progress."""
     opt.zero_grad(set_to_none=True)
@@ -77,9 +89,7 @@ def train_supervised(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
                                                 pct_start=0.25)
     for _ in range(epochs):
         model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
+        for idx in _shuffled_batches(len(x), batch_size, gen):
             loss = F.cross_entropy(model(x[idx]), y[idx], label_smoothing=label_smoothing)
             _step(opt, loss, sched, progress)
     model.eval()
@@ -138,9 +148,8 @@ def train_simclr(encoder: SmallCNN, x: torch.Tensor, *, epochs: int, lr: float =
                                                 pct_start=0.2)
     for _ in range(epochs):
         encoder.train()
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x) - batch_size + 1, batch_size):
-            batch = x[perm[i:i + batch_size]]
+        for idx in _shuffled_batches(len(x), batch_size, gen, drop_last=True):
+            batch = x[idx]
             z1 = projector(encoder.embed(augment(batch, gen)))
             z2 = projector(encoder.embed(augment(batch, gen)))
             _step(opt, nt_xent(z1, z2, temperature), sched, progress)
@@ -158,9 +167,7 @@ def train_autoencoder(x: torch.Tensor, *, epochs: int, code: int = 64, lr: float
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
     for _ in range(epochs):
         model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
+        for idx in _shuffled_batches(len(x), batch_size, gen):
             _step(opt, F.mse_loss(torch.sigmoid(model(x[idx])), target[idx]), None, progress)
     model.eval()
     return model
