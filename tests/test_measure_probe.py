@@ -59,20 +59,21 @@ def test_feature_offset_moves_only_the_bias(cifar):
 
 
 @pytest.mark.parametrize("multilabel", [False, True])
-def test_first_step_is_accepted_without_extrapolating(monkeypatch, multilabel):
-    # torch's LBFGS alone starts with a trial step of 1/‖g‖₁ — far too short with 12,800
-    # weights — and its line search extrapolates for several evaluations; the probe's Cauchy
-    # first step (exact minimiser of the quadratic model along −g) is accepted at once.
-    import torch.optim.lbfgs as lbfgs
+def test_two_products_per_iteration_and_strong_wolfe_steps(monkeypatch, multilabel):
+    # The solver's promise: an iteration costs two N × D × C products however many trials its
+    # line search takes (the trials run on the ray z + s·u), a cold start needs no forward
+    # product, and every accepted step meets the strong Wolfe conditions it claims.
+    import zoolens.measure.probe as probe_module
 
-    strong_wolfe, calls = lbfgs._strong_wolfe, []
+    search, steps = probe_module._line_search, []
 
-    def recorded(*args, **kwargs):
-        out = strong_wolfe(*args, **kwargs)
-        calls.append(out[3])  # line-search evaluations
+    def recorded(phi, f0, slope0, s, **kwargs):
+        out = search(phi, f0, slope0, s, **kwargs)
+        # re-evaluated now: the solver then moves the scores the ray starts from
+        steps.append((phi(out[0]), f0, slope0, out, kwargs.get("c2", 0.1)))
         return out
 
-    monkeypatch.setattr(lbfgs, "_strong_wolfe", recorded)
+    monkeypatch.setattr(probe_module, "_line_search", recorded)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 100, 2000)
     x = rng.normal(size=(100, 128))[y] + 4 * rng.normal(size=(2000, 128))
@@ -81,8 +82,52 @@ def test_first_step_is_accepted_without_extrapolating(monkeypatch, multilabel):
     probe = fit_linear_probe(x, t, l2_grid=1e-3, multilabel=multilabel, tol=1e-6,
                              dtype="float64")
     assert probe.converged and probe.grad_norm <= 1e-6
-    assert calls[0] == 1
-    assert probe.n_evals <= len(calls) + 4  # ~one evaluation per iteration throughout
+    assert probe.n_products == 1 + 2 * probe.n_iter  # first gradient, then u and ∇ per step
+    assert len(steps) == probe.n_iter and probe.n_evals > probe.n_iter
+    for (f_s, slope_s, _), f0, slope0, (s, f, _), c2 in steps:
+        assert s > 0 and slope0 < 0
+        assert f_s == f <= f0 + 1e-4 * s * slope0
+        assert abs(slope_s) <= c2 * abs(slope0)
+
+
+def test_same_optimum_as_torch_lbfgs_with_autograd():
+    # An independent solver on an independent objective: torch.optim.LBFGS (strong Wolfe) on
+    # the plain, uncentred objective written with autograd, in float64.
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(4)
+    n, d, c, lam = 600, 12, 6, 1e-2
+    y = rng.integers(0, c, n)
+    x = rng.normal(size=(c, d))[y] + 1.5 * rng.normal(size=(n, d)) + 3.0  # off-centre
+    ours = fit_linear_probe(x, y, l2_grid=lam, dtype="float64", tol=1e-10)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    w = torch.zeros((c, d), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(c, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=5000, tolerance_grad=1e-12,
+                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(xt @ w.T + b, yt) + 0.5 * lam * (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    # both stop once the loss no longer moves in float64 (max-abs gradients ~1e-7 and ~1e-8)
+    np.testing.assert_allclose(ours.coef_, w.detach().numpy(), atol=2e-6)
+    np.testing.assert_allclose(ours.intercept_, b.detach().numpy(), atol=2e-5)
+    assert ours.objective == pytest.approx(closure().item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("lam", [0.0, 1e-2])
+def test_separable_data_stops_cleanly(lam):
+    # Two separable clusters: without a penalty the optimum is at infinity; the fit must stop
+    # at max_iter or a flat objective with finite weights, not loop or overflow.
+    x = np.array([[-2.0, 0.1], [-1.5, -0.2], [1.5, 0.3], [2.0, -0.1]])
+    probe = fit_linear_probe(x, np.array([0, 0, 1, 1]), l2_grid=lam, max_iter=200)
+    assert np.all(np.isfinite(probe.coef_)) and probe.score(x, [0, 0, 1, 1]) == 1.0
+    assert probe.n_iter <= 200
 
 
 def test_multilabel_probe_matches_independent_sklearn_binaries(cifar):
@@ -249,21 +294,23 @@ def test_ties_keep_example_order_and_classes_without_positives_are_left_out():
 # ----------------------------------------------------------------------------- internals
 
 @pytest.mark.parametrize("multilabel", [False, True])
-def test_curvature_and_ray_scores_match_autograd(multilabel):
-    # The Cauchy step's dᵀHd and the free scores along the first ray, against torch autograd
-    # on the plain (uncentred) objective in float64.
+@pytest.mark.parametrize("chunk", [1 << 19, 64])
+def test_ray_derivatives_and_gradient_match_autograd(monkeypatch, multilabel, chunk):
+    # φ(s), φ′(s), φ″(s) along a ray and the gradient, against torch autograd on the plain
+    # (uncentred) objective in float64; chunk = 64 scores splits the rows into many chunks.
     import torch
     import torch.nn.functional as F
 
-    from zoolens.measure.probe import _Objective
+    import zoolens.measure.probe as probe_module
 
+    monkeypatch.setattr(probe_module, "_CHUNK_SCORES", chunk)
     rng = np.random.default_rng(2)
     n, d, c, lam = 300, 7, 5, 1e-2
     x = torch.tensor(rng.normal(size=(n, d)) + 2.0)  # off-centre features: μ matters
     y = rng.integers(0, c, n)
     t = torch.tensor(np.eye(c)[y]) if multilabel else torch.tensor(y)
-    w = torch.tensor(rng.normal(size=(c, d)) * 0.3, requires_grad=True)
-    b = torch.tensor(rng.normal(size=c) * 0.3, requires_grad=True)
+    w, b = torch.tensor(rng.normal(size=(c, d)) * 0.3), torch.tensor(rng.normal(size=c) * 0.3)
+    dw, db = torch.tensor(rng.normal(size=(c, d))), torch.tensor(rng.normal(size=c))
     mu = x.mean(dim=0)
 
     def plain(wv, bv):  # the probe objective with the model's bias b = b′ − Wμ
@@ -272,25 +319,37 @@ def test_curvature_and_ray_scores_match_autograd(multilabel):
                 else F.cross_entropy(z, t))
         return loss + 0.5 * lam * (wv ** 2).sum()
 
-    obj = _Objective(x, t, lam, w, b, multilabel, mu)
-    loss0 = float(obj(keep_g=True))
-    gw, gb = torch.autograd.grad(plain(w, b), (w, b))
-    assert loss0 == pytest.approx(plain(w, b).item(), rel=1e-12)
-    np.testing.assert_allclose(w.grad.numpy(), gw.numpy(), rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(b.grad.numpy(), gb.numpy(), rtol=1e-10, atol=1e-14)
-    _, (hw, hb) = torch.autograd.functional.hvp(plain, (w.detach(), b.detach()), (gw, gb))
-    expected = float((gw * hw).sum() + (gb * hb).sum())
-    assert obj.curvature(w.grad, b.grad) == pytest.approx(expected, rel=1e-10)
-    with torch.no_grad():  # a point on the ray: its scores come from the stored product
-        w -= 0.7 * gw
-        b -= 0.7 * gb
-    loss1 = float(obj())
-    assert obj.ray is not None
-    assert loss1 == pytest.approx(plain(w, b).item(), rel=1e-12)
-    g1w, g1b = torch.autograd.grad(plain(w, b), (w, b))
-    np.testing.assert_allclose(w.grad.numpy(), g1w.numpy(), rtol=1e-9, atol=1e-14)
-    np.testing.assert_allclose(b.grad.numpy(), g1b.numpy(), rtol=1e-9, atol=1e-14)
-    with torch.no_grad():  # off the ray: the ray is dropped and the product done in full
-        w[0, 0] += 1e-3
-    assert float(obj()) == pytest.approx(plain(w, b).item(), rel=1e-12)
-    assert obj.ray is None
+    problem = probe_module._Problem(x, t, lam, multilabel, mu, c)
+    z, u = problem.scores(w, b), problem.scores(dw, db)
+    for s in (0.0, 0.37, -1.2):
+        loss, slope, curve = problem.along(z, u, s)
+        penalty = 0.5 * lam * float(((w + s * dw) ** 2).sum())
+        phi = lambda r: plain(w + r * dw, b + r * db)  # noqa: E731
+        r = torch.tensor(s, dtype=torch.float64, requires_grad=True)
+        (d1,) = torch.autograd.grad(phi(r), r, create_graph=True)
+        (d2,) = torch.autograd.grad(d1, r)
+        assert loss + penalty == pytest.approx(float(phi(r.detach())), rel=1e-12)
+        assert slope + lam * float(((w + s * dw) * dw).sum()) == pytest.approx(float(d1), rel=1e-10)
+        assert curve + lam * float((dw * dw).sum()) == pytest.approx(float(d2), rel=1e-10)
+    wr, br = w.clone().requires_grad_(), b.clone().requires_grad_()
+    gw, gb = torch.autograd.grad(plain(wr, br), (wr, br))
+    ow, ob = problem.gradient(z, w)
+    np.testing.assert_allclose(ow.numpy(), gw.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(ob.numpy(), gb.numpy(), rtol=1e-10, atol=1e-14)
+    assert problem.products == 3
+    assert problem.scores(torch.zeros_like(w), b).equal(b.expand(n, c))  # W = 0: no product
+    assert problem.products == 3
+
+
+def test_line_search_on_a_known_function():
+    # φ(s) = (s − 3)² − 9: the Newton step from s = 1 lands on the minimiser at once; from a
+    # far overshoot the bracket is bisected back; a flat φ returns s = 0.
+    from zoolens.measure.probe import _line_search
+
+    quad = lambda s: ((s - 3) ** 2 - 9, 2 * (s - 3), 2.0)  # noqa: E731
+    s, f, trials = _line_search(quad, 0.0, -6.0, 1.0)
+    assert (s, f) == (3.0, -9.0) and trials == 2
+    s, f, _ = _line_search(quad, 0.0, -6.0, 1e6)
+    assert abs(s - 3.0) <= 0.6 and f <= 1e-4 * s * -6.0
+    flat = lambda s: (0.0, -1e-30 if s == 0 else 0.0, 0.0)  # noqa: E731
+    assert _line_search(flat, 0.0, -1e-30, 1.0, max_trials=5)[0] in (0.0, 1.0)

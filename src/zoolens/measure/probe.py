@@ -6,20 +6,24 @@ Kornblith, Shlens & Le (2019) "Do Better ImageNet Models Transfer Better?":
 
     minimise  (1/N) Σ_i CE(softmax(W x_i + b), y_i)  +  (λ/2) ‖W‖²_F      (b not penalised)
 
-by full-batch ``torch.optim.LBFGS`` with a strong-Wolfe line search, on CPU or CUDA unchanged,
-float32 by default (``dtype="float64"`` for reference-grade optima). λ is chosen from a log grid
-by the validation score (accuracy; ties → lower validation cross-entropy) on a seeded random
-split, then the model is refit on train + validation with that λ. scikit-learn's equivalent is
-``LogisticRegression(C=1 / (λ · N_train))`` (DESIGN sec. 3). The grid is walked from the largest
-λ down, each fit warm-started from the previous one (same optimum, fewer iterations); the start
-is all zeros, so a fit is deterministic for a seed.
+by full-batch L-BFGS with a strong-Wolfe line search, written in torch so it runs on CPU or
+CUDA unchanged, float32 by default (``dtype="float64"`` for reference-grade optima). λ is chosen
+from a log grid by the validation score (accuracy; ties → lower validation cross-entropy) on a
+seeded random split, then the model is refit on train + validation with that λ. scikit-learn's
+equivalent is ``LogisticRegression(C=1 / (λ · N_train))`` (DESIGN sec. 3). The grid is walked
+from the largest λ down, each fit warm-started from the previous one (same optimum, fewer
+iterations); the start is all zeros, so a fit is deterministic for a seed.
 
-Solver details (none changes the optimum; each saves evaluations, the cost unit — two
-N × D × C matrix products): the first L-BFGS step is the Cauchy step along −g (torch's own
-first guess, 1/‖g‖₁, is ~1e-4 of a useful step with millions of weights) and its trial point
-reuses the curvature's product; the loss is accumulated in float64 so the line search is not
-fooled by float32 rounding near the optimum; the fit runs in a centred parametrisation
-(b′ = b + Wμ). See ``_lbfgs`` and ``_Objective``.
+Solver (none of this changes the optimum; the cost unit is an N × D × C matrix product). The
+L-BFGS is ours rather than ``torch.optim.LBFGS`` for one reason: scores are affine in the
+weights, so along a search direction they are z + s·u and the line search can try steps
+without any product. An iteration then costs exactly two products (the direction's scores u
+and the new gradient) where torch's optimiser spends two per line-search trial, and a
+near-exact line search becomes cheap enough to save iterations (``_lbfgs``). The first step
+is the Newton step along −g; a cold start needs no forward product; the loss is accumulated
+in float64 so the line search is not fooled by float32 rounding near the optimum; the fit
+runs in a centred parametrisation (b′ = b + Wμ, ``_Problem``). A test checks the optimum
+against ``torch.optim.LBFGS`` on an autograd objective and against scikit-learn.
 
 Multi-label variant (``multilabel=True``, e.g. VOC-style downstream sets): per-class sigmoid,
 loss (1/N) Σ_i Σ_c BCE(σ(w_cᵀx_i + b_c), y_ic) + (λ/2)‖W‖²_F — C independent binary problems,
@@ -172,8 +176,9 @@ class LinearProbe:
     """A fitted linear probe. ``coef_`` is (C, D), ``intercept_`` (C,), as in scikit-learn.
 
     ``l2`` is the chosen λ, ``objective`` the penalised mean loss at the final fit (on train +
-    validation); ``n_iter`` / ``n_evals`` its L-BFGS iterations and loss-and-gradient
-    evaluations, ``grad_norm`` its final max-abs gradient entry; ``converged`` is true when it
+    validation); ``n_iter`` its L-BFGS iterations, ``n_evals`` the points where it evaluated
+    the loss (line-search trials included, which cost no product) and ``n_products`` its
+    N × D × C matrix products (the cost: 1 + 2 per iteration from a cold start), ``grad_norm`` its final max-abs gradient entry; ``converged`` is true when it
     stopped by a tolerance rather than at ``max_iter``; ``validation`` one dict per grid point (l2, score, loss) — empty when the grid
     had a single λ. ``classes_`` maps output columns to class ids (softmax probe).
     """
@@ -189,6 +194,7 @@ class LinearProbe:
     grad_norm: float
     n_train: int
     n_evals: int = 0
+    n_products: int = 0
     validation: list[dict[str, float]] = field(default_factory=list)
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -246,191 +252,249 @@ def probe_objective(x: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: n
     return float(loss + penalty)
 
 
-class _Objective:
-    """The probe objective's loss and gradient, written into ``w.grad`` / ``b.grad``.
+# Rows per chunk of the line search's elementwise work on the CPU: ~512k scores (2 MB in
+# float32), so a chunk's temporaries stay in cache instead of streaming N × C buffers through
+# memory (at 50,000 × 1,000 a trial took 350 ms in 16 MB chunks, 240 ms in 1 MB ones).
+_CHUNK_SCORES = 1 << 19
 
-    By hand (no autograd graph, one N × C buffer): with z = XWᵀ + b and G = ∂loss/∂z,
-    ∇W = GᵀX + λW and ∇b = Σ_i G_i — two matrix products per evaluation. The last evaluated
-    point is remembered, so asking again at the same (w, b) — torch's LBFGS does at the start of
-    every ``step`` call — costs nothing. ``evals`` counts the real evaluations.
 
-    Centred parametrisation: the scores are z = (X − 1μᵀ)Wᵀ + b′, i.e. the bias the model
-    uses is b = b′ − Wμ (:func:`_bias`). As b is not penalised this is the same objective and the
-    same optimum (a bijection (W, b) ↔ (W, b′) that leaves ‖W‖ alone), but with μ the feature
-    mean the weights and the bias no longer fight each other: on real ReLU embeddings (mean
-    norm ~0.8 after L2 normalisation) L-BFGS needs 10-30 % fewer evaluations. Nothing centred
-    is stored: z = XWᵀ + (b′ − Wμ) and ∇W = GᵀX − (Σ_i G_i) μᵀ + λW.
+class _Problem:
+    """The probe objective in a centred parametrisation, evaluated along rays.
+
+    Scores are z = X̃Wᵀ + b′ with X̃ = X − 1μᵀ, i.e. the model's bias is b = b′ − Wμ
+    (:func:`_bias`). As b is not penalised this is the same objective and the same optimum (a
+    bijection (W, b) ↔ (W, b′) that leaves ‖W‖ alone), but with μ the feature mean the weights
+    and the bias no longer fight each other: on real ReLU embeddings (mean norm ~0.8 after L2
+    normalisation) L-BFGS needs 10-30 % fewer iterations. Nothing centred is stored:
+    X̃Vᵀ + c = XVᵀ + (c − Vμ) for any (V, c).
+
+    The cost unit is an N × D × C product; ``products`` counts them. Everything else here is
+    elementwise on N × C scores, done in row chunks.
     """
 
-    def __init__(self, x, t, lam: float, w, b, multilabel: bool, mu):
+    def __init__(self, x, t, lam: float, multilabel: bool, mu, classes: int):
         import torch
 
-        self.x, self.t, self.lam, self.w, self.b, self.mu = x, t, lam, w, b, mu
-        self.multilabel = multilabel
-        self.rows = torch.arange(x.shape[0], device=x.device)
-        self.evals = 0
-        self._at = None  # (w, b, loss, grad_w, grad_b) of the last evaluation
-        self.g = None  # ∂loss/∂z of the last evaluation when kept for a curvature
-        self.z0 = None  # its scores, kept with g
-        self.ray = None  # (w₀, b₀, dW, db, u = X̃dWᵀ + db, z₀): scores along w₀ − s·d are z₀ − s·u
+        self.x, self.t, self.lam, self.multilabel, self.mu = x, t, lam, multilabel, mu
+        self.n = int(x.shape[0])
+        step = max(1, _CHUNK_SCORES // max(classes, 1)) if x.device.type == "cpu" else self.n
+        self.chunks = [(a, min(self.n, a + step)) for a in range(0, self.n, step)]
+        self.picked = None if multilabel else t[:, None]  # column of each row's class
+        self.products = 0
+        self.torch = torch
 
-    def __call__(self, keep_g: bool = False):
-        import torch
-        import torch.nn.functional as F
+    def scores(self, w, b):
+        """X̃Wᵀ + b′ — one product, none when W = 0 (every cold start)."""
+        if not bool(w.any()):
+            return b.expand(self.n, -1).clone()
+        self.products += 1
+        return self.torch.addmm(_bias(w, b, self.mu), self.x, w.T)
 
-        w, b, x, t = self.w, self.b, self.x, self.t
-        at = self._at
-        if at is not None and torch.equal(at[0], w) and torch.equal(at[1], b):
-            w.grad, b.grad = at[3], at[4]
-            return at[2]
-        n = x.shape[0]
-        with torch.no_grad():
-            z = self._on_ray() if self.ray is not None else None
-            if z is None:
-                z = torch.addmm(_bias(w, b, self.mu), x, w.T)
-            if keep_g:
-                self.z0 = z.clone()
-            if self.multilabel:  # per-class sigmoid: G = (σ(z) − t) / N
-                per_row = F.binary_cross_entropy_with_logits(z, t, reduction="none").sum(
-                    dim=1, dtype=torch.float64)
-                g = torch.sigmoid_(z).sub_(t)
-            else:  # softmax: G = (softmax(z) − onehot(y)) / N, computed in z's buffer
-                z.sub_(z.max(dim=1, keepdim=True).values)
-                picked = z[self.rows, t]
-                g = z.exp_()
-                total = g.sum(dim=1)
-                per_row = torch.log(total).double() - picked.double()
-                g.div_(total[:, None])
-                g[self.rows, t] -= 1.0
-            g.div_(n)
-            # The loss is summed in float64 even for float32 fits: a float32 total of ~5 moves
-            # in steps of 5e-7, coarser than the decrease near the optimum, and the line search
-            # then wastes evaluations on "no decrease" noise before giving up.
-            penalty = torch.linalg.vector_norm(w, dtype=torch.float64) ** 2
-            loss = per_row.sum() / n + 0.5 * self.lam * penalty
-            b.grad = g.sum(dim=0)
-            w.grad = torch.addmm(w, g.T, x, beta=self.lam).addr_(b.grad, self.mu, alpha=-1.0)
-        self.evals += 1
-        self.g = g if keep_g else None
-        self.z0 = self.z0 if keep_g else None
-        self._at = (w.detach().clone(), b.detach().clone(), loss, w.grad, b.grad)
-        return loss
+    def along(self, z, u, s: float) -> tuple[float, float, float]:
+        """Sums over rows of the data loss ℓ, its derivative and its second derivative along
+        the ray z + s·u, in float64: (Σ_i ℓ_i, Σ_i ∂ℓ_i/∂s, Σ_i ∂²ℓ_i/∂s²), divided by N.
 
-    def curvature(self, dw, db) -> float:
-        """dᵀ H d at the last point evaluated with ``keep_g`` (one N × D × C product).
-
-        Softmax: H = (1/N) Σ_i (diag p_i − p_i p_iᵀ) ⊗ x̃_i x̃_iᵀ + λ I_W, so with
-        u_i = dW x_i + db, dᵀHd = (1/N) Σ_i [Σ_c p_ic u_ic² − (Σ_c p_ic u_ic)²] + λ‖dW‖²;
-        sigmoid: (1/N) Σ_ic p_ic (1 − p_ic) u_ic² + λ‖dW‖². p is recovered from G (= (p − t)/N);
-        u uses the centred features, like the scores.
+        Softmax, with p_i = softmax(z_i + s·u_i): ∂ℓ_i/∂s = Σ_c p_ic u_ic − u_i,y_i and
+        ∂²ℓ_i/∂s² = Σ_c p_ic u_ic² − (Σ_c p_ic u_ic)². Sigmoid (per-class BCE):
+        ∂ℓ/∂s = Σ_c (σ_ic − t_ic) u_ic and ∂²ℓ/∂s² = Σ_c σ_ic(1 − σ_ic) u_ic². Losses are
+        accumulated in float64 even for float32 fits: a float32 total of ~5 moves in steps of
+        5e-7, coarser than the decrease near the optimum.
         """
-        import torch
-
-        g, n = self.g, self.x.shape[0]
-        self.g = None
-        with torch.no_grad():
-            p = g.mul_(n)
+        torch = self.torch
+        f64 = torch.float64
+        loss = slope = curve = torch.zeros((), dtype=f64, device=z.device)
+        for a, e in self.chunks:
+            uc = u[a:e]
+            zc = torch.add(z[a:e], uc, alpha=s)
             if self.multilabel:
-                p.add_(self.t)
-            else:
-                p[self.rows, self.t] += 1.0
-            u = torch.addmm(_bias(dw, db, self.mu), self.x, dw.T)
-            if self.multilabel:
-                p.mul_(1.0 - p).mul_(u)  # p(1 − p) u
-                quad = torch.dot(p.view(-1), u.view(-1))
-            else:
-                p.mul_(u)  # p ∘ u
-                q = p.sum(dim=1)
-                quad = torch.dot(p.view(-1), u.view(-1)) - torch.dot(q, q)
-            del p
-            # The first line search walks this ray: its scores cost no product (see _on_ray).
-            self.ray = (self._at[0], self._at[1], dw, db, u, self.z0)
-            self.z0 = None
-            return float(quad / n + self.lam * torch.dot(dw.view(-1), dw.view(-1)))
+                tc = self.t[a:e]
+                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                    zc, tc, reduction="none").sum(dtype=f64)
+                p = zc.sigmoid_()
+                slope = slope + torch.sub(p, tc).mul_(uc).sum(dtype=f64)
+                curve = curve + p.sub_(p * p).mul_(uc).mul_(uc).sum(dtype=f64)
+                continue
+            pc = self.picked[a:e]
+            own = zc.gather(1, pc)[:, 0]
+            top = zc.amax(dim=1, keepdim=True)
+            ez = zc.sub_(top).exp_()
+            total = ez.sum(dim=1)
+            loss = loss + (torch.log(total).add_(top[:, 0]).sub_(own)).sum(dtype=f64)
+            eu = ez.mul_(uc)
+            q = eu.sum(dim=1).div_(total)  # Σ_c p u per row
+            slope = slope + q.sum(dtype=f64) - uc.gather(1, pc).sum(dtype=f64)
+            r = eu.mul_(uc).sum(dim=1).div_(total)  # Σ_c p u² per row
+            curve = curve + r.sub_(q * q).sum(dtype=f64)
+        loss, slope, curve = (float(v) / self.n for v in (loss, slope, curve))
+        return loss, slope, curve
 
-    def _on_ray(self):
-        """Scores z₀ − s·u when (w, b) = (w₀, b₀) − s·(dW, db) to rounding, else None (and the
-        ray is dropped: L-BFGS has left it for good).
-
-        The scores are affine in (W, b′), so along the first search direction they need no
-        N × D × C product: the curvature's product u already holds the direction's scores.
-        That makes the Cauchy first step free. The point must lie on the ray to within a few
-        units in the last place of the parameters (torch forms it as w₀ + t·d).
-        """
-        import torch
-
-        w0, b0, dw, db, u, z0 = self.ray
-        w, b = self.w.detach(), self.b.detach()
-        norm2 = torch.dot(dw.view(-1), dw.view(-1)) + torch.dot(db, db)
-        s = float((torch.dot((w0 - w).view(-1), dw.view(-1)) + torch.dot(b0 - b, db)) / norm2)
-        eps = torch.finfo(w.dtype).eps
-        for p0, d, p in ((w0, dw, w), (b0, db, b)):
-            off = float((p - torch.add(p0, d, alpha=-s)).abs().max())
-            if off > 8 * eps * (float(p0.abs().max()) + abs(s) * float(d.abs().max())):
-                self.ray = None
-                return None
-        return torch.add(z0, u, alpha=-s)
+    def gradient(self, z, w):
+        """(∇W, ∇b′) at scores z: G = (p − onehot(y)) / N (σ − t for sigmoid), ∇b′ = Σ_i G_i and
+        ∇W = GᵀX̃ + λW = GᵀX − ∇b′ μᵀ + λW — one product."""
+        torch = self.torch
+        if self.multilabel:
+            g = torch.sigmoid(z).sub_(self.t)
+        else:
+            g = torch.softmax(z, dim=1)
+            g.scatter_add_(1, self.picked, torch.full_like(self.picked, -1.0, dtype=g.dtype))
+        g.div_(self.n)
+        gb = g.sum(dim=0)
+        self.products += 1
+        gw = torch.addmm(w, g.T, self.x, beta=self.lam).addr_(gb, self.mu, alpha=-1.0)
+        return gw, gb
 
 
 def _bias(w, b_centred, mu):
-    """The model's bias b = b′ − Wμ from the centred parametrisation's b′ (see _Objective)."""
+    """The model's bias b = b′ − Wμ from the centred parametrisation's b′ (see _Problem)."""
     import torch
 
     return torch.addmv(b_centred, w, mu, alpha=-1.0)
 
 
-def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: float,
-           history_size: int, mu):
-    """Minimise the probe objective from (w, b) in place with torch's strong-Wolfe L-BFGS.
-
-    The first iteration is the one place torch's LBFGS guesses a step length blindly,
-    t = lr·min(1, 1/‖g‖₁): with millions of weights that is ~1e-4 of a useful step and the
-    line search spends several evaluations extrapolating up to it. We give it the Cauchy step
-    instead — the exact minimiser along −g of the local quadratic model, t = gᵀg / gᵀHg, with
-    gᵀHg from one extra X·Dᵀ product (which the first trial evaluation then reuses, so the
-    step costs nothing extra) — by running iteration 1 with the matching ``lr`` and the rest
-    with ``lr = 1`` (the quasi-Newton step). The optimiser, its line search and its stopping
-    rules are torch's own; only the first trial step differs. On 10,000 × 512 × 200 this cut
-    the evaluations from 34 to 27 (sklearn: 36), at 20,000 × 2,048 × 1,000 from 21 to 16.
-
-    Tried and not kept: carrying the L-BFGS curvature pairs across the λ grid (exact after
-    adding Δλ·s to each y) saved nothing measurable on the grid pipeline; a warm start from a
-    fit on 25 % or 50 % of the rows left the full fit's iterations unchanged (net loss);
-    softmax via ``torch.logsumexp`` was slower than the in-place max/exp/sum used here.
-
-    Returns (objective, iterations, function evaluations, max-abs gradient at the end)."""
+def _dot(a, b) -> float:
     import torch
 
-    objective = _Objective(x, t, lam, w, b, multilabel, mu)
-    objective(keep_g=True)
-    gw, gb = w.grad, b.grad
-    grad_inf = max(float(gw.abs().max()), float(gb.abs().max()))
-    if grad_inf <= tol:
-        objective.g = None
-        return float(objective()), 0, objective.evals, grad_inf
-    gg = float(torch.dot(gw.view(-1), gw.view(-1)) + torch.dot(gb, gb))
-    curvature = objective.curvature(gw, gb)  # the direction is −g; dᵀHd is the same for ±g
-    g1 = float(gw.abs().sum() + gb.abs().sum())
-    first_lr = 1.0
-    if curvature > 0 and math.isfinite(curvature):
-        first_lr = (gg / curvature) / min(1.0, 1.0 / g1)
-    max_eval = int(max_iter * 1.25) + 1
-    opt = torch.optim.LBFGS([w, b], lr=first_lr, max_iter=1, max_eval=max_eval,
-                            tolerance_grad=tol, history_size=history_size,
-                            tolerance_change=_change_tol(x.dtype),
-                            line_search_fn="strong_wolfe")
-    closure = lambda: objective()  # noqa: E731 (LBFGS calls it with no arguments)
-    opt.step(closure)
-    state = opt.state[opt._params[0]]
-    if max_iter > 1:
-        group = opt.param_groups[0]
-        group.update(lr=1.0, max_iter=max_iter - 1,
-                     max_eval=max(1, max_eval - int(state.get("func_evals", 0))))
-        opt.step(closure)
-    iters = int(state.get("n_iter", 0))
-    loss = objective()  # final value and gradient, for the record (cached: no extra pass)
-    grad_inf = max(float(w.grad.abs().max()), float(b.grad.abs().max()))
-    return float(loss), iters, objective.evals, grad_inf
+    return float(torch.dot(a.reshape(-1), b.reshape(-1)))
+
+
+def _two_loop(gw, gb, history):
+    """The L-BFGS direction −H g by Nocedal's two-loop recursion over (s, y, 1/sᵀy) pairs,
+    H₀ = γI with γ = sᵀy / yᵀy of the newest pair (Nocedal & Wright 2006, Alg. 7.4)."""
+    qw, qb = -gw, -gb
+    alphas = []
+    for sw, sb, yw, yb, rho in reversed(history):
+        a = rho * (_dot(sw, qw) + _dot(sb, qb))
+        alphas.append(a)
+        qw, qb = qw.add(yw, alpha=-a), qb.add(yb, alpha=-a)
+    if history:
+        sw, sb, yw, yb, rho = history[-1]
+        gamma = 1.0 / (rho * (_dot(yw, yw) + _dot(yb, yb)))
+        qw, qb = qw.mul(gamma), qb.mul(gamma)
+    for (sw, sb, yw, yb, rho), a in zip(history, reversed(alphas)):
+        beta = rho * (_dot(yw, qw) + _dot(yb, qb))
+        qw.add_(sw, alpha=a - beta)
+        qb.add_(sb, alpha=a - beta)
+    return qw, qb
+
+
+def _line_search(phi, f0: float, slope0: float, s: float, *, c1: float = 1e-4,
+                 c2: float = 0.1, max_trials: int = 25):
+    """A step s > 0 meeting the strong Wolfe conditions φ(s) ≤ φ(0) + c1·s·φ′(0) and
+    |φ′(s)| ≤ c2·|φ′(0)|, by safeguarded Newton on the convex φ (its exact φ″ is one more sum
+    in the same pass), bracketing [lo, hi] and bisecting when Newton leaves the bracket.
+
+    ``phi(s)`` → (φ, φ′, φ″). c2 = 0.1 is a near-exact search: its trials cost no product,
+    and exact steps save L-BFGS iterations, which do. Returns (s, φ(s), trials); s = 0 when no
+    trial decreased φ (the objective is flat at the working precision).
+    """
+    lo, hi = 0.0, math.inf
+    best = (0.0, f0)
+    for trial in range(1, max_trials + 1):
+        f, slope, curve = phi(s)
+        armijo = f <= f0 + c1 * s * slope0
+        if armijo and abs(slope) <= c2 * abs(slope0):
+            return s, f, trial
+        if armijo and f < best[1]:
+            best = (s, f)
+        if not armijo or slope > 0:
+            hi = s
+        else:
+            lo = s
+        newton = s - slope / curve if curve > 0 else math.nan
+        if lo < newton < hi:
+            s = newton
+        elif math.isfinite(hi):
+            s = 0.5 * (lo + hi)
+        else:
+            s = 4.0 * s
+        if math.isfinite(hi) and hi - lo <= 1e-10 * hi:
+            break
+    return best[0], best[1], max_trials
+
+
+def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: float,
+           history_size: int, mu):
+    """Minimise the probe objective from (w, b′) in place by L-BFGS with a strong-Wolfe line
+    search whose trial points cost no matrix product.
+
+    The scores are affine in the parameters, so along a search direction d = (dW, db′) they
+    are z + s·u with u = X̃dWᵀ + db′: one product per iteration gives u, after which every
+    trial step of the line search — loss, slope and curvature along the ray — is elementwise
+    on N × C numbers; the accepted point's scores are z + s·u (no product) and its gradient is
+    the iteration's second and last product. So an iteration costs exactly two N × D × C
+    products however many trials its line search takes (torch.optim.LBFGS: two per trial),
+    and that makes a near-exact line search (c2 = 0.1) affordable, which in turn saves
+    iterations: at 50,000 × 2,048 × 1,000 17 products instead of 21, at 10,000 × 512 × 200 39
+    instead of 55. The first iteration (no curvature pairs yet) starts its search at the
+    Newton step along −g, the exact minimiser of the local quadratic. A cold start (W = 0)
+    needs no product for its scores.
+
+    Stops when the max-abs gradient entry is ≤ ``tol`` (sklearn's lbfgs ``tol`` is the same
+    test), after ``max_iter`` iterations, or when the loss or the step no longer changes at the
+    dtype's resolution. The scores are carried from step to step (z ← z + s·u) rather than
+    recomputed: that adds one rounding per iteration, no more than a fresh D-term product has.
+
+    Returns (objective, iterations, loss evaluations, products, max-abs gradient at the end).
+    """
+    import collections
+
+    problem = _Problem(x, t, lam, multilabel, mu, int(w.shape[0]))
+    change = _change_tol(x.dtype)
+    with _no_grad():
+        z = problem.scores(w, b)
+        f = problem.along(z, z, 0.0)[0] + 0.5 * lam * _dot(w, w)
+        gw, gb = problem.gradient(z, w)
+        history: collections.deque = collections.deque(maxlen=history_size)
+        iters, evals = 0, 1
+        grad_inf = max(float(gw.abs().max()), float(gb.abs().max()))
+        while grad_inf > tol and iters < max_iter:
+            dw, db = _two_loop(gw, gb, history)
+            slope0 = _dot(gw, dw) + _dot(gb, db)
+            if not slope0 < 0:  # not a descent direction (rounding): restart from −g
+                history.clear()
+                dw, db = -gw, -gb
+                slope0 = -(_dot(gw, gw) + _dot(gb, gb))
+            u = problem.scores(dw, db)
+            ww, wd, dd = _dot(w, w), _dot(w, dw), _dot(dw, dw)
+
+            def phi(s, z=z, u=u, ww=ww, wd=wd, dd=dd):
+                loss, slope, curve = problem.along(z, u, s)
+                return (loss + 0.5 * lam * (ww + 2 * s * wd + s * s * dd),
+                        slope + lam * (wd + s * dd), curve + lam * dd)
+
+            s = 1.0
+            if not history:
+                curve0 = phi(0.0)[2]
+                evals += 1
+                s = -slope0 / curve0 if curve0 > 0 else 1.0
+            s, f_new, trials = _line_search(phi, f, slope0, s)
+            evals += trials
+            if s == 0.0:
+                break
+            w.add_(dw, alpha=s)
+            b.add_(db, alpha=s)
+            z.add_(u, alpha=s)
+            del u
+            gw_new, gb_new = problem.gradient(z, w)
+            iters += 1
+            yw, yb = gw_new - gw, gb_new - gb
+            sy = s * (_dot(dw, yw) + _dot(db, yb))
+            small_step = s * max(float(dw.abs().max()), float(db.abs().max())) <= change
+            # keep the pair only with clearly positive curvature (always so when λ > 0, up
+            # to rounding): H then stays positive definite
+            if sy > 1e-10 * math.sqrt(s * s * (dd + _dot(db, db)) * (_dot(yw, yw) + _dot(yb, yb))):
+                history.append((dw.mul_(s), db.mul_(s), yw, yb, 1.0 / sy))
+            f_old, f, gw, gb = f, f_new, gw_new, gb_new
+            grad_inf = max(float(gw.abs().max()), float(gb.abs().max()))
+            if abs(f_old - f) < change or small_step:
+                break
+    return f, iters, evals, problem.products, grad_inf
+
+
+def _no_grad():
+    import torch
+
+    return torch.no_grad()
 
 
 @contextlib.contextmanager
@@ -552,8 +616,8 @@ def fit_linear_probe(x: Any, y: Any, *, l2_grid: Sequence[float] | float | None 
         classes, cols = np.unique(y, return_inverse=True)
         tt = torch.as_tensor(cols.astype(np.int64), device=device)
     c = len(classes)
-    w = torch.zeros((c, d), dtype=tdtype, device=device, requires_grad=True)
-    b = torch.zeros((c,), dtype=tdtype, device=device, requires_grad=True)
+    w = torch.zeros((c, d), dtype=tdtype, device=device)
+    b = torch.zeros((c,), dtype=tdtype, device=device)
     # one centre for every fit (any fixed μ keeps the optimum; the mean of all rows is near
     # the mean of the training part)
     mu = xt.mean(dim=0)
@@ -563,11 +627,11 @@ def fit_linear_probe(x: Any, y: Any, *, l2_grid: Sequence[float] | float | None 
     on_cpu = torch.device(device).type == "cpu"
     with _cpu_threads(threads, float(n) * d * c, on_cpu):
         validation, chosen = _choose_l2(xt, tt, y, grid, w, b, validation_fraction, seed, fit)
-        objective, iters, evals, grad_inf = _lbfgs(xt, tt, chosen, w, b, **fit)
+        objective, iters, evals, products, grad_inf = _lbfgs(xt, tt, chosen, w, b, **fit)
     with torch.no_grad():
         intercept = _bias(w, b, mu)
     return LinearProbe(coef_=w.detach().cpu().numpy(), intercept_=intercept.cpu().numpy(),
                        l2=chosen, multilabel=multilabel, classes_=classes, objective=objective,
-                       n_iter=iters, n_evals=evals,
+                       n_iter=iters, n_evals=evals, n_products=products,
                        converged=grad_inf <= tol or iters < max_iter,
                        grad_norm=grad_inf, n_train=n, validation=validation)
