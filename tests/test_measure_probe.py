@@ -212,6 +212,8 @@ def test_multilabel_target_to_softmax_probe_is_an_error():
 @pytest.mark.parametrize("x,y,match", [
     (np.zeros((5, 2)), np.zeros(4, int), "rows"),
     (np.full((4, 2), np.nan), np.zeros(4, int), "NaN"),
+    (np.array([[1.0, np.inf], [0, 0], [0, 0], [0, 0]]), np.zeros(4, int), "infinite"),
+    (np.array([[np.inf, -np.inf], [0, 0], [0, 0], [0, 0]]), np.zeros(4, int), "infinite"),
     (np.zeros(4), np.zeros(4, int), "2-d"),
     (np.zeros((4, 2)), np.array([0.5, 1, 0, 1]), "integers"),
 ])
