@@ -131,6 +131,39 @@ def test_linear_cka_matrices_equal_both_cka_matrix_calls():
         linear_cka_matrices([base[:3], base[:3]])
 
 
+@pytest.mark.parametrize("budget,groups", [
+    (1 << 30, [(0, 5)]),                    # one group, one chunk
+    (6_000, [(0, 5)]),                      # one group, chunks of 8 rows
+    (1_500, [(0, 1), (1, 3), (3, 5)]),      # groups of one and of several models
+    (1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),  # one model per group, one row per chunk
+])
+def test_linear_cka_in_bounded_blocks_equals_pairwise(monkeypatch, tmp_path, budget, groups):
+    # A tiny working-memory budget splits the models into groups and the rows into chunks
+    # (budget 1: one model per group, one row per chunk); float32 memory maps as input, the
+    # way embeddings come out of a zoo. Oracle: the per-pair feature-space cka().
+    import zoolens.measure.features as features
+
+    monkeypatch.setattr(features, "_LINEAR_BLOCK_BYTES", budget)
+    rng = np.random.default_rng(10)
+    base = np.abs(rng.normal(size=(60, 5))) + 1.0  # off-centre, ReLU-like
+    dense = [base, base @ rng.normal(size=(5, 8)) + rng.normal(size=(60, 8)),
+             rng.normal(size=(60, 1)), base[:, :3] ** 2, rng.normal(size=(60, 4)) + 7.0]
+    embs = []
+    for i, e in enumerate(dense):
+        mm = np.lib.format.open_memmap(tmp_path / f"e{i}.npy", mode="w+", dtype=np.float32,
+                                       shape=e.shape)
+        mm[:] = e
+        embs.append(mm)
+    lin, deb = linear_cka_matrices(embs)
+    for i in range(len(embs)):
+        for j in range(len(embs)):
+            assert lin[i, j] == pytest.approx(cka(embs[i], embs[j]), rel=1e-9, abs=1e-12)
+            assert deb[i, j] == pytest.approx(cka(embs[i], embs[j], debiased=True),
+                                              rel=1e-9, abs=1e-12)
+    np.testing.assert_array_equal(lin, lin.T)
+    assert features._model_groups([e.shape[1] for e in dense], budget) == groups
+
+
 def _orthogonal(d, seed):
     q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(d, d)))
     return q * np.sign(np.diag(r))

@@ -232,7 +232,7 @@ def cka_table(embeddings: Mapping[str, np.ndarray], *, correct: np.ndarray | Non
     """cka.csv: one row per unordered pair (a before b in the mapping's order).
 
     cka_linear, cka_rbf (threshold t, at most ``rbf_max_examples`` rows), cka_debiased
-    (linear, unbiased HSIC) from ``linear_cka_matrices`` (one Gram product for both) and
+    (linear, unbiased HSIC) from ``linear_cka_matrices`` (one pass of cross products for both) and
     ``cka_matrix`` (no loop over pairs), and the pair's error consistency κ
     (``zoolens.measure.agreement.error_consistency``) from the (M, N) boolean correctness
     matrix ``correct`` (rows in the mapping's order); NaN when ``correct`` is None.
