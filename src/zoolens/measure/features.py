@@ -455,8 +455,11 @@ def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np
     Memory is bounded whatever M, D and N (``_LINEAR_BLOCK_BYTES``): models are taken in
     groups, and for each group the blocks X̃_gᵀ[X̃_g … X̃_M] are accumulated over row chunks
     (the inputs may be memory maps) and reduced to Frobenius norms at once; only blocks on or
-    above the diagonal are formed. 20 models of 2,048 dims need 0.5 GB, where the single
-    (ΣD)² Gram this replaces needed 13 GB.
+    above the diagonal are formed. 20 models of 2,048 dims need ~1.5 GB (one model's
+    2,048 × 40,960 block, matmul's temporary of the same size, a chunk of rows), where the
+    single (ΣD)² Gram and the float64 concatenation this replaces needed 13 + 16 GB. Measured
+    on 6 memory-mapped float32 embeddings of 20,000 × 2,048: peak RSS 2.3 GB (1 GB of it the
+    mapped files) instead of 5.9 GB, 33 s instead of 29 s.
     """
     n = mats[0].shape[0]
     sizes = [m.shape[1] for m in mats]
@@ -517,7 +520,7 @@ def cka_matrix(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
 
     No loop over pairs. Linear: with Z = [X̃_1 … X̃_M] (column-centred, float64) and
     G = ZᵀZ, HSIC(a, b) = ‖G_ab‖²_F, formed a group of models at a time (rows of G, upper
-    blocks only) over row chunks and reduced block-wise at once, so memory stays near 0.5 GB
+    blocks only) over row chunks and reduced block-wise at once, so memory stays near 1.5 GB
     however many models (see ``_linear_hsic``); the debiased correction is vectorised over
     pairs. RBF (subsample shared by all models): the centred
     Grams of all models are streamed in row blocks and each block's pairwise inner products
