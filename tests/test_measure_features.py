@@ -131,16 +131,16 @@ def test_linear_cka_matrices_equal_both_cka_matrix_calls():
         linear_cka_matrices([base[:3], base[:3]])
 
 
-@pytest.mark.parametrize("budget,groups", [
-    (1 << 30, [(0, 5)]),                    # one group, one chunk
-    (6_000, [(0, 5)]),                      # one group, chunks of 8 rows
-    (1_500, [(0, 1), (1, 3), (3, 5)]),      # groups of one and of several models
-    (1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),  # one model per group, one row per chunk
+@pytest.mark.parametrize("budget,panels", [
+    (1 << 30, [(0, 5)]),                    # one panel, one chunk
+    (16 * 21 ** 2, [(0, 5)]),               # one panel, chunks of 5 rows
+    (16 * 12 ** 2, [(0, 1), (1, 4), (4, 5)]),  # panels of one and of several models
+    (1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),  # one model per panel, one row per chunk
 ])
-def test_linear_cka_in_bounded_blocks_equals_pairwise(monkeypatch, tmp_path, budget, groups):
-    # A tiny working-memory budget splits the models into groups and the rows into chunks
-    # (budget 1: one model per group, one row per chunk); float32 memory maps as input, the
-    # way embeddings come out of a zoo. Oracle: the per-pair feature-space cka().
+def test_linear_cka_in_bounded_blocks_equals_pairwise(monkeypatch, tmp_path, budget, panels):
+    # A tiny working-memory budget cuts the models into panels and the rows into chunks;
+    # float32 memory maps as input, the way embeddings come out of a zoo. Oracle: the per-pair
+    # feature-space cka().
     import zoolens.measure.features as features
 
     monkeypatch.setattr(features, "_LINEAR_BLOCK_BYTES", budget)
@@ -161,7 +161,7 @@ def test_linear_cka_in_bounded_blocks_equals_pairwise(monkeypatch, tmp_path, bud
             assert deb[i, j] == pytest.approx(cka(embs[i], embs[j], debiased=True),
                                               rel=1e-9, abs=1e-12)
     np.testing.assert_array_equal(lin, lin.T)
-    assert features._model_groups([e.shape[1] for e in dense], budget) == groups
+    assert features._panels([e.shape[1] for e in dense], budget) == panels
 
 
 def _orthogonal(d, seed):

@@ -428,67 +428,76 @@ def _check_same_examples(embeddings, debiased: bool) -> list[np.ndarray]:
     return mats
 
 
-# Working memory of the linear all-pairs HSIC: the float64 cross-product block of a group of
-# models against the models after it, plus one chunk of centred rows.
+# Working memory of the linear all-pairs HSIC: a float64 cross-product block between two panels
+# of models, matmul's temporary of the same size, and one chunk of centred rows.
 _LINEAR_BLOCK_BYTES = 512 << 20
 
 
-def _model_groups(sizes: list[int], budget: int) -> list[tuple[int, int]]:
-    """Consecutive model ranges [g0, g1) whose block Σ_{a∈g} D_a × Σ_{b≥g0} D_b float64s fits
-    ``budget`` (always at least one model)."""
-    groups, g0 = [], 0
-    while g0 < len(sizes):
-        rest = sum(sizes[g0:])
-        g1, width = g0 + 1, sizes[g0]
-        while g1 < len(sizes) and (width + sizes[g1]) * rest * 8 <= budget:
-            width += sizes[g1]
-            g1 += 1
-        groups.append((g0, g1))
-        g0 = g1
-    return groups
+def _panels(sizes: list[int], budget: int) -> list[tuple[int, int]]:
+    """Consecutive model ranges [p0, p1) of at most W = √(budget / 16) dims each (a W × W
+    float64 block plus its temporary fit ``budget``); a wider model is a panel of its own."""
+    limit = max(1, int(math.isqrt(max(budget, 16) // 16)))
+    panels, p0 = [], 0
+    while p0 < len(sizes):
+        p1, width = p0 + 1, sizes[p0]
+        while p1 < len(sizes) and width + sizes[p1] <= limit:
+            width += sizes[p1]
+            p1 += 1
+        panels.append((p0, p1))
+        p0 = p1
+    return panels
+
+
+def _centred_rows(mats, means, models: range, r0: int, r1: int) -> np.ndarray:
+    return np.concatenate([np.asarray(mats[a][r0:r1], dtype=np.float64) - means[a]
+                           for a in models], axis=1)
 
 
 def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(M, M) linear HSIC ‖X̃_bᵀX̃_a‖²_F of every pair, and its debiased form (None unless
     ``debiased``), from the column-centred cross products X̃_aᵀX̃_b in float64.
 
-    Memory is bounded whatever M, D and N (``_LINEAR_BLOCK_BYTES``): models are taken in
-    groups, and for each group the blocks X̃_gᵀ[X̃_g … X̃_M] are accumulated over row chunks
-    (the inputs may be memory maps) and reduced to Frobenius norms at once; only blocks on or
-    above the diagonal are formed. 20 models of 2,048 dims need ~1.5 GB (one model's
-    2,048 × 40,960 block, matmul's temporary of the same size, a chunk of rows), where the
-    single (ΣD)² Gram and the float64 concatenation this replaces needed 13 + 16 GB. Measured
-    on 6 memory-mapped float32 embeddings of 20,000 × 2,048: peak RSS 2.3 GB (1 GB of it the
-    mapped files) instead of 5.9 GB, 33 s instead of 29 s.
+    Memory is bounded whatever M, D and N (``_LINEAR_BLOCK_BYTES``, 512 MB): the models are cut
+    into panels of at most ~5,800 dims, and for each pair of panels P ≤ Q the block X̃_PᵀX̃_Q
+    is accumulated over row chunks (the inputs may be memory maps) and reduced to its
+    Frobenius norms at once. A zoo that fits one panel takes one pass (a BLAS syrk); 20
+    models of 2,048 dims take 55 panel-pair passes where the single (ΣD)² Gram and float64
+    concatenation this replaces needed 13 + 16 GB. Measured on 6 memory-mapped float32
+    embeddings of 20,000 × 2,048 (3 panels, 6 passes): peak RSS 1.4 GB, 1 GB of it the mapped
+    files, against 5.9 GB for the single Gram; 31 s against 29 s.
     """
     n = mats[0].shape[0]
     sizes = [m.shape[1] for m in mats]
-    starts = np.concatenate([[0], np.cumsum(sizes)])
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
     means = [_chunked_mean(m) for m in mats]  # no float64 copy of a whole embedding
     hsic = np.zeros((len(mats), len(mats)))
     rows = np.zeros((n, len(mats))) if debiased else None
-    for g0, g1 in _model_groups(sizes, _LINEAR_BLOCK_BYTES):
-        rest = int(starts[-1] - starts[g0])
-        width = int(starts[g1] - starts[g0])
-        block = np.zeros((width, rest))
-        chunk = max(1, _LINEAR_BLOCK_BYTES // (8 * rest) // 4)
-        for r0 in range(0, n, chunk):
-            r1 = min(n, r0 + chunk)
-            z = np.concatenate([np.asarray(m[r0:r1], dtype=np.float64) - mu
-                                for m, mu in zip(mats[g0:], means[g0:])], axis=1)
-            block += z.T @ z if width == rest else z[:, :width].T @ z  # zᵀz: BLAS syrk
-            if debiased and g0 == 0:  # per-example squared norms, once
-                for a in range(len(mats)):
-                    za = z[:, starts[a]:starts[a + 1]]
-                    rows[r0:r1, a] = np.einsum("ij,ij->i", za, za)
-        block *= block
-        # Σ over each (a, b) sub-block: column sums by b, then row sums by a
-        by_b = np.add.reduceat(block, (starts[g0:-1] - starts[g0]).astype(np.intp), axis=1)
-        by_ab = np.add.reduceat(by_b, (starts[g0:g1] - starts[g0]).astype(np.intp), axis=0)
-        hsic[g0:g1, g1:] = by_ab[:, g1 - g0:]
-        hsic[g1:, g0:g1] = by_ab[:, g1 - g0:].T
-        own = by_ab[:, :g1 - g0]  # the group against itself: equal halves up to rounding
-        hsic[g0:g1, g0:g1] = 0.5 * (own + own.T)
+    panels = _panels(sizes, _LINEAR_BLOCK_BYTES)
+    for i, (p0, p1) in enumerate(panels):
+        for q0, q1 in panels[i:]:
+            diagonal = p0 == q0
+            wp, wq = int(starts[p1] - starts[p0]), int(starts[q1] - starts[q0])
+            block = np.zeros((wp, wq))
+            chunk = max(1, _LINEAR_BLOCK_BYTES // (32 * (wp + wq)))
+            for r0 in range(0, n, chunk):
+                r1 = min(n, r0 + chunk)
+                zp = _centred_rows(mats, means, range(p0, p1), r0, r1)
+                if diagonal:
+                    block += zp.T @ zp  # BLAS syrk
+                    if debiased:  # per-example squared norms of this panel's models
+                        for a in range(p0, p1):
+                            za = zp[:, starts[a] - starts[p0]:starts[a + 1] - starts[p0]]
+                            rows[r0:r1, a] = np.einsum("ij,ij->i", za, za)
+                else:
+                    block += zp.T @ _centred_rows(mats, means, range(q0, q1), r0, r1)
+            block *= block
+            # Σ over each (a, b) sub-block: column sums by b, then row sums by a
+            by_b = np.add.reduceat(block, starts[q0:q1] - starts[q0], axis=1)
+            by_ab = np.add.reduceat(by_b, starts[p0:p1] - starts[p0], axis=0)
+            if diagonal:  # equal halves up to rounding: keep the matrix exactly symmetric
+                by_ab = 0.5 * (by_ab + by_ab.T)
+            hsic[p0:p1, q0:q1] = by_ab
+            hsic[q0:q1, p0:p1] = by_ab.T
     if not debiased:
         return hsic, None
     sq = rows.sum(axis=0)
@@ -519,10 +528,9 @@ def cka_matrix(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
     """CKA for every pair of M representations of the same examples, as an (M, M) matrix.
 
     No loop over pairs. Linear: with Z = [X̃_1 … X̃_M] (column-centred, float64) and
-    G = ZᵀZ, HSIC(a, b) = ‖G_ab‖²_F, formed a group of models at a time (rows of G, upper
-    blocks only) over row chunks and reduced block-wise at once, so memory stays near 1.5 GB
-    however many models (see ``_linear_hsic``); the debiased correction is vectorised over
-    pairs. RBF (subsample shared by all models): the centred
+    G = ZᵀZ, HSIC(a, b) = ‖G_ab‖²_F, formed panel block by panel block (upper blocks only)
+    over row chunks and reduced block-wise at once, so memory stays bounded (~0.6 GB) however
+    many models (see ``_linear_hsic``); the debiased correction is vectorised over pairs. RBF (subsample shared by all models): the centred
     Grams of all models are streamed in row blocks and each block's pairwise inner products
     come from one matrix product (memory n² · 8 bytes + 256 MB, whatever M).
     Entry [a, b] equals ``cka(X_a, X_b, …)``.
