@@ -243,3 +243,127 @@ def test_kerrigan_layout_real_file(tmp_path):
     raw = np.loadtxt(f, delimiter=",")
     np.testing.assert_array_equal(out.arrays["probs"], raw[:, 10:20])
     np.testing.assert_array_equal(out.labels, raw[:, 20] - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# id arrays in npz / safetensors / pt files (rows from a shuffled DataLoader)
+
+
+def _save_arrays(path, arrays, fmt):
+    """Write name -> array as npz, safetensors or pt (a dict of tensors; lists kept as is)."""
+    if fmt == "npz":
+        np.savez(path, **arrays)
+    elif fmt == "safetensors":
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+    else:
+        import torch
+
+        torch.save({k: v if isinstance(v, list) else torch.from_numpy(np.ascontiguousarray(v))
+                    for k, v in arrays.items()}, path)
+
+
+@pytest.mark.parametrize("fmt, id_type", [
+    ("npz", "str"), ("npz", "int"), ("npz", "bytes"), ("safetensors", "int"),
+    ("pt", "int"), ("pt", "list_str"), ("pt", "list_int"),
+])
+def test_array_ids_join_shuffled_rows(tmp_path, rng, labels, fmt, id_type):
+    ints = id_type in ("int", "list_int")
+    zoo_ids = ([f"{i:05d}" for i in range(N)] if ints  # zero-padded: matched as integers
+               else [f"img_{i:03d}.png" for i in range(N)])
+    z = Zoo.create(tmp_path / "zoo", labels, example_ids=zoo_ids)
+    logits = rng.normal(size=(N, C)).astype(np.float32)
+    perm = rng.permutation(N)
+    ids: object = np.asarray(zoo_ids)[perm]
+    if ints:
+        ids = perm.astype(np.int64)
+    if id_type == "bytes":
+        ids = np.char.encode(np.asarray(zoo_ids)[perm], "utf-8")
+    if id_type.startswith("list"):
+        ids = [int(i) for i in perm] if ints else [zoo_ids[i] for i in perm]
+    f = tmp_path / f"m.{fmt}"
+    _save_arrays(f, {"logits": logits[perm], "ids": ids, "y": labels[perm].astype(np.int64)},
+                 fmt)
+    assert import_file(z, f, "m", id_column="ids", label_column="y") == "logits"
+    assert np.array_equal(z.scores("m"), logits)  # exact: float32 in, float32 stored
+    # the labels are checked after the join: shuffled differently they disagree
+    other = rng.permutation(N)
+    _save_arrays(f, {"logits": logits[perm], "ids": ids, "y": labels[other].astype(np.int64)},
+                 fmt)
+    if not np.array_equal(labels[other], labels[perm]):
+        with pytest.raises(ZoolensError, match="disagree with the zoo's"):
+            import_file(z, f, "m2", id_column="ids", label_column="y")
+    assert z.models == ["m"]
+
+
+def test_array_ids_without_the_join_would_be_wrong(zoo, tmp_path, rng):
+    """Control: the same shuffled file imported without ids lands rows in file order."""
+    logits = rng.normal(size=(N, C)).astype(np.float32)
+    perm = rng.permutation(N)
+    f = tmp_path / "m.npz"
+    np.savez(f, logits=logits[perm], ids=np.asarray(zoo.example_ids)[perm])
+    import_file(zoo, f, "joined", id_column="ids")
+    import_file(zoo, f, "raw", key="logits")
+    assert np.array_equal(zoo.scores("joined"), logits)
+    assert np.array_equal(zoo.scores("raw"), logits[perm])
+    assert not np.array_equal(logits[perm], logits)
+
+
+def test_id_array_is_not_an_output_candidate(zoo, tmp_path, rng):
+    """Names that auto-detection would otherwise pick up (an 'index' name for top-k, a second
+    1-D array beside decisions, an (N, C)-shaped id array) are set aside first."""
+    perm = rng.permutation(N)
+    ids = np.asarray(zoo.example_ids)[perm]
+    p = _probs(rng)
+    top = np.argsort(-p, axis=1)[:, :2]
+    f = tmp_path / "topk.npz"
+    np.savez(f, class_ids=top[perm], probs=np.take_along_axis(p, top, 1)[perm],
+             example_index=ids)
+    assert import_file(zoo, f, "t", kind="topk", id_column="example_index") == "topk"
+    np.testing.assert_array_equal(zoo.predictions("t"), top[:, 0])
+    f2 = tmp_path / "dec.npz"
+    pred = rng.integers(0, C, N)
+    np.savez(f2, pred=pred[perm], ids=perm)  # integer ids vs "img_..." ids: refused below
+    with pytest.raises(ZoolensError, match="ids are integers but the zoo's example ids are not"):
+        import_file(zoo, f2, "d", kind="decisions", id_column="ids")
+    np.savez(f2, pred=pred[perm], ids=ids)
+    assert import_file(zoo, f2, "d", kind="decisions", id_column="ids") == "decisions"
+    np.testing.assert_array_equal(zoo.predictions("d"), pred)
+
+
+def test_integer_ids_rules(tmp_path, labels, rng):
+    logits = rng.normal(size=(N, C)).astype(np.float32)
+    f = tmp_path / "m.npz"
+    np.savez(f, logits=logits[::-1], ids=np.arange(N)[::-1] + 100)
+    plain = Zoo.create(tmp_path / "plain", labels, example_ids=[str(i + 100) for i in range(N)])
+    import_file(plain, f, "m", id_column="ids")
+    assert np.array_equal(plain.scores("m"), logits)
+    ambiguous = [str(i + 100) for i in range(N)]
+    ambiguous[0] = "0101"  # and "101": the same integer
+    z = Zoo.create(tmp_path / "amb", labels, example_ids=ambiguous)
+    with pytest.raises(ZoolensError, match="'0101' and '101' are the same integer"):
+        import_file(z, f, "m", id_column="ids")
+    np.savez(f, logits=logits, ids=np.arange(N) + 0.0)
+    with pytest.raises(ZoolensError, match="must hold strings or integers, got float64"):
+        import_file(plain, f, "f", id_column="ids")
+    np.savez(f, logits=logits, ids=np.arange(N).reshape(-1, 2))  # wrong shape
+    with pytest.raises(ZoolensError, match="must be 1-D"):
+        import_file(plain, f, "f", id_column="ids")
+    assert plain.models == ["m"]
+
+
+def test_npy_cannot_carry_ids(zoo, tmp_path, rng):
+    f = tmp_path / "m.npy"
+    np.save(f, rng.normal(size=(N, C)))
+    with pytest.raises(ZoolensError, match="single array, so it cannot carry"):
+        import_file(zoo, f, "m", id_column="ids")
+    from zoolens.zoo.importers import read_ids
+
+    with pytest.raises(ZoolensError, match="single array"):
+        read_ids(f, "ids")
+    g = tmp_path / "ids.pt"
+    import torch
+
+    torch.save({"logits": torch.zeros(N, C), "ids": [f"a{i}" for i in range(N)]}, g)
+    assert read_ids(g, "ids").tolist() == [f"a{i}" for i in range(N)]

@@ -83,14 +83,19 @@ def import_(
         None, "--columns", help="Columns A:B of a table, 0-based, B excluded (e.g. 11:21)."),
     label_column: Optional[str] = typer.Option(
         None, "--label-column",
-        help="CSV column with each row's label: checked against the zoo's (or, with --create "
-             "and no --labels, used as the labels)."),
+        help="Each row's label: a CSV column, or the key of a 1-D array in an "
+             "npz/safetensors/pt file; checked against the zoo's (or, with --create and no "
+             "--labels, used as the labels)."),
     label_offset: int = typer.Option(
         0, "--label-offset", help="Subtracted from labels read from files (1 for 1-based)."),
     id_column: Optional[str] = typer.Option(
         None, "--id-column",
-        help="CSV column with example ids: rows are joined to the zoo's ids (with --create: "
-             "they become the zoo's ids)."),
+        help="Each row's example id: a CSV column, or the key of a 1-D id array in an "
+             "npz (strings or integers), safetensors (integers only) or pt/pth (tensor, or "
+             "list of str/int) file. Rows are joined to the zoo's ids and reordered; a "
+             "missing, extra or repeated id is an error. Integer ids match zoo ids as "
+             "integers (17 = \"00017\"). With --create they become the zoo's ids. Not for "
+             ".npy."),
     header: Optional[bool] = typer.Option(
         None, "--header/--no-header", help="CSV header row (default: detected)."),
     topk_layout: str = typer.Option(
@@ -135,6 +140,9 @@ def import_(
 
     Example: zoolens import cifar.zoo densenet.csv --name densenet --kind probs
     --columns 11:21 --create --labels densenet.csv --labels-column 0 --arch densenet-bc
+
+    Example (rows from a shuffled loader, np.savez("vit.npz", logits=L, ids=I)):
+    zoolens import cifar.zoo vit.npz --name vit --kind logits --id-column ids
     """
     from zoolens.progress import info
     from zoolens.zoo.importers import import_file, read_labels
@@ -209,19 +217,23 @@ def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
 
 
 def _file_ids(file: Path, id_column: str, header: bool | None) -> Any:
-    from zoolens.zoo.importers import _read_table
+    from zoolens.zoo.importers import read_ids
 
-    table = _read_table(file, header)
-    col = table.column_index(_column(id_column), "--id-column")
-    return [c.strip() for c in table.cells[:, col]]
+    return read_ids(file, _column(id_column), header=header)
 
 
 def _labels_from_table(file: Path, label_column: str, offset: int, id_column: str | None,
                        header: bool | None) -> tuple[Any, Any]:
-    from zoolens.zoo.importers import _read_table
+    from zoolens.zoo.importers import _read_table, read_ids, read_labels
 
     if file.suffix.lower() not in (".csv", ".tsv", ".txt"):
-        raise ZoolensError(f"{file}: --label-column applies to CSV files; give --labels FILE")
+        if file.suffix.lower() == ".npy":
+            raise ZoolensError(f"{file}: a .npy file holds a single array, so it cannot carry "
+                               "--label-column; give --labels FILE")
+        y = read_labels(file, key=label_column, offset=offset)
+        if y.ndim != 1:
+            raise ZoolensError(f"{file}: the label array {label_column!r} must be 1-D")
+        return y, (read_ids(file, id_column) if id_column is not None else None)
     table = _read_table(file, header)
     col = table.column_index(_column(label_column), "--label-column")
     raw = table.numeric([col], "labels")[:, 0]

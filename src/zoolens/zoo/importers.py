@@ -11,10 +11,26 @@ Supported files
 
 Any 2-D table can be cut with ``columns="A:B"`` (0-based, half-open, open ends allowed:
 "11:21", ":10", "3:"); without it every column except the label and id columns is used.
-``label_column`` / ``id_column`` (CSV; a 0-based index or a header name) give each row's
-true label (checked against the zoo's, or used as the labels when creating one) and its
-example id (rows are joined to the zoo's ``example_ids`` and reordered; missing or extra ids
-are an error).
+``label_column`` / ``id_column`` give each row's true label (checked against the zoo's, or
+used as the labels when creating one) and its example id (rows are joined to the zoo's
+``example_ids`` and reordered by ``join_ids``; a missing, extra or repeated id is an error,
+and so is a zoo without ids). In a CSV they are a 0-based index or a header name. In an
+array file they are the *key* of a 1-D array beside the outputs, one entry per row, e.g. the
+``ids`` saved next to logits gathered from a shuffled DataLoader::
+
+    np.savez("m.npz", logits=logits, ids=ids, labels=labels)
+    import_file(zoo, "m.npz", "m", id_column="ids", label_column="labels")
+
+Id arrays: npz -- strings (unicode or bytes) or integers; safetensors -- integer tensors
+only (the format has no strings); pt/pth -- an integer tensor or a list of str or of int
+(both load with ``weights_only=True``). Float ids are refused. The id and label arrays never
+take part in choosing the outputs array (``key`` auto-detection, top-k by name). A ``.npy``
+file holds one array and so cannot carry ids.
+
+Integer ids against the zoo's ids (always stored as strings): when every zoo id is a decimal
+integer ("17", "00017", "-3") both sides are compared as integers, so ``17`` matches
+"00017" (two zoo ids naming the same integer, "7" and "007", are then an error); otherwise
+integer ids cannot match and are refused with a message saying so.
 
 Kinds (``kind``)
 ----------------
@@ -55,6 +71,7 @@ TOPK_LAYOUTS = ("blocks", "pairs")
 
 _INDEX_NAME = re.compile(r"index|idx|class|label|pred|top", re.I)
 _VALUE_NAME = re.compile(r"prob|score|conf|value|val\b|p\d", re.I)
+_DECIMAL = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 @dataclass
@@ -64,7 +81,7 @@ class Loaded:
     path: Path
     kind: str
     arrays: dict[str, np.ndarray]            # add() keyword -> array
-    ids: np.ndarray | None = None            # (n,) str, from id_column
+    ids: np.ndarray | None = None            # (n,) str or int64, from id_column
     labels: np.ndarray | None = None         # (n,) float, from label_column (offset applied)
     notes: list[str] = field(default_factory=list)
 
@@ -121,7 +138,7 @@ def read_labels(path: str | Path, *, key: str | None = None, column: str | int |
         col = table.column_index(column, "labels column")
         arr = table.numeric([col], "labels")[:, 0]
     else:
-        arrays = _read_arrays(path)
+        arrays = _read_arrays(path, lists=[key] if key is not None else ())
         if key is not None:
             arr = _pick_key(arrays, key, path)
         elif len(arrays) == 1:
@@ -167,9 +184,36 @@ def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
         return _load_table_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
                                    label_column=label_column, label_offset=label_offset,
                                    id_column=id_column, header=header, topk_layout=topk_layout)
-    if label_column is not None or id_column is not None:
-        raise ZoolensError(f"{path}: --label-column and --id-column apply to CSV files only")
-    arrays = _read_arrays(path)
+    side_keys = [str(k) for k in (id_column, label_column) if k is not None]
+    if side_keys and suffix == ".npy":
+        raise ZoolensError(f"{path}: a .npy file holds a single array, so it cannot carry "
+                           "--id-column/--label-column; save outputs and ids together, e.g. "
+                           "np.savez('m.npz', logits=..., ids=...), and pass --id-column ids")
+    arrays = _read_arrays(path, lists=side_keys)
+    ids = labels = None
+    if id_column is not None:
+        ids = _id_array(_pick_key(arrays, str(id_column), path), str(id_column), path)
+    if label_column is not None:
+        labels = _label_array(_pick_key(arrays, str(label_column), path), str(label_column),
+                              path) - int(label_offset)
+    for k in side_keys:  # never candidates for the outputs
+        arrays.pop(k, None)
+    if not arrays:
+        raise ZoolensError(f"{path}: no outputs array besides {', '.join(map(repr, side_keys))}")
+    loaded = _load_array_outputs(path, arrays, num_classes=num_classes, kind=kind, key=key,
+                                 cols=cols, topk_layout=topk_layout)
+    n = _rows(loaded)
+    for what, side, k in (("id", ids, id_column), ("label", labels, label_column)):
+        if side is not None and len(side) != n:
+            raise ZoolensError(f"{path}: the {what} array {str(k)!r} has {len(side)} entries, "
+                               f"the outputs have {n} rows")
+    loaded.ids, loaded.labels = ids, labels
+    return loaded
+
+
+def _load_array_outputs(path: Path, arrays: dict[str, np.ndarray], *, num_classes: int,
+                        kind: str | None, key: str | None, cols: slice | None,
+                        topk_layout: str) -> Loaded:
     if kind == "topk" and ((key is not None and "," in key) or (key is None and len(arrays) > 1)):
         idx, val = _pick_topk_keys(arrays, key, path)
         return Loaded(path, "topk", {"topk_indices": _cut(idx, cols, path),
@@ -186,6 +230,64 @@ def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
     return _resolve_kind(path, arr, kind, num_classes, topk_layout, names=None)
 
 
+def _rows(loaded: Loaded) -> int:
+    return int(np.asarray(next(iter(loaded.arrays.values()))).shape[0])
+
+
+def read_ids(path: str | Path, id_column: str | int, *, header: bool | None = None
+             ) -> np.ndarray:
+    """The example ids of a file, in its row order: a CSV column (0-based index or header
+    name, stripped strings) or the 1-D array named ``id_column`` in an npz / safetensors /
+    pt file (str or int64; see the module docstring). Used to create a zoo with ids."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix in TABLE_SUFFIXES:
+        table = _read_table(path, header)
+        col = table.column_index(id_column, "--id-column")
+        return np.char.strip(table.cells[:, col])
+    if suffix == ".npy":
+        raise ZoolensError(f"{path}: a .npy file holds a single array, so it cannot carry "
+                           "--id-column; save outputs and ids together in an .npz")
+    key = str(id_column)
+    return _id_array(_pick_key(_read_arrays(path, lists=[key]), key, path), key, path)
+
+
+def _id_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """A 1-D id array as str (unicode; bytes decoded as UTF-8) or int64."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ZoolensError(f"{path}: the id array {key!r} must be 1-D (one id per row), got "
+                           f"shape {arr.shape}")
+    if arr.dtype.kind == "S":
+        try:
+            return np.char.decode(arr, "utf-8")
+        except UnicodeDecodeError:
+            raise ZoolensError(f"{path}: the id array {key!r} holds bytes that are not "
+                               "UTF-8") from None
+    if arr.dtype.kind == "U":
+        return arr
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    raise ZoolensError(f"{path}: the id array {key!r} must hold strings or integers, got "
+                       f"{arr.dtype}")
+
+
+def _label_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """A 1-D label array as float64 holding integers (as the CSV label column)."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1 or arr.dtype.kind not in "fiub":
+        raise ZoolensError(f"{path}: the label array {key!r} must be 1-D integer class ids, "
+                           f"got {arr.dtype} of shape {arr.shape}")
+    out = arr.astype(np.float64)
+    if not np.isfinite(out).all() or (out != np.round(out)).any():
+        raise ZoolensError(f"{path}: the label array {key!r} holds non-integers")
+    return out
+
+
 def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = None,
                 key: str | None = None, columns: str | slice | None = None,
                 label_column: str | int | None = None, label_offset: int = 0,
@@ -197,8 +299,10 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
     read as (logits, probs, log_probs, counts, decisions or topk; see ``zoo.kind`` for how
     it is stored).
 
-    Rows are joined to the zoo's example ids when ``id_column`` is given; the labels in
-    ``label_column`` (minus ``label_offset``) must equal the zoo's labels row for row.
+    Rows are joined to the zoo's example ids when ``id_column`` is given (a CSV column, or
+    the key of an id array in an npz / safetensors / pt file); the labels in
+    ``label_column`` (a CSV column or an array key; minus ``label_offset``) must equal the
+    zoo's labels row for row after the join. Nothing is written when any check fails.
     """
     path = Path(path)
     loaded = load_outputs(path, num_classes=zoo.num_classes, kind=kind, key=key,
@@ -224,12 +328,19 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
 
 
 def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np.ndarray:
-    """Row order that puts the file's rows in the zoo's example order (by id)."""
+    """Row order that puts the file's rows in the zoo's example order (by id):
+    ``file_rows[order]`` is in zoo order. Ids compare as strings; integer file ids compare
+    as integers with zoo ids that are all decimal integers ("00017" matches 17), see the
+    module docstring."""
     if zoo_ids is None:
         raise ZoolensError(f"{path}: --id-column given but the zoo has no example ids (create "
                            "the zoo with ids, e.g. `zoolens import ZOO FILE --create "
                            "--id-column C ...`)")
-    file_ids = np.asarray(file_ids).astype(str)
+    file_ids = np.asarray(file_ids)
+    shown_zoo_ids = np.asarray(zoo_ids).astype(str)
+    if file_ids.dtype.kind in "iu":
+        zoo_ids = _zoo_ids_as_integers(shown_zoo_ids, path)
+    file_ids = file_ids.astype(str)
     uniq, counts = np.unique(file_ids, return_counts=True)
     if (counts > 1).any():
         raise ZoolensError(f"{path}: example id {uniq[np.argmax(counts > 1)]!r} appears "
@@ -241,7 +352,7 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     found = hit < len(file_ids)
     found[found] = file_ids[sorter[hit[found]]] == zoo_ids[found]
     if not found.all():
-        missing = zoo_ids[~found].tolist()
+        missing = shown_zoo_ids[~found].tolist()
         raise ZoolensError(f"{path}: {len(missing)} of the zoo's {len(zoo_ids)} example ids "
                            f"are missing from the file (first: {', '.join(map(repr, missing[:3]))})")
     extra = np.setdiff1d(file_ids, zoo_ids).tolist()  # sorted
@@ -249,6 +360,21 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
         raise ZoolensError(f"{path}: {len(extra)} ids in the file are not in the zoo (first: "
                            f"{', '.join(map(repr, extra[:3]))})")
     return sorter[hit].astype(np.int64)
+
+
+def _zoo_ids_as_integers(zoo_ids: np.ndarray, path: Path) -> np.ndarray:
+    """Zoo ids (str) in canonical integer form ("00017" -> "17") for integer file ids."""
+    is_int = np.asarray([_DECIMAL.fullmatch(x) is not None for x in zoo_ids.tolist()], bool)
+    if not is_int.all():
+        raise ZoolensError(f"{path}: the file's ids are integers but the zoo's example ids are "
+                           f"not (e.g. {zoo_ids[~is_int][0]!r}); save the ids as strings")
+    canon = np.asarray([str(int(x)) for x in zoo_ids.tolist()])
+    uniq, counts = np.unique(canon, return_counts=True)
+    if (counts > 1).any():
+        same = zoo_ids[canon == uniq[np.argmax(counts > 1)]][:2].tolist()
+        raise ZoolensError(f"{path}: the zoo's example ids {same[0]!r} and {same[1]!r} are the "
+                           "same integer, so integer ids are ambiguous; save the ids as strings")
+    return canon
 
 
 def check_labels(zoo_labels: np.ndarray, file_labels: np.ndarray, path: Path,
@@ -285,8 +411,10 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """name -> array for npy (name "array"), npz, safetensors and torch files."""
+def _read_arrays(path: Path, lists: list[str] | tuple[str, ...] = ()
+                 ) -> dict[str, np.ndarray]:
+    """name -> array for npy (name "array"), npz, safetensors and torch files. In a torch
+    dict, the entries named in ``lists`` may also be lists of str or of int (ids, labels)."""
     suffix = _suffix(path)
     try:
         if suffix == ".npy":
@@ -300,7 +428,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             with safe_open(str(path), framework="numpy") as fh:
                 return {k: fh.get_tensor(k) for k in fh.keys()}
         if suffix in (".pt", ".pth"):
-            return _read_torch(path)
+            return _read_torch(path, lists)
     except ZoolensError:
         raise
     except ValueError as exc:
@@ -313,7 +441,8 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     raise ZoolensError(f"{path}: not an array file")
 
 
-def _read_torch(path: Path) -> dict[str, np.ndarray]:
+def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()
+                ) -> dict[str, np.ndarray]:
     import torch
 
     try:
@@ -334,6 +463,11 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
         return {"tensor": to_np(obj)}  # type: ignore[dict-item]
     if isinstance(obj, dict):
         out = {str(k): a for k, v in obj.items() if (a := to_np(v)) is not None}
+        for k, v in obj.items():
+            if str(k) in lists and isinstance(v, (list, tuple)) and v and (
+                    all(isinstance(x, str) for x in v)
+                    or all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                out[str(k)] = np.asarray(v)
         if out:
             return out
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, torch.Tensor) for v in obj):
