@@ -324,3 +324,122 @@ def test_help_has_examples():
     for cmd in ("import", "info", "remove", "verify"):
         out = ok(cmd, "--help").stdout
         assert "Example:" in out, cmd
+
+
+# ---------------------------------------------------------------------------------------------
+# --id-column on array files: shuffled rows joined to the zoo's ids
+
+
+@pytest.fixture
+def with_ids(tmp_path):
+    """A 20-example, 3-class zoo created from an npz holding logits, labels and string ids
+    ("00000" ... "00019", zero-padded), the rows of the npz in shuffled order."""
+    rng = np.random.default_rng(5)
+    n = 20
+    labels = rng.integers(0, 3, n)
+    logits = rng.normal(size=(n, 3)).astype(np.float32)
+    ids = np.asarray([f"{i:05d}" for i in range(n)])
+    perm = rng.permutation(n)
+    base = tmp_path / "base.npz"
+    np.savez(base, logits=logits[perm], labels=labels[perm], ids=ids[perm])
+    zoo = tmp_path / "z"
+    ok("import", zoo, base, "--name", "base", "--kind", "logits", "--create",
+       "--label-column", "labels", "--id-column", "ids")
+    return zoo, tmp_path, rng, perm, labels, logits, ids
+
+
+def test_create_from_npz_with_ids_keeps_file_order(with_ids):
+    zoo, tmp, rng, perm, labels, logits, ids = with_ids
+    z = Zoo.open(zoo)
+    assert z.example_ids.tolist() == ids[perm].tolist()
+    np.testing.assert_array_equal(z.labels, labels[perm])
+    assert np.array_equal(z.scores("base"), logits[perm])
+
+
+def test_import_shuffled_safetensors_and_pt_with_integer_ids(with_ids):
+    """Integer ids 17 match the zoo's "00017"; rows land in the zoo's order exactly."""
+    import torch
+    from safetensors.numpy import save_file
+
+    zoo, tmp, rng, perm, labels, logits, ids = with_ids
+    z = Zoo.open(zoo)
+    zoo_order = z.example_ids.astype(int)        # the integer behind each zoo row
+    other = rng.normal(size=(20, 3)).astype(np.float32)  # row i belongs to example i
+    shuffle = rng.permutation(20)
+    save_file({"logits": other[shuffle], "ids": shuffle.astype(np.int64),
+               "y": labels[shuffle]}, str(tmp / "m.safetensors"))
+    ok("import", zoo, tmp / "m.safetensors", "--name", "st", "--id-column", "ids",
+       "--label-column", "y", "--key", "logits")
+    torch.save({"logits": torch.from_numpy(other[shuffle]),
+                "ids": torch.from_numpy(shuffle)}, tmp / "m.pt")
+    ok("import", zoo, tmp / "m.pt", "--name", "pt", "--id-column", "ids", "--kind", "logits")
+    z = Zoo.open(zoo)
+    assert np.array_equal(z.scores("st"), other[zoo_order])
+    assert np.array_equal(z.scores("pt"), other[zoo_order])
+
+
+def _zoo_json(zoo: Path) -> bytes:
+    return (zoo / "zoo.json").read_bytes()
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing", "1 of the zoo's 20 example ids are missing from the file (first: '00003')"),
+    ("extra", "1 ids in the file are not in the zoo (first: 'zzz')"),
+    ("duplicate", "example id '00004' appears 2 times"),
+    ("wrong_length", "the id array 'ids' has 19 entries, the outputs have 20 rows"),
+    ("unknown_key", "no array named 'example_ids'; available: logits (20, 3), ids (20,)"),
+    ("npy", "a .npy file holds a single array, so it cannot carry --id-column"),
+    ("float_ids", "must hold strings or integers, got float64"),
+    ("labels_after_join", "disagree with the zoo's"),
+])
+def test_bad_array_ids(with_ids, case, match):
+    zoo, tmp, rng, perm, labels, logits, ids = with_ids
+    before, snap = _zoo_json(zoo), sorted(p.name for p in (zoo / "models").iterdir())
+    z = Zoo.open(zoo)
+    zids = z.example_ids
+    f = tmp / f"{case}.npz"
+    key = "ids"
+    arrays = {"logits": logits, "ids": ids}
+    if case == "missing":
+        keep = zids != "00003"
+        arrays = {"logits": logits[keep], "ids": zids[keep]}
+    elif case == "extra":
+        arrays = {"logits": np.vstack([logits, logits[:1]]), "ids": np.append(ids, "zzz")}
+    elif case == "duplicate":
+        arrays["ids"] = np.where(ids == "00005", "00004", ids)
+    elif case == "wrong_length":
+        arrays["ids"] = ids[:-1]
+    elif case == "unknown_key":
+        key = "example_ids"
+    elif case == "npy":
+        f = tmp / "m.npy"
+        np.save(f, logits)
+    elif case == "float_ids":
+        arrays["ids"] = np.arange(20.0)
+    elif case == "labels_after_join":
+        arrays = {"logits": logits, "ids": zids, "y": (z.labels + 1) % 3}
+    if case != "npy":
+        np.savez(f, **arrays)
+    extra = ["--label-column", "y"] if case == "labels_after_join" else []
+    line = fails("import", zoo, f, "--name", "new", "--kind", "logits", "--id-column", key,
+                 *extra, match=match)
+    assert f.name in line
+    assert _zoo_json(zoo) == before
+    assert sorted(p.name for p in (zoo / "models").iterdir()) == snap
+
+
+def test_array_ids_into_a_zoo_without_ids(small):
+    zoo, tmp, good, labels, snapshot = small
+    before = _zoo_json(zoo)
+    np.savez(tmp / "m.npz", logits=good, ids=np.arange(20))
+    fails("import", zoo, tmp / "m.npz", "--name", "new", "--id-column", "ids",
+          match="m.npz: --id-column given but the zoo has no example ids")
+    assert _zoo_json(zoo) == before
+
+
+def test_failed_create_with_array_ids_leaves_nothing(tmp_path):
+    np.savez(tmp_path / "m.npz", logits=np.zeros((4, 3)), labels=np.arange(4) % 3,
+             ids=np.array([1, 2, 2, 3]))
+    fails("import", tmp_path / "new", tmp_path / "m.npz", "--name", "m", "--create",
+          "--label-column", "labels", "--id-column", "ids", match="occurs 2 times")
+    assert not (tmp_path / "new").exists()

@@ -325,7 +325,8 @@ def test_id_array_is_not_an_output_candidate(zoo, tmp_path, rng):
     f2 = tmp_path / "dec.npz"
     pred = rng.integers(0, C, N)
     np.savez(f2, pred=pred[perm], ids=perm)  # integer ids vs "img_..." ids: refused below
-    with pytest.raises(ZoolensError, match="ids are integers but the zoo's example ids are not"):
+    with pytest.raises(ZoolensError,
+                       match=r"ids are integers but the zoo's example ids are not \(e.g. 'img_"):
         import_file(zoo, f2, "d", kind="decisions", id_column="ids")
     np.savez(f2, pred=pred[perm], ids=ids)
     assert import_file(zoo, f2, "d", kind="decisions", id_column="ids") == "decisions"

@@ -30,7 +30,8 @@ file holds one array and so cannot carry ids.
 Integer ids against the zoo's ids (always stored as strings): when every zoo id is a decimal
 integer ("17", "00017", "-3") both sides are compared as integers, so ``17`` matches
 "00017" (two zoo ids naming the same integer, "7" and "007", are then an error); otherwise
-integer ids cannot match and are refused with a message saying so.
+integer ids cannot match and are refused with a message saying so. String ids always compare
+exactly ("17" does not match "00017").
 
 Kinds (``kind``)
 ----------------
@@ -343,7 +344,7 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     file_ids = file_ids.astype(str)
     uniq, counts = np.unique(file_ids, return_counts=True)
     if (counts > 1).any():
-        raise ZoolensError(f"{path}: example id {uniq[np.argmax(counts > 1)]!r} appears "
+        raise ZoolensError(f"{path}: example id {str(uniq[np.argmax(counts > 1)])!r} appears "
                            f"{int(counts.max())} times in the id column")
     zoo_ids = np.asarray(zoo_ids).astype(str)
     # file_ids are unique: look each zoo id up by bisection in the sorted file ids
@@ -367,7 +368,7 @@ def _zoo_ids_as_integers(zoo_ids: np.ndarray, path: Path) -> np.ndarray:
     is_int = np.asarray([_DECIMAL.fullmatch(x) is not None for x in zoo_ids.tolist()], bool)
     if not is_int.all():
         raise ZoolensError(f"{path}: the file's ids are integers but the zoo's example ids are "
-                           f"not (e.g. {zoo_ids[~is_int][0]!r}); save the ids as strings")
+                           f"not (e.g. {str(zoo_ids[~is_int][0])!r}); save the ids as strings")
     canon = np.asarray([str(int(x)) for x in zoo_ids.tolist()])
     uniq, counts = np.unique(canon, return_counts=True)
     if (counts > 1).any():
