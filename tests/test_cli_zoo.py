@@ -443,3 +443,26 @@ def test_failed_create_with_array_ids_leaves_nothing(tmp_path):
     fails("import", tmp_path / "new", tmp_path / "m.npz", "--name", "m", "--create",
           "--label-column", "labels", "--id-column", "ids", match="occurs 2 times")
     assert not (tmp_path / "new").exists()
+
+
+def test_create_with_labels_file_and_npz_ids_then_help_example(tmp_path, monkeypatch):
+    """--create --labels FILE --id-column KEY reads the ids from the npz (integers, stored as
+    "0".."9"); then the --help example `zoolens import cifar.zoo vit.npz --name vit --kind
+    logits --id-column ids` joins a differently shuffled file."""
+    rng = np.random.default_rng(8)
+    monkeypatch.chdir(tmp_path)
+    order = rng.permutation(10)                       # zoo row r is example order[r]
+    labels = rng.integers(0, 3, 10)                    # labels[i] of example i
+    logits = rng.normal(size=(10, 3)).astype(np.float32)
+    np.save("labels.npy", labels[order])
+    np.savez("first.npz", logits=logits[order], ids=order)
+    ok("import", "cifar.zoo", "first.npz", "--name", "first", "--kind", "logits", "--create",
+       "--labels", "labels.npy", "--id-column", "ids")
+    z = Zoo.open(Path("cifar.zoo"))
+    assert z.example_ids.tolist() == [str(i) for i in order]
+    shuffle = rng.permutation(10)
+    np.savez("vit.npz", logits=2 * logits[shuffle], ids=shuffle)
+    example = "zoolens import cifar.zoo vit.npz --name vit --kind logits --id-column ids"
+    assert example in " ".join(ok("import", "--help").stdout.split())
+    ok(*example.split()[1:])
+    assert np.array_equal(Zoo.open(Path("cifar.zoo")).scores("vit"), 2 * logits[order])
