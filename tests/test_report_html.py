@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import shutil
+import warnings
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -107,6 +110,10 @@ def test_user_strings_are_escaped_everywhere(built):
     assert '_CLIP R50 &amp; &quot;quotes&quot;' in page
     assert "<!--" not in page  # matplotlib's text comments are dropped
     assert not any(name.startswith("on") for name, _ in parsed.attrs)
+    fig7 = _figure_texts(page, "fig7")  # names are SVG text (escaped), not paths
+    assert any(t.startswith("<img src=x onerror=") for t in fig7)
+    assert ' _CLIP R50 & "quotes"' in fig7
+    assert "&lt;b&gt;dog&lt;/b&gt;</text>" in page  # a class name in fig4's tick labels
 
 
 def test_script_holds_no_user_string_and_matches_the_csp_hash(built):
@@ -246,20 +253,100 @@ def test_real_cifar10_models(tmp_path):
     assert CLASS_GROUPS  # the fixture's groups are independent of these
 
 
-def test_figure_svg_carries_no_user_text_even_when_it_breaks_comments():
+SVG = "{http://www.w3.org/2000/svg}"
+CJK_NAME = "模型-甲"
+RENAMED = "EfficientNet-B0"  # shown in fig3's titles, fig7's labels and a reliability panel
+NASTY = "x--><script>alert(1)</script><!-- & \"dq\" 'sq' &amp;"
+
+
+def _nasty_figure():
     from matplotlib.figure import Figure
+
+    from zoolens.report import figures as F
+
+    with F.style():
+        fig = Figure()
+        ax = fig.subplots()
+        ax.set_title(NASTY)
+        ax.plot([0, 1], [0, 1], label="--> <b>hi</b>")
+        ax.plot([0, 1], [1, 0], label=CJK_NAME)
+        ax.legend()
+    return fig
+
+
+def test_figure_svg_text_is_escaped_svg_text_never_markup():
+    """svg.fonttype "none": user strings are <text> content, escaped by matplotlib (&, <, >),
+    read back verbatim by an XML parser and by an HTML parser (as the page is parsed)."""
+    import xml.etree.ElementTree as ET
 
     from zoolens.report.html import figure_svg
 
-    fig = Figure()
-    ax = fig.subplots()
-    nasty = "x--><script>alert(1)</script><!--"
-    ax.set_title(nasty)
-    ax.plot([0, 1], [0, 1], label="--> <b>hi</b>")
-    ax.legend()
-    svg = figure_svg(fig, "t")
+    svg = figure_svg(_nasty_figure(), "t")
     assert svg.startswith("<svg ") and svg.rstrip().endswith("</svg>")
-    for needle in ("script", "alert", "<b>", "<!--", "-->"):
+    for needle in ("<script", "<b>", "<!--", "-->"):
         assert needle not in svg
+    root = ET.fromstring(svg)  # well-formed XML
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert NASTY in texts and "--> <b>hi</b>" in texts and CJK_NAME in texts
+    assert {el.tag.removeprefix(SVG) for el in root.iter()} <= {
+        "svg", "defs", "style", "g", "path", "use", "clipPath", "rect", "text"}
+    parsed = parse(svg)
+    assert not {"script", "b"} & set(parsed.tags)
+    assert NASTY in parsed.text and CJK_NAME in parsed.text
     ids = re.findall(r'\sid="([^"]+)"', svg)
     assert ids and all(i.startswith("t-") for i in ids)
+
+
+def test_figure_svg_fonts_are_the_browsers_and_output_is_deterministic():
+    """Every text names DejaVu Sans, then the generic sans-serif; no glyph outlines, no
+    @font-face, nothing to fetch; the same figure gives the same bytes (svg.hashsalt)."""
+    from zoolens.report.html import figure_svg
+
+    first, second = figure_svg(_nasty_figure(), "t"), figure_svg(_nasty_figure(), "t")
+    assert first == second
+    families = set(re.findall(r"font-family: ([^;\"]+)", first))
+    assert families == {"'DejaVu Sans', sans-serif"}
+    assert first.count("<text ") >= 10  # tick labels, title, legend
+    assert "DejaVuSans-" not in first  # no glyph paths (svg.fonttype "path" writes these)
+    assert "@font-face" not in first and "url(" not in first.replace("url(#t-", "")
+
+
+def cjk_results(tmp_path) -> Path:
+    """The shared synthetic results with one model renamed to a CJK name."""
+    folder = tmp_path / "cjk"
+    shutil.copytree(shared_results_dir(), folder)
+    for file in [*folder.glob("*.csv"), *folder.glob("*.json")]:
+        text = file.read_text(encoding="utf-8")
+        file.write_text(text.replace(RENAMED, CJK_NAME), encoding="utf-8")
+    return folder
+
+
+def _figure_texts(page: str, key: str) -> list[str]:
+    import html as _html
+
+    svg = re.search(rf'data-figure="{key}"><svg .*?</svg>', page, re.S).group(0)
+    return [_html.unescape(t) for t in re.findall(r"<text [^>]*>([^<]*)</text>", svg)]
+
+
+def test_cjk_model_name_is_text_in_the_figures_without_glyph_warnings(tmp_path, capsys):
+    from matplotlib.figure import Figure
+
+    # Precondition that makes the check meaningful: DejaVu Sans lacks these glyphs and
+    # matplotlib warns about each one when left alone.
+    fig = Figure()
+    fig.text(0.5, 0.5, CJK_NAME)
+    with pytest.warns(UserWarning, match="missing from font"):
+        fig.savefig(io.BytesIO(), format="svg")
+    folder = cjk_results(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = build_report(folder, tmp_path / "report.html", png_dir=tmp_path / "png",
+                              warn=None)
+    assert [str(w.message) for w in caught if "missing from font" in str(w.message)] == []
+    assert "Glyph" not in capsys.readouterr().err
+    page = report.path.read_text(encoding="utf-8")
+    assert RENAMED not in page
+    assert f"{CJK_NAME}  [Arch]" in _figure_texts(page, "fig3")
+    assert CJK_NAME in _figure_texts(page, "fig7")
+    assert CJK_NAME in _figure_texts(page, "reliability")
+    assert f'class="name">{CJK_NAME}' in page  # and in the tables, as before

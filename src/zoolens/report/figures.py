@@ -38,10 +38,19 @@ CATEGORY_COLORS = {"Same": "#999999", "Reinit": "#1b9e77", "HParam": "#d95f02",
                    "Arch": "#7570b3", "Framework": "#e7298a", "Dataset": "#66a61e"}
 OTHER_COLORS = ("#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b15928")
 MAX_PANELS = 6
+MISSING_GLYPH = r"Glyph \d+ .*missing from font"  # matplotlib's UserWarning (see _figure_function)
 MAX_GROUPS = 30
 
-# Text is drawn as paths (no font needed by the viewer) and never parsed as math ($ in names).
-RC = {"svg.fonttype": "path", "text.parse_math": False, "text.usetex": False,
+# Text is written as SVG <text> (svg.fonttype "none"): the reader's browser draws it with its
+# own fonts, so names can be selected, searched and read aloud, and a script DejaVu lacks (CJK)
+# falls back to a system font instead of boxes. Matplotlib lays text out with DejaVu Sans (its
+# bundled font) and writes font-family: 'DejaVu Sans', sans-serif. DejaVu is wider than the
+# usual fallback (Arial's metrics: Arial, Liberation Sans), so a browser without it draws
+# labels a little narrower than the space kept for them (tests/test_report_browser.py checks
+# both). No web font, nothing fetched. Text is never parsed as math ($ in names);
+# svg.hashsalt keeps the SVG ids deterministic.
+RC = {"svg.fonttype": "none", "font.family": ["sans-serif"], "font.sans-serif": ["DejaVu Sans"],
+      "text.parse_math": False, "text.usetex": False,
       "svg.hashsalt": "zoolens", "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8,
       "legend.fontsize": 7, "xtick.labelsize": 7, "ytick.labelsize": 7,
       "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100}
@@ -72,9 +81,11 @@ def _figure_function(func: Callable[..., FigureResult]) -> Callable[..., FigureR
         # Figures are plain matplotlib.figure.Figure objects (no pyplot, so no GUI backend
         # and no global figure list); savefig picks the SVG / Agg canvas by format.
         with style(), warnings.catch_warnings():
-            # A name in a script DejaVu lacks (CJK, emoji) is drawn with boxes; the tables
-            # show it exactly, so matplotlib's per-glyph warnings would only be noise.
-            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+            # A name in a script DejaVu lacks (CJK, emoji) is measured with DejaVu's missing-
+            # glyph box; the SVG keeps the real text (the browser draws it with a system font)
+            # and only the PNG export shows boxes, so matplotlib's per-glyph warnings
+            # ("Glyph 27169 ... missing from font(s) DejaVu Sans.") would only be noise.
+            warnings.filterwarnings("ignore", message=MISSING_GLYPH)
             return func(*args, **kwargs)
 
     return wrapper

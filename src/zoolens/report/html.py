@@ -64,13 +64,15 @@ _ID = re.compile(r'\bid="([^"]+)"')
 def figure_svg(fig, prefix: str) -> str:
     """The figure as an inline <svg> element: no XML prolog, no comments, ids made unique.
 
-    Matplotlib's SVG carries each text as an XML comment and gives clip paths and glyphs ids
-    that repeat across figures; comments are dropped (no user text survives outside the
-    drawn paths) and every id and reference is prefixed, so many figures share one page.
+    Text is real SVG ``<text>`` (``svg.fonttype`` "none", see ``figures.RC``); matplotlib
+    escapes &, < and > in it (quotes need no escape in element text), so a model name is text
+    and never markup. Comments and metadata are dropped, and matplotlib's clip paths and
+    markers get ids that repeat across figures: every id and reference is prefixed, so many
+    figures share one page.
     """
     buffer = io.StringIO()
     with F.style(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        warnings.filterwarnings("ignore", message=F.MISSING_GLYPH)
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None,
                                                       "Format": None, "Type": None})
     svg = buffer.getvalue()
@@ -756,7 +758,7 @@ def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
         if png_path is not None:
             file = png_path / f"{png_name(spec)}.png"
             with F.style(), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+                warnings.filterwarnings("ignore", message=F.MISSING_GLYPH)
                 drawn.figure.savefig(file, format="png", dpi=150)
             report.png_files.append(file)
         paper = f"paper {spec.paper}" if spec.paper.startswith("Fig") else spec.paper
