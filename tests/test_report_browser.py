@@ -242,5 +242,12 @@ def test_cjk_model_name_is_text_in_the_figure_dom(browser, tmp_path):
     assert found_in_svg is not None and CJK_NAME in found_in_svg
     # Chromium here has no CJK font and draws these as its fallback boxes: still inside.
     assert _overflow(page) == []
+    # Screen readers: the figure's text is in Chromium's accessibility tree (glyph paths
+    # gave it nothing); "[Arch]" marks fig3's panel title, which no table has.
+    cdp = page.context.new_cdp_session(page)
+    exposed = [node.get("name", {}).get("value", "") for node in
+               cdp.send("Accessibility.getFullAXTree")["nodes"] if not node.get("ignored")]
+    assert any(CJK_NAME in name and "[Arch]" in name for name in exposed)
+    assert "weight w on ResNet-50 (base)" in exposed  # fig11's axis label
     assert events["console_errors"] == [] and events["page_errors"] == []
     page.close()
