@@ -331,7 +331,7 @@ def test_ray_derivatives_and_gradient_match_autograd(monkeypatch, multilabel, ch
         (d1,) = torch.autograd.grad(phi(r), r, create_graph=True)
         (d2,) = torch.autograd.grad(d1, r)
         assert loss + penalty == pytest.approx(float(phi(r.detach())), rel=1e-12)
-        assert slope + lam * float(((w + s * dw) * dw).sum()) == pytest.approx(float(d1), rel=1e-10)
+        assert slope + lam * float(((w + s * dw) * dw).sum()) == pytest.approx(d1.item(), rel=1e-10)
         assert curve + lam * float((dw * dw).sum()) == pytest.approx(float(d2), rel=1e-10)
     wr, br = w.clone().requires_grad_(), b.clone().requires_grad_()
     gw, gb = torch.autograd.grad(plain(wr, br), (wr, br))
