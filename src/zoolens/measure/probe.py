@@ -273,22 +273,21 @@ class _Problem:
     """
 
     def __init__(self, x, t, lam: float, multilabel: bool, mu, classes: int):
-        import torch
-
         self.x, self.t, self.lam, self.multilabel, self.mu = x, t, lam, multilabel, mu
         self.n = int(x.shape[0])
         step = max(1, _CHUNK_SCORES // max(classes, 1)) if x.device.type == "cpu" else self.n
         self.chunks = [(a, min(self.n, a + step)) for a in range(0, self.n, step)]
         self.picked = None if multilabel else t[:, None]  # column of each row's class
         self.products = 0
-        self.torch = torch
 
     def scores(self, w, b):
         """X̃Wᵀ + b′ — one product, none when W = 0 (every cold start)."""
         if not bool(w.any()):
             return b.expand(self.n, -1).clone()
         self.products += 1
-        return self.torch.addmm(_bias(w, b, self.mu), self.x, w.T)
+        import torch
+
+        return torch.addmm(_bias(w, b, self.mu), self.x, w.T)
 
     def along(self, z, u, s: float) -> tuple[float, float, float]:
         """Sums over rows of the data loss ℓ, its derivative and its second derivative along
@@ -300,7 +299,8 @@ class _Problem:
         accumulated in float64 even for float32 fits: a float32 total of ~5 moves in steps of
         5e-7, coarser than the decrease near the optimum.
         """
-        torch = self.torch
+        import torch
+
         f64 = torch.float64
         loss = slope = curve = torch.zeros((), dtype=f64, device=z.device)
         for a, e in self.chunks:
@@ -331,7 +331,8 @@ class _Problem:
     def gradient(self, z, w):
         """(∇W, ∇b′) at scores z: G = (p − onehot(y)) / N (σ − t for sigmoid), ∇b′ = Σ_i G_i and
         ∇W = GᵀX̃ + λW = GᵀX − ∇b′ μᵀ + λW — one product."""
-        torch = self.torch
+        import torch
+
         if self.multilabel:
             g = torch.sigmoid(z).sub_(self.t)
         else:
@@ -438,9 +439,11 @@ def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: floa
     """
     import collections
 
+    import torch
+
     problem = _Problem(x, t, lam, multilabel, mu, int(w.shape[0]))
     change = _change_tol(x.dtype)
-    with _no_grad():
+    with torch.no_grad():
         z = problem.scores(w, b)
         f = problem.along(z, z, 0.0)[0] + 0.5 * lam * _dot(w, w)
         gw, gb = problem.gradient(z, w)
@@ -490,11 +493,6 @@ def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: floa
                 break
     return f, iters, evals, problem.products, grad_inf
 
-
-def _no_grad():
-    import torch
-
-    return torch.no_grad()
 
 
 @contextlib.contextmanager
