@@ -157,14 +157,20 @@ def read_labels(path: str | Path, *, key: str | None = None, column: str | int |
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim == 1:
-        if arr.dtype.kind == "f":
-            if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
-                raise ZoolensError(f"{path}: labels must be integer class ids (found "
-                                   "non-integer, NaN or inf values)")
-        elif arr.dtype.kind not in "iub":
-            raise ZoolensError(f"{path}: labels must be integer class ids, got {arr.dtype}")
-        arr = arr.astype(np.int64) - int(offset)
+        arr = _class_ids(arr, path, "labels") - int(offset)
     return arr
+
+
+def _class_ids(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """A 1-D array of integer class ids (any int/bool dtype, or floats holding integers) as
+    int64; ZoolensError naming ``what`` otherwise."""
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+            raise ZoolensError(f"{path}: {what} must be integer class ids (found "
+                               "non-integer, NaN or inf values)")
+    elif arr.dtype.kind not in "iub":
+        raise ZoolensError(f"{path}: {what} must be integer class ids, got {arr.dtype}")
+    return arr.astype(np.int64)
 
 
 def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
@@ -280,13 +286,10 @@ def _label_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
-    if arr.ndim != 1 or arr.dtype.kind not in "fiub":
-        raise ZoolensError(f"{path}: the label array {key!r} must be 1-D integer class ids, "
-                           f"got {arr.dtype} of shape {arr.shape}")
-    out = arr.astype(np.float64)
-    if not np.isfinite(out).all() or (out != np.round(out)).any():
-        raise ZoolensError(f"{path}: the label array {key!r} holds non-integers")
-    return out
+    if arr.ndim != 1:
+        raise ZoolensError(f"{path}: the label array {key!r} must be 1-D (one label per row), "
+                           f"got shape {arr.shape}")
+    return _class_ids(arr, path, f"the label array {key!r}").astype(np.float64)
 
 
 def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = None,
