@@ -12,6 +12,9 @@ import hashlib
 import re
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
+# What model_file_name produces: a slug (no leading dot, at most 40 characters), '-', 12 hex
+# digits of hash, '.safetensors'. Only files named like this are ever deleted by the zoo.
+_WRITTEN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}-[0-9a-f]{12}\.safetensors")
 
 
 def slugify(name: str, max_len: int = 40) -> str:
@@ -33,3 +36,8 @@ def model_file_name(name: str, content_sha256: str) -> str:
     """``<slug>-<shorthash>.safetensors``; the hash covers the name and the file content, so a
     replaced model gets a new file (the old one stays valid until the manifest moves on)."""
     return f"{slugify(name)}-{short_hash(name, content_sha256)}.safetensors"
+
+
+def is_written_model_file_name(file_name: str) -> bool:
+    """True when ``file_name`` (one path component) has the form ``model_file_name`` gives."""
+    return _WRITTEN_NAME.fullmatch(file_name) is not None

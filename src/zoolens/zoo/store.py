@@ -20,6 +20,11 @@ Guarantees
 ----------
 * Model names are free text; files are named ``<slug>-<shorthash>.safetensors`` (never the raw
   name), so no name can escape the folder.
+* The manifest is untrusted input (zoos are shared): every file it names must be one plain
+  file name inside ``models/`` (or one of the fixed auxiliary files) that does not resolve,
+  through a symlink, to anything outside the zoo; otherwise the zoo is refused on open. The
+  zoo deletes only files it wrote itself: regular files named like ``model_file_name``'s
+  output in ``models/``, and its own ``.tmp-`` files.
 * Every file is written to a temp file, fsynced and renamed into place; the manifest is
   rewritten last. A crash at any point leaves the previous zoo readable and unchanged.
 * A lock file (``.zoo.lock``) serialises writers; each writer re-reads the manifest under the
@@ -42,6 +47,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import stat
 import struct
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -52,9 +59,9 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZooCorruptedError, ZoolensError
-from zoolens.zoo._atomic import (atomic_path, atomic_write_bytes, fsync_dir, fsync_file,
-                                 temp_path_for)
-from zoolens.zoo._slug import model_file_name
+from zoolens.zoo._atomic import (TEMP_PREFIX, atomic_path, atomic_write_bytes, fsync_dir,
+                                 fsync_file, temp_path_for)
+from zoolens.zoo._slug import is_written_model_file_name, model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
 
 FORMAT_VERSION = 1
@@ -983,10 +990,13 @@ class Zoo:
                 self._unlink_unreferenced(old["file"])
 
     def _unlink_unreferenced(self, rel: str) -> None:
-        """Delete the model file ``rel`` unless a manifest entry still points to it."""
+        """Delete the model file ``rel`` unless a manifest entry still points to it, and only
+        when it is a file this zoo wrote (``_is_own_model_file``)."""
         if not any(e["file"] == rel for e in self._manifest["models"].values()):
-            with contextlib.suppress(OSError):
-                (self._path / rel).unlink()
+            file = self._path / rel
+            if _is_own_model_file(self._path, rel):
+                with contextlib.suppress(OSError):
+                    file.unlink()
 
     def _modify(self, change: Any) -> None:
         """Apply ``change(manifest)`` under the lock to a freshly read manifest; write it."""
@@ -1165,14 +1175,72 @@ def _sweep_leftovers(path: Path, manifest: dict[str, Any]) -> None:
     to the zoo folder happens under the lock), so anything unreferenced is garbage."""
     known = {e["file"] for e in manifest["models"].values()}
     for folder, prefix in ((path, ""), (path / MODELS_DIR, f"{MODELS_DIR}/")):
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():
             continue
         for p in folder.iterdir():
-            stale_temp = p.name.startswith(".tmp-")
-            orphan = prefix and p.suffix == ".safetensors" and f"{prefix}{p.name}" not in known
-            if p.is_file() and (stale_temp or orphan):
+            stale_temp = _TEMP_NAME.match(p.name) is not None
+            orphan = (bool(prefix) and is_written_model_file_name(p.name)
+                      and f"{prefix}{p.name}" not in known)
+            if (stale_temp or orphan) and _is_regular_file(p):
                 with contextlib.suppress(OSError):
                     p.unlink()
+
+
+# temp files are named by _atomic.temp_path_for: prefix, 32 hex digits (uuid4), '-', target
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{32}-")
+
+
+def _is_regular_file(file: Path) -> bool:
+    """A regular file, not a symlink (lstat: a link is never followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(file).st_mode)
+    except OSError:
+        return False
+
+
+def _is_own_model_file(root: Path, rel: str) -> bool:
+    """``rel`` is ``models/<name>`` with a name ``model_file_name`` produces, and it is a
+    regular file (not a link) in the zoo's own ``models/`` folder: a file the zoo wrote."""
+    folder, _, name = rel.partition("/")
+    return (folder == MODELS_DIR and is_written_model_file_name(name)
+            and not (root / MODELS_DIR).is_symlink() and _is_regular_file(root / rel))
+
+
+def _check_contained(root: Path, manifest: dict[str, Any], file: Path) -> None:
+    """Every path the manifest names stays inside the zoo: a model's ``file`` is
+    ``models/<name>`` and each key of ``files`` is ``<name>``, where ``<name>`` is one plain
+    file name (no absolute path, no '..', no separator, not hidden) that is not a link out of
+    its folder. ZooCorruptedError (one line naming the model and the path) otherwise."""
+    real_root = os.path.realpath(root)
+    models_dir = root / MODELS_DIR
+    real_models = os.path.join(real_root, MODELS_DIR)
+    if models_dir.is_symlink() and os.path.realpath(models_dir) != real_models:
+        raise ZooCorruptedError(f"{file}: {models_dir} is a link to a folder outside the zoo; "
+                                "refusing to open this zoo")
+    models = manifest.get("models")
+    for name, entry in (models.items() if isinstance(models, dict) else ()):
+        rel = entry.get("file") if isinstance(entry, dict) else None
+        folder, _, base = rel.partition("/") if isinstance(rel, str) else ("", "", "")
+        _check_plain_file(models_dir, real_models, base if folder == MODELS_DIR else None,
+                          f"{file}: model {name!r}: file {rel!r}", f"the zoo's {MODELS_DIR}/")
+    files = manifest.get("files")
+    for rel in (files if isinstance(files, dict) else ()):
+        _check_plain_file(root, real_root, rel if rel != MANIFEST else None,
+                          f"{file}: files lists {rel!r}", "the zoo")
+
+
+def _check_plain_file(folder: Path, real_folder: str, base: Any, what: str,
+                      where: str) -> None:
+    """``base`` is one plain file name in ``folder`` and, if a link, points into it."""
+    if (not isinstance(base, str) or not base or base.startswith(".")
+            or any(ch in base for ch in "/\\\0")):
+        raise ZooCorruptedError(f"{what}, which is not a file name inside {where} folder "
+                                "(absolute paths and '..' are refused); refusing to open this "
+                                "zoo")
+    link = folder / base
+    if link.is_symlink() and os.path.dirname(os.path.realpath(link)) != real_folder:
+        raise ZooCorruptedError(f"{what}, a link to {os.path.realpath(link)}, outside {where} "
+                                "folder; refusing to open this zoo")
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
@@ -1198,6 +1266,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise ZoolensError(f"{file}: zoo format_version {version} is newer than this zoolens "
                            f"supports ({FORMAT_VERSION}); upgrade zoolens")
     manifest.setdefault("files", {})
+    _check_contained(path, manifest, file)
     return manifest
 
 

@@ -1,0 +1,192 @@
+"""Hostile zoos and I/O faults (issue 12): nothing outside the zoo is ever read or deleted,
+and every failure is one `error:` line, a non-zero exit, no traceback, the zoo unchanged.
+
+Each test drives the CLI (typer's CliRunner) on a small zoo built through the Python API,
+snapshots every file of the zoo (bytes), provokes the fault and compares.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from zoolens.cli import app
+from zoolens.errors import ZoolensError
+from zoolens.zoo.store import MANIFEST, Zoo
+
+runner = CliRunner()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (links as their target text) -> its bytes."""
+    out: dict[str, bytes] = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        if p.is_symlink():
+            out[rel] = b"->" + os.readlink(p).encode()
+        elif p.is_file():
+            out[rel] = p.read_bytes()
+    return out
+
+
+def fails(*args: object, match: str) -> str:
+    """The command exits non-zero with one `error:` line on stderr containing ``match``, and
+    no traceback."""
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error")]
+    assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
+    assert result.stderr.rstrip().endswith(errors[0]), result.stderr
+    assert match.lower() in errors[0].lower(), errors[0]
+    return errors[0]
+
+
+def ok(*args: object) -> str:
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def make_zoo(path: Path, n: int = 60, c: int = 4, models: int = 3) -> Zoo:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, c, n)
+    zoo = Zoo.create(path, labels, calibration_fraction=0.25, seed=0)
+    for i in range(models):
+        logits = rng.normal(size=(n, c)) + 2.0 * np.eye(c)[labels] * (i + 1)
+        zoo.add(f"m{i}", logits=logits)
+    return zoo
+
+
+def edit_manifest(zoo: Path, change) -> None:
+    manifest = json.loads((zoo / MANIFEST).read_text())
+    change(manifest)
+    (zoo / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# item 1: manifest paths outside the zoo
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim" / "precious.safetensors"
+    victim.parent.mkdir()
+    victim.write_bytes(b"not yours")
+    return victim
+
+
+def _point_m1_at(zoo: Path, target: str) -> None:
+    def change(manifest):
+        manifest["models"]["m1"]["file"] = target
+    edit_manifest(zoo, change)
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "dotdot-inside-models", "symlink",
+                                 "models-symlink"])
+def test_manifest_path_outside_the_zoo_is_refused_and_nothing_is_touched(
+        tmp_path: Path, outside: Path, how: str) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    if how == "absolute":
+        _point_m1_at(zoo_dir, str(outside))
+    elif how == "dotdot":
+        _point_m1_at(zoo_dir, "../victim/precious.safetensors")
+    elif how == "dotdot-inside-models":
+        _point_m1_at(zoo_dir, "models/../../victim/precious.safetensors")
+    elif how == "symlink":
+        (zoo_dir / "models" / "link-0123456789ab.safetensors").symlink_to(outside)
+        _point_m1_at(zoo_dir, "models/link-0123456789ab.safetensors")
+    else:  # the whole models/ folder is a link to somewhere else
+        real = zoo_dir / "models"
+        elsewhere = outside.parent
+        for p in real.iterdir():
+            p.rename(elsewhere / p.name)
+        real.rmdir()
+        real.symlink_to(elsewhere)
+    before = snapshot(zoo_dir)
+    outside_before = snapshot(outside.parent)
+    out = tmp_path / "out"
+    new = tmp_path / "new.npy"
+    np.save(new, np.random.default_rng(1).normal(size=(60, 4)))
+    for args in (["info", zoo_dir], ["verify", zoo_dir], ["remove", zoo_dir, "m1"],
+                 ["import", zoo_dir, new, "--name", "m1", "--replace"],
+                 ["analyze", zoo_dir, "--base", "m0", "--out", out, "--bootstrap", "0"]):
+        fails(*args, match="refusing to open this zoo" if how != "models-symlink"
+              else "outside the zoo")
+        assert outside.read_bytes() == b"not yours"
+        assert snapshot(zoo_dir) == before, args
+        assert snapshot(outside.parent) == outside_before
+    assert not out.exists()
+    with pytest.raises(ZoolensError, match="refusing"):
+        Zoo.open(zoo_dir)
+
+
+def test_aux_file_names_outside_the_zoo_are_refused(tmp_path: Path, outside: Path) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+
+    def change(manifest):
+        manifest["files"][str(outside)] = manifest["files"]["labels.npy"]
+    edit_manifest(zoo_dir, change)
+    before = snapshot(zoo_dir)
+    fails("verify", zoo_dir, match="not a file name inside the zoo folder")
+    assert snapshot(zoo_dir) == before and outside.exists()
+
+
+def test_labels_symlinked_out_of_the_zoo_are_refused(tmp_path: Path, outside: Path) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    (zoo_dir / "labels.npy").unlink()
+    (zoo_dir / "labels.npy").symlink_to(outside)
+    fails("info", zoo_dir, match="outside the zoo")
+    assert outside.exists()
+
+
+def test_remove_never_deletes_a_file_the_zoo_did_not_write(tmp_path: Path) -> None:
+    """A manifest entry pointing at a file inside models/ that the zoo did not write (a
+    name model_file_name never produces, or a link) is read, but never unlinked."""
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    own = zoo_dir / Zoo.open(zoo_dir).model_info("m1")["file"]
+    users = zoo_dir / "models" / "Users File.safetensors"
+    os.link(own, users)  # same bytes (hash and size match), but a name the zoo never makes
+
+    def change(manifest):
+        manifest["models"]["m1"]["file"] = "models/Users File.safetensors"
+    edit_manifest(zoo_dir, change)
+    own.unlink()
+    ok("info", zoo_dir)
+    ok("remove", zoo_dir, "m1")
+    assert users.read_bytes()  # still there
+    assert "m1" not in Zoo.open(zoo_dir)
+    ok("verify", zoo_dir)
+
+
+def test_sweep_keeps_files_the_zoo_did_not_write(tmp_path: Path) -> None:
+    """A writer sweeps crash leftovers: only its own temp files and orphans with its own
+    naming, never a user's files (or links) that happen to sit in the folder."""
+    zoo_dir = tmp_path / "zoo"
+    zoo = make_zoo(zoo_dir, models=1)
+    keep = [zoo_dir / "models" / "notes.safetensors", zoo_dir / ".tmp-mine",
+            zoo_dir / "models" / "model-0123456789ab.safetensors.bak"]
+    for p in keep:
+        p.write_bytes(b"user data")
+    target = tmp_path / "target-0123456789ab.safetensors"
+    target.write_bytes(b"x")
+    link = zoo_dir / "models" / "link-0123456789ab.safetensors"
+    link.symlink_to(target)
+    orphan = zoo_dir / "models" / "model-0123456789ab.safetensors"
+    orphan.write_bytes(b"left by a crash")
+    stale = zoo_dir / f".tmp-{'a' * 32}-zoo.json"
+    stale.write_bytes(b"{")
+    zoo.add("m9", logits=np.zeros((60, 4)))
+    assert all(p.read_bytes() == b"user data" for p in keep)
+    assert link.is_symlink() and target.exists()
+    assert not orphan.exists() and not stale.exists()
