@@ -208,3 +208,50 @@ def test_percentile_interval_equals_the_quantile_code_it_replaced():
     kept = values[np.isfinite(values)]
     assert _quantiles(values, boot) == tuple(float(v) for v in np.quantile(kept, q95))
     assert _quantiles(np.full(4, np.nan), boot) == (None, None)
+
+
+def test_accuracy_adjusted_means_against_sklearn_and_linregress():
+    """Coefficients equal scikit-learn's least squares; with one category the adjusted mean
+    is the plain mean with the interval ybar +- t * s / sqrt(n) and the slope interval is
+    linregress's (independent formulas)."""
+    from scipy.stats import linregress, t as student_t
+    from sklearn.linear_model import LinearRegression
+
+    from zoolens.measure.stats import accuracy_adjusted_means
+
+    rng = np.random.default_rng(0)
+    n = 40
+    acc = rng.uniform(0.5, 0.9, n)
+    cats = rng.choice(["Reinit", "Arch", "Dataset"], n)
+    effect = {"Reinit": 0.05, "Arch": 0.10, "Dataset": 0.2}
+    y = np.array([effect[c] for c in cats]) - 0.4 * acc + rng.normal(0, 0.01, n)
+    got = accuracy_adjusted_means(y, cats, acc)
+    onehot = np.stack([(cats == c).astype(float) for c in got.categories], axis=1)
+    fit = LinearRegression(fit_intercept=False).fit(np.hstack([onehot, acc[:, None]]), y)
+    assert got.slope == pytest.approx(fit.coef_[-1], abs=1e-10)
+    np.testing.assert_allclose(got.mean, fit.coef_[:-1] + fit.coef_[-1] * acc.mean(), atol=1e-10)
+    assert got.dof == n - 4 and list(got.n) == [int((cats == c).sum()) for c in got.categories]
+    assert np.all(got.lo < got.mean) and np.all(got.mean < got.hi)
+    # the planted ordering at matched accuracy is recovered
+    order = [got.categories.index(c) for c in ("Reinit", "Arch", "Dataset")]
+    assert got.mean[order[0]] < got.mean[order[1]] < got.mean[order[2]]
+
+    one = accuracy_adjusted_means(y, ["all"] * n, acc)
+    ref = linregress(acc, y)
+    resid = y - (ref.intercept + ref.slope * acc)
+    s = np.sqrt(resid @ resid / (n - 2))
+    t = student_t.ppf(0.975, n - 2)
+    assert one.mean[0] == pytest.approx(y.mean())
+    assert one.lo[0] == pytest.approx(y.mean() - t * s / np.sqrt(n))
+    assert one.slope_hi - one.slope == pytest.approx(t * ref.stderr)
+
+
+def test_accuracy_adjusted_means_without_degrees_of_freedom():
+    from zoolens.measure.stats import accuracy_adjusted_means
+
+    got = accuracy_adjusted_means([0.1, 0.2, np.nan], ["A", "B", "B"], [0.7, 0.8, 0.9])
+    assert got.dof == 0 and np.isnan(got.lo).all()  # 2 finite pairs, 3 parameters
+    from zoolens.errors import ZoolensError
+
+    with pytest.raises(ZoolensError):
+        accuracy_adjusted_means([np.nan], ["A"], [0.5])

@@ -330,6 +330,7 @@ def test_pairs_table_matches_reference(random_result, reference):
             assert row.error_inconsistency_hi == pytest.approx(np.quantile(xor_means, 0.975))
             if a not in reference.scored or b not in reference.scored:
                 for column in ("ensemble_acc", "ensemble_acc_lo", "ensemble_gain",
+                               "gain_over_best", "gain_over_best_lo", "gain_over_base",
                                "conversion_rate", "conversion_rate_lo", "neither_conversion",
                                "neither_conversion_hi", "mcnemar_p", "paired_bootstrap_p"):
                     assert np.isnan(getattr(row, column)), (a, b, column)
@@ -369,6 +370,18 @@ def test_pairs_table_matches_reference(random_result, reference):
             assert row.mcnemar_p == pytest.approx(expected_p, rel=1e-9)
             diff = (e.astype(float) - best)[idx].mean(axis=1)
             assert row.paired_bootstrap_p == pytest.approx((1 + np.sum(diff <= 0)) / (BOOT + 1))
+            # Gains against a deployable model: the better member, and the base.
+            assert row.gain_over_best == pytest.approx(e.mean() - max(ra.mean(), rb.mean()))
+            assert row.gain_over_best_lo == pytest.approx(np.quantile(diff, 0.025))
+            assert row.gain_over_best_hi == pytest.approx(np.quantile(diff, 0.975))
+            if "base" in (a, b):
+                rbase = reference.r("base").astype(float)
+                assert row.gain_over_base == pytest.approx(e.mean() - rbase.mean())
+                over = (e.astype(float) - rbase)[idx].mean(axis=1)
+                assert row.gain_over_base_lo == pytest.approx(np.quantile(over, 0.025))
+                assert row.gain_over_base_hi == pytest.approx(np.quantile(over, 0.975))
+            else:
+                assert np.isnan(row.gain_over_base) and np.isnan(row.gain_over_base_lo)
     categories = pairs.set_index(["model_a", "model_b"])["category"]
     assert categories[("base", "reinit")] == "Reinit"
     assert categories[("vit", "weak")] == "Dataset"
@@ -1032,3 +1045,36 @@ def test_ece_columns_come_from_the_reliability_bins(random_zoo, reference, monke
             checked += 1
     assert checked >= 4 and np.isnan(models.loc["humans", ["ece_before", "ece_after"]]
                                      .astype(float)).all()
+
+
+def test_top1_pairs_have_no_neither_conversion_and_say_why(tmp_path):
+    """A top-1-only member makes "neither right" conversion 0 by construction (the ensemble
+    predicts one of the two top-1 classes): NaN in pairs.csv, the reason in summary.json."""
+    from zoolens.study.analyze import analyze
+    from zoolens.study.gains import NEITHER_TOP1_REASON
+    from zoolens.zoo.store import Zoo
+
+    rng = np.random.default_rng(3)
+    n, c = 300, 6
+    labels = rng.integers(0, c, n)
+    zoo = Zoo.create(tmp_path / "zoo", labels, class_names=[f"c{k}" for k in range(c)])
+    for k, name in enumerate(("a", "b", "c")):
+        pred = np.where(rng.random(n) < 0.6 + 0.1 * k, labels, rng.integers(0, c, n))
+        conf = rng.uniform(0.3, 0.95, n).astype(np.float32)
+        zoo.add(name, topk_indices=pred[:, None], topk_values=conf[:, None],
+                card={"arch": f"net{k}"})
+    z = rng.normal(size=(n, c)).astype(np.float32)
+    z[np.arange(n), labels] += 1.5
+    zoo.add("full", logits=z, card={"arch": "full"})
+    result = analyze(zoo, "a", tmp_path / "out", max_steps=2, n_bootstrap=50)
+    pairs = result.pairs
+    assert pairs.neither_conversion.isna().all()
+    assert pairs.neither_conversion_lo.isna().all()
+    assert pairs.conversion_rate.notna().all()
+    assert result.summary["undefined"]["neither_conversion"] == {
+        "pairs": len(pairs), "reason": NEITHER_TOP1_REASON}
+    # the structural zero it replaces: the ensemble never rescues a both-wrong example
+    ref = Reference(zoo, dict(zip(result.models["model"], result.models["temperature"])))
+    for a, b in zip(pairs.model_a, pairs.model_b):
+        ra, rb = ref.r(a), ref.r(b)
+        assert not ref.ensemble_right([a, b])[~ra & ~rb].any()

@@ -234,3 +234,69 @@ def paired_bootstrap_test(correct_x: np.ndarray, correct_y: np.ndarray, *,
     lo, hi = percentile_interval(delta, confidence)
     p = (1 + int(np.count_nonzero(delta <= 0))) / (len(delta) + 1)
     return PairedBootstrapResult(float(np.mean(x - y)), float(lo), float(hi), float(p), len(delta))
+
+
+@dataclass(frozen=True)
+class AdjustedMeans:
+    """Category means of a pair statistic at one common accuracy (see
+    :func:`accuracy_adjusted_means`)."""
+
+    categories: list[str]
+    mean: np.ndarray        # (K,) adjusted mean of each category at ``at_accuracy``
+    lo: np.ndarray          # (K,) lower bound of the t interval (NaN: not identifiable)
+    hi: np.ndarray
+    n: np.ndarray           # (K,) pairs per category
+    slope: float            # change of the statistic per unit of accuracy
+    slope_lo: float
+    slope_hi: float
+    at_accuracy: float      # the common accuracy (mean over all pairs)
+    dof: int                # residual degrees of freedom (0: no interval)
+
+
+def accuracy_adjusted_means(values, categories, accuracy, *, confidence: float = 0.95
+                            ) -> AdjustedMeans:
+    """Compare categories at matched accuracy: least squares of a pair statistic (e.g. error
+    inconsistency with the base) on one indicator per category plus the other model's accuracy,
+    ``y_i = beta_{cat(i)} + gamma * acc_i + e_i``.
+
+    The paper's Fig. 1 plots error inconsistency against accuracy: raw category means mix the
+    category's effect with how accurate its models are (a weak model disagrees more with the
+    base whatever its training). ``mean[k] = beta_k + gamma * mean(acc)`` is category k's
+    statistic at the zoo's mean accuracy; its interval is the classical OLS t interval
+    (``x' Cov x`` with ``Cov = s^2 (X'X)^-1``, ``s^2`` the residual variance on ``n - K - 1``
+    degrees of freedom). Non-finite rows are left out. With no residual degree of freedom the
+    intervals are NaN (the means are still the exact fit).
+    """
+    y = np.asarray(values, dtype=np.float64)
+    x = np.asarray(accuracy, dtype=np.float64)
+    cats = np.asarray([str(c) for c in categories], dtype=object)
+    keep = np.isfinite(y) & np.isfinite(x)
+    y, x, cats = y[keep], x[keep], cats[keep]
+    names = list(dict.fromkeys(cats.tolist()))
+    k = len(names)
+    if k == 0:
+        raise ZoolensError("accuracy-adjusted means: no pair with a finite value and accuracy")
+    design = np.zeros((len(y), k + 1))
+    for j, name in enumerate(names):
+        design[cats == name, j] = 1.0
+    design[:, k] = x
+    at = float(x.mean())
+    coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    counts = np.array([int(np.sum(cats == name)) for name in names])
+    contrasts = np.hstack([np.eye(k), np.full((k, 1), at)])
+    mean = contrasts @ coef
+    dof = len(y) - (k + 1)
+    nan = np.full(k, np.nan)
+    if rank < k + 1 or dof <= 0:
+        # the accuracy is constant within every category (or too few pairs): no interval
+        slope = float(coef[k]) if rank == k + 1 else float("nan")
+        return AdjustedMeans(names, mean if rank == k + 1 else nan, nan, nan, counts, slope,
+                             float("nan"), float("nan"), at, max(dof, 0))
+    residual = y - design @ coef
+    s2 = float(residual @ residual) / dof
+    cov = s2 * np.linalg.inv(design.T @ design)
+    t = float(_st.t.ppf(0.5 + confidence / 2, dof))
+    se = np.sqrt(np.einsum("ij,jk,ik->i", contrasts, cov, contrasts))
+    slope_se = float(np.sqrt(cov[k, k]))
+    return AdjustedMeans(names, mean, mean - t * se, mean + t * se, counts, float(coef[k]),
+                         float(coef[k] - t * slope_se), float(coef[k] + t * slope_se), at, dof)

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zoolens.errors import ZoolensError
@@ -60,7 +61,8 @@ TABLE_SPECS: dict[str, TableSpec] = {spec.name: spec for spec in [
               needed=_PAIR + ("category", "acc_a", "acc_b", "error_inconsistency", "both_right",
                               "both_wrong", "error_consistency", "ensemble_acc", "ensemble_gain",
                               "conversion_rate", "neither_conversion"),
-              optional=("dominance_ab", "dominance_ba", "mcnemar_p", "paired_bootstrap_p"),
+              optional=("dominance_ab", "dominance_ba", "mcnemar_p", "paired_bootstrap_p",
+                        "gain_over_best", "gain_over_base"),
               text=_PAIR + ("category",), bounds_suffixes=True),
     TableSpec("specialization",
               needed=_PAIR + ("group", "n", "acc_a", "acc_b", "error_inconsistency",
@@ -209,6 +211,9 @@ def _check_table(raw: pd.DataFrame, spec: TableSpec, notes: list[str]) -> pd.Dat
         table[column] = values
     if spec.name == "specialization":
         table = _specialization_as_fractions(table)
+    if spec.name == "pairs" and "gain_over_best" not in table.columns:
+        # tables from before gain_over_best: the same definition, from the table's own columns
+        table["gain_over_best"] = table.ensemble_acc - np.fmax(table.acc_a, table.acc_b)
     return table.reset_index(drop=True)
 
 
@@ -417,6 +422,8 @@ def pairs_with_base(pairs: pd.DataFrame, base: str | None) -> pd.DataFrame:
     sel["other"] = sel.model_b.where(~flip, sel.model_a)
     sel["acc_base"] = sel.acc_a.where(~flip, sel.acc_b)
     sel["acc_other"] = sel.acc_b.where(~flip, sel.acc_a)
+    if "gain_over_base" not in sel.columns:
+        sel["gain_over_base"] = sel.ensemble_acc - sel.acc_base
     return sel.reset_index(drop=True)
 
 

@@ -287,6 +287,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     bins = _reliability_bins(inputs, evaluation)
     models = _models_table(inputs, cards, base_category, temperatures, evaluation, boot, bins)
     pairs = _pairs_table(inputs, agreement, pair_category_values, evaluation, boot)
+    pairs, undefined = _pair_gains_and_undefined(zoo, inputs, pairs, base_index, evaluation,
+                                                 boot)
     reliability = _reliability_table(inputs, bins)
 
     from zoolens.study.specialize import example_groups, specialization_table, theta_table
@@ -326,6 +328,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         "multilabel": bool(zoo.is_multilabel),
     })
     summary.update(_model_notes(inputs, fits, groups))
+    summary["undefined"] = undefined  # {column: {pairs, reason}}: NaN by construction
     summary["headline"] = _headline(inputs, base, start, models, pairs, sidekicks, evaluation,
                                     boot, category_masks, selection)
     summary["elapsed_s"] = round(time.perf_counter() - started, 3)
@@ -502,7 +505,23 @@ def _pairs_table(inputs: ZooInputs, agreement, categories, evaluation,
         "mcnemar_p": mcnemar,
         "paired_bootstrap_p": paired_p,
     })
-    return frame[tables.PAIRS_COLUMNS]
+    # gain_over_best / gain_over_base are added by _pair_gains_and_undefined (study.gains)
+    return frame
+
+
+def _pair_gains_and_undefined(zoo, inputs: ZooInputs, pairs: pd.DataFrame, base_index: int,
+                              evaluation, boot: StreamingBootstrap):
+    """pairs.csv with ``gain_over_best`` / ``gain_over_base`` (and bounds), and structural
+    NaNs (``study.gains``); returns (pairs in contract order, summary note of what is
+    undefined and why)."""
+    from zoolens.study.gains import gain_columns, structurally_undefined, top1_only
+
+    a_idx, b_idx = np.triu_indices(len(inputs.names), 1)
+    pairs = pairs.assign(**gain_columns(pairs, inputs.names[base_index], boot,
+                                        evaluation.pair_scored, base_index, a_idx, b_idx))
+    topk = [zoo.model_info(name).get("topk") for name in inputs.names]
+    pairs, undefined = structurally_undefined(pairs, top1_only(inputs.kinds, topk), a_idx, b_idx)
+    return pairs[tables.PAIRS_COLUMNS], undefined
 
 
 def _conversion_intervals(boot: StreamingBootstrap, a: np.ndarray, b: np.ndarray,

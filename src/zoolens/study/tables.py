@@ -37,6 +37,8 @@ PAIRS_COLUMNS = [
     "both_right", "both_wrong", "error_consistency", "dominance_ab", "dominance_ba",
     "ensemble_acc", "ensemble_acc_lo", "ensemble_acc_hi",
     "ensemble_gain", "ensemble_gain_lo", "ensemble_gain_hi",
+    "gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
+    "gain_over_base", "gain_over_base_lo", "gain_over_base_hi",
     "conversion_rate", "conversion_rate_lo", "conversion_rate_hi",
     "neither_conversion", "neither_conversion_lo", "neither_conversion_hi",
     "mcnemar_p", "paired_bootstrap_p",

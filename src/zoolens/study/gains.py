@@ -1,0 +1,90 @@
+"""Pair-table columns that cannot mislead: gains over a real model, and structural NaNs.
+
+``pairs.csv``'s ``ensemble_gain`` is the paper's Fig. 2 quantity, the ensemble's accuracy over
+the *mean* of its two members (``ens_acc - (p_a + p_b) / 2``): a pair whose ensemble is below
+its better member still shows a positive gain there. Two gains against a model one could
+actually deploy sit beside it (DESIGN sec. 3 and the contracts module):
+
+- ``gain_over_best = ens_acc - max(p_a, p_b)``: over the better member (evaluation split);
+  its interval is the paired bootstrap of ``e - r_best`` on the shared example resamples.
+- ``gain_over_base = ens_acc - p_base``: over the base, for pairs that contain the base
+  (NaN for the others); interval: per resample, resampled ensemble accuracy minus resampled
+  base accuracy (paired).
+
+Structural zeros are not measurements (DESIGN sec. 3: "rates whose condition never occurs are
+NaN, never 0"): a pair in which one member stores only its top-1 class (top-k with k = 1)
+can only ever predict one of the two members' top-1 classes, so "neither right" conversion is
+0 by construction; :func:`structurally_undefined` sets it (and its bounds) to NaN and says why.
+Decision-only members have no ensemble at all (those columns are NaN already).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoolens.measure.stats import percentile_interval
+
+NEITHER_TOP1_REASON = ("neither_conversion is NaN for pairs with a top-1-only member: their "
+                       "ensemble can only predict one of the two members' top-1 classes, so it "
+                       "is never right where both are wrong (0 by construction, not a "
+                       "measurement)")
+
+
+def gain_columns(pairs: pd.DataFrame, base: str, boot, pair_scored: np.ndarray,
+                 base_index: int, a_idx: np.ndarray, b_idx: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """``gain_over_best[_lo/_hi]`` and ``gain_over_base[_lo/_hi]`` for every pair (rows of
+    ``pairs`` in ``np.triu_indices`` order; ``boot`` the analysis' StreamingBootstrap after
+    the evaluation pass)."""
+    size = len(pairs)
+    ens = pairs["ensemble_acc"].to_numpy(np.float64)
+    acc_a = pairs["acc_a"].to_numpy(np.float64)
+    acc_b = pairs["acc_b"].to_numpy(np.float64)
+    scored = np.asarray(pair_scored, dtype=bool)
+    num_scored = int(scored.sum())
+    out = {key: np.full(size, np.nan) for key in
+           ("gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
+            "gain_over_base", "gain_over_base_lo", "gain_over_base_hi")}
+    out["gain_over_best"] = ens - np.maximum(acc_a, acc_b)
+    with_base = (np.asarray(a_idx) == base_index) | (np.asarray(b_idx) == base_index)
+    base_acc = np.where(np.asarray(a_idx) == base_index, acc_a, acc_b)
+    out["gain_over_base"] = np.where(with_base, ens - base_acc, np.nan)
+    if num_scored and boot.counts is not None:
+        lo, hi = boot.interval("ensemble_minus_best", num_scored)
+        out["gain_over_best_lo"][scored], out["gain_over_best_hi"][scored] = lo, hi
+        num_models = int(max(np.max(a_idx, initial=0), np.max(b_idx, initial=0))) + 1
+        resampled_ens = boot.means("ensemble_acc", num_scored)            # (B, P_scored)
+        resampled_base = boot.means("accuracy", num_models)[:, base_index]  # (B,)
+        positions = np.flatnonzero(scored)
+        mine = with_base[positions]
+        if mine.any():
+            diff = resampled_ens[:, mine] - resampled_base[:, None]
+            lo, hi = percentile_interval(diff, boot.level, skip_nan=False)
+            out["gain_over_base_lo"][positions[mine]] = lo
+            out["gain_over_base_hi"][positions[mine]] = hi
+    return out
+
+
+def top1_only(kinds: Sequence[str], topk: Sequence[Any]) -> np.ndarray:
+    """(M,) bool: the model stores only its top-1 class (top-k with k = 1)."""
+    return np.array([kind == "topk" and topk_k == 1 for kind, topk_k in zip(kinds, topk)],
+                    dtype=bool)
+
+
+def structurally_undefined(pairs: pd.DataFrame, top1: np.ndarray, a_idx: np.ndarray,
+                           b_idx: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``pairs`` with neither_conversion (and bounds) NaN where a member is top-1 only, and
+    the note for summary.json (``{}`` when nothing changed)."""
+    undefined = np.asarray(top1)[a_idx] | np.asarray(top1)[b_idx]
+    if not undefined.any():
+        return pairs, {}
+    pairs = pairs.copy()
+    for column in ("neither_conversion", "neither_conversion_lo", "neither_conversion_hi"):
+        if column in pairs.columns:
+            pairs.loc[undefined, column] = np.nan
+    return pairs, {"neither_conversion": {"pairs": int(undefined.sum()),
+                                          "reason": NEITHER_TOP1_REASON}}
