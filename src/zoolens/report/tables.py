@@ -422,7 +422,7 @@ def pairs_with_base(pairs: pd.DataFrame, base: str | None) -> pd.DataFrame:
     sel["other"] = sel.model_b.where(~flip, sel.model_a)
     sel["acc_base"] = sel.acc_a.where(~flip, sel.acc_b)
     sel["acc_other"] = sel.acc_b.where(~flip, sel.acc_a)
-    if "gain_over_base" not in sel.columns:
+    if "gain_over_base" not in sel.columns and "ensemble_acc" in sel.columns:
         sel["gain_over_base"] = sel.ensemble_acc - sel.acc_base
     return sel.reset_index(drop=True)
 
