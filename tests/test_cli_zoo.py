@@ -383,8 +383,9 @@ def _zoo_json(zoo: Path) -> bytes:
 
 
 @pytest.mark.parametrize("case, match", [
-    ("missing", "1 of the zoo's 20 example ids are missing from the file (first: '00003')"),
-    ("extra", "1 ids in the file are not in the zoo (first: 'zzz')"),
+    ("missing", "1 of the zoo's 20 example ids are missing from the file (zoo ids: '00003'; "
+                "unmatched ids in the file: none)"),
+    ("extra", "1 ids in the file are not in the zoo (first: 'zzz'; zoo ids look like"),
     ("duplicate", "example id '00004' appears 2 times"),
     ("wrong_length", "the id array 'ids' has 19 entries, the outputs have 20 rows"),
     ("unknown_key", "no array named 'example_ids'; available: logits (20, 3), ids (20,)"),

@@ -53,6 +53,12 @@ def analyze(
     full_rows: bool = typer.Option(False, "--full-rows", help="Compute pair ensembles on full "
                                    "probability rows instead of the exact top-k kernel "
                                    "(same results, slower; for checking)."),
+    no_calibration: bool = typer.Option(
+        False, "--no-calibration", help="Measure everything on all examples: temperatures "
+        "fixed at 1, greedy selection cross-fitted in --folds folds (what a zoo created with "
+        "--calibration-fraction 0 gets anyway)."),
+    folds: int = typer.Option(5, "--folds", min=2, max=100, help="Folds of the cross-fitted "
+                              "greedy selection when there is no calibration split."),
 ) -> None:
     """Calibrate every model and measure every pair (paper Sec. 3-4.5).
 
@@ -61,6 +67,9 @@ def analyze(
     go to --out, a ranked summary ("best sidekick for BASE: ...") to the terminal.
 
     Example:  zoolens analyze my_zoo --base resnet50 --out results --pool "accuracy<0.78"
+
+    Example (published numbers on all examples):  zoolens analyze cifar.zoo --base resnet
+    --out results --no-calibration
     """
     from zoolens.study.analyze import analyze as run_analysis
     from zoolens.study.analyze import format_summary
@@ -72,7 +81,7 @@ def analyze(
         memory_budget=int(memory_gb * 2**30),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
         exact_topk=not full_rows,
-        command=invocation(ctx))
+        command=invocation(ctx), calibration=not no_calibration, folds=folds)
     print(format_summary(result.summary))
     print(f"tables written to {out}")
 
@@ -94,12 +103,18 @@ def ensemble(
     memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget for "
                                     "calibrated probabilities (GiB); a larger pool is staged "
                                     "on disk, in TMPDIR."),
+    no_calibration: bool = typer.Option(
+        False, "--no-calibration", help="No calibration split: temperatures 1, members "
+        "chosen by cross-fitting (chosen on k-1 folds, scored on the held-out fold)."),
+    folds: int = typer.Option(5, "--folds", min=2, max=100, help="Cross-fitting folds."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the cross-fitting folds."),
 ) -> None:
     """Greedy forward ensemble selection alone (paper Sec. 4.5).
 
     From --start, each step adds (with replacement) the candidate that most improves
     calibration-split accuracy; the best prefix is kept; evaluation-split accuracy is reported
-    at every step, never used to choose.
+    at every step, never used to choose. Without a calibration split (--no-calibration, or
+    a zoo with calibration fraction 0) the selection is cross-fitted.
 
     Example:  zoolens ensemble my_zoo --start resnet50 --pool "accuracy<0.78" --max-steps 25
     """
@@ -107,7 +122,8 @@ def ensemble(
 
     table, summary = run_greedy(zoo, start, out, pool=pool, max_steps=max_steps,
                                 combine=_check_combine(combine),
-                                memory_budget=int(memory_gb * 2**30), command=invocation(ctx))
+                                memory_budget=int(memory_gb * 2**30), command=invocation(ctx),
+                                calibration=not no_calibration, folds=folds, seed=seed)
     print(format_greedy(table, summary))
     if out is not None:
         print(f"tables written to {out}")

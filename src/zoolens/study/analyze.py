@@ -63,6 +63,11 @@ EVALUATION_COLUMNS = ("accuracy_lo", "accuracy_hi", "nll_before", "nll_after", "
 INTERPOLATION_WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 11), 10))
 TOPK_NOTE = ("top-k models: the probability mass outside the stored top-k is spread evenly "
              "over the other classes (Zoo.scores) before calibration and ensembling")
+NO_CALIBRATION_NOTE = ("no calibration split: every measure is taken on all {n} examples, "
+                       "temperatures are fixed at 1 (nothing is fitted), class-aware "
+                       "interpolation is left out, and greedy selection is cross-fitted "
+                       "({folds} folds: members chosen on {folds_less} folds, accuracy scored "
+                       "on the held-out fold; greedy_folds.csv)")
 DECISIONS_NOTE = ("decision-only models take part in agreement, dominance and majority vote; "
                   "their probability-based columns (temperature, NLL, ECE, ensembles, "
                   "confidence angles) are NaN")
@@ -80,6 +85,8 @@ class AnalysisResult:
     reliability: pd.DataFrame
     interpolation: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    # cross-fitted greedy's per-fold steps (no calibration split); empty otherwise
+    greedy_folds: pd.DataFrame = field(default_factory=lambda: tables.empty_table("greedy_folds"))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in tables.TABLE_COLUMNS}
@@ -103,6 +110,11 @@ class ZooInputs:
     predictions: np.ndarray  # (M, N) int64
     correct_all: np.ndarray  # (M, N) bool
     correct: np.ndarray  # (M, N_eval) bool, the evaluation split
+
+    @property
+    def calibrated(self) -> bool:
+        """False without a calibration split: temperatures 1, greedy cross-fitted."""
+        return bool(self.cal.size)
 
     @property
     def scored(self) -> list[int]:
@@ -131,8 +143,13 @@ def open_zoo(zoo: Any) -> Any:
     return Zoo.open(Path(zoo))
 
 
-def load_inputs(zoo: Any, *, min_models: int = 2) -> ZooInputs:
-    """Read names, kinds, splits and every model's predictions; check the zoo is analysable."""
+def load_inputs(zoo: Any, *, min_models: int = 2, calibration: bool = True) -> ZooInputs:
+    """Read names, kinds, splits and every model's predictions; check the zoo is analysable.
+
+    Without a calibration split (``calibration=False``, or a zoo created with calibration
+    fraction 0) the evaluation split is every example and ``cal`` is empty: temperatures are
+    fixed at 1 and greedy selection is cross-fitted (``study.greedy.run_crossfit``).
+    """
     names = list(zoo.models)
     if len(names) < min_models:
         raise ZoolensError(
@@ -140,10 +157,9 @@ def load_inputs(zoo: Any, *, min_models: int = 2) -> ZooInputs:
             f"comparing models needs at least {min_models}")
     cal = np.asarray(zoo.calibration_indices, dtype=np.int64)
     ev = np.asarray(zoo.evaluation_indices, dtype=np.int64)
-    if cal.size == 0:
-        raise ZoolensError(
-            f"zoo {zoo.path}: the calibration split is empty, so temperatures cannot be "
-            "fitted; re-create the zoo with a calibration fraction above 0")
+    if not calibration or cal.size == 0:
+        cal = np.zeros(0, dtype=np.int64)
+        ev = np.arange(int(zoo.num_examples), dtype=np.int64)
     if ev.size == 0:
         raise ZoolensError(f"zoo {zoo.path}: the evaluation split is empty; re-create the "
                            "zoo with a calibration fraction below 1")
@@ -159,8 +175,11 @@ def load_inputs(zoo: Any, *, min_models: int = 2) -> ZooInputs:
 
 
 def fit_temperatures(inputs: ZooInputs) -> dict[str, Any]:
-    """Read 1: each scored model's calibration-split scores -> its TemperatureFit."""
-    fits = {}
+    """Read 1: each scored model's calibration-split scores -> its TemperatureFit (none
+    without a calibration split: see :func:`temperature_array`)."""
+    fits: dict[str, Any] = {}
+    if not inputs.calibrated:
+        return fits
     labels_cal = inputs.labels[inputs.cal]
     for i in track(inputs.scored, description="temperature scaling", unit="models"):
         name = inputs.names[i]
@@ -170,6 +189,15 @@ def fit_temperatures(inputs: ZooInputs) -> dict[str, Any]:
         except ZoolensError as exc:
             raise ZoolensError(f"model {name!r}: {exc}") from None
     return fits
+
+
+def temperature_array(inputs: ZooInputs, fits: dict[str, Any]) -> np.ndarray:
+    """(M,) temperatures: the fitted ones, 1 for every scored model without a calibration
+    split (nothing is fitted), NaN for decision-only models."""
+    fixed = 1.0 if not inputs.calibrated else np.nan
+    return np.array([fits[name].temperature if name in fits
+                     else (fixed if inputs.has_scores[i] else np.nan)
+                     for i, name in enumerate(inputs.names)])
 
 
 def chunk_examples(num_scored: int, num_classes: int, num_pairs: int, n_bootstrap: int,
@@ -196,7 +224,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
             interpolation_pairs: Sequence[tuple[str, str]] | None = None,
             interpolation_weights: Sequence[float] = INTERPOLATION_WEIGHTS,
             exact_topk: bool = True, parquet: bool = True,
-            command: str | None = None) -> AnalysisResult:
+            command: str | None = None, calibration: bool = True,
+            folds: int = 5) -> AnalysisResult:
     """Calibrate every model and measure every pair; write the tables to ``out_dir``.
 
     Args:
@@ -216,6 +245,9 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         exact_topk: pair ensembles by the exact top-k kernel (default) or full rows; the
             predictions are identical.
         command: the command line recorded in summary.json.
+        calibration: False measures on all examples without fitting anything (temperatures
+            1, greedy cross-fitted in ``folds`` folds); also the case for a zoo created with
+            calibration fraction 0.
 
     Returns an :class:`AnalysisResult` whose DataFrames have exactly the CSV columns.
     """
@@ -228,7 +260,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
                        + [(m, "--interpolate") for pair in interpolation_pairs or []
                           for m in pair]):
         check_model(zoo, name, role)
-    inputs = load_inputs(zoo)
+    inputs = load_inputs(zoo, calibration=calibration)
     base_index = inputs.index(base, "--base")
     start_defaulted = start is None
     start = base if start is None else start
@@ -247,8 +279,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
          f"({len(inputs.cal)} calibration) of {zoo.path}")
 
     fits = fit_temperatures(inputs)
-    temperatures = np.array([fits[name].temperature if name in fits else np.nan
-                             for name in inputs.names])
+    temperatures = temperature_array(inputs, fits)
     agreement = pairwise_agreement(inputs.correct)
     cards = [zoo.card(name) for name in inputs.names]
     from zoolens.zoo.categories import pair_category
@@ -312,7 +343,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     pool_names, selection = _greedy(inputs, temperatures, models, pool, start,
                                     combine=combine, max_steps=max_steps,
                                     memory_budget=memory_budget, optional=True,
-                                    default_start=start_defaulted)
+                                    default_start=start_defaulted, folds=folds, seed=seed)
 
     summary = provenance(zoo, command=command, seeds={"bootstrap": seed})
     summary.update({
@@ -322,12 +353,13 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
                      "max_steps": max_steps, "combine": combine,
                      "n_bootstrap": n_bootstrap, "interval": "percentile, 95%",
                      "chunk_size": chunk_size, "exact_topk": exact_topk,
-                     "reliability_bins": RELIABILITY_BINS},
+                     "reliability_bins": RELIABILITY_BINS,
+                     **_calibration_settings(inputs, folds)},
         "splits": {"calibration": len(inputs.cal), "evaluation": len(inputs.ev),
                    "all": int(zoo.num_examples)},
         "multilabel": bool(zoo.is_multilabel),
     })
-    summary.update(_model_notes(inputs, fits, groups))
+    summary.update(_model_notes(inputs, fits, groups, folds))
     summary["undefined"] = undefined  # {column: {pairs, reason}}: NaN by construction
     summary["headline"] = _headline(inputs, base, start, models, pairs, sidekicks, evaluation,
                                     boot, category_masks, selection)
@@ -335,10 +367,11 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     if exact_topk and evaluation.prune.entries:
         summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
 
+    greedy_table, greedy_folds = _greedy_tables(selection)
     result = AnalysisResult(models=models, pairs=pairs, specialization=specialization,
-                            greedy=(tables.empty_table("greedy") if isinstance(selection, str)
-                                    else selection.table), theta=theta, reliability=reliability,
-                            interpolation=interpolation, summary=summary)
+                            greedy=greedy_table, theta=theta, reliability=reliability,
+                            interpolation=interpolation, summary=summary,
+                            greedy_folds=greedy_folds)
     if out_dir is not None:
         tables.write_results(out_dir, result.tables(), summary, parquet=parquet,
                              cards=_cards_payload(inputs.names, cards))
@@ -347,6 +380,26 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
 
 # --------------------------------------------------------------------------------------
 # pieces of the analysis
+
+
+def _calibration_settings(inputs: ZooInputs, folds: int) -> dict[str, Any]:
+    """summary.json settings saying whether a calibration split was used."""
+    if inputs.calibrated:
+        return {"calibration": "split", "greedy_selection": "calibration split"}
+    return {"calibration": "none", "temperature": 1.0,
+            "greedy_selection": "cross-fitted", "greedy_folds": folds}
+
+
+def _greedy_tables(selection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(greedy.csv, greedy_folds.csv): a cross-fitted selection has no single step path,
+    so greedy.csv is empty and its folds' steps go to greedy_folds.csv."""
+    from zoolens.study.greedy import CrossFitOutcome
+
+    if isinstance(selection, str):
+        return tables.empty_table("greedy"), tables.empty_table("greedy_folds")
+    if isinstance(selection, CrossFitOutcome):
+        return tables.empty_table("greedy"), selection.table
+    return selection.table, tables.empty_table("greedy_folds")
 
 
 def _cards_payload(names: Sequence[str], cards: Sequence[Any]) -> dict[str, Any]:
@@ -379,9 +432,11 @@ def _interpolation_specs(pair_specs, inputs: ZooInputs, weights):
     specs = []
     correct_cal = inputs.correct_all[:, inputs.cal]
     for a, b in pair_specs:
+        specs.append(InterpolationSpec(a, b, "weight", list(weights)))
+        if not inputs.calibrated:
+            continue  # the class-aware mask would be chosen on the examples it is scored on
         mask = class_aware_mask(correct_cal[a], correct_cal[b], inputs.labels[inputs.cal],
                                 int(inputs.zoo.num_classes))
-        specs.append(InterpolationSpec(a, b, "weight", list(weights)))
         specs.append(InterpolationSpec(a, b, "class_aware", list(weights), mask))
     return specs
 
@@ -598,7 +653,7 @@ def _ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["ensemble_acc"])
 
 
-def _model_notes(inputs: ZooInputs, fits, groups) -> dict[str, Any]:
+def _model_notes(inputs: ZooInputs, fits, groups, folds: int = 5) -> dict[str, Any]:
     decisions = [n for n, k in zip(inputs.names, inputs.kinds) if k == "decisions"]
     topk_models = [n for n, k in zip(inputs.names, inputs.kinds) if k == "topk"]
     notes: dict[str, Any] = {
@@ -613,6 +668,9 @@ def _model_notes(inputs: ZooInputs, fits, groups) -> dict[str, Any]:
             if fit.at_bound or not fit.converged],
         "notes": [],
     }
+    if not inputs.calibrated:
+        notes["notes"].append(NO_CALIBRATION_NOTE.format(n=len(inputs.ev), folds=folds,
+                                                         folds_less=folds - 1))
     if decisions:
         notes["notes"].append(DECISIONS_NOTE)
     if topk_models:
@@ -768,15 +826,16 @@ def _spearman_interval(ei: np.ndarray, gain: np.ndarray,
 
 def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, pool, start,
             *, combine: str, max_steps: int, memory_budget: int, optional: bool = False,
-            default_start: bool = False):
+            default_start: bool = False, folds: int = 5, seed: int = 0):
     """The pool ``pool`` selects from the models table, and the greedy selection over it.
 
     Returns ``(pool names, GreedyOutcome)``, or ``(pool names, reason)`` when ``optional``
     (analyze's defaults) and the selection cannot run: the default start (the base) is
     decision-only. A pool too big for ``memory_budget`` runs with its calibration rows staged
-    on disk (``study.greedy``), with identical results.
+    on disk (``study.greedy``), with identical results. Without a calibration split the
+    selection is cross-fitted over all examples (``study.greedy.run_crossfit``).
     """
-    from zoolens.study.greedy import run_selection
+    from zoolens.study.greedy import run_crossfit, run_selection
     from zoolens.study.pool import select_pool
 
     pool_names = (select_pool(models, pool) if pool is not None
@@ -787,6 +846,11 @@ def _greedy(inputs: ZooInputs, temperatures: np.ndarray, models: pd.DataFrame, p
         # The rest of the analysis still runs; the summary says why greedy was skipped.
         info(f"greedy selection skipped: {reason}")
         return pool_names, reason
+    if not inputs.calibrated:
+        return pool_names, run_crossfit(
+            inputs.zoo, inputs.names, inputs.has_scores, temperatures, start, pool_names,
+            ev=inputs.ev, labels=inputs.labels, combine=combine, max_steps=max_steps,
+            memory_budget=memory_budget, folds=folds, seed=seed)
     selection = run_selection(inputs.zoo, inputs.names, inputs.has_scores, temperatures, start,
                               pool_names, cal=inputs.cal, ev=inputs.ev, labels=inputs.labels,
                               combine=combine, max_steps=max_steps,
@@ -809,6 +873,20 @@ def _greedy_summary(selection, boot: StreamingBootstrap | None = None) -> dict[s
             boot.add("greedy_gain", diff, slice(0, boot.num_examples))
             lo, hi = (float(v[0]) for v in boot.interval("greedy_gain", 1))
         gain = {"gain_over_start_lo": lo, "gain_over_start_hi": hi}
+    from zoolens.study.greedy import CrossFitOutcome
+
+    if isinstance(selection, CrossFitOutcome):
+        return {"cross_fitted": True, "folds": selection.folds,
+                "members": selection.members, "member_folds": selection.member_folds,
+                "calibration_acc": selection.calibration_acc,
+                "evaluation_acc": selection.evaluation_acc,
+                "fold_evaluation_acc": selection.fold_evaluation_acc,
+                "fold_spread": selection.fold_spread,
+                "start_evaluation_acc": selection.start_evaluation_acc,
+                "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
+                **gain,
+                "excluded_decision_only": selection.excluded,
+                "staged_on_disk": selection.staged}
     return {"members": selection.members, "steps_kept": len(selection.members),
             "calibration_acc": selection.calibration_acc,
             "evaluation_acc": selection.evaluation_acc,
@@ -866,6 +944,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     greedy = head["greedy"]
     if "skipped" in greedy:
         lines.append(f"greedy selection skipped: {greedy['skipped']}")
+    elif greedy.get("cross_fitted"):
+        often = ", ".join(f"{m} ({c}/{greedy['folds']})"
+                          for m, c in list(greedy["member_folds"].items())[:5])
+        lines.append(f"greedy from {greedy['start']}, cross-fitted in {greedy['folds']} folds: "
+                     f"held-out accuracy {_pct(greedy['evaluation_acc'])} (fold spread "
+                     f"{_pct(greedy['fold_spread'])}, {greedy['gain_over_start']:+.3f} over "
+                     f"the start); chosen most often: {often}")
     else:
         lines.append(f"greedy from {greedy['start']}: {greedy['steps_kept']} members kept, "
                      f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
@@ -873,6 +958,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                      + (f", [{greedy['gain_over_start_lo']:+.3f}, "
                         f"{greedy['gain_over_start_hi']:+.3f}]"
                         if greedy.get("gain_over_start_lo") is not None else "") + ")")
+    if summary.get("settings", {}).get("calibration") == "none":
+        lines.append("no calibration split: all measures on all examples, temperatures "
+                     "fixed at 1")
     for warning in summary.get("temperature_warnings", []):
         lines.append(f"note: temperature of {warning}")
     return "\n".join(lines)
@@ -885,21 +973,23 @@ def format_summary(summary: dict[str, Any]) -> str:
 def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
                pool: str | Sequence[str] | None = None, max_steps: int = 25,
                combine: str = "probs", memory_budget: int = DEFAULT_MEMORY_BUDGET,
-               parquet: bool = True, command: str | None = None
+               parquet: bool = True, command: str | None = None,
+               calibration: bool = True, folds: int = 5, seed: int = 0
                ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Greedy forward selection alone: returns (greedy table, summary) and writes
     greedy.csv, models.csv (the table the pool filter reads, without intervals), cards.json
     (the model cards of the models.csv rows, as ``analyze`` writes them) and summary.json
-    when ``out_dir`` is given."""
+    when ``out_dir`` is given. Without a calibration split (``calibration=False`` or a zoo
+    with calibration fraction 0) the selection is cross-fitted in ``folds`` folds: the
+    returned table is then greedy_folds.csv's."""
     if combine not in ("probs", "logits"):
         raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
     zoo = open_zoo(zoo)
     check_model(zoo, start, "--start")
-    inputs = load_inputs(zoo, min_models=1)
+    inputs = load_inputs(zoo, min_models=1, calibration=calibration)
     start_index = inputs.index(start, "--start")
     fits = fit_temperatures(inputs)
-    temperatures = np.array([fits[name].temperature if name in fits else np.nan
-                             for name in inputs.names])
+    temperatures = temperature_array(inputs, fits)
     from zoolens.zoo.categories import pair_category
 
     cards = [zoo.card(name) for name in inputs.names]
@@ -908,19 +998,24 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
                            temperatures)
     pool_names, selection = _greedy(inputs, temperatures, models, pool, start,
                                     combine=combine, max_steps=max_steps,
-                                    memory_budget=memory_budget)
-    summary = provenance(zoo, command=command, seeds={})
+                                    memory_budget=memory_budget, folds=folds, seed=seed)
+    summary = provenance(zoo, command=command, seeds={"cross_fit": seed})
     summary.update({
         "start": start,
         "settings": {"pool": pool if pool is None or isinstance(pool, str) else list(pool),
-                     "pool_models": pool_names, "max_steps": max_steps, "combine": combine},
+                     "pool_models": pool_names, "max_steps": max_steps, "combine": combine,
+                     **_calibration_settings(inputs, folds)},
         "splits": {"calibration": len(inputs.cal), "evaluation": len(inputs.ev),
                    "all": int(zoo.num_examples)},
         "greedy": _greedy_summary(selection),
     })
-    summary.update(_model_notes(inputs, fits, _NO_GROUPS))
+    summary.update(_model_notes(inputs, fits, _NO_GROUPS, folds))
+    greedy_table, greedy_folds = _greedy_tables(selection)
     if out_dir is not None:
-        tables.write_results(out_dir, {"models": models, "greedy": selection.table}, summary,
+        written = {"models": models, "greedy": greedy_table}
+        if not inputs.calibrated:
+            written["greedy_folds"] = greedy_folds
+        tables.write_results(out_dir, written, summary,
                              parquet=parquet, cards=_cards_payload(inputs.names, cards))
     return selection.table, summary
 
@@ -933,7 +1028,25 @@ _NO_GROUPS = _NoGroups()
 
 
 def format_greedy(table: pd.DataFrame, summary: dict[str, Any]) -> str:
-    """The step table ``zoolens ensemble`` prints (kept steps marked with *)."""
+    """The step table ``zoolens ensemble`` prints (kept steps marked with *); for a
+    cross-fitted selection, each fold's kept members and held-out accuracy."""
+    greedy = summary["greedy"]
+    if greedy.get("cross_fitted"):
+        lines = [f"greedy selection from {summary['start']} "
+                 f"({len(summary['settings']['pool_models'])} candidates), cross-fitted in "
+                 f"{greedy['folds']} folds (no calibration split):",
+                 "  fold  select  held-out  kept members"]
+        for fold, steps in table.groupby("fold", sort=True):
+            kept = steps[steps["kept"]]
+            last = kept.iloc[-1]
+            lines.append(f"  {fold:4d}  {last.selection_acc:.3f}   {last.held_out_acc:.3f}"
+                         f"     {last.members}")
+        often = ", ".join(f"{m} ({c}/{greedy['folds']})"
+                          for m, c in greedy["member_folds"].items())
+        lines.append(f"held-out accuracy {greedy['evaluation_acc']:.3f} (fold spread "
+                     f"{greedy['fold_spread']:.3f}; {greedy['gain_over_start']:+.3f} over "
+                     f"{summary['start']} alone); chosen most often: {often}")
+        return "\n".join(lines)
     lines = [f"greedy selection from {summary['start']} "
              f"({len(summary['settings']['pool_models'])} candidates):",
              "  step  calib  eval   added"]
@@ -941,7 +1054,6 @@ def format_greedy(table: pd.DataFrame, summary: dict[str, Any]) -> str:
         mark = "*" if row.kept else " "
         lines.append(f"{mark} {row.step:4d}  {row.calibration_acc:.3f}  "
                      f"{row.evaluation_acc:.3f}  {row.added}")
-    greedy = summary["greedy"]
     lines.append(f"kept {greedy['steps_kept']} members: evaluation accuracy "
                  f"{greedy['evaluation_acc']:.3f} ({greedy['gain_over_start']:+.3f} over "
                  f"{summary['start']} alone)")

@@ -33,7 +33,7 @@ import pandas as pd
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import ensemble_inputs, greedy_forward_selection
 from zoolens.progress import info, track
-from zoolens.study.tables import GREEDY_COLUMNS
+from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
 
 
 @dataclass
@@ -186,3 +186,97 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
                          start_evaluation_acc=float(evaluation[0]), excluded=excluded,
                          staged=stage, evaluation_correct=result.evaluation_correct[kept - 1],
                          start_evaluation_correct=result.evaluation_correct[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-fitted selection (no calibration split)
+
+
+@dataclass
+class CrossFitOutcome:
+    """Greedy selection by k-fold cross-fitting: for each fold, members chosen on the other
+    k - 1 folds and scored on the held-out fold, so no reported accuracy is chosen and
+    scored on the same examples.
+
+    ``evaluation_acc`` is the held-out accuracy pooled over the folds (every example is
+    held out exactly once: the fold accuracies' mean weighted by fold size);
+    ``fold_evaluation_acc`` the per-fold values (their spread is the fold standard
+    deviation); ``member_folds`` how many folds kept each model (most often first).
+    """
+
+    table: pd.DataFrame  # greedy_folds.csv: every fold's step table
+    folds: int
+    members: list[str]  # distinct models kept in more than half of the folds
+    member_folds: dict[str, int]
+    calibration_acc: float  # mean over folds of the kept ensemble's selection accuracy
+    evaluation_acc: float
+    fold_evaluation_acc: list[float]
+    start_evaluation_acc: float
+    excluded: list[str]
+    staged: bool = False
+    evaluation_correct: np.ndarray | None = None  # (N_eval,) in evaluation order
+    start_evaluation_correct: np.ndarray | None = None
+
+    @property
+    def fold_spread(self) -> float:
+        """Standard deviation of the held-out accuracy over the folds (ddof 1)."""
+        acc = np.asarray(self.fold_evaluation_acc)
+        return float(acc.std(ddof=1)) if len(acc) > 1 else float("nan")
+
+
+def cross_fit_folds(num_examples: int, folds: int, seed: int) -> list[np.ndarray]:
+    """k held-out folds (sorted positions 0..n-1) of a seeded random permutation, sizes
+    differing by at most one (``np.array_split``)."""
+    if folds < 2:
+        raise ZoolensError(f"cross-fitted greedy needs at least 2 folds, got {folds}")
+    if num_examples < folds:
+        raise ZoolensError(f"cross-fitted greedy: {num_examples} examples cannot make "
+                           f"{folds} folds")
+    order = np.random.default_rng(seed).permutation(num_examples)
+    return [np.sort(part) for part in np.array_split(order, folds)]
+
+
+def run_crossfit(zoo, names: Sequence[str], has_scores: np.ndarray,
+                 temperatures: np.ndarray, start: str, pool: Sequence[str], *,
+                 ev: np.ndarray, labels: np.ndarray, combine: str, max_steps: int,
+                 memory_budget: int, folds: int = 5, seed: int = 0,
+                 scratch_dir: str | os.PathLike | None = None) -> CrossFitOutcome:
+    """Cross-fitted greedy selection over the examples ``ev`` (see CrossFitOutcome): fold f
+    of :func:`cross_fit_folds` is held out, :func:`run_selection` chooses on the rest."""
+    parts = cross_fit_folds(len(ev), folds, seed)
+    frames, fold_acc, selection_acc = [], [], []
+    kept_by_fold: list[list[str]] = []
+    correct = np.zeros(len(ev), dtype=bool)
+    start_correct = np.zeros(len(ev), dtype=bool)
+    excluded: list[str] = []
+    staged = False
+    for f, held in enumerate(parts):
+        train = np.setdiff1d(np.arange(len(ev)), held, assume_unique=True)
+        outcome = run_selection(zoo, names, has_scores, temperatures, start, pool,
+                                cal=ev[train], ev=ev[held], labels=labels, combine=combine,
+                                max_steps=max_steps, memory_budget=memory_budget,
+                                scratch_dir=scratch_dir)
+        frame = outcome.table.rename(columns={"calibration_acc": "selection_acc",
+                                              "evaluation_acc": "held_out_acc"})
+        frame.insert(0, "n_held_out", len(held))
+        frame.insert(0, "fold", f)
+        frames.append(frame)
+        fold_acc.append(outcome.evaluation_acc)
+        selection_acc.append(outcome.calibration_acc)
+        kept_by_fold.append(outcome.members)
+        correct[held] = outcome.evaluation_correct
+        start_correct[held] = outcome.start_evaluation_correct
+        excluded, staged = outcome.excluded, staged or outcome.staged
+    counts: dict[str, int] = {}
+    for members in kept_by_fold:
+        for name in dict.fromkeys(members):
+            counts[name] = counts.get(name, 0) + 1
+    order = {name: i for i, name in enumerate(names)}
+    member_folds = dict(sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]])))
+    return CrossFitOutcome(
+        table=pd.concat(frames, ignore_index=True)[GREEDY_FOLDS_COLUMNS], folds=folds,
+        members=[m for m, c in member_folds.items() if c > folds / 2],
+        member_folds=member_folds, calibration_acc=float(np.mean(selection_acc)),
+        evaluation_acc=float(correct.mean()), fold_evaluation_acc=[float(a) for a in fold_acc],
+        start_evaluation_acc=float(start_correct.mean()), excluded=excluded, staged=staged,
+        evaluation_correct=correct, start_evaluation_correct=start_correct)

@@ -50,6 +50,10 @@ SPECIALIZATION_COLUMNS = [
 ]
 GREEDY_COLUMNS = ["start", "step", "added", "members", "calibration_acc", "evaluation_acc",
                   "kept"]
+# Cross-fitted greedy (analysis without a calibration split): each fold's step table;
+# selection_acc on the other folds (chooses), held_out_acc on this fold (reported only).
+GREEDY_FOLDS_COLUMNS = ["fold", "n_held_out", "start", "step", "added", "members",
+                        "selection_acc", "held_out_acc", "kept"]
 THETA_COLUMNS = ["model_a", "model_b", "outcome", "bin_lo", "bin_hi", "count"]
 RELIABILITY_COLUMNS = ["model", "stage", "bin", "bin_lo", "bin_hi", "count",
                        "mean_confidence", "accuracy"]
@@ -60,6 +64,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "pairs": PAIRS_COLUMNS,
     "specialization": SPECIALIZATION_COLUMNS,
     "greedy": GREEDY_COLUMNS,
+    "greedy_folds": GREEDY_FOLDS_COLUMNS,
     "theta": THETA_COLUMNS,
     "reliability": RELIABILITY_COLUMNS,
     "interpolation": INTERPOLATION_COLUMNS,

@@ -54,6 +54,7 @@ declared as counts, ...) or, where storing would be wrong, a one-line ZoolensErr
 from __future__ import annotations
 
 import csv
+import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -67,7 +68,9 @@ from zoolens.zoo.store import ZooWarning, _looks_like_probs, _logsumexp_rows
 
 IMPORT_KINDS = ("logits", "probs", "log_probs", "counts", "decisions", "topk")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
-SUPPORTED_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth") + TABLE_SUFFIXES
+JSON_SUFFIXES = (".json",)
+SUPPORTED_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth") + TABLE_SUFFIXES \
+    + JSON_SUFFIXES
 TOPK_LAYOUTS = ("blocks", "pairs")
 
 _INDEX_NAME = re.compile(r"index|idx|class|label|pred|top", re.I)
@@ -187,6 +190,13 @@ def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
         raise ZoolensError(f"{path}: unknown top-k layout {topk_layout!r}; use blocks or pairs")
     cols = parse_columns(columns)
     suffix = _suffix(path)
+    if suffix in JSON_SUFFIXES:
+        if id_column is not None or label_column is not None:
+            raise ZoolensError(f"{path}: a JSON model file has no columns; key it by example "
+                               'id instead ({"id": decision or score row, ...}) and leave '
+                               "out --id-column/--label-column")
+        return _load_json_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
+                                  topk_layout=topk_layout)
     if suffix in TABLE_SUFFIXES:
         return _load_table_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
                                    label_column=label_column, label_offset=label_offset,
@@ -248,6 +258,12 @@ def read_ids(path: str | Path, id_column: str | int, *, header: bool | None = No
     pt file (str or int64; see the module docstring). Used to create a zoo with ids."""
     path = Path(path)
     suffix = _suffix(path)
+    if suffix in JSON_SUFFIXES:
+        ids = _json_entries(path)[1]
+        if ids is None:
+            raise ZoolensError(f"{path}: a JSON list has no example ids; key the entries by "
+                               'id ({"id": entry, ...})')
+        return ids
     if suffix in TABLE_SUFFIXES:
         table = _read_table(path, header)
         col = table.column_index(id_column, "--id-column")
@@ -357,13 +373,20 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     found[found] = file_ids[sorter[hit[found]]] == zoo_ids[found]
     if not found.all():
         missing = shown_zoo_ids[~found].tolist()
+        unmatched = np.setdiff1d(file_ids, zoo_ids)  # a suffix or padding mismatch shows here
         raise ZoolensError(f"{path}: {len(missing)} of the zoo's {len(zoo_ids)} example ids "
-                           f"are missing from the file (first: {', '.join(map(repr, missing[:3]))})")
+                           f"are missing from the file (zoo ids: {_few(missing)}; "
+                           f"unmatched ids in the file: {_few(unmatched.tolist())})")
     extra = np.setdiff1d(file_ids, zoo_ids).tolist()  # sorted
     if extra:
         raise ZoolensError(f"{path}: {len(extra)} ids in the file are not in the zoo (first: "
-                           f"{', '.join(map(repr, extra[:3]))})")
+                           f"{_few(extra)}; zoo ids look like {_few(shown_zoo_ids.tolist())})")
     return sorter[hit].astype(np.int64)
+
+
+def _few(values: list[Any], k: int = 3) -> str:
+    """The first ``k`` values, quoted, for a message."""
+    return ", ".join(map(repr, values[:k])) + (", ..." if len(values) > k else "") or "none"
 
 
 def _zoo_ids_as_integers(zoo_ids: np.ndarray, path: Path) -> np.ndarray:
@@ -529,6 +552,83 @@ def _cut(arr: np.ndarray, cols: slice | None, path: Path) -> np.ndarray:
         raise ZoolensError(f"{path}: --columns {cols.start}:{cols.stop} selects no columns "
                            f"(the file has {arr.shape[1]})")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON model files
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except UnicodeDecodeError:
+        raise ZoolensError(f"{path}: not a UTF-8 text (JSON) file") from None
+    except json.JSONDecodeError as exc:
+        raise ZoolensError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ZoolensError(f"{path}: JSON nested too deeply") from None
+
+
+def _json_entries(path: Path) -> tuple[list[Any], np.ndarray | None]:
+    """(entries, ids): a JSON list (no ids) or an object from example id to entry."""
+    data = _read_json(path)
+    if isinstance(data, dict):
+        ids: np.ndarray | None = np.asarray([str(k).strip() for k in data], dtype=str)
+        entries = list(data.values())
+    elif isinstance(data, list):
+        ids, entries = None, data
+    else:
+        raise ZoolensError(f"{path}: expected a JSON list (one entry per example) or an object "
+                           f"from example id to entry, got {type(data).__name__}")
+    if not entries:
+        raise ZoolensError(f"{path}: holds no examples")
+    return entries, ids
+
+
+def _load_json_outputs(path: Path, *, num_classes: int, kind: str | None,
+                       cols: slice | None, topk_layout: str) -> Loaded:
+    """A JSON model file: a list of class ids (decisions) or of score rows, or an object
+    from example id to either (the ids are then joined to the zoo's)."""
+    entries, ids = _json_entries(path)
+    is_row = [isinstance(v, list) for v in entries]
+    if all(is_row):
+        widths = np.asarray([len(v) for v in entries])
+        if (widths != widths[0]).any():
+            bad = int(np.argmax(widths != widths[0]))
+            raise ZoolensError(f"{path}: ragged score rows (entry {bad} has {widths[bad]} "
+                               f"values, entry 0 has {widths[0]})")
+        arr = np.asarray(entries)
+        if arr.dtype.kind not in "iuf":
+            raise ZoolensError(f"{path}: score rows must hold numbers only (found "
+                               f"{'true/false' if arr.dtype.kind == 'b' else 'text or null'})")
+        loaded = _resolve_kind(path, _cut(arr, cols, path), kind, num_classes, topk_layout,
+                               names=None)
+    elif any(is_row):
+        bad = is_row.index(not is_row[0])
+        raise ZoolensError(f"{path}: mixes score rows and single class ids (entry 0 and entry "
+                           f"{bad} differ)")
+    else:
+        if kind not in (None, "decisions"):
+            raise ZoolensError(f"{path}: the entries are single class ids (decisions), not "
+                               f"{kind} rows")
+        if cols is not None:
+            raise ZoolensError(f"{path}: --columns needs score rows; the entries are single "
+                               "class ids")
+        loaded = Loaded(path, "decisions", {"decisions": _json_class_ids(entries, path)})
+    loaded.ids = ids
+    return loaded
+
+
+def _json_class_ids(entries: list[Any], path: Path) -> np.ndarray:
+    """Integer class ids from JSON entries (numbers holding integers)."""
+    arr = np.asarray(entries)
+    if arr.dtype.kind in "iuf":
+        return _class_ids(arr, path, "decisions")
+    for i, value in enumerate(entries):  # the first bad entry, for the message
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ZoolensError(f"{path}: entry {i}: {json.dumps(value)[:40]} is not a class id")
+    raise ZoolensError(f"{path}: decisions must be integer class ids")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,316 @@
+"""Public prediction dumps (issue 14): JSON model files, analysis without a calibration
+split, cross-fitted greedy.
+
+The acceptance data: ../shared/data/cifar10.1-predictions/cifar10-test, the top-1 decisions
+of 30 published CIFAR-10 models (JSON lists), labels from ../shared/data/cifar10-probs; the
+published numbers are in ../shared/data/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import shared_path
+from zoolens.cli import app
+from zoolens.zoo.store import Zoo
+
+runner = CliRunner()
+
+# ../shared/data/README.md, cifar10.1-predictions (CIFAR-10 test set, all 10,000 examples)
+README_ACCURACY = {"resnet_basic_110": 0.9346, "shake_shake_26_2x64d_SSI_cutout16": 0.9711,
+                   "random_features_256k_aug": 0.8563, "vgg16_keras": 0.9359}
+README_EI = {("resnet_basic_110", "random_features_256k_aug"): 0.1323,
+             ("resnet_basic_110", "resnet_basic_56"): 0.0542}
+
+
+def zl(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def ok(*args):
+    result = zl(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def fails(*args, match: str) -> str:
+    result = zl(*args)
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert match.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+def kappa_from_definition(right_a: np.ndarray, right_b: np.ndarray) -> float:
+    """Geirhos et al. (2020) error consistency, written out: observed agreement of the two
+    correctness vectors against the agreement expected from the accuracies alone."""
+    p_a, p_b = right_a.mean(), right_b.mean()
+    observed = np.mean(right_a == right_b)
+    expected = p_a * p_b + (1 - p_a) * (1 - p_b)
+    return float((observed - expected) / (1 - expected))
+
+
+# ---------------------------------------------------------------------------------------------
+# the 30 CIFAR-10.1 models' decision JSON files
+
+
+@pytest.fixture(scope="module")
+def cifar101_zoo(tmp_path_factory):
+    folder = shared_path("cifar10.1-predictions", "cifar10-test")
+    labels = shared_path("cifar10-probs", "lenet-5-cifar-10.npz")
+    zoo = tmp_path_factory.mktemp("c101") / "cifar101.zoo"
+    files = sorted(folder.glob("*_predictions.json"))
+    assert len(files) == 30
+    for k, file in enumerate(files):
+        name = file.name.removesuffix("_predictions.json")
+        create = (["--create", "--labels", labels, "--labels-key", "ground_truth",
+                   "--calibration-fraction", "0"] if k == 0 else [])
+        ok("import", zoo, file, "--name", name, *create)
+    return zoo, files
+
+
+def test_cifar101_json_accuracies_match_the_readme(cifar101_zoo):
+    zoo, _ = cifar101_zoo
+    info = json.loads(ok("info", zoo, "--json").stdout)
+    assert info["calibration_examples"] == 0 and len(info["models"]) == 30
+    accuracy = {row["model"]: row["accuracy_all"] for row in info["models"]}
+    assert {row["kind"] for row in info["models"]} == {"decisions"}
+    for name, expected in README_ACCURACY.items():
+        assert round(accuracy[name], 4) == expected, name
+    table = ok("info", zoo).stdout
+    assert "0.9346" in table and "calibration split 0" in table
+
+
+def test_cifar101_analyze_on_all_examples(cifar101_zoo, tmp_path):
+    zoo, files = cifar101_zoo
+    out = tmp_path / "out"
+    result = ok("analyze", zoo, "--base", "resnet_basic_110", "--out", out, "--bootstrap", "20")
+    assert "no calibration split" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["splits"] == {"calibration": 0, "evaluation": 10000, "all": 10000}
+    assert summary["settings"]["calibration"] == "none"
+    assert any("no calibration split" in note for note in summary["notes"])
+    pairs = pd.read_csv(out / "pairs.csv")
+    truth = np.load(shared_path("cifar10-probs", "lenet-5-cifar-10.npz"))["ground_truth"]
+    right = {f.name.removesuffix("_predictions.json"):
+             np.asarray(json.loads(f.read_text())) == truth for f in files}
+    for (a, b), expected in README_EI.items():
+        row = pairs[((pairs.model_a == a) & (pairs.model_b == b))
+                    | ((pairs.model_a == b) & (pairs.model_b == a))].iloc[0]
+        assert round(row.error_inconsistency, 4) == expected
+        assert row.error_inconsistency == pytest.approx(np.mean(right[a] != right[b]), abs=0)
+        assert row.error_consistency == pytest.approx(kappa_from_definition(right[a], right[b]),
+                                                      abs=1e-12)
+    models = pd.read_csv(out / "models.csv")
+    assert (models.accuracy == models.accuracy_all).all()
+    assert (models.accuracy_eval_n == 10000).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON model files: the three shapes, and bad ones
+
+
+@pytest.fixture
+def small(tmp_path):
+    rng = np.random.default_rng(3)
+    n, c = 40, 4
+    labels = rng.integers(0, c, n)
+    ids = [f"img{i:03d}.png" for i in range(n)]
+    zoo = Zoo.create(tmp_path / "z", labels, num_classes=c, example_ids=ids,
+                     calibration_fraction=0.0)
+    return zoo, labels, ids, rng
+
+
+def test_json_list_of_class_ids_and_of_score_rows(small, tmp_path):
+    zoo, labels, _, rng = small
+    decisions = labels.copy()
+    decisions[:5] = (decisions[:5] + 1) % 4
+    (tmp_path / "d.json").write_text(json.dumps(decisions.tolist()))
+    ok("import", zoo.path, tmp_path / "d.json", "--name", "dec")
+    logits = rng.normal(size=(40, 4))
+    (tmp_path / "s.json").write_text(json.dumps(logits.tolist()))
+    ok("import", zoo.path, tmp_path / "s.json", "--name", "scores", "--kind", "logits")
+    z = Zoo.open(zoo.path)
+    assert z.kind("dec") == "decisions" and z.accuracy("dec") == pytest.approx(35 / 40)
+    np.testing.assert_array_equal(z.predictions("scores"), logits.argmax(axis=1))
+    np.testing.assert_allclose(z.scores("scores"), logits.astype(np.float32))
+
+
+def test_json_object_keyed_by_example_id_is_joined(small, tmp_path):
+    zoo, labels, ids, rng = small
+    order = rng.permutation(40)
+    keyed = {ids[i]: int(labels[i]) for i in order}  # shuffled against the zoo
+    (tmp_path / "k.json").write_text(json.dumps(keyed))
+    ok("import", zoo.path, tmp_path / "k.json", "--name", "keyed")
+    rows = rng.random((40, 4))
+    rows /= rows.sum(axis=1, keepdims=True)
+    (tmp_path / "p.json").write_text(json.dumps({ids[i]: rows[i].tolist() for i in order}))
+    ok("import", zoo.path, tmp_path / "p.json", "--name", "probs", "--kind", "probs")
+    z = Zoo.open(zoo.path)
+    assert z.accuracy("keyed") == 1.0
+    np.testing.assert_array_equal(z.predictions("probs"), rows.argmax(axis=1))
+
+
+@pytest.mark.parametrize("content, match", [
+    ("[1, 2", "not valid JSON"),
+    ('"hello"', "expected a JSON list"),
+    ("[]", "holds no examples"),
+    ("[[0.1, 0.9], [0.2]]", "ragged score rows"),
+    ("[[0.5, 0.5], 1]", "mixes score rows"),
+    ("[0, 1, {\"a\": 1}]", "entry 2"),
+    ("[0.5, 1]", "integer class ids"),
+])
+def test_bad_json_model_files(small, tmp_path, content, match):
+    zoo, *_ = small
+    file = tmp_path / "bad.json"
+    file.write_text(content)
+    before = zoo.manifest
+    fails("import", zoo.path, file, "--name", "bad", match=match)
+    assert Zoo.open(zoo.path).manifest == before
+
+
+def test_json_with_missing_ids_shows_both_sides(small, tmp_path):
+    zoo, labels, ids, _ = small
+    keyed = {f"{i}.JPEG": int(labels[k]) for k, i in enumerate(ids)}
+    (tmp_path / "k.json").write_text(json.dumps(keyed))
+    line = fails("import", zoo.path, tmp_path / "k.json", "--name", "m", match="missing")
+    assert "img000.png" in line and "img000.png.JPEG" in line
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis without a calibration split, and cross-fitted greedy
+
+
+def _scored_zoo(path: Path, *, n=600, c=5, good=3, noise=15, fraction=0.0, seed=0):
+    """A zoo where in-sample greedy overfits: a few informative models and many models of
+    pure noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, n)
+    zoo = Zoo.create(path, labels, num_classes=c, calibration_fraction=fraction, seed=1)
+    onehot = np.eye(c)[labels]
+    for k in range(good):
+        zoo.add(f"good{k}", logits=1.2 * onehot + rng.normal(size=(n, c)),
+                card={"arch": f"net{k}"})
+    for k in range(noise):
+        zoo.add(f"noise{k}", logits=rng.normal(size=(n, c)), card={"arch": "noise"})
+    return zoo
+
+
+def test_no_calibration_fixes_temperatures_and_measures_all_examples(tmp_path):
+    from zoolens.study.analyze import analyze
+
+    zoo = _scored_zoo(tmp_path / "z", good=2, noise=2, fraction=0.3)
+    result = analyze(zoo, "good0", n_bootstrap=0, calibration=False,
+                     interpolation_pairs=[("good0", "good1")])
+    assert (result.models.temperature == 1.0).all()
+    assert (result.models.accuracy == result.models.accuracy_all).all()
+    assert (result.models.accuracy_eval_n == zoo.num_examples).all()
+    assert set(result.interpolation["mode"]) == {"weight"}
+    assert result.summary["splits"]["calibration"] == 0
+    assert result.summary["settings"]["calibration"] == "none"
+    assert result.summary["temperature_fits"] == {}
+    assert len(result.greedy) == 0 and set(result.greedy_folds.fold) == set(range(5))
+    # with the split, the same zoo is calibrated as before
+    calibrated = analyze(zoo, "good0", n_bootstrap=0)
+    assert calibrated.summary["settings"]["calibration"] == "split"
+    assert (calibrated.models.temperature != 1.0).all()
+    assert len(calibrated.greedy) > 0 and len(calibrated.greedy_folds) == 0
+
+
+def _naive_greedy(x: np.ndarray, labels: np.ndarray, start: int, pool: list[int],
+                  steps: int, choose: np.ndarray, score: np.ndarray):
+    """Caruana's greedy forward selection written out as plain loops: add, with replacement,
+    the pool model whose addition is right most often on ``choose``; ties to the model chosen
+    most often so far, then the lowest index; keep the best prefix (earliest on ties)."""
+    total = x[start][choose].astype(np.float64)
+    members, times = [start], {start: 1}
+    accs = [np.mean(total.argmax(axis=1) == labels[choose])]
+    for _ in range(steps):
+        best = None
+        for k in pool:
+            acc = np.sum((total + x[k][choose]).argmax(axis=1) == labels[choose])
+            key = (acc, times.get(k, 0), -k)
+            if best is None or key > best[0]:
+                best = (key, k)
+        k = best[1]
+        total = total + x[k][choose]
+        members.append(k)
+        times[k] = times.get(k, 0) + 1
+        accs.append(np.mean(total.argmax(axis=1) == labels[choose]))
+    kept = int(np.argmax(accs)) + 1
+    held = sum(x[m][score].astype(np.float64) for m in members[:kept])
+    return members[:kept], float(accs[kept - 1]), float(np.mean(held.argmax(axis=1)
+                                                                == labels[score]))
+
+
+def test_crossfit_greedy_against_a_loop_over_folds(tmp_path):
+    from zoolens.measure.ensemble import ensemble_inputs
+    from zoolens.study.analyze import run_greedy
+
+    zoo = _scored_zoo(tmp_path / "z")
+    steps = 6
+    table, summary = run_greedy(zoo, "good0", tmp_path / "out", max_steps=steps, seed=4)
+    greedy = summary["greedy"]
+    assert greedy["cross_fitted"] and greedy["folds"] == 5
+    names = zoo.models
+    x = np.stack([ensemble_inputs(zoo.scores(m), 1.0, "probs") for m in names])
+    labels = zoo.labels
+    order = np.random.default_rng(4).permutation(zoo.num_examples)
+    parts = np.array_split(order, 5)
+    held_right = 0
+    counts: dict[str, int] = {}
+    for f, part in enumerate(parts):
+        held = np.sort(part)
+        train = np.setdiff1d(np.arange(zoo.num_examples), held)
+        members, sel_acc, held_acc = _naive_greedy(x, labels, 0, list(range(len(names))),
+                                                   steps, train, held)
+        fold = table[table.fold == f]
+        kept = fold[fold.kept].iloc[-1]
+        assert kept.members == ";".join(names[m] for m in members)
+        assert kept.selection_acc == pytest.approx(sel_acc, abs=1e-12)
+        assert kept.held_out_acc == pytest.approx(held_acc, abs=1e-12)
+        assert greedy["fold_evaluation_acc"][f] == pytest.approx(held_acc, abs=1e-12)
+        held_right += round(held_acc * len(held))
+        for m in dict.fromkeys(members):
+            counts[names[m]] = counts.get(names[m], 0) + 1
+    assert greedy["evaluation_acc"] == pytest.approx(held_right / zoo.num_examples, abs=1e-12)
+    assert greedy["member_folds"] == dict(sorted(counts.items(),
+                                                 key=lambda kv: (-kv[1], names.index(kv[0]))))
+    # in-sample: chosen and scored on all examples; the cross-fitted number is never above
+    members, in_sample, _ = _naive_greedy(x, labels, 0, list(range(len(names))), steps,
+                                          np.arange(zoo.num_examples),
+                                          np.arange(zoo.num_examples))
+    assert greedy["evaluation_acc"] <= in_sample
+    assert greedy["calibration_acc"] <= in_sample + 0.02  # choosing on 4/5 of the same data
+    # stable members: the informative models are kept in every fold
+    assert {m for m, c in greedy["member_folds"].items() if c == 5} >= {"good0", "good1",
+                                                                         "good2"}
+    assert set(greedy["members"]) == {"good0", "good1", "good2"}
+    written = pd.read_csv(tmp_path / "out" / "greedy_folds.csv")
+    assert len(written) == 5 * (steps + 1) and list(written.columns)[:2] == ["fold",
+                                                                            "n_held_out"]
+
+
+def test_cli_no_calibration_and_folds(tmp_path):
+    zoo = _scored_zoo(tmp_path / "z", good=2, noise=3, fraction=0.3)
+    result = ok("ensemble", zoo.path, "--start", "good0", "--no-calibration", "--folds", "3",
+                "--max-steps", "3")
+    assert "cross-fitted in 3 folds" in result.stdout and "chosen most often" in result.stdout
+    out = tmp_path / "a"
+    result = ok("analyze", zoo.path, "--base", "good0", "--out", out, "--no-calibration",
+                "--bootstrap", "10", "--max-steps", "3")
+    assert "no calibration split" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["splits"]["evaluation"] == zoo.num_examples
+    assert summary["headline"]["greedy"]["cross_fitted"]
+    assert pd.read_csv(out / "models.csv").temperature.eq(1.0).all()
+    bad = zl("analyze", zoo.path, "--base", "good0", "--out", out, "--folds", "1")
+    assert bad.exit_code != 0 and "--folds" in bad.output
