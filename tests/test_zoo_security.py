@@ -190,3 +190,71 @@ def test_sweep_keeps_files_the_zoo_did_not_write(tmp_path: Path) -> None:
     assert all(p.read_bytes() == b"user data" for p in keep)
     assert link.is_symlink() and target.exists()
     assert not orphan.exists() and not stale.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# item 2: values beyond float32's range
+
+
+@pytest.mark.parametrize("kind, flag", [("logits", None), ("logits", "--float16"),
+                                        (None, None)])
+def test_values_beyond_float32_range_are_refused_not_stored_as_inf(tmp_path: Path, kind,
+                                                                   flag) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    huge = tmp_path / "huge.npy"
+    np.save(huge, np.random.default_rng(2).normal(size=(60, 4)) * 1e300)
+    before = snapshot(zoo_dir)
+    args = ["import", zoo_dir, huge, "--name", "huge"]
+    args += ["--kind", kind] if kind else []
+    args += [flag] if flag else []
+    fails(*args, match="beyond float16's range" if flag else "beyond float32's range")
+    assert snapshot(zoo_dir) == before
+
+
+def test_embeddings_beyond_float32_range_are_refused(tmp_path: Path) -> None:
+    zoo = make_zoo(tmp_path / "zoo", models=1)
+    with pytest.raises(ZoolensError, match="embeddings reach .* beyond float32's range"):
+        zoo.add("e", logits=np.zeros((60, 4)), embeddings=np.full((60, 3), 1e39))
+    zoo.add("ok", logits=np.full((60, 4), 3e38))  # within range: stored exactly as float32
+    assert np.isfinite(zoo.scores("ok")).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# item 8: nearly-probabilities detected as logits warn
+
+
+def test_rows_that_are_nearly_probabilities_warn_when_read_as_logits(tmp_path: Path) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir, models=1)
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(4), size=60) * 1.3
+    probs[0, 0] = -0.02
+    file = tmp_path / "near.npy"
+    np.save(file, probs)
+    result = runner.invoke(app, ["import", str(zoo_dir), str(file), "--name", "near"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    warns = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warns) == 1 and "almost probabilities" in warns[0], result.stderr
+    assert "row sums" in warns[0] and "-0.02" in warns[0]
+    # genuine logits (even small ones) and exact probabilities do not warn
+    for arr in (rng.normal(scale=0.1, size=(60, 4)), rng.dirichlet(np.ones(4), size=60)):
+        np.save(file, arr)
+        result = runner.invoke(app, ["import", str(zoo_dir), str(file), "--name",
+                                     f"x{arr.min():.3f}"], catch_exceptions=False)
+        assert result.exit_code == 0 and "warning" not in result.stderr, result.stderr
+
+
+def test_reimporting_identical_data_gives_identical_bytes(tmp_path: Path) -> None:
+    """Item 8: the same outputs under the same name make the same file (name and bytes)."""
+    file = tmp_path / "m.npz"
+    rng = np.random.default_rng(4)
+    np.savez(file, logits=rng.normal(size=(60, 4)), embeddings=rng.normal(size=(60, 5)))
+    infos = []
+    for i in range(4):
+        zoo_dir = tmp_path / f"zoo{i}"
+        make_zoo(zoo_dir, models=0)
+        ok("import", zoo_dir, file, "--name", "same", "--key", "logits")
+        infos.append(Zoo.open(zoo_dir).model_info("same"))
+    assert len({(i["file"], i["sha256"]) for i in infos}) == 1

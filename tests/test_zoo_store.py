@@ -407,7 +407,7 @@ def test_any_name_gives_a_safe_file_name(name):
 def test_topk_distribution_property(c, k, seed):
     """The reconstructed distribution sums to 1, keeps the listed probabilities, and spreads
     the rest evenly (float64 reference)."""
-    from zoolens.zoo.store import _topk_to_log_probs
+    from zoolens.zoo.outputs import topk_to_log_probs as _topk_to_log_probs
 
     k = min(k, c)
     rng = np.random.default_rng(seed)

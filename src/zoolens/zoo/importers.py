@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZoolensError
-from zoolens.zoo.store import ZooWarning, _looks_like_probs, _logsumexp_rows
+from zoolens.zoo.outputs import ZooWarning, detect_kind, nearly_probs
 
 IMPORT_KINDS = ("logits", "probs", "log_probs", "counts", "decisions", "topk")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -103,26 +103,6 @@ def parse_columns(spec: str | slice | None) -> slice | None:
         raise ZoolensError(f"--columns {spec!r}: expected A:B (0-based, B excluded), e.g. 11:21")
     a, b = (int(x) if x else None for x in match.groups())
     return slice(a, b)
-
-
-def detect_kind(arr: np.ndarray, num_classes: int | None = None) -> str:
-    """What an array looks like: decisions (1-D or one column of integers), probs (values in
-    [0, 1], rows sum to 1), counts (non-negative integers, rows sum > 1), log_probs (values
-    <= 0 whose exp sums to 1 per row), else logits."""
-    arr = np.asarray(arr)
-    if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1 and num_classes != 1):
-        return "decisions"
-    if arr.ndim != 2 or arr.size == 0 or not np.isfinite(arr).all():
-        return "logits"
-    if _looks_like_probs(arr):
-        return "probs"
-    if arr.min() >= 0 and (arr == np.round(arr)).all() and (arr.sum(axis=1) > 1).any():
-        return "counts"
-    if arr.max() <= 1e-4:
-        with np.errstate(over="ignore", under="ignore"):
-            if np.abs(np.expm1(_logsumexp_rows(arr))).max() < 1e-3:
-                return "log_probs"
-    return "logits"
 
 
 def read_labels(path: str | Path, *, key: str | None = None, column: str | int | None = None,
@@ -774,6 +754,12 @@ def _resolve_kind(path: Path, arr: np.ndarray, kind: str | None, num_classes: in
     detected = detect_kind(arr, num_classes)
     if kind is None:
         kind = detected
+        near = nearly_probs(arr) if detected == "logits" else None
+        if near is not None:
+            warnings.warn(f"{path}: read as logits, but the rows are almost probabilities "
+                          f"(values {near[0]:.4g} .. {near[1]:.4g}, row sums {near[2]:.4g} .. "
+                          f"{near[3]:.4g}); if they are probabilities, --kind probs names the "
+                          "bad row; --kind logits silences this", ZooWarning, stacklevel=3)
     elif kind == "decisions" and arr.ndim == 2 and arr.shape[1] != 1:
         raise ZoolensError(f"{path}: decisions need one column of class ids, got "
                            f"{arr.shape[1]} columns (use --columns A:B)")

@@ -29,9 +29,10 @@ Guarantees
   rewritten last. A crash at any point leaves the previous zoo readable and unchanged.
 * A lock file (``.zoo.lock``) serialises writers; each writer re-reads the manifest under the
   lock, so two processes adding different models both land.
-* Arrays are read lazily through a memory map of the safetensors data (the format is an
-  8-byte header length, a JSON header, then raw little-endian arrays), so reading rows
-  ``a:b`` touches only those rows and a zoo larger than RAM works.
+* Arrays are read lazily through a memory map of the safetensors data (``tensorfile``: the
+  header's offsets are checked to be ordered, disjoint and inside the file), so reading
+  rows ``a:b`` touches only those rows and a zoo larger than RAM works. Identical data
+  gives identical file bytes (and so the same file name).
 * The sha256 of every file is recorded. Opening never hashes; a read re-hashes a file only if
   its size or mtime differs from the manifest's; ``verify()`` hashes everything. A mismatch
   raises ``ZooCorruptedError`` naming the file and the model.
@@ -45,13 +46,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import stat
-import struct
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +61,13 @@ from zoolens.zoo._atomic import (TEMP_PREFIX, atomic_path, atomic_write_bytes, f
                                  fsync_file, temp_path_for)
 from zoolens.zoo._slug import is_written_model_file_name, model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
+from zoolens.zoo.outputs import (DTYPES, KINDS, LOG_PROB_FLOOR, PROB_FLOOR, ZooWarning,
+                                 check_class_range, is_integral, prepare_float,
+                                 prepare_outputs, row_chunks, to_array, topk_to_log_probs)
+from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
+
+__all__ = ["Zoo", "ZooWarning", "KINDS", "DTYPES", "PROB_FLOOR", "LOG_PROB_FLOOR", "MANIFEST",
+           "MODELS_DIR", "LABELS_FILE", "IDS_FILE", "ATTRIBUTES_FILE", "LOCK_FILE"]
 
 FORMAT_VERSION = 1
 MANIFEST = "zoo.json"
@@ -73,39 +78,9 @@ MODELS_DIR = "models"
 LOCK_FILE = ".zoo.lock"
 LOCK_TIMEOUT_S = 600.0
 
-PROB_FLOOR = 1e-12
-LOG_PROB_FLOOR = math.log(PROB_FLOOR)
-KINDS = ("logits", "log_probs", "decisions", "topk")
-DTYPES = ("float32", "float16")
-FLOAT16_MAX = 65504.0
-
-# Rows per chunk when a whole model is scanned (predictions, validation): bounded memory.
-_CHUNK_ELEMENTS = 1 << 20
-
-_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
-              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
-              "BOOL": np.bool_}
-
-
-class ZooWarning(UserWarning):
-    """Suspicious but accepted input (e.g. probabilities declared as logits)."""
-
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
-
-
-def _to_numpy(array: Any, what: str) -> np.ndarray:
-    if hasattr(array, "detach"):  # a torch tensor, without importing torch
-        array = array.detach().cpu().numpy()
-    try:
-        arr = np.asarray(array)
-    except Exception as exc:  # ragged lists and the like
-        raise ZoolensError(f"{what}: cannot be read as an array ({exc})") from None
-    if arr.dtype == object or arr.dtype.kind in "USV":
-        raise ZoolensError(f"{what}: expected numbers, got an array of {arr.dtype} "
-                           "(ragged rows or text?)")
-    return arr
 
 
 def _sha256_file(path: Path) -> str:
@@ -116,113 +91,8 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _row_chunks(n_rows: int, n_cols: int) -> Iterator[slice]:
-    step = max(1, _CHUNK_ELEMENTS // max(1, n_cols))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(n_rows, start + step))
-
-
-def _all_finite(arr: np.ndarray) -> bool:
-    if arr.dtype.kind not in "fc":
-        return True
-    return all(bool(np.isfinite(arr[s]).all()) for s in _row_chunks(arr.shape[0],
-                                                                    int(np.prod(arr.shape[1:]))))
-
-
-def _is_integral(arr: np.ndarray) -> bool:
-    if arr.dtype.kind in "iub":
-        return True
-    if arr.dtype.kind == "f":
-        return bool(np.isfinite(arr).all() and (arr == np.round(arr)).all())
-    return False
-
-
-def _sum_tolerance(num_classes: int, dtype: np.dtype) -> float:
-    """How far a row of probabilities may sum from 1: 1e-3, wider for low-precision input."""
-    eps = float(np.finfo(dtype).eps) if np.dtype(dtype).kind == "f" else 0.0
-    return max(1e-3, 4.0 * math.sqrt(num_classes) * eps)
-
-
-def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64, copy=False)
-    m = x.max(axis=1, keepdims=True)
-    return (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))[:, 0]
-
-
-def _looks_like_probs(arr: np.ndarray) -> bool:
-    """All values in [0, 1] and every row sums to 1 within tolerance."""
-    if arr.ndim != 2 or arr.size == 0:
-        return False
-    tol = _sum_tolerance(arr.shape[1], arr.dtype)
-    for s in _row_chunks(arr.shape[0], arr.shape[1]):
-        block = arr[s]
-        if block.min() < -1e-6 or block.max() > 1 + 1e-6:
-            return False
-        if np.abs(block.astype(np.float64).sum(axis=1) - 1.0).max() > tol:
-            return False
-    return True
-
-
-def _probs_to_log(probs: np.ndarray) -> np.ndarray:
-    out = np.empty(probs.shape, dtype=np.float32)
-    for s in _row_chunks(probs.shape[0], probs.shape[1]):
-        # float64 log, then round once: log p near p = 1 loses digits if p is rounded first
-        out[s] = np.log(np.maximum(probs[s].astype(np.float64), PROB_FLOOR))
-    return out
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------
-# safetensors, read lazily through a memory map
-
-
-def _read_safetensors_header(path: Path, model: str) -> tuple[int, dict[str, Any]]:
-    """(data_start, header) of a safetensors file; ZooCorruptedError on anything malformed."""
-    where = f"model {model!r}: file {path}"
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            raw_len = fh.read(8)
-            if len(raw_len) < 8:
-                raise ZooCorruptedError(f"{where} is truncated (no safetensors header)")
-            (n,) = struct.unpack("<Q", raw_len)
-            if n > min(size - 8, 100 << 20):
-                raise ZooCorruptedError(f"{where} is truncated or not a safetensors file "
-                                        "(header length past the end)")
-            header = json.loads(fh.read(n).decode("utf-8"))
-    except FileNotFoundError:
-        raise ZooCorruptedError(f"{where} is missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ZooCorruptedError(f"{where} is corrupted (unreadable safetensors header)") from None
-    if not isinstance(header, dict):
-        raise ZooCorruptedError(f"{where} is corrupted (bad safetensors header)")
-    data_start = 8 + n
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            dtype = np.dtype(_ST_DTYPES[info["dtype"]])
-            begin, end = (int(v) for v in info["data_offsets"])
-            count = int(np.prod(info["shape"], dtype=np.int64))
-        except (KeyError, TypeError, ValueError):
-            raise ZooCorruptedError(f"{where} is corrupted (bad entry {key!r} in the "
-                                    "safetensors header)") from None
-        if end - begin != count * dtype.itemsize or data_start + end > size:
-            raise ZooCorruptedError(f"{where} is truncated or corrupted (tensor {key!r} "
-                                    "does not fit in the file)")
-    return data_start, header
-
-
-def _memmap_tensor(path: Path, data_start: int, info: Mapping[str, Any]) -> np.ndarray:
-    dtype = np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<")
-    shape = tuple(int(v) for v in info["shape"])
-    begin = int(info["data_offsets"][0])
-    if int(np.prod(shape, dtype=np.int64)) == 0:
-        return np.empty(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,10 +413,13 @@ class Zoo:
             raise ZoolensError(f"{where}: give exactly one of logits, probs, log_probs, counts, "
                                f"decisions or topk_indices+topk_values (got {what})")
         (given_kind, value), = given.items()
-        tensors, kind = self._prepare_outputs(given_kind, value, dtype, where)
+        tensors, kind = prepare_outputs(given_kind, value, num_examples=self.num_examples,
+                                        num_classes=self.num_classes, dtype=dtype,
+                                        where=where)
         if embeddings is not None:
-            tensors["embeddings"] = self._prepare_float(embeddings, dtype, where, "embeddings",
-                                                        cols=None)
+            tensors["embeddings"] = prepare_float(embeddings, num_examples=self.num_examples,
+                                                   dtype=dtype, where=where, what="embeddings",
+                                                   cols=None)
         card_obj = to_card(card, name)
 
         n, c = self.num_examples, self.num_classes
@@ -597,7 +470,7 @@ class Zoo:
         if kind == "topk":
             values = np.asarray(self._tensor(name, "topk_values")[index], dtype=np.float32)
             indices = np.asarray(self._tensor(name, "topk_indices")[index], dtype=np.int64)
-            return _topk_to_log_probs(values, indices, self.num_classes)
+            return topk_to_log_probs(values, indices, self.num_classes)
         # np.array copies: callers get a plain, writable array, never a view of the file
         return np.array(self._tensor(name, kind)[index], dtype=np.float32)
 
@@ -613,7 +486,7 @@ class Zoo:
             pred = np.asarray(self._tensor(name, "decisions"), dtype=np.int64).copy()
         else:
             pred = np.empty(self.num_examples, dtype=np.int64)
-            for s in _row_chunks(self.num_examples, self.num_classes):
+            for s in row_chunks(self.num_examples, self.num_classes):
                 if kind == "topk":
                     block = self.scores(name, s)
                 else:  # argmax of the stored values: no float32 copy needed
@@ -759,17 +632,17 @@ class Zoo:
         st = self._check_file(file, entry, name)
         cached = self._headers.get(entry["file"])
         if cached is None or cached[0] != (st.st_size, st.st_mtime_ns):
-            data_start, header = _read_safetensors_header(file, name)
+            data_start, header = read_header(file, name)
             cached = ((st.st_size, st.st_mtime_ns), data_start, header)
             self._headers[entry["file"]] = cached
         _, data_start, header = cached
         if tensor not in header:
             raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
-        return _memmap_tensor(file, data_start, header[tensor])
+        return memmap_tensor(file, data_start, header[tensor])
 
     def _check_tensors(self, name: str, file: Path) -> None:
         entry = self._entry(name)
-        _, header = _read_safetensors_header(file, name)
+        _, header = read_header(file, name)
         for tensor in entry["kinds"]:
             if tensor not in header:
                 raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
@@ -800,149 +673,8 @@ class Zoo:
             raise ZoolensError(f"model {name!r}: row index out of range [0, {n})")
         return idx
 
-    def _prepare_outputs(self, kind: str, value: Any, dtype: str,
-                         where: str) -> tuple[dict[str, np.ndarray], str]:
-        c = self.num_classes
-        if kind == "decisions":
-            arr = _to_numpy(value, f"{where}: decisions")
-            if arr.ndim == 2 and arr.shape[1] == 1:
-                arr = arr[:, 0]
-            self._check_rows(arr, where, "decisions", ndim=1)
-            if not _is_integral(arr):
-                raise ZoolensError(f"{where}: decisions must be integer class ids")
-            arr = arr.astype(np.int64)
-            _check_class_range(arr, c, where, "decisions")
-            return {"decisions": np.ascontiguousarray(arr)}, "decisions"
-        if kind == "topk":
-            return self._prepare_topk(value[0], value[1], dtype, where), "topk"
-        arr = _to_numpy(value, f"{where}: {kind}")
-        self._check_rows(arr, where, kind, ndim=2)
-        if arr.shape[1] != c:
-            raise ZoolensError(f"{where}: {kind} have {arr.shape[1]} classes (columns), the zoo "
-                               f"has {c}")
-        if arr.dtype.kind not in "fiub":
-            raise ZoolensError(f"{where}: {kind} must be numbers, got {arr.dtype}")
-        if kind == "log_probs":
-            arr = np.array(arr, dtype=np.float32)
-            if np.isnan(arr).any() or np.isposinf(arr).any():
-                raise ZoolensError(f"{where}: log_probs contain NaN or +inf")
-            np.maximum(arr, np.float32(LOG_PROB_FLOOR), out=arr)
-            lse = _logsumexp_rows(arr)
-            tol = _sum_tolerance(c, np.asarray(value).dtype if hasattr(value, "dtype")
-                                 else np.float32)
-            if arr.max() > tol or np.abs(np.expm1(lse)).max() > tol:
-                bad = int(np.argmax(np.abs(lse)))
-                raise ZoolensError(f"{where}: log_probs are not log-probabilities (row {bad}: "
-                                   f"exp sums to {math.exp(lse[bad]):.6g}); declare logits?")
-            return {"log_probs": _cast(arr, dtype, where, "log_probs")}, "log_probs"
-        if not _all_finite(arr):
-            raise ZoolensError(f"{where}: {kind} contain NaN or inf values")
-        if kind == "logits":
-            if _looks_like_probs(arr):
-                warnings.warn(f"{where}: declared logits, but every row is non-negative and "
-                              "sums to 1: these look like probabilities (use probs / --kind "
-                              "probs)", ZooWarning, stacklevel=3)
-            return {"logits": _cast(arr, dtype, where, "logits")}, "logits"
-        if kind == "counts":
-            if arr.min() < 0:
-                raise ZoolensError(f"{where}: counts must be non-negative (min {arr.min()})")
-            sums = arr.astype(np.float64).sum(axis=1)
-            if (sums <= 0).any():
-                raise ZoolensError(f"{where}: counts row {int(np.argmax(sums <= 0))} is all "
-                                   "zero (no votes)")
-            probs = arr / sums[:, None]
-            return {"log_probs": _cast(_probs_to_log(probs), dtype, where, "counts")}, \
-                "log_probs"
-        # probs
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < -1e-6 or hi > 1 + 1e-6:
-            raise ZoolensError(f"{where}: probs must lie in [0, 1] (found {lo:.6g} .. {hi:.6g});"
-                               " are these logits or counts?")
-        tol = _sum_tolerance(c, arr.dtype)
-        for s in _row_chunks(arr.shape[0], c):
-            dev = np.abs(arr[s].astype(np.float64).sum(axis=1) - 1.0)
-            if dev.max() > tol:
-                bad = s.start + int(np.argmax(dev))
-                raise ZoolensError(f"{where}: probs rows must sum to 1 (row {bad} sums to "
-                                   f"{float(arr[bad].astype(np.float64).sum()):.6g}); are "
-                                   "these counts (--kind counts) or a column range that "
-                                   "includes other columns?")
-        return {"log_probs": _cast(_probs_to_log(arr), dtype, where, "probs")}, "log_probs"
-
-    def _prepare_topk(self, indices: Any, values: Any, dtype: str,
-                      where: str) -> dict[str, np.ndarray]:
-        c = self.num_classes
-        if indices is None or values is None:
-            raise ZoolensError(f"{where}: top-k needs both topk_indices and topk_values")
-        idx = _to_numpy(indices, f"{where}: topk_indices")
-        val = _to_numpy(values, f"{where}: topk_values")
-        if idx.ndim == 1:
-            idx = idx[:, None]
-        if val.ndim == 1:
-            val = val[:, None]
-        self._check_rows(idx, where, "topk_indices", ndim=2)
-        self._check_rows(val, where, "topk_values", ndim=2)
-        if idx.shape != val.shape:
-            raise ZoolensError(f"{where}: topk_indices {idx.shape} and topk_values {val.shape} "
-                               "differ in shape")
-        k = idx.shape[1]
-        if k > c:
-            raise ZoolensError(f"{where}: top-{k} but the zoo has only {c} classes")
-        if not _is_integral(idx):
-            raise ZoolensError(f"{where}: topk_indices must be integer class ids")
-        idx = idx.astype(np.int64)
-        _check_class_range(idx, c, where, "topk_indices")
-        if k > 1:
-            srt = np.sort(idx, axis=1)
-            dup = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
-            if dup.any():
-                raise ZoolensError(f"{where}: topk_indices row {int(np.argmax(dup))} lists a "
-                                   "class twice")
-        if not _all_finite(val):
-            raise ZoolensError(f"{where}: topk_values contain NaN or inf values")
-        if val.min() < -1e-6 or val.max() > 1 + 1e-6:
-            raise ZoolensError(f"{where}: topk_values must be probabilities in [0, 1] "
-                               f"(found {float(val.min()):.6g} .. {float(val.max()):.6g})")
-        sums = val.astype(np.float64).sum(axis=1)
-        tol = _sum_tolerance(c, val.dtype)
-        if sums.max() > 1 + tol:
-            raise ZoolensError(f"{where}: topk_values row {int(np.argmax(sums))} sums to "
-                               f"{sums.max():.6g} > 1")
-        if k < c:
-            spread = np.clip(1.0 - sums, 0.0, None) / (c - k)
-            if (val.astype(np.float64).max(axis=1) < spread - 1e-9).any():
-                warnings.warn(f"{where}: in some rows every listed probability is below the "
-                              "mass left for each unlisted class: is this really a top-k "
-                              "list?", ZooWarning, stacklevel=4)
-        val = np.clip(val.astype(np.float32), 0.0, 1.0)
-        return {"topk_indices": np.ascontiguousarray(idx),
-                "topk_values": _cast(val, dtype, where, "topk_values")}
-
-    def _prepare_float(self, value: Any, dtype: str, where: str, what: str,
-                       cols: int | None) -> np.ndarray:
-        arr = _to_numpy(value, f"{where}: {what}")
-        self._check_rows(arr, where, what, ndim=2)
-        if cols is not None and arr.shape[1] != cols:
-            raise ZoolensError(f"{where}: {what} have {arr.shape[1]} columns, expected {cols}")
-        if not _all_finite(arr):
-            raise ZoolensError(f"{where}: {what} contain NaN or inf values")
-        return _cast(arr, dtype, where, what)
-
-    def _check_rows(self, arr: np.ndarray, where: str, what: str, ndim: int) -> None:
-        if arr.size == 0:
-            raise ZoolensError(f"{where}: {what} is empty (shape {arr.shape})")
-        if arr.ndim != ndim:
-            expect = "(N,)" if ndim == 1 else "(N, columns)"
-            raise ZoolensError(f"{where}: {what} must be {ndim}-D {expect}, got shape "
-                               f"{arr.shape}")
-        if arr.shape[0] != self.num_examples:
-            raise ZoolensError(f"{where}: {what} have {arr.shape[0]} rows, the zoo has "
-                               f"{self.num_examples} examples")
-
     def _write_model(self, name: str, tensors: dict[str, np.ndarray], entry: dict[str, Any],
                      replace: bool, where: str) -> None:
-        from safetensors.numpy import save_file
-
         models_dir = self._path / MODELS_DIR
         models_dir.mkdir(exist_ok=True)
         with _lock(self._path):
@@ -955,9 +687,8 @@ class Zoo:
             tmp = temp_path_for(models_dir / "model.safetensors")  # named once hashed
             final: Path | None = None
             try:
-                save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
-                          metadata={"zoolens_format": str(FORMAT_VERSION),
-                                    "kind": entry["kind"]})
+                write_tensors(tmp, tensors, metadata={"zoolens_format": str(FORMAT_VERSION),
+                                                      "kind": entry["kind"]})
                 fsync_file(tmp)
                 sha = _sha256_file(tmp)
                 rel = f"{MODELS_DIR}/{model_file_name(name, sha)}"
@@ -1026,44 +757,15 @@ def _validate_name(name: Any, where: str) -> None:
         raise ZoolensError(f"{where}: the model name is longer than 512 characters")
 
 
-def _check_class_range(arr: np.ndarray, c: int, where: str, what: str) -> None:
-    lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or hi >= c:
-        bad = lo if lo < 0 else hi
-        raise ZoolensError(f"{where}: {what} contain class id {bad}, outside [0, {c}) "
-                           "(1-based labels? use a label offset of 1)")
-
-
-def _cast(arr: np.ndarray, dtype: str, where: str, what: str) -> np.ndarray:
-    if dtype == "float16":
-        peak = max(abs(float(arr.min())), abs(float(arr.max())))
-        if peak > FLOAT16_MAX:
-            raise ZoolensError(f"{where}: {what} reach {peak:.6g}, beyond float16's range "
-                               f"({FLOAT16_MAX}); store as float32")
-        return np.ascontiguousarray(arr, dtype=np.float16)
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _topk_to_log_probs(values: np.ndarray, indices: np.ndarray, num_classes: int) -> np.ndarray:
-    """log of the full distribution from top-k (indices, probabilities) rows; the remaining
-    mass is spread evenly over the unlisted classes; floored at 1e-12."""
-    n, k = values.shape
-    rest = np.clip(1.0 - values.astype(np.float64).sum(axis=1), 0.0, None)
-    spread = rest / (num_classes - k) if num_classes > k else np.zeros(n)
-    full = np.repeat(spread[:, None], num_classes, axis=1)
-    np.put_along_axis(full, indices, values.astype(np.float64), axis=1)
-    return np.log(np.maximum(full, PROB_FLOOR)).astype(np.float32)
-
-
 def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes: int | None,
                      path: Path) -> tuple[np.ndarray, int]:
-    arr = _to_numpy(labels, f"{path}: labels")
+    arr = to_array(labels, f"{path}: labels")
     if arr.size == 0:
         raise ZoolensError(f"{path}: labels are empty")
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim == 2:  # multi-label 0/1 matrix
-        if not _is_integral(arr) or arr.min() < 0 or arr.max() > 1:
+        if not is_integral(arr) or arr.min() < 0 or arr.max() > 1:
             raise ZoolensError(f"{path}: multi-label labels must be a 0/1 matrix")
         c = arr.shape[1]
         if class_names is not None and len(class_names) != c:
@@ -1072,7 +774,7 @@ def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes
     if arr.ndim != 1:
         raise ZoolensError(f"{path}: labels must be (N,) class ids or an (N, C) 0/1 matrix, "
                            f"got shape {arr.shape}")
-    if not _is_integral(arr):
+    if not is_integral(arr):
         raise ZoolensError(f"{path}: labels must be integer class ids (found non-integer, NaN "
                            "or inf values)")
     arr = arr.astype(np.int64)
@@ -1086,7 +788,7 @@ def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes
         c = int(arr.max()) + 1
     if c < 2 and class_names is None and num_classes is None:
         c = 2
-    _check_class_range(arr, c, f"{path}: labels", "labels")
+    check_class_range(arr, c, f"{path}: labels", "labels")
     return np.ascontiguousarray(arr), c
 
 

@@ -1,0 +1,145 @@
+"""Safetensors files, read lazily through a memory map and written deterministically.
+
+The format (https://github.com/huggingface/safetensors, "Format"): an 8-byte little-endian
+header length n, n bytes of a UTF-8 JSON object ``{name: {"dtype", "shape",
+"data_offsets": [begin, end]}, "__metadata__": {str: str}}``, then the byte buffer; offsets
+are relative to the buffer's start. The buffer must be covered exactly: the tensors, sorted
+by ``begin``, start at 0, each one begins where the previous ends (ordered and disjoint, no
+holes) and the last ends at the end of the file (in bounds). ``read_header`` checks all of
+this, so a memory map can never reach past a tensor into its neighbour or past the file.
+
+The library's own reader (``safe_open``) copies every slice it serves and cannot take an
+index array, so the zoo maps the file itself: reading rows ``a:b`` or ``rows[idx]`` touches
+only those rows. ``write_tensors`` writes the layout the library writes (tensors by
+decreasing alignment, then by name; the header padded with spaces to a multiple of 8) with
+the metadata keys sorted, so identical data always gives identical bytes (the library's
+``save_file`` orders metadata keys by a hash seed, so its output differs run to run).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoolens.errors import ZooCorruptedError
+
+DTYPE_CODES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
+               "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
+               "BOOL": np.bool_}
+_CODE_OF = {np.dtype(t): code for code, t in DTYPE_CODES.items()}
+MAX_HEADER_BYTES = 100 << 20
+METADATA_KEY = "__metadata__"
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key occurs twice in the header")
+    return out
+
+
+def read_header(path: Path, model: str) -> tuple[int, dict[str, Any]]:
+    """(data_start, header) of a safetensors file: ``data_start`` is the file offset of the
+    byte buffer; ZooCorruptedError (one line naming ``model`` and the file) on anything
+    malformed: a short or overlong header, bad JSON, a duplicate key, an unknown dtype, a
+    tensor whose size disagrees with its shape, offsets out of order, overlapping, leaving
+    a hole or reaching past the end of the file."""
+    where = f"model {model!r}: file {path}"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            raw_len = fh.read(8)
+            if len(raw_len) < 8:
+                raise ZooCorruptedError(f"{where} is truncated (no safetensors header)")
+            (n,) = struct.unpack("<Q", raw_len)
+            if n > min(size - 8, MAX_HEADER_BYTES):
+                raise ZooCorruptedError(f"{where} is truncated or not a safetensors file "
+                                        "(header length past the end)")
+            header = json.loads(fh.read(n).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except FileNotFoundError:
+        raise ZooCorruptedError(f"{where} is missing") from None
+    except (UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
+        raise ZooCorruptedError(f"{where} is corrupted (unreadable safetensors header)") from None
+    if not isinstance(header, dict):
+        raise ZooCorruptedError(f"{where} is corrupted (bad safetensors header)")
+    data_start = 8 + n
+    metadata = header.get(METADATA_KEY, {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ZooCorruptedError(f"{where} is corrupted (safetensors metadata must map "
+                                "strings to strings)")
+    spans: list[tuple[int, int, str]] = []
+    for key, info in header.items():
+        if key == METADATA_KEY:
+            continue
+        try:
+            dtype = np.dtype(DTYPE_CODES[info["dtype"]])
+            shape = info["shape"]
+            offsets = info["data_offsets"]
+            if not (isinstance(shape, list) and isinstance(offsets, list) and len(offsets) == 2
+                    and all(type(v) is int and v >= 0 for v in shape + offsets)):
+                raise ValueError
+            begin, end = offsets
+            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        except (KeyError, TypeError, ValueError):
+            raise ZooCorruptedError(f"{where} is corrupted (bad entry {key!r} in the "
+                                    "safetensors header)") from None
+        if end < begin or end - begin != count * dtype.itemsize:
+            raise ZooCorruptedError(f"{where} is corrupted (tensor {key!r}: offsets "
+                                    f"{begin}..{end} do not hold shape {shape} of "
+                                    f"{info['dtype']})")
+        spans.append((begin, end, key))
+    position = 0
+    for begin, end, key in sorted(spans):
+        if begin != position:
+            what = "overlaps the tensor before it" if begin < position else "leaves a hole"
+            raise ZooCorruptedError(f"{where} is corrupted (tensor {key!r} {what}: offsets "
+                                    "must be ordered and disjoint)")
+        position = end
+    if data_start + position != size:
+        what = "truncated" if data_start + position > size else "corrupted (trailing bytes)"
+        raise ZooCorruptedError(f"{where} is {what}: the tensors end at byte "
+                                f"{data_start + position}, the file has {size}")
+    return data_start, header
+
+
+def memmap_tensor(path: Path, data_start: int, info: Mapping[str, Any]) -> np.ndarray:
+    """A read-only memory map of one tensor (``info``: its entry in a header that
+    ``read_header`` checked)."""
+    dtype = np.dtype(DTYPE_CODES[info["dtype"]]).newbyteorder("<")
+    shape = tuple(int(v) for v in info["shape"])
+    begin = int(info["data_offsets"][0])
+    if int(np.prod(shape, dtype=np.int64)) == 0:
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+
+
+def write_tensors(path: Path, tensors: Mapping[str, np.ndarray],
+                  metadata: Mapping[str, str]) -> None:
+    """Write ``tensors`` to ``path`` as a safetensors file (see the module docstring): the same
+    arrays and metadata always give the same bytes, whatever the dict orders."""
+    arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
+    for name, a in arrays.items():
+        if a.dtype.newbyteorder("=") not in _CODE_OF:
+            raise TypeError(f"tensor {name!r}: dtype {a.dtype} has no safetensors code")
+    order = sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
+    header: dict[str, Any] = {METADATA_KEY: {str(k): str(metadata[k]) for k in sorted(metadata)}}
+    offset = 0
+    for name in order:
+        a = arrays[name]
+        header[name] = {"dtype": _CODE_OF[a.dtype.newbyteorder("=")], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)))
+        fh.write(raw)
+        for name in order:
+            little = arrays[name].astype(arrays[name].dtype.newbyteorder("<"), copy=False)
+            if little.size:
+                fh.write(memoryview(np.ascontiguousarray(little)).cast("B"))

@@ -1,0 +1,108 @@
+"""zoolens.zoo.tensorfile: safetensors written deterministically and read with checked
+offsets. The safetensors library is the oracle for the format: it reads what we write, and
+we read what it writes."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from zoolens.errors import ZooCorruptedError
+from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
+
+
+def _tensors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"logits": rng.normal(size=(7, 3)).astype(np.float32),
+            "embeddings": rng.normal(size=(7, 2)).astype(np.float16),
+            "decisions": rng.integers(0, 3, 7), "mask": np.array([True, False]),
+            "empty": np.zeros((0, 4), np.float32)}
+
+
+def test_written_files_are_read_by_the_library_and_by_us(tmp_path: Path) -> None:
+    file = tmp_path / "a.safetensors"
+    tensors = _tensors()
+    write_tensors(file, tensors, {"kind": "logits", "zoolens_format": "1"})
+    with safe_open(str(file), framework="numpy") as fh:
+        assert fh.metadata() == {"kind": "logits", "zoolens_format": "1"}
+        for name, arr in tensors.items():
+            got = fh.get_tensor(name)
+            assert got.dtype == arr.dtype and np.array_equal(got, arr)
+    start, header = read_header(file, "m")
+    for name, arr in tensors.items():
+        assert np.array_equal(memmap_tensor(file, start, header[name]), arr)
+
+
+def test_library_files_are_read_by_us(tmp_path: Path) -> None:
+    file = tmp_path / "lib.safetensors"
+    tensors = _tensors()
+    save_file(tensors, str(file), metadata={"b": "2", "a": "1"})
+    start, header = read_header(file, "m")
+    for name, arr in tensors.items():
+        assert np.array_equal(memmap_tensor(file, start, header[name]), arr)
+
+
+def test_identical_data_gives_identical_bytes_whatever_the_dict_order(tmp_path: Path) -> None:
+    tensors = _tensors()
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_tensors(a, tensors, {"zoolens_format": "1", "kind": "logits"})
+    write_tensors(b, dict(reversed(tensors.items())), {"kind": "logits", "zoolens_format": "1"})
+    assert a.read_bytes() == b.read_bytes()
+    # the library's own layout, except that metadata keys are sorted
+    lib = tmp_path / "lib"
+    save_file(tensors, str(lib), metadata={"kind": "logits"})
+    write_tensors(a, tensors, {"kind": "logits"})
+    assert a.read_bytes() == lib.read_bytes()
+
+
+def _forge(tmp_path: Path, entries: dict, buffer: bytes, raw: bytes | None = None) -> Path:
+    file = tmp_path / "forged.safetensors"
+    text = raw if raw is not None else json.dumps(entries).encode()
+    file.write_bytes(struct.pack("<Q", len(text)) + text + buffer)
+    return file
+
+
+F32 = {"dtype": "F32", "shape": [2]}
+
+
+@pytest.mark.parametrize("entries, buffer, match", [
+    ({"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [4, 12]}},
+     bytes(12), "overlaps the tensor before it"),
+    ({"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [12, 20]}},
+     bytes(20), "leaves a hole"),
+    ({"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [0, 8]}},
+     bytes(8), "overlaps"),
+    ({"a": {**F32, "data_offsets": [8, 16]}}, bytes(16), "leaves a hole"),
+    ({"a": {**F32, "data_offsets": [0, 8]}}, bytes(4), "truncated"),
+    ({"a": {**F32, "data_offsets": [0, 8]}}, bytes(9), "trailing bytes"),
+    ({"a": {**F32, "data_offsets": [8, 0]}}, bytes(8), "do not hold shape"),
+    ({"a": {**F32, "data_offsets": [0, 12]}}, bytes(12), "do not hold shape"),
+    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 0]}}, b"", "bad entry"),
+    ({"a": {"dtype": "X9", "shape": [2], "data_offsets": [0, 8]}}, bytes(8), "bad entry"),
+    ({"a": {**F32, "data_offsets": [0, 8.0]}}, bytes(8), "bad entry"),
+    ({"__metadata__": {"k": 1}, "a": {**F32, "data_offsets": [0, 8]}}, bytes(8), "metadata"),
+])
+def test_malformed_offsets_are_refused(tmp_path: Path, entries, buffer, match) -> None:
+    with pytest.raises(ZooCorruptedError, match=match):
+        read_header(_forge(tmp_path, entries, buffer), "m")
+
+
+def test_duplicate_keys_and_garbage_are_refused(tmp_path: Path) -> None:
+    dup = b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' \
+          b'"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    with pytest.raises(ZooCorruptedError, match="unreadable safetensors header"):
+        read_header(_forge(tmp_path, {}, bytes(8), raw=dup), "m")
+    with pytest.raises(ZooCorruptedError, match="unreadable"):
+        read_header(_forge(tmp_path, {}, b"", raw=b"\xff\xfe"), "m")
+    (tmp_path / "short").write_bytes(b"abc")
+    with pytest.raises(ZooCorruptedError, match="no safetensors header"):
+        read_header(tmp_path / "short", "m")
+    (tmp_path / "long").write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    with pytest.raises(ZooCorruptedError, match="header length past the end"):
+        read_header(tmp_path / "long", "m")
