@@ -217,3 +217,27 @@ def test_ensemble_writes_the_cards_analyze_writes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == sorted(
         ["cards.json", "summary.json", "greedy.csv", "greedy.parquet", "models.csv",
          "models.parquet"])
+
+
+def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):
+    """--verbose prints one line per stage; summary.json records the same stages, in the
+    pipeline's order, and their sum is the analysis's elapsed time within 5 %."""
+    from zoolens.study.analyze import STAGES
+
+    out = tmp_path / "res"
+    result = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
+                                 "--out", str(out), "--bootstrap", "50", "--max-steps", "2",
+                                 "--verbose"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    timings = summary["timings_s"]
+    assert tuple(timings) == STAGES
+    assert all(seconds >= 0 for seconds in timings.values())
+    assert sum(timings.values()) == pytest.approx(summary["elapsed_s"], rel=0.05, abs=0.01)
+    assert "stage timings (wall):" in result.output
+    for stage in STAGES:
+        assert f"  {stage} " in result.output
+    quiet = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
+                                "--out", str(tmp_path / "q"), "--bootstrap", "0",
+                                "--max-steps", "2"])
+    assert quiet.exit_code == 0 and "stage timings" not in quiet.output

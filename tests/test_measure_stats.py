@@ -157,8 +157,7 @@ def test_percentile_interval_equals_the_quantile_code_it_replaced():
     import warnings
 
     from zoolens.measure.stats import percentile_interval
-    from zoolens.study.analyze import _quantiles
-    from zoolens.study.bootstrap import StreamingBootstrap
+    from zoolens.study.bootstrap import Resamples
 
     q95 = [(1.0 - 0.95) / 2.0, 1.0 - (1.0 - 0.95) / 2.0]  # as the old code computed them
     rng = np.random.default_rng(5)
@@ -186,13 +185,13 @@ def test_percentile_interval_equals_the_quantile_code_it_replaced():
         percentile_interval(finite, 1.0)
 
     # study.bootstrap: interval (np.quantile) and ratio_interval (np.nanquantile)
-    boot = StreamingBootstrap(40, 250, seed=2)
+    boot = Resamples(40, 250, seed=2)
     x = rng.integers(0, 2, size=(3, 40)).astype(float)
-    boot.add("x", x, slice(0, 40))
-    means = boot.means("x", 3)
-    np.testing.assert_array_equal(np.stack(boot.interval("x", 3)),
+    sums = boot.chunk_sums(x, slice(0, 40))
+    means = boot.means(sums)
+    np.testing.assert_array_equal(np.stack(boot.interval(sums)),
                                   np.quantile(means, q95, axis=0))
-    num, den = boot.sums("x", 3)[:, :2], boot.sums("x", 3)[:, 1:]
+    num, den = sums[:, :2], sums[:, 1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(den > 0, num / den, np.nan)
     keep = np.array([True, False])
@@ -202,12 +201,12 @@ def test_percentile_interval_equals_the_quantile_code_it_replaced():
     np.testing.assert_array_equal(np.stack(boot.ratio_interval(num, den, keep)),
                                   np.stack([np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)]))
 
-    # study.analyze._quantiles: non-finite resamples (NaN and ±inf) dropped, then np.quantile
+    # study.bootstrap.Resamples.quantiles: non-finite resamples (NaN and ±inf) dropped, then np.quantile
     values = rng.normal(size=200)
     values[[3, 7, 11]] = [np.nan, np.inf, -np.inf]
     kept = values[np.isfinite(values)]
-    assert _quantiles(values, boot) == tuple(float(v) for v in np.quantile(kept, q95))
-    assert _quantiles(np.full(4, np.nan), boot) == (None, None)
+    assert boot.quantiles(values) == tuple(float(v) for v in np.quantile(kept, q95))
+    assert boot.quantiles(np.full(4, np.nan)) == (None, None)
 
 
 def test_accuracy_adjusted_means_against_sklearn_and_linregress():

@@ -16,7 +16,7 @@ import pytest
 
 from zoolens.errors import ZoolensError
 from zoolens.study import tables
-from zoolens.study.bootstrap import StreamingBootstrap
+from zoolens.study.bootstrap import PassSums, Resamples
 from zoolens.study.pool import select_pool
 
 # ----------------------------------------------------------------------------- pool parsing
@@ -114,12 +114,13 @@ def test_streaming_bootstrap_equals_direct_percentiles():
 
     rng = np.random.default_rng(0)
     x = rng.random((3, 101)) < np.array([[0.2], [0.5], [0.9]])
-    boot = StreamingBootstrap(101, 400, seed=7)
+    boot = Resamples(101, 400, seed=7)
+    acc, diff = np.zeros((400, 3)), np.zeros((400, 1))
     for start in range(0, 101, 17):  # uneven chunks
-        boot.add("acc", x[:, start:start + 17], slice(start, start + 17))
-        boot.add("diff", x[2:3, start:start + 17].astype(float) - x[1, start:start + 17],
-                 slice(start, start + 17))
-    lo, hi = boot.interval("acc", 3)
+        acc += boot.chunk_sums(x[:, start:start + 17], slice(start, start + 17))
+        diff += boot.chunk_sums(x[2:3, start:start + 17].astype(float) - x[1, start:start + 17],
+                                slice(start, start + 17))
+    lo, hi = boot.interval(acc)
     # Independent: resample indices directly (the draw order bootstrap_weights documents).
     idx = np.random.default_rng(7).integers(0, 101, size=(400, 101))
     means = np.stack([x[k][idx].mean(axis=1) for k in range(3)], axis=1)
@@ -131,10 +132,31 @@ def test_streaming_bootstrap_equals_direct_percentiles():
     np.testing.assert_allclose(lo, lo2, atol=1e-12)
     np.testing.assert_allclose(hi, hi2, atol=1e-12)
     test = paired_bootstrap_test(x[2], x[1], weights=weights)
-    assert boot.p_not_positive("diff", 1)[0] == pytest.approx(test.p_value)
-    empty = StreamingBootstrap(10, 0, seed=0)
-    empty.add("acc", x[:, :10], slice(0, 10))
-    assert np.isnan(empty.interval("acc", 3)[0]).all()
+    assert boot.p_not_positive(diff)[0] == pytest.approx(test.p_value)
+    empty = Resamples(10, 0, seed=0)
+    assert empty.size == 0 and empty.chunk_sums(x[:, :10], slice(0, 10)).shape == (0, 3)
+    assert np.isnan(empty.interval(np.zeros((0, 3)))[0]).all()
+
+
+def test_pass_sums_fields_are_fixed_and_frozen_after_the_pass():
+    """PassSums: every statistic's shape fixed at construction; once frozen nothing can be
+    added, so a summary computed twice reads the same sums."""
+    boot = Resamples(20, 30, seed=1)
+    sums = PassSums.zeros(boot, num_models=3, num_pairs=3, num_scored_pairs=1,
+                          num_categories=2)
+    assert sums.accuracy.shape == (30, 3) and sums.ensemble_acc.shape == (30, 1)
+    x = np.ones((3, 20), dtype=bool)
+    sums.add("accuracy", boot.chunk_sums(x, slice(0, 20)))
+    np.testing.assert_array_equal(sums.accuracy, 20.0)  # every resample draws 20 examples
+    with pytest.raises(ValueError, match="shape"):
+        sums.add("accuracy", boot.chunk_sums(x[:2], slice(0, 20)))
+    with pytest.raises(AttributeError):
+        sums.add("greedy_gain", boot.chunk_sums(x, slice(0, 20)))  # not a field
+    with pytest.raises(Exception):  # frozen dataclass: no new or replaced fields
+        sums.accuracy = np.zeros((30, 3))  # type: ignore[misc]
+    sums.freeze()
+    with pytest.raises(ValueError, match="read-only"):
+        sums.add("accuracy", boot.chunk_sums(x, slice(0, 20)))
 
 
 # ----------------------------------------------------------------------------- random zoo
@@ -773,7 +795,8 @@ def test_greedy_pool_errors(random_zoo):
 
 def test_decision_only_base(random_zoo):
     """A decision-only base: agreement and majority vote still measured, the rest NaN/empty."""
-    from zoolens.study.analyze import analyze, format_summary
+    from zoolens.cli.analyze import format_summary
+    from zoolens.study.analyze import analyze
 
     result = analyze(random_zoo, "humans", n_bootstrap=0, chunk_size=100)
     with_base = result.pairs[(result.pairs.model_a == "humans")
@@ -869,7 +892,8 @@ def test_pair_tables_on_random_zoos_of_random_sizes():
 
 def test_zoo_of_decision_only_models(tmp_path):
     """No probabilities at all: agreement and majority vote only, everything else NaN/empty."""
-    from zoolens.study.analyze import analyze, format_summary
+    from zoolens.cli.analyze import format_summary
+    from zoolens.study.analyze import analyze
     from zoolens.zoo.store import Zoo
 
     rng = np.random.default_rng(0)
@@ -1078,3 +1102,39 @@ def test_top1_pairs_have_no_neither_conversion_and_say_why(tmp_path):
     for a, b in zip(pairs.model_a, pairs.model_b):
         ra, rb = ref.r(a), ref.r(b)
         assert not ref.ensemble_right([a, b])[~ra & ~rb].any()
+
+
+def test_pipeline_stages_and_a_summary_computed_twice(random_zoo):
+    """The stages run by hand give analyze()'s tables, and the headline computed twice from
+    the same (frozen) bootstrap sums is identical: nothing is counted twice."""
+    from zoolens.study import stream
+    from zoolens.study.analyze import analyze, evaluation_plan, select_greedy
+    from zoolens.study.assemble import build_tables
+    from zoolens.study.headline import greedy_summary, headline, ranked_sidekicks
+    from zoolens.study.inputs import AnalyzeOptions, calibrate, models_table, read_inputs
+
+    options = AnalyzeOptions(base="base", max_steps=3, n_bootstrap=120, seed=4, chunk_size=50)
+    inputs = read_inputs(random_zoo, options)
+    calibration = calibrate(inputs)
+    plan = evaluation_plan(inputs, options)
+    evaluation = stream.run_eval_pass(inputs, calibration, plan)
+    built = build_tables(inputs, models_table(inputs, calibration), evaluation,
+                         plan.resamples)
+    _, selection = select_greedy(inputs, calibration, built.models, options)
+    sidekicks = ranked_sidekicks(built.pairs, "base")
+
+    def summary():
+        return headline(inputs, "base", "base", built.models, built.pairs, sidekicks,
+                        evaluation, plan.resamples, selection)
+
+    first, second = summary(), summary()
+    assert json.dumps(tables.to_jsonable(first)) == json.dumps(tables.to_jsonable(second))
+    assert greedy_summary(selection, plan.resamples) == greedy_summary(selection,
+                                                                       plan.resamples)
+    assert first["greedy"]["gain_over_start_lo"] is not None
+    whole = analyze(random_zoo, "base", None, max_steps=3, n_bootstrap=120, seed=4,
+                    chunk_size=50)
+    pd.testing.assert_frame_equal(whole.pairs, built.pairs)
+    pd.testing.assert_frame_equal(whole.models, built.models)
+    assert json.dumps(tables.to_jsonable(whole.summary["headline"])) == json.dumps(
+        tables.to_jsonable(first))

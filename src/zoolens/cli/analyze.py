@@ -1,13 +1,17 @@
 """``zoolens analyze`` and ``zoolens ensemble``: the paper's pair measurements and greedy search.
 
 Thin wrappers: parse options, call ``zoolens.study.analyze`` (imported inside the commands so
-``zoolens --help`` stays instant), print a short ranked summary.
+``zoolens --help`` stays instant), print a short ranked summary (the presentation text lives
+here: :func:`format_summary`, :func:`format_greedy`, :func:`format_timings`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import typer
 
 from zoolens.cli._app import app, handle_errors, invocation, parse_model_pairs
@@ -59,6 +63,10 @@ def analyze(
         "--calibration-fraction 0 gets anyway)."),
     folds: int = typer.Option(5, "--folds", min=2, max=100, help="Folds of the cross-fitted "
                               "greedy selection when there is no calibration split."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the wall time of "
+                                 "each stage (inputs, temperatures, evaluation, tables, "
+                                 "interpolation, greedy, headline, write); summary.json "
+                                 "records them either way (timings_s)."),
 ) -> None:
     """Calibrate every model and measure every pair (paper Sec. 3-4.5).
 
@@ -72,7 +80,6 @@ def analyze(
     --out results --no-calibration
     """
     from zoolens.study.analyze import analyze as run_analysis
-    from zoolens.study.analyze import format_summary
 
     result = run_analysis(
         zoo, base, out, pool=pool, start=start, max_steps=max_steps,
@@ -83,6 +90,8 @@ def analyze(
         exact_topk=not full_rows,
         command=invocation(ctx), calibration=not no_calibration, folds=folds)
     print(format_summary(result.summary))
+    if verbose:
+        print(format_timings(result.summary))
     print(f"tables written to {out}")
 
 
@@ -118,7 +127,7 @@ def ensemble(
 
     Example:  zoolens ensemble my_zoo --start resnet50 --pool "accuracy<0.78" --max-steps 25
     """
-    from zoolens.study.analyze import format_greedy, run_greedy
+    from zoolens.study.analyze import run_greedy
 
     table, summary = run_greedy(zoo, start, out, pool=pool, max_steps=max_steps,
                                 combine=_check_combine(combine),
@@ -127,3 +136,120 @@ def ensemble(
     print(format_greedy(table, summary))
     if out is not None:
         print(f"tables written to {out}")
+
+
+# --------------------------------------------------------------------------------------
+# presentation text
+
+
+def _p_value(p: Any) -> str:
+    if p is None or not np.isfinite(p):
+        return "=n/a"
+    return f"={p:.2g}" if p > 0 else "<1e-300"  # 0.0 is an underflow, not a certainty
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The short ranked summary ``zoolens analyze`` prints."""
+    head = summary["headline"]
+    base = head["base"]
+    lines = [f"{base['model']} (base): accuracy {_pct(base['accuracy'])} "
+             f"[{_pct(base['accuracy_lo'])}, {_pct(base['accuracy_hi'])}] on the evaluation "
+             f"split, {_pct(base['accuracy_all'])} on all examples"]
+    best = head["best_sidekick"]
+    if best is None:
+        lines.append(f"best sidekick for {base['model']}: none (no pair with the base has "
+                     "probabilities on both sides)")
+    else:
+        lines.append(f"best sidekick for {base['model']}: {best['model']} (ensemble "
+                     f"{_pct(best['ensemble_acc'])}, {best['over_base']:+.3f} over "
+                     f"{base['model']} alone; EI {_pct(best['error_inconsistency'])}, "
+                     f"McNemar p{_p_value(best['mcnemar_p'])})")
+        for rank, row in enumerate(head["ranked_sidekicks"][1:], start=2):
+            lines.append(f"  {rank}. {row['model']} [{row['category']}]: ensemble "
+                         f"{_pct(row['ensemble_acc'])} ({row['over_base']:+.3f})")
+    categories = head["mean_error_inconsistency_by_category"]
+    if categories:
+        lines.append("mean error inconsistency with the base by category: " + ", ".join(
+            f"{cat} {_pct(v['mean'])} [{_pct(v['lo'])}, {_pct(v['hi'])}]"
+            for cat, v in categories.items()))
+    correlation = head["spearman_ei_vs_gain"]["all_pairs"]
+    if correlation["rho"] is not None:
+        lines.append("Spearman(error inconsistency, ensemble gain) over all pairs: "
+                     f"{correlation['rho']:.3f} [{_pct(correlation.get('lo'))}, "
+                     f"{_pct(correlation.get('hi'))}]")
+    ensemble = (f"ensemble of all {head['all_models_ensemble_members']} models with "
+                f"probabilities: {_pct(head['all_models_ensemble_acc'])}; "
+                if head["all_models_ensemble_acc"] is not None else "")
+    lines.append(f"{ensemble}majority vote of all {head['majority_vote_members']}: "
+                 f"{_pct(head['majority_vote_acc'])}")
+    greedy = head["greedy"]
+    if "skipped" in greedy:
+        lines.append(f"greedy selection skipped: {greedy['skipped']}")
+    elif greedy.get("cross_fitted"):
+        often = ", ".join(f"{m} ({c}/{greedy['folds']})"
+                          for m, c in list(greedy["member_folds"].items())[:5])
+        lines.append(f"greedy from {greedy['start']}, cross-fitted in {greedy['folds']} folds: "
+                     f"held-out accuracy {_pct(greedy['evaluation_acc'])} (fold spread "
+                     f"{_pct(greedy['fold_spread'])}, {greedy['gain_over_start']:+.3f} over "
+                     f"the start); chosen most often: {often}")
+    else:
+        lines.append(f"greedy from {greedy['start']}: {greedy['steps_kept']} members kept, "
+                     f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
+                     f"({greedy['gain_over_start']:+.3f} over the start"
+                     + (f", [{greedy['gain_over_start_lo']:+.3f}, "
+                        f"{greedy['gain_over_start_hi']:+.3f}]"
+                        if greedy.get("gain_over_start_lo") is not None else "") + ")")
+    if summary.get("settings", {}).get("calibration") == "none":
+        lines.append("no calibration split: all measures on all examples, temperatures "
+                     "fixed at 1")
+    for warning in summary.get("temperature_warnings", []):
+        lines.append(f"note: temperature of {warning}")
+    return "\n".join(lines)
+
+
+def format_timings(summary: dict[str, Any]) -> str:
+    """One line per stage of ``analyze`` (summary.json's timings_s) and the total."""
+    timings = summary.get("timings_s", {})
+    total = summary.get("elapsed_s") or sum(timings.values()) or float("nan")
+    lines = ["stage timings (wall):"]
+    lines += [f"  {name:<14}{seconds:9.3f} s  {100 * seconds / total:5.1f} %"
+              for name, seconds in timings.items()]
+    lines.append(f"  {'total':<14}{total:9.3f} s")
+    return "\n".join(lines)
+
+
+def format_greedy(table: pd.DataFrame, summary: dict[str, Any]) -> str:
+    """The step table ``zoolens ensemble`` prints (kept steps marked with *); for a
+    cross-fitted selection, each fold's kept members and held-out accuracy."""
+    greedy = summary["greedy"]
+    if greedy.get("cross_fitted"):
+        lines = [f"greedy selection from {summary['start']} "
+                 f"({len(summary['settings']['pool_models'])} candidates), cross-fitted in "
+                 f"{greedy['folds']} folds (no calibration split):",
+                 "  fold  select  held-out  kept members"]
+        for fold, steps in table.groupby("fold", sort=True):
+            kept = steps[steps["kept"]]
+            last = kept.iloc[-1]
+            lines.append(f"  {fold:4d}  {last.selection_acc:.3f}   {last.held_out_acc:.3f}"
+                         f"     {last.members}")
+        often = ", ".join(f"{m} ({c}/{greedy['folds']})"
+                          for m, c in greedy["member_folds"].items())
+        lines.append(f"held-out accuracy {greedy['evaluation_acc']:.3f} (fold spread "
+                     f"{greedy['fold_spread']:.3f}; {greedy['gain_over_start']:+.3f} over "
+                     f"{summary['start']} alone); chosen most often: {often}")
+        return "\n".join(lines)
+    lines = [f"greedy selection from {summary['start']} "
+             f"({len(summary['settings']['pool_models'])} candidates):",
+             "  step  calib  eval   added"]
+    for row in table.itertuples(index=False):
+        mark = "*" if row.kept else " "
+        lines.append(f"{mark} {row.step:4d}  {row.calibration_acc:.3f}  "
+                     f"{row.evaluation_acc:.3f}  {row.added}")
+    lines.append(f"kept {greedy['steps_kept']} members: evaluation accuracy "
+                 f"{greedy['evaluation_acc']:.3f} ({greedy['gain_over_start']:+.3f} over "
+                 f"{summary['start']} alone)")
+    return "\n".join(lines)

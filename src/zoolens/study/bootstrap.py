@@ -11,29 +11,33 @@ full (N, K) matrix the sums are accumulated: ``S += W[:, chunk] @ Xᵀ``, one ma
 per chunk and block of statistics, never a loop over pairs. The results equal
 ``stats.bootstrap_ci`` and ``stats.paired_bootstrap_test`` given the same weights (tested).
 
+Two types: :class:`Resamples` holds the shared weights and turns sums into intervals (it
+stores nothing); :class:`PassSums` is the evaluation pass's accumulator, one (B, K) float64
+array per statistic, all fixed when it is made. The pass adds to it chunk by chunk and then
+freezes it; everything after (tables, headline) only reads, so computing a summary twice
+cannot count anything twice.
+
 Intervals are percentile intervals (2.5 % and 97.5 % quantiles of the B resampled means,
 numpy's linear interpolation) — Efron & Tibshirani (1993), ch. 13.
 
 Conditional rates (a pair's conversion rate, P(ensemble right | exactly one member right))
 are ratios of two sums on the same resamples, ``Σ_n W[b, n]·num_n / Σ_n W[b, n]·den_n``
-(:meth:`StreamingBootstrap.ratio_interval`, the convention of
-``measure.stats.bootstrap_ratio_ci``: resamples whose denominator is 0 are left out).
+(:meth:`Resamples.ratio_interval`, the convention of ``measure.stats.bootstrap_ratio_ci``:
+resamples whose denominator is 0 are left out).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from zoolens.measure.stats import bootstrap_weights, percentile_interval
 
-class StreamingBootstrap:
-    """Accumulate ``Σ_n W[b, n] x_k[n]`` for named blocks of statistics over example chunks.
 
-    ``add(name, values, columns)``: ``values`` (K, n) holds K statistics' per-example values
-    on the examples ``columns`` (a slice of 0..N-1). ``means(name)`` returns (B, K) resampled
-    means; ``interval(name)`` the (K,) percentile bounds. With ``n_bootstrap == 0`` nothing is
-    accumulated and intervals are NaN.
-    """
+class Resamples:
+    """The shared example resamples: ``counts`` (B, N) float32, how often each resample drew
+    each example (None when ``n_bootstrap == 0``: every interval is then NaN)."""
 
     def __init__(self, num_examples: int, n_bootstrap: int, seed: int,
                  level: float = 0.95) -> None:
@@ -44,42 +48,51 @@ class StreamingBootstrap:
         # equals stats.bootstrap_ci / paired_bootstrap_test given these weights.
         self.counts = (bootstrap_weights(self.num_examples, self.n_bootstrap, seed)
                        if self.n_bootstrap > 0 else None)
-        self._sums: dict[str, np.ndarray] = {}
 
-    def add(self, name: str, values: np.ndarray, columns: slice) -> None:
-        if self.counts is None:
-            return
+    @property
+    def size(self) -> int:
+        """B, the number of resamples (0 when there are none)."""
+        return max(self.n_bootstrap, 0) if self.counts is not None else 0
+
+    def chunk_sums(self, values: np.ndarray, columns: slice) -> np.ndarray:
+        """(B, K) float64 ``Σ_{n in columns} W[b, n] x_k[n]`` of ``values`` (K, n) or (n,).
+
+        Counts times 0/±1/½ values: float32 products and partial sums are exact integers
+        (or halves) below 2**24, so float32 BLAS loses nothing; other values (a category's
+        mean over pairs) carry float32 rounding, ~1e-7 relative.
+        """
         values = np.asarray(values)
         if values.ndim == 1:
             values = values[None, :]
-        # Counts times 0/±1/½ values: float32 products and partial sums are exact integers
-        # (or halves) below 2**24, so float32 BLAS loses nothing; other values (a category's
-        # mean over pairs) carry float32 rounding, ~1e-7 relative.
-        block = self.counts[:, columns] @ values.astype(np.float32).T
-        if name in self._sums:
-            self._sums[name] += block
-        else:
-            self._sums[name] = block.astype(np.float64)
+        if self.counts is None:
+            return np.zeros((0, values.shape[0]))
+        return (self.counts[:, columns] @ values.astype(np.float32).T).astype(np.float64)
 
-    def sums(self, name: str, size: int) -> np.ndarray:
-        """(B, K) resampled sums ``Σ_n W[b, n] x_k[n]`` of block ``name`` (float64; exact
-        integers for 0/1 values; NaN-filled when nothing was added)."""
-        if self.counts is None or name not in self._sums:
-            return np.full((max(self.n_bootstrap, 0), size), np.nan)
-        return self._sums[name]
+    def means(self, sums: np.ndarray) -> np.ndarray:
+        """(B, K) resampled means from resampled sums (NaN-filled without resamples)."""
+        if self.counts is None:
+            return np.full((self.size, sums.shape[1]), np.nan)
+        return sums / self.num_examples
+
+    def interval(self, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval ``(lo, hi)`` of each statistic's resampled mean."""
+        size = sums.shape[1]
+        if self.counts is None or size == 0:
+            return np.full(size, np.nan), np.full(size, np.nan)
+        return percentile_interval(self.means(sums), self.level, skip_nan=False)
 
     def ratio_interval(self, numerator: np.ndarray, denominator: np.ndarray,
                        defined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of the ratio of resampled sums, per statistic.
 
-        ``numerator``, ``denominator``: (B, K) resampled sums (:meth:`sums`, or sums derived
-        from them); resample b's ratio is ``num_b / den_b``, left out where ``den_b = 0``.
-        ``defined``: (K,) bool, the full-sample denominator is positive; elsewhere the
-        interval is NaN, like the rate itself (DESIGN.md sec. 3). Equals
-        ``measure.stats.bootstrap_ratio_ci`` given the same weights.
+        ``numerator``, ``denominator``: (B, K) resampled sums; resample b's ratio is
+        ``num_b / den_b``, left out where ``den_b = 0``. ``defined``: (K,) bool, the
+        full-sample denominator is positive; elsewhere the interval is NaN, like the rate
+        itself (DESIGN.md sec. 3). Equals ``measure.stats.bootstrap_ratio_ci`` given the
+        same weights.
         """
         size = len(defined)
-        if self.counts is None:
+        if self.counts is None or size == 0:
             return np.full(size, np.nan), np.full(size, np.nan)
         num, den = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -88,22 +101,64 @@ class StreamingBootstrap:
         keep = np.asarray(defined, dtype=bool)
         return np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)
 
-    def means(self, name: str, size: int) -> np.ndarray:
-        """(B, K) resampled means of block ``name`` (NaN-filled when nothing was added)."""
-        if self.counts is None or name not in self._sums:
-            return np.full((max(self.n_bootstrap, 0), size), np.nan)
-        return self._sums[name] / self.num_examples
-
-    def interval(self, name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval ``(lo, hi)`` of each statistic in block ``name``."""
-        if self.counts is None or name not in self._sums:
-            return np.full(size, np.nan), np.full(size, np.nan)
-        return percentile_interval(self.means(name, size), self.level, skip_nan=False)
-
-    def p_not_positive(self, name: str, size: int) -> np.ndarray:
+    def p_not_positive(self, sums: np.ndarray) -> np.ndarray:
         """One-sided paired-bootstrap p-value that each mean is > 0: ``(1 + #{b: mean_b <= 0})
         / (B + 1)`` (Efron & Tibshirani 1993, sec. 16.4; the +1 keeps p > 0)."""
-        if self.counts is None or name not in self._sums:
-            return np.full(size, np.nan)
-        resampled = self.means(name, size)
-        return (1.0 + (resampled <= 0).sum(axis=0)) / (self.n_bootstrap + 1.0)
+        if self.counts is None:
+            return np.full(sums.shape[1], np.nan)
+        return (1.0 + (self.means(sums) <= 0).sum(axis=0)) / (self.n_bootstrap + 1.0)
+
+    def quantiles(self, values: np.ndarray) -> tuple[float | None, float | None]:
+        """Percentile interval of resampled values, leaving out undefined (non-finite)
+        resamples; (None, None) when none is left."""
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return None, None
+        lo, hi = percentile_interval(values, self.level, skip_nan=False)
+        return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class PassSums:
+    """The evaluation pass's resampled sums ``Σ_n W[b, n] x_k[n]``, (B, K) float64 each.
+
+    Made once with every statistic's shape (:meth:`zeros`), added to chunk by chunk
+    (:meth:`add`), then :meth:`freeze`-d: read-only arrays, so summaries only read.
+
+    - accuracy (B, M): each model right; error_inconsistency (B, P): r_a ⊕ r_b per pair;
+    - category_ei (B, K): per category of pairs with the base, the mean XOR over its pairs;
+    - over the pairs where both members have probabilities (B, P_scored): ensemble_acc
+      (ensemble right), converted (ensemble right ∧ r_a ⊕ r_b), neither_converted
+      (ensemble right ∧ both wrong), ensemble_gain (e − (r_a + r_b)/2), ensemble_minus_best
+      (e − r_best).
+    """
+
+    accuracy: np.ndarray
+    error_inconsistency: np.ndarray
+    category_ei: np.ndarray
+    ensemble_acc: np.ndarray
+    converted: np.ndarray
+    neither_converted: np.ndarray
+    ensemble_gain: np.ndarray
+    ensemble_minus_best: np.ndarray
+
+    @classmethod
+    def zeros(cls, resamples: Resamples, *, num_models: int, num_pairs: int,
+              num_scored_pairs: int, num_categories: int) -> PassSums:
+        b = resamples.size
+        width = {"accuracy": num_models, "error_inconsistency": num_pairs,
+                 "category_ei": num_categories}
+        return cls(**{f.name: np.zeros((b, width.get(f.name, num_scored_pairs)))
+                      for f in fields(cls)})
+
+    def add(self, name: str, block: np.ndarray) -> None:
+        """Add one chunk's (B, K) sums (:meth:`Resamples.chunk_sums`) to statistic ``name``."""
+        target = getattr(self, name)
+        if target.shape != block.shape:
+            raise ValueError(f"PassSums.{name}: shape {block.shape} != {target.shape}")
+        target += block  # raises once frozen (read-only)
+
+    def freeze(self) -> PassSums:
+        for f in fields(self):
+            getattr(self, f.name).setflags(write=False)
+        return self

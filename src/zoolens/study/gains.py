@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens.measure.stats import percentile_interval
+from zoolens.study.bootstrap import PassSums, Resamples
 
 NEITHER_TOP1_REASON = ("neither_conversion is NaN for pairs with a top-1-only member: their "
                        "ensemble can only predict one of the two members' top-1 classes, so it "
@@ -34,12 +35,12 @@ NEITHER_TOP1_REASON = ("neither_conversion is NaN for pairs with a top-1-only me
                        "measurement)")
 
 
-def gain_columns(pairs: pd.DataFrame, base: str, boot, pair_scored: np.ndarray,
-                 base_index: int, a_idx: np.ndarray, b_idx: np.ndarray
-                 ) -> dict[str, np.ndarray]:
+def gain_columns(pairs: pd.DataFrame, base: str, resamples: Resamples, sums: PassSums,
+                 pair_scored: np.ndarray, base_index: int, a_idx: np.ndarray,
+                 b_idx: np.ndarray) -> dict[str, np.ndarray]:
     """``gain_over_best[_lo/_hi]`` and ``gain_over_base[_lo/_hi]`` for every pair (rows of
-    ``pairs`` in ``np.triu_indices`` order; ``boot`` the analysis' StreamingBootstrap after
-    the evaluation pass)."""
+    ``pairs`` in ``np.triu_indices`` order; ``resamples`` and ``sums`` the analysis'
+    bootstrap resamples and the evaluation pass's frozen sums)."""
     size = len(pairs)
     ens = pairs["ensemble_acc"].to_numpy(np.float64)
     acc_a = pairs["acc_a"].to_numpy(np.float64)
@@ -53,17 +54,16 @@ def gain_columns(pairs: pd.DataFrame, base: str, boot, pair_scored: np.ndarray,
     with_base = (np.asarray(a_idx) == base_index) | (np.asarray(b_idx) == base_index)
     base_acc = np.where(np.asarray(a_idx) == base_index, acc_a, acc_b)
     out["gain_over_base"] = np.where(with_base, ens - base_acc, np.nan)
-    if num_scored and boot.counts is not None:
-        lo, hi = boot.interval("ensemble_minus_best", num_scored)
+    if num_scored and resamples.counts is not None and sums.ensemble_acc.shape[1]:
+        lo, hi = resamples.interval(sums.ensemble_minus_best)
         out["gain_over_best_lo"][scored], out["gain_over_best_hi"][scored] = lo, hi
-        num_models = int(max(np.max(a_idx, initial=0), np.max(b_idx, initial=0))) + 1
-        resampled_ens = boot.means("ensemble_acc", num_scored)            # (B, P_scored)
-        resampled_base = boot.means("accuracy", num_models)[:, base_index]  # (B,)
+        resampled_ens = resamples.means(sums.ensemble_acc)                # (B, P_scored)
+        resampled_base = resamples.means(sums.accuracy)[:, base_index]    # (B,)
         positions = np.flatnonzero(scored)
         mine = with_base[positions]
         if mine.any():
             diff = resampled_ens[:, mine] - resampled_base[:, None]
-            lo, hi = percentile_interval(diff, boot.level, skip_nan=False)
+            lo, hi = percentile_interval(diff, resamples.level, skip_nan=False)
             out["gain_over_base_lo"][positions[mine]] = lo
             out["gain_over_base_hi"][positions[mine]] = hi
     return out

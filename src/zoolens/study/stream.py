@@ -26,7 +26,8 @@ from zoolens.measure.ensemble import (EnsembleCounts, all_pair_ensemble_correct,
                                       class_weights, combine_scores, ensemble_counts,
                                       ensemble_inputs, majority_vote)
 from zoolens.progress import progress_bar
-from zoolens.study.bootstrap import StreamingBootstrap
+from zoolens.study.bootstrap import PassSums, Resamples
+from zoolens.study.inputs import Calibration, ZooInputs
 
 
 @dataclass
@@ -60,6 +61,7 @@ class EvalPass:
     counts: EnsembleCounts | None  # per scored pair (pair_positions order), summed over chunks
     ensemble_only: np.ndarray  # McNemar discordant: ensemble right, best member wrong
     best_only: np.ndarray  # McNemar discordant: best member right, ensemble wrong
+    sums: PassSums  # bootstrap sums, frozen when the pass ends
     all_models_right: int = 0
     majority_right: int = 0
     interpolation: list[InterpolationSpec] = field(default_factory=list)
@@ -77,20 +79,30 @@ def pair_positions(num_models: int, rows: np.ndarray) -> np.ndarray:
     return (a * num_models - a * (a + 1) // 2 + (b - a - 1)).astype(np.int64)
 
 
-def run_eval_pass(zoo, names: Sequence[str], has_scores: np.ndarray, temperatures: np.ndarray,
-                  ev: np.ndarray, labels: np.ndarray, correct: np.ndarray,
-                  predictions_ev: np.ndarray, *, combine: str, chunk_size: int,
-                  boot: StreamingBootstrap, category_masks: dict[str, np.ndarray],
-                  interpolation: Sequence[InterpolationSpec] = (),
-                  exact_topk: bool = True) -> EvalPass:
-    """Read every scored model's evaluation rows once, chunk by chunk; see the module doc.
+@dataclass(frozen=True)
+class EvalPlan:
+    """How the evaluation pass runs: ``combine`` ("probs" or "logits"), examples per chunk,
+    the shared bootstrap resamples, the interpolation curves known before the pass and the
+    pair kernel (exact top-k pruning or full rows)."""
 
-    ``correct`` (M, N_eval) and ``predictions_ev`` (M, N_eval) are the models' own
-    correctness and top-1 on the evaluation split. ``category_masks`` maps a category to a
-    (P,) bool mask of pairs whose mean error inconsistency gets an interval.
-    """
+    combine: str
+    chunk_size: int
+    resamples: Resamples
+    interpolation: Sequence[InterpolationSpec] = ()
+    exact_topk: bool = True
+
+
+def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -> EvalPass:
+    """Stage 3: read every scored model's evaluation rows once, chunk by chunk; see the
+    module doc. The bootstrap sums come back frozen (``EvalPass.sums``)."""
+    zoo, names = inputs.zoo, inputs.names
+    temperatures = calibration.temperatures
+    ev, labels, correct = inputs.ev, inputs.labels, inputs.correct
+    predictions_ev = inputs.predictions[:, ev]
+    boot = plan.resamples
+    combine = plan.combine
     num_models, n_eval = correct.shape
-    scored = np.flatnonzero(has_scores)
+    scored = np.flatnonzero(inputs.has_scores)
     a_idx, b_idx = np.triu_indices(num_models, 1)
     num_pairs = len(a_idx)
     scored_pairs = pair_positions(num_models, scored)
@@ -100,6 +112,10 @@ def run_eval_pass(zoo, names: Sequence[str], has_scores: np.ndarray, temperature
     # The best member of each pair, the one the paired tests compare the ensemble with
     # (the higher evaluation accuracy; a on ties).
     best = np.where(accuracy[a_idx] >= accuracy[b_idx], a_idx, b_idx)
+    category_masks = inputs.category_masks
+    sums = PassSums.zeros(boot, num_models=num_models, num_pairs=num_pairs,
+                          num_scored_pairs=len(scored_pairs) if len(scored) >= 2 else 0,
+                          num_categories=len(category_masks))
 
     out = EvalPass(
         num_models=num_models, num_examples=n_eval,
@@ -108,7 +124,7 @@ def run_eval_pass(zoo, names: Sequence[str], has_scores: np.ndarray, temperature
         confidence_after=np.full((num_models, n_eval), np.nan, dtype=np.float32),
         pair_scored=pair_scored, counts=None,
         ensemble_only=np.zeros(num_pairs, np.int64), best_only=np.zeros(num_pairs, np.int64),
-        interpolation=list(interpolation))
+        sums=sums, interpolation=list(plan.interpolation))
     nll_sum = np.zeros((2, num_models))
     nll_rows = np.zeros(num_models)
     category_names = list(category_masks)
@@ -116,6 +132,7 @@ def run_eval_pass(zoo, names: Sequence[str], has_scores: np.ndarray, temperature
                        if category_names else None)
     num_classes = int(zoo.num_classes)
     position = {int(m): k for k, m in enumerate(scored)}
+    chunk_size = plan.chunk_size
 
     with progress_bar(n_eval, "evaluation pass", "examples") as advance:
         for start in range(0, n_eval, chunk_size):
@@ -125,13 +142,15 @@ def run_eval_pass(zoo, names: Sequence[str], has_scores: np.ndarray, temperature
             y = labels[rows]
             r = correct[:, columns]
             xor = r[a_idx] ^ r[b_idx]
-            boot.add("accuracy", r, columns)
-            boot.add("error_inconsistency", xor, columns)
-            if category_matrix is not None:
-                # Mean over a category's pairs of XOR = that category's mean EI per example.
-                counts = category_matrix.sum(axis=1, keepdims=True)
-                boot.add("category_ei", (category_matrix @ xor.astype(np.float32)) / counts,
-                         columns)
+            if boot.size:
+                sums.add("accuracy", boot.chunk_sums(r, columns))
+                sums.add("error_inconsistency", boot.chunk_sums(xor, columns))
+                if category_matrix is not None:
+                    # Mean over a category's pairs of XOR = that category's mean EI per
+                    # example.
+                    counts = category_matrix.sum(axis=1, keepdims=True)
+                    sums.add("category_ei", boot.chunk_sums(
+                        (category_matrix @ xor.astype(np.float32)) / counts, columns))
             vote = majority_vote(predictions_ev[:, columns], num_classes)
             out.majority_right += int(correctness(vote, y).sum())
 
@@ -155,19 +174,20 @@ def run_eval_pass(zoo, names: Sequence[str], has_scores: np.ndarray, temperature
                         else top1_confidence(scores, t)[0])
                     del scores
                 _ensembles(out, block, y, r, scored, scored_pairs, a_idx, b_idx, best,
-                           columns, boot, exact_topk, position)
+                           columns, boot, plan.exact_topk, position)
             advance(stop - start)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         out.nll_before = np.where(nll_rows > 0, nll_sum[0] / nll_rows, np.nan)
         out.nll_after = np.where(nll_rows > 0, nll_sum[1] / nll_rows, np.nan)
+    sums.freeze()
     return out
 
 
 def _ensembles(out: EvalPass, block: np.ndarray, y: np.ndarray, r: np.ndarray,
                scored: np.ndarray, scored_pairs: np.ndarray, a_idx: np.ndarray,
                b_idx: np.ndarray, best: np.ndarray, columns: slice,
-               boot: StreamingBootstrap, exact_topk: bool, position: dict[int, int]) -> None:
+               boot: Resamples, exact_topk: bool, position: dict[int, int]) -> None:
     """Pair ensembles, the all-model ensemble and interpolation on one calibrated block."""
     out.all_models_right += int(correctness(block.mean(axis=0).argmax(axis=1), y).sum())
     accumulate_interpolation(out.interpolation, block, position, y)
@@ -185,14 +205,19 @@ def _ensembles(out: EvalPass, block: np.ndarray, y: np.ndarray, r: np.ndarray,
     out.counts = counts if out.counts is None else out.counts + counts
     out.ensemble_only[scored_pairs] += (ens & ~rbest).sum(axis=1)
     out.best_only[scored_pairs] += (~ens & rbest).sum(axis=1)
+    if not boot.size:
+        return
     ens_f = ens.astype(np.float32)
-    boot.add("ensemble_acc", ens_f, columns)
+    sums = out.sums
+    sums.add("ensemble_acc", boot.chunk_sums(ens_f, columns))
     # Numerators of the conversion rates; their denominators (exactly one right, both wrong)
     # follow from the accuracy and error-inconsistency sums on the same resamples.
-    boot.add("converted", ens & (ra ^ rb), columns)
-    boot.add("neither_converted", ens & ~ra & ~rb, columns)
-    boot.add("ensemble_gain", ens_f - 0.5 * (ra.astype(np.float32) + rb), columns)
-    boot.add("ensemble_minus_best", ens_f - rbest, columns)
+    sums.add("converted", boot.chunk_sums(ens & (ra ^ rb), columns))
+    sums.add("neither_converted", boot.chunk_sums(ens & ~ra & ~rb, columns))
+    sums.add("ensemble_gain", boot.chunk_sums(ens_f - 0.5 * (ra.astype(np.float32) + rb),
+                                              columns))
+    sums.add("ensemble_minus_best", boot.chunk_sums(ens_f - rbest, columns))
+
 
 def accumulate_interpolation(specs: Sequence[InterpolationSpec], block: np.ndarray,
                              position: dict[int, int], y: np.ndarray) -> None:

@@ -150,9 +150,16 @@ def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame]
     ``cards.json``: ``{"table_version": 1, "cards": {...}}`` (the report's model cards).
     """
     out = output_folder(out_dir)
+    write_tables(out, tables, parquet=parquet, cards=cards)
+    write_json(out / "summary.json", summary)
+    return out
+
+
+def write_tables(out: Path, tables: Mapping[str, pd.DataFrame], *, parquet: bool = True,
+                 cards: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Every table and cards.json into the existing folder ``out`` (summary.json is the
+    caller's, written after: :func:`write_results`)."""
     for name, frame in tables.items():
         write_table(out, name, frame, parquet=parquet)
     if cards is not None:
         write_json(out / "cards.json", {"table_version": TABLE_VERSION, "cards": dict(cards)})
-    write_json(out / "summary.json", summary)
-    return out

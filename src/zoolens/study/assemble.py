@@ -1,0 +1,342 @@
+"""Stage 4 of ``analyze``: the result tables from the evaluation pass (DESIGN.md sec. 5).
+
+Pure functions of the typed stage outputs (``study.inputs.ZooInputs`` / ``Calibration``,
+``study.stream.EvalPass``, ``study.bootstrap.Resamples``); nothing here reads the zoo's
+scores except :func:`interpolation_curves`, the two-model pass for the default Fig. 11 pair
+(base, best sidekick), which is known only once the pairs table exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoolens.measure.calibration import ece_from_bins, reliability_bins
+from zoolens.measure.ensemble import (class_aware_mask, ensemble_inputs, ensemble_rates)
+from zoolens.measure.stats import mcnemar_p_values
+from zoolens.study import tables
+from zoolens.study.bootstrap import Resamples
+from zoolens.study.inputs import Calibration, ZooInputs
+from zoolens.study.stream import EvalPass, InterpolationSpec, accumulate_interpolation
+
+RELIABILITY_BINS = 15
+TOPK_NOTE = ("top-k models: the probability mass outside the stored top-k is spread evenly "
+             "over the other classes (Zoo.scores) before calibration and ensembling")
+NO_CALIBRATION_NOTE = ("no calibration split: every measure is taken on all {n} examples, "
+                       "temperatures are fixed at 1 (nothing is fitted), class-aware "
+                       "interpolation is left out, and greedy selection is cross-fitted "
+                       "({folds} folds: members chosen on {folds_less} folds, accuracy scored "
+                       "on the held-out fold; greedy_folds.csv)")
+DECISIONS_NOTE = ("decision-only models take part in agreement, dominance and majority vote; "
+                  "their probability-based columns (temperature, NLL, ECE, ensembles, "
+                  "confidence angles) are NaN")
+
+Bins = dict[tuple[str, int], dict[str, np.ndarray]]
+
+
+@dataclass
+class Tables:
+    """The tables of one analysis (columns exactly as the CSV files), before greedy."""
+
+    models: pd.DataFrame
+    pairs: pd.DataFrame
+    specialization: pd.DataFrame
+    theta: pd.DataFrame
+    reliability: pd.DataFrame
+    groups: Any  # study.specialize.example_groups (skipped attributes for the notes)
+    # {column: {pairs, reason}}: pairs.csv cells NaN by construction (study.gains)
+    undefined: dict[str, Any]
+
+
+def build_tables(inputs: ZooInputs, models: pd.DataFrame, evaluation: EvalPass,
+                 resamples: Resamples) -> Tables:
+    """Stage 4: models (``models``, the table before the pass, filled in), pairs,
+    reliability, specialization and theta."""
+    from zoolens.measure.agreement import pairwise_agreement
+    from zoolens.study.specialize import example_groups, specialization_table, theta_table
+
+    # Binned once: reliability.csv shows the bins, models.csv's ECE columns derive from them.
+    bins = reliability_bin_table(inputs, evaluation)
+    models = fill_models_table(models, inputs, evaluation, resamples, bins)
+    pairs = pairs_table(inputs, pairwise_agreement(inputs.correct), evaluation, resamples)
+    pairs, undefined = pair_gains_and_undefined(inputs, pairs, evaluation, resamples)
+    zoo = inputs.zoo
+    attributes = zoo.attributes
+    groups = example_groups(inputs.labels[inputs.ev], list(zoo.class_names),
+                            dict(zoo.class_groups),
+                            None if attributes is None
+                            else attributes.iloc[inputs.ev].reset_index(drop=True))
+    specialization = specialization_table(inputs.base_index, inputs.names, inputs.correct,
+                                          evaluation.confidence_after, groups)
+    theta = theta_table(inputs.base_index, inputs.names, inputs.correct,
+                        evaluation.confidence_after)
+    return Tables(models=models, pairs=pairs, specialization=specialization, theta=theta,
+                  reliability=reliability_table(inputs, bins), groups=groups,
+                  undefined=undefined)
+
+
+def cards_payload(inputs: ZooInputs) -> dict[str, Any]:
+    """cards.json's ``cards`` block: model name -> its ModelCard as JSON, in zoo order (the
+    rows of models.csv)."""
+    return {name: card.model_dump(mode="json") for name, card in zip(inputs.names,
+                                                                     inputs.cards)}
+
+
+def interpolation_specs(pairs: Sequence[tuple[int, int]], inputs: ZooInputs,
+                        weights: Sequence[float]) -> list[InterpolationSpec]:
+    """Weight and class-aware interpolation curves (paper Fig. 11) for the chosen pairs.
+
+    mode "weight": score = w·x_a + (1 − w)·x_b for w in ``weights`` (w = 0.5 is the plain
+    pair ensemble, w = 1 model a alone). mode "class_aware": the weight of model a is w on the
+    classes where a is at least as accurate as b on the calibration split and 1 − w on the
+    others (``measure.ensemble.class_aware_mask`` / ``class_weights``).
+    """
+    specs = []
+    correct_cal = inputs.correct_all[:, inputs.cal]
+    for a, b in pairs:
+        specs.append(InterpolationSpec(a, b, "weight", list(weights)))
+        if not inputs.calibrated:
+            continue  # the class-aware mask would be chosen on the examples it is scored on
+        mask = class_aware_mask(correct_cal[a], correct_cal[b], inputs.labels[inputs.cal],
+                                inputs.num_classes)
+        specs.append(InterpolationSpec(a, b, "class_aware", list(weights), mask))
+    return specs
+
+
+def interpolation_curves(inputs: ZooInputs, calibration: Calibration,
+                         specs: Sequence[InterpolationSpec], combine: str,
+                         memory_budget: int) -> None:
+    """A two-model pass over the evaluation split for curves chosen after the main pass."""
+    zoo = inputs.zoo
+    models = sorted({spec.a for spec in specs} | {spec.b for spec in specs})
+    position = {m: k for k, m in enumerate(models)}
+    chunk = max(1, memory_budget // (8 * inputs.num_classes * len(models)))
+    for start in range(0, len(inputs.ev), chunk):
+        rows = inputs.ev[start:start + chunk]
+        block = np.stack([ensemble_inputs(zoo.scores(inputs.names[m], rows=rows),
+                                          float(calibration.temperatures[m]), combine)
+                          for m in models])
+        accumulate_interpolation(specs, block, position, inputs.labels[rows])
+
+
+def interpolation_table(inputs: ZooInputs, specs: Sequence[InterpolationSpec]) -> pd.DataFrame:
+    if not specs:
+        return tables.empty_table("interpolation")
+    n = len(inputs.ev)
+    frames = [pd.DataFrame({"model_a": inputs.names[spec.a], "model_b": inputs.names[spec.b],
+                            "mode": spec.mode, "weight": np.asarray(spec.weights, float),
+                            "ensemble_acc": spec.correct / n}) for spec in specs]
+    return pd.concat(frames, ignore_index=True)[tables.INTERPOLATION_COLUMNS]
+
+
+def fill_models_table(models: pd.DataFrame, inputs: ZooInputs, evaluation: EvalPass,
+                      resamples: Resamples, bins: Bins) -> pd.DataFrame:
+    """models.csv: ``models`` (``study.inputs.models_table``) with the columns the
+    evaluation pass measures filled in. ``bins``: :func:`reliability_bin_table` (the ECE
+    columns' source)."""
+    num_models = len(inputs.names)
+    frame = models.copy()
+    lo, hi = resamples.interval(evaluation.sums.accuracy)
+    ece = {"before": np.full(num_models, np.nan), "after": np.full(num_models, np.nan)}
+    for (stage, m), model_bins in bins.items():
+        ece[stage][m] = ece_from_bins(model_bins)
+    frame["accuracy_lo"] = lo
+    frame["accuracy_hi"] = hi
+    frame["nll_before"] = evaluation.nll_before
+    frame["nll_after"] = evaluation.nll_after
+    frame["ece_before"] = ece["before"]
+    frame["ece_after"] = ece["after"]
+    return frame[tables.MODELS_COLUMNS]
+
+
+def pairs_table(inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation: EvalPass,
+                resamples: Resamples) -> pd.DataFrame:
+    num_models = len(inputs.names)
+    a, b = np.triu_indices(num_models, 1)
+    scored = evaluation.pair_scored
+    sums = evaluation.sums
+
+    def on_scored(values: np.ndarray) -> np.ndarray:
+        full = np.full(len(a), np.nan)
+        full[scored] = values
+        return full
+
+    rates = ({key: on_scored(value) for key, value in ensemble_rates(evaluation.counts).items()}
+             if evaluation.counts is not None
+             else {key: np.full(len(a), np.nan) for key in
+                   ("ensemble_acc", "ensemble_gain", "conversion_rate", "neither_conversion")})
+    with_ensembles = evaluation.counts is not None
+    num_scored = int(scored.sum())
+
+    def scored_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not with_ensembles:
+            return np.full(len(a), np.nan), np.full(len(a), np.nan)
+        lo, hi = resamples.interval(values)
+        return on_scored(lo), on_scored(hi)
+
+    ei_lo, ei_hi = resamples.interval(sums.error_inconsistency)
+    ens_lo, ens_hi = scored_interval(sums.ensemble_acc)
+    gain_lo, gain_hi = scored_interval(sums.ensemble_gain)
+    paired_p = (on_scored(resamples.p_not_positive(sums.ensemble_minus_best))
+                if with_ensembles else on_scored(np.full(num_scored, np.nan)))
+    conv_lo, conv_hi, neither_lo, neither_hi = (
+        on_scored(v) for v in conversion_intervals(resamples, evaluation, a[scored],
+                                                   b[scored]))
+    acc = agreement["accuracy"]
+    mcnemar = np.where(scored, mcnemar_p_values(evaluation.ensemble_only,
+                                                evaluation.best_only), np.nan)
+    frame = pd.DataFrame({
+        "model_a": [inputs.names[i] for i in a],
+        "model_b": [inputs.names[j] for j in b],
+        "category": inputs.pair_category,
+        "acc_a": acc[a],
+        "acc_b": acc[b],
+        "error_inconsistency": agreement["error_inconsistency"][a, b],
+        "error_inconsistency_lo": ei_lo,
+        "error_inconsistency_hi": ei_hi,
+        "both_right": agreement["both_right"][a, b],
+        "both_wrong": agreement["both_wrong"][a, b],
+        "error_consistency": agreement["error_consistency"][a, b],
+        "dominance_ab": agreement["dominance"][a, b],
+        "dominance_ba": agreement["dominance"][b, a],
+        "ensemble_acc": rates["ensemble_acc"],
+        "ensemble_acc_lo": ens_lo,
+        "ensemble_acc_hi": ens_hi,
+        "ensemble_gain": rates["ensemble_gain"],
+        "ensemble_gain_lo": gain_lo,
+        "ensemble_gain_hi": gain_hi,
+        "conversion_rate": rates["conversion_rate"],
+        "conversion_rate_lo": conv_lo,
+        "conversion_rate_hi": conv_hi,
+        "neither_conversion": rates["neither_conversion"],
+        "neither_conversion_lo": neither_lo,
+        "neither_conversion_hi": neither_hi,
+        "mcnemar_p": mcnemar,
+        "paired_bootstrap_p": paired_p,
+    })
+    # gain_over_best / gain_over_base are added by pair_gains_and_undefined (study.gains)
+    return frame
+
+
+def pair_gains_and_undefined(inputs: ZooInputs, pairs: pd.DataFrame, evaluation: EvalPass,
+                             resamples: Resamples) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """pairs.csv with ``gain_over_best`` / ``gain_over_base`` (and bounds), and structural
+    NaNs (``study.gains``); returns (pairs in contract order, summary note of what is
+    undefined and why)."""
+    from zoolens.study.gains import gain_columns, structurally_undefined, top1_only
+
+    a_idx, b_idx = np.triu_indices(len(inputs.names), 1)
+    base_index = inputs.base_index
+    pairs = pairs.assign(**gain_columns(pairs, inputs.names[base_index], resamples,
+                                        evaluation.sums, evaluation.pair_scored, base_index,
+                                        a_idx, b_idx))
+    topk = [inputs.zoo.model_info(name).get("topk") for name in inputs.names]
+    pairs, undefined = structurally_undefined(pairs, top1_only(inputs.kinds, topk), a_idx,
+                                              b_idx)
+    return pairs[tables.PAIRS_COLUMNS], undefined
+
+
+def conversion_intervals(resamples: Resamples, evaluation: EvalPass, a: np.ndarray,
+                         b: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Bootstrap intervals of the conversion rates of the scored pairs (a[k], b[k]).
+
+    conversion_rate = Σ ens∧(r_a⊕r_b) / Σ r_a⊕r_b and neither_conversion =
+    Σ ens∧¬r_a∧¬r_b / Σ ¬r_a∧¬r_b, each sum taken on the same resamples. The denominators
+    come from sums the pass already holds: Σ W·(r_a⊕r_b) (error inconsistency) and
+    Σ W·(¬r_a∧¬r_b) = N − (Σ W·r_a + Σ W·r_b + Σ W·(r_a⊕r_b)) / 2, since every resample
+    draws N examples and r_a + r_b = 2·(r_a∧r_b) + r_a⊕r_b (exact integers in float64).
+    Returns (conversion lo, hi, neither lo, hi), (P_scored,) each.
+    """
+    size = len(a)
+    counts = evaluation.counts
+    if counts is None or resamples.counts is None:
+        nan = np.full(size, np.nan)
+        return nan, nan, nan, nan
+    sums = evaluation.sums
+    xor = sums.error_inconsistency[:, evaluation.pair_scored]
+    right = sums.accuracy
+    both_wrong = resamples.num_examples - (right[:, a] + right[:, b] + xor) / 2
+    conv = resamples.ratio_interval(sums.converted, xor, counts.exactly_one > 0)
+    neither = resamples.ratio_interval(sums.neither_converted, both_wrong,
+                                       counts.both_wrong > 0)
+    return conv[0], conv[1], neither[0], neither[1]
+
+
+def reliability_bin_table(inputs: ZooInputs, evaluation: EvalPass) -> Bins:
+    """``(stage, model index) -> measure.calibration.reliability_bins`` of each scored model's
+    evaluation-split confidence before and after temperature scaling (model order, then
+    "before", "after")."""
+    return {(stage, m): reliability_bins(conf, inputs.correct[m], RELIABILITY_BINS)
+            for m in inputs.scored
+            for stage, conf in (("before", evaluation.confidence_before[m]),
+                                ("after", evaluation.confidence_after[m]))}
+
+
+def reliability_table(inputs: ZooInputs, bins: Bins) -> pd.DataFrame:
+    """reliability.csv from :func:`reliability_bin_table`: one row per model, stage, bin."""
+    frames = [pd.DataFrame({
+        "model": inputs.names[m], "stage": stage,
+        "bin": np.arange(RELIABILITY_BINS), "bin_lo": b["bin_lo"],
+        "bin_hi": b["bin_hi"], "count": b["bin_count"],
+        "mean_confidence": b["bin_confidence"], "accuracy": b["bin_accuracy"]})
+        for (stage, m), b in bins.items()]
+    if not frames:
+        return tables.empty_table("reliability")
+    return pd.concat(frames, ignore_index=True)[tables.RELIABILITY_COLUMNS]
+
+
+def model_notes(inputs: ZooInputs, calibration: Calibration,
+                skipped_attributes: Sequence[str] = (), folds: int = 5) -> dict[str, Any]:
+    """summary.json's model blocks: decision-only and top-k models, temperature fits and
+    warnings, notes."""
+    fits = calibration.fits
+    decisions = [n for n, k in zip(inputs.names, inputs.kinds) if k == "decisions"]
+    topk_models = [n for n, k in zip(inputs.names, inputs.kinds) if k == "topk"]
+    notes: dict[str, Any] = {
+        "decision_only_models": decisions,
+        "topk_models": topk_models,
+        "temperature_fits": {
+            name: {"temperature": fit.temperature, "converged": fit.converged,
+                   "at_bound": fit.at_bound, "iterations": fit.iterations,
+                   "message": fit.message} for name, fit in fits.items()},
+        "temperature_warnings": [
+            f"{name}: {fit.message}" for name, fit in fits.items()
+            if fit.at_bound or not fit.converged],
+        "notes": [],
+    }
+    if not inputs.calibrated:
+        notes["notes"].append(NO_CALIBRATION_NOTE.format(n=len(inputs.ev), folds=folds,
+                                                         folds_less=folds - 1))
+    if decisions:
+        notes["notes"].append(DECISIONS_NOTE)
+    if topk_models:
+        notes["notes"].append(TOPK_NOTE)
+    if skipped_attributes:
+        notes["notes"].append(
+            "attribute columns with more than 1000 distinct values are not used as groups: "
+            + ", ".join(skipped_attributes))
+    return notes
+
+
+def calibration_settings(inputs: ZooInputs, folds: int) -> dict[str, Any]:
+    """summary.json settings saying whether a calibration split was used."""
+    if inputs.calibrated:
+        return {"calibration": "split", "greedy_selection": "calibration split"}
+    return {"calibration": "none", "temperature": 1.0,
+            "greedy_selection": "cross-fitted", "greedy_folds": folds}
+
+
+def greedy_tables(selection: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(greedy.csv, greedy_folds.csv): a cross-fitted selection has no single step path,
+    so greedy.csv is empty and its folds' steps go to greedy_folds.csv."""
+    from zoolens.study.greedy import CrossFitOutcome
+
+    if isinstance(selection, str):
+        return tables.empty_table("greedy"), tables.empty_table("greedy_folds")
+    if isinstance(selection, CrossFitOutcome):
+        return tables.empty_table("greedy"), selection.table
+    return selection.table, tables.empty_table("greedy_folds")

@@ -1,0 +1,214 @@
+"""Stage 5 of ``analyze``: the findings summary.json leads with (paper Fig. 1, 2, 5).
+
+Reads the tables, the frozen bootstrap sums of the evaluation pass and the greedy outcome;
+writes nothing into them, so calling it twice gives the same answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoolens.study.bootstrap import Resamples
+from zoolens.study.inputs import ZooInputs
+from zoolens.study.stream import EvalPass
+
+
+def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
+    """Pairs with the base ranked by ensemble accuracy (ties: zoo order), best first."""
+    mine = pairs[(pairs["model_a"] == base) | (pairs["model_b"] == base)]
+    mine = mine[mine["ensemble_acc"].notna()]
+    rows = []
+    for _, row in mine.iterrows():
+        base_is_a = row["model_a"] == base
+        acc_base = row["acc_a"] if base_is_a else row["acc_b"]
+        rows.append({
+            "model": row["model_b"] if base_is_a else row["model_a"],
+            "category": row["category"],
+            "accuracy": row["acc_b"] if base_is_a else row["acc_a"],
+            "ensemble_acc": row["ensemble_acc"],
+            "ensemble_acc_lo": row["ensemble_acc_lo"],
+            "ensemble_acc_hi": row["ensemble_acc_hi"],
+            "over_base": row["ensemble_acc"] - acc_base,
+            "ensemble_gain": row["ensemble_gain"],
+            "error_inconsistency": row["error_inconsistency"],
+            "mcnemar_p": row["mcnemar_p"],
+            "paired_bootstrap_p": row["paired_bootstrap_p"],
+        })
+    # Stable sort keeps zoo order among equal ensemble accuracies.
+    return sorted(rows, key=lambda r: -r["ensemble_acc"])
+
+
+def headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
+             pairs: pd.DataFrame, sidekicks: list[dict[str, Any]], evaluation: EvalPass,
+             resamples: Resamples, selection: Any) -> dict[str, Any]:
+    """The findings summary.json leads with (paper Fig. 1, 2, 5).
+
+    Every mean comes with a 95 % percentile interval on the shared example resamples: the
+    category means of error inconsistency and of conversion rate (``lo``/``hi``), the
+    Spearman correlation of error inconsistency with ensemble gain (per resample both
+    recomputed from resampled sums, then ranked) and the greedy gain over the start (paired,
+    ``gain_over_start_lo``/``_hi``).
+    """
+    from scipy.stats import spearmanr
+
+    n = len(inputs.ev)
+    base_row = models[models["model"] == base].iloc[0]
+    category_masks = inputs.category_masks
+    categories = list(category_masks)
+    cat_lo, cat_hi = resamples.interval(evaluation.sums.category_ei)
+    ei = pairs["error_inconsistency"].to_numpy()
+    conversion = pairs["conversion_rate"].to_numpy()
+    resampled = resampled_pair_statistics(resamples, evaluation)
+    by_category = {}
+    conversion_by_category = {}
+    for k, category in enumerate(categories):
+        mask = category_masks[category]
+        by_category[category] = {"mean": float(ei[mask].mean()), "lo": cat_lo[k],
+                                 "hi": cat_hi[k], "n_pairs": int(mask.sum())}
+        defined = mask & np.isfinite(conversion)
+        values = conversion[defined]
+        conv_lo, conv_hi = category_mean_interval(resampled["conversion"], defined, resamples)
+        conversion_by_category[category] = {
+            "mean": float(values.mean()) if values.size else None,
+            "lo": conv_lo if values.size else None, "hi": conv_hi if values.size else None,
+            "n_pairs": int(values.size)}
+
+    def correlation(mask: np.ndarray) -> dict[str, Any]:
+        mask = mask & np.isfinite(pairs["ensemble_gain"].to_numpy())
+        frame = pairs[mask]
+        if len(frame) < 3 or frame["error_inconsistency"].nunique() < 2 \
+                or frame["ensemble_gain"].nunique() < 2:
+            return {"rho": None, "lo": None, "hi": None, "p_value": None,
+                    "n_pairs": int(len(frame))}
+        rho, p_value = spearmanr(frame["error_inconsistency"], frame["ensemble_gain"])
+        lo, hi = spearman_interval(resampled["error_inconsistency"][:, mask],
+                                   resampled["ensemble_gain"][:, mask], resamples)
+        return {"rho": float(rho), "lo": lo, "hi": hi, "p_value": float(p_value),
+                "n_pairs": int(len(frame))}
+
+    with_base = (pairs["model_a"] == base).to_numpy() | (pairs["model_b"] == base).to_numpy()
+    scored = len(inputs.scored)
+    return {
+        "base": {"model": base, "accuracy": base_row["accuracy"],
+                 "accuracy_lo": base_row["accuracy_lo"], "accuracy_hi": base_row["accuracy_hi"],
+                 "accuracy_all": base_row["accuracy_all"]},
+        "best_sidekick": sidekicks[0] if sidekicks else None,
+        "ranked_sidekicks": sidekicks[:5],
+        "mean_error_inconsistency_by_category": by_category,
+        "conversion_rate_by_category": conversion_by_category,
+        "spearman_ei_vs_gain": {"all_pairs": correlation(np.ones(len(pairs), dtype=bool)),
+                                "pairs_with_base": correlation(with_base)},
+        "all_models_ensemble_acc": evaluation.all_models_right / n if scored else None,
+        "all_models_ensemble_members": scored,
+        "majority_vote_acc": evaluation.majority_right / n,
+        "majority_vote_members": len(inputs.names),
+        "greedy": {"start": start, **greedy_summary(selection, resamples)},
+    }
+
+
+def resampled_pair_statistics(resamples: Resamples,
+                              evaluation: EvalPass) -> dict[str, np.ndarray]:
+    """(B, P) per-resample pair statistics (pairs in ``np.triu_indices`` order, NaN for
+    pairs without probabilities or when there are no resamples), from the sums the
+    evaluation pass accumulated on the shared resamples:
+
+    - error_inconsistency_b = Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N
+    - ensemble_gain_b = Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N
+    - conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n]
+      (NaN where the resampled denominator is 0).
+    """
+    num_pairs = len(evaluation.pair_scored)
+    size = max(resamples.n_bootstrap, 0)
+    out = {key: np.full((size, num_pairs), np.nan)
+           for key in ("error_inconsistency", "ensemble_gain", "conversion")}
+    if resamples.counts is None:
+        return out
+    sums = evaluation.sums
+    scored = evaluation.pair_scored
+    xor = sums.error_inconsistency
+    out["error_inconsistency"] = xor / resamples.num_examples
+    if evaluation.counts is None or not int(scored.sum()):
+        return out
+    out["ensemble_gain"][:, scored] = resamples.means(sums.ensemble_gain)
+    den = xor[:, scored]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["conversion"][:, scored] = np.where(den > 0, sums.converted / den, np.nan)
+    return out
+
+
+def category_mean_interval(conversion: np.ndarray, defined: np.ndarray,
+                           resamples: Resamples) -> tuple[float | None, float | None]:
+    """Interval of a category's mean conversion rate: per resample the mean over the
+    category's pairs whose full-sample rate is defined (``defined``, (P,) bool) of their
+    resampled rates, leaving out a pair whose resampled denominator is 0 (and a resample
+    where no pair is left)."""
+    if not defined.any() or conversion.shape[0] == 0:
+        return None, None
+    rates = conversion[:, defined]
+    present = np.isfinite(rates)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(present, rates, 0.0).sum(axis=1) / present.sum(axis=1)
+    return resamples.quantiles(means)
+
+
+def spearman_interval(ei: np.ndarray, gain: np.ndarray,
+                      resamples: Resamples) -> tuple[float | None, float | None]:
+    """Interval of Spearman's rho between the pairs' error inconsistency and ensemble gain:
+    per resample, both recomputed from the resampled sums ((B, P) each), ranked within the
+    resample (average ranks for ties, as ``scipy.stats.spearmanr``) and correlated (Pearson
+    of the ranks); a resample where either is constant is left out. Vectorised over B."""
+    from scipy.stats import rankdata
+
+    if ei.shape[0] == 0 or not np.isfinite(ei).all() or not np.isfinite(gain).all():
+        return None, None
+    x = rankdata(ei, axis=1)
+    y = rankdata(gain, axis=1)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (x * y).sum(axis=1) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    return resamples.quantiles(rho)
+
+
+def greedy_summary(selection: Any, resamples: Resamples | None = None) -> dict[str, Any]:
+    """The greedy block of summary.json; with ``resamples``, the paired bootstrap interval of
+    the gain over the start: per resample b, ``Σ_n W[b, n]·(e_n − s_n) / N`` with e, s the
+    kept ensemble's and the start's per-example evaluation correctness (computed here, stored
+    nowhere). ``selection``: a ``study.greedy`` outcome, or the reason it was skipped."""
+    if isinstance(selection, str):
+        return {"skipped": selection}
+    gain = {}
+    if resamples is not None:
+        lo = hi = None
+        if resamples.counts is not None and selection.evaluation_correct is not None:
+            diff = (selection.evaluation_correct.astype(np.float32)
+                    - selection.start_evaluation_correct.astype(np.float32))
+            bounds = resamples.interval(resamples.chunk_sums(
+                diff, slice(0, resamples.num_examples)))
+            lo, hi = (float(v[0]) for v in bounds)
+        gain = {"gain_over_start_lo": lo, "gain_over_start_hi": hi}
+    from zoolens.study.greedy import CrossFitOutcome
+
+    if isinstance(selection, CrossFitOutcome):
+        return {"cross_fitted": True, "folds": selection.folds,
+                "members": selection.members, "member_folds": selection.member_folds,
+                "calibration_acc": selection.calibration_acc,
+                "evaluation_acc": selection.evaluation_acc,
+                "fold_evaluation_acc": selection.fold_evaluation_acc,
+                "fold_spread": selection.fold_spread,
+                "start_evaluation_acc": selection.start_evaluation_acc,
+                "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
+                **gain,
+                "excluded_decision_only": selection.excluded,
+                "staged_on_disk": selection.staged}
+    return {"members": selection.members, "steps_kept": len(selection.members),
+            "calibration_acc": selection.calibration_acc,
+            "evaluation_acc": selection.evaluation_acc,
+            "start_evaluation_acc": selection.start_evaluation_acc,
+            "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
+            **gain,
+            "excluded_decision_only": selection.excluded,
+            "staged_on_disk": selection.staged}

@@ -1,0 +1,284 @@
+"""The first stages of ``analyze``: what it is asked (:class:`AnalyzeOptions`), what it reads
+from the zoo once (:class:`ZooInputs`, :func:`read_inputs`) and the fitted temperatures
+(:class:`Calibration`, :func:`calibrate`). Gontijo-Lopes et al. (2021) Sec. 3.
+
+Every later stage (``study.stream``'s evaluation pass, ``study.assemble``'s tables,
+``study.headline``) takes these typed values instead of the zoo and loose arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoolens.errors import ZoolensError
+from zoolens.measure.agreement import correctness
+from zoolens.measure.calibration import TemperatureFit, fit_temperature
+from zoolens.progress import track
+from zoolens.study import tables
+
+DEFAULT_MEMORY_BUDGET = 2**30
+INTERPOLATION_WEIGHTS = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 10))
+# models.csv columns measured by the evaluation pass (not known before it).
+EVALUATION_COLUMNS = ("accuracy_lo", "accuracy_hi", "nll_before", "nll_after", "ece_before",
+                      "ece_after")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """Everything ``analyze`` is asked, checked once (see ``study.analyze.analyze``)."""
+
+    base: str
+    pool: str | tuple[str, ...] | None = None
+    start: str | None = None
+    max_steps: int = 25
+    combine: str = "probs"
+    n_bootstrap: int = 1000
+    seed: int = 0
+    chunk_size: int | None = None
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    interpolation_pairs: tuple[tuple[str, str], ...] = ()
+    interpolation_weights: tuple[float, ...] = INTERPOLATION_WEIGHTS
+    exact_topk: bool = True
+    parquet: bool = True
+    command: str | None = None
+    # False: no calibration split (all examples measured, temperatures 1, greedy
+    # cross-fitted in ``folds`` folds); also what a zoo with calibration fraction 0 gets
+    calibration: bool = True
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.combine not in ("probs", "logits"):
+            raise ZoolensError(f"combine must be 'probs' or 'logits', got {self.combine!r}")
+
+    @property
+    def greedy_start(self) -> str:
+        return self.base if self.start is None else self.start
+
+    @property
+    def pool_setting(self) -> str | list[str] | None:
+        """The pool as summary.json records it."""
+        return self.pool if self.pool is None or isinstance(self.pool, str) else list(self.pool)
+
+
+@dataclass
+class ZooInputs:
+    """What every stage needs from the zoo, read once: names, kinds, cards, splits, every
+    model's top-1 and correctness, and the pair categories relative to the base."""
+
+    zoo: Any
+    names: list[str]
+    kinds: list[str]
+    cards: list[Any]
+    has_scores: np.ndarray  # (M,) bool: not decision-only
+    cal: np.ndarray
+    ev: np.ndarray
+    labels: np.ndarray
+    predictions: np.ndarray  # (M, N) int64
+    correct_all: np.ndarray  # (M, N) bool
+    correct: np.ndarray  # (M, N_eval) bool, the evaluation split
+    base_index: int = 0
+    # category of each model relative to the base (models.csv) and of each pair
+    # (pairs.csv, np.triu_indices order)
+    base_category: list[str] = field(default_factory=list)
+    pair_category: list[str] = field(default_factory=list)
+    # category -> (P,) mask of the pairs (base, other) whose other is in it
+    category_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    interpolation_pairs: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def calibrated(self) -> bool:
+        """False without a calibration split: temperatures 1, greedy cross-fitted."""
+        return bool(self.cal.size)
+
+    @property
+    def scored(self) -> list[int]:
+        return [int(i) for i in np.flatnonzero(self.has_scores)]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.zoo.num_classes)
+
+    def index(self, name: str, role: str) -> int:
+        check_model(self.zoo, name, role)
+        return self.names.index(name)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Stage 2: each scored model's temperature (NaN for decision-only models) and fit."""
+
+    temperatures: np.ndarray  # (M,)
+    fits: dict[str, TemperatureFit]
+
+
+def check_model(zoo: Any, name: str, role: str) -> None:
+    """ZoolensError naming the zoo, the option and the models when ``name`` is not in it."""
+    names = list(zoo.models)
+    if name not in names:
+        shown = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
+        raise ZoolensError(f"zoo {zoo.path}: no model named {name!r} ({role}); "
+                           f"models: {shown}")
+
+
+def open_zoo(zoo: Any) -> Any:
+    """A Zoo from a Zoo or a path (ZoolensError when the folder is not a zoo)."""
+    if hasattr(zoo, "scores") and hasattr(zoo, "models"):
+        return zoo
+    from zoolens.zoo.store import Zoo
+
+    return Zoo.open(Path(zoo))
+
+
+def load_inputs(zoo: Any, *, min_models: int = 2, calibration: bool = True) -> ZooInputs:
+    """Read names, kinds, cards, splits and every model's predictions; check the zoo is
+    analysable (no base-relative fields: see :func:`read_inputs`).
+
+    Without a calibration split (``calibration=False``, or a zoo created with calibration
+    fraction 0) the evaluation split is every example and ``cal`` is empty: temperatures are
+    fixed at 1 and greedy selection is cross-fitted (``study.greedy.run_crossfit``).
+    """
+    names = list(zoo.models)
+    if len(names) < min_models:
+        raise ZoolensError(
+            f"zoo {zoo.path}: has {len(names)} model{'s' if len(names) != 1 else ''}; "
+            f"comparing models needs at least {min_models}")
+    cal = np.asarray(zoo.calibration_indices, dtype=np.int64)
+    ev = np.asarray(zoo.evaluation_indices, dtype=np.int64)
+    if not calibration or cal.size == 0:
+        cal = np.zeros(0, dtype=np.int64)
+        ev = np.arange(int(zoo.num_examples), dtype=np.int64)
+    if ev.size == 0:
+        raise ZoolensError(f"zoo {zoo.path}: the evaluation split is empty; re-create the "
+                           "zoo with a calibration fraction below 1")
+    kinds = [zoo.kind(name) for name in names]
+    labels = np.asarray(zoo.labels)
+    predictions = np.stack([np.asarray(zoo.predictions(name), dtype=np.int64)
+                            for name in names])
+    correct_all = correctness(predictions, labels)
+    return ZooInputs(zoo=zoo, names=names, kinds=kinds,
+                     cards=[zoo.card(name) for name in names],
+                     has_scores=np.array([kind != "decisions" for kind in kinds]),
+                     cal=cal, ev=ev, labels=labels, predictions=predictions,
+                     correct_all=correct_all, correct=correct_all[:, ev])
+
+
+def with_base(inputs: ZooInputs, base: str, role: str = "--base") -> ZooInputs:
+    """Fill the base-relative fields: base index, model and pair categories, category masks."""
+    from zoolens.zoo.categories import pair_category
+
+    base_index = inputs.index(base, role)
+    cards = inputs.cards
+    a_idx, b_idx = np.triu_indices(len(inputs.names), 1)
+    inputs.base_index = base_index
+    inputs.base_category = [pair_category(cards[base_index], card) for card in cards]
+    inputs.pair_category = [pair_category(cards[a], cards[b]) for a, b in zip(a_idx, b_idx)]
+    inputs.category_masks = base_category_masks(base_index, inputs.base_category, a_idx, b_idx)
+    return inputs
+
+
+def read_inputs(zoo: Any, options: AnalyzeOptions) -> ZooInputs:
+    """Stage 1: check the names the options give, read the zoo once, fill the base-relative
+    fields and the interpolation pairs. Fails (ZoolensError) before any array is read when a
+    name is wrong, and before the evaluation pass when the options cannot run."""
+    for name, role in ([(options.base, "--base")]
+                       + ([] if options.start is None else [(options.start, "--start")])
+                       + [(m, "--interpolate") for pair in options.interpolation_pairs
+                          for m in pair]):
+        check_model(zoo, name, role)
+    inputs = with_base(load_inputs(zoo, calibration=options.calibration), options.base)
+    if options.start is not None and not inputs.has_scores[inputs.index(options.start,
+                                                                          "--start")]:
+        # Before the evaluation pass: the selection would refuse it only at the very end.
+        raise ZoolensError(f"zoo {zoo.path}: greedy start {options.start!r} (--start) is "
+                           "decision-only: ensembles need probabilities")
+    pairs = [(inputs.index(a, "--interpolate"), inputs.index(b, "--interpolate"))
+             for a, b in options.interpolation_pairs]
+    for a, b in pairs:
+        if a == b or not (inputs.has_scores[a] and inputs.has_scores[b]):
+            raise ZoolensError(
+                f"--interpolate {inputs.names[a]},{inputs.names[b]}: needs two different "
+                "models with probabilities")
+    inputs.interpolation_pairs = pairs
+    return inputs
+
+
+def base_category_masks(base: int, base_category: list[str], a_idx: np.ndarray,
+                        b_idx: np.ndarray) -> dict[str, np.ndarray]:
+    """For each category: (P,) mask of the pairs (base, other) whose other is in it."""
+    other = np.where(a_idx == base, b_idx, np.where(b_idx == base, a_idx, -1))
+    masks = {}
+    for category in dict.fromkeys(base_category[m] for m in other[other >= 0]):
+        masks[category] = (other >= 0) & (np.array(base_category + ["?"])[other] == category)
+    return masks
+
+
+def calibrate(inputs: ZooInputs) -> Calibration:
+    """Stage 2: each scored model's calibration-split scores -> its TemperatureFit; without
+    a calibration split nothing is fitted and every scored model's temperature is 1
+    (decision-only models: NaN)."""
+    fits: dict[str, TemperatureFit] = {}
+    if inputs.calibrated:
+        labels_cal = inputs.labels[inputs.cal]
+        for i in track(inputs.scored, description="temperature scaling", unit="models"):
+            name = inputs.names[i]
+            scores = inputs.zoo.scores(name, rows=inputs.cal)
+            try:
+                fits[name] = fit_temperature(scores, labels_cal)
+            except ZoolensError as exc:
+                raise ZoolensError(f"model {name!r}: {exc}") from None
+    fixed = 1.0 if not inputs.calibrated else np.nan
+    temperatures = np.array([fits[name].temperature if name in fits
+                             else (fixed if inputs.has_scores[i] else np.nan)
+                             for i, name in enumerate(inputs.names)])
+    return Calibration(temperatures=temperatures, fits=fits)
+
+
+def models_table(inputs: ZooInputs, calibration: Calibration) -> pd.DataFrame:
+    """models.csv before the evaluation pass: cards, categories, accuracies, temperatures;
+    the columns the pass measures (:data:`EVALUATION_COLUMNS`) NaN. The pool filter reads
+    it; ``study.assemble.fill_models_table`` fills the rest."""
+    num_models = len(inputs.names)
+    nan = np.full(num_models, np.nan)
+    cards = inputs.cards
+    frame = pd.DataFrame({
+        "model": inputs.names,
+        "arch": [card.arch for card in cards],
+        "framework": [card.framework for card in cards],
+        "pretrain_data": [card.pretrain_data for card in cards],
+        "head": [card.head for card in cards],
+        "category": inputs.base_category,
+        "accuracy": inputs.correct.mean(axis=1),
+        "accuracy_lo": nan,
+        "accuracy_hi": nan.copy(),
+        "accuracy_all": inputs.correct_all.mean(axis=1),
+        "temperature": calibration.temperatures,
+        "nll_before": nan.copy(),
+        "nll_after": nan.copy(),
+        "ece_before": nan.copy(),
+        "ece_after": nan.copy(),
+        "kind": inputs.kinds,
+        "accuracy_eval_n": len(inputs.ev),
+    })
+    return frame[tables.MODELS_COLUMNS]
+
+
+def chunk_examples(num_scored: int, num_classes: int, num_pairs: int, n_bootstrap: int,
+                   budget: int) -> int:
+    """Examples per chunk so one chunk's working set stays within ``budget`` bytes.
+
+    Per example: the calibrated block (models x classes float32) and the same again for
+    temporaries, pair predictions / correctness / bootstrap values (about 24 bytes per pair),
+    and the bootstrap weights of the chunk (4 bytes per resample).
+    """
+    per_example = 8 * num_scored * num_classes + 24 * num_pairs + 4 * n_bootstrap + 64
+    return max(1, int(budget // per_example))
+
+
+def pair_names(pairs: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(a), str(b)) for a, b in (pairs or ()))
