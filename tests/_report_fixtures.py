@@ -1,4 +1,4 @@
-"""Results folders for the report tests: every table of CONTRACTS.md, with consistent values.
+"""Results folders for the report tests: every table of ``zoolens.contracts``, with consistent values.
 
 The analyze and probe engineers write these tables for real zoos; the report must not wait for
 them, nor depend on their code (``report`` imports neither ``study`` nor ``zoo``). So this module
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from zoolens import contracts
 
 EVIL_NAME = "<img src=x onerror=alert(1)>"
 BASE_NAME = "ResNet-50 (base)"
@@ -91,6 +93,18 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15):
     return rows, float(ece)
 
 
+def _write(out: Path, name: str, rows) -> pd.DataFrame:
+    """Write table ``name`` with its columns in the order of ``zoolens.contracts`` (a fixture
+    may leave out columns the report does not need, never add one nobody agreed on)."""
+    frame = pd.DataFrame(rows)
+    order = contracts.columns(name)
+    stray = [c for c in frame.columns if c not in order]
+    assert not stray, f"fixture {name}: columns {stray} are not in zoolens.contracts"
+    frame = frame[[c for c in order if c in frame.columns]]
+    frame.to_csv(out / f"{name}.csv", index=False)
+    return frame
+
+
 def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: str, *,
                               calibration_index, class_names, class_groups=None,
                               greedy_steps: int = 8, extra_summary: dict | None = None) -> Path:
@@ -124,7 +138,7 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
             accuracy_all=float((s.argmax(axis=1) == labels).mean()), temperature=t,
             nll_before=nll(s[ev], y, 1.0), nll_after=nll(s[ev], y, t),
             ece_before=ece_b, ece_after=ece_a, kind="logits", accuracy_eval_n=len(ev)))
-    pd.DataFrame(model_rows).to_csv(out / "models.csv", index=False)
+    _write(out, "models", model_rows)
 
     pair_rows = []
     for i, a in enumerate(names):
@@ -146,8 +160,7 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
                 conversion_rate=float(ens[one].mean()) if one.any() else np.nan,
                 neither_conversion=float(ens[none].mean()) if none.any() else np.nan,
                 error_inconsistency_lo=max(ei - 0.01, 0.0), error_inconsistency_hi=ei + 0.01))
-    pairs = pd.DataFrame(pair_rows)
-    pairs.to_csv(out / "pairs.csv", index=False)
+    pairs = _write(out, "pairs", pair_rows)
 
     # Specialization, theta histograms: every pair (base, other).
     groups = {"class": {cn: [k] for k, cn in enumerate(class_names)}}
@@ -182,8 +195,8 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
                     only_b_right=float(ob.sum() / n) if n else np.nan,
                     mean_theta_only_a=float(theta[oa].mean()) if oa.any() else np.nan,
                     mean_theta_only_b=float(theta[ob].mean()) if ob.any() else np.nan))
-    pd.DataFrame(spec_rows).to_csv(out / "specialization.csv", index=False)
-    pd.DataFrame(theta_rows).to_csv(out / "theta.csv", index=False)
+    _write(out, "specialization", spec_rows)
+    _write(out, "theta", theta_rows)
 
     # Greedy forward selection from the base (DESIGN sec. 3), slow and obvious.
     ycal = labels[cal]
@@ -205,9 +218,9 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
         steps.append((step, cand, list(members), float((sum_cal.argmax(1) == ycal).mean()),
                       float((sum_ev.argmax(1) == y).mean())))
     best_step = max(range(len(steps)), key=lambda i: (steps[i][3], -i))
-    pd.DataFrame([dict(start=base, step=s, added=add, members=";".join(mem), calibration_acc=c,
-                       evaluation_acc=e, kept=s <= best_step)
-                  for s, add, mem, c, e in steps]).to_csv(out / "greedy.csv", index=False)
+    _write(out, "greedy", [dict(start=base, step=s, added=add, members=";".join(mem),
+                                calibration_acc=c, evaluation_acc=e, kept=s <= best_step)
+                           for s, add, mem, c, e in steps])
 
     # Reliability diagrams before / after temperature scaling.
     rel_rows = []
@@ -218,7 +231,7 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
             for b, lo, hi, n, conf, acc in rows:
                 rel_rows.append(dict(model=name, stage=stage, bin=b, bin_lo=lo, bin_hi=hi,
                                      count=n, mean_confidence=conf, accuracy=acc))
-    pd.DataFrame(rel_rows).to_csv(out / "reliability.csv", index=False)
+    _write(out, "reliability", rel_rows)
 
     # Interpolation: base with its best sidekick.
     with_base = pairs[(pairs.model_a == base) | (pairs.model_b == base)]
@@ -235,7 +248,7 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
         ens = (wc * q_eval[base] + (1 - wc) * q_eval[sidekick]).argmax(1) == y
         interp_rows.append(dict(model_a=base, model_b=sidekick, mode="class_aware", weight=w,
                                 ensemble_acc=float(ens.mean())))
-    pd.DataFrame(interp_rows).to_csv(out / "interpolation.csv", index=False)
+    _write(out, "interpolation", interp_rows)
 
     # summary.json in the shape study/analyze.py writes (provenance + headline).
     ranked = []
@@ -309,23 +322,23 @@ def write_probe_tables(out_dir, names: list, base: str, *, seed: int = 0) -> Pat
         va, vb = 0.60 + 0.1 * rng.random(), 0.60 + 0.1 * rng.random()
         stack_rows.append(dict(model_a=base, model_b=other, downstream_metric="accuracy",
                                value_a=va, value_b=vb, value_stacked=max(va, vb) + 0.03))
-    pd.DataFrame(probe_rows).to_csv(out / "probe.csv", index=False)
-    pd.DataFrame(div_rows).to_csv(out / "diversity.csv", index=False)
-    pd.DataFrame(stack_rows).to_csv(out / "stacking.csv", index=False)
+    _write(out, "probe", probe_rows)
+    _write(out, "diversity", div_rows)
+    _write(out, "stacking", stack_rows)
     models = pd.read_csv(out / "models.csv", dtype={"model": str}, keep_default_na=False,
                          na_values=[""])
     transfer = models[["model", "accuracy"]].rename(columns={"accuracy": "upstream_accuracy"})
     transfer = transfer.assign(downstream_metric="accuracy",
                                downstream_value=0.5 + 0.4 * transfer.upstream_accuracy
                                + 0.02 * rng.standard_normal(len(transfer)))
-    transfer.to_csv(out / "transfer.csv", index=False)
+    _write(out, "transfer", transfer)
     cka = pairs[["model_a", "model_b", "error_consistency"]].copy()
     cka.insert(2, "cka_linear", np.clip(0.3 + 0.6 * cka.error_consistency
                                         + 0.05 * rng.standard_normal(len(cka)), 0, 1))
     cka.insert(3, "cka_rbf", np.clip(cka.cka_linear + 0.03, 0, 1))
     cka.insert(4, "cka_debiased", np.clip(cka.cka_linear - 0.1, 0, 1))
     cka.loc[cka.index[:2], "error_consistency"] = np.nan  # "unknown" rows, as allowed
-    cka.to_csv(out / "cka.csv", index=False)
+    _write(out, "cka", cka)
     return out
 
 
@@ -365,7 +378,7 @@ def simulate_scores(n: int = 800, seed: int = 0):
 
 def write_synthetic_results(out_dir, *, probe: bool = True, seed: int = 0, n: int = 800,
                             base_position: int = 0) -> Path:
-    """The full synthetic results folder (all tables of CONTRACTS.md). ``base_position``: the
+    """The full synthetic results folder (all tables of ``zoolens.contracts``). ``base_position``: the
     base's place in zoo order (pairs.csv has a < b in zoo order, so a base not first sits in
     model_b of some pairs)."""
     scores, labels = simulate_scores(n, seed)

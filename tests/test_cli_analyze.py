@@ -215,8 +215,8 @@ def test_ensemble_writes_the_cards_analyze_writes(tmp_path):
     assert written["cards"]["human"]["notes"] == "label-noise free"
     # Written atomically, like the tables: no temporary file is left behind.
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == sorted(
-        ["cards.json", "summary.json", "greedy.csv", "greedy.parquet", "models.csv",
-         "models.parquet"])
+        ["cards.json", "summary.json", "greedy.csv", "greedy.json", "greedy.parquet",
+         "models.csv", "models.json", "models.parquet"])
 
 
 def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):

@@ -90,8 +90,10 @@ def test_write_results_atomic_and_exact_columns(tmp_path):
     out = tables.write_results(tmp_path / "out", {"greedy": frame},
                                {"x": np.float32(0.5), "nan": float("nan"),
                                 "arr": np.arange(3), "flag": np.bool_(True)})
-    assert sorted(p.name for p in out.iterdir()) == ["greedy.csv", "greedy.parquet",
-                                                     "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["greedy.csv", "greedy.json",
+                                                     "greedy.parquet", "summary.json"]
+    assert json.loads((out / "greedy.json").read_text()) == {"table_version": 1,
+                                                             "table": "greedy"}
     assert list(pd.read_csv(out / "greedy.csv").columns) == tables.GREEDY_COLUMNS
     assert list(pd.read_parquet(out / "greedy.parquet").columns) == tables.GREEDY_COLUMNS
     summary = json.loads((out / "summary.json").read_text())

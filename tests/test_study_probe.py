@@ -246,9 +246,10 @@ def test_probe_tables_are_written_through_study_tables_byte_for_byte(tmp_path):
     from zoolens.study.probe import _write_tables
 
     frame = pd.DataFrame({"model_a": ["a", "b,c"], "model_b": ["b", 'say "x"'],
-                          "rate": [1 / 3, 0.0], "draw": [0, 1],
-                          "accuracy": [np.nan, 1e-20]})
-    other = pd.DataFrame({"model": ["a"], "downstream_value": [0.1 + 0.2]})
+                          "rate": [1 / 3, 0.0], "draw": [0, 1], "n_dims_a": [1, 0],
+                          "n_dims_b": [2, 3], "accuracy": [np.nan, 1e-20]})
+    other = pd.DataFrame({"model": ["a"], "upstream_accuracy": [0.5],
+                          "downstream_metric": ["accuracy"], "downstream_value": [0.1 + 0.2]})
     out = _write_tables(tmp_path / "out" / "nested", {"probe": frame, "transfer": other},
                         {"n_test": 3})
     for name, table in (("probe", frame), ("transfer", other)):
@@ -262,3 +263,5 @@ def test_probe_tables_are_written_through_study_tables_byte_for_byte(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ZoolensError, match="file: cannot create the output folder"):
         _write_tables(tmp_path / "file", {"probe": frame}, {})
+    with pytest.raises(AssertionError, match="table probe: columns"):  # the contract holds
+        _write_tables(tmp_path / "out", {"probe": frame.drop(columns="n_dims_a")}, {})

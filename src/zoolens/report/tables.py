@@ -1,4 +1,4 @@
-"""Read and check the result tables of a results folder (DESIGN sec. 5, CONTRACTS "Result tables").
+"""Read and check the result tables of a results folder (DESIGN sec. 5, ``zoolens.contracts``).
 
 The report is rebuilt from a results folder alone: the CSV tables written by ``zoolens analyze``
 and ``zoolens probe`` and ``summary.json``. This module reads them with the model, class and
@@ -11,8 +11,9 @@ converts the numeric columns, and checks each table against its contract:
 - agreed columns the report does not draw may be absent; columns nobody agreed on are noted
   and ignored, and the table is kept.
 
-Versions: the analyze tables are governed by ``summary.json``'s ``table_version``; a probe table
-``X.csv`` may carry its own version in a sibling ``X.json`` (``{"table_version": 1}``).
+Versions, the same way for every table: ``X.csv``'s version is in its sibling ``X.json``
+(``{"table_version": 1, ...}``); an analyze table without a sibling (a folder written before
+they had one) takes ``summary.json``'s ``table_version``.
 Parquet (``X.parquet``) is read where the CSV is absent.
 """
 
@@ -26,75 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zoolens.contracts import (FINDING_FIELDS, RESULT_TABLES, SOUP_COLUMNS,
+                               SUPPORTED_TABLE_VERSIONS, TableContract)
 from zoolens.errors import ZoolensError
 
-SUPPORTED_TABLE_VERSIONS = frozenset({1})
+# The tables' columns, types and versions are spelled once, in zoolens.contracts.
+TABLE_SPECS: dict[str, TableContract] = RESULT_TABLES
 
-
-@dataclass(frozen=True)
-class TableSpec:
-    """Contract of one table: the columns the report needs, the others agreed, their types."""
-
-    name: str                      # file stem: models -> models.csv
-    needed: tuple[str, ...]        # without these the table is left out
-    optional: tuple[str, ...] = ()  # agreed columns the report does not need
-    text: tuple[str, ...] = ()     # kept as text (names); every other column is numeric
-    boolean: tuple[str, ...] = ()
-    bounds_suffixes: bool = False  # X_lo / X_hi allowed for any agreed column X
-    producer: str = "analyze"      # "analyze" (versioned by summary.json) or "probe"
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}.csv"
-
-
-_PAIR = ("model_a", "model_b")
-
-TABLE_SPECS: dict[str, TableSpec] = {spec.name: spec for spec in [
-    TableSpec("models",
-              needed=("model", "arch", "framework", "head", "category", "accuracy", "temperature"),
-              optional=("pretrain_data", "accuracy_lo", "accuracy_hi", "accuracy_all",
-                        "nll_before", "nll_after", "ece_before", "ece_after", "kind",
-                        "accuracy_eval_n"),
-              text=("model", "arch", "framework", "pretrain_data", "head", "category", "kind")),
-    TableSpec("pairs",
-              needed=_PAIR + ("category", "acc_a", "acc_b", "error_inconsistency", "both_right",
-                              "both_wrong", "error_consistency", "ensemble_acc", "ensemble_gain",
-                              "conversion_rate", "neither_conversion"),
-              optional=("dominance_ab", "dominance_ba", "mcnemar_p", "paired_bootstrap_p",
-                        "gain_over_best", "gain_over_base"),
-              text=_PAIR + ("category",), bounds_suffixes=True),
-    TableSpec("specialization",
-              needed=_PAIR + ("group", "n", "acc_a", "acc_b", "error_inconsistency",
-                              "only_a_right", "only_b_right", "mean_theta_only_a",
-                              "mean_theta_only_b"),
-              optional=("group_type",),
-              text=_PAIR + ("group", "group_type")),
-    TableSpec("greedy",
-              needed=("start", "step", "added", "members", "calibration_acc", "evaluation_acc",
-                      "kept"),
-              text=("start", "added", "members"), boolean=("kept",)),
-    TableSpec("theta", needed=_PAIR + ("outcome", "bin_lo", "bin_hi", "count"),
-              text=_PAIR + ("outcome",)),
-    TableSpec("reliability",
-              needed=("model", "stage", "bin", "bin_lo", "bin_hi", "count", "mean_confidence",
-                      "accuracy"),
-              text=("model", "stage")),
-    TableSpec("interpolation", needed=_PAIR + ("mode", "weight", "ensemble_acc"),
-              text=_PAIR + ("mode",)),
-    TableSpec("probe", needed=_PAIR + ("rate", "draw", "accuracy"),
-              optional=("n_dims_a", "n_dims_b"), text=_PAIR, producer="probe"),
-    TableSpec("diversity", needed=_PAIR + ("selection", "k", "accuracy", "target_accuracy"),
-              text=_PAIR + ("selection",), producer="probe"),
-    TableSpec("transfer",
-              needed=("model", "upstream_accuracy", "downstream_metric", "downstream_value"),
-              text=("model", "downstream_metric"), producer="probe"),
-    TableSpec("stacking",
-              needed=_PAIR + ("downstream_metric", "value_a", "value_b", "value_stacked"),
-              text=_PAIR + ("downstream_metric",), producer="probe"),
-    TableSpec("cka", needed=_PAIR + ("cka_linear", "error_consistency"),
-              optional=("cka_rbf", "cka_debiased"), text=_PAIR, producer="probe"),
-]}
 
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n"}
@@ -149,7 +88,22 @@ def _version_problem(version, where: str) -> str | None:
     return None
 
 
-def _read_raw(path: Path, spec: TableSpec) -> pd.DataFrame:
+def _table_version_problem(path: Path, spec: TableContract,
+                           summary_problem: str | None) -> str | None:
+    """Why table ``spec`` cannot be read at its version, or None: the version in its sibling
+    ``<name>.json``; without one, an analyze table falls back on summary.json's."""
+    sibling = path / f"{spec.name}.json"
+    if not sibling.exists():
+        return summary_problem if spec.producer == "analyze" else None
+    try:
+        meta = json.loads(sibling.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{sibling.name}: not readable as JSON ({exc})"
+    version = meta.get("table_version") if isinstance(meta, dict) else None
+    return _version_problem(version, sibling.name)
+
+
+def _read_raw(path: Path, spec: TableContract) -> pd.DataFrame:
     """Every column as text, nothing turned into NaN but empty cells and nan literals later."""
     csv = path / spec.filename
     if csv.exists():
@@ -183,7 +137,7 @@ def _bad_value_note(name: str, column: str, kind: str, series: pd.Series, row: i
             f"in data row {row + 1}; {left_out} left out")
 
 
-def _check_table(raw: pd.DataFrame, spec: TableSpec, notes: list[str]) -> pd.DataFrame | None:
+def _check_table(raw: pd.DataFrame, spec: TableContract, notes: list[str]) -> pd.DataFrame | None:
     """The table with typed columns, or None (with a note) when the report cannot use it."""
     name = spec.filename
     columns = list(raw.columns)
@@ -273,18 +227,11 @@ def load_results(results_dir) -> Results:
     for spec in TABLE_SPECS.values():
         csv, parquet = path / spec.filename, path / f"{spec.name}.parquet"
         if not csv.exists() and not parquet.exists():
-            not_found.append(spec.filename)
+            if spec.always:
+                not_found.append(spec.filename)
             continue
         found_any = True
-        problem = analyze_problem if spec.producer == "analyze" else None
-        sibling = path / f"{spec.name}.json"
-        if spec.producer == "probe" and sibling.exists():
-            try:
-                meta = json.loads(sibling.read_text(encoding="utf-8"))
-                version = meta.get("table_version") if isinstance(meta, dict) else None
-                problem = _version_problem(version, sibling.name)
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                problem = f"{sibling.name}: not readable as JSON ({exc})"
+        problem = _table_version_problem(path, spec, analyze_problem)
         if problem:
             notes.append(f"{problem}; {spec.filename} left out")
             continue
@@ -296,7 +243,7 @@ def load_results(results_dir) -> Results:
             continue
         table = _check_table(raw, spec, notes)
         if table is not None:
-            if len(table) == 0:
+            if len(table) == 0 and spec.always:  # an optional table is empty when not used
                 notes.append(f"{spec.filename}: no rows")
             results.tables[spec.name] = table
     if not_found and found_any:
@@ -320,8 +267,6 @@ def load_results(results_dir) -> Results:
 
 # ---------------------------------------------------------------- optional extras
 
-SOUP_COLUMNS = ("method", "members", "heldout_acc", "test_acc")
-FINDING_FIELDS = ("claim", "measured", "verdict")
 
 
 def _read_json_object(file: Path, notes: list[str]):

@@ -33,18 +33,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoolens.contracts import columns
 from zoolens.errors import ZoolensError
 from zoolens.measure.features import (cka_matrix, combine_at_rates, diversity_ranking, k_grid,
                                       l2_normalize_rows, linear_cka_matrices)
+from zoolens.study.tables import output_folder, write_table
 
-TABLE_VERSION = 1
-PROBE_COLUMNS = ["model_a", "model_b", "rate", "draw", "n_dims_a", "n_dims_b", "accuracy"]
-DIVERSITY_COLUMNS = ["model_a", "model_b", "selection", "k", "accuracy", "target_accuracy"]
-CKA_COLUMNS = ["model_a", "model_b", "cka_linear", "cka_rbf", "cka_debiased",
-               "error_consistency"]
-TRANSFER_COLUMNS = ["model", "upstream_accuracy", "downstream_metric", "downstream_value"]
-STACKING_COLUMNS = ["model_a", "model_b", "downstream_metric", "value_a", "value_b",
-                    "value_stacked"]
+PROBE_COLUMNS = columns("probe")
+DIVERSITY_COLUMNS = columns("diversity")
+CKA_COLUMNS = columns("cka")
+TRANSFER_COLUMNS = columns("transfer")
+STACKING_COLUMNS = columns("stacking")
 DEFAULT_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 # Default λ grid of the study's probes (for L2-normalised rows; see measure.probe).
 STUDY_L2_GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -375,13 +374,10 @@ def _correctness_or_none(zoo: Any, names: Sequence[str]) -> np.ndarray | None:
 def _write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame],
                   meta: Mapping[str, Any]) -> Path:
     """Each table as ``<name>.csv`` with its sibling ``<name>.json`` (table_version, table,
-    run metadata), atomically, through study.tables (as analyze's tables)."""
-    from zoolens.study.tables import output_folder, write_csv, write_json
-
+    run metadata), atomically, through study.tables, as analyze's tables."""
     out = output_folder(out_dir)
     for name, frame in tables.items():
-        write_csv(out / f"{name}.csv", frame)
-        write_json(out / f"{name}.json", {"table_version": TABLE_VERSION, "table": name, **meta})
+        write_table(out, name, frame, parquet=False, meta=meta)
     return out
 
 

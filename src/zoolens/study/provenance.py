@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from zoolens import __version__
-from zoolens.study.tables import FORMAT_VERSION, TABLE_VERSION
+from zoolens.contracts import RESULTS_FORMAT_VERSION, TABLE_VERSION
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:
@@ -48,7 +48,7 @@ def provenance(zoo: Any, *, command: str | None, seeds: Mapping[str, int]) -> di
     import scipy
 
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": RESULTS_FORMAT_VERSION,
         "table_version": TABLE_VERSION,
         "zoolens_version": __version__,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoolens import contracts
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, top1
 from zoolens.measure.soup import GreedySoup, check_compatible, greedy_soup, uniform_soup
 
-SOUP_COLUMNS = ["method", "members", "heldout_acc", "test_acc"]
+SOUP_COLUMNS = list(contracts.SOUP_COLUMNS)
 EVAL_BATCH = 512
 
 

@@ -1,8 +1,7 @@
 """The result tables of ``zoolens analyze`` and their atomic writing (DESIGN.md sec. 5).
 
-Column names are a contract with the report (CONTRACTS.md, "Result tables"): the constants
-below are the single place they are spelled, and :func:`write_results` refuses a table
-whose columns differ. Each table is written as CSV (no comment lines) and Parquet; every
+Column names are a contract with the report, spelled once in :mod:`zoolens.contracts`;
+:func:`write_results` refuses a table whose columns differ from it. Each table is written as CSV (no comment lines) and Parquet; every
 file goes to a temporary file in the output folder, is fsynced and then renamed into place,
 and ``summary.json`` is written last, so a crash never leaves a half-written table behind a
 summary that describes it.
@@ -20,65 +19,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoolens.contracts import ANALYZE_TABLES, TABLE_VERSION, columns, version_record
 from zoolens.errors import ZoolensError
 from zoolens.zoo._atomic import atomic_write_with
 
-TABLE_VERSION = 1
-FORMAT_VERSION = 1
-
-MODELS_COLUMNS = [
-    "model", "arch", "framework", "pretrain_data", "head", "category",
-    "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_all", "temperature",
-    "nll_before", "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n",
-]
-PAIRS_COLUMNS = [
-    "model_a", "model_b", "category", "acc_a", "acc_b",
-    "error_inconsistency", "error_inconsistency_lo", "error_inconsistency_hi",
-    "both_right", "both_wrong", "error_consistency", "dominance_ab", "dominance_ba",
-    "ensemble_acc", "ensemble_acc_lo", "ensemble_acc_hi",
-    "ensemble_gain", "ensemble_gain_lo", "ensemble_gain_hi",
-    "gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
-    "gain_over_base", "gain_over_base_lo", "gain_over_base_hi",
-    "conversion_rate", "conversion_rate_lo", "conversion_rate_hi",
-    "neither_conversion", "neither_conversion_lo", "neither_conversion_hi",
-    "mcnemar_p", "paired_bootstrap_p",
-]
-SPECIALIZATION_COLUMNS = [
-    "model_a", "model_b", "group_type", "group", "n", "acc_a", "acc_b",
-    "error_inconsistency", "only_a_right", "only_b_right",
-    "mean_theta_only_a", "mean_theta_only_b",
-]
-GREEDY_COLUMNS = ["start", "step", "added", "members", "calibration_acc", "evaluation_acc",
-                  "kept"]
-# Cross-fitted greedy (analysis without a calibration split): each fold's step table;
-# selection_acc on the other folds (chooses), held_out_acc on this fold (reported only).
-GREEDY_FOLDS_COLUMNS = ["fold", "n_held_out", "start", "step", "added", "members",
-                        "selection_acc", "held_out_acc", "kept"]
-THETA_COLUMNS = ["model_a", "model_b", "outcome", "bin_lo", "bin_hi", "count"]
-RELIABILITY_COLUMNS = ["model", "stage", "bin", "bin_lo", "bin_hi", "count",
-                       "mean_confidence", "accuracy"]
-INTERPOLATION_COLUMNS = ["model_a", "model_b", "mode", "weight", "ensemble_acc"]
-
-TABLE_COLUMNS: dict[str, list[str]] = {
-    "models": MODELS_COLUMNS,
-    "pairs": PAIRS_COLUMNS,
-    "specialization": SPECIALIZATION_COLUMNS,
-    "greedy": GREEDY_COLUMNS,
-    "greedy_folds": GREEDY_FOLDS_COLUMNS,
-    "theta": THETA_COLUMNS,
-    "reliability": RELIABILITY_COLUMNS,
-    "interpolation": INTERPOLATION_COLUMNS,
-}
+# The columns are spelled once, in zoolens.contracts; these names are kept for the writers.
+TABLE_COLUMNS: dict[str, list[str]] = {name: columns(name) for name in ANALYZE_TABLES}
+MODELS_COLUMNS = TABLE_COLUMNS["models"]
+PAIRS_COLUMNS = TABLE_COLUMNS["pairs"]
+SPECIALIZATION_COLUMNS = TABLE_COLUMNS["specialization"]
+GREEDY_COLUMNS = TABLE_COLUMNS["greedy"]
+GREEDY_FOLDS_COLUMNS = TABLE_COLUMNS["greedy_folds"]
+THETA_COLUMNS = TABLE_COLUMNS["theta"]
+RELIABILITY_COLUMNS = TABLE_COLUMNS["reliability"]
+INTERPOLATION_COLUMNS = TABLE_COLUMNS["interpolation"]
 
 
 def empty_table(name: str) -> pd.DataFrame:
     """A table with the contracted columns and no rows."""
-    return pd.DataFrame({column: [] for column in TABLE_COLUMNS[name]})
+    return pd.DataFrame({column: [] for column in columns(name)})
 
 
 def check_columns(name: str, frame: pd.DataFrame) -> None:
     """Raise AssertionError (a bug, not user error) when ``frame`` breaks the column contract."""
-    expected = TABLE_COLUMNS[name]
+    expected = columns(name)
     if list(frame.columns) != expected:
         raise AssertionError(f"table {name}: columns {list(frame.columns)} != {expected}")
 
@@ -131,14 +95,17 @@ def output_folder(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool = True) -> None:
-    """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``."""
+def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool = True,
+                meta: Mapping[str, Any] | None = None) -> None:
+    """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``, with
+    its version record ``name.json`` (``zoolens.contracts.version_record`` plus ``meta``)."""
     check_columns(name, frame)
     out_dir = Path(out_dir)
     write_csv(out_dir / f"{name}.csv", frame)
     if parquet:
         atomic_write_with(out_dir / f"{name}.parquet",
-                      lambda tmp: frame.to_parquet(tmp, index=False))
+                          lambda tmp: frame.to_parquet(tmp, index=False))
+    write_json(out_dir / f"{name}.json", {**version_record(name), **(meta or {})})
 
 
 def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame],

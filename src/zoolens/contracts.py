@@ -1,0 +1,194 @@
+"""The contract of every result table: its columns, their types, its version (DESIGN.md sec. 5).
+
+This is the one place a table's columns are spelled. ``zoolens.study`` writes its tables
+in exactly the order given here (and refuses a table whose columns differ),
+``zoolens.report`` reads and checks them against it, and the report's test fixtures build
+their tables by it. The module uses the standard library only, so every layer may import
+it (the report still imports neither ``study`` nor ``zoo``).
+
+Versions: every table is written with a sibling ``<table>.json`` holding
+``{"table_version": N, "table": name}`` (probe tables add how they were made). A reader
+takes a table's version from that sibling; folders written before analyze tables had
+siblings carry the version in ``summary.json``'s ``table_version`` instead. Change a
+table's columns or their meaning -> raise :data:`TABLE_VERSION` and teach the report to read
+both.
+
+To add a table: add a :class:`TableContract` to :data:`RESULT_TABLES` (name, the columns in
+written order, the columns the report can do without, which are text or boolean, the producer);
+the writer in ``study/`` selects ``contract(name).columns``, and the report loader picks it up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TABLE_VERSION = 1
+"""Version of every result table written by this zoolens (one number for all tables)."""
+
+SUPPORTED_TABLE_VERSIONS = frozenset({1})
+"""Table versions the report can read."""
+
+RESULTS_FORMAT_VERSION = 1
+"""``format_version`` of ``summary.json`` (its layout, apart from the tables)."""
+
+Producer = Literal["analyze", "probe"]
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """One result table: ``<name>.csv`` (and for analyze tables ``<name>.parquet``).
+
+    ``columns``: exactly the columns written, in order. ``optional``: the columns the report
+    can do without (they may be absent in a folder written by someone else); without any
+    of the others (``needed``) it leaves the table out. ``text``: kept as text (names: a model called ``NA`` stays a name); every
+    other column is numeric, except ``boolean`` ones. ``bounds_suffixes``: ``X_lo`` / ``X_hi``
+    are accepted for any column ``X`` (bootstrap intervals). ``producer``: the command that
+    writes it; ``always``: filled on every run of it (else only with some options: a folder
+    without it, or with it empty, needs no note).
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    boolean: tuple[str, ...] = ()
+    bounds_suffixes: bool = False
+    producer: Producer = "analyze"
+    always: bool = True
+    version: int = TABLE_VERSION
+
+    def __post_init__(self) -> None:
+        # A contract that contradicts itself is a bug here, caught at import time.
+        for what in ("optional", "text", "boolean"):
+            stray = [c for c in getattr(self, what) if c not in self.columns]
+            if stray:
+                raise AssertionError(f"contract {self.name}: {what} {stray} not in columns")
+        if len(set(self.columns)) != len(self.columns):
+            raise AssertionError(f"contract {self.name}: repeated column")
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.csv"
+
+    @property
+    def needed(self) -> tuple[str, ...]:
+        """The columns without which the report leaves the table out."""
+        return tuple(c for c in self.columns if c not in self.optional)
+
+
+_PAIR = ("model_a", "model_b")
+
+MODELS = TableContract(
+    "models",
+    columns=("model", "arch", "framework", "pretrain_data", "head", "category",
+             "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_all", "temperature",
+             "nll_before", "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n"),
+    optional=("pretrain_data", "accuracy_lo", "accuracy_hi", "accuracy_all", "nll_before",
+              "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n"),
+    text=("model", "arch", "framework", "pretrain_data", "head", "category", "kind"))
+
+PAIRS = TableContract(
+    "pairs",
+    columns=_PAIR + (
+        "category", "acc_a", "acc_b",
+        "error_inconsistency", "error_inconsistency_lo", "error_inconsistency_hi",
+        "both_right", "both_wrong", "error_consistency", "dominance_ab", "dominance_ba",
+        "ensemble_acc", "ensemble_acc_lo", "ensemble_acc_hi",
+        "ensemble_gain", "ensemble_gain_lo", "ensemble_gain_hi",
+        "gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
+        "gain_over_base", "gain_over_base_lo", "gain_over_base_hi",
+        "conversion_rate", "conversion_rate_lo", "conversion_rate_hi",
+        "neither_conversion", "neither_conversion_lo", "neither_conversion_hi",
+        "mcnemar_p", "paired_bootstrap_p"),
+    optional=("error_inconsistency_lo", "error_inconsistency_hi", "dominance_ab",
+              "dominance_ba", "ensemble_acc_lo", "ensemble_acc_hi", "ensemble_gain_lo",
+              "ensemble_gain_hi", "gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
+              "gain_over_base", "gain_over_base_lo", "gain_over_base_hi", "conversion_rate_lo", "conversion_rate_hi",
+              "neither_conversion_lo", "neither_conversion_hi", "mcnemar_p",
+              "paired_bootstrap_p"),
+    text=_PAIR + ("category",), bounds_suffixes=True)
+
+SPECIALIZATION = TableContract(
+    "specialization",
+    columns=_PAIR + ("group_type", "group", "n", "acc_a", "acc_b", "error_inconsistency",
+                     "only_a_right", "only_b_right", "mean_theta_only_a", "mean_theta_only_b"),
+    optional=("group_type",), text=_PAIR + ("group", "group_type"))
+
+GREEDY = TableContract(
+    "greedy",
+    columns=("start", "step", "added", "members", "calibration_acc", "evaluation_acc", "kept"),
+    text=("start", "added", "members"), boolean=("kept",))
+
+GREEDY_FOLDS = TableContract(
+    # Cross-fitted greedy (analysis without a calibration split): each fold's step table;
+    # selection_acc on the other folds (chooses), held_out_acc on this fold (reported only).
+    "greedy_folds",
+    columns=("fold", "n_held_out", "start", "step", "added", "members", "selection_acc",
+             "held_out_acc", "kept"),
+    text=("start", "added", "members"), boolean=("kept",), always=False)
+
+THETA = TableContract(
+    "theta", columns=_PAIR + ("outcome", "bin_lo", "bin_hi", "count"),
+    text=_PAIR + ("outcome",))
+
+RELIABILITY = TableContract(
+    "reliability",
+    columns=("model", "stage", "bin", "bin_lo", "bin_hi", "count", "mean_confidence",
+             "accuracy"),
+    text=("model", "stage"))
+
+INTERPOLATION = TableContract(
+    "interpolation", columns=_PAIR + ("mode", "weight", "ensemble_acc"),
+    text=_PAIR + ("mode",))
+
+PROBE = TableContract(
+    "probe", columns=_PAIR + ("rate", "draw", "n_dims_a", "n_dims_b", "accuracy"),
+    optional=("n_dims_a", "n_dims_b"), text=_PAIR, producer="probe")
+
+DIVERSITY = TableContract(
+    "diversity", columns=_PAIR + ("selection", "k", "accuracy", "target_accuracy"),
+    text=_PAIR + ("selection",), producer="probe")
+
+TRANSFER = TableContract(
+    "transfer",
+    columns=("model", "upstream_accuracy", "downstream_metric", "downstream_value"),
+    text=("model", "downstream_metric"), producer="probe")
+
+STACKING = TableContract(
+    "stacking", columns=_PAIR + ("downstream_metric", "value_a", "value_b", "value_stacked"),
+    text=_PAIR + ("downstream_metric",), producer="probe")
+
+CKA = TableContract(
+    "cka", columns=_PAIR + ("cka_linear", "cka_rbf", "cka_debiased", "error_consistency"),
+    optional=("cka_rbf", "cka_debiased"), text=_PAIR, producer="probe")
+
+RESULT_TABLES: dict[str, TableContract] = {c.name: c for c in (
+    MODELS, PAIRS, SPECIALIZATION, GREEDY, GREEDY_FOLDS, THETA, RELIABILITY, INTERPOLATION,
+    PROBE, DIVERSITY, TRANSFER, STACKING, CKA)}
+"""Every table of a results folder, by name, analyze's first."""
+
+ANALYZE_TABLES = tuple(n for n, c in RESULT_TABLES.items() if c.producer == "analyze")
+PROBE_TABLES = tuple(n for n, c in RESULT_TABLES.items() if c.producer == "probe")
+
+# Extras of a results folder (optional; the report draws them when present).
+SOUP_COLUMNS = ("method", "members", "heldout_acc", "test_acc")
+"""``soup.csv`` (``zoolens soup``, ``zoolens demo``)."""
+
+FINDING_FIELDS = ("claim", "measured", "verdict")
+"""The fields of each finding in ``findings.json`` (``zoolens demo``)."""
+
+
+def contract(name: str) -> TableContract:
+    """The contract of table ``name`` (KeyError for a table nobody agreed on: a bug)."""
+    return RESULT_TABLES[name]
+
+
+def columns(name: str) -> list[str]:
+    """Table ``name``'s columns in written order, as a list (what pandas selects with)."""
+    return list(RESULT_TABLES[name].columns)
+
+
+def version_record(name: str) -> dict[str, object]:
+    """The sibling ``<name>.json`` every writer puts beside table ``name``."""
+    return {"table_version": RESULT_TABLES[name].version, "table": name}
