@@ -314,3 +314,119 @@ def test_cli_no_calibration_and_folds(tmp_path):
     assert pd.read_csv(out / "models.csv").temperature.eq(1.0).all()
     bad = zl("analyze", zoo.path, "--base", "good0", "--out", out, "--folds", "1")
     assert bad.exit_code != 0 and "--folds" in bad.output
+
+
+# ---------------------------------------------------------------------------------------------
+# ids at --create: a shuffled labels file is joined, never taken by position
+
+
+FOUR = ("resnet_basic_110", "random_features_256k_aug", "resnet_basic_56", "vgg16_keras")
+
+
+@pytest.fixture(scope="module")
+def cifar_files(tmp_path_factory):
+    """The four models' decision lists, the same keyed by example id, and the labels as a
+    CSV (id,label) shuffled against them."""
+    folder = shared_path("cifar10.1-predictions", "cifar10-test")
+    truth = np.load(shared_path("cifar10-probs", "lenet-5-cifar-10.npz"))["ground_truth"]
+    tmp = tmp_path_factory.mktemp("files")
+    ids = [f"test_{i:05d}.png" for i in range(len(truth))]
+    for name in FOUR:
+        decisions = json.loads((folder / f"{name}_predictions.json").read_text())
+        (tmp / f"{name}.json").write_text(json.dumps(decisions))
+        (tmp / f"{name}.keyed.json").write_text(json.dumps(dict(zip(ids, decisions))))
+    order = np.random.default_rng(7).permutation(len(truth))
+    (tmp / "labels.csv").write_text("id,label\n" + "".join(
+        f"{ids[i]},{int(truth[i])}\n" for i in order))
+    np.save(tmp / "labels.npy", truth.astype(np.int64))
+    return tmp
+
+
+def _build(zoo: Path, files: Path, suffix: str, *create: str) -> None:
+    for k, name in enumerate(FOUR):
+        extra = (*create, "--calibration-fraction", "0") if k == 0 else ()
+        ok("import", zoo, files / f"{name}{suffix}", "--name", name, *extra)
+
+
+def test_shuffled_labels_joined_by_id_give_byte_identical_tables(cifar_files, tmp_path):
+    _build(tmp_path / "plain.zoo", cifar_files, ".json", "--create", "--labels",
+           cifar_files / "labels.npy")
+    _build(tmp_path / "ids.zoo", cifar_files, ".keyed.json", "--create", "--labels",
+           cifar_files / "labels.csv", "--labels-column", "label", "--labels-id-column", "id")
+    keyed = Zoo.open(tmp_path / "ids.zoo")
+    assert keyed.example_ids[0] == "test_00000.png"  # the zoo takes the model file's order
+    np.testing.assert_array_equal(keyed.labels, Zoo.open(tmp_path / "plain.zoo").labels)
+    for which in ("plain", "ids"):
+        ok("analyze", tmp_path / f"{which}.zoo", "--base", FOUR[0], "--out",
+           tmp_path / f"{which}.out", "--bootstrap", "50")
+    written = sorted(p.name for p in (tmp_path / "plain.out").glob("*.csv"))
+    assert "pairs.csv" in written and "models.csv" in written
+    for name in written:
+        assert (tmp_path / "plain.out" / name).read_bytes() == \
+            (tmp_path / "ids.out" / name).read_bytes(), name
+
+
+def test_one_id_column_applies_to_both_files(cifar_files, tmp_path):
+    # the model file is a CSV keyed by the same column name as the labels file
+    decisions = json.loads((cifar_files / "vgg16_keras.keyed.json").read_text())
+    rows = list(decisions.items())[::-1]  # reversed against the canonical order
+    (tmp_path / "vgg.csv").write_text("id,pred\n" + "".join(f"{i},{d}\n" for i, d in rows))
+    zoo = tmp_path / "z"
+    result = ok("import", zoo, tmp_path / "vgg.csv", "--name", "vgg", "--kind", "decisions",
+                "--id-column", "id", "--create", "--labels", cifar_files / "labels.csv",
+                "--labels-column", "label")
+    assert "warning" not in result.stderr
+    assert round(Zoo.open(zoo).accuracy("vgg"), 4) == 0.9359
+
+
+def test_positional_import_against_shuffled_ids_warns_and_strict_refuses(cifar_files,
+                                                                        tmp_path):
+    zoo = tmp_path / "z"
+    args = ("import", zoo, cifar_files / "vgg16_keras.json", "--name", "vgg", "--create",
+            "--labels", cifar_files / "labels.csv", "--labels-column", "label",
+            "--labels-id-column", "id")
+    fails(*args, "--strict", match="at chance level")
+    assert not zoo.exists()  # --strict with --create: no zoo left behind
+    result = ok(*args)
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    assert len(warning) == 1 and "--id-column" in warning[0] and "--label-offset 1" in warning[0]
+    assert Zoo.open(zoo).accuracy("vgg") < 0.15  # kept, as the warning says
+    # a second positional model: refused under --strict, the zoo byte for byte as it was
+    before = (zoo / "zoo.json").read_bytes()
+    line = fails("import", zoo, cifar_files / "resnet_basic_110.json", "--name", "r110",
+                 "--strict", match="accuracy 0.10")
+    assert "nothing imported" in line
+    assert (zoo / "zoo.json").read_bytes() == before
+    assert sorted(p.name for p in (zoo / "models").iterdir()) == [
+        Path(Zoo.open(zoo).model_info("vgg")["file"]).name]
+    # joined by id, the same model is right -- and disagrees at chance with the misaligned
+    # first model, which the warning says
+    result = ok("import", zoo, cifar_files / "resnet_basic_110.keyed.json", "--name", "r110")
+    assert round(Zoo.open(zoo).accuracy("r110"), 4) == 0.9346
+    assert "agreement with the zoo's other models is at chance level (highest: " \
+        in result.stderr and "'vgg'" in result.stderr
+
+
+def test_id_first_column_without_id_column_is_named(cifar_files, tmp_path):
+    zoo = tmp_path / "z"
+    ok("import", zoo, cifar_files / "vgg16_keras.keyed.json", "--name", "vgg", "--create",
+       "--labels", cifar_files / "labels.csv", "--labels-column", "label",
+       "--labels-id-column", "id")
+    (tmp_path / "top1.csv").write_text("file,pred\n" + "".join(
+        f"test_{i:05d}.png,{i % 10}\n" for i in range(10000)))
+    fails("import", zoo, tmp_path / "top1.csv", "--name", "m", "--kind", "decisions",
+          match="--id-column 0 (or 'file')")
+
+
+def test_one_based_labels_warn(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 400)
+    np.save(tmp_path / "y.npy", truth + 1)  # 1-based, the offset forgotten: 5 classes
+    decisions = np.where(rng.random(400) < 0.8, truth, (truth + 1) % 4)
+    (tmp_path / "m.json").write_text(json.dumps(decisions.tolist()))
+    result = ok("import", tmp_path / "z", tmp_path / "m.json", "--name", "m", "--create",
+                "--labels", tmp_path / "y.npy")
+    assert "at chance level" in result.stderr and "--label-offset 1" in result.stderr
+    fixed = ok("import", tmp_path / "z2", tmp_path / "m.json", "--name", "m", "--create",
+               "--labels", tmp_path / "y.npy", "--label-offset", "1")
+    assert "warning" not in fixed.stderr

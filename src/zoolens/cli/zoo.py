@@ -128,6 +128,15 @@ def import_(
                                              help="Array holding the labels in --labels."),
     labels_column: Optional[str] = typer.Option(None, "--labels-column",
                                                 help="CSV column holding the labels in --labels."),
+    labels_id_column: Optional[str] = typer.Option(
+        None, "--labels-id-column",
+        help="With --create: the example-id column (CSV) or array (npz/pt/safetensors) of "
+             "--labels. The zoo is keyed by these ids and every file with ids is joined by "
+             "them, never by row position. A --id-column whose name the labels file also "
+             "has does the same."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Make the after-import sanity warning (accuracy or agreement "
+        "with the other models at chance level) an error; the zoo is left unchanged."),
     class_names: Optional[str] = typer.Option(
         None, "--class-names", help="With --create: comma-separated names, or a text file."),
     num_classes: Optional[int] = typer.Option(None, "--num-classes",
@@ -143,9 +152,16 @@ def import_(
 
     Example (rows from a shuffled loader, np.savez("vit.npz", logits=L, ids=I)):
     zoolens import cifar.zoo vit.npz --name vit --kind logits --id-column ids
+
+    Example (top-1 CSV keyed by file name, labels keyed the same way):
+    zoolens import in1k.zoo top1.csv --name vit --id-column file --create --labels val.csv
+    --labels-column label --class-names synsets.txt
+
+    After every import a model at chance level (accuracy, or agreement with the zoo's other
+    models) gives a one-line warning naming the likely causes; --strict makes it an error.
     """
     from zoolens.progress import info
-    from zoolens.zoo.importers import import_file, read_labels
+    from zoolens.zoo.importers import import_file, labels_for_create
     from zoolens.zoo.store import Zoo
 
     card: dict[str, Any] = _read_card_file(card_file) if card_file else {}
@@ -170,10 +186,10 @@ def import_(
                     raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
                 ids = None
                 if labels is not None:
-                    y = read_labels(labels, key=labels_key, column=_column(labels_column),
-                                    header=header_arg, offset=label_offset)
-                    if id_column is not None:
-                        ids = _file_ids(file, id_column, header_arg)
+                    y, ids = labels_for_create(
+                        labels, file, key=labels_key, column=_column(labels_column),
+                        labels_id_column=_column(labels_id_column),
+                        id_column=_column(id_column), header=header_arg, offset=label_offset)
                 elif label_column is not None:
                     y, ids = _labels_from_table(file, label_column, label_offset, id_column,
                                                 header_arg)
@@ -191,7 +207,7 @@ def import_(
                 label_column=_column(label_column), label_offset=label_offset,
                 id_column=_column(id_column), header=header_arg, topk_layout=topk_layout,
                 card=card, replace=replace, dtype="float16" if float16 else "float32",
-                embeddings=embeddings, embeddings_key=embeddings_key)
+                embeddings=embeddings, embeddings_key=embeddings_key, strict=strict)
     except BaseException:
         if made_zoo:  # a failed `import --create` leaves no half-made zoo behind
             _remove_new_zoo(zoo, folder_existed)
@@ -214,12 +230,6 @@ def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
     for rel in (MANIFEST, LABELS_FILE, IDS_FILE, ATTRIBUTES_FILE, LOCK_FILE):
         (zoo / rel).unlink(missing_ok=True)
     shutil.rmtree(zoo / MODELS_DIR, ignore_errors=True)
-
-
-def _file_ids(file: Path, id_column: str, header: bool | None) -> Any:
-    from zoolens.zoo.importers import read_ids
-
-    return read_ids(file, _column(id_column), header=header)
 
 
 def _labels_from_table(file: Path, label_column: str, offset: int, id_column: str | None,

@@ -144,6 +144,53 @@ def read_labels(path: str | Path, *, key: str | None = None, column: str | int |
     return arr
 
 
+def labels_for_create(labels: str | Path, model_file: str | Path, *, key: str | None = None,
+                      column: str | int | None = None,
+                      labels_id_column: str | int | None = None,
+                      id_column: str | int | None = None, header: bool | None = None,
+                      offset: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(labels, example ids or None) for a zoo created from the labels file ``labels`` and
+    the first model file ``model_file``.
+
+    The labels' ids come from ``labels_id_column``, or from ``id_column`` when the labels
+    file has a column (CSV header name, array key) of that name. The model file's ids come
+    from ``id_column`` or, for a JSON object, its keys. With ids on both sides the labels are
+    joined to the model file's rows by id (the zoo takes the model file's order; a missing,
+    extra or repeated id is an error) -- never by position; with ids on one side only the
+    zoo takes those ids, and the other file is matched by row position.
+    """
+    labels, model_file = Path(labels), Path(model_file)
+    y = read_labels(labels, key=key, column=column, header=header, offset=offset)
+    label_ids = None
+    if labels_id_column is not None:
+        label_ids = read_ids(labels, labels_id_column, header=header)
+    elif id_column is not None and has_column(labels, id_column, header):
+        label_ids = read_ids(labels, id_column, header=header)
+    if label_ids is not None and len(label_ids) != len(y):
+        raise ZoolensError(f"{labels}: {len(label_ids)} ids for {len(y)} labels")
+    file_ids = None
+    if id_column is not None:
+        file_ids = read_ids(model_file, id_column, header=header)
+    elif _suffix(model_file) in JSON_SUFFIXES:
+        file_ids = _json_entries(model_file)[1]
+    if label_ids is None or file_ids is None:
+        return y, label_ids if label_ids is not None else file_ids
+    zoo_ids = np.asarray(file_ids).astype(str)
+    return y[join_ids(zoo_ids, label_ids, labels)], zoo_ids
+
+
+def has_column(path: str | Path, column: str | int, header: bool | None = None) -> bool:
+    """Whether ``path`` has a column (CSV header name) or array (key) named ``column``."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix in JSON_SUFFIXES or suffix == ".npy":
+        return False
+    if suffix in TABLE_SUFFIXES:
+        names = _read_table(path, header).names
+        return names is not None and str(column) in names
+    return str(column) in _read_arrays(path, lists=[str(column)])
+
+
 def _class_ids(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
     """A 1-D array of integer class ids (any int/bool dtype, or floats holding integers) as
     int64; ZoolensError naming ``what`` otherwise."""
@@ -294,7 +341,7 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
                 id_column: str | int | None = None, header: bool | None = None,
                 topk_layout: str = "blocks", card: Any = None, replace: bool = False,
                 dtype: str = "float32", embeddings: str | Path | None = None,
-                embeddings_key: str | None = None) -> str:
+                embeddings_key: str | None = None, strict: bool = False) -> str:
     """Read ``path`` and add it to ``zoo`` as model ``name``; returns the kind the file was
     read as (logits, probs, log_probs, counts, decisions or topk; see ``zoo.kind`` for how
     it is stored).
@@ -303,6 +350,10 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
     the key of an id array in an npz / safetensors / pt file); the labels in
     ``label_column`` (a CSV column or an array key; minus ``label_offset``) must equal the
     zoo's labels row for row after the join. Nothing is written when any check fails.
+
+    Then the sanity check (``zoo.sanity``): a model whose accuracy, or whose agreement with
+    the zoo's other models, is at chance level gives one ZooWarning naming the likely causes
+    and is kept; with ``strict`` it is a ZoolensError and nothing is written.
     """
     path = Path(path)
     loaded = load_outputs(path, num_classes=zoo.num_classes, kind=kind, key=key,
@@ -317,6 +368,7 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
         labels = labels[order] if labels is not None else None
     if labels is not None:
         check_labels(zoo.labels, labels, path, label_column)
+    _sanity(zoo, name, arrays, path, strict)
     emb = None
     if embeddings is not None:
         emb_arrays = _read_arrays(Path(embeddings))
@@ -325,6 +377,42 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
     zoo.add(name, **arrays, embeddings=emb, card=card, replace=replace, dtype=dtype,
             source_file=str(path))
     return loaded.kind
+
+
+def _sanity(zoo: Any, name: str, arrays: dict[str, np.ndarray], path: Path,
+            strict: bool) -> None:
+    from zoolens.zoo.sanity import CAUSES, check_new_model
+
+    pred = top1(arrays)
+    if pred is None or len(pred) != zoo.num_examples:
+        return  # Zoo.add refuses it with its own message
+    problems = check_new_model(zoo, name, pred)
+    if not problems:
+        return
+    message = f"{path}: model {name!r}: {'; '.join(problems)}; {CAUSES}"
+    if strict:
+        raise ZoolensError(f"{message} (--strict: nothing imported)")
+    warnings.warn(message, ZooWarning, stacklevel=3)
+
+
+def top1(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    """(N,) top-1 class of the outputs ``add()`` is about to store (decisions as given, the
+    highest listed class of a top-k model, else the argmax of the row); None when the arrays
+    are not rows of class scores (``Zoo.add`` then refuses them)."""
+    try:
+        if "decisions" in arrays:
+            return np.asarray(arrays["decisions"]).reshape(-1).astype(np.int64)
+        if "topk_indices" in arrays:
+            idx = np.asarray(arrays["topk_indices"])
+            val = np.asarray(arrays["topk_values"], dtype=np.float64)
+            idx, val = idx.reshape(len(idx), -1), val.reshape(len(val), -1)
+            return idx[np.arange(len(idx)), np.argmax(val, axis=1)].astype(np.int64)
+        (arr,) = (np.asarray(a) for a in arrays.values())
+        if arr.ndim != 2 or arr.dtype.kind not in "fiub":
+            return None
+        return np.argmax(arr, axis=1).astype(np.int64)
+    except (ValueError, TypeError, IndexError):
+        return None
 
 
 def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np.ndarray:
@@ -652,8 +740,13 @@ class _Table:
                     if cell.strip() == "":
                         raise ZoolensError(f"{self.path}: line {line}, column {col}: empty "
                                            f"value in the {what}") from None
+                    hint = ""
+                    if col == 0 and what == "model outputs":
+                        name = f" (or {self.names[0]!r})" if self.names else ""
+                        hint = (f"; if column 0 holds example ids or file names, join the rows "
+                                f"by them with --id-column 0{name}")
                     raise ZoolensError(f"{self.path}: line {line}, column {col}: {str(cell)!r} is "
-                                       f"not a number ({what})") from None
+                                       f"not a number ({what}){hint}") from None
         raise ZoolensError(f"{self.path}: the {what} are not numbers")
 
 
