@@ -152,9 +152,68 @@ def _mean_std(values: np.ndarray) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, int(v.size)
 
 
+PAIR_RESAMPLES = 1000
+# summary.json headline blocks whose category intervals resample *examples* (the analysis'
+# shared bootstrap): the figures use exactly these where they exist, so a bar and the interval
+# quoted in the text are the same numbers.
+SUMMARY_INTERVALS = {"error_inconsistency": "mean_error_inconsistency_by_category",
+                     "conversion_rate": "conversion_rate_by_category"}
+INTERVALS_EXAMPLES = "examples resampled, from summary.json"
+INTERVALS_PAIRS = f"the category's pairs resampled, {PAIR_RESAMPLES:,} draws"
+
+
+def pair_bootstrap_interval(values, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the mean of ``values`` (finite ones) when the pairs are
+    resampled with replacement (``PAIR_RESAMPLES`` draws, fixed seed); NaN for fewer than two
+    values (one pair says nothing about the spread)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(PAIR_RESAMPLES, v.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def summary_interval(results: Results, column: str, category: str) -> tuple[float, float] | None:
+    """The example-bootstrap interval of a category's mean that summary.json quotes, if any."""
+    block = (results.summary.get("headline") or {}).get(SUMMARY_INTERVALS.get(column, ""), {})
+    entry = block.get(category) if isinstance(block, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    try:
+        lo, hi = float(entry.get("lo")), float(entry.get("hi"))
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def category_interval(results: Results | None, column: str, category: str, values,
+                      which: str) -> tuple[float, float, str | None]:
+    """(lo, hi, how) of a category mean: summary.json's example bootstrap for pairs with the
+    base where it has one, else the pairs bootstrap; how is None when there is no interval."""
+    if results is not None and which == "base":
+        found = summary_interval(results, column, category)
+        if found is not None:
+            return found[0], found[1], INTERVALS_EXAMPLES
+    lo, hi = pair_bootstrap_interval(values)
+    return lo, hi, (INTERVALS_PAIRS if math.isfinite(lo) else None)
+
+
+def interval_note(hows: set) -> str:
+    """The caption's sentence on what the error bars are."""
+    hows = {h for h in hows if h}
+    if not hows:
+        return "no error bars: every category has a single pair"
+    return ("error bars: 95 % bootstrap intervals of the category means ("
+            + "; ".join(sorted(hows)) + "); a category with one pair has no bar")
+
+
 def _strip_panel(ax, pairs: pd.DataFrame, column: str, categories: list[str],
-                 ylabel: str) -> dict:
-    """Each pair as a dot over its category, the category mean ± 1 s.d. as a bar with whiskers."""
+                 ylabel: str, results: Results | None = None, which: str = "base") -> dict:
+    """Each pair as a dot over its category, the category mean as a bar with its 95 %
+    bootstrap interval (:func:`category_interval`) as whiskers."""
     out: dict = {}
     for i, cat in enumerate(categories):
         rows = pairs[pairs.category == cat]
@@ -165,11 +224,18 @@ def _strip_panel(ax, pairs: pd.DataFrame, column: str, categories: list[str],
         offsets = np.linspace(-0.18, 0.18, int(keep.sum())) if keep.sum() > 1 else np.zeros(int(keep.sum()))
         ax.scatter(i + offsets, values[keep], s=14, color=color, alpha=0.8, zorder=3,
                    edgecolors="none")
+        lo = hi = math.nan
+        how = None
         if n:
-            ax.errorbar([i], [mean], yerr=[std], fmt="_", markersize=22, color="black",
-                        elinewidth=1, capsize=4, zorder=4)
+            lo, hi, how = category_interval(results, column, cat, values, which)
+            if how is not None:
+                ax.errorbar([i], [mean], yerr=[[max(mean - lo, 0)], [max(hi - mean, 0)]],
+                            fmt="_", markersize=22, color="black", elinewidth=1, capsize=4,
+                            zorder=4)
+            else:
+                ax.plot([i], [mean], "_", markersize=22, color="black", zorder=4)
         out[cat] = {"models": [str(m) for m in rows.other[keep]], "values": _floats(values[keep]),
-                    "mean": mean, "std": std, "n": n,
+                    "mean": mean, "std": std, "n": n, "lo": lo, "hi": hi, "interval": how,
                     "n_missing": int((~keep).sum())}
     ax.set_xticks(range(len(categories)), [label(c, 14) for c in categories])
     ax.set_xlim(-0.6, len(categories) - 0.4)
@@ -178,23 +244,116 @@ def _strip_panel(ax, pairs: pd.DataFrame, column: str, categories: list[str],
     return out
 
 
+def _hows(*panels: dict) -> set:
+    return {entry.get("interval") for panel in panels for entry in panel.values()
+            if isinstance(entry, dict)}
+
+
+def _defined(pairs: pd.DataFrame, column: str) -> np.ndarray:
+    return np.isfinite(pairs[column].to_numpy(np.float64)) if column in pairs.columns \
+        else np.zeros(len(pairs), dtype=bool)
+
+
+def undefined_reason(results: Results, column: str) -> str | None:
+    """summary.json's reason why ``column`` is NaN by construction for some pairs, if any."""
+    entry = (results.summary.get("undefined") or {}).get(column)
+    return str(entry.get("reason")) if isinstance(entry, dict) and entry.get("reason") else None
+
+
 @_figure_function
 def fig1_error_inconsistency(results: Results, which: str = "base") -> FigureResult:
-    """Paper Fig. 1 and 8: error inconsistency, both-right and both-wrong by category.
+    """Paper Fig. 1 and 8: error inconsistency, error consistency kappa, both-right and
+    both-wrong by category.
 
-    EI = mean(r_a XOR r_b); both_right = mean(r_a AND r_b); both_wrong = mean(NOT r_a AND NOT
-    r_b) (DESIGN sec. 3). Dots: pairs; bars: category mean ± 1 sample s.d.
+    EI = mean(r_a XOR r_b); kappa = (c_obs - c_exp) / (1 - c_exp) (Geirhos et al. 2020);
+    both_right = mean(r_a AND r_b); both_wrong = mean(NOT r_a AND NOT r_b) (DESIGN sec. 3).
+    Dots: pairs; bars: category mean with its 95 % bootstrap interval.
     """
     pairs = select_pairs(results, which)
     categories = ordered_categories(pairs.category)
-    fig, axes = _new_figure(10, 3.1, ncols=3)
+    fig, axes = _new_figure(12, 3.1, ncols=4)
     data: dict = {"categories": categories}
-    for ax, (column, title) in zip(axes[0], [("error_inconsistency", "Error inconsistency"),
-                                             ("both_right", "Both right"),
-                                             ("both_wrong", "Both wrong")]):
-        data[column] = _strip_panel(ax, pairs, column, categories, "fraction of examples")
+    for ax, (column, title, ylabel) in zip(axes[0], [
+            ("error_inconsistency", "Error inconsistency", "fraction of examples"),
+            ("error_consistency", "Error consistency κ", "kappa (1: same errors, 0: chance)"),
+            ("both_right", "Both right", "fraction of examples"),
+            ("both_wrong", "Both wrong", "fraction of examples")]):
+        data[column] = _strip_panel(ax, pairs, column, categories, ylabel, results, which)
         ax.set_title(title)
-    return FigureResult(fig, data)
+    return FigureResult(fig, data, shown=[interval_note(_hows(
+        *(data[c] for c in ("error_inconsistency", "error_consistency", "both_right",
+                            "both_wrong"))))])
+
+
+@_figure_function
+def fig_kappa_matrix(results: Results) -> FigureResult:
+    """Error consistency kappa of every pair of models (Geirhos et al. 2020), as a heat map
+    with the models in hierarchical-clustering order (average linkage on 1 - kappa, so models
+    that make the same errors sit together); each cell carries the first letter of the pair's
+    category (pairs.csv), the base's row and column are marked."""
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Rectangle
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    pairs = results.get("pairs")
+    if pairs is None or len(pairs) == 0:
+        raise FigureSkipped("pairs.csv absent or empty")
+    names = list(dict.fromkeys(list(pairs.model_a) + list(pairs.model_b)))
+    if len(names) < 3:
+        raise FigureSkipped(f"only {len(names)} models: a matrix needs at least 3")
+    if len(names) > 60:
+        raise FigureSkipped(f"{len(names)} models: too many to draw one cell per pair "
+                            f"(at most 60); pairs.csv has every kappa")
+    pos = {n: i for i, n in enumerate(names)}
+    m = len(names)
+    kappa = np.full((m, m), np.nan)
+    cat = np.full((m, m), "", dtype=object)
+    np.fill_diagonal(kappa, 1.0)
+    for a, b, k, c in zip(pairs.model_a, pairs.model_b, pairs.error_consistency, pairs.category):
+        i, j = pos[a], pos[b]
+        if i != j:
+            kappa[i, j] = kappa[j, i] = k
+            cat[i, j] = cat[j, i] = str(c)
+    missing = int((~np.isfinite(kappa[np.triu_indices(m, 1)])).sum())
+    distance = np.clip(1.0 - np.nan_to_num(kappa, nan=0.0), 0.0, 2.0)
+    np.fill_diagonal(distance, 0.0)
+    order = leaves_list(linkage(squareform(distance, checks=False), "average"))
+    kappa, cat = kappa[np.ix_(order, order)], cat[np.ix_(order, order)]
+    ordered = [names[i] for i in order]
+    size = min(11.0, 2.4 + 0.32 * m)
+    fig, axes = _new_figure(size + 1.2, size)
+    ax = axes[0][0]
+    finite_k = kappa[np.isfinite(kappa)]
+    low = float(min(-0.05, finite_k.min())) if finite_k.size else -1.0
+    image = ax.imshow(np.ma.masked_invalid(kappa), cmap="RdBu_r",
+                      norm=TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=1.0))
+    fig.colorbar(image, ax=ax, shrink=0.8, label="error consistency κ")
+    categories = ordered_categories([c for c in cat.ravel() if c])
+    font = max(4.0, min(7.0, 90.0 / m))
+    for i in range(m):
+        for j in range(m):
+            if i != j and cat[i, j]:
+                ax.text(j, i, str(cat[i, j])[:1], ha="center", va="center", fontsize=font,
+                        color="black" if abs(kappa[i, j]) < 0.6 else "white")
+    ticks = [label(n, 24) for n in ordered]
+    ax.set_xticks(range(m), ticks, rotation=90)
+    ax.set_yticks(range(m), ticks)
+    if results.base in ordered:
+        b = ordered.index(results.base)
+        for getter in (ax.get_xticklabels, ax.get_yticklabels):
+            getter()[b].set_fontweight("bold")
+        ax.add_patch(Rectangle((-0.5, b - 0.5), m, 1, fill=False, lw=1.2, edgecolor="black"))
+    ax.set_title("Error consistency κ of every pair (letters: pair category)")
+    legend = "; ".join(f"{c[:1]} = {c}" for c in categories)
+    shown = [f"letters: {legend}"] if legend else []
+    if results.base in ordered:
+        shown.append("the base's row is outlined")
+    if missing:
+        shown.append(f"{missing} pair(s) without a kappa left blank")
+    data = {"models": ordered, "kappa": [[float(v) for v in row] for row in kappa],
+            "category": [[str(v) for v in row] for row in cat]}
+    return FigureResult(fig, data, shown=shown)
 
 
 @_figure_function
@@ -206,9 +365,13 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
     NaN when EI = 0 (left out of the means and counted in ``n_missing``).
     """
     pairs = select_pairs(results, which)
+    if not _defined(pairs, "ensemble_acc").any():
+        raise FigureSkipped("no pair has an ensemble (decision-only models have no "
+                            "probabilities to average)")
     categories = ordered_categories(pairs.category)
     fig, axes = _new_figure(10, 3.2, ncols=3)
     data: dict = {"categories": categories}
+    hows: set = set()
     for ax, column, title in ((axes[0][0], "ensemble_gain", "Ensemble gain"),
                               (axes[0][1], "ensemble_acc", "Ensemble accuracy")):
         points: dict = {}
@@ -222,14 +385,22 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
             ax.scatter(x[keep], y[keep], s=12, color=color, alpha=0.55, edgecolors="none")
             mx, sx, n = _mean_std(x[keep])
             my, sy, _ = _mean_std(y[keep])
+            xlo, xhi, xhow = category_interval(results, "error_inconsistency", cat, x[keep],
+                                               which)
+            ylo, yhi, yhow = category_interval(results, column, cat, y[keep], which)
+            hows.update({xhow, yhow})
             if n:
-                ax.errorbar([mx], [my], xerr=[sx], yerr=[sy], fmt="o", markersize=7,
+                xerr = [[max(mx - xlo, 0)], [max(xhi - mx, 0)]] if xhow else None
+                yerr = [[max(my - ylo, 0)], [max(yhi - my, 0)]] if yhow else None
+                ax.errorbar([mx], [my], xerr=xerr, yerr=yerr, fmt="o", markersize=7,
                             color=color, markeredgecolor="black", elinewidth=1.2, capsize=3,
                             label=label(cat, 14), zorder=4)
             points[cat] = {"models": [str(m) for m in rows.other[keep]],
                            "error_inconsistency": _floats(x[keep]), column: _floats(y[keep])}
             means[cat] = {"error_inconsistency_mean": mx, "error_inconsistency_std": sx,
-                          f"{column}_mean": my, f"{column}_std": sy, "n": n}
+                          "error_inconsistency_lo": xlo, "error_inconsistency_hi": xhi,
+                          f"{column}_mean": my, f"{column}_std": sy,
+                          f"{column}_lo": ylo, f"{column}_hi": yhi, "n": n}
         if column == "ensemble_gain":
             ax.axhline(0, color="black", lw=0.6, alpha=0.5)
         ax.set_xlabel("error inconsistency with the other model")
@@ -239,9 +410,13 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
         data[column] = {"points": points, "category_means": means}
     axes[0][0].legend(loc="best", frameon=False)
     data["conversion_rate"] = _strip_panel(axes[0][2], pairs, "conversion_rate", categories,
-                                           "P(ensemble right | exactly one right)")
+                                           "P(ensemble right | exactly one right)", results,
+                                           which)
     axes[0][2].set_title("Conversion rate")
-    return FigureResult(fig, data)
+    hows |= _hows(data["conversion_rate"])
+    return FigureResult(fig, data, shown=[
+        "gain here is over the mean of the two members (the paper's Fig. 2); the tables' "
+        "Gain is over the better member", interval_note(hows)])
 
 
 @_figure_function
@@ -249,15 +424,25 @@ def fig10_neither_conversion(results: Results, which: str = "base") -> FigureRes
     """Paper Fig. 10: P(ensemble right | both models wrong) by category (NaN where both are
     never wrong together: left out and counted)."""
     pairs = select_pairs(results, which)
-    if not np.isfinite(pairs.neither_conversion.to_numpy(np.float64)).any():
-        raise FigureSkipped("pairs.csv: neither_conversion is empty for every pair")
+    defined = _defined(pairs, "neither_conversion")
+    reason = undefined_reason(results, "neither_conversion")
+    if not defined.any():
+        raise FigureSkipped(reason or "pairs.csv: neither_conversion is undefined (NaN) for "
+                                      "every pair")
+    if not np.any(pairs.neither_conversion.to_numpy(np.float64)[defined] != 0):
+        raise FigureSkipped("neither_conversion is 0 for every pair: the ensembles never "
+                            "rescue an example both members get wrong (nothing to draw)")
     categories = ordered_categories(pairs.category)
     fig, axes = _new_figure(4.6, 3.1)
     data = {"categories": categories,
             "neither_conversion": _strip_panel(axes[0][0], pairs, "neither_conversion",
-                                               categories, "P(ensemble right | both wrong)")}
+                                               categories, "P(ensemble right | both wrong)",
+                                               results, which)}
     axes[0][0].set_title("Conversion of examples neither model gets right")
-    return FigureResult(fig, data)
+    shown = [interval_note(_hows(data["neither_conversion"]))]
+    if reason and (~defined).any():
+        shown.append(f"{int((~defined).sum())} pair(s) left out: {reason}")
+    return FigureResult(fig, data, shown=shown)
 
 
 def _representative_others(results: Results, candidates: list[str]) -> list[str]:
@@ -328,7 +513,7 @@ def fig3_theta(results: Results) -> FigureResult:
         ax.set_title(label(other, 40) + (f"  [{category[other]}]" if other in category else ""))
         ax.set_xlabel("theta (degrees)")
         ax.set_ylabel("fraction of the outcome's examples")
-        ax.legend(fontsize=5.5, loc="upper left", framealpha=0.85, edgecolor="none")
+        ax.legend(fontsize=7, loc="upper left", framealpha=0.85, edgecolor="none")
         data["pairs"].append(entry)
     shown = []
     n_all = rows.model_b.nunique()
@@ -551,7 +736,8 @@ def fig6_feature_combination(results: Results) -> FigureResult:
                 if len(reach):
                     ax.plot([reach.k.iloc[0]], [reach.accuracy.iloc[0]], marker="*", ms=10,
                             color=color, markeredgecolor="black")
-            ax.axhline(entry["target_accuracy"], color=color, lw=0.8, ls=":")
+            ax.axhline(entry["target_accuracy"], color=color, lw=0.8, ls=":",
+                       label=f"{_pair_label(a, b, base)}: target")
             data["diversity"][f"{a}\t{b}"] = entry
         ax.set_xlabel("dimensions kept (k)")
         ax.set_ylabel("linear probe accuracy")
@@ -766,10 +952,16 @@ class FigureSpec:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("fig1", "Fig. 1, 8", "Error inconsistency by training-method category",
+    FigureSpec("fig1", "Fig. 1, 8", "Error inconsistency and κ by training-method category",
                "The more a training method differs from the base (left to right), the more often "
-               "exactly one of the two models is right; both-right falls accordingly.",
+               "exactly one of the two models is right and the lower their error consistency κ; "
+               "both-right falls accordingly.",
                fig1_error_inconsistency, True),
+    FigureSpec("kappa", "Geirhos et al. 2020", "Error consistency of every pair",
+               "Error consistency κ (agreement of two models' errors beyond what their "
+               "accuracies imply) for every pair, models ordered so that those making the same "
+               "errors sit together.",
+               fig_kappa_matrix),
     FigureSpec("fig2", "Fig. 2", "Ensembles of dissimilar models gain more",
                "Ensemble gain and accuracy rise with error inconsistency, and pairs from more "
                "distant categories convert more of their disagreements into correct predictions.",

@@ -37,6 +37,7 @@ import pandas as pd
 
 from zoolens import __version__
 from zoolens.errors import ZoolensError
+from zoolens.measure.stats import accuracy_adjusted_means
 from zoolens.report import figures as F
 from zoolens.report.tables import Results, finite, load_results, pairs_with_base
 
@@ -151,6 +152,7 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
         is_base = m["model"] == base
         pair = first_pair.get(m["model"]) if not is_base else None
         ei = pair["error_inconsistency"] if pair is not None else math.nan
+        kappa = pair["error_consistency"] if pair is not None else math.nan
         ens = pair["ensemble_acc"] if pair is not None else math.nan
         category = "base" if is_base else m["category"]
         acc_ci = ""
@@ -164,6 +166,7 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
             _cell(_num(m["temperature"], 3), _sort_key(m["temperature"]), "num"),
             _cell(_pct(m["accuracy"]) + acc_ci, _sort_key(m["accuracy"]), "num"),
             _cell(_num(ei), _sort_key(ei), "num"),
+            _cell(_num(kappa, 3), _sort_key(kappa), "num"),
             _cell(esc(category), str(-1 if is_base else order.get(m["category"], 99))),
             _cell(_pct(ens), _sort_key(ens), "num"),
         ]
@@ -175,6 +178,8 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
                ("Accuracy", "top-1 accuracy on the evaluation split [95% interval]"),
                ("Error inconsistency", "fraction of examples where exactly one of the model and "
                                        "the base is right"),
+               ("κ", "error consistency with the base (Geirhos et al. 2020): agreement of the "
+                     "two models' errors beyond chance; 1 = the same errors, 0 = independent"),
                ("Category", "training-method category relative to the base"),
                ("Ensemble acc. with base", "accuracy of the average of the calibrated "
                                            "probabilities of the model and the base")]
@@ -200,7 +205,9 @@ def _sidekick_table(results: Results, top: int = 5) -> tuple[str | None, str | N
                  _cell(_pct(p["acc_other"]), _sort_key(p["acc_other"]), "num"),
                  _cell(_num(p["error_inconsistency"]), _sort_key(p["error_inconsistency"]), "num"),
                  _cell(_pct(p["ensemble_acc"]), _sort_key(p["ensemble_acc"]), "num"),
-                 _cell(_num(p["ensemble_gain"]), _sort_key(p["ensemble_gain"]), "num"),
+                 _points_cell(p, "gain_over_best"),
+                 _points_cell(p, "gain_over_base"),
+                 _points_cell(p, "ensemble_gain"),
                  _cell(_num(p["conversion_rate"]), _sort_key(p["conversion_rate"]), "num")]
         cls = ' class="best"' if rank == 1 else ""
         rows.append(f'<tr{cls} data-model="{esc(p["other"])}">{"".join(cells)}</tr>')
@@ -208,12 +215,114 @@ def _sidekick_table(results: Results, top: int = 5) -> tuple[str | None, str | N
     headers = [("Rank", "by ensemble accuracy with the base"), ("Model", "the other model"),
                ("Category", "relative to the base"), ("Accuracy", "the other model alone"),
                ("Error inconsistency", "with the base"), ("Ensemble acc.", "base + this model"),
-               ("Gain", "ensemble accuracy minus the mean of the two accuracies"),
+               ("Gain", "ensemble accuracy minus the better member's accuracy, in points "
+                        "[95% paired bootstrap interval]: negative = the pair is worse than its "
+                        "better model alone"),
+               ("Gain over base", "ensemble accuracy minus the base's accuracy, in points"),
+               ("Gain over members' mean", "ensemble accuracy minus the mean of the two "
+                                           "accuracies (the paper's Fig. 2 gain), in points"),
                ("Conversion", "P(ensemble right | exactly one right)")]
     caption = (f"<b>Best sidekick.</b> <span class=\"name\">{esc(best['other'])}</span> gives the base "
                f"the highest ensemble accuracy ({_pct(best['ensemble_acc'])}, base alone "
                f"{_pct(best['acc_base'])}); the top {len(ranked)} are listed.")
     return _table("table-sidekick", caption, headers, rows), None
+
+
+def _points(value) -> str:
+    return f"{100 * float(value):+.2f}" if finite(value) else "—"
+
+
+def _points_cell(p: dict, column: str) -> str:
+    """A gain in percentage points with its bootstrap interval when the table has one."""
+    value = p.get(column)
+    text = _points(value)
+    lo, hi = p.get(f"{column}_lo"), p.get(f"{column}_hi")
+    if finite(value) and finite(lo) and finite(hi):
+        text += f' <span class="ci">[{_points(lo)}, {_points(hi)}]</span>'
+    return _cell(text, _sort_key(value), "num")
+
+
+def greedy_weights(members) -> list[tuple[str, int]]:
+    """Distinct greedy members with how often each was added (its weight is count / total:
+    selection is with replacement, so a repeat raises a member's weight, never adds a model);
+    in order of first addition."""
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[str(m)] = counts.get(str(m), 0) + 1
+    return list(counts.items())
+
+
+def _weights_text(members) -> str:
+    weights = greedy_weights(members)
+    total = sum(c for _, c in weights)
+    listed = ", ".join(f'<span class="name">{esc(n)}</span> {c}/{total}' for n, c in weights)
+    return (f"{len(weights)} distinct model{'s' if len(weights) != 1 else ''} in {total} "
+            f"step{'s' if total != 1 else ''}; weights: {listed}")
+
+
+def matched_accuracy_rows(results: Results) -> list[dict]:
+    """Error inconsistency and κ with the base by category, raw and at matched accuracy
+    (``measure.stats.accuracy_adjusted_means``: least squares on category indicators plus
+    the other model's accuracy, evaluated at the mean accuracy of the pairs, 95% t
+    intervals). Empty when there are no pairs with the base."""
+    pairs = results.get("pairs")
+    if pairs is None or results.base is None:
+        return []
+    with_base = pairs_with_base(pairs, results.base)
+    if len(with_base) == 0:
+        return []
+    categories = F.ordered_categories(with_base.category)
+    rows: dict[str, dict] = {c: {"category": c} for c in categories}
+    for column in ("error_inconsistency", "error_consistency"):
+        values = with_base[column].to_numpy(np.float64)
+        accuracy = with_base.acc_other.to_numpy(np.float64)
+        for c in categories:
+            mine = (with_base.category == c).to_numpy() & np.isfinite(values)
+            rows[c][f"{column}_raw"] = float(values[mine].mean()) if mine.any() else math.nan
+            rows[c]["n"] = int(mine.sum())
+        try:
+            adjusted = accuracy_adjusted_means(values, with_base.category, accuracy)
+        except ZoolensError:
+            continue
+        for k, c in enumerate(adjusted.categories):
+            rows[c].update({column: float(adjusted.mean[k]), f"{column}_lo": float(adjusted.lo[k]),
+                            f"{column}_hi": float(adjusted.hi[k]),
+                            "at_accuracy": adjusted.at_accuracy, "dof": adjusted.dof})
+    return [rows[c] for c in categories]
+
+
+def _matched_table(results: Results) -> tuple[str | None, str | None]:
+    rows = matched_accuracy_rows(results)
+    if not rows:
+        return None, None  # no pairs with the base: Table 1 already says so
+    html_rows = []
+    for r in rows:
+        cells = [_cell(esc(r["category"]), r["category"]), _cell(str(r["n"]), str(r["n"]), "num")]
+        for column, digits in (("error_inconsistency", 4), ("error_consistency", 3)):
+            value, lo, hi = r.get(column), r.get(f"{column}_lo"), r.get(f"{column}_hi")
+            ci = (f' <span class="ci">[{_num(lo, digits)}, {_num(hi, digits)}]</span>'
+                  if finite(lo) and finite(hi) else "")
+            cells += [_cell(_num(r.get(f"{column}_raw"), digits),
+                            _sort_key(r.get(f"{column}_raw")), "num"),
+                      _cell(_num(value, digits) + ci, _sort_key(value), "num")]
+        html_rows.append(f"<tr>{''.join(cells)}</tr>")
+    at = next((r["at_accuracy"] for r in rows if finite(r.get("at_accuracy"))), math.nan)
+    dof = next((r["dof"] for r in rows if "dof" in r), 0)
+    headers = [("Category", "relative to the base"), ("Pairs", "pairs with the base"),
+               ("EI", "mean error inconsistency with the base"),
+               ("EI at matched accuracy", "least squares of EI on category + the other "
+                                          "model's accuracy, at the mean accuracy [95% t "
+                                          "interval]"),
+               ("κ", "mean error consistency with the base"),
+               ("κ at matched accuracy", "the same model for κ [95% t interval]")]
+    caption = ("<b>Categories at matched accuracy.</b> A weak model disagrees more with the "
+               "base whatever its training (the paper's Fig. 1 plots error inconsistency "
+               "against accuracy), so raw category means mix both; here each category is "
+               "compared at the same accuracy of the other model "
+               f"({_pct(at)}), by a regression with accuracy as a covariate"
+               + (f" ({dof} residual degrees of freedom)." if dof > 0 else
+                  "; too few pairs for intervals."))
+    return _table("table-matched", caption, headers, html_rows), None
 
 
 def _greedy_table(results: Results) -> tuple[str | None, str | None]:
@@ -233,19 +342,17 @@ def _greedy_table(results: Results) -> tuple[str | None, str | None]:
                      _cell(_pct(s["evaluation_acc"]), _sort_key(s["evaluation_acc"]), "num")]
             rows.append(f"<tr>{''.join(cells)}</tr>")
         if len(kept):
-            counts = kept.added.value_counts(sort=False)
-            members = ", ".join(f'<span class="name">{esc(n)}</span>'
-                                + (f" ×{c}" if c > 1 else "") for n, c in counts.items())
             last = kept.iloc[-1]
-            summaries.append(f"From <span class=\"name\">{esc(start)}</span>: {len(kept)} "
-                             f"members ({members}), evaluation accuracy "
+            summaries.append(f"From <span class=\"name\">{esc(start)}</span>: "
+                             f"{_weights_text(kept.added)}; evaluation accuracy "
                              f"{_pct(last['evaluation_acc'])}")
     headers = [("Start", "model the selection starts from"), ("Step", "0 = the start model alone"),
                ("Added", "model added at this step (with replacement)"),
                ("Calibration acc.", "accuracy on the calibration split (chooses the steps)"),
                ("Evaluation acc.", "accuracy on the evaluation split (never used to choose)")]
     caption = ("<b>Greedy ensemble</b> (kept prefix: the steps up to the best calibration "
-               "accuracy). " + "; ".join(summaries) + ".")
+               "accuracy; models are added with replacement, so a model added k times of n "
+               "steps has weight k/n). " + "; ".join(summaries) + ".")
     return _table("table-greedy", caption, headers, rows), None
 
 
@@ -315,7 +422,7 @@ def _cards_table(results: Results) -> tuple[str | None, str | None]:
 
 
 _VERDICT_CLASS = {"holds": ("v-holds", "✓"), "does not hold": ("v-fails", "✗"),
-                  "not measured": ("v-unmeasured", "–")}
+                  "partly": ("v-partly", "≈"), "not measured": ("v-unmeasured", "–")}
 
 
 def _findings_section(results: Results) -> str:
@@ -333,7 +440,7 @@ def _findings_section(results: Results) -> str:
                     f'<span class="mark" aria-hidden="true">{mark}</span> {_text(verdict)}</td></tr>')
     headers = [("Claim (Gontijo-Lopes et al. 2021)", "the paper's finding"),
                ("Measured", "what this zoo gives"),
-               ("Verdict", "holds / does not hold / not measured, by the fixed rule of "
+               ("Verdict", "holds / partly / does not hold / not measured, by the fixed rule of "
                            "zoolens.demo.findings")]
     caption = ("The paper's findings checked on this zoo, each by a fixed rule applied to the "
                "tables of this folder.")
@@ -452,6 +559,8 @@ def _headline_sidekick(v: dict) -> str:
             + f": ensemble accuracy {_pct(v['ensemble_acc'])}" + _interval(v, "ensemble_acc"))
     if finite(v.get("over_base")):
         text += f", {100 * float(v['over_base']):+.2f} points over the base alone"
+    if finite(v.get("gain_over_best")):
+        text += f", {100 * float(v['gain_over_best']):+.2f} over the better member"
     if finite(v.get("error_inconsistency")):
         text += f"; error inconsistency {_num(v['error_inconsistency'])}"
     if finite(v.get("mcnemar_p")):
@@ -472,29 +581,48 @@ def _by_category(v: dict, what: str) -> str:
     return f"{what}: " + ", ".join(parts)
 
 
+MIN_CORRELATION_PAIRS = 5
+
+
+def correlation_text(d: dict, name: str) -> str:
+    """One correlation as text: "too few pairs" below MIN_CORRELATION_PAIRS points (a rank
+    correlation over three pairs is 1.00 or -1.00 by luck half the time)."""
+    n = d.get("n_pairs")
+    n_text = f"n = {esc(n)}" if n is not None else "n unknown"
+    if not finite(n) or int(n) < MIN_CORRELATION_PAIRS:
+        return f"too few pairs over {name} ({n_text}; at least {MIN_CORRELATION_PAIRS} needed)"
+    if not finite(d.get("rho")):
+        return f"not defined over {name} ({n_text}: a constant column)"
+    text = f"ρ = {float(d['rho']):.2f}"
+    if finite(d.get("lo")) and finite(d.get("hi")):
+        text += f" [{float(d['lo']):.2f}, {float(d['hi']):.2f}]"
+    if finite(d.get("p_value")):
+        text += f", p = {float(d['p_value']):.2g}"
+    return text + f" over {name} ({n_text})"
+
+
 def _headline_spearman(v: dict) -> str:
     parts = []
     for key, name in (("pairs_with_base", "pairs with the base"), ("all_pairs", "all pairs")):
         d = v.get(key)
-        if isinstance(d, dict) and finite(d.get("rho")):
-            p = f", p = {float(d['p_value']):.2g}" if finite(d.get("p_value")) else ""
-            parts.append(f"ρ = {float(d['rho']):.2f}{p} over {name} (n = {esc(d.get('n_pairs'))})")
+        if isinstance(d, dict):
+            parts.append(correlation_text(d, name))
     if not parts:
         raise ValueError("no correlation")
-    return "Spearman correlation of error inconsistency and ensemble gain: " + "; ".join(parts)
+    return ("Spearman correlation of error inconsistency and ensemble gain over the members' "
+            "mean (interval: 95% bootstrap, examples resampled): " + "; ".join(parts))
 
 
 def _headline_greedy(v: dict) -> str:
     members = v.get("members") or []
-    counts: dict[str, int] = {}
-    for m in members:
-        counts[str(m)] = counts.get(str(m), 0) + 1
-    listed = ", ".join(f'<span class="name">{esc(m)}</span>' + (f" ×{c}" if c > 1 else "")
-                       for m, c in counts.items())
     text = (f"greedy ensemble from <span class=\"name\">{esc(v['start'])}</span>: "
-            f"{len(members)} members ({listed}), evaluation accuracy {_pct(v['evaluation_acc'])}")
+            f"{_weights_text(members)}; evaluation accuracy {_pct(v['evaluation_acc'])}")
     if finite(v.get("gain_over_start")):
-        text += f" ({100 * float(v['gain_over_start']):+.2f} points over the start alone)"
+        text += f" ({100 * float(v['gain_over_start']):+.2f} points over the start alone"
+        if finite(v.get("gain_over_start_lo")) and finite(v.get("gain_over_start_hi")):
+            text += (f", 95% paired bootstrap interval [{_points(v['gain_over_start_lo'])}, "
+                     f"{_points(v['gain_over_start_hi'])}]")
+        text += ")"
     return text
 
 
@@ -582,7 +710,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .badge{background:var(--accent);color:#fff;border-radius:3px;padding:0 5px;font-size:.75em}
 tr.best td{background:#eef6ee}
 td.verdict{white-space:nowrap;font-weight:600} td.v-holds{color:#1b6b2a;background:#eef6ee}
-td.v-fails{color:#9b1c1c;background:#fdeeee} td.v-unmeasured{color:var(--mute);background:var(--soft)}
+td.v-fails{color:#9b1c1c;background:#fdeeee} td.v-partly{color:#7a5300;background:#fff6e0} td.v-unmeasured{color:var(--mute);background:var(--soft)}
 table.plain td{font-size:.85em} code{font-size:.85em;overflow-wrap:anywhere}
 footer{margin-top:40px;color:var(--mute);font-size:.85em}
 """
@@ -630,6 +758,13 @@ _JS = """
   });
 })();
 """
+
+
+# The report's tables in page order: each builder takes the checked Results and returns
+# (HTML block or None, note or None). A new section (e.g. from a new table) appends or
+# inserts its builder here; the HTML it returns must escape every user string (esc).
+TABLE_BUILDERS: list[Callable[[Results], tuple[str | None, str | None]]] = [
+    _table1, _matched_table, _sidekick_table, _greedy_table, _soup_table, _cards_table]
 
 
 def _csp() -> str:
@@ -772,7 +907,7 @@ def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
         report.figure_data[spec.key] = drawn.data
         drawn.figure.clear()
     tables = []
-    for builder in (_table1, _sidekick_table, _greedy_table, _soup_table, _cards_table):
+    for builder in TABLE_BUILDERS:
         block, note = builder(results)
         if block:
             tables.append(block)

@@ -33,6 +33,7 @@ def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
             "ensemble_acc_hi": row["ensemble_acc_hi"],
             "over_base": row["ensemble_acc"] - acc_base,
             "ensemble_gain": row["ensemble_gain"],
+            "gain_over_best": row["gain_over_best"],
             "error_inconsistency": row["error_inconsistency"],
             "mcnemar_p": row["mcnemar_p"],
             "paired_bootstrap_p": row["paired_bootstrap_p"],
