@@ -34,9 +34,10 @@ def test_writes_the_report_and_pngs(tmp_path):
                                    "--png-dir", str(png), "--pairs", "all"])
     assert result.exit_code == 0, result.output
     page = out.read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count("<figure") == 3
+    assert page.startswith("<!DOCTYPE html>") and page.count("<figure") == 4
     assert sorted(p.name for p in png.glob("*.png")) == [
-        "fig01_error_inconsistency.png", "fig02_ensembles.png", "fig10_neither_conversion.png"]
+        "fig01_error_inconsistency.png", "fig02_ensembles.png", "fig10_neither_conversion.png",
+        "kappa_matrix.png"]
     assert f"wrote {out}" in result.stderr
 
 

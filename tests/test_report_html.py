@@ -172,9 +172,18 @@ def test_table1_rows_and_values(built, results_dir):
     acc = dict(zip(models.model, models.accuracy))
     body = table.split("<tbody>")[1]
     cells = [re.findall(r"<td[^>]*>", row) for row in body.split("</tr>")[:-1]]
-    assert all(len(c) == 10 for c in cells)
+    assert all(len(c) == 11 for c in cells)
     accuracy = [float(re.search(r'data-sort="([^"]*)"', c[6]).group(1)) for c in cells]
     assert accuracy == pytest.approx([acc[r] for r in rows])
+    # κ with the base (column 8) equals pairs.csv's error_consistency, the base's own is blank
+    pairs = pd.read_csv(results_dir / "pairs.csv", keep_default_na=False, na_values=[""])
+    kappa = {}
+    for a, b, k in zip(pairs.model_a, pairs.model_b, pairs.error_consistency):
+        if BASE_NAME in (a, b) and a != b:
+            kappa.setdefault(b if a == BASE_NAME else a, k)
+    shown = [re.search(r'data-sort="([^"]*)"', c[8]).group(1) for c in cells]
+    assert shown[0] == ""
+    assert [float(v) for v in shown[1:]] == pytest.approx([kappa[r] for r in rows[1:]])
 
 
 def test_missing_and_bad_tables_are_noted_in_page_and_stderr(results_dir, tmp_path, capsys):
