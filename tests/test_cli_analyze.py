@@ -76,7 +76,7 @@ def test_ensemble_command(small_zoo, tmp_path):
     (["--base", "nope"], "no model named 'nope'"),
     (["--base", "m0", "--pool", "accuracy<0"], "pool is empty"),
     (["--base", "m0", "--pool", "m1,ghost"], "'ghost' is not in the zoo"),
-    (["--base", "m0", "--combine", "votes"], "--combine 'votes'"),
+    (["--base", "m0", "--combine", "votes"], "combine 'votes': use 'probs' or 'logits'"),
     (["--base", "m0", "--interpolate", "m0"], "give two model names"),
     (["--base", "m0", "--pool", "acc<0.5"], "unknown column 'acc'"),
 ])

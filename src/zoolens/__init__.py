@@ -1,28 +1,52 @@
 """zoolens: how differently do these models behave, and which ones complement each other?
 
 A toolkit around Gontijo-Lopes, Dauphin & Cubuk (2021), "No One Representation to Rule Them
-All: Overlapping Features of Training Methods". See README.md for a tour.
+All: Overlapping Features of Training Methods". See README.md for a tour and ARCHITECTURE.md
+for the layers.
+
+The public API, loaded on first use so that ``import zoolens`` stays fast:
+
+- :class:`Zoo`, :class:`ModelCard`: the store of model outputs and what each model is;
+- :func:`analyze`, :func:`run_greedy`, :func:`run_probe`: the studies, writing result tables;
+- :func:`build_report`: the HTML report of a results folder;
+- :mod:`zoolens.measure`: the measurements on plain arrays (``zoolens.measure.error_inconsistency``
+  and friends); :mod:`zoolens.contracts`: every result table's columns;
+- :class:`ZoolensError`: every problem with the user's input (a ``ValueError``).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["Zoo", "ModelCard", "ZoolensError", "__version__"]
+# Public name -> (module, attribute).
+_LAZY: dict[str, tuple[str, str]] = {
+    "Zoo": ("zoolens.zoo.store", "Zoo"),
+    "ModelCard": ("zoolens.zoo.cards", "ModelCard"),
+    "ZoolensError": ("zoolens.errors", "ZoolensError"),
+    "analyze": ("zoolens.study.analyze", "analyze"),
+    "run_greedy": ("zoolens.study.analyze", "run_greedy"),
+    "run_probe": ("zoolens.study.probe", "run_probe"),
+    "build_report": ("zoolens.report", "build_report"),
+}
+_SUBMODULES = ("measure", "contracts")
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
 
-def __getattr__(name: str):
-    # Lazy so that `import zoolens` (and `zoolens --help`) stays fast.
-    if name == "Zoo":
-        from zoolens.zoo.store import Zoo
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"zoolens.{name}")
+    else:
+        raise AttributeError(f"module 'zoolens' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return Zoo
-    if name == "ModelCard":
-        from zoolens.zoo.cards import ModelCard
 
-        return ModelCard
-    if name == "ZoolensError":
-        from zoolens.errors import ZoolensError
-
-        return ZoolensError
-    raise AttributeError(f"module 'zoolens' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -18,12 +18,6 @@ from zoolens.cli._app import app, handle_errors, invocation, parse_model_pairs
 from zoolens.errors import ZoolensError
 
 
-def _check_combine(combine: str) -> str:
-    if combine not in ("probs", "logits"):
-        raise ZoolensError(f"--combine {combine!r}: use 'probs' or 'logits'")
-    return combine
-
-
 @app.command()
 @handle_errors
 def analyze(
@@ -83,7 +77,7 @@ def analyze(
 
     result = run_analysis(
         zoo, base, out, pool=pool, start=start, max_steps=max_steps,
-        combine=_check_combine(combine),
+        combine=combine,
         n_bootstrap=bootstrap, seed=seed, chunk_size=chunk_size,
         memory_budget=int(memory_gb * 2**30),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
@@ -130,7 +124,7 @@ def ensemble(
     from zoolens.study.analyze import run_greedy
 
     table, summary = run_greedy(zoo, start, out, pool=pool, max_steps=max_steps,
-                                combine=_check_combine(combine),
+                                combine=combine,
                                 memory_budget=int(memory_gb * 2**30), command=invocation(ctx),
                                 calibration=not no_calibration, folds=folds, seed=seed)
     print(format_greedy(table, summary))

@@ -41,6 +41,20 @@ def top1(scores: np.ndarray) -> np.ndarray:
 
     This is the one tie rule of DESIGN.md sec. 3, for models and ensembles alike. NaN scores
     are the caller's problem (numpy's argmax returns the first NaN).
+
+    Parameters
+    ----------
+    scores : (..., C) array
+        Scores, probabilities or logits of C classes.
+
+    Returns
+    -------
+    (...) int64 array of class ids.
+
+    Examples
+    --------
+    >>> top1(np.array([[0.1, 0.7, 0.2], [0.5, 0.5, 0.0]])).tolist()  # the tie goes to class 0
+    [1, 0]
     """
     return np.asarray(scores).argmax(axis=-1)
 
@@ -55,6 +69,25 @@ def correctness(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     with no valid label is never right (DESIGN.md sec. 3). Returns bool with the shape of
     ``predictions``. A prediction outside ``0..C-1`` in the multi-label case raises
     ZoolensError.
+
+    Parameters
+    ----------
+    predictions : (M, N) or (N,) integer array
+        Top-1 classes of M models (or one) on N examples.
+    labels : (N,) integer array or (N, C) 0/1 array
+        The true class of each example, or its set of valid classes.
+
+    Returns
+    -------
+    bool array shaped like ``predictions``.
+
+    Examples
+    --------
+    >>> correctness(np.array([[0, 1, 2], [0, 2, 2]]), np.array([0, 1, 1])).astype(int).tolist()
+    [[1, 1, 0], [1, 0, 0]]
+    >>> valid = np.array([[1, 1, 0], [0, 0, 1]])           # example 0 has two valid labels
+    >>> correctness(np.array([1, 2]), valid).tolist()
+    [True, True]
     """
     pred = np.asarray(predictions)
     lab = np.asarray(labels)
@@ -93,6 +126,21 @@ def pair_counts(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     symmetric, diagonal = ``n_right``); ``n_right[a]`` = examples a gets right; ``N`` = number
     of examples. The other cells of each pair's 2x2 table follow: only a right =
     ``n_right[a] - n11[a, b]``, both wrong = ``N - n_right[a] - n_right[b] + n11[a, b]``.
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+
+    Returns
+    -------
+    n11 : (M, M) int64, n_right : (M,) int64, N : int
+
+    Examples
+    --------
+    >>> n11, n_right, n = pair_counts(np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool))
+    >>> n11.tolist(), n_right.tolist(), n
+    ([[2, 1], [1, 2]], [2, 2], 4)
     """
     r = _as_matrix(correct)
     n = r.shape[1]
@@ -107,20 +155,67 @@ def error_inconsistency(correct: np.ndarray) -> np.ndarray:
     """Error inconsistency EI for every pair: the fraction of examples where exactly one is right.
 
     ``EI[a, b] = mean(R[a] XOR R[b]) = (n_a + n_b - 2·n11[a, b]) / N`` (Gontijo-Lopes et al.
-    2021, Sec. 4, Fig. 1). Symmetric (M, M) float64 with a zero diagonal.
+    2021, Sec. 4, Fig. 1).
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+
+    Returns
+    -------
+    (M, M) float64 array, symmetric, zero diagonal.
+
+    Examples
+    --------
+    >>> R = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool)  # 2 models x 4 examples
+    >>> error_inconsistency(R).tolist()  # one right on examples 1 and 2 of 4
+    [[0.0, 0.5], [0.5, 0.0]]
     """
     n11, nr, n = pair_counts(correct)
     return (nr[:, None] + nr[None, :] - 2 * n11) / n
 
 
 def both_right(correct: np.ndarray) -> np.ndarray:
-    """Fraction of examples both models get right: ``mean(R[a] AND R[b]) = n11 / N`` (Fig. 8)."""
+    """Fraction of examples both models get right: ``mean(R[a] AND R[b]) = n11 / N`` (Fig. 8).
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+
+    Returns
+    -------
+    (M, M) float64 array, symmetric; the diagonal is each model's accuracy.
+
+    Examples
+    --------
+    >>> R = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool)  # 2 models x 4 examples
+    >>> both_right(R).tolist()
+    [[0.5, 0.25], [0.25, 0.5]]
+    """
     n11, _, n = pair_counts(correct)
     return n11 / n
 
 
 def both_wrong(correct: np.ndarray) -> np.ndarray:
-    """Fraction of examples both models get wrong: ``(N - n_a - n_b + n11) / N`` (Fig. 8)."""
+    """Fraction of examples both models get wrong: ``(N - n_a - n_b + n11) / N`` (Fig. 8).
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+
+    Returns
+    -------
+    (M, M) float64 array, symmetric; the diagonal is each model's error rate.
+
+    Examples
+    --------
+    >>> R = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool)  # 2 models x 4 examples
+    >>> both_wrong(R).tolist()
+    [[0.5, 0.25], [0.25, 0.5]]
+    """
     n11, nr, n = pair_counts(correct)
     return (n - nr[:, None] - nr[None, :] + n11) / n
 
@@ -148,7 +243,21 @@ def error_consistency(correct: np.ndarray) -> np.ndarray:
     ``sklearn.metrics.cohen_kappa_score(R[a], R[b])``). Where ``c_exp == 1`` (both models
     always right, or both always wrong) κ = 1 by DESIGN.md sec. 3 (scikit-learn gives NaN).
     One model always right and the other always wrong gives c_obs = c_exp = 0, κ = 0.
-    Diagonal: 1 for every model.
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+
+    Returns
+    -------
+    (M, M) float64 array, symmetric, diagonal 1.
+
+    Examples
+    --------
+    >>> R = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool)  # 2 models x 4 examples
+    >>> error_consistency(R).tolist()  # independent errors: c_obs = c_exp = 0.5
+    [[1.0, 0.0], [0.0, 1.0]]
     """
     n11, nr, n = pair_counts(correct)
     ei = (nr[:, None] + nr[None, :] - 2 * n11) / n
@@ -160,7 +269,22 @@ def dominance(correct: np.ndarray) -> np.ndarray:
 
     The joint probability that b is right where a is wrong (Mania & Sra 2020; "dominance
     probability" of Mania et al. 2019). Not symmetric: ``D[a, b] − D[b, a] = p_b − p_a`` and
-    ``D[a, b] + D[b, a] = EI[a, b]``. Zero diagonal.
+    ``D[a, b] + D[b, a] = EI[a, b]``.
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+
+    Returns
+    -------
+    (M, M) float64 array, zero diagonal.
+
+    Examples
+    --------
+    >>> R = np.array([[1, 0, 0, 0], [1, 1, 1, 0]], dtype=bool)
+    >>> dominance(R).tolist()  # b is right on 2 of the 4 examples a gets wrong
+    [[0.0, 0.5], [0.0, 0.0]]
     """
     n11, nr, n = pair_counts(correct)
     return (nr[None, :] - n11) / n
@@ -173,6 +297,22 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
     ``error_consistency``, ``dominance`` (``[a, b]`` = b right where a wrong), and the exact
     int64 counts ``n11`` and ``n_right`` plus ``n`` (int). Definitions as in the single
     functions of this module (DESIGN.md sec. 3).
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+
+    Returns
+    -------
+    dict of the arrays above.
+
+    Examples
+    --------
+    >>> R = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool)  # 2 models x 4 examples
+    >>> m = pairwise_agreement(R)
+    >>> m["accuracy"].tolist(), m["error_inconsistency"][0, 1], m["n"]
+    ([0.5, 0.5], np.float64(0.5), 4)
     """
     n11, nr, n = pair_counts(correct)
     acc = nr / n

@@ -23,6 +23,7 @@ from __future__ import annotations
 import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from zoolens.measure.agreement import correctness
 from zoolens.measure.calibration import softmax
 
 __all__ = [
+    "COMBINE_MODES",
+    "check_combine",
     "pair_index",
     "ensemble_inputs",
     "combine_scores",
@@ -47,6 +50,10 @@ __all__ = [
     "GreedyResult",
     "greedy_forward_selection",
 ]
+
+Combine = Literal["probs", "logits"]
+COMBINE_MODES: tuple[str, ...] = ("probs", "logits")
+"""How members are averaged: calibrated probabilities or temperature-scaled logits."""
 
 # Temporary (pairs or candidates) x rows x classes blocks are kept near this many bytes.
 _BLOCK_BYTES = 64 * 2**20
@@ -73,7 +80,16 @@ def ensemble_inputs(scores: np.ndarray, temperature: float, combine: str = "prob
         if not (temperature > 0 and np.isfinite(temperature)):
             raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
         return (np.asarray(scores, dtype=np.float64) / temperature).astype(dtype)
-    raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
+    check_combine(combine)
+    raise AssertionError("unreachable: check_combine accepts only probs and logits")
+
+
+def check_combine(combine: str) -> Combine:
+    """``combine`` itself when it is one of :data:`COMBINE_MODES`, else a ZoolensError naming it
+    (the one check, made where a call enters: ``analyze``'s options, the CLI, this module)."""
+    if combine not in COMBINE_MODES:
+        raise ZoolensError(f"combine {combine!r}: use 'probs' or 'logits'")
+    return cast(Combine, combine)
 
 
 def _weight_pair(weight, dtype: np.dtype):
@@ -97,7 +113,29 @@ def combine_scores(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> np.ndarray:
 
 def pair_ensemble_predictions(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> np.ndarray:
     """(n,) int64 predictions of the pair ensemble: ``argmax_c w·x_a[c] + (1−w)·x_b[c]``,
-    lowest index on ties (module doc; paper Sec. 4.2, Fig. 2)."""
+    lowest index on ties (module doc; paper Sec. 4.2, Fig. 2).
+
+    Parameters
+    ----------
+    x_a, x_b : (n, C) arrays
+        What each member contributes (:func:`ensemble_inputs`: calibrated probabilities or
+        scaled logits).
+    weight : float in [0, 1]
+        Weight w of member a.
+
+    Returns
+    -------
+    (n,) int64 array of classes.
+
+    Examples
+    --------
+    >>> x_a = np.array([[0.6, 0.4], [0.2, 0.8]])
+    >>> x_b = np.array([[0.1, 0.9], [0.3, 0.7]])
+    >>> pair_ensemble_predictions(x_a, x_b).tolist()   # means (.35, .65), (.25, .75)
+    [1, 1]
+    >>> pair_ensemble_predictions(x_a, x_b, weight=0.9).tolist()
+    [0, 1]
+    """
     return combine_scores(x_a, x_b, weight).argmax(axis=-1)
 
 
@@ -163,6 +201,23 @@ def ensemble_counts(correct_a: np.ndarray, correct_b: np.ndarray, correct_ens: n
 
     Arguments are (P, n) (or (n,)) boolean correctness of member a, member b and their
     ensemble; e.g. ``correct[a_idx]``, ``correct[b_idx]`` and :func:`all_pair_ensemble_correct`.
+
+    Parameters
+    ----------
+    correct_a, correct_b, correct_ens : (P, n) or (n,) bool arrays
+
+    Returns
+    -------
+    EnsembleCounts of (P,) int64 arrays (the input of :func:`ensemble_rates`).
+
+    Examples
+    --------
+    >>> ra = np.array([1, 1, 0, 0, 1], dtype=bool)
+    >>> rb = np.array([1, 0, 1, 0, 0], dtype=bool)
+    >>> ens = np.array([1, 1, 0, 1, 1], dtype=bool)
+    >>> c = ensemble_counts(ra, rb, ens)
+    >>> c.exactly_one.tolist(), c.converted.tolist(), c.both_wrong.tolist()
+    ([3], [2], [1])
     """
     ra, rb, re = (np.atleast_2d(np.asarray(v, dtype=bool)) for v in (correct_a, correct_b, correct_ens))
     one = ra ^ rb
@@ -186,6 +241,23 @@ def ensemble_rates(counts: EnsembleCounts) -> dict[str, np.ndarray]:
     (Fig. 2 left); ``conversion_rate`` = P(ensemble right | exactly one member right)
     (Fig. 2 right); ``neither_conversion`` = P(ensemble right | both wrong) (Fig. 10). A rate
     whose condition never occurs is NaN, never 0.
+
+    Parameters
+    ----------
+    counts : EnsembleCounts (:func:`ensemble_counts`)
+
+    Returns
+    -------
+    dict of (P,) float64 arrays: ensemble_acc, ensemble_gain, conversion_rate,
+    neither_conversion.
+
+    Examples
+    --------
+    >>> ra = np.array([1, 1, 0, 0, 1], dtype=bool)
+    >>> rb = np.array([1, 0, 1, 0, 0], dtype=bool)
+    >>> rates = ensemble_rates(ensemble_counts(ra, rb, np.array([1, 1, 0, 1, 1], dtype=bool)))
+    >>> {k: round(float(v[0]), 4) for k, v in rates.items()}
+    {'ensemble_acc': 0.8, 'ensemble_gain': 0.3, 'conversion_rate': 0.6667, 'neither_conversion': 1.0}
     """
     n = counts.n.astype(np.float64)
     acc = counts.ensemble_right / n
@@ -250,6 +322,20 @@ def majority_vote(predictions: np.ndarray, num_classes: int) -> np.ndarray:
 
     ``predictions`` (M, N) integer classes in 0..C−1. Needs no probabilities, so decision-only
     models take part. Counts come from one ``bincount`` over ``n·C + prediction``.
+
+    Parameters
+    ----------
+    predictions : (M, N) integer array
+    num_classes : int
+
+    Returns
+    -------
+    (N,) int64 array of classes.
+
+    Examples
+    --------
+    >>> majority_vote(np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]]), 3).tolist()  # last: a tie
+    [0, 2, 0]
     """
     pred = np.asarray(predictions)
     if pred.ndim != 2 or pred.shape[0] == 0:

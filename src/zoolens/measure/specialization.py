@@ -39,6 +39,19 @@ def confidence_angle(conf_a: np.ndarray, conf_b: np.ndarray) -> np.ndarray:
 
     45 = equally confident; above 45 = model a more confident; 90 = only a has confidence
     (c_b = 0). Confidences are calibrated top-1 probabilities (:func:`confidence`).
+
+    Parameters
+    ----------
+    conf_a, conf_b : arrays of confidences (broadcast together)
+
+    Returns
+    -------
+    float64 array of angles in degrees, in [0, 90] for non-negative confidences.
+
+    Examples
+    --------
+    >>> confidence_angle(np.array([0.5, 0.9, 0.8]), np.array([0.5, 0.3, 0.0])).round(2).tolist()
+    [45.0, 71.57, 90.0]
     """
     return np.degrees(np.arctan2(np.asarray(conf_a, np.float64), np.asarray(conf_b, np.float64)))
 

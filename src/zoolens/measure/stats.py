@@ -31,6 +31,8 @@ __all__ = [
     "mcnemar_p_values",
     "PairedBootstrapResult",
     "paired_bootstrap_test",
+    "AdjustedMeans",
+    "accuracy_adjusted_means",
 ]
 
 _COLUMN_BYTES = 64 * 2**20
@@ -114,6 +116,24 @@ def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: i
     correctness for error inconsistency, ensemble-right). Returns ``(estimate, lo, hi)``:
     the plain mean and the (1−confidence)/2 and (1+confidence)/2 quantiles (numpy's linear
     interpolation) of the resampled means. Scalars for (n,) input, (K,) arrays otherwise.
+
+    Parameters
+    ----------
+    values : (n,) or (n, K) array
+    confidence : float in (0, 1)
+    n_resamples, seed : the example-resampling bootstrap
+    weights : optional precomputed (n_resamples, n) resampling counts (:func:`bootstrap_weights`)
+
+    Returns
+    -------
+    (estimate, lo, hi)
+
+    Examples
+    --------
+    >>> right = np.array([1] * 80 + [0] * 20)
+    >>> est, lo, hi = bootstrap_ci(right, n_resamples=2000, seed=0)
+    >>> est, lo < 0.8 < hi, 0.05 < hi - lo < 0.25
+    (0.8, True, True)
     """
     x = np.asarray(values, dtype=np.float64)
     means = bootstrap_means(x, weights, n_resamples=n_resamples, seed=seed)
@@ -189,7 +209,26 @@ def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray, *, exact_below: i
 
     Only the discordant examples matter: only_a = #(a right, b wrong), only_b = #(a wrong,
     b right); see :func:`mcnemar_p_values` for the exact / chi-square rule. Use it for "the
-    ensemble is better than its best member" (issue 3).
+    ensemble is better than its best member".
+
+    Parameters
+    ----------
+    correct_a, correct_b : (n,) bool arrays
+        Per-example correctness of the two models on the same examples.
+    exact_below : int
+        Below this many discordant examples the exact binomial test is used.
+
+    Returns
+    -------
+    McNemarResult (only_a, only_b, statistic, p_value, method).
+
+    Examples
+    --------
+    >>> a = np.array([1] * 10 + [0] * 2 + [1] * 8, dtype=bool)
+    >>> b = np.array([0] * 10 + [1] * 2 + [1] * 8, dtype=bool)
+    >>> r = mcnemar_test(a, b)      # 10 vs 2 discordant: exact two-sided binomial
+    >>> r.only_a, r.only_b, r.method, round(r.p_value, 4)
+    (10, 2, 'exact', 0.0386)
     """
     ra = np.asarray(correct_a, dtype=bool)
     rb = np.asarray(correct_b, dtype=bool)

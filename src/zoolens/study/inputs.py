@@ -19,6 +19,7 @@ import pandas as pd
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness
 from zoolens.measure.calibration import TemperatureFit, fit_temperature
+from zoolens.measure.ensemble import check_combine
 from zoolens.progress import track
 from zoolens.study import tables
 
@@ -53,8 +54,7 @@ class AnalyzeOptions:
     folds: int = 5
 
     def __post_init__(self) -> None:
-        if self.combine not in ("probs", "logits"):
-            raise ZoolensError(f"combine must be 'probs' or 'logits', got {self.combine!r}")
+        check_combine(self.combine)
 
     @property
     def greedy_start(self) -> str:

@@ -120,6 +120,8 @@ def load_heldout(path: str | Path, transform: Any = None) -> tuple[Any, np.ndarr
                     raise ZoolensError(f"{path}: held-out .npz needs arrays 'x' and 'y', has "
                                        f"{sorted(npz.files)}")
                 x, y = npz["x"], npz["y"]
+        except ZoolensError:
+            raise
         except (OSError, ValueError) as exc:
             raise ZoolensError(f"{path}: cannot read .npz ({exc})") from None
         if x.dtype == np.uint8:
