@@ -142,6 +142,37 @@ INTERPOLATION = TableContract(
     "interpolation", columns=_PAIR + ("mode", "weight", "ensemble_acc"),
     text=_PAIR + ("mode",))
 
+# The shift study (``analyze --shift``, ``zoolens.study.shift``): the same models on a
+# reference evaluation set and shifted ones. Written by every analyze, empty without --shift.
+# set: the evaluation set's name; role: "reference" or "shifted"; n: examples measured.
+SHIFT_MODELS = TableContract(
+    "shift_models",
+    columns=("set", "role", "model", "category", "n", "accuracy", "accuracy_lo",
+             "accuracy_hi", "reference_accuracy", "line_accuracy", "effective_robustness"),
+    optional=("accuracy_lo", "accuracy_hi", "line_accuracy", "effective_robustness"),
+    text=("set", "role", "model", "category"), always=False)
+
+SHIFT_PAIRS = TableContract(
+    # agreement: fraction of examples where the two top-1 predictions are equal (Baek et al.
+    # 2022); base_rank: rank of the pair's ensemble accuracy among the base's pairs on this
+    # set (1 = best, ties share), empty for pairs without the base.
+    "shift_pairs",
+    columns=("set", "role") + _PAIR + ("category", "n", "acc_a", "acc_b",
+                                       "error_inconsistency", "error_inconsistency_lo",
+                                       "error_inconsistency_hi", "agreement",
+                                       "error_consistency", "ensemble_acc", "ensemble_gain",
+                                       "base_rank"),
+    optional=("acc_a", "acc_b", "error_inconsistency_lo", "error_inconsistency_hi",
+              "error_consistency", "ensemble_gain"),
+    text=("set", "role") + _PAIR + ("category",), always=False)
+
+SHIFT_FITS = TableContract(
+    # probit(measure on set) ≈ slope · probit(measure on the reference) + intercept, over
+    # models (measure "accuracy") or pairs ("agreement"); r2: squared correlation of the
+    # probit values; n_points: models or pairs with both probits finite.
+    "shift_fits", columns=("set", "measure", "n_points", "slope", "intercept", "r2"),
+    text=("set", "measure"), always=False)
+
 PROBE = TableContract(
     "probe", columns=_PAIR + ("rate", "draw", "n_dims_a", "n_dims_b", "accuracy"),
     optional=("n_dims_a", "n_dims_b"), text=_PAIR, producer="probe")
@@ -165,7 +196,7 @@ CKA = TableContract(
 
 RESULT_TABLES: dict[str, TableContract] = {c.name: c for c in (
     MODELS, PAIRS, SPECIALIZATION, GREEDY, GREEDY_FOLDS, THETA, RELIABILITY, INTERPOLATION,
-    PROBE, DIVERSITY, TRANSFER, STACKING, CKA)}
+    SHIFT_MODELS, SHIFT_PAIRS, SHIFT_FITS, PROBE, DIVERSITY, TRANSFER, STACKING, CKA)}
 """Every table of a results folder, by name, analyze's first."""
 
 ANALYZE_TABLES = tuple(n for n, c in RESULT_TABLES.items() if c.producer == "analyze")

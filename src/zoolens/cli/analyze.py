@@ -7,6 +7,7 @@ here: :func:`format_summary`, :func:`format_greedy`, :func:`format_timings`).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,13 @@ def analyze(
                                  "each stage (inputs, temperatures, evaluation, tables, "
                                  "interpolation, greedy, headline, write); summary.json "
                                  "records them either way (timings_s)."),
+    shift: list[str] = typer.Option(None, "--shift", help="NAME=ZOO: the same models on "
+                                    "another evaluation set (a zoo with the same classes and "
+                                    "model names; repeatable). Adds shift_models.csv, "
+                                    "shift_pairs.csv, shift_fits.csv: accuracy and agreement "
+                                    "on the line, effective robustness, sidekick ranks."),
+    reference_name: str = typer.Option("reference", "--reference-name", help="The name of "
+                                       "ZOO's evaluation set in the shift tables."),
 ) -> None:
     """Calibrate every model and measure every pair (paper Sec. 3-4.5).
 
@@ -72,8 +80,14 @@ def analyze(
 
     Example (published numbers on all examples):  zoolens analyze cifar.zoo --base resnet
     --out results --no-calibration
+
+    Under distribution shift:  zoolens analyze cifar10.zoo --base resnet110 --out results
+    --reference-name cifar10 --shift cifar10.1=cifar10.1.zoo
     """
     from zoolens.study.analyze import analyze as run_analysis
+    from zoolens.study.shift import parse_shift_options
+
+    shift_sets = parse_shift_options(shift)
 
     result = run_analysis(
         zoo, base, out, pool=pool, start=start, max_steps=max_steps,
@@ -82,8 +96,11 @@ def analyze(
         memory_budget=int(memory_gb * 2**30),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
         exact_topk=not full_rows,
-        command=invocation(ctx), calibration=not no_calibration, folds=folds)
+        command=invocation(ctx), calibration=not no_calibration, folds=folds,
+        shift=shift_sets, reference_name=reference_name)
     print(format_summary(result.summary))
+    if result.shift is not None:
+        print(format_shift(result.shift.summary))
     if verbose:
         print(format_timings(result.summary))
     print(f"tables written to {out}")
@@ -246,4 +263,29 @@ def format_greedy(table: pd.DataFrame, summary: dict[str, Any]) -> str:
     lines.append(f"kept {greedy['steps_kept']} members: evaluation accuracy "
                  f"{greedy['evaluation_acc']:.3f} ({greedy['gain_over_start']:+.3f} over "
                  f"{summary['start']} alone)")
+    return "\n".join(lines)
+
+
+def format_shift(summary: dict[str, Any]) -> str:
+    """The lines ``zoolens analyze --shift`` prints (summary.json's "shift" block)."""
+    lines = []
+    sidekick = summary.get("best_sidekick")
+    for s in summary["sets"][1:]:
+        name = s["name"]
+        parts = []
+        for measure in ("accuracy", "agreement"):
+            f = summary["fits"].get(name, {}).get(measure)
+            if f and f["slope"] is not None and math.isfinite(f["slope"]):
+                r2 = f"{f['r2']:.3f}" if f["r2"] is not None and math.isfinite(f["r2"]) else "n/a"
+                parts.append(f"{measure} on the line: slope {f['slope']:.3f}, intercept "
+                             f"{f['intercept']:+.3f}, R² {r2} ({f['n_points']} points)")
+        line = f"under shift {name} ({s['examples']} examples, {s['models']} models): "
+        lines.append(line + ("; ".join(parts) if parts else "no fit"))
+        if sidekick is not None:
+            rank = sidekick["rank"].get(name)
+            lines.append(f"  best sidekick on the reference, {sidekick['model']}: "
+                         + (f"rank {rank} of {sidekick['partners'][name]} on {name}"
+                            if rank is not None else f"not ranked on {name}"))
+    for note in summary.get("notes", []):
+        lines.append(f"note: {note}")
     return "\n".join(lines)

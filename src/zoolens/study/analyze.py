@@ -84,6 +84,11 @@ class AnalysisResult:
     summary: dict[str, Any] = field(default_factory=dict)
     # cross-fitted greedy's per-fold steps (no calibration split); empty otherwise
     greedy_folds: pd.DataFrame = field(default_factory=lambda: tables.empty_table("greedy_folds"))
+    # the shift study (``analyze(..., shift=...)``); empty tables and None otherwise
+    shift_models: pd.DataFrame = field(default_factory=lambda: tables.empty_table("shift_models"))
+    shift_pairs: pd.DataFrame = field(default_factory=lambda: tables.empty_table("shift_pairs"))
+    shift_fits: pd.DataFrame = field(default_factory=lambda: tables.empty_table("shift_fits"))
+    shift: Any = None  # study.shift.ShiftResult
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in tables.TABLE_COLUMNS}
@@ -120,7 +125,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
             interpolation_weights: Sequence[float] = INTERPOLATION_WEIGHTS,
             exact_topk: bool = True, parquet: bool = True,
             command: str | None = None, calibration: bool = True,
-            folds: int = 5) -> AnalysisResult:
+            folds: int = 5, shift: Any = None,
+            reference_name: str = "reference") -> AnalysisResult:
     """Calibrate every model and measure every pair; write the tables to ``out_dir``.
 
     Args:
@@ -143,6 +149,10 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         calibration: False measures on all examples without fitting anything (temperatures
             1, greedy cross-fitted in ``folds`` folds); also the case for a zoo created with
             calibration fraction 0.
+        shift: other evaluation sets of the same models, set name -> zoo (or path), or
+            (name, zoo) pairs: adds the shift study (``study.shift.analyze_shift``: tables
+            shift_models/shift_pairs/shift_fits, summary.json "shift"), this zoo being the
+            reference set named ``reference_name``.
 
     Returns an :class:`AnalysisResult` whose DataFrames have exactly the CSV columns.
     """
@@ -153,16 +163,23 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         interpolation_pairs=pair_names(interpolation_pairs),
         interpolation_weights=tuple(interpolation_weights), exact_topk=exact_topk,
         parquet=parquet, command=command, calibration=calibration, folds=folds)
-    return run_analysis(zoo, options, out_dir)
+    return run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
 
 def run_analysis(zoo: Any, options: AnalyzeOptions,
-                 out_dir: str | Path | None = None) -> AnalysisResult:
+                 out_dir: str | Path | None = None, *, shift: Any = None,
+                 reference_name: str = "reference") -> AnalysisResult:
     """The pipeline of the module doc on ``options``; see :func:`analyze`."""
     timer = StageTimer()
     zoo = open_zoo(zoo)
     with timer.stage("inputs"):
         inputs = read_inputs(zoo, options)
+        shift_sets = None
+        if shift:
+            from zoolens.study.shift import open_sets
+
+            # Checked before the analysis runs: a bad --shift fails in a second.
+            shift_sets = open_sets(zoo, shift, reference_name=reference_name)
     info(f"analysing {len(inputs.names)} models on {len(inputs.ev)} evaluation examples "
          f"({len(inputs.cal)} calibration) of {zoo.path}")
     with timer.stage("temperatures"):
@@ -220,12 +237,26 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
         if options.exact_topk and evaluation.prune.entries:
             summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
 
+    shift_result = None
+    if shift_sets is not None:
+        with timer.stage("shift"):
+            from zoolens.study.shift import analyze_shift
+
+            # The reference rows and temperatures are this analysis's own.
+            shift_result = analyze_shift(
+                zoo, (), options.base, sets=shift_sets, reference_rows=inputs.ev,
+                temperatures=dict(zip(inputs.names, calibration.temperatures)),
+                combine=options.combine, n_bootstrap=options.n_bootstrap, seed=options.seed,
+                memory_budget=options.memory_budget, exact_topk=options.exact_topk,
+                reference_name=reference_name)
+            summary["shift"] = shift_result.summary
     greedy_table, greedy_folds = greedy_tables(selection)
     result = AnalysisResult(models=built.models, pairs=built.pairs,
                             specialization=built.specialization, greedy=greedy_table,
                             theta=built.theta, reliability=built.reliability,
                             interpolation=interpolation, summary=summary,
-                            greedy_folds=greedy_folds)
+                            greedy_folds=greedy_folds, shift=shift_result,
+                            **(shift_result.tables() if shift_result is not None else {}))
     with timer.stage("write"):
         out = None if out_dir is None else tables.output_folder(out_dir)
         if out is not None:

@@ -33,6 +33,9 @@ GREEDY_FOLDS_COLUMNS = TABLE_COLUMNS["greedy_folds"]
 THETA_COLUMNS = TABLE_COLUMNS["theta"]
 RELIABILITY_COLUMNS = TABLE_COLUMNS["reliability"]
 INTERPOLATION_COLUMNS = TABLE_COLUMNS["interpolation"]
+SHIFT_MODELS_COLUMNS = TABLE_COLUMNS["shift_models"]
+SHIFT_PAIRS_COLUMNS = TABLE_COLUMNS["shift_pairs"]
+SHIFT_FITS_COLUMNS = TABLE_COLUMNS["shift_fits"]
 
 
 def empty_table(name: str) -> pd.DataFrame:

@@ -1,0 +1,476 @@
+"""The same models on several evaluation sets: how the paper's measures move under shift.
+
+One zoo per evaluation set, sharing model names (the zoo format is unchanged): the first is
+the reference (in-distribution) set, the others shifted siblings, e.g. CIFAR-10 → CIFAR-10.1
+or ImageNet → ImageNetV2 / -Sketch / -R. Per model and set: accuracy with its bootstrap
+interval; per pair and set: error inconsistency (with interval), prediction agreement, error
+consistency κ, and the calibrated pair ensemble's accuracy and gain where both models have
+scores. Across sets (``measure.shift``): the probit-scale linear fit of shifted accuracy on
+reference accuracy over all models ("accuracy on the line", Miller et al. 2021) with each
+model's effective robustness above it (Taori et al. 2020), the same fit of pair agreement
+("agreement on the line", Baek et al. 2022), the rank on each set of the base's best
+sidekick chosen on the reference set, and the mean error inconsistency with the base by
+category on each set (paper Fig. 1, now per set).
+
+What is measured where:
+- the reference set on its evaluation split (the rows of ``analyze``'s tables; all examples
+  when the zoo has no calibration split), shifted sets on all their examples: nothing is
+  fitted on a shifted set.
+- ensembles use temperatures fitted on the reference set's calibration split (as a deployed
+  model's would be: the shifted data is unseen), T = 1 where there is none.
+- a model missing from a set is left out of that set's rows, with a note; a model only in a
+  shifted set is ignored, with a note. Pair categories come from the reference zoo's cards.
+
+Bootstrap intervals resample examples within each set (``StreamingBootstrap``, the same
+seed as ``analyze``: the reference set's accuracy intervals equal models.csv's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoolens.errors import ZoolensError
+from zoolens.measure import topk
+from zoolens.measure.agreement import correctness, pairwise_agreement
+from zoolens.measure.calibration import fit_temperature
+from zoolens.measure.ensemble import ensemble_inputs
+from zoolens.measure.shift import (effective_robustness, prediction_agreement_counts,
+                                   probit_fit)
+from zoolens.progress import info
+from zoolens.study import tables
+from zoolens.study.bootstrap import Resamples
+from zoolens.study.inputs import check_model, chunk_examples, open_zoo
+
+REFERENCE_NAME = "reference"
+FIT_MEASURES = ("accuracy", "agreement")
+
+
+@dataclass
+class EvaluationSet:
+    """One evaluation set of the study: its zoo, the examples measured and its models."""
+
+    name: str
+    role: str  # "reference" or "shifted"
+    zoo: Any
+    rows: np.ndarray  # example indices measured
+    models: list[str]  # present in this set, reference order
+    missing: list[str] = field(default_factory=list)  # reference models absent here
+    extra: list[str] = field(default_factory=list)  # models only in this set (ignored)
+
+
+@dataclass
+class ShiftResult:
+    """The shift tables (columns exactly as the CSV files) and summary.json's "shift" block."""
+
+    models: pd.DataFrame
+    pairs: pd.DataFrame
+    fits: pd.DataFrame
+    summary: dict[str, Any]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"shift_models": self.models, "shift_pairs": self.pairs,
+                "shift_fits": self.fits}
+
+
+# --------------------------------------------------------------------------------------
+# the sets
+
+
+def _as_pairs(shifted: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    if isinstance(shifted, Mapping):
+        return list(shifted.items())
+    pairs = []
+    for item in shifted:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise ZoolensError(f"--shift {item!r}: give NAME=ZOO")
+        pairs.append(item)
+    return pairs
+
+
+def parse_shift_options(values: Sequence[str] | None) -> list[tuple[str, str]]:
+    """``["v6=cifar101.zoo", ...]`` -> ``[("v6", "cifar101.zoo"), ...]`` (the CLI's --shift)."""
+    out = []
+    for value in values or []:
+        name, sep, path = str(value).partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ZoolensError(f"--shift {value!r}: give NAME=ZOO, e.g. --shift v6=cifar101.zoo")
+        out.append((name.strip(), path.strip()))
+    return out
+
+
+def open_sets(reference: Any, shifted: Mapping[str, Any] | Sequence[tuple[str, Any]], *,
+              reference_name: str = REFERENCE_NAME) -> list[EvaluationSet]:
+    """The reference set first, then each shifted set; checked before anything is measured.
+
+    Errors (ZoolensError, one line naming the set and the zoo): a set name used twice or equal
+    to ``reference_name``, a zoo that does not exist, a zoo whose classes (number and names)
+    differ from the reference's, a zoo with no model in common with the reference.
+    """
+    ref = open_zoo(reference)
+    names = list(ref.models)
+    sets = [EvaluationSet(reference_name, "reference", ref,
+                          np.asarray(ref.evaluation_indices, dtype=np.int64), names)]
+    seen = {reference_name: "the reference set"}
+    for name, zoo in _as_pairs(shifted):
+        name = str(name)
+        if not name.strip():
+            raise ZoolensError("--shift: a set name is empty; give NAME=ZOO")
+        if name in seen:
+            raise ZoolensError(f"--shift {name}: the name is used twice (already "
+                               f"{seen[name]}); give every set its own name")
+        if isinstance(zoo, (str, Path)):
+            seen[name] = str(zoo)
+            if not Path(zoo).exists():
+                raise ZoolensError(f"--shift {name}={zoo}: no such zoo folder")
+        other = open_zoo(zoo)
+        seen[name] = str(other.path)
+        if (int(other.num_classes) != int(ref.num_classes)
+                or list(other.class_names) != list(ref.class_names)):
+            raise ZoolensError(
+                f"--shift {name}: zoo {other.path} has {other.num_classes} classes "
+                f"({_short(other.class_names)}), the reference zoo {ref.path} has "
+                f"{ref.num_classes} ({_short(ref.class_names)}); the sets must share classes")
+        present = set(other.models)
+        models = [m for m in names if m in present]
+        if not models:
+            raise ZoolensError(f"--shift {name}: zoo {other.path} has no model in common with "
+                               f"the reference zoo {ref.path} (models are matched by name)")
+        sets.append(EvaluationSet(name, "shifted", other,
+                                  np.arange(int(other.num_examples), dtype=np.int64), models,
+                                  missing=[m for m in names if m not in present],
+                                  extra=[m for m in other.models if m not in set(names)]))
+    return sets
+
+
+def _short(values: Sequence[Any], limit: int = 5) -> str:
+    values = [str(v) for v in values]
+    return ", ".join(values[:limit]) + (" …" if len(values) > limit else "")
+
+
+def reference_temperatures(zoo: Any) -> dict[str, float]:
+    """Each scored model's temperature on the zoo's calibration split (``fit_temperature``);
+    1.0 for every model when the split is empty."""
+    cal = np.asarray(zoo.calibration_indices, dtype=np.int64)
+    out = {}
+    for name in zoo.models:
+        if zoo.kind(name) == "decisions":
+            continue
+        if cal.size == 0:
+            out[name] = 1.0
+            continue
+        try:
+            out[name] = fit_temperature(zoo.scores(name, rows=cal),
+                                        np.asarray(zoo.labels)[cal]).temperature
+        except ZoolensError as exc:
+            raise ZoolensError(f"model {name!r}: {exc}") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# one set
+
+
+@dataclass
+class _SetMeasures:
+    accuracy: np.ndarray  # (m,)
+    accuracy_lo: np.ndarray
+    accuracy_hi: np.ndarray
+    agreement: dict[str, np.ndarray]  # pairwise_agreement on this set
+    ei_lo: np.ndarray  # (P,) local triu order
+    ei_hi: np.ndarray
+    prediction_agreement: np.ndarray  # (P,)
+    ensemble_acc: np.ndarray  # (P,) NaN where a member has no scores
+    category_ei: dict[str, dict[str, Any]]
+
+
+def _measure_set(s: EvaluationSet, base: str, base_category: Mapping[str, str],
+                 temperatures: Mapping[str, float], *, combine: str, n_bootstrap: int,
+                 seed: int, memory_budget: int, exact_topk: bool) -> _SetMeasures:
+    """Every measure of one set, its examples read in chunks (scores once per model)."""
+    from zoolens.study.stream import pair_positions
+
+    zoo, rows, names = s.zoo, s.rows, s.models
+    m, n = len(names), len(rows)
+    labels = np.asarray(zoo.labels)[rows]
+    predictions = np.stack([np.asarray(zoo.predictions(name), dtype=np.int64)[rows]
+                            for name in names])
+    correct = correctness(predictions, labels)
+    agreement = pairwise_agreement(correct)
+    a_idx, b_idx = np.triu_indices(m, 1)
+    num_pairs = len(a_idx)
+    scored = np.array([k for k, name in enumerate(names) if zoo.kind(name) != "decisions"],
+                      dtype=np.int64)
+    scored_pairs = pair_positions(m, scored)
+    # Pairs (base, other) by the other's category vs the base: their per-example mean XOR is
+    # the category's mean error inconsistency per example (bootstrapped as one statistic).
+    base_k = names.index(base) if base in names else -1
+    other = np.where(a_idx == base_k, b_idx, np.where(b_idx == base_k, a_idx, -1))
+    model_category = np.array([base_category[name] for name in names] + [""], dtype=object)
+    other_category = model_category[other]  # other = -1 picks the trailing "" (not a base pair)
+    categories = list(dict.fromkeys(other_category[other >= 0]))
+    category_matrix = (np.stack([other_category == c for c in categories]).astype(np.float32)
+                       if categories else None)
+
+    resamples = Resamples(n, n_bootstrap, seed)
+    sums: dict[str, np.ndarray] = {}
+
+    def add(name: str, values: np.ndarray, cols: slice) -> None:
+        block = resamples.chunk_sums(values, cols)
+        sums[name] = sums[name] + block if name in sums else block
+
+    agree = np.zeros(num_pairs, dtype=np.int64)
+    ens_right = np.zeros(len(scored_pairs), dtype=np.int64)
+    num_classes = int(zoo.num_classes)
+    chunk = chunk_examples(len(scored), num_classes, num_pairs, n_bootstrap, memory_budget)
+    for start in range(0, n, chunk):
+        cols = slice(start, min(start + chunk, n))
+        r = correct[:, cols]
+        xor = r[a_idx] ^ r[b_idx]
+        add("accuracy", r, cols)
+        add("error_inconsistency", xor, cols)
+        if category_matrix is not None:
+            add("category_ei", (category_matrix @ xor.astype(np.float32))
+                / category_matrix.sum(axis=1, keepdims=True), cols)
+        agree += prediction_agreement_counts(predictions[:, cols], a_idx, b_idx)
+        if len(scored) >= 2:
+            block = np.stack([ensemble_inputs(zoo.scores(names[k], rows=rows[cols]),
+                                              float(temperatures.get(names[k], 1.0)), combine)
+                              for k in scored])
+            pred = (topk.all_pair_ensemble_predictions_topk(block) if exact_topk
+                    else _full_row_pair_predictions(block))
+            ens_right += correctness(pred, labels[cols]).sum(axis=1)
+            del block, pred
+
+    def interval(name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+        return resamples.interval(sums.get(name, np.zeros((0, size))))
+
+    accuracy_lo, accuracy_hi = interval("accuracy", m)
+    ei_lo, ei_hi = interval("error_inconsistency", num_pairs)
+    ensemble_acc = np.full(num_pairs, np.nan)
+    ensemble_acc[scored_pairs] = ens_right / n
+    category_ei = {}
+    if category_matrix is not None:
+        lo, hi = interval("category_ei", len(categories))
+        ei = agreement["error_inconsistency"][a_idx, b_idx]
+        for k, c in enumerate(categories):
+            mask = category_matrix[k] > 0
+            category_ei[c] = {"mean": float(ei[mask].mean()), "lo": lo[k], "hi": hi[k],
+                              "n_pairs": int(mask.sum())}
+    return _SetMeasures(agreement["accuracy"], accuracy_lo, accuracy_hi, agreement, ei_lo, ei_hi,
+                        agree / n, ensemble_acc, category_ei)
+
+
+def _full_row_pair_predictions(block: np.ndarray) -> np.ndarray:
+    """(P, n) argmax of (x_a + x_b) / 2 on full rows (``--full-rows``: the reference the top-k
+    kernel equals)."""
+    from zoolens.measure.ensemble import combine_scores
+
+    a, b = np.triu_indices(len(block), 1)
+    return np.stack([combine_scores(block[i], block[j]).argmax(axis=-1) for i, j in zip(a, b)]) \
+        if len(a) else np.zeros((0, block.shape[1]), dtype=np.int64)
+
+
+def _base_ranks(names: list[str], base: str, ensemble_acc: np.ndarray) -> np.ndarray:
+    """(P,) for pairs with the base: 1 + the number of the base's partners on this set whose
+    pair ensemble is strictly more accurate (ties share the better rank); NaN elsewhere."""
+    m = len(names)
+    a, b = np.triu_indices(m, 1)
+    ranks = np.full(len(a), np.nan)
+    if base not in names:
+        return ranks
+    k = names.index(base)
+    mine = ((a == k) | (b == k)) & np.isfinite(ensemble_acc)
+    values = ensemble_acc[mine]
+    ranks[mine] = 1 + (values[None, :] > values[:, None]).sum(axis=1)
+    return ranks
+
+
+# --------------------------------------------------------------------------------------
+# the study
+
+
+def analyze_shift(reference: Any, shifted: Mapping[str, Any] | Sequence[tuple[str, Any]],
+                  base: str, out_dir: str | Path | None = None, *,
+                  reference_name: str = REFERENCE_NAME,
+                  temperatures: Mapping[str, float] | None = None, combine: str = "probs",
+                  n_bootstrap: int = 1000, seed: int = 0, memory_budget: int = 2**30,
+                  exact_topk: bool = True, parquet: bool = True,
+                  sets: list[EvaluationSet] | None = None,
+                  reference_rows: np.ndarray | None = None) -> ShiftResult:
+    """The shift study of the models of ``reference`` on each set of ``shifted``.
+
+    Args:
+        reference: the reference zoo (a Zoo or its path): the in-distribution set.
+        shifted: set name -> zoo (or path), or a sequence of (name, zoo) pairs.
+        base: the model whose pairs give the categories and the best sidekick.
+        out_dir: where shift_models/shift_pairs/shift_fits (.csv, .parquet) go (None: nowhere;
+            ``analyze(..., shift=...)`` writes them with its own tables and summary.json).
+        temperatures: model -> temperature for the ensembles (default: fitted on the
+            reference set's calibration split, 1.0 when it has none).
+        reference_rows: the reference examples measured (default its evaluation split;
+            ``analyze`` passes its own, all examples with ``calibration=False``).
+        combine, n_bootstrap, seed, memory_budget, exact_topk: as in ``analyze``.
+
+    Returns a :class:`ShiftResult`. Example::
+
+        from zoolens.study.shift import analyze_shift
+        result = analyze_shift("cifar10.zoo", {"v6": "cifar10.1.zoo"}, base="resnet_basic_110")
+        result.fits        # slope, intercept, r2 of accuracy and agreement on the line
+    """
+    if combine not in ("probs", "logits"):
+        raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
+    if sets is None:
+        sets = open_sets(reference, shifted, reference_name=reference_name)
+    ref = sets[0].zoo
+    if reference_rows is not None:
+        sets[0].rows = np.asarray(reference_rows, dtype=np.int64)
+    check_model(ref, base, "--base")
+    if temperatures is None:
+        temperatures = reference_temperatures(ref)
+    temperatures = {k: float(v) for k, v in temperatures.items() if np.isfinite(v)}
+    from zoolens.zoo.categories import pair_category
+
+    cards = {name: ref.card(name) for name in ref.models}
+    base_category = {name: pair_category(cards[base], card) for name, card in cards.items()}
+    notes = []
+    model_frames, pair_frames = [], []
+    measured: dict[str, _SetMeasures] = {}
+    for s in sets:
+        info(f"shift study: set {s.name} ({len(s.models)} models, {len(s.rows)} examples)")
+        if s.missing:
+            notes.append(f"set {s.name}: {len(s.missing)} model(s) of the reference are not in "
+                         f"{s.zoo.path} and are left out of its rows: {_short(s.missing, 10)}")
+        if s.extra:
+            notes.append(f"set {s.name}: model(s) not in the reference zoo are ignored: "
+                         f"{_short(s.extra, 10)}")
+        if s.role == "shifted" and base not in s.models:
+            notes.append(f"set {s.name}: the base {base!r} is not in it: no sidekick rank and no "
+                         "error inconsistency by category there")
+        unscored = [k for k in s.models
+                    if s.zoo.kind(k) != "decisions" and k not in temperatures]
+        if unscored:
+            notes.append(f"set {s.name}: no reference temperature for {_short(unscored)} "
+                         "(decision-only in the reference zoo): T = 1 in its ensembles")
+        res = _measure_set(s, base, base_category, temperatures, combine=combine,
+                           n_bootstrap=n_bootstrap, seed=seed, memory_budget=memory_budget,
+                           exact_topk=exact_topk)
+        measured[s.name] = res
+        model_frames.append(pd.DataFrame({
+            "set": s.name, "role": s.role, "model": s.models,
+            "category": [base_category[k] for k in s.models], "n": len(s.rows),
+            "accuracy": res.accuracy, "accuracy_lo": res.accuracy_lo,
+            "accuracy_hi": res.accuracy_hi}))
+        a, b = np.triu_indices(len(s.models), 1)
+        ag = res.agreement
+        acc = ag["accuracy"]
+        pair_frames.append(pd.DataFrame({
+            "set": s.name, "role": s.role,
+            "model_a": [s.models[i] for i in a], "model_b": [s.models[j] for j in b],
+            "category": [pair_category(cards[s.models[i]], cards[s.models[j]])
+                         for i, j in zip(a, b)],
+            "n": len(s.rows), "acc_a": acc[a], "acc_b": acc[b],
+            "error_inconsistency": ag["error_inconsistency"][a, b],
+            "error_inconsistency_lo": res.ei_lo, "error_inconsistency_hi": res.ei_hi,
+            "agreement": res.prediction_agreement,
+            "error_consistency": ag["error_consistency"][a, b],
+            "ensemble_acc": res.ensemble_acc,
+            "ensemble_gain": res.ensemble_acc - (acc[a] + acc[b]) / 2,
+            "base_rank": _base_ranks(s.models, base, res.ensemble_acc)}))
+    models = pd.concat(model_frames, ignore_index=True)
+    pairs = pd.concat(pair_frames, ignore_index=True)
+    models, fits = _fits(sets, models, pairs, notes)
+    models = models[tables.SHIFT_MODELS_COLUMNS]
+    pairs = pairs[tables.SHIFT_PAIRS_COLUMNS]
+    summary = _summary(sets, base, pairs, fits, measured, temperatures, notes, reference_name)
+    result = ShiftResult(models=models, pairs=pairs, fits=fits, summary=summary)
+    if out_dir is not None:
+        out = tables.output_folder(out_dir)
+        for name, frame in result.tables().items():
+            tables.write_table(out, name, frame, parquet=parquet)
+    return result
+
+
+def _fits(sets: list[EvaluationSet], models: pd.DataFrame, pairs: pd.DataFrame,
+          notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per shifted set: the probit fits of accuracy (models) and agreement (pairs) on the
+    reference's, and each model's reference accuracy, line accuracy and effective robustness."""
+    ref_name = sets[0].name
+    ref_acc = models[models["set"] == ref_name].set_index("model")["accuracy"]
+    ref_pairs = pairs[pairs["set"] == ref_name].set_index(["model_a", "model_b"])["agreement"]
+    models = models.assign(reference_accuracy=models["model"].map(ref_acc).astype(float),
+                           line_accuracy=np.nan, effective_robustness=np.nan)
+    rows = []
+    for s in sets[1:]:
+        mine = models["set"] == s.name
+        x = models.loc[mine, "reference_accuracy"].to_numpy(np.float64)
+        y = models.loc[mine, "accuracy"].to_numpy(np.float64)
+        fit = probit_fit(x, y)
+        rows.append({"set": s.name, "measure": "accuracy", "n_points": fit.n_points,
+                     "slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2})
+        with np.errstate(invalid="ignore"):
+            models.loc[mine, "line_accuracy"] = fit.predict(x)
+        models.loc[mine, "effective_robustness"] = effective_robustness(x, y, fit)
+        mine_pairs = pairs[pairs["set"] == s.name]
+        keys = pd.MultiIndex.from_arrays([mine_pairs["model_a"], mine_pairs["model_b"]])
+        xa = ref_pairs.reindex(keys).to_numpy(np.float64)
+        afit = probit_fit(xa, mine_pairs["agreement"].to_numpy(np.float64))
+        rows.append({"set": s.name, "measure": "agreement", "n_points": afit.n_points,
+                     "slope": afit.slope, "intercept": afit.intercept, "r2": afit.r2})
+        for measure, f, total in (("accuracy", fit, len(x)), ("agreement", afit, len(xa))):
+            if not np.isfinite(f.slope):
+                notes.append(f"set {s.name}: no {measure} line (needs at least 2 "
+                             f"{'models' if measure == 'accuracy' else 'pairs'} with measures "
+                             "strictly between 0 and 1 and different reference values)")
+            elif f.n_points < total:
+                notes.append(f"set {s.name}: {total - f.n_points} of {total} "
+                             f"{'models' if measure == 'accuracy' else 'pairs'} left out of the "
+                             f"{measure} fit (a measure of exactly 0 or 1 has no probit)")
+    fits = (pd.DataFrame(rows, columns=tables.SHIFT_FITS_COLUMNS) if rows
+            else tables.empty_table("shift_fits"))
+    return models, fits
+
+
+def _summary(sets, base, pairs, fits, measured, temperatures, notes, reference_name):
+    """summary.json's "shift" block: the sets, fits, sidekick ranks, EI by category, notes."""
+    ref = pairs[pairs["set"] == reference_name]
+    with_base = ref[(ref["model_a"] == base) | (ref["model_b"] == base)]
+    with_base = with_base[with_base["base_rank"] == 1]
+    sidekick = None
+    if len(with_base):
+        # the first best partner in zoo order, as analyze's best sidekick
+        order = {name: k for k, name in enumerate(sets[0].models)}
+        partners = [r.model_b if r.model_a == base else r.model_a
+                    for r in with_base.itertuples(index=False)]
+        model = min(partners, key=order.__getitem__)
+        ranks, counts = {}, {}
+        for s in sets:
+            mine = pairs[(pairs["set"] == s.name) & ((pairs["model_a"] == base)
+                                                     | (pairs["model_b"] == base))]
+            hit = mine[(mine["model_a"] == model) | (mine["model_b"] == model)]
+            counts[s.name] = int(mine["base_rank"].notna().sum())
+            ranks[s.name] = (int(hit["base_rank"].iloc[0])
+                             if len(hit) and np.isfinite(hit["base_rank"].iloc[0]) else None)
+        sidekick = {"model": model, "rank": ranks, "partners": counts}
+    fit_block = {}
+    for row in fits.to_dict("records"):
+        fit_block.setdefault(row["set"], {})[row["measure"]] = {
+            k: row[k] for k in ("n_points", "slope", "intercept", "r2")}
+    return {
+        "reference": reference_name, "base": base,
+        "sets": [{"name": s.name, "role": s.role, "zoo": str(s.zoo.path),
+                  "examples": int(len(s.rows)), "models": len(s.models),
+                  "missing_models": s.missing, "ignored_models": s.extra} for s in sets],
+        "measured_on": "the reference zoo's evaluation split; all examples of each shifted zoo",
+        "temperatures": "fitted on the reference zoo's calibration split (1.0 without one)",
+        "fits": fit_block,
+        "best_sidekick": sidekick,
+        "mean_error_inconsistency_by_category": {name: m.category_ei
+                                                 for name, m in measured.items()},
+        "notes": notes,
+    }
