@@ -209,9 +209,9 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
     """(section HTML or "", notes, figure data) for the results folder."""
     from zoolens.report import html as H
 
-    shift = load_shift(results)
+    shift, load_notes = load_shift(results)
     if shift is None:
-        return "", [], {}
+        return "", load_notes, {}
     notes = list(shift.notes)
     base = results.base
     blocks, data = [], {}
