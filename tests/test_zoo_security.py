@@ -258,3 +258,151 @@ def test_reimporting_identical_data_gives_identical_bytes(tmp_path: Path) -> Non
         ok("import", zoo_dir, file, "--name", "same", "--key", "logits")
         infos.append(Zoo.open(zoo_dir).model_info("same"))
     assert len({(i["file"], i["sha256"]) for i in infos}) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# item 6: a hand-edited manifest is validated by the schema on every open
+
+
+def _set(path: list, value):
+    def change(manifest):
+        target = manifest
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return change
+
+
+def _cal(change_indices):
+    def change(manifest):
+        manifest["split"]["calibration_indices"] = change_indices(
+            manifest["split"]["calibration_indices"])
+    return change
+
+
+@pytest.mark.parametrize("change, match", [
+    (_set(["dataset", "num_classes"], "4"), "dataset.num_classes: Input should be a valid integer"),
+    (_set(["dataset", "num_classes"], 5), "4 class names for num_classes 5"),
+    (_set(["dataset", "num_examples"], 60.0), "dataset.num_examples"),
+    (_set(["models"], ["m0"]), "models: Input should be a valid dictionary"),
+    (_cal(lambda c: c + [60]), "calibration_indices must be unique, sorted and in [0, 60)"),
+    (_cal(lambda c: [-1] + c), "calibration_indices[0]: Input should be greater than or equal"),
+    (_cal(lambda c: [c[0]] + c), "unique, sorted"),
+    (_cal(lambda c: c[::-1]), "unique, sorted"),
+    (_cal(lambda c: list(range(60))), "leave no evaluation example"),
+    (_set(["models", "m0", "card", "hparams"], "lr=0.1"),
+     "models['m0'].card.hparams: Input should be a valid dictionary"),
+    (_set(["models", "m0", "shape"], [60, 5]), "recorded shape [60, 5]"),
+    (_set(["models", "m0", "shape"], [59, 4]), "recorded shape [59, 4]"),
+    (_set(["models", "m0", "kind"], "probs"), "models['m0'].kind"),
+    (_set(["models", "m0", "size"], -3), "models['m0'].size"),
+    (_set(["models", "m0", "sha256"], "abc"), "models['m0'].sha256"),
+    (_set(["models", "m0", "kinds"], []), "models['m0'].kinds"),
+    (_set(["split", "seed"], "0"), "split.seed"),
+    (_set(["dataset", "class_groups"], {"g": [9]}), "class group 'g'"),
+    (_set(["dataset", "multilabel"], "no"), "dataset.multilabel"),
+    (_set(["files", "labels.npy", "size"], None), "files['labels.npy'].size"),
+    (_set(["models", "m0", "card", "category"], "Cousins"), "unknown category"),
+    (_set(["dataset", "num_classes"], 10**9), "dataset.num_classes"),
+])
+def test_hand_edited_manifest_is_refused_with_one_line(tmp_path: Path, change, match) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    edit_manifest(zoo_dir, change)
+    before = snapshot(zoo_dir)
+    for args in (["info", zoo_dir], ["remove", zoo_dir, "m1"],
+                 ["analyze", zoo_dir, "--base", "m0", "--out", tmp_path / "out"]):
+        line = fails(*args, match=match)
+        assert "invalid manifest" in line and "zoo.json" in line
+        assert snapshot(zoo_dir) == before
+
+
+def test_unknown_manifest_keys_survive_a_write(tmp_path: Path) -> None:
+    """Forward compatibility: fields the schema does not know are kept, not refused."""
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    edit_manifest(zoo_dir, _set(["models", "m0", "future_field"], {"x": 1}))
+    edit_manifest(zoo_dir, _set(["future_top"], [1, 2]))
+    ok("remove", zoo_dir, "m1")
+    manifest = json.loads((zoo_dir / MANIFEST).read_text())
+    assert manifest["models"]["m0"]["future_field"] == {"x": 1}
+    assert manifest["future_top"] == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# property: whatever the manifest holds, Zoo.open raises only ZoolensError
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=20)
+
+
+_TEMPLATE: dict[str, str] = {}
+
+
+def _valid_manifest(tmp: Path) -> dict:
+    """The manifest of a small valid zoo at ``tmp/template`` (made once per session)."""
+    key = str(tmp)
+    if key not in _TEMPLATE:
+        make_zoo(tmp / "template", n=12, c=3, models=2)
+        _TEMPLATE[key] = (tmp / "template" / MANIFEST).read_text()
+    return json.loads(_TEMPLATE[key])
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj[:3]):
+            yield from _paths(v, prefix + (i,))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_manifests_raise_only_zoolens_errors(tmp_path_factory, data) -> None:
+    tmp = tmp_path_factory.getbasetemp() / "manifest-property"
+    tmp.mkdir(exist_ok=True)
+    manifest = _valid_manifest(tmp)
+    zoo_dir = tmp / "template"
+    mode = data.draw(st.sampled_from(["mutate", "mutate", "mutate", "random"]))
+    if mode == "random":
+        text = json.dumps(data.draw(_json))
+    else:
+        paths = list(_paths(manifest))
+        for _ in range(data.draw(st.integers(1, 3))):
+            path = data.draw(st.sampled_from(paths))
+            value = data.draw(_json)
+            if not path:
+                manifest = value
+                break
+            target = manifest
+            try:
+                for key in path[:-1]:
+                    target = target[key]
+                if data.draw(st.booleans()) and isinstance(target, dict):
+                    target.pop(path[-1], None)
+                else:
+                    target[path[-1]] = value
+            except (KeyError, IndexError, TypeError):
+                pass
+        text = json.dumps(manifest)
+    (zoo_dir / MANIFEST).write_text(text)
+    try:
+        zoo = Zoo.open(zoo_dir)
+        # a manifest that opens must also serve reads without anything but ZoolensError
+        for name in zoo.models:
+            zoo.kind(name), zoo.card(name), zoo.model_info(name), zoo.predictions(name)
+        zoo.calibration_indices, zoo.evaluation_indices, zoo.labels, zoo.class_groups
+    except ZoolensError:
+        pass
+    finally:
+        (zoo_dir / MANIFEST).write_text(_TEMPLATE[str(tmp)])

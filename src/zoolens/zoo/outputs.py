@@ -31,6 +31,9 @@ KINDS = ("logits", "log_probs", "decisions", "topk")
 DTYPES = ("float32", "float16")
 FLOAT16_MAX = 65504.0
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The most classes a zoo may have: every model stores (N, C) scores and the report draws
+# per-class tables, so a larger count is a stray label id, not a data set.
+MAX_CLASSES = 1_000_000
 
 # Rows per chunk when a whole model is scanned (predictions, validation): bounded memory.
 _CHUNK_ELEMENTS = 1 << 20

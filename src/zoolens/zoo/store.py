@@ -49,7 +49,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ from zoolens.zoo._atomic import (TEMP_PREFIX, atomic_path, atomic_write_bytes, f
                                  fsync_file, temp_path_for)
 from zoolens.zoo._slug import is_written_model_file_name, model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
+from zoolens.zoo.manifest import (FileRecord, Manifest, ModelEntry, parse_manifest,
+                                  parse_model_entry)
 from zoolens.zoo.outputs import (DTYPES, KINDS, LOG_PROB_FLOOR, PROB_FLOOR, ZooWarning,
                                  check_class_range, is_integral, prepare_float,
                                  prepare_outputs, row_chunks, to_array, topk_to_log_probs)
@@ -106,7 +108,7 @@ class Zoo:
     (or last written through this object); ``reload()`` picks up other processes' changes.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]):
+    def __init__(self, path: Path, manifest: Manifest):
         self._path = Path(path)
         self._manifest = manifest
         self._labels: np.ndarray | None = None
@@ -177,7 +179,7 @@ class Zoo:
                 files[ATTRIBUTES_FILE] = _write_parquet(path / ATTRIBUTES_FILE, attrs)
             from zoolens import __version__
 
-            manifest = {
+            manifest = parse_manifest({
                 "format_version": FORMAT_VERSION,
                 "created_by": f"zoolens {__version__}",
                 "created_at": _now(),
@@ -188,7 +190,7 @@ class Zoo:
                           "calibration_indices": [int(i) for i in cal]},
                 "files": files,
                 "models": {},
-            }
+            }, path / MANIFEST)
             _write_manifest(path, manifest)
         return cls(path, manifest)
 
@@ -218,36 +220,36 @@ class Zoo:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """A copy of the manifest (zoo.json) as read."""
-        return json.loads(json.dumps(self._manifest))
+        """A copy of the manifest (zoo.json) as read, as plain JSON data."""
+        return self._manifest.to_json_dict()
 
     @property
     def num_examples(self) -> int:
-        return int(self._manifest["dataset"]["num_examples"])
+        return self._manifest.dataset.num_examples
 
     @property
     def num_classes(self) -> int:
-        return int(self._manifest["dataset"]["num_classes"])
+        return self._manifest.dataset.num_classes
 
     @property
     def class_names(self) -> list[str]:
-        return list(self._manifest["dataset"]["class_names"])
+        return list(self._manifest.dataset.class_names)
 
     @property
     def dataset_name(self) -> str:
-        return str(self._manifest["dataset"]["name"])
+        return self._manifest.dataset.name
 
     @property
     def is_multilabel(self) -> bool:
-        return bool(self._manifest["dataset"].get("multilabel", False))
+        return self._manifest.dataset.multilabel
 
     @property
     def class_groups(self) -> dict[str, list[int]]:
-        return {k: list(v) for k, v in self._manifest["dataset"].get("class_groups", {}).items()}
+        return {k: list(v) for k, v in self._manifest.dataset.class_groups.items()}
 
     @property
     def split_seed(self) -> int:
-        return int(self._manifest["split"]["seed"])
+        return self._manifest.split.seed
 
     @property
     def labels(self) -> np.ndarray:
@@ -291,7 +293,7 @@ class Zoo:
     @property
     def calibration_indices(self) -> np.ndarray:
         """Sorted int64 indices of the calibration split (fits temperatures, picks members)."""
-        return np.asarray(self._manifest["split"]["calibration_indices"], dtype=np.int64)
+        return np.asarray(self._manifest.split.calibration_indices, dtype=np.int64)
 
     @property
     def evaluation_indices(self) -> np.ndarray:
@@ -304,8 +306,8 @@ class Zoo:
         """Replace the named groups of classes (e.g. "dogs": [151, ..., 268])."""
         clean = _validate_groups(groups, self.num_classes, self._path)
 
-        def change(manifest: dict[str, Any]) -> None:
-            manifest["dataset"]["class_groups"] = clean
+        def change(manifest: Manifest) -> None:
+            manifest.dataset.class_groups = clean
 
         self._modify(change)
 
@@ -313,8 +315,9 @@ class Zoo:
         """Store per-example attributes (a DataFrame or dict of columns with N rows)."""
         df = _validate_attributes(attributes, self.num_examples, self._path)
 
-        def change(manifest: dict[str, Any]) -> None:
-            manifest["files"][ATTRIBUTES_FILE] = _write_parquet(self._path / ATTRIBUTES_FILE, df)
+        def change(manifest: Manifest) -> None:
+            manifest.files = {**manifest.files, ATTRIBUTES_FILE: _write_parquet(
+                self._path / ATTRIBUTES_FILE, df)}
 
         self._modify(change)
         self._attributes, self._attributes_loaded = df, True
@@ -323,8 +326,8 @@ class Zoo:
         """Store (or replace) the per-example ids (unique strings, N of them)."""
         ids = _validate_ids(example_ids, self.num_examples, self._path)
 
-        def change(manifest: dict[str, Any]) -> None:
-            manifest["files"][IDS_FILE] = _write_npy(self._path / IDS_FILE, ids)
+        def change(manifest: Manifest) -> None:
+            manifest.files = {**manifest.files, IDS_FILE: _write_npy(self._path / IDS_FILE, ids)}
 
         self._modify(change)
         self._ids, self._ids_loaded = ids, True
@@ -334,17 +337,17 @@ class Zoo:
     @property
     def models(self) -> list[str]:
         """Model names in insertion order."""
-        return list(self._manifest["models"])
+        return list(self._manifest.models)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._manifest["models"]
+        return name in self._manifest.models
 
     def __len__(self) -> int:
-        return len(self._manifest["models"])
+        return len(self._manifest.models)
 
-    def _entry(self, name: str) -> dict[str, Any]:
+    def _entry(self, name: str) -> ModelEntry:
         try:
-            return self._manifest["models"][name]
+            return self._manifest.models[name]
         except KeyError:
             known = ", ".join(repr(m) for m in self.models[:10]) or "none"
             more = " ..." if len(self.models) > 10 else ""
@@ -352,28 +355,28 @@ class Zoo:
                                ) from None
 
     def card(self, name: str) -> ModelCard:
-        return ModelCard.model_validate(self._entry(name)["card"])
+        return self._entry(name).card.model_copy(deep=True)
 
     def kind(self, name: str) -> str:
         """"logits", "log_probs", "decisions" or "topk"."""
-        return str(self._entry(name)["kind"])
+        return self._entry(name).kind
 
     def has_embeddings(self, name: str) -> bool:
-        return "embeddings" in self._entry(name)["kinds"]
+        return "embeddings" in self._entry(name).kinds
 
     def model_info(self, name: str) -> dict[str, Any]:
         """The manifest entry of a model (card, file, sha256, size, kind, dtype, shape ...)."""
-        return json.loads(json.dumps(self._entry(name)))
+        return self._entry(name).model_dump(mode="json")
 
     def set_card(self, name: str, card: ModelCard | dict[str, Any]) -> None:
         """Replace a model's card (arrays untouched)."""
         self._entry(name)
         new = to_card(card, name)
 
-        def change(manifest: dict[str, Any]) -> None:
-            if name not in manifest["models"]:
+        def change(manifest: Manifest) -> None:
+            if name not in manifest.models:
                 raise ZoolensError(f"{self._path}: no model named {name!r}")
-            manifest["models"][name]["card"] = new.model_dump(mode="json")
+            manifest.models[name].card = new
 
         self._modify(change)
 
@@ -400,7 +403,7 @@ class Zoo:
         _validate_name(name, where)
         if dtype not in DTYPES:
             raise ZoolensError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        if not replace and name in self._manifest["models"]:
+        if not replace and name in self._manifest.models:
             raise ZoolensError(f"{where}: a model with this name is already in the zoo "
                                "(use replace=True / --replace)")
         given = {k: v for k, v in (("logits", logits), ("probs", probs),
@@ -443,10 +446,10 @@ class Zoo:
         self._entry(name)
         removed: list[str] = []
 
-        def change(manifest: dict[str, Any]) -> None:
-            if name not in manifest["models"]:
+        def change(manifest: Manifest) -> None:
+            if name not in manifest.models:
                 raise ZoolensError(f"{self._path}: no model named {name!r}")
-            removed.append(manifest["models"].pop(name)["file"])
+            removed.append(manifest.models.pop(name).file)
 
         self._modify(change)
         self._predictions.pop(name, None)
@@ -477,7 +480,7 @@ class Zoo:
     def predictions(self, name: str) -> np.ndarray:
         """(N,) int64 top-1 class: argmax of the scores (lowest index on ties, as numpy's
         argmax), or the stored decisions of a decision-only model."""
-        file = self._entry(name)["file"]
+        file = self._entry(name).file
         cached = self._predictions.get(name)
         if cached is not None and cached[0] == file:
             return cached[1].copy()
@@ -504,9 +507,9 @@ class Zoo:
 
     def raw(self, name: str, tensor: str) -> np.ndarray:
         """The stored tensor as a read-only memory map (no copy, stored dtype)."""
-        if tensor not in self._entry(name)["kinds"]:
+        if tensor not in self._entry(name).kinds:
             raise ZoolensError(f"model {name!r} has no tensor {tensor!r} "
-                               f"(has {', '.join(self._entry(name)['kinds'])})")
+                               f"(has {', '.join(self._entry(name).kinds)})")
         return self._tensor(name, tensor)
 
     def accuracy(self, name: str, rows: Any = None) -> float:
@@ -525,9 +528,9 @@ class Zoo:
 
     def file_hashes(self) -> dict[str, str]:
         """File name (relative to the zoo) -> sha256, for every file the manifest records."""
-        out = {rel: info["sha256"] for rel, info in self._files.items()}
-        for entry in self._manifest["models"].values():
-            out[entry["file"]] = entry["sha256"]
+        out = {rel: info.sha256 for rel, info in self._files.items()}
+        for entry in self._manifest.models.values():
+            out[entry.file] = entry.sha256
         return out
 
     def verify(self, progress: bool = False) -> None:
@@ -535,9 +538,8 @@ class Zoo:
         its model). Also reports model files present on disk but not in the manifest."""
         problems: list[str] = []
         items: list[tuple[str, str | None, str, int | None]] = [
-            (rel, None, info["sha256"], info.get("size")) for rel, info in self._files.items()]
-        items += [(e["file"], name, e["sha256"], e.get("size"))
-                  for name, e in self._manifest["models"].items()]
+            (rel, None, info.sha256, info.size) for rel, info in self._files.items()]
+        items += [(e.file, name, e.sha256, e.size) for name, e in self._manifest.models.items()]
         iterable: Any = items
         if progress:
             from zoolens.progress import track
@@ -569,7 +571,7 @@ class Zoo:
 
     def orphan_files(self) -> list[Path]:
         """Files in models/ that no manifest entry points to (left by a crash)."""
-        known = {e["file"] for e in self._manifest["models"].values()}
+        known = {e.file for e in self._manifest.models.values()}
         folder = self._path / MODELS_DIR
         if not folder.is_dir():
             return []
@@ -579,8 +581,8 @@ class Zoo:
     # ---------------------------------------------------------------------------- internals
 
     @property
-    def _files(self) -> dict[str, Any]:
-        return self._manifest.get("files", {})
+    def _files(self) -> dict[str, FileRecord]:
+        return self._manifest.files
 
     def _load_npy(self, rel: str) -> np.ndarray:
         self._check_aux_file(rel)
@@ -598,7 +600,7 @@ class Zoo:
             return
         self._check_file(self._path / rel, info, None)
 
-    def _check_file(self, file: Path, info: Mapping[str, Any],
+    def _check_file(self, file: Path, info: FileRecord | ModelEntry,
                     model: str | None) -> os.stat_result:
         """Re-hash ``file`` if its size or mtime differs from the manifest's record; returns
         the file's stat."""
@@ -607,15 +609,15 @@ class Zoo:
             st = file.stat()
         except FileNotFoundError:
             raise ZooCorruptedError(f"{label} is missing") from None
-        if st.st_size == info.get("size") and st.st_mtime_ns == info.get("mtime_ns"):
+        if st.st_size == info.size and st.st_mtime_ns == info.mtime_ns:
             return st
         key = (str(file), st.st_size, st.st_mtime_ns)
         if key in self._rehashed:
             return st
-        if st.st_size != info.get("size"):
+        if st.st_size != info.size:
             raise ZooCorruptedError(f"{label} has {st.st_size} bytes, recorded "
-                                    f"{info.get('size')} (truncated or modified)")
-        if _sha256_file(file) != info["sha256"]:
+                                    f"{info.size} (truncated or modified)")
+        if _sha256_file(file) != info.sha256:
             raise ZooCorruptedError(f"{label} does not match its recorded sha256 (corrupted "
                                     "or modified since it was added)")
         self._rehashed.add(key)
@@ -623,18 +625,18 @@ class Zoo:
 
     def _tensor(self, name: str, tensor: str) -> np.ndarray:
         entry = self._entry(name)
-        file = self._path / entry["file"]
+        file = self._path / entry.file
         if not file.exists():
             # Another process may have replaced or removed the model: look again once.
             self.reload()
             entry = self._entry(name)
-            file = self._path / entry["file"]
+            file = self._path / entry.file
         st = self._check_file(file, entry, name)
-        cached = self._headers.get(entry["file"])
+        cached = self._headers.get(entry.file)
         if cached is None or cached[0] != (st.st_size, st.st_mtime_ns):
             data_start, header = read_header(file, name)
             cached = ((st.st_size, st.st_mtime_ns), data_start, header)
-            self._headers[entry["file"]] = cached
+            self._headers[entry.file] = cached
         _, data_start, header = cached
         if tensor not in header:
             raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
@@ -643,7 +645,7 @@ class Zoo:
     def _check_tensors(self, name: str, file: Path) -> None:
         entry = self._entry(name)
         _, header = read_header(file, name)
-        for tensor in entry["kinds"]:
+        for tensor in entry.kinds:
             if tensor not in header:
                 raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
             if int(header[tensor]["shape"][0]) != self.num_examples:
@@ -680,7 +682,7 @@ class Zoo:
         with _lock(self._path):
             manifest = _read_manifest(self._path)
             _sweep_leftovers(self._path, manifest)
-            old = manifest["models"].get(name)
+            old = manifest.models.get(name)
             if old is not None and not replace:
                 raise ZoolensError(f"{where}: a model with this name is already in the zoo "
                                    "(use replace=True / --replace)")
@@ -693,7 +695,7 @@ class Zoo:
                 sha = _sha256_file(tmp)
                 rel = f"{MODELS_DIR}/{model_file_name(name, sha)}"
                 final = self._path / rel
-                same_file = old is not None and old["file"] == rel
+                same_file = old is not None and old.file == rel
                 if same_file:
                     tmp.unlink()  # identical content under the same name: nothing to write
                 else:
@@ -702,9 +704,9 @@ class Zoo:
                 st = final.stat()
                 entry.update({"file": rel, "sha256": sha, "size": st.st_size,
                               "mtime_ns": st.st_mtime_ns, "added_at": _now()})
-                models = dict(manifest["models"])
-                models[name] = entry  # a replaced model keeps its position
-                manifest["models"] = models
+                models = dict(manifest.models)
+                models[name] = parse_model_entry(entry, name, self._path / MANIFEST)
+                manifest.models = models  # a replaced model keeps its position
                 try:
                     _write_manifest(self._path, manifest)
                 except BaseException:
@@ -718,18 +720,18 @@ class Zoo:
             self._manifest = manifest
             self._predictions.pop(name, None)
             if old is not None:
-                self._unlink_unreferenced(old["file"])
+                self._unlink_unreferenced(old.file)
 
     def _unlink_unreferenced(self, rel: str) -> None:
         """Delete the model file ``rel`` unless a manifest entry still points to it, and only
         when it is a file this zoo wrote (``_is_own_model_file``)."""
-        if not any(e["file"] == rel for e in self._manifest["models"].values()):
+        if not any(e.file == rel for e in self._manifest.models.values()):
             file = self._path / rel
             if _is_own_model_file(self._path, rel):
                 with contextlib.suppress(OSError):
                     file.unlink()
 
-    def _modify(self, change: Any) -> None:
+    def _modify(self, change: Callable[[Manifest], None]) -> None:
         """Apply ``change(manifest)`` under the lock to a freshly read manifest; write it."""
         with _lock(self._path):
             manifest = _read_manifest(self._path)
@@ -827,19 +829,19 @@ def _validate_attributes(attributes: Any, n: int, path: Path) -> Any:
     return df
 
 
-def _file_record(file: Path) -> dict[str, Any]:
+def _file_record(file: Path) -> FileRecord:
     st = file.stat()
-    return {"sha256": _sha256_file(file), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return FileRecord(sha256=_sha256_file(file), size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
-def _write_npy(file: Path, arr: np.ndarray) -> dict[str, Any]:
+def _write_npy(file: Path, arr: np.ndarray) -> FileRecord:
     with atomic_path(file) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, arr, allow_pickle=False)
     return _file_record(file)
 
 
-def _write_parquet(file: Path, df: Any) -> dict[str, Any]:
+def _write_parquet(file: Path, df: Any) -> FileRecord:
     with atomic_path(file) as tmp:
         try:
             df.to_parquet(tmp, index=False)
@@ -871,11 +873,11 @@ class _lock:
         self._lock.release()
 
 
-def _sweep_leftovers(path: Path, manifest: dict[str, Any]) -> None:
+def _sweep_leftovers(path: Path, manifest: Manifest) -> None:
     """Delete what a crashed writer left: temp files, and model files no manifest entry
     names. Called under the writer lock, where no other write can be in flight (every write
     to the zoo folder happens under the lock), so anything unreferenced is garbage."""
-    known = {e["file"] for e in manifest["models"].values()}
+    known = {e.file for e in manifest.models.values()}
     for folder, prefix in ((path, ""), (path / MODELS_DIR, f"{MODELS_DIR}/")):
         if not folder.is_dir() or folder.is_symlink():
             continue
@@ -908,7 +910,7 @@ def _is_own_model_file(root: Path, rel: str) -> bool:
             and not (root / MODELS_DIR).is_symlink() and _is_regular_file(root / rel))
 
 
-def _check_contained(root: Path, manifest: dict[str, Any], file: Path) -> None:
+def _check_contained(root: Path, manifest: Mapping[str, Any], file: Path) -> None:
     """Every path the manifest names stays inside the zoo: a model's ``file`` is
     ``models/<name>`` and each key of ``files`` is ``<name>``, where ``<name>`` is one plain
     file name (no absolute path, no '..', no separator, not hidden) that is not a link out of
@@ -945,7 +947,9 @@ def _check_plain_file(folder: Path, real_folder: str, base: Any, what: str,
                                 "folder; refusing to open this zoo")
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def _read_manifest(path: Path) -> Manifest:
+    """The zoo's manifest, read and validated (``zoolens.zoo.manifest``): paths are checked
+    to stay inside the zoo first, then every field against the schema."""
     file = path / MANIFEST
     try:
         text = file.read_text(encoding="utf-8")
@@ -959,26 +963,29 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ZooCorruptedError(f"{file}: corrupted manifest ({exc.msg} at line {exc.lineno})"
                                 ) from None
+    except RecursionError:
+        raise ZooCorruptedError(f"{file}: corrupted manifest (nested too deeply)") from None
     if not isinstance(manifest, dict) or not {"format_version", "dataset", "split",
                                               "models"} <= set(manifest):
         raise ZooCorruptedError(f"{file}: not a zoolens manifest (missing format_version, "
                                 "dataset, split or models)")
     version = manifest["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is int and version > FORMAT_VERSION:
         raise ZoolensError(f"{file}: zoo format_version {version} is newer than this zoolens "
                            f"supports ({FORMAT_VERSION}); upgrade zoolens")
-    manifest.setdefault("files", {})
     _check_contained(path, manifest, file)
-    return manifest
+    return parse_manifest(manifest, file)
 
 
-def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Write zoo.json atomically; the long index list stays on one line (readable diffs)."""
+def _write_manifest(path: Path, manifest: Manifest) -> None:
+    """Write zoo.json atomically; the long index list stays on one line (readable diffs).
+    The data is validated against the schema first, so no invalid manifest is ever written."""
+    data = manifest.to_json_dict()
+    parse_manifest(data, path / MANIFEST)
     placeholder = "@@calibration_indices@@"
-    split = dict(manifest["split"])
+    split = dict(data["split"])
     indices = split["calibration_indices"]
     split["calibration_indices"] = placeholder
-    text = json.dumps({**manifest, "split": split}, indent=2, ensure_ascii=False)
+    text = json.dumps({**data, "split": split}, indent=2, ensure_ascii=False)
     text = text.replace(json.dumps(placeholder), json.dumps(indices, separators=(",", ":")), 1)
     atomic_write_bytes(path / MANIFEST, (text + "\n").encode("utf-8"))
-
