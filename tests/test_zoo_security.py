@@ -228,7 +228,9 @@ def test_rows_that_are_nearly_probabilities_warn_when_read_as_logits(tmp_path: P
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir, models=1)
     rng = np.random.default_rng(3)
-    probs = rng.dirichlet(np.ones(4), size=60) * 1.3
+    labels = Zoo.open(zoo_dir).labels
+    good = 0.5 * rng.dirichlet(np.ones(4), size=60) + 0.5 * np.eye(4)[labels]  # informative
+    probs = good * 1.3
     probs[0, 0] = -0.02
     file = tmp_path / "near.npy"
     np.save(file, probs)
@@ -239,7 +241,7 @@ def test_rows_that_are_nearly_probabilities_warn_when_read_as_logits(tmp_path: P
     assert len(warns) == 1 and "almost probabilities" in warns[0], result.stderr
     assert "row sums" in warns[0] and "-0.02" in warns[0]
     # genuine logits (even small ones) and exact probabilities do not warn
-    for arr in (rng.normal(scale=0.1, size=(60, 4)), rng.dirichlet(np.ones(4), size=60)):
+    for arr in (rng.normal(scale=0.1, size=(60, 4)) + np.eye(4)[labels], good):
         np.save(file, arr)
         result = runner.invoke(app, ["import", str(zoo_dir), str(file), "--name",
                                      f"x{arr.min():.3f}"], catch_exceptions=False)
