@@ -183,3 +183,25 @@ def test_unwritable_output_folder(tmp_path):
 def test_help_has_an_example():
     result = CliRunner().invoke(app, ["demo", "--help"])
     assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_demo_report_in_chromium(demo, tmp_path):
+    """The demo's report passes the checks every report must (tests/_report_checks.py): no
+    empty or zero-only figure, κ present, every quoted interval equal to the tables."""
+    from _report_checks import check_page
+    from test_report_browser import CHROMIUM, ARGS
+
+    from zoolens.report import build_report
+
+    if not __import__("pathlib").Path(CHROMIUM).exists():
+        pytest.skip(f"chromium not found at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    out, _ = demo
+    report = build_report(out / "results", tmp_path / "report.html", warn=None)
+    assert {"fig1", "kappa", "fig2", "fig5", "fig7"} <= set(report.figures), report.skipped
+    with sync_api.sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            check_page(browser, report, out / "results")
+        finally:
+            browser.close()

@@ -23,7 +23,7 @@ from test_report_html import CJK_NAME, cjk_results
 CHROMIUM = os.environ.get("ZOOLENS_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-EXPECTED_FIGURES = ["fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig10", "fig11",
+EXPECTED_FIGURES = ["fig1", "kappa", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig10", "fig11",
                     "fig12", "fig13", "reliability"]
 EXPECTED_TABLES = ["table-models", "table-sidekick", "table-greedy"]
 

@@ -427,6 +427,9 @@ def fig10_neither_conversion(results: Results, which: str = "base") -> FigureRes
     defined = _defined(pairs, "neither_conversion")
     reason = undefined_reason(results, "neither_conversion")
     if not defined.any():
+        if not _defined(pairs, "ensemble_acc").any():
+            reason = ("no pair has an ensemble (decision-only models have no probabilities "
+                      "to average)")
         raise FigureSkipped(reason or "pairs.csv: neither_conversion is undefined (NaN) for "
                                       "every pair")
     if not np.any(pairs.neither_conversion.to_numpy(np.float64)[defined] != 0):
@@ -561,8 +564,12 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
     other = _specialization_pair(results, spec)
     spec = spec[spec.model_b == other]
     types = list(dict.fromkeys(spec.group_type))[:3]
-    fig, axes = _new_figure(10, 0.5 + max(2.4, 0.16 * min(MAX_GROUPS, spec.group.nunique())) * len(types),
-                            ncols=2, nrows=len(types))
+    # decision-only models have no confidence: the theta panel would be empty
+    with_theta = bool(np.isfinite(spec[["mean_theta_only_a", "mean_theta_only_b"]]
+                                  .to_numpy(np.float64)).any())
+    fig, axes = _new_figure(10 if with_theta else 5.5,
+                            0.5 + max(2.4, 0.16 * min(MAX_GROUPS, spec.group.nunique())) * len(types),
+                            ncols=2 if with_theta else 1, nrows=len(types))
     data: dict = {"model_a": base, "model_b": other, "group_types": {}}
     shown = []
     for row, gtype in enumerate(types):
@@ -586,6 +593,13 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         ax.set_title(f"Who is right where they disagree — {label(gtype, 30)}")
         # Below the axes: bars fill the panel, a legend inside would hide some.
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        data["group_types"][gtype] = {
+            "groups": [str(g) for g in part.group], "n": _floats(part.n),
+            "only_a_right": _floats(part.only_a_right), "only_b_right": _floats(part.only_b_right),
+            "mean_theta_only_a": _floats(part.mean_theta_only_a),
+            "mean_theta_only_b": _floats(part.mean_theta_only_b)}
+        if not with_theta:
+            continue
         ax2 = axes[row][1]
         ax2.scatter(part.mean_theta_only_a, y, color="#1f78b4", s=14, label="only the base right")
         ax2.scatter(part.mean_theta_only_b, y, color="#e31a1c", s=14, label="only the other right")
@@ -593,11 +607,8 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         ax2.set_yticks(y, names)
         ax2.set_xlabel("mean theta (degrees; > 45: base more confident)")
         ax2.set_title("Confidence where exactly one is right")
-        data["group_types"][gtype] = {
-            "groups": [str(g) for g in part.group], "n": _floats(part.n),
-            "only_a_right": _floats(part.only_a_right), "only_b_right": _floats(part.only_b_right),
-            "mean_theta_only_a": _floats(part.mean_theta_only_a),
-            "mean_theta_only_b": _floats(part.mean_theta_only_b)}
+    if not with_theta:
+        shown.append("no confidence panel: a decision-only model has no confidence (theta)")
     fig.suptitle(f"{label(base, 40)} vs {label(other, 40)}", fontsize=9)
     return FigureResult(fig, data, shown=shown)
 

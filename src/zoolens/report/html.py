@@ -193,9 +193,12 @@ def _sidekick_table(results: Results, top: int = 5) -> tuple[str | None, str | N
     if pairs is None or results.base is None:
         return None, "Best sidekick left out: pairs.csv absent or no base model"
     with_base = pairs_with_base(pairs, results.base)
-    with_base = with_base[np.isfinite(with_base.ensemble_acc.to_numpy(np.float64))]
     if len(with_base) == 0:
         return None, "Best sidekick left out: no pair with the base in pairs.csv"
+    with_base = with_base[np.isfinite(with_base.ensemble_acc.to_numpy(np.float64))]
+    if len(with_base) == 0:
+        return None, ("Best sidekick left out: no pair with the base has an ensemble "
+                      "(decision-only models have no probabilities to average)")
     ranked = with_base.sort_values("ensemble_acc", ascending=False, kind="stable").head(top)
     rows = []
     for rank, p in enumerate(ranked.to_dict("records"), start=1):
@@ -560,7 +563,7 @@ def _headline_sidekick(v: dict) -> str:
     if finite(v.get("over_base")):
         text += f", {100 * float(v['over_base']):+.2f} points over the base alone"
     if finite(v.get("gain_over_best")):
-        text += f", {100 * float(v['gain_over_best']):+.2f} over the better member"
+        text += f", {100 * float(v['gain_over_best']):+.2f} points over the better member"
     if finite(v.get("error_inconsistency")):
         text += f"; error inconsistency {_num(v['error_inconsistency'])}"
     if finite(v.get("mcnemar_p")):
@@ -576,8 +579,11 @@ def _by_category(v: dict, what: str) -> str:
             continue
         ci = (f" [{_num(d['lo'], 3)}, {_num(d['hi'], 3)}]"
               if finite(d.get("lo")) and finite(d.get("hi")) else "")
-        n = f" ({int(d['n_pairs'])} pairs)" if finite(d.get("n_pairs")) else ""
+        n = (f" ({int(d['n_pairs'])} pair{'s' if int(d['n_pairs']) != 1 else ''})"
+             if finite(d.get("n_pairs")) else "")
         parts.append(f"{esc(cat)} {_num(d['mean'], 3)}{ci}{n}")
+    if not parts:
+        return f"{what}: not defined for any category (no pair with the base has this rate)"
     return f"{what}: " + ", ".join(parts)
 
 
@@ -614,6 +620,8 @@ def _headline_spearman(v: dict) -> str:
 
 
 def _headline_greedy(v: dict) -> str:
+    if v.get("skipped") and not v.get("members"):
+        return f"not run: {esc(v['skipped'])}"
     members = v.get("members") or []
     text = (f"greedy ensemble from <span class=\"name\">{esc(v['start'])}</span>: "
             f"{_weights_text(members)}; evaluation accuracy {_pct(v['evaluation_acc'])}")
@@ -648,6 +656,12 @@ def _headline_section(results: Results) -> str:
     if isinstance(headline, dict):
         h = dict(headline)
         rendered: dict[str, str] = {}  # trusted HTML built here from escaped parts only
+        if h.get("all_models_ensemble_members") == 0:
+            h.pop("all_models_ensemble_members")
+            h.pop("all_models_ensemble_acc", None)
+            rendered["all_models_ensemble_none"] = ("Ensemble of all models: none (no model has "
+                                                    "probabilities to average)")
+            h = {"all_models_ensemble_none": True, **h}
         for key in ("all_models_ensemble_acc", "majority_vote_acc"):
             if finite(h.get(key)):
                 members = h.pop(key.replace("_acc", "_members"), None)
@@ -683,7 +697,7 @@ _CSS = """
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);
  font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1100px;margin:0 auto;padding:28px 24px 60px}
+main{max-width:1320px;margin:0 auto;padding:28px 24px 60px}
 h1{font-size:1.7em;margin:0 0 4px} h2{font-size:1.25em;margin:36px 0 10px;
  border-bottom:1px solid var(--line);padding-bottom:4px}
 .sub{color:var(--mute);margin:0 0 18px}
@@ -706,7 +720,8 @@ table.sortable thead th::after{content:" \\2195";color:#aab3ba;font-size:.85em}
 table.sortable thead th[aria-sort=ascending]::after{content:" \\25B2";color:var(--accent)}
 table.sortable thead th[aria-sort=descending]::after{content:" \\25BC";color:var(--accent)}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.name{overflow-wrap:anywhere;font-weight:500} td.name{min-width:11em} .ci{color:var(--mute);font-size:.8em;display:block}
+.name{overflow-wrap:anywhere;font-weight:500} td.name{min-width:9em} .ci{color:var(--mute);font-size:.8em;display:block;white-space:normal}
+#table-models th,#table-models td{padding:5px 5px}
 .badge{background:var(--accent);color:#fff;border-radius:3px;padding:0 5px;font-size:.75em}
 tr.best td{background:#eef6ee}
 td.verdict{white-space:nowrap;font-weight:600} td.v-holds{color:#1b6b2a;background:#eef6ee}
