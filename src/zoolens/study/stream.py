@@ -14,7 +14,10 @@ Fig. 11 (interpolation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +25,7 @@ import numpy as np
 from zoolens.measure import topk
 from zoolens.measure.agreement import correctness
 from zoolens.measure.calibration import negative_log_likelihood, top1_confidence
+from zoolens.measure.fused import fused_rows
 from zoolens.measure.ensemble import (EnsembleCounts, all_pair_ensemble_correct,
                                       class_weights, combine_scores, ensemble_counts,
                                       ensemble_inputs, majority_vote)
@@ -68,6 +72,34 @@ class EvalPass:
     prune: topk.PruneStats = field(default_factory=topk.PruneStats)
 
 
+def default_threads() -> int:
+    """Threads for per-model work: the cores this process may use (``os.sched_getaffinity``),
+    capped by ``OMP_NUM_THREADS`` when set (the user's or the benchmark's thread limit)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
+
+
+@contextlib.contextmanager
+def model_workers(threads: int | None = None) -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``threads`` threads (default :func:`default_threads`) for per-model work,
+    with torch's own intra-op threads set to 1 meanwhile: each model's fused pass runs on
+    one core, the models run side by side (the kernels release the GIL), and a busy machine
+    slows the pool down instead of stalling every operation at a thread barrier."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(previous)
+
+
 def pair_positions(num_models: int, rows: np.ndarray) -> np.ndarray:
     """Positions, in ``np.triu_indices(num_models, 1)`` order, of the pairs among ``rows``.
 
@@ -90,6 +122,7 @@ class EvalPlan:
     resamples: Resamples
     interpolation: Sequence[InterpolationSpec] = ()
     exact_topk: bool = True
+    threads: int | None = None  # model threads (None: the CPU cores; see model_workers)
 
 
 def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -> EvalPass:
@@ -134,7 +167,8 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     position = {int(m): k for k, m in enumerate(scored)}
     chunk_size = plan.chunk_size
 
-    with progress_bar(n_eval, "evaluation pass", "examples") as advance:
+    with progress_bar(n_eval, "evaluation pass", "examples") as advance, \
+            model_workers(plan.threads) as workers:
         for start in range(0, n_eval, chunk_size):
             stop = min(start + chunk_size, n_eval)
             columns = slice(start, stop)
@@ -158,21 +192,33 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
                 block = np.empty((len(scored), stop - start, num_classes), dtype=np.float32)
                 valid = (np.asarray(y) != 0).any(axis=1) if np.ndim(y) == 2 else None
                 n_valid = int(valid.sum()) if valid is not None else stop - start
-                for k, m in enumerate(scored):
-                    scores = zoo.scores(names[m], rows=rows)
+
+                def model_rows(k: int, m: int, rows=rows, y=y, columns=columns,
+                               block=block, n_valid=n_valid) -> None:
                     t = float(temperatures[m])
+                    if valid is None:  # single label: the fused pass (measure.fused)
+                        fused = fused_rows(zoo.stored_scores(names[m], rows=rows), y, t,
+                                           combine, out=block[k])
+                        out.confidence_before[m, columns] = fused.confidence_before
+                        out.confidence_after[m, columns] = fused.confidence_after
+                        if n_valid:
+                            nll_sum[0, m] += fused.nll_before.sum()
+                            nll_sum[1, m] += fused.nll_after.sum()
+                            nll_rows[m] += n_valid
+                        return
+                    scores = zoo.scores(names[m], rows=rows)
                     out.confidence_before[m, columns] = top1_confidence(scores, 1.0)[0]
                     if n_valid:
                         nll_sum[0, m] += negative_log_likelihood(scores, y, 1.0) * n_valid
                         nll_sum[1, m] += negative_log_likelihood(scores, y, t) * n_valid
                         nll_rows[m] += n_valid
                     block[k] = ensemble_inputs(scores, t, combine)
-                    # The calibrated top-1 probability is the block's row maximum when the
-                    # block holds probabilities; one pass over the scores saved per model.
                     out.confidence_after[m, columns] = (
                         block[k].max(axis=1) if combine == "probs"
                         else top1_confidence(scores, t)[0])
-                    del scores
+
+                # Models in parallel, one thread each (every model writes its own rows).
+                list(workers.map(model_rows, range(len(scored)), scored))
                 _ensembles(out, block, y, r, scored, scored_pairs, a_idx, b_idx, best,
                            columns, boot, plan.exact_topk, position)
             advance(stop - start)

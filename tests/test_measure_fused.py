@@ -1,0 +1,71 @@
+"""measure.fused: the one-pass per-example quantities against float64 oracles (scipy's
+logsumexp and softmax) and against the functions it replaces in the evaluation pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+
+from zoolens.errors import ZoolensError
+from zoolens.measure.calibration import (negative_log_likelihood, top1_confidence)
+from zoolens.measure.ensemble import ensemble_inputs
+from zoolens.measure.fused import fused_rows
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("temperature", [0.37, 1.0, 1.8])
+def test_fused_rows_equal_the_float64_oracle(dtype, temperature):
+    rng = np.random.default_rng(int(temperature * 100))
+    n, c = 700, 37  # several row blocks are not needed for correctness; see below
+    z = (rng.normal(size=(n, c)) * 4).astype(dtype)
+    z[5, 3] = z[5, 9] = z[5].max() + 1  # a tie: lowest index wins
+    y = rng.integers(0, c, n)
+    got = fused_rows(z, y, temperature)
+    x = z.astype(np.float64)
+    np.testing.assert_array_equal(got.prediction, np.argmax(x, axis=1))
+    assert got.prediction[5] == 3
+    np.testing.assert_allclose(got.confidence_before, softmax(x, axis=1).max(axis=1),
+                               rtol=1e-13)
+    q = softmax(x / temperature, axis=1)
+    np.testing.assert_allclose(got.confidence_after, q.max(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(got.nll_before, logsumexp(x, axis=1) - x[np.arange(n), y],
+                               rtol=1e-12, atol=1e-13)
+    t = x / temperature
+    np.testing.assert_allclose(got.nll_after, logsumexp(t, axis=1) - t[np.arange(n), y],
+                               rtol=1e-12, atol=1e-13)
+    assert got.ensemble_input.dtype == np.float32
+    np.testing.assert_allclose(got.ensemble_input, q.astype(np.float32), rtol=2e-7, atol=1e-30)
+    logits = fused_rows(z, None, temperature, "logits")
+    np.testing.assert_array_equal(logits.ensemble_input, (x / temperature).astype(np.float32))
+    assert np.isnan(logits.nll_before).all()
+
+
+def test_fused_rows_match_the_functions_they_replace_across_row_blocks():
+    """Many row blocks (4,000 x 1,000): same confidences and mean NLL as top1_confidence and
+    negative_log_likelihood to 1e-15, and the ensemble input equal to ensemble_inputs except
+    at most one float32 ulp on rare entries (softmax denominators summed in another order)."""
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(4000, 1000)) * 3).astype(np.float16).astype(np.float32)
+    y = rng.integers(0, 1000, 4000)
+    out = np.empty(z.shape, dtype=np.float32)
+    got = fused_rows(z, y, 1.3, out=out)
+    assert got.ensemble_input is out
+    np.testing.assert_allclose(got.confidence_before, top1_confidence(z, 1.0)[0], rtol=1e-14)
+    np.testing.assert_allclose(got.confidence_after, top1_confidence(z, 1.3)[0], rtol=1e-14)
+    assert got.nll_before.mean() == pytest.approx(negative_log_likelihood(z, y, 1.0), rel=1e-14)
+    assert got.nll_after.mean() == pytest.approx(negative_log_likelihood(z, y, 1.3), rel=1e-14)
+    ref = ensemble_inputs(z, 1.3, "probs")
+    ulps = np.abs(out.view(np.int32).astype(np.int64) - ref.view(np.int32))
+    assert ulps.max() <= 1 and (ulps > 0).mean() < 1e-4
+
+
+def test_fused_rows_reject_bad_input():
+    z = np.zeros((2, 3))
+    for t in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ZoolensError, match="temperature"):
+            fused_rows(z, None, t)
+    with pytest.raises(ZoolensError, match="combine"):
+        fused_rows(z, None, 1.0, "mean")
+    with pytest.raises(ZoolensError, match="shape"):
+        fused_rows(np.zeros(3), None, 1.0)
