@@ -78,25 +78,30 @@ _PASS_BYTES = 2 * 2**20
 
 
 def _single_label_terms(z, y, beta, derivatives, t, e):
-    """Sums over the rows of ℓ, ℓ', ℓ'' for single labels, in the buffers ``t``, ``e``.
+    """Sums over the rows of ℓ, ℓ', ℓ'' for single labels, in the float64 buffers ``t``, ``e``.
 
     t = β·z − max(β·z) <= 0, so LSE(s) − s_y = log Σ exp(t) − t_y, E_p[s] − s_y = E_p[t] − t_y
     and Var_p(s) = Var_p(t) = E_p[t²] − E_p[t]² (t is shifted so its most probable value is
     0, which keeps that cancellation small; f'' only steers the Newton steps, f' alone fixes
-    the optimum).
+    the optimum). torch's CPU kernels on the numpy buffers (in place; its exp is vectorised
+    where numpy's float64 exp is not on AVX2 machines), float64 throughout.
     """
+    import torch
+
     n = z.shape[0]
+    tt, et = torch.from_numpy(t), torch.from_numpy(e)
     np.multiply(z, beta, out=t, dtype=np.float64)
-    t -= t.max(axis=1, keepdims=True)
-    t_y = t[np.arange(n), y]
-    np.maximum(t, _EXP_FLOOR, out=t)
-    np.exp(t, out=e)
-    zsum = e.sum(axis=1)
-    f = float(np.log(zsum).sum() - t_y.sum())
+    tt.sub_(tt.amax(dim=1, keepdim=True))
+    t_y = tt[torch.arange(n), torch.from_numpy(np.asarray(y, dtype=np.int64))]
+    tt.clamp_(min=_EXP_FLOOR)
+    torch.exp(tt, out=et)
+    zsum = et.sum(dim=1)
+    f = float(torch.log(zsum).sum() - t_y.sum())
     if not derivatives:
         return f, 0.0, 0.0
-    mean_t = np.einsum("ij,ij->i", e, t) / zsum
-    var_t = np.maximum(np.einsum("ij,ij,ij->i", e, t, t) / zsum - mean_t * mean_t, 0.0)
+    et.mul_(tt)  # e·t
+    mean_t = et.sum(dim=1) / zsum
+    var_t = (et.mul_(tt).sum(dim=1) / zsum - mean_t * mean_t).clamp_(min=0.0)  # e·t²
     g = t_y - mean_t
     return f, float(g.sum()), float((var_t - g).sum())
 

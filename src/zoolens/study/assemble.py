@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from zoolens.measure.calibration import ece_from_bins, reliability_bins
-from zoolens.measure.ensemble import (class_aware_mask, ensemble_inputs, ensemble_rates)
+from zoolens.measure.ensemble import class_aware_mask, ensemble_rates
+from zoolens.measure.fused import calibrated_inputs
 from zoolens.measure.stats import mcnemar_p_values
 from zoolens.study import tables
 from zoolens.study.bootstrap import Resamples
@@ -117,8 +118,8 @@ def interpolation_curves(inputs: ZooInputs, calibration: Calibration,
     chunk = max(1, memory_budget // (8 * inputs.num_classes * len(models)))
     for start in range(0, len(inputs.ev), chunk):
         rows = inputs.ev[start:start + chunk]
-        block = np.stack([ensemble_inputs(zoo.scores(inputs.names[m], rows=rows),
-                                          float(calibration.temperatures[m]), combine)
+        block = np.stack([calibrated_inputs(zoo.stored_scores(inputs.names[m], rows=rows),
+                                            float(calibration.temperatures[m]), combine)
                           for m in models])
         accumulate_interpolation(specs, block, position, inputs.labels[rows])
 

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from zoolens.errors import ZoolensError
-from zoolens.measure.ensemble import ensemble_inputs, greedy_forward_selection
+from zoolens.measure.ensemble import greedy_forward_selection
+from zoolens.measure.fused import calibrated_inputs
 from zoolens.progress import info, track
 from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
 
@@ -59,14 +60,15 @@ def memory_need(num_candidates: int, num_cal: int, num_eval: int, num_classes: i
 
 class _CalibratedRows:
     """One model's ensemble inputs, read from the zoo on demand: ``model[rows]`` reads only
-    ``rows`` (``Zoo.scores``) and calibrates them (``measure.ensemble.ensemble_inputs``)."""
+    ``rows`` (``Zoo.stored_scores``) and calibrates them (``measure.fused.calibrated_inputs``,
+    the evaluation pass's arithmetic)."""
 
     def __init__(self, zoo, name: str, temperature: float, combine: str):
         self.zoo, self.name, self.temperature, self.combine = zoo, name, temperature, combine
 
     def __getitem__(self, rows) -> np.ndarray:
-        return ensemble_inputs(self.zoo.scores(self.name, rows=rows), self.temperature,
-                               self.combine)
+        return calibrated_inputs(self.zoo.stored_scores(self.name, rows=rows),
+                                 self.temperature, self.combine)
 
 
 class _StagedRows:

@@ -22,6 +22,7 @@ from zoolens.measure.calibration import TemperatureFit, fit_temperature
 from zoolens.measure.ensemble import check_combine
 from zoolens.progress import track
 from zoolens.study import tables
+from zoolens.study.threads import model_workers
 
 DEFAULT_MEMORY_BUDGET = 2**30
 INTERPOLATION_WEIGHTS = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 10))
@@ -218,20 +219,28 @@ def base_category_masks(base: int, base_category: list[str], a_idx: np.ndarray,
     return masks
 
 
-def calibrate(inputs: ZooInputs) -> Calibration:
+def calibrate(inputs: ZooInputs, threads: int | None = None) -> Calibration:
     """Stage 2: each scored model's calibration-split scores -> its TemperatureFit; without
     a calibration split nothing is fitted and every scored model's temperature is 1
     (decision-only models: NaN)."""
     fits: dict[str, TemperatureFit] = {}
     if inputs.calibrated:
         labels_cal = inputs.labels[inputs.cal]
-        for i in track(inputs.scored, description="temperature scaling", unit="models"):
+
+        def fit(i: int) -> TemperatureFit:
             name = inputs.names[i]
-            scores = inputs.zoo.scores(name, rows=inputs.cal)
             try:
-                fits[name] = fit_temperature(scores, labels_cal)
+                return fit_temperature(inputs.zoo.scores(name, rows=inputs.cal), labels_cal)
             except ZoolensError as exc:
                 raise ZoolensError(f"model {name!r}: {exc}") from None
+
+        # Models in parallel threads (study.threads); zoo order kept.
+        with model_workers(threads) as workers:
+            for i, result in zip(inputs.scored,
+                                 track(workers.map(fit, inputs.scored),
+                                       total=len(inputs.scored),
+                                       description="temperature scaling", unit="models")):
+                fits[inputs.names[i]] = result
     fixed = 1.0 if not inputs.calibrated else np.nan
     temperatures = np.array([fits[name].temperature if name in fits
                              else (fixed if inputs.has_scores[i] else np.nan)

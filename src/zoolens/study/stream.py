@@ -14,10 +14,7 @@ Fig. 11 (interpolation).
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +29,7 @@ from zoolens.measure.ensemble import (EnsembleCounts, all_pair_ensemble_correct,
 from zoolens.progress import progress_bar
 from zoolens.study.bootstrap import PassSums, Resamples
 from zoolens.study.inputs import Calibration, ZooInputs
+from zoolens.study.threads import model_workers
 
 
 @dataclass
@@ -70,34 +68,6 @@ class EvalPass:
     majority_right: int = 0
     interpolation: list[InterpolationSpec] = field(default_factory=list)
     prune: topk.PruneStats = field(default_factory=topk.PruneStats)
-
-
-def default_threads() -> int:
-    """Threads for per-model work: the cores this process may use (``os.sched_getaffinity``),
-    capped by ``OMP_NUM_THREADS`` when set (the user's or the benchmark's thread limit)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
-
-
-@contextlib.contextmanager
-def model_workers(threads: int | None = None) -> Iterator[ThreadPoolExecutor]:
-    """A pool of ``threads`` threads (default :func:`default_threads`) for per-model work,
-    with torch's own intra-op threads set to 1 meanwhile: each model's fused pass runs on
-    one core, the models run side by side (the kernels release the GIL), and a busy machine
-    slows the pool down instead of stalling every operation at a thread barrier."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:
-            yield pool
-    finally:
-        torch.set_num_threads(previous)
 
 
 def pair_positions(num_models: int, rows: np.ndarray) -> np.ndarray:
@@ -226,8 +196,20 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     with np.errstate(invalid="ignore", divide="ignore"):
         out.nll_before = np.where(nll_rows > 0, nll_sum[0] / nll_rows, np.nan)
         out.nll_after = np.where(nll_rows > 0, nll_sum[1] / nll_rows, np.nan)
+    if boot.size and out.counts is not None:
+        derive_pair_sums(sums, a_idx[scored_pairs], b_idx[scored_pairs], best[scored_pairs])
     sums.freeze()
     return out
+
+
+def derive_pair_sums(sums: PassSums, a: np.ndarray, b: np.ndarray, best: np.ndarray) -> None:
+    """The resampled sums of e − (r_a + r_b)/2 and e − r_best from those of e (ensemble_acc)
+    and r (accuracy): sums are linear in the values. Exact: every sum is a whole number (or
+    a half) far below 2**53, as each chunk's float32 product is below 2**24; equal bit for
+    bit to accumulating those values chunk by chunk (the reference tables show it)."""
+    sums.add("ensemble_gain",
+             sums.ensemble_acc - 0.5 * (sums.accuracy[:, a] + sums.accuracy[:, b]))
+    sums.add("ensemble_minus_best", sums.ensemble_acc - sums.accuracy[:, best])
 
 
 def _ensembles(out: EvalPass, block: np.ndarray, y: np.ndarray, r: np.ndarray,
@@ -260,9 +242,8 @@ def _ensembles(out: EvalPass, block: np.ndarray, y: np.ndarray, r: np.ndarray,
     # follow from the accuracy and error-inconsistency sums on the same resamples.
     sums.add("converted", boot.chunk_sums(ens & (ra ^ rb), columns))
     sums.add("neither_converted", boot.chunk_sums(ens & ~ra & ~rb, columns))
-    sums.add("ensemble_gain", boot.chunk_sums(ens_f - 0.5 * (ra.astype(np.float32) + rb),
-                                              columns))
-    sums.add("ensemble_minus_best", boot.chunk_sums(ens_f - rbest, columns))
+    # ensemble_gain and ensemble_minus_best follow from these sums at the end of the pass
+    # (derive_pair_sums), with no product of their own.
 
 
 def accumulate_interpolation(specs: Sequence[InterpolationSpec], block: np.ndarray,
