@@ -222,6 +222,26 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
                                 calibration_acc=c, evaluation_acc=e, kept=s <= best_step)
                            for s, add, mem, c, e in steps])
 
+    # pareto.csv (study.budget): a made-up cost per model (gflops), summed over distinct
+    # members; the front by the definition, point against point (no shortcut).
+    gflops = {name: 0.5 * (k + 1) for k, name in enumerate(names)}
+    acc_of = {row["model"]: row["accuracy"] for row in model_rows}
+    candidates = [("single", [m], acc_of[m]) for m in names]
+    candidates += [("pair", [a, b], acc) for a, b, acc in
+                   zip(pairs.model_a, pairs.model_b, pairs.ensemble_acc)]
+    candidates += [("greedy", mem, e) for _, _, mem, _, e in steps if len(mem) > 1]
+    points = [(kind, mem, sum(gflops[m] for m in set(mem)), acc) for kind, mem, acc in candidates]
+    pareto_rows = []
+    for i, (kind, mem, cost, acc) in enumerate(points):
+        dominated = any((c2 <= cost and a2 >= acc and (c2 < cost or a2 > acc))
+                        or (c2 == cost and a2 == acc and j < i)
+                        for j, (_, _, c2, a2) in enumerate(points) if j != i)
+        pareto_rows.append(dict(kind=kind, members=";".join(mem), size=len(set(mem)),
+                                cost_unit="gflops", cost=cost, accuracy=acc,
+                                with_base=base in mem, fits_budget=True,
+                                on_front=not dominated))
+    _write(out, "pareto", pareto_rows)
+
     # Reliability diagrams before / after temperature scaling.
     rel_rows = []
     for name in names:

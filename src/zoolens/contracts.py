@@ -194,9 +194,19 @@ CKA = TableContract(
     "cka", columns=_PAIR + ("cka_linear", "cka_rbf", "cka_debiased", "error_consistency"),
     optional=("cka_rbf", "cka_debiased"), text=_PAIR, producer="probe")
 
+PARETO = TableContract(
+    # Accuracy against inference cost (study.budget): every single model, pair and greedy
+    # prefix whose members all have a cost on their card; cost = the sum over distinct
+    # members, in cost_unit; filled only when some card has a cost.
+    "pareto",
+    columns=("kind", "members", "size", "cost_unit", "cost", "accuracy", "with_base",
+             "fits_budget", "on_front"),
+    optional=("fits_budget",), text=("kind", "members", "cost_unit"),
+    boolean=("with_base", "fits_budget", "on_front"), always=False)
+
 RESULT_TABLES: dict[str, TableContract] = {c.name: c for c in (
     MODELS, PAIRS, SPECIALIZATION, GREEDY, GREEDY_FOLDS, THETA, RELIABILITY, INTERPOLATION,
-    SHIFT_MODELS, SHIFT_PAIRS, SHIFT_FITS, PROBE, DIVERSITY, TRANSFER, STACKING, CKA)}
+    SHIFT_MODELS, SHIFT_PAIRS, SHIFT_FITS, PARETO, PROBE, DIVERSITY, TRANSFER, STACKING, CKA)}
 """Every table of a results folder, by name, analyze's first."""
 
 ANALYZE_TABLES = tuple(n for n, c in RESULT_TABLES.items() if c.producer == "analyze")

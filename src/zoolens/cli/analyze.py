@@ -49,6 +49,11 @@ def analyze(
                                     "for calibrated probabilities held at once: streamed "
                                     "chunks and the greedy candidates (a larger pool is "
                                     "staged on disk, in TMPDIR)."),
+    budget: str = typer.Option(None, "--budget", help="Inference cost limit per example, in "
+                               "the cards' units: gflops=8, gmacs=4, mparams=50, params=…, "
+                               "latency_ms=20 (comma-join several). The best sidekick and greedy "
+                               "selection then only consider ensembles whose summed cost (over "
+                               "distinct members) fits; models without a cost are left out."),
     full_rows: bool = typer.Option(False, "--full-rows", help="Compute pair ensembles on full "
                                    "probability rows instead of the exact top-k kernel "
                                    "(same results, slower; for checking)."),
@@ -78,6 +83,9 @@ def analyze(
 
     Example:  zoolens analyze my_zoo --base resnet50 --out results --pool "accuracy<0.78"
 
+    Example (under a cost budget; writes pareto.csv):  zoolens analyze my_zoo --base resnet50
+    --out results --budget gflops=8
+
     Example (published numbers on all examples):  zoolens analyze cifar.zoo --base resnet
     --out results --no-calibration
 
@@ -95,7 +103,7 @@ def analyze(
         n_bootstrap=bootstrap, seed=seed, chunk_size=chunk_size,
         memory_budget=int(memory_gb * 2**30),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
-        exact_topk=not full_rows,
+        exact_topk=not full_rows, budget=budget,
         command=invocation(ctx), calibration=not no_calibration, folds=folds,
         shift=shift_sets, reference_name=reference_name)
     print(format_summary(result.summary))
@@ -217,6 +225,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("settings", {}).get("calibration") == "none":
         lines.append("no calibration split: all measures on all examples, temperatures "
                      "fixed at 1")
+    budget = summary.get("budget")
+    if budget is not None:
+        lines.append(f"budget {budget['budget']}: best sidekick and greedy chosen among "
+                     f"ensembles that fit" + (f"; {budget['note']}" if budget.get("note") else ""))
     for warning in summary.get("temperature_warnings", []):
         lines.append(f"note: temperature of {warning}")
     return "\n".join(lines)

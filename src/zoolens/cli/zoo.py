@@ -121,6 +121,10 @@ def import_(
                                            help="Explicit category override."),
     notes: Optional[str] = typer.Option(None, "--notes"),
     hparam: list[str] = typer.Option([], "--hparam", help="KEY=VALUE (repeatable)."),
+    cost: Optional[str] = typer.Option(
+        None, "--cost", help="Inference cost per example, e.g. gmacs=4.1,params=25.6e6,"
+        "latency_ms=3.2 (units: params, mparams, macs, mmacs, gmacs, flops, mflops, gflops, "
+        "latency_ms); used by `zoolens analyze --budget`."),
     create: bool = typer.Option(False, "--create", help="Create the zoo first."),
     labels: Optional[Path] = typer.Option(
         None, "--labels", help="With --create: labels file (npy, npz, pt, CSV)."),
@@ -172,6 +176,10 @@ def import_(
     if hparam:
         card["hparams"] = {**card.get("hparams", {}), **_parse_hparams(hparam)}
     card.setdefault("source", str(file))
+    if cost is not None:
+        from zoolens.zoo.cards import cost_from_items, parse_cost_items
+
+        card["cost"] = cost_from_items(parse_cost_items(cost, "--cost"))
     header_arg = header
 
     folder_existed = zoo.exists()

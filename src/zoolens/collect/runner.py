@@ -439,6 +439,16 @@ def work_dir_for(zoo_path: str | Path) -> Path:
     return zoo_path.parent / f"{zoo_path.name}.collect"
 
 
+def entry_record(entry: Any, pretrained: bool) -> dict[str, Any]:
+    """The card's ``collect`` block: what rebuilds the model (``zoolens export``/``predict``)."""
+    record = dataclasses.asdict(entry)
+    record.pop("card", None)
+    record["pretrained"] = entry.pretrained if entry.pretrained is not None else pretrained
+    if record.get("templates") is not None:
+        record["templates"] = list(record["templates"])
+    return json.loads(json.dumps(record, default=str))
+
+
 def _entry_fingerprint(entry: Any, pretrained: bool, data_fp: str, options: RunOptions,
                        device_type: str) -> dict[str, Any]:
     return {"spec": entry.spec, "name": entry.name,
@@ -678,6 +688,7 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
             continue
         fp = _entry_fingerprint(entry, pretrained, data_fp, options, device.type)
         store = ShardStore(work, entry.name, fp, len(folder), shard_size, resume=options.resume)
+        loaded = None
         if store.missing_ranges():
             if use_ray:
                 from zoolens.collect.distributed import run_into_store_ray
@@ -690,6 +701,15 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
                 run_into_store(loaded, folder.with_transform(transform), store, options,
                                loaded.card, description=entry.name)
         out = store.assemble()
+        out.card["collect"] = entry_record(entry, pretrained)
+        if "cost" not in entry.card:  # a cost set by hand in the model list wins
+            from zoolens.collect.cost import measure_cost
+
+            if loaded is None:  # resumed or run on Ray: build it here to measure it
+                loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
+            transform = loaded.transform or build_preprocess(None, entry.spec)
+            out.card["cost"] = measure_cost(loaded, folder.with_transform(transform), device,
+                                            options.batch_size)
         zoo = _add_outputs(zoo, zoo_path, folder, out, entry.name, order,
                            dataset_name or folder.root.name, replace)
         store.remove()

@@ -567,6 +567,8 @@ def greedy_forward_selection(
     calibration_index: np.ndarray | None = None,
     evaluation_index: np.ndarray | None = None,
     prune: bool = True,
+    costs: np.ndarray | None = None,
+    budget: np.ndarray | None = None,
 ) -> GreedyResult:
     """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
     Fig. 5), exactly as DESIGN.md sec. 3.
@@ -587,6 +589,11 @@ def greedy_forward_selection(
     Each step scores all candidates at once, in row chunks of bounded memory, with exact
     pruning (``_CandidateScorer``: identical predictions to the full rows, always;
     ``prune=False`` computes the full (candidates, rows, C) block ``S + x_k``).
+
+    Budget: with ``costs`` (M, U) (each model's cost in U units) and ``budget`` (U,), the
+    cost of an ensemble is the sum over its *distinct* members (a repeated member runs once,
+    with a larger weight); a step only considers candidates whose addition keeps every unit
+    within the budget, and the selection stops early when none fits. The start must fit.
     """
     num_models = len(probs)
     pool = sorted({int(k) for k in pool})
@@ -621,12 +628,28 @@ def greedy_forward_selection(
     cal_right = [int(correctness(total.argmax(axis=1), cal_labels).sum())]
     ev_right = [] if ev_total is None else [correctness(ev_total.argmax(axis=1), ev_labels)]
 
+    fits = None
+    if costs is not None:
+        costs = np.asarray(costs, dtype=np.float64).reshape(num_models, -1)
+        budget = np.asarray(budget, dtype=np.float64).reshape(-1)
+        # relative slack: a sum of float costs equal to the budget fits
+        slack = 1e-9 * np.maximum(np.abs(budget), 1.0)
+        if np.any(costs[start] > budget + slack):
+            raise ZoolensError("greedy selection: the start model alone exceeds the budget")
     for _ in range(max_steps):
+        if costs is not None:
+            spent = costs[times_chosen > 0].sum(axis=0)
+            extra = np.where((times_chosen[pool_arr] > 0)[:, None], 0.0, costs[pool_arr])
+            fits = np.all(spent + extra <= budget + slack, axis=1)
+            if not fits.any():
+                break
         right = np.zeros(len(pool), dtype=np.int64)
         for lo in range(0, n_cal, scorer.chunk):
             hi = min(n_cal, lo + scorer.chunk)
             pred = scorer.predictions(total, lo, hi)
             right += correctness(pred, cal_labels[lo:hi]).sum(axis=1)
+        if fits is not None:
+            right = np.where(fits, right, -1)  # candidates over budget are never picked
         # Highest count; then chosen most often; then lowest model index.
         order = np.lexsort((pool_arr, -times_chosen[pool_arr], -right))
         pick = int(order[0])

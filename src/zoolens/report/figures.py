@@ -952,6 +952,60 @@ def fig_reliability(results: Results) -> FigureResult:
     return FigureResult(fig, data, shown=said)
 
 
+PARETO_KIND_STYLE = {"single": ("single models", "o", "#1f78b4"),
+                     "pair": ("pairs", "s", "#7570b3"),
+                     "greedy": ("greedy prefixes", "^", "#d95f02")}
+
+
+@_figure_function
+def fig_pareto(results: Results) -> FigureResult:
+    """Ensemble accuracy (evaluation split) against inference cost per example, from
+    pareto.csv (``zoolens analyze``; ``study.budget``): every single model, pair and greedy
+    prefix whose members have a cost (the sum over distinct members), the Pareto front as a
+    step line, the base alone marked with a star and, under ``--budget``, the limit as a
+    vertical line. ``data["points"]`` holds exactly the plotted rows of the table."""
+    pareto = results.get("pareto")
+    if pareto is None or len(pareto) == 0:
+        raise FigureSkipped("pareto.csv absent or empty (no model card has a cost; "
+                            "`zoolens collect` fills costs in, `zoolens import --cost` sets them)")
+    unit = str(pareto.cost_unit.iloc[0])
+    fig, axes = _new_figure(6.4, 3.6)
+    ax = axes[0][0]
+    data: dict = {"unit": unit, "points": {"kind": [], "members": [], "cost": [],
+                                           "accuracy": []}}
+    for kind, (name, marker, color) in PARETO_KIND_STYLE.items():
+        rows = pareto[pareto.kind == kind]
+        if len(rows) == 0:
+            continue
+        ax.scatter(rows.cost, rows.accuracy, marker=marker, s=18, color=color, alpha=0.75,
+                   label=name, gid=f"pareto-{kind}")
+        data["points"]["kind"] += [kind] * len(rows)
+        data["points"]["members"] += [str(m) for m in rows.members]
+        data["points"]["cost"] += _floats(rows.cost)
+        data["points"]["accuracy"] += _floats(rows.accuracy)
+    front = pareto[pareto.on_front.astype(bool)].sort_values("cost")
+    ax.step(front.cost, front.accuracy, where="post", color="black", lw=1, label="Pareto front")
+    data["front"] = {"members": [str(m) for m in front.members], "cost": _floats(front.cost),
+                     "accuracy": _floats(front.accuracy)}
+    base = results.base
+    at_base = pareto[(pareto.kind == "single") & (pareto.members == str(base))]
+    if len(at_base):
+        ax.plot(at_base.cost, at_base.accuracy, marker="*", ms=14, color="#e7298a",
+                markeredgecolor="black", ls="none", label=f"base: {label(str(base), 24)}")
+        data["base"] = {"model": str(base), "cost": float(at_base.cost.iloc[0]),
+                        "accuracy": float(at_base.accuracy.iloc[0])}
+    limit = (results.summary.get("budget") or {}).get("limits", {}).get(unit)
+    if limit is not None:
+        ax.axvline(float(limit), color="#999999", ls="--", lw=1, label=f"budget {unit}<={limit:g}")
+        data["budget"] = float(limit)
+    ax.set_xlabel(f"cost per example ({unit}; ensembles: sum over distinct members)")
+    ax.set_ylabel("accuracy (evaluation split)")
+    ax.set_title("Accuracy against inference cost")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7)
+    return FigureResult(fig, data)
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     key: str
@@ -1017,6 +1071,11 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Points on the diagonal are calibrated; temperature scaling should bring the "
                "'after' curve closer to it, which every ensemble here relies on.",
                fig_reliability),
+    FigureSpec("pareto", "cost", "Accuracy against inference cost",
+               "Each point is a model, a pair or a greedy prefix at its summed cost per "
+               "example; the step line is the Pareto front (nothing cheaper is as accurate), "
+               "the star the base alone: pick the best ensemble your budget affords.",
+               fig_pareto),
 )
 
 

@@ -48,12 +48,14 @@ from typing import Any
 
 import pandas as pd
 
+from zoolens.errors import ZoolensError
 from zoolens.progress import info
 from zoolens.study import stream, tables
 from zoolens.study.assemble import (RELIABILITY_BINS, build_tables, calibration_settings,
                                     cards_payload, greedy_tables, interpolation_curves,
                                     interpolation_specs, interpolation_table, model_notes)
 from zoolens.study.bootstrap import Resamples
+from zoolens.study.budget import pareto_table, parse_budget
 from zoolens.study.headline import greedy_summary, headline, ranked_sidekicks
 from zoolens.study.inputs import (DEFAULT_MEMORY_BUDGET, EVALUATION_COLUMNS,
                                   INTERPOLATION_WEIGHTS, AnalyzeOptions, Calibration,
@@ -89,6 +91,8 @@ class AnalysisResult:
     shift_pairs: pd.DataFrame = field(default_factory=lambda: tables.empty_table("shift_pairs"))
     shift_fits: pd.DataFrame = field(default_factory=lambda: tables.empty_table("shift_fits"))
     shift: Any = None  # study.shift.ShiftResult
+    # accuracy against inference cost (study.budget); empty when no card has a cost
+    pareto: pd.DataFrame = field(default_factory=lambda: tables.empty_table("pareto"))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in tables.TABLE_COLUMNS}
@@ -126,7 +130,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
             exact_topk: bool = True, parquet: bool = True,
             command: str | None = None, calibration: bool = True,
             folds: int = 5, shift: Any = None,
-            reference_name: str = "reference") -> AnalysisResult:
+            reference_name: str = "reference", budget: str | None = None) -> AnalysisResult:
     """Calibrate every model and measure every pair; write the tables to ``out_dir``.
 
     Args:
@@ -153,6 +157,9 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
             (name, zoo) pairs: adds the shift study (``study.shift.analyze_shift``: tables
             shift_models/shift_pairs/shift_fits, summary.json "shift"), this zoo being the
             reference set named ``reference_name``.
+        budget: cost limits such as "gflops=8" or "latency_ms=20,mparams=50"
+            (``study.budget``): the best sidekick and greedy selection only consider
+            ensembles whose summed cost fits; summary.json gets a "budget" block.
 
     Returns an :class:`AnalysisResult` whose DataFrames have exactly the CSV columns.
     """
@@ -162,7 +169,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         seed=seed, chunk_size=chunk_size, memory_budget=memory_budget,
         interpolation_pairs=pair_names(interpolation_pairs),
         interpolation_weights=tuple(interpolation_weights), exact_topk=exact_topk,
-        parquet=parquet, command=command, calibration=calibration, folds=folds)
+        parquet=parquet, command=command, calibration=calibration, folds=folds,
+        budget=budget)
     return run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
 
@@ -173,6 +181,10 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
     timer = StageTimer()
     zoo = open_zoo(zoo)
     with timer.stage("inputs"):
+        # Before any array is read: a bad --budget fails at once.
+        budget = (parse_budget(options.budget, list(zoo.models),
+                               [zoo.card(name) for name in zoo.models])
+                  if options.budget is not None else None)
         inputs = read_inputs(zoo, options)
         shift_sets = None
         if shift:
@@ -180,6 +192,9 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
 
             # Checked before the analysis runs: a bad --shift fails in a second.
             shift_sets = open_sets(zoo, shift, reference_name=reference_name)
+        if budget is not None and not inputs.calibrated:
+            raise ZoolensError("--budget needs a calibration split (cross-fitted greedy "
+                               "selection has no budget yet); drop --no-calibration")
     info(f"analysing {len(inputs.names)} models on {len(inputs.ev)} evaluation examples "
          f"({len(inputs.cal)} calibration) of {zoo.path}")
     with timer.stage("temperatures"):
@@ -199,6 +214,8 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
     with timer.stage("tables"):
         built = build_tables(inputs, models, evaluation, plan.resamples)
         sidekicks = ranked_sidekicks(built.pairs, options.base)
+        if budget is not None:
+            sidekicks = budget.sidekicks(sidekicks, options.base)
     with timer.stage("interpolation"):
         # The default pair (base, best sidekick) is known only now; its curves come from a
         # two-model pass over the evaluation rows.
@@ -212,7 +229,7 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
         interpolation = interpolation_table(inputs, specs)
     with timer.stage("greedy"):
         pool_names, selection = select_greedy(inputs, calibration, built.models, options,
-                                              optional=True)
+                                              optional=True, budget=budget)
     with timer.stage("headline"):
         summary = provenance(zoo, command=options.command, seeds={"bootstrap": options.seed})
         summary.update({
@@ -236,6 +253,8 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
                                        plan.resamples, selection)
         if options.exact_topk and evaluation.prune.entries:
             summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
+        if budget is not None:
+            summary["budget"] = budget.summary(options.base, sidekicks)
 
     shift_result = None
     if shift_sets is not None:
@@ -251,11 +270,13 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
                 reference_name=reference_name)
             summary["shift"] = shift_result.summary
     greedy_table, greedy_folds = greedy_tables(selection)
+    pareto = pareto_table(inputs.names, inputs.cards, options.base, built.models, built.pairs,
+                          greedy_table, budget)
     result = AnalysisResult(models=built.models, pairs=built.pairs,
                             specialization=built.specialization, greedy=greedy_table,
                             theta=built.theta, reliability=built.reliability,
                             interpolation=interpolation, summary=summary,
-                            greedy_folds=greedy_folds, shift=shift_result,
+                            greedy_folds=greedy_folds, shift=shift_result, pareto=pareto,
                             **(shift_result.tables() if shift_result is not None else {}))
     with timer.stage("write"):
         out = None if out_dir is None else tables.output_folder(out_dir)
@@ -288,7 +309,8 @@ def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPl
 
 
 def select_greedy(inputs: ZooInputs, calibration: Calibration, models: pd.DataFrame,
-                  options: AnalyzeOptions, *, optional: bool = False) -> tuple[list[str], Any]:
+                  options: AnalyzeOptions, *, optional: bool = False,
+                  budget: Any = None) -> tuple[list[str], Any]:
     """The pool ``options.pool`` selects from the models table, and the greedy selection
     over it from ``options.greedy_start``.
 
@@ -310,6 +332,11 @@ def select_greedy(inputs: ZooInputs, calibration: Calibration, models: pd.DataFr
         # The rest of the analysis still runs; the summary says why greedy was skipped.
         info(f"greedy selection skipped: {reason}")
         return pool_names, reason
+    if optional and budget is not None and not budget.fits([start]):
+        reason = (f"the start {start!r} alone does not fit the budget {budget.describe()} "
+                  "(or has no cost on its card)")
+        info(f"greedy selection skipped: {reason}")
+        return pool_names, reason
     if not inputs.calibrated:
         return pool_names, run_crossfit(
             inputs.zoo, inputs.names, inputs.has_scores, calibration.temperatures, start,
@@ -320,7 +347,7 @@ def select_greedy(inputs: ZooInputs, calibration: Calibration, models: pd.DataFr
                               calibration.temperatures, start, pool_names, cal=inputs.cal,
                               ev=inputs.ev, labels=inputs.labels, combine=options.combine,
                               max_steps=options.max_steps,
-                              memory_budget=options.memory_budget)
+                              memory_budget=options.memory_budget, budget=budget)
     return pool_names, selection
 
 

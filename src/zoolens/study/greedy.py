@@ -129,13 +129,16 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
                   temperatures: np.ndarray, start: str, pool: Sequence[str], *,
                   cal: np.ndarray, ev: np.ndarray, labels: np.ndarray, combine: str,
                   max_steps: int, memory_budget: int,
-                  scratch_dir: str | os.PathLike | None = None) -> GreedyOutcome:
+                  scratch_dir: str | os.PathLike | None = None,
+                  budget=None) -> GreedyOutcome:
     """Choose on the calibration split, report on the evaluation split; see module doc.
 
     Decision-only models in the pool are left out (and returned in ``excluded``); a pool left
     empty, or a decision-only start, is a ZoolensError. A pool whose calibration rows exceed
     ``memory_budget`` bytes is staged on disk under ``scratch_dir`` (default: the system
-    temporary folder) with identical results.
+    temporary folder) with identical results. ``budget`` (a ``study.budget.Budget``): only
+    ensembles whose summed cost fits; pool models without a cost are left out (the start
+    must have one and fit).
     """
     index = {name: i for i, name in enumerate(names)}
     if not has_scores[index[start]]:
@@ -148,6 +151,17 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
                            f"({', '.join(excluded)} are decision-only)")
     if excluded:
         info(f"greedy: leaving out decision-only models {', '.join(excluded)}")
+    if budget is not None:
+        if not budget.fits([start]):
+            raise ZoolensError(f"greedy start {start!r} does not fit the budget "
+                               f"{budget.describe()} (or has no cost on its card)")
+        unpriced = [name for name in candidates if not budget.priced[index[name]]]
+        candidates = [name for name in candidates if budget.priced[index[name]]]
+        if unpriced:
+            info(f"greedy: leaving out models without a cost: {', '.join(unpriced)}")
+        if not candidates:
+            raise ZoolensError("the greedy pool is empty under --budget: no model in it has "
+                               "a cost")
     num_classes = int(zoo.num_classes)
     stage = memory_need(len(candidates), len(cal), len(ev), num_classes) > memory_budget
     info(f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps"
@@ -161,6 +175,8 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
     pool = [used.index(name) for name in candidates]
     select = dict(labels=labels, start=used.index(start), pool=pool, max_steps=max_steps,
                   calibration_index=cal, evaluation_index=ev)
+    if budget is not None:
+        select.update(costs=budget.costs[[index[name] for name in used]], budget=budget.limits)
     if stage:
         with staged_pool([models[k] for k in pool], cal, num_classes, scratch_dir) as staged:
             for k, staged_model in zip(pool, staged):

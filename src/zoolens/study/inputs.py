@@ -53,6 +53,8 @@ class AnalyzeOptions:
     # cross-fitted in ``folds`` folds); also what a zoo with calibration fraction 0 gets
     calibration: bool = True
     folds: int = 5
+    # cost limits such as "gflops=8" (study.budget): budgeted best sidekick and greedy
+    budget: str | None = None
 
     def __post_init__(self) -> None:
         check_combine(self.combine)

@@ -36,6 +36,7 @@ INTERPOLATION_COLUMNS = TABLE_COLUMNS["interpolation"]
 SHIFT_MODELS_COLUMNS = TABLE_COLUMNS["shift_models"]
 SHIFT_PAIRS_COLUMNS = TABLE_COLUMNS["shift_pairs"]
 SHIFT_FITS_COLUMNS = TABLE_COLUMNS["shift_fits"]
+PARETO_COLUMNS = TABLE_COLUMNS["pareto"]
 
 
 def empty_table(name: str) -> pd.DataFrame:

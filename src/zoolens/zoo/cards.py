@@ -19,6 +19,11 @@ head           trained, linear probe, zero-shot, fine-tuned
 source         where the outputs or weights came from (URL, file, paper)
 category       explicit category relative to any base (overrides the rules)
 notes          free text
+cost           inference cost per example (:class:`ModelCost`): parameters, multiply-
+               accumulates, measured latency with its batch size and device; filled in by
+               ``zoolens collect``, settable by hand (``zoolens import --cost``, ``--card``)
+collect        how ``zoolens collect`` built the model (spec, kwargs, pretrained, seed,
+               preprocess, ...): what ``zoolens export`` writes so the model can be rebuilt
 """
 
 from __future__ import annotations
@@ -30,6 +35,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from zoolens.errors import ZoolensError
 
 CATEGORIES = ("Same", "Reinit", "HParam", "Arch", "Framework", "Dataset")
+
+
+class ModelCost(BaseModel):
+    """Inference cost of one model, per example.
+
+    ``params``: parameters; ``macs``: multiply-accumulates for one example (FLOPs = 2 MACs,
+    as ``torch.utils.flop_counter`` counts a multiply and an add); ``latency_ms``: measured
+    wall time per example, in batches of ``batch_size`` on ``device``; ``input_shape``: the
+    preprocessed input of one example, e.g. ``[3, 32, 32]``; ``source``: who measured it.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    params: int | None = Field(default=None, ge=0)
+    macs: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+    batch_size: int | None = Field(default=None, ge=1)
+    device: str | None = None
+    input_shape: list[int] | None = None
+    source: str | None = None
 
 
 class ModelCard(BaseModel):
@@ -48,6 +73,8 @@ class ModelCard(BaseModel):
     source: str | None = None
     category: str | None = None
     notes: str | None = None
+    cost: ModelCost | None = None
+    collect: dict[str, Any] | None = None
 
     @field_validator("category")
     @classmethod
@@ -92,3 +119,64 @@ def to_card(card: ModelCard | dict[str, Any] | None, name: str) -> ModelCard:
                                f"{allowed}") from None
     raise ZoolensError(f"model {name!r}: card must be a ModelCard or a dict, "
                        f"not {type(card).__name__}")
+
+
+#: Units a cost can be given in (``--budget``, ``--cost``): unit -> (ModelCost field, factor
+#: from the field's value to the unit). FLOPs count a multiply-accumulate as two operations.
+COST_UNITS: dict[str, tuple[str, float]] = {
+    "params": ("params", 1.0), "mparams": ("params", 1e-6),
+    "macs": ("macs", 1.0), "mmacs": ("macs", 1e-6), "gmacs": ("macs", 1e-9),
+    "flops": ("macs", 2.0), "mflops": ("macs", 2e-6), "gflops": ("macs", 2e-9),
+    "latency_ms": ("latency_ms", 1.0),
+}
+
+
+def parse_cost_items(text: str, option: str) -> dict[str, float]:
+    """``"gflops=8,latency_ms=20"`` -> ``{"gflops": 8.0, "latency_ms": 20.0}``.
+
+    ZoolensError (one line naming ``option``) for an unknown unit, a repeated unit, or a
+    value that is not a finite non-negative number.
+    """
+    import math
+
+    items: dict[str, float] = {}
+    for part in str(text).split(","):
+        unit, sep, value = part.partition("=")
+        unit = unit.strip().lower()
+        if not sep or not unit:
+            raise ZoolensError(f"{option} {text!r}: give UNIT=VALUE pairs such as gflops=8 "
+                               f"(units: {', '.join(COST_UNITS)})")
+        if unit not in COST_UNITS:
+            raise ZoolensError(f"{option} {text!r}: unknown unit {unit!r}; use one of "
+                               f"{', '.join(COST_UNITS)}")
+        if unit in items:
+            raise ZoolensError(f"{option} {text!r}: unit {unit!r} given twice")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise ZoolensError(f"{option} {text!r}: {unit} must be a non-negative number, "
+                               f"got {value.strip()!r}")
+        items[unit] = number
+    return items
+
+
+def cost_from_items(items: dict[str, float], source: str = "set by hand") -> dict[str, Any]:
+    """A ModelCost dict from ``parse_cost_items`` output (each unit converted to its field);
+    ZoolensError when two units give the same field."""
+    cost: dict[str, Any] = {"source": source}
+    for unit, value in items.items():
+        field, factor = COST_UNITS[unit]
+        if field in cost:
+            raise ZoolensError(f"--cost: {field} is given twice (as {unit} and another unit)")
+        number = value / factor
+        cost[field] = int(round(number)) if field == "params" else number
+    return cost
+
+
+def cost_in(card: ModelCard, unit: str) -> float | None:
+    """The card's cost in ``unit`` (a key of COST_UNITS), or None when the card has none."""
+    field, factor = COST_UNITS[unit]
+    value = getattr(card.cost, field, None) if card.cost is not None else None
+    return None if value is None else float(value) * factor
