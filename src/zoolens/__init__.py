@@ -30,6 +30,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "run_greedy": ("zoolens.study.analyze", "run_greedy"),
     "run_probe": ("zoolens.study.probe", "run_probe"),
     "build_report": ("zoolens.report", "build_report"),
+    "load_ensemble": ("zoolens.deploy.predict", "load_ensemble"),
 }
 _SUBMODULES = ("measure", "contracts")
 

@@ -19,5 +19,6 @@ from zoolens.cli import soup as _soup  # noqa: F401,E402
 from zoolens.cli import demo as _demo  # noqa: F401,E402
 from zoolens.cli import report as _report  # noqa: F401,E402
 from zoolens.cli import bench as _bench  # noqa: F401,E402
+from zoolens.cli import deploy as _deploy  # noqa: F401,E402
 
 __all__ = ["app", "main"]

@@ -708,6 +708,7 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
             if loaded is None:  # resumed or run on Ray: build it here to measure it
                 loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
             transform = loaded.transform or build_preprocess(None, entry.spec)
+            out.card["collect"]["preprocessing"] = repr(transform)
             out.card["cost"] = measure_cost(loaded, folder.with_transform(transform), device,
                                             options.batch_size)
         zoo = _add_outputs(zoo, zoo_path, folder, out, entry.name, order,

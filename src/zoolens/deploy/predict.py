@@ -1,0 +1,392 @@
+"""``zoolens predict`` and ``load_ensemble``: run an exported ensemble on new images.
+
+Each member is rebuilt from its collect block by the collect adapters
+(``collect.specs.load_model``; a soup member then gets its averaged state dict), after every
+checkpoint's sha256 is checked against the ensemble file. Members run through the collect
+runner (``collect.runner.run_model``, or Ray tasks with ``use_ray``: same batches, same
+devices, same mixed-precision default), so on the same machine and batch size their logits
+are the ones ``zoolens collect`` stored. The ensemble then decides as ``zoolens analyze``
+scored it: ``argmax_c Σ_m w_m x_m[c]`` with ``x_m = softmax(z_m / T_m)`` ("probs") or
+``z_m / T_m`` ("logits"), summed in float64, lowest class index on ties. Reported
+probabilities: ``Σ w_m x_m / Σ w_m`` ("probs") or its softmax ("logits").
+
+Images: ``IMAGES/<class>/<image>`` (labels known when the folder names are class names: the
+CSV gets a ``label`` column and the accuracy is reported) or a flat folder of images. Every
+preprocessed image must have the member's recorded input shape (an image of another size is
+an error naming it). Undecodable images are skipped and listed. Nothing is written unless
+every member ran: the CSV atomically at the end; with ``zoo``, every member's logits and
+embeddings are added to a zoo (created from the labelled folder), so the new images can be
+analysed later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoolens.deploy.schema import EnsembleFile, Member, check_checkpoints, read_ensemble_file
+from zoolens.errors import ZoolensError
+from zoolens.measure.ensemble import ensemble_inputs
+from zoolens.progress import info
+
+
+# ---------------------------------------------------------------- members
+
+
+def member_entry(member: Member):
+    """The ``collect.specs.ModelEntry`` of a member (unknown collect keys ignored)."""
+    from zoolens.collect.specs import ModelEntry
+
+    known = {f.name for f in dataclasses.fields(ModelEntry)}
+    data = {k: v for k, v in member.collect.items() if k in known}
+    data["name"] = member.name
+    if data.get("templates") is not None:
+        data["templates"] = tuple(data["templates"])
+    data.setdefault("kwargs", {})
+    data["card"] = {}
+    try:
+        return ModelEntry(**data)
+    except TypeError as exc:
+        raise ZoolensError(f"member {member.name!r}: bad collect block ({exc})") from None
+
+
+def build_member(member: Member, class_names: list[str]):
+    """The LoadedModel of a member (soups: the state dict loaded, strictly)."""
+    from zoolens.collect.specs import build_preprocess, load_model
+
+    entry = member_entry(member)
+    loaded = load_model(entry, pretrained=bool(member.collect.get("pretrained", True)),
+                        class_names=class_names)
+    if member.state_dict is not None:
+        from zoolens.study.soup import load_state_dict
+
+        if loaded.module is None:
+            raise ZoolensError(f"member {member.name!r}: a soup needs an nn.Module")
+        try:
+            loaded.module.load_state_dict(load_state_dict(member.state_dict.path), strict=True)
+        except RuntimeError as exc:
+            raise ZoolensError(f"member {member.name!r}: the soup's state dict does not fit "
+                               f"the network ({str(exc).splitlines()[0]})") from None
+    if loaded.transform is None:
+        loaded.transform = build_preprocess(None, entry.spec)
+    return loaded
+
+
+# ---------------------------------------------------------------- images
+
+
+class FlatImages:
+    """A flat folder of images (no labels): ``files`` sorted by name, ids = file names."""
+
+    def __init__(self, root: Path, transform: Any = None):
+        from zoolens.collect.images import IMAGE_EXTENSIONS
+
+        self.root = root
+        self.transform = transform
+        self.files = sorted(p for p in root.iterdir() if p.is_file()
+                            and not p.name.startswith(".")
+                            and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not self.files:
+            raise ZoolensError(f"{root}: no images (expected IMAGES/<file> or "
+                               f"IMAGES/<class>/<file>)")
+        self.example_ids = np.asarray([p.name for p in self.files])
+        self.labels = np.full(len(self.files), -1, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def with_transform(self, transform: Any) -> FlatImages:
+        clone = object.__new__(FlatImages)
+        clone.__dict__.update(self.__dict__)
+        clone.transform = transform
+        return clone
+
+    def load(self, index: int):
+        from zoolens.collect.images import ImageFolder
+
+        return ImageFolder.load(self, index)  # same decoding and errors
+
+    def __getitem__(self, index: int):
+        image = self.load(index)
+        return self.transform(image) if self.transform is not None else image
+
+
+def open_images(images: str | Path, class_names: list[str]):
+    """(dataset, labels as indices into ``class_names`` or -1, labelled?)."""
+    from zoolens.collect.images import ImageFolder
+
+    root = Path(images)
+    if not root.is_dir():
+        raise ZoolensError(f"{root}: image folder not found")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        data = FlatImages(root)
+        return data, data.labels, False
+    if set(folders) == set(class_names):
+        data = ImageFolder(root, classes=class_names)
+        return data, data.labels, True
+    data = ImageFolder(root)
+    index = {name: k for k, name in enumerate(class_names)}
+    labels = np.array([index.get(data.classes[c], -1) for c in data.labels], dtype=np.int64)
+    return data, labels, bool((labels >= 0).all())
+
+
+class _ShapeChecked:
+    """Dataset view that refuses a preprocessed image whose shape is not the member's."""
+
+    def __init__(self, dataset: Any, shape: list[int], member: str):
+        self.dataset, self.shape, self.member = dataset, tuple(shape), member
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        item = self.dataset[index]
+        if tuple(item.shape) != self.shape:
+            raise ZoolensError(f"{self.dataset.files[index]}: preprocessed to "
+                               f"{list(item.shape)}, member {self.member!r} takes "
+                               f"{list(self.shape)} (an image of another size?)")
+        return item
+
+
+def _one_line(exc: ZoolensError) -> ZoolensError:
+    """A ZoolensError re-raised by a DataLoader worker carries a traceback; keep its line."""
+    text = str(exc)
+    if "Traceback" in text:
+        last = [ln for ln in text.splitlines() if ln.strip()][-1]
+        return ZoolensError(last.split("ZoolensError: ", 1)[-1])
+    return exc
+
+
+# ---------------------------------------------------------------- predicting
+
+
+@dataclass
+class Prediction:
+    """Per-image results: ``ids`` (n,), ``labels`` (n,) (-1 unknown), ``scores`` (n, C) float64
+    decision sums, ``probs`` (n, C), ``skipped`` {id: reason}, ``member_outputs`` {name:
+    CollectedOutputs} (rows in ``positions`` order)."""
+
+    ensemble: EnsembleFile
+    ids: np.ndarray
+    positions: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    probs: np.ndarray
+    skipped: dict[str, str] = field(default_factory=dict)
+    member_outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.scores.argmax(axis=1)
+
+    @property
+    def accuracy(self) -> float | None:
+        if len(self.labels) == 0 or (self.labels < 0).any():
+            return None
+        return float((self.predictions == self.labels).mean())
+
+    def table(self, top_k: int = 1) -> pd.DataFrame:
+        """The predictions CSV: image, [label], top{j}_class, top{j}_index, top{j}_prob."""
+        names = np.asarray(self.ensemble.class_names, dtype=object)
+        k = max(1, min(int(top_k), len(names)))
+        order = np.argsort(-self.scores, axis=1, kind="stable")[:, :k]
+        frame = {"image": self.ids}
+        if (self.labels >= 0).all():
+            frame["label"] = names[self.labels]
+        for j in range(k):
+            frame[f"top{j + 1}_class"] = names[order[:, j]]
+            frame[f"top{j + 1}_index"] = order[:, j]
+            frame[f"top{j + 1}_prob"] = np.take_along_axis(self.probs, order[:, j:j + 1],
+                                                           axis=1)[:, 0]
+        return pd.DataFrame(frame)
+
+
+def combine_members(ensemble: EnsembleFile, logits: dict[str, np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(decision sums (n, C) float64, probabilities (n, C)) from each member's logits."""
+    total = None
+    for member in ensemble.members:
+        x = ensemble_inputs(logits[member.name], member.temperature, ensemble.combine)
+        total = (x.astype(np.float64) * member.weight if total is None
+                 else total + member.weight * x)
+    mean = total / sum(m.weight for m in ensemble.members)
+    if ensemble.combine == "probs":
+        return total, mean
+    from zoolens.measure.calibration import softmax
+
+    return total, softmax(mean, 1.0, dtype=np.float64)
+
+
+def predict_images(ensemble_path: str | Path, images: str | Path, *, options: Any = None,
+                   use_ray: bool = False, ray_address: str | None = None) -> Prediction:
+    """Run the ensemble of ``ensemble_path`` on an image folder (see the module docstring)."""
+    from zoolens.collect.images import ImageFolder
+    from zoolens.collect.runner import RunOptions, run_model
+
+    ensemble = read_ensemble_file(ensemble_path)
+    check_checkpoints(ensemble, ensemble_path)
+    options = options or RunOptions()
+    data, labels, _ = open_images(images, ensemble.class_names)
+    if use_ray and not isinstance(data, ImageFolder):
+        raise ZoolensError("--ray needs IMAGES/<class>/<image> (Ray workers re-scan the folder)")
+    outputs = {}
+    for member in ensemble.members:
+        loaded = build_member(member, ensemble.class_names)
+        view = data.with_transform(loaded.transform)
+        if member.input_shape is not None:
+            view = _ShapeChecked(view, member.input_shape, member.name)
+        try:
+            if use_ray and member.state_dict is None:
+                outputs[member.name] = _run_on_ray(member, data, view, options, ray_address)
+            else:
+                outputs[member.name] = run_model(loaded, view, name=member.name,
+                                                 options=options)
+        except ZoolensError as exc:
+            raise _one_line(exc) from None
+        out = outputs[member.name]
+        if out.logits.shape[1] != len(ensemble.class_names):
+            raise ZoolensError(f"{ensemble_path}: member {member.name!r} gives "
+                               f"{out.logits.shape[1]} classes, the ensemble file lists "
+                               f"{len(ensemble.class_names)}")
+    # the images every member decoded, in folder order
+    positions = outputs[ensemble.members[0].name].indices
+    for out in outputs.values():
+        positions = np.intersect1d(positions, out.indices)
+    logits = {name: out.logits[np.searchsorted(out.indices, positions)]
+              for name, out in outputs.items()}
+    scores, probs = combine_members(ensemble, logits)
+    ids = np.asarray(data.example_ids)
+    skipped = {str(ids[i]): reason for out in outputs.values() for i, reason in out.skipped.items()}
+    return Prediction(ensemble, ids[positions], positions, labels[positions], scores, probs,
+                      skipped, outputs)
+
+
+def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: str | None):
+    """One member as Ray shard tasks (``collect.distributed``), images shape-checked here."""
+    import shutil
+    import tempfile
+
+    from zoolens.collect.distributed import run_into_store_ray
+    from zoolens.collect.runner import ShardStore
+
+    from zoolens.collect.images import UndecodableImage
+
+    for index in range(len(view)):  # Ray workers preprocess on their own: check shapes first
+        try:
+            view[index]
+        except UndecodableImage:  # skipped and listed by the runner, as in collect
+            pass
+    work = Path(tempfile.mkdtemp(prefix="zoolens-predict-"))
+    try:
+        store = ShardStore(work, member.name, {"predict": member.name}, len(folder),
+                           options.effective_shard_size(), resume=False)
+        run_into_store_ray(member_entry(member), folder, store, options,
+                           pretrained=bool(member.collect.get("pretrained", True)),
+                           address=address)
+        return store.assemble()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_predictions(prediction: Prediction, out: str | Path, top_k: int = 1) -> Path:
+    from zoolens.zoo._atomic import atomic_write_with
+
+    out = Path(out)
+    if out.is_dir():
+        raise ZoolensError(f"--out {out}: is a folder; give a file name such as "
+                           f"{out / 'predictions.csv'}")
+    if not out.parent.is_dir():
+        raise ZoolensError(f"--out {out}: folder {out.parent} does not exist")
+    table = prediction.table(top_k)
+    atomic_write_with(out, lambda tmp: table.to_csv(tmp, index=False))
+    return out
+
+
+def add_to_zoo(prediction: Prediction, images: str | Path, zoo_path: str | Path, *,
+               create: bool = False, replace: bool = False) -> Any:
+    """Every member's logits and embeddings into a zoo (created from the labelled folder)."""
+    from zoolens.collect.images import ImageFolder
+    from zoolens.collect.runner import _add_outputs, _open_zoo
+
+    ensemble = prediction.ensemble
+    root = Path(images)
+    try:
+        folder = ImageFolder(root, classes=ensemble.class_names)
+    except ZoolensError as exc:
+        raise ZoolensError(f"--zoo needs IMAGES/<class>/<image> with the ensemble's "
+                           f"{len(ensemble.class_names)} class folders ({exc})") from None
+    zoo_path = Path(zoo_path)
+    zoo, _ = _open_zoo(zoo_path, create, folder, None)
+    for member in ensemble.members:
+        if zoo is not None and member.name in zoo.models and not replace:
+            raise ZoolensError(f"model {member.name!r} is already in {zoo_path} (--replace)")
+    for member in ensemble.members:
+        out = prediction.member_outputs[member.name]
+        out.card = {**out.card, "collect": member.collect,
+                    "cost": member.cost,
+                    "notes": f"collected by zoolens predict (ensemble {ensemble.kind})"}
+        zoo = _add_outputs(zoo, zoo_path, folder, out, member.name, None, root.name,
+                           replace)
+    return zoo
+
+
+# ---------------------------------------------------------------- Python: nn.Module
+
+
+def load_ensemble(path: str | Path):
+    """The ensemble of an ensemble file as a ``torch.nn.Module`` (checkpoints checked).
+
+    ``model(x)`` takes a preprocessed batch (B, *input_shape) — every member gets the same
+    tensor, so its members must share one preprocessing — or a list of PIL images (each
+    member applies its own transform) and returns (B, C) class probabilities as the
+    ensemble file defines them; ``model.predict(x)`` the (B,) classes (``argmax`` of the
+    decision sum, lowest index on ties); ``model.class_names``; ``model.transforms`` (one
+    per member); ``model.spec`` (the EnsembleFile).
+    """
+    import torch
+    from torch import nn
+
+    ensemble = read_ensemble_file(path)
+    check_checkpoints(ensemble, path)
+    loaded = [build_member(member, ensemble.class_names) for member in ensemble.members]
+
+    class Ensemble(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spec = ensemble
+            self.class_names = list(ensemble.class_names)
+            self.transforms = [m.transform for m in loaded]
+            self.members = nn.ModuleList([m.module for m in loaded
+                                          if isinstance(m.module, nn.Module)])
+            self._forwards = [m.forward for m in loaded]
+            self.eval()
+
+        def _scores(self, x) -> torch.Tensor:
+            total = None
+            for member, forward, transform in zip(ensemble.members, self._forwards,
+                                                  self.transforms):
+                batch = (torch.stack([transform(img) for img in x]) if isinstance(x, list)
+                         else x)
+                logits, _ = forward(batch)
+                z = logits.double() / member.temperature
+                xm = torch.softmax(z, dim=1) if ensemble.combine == "probs" else z
+                total = xm * member.weight if total is None else total + member.weight * xm
+            return total
+
+        @torch.inference_mode()
+        def forward(self, x):
+            total = self._scores(x)
+            mean = total / sum(m.weight for m in ensemble.members)
+            return mean if ensemble.combine == "probs" else torch.softmax(mean, dim=1)
+
+        @torch.inference_mode()
+        def predict(self, x) -> torch.Tensor:
+            return self._scores(x).argmax(dim=1)
+
+    return Ensemble()
