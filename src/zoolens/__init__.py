@@ -9,6 +9,7 @@ The public API, loaded on first use so that ``import zoolens`` stays fast:
 - :class:`Zoo`, :class:`ModelCard`: the store of model outputs and what each model is;
 - :func:`analyze`, :func:`run_greedy`, :func:`run_probe`: the studies, writing result tables;
 - :func:`build_report`: the HTML report of a results folder;
+- :func:`load_ensemble`: an exported ensemble file (``zoolens export``) as an ``nn.Module``;
 - :mod:`zoolens.measure`: the measurements on plain arrays (``zoolens.measure.error_inconsistency``
   and friends); :mod:`zoolens.contracts`: every result table's columns;
 - :class:`ZoolensError`: every problem with the user's input (a ``ValueError``).
