@@ -430,3 +430,175 @@ def test_one_based_labels_warn(tmp_path):
     fixed = ok("import", tmp_path / "z2", tmp_path / "m.json", "--name", "m", "--create",
                "--labels", tmp_path / "y.npy", "--label-offset", "1")
     assert "warning" not in fixed.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# class names and abstentions: a psychophysics decision table
+
+
+CATEGORIES = ["airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat"]
+
+
+@pytest.fixture
+def sketch(tmp_path):
+    """200 trials of a 8-way sketch task: labels as category names keyed by image id (the
+    rows shuffled), three observers' decision tables whose ids carry a subject prefix, with
+    'na' non-answers, in their own row orders."""
+    rng = np.random.default_rng(11)
+    n = 200
+    images = [f"sketch_{i:04d}.png" for i in range(n)]
+    truth = rng.integers(0, len(CATEGORIES), n)
+    order = rng.permutation(n)
+    (tmp_path / "truth.csv").write_text("image,category\n" + "".join(
+        f"{images[i]},{CATEGORIES[truth[i]]}\n" for i in order))
+    responses = {}
+    for s, skill in enumerate((0.85, 0.7, 0.6), start=1):
+        answer = np.where(rng.random(n) < skill, truth, rng.integers(0, len(CATEGORIES), n))
+        text = np.asarray([CATEGORIES[a] for a in answer], dtype=object)
+        text[rng.random(n) < 0.08] = "na"
+        responses[s] = text
+        rows = rng.permutation(n)
+        (tmp_path / f"subject{s}.csv").write_text("subj,imagename,object_response\n" + "".join(
+            f"s{s:02d},s{s:02d}_{images[i]},{text[i]}\n" for i in rows))
+    return tmp_path, images, truth, responses
+
+
+def _import_observers(folder: Path, zoo: Path) -> None:
+    for s in (1, 2, 3):
+        create = (["--create", "--labels", folder / "truth.csv", "--labels-column", "category",
+                   "--labels-id-column", "image", "--calibration-fraction", "0"]
+                  if s == 1 else [])
+        ok("import", zoo, folder / f"subject{s}.csv", "--name", f"s{s:02d}", "--columns", "2:3",
+           "--id-column", "imagename", "--id-prefix", f"s{s:02d}_", "--framework", "human",
+           *create)
+
+
+def test_decision_table_with_names_and_na(sketch, tmp_path):
+    folder, images, truth, responses = sketch
+    zoo = tmp_path / "sketch.zoo"
+    _import_observers(folder, zoo)
+    z = Zoo.open(zoo)
+    assert z.class_names == sorted(CATEGORIES)  # built from the label names, sorted
+    info = json.loads(ok("info", zoo, "--json").stdout)
+    position = {name: i for i, name in enumerate(z.example_ids.tolist())}
+    perm = np.asarray([position[i] for i in images])  # zoo row of each image
+    right = {}
+    for s, text in responses.items():
+        name = f"s{s:02d}"
+        given = np.asarray([CATEGORIES[t] for t in truth], dtype=object)
+        right[name] = np.asarray(text == given, dtype=bool)  # 'na' is never the category
+        row = next(r for r in info["models"] if r["model"] == name)
+        assert row["abstentions"] == int(np.sum(text == "na")) > 0
+        assert row["accuracy_all"] == pytest.approx(right[name].mean(), abs=1e-12)
+        stored = z.predictions(name)[perm]
+        assert ((stored == -1) == (text == "na")).all()
+    table = ok("info", zoo).stdout
+    assert "abstentions" in table
+    cells = [[c.strip() for c in line.split("│")] for line in table.splitlines()]
+    s01 = next(row for row in cells if "s01" in row)
+    assert str(int(np.sum(responses[1] == "na"))) in s01
+    out = tmp_path / "out"
+    ok("analyze", zoo, "--base", "s01", "--out", out, "--bootstrap", "0")
+    pairs = pd.read_csv(out / "pairs.csv")
+    for row in pairs.itertuples():
+        a, b = right[row.model_a], right[row.model_b]
+        assert row.error_consistency == pytest.approx(kappa_from_definition(a, b), abs=1e-12)
+        assert row.error_inconsistency == pytest.approx(np.mean(a != b), abs=1e-12)
+    models = pd.read_csv(out / "models.csv").set_index("model")
+    for name, r in right.items():
+        assert models.loc[name, "abstentions"] == int(np.sum(~np.isin(
+            responses[int(name[1:])], CATEGORIES)))
+        assert models.loc[name, "accuracy"] == pytest.approx(r.mean(), abs=1e-12)
+
+
+def test_unknown_class_name_names_the_closest(sketch, tmp_path):
+    folder, *_ = sketch
+    zoo = tmp_path / "z"
+    _import_observers(folder, zoo)
+    (tmp_path / "typo.csv").write_text(
+        "imagename,response\n" + "".join(f"sketch_{i:04d}.png,{'airplain' if i == 5 else 'cat'}\n"
+                                         for i in range(200)))
+    before = (zoo / "zoo.json").read_bytes()
+    fails("import", zoo, tmp_path / "typo.csv", "--name", "typo", "--id-column", "imagename",
+          match="unknown class name 'airplain' (closest: 'airplane')")
+    assert (zoo / "zoo.json").read_bytes() == before
+
+
+def test_abstain_value_and_json_null(sketch, tmp_path):
+    folder, images, truth, _ = sketch
+    zoo = tmp_path / "z"
+    _import_observers(folder, zoo)
+    z = Zoo.open(zoo)
+    ids = z.example_ids.tolist()
+    labels = z.labels
+    # a JSON object with names, null and a custom no-answer value
+    entries = {i: (None if k % 10 == 0 else "?" if k % 10 == 1 else z.class_names[labels[k]])
+               for k, i in enumerate(ids)}
+    (tmp_path / "m.json").write_text(json.dumps(entries))
+    ok("import", zoo, tmp_path / "m.json", "--name", "m", "--abstain", "?")
+    z = Zoo.open(zoo)
+    pred = z.predictions("m")
+    assert (pred[::10] == -1).all() and (pred[1::10] == -1).all()
+    assert z.model_info("m")["abstentions"] == 40
+    assert z.accuracy("m") == pytest.approx(0.8)
+    # without --abstain, '?' is an unknown class name
+    fails("import", zoo, tmp_path / "m.json", "--name", "m2", match="unknown class name '?'")
+
+
+def test_labels_as_names_no_longer_refused(tmp_path):
+    # was: "'boat' is not a number" even with --class-names
+    (tmp_path / "y.csv").write_text("label\n" + "boat\nairplane\nboat\ncar\n" * 25)
+    (tmp_path / "d.csv").write_text("pred\n" + "boat\nairplane\nboat\nboat\n" * 25)
+    ok("import", tmp_path / "z", tmp_path / "d.csv", "--name", "m", "--create", "--labels",
+       tmp_path / "y.csv", "--labels-column", "label", "--class-names", "car,boat,airplane")
+    z = Zoo.open(tmp_path / "z")
+    assert z.class_names == ["car", "boat", "airplane"]
+    assert z.labels[:4].tolist() == [1, 2, 1, 0] and z.accuracy("m") == 0.75
+
+
+@pytest.mark.parametrize("form", ["comma", "space", "keras", "json_list", "lines"])
+def test_class_name_files(tmp_path, form):
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    names = ["tench", "goldfish", "great white shark"]
+    file = tmp_path / ("classes.json" if form in ("keras", "json_list") else "classes.txt")
+    if form == "comma":
+        file.write_text("".join(f"{w},{n}\n" for w, n in zip(wnids, names)))
+    elif form == "space":  # LOC_synset_mapping.txt
+        file.write_text("".join(f"{w} {n}\n" for w, n in zip(wnids, names)))
+    elif form == "keras":  # imagenet_class_index.json
+        file.write_text(json.dumps({str(i): [w, n] for i, (w, n) in enumerate(zip(wnids,
+                                                                                   names))}))
+    elif form == "json_list":
+        file.write_text(json.dumps(names))
+    else:
+        file.write_text("\n".join(names) + "\n")
+    with_wnids = form in ("comma", "space", "keras")
+    truth = [0, 1, 2, 2, 1, 0] * 10
+    (tmp_path / "y.csv").write_text("file,label\n" + "".join(
+        f"f{i}.JPEG,{(wnids if with_wnids else names)[t]}\n" for i, t in enumerate(truth)))
+    (tmp_path / "d.csv").write_text("file,pred\n" + "".join(
+        f"f{i}.JPEG,{names[t]}\n" for i, t in enumerate(truth)))
+    ok("import", tmp_path / "z", tmp_path / "d.csv", "--name", "m", "--id-column", "file",
+       "--create", "--labels", tmp_path / "y.csv", "--labels-column", "label",
+       "--class-names", file)
+    z = Zoo.open(tmp_path / "z")
+    assert z.class_names == names  # the readable names, never "n01440764,tench"
+    assert z.class_aliases == ({w: i for i, w in enumerate(wnids)} if with_wnids else {})
+    assert z.labels.tolist() == truth and z.accuracy("m") == 1.0
+
+
+def test_abstentions_in_measures():
+    from zoolens.measure.agreement import correctness, pairwise_agreement
+    from zoolens.measure.ensemble import majority_vote
+
+    labels = np.array([0, 1, 2, 1])
+    pred = np.array([[0, -1, 2, -1], [0, 1, -1, -1], [1, -1, -1, -1]])
+    right = correctness(pred, labels)
+    assert right.tolist() == [[True, False, True, False], [True, True, False, False],
+                              [False, False, False, False]]
+    multi = np.eye(3, dtype=np.uint8)[labels]
+    assert correctness(pred, multi).tolist() == right.tolist()
+    assert majority_vote(pred, 3).tolist() == [0, 1, 2, -1]  # abstentions cast no vote
+    agree = pairwise_agreement(right)
+    assert agree["error_consistency"][0, 1] == pytest.approx(
+        kappa_from_definition(right[0], right[1]))

@@ -83,9 +83,12 @@ MODELS = TableContract(
     "models",
     columns=("model", "arch", "framework", "pretrain_data", "head", "category",
              "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_all", "temperature",
-             "nll_before", "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n"),
+             "nll_before", "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n",
+             # abstentions: decisions that are no answer (counted wrong everywhere)
+             "abstentions"),
     optional=("pretrain_data", "accuracy_lo", "accuracy_hi", "accuracy_all", "nll_before",
-              "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n"),
+              "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n",
+              "abstentions"),
     text=("model", "arch", "framework", "pretrain_data", "head", "category", "kind"))
 
 PAIRS = TableContract(

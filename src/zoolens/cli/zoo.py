@@ -52,16 +52,6 @@ def _read_card_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _class_names(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    path = Path(value)
-    if path.is_file():
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-    return [v.strip() for v in value.split(",")]
-
-
 def _column(value: str | None) -> str | int | None:
     if value is None:
         return None
@@ -138,11 +128,22 @@ def import_(
              "--labels. The zoo is keyed by these ids and every file with ids is joined by "
              "them, never by row position. A --id-column whose name the labels file also "
              "has does the same."),
+    id_prefix: Optional[str] = typer.Option(
+        None, "--id-prefix", help="Text every id in the file starts with and the zoo's ids "
+        "lack (a subject prefix such as 's01_'); removed before the rows are joined."),
+    abstain: list[str] = typer.Option(
+        [], "--abstain", help="A decision value meaning \"no answer\" (repeatable), besides "
+        "na, NA, n/a, empty cells and JSON null; stored as an abstention, which counts as wrong "
+        "in accuracy and in every agreement measure."),
     strict: bool = typer.Option(
         False, "--strict", help="Make the after-import sanity warning (accuracy or agreement "
         "with the other models at chance level) an error; the zoo is left unchanged."),
     class_names: Optional[str] = typer.Option(
-        None, "--class-names", help="With --create: comma-separated names, or a text file."),
+        None, "--class-names",
+        help="With --create: comma-separated names, or a file: one name per line, "
+             "'wnid,name' or 'wnid name' lines (ImageNet; the wnid becomes an alias), a JSON "
+             "list, or a JSON object {\"0\": [wnid, name], ...}. Labels and decisions may "
+             "then be class names (default with name labels: their sorted set)."),
     num_classes: Optional[int] = typer.Option(None, "--num-classes",
                                               help="With --create (default: max label + 1)."),
     dataset_name: str = typer.Option("dataset", "--dataset-name"),
@@ -165,7 +166,8 @@ def import_(
     models) gives a one-line warning naming the likely causes; --strict makes it an error.
     """
     from zoolens.progress import info
-    from zoolens.zoo.importers import import_file, labels_for_create
+    from zoolens.zoo.classes import ClassIndex, read_class_names
+    from zoolens.zoo.importers import import_file, label_names, labels_for_create
     from zoolens.zoo.store import Zoo
 
     card: dict[str, Any] = _read_card_file(card_file) if card_file else {}
@@ -192,18 +194,25 @@ def import_(
 
                 if (zoo / MANIFEST).exists():
                     raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
-                ids = None
+                if labels is None and label_column is None:
+                    raise ZoolensError("--create needs --labels FILE or --label-column C")
+                names, aliases = (read_class_names(class_names) if class_names is not None
+                                  else (None, {}))
+                if names is None:  # labels given as class names: the sorted names
+                    names = (label_names(labels, key=labels_key, column=_column(labels_column),
+                                         header=header_arg) if labels is not None
+                             else _table_label_names(file, label_column, header_arg))
+                classes = ClassIndex(names, aliases) if names is not None else None
                 if labels is not None:
                     y, ids = labels_for_create(
                         labels, file, key=labels_key, column=_column(labels_column),
                         labels_id_column=_column(labels_id_column),
-                        id_column=_column(id_column), header=header_arg, offset=label_offset)
-                elif label_column is not None:
-                    y, ids = _labels_from_table(file, label_column, label_offset, id_column,
-                                                header_arg)
+                        id_column=_column(id_column), header=header_arg, offset=label_offset,
+                        classes=classes, id_prefix=id_prefix)
                 else:
-                    raise ZoolensError("--create needs --labels FILE or --label-column C")
-                Zoo.create(zoo, y, class_names=_class_names(class_names),
+                    y, ids = _labels_from_table(file, label_column, label_offset, id_column,
+                                                header_arg, classes)
+                Zoo.create(zoo, y, class_names=names, class_aliases=aliases,
                            num_classes=num_classes, dataset_name=dataset_name,
                            calibration_fraction=calibration_fraction, seed=split_seed,
                            example_ids=ids)
@@ -215,7 +224,8 @@ def import_(
                 label_column=_column(label_column), label_offset=label_offset,
                 id_column=_column(id_column), header=header_arg, topk_layout=topk_layout,
                 card=card, replace=replace, dtype="float16" if float16 else "float32",
-                embeddings=embeddings, embeddings_key=embeddings_key, strict=strict)
+                embeddings=embeddings, embeddings_key=embeddings_key, strict=strict,
+                abstain=abstain, id_prefix=id_prefix)
     except BaseException:
         if made_zoo:  # a failed `import --create` leaves no half-made zoo behind
             _remove_new_zoo(zoo, folder_existed)
@@ -241,27 +251,32 @@ def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
 
 
 def _labels_from_table(file: Path, label_column: str, offset: int, id_column: str | None,
-                       header: bool | None) -> tuple[Any, Any]:
-    from zoolens.zoo.importers import _read_table, read_ids, read_labels
+                       header: bool | None, classes: Any) -> tuple[Any, Any]:
+    """--create --label-column C: the labels (and ids) from the model file itself."""
+    from zoolens.zoo.importers import TABLE_SUFFIXES, read_ids, read_labels
 
-    if file.suffix.lower() not in (".csv", ".tsv", ".txt"):
-        if file.suffix.lower() == ".npy":
-            raise ZoolensError(f"{file}: a .npy file holds a single array, so it cannot carry "
-                               "--label-column; give --labels FILE")
-        y = read_labels(file, key=label_column, offset=offset)
-        if y.ndim != 1:
-            raise ZoolensError(f"{file}: the label array {label_column!r} must be 1-D")
-        return y, (read_ids(file, id_column) if id_column is not None else None)
-    table = _read_table(file, header)
-    col = table.column_index(_column(label_column), "--label-column")
-    raw = table.numeric([col], "labels")[:, 0]
-    if (raw != raw.round()).any():
-        raise ZoolensError(f"{file}: the label column {label_column} holds non-integers")
-    ids = None
-    if id_column is not None:
-        idc = table.column_index(_column(id_column), "--id-column")
-        ids = [c.strip() for c in table.cells[:, idc]]
-    return raw.astype("int64") - offset, ids
+    table = file.suffix.lower() in TABLE_SUFFIXES
+    if not table and file.suffix.lower() == ".npy":
+        raise ZoolensError(f"{file}: a .npy file holds a single array, so it cannot carry "
+                           "--label-column; give --labels FILE")
+    y = (read_labels(file, column=_column(label_column), header=header, offset=offset,
+                     classes=classes) if table
+         else read_labels(file, key=label_column, offset=offset, classes=classes))
+    if y.ndim != 1:
+        raise ZoolensError(f"{file}: the label array {label_column!r} must be 1-D")
+    ids = (read_ids(file, _column(id_column), header=header) if id_column is not None
+           else None)
+    return y, ids
+
+
+def _table_label_names(file: Path, label_column: str, header: bool | None) -> Any:
+    from zoolens.zoo.importers import TABLE_SUFFIXES, label_names
+
+    if file.suffix.lower() in TABLE_SUFFIXES:
+        return label_names(file, column=_column(label_column), header=header)
+    if file.suffix.lower() == ".npy":
+        return None
+    return label_names(file, key=label_column)
 
 
 def _human_size(n: int) -> str:
@@ -274,7 +289,8 @@ def _human_size(n: int) -> str:
 
 
 def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
-    """One dict per model: name, kind, category (vs base), accuracy_all, shape, dtype, size."""
+    """One dict per model: name, kind, category (vs base), accuracy_all (an abstention counts
+    as wrong), abstentions, shape, dtype, size."""
     from zoolens.zoo.categories import pair_category
 
     base_card = zoo.card(base) if base is not None else None
@@ -293,6 +309,7 @@ def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
             "dtype": entry["dtype"],
             "size": int(entry["size"]),
             "embeddings": entry.get("embedding_dim"),
+            "abstentions": int(entry.get("abstentions") or 0),
             "framework": entry["card"].get("framework"),
             "arch": entry["card"].get("arch"),
             "file": entry["file"],
@@ -347,13 +364,14 @@ def info_cmd(
                   + (f"; {'; '.join(extras)}" if extras else ""))
     table = Table(show_lines=False)
     for col, justify in (("model", "left"), ("kind", "left"), ("category", "left"),
-                         ("accuracy_all", "right"), ("shape", "right"), ("dtype", "left"),
-                         ("size", "right")):
+                         ("accuracy_all", "right"), ("abstentions", "right"),
+                         ("shape", "right"), ("dtype", "left"), ("size", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         table.add_row(row["model"], row["kind"] + (" +emb" if row["embeddings"] else ""),
                       "(base)" if row["model"] == base else (row["category"] or "-"),
-                      f"{row['accuracy_all']:.4f}", "×".join(map(str, row["shape"])),
+                      f"{row['accuracy_all']:.4f}", str(row["abstentions"]),
+                      "×".join(map(str, row["shape"])),
                       row["dtype"], _human_size(row["size"]))
     console.print(table)
 

@@ -66,8 +66,10 @@ def correctness(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ``labels`` is either (N,) integer class ids — right means ``prediction == label`` — or an
     (N, C) 0/1 multi-label matrix (e.g. ImageNet "ReaL" relabelling) — right means the
     prediction is one of the example's valid labels, ``labels[n, prediction] != 0``; an example
-    with no valid label is never right (DESIGN.md sec. 3). Returns bool with the shape of
-    ``predictions``. A prediction outside ``0..C-1`` in the multi-label case raises
+    with no valid label is never right (DESIGN.md sec. 3). A prediction of -1 is an
+    abstention ("no answer") and is never right, so every agreement measure built on R counts
+    it as an error (the model-vs-human convention). Returns bool with the shape of
+    ``predictions``. Any other prediction outside ``0..C-1`` in the multi-label case raises
     ZoolensError.
 
     Parameters
@@ -102,12 +104,12 @@ def correctness(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if lab.ndim == 1:
         return pred == lab
     num_classes = lab.shape[1]
-    if pred.size and (pred.min() < 0 or pred.max() >= num_classes):
+    if pred.size and (pred.min() < -1 or pred.max() >= num_classes):
         raise ZoolensError(
             f"a prediction lies outside the {num_classes} classes of the multi-label truth"
         )
     valid = lab != 0
-    return valid[np.arange(n), pred]
+    return valid[np.arange(n), np.maximum(pred, 0)] & (pred >= 0)
 
 
 def _as_matrix(correct: np.ndarray) -> np.ndarray:

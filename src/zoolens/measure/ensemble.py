@@ -320,8 +320,10 @@ def interpolation_curve(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray,
 def majority_vote(predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """Plurality vote of M models' top-1 predictions: (N,) int64, lowest class on tied counts.
 
-    ``predictions`` (M, N) integer classes in 0..C−1. Needs no probabilities, so decision-only
-    models take part. Counts come from one ``bincount`` over ``n·C + prediction``.
+    ``predictions`` (M, N) integer classes in 0..C−1, or -1 for an abstention, which casts
+    no vote; an example where every model abstains gets -1 (never right). Needs no
+    probabilities, so decision-only models take part. Counts come from one ``bincount`` over
+    ``n·C + prediction``.
 
     Parameters
     ----------
@@ -330,7 +332,7 @@ def majority_vote(predictions: np.ndarray, num_classes: int) -> np.ndarray:
 
     Returns
     -------
-    (N,) int64 array of classes.
+    (N,) int64 array of classes (-1 where nobody answered).
 
     Examples
     --------
@@ -340,12 +342,13 @@ def majority_vote(predictions: np.ndarray, num_classes: int) -> np.ndarray:
     pred = np.asarray(predictions)
     if pred.ndim != 2 or pred.shape[0] == 0:
         raise ZoolensError(f"majority vote needs (models, examples) predictions, got {pred.shape}")
-    if pred.size and (pred.min() < 0 or pred.max() >= num_classes):
+    if pred.size and (pred.min() < -1 or pred.max() >= num_classes):
         raise ZoolensError(f"a prediction lies outside the {num_classes} classes")
     n = pred.shape[1]
-    flat = (np.arange(n, dtype=np.int64)[None, :] * num_classes + pred).ravel()
+    voted = pred >= 0
+    flat = (np.arange(n, dtype=np.int64)[None, :] * num_classes + pred)[voted]
     votes = np.bincount(flat, minlength=n * num_classes).reshape(n, num_classes)
-    return votes.argmax(axis=1)
+    return np.where(voted.any(axis=0), votes.argmax(axis=1), -1)
 
 
 @dataclass(frozen=True)

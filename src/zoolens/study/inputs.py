@@ -275,6 +275,8 @@ def models_table(inputs: ZooInputs, calibration: Calibration) -> pd.DataFrame:
         "ece_after": nan.copy(),
         "kind": inputs.kinds,
         "accuracy_eval_n": len(inputs.ev),
+        # on all examples, like accuracy_all: no-answer decisions (zoo.classes.ABSTAIN)
+        "abstentions": (inputs.predictions < 0).sum(axis=1),
     })
     return frame[tables.MODELS_COLUMNS]
 

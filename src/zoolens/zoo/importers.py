@@ -57,6 +57,7 @@ import csv
 import json
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZoolensError
+from zoolens.zoo.classes import (ABSTAIN_TEXT, ClassIndex, is_number, is_text,
+                                  text_to_class_ids)
 from zoolens.zoo.outputs import ZooWarning, detect_kind, nearly_probs
 
 IMPORT_KINDS = ("logits", "probs", "log_probs", "counts", "decisions", "topk")
@@ -106,11 +109,39 @@ def parse_columns(spec: str | slice | None) -> slice | None:
 
 
 def read_labels(path: str | Path, *, key: str | None = None, column: str | int | None = None,
-                header: bool | None = None, offset: int = 0) -> np.ndarray:
+                header: bool | None = None, offset: int = 0,
+                classes: ClassIndex | None = None) -> np.ndarray:
     """Labels from a file: npy; npz / safetensors / pt (``key``, or the only 1-D array, or one
     named like labels / ground_truth / targets / y); CSV (``column``, or the only column).
-    ``offset`` is subtracted (1 for 1-based labels). Returns (N,) int64 or an (N, C) matrix."""
+    ``offset`` is subtracted (1 for 1-based labels). Labels given as class names (CSV text,
+    string arrays) are mapped through ``classes`` (names and aliases). Returns (N,) int64 or
+    an (N, C) matrix."""
     path = Path(path)
+    raw = label_values(path, key=key, column=column, header=header)
+    if raw.dtype.kind in "US":
+        return text_to_class_ids(raw, str(path), "labels", classes, offset=offset)
+    arr = raw
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 1:
+        arr = _class_ids(arr, path, "labels") - int(offset)
+    return arr
+
+
+def label_names(path: str | Path, *, key: str | None = None, column: str | int | None = None,
+                header: bool | None = None) -> list[str] | None:
+    """The distinct labels, sorted, when a labels file names its classes (text that is not
+    a number); None for numeric labels. ``--create`` builds the class list from them."""
+    raw = label_values(Path(path), key=key, column=column, header=header)
+    if raw.dtype.kind not in "US" or not is_text(raw):
+        return None
+    return sorted(set(np.char.strip(raw.astype(str)).tolist()) - {""})
+
+
+def label_values(path: Path, *, key: str | None = None, column: str | int | None = None,
+                 header: bool | None = None) -> np.ndarray:
+    """The raw label entries of a file: a CSV column as text when any entry is not a number
+    (else as float), or the label array of an array file as stored."""
     suffix = _suffix(path)
     if suffix in TABLE_SUFFIXES:
         table = _read_table(path, header)
@@ -120,27 +151,30 @@ def read_labels(path: str | Path, *, key: str | None = None, column: str | int |
                                    "column (--labels-column)")
             column = 0
         col = table.column_index(column, "labels column")
-        arr = table.numeric([col], "labels")[:, 0]
+        if is_text(table.cells[:, col]):
+            return np.char.strip(table.cells[:, col])
+        return table.numeric([col], "labels")[:, 0]
+    if suffix in JSON_SUFFIXES:
+        entries, _ = _json_entries(path)
+        values = np.asarray(["" if v is None else str(v) for v in entries])
+        return values if is_text(values) else _json_class_ids(entries, path).astype(float)
+    arrays = _read_arrays(path, lists=[key] if key is not None else ())
+    if key is not None:
+        arr = _pick_key(arrays, key, path)
+    elif len(arrays) == 1:
+        arr = next(iter(arrays.values()))
     else:
-        arrays = _read_arrays(path, lists=[key] if key is not None else ())
-        if key is not None:
-            arr = _pick_key(arrays, key, path)
-        elif len(arrays) == 1:
-            arr = next(iter(arrays.values()))
-        else:
-            named = [k for k in arrays if re.fullmatch(
-                r"(labels?|ground_?truth|targets?|y|y_true|true_labels?)", k, re.I)]
-            one_d = [k for k, v in arrays.items() if v.ndim == 1]
-            choice = named if len(named) == 1 else one_d
-            if len(choice) != 1:
-                raise ZoolensError(f"{path}: several arrays ({', '.join(arrays)}); choose the "
-                                   "labels with --labels-key")
-            arr = arrays[choice[0]]
+        named = [k for k in arrays if re.fullmatch(
+            r"(labels?|ground_?truth|targets?|y|y_true|true_labels?)", k, re.I)]
+        one_d = [k for k, v in arrays.items() if v.ndim == 1]
+        choice = named if len(named) == 1 else one_d
+        if len(choice) != 1:
+            raise ZoolensError(f"{path}: several arrays ({', '.join(arrays)}); choose the "
+                               "labels with --labels-key")
+        arr = arrays[choice[0]]
     arr = np.asarray(arr)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim == 1:
-        arr = _class_ids(arr, path, "labels") - int(offset)
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8", errors="replace")
     return arr
 
 
@@ -148,19 +182,21 @@ def labels_for_create(labels: str | Path, model_file: str | Path, *, key: str | 
                       column: str | int | None = None,
                       labels_id_column: str | int | None = None,
                       id_column: str | int | None = None, header: bool | None = None,
-                      offset: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+                      offset: int = 0, classes: ClassIndex | None = None,
+                      id_prefix: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(labels, example ids or None) for a zoo created from the labels file ``labels`` and
     the first model file ``model_file``.
 
     The labels' ids come from ``labels_id_column``, or from ``id_column`` when the labels
     file has a column (CSV header name, array key) of that name. The model file's ids come
     from ``id_column`` or, for a JSON object, its keys. With ids on both sides the labels are
-    joined to the model file's rows by id (the zoo takes the model file's order; a missing,
-    extra or repeated id is an error) -- never by position; with ids on one side only the
+    joined to the model file's rows by id (the zoo takes the model file's order, its ids
+    without ``id_prefix``; a missing, extra or repeated id is an error) -- never by position; with ids on one side only the
     zoo takes those ids, and the other file is matched by row position.
     """
     labels, model_file = Path(labels), Path(model_file)
-    y = read_labels(labels, key=key, column=column, header=header, offset=offset)
+    y = read_labels(labels, key=key, column=column, header=header, offset=offset,
+                    classes=classes)
     label_ids = None
     if labels_id_column is not None:
         label_ids = read_ids(labels, labels_id_column, header=header)
@@ -173,6 +209,8 @@ def labels_for_create(labels: str | Path, model_file: str | Path, *, key: str | 
         file_ids = read_ids(model_file, id_column, header=header)
     elif _suffix(model_file) in JSON_SUFFIXES:
         file_ids = _json_entries(model_file)[1]
+    if file_ids is not None and id_prefix:
+        file_ids = strip_id_prefix(file_ids, id_prefix, model_file)
     if label_ids is None or file_ids is None:
         return y, label_ids if label_ids is not None else file_ids
     zoo_ids = np.asarray(file_ids).astype(str)
@@ -207,9 +245,15 @@ def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
                  key: str | None = None, columns: str | slice | None = None,
                  label_column: str | int | None = None, label_offset: int = 0,
                  id_column: str | int | None = None, header: bool | None = None,
-                 topk_layout: str = "blocks") -> Loaded:
+                 topk_layout: str = "blocks", classes: ClassIndex | None = None,
+                 abstain: Sequence[str] = ()) -> Loaded:
     """Read one file's model outputs (see the module docstring). The returned arrays are in
-    the file's row order; ``import_file`` joins them to the zoo."""
+    the file's row order; ``import_file`` joins them to the zoo.
+
+    Decisions (a CSV column, JSON entries) and labels may be class names or aliases, mapped
+    through ``classes``; a decision that is ``na``, empty, JSON null or in ``abstain`` is an
+    abstention (class id -1, ``zoo.classes.ABSTAIN``)."""
+    no_answer = tuple(ABSTAIN_TEXT) + tuple(abstain)
     path = Path(path)
     if kind is not None and kind not in IMPORT_KINDS:
         raise ZoolensError(f"{path}: unknown kind {kind!r}; use one of {', '.join(IMPORT_KINDS)}")
@@ -223,11 +267,13 @@ def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
                                'id instead ({"id": decision or score row, ...}) and leave '
                                "out --id-column/--label-column")
         return _load_json_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
-                                  topk_layout=topk_layout)
+                                  topk_layout=topk_layout, classes=classes,
+                                  abstain=no_answer)
     if suffix in TABLE_SUFFIXES:
         return _load_table_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
                                    label_column=label_column, label_offset=label_offset,
-                                   id_column=id_column, header=header, topk_layout=topk_layout)
+                                   id_column=id_column, header=header, topk_layout=topk_layout,
+                                   classes=classes, abstain=no_answer)
     side_keys = [str(k) for k in (id_column, label_column) if k is not None]
     if side_keys and suffix == ".npy":
         raise ZoolensError(f"{path}: a .npy file holds a single array, so it cannot carry "
@@ -341,7 +387,8 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
                 id_column: str | int | None = None, header: bool | None = None,
                 topk_layout: str = "blocks", card: Any = None, replace: bool = False,
                 dtype: str = "float32", embeddings: str | Path | None = None,
-                embeddings_key: str | None = None, strict: bool = False) -> str:
+                embeddings_key: str | None = None, strict: bool = False,
+                abstain: Sequence[str] = (), id_prefix: str | None = None) -> str:
     """Read ``path`` and add it to ``zoo`` as model ``name``; returns the kind the file was
     read as (logits, probs, log_probs, counts, decisions or topk; see ``zoo.kind`` for how
     it is stored).
@@ -354,14 +401,21 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
     Then the sanity check (``zoo.sanity``): a model whose accuracy, or whose agreement with
     the zoo's other models, is at chance level gives one ZooWarning naming the likely causes
     and is kept; with ``strict`` it is a ZoolensError and nothing is written.
+
+    ``id_prefix``: text every id of the file starts with and that the zoo's ids lack (a
+    subject or run prefix, ``"s01_"``); it is removed before the join. ``abstain``: decision
+    values that mean "no answer" (besides na, empty cells and JSON null).
     """
     path = Path(path)
     loaded = load_outputs(path, num_classes=zoo.num_classes, kind=kind, key=key,
                           columns=columns, label_column=label_column,
                           label_offset=label_offset, id_column=id_column, header=header,
-                          topk_layout=topk_layout)
+                          topk_layout=topk_layout, classes=zoo.class_index(),
+                          abstain=abstain)
     arrays = dict(loaded.arrays)
     labels = loaded.labels
+    if loaded.ids is not None and id_prefix:
+        loaded.ids = strip_id_prefix(loaded.ids, id_prefix, path)
     if loaded.ids is not None:
         order = join_ids(zoo.example_ids, loaded.ids, path)
         arrays = {k: v[order] for k, v in arrays.items()}
@@ -413,6 +467,16 @@ def top1(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
         return np.argmax(arr, axis=1).astype(np.int64)
     except (ValueError, TypeError, IndexError):
         return None
+
+
+def strip_id_prefix(ids: np.ndarray, prefix: str, path: Path) -> np.ndarray:
+    """The ids with ``prefix`` removed; ZoolensError naming an id that lacks it."""
+    ids = np.asarray(ids).astype(str)
+    has = np.char.startswith(ids, prefix)
+    if not has.all():
+        raise ZoolensError(f"{path}: id {str(ids[~has][0])!r} does not start with the "
+                           f"--id-prefix {prefix!r}")
+    return np.asarray([i[len(prefix):] for i in ids.tolist()], dtype=str)
 
 
 def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np.ndarray:
@@ -655,7 +719,8 @@ def _json_entries(path: Path) -> tuple[list[Any], np.ndarray | None]:
 
 
 def _load_json_outputs(path: Path, *, num_classes: int, kind: str | None,
-                       cols: slice | None, topk_layout: str) -> Loaded:
+                       cols: slice | None, topk_layout: str, classes: ClassIndex | None,
+                       abstain: Sequence[str]) -> Loaded:
     """A JSON model file: a list of class ids (decisions) or of score rows, or an object
     from example id to either (the ids are then joined to the zoo's)."""
     entries, ids = _json_entries(path)
@@ -683,9 +748,24 @@ def _load_json_outputs(path: Path, *, num_classes: int, kind: str | None,
         if cols is not None:
             raise ZoolensError(f"{path}: --columns needs score rows; the entries are single "
                                "class ids")
-        loaded = Loaded(path, "decisions", {"decisions": _json_class_ids(entries, path)})
+        loaded = Loaded(path, "decisions",
+                        {"decisions": _json_decisions(entries, path, classes, abstain)})
     loaded.ids = ids
     return loaded
+
+
+def _json_decisions(entries: list[Any], path: Path, classes: ClassIndex | None,
+                    abstain: Sequence[str]) -> np.ndarray:
+    """Class ids of JSON decision entries: numbers, class names / aliases (``classes``),
+    null or text in ``abstain`` for an abstention (-1)."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entries):
+        return _json_class_ids(entries, path)
+    for i, value in enumerate(entries):
+        if isinstance(value, (bool, dict, list)):
+            raise ZoolensError(f"{path}: entry {i}: {json.dumps(value)[:40]} is not a class id "
+                               "or class name")
+    text = np.asarray(["" if v is None else str(v) for v in entries])
+    return text_to_class_ids(text, str(path), "decisions", classes, abstain=abstain)
 
 
 def _json_class_ids(entries: list[Any], path: Path) -> np.ndarray:
@@ -750,14 +830,6 @@ class _Table:
         raise ZoolensError(f"{self.path}: the {what} are not numbers")
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_table(path: Path, header: bool | None) -> _Table:
     import pandas as pd
 
@@ -777,7 +849,7 @@ def _read_table(path: Path, header: bool | None) -> _Table:
     if cells.size and (cells == "").any():
         _check_ragged(path, sep, cells.shape[1])
     if header is None:
-        header = bool(cells.shape[0]) and not any(_is_number(c) for c in cells[0] if c != "")
+        header = bool(cells.shape[0]) and not any(is_number(c) for c in cells[0] if c != "")
     names = [c.strip() for c in cells[0]] if header else None
     data = cells[1:] if header else cells
     if data.shape[0] == 0:
@@ -797,7 +869,8 @@ def _check_ragged(path: Path, sep: str, n_fields: int) -> None:
 
 def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
                         cols: slice | None, label_column: Any, label_offset: int,
-                        id_column: Any, header: bool | None, topk_layout: str) -> Loaded:
+                        id_column: Any, header: bool | None, topk_layout: str,
+                        classes: ClassIndex | None, abstain: Sequence[str]) -> Loaded:
     table = _read_table(path, header)
     n_cols = table.cells.shape[1]
     special = set()
@@ -809,10 +882,15 @@ def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
     if label_column is not None:
         lab_col = table.column_index(label_column, "--label-column")
         special.add(lab_col)
-        raw = table.numeric([lab_col], "labels")[:, 0]
-        if (raw != np.round(raw)).any():
-            raise ZoolensError(f"{path}: the label column {label_column} holds non-integers")
-        labels = raw - int(label_offset)
+        if is_text(table.cells[:, lab_col]):  # class names
+            labels = text_to_class_ids(table.cells[:, lab_col], str(path), "labels", classes,
+                                       offset=label_offset).astype(np.float64)
+        else:
+            raw = table.numeric([lab_col], "labels")[:, 0]
+            if (raw != np.round(raw)).any():
+                raise ZoolensError(f"{path}: the label column {label_column} holds "
+                                   "non-integers")
+            labels = raw - int(label_offset)
     if cols is not None:
         selected = list(range(n_cols))[cols]
         if not selected:
@@ -827,6 +905,14 @@ def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
     if not selected:
         raise ZoolensError(f"{path}: no output columns left")
     names = [table.names[c] for c in selected] if table.names else None
+    if len(selected) == 1 and kind in (None, "decisions") and (
+            kind == "decisions" or is_text(table.cells[:, selected[0]])
+            or np.isin(np.char.strip(table.cells[:, selected[0]]), abstain).any()):
+        # one column of class ids, class names or abstentions
+        decisions = text_to_class_ids(table.cells[:, selected[0]], str(path), "decisions",
+                                      classes, abstain=abstain)
+        loaded = Loaded(path, "decisions", {"decisions": decisions}, ids=ids, labels=labels)
+        return loaded
     arr = table.numeric(selected, "model outputs")
     loaded = _resolve_kind(path, arr, kind, num_classes, topk_layout, names=names)
     loaded.ids, loaded.labels = ids, labels

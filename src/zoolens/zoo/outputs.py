@@ -25,6 +25,7 @@ import numpy as np
 
 from zoolens.errors import ZoolensError
 
+ABSTAIN = -1  # a decision that is no answer (zoo.classes.ABSTAIN)
 PROB_FLOOR = 1e-12
 LOG_PROB_FLOOR = math.log(PROB_FLOOR)
 KINDS = ("logits", "log_probs", "decisions", "topk")
@@ -173,7 +174,10 @@ def prepare_outputs(kind: str, value: Any, *, num_examples: int, num_classes: in
         if not is_integral(arr):
             raise ZoolensError(f"{where}: decisions must be integer class ids")
         arr = arr.astype(np.int64)
-        check_class_range(arr, c, where, "decisions")
+        # -1 is an abstention (zoo.classes.ABSTAIN): stored as such, never right
+        answered = arr[arr != ABSTAIN]
+        if answered.size:
+            check_class_range(answered, c, where, "decisions")
         return {"decisions": np.ascontiguousarray(arr)}, "decisions"
     if kind == "topk":
         return prepare_topk(value[0], value[1], num_examples=num_examples,

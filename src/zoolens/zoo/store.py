@@ -13,8 +13,13 @@ On disk a zoo is a folder (DESIGN.md sec. 2)::
     attributes.parquet        optional per-example attributes, one row per example
     models/<slug>-<hash>.safetensors
                               per model: "logits" or "log_probs" (N, C) float32/float16, or
-                              "decisions" (N,) int64, or "topk_values" (N, k) probabilities +
-                              "topk_indices" (N, k) int64; optional "embeddings" (N, D)
+                              "decisions" (N,) int64 (-1: no answer, an abstention), or
+                              "topk_values" (N, k) probabilities + "topk_indices" (N, k)
+                              int64; optional "embeddings" (N, D)
+
+    Optional, added by issue 14 (older zoos simply lack them): dataset.class_aliases
+    {alias: class id} (e.g. ImageNet wnids beside readable class names) and, for a
+    decision-only model, models[name].abstentions (how many decisions are -1).
 
 Guarantees
 ----------
@@ -63,7 +68,7 @@ from zoolens.zoo._slug import is_written_model_file_name, model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
 from zoolens.zoo.manifest import (FileRecord, Manifest, ModelEntry, parse_manifest,
                                   parse_model_entry)
-from zoolens.zoo.outputs import (DTYPES, KINDS, LOG_PROB_FLOOR, PROB_FLOOR, ZooWarning,
+from zoolens.zoo.outputs import (ABSTAIN, DTYPES, KINDS, LOG_PROB_FLOOR, PROB_FLOOR, ZooWarning,
                                  check_class_range, is_integral, prepare_float,
                                  prepare_outputs, row_chunks, to_array, topk_to_log_probs)
 from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
@@ -129,7 +134,8 @@ class Zoo:
                calibration_fraction: float = 0.2, seed: int = 0,
                example_ids: Sequence[str] | np.ndarray | None = None,
                attributes: Any = None, class_groups: Mapping[str, Sequence[int]] | None = None,
-               num_classes: int | None = None, exist_ok: bool = False) -> Zoo:
+               num_classes: int | None = None, exist_ok: bool = False,
+               class_aliases: Mapping[str, int] | None = None) -> Zoo:
         """Create a zoo folder at ``path`` for the evaluation set with these ``labels``.
 
         labels: (N,) integer class ids in [0, C), or an (N, C) 0/1 multi-label matrix.
@@ -137,6 +143,8 @@ class Zoo:
         The calibration split is a seeded random subset of round(fraction * N) examples
         (``np.random.default_rng(seed).choice``, sorted); the evaluation split is the rest.
         With ``exist_ok`` an existing zoo with identical labels is opened instead.
+        ``class_aliases``: other names of classes (alias -> class id, e.g. ImageNet wnids)
+        that imported class-name text may use (``Zoo.class_index``).
         """
         path = Path(path)
         if (path / MANIFEST).exists():
@@ -164,6 +172,9 @@ class Zoo:
         cal = np.sort(np.random.default_rng(seed).choice(n, size=n_cal, replace=False))
         ids = _validate_ids(example_ids, n, path) if example_ids is not None else None
         groups = _validate_groups(class_groups or {}, n_classes, path)
+        aliases = {str(k): int(v) for k, v in (class_aliases or {}).items()}
+        if any(not 0 <= v < n_classes for v in aliases.values()):
+            raise ZoolensError(f"{path}: a class alias points outside [0, {n_classes})")
         attrs = _validate_attributes(attributes, n, path) if attributes is not None else None
 
         path.mkdir(parents=True, exist_ok=True)
@@ -185,7 +196,8 @@ class Zoo:
                 "created_at": _now(),
                 "dataset": {"name": str(dataset_name), "num_examples": int(n),
                             "num_classes": int(n_classes), "class_names": names,
-                            "class_groups": groups, "multilabel": bool(lab.ndim == 2)},
+                            "class_groups": groups, "multilabel": bool(lab.ndim == 2),
+                            **({"class_aliases": aliases} if aliases else {})},
                 "split": {"seed": int(seed), "calibration_fraction": float(calibration_fraction),
                           "calibration_indices": [int(i) for i in cal]},
                 "files": files,
@@ -234,6 +246,24 @@ class Zoo:
     @property
     def class_names(self) -> list[str]:
         return list(self._manifest.dataset.class_names)
+
+    @property
+    def class_aliases(self) -> dict[str, int]:
+        """Other names of classes (alias -> class id), e.g. ImageNet wnids; often empty.
+        Kept as an extra manifest field (dataset.class_aliases), checked here."""
+        raw = (self._manifest.dataset.model_extra or {}).get("class_aliases", {})
+        if not isinstance(raw, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                and 0 <= v < self.num_classes for k, v in raw.items()):
+            raise ZooCorruptedError(f"{self._path / MANIFEST}: invalid manifest: "
+                                    "dataset.class_aliases must map names to class ids")
+        return dict(raw)
+
+    def class_index(self) -> Any:
+        """``zoo.classes.ClassIndex`` of the class names and aliases (text -> class id)."""
+        from zoolens.zoo.classes import ClassIndex
+
+        return ClassIndex(self.class_names, self.class_aliases)
 
     @property
     def dataset_name(self) -> str:
@@ -439,6 +469,8 @@ class Zoo:
             "stored_from": given_kind,
             "source_file": source_file,
         }
+        if kind == "decisions":  # no-answer decisions (-1), shown by info and models.csv
+            entry["abstentions"] = int(np.count_nonzero(tensors["decisions"] == ABSTAIN))
         self._write_model(name, tensors, entry, replace, where)
 
     def remove(self, name: str) -> None:
@@ -488,7 +520,7 @@ class Zoo:
 
     def predictions(self, name: str) -> np.ndarray:
         """(N,) int64 top-1 class: argmax of the scores (lowest index on ties, as numpy's
-        argmax), or the stored decisions of a decision-only model."""
+        argmax), or the stored decisions of a decision-only model (-1 where it abstained)."""
         file = self._entry(name).file
         cached = self._predictions.get(name)
         if cached is not None and cached[0] == file:
@@ -530,8 +562,8 @@ class Zoo:
         pred = self.predictions(name)
         index = self._rows(rows, name)
         pred, labels = pred[index], self.labels[index]
-        if self.is_multilabel:
-            right = labels[np.arange(len(pred)), pred] > 0
+        if self.is_multilabel:  # an abstention (-1) is never right
+            right = (pred >= 0) & (labels[np.arange(len(pred)), np.maximum(pred, 0)] > 0)
         else:
             right = pred == labels
         return float(np.mean(right)) if len(right) else float("nan")
