@@ -102,14 +102,19 @@ def test_all_pairs_small_blocks_and_multilabel(monkeypatch):
     np.testing.assert_array_equal(whole, ref)
 
 
-def test_matches_topk_reference_when_available():
-    topk = pytest.importorskip("zoolens.measure.topk")
+def test_full_rows_are_the_definition_argmax_of_the_weighted_sum_with_ties():
+    """Every pair's prediction is argmax_c w·x_a[c] + (1−w)·x_b[c] in the inputs' dtype,
+    lowest class on ties (DESIGN sec. 3), written out per pair here."""
     rng = np.random.default_rng(3)
     q = random_probs(rng, 4, 200, 30, ties=True)
+    a_idx, b_idx = pair_index(4)
     for weight in (0.5, 0.3):
+        w, v = np.float32(weight), np.float32(1 - weight)
+        expected = np.stack([[int(np.flatnonzero(row == row.max())[0])
+                              for row in w * q[a] + v * q[b]] for a, b in zip(a_idx, b_idx)])
         np.testing.assert_array_equal(
             all_pair_ensemble_correct(q, np.zeros(200, int), weight, return_predictions=True),
-            topk.all_pair_ensemble_predictions_topk(q, k=3, weight=weight))
+            expected)
 
 
 def test_counts_and_rates_hand_fixture():

@@ -215,3 +215,46 @@ def test_bad_shape_raises_zoolens_error():
 def test_one_model_or_no_examples_give_empty_results():
     assert all_pair_ensemble_predictions_topk(np.zeros((1, 5, 4))).shape == (0, 5)
     assert all_pair_ensemble_predictions_topk(np.zeros((3, 0, 4))).shape == (3, 0)
+
+
+# ------------------------------------------------------------------ the shared kernel
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(1, 4),
+       st.sampled_from([None, 0.5, 0.3]))
+def test_decide_from_lists_is_the_argmax_wherever_it_claims_proof(seed, k_a, k_b, weight):
+    """The one pruning kernel of pairs and greedy: with each side's k largest classes and its
+    (k+1)-th value as bound, a proven entry's prediction is the full argmax of
+    w·x_a + v·x_b (or x_a + x_b), lowest class on ties; coarse values force ties."""
+    rng = np.random.default_rng(seed)
+    e, c = 40, 9
+    x_a = (rng.integers(0, 5, (e, c)) / 4).astype(np.float32)
+    x_b = (rng.integers(0, 5, (e, c)) / 4).astype(np.float32)
+    weights = None if weight is None else (np.float32(weight), np.float32(1 - weight))
+    full = (x_a + x_b) if weights is None else weights[0] * x_a + weights[1] * x_b
+    rows = np.arange(e)[:, None]
+
+    def side(x, k):
+        order = np.argsort(-x, axis=1, kind="stable")
+        return order[:, :k], x[rows, order[:, :k]], x[np.arange(e), order[:, k]]
+
+    idx_a, val_a, bound_a = side(x_a, k_a)
+    idx_b, val_b, bound_b = side(x_b, k_b)
+    pred, proven = topk.decide_from_lists(idx_a, val_a, bound_a, x_b[rows, idx_a],
+                                          idx_b, val_b, bound_b, x_a[rows, idx_b], c, weights)
+    np.testing.assert_array_equal(pred[proven], full.argmax(axis=1)[proven])
+    # Unproven only where some class outside the lists could reach the best union score.
+    best = np.maximum((full[rows, idx_a]).max(1), (full[rows, idx_b]).max(1))
+    bound = (bound_a + bound_b) if weights is None else weights[0] * bound_a + weights[1] * bound_b
+    np.testing.assert_array_equal(proven, best > bound)
+
+
+def test_decide_from_lists_leaves_nan_unproven():
+    x = np.array([[np.nan, 0.2, 0.1]], dtype=np.float32)
+    y = np.array([[0.5, 0.3, 0.2]], dtype=np.float32)
+    top, best, second = topk.top1_and_second(x)
+    pred, proven = topk.decide_from_lists(top[:, None], best[:, None], second,
+                                          y[[0], top][:, None], np.array([[0]]), y[:, :1],
+                                          np.float32([0.3]), x[:, :1], 3)
+    assert not proven.any()

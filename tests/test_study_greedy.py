@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoolens.measure.ensemble import _memory_map, greedy_forward_selection
+from zoolens.measure.ensemble import greedy_forward_selection
+from zoolens.study.pages import memory_map, release_pages
 
 
 def _probs(rng, m, n, c):
@@ -61,7 +62,7 @@ def test_memory_mapped_pool_gives_identical_selection_and_releases_pages(tmp_pat
 
     got = greedy_forward_selection([Rows(k) for k in range(m)], labels, start=2,
                                    pool=range(m), max_steps=9, calibration_index=cal,
-                                   evaluation_index=ev)
+                                   evaluation_index=ev, after_use=release_pages)
     assert got.members == expected.members
     np.testing.assert_array_equal(got.calibration_correct, expected.calibration_correct)
     np.testing.assert_array_equal(got.evaluation_accuracy, expected.evaluation_accuracy)
@@ -75,9 +76,9 @@ def test_memory_map_detection(tmp_path):
     path = tmp_path / "x.f32"
     np.arange(4096, dtype=np.float32).tofile(path)
     shared = np.memmap(path, dtype=np.float32, mode="r", shape=(8, 512))
-    assert _memory_map(np.ascontiguousarray(np.asarray(shared)[2:4]).reshape(-1)) is not None
-    assert _memory_map(np.memmap(path, dtype=np.float32, mode="c", shape=(8, 512))) is None
-    assert _memory_map(np.zeros(3)) is None
+    assert memory_map(np.ascontiguousarray(np.asarray(shared)[2:4]).reshape(-1)) is not None
+    assert memory_map(np.memmap(path, dtype=np.float32, mode="c", shape=(8, 512))) is None
+    assert memory_map(np.zeros(3)) is None
 
 
 def test_staged_rows_serve_the_map_for_calibration_rows_only():

@@ -40,7 +40,7 @@ from typing import Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "agreement": (
         "top1", "correctness", "pair_counts", "error_inconsistency", "both_right", "both_wrong",
-        "error_consistency", "dominance", "pairwise_agreement"
+        "error_consistency", "dominance", "pairwise_agreement", "pair_index"
     ),
     "calibration": (
         "TemperatureFit", "fit_temperature", "nll_and_derivatives", "softmax",
@@ -49,7 +49,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ece_from_bins"
     ),
     "ensemble": (
-        "COMBINE_MODES", "check_combine", "pair_index", "ensemble_inputs", "combine_scores",
+        "COMBINE_MODES", "check_combine", "ensemble_inputs", "combine_scores",
         "pair_ensemble_predictions", "pair_ensemble_correct", "all_pair_ensemble_correct",
         "EnsembleCounts", "ensemble_counts", "ensemble_rates", "class_aware_mask",
         "class_weights", "interpolation_curve", "majority_vote", "GreedyResult",
@@ -77,8 +77,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "accuracy_adjusted_means"
     ),
     "topk": (
-        "DEFAULT_K", "PruneStats", "all_pair_ensemble_predictions_topk",
-        "all_pair_ensemble_correct_topk"
+        "DEFAULT_K", "PruneStats", "decide_from_lists", "top1_and_second",
+        "all_pair_ensemble_predictions_topk", "all_pair_ensemble_correct_topk"
     ),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -29,6 +29,7 @@ __all__ = [
     "error_consistency",
     "dominance",
     "pairwise_agreement",
+    "pair_index",
 ]
 
 # float32 holds every integer up to 2**24 exactly, so a float32 matmul of 0/1 rows over fewer
@@ -330,3 +331,10 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
         "n_right": nr,
         "n": n,
     }
+
+
+def pair_index(num_models: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` int64 index arrays of every unordered pair a < b, in ``np.triu_indices``
+    order: (0,1), (0,2), …, (0,M−1), (1,2), … — the row order of every all-pairs result."""
+    a, b = np.triu_indices(num_models, 1)
+    return a.astype(np.int64), b.astype(np.int64)

@@ -20,21 +20,20 @@ conversion, Fig. 2 and 10), Sec. 4.5 (greedy selection, Fig. 5), App. Fig. 11 (i
 
 from __future__ import annotations
 
-import mmap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
 import numpy as np
 
 from zoolens.errors import ZoolensError
-from zoolens.measure.agreement import correctness
+from zoolens.measure.agreement import correctness, pair_index
 from zoolens.measure.calibration import softmax
+from zoolens.measure.topk import decide_from_lists, top1_and_second
 
 __all__ = [
     "COMBINE_MODES",
     "check_combine",
-    "pair_index",
     "ensemble_inputs",
     "combine_scores",
     "pair_ensemble_predictions",
@@ -59,13 +58,6 @@ COMBINE_MODES: tuple[str, ...] = ("probs", "logits")
 _BLOCK_BYTES = 64 * 2**20
 # Size L of the second pruning tier of the greedy step (S's L largest classes).
 _GREEDY_TIER2 = 8
-
-
-def pair_index(num_models: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(a, b)`` int64 index arrays of every unordered pair a < b, in ``np.triu_indices``
-    order: (0,1), (0,2), …, (0,M−1), (1,2), … — the row order of every all-pairs result."""
-    a, b = np.triu_indices(num_models, 1)
-    return a.astype(np.int64), b.astype(np.int64)
 
 
 def ensemble_inputs(scores: np.ndarray, temperature: float, combine: str = "probs",
@@ -384,41 +376,8 @@ def _candidate_rows(probs, pool: np.ndarray, rows: np.ndarray | None) -> list[np
     return [np.ascontiguousarray(_rows(probs[int(k)], rows)) for k in pool]
 
 
-def _memory_map(x) -> mmap.mmap | None:
-    """The map behind ``x`` when ``x`` is (a view of) a shared ``np.memmap``, else None.
-
-    Copy-on-write maps (mode "c") are left alone: dropping their pages would drop changes.
-    """
-    base = x
-    while base is not None and not isinstance(base, np.memmap):
-        base = getattr(base, "base", None)
-    if base is None or base.mode == "c":
-        return None
-    region = getattr(base, "_mmap", None)
-    return region if isinstance(region, mmap.mmap) else None
-
-
-def _release(region: mmap.mmap | None) -> None:
-    """Drop a memory map's resident pages (``madvise(MADV_DONTNEED)``; the data stay in the
-    file and the page cache). Touched pages of a map count in the process's RSS until then,
-    so a pool staged on disk would otherwise grow RSS to its full size."""
-    if region is not None and hasattr(region, "madvise"):
-        region.madvise(mmap.MADV_DONTNEED)
-
-
-def _top1_top2(x: np.ndarray, buf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row (last axis): argmax (lowest index), its value, and the largest other value
-    (= the max again when it is attained twice; −inf with one class). ``buf``: scratch
-    space of x's shape (avoids a fresh allocation per call)."""
-    arg = x.argmax(axis=-1)
-    top = np.take_along_axis(x, arg[..., None], axis=-1)[..., 0]
-    if buf is None:
-        rest = x.copy()
-    else:
-        rest = buf
-        np.copyto(rest, x)
-    np.put_along_axis(rest, arg[..., None], -np.inf, axis=-1)
-    return arg, top, rest.max(axis=-1)
+def _nothing(x: np.ndarray) -> None:
+    return None
 
 
 class _CandidateScorer:
@@ -428,29 +387,29 @@ class _CandidateScorer:
     (n, C) arrays, never stacked: no copy of the pool); every score is ``fl64(S + x)``, so
     the paths below agree bit for bit.
 
-    Exact pruning (the idea of DESIGN.md sec. 4, for the greedy step): let a be S's argmax on a
-    row and S2 its largest other value, b the candidate's argmax and x2 its largest other
-    value (b, x_b, x2 computed once per candidate). Every class c outside {a, b} has
-    ``S_c + x_c <= S2 + x2`` — after rounding too, IEEE addition being monotone. So if the
-    better of ``S_a + x_a`` and ``S_b + x_b`` is strictly above that bound, the full argmax is
-    the lower index among {a, b} reaching it. Entries left open (a few per cent on realistic
-    models) get a second tier with S's L = 8 largest classes (``_second_tier``), and what is
-    still open (ties with a bound, NaN) is recomputed from its full row. Cost per step: a few
-    reductions over S (n·C), 2·K·n gathers, L per open entry, C per fallen-back entry —
-    instead of K·n·C. Measured: 25 steps over 82 models x 4,000 x 1,000 about 13x faster
-    than a running-sum Caruana loop, identical picks. The decisions are vectorised over
+    Exact pruning, by the kernel pair ensembles use (``measure.topk.decide_from_lists``,
+    with S and x_k as its two sides): let a be S's argmax on a row and S2 its largest other
+    value, b the candidate's argmax and x2 its largest other value (b, x_b, x2 computed once
+    per candidate). Every class c outside {a, b} has ``S_c + x_c <= S2 + x2`` — after
+    rounding too, IEEE addition being monotone. So if the better of ``S_a + x_a`` and
+    ``S_b + x_b`` is strictly above that bound, the full argmax is the lower index among
+    {a, b} reaching it. Entries left open get a second tier with S's L = 8 largest classes
+    (``_second_tier``), and what is still open (ties with a bound, NaN) is recomputed from
+    its full row. Cost per step: a few reductions over S (n·C), 2·K·n gathers, L per open
+    entry, C per fallen-back entry — instead of K·n·C. The decisions are vectorised over
     (candidate, example); only the O(n) gathers run per candidate.
 
     Candidates may be memory maps (a pool larger than RAM staged on disk): each is read once
-    for the top-2 precompute, then touched only by the per-step gathers and fallback rows,
-    and its resident pages are dropped after each use (``_release``), so the process holds
-    at most one candidate's mapped pages at a time.
+    for the top-2 precompute, then touched only by the per-step gathers and fallback rows;
+    ``after_use(x_k)`` is called after each use (``study.pages.release_pages`` drops a map's
+    resident pages there, so the process holds at most one candidate's pages at a time).
     """
 
-    def __init__(self, cand: list[np.ndarray], prune: bool):
+    def __init__(self, cand: list[np.ndarray], prune: bool,
+                 after_use: Callable[[np.ndarray], None] | None = None):
         self.cand = cand
         self.flat = [c.reshape(-1) for c in cand]
-        self.maps = [_memory_map(c) for c in cand]
+        self.after_use = after_use or _nothing
         num_k = len(cand)
         n, num_classes = cand[0].shape
         self.prune = bool(prune) and num_classes > 2
@@ -463,20 +422,18 @@ class _CandidateScorer:
             self.top = np.empty((num_k, n), dtype=np.result_type(*cand))
             self.second = np.empty((num_k, n), dtype=self.top.dtype)
             rows = max(1, (4 * 2**20) // (cand[0].itemsize * num_classes))  # cache-sized
-            buf = np.empty((min(rows, n), num_classes), dtype=self.top.dtype)
             for k, c in enumerate(cand):
                 for lo in range(0, n, rows):
-                    block = c[lo : lo + rows]
-                    arg, top, second = _top1_top2(block, buf[: len(block)])
+                    arg, top, second = top1_and_second(c[lo : lo + rows])
                     self.arg[k, lo : lo + rows] = arg
                     self.top[k, lo : lo + rows] = top
                     self.second[k, lo : lo + rows] = second
-                _release(self.maps[k])
+                self.after_use(c)
 
     def _take(self, k: int, flat_index: np.ndarray) -> np.ndarray:
-        """``x_k.flat[flat_index]``, releasing x_k's mapped pages afterwards (if mapped)."""
+        """``x_k.flat[flat_index]`` (then ``after_use(x_k)``)."""
         out = np.take(self.flat[k], flat_index)
-        _release(self.maps[k])
+        self.after_use(self.cand[k])
         return out
 
     def _gather(self, ks: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
@@ -494,8 +451,8 @@ class _CandidateScorer:
         s = total[lo:hi]
         if not self.prune:
             block = np.stack([c[lo:hi] for c in self.cand]).astype(np.float64)
-            for region in self.maps:
-                _release(region)
+            for c in self.cand:
+                self.after_use(c)
             block += s[None]
             return block.argmax(axis=2)
         num_k = len(self.cand)
@@ -512,19 +469,18 @@ class _CandidateScorer:
         b = self.arg[:, lo:hi]
         row_base = (lo + rows) * num_classes                    # row starts in each x_k.flat
         x_at_a = np.stack([self._take(k, row_base + a) for k in range(num_k)])
-        score_a = s_top[None, :] + x_at_a                                     # fl64(S_a + x_a)
-        score_b = np.take(s_flat, rows[None, :] * num_classes + b) + self.top[:, lo:hi]
-        best = np.maximum(score_a, score_b)
-        bound = s_second[None, :] + self.second[:, lo:hi]
-        a_k = np.broadcast_to(a[None, :], b.shape)
-        pred = np.where(score_a == best, np.where(score_b == best, np.minimum(a_k, b), a_k), b)
-        open_k, open_i = np.nonzero(~(best > bound))
+        s_at_b = np.take(s_flat, rows[None, :] * num_classes + b)
+        pred, proven = decide_from_lists(
+            a[:, None], s_top[:, None], s_second, x_at_a[..., None],
+            b[..., None], self.top[:, lo:hi, None], self.second[:, lo:hi], s_at_b[..., None],
+            num_classes)
+        open_k, open_i = np.nonzero(~proven)
         self.entries += num_k * n
         if len(open_k):
-            self._second_tier(s, lo, pred, open_k, open_i, b, score_b, self.second[:, lo:hi])
+            self._second_tier(s, lo, pred, open_k, open_i, b, s_at_b)
         return pred
 
-    def _second_tier(self, s, lo, pred, open_k, open_i, b, score_b, x_second) -> None:
+    def _second_tier(self, s, lo, pred, open_k, open_i, b, s_at_b) -> None:
         """Entries the first bound left open: try S's top-L classes plus b, then full rows.
 
         With T the L largest entries of S on the row and S_(L+1) the next value, every class
@@ -541,21 +497,17 @@ class _CandidateScorer:
         s_vals = np.take(s.reshape(-1), open_i[:, None] * num_classes + cls)
         flat_index = (lo + open_i[:, None]) * num_classes + cls
         x_vals = self._gather(np.repeat(open_k, top), flat_index.ravel())
-        scores = s_vals + x_vals.reshape(cls.shape)                   # fl64(S_c + x_c), c in T
-        sb = score_b[open_k, open_i]                                  # fl64(S_b + x_b)
-        b_idx = b[open_k, open_i]
-        best2 = np.maximum(scores.max(axis=1), sb)
-        bound2 = s_next[where] + x_second[open_k, open_i]
-        lowest = np.where(scores == best2[:, None], cls, num_classes).min(axis=1)
-        lowest = np.minimum(lowest, np.where(sb == best2, b_idx, num_classes))
-        decided = best2 > bound2
+        lowest, decided = decide_from_lists(
+            cls, s_vals, s_next[where], x_vals.reshape(cls.shape),
+            b[open_k, open_i][:, None], self.top[open_k, lo + open_i][:, None],
+            self.second[open_k, lo + open_i], s_at_b[open_k, open_i][:, None], num_classes)
         pred[open_k[decided], open_i[decided]] = lowest[decided]
         rest_k, rest_i = open_k[~decided], open_i[~decided]
         self.fallbacks += len(rest_k)
         for k in np.unique(rest_k):
             ii = rest_i[rest_k == k]
             full = self.cand[k][lo + ii].astype(np.float64)
-            _release(self.maps[k])
+            self.after_use(self.cand[k])
             full += s[ii]
             pred[k, ii] = full.argmax(axis=1)
 
@@ -572,6 +524,7 @@ def greedy_forward_selection(
     prune: bool = True,
     costs: np.ndarray | None = None,
     budget: np.ndarray | None = None,
+    after_use: Callable[[np.ndarray], None] | None = None,
 ) -> GreedyResult:
     """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
     Fig. 5), exactly as DESIGN.md sec. 3.
@@ -597,7 +550,10 @@ def greedy_forward_selection(
     cost of an ensemble is the sum over its *distinct* members (a repeated member runs once,
     with a larger weight); a step only considers candidates whose addition keeps every unit
     within the budget, and the selection stops early when none fits. The start must fit.
+    ``after_use(x)`` is called with a candidate's rows after each read of them (the caller's
+    hook for memory-mapped candidates: ``study.pages.release_pages``).
     """
+    after_use = after_use or _nothing
     num_models = len(probs)
     pool = sorted({int(k) for k in pool})
     if not pool:
@@ -613,11 +569,12 @@ def greedy_forward_selection(
         raise ZoolensError("greedy selection: no calibration examples to choose on")
     pool_arr = np.asarray(pool, dtype=np.int64)
     # The candidates' calibration rows, read once (views when probs holds all rows).
-    scorer = _CandidateScorer(_candidate_rows(probs, pool_arr, calibration_index), prune)
+    scorer = _CandidateScorer(_candidate_rows(probs, pool_arr, calibration_index), prune,
+                              after_use)
     first = (scorer.cand[pool.index(start)] if start in pool
              else _rows(probs[start], calibration_index))
     total = first.astype(np.float64)
-    _release(_memory_map(first))
+    after_use(first)
 
     ev_total = ev_labels = None
     if evaluation_index is not None:
@@ -658,7 +615,7 @@ def greedy_forward_selection(
         pick = int(order[0])
         chosen = int(pool_arr[pick])
         total += scorer.cand[pick]
-        _release(scorer.maps[pick])
+        after_use(scorer.cand[pick])
         members.append(chosen)
         times_chosen[chosen] += 1
         cal_right.append(int(right[pick]))

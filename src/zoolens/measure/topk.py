@@ -35,7 +35,11 @@ The result equals ``measure.ensemble.all_pair_ensemble_correct`` bit for bit, al
 the running time depends on how often the bounds prove the argmax (with calibrated ImageNet-
 like models, tier 1 decides ~97 % of the entries, tier 2 nearly all the rest).
 
-Pair order everywhere: ``np.triu_indices(M, 1)`` = ``measure.ensemble.pair_index``.
+The greedy step (``measure.ensemble.greedy_forward_selection``) scores ``S + x_k`` (the
+members' running sum plus each candidate) and decides it with the same kernel,
+:func:`decide_from_lists`, with S and x_k as the two sides and no weights.
+
+Pair order everywhere: ``np.triu_indices(M, 1)`` = ``measure.agreement.pair_index``.
 """
 
 from __future__ import annotations
@@ -45,12 +49,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from zoolens.errors import ZoolensError
-from zoolens.measure.agreement import correctness
-from zoolens.measure.ensemble import pair_index
+from zoolens.measure.agreement import correctness, pair_index
 
 __all__ = [
     "DEFAULT_K",
     "PruneStats",
+    "decide_from_lists",
+    "top1_and_second",
     "all_pair_ensemble_predictions_topk",
     "all_pair_ensemble_correct_topk",
 ]
@@ -152,6 +157,64 @@ def _top1_and_second(scores: np.ndarray):
     return top, best, second, has_nan, block_max
 
 
+def _lowest_reaching(scores: np.ndarray, idx: np.ndarray, best: np.ndarray,
+                     num_classes: int) -> np.ndarray:
+    """Per entry, the lowest class of the list ``idx`` whose score equals ``best``
+    (``num_classes`` where none does)."""
+    if scores.shape[-1] == 1:  # no reduction over a length-1 axis (slow)
+        return np.where(scores[..., 0] == best, idx[..., 0], num_classes)
+    return np.where(scores == best[..., None], idx, num_classes).min(axis=-1)
+
+
+def decide_from_lists(idx_a: np.ndarray, val_a: np.ndarray, bound_a: np.ndarray,
+                      b_at_a: np.ndarray, idx_b: np.ndarray, val_b: np.ndarray,
+                      bound_b: np.ndarray, a_at_b: np.ndarray, num_classes: int,
+                      weights: tuple[np.generic, np.generic] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The exact pruning step: ``argmax_c w·x_a[c] + v·x_b[c]`` from two candidate lists.
+
+    Side a offers the classes ``idx_a`` (..., k_a) with its values ``val_a`` there, and every
+    class outside its list has ``x_a <= bound_a`` (...); likewise side b. ``b_at_a`` is x_b
+    at ``idx_a``, ``a_at_b`` is x_a at ``idx_b``. The union's scores are computed exactly;
+    every class outside both lists scores at most ``w·bound_a + v·bound_b`` (IEEE multiply
+    and add are monotone), so where the best union score beats that strictly, the argmax
+    over all classes is the lowest union class reaching it (module doc). ``weights``
+    ``(w, v)`` in the scores' dtype; None adds the two sides (the greedy step's ``S + x``).
+    Arrays broadcast against each other.
+
+    Returns ``(predictions, proven)``: predictions are right only where ``proven``; a NaN
+    anywhere in the union leaves the entry unproven.
+    """
+    if weights is None:
+        s1, s2 = val_a + b_at_a, a_at_b + val_b
+        bound = bound_a + bound_b
+    else:
+        w, v = weights
+        s1, s2 = w * val_a + v * b_at_a, w * a_at_b + v * val_b
+        bound = w * bound_a + v * bound_b
+    if s1.shape[-1] == 1 and s2.shape[-1] == 1:
+        # One class a side (the first tier, P x n entries): fewer temporaries, in place.
+        s1, s2, ia, ib = s1[..., 0], s2[..., 0], idx_a[..., 0], idx_b[..., 0]
+        take_a = (s1 > s2) | ((s1 == s2) & (ia < ib))
+        pred = np.where(take_a, ia, ib)
+        del take_a
+        np.maximum(s1, s2, out=s1)
+        return pred, s1 > bound
+    best = np.maximum(s1.max(axis=-1), s2.max(axis=-1))
+    proven = best > bound
+    pred = np.minimum(_lowest_reaching(s1, idx_a, best, num_classes),
+                      _lowest_reaching(s2, idx_b, best, num_classes))
+    return pred, proven
+
+
+def top1_and_second(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``scores`` (..., C): a class holding the maximum, the maximum, and a bound
+    on every other class (the largest other value). The side lists of
+    :func:`decide_from_lists` at k = 1."""
+    top, best, second, _, _ = _top1_and_second(scores)
+    return top, best, second
+
+
 def all_pair_ensemble_predictions_topk(scores: np.ndarray, *, k: int = DEFAULT_K,
                                        weight: float = 0.5,
                                        stats: PruneStats | None = None) -> np.ndarray:
@@ -204,17 +267,14 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
     top, best_value, second, has_nan, block_max = _top1_and_second(scores)
     # at_top[b, a, i] = x_b[top_a(i)]: one gather per ordered pair and example.
     at_top = scores[:, np.arange(n)[None, :], top]
-    score_a = w * best_value[pa] + v * at_top[pb, pa]  # score of top_a in pair (a, b)
-    score_b = w * at_top[pa, pb] + v * best_value[pb]  # score of top_b
-    del at_top
     top32 = top.astype(np.int32)  # halves the traffic of the (P, n) index arrays
-    top_a, top_b = top32[pa], top32[pb]
-    take_a = (score_a > score_b) | ((score_a == score_b) & (top_a < top_b))
-    np.copyto(out, top_b)
-    np.copyto(out, top_a, where=take_a)
-    np.maximum(score_a, score_b, out=score_a)
-    proven = score_a > (w * second[pa] + v * second[pb])
-    del score_a, score_b, take_a, top_a, top_b
+    pred, proven = decide_from_lists(
+        top32[pa][..., None], best_value[pa][..., None], second[pa], at_top[pb, pa][..., None],
+        top32[pb][..., None], best_value[pb][..., None], second[pb], at_top[pa, pb][..., None],
+        num_classes, (w, v))
+    del at_top
+    out[...] = pred
+    del pred
     if has_nan.any():  # NaN rows follow numpy's argmax rules: the full rows decide them
         proven &= ~(has_nan[pa] | has_nan[pb])
 
@@ -276,27 +336,6 @@ def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k:
     return idx, values[:, 1:], np.maximum(values[:, 0], outside_blocks)
 
 
-def _union_decide(x_a: np.ndarray, rows_a: tuple, top_a, x_b: np.ndarray, rows_b: tuple,
-                  top_b, w, v, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decide entries from the union of two top-k lists; returns (predictions, proven).
-
-    x_a / x_b: the two sides' (..., C) score arrays; rows_a / rows_b: tuples of index arrays
-    giving each entry's row on its side; top_a / top_b: each entry's (indices (E, k), values
-    (E, k), bound (E,)) on its side. Scores w * x_a + v * x_b are computed exactly for the
-    2k union classes (the other side's value gathered from its full row); proven where the
-    best of them beats w * bound_a + v * bound_b strictly.
-    """
-    idx_a, val_a, bound_a = top_a
-    idx_b, val_b, bound_b = top_b
-    s1 = w * val_a + v * x_b[tuple(r[:, None] for r in rows_b) + (idx_a,)]
-    s2 = w * x_a[tuple(r[:, None] for r in rows_a) + (idx_b,)] + v * val_b
-    best = np.maximum(s1.max(axis=-1), s2.max(axis=-1))
-    proven = best > (w * bound_a + v * bound_b)
-    c1 = np.where(s1 == best[:, None], idx_a, num_classes).min(axis=-1)
-    c2 = np.where(s2 == best[:, None], idx_b, num_classes).min(axis=-1)
-    return np.minimum(c1, c2), proven
-
-
 def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarray,
                   eb: np.ndarray, ei: np.ndarray, k: int, w: np.generic, v: np.generic,
                   out: np.ndarray, ep: np.ndarray) -> np.ndarray:
@@ -316,9 +355,12 @@ def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarr
     position[rows] = np.arange(len(rows[0]))
     idx, values, bound_row = _row_top_k(scores, block_max, rows, k)
     ra, rb = position[ea, ei], position[eb, ei]
-    pred, proven = _union_decide(scores, (ea, ei), (idx[ra], values[ra], bound_row[ra]),
-                                 scores, (eb, ei), (idx[rb], values[rb], bound_row[rb]), w, v,
-                                 num_classes)
+    idx_a, idx_b = idx[ra], idx[rb]
+    # The other side's value at each listed class, gathered from its full row.
+    pred, proven = decide_from_lists(
+        idx_a, values[ra], bound_row[ra], scores[eb[:, None], ei[:, None], idx_a],
+        idx_b, values[rb], bound_row[rb], scores[ea[:, None], ei[:, None], idx_b],
+        num_classes, (w, v))
     out[ep[proven], ei[proven]] = pred[proven]
     return proven
 

@@ -11,8 +11,8 @@ keeps each candidate's calibrated calibration rows (float32, n_cal x C: 40 MB pe
 10,000 x 1,000). When the pool's rows do not fit ``memory_budget`` they are *staged*: written
 once, exactly as computed in memory (``ensemble_inputs`` on the same rows), to one float32
 file per candidate in a scratch folder (``tempfile``; ``TMPDIR`` chooses where), and the
-selection reads them through read-only memory maps whose resident pages it drops after each
-use (``measure.ensemble._CandidateScorer``). Results are identical either way; the folder is
+selection reads them through read-only memory maps whose resident pages are dropped after
+each use (``study.pages.release_pages``, the selection's ``after_use`` hook). Results are identical either way; the folder is
 removed afterwards, also on error. Only running out of disk space is an error.
 """
 
@@ -34,6 +34,7 @@ from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import greedy_forward_selection
 from zoolens.measure.fused import calibrated_inputs
 from zoolens.progress import info, track
+from zoolens.study.pages import release_pages
 from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
 
 
@@ -181,7 +182,7 @@ def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
         with staged_pool([models[k] for k in pool], cal, num_classes, scratch_dir) as staged:
             for k, staged_model in zip(pool, staged):
                 models[k] = staged_model
-            result = greedy_forward_selection(models, **select)
+            result = greedy_forward_selection(models, **select, after_use=release_pages)
             del models, staged  # close the maps before the folder goes
     else:
         result = greedy_forward_selection(models, **select)
