@@ -20,6 +20,7 @@ WITH_EXAMPLES = [
     "error_consistency", "dominance", "pairwise_agreement", "fit_temperature", "softmax",
     "expected_calibration_error", "pair_ensemble_predictions", "majority_vote",
     "ensemble_counts", "ensemble_rates", "confidence_angle", "mcnemar_test", "bootstrap_ci",
+    "probit_fit",
 ]
 
 

@@ -229,8 +229,10 @@ def test_cli_analyze_shift_tables_equal_independent_recomputation(tmp_path):
 
 
 def test_python_api_beside_analyze(tmp_path):
+    import zoolens
     from zoolens.study.analyze import analyze
 
+    assert zoolens.analyze_shift is analyze_shift
     ref, shifted = make_zoos(tmp_path)
     result = analyze(ref, "base", None, n_bootstrap=0, shift={"noisy": shifted})
     alone = analyze_shift(ref, {"noisy": shifted.path}, "base", n_bootstrap=0)
@@ -238,7 +240,12 @@ def test_python_api_beside_analyze(tmp_path):
     for name in ("models", "pairs", "fits"):
         pd.testing.assert_frame_equal(getattr(result.shift, name), getattr(alone, name))
     assert set(result.tables()) >= {"shift_models", "shift_pairs", "shift_fits"}
+    pd.testing.assert_frame_equal(result.tables()["shift_pairs"], alone.pairs)
     assert "shift" in result.summary
+    # without shift: the shift tables are there, empty (contracts: always=False)
+    plain = analyze(ref, "base", None, n_bootstrap=0)
+    assert plain.shift is None and "shift" not in plain.summary
+    assert list(plain.shift_fits.columns) == tables.SHIFT_FITS_COLUMNS and plain.shift_fits.empty
 
 
 @pytest.mark.parametrize("case", ["classes", "no_common", "twice", "missing", "reference_name",
@@ -282,28 +289,60 @@ def test_bad_shift_inputs_are_one_line_errors(tmp_path, case):
 # ---------------------------------------------------------------- real data: CIFAR-10.1
 
 
-def cifar101_zoos(tmp_path):
-    """The 30 published CIFAR-10 models' decisions on the CIFAR-10 test set and on
-    CIFAR-10.1 v6, as two zoos without a calibration split (measured on all examples)."""
+@pytest.fixture(scope="module")
+def cifar101(tmp_path_factory):
+    """The 30 published CIFAR-10 models' decision JSON files on the CIFAR-10 test set and on
+    CIFAR-10.1 v6, imported through the CLI into two zoos without a calibration split
+    (measured on all examples); random-features models carry another framework."""
     root = shared_path("cifar10.1-predictions")
-    labels = np.load(shared_path("cifar10-probs", "lenet-5-cifar-10.npz"))["ground_truth"]
-    v6_labels = np.load(root / "cifar10.1-v6-labels.npy")
+    labels = shared_path("cifar10-probs", "lenet-5-cifar-10.npz")
+    tmp = tmp_path_factory.mktemp("cifar101")
     zoos = []
-    for name, lab, sub in (("test", labels, "cifar10-test"), ("v6", v6_labels, "cifar10.1-v6")):
-        zoo = Zoo.create(tmp_path / f"{name}.zoo", np.asarray(lab, np.int64), num_classes=10,
-                         calibration_fraction=0.0)
-        for f in sorted((root / sub).glob("*_predictions.json")):
+    for name, sub, label_args in (
+            ("test", "cifar10-test", ["--labels", str(labels), "--labels-key", "ground_truth"]),
+            ("v6", "cifar10.1-v6", ["--labels", str(root / "cifar10.1-v6-labels.npy")])):
+        path = tmp / f"{name}.zoo"
+        for k, f in enumerate(sorted((root / sub).glob("*_predictions.json"))):
             model = f.name[: -len("_predictions.json")]
             framework = "random-features" if model.startswith("random_features") else "supervised"
-            zoo.add(model, decisions=np.asarray(json.loads(f.read_text()), np.int64),
-                    card={"arch": model, "arch_family": model.split("_")[0],
-                          "framework": framework})
-        zoos.append(zoo)
+            create = (["--create", *label_args, "--calibration-fraction", "0", "--num-classes",
+                       "10"] if k == 0 else [])
+            res = runner.invoke(app, ["--quiet", "import", str(path), str(f), "--name", model,
+                                      "--kind", "decisions", "--arch", model, "--arch-family",
+                                      model.split("_")[0], "--framework", framework, *create])
+            assert res.exit_code == 0, res.output
+        zoos.append(Zoo.open(path))
     return zoos
 
 
-def test_cifar101_tables_equal_independent_recomputation(tmp_path):
-    test, v6 = cifar101_zoos(tmp_path)
+def test_cifar101_cli_analyze_shift(cifar101, tmp_path):
+    test, v6 = cifar101
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["--quiet", "analyze", str(test.path), "--base", "resnet_basic_110",
+                              "--out", str(out), "--bootstrap", "100", "--reference-name",
+                              "cifar10", "--shift", f"cifar10.1-v6={v6.path}"])
+    assert res.exit_code == 0, res.output
+    assert ("under shift cifar10.1-v6 (2000 examples, 30 models): accuracy on the line: "
+            "slope 0.950, intercept -0.381, R² 0.984 (30 points); agreement on the line: "
+            "slope 0.995, intercept -0.396, R² 0.983 (435 points)") in res.output
+    pairs = pd.read_csv(out / "shift_pairs.csv").set_index(["set", "model_a", "model_b"])
+    for other, ei_test, ei_v6 in (("random_features_256k_aug", 0.1323, 0.2280),
+                                  ("resnet_basic_56", 0.0542, 0.1105)):
+        key = tuple(sorted(("resnet_basic_110", other)))
+        assert pairs.loc[("cifar10",) + key, "error_inconsistency"] == pytest.approx(ei_test,
+                                                                                    abs=5e-5)
+        assert pairs.loc[("cifar10.1-v6",) + key, "error_inconsistency"] == pytest.approx(
+            ei_v6, abs=5e-5)
+    summary = json.loads((out / "summary.json").read_text())["shift"]
+    # EI with the base by category on each set: random features (Framework) disagree most
+    for name in ("cifar10", "cifar10.1-v6"):
+        block = summary["mean_error_inconsistency_by_category"][name]
+        assert max(block, key=lambda c: block[c]["mean"]) == "Framework"
+    assert summary["best_sidekick"] is None  # decisions only: no ensembles to rank
+
+
+def test_cifar101_tables_equal_independent_recomputation(cifar101, tmp_path):
+    test, v6 = cifar101
     result = analyze_shift(test, {"v6": v6}, "resnet_basic_110", tmp_path / "out",
                            n_bootstrap=200)
     pairs = result.pairs.set_index(["set", "model_a", "model_b"])

@@ -8,6 +8,7 @@ The public API, loaded on first use so that ``import zoolens`` stays fast:
 
 - :class:`Zoo`, :class:`ModelCard`: the store of model outputs and what each model is;
 - :func:`analyze`, :func:`run_greedy`, :func:`run_probe`: the studies, writing result tables;
+  :func:`analyze_shift`: the same models on several evaluation sets (``analyze(shift=...)``);
 - :func:`build_report`: the HTML report of a results folder;
 - :func:`load_ensemble`: an exported ensemble file (``zoolens export``) as an ``nn.Module``;
 - :mod:`zoolens.measure`: the measurements on plain arrays (``zoolens.measure.error_inconsistency``
@@ -29,6 +30,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ZoolensError": ("zoolens.errors", "ZoolensError"),
     "analyze": ("zoolens.study.analyze", "analyze"),
     "run_greedy": ("zoolens.study.analyze", "run_greedy"),
+    "analyze_shift": ("zoolens.study.shift", "analyze_shift"),
     "run_probe": ("zoolens.study.probe", "run_probe"),
     "build_report": ("zoolens.report", "build_report"),
     "load_ensemble": ("zoolens.deploy.predict", "load_ensemble"),

@@ -26,6 +26,8 @@ The submodules load on first use (``import zoolens`` and ``zoolens --help`` stay
 - :mod:`zoolens.measure.features`: feature combination at rates, diversity ranking, CKA.
 - :mod:`zoolens.measure.probe`: the L2-regularised linear probe and average precision.
 - :mod:`zoolens.measure.soup`: uniform and greedy weight soups.
+- :mod:`zoolens.measure.shift`: probit-scale lines across evaluation sets (accuracy and
+  agreement on the line), effective robustness, prediction agreement.
 
 Definitions follow DESIGN.md section 3 and Gontijo-Lopes, Dauphin & Cubuk (2021).
 """
@@ -64,6 +66,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "probe": (
         "DEFAULT_L2_GRID", "LinearProbe", "fit_linear_probe", "probe_objective",
         "average_precision", "voc11_average_precision", "voc11_map", "mean_average_precision"
+    ),
+    "shift": (
+        "probit", "inverse_probit", "ProbitFit", "probit_fit", "effective_robustness",
+        "prediction_agreement_counts"
     ),
     "soup": ("uniform_soup", "greedy_soup", "GreedySoup", "check_compatible"),
     "specialization": (

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["probit", "inverse_probit", "ProbitFit", "probit_fit", "effective_robustness",
+           "prediction_agreement_counts"]
+
 
 def probit(p: np.ndarray) -> np.ndarray:
     """Φ⁻¹(p) elementwise (float64; ±inf at 0 and 1, NaN outside [0, 1])."""
@@ -58,10 +61,32 @@ class ProbitFit:
 
 
 def probit_fit(x: np.ndarray, y: np.ndarray) -> ProbitFit:
-    """Least-squares line through (probit(x), probit(y)); see the module docstring.
+    """Least-squares line through (probit(x), probit(y)) (Miller et al. 2021, Sec. 2).
 
-    ``x``, ``y``: (K,) measures in [0, 1] (NaN allowed: left out, like infinite probits).
-    Closed form in float64: slope = Sxy / Sxx, intercept = ȳ − slope · x̄, R² = Sxy² / (Sxx·Syy).
+    Closed form in float64: slope = Sxy / Sxx, intercept = ȳ − slope · x̄,
+    R² = Sxy² / (Sxx·Syy); points with a non-finite probit (0, 1, NaN) are left out.
+
+    Parameters
+    ----------
+    x, y : (K,) measures in [0, 1] on the reference and the shifted set (accuracies of K
+        models, or agreements of K pairs).
+
+    Returns
+    -------
+    ProbitFit
+        slope, intercept, r2 and n_points (NaN line when fewer than 2 usable points or all
+        reference values equal).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zoolens.measure import probit_fit, effective_robustness
+    >>> ref = np.array([0.80, 0.90, 0.95])
+    >>> fit = probit_fit(ref, ref)                  # no shift: the line y = x
+    >>> round(fit.slope, 6), round(fit.intercept, 6), round(fit.r2, 6), fit.n_points
+    (1.0, 0.0, 1.0, 3)
+    >>> effective_robustness(np.array([0.9]), np.array([0.92]), fit).round(4)  # 2 points above
+    array([0.02])
     """
     px, py = probit(x), probit(y)
     keep = np.isfinite(px) & np.isfinite(py)
