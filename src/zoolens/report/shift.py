@@ -83,13 +83,13 @@ def _probit_axes(ax, values: np.ndarray) -> None:
 
 
 @F._figure_function
-def on_the_line(shift: ShiftTables, measure: str) -> F.FigureResult:
+def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.FigureResult:
     """Shifted against reference accuracy (per model) or agreement (per pair), probit axes."""
     sets = shift.shifted
     if not sets:
         raise F.FigureSkipped("no shifted set in shift_models.csv")
     shown = sets[:F.MAX_PANELS]
-    fig, axes = F._new_figure(3.4 * len(shown), 3.5, ncols=len(shown))
+    fig, axes = F._new_figure(4.2 * len(shown), 4.2, ncols=len(shown))
     data: dict = {}
     ref = shift.reference
     if measure == "accuracy":
@@ -111,9 +111,12 @@ def on_the_line(shift: ShiftTables, measure: str) -> F.FigureResult:
             labels = [f"{a} / {b}" for a, b in zip(mine.model_a, mine.model_b)]
         px, py = _probit(x), _probit(y)
         keep = np.isfinite(px) & np.isfinite(py)
-        categories = F.ordered_categories(mine.category)
+        category = mine.category.to_numpy().astype(object)
+        if measure == "accuracy" and base is not None:
+            category[mine["model"].to_numpy() == base] = "base"  # not "Same" (itself)
+        categories = F.ordered_categories(category)
         for cat in categories:
-            sel = keep & (mine.category.to_numpy() == cat)
+            sel = keep & (category == cat)
             ax.scatter(px[sel], py[sel], s=16 if measure == "accuracy" else 8,
                        color=F.category_color(cat, categories), alpha=0.8, zorder=3,
                        edgecolors="none", label=F.label(cat, 14))
@@ -220,7 +223,7 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
               "probit axes labelled in accuracy; the dashed line is y = x, the solid line the "
               "probit-scale fit over all models (Miller et al. 2021). Dots above the fit are "
               "effectively robust (Taori et al. 2020).",
-              lambda: on_the_line(shift, "accuracy")),
+              lambda: on_the_line(shift, "accuracy", base)),
              ("shift-agreement", "Agreement on the line",
               "Each dot is a pair: how often the two models predict the same class on a shifted "
               "set against the reference set, on probit axes; dashed y = x, solid the fit "
