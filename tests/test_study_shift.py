@@ -393,3 +393,28 @@ def test_cifar101_tables_equal_independent_recomputation(cifar101, tmp_path):
         atol=1e-12)
     for name in ("shift_models", "shift_pairs", "shift_fits"):
         assert (tmp_path / "out" / f"{name}.csv").exists()
+
+
+def test_base_missing_from_a_shifted_set_is_a_note_not_an_error(tmp_path):
+    ref, _ = make_zoos(tmp_path)
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 5, 100)
+    other = Zoo.create(tmp_path / "nobase.zoo", labels, num_classes=5, calibration_fraction=0)
+    for name in ("seed1", "vit", "simclr"):
+        other.add(name, logits=_logits(rng, labels, 1.5, 1.0, 5))
+    result = analyze_shift(ref, [("nobase", other)], "base", n_bootstrap=20)
+    assert set(result.models[result.models.set == "nobase"].model) == {"seed1", "vit", "simclr"}
+    assert result.pairs[result.pairs.set == "nobase"].base_rank.isna().all()
+    summary = result.summary
+    assert any("the base 'base' is not in it" in note for note in summary["notes"])
+    assert summary["best_sidekick"]["rank"]["nobase"] is None
+    assert summary["mean_error_inconsistency_by_category"]["nobase"] == {}
+    # the API refuses a set name twice just as the CLI does
+    with pytest.raises(ValueError, match="used twice"):
+        analyze_shift(ref, [("x", other), ("x", other)], "base")
+
+
+def test_analyze_help_shows_the_shift_example():
+    res = runner.invoke(app, ["analyze", "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    assert "--shift" in res.output and "cifar10.1=cifar10.1.zoo" in res.output
