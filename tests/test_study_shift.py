@@ -242,6 +242,13 @@ def test_python_api_beside_analyze(tmp_path):
     assert set(result.tables()) >= {"shift_models", "shift_pairs", "shift_fits"}
     pd.testing.assert_frame_equal(result.tables()["shift_pairs"], alone.pairs)
     assert "shift" in result.summary
+    # the full-row ensembles give the exact top-k kernel's numbers
+    full = analyze_shift(ref, {"noisy": shifted}, "base", n_bootstrap=0, exact_topk=False)
+    pd.testing.assert_frame_equal(full.pairs, alone.pairs)
+    # logit averaging (the paper's Fig. 11 variant): the reference rows are analyze's own
+    logits = analyze(ref, "base", None, n_bootstrap=0, combine="logits", shift={"noisy": shifted})
+    ref_rows = logits.shift.pairs[logits.shift.pairs.set == "reference"]
+    np.testing.assert_allclose(ref_rows.ensemble_acc, logits.pairs.ensemble_acc, atol=1e-12)
     # without shift: the shift tables are there, empty (contracts: always=False)
     plain = analyze(ref, "base", None, n_bootstrap=0)
     assert plain.shift is None and "shift" not in plain.summary

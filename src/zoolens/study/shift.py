@@ -39,7 +39,7 @@ from zoolens.errors import ZoolensError
 from zoolens.measure import topk
 from zoolens.measure.agreement import correctness, pairwise_agreement
 from zoolens.measure.calibration import fit_temperature
-from zoolens.measure.ensemble import ensemble_inputs
+from zoolens.measure.ensemble import all_pair_ensemble_correct, ensemble_inputs
 from zoolens.measure.shift import (effective_robustness, prediction_agreement_counts,
                                    probit_fit)
 from zoolens.progress import info
@@ -48,7 +48,6 @@ from zoolens.study.bootstrap import Resamples
 from zoolens.study.inputs import check_model, chunk_examples, open_zoo
 
 REFERENCE_NAME = "reference"
-FIT_MEASURES = ("accuracy", "agreement")
 
 
 @dataclass
@@ -242,10 +241,10 @@ def _measure_set(s: EvaluationSet, base: str, base_category: Mapping[str, str],
             block = np.stack([ensemble_inputs(zoo.scores(names[k], rows=rows[cols]),
                                               float(temperatures.get(names[k], 1.0)), combine)
                               for k in scored])
-            pred = (topk.all_pair_ensemble_predictions_topk(block) if exact_topk
-                    else _full_row_pair_predictions(block))
-            ens_right += correctness(pred, labels[cols]).sum(axis=1)
-            del block, pred
+            ens = (correctness(topk.all_pair_ensemble_predictions_topk(block), labels[cols])
+                   if exact_topk else all_pair_ensemble_correct(block, labels[cols]))
+            ens_right += ens.sum(axis=1)
+            del block, ens
 
     def interval(name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         return resamples.interval(sums.get(name, np.zeros((0, size))))
@@ -264,16 +263,6 @@ def _measure_set(s: EvaluationSet, base: str, base_category: Mapping[str, str],
                               "n_pairs": int(mask.sum())}
     return _SetMeasures(agreement["accuracy"], accuracy_lo, accuracy_hi, agreement, ei_lo, ei_hi,
                         agree / n, ensemble_acc, category_ei)
-
-
-def _full_row_pair_predictions(block: np.ndarray) -> np.ndarray:
-    """(P, n) argmax of (x_a + x_b) / 2 on full rows (``--full-rows``: the reference the top-k
-    kernel equals)."""
-    from zoolens.measure.ensemble import combine_scores
-
-    a, b = np.triu_indices(len(block), 1)
-    return np.stack([combine_scores(block[i], block[j]).argmax(axis=-1) for i, j in zip(a, b)]) \
-        if len(a) else np.zeros((0, block.shape[1]), dtype=np.int64)
 
 
 def _base_ranks(names: list[str], base: str, ensemble_acc: np.ndarray) -> np.ndarray:
