@@ -112,6 +112,10 @@ def test_cifar101_analyze_on_all_examples(cifar101_zoo, tmp_path):
     models = pd.read_csv(out / "models.csv")
     assert (models.accuracy == models.accuracy_all).all()
     assert (models.accuracy_eval_n == 10000).all()
+    # the report says so too
+    ok("report", out, "--out", tmp_path / "r.html")
+    assert "no calibration split: every measure is taken on all 10000 examples" in \
+        (tmp_path / "r.html").read_text()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,3 +606,52 @@ def test_abstentions_in_measures():
     agree = pairwise_agreement(right)
     assert agree["error_consistency"][0, 1] == pytest.approx(
         kappa_from_definition(right[0], right[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# the Python API, and the README section
+
+
+def test_python_api_for_public_dumps(tmp_path):
+    from zoolens.zoo.classes import ABSTAIN, ClassIndex, read_class_names
+    from zoolens.zoo.importers import import_file, labels_for_create
+
+    ids = [f"im{i:03d}" for i in range(60)]
+    truth = np.random.default_rng(1).integers(0, 3, 60)
+    order = np.random.default_rng(2).permutation(60)
+    (tmp_path / "labels.csv").write_text("id,label\n" + "".join(
+        f"{ids[i]},{['cat', 'dog', 'emu'][truth[i]]}\n" for i in order))
+    answers = {ids[i]: (None if i % 6 == 0 else ["cat", "dog", "emu"][truth[i]])
+               for i in range(60)}
+    (tmp_path / "m.json").write_text(json.dumps(answers))
+    names, aliases = read_class_names("cat,dog,emu")
+    y, zoo_ids = labels_for_create(tmp_path / "labels.csv", tmp_path / "m.json",
+                                   column="label", labels_id_column="id",
+                                   classes=ClassIndex(names, aliases))
+    assert zoo_ids.tolist() == ids and y.tolist() == truth.tolist()  # joined, model order
+    zoo = Zoo.create(tmp_path / "z", y, class_names=names, example_ids=zoo_ids,
+                     calibration_fraction=0.0)
+    assert import_file(zoo, tmp_path / "m.json", "m") == "decisions"
+    pred = zoo.predictions("m")
+    assert (pred[::6] == ABSTAIN).all() and zoo.model_info("m")["abstentions"] == 10
+    assert zoo.accuracy("m") == pytest.approx(50 / 60)
+
+
+def test_readme_public_dump_commands_use_real_options():
+    from typer.main import get_command
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Import a public prediction dump"):]
+    section = section[:section.index("\n## ", 5)]
+    commands = [" ".join(block.replace("\\\n", " ").split("\n"))
+                for block in section.split("```bash\n")[1:]]
+    seen = set()
+    for block in commands:
+        for command in block.split("zoolens ")[1:]:
+            verb = command.split()[0]
+            options = {t.split("=")[0] for t in command.split() if t.startswith("--")}
+            known = {o for param in get_command(app).commands[verb].params
+                     for o in (*param.opts, *param.secondary_opts)}
+            assert options <= known, (verb, options - known)
+            seen.add(verb)
+    assert seen == {"import", "info", "analyze"}
