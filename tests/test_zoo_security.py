@@ -408,3 +408,201 @@ def test_random_manifests_raise_only_zoolens_errors(tmp_path_factory, data) -> N
         pass
     finally:
         (zoo_dir / MANIFEST).write_text(_TEMPLATE[str(tmp)])
+
+
+# ---------------------------------------------------------------------------------------------
+# item 5: ordinary I/O failures are one line (disk full, read-only, a folder where a file goes)
+
+import errno  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_during_import_is_one_line_and_leaves_no_temp(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """Write-failure injection: the tensor writer fills part of its temp file, then the disk
+    is full (as a real full disk does half-way through)."""
+    import zoolens.zoo.store as store
+
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    new = tmp_path / "new.npy"
+    np.save(new, np.random.default_rng(1).normal(size=(60, 4)))
+    before = snapshot(zoo_dir)
+
+    def half_then_full(path, tensors, metadata):
+        Path(path).write_bytes(b"\0" * 100)
+        _enospc()
+    monkeypatch.setattr(store, "write_tensors", half_then_full)
+    for extra in ([], ["--replace", "--name", "m0"]):
+        args = ["import", zoo_dir, new] + (extra or ["--name", "new"])
+        fails(*args, match=f"{zoo_dir / 'models'}: no space left on the device")
+        assert snapshot(zoo_dir) == before
+
+
+def _readonly(monkeypatch, folder: Path) -> None:
+    """Injected EROFS: any open of a path in ``folder`` for writing, rename or unlink fails
+    as on a read-only mount."""
+    real_open, real_replace, real_unlink = os.open, os.replace, os.unlink
+    inside = str(folder)
+    write = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def check(path):
+        if str(path).startswith(inside):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def open_(path, flags, *a, **k):
+        if flags & write:
+            check(path)
+        return real_open(path, flags, *a, **k)
+
+    def replace(src, dst, *a, **k):
+        check(dst)
+        return real_replace(src, dst, *a, **k)
+
+    def unlink(path, *a, **k):
+        check(path)
+        return real_unlink(path, *a, **k)
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "unlink", unlink)
+
+
+def test_read_only_zoo_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    new = tmp_path / "new.npy"
+    np.save(new, np.random.default_rng(1).normal(size=(60, 4)))
+    (zoo_dir / ".zoo.lock").unlink(missing_ok=True)
+    before = snapshot(zoo_dir)
+    _readonly(monkeypatch, zoo_dir)
+    for args in (["import", zoo_dir, new, "--name", "new"],
+                 ["import", zoo_dir, new, "--name", "m0", "--replace"],
+                 ["remove", zoo_dir, "m1"]):
+        fails(*args, match="read-only file system")
+        assert snapshot(zoo_dir) == before
+    ok("info", zoo_dir)  # reading still works
+
+
+def test_lock_file_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    (zoo_dir / ".zoo.lock").unlink(missing_ok=True)
+    (zoo_dir / ".zoo.lock").mkdir()
+    before = snapshot(zoo_dir)
+    fails("remove", zoo_dir, "m1", match=".zoo.lock: is a folder, not a file")
+    assert snapshot(zoo_dir) == before
+
+
+def _results(tmp_path: Path) -> Path:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    out = tmp_path / "results"
+    ok("analyze", zoo_dir, "--base", "m0", "--out", out, "--bootstrap", "0")
+    return out
+
+
+def test_report_png_dir_naming_a_file_is_one_line(tmp_path: Path) -> None:
+    out = _results(tmp_path)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("mine")
+    fails("report", out, "--out", tmp_path / "r.html", "--png-dir", a_file,
+          match=f"{a_file}: already exists")
+    assert a_file.read_text() == "mine" and not (tmp_path / "r.html").exists()
+
+
+def test_disk_full_during_report_is_one_line_and_leaves_nothing(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    out = _results(tmp_path)
+    report = tmp_path / "rep" / "r.html"
+    report.parent.mkdir()
+    monkeypatch.setattr(os, "fsync", _enospc)
+    fails("report", out, "--out", report, match=f"{report}: no space left on the device")
+    assert list(report.parent.iterdir()) == []
+
+
+def test_report_is_written_with_the_umask(tmp_path: Path) -> None:
+    """Item 8: report.html and model files are ordinary files (0644 under umask 022)."""
+    out = _results(tmp_path)
+    old = os.umask(0o022)
+    try:
+        ok("report", out, "--out", tmp_path / "r.html")
+        zoo = make_zoo(tmp_path / "zoo2", models=1)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.html").stat().st_mode & 0o777 == 0o644
+    model = zoo.path / zoo.model_info("m0")["file"]
+    assert model.stat().st_mode & 0o777 == 0o644
+
+
+# A real full disk and a real read-only mount, where the kernel lets us make them: a user and
+# mount namespace (unshare -rm) with a 1 MiB tmpfs, and a read-only bind mount of the zoo.
+_NAMESPACE = textwrap.dedent("""
+    import json, os, subprocess, sys
+    from pathlib import Path
+    zoo, new, mnt, zl = (Path(a) for a in sys.argv[1:5])
+    def snap(folder):
+        return {str(p.relative_to(folder)): p.read_bytes().hex()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+    def run(*args):
+        p = subprocess.run([sys.executable, "-c", "from zoolens.cli import main; main()",
+                            *map(str, args)], capture_output=True, text=True)
+        return {"rc": p.returncode, "stderr": p.stderr}
+    out = {}
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "none", str(mnt)], check=True)
+    subprocess.run(["cp", "-a", str(zoo), str(mnt / "zoo")], check=True)
+    st = os.statvfs(mnt)
+    with open(mnt / "fill", "wb") as fh:  # leave 16 KiB: less than one model file
+        fh.write(b"\\0" * (st.f_bavail * st.f_frsize - (16 << 10)))
+    before = snap(mnt / "zoo")
+    out["import"] = run("import", mnt / "zoo", new, "--name", "big")
+    out["import_same"] = snap(mnt / "zoo") == before
+    out["analyze"] = run("analyze", zoo, "--base", "m0", "--out", mnt / "out",
+                         "--bootstrap", "0")
+    out["analyze_left"] = sorted(os.listdir(mnt / "out")) if (mnt / "out").exists() else []
+    subprocess.run(["mount", "--bind", str(zoo), str(zoo)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(zoo)], check=True)
+    before = snap(zoo)
+    out["ro_import"] = run("import", zoo, new, "--name", "big")
+    out["ro_remove"] = run("remove", zoo, "m1")
+    out["ro_same"] = snap(zoo) == before
+    print(json.dumps(out))
+""")
+
+
+def test_real_full_disk_and_read_only_mount(tmp_path: Path) -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare not available: the injected-failure tests above cover this")
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("user and mount namespaces not permitted here (unshare -rm failed); the "
+                    "injected-failure tests above cover this")
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir, n=2000, c=10, models=2)
+    new = tmp_path / "new.npy"
+    np.save(new, np.random.default_rng(1).normal(size=(2000, 10)))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(["unshare", "-rm", sys.executable, "-c", _NAMESPACE, str(zoo_dir),
+                           str(new), str(mnt), ""], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key, match in (("import", "no space left on the device"),
+                       ("analyze", "no space left on the device"),
+                       ("ro_import", "read-only file system"),
+                       ("ro_remove", "read-only file system")):
+        rc, err = res[key]["rc"], res[key]["stderr"]
+        errors = [line for line in err.splitlines() if line.startswith("error")]
+        assert rc != 0 and "Traceback" not in err and len(errors) == 1, (key, err)
+        assert match in errors[0], (key, errors[0])
+    assert res["import_same"], "the zoo on the full disk changed"
+    assert res["ro_same"], "the read-only zoo changed"
+    assert res["analyze_left"] == [], res["analyze_left"]

@@ -11,6 +11,8 @@ the way it calls numpy or scikit-learn can catch ``ValueError``.
 
 from __future__ import annotations
 
+import errno
+
 
 class ZoolensError(ValueError):
     """A clear, one-line error about the user's input."""
@@ -22,3 +24,51 @@ class ZoolensError(ValueError):
 
 class ZooCorruptedError(ZoolensError):
     """A file in the zoo does not match its recorded hash, size or format."""
+
+
+# What each OS error family means to a user, by errno (the rest use the OS's own words).
+_OS_REASONS = {
+    errno.ENOSPC: "no space left on the device (free some space and run the command again)",
+    errno.EDQUOT: "disk quota exceeded (free some space and run the command again)",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EEXIST: "already exists (a file where a folder is needed?)",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EMFILE: "too many open files",
+    errno.EIO: "input/output error (failing disk or network file system?)",
+}
+
+
+def os_error_message(exc: OSError, path: object = None) -> str:
+    """One line for an OSError: the path (``exc.filename``, else ``path``) and what the error
+    means (ENOSPC, EROFS, EACCES, EISDIR, EEXIST, ... in plain words). Libraries that lose
+    ``errno`` on the way (pyarrow says "[errno 28] ... No space left on device") are
+    recognised by their message."""
+    code = exc.errno
+    text = " ".join(str(exc).split())
+    if code is None:
+        for candidate, words in ((errno.ENOSPC, "no space left"),
+                                 (errno.EROFS, "read-only file system"),
+                                 (errno.EACCES, "permission denied")):
+            if words in text.lower():
+                code = candidate
+                break
+    where = exc.filename if exc.filename is not None else path
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    reason = _OS_REASONS.get(code) if code is not None else None
+    if reason is None:
+        reason = exc.strerror or text or type(exc).__name__
+    return f"{where}: {reason}" if where is not None else f"{reason} ({text[:200]})"
+
+
+def naming_path(exc: OSError, path: object) -> OSError:
+    """``exc`` itself when it names a file, else an equal OSError naming ``path`` (writes
+    through an open handle, and pyarrow's, do not say which file they were writing)."""
+    if exc.filename is not None:
+        return exc
+    return OSError(exc.errno, exc.strerror or " ".join(str(exc).split()), str(path))

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from zoolens import __version__
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, os_error_message
 from zoolens.progress import set_quiet
 
 app = typer.Typer(
@@ -49,7 +49,8 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn ZoolensError (and a few well-understood OS errors) into one line + exit 1."""
+    """Turn ZoolensError and every OSError (``zoolens.errors.os_error_message``: the path and
+    what ENOSPC, EROFS, EACCES, EISDIR, EEXIST ... mean) into one line + exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,10 +58,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except ZoolensError as exc:
             fail(str(exc))
-        except FileNotFoundError as exc:
-            fail(f"{exc.filename}: no such file or directory")
-        except PermissionError as exc:
-            fail(f"{exc.filename}: permission denied")
+        except OSError as exc:  # disk full, read-only, permissions, a folder where a file goes
+            fail(os_error_message(exc))
         except KeyboardInterrupt:
             fail("interrupted (work done so far is kept; run the command again to resume)", 130)
 

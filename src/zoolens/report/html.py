@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens import __version__
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, naming_path
 from zoolens.measure.stats import accuracy_adjusted_means
 from zoolens.report import figures as F
 from zoolens.report.tables import Results, finite, load_results, pairs_with_base
@@ -853,11 +853,21 @@ def _atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise naming_path(exc, path) from None
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def png_name(spec: F.FigureSpec) -> str:

@@ -278,17 +278,17 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
                             interpolation=interpolation, summary=summary,
                             greedy_folds=greedy_folds, shift=shift_result, pareto=pareto,
                             **(shift_result.tables() if shift_result is not None else {}))
-    with timer.stage("write"):
-        out = None if out_dir is None else tables.output_folder(out_dir)
-        if out is not None:
-            tables.write_tables(out, result.tables(), parquet=options.parquet,
+    with timer.stage("write"):  # staged: the folder changes as a whole, or not at all
+        staged = None if out_dir is None else tables.StagedOutput(out_dir)
+        if staged is not None:
+            staged.write_tables(result.tables(), parquet=options.parquet,
                                 cards=cards_payload(inputs))
     summary["timings_s"] = timer.rounded()
     summary["elapsed_s"] = round(timer.elapsed(), 3)
-    if out is not None:
-        # Last, so a crash never leaves a summary describing half-written tables; its own
-        # few milliseconds are the only time not in a stage.
-        tables.write_json(out / "summary.json", summary)
+    if staged is not None:
+        # summary.json last, so a crash never leaves a summary describing half-written
+        # tables; its own few milliseconds are the only time not in a stage.
+        staged.commit(summary)
     return result
 
 

@@ -36,6 +36,7 @@ from zoolens.measure.fused import calibrated_inputs
 from zoolens.progress import info, track
 from zoolens.study.pages import release_pages
 from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
+from zoolens.zoo.scratch import GREEDY_PREFIX, owned_name, sweep_dead
 
 
 @dataclass
@@ -104,7 +105,8 @@ def staged_pool(models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes:
             f"greedy: staging {len(models)} candidates' calibration rows needs "
             f"{need / 2**30:.1f} GiB of disk under {parent}, only {free / 2**30:.1f} GiB free; "
             "set TMPDIR to a larger disk, raise --memory-gb or narrow --pool")
-    folder = Path(tempfile.mkdtemp(prefix="zoolens-greedy-", dir=parent))
+    sweep_dead(parent, GREEDY_PREFIX)  # what killed runs left behind
+    folder = Path(tempfile.mkdtemp(prefix=owned_name(GREEDY_PREFIX, ""), dir=parent))
     try:
         staged = []
         for k, model in enumerate(track(models, description="greedy: staging candidates",

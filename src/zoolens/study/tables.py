@@ -9,9 +9,12 @@ summary that describes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from zoolens.contracts import ANALYZE_TABLES, TABLE_VERSION, columns, version_record
-from zoolens.errors import ZoolensError
-from zoolens.zoo._atomic import atomic_write_with
+from zoolens.errors import ZoolensError, naming_path
+from zoolens.zoo._atomic import atomic_write_with, fsync_dir
+from zoolens.zoo.scratch import STAGE_PREFIX, owned_name, sweep_dead
 
 # The columns are spelled once, in zoolens.contracts; these names are kept for the writers.
 TABLE_COLUMNS: dict[str, list[str]] = {name: columns(name) for name in ANALYZE_TABLES}
@@ -113,24 +117,88 @@ def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool 
 
 
 def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame],
-                  summary: Mapping[str, Any], *, parquet: bool = True,
+                  summary: dict[str, Any], *, parquet: bool = True,
                   cards: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
-    """Write every table, then ``summary.json`` last; returns the output folder.
+    """Write every table, then ``summary.json`` last, as one run (:class:`StagedOutput`);
+    returns the output folder.
 
     ``cards`` (model name -> ``ModelCard.model_dump(mode="json")``, zoo order) is written as
     ``cards.json``: ``{"table_version": 1, "cards": {...}}`` (the report's model cards).
     """
-    out = output_folder(out_dir)
-    write_tables(out, tables, parquet=parquet, cards=cards)
-    write_json(out / "summary.json", summary)
-    return out
+    staged = StagedOutput(out_dir)
+    staged.write_tables(tables, parquet=parquet, cards=cards)
+    staged.commit(summary)
+    return staged.out
+
+
+class StagedOutput:
+    """A results folder written as a whole, so no failure leaves a folder that mixes runs.
+
+    Every file is first written into a hidden staging folder inside the output folder
+    (``.tmp-run-<pid>-<run id>``). ``commit`` moves the files into place, ``summary.json``
+    last (renames within one folder: no space needed, nothing half-written). Any failure
+    before that (a full disk, Ctrl-C) removes the staging folder, and the output folder too
+    when this run created it, so earlier results stay exactly as they were. The run id is
+    recorded in ``summary.json`` and in every table's version record (``<table>.json``), so a
+    reader can tell one run's folder from a mix (a kill during the renames). Staging folders
+    of processes that no longer run are swept when the next run starts.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike):
+        out = Path(out_dir)
+        self.created = not out.exists()
+        self.out = output_folder(out)
+        sweep_dead(self.out, STAGE_PREFIX)
+        self.run_id = uuid.uuid4().hex[:16]
+        self.stage = self.out / owned_name(STAGE_PREFIX, self.run_id)
+        with self._discard_on_failure():
+            self.stage.mkdir()
+
+    @contextlib.contextmanager
+    def _discard_on_failure(self):
+        try:
+            yield
+        except BaseException as exc:
+            self.discard()
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise naming_path(exc, self.out) from None
+            raise
+
+    def write_tables(self, tables: Mapping[str, pd.DataFrame], *, parquet: bool = True,
+                     cards: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Stage every table (with this run's id in its version record) and cards.json."""
+        with self._discard_on_failure():
+            write_tables(self.stage, tables, parquet=parquet, cards=cards,
+                         meta={"run_id": self.run_id})
+
+    def commit(self, summary: dict[str, Any] | None) -> None:
+        """Stage ``summary`` (its ``run_id`` set) and move every staged file into place,
+        summary.json last."""
+        with self._discard_on_failure():
+            if summary is not None:
+                summary["run_id"] = self.run_id
+                write_json(self.stage / "summary.json", summary)
+            names = sorted(os.listdir(self.stage), key=lambda n: (n == "summary.json", n))
+            for name in names:
+                os.replace(self.stage / name, self.out / name)
+            self.stage.rmdir()
+            fsync_dir(self.out)
+
+    def discard(self) -> None:
+        """Remove what this run staged (and the output folder if this run made it and it is
+        empty)."""
+        shutil.rmtree(self.stage, ignore_errors=True)
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()
 
 
 def write_tables(out: Path, tables: Mapping[str, pd.DataFrame], *, parquet: bool = True,
-                 cards: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-    """Every table and cards.json into the existing folder ``out`` (summary.json is the
-    caller's, written after: :func:`write_results`)."""
+                 cards: Mapping[str, Mapping[str, Any]] | None = None,
+                 meta: Mapping[str, Any] | None = None) -> None:
+    """Every table (``meta`` added to each version record) and cards.json into the existing
+    folder ``out`` (summary.json is the caller's, written after: :func:`write_results`)."""
     for name, frame in tables.items():
-        write_table(out, name, frame, parquet=parquet)
+        write_table(out, name, frame, parquet=parquet, meta=meta)
     if cards is not None:
         write_json(out / "cards.json", {"table_version": TABLE_VERSION, "cards": dict(cards)})

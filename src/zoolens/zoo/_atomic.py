@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from zoolens.errors import naming_path
+
 TEMP_PREFIX = ".tmp-"
 
 
@@ -47,7 +49,8 @@ def fsync_dir(path: Path) -> None:
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path to write; on success fsync it and rename it onto ``target``.
 
-    On any exception the temp file is removed and ``target`` is untouched.
+    On any exception the temp file is removed and ``target`` is untouched; an OSError that
+    names no file (a full disk met by a library's writer) is raised naming ``target``.
     """
     target = Path(target)
     tmp = temp_path_for(target)
@@ -55,9 +58,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         fsync_file(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:  # say which file failed
+            raise naming_path(exc, target) from None
         raise
     fsync_dir(target.parent)
 

@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from zoolens.errors import ZooCorruptedError, ZoolensError
+from zoolens.errors import ZooCorruptedError, ZoolensError, naming_path
 from zoolens.zoo._atomic import (TEMP_PREFIX, atomic_path, atomic_write_bytes, fsync_dir,
                                  fsync_file, temp_path_for)
 from zoolens.zoo._slug import is_written_model_file_name, model_file_name
@@ -758,6 +758,11 @@ class Zoo:
                         with contextlib.suppress(OSError):
                             final.unlink()
                     raise
+            except OSError as exc:  # a full disk, a read-only folder: name the models folder
+                if exc.filename in (None, str(tmp)):
+                    raise naming_path(OSError(exc.errno, exc.strerror or str(exc)),
+                                      models_dir) from None
+                raise
             finally:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
