@@ -7,10 +7,16 @@
 - :func:`zoolens.collect.specs.read_model_list`, :func:`~zoolens.collect.specs.load_model`
 - :mod:`zoolens.collect.cifar_resnet` — He et al. (2016) CIFAR ResNets (akamaster checkpoints)
 
-Names are imported lazily (torch loads only when one is used).
+Names are imported lazily (torch loads only when one is used). The model adapters
+(timm, torchvision, open_clip; torchscript and python in ``specs``) register themselves
+with ``specs.register_adapter`` when imported here, as timm registers its models.
 """
 
 from __future__ import annotations
+
+import importlib
+
+from zoolens.collect import openclip_models, timm_models, torchvision_models  # noqa: F401
 
 _EXPORTS = {
     "run_model": "zoolens.collect.runner",
@@ -32,7 +38,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        import importlib
-
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'zoolens.collect' has no attribute {name!r}")

@@ -18,6 +18,7 @@ import statistics
 import time
 from typing import Any
 
+from zoolens.collect.images import UndecodableImage
 from zoolens.errors import ZoolensError
 
 
@@ -34,8 +35,6 @@ def measure_cost(loaded: Any, dataset: Any, device: Any, batch_size: int,
     preprocessed tensors) on ``device``; images that do not decode are passed over."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-
-    from zoolens.collect.images import UndecodableImage
 
     batch = []
     for index in range(len(dataset)):

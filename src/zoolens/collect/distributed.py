@@ -4,7 +4,7 @@ A task rebuilds the model from its picklable ``ModelEntry`` (seeded, so random-i
 are the same in every process; the built model is cached per worker process, so a worker
 that gets several shards of one model builds it once), re-scans the image folder (which every
 node must see at the same path), runs exactly the shard's batches with
-``runner.run_batches`` and returns the arrays. The driver writes each result as the same
+``batches.run_batches`` and returns the arrays. The driver writes each result as the same
 shard file a local run writes, as results arrive, so:
 
 - the assembled zoo is the local run's: same shard layout, same batches, and — with the batch
@@ -24,6 +24,9 @@ import dataclasses
 import pickle
 from typing import Any
 
+from zoolens.collect.batches import RunOptions, run_batches
+from zoolens.collect.images import ImageFolder
+from zoolens.collect.specs import build_preprocess, load_model
 from zoolens.errors import ZoolensError
 from zoolens.progress import info, progress_bar
 
@@ -43,10 +46,6 @@ def _import_ray():
 def shard_job(entry: Any, root: str, classes: list[str], start: int, stop: int,
               options: dict[str, Any], pretrained: bool) -> dict[str, Any]:
     """Run one shard of one model (the body of a Ray task; also callable directly)."""
-    from zoolens.collect.images import ImageFolder
-    from zoolens.collect.runner import RunOptions, run_batches
-    from zoolens.collect.specs import build_preprocess, load_model
-
     opts = RunOptions(**options)
     folder = ImageFolder(root, classes=classes)
     key = pickle.dumps((entry, pretrained, tuple(classes)))

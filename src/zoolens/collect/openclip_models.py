@@ -25,8 +25,11 @@ import numpy as np
 
 from zoolens.collect._cards import arch_family, data_from_tag
 from zoolens.collect._download import build_or_explain
-from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess
+from zoolens.collect.images import ImageFolder, UndecodableImage
+from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess, register_adapter
 from zoolens.errors import ZoolensError
+from zoolens.measure.probe import fit_linear_probe
+from zoolens.progress import progress_bar
 
 #: A short subset of the CLIP ImageNet prompt ensemble (Radford et al. 2021, notebook).
 DEFAULT_TEMPLATES = (
@@ -64,10 +67,6 @@ def fit_probe_head(model: Any, preprocess: Any, root: str, class_names: Sequence
     """Fit the linear-probe head on a labelled folder: ``(W (C, D), b (C,), card hparams)``."""
     import torch
 
-    from zoolens.collect.images import ImageFolder, UndecodableImage
-    from zoolens.measure.probe import fit_linear_probe
-    from zoolens.progress import progress_bar
-
     folder = ImageFolder(root, classes=list(class_names))
     feats = []
     with torch.inference_mode(), progress_bar(len(folder), f"{spec} probe features",
@@ -92,8 +91,9 @@ def fit_probe_head(model: Any, preprocess: Any, root: str, class_names: Sequence
                           "probe_train_examples": int(len(folder))}
 
 
+@register_adapter("open_clip")
 def load_open_clip(entry: ModelEntry, pretrained: bool,
-                   class_names: Sequence[str] | None) -> LoadedModel:
+                   class_names: Sequence[str] | None = None) -> LoadedModel:
     try:
         import open_clip
     except ImportError:

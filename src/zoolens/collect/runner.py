@@ -26,43 +26,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zoolens.collect.images import lookup_positions, position_index
+from zoolens.collect.batches import RunOptions, run_batches, select_device
+from zoolens.collect.cost import measure_cost
+from zoolens.collect.distributed import run_into_store_ray
+from zoolens.collect.images import ImageFolder, lookup_positions, position_index
+from zoolens.collect.specs import LoadedModel, build_preprocess, load_model, module_forward
 from zoolens.errors import ZoolensError
 from zoolens.progress import info, progress_bar
+from zoolens.zoo._atomic import atomic_path, atomic_write_bytes
+from zoolens.zoo._slug import short_hash, slugify
+from zoolens.zoo.store import Zoo
+
+__all__ = ["RunOptions", "run_batches", "select_device", "CollectedOutputs", "ShardStore",
+           "run_model", "run_into_store", "collect_model", "collect_entries", "work_dir_for"]
 
 SHARD_FORMAT = 1
-
-
-@dataclasses.dataclass
-class RunOptions:
-    """How to run: batch and shard size, device, workers, precision, threads, strictness."""
-
-    batch_size: int = 64
-    shard_size: int | None = None      # default: 16 batches
-    device: str | None = None          # None: auto (cuda, mps, cpu)
-    num_workers: int = 0
-    amp: bool | None = None            # None: on for cuda
-    threads: int | None = None         # torch.set_num_threads (pin it for identical results)
-    strict: bool = False
-    resume: bool = True
-
-    def effective_shard_size(self) -> int:
-        if self.batch_size < 1:
-            raise ZoolensError(f"--batch-size must be >= 1, got {self.batch_size}")
-        size = self.shard_size or 16 * self.batch_size
-        if size < 1:
-            raise ZoolensError(f"shard size must be >= 1, got {size}")
-        # Shards hold whole batches, so batches never straddle two shards.
-        return -(-size // self.batch_size) * self.batch_size
 
 
 @dataclasses.dataclass
@@ -80,149 +66,8 @@ class CollectedOutputs:
     card: dict[str, Any]
 
 
-def select_device(device: str | None = None):
-    """``torch.device``: the given one, or cuda / mps / cpu, whichever is available first."""
-    import torch
-
-    if device in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ZoolensError(f"--device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ZoolensError(f"--device {device}: CUDA is not available on this machine")
-    return dev
-
-
 def shard_ranges(num_examples: int, shard_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + shard_size, num_examples)) for s in range(0, num_examples, shard_size)]
-
-
-# ---------------------------------------------------------------- dataset plumbing
-
-
-class _Items:
-    """Dataset view yielding ``(position, tensor or None, reason)``; decode errors become data."""
-
-    def __init__(self, dataset: Any):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        from zoolens.collect.images import UndecodableImage
-
-        try:
-            item = self.dataset[index]
-        except UndecodableImage as exc:
-            return index, None, str(exc)
-        if isinstance(item, (tuple, list)):
-            item = item[0]  # (image, label) datasets: the label is not the model's business
-        return index, item, ""
-
-
-def _collate(items):
-    import torch
-
-    positions = [i for i, x, _ in items if x is not None]
-    tensors = [x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-               for _, x, _ in items if x is not None]
-    bad = {i: reason for i, x, reason in items if x is None}
-    batch = torch.stack(tensors) if tensors else None
-    return torch.as_tensor(positions, dtype=torch.int64), batch, bad
-
-
-def _batches(ranges: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
-    return [list(range(b, min(b + batch_size, stop)))
-            for start, stop in ranges for b in range(start, stop, batch_size)]
-
-
-def _to_numpy(t) -> np.ndarray:
-    return t.detach().float().cpu().numpy().astype(np.float32, copy=False)
-
-
-def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
-                options: RunOptions, device: Any = None,
-                on_shard: Callable[[int, int, dict[str, Any]], None] | None = None,
-                on_batch: Callable[[int], None] | None = None) -> None:
-    """Run ``loaded`` over the shards ``ranges`` of ``dataset``, calling ``on_shard(start, stop,
-    arrays)`` as each shard completes. ``arrays``: indices, logits, embeddings (or None), skipped.
-
-    The model is moved to ``device`` and put in eval mode; batches are exactly the chunks of
-    ``batch_size`` inside each shard, in order.
-    """
-    import torch
-    from torch.utils.data import DataLoader
-
-    if options.threads:
-        torch.set_num_threads(int(options.threads))
-    device = device if device is not None else select_device(options.device)
-    module = getattr(loaded, "module", None)
-    if module is not None and hasattr(module, "to"):
-        module.to(device)
-        module.eval()
-    amp = options.amp if options.amp is not None else device.type == "cuda"
-    batches = _batches(ranges, options.batch_size)
-    if not batches:
-        return
-    loader = DataLoader(_Items(dataset), batch_sampler=batches, collate_fn=_collate,
-                        num_workers=options.num_workers,
-                        pin_memory=device.type == "cuda",
-                        persistent_workers=False)
-    bounds = iter(ranges)
-    start, stop = next(bounds)
-    acc: dict[str, list] = {"indices": [], "logits": [], "embeddings": []}
-    skipped: dict[int, str] = {}
-    with torch.inference_mode():
-        for positions, batch, bad in loader:
-            if bad and options.strict:
-                first = min(bad)
-                raise ZoolensError(f"{bad[first]} (--strict; drop --strict to skip such images)")
-            skipped.update(bad)
-            if batch is not None:
-                batch = batch.to(device, non_blocking=True)
-                if amp:
-                    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-                    with torch.autocast(device_type=device.type, dtype=dtype):
-                        logits, emb = loaded.forward(batch)
-                else:
-                    logits, emb = loaded.forward(batch)
-                if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
-                    raise ZoolensError(f"model {getattr(loaded, 'name', '?')}: logits must be "
-                                       f"(batch, classes), got {tuple(logits.shape)}")
-                acc["indices"].append(positions.numpy())
-                acc["logits"].append(_to_numpy(logits))
-                if emb is not None:
-                    acc["embeddings"].append(_to_numpy(emb.reshape(emb.shape[0], -1)))
-            n_batch = len(positions) + len(bad)
-            if on_batch is not None:
-                on_batch(n_batch)
-            last = (int(positions.max()) if len(positions) else -1)
-            last = max([last, *bad.keys()])
-            if last == stop - 1:
-                arrays = {
-                    "indices": (np.concatenate(acc["indices"]) if acc["indices"]
-                                else np.zeros(0, np.int64)),
-                    "logits": np.concatenate(acc["logits"]) if acc["logits"] else None,
-                    "embeddings": (np.concatenate(acc["embeddings"]) if acc["embeddings"]
-                                   else None),
-                    "skipped": {k: v for k, v in skipped.items() if start <= k < stop},
-                }
-                if on_shard is not None:
-                    on_shard(start, stop, arrays)
-                acc = {"indices": [], "logits": [], "embeddings": []}
-                skipped = {}
-                nxt = next(bounds, None)
-                if nxt is None:
-                    break
-                start, stop = nxt
 
 
 # ---------------------------------------------------------------- shards on disk
@@ -259,8 +104,6 @@ class ShardStore:
                 shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if not run_file.exists():
-            from zoolens.zoo._atomic import atomic_write_bytes
-
             atomic_write_bytes(run_file, json.dumps(self.fingerprint, indent=1).encode())
         for tmp in self.dir.glob(".tmp-*"):  # leftovers of a killed write
             tmp.unlink(missing_ok=True)
@@ -286,8 +129,6 @@ class ShardStore:
     def write(self, start: int, stop: int, arrays: dict[str, Any], card: dict[str, Any]) -> None:
         """Write one shard atomically (valid rows, their indices, skipped rows, the card)."""
         from safetensors.numpy import save_file
-
-        from zoolens.zoo._atomic import atomic_path
 
         k = self._index(start)
         if self.ranges[k] != (start, stop):
@@ -345,8 +186,6 @@ class ShardStore:
 
     @staticmethod
     def folder_for(work_dir: str | Path, model_name: str) -> Path:
-        from zoolens.zoo._slug import short_hash, slugify
-
         return Path(work_dir) / f"{slugify(model_name)}-{short_hash(model_name, length=8)}"
 
     @classmethod
@@ -368,8 +207,6 @@ class ShardStore:
 
 def _as_loaded(model: Any, name: str):
     """Wrap an nn.Module or a callable ``x -> logits | (logits, embeddings)`` as a LoadedModel."""
-    from zoolens.collect.specs import LoadedModel, module_forward
-
     if hasattr(model, "forward") and hasattr(model, "module") and hasattr(model, "card"):
         return model
     fwd = module_forward(model)
@@ -526,8 +363,6 @@ def _rows_for_zoo(zoo: Any, data: Any, out: CollectedOutputs, model: str) -> np.
 
 def _open_zoo(zoo_path: Path, create: bool, data: Any, order_ids: Sequence[str] | None):
     """The zoo (None when it is still to be created) and the checked order ids."""
-    from zoolens.zoo.store import Zoo
-
     zoo = None
     if (zoo_path / "zoo.json").exists():
         zoo = Zoo.open(zoo_path)
@@ -565,8 +400,6 @@ def _open_zoo(zoo_path: Path, create: bool, data: Any, order_ids: Sequence[str] 
 def _add_outputs(zoo: Any, zoo_path: Path, data: Any, out: CollectedOutputs, name: str,
                  order_ids: np.ndarray | None, dataset_name: str, replace: bool) -> Any:
     """Add one model's assembled outputs (creating the zoo first when needed); returns the zoo."""
-    from zoolens.zoo.store import Zoo
-
     card = dict(out.card)
     if out.skipped:
         listed = ", ".join(str(data.example_ids[i]) for i in sorted(out.skipped)[:20])
@@ -612,16 +445,12 @@ def collect_model(model: Any, dataset: Any, zoo_path: str | Path, *, name: str,
     ``dataset.labels``. Shards go to ``work_dir_for(zoo_path)`` and are resumed after an
     interruption; the zoo is created with ``create``. Returns the Zoo.
     """
-    from zoolens.collect.images import ImageFolder
-
     options = options or RunOptions()
     zoo_path = Path(zoo_path)
     loaded = _as_loaded(model, name)
     if isinstance(dataset, ImageFolder):
         data = dataset
         if dataset.transform is None:
-            from zoolens.collect.specs import build_preprocess
-
             dataset = dataset.with_transform(loaded.transform or build_preprocess(None, name))
         fp_data = data.fingerprint()
     else:
@@ -634,8 +463,6 @@ def collect_model(model: Any, dataset: Any, zoo_path: str | Path, *, name: str,
         if len(labels) != len(dataset):
             raise ZoolensError(f"model {name!r}: {len(labels)} labels for {len(dataset)} examples")
         data = DataIndex(labels, example_ids, class_names, name=dataset_name or "dataset")
-        from zoolens.zoo._slug import short_hash
-
         # sha256, not hash(): the fingerprint must be the same in the next process
         fp_data = f"{len(dataset)}:" + short_hash(*data.example_ids.tolist(), length=16)
     zoo, order = _open_zoo(zoo_path, create, data, order_ids)
@@ -670,9 +497,6 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
     or as Ray tasks when ``use_ray``; its shards live in ``work_dir_for(zoo_path)`` until the
     model is in the zoo. Returns the Zoo.
     """
-    from zoolens.collect.specs import build_preprocess, load_model
-    from zoolens.zoo.store import Zoo
-
     options = options or RunOptions()
     zoo_path = Path(zoo_path)
     zoo, order = _open_zoo(zoo_path, create, folder, order_ids)
@@ -691,8 +515,6 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
         loaded = None
         if store.missing_ranges():
             if use_ray:
-                from zoolens.collect.distributed import run_into_store_ray
-
                 run_into_store_ray(entry, folder, store, options, pretrained=pretrained,
                                    address=ray_address)
             else:
@@ -703,8 +525,6 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
         out = store.assemble()
         out.card["collect"] = entry_record(entry, pretrained)
         if "cost" not in entry.card:  # a cost set by hand in the model list wins
-            from zoolens.collect.cost import measure_cost
-
             if loaded is None:  # resumed or run on Ray: build it here to measure it
                 loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
             transform = loaded.transform or build_preprocess(None, entry.spec)

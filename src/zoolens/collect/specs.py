@@ -44,7 +44,30 @@ from typing import Any
 
 from zoolens.errors import ZoolensError
 
-PREFIXES = ("timm", "torchvision", "open_clip", "torchscript", "python")
+Adapter = Callable[["ModelEntry", bool, "Sequence[str] | None"], "LoadedModel"]
+"""Builds the model of an entry: ``adapter(entry, pretrained, class_names) -> LoadedModel``."""
+
+_ADAPTERS: dict[str, Adapter] = {}
+# The order prefixes are listed in messages; an adapter registered later is appended.
+_PREFIX_ORDER = ("timm", "torchvision", "open_clip", "torchscript", "python")
+
+
+def register_adapter(prefix: str) -> Callable[[Adapter], Adapter]:
+    """Register the function that builds models of spec ``prefix:...`` (as timm registers
+    models): the adapter modules (``timm_models``, ...) import this module and register
+    themselves; ``zoolens.collect`` imports them, so every adapter is known whenever
+    ``zoolens.collect.specs`` is."""
+    def register(adapter: Adapter) -> Adapter:
+        if prefix in _ADAPTERS:
+            raise AssertionError(f"adapter prefix {prefix!r} registered twice")
+        _ADAPTERS[prefix] = adapter
+        return adapter
+    return register
+
+
+def prefixes() -> tuple[str, ...]:
+    """The spec prefixes an adapter is registered for."""
+    return tuple(sorted(_ADAPTERS, key=lambda p: (_PREFIX_ORDER + (p,)).index(p)))
 _ENTRY_KEYS = {"spec", "name", "pretrained", "seed", "kwargs", "templates", "preprocess", "card",
                "head", "probe_data", "probe_l2"}
 
@@ -94,11 +117,11 @@ def split_spec(spec: str) -> tuple[str, str]:
     """``"timm:resnet18"`` -> ``("timm", "resnet18")``; ZoolensError for an unknown prefix."""
     if not isinstance(spec, str) or ":" not in spec:
         raise ZoolensError(f"model spec {spec!r}: expected PREFIX:NAME with PREFIX one of "
-                           f"{', '.join(PREFIXES)} (e.g. timm:resnet18)")
+                           f"{', '.join(prefixes())} (e.g. timm:resnet18)")
     prefix, target = spec.split(":", 1)
-    if prefix not in PREFIXES:
+    if prefix not in _ADAPTERS:
         raise ZoolensError(f"model spec {spec!r}: unknown prefix {prefix!r}; use one of "
-                           f"{', '.join(PREFIXES)} (e.g. timm:resnet18)")
+                           f"{', '.join(prefixes())} (e.g. timm:resnet18)")
     if not target.strip():
         raise ZoolensError(f"model spec {spec!r}: nothing after {prefix}:")
     if prefix == "python" and (target.count(":") != 1 or not all(target.split(":"))):
@@ -259,7 +282,9 @@ def module_forward(module: Any) -> Callable[[Any], tuple[Any, Any]]:
     return forward
 
 
-def _load_python(entry: ModelEntry, pretrained: bool) -> LoadedModel:
+@register_adapter("python")
+def _load_python(entry: ModelEntry, pretrained: bool,
+                 class_names: Sequence[str] | None = None) -> LoadedModel:
     module_name, func_name = entry.target.split(":")
     try:
         module = importlib.import_module(module_name)
@@ -299,7 +324,9 @@ def _load_python(entry: ModelEntry, pretrained: bool) -> LoadedModel:
                        transform, card)
 
 
-def _load_torchscript(entry: ModelEntry, pretrained: bool) -> LoadedModel:
+@register_adapter("torchscript")
+def _load_torchscript(entry: ModelEntry, pretrained: bool,
+                      class_names: Sequence[str] | None = None) -> LoadedModel:
     import torch
 
     path = Path(entry.target)
@@ -334,23 +361,7 @@ def load_model(entry: ModelEntry, *, pretrained: bool = True,
 
     use_pretrained = entry.pretrained if entry.pretrained is not None else pretrained
     torch.manual_seed(entry.seed)
-    prefix = entry.prefix
-    if prefix == "timm":
-        from zoolens.collect.timm_models import load_timm
-
-        loaded = load_timm(entry, use_pretrained)
-    elif prefix == "torchvision":
-        from zoolens.collect.torchvision_models import load_torchvision
-
-        loaded = load_torchvision(entry, use_pretrained)
-    elif prefix == "open_clip":
-        from zoolens.collect.openclip_models import load_open_clip
-
-        loaded = load_open_clip(entry, use_pretrained, class_names)
-    elif prefix == "torchscript":
-        loaded = _load_torchscript(entry, use_pretrained)
-    else:
-        loaded = _load_python(entry, use_pretrained)
+    loaded = _ADAPTERS[entry.prefix](entry, use_pretrained, class_names)
     loaded.name = entry.name
     loaded.card = {**loaded.card, **entry.card}
     if not use_pretrained and "seed" not in entry.card and loaded.card.get("seed") is None:

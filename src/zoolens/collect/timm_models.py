@@ -13,15 +13,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from zoolens.collect._cards import arch_family, data_from_tag, framework_from_tag
 from zoolens.collect._download import build_or_explain
-from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess
+from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess, register_adapter
 from zoolens.errors import ZoolensError
 
 
-def load_timm(entry: ModelEntry, pretrained: bool) -> LoadedModel:
+@register_adapter("timm")
+def load_timm(entry: ModelEntry, pretrained: bool,
+              class_names: Sequence[str] | None = None) -> LoadedModel:
     try:
         import timm
         from timm.data import create_transform, resolve_data_config

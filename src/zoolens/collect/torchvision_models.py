@@ -13,15 +13,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from zoolens.collect._cards import arch_family, data_from_tag
 from zoolens.collect._download import build_or_explain
-from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess, module_forward
+from zoolens.collect.specs import (LoadedModel, ModelEntry, build_preprocess, module_forward,
+                                   register_adapter)
 from zoolens.errors import ZoolensError
 
 
-def load_torchvision(entry: ModelEntry, pretrained: bool) -> LoadedModel:
+@register_adapter("torchvision")
+def load_torchvision(entry: ModelEntry, pretrained: bool,
+                     class_names: Sequence[str] | None = None) -> LoadedModel:
     from torchvision import models
 
     name, _, weights_name = entry.target.partition("/")

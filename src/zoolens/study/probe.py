@@ -33,11 +33,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoolens import __version__
 from zoolens.contracts import columns
 from zoolens.errors import ZoolensError
+from zoolens.measure.agreement import correctness, error_consistency
 from zoolens.measure.features import (cka_matrix, combine_at_rates, diversity_ranking, k_grid,
                                       l2_normalize_rows, linear_cka_matrices)
+from zoolens.measure.probe import fit_linear_probe
+from zoolens.progress import info, progress_bar
 from zoolens.study.tables import output_folder, write_table
+from zoolens.zoo.store import Zoo
 
 PROBE_COLUMNS = columns("probe")
 DIVERSITY_COLUMNS = columns("diversity")
@@ -69,8 +74,6 @@ class ProbeSettings:
     tol: float = 1e-6
 
     def fit(self, x: np.ndarray, y: np.ndarray, multilabel: bool = False):
-        from zoolens.measure.probe import fit_linear_probe
-
         return fit_linear_probe(x, y, l2_grid=list(self.l2_grid),
                                 validation_fraction=self.validation_fraction, seed=self.seed,
                                 dtype=self.dtype, device=self.device, multilabel=multilabel,
@@ -244,8 +247,6 @@ def cka_table(embeddings: Mapping[str, np.ndarray], *, correct: np.ndarray | Non
     rbf = cka_matrix(mats, kernel="rbf", threshold=threshold, max_examples=rbf_max_examples,
                      seed=seed)
     if correct is not None:
-        from zoolens.measure.agreement import error_consistency
-
         kappa = error_consistency(np.asarray(correct, dtype=bool))
     else:
         kappa = np.full((len(names), len(names)), np.nan)
@@ -312,8 +313,6 @@ def transfer_and_stacking_tables(embeddings: Mapping[str, np.ndarray], labels: n
 def _open(zoo: Any) -> Any:
     if hasattr(zoo, "embeddings") and hasattr(zoo, "models"):
         return zoo
-    from zoolens.zoo.store import Zoo
-
     return Zoo.open(Path(zoo))
 
 
@@ -361,8 +360,6 @@ def _load_embeddings(zoo: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 def _correctness_or_none(zoo: Any, names: Sequence[str]) -> np.ndarray | None:
     """Correctness on the evaluation split (as pairs.csv), or None if a model has no outputs."""
-    from zoolens.measure.agreement import correctness
-
     try:
         preds = np.stack([np.asarray(zoo.predictions(n), dtype=np.int64) for n in names])
     except ZoolensError:
@@ -382,8 +379,6 @@ def _write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame],
 
 
 def _meta(zoo: Any, settings: ProbeSettings, **extra: Any) -> dict[str, Any]:
-    from zoolens import __version__
-
     return {"zoolens_version": __version__, "zoo": str(zoo.path),
             "command": " ".join(sys.argv), "probe_settings": asdict(settings), **extra}
 
@@ -401,8 +396,6 @@ def run_probe(zoo: Any, models: Sequence[str] | None = None, *, out_dir: str | P
     pair's error consistency on the zoo's evaluation split. The probe's own train/test split
     is a seeded random split of all the zoo's examples (``test_fraction`` held out).
     """
-    from zoolens.progress import info, progress_bar
-
     rates = check_rates(rates)
     if draws < 1:
         raise ZoolensError(f"draws must be at least 1, got {draws}")
@@ -459,8 +452,6 @@ def run_stacking(zoo: Any, downstream: Any, models: Sequence[str] | None = None,
     downstream set, single- or multi-label. Upstream accuracy is each model's top-1 accuracy
     over all of ``zoo``'s examples (NaN for a model the upstream zoo does not hold).
     """
-    from zoolens.progress import info, progress_bar
-
     zoo = _open(zoo)
     down = _open(downstream)
     names = _select_models(down, models, role=" (downstream)")

@@ -32,9 +32,12 @@ import numpy as np
 import pandas as pd
 
 from zoolens import contracts
+from zoolens.collect.images import ImageFolder, UndecodableImage
+from zoolens.collect.specs import ModelEntry, load_model, split_spec
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, top1
 from zoolens.measure.soup import GreedySoup, check_compatible, greedy_soup, uniform_soup
+from zoolens.zoo._atomic import atomic_path
 
 SOUP_COLUMNS = list(contracts.SOUP_COLUMNS)
 EVAL_BATCH = 512
@@ -75,8 +78,6 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | Path) -> Path:
     """Write atomically: safetensors for ``.safetensors``, else ``torch.save``."""
     import torch
 
-    from zoolens.zoo._atomic import atomic_path
-
     path = Path(path)
     if not path.parent.is_dir():
         raise ZoolensError(f"{path.parent}: output folder does not exist")
@@ -96,8 +97,6 @@ def load_network(spec: str) -> tuple[Any, Any]:
     Built by the collector's loader (``zoolens.collect.specs.load_model``), so the function
     may return a module or ``(module, transform, card)`` exactly as for ``zoolens collect``;
     without its own transform an image folder gets the collector's default preprocessing."""
-    from zoolens.collect.specs import ModelEntry, load_model, split_spec
-
     prefix, _ = split_spec(spec)
     if prefix != "python":
         raise ZoolensError(f"--model {spec!r}: expected python:package.module:function (the "
@@ -130,8 +129,6 @@ def load_heldout(path: str | Path, transform: Any = None) -> tuple[Any, np.ndarr
             raise ZoolensError(f"{path}: x has {len(x)} rows and y {len(y)}; need equal, > 0")
         return torch.as_tensor(np.asarray(x, dtype=np.float32)), np.asarray(y, dtype=np.int64)
     if path.is_dir():
-        from zoolens.collect.images import ImageFolder
-
         if transform is None:
             raise ZoolensError(f"{path}: an image folder needs the model's transform")
         folder = ImageFolder(path, transform=transform)
@@ -147,8 +144,6 @@ def _stack_images(folder: Any) -> Any:
     (images of different sizes under the default ToTensor preprocessing), is a ZoolensError
     naming the file, not a traceback from ``torch.stack``."""
     import torch
-
-    from zoolens.collect.images import UndecodableImage
 
     inputs = []
     for i in range(len(folder)):
@@ -261,8 +256,6 @@ def run_soups(model: Any, state_dicts: Sequence[Mapping[str, Any]], names: Seque
 
 def write_soup_table(table: pd.DataFrame, out_dir: str | Path) -> Path:
     """soup.csv in ``out_dir`` (atomic)."""
-    from zoolens.zoo._atomic import atomic_path
-
     path = Path(out_dir) / "soup.csv"
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
