@@ -606,3 +606,64 @@ def test_real_full_disk_and_read_only_mount(tmp_path: Path) -> None:
     assert res["import_same"], "the zoo on the full disk changed"
     assert res["ro_same"], "the read-only zoo changed"
     assert res["analyze_left"] == [], res["analyze_left"]
+
+
+# ---------------------------------------------------------------------------------------------
+# item 3: one stray label id is refused before anything is made per class
+
+
+@pytest.mark.parametrize("stray", [10**8, 2**40])
+def test_one_stray_label_id_is_refused_before_allocating(tmp_path: Path, stray: int) -> None:
+    labels = np.arange(100) % 10
+    labels[17] = stray
+    np.save(tmp_path / "labels.npy", labels)
+    np.save(tmp_path / "out.npy", np.zeros((100, 10)))
+    fails("import", tmp_path / "zoo", tmp_path / "out.npy", "--name", "a", "--create",
+          "--labels", tmp_path / "labels.npy",
+          match=f"label {stray} at row 17 is far above the other labels' range "
+                "(the other labels lie in 0 .. 9)")
+    assert not (tmp_path / "zoo").exists()
+    fails("import", tmp_path / "zoo", tmp_path / "out.npy", "--name", "a", "--create",
+          "--labels", tmp_path / "labels.npy", "--num-classes", "100000000",
+          match="100000000 classes; a zoo has between 1 and 1,000,000 classes")
+    # a sparse but plausible label set is fine: labels up to 999 with 10 distinct values
+    labels[17] = 999
+    np.save(tmp_path / "labels.npy", labels)
+    np.save(tmp_path / "out.npy", np.random.default_rng(0).normal(size=(100, 1000)))
+    ok("import", tmp_path / "zoo", tmp_path / "out.npy", "--name", "a", "--create",
+       "--labels", tmp_path / "labels.npy", "--kind", "logits")
+    assert Zoo.open(tmp_path / "zoo").num_classes == 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# item 4: a very wide CSV is refused after one cheap pass, before parsing
+
+
+def test_very_wide_csv_row_is_refused_quickly(tmp_path: Path) -> None:
+    import time
+
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    wide = tmp_path / "wide.csv"
+    with open(wide, "w") as fh:
+        fh.write("0.1,0.2,0.3,0.4\n" * 5)
+        fh.write(",".join(["0"] * 10_000_000) + "\n")  # 20 MB, one row
+        fh.write("0.1,0.2,0.3,0.4\n" * 54)
+    before = snapshot(zoo_dir)
+    start = time.perf_counter()
+    fails("import", zoo_dir, wide, "--name", "w",
+          match="line 6 has 10,000,000 fields; tables of at most 100,000 columns are read")
+    assert time.perf_counter() - start < 60  # was > 600 s and 13 GB
+    assert snapshot(zoo_dir) == before
+
+
+def test_table_cell_limit(tmp_path: Path, monkeypatch) -> None:
+    import zoolens.zoo.importers as importers
+
+    monkeypatch.setattr(importers, "MAX_TABLE_CELLS", 100)
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    table = tmp_path / "t.csv"
+    np.savetxt(table, np.full((60, 4), 0.25), delimiter=",")
+    fails("import", zoo_dir, table, "--name", "t",
+          match="60 rows of up to 4 fields is more than the 100 cells")

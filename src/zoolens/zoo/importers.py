@@ -830,10 +830,57 @@ class _Table:
         raise ZoolensError(f"{self.path}: the {what} are not numbers")
 
 
+# Tables are parsed as text cells (about 60 bytes each in memory): beyond these limits an
+# array file (.npy, .npz, .safetensors) is the format that fits. Documented in README.md.
+MAX_TABLE_COLUMNS = 100_000
+MAX_TABLE_CELLS = 100_000_000
+_SNIFF_BLOCK = 1 << 24
+
+
+def sniff_table_size(path: Path, sep: str) -> tuple[int, int]:
+    """(rows, widest row's fields) of a text table, counted in one pass over its bytes in
+    16 MiB blocks (separators inside quotes count too: an upper bound), before any parsing;
+    ZoolensError naming the line when a row is wider than ``MAX_TABLE_COLUMNS`` or the table
+    holds more than ``MAX_TABLE_CELLS`` cells."""
+    sep_byte, newline = ord(sep), ord("\n")
+    rows, widest, widest_line = 0, 0, 0
+    carry, last = 0, newline  # separators of the unfinished line; the last byte read
+    with open(path, "rb") as fh:
+        while widest <= MAX_TABLE_COLUMNS and (block := fh.read(_SNIFF_BLOCK)):
+            arr = np.frombuffer(block, dtype=np.uint8)
+            last = int(arr[-1])
+            ends = np.flatnonzero(arr == newline)
+            seps = np.cumsum(arr == sep_byte, dtype=np.int64)
+            if not len(ends):
+                carry += int(seps[-1])
+                continue
+            per_line = np.diff(np.concatenate(([0], seps[ends])))  # separators per line
+            per_line[0] += carry
+            carry = int(seps[-1] - seps[ends[-1]])
+            k = int(np.argmax(per_line))
+            if per_line[k] + 1 > widest:
+                widest, widest_line = int(per_line[k]) + 1, rows + k + 1
+            rows += len(ends)
+    if last != newline:  # a last line without a newline
+        rows += 1
+        if carry + 1 > widest:
+            widest, widest_line = carry + 1, rows
+    if widest > MAX_TABLE_COLUMNS:
+        raise ZoolensError(f"{path}: line {widest_line} has {widest:,} fields; tables of at "
+                           f"most {MAX_TABLE_COLUMNS:,} columns are read (save wide outputs "
+                           "as .npy, .npz or .safetensors)")
+    if rows * widest > MAX_TABLE_CELLS:
+        raise ZoolensError(f"{path}: {rows:,} rows of up to {widest:,} fields is more than the "
+                           f"{MAX_TABLE_CELLS:,} cells a text table may hold (save the outputs "
+                           "as .npy, .npz or .safetensors)")
+    return rows, widest
+
+
 def _read_table(path: Path, header: bool | None) -> _Table:
     import pandas as pd
 
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    sniff_table_size(path, sep)
     try:
         df = pd.read_csv(path, header=None, dtype=str, sep=sep, na_filter=False,
                          keep_default_na=False, skipinitialspace=True, comment=None)

@@ -136,6 +136,25 @@ def check_class_range(arr: np.ndarray, c: int, where: str, what: str) -> None:
                            "(1-based labels? use a label offset of 1)")
 
 
+def check_no_stray_label(labels: np.ndarray, where: str) -> None:
+    """Before the class count is taken as max(label) + 1 (and anything is made per class):
+    ZoolensError when the largest label is beyond ``MAX_CLASSES`` or is a stray id far above
+    the others (at least 1,000 and more than 10 times the next largest label + 1)."""
+    if labels.size == 0:
+        return
+    top_row = int(np.argmax(labels))
+    top = int(labels[top_row])
+    rest = labels[labels != top]
+    below = int(rest.max()) if rest.size else -1
+    if top >= MAX_CLASSES or (top >= 1000 and top > 10 * (below + 1)):
+        others = f"the other labels lie in {int(labels.min())} .. {below}" if rest.size else \
+            "no other label"
+        raise ZoolensError(f"{where}: label {top} at row {top_row} is far above the other "
+                           f"labels' range ({others}); a stray id? (at most {MAX_CLASSES:,} "
+                           "classes; give --num-classes or --class-names for a sparse label "
+                           "set)")
+
+
 def cast_floats(arr: np.ndarray, dtype: str, where: str, what: str) -> np.ndarray:
     """``arr`` as contiguous float32 or float16; ZoolensError when a finite value lies beyond
     the target type's range (it would be stored as inf)."""

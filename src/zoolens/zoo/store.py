@@ -68,8 +68,9 @@ from zoolens.zoo._slug import is_written_model_file_name, model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
 from zoolens.zoo.manifest import (FileRecord, Manifest, ModelEntry, parse_manifest,
                                   parse_model_entry)
-from zoolens.zoo.outputs import (ABSTAIN, DTYPES, KINDS, LOG_PROB_FLOOR, PROB_FLOOR, ZooWarning,
-                                 check_class_range, is_integral, prepare_float,
+from zoolens.zoo.outputs import (ABSTAIN, DTYPES, KINDS, LOG_PROB_FLOOR, MAX_CLASSES,
+                                 PROB_FLOOR, ZooWarning, check_class_range,
+                                 check_no_stray_label, is_integral, prepare_float,
                                  prepare_outputs, row_chunks, to_array, topk_to_log_probs)
 from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
 
@@ -836,9 +837,13 @@ def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes
     elif num_classes is not None:
         c = int(num_classes)
     else:
+        check_no_stray_label(arr, f"{path}: labels")
         c = int(arr.max()) + 1
     if c < 2 and class_names is None and num_classes is None:
         c = 2
+    if not 1 <= c <= MAX_CLASSES:
+        raise ZoolensError(f"{path}: {c} classes; a zoo has between 1 and {MAX_CLASSES:,} "
+                           "classes")
     check_class_range(arr, c, f"{path}: labels", "labels")
     return np.ascontiguousarray(arr), c
 
