@@ -380,3 +380,42 @@ def test_soup_image_folder_bad_images_are_one_line(rgb_net, tmp_path):
             lines = [line for line in result.output.splitlines() if line.strip()]
             assert len(lines) == 1 and lines[0].startswith("error:")
             assert not out.exists()
+
+
+def test_soup_export_is_used_like_an_ensemble(family, tmp_path):
+    """--export: the soup as an ensemble file; zoolens.load_ensemble gives the soup's own
+    predictions (its weights, loaded into a fresh network) and its probabilities; the file
+    records the held-out accuracy the command printed, and a changed soup file is refused."""
+    import json
+
+    import zoolens
+    from zoolens.errors import ZoolensError
+
+    root, paths = family
+    out, spec = tmp_path / "soup.pt", tmp_path / "soup.json"
+    result = CliRunner().invoke(app, ["soup", *map(str, paths), "--model", MODEL, "--data",
+                                      str(root / "held.npz"), "--greedy", "--out", str(out),
+                                      "--export", str(spec), "--table", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(spec.read_text())
+    assert data["kind"] == "soup" and data["version"] == 1
+    assert data["class_names"] == [str(c) for c in range(10)]
+    assert data["members"][0]["state_dict"]["path"] == str(out.resolve())
+    table = pd.read_csv(tmp_path / "soup.csv")
+    greedy_acc = table[table.method == "greedy_soup"].heldout_acc.iloc[0]
+    assert data["accuracy"]["value"] == greedy_acc and data["accuracy"]["split"] == "heldout"
+    held = np.load(root / "held.npz")
+    x = torch.as_tensor(held["x"])
+    ensemble = zoolens.load_ensemble(spec)
+    direct = soup_cnn()
+    direct.load_state_dict(load_state_dict(out))
+    direct.eval()
+    with torch.no_grad():
+        logits = direct(x)
+    np.testing.assert_array_equal(ensemble.predict(x).numpy(), logits.argmax(1).numpy())
+    np.testing.assert_allclose(ensemble(x).numpy(), torch.softmax(logits.double(), 1).numpy(),
+                               atol=1e-6)
+    assert np.mean(ensemble.predict(x).numpy() == held["y"]) == greedy_acc
+    torch.save(soup_cnn().state_dict(), out)  # the soup file changes after export
+    with pytest.raises(ZoolensError, match="no longer matches its recorded sha256"):
+        zoolens.load_ensemble(spec)

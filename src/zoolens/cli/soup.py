@@ -30,6 +30,9 @@ def soup(
                               "--data), scored but never used to choose."),
     table: Path = typer.Option(None, "--table", help="Also write the comparison as soup.csv "
                                "into this folder."),
+    export: Path = typer.Option(None, "--export", help="Also write the soup as an ensemble "
+                                "file (as `zoolens export`): run it with `zoolens predict` or "
+                                "zoolens.load_ensemble."),
 ) -> None:
     """Average the weights of fine-tuned checkpoints into a model soup.
 
@@ -40,6 +43,9 @@ def soup(
 
     Example:  zoolens soup zoolens-demo/soup/finetune-*.pt --model
     python:zoolens.demo.models:soup_cnn --data zoolens-demo/soup/heldout.npz --greedy
+
+    Example (shipped like an ensemble):  zoolens soup ft-*.pt --model python:mypkg.nets:make_net
+    --data heldout/ --out soup.pt --export soup.json
     """
     from zoolens.errors import ZoolensError
     from zoolens.progress import info, progress_bar
@@ -49,6 +55,9 @@ def soup(
 
     if out.exists() and out.is_dir():
         raise ZoolensError(f"--out {out}: is a folder; give a file name such as {out / 'soup.pt'}")
+    if export is not None and (export.is_dir() or not export.parent.is_dir()):
+        raise ZoolensError(f"--export {export}: give a file name in an existing folder, such as "
+                           f"soup.json")
     network, transform = load_network(model)
     state_dicts = [load_state_dict(p) for p in checkpoints]
     names = [p.name if [q.name for q in checkpoints].count(p.name) == 1 else str(p)
@@ -60,6 +69,8 @@ def soup(
         result = run_soups(network, state_dicts, names, heldout, test_data, progress=advance)
     chosen = result.greedy.state_dict if greedy else result.uniform
     save_state_dict(chosen, out)
+    if export is not None:
+        _export_soup(model, out, export, chosen, network, data, heldout, test_data, result, greedy)
     if table is not None:
         table.mkdir(parents=True, exist_ok=True)
         write_soup_table(result.table, table)
@@ -67,3 +78,29 @@ def soup(
     kind = "greedy" if greedy else "uniform"
     info(f"wrote the {kind} soup of "
          f"{len(result.greedy.members) if greedy else len(state_dicts)} ingredient(s) to {out}")
+
+
+def _export_soup(model: str, soup_file: Path, export: Path, chosen, network, data: Path,
+                 heldout, test_data, result, greedy: bool) -> None:
+    """The soup as an ensemble file: one member, the network with the soup's weights; the
+    accuracy on --test when given (held-out data chose the soup), else on --data."""
+    from zoolens.deploy.export import export_soup
+    from zoolens.progress import info
+    from zoolens.study.soup import logits_of
+
+    x, _ = heldout
+    if data.is_dir():
+        from zoolens.collect.images import ImageFolder
+
+        class_names = list(ImageFolder(data).classes)
+    else:
+        num_classes = logits_of(network, chosen, x[:1]).shape[1]
+        class_names = [str(c) for c in range(num_classes)]
+    row = result.table[result.table.method == ("greedy_soup" if greedy else "uniform_soup")]
+    on_test = test_data is not None
+    accuracy = float(row[("test_acc" if on_test else "heldout_acc")].iloc[0])
+    n = len((test_data if on_test else heldout)[1])
+    export_soup(model, soup_file, export, class_names=class_names,
+                input_shape=[int(s) for s in x.shape[1:]], accuracy=accuracy, n=n,
+                what="test" if on_test else "heldout")
+    info(f"wrote the soup's ensemble file to {export}")

@@ -121,13 +121,15 @@ def to_card(card: ModelCard | dict[str, Any] | None, name: str) -> ModelCard:
                        f"not {type(card).__name__}")
 
 
-#: Units a cost can be given in (``--budget``, ``--cost``): unit -> (ModelCost field, factor
-#: from the field's value to the unit). FLOPs count a multiply-accumulate as two operations.
-COST_UNITS: dict[str, tuple[str, float]] = {
-    "params": ("params", 1.0), "mparams": ("params", 1e-6),
-    "macs": ("macs", 1.0), "mmacs": ("macs", 1e-6), "gmacs": ("macs", 1e-9),
-    "flops": ("macs", 2.0), "mflops": ("macs", 2e-6), "gflops": ("macs", 2e-9),
-    "latency_ms": ("latency_ms", 1.0),
+#: Units a cost can be given in (``--budget``, ``--cost``): unit -> (ModelCost field,
+#: multiplier, divisor): the cost in the unit is ``field value * multiplier / divisor``.
+#: FLOPs count a multiply-accumulate as two operations. (Multiplier and divisor kept apart so
+#: that conversions of round numbers stay exact: 8 gflops is exactly 4e9 MACs.)
+COST_UNITS: dict[str, tuple[str, float, float]] = {
+    "params": ("params", 1.0, 1.0), "mparams": ("params", 1.0, 1e6),
+    "macs": ("macs", 1.0, 1.0), "mmacs": ("macs", 1.0, 1e6), "gmacs": ("macs", 1.0, 1e9),
+    "flops": ("macs", 2.0, 1.0), "mflops": ("macs", 2.0, 1e6), "gflops": ("macs", 2.0, 1e9),
+    "latency_ms": ("latency_ms", 1.0, 1.0),
 }
 
 
@@ -167,16 +169,16 @@ def cost_from_items(items: dict[str, float], source: str = "set by hand") -> dic
     ZoolensError when two units give the same field."""
     cost: dict[str, Any] = {"source": source}
     for unit, value in items.items():
-        field, factor = COST_UNITS[unit]
+        field, multiplier, divisor = COST_UNITS[unit]
         if field in cost:
             raise ZoolensError(f"--cost: {field} is given twice (as {unit} and another unit)")
-        number = value / factor
+        number = value * divisor / multiplier
         cost[field] = int(round(number)) if field == "params" else number
     return cost
 
 
 def cost_in(card: ModelCard, unit: str) -> float | None:
     """The card's cost in ``unit`` (a key of COST_UNITS), or None when the card has none."""
-    field, factor = COST_UNITS[unit]
+    field, multiplier, divisor = COST_UNITS[unit]
     value = getattr(card.cost, field, None) if card.cost is not None else None
-    return None if value is None else float(value) * factor
+    return None if value is None else float(value) * multiplier / divisor
