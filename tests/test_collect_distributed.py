@@ -55,5 +55,9 @@ def test_ray_run_equals_local_run_and_resumes(tmp_path, monkeypatch):
         np.testing.assert_array_equal(remote.predictions(name), local.predictions(name))
         np.testing.assert_allclose(remote.embeddings(name), local.embeddings(name), rtol=1e-5,
                                    atol=1e-6)
-        assert remote.card(name) == local.card(name)
+        # the same card, cost included, except the measured latency (a wall time)
+        measured = {"latency_ms", "batch_size", "source"}
+        assert (remote.card(name).model_dump(exclude={"cost": measured})
+                == local.card(name).model_dump(exclude={"cost": measured}))
+        assert remote.card(name).cost.macs == local.card(name).cost.macs > 0
     assert not work_dir_for(tmp_path / "remote").exists()

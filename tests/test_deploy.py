@@ -23,7 +23,7 @@ from zoolens.cli import app
 
 torch.set_num_threads(1)
 
-PER_CLASS = 30  # 300 images: 60 calibration, 240 evaluation (the zoo's default 20 % split)
+PER_CLASS = 20  # 200 images: 40 calibration, 160 evaluation (the zoo's default 20 % split)
 DEPTHS = {"resnet20": "resnet20-12fca82f.th", "resnet32": "resnet32-d509ac18.th",
           "resnet44": "resnet44-014dd654.th", "resnet56": "resnet56-4bfd9763.th"}
 BASE = "resnet56"
@@ -79,7 +79,7 @@ def shipped(tmp_path_factory):
                   f'kwargs = {{ checkpoint = "{shared_path("cifar10-resnets", file)}" }}']
     (root / "models.toml").write_text("\n".join(lines) + "\n")
     res = _run("collect", root / "models.toml", "--data", data, "--zoo", root / "zoo",
-               "--create", "--threads", "1", "--workers", "0", "--batch-size", "100",
+               "--create", "--threads", "1", "--workers", "0", "--batch-size", "50",
                "--order-by-labels", root / "order.npy")
     assert res.exit_code == 0, res.output
     for out, extra in (("results", []), ("budget", ["--budget", f"gmacs={BUDGET_GMACS}"])):
@@ -120,7 +120,7 @@ def test_collect_fills_costs_and_resnet56_macs_match_the_formula(shipped):
     assert zoo.card("resnet20").cost.params == sum(p.numel() for p in resnet20().parameters())
     for name in DEPTHS:
         cost = zoo.card(name).cost
-        assert cost.latency_ms > 0 and cost.batch_size == 100 and cost.device == "cpu"
+        assert cost.latency_ms > 0 and cost.batch_size == 50 and cost.device == "cpu"
         assert cost.input_shape == [3, 32, 32]
         assert zoo.card(name).collect["spec"] == "python:zoolens.collect.cifar_resnet:pretrained"
     # deeper is slower (measured, so only the extremes are compared)
@@ -130,7 +130,7 @@ def test_collect_fills_costs_and_resnet56_macs_match_the_formula(shipped):
 def _predict(root, ensemble, name):
     out = root / f"{name}.csv"
     res = _run("predict", ensemble, root / "data", "--out", out, "--top-k", "3",
-               "--batch-size", "100", "--threads", "1")
+               "--batch-size", "50", "--threads", "1")
     assert res.exit_code == 0, res.output
     return pd.read_csv(out)
 
@@ -337,7 +337,7 @@ def test_predict_adds_member_outputs_to_a_new_zoo(shipped, tmp_path):
 
     out = tmp_path / "pred.csv"
     res = _run("predict", shipped / "sidekick.json", shipped / "data", "--out", out,
-               "--zoo", tmp_path / "new", "--create", "--batch-size", "100", "--threads", "1")
+               "--zoo", tmp_path / "new", "--create", "--batch-size", "50", "--threads", "1")
     assert res.exit_code == 0, res.output
     new, old = Zoo.open(tmp_path / "new"), _zoo(shipped)
     spec = json.loads((shipped / "sidekick.json").read_text())

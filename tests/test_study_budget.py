@@ -191,3 +191,25 @@ def test_import_cost_sets_the_card_and_bad_cost_leaves_the_zoo_unchanged(zoo, tm
                               "--name", "hand2", "--kind", "logits", "--cost", "joules=1"])
     assert res.exit_code == 1 and "unknown unit 'joules'" in res.output
     assert (tmp_path / "z" / "zoo.json").read_bytes() == before
+
+
+def test_measure_cost_counts_macs_and_takes_latency_from_the_run_or_times_it():
+    """MACs of a two-layer MLP by hand (8·16 + 16·3 per example), parameters by hand; the
+    latency from the collection run's full batches after the first (median), else timed."""
+    import torch
+
+    from zoolens.collect.cost import measure_cost
+    from zoolens.collect.specs import LoadedModel, module_forward
+
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    loaded = LoadedModel("mlp", module_forward(net), net)
+    data = [torch.randn(8) for _ in range(10)]
+    timings = [(4, 9.0), (4, 0.2), (4, 0.4), (2, 5.0), (4, 0.3)]
+    cost = measure_cost(loaded, data, torch.device("cpu"), 4, timings=timings)
+    assert cost["macs"] == 8 * 16 + 16 * 3
+    assert cost["params"] == 8 * 16 + 16 + 16 * 3 + 3
+    assert cost["latency_ms"] == pytest.approx(1000 * 0.3 / 4)
+    assert cost["batch_size"] == 4 and cost["input_shape"] == [8]
+    timed = measure_cost(loaded, data, torch.device("cpu"), 4, timings=[(4, 1.0)])
+    assert timed["macs"] == cost["macs"] and 0 < timed["latency_ms"] < 1000
+    assert "timed batches" in timed["source"] and "batches of the run" in cost["source"]

@@ -8,6 +8,7 @@ numbers are the same whether a shard runs locally (``collect.runner``) or as a R
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -105,7 +106,8 @@ def _to_numpy(t) -> np.ndarray:
 def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
                 options: RunOptions, device: Any = None,
                 on_shard: Callable[[int, int, dict[str, Any]], None] | None = None,
-                on_batch: Callable[[int], None] | None = None) -> None:
+                on_batch: Callable[[int], None] | None = None,
+                timings: list[tuple[int, float]] | None = None) -> None:
     """Run ``loaded`` over the shards ``ranges`` of ``dataset``, calling ``on_shard(start, stop,
     arrays)`` as each shard completes. ``arrays``: indices, logits, embeddings (or None), skipped.
 
@@ -142,12 +144,17 @@ def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
             skipped.update(bad)
             if batch is not None:
                 batch = batch.to(device, non_blocking=True)
+                began = time.perf_counter()
                 if amp:
                     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
                     with torch.autocast(device_type=device.type, dtype=dtype):
                         logits, emb = loaded.forward(batch)
                 else:
                     logits, emb = loaded.forward(batch)
+                if timings is not None:  # (images, seconds) of the forward pass: the cost's latency
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    timings.append((int(batch.shape[0]), time.perf_counter() - began))
                 if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
                     raise ZoolensError(f"model {getattr(loaded, 'name', '?')}: logits must be "
                                        f"(batch, classes), got {tuple(logits.shape)}")

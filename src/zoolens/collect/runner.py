@@ -247,7 +247,8 @@ def run_model(model: Any, dataset: Any, *, work_dir: str | Path | None = None,
 
 
 def run_into_store(loaded: Any, dataset: Any, store: ShardStore, options: RunOptions,
-                   card: dict[str, Any], description: str = "") -> None:
+                   card: dict[str, Any], description: str = "",
+                   timings: list[tuple[int, float]] | None = None) -> None:
     """Compute the store's missing shards locally, with a progress bar (images/s)."""
     missing = store.missing_ranges()
     total = store.num_examples
@@ -262,7 +263,7 @@ def run_into_store(loaded: Any, dataset: Any, store: ShardStore, options: RunOpt
         advance(total - todo)
         run_batches(loaded, dataset, missing, options,
                     on_shard=lambda s, e, arrays: store.write(s, e, arrays, card),
-                    on_batch=advance)
+                    on_batch=advance, timings=timings)
     dt = time.perf_counter() - t0
     info(f"{description}: {todo} images in {dt:.1f} s ({todo / max(dt, 1e-9):,.1f} img/s)")
 
@@ -513,6 +514,7 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
         fp = _entry_fingerprint(entry, pretrained, data_fp, options, device.type)
         store = ShardStore(work, entry.name, fp, len(folder), shard_size, resume=options.resume)
         loaded = None
+        timings: list[tuple[int, float]] = []  # forward passes of this run: latency for free
         if store.missing_ranges():
             if use_ray:
                 run_into_store_ray(entry, folder, store, options, pretrained=pretrained,
@@ -521,7 +523,7 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
                 loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
                 transform = loaded.transform or build_preprocess(None, entry.spec)
                 run_into_store(loaded, folder.with_transform(transform), store, options,
-                               loaded.card, description=entry.name)
+                               loaded.card, description=entry.name, timings=timings)
         out = store.assemble()
         out.card["collect"] = entry_record(entry, pretrained)
         if "cost" not in entry.card:  # a cost set by hand in the model list wins
@@ -530,7 +532,7 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
             transform = loaded.transform or build_preprocess(None, entry.spec)
             out.card["collect"]["preprocessing"] = repr(transform)
             out.card["cost"] = measure_cost(loaded, folder.with_transform(transform), device,
-                                            options.batch_size)
+                                            options.batch_size, timings=timings)
         zoo = _add_outputs(zoo, zoo_path, folder, out, entry.name, order,
                            dataset_name or folder.root.name, replace)
         store.remove()

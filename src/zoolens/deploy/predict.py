@@ -241,6 +241,7 @@ def predict_images(ensemble_path: str | Path, images: str | Path, *, options: An
         view = data.with_transform(loaded.transform)
         if member.input_shape is not None:
             view = _ShapeChecked(view, member.input_shape, member.name)
+        _check_classes(loaded, view, member, len(ensemble.class_names), ensemble_path)
         try:
             if use_ray and member.state_dict is None:
                 outputs[member.name] = _run_on_ray(member, data, view, options, ray_address)
@@ -265,6 +266,29 @@ def predict_images(ensemble_path: str | Path, images: str | Path, *, options: An
     skipped = {str(ids[i]): reason for out in outputs.values() for i, reason in out.skipped.items()}
     return Prediction(ensemble, ids[positions], positions, labels[positions], scores, probs,
                       skipped, outputs)
+
+
+def _check_classes(loaded: Any, view: Any, member: Member, num_classes: int,
+                   where: str | Path) -> None:
+    """Fail fast: the member's output width on the first decodable image is the file's class
+    count (before a whole run over the images)."""
+    import torch
+
+    from zoolens.collect.images import UndecodableImage
+
+    for index in range(len(view)):
+        try:
+            item = view[index]
+        except UndecodableImage:
+            continue
+        if loaded.module is not None and hasattr(loaded.module, "eval"):
+            loaded.module.eval()
+        with torch.inference_mode():
+            logits, _ = loaded.forward(torch.as_tensor(item)[None])
+        if logits.shape[-1] != num_classes:
+            raise ZoolensError(f"{where}: member {member.name!r} gives {logits.shape[-1]} "
+                               f"classes, the ensemble file lists {num_classes}")
+        return
 
 
 def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: str | None):
