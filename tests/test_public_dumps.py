@@ -529,7 +529,7 @@ def test_unknown_class_name_names_the_closest(sketch, tmp_path):
 
 
 def test_abstain_value_and_json_null(sketch, tmp_path):
-    folder, images, truth, _ = sketch
+    folder = sketch[0]
     zoo = tmp_path / "z"
     _import_observers(folder, zoo)
     z = Zoo.open(zoo)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -107,7 +108,7 @@ def _is_float_integer(value: str) -> bool:
         number = float(value)
     except ValueError:
         return False
-    return number == number and number == round(number) and abs(number) < 2**53
+    return math.isfinite(number) and number == round(number) and abs(number) < 2**53
 
 
 def is_text(values: Any) -> bool:

@@ -958,8 +958,7 @@ def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
         # one column of class ids, class names or abstentions
         decisions = text_to_class_ids(table.cells[:, selected[0]], str(path), "decisions",
                                       classes, abstain=abstain)
-        loaded = Loaded(path, "decisions", {"decisions": decisions}, ids=ids, labels=labels)
-        return loaded
+        return Loaded(path, "decisions", {"decisions": decisions}, ids=ids, labels=labels)
     arr = table.numeric(selected, "model outputs")
     loaded = _resolve_kind(path, arr, kind, num_classes, topk_layout, names=names)
     loaded.ids, loaded.labels = ids, labels

@@ -52,19 +52,17 @@ def agreement_problem(pred: np.ndarray, others: dict[str, np.ndarray],
         return None
     n = len(pred)
     freq = _class_frequencies(pred, num_classes)
-    best: tuple[float, float, str] | None = None
+    # (margin over the chance bound, agreement, chance agreement, name) of each other model
+    rows = []
     for name, other in others.items():
         agree = float(np.mean((pred == other) & (pred >= 0)))
         expected = float(freq @ _class_frequencies(other, num_classes))
-        margin = agree - chance_bound(expected, n)
-        if best is None or margin > best[0]:
-            best = (margin, agree, name)
-            best_expected = expected
-    assert best is not None
-    if best[0] > 0:
+        rows.append((agree - chance_bound(expected, n), agree, expected, name))
+    margin, agree, expected, name = max(rows, key=lambda row: row[0])
+    if margin > 0:
         return None
     return (f"its top-1 agreement with the zoo's other models is at chance level (highest: "
-            f"{best[1]:.4f} with {best[2]!r}, chance {best_expected:.4f})")
+            f"{agree:.4f} with {name!r}, chance {expected:.4f})")
 
 
 def _class_frequencies(pred: np.ndarray, num_classes: int) -> np.ndarray:
