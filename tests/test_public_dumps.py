@@ -416,10 +416,18 @@ def test_id_first_column_without_id_column_is_named(cifar_files, tmp_path):
     ok("import", zoo, cifar_files / "vgg16_keras.keyed.json", "--name", "vgg", "--create",
        "--labels", cifar_files / "labels.csv", "--labels-column", "label",
        "--labels-id-column", "id")
+    # ids that do not match the zoo's (another suffix): the message points to --id-column
     (tmp_path / "top1.csv").write_text("file,pred\n" + "".join(
-        f"test_{i:05d}.png,{i % 10}\n" for i in range(10000)))
+        f"test_{i:05d}.JPEG,{i % 10}\n" for i in range(10000)))
     fails("import", zoo, tmp_path / "top1.csv", "--name", "m", "--kind", "decisions",
           match="--id-column 0 (or 'file')")
+    # a column holding exactly the zoo's ids: joined by it even without --id-column
+    decisions = json.loads((cifar_files / "resnet_basic_110.keyed.json").read_text())
+    rows = list(decisions.items())[::-1]
+    (tmp_path / "keyed.csv").write_text("file,pred\n" + "".join(f"{i},{d}\n" for i, d in rows))
+    result = ok("import", zoo, tmp_path / "keyed.csv", "--name", "r110", "--columns", "1:2")
+    assert "column 'file' holds the zoo's example ids" in result.stderr
+    assert round(Zoo.open(zoo).accuracy("r110"), 4) == 0.9346
 
 
 def test_one_based_labels_warn(tmp_path):

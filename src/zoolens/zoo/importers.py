@@ -405,8 +405,14 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
     ``id_prefix``: text every id of the file starts with and that the zoo's ids lack (a
     subject or run prefix, ``"s01_"``); it is removed before the join. ``abstain``: decision
     values that mean "no answer" (besides na, empty cells and JSON null).
+
+    A table imported into a zoo with ids but without ``id_column`` is still joined by id
+    when one of its columns (outside ``columns``) holds exactly the zoo's ids, each once:
+    rows that carry ids are never taken by position.
     """
     path = Path(path)
+    if id_column is None and zoo.example_ids is not None and not id_prefix:
+        id_column = find_id_column(path, zoo.example_ids, header, parse_columns(columns))
     loaded = load_outputs(path, num_classes=zoo.num_classes, kind=kind, key=key,
                           columns=columns, label_column=label_column,
                           label_offset=label_offset, id_column=id_column, header=header,
@@ -467,6 +473,32 @@ def top1(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
         return np.argmax(arr, axis=1).astype(np.int64)
     except (ValueError, TypeError, IndexError):
         return None
+
+
+def find_id_column(path: Path, zoo_ids: np.ndarray, header: bool | None,
+                   cols: slice | None) -> int | None:
+    """The column of a table (CSV) that holds exactly the zoo's example ids, each once, and
+    is not among the selected output columns ``cols``; None when there is none (or the file
+    is not a table). A note says which column was used."""
+    if _suffix(path) not in TABLE_SUFFIXES:
+        return None
+    table = _read_table(path, header)
+    n_rows, n_cols = table.cells.shape
+    if n_rows != len(zoo_ids):
+        return None
+    selected = set(range(n_cols)[cols]) if cols is not None else set()
+    wanted = np.sort(np.asarray(zoo_ids).astype(str))
+    for col in range(n_cols):
+        if col in selected:
+            continue
+        if np.array_equal(np.sort(np.char.strip(table.cells[:, col])), wanted):
+            from zoolens.progress import info
+
+            shown = repr(table.names[col]) if table.names else str(col)
+            info(f"{path}: column {shown} holds the zoo's example ids: rows joined by it "
+                 "(--id-column)")
+            return col
+    return None
 
 
 def strip_id_prefix(ids: np.ndarray, prefix: str, path: Path) -> np.ndarray:
