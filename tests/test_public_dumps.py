@@ -663,3 +663,29 @@ def test_readme_public_dump_commands_use_real_options():
             assert options <= known, (verb, options - known)
             seen.add(verb)
     assert seen == {"import", "info", "analyze"}
+
+
+def test_label_column_of_names_in_the_model_file(tmp_path):
+    rng = np.random.default_rng(5)
+    names = np.asarray(["boat", "airplane", "car"])
+    truth = rng.integers(0, 3, 90)
+    pred = np.where(rng.random(90) < 0.9, truth, (truth + 1) % 3)
+    (tmp_path / "a.csv").write_text("file,label,pred\n" + "".join(
+        f"f{i}.png,{names[t]},{names[p]}\n" for i, (t, p) in enumerate(zip(truth, pred))))
+    ok("import", tmp_path / "z", tmp_path / "a.csv", "--name", "a", "--create",
+       "--label-column", "label", "--id-column", "file", "--columns", "2:3")
+    z = Zoo.open(tmp_path / "z")
+    assert z.class_names == ["airplane", "boat", "car"]
+    assert [z.class_names[c] for c in z.labels] == names[truth].tolist()
+    assert z.accuracy("a") == pytest.approx(np.mean(pred == truth))
+    # a second file's label column (names) is checked against the zoo's labels
+    order = rng.permutation(90)
+    (tmp_path / "b.csv").write_text("file,label,pred\n" + "".join(
+        f"f{i}.png,{names[truth[i]]},{names[truth[i]]}\n" for i in order))
+    ok("import", tmp_path / "z", tmp_path / "b.csv", "--name", "b", "--label-column", "label",
+       "--id-column", "file", "--columns", "2:3")
+    assert Zoo.open(tmp_path / "z").accuracy("b") == 1.0
+    (tmp_path / "c.csv").write_text("file,label,pred\n" + "".join(
+        f"f{i}.png,{names[truth[j]]},car\n" for i, j in zip(range(90), order)))
+    fails("import", tmp_path / "z", tmp_path / "c.csv", "--name", "c", "--label-column",
+          "label", "--id-column", "file", "--columns", "2:3", match="disagree with the zoo's")
