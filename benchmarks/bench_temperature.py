@@ -10,7 +10,6 @@ converge). Targets: >= 10x netcal, >= 5x torch, same T within 1e-3.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np

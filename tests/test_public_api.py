@@ -40,6 +40,7 @@ def test_import_zoolens_is_light_and_analyze_is_one_attribute_away():
     assert zoolens.run_probe is run_probe
     assert zoolens.Zoo is Zoo and zoolens.ZoolensError is ZoolensError
     assert zoolens.measure is measure and set(zoolens.__all__) <= set(dir(zoolens))
+    assert sorted(zoolens.__all__) == sorted([*zoolens._LAZY, *zoolens._SUBMODULES, "__version__"])
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         zoolens.nope  # noqa: B018
 

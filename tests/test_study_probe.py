@@ -53,7 +53,7 @@ def test_feature_combination_rows_match_direct_probes():
     assert table[["rate", "draw"]].values.tolist() == [[0, 0], [0, 1], [.5, 0], [.5, 1], [1, 0], [1, 1]]
     assert table[["n_dims_a", "n_dims_b"]].values.tolist() == [[0, 8], [0, 8], [4, 4], [4, 4], [8, 0], [8, 0]]
     # the same draws, probed directly, give the same accuracies
-    for (rate, draw, comb), acc in zip(combine_at_rates(a, b, [0, 0.5, 1], draws=2, seed=3),
+    for (_rate, _draw, comb), acc in zip(combine_at_rates(a, b, [0, 0.5, 1], draws=2, seed=3),
                                        table.accuracy):
         probe = FAST.fit(comb.features[tr], y[tr])
         assert probe.score(comb.features[te], y[te]) == pytest.approx(acc, abs=1e-12)
@@ -165,7 +165,7 @@ def cifar_zoo(cifar, tmp_path_factory):
 
 
 def test_run_probe_on_real_cifar_resnets(cifar_zoo, tmp_path):
-    result = run_probe(cifar_zoo, ["resnet20", "resnet32"], out_dir=tmp_path, rates=[0, 0.5, 1],
+    run_probe(cifar_zoo, ["resnet20", "resnet32"], out_dir=tmp_path, rates=[0, 0.5, 1],
                        draws=2, settings=ProbeSettings(l2_grid=(1e-3, 1e-4)), diversity=False,
                        rbf_max_examples=1000)
     probe = pd.read_csv(tmp_path / "probe.csv")

@@ -402,8 +402,8 @@ def test_random_manifests_raise_only_zoolens_errors(tmp_path_factory, data) -> N
         zoo = Zoo.open(zoo_dir)
         # a manifest that opens must also serve reads without anything but ZoolensError
         for name in zoo.models:
-            zoo.kind(name), zoo.card(name), zoo.model_info(name), zoo.predictions(name)
-        zoo.calibration_indices, zoo.evaluation_indices, zoo.labels, zoo.class_groups
+            zoo.kind(name), zoo.card(name), zoo.model_info(name), zoo.predictions(name)  # noqa: B018
+        zoo.calibration_indices, zoo.evaluation_indices, zoo.labels, zoo.class_groups  # noqa: B018
     except ZoolensError:
         pass
     finally:

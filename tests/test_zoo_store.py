@@ -380,7 +380,7 @@ def test_corrupted_labels_file_is_named(zoo):
     data[-1] ^= 0x01
     f.write_bytes(bytes(data))
     with pytest.raises(ZooCorruptedError, match="labels.npy"):
-        Zoo.open(zoo.path).labels
+        Zoo.open(zoo.path).labels  # noqa: B018
     with pytest.raises(ZooCorruptedError, match="labels.npy"):
         Zoo.open(zoo.path).verify()
 

@@ -16,7 +16,6 @@ import pandas as pd
 import typer
 
 from zoolens.cli._app import app, handle_errors, invocation, parse_model_pairs
-from zoolens.errors import ZoolensError
 
 
 @app.command()

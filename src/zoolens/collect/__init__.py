@@ -33,7 +33,7 @@ _EXPORTS = {
     "load_model": "zoolens.collect.specs",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 (the names of _EXPORTS)
 
 
 def __getattr__(name: str):

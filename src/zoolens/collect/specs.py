@@ -179,7 +179,7 @@ def read_model_list(source: str | Path) -> list[ModelEntry]:
     path = Path(source)
     if not path.is_file():
         text = str(source)
-        if ":" in text and not path.suffix.lower() in (".toml", ".yaml", ".yml"):
+        if ":" in text and path.suffix.lower() not in (".toml", ".yaml", ".yml"):
             return [_entry_from_mapping({"spec": text}, "model spec", {})]
         raise ZoolensError(f"{source}: model list file not found (give a .toml/.yaml list or a "
                            f"spec such as timm:resnet18)")

@@ -26,13 +26,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from zoolens.demo.cache import ModelCache, spec_key
-from zoolens.demo.data import CLASS_NAMES, FashionMNIST
+from zoolens.demo.data import FashionMNIST
 from zoolens.progress import info, progress_bar
 
 BASE = "cnn-base"
@@ -395,8 +394,6 @@ def _train_random_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any
 
 
 def _train_finetune(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
-    import torch
-
     from zoolens.demo.train import predict, train_supervised
 
     model = _encoder_from(ctx, "simclr-encoder")

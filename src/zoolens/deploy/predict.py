@@ -32,7 +32,6 @@ import pandas as pd
 from zoolens.deploy.schema import EnsembleFile, Member, check_checkpoints, read_ensemble_file
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import ensemble_inputs
-from zoolens.progress import info
 
 
 # ---------------------------------------------------------------- members

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness
@@ -186,7 +187,7 @@ def _valid_rows(y: np.ndarray) -> np.ndarray | None:
     return None if keep.all() else np.flatnonzero(keep)
 
 
-def _prepare(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(scores: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     z, y = _check_scores_labels(scores, labels)
     keep = _valid_rows(y)
     if keep is not None:
@@ -245,7 +246,7 @@ class _NewtonState:
     message: str = ""
 
 
-def _newton_log_t(objective, lo: float, hi: float, u: float, *, max_iter: int,
+def _newton_log_t(objective: _Objective, lo: float, hi: float, u: float, *, max_iter: int,
                   tol: float) -> _NewtonState:
     """Safeguarded Newton on u = log T in [lo, hi] (see :func:`fit_temperature`)."""
     edge_lo, edge_hi = lo, hi
@@ -396,7 +397,7 @@ def fit_temperature(
                           objective.passes, state.message)
 
 
-def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype=np.float32,
+def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype: DTypeLike = np.float32,
             chunk_rows: int | None = None) -> np.ndarray:
     """Stable softmax of ``scores / T`` over the last axis: ``exp(s − max s) / Σ exp(s − max s)``.
 

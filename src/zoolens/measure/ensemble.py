@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, pair_index
@@ -61,7 +62,7 @@ _GREEDY_TIER2 = 8
 
 
 def ensemble_inputs(scores: np.ndarray, temperature: float, combine: str = "probs",
-                    *, dtype=np.float32) -> np.ndarray:
+                    *, dtype: DTypeLike = np.float32) -> np.ndarray:
     """What a model contributes to an ensemble: ``softmax(z/T)`` ("probs") or ``z/T`` ("logits").
 
     ``scores`` (n, C) logits or log-probabilities; computed in float64, returned in ``dtype``.
@@ -84,14 +85,14 @@ def check_combine(combine: str) -> Combine:
     return cast(Combine, combine)
 
 
-def _weight_pair(weight, dtype: np.dtype):
+def _weight_pair(weight: ArrayLike, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     w = np.asarray(weight, dtype=np.float64)
     if np.any(~(w >= 0) | ~(w <= 1)):
         raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight}")
     return w.astype(dtype), (1.0 - w).astype(dtype)
 
 
-def combine_scores(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> np.ndarray:
+def combine_scores(x_a: np.ndarray, x_b: np.ndarray, weight: ArrayLike = 0.5) -> np.ndarray:
     """Per-class ensemble score ``w·x_a + (1 − w)·x_b`` in the inputs' (promoted) dtype.
 
     ``weight`` is a scalar or a per-class (C,) vector (class-aware interpolation); ``w`` and
@@ -103,7 +104,8 @@ def combine_scores(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> np.ndarray:
     return w * np.asarray(x_a, dtype) + v * np.asarray(x_b, dtype)
 
 
-def pair_ensemble_predictions(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> np.ndarray:
+def pair_ensemble_predictions(x_a: np.ndarray, x_b: np.ndarray,
+                              weight: ArrayLike = 0.5) -> np.ndarray:
     """(n,) int64 predictions of the pair ensemble: ``argmax_c w·x_a[c] + (1−w)·x_b[c]``,
     lowest index on ties (module doc; paper Sec. 4.2, Fig. 2).
 
@@ -131,7 +133,8 @@ def pair_ensemble_predictions(x_a: np.ndarray, x_b: np.ndarray, weight=0.5) -> n
     return combine_scores(x_a, x_b, weight).argmax(axis=-1)
 
 
-def pair_ensemble_correct(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray, weight=0.5) -> np.ndarray:
+def pair_ensemble_correct(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray,
+                          weight: ArrayLike = 0.5) -> np.ndarray:
     """(n,) bool: the pair ensemble's top-1 is right (single or multi-label truth)."""
     return correctness(pair_ensemble_predictions(x_a, x_b, weight), labels)
 
@@ -370,7 +373,7 @@ def _rows(block, rows):
     return np.asarray(block[rows] if rows is not None else block)
 
 
-def _candidate_rows(probs, pool: np.ndarray, rows: np.ndarray | None) -> list[np.ndarray]:
+def _candidate_rows(probs: Any, pool: np.ndarray, rows: np.ndarray | None) -> list[np.ndarray]:
     """The pool's models on the choosing rows, one C-contiguous (n, C) array each: views of
     ``probs`` where possible (all rows of an array), one read / copy per model otherwise."""
     return [np.ascontiguousarray(_rows(probs[int(k)], rows)) for k in pool]
@@ -480,7 +483,8 @@ class _CandidateScorer:
             self._second_tier(s, lo, pred, open_k, open_i, b, s_at_b)
         return pred
 
-    def _second_tier(self, s, lo, pred, open_k, open_i, b, s_at_b) -> None:
+    def _second_tier(self, s: np.ndarray, lo: int, pred: np.ndarray, open_k: np.ndarray,
+                     open_i: np.ndarray, b: np.ndarray, s_at_b: np.ndarray) -> None:
         """Entries the first bound left open: try S's top-L classes plus b, then full rows.
 
         With T the L largest entries of S on the row and S_(L+1) the next value, every class
@@ -513,7 +517,7 @@ class _CandidateScorer:
 
 
 def greedy_forward_selection(
-    probs,
+    probs: Any,
     labels: np.ndarray,
     *,
     start: int,

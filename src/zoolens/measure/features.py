@@ -14,8 +14,9 @@ Pure functions on numpy arrays; nothing here reads a zoo or a file.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,8 @@ def combine_at_rate(emb_a: np.ndarray, emb_b: np.ndarray, rate: float, *,
 
 def combine_at_rates(emb_a: np.ndarray, emb_b: np.ndarray,
                      rates: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), *,
-                     draws: int = 3, seed: int = 0, normalize: bool = True):
+                     draws: int = 3, seed: int = 0, normalize: bool = True
+                     ) -> Iterator[tuple[float, int, CombinedFeatures]]:
     """Yield ``(rate, draw, CombinedFeatures)`` for every rate and random draw (Fig. 6 left).
 
     Draw ``d`` of rate ``f`` uses ``np.random.default_rng([seed, d, round(f·1e6)])``, so one
@@ -268,7 +270,7 @@ def cka_from_grams(gram_x: np.ndarray, gram_y: np.ndarray, debiased: bool = Fals
 
 
 def _debiased_dot(xty: np.ndarray | float, rows_x: np.ndarray, rows_y: np.ndarray,
-                  sq_x: np.ndarray | float, sq_y: np.ndarray | float, n: int):
+                  sq_x: np.ndarray | float, sq_y: np.ndarray | float, n: int) -> Any:
     """Unbiased HSIC in feature space (Kornblith et al. demo, `_debiased_dot_product_…`).
 
     xty = ‖XᵀY‖²_F, rows_* = per-example squared norms (N,) or (N, M), sq_* = ‖X‖²_F.
@@ -292,7 +294,7 @@ def _sq_distance_rows(x: np.ndarray, sq_norms: np.ndarray, rows: slice) -> np.nd
     return d
 
 
-def _rbf_block(x, sq_norms, rows: slice, scale: float, unbiased: bool) -> np.ndarray:
+def _rbf_block(x: np.ndarray, sq_norms: np.ndarray, rows: slice, scale: float, unbiased: bool) -> np.ndarray:
     block = _sq_distance_rows(x, sq_norms, rows)
     block *= scale
     np.exp(block, out=block)
@@ -415,7 +417,8 @@ def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", threshold: float =
     raise ZoolensError(f"unknown CKA kernel {kernel!r}: use 'linear' or 'rbf'")
 
 
-def _check_same_examples(embeddings, debiased: bool) -> list[np.ndarray]:
+def _check_same_examples(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+                         debiased: bool) -> list[np.ndarray]:
     mats = list(embeddings.values()) if isinstance(embeddings, Mapping) else list(embeddings)
     if not mats:
         return mats
@@ -448,7 +451,7 @@ def _panels(sizes: list[int], budget: int) -> list[tuple[int, int]]:
     return panels
 
 
-def _centred_rows(mats, means, models: range, r0: int, r1: int) -> np.ndarray:
+def _centred_rows(mats: Sequence[np.ndarray], means: Sequence[np.ndarray], models: range, r0: int, r1: int) -> np.ndarray:
     return np.concatenate([np.asarray(mats[a][r0:r1], dtype=np.float64) - means[a]
                            for a in models], axis=1)
 

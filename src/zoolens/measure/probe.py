@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +109,7 @@ def voc11_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     return total / 11.0
 
 
-def _per_class(metric, scores: np.ndarray, targets: np.ndarray) -> float:
+def _per_class(metric: Callable[[np.ndarray, np.ndarray], float], scores: np.ndarray, targets: np.ndarray) -> float:
     scores = np.asarray(scores)
     targets = np.asarray(targets)
     if scores.ndim != 2 or scores.shape != targets.shape:
@@ -132,7 +132,7 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- the probe
 
-def _resolve_dtype(dtype: Any):
+def _resolve_dtype(dtype: Any) -> Any:
     import torch
 
     if dtype in (torch.float32, "float32", np.float32):
@@ -272,7 +272,7 @@ class _Problem:
     elementwise on N × C scores, done in row chunks.
     """
 
-    def __init__(self, x, t, lam: float, multilabel: bool, mu, classes: int):
+    def __init__(self, x: Any, t: Any, lam: float, multilabel: bool, mu: Any, classes: int):
         self.x, self.t, self.lam, self.multilabel, self.mu = x, t, lam, multilabel, mu
         self.n = int(x.shape[0])
         step = max(1, _CHUNK_SCORES // max(classes, 1)) if x.device.type == "cpu" else self.n
@@ -289,7 +289,7 @@ class _Problem:
 
         return torch.addmm(_bias(w, b, self.mu), self.x, w.T)
 
-    def along(self, z, u, s: float) -> tuple[float, float, float]:
+    def along(self, z: Any, u: Any, s: float) -> tuple[float, float, float]:
         """Sums over rows of the data loss ℓ, its derivative and its second derivative along
         the ray z + s·u, in float64: (Σ_i ℓ_i, Σ_i ∂ℓ_i/∂s, Σ_i ∂²ℓ_i/∂s²), divided by N.
 
@@ -352,7 +352,7 @@ def _bias(w, b_centred, mu):
     return torch.addmv(b_centred, w, mu, alpha=-1.0)
 
 
-def _dot(a, b) -> float:
+def _dot(a: Any, b: Any) -> float:
     import torch
 
     return float(torch.dot(a.reshape(-1), b.reshape(-1)))
@@ -378,8 +378,9 @@ def _two_loop(gw, gb, history):
     return qw, qb
 
 
-def _line_search(phi, f0: float, slope0: float, s: float, *, c1: float = 1e-4,
-                 c2: float = 0.1, max_trials: int = 25):
+def _line_search(phi: Callable[[float], tuple[float, float]], f0: float, slope0: float,
+                 s: float, *, c1: float = 1e-4, c2: float = 0.1,
+                 max_trials: int = 25) -> tuple[float, float, int]:
     """A step s > 0 meeting the strong Wolfe conditions φ(s) ≤ φ(0) + c1·s·φ′(0) and
     |φ′(s)| ≤ c2·|φ′(0)|, by safeguarded Newton on the convex φ (its exact φ″ is one more sum
     in the same pass), bracketing [lo, hi] and bisecting when Newton leaves the bracket.
@@ -413,8 +414,8 @@ def _line_search(phi, f0: float, slope0: float, s: float, *, c1: float = 1e-4,
     return best[0], best[1], max_trials
 
 
-def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: float,
-           history_size: int, mu):
+def _lbfgs(x: Any, t: Any, lam: float, w: Any, b: Any, *, multilabel: bool, max_iter: int,
+           tol: float, history_size: int, mu: Any) -> Any:
     """Minimise the probe objective from (w, b′) in place by L-BFGS with a strong-Wolfe line
     search whose trial points cost no matrix product.
 
@@ -496,7 +497,7 @@ def _lbfgs(x, t, lam: float, w, b, *, multilabel: bool, max_iter: int, tol: floa
 
 
 @contextlib.contextmanager
-def _cpu_threads(threads: int | None, work: float, on_cpu: bool):
+def _cpu_threads(threads: int | None, work: float, on_cpu: bool) -> Any:
     """Run with ``threads`` torch CPU threads; by default 1 for small problems.
 
     Below ~3e7 multiply-adds per evaluation the thread hand-off costs more than it saves (and on
@@ -516,7 +517,7 @@ def _cpu_threads(threads: int | None, work: float, on_cpu: bool):
         torch.set_num_threads(previous)
 
 
-def _change_tol(dtype) -> float:
+def _change_tol(dtype: Any) -> float:
     import torch
 
     # Stop once the loss (or the step) no longer changes at the dtype's resolution.
@@ -532,7 +533,8 @@ def _validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _choose_l2(xt, tt, y: np.ndarray, grid: list[float], w, b, validation_fraction: float,
+def _choose_l2(xt: Any, tt: Any, y: np.ndarray, grid: list[float], w: Any, b: Any,
+               validation_fraction: float,
                seed: int, fit: dict) -> tuple[list[dict[str, float]], float]:
     """Fit each λ (strong → weak, warm-started) on the training part and score it on the
     validation part; leaves (w, b) at the chosen λ's solution. Returns (records, chosen λ).

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from scipy import stats as _st
 
 from zoolens.errors import ZoolensError
@@ -39,7 +41,7 @@ _COLUMN_BYTES = 64 * 2**20
 
 
 def bootstrap_weights(n: int, n_resamples: int = 1000, seed: int = 0,
-                      dtype=np.float32) -> np.ndarray:
+                      dtype: DTypeLike = np.float32) -> np.ndarray:
     """(B, n) multinomial count matrix: ``W[b, i]`` = times example i is drawn in resample b.
 
     Resample b draws n indices uniformly with replacement (``numpy.random.default_rng(seed)``,
@@ -109,7 +111,7 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95, *,
 
 
 def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 1000,
-                 seed: int = 0, weights: np.ndarray | None = None):
+                 seed: int = 0, weights: np.ndarray | None = None) -> tuple[Any, Any, Any]:
     """Percentile bootstrap interval of the mean of per-example statistics.
 
     ``values`` (n,) or (n, K) per-example numbers (e.g. 0/1 correctness, XOR of two models'
@@ -146,7 +148,7 @@ def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: i
 
 def bootstrap_ratio_ci(numerator: np.ndarray, denominator: np.ndarray, *,
                        confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0,
-                       weights: np.ndarray | None = None):
+                       weights: np.ndarray | None = None) -> tuple[Any, Any, Any]:
     """Percentile interval of a conditional rate ``Σ num / Σ den`` (e.g. conversion rate:
     num = ensemble right AND exactly one right, den = exactly one right).
 
@@ -292,7 +294,7 @@ class AdjustedMeans:
     dof: int                # residual degrees of freedom (0: no interval)
 
 
-def accuracy_adjusted_means(values, categories, accuracy, *, confidence: float = 0.95
+def accuracy_adjusted_means(values: ArrayLike, categories: ArrayLike, accuracy: ArrayLike, *, confidence: float = 0.95
                             ) -> AdjustedMeans:
     """Compare categories at matched accuracy: least squares of a pair statistic (e.g. error
     inconsistency with the base) on one indicator per category plus the other model's accuracy,

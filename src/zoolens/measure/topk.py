@@ -127,7 +127,8 @@ def _block_max(scores: np.ndarray) -> np.ndarray:
     return block_max
 
 
-def _top1_and_second(scores: np.ndarray):
+def _top1_and_second(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                  np.ndarray, np.ndarray | None]:
     """Per row: a class holding the maximum, the maximum, the largest *other* value, whether
     the row holds a NaN, and the block maxima (None for small C).
 
@@ -302,7 +303,8 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
         stats.per_chunk.append(len(open_p) / out.size)
 
 
-def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k: int):
+def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k of the rows ``scores[rows]`` (rows: a tuple of index arrays selecting
     (R,) rows of the (..., C) array; a view is fine).
 

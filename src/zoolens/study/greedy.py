@@ -21,11 +21,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,10 +65,10 @@ class _CalibratedRows:
     ``rows`` (``Zoo.stored_scores``) and calibrates them (``measure.fused.calibrated_inputs``,
     the evaluation pass's arithmetic)."""
 
-    def __init__(self, zoo, name: str, temperature: float, combine: str):
+    def __init__(self, zoo: Any, name: str, temperature: float, combine: str):
         self.zoo, self.name, self.temperature, self.combine = zoo, name, temperature, combine
 
-    def __getitem__(self, rows) -> np.ndarray:
+    def __getitem__(self, rows: Any) -> np.ndarray:
         return calibrated_inputs(self.zoo.stored_scores(self.name, rows=rows),
                                  self.temperature, self.combine)
 
@@ -80,7 +80,7 @@ class _StagedRows:
     def __init__(self, source: _CalibratedRows, cal: np.ndarray, staged: np.ndarray):
         self.source, self.cal, self.staged = source, cal, staged
 
-    def __getitem__(self, rows) -> np.ndarray:
+    def __getitem__(self, rows: Any) -> np.ndarray:
         if rows is self.cal or (isinstance(rows, np.ndarray) and rows.shape == self.cal.shape
                                 and np.array_equal(rows, self.cal)):
             return self.staged
@@ -89,7 +89,7 @@ class _StagedRows:
 
 @contextmanager
 def staged_pool(models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes: int,
-                scratch_dir: str | os.PathLike | None = None):
+                scratch_dir: str | os.PathLike | None = None) -> Iterator[list[np.ndarray]]:
     """Write each model's calibrated calibration rows to a float32 file in a fresh scratch
     folder and yield ``_StagedRows`` over read-only memory maps of them; the folder is removed
     on exit (also on error). ZoolensError when the disk lacks the space."""
@@ -128,12 +128,12 @@ def staged_pool(models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_selection(zoo, names: Sequence[str], has_scores: np.ndarray,
+def run_selection(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
                   temperatures: np.ndarray, start: str, pool: Sequence[str], *,
                   cal: np.ndarray, ev: np.ndarray, labels: np.ndarray, combine: str,
                   max_steps: int, memory_budget: int,
                   scratch_dir: str | os.PathLike | None = None,
-                  budget=None) -> GreedyOutcome:
+                  budget: Any = None) -> GreedyOutcome:
     """Choose on the calibration split, report on the evaluation split; see module doc.
 
     Decision-only models in the pool are left out (and returned in ``excluded``); a pool left
@@ -257,7 +257,7 @@ def cross_fit_folds(num_examples: int, folds: int, seed: int) -> list[np.ndarray
     return [np.sort(part) for part in np.array_split(order, folds)]
 
 
-def run_crossfit(zoo, names: Sequence[str], has_scores: np.ndarray,
+def run_crossfit(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
                  temperatures: np.ndarray, start: str, pool: Sequence[str], *,
                  ev: np.ndarray, labels: np.ndarray, combine: str, max_steps: int,
                  memory_budget: int, folds: int = 5, seed: int = 0,

@@ -73,7 +73,7 @@ class ProbeSettings:
     max_iter: int = 1000
     tol: float = 1e-6
 
-    def fit(self, x: np.ndarray, y: np.ndarray, multilabel: bool = False):
+    def fit(self, x: np.ndarray, y: np.ndarray, multilabel: bool = False) -> Any:
         return fit_linear_probe(x, y, l2_grid=list(self.l2_grid),
                                 validation_fraction=self.validation_fraction, seed=self.seed,
                                 dtype=self.dtype, device=self.device, multilabel=multilabel,
@@ -116,7 +116,8 @@ def probe_split(n: int, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.n
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def _check_pair(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, names) -> None:
+def _check_pair(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray,
+                names: Sequence[str]) -> None:
     for name, emb in zip(names, (emb_a, emb_b)):
         if np.ndim(emb) != 2:
             raise ZoolensError(f"model {name!r}: embeddings must be (examples, dims), got shape "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -163,8 +164,9 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
                 valid = (np.asarray(y) != 0).any(axis=1) if np.ndim(y) == 2 else None
                 n_valid = int(valid.sum()) if valid is not None else stop - start
 
-                def model_rows(k: int, m: int, rows=rows, y=y, columns=columns,
-                               block=block, n_valid=n_valid) -> None:
+                def model_rows(k: int, m: int, rows: Any = rows, y: Any = y,
+                               columns: Any = columns, block: np.ndarray = block,
+                               n_valid: int = n_valid) -> None:
                     t = float(temperatures[m])
                     if valid is None:  # single label: the fused pass (measure.fused)
                         fused = fused_rows(zoo.stored_scores(names[m], rows=rows), y, t,

@@ -6,10 +6,12 @@ importers (importers.py). Imports are lazy so ``import zoolens.zoo`` stays cheap
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["Zoo", "ModelCard", "pair_category", "ZooWarning"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in ("Zoo", "ZooWarning"):
         from zoolens.zoo import store
 

@@ -662,7 +662,7 @@ def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()
         if out:
             return out
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, torch.Tensor) for v in obj):
-        return {str(i): to_np(v) for i, v in enumerate(obj)}  # type: ignore[misc]
+        return {str(i): to_np(v) for i, v in enumerate(obj)}
     raise ZoolensError(f"{path}: expected a tensor or a dict of tensors, got "
                        f"{type(obj).__name__}")
 
