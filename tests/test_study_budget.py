@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from zoolens.cli import app
 from zoolens.errors import ZoolensError
-from zoolens.measure.ensemble import ensemble_inputs, greedy_forward_selection
+from zoolens.measure.ensemble import greedy_forward_selection
 from zoolens.study.budget import pareto_front
 from zoolens.zoo.cards import cost_from_items, parse_cost_items
 
