@@ -21,6 +21,15 @@ fi
 
 PY=${PYTHON:-python3.11}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,models,ray,bench]"
-echo "zoolens is set up: .venv/bin/zoolens --help" >&2
+# pip warns once per package about every find-links / index location in the machine's pip
+# configuration that does not exist ("Location '...' is ignored"): that is the machine's
+# configuration, not this project, so those lines (only those) are left out.
+quiet_pip() {
+  .venv/bin/python -m pip "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory" >&2)
+}
+quiet_pip install -q --upgrade pip
+quiet_pip install -q -c constraints.txt -e ".[dev,models,ray,bench]"
+wait
+echo "zoolens is set up. Activate the environment to put zoolens on your PATH:" >&2
+echo "  source .venv/bin/activate" >&2
+echo "(or call it as .venv/bin/zoolens without activating)" >&2

@@ -41,7 +41,13 @@ def track(iterable: Iterable[T], *, total: int | None = None, description: str =
 
 @contextlib.contextmanager
 def progress_bar(total: int, description: str = "", unit: str = "it"):
-    """Context manager yielding ``advance(n)``; for loops that advance by batch sizes."""
+    """Context manager yielding ``advance(n)``; for loops that advance by batch sizes.
+
+    A bar whose work is done shows it done: on leaving the block without an error it is
+    filled to its total (a total estimated up front, e.g. soup evaluations that stop early,
+    never leaves "15/17" behind), and a bar with no known total (0 or None: work that cannot
+    count its steps) runs indeterminate and ends at 1/1, never "0/0". After the block,
+    ``advance.bar`` and ``advance.task`` are the rich Progress and task (for tests)."""
     if _quiet:
         yield lambda n=1: None
         return
@@ -52,11 +58,15 @@ def progress_bar(total: int, description: str = "", unit: str = "it"):
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total, rate="")
+        task = bar.add_task(description, total=total or None, rate="")
 
         def advance(n: int = 1) -> None:
             bar.update(task, advance=n)
             speed = bar.tasks[0].speed
             bar.update(task, rate=f"{speed:,.1f} {unit}/s" if speed else "")
 
+        advance.bar, advance.task = bar, task  # type: ignore[attr-defined]
         yield advance
+        done = bar.tasks[0].completed
+        final = total if total else max(done, 1)
+        bar.update(task, total=final, completed=final)

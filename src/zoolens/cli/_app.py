@@ -8,10 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from typer.core import TyperOption
 
 from zoolens import __version__
 from zoolens.errors import ZoolensError, os_error_message
 from zoolens.progress import set_quiet
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _flag_without_type(self: TyperOption, ctx) -> str | None:
+    """A flag takes no value: show nothing in --help's type column (typer shows ``<bool>``,
+    which reads as if ``--quick true`` were expected)."""
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="zoolens",

@@ -195,10 +195,14 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{cat} {_pct(v['mean'])} [{_pct(v['lo'])}, {_pct(v['hi'])}]"
             for cat, v in categories.items()))
     correlation = head["spearman_ei_vs_gain"]["all_pairs"]
-    if correlation["rho"] is not None:
+    n_pairs = correlation.get("n_pairs") or 0
+    if n_pairs < 5:  # a rank correlation over 3 pairs is +-1 by luck (the report says the same)
+        lines.append("Spearman(error inconsistency, ensemble gain): too few pairs "
+                     f"(n = {n_pairs}; at least 5 needed)")
+    elif correlation["rho"] is not None:
         lines.append("Spearman(error inconsistency, ensemble gain) over all pairs: "
                      f"{correlation['rho']:.3f} [{_pct(correlation.get('lo'))}, "
-                     f"{_pct(correlation.get('hi'))}]")
+                     f"{_pct(correlation.get('hi'))}] (n = {n_pairs})")
     ensemble = (f"ensemble of all {head['all_models_ensemble_members']} models with "
                 f"probabilities: {_pct(head['all_models_ensemble_acc'])}; "
                 if head["all_models_ensemble_acc"] is not None else "")
@@ -215,7 +219,12 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{_pct(greedy['fold_spread'])}, {greedy['gain_over_start']:+.3f} over "
                      f"the start); chosen most often: {often}")
     else:
-        lines.append(f"greedy from {greedy['start']}: {greedy['steps_kept']} members kept, "
+        counts: dict[str, int] = {}
+        for member in greedy.get("members") or []:
+            counts[member] = counts.get(member, 0) + 1
+        weights = ", ".join(f"{m} {c}/{greedy['steps_kept']}" for m, c in counts.items())
+        lines.append(f"greedy from {greedy['start']}: {len(counts)} distinct models in "
+                     f"{greedy['steps_kept']} steps (weights: {weights}), "
                      f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
                      f"({greedy['gain_over_start']:+.3f} over the start"
                      + (f", [{greedy['gain_over_start_lo']:+.3f}, "

@@ -12,10 +12,12 @@ from zoolens.cli._app import app, handle_errors
 @app.command("demo")
 @handle_errors
 def demo(
-    out: Path = typer.Option(Path("zoolens-demo"), "--out", help="Output folder (zoo, tables, "
-                             "report, cache)."),
-    quick: bool = typer.Option(False, "--quick", help="Fewer models and epochs (about 3 "
-                               "minutes on 2 CPU cores; the CI profile)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (zoo, tables, report, "
+                             "cache). [default: zoolens-demo, or zoolens-demo-quick with "
+                             "--quick]", show_default=False),
+    quick: bool = typer.Option(False, "--quick", help="Ten models, fewer epochs: about 4 "
+                               "minutes on 2 CPU cores (the default profile: about 15); the "
+                               "CI profile."),
     fresh: bool = typer.Option(False, "--fresh", help="Retrain every model (ignore the "
                                "cache)."),
     data: Path = typer.Option(None, "--data", help="Folder with the four Fashion-MNIST "
@@ -24,7 +26,7 @@ def demo(
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for training "
                                 "(default: 2, or 1 when the machine is busy)."),
 ) -> None:
-    """Train a zoo on Fashion-MNIST (CPU, minutes), run the whole study, write the report.
+    """Train a zoo on Fashion-MNIST (CPU, about 15 minutes), run the whole study, write the report.
 
     The zoo differs from a base CNN along each of the paper's axes (Reinit, HParam, Arch,
     Framework, Dataset), plus model soups of fine-tuned networks. Trained models are cached

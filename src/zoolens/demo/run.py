@@ -32,6 +32,11 @@ from zoolens.errors import ZoolensError
 from zoolens.progress import info, progress_bar
 
 DEFAULT_OUT = Path("zoolens-demo")
+QUICK_OUT = Path("zoolens-demo-quick")  # --quick never overwrites the default profile's folder
+
+
+def default_out(quick: bool) -> Path:
+    return QUICK_OUT if quick else DEFAULT_OUT
 
 
 @dataclass
@@ -79,7 +84,7 @@ def auto_threads(wanted: int = 2) -> int:
     return wanted if free >= wanted - 1 else 1
 
 
-def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
+def run_demo(out: str | os.PathLike | None = None, *, quick: bool = False,
              fresh: bool = False, data_dir: str | os.PathLike | None = None,
              threads: int | None = None, report: bool = True) -> DemoResult:
     """Build (or read from the cache) the demo zoo and run the study; see the module doc.
@@ -93,14 +98,22 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
                                         prepare, simclr_encoder_spec, soup_init, soup_specs)
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    out = Path(out)
+    out = default_out(quick) if out is None else Path(out)
     check_writable(out)
     data = load_fashion_mnist(data_dir)
     profile = PROFILES["quick" if quick else "default"]
-    info(f"zoolens demo ({profile.name} profile): Fashion-MNIST from {data.source}; training "
-         f"on {profile.train_size:,} of 60,000 training images, scoring on all 10,000 test "
-         f"images; output in {out}")
-    threads = auto_threads() if threads is None else threads
+    info(f"zoolens demo ({profile.name} profile, about {profile.minutes} minutes on 2 CPU "
+         f"cores): Fashion-MNIST from {data.source}; training on {profile.train_size:,} of "
+         f"60,000 training images, scoring on all 10,000 test images; output in {out}")
+    if threads is None:
+        threads = auto_threads()
+        try:
+            load = f"{os.getloadavg()[0]:.1f}"
+        except OSError:
+            load = "unknown"
+        info(f"training with {threads} torch thread(s) ("
+             + ("the machine is busy: " if threads == 1 and (os.cpu_count() or 1) > 1 else "")
+             + f"load {load} on {os.cpu_count()} cores; --threads N overrides)")
     old_threads = torch.get_num_threads()
     ctx = BuildContext(data, profile, ModelCache(out / "cache", fresh=fresh), threads=threads)
     seconds: dict[str, float] = {}

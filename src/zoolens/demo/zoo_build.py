@@ -55,6 +55,7 @@ class Profile:
     models: tuple[str, ...]  # which zoo members (names) to build
     knn_train: int = 0       # 0 = the whole training subsample
     forest_trees: int = 100
+    minutes: int = 15        # stated run time on 2 shared CPU cores, nothing cached (README)
 
 
 ALL_MODELS = ("cnn-base", "cnn-seed1", "cnn-seed2", "cnn-dropout0.3", "cnn-labelsmooth0.1",
@@ -67,10 +68,10 @@ PROFILES = {
     "default": Profile("default", train_size=20000, held_size=5000, cnn_epochs=4,
                        arch_epochs=4, simclr_epochs=4, ae_epochs=4, digits_epochs=15,
                        finetune_epochs=1, soup_ingredients=5, models=ALL_MODELS,
-                       forest_trees=100),
+                       forest_trees=100, minutes=15),
     "quick": Profile("quick", train_size=5000, held_size=2000, cnn_epochs=3, arch_epochs=3,
                      simclr_epochs=2, ae_epochs=3, digits_epochs=8, finetune_epochs=1,
-                     soup_ingredients=3, forest_trees=30,
+                     soup_ingredients=3, forest_trees=30, minutes=4,
                      models=("cnn-base", "cnn-seed1", "cnn-labelsmooth0.1", "mlp",
                              "simclr-cnn+probe", "autoencoder+probe", "knn-pixels",
                              "naive-bayes-pixels", "digits-cnn+probe", "random-cnn+probe")),

@@ -1,0 +1,96 @@
+"""A newcomer's first hour (issue 15): set-up says how to get `zoolens` on PATH, no
+deprecation warning from our pyproject, flags shown as flags, one stated demo time per
+profile, --quick in its own folder, progress bars that finish."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from zoolens.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_setup_prints_the_activation_line_and_quiets_only_pip_config_noise():
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    assert 'echo "  source .venv/bin/activate"' in script
+    assert "is ignored: it is neither a file nor a directory" in script  # the one filtered line
+
+
+def test_pyproject_license_is_an_spdx_string():
+    """A TOML table here makes setuptools >= 77 warn three times during set-up."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "Apache-2.0"
+    requires = project["build-system"]["requires"]
+    assert any(r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
+               for r in requires)
+
+
+@pytest.mark.parametrize("command", [["demo"], ["analyze"], ["report"], ["import"], ["probe"]])
+def test_flags_are_shown_as_flags_in_help(command):
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    if command == ["demo"]:
+        line = next(line for line in result.output.splitlines() if "│ --quick" in line)
+        assert re.search(r"--quick\s{2,}Ten models", line), line
+
+
+def test_one_stated_time_per_profile():
+    from zoolens.demo.zoo_build import PROFILES
+
+    quick, default = PROFILES["quick"].minutes, PROFILES["default"].minutes
+    readme = (ROOT / "README.md").read_text()
+    assert f"about {default}\nminutes on 2 CPU cores" in readme or \
+        f"about {default} minutes on 2 CPU cores" in readme
+    assert f"`--quick` (ten models, fewer epochs) about {quick}\nminutes" in readme
+    assert f"{quick}-minute" in readme
+    stated = set(re.findall(r"(\d+)[-\s]+minutes?", readme.split("## Benchmarks")[0]))
+    assert stated == {str(quick), str(default)}, stated
+    help_text = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "200"}).output
+    assert f"about {quick} minutes on 2 CPU cores" in help_text
+    assert f"about {default}" in help_text
+
+
+def test_quick_writes_to_its_own_folder_unless_out_says(monkeypatch):
+    import zoolens.demo.run as run
+
+    seen = {}
+
+    def fake_run_demo(out, **kwargs):
+        seen["out"] = out
+        seen["resolved"] = run.default_out(kwargs["quick"]) if out is None else Path(out)
+        raise run.ZoolensError("stop here")
+
+    monkeypatch.setattr(run, "run_demo", fake_run_demo)
+    CliRunner().invoke(app, ["demo", "--quick"])
+    assert seen == {"out": None, "resolved": Path("zoolens-demo-quick")}
+    CliRunner().invoke(app, ["demo"])
+    assert seen["resolved"] == Path("zoolens-demo")
+    CliRunner().invoke(app, ["demo", "--quick", "--out", "mine"])
+    assert seen["resolved"] == Path("mine")
+
+
+def test_progress_bars_finish():
+    from zoolens.progress import progress_bar, set_quiet
+
+    set_quiet(False)
+    with progress_bar(17, "estimated total") as advance:
+        for _ in range(15):  # the work ended early (e.g. a greedy soup that stopped)
+            advance(1)
+    task = advance.bar.tasks[0]
+    assert task.completed == task.total == 17
+    with progress_bar(0, "no countable steps") as advance:
+        pass
+    task = advance.bar.tasks[0]
+    assert task.completed == task.total == 1  # never "0/0"
+    with pytest.raises(RuntimeError):
+        with progress_bar(5, "fails") as advance:
+            advance(2)
+            raise RuntimeError("boom")
+    assert advance.bar.tasks[0].completed == 2  # an error leaves the bar where it stopped
