@@ -94,3 +94,37 @@ def test_progress_bars_finish():
             advance(2)
             raise RuntimeError("boom")
     assert advance.bar.tasks[0].completed == 2  # an error leaves the bar where it stopped
+
+
+def test_track_finishes_when_the_consumer_stops_after_the_last_item():
+    from zoolens.progress import set_quiet, track
+
+    set_quiet(False)
+    bars = []
+    import zoolens.progress as progress
+
+    original = progress.progress_bar
+
+    def spy(*args, **kwargs):
+        context = original(*args, **kwargs)
+        advance = context.__enter__()
+        bars.append(advance)
+
+        class Wrapped:
+            def __enter__(self):
+                return advance
+
+            def __exit__(self, *exc):
+                return context.__exit__(*exc)
+
+        return Wrapped()
+
+    progress.progress_bar = spy
+    try:
+        names = ["a", "b", "c"]
+        pairs = list(zip(names, track(range(3), description="zip")))  # zip closes track
+    finally:
+        progress.progress_bar = original
+    assert len(pairs) == 3
+    task = bars[0].bar.tasks[0]
+    assert task.completed == task.total == 3

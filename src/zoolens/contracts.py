@@ -207,9 +207,22 @@ PARETO = TableContract(
     optional=("fits_budget",), text=("kind", "members", "cost_unit"),
     boolean=("with_base", "fits_budget", "on_front"), always=False)
 
+DRILLDOWN = TableContract(
+    # Examples only one of the base and its best sidekick gets right (study.drilldown), at
+    # most 50, one row per example, model (the base or the sidekick) and rank 1-3 of its
+    # calibrated probabilities; image: the example's image file when the zoo knows it.
+    "drilldown",
+    columns=("model_a", "model_b", "example", "example_id", "label", "label_name",
+             "right", "model", "rank", "class", "class_name", "probability", "image"),
+    optional=("example_id", "image"),
+    text=("model_a", "model_b", "example_id", "label_name", "right", "model", "class_name",
+          "image"),
+    always=False)
+
 RESULT_TABLES: dict[str, TableContract] = {c.name: c for c in (
     MODELS, PAIRS, SPECIALIZATION, GREEDY, GREEDY_FOLDS, THETA, RELIABILITY, INTERPOLATION,
-    SHIFT_MODELS, SHIFT_PAIRS, SHIFT_FITS, PARETO, PROBE, DIVERSITY, TRANSFER, STACKING, CKA)}
+    SHIFT_MODELS, SHIFT_PAIRS, SHIFT_FITS, PARETO, DRILLDOWN, PROBE, DIVERSITY, TRANSFER,
+    STACKING, CKA)}
 """Every table of a results folder, by name, analyze's first."""
 
 ANALYZE_TABLES = tuple(n for n, c in RESULT_TABLES.items() if c.producer == "analyze")

@@ -34,8 +34,14 @@ def track(iterable: Iterable[T], *, total: int | None = None, description: str =
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
     with progress_bar(total or 0, description, unit) as advance:
-        for item in iterable:
-            yield item
+        try:
+            for item in iterable:
+                yield item
+                advance(1)
+        except GeneratorExit:
+            # The consumer stopped asking after taking an item (zip with a shorter sequence,
+            # a comprehension that ends, a break): that item was handled, so it counts, and
+            # the bar ends as finished instead of one short ("2/3").
             advance(1)
 
 

@@ -149,6 +149,9 @@ def import_(
     dataset_name: str = typer.Option("dataset", "--dataset-name"),
     calibration_fraction: float = typer.Option(0.2, "--calibration-fraction"),
     split_seed: int = typer.Option(0, "--split-seed"),
+    image_root: Optional[Path] = typer.Option(
+        None, "--image-root", help="Folder of the example images, when the zoo's example ids "
+        "are paths under it (e.g. cat/0001.jpg): the report's drill-down then shows them."),
 ) -> None:
     """Import one model's outputs from a file into a zoo (optionally creating the zoo).
 
@@ -183,6 +186,8 @@ def import_(
 
         card["cost"] = cost_from_items(parse_cost_items(cost, "--cost"))
     header_arg = header
+    if image_root is not None and not image_root.is_dir():
+        raise ZoolensError(f"--image-root {image_root}: not a folder")
 
     folder_existed = zoo.exists()
     made_zoo = False
@@ -226,6 +231,8 @@ def import_(
                 card=card, replace=replace, dtype="float16" if float16 else "float32",
                 embeddings=embeddings, embeddings_key=embeddings_key, strict=strict,
                 abstain=abstain, id_prefix=id_prefix)
+            if image_root is not None:
+                target.set_image_root(image_root)
     except BaseException:
         if made_zoo:  # a failed `import --create` leaves no half-made zoo behind
             _remove_new_zoo(zoo, folder_existed)

@@ -422,6 +422,9 @@ def _add_outputs(zoo: Any, zoo_path: Path, data: Any, out: CollectedOutputs, nam
         labels = np.asarray(data.labels)[rows]
         zoo = Zoo.create(zoo_path, labels, class_names=list(data.classes),
                          dataset_name=dataset_name, example_ids=list(ids))
+        root = getattr(data, "root", None)
+        if root is not None and Path(root).is_dir():
+            zoo.set_image_root(root)  # the ids are paths under it: the report shows the images
     rows = _rows_for_zoo(zoo, data, out, name)
     zoo.add(name, logits=out.logits[rows],
             embeddings=None if out.embeddings is None else out.embeddings[rows],

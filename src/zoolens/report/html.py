@@ -327,6 +327,70 @@ def _matched_table(results: Results) -> tuple[str | None, str | None]:
     return _table("table-matched", caption, headers, html_rows), None
 
 
+THUMBNAIL_PX = 64
+
+
+def thumbnail_uri(path: str) -> str | None:
+    """A small PNG thumbnail of an image file as a data: URI (embedded, so the report stays
+    one file that loads nothing), or None when the file cannot be read as an image. The
+    image is decoded and re-encoded by Pillow: no byte of the file reaches the page as is."""
+    if not path:
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            scale = max(1, THUMBNAIL_PX // max(image.size))
+            if scale > 1:  # tiny images (CIFAR's 32 px): enlarge without blurring
+                image = image.resize((image.size[0] * scale, image.size[1] * scale),
+                                     Image.NEAREST)
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+    except Exception:  # a missing or unreadable image: the row is shown without it
+        return None
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _top3(rows: pd.DataFrame) -> str:
+    return "<br>".join(f"{esc(r['class_name'])} {_num(r['probability'], 3)}"
+                       for r in rows.sort_values("rank").to_dict("records"))
+
+
+def _drilldown_table(results: Results) -> tuple[str | None, str | None]:
+    """drilldown.csv: the examples only one of the base and its best sidekick gets right."""
+    table = results.get("drilldown")
+    if table is None or len(table) == 0:
+        return None, None  # optional: analyze writes it when there is a sidekick
+    a, b = str(table.model_a.iloc[0]), str(table.model_b.iloc[0])
+    rows, images = [], 0
+    for example, part in table.groupby("example", sort=False):
+        first = part.iloc[0].to_dict()
+        uri = thumbnail_uri(str(first.get("image") or "")) if "image" in part.columns else None
+        images += uri is not None
+        picture = (f'<img src="{uri}" alt="{esc(first.get("example_id") or example)}" '
+                   f'width="{THUMBNAIL_PX}" height="{THUMBNAIL_PX}">' if uri else "—")
+        cells = [_cell(picture),
+                 _cell(esc(first.get("example_id") or int(example)), str(int(example)), "name"),
+                 _cell(esc(first["label_name"])),
+                 _cell(esc(first["right"]), str(first["right"]), "name"),
+                 _cell(_top3(part[part.model == a])), _cell(_top3(part[part.model == b]))]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    headers = [("Image", "the example's image, when the zoo knows its files"),
+               ("Example", "example id (or row number)"), ("True class", "label"),
+               ("Right", "the one model that is right"),
+               (f"{a}: top 3", "classes and calibrated probabilities"),
+               (f"{b}: top 3", "classes and calibrated probabilities")]
+    caption = (f"<b>Drill-down.</b> Examples only one of the base <span class=\"name\">"
+               f"{esc(a)}</span> and its best sidekick <span class=\"name\">{esc(b)}</span> "
+               f"gets right ({len(rows)} shown, at most 50: half where each is the right one), "
+               f"with each model's top-3 classes and calibrated probabilities"
+               + ("" if images else "; no images (the zoo does not know its image files: "
+                  "collect records them, import takes --image-root)") + ".")
+    return _table("table-drilldown", caption, headers, rows), None
+
+
 def _greedy_table(results: Results) -> tuple[str | None, str | None]:
     greedy = results.get("greedy")
     if greedy is None or len(greedy) == 0:
@@ -778,7 +842,8 @@ _JS = """
 # (HTML block or None, note or None). A new section (e.g. from a new table) appends or
 # inserts its builder here; the HTML it returns must escape every user string (esc).
 TABLE_BUILDERS: list[Callable[[Results], tuple[str | None, str | None]]] = [
-    _table1, _matched_table, _sidekick_table, _greedy_table, _soup_table, _cards_table]
+    _table1, _matched_table, _sidekick_table, _drilldown_table, _greedy_table, _soup_table,
+    _cards_table]
 
 
 def _csp() -> str:

@@ -93,6 +93,8 @@ class AnalysisResult:
     shift: Any = None  # study.shift.ShiftResult
     # accuracy against inference cost (study.budget); empty when no card has a cost
     pareto: pd.DataFrame = field(default_factory=lambda: tables.empty_table("pareto"))
+    # examples only one of the base and its best sidekick gets right (study.drilldown)
+    drilldown: pd.DataFrame = field(default_factory=lambda: tables.empty_table("drilldown"))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in tables.TABLE_COLUMNS}
@@ -227,6 +229,11 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
             interpolation_curves(inputs, calibration, specs, options.combine,
                                  options.memory_budget)
         interpolation = interpolation_table(inputs, specs)
+    with timer.stage("drilldown"):
+        from zoolens.study.drilldown import drilldown_table
+
+        drilldown = drilldown_table(zoo, inputs.names, calibration.temperatures, inputs.ev,
+                                    options.base, sidekicks[0]["model"] if sidekicks else None)
     with timer.stage("greedy"):
         pool_names, selection = select_greedy(inputs, calibration, built.models, options,
                                               optional=True, budget=budget)
@@ -277,6 +284,7 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
                             theta=built.theta, reliability=built.reliability,
                             interpolation=interpolation, summary=summary,
                             greedy_folds=greedy_folds, shift=shift_result, pareto=pareto,
+                            drilldown=drilldown,
                             **(shift_result.tables() if shift_result is not None else {}))
     with timer.stage("write"):  # staged: the folder changes as a whole, or not at all
         staged = None if out_dir is None else tables.StagedOutput(out_dir)

@@ -62,6 +62,9 @@ class Dataset(_Schema):
     class_names: list[str]
     class_groups: dict[str, list[Count]] = Field(default_factory=dict)
     multilabel: bool = False
+    # folder of the image files when the example ids are paths under it (zoolens collect,
+    # import --image-root); used to show the images in the report's drill-down
+    image_root: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Dataset:

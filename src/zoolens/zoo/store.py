@@ -353,6 +353,25 @@ class Zoo:
         self._modify(change)
         self._attributes, self._attributes_loaded = df, True
 
+    @property
+    def image_root(self) -> str | None:
+        """Folder whose files the example ids name (``cat/0001.jpg``), or None."""
+        return self._manifest.dataset.image_root
+
+    def set_image_root(self, folder: str | os.PathLike | None) -> None:
+        """Record (or with None, forget) the folder of the example images; it must exist."""
+        root = None
+        if folder is not None:
+            path = Path(folder).expanduser().resolve()
+            if not path.is_dir():
+                raise ZoolensError(f"{folder}: image root is not a folder")
+            root = str(path)
+
+        def change(manifest: Manifest) -> None:
+            manifest.dataset = manifest.dataset.model_copy(update={"image_root": root})
+
+        self._modify(change)
+
     def set_example_ids(self, example_ids: Sequence[str] | np.ndarray) -> None:
         """Store (or replace) the per-example ids (unique strings, N of them)."""
         ids = _validate_ids(example_ids, self.num_examples, self._path)
