@@ -217,7 +217,7 @@ DRILLDOWN = TableContract(
     optional=("example_id", "image"),
     text=("model_a", "model_b", "example_id", "label_name", "right", "model", "class_name",
           "image"),
-    always=False)
+    always=True)
 
 RESULT_TABLES: dict[str, TableContract] = {c.name: c for c in (
     MODELS, PAIRS, SPECIALIZATION, GREEDY, GREEDY_FOLDS, THETA, RELIABILITY, INTERPOLATION,
