@@ -74,10 +74,11 @@ def drilldown_table(zoo, names: Sequence[str], temperatures, ev: np.ndarray, bas
         probs = np.empty((rows.size, len(class_names)), dtype=np.float64)
         probs[order] = ensemble_inputs(zoo.scores(model, rows=rows[order]),
                                        float(temperature[model]), "probs")
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :TOP]
+        ranks = min(TOP, len(class_names))  # a two-class zoo has a top 2
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :ranks]
         for k, (row, local) in enumerate(zip(rows, chosen)):
             example_id = str(ids[row]) if ids is not None else ""
-            for rank in range(TOP):
+            for rank in range(ranks):
                 cls = int(top[k, rank])
                 records.append({
                     "model_a": base, "model_b": sidekick, "example": int(row),
