@@ -100,6 +100,7 @@ def test_write_results_atomic_and_exact_columns(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert {k: v for k, v in summary.items() if k != "run_id"} == {
         "x": 0.5, "nan": None, "arr": [0, 1, 2], "flag": True}
+    assert record["run_id"] == summary["run_id"]  # one run: the same id everywhere
     with pytest.raises(AssertionError):
         tables.write_table(out, "greedy", frame.iloc[:, ::-1])
 

@@ -667,3 +667,52 @@ def test_table_cell_limit(tmp_path: Path, monkeypatch) -> None:
     np.savetxt(table, np.full((60, 4), 0.25), delimiter=",")
     fails("import", zoo_dir, table, "--name", "t",
           match="60 rows of up to 4 fields is more than the 100 cells")
+
+
+# ---------------------------------------------------------------------------------------------
+# item 7: absurd option values are one line each; the greedy loop shows progress
+
+
+@pytest.mark.parametrize("option, value, match", [
+    ("--bootstrap", "1000000000", "--bootstrap 1000000000: must lie in 0 .. 100,000"),
+    ("--bootstrap", "-1", "--bootstrap -1: must lie in 0 .. 100,000"),
+    ("--memory-gb", "inf", "--memory-gb inf: give a positive number of GiB"),
+    ("--memory-gb", "nan", "--memory-gb nan: give a positive number of GiB"),
+    ("--memory-gb", "1e300", "--memory-gb 1e+300: must lie in 0.0009766 .. 1,048,576 GiB"),
+    ("--seed", "-1", "--seed -1: must lie in 0 .. 4,294,967,295"),
+    ("--max-steps", "100000000", "--max-steps 100000000: must lie in 1 .. 10,000"),
+    ("--max-steps", "0", "--max-steps 0: must lie in 1 .. 10,000"),
+    ("--chunk-size", "0", "--chunk-size 0: must lie in 1"),
+    ("--folds", "1", "--folds 1: must lie in 2 .. 100"),
+])
+def test_absurd_option_values_are_one_line(tmp_path: Path, option, value, match) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    before = snapshot(zoo_dir)
+    out = tmp_path / "out"
+    fails("analyze", zoo_dir, "--base", "m0", "--out", out, option, value, match=match)
+    assert not out.exists() and snapshot(zoo_dir) == before
+    if option in ("--max-steps", "--memory-gb"):
+        fails("ensemble", zoo_dir, "--start", "m0", option, value, match=match)
+
+
+def test_option_limits_hold_for_the_python_api(tmp_path: Path) -> None:
+    from zoolens.study.analyze import analyze
+
+    zoo = make_zoo(tmp_path / "zoo")
+    with pytest.raises(ZoolensError, match="--bootstrap 1000000000: must lie in"):
+        analyze(zoo, "m0", n_bootstrap=10**9)
+    with pytest.raises(ZoolensError, match="n_bootstrap .--bootstrap. must be an integer"):
+        analyze(zoo, "m0", n_bootstrap=1e3)
+
+
+def test_greedy_steps_show_progress(tmp_path: Path) -> None:
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    result = runner.invoke(app, ["ensemble", str(zoo_dir), "--start", "m0", "--max-steps",
+                                 "7"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "greedy selection" in result.stderr and "7/7" in result.stderr
+    quiet = runner.invoke(app, ["--quiet", "ensemble", str(zoo_dir), "--start", "m0"],
+                          catch_exceptions=False)
+    assert quiet.exit_code == 0 and "greedy selection" not in quiet.stderr

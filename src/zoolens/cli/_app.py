@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import typer
@@ -76,6 +78,14 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail("interrupted (work done so far is kept; run the command again to resume)", 130)
 
     return wrapper
+
+
+def gib_to_bytes(gib: float, option: str = "--memory-gb") -> int:
+    """A memory size given in GiB as bytes; ZoolensError for inf, NaN or a non-positive
+    value (the range itself is checked where the budget is used)."""
+    if not math.isfinite(gib) or gib <= 0:
+        raise ZoolensError(f"{option} {gib}: give a positive number of GiB, e.g. 4")
+    return int(Fraction(gib) * 2**30)  # exact: 1e300 GiB stays a number the limit names
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import typer
 
-from zoolens.cli._app import app, handle_errors, invocation, parse_model_pairs
+from zoolens.cli._app import (app, gib_to_bytes, handle_errors, invocation,
+                              parse_model_pairs)
 
 
 @app.command()
@@ -33,18 +34,18 @@ def analyze(
                              "with probabilities."),
     start: str = typer.Option(None, "--start", help="The model the greedy ensemble starts "
                               "from (as `zoolens ensemble --start`; default: --base)."),
-    max_steps: int = typer.Option(25, "--max-steps", min=1, help="Greedy selection steps."),
+    max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
     combine: str = typer.Option("probs", "--combine", help="Ensemble by averaging calibrated "
                                 "'probs' (default) or calibrated 'logits' (the paper's Fig. 11)."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for "
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for "
                                   "confidence intervals and paired tests (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
     interpolate: list[str] = typer.Option(None, "--interpolate", help="A,B: weight and "
                                           "class-aware interpolation curve for this pair "
                                           "(repeatable; default: base with its best sidekick)."),
-    chunk_size: int = typer.Option(None, "--chunk-size", min=1, help="Examples per streamed "
+    chunk_size: int = typer.Option(None, "--chunk-size", help="Examples per streamed "
                                    "chunk (default: from --memory-gb)."),
-    memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget (GiB) "
+    memory_gb: float = typer.Option(1.0, "--memory-gb", help="Memory budget (GiB) "
                                     "for calibrated probabilities held at once: streamed "
                                     "chunks and the greedy candidates (a larger pool is "
                                     "staged on disk, in TMPDIR)."),
@@ -60,7 +61,7 @@ def analyze(
         False, "--no-calibration", help="Measure everything on all examples: temperatures "
         "fixed at 1, greedy selection cross-fitted in --folds folds (what a zoo created with "
         "--calibration-fraction 0 gets anyway)."),
-    folds: int = typer.Option(5, "--folds", min=2, max=100, help="Folds of the cross-fitted "
+    folds: int = typer.Option(5, "--folds", help="Folds of the cross-fitted "
                               "greedy selection when there is no calibration split."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the wall time of "
                                  "each stage (inputs, temperatures, evaluation, tables, "
@@ -100,7 +101,7 @@ def analyze(
         zoo, base, out, pool=pool, start=start, max_steps=max_steps,
         combine=combine,
         n_bootstrap=bootstrap, seed=seed, chunk_size=chunk_size,
-        memory_budget=int(memory_gb * 2**30),
+        memory_budget=gib_to_bytes(memory_gb),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
         exact_topk=not full_rows, budget=budget,
         command=invocation(ctx), calibration=not no_calibration, folds=folds,
@@ -122,18 +123,18 @@ def ensemble(
     pool: str = typer.Option(None, "--pool", help="Candidates: a filter on models.csv such as "
                              "\"accuracy<0.78\" or a comma list of names (default: all models "
                              "with probabilities)."),
-    max_steps: int = typer.Option(25, "--max-steps", min=1, help="Greedy selection steps."),
+    max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
     combine: str = typer.Option("probs", "--combine", help="Average calibrated 'probs' or "
                                 "'logits'."),
     out: Path = typer.Option(None, "--out", help="Folder for greedy.csv, models.csv, cards.json "
                              "and summary.json (default: print only)."),
-    memory_gb: float = typer.Option(1.0, "--memory-gb", min=0.01, help="Memory budget for "
+    memory_gb: float = typer.Option(1.0, "--memory-gb", help="Memory budget for "
                                     "calibrated probabilities (GiB); a larger pool is staged "
                                     "on disk, in TMPDIR."),
     no_calibration: bool = typer.Option(
         False, "--no-calibration", help="No calibration split: temperatures 1, members "
         "chosen by cross-fitting (chosen on k-1 folds, scored on the held-out fold)."),
-    folds: int = typer.Option(5, "--folds", min=2, max=100, help="Cross-fitting folds."),
+    folds: int = typer.Option(5, "--folds", help="Cross-fitting folds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the cross-fitting folds."),
 ) -> None:
     """Greedy forward ensemble selection alone (paper Sec. 4.5).
@@ -149,7 +150,7 @@ def ensemble(
 
     table, summary = run_greedy(zoo, start, out, pool=pool, max_steps=max_steps,
                                 combine=combine,
-                                memory_budget=int(memory_gb * 2**30), command=invocation(ctx),
+                                memory_budget=gib_to_bytes(memory_gb), command=invocation(ctx),
                                 calibration=not no_calibration, folds=folds, seed=seed)
     print(format_greedy(table, summary))
     if out is not None:

@@ -529,6 +529,7 @@ def greedy_forward_selection(
     costs: np.ndarray | None = None,
     budget: np.ndarray | None = None,
     after_use: Callable[[np.ndarray], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> GreedyResult:
     """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
     Fig. 5), exactly as DESIGN.md sec. 3.
@@ -555,7 +556,8 @@ def greedy_forward_selection(
     with a larger weight); a step only considers candidates whose addition keeps every unit
     within the budget, and the selection stops early when none fits. The start must fit.
     ``after_use(x)`` is called with a candidate's rows after each read of them (the caller's
-    hook for memory-mapped candidates: ``study.pages.release_pages``).
+    hook for memory-mapped candidates: ``study.pages.release_pages``); ``on_step(1)`` after
+    each step (the caller's progress bar).
     """
     after_use = after_use or _nothing
     num_models = len(probs)
@@ -630,6 +632,8 @@ def greedy_forward_selection(
                 ev_cached = (chosen, _rows(probs[chosen], evaluation_index))
             ev_total += ev_cached[1]
             ev_right.append(correctness(ev_total.argmax(axis=1), ev_labels))
+        if on_step is not None:
+            on_step(1)
 
     cal_correct = np.asarray(cal_right, dtype=np.int64)
     best_step = int(np.argmax(cal_correct))  # argmax: earliest among equal counts

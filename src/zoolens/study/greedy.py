@@ -33,7 +33,7 @@ import pandas as pd
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import greedy_forward_selection
 from zoolens.measure.fused import calibrated_inputs
-from zoolens.progress import info, track
+from zoolens.progress import info, progress_bar, track
 from zoolens.study.pages import release_pages
 from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
 from zoolens.zoo.scratch import GREEDY_PREFIX, owned_name, sweep_dead
@@ -180,14 +180,17 @@ def run_selection(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
                   calibration_index=cal, evaluation_index=ev)
     if budget is not None:
         select.update(costs=budget.costs[[index[name] for name in used]], budget=budget.limits)
-    if stage:
-        with staged_pool([models[k] for k in pool], cal, num_classes, scratch_dir) as staged:
-            for k, staged_model in zip(pool, staged):
-                models[k] = staged_model
-            result = greedy_forward_selection(models, **select, after_use=release_pages)
-            del models, staged  # close the maps before the folder goes
-    else:
-        result = greedy_forward_selection(models, **select)
+    with progress_bar(max_steps, "greedy selection", "steps") as advance:
+        select["on_step"] = advance
+        if stage:
+            with staged_pool([models[k] for k in pool], cal, num_classes,
+                             scratch_dir) as staged:
+                for k, staged_model in zip(pool, staged):
+                    models[k] = staged_model
+                result = greedy_forward_selection(models, **select, after_use=release_pages)
+                del models, staged  # close the maps before the folder goes
+        else:
+            result = greedy_forward_selection(models, **select)
     chosen = [used[k] for k in result.members]
     steps = len(chosen)
     kept = int(result.kept)

@@ -31,6 +31,35 @@ EVALUATION_COLUMNS = ("accuracy_lo", "accuracy_hi", "nll_before", "nll_after", "
                       "ece_after")
 
 
+# Limits on analyze's options (field: CLI flag, lowest, highest): beyond them a run would not
+# finish in any reasonable time or not fit in memory (1e9 resamples: terabytes).
+OPTION_LIMITS: dict[str, tuple[str, int, int]] = {
+    "n_bootstrap": ("--bootstrap", 0, 100_000),
+    "seed": ("--seed", 0, 2**32 - 1),
+    "max_steps": ("--max-steps", 1, 10_000),
+    "chunk_size": ("--chunk-size", 1, 2**31 - 1),
+    "memory_budget": ("--memory-gb", 2**20, 2**50),
+    "folds": ("--folds", 2, 100),
+}
+
+
+def check_option_limits(options: Any) -> None:
+    """Every ``OPTION_LIMITS`` field of ``options`` is an integer inside its limits (None:
+    the default is used); ZoolensError naming the option and the range otherwise."""
+    for name, (flag, lo, hi) in OPTION_LIMITS.items():
+        value = getattr(options, name, None)
+        if value is None:
+            continue
+        gib = name == "memory_budget"
+        shown = f"{value / 2**30:.4g}" if gib and isinstance(value, (int, float)) else repr(value)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ZoolensError(f"{name} ({flag}) must be an integer, got {shown}")
+        if not lo <= value <= hi:
+            low, high = (f"{lo / 2**30:.4g}", f"{hi / 2**30:,.0f} GiB") if gib else \
+                (f"{lo:,}", f"{hi:,}")
+            raise ZoolensError(f"{flag} {shown}: must lie in {low} .. {high}")
+
+
 @dataclass(frozen=True)
 class AnalyzeOptions:
     """Everything ``analyze`` is asked, checked once (see ``study.analyze.analyze``)."""
@@ -58,6 +87,7 @@ class AnalyzeOptions:
 
     def __post_init__(self) -> None:
         check_combine(self.combine)
+        check_option_limits(self)
 
     @property
     def greedy_start(self) -> str:
