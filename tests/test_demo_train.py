@@ -1,5 +1,7 @@
-"""demo.train's loops share one shuffle-and-batch helper: pinned, weight for weight, to the
-loops written out in place that it replaced (same generator use, same batches)."""
+"""demo.train's loops share one shuffle-and-batch helper; each trainer equals, weight for
+weight, its definition written out here as a plain loop: torch seeded, one permutation of
+the examples per epoch from the seeded generator, batches in that order, one optimiser
+step per batch."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _old_supervised(model, x, y, *, epochs, lr, batch_size, seed):
+def _plain_supervised(model, x, y, *, epochs, lr, batch_size, seed):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
@@ -42,7 +44,7 @@ def _old_supervised(model, x, y, *, epochs, lr, batch_size, seed):
     return model.eval()
 
 
-def _old_simclr(encoder, x, *, epochs, batch_size, seed, lr=2e-3, temperature=0.2):
+def _plain_simclr(encoder, x, *, epochs, batch_size, seed, lr=2e-3, temperature=0.2):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     dim = encoder.embed_dim
@@ -65,7 +67,7 @@ def _old_simclr(encoder, x, *, epochs, batch_size, seed, lr=2e-3, temperature=0.
     return encoder.eval()
 
 
-def _old_autoencoder(x, *, epochs, batch_size, seed, code=8, lr=2e-3):
+def _plain_autoencoder(x, *, epochs, batch_size, seed, code=8, lr=2e-3):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build("autoencoder", code=code)
@@ -108,32 +110,32 @@ def test_shuffled_batches_cover_a_fresh_permutation():
     assert torch.equal(gen.get_state(), ref.get_state())
 
 
-def test_supervised_matches_the_loop_it_replaced():
+def test_supervised_is_the_plain_minibatch_loop():
     x, y = _data()
     calls = []
     torch.manual_seed(0)
     new = train_supervised(SmallCNN((4, 8), 16), x, y, epochs=2, lr=1e-2, batch_size=16,
                            seed=5, progress=calls.append)
     torch.manual_seed(0)
-    old = _old_supervised(SmallCNN((4, 8), 16), x, y, epochs=2, lr=1e-2, batch_size=16, seed=5)
-    _assert_same_weights(new, old)
+    plain = _plain_supervised(SmallCNN((4, 8), 16), x, y, epochs=2, lr=1e-2, batch_size=16, seed=5)
+    _assert_same_weights(new, plain)
     assert len(calls) == 2 * 3  # 42 examples in batches of 16: 16, 16, 10
 
 
-def test_simclr_matches_the_loop_it_replaced():
+def test_simclr_is_the_plain_minibatch_loop():
     x, _ = _data(40)
     calls = []
     torch.manual_seed(1)
     new = train_simclr(SmallCNN((4, 8), 16), x, epochs=2, batch_size=16, seed=2,
                        progress=calls.append)
     torch.manual_seed(1)
-    old = _old_simclr(SmallCNN((4, 8), 16), x, epochs=2, batch_size=16, seed=2)
-    _assert_same_weights(new, old)
+    plain = _plain_simclr(SmallCNN((4, 8), 16), x, epochs=2, batch_size=16, seed=2)
+    _assert_same_weights(new, plain)
     assert len(calls) == 2 * 2  # the last 8 examples of each epoch are dropped
 
 
-def test_autoencoder_matches_the_loop_it_replaced():
+def test_autoencoder_is_the_plain_minibatch_loop():
     x, _ = _data(37)
     new = train_autoencoder(x, epochs=2, code=8, batch_size=16, seed=4)
-    old = _old_autoencoder(x, epochs=2, batch_size=16, seed=4, code=8)
-    _assert_same_weights(new, old)
+    plain = _plain_autoencoder(x, epochs=2, batch_size=16, seed=4, code=8)
+    _assert_same_weights(new, plain)

@@ -355,3 +355,24 @@ def test_line_search_on_a_known_function():
     assert abs(s - 3.0) <= 0.6 and f <= 1e-4 * s * -6.0
     flat = lambda s: (0.0, -1e-30 if s == 0 else 0.0, 0.0)  # noqa: E731
     assert _line_search(flat, 0.0, -1e-30, 1.0, max_trials=5) == (0.0, 0.0, 5)
+
+
+def test_converged_only_when_the_gradient_tolerance_is_met(monkeypatch):
+    """``converged`` is the gradient test, grad_norm <= tol: a fit stopped by max_iter, or by
+    a line search that no longer decreases the loss (a stall), is not converged."""
+    import zoolens.measure.probe as probe_module
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 5, 400)
+    x = rng.normal(size=(5, 16))[y] + rng.normal(size=(400, 16))
+    done = fit_linear_probe(x, y, l2_grid=1e-2, tol=1e-6, dtype="float64")
+    assert done.converged and done.grad_norm <= 1e-6
+    # tol below what float64 resolves here: the loss stops changing first -> not converged
+    fine = fit_linear_probe(x, y, l2_grid=1e-2, tol=1e-12, dtype="float64")
+    assert fine.grad_norm > 1e-12 and not fine.converged
+    capped = fit_linear_probe(x, y, l2_grid=1e-2, tol=1e-12, max_iter=2, dtype="float64")
+    assert capped.n_iter == 2 and capped.grad_norm > 1e-12 and not capped.converged
+    # the line search stalls at once (no trial decreases the loss): stopped, not converged
+    monkeypatch.setattr(probe_module, "_line_search", lambda phi, f0, slope0, s, **kw: (0.0, f0, 1))
+    stalled = fit_linear_probe(x, y, l2_grid=1e-2, tol=1e-6, dtype="float64")
+    assert stalled.n_iter == 0 and stalled.grad_norm > 1e-6 and not stalled.converged

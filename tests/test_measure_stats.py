@@ -151,29 +151,30 @@ def test_real_cifar10_ensemble_vs_best_member():
     assert est == pytest.approx(0.9359) and lo < 0.9359 < hi and hi - lo < 0.015
 
 
-def test_percentile_interval_equals_the_quantile_code_it_replaced():
-    """One percentile interval serves measure.stats, study.bootstrap and study.analyze; pin it
-    to the np.nanquantile / np.quantile calls each had before (NaN semantics included)."""
+def test_percentile_interval_is_the_linear_quantile_of_the_defined_resamples():
+    """The percentile interval's definition: the (1 − c)/2 and (1 + c)/2 quantiles (linear
+    interpolation) of the resamples where the statistic is defined, NaN where none is; one
+    function serves measure.stats, study.bootstrap and study.analyze."""
     import warnings
 
     from zoolens.measure.stats import percentile_interval
     from zoolens.study.bootstrap import Resamples
 
-    q95 = [(1.0 - 0.95) / 2.0, 1.0 - (1.0 - 0.95) / 2.0]  # as the old code computed them
+    q95 = [(1.0 - 0.95) / 2.0, 1.0 - (1.0 - 0.95) / 2.0]
     rng = np.random.default_rng(5)
     samples = rng.normal(size=(301, 5))
     samples[rng.random((301, 5)) < 0.2] = np.nan  # undefined resamples
     samples[:, 3] = np.nan                        # a never-defined statistic
     finite = rng.normal(size=(301, 4))
     for confidence in (0.95, 0.9, 0.5):
-        alpha = 1.0 - confidence  # measure.stats' old _percentile_interval
+        alpha = 1.0 - confidence
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             want = np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
         got = percentile_interval(samples, confidence)
         np.testing.assert_array_equal(np.stack(got), want)  # bit-identical, NaN where all-NaN
         assert np.isnan(got[0][3]) and np.isfinite(got[0][[0, 1, 2, 4]]).all()
-        tail = (1.0 - confidence) / 2.0  # study.bootstrap's old interval: np.quantile
+        tail = (1.0 - confidence) / 2.0  # no undefined resample: plain np.quantile
         np.testing.assert_array_equal(
             np.stack(percentile_interval(finite, confidence, skip_nan=False)),
             np.quantile(finite, [tail, 1.0 - tail], axis=0))

@@ -1,4 +1,4 @@
-"""From a finding to a runnable ensemble: export, predict, load (issue 18).
+"""From a finding to a runnable ensemble: export, predict, load.
 
 Layer: above ``collect`` (models are rebuilt and run by its adapters and runner) and
 ``study`` (results tables, the zoo), below ``cli``.

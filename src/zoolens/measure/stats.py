@@ -6,8 +6,8 @@ it was drawn (a multinomial count row, summing to n). The resampled mean of a pe
 statistic x is then ``(W @ x) / n``; for many statistics at once (columns = models or pairs)
 it is one (B, n) x (n, K) matrix product, chunked over columns to bound memory. Using the
 same W for every column keeps comparisons between columns paired. Intervals are percentile
-intervals. Fixed seed, 1,000 resamples by default (issue 3: "so 'the ensemble is better'
-comes with a p-value").
+intervals. Fixed seed, 1,000 resamples by default, so a claim such as "the ensemble is
+better" comes with an interval and a p-value.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ On disk a zoo is a folder (DESIGN.md sec. 2)::
                               "topk_values" (N, k) probabilities + "topk_indices" (N, k)
                               int64; optional "embeddings" (N, D)
 
-    Optional, added by issue 14 (older zoos simply lack them): dataset.class_aliases
+    Optional (older zoos simply lack them): dataset.class_aliases
     {alias: class id} (e.g. ImageNet wnids beside readable class names) and, for a
     decision-only model, models[name].abstentions (how many decisions are -1).
 
