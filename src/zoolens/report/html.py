@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from zoolens import __version__
 from zoolens.errors import ZoolensError, naming_path

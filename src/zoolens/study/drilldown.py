@@ -14,6 +14,7 @@ it, ``image`` is the file's absolute path; the report embeds a thumbnail.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def image_path(root: str | None, example_id: str | None) -> str:
     return str(path)
 
 
-def drilldown_table(zoo, names: Sequence[str], temperatures, ev: np.ndarray, base: str,
+def drilldown_table(zoo: Any, names: Sequence[str], temperatures: np.ndarray, ev: np.ndarray,
+                    base: str,
                     sidekick: str | None, *, limit: int = DRILLDOWN_LIMIT,
                     seed: int = 0) -> pd.DataFrame:
     """The drilldown table (``zoolens.contracts.DRILLDOWN``); empty without a sidekick, for
