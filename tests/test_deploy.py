@@ -206,7 +206,7 @@ def test_predict_and_load_ensemble_reproduce_the_best_sidekick(shipped):
     np.testing.assert_allclose(probs.max(axis=1), table.loc[ids, "top1_prob"], atol=1e-5)
 
 
-def test_budget_picks_the_best_fitting_pair_and_greedy_fits(shipped):
+def test_budget_picks_the_best_fitting_pair_and_greedy_fits(shipped, tmp_path):
     zoo = _zoo(shipped)
     summary = json.loads((shipped / "budget" / "summary.json").read_text())
     budget = summary["budget"]
@@ -261,6 +261,10 @@ def test_budget_picks_the_best_fitting_pair_and_greedy_fits(shipped):
     assert drawn.data["base"] == {"model": BASE, "cost": base_row.cost,
                                   "accuracy": base_row.accuracy}
     assert drawn.data["budget"] == BUDGET_GMACS
+    from zoolens.report import build_report
+
+    report = build_report(shipped / "budget", tmp_path / "report.html", warn=None)
+    assert report.figure_data["pareto"] == drawn.data
 
 
 def test_bad_budget_one_line_nothing_written(shipped, tmp_path):
@@ -348,3 +352,63 @@ def test_predict_adds_member_outputs_to_a_new_zoo(shipped, tmp_path):
     for name in names:
         np.testing.assert_array_equal(new.scores(name)[new_rows], old.scores(name)[rows])
         assert new.card(name).cost == old.card(name).cost
+
+
+def _random_ensemble(tmp_path):
+    """Two random-init CIFAR ResNets (2 classes) as an ensemble file, and 2 x 6 images."""
+    from PIL import Image
+
+    from zoolens.deploy.schema import EnsembleFile, Member
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for k in range(6):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / cls / f"{k:02d}.png")
+    spec = "python:zoolens.collect.cifar_resnet:pretrained"
+    members = [Member(name=f"r{d}", collect={"spec": spec, "seed": s,
+                                             "kwargs": {"depth": d, "num_classes": 2, "seed": s}},
+                      temperature=t, weight=w, input_shape=[3, 32, 32])
+               for d, s, t, w in ((8, 0, 1.3, 2), (14, 1, 0.8, 1))]
+    ensemble = EnsembleFile(kind="models", combine="probs", class_names=["a", "b"],
+                            members=members)
+    path = tmp_path / "e.json"
+    path.write_text(ensemble.model_dump_json())
+    return path
+
+
+def test_predict_combines_members_as_defined_and_ray_gives_the_same(tmp_path, monkeypatch):
+    """Σ w·softmax(z/T) from each member's own forward pass (numpy oracle), locally and as
+    Ray tasks (same batches: same classes, probabilities within float32 noise)."""
+    from zoolens.collect.cifar_resnet import cifar_transform, pretrained
+    from zoolens.collect.images import ImageFolder
+    from zoolens.collect.runner import RunOptions
+    from zoolens.deploy.predict import predict_images
+
+    path = _random_ensemble(tmp_path)
+    opts = RunOptions(batch_size=4, shard_size=8, threads=1, device="cpu")
+    local = predict_images(path, tmp_path / "data", options=opts)
+    folder = ImageFolder(tmp_path / "data", transform=cifar_transform())
+    x = torch.stack([folder[i] for i in range(len(folder))])
+    total = 0.0
+    for depth, seed, t, w in ((8, 0, 1.3, 2), (14, 1, 0.8, 1)):
+        net, _, _ = pretrained(depth=depth, num_classes=2, seed=seed)
+        with torch.no_grad():
+            z = net(x)[0].double().numpy() / t
+        p = np.exp(z - z.max(1, keepdims=True))
+        total = total + w * p / p.sum(1, keepdims=True)
+    np.testing.assert_allclose(local.probs, total / 3, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(local.predictions, total.argmax(1))
+    assert local.accuracy == float(np.mean(total.argmax(1) == folder.labels))
+
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = predict_images(path, tmp_path / "data", options=opts, use_ray=True)
+    finally:
+        ray.shutdown()
+    np.testing.assert_array_equal(remote.predictions, local.predictions)
+    np.testing.assert_allclose(remote.probs, local.probs, rtol=1e-5, atol=1e-6)
+    assert remote.ids.tolist() == local.ids.tolist()

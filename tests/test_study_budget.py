@@ -141,6 +141,13 @@ def test_analyze_budget_best_sidekick_greedy_and_pareto(zoo, tmp_path):
     expected = [not _dominated(pareto.cost.tolist(), pareto.accuracy.tolist(), i)
                 for i in range(len(pareto))]
     assert pareto.on_front.tolist() == expected
+    assert summary["pareto"]["models_without_cost"] == ["m4"]
+    assert summary["pareto"]["front"] == pareto.members[pareto.on_front].tolist()
+    from zoolens.report import build_report
+
+    report = build_report(out, tmp_path / "r.html", warn=None)
+    assert report.figure_data["pareto"]["left_out"] == ["m4"]
+    assert "left out, no cost in gflops on their cards: m4" in (tmp_path / "r.html").read_text()
     # without a budget: pareto.csv still written (default unit), no budget block
     res = runner.invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "m0", "--out",
                               str(tmp_path / "plain"), "--bootstrap", "0"])

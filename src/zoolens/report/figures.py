@@ -998,12 +998,20 @@ def fig_pareto(results: Results) -> FigureResult:
     if limit is not None:
         ax.axvline(float(limit), color="#999999", ls="--", lw=1, label=f"budget {unit}<={limit:g}")
         data["budget"] = float(limit)
+    left_out = [str(m) for m in (results.summary.get("pareto") or {})
+                .get("models_without_cost") or []]
+    shown = []
+    if left_out:
+        data["left_out"] = left_out
+        shown.append(f"left out, no cost in {unit} on their cards: "
+                     f"{', '.join(label(m, 24) for m in left_out[:10])}"
+                     + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""))
     ax.set_xlabel(f"cost per example ({unit}; ensembles: sum over distinct members)")
     ax.set_ylabel("accuracy (evaluation split)")
     ax.set_title("Accuracy against inference cost")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=7)
-    return FigureResult(fig, data)
+    return FigureResult(fig, data, shown=shown)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from zoolens.study.assemble import (RELIABILITY_BINS, build_tables, calibration_
                                     cards_payload, greedy_tables, interpolation_curves,
                                     interpolation_specs, interpolation_table, model_notes)
 from zoolens.study.bootstrap import Resamples
-from zoolens.study.budget import pareto_table, parse_budget
+from zoolens.study.budget import pareto_summary, pareto_table, parse_budget
 from zoolens.study.headline import greedy_summary, headline, ranked_sidekicks
 from zoolens.study.inputs import (DEFAULT_MEMORY_BUDGET, EVALUATION_COLUMNS,
                                   INTERPOLATION_WEIGHTS, AnalyzeOptions, Calibration,
@@ -279,6 +279,8 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
     greedy_table, greedy_folds = greedy_tables(selection)
     pareto = pareto_table(inputs.names, inputs.cards, options.base, built.models, built.pairs,
                           greedy_table, budget)
+    if len(pareto):
+        summary["pareto"] = pareto_summary(pareto, inputs.names, inputs.cards)
     result = AnalysisResult(models=built.models, pairs=built.pairs,
                             specialization=built.specialization, greedy=greedy_table,
                             theta=built.theta, reliability=built.reliability,

@@ -172,3 +172,14 @@ def pareto_table(names: Sequence[str], cards: Sequence[Any], base: str,
     frame["on_front"] = pareto_front(frame["cost"].to_numpy(float),
                                      frame["accuracy"].to_numpy(float))
     return frame[PARETO_COLUMNS]
+
+
+def pareto_summary(pareto: pd.DataFrame, names: Sequence[str], cards: Sequence[Any]
+                   ) -> dict[str, Any]:
+    """summary.json's "pareto" block: the unit, and the models left out for want of a cost
+    in it (the report's figure says so)."""
+    unit = str(pareto["cost_unit"].iloc[0])
+    costs = model_costs(cards, unit)
+    return {"cost_unit": unit,
+            "models_without_cost": [n for n, c in zip(names, costs) if not np.isfinite(c)],
+            "front": [str(m) for m in pareto.loc[pareto["on_front"], "members"]]}
