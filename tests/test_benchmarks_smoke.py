@@ -70,3 +70,15 @@ def test_cli_bench_help_and_bad_size():
     assert res.exit_code == 0 and "Example" in res.output
     res = CliRunner().invoke(app, ["bench", "--size", "huge"])
     assert res.exit_code != 0 and "choose full, quick or tiny" in res.output
+
+
+def test_cuda_check_runs_and_prints_its_table(capsys, monkeypatch):
+    """benchmarks/cuda_check.py at its smoke size: exit 0 and the markdown table (CPU rows
+    here; the CUDA rows and their agreement checks need a GPU)."""
+    from benchmarks import cuda_check
+
+    monkeypatch.setattr(sys, "argv", ["cuda_check.py", "--small", "--threads", "1"])
+    assert cuda_check.main() == 0
+    out = capsys.readouterr().out
+    assert "| device | step | seconds |" in out
+    assert "fused pass 2 x 2,000 x 100 float16" in out and "linear probe" in out

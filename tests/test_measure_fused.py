@@ -10,7 +10,7 @@ from scipy.special import logsumexp, softmax
 from zoolens.errors import ZoolensError
 from zoolens.measure.calibration import (negative_log_likelihood, top1_confidence)
 from zoolens.measure.ensemble import ensemble_inputs
-from zoolens.measure.fused import fused_rows
+from zoolens.measure.fused import fused_rows, fused_rows_tensor
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -69,3 +69,20 @@ def test_fused_rows_reject_bad_input():
         fused_rows(z, None, 1.0, "mean")
     with pytest.raises(ZoolensError, match="shape"):
         fused_rows(np.zeros(3), None, 1.0)
+
+
+def test_fused_rows_tensor_equals_fused_rows_on_cpu():
+    """The whole-tensor variant (what benchmarks/cuda_check.py runs on a GPU) gives the
+    row-block version's results on the CPU."""
+    import torch
+
+    rng = np.random.default_rng(4)
+    z = (rng.normal(size=(300, 50)) * 3).astype(np.float16)
+    y = rng.integers(0, 50, 300)
+    want = fused_rows(z, y, 0.8)
+    got = fused_rows_tensor(torch.from_numpy(z), torch.from_numpy(y), 0.8)
+    np.testing.assert_array_equal(got["prediction"].numpy(), want.prediction)
+    for key in ("confidence_before", "confidence_after", "nll_before", "nll_after"):
+        np.testing.assert_allclose(got[key].numpy(), getattr(want, key), rtol=1e-13,
+                                   atol=1e-15, err_msg=key)
+    np.testing.assert_allclose(got["ensemble_input"].numpy(), want.ensemble_input, rtol=2e-7)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -170,3 +171,33 @@ def calibrated_inputs(scores: np.ndarray, temperature: float,
             s.sub_(s.amax(dim=1, keepdim=True)).mul_(inv_t).clamp_(min=_EXP_FLOOR).exp_()
             dst[start:stop] = s.div_(s.sum(dim=1, keepdim=True))
     return out
+
+
+def fused_rows_tensor(scores: Any, labels: Any, temperature: float,
+                      combine: str = "probs") -> dict[str, Any]:
+    """:func:`fused_rows`'s arithmetic on whole torch tensors on any device (a GPU holds a
+    model's evaluation rows at once): ``scores`` (n, C) tensor, ``labels`` (n,) int64 tensor.
+    Returns a dict of tensors with :class:`FusedRows`' field names (float64; the ensemble
+    input float32). ``benchmarks/cuda_check.py`` times it on CUDA against :func:`fused_rows`.
+    """
+    import torch
+
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
+    inv_t = 1.0 / temperature
+    with torch.no_grad():
+        s = scores.to(torch.float64)
+        top, prediction = s.max(dim=1, keepdim=True)
+        s = s - top
+        s_y = s.gather(1, labels[:, None])[:, 0]
+        s.clamp_(min=_EXP_FLOOR)
+        total = s.exp().sum(dim=1)
+        before = (total.reciprocal(), total.log() - s_y)
+        t = s.mul_(inv_t).clamp_(min=_EXP_FLOOR)
+        e = t.exp()
+        total = e.sum(dim=1)
+        ensemble_input = (e.div_(total[:, None]) if combine == "probs"
+                          else scores.to(torch.float64) * inv_t).to(torch.float32)
+        return {"prediction": prediction[:, 0], "confidence_before": before[0],
+                "confidence_after": total.reciprocal(), "nll_before": before[1],
+                "nll_after": total.log() - s_y * inv_t, "ensemble_input": ensemble_input}
