@@ -205,3 +205,4 @@ def test_demo_report_in_chromium(demo, tmp_path):
             check_page(browser, report, out / "results")
         finally:
             browser.close()
+

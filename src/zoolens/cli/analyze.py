@@ -63,6 +63,12 @@ def analyze(
         "--calibration-fraction 0 gets anyway)."),
     folds: int = typer.Option(5, "--folds", help="Folds of the cross-fitted "
                               "greedy selection when there is no calibration split."),
+    ray: bool = typer.Option(False, "--ray", help="Run the temperature fits and the "
+                             "evaluation pass's example chunks as Ray tasks (every node must "
+                             "see the zoo at the same path); tables identical to a local run."),
+    ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS",
+                                    help="Ray cluster to connect to (implies --ray), e.g. auto "
+                                         "or ray://head:10001."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the wall time of "
                                  "each stage (inputs, temperatures, evaluation, tables, "
                                  "interpolation, greedy, headline, write); summary.json "
@@ -86,6 +92,9 @@ def analyze(
     Example (under a cost budget; writes pareto.csv):  zoolens analyze my_zoo --base resnet50
     --out results --budget gflops=8
 
+    Example (on a Ray cluster):  zoolens analyze /shared/zoo --base resnet50 --out results
+    --ray-address auto
+
     Example (published numbers on all examples):  zoolens analyze cifar.zoo --base resnet
     --out results --no-calibration
 
@@ -105,7 +114,8 @@ def analyze(
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
         exact_topk=not full_rows, budget=budget,
         command=invocation(ctx), calibration=not no_calibration, folds=folds,
-        shift=shift_sets, reference_name=reference_name)
+        shift=shift_sets, reference_name=reference_name,
+        ray=ray or ray_address is not None, ray_address=ray_address)
     print(format_summary(result.summary))
     if result.shift is not None:
         print(format_shift(result.shift.summary))

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from zoolens.errors import ZoolensError
@@ -132,7 +133,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
             exact_topk: bool = True, parquet: bool = True,
             command: str | None = None, calibration: bool = True,
             folds: int = 5, shift: Any = None,
-            reference_name: str = "reference", budget: str | None = None) -> AnalysisResult:
+            reference_name: str = "reference", budget: str | None = None,
+            ray: bool = False, ray_address: str | None = None) -> AnalysisResult:
     """Calibrate every model and measure every pair; write the tables to ``out_dir``.
 
     Args:
@@ -162,6 +164,8 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         budget: cost limits such as "gflops=8" or "latency_ms=20,mparams=50"
             (``study.budget``): the best sidekick and greedy selection only consider
             ensembles whose summed cost fits; summary.json gets a "budget" block.
+        ray, ray_address: run the temperature fits and the evaluation pass's example chunks
+            as Ray tasks (``study.distributed``; tables identical to the local run).
 
     Returns an :class:`AnalysisResult` whose DataFrames have exactly the CSV columns.
     """
@@ -172,7 +176,7 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
         interpolation_pairs=pair_names(interpolation_pairs),
         interpolation_weights=tuple(interpolation_weights), exact_topk=exact_topk,
         parquet=parquet, command=command, calibration=calibration, folds=folds,
-        budget=budget)
+        budget=budget, ray=ray or ray_address is not None, ray_address=ray_address)
     return run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
 
@@ -200,7 +204,7 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
     info(f"analysing {len(inputs.names)} models on {len(inputs.ev)} evaluation examples "
          f"({len(inputs.cal)} calibration) of {zoo.path}")
     with timer.stage("temperatures"):
-        calibration = calibrate(inputs)
+        calibration = calibrate(inputs, ray=options.ray, ray_address=options.ray_address)
         models = models_table(inputs, calibration)
         if options.pool is not None:
             # Fail fast on a bad --pool (syntax, columns, names, nothing matching) instead
@@ -258,6 +262,14 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
         summary["headline"] = headline(inputs, options.base, options.greedy_start,
                                        built.models, built.pairs, sidekicks, evaluation,
                                        plan.resamples, selection)
+        if evaluation.chunk_seconds:
+            chunk_s = np.asarray(evaluation.chunk_seconds)
+            # the per-block time a cluster's evaluation time scales from (README, Ray)
+            summary["evaluation_chunks"] = {
+                "chunks": len(chunk_s), "examples_per_chunk": plan.chunk_size,
+                "median_s": round(float(np.median(chunk_s)), 4),
+                "max_s": round(float(chunk_s.max()), 4),
+                "total_s": round(float(chunk_s.sum()), 3), "ray": options.ray}
         if options.exact_topk and evaluation.prune.entries:
             summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
         if budget is not None:
@@ -315,7 +327,7 @@ def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPl
         resamples=Resamples(len(inputs.ev), options.n_bootstrap, options.seed),
         interpolation=interpolation_specs(inputs.interpolation_pairs, inputs,
                                           options.interpolation_weights),
-        exact_topk=options.exact_topk)
+        exact_topk=options.exact_topk, ray=options.ray, ray_address=options.ray_address)
 
 
 def select_greedy(inputs: ZooInputs, calibration: Calibration, models: pd.DataFrame,

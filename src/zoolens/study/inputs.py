@@ -84,6 +84,10 @@ class AnalyzeOptions:
     folds: int = 5
     # cost limits such as "gflops=8" (study.budget): budgeted best sidekick and greedy
     budget: str | None = None
+    # per-model fits and evaluation chunks as Ray tasks (study.distributed); None address:
+    # RAY_ADDRESS or a local cluster
+    ray: bool = False
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         check_combine(self.combine)
@@ -251,7 +255,8 @@ def base_category_masks(base: int, base_category: list[str], a_idx: np.ndarray,
     return masks
 
 
-def calibrate(inputs: ZooInputs, threads: int | None = None) -> Calibration:
+def calibrate(inputs: ZooInputs, threads: int | None = None, *, ray: bool = False,
+              ray_address: str | None = None) -> Calibration:
     """Stage 2: each scored model's calibration-split scores -> its TemperatureFit; without
     a calibration split nothing is fitted and every scored model's temperature is 1
     (decision-only models: NaN)."""
@@ -266,6 +271,14 @@ def calibrate(inputs: ZooInputs, threads: int | None = None) -> Calibration:
             except ZoolensError as exc:
                 raise ZoolensError(f"model {name!r}: {exc}") from None
 
+        if ray:
+            from zoolens.study.distributed import fit_temperatures_ray
+
+            names = [inputs.names[i] for i in inputs.scored]
+            fits.update(zip(names, fit_temperatures_ray(str(inputs.zoo.path), names,
+                                                        inputs.cal, labels_cal,
+                                                        ray_address)))
+            return _calibration(inputs, fits)
         # Models in parallel threads (study.threads); zoo order kept.
         with model_workers(threads) as workers:
             for i, result in zip(inputs.scored,
@@ -273,6 +286,10 @@ def calibrate(inputs: ZooInputs, threads: int | None = None) -> Calibration:
                                        total=len(inputs.scored),
                                        description="temperature scaling", unit="models")):
                 fits[inputs.names[i]] = result
+    return _calibration(inputs, fits)
+
+
+def _calibration(inputs: ZooInputs, fits: dict[str, TemperatureFit]) -> Calibration:
     fixed = 1.0 if not inputs.calibrated else np.nan
     temperatures = np.array([fits[name].temperature if name in fits
                              else (fixed if inputs.has_scores[i] else np.nan)

@@ -14,7 +14,8 @@ Fig. 11 (interpolation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,7 @@ class EvalPass:
     majority_right: int = 0
     interpolation: list[InterpolationSpec] = field(default_factory=list)
     prune: topk.PruneStats = field(default_factory=topk.PruneStats)
+    chunk_seconds: list[float] = field(default_factory=list)  # eval_chunk wall, chunk order
 
 
 def pair_positions(num_models: int, rows: np.ndarray) -> np.ndarray:
@@ -94,33 +96,117 @@ class EvalPlan:
     interpolation: Sequence[InterpolationSpec] = ()
     exact_topk: bool = True
     threads: int | None = None  # model threads (None: the CPU cores; see model_workers)
+    ray: bool = False  # chunks as Ray tasks (study.distributed)
+    ray_address: str | None = None
+
+
+@dataclass
+class ChunkContext:
+    """What one chunk of the evaluation pass needs: picklable (a Ray task gets it once
+    through the object store); ``zoo`` is dropped on pickling and reopened from
+    ``zoo_path`` in the worker."""
+
+    zoo: Any
+    zoo_path: str
+    names: list[str]
+    scored: np.ndarray
+    temperatures: np.ndarray
+    ev: np.ndarray
+    labels: np.ndarray
+    correct: np.ndarray  # (M, N_eval) bool
+    predictions_ev: np.ndarray  # (M, N_eval)
+    a_idx: np.ndarray
+    b_idx: np.ndarray
+    scored_pairs: np.ndarray
+    best: np.ndarray
+    category_matrix: np.ndarray | None
+    num_classes: int
+    combine: str
+    exact_topk: bool
+    interpolation: list[InterpolationSpec]
+    counts: np.ndarray | None  # (B, N_eval) bootstrap weights (Resamples.counts)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["zoo"] = None
+        return state
+
+    def open_zoo(self) -> Any:
+        if self.zoo is None:
+            self.zoo = _worker_zoo(self.zoo_path)
+        return self.zoo
+
+
+_ZOOS: dict[str, Any] = {}  # per worker process: zoos opened by path
+
+
+def _worker_zoo(path: str) -> Any:
+    zoo = _ZOOS.get(path)
+    if zoo is None:
+        from zoolens.zoo.store import Zoo
+
+        _ZOOS.clear()
+        zoo = _ZOOS[path] = Zoo.open(path)
+    return zoo
+
+
+@dataclass
+class ChunkResult:
+    """One chunk's contribution; :func:`merge_chunk` adds it to the pass in chunk order."""
+
+    start: int
+    stop: int
+    confidence_before: np.ndarray  # (M, n) float32, NaN rows for decision-only models
+    confidence_after: np.ndarray
+    nll_sum: np.ndarray  # (2, M)
+    nll_rows: np.ndarray  # (M,)
+    majority_right: int
+    all_models_right: int = 0
+    counts: EnsembleCounts | None = None
+    ensemble_only: np.ndarray | None = None  # (P_scored,)
+    best_only: np.ndarray | None = None
+    sums: dict[str, np.ndarray] = field(default_factory=dict)  # PassSums field -> (B, K)
+    interpolation: list[np.ndarray] = field(default_factory=list)
+    prune: topk.PruneStats = field(default_factory=topk.PruneStats)
+    seconds: float = 0.0  # wall time of eval_chunk (the per-block time a cluster scales)
+
+
+def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -> ChunkContext:
+    correct = inputs.correct
+    num_models = correct.shape[0]
+    scored = np.flatnonzero(inputs.has_scores)
+    a_idx, b_idx = np.triu_indices(num_models, 1)
+    accuracy = correct.mean(axis=1)
+    category_masks = inputs.category_masks
+    return ChunkContext(
+        zoo=inputs.zoo, zoo_path=str(inputs.zoo.path), names=list(inputs.names),
+        scored=scored, temperatures=calibration.temperatures, ev=inputs.ev,
+        labels=inputs.labels, correct=correct,
+        predictions_ev=inputs.predictions[:, inputs.ev], a_idx=a_idx, b_idx=b_idx,
+        scored_pairs=pair_positions(num_models, scored),
+        # The best member of each pair, the one the paired tests compare the ensemble with
+        # (the higher evaluation accuracy; a on ties).
+        best=np.where(accuracy[a_idx] >= accuracy[b_idx], a_idx, b_idx),
+        category_matrix=(np.stack([category_masks[c] for c in category_masks])
+                         .astype(np.float32) if category_masks else None),
+        num_classes=inputs.num_classes, combine=plan.combine, exact_topk=plan.exact_topk,
+        interpolation=list(plan.interpolation), counts=plan.resamples.counts)
 
 
 def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -> EvalPass:
     """Stage 3: read every scored model's evaluation rows once, chunk by chunk; see the
-    module doc. The bootstrap sums come back frozen (``EvalPass.sums``)."""
-    zoo, names = inputs.zoo, inputs.names
-    temperatures = calibration.temperatures
-    ev, labels, correct = inputs.ev, inputs.labels, inputs.correct
-    predictions_ev = inputs.predictions[:, ev]
+    module doc. Each chunk is computed by :func:`eval_chunk` (here, or as a Ray task with
+    ``plan.ray``) and added by :func:`merge_chunk` in chunk order, so both give the same
+    bits. The bootstrap sums come back frozen (``EvalPass.sums``)."""
+    ctx = chunk_context(inputs, calibration, plan)
     boot = plan.resamples
-    combine = plan.combine
-    num_models, n_eval = correct.shape
-    scored = np.flatnonzero(inputs.has_scores)
-    a_idx, b_idx = np.triu_indices(num_models, 1)
-    num_pairs = len(a_idx)
-    scored_pairs = pair_positions(num_models, scored)
+    num_models, n_eval = inputs.correct.shape
+    num_pairs = len(ctx.a_idx)
     pair_scored = np.zeros(num_pairs, dtype=bool)
-    pair_scored[scored_pairs] = True
-    accuracy = correct.mean(axis=1)
-    # The best member of each pair, the one the paired tests compare the ensemble with
-    # (the higher evaluation accuracy; a on ties).
-    best = np.where(accuracy[a_idx] >= accuracy[b_idx], a_idx, b_idx)
-    category_masks = inputs.category_masks
+    pair_scored[ctx.scored_pairs] = True
     sums = PassSums.zeros(boot, num_models=num_models, num_pairs=num_pairs,
-                          num_scored_pairs=len(scored_pairs) if len(scored) >= 2 else 0,
-                          num_categories=len(category_masks))
-
+                          num_scored_pairs=len(ctx.scored_pairs) if len(ctx.scored) >= 2
+                          else 0, num_categories=len(inputs.category_masks))
     out = EvalPass(
         num_models=num_models, num_examples=n_eval,
         nll_before=np.full(num_models, np.nan), nll_after=np.full(num_models, np.nan),
@@ -129,79 +215,167 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         pair_scored=pair_scored, counts=None,
         ensemble_only=np.zeros(num_pairs, np.int64), best_only=np.zeros(num_pairs, np.int64),
         sums=sums, interpolation=list(plan.interpolation))
-    nll_sum = np.zeros((2, num_models))
+    nll = np.zeros((2, num_models))
     nll_rows = np.zeros(num_models)
-    category_names = list(category_masks)
-    category_matrix = (np.stack([category_masks[c] for c in category_names]).astype(np.float32)
-                       if category_names else None)
-    num_classes = int(zoo.num_classes)
-    position = {int(m): k for k, m in enumerate(scored)}
-    chunk_size = plan.chunk_size
+    bounds = [(start, min(start + plan.chunk_size, n_eval))
+              for start in range(0, n_eval, plan.chunk_size)]
+    with progress_bar(n_eval, "evaluation pass", "examples") as advance:
+        if plan.ray:
+            from zoolens.study.distributed import run_chunks_ray
 
-    with progress_bar(n_eval, "evaluation pass", "examples") as advance, \
-            model_workers(plan.threads) as workers:
-        for start in range(0, n_eval, chunk_size):
-            stop = min(start + chunk_size, n_eval)
-            columns = slice(start, stop)
-            rows = ev[start:stop]
-            y = labels[rows]
-            r = correct[:, columns]
-            xor = r[a_idx] ^ r[b_idx]
-            if boot.size:
-                sums.add("accuracy", boot.chunk_sums(r, columns))
-                sums.add("error_inconsistency", boot.chunk_sums(xor, columns))
-                if category_matrix is not None:
-                    # Mean over a category's pairs of XOR = that category's mean EI per
-                    # example.
-                    counts = category_matrix.sum(axis=1, keepdims=True)
-                    sums.add("category_ei", boot.chunk_sums(
-                        (category_matrix @ xor.astype(np.float32)) / counts, columns))
-            vote = majority_vote(predictions_ev[:, columns], num_classes)
-            out.majority_right += int(correctness(vote, y).sum())
-
-            if len(scored):
-                block = np.empty((len(scored), stop - start, num_classes), dtype=np.float32)
-                valid = (np.asarray(y) != 0).any(axis=1) if np.ndim(y) == 2 else None
-                n_valid = int(valid.sum()) if valid is not None else stop - start
-
-                def model_rows(k: int, m: int, rows: Any = rows, y: Any = y,
-                               columns: Any = columns, block: np.ndarray = block,
-                               n_valid: int = n_valid) -> None:
-                    t = float(temperatures[m])
-                    if valid is None:  # single label: the fused pass (measure.fused)
-                        fused = fused_rows(zoo.stored_scores(names[m], rows=rows), y, t,
-                                           combine, out=block[k])
-                        out.confidence_before[m, columns] = fused.confidence_before
-                        out.confidence_after[m, columns] = fused.confidence_after
-                        if n_valid:
-                            nll_sum[0, m] += fused.nll_before.sum()
-                            nll_sum[1, m] += fused.nll_after.sum()
-                            nll_rows[m] += n_valid
-                        return
-                    scores = zoo.scores(names[m], rows=rows)
-                    out.confidence_before[m, columns] = top1_confidence(scores, 1.0)[0]
-                    if n_valid:
-                        nll_sum[0, m] += negative_log_likelihood(scores, y, 1.0) * n_valid
-                        nll_sum[1, m] += negative_log_likelihood(scores, y, t) * n_valid
-                        nll_rows[m] += n_valid
-                    block[k] = ensemble_inputs(scores, t, combine)
-                    out.confidence_after[m, columns] = (
-                        block[k].max(axis=1) if combine == "probs"
-                        else top1_confidence(scores, t)[0])
-
-                # Models in parallel, one thread each (every model writes its own rows).
-                list(workers.map(model_rows, range(len(scored)), scored))
-                _ensembles(out, block, y, r, scored, scored_pairs, a_idx, b_idx, best,
-                           columns, boot, plan.exact_topk, position)
-            advance(stop - start)
+            results = run_chunks_ray(ctx, bounds, plan.ray_address)
+        else:
+            results = _local_chunks(ctx, bounds, plan.threads)
+        for result in results:
+            merge_chunk(out, nll, nll_rows, result, ctx.scored_pairs)
+            advance(result.stop - result.start)
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        out.nll_before = np.where(nll_rows > 0, nll_sum[0] / nll_rows, np.nan)
-        out.nll_after = np.where(nll_rows > 0, nll_sum[1] / nll_rows, np.nan)
+        out.nll_before = np.where(nll_rows > 0, nll[0] / nll_rows, np.nan)
+        out.nll_after = np.where(nll_rows > 0, nll[1] / nll_rows, np.nan)
     if boot.size and out.counts is not None:
-        derive_pair_sums(sums, a_idx[scored_pairs], b_idx[scored_pairs], best[scored_pairs])
+        sp = ctx.scored_pairs
+        derive_pair_sums(sums, ctx.a_idx[sp], ctx.b_idx[sp], ctx.best[sp])
     sums.freeze()
     return out
+
+
+def _local_chunks(ctx: ChunkContext, bounds: Sequence[tuple[int, int]],
+                  threads: int | None) -> Iterator[ChunkResult]:
+    with model_workers(threads) as workers:
+        for start, stop in bounds:
+            yield eval_chunk(ctx, start, stop, workers)
+
+
+def merge_chunk(out: EvalPass, nll: np.ndarray, nll_rows: np.ndarray, result: ChunkResult,
+                scored_pairs: np.ndarray) -> None:
+    """Add one chunk's contribution (call in chunk order: float sums then add up in the
+    order the chunks come, the same bits locally and on Ray)."""
+    columns = slice(result.start, result.stop)
+    out.confidence_before[:, columns] = result.confidence_before
+    out.confidence_after[:, columns] = result.confidence_after
+    nll += result.nll_sum
+    nll_rows += result.nll_rows
+    out.majority_right += result.majority_right
+    out.all_models_right += result.all_models_right
+    if result.counts is not None:
+        out.counts = result.counts if out.counts is None else out.counts + result.counts
+        out.ensemble_only[scored_pairs] += result.ensemble_only
+        out.best_only[scored_pairs] += result.best_only
+    for name, block in result.sums.items():
+        out.sums.add(name, block)
+    for spec, correct in zip(out.interpolation, result.interpolation):
+        spec.correct += correct
+    out.prune.entries += result.prune.entries
+    out.prune.tier1_open += result.prune.tier1_open
+    out.prune.fallbacks += result.prune.fallbacks
+    out.prune.per_chunk.extend(result.prune.per_chunk)
+    out.chunk_seconds.append(result.seconds)
+
+
+def eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> ChunkResult:
+    """Everything the evaluation pass takes from examples ``start:stop`` of the evaluation
+    split: per-model fused rows (``measure.fused``), majority vote, the calibrated block's
+    pair ensembles, all-model ensemble and interpolation curves, and this chunk's bootstrap
+    sums. ``workers``: a ``study.threads.model_workers`` pool (models run in parallel)."""
+    began = time.perf_counter()
+    result = _eval_chunk(ctx, start, stop, workers)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> ChunkResult:
+    zoo = ctx.open_zoo()
+    names, temperatures, combine = ctx.names, ctx.temperatures, ctx.combine
+    scored = ctx.scored
+    num_models = len(names)
+    num_classes = ctx.num_classes
+    columns = slice(start, stop)
+    rows = ctx.ev[start:stop]
+    y = ctx.labels[rows]
+    r = ctx.correct[:, columns]
+    xor = r[ctx.a_idx] ^ r[ctx.b_idx]
+    counts = None if ctx.counts is None else ctx.counts[:, columns]
+    result = ChunkResult(
+        start=start, stop=stop,
+        confidence_before=np.full((num_models, stop - start), np.nan, dtype=np.float32),
+        confidence_after=np.full((num_models, stop - start), np.nan, dtype=np.float32),
+        nll_sum=np.zeros((2, num_models)), nll_rows=np.zeros(num_models),
+        majority_right=int(correctness(majority_vote(ctx.predictions_ev[:, columns],
+                                                     num_classes), y).sum()))
+
+    def chunk_sums(values: np.ndarray) -> np.ndarray:
+        # Resamples.chunk_sums on this chunk's weights (see study.bootstrap)
+        values = np.asarray(values)
+        return (counts @ values.astype(np.float32).T).astype(np.float64)
+
+    if counts is not None:
+        result.sums["accuracy"] = chunk_sums(r)
+        result.sums["error_inconsistency"] = chunk_sums(xor)
+        if ctx.category_matrix is not None:
+            # Mean over a category's pairs of XOR = that category's mean EI per example.
+            per_category = ctx.category_matrix.sum(axis=1, keepdims=True)
+            result.sums["category_ei"] = chunk_sums(
+                (ctx.category_matrix @ xor.astype(np.float32)) / per_category)
+    if not len(scored):
+        return result
+    block = np.empty((len(scored), stop - start, num_classes), dtype=np.float32)
+    valid = (np.asarray(y) != 0).any(axis=1) if np.ndim(y) == 2 else None
+    n_valid = int(valid.sum()) if valid is not None else stop - start
+
+    def model_rows(k: int, m: int) -> None:
+        t = float(temperatures[m])
+        if valid is None:  # single label: the fused pass (measure.fused)
+            fused = fused_rows(zoo.stored_scores(names[m], rows=rows), y, t, combine,
+                               out=block[k])
+            result.confidence_before[m] = fused.confidence_before
+            result.confidence_after[m] = fused.confidence_after
+            if n_valid:
+                result.nll_sum[0, m] = fused.nll_before.sum()
+                result.nll_sum[1, m] = fused.nll_after.sum()
+                result.nll_rows[m] = n_valid
+            return
+        scores = zoo.scores(names[m], rows=rows)
+        result.confidence_before[m] = top1_confidence(scores, 1.0)[0]
+        if n_valid:
+            result.nll_sum[0, m] = negative_log_likelihood(scores, y, 1.0) * n_valid
+            result.nll_sum[1, m] = negative_log_likelihood(scores, y, t) * n_valid
+            result.nll_rows[m] = n_valid
+        block[k] = ensemble_inputs(scores, t, combine)
+        result.confidence_after[m] = (block[k].max(axis=1) if combine == "probs"
+                                      else top1_confidence(scores, t)[0])
+
+    # Models in parallel, one thread each (every model writes its own rows).
+    list(workers.map(model_rows, range(len(scored)), scored))
+    result.all_models_right = int(correctness(block.mean(axis=0).argmax(axis=1), y).sum())
+    position = {int(m): k for k, m in enumerate(scored)}
+    result.interpolation = [np.zeros(len(spec.weights), dtype=np.int64)
+                            for spec in ctx.interpolation]
+    accumulate_interpolation(ctx.interpolation, block, position, y, result.interpolation)
+    if len(scored) < 2:
+        return result
+    if ctx.exact_topk:
+        pred = topk.all_pair_ensemble_predictions_topk(block, stats=result.prune)
+        ens = correctness(pred, y)  # (P_scored, n)
+        del pred
+    else:
+        ens = all_pair_ensemble_correct(block, y)
+    del block
+    sp = ctx.scored_pairs
+    ra, rb = r[ctx.a_idx[sp]], r[ctx.b_idx[sp]]
+    rbest = r[ctx.best[sp]]
+    result.counts = ensemble_counts(ra, rb, ens)
+    result.ensemble_only = (ens & ~rbest).sum(axis=1)
+    result.best_only = (~ens & rbest).sum(axis=1)
+    if counts is not None:
+        result.sums["ensemble_acc"] = chunk_sums(ens)
+        # Numerators of the conversion rates; their denominators (exactly one right, both
+        # wrong) follow from the accuracy and error-inconsistency sums on the same
+        # resamples. ensemble_gain and ensemble_minus_best follow at the end of the pass
+        # (derive_pair_sums), with no product of their own.
+        result.sums["converted"] = chunk_sums(ens & (ra ^ rb))
+        result.sums["neither_converted"] = chunk_sums(ens & ~ra & ~rb)
+    return result
 
 
 def derive_pair_sums(sums: PassSums, a: np.ndarray, b: np.ndarray, best: np.ndarray) -> None:
@@ -214,48 +388,17 @@ def derive_pair_sums(sums: PassSums, a: np.ndarray, b: np.ndarray, best: np.ndar
     sums.add("ensemble_minus_best", sums.ensemble_acc - sums.accuracy[:, best])
 
 
-def _ensembles(out: EvalPass, block: np.ndarray, y: np.ndarray, r: np.ndarray,
-               scored: np.ndarray, scored_pairs: np.ndarray, a_idx: np.ndarray,
-               b_idx: np.ndarray, best: np.ndarray, columns: slice,
-               boot: Resamples, exact_topk: bool, position: dict[int, int]) -> None:
-    """Pair ensembles, the all-model ensemble and interpolation on one calibrated block."""
-    out.all_models_right += int(correctness(block.mean(axis=0).argmax(axis=1), y).sum())
-    accumulate_interpolation(out.interpolation, block, position, y)
-    if len(scored) < 2:
-        return
-    if exact_topk:
-        pred = topk.all_pair_ensemble_predictions_topk(block, stats=out.prune)
-        ens = correctness(pred, y)  # (P_scored, n)
-        del pred
-    else:
-        ens = all_pair_ensemble_correct(block, y)
-    ra, rb = r[a_idx[scored_pairs]], r[b_idx[scored_pairs]]
-    rbest = r[best[scored_pairs]]
-    counts = ensemble_counts(ra, rb, ens)
-    out.counts = counts if out.counts is None else out.counts + counts
-    out.ensemble_only[scored_pairs] += (ens & ~rbest).sum(axis=1)
-    out.best_only[scored_pairs] += (~ens & rbest).sum(axis=1)
-    if not boot.size:
-        return
-    ens_f = ens.astype(np.float32)
-    sums = out.sums
-    sums.add("ensemble_acc", boot.chunk_sums(ens_f, columns))
-    # Numerators of the conversion rates; their denominators (exactly one right, both wrong)
-    # follow from the accuracy and error-inconsistency sums on the same resamples.
-    sums.add("converted", boot.chunk_sums(ens & (ra ^ rb), columns))
-    sums.add("neither_converted", boot.chunk_sums(ens & ~ra & ~rb, columns))
-    # ensemble_gain and ensemble_minus_best follow from these sums at the end of the pass
-    # (derive_pair_sums), with no product of their own.
-
-
 def accumulate_interpolation(specs: Sequence[InterpolationSpec], block: np.ndarray,
-                             position: dict[int, int], y: np.ndarray) -> None:
+                             position: dict[int, int], y: np.ndarray,
+                             into: Sequence[np.ndarray] | None = None) -> None:
     """Add each curve's right answers on one chunk: argmax of ``w_c·x_a + (1 − w_c)·x_b``
     (``measure.ensemble.combine_scores``, the pair ensemble's own arithmetic, so w = 0.5
-    reproduces the plain pair ensemble)."""
-    for spec in specs:
+    reproduces the plain pair ensemble). ``into``: per spec, the counts to add to (default
+    each spec's ``correct``)."""
+    for s_index, spec in enumerate(specs):
+        target = spec.correct if into is None else into[s_index]
         qa, qb = block[position[spec.a]], block[position[spec.b]]
         for w_index, w in enumerate(spec.weights):
             weight = w if spec.mask is None else class_weights(w, spec.mask)
             prediction = combine_scores(qa, qb, weight).argmax(axis=-1)
-            spec.correct[w_index] += int(correctness(prediction, y).sum())
+            target[w_index] += int(correctness(prediction, y).sum())

@@ -1,0 +1,146 @@
+"""``zoolens analyze --ray``: the evaluation pass's example chunks and the per-model
+temperature fits as Ray tasks, with the conventions of ``zoolens collect --ray``
+(``collect.distributed``): ``ray.init(address)`` (None: a local cluster, ``auto`` /
+``RAY_ADDRESS`` / ``ray://head:10001``: an existing one), one CPU per task, retried on worker
+or node failure and on transient errors (OSError; bad input, ZoolensError, is reported at
+once), one-line errors, the cluster shut down afterwards when this call started it.
+
+How the work is split: a chunk task reads its block of evaluation examples for every model
+(``study.stream.eval_chunk``: the fused pass per model, the pair ensembles of every pair on
+those examples, majority vote, interpolation curves, its bootstrap sums) and returns that
+chunk's sums; a fit task reads one model's calibration rows. The driver adds the chunks in
+chunk order (``study.stream.merge_chunk``, holding a finished chunk until the ones before it
+arrive), so every table is bit-identical to the local run. Predictions, the default
+interpolation pair's curves and greedy selection run on the driver.
+
+Every node must see the zoo at the same path (a shared filesystem): tasks reopen it by path
+(``Zoo.open``), nothing of it travels through the object store except the analysis context
+(correctness matrix, bootstrap weights: a few MB to a few hundred MB, put once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from zoolens.errors import ZoolensError
+from zoolens.progress import info
+
+MAX_RETRIES = 3
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ZoolensError("--ray needs Ray, which is not installed: "
+                           "pip install 'zoolens[ray]'") from None
+    return ray
+
+
+def _start(ray: Any, address: str | None) -> bool:
+    """Connect (or start a local cluster); True when this call started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:
+        raise ZoolensError(f"--ray: cannot start or reach a Ray cluster at "
+                           f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return True
+
+
+def _failed(what: str, exc: BaseException) -> ZoolensError:
+    inner = getattr(exc, "cause", None)
+    inner = inner if isinstance(inner, BaseException) else exc
+    if isinstance(inner, ZoolensError):
+        return inner
+    return ZoolensError(f"{what} failed after {MAX_RETRIES} retries ({type(inner).__name__}: "
+                        f"{str(inner).splitlines()[0] if str(inner) else ''})")
+
+
+def chunk_task(ctx: Any, start: int, stop: int) -> Any:
+    """One chunk of the evaluation pass (the body of a Ray task; one model thread)."""
+    from zoolens.study.stream import eval_chunk
+    from zoolens.study.threads import model_workers
+
+    with model_workers(1) as workers:
+        return eval_chunk(ctx, start, stop, workers)
+
+
+def run_chunks_ray(ctx: Any, bounds: Sequence[tuple[int, int]],
+                   address: str | None) -> Iterator[Any]:
+    """Yield every chunk's ``ChunkResult`` in chunk order, computed as Ray tasks."""
+    ray = _import_ray()
+    started = _start(ray, address)
+    try:
+        remote = ray.remote(chunk_task).options(num_cpus=1, max_retries=MAX_RETRIES,
+                                                retry_exceptions=[OSError])
+        ctx_ref = ray.put(ctx)
+        # At most two tasks per CPU in flight: finished chunks wait for their turn in
+        # memory, so the number in flight bounds the driver's memory.
+        limit = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        info(f"evaluation pass: {len(bounds)} chunk task(s) on Ray")
+        pending: dict[Any, int] = {}
+        done: dict[int, Any] = {}
+        submitted = next_out = 0
+        while next_out < len(bounds):
+            while submitted < len(bounds) and len(pending) + len(done) < limit:
+                start, stop = bounds[submitted]
+                pending[remote.remote(ctx_ref, start, stop)] = submitted
+                submitted += 1
+            if next_out not in done:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    index = pending.pop(ref)
+                    try:
+                        done[index] = ray.get(ref)
+                    except Exception as exc:
+                        for other in pending:
+                            ray.cancel(other)
+                        start, stop = bounds[index]
+                        raise _failed(f"evaluation pass: Ray task for evaluation examples "
+                                      f"{start}..{stop - 1}", exc) from None
+                continue
+            yield done.pop(next_out)
+            next_out += 1
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def fit_task(zoo_path: str, name: str, cal: Any, labels_cal: Any) -> Any:
+    """One model's temperature fit on the calibration rows (the body of a Ray task)."""
+    from zoolens.measure.calibration import fit_temperature
+    from zoolens.study.stream import _worker_zoo
+
+    try:
+        return fit_temperature(_worker_zoo(zoo_path).scores(name, rows=cal), labels_cal)
+    except ZoolensError as exc:
+        raise ZoolensError(f"model {name!r}: {exc}") from None
+
+
+def fit_temperatures_ray(zoo_path: str, names: Sequence[str], cal: Any, labels_cal: Any,
+                         address: str | None) -> list[Any]:
+    """TemperatureFit of each model in ``names`` (in that order), one Ray task each."""
+    ray = _import_ray()
+    started = _start(ray, address)
+    try:
+        remote = ray.remote(fit_task).options(num_cpus=1, max_retries=MAX_RETRIES,
+                                              retry_exceptions=[OSError])
+        cal_ref, labels_ref = ray.put(cal), ray.put(labels_cal)
+        refs = [remote.remote(zoo_path, name, cal_ref, labels_ref) for name in names]
+        info(f"temperature scaling: {len(refs)} fit task(s) on Ray")
+        fits = []
+        for name, ref in zip(names, refs):
+            try:
+                fits.append(ray.get(ref))
+            except Exception as exc:
+                for other in refs:
+                    ray.cancel(other)
+                raise _failed(f"temperature fit of model {name!r}: Ray task", exc) from None
+        return fits
+    finally:
+        if started:
+            ray.shutdown()
