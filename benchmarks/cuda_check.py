@@ -45,7 +45,7 @@ def fused_check(torch, models: int, n: int, c: int, threads: int) -> list[dict]:
     labels = rng.integers(0, c, n)
     temperatures = rng.uniform(0.7, 1.7, models)
     scores = []
-    for m in range(models):
+    for _ in range(models):
         z = rng.standard_normal((n, c), dtype=np.float32) * 2.0
         z[np.arange(n), labels] += rng.uniform(1.0, 4.0)
         scores.append(z.astype(np.float16))

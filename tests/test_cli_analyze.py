@@ -231,11 +231,11 @@ def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     timings = summary["timings_s"]
-    assert tuple(timings) == STAGES
+    assert tuple(timings) == tuple(stage for stage in STAGES if stage != "shift")
     assert all(seconds >= 0 for seconds in timings.values())
     assert sum(timings.values()) == pytest.approx(summary["elapsed_s"], rel=0.05, abs=0.01)
     assert "stage timings (wall):" in result.output
-    for stage in STAGES:
+    for stage in timings:
         assert f"  {stage} " in result.output
     quiet = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
                                 "--out", str(tmp_path / "q"), "--bootstrap", "0",

@@ -205,4 +205,3 @@ def test_demo_report_in_chromium(demo, tmp_path):
             check_page(browser, report, out / "results")
         finally:
             browser.close()
-

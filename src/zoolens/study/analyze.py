@@ -69,8 +69,8 @@ __all__ = ["AnalysisResult", "AnalyzeOptions", "analyze", "run_analysis", "run_g
            "DEFAULT_MEMORY_BUDGET", "INTERPOLATION_WEIGHTS", "STAGES"]
 
 # The stages, in order, as summary.json's "timings_s" names them.
-STAGES = ("inputs", "temperatures", "evaluation", "tables", "interpolation", "greedy",
-          "headline", "write")
+STAGES = ("inputs", "temperatures", "evaluation", "tables", "interpolation", "drilldown",
+          "greedy", "headline", "shift", "write")  # shift: only with --shift
 
 
 @dataclass

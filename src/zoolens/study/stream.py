@@ -360,7 +360,6 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         del pred
     else:
         ens = all_pair_ensemble_correct(block, y)
-    del block
     sp = ctx.scored_pairs
     ra, rb = r[ctx.a_idx[sp]], r[ctx.b_idx[sp]]
     rbest = r[ctx.best[sp]]
