@@ -14,7 +14,7 @@ malformed one is named in a one-line note.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,6 @@ class ShiftTables:
     models: pd.DataFrame
     pairs: pd.DataFrame
     fits: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
 
     @property
     def reference(self) -> str:
@@ -215,7 +214,7 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
     shift, load_notes = load_shift(results)
     if shift is None:
         return "", load_notes, {}
-    notes = list(shift.notes)
+    notes: list[str] = []
     base = results.base
     blocks, data = [], {}
     specs = [("shift-accuracy", "Accuracy on the line",
