@@ -64,6 +64,7 @@ from zoolens.study.inputs import (DEFAULT_MEMORY_BUDGET, EVALUATION_COLUMNS,
                                   load_inputs, models_table, open_zoo, pair_names,
                                   read_inputs, with_base)
 from zoolens.study.provenance import provenance
+from zoolens.study.threads import one_torch_thread
 
 __all__ = ["AnalysisResult", "AnalyzeOptions", "analyze", "run_analysis", "run_greedy",
            "DEFAULT_MEMORY_BUDGET", "INTERPOLATION_WEIGHTS", "STAGES"]
@@ -184,6 +185,13 @@ def run_analysis(zoo: Any, options: AnalyzeOptions,
                  out_dir: str | Path | None = None, *, shift: Any = None,
                  reference_name: str = "reference") -> AnalysisResult:
     """The pipeline of the module doc on ``options``; see :func:`analyze`."""
+    with one_torch_thread():  # parallel across models instead (study.threads)
+        return _run_analysis(zoo, options, out_dir, shift=shift,
+                             reference_name=reference_name)
+
+
+def _run_analysis(zoo: Any, options: AnalyzeOptions, out_dir: str | Path | None, *,
+                  shift: Any, reference_name: str) -> AnalysisResult:
     timer = StageTimer()
     zoo = open_zoo(zoo)
     with timer.stage("inputs"):
@@ -398,9 +406,10 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
     check_model(zoo, start, "--start")
     inputs = with_base(load_inputs(zoo, min_models=1, calibration=calibration), start,
                        "--start")
-    calibration_ = calibrate(inputs)
-    models = models_table(inputs, calibration_)
-    pool_names, selection = select_greedy(inputs, calibration_, models, options)
+    with one_torch_thread():
+        calibration_ = calibrate(inputs)
+        models = models_table(inputs, calibration_)
+        pool_names, selection = select_greedy(inputs, calibration_, models, options)
     summary = provenance(zoo, command=command, seeds={"cross_fit": seed})
     summary.update({
         "start": start,

@@ -28,6 +28,22 @@ def default_threads() -> int:
 
 
 @contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch's intra-op threads set to 1 meanwhile (restored after): ``analyze`` runs its
+    torch kernels one model per core (:func:`model_workers`) or on the driver alone (greedy,
+    interpolation), never as threads that wait on each other at every operation — on a busy
+    machine that made the greedy stage several times slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
 def model_workers(threads: int | None = None) -> Iterator[ThreadPoolExecutor]:
     """A pool of ``threads`` threads (default :func:`default_threads`) for per-model work,
     with torch's own intra-op threads set to 1 meanwhile: each model's fused pass runs on
