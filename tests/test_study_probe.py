@@ -257,7 +257,8 @@ def test_probe_tables_are_written_through_study_tables_byte_for_byte(tmp_path):
         table.to_csv(direct, index=False)
         assert (out / f"{name}.csv").read_bytes() == direct.read_bytes()
         meta = json.loads((out / f"{name}.json").read_text())
-        assert meta == {"table_version": 1, "table": name, "n_test": 3}
+        assert meta == {"table_version": 1, "table": name, "n_test": 3,
+                        "csv_bytes": direct.stat().st_size}
     assert sorted(p.name for p in out.iterdir()) == ["probe.csv", "probe.json",
                                                      "transfer.csv", "transfer.json"]
     (tmp_path / "file").write_text("x")

@@ -716,3 +716,126 @@ def test_greedy_steps_show_progress(tmp_path: Path) -> None:
     quiet = runner.invoke(app, ["--quiet", "ensemble", str(zoo_dir), "--start", "m0"],
                           catch_exceptions=False)
     assert quiet.exit_code == 0 and "greedy selection" not in quiet.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# item 8: the smaller things
+
+
+def test_terminal_escape_codes_in_names_are_shown_not_executed(tmp_path: Path) -> None:
+    zoo_dir = tmp_path / "zoo"
+    zoo = make_zoo(zoo_dir)
+    evil = "red\x1b[31m\x1b]0;pwned\x07\u202eevil[bold]"
+    zoo.add(evil, logits=np.random.default_rng(5).normal(size=(60, 4)))
+    for args in (["info", zoo_dir],
+                 ["analyze", zoo_dir, "--base", evil, "--out", tmp_path / "o", "--bootstrap",
+                  "0"],
+                 ["remove", zoo_dir, "nothing\x1b[2J"]):
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        text = result.stdout + result.stderr
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, args
+        assert "\\x1b" in text, (args, text)
+    info = runner.invoke(app, ["info", str(zoo_dir)], catch_exceptions=False)
+    assert "evil[bold]" in info.stdout  # rich markup in a name is shown, not applied
+
+
+def test_unicode_normal_form_twins_are_refused(tmp_path: Path) -> None:
+    import unicodedata
+
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir, models=0)
+    file = tmp_path / "m.npy"
+    np.save(file, np.random.default_rng(6).normal(size=(60, 4)))
+    nfc = unicodedata.normalize("NFC", "café")
+    nfd = unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    ok("import", zoo_dir, file, "--name", nfc)
+    before = snapshot(zoo_dir)
+    fails("import", zoo_dir, file, "--name", nfd, match="another Unicode normal form")
+    assert snapshot(zoo_dir) == before
+
+
+@pytest.mark.parametrize("command, message", [
+    (["import", "{zoo}", "{file}", "--name", "x"], "the zoo is as it was before the command"),
+    (["analyze", "{zoo}", "--base", "m0", "--out", "{out}"], "the output folder is unchanged"),
+])
+def test_ctrl_c_messages_say_what_is_left(tmp_path: Path, monkeypatch, command, message):
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    file = tmp_path / "m.npy"
+    np.save(file, np.random.default_rng(6).normal(size=(60, 4)))
+    before = snapshot(zoo_dir)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    import zoolens.study.tables as study_tables
+    import zoolens.zoo.store as store
+    monkeypatch.setattr(store, "write_tensors", interrupt)
+    monkeypatch.setattr(study_tables, "write_csv", interrupt)
+    args = [a.format(zoo=zoo_dir, file=file, out=tmp_path / "out") for a in command]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 130
+    assert message in result.stderr and "resume" not in result.stderr
+    assert snapshot(zoo_dir) == before and not (tmp_path / "out").exists()
+
+
+def test_scratch_folders_of_dead_processes_are_swept(tmp_path: Path) -> None:
+    from zoolens.zoo.scratch import GREEDY_PREFIX, owned_name, pid_alive, sweep_dead
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    assert not pid_alive(int(dead))
+    stale = tmp_path / f"{GREEDY_PREFIX}{dead}-abc"
+    stale.mkdir()
+    (stale / "candidate-00000.f32").write_bytes(b"\0" * 4096)
+    mine = tmp_path / owned_name(GREEDY_PREFIX, "live")
+    mine.mkdir()
+    foreign = tmp_path / "zoolens-greedy-notapid"
+    foreign.mkdir()
+    assert sweep_dead(tmp_path, GREEDY_PREFIX) == [stale]
+    assert not stale.exists() and mine.exists() and foreign.exists()
+
+
+def test_greedy_scratch_is_named_by_pid_and_sweeps_stale_ones(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """Through the CLI: a tiny memory budget stages the greedy pool on disk under TMPDIR;
+    the run removes a stale folder a killed run left there, and its own when done."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = scratch / f"zoolens-greedy-{dead}-x1"
+    stale.mkdir()
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir, n=3000, c=10, models=3)
+    ok("ensemble", zoo_dir, "--start", "m0", "--memory-gb", "0.001", "--max-steps", "2")
+    assert not stale.exists() and list(scratch.iterdir()) == []
+
+
+def test_truncated_table_and_mixed_runs_are_noted_in_the_report(tmp_path: Path) -> None:
+    from zoolens.report.tables import load_results
+
+    out = _results(tmp_path)
+    assert not [n for n in load_results(out).notes
+                if "from another run" in n or "truncated or changed" in n]
+    pairs = out / "pairs.csv"
+    data = pairs.read_bytes()
+    pairs.write_bytes(data[: len(data) - 7])  # killed mid-row
+    other = tmp_path / "other"
+    ok("analyze", tmp_path / "zoo", "--base", "m1", "--out", other, "--bootstrap", "0")
+    for suffix in (".csv", ".parquet", ".json"):  # an older run's table left in the folder
+        (out / f"models{suffix}").write_bytes((other / f"models{suffix}").read_bytes())
+    notes = load_results(out).notes
+    assert any(n.startswith("pairs.csv:") and "truncated or changed since" in n
+               for n in notes), notes
+    assert any(n.startswith("models.csv: from another run than summary.json") for n in notes)
+    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "r.html")],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "truncated or changed since" in result.stderr
+    assert "the folder mixes runs" in result.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "truncated or changed since" in html and "mixes runs" in html

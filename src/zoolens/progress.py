@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -10,6 +11,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _quiet = False
+
+
+# Characters that act on a terminal instead of showing: C0/C1 controls (escape sequences,
+# carriage return, backspace) and the invisible or reordering format characters (zero-width
+# spaces and joiners, bidirectional overrides). Newline and tab are layout, so they stay.
+_ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                     "\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def terminal_text(text: str) -> str:
+    """``text`` safe to print: every character that would act on the terminal (an escape
+    sequence in a model name, a bidi override) is shown as its Python escape (``\\x1b``)."""
+    return _ACTING.sub(lambda m: ascii(m.group())[1:-1], str(text))
 
 
 def set_quiet(quiet: bool) -> None:
@@ -25,7 +39,7 @@ def is_quiet() -> bool:
 def info(message: str) -> None:
     """Print a short status line to stderr unless quiet."""
     if not _quiet:
-        print(message, file=sys.stderr, flush=True)
+        print(terminal_text(message), file=sys.stderr, flush=True)
 
 
 def track(iterable: Iterable[T], *, total: int | None = None, description: str = "",

@@ -14,7 +14,7 @@ from typer.core import TyperOption
 
 from zoolens import __version__
 from zoolens.errors import ZoolensError, os_error_message
-from zoolens.progress import set_quiet
+from zoolens.progress import set_quiet, terminal_text
 
 _display_type_rich = TyperOption.display_type_rich
 
@@ -58,8 +58,23 @@ def _root(
 
 def fail(message: str, code: int = 1) -> None:
     """Print one error line to stderr and exit non-zero (no traceback)."""
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"error: {terminal_text(' '.join(str(message).split()))}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+# What Ctrl-C leaves behind, by command function: said exactly, since only collect resumes.
+INTERRUPTED = {
+    "collect": "finished shards are kept; run the command again to resume",
+    "demo": "trained models are cached; run the command again to continue",
+    "import_": "the zoo is as it was before the command or as it is after it, never half "
+               "written (see `zoolens info`)",
+    "remove_cmd": "each model is either removed or still there, never half removed (see "
+                  "`zoolens info`)",
+    "analyze": "the output folder is unchanged (results are written as a whole at the end)",
+    "ensemble": "the output folder is unchanged (results are written as a whole at the end)",
+    "report": "the report was not written (an earlier one is unchanged)",
+}
+INTERRUPTED_DEFAULT = "nothing half-written is left behind; run the command again"
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,7 +90,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except OSError as exc:  # disk full, read-only, permissions, a folder where a file goes
             fail(os_error_message(exc))
         except KeyboardInterrupt:
-            fail("interrupted (work done so far is kept; run the command again to resume)", 130)
+            fail(f"interrupted: {INTERRUPTED.get(func.__name__, INTERRUPTED_DEFAULT)}", 130)
 
     return wrapper
 

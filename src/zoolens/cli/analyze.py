@@ -17,6 +17,7 @@ import typer
 
 from zoolens.cli._app import (app, gib_to_bytes, handle_errors, invocation,
                               parse_model_pairs)
+from zoolens.progress import terminal_text
 
 
 @app.command()
@@ -116,9 +117,9 @@ def analyze(
         command=invocation(ctx), calibration=not no_calibration, folds=folds,
         shift=shift_sets, reference_name=reference_name,
         ray=ray or ray_address is not None, ray_address=ray_address)
-    print(format_summary(result.summary))
+    print(terminal_text(format_summary(result.summary)))
     if result.shift is not None:
-        print(format_shift(result.shift.summary))
+        print(terminal_text(format_shift(result.shift.summary)))
     if verbose:
         print(format_timings(result.summary))
     print(f"tables written to {out}")
@@ -162,7 +163,7 @@ def ensemble(
                                 combine=combine,
                                 memory_budget=gib_to_bytes(memory_gb), command=invocation(ctx),
                                 calibration=not no_calibration, folds=folds, seed=seed)
-    print(format_greedy(table, summary))
+    print(terminal_text(format_greedy(table, summary)))
     if out is not None:
         print(f"tables written to {out}")
 

@@ -12,11 +12,12 @@ import typer
 
 from zoolens.cli._app import app, handle_errors
 from zoolens.errors import ZoolensError
+from zoolens.progress import terminal_text
 
 
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
     for w in caught:
-        print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+        print(f"warning: {terminal_text(' '.join(str(w.message).split()))}", file=sys.stderr)
 
 
 def _parse_hparams(items: list[str]) -> dict[str, Any]:
@@ -353,6 +354,7 @@ def info_cmd(
         print(json.dumps({**dataset, "models": rows}, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -365,17 +367,21 @@ def info_cmd(
         extras.append(f"attributes: {', '.join(map(str, z.attributes.columns))}")
     if z.class_groups:
         extras.append(f"{len(z.class_groups)} class groups")
-    console.print(f"[bold]{z.path}[/bold]  {z.dataset_name}: {z.num_examples} examples, "
+    def shown(text: object) -> str:  # free text (names) printed as itself, never as markup
+        return escape(terminal_text(str(text)))
+
+    console.print(f"[bold]{shown(z.path)}[/bold]  {shown(z.dataset_name)}: "
+                  f"{z.num_examples} examples, "
                   f"{z.num_classes} classes{' (multi-label)' if z.is_multilabel else ''}, "
                   f"calibration split {len(z.calibration_indices)}"
-                  + (f"; {'; '.join(extras)}" if extras else ""))
+                  + (f"; {shown('; '.join(extras))}" if extras else ""))
     table = Table(show_lines=False)
     for col, justify in (("model", "left"), ("kind", "left"), ("category", "left"),
                          ("accuracy_all", "right"), ("abstentions", "right"),
                          ("shape", "right"), ("dtype", "left"), ("size", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(row["model"], row["kind"] + (" +emb" if row["embeddings"] else ""),
+        table.add_row(shown(row["model"]), row["kind"] + (" +emb" if row["embeddings"] else ""),
                       "(base)" if row["model"] == base else (row["category"] or "-"),
                       f"{row['accuracy_all']:.4f}", str(row["abstentions"]),
                       "×".join(map(str, row["shape"])),

@@ -103,6 +103,28 @@ def _table_version_problem(path: Path, spec: TableContract,
     return _version_problem(version, sibling.name)
 
 
+def _table_run_problem(path: Path, spec: TableContract, summary: dict) -> str | None:
+    """Why table ``spec`` is not this folder's run, or None: its version record names another
+    run than summary.json (a run killed while moving its files in, or an old run's table), or
+    its CSV has another size than when written (truncated or changed since)."""
+    sibling = path / f"{spec.name}.json"
+    try:
+        meta = json.loads(sibling.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # no record: the version check above already spoke
+    if not isinstance(meta, dict):
+        return None
+    run, own = summary.get("run_id"), meta.get("run_id")
+    if spec.producer == "analyze" and run is not None and own is not None and run != own:
+        return (f"{spec.filename}: from another run than summary.json (run {own}, summary "
+                f"{run}: the folder mixes runs; run analyze again)")
+    written, csv = meta.get("csv_bytes"), path / spec.filename
+    if isinstance(written, int) and csv.exists() and csv.stat().st_size != written:
+        return (f"{spec.filename}: {csv.stat().st_size:,} bytes, {written:,} when written "
+                "(truncated or changed since)")
+    return None
+
+
 def _read_raw(path: Path, spec: TableContract) -> pd.DataFrame:
     """Every column as text, nothing turned into NaN but empty cells and nan literals later."""
     csv = path / spec.filename
@@ -231,7 +253,8 @@ def load_results(results_dir) -> Results:
                 not_found.append(spec.filename)
             continue
         found_any = True
-        problem = _table_version_problem(path, spec, analyze_problem)
+        problem = (_table_version_problem(path, spec, analyze_problem)
+                   or _table_run_problem(path, spec, summary))
         if problem:
             notes.append(f"{problem}; {spec.filename} left out")
             continue

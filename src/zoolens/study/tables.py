@@ -106,14 +106,17 @@ def output_folder(out_dir: str | os.PathLike) -> Path:
 def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool = True,
                 meta: Mapping[str, Any] | None = None) -> None:
     """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``, with
-    its version record ``name.json`` (``zoolens.contracts.version_record`` plus ``meta``)."""
+    its version record ``name.json`` (``zoolens.contracts.version_record`` plus ``meta`` and
+    ``csv_bytes``, the CSV's size, by which a reader tells a truncated or changed table)."""
     check_columns(name, frame)
     out_dir = Path(out_dir)
     write_csv(out_dir / f"{name}.csv", frame)
     if parquet:
         atomic_write_with(out_dir / f"{name}.parquet",
                           lambda tmp: frame.to_parquet(tmp, index=False))
-    write_json(out_dir / f"{name}.json", {**version_record(name), **(meta or {})})
+    size = (out_dir / f"{name}.csv").stat().st_size
+    write_json(out_dir / f"{name}.json", {**version_record(name), **(meta or {}),
+                                          "csv_bytes": size})
 
 
 def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame],

@@ -54,6 +54,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -453,6 +454,13 @@ class Zoo:
         _validate_name(name, where)
         if dtype not in DTYPES:
             raise ZoolensError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        twin = next((m for m in self._manifest.models if m != name and
+                     unicodedata.normalize("NFC", m) == unicodedata.normalize("NFC", name)),
+                    None)
+        if twin is not None:
+            raise ZoolensError(f"{where}: looks the same as the model {twin!r} already in the "
+                               "zoo (the same text in another Unicode normal form, NFC/NFD); "
+                               "use that exact name or a different one")
         if not replace and name in self._manifest.models:
             raise ZoolensError(f"{where}: a model with this name is already in the zoo "
                                "(use replace=True / --replace)")
