@@ -113,8 +113,11 @@ def ensemble_scores(zoo: Any, weights: dict[str, int], temperatures: dict[str, f
     """(n, C) float64 ``Σ_m w_m x_m`` over ``rows`` of the zoo (the ensemble's decision sum)."""
     total = None
     for name, weight in weights.items():
-        x = ensemble_inputs(zoo.scores(name, rows=rows), temperatures[name], combine)
-        total = x.astype(np.float64) * weight if total is None else total + weight * x
+        # float32 inputs widened before weighting: w·x equals x summed w times in float64,
+        # as greedy selection sums a repeated member
+        x = ensemble_inputs(zoo.scores(name, rows=rows), temperatures[name],
+                            combine).astype(np.float64)
+        total = weight * x if total is None else total + weight * x
     return total
 
 

@@ -211,9 +211,10 @@ def combine_members(ensemble: EnsembleFile, logits: dict[str, np.ndarray]
     """(decision sums (n, C) float64, probabilities (n, C)) from each member's logits."""
     total = None
     for member in ensemble.members:
-        x = ensemble_inputs(logits[member.name], member.temperature, ensemble.combine)
-        total = (x.astype(np.float64) * member.weight if total is None
-                 else total + member.weight * x)
+        # float32 inputs (as analyze), widened before weighting (as greedy's float64 sum)
+        x = ensemble_inputs(logits[member.name], member.temperature,
+                            ensemble.combine).astype(np.float64)
+        total = member.weight * x if total is None else total + member.weight * x
     mean = total / sum(m.weight for m in ensemble.members)
     if ensemble.combine == "probs":
         return total, mean
@@ -397,8 +398,11 @@ def load_ensemble(path: str | Path):
                 batch = (torch.stack([transform(img) for img in x]) if isinstance(x, list)
                          else x)
                 logits, _ = forward(batch)
-                z = logits.double() / member.temperature
+                # as measure.ensemble.ensemble_inputs: float64, then float32 (the values the
+                # analysis and `zoolens predict` sum), summed in float64
+                z = logits.float().double() / member.temperature
                 xm = torch.softmax(z, dim=1) if ensemble.combine == "probs" else z
+                xm = xm.float().double()
                 total = xm * member.weight if total is None else total + member.weight * xm
             return total
 
