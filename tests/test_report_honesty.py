@@ -174,3 +174,9 @@ def test_matched_accuracy_table_equals_the_regression(folder):
         assert rows[cat]["error_inconsistency_raw"] == pytest.approx(raw)
     page = build_report(results.path, results.path / "r.html", warn=None).path.read_text()
     assert 'id="table-matched"' in page and "at matched accuracy" in page
+
+
+def test_card_hparam_none_is_shown_as_none():
+    from zoolens.report.html import _hparams_text
+
+    assert _hparams_text({"max_depth": None, "n": 10}) == "max_depth=None, n=10"

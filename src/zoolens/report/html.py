@@ -459,7 +459,9 @@ def _compact(value) -> str:
 def _hparams_text(hparams) -> str:
     """hparams as escaped compact ``k=v, k=v`` text (in the card's order)."""
     if isinstance(hparams, dict):
-        return ", ".join(f"{esc(k)}={esc(_compact(v))}" for k, v in hparams.items()) or "—"
+        # None is a value a reader must see ("max_depth=None"), not an empty "max_depth="
+        return ", ".join(f"{esc(k)}={esc('None' if v is None else _compact(v))}"
+                         for k, v in hparams.items()) or "—"
     return _text(_compact(hparams))
 
 
