@@ -270,6 +270,21 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
                                 ensemble_acc=float(ens.mean())))
     _write(out, "interpolation", interp_rows)
 
+    # Drill-down (study.drilldown): examples only one of base / sidekick gets right, top 3.
+    only = np.flatnonzero(right[base] ^ right[sidekick])[:20]
+    drill_rows = []
+    for k in only:
+        for model in (base, sidekick):
+            for rank, cls in enumerate(np.argsort(-q_eval[model][k], kind="stable")[:3]):
+                drill_rows.append(dict(
+                    model_a=base, model_b=sidekick, example=int(ev[k]),
+                    example_id=f"img-{int(ev[k]):05d}", label=int(y[k]),
+                    label_name=class_names[int(y[k])],
+                    right=base if right[base][k] else sidekick, model=model, rank=rank + 1,
+                    **{"class": int(cls)}, class_name=class_names[int(cls)],
+                    probability=float(q_eval[model][k, cls]), image=""))
+    _write(out, "drilldown", drill_rows)
+
     # summary.json in the shape study/analyze.py writes (provenance + headline).
     ranked = []
     for _, row in with_base.sort_values("ensemble_acc", ascending=False, kind="stable").iterrows():

@@ -21,7 +21,7 @@ import zoolens
 
 SRC = Path(zoolens.__file__).parent
 LAYERS = {
-    "zoolens": 0, "errors": 0, "progress": 0, "contracts": 0,
+    "zoolens": 0, "errors": 0, "progress": 0, "contracts": 0, "examples": 0,
     "measure": 1, "zoo": 1,
     "collect": 2, "study": 2,
     "report": 3, "demo": 3, "deploy": 3, "cli": 3,
