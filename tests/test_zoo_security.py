@@ -839,3 +839,33 @@ def test_truncated_table_and_mixed_runs_are_noted_in_the_report(tmp_path: Path) 
     assert "the folder mixes runs" in result.stderr
     html = (tmp_path / "r.html").read_text()
     assert "truncated or changed since" in html and "mixes runs" in html
+
+
+def test_disk_full_during_analyze_out_leaves_no_partial_folder(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """pyarrow reports a full disk without errno or path ("[errno 28] ... No space left on
+    device"): one line naming the file, and nothing of the run is left, while the tables
+    of an earlier run in the same folder stay byte-identical."""
+    import pandas as pd
+
+    zoo_dir = tmp_path / "zoo"
+    make_zoo(zoo_dir)
+    out = tmp_path / "results"
+    ok("analyze", zoo_dir, "--base", "m0", "--out", out, "--bootstrap", "0")
+    earlier = snapshot(out)
+    written = []
+
+    def full(self, path, *args, **kwargs):
+        written.append(path)
+        if len(written) == 3:  # a few tables in, the disk fills
+            raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on "
+                          "device")
+        return real(self, path, *args, **kwargs)
+    real = pd.DataFrame.to_parquet
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    for target in (out, tmp_path / "fresh"):
+        written.clear()
+        fails("analyze", zoo_dir, "--base", "m1", "--out", target, "--bootstrap", "0",
+              match="no space left on the device")
+    assert snapshot(out) == earlier
+    assert not (tmp_path / "fresh").exists()
