@@ -253,8 +253,7 @@ def load_results(results_dir) -> Results:
                 not_found.append(spec.filename)
             continue
         found_any = True
-        problem = (_table_version_problem(path, spec, analyze_problem)
-                   or _table_run_problem(path, spec, summary))
+        problem = _table_version_problem(path, spec, analyze_problem)
         if problem:
             notes.append(f"{problem}; {spec.filename} left out")
             continue
@@ -265,6 +264,10 @@ def load_results(results_dir) -> Results:
                          f"{_one_line(exc)}); table left out")
             continue
         table = _check_table(raw, spec, notes)
+        stale = _table_run_problem(path, spec, summary)
+        if stale:  # after the table's own checks, so their notes are said too
+            notes.append(f"{stale}; {spec.filename} left out")
+            continue
         if table is not None:
             if len(table) == 0 and spec.always:  # an optional table is empty when not used
                 notes.append(f"{spec.filename}: no rows")

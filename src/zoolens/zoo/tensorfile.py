@@ -63,6 +63,8 @@ def read_header(path: Path, model: str) -> tuple[int, dict[str, Any]]:
             header = json.loads(fh.read(n).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except FileNotFoundError:
         raise ZooCorruptedError(f"{where} is missing") from None
+    except ZooCorruptedError:  # a ValueError too: keep its own message
+        raise
     except (UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
         raise ZooCorruptedError(f"{where} is corrupted (unreadable safetensors header)") from None
     if not isinstance(header, dict):
