@@ -52,19 +52,28 @@ def _probe_row(r: dict) -> dict:
     """Map bench_probe's keys (name, ours_s, baseline_s, ratio, peak_mem_mb, note)."""
     full = r.get("name", "").startswith("probe 50,000x2,048x1,000")
     acc = abs(r.get("accuracy_ours", 0.0) - r.get("accuracy_baseline", 0.0))
-    return row("probe", r.get("name", ""),
-               ours="measure.probe (full-batch L-BFGS, product-free line search)",
-               ours_s=r.get("ours_s"), baseline="sklearn LogisticRegression(lbfgs)",
-               baseline_s=r.get("baseline_s"), peak_mib=r.get("peak_mem_mb"),
-               target=">= 3x, same tol, acc within 0.3 pts" if full else "",
-               met=(r["ratio"] >= 3.0 and acc <= 0.003) if full else None,
-               check=r.get("note", ""), notes="separate processes; repeats as its note says "
-                                                "(bench_probe)")
+    return row(
+        "probe",
+        r.get("name", ""),
+        ours="measure.probe (full-batch L-BFGS, product-free line search)",
+        ours_s=r.get("ours_s"),
+        baseline="sklearn LogisticRegression(lbfgs)",
+        baseline_s=r.get("baseline_s"),
+        peak_mib=r.get("peak_mem_mb"),
+        target=">= 3x, same tol, acc within 0.3 pts" if full else "",
+        met=(r["ratio"] >= 3.0 and acc <= 0.003) if full else None,
+        check=r.get("note", ""),
+        notes="separate processes; repeats as its note says (bench_probe)",
+    )
 
 
 def _normalise(name: str, r: dict) -> dict:
-    base = row(r.get("benchmark", name), str(r.get("case", "")), ours=str(r.get("ours", "")),
-               ours_s=r.get("ours_s", r.get("seconds", float("nan"))))
+    base = row(
+        r.get("benchmark", name),
+        str(r.get("case", "")),
+        ours=str(r.get("ours", "")),
+        ours_s=r.get("ours_s", r.get("seconds", float("nan"))),
+    )
     base.update(r)
     if base.get("speedup") is None and base.get("baseline_s") and base.get("ours_s"):
         base["speedup"] = base["baseline_s"] / base["ours_s"]
@@ -87,11 +96,21 @@ def _fmt_met(m) -> str:
     return {True: "yes", False: "**NO**", None: ""}.get(m, str(m))
 
 
-COLUMNS = [("benchmark", "benchmark"), ("case", "case"), ("ours", "zoolens"),
-           ("ours_s", "zoolens s"), ("baseline", "baseline"), ("baseline_s", "baseline s"),
-           ("speedup", "speedup"), ("peak_mib", "peak MiB"),
-           ("baseline_peak_mib", "baseline peak MiB"), ("target", "target"), ("met", "met"),
-           ("check", "check"), ("notes", "notes")]
+COLUMNS = [
+    ("benchmark", "benchmark"),
+    ("case", "case"),
+    ("ours", "zoolens"),
+    ("ours_s", "zoolens s"),
+    ("baseline", "baseline"),
+    ("baseline_s", "baseline s"),
+    ("speedup", "speedup"),
+    ("peak_mib", "peak MiB"),
+    ("baseline_peak_mib", "baseline peak MiB"),
+    ("target", "target"),
+    ("met", "met"),
+    ("check", "check"),
+    ("notes", "notes"),
+]
 
 
 def _cell(key: str, r: dict) -> str:
@@ -108,16 +127,23 @@ def _cell(key: str, r: dict) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         lines.append("| " + " | ".join(_cell(k, r) for k, _ in COLUMNS) + " |")
     return "\n".join(lines)
 
 
 def print_table(rows: list[dict]) -> None:
-    short = [("benchmark", 24), ("case", 34), ("ours_s", 10), ("baseline_s", 10),
-             ("speedup", 9), ("peak_mib", 9), ("met", 6), ("check", 60)]
+    short = [
+        ("benchmark", 24),
+        ("case", 34),
+        ("ours_s", 10),
+        ("baseline_s", 10),
+        ("speedup", 9),
+        ("peak_mib", 9),
+        ("met", 6),
+        ("check", 60),
+    ]
     print("  ".join(f"{k[:w]:<{w}}" for k, w in short))
     for r in rows:
         print("  ".join(f"{_cell(k, r)[:w]:<{w}}" for k, w in short))
@@ -148,25 +174,33 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
         "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "env": ", ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE",)
-                         if k in os.environ) or "OPENBLAS_CORETYPE unset",
+        "env": ", ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE",) if k in os.environ)
+        or "OPENBLAS_CORETYPE unset",
     }
 
 
-def write_results(path: Path, rows: list[dict], info: dict, size: str, runs: int,
-                  elapsed: float, load_end: str, argv: list[str]) -> None:
+def write_results(
+    path: Path,
+    rows: list[dict],
+    info: dict,
+    size: str,
+    runs: int,
+    elapsed: float,
+    load_end: str,
+    argv: list[str],
+) -> None:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = f"""# zoolens benchmarks
 
-Written by `python -m benchmarks {' '.join(argv)}` on {now} ({size} size, median of
+Written by `python -m benchmarks {" ".join(argv)}` on {now} ({size} size, median of
 {runs} runs per timing unless a row says otherwise; suite took {elapsed / 60:.1f} min).
 zoolens and each baseline run in the same process, one after the other, so the ratio is
-the number to read: the machine is shared (load average {info['load']} at the start,
+the number to read: the machine is shared (load average {info["load"]} at the start,
 {load_end} at the end), and absolute times move with the load.
 
-- Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}
-- Python {info['python']}; {info['versions']}
-- Environment: {info['env']}
+- Machine: {info["cpu"]}, {info["cores"]} cores, {info["ram"]} RAM; {info["os"]}
+- Python {info["python"]}; {info["versions"]}
+- Environment: {info["env"]}
 
 Peak memory: "peak MiB" is the peak resident set size above the level before the call
 (RSS sampled every 5 ms), except rows that say "fresh process", which report that
@@ -201,8 +235,9 @@ def limit_threads(n: int):
     restores the previous settings (the runner may be called in-process, e.g. by tests)."""
     from threadpoolctl import threadpool_limits
 
-    saved_env = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                 "MKL_NUM_THREADS")}
+    saved_env = {
+        v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
     for var in saved_env:
         os.environ[var] = str(n)
     try:
@@ -230,22 +265,36 @@ def limit_threads(n: int):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--quick", action="store_true", help="quick sizes (minutes)")
     p.add_argument("--size", choices=SIZES, default=None, help="full, quick or tiny")
     p.add_argument("--only", default="", help=f"comma list of: {', '.join(BENCHMARKS)}")
     p.add_argument("--runs", type=int, default=3, help="timed runs per measurement (>= 1)")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md",
-                   help="where to write the results (markdown)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "benchmarks" / "RESULTS.md",
+        help="where to write the results (markdown)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the table only)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="BLAS/OpenMP/torch threads for zoolens and baselines alike (default 1: "
-                        "on a shared 2-core machine two busy-waiting BLAS threads can make a "
-                        "matrix product 10-80x slower)")
-    p.add_argument("--keep-data", action="store_true",
-                   help="keep generated full-size zoos under benchmarks/_data")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS/OpenMP/torch threads for zoolens and baselines alike (default 1: "
+        "on a shared 2-core machine two busy-waiting BLAS threads can make a "
+        "matrix product 10-80x slower)",
+    )
+    p.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep generated full-size zoos under benchmarks/_data",
+    )
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     names = [n.strip() for n in args.only.split(",") if n.strip()] or BENCHMARKS
@@ -274,14 +323,29 @@ def _run(args, argv: list[str], size: str, names: list[str]) -> int:
         say(f"--- {name}")
         try:
             if name == "probe" and importlib.util.find_spec("benchmarks.bench_probe") is None:
-                rows.append(row("probe", "-", ours="benchmarks/bench_probe.py", ours_s=None,
-                                check="not available (module missing)"))
+                rows.append(
+                    row(
+                        "probe",
+                        "-",
+                        ours="benchmarks/bench_probe.py",
+                        ours_s=None,
+                        check="not available (module missing)",
+                    )
+                )
                 continue
             got = run_one(name, size, args.runs)
         except Exception as exc:  # noqa: BLE001 - one failure must not hide the others
             traceback.print_exc()
-            got = [row(name, "-", ours="", ours_s=None, met=False,
-                       check=f"FAILED: {type(exc).__name__}: {exc}"[:300])]
+            got = [
+                row(
+                    name,
+                    "-",
+                    ours="",
+                    ours_s=None,
+                    met=False,
+                    check=f"FAILED: {type(exc).__name__}: {exc}"[:300],
+                )
+            ]
         rows.extend(got)
         print_table(got)
     elapsed = time.perf_counter() - t0

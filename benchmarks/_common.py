@@ -95,32 +95,64 @@ def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
     )
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-c", wrapper], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, cwd=REPO, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-c", wrapper],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            timeout=timeout,
+        )
         out, rc = proc.stdout.decode(errors="replace"), proc.returncode
     except subprocess.TimeoutExpired as exc:
         out, rc = (exc.stdout or b"").decode(errors="replace") + "\n(timed out)", -9
     wall = time.perf_counter() - t0
-    res: dict[str, Any] = {"wall_s": wall, "peak_mib": None, "rc": rc, "result": None,
-                           "output": out[-4000:]}
+    res: dict[str, Any] = {
+        "wall_s": wall,
+        "peak_mib": None,
+        "rc": rc,
+        "result": None,
+        "output": out[-4000:],
+    }
     for line in out.splitlines():
         if line.startswith("RESULT "):
-            res["result"] = json.loads(line[len("RESULT "):])
+            res["result"] = json.loads(line[len("RESULT ") :])
         elif line.startswith("MAXRSS "):
             res["peak_mib"] = int(line.split()[1]) / 1024  # Linux: KiB
     return res
 
 
-def row(benchmark: str, case: str, *, ours: str, ours_s: float, baseline: str = "",
-        baseline_s: float | None = None, peak_mib: float | None = None,
-        baseline_peak_mib: float | None = None, target: str = "", check: str = "",
-        notes: str = "", met: bool | None = None) -> dict[str, Any]:
+def row(
+    benchmark: str,
+    case: str,
+    *,
+    ours: str,
+    ours_s: float,
+    baseline: str = "",
+    baseline_s: float | None = None,
+    peak_mib: float | None = None,
+    baseline_peak_mib: float | None = None,
+    target: str = "",
+    check: str = "",
+    notes: str = "",
+    met: bool | None = None,
+) -> dict[str, Any]:
     """One result line of the table (the runner prints and writes these)."""
     speedup = (baseline_s / ours_s) if (baseline_s and ours_s) else None
-    return {"benchmark": benchmark, "case": case, "ours": ours, "ours_s": ours_s,
-            "baseline": baseline, "baseline_s": baseline_s, "speedup": speedup,
-            "peak_mib": peak_mib, "baseline_peak_mib": baseline_peak_mib, "target": target,
-            "met": met, "check": check, "notes": notes}
+    return {
+        "benchmark": benchmark,
+        "case": case,
+        "ours": ours,
+        "ours_s": ours_s,
+        "baseline": baseline,
+        "baseline_s": baseline_s,
+        "speedup": speedup,
+        "peak_mib": peak_mib,
+        "baseline_peak_mib": baseline_peak_mib,
+        "target": target,
+        "met": met,
+        "check": check,
+        "notes": notes,
+    }
 
 
 QUIET = False  # set by the runner's --quiet
@@ -133,6 +165,7 @@ def say(message: str) -> None:
 
 
 # --- the synthetic zoo cache -------------------------------------------------------------
+
 
 def zoo_path(name: str) -> Path:
     return DATA / name
@@ -155,10 +188,14 @@ def ensure_zoo(name: str, spec) -> Path:
     free = shutil.disk_usage(path.parent).free
     need = spec.num_models * spec.num_examples * spec.num_classes * 2
     if free < 1.5 * need:
-        raise SystemExit(f"not enough disk for the {name} zoo: need ~{need / 2**30:.1f} GiB, "
-                         f"{free / 2**30:.1f} GiB free under {path.parent}")
-    say(f"generating zoo {name}: {spec.num_models} x {spec.num_examples} x {spec.num_classes} "
-        f"float16 ({need / 2**30:.2f} GiB)")
+        raise SystemExit(
+            f"not enough disk for the {name} zoo: need ~{need / 2**30:.1f} GiB, "
+            f"{free / 2**30:.1f} GiB free under {path.parent}"
+        )
+    say(
+        f"generating zoo {name}: {spec.num_models} x {spec.num_examples} x {spec.num_classes} "
+        f"float16 ({need / 2**30:.2f} GiB)"
+    )
     t0 = time.perf_counter()
     write_zoo(path, spec, progress=not QUIET)
     stamp.write_text(json.dumps(want))

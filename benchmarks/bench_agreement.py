@@ -32,8 +32,7 @@ def sklearn_pair(ra: np.ndarray, rb: np.ndarray) -> tuple[float, ...]:
     cm = confusion_matrix(ra, rb, labels=[False, True])
     n = cm.sum()
     ei = (cm[0, 1] + cm[1, 0]) / n
-    return (ei, cm[1, 1] / n, cm[0, 0] / n, cohen_kappa_score(ra, rb),
-            cm[0, 1] / n, cm[1, 0] / n)
+    return (ei, cm[1, 1] / n, cm[0, 0] / n, cohen_kappa_score(ra, rb), cm[0, 1] / n, cm[1, 0] / n)
 
 
 def run(size: str = "quick", runs: int = 3) -> list[dict]:
@@ -42,8 +41,7 @@ def run(size: str = "quick", runs: int = 3) -> list[dict]:
     num_models, num_examples, sample_pairs = SIZES[size]
     r = correctness_matrix(num_models, num_examples)
     a_idx, b_idx = np.triu_indices(num_models, 1)
-    pick = np.random.default_rng(1).choice(len(a_idx), min(sample_pairs, len(a_idx)),
-                                           replace=False)
+    pick = np.random.default_rng(1).choice(len(a_idx), min(sample_pairs, len(a_idx)), replace=False)
 
     ours = timed(lambda: pairwise_agreement(r), runs)
 
@@ -57,16 +55,30 @@ def run(size: str = "quick", runs: int = 3) -> list[dict]:
     worst = 0.0
     for p, vals in zip(pick, base.result):
         a, b = a_idx[p], b_idx[p]
-        mine = (got["error_inconsistency"][a, b], got["both_right"][a, b],
-                got["both_wrong"][a, b], got["error_consistency"][a, b],
-                got["dominance"][a, b], got["dominance"][b, a])
+        mine = (
+            got["error_inconsistency"][a, b],
+            got["both_right"][a, b],
+            got["both_wrong"][a, b],
+            got["error_consistency"][a, b],
+            got["dominance"][a, b],
+            got["dominance"][b, a],
+        )
         worst = max(worst, float(np.max(np.abs(np.subtract(mine, vals)))))
     speedup = scaled / ours.median_s
     met = speedup >= 50 and (size != "full" or ours.median_s < 1.0)
-    return [row("agreement", f"{num_models} models x {num_examples:,} examples",
-                ours="measure.agreement.pairwise_agreement", ours_s=ours.median_s,
-                baseline=f"per-pair loop, sklearn confusion_matrix + cohen_kappa_score "
-                         f"({len(pick)} pairs timed, x{len(a_idx) / len(pick):.1f})",
-                baseline_s=scaled, peak_mib=ours.peak_mib, baseline_peak_mib=base.peak_mib,
-                target=">= 50x; < 1 s", met=met,
-                check=f"6 measures on {len(pick)} pairs: max abs diff {worst:.1e}")]
+    return [
+        row(
+            "agreement",
+            f"{num_models} models x {num_examples:,} examples",
+            ours="measure.agreement.pairwise_agreement",
+            ours_s=ours.median_s,
+            baseline=f"per-pair loop, sklearn confusion_matrix + cohen_kappa_score "
+            f"({len(pick)} pairs timed, x{len(a_idx) / len(pick):.1f})",
+            baseline_s=scaled,
+            peak_mib=ours.peak_mib,
+            baseline_peak_mib=base.peak_mib,
+            target=">= 50x; < 1 s",
+            met=met,
+            check=f"6 measures on {len(pick)} pairs: max abs diff {worst:.1e}",
+        )
+    ]

@@ -33,8 +33,12 @@ from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, zoo_name
 
 HUGE = dict(models=1000, examples=10_000, classes=1_000)
-SIZES = {"full": ZOO_SIZES["full"], "quick": ZOO_SIZES["quick"], "tiny": ZOO_SIZES["tiny"],
-         "huge": HUGE}
+SIZES = {
+    "full": ZOO_SIZES["full"],
+    "quick": ZOO_SIZES["quick"],
+    "tiny": ZOO_SIZES["tiny"],
+    "huge": HUGE,
+}
 EXTRA = {"huge": ["--bootstrap", "100"]}
 
 
@@ -51,11 +55,16 @@ def _analyze(path, out, extra: list[str]) -> dict:
     child = python_child(code)
     res = child["result"] or {}
     child["ok"] = child["rc"] == 0 and res.get("exit_code") == 0
-    child["summary"] = (json.loads((out / "summary.json").read_text())
-                        if child["ok"] and (out / "summary.json").exists() else {})
+    child["summary"] = (
+        json.loads((out / "summary.json").read_text())
+        if child["ok"] and (out / "summary.json").exists()
+        else {}
+    )
     if not child["ok"]:
-        child["error"] = (f"FAILED rc={child['rc']} {res.get('exception') or ''} "
-                          f"{(res.get('output') or child['output'])[-300:]}")
+        child["error"] = (
+            f"FAILED rc={child['rc']} {res.get('exception') or ''} "
+            f"{(res.get('output') or child['output'])[-300:]}"
+        )
     return child
 
 
@@ -66,13 +75,17 @@ def _detail(child: dict) -> str:
     timings = s.get("timings_s", {})
     total = sum(timings.values())
     chunks = s.get("evaluation_chunks", {})
-    parts = [f"stages {', '.join(f'{k} {v:.1f}' for k, v in timings.items())} s; sum "
-             f"{total:.1f} s = {100 * total / s['elapsed_s']:.1f} % of the analysis' "
-             f"{s['elapsed_s']:.1f} s (process wall {child['wall_s']:.1f} s, the rest is "
-             "interpreter start and imports)"]
+    parts = [
+        f"stages {', '.join(f'{k} {v:.1f}' for k, v in timings.items())} s; sum "
+        f"{total:.1f} s = {100 * total / s['elapsed_s']:.1f} % of the analysis' "
+        f"{s['elapsed_s']:.1f} s (process wall {child['wall_s']:.1f} s, the rest is "
+        "interpreter start and imports)"
+    ]
     if chunks:
-        parts.append(f"evaluation: {chunks['chunks']} chunks of {chunks['examples_per_chunk']}"
-                     f" examples, median {chunks['median_s']:.2f} s per chunk")
+        parts.append(
+            f"evaluation: {chunks['chunks']} chunks of {chunks['examples_per_chunk']}"
+            f" examples, median {chunks['median_s']:.2f} s per chunk"
+        )
     if "topk_fallback_rate" in s:
         parts.append(f"top-k full-row fallback {s['topk_fallback_rate']:.2e}")
     return "; ".join(parts)
@@ -90,30 +103,58 @@ def run(size: str = "quick", runs: int = 1, ray: bool | None = None) -> list[dic
     s = local["summary"]
     within = bool(s) and abs(sum(s["timings_s"].values()) - s["elapsed_s"]) <= 0.05 * s["elapsed_s"]
     limit_mib = 8192 if size == "huge" else 4096
-    met = local["ok"] and peak is not None and peak < limit_mib and within and (
-        size != "full" or wall <= 120)
+    met = (
+        local["ok"]
+        and peak is not None
+        and peak < limit_mib
+        and within
+        and (size != "full" or wall <= 120)
+    )
     threads = os.environ.get("OMP_NUM_THREADS") or str(len(os.sched_getaffinity(0)))
-    rows = [row("zoolens analyze --base", f"{shape}, fresh process", ours="zoolens analyze "
-                f"(CLI, {' '.join(extra) or 'defaults: 1000 bootstrap resamples'}, 25 greedy "
-                f"steps; {threads} threads)", ours_s=wall, peak_mib=peak,
-                target=("<= 120 s, peak RSS < 4 GiB, stages within 5 %" if size == "full" else
-                        f"peak RSS < {limit_mib // 1024} GiB, stages within 5 %"),
-                met=met, check=_detail(local), notes="1 run (a whole analysis)")]
+    rows = [
+        row(
+            "zoolens analyze --base",
+            f"{shape}, fresh process",
+            ours="zoolens analyze "
+            f"(CLI, {' '.join(extra) or 'defaults: 1000 bootstrap resamples'}, 25 greedy "
+            f"steps; {threads} threads)",
+            ours_s=wall,
+            peak_mib=peak,
+            target=(
+                "<= 120 s, peak RSS < 4 GiB, stages within 5 %"
+                if size == "full"
+                else f"peak RSS < {limit_mib // 1024} GiB, stages within 5 %"
+            ),
+            met=met,
+            check=_detail(local),
+            notes="1 run (a whole analysis)",
+        )
+    ]
     if ray if ray is not None else size in ("full", "huge"):
         ray_out = DATA / f"analyze-ray-{zoo_name(zcfg)}"
         shutil.rmtree(ray_out, ignore_errors=True)
         remote = _analyze(path, ray_out, extra + ["--ray"])
-        same = remote["ok"] and local["ok"] and all(
-            (ray_out / f.name).exists() and (ray_out / f.name).read_bytes() == f.read_bytes()
-            for f in sorted(out.glob("*.csv")))
-        rows.append(row("zoolens analyze --base --ray", f"{shape}, local Ray cluster "
-                        f"({len(os.sched_getaffinity(0))} CPUs), fresh process",
-                        ours="zoolens analyze --ray (fits and evaluation chunks as Ray tasks)",
-                        ours_s=remote["wall_s"], peak_mib=remote["peak_mib"],
-                        target="tables identical to the local run", met=same,
-                        check=(f"every CSV byte-identical to the local run: {same}; "
-                               + _detail(remote)),
-                        notes="driver process peak (Ray workers are separate processes)"))
+        same = (
+            remote["ok"]
+            and local["ok"]
+            and all(
+                (ray_out / f.name).exists() and (ray_out / f.name).read_bytes() == f.read_bytes()
+                for f in sorted(out.glob("*.csv"))
+            )
+        )
+        rows.append(
+            row(
+                "zoolens analyze --base --ray",
+                f"{shape}, local Ray cluster ({len(os.sched_getaffinity(0))} CPUs), fresh process",
+                ours="zoolens analyze --ray (fits and evaluation chunks as Ray tasks)",
+                ours_s=remote["wall_s"],
+                peak_mib=remote["peak_mib"],
+                target="tables identical to the local run",
+                met=same,
+                check=(f"every CSV byte-identical to the local run: {same}; " + _detail(remote)),
+                notes="driver process peak (Ray workers are separate processes)",
+            )
+        )
         shutil.rmtree(ray_out, ignore_errors=True)
     return rows
 
@@ -126,9 +167,11 @@ def main() -> int:
     say(f"data under {DATA}; load average {os.getloadavg()}")
     rows = run(args.size, ray=args.ray or None)
     for r in rows:
-        print(f"| {r['benchmark']} | {r['case']} | {r['ours_s']:.1f} s | "
-              f"{(r['peak_mib'] or 0):,.0f} MiB | {r['target']} | "
-              f"{'yes' if r['met'] else 'no'} | {r['check']} |")
+        print(
+            f"| {r['benchmark']} | {r['case']} | {r['ours_s']:.1f} s | "
+            f"{(r['peak_mib'] or 0):,.0f} MiB | {r['target']} | "
+            f"{'yes' if r['met'] else 'no'} | {r['check']} |"
+        )
     say(f"load average at the end {os.getloadavg()}")
     return 0
 

@@ -27,10 +27,8 @@ import numpy as np
 from benchmarks._common import ensure_zoo, python_child, row, say, timed
 
 SIZES = {
-    "full": dict(models=82, examples=50_000, classes=1_000, stream=30, base_models=4,
-                 chunk=1024),
-    "quick": dict(models=24, examples=5_000, classes=1_000, stream=12, base_models=4,
-                  chunk=1024),
+    "full": dict(models=82, examples=50_000, classes=1_000, stream=30, base_models=4, chunk=1024),
+    "quick": dict(models=24, examples=5_000, classes=1_000, stream=12, base_models=4, chunk=1024),
     "tiny": dict(models=6, examples=1_000, classes=100, stream=4, base_models=3, chunk=256),
 }
 
@@ -42,8 +40,9 @@ def zoo_name(cfg: dict) -> str:
 def spec_for(cfg: dict):
     from benchmarks.generator import ZooSpec
 
-    return ZooSpec(num_models=cfg["models"], num_examples=cfg["examples"],
-                   num_classes=cfg["classes"])
+    return ZooSpec(
+        num_models=cfg["models"], num_examples=cfg["examples"], num_classes=cfg["classes"]
+    )
 
 
 def temperatures(zoo) -> np.ndarray:
@@ -60,8 +59,7 @@ def temperatures(zoo) -> np.ndarray:
             return np.array(list(known.values()))
     cal = zoo.calibration_indices
     y = zoo.labels[cal]
-    temps = np.array([fit_temperature(zoo.scores(m, rows=cal), y).temperature
-                      for m in zoo.models])
+    temps = np.array([fit_temperature(zoo.scores(m, rows=cal), y).temperature for m in zoo.models])
     cache.write_text(json.dumps(dict(zip(zoo.models, temps.tolist()))))
     return temps
 
@@ -86,13 +84,19 @@ def realism_row(zoo, temps: np.ndarray, zoo_label: str) -> dict:
     preds = np.stack([zoo.predictions(m) for m in zoo.models])
     ei = pairwise_agreement(preds == y[None, :])["error_inconsistency"]
     iu = np.triu_indices(len(acc), 1)
-    return row("generator", zoo_label, ours="benchmarks.generator (float16 zoo)", ours_s=None,
-               target="accuracy 70-85 %; fitted T in 0.7-1.7",
-               met=bool(acc.min() >= 0.70 and acc.max() <= 0.85 and temps.min() >= 0.7
-                        and temps.max() <= 1.7),
-               check=f"accuracy {acc.min():.3f}-{acc.max():.3f}; fit_temperature T "
-                     f"{temps.min():.3f}-{temps.max():.3f} (median {np.median(temps):.3f}); "
-                     f"pair EI {ei[iu].min():.3f}-{ei[iu].max():.3f}")
+    return row(
+        "generator",
+        zoo_label,
+        ours="benchmarks.generator (float16 zoo)",
+        ours_s=None,
+        target="accuracy 70-85 %; fitted T in 0.7-1.7",
+        met=bool(
+            acc.min() >= 0.70 and acc.max() <= 0.85 and temps.min() >= 0.7 and temps.max() <= 1.7
+        ),
+        check=f"accuracy {acc.min():.3f}-{acc.max():.3f}; fit_temperature T "
+        f"{temps.min():.3f}-{temps.max():.3f} (median {np.median(temps):.3f}); "
+        f"pair EI {ei[iu].min():.3f}-{ei[iu].max():.3f}",
+    )
 
 
 def run(size: str = "quick", runs: int = 3, keep: bool = True) -> list[dict]:
@@ -130,8 +134,12 @@ def run(size: str = "quick", runs: int = 3, keep: bool = True) -> list[dict]:
             ref_chunk = block
         for r in range(runs):
             st = stats if r == 0 else None
-            t = timed(lambda: all_pair_ensemble_correct_topk(block, y[rows_], stats=st,
-                                                             return_predictions=True), 1)
+            t = timed(
+                lambda: all_pair_ensemble_correct_topk(
+                    block, y[rows_], stats=st, return_predictions=True
+                ),
+                1,
+            )
             kernel_runs[r].append(t.median_s)
             peak = max(peak, t.peak_mib)
         pred = t.result
@@ -141,7 +149,7 @@ def run(size: str = "quick", runs: int = 3, keep: bool = True) -> list[dict]:
 
     # --- the full-row reference kernel on the first chunk, all pairs, scaled.
     ref_chunk = np.ascontiguousarray(ref_chunk[:, :256])  # its cost is linear in examples
-    ref = timed(lambda: all_pair_ensemble_correct(ref_chunk, y[:ref_chunk.shape[1]]), runs)
+    ref = timed(lambda: all_pair_ensemble_correct(ref_chunk, y[: ref_chunk.shape[1]]), runs)
     ref_s = ref.median_s * n / ref_chunk.shape[1]
     del ref_chunk, block
 
@@ -159,23 +167,51 @@ def run(size: str = "quick", runs: int = 3, keep: bool = True) -> list[dict]:
     del full
     scale = f"{len(base_pairs)} pairs timed, x{len(pa) / len(base_pairs):.0f}"
     speedup = base_s / kernel_s
-    rows.append(row("pair ensembles", label, ours="measure.topk kernel (from probabilities)",
-                    ours_s=kernel_s, baseline=f"numpy argmax((q_a+q_b)/2) per pair ({scale})",
-                    baseline_s=base_s, peak_mib=peak, baseline_peak_mib=base.peak_mib,
-                    target=">= 20x, identical predictions", met=speedup >= 20 and identical,
-                    check=f"predictions identical on {len(base_pairs)} pairs x {n:,}: "
-                          f"{'yes' if identical else 'NO'}; full-row fallback "
-                          f"{stats.fallback_rate:.2e}, top-1 bound open "
-                          f"{stats.tier1_open_rate:.3f}"))
-    rows.append(row("pair ensembles", label, ours="end to end: read float16 + softmax + "
-                    "kernel", ours_s=load_s + kernel_s, baseline="same baseline (excludes "
-                    "computing its probabilities)", baseline_s=base_s,
-                    target="(context)", check=f"read+calibrate {load_s:.1f} s (one pass)"))
-    rows.append(row("pair ensembles", label, ours="measure.topk kernel", ours_s=kernel_s,
-                    baseline="measure.ensemble.all_pair_ensemble_correct (full rows; 256 "
-                             "examples timed, scaled)", baseline_s=ref_s, peak_mib=peak,
-                    baseline_peak_mib=ref.peak_mib, target="(context)",
-                    check=f"ensemble accuracy mean {correct.mean():.4f}"))
+    rows.append(
+        row(
+            "pair ensembles",
+            label,
+            ours="measure.topk kernel (from probabilities)",
+            ours_s=kernel_s,
+            baseline=f"numpy argmax((q_a+q_b)/2) per pair ({scale})",
+            baseline_s=base_s,
+            peak_mib=peak,
+            baseline_peak_mib=base.peak_mib,
+            target=">= 20x, identical predictions",
+            met=speedup >= 20 and identical,
+            check=f"predictions identical on {len(base_pairs)} pairs x {n:,}: "
+            f"{'yes' if identical else 'NO'}; full-row fallback "
+            f"{stats.fallback_rate:.2e}, top-1 bound open "
+            f"{stats.tier1_open_rate:.3f}",
+        )
+    )
+    rows.append(
+        row(
+            "pair ensembles",
+            label,
+            ours="end to end: read float16 + softmax + kernel",
+            ours_s=load_s + kernel_s,
+            baseline="same baseline (excludes computing its probabilities)",
+            baseline_s=base_s,
+            target="(context)",
+            check=f"read+calibrate {load_s:.1f} s (one pass)",
+        )
+    )
+    rows.append(
+        row(
+            "pair ensembles",
+            label,
+            ours="measure.topk kernel",
+            ours_s=kernel_s,
+            baseline="measure.ensemble.all_pair_ensemble_correct (full rows; 256 "
+            "examples timed, scaled)",
+            baseline_s=ref_s,
+            peak_mib=peak,
+            baseline_peak_mib=ref.peak_mib,
+            target="(context)",
+            check=f"ensemble accuracy mean {correct.mean():.4f}",
+        )
+    )
 
     # --- the first `stream` models streamed in a fresh process: peak memory.
     k = cfg["stream"]
@@ -199,11 +235,20 @@ def run(size: str = "quick", runs: int = 3, keep: bool = True) -> list[dict]:
     child = python_child(code)
     ok = child["rc"] == 0 and child["peak_mib"] is not None
     res = child["result"] or {}
-    rows.append(row("pair ensembles, streamed", f"{k} x {n:,} x {c:,} float16, fresh process",
-                    ours="read + calibrate + topk kernel, chunks of "
-                         f"{cfg['chunk']}", ours_s=res.get("seconds", float("nan")),
-                    peak_mib=child["peak_mib"], target="peak RSS < 4 GiB",
-                    met=ok and child["peak_mib"] < 4096,
-                    check=("process peak RSS (VmHWM) " f"{child['peak_mib']:.0f} MiB"
-                           if ok else f"FAILED rc={child['rc']}: {child['output'][-300:]}")))
+    rows.append(
+        row(
+            "pair ensembles, streamed",
+            f"{k} x {n:,} x {c:,} float16, fresh process",
+            ours=f"read + calibrate + topk kernel, chunks of {cfg['chunk']}",
+            ours_s=res.get("seconds", float("nan")),
+            peak_mib=child["peak_mib"],
+            target="peak RSS < 4 GiB",
+            met=ok and child["peak_mib"] < 4096,
+            check=(
+                f"process peak RSS (VmHWM) {child['peak_mib']:.0f} MiB"
+                if ok
+                else f"FAILED rc={child['rc']}: {child['output'][-300:]}"
+            ),
+        )
+    )
     return rows

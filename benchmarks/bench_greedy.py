@@ -17,13 +17,16 @@ from benchmarks._common import ensure_zoo, row, say, timed
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, temperatures, zoo_name
 
-SIZES = {"full": dict(zoo="full", rows=5_000, steps=25),
-         "quick": dict(zoo="quick", rows=1_000, steps=25),
-         "tiny": dict(zoo="tiny", rows=300, steps=5)}
+SIZES = {
+    "full": dict(zoo="full", rows=5_000, steps=25),
+    "quick": dict(zoo="quick", rows=1_000, steps=25),
+    "tiny": dict(zoo="tiny", rows=300, steps=5),
+}
 
 
-def caruana_loop(probs: list[np.ndarray], labels: np.ndarray, start: int, pool: list[int],
-                 steps: int) -> list[int]:
+def caruana_loop(
+    probs: list[np.ndarray], labels: np.ndarray, start: int, pool: list[int], steps: int
+) -> list[int]:
     """Plain numpy greedy selection with replacement: running float64 sum, one candidate at
     a time (the reference picks)."""
     total = probs[start].astype(np.float64)
@@ -51,7 +54,7 @@ def run(size: str = "quick", runs: int = 3) -> list[dict]:
     zcfg = ZOO_SIZES[cfg["zoo"]]
     zoo = Zoo.open(ensure_zoo(zoo_name(zcfg), spec_for(zcfg)))
     temps = temperatures(zoo)
-    rows_ = zoo.calibration_indices[:cfg["rows"]]
+    rows_ = zoo.calibration_indices[: cfg["rows"]]
     y = zoo.labels[rows_]
     say(f"greedy: calibrated probabilities of {len(zoo.models)} models on {len(rows_)} rows")
     probs = [ensemble_inputs(zoo.scores(m, rows=rows_), t) for m, t in zip(zoo.models, temps)]
@@ -60,17 +63,27 @@ def run(size: str = "quick", runs: int = 3) -> list[dict]:
     pool = list(range(len(probs)))
     steps = cfg["steps"]
 
-    ours = timed(lambda: greedy_forward_selection(probs, y, start=start, pool=pool,
-                                                  max_steps=steps), runs)
+    ours = timed(
+        lambda: greedy_forward_selection(probs, y, start=start, pool=pool, max_steps=steps), runs
+    )
     base = timed(lambda: caruana_loop(probs, y, start, pool, steps), runs)
     same = list(ours.result.members) == list(base.result)
     speedup = base.median_s / ours.median_s
     m, c = len(probs), probs[0].shape[1]
     case = f"{steps} steps over {m} models, {len(rows_):,} rows x {c:,} classes"
-    return [row("greedy selection", case, ours="measure.ensemble.greedy_forward_selection",
-                ours_s=ours.median_s, baseline="numpy Caruana loop (running sum, "
-                "candidate by candidate)", baseline_s=base.median_s, peak_mib=ours.peak_mib,
-                baseline_peak_mib=base.peak_mib, target=">= 10x, identical picks",
-                met=speedup >= 10 and same,
-                check=f"identical picks: {'yes' if same else 'NO'} "
-                      f"({len(set(ours.result.members))} distinct of {steps + 1})")]
+    return [
+        row(
+            "greedy selection",
+            case,
+            ours="measure.ensemble.greedy_forward_selection",
+            ours_s=ours.median_s,
+            baseline="numpy Caruana loop (running sum, candidate by candidate)",
+            baseline_s=base.median_s,
+            peak_mib=ours.peak_mib,
+            baseline_peak_mib=base.peak_mib,
+            target=">= 10x, identical picks",
+            met=speedup >= 10 and same,
+            check=f"identical picks: {'yes' if same else 'NO'} "
+            f"({len(set(ours.result.members))} distinct of {steps + 1})",
+        )
+    ]

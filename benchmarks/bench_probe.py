@@ -122,7 +122,7 @@ def make_data(shape: Shape, seed: int = 0):
     y = rng.integers(0, shape.classes, size=n)
     x = means[y] + NOISE * rng.standard_normal((n, shape.dims), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x[:shape.n_train], y[:shape.n_train], x[shape.n_train:], y[shape.n_train:]
+    return x[: shape.n_train], y[: shape.n_train], x[shape.n_train :], y[shape.n_train :]
 
 
 def _timed_cpu(fn, repeats: int):
@@ -157,14 +157,24 @@ def _ours(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> None
     limits = _limit_threads(threads)  # noqa: F841 (kept alive for the process)
     x, y, xt, yt = make_data(shape)
     fit_linear_probe(x[:200], y[:200], l2_grid=LAMBDA)  # torch.optim's one-time import cost
-    timing, cpu_s = _timed_cpu(lambda: fit_linear_probe(x, y, l2_grid=LAMBDA, tol=TOL,
-                                                        max_iter=10_000, threads=threads), repeats)
+    timing, cpu_s = _timed_cpu(
+        lambda: fit_linear_probe(x, y, l2_grid=LAMBDA, tol=TOL, max_iter=10_000, threads=threads),
+        repeats,
+    )
     probe = timing.result
-    queue.put({"seconds": timing.median_s, "cpu_s": cpu_s, "mem_mb": timing.peak_mib,
-               "acc": probe.score(xt, yt),
-               "objective": probe_objective(x, y, probe.coef_, probe.intercept_, LAMBDA),
-               "iters": probe.n_iter, "evals": probe.n_evals, "products": probe.n_products,
-               "grad": probe.grad_norm})
+    queue.put(
+        {
+            "seconds": timing.median_s,
+            "cpu_s": cpu_s,
+            "mem_mb": timing.peak_mib,
+            "acc": probe.score(xt, yt),
+            "objective": probe_objective(x, y, probe.coef_, probe.intercept_, LAMBDA),
+            "iters": probe.n_iter,
+            "evals": probe.n_evals,
+            "products": probe.n_products,
+            "grad": probe.grad_norm,
+        }
+    )
 
 
 def _sklearn(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> None:
@@ -185,15 +195,26 @@ def _sklearn(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> N
     linear_loss.LinearModelLoss.loss_gradient = counted
     x, y, xt, yt = make_data(shape)
     x64 = x.astype(np.float64)
-    timing, cpu_s = _timed_cpu(lambda: LogisticRegression(
-        solver="lbfgs", tol=TOL, C=1.0 / (LAMBDA * shape.n_train), max_iter=10_000).fit(x64, y),
-        repeats)
+    timing, cpu_s = _timed_cpu(
+        lambda: LogisticRegression(
+            solver="lbfgs", tol=TOL, C=1.0 / (LAMBDA * shape.n_train), max_iter=10_000
+        ).fit(x64, y),
+        repeats,
+    )
     model = timing.result
-    queue.put({"seconds": timing.median_s, "cpu_s": cpu_s, "mem_mb": timing.peak_mib,
-               "acc": float(model.score(xt, yt)),
-               "objective": probe_objective(x, y, model.coef_, model.intercept_, LAMBDA),
-               "iters": int(np.max(model.n_iter_)), "evals": evals[0] // repeats,
-               "products": 2 * evals[0] // repeats, "grad": float("nan")})
+    queue.put(
+        {
+            "seconds": timing.median_s,
+            "cpu_s": cpu_s,
+            "mem_mb": timing.peak_mib,
+            "acc": float(model.score(xt, yt)),
+            "objective": probe_objective(x, y, model.coef_, model.intercept_, LAMBDA),
+            "iters": int(np.max(model.n_iter_)),
+            "evals": evals[0] // repeats,
+            "products": 2 * evals[0] // repeats,
+            "grad": float("nan"),
+        }
+    )
 
 
 GRID = (1e-2, 1e-3, 1e-4, 1e-5)  # the "choose λ on a validation split" pipeline's grid
@@ -208,13 +229,30 @@ def _ours_grid(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) ->
     limits = _limit_threads(threads)  # noqa: F841
     x, y, xt, yt = make_data(shape)
     fit_linear_probe(x[:200], y[:200], l2_grid=LAMBDA)
-    timing, cpu_s = _timed_cpu(lambda: fit_linear_probe(
-        x, y, l2_grid=GRID, validation_fraction=0.2, seed=SEED, tol=TOL, max_iter=10_000,
-        threads=threads), repeats)
+    timing, cpu_s = _timed_cpu(
+        lambda: fit_linear_probe(
+            x,
+            y,
+            l2_grid=GRID,
+            validation_fraction=0.2,
+            seed=SEED,
+            tol=TOL,
+            max_iter=10_000,
+            threads=threads,
+        ),
+        repeats,
+    )
     probe = timing.result
-    queue.put({"seconds": timing.median_s, "cpu_s": cpu_s, "mem_mb": timing.peak_mib,
-               "acc": probe.score(xt, yt),
-               "l2": probe.l2, "val": [r["score"] for r in probe.validation]})
+    queue.put(
+        {
+            "seconds": timing.median_s,
+            "cpu_s": cpu_s,
+            "mem_mb": timing.peak_mib,
+            "acc": probe.score(xt, yt),
+            "l2": probe.l2,
+            "val": [r["score"] for r in probe.validation],
+        }
+    )
 
 
 def _sklearn_grid(shape: Shape, queue, threads: int = THREADS, repeats: int = 1) -> None:
@@ -250,8 +288,16 @@ def _sklearn_grid(shape: Shape, queue, threads: int = THREADS, repeats: int = 1)
 
     timing, cpu_s = _timed_cpu(pipeline, repeats)
     model, lam, scores = timing.result
-    queue.put({"seconds": timing.median_s, "cpu_s": cpu_s, "mem_mb": timing.peak_mib,
-               "acc": float(model.score(xt, yt)), "l2": lam, "val": scores})
+    queue.put(
+        {
+            "seconds": timing.median_s,
+            "cpu_s": cpu_s,
+            "mem_mb": timing.peak_mib,
+            "acc": float(model.score(xt, yt)),
+            "l2": lam,
+            "val": scores,
+        }
+    )
 
 
 def _in_subprocess(target, shape: Shape, threads: int, repeats: int) -> dict:
@@ -265,16 +311,26 @@ def _in_subprocess(target, shape: Shape, threads: int, repeats: int) -> dict:
 
 
 def _cpu_note(ours: dict, base: dict) -> str:
-    return (f"CPU time {ours['cpu_s']:.1f} s vs {base['cpu_s']:.1f} s = "
-            f"{base['cpu_s'] / ours['cpu_s']:.2f}×")
+    return (
+        f"CPU time {ours['cpu_s']:.1f} s vs {base['cpu_s']:.1f} s = "
+        f"{base['cpu_s'] / ours['cpu_s']:.2f}×"
+    )
 
 
 def _row(name: str, ours: dict, base: dict, note: str) -> dict:
-    return {"name": name, "ours_s": ours["seconds"], "baseline_s": base["seconds"],
-            "ratio": base["seconds"] / ours["seconds"], "peak_mem_mb": ours["mem_mb"],
-            "note": note, "ours_cpu_s": ours["cpu_s"], "baseline_cpu_s": base["cpu_s"],
-            "cpu_ratio": base["cpu_s"] / ours["cpu_s"], "accuracy_ours": ours["acc"],
-            "accuracy_baseline": base["acc"]}
+    return {
+        "name": name,
+        "ours_s": ours["seconds"],
+        "baseline_s": base["seconds"],
+        "ratio": base["seconds"] / ours["seconds"],
+        "peak_mem_mb": ours["mem_mb"],
+        "note": note,
+        "ours_cpu_s": ours["cpu_s"],
+        "baseline_cpu_s": base["cpu_s"],
+        "cpu_ratio": base["cpu_s"] / ours["cpu_s"],
+        "accuracy_ours": ours["acc"],
+        "accuracy_baseline": base["acc"],
+    }
 
 
 def compare(shape: Shape, threads: int = THREADS, repeats: int = 1) -> dict:
@@ -282,15 +338,17 @@ def compare(shape: Shape, threads: int = THREADS, repeats: int = 1) -> dict:
     ours = _in_subprocess(_ours, shape, threads, repeats)
     base = _in_subprocess(_sklearn, shape, threads, repeats)
     rel = (ours["objective"] - base["objective"]) / abs(base["objective"])
-    note = (f"{_cpu_note(ours, base)}; {shape.label}, λ={LAMBDA:g}, tol={TOL:g}, CPU {threads} thread(s), median of "
-            f"{repeats}, float32 vs "
-            f"sklearn float64; test acc "
-            f"{100 * ours['acc']:.2f}% vs {100 * base['acc']:.2f}% "
-            f"(Δ {100 * (ours['acc'] - base['acc']):+.2f} pts); objective rel. diff {rel:+.1e}; "
-            f"iterations {ours['iters']} vs {base['iters']}, N×D×C products "
-            f"{ours['products']} vs {base['products']} (sklearn: 2 per loss+gradient "
-            f"evaluation; ours: 2 per iteration, line-search trials are product-free); "
-            f"sklearn peak {base['mem_mb']:.0f} MB")
+    note = (
+        f"{_cpu_note(ours, base)}; {shape.label}, λ={LAMBDA:g}, tol={TOL:g}, CPU {threads} thread(s), median of "
+        f"{repeats}, float32 vs "
+        f"sklearn float64; test acc "
+        f"{100 * ours['acc']:.2f}% vs {100 * base['acc']:.2f}% "
+        f"(Δ {100 * (ours['acc'] - base['acc']):+.2f} pts); objective rel. diff {rel:+.1e}; "
+        f"iterations {ours['iters']} vs {base['iters']}, N×D×C products "
+        f"{ours['products']} vs {base['products']} (sklearn: 2 per loss+gradient "
+        f"evaluation; ours: 2 per iteration, line-search trials are product-free); "
+        f"sklearn peak {base['mem_mb']:.0f} MB"
+    )
     return dict(_row(f"probe {shape.label}", ours, base, note), objective_rel_diff=rel)
 
 
@@ -299,11 +357,13 @@ def compare_grid(shape: Shape, threads: int = THREADS, repeats: int = 1) -> dict
     ours = _in_subprocess(_ours_grid, shape, threads, repeats)
     base = _in_subprocess(_sklearn_grid, shape, threads, repeats)
     val = lambda r: "/".join(f"{100 * v:.1f}" for v in r["val"])  # noqa: E731
-    note = (f"{_cpu_note(ours, base)}; {shape.label}, grid {'/'.join(f'{v:g}' for v in GRID)} on an 80/20 split then "
-            f"refit, both warm-started strong → weak, tol={TOL:g}, CPU {threads} thread(s), "
-            f"median of {repeats}; chosen λ {ours['l2']:g} vs {base['l2']:g}; validation acc "
-            f"{val(ours)} vs {val(base)}; test acc {100 * ours['acc']:.2f}% vs "
-            f"{100 * base['acc']:.2f}%; sklearn peak {base['mem_mb']:.0f} MB")
+    note = (
+        f"{_cpu_note(ours, base)}; {shape.label}, grid {'/'.join(f'{v:g}' for v in GRID)} on an 80/20 split then "
+        f"refit, both warm-started strong → weak, tol={TOL:g}, CPU {threads} thread(s), "
+        f"median of {repeats}; chosen λ {ours['l2']:g} vs {base['l2']:g}; validation acc "
+        f"{val(ours)} vs {val(base)}; test acc {100 * ours['acc']:.2f}% vs "
+        f"{100 * base['acc']:.2f}%; sklearn peak {base['mem_mb']:.0f} MB"
+    )
     return _row(f"probe λ-grid pipeline {shape.label}", ours, base, note)
 
 
@@ -324,8 +384,11 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="50,000 × 2,048 × 1,000")
     parser.add_argument("--shape", help="N,D,C: another shape (e.g. 20000,2048,1000)")
     parser.add_argument("--threads", type=int, default=THREADS, help="CPU threads for both")
-    parser.add_argument("--grid", action="store_true",
-                        help="time the λ-grid pipeline (validation choice + refit) instead")
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="time the λ-grid pipeline (validation choice + refit) instead",
+    )
     args = parser.parse_args()
     one = compare_grid if args.grid else compare
     if args.shape:

@@ -23,8 +23,15 @@ def logits(num_examples: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]
     """One synthetic ImageNet-like model (benchmarks.generator), float32 logits and labels."""
     from benchmarks.generator import ZooSpec, labels, model_logits, resolve
 
-    spec = resolve(ZooSpec(num_models=1, num_examples=num_examples, num_classes=num_classes,
-                           temperature=(1.4, 1.4), seed=7))
+    spec = resolve(
+        ZooSpec(
+            num_models=1,
+            num_examples=num_examples,
+            num_classes=num_classes,
+            temperature=(1.4, 1.4),
+            seed=7,
+        )
+    )
     return model_logits(spec, 0), labels(spec)
 
 
@@ -33,8 +40,14 @@ def torch_lbfgs(z: np.ndarray, y: np.ndarray) -> float:
 
     zt, yt = torch.from_numpy(z), torch.from_numpy(y)
     log_t = torch.zeros(1, dtype=torch.float32, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, tolerance_grad=1e-9,
-                            tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [log_t],
+        lr=1.0,
+        max_iter=100,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def closure():
@@ -68,16 +81,27 @@ def run(size: str = "quick", runs: int = 3) -> list[dict]:
     ours = timed(lambda: fit_temperature(z, y), runs)
     t_ours = ours.result.temperature
     rows = []
-    for name, fn, target in (("netcal TemperatureScaling (probabilities in)", netcal_fit, 10),
-                             ("torch LBFGS on log T (strong Wolfe)", torch_lbfgs, 5)):
+    for name, fn, target in (
+        ("netcal TemperatureScaling (probabilities in)", netcal_fit, 10),
+        ("torch LBFGS on log T (strong Wolfe)", torch_lbfgs, 5),
+    ):
         base = timed(lambda: fn(z, y), runs)
         diff = abs(base.result - t_ours)
         speedup = base.median_s / ours.median_s
-        rows.append(row("temperature", f"{n:,} x {c:,} logits", ours="measure.calibration."
-                        "fit_temperature", ours_s=ours.median_s, baseline=name,
-                        baseline_s=base.median_s, peak_mib=ours.peak_mib,
-                        baseline_peak_mib=base.peak_mib, target=f">= {target}x; abs dT < 1e-3",
-                        met=speedup >= target and diff < 1e-3,
-                        check=f"T ours {t_ours:.6f}, theirs {base.result:.6f} "
-                              f"(abs dT {diff:.1e}); ours {ours.result.iterations} Newton steps"))
+        rows.append(
+            row(
+                "temperature",
+                f"{n:,} x {c:,} logits",
+                ours="measure.calibration.fit_temperature",
+                ours_s=ours.median_s,
+                baseline=name,
+                baseline_s=base.median_s,
+                peak_mib=ours.peak_mib,
+                baseline_peak_mib=base.peak_mib,
+                target=f">= {target}x; abs dT < 1e-3",
+                met=speedup >= target and diff < 1e-3,
+                check=f"T ours {t_ours:.6f}, theirs {base.result:.6f} "
+                f"(abs dT {diff:.1e}); ours {ours.result.iterations} Newton steps",
+            )
+        )
     return rows

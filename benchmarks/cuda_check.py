@@ -53,11 +53,18 @@ def fused_check(torch, models: int, n: int, c: int, threads: int) -> list[dict]:
     torch.set_num_threads(1)
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        cpu = list(pool.map(lambda m: fused_rows(scores[m], labels, temperatures[m]),
-                            range(models)))
+        cpu = list(
+            pool.map(lambda m: fused_rows(scores[m], labels, temperatures[m]), range(models))
+        )
     cpu_s = time.perf_counter() - start
-    rows = [{"device": f"CPU ({threads} threads)", "step": f"fused pass {models} x {n:,} x "
-             f"{c:,} float16", "seconds": cpu_s, "check": ""}]
+    rows = [
+        {
+            "device": f"CPU ({threads} threads)",
+            "step": f"fused pass {models} x {n:,} x {c:,} float16",
+            "seconds": cpu_s,
+            "check": "",
+        }
+    ]
     if not torch.cuda.is_available():
         return rows
     device = torch.device("cuda")
@@ -75,20 +82,34 @@ def fused_check(torch, models: int, n: int, c: int, threads: int) -> list[dict]:
     same_pred = True
     for got, want in zip(gpu, cpu):
         same_pred &= bool(np.array_equal(got["prediction"].cpu().numpy(), want.prediction))
-        for key, name in (("confidence_before", "conf"), ("confidence_after", "conf"),
-                          ("nll_before", "nll"), ("nll_after", "nll")):
+        for key, name in (
+            ("confidence_before", "conf"),
+            ("confidence_after", "conf"),
+            ("nll_before", "nll"),
+            ("nll_after", "nll"),
+        ):
             a, b = got[key].cpu().numpy(), getattr(want, key)
-            worst[name] = max(worst[name],
-                              float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300))))
+            worst[name] = max(
+                worst[name], float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+            )
         a, b = got["ensemble_input"].cpu().numpy(), want.ensemble_input
-        worst["probs"] = max(worst["probs"], float(np.max(np.abs(a - b) /
-                                                          np.maximum(np.abs(b), 1e-30))))
+        worst["probs"] = max(
+            worst["probs"], float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
+        )
     ok = same_pred and worst["conf"] < 1e-12 and worst["nll"] < 1e-12 and worst["probs"] < 2e-7
-    rows.append({"device": torch.cuda.get_device_name(0), "step": rows[0]["step"],
-                 "seconds": gpu_s, "speedup": cpu_s / gpu_s,
-                 "check": (f"{'agree' if ok else 'DISAGREE'}: predictions identical "
-                           f"{same_pred}; max rel diff confidence {worst['conf']:.1e}, NLL "
-                           f"{worst['nll']:.1e}, probabilities {worst['probs']:.1e}")})
+    rows.append(
+        {
+            "device": torch.cuda.get_device_name(0),
+            "step": rows[0]["step"],
+            "seconds": gpu_s,
+            "speedup": cpu_s / gpu_s,
+            "check": (
+                f"{'agree' if ok else 'DISAGREE'}: predictions identical "
+                f"{same_pred}; max rel diff confidence {worst['conf']:.1e}, NLL "
+                f"{worst['nll']:.1e}, probabilities {worst['probs']:.1e}"
+            ),
+        }
+    )
     return rows
 
 
@@ -104,8 +125,14 @@ def probe_check(torch, n: int, d: int, c: int, threads: int) -> list[dict]:
 
     def fit(device: str):
         start = time.perf_counter()
-        probe = fit_linear_probe(x_train, y_train, l2_grid=1e-4, device=device, tol=1e-5,
-                                 threads=threads if device == "cpu" else None)
+        probe = fit_linear_probe(
+            x_train,
+            y_train,
+            l2_grid=1e-4,
+            device=device,
+            tol=1e-5,
+            threads=threads if device == "cpu" else None,
+        )
         _sync(torch)
         return probe, time.perf_counter() - start
 
@@ -116,8 +143,14 @@ def probe_check(torch, n: int, d: int, c: int, threads: int) -> list[dict]:
     torch.set_num_threads(threads)
     cpu, cpu_s = fit("cpu")
     step = f"linear probe {n - test:,} x {d:,} x {c:,} (λ 1e-4, tol 1e-5)"
-    rows = [{"device": f"CPU ({threads} threads)", "step": step, "seconds": cpu_s,
-             "check": f"test accuracy {accuracy(cpu):.4f}"}]
+    rows = [
+        {
+            "device": f"CPU ({threads} threads)",
+            "step": step,
+            "seconds": cpu_s,
+            "check": f"test accuracy {accuracy(cpu):.4f}",
+        }
+    ]
     if not torch.cuda.is_available():
         return rows
     fit_linear_probe(x_train[:512], y_train[:512], l2_grid=1e-4, device="cuda")  # warm-up
@@ -125,18 +158,30 @@ def probe_check(torch, n: int, d: int, c: int, threads: int) -> list[dict]:
     acc_cpu, acc_gpu = accuracy(cpu), accuracy(gpu)
     rel = abs(gpu.objective - cpu.objective) / max(abs(cpu.objective), 1e-300)
     ok = abs(acc_cpu - acc_gpu) <= 0.005 and rel < 1e-4
-    rows.append({"device": torch.cuda.get_device_name(0), "step": step, "seconds": gpu_s,
-                 "speedup": cpu_s / gpu_s,
-                 "check": (f"{'agree' if ok else 'DISAGREE'}: test accuracy {acc_gpu:.4f} vs "
-                           f"CPU {acc_cpu:.4f}; objective rel. diff {rel:.1e}")})
+    rows.append(
+        {
+            "device": torch.cuda.get_device_name(0),
+            "step": step,
+            "seconds": gpu_s,
+            "speedup": cpu_s / gpu_s,
+            "check": (
+                f"{'agree' if ok else 'DISAGREE'}: test accuracy {acc_gpu:.4f} vs "
+                f"CPU {acc_cpu:.4f}; objective rel. diff {rel:.1e}"
+            ),
+        }
+    )
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="a smoke-test size")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                        help="CPU threads (default: the cores this process may use)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="CPU threads (default: the cores this process may use)",
+    )
     args = parser.parse_args()
     import torch
 
@@ -145,11 +190,14 @@ def main() -> int:
     else:
         fused_size, probe_size = (16, 50_000, 1_000), (50_000, 2_048, 1_000)
     started = time.perf_counter()
-    rows = fused_check(torch, *fused_size, args.threads) + probe_check(torch, *probe_size,
-                                                                       args.threads)
-    print(f"# CUDA check ({platform.node()}, torch {torch.__version__}, "
-          f"CUDA {'available: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}; "
-          f"{time.perf_counter() - started:.0f} s in all)\n")
+    rows = fused_check(torch, *fused_size, args.threads) + probe_check(
+        torch, *probe_size, args.threads
+    )
+    print(
+        f"# CUDA check ({platform.node()}, torch {torch.__version__}, "
+        f"CUDA {'available: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}; "
+        f"{time.perf_counter() - started:.0f} s in all)\n"
+    )
     print("| device | step | seconds | speed-up vs CPU | check |")
     print("|---|---|---|---|---|")
     for r in rows:

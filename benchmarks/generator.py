@@ -85,20 +85,26 @@ def _shared_noise(spec: ZooSpec, key: tuple, n: int, cache: dict | None) -> np.n
     return noise
 
 
-def _raw_logits(spec: ZooSpec, model: dict, rows: slice, y: np.ndarray,
-                signal: float | None = None, cache: dict | None = None) -> np.ndarray:
+def _raw_logits(
+    spec: ZooSpec,
+    model: dict,
+    rows: slice,
+    y: np.ndarray,
+    signal: float | None = None,
+    cache: dict | None = None,
+) -> np.ndarray:
     """(n, C) float32 raw logits u (before the confidence scale) for examples ``rows``."""
     start = rows.start
     n, num_classes = rows.stop - rows.start, spec.num_classes
     chunk_id = start // _CHUNK
     r, f = model["shared"], spec.family_share
     own = math.sqrt(max(1.0 - r - f, 0.0))
-    u = _rng(spec.seed, 4, model["index"], chunk_id).standard_normal((n, num_classes),
-                                                                       dtype=np.float32)
+    u = _rng(spec.seed, 4, model["index"], chunk_id).standard_normal(
+        (n, num_classes), dtype=np.float32
+    )
     u *= np.float32(own)
     u += np.float32(math.sqrt(r)) * _shared_noise(spec, (2, chunk_id), n, cache)
-    u += np.float32(math.sqrt(f)) * _shared_noise(spec, (3, model["family"], chunk_id), n,
-                                                  cache)
+    u += np.float32(math.sqrt(f)) * _shared_noise(spec, (3, model["family"], chunk_id), n, cache)
     hardness = _rng(spec.seed, 5, chunk_id).standard_normal(n).astype(np.float32)
     yr = y[rows]
     group_start = (yr // GROUP_SIZE) * GROUP_SIZE
@@ -148,15 +154,17 @@ def resolve(spec: ZooSpec, *, calibration_examples: int = 8192) -> ZooSpec:
         model["signal"] = float(np.quantile(margin, model["target_accuracy"]))
         del u0
         fit_rows = slice(0, min(2048, spec.num_examples))
-        t_raw = fit_temperature(_raw_logits(spec, model, fit_rows, y), y[fit_rows],
-                                tol=1e-6).temperature
+        t_raw = fit_temperature(
+            _raw_logits(spec, model, fit_rows, y), y[fit_rows], tol=1e-6
+        ).temperature
         model["scale"] = model["target_temperature"] / t_raw
         spec.models.append(model)
     return spec
 
 
-def model_logits(spec: ZooSpec, m: int, rows: slice | None = None,
-                 cache: dict | None = None) -> np.ndarray:
+def model_logits(
+    spec: ZooSpec, m: int, rows: slice | None = None, cache: dict | None = None
+) -> np.ndarray:
     """(n, C) float32 logits of model m for examples ``rows`` (all by default).
 
     ``cache``: a dict kept across calls to reuse the shared noise (write_zoo passes one:
@@ -174,12 +182,13 @@ def model_logits(spec: ZooSpec, m: int, rows: slice | None = None,
         u = _raw_logits(spec, model, chunk, y, cache=cache)
         u *= np.float32(model["scale"])
         lo, hi = max(rows.start, chunk.start), min(rows.stop, chunk.stop)
-        parts.append(u[lo - chunk.start:hi - chunk.start])
+        parts.append(u[lo - chunk.start : hi - chunk.start])
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def write_zoo(path: str | Path, spec: ZooSpec, *, dtype: str = "float16",
-              progress: bool = True) -> Path:
+def write_zoo(
+    path: str | Path, spec: ZooSpec, *, dtype: str = "float16", progress: bool = True
+) -> Path:
     """Write the zoo with the Zoo API, one model at a time; returns the path."""
     from zoolens import ModelCard, Zoo
 
@@ -190,15 +199,25 @@ def write_zoo(path: str | Path, spec: ZooSpec, *, dtype: str = "float16",
     cache: dict = {}
     for model in spec.models:
         if progress:
-            print(f"  writing {model['name']} ({model['index'] + 1}/{spec.num_models})",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  writing {model['name']} ({model['index'] + 1}/{spec.num_models})",
+                file=sys.stderr,
+                flush=True,
+            )
         logits = model_logits(spec, model["index"], cache=cache).astype(dtype)
-        card = ModelCard(name=model["name"], arch=f"synthetic-family-{model['family']}",
-                         arch_family=f"family-{model['family']}", framework="synthetic",
-                         pretrain_data="synthetic", seed=model["index"],
-                         hparams={"shared": round(model["shared"], 4),
-                                  "target_accuracy": round(model["target_accuracy"], 4),
-                                  "target_temperature": round(model["target_temperature"], 4)})
+        card = ModelCard(
+            name=model["name"],
+            arch=f"synthetic-family-{model['family']}",
+            arch_family=f"family-{model['family']}",
+            framework="synthetic",
+            pretrain_data="synthetic",
+            seed=model["index"],
+            hparams={
+                "shared": round(model["shared"], 4),
+                "target_accuracy": round(model["target_accuracy"], 4),
+                "target_temperature": round(model["target_temperature"], 4),
+            },
+        )
         zoo.add(model["name"], logits=logits, card=card, dtype=dtype)
         del logits
     return Path(path)

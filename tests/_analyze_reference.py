@@ -24,8 +24,16 @@ import pandas as pd
 
 FIXTURES = Path(__file__).parent / "fixtures" / "analyze_reference"
 # summary.json blocks that describe findings (provenance, timings and paths are left out).
-SUMMARY_KEYS = ("headline", "temperature_fits", "temperature_warnings", "notes",
-                "decision_only_models", "topk_models", "splits", "multilabel")
+SUMMARY_KEYS = (
+    "headline",
+    "temperature_fits",
+    "temperature_warnings",
+    "notes",
+    "decision_only_models",
+    "topk_models",
+    "splits",
+    "multilabel",
+)
 
 CIFAR_FILES = {
     "lenet-5": ("lenet-5-cifar-10.npz", dict(arch="lenet5")),
@@ -46,8 +54,9 @@ def _softmax64(z: np.ndarray, t: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def build_synthetic(path: Path, *, n: int = 260, c: int = 5, seed: int = 0,
-                    multilabel: bool = False):
+def build_synthetic(
+    path: Path, *, n: int = 260, c: int = 5, seed: int = 0, multilabel: bool = False
+):
     """Seven models of every output kind over a shared latent difficulty."""
     from zoolens.zoo.store import Zoo
 
@@ -60,11 +69,18 @@ def build_synthetic(path: Path, *, n: int = 260, c: int = 5, seed: int = 0,
         extra = rng.integers(0, c, n)
         truth[np.arange(n), extra] |= (rng.random(n) < 0.4).astype(np.uint8)
         truth[:3] = 0
-    attributes = pd.DataFrame({"domain": rng.choice(["photo", "sketch", "paint"], n),
-                               "blur": rng.integers(0, 2, n)})
-    zoo = Zoo.create(path, truth, class_names=[f"class{k}" for k in range(c)],
-                     calibration_fraction=0.3, seed=1, attributes=attributes,
-                     class_groups={"nature": [0, 1], "things": [3, 4]})
+    attributes = pd.DataFrame(
+        {"domain": rng.choice(["photo", "sketch", "paint"], n), "blur": rng.integers(0, 2, n)}
+    )
+    zoo = Zoo.create(
+        path,
+        truth,
+        class_names=[f"class{k}" for k in range(c)],
+        calibration_fraction=0.3,
+        seed=1,
+        attributes=attributes,
+        class_groups={"nature": [0, 1], "things": [3, 4]},
+    )
     difficulty = rng.normal(size=n)
 
     def logits(strength: float, scale: float) -> np.ndarray:
@@ -79,14 +95,19 @@ def build_synthetic(path: Path, *, n: int = 260, c: int = 5, seed: int = 0,
     zoo.add("vit", logits=logits(1.2, 2.5), card={**card, "arch": "vit_b16"})
     top = _softmax64(logits(1.0, 1.0), 0.7)
     order = np.argsort(-top, axis=1)[:, :2]
-    zoo.add("clip-top2", topk_indices=order, topk_values=np.take_along_axis(top, order, 1),
-            card={**card, "framework": "contrastive"})
-    zoo.add("humans", decisions=np.where(rng.random(n) < 0.85, labels,
-                                         rng.integers(0, c, n)),
-            card={**card, "framework": "human"})
+    zoo.add(
+        "clip-top2",
+        topk_indices=order,
+        topk_values=np.take_along_axis(top, order, 1),
+        card={**card, "framework": "contrastive"},
+    )
+    zoo.add(
+        "humans",
+        decisions=np.where(rng.random(n) < 0.85, labels, rng.integers(0, c, n)),
+        card={**card, "framework": "human"},
+    )
     zoo.add("weak", logits=logits(0.4, 1.0), card={**card, "pretrain_data": "JFT"})
-    zoo.add("fp16", logits=logits(1.6, 1.1).astype(np.float16),
-            card={**card, "arch": "convnext"})
+    zoo.add("fp16", logits=logits(1.6, 1.1).astype(np.float16), card={**card, "arch": "convnext"})
     return zoo
 
 
@@ -108,10 +129,24 @@ def build_cifar10(path: Path, data: Path):
             arrays[name] = table[:, 10:20] if name == "low-accuracy" else table[:, 11:21]
             if name == "densenet-bc":
                 votes, labels = table[:, 1:11], table[:, 0].astype(np.int64)
-    zoo = Zoo.create(path, labels, seed=0,
-                     class_names=["airplane", "automobile", "bird", "cat", "deer", "dog",
-                                  "frog", "horse", "ship", "truck"],
-                     class_groups={"animals": [2, 3, 4, 5, 6, 7], "vehicles": [0, 1, 8, 9]})
+    zoo = Zoo.create(
+        path,
+        labels,
+        seed=0,
+        class_names=[
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ],
+        class_groups={"animals": [2, 3, 4, 5, 6, 7], "vehicles": [0, 1, 8, 9]},
+    )
     for name, probs in arrays.items():
         card = dict(CIFAR_FILES[name][1])
         card.setdefault("framework", "supervised")
@@ -122,16 +157,31 @@ def build_cifar10(path: Path, data: Path):
 
 # case -> (zoo builder kwargs, analyze kwargs)
 SYNTHETIC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "synthetic": ({}, dict(base="base", pool="accuracy<0.9", max_steps=6, n_bootstrap=300,
-                           seed=5, chunk_size=37, interpolation_pairs=[("base", "vit")])),
-    "synthetic_logits": ({"seed": 3}, dict(base="reinit", combine="logits", max_steps=4,
-                                           n_bootstrap=150, seed=2)),
-    "synthetic_multilabel": ({"seed": 1, "multilabel": True},
-                             dict(base="base", max_steps=3, n_bootstrap=100, seed=0,
-                                  chunk_size=50)),
+    "synthetic": (
+        {},
+        dict(
+            base="base",
+            pool="accuracy<0.9",
+            max_steps=6,
+            n_bootstrap=300,
+            seed=5,
+            chunk_size=37,
+            interpolation_pairs=[("base", "vit")],
+        ),
+    ),
+    "synthetic_logits": (
+        {"seed": 3},
+        dict(base="reinit", combine="logits", max_steps=4, n_bootstrap=150, seed=2),
+    ),
+    "synthetic_multilabel": (
+        {"seed": 1, "multilabel": True},
+        dict(base="base", max_steps=3, n_bootstrap=100, seed=0, chunk_size=50),
+    ),
 }
-CIFAR_CASE = ("cifar10", dict(base="resnet-110", pool="accuracy<0.94", max_steps=5,
-                              n_bootstrap=200, seed=0))
+CIFAR_CASE = (
+    "cifar10",
+    dict(base="resnet-110", pool="accuracy<0.94", max_steps=5, n_bootstrap=200, seed=0),
+)
 
 
 def run_case(zoo: Any, out: Path, options: dict[str, Any]) -> Path:
@@ -152,11 +202,12 @@ def write_fixture(out_dir: Path, data: Path | None) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        cases = [(name, build_synthetic(Path(tmp) / name, **zoo_kw), options)
-                 for name, (zoo_kw, options) in SYNTHETIC_CASES.items()]
+        cases = [
+            (name, build_synthetic(Path(tmp) / name, **zoo_kw), options)
+            for name, (zoo_kw, options) in SYNTHETIC_CASES.items()
+        ]
         if data is not None and data.is_dir():
-            cases.append((CIFAR_CASE[0], build_cifar10(Path(tmp) / "cifar10", data),
-                          CIFAR_CASE[1]))
+            cases.append((CIFAR_CASE[0], build_cifar10(Path(tmp) / "cifar10", data), CIFAR_CASE[1]))
         for name, zoo, options in cases:
             target = out_dir / name
             target.mkdir(parents=True, exist_ok=True)
@@ -165,11 +216,14 @@ def write_fixture(out_dir: Path, data: Path | None) -> None:
                 (target / csv.name).write_bytes(csv.read_bytes())
             summary = json.loads((Path(tmp) / f"{name}-out" / "summary.json").read_text())
             (target / "summary.json").write_text(
-                json.dumps(findings(summary), indent=1, sort_keys=True) + "\n")
+                json.dumps(findings(summary), indent=1, sort_keys=True) + "\n"
+            )
             print(f"wrote {target}")
 
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent
-    write_fixture(Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURES,
-                  here.parent.parent / "shared" / "data" / "cifar10-probs")
+    write_fixture(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURES,
+        here.parent.parent / "shared" / "data" / "cifar10-probs",
+    )

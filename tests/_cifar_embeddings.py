@@ -13,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck"]
-CHECKPOINTS = {"resnet20": "resnet20-12fca82f.th", "resnet32": "resnet32-d509ac18.th",
-               "resnet44": "resnet44-014dd654.th", "resnet56": "resnet56-4bfd9763.th"}
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CHECKPOINTS = {
+    "resnet20": "resnet20-12fca82f.th",
+    "resnet32": "resnet32-d509ac18.th",
+    "resnet44": "resnet44-014dd654.th",
+    "resnet56": "resnet56-4bfd9763.th",
+}
 
 
 def load_images(jpeg_root: Path, per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,8 +41,12 @@ def load_images(jpeg_root: Path, per_class: int) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(x, dtype=np.float32), np.asarray(labels, dtype=np.int64)
 
 
-def cifar_embeddings(data_root: Path, cache_dir: Path, models: tuple[str, ...] = ("resnet20", "resnet56"),
-                     per_class: int = 300) -> dict[str, np.ndarray]:
+def cifar_embeddings(
+    data_root: Path,
+    cache_dir: Path,
+    models: tuple[str, ...] = ("resnet20", "resnet56"),
+    per_class: int = 300,
+) -> dict[str, np.ndarray]:
     """{"labels": (N,), "<model>": (N, 64) embeddings, "<model>_logits": (N, 10)} (cached)."""
     import torch
 
@@ -56,7 +63,7 @@ def cifar_embeddings(data_root: Path, cache_dir: Path, models: tuple[str, ...] =
         embs = []
         with torch.inference_mode():
             for start in range(0, len(x), 500):
-                embs.append(net.embed(torch.from_numpy(x[start:start + 500])))
+                embs.append(net.embed(torch.from_numpy(x[start : start + 500])))
             emb = torch.cat(embs)
             logits = net.linear(emb)
         out[name] = emb.numpy().astype(np.float32)
@@ -68,8 +75,9 @@ def cifar_embeddings(data_root: Path, cache_dir: Path, models: tuple[str, ...] =
     return out
 
 
-def cifar_session_embeddings(tmp_path_factory, models: tuple[str, ...] = ("resnet20", "resnet32"),
-                             per_class: int = 200) -> dict[str, np.ndarray]:
+def cifar_session_embeddings(
+    tmp_path_factory, models: tuple[str, ...] = ("resnet20", "resnet32"), per_class: int = 200
+) -> dict[str, np.ndarray]:
     """The default test subset (2,000 images, two depths), computed once and cached.
 
     The cache sits beside pytest's per-session folder (its parent), so one pytest session —

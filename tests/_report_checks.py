@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-INTERVAL = re.compile(r"\[([+\-]?\d+(?:\.\d+)?(?:e[+\-]?\d+)?%?), "
-                      r"([+\-]?\d+(?:\.\d+)?(?:e[+\-]?\d+)?%?)\]")
+INTERVAL = re.compile(
+    r"\[([+\-]?\d+(?:\.\d+)?(?:e[+\-]?\d+)?%?), "
+    r"([+\-]?\d+(?:\.\d+)?(?:e[+\-]?\d+)?%?)\]"
+)
 
 
 def _numbers(value):
@@ -35,8 +37,14 @@ def assert_no_empty_or_zero_figure(report) -> None:
 
 
 def _formats(v: float) -> set[str]:
-    out = {f"{100 * v:.2f}%", f"{100 * v:.2f}", f"{100 * v:+.2f}", f"{v:.2f}", f"{v:.3f}",
-           f"{v:.4f}"}
+    out = {
+        f"{100 * v:.2f}%",
+        f"{100 * v:.2f}",
+        f"{100 * v:+.2f}",
+        f"{v:.2f}",
+        f"{v:.3f}",
+        f"{v:.4f}",
+    }
     if v != 0 and abs(v) < 1e-3:
         out.add(f"{v:.3g}")
     return out
@@ -68,8 +76,9 @@ def table_intervals(results_dir: Path) -> set[tuple[str, str]]:
         table = pd.read_csv(results_dir / name, keep_default_na=False, na_values=[""])
         for column in table.columns:
             if column.endswith("_lo") and column[:-3] + "_hi" in table.columns:
-                bounds += list(zip(table[column].astype(float), table[column[:-3] + "_hi"]
-                                   .astype(float)))
+                bounds += list(
+                    zip(table[column].astype(float), table[column[:-3] + "_hi"].astype(float))
+                )
     bounds += matched_intervals(results_dir)
     out = set()
     for lo, hi in bounds:
@@ -84,8 +93,12 @@ def matched_intervals(results_dir: Path) -> list[tuple[float, float]]:
     from zoolens.measure.stats import accuracy_adjusted_means
 
     summary = json.loads((results_dir / "summary.json").read_text())
-    pairs = pd.read_csv(results_dir / "pairs.csv", keep_default_na=False, na_values=[""],
-                        dtype={"model_a": str, "model_b": str, "category": str})
+    pairs = pd.read_csv(
+        results_dir / "pairs.csv",
+        keep_default_na=False,
+        na_values=[""],
+        dtype={"model_a": str, "model_b": str, "category": str},
+    )
     base = summary["base"]
     mine = pairs[(pairs.model_a == base) ^ (pairs.model_b == base)]
     other = np.where(mine.model_a == base, mine.acc_b, mine.acc_a).astype(float)
@@ -130,13 +143,17 @@ def check_page(browser, report, results_dir: Path) -> str:
     text = page.inner_text("body")
     assert "κ" in text
     # the model cards are the users' own words ("pixels in [0, 1]"), not quoted results
-    quoted = page.evaluate("() => { const b = document.body.cloneNode(true); "
-                           "b.querySelectorAll('#table-cards').forEach(e => e.remove()); "
-                           "return b.textContent; }")
+    quoted = page.evaluate(
+        "() => { const b = document.body.cloneNode(true); "
+        "b.querySelectorAll('#table-cards').forEach(e => e.remove()); "
+        "return b.textContent; }"
+    )
     assert_quoted_intervals_match(quoted, results_dir)
     # Table 1 fits the page: no horizontal overflow at 1,400 px
-    overflow = page.evaluate("() => { const w = document.querySelector('#table-models')"
-                             ".closest('.table-wrap'); return w.scrollWidth - w.clientWidth; }")
+    overflow = page.evaluate(
+        "() => { const w = document.querySelector('#table-models')"
+        ".closest('.table-wrap'); return w.scrollWidth - w.clientWidth; }"
+    )
     assert overflow <= 1, overflow
     page.close()
     return text

@@ -87,8 +87,16 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15):
         lo, hi = edges[b], edges[b + 1]
         mask = (conf > lo) & (conf <= hi) if b > 0 else (conf >= lo) & (conf <= hi)
         n = int(mask.sum())
-        rows.append((b, lo, hi, n, float(conf[mask].mean()) if n else np.nan,
-                     float(right[mask].mean()) if n else np.nan))
+        rows.append(
+            (
+                b,
+                lo,
+                hi,
+                n,
+                float(conf[mask].mean()) if n else np.nan,
+                float(right[mask].mean()) if n else np.nan,
+            )
+        )
     ece = sum(n / len(labels) * abs(c - a) for _, _, _, n, c, a in rows if n)
     return rows, float(ece)
 
@@ -105,9 +113,19 @@ def _write(out: Path, name: str, rows) -> pd.DataFrame:
     return frame
 
 
-def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: str, *,
-                              calibration_index, class_names, class_groups=None,
-                              greedy_steps: int = 8, extra_summary: dict | None = None) -> Path:
+def write_results_from_scores(
+    out_dir,
+    scores: dict,
+    labels,
+    cards: dict,
+    base: str,
+    *,
+    calibration_index,
+    class_names,
+    class_groups=None,
+    greedy_steps: int = 8,
+    extra_summary: dict | None = None,
+) -> Path:
     """Write the analyze tables for a zoo given as ``{name: (N, C) scores}`` (DESIGN sec. 3, 5)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,18 +149,32 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
         _, ece_b = reliability_bins(softmax(s[ev]), y)
         _, ece_a = reliability_bins(q_eval[name], y)
         c = cards[name]
-        model_rows.append(dict(
-            model=name, arch=c.arch, framework=c.framework, pretrain_data=c.pretrain_data,
-            head=c.head, category=pair_category(cards[base], c), accuracy=acc,
-            accuracy_lo=acc - half, accuracy_hi=acc + half,
-            accuracy_all=float((s.argmax(axis=1) == labels).mean()), temperature=t,
-            nll_before=nll(s[ev], y, 1.0), nll_after=nll(s[ev], y, t),
-            ece_before=ece_b, ece_after=ece_a, kind="logits", accuracy_eval_n=len(ev)))
+        model_rows.append(
+            dict(
+                model=name,
+                arch=c.arch,
+                framework=c.framework,
+                pretrain_data=c.pretrain_data,
+                head=c.head,
+                category=pair_category(cards[base], c),
+                accuracy=acc,
+                accuracy_lo=acc - half,
+                accuracy_hi=acc + half,
+                accuracy_all=float((s.argmax(axis=1) == labels).mean()),
+                temperature=t,
+                nll_before=nll(s[ev], y, 1.0),
+                nll_after=nll(s[ev], y, t),
+                ece_before=ece_b,
+                ece_after=ece_a,
+                kind="logits",
+                accuracy_eval_n=len(ev),
+            )
+        )
     _write(out, "models", model_rows)
 
     pair_rows = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             ra, rb = right[a], right[b]
             ens = (q_eval[a] + q_eval[b]).argmax(axis=1) == y
             pa, pb = ra.mean(), rb.mean()
@@ -151,15 +183,27 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
             kappa = 1.0 if c_exp == 1 else ((1 - ei) - c_exp) / (1 - c_exp)
             one = ra ^ rb
             none = ~ra & ~rb
-            pair_rows.append(dict(
-                model_a=a, model_b=b, category=pair_category(cards[a], cards[b]),
-                acc_a=pa, acc_b=pb, error_inconsistency=ei, both_right=float(np.mean(ra & rb)),
-                both_wrong=float(np.mean(none)), error_consistency=kappa,
-                dominance_ab=float(np.mean(~ra & rb)), dominance_ba=float(np.mean(ra & ~rb)),
-                ensemble_acc=float(ens.mean()), ensemble_gain=float(ens.mean() - (pa + pb) / 2),
-                conversion_rate=float(ens[one].mean()) if one.any() else np.nan,
-                neither_conversion=float(ens[none].mean()) if none.any() else np.nan,
-                error_inconsistency_lo=max(ei - 0.01, 0.0), error_inconsistency_hi=ei + 0.01))
+            pair_rows.append(
+                dict(
+                    model_a=a,
+                    model_b=b,
+                    category=pair_category(cards[a], cards[b]),
+                    acc_a=pa,
+                    acc_b=pb,
+                    error_inconsistency=ei,
+                    both_right=float(np.mean(ra & rb)),
+                    both_wrong=float(np.mean(none)),
+                    error_consistency=kappa,
+                    dominance_ab=float(np.mean(~ra & rb)),
+                    dominance_ba=float(np.mean(ra & ~rb)),
+                    ensemble_acc=float(ens.mean()),
+                    ensemble_gain=float(ens.mean() - (pa + pb) / 2),
+                    conversion_rate=float(ens[one].mean()) if one.any() else np.nan,
+                    neither_conversion=float(ens[none].mean()) if none.any() else np.nan,
+                    error_inconsistency_lo=max(ei - 0.01, 0.0),
+                    error_inconsistency_hi=ei + 0.01,
+                )
+            )
     pairs = _write(out, "pairs", pair_rows)
 
     # Specialization, theta histograms: every pair (base, other).
@@ -174,27 +218,46 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
         ca, cb = q_eval[base].max(axis=1), q_eval[other].max(axis=1)
         theta = np.degrees(np.arctan2(ca, cb))
         ra, rb = right[base], right[other]
-        outcomes = {"both_right": ra & rb, "only_a": ra & ~rb, "only_b": ~ra & rb,
-                    "both_wrong": ~ra & ~rb}
+        outcomes = {
+            "both_right": ra & rb,
+            "only_a": ra & ~rb,
+            "only_b": ~ra & rb,
+            "both_wrong": ~ra & ~rb,
+        }
         for outcome, mask in outcomes.items():
             counts, _ = np.histogram(theta[mask], bins=edges)
             for k in range(18):
-                theta_rows.append(dict(model_a=base, model_b=other, outcome=outcome,
-                                       bin_lo=edges[k], bin_hi=edges[k + 1], count=int(counts[k])))
+                theta_rows.append(
+                    dict(
+                        model_a=base,
+                        model_b=other,
+                        outcome=outcome,
+                        bin_lo=edges[k],
+                        bin_hi=edges[k + 1],
+                        count=int(counts[k]),
+                    )
+                )
         for group_type, members in groups.items():
             for gname, cls in members.items():
                 m = np.isin(y, cls)
                 oa, ob = m & ra & ~rb, m & ~ra & rb
                 n = int(m.sum())
-                spec_rows.append(dict(
-                    model_a=base, model_b=other, group=gname, group_type=group_type, n=n,
-                    acc_a=float(ra[m].mean()) if n else np.nan,
-                    acc_b=float(rb[m].mean()) if n else np.nan,
-                    error_inconsistency=float((ra ^ rb)[m].mean()) if n else np.nan,
-                    only_a_right=float(oa.sum() / n) if n else np.nan,
-                    only_b_right=float(ob.sum() / n) if n else np.nan,
-                    mean_theta_only_a=float(theta[oa].mean()) if oa.any() else np.nan,
-                    mean_theta_only_b=float(theta[ob].mean()) if ob.any() else np.nan))
+                spec_rows.append(
+                    dict(
+                        model_a=base,
+                        model_b=other,
+                        group=gname,
+                        group_type=group_type,
+                        n=n,
+                        acc_a=float(ra[m].mean()) if n else np.nan,
+                        acc_b=float(rb[m].mean()) if n else np.nan,
+                        error_inconsistency=float((ra ^ rb)[m].mean()) if n else np.nan,
+                        only_a_right=float(oa.sum() / n) if n else np.nan,
+                        only_b_right=float(ob.sum() / n) if n else np.nan,
+                        mean_theta_only_a=float(theta[oa].mean()) if oa.any() else np.nan,
+                        mean_theta_only_b=float(theta[ob].mean()) if ob.any() else np.nan,
+                    )
+                )
     _write(out, "specialization", spec_rows)
     _write(out, "theta", theta_rows)
 
@@ -202,8 +265,15 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
     ycal = labels[cal]
     members = [base]
     sum_cal, sum_ev = q_cal[base].copy(), q_eval[base].copy()
-    steps = [(0, base, list(members), float((sum_cal.argmax(1) == ycal).mean()),
-              float((sum_ev.argmax(1) == y).mean()))]
+    steps = [
+        (
+            0,
+            base,
+            list(members),
+            float((sum_cal.argmax(1) == ycal).mean()),
+            float((sum_ev.argmax(1) == y).mean()),
+        )
+    ]
     for step in range(1, greedy_steps + 1):
         best = None
         for j, cand in enumerate(names):
@@ -215,31 +285,64 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
         members.append(cand)
         sum_cal += q_cal[cand]
         sum_ev += q_eval[cand]
-        steps.append((step, cand, list(members), float((sum_cal.argmax(1) == ycal).mean()),
-                      float((sum_ev.argmax(1) == y).mean())))
+        steps.append(
+            (
+                step,
+                cand,
+                list(members),
+                float((sum_cal.argmax(1) == ycal).mean()),
+                float((sum_ev.argmax(1) == y).mean()),
+            )
+        )
     best_step = max(range(len(steps)), key=lambda i: (steps[i][3], -i))
-    _write(out, "greedy", [dict(start=base, step=s, added=add, members=";".join(mem),
-                                calibration_acc=c, evaluation_acc=e, kept=s <= best_step)
-                           for s, add, mem, c, e in steps])
+    _write(
+        out,
+        "greedy",
+        [
+            dict(
+                start=base,
+                step=s,
+                added=add,
+                members=";".join(mem),
+                calibration_acc=c,
+                evaluation_acc=e,
+                kept=s <= best_step,
+            )
+            for s, add, mem, c, e in steps
+        ],
+    )
 
     # pareto.csv (study.budget): a made-up cost per model (gflops), summed over distinct
     # members; the front by the definition, point against point (no shortcut).
     gflops = {name: 0.5 * (k + 1) for k, name in enumerate(names)}
     acc_of = {row["model"]: row["accuracy"] for row in model_rows}
     candidates = [("single", [m], acc_of[m]) for m in names]
-    candidates += [("pair", [a, b], acc) for a, b, acc in
-                   zip(pairs.model_a, pairs.model_b, pairs.ensemble_acc)]
+    candidates += [
+        ("pair", [a, b], acc) for a, b, acc in zip(pairs.model_a, pairs.model_b, pairs.ensemble_acc)
+    ]
     candidates += [("greedy", mem, e) for _, _, mem, _, e in steps if len(mem) > 1]
     points = [(kind, mem, sum(gflops[m] for m in set(mem)), acc) for kind, mem, acc in candidates]
     pareto_rows = []
     for i, (kind, mem, cost, acc) in enumerate(points):
-        dominated = any((c2 <= cost and a2 >= acc and (c2 < cost or a2 > acc))
-                        or (c2 == cost and a2 == acc and j < i)
-                        for j, (_, _, c2, a2) in enumerate(points) if j != i)
-        pareto_rows.append(dict(kind=kind, members=";".join(mem), size=len(set(mem)),
-                                cost_unit="gflops", cost=cost, accuracy=acc,
-                                with_base=base in mem, fits_budget=True,
-                                on_front=not dominated))
+        dominated = any(
+            (c2 <= cost and a2 >= acc and (c2 < cost or a2 > acc))
+            or (c2 == cost and a2 == acc and j < i)
+            for j, (_, _, c2, a2) in enumerate(points)
+            if j != i
+        )
+        pareto_rows.append(
+            dict(
+                kind=kind,
+                members=";".join(mem),
+                size=len(set(mem)),
+                cost_unit="gflops",
+                cost=cost,
+                accuracy=acc,
+                with_base=base in mem,
+                fits_budget=True,
+                on_front=not dominated,
+            )
+        )
     _write(out, "pareto", pareto_rows)
 
     # Reliability diagrams before / after temperature scaling.
@@ -249,25 +352,53 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
         for stage, probs in (("before", softmax(s)), ("after", q_eval[name])):
             rows, _ = reliability_bins(probs, y)
             for b, lo, hi, n, conf, acc in rows:
-                rel_rows.append(dict(model=name, stage=stage, bin=b, bin_lo=lo, bin_hi=hi,
-                                     count=n, mean_confidence=conf, accuracy=acc))
+                rel_rows.append(
+                    dict(
+                        model=name,
+                        stage=stage,
+                        bin=b,
+                        bin_lo=lo,
+                        bin_hi=hi,
+                        count=n,
+                        mean_confidence=conf,
+                        accuracy=acc,
+                    )
+                )
     _write(out, "reliability", rel_rows)
 
     # Interpolation: base with its best sidekick.
     with_base = pairs[(pairs.model_a == base) | (pairs.model_b == base)]
     top = with_base.loc[with_base.ensemble_acc.idxmax()]
     sidekick = top.model_b if top.model_a == base else top.model_a
-    better_a = np.array([right[base][y == k].mean() >= right[sidekick][y == k].mean()
-                         for k in range(len(class_names))])
+    better_a = np.array(
+        [
+            right[base][y == k].mean() >= right[sidekick][y == k].mean()
+            for k in range(len(class_names))
+        ]
+    )
     interp_rows = []
     for w in np.linspace(0, 1, 11):
         ens = (w * q_eval[base] + (1 - w) * q_eval[sidekick]).argmax(1) == y
-        interp_rows.append(dict(model_a=base, model_b=sidekick, mode="weight", weight=w,
-                                ensemble_acc=float(ens.mean())))
+        interp_rows.append(
+            dict(
+                model_a=base,
+                model_b=sidekick,
+                mode="weight",
+                weight=w,
+                ensemble_acc=float(ens.mean()),
+            )
+        )
         wc = np.where(better_a, w, 1 - w)[None, :]
         ens = (wc * q_eval[base] + (1 - wc) * q_eval[sidekick]).argmax(1) == y
-        interp_rows.append(dict(model_a=base, model_b=sidekick, mode="class_aware", weight=w,
-                                ensemble_acc=float(ens.mean())))
+        interp_rows.append(
+            dict(
+                model_a=base,
+                model_b=sidekick,
+                mode="class_aware",
+                weight=w,
+                ensemble_acc=float(ens.mean()),
+            )
+        )
     _write(out, "interpolation", interp_rows)
 
     # Drill-down (study.drilldown): examples only one of base / sidekick gets right, top 3.
@@ -276,53 +407,91 @@ def write_results_from_scores(out_dir, scores: dict, labels, cards: dict, base: 
     for k in only:
         for model in (base, sidekick):
             for rank, cls in enumerate(np.argsort(-q_eval[model][k], kind="stable")[:3]):
-                drill_rows.append(dict(
-                    model_a=base, model_b=sidekick, example=int(ev[k]),
-                    example_id=f"img-{int(ev[k]):05d}", label=int(y[k]),
-                    label_name=class_names[int(y[k])],
-                    right=base if right[base][k] else sidekick, model=model, rank=rank + 1,
-                    **{"class": int(cls)}, class_name=class_names[int(cls)],
-                    probability=float(q_eval[model][k, cls]), image=""))
+                drill_rows.append(
+                    dict(
+                        model_a=base,
+                        model_b=sidekick,
+                        example=int(ev[k]),
+                        example_id=f"img-{int(ev[k]):05d}",
+                        label=int(y[k]),
+                        label_name=class_names[int(y[k])],
+                        right=base if right[base][k] else sidekick,
+                        model=model,
+                        rank=rank + 1,
+                        **{"class": int(cls)},
+                        class_name=class_names[int(cls)],
+                        probability=float(q_eval[model][k, cls]),
+                        image="",
+                    )
+                )
     _write(out, "drilldown", drill_rows)
 
     # summary.json in the shape study/analyze.py writes (provenance + headline).
     ranked = []
     for _, row in with_base.sort_values("ensemble_acc", ascending=False, kind="stable").iterrows():
         other = row.model_b if row.model_a == base else row.model_a
-        ranked.append({"model": other, "category": row.category,
-                       "ensemble_acc": float(row.ensemble_acc),
-                       "over_base": float(row.ensemble_acc - right[base].mean()),
-                       "error_inconsistency": float(row.error_inconsistency),
-                       "mcnemar_p": 0.01})
-    by_cat = {cat: {"mean": float(part.error_inconsistency.mean()),
-                    "lo": float(part.error_inconsistency.min()),
-                    "hi": float(part.error_inconsistency.max()), "n_pairs": int(len(part))}
-              for cat, part in with_base.groupby("category", sort=False)}
+        ranked.append(
+            {
+                "model": other,
+                "category": row.category,
+                "ensemble_acc": float(row.ensemble_acc),
+                "over_base": float(row.ensemble_acc - right[base].mean()),
+                "error_inconsistency": float(row.error_inconsistency),
+                "mcnemar_p": 0.01,
+            }
+        )
+    by_cat = {
+        cat: {
+            "mean": float(part.error_inconsistency.mean()),
+            "lo": float(part.error_inconsistency.min()),
+            "hi": float(part.error_inconsistency.max()),
+            "n_pairs": int(len(part)),
+        }
+        for cat, part in with_base.groupby("category", sort=False)
+    }
     base_row = model_rows[names.index(base)]
     summary = {
-        "format_version": 1, "table_version": 1, "zoolens_version": "0.1.0",
+        "format_version": 1,
+        "table_version": 1,
+        "zoolens_version": "0.1.0",
         "created_utc": "2026-11-22T01:00:00+00:00",
         "command": f"zoolens analyze /data/zoos/fixture --base '{base}' --out results",
-        "zoo": {"path": "/data/zoos/fixture", "dataset": "synthetic <six> classes",
-                "num_examples": n_all, "num_classes": len(class_names),
-                "num_models": len(names), "file_hashes": {"labels.npy": "0" * 64}},
-        "split_seed": 0, "seeds": {"bootstrap": 0}, "base": base,
+        "zoo": {
+            "path": "/data/zoos/fixture",
+            "dataset": "synthetic <six> classes",
+            "num_examples": n_all,
+            "num_classes": len(class_names),
+            "num_models": len(names),
+            "file_hashes": {"labels.npy": "0" * 64},
+        },
+        "split_seed": 0,
+        "seeds": {"bootstrap": 0},
+        "base": base,
         "splits": {"calibration": len(cal), "evaluation": len(ev), "all": n_all},
         "temperature_warnings": [f"{names[-1]}: temperature at a bound (fixture)"],
         "notes": [],
         "headline": {
-            "base": {"model": base, "accuracy": base_row["accuracy"],
-                     "accuracy_lo": base_row["accuracy_lo"],
-                     "accuracy_hi": base_row["accuracy_hi"],
-                     "accuracy_all": base_row["accuracy_all"]},
-            "best_sidekick": ranked[0], "ranked_sidekicks": ranked[:5],
+            "base": {
+                "model": base,
+                "accuracy": base_row["accuracy"],
+                "accuracy_lo": base_row["accuracy_lo"],
+                "accuracy_hi": base_row["accuracy_hi"],
+                "accuracy_all": base_row["accuracy_all"],
+            },
+            "best_sidekick": ranked[0],
+            "ranked_sidekicks": ranked[:5],
             "mean_error_inconsistency_by_category": by_cat,
-            "spearman_ei_vs_gain": {"pairs_with_base": {"rho": 0.8, "p_value": 0.005,
-                                                        "n_pairs": len(with_base)}},
-            "greedy": {"start": base, "members": members[: best_step + 1],
-                       "evaluation_acc": steps[best_step][4],
-                       "gain_over_start": steps[best_step][4] - steps[0][4]},
-            "all_models_ensemble_acc": 0.9, "all_models_ensemble_members": len(names),
+            "spearman_ei_vs_gain": {
+                "pairs_with_base": {"rho": 0.8, "p_value": 0.005, "n_pairs": len(with_base)}
+            },
+            "greedy": {
+                "start": base,
+                "members": members[: best_step + 1],
+                "evaluation_acc": steps[best_step][4],
+                "gain_over_start": steps[best_step][4] - steps[0][4],
+            },
+            "all_models_ensemble_acc": 0.9,
+            "all_models_ensemble_members": len(names),
         },
     }
     summary.update(extra_summary or {})
@@ -334,8 +503,12 @@ def write_probe_tables(out_dir, names: list, base: str, *, seed: int = 0) -> Pat
     """probe.csv, diversity.csv, transfer.csv, stacking.csv, cka.csv with plausible numbers."""
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
-    pairs = pd.read_csv(out / "pairs.csv", dtype={"model_a": str, "model_b": str},
-                        keep_default_na=False, na_values=[""])
+    pairs = pd.read_csv(
+        out / "pairs.csv",
+        dtype={"model_a": str, "model_b": str},
+        keep_default_na=False,
+        na_values=[""],
+    )
     others = [n for n in names if n != base][:3]
     probe_rows, div_rows, stack_rows = [], [], []
     for other in others:
@@ -343,33 +516,66 @@ def write_probe_tables(out_dir, names: list, base: str, *, seed: int = 0) -> Pat
         for rate in (0.0, 0.25, 0.5, 0.75, 1.0):
             for draw in range(3):
                 bump = 0.03 * np.sin(np.pi * rate)
-                probe_rows.append(dict(
-                    model_a=base, model_b=other, rate=rate, draw=draw,
-                    n_dims_a=int(np.floor(rate * 64)), n_dims_b=int(64 - np.floor(rate * 64)),
-                    accuracy=rate * acc_a + (1 - rate) * acc_b + bump + 0.004 * rng.standard_normal()))
+                probe_rows.append(
+                    dict(
+                        model_a=base,
+                        model_b=other,
+                        rate=rate,
+                        draw=draw,
+                        n_dims_a=int(np.floor(rate * 64)),
+                        n_dims_b=int(64 - np.floor(rate * 64)),
+                        accuracy=rate * acc_a
+                        + (1 - rate) * acc_b
+                        + bump
+                        + 0.004 * rng.standard_normal(),
+                    )
+                )
         target = max(acc_a, acc_b)
         for selection in ("diverse", "random"):
             for j in range(1, 9):
                 k = 16 * j
                 lift = 0.02 if selection == "diverse" else 0.0
-                div_rows.append(dict(model_a=base, model_b=other, selection=selection, k=k,
-                                     accuracy=target - 0.12 / j + lift, target_accuracy=target))
+                div_rows.append(
+                    dict(
+                        model_a=base,
+                        model_b=other,
+                        selection=selection,
+                        k=k,
+                        accuracy=target - 0.12 / j + lift,
+                        target_accuracy=target,
+                    )
+                )
         va, vb = 0.60 + 0.1 * rng.random(), 0.60 + 0.1 * rng.random()
-        stack_rows.append(dict(model_a=base, model_b=other, downstream_metric="accuracy",
-                               value_a=va, value_b=vb, value_stacked=max(va, vb) + 0.03))
+        stack_rows.append(
+            dict(
+                model_a=base,
+                model_b=other,
+                downstream_metric="accuracy",
+                value_a=va,
+                value_b=vb,
+                value_stacked=max(va, vb) + 0.03,
+            )
+        )
     _write(out, "probe", probe_rows)
     _write(out, "diversity", div_rows)
     _write(out, "stacking", stack_rows)
-    models = pd.read_csv(out / "models.csv", dtype={"model": str}, keep_default_na=False,
-                         na_values=[""])
+    models = pd.read_csv(
+        out / "models.csv", dtype={"model": str}, keep_default_na=False, na_values=[""]
+    )
     transfer = models[["model", "accuracy"]].rename(columns={"accuracy": "upstream_accuracy"})
-    transfer = transfer.assign(downstream_metric="accuracy",
-                               downstream_value=0.5 + 0.4 * transfer.upstream_accuracy
-                               + 0.02 * rng.standard_normal(len(transfer)))
+    transfer = transfer.assign(
+        downstream_metric="accuracy",
+        downstream_value=0.5
+        + 0.4 * transfer.upstream_accuracy
+        + 0.02 * rng.standard_normal(len(transfer)),
+    )
     _write(out, "transfer", transfer)
     cka = pairs[["model_a", "model_b", "error_consistency"]].copy()
-    cka.insert(2, "cka_linear", np.clip(0.3 + 0.6 * cka.error_consistency
-                                        + 0.05 * rng.standard_normal(len(cka)), 0, 1))
+    cka.insert(
+        2,
+        "cka_linear",
+        np.clip(0.3 + 0.6 * cka.error_consistency + 0.05 * rng.standard_normal(len(cka)), 0, 1),
+    )
     cka.insert(3, "cka_rbf", np.clip(cka.cka_linear + 0.03, 0, 1))
     cka.insert(4, "cka_debiased", np.clip(cka.cka_linear - 0.1, 0, 1))
     cka.loc[cka.index[:2], "error_consistency"] = np.nan  # "unknown" rows, as allowed
@@ -387,7 +593,7 @@ SYNTHETIC_MODELS = [
     ("EfficientNet-B0", "effnet_b0", "efficientnet", "supervised", "ImageNet", 0, {}, 0.55),
     (EVIL_NAME, "vit_b16", "vit", "supervised", "ImageNet", 0, {}, 0.5),
     ("SimCLR ResNet-50", "resnet50", "resnet", "simclr", "ImageNet", 0, {}, 0.38),
-    ("_CLIP R50 & \"quotes\"", "resnet50", "resnet", "clip", "ImageNet", 0, {}, 0.32),
+    ('_CLIP R50 & "quotes"', "resnet50", "resnet", "clip", "ImageNet", 0, {}, 0.32),
     ("BiT-JFT", "resnet50", "resnet", "supervised", "JFT-300M", 0, {}, 0.22),
     ("CLIP ViT-B/32 (WIT)", "vit_b32", "vit", "clip", "WIT-400M", 0, {}, 0.15),
 ]
@@ -411,8 +617,9 @@ def simulate_scores(n: int = 800, seed: int = 0):
     return scores, labels
 
 
-def write_synthetic_results(out_dir, *, probe: bool = True, seed: int = 0, n: int = 800,
-                            base_position: int = 0) -> Path:
+def write_synthetic_results(
+    out_dir, *, probe: bool = True, seed: int = 0, n: int = 800, base_position: int = 0
+) -> Path:
     """The full synthetic results folder (all tables of ``zoolens.contracts``). ``base_position``: the
     base's place in zoo order (pairs.csv has a < b in zoo order, so a base not first sits in
     model_b of some pairs)."""
@@ -420,13 +627,22 @@ def write_synthetic_results(out_dir, *, probe: bool = True, seed: int = 0, n: in
     order = [name for name in scores if name != BASE_NAME]
     order.insert(base_position, BASE_NAME)
     scores = {name: scores[name] for name in order}
-    cards = {name: Card(name, arch, fam, fw, data, seed=s, hparams=hp)
-             for name, arch, fam, fw, data, s, hp, _ in SYNTHETIC_MODELS}
+    cards = {
+        name: Card(name, arch, fam, fw, data, seed=s, hparams=hp)
+        for name, arch, fam, fw, data, s, hp, _ in SYNTHETIC_MODELS
+    }
     rng = np.random.default_rng(seed + 1)
     cal = np.sort(rng.choice(n, size=n // 4, replace=False))
-    out = write_results_from_scores(out_dir, scores, labels, cards, BASE_NAME,
-                                    calibration_index=cal, class_names=CLASS_NAMES,
-                                    class_groups=CLASS_GROUPS)
+    out = write_results_from_scores(
+        out_dir,
+        scores,
+        labels,
+        cards,
+        BASE_NAME,
+        calibration_index=cal,
+        class_names=CLASS_NAMES,
+        class_groups=CLASS_GROUPS,
+    )
     if probe:
         write_probe_tables(out, list(scores), BASE_NAME, seed=seed)
     return out

@@ -20,21 +20,30 @@ def _labels_and_probs(folder: Path) -> tuple[np.ndarray, dict[str, tuple[np.ndar
     labels = dense[:, 0].astype(np.int64)
     models = {
         "densenet": (dense[:, 11:21], {"arch": "densenet-bc", "framework": "supervised"}),
-        "resnet-110": (np.loadtxt(folder / "resnet-110.csv", delimiter=",")[:, 11:21],
-                       {"arch": "resnet-110", "arch_family": "resnet",
-                        "framework": "supervised"}),
-        "preresnet-110": (np.loadtxt(folder / "preresnet-110.csv", delimiter=",")[:, 11:21],
-                          {"arch": "preresnet-110", "arch_family": "resnet",
-                           "framework": "supervised"}),
-        "wideresnet": (np.load(folder / "wideresnet-16-4-cifar-10.npz")["predictions"],
-                       {"arch": "wrn-16-4", "arch_family": "resnet",
-                        "framework": "supervised"}),
-        "vgg16": (np.load(folder / "vgg16-keras-cifar-10.npz")["probs"],
-                  {"arch": "vgg16", "framework": "supervised"}),
-        "lenet": (np.load(folder / "lenet-5-cifar-10.npz")["predictions"],
-                  {"arch": "lenet-5", "framework": "supervised", "pretrain_data": "none"}),
-        "humans": (dense[:, 1:11] / dense[:, 1:11].sum(axis=1, keepdims=True),
-                   {"arch": "people", "framework": "human"}),
+        "resnet-110": (
+            np.loadtxt(folder / "resnet-110.csv", delimiter=",")[:, 11:21],
+            {"arch": "resnet-110", "arch_family": "resnet", "framework": "supervised"},
+        ),
+        "preresnet-110": (
+            np.loadtxt(folder / "preresnet-110.csv", delimiter=",")[:, 11:21],
+            {"arch": "preresnet-110", "arch_family": "resnet", "framework": "supervised"},
+        ),
+        "wideresnet": (
+            np.load(folder / "wideresnet-16-4-cifar-10.npz")["predictions"],
+            {"arch": "wrn-16-4", "arch_family": "resnet", "framework": "supervised"},
+        ),
+        "vgg16": (
+            np.load(folder / "vgg16-keras-cifar-10.npz")["probs"],
+            {"arch": "vgg16", "framework": "supervised"},
+        ),
+        "lenet": (
+            np.load(folder / "lenet-5-cifar-10.npz")["predictions"],
+            {"arch": "lenet-5", "framework": "supervised", "pretrain_data": "none"},
+        ),
+        "humans": (
+            dense[:, 1:11] / dense[:, 1:11].sum(axis=1, keepdims=True),
+            {"arch": "people", "framework": "human"},
+        ),
     }
     return labels, models
 
@@ -48,9 +57,12 @@ def build_top1_zoo(path: Path):
     zoo = Zoo.create(path, labels, class_names=[f"class{k}" for k in range(10)])
     for name, (probs, card) in models.items():
         top = probs.argmax(axis=1)
-        zoo.add(name, topk_indices=top[:, None],
-                topk_values=probs[np.arange(len(top)), top][:, None].astype(np.float32),
-                card=card)
+        zoo.add(
+            name,
+            topk_indices=top[:, None],
+            topk_values=probs[np.arange(len(top)), top][:, None].astype(np.float32),
+            card=card,
+        )
     return zoo
 
 
@@ -60,8 +72,11 @@ DECISION_MODELS = {
     "resnet_basic_32": {"arch": "resnet-32", "arch_family": "resnet"},
     "densenet_BC_100_12": {"arch": "densenet-bc-100", "arch_family": "densenet"},
     "vgg16_keras": {"arch": "vgg16", "arch_family": "vgg"},
-    "shake_shake_26_2x64d_SSI_cutout16": {"arch": "shake-shake-26", "arch_family": "resnet",
-                                          "hparams": {"cutout": 16}},
+    "shake_shake_26_2x64d_SSI_cutout16": {
+        "arch": "shake-shake-26",
+        "arch_family": "resnet",
+        "hparams": {"cutout": 16},
+    },
     "random_features_256k_aug": {"arch": "random-features", "framework": "kernel"},
     "alexnet_tf_ben": {"arch": "alexnet", "arch_family": "alexnet"},
 }
@@ -75,7 +90,8 @@ def build_decision_zoo(path: Path):
     folder = shared_path(DECISIONS)
     zoo = Zoo.create(path, labels, class_names=[f"class{k}" for k in range(10)])
     for name, card in DECISION_MODELS.items():
-        pred = np.asarray(json.loads((folder / f"{name}_predictions.json").read_text()),
-                          dtype=np.int64)
+        pred = np.asarray(
+            json.loads((folder / f"{name}_predictions.json").read_text()), dtype=np.int64
+        )
         zoo.add(name, decisions=pred, card={"framework": "supervised", **card})
     return zoo

@@ -29,13 +29,28 @@ def test_ray_unreachable_cluster_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ray, "init", unreachable)
     zoo = ref.build_synthetic(tmp_path / "zoo")
-    result = CliRunner().invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "base",
-                                      "--out", str(tmp_path / "o"), "--bootstrap", "0",
-                                      "--ray-address", "10.0.0.9:6379"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(zoo.path),
+            "--base",
+            "base",
+            "--out",
+            str(tmp_path / "o"),
+            "--bootstrap",
+            "0",
+            "--ray-address",
+            "10.0.0.9:6379",
+        ],
+    )
     assert result.exit_code == 1
-    assert result.output == ("error: --ray: cannot start or reach a Ray cluster at "
-                             "10.0.0.9:6379 (ConnectionError: Could not connect to "
-                             "10.0.0.9:6379)\n")
+    assert result.output == (
+        "error: --ray: cannot start or reach a Ray cluster at "
+        "10.0.0.9:6379 (ConnectionError: Could not connect to "
+        "10.0.0.9:6379)\n"
+    )
     assert not (tmp_path / "o" / "pairs.csv").exists()
 
 
@@ -59,8 +74,9 @@ def test_ray_tables_equal_the_local_run(cluster, tmp_path):
     assert len(remote.tables()) == len(local.tables())
     for name, frame in local.tables().items():
         pd.testing.assert_frame_equal(remote.tables()[name], frame, check_exact=True)
-        assert (tmp_path / "ray" / f"{name}.csv").read_bytes() == \
-            (tmp_path / "local" / f"{name}.csv").read_bytes(), name
+        assert (tmp_path / "ray" / f"{name}.csv").read_bytes() == (
+            tmp_path / "local" / f"{name}.csv"
+        ).read_bytes(), name
     for key in ("headline", "temperature_fits"):
         assert json.dumps(remote.summary[key]) == json.dumps(local.summary[key])
     # and both equal the reference written by the implementation before the fused pass
@@ -74,9 +90,25 @@ def test_ray_through_the_cli(cluster, tmp_path):
     outs = {}
     for flag in ([], ["--ray"]):
         out = tmp_path / ("ray" if flag else "local")
-        result = runner.invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "base",
-                                     "--out", str(out), "--bootstrap", "40", "--max-steps",
-                                     "2", "--chunk-size", "50", *flag])
+        result = runner.invoke(
+            app,
+            [
+                "--quiet",
+                "analyze",
+                str(zoo.path),
+                "--base",
+                "base",
+                "--out",
+                str(out),
+                "--bootstrap",
+                "40",
+                "--max-steps",
+                "2",
+                "--chunk-size",
+                "50",
+                *flag,
+            ],
+        )
         assert result.exit_code == 0, result.output
         outs[bool(flag)] = out
     for csv in sorted(outs[False].glob("*.csv")):

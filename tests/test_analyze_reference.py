@@ -30,9 +30,11 @@ from conftest import shared_path
 # against a float64 scipy oracle. The fitted temperatures moved by at most one float64 ulp
 # (the Newton objective's row sums run on torch's kernels; the fit itself stops at 1e-8 in
 # log T); no table cell that depends on them changed.
-TOLERANCES: dict[str, tuple[float, float]] = {"nll_before": (1e-12, 0.0),
-                                              "nll_after": (1e-12, 0.0),
-                                              "temperature": (1e-12, 0.0)}
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "nll_before": (1e-12, 0.0),
+    "nll_after": (1e-12, 0.0),
+    "temperature": (1e-12, 0.0),
+}
 
 
 def compare_table(name: str, got_path: Path, want_path: Path) -> None:
@@ -47,12 +49,15 @@ def compare_table(name: str, got_path: Path, want_path: Path) -> None:
             rtol, atol = TOLERANCES[column]
             x = pd.to_numeric(pd.Series(a), errors="coerce").to_numpy(float)
             y = pd.to_numeric(pd.Series(b), errors="coerce").to_numpy(float)
-            np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, equal_nan=True,
-                                       err_msg=f"{name}.{column}")
+            np.testing.assert_allclose(
+                x, y, rtol=rtol, atol=atol, equal_nan=True, err_msg=f"{name}.{column}"
+            )
         else:
             bad = np.flatnonzero(a != b)
-            assert bad.size == 0, (f"{name}.{column}: {bad.size} cells differ, first row "
-                                   f"{bad[0]}: {a[bad[0]]!r} != reference {b[bad[0]]!r}")
+            assert bad.size == 0, (
+                f"{name}.{column}: {bad.size} cells differ, first row "
+                f"{bad[0]}: {a[bad[0]]!r} != reference {b[bad[0]]!r}"
+            )
 
 
 def compare_json(got: Any, want: Any, where: str, key: str = "") -> None:
@@ -67,8 +72,7 @@ def compare_json(got: Any, want: Any, where: str, key: str = "") -> None:
             compare_json(g, w, f"{where}[{i}]", key)
     elif isinstance(want, float) and key in TOLERANCES:
         rtol, atol = TOLERANCES[key]
-        assert isinstance(got, float) and math.isclose(got, want, rel_tol=rtol,
-                                                       abs_tol=atol), where
+        assert isinstance(got, float) and math.isclose(got, want, rel_tol=rtol, abs_tol=atol), where
     else:
         assert got == want, f"{where}: {got!r} != reference {want!r}"
 
@@ -81,8 +85,7 @@ def check_case(name: str, zoo: Any, options: dict[str, Any], tmp_path: Path) -> 
     for table in tables:
         compare_table(f"{name}/{table.stem}", out / table.name, table)
     summary = json.loads((out / "summary.json").read_text())
-    compare_json(ref.findings(summary), json.loads((fixture / "summary.json").read_text()),
-                 name)
+    compare_json(ref.findings(summary), json.loads((fixture / "summary.json").read_text()), name)
 
 
 @pytest.mark.parametrize("name", sorted(ref.SYNTHETIC_CASES))

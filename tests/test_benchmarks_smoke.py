@@ -20,8 +20,9 @@ from benchmarks import generator  # noqa: E402
 def test_generator_hits_its_accuracy_and_temperature_targets():
     from zoolens.measure.calibration import fit_temperature
 
-    spec = generator.resolve(generator.ZooSpec(num_models=3, num_examples=3000,
-                                               num_classes=100, seed=3))
+    spec = generator.resolve(
+        generator.ZooSpec(num_models=3, num_examples=3000, num_classes=100, seed=3)
+    )
     y = generator.labels(spec)
     for m, model in enumerate(spec.models):
         z = generator.model_logits(spec, m)
@@ -31,8 +32,9 @@ def test_generator_hits_its_accuracy_and_temperature_targets():
         t = fit_temperature(z[2000:], y[2000:]).temperature
         assert abs(t - model["target_temperature"]) < 0.1 * model["target_temperature"]
     # Rows of one model are reproducible piecewise (chunked generation).
-    np.testing.assert_array_equal(generator.model_logits(spec, 1, slice(100, 2000)),
-                                  generator.model_logits(spec, 1)[100:2000])
+    np.testing.assert_array_equal(
+        generator.model_logits(spec, 1, slice(100, 2000)), generator.model_logits(spec, 1)[100:2000]
+    )
 
 
 def test_tiny_suite_runs_and_writes_results(tmp_path, monkeypatch):
@@ -43,14 +45,32 @@ def test_tiny_suite_runs_and_writes_results(tmp_path, monkeypatch):
 
     out = tmp_path / "RESULTS.md"
     threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    assert runner.main(["--size", "tiny", "--runs", "1", "--out", str(out),
-                        "--only", "agreement,ensemble,greedy"]) == 0
+    assert (
+        runner.main(
+            [
+                "--size",
+                "tiny",
+                "--runs",
+                "1",
+                "--out",
+                str(out),
+                "--only",
+                "agreement,ensemble,greedy",
+            ]
+        )
+        == 0
+    )
     # The runner pins one thread while it runs, and gives the process its settings back.
     assert torch.get_num_threads() == threads and os.environ.get("OMP_NUM_THREADS") == env
     text = out.read_text()
     assert "| benchmark |" in text and "cores" in text and "numpy" in text
-    for name in ("agreement", "pair ensembles", "pair ensembles, streamed", "greedy selection",
-                 "generator"):
+    for name in (
+        "agreement",
+        "pair ensembles",
+        "pair ensembles, streamed",
+        "greedy selection",
+        "generator",
+    ):
         assert f"| {name} |" in text
     # The correctness checks the table reports must hold even at the tiny size.
     assert "predictions identical on 3 pairs x 1,000: yes" in text

@@ -35,15 +35,33 @@ def small_zoo(tmp_path_factory):
 
 def test_analyze_writes_tables_and_prints_summary(small_zoo, tmp_path):
     out = tmp_path / "res"
-    result = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
-                                 "--out", str(out), "--bootstrap", "50", "--max-steps", "3",
-                                 "--pool", "accuracy<0.99", "--interpolate", "m0,m2"])
+    result = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(small_zoo.path),
+            "--base",
+            "m0",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+            "--max-steps",
+            "3",
+            "--pool",
+            "accuracy<0.99",
+            "--interpolate",
+            "m0,m2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "best sidekick for m0: m" in result.output
     pairs = pd.read_csv(out / "pairs.csv")
     best = pairs[pairs.model_a == "m0"].sort_values("ensemble_acc", ascending=False).iloc[0]
-    assert f"best sidekick for m0: {best.model_b} (ensemble {best.ensemble_acc:.3f}" \
-        in result.output
+    assert (
+        f"best sidekick for m0: {best.model_b} (ensemble {best.ensemble_acc:.3f}" in result.output
+    )
     for name, columns in tables.TABLE_COLUMNS.items():
         assert list(pd.read_csv(out / f"{name}.csv").columns) == columns
     summary = json.loads((out / "summary.json").read_text())
@@ -58,31 +76,61 @@ def test_analyze_writes_tables_and_prints_summary(small_zoo, tmp_path):
 
 
 def test_ensemble_command(small_zoo, tmp_path):
-    result = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--start", "m0",
-                                 "--pool", "m1,m2", "--max-steps", "4", "--out",
-                                 str(tmp_path / "g")])
+    result = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "ensemble",
+            str(small_zoo.path),
+            "--start",
+            "m0",
+            "--pool",
+            "m1,m2",
+            "--max-steps",
+            "4",
+            "--out",
+            str(tmp_path / "g"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     greedy = pd.read_csv(tmp_path / "g" / "greedy.csv")
     assert list(greedy.columns) == tables.GREEDY_COLUMNS
     assert len(greedy) == 5 and greedy.start.eq("m0").all()
     assert set(greedy.added[1:]) <= {"m1", "m2"}
     assert "kept" in result.output and "over m0 alone" in result.output
-    printed = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--start", "m2",
-                                  "--pool", "accuracy<0.99", "--max-steps", "2"])
+    printed = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "ensemble",
+            str(small_zoo.path),
+            "--start",
+            "m2",
+            "--pool",
+            "accuracy<0.99",
+            "--max-steps",
+            "2",
+        ],
+    )
     assert printed.exit_code == 0, printed.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--base", "nope"], "no model named 'nope'"),
-    (["--base", "m0", "--pool", "accuracy<0"], "pool is empty"),
-    (["--base", "m0", "--pool", "m1,ghost"], "'ghost' is not in the zoo"),
-    (["--base", "m0", "--combine", "votes"], "combine 'votes': use 'probs' or 'logits'"),
-    (["--base", "m0", "--interpolate", "m0"], "give two model names"),
-    (["--base", "m0", "--pool", "acc<0.5"], "unknown column 'acc'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--base", "nope"], "no model named 'nope'"),
+        (["--base", "m0", "--pool", "accuracy<0"], "pool is empty"),
+        (["--base", "m0", "--pool", "m1,ghost"], "'ghost' is not in the zoo"),
+        (["--base", "m0", "--combine", "votes"], "combine 'votes': use 'probs' or 'logits'"),
+        (["--base", "m0", "--interpolate", "m0"], "give two model names"),
+        (["--base", "m0", "--pool", "acc<0.5"], "unknown column 'acc'"),
+    ],
+)
 def test_analyze_bad_input_is_one_line(small_zoo, tmp_path, args, message):
-    result = runner.invoke(app, ["analyze", str(small_zoo.path), "--out", str(tmp_path / "o"),
-                                 "--bootstrap", "0", *args])
+    result = runner.invoke(
+        app,
+        ["analyze", str(small_zoo.path), "--out", str(tmp_path / "o"), "--bootstrap", "0", *args],
+    )
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
@@ -91,19 +139,23 @@ def test_analyze_bad_input_is_one_line(small_zoo, tmp_path, args, message):
 
 def test_one_model_zoo_and_empty_calibration_split(tmp_path):
     one = _zoo(tmp_path / "one", models=1)
-    result = runner.invoke(app, ["analyze", str(one.path), "--base", "m0", "--out",
-                                 str(tmp_path / "o1")])
+    result = runner.invoke(
+        app, ["analyze", str(one.path), "--base", "m0", "--out", str(tmp_path / "o1")]
+    )
     assert result.exit_code != 0 and "has 1 model" in result.output
     # calibration fraction 0 (issue 14): analysed on all examples, temperatures 1,
     # greedy cross-fitted (tests/test_no_calibration.py checks the numbers)
     nocal = _zoo(tmp_path / "nocal", calibration_fraction=0.0)
-    for command in (["analyze", str(nocal.path), "--base", "m0", "--out", str(tmp_path / "o2")],
-                    ["ensemble", str(nocal.path), "--start", "m0"]):
+    for command in (
+        ["analyze", str(nocal.path), "--base", "m0", "--out", str(tmp_path / "o2")],
+        ["ensemble", str(nocal.path), "--start", "m0"],
+    ):
         result = runner.invoke(app, command)
         assert result.exit_code == 0, result.output
         assert "cross-fitted in 5 folds" in result.output
-    missing = runner.invoke(app, ["analyze", str(tmp_path / "nothing"), "--base", "m0",
-                                  "--out", str(tmp_path / "o3")])
+    missing = runner.invoke(
+        app, ["analyze", str(tmp_path / "nothing"), "--base", "m0", "--out", str(tmp_path / "o3")]
+    )
     assert missing.exit_code != 0 and "error:" in missing.output
 
 
@@ -119,16 +171,42 @@ def test_help_has_example(command):
 
 
 def test_bad_pool_fails_before_the_evaluation_pass(small_zoo, tmp_path):
-    result = runner.invoke(app, ["analyze", str(small_zoo.path), "--base", "m0", "--out",
-                                 str(tmp_path / "o"), "--pool", "accuracy<0"])
+    result = runner.invoke(
+        app,
+        [
+            "analyze",
+            str(small_zoo.path),
+            "--base",
+            "m0",
+            "--out",
+            str(tmp_path / "o"),
+            "--pool",
+            "accuracy<0",
+        ],
+    )
     assert result.exit_code != 0 and "pool is empty" in result.output
     assert "evaluation pass" not in result.output  # failed before streaming the scores
-    later = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--start", "m0",
-                                "--pool", "ece_after<0.5"])
+    later = runner.invoke(
+        app,
+        ["--quiet", "ensemble", str(small_zoo.path), "--start", "m0", "--pool", "ece_after<0.5"],
+    )
     assert later.exit_code != 0 and "has no value for any model" in later.output
-    ok = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
-                             "--out", str(tmp_path / "o2"), "--bootstrap", "0",
-                             "--pool", "ece_after<1 and accuracy>0"])
+    ok = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(small_zoo.path),
+            "--base",
+            "m0",
+            "--out",
+            str(tmp_path / "o2"),
+            "--bootstrap",
+            "0",
+            "--pool",
+            "ece_after<1 and accuracy>0",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
 
 
@@ -137,9 +215,26 @@ def test_analyze_start_begins_the_greedy_table_and_equals_the_api(small_zoo, tmp
 
     out = tmp_path / "res"
     options = dict(pool="m0,m1", max_steps=3)
-    result = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
-                                 "--start", "m2", "--pool", options["pool"], "--max-steps",
-                                 "3", "--bootstrap", "0", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(small_zoo.path),
+            "--base",
+            "m0",
+            "--start",
+            "m2",
+            "--pool",
+            options["pool"],
+            "--max-steps",
+            "3",
+            "--bootstrap",
+            "0",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     greedy = pd.read_csv(out / "greedy.csv")
     # Step 0 is the start alone; m2 is not in the pool, so it can only be there as the start.
@@ -152,8 +247,7 @@ def test_analyze_start_begins_the_greedy_table_and_equals_the_api(small_zoo, tmp
     assert summary["settings"]["greedy_start"] == "m2"
     assert summary["headline"]["greedy"]["start"] == "m2"
     api = run_analysis(small_zoo.path, "m0", start="m2", n_bootstrap=0, **options)
-    pd.testing.assert_frame_equal(greedy, api.greedy.reset_index(drop=True),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(greedy, api.greedy.reset_index(drop=True), check_dtype=False)
     # Without --start the base starts, and the table differs from the m2 one.
     default = run_analysis(small_zoo.path, "m0", n_bootstrap=0, **options)
     assert default.greedy.start.eq("m0").all() and not default.greedy.equals(api.greedy)
@@ -162,30 +256,62 @@ def test_analyze_start_begins_the_greedy_table_and_equals_the_api(small_zoo, tmp
 def test_analyze_start_matches_ensemble_start(small_zoo, tmp_path):
     """Same start, pool and steps: analyze's greedy table is ensemble's."""
     common = ["--start", "m1", "--pool", "accuracy<0.99", "--max-steps", "4"]
-    a = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
-                            "--bootstrap", "0", "--out", str(tmp_path / "a"), *common])
-    e = runner.invoke(app, ["--quiet", "ensemble", str(small_zoo.path), "--out",
-                            str(tmp_path / "e"), *common])
+    a = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(small_zoo.path),
+            "--base",
+            "m0",
+            "--bootstrap",
+            "0",
+            "--out",
+            str(tmp_path / "a"),
+            *common,
+        ],
+    )
+    e = runner.invoke(
+        app, ["--quiet", "ensemble", str(small_zoo.path), "--out", str(tmp_path / "e"), *common]
+    )
     assert a.exit_code == 0 and e.exit_code == 0, a.output + e.output
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "greedy.csv"),
-                                  pd.read_csv(tmp_path / "e" / "greedy.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "greedy.csv"), pd.read_csv(tmp_path / "e" / "greedy.csv")
+    )
 
 
-@pytest.mark.parametrize("start, message", [
-    ("zzz", "no model named 'zzz' (--start)"),
-    ("human", "greedy start 'human' (--start) is decision-only"),
-])
+@pytest.mark.parametrize(
+    "start, message",
+    [
+        ("zzz", "no model named 'zzz' (--start)"),
+        ("human", "greedy start 'human' (--start) is decision-only"),
+    ],
+)
 def test_analyze_bad_start_is_one_line_and_writes_nothing(tmp_path, start, message):
     zoo = _zoo(tmp_path / "zoo")
     zoo.add("human", decisions=np.asarray(zoo.labels))
     out = tmp_path / "o"
-    result = runner.invoke(app, ["analyze", str(zoo.path), "--base", "m0", "--start", start,
-                                 "--out", str(out), "--bootstrap", "0"])
+    result = runner.invoke(
+        app,
+        [
+            "analyze",
+            str(zoo.path),
+            "--base",
+            "m0",
+            "--start",
+            start,
+            "--out",
+            str(out),
+            "--bootstrap",
+            "0",
+        ],
+    )
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
-    assert [line for line in result.output.splitlines() if line.strip()] == \
-        [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        line for line in result.output.splitlines() if line.startswith("error:")
+    ]
     assert len(result.output.strip().splitlines()) == 1
     assert "evaluation pass" not in result.output  # refused before reading the scores
     assert not out.exists()
@@ -195,28 +321,68 @@ def test_ensemble_writes_the_cards_analyze_writes(tmp_path):
     from zoolens.zoo.store import Zoo
 
     zoo = _zoo(tmp_path / "zoo")
-    zoo.add("human", decisions=np.asarray(zoo.labels),
-            card={"arch": "people", "framework": "crowd", "notes": "label-noise free"})
+    zoo.add(
+        "human",
+        decisions=np.asarray(zoo.labels),
+        card={"arch": "people", "framework": "crowd", "notes": "label-noise free"},
+    )
     zoo = Zoo.open(zoo.path)
-    e = runner.invoke(app, ["--quiet", "ensemble", str(zoo.path), "--start", "m0",
-                            "--max-steps", "2", "--out", str(tmp_path / "e")])
-    a = runner.invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "m0",
-                            "--bootstrap", "0", "--max-steps", "2", "--out",
-                            str(tmp_path / "a")])
+    e = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "ensemble",
+            str(zoo.path),
+            "--start",
+            "m0",
+            "--max-steps",
+            "2",
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    a = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(zoo.path),
+            "--base",
+            "m0",
+            "--bootstrap",
+            "0",
+            "--max-steps",
+            "2",
+            "--out",
+            str(tmp_path / "a"),
+        ],
+    )
     assert e.exit_code == 0 and a.exit_code == 0, e.output + a.output
     written = json.loads((tmp_path / "e" / "cards.json").read_text())
     assert written == json.loads((tmp_path / "a" / "cards.json").read_text())
     # Independent of analyze: the zoo's own cards, one per models.csv row, in zoo order.
     assert written["table_version"] == tables.TABLE_VERSION
-    assert list(written["cards"]) == zoo.models == \
-        list(pd.read_csv(tmp_path / "e" / "models.csv").model)
+    assert (
+        list(written["cards"])
+        == zoo.models
+        == list(pd.read_csv(tmp_path / "e" / "models.csv").model)
+    )
     for name in zoo.models:
         assert written["cards"][name] == json.loads(zoo.card(name).model_dump_json())
     assert written["cards"]["human"]["notes"] == "label-noise free"
     # Written atomically, like the tables: no temporary file is left behind.
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == sorted(
-        ["cards.json", "summary.json", "greedy.csv", "greedy.json", "greedy.parquet",
-         "models.csv", "models.json", "models.parquet"])
+        [
+            "cards.json",
+            "summary.json",
+            "greedy.csv",
+            "greedy.json",
+            "greedy.parquet",
+            "models.csv",
+            "models.json",
+            "models.parquet",
+        ]
+    )
 
 
 def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):
@@ -225,9 +391,23 @@ def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):
     from zoolens.study.analyze import STAGES
 
     out = tmp_path / "res"
-    result = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
-                                 "--out", str(out), "--bootstrap", "50", "--max-steps", "2",
-                                 "--verbose"])
+    result = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(small_zoo.path),
+            "--base",
+            "m0",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+            "--max-steps",
+            "2",
+            "--verbose",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     timings = summary["timings_s"]
@@ -237,7 +417,20 @@ def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):
     assert "stage timings (wall):" in result.output
     for stage in timings:
         assert f"  {stage} " in result.output
-    quiet = runner.invoke(app, ["--quiet", "analyze", str(small_zoo.path), "--base", "m0",
-                                "--out", str(tmp_path / "q"), "--bootstrap", "0",
-                                "--max-steps", "2"])
+    quiet = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(small_zoo.path),
+            "--base",
+            "m0",
+            "--out",
+            str(tmp_path / "q"),
+            "--bootstrap",
+            "0",
+            "--max-steps",
+            "2",
+        ],
+    )
     assert quiet.exit_code == 0 and "stage timings" not in quiet.output

@@ -20,12 +20,12 @@ from zoolens.cli import app
 
 torch.set_num_threads(1)
 
-TINY = '''
+TINY = """
 [[models]]
 spec = "python:zoolens.collect.cifar_resnet:pretrained"
 name = "tiny"
 kwargs = {{ depth = {depth}, num_classes = 2 }}
-'''
+"""
 
 
 def _images(root: Path, per_class: int = 3, classes=("a", "b")) -> Path:
@@ -34,7 +34,8 @@ def _images(root: Path, per_class: int = 3, classes=("a", "b")) -> Path:
         (root / cls).mkdir(parents=True, exist_ok=True)
         for k in range(per_class):
             Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
-                root / cls / f"{k:03d}.png")
+                root / cls / f"{k:03d}.png"
+            )
     return root
 
 
@@ -45,8 +46,9 @@ def _list(tmp_path: Path, depth: int = 8) -> Path:
 
 
 def _invoke(*args):
-    res = CliRunner().invoke(app, ["--quiet", "collect", *map(str, args), "--workers", "0",
-                                   "--threads", "1"])
+    res = CliRunner().invoke(
+        app, ["--quiet", "collect", *map(str, args), "--workers", "0", "--threads", "1"]
+    )
     return res, res.output  # click >= 8.2: output holds stdout and stderr
 
 
@@ -72,7 +74,8 @@ def test_collect_creates_then_adds_and_skips(tmp_path):
     assert res.exit_code == 0, out
     (tmp_path / "more.yaml").write_text(
         "models:\n  - spec: python:zoolens.collect.cifar_resnet:pretrained\n    name: second\n"
-        "    kwargs: {depth: 14, num_classes: 2}\n    card: {notes: from yaml}\n")
+        "    kwargs: {depth: 14, num_classes: 2}\n    card: {notes: from yaml}\n"
+    )
     res, out = _invoke(tmp_path / "more.yaml", "--data", data, "--zoo", tmp_path / "zoo")
     assert res.exit_code == 0, out
     zoo = Zoo.open(tmp_path / "zoo")
@@ -85,13 +88,26 @@ def test_undecodable_image_is_skipped_and_listed_or_fatal_with_strict(tmp_path):
 
     data = _images(tmp_path / "data")
     (data / "b" / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo", "--create",
-                       "--strict")
+    res, out = _invoke(
+        _list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo", "--create", "--strict"
+    )
     assert res.exit_code == 1
     assert "b/001.png: cannot decode image" in out and "--strict" in out
     assert "Traceback" not in out
-    res = CliRunner().invoke(app, ["collect", str(_list(tmp_path)), "--data", str(data),
-                                   "--zoo", str(tmp_path / "zoo"), "--create", "--workers", "0"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "collect",
+            str(_list(tmp_path)),
+            "--data",
+            str(data),
+            "--zoo",
+            str(tmp_path / "zoo"),
+            "--create",
+            "--workers",
+            "0",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "warning: tiny: skipped 1 undecodable image(s): b/001.png" in res.output
     zoo = Zoo.open(tmp_path / "zoo")
@@ -99,14 +115,17 @@ def test_undecodable_image_is_skipped_and_listed_or_fatal_with_strict(tmp_path):
     assert "b/001.png" in zoo.card("tiny").notes
 
 
-@pytest.mark.parametrize("case, message", [
-    ("unknown_spec", "unknown prefix 'keras'"),
-    ("empty_folder", "class folder has no images"),
-    ("missing_from_class_list", "class folder 'b' is not in the class list"),
-    ("no_zoo", "no zoo there; pass --create"),
-    ("wrong_classes", "gives 10 classes, the data set has 2"),
-    ("bad_order", "must list each of the 6 example ids"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unknown_spec", "unknown prefix 'keras'"),
+        ("empty_folder", "class folder has no images"),
+        ("missing_from_class_list", "class folder 'b' is not in the class list"),
+        ("no_zoo", "no zoo there; pass --create"),
+        ("wrong_classes", "gives 10 classes, the data set has 2"),
+        ("bad_order", "must list each of the 6 example ids"),
+    ],
+)
 def test_bad_inputs(tmp_path, case, message):
     data = _images(tmp_path / "data")
     args = [_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo", "--create"]
@@ -133,8 +152,9 @@ def test_bad_inputs(tmp_path, case, message):
 def test_ray_missing_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     data = _images(tmp_path / "data")
-    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo", "--create",
-                       "--ray")
+    res, out = _invoke(
+        _list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo", "--create", "--ray"
+    )
     assert res.exit_code == 1 and "pip install 'zoolens[ray]'" in out
 
 
@@ -144,8 +164,16 @@ def test_order_by_ids(tmp_path):
     data = _images(tmp_path / "data")
     order = ["b/002.png", "a/000.png", "b/000.png", "a/002.png", "a/001.png", "b/001.png"]
     (tmp_path / "order.txt").write_text("\n".join(order) + "\n")
-    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo", "--create",
-                       "--order-by-ids", tmp_path / "order.txt")
+    res, out = _invoke(
+        _list(tmp_path),
+        "--data",
+        data,
+        "--zoo",
+        tmp_path / "zoo",
+        "--create",
+        "--order-by-ids",
+        tmp_path / "order.txt",
+    )
     assert res.exit_code == 0, out
     zoo = Zoo.open(tmp_path / "zoo")
     assert zoo.example_ids.tolist() == order and zoo.labels.tolist() == [1, 0, 1, 0, 0, 1]
@@ -161,9 +189,27 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
 
     data = _images(tmp_path / "data", per_class=80)
     models = _list(tmp_path, depth=32)
-    cmd = [sys.executable, "-c", "from zoolens.cli import main; main()", "--quiet", "collect",
-           str(models), "--data", str(data), "--zoo", str(tmp_path / "zoo"), "--create",
-           "--batch-size", "8", "--shard-size", "8", "--workers", "0", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from zoolens.cli import main; main()",
+        "--quiet",
+        "collect",
+        str(models),
+        "--data",
+        str(data),
+        "--zoo",
+        str(tmp_path / "zoo"),
+        "--create",
+        "--batch-size",
+        "8",
+        "--shard-size",
+        "8",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     work = tmp_path / "zoo.collect"
@@ -181,16 +227,25 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
     assert res.returncode == 0, res.stderr
     assert f"resuming, {done * 8} of 160 examples already computed" in res.stderr
     # the uninterrupted reference, in this process
-    res2, out = _invoke(models, "--data", data, "--zoo", tmp_path / "ref", "--create",
-                        "--batch-size", "8", "--shard-size", "8")
+    res2, out = _invoke(
+        models,
+        "--data",
+        data,
+        "--zoo",
+        tmp_path / "ref",
+        "--create",
+        "--batch-size",
+        "8",
+        "--shard-size",
+        "8",
+    )
     assert res2.exit_code == 0, out
     got, ref = Zoo.open(tmp_path / "zoo"), Zoo.open(tmp_path / "ref")
     assert got.num_examples == ref.num_examples == 160
     assert got.example_ids.tolist() == ref.example_ids.tolist()
     np.testing.assert_array_equal(got.labels, ref.labels)
     np.testing.assert_allclose(got.scores("tiny"), ref.scores("tiny"), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(got.embeddings("tiny"), ref.embeddings("tiny"), rtol=1e-6,
-                               atol=1e-7)
+    np.testing.assert_allclose(got.embeddings("tiny"), ref.embeddings("tiny"), rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(got.predictions("tiny"), ref.predictions("tiny"))
     got.verify()
 
@@ -205,20 +260,41 @@ def test_into_a_zoo_imported_without_ids_by_label_order(tmp_path):
     zoo = Zoo.create(tmp_path / "zoo", canonical, class_names=["a", "b"])
     zoo.add("third-party", probs=np.full((6, 2), 0.5))
     np.save(tmp_path / "order.npy", canonical)
-    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo",
-                       "--order-by-labels", tmp_path / "order.npy")
+    res, out = _invoke(
+        _list(tmp_path),
+        "--data",
+        data,
+        "--zoo",
+        tmp_path / "zoo",
+        "--order-by-labels",
+        tmp_path / "order.npy",
+    )
     assert res.exit_code == 0, out
     zoo = Zoo.open(tmp_path / "zoo")
-    assert zoo.example_ids.tolist() == ["b/000.png", "a/000.png", "a/001.png", "b/001.png",
-                                        "b/002.png", "a/002.png"]
+    assert zoo.example_ids.tolist() == [
+        "b/000.png",
+        "a/000.png",
+        "a/001.png",
+        "b/001.png",
+        "b/002.png",
+        "a/002.png",
+    ]
     res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "plain", "--create")
     plain = Zoo.open(tmp_path / "plain")
     perm = plain.example_ids.tolist()
-    np.testing.assert_array_equal(zoo.scores("tiny"),
-                                  plain.scores("tiny")[[perm.index(i) for i in zoo.example_ids]])
+    np.testing.assert_array_equal(
+        zoo.scores("tiny"), plain.scores("tiny")[[perm.index(i) for i in zoo.example_ids]]
+    )
     # labels that do not fit the zoo's are refused
     np.save(tmp_path / "wrong.npy", canonical[::-1])
     Zoo.create(tmp_path / "zoo2", canonical, class_names=["a", "b"])
-    res, out = _invoke(_list(tmp_path), "--data", data, "--zoo", tmp_path / "zoo2",
-                       "--order-by-labels", tmp_path / "wrong.npy")
+    res, out = _invoke(
+        _list(tmp_path),
+        "--data",
+        data,
+        "--zoo",
+        tmp_path / "zoo2",
+        "--order-by-labels",
+        tmp_path / "wrong.npy",
+    )
     assert res.exit_code == 1 and "differ from the zoo's at" in out

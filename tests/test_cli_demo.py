@@ -18,8 +18,9 @@ from zoolens.cli import app
 from zoolens.demo.data import DEBIAN_DIR
 from zoolens.demo.zoo_build import BASE, PROFILES
 
-pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(),
-                                reason="Fashion-MNIST (Debian dataset-fashion-mnist) absent")
+pytestmark = pytest.mark.skipif(
+    not DEBIAN_DIR.is_dir(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) absent"
+)
 QUICK = PROFILES["quick"].models
 
 
@@ -57,8 +58,14 @@ def test_zoo_has_every_model_with_a_full_card(demo):
         for field in ("arch", "arch_family", "framework", "pretrain_data", "head", "notes"):
             assert getattr(card, field), (name, field)
         assert card.hparams and "5,000 of the 60,000" in card.notes
-    for name in ("cnn-base", "mlp", "simclr-cnn+probe", "autoencoder+probe",
-                 "digits-cnn+probe", "random-cnn+probe"):
+    for name in (
+        "cnn-base",
+        "mlp",
+        "simclr-cnn+probe",
+        "autoencoder+probe",
+        "digits-cnn+probe",
+        "random-cnn+probe",
+    ):
         assert zoo.has_embeddings(name)
         assert zoo.embeddings(name).shape[0] == 10000
     assert not zoo.has_embeddings("knn-pixels")
@@ -82,8 +89,16 @@ def test_accuracies_are_sane_and_match_the_tables(demo):
 def test_tables_report_and_findings_exist(demo):
     out, output = demo
     results = out / "results"
-    for name in ("models.csv", "pairs.csv", "greedy.csv", "specialization.csv",
-                 "summary.json", "soup.csv", "findings.json", "timings.json"):
+    for name in (
+        "models.csv",
+        "pairs.csv",
+        "greedy.csv",
+        "specialization.csv",
+        "summary.json",
+        "soup.csv",
+        "findings.json",
+        "timings.json",
+    ):
         assert (results / name).is_file(), name
     pairs = pd.read_csv(results / "pairs.csv")
     assert len(pairs) == len(QUICK) * (len(QUICK) - 1) // 2
@@ -96,8 +111,12 @@ def test_tables_report_and_findings_exist(demo):
     assert "cnn-base" in report and "naive-bayes-pixels" in report
     findings = json.loads((results / "findings.json").read_text())["findings"]
     keys = [f["key"] for f in findings]
-    assert keys[:4] == ["ei_by_category", "ei_vs_gain", "conversion_by_category",
-                        "greedy_low_accuracy"]
+    assert keys[:4] == [
+        "ei_by_category",
+        "ei_vs_gain",
+        "conversion_by_category",
+        "greedy_low_accuracy",
+    ]
     for f in findings:  # each rule is forced to every verdict in test_demo_findings.py
         assert f["verdict"] in ("holds", "partly", "does not hold", "not measured")
         assert f"[{f['verdict'].upper()}]" in output
@@ -107,8 +126,10 @@ def test_tables_report_and_findings_exist(demo):
     greedy = summary["headline"]["greedy"]
     models = pd.read_csv(results / "models.csv").set_index("model")
     assert greedy["start"] == BASE
-    assert all(models.loc[m, "accuracy"] < models.loc[BASE, "accuracy"]
-               for m in summary["settings"]["pool_models"])
+    assert all(
+        models.loc[m, "accuracy"] < models.loc[BASE, "accuracy"]
+        for m in summary["settings"]["pool_models"]
+    )
     assert "matched accuracy" in findings[0]["measured"]
     # the report shows the findings and the soups (findings.json is written before it)
     assert json.loads((results / "findings.json").read_text())["table_version"] == 1
@@ -130,8 +151,7 @@ def test_soups(demo):
     assert t.loc["best_ingredient", "heldout_acc"] == ingredients.heldout_acc.max()
     assert table.test_acc.between(0.5, 1.0).all()
     # the written uniform soup is the float64 mean of the written ingredients
-    sds = [torch.load(out / "soup" / f"{m}.pt", weights_only=True)
-           for m in ingredients.members]
+    sds = [torch.load(out / "soup" / f"{m}.pt", weights_only=True) for m in ingredients.members]
     uniform = torch.load(out / "soup" / "uniform_soup.pt", weights_only=True)
     for key, value in uniform.items():
         if value.is_floating_point():
@@ -140,12 +160,22 @@ def test_soups(demo):
         else:
             assert torch.equal(value, sds[0][key])
     # zoolens soup reproduces the demo's held-out numbers from the saved files
-    result = CliRunner().invoke(app, ["soup", *[str(out / "soup" / f"{m}.pt")
-                                                for m in ingredients.members],
-                                      "--model", "python:zoolens.demo.models:soup_cnn",
-                                      "--data", str(out / "soup" / "heldout.npz"), "--greedy",
-                                      "--out", str(out / "soup" / "again.pt"),
-                                      "--table", str(out / "again")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "soup",
+            *[str(out / "soup" / f"{m}.pt") for m in ingredients.members],
+            "--model",
+            "python:zoolens.demo.models:soup_cnn",
+            "--data",
+            str(out / "soup" / "heldout.npz"),
+            "--greedy",
+            "--out",
+            str(out / "soup" / "again.pt"),
+            "--table",
+            str(out / "again"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     again = pd.read_csv(out / "again" / "soup.csv").set_index("method")
     for method in ("uniform_soup", "greedy_soup", "best_ingredient", "logit_ensemble"):
@@ -165,8 +195,9 @@ def test_second_run_reads_the_cache_and_retrains_other_versions(rerun):
 
 def test_data_folder_without_the_dataset(tmp_path):
     (tmp_path / "data").mkdir()
-    result = CliRunner().invoke(app, ["demo", "--quick", "--data", str(tmp_path / "data"),
-                                      "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app, ["demo", "--quick", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code != 0
     assert "apt-get install dataset-fashion-mnist" in result.output
     assert "Traceback" not in result.output

@@ -10,8 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from zoolens.cli import app
-from zoolens.study.probe import (CKA_COLUMNS, DIVERSITY_COLUMNS, PROBE_COLUMNS,
-                                 STACKING_COLUMNS, TRANSFER_COLUMNS)
+from zoolens.study.probe import (
+    CKA_COLUMNS,
+    DIVERSITY_COLUMNS,
+    PROBE_COLUMNS,
+    STACKING_COLUMNS,
+    TRANSFER_COLUMNS,
+)
 
 runner = CliRunner()
 
@@ -20,8 +25,12 @@ def _views(n: int, seed: int):
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2, size=(n, 2))
     y = bits[:, 0] * 2 + bits[:, 1]
-    a = np.concatenate([(2 * bits[:, :1] - 1) * 2.0, rng.normal(size=(n, 5))], 1) + rng.normal(size=(n, 6))
-    b = np.concatenate([(2 * bits[:, 1:] - 1) * 2.0, rng.normal(size=(n, 3))], 1) + rng.normal(size=(n, 4))
+    a = np.concatenate([(2 * bits[:, :1] - 1) * 2.0, rng.normal(size=(n, 5))], 1) + rng.normal(
+        size=(n, 6)
+    )
+    b = np.concatenate([(2 * bits[:, 1:] - 1) * 2.0, rng.normal(size=(n, 3))], 1) + rng.normal(
+        size=(n, 4)
+    )
     return a.astype(np.float32), b.astype(np.float32), y
 
 
@@ -54,9 +63,24 @@ def test_help_has_an_example():
 
 def test_probe_writes_all_tables(zoos, tmp_path):
     out = tmp_path / "res"
-    result = runner.invoke(app, ["--quiet", "probe", str(zoos / "up"), "--models", "alpha,beta",
-                                 "--rates", "0,.5,1", "--draws", "2", "--l2-grid", "1e-2,1e-4",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "probe",
+            str(zoos / "up"),
+            "--models",
+            "alpha,beta",
+            "--rates",
+            "0,.5,1",
+            "--draws",
+            "2",
+            "--l2-grid",
+            "1e-2,1e-4",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "tables written" in result.output and "f=0.5" in result.output
     probe = pd.read_csv(out / "probe.csv")
@@ -66,7 +90,10 @@ def test_probe_writes_all_tables(zoos, tmp_path):
     assert list(cka.columns) == CKA_COLUMNS and cka.error_consistency.notna().all()
     for name in ("probe", "diversity", "cka"):
         assert json.loads((out / f"{name}.json").read_text())["table_version"] == 1
-    assert probe[["n_dims_a", "n_dims_b"]].values.tolist() == [[0, 4]] * 2 + [[3, 2]] * 2 + [[6, 0]] * 2
+    assert (
+        probe[["n_dims_a", "n_dims_b"]].values.tolist()
+        == [[0, 4]] * 2 + [[3, 2]] * 2 + [[6, 0]] * 2
+    )
     assert probe.accuracy.between(0.0, 1.0).all()
     # f = 0 and f = 1 keep every dim of one model: all draws are the same probe
     assert probe[probe.rate != 0.5].groupby("rate").accuracy.nunique().tolist() == [1, 1]
@@ -74,8 +101,21 @@ def test_probe_writes_all_tables(zoos, tmp_path):
 
 def test_probe_stack_writes_transfer_and_stacking(zoos, tmp_path):
     out = tmp_path / "stack"
-    result = runner.invoke(app, ["--quiet", "probe", str(zoos / "up"), "--stack", "--downstream",
-                                 str(zoos / "down"), "--l2-grid", "1e-3", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "probe",
+            str(zoos / "up"),
+            "--stack",
+            "--downstream",
+            str(zoos / "down"),
+            "--l2-grid",
+            "1e-3",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     transfer = pd.read_csv(out / "transfer.csv")
     stacking = pd.read_csv(out / "stacking.csv")
@@ -86,14 +126,17 @@ def test_probe_stack_writes_transfer_and_stacking(zoos, tmp_path):
     assert stacking[["model_a", "model_b"]].values.tolist() == [["alpha", "beta"]]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--models", "alpha,plain"], "'plain' has no embeddings"),
-    (["--models", "alpha,beta", "--rates", "0,1.5"], "rate 1.5 is outside [0, 1]"),
-    (["--models", "alpha,beta", "--rates", "0,x"], "'x' is not a number"),
-    (["--models", "alpha,ghost"], "no model named 'ghost'"),
-    (["--models", "alpha,beta", "--stack"], "--stack needs --downstream"),
-    (["--models", "alpha,beta", "--pair", "alpha"], "give two model names"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--models", "alpha,plain"], "'plain' has no embeddings"),
+        (["--models", "alpha,beta", "--rates", "0,1.5"], "rate 1.5 is outside [0, 1]"),
+        (["--models", "alpha,beta", "--rates", "0,x"], "'x' is not a number"),
+        (["--models", "alpha,ghost"], "no model named 'ghost'"),
+        (["--models", "alpha,beta", "--stack"], "--stack needs --downstream"),
+        (["--models", "alpha,beta", "--pair", "alpha"], "give two model names"),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(zoos, tmp_path, args, message):
     result = runner.invoke(app, ["probe", str(zoos / "up"), *args, "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
@@ -103,8 +146,9 @@ def test_bad_input_is_one_line_and_nonzero(zoos, tmp_path, args, message):
 
 
 def test_multilabel_zoo_to_the_softmax_probe_is_an_error(zoos, tmp_path):
-    result = runner.invoke(app, ["probe", str(zoos / "down"), "--models", "alpha,beta",
-                                 "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["probe", str(zoos / "down"), "--models", "alpha,beta", "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code != 0
     assert "multi-label" in result.output and "--stack" in result.output
 

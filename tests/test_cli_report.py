@@ -30,14 +30,18 @@ def test_writes_the_report_and_pngs(tmp_path):
         shutil.copy(shared_results_dir() / name, folder / name)
     out = tmp_path / "sub" / "report.html"
     png = tmp_path / "figures"
-    result = runner().invoke(app, ["report", str(folder), "--out", str(out),
-                                   "--png-dir", str(png), "--pairs", "all"])
+    result = runner().invoke(
+        app, ["report", str(folder), "--out", str(out), "--png-dir", str(png), "--pairs", "all"]
+    )
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<figure") == 4
     assert sorted(p.name for p in png.glob("*.png")) == [
-        "fig01_error_inconsistency.png", "fig02_ensembles.png", "fig10_neither_conversion.png",
-        "kappa_matrix.png"]
+        "fig01_error_inconsistency.png",
+        "fig02_ensembles.png",
+        "fig10_neither_conversion.png",
+        "kappa_matrix.png",
+    ]
     assert f"wrote {out}" in result.stderr
 
 
@@ -63,9 +67,12 @@ def test_folder_without_tables_is_an_error_without_traceback(tmp_path):
 
 
 def test_missing_folder_and_bad_pairs_option_are_errors(tmp_path):
-    result = runner().invoke(app, ["report", str(tmp_path / "nope"), "--out",
-                                   str(tmp_path / "r.html")])
+    result = runner().invoke(
+        app, ["report", str(tmp_path / "nope"), "--out", str(tmp_path / "r.html")]
+    )
     assert result.exit_code == 1 and "no such directory" in result.stderr
-    result = runner().invoke(app, ["report", str(shared_results_dir()), "--out",
-                                   str(tmp_path / "r.html"), "--pairs", "some"])
+    result = runner().invoke(
+        app,
+        ["report", str(shared_results_dir()), "--out", str(tmp_path / "r.html"), "--pairs", "some"],
+    )
     assert result.exit_code == 1 and "--pairs 'some'" in result.stderr

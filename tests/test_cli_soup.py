@@ -26,8 +26,14 @@ def family(tmp_path_factory):
     gen = torch.Generator().manual_seed(1)
     paths = []
     for i, scale in enumerate((0.02, 0.05, 0.1, 0.2, 0.4)):
-        sd = {k: (v + scale * torch.randn(v.shape, generator=gen) if v.is_floating_point()
-                  else v + 10 * (i + 1)) for k, v in init.items()}
+        sd = {
+            k: (
+                v + scale * torch.randn(v.shape, generator=gen)
+                if v.is_floating_point()
+                else v + 10 * (i + 1)
+            )
+            for k, v in init.items()
+        }
         path = root / f"ft{i}.pt"
         torch.save(sd if i % 2 else {"state_dict": sd}, path)  # both layouts
         paths.append(path)
@@ -44,8 +50,19 @@ def family(tmp_path_factory):
 def test_uniform_soup_file_is_the_float64_mean(family):
     root, paths = family
     out = root / "uniform.pt"
-    result = CliRunner().invoke(app, ["soup", *map(str, paths), "--model", MODEL,
-                                      "--data", str(root / "held.npz"), "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "soup",
+            *map(str, paths),
+            "--model",
+            MODEL,
+            "--data",
+            str(root / "held.npz"),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     soup = torch.load(out, weights_only=True)
     sds = [load_state_dict(p) for p in paths]
@@ -61,10 +78,24 @@ def test_uniform_soup_file_is_the_float64_mean(family):
 def test_greedy_soup_is_never_worse_than_its_best_ingredient(family):
     root, paths = family
     out = root / "greedy.safetensors"
-    result = CliRunner().invoke(app, ["soup", *map(str, paths), "--model", MODEL, "--data",
-                                      str(root / "held.npz"), "--greedy", "--out", str(out),
-                                      "--table", str(root / "tables"),
-                                      "--test", str(root / "held.npz")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "soup",
+            *map(str, paths),
+            "--model",
+            MODEL,
+            "--data",
+            str(root / "held.npz"),
+            "--greedy",
+            "--out",
+            str(out),
+            "--table",
+            str(root / "tables"),
+            "--test",
+            str(root / "held.npz"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(root / "tables" / "soup.csv")
     assert list(table.columns) == ["method", "members", "heldout_acc", "test_acc"]
@@ -108,38 +139,56 @@ def test_mismatched_checkpoints_are_refused(family, tmp_path):
     sd = load_state_dict(paths[0])
     sd["head.weight"] = torch.zeros(3, 128)
     torch.save(sd, tmp_path / "bad.pt")
-    result = CliRunner().invoke(app, ["soup", str(paths[1]), str(tmp_path / "bad.pt"),
-                                      "--model", MODEL, "--data", str(root / "held.npz")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "soup",
+            str(paths[1]),
+            str(tmp_path / "bad.pt"),
+            "--model",
+            MODEL,
+            "--data",
+            str(root / "held.npz"),
+        ],
+    )
     assert result.exit_code != 0
     assert "head.weight" in result.output and "(3, 128)" in result.output
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "zoolens.demo.models:soup_cnn"], "unknown prefix"),
-    (["--model", "timm:resnet18"], "python:package.module:function"),
-    (["--model", "python:zoolens.demo.models:nope"], "no function nope"),
-    (["--model", "python:no_such_pkg_xyz:f"], "cannot import"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "zoolens.demo.models:soup_cnn"], "unknown prefix"),
+        (["--model", "timm:resnet18"], "python:package.module:function"),
+        (["--model", "python:zoolens.demo.models:nope"], "no function nope"),
+        (["--model", "python:no_such_pkg_xyz:f"], "cannot import"),
+    ],
+)
 def test_bad_model_spec(family, args, message):
     root, paths = family
-    result = CliRunner().invoke(app, ["soup", str(paths[0]), *args, "--data",
-                                      str(root / "held.npz")])
+    result = CliRunner().invoke(
+        app, ["soup", str(paths[0]), *args, "--data", str(root / "held.npz")]
+    )
     assert result.exit_code != 0 and message in result.output
 
 
 def test_bad_data_and_checkpoint(family, tmp_path):
     root, paths = family
     np.savez(tmp_path / "noy.npz", x=np.zeros((2, 1, 28, 28), np.float32))
-    result = CliRunner().invoke(app, ["soup", str(paths[0]), "--model", MODEL,
-                                      "--data", str(tmp_path / "noy.npz")])
+    result = CliRunner().invoke(
+        app, ["soup", str(paths[0]), "--model", MODEL, "--data", str(tmp_path / "noy.npz")]
+    )
     assert result.exit_code != 0 and "'x' and 'y'" in result.output
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    result = CliRunner().invoke(app, ["soup", str(tmp_path / "junk.pt"), "--model", MODEL,
-                                      "--data", str(root / "held.npz")])
+    result = CliRunner().invoke(
+        app, ["soup", str(tmp_path / "junk.pt"), "--model", MODEL, "--data", str(root / "held.npz")]
+    )
     assert result.exit_code != 0 and "cannot read checkpoint" in result.output
-    result = CliRunner().invoke(app, ["soup", str(tmp_path / "absent.pt"), "--model", MODEL,
-                                      "--data", str(root / "held.npz")])
+    result = CliRunner().invoke(
+        app,
+        ["soup", str(tmp_path / "absent.pt"), "--model", MODEL, "--data", str(root / "held.npz")],
+    )
     assert result.exit_code != 0 and "not found" in result.output
 
 
@@ -216,7 +265,7 @@ def _oracle_images(root, crop=None):
                 pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
             if crop is not None:
                 top, left = (pixels.shape[0] - crop) // 2, (pixels.shape[1] - crop) // 2
-                pixels = pixels[top:top + crop, left:left + crop]
+                pixels = pixels[top : top + crop, left : left + crop]
             xs.append(pixels.transpose(2, 0, 1))
             ys.append(label)
     return torch.from_numpy(np.stack(xs)), np.asarray(ys)
@@ -239,8 +288,14 @@ def _colour_ingredients(rgb_net, root, scales=(0.1, 0.2, 0.3, 0.5)):
     gen = torch.Generator().manual_seed(3)
     paths = []
     for i, scale in enumerate(scales):
-        sd = {k: (v + scale * torch.randn(v.shape, generator=gen) if v.is_floating_point()
-                  else v + i + 1) for k, v in init.items()}
+        sd = {
+            k: (
+                v + scale * torch.randn(v.shape, generator=gen)
+                if v.is_floating_point()
+                else v + i + 1
+            )
+            for k, v in init.items()
+        }
         path = root / f"colour{i}.{'safetensors' if i == 3 else 'pt'}"
         if i == 3:
             save_file(sd, str(path))
@@ -265,10 +320,16 @@ def _oracle_accuracy(logits, y):
 def _float64_mean(state_dicts):
     """The uniform soup by hand: float tensors averaged in float64, integer buffers from the
     first state dict."""
-    return {k: (torch.from_numpy(np.mean([sd[k].double().numpy() for sd in state_dicts],
-                                         axis=0)).to(v.dtype)
-                if v.is_floating_point() else v.clone())
-            for k, v in state_dicts[0].items()}
+    return {
+        k: (
+            torch.from_numpy(np.mean([sd[k].double().numpy() for sd in state_dicts], axis=0)).to(
+                v.dtype
+            )
+            if v.is_floating_point()
+            else v.clone()
+        )
+        for k, v in state_dicts[0].items()
+    }
 
 
 def test_soup_on_image_folders_matches_a_plain_forward_pass(rgb_net, tmp_path):
@@ -278,10 +339,25 @@ def test_soup_on_image_folders_matches_a_plain_forward_pass(rgb_net, tmp_path):
     paths = _colour_ingredients(rgb_net, tmp_path)
     model = f"python:{RGB_NET_MODULE}:colour_net"
     out = tmp_path / "greedy.pt"
-    result = CliRunner().invoke(app, ["--quiet", "soup", *map(str, paths), "--model", model,
-                                      "--data", str(held_dir), "--test", str(test_dir),
-                                      "--greedy", "--out", str(out), "--table",
-                                      str(tmp_path / "tables")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "soup",
+            *map(str, paths),
+            "--model",
+            model,
+            "--data",
+            str(held_dir),
+            "--test",
+            str(test_dir),
+            "--greedy",
+            "--out",
+            str(out),
+            "--table",
+            str(tmp_path / "tables"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "tables" / "soup.csv")
     rows = table.set_index("method")
@@ -308,13 +384,17 @@ def test_soup_on_image_folders_matches_a_plain_forward_pass(rgb_net, tmp_path):
 
     uniform = _float64_mean(sds)
     assert rows.loc["uniform_soup", "heldout_acc"] == pytest.approx(
-        _oracle_accuracy(_oracle_logits(rgb_net, uniform, x_h), y_h), abs=1e-12)
+        _oracle_accuracy(_oracle_logits(rgb_net, uniform, x_h), y_h), abs=1e-12
+    )
     assert rows.loc["uniform_soup", "test_acc"] == pytest.approx(
-        _oracle_accuracy(_oracle_logits(rgb_net, uniform, x_t), y_t), abs=1e-12)
+        _oracle_accuracy(_oracle_logits(rgb_net, uniform, x_t), y_t), abs=1e-12
+    )
     assert rows.loc["logit_ensemble", "heldout_acc"] == pytest.approx(
-        _oracle_accuracy(np.mean(held_logits, axis=0), y_h), abs=1e-12)
+        _oracle_accuracy(np.mean(held_logits, axis=0), y_h), abs=1e-12
+    )
     assert rows.loc["logit_ensemble", "test_acc"] == pytest.approx(
-        _oracle_accuracy(np.mean(test_logits, axis=0), y_t), abs=1e-12)
+        _oracle_accuracy(np.mean(test_logits, axis=0), y_t), abs=1e-12
+    )
     best = int(np.argmax(expected_held))
     assert rows.loc["best_ingredient", "members"] == names[best]
 
@@ -327,9 +407,11 @@ def test_soup_on_image_folders_matches_a_plain_forward_pass(rgb_net, tmp_path):
     for key, value in expected_soup.items():
         assert torch.equal(written[key], value), key
     assert rows.loc["greedy_soup", "heldout_acc"] == pytest.approx(
-        _oracle_accuracy(_oracle_logits(rgb_net, written, x_h), y_h), abs=1e-12)
+        _oracle_accuracy(_oracle_logits(rgb_net, written, x_h), y_h), abs=1e-12
+    )
     assert rows.loc["greedy_soup", "test_acc"] == pytest.approx(
-        _oracle_accuracy(_oracle_logits(rgb_net, written, x_t), y_t), abs=1e-12)
+        _oracle_accuracy(_oracle_logits(rgb_net, written, x_t), y_t), abs=1e-12
+    )
     assert rows.loc["greedy_soup", "heldout_acc"] >= max(expected_held)
 
 
@@ -338,19 +420,33 @@ def test_soup_image_folder_uses_the_model_functions_transform(rgb_net, tmp_path)
     rng = np.random.default_rng(11)
     held_dir = _image_folder(tmp_path / "held", rng, sizes=((6, 6), (8, 8), (10, 8)))
     paths = _colour_ingredients(rgb_net, tmp_path)
-    result = CliRunner().invoke(app, ["--quiet", "soup", *map(str, paths[:3]), "--model",
-                                      f"python:{RGB_NET_MODULE}:colour_net_cropped",
-                                      "--data", str(held_dir), "--out",
-                                      str(tmp_path / "u.pt"), "--table", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "soup",
+            *map(str, paths[:3]),
+            "--model",
+            f"python:{RGB_NET_MODULE}:colour_net_cropped",
+            "--data",
+            str(held_dir),
+            "--out",
+            str(tmp_path / "u.pt"),
+            "--table",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     x, y = _oracle_images(held_dir, crop=6)
     sds = [load_state_dict(p) for p in paths[:3]]
     table = pd.read_csv(tmp_path / "soup.csv").set_index("method")
     uniform = torch.load(tmp_path / "u.pt", weights_only=True)
     assert table.loc["uniform_soup", "heldout_acc"] == pytest.approx(
-        _oracle_accuracy(_oracle_logits(rgb_net, _float64_mean(sds), x), y), abs=1e-12)
+        _oracle_accuracy(_oracle_logits(rgb_net, _float64_mean(sds), x), y), abs=1e-12
+    )
     assert table.loc["uniform_soup", "heldout_acc"] == pytest.approx(
-        _oracle_accuracy(_oracle_logits(rgb_net, uniform, x), y), abs=1e-12)
+        _oracle_accuracy(_oracle_logits(rgb_net, uniform, x), y), abs=1e-12
+    )
     assert np.isnan(table.loc["uniform_soup", "test_acc"])
 
 
@@ -364,16 +460,22 @@ def test_soup_image_folder_bad_images_are_one_line(rgb_net, tmp_path):
     mixed = _image_folder(tmp_path / "mixed", rng, sizes=((6, 6), (8, 8)))
     corrupt = _image_folder(tmp_path / "corrupt", rng)
     (corrupt / "green" / "2.png").write_bytes(b"not an image")
-    for data, message in ((mixed, "blue/1.jpg: transformed to shape (3, 8, 8) but"),
-                          (corrupt, "green/2.png: cannot decode image")):
+    for data, message in (
+        (mixed, "blue/1.jpg: transformed to shape (3, 8, 8) but"),
+        (corrupt, "green/2.png: cannot decode image"),
+    ):
         out = tmp_path / "soup.pt"
         for option in ("--data", "--test"):
-            args = (["--data", str(data)] if option == "--data"
-                    else ["--data", str(tmp_path / "held_ok"), "--test", str(data)])
+            args = (
+                ["--data", str(data)]
+                if option == "--data"
+                else ["--data", str(tmp_path / "held_ok"), "--test", str(data)]
+            )
             if option == "--test" and not (tmp_path / "held_ok").exists():
                 _image_folder(tmp_path / "held_ok", rng)
-            result = CliRunner().invoke(app, ["soup", *map(str, paths[:2]), "--model", model,
-                                              *args, "--out", str(out)])
+            result = CliRunner().invoke(
+                app, ["soup", *map(str, paths[:2]), "--model", model, *args, "--out", str(out)]
+            )
             assert result.exit_code == 1, result.output
             assert message in result.output
             assert "Traceback" not in result.output
@@ -393,9 +495,24 @@ def test_soup_export_is_used_like_an_ensemble(family, tmp_path):
 
     root, paths = family
     out, spec = tmp_path / "soup.pt", tmp_path / "soup.json"
-    result = CliRunner().invoke(app, ["soup", *map(str, paths), "--model", MODEL, "--data",
-                                      str(root / "held.npz"), "--greedy", "--out", str(out),
-                                      "--export", str(spec), "--table", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "soup",
+            *map(str, paths),
+            "--model",
+            MODEL,
+            "--data",
+            str(root / "held.npz"),
+            "--greedy",
+            "--out",
+            str(out),
+            "--export",
+            str(spec),
+            "--table",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(spec.read_text())
     assert data["kind"] == "soup" and data["version"] == 1
@@ -413,8 +530,9 @@ def test_soup_export_is_used_like_an_ensemble(family, tmp_path):
     with torch.no_grad():
         logits = direct(x)
     np.testing.assert_array_equal(ensemble.predict(x).numpy(), logits.argmax(1).numpy())
-    np.testing.assert_allclose(ensemble(x).numpy(), torch.softmax(logits.double(), 1).numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        ensemble(x).numpy(), torch.softmax(logits.double(), 1).numpy(), atol=1e-6
+    )
     assert np.mean(ensemble.predict(x).numpy() == held["y"]) == greedy_acc
     torch.save(soup_cnn().state_dict(), out)  # the soup file changes after export
     with pytest.raises(ZoolensError, match="no longer matches its recorded sha256"):

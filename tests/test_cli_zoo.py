@@ -24,8 +24,15 @@ runner = CliRunner()
 
 # ../shared/data/README.md, "test accuracy (argmax)"; human votes: majority with ties -> lowest
 README_ACCURACY = {
-    "lenet": 0.5308, "wrn": 0.9109, "vgg": 0.9359, "pyx": 0.9294, "densenet": 0.9668,
-    "preresnet": 0.9506, "resnet110": 0.9389, "human_model_truth": 0.8892, "human": 0.9921,
+    "lenet": 0.5308,
+    "wrn": 0.9109,
+    "vgg": 0.9359,
+    "pyx": 0.9294,
+    "densenet": 0.9668,
+    "preresnet": 0.9506,
+    "resnet110": 0.9389,
+    "human_model_truth": 0.8892,
+    "human": 0.9921,
 }
 CLASSES = "airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck"
 
@@ -55,30 +62,155 @@ def fails(*args: str, match: str) -> str:
 
 
 def _import_cifar10(zoo: Path, data: Path) -> None:
-    ok("import", zoo, data / "densenet-bc-L190-k40.csv", "--name", "densenet", "--kind", "probs",
-       "--columns", "11:21", "--create", "--labels", data / "densenet-bc-L190-k40.csv",
-       "--labels-column", "0", "--class-names", CLASSES, "--dataset-name", "CIFAR-10",
-       "--arch", "densenet-bc-190", "--framework", "supervised", "--pretrain-data", "cifar10")
-    for file, name, arch in [("preresnet-110.csv", "preresnet", "preresnet-110"),
-                             ("resnet-110.csv", "resnet110", "resnet-110")]:
-        ok("import", zoo, data / file, "--name", name, "--kind", "probs", "--columns", "11:21",
-           "--label-column", "0", "--arch", arch, "--framework", "supervised",
-           "--pretrain-data", "CIFAR-10")
-    ok("import", zoo, data / "densenet-bc-L190-k40.csv", "--name", "human", "--kind", "counts",
-       "--columns", "1:11", "--framework", "human", "--pretrain-data", "cifar10")
-    ok("import", zoo, data / "human_model_truth_cifar10h.csv", "--name", "human_model_truth",
-       "--kind", "probs", "--columns", "10:20", "--label-column", "20", "--label-offset", "1",
-       "--framework", "supervised", "--pretrain-data", "cifar10", "--arch", "unknown")
-    ok("import", zoo, data / "lenet-5-cifar-10.npz", "--name", "lenet", "--kind", "probs",
-       "--key", "predictions", "--arch", "lenet-5", "--framework", "supervised",
-       "--pretrain-data", "cifar10")
-    ok("import", zoo, data / "wideresnet-16-4-cifar-10.npz", "--name", "wrn", "--kind", "probs",
-       "--arch", "wideresnet-16-4", "--framework", "supervised", "--pretrain-data", "cifar10")
-    ok("import", zoo, data / "vgg16-keras-cifar-10.npz", "--name", "vgg", "--kind", "probs",
-       "--key", "probs", "--arch", "vgg16", "--framework", "supervised",
-       "--pretrain-data", "cifar10")
-    ok("import", zoo, data / "cifar10_test_set_pyx.npy", "--name", "pyx", "--kind", "probs",
-       "--framework", "supervised", "--pretrain-data", "cifar10", "--category", "HParam")
+    ok(
+        "import",
+        zoo,
+        data / "densenet-bc-L190-k40.csv",
+        "--name",
+        "densenet",
+        "--kind",
+        "probs",
+        "--columns",
+        "11:21",
+        "--create",
+        "--labels",
+        data / "densenet-bc-L190-k40.csv",
+        "--labels-column",
+        "0",
+        "--class-names",
+        CLASSES,
+        "--dataset-name",
+        "CIFAR-10",
+        "--arch",
+        "densenet-bc-190",
+        "--framework",
+        "supervised",
+        "--pretrain-data",
+        "cifar10",
+    )
+    for file, name, arch in [
+        ("preresnet-110.csv", "preresnet", "preresnet-110"),
+        ("resnet-110.csv", "resnet110", "resnet-110"),
+    ]:
+        ok(
+            "import",
+            zoo,
+            data / file,
+            "--name",
+            name,
+            "--kind",
+            "probs",
+            "--columns",
+            "11:21",
+            "--label-column",
+            "0",
+            "--arch",
+            arch,
+            "--framework",
+            "supervised",
+            "--pretrain-data",
+            "CIFAR-10",
+        )
+    ok(
+        "import",
+        zoo,
+        data / "densenet-bc-L190-k40.csv",
+        "--name",
+        "human",
+        "--kind",
+        "counts",
+        "--columns",
+        "1:11",
+        "--framework",
+        "human",
+        "--pretrain-data",
+        "cifar10",
+    )
+    ok(
+        "import",
+        zoo,
+        data / "human_model_truth_cifar10h.csv",
+        "--name",
+        "human_model_truth",
+        "--kind",
+        "probs",
+        "--columns",
+        "10:20",
+        "--label-column",
+        "20",
+        "--label-offset",
+        "1",
+        "--framework",
+        "supervised",
+        "--pretrain-data",
+        "cifar10",
+        "--arch",
+        "unknown",
+    )
+    ok(
+        "import",
+        zoo,
+        data / "lenet-5-cifar-10.npz",
+        "--name",
+        "lenet",
+        "--kind",
+        "probs",
+        "--key",
+        "predictions",
+        "--arch",
+        "lenet-5",
+        "--framework",
+        "supervised",
+        "--pretrain-data",
+        "cifar10",
+    )
+    ok(
+        "import",
+        zoo,
+        data / "wideresnet-16-4-cifar-10.npz",
+        "--name",
+        "wrn",
+        "--kind",
+        "probs",
+        "--arch",
+        "wideresnet-16-4",
+        "--framework",
+        "supervised",
+        "--pretrain-data",
+        "cifar10",
+    )
+    ok(
+        "import",
+        zoo,
+        data / "vgg16-keras-cifar-10.npz",
+        "--name",
+        "vgg",
+        "--kind",
+        "probs",
+        "--key",
+        "probs",
+        "--arch",
+        "vgg16",
+        "--framework",
+        "supervised",
+        "--pretrain-data",
+        "cifar10",
+    )
+    ok(
+        "import",
+        zoo,
+        data / "cifar10_test_set_pyx.npy",
+        "--name",
+        "pyx",
+        "--kind",
+        "probs",
+        "--framework",
+        "supervised",
+        "--pretrain-data",
+        "cifar10",
+        "--category",
+        "HParam",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +243,9 @@ def test_cifar10_labels_and_scores_are_the_sources(cifar_zoo):
     npz = np.load(data / "lenet-5-cifar-10.npz")
     np.testing.assert_array_equal(z.labels, npz["ground_truth"])
     assert z.labels[:5].tolist() == [3, 8, 8, 0, 6]
-    np.testing.assert_allclose(np.exp(z.scores("lenet")),
-                               np.maximum(npz["predictions"], 1e-12), rtol=2e-6)
+    np.testing.assert_allclose(
+        np.exp(z.scores("lenet")), np.maximum(npz["predictions"], 1e-12), rtol=2e-6
+    )
     human = np.loadtxt(data / "human_model_truth_cifar10h.csv", delimiter=",")
     np.testing.assert_array_equal(human[:, 20] - 1, z.labels)  # same order once 0-based
     votes = np.loadtxt(data / "densenet-bc-L190-k40.csv", delimiter=",")[:, 1:11]
@@ -127,8 +260,15 @@ def test_verify_remove(cifar_zoo, tmp_path):
     shutil.copytree(cifar_zoo, zoo)
     assert "ok:" in ok("verify", zoo).stderr
     ok("remove", zoo, "lenet", "vgg")
-    assert Zoo.open(zoo).models == ["densenet", "preresnet", "resnet110", "human",
-                                    "human_model_truth", "wrn", "pyx"]
+    assert Zoo.open(zoo).models == [
+        "densenet",
+        "preresnet",
+        "resnet110",
+        "human",
+        "human_model_truth",
+        "wrn",
+        "pyx",
+    ]
     fails("remove", zoo, "lenet", match="no model named 'lenet'")
     ok("verify", zoo)
 
@@ -146,36 +286,52 @@ def small(tmp_path):
     good = rng.normal(size=(20, 3)).astype(np.float32)
     np.save(tmp_path / "good.npy", good)
     zoo = tmp_path / "z"
-    ok("import", zoo, tmp_path / "good.npy", "--name", "good", "--kind", "logits", "--create",
-       "--labels", tmp_path / "labels.npy")
+    ok(
+        "import",
+        zoo,
+        tmp_path / "good.npy",
+        "--name",
+        "good",
+        "--kind",
+        "logits",
+        "--create",
+        "--labels",
+        tmp_path / "labels.npy",
+    )
 
     def snapshot():
-        return {p.relative_to(zoo).as_posix(): p.read_bytes()
-                for p in sorted(zoo.rglob("*")) if p.is_file() and p.name != ".zoo.lock"}
+        return {
+            p.relative_to(zoo).as_posix(): p.read_bytes()
+            for p in sorted(zoo.rglob("*"))
+            if p.is_file() and p.name != ".zoo.lock"
+        }
 
     return zoo, tmp_path, good, labels, snapshot
 
 
-@pytest.mark.parametrize("case, match", [
-    ("nan", "NaN or inf"),
-    ("inf", "NaN or inf"),
-    ("rows", "19 rows, the zoo has 20"),
-    ("classes", "4 columns, the zoo has 3 classes"),
-    ("duplicate", "already in the zoo"),
-    ("empty", "file is empty"),
-    ("npz_key", "available: probs (20, 3), y (20,)"),
-    ("ragged", "ragged rows"),
-    ("bad_safetensors", "unreadable .safetensors"),
-    ("truncated_safetensors", "unreadable .safetensors"),
-    ("probs_not_summing", "sum to 1"),
-    ("labels_disagree", "disagree with the zoo's"),
-    ("text_in_csv", "is not a number"),
-    ("decisions_out_of_range", "outside [0, 3)"),
-    ("missing_file", "no such file"),
-    ("unknown_kind", "unknown kind"),
-    ("bad_columns", "expected A:B"),
-    ("pickle_npy", "pickle"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("nan", "NaN or inf"),
+        ("inf", "NaN or inf"),
+        ("rows", "19 rows, the zoo has 20"),
+        ("classes", "4 columns, the zoo has 3 classes"),
+        ("duplicate", "already in the zoo"),
+        ("empty", "file is empty"),
+        ("npz_key", "available: probs (20, 3), y (20,)"),
+        ("ragged", "ragged rows"),
+        ("bad_safetensors", "unreadable .safetensors"),
+        ("truncated_safetensors", "unreadable .safetensors"),
+        ("probs_not_summing", "sum to 1"),
+        ("labels_disagree", "disagree with the zoo's"),
+        ("text_in_csv", "is not a number"),
+        ("decisions_out_of_range", "outside [0, 3)"),
+        ("missing_file", "no such file"),
+        ("unknown_kind", "unknown kind"),
+        ("bad_columns", "expected A:B"),
+        ("pickle_npy", "pickle"),
+    ],
+)
 def test_bad_import_input(small, case, match):
     zoo, tmp, good, labels, snapshot = small
     before = snapshot()
@@ -257,25 +413,72 @@ def test_duplicate_names_the_model_and_replace_works(small):
 def test_labels_out_of_range_at_create(tmp_path):
     data = shared_path("cifar10-probs")
     # the Kerrigan file's labels are 1-based (1..10): without --label-offset, 10 is out of range
-    fails("import", tmp_path / "z", data / "human_model_truth_cifar10h.csv", "--name", "h",
-          "--kind", "probs", "--columns", "10:20", "--create", "--label-column", "20",
-          "--num-classes", "10", match="outside [0, 10)")
+    fails(
+        "import",
+        tmp_path / "z",
+        data / "human_model_truth_cifar10h.csv",
+        "--name",
+        "h",
+        "--kind",
+        "probs",
+        "--columns",
+        "10:20",
+        "--create",
+        "--label-column",
+        "20",
+        "--num-classes",
+        "10",
+        match="outside [0, 10)",
+    )
     assert not (tmp_path / "z" / "zoo.json").exists()
-    ok("import", tmp_path / "z", data / "human_model_truth_cifar10h.csv", "--name", "h",
-       "--kind", "probs", "--columns", "10:20", "--create", "--label-column", "20",
-       "--label-offset", "1", "--num-classes", "10")
+    ok(
+        "import",
+        tmp_path / "z",
+        data / "human_model_truth_cifar10h.csv",
+        "--name",
+        "h",
+        "--kind",
+        "probs",
+        "--columns",
+        "10:20",
+        "--create",
+        "--label-column",
+        "20",
+        "--label-offset",
+        "1",
+        "--num-classes",
+        "10",
+    )
     assert f"{Zoo.open(tmp_path / 'z').accuracy('h'):.4f}" == "0.8892"
 
 
 def test_failed_create_leaves_nothing(tmp_path):
     np.save(tmp_path / "y.npy", np.array([0, 1, 2, 1]))
     np.save(tmp_path / "bad.npy", np.array([[0.1, np.nan, 0.2]] * 4))
-    fails("import", tmp_path / "new.zoo", tmp_path / "bad.npy", "--name", "m", "--create",
-          "--labels", tmp_path / "y.npy", match="NaN")
+    fails(
+        "import",
+        tmp_path / "new.zoo",
+        tmp_path / "bad.npy",
+        "--name",
+        "m",
+        "--create",
+        "--labels",
+        tmp_path / "y.npy",
+        match="NaN",
+    )
     assert not (tmp_path / "new.zoo").exists()
     (tmp_path / "empty").mkdir()
-    fails("import", tmp_path / "empty", tmp_path / "bad.npy", "--name", "m", "--create",
-          "--labels", tmp_path / "y.npy", match="NaN")
+    fails(
+        "import",
+        tmp_path / "empty",
+        tmp_path / "bad.npy",
+        "--name",
+        "m",
+        "--create",
+        "--labels",
+        tmp_path / "y.npy",
+        match="NaN",
+    )
     assert list((tmp_path / "empty").iterdir()) == []
 
 
@@ -343,8 +546,20 @@ def with_ids(tmp_path):
     base = tmp_path / "base.npz"
     np.savez(base, logits=logits[perm], labels=labels[perm], ids=ids[perm])
     zoo = tmp_path / "z"
-    ok("import", zoo, base, "--name", "base", "--kind", "logits", "--create",
-       "--label-column", "labels", "--id-column", "ids")
+    ok(
+        "import",
+        zoo,
+        base,
+        "--name",
+        "base",
+        "--kind",
+        "logits",
+        "--create",
+        "--label-column",
+        "labels",
+        "--id-column",
+        "ids",
+    )
     return zoo, tmp_path, rng, perm, labels, logits, ids
 
 
@@ -363,15 +578,29 @@ def test_import_shuffled_safetensors_and_pt_with_integer_ids(with_ids):
 
     zoo, tmp, rng, perm, labels, logits, ids = with_ids
     z = Zoo.open(zoo)
-    zoo_order = z.example_ids.astype(int)        # the integer behind each zoo row
+    zoo_order = z.example_ids.astype(int)  # the integer behind each zoo row
     other = rng.normal(size=(20, 3)).astype(np.float32)  # row i belongs to example i
     shuffle = rng.permutation(20)
-    save_file({"logits": other[shuffle], "ids": shuffle.astype(np.int64),
-               "y": labels[shuffle]}, str(tmp / "m.safetensors"))
-    ok("import", zoo, tmp / "m.safetensors", "--name", "st", "--id-column", "ids",
-       "--label-column", "y", "--key", "logits")
-    torch.save({"logits": torch.from_numpy(other[shuffle]),
-                "ids": torch.from_numpy(shuffle)}, tmp / "m.pt")
+    save_file(
+        {"logits": other[shuffle], "ids": shuffle.astype(np.int64), "y": labels[shuffle]},
+        str(tmp / "m.safetensors"),
+    )
+    ok(
+        "import",
+        zoo,
+        tmp / "m.safetensors",
+        "--name",
+        "st",
+        "--id-column",
+        "ids",
+        "--label-column",
+        "y",
+        "--key",
+        "logits",
+    )
+    torch.save(
+        {"logits": torch.from_numpy(other[shuffle]), "ids": torch.from_numpy(shuffle)}, tmp / "m.pt"
+    )
     ok("import", zoo, tmp / "m.pt", "--name", "pt", "--id-column", "ids", "--kind", "logits")
     z = Zoo.open(zoo)
     assert np.array_equal(z.scores("st"), other[zoo_order])
@@ -382,17 +611,23 @@ def _zoo_json(zoo: Path) -> bytes:
     return (zoo / "zoo.json").read_bytes()
 
 
-@pytest.mark.parametrize("case, match", [
-    ("missing", "1 of the zoo's 20 example ids are missing from the file (zoo ids: '00003'; "
-                "unmatched ids in the file: none)"),
-    ("extra", "1 ids in the file are not in the zoo (first: 'zzz'; zoo ids look like"),
-    ("duplicate", "example id '00004' appears 2 times"),
-    ("wrong_length", "the id array 'ids' has 19 entries, the outputs have 20 rows"),
-    ("unknown_key", "no array named 'example_ids'; available: logits (20, 3), ids (20,)"),
-    ("npy", "a .npy file holds a single array, so it cannot carry --id-column"),
-    ("float_ids", "must hold strings or integers, got float64"),
-    ("labels_after_join", "disagree with the zoo's"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        (
+            "missing",
+            "1 of the zoo's 20 example ids are missing from the file (zoo ids: '00003'; "
+            "unmatched ids in the file: none)",
+        ),
+        ("extra", "1 ids in the file are not in the zoo (first: 'zzz'; zoo ids look like"),
+        ("duplicate", "example id '00004' appears 2 times"),
+        ("wrong_length", "the id array 'ids' has 19 entries, the outputs have 20 rows"),
+        ("unknown_key", "no array named 'example_ids'; available: logits (20, 3), ids (20,)"),
+        ("npy", "a .npy file holds a single array, so it cannot carry --id-column"),
+        ("float_ids", "must hold strings or integers, got float64"),
+        ("labels_after_join", "disagree with the zoo's"),
+    ],
+)
 def test_bad_array_ids(with_ids, case, match):
     zoo, tmp, rng, perm, labels, logits, ids = with_ids
     before, snap = _zoo_json(zoo), sorted(p.name for p in (zoo / "models").iterdir())
@@ -422,8 +657,19 @@ def test_bad_array_ids(with_ids, case, match):
     if case != "npy":
         np.savez(f, **arrays)
     extra = ["--label-column", "y"] if case == "labels_after_join" else []
-    line = fails("import", zoo, f, "--name", "new", "--kind", "logits", "--id-column", key,
-                 *extra, match=match)
+    line = fails(
+        "import",
+        zoo,
+        f,
+        "--name",
+        "new",
+        "--kind",
+        "logits",
+        "--id-column",
+        key,
+        *extra,
+        match=match,
+    )
     assert f.name in line
     assert _zoo_json(zoo) == before
     assert sorted(p.name for p in (zoo / "models").iterdir()) == snap
@@ -433,16 +679,39 @@ def test_array_ids_into_a_zoo_without_ids(small):
     zoo, tmp, good, labels, snapshot = small
     before = _zoo_json(zoo)
     np.savez(tmp / "m.npz", logits=good, ids=np.arange(20))
-    fails("import", zoo, tmp / "m.npz", "--name", "new", "--id-column", "ids",
-          match="m.npz: --id-column given but the zoo has no example ids")
+    fails(
+        "import",
+        zoo,
+        tmp / "m.npz",
+        "--name",
+        "new",
+        "--id-column",
+        "ids",
+        match="m.npz: --id-column given but the zoo has no example ids",
+    )
     assert _zoo_json(zoo) == before
 
 
 def test_failed_create_with_array_ids_leaves_nothing(tmp_path):
-    np.savez(tmp_path / "m.npz", logits=np.zeros((4, 3)), labels=np.arange(4) % 3,
-             ids=np.array([1, 2, 2, 3]))
-    fails("import", tmp_path / "new", tmp_path / "m.npz", "--name", "m", "--create",
-          "--label-column", "labels", "--id-column", "ids", match="occurs 2 times")
+    np.savez(
+        tmp_path / "m.npz",
+        logits=np.zeros((4, 3)),
+        labels=np.arange(4) % 3,
+        ids=np.array([1, 2, 2, 3]),
+    )
+    fails(
+        "import",
+        tmp_path / "new",
+        tmp_path / "m.npz",
+        "--name",
+        "m",
+        "--create",
+        "--label-column",
+        "labels",
+        "--id-column",
+        "ids",
+        match="occurs 2 times",
+    )
     assert not (tmp_path / "new").exists()
 
 
@@ -452,13 +721,25 @@ def test_create_with_labels_file_and_npz_ids_then_help_example(tmp_path, monkeyp
     logits --id-column ids` joins a differently shuffled file."""
     rng = np.random.default_rng(8)
     monkeypatch.chdir(tmp_path)
-    order = rng.permutation(10)                       # zoo row r is example order[r]
-    labels = rng.integers(0, 3, 10)                    # labels[i] of example i
+    order = rng.permutation(10)  # zoo row r is example order[r]
+    labels = rng.integers(0, 3, 10)  # labels[i] of example i
     logits = rng.normal(size=(10, 3)).astype(np.float32)
     np.save("labels.npy", labels[order])
     np.savez("first.npz", logits=logits[order], ids=order)
-    ok("import", "cifar.zoo", "first.npz", "--name", "first", "--kind", "logits", "--create",
-       "--labels", "labels.npy", "--id-column", "ids")
+    ok(
+        "import",
+        "cifar.zoo",
+        "first.npz",
+        "--name",
+        "first",
+        "--kind",
+        "logits",
+        "--create",
+        "--labels",
+        "labels.npy",
+        "--id-column",
+        "ids",
+    )
     z = Zoo.open(Path("cifar.zoo"))
     assert z.example_ids.tolist() == [str(i) for i in order]
     shuffle = rng.permutation(10)

@@ -26,7 +26,8 @@ def folder(tmp_path_factory):
         (root / cls).mkdir()
         for k in range(2):
             Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
-                root / cls / f"{k}.png")
+                root / cls / f"{k}.png"
+            )
     return ImageFolder(root)
 
 
@@ -35,14 +36,19 @@ def _batch(loaded, folder):
 
 
 def _run(loaded, folder):
-    return run_model(loaded, folder.with_transform(loaded.transform), name=loaded.name,
-                     options=RunOptions(batch_size=3))
+    return run_model(
+        loaded,
+        folder.with_transform(loaded.transform),
+        name=loaded.name,
+        options=RunOptions(batch_size=3),
+    )
 
 
 @pytest.mark.parametrize("name, dim", [("resnet18", 512), ("vit_tiny_patch16_224", 192)])
 def test_timm_random_init(folder, name, dim):
-    loaded = load_model(ModelEntry(spec=f"timm:{name}", name=name, kwargs={"num_classes": 2}),
-                        pretrained=False)
+    loaded = load_model(
+        ModelEntry(spec=f"timm:{name}", name=name, kwargs={"num_classes": 2}), pretrained=False
+    )
     out = _run(loaded, folder)
     assert out.logits.shape == (4, 2) and out.embeddings.shape == (4, dim)
     x = _batch(loaded, folder)
@@ -70,8 +76,10 @@ def test_timm_card_from_pretrained_tag():
 
 
 def test_torchvision_random_init_embeddings_from_the_fc_input(folder):
-    loaded = load_model(ModelEntry(spec="torchvision:resnet18", name="tv",
-                                   kwargs={"num_classes": 2}), pretrained=False)
+    loaded = load_model(
+        ModelEntry(spec="torchvision:resnet18", name="tv", kwargs={"num_classes": 2}),
+        pretrained=False,
+    )
     out = _run(loaded, folder)
     m = loaded.module
     x = _batch(loaded, folder)
@@ -87,8 +95,11 @@ def test_open_clip_zero_shot_head_from_class_names(folder):
     import open_clip
 
     templates = ("a photo of a {}.", "a drawing of a {}.")
-    loaded = load_model(ModelEntry(spec="open_clip:ViT-B-32", name="clip", templates=templates),
-                        pretrained=False, class_names=folder.classes)
+    loaded = load_model(
+        ModelEntry(spec="open_clip:ViT-B-32", name="clip", templates=templates),
+        pretrained=False,
+        class_names=folder.classes,
+    )
     out = _run(loaded, folder)
     assert out.logits.shape == (4, 2) and out.embeddings.shape == (4, 512)
     card = loaded.card
@@ -103,7 +114,9 @@ def test_open_clip_zero_shot_head_from_class_names(folder):
             e = e / e.norm(dim=-1, keepdim=True)
             cols.append(e.mean(0) / e.mean(0).norm())
         img = model.encode_image(_batch(loaded, folder))
-        expect = model.logit_scale.exp() * (img / img.norm(dim=-1, keepdim=True)) @ torch.stack(cols, 1)
+        expect = (
+            model.logit_scale.exp() * (img / img.norm(dim=-1, keepdim=True)) @ torch.stack(cols, 1)
+        )
     np.testing.assert_allclose(out.embeddings, img.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out.logits, expect.numpy(), rtol=1e-4, atol=1e-4)
 
@@ -117,9 +130,20 @@ def test_no_network_error_is_plain(tmp_path, folder, monkeypatch):
 
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    res = CliRunner().invoke(app, ["collect", "timm:resnet18.a1_in1k", "--data",
-                                   str(folder.root), "--zoo", str(tmp_path / "zoo"), "--create",
-                                   "--workers", "0"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "collect",
+            "timm:resnet18.a1_in1k",
+            "--data",
+            str(folder.root),
+            "--zoo",
+            str(tmp_path / "zoo"),
+            "--create",
+            "--workers",
+            "0",
+        ],
+    )
     assert res.exit_code == 1
     assert "model timm:resnet18.a1_in1k: cannot download the pretrained weights" in res.output
     assert "--no-pretrained" in res.output and "Traceback" not in res.output
@@ -130,8 +154,13 @@ def test_open_clip_linear_probe_head(folder):
     """The probe head fits the training folder (separable: 4 points in 512-d) and records it."""
     from zoolens.errors import ZoolensError
 
-    entry = ModelEntry(spec="open_clip:ViT-B-32", name="clip-lp", head="linear-probe",
-                       probe_data=str(folder.root), probe_l2=1e-6)
+    entry = ModelEntry(
+        spec="open_clip:ViT-B-32",
+        name="clip-lp",
+        head="linear-probe",
+        probe_data=str(folder.root),
+        probe_l2=1e-6,
+    )
     loaded = load_model(entry, pretrained=False, class_names=folder.classes)
     out = _run(loaded, folder)
     assert out.logits.shape == (4, 2)
@@ -149,8 +178,14 @@ def test_open_clip_linear_probe_head(folder):
     probe = fit_linear_probe(f, folder.labels, l2_grid=1e-6)
     np.testing.assert_allclose(out.logits, probe.decision_function(f), rtol=1e-3, atol=1e-3)
     with pytest.raises(ZoolensError, match="needs probe_data"):
-        load_model(ModelEntry(spec="open_clip:ViT-B-32", name="x", head="linear-probe"),
-                   pretrained=False, class_names=folder.classes)
+        load_model(
+            ModelEntry(spec="open_clip:ViT-B-32", name="x", head="linear-probe"),
+            pretrained=False,
+            class_names=folder.classes,
+        )
     with pytest.raises(ZoolensError, match="unknown head 'knn'"):
-        load_model(ModelEntry(spec="open_clip:ViT-B-32", name="x", head="knn"),
-                   pretrained=False, class_names=folder.classes)
+        load_model(
+            ModelEntry(spec="open_clip:ViT-B-32", name="x", head="knn"),
+            pretrained=False,
+            class_names=folder.classes,
+        )

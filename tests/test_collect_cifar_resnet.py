@@ -10,32 +10,44 @@ from typer.testing import CliRunner
 
 from conftest import shared_path
 from zoolens.cli import app
-from zoolens.collect.cifar_resnet import (BasicBlock, CifarResNet, load_checkpoint, resnet20,
-                                          resnet32, resnet44, resnet56, resnet110)
+from zoolens.collect.cifar_resnet import (
+    BasicBlock,
+    CifarResNet,
+    load_checkpoint,
+    resnet20,
+    resnet32,
+    resnet44,
+    resnet56,
+    resnet110,
+)
 from zoolens.errors import ZoolensError
 
 torch.set_num_threads(1)
 
 # resnet20's top-1 on the first 100 images of each class (rows in canonical test order),
 # measured in the full 10,000-image run (accuracy 0.8103; resnet56: 0.8320).
-RESNET20_FIRST100_PREDICTIONS = "".join((
-    "3880661439095798578690494250966545934195465609397498238873567563621234368802933889172527890386466007",
-    "4363115687406283043785128483604189129728656487667289606529342136048438969899373005223863306801728878",
-    "3089638579545980798274935934365138804855118903692253994330898957082473236385044391619918791269346026",
-    "6642613213860044775535254175461926693807360585468991024452809581949389479427978669095872251265942393",
-    "9178840182793619074745804944063533973559149957202229639445425614444378578857605486835999401081180220",
-    "4634947994566956095857870500469395666690176759162355859464320734239792671366897540840934896926147733",
-    "8502164339698858632177127994492568768303540799444539569211419476309015656328368596409496344227838275",
-    "7748240988388746384948818814654079149415770767662490912268217460127254996404566591767039684075779444",
-    "7147448477357208948362087376541322541492707215202479990770784634015701514238434783209091844673113435",
-    "6587188733481488299973800423572258174030138384723711146182412154854911493115525191159454451455454435",
-))
+RESNET20_FIRST100_PREDICTIONS = "".join(
+    (
+        "3880661439095798578690494250966545934195465609397498238873567563621234368802933889172527890386466007",
+        "4363115687406283043785128483604189129728656487667289606529342136048438969899373005223863306801728878",
+        "3089638579545980798274935934365138804855118903692253994330898957082473236385044391619918791269346026",
+        "6642613213860044775535254175461926693807360585468991024452809581949389479427978669095872251265942393",
+        "9178840182793619074745804944063533973559149957202229639445425614444378578857605486835999401081180220",
+        "4634947994566956095857870500469395666690176759162355859464320734239792671366897540840934896926147733",
+        "8502164339698858632177127994492568768303540799444539569211419476309015656328368596409496344227838275",
+        "7748240988388746384948818814654079149415770767662490912268217460127254996404566591767039684075779444",
+        "7147448477357208948362087376541322541492707215202479990770784634015701514238434783209091844673113435",
+        "6587188733481488299973800423572258174030138384723711146182412154854911493115525191159454451455454435",
+    )
+)
 
 
 def test_parameter_counts_match_the_paper():
     # He et al. 2016, Table 6: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M parameters
-    counts = [sum(p.numel() for p in f().parameters()) / 1e6
-              for f in (resnet20, resnet32, resnet44, resnet56, resnet110)]
+    counts = [
+        sum(p.numel() for p in f().parameters()) / 1e6
+        for f in (resnet20, resnet32, resnet44, resnet56, resnet110)
+    ]
     assert [round(c, 2) for c in counts[:4]] == [0.27, 0.46, 0.66, 0.85]
     assert round(counts[4], 1) == 1.7
     assert [f().depth for f in (resnet20, resnet56)] == [20, 56]
@@ -82,7 +94,9 @@ def test_checkpoints_load_with_every_tensor(tmp_path):
 
 
 def _canonical_labels():
-    return np.load(shared_path("cifar10-probs", "lenet-5-cifar-10.npz"))["ground_truth"].astype(np.int64)
+    return np.load(shared_path("cifar10-probs", "lenet-5-cifar-10.npz"))["ground_truth"].astype(
+        np.int64
+    )
 
 
 def _within_class_rank(labels):
@@ -98,8 +112,12 @@ def _model_list(tmp_path, depths):
     lines = []
     for name, file in depths:
         ckpt = shared_path("cifar10-resnets", file)
-        lines += ["[[models]]", 'spec = "python:zoolens.collect.cifar_resnet:pretrained"',
-                  f'name = "{name}"', f'kwargs = {{ checkpoint = "{ckpt}" }}']
+        lines += [
+            "[[models]]",
+            'spec = "python:zoolens.collect.cifar_resnet:pretrained"',
+            f'name = "{name}"',
+            f'kwargs = {{ checkpoint = "{ckpt}" }}',
+        ]
     path = tmp_path / "models.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -122,10 +140,27 @@ def test_resnet20_on_real_jpegs_aligned_with_third_party_outputs(tmp_path):
         for f in sorted((src / cls).iterdir())[:100]:
             (data / cls / f.name).symlink_to(f)
     np.save(tmp_path / "order.npy", canon[keep])
-    res = CliRunner().invoke(app, [
-        "--quiet", "collect", str(_model_list(tmp_path, [("resnet20", "resnet20-12fca82f.th")])),
-        "--data", str(data), "--zoo", str(tmp_path / "zoo"), "--create", "--threads", "1",
-        "--workers", "0", "--batch-size", "100", "--order-by-labels", str(tmp_path / "order.npy")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "collect",
+            str(_model_list(tmp_path, [("resnet20", "resnet20-12fca82f.th")])),
+            "--data",
+            str(data),
+            "--zoo",
+            str(tmp_path / "zoo"),
+            "--create",
+            "--threads",
+            "1",
+            "--workers",
+            "0",
+            "--batch-size",
+            "100",
+            "--order-by-labels",
+            str(tmp_path / "order.npy"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     zoo = Zoo.open(tmp_path / "zoo")
     np.testing.assert_array_equal(zoo.labels, canon[keep])
@@ -154,13 +189,30 @@ def test_full_test_set_accuracies(tmp_path):
     from zoolens import Zoo
 
     np.save(tmp_path / "order.npy", _canonical_labels())
-    res = CliRunner().invoke(app, [
-        "--quiet", "collect",
-        str(_model_list(tmp_path, [("resnet20", "resnet20-12fca82f.th"),
-                                   ("resnet56", "resnet56-4bfd9763.th")])),
-        "--data", str(shared_path("cifar10-test-jpeg", "test")), "--zoo", str(tmp_path / "zoo"),
-        "--create", "--batch-size", "100", "--workers", "1",
-        "--order-by-labels", str(tmp_path / "order.npy")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "collect",
+            str(
+                _model_list(
+                    tmp_path,
+                    [("resnet20", "resnet20-12fca82f.th"), ("resnet56", "resnet56-4bfd9763.th")],
+                )
+            ),
+            "--data",
+            str(shared_path("cifar10-test-jpeg", "test")),
+            "--zoo",
+            str(tmp_path / "zoo"),
+            "--create",
+            "--batch-size",
+            "100",
+            "--workers",
+            "1",
+            "--order-by-labels",
+            str(tmp_path / "order.npy"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     zoo = Zoo.open(tmp_path / "zoo")
     assert abs(zoo.accuracy("resnet20") - 0.810) <= 0.003

@@ -32,8 +32,9 @@ def _data(n=53):
 
 def test_module_outputs_match_a_direct_forward_and_hook_embeddings(tmp_path):
     model, (ds, x) = TwoLayer().eval(), _data()
-    out = run_model(model, ds, work_dir=tmp_path, name="m",
-                    options=RunOptions(batch_size=8, shard_size=20))
+    out = run_model(
+        model, ds, work_dir=tmp_path, name="m", options=RunOptions(batch_size=8, shard_size=20)
+    )
     with torch.no_grad():
         emb = model.body(x)
         logits = model.head(emb)
@@ -46,8 +47,12 @@ def test_module_outputs_match_a_direct_forward_and_hook_embeddings(tmp_path):
 
 def test_tuple_callable_and_no_embeddings(tmp_path):
     ds, x = _data(10)
-    out = run_model(lambda b: (b.flatten(1)[:, :4], b.flatten(1)), ds, name="f",
-                    options=RunOptions(batch_size=3))
+    out = run_model(
+        lambda b: (b.flatten(1)[:, :4], b.flatten(1)),
+        ds,
+        name="f",
+        options=RunOptions(batch_size=3),
+    )
     np.testing.assert_array_equal(out.logits, x.flatten(1)[:, :4].numpy())
     assert out.embeddings.shape == (10, 12)
     np.testing.assert_array_equal(out.embeddings, x.flatten(1).numpy())
@@ -97,8 +102,17 @@ def test_resume_recomputes_only_missing_shards(tmp_path):
 
 def test_shards_of_another_run_are_not_mixed_in(tmp_path):
     store = ShardStore(tmp_path, "m", {"a": 1}, 53, 8)
-    store.write(0, 8, {"indices": np.arange(8), "logits": np.zeros((8, 3), np.float32),
-                       "embeddings": None, "skipped": {}}, {})
+    store.write(
+        0,
+        8,
+        {
+            "indices": np.arange(8),
+            "logits": np.zeros((8, 3), np.float32),
+            "embeddings": None,
+            "skipped": {},
+        },
+        {},
+    )
     with pytest.raises(ZoolensError, match=r"different run of model 'm' \(differs in a\)"):
         ShardStore(tmp_path, "m", {"a": 2}, 53, 8)
     fresh = ShardStore(tmp_path, "m", {"a": 2}, 53, 8, resume=False)
@@ -123,9 +137,17 @@ def test_collect_model_any_dataset_into_a_zoo(tmp_path):
     labels = np.arange(20) % 3
     with pytest.raises(ZoolensError, match="give labels"):
         collect_model(model, ds, tmp_path / "zoo", name="m", create=True)
-    zoo = collect_model(model, ds, tmp_path / "zoo", name="m", labels=labels, create=True,
-                        class_names=["x", "y", "z"], card={"arch": "two-layer"},
-                        options=RunOptions(batch_size=6))
+    zoo = collect_model(
+        model,
+        ds,
+        tmp_path / "zoo",
+        name="m",
+        labels=labels,
+        create=True,
+        class_names=["x", "y", "z"],
+        card={"arch": "two-layer"},
+        options=RunOptions(batch_size=6),
+    )
     assert zoo.models == ["m"] and zoo.card("m").arch == "two-layer"
     assert zoo.example_ids.tolist() == [str(i) for i in range(20)]
     np.testing.assert_array_equal(zoo.labels, labels)
@@ -133,15 +155,15 @@ def test_collect_model_any_dataset_into_a_zoo(tmp_path):
         np.testing.assert_allclose(zoo.scores("m"), model(x).numpy(), rtol=1e-6, atol=1e-6)
     assert zoo.embeddings("m").shape == (20, 7)
     with torch.no_grad():
-        np.testing.assert_allclose(zoo.embeddings("m"), model.body(x).numpy(), rtol=1e-6,
-                                   atol=1e-6)
+        np.testing.assert_allclose(zoo.embeddings("m"), model.body(x).numpy(), rtol=1e-6, atol=1e-6)
     assert not work_dir_for(tmp_path / "zoo").exists()
     with pytest.raises(ZoolensError, match="already in"):
         collect_model(model, ds, tmp_path / "zoo", name="m", labels=labels)
     ds.targets = labels
     collect_model(lambda b: model(b) * 2, ds, tmp_path / "zoo", name="double")
-    np.testing.assert_allclose(Zoo.open(tmp_path / "zoo").scores("double"),
-                               2 * zoo.scores("m"), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        Zoo.open(tmp_path / "zoo").scores("double"), 2 * zoo.scores("m"), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_data_index_positions_and_unknown_id():

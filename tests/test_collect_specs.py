@@ -22,7 +22,7 @@ def test_split_spec_and_unknown_prefix():
 
 def test_toml_list(tmp_path):
     path = tmp_path / "zoo.toml"
-    path.write_text('''
+    path.write_text("""
 [defaults]
 pretrained = false
 [[models]]
@@ -35,7 +35,7 @@ seed = 3
 templates = ["a photo of a {}."]
 [models.card]
 pretrain_data = "LAION-2B"
-''')
+""")
     a, b = read_model_list(path)
     assert a == ModelEntry(spec="timm:resnet18", name="resnet18", pretrained=False)
     assert b.name == "CLIP B/32" and b.pretrained is True and b.seed == 3
@@ -44,8 +44,9 @@ pretrain_data = "LAION-2B"
 
 def test_yaml_list_and_single_spec(tmp_path):
     path = tmp_path / "zoo.yaml"
-    path.write_text("models:\n  - timm:resnet18\n  - spec: torchvision:resnet18/IMAGENET1K_V1\n"
-                    "    name: tv\n")
+    path.write_text(
+        "models:\n  - timm:resnet18\n  - spec: torchvision:resnet18/IMAGENET1K_V1\n    name: tv\n"
+    )
     entries = read_model_list(path)
     assert [e.name for e in entries] == ["resnet18", "tv"]
     bare = tmp_path / "bare.yml"
@@ -54,15 +55,18 @@ def test_yaml_list_and_single_spec(tmp_path):
     assert read_model_list("timm:vit_tiny_patch16_224")[0].name == "vit_tiny_patch16_224"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[[models]]\nname = 'x'\n", "without 'spec'"),
-    ("[[models]]\nspec = 'foo:bar'\n", "unknown prefix 'foo'"),
-    ("[[models]]\nspec = 'timm:a'\nflavour = 1\n", "unknown key"),
-    ("[[models]]\nspec = 'timm:a'\n[[models]]\nspec = 'timm:a'\n", "appears twice"),
-    ("models = []\n", "no models"),
-    ("[[models]\n", "cannot parse"),
-    ("[[models]]\nspec = 'open_clip:RN50'\ntemplates = ['no placeholder']\n", "templates"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[[models]]\nname = 'x'\n", "without 'spec'"),
+        ("[[models]]\nspec = 'foo:bar'\n", "unknown prefix 'foo'"),
+        ("[[models]]\nspec = 'timm:a'\nflavour = 1\n", "unknown key"),
+        ("[[models]]\nspec = 'timm:a'\n[[models]]\nspec = 'timm:a'\n", "appears twice"),
+        ("models = []\n", "no models"),
+        ("[[models]\n", "cannot parse"),
+        ("[[models]]\nspec = 'open_clip:RN50'\ntemplates = ['no placeholder']\n", "templates"),
+    ],
+)
 def test_bad_lists(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -76,13 +80,22 @@ def test_missing_list_file():
 
 
 def test_python_spec_builds_cifar_resnet_with_card():
-    entry = ModelEntry(spec="python:zoolens.collect.cifar_resnet:pretrained", name="r",
-                       kwargs={"depth": 20, "seed": 1}, card={"notes": "hi"})
+    entry = ModelEntry(
+        spec="python:zoolens.collect.cifar_resnet:pretrained",
+        name="r",
+        kwargs={"depth": 20, "seed": 1},
+        card={"notes": "hi"},
+    )
     loaded = load_model(entry, pretrained=False)
     assert loaded.card["arch"] == "resnet20" and loaded.card["notes"] == "hi"
     with pytest.raises(ZoolensError, match="bad kwargs"):
-        load_model(ModelEntry(spec="python:zoolens.collect.cifar_resnet:pretrained", name="r",
-                              kwargs={"colour": 1}))
+        load_model(
+            ModelEntry(
+                spec="python:zoolens.collect.cifar_resnet:pretrained",
+                name="r",
+                kwargs={"colour": 1},
+            )
+        )
     with pytest.raises(ZoolensError, match="has no function"):
         load_model(ModelEntry(spec="python:zoolens.collect.cifar_resnet:nothing", name="r"))
     with pytest.raises(ZoolensError, match="cannot import"):
@@ -100,8 +113,11 @@ def test_torchscript_spec(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in torch 2.14
         torch.jit.script(net).save(str(path))
-    loaded = load_model(ModelEntry(spec=f"torchscript:{path}", name="ts",
-                                   preprocess={"mean": [0.5] * 3, "std": [0.5] * 3}))
+    loaded = load_model(
+        ModelEntry(
+            spec=f"torchscript:{path}", name="ts", preprocess={"mean": [0.5] * 3, "std": [0.5] * 3}
+        )
+    )
     x = torch.rand(2, 3, 4, 4)
     logits, emb = loaded.forward(x)
     torch.testing.assert_close(logits, net(x))

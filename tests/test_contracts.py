@@ -33,8 +33,11 @@ def _views(n: int, seed: int):
     y = bits[:, 0] * 2 + bits[:, 1]
     a = np.concatenate([(2 * bits[:, :1] - 1) * 2.0, rng.normal(size=(n, 5))], 1)
     b = np.concatenate([(2 * bits[:, 1:] - 1) * 2.0, rng.normal(size=(n, 3))], 1)
-    return (a + rng.normal(size=a.shape)).astype(np.float32), \
-        (b + rng.normal(size=b.shape)).astype(np.float32), y
+    return (
+        (a + rng.normal(size=a.shape)).astype(np.float32),
+        (b + rng.normal(size=b.shape)).astype(np.float32),
+        y,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +46,54 @@ def results(tmp_path_factory) -> Path:
     a, b, y = _views(300, 0)
     rng = np.random.default_rng(1)
     up = Zoo.create(root / "up", y)
-    up.add("alpha", logits=rng.normal(size=(300, 4)) + 3 * np.eye(4)[y], embeddings=a,
-           card={"arch": "mlp", "framework": "supervised"})
-    up.add("beta", logits=rng.normal(size=(300, 4)) + 2 * np.eye(4)[y], embeddings=b,
-           card={"arch": "cnn", "framework": "supervised"})
-    up.add("gamma", logits=rng.normal(size=(300, 4)) + 1.5 * np.eye(4)[y],
-           card={"arch": "cnn", "framework": "contrastive"})
+    up.add(
+        "alpha",
+        logits=rng.normal(size=(300, 4)) + 3 * np.eye(4)[y],
+        embeddings=a,
+        card={"arch": "mlp", "framework": "supervised"},
+    )
+    up.add(
+        "beta",
+        logits=rng.normal(size=(300, 4)) + 2 * np.eye(4)[y],
+        embeddings=b,
+        card={"arch": "cnn", "framework": "supervised"},
+    )
+    up.add(
+        "gamma",
+        logits=rng.normal(size=(300, 4)) + 1.5 * np.eye(4)[y],
+        card={"arch": "cnn", "framework": "contrastive"},
+    )
     da, db, dy = _views(200, 2)
     down = Zoo.create(root / "down", dy)
     down.add("alpha", logits=rng.normal(size=(200, 4)), embeddings=da)
     down.add("beta", logits=rng.normal(size=(200, 4)), embeddings=db)
     out = root / "results"
-    for args in (["analyze", str(up.path), "--base", "alpha", "--bootstrap", "20"],
-                 ["probe", str(up.path), "--models", "alpha,beta", "--rates", "0,.5,1",
-                  "--draws", "2", "--l2-grid", "1e-2,1e-4"],
-                 ["probe", str(up.path), "--models", "alpha,beta", "--stack", "--downstream",
-                  str(down.path), "--l2-grid", "1e-3"]):
+    for args in (
+        ["analyze", str(up.path), "--base", "alpha", "--bootstrap", "20"],
+        [
+            "probe",
+            str(up.path),
+            "--models",
+            "alpha,beta",
+            "--rates",
+            "0,.5,1",
+            "--draws",
+            "2",
+            "--l2-grid",
+            "1e-2,1e-4",
+        ],
+        [
+            "probe",
+            str(up.path),
+            "--models",
+            "alpha,beta",
+            "--stack",
+            "--downstream",
+            str(down.path),
+            "--l2-grid",
+            "1e-3",
+        ],
+    ):
         result = runner.invoke(app, ["--quiet", *args, "--out", str(out)])
         assert result.exit_code == 0, result.output
     return out
@@ -72,8 +107,9 @@ def test_real_analyze_and_probe_output_loads_with_zero_notes(results):
         # greedy_folds.csv is filled only without a calibration split
         assert (len(loaded.tables[name]) > 0) == contract.always, name
         # exactly the contract's columns, in its order, as written
-        assert list(pd.read_csv(results / contract.filename, nrows=0).columns) == \
-            list(contract.columns), name
+        assert list(pd.read_csv(results / contract.filename, nrows=0).columns) == list(
+            contract.columns
+        ), name
 
 
 def test_every_table_is_versioned_by_its_sibling_json(results):
@@ -95,10 +131,13 @@ def test_a_sibling_with_an_unknown_version_leaves_that_table_out(results, tmp_pa
         (copy / f"{name}.json").write_text(json.dumps({"table": name, "table_version": 2}))
     loaded = load_results(copy)
     assert "models" not in loaded.tables and "cka" not in loaded.tables
-    assert any(n.startswith("models.json: table_version 2") and "models.csv left out" in n
-               for n in loaded.notes)
-    assert any(n.startswith("cka.json: table_version 2") and "cka.csv left out" in n
-               for n in loaded.notes)
+    assert any(
+        n.startswith("models.json: table_version 2") and "models.csv left out" in n
+        for n in loaded.notes
+    )
+    assert any(
+        n.startswith("cka.json: table_version 2") and "cka.csv left out" in n for n in loaded.notes
+    )
 
 
 def test_a_contract_that_contradicts_itself_is_refused():
@@ -111,9 +150,16 @@ def test_a_contract_that_contradicts_itself_is_refused():
 
 def test_contracts_module_imports_only_the_standard_library():
     tree = ast.parse(Path(contracts.__file__).read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert imported <= {"__future__", "dataclasses", "typing"}, imported
     assert Path(contracts.__file__).parent == Path(zoolens.__file__).parent

@@ -14,8 +14,10 @@ import pytest
 from zoolens.demo.data import DEBIAN_DIR
 from zoolens.demo.zoo_build import BASE, PROFILES
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="Fashion-MNIST absent")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="Fashion-MNIST absent"),
+]
 
 
 def test_default_profile(tmp_path):
@@ -31,8 +33,10 @@ def test_default_profile(tmp_path):
     assert zoo.num_examples == 10000
     assert accuracy >= 0.88, f"base CNN test accuracy {accuracy:.4f} < 0.88"
     total = result.seconds["total"]
-    print(f"default profile: {total:.0f}s wall, {result.seconds['total_cpu']:.0f}s CPU, "
-          f"load {load_before:.1f} -> {load_after:.1f}, base accuracy {accuracy:.4f}")
+    print(
+        f"default profile: {total:.0f}s wall, {result.seconds['total_cpu']:.0f}s CPU, "
+        f"load {load_before:.1f} -> {load_after:.1f}, base accuracy {accuracy:.4f}"
+    )
     if max(load_before, load_after) < 2.5:  # only meaningful on an otherwise idle machine
         assert total <= 600, f"default profile took {total:.0f}s (> 10 minutes)"
     # a second run re-analyses only

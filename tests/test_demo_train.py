@@ -13,8 +13,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoolens.demo.models import STD, MEAN, SmallCNN, build
-from zoolens.demo.train import (_shuffled_batches, augment, nt_xent, train_autoencoder,
-                                train_simclr, train_supervised)
+from zoolens.demo.train import (
+    _shuffled_batches,
+    augment,
+    nt_xent,
+    train_autoencoder,
+    train_simclr,
+    train_supervised,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -30,13 +36,12 @@ def _plain_supervised(model, x, y, *, epochs, lr, batch_size, seed):
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * math.ceil(len(x) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.25)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.25)
     for _ in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -52,12 +57,13 @@ def _plain_simclr(encoder, x, *, epochs, batch_size, seed, lr=2e-3, temperature=
     params = list(encoder.features.parameters()) + list(projector.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=max(epochs * (len(x) // batch_size), 1), pct_start=0.2)
+        opt, max_lr=lr, total_steps=max(epochs * (len(x) // batch_size), 1), pct_start=0.2
+    )
     for _ in range(epochs):
         encoder.train()
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x) - batch_size + 1, batch_size):
-            batch = x[perm[i:i + batch_size]]
+            batch = x[perm[i : i + batch_size]]
             z1 = projector(encoder.embed(augment(batch, gen)))
             z2 = projector(encoder.embed(augment(batch, gen)))
             opt.zero_grad(set_to_none=True)
@@ -77,7 +83,7 @@ def _plain_autoencoder(x, *, epochs, batch_size, seed, code=8, lr=2e-3):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             opt.zero_grad(set_to_none=True)
             F.mse_loss(torch.sigmoid(model(x[idx])), target[idx]).backward()
             opt.step()
@@ -100,8 +106,11 @@ def test_shuffled_batches_cover_a_fresh_permutation():
     gen, ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     batches = list(_shuffled_batches(10, 4, gen))
     perm = torch.randperm(10, generator=ref)
-    assert [b.tolist() for b in batches] == [perm[:4].tolist(), perm[4:8].tolist(),
-                                             perm[8:].tolist()]
+    assert [b.tolist() for b in batches] == [
+        perm[:4].tolist(),
+        perm[4:8].tolist(),
+        perm[8:].tolist(),
+    ]
     kept = list(_shuffled_batches(10, 4, gen, drop_last=True))
     perm = torch.randperm(10, generator=ref)
     assert [b.tolist() for b in kept] == [perm[:4].tolist(), perm[4:8].tolist()]
@@ -114,8 +123,9 @@ def test_supervised_is_the_plain_minibatch_loop():
     x, y = _data()
     calls = []
     torch.manual_seed(0)
-    new = train_supervised(SmallCNN((4, 8), 16), x, y, epochs=2, lr=1e-2, batch_size=16,
-                           seed=5, progress=calls.append)
+    new = train_supervised(
+        SmallCNN((4, 8), 16), x, y, epochs=2, lr=1e-2, batch_size=16, seed=5, progress=calls.append
+    )
     torch.manual_seed(0)
     plain = _plain_supervised(SmallCNN((4, 8), 16), x, y, epochs=2, lr=1e-2, batch_size=16, seed=5)
     _assert_same_weights(new, plain)
@@ -126,8 +136,9 @@ def test_simclr_is_the_plain_minibatch_loop():
     x, _ = _data(40)
     calls = []
     torch.manual_seed(1)
-    new = train_simclr(SmallCNN((4, 8), 16), x, epochs=2, batch_size=16, seed=2,
-                       progress=calls.append)
+    new = train_simclr(
+        SmallCNN((4, 8), 16), x, epochs=2, batch_size=16, seed=2, progress=calls.append
+    )
     torch.manual_seed(1)
     plain = _plain_simclr(SmallCNN((4, 8), 16), x, epochs=2, batch_size=16, seed=2)
     _assert_same_weights(new, plain)

@@ -12,13 +12,25 @@ from zoolens.demo.zoo_build import BASE, PROFILES, model_specs, soup_specs
 from zoolens.zoo.cards import ModelCard
 from zoolens.zoo.categories import pair_category
 
-EXPECTED = {"cnn-seed1": "Reinit", "cnn-seed2": "Reinit", "cnn-dropout0.3": "HParam",
-            "cnn-labelsmooth0.1": "HParam", "cnn-wd0.05": "HParam", "cnn-lr1e-3": "HParam",
-            "mlp": "Arch", "resnet-small": "Arch", "vit-tiny": "Arch",
-            "simclr-cnn+probe": "Framework", "autoencoder+probe": "Framework",
-            "knn-pixels": "Framework", "logreg-pixels": "Framework",
-            "random-forest-pixels": "Framework", "naive-bayes-pixels": "Framework",
-            "digits-cnn+probe": "Dataset", "random-cnn+probe": "Dataset"}
+EXPECTED = {
+    "cnn-seed1": "Reinit",
+    "cnn-seed2": "Reinit",
+    "cnn-dropout0.3": "HParam",
+    "cnn-labelsmooth0.1": "HParam",
+    "cnn-wd0.05": "HParam",
+    "cnn-lr1e-3": "HParam",
+    "mlp": "Arch",
+    "resnet-small": "Arch",
+    "vit-tiny": "Arch",
+    "simclr-cnn+probe": "Framework",
+    "autoencoder+probe": "Framework",
+    "knn-pixels": "Framework",
+    "logreg-pixels": "Framework",
+    "random-forest-pixels": "Framework",
+    "naive-bayes-pixels": "Framework",
+    "digits-cnn+probe": "Dataset",
+    "random-cnn+probe": "Dataset",
+}
 
 
 @pytest.mark.parametrize("profile", ["default", "quick"])
@@ -71,6 +83,8 @@ def test_augment_and_nt_xent():
     z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     t = 0.5
     # row 0 of [z1; z1]: sims to (row1, row2=positive, row3) = (0, 1, 0) / t
-    expected = -torch.log(torch.exp(torch.tensor(2.0)) /
-                          (torch.exp(torch.tensor(2.0)) + 2 * torch.exp(torch.tensor(0.0))))
+    expected = -torch.log(
+        torch.exp(torch.tensor(2.0))
+        / (torch.exp(torch.tensor(2.0)) + 2 * torch.exp(torch.tensor(0.0)))
+    )
     torch.testing.assert_close(nt_xent(z1, z1, t), expected)

@@ -24,8 +24,12 @@ from zoolens.cli import app
 torch.set_num_threads(1)
 
 PER_CLASS = 20  # 200 images: 40 calibration, 160 evaluation (the zoo's default 20 % split)
-DEPTHS = {"resnet20": "resnet20-12fca82f.th", "resnet32": "resnet32-d509ac18.th",
-          "resnet44": "resnet44-014dd654.th", "resnet56": "resnet56-4bfd9763.th"}
+DEPTHS = {
+    "resnet20": "resnet20-12fca82f.th",
+    "resnet32": "resnet32-d509ac18.th",
+    "resnet44": "resnet44-014dd654.th",
+    "resnet56": "resnet56-4bfd9763.th",
+}
 BASE = "resnet56"
 BUDGET_GMACS = 0.2  # below resnet56 + resnet44 (0.2227 GMACs), above resnet56 + resnet32
 
@@ -74,21 +78,46 @@ def shipped(tmp_path_factory):
     np.save(root / "order.npy", canon[rank < PER_CLASS])
     lines = []
     for name, file in DEPTHS.items():
-        lines += ["[[models]]", 'spec = "python:zoolens.collect.cifar_resnet:pretrained"',
-                  f'name = "{name}"',
-                  f'kwargs = {{ checkpoint = "{shared_path("cifar10-resnets", file)}" }}']
+        lines += [
+            "[[models]]",
+            'spec = "python:zoolens.collect.cifar_resnet:pretrained"',
+            f'name = "{name}"',
+            f'kwargs = {{ checkpoint = "{shared_path("cifar10-resnets", file)}" }}',
+        ]
     (root / "models.toml").write_text("\n".join(lines) + "\n")
-    res = _run("collect", root / "models.toml", "--data", data, "--zoo", root / "zoo",
-               "--create", "--threads", "1", "--workers", "0", "--batch-size", "50",
-               "--order-by-labels", root / "order.npy")
+    res = _run(
+        "collect",
+        root / "models.toml",
+        "--data",
+        data,
+        "--zoo",
+        root / "zoo",
+        "--create",
+        "--threads",
+        "1",
+        "--workers",
+        "0",
+        "--batch-size",
+        "50",
+        "--order-by-labels",
+        root / "order.npy",
+    )
     assert res.exit_code == 0, res.output
     for out, extra in (("results", []), ("budget", ["--budget", f"gmacs={BUDGET_GMACS}"])):
-        res = _run("analyze", root / "zoo", "--base", BASE, "--out", root / out,
-                   "--bootstrap", "200", *extra)
+        res = _run(
+            "analyze",
+            root / "zoo",
+            "--base",
+            BASE,
+            "--out",
+            root / out,
+            "--bootstrap",
+            "200",
+            *extra,
+        )
         assert res.exit_code == 0, res.output
     for which in ("greedy", "sidekick"):
-        res = _run("export", root / "results", "--ensemble", which, "--out",
-                   root / f"{which}.json")
+        res = _run("export", root / "results", "--ensemble", which, "--out", root / f"{which}.json")
         assert res.exit_code == 0, res.output
     return root
 
@@ -129,8 +158,19 @@ def test_collect_fills_costs_and_resnet56_macs_match_the_formula(shipped):
 
 def _predict(root, ensemble, name):
     out = root / f"{name}.csv"
-    res = _run("predict", ensemble, root / "data", "--out", out, "--top-k", "3",
-               "--batch-size", "50", "--threads", "1")
+    res = _run(
+        "predict",
+        ensemble,
+        root / "data",
+        "--out",
+        out,
+        "--top-k",
+        "3",
+        "--batch-size",
+        "50",
+        "--threads",
+        "1",
+    )
     assert res.exit_code == 0, res.output
     return pd.read_csv(out)
 
@@ -163,8 +203,10 @@ def test_predict_reproduces_the_greedy_ensemble_analyze_scored(shipped):
     accuracy = float(np.mean(got == np.asarray(zoo.labels)[ev]))
     assert accuracy == greedy["evaluation_acc"] == spec["accuracy"]["value"]
     # the label column is the folder's class; the probabilities are sorted and sum below 1
-    assert (by_id.loc[ids, "label"].to_numpy()
-            == np.asarray(zoo.class_names)[np.asarray(zoo.labels)[ev]]).all()
+    assert (
+        by_id.loc[ids, "label"].to_numpy()
+        == np.asarray(zoo.class_names)[np.asarray(zoo.labels)[ev]]
+    ).all()
     probs = table[["top1_prob", "top2_prob", "top3_prob"]].to_numpy()
     assert (np.diff(probs, axis=1) <= 0).all() and (probs.sum(axis=1) <= 1 + 1e-9).all()
 
@@ -174,16 +216,19 @@ def test_predict_and_load_ensemble_reproduce_the_best_sidekick(shipped):
     summary = json.loads((shipped / "results" / "summary.json").read_text())
     best = summary["headline"]["best_sidekick"]
     pairs = pd.read_csv(shipped / "results" / "pairs.csv")
-    row = pairs[((pairs.model_a == BASE) & (pairs.model_b == best["model"]))
-                | ((pairs.model_b == BASE) & (pairs.model_a == best["model"]))].iloc[0]
+    row = pairs[
+        ((pairs.model_a == BASE) & (pairs.model_b == best["model"]))
+        | ((pairs.model_b == BASE) & (pairs.model_a == best["model"]))
+    ].iloc[0]
     spec = json.loads((shipped / "sidekick.json").read_text())
     assert [m["name"] for m in spec["members"]] == [BASE, best["model"]]
     table = _predict(shipped, shipped / "sidekick.json", "sidekick-pred").set_index("image")
     ev = np.asarray(zoo.evaluation_indices)
     got = table.loc[np.asarray(zoo.example_ids)[ev], "top1_index"].to_numpy()
     models = pd.read_csv(shipped / "results" / "models.csv").set_index("model")
-    expected = _ensemble_predictions(zoo, {BASE: 1, best["model"]: 1},
-                                     models["temperature"].to_dict(), ev)
+    expected = _ensemble_predictions(
+        zoo, {BASE: 1, best["model"]: 1}, models["temperature"].to_dict(), ev
+    )
     np.testing.assert_array_equal(got, expected)
     assert float(np.mean(got == np.asarray(zoo.labels)[ev])) == row.ensemble_acc
     assert spec["accuracy"]["value"] == row.ensemble_acc
@@ -240,10 +285,15 @@ def test_budget_picks_the_best_fitting_pair_and_greedy_fits(shipped, tmp_path):
     for row in pareto.itertuples():
         assert row.cost == pytest.approx(sum(macs[m] for m in set(row.members.split(";"))) / 1e9)
         assert row.fits_budget == (row.cost <= BUDGET_GMACS)
-        dominated = any((o.cost <= row.cost and o.accuracy >= row.accuracy
-                         and (o.cost < row.cost or o.accuracy > row.accuracy))
-                        or (o.cost == row.cost and o.accuracy == row.accuracy
-                            and o.Index < row.Index) for o in pareto.itertuples())
+        dominated = any(
+            (
+                o.cost <= row.cost
+                and o.accuracy >= row.accuracy
+                and (o.cost < row.cost or o.accuracy > row.accuracy)
+            )
+            or (o.cost == row.cost and o.accuracy == row.accuracy and o.Index < row.Index)
+            for o in pareto.itertuples()
+        )
         assert row.on_front == (not dominated)
 
     # the report's figure plots exactly the table's points, with the base marked
@@ -255,11 +305,15 @@ def test_budget_picks_the_best_fitting_pair_and_greedy_fits(shipped, tmp_path):
     plotted = sorted(zip(points["members"], points["cost"], points["accuracy"]))
     assert plotted == sorted(zip(pareto.members, pareto.cost, pareto.accuracy))
     offsets = np.concatenate([c.get_offsets() for c in drawn.figure.axes[0].collections])
-    np.testing.assert_allclose(sorted(map(tuple, offsets)),
-                               sorted(zip(pareto.cost, pareto.accuracy)))
+    np.testing.assert_allclose(
+        sorted(map(tuple, offsets)), sorted(zip(pareto.cost, pareto.accuracy))
+    )
     base_row = pareto[(pareto.kind == "single") & (pareto.members == BASE)].iloc[0]
-    assert drawn.data["base"] == {"model": BASE, "cost": base_row.cost,
-                                  "accuracy": base_row.accuracy}
+    assert drawn.data["base"] == {
+        "model": BASE,
+        "cost": base_row.cost,
+        "accuracy": base_row.accuracy,
+    }
     assert drawn.data["budget"] == BUDGET_GMACS
     from zoolens.report import build_report
 
@@ -268,8 +322,9 @@ def test_budget_picks_the_best_fitting_pair_and_greedy_fits(shipped, tmp_path):
 
 
 def test_bad_budget_one_line_nothing_written(shipped, tmp_path):
-    res = _run("analyze", shipped / "zoo", "--base", BASE, "--out", tmp_path / "a",
-               "--budget", "watts=3")
+    res = _run(
+        "analyze", shipped / "zoo", "--base", BASE, "--out", tmp_path / "a", "--budget", "watts=3"
+    )
     assert "unknown unit 'watts'" in _error_line(res)
     assert not (tmp_path / "a").exists()
     # a unit no card has: a copy of the zoo with one model's cost removed everywhere
@@ -281,8 +336,16 @@ def test_bad_budget_one_line_nothing_written(shipped, tmp_path):
         card = zoo.card(name).model_dump()
         card["cost"] = {**card["cost"], "latency_ms": None}
         zoo.set_card(name, card)
-    res = _run("analyze", tmp_path / "zoo", "--base", BASE, "--out", tmp_path / "b",
-               "--budget", "latency_ms=20")
+    res = _run(
+        "analyze",
+        tmp_path / "zoo",
+        "--base",
+        BASE,
+        "--out",
+        tmp_path / "b",
+        "--budget",
+        "latency_ms=20",
+    )
     assert "no model card has a cost in latency_ms" in _error_line(res)
     assert not (tmp_path / "b").exists()
 
@@ -295,15 +358,27 @@ def _edited(shipped, tmp_path, change):
     return path
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda s: s["members"][0]["collect"].update(spec="python:zoolens.collect.cifar_resnet:nope"),
-     "has no function nope"),
-    (lambda s: s.update(class_names=s["class_names"][:9]), "gives 10 classes, the ensemble file lists 9"),
-    (lambda s: s["members"][0]["checkpoints"][0].update(sha256="0" * 64),
-     "no longer matches its recorded sha256"),
-    (lambda s: s.update(version=2), "ensemble file version 2"),
-    (lambda s: s["members"][0].update(temperature=-1), "invalid ensemble file"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda s: s["members"][0]["collect"].update(
+                spec="python:zoolens.collect.cifar_resnet:nope"
+            ),
+            "has no function nope",
+        ),
+        (
+            lambda s: s.update(class_names=s["class_names"][:9]),
+            "gives 10 classes, the ensemble file lists 9",
+        ),
+        (
+            lambda s: s["members"][0]["checkpoints"][0].update(sha256="0" * 64),
+            "no longer matches its recorded sha256",
+        ),
+        (lambda s: s.update(version=2), "ensemble file version 2"),
+        (lambda s: s["members"][0].update(temperature=-1), "invalid ensemble file"),
+    ],
+)
 def test_hand_edited_ensemble_file_one_line_nothing_written(shipped, tmp_path, change, message):
     path = _edited(shipped, tmp_path, change)
     out = tmp_path / "pred.csv"
@@ -321,8 +396,16 @@ def test_images_of_another_size_one_line_nothing_written(shipped, tmp_path):
         for f in sorted((shipped / "data" / cls).iterdir())[:3]:
             Image.open(f).convert("RGB").resize((64, 64)).save(data / cls / f.name)
     out = tmp_path / "pred.csv"
-    res = _run("predict", shipped / "greedy.json", data, "--out", out, "--zoo",
-               tmp_path / "newzoo", "--create")
+    res = _run(
+        "predict",
+        shipped / "greedy.json",
+        data,
+        "--out",
+        out,
+        "--zoo",
+        tmp_path / "newzoo",
+        "--create",
+    )
     line = _error_line(res)
     assert "preprocessed to [3, 64, 64]" in line and "takes [3, 32, 32]" in line
     assert not out.exists() and not (tmp_path / "newzoo").exists()
@@ -340,8 +423,20 @@ def test_predict_adds_member_outputs_to_a_new_zoo(shipped, tmp_path):
     from zoolens import Zoo
 
     out = tmp_path / "pred.csv"
-    res = _run("predict", shipped / "sidekick.json", shipped / "data", "--out", out,
-               "--zoo", tmp_path / "new", "--create", "--batch-size", "50", "--threads", "1")
+    res = _run(
+        "predict",
+        shipped / "sidekick.json",
+        shipped / "data",
+        "--out",
+        out,
+        "--zoo",
+        tmp_path / "new",
+        "--create",
+        "--batch-size",
+        "50",
+        "--threads",
+        "1",
+    )
     assert res.exit_code == 0, res.output
     new, old = Zoo.open(tmp_path / "new"), _zoo(shipped)
     spec = json.loads((shipped / "sidekick.json").read_text())
@@ -365,14 +460,20 @@ def _random_ensemble(tmp_path):
         (tmp_path / "data" / cls).mkdir(parents=True)
         for k in range(6):
             Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
-                tmp_path / "data" / cls / f"{k:02d}.png")
+                tmp_path / "data" / cls / f"{k:02d}.png"
+            )
     spec = "python:zoolens.collect.cifar_resnet:pretrained"
-    members = [Member(name=f"r{d}", collect={"spec": spec, "seed": s,
-                                             "kwargs": {"depth": d, "num_classes": 2, "seed": s}},
-                      temperature=t, weight=w, input_shape=[3, 32, 32])
-               for d, s, t, w in ((8, 0, 1.3, 2), (14, 1, 0.8, 1))]
-    ensemble = EnsembleFile(kind="models", combine="probs", class_names=["a", "b"],
-                            members=members)
+    members = [
+        Member(
+            name=f"r{d}",
+            collect={"spec": spec, "seed": s, "kwargs": {"depth": d, "num_classes": 2, "seed": s}},
+            temperature=t,
+            weight=w,
+            input_shape=[3, 32, 32],
+        )
+        for d, s, t, w in ((8, 0, 1.3, 2), (14, 1, 0.8, 1))
+    ]
+    ensemble = EnsembleFile(kind="models", combine="probs", class_names=["a", "b"], members=members)
     path = tmp_path / "e.json"
     path.write_text(ensemble.model_dump_json())
     return path

@@ -16,10 +16,25 @@ from zoolens import measure
 MODULES = ["zoolens.measure", *(f"zoolens.measure.{m}" for m in measure._EXPORTS)]
 # Public functions whose docstrings carry an Examples section (a test below keeps them there).
 WITH_EXAMPLES = [
-    "top1", "correctness", "pair_counts", "error_inconsistency", "both_right", "both_wrong",
-    "error_consistency", "dominance", "pairwise_agreement", "fit_temperature", "softmax",
-    "expected_calibration_error", "pair_ensemble_predictions", "majority_vote",
-    "ensemble_counts", "ensemble_rates", "confidence_angle", "mcnemar_test", "bootstrap_ci",
+    "top1",
+    "correctness",
+    "pair_counts",
+    "error_inconsistency",
+    "both_right",
+    "both_wrong",
+    "error_consistency",
+    "dominance",
+    "pairwise_agreement",
+    "fit_temperature",
+    "softmax",
+    "expected_calibration_error",
+    "pair_ensemble_predictions",
+    "majority_vote",
+    "ensemble_counts",
+    "ensemble_rates",
+    "confidence_angle",
+    "mcnemar_test",
+    "bootstrap_ci",
     "probit_fit",
 ]
 
@@ -27,8 +42,12 @@ WITH_EXAMPLES = [
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
-                             verbose=False, report=False)
+    result = doctest.testmod(
+        module,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+        verbose=False,
+        report=False,
+    )
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
 
 

@@ -38,16 +38,32 @@ def zoo_with_images(tmp_path_factory):
     probs_dir = shared_path("cifar10-probs")
     dense = np.loadtxt(probs_dir / "densenet-bc-L190-k40.csv", delimiter=",")
     labels = dense[:, 0].astype(np.int64)
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-               "ship", "truck"]
+    classes = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     ids = _ids_in_canonical_order(labels, classes)
     path = tmp_path_factory.mktemp("dd") / "zoo"
     zoo = Zoo.create(path, labels[:N], class_names=classes, example_ids=ids[:N])
     zoo.add("densenet", probs=dense[:N, 11:21], card={"arch": "densenet"})
-    zoo.add("lenet", probs=np.load(probs_dir / "lenet-5-cifar-10.npz")["predictions"][:N],
-            card={"arch": "lenet"})
-    zoo.add("vgg", probs=np.load(probs_dir / "vgg16-keras-cifar-10.npz")["probs"][:N],
-            card={"arch": "vgg16"})
+    zoo.add(
+        "lenet",
+        probs=np.load(probs_dir / "lenet-5-cifar-10.npz")["predictions"][:N],
+        card={"arch": "lenet"},
+    )
+    zoo.add(
+        "vgg",
+        probs=np.load(probs_dir / "vgg16-keras-cifar-10.npz")["probs"][:N],
+        card={"arch": "vgg16"},
+    )
     return zoo
 
 
@@ -66,8 +82,10 @@ def test_drilldown_table_and_thumbnails(zoo_with_images, tmp_path):
     assert 0 < len(examples) <= 50 and len(table) == len(examples) * 2 * 3
     temps = dict(zip(result.models.model, result.models.temperature))
     for example, part in table.groupby("example"):
-        right = {m: int(np.asarray(zoo.predictions(m))[example]) == int(zoo.labels[example])
-                 for m in ("densenet", sidekick)}
+        right = {
+            m: int(np.asarray(zoo.predictions(m))[example]) == int(zoo.labels[example])
+            for m in ("densenet", sidekick)
+        }
         assert sum(right.values()) == 1  # exactly one of them is right
         assert part.right.iloc[0] == next(m for m, ok in right.items() if ok)
         assert example in set(zoo.evaluation_indices)
@@ -91,19 +109,44 @@ def test_import_image_root_and_refusal(zoo_with_images, tmp_path):
     from zoolens.zoo.store import Zoo
 
     zoo = zoo_with_images
-    np.save(tmp_path / "p.npy", np.load(shared_path("cifar10-probs") / "wideresnet-16-4-cifar-10.npz")
-            ["predictions"][:N])
-    bad = CliRunner().invoke(app, ["import", str(zoo.path), str(tmp_path / "p.npy"), "--name",
-                                   "wrn", "--kind", "probs", "--image-root",
-                                   str(tmp_path / "nowhere")])
+    np.save(
+        tmp_path / "p.npy",
+        np.load(shared_path("cifar10-probs") / "wideresnet-16-4-cifar-10.npz")["predictions"][:N],
+    )
+    bad = CliRunner().invoke(
+        app,
+        [
+            "import",
+            str(zoo.path),
+            str(tmp_path / "p.npy"),
+            "--name",
+            "wrn",
+            "--kind",
+            "probs",
+            "--image-root",
+            str(tmp_path / "nowhere"),
+        ],
+    )
     assert bad.exit_code != 0 and "not a folder" in bad.output and "Traceback" not in bad.output
     assert "wrn" not in Zoo.open(zoo.path).models  # the zoo is left as it was
-    ok = CliRunner().invoke(app, ["import", str(zoo.path), str(tmp_path / "p.npy"), "--name",
-                                  "wrn", "--kind", "probs", "--image-root",
-                                  str(shared_path("cifar10-test-jpeg") / "test")])
+    ok = CliRunner().invoke(
+        app,
+        [
+            "import",
+            str(zoo.path),
+            str(tmp_path / "p.npy"),
+            "--name",
+            "wrn",
+            "--kind",
+            "probs",
+            "--image-root",
+            str(shared_path("cifar10-test-jpeg") / "test"),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
-    assert Zoo.open(zoo.path).image_root == str((shared_path("cifar10-test-jpeg") / "test")
-                                                .resolve())
+    assert Zoo.open(zoo.path).image_root == str(
+        (shared_path("cifar10-test-jpeg") / "test").resolve()
+    )
 
 
 def test_image_path_never_leaves_the_root(tmp_path):

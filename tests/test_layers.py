@@ -21,10 +21,19 @@ import zoolens
 
 SRC = Path(zoolens.__file__).parent
 LAYERS = {
-    "zoolens": 0, "errors": 0, "progress": 0, "contracts": 0, "examples": 0,
-    "measure": 1, "zoo": 1,
-    "collect": 2, "study": 2,
-    "report": 3, "demo": 3, "deploy": 3, "cli": 3,
+    "zoolens": 0,
+    "errors": 0,
+    "progress": 0,
+    "contracts": 0,
+    "examples": 0,
+    "measure": 1,
+    "zoo": 1,
+    "collect": 2,
+    "study": 2,
+    "report": 3,
+    "demo": 3,
+    "deploy": 3,
+    "cli": 3,
 }
 
 
@@ -49,13 +58,17 @@ def import_graph() -> dict[str, set[str]]:
                 graph[module].update(a.name for a in node.names if a.name.startswith("zoolens"))
             elif isinstance(node, ast.ImportFrom):
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                name = (base + "." + node.module if node.module else base) if node.level \
+                name = (
+                    (base + "." + node.module if node.module else base)
+                    if node.level
                     else (node.module or "")
+                )
                 if name.split(".")[0] != "zoolens":
                     continue
                 graph[module].add(name)
-                graph[module].update(f"{name}.{a.name}" for a in node.names
-                                     if _is_module(f"{name}.{a.name}"))
+                graph[module].update(
+                    f"{name}.{a.name}" for a in node.names if _is_module(f"{name}.{a.name}")
+                )
         graph[module].discard(module)
     return graph
 
@@ -75,7 +88,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -94,24 +107,40 @@ def test_every_package_has_a_layer():
 
 
 def test_no_module_imports_one_above_it():
-    upward = sorted(f"{m} -> {t}" for m, targets in import_graph().items() for t in targets
-                    if LAYERS[group(t)] > LAYERS[group(m)])
+    upward = sorted(
+        f"{m} -> {t}"
+        for m, targets in import_graph().items()
+        for t in targets
+        if LAYERS[group(t)] > LAYERS[group(m)]
+    )
     assert upward == []
 
 
 def test_measure_and_zoo_are_independent_and_report_reads_tables_only():
     graph = import_graph()
-    bad = sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
-                 if (group(m), group(t)) in {("measure", "zoo"), ("zoo", "measure"),
-                                             ("report", "study"), ("report", "zoo"),
-                                             ("report", "collect")})
+    bad = sorted(
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        for t in targets
+        if (group(m), group(t))
+        in {
+            ("measure", "zoo"),
+            ("zoo", "measure"),
+            ("report", "study"),
+            ("report", "zoo"),
+            ("report", "collect"),
+        }
+    )
     assert bad == []
 
 
 def test_collect_has_no_import_cycle():
     graph = import_graph()
-    inside = {m: {t for t in targets if group(t) == "collect"}
-              for m, targets in graph.items() if group(m) == "collect"}
+    inside = {
+        m: {t for t in targets if group(t) == "collect"}
+        for m, targets in graph.items()
+        if group(m) == "collect"
+    }
     assert "zoolens.collect.runner" in inside  # the graph was read
     assert find_cycle(inside) is None, find_cycle(inside)
 

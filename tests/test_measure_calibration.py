@@ -61,7 +61,8 @@ def test_temperature_matches_scipy(seed, sharpness, signal):
     assert fit.nll == pytest.approx(nll_ref, abs=1e-4)
     assert fit.nll <= nll_ref + 1e-12  # never worse than the generic optimiser
     assert negative_log_likelihood(z.astype(np.float32), y, 1.0) == pytest.approx(
-        reference_nll(z.astype(np.float32), y, 1.0), rel=1e-12)
+        reference_nll(z.astype(np.float32), y, 1.0), rel=1e-12
+    )
 
 
 def test_over_and_under_confident_models_move_t_the_right_way():
@@ -160,9 +161,12 @@ def test_multilabel_nll_is_set_likelihood_and_skips_empty_rows():
     ref = -np.mean(np.log(np.sum(np.exp(logq) * multi, axis=1)[keep]))
     assert negative_log_likelihood(z, multi, 1.3) == pytest.approx(ref, rel=1e-12)
     fit = fit_temperature(z, multi)
-    res = minimize_scalar(lambda u: negative_log_likelihood(z, multi, math.exp(u)),
-                          bounds=(math.log(1e-3), math.log(1e3)), method="bounded",
-                          options={"xatol": 1e-10})
+    res = minimize_scalar(
+        lambda u: negative_log_likelihood(z, multi, math.exp(u)),
+        bounds=(math.log(1e-3), math.log(1e3)),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     assert fit.temperature == pytest.approx(math.exp(res.x), rel=1e-4)
 
 
@@ -180,8 +184,10 @@ def test_softmax_is_stable_and_correct():
     np.testing.assert_allclose(p[0], [0.5, 0.5, 0.0], atol=1e-300)
     assert softmax(z)[0, 2] == 0.0  # invisible in float32
     np.testing.assert_allclose(p[1], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum(), rtol=1e-15)
-    np.testing.assert_allclose(softmax(z[1], 2.0, dtype=np.float64),
-                               np.exp(np.array([1, 2, 3]) / 2) / np.exp(np.array([1, 2, 3]) / 2).sum())
+    np.testing.assert_allclose(
+        softmax(z[1], 2.0, dtype=np.float64),
+        np.exp(np.array([1, 2, 3]) / 2) / np.exp(np.array([1, 2, 3]) / 2).sum(),
+    )
     assert softmax(z).dtype == np.float32
     conf, pred = top1_confidence(z, 1.0)
     np.testing.assert_allclose(conf, p.max(axis=1), rtol=1e-15)
@@ -272,8 +278,14 @@ def test_warm_start_gives_the_full_data_optimum_in_few_passes():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 300), st.integers(2, 12), st.floats(1e-4, 1e3), st.floats(0, 50),
-       st.booleans(), st.integers(0, 10**6))
+@given(
+    st.integers(1, 300),
+    st.integers(2, 12),
+    st.floats(1e-4, 1e3),
+    st.floats(0, 50),
+    st.booleans(),
+    st.integers(0, 10**6),
+)
 def test_fit_never_worse_than_scipy_and_always_finite(n, c, scale, signal, f16, seed):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, c, n)
@@ -300,7 +312,7 @@ def test_real_cifar10_ece_before_and_after_matches_torchmetrics():
     for t in (1.0, fit.temperature):
         p = softmax(logp, t, dtype=np.float64)
         conf = p.max(axis=1)
-        away = (np.abs(conf[:, None] - np.linspace(0, 1, 16)[None, :]).min(axis=1) > 1e-6)
+        away = np.abs(conf[:, None] - np.linspace(0, 1, 16)[None, :]).min(axis=1) > 1e-6
         away &= conf.astype(np.float32) < 1.0  # torchmetrics works in float32: 1.0 has its own bin
         metric = tm.MulticlassCalibrationError(num_classes=10, n_bins=15, norm="l1")
         ref = metric(torch.tensor(p[away]), torch.tensor(y[away])).item()

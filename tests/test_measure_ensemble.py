@@ -44,8 +44,9 @@ def test_pair_ensemble_hand_fixture_and_tie_rule():
     np.testing.assert_array_equal(pair_ensemble_predictions(qa, qb), [1, 0, 0])
     np.testing.assert_array_equal(pair_ensemble_predictions(qa, qb, 1.0), [0, 2, 0])
     np.testing.assert_array_equal(pair_ensemble_predictions(qa, qb, 0.0), [1, 0, 0])
-    np.testing.assert_array_equal(pair_ensemble_correct(qa, qb, np.array([1, 2, 1])),
-                                  [True, False, False])
+    np.testing.assert_array_equal(
+        pair_ensemble_correct(qa, qb, np.array([1, 2, 1])), [True, False, False]
+    )
 
 
 def test_half_weight_is_plain_average_bit_for_bit():
@@ -59,11 +60,17 @@ def test_logits_combine_is_average_of_scaled_logits():
     rng = np.random.default_rng(1)
     za, zb = rng.normal(size=(2, 300, 6)) * 3
     ta, tb = 1.7, 0.6
-    xa, xb = ensemble_inputs(za, ta, "logits", dtype=np.float64), ensemble_inputs(zb, tb, "logits", dtype=np.float64)
-    np.testing.assert_array_equal(pair_ensemble_predictions(xa, xb, 0.3),
-                                  (0.3 * za / ta + 0.7 * zb / tb).argmax(1))
+    xa, xb = (
+        ensemble_inputs(za, ta, "logits", dtype=np.float64),
+        ensemble_inputs(zb, tb, "logits", dtype=np.float64),
+    )
+    np.testing.assert_array_equal(
+        pair_ensemble_predictions(xa, xb, 0.3), (0.3 * za / ta + 0.7 * zb / tb).argmax(1)
+    )
     q = ensemble_inputs(za, ta, "probs", dtype=np.float64)
-    np.testing.assert_allclose(q, np.exp(za / ta) / np.exp(za / ta).sum(1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(
+        q, np.exp(za / ta) / np.exp(za / ta).sum(1, keepdims=True), rtol=1e-12
+    )
     with pytest.raises(ZoolensError, match="combine"):
         ensemble_inputs(za, 1.0, "median")
     with pytest.raises(ZoolensError, match="weight"):
@@ -71,8 +78,14 @@ def test_logits_combine_is_average_of_scaled_logits():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(2, 6), st.integers(1, 40), st.integers(1, 12), st.booleans(),
-       st.sampled_from([0.5, 0.25, 0.9]), st.integers(0, 10**6))
+@given(
+    st.integers(2, 6),
+    st.integers(1, 40),
+    st.integers(1, 12),
+    st.booleans(),
+    st.sampled_from([0.5, 0.25, 0.9]),
+    st.integers(0, 10**6),
+)
 def test_all_pairs_equal_per_pair_loop(m, n, c, ties, weight, seed):
     rng = np.random.default_rng(seed)
     q = random_probs(rng, m, n, c, ties)
@@ -110,11 +123,16 @@ def test_full_rows_are_the_definition_argmax_of_the_weighted_sum_with_ties():
     a_idx, b_idx = pair_index(4)
     for weight in (0.5, 0.3):
         w, v = np.float32(weight), np.float32(1 - weight)
-        expected = np.stack([[int(np.flatnonzero(row == row.max())[0])
-                              for row in w * q[a] + v * q[b]] for a, b in zip(a_idx, b_idx)])
+        expected = np.stack(
+            [
+                [int(np.flatnonzero(row == row.max())[0]) for row in w * q[a] + v * q[b]]
+                for a, b in zip(a_idx, b_idx)
+            ]
+        )
         np.testing.assert_array_equal(
             all_pair_ensemble_correct(q, np.zeros(200, int), weight, return_predictions=True),
-            expected)
+            expected,
+        )
 
 
 def test_counts_and_rates_hand_fixture():
@@ -178,13 +196,21 @@ def test_class_aware_interpolation_hand_fixture():
     rng = np.random.default_rng(5)
     q = random_probs(rng, 2, 300, 3)
     y = rng.integers(0, 3, 300)
-    assert interpolation_curve(q[0], q[1], y, [0.5], mask=mask)[0] == \
-        interpolation_curve(q[0], q[1], y, [0.5])[0]
+    assert (
+        interpolation_curve(q[0], q[1], y, [0.5], mask=mask)[0]
+        == interpolation_curve(q[0], q[1], y, [0.5])[0]
+    )
     # a reference: per-example loop with per-class weights
     w = class_weights(0.9, mask)
-    ref = np.array([np.argmax([w[c] * q[0, i, c] + (1 - w[c]) * q[1, i, c] for c in range(3)])
-                    for i in range(300)])
-    assert interpolation_curve(q[0], q[1], y, [0.9], mask=mask)[0] == pytest.approx(np.mean(ref == y))
+    ref = np.array(
+        [
+            np.argmax([w[c] * q[0, i, c] + (1 - w[c]) * q[1, i, c] for c in range(3)])
+            for i in range(300)
+        ]
+    )
+    assert interpolation_curve(q[0], q[1], y, [0.9], mask=mask)[0] == pytest.approx(
+        np.mean(ref == y)
+    )
 
 
 def test_class_aware_mask_multilabel():
@@ -237,8 +263,14 @@ def caruana_reference(probs, labels, start, pool, max_steps):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(2, 6), st.integers(1, 30), st.integers(2, 6), st.integers(0, 6),
-       st.booleans(), st.integers(0, 10**6))
+@given(
+    st.integers(2, 6),
+    st.integers(1, 30),
+    st.integers(2, 6),
+    st.integers(0, 6),
+    st.booleans(),
+    st.integers(0, 10**6),
+)
 def test_greedy_equals_plain_caruana_loop(m, n, c, steps, ties, seed):
     rng = np.random.default_rng(seed)
     probs = random_probs(rng, m, n, c, ties)
@@ -267,8 +299,9 @@ def test_greedy_constructed_ties():
     np.testing.assert_array_equal(res.calibration_correct, [0, 4, 4, 4])
     assert res.best_step == 1 and res.kept == 2  # earliest best prefix
     # with the start in the pool, the start (chosen once already) wins a tie among equals
-    res = greedy_forward_selection(np.stack([right, right]).astype(np.float32), y, start=1,
-                                   pool=[0, 1], max_steps=2)
+    res = greedy_forward_selection(
+        np.stack([right, right]).astype(np.float32), y, start=1, pool=[0, 1], max_steps=2
+    )
     assert res.members == [1, 1, 1]
 
 
@@ -277,8 +310,9 @@ def test_greedy_reports_evaluation_without_choosing_by_it():
     probs = random_probs(rng, 5, 300, 6)
     y = rng.integers(0, 6, 300)
     cal, ev = np.arange(0, 300, 2), np.arange(1, 300, 2)
-    res = greedy_forward_selection(probs, y, start=2, pool=range(5), max_steps=4,
-                                   calibration_index=cal, evaluation_index=ev)
+    res = greedy_forward_selection(
+        probs, y, start=2, pool=range(5), max_steps=4, calibration_index=cal, evaluation_index=ev
+    )
     members, cal_ref = caruana_reference(probs[:, cal], y[cal], 2, range(5), 4)
     assert res.members == members
     for s in range(5):
@@ -288,8 +322,15 @@ def test_greedy_reports_evaluation_without_choosing_by_it():
         np.testing.assert_array_equal(res.evaluation_correct[s], total.argmax(1) == y[ev])
     assert res.evaluation_correct.shape == (5, len(ev))
     # the sequence form (a list of per-model arrays) gives the same answer
-    seq = greedy_forward_selection(list(probs), y, start=2, pool=range(5), max_steps=4,
-                                   calibration_index=cal, evaluation_index=ev)
+    seq = greedy_forward_selection(
+        list(probs),
+        y,
+        start=2,
+        pool=range(5),
+        max_steps=4,
+        calibration_index=cal,
+        evaluation_index=ev,
+    )
     assert seq.members == res.members
 
 
@@ -320,9 +361,13 @@ def test_real_cifar10_three_models():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 40), st.integers(3, 30),
-       st.sampled_from(["random", "rounded", "coarse", "nan", "duplicate", "flat"]),
-       st.integers(0, 10**6))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 40),
+    st.integers(3, 30),
+    st.sampled_from(["random", "rounded", "coarse", "nan", "duplicate", "flat"]),
+    st.integers(0, 10**6),
+)
 def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, kind, seed):
     """The pruned greedy step equals the full computation, ties and near-ties included."""
     from zoolens.measure.ensemble import _CandidateScorer
@@ -353,7 +398,9 @@ def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, kind, seed):
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.integers(2, 6), st.integers(5, 60), st.integers(0, 5), st.booleans(), st.integers(0, 10**6))
+@given(
+    st.integers(2, 6), st.integers(5, 60), st.integers(0, 5), st.booleans(), st.integers(0, 10**6)
+)
 def test_pruned_greedy_equals_caruana_loop(m, n, steps, ties, seed):
     rng = np.random.default_rng(seed)
     probs = random_probs(rng, m, n, 24, ties)
@@ -380,10 +427,18 @@ def test_greedy_reads_a_lazy_source_a_bounded_number_of_times():
     probs[3] = probs[2]
     y = rng.integers(0, 12, 200)
     cal, ev = np.arange(0, 200, 3), np.setdiff1d(np.arange(200), np.arange(0, 200, 3))
-    eager = greedy_forward_selection(probs, y, start=0, pool=[1, 2, 3], max_steps=6,
-                                     calibration_index=cal, evaluation_index=ev)
-    lazy = greedy_forward_selection([Lazy(p) for p in probs], y, start=0, pool=[1, 2, 3],
-                                    max_steps=6, calibration_index=cal, evaluation_index=ev)
+    eager = greedy_forward_selection(
+        probs, y, start=0, pool=[1, 2, 3], max_steps=6, calibration_index=cal, evaluation_index=ev
+    )
+    lazy = greedy_forward_selection(
+        [Lazy(p) for p in probs],
+        y,
+        start=0,
+        pool=[1, 2, 3],
+        max_steps=6,
+        calibration_index=cal,
+        evaluation_index=ev,
+    )
     assert lazy.members == eager.members
     np.testing.assert_array_equal(lazy.evaluation_accuracy, eager.evaluation_accuracy)
     runs = 1 + sum(1 for s in range(2, 7) if eager.members[s] != eager.members[s - 1])

@@ -12,10 +12,21 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
 from zoolens.errors import ZoolensError
-from zoolens.measure.features import (center_gram, cka, cka_from_grams, cka_matrix,
-                                      combination_sizes, combine_at_rate, combine_at_rates,
-                                      diversity_ranking, gram_linear, k_grid, l2_normalize_rows,
-                                      linear_cka_matrices, mean_abs_correlation)
+from zoolens.measure.features import (
+    center_gram,
+    cka,
+    cka_from_grams,
+    cka_matrix,
+    combination_sizes,
+    combine_at_rate,
+    combine_at_rates,
+    diversity_ranking,
+    gram_linear,
+    k_grid,
+    l2_normalize_rows,
+    linear_cka_matrices,
+    mean_abs_correlation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +39,7 @@ def kornblith_xy():
 
 
 # ----------------------------------------------------------------------------- CKA references
+
 
 def test_published_reference_values(kornblith_xy):
     x, y = kornblith_xy
@@ -50,8 +62,11 @@ def _hsic_unbiased(k, l):
     np.fill_diagonal(k, 0)
     np.fill_diagonal(l, 0)
     one = np.ones(n)
-    return (np.trace(k @ l) + (one @ k @ one) * (one @ l @ one) / ((n - 1) * (n - 2))
-            - 2.0 / (n - 2) * (one @ k @ l @ one)) / (n * (n - 3))
+    return (
+        np.trace(k @ l)
+        + (one @ k @ one) * (one @ l @ one) / ((n - 1) * (n - 2))
+        - 2.0 / (n - 2) * (one @ k @ l @ one)
+    ) / (n * (n - 3))
 
 
 def _cka_oracle(k, l, hsic):
@@ -71,7 +86,9 @@ def test_linear_cka_matches_gram_space_oracle(debiased):
     hsic = _hsic_unbiased if debiased else _hsic_biased
     expected = _cka_oracle(x @ x.T, y @ y.T, hsic)
     assert cka(x, y, debiased=debiased) == pytest.approx(expected, rel=1e-10)
-    assert cka_from_grams(gram_linear(x), gram_linear(y), debiased) == pytest.approx(expected, rel=1e-10)
+    assert cka_from_grams(gram_linear(x), gram_linear(y), debiased) == pytest.approx(
+        expected, rel=1e-10
+    )
 
 
 @pytest.mark.parametrize("threshold", [0.5, 1.0, 2.0])
@@ -83,7 +100,8 @@ def test_rbf_cka_matches_oracle(threshold, debiased):
     hsic = _hsic_unbiased if debiased else _hsic_biased
     expected = _cka_oracle(_rbf_oracle(x, threshold), _rbf_oracle(y, threshold), hsic)
     assert cka(x, y, kernel="rbf", threshold=threshold, debiased=debiased) == pytest.approx(
-        expected, rel=1e-9)
+        expected, rel=1e-9
+    )
 
 
 def test_rbf_subsample_uses_the_same_rows_of_both():
@@ -103,26 +121,36 @@ def test_center_gram_is_double_centering():
     np.testing.assert_allclose(center_gram(k), h @ k @ h, atol=1e-12)
 
 
-@pytest.mark.parametrize("kernel,debiased", [("linear", False), ("linear", True),
-                                              ("rbf", False), ("rbf", True)])
+@pytest.mark.parametrize(
+    "kernel,debiased", [("linear", False), ("linear", True), ("rbf", False), ("rbf", True)]
+)
 def test_cka_matrix_equals_pairwise(kernel, debiased):
     rng = np.random.default_rng(8)
     base = rng.normal(size=(80, 6))
-    embs = {"a": base, "b": base @ rng.normal(size=(6, 9)) + rng.normal(size=(80, 9)),
-            "c": rng.normal(size=(80, 3)), "d": np.abs(base[:, :4])}
+    embs = {
+        "a": base,
+        "b": base @ rng.normal(size=(6, 9)) + rng.normal(size=(80, 9)),
+        "c": rng.normal(size=(80, 3)),
+        "d": np.abs(base[:, :4]),
+    }
     m = cka_matrix(embs, kernel=kernel, debiased=debiased)
     names = list(embs)
     for i, a in enumerate(names):
         for j, b in enumerate(names):
-            assert m[i, j] == pytest.approx(cka(embs[a], embs[b], kernel=kernel, debiased=debiased),
-                                            rel=1e-9, abs=1e-12)
+            assert m[i, j] == pytest.approx(
+                cka(embs[a], embs[b], kernel=kernel, debiased=debiased), rel=1e-9, abs=1e-12
+            )
     np.testing.assert_allclose(np.diag(m), 1.0, rtol=1e-12)
 
 
 def test_linear_cka_matrices_equal_both_cka_matrix_calls():
     rng = np.random.default_rng(9)
     base = rng.normal(size=(50, 5))
-    embs = [base, base @ rng.normal(size=(5, 7)) + rng.normal(size=(50, 7)), rng.normal(size=(50, 2))]
+    embs = [
+        base,
+        base @ rng.normal(size=(5, 7)) + rng.normal(size=(50, 7)),
+        rng.normal(size=(50, 2)),
+    ]
     lin, deb = linear_cka_matrices(embs)
     np.testing.assert_array_equal(lin, cka_matrix(embs, kernel="linear"))
     np.testing.assert_array_equal(deb, cka_matrix(embs, kernel="linear", debiased=True))
@@ -131,12 +159,15 @@ def test_linear_cka_matrices_equal_both_cka_matrix_calls():
         linear_cka_matrices([base[:3], base[:3]])
 
 
-@pytest.mark.parametrize("budget,panels", [
-    (1 << 30, [(0, 5)]),                    # one panel, one chunk
-    (16 * 21 ** 2, [(0, 5)]),               # one panel, chunks of 5 rows
-    (16 * 12 ** 2, [(0, 1), (1, 4), (4, 5)]),  # panels of one and of several models
-    (1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),  # one model per panel, one row per chunk
-])
+@pytest.mark.parametrize(
+    "budget,panels",
+    [
+        (1 << 30, [(0, 5)]),  # one panel, one chunk
+        (16 * 21**2, [(0, 5)]),  # one panel, chunks of 5 rows
+        (16 * 12**2, [(0, 1), (1, 4), (4, 5)]),  # panels of one and of several models
+        (1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),  # one model per panel, one row per chunk
+    ],
+)
 def test_linear_cka_in_bounded_blocks_equals_pairwise(monkeypatch, tmp_path, budget, panels):
     # A tiny working-memory budget cuts the models into panels and the rows into chunks;
     # float32 memory maps as input, the way embeddings come out of a zoo. Oracle: the per-pair
@@ -146,20 +177,27 @@ def test_linear_cka_in_bounded_blocks_equals_pairwise(monkeypatch, tmp_path, bud
     monkeypatch.setattr(features, "_LINEAR_BLOCK_BYTES", budget)
     rng = np.random.default_rng(10)
     base = np.abs(rng.normal(size=(60, 5))) + 1.0  # off-centre, ReLU-like
-    dense = [base, base @ rng.normal(size=(5, 8)) + rng.normal(size=(60, 8)),
-             rng.normal(size=(60, 1)), base[:, :3] ** 2, rng.normal(size=(60, 4)) + 7.0]
+    dense = [
+        base,
+        base @ rng.normal(size=(5, 8)) + rng.normal(size=(60, 8)),
+        rng.normal(size=(60, 1)),
+        base[:, :3] ** 2,
+        rng.normal(size=(60, 4)) + 7.0,
+    ]
     embs = []
     for i, e in enumerate(dense):
-        mm = np.lib.format.open_memmap(tmp_path / f"e{i}.npy", mode="w+", dtype=np.float32,
-                                       shape=e.shape)
+        mm = np.lib.format.open_memmap(
+            tmp_path / f"e{i}.npy", mode="w+", dtype=np.float32, shape=e.shape
+        )
         mm[:] = e
         embs.append(mm)
     lin, deb = linear_cka_matrices(embs)
     for i in range(len(embs)):
         for j in range(len(embs)):
             assert lin[i, j] == pytest.approx(cka(embs[i], embs[j]), rel=1e-9, abs=1e-12)
-            assert deb[i, j] == pytest.approx(cka(embs[i], embs[j], debiased=True),
-                                              rel=1e-9, abs=1e-12)
+            assert deb[i, j] == pytest.approx(
+                cka(embs[i], embs[j], debiased=True), rel=1e-9, abs=1e-12
+            )
     np.testing.assert_array_equal(lin, lin.T)
     assert features._panels([e.shape[1] for e in dense], budget) == panels
 
@@ -170,15 +208,23 @@ def _orthogonal(d, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(1e-3, 1e3),
-       kernel=st.sampled_from(["linear", "rbf"]), debiased=st.booleans())
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    scale=st.floats(1e-3, 1e3),
+    kernel=st.sampled_from(["linear", "rbf"]),
+    debiased=st.booleans(),
+)
 def test_cka_invariant_to_orthogonal_transform_and_isotropic_scaling(seed, scale, kernel, debiased):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(40, 6))
     y = 0.7 * x @ rng.normal(size=(6, 5)) + rng.normal(size=(40, 5))
     ref = cka(x, y, kernel=kernel, debiased=debiased)
-    moved = cka(scale * x @ _orthogonal(6, seed + 1), y @ _orthogonal(5, seed + 2) / scale,
-                kernel=kernel, debiased=debiased)
+    moved = cka(
+        scale * x @ _orthogonal(6, seed + 1),
+        y @ _orthogonal(5, seed + 2) / scale,
+        kernel=kernel,
+        debiased=debiased,
+    )
     assert moved == pytest.approx(ref, rel=1e-7, abs=1e-9)
     assert cka(x, x, kernel=kernel, debiased=debiased) == pytest.approx(1.0)
 
@@ -195,6 +241,7 @@ def test_cka_bad_input():
 
 # ----------------------------------------------------------------------------- normalisation
 
+
 def test_l2_normalize_rows():
     x = np.array([[3.0, 4.0], [0.0, 0.0], [1e-3, 0.0]], dtype=np.float32)
     out = l2_normalize_rows(x)
@@ -204,13 +251,22 @@ def test_l2_normalize_rows():
 
 # ----------------------------------------------------------------------------- combination
 
-@pytest.mark.parametrize("da,db,f,expected", [
-    (64, 64, 1.0, (64, 0)), (64, 64, 0.0, (0, 64)), (64, 64, 0.5, (32, 32)),
-    (64, 64, 0.25, (16, 48)), (2048, 64, 0.25, (512, 48)), (64, 2048, 0.5, (32, 1024)),
-    (64, 2048, 0.0, (0, 2048)), (100, 100, 0.29, (29, 71)),  # 0.29·100 = 28.999999999999996
-    (5, 5, 0.5, (2, 2)),  # round(2.5) = 2 (half to even)
-    (7, 3, 0.5, (3, 2)),
-])
+
+@pytest.mark.parametrize(
+    "da,db,f,expected",
+    [
+        (64, 64, 1.0, (64, 0)),
+        (64, 64, 0.0, (0, 64)),
+        (64, 64, 0.5, (32, 32)),
+        (64, 64, 0.25, (16, 48)),
+        (2048, 64, 0.25, (512, 48)),
+        (64, 2048, 0.5, (32, 1024)),
+        (64, 2048, 0.0, (0, 2048)),
+        (100, 100, 0.29, (29, 71)),  # 0.29·100 = 28.999999999999996
+        (5, 5, 0.5, (2, 2)),  # round(2.5) = 2 (half to even)
+        (7, 3, 0.5, (3, 2)),
+    ],
+)
 def test_combination_sizes(da, db, f, expected):
     assert combination_sizes(da, db, f) == expected
 
@@ -236,8 +292,9 @@ def test_combine_normalises_full_rows_before_selecting():
     b = rng.normal(size=(30, 6))
     comb = combine_at_rate(a, b, 0.5, rng=np.random.default_rng(1))
     assert (comb.dims_a.size, comb.dims_b.size) == (4, 3)
-    expected = np.concatenate([l2_normalize_rows(a)[:, comb.dims_a],
-                               l2_normalize_rows(b)[:, comb.dims_b]], axis=1)
+    expected = np.concatenate(
+        [l2_normalize_rows(a)[:, comb.dims_a], l2_normalize_rows(b)[:, comb.dims_b]], axis=1
+    )
     np.testing.assert_allclose(comb.features, expected)
     # not re-normalised after selection: the rows are not unit length
     assert not np.allclose(np.linalg.norm(comb.features, axis=1), 1.0)
@@ -262,10 +319,13 @@ def test_combine_rejects_different_row_counts():
 
 # ----------------------------------------------------------------------------- diversity
 
+
 def test_mean_abs_correlation_matches_corrcoef_loop():
     rng = np.random.default_rng(2)
     z = rng.normal(size=(200, 3))
-    x = np.concatenate([z, z[:, :1] + 0.1 * rng.normal(size=(200, 1)), rng.normal(size=(200, 4))], 1)
+    x = np.concatenate(
+        [z, z[:, :1] + 0.1 * rng.normal(size=(200, 1)), rng.normal(size=(200, 4))], 1
+    )
     x[:, 5] = 2.0  # a constant (dead) dimension
     score = mean_abs_correlation(x.astype(np.float32))
     live = [j for j in range(x.shape[1]) if j != 5]

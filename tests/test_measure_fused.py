@@ -8,7 +8,7 @@ import pytest
 from scipy.special import logsumexp, softmax
 
 from zoolens.errors import ZoolensError
-from zoolens.measure.calibration import (negative_log_likelihood, top1_confidence)
+from zoolens.measure.calibration import negative_log_likelihood, top1_confidence
 from zoolens.measure.ensemble import ensemble_inputs
 from zoolens.measure.fused import fused_rows, fused_rows_tensor
 
@@ -25,15 +25,16 @@ def test_fused_rows_equal_the_float64_oracle(dtype, temperature):
     x = z.astype(np.float64)
     np.testing.assert_array_equal(got.prediction, np.argmax(x, axis=1))
     assert got.prediction[5] == 3
-    np.testing.assert_allclose(got.confidence_before, softmax(x, axis=1).max(axis=1),
-                               rtol=1e-13)
+    np.testing.assert_allclose(got.confidence_before, softmax(x, axis=1).max(axis=1), rtol=1e-13)
     q = softmax(x / temperature, axis=1)
     np.testing.assert_allclose(got.confidence_after, q.max(axis=1), rtol=1e-13)
-    np.testing.assert_allclose(got.nll_before, logsumexp(x, axis=1) - x[np.arange(n), y],
-                               rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        got.nll_before, logsumexp(x, axis=1) - x[np.arange(n), y], rtol=1e-12, atol=1e-13
+    )
     t = x / temperature
-    np.testing.assert_allclose(got.nll_after, logsumexp(t, axis=1) - t[np.arange(n), y],
-                               rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        got.nll_after, logsumexp(t, axis=1) - t[np.arange(n), y], rtol=1e-12, atol=1e-13
+    )
     assert got.ensemble_input.dtype == np.float32
     np.testing.assert_allclose(got.ensemble_input, q.astype(np.float32), rtol=2e-7, atol=1e-30)
     logits = fused_rows(z, None, temperature, "logits")
@@ -83,6 +84,7 @@ def test_fused_rows_tensor_equals_fused_rows_on_cpu():
     got = fused_rows_tensor(torch.from_numpy(z), torch.from_numpy(y), 0.8)
     np.testing.assert_array_equal(got["prediction"].numpy(), want.prediction)
     for key in ("confidence_before", "confidence_after", "nll_before", "nll_after"):
-        np.testing.assert_allclose(got[key].numpy(), getattr(want, key), rtol=1e-13,
-                                   atol=1e-15, err_msg=key)
+        np.testing.assert_allclose(
+            got[key].numpy(), getattr(want, key), rtol=1e-13, atol=1e-15, err_msg=key
+        )
     np.testing.assert_allclose(got["ensemble_input"].numpy(), want.ensemble_input, rtol=2e-7)

@@ -13,8 +13,14 @@ from sklearn.metrics import average_precision_score
 from _cifar_embeddings import cifar_session_embeddings
 from zoolens.errors import ZoolensError
 from zoolens.measure.features import l2_normalize_rows
-from zoolens.measure.probe import (average_precision, fit_linear_probe, mean_average_precision,
-                                   probe_objective, voc11_average_precision, voc11_map)
+from zoolens.measure.probe import (
+    average_precision,
+    fit_linear_probe,
+    mean_average_precision,
+    probe_objective,
+    voc11_average_precision,
+    voc11_map,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +28,25 @@ def cifar(tmp_path_factory):
     """Real 64-d pre-logit embeddings (resnet20, resnet32) of 2,000 CIFAR-10 JPEGs, split."""
     data = cifar_session_embeddings(tmp_path_factory)
     perm = np.random.default_rng(0).permutation(data["labels"].size)
-    return {"x": l2_normalize_rows(data["resnet20"]), "y": data["labels"],
-            "train": perm[:1400], "test": perm[1400:]}
+    return {
+        "x": l2_normalize_rows(data["resnet20"]),
+        "y": data["labels"],
+        "train": perm[:1400],
+        "test": perm[1400:],
+    }
 
 
 # ----------------------------------------------------------------------------- sklearn optimum
+
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("lam", [1e-3, 1e-4])
 def test_same_optimum_as_sklearn_on_real_embeddings(cifar, dtype, lam):
     x, y, tr, te = cifar["x"], cifar["y"], cifar["train"], cifar["test"]
     ours = fit_linear_probe(x[tr], y[tr], l2_grid=[lam], dtype=dtype, tol=1e-8)
-    ref = LogisticRegression(solver="lbfgs", tol=1e-8, C=1.0 / (lam * tr.size),
-                             max_iter=20_000).fit(x[tr], y[tr])
+    ref = LogisticRegression(
+        solver="lbfgs", tol=1e-8, C=1.0 / (lam * tr.size), max_iter=20_000
+    ).fit(x[tr], y[tr])
     obj_ours = probe_objective(x[tr], y[tr], ours.coef_, ours.intercept_, lam)
     obj_ref = probe_objective(x[tr], y[tr], ref.coef_, ref.intercept_, lam)
     assert abs(obj_ours - obj_ref) <= 1e-4 * abs(obj_ref)
@@ -54,7 +66,8 @@ def test_feature_offset_moves_only_the_bias(cifar):
     np.testing.assert_allclose(b.coef_, a.coef_, atol=2e-5 * np.abs(a.coef_).max())
     np.testing.assert_allclose(b.intercept_, a.intercept_ - a.coef_ @ v, atol=1e-3)
     assert b.objective == pytest.approx(
-        probe_objective(x[tr] + v, y[tr], b.coef_, b.intercept_, 1e-3), rel=1e-9)
+        probe_objective(x[tr] + v, y[tr], b.coef_, b.intercept_, 1e-3), rel=1e-9
+    )
     assert b.objective == pytest.approx(a.objective, rel=1e-8)
 
 
@@ -79,8 +92,7 @@ def test_two_products_per_iteration_and_strong_wolfe_steps(monkeypatch, multilab
     x = rng.normal(size=(100, 128))[y] + 4 * rng.normal(size=(2000, 128))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     t = np.eye(100, dtype=np.uint8)[y] if multilabel else y
-    probe = fit_linear_probe(x, t, l2_grid=1e-3, multilabel=multilabel, tol=1e-6,
-                             dtype="float64")
+    probe = fit_linear_probe(x, t, l2_grid=1e-3, multilabel=multilabel, tol=1e-6, dtype="float64")
     assert probe.converged and probe.grad_norm <= 1e-6
     assert probe.n_products == 1 + 2 * probe.n_iter  # first gradient, then u and ∇ per step
     assert len(steps) == probe.n_iter and probe.n_evals > probe.n_iter
@@ -104,12 +116,17 @@ def test_same_optimum_as_torch_lbfgs_with_autograd():
     xt, yt = torch.tensor(x), torch.tensor(y)
     w = torch.zeros((c, d), dtype=torch.float64, requires_grad=True)
     b = torch.zeros(c, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=5000, tolerance_grad=1e-12,
-                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        max_iter=5000,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
-        loss = F.cross_entropy(xt @ w.T + b, yt) + 0.5 * lam * (w ** 2).sum()
+        loss = F.cross_entropy(xt @ w.T + b, yt) + 0.5 * lam * (w**2).sum()
         loss.backward()
         return loss
 
@@ -133,14 +150,21 @@ def test_separable_data_stops_cleanly(lam):
 def test_multilabel_probe_matches_independent_sklearn_binaries(cifar):
     x, y, tr = cifar["x"], cifar["y"], cifar["train"]
     # 12 real labels: the 10 classes plus "vehicle" (0, 1, 8, 9) and "mammal" (3, 4, 5, 7)
-    t = np.concatenate([np.eye(10, dtype=np.uint8)[y], np.isin(y, [0, 1, 8, 9])[:, None],
-                        np.isin(y, [3, 4, 5, 7])[:, None]], axis=1).astype(np.uint8)
+    t = np.concatenate(
+        [
+            np.eye(10, dtype=np.uint8)[y],
+            np.isin(y, [0, 1, 8, 9])[:, None],
+            np.isin(y, [3, 4, 5, 7])[:, None],
+        ],
+        axis=1,
+    ).astype(np.uint8)
     lam = 1e-4
     ours = fit_linear_probe(x[tr], t[tr], l2_grid=lam, multilabel=True, dtype="float64", tol=1e-8)
     coef, icpt = [], []
     for c in range(t.shape[1]):
-        ref = LogisticRegression(solver="lbfgs", tol=1e-8, C=1.0 / (lam * tr.size),
-                                 max_iter=20_000).fit(x[tr], t[tr, c])
+        ref = LogisticRegression(
+            solver="lbfgs", tol=1e-8, C=1.0 / (lam * tr.size), max_iter=20_000
+        ).fit(x[tr], t[tr, c])
         coef.append(ref.coef_[0])
         icpt.append(ref.intercept_[0])
     obj_ref = probe_objective(x[tr], t[tr], np.array(coef), np.array(icpt), lam, multilabel=True)
@@ -167,7 +191,9 @@ def test_l2_chosen_on_validation_then_refit_on_all(cifar):
     n_val = round(0.2 * tr.size)
     fit_part, val_part = np.sort(perm[n_val:]), np.sort(perm[:n_val])
     part = fit_linear_probe(x[tr][fit_part], y[tr][fit_part], l2_grid=probe.l2, dtype="float64")
-    assert part.score(x[tr][val_part], y[tr][val_part]) == pytest.approx(best["score"], abs=1.5 / n_val)
+    assert part.score(x[tr][val_part], y[tr][val_part]) == pytest.approx(
+        best["score"], abs=1.5 / n_val
+    )
     # the final model is the optimum on all the rows it was given
     direct = fit_linear_probe(x[tr], y[tr], l2_grid=probe.l2, dtype="float64")
     assert probe.objective == pytest.approx(direct.objective, rel=1e-6)
@@ -204,19 +230,23 @@ def test_cuda_gives_the_cpu_optimum(cifar):
 
 # ----------------------------------------------------------------------------- bad input
 
+
 def test_multilabel_target_to_softmax_probe_is_an_error():
     with pytest.raises(ZoolensError, match="multi-label"):
         fit_linear_probe(np.zeros((6, 2)), np.eye(3)[[0, 1, 2, 0, 1, 2]], l2_grid=1e-3)
 
 
-@pytest.mark.parametrize("x,y,match", [
-    (np.zeros((5, 2)), np.zeros(4, int), "rows"),
-    (np.full((4, 2), np.nan), np.zeros(4, int), "NaN"),
-    (np.array([[1.0, np.inf], [0, 0], [0, 0], [0, 0]]), np.zeros(4, int), "infinite"),
-    (np.array([[np.inf, -np.inf], [0, 0], [0, 0], [0, 0]]), np.zeros(4, int), "infinite"),
-    (np.zeros(4), np.zeros(4, int), "2-d"),
-    (np.zeros((4, 2)), np.array([0.5, 1, 0, 1]), "integers"),
-])
+@pytest.mark.parametrize(
+    "x,y,match",
+    [
+        (np.zeros((5, 2)), np.zeros(4, int), "rows"),
+        (np.full((4, 2), np.nan), np.zeros(4, int), "NaN"),
+        (np.array([[1.0, np.inf], [0, 0], [0, 0], [0, 0]]), np.zeros(4, int), "infinite"),
+        (np.array([[np.inf, -np.inf], [0, 0], [0, 0], [0, 0]]), np.zeros(4, int), "infinite"),
+        (np.zeros(4), np.zeros(4, int), "2-d"),
+        (np.zeros((4, 2)), np.array([0.5, 1, 0, 1]), "integers"),
+    ],
+)
 def test_bad_input(x, y, match):
     with pytest.raises(ZoolensError, match=match):
         fit_linear_probe(x, y, l2_grid=1e-3)
@@ -269,18 +299,21 @@ def test_voc11_matches_devkit_away_from_exact_boundaries():
             continue  # recall t/10 reachable exactly: the float devkit is the one that is off
         scores = rng.normal(size=57)
         assert voc11_average_precision(scores, targets) == pytest.approx(
-            _voc_devkit_ap(scores, targets), abs=1e-12)
+            _voc_devkit_ap(scores, targets), abs=1e-12
+        )
 
 
 def test_average_precision_matches_sklearn_without_ties():
     rng = np.random.default_rng(1)
     scores = -np.arange(len(HAND_HITS), dtype=float)
     assert average_precision(scores, np.array(HAND_HITS)) == pytest.approx(
-        average_precision_score(HAND_HITS, scores), abs=1e-12)
+        average_precision_score(HAND_HITS, scores), abs=1e-12
+    )
     s = rng.normal(size=(200, 4))
     t = (rng.random((200, 4)) < 0.2).astype(int)
     assert mean_average_precision(s, t) == pytest.approx(
-        np.mean([average_precision_score(t[:, c], s[:, c]) for c in range(4)]), abs=1e-12)
+        np.mean([average_precision_score(t[:, c], s[:, c]) for c in range(4)]), abs=1e-12
+    )
 
 
 def test_ties_keep_example_order_and_classes_without_positives_are_left_out():
@@ -294,6 +327,7 @@ def test_ties_keep_example_order_and_classes_without_positives_are_left_out():
 
 
 # ----------------------------------------------------------------------------- internals
+
 
 @pytest.mark.parametrize("multilabel", [False, True])
 @pytest.mark.parametrize("chunk", [1 << 19, 64])
@@ -317,9 +351,12 @@ def test_ray_derivatives_and_gradient_match_autograd(monkeypatch, multilabel, ch
 
     def plain(wv, bv):  # the probe objective with the model's bias b = b′ − Wμ
         z = x @ wv.T + (bv - wv @ mu)
-        loss = (F.binary_cross_entropy_with_logits(z, t, reduction="sum") / n if multilabel
-                else F.cross_entropy(z, t))
-        return loss + 0.5 * lam * (wv ** 2).sum()
+        loss = (
+            F.binary_cross_entropy_with_logits(z, t, reduction="sum") / n
+            if multilabel
+            else F.cross_entropy(z, t)
+        )
+        return loss + 0.5 * lam * (wv**2).sum()
 
     problem = probe_module._Problem(x, t, lam, multilabel, mu, c)
     z, u = problem.scores(w, b), problem.scores(dw, db)

@@ -14,13 +14,15 @@ def _ingredients(k: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     out = []
     for i in range(k):
-        out.append({
-            "conv.weight": torch.randn(4, 3, 3, 3, generator=gen),
-            "bn.running_mean": torch.randn(4, generator=gen),
-            "bn.num_batches_tracked": torch.tensor(100 + i, dtype=torch.int64),
-            "half": torch.randn(5, generator=gen).to(torch.float16),
-            "mask": torch.tensor([True, i % 2 == 0]),
-        })
+        out.append(
+            {
+                "conv.weight": torch.randn(4, 3, 3, 3, generator=gen),
+                "bn.running_mean": torch.randn(4, generator=gen),
+                "bn.num_batches_tracked": torch.tensor(100 + i, dtype=torch.int64),
+                "half": torch.randn(5, generator=gen).to(torch.float16),
+                "mask": torch.tensor([True, i % 2 == 0]),
+            }
+        )
     return out
 
 
@@ -31,8 +33,9 @@ def test_uniform_soup_is_the_float64_mean_cast_back():
     for key in ("conv.weight", "bn.running_mean", "half"):
         ref = np.mean([sd[key].double().numpy() for sd in sds], axis=0)  # float64 oracle
         assert soup[key].dtype == sds[0][key].dtype
-        np.testing.assert_array_equal(soup[key].numpy(),
-                                      torch.from_numpy(ref).to(sds[0][key].dtype).numpy())
+        np.testing.assert_array_equal(
+            soup[key].numpy(), torch.from_numpy(ref).to(sds[0][key].dtype).numpy()
+        )
     # integer / bool buffers are counters: copied from the first ingredient, not averaged
     assert soup["bn.num_batches_tracked"].item() == 100
     assert soup["bn.num_batches_tracked"].dtype == torch.int64
@@ -44,8 +47,9 @@ def test_uniform_soup_is_the_float64_mean_cast_back():
 def test_float64_accumulation_beats_float32_rounding():
     # 1 + 3 x 4e-8: a float32 running sum loses each tiny value (half an ulp at 1 is 6e-8);
     # the float64 mean keeps them and lands one float32 ulp above 0.25.
-    sds = [{"w": torch.tensor([1.0], dtype=torch.float32)}] + \
-          [{"w": torch.tensor([4e-8], dtype=torch.float32)} for _ in range(3)]
+    sds = [{"w": torch.tensor([1.0], dtype=torch.float32)}] + [
+        {"w": torch.tensor([4e-8], dtype=torch.float32)} for _ in range(3)
+    ]
     soup = uniform_soup(sds)
     exact = (1.0 + 3 * float(np.float32(4e-8))) / 4
     naive = np.float32(0)
@@ -100,8 +104,10 @@ def _score_by_target(target: torch.Tensor):
 
 def test_greedy_soup_follows_recipe_1():
     target = torch.zeros(3)
-    sds = [{"w": torch.tensor(v)} for v in
-           ([1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.5, 0.0, 0.0])]
+    sds = [
+        {"w": torch.tensor(v)}
+        for v in ([1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.5, 0.0, 0.0])
+    ]
     result = greedy_soup(sds, _score_by_target(target))
     # individual scores: -1, -1, -5, -0.5 -> order 3, 0, 1, 2
     assert result.order == [3, 0, 1, 2]
@@ -123,8 +129,9 @@ def test_greedy_soup_never_worse_than_best_ingredient(seed):
     assert result.score >= best
     assert score(result.state_dict) == pytest.approx(result.score)
     # the soup is exactly the uniform soup of its members
-    torch.testing.assert_close(result.state_dict["w"],
-                               uniform_soup([sds[i] for i in result.members])["w"])
+    torch.testing.assert_close(
+        result.state_dict["w"], uniform_soup([sds[i] for i in result.members])["w"]
+    )
 
 
 def test_greedy_soup_refuses_wrong_score_count():

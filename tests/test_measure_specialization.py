@@ -21,10 +21,13 @@ from zoolens.measure.specialization import (
 
 
 def test_angle_hand_values():
-    np.testing.assert_allclose(confidence_angle([0.5, 1.0, 0.3, 0.9], [0.5, 0.0, 0.9, 0.3]),
-                               [45.0, 90.0, math.degrees(math.atan2(0.3, 0.9)),
-                                math.degrees(math.atan2(0.9, 0.3))])
-    assert confidence_angle(0.9, 0.3) > 45 > confidence_angle(0.3, 0.9)  # above 45: a more confident
+    np.testing.assert_allclose(
+        confidence_angle([0.5, 1.0, 0.3, 0.9], [0.5, 0.0, 0.9, 0.3]),
+        [45.0, 90.0, math.degrees(math.atan2(0.3, 0.9)), math.degrees(math.atan2(0.9, 0.3))],
+    )
+    assert (
+        confidence_angle(0.9, 0.3) > 45 > confidence_angle(0.3, 0.9)
+    )  # above 45: a more confident
     np.testing.assert_array_equal(confidence(np.array([[0.2, 0.7, 0.1]])), [0.7])
     # broadcasting: one base against several others
     th = confidence_angle(np.array([[0.5, 0.5]]), np.array([[0.5, 1.0], [1.0, 0.5]]))
@@ -49,7 +52,9 @@ def test_theta_histogram_against_loop_and_edges():
     for t, a, b in zip(th, ra, rb):
         if np.isnan(t):
             continue
-        code = OUTCOMES.index("both_right" if a and b else "only_a" if a else "only_b" if b else "both_wrong")
+        code = OUTCOMES.index(
+            "both_right" if a and b else "only_a" if a else "only_b" if b else "both_wrong"
+        )
         ref[code, min(int(t // 5), 17)] += 1
     np.testing.assert_array_equal(hist, ref)
     assert hist.sum() == n - 1

@@ -81,7 +81,9 @@ def test_ratio_ci_and_nan_condition():
     assert np.isnan(est) and np.isnan(lo) and np.isnan(hi)
 
 
-@pytest.mark.parametrize("b,c", [(0, 0), (0, 1), (3, 9), (10, 14), (12, 12), (40, 60), (100, 130), (7, 30)])
+@pytest.mark.parametrize(
+    "b,c", [(0, 0), (0, 1), (3, 9), (10, 14), (12, 12), (40, 60), (100, 130), (7, 30)]
+)
 def test_mcnemar_against_scipy(b, c):
     p = float(mcnemar_p_values(b, c))
     if b + c == 0:
@@ -118,8 +120,13 @@ def test_paired_bootstrap_test():
     w = bootstrap_weights(2000, 300, seed=9)
     noisy = rng.uniform(size=2000) < 0.805
     res = paired_bootstrap_test(noisy, best, weights=w)
-    deltas = [(noisy[np.repeat(np.arange(2000), w[b].astype(int))].mean()
-               - best[np.repeat(np.arange(2000), w[b].astype(int))].mean()) for b in range(300)]
+    deltas = [
+        (
+            noisy[np.repeat(np.arange(2000), w[b].astype(int))].mean()
+            - best[np.repeat(np.arange(2000), w[b].astype(int))].mean()
+        )
+        for b in range(300)
+    ]
     assert res.p_value == pytest.approx((1 + sum(d <= 0 for d in deltas)) / 301)
 
 
@@ -164,7 +171,7 @@ def test_percentile_interval_is_the_linear_quantile_of_the_defined_resamples():
     rng = np.random.default_rng(5)
     samples = rng.normal(size=(301, 5))
     samples[rng.random((301, 5)) < 0.2] = np.nan  # undefined resamples
-    samples[:, 3] = np.nan                        # a never-defined statistic
+    samples[:, 3] = np.nan  # a never-defined statistic
     finite = rng.normal(size=(301, 4))
     for confidence in (0.95, 0.9, 0.5):
         alpha = 1.0 - confidence
@@ -177,7 +184,8 @@ def test_percentile_interval_is_the_linear_quantile_of_the_defined_resamples():
         tail = (1.0 - confidence) / 2.0  # no undefined resample: plain np.quantile
         np.testing.assert_array_equal(
             np.stack(percentile_interval(finite, confidence, skip_nan=False)),
-            np.quantile(finite, [tail, 1.0 - tail], axis=0))
+            np.quantile(finite, [tail, 1.0 - tail], axis=0),
+        )
         lo, hi = percentile_interval(samples, confidence, skip_nan=False)
         assert np.isnan(lo).all() and np.isnan(hi).all()  # quantile: any NaN -> NaN
     scalar = percentile_interval(finite[:, 0])
@@ -190,8 +198,7 @@ def test_percentile_interval_is_the_linear_quantile_of_the_defined_resamples():
     x = rng.integers(0, 2, size=(3, 40)).astype(float)
     sums = boot.chunk_sums(x, slice(0, 40))
     means = boot.means(sums)
-    np.testing.assert_array_equal(np.stack(boot.interval(sums)),
-                                  np.quantile(means, q95, axis=0))
+    np.testing.assert_array_equal(np.stack(boot.interval(sums)), np.quantile(means, q95, axis=0))
     num, den = sums[:, :2], sums[:, 1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(den > 0, num / den, np.nan)
@@ -199,8 +206,10 @@ def test_percentile_interval_is_the_linear_quantile_of_the_defined_resamples():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanquantile(ratio, q95, axis=0)
-    np.testing.assert_array_equal(np.stack(boot.ratio_interval(num, den, keep)),
-                                  np.stack([np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)]))
+    np.testing.assert_array_equal(
+        np.stack(boot.ratio_interval(num, den, keep)),
+        np.stack([np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)]),
+    )
 
     # study.bootstrap.Resamples.quantiles: non-finite resamples (NaN and ±inf) dropped, then np.quantile
     values = rng.normal(size=200)

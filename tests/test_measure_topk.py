@@ -17,8 +17,11 @@ from conftest import shared_path
 from zoolens.errors import ZoolensError
 from zoolens.measure import topk
 from zoolens.measure.ensemble import all_pair_ensemble_correct, pair_index
-from zoolens.measure.topk import (PruneStats, all_pair_ensemble_correct_topk,
-                                  all_pair_ensemble_predictions_topk)
+from zoolens.measure.topk import (
+    PruneStats,
+    all_pair_ensemble_correct_topk,
+    all_pair_ensemble_predictions_topk,
+)
 
 
 def loop_reference(x: np.ndarray, weight: float) -> np.ndarray:
@@ -32,15 +35,17 @@ def loop_reference(x: np.ndarray, weight: float) -> np.ndarray:
 def check_equal(x: np.ndarray, weight: float = 0.5, k: int = topk.DEFAULT_K) -> PruneStats:
     stats = PruneStats()
     fast = all_pair_ensemble_predictions_topk(x, k=k, weight=weight, stats=stats)
-    full = all_pair_ensemble_correct(x, np.zeros(x.shape[1], dtype=np.int64), weight,
-                                     return_predictions=True)
+    full = all_pair_ensemble_correct(
+        x, np.zeros(x.shape[1], dtype=np.int64), weight, return_predictions=True
+    )
     np.testing.assert_array_equal(fast, full)
     np.testing.assert_array_equal(fast, loop_reference(x, weight))
     return stats
 
 
-def peaked(rng: np.random.Generator, m: int, n: int, c: int, sharpness: float = 3.0,
-           dtype=np.float32) -> np.ndarray:
+def peaked(
+    rng: np.random.Generator, m: int, n: int, c: int, sharpness: float = 3.0, dtype=np.float32
+) -> np.ndarray:
     """Softmax rows with a clear winner most of the time (like calibrated classifiers)."""
     z = rng.standard_normal((m, n, c)) * sharpness
     z[:, np.arange(n), rng.integers(0, c, n)] += 2 * sharpness
@@ -59,8 +64,12 @@ def inputs(draw):
     rng = np.random.default_rng(seed)
     kind = draw(st.sampled_from(["discrete", "peaked", "uniform", "ulp"]))
     if kind == "discrete":  # few distinct values: exact ties everywhere, incl. at the bound
-        levels = np.array(draw(st.lists(st.sampled_from([0.0, 0.125, 0.25, 0.5, 1.0, 3.0]),
-                                        min_size=1, max_size=4)), dtype=dtype)
+        levels = np.array(
+            draw(
+                st.lists(st.sampled_from([0.0, 0.125, 0.25, 0.5, 1.0, 3.0]), min_size=1, max_size=4)
+            ),
+            dtype=dtype,
+        )
         x = levels[rng.integers(0, len(levels), (m, n, c))]
     elif kind == "peaked":
         x = peaked(rng, m, n, c, sharpness=draw(st.sampled_from([0.5, 2.0, 6.0])), dtype=dtype)
@@ -163,11 +172,13 @@ def test_correctness_output_single_and_multi_label():
     rng = np.random.default_rng(4)
     x = peaked(rng, 4, 50, 90, sharpness=1.0)
     labels = rng.integers(0, 90, 50)
-    np.testing.assert_array_equal(all_pair_ensemble_correct_topk(x, labels),
-                                  all_pair_ensemble_correct(x, labels))
+    np.testing.assert_array_equal(
+        all_pair_ensemble_correct_topk(x, labels), all_pair_ensemble_correct(x, labels)
+    )
     multi = (rng.random((50, 90)) < 0.05).astype(np.uint8)
-    np.testing.assert_array_equal(all_pair_ensemble_correct_topk(x, multi, 0.3),
-                                  all_pair_ensemble_correct(x, multi, 0.3))
+    np.testing.assert_array_equal(
+        all_pair_ensemble_correct_topk(x, multi, 0.3), all_pair_ensemble_correct(x, multi, 0.3)
+    )
     pred = all_pair_ensemble_correct_topk(x, labels, return_predictions=True)
     assert pred.shape == (len(pair_index(4)[0]), 50) and pred.dtype == np.int64
 
@@ -175,8 +186,11 @@ def test_correctness_output_single_and_multi_label():
 def test_real_cifar100_models_equal_full_computation():
     """Three real CIFAR-100 models (C = 100: strided blocks with a 4-class tail)."""
     folder = shared_path("cifar100-probs")
-    names = ["densenet-bc-100-cifar-100.npz", "lenet-5-cifar-100.npz",
-             "wideresnet-16-4-cifar-100.npz"]
+    names = [
+        "densenet-bc-100-cifar-100.npz",
+        "lenet-5-cifar-100.npz",
+        "wideresnet-16-4-cifar-100.npz",
+    ]
     probs = np.stack([np.load(folder / name)["predictions"] for name in names])
     labels = np.load(folder / names[0])["ground_truth"].astype(np.int64)
     stats = PruneStats()
@@ -195,12 +209,15 @@ def test_real_cifar10_models_equal_full_computation():
     probs = np.stack([a["predictions"], b["predictions"], c["probs"]])
     labels = a["ground_truth"].astype(np.int64)
     for weight in (0.5, 0.2):
-        np.testing.assert_array_equal(all_pair_ensemble_correct_topk(probs, labels, weight),
-                                      all_pair_ensemble_correct(probs, labels, weight))
+        np.testing.assert_array_equal(
+            all_pair_ensemble_correct_topk(probs, labels, weight),
+            all_pair_ensemble_correct(probs, labels, weight),
+        )
 
 
-@pytest.mark.parametrize("bad", [dict(weight=1.5), dict(weight=-0.1), dict(k=0),
-                                 dict(weight=np.array([0.5, 0.5]))])
+@pytest.mark.parametrize(
+    "bad", [dict(weight=1.5), dict(weight=-0.1), dict(k=0), dict(weight=np.array([0.5, 0.5]))]
+)
 def test_bad_arguments_raise_zoolens_error(bad):
     x = np.random.default_rng(0).random((3, 4, 5)).astype(np.float32)
     with pytest.raises(ZoolensError):
@@ -221,8 +238,12 @@ def test_one_model_or_no_examples_give_empty_results():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(1, 4),
-       st.sampled_from([None, 0.5, 0.3]))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.sampled_from([None, 0.5, 0.3]),
+)
 def test_decide_from_lists_is_the_argmax_wherever_it_claims_proof(seed, k_a, k_b, weight):
     """The one pruning kernel of pairs and greedy: with each side's k largest classes and its
     (k+1)-th value as bound, a proven entry's prediction is the full argmax of
@@ -241,8 +262,9 @@ def test_decide_from_lists_is_the_argmax_wherever_it_claims_proof(seed, k_a, k_b
 
     idx_a, val_a, bound_a = side(x_a, k_a)
     idx_b, val_b, bound_b = side(x_b, k_b)
-    pred, proven = topk.decide_from_lists(idx_a, val_a, bound_a, x_b[rows, idx_a],
-                                          idx_b, val_b, bound_b, x_a[rows, idx_b], c, weights)
+    pred, proven = topk.decide_from_lists(
+        idx_a, val_a, bound_a, x_b[rows, idx_a], idx_b, val_b, bound_b, x_a[rows, idx_b], c, weights
+    )
     np.testing.assert_array_equal(pred[proven], full.argmax(axis=1)[proven])
     # Unproven only where some class outside the lists could reach the best union score.
     best = np.maximum((full[rows, idx_a]).max(1), (full[rows, idx_b]).max(1))
@@ -254,7 +276,15 @@ def test_decide_from_lists_leaves_nan_unproven():
     x = np.array([[np.nan, 0.2, 0.1]], dtype=np.float32)
     y = np.array([[0.5, 0.3, 0.2]], dtype=np.float32)
     top, best, second = topk.top1_and_second(x)
-    pred, proven = topk.decide_from_lists(top[:, None], best[:, None], second,
-                                          y[[0], top][:, None], np.array([[0]]), y[:, :1],
-                                          np.float32([0.3]), x[:, :1], 3)
+    pred, proven = topk.decide_from_lists(
+        top[:, None],
+        best[:, None],
+        second,
+        y[[0], top][:, None],
+        np.array([[0]]),
+        y[:, :1],
+        np.float32([0.3]),
+        x[:, :1],
+        3,
+    )
     assert not proven.any()

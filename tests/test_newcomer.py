@@ -27,8 +27,9 @@ def test_pyproject_license_is_an_spdx_string():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["license"] == "Apache-2.0"
     requires = project["build-system"]["requires"]
-    assert any(r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
-               for r in requires)
+    assert any(
+        r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77 for r in requires
+    )
 
 
 @pytest.mark.parametrize("command", [["demo"], ["analyze"], ["report"], ["import"], ["probe"]])
@@ -46,8 +47,10 @@ def test_one_stated_time_per_profile():
 
     quick, default = PROFILES["quick"].minutes, PROFILES["default"].minutes
     readme = (ROOT / "README.md").read_text()
-    assert f"about {default}\nminutes on 2 CPU cores" in readme or \
-        f"about {default} minutes on 2 CPU cores" in readme
+    assert (
+        f"about {default}\nminutes on 2 CPU cores" in readme
+        or f"about {default} minutes on 2 CPU cores" in readme
+    )
     assert f"`--quick` (ten models, fewer epochs) about {quick}\nminutes" in readme
     assert f"{quick}-minute" in readme
     stated = set(re.findall(r"(\d+)[-\s]+minutes?", readme.split("## Benchmarks")[0]))

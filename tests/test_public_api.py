@@ -22,17 +22,22 @@ runner = CliRunner()
 
 def _fresh_python(code: str) -> str:
     """stdout of ``code`` run in a new interpreter (nothing imported yet)."""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     return done.stdout.strip()
 
 
 def test_import_zoolens_is_light_and_analyze_is_one_attribute_away():
-    heavy = _fresh_python("import sys, zoolens; print(sorted(m for m in ('numpy', 'pandas', "
-                          "'torch', 'zoolens.study') if m in sys.modules))")
+    heavy = _fresh_python(
+        "import sys, zoolens; print(sorted(m for m in ('numpy', 'pandas', "
+        "'torch', 'zoolens.study') if m in sys.modules))"
+    )
     assert heavy == "[]"
-    assert _fresh_python("import zoolens; print(zoolens.analyze.__module__)") == \
-        "zoolens.study.analyze"
+    assert (
+        _fresh_python("import zoolens; print(zoolens.analyze.__module__)")
+        == "zoolens.study.analyze"
+    )
     from zoolens.study.analyze import analyze, run_greedy
     from zoolens.study.probe import run_probe
 
@@ -72,8 +77,10 @@ def test_combine_is_checked_once_at_the_boundary_before_any_array_is_read(tmp_pa
     zoo.add("b", logits=rng.normal(size=(60, 3)))
     with pytest.raises(ZoolensError, match="combine 'median': use 'probs' or 'logits'"):
         zoolens.analyze(zoo, "a", combine="median")
-    for command in (["analyze", str(zoo.path), "--base", "a", "--out", str(tmp_path / "r")],
-                    ["ensemble", str(zoo.path), "--start", "a"]):
+    for command in (
+        ["analyze", str(zoo.path), "--base", "a", "--out", str(tmp_path / "r")],
+        ["ensemble", str(zoo.path), "--start", "a"],
+    ):
         result = runner.invoke(app, [*command, "--combine", "median"])
         assert result.exit_code != 0
         assert result.output.strip() == "error: combine 'median': use 'probs' or 'logits'"

@@ -41,16 +41,18 @@ def test_readme_quick_start_runs_verbatim_in_an_empty_folder(tmp_path):
     (bin_dir / "python").write_text(f'#!/bin/sh\n{env_line}exec "{sys.executable}" "$@"\n')
     (bin_dir / "zoolens").write_text(
         f'#!/bin/sh\n{env_line}exec "{sys.executable}" -c '
-        '"import sys; from zoolens.cli import main; sys.argv[0] = \'zoolens\'; sys.exit(main())" '
-        '"$@"\n')
+        "\"import sys; from zoolens.cli import main; sys.argv[0] = 'zoolens'; sys.exit(main())\" "
+        '"$@"\n'
+    )
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     script = tmp_path / "quickstart.sh"
     script.write_text("set -euo pipefail\n" + quick_start_block())
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run(["bash", str(script)], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        ["bash", str(script)], cwd=work, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "best sidekick for resnet" in done.stdout + done.stderr
     report = work / "report.html"

@@ -21,10 +21,31 @@ from _report_fixtures import BASE_NAME, EVIL_NAME, shared_report
 from test_report_html import CJK_NAME, cjk_results
 
 CHROMIUM = os.environ.get("ZOOLENS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-EXPECTED_FIGURES = ["fig1", "kappa", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig10", "fig11",
-                    "fig12", "fig13", "reliability"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EXPECTED_FIGURES = [
+    "fig1",
+    "kappa",
+    "fig2",
+    "fig3",
+    "fig4",
+    "fig5",
+    "fig6",
+    "fig7",
+    "fig10",
+    "fig11",
+    "fig12",
+    "fig13",
+    "reliability",
+]
 EXPECTED_TABLES = ["table-models", "table-sidekick", "table-greedy"]
 
 
@@ -32,8 +53,9 @@ EXPECTED_TABLES = ["table-models", "table-sidekick", "table-greedy"]
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"chromium not found at {CHROMIUM} (install Debian's chromium package)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright (Python) not installed")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright (Python) not installed"
+    )
     with sync_api.sync_playwright() as play:
         browser = play.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
@@ -47,12 +69,12 @@ def report_file():
 
 def _open(browser, path: Path):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
-    events = {"failed": [], "console_errors": [], "dialogs": [], "page_errors": [],
-              "requests": []}
+    events = {"failed": [], "console_errors": [], "dialogs": [], "page_errors": [], "requests": []}
     page.on("requestfailed", lambda r: events["failed"].append(r.url))
     page.on("request", lambda r: events["requests"].append(r.url))
-    page.on("console", lambda m: events["console_errors"].append(m.text)
-            if m.type == "error" else None)
+    page.on(
+        "console", lambda m: events["console_errors"].append(m.text) if m.type == "error" else None
+    )
     page.on("pageerror", lambda e: events["page_errors"].append(str(e)))
 
     def on_dialog(dialog):
@@ -65,8 +87,7 @@ def _open(browser, path: Path):
     return page, events
 
 
-def test_report_opens_offline_without_errors_and_shows_everything(browser, report_file,
-                                                                   tmp_path):
+def test_report_opens_offline_without_errors_and_shows_everything(browser, report_file, tmp_path):
     page, events = _open(browser, report_file)
     assert events["failed"] == []
     assert events["console_errors"] == []
@@ -100,7 +121,8 @@ def test_report_opens_offline_without_errors_and_shows_everything(browser, repor
 def _column(page, table_id: str, index: int) -> list[str]:
     return page.eval_on_selector_all(
         f"#{table_id} tbody tr",
-        f"rows => rows.map(r => r.cells[{index}].getAttribute('data-sort'))")
+        f"rows => rows.map(r => r.cells[{index}].getAttribute('data-sort'))",
+    )
 
 
 def test_clicking_a_header_sorts_the_column(browser, report_file):
@@ -121,7 +143,8 @@ def test_clicking_a_header_sorts_the_column(browser, report_file):
     headers.nth(ei).click()
     values = _column(page, "table-models", ei)
     assert values[-1] == "" and [float(v) for v in values[:-1]] == sorted(
-        float(v) for v in values[:-1])
+        float(v) for v in values[:-1]
+    )
     model_col = names.index("Model")
     headers.nth(model_col).click()
     texts = _column(page, "table-models", model_col)
@@ -146,8 +169,9 @@ def test_model_named_like_a_tag_is_text_and_runs_nothing(browser, report_file):
 
 def test_model_names_in_figures_are_svg_text(browser, report_file):
     page, events = _open(browser, report_file)
-    texts = page.eval_on_selector_all('figure[data-figure="fig7"] svg text',
-                                      "els => els.map(e => e.textContent)")
+    texts = page.eval_on_selector_all(
+        'figure[data-figure="fig7"] svg text', "els => els.map(e => e.textContent)"
+    )
     assert any(t.startswith("<img src=x onerror=") for t in texts), texts  # shortened label
     assert ' _CLIP R50 & "quotes"' in texts and BASE_NAME in texts
     assert page.locator("svg img, svg script, svg foreignObject").count() == 0
@@ -226,27 +250,35 @@ def test_cjk_model_name_is_text_in_the_figure_dom(browser, tmp_path):
     report = build_report(cjk_results(tmp_path), tmp_path / "report.html", warn=None)
     page, events = _open(browser, report.path)
     for key in ("fig7", "reliability"):
-        texts = page.eval_on_selector_all(f'figure[data-figure="{key}"] svg text',
-                                          "els => els.map(e => e.textContent)")
+        texts = page.eval_on_selector_all(
+            f'figure[data-figure="{key}"] svg text', "els => els.map(e => e.textContent)"
+        )
         assert CJK_NAME in texts, (key, texts)
     assert f"{CJK_NAME}  [Arch]" in page.eval_on_selector_all(
-        'figure[data-figure="fig3"] svg text', "els => els.map(e => e.textContent)")
+        'figure[data-figure="fig3"] svg text', "els => els.map(e => e.textContent)"
+    )
     # Find-in-page reaches the figure text (the first hits are in earlier figures or tables).
-    found_in_svg = page.evaluate("""(name) => {
+    found_in_svg = page.evaluate(
+        """(name) => {
         for (let i = 0; i < 50 && window.find(name, true); i++) {
           const node = window.getSelection().anchorNode;
           const el = node && (node.nodeType === 1 ? node : node.parentElement);
           if (el && el.closest('svg')) return el.textContent;
         }
-        return null; }""", CJK_NAME)
+        return null; }""",
+        CJK_NAME,
+    )
     assert found_in_svg is not None and CJK_NAME in found_in_svg
     # Chromium here has no CJK font and draws these as its fallback boxes: still inside.
     assert _overflow(page) == []
     # Screen readers: the figure's text is in Chromium's accessibility tree (glyph paths
     # gave it nothing); "[Arch]" marks fig3's panel title, which no table has.
     cdp = page.context.new_cdp_session(page)
-    exposed = [node.get("name", {}).get("value", "") for node in
-               cdp.send("Accessibility.getFullAXTree")["nodes"] if not node.get("ignored")]
+    exposed = [
+        node.get("name", {}).get("value", "")
+        for node in cdp.send("Accessibility.getFullAXTree")["nodes"]
+        if not node.get("ignored")
+    ]
     assert any(CJK_NAME in name and "[Arch]" in name for name in exposed)
     assert "weight w on ResNet-50 (base)" in exposed  # fig11's axis label
     assert events["console_errors"] == [] and events["page_errors"] == []

@@ -80,39 +80,69 @@ def folder(tmp_path):
     return dst
 
 
-SOUP = pd.DataFrame({
-    "method": ["ft-lr0.1", "ft-lr0.01", "uniform soup", "greedy soup"],
-    "members": ["ft-lr0.1", "ft-lr0.01", "ft-lr0.1;ft-lr0.01", "ft-lr0.01"],
-    "heldout_acc": [0.8312, 0.8457, 0.8123, 0.8457],
-    "test_acc": [0.8201, 0.8399, float("nan"), 0.8350],
-})
+SOUP = pd.DataFrame(
+    {
+        "method": ["ft-lr0.1", "ft-lr0.01", "uniform soup", "greedy soup"],
+        "members": ["ft-lr0.1", "ft-lr0.01", "ft-lr0.1;ft-lr0.01", "ft-lr0.01"],
+        "heldout_acc": [0.8312, 0.8457, 0.8123, 0.8457],
+        "test_acc": [0.8201, 0.8399, float("nan"), 0.8350],
+    }
+)
 
 FINDINGS = [
-    {"key": "ei_by_category", "claim": "EI grows Reinit < HParam (Fig. 1)",
-     "measured": "Reinit 5.00% [4.1, 5.9]; HParam 7.00%", "verdict": "holds"},
-    {"key": "ei_vs_gain", "claim": HOSTILE, "measured": "rho 0.100 (p = 0.4)",
-     "verdict": "does not hold"},
-    {"key": "combined_features", "claim": "combined features win (Fig. 6)",
-     "measured": "no data", "verdict": "not measured"},
+    {
+        "key": "ei_by_category",
+        "claim": "EI grows Reinit < HParam (Fig. 1)",
+        "measured": "Reinit 5.00% [4.1, 5.9]; HParam 7.00%",
+        "verdict": "holds",
+    },
+    {
+        "key": "ei_vs_gain",
+        "claim": HOSTILE,
+        "measured": "rho 0.100 (p = 0.4)",
+        "verdict": "does not hold",
+    },
+    {
+        "key": "combined_features",
+        "claim": "combined features win (Fig. 6)",
+        "measured": "no data",
+        "verdict": "not measured",
+    },
 ]
 
 CARDS = {
-    "cnn-base": {"arch": "SmallCNN", "arch_family": "cnn", "framework": "supervised",
-                 "pretrain_data": "fashion-mnist", "hparams": {"lr": 0.01, "epochs": 5,
-                                                               "aug": "flip"},
-                 "seed": 0, "head": "linear", "source": "demo", "category": "",
-                 "notes": "trained on a seeded 20,000-image subsample"},
-    EVIL_NAME: {"arch": "ViT<tiny>", "arch_family": "vit", "framework": "simclr",
-                "pretrain_data": "fashion-mnist", "hparams": {HOSTILE: HOSTILE},
-                "seed": 3, "head": "probe", "source": "demo", "category": "",
-                "notes": HOSTILE},
+    "cnn-base": {
+        "arch": "SmallCNN",
+        "arch_family": "cnn",
+        "framework": "supervised",
+        "pretrain_data": "fashion-mnist",
+        "hparams": {"lr": 0.01, "epochs": 5, "aug": "flip"},
+        "seed": 0,
+        "head": "linear",
+        "source": "demo",
+        "category": "",
+        "notes": "trained on a seeded 20,000-image subsample",
+    },
+    EVIL_NAME: {
+        "arch": "ViT<tiny>",
+        "arch_family": "vit",
+        "framework": "simclr",
+        "pretrain_data": "fashion-mnist",
+        "hparams": {HOSTILE: HOSTILE},
+        "seed": 3,
+        "head": "probe",
+        "source": "demo",
+        "category": "",
+        "notes": HOSTILE,
+    },
 }
 
 
 def _write_extras(folder):
     SOUP.to_csv(folder / "soup.csv", index=False)
-    (folder / "findings.json").write_text(json.dumps(
-        {"table_version": 1, "profile": "quick", "findings": FINDINGS, "missing": []}))
+    (folder / "findings.json").write_text(
+        json.dumps({"table_version": 1, "profile": "quick", "findings": FINDINGS, "missing": []})
+    )
     (folder / "cards.json").write_text(json.dumps({"table_version": 1, "cards": CARDS}))
 
 
@@ -131,26 +161,39 @@ def test_extras_render_with_the_values_of_the_files(folder):
     report, page = _build(folder)
     tables = _parse(page)
     soup = tables.tables["table-soup"]
-    assert soup == [[m, ", ".join(members.split(";")), _pct(h), _pct(t)]
-                    for m, members, h, t in SOUP.itertuples(index=False)]
+    assert soup == [
+        [m, ", ".join(members.split(";")), _pct(h), _pct(t)]
+        for m, members, h, t in SOUP.itertuples(index=False)
+    ]
     assert 'class="sortable"' in page.split('id="table-soup"')[1][:40]
     assert "Model soups (Wortsman et al. 2022)" in page
 
     findings = tables.tables["table-findings"]
     marks = {"holds": "✓", "does not hold": "✗", "not measured": "–"}
-    assert findings == [[f["claim"], f["measured"], f"{marks[f['verdict']]} {f['verdict']}"]
-                        for f in FINDINGS]
+    assert findings == [
+        [f["claim"], f["measured"], f"{marks[f['verdict']]} {f['verdict']}"] for f in FINDINGS
+    ]
     assert [c[2].split()[1] for c in tables.td_classes["table-findings"]] == [
-        "v-holds", "v-fails", "v-unmeasured"]
+        "v-holds",
+        "v-fails",
+        "v-unmeasured",
+    ]
     # near the top: before the headline findings, the notes and the figures
     assert page.index('id="findings"') < page.index('id="figures"')
 
     cards = tables.tables["table-cards"]
     assert [row[0] for row in cards] == list(CARDS)
     base = cards[0]
-    assert base == ["cnn-base", "SmallCNN", "supervised", "fashion-mnist", "linear", "0",
-                    "lr=0.0100, epochs=5, aug=flip",
-                    "trained on a seeded 20,000-image subsample"]
+    assert base == [
+        "cnn-base",
+        "SmallCNN",
+        "supervised",
+        "fashion-mnist",
+        "linear",
+        "0",
+        "lr=0.0100, epochs=5, aug=flip",
+        "trained on a seeded 20,000-image subsample",
+    ]
     evil = cards[1]
     assert evil[1] == "ViT<tiny>" and evil[5] == "3"
     assert evil[6] == f"{HOSTILE}={HOSTILE}"
@@ -177,17 +220,30 @@ def test_absent_extras_say_nothing(folder):
     assert 'id="table-models"' in page
 
 
-@pytest.mark.parametrize("name, text, wanted", [
-    ("findings.json", "{not json", "findings.json: not readable as JSON"),
-    ("findings.json", '{"table_version": 1, "findings": [{"claim": "x"}]}',
-     "findings.json: not a list of"),
-    ("findings.json", '{"table_version": 7, "findings": []}', "findings.json: table_version 7"),
-    ("cards.json", '{"table_version": 1, "cards": [1, 2]}', "cards.json: not"),
-    ("cards.json", "", "cards.json: not readable as JSON"),
-    ("soup.csv", "method,heldout_acc\nx,0.5\n", "soup.csv: missing column(s) members, test_acc"),
-    ("soup.csv", "method,members,heldout_acc,test_acc\nx,x,high,0.5\n",
-     "soup.csv: column heldout_acc has a non-numeric value 'high'"),
-])
+@pytest.mark.parametrize(
+    "name, text, wanted",
+    [
+        ("findings.json", "{not json", "findings.json: not readable as JSON"),
+        (
+            "findings.json",
+            '{"table_version": 1, "findings": [{"claim": "x"}]}',
+            "findings.json: not a list of",
+        ),
+        ("findings.json", '{"table_version": 7, "findings": []}', "findings.json: table_version 7"),
+        ("cards.json", '{"table_version": 1, "cards": [1, 2]}', "cards.json: not"),
+        ("cards.json", "", "cards.json: not readable as JSON"),
+        (
+            "soup.csv",
+            "method,heldout_acc\nx,0.5\n",
+            "soup.csv: missing column(s) members, test_acc",
+        ),
+        (
+            "soup.csv",
+            "method,members,heldout_acc,test_acc\nx,x,high,0.5\n",
+            "soup.csv: column heldout_acc has a non-numeric value 'high'",
+        ),
+    ],
+)
 def test_malformed_extra_is_one_note_and_the_rest_renders(folder, name, text, wanted):
     _write_extras(folder)
     (folder / name).write_text(text)
@@ -195,8 +251,11 @@ def test_malformed_extra_is_one_note_and_the_rest_renders(folder, name, text, wa
     hits = [n for n in report.notes if n.startswith(wanted)]
     assert len(hits) == 1, report.notes
     assert "\n" not in hits[0]
-    table = {"findings.json": "table-findings", "cards.json": "table-cards",
-             "soup.csv": "table-soup"}[name]
+    table = {
+        "findings.json": "table-findings",
+        "cards.json": "table-cards",
+        "soup.csv": "table-soup",
+    }[name]
     assert f'id="{table}"' not in page
     others = {"table-findings", "table-cards", "table-soup"} - {table}
     assert all(f'id="{t}"' in page for t in others) and 'id="table-models"' in page

@@ -10,8 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _report_fixtures import (BASE_NAME, CATEGORY_ORDER, EVIL_NAME, shared_results_dir,
-                              write_synthetic_results)
+from _report_fixtures import (
+    BASE_NAME,
+    CATEGORY_ORDER,
+    EVIL_NAME,
+    shared_results_dir,
+    write_synthetic_results,
+)
 from zoolens.report import figures as F
 from zoolens.report.tables import load_results
 
@@ -31,9 +36,12 @@ def results(results_dir):
 def read(results_dir, name: str) -> pd.DataFrame:
     """The CSV as pandas reads it by default, names forced to text (the oracle side)."""
     header = pd.read_csv(results_dir / f"{name}.csv", nrows=0).columns
-    return pd.read_csv(results_dir / f"{name}.csv",
-                       dtype={c: str for c in header if c in NAMES}, keep_default_na=False,
-                       na_values={c: ["", "nan"] for c in header if c not in NAMES})
+    return pd.read_csv(
+        results_dir / f"{name}.csv",
+        dtype={c: str for c in header if c in NAMES},
+        keep_default_na=False,
+        na_values={c: ["", "nan"] for c in header if c not in NAMES},
+    )
 
 
 def base_pairs(results_dir) -> pd.DataFrame:
@@ -83,17 +91,20 @@ def test_fig2_gain_and_conversion_by_category(results, results_dir):
     for cat in CATEGORY_ORDER:
         means = out.data["ensemble_gain"]["category_means"][cat]
         assert means["error_inconsistency_mean"] == pytest.approx(
-            grouped.error_inconsistency.mean()[cat])
+            grouped.error_inconsistency.mean()[cat]
+        )
         assert means["ensemble_gain_mean"] == pytest.approx(grouped.ensemble_gain.mean()[cat])
         assert means["ensemble_gain_std"] == pytest.approx(grouped.ensemble_gain.std()[cat])
         acc = out.data["ensemble_acc"]["category_means"][cat]
         assert acc["ensemble_acc_mean"] == pytest.approx(grouped.ensemble_acc.mean()[cat])
         assert out.data["conversion_rate"][cat]["mean"] == pytest.approx(
-            grouped.conversion_rate.mean()[cat])
+            grouped.conversion_rate.mean()[cat]
+        )
         points = out.data["ensemble_gain"]["points"][cat]
         sub = pairs[pairs.category == cat].set_index("other")
-        for model, x, y in zip(points["models"], points["error_inconsistency"],
-                               points["ensemble_gain"]):
+        for model, x, y in zip(
+            points["models"], points["error_inconsistency"], points["ensemble_gain"]
+        ):
             assert x == pytest.approx(sub.loc[model, "error_inconsistency"])
             assert y == pytest.approx(sub.loc[model, "ensemble_gain"])
     close_figure(out)
@@ -163,8 +174,9 @@ def test_fig4_and_fig12_specialization(results, results_dir):
     got = out4.data["group_types"]["class"]
     rows = spec[(spec.model_b == sidekick) & (spec.group_type == "class")].set_index("group")
     assert sorted(got["groups"]) == sorted(rows.index)
-    for g, a, b, ta in zip(got["groups"], got["only_a_right"], got["only_b_right"],
-                           got["mean_theta_only_a"]):
+    for g, a, b, ta in zip(
+        got["groups"], got["only_a_right"], got["only_b_right"], got["mean_theta_only_a"]
+    ):
         assert a == pytest.approx(rows.loc[g, "only_a_right"])
         assert b == pytest.approx(rows.loc[g, "only_b_right"])
         assert ta == pytest.approx(rows.loc[g, "mean_theta_only_a"])
@@ -203,8 +215,9 @@ def test_fig6_probe_means_and_dimensions_to_target(results, results_dir):
     diversity = read(results_dir, "diversity")
     for entry in out.data["diversity"].values():
         for selection in ("diverse", "random"):
-            sub = diversity[(diversity.model_b == entry["model_b"])
-                            & (diversity.selection == selection)].sort_values("k")
+            sub = diversity[
+                (diversity.model_b == entry["model_b"]) & (diversity.selection == selection)
+            ].sort_values("k")
             reached = sub[sub.accuracy >= sub.target_accuracy]
             expected_k = int(reached.k.min()) if len(reached) else None
             assert entry[selection]["k_to_target"] == expected_k
@@ -245,8 +258,9 @@ def test_fig13_fills_missing_kappa_from_pairs(results, results_dir):
     base_rows = cka[(cka.model_a == BASE_NAME) | (cka.model_b == BASE_NAME)]
     assert len(out.data["error_consistency"]) == len(base_rows)  # NaN rows filled, none lost
     assert base_rows.error_consistency.isna().sum() == 2
-    for a, b, kappa in zip(out.data["models_a"], out.data["models_b"],
-                           out.data["error_consistency"]):
+    for a, b, kappa in zip(
+        out.data["models_a"], out.data["models_b"], out.data["error_consistency"]
+    ):
         assert kappa == pytest.approx(pairs.loc[(a, b), "error_consistency"])
     assert out.data["cka_linear"] == pytest.approx(base_rows.cka_linear.tolist())
     close_figure(out)
@@ -262,11 +276,19 @@ def test_reliability_ece_recomputed_from_bins_matches_models_csv(results, result
     close_figure(out)
 
 
-@pytest.mark.parametrize("table,function", [
-    ("pairs", F.fig1_error_inconsistency), ("pairs", F.fig2_ensembles),
-    ("theta", F.fig3_theta), ("specialization", F.fig4_class_specialization),
-    ("greedy", F.fig5_greedy), ("interpolation", F.fig11_interpolation),
-    ("cka", F.fig13_cka), ("reliability", F.fig_reliability)])
+@pytest.mark.parametrize(
+    "table,function",
+    [
+        ("pairs", F.fig1_error_inconsistency),
+        ("pairs", F.fig2_ensembles),
+        ("theta", F.fig3_theta),
+        ("specialization", F.fig4_class_specialization),
+        ("greedy", F.fig5_greedy),
+        ("interpolation", F.fig11_interpolation),
+        ("cka", F.fig13_cka),
+        ("reliability", F.fig_reliability),
+    ],
+)
 def test_absent_data_skips_the_figure_never_draws_it_empty(results, table, function):
     from copy import copy
 
@@ -299,13 +321,17 @@ def test_pairs_without_the_base_skip_pair_figures(results):
 
 def test_ordered_categories_paper_order_then_others():
     assert F.ordered_categories(["Dataset", "Zeta", "Reinit", "Arch", "Alpha"]) == [
-        "Reinit", "Arch", "Dataset", "Alpha", "Zeta"]
+        "Reinit",
+        "Arch",
+        "Dataset",
+        "Alpha",
+        "Zeta",
+    ]
 
 
 def test_base_on_either_side_of_pairs_gives_the_same_figures(results, tmp_path):
     """pairs.csv lists a < b in zoo order: with the base fourth, it is model_b of three pairs."""
-    moved = load_results(write_synthetic_results(tmp_path / "moved", probe=False,
-                                                 base_position=3))
+    moved = load_results(write_synthetic_results(tmp_path / "moved", probe=False, base_position=3))
     pairs = moved.tables["pairs"]
     assert (pairs.model_b == BASE_NAME).sum() == 3
     first, second = F.fig2_ensembles(results), F.fig2_ensembles(moved)

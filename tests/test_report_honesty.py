@@ -14,8 +14,12 @@ import pytest
 from _report_fixtures import BASE_NAME, shared_results_dir
 from zoolens.report import build_report
 from zoolens.report import figures as F
-from zoolens.report.html import (correlation_text, greedy_weights, matched_accuracy_rows,
-                                 _headline_greedy)
+from zoolens.report.html import (
+    correlation_text,
+    greedy_weights,
+    matched_accuracy_rows,
+    _headline_greedy,
+)
 from zoolens.report.tables import load_results, pairs_with_base
 
 
@@ -23,8 +27,17 @@ from zoolens.report.tables import load_results, pairs_with_base
 def folder(tmp_path):
     out = tmp_path / "results"
     shutil.copytree(shared_results_dir(), out)
-    for name in ("probe", "diversity", "transfer", "stacking", "cka", "theta", "reliability",
-                 "interpolation", "specialization"):  # only what these tests need: faster
+    for name in (
+        "probe",
+        "diversity",
+        "transfer",
+        "stacking",
+        "cka",
+        "theta",
+        "reliability",
+        "interpolation",
+        "specialization",
+    ):  # only what these tests need: faster
         for ext in ("csv", "json", "parquet"):
             (out / f"{name}.{ext}").unlink(missing_ok=True)
     return out
@@ -49,7 +62,8 @@ def test_gain_column_is_over_the_better_member(folder):
     with_base = pairs_with_base(results.tables["pairs"], BASE_NAME)
     acc_base = with_base.acc_base.to_numpy()
     assert with_base.gain_over_base.to_numpy() == pytest.approx(
-        with_base.ensemble_acc.to_numpy() - acc_base, nan_ok=True)
+        with_base.ensemble_acc.to_numpy() - acc_base, nan_ok=True
+    )
     assert worst < best
     report = build_report(folder, folder / "r.html", warn=None)
     page = report.path.read_text()
@@ -72,8 +86,9 @@ def test_structural_nan_leaves_fig10_out_with_the_reason(folder):
     pairs["neither_conversion"] = np.nan
     pairs.to_csv(folder / "pairs.csv", index=False)
     summary = json.loads((folder / "summary.json").read_text())
-    summary["undefined"] = {"neither_conversion": {"pairs": len(pairs),
-                                                   "reason": "0 by construction (top-1)"}}
+    summary["undefined"] = {
+        "neither_conversion": {"pairs": len(pairs), "reason": "0 by construction (top-1)"}
+    }
     (folder / "summary.json").write_text(json.dumps(summary))
     report = build_report(folder, folder / "r.html", warn=None)
     assert "fig10" not in report.figures
@@ -114,8 +129,9 @@ def test_error_bars_are_bootstrap_intervals(folder):
             assert np.isnan(entry["lo"]) and entry["interval"] is None
             continue
         # independent: a percentile bootstrap of the mean over the category's pairs
-        means = values[np.random.default_rng(0).integers(0, len(values),
-                                                           (F.PAIR_RESAMPLES, len(values)))]
+        means = values[
+            np.random.default_rng(0).integers(0, len(values), (F.PAIR_RESAMPLES, len(values)))
+        ]
         lo, hi = np.quantile(means.mean(axis=1), [0.025, 0.975])
         assert (entry["lo"], entry["hi"]) == pytest.approx((lo, hi))
         assert entry["lo"] <= entry["mean"] <= entry["hi"]
@@ -142,19 +158,29 @@ def test_kappa_matrix_holds_every_pair_in_cluster_order(folder):
 
 
 def test_correlations_over_few_pairs_say_too_few():
-    assert correlation_text({"rho": 1.0, "p_value": 0.0, "n_pairs": 3}, "pairs with the base") \
+    assert (
+        correlation_text({"rho": 1.0, "p_value": 0.0, "n_pairs": 3}, "pairs with the base")
         == "too few pairs over pairs with the base (n = 3; at least 5 needed)"
-    text = correlation_text({"rho": 0.5, "lo": 0.1, "hi": 0.8, "p_value": 0.01, "n_pairs": 12},
-                            "all pairs")
+    )
+    text = correlation_text(
+        {"rho": 0.5, "lo": 0.1, "hi": 0.8, "p_value": 0.01, "n_pairs": 12}, "all pairs"
+    )
     assert text == "ρ = 0.50 [0.10, 0.80], p = 0.01 over all pairs (n = 12)"
 
 
 def test_greedy_reports_distinct_members_with_weights():
     members = ["base", "x", "x", "y", "base", "x"]
     assert greedy_weights(members) == [("base", 2), ("x", 3), ("y", 1)]
-    text = _headline_greedy({"start": "base", "members": members, "evaluation_acc": 0.9,
-                             "gain_over_start": 0.01, "gain_over_start_lo": 0.002,
-                             "gain_over_start_hi": 0.02})
+    text = _headline_greedy(
+        {
+            "start": "base",
+            "members": members,
+            "evaluation_acc": 0.9,
+            "gain_over_start": 0.01,
+            "gain_over_start_lo": 0.002,
+            "gain_over_start_hi": 0.02,
+        }
+    )
     assert "3 distinct models in 6 steps" in text and "x</span> 3/6" in text
     assert "[+0.20, +2.00]" in text
 
@@ -165,8 +191,9 @@ def test_matched_accuracy_table_equals_the_regression(folder):
     results = load_results(folder)
     rows = {r["category"]: r for r in matched_accuracy_rows(results)}
     with_base = pairs_with_base(results.tables["pairs"], BASE_NAME)
-    fit = accuracy_adjusted_means(with_base.error_inconsistency, with_base.category,
-                                  with_base.acc_other)
+    fit = accuracy_adjusted_means(
+        with_base.error_inconsistency, with_base.category, with_base.acc_other
+    )
     for k, cat in enumerate(fit.categories):
         assert rows[cat]["error_inconsistency"] == pytest.approx(fit.mean[k])
         assert rows[cat]["error_inconsistency_lo"] == pytest.approx(fit.lo[k], nan_ok=True)

@@ -22,8 +22,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _report_fixtures import (BASE_NAME, CLASS_GROUPS, EVIL_NAME, Card, shared_report,
-                              shared_results_dir, write_results_from_scores)
+from _report_fixtures import (
+    BASE_NAME,
+    CLASS_GROUPS,
+    EVIL_NAME,
+    Card,
+    shared_report,
+    shared_results_dir,
+    write_results_from_scores,
+)
 from conftest import shared_path
 from zoolens.errors import ZoolensError
 from zoolens.report import build_report
@@ -90,8 +97,10 @@ def test_no_reference_to_any_other_host(built):
     for url in re.findall(r"https?://[^\s\"'<>)]+", page):
         assert url in ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"), url
     assert "@import" not in page and "url(http" not in page
-    assert set(parsed.tags) & {"link", "script", "img", "iframe", "object", "embed"} \
-        <= {"link", "script"}
+    assert set(parsed.tags) & {"link", "script", "img", "iframe", "object", "embed"} <= {
+        "link",
+        "script",
+    }
     assert page.count("<script") == 1
     assert re.findall(r"<link [^>]*>", page) == ['<link rel="icon" href="data:,">']
 
@@ -107,7 +116,7 @@ def test_user_strings_are_escaped_everywhere(built):
     text = "".join(parsed.text)
     assert EVIL_NAME in text  # shown as text
     assert 'data-model="&lt;img src=x onerror=alert(1)&gt;"' in page  # attributes too
-    assert '_CLIP R50 &amp; &quot;quotes&quot;' in page
+    assert "_CLIP R50 &amp; &quot;quotes&quot;" in page
     assert "<!--" not in page  # matplotlib's text comments are dropped
     assert not any(name.startswith("on") for name, _ in parsed.attrs)
     fig7 = _figure_texts(page, "fig7")  # names are SVG text (escaped), not paths
@@ -125,7 +134,8 @@ def test_script_holds_no_user_string_and_matches_the_csp_hash(built):
     import html as _html
 
     csp = _html.unescape(
-        re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1))
+        re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+    )
     assert f"'sha256-{digest}'" in csp and "default-src 'none'" in csp
 
 
@@ -147,8 +157,10 @@ def test_headline_summary_and_sidekick_follow_the_tables(built, results_dir):
     assert f"ensemble accuracy {100 * best['ensemble_acc']:.2f}%" in text
     pairs = pd.read_csv(results_dir / "pairs.csv", keep_default_na=False, na_values=[""])
     mine = pairs[pairs.model_a == BASE_NAME].sort_values("ensemble_acc", ascending=False)
-    sidekick_rows = re.findall(r'<tr(?: class="best")? data-model="([^"]+)"',
-                               page.split('id="table-sidekick"')[1].split("</table>")[0])
+    sidekick_rows = re.findall(
+        r'<tr(?: class="best")? data-model="([^"]+)"',
+        page.split('id="table-sidekick"')[1].split("</table>")[0],
+    )
     import html as _html
 
     assert [_html.unescape(r) for r in sidekick_rows] == mine.model_b.head(5).tolist()
@@ -168,7 +180,8 @@ def test_table1_rows_and_values(built, results_dir):
     category = dict(zip(models.model, models.category))
     order = ["Reinit", "HParam", "Arch", "Framework", "Dataset"]
     assert [order.index(category[r]) for r in rows[1:]] == sorted(
-        order.index(category[r]) for r in rows[1:])
+        order.index(category[r]) for r in rows[1:]
+    )
     acc = dict(zip(models.model, models.accuracy))
     body = table.split("<tbody>")[1]
     cells = [re.findall(r"<td[^>]*>", row) for row in body.split("</tr>")[:-1]]
@@ -197,8 +210,11 @@ def test_missing_and_bad_tables_are_noted_in_page_and_stderr(results_dir, tmp_pa
     report = build_report(folder, out)
     err = capsys.readouterr().err
     page = out.read_text()
-    for message in ("theta.csv", "pairs.csv: missing column(s) conversion_rate",
-                    "cka.json: table_version 2"):
+    for message in (
+        "theta.csv",
+        "pairs.csv: missing column(s) conversion_rate",
+        "cka.json: table_version 2",
+    ):
         assert message in err and message in page
     assert all(line.startswith("warning: ") for line in err.strip().splitlines())
     assert {"fig1", "fig2", "fig3", "fig10", "fig13"} <= set(report.skipped)
@@ -234,27 +250,48 @@ def test_real_cifar10_models(tmp_path):
     vgg, y3 = _load_real("vgg16-keras-cifar-10.npz")
     assert np.array_equal(y, y2) and np.array_equal(y, y3)
     scores = {"WRN-16-4": np.log(wrn), "LeNet-5": np.log(lenet), "VGG-16 (Keras)": np.log(vgg)}
-    cards = {"WRN-16-4": Card("WRN-16-4", "wrn16-4", "wideresnet", "pytorch", "CIFAR-10"),
-             "LeNet-5": Card("LeNet-5", "lenet5", "lenet", "pytorch", "CIFAR-10"),
-             "VGG-16 (Keras)": Card("VGG-16 (Keras)", "vgg16", "vgg", "keras", "CIFAR-10")}
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck"]
+    cards = {
+        "WRN-16-4": Card("WRN-16-4", "wrn16-4", "wideresnet", "pytorch", "CIFAR-10"),
+        "LeNet-5": Card("LeNet-5", "lenet5", "lenet", "pytorch", "CIFAR-10"),
+        "VGG-16 (Keras)": Card("VGG-16 (Keras)", "vgg16", "vgg", "keras", "CIFAR-10"),
+    }
+    classes = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     cal = np.random.default_rng(0).choice(len(y), 2000, replace=False)
     folder = write_results_from_scores(
-        tmp_path / "results", scores, y, cards, "WRN-16-4", calibration_index=cal,
-        class_names=classes, class_groups={"vehicles": [0, 1, 8, 9],
-                                           "animals": [2, 3, 4, 5, 6, 7]}, greedy_steps=3)
+        tmp_path / "results",
+        scores,
+        y,
+        cards,
+        "WRN-16-4",
+        calibration_index=cal,
+        class_names=classes,
+        class_groups={"vehicles": [0, 1, 8, 9], "animals": [2, 3, 4, 5, 6, 7]},
+        greedy_steps=3,
+    )
     report = build_report(folder, tmp_path / "report.html", warn=None)
     assert {"fig1", "fig2", "fig3", "fig4", "fig5", "fig12", "reliability"} <= set(report.figures)
     ev = np.setdiff1d(np.arange(len(y)), cal)
-    right = {name: (np.argmax(p, 1) == y)[ev] for name, p in
-             (("LeNet-5", lenet), ("VGG-16 (Keras)", vgg), ("WRN-16-4", wrn))}
+    right = {
+        name: (np.argmax(p, 1) == y)[ev]
+        for name, p in (("LeNet-5", lenet), ("VGG-16 (Keras)", vgg), ("WRN-16-4", wrn))
+    }
     fig1 = report.figure_data["fig1"]["error_inconsistency"]
     assert fig1["Framework"]["models"] == ["VGG-16 (Keras)"]
     assert fig1["Framework"]["values"][0] == pytest.approx(
-        np.mean(right["WRN-16-4"] ^ right["VGG-16 (Keras)"]))
-    assert fig1["Arch"]["values"][0] == pytest.approx(
-        np.mean(right["WRN-16-4"] ^ right["LeNet-5"]))
+        np.mean(right["WRN-16-4"] ^ right["VGG-16 (Keras)"])
+    )
+    assert fig1["Arch"]["values"][0] == pytest.approx(np.mean(right["WRN-16-4"] ^ right["LeNet-5"]))
     # Published accuracies (shared/data README) appear in Table 1's accuracy_all column.
     models = pd.read_csv(folder / "models.csv").set_index("model")
     assert models.loc["LeNet-5", "accuracy_all"] == pytest.approx(0.5308, abs=1e-4)
@@ -298,7 +335,16 @@ def test_figure_svg_text_is_escaped_svg_text_never_markup():
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert NASTY in texts and "--> <b>hi</b>" in texts and CJK_NAME in texts
     assert {el.tag.removeprefix(SVG) for el in root.iter()} <= {
-        "svg", "defs", "style", "g", "path", "use", "clipPath", "rect", "text"}
+        "svg",
+        "defs",
+        "style",
+        "g",
+        "path",
+        "use",
+        "clipPath",
+        "rect",
+        "text",
+    }
     parsed = parse(svg)
     assert not {"script", "b"} & set(parsed.tags)
     assert NASTY in parsed.text and CJK_NAME in parsed.text
@@ -349,8 +395,7 @@ def test_cjk_model_name_is_text_in_the_figures_without_glyph_warnings(tmp_path, 
     folder = cjk_results(tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = build_report(folder, tmp_path / "report.html", png_dir=tmp_path / "png",
-                              warn=None)
+        report = build_report(folder, tmp_path / "report.html", png_dir=tmp_path / "png", warn=None)
     assert [str(w.message) for w in caught if "missing from font" in str(w.message)] == []
     assert "Glyph" not in capsys.readouterr().err
     page = report.path.read_text(encoding="utf-8")

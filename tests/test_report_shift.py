@@ -22,8 +22,22 @@ def shift_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shift_report")
     ref, shifted = make_zoos(tmp)
     out = tmp / "out"
-    res = runner.invoke(app, ["--quiet", "analyze", str(ref.path), "--base", "base", "--out",
-                              str(out), "--bootstrap", "50", "--shift", f"{EVIL_SET}={shifted.path}"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(ref.path),
+            "--base",
+            "base",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+            "--shift",
+            f"{EVIL_SET}={shifted.path}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -41,8 +55,7 @@ def test_section_shows_lines_categories_and_sidekick_ranks(shift_results, tmp_pa
     # the figures plot the tables' numbers and the line of shift_fits.csv
     import pandas as pd
 
-    models = pd.read_csv(shift_results / "shift_models.csv", keep_default_na=False,
-                         na_values=[""])
+    models = pd.read_csv(shift_results / "shift_models.csv", keep_default_na=False, na_values=[""])
     fits = pd.read_csv(shift_results / "shift_fits.csv", keep_default_na=False, na_values=[""])
     data = report.figure_data["shift-accuracy"][EVIL_SET]
     shifted = models[models.set == EVIL_SET]
@@ -51,14 +64,13 @@ def test_section_shows_lines_categories_and_sidekick_ranks(shift_results, tmp_pa
     row = fits[(fits.set == EVIL_SET) & (fits.measure == "accuracy")].iloc[0]
     assert data["slope"] == pytest.approx(row.slope)
     # probit axes labelled in accuracy: tick labels are percentages at probit positions
-    svg = page[page.index('id="zl-shift-accuracy"'):page.index('id="zl-shift-agreement"')]
+    svg = page[page.index('id="zl-shift-accuracy"') : page.index('id="zl-shift-agreement"')]
     ticks = re.findall(r">(\d+(?:\.\d+)?)%<", svg)
     assert len(ticks) >= 4
     assert "probit scale" in svg and "y = x" in svg and "probit fit" in svg
     cats = report.figure_data["shift-categories"]
     assert set(cats["sets"]) == {"reference", EVIL_SET}
-    pairs = pd.read_csv(shift_results / "shift_pairs.csv", keep_default_na=False,
-                        na_values=[""])
+    pairs = pd.read_csv(shift_results / "shift_pairs.csv", keep_default_na=False, na_values=[""])
     mine = pairs[(pairs.set == EVIL_SET) & ((pairs.model_a == "base") | (pairs.model_b == "base"))]
     for k, category in enumerate(cats["categories"]):
         expected = mine[mine.category == category].error_inconsistency.mean()

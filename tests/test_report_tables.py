@@ -30,8 +30,9 @@ def test_every_table_loads_with_names_as_text_and_no_notes(results_dir):
     results = load_results(results_dir)
     assert results.notes == []
     # the fixture also writes pareto.csv (filled by analyze only when cards have costs)
-    assert set(results.tables) == ({name for name, spec in TABLE_SPECS.items() if spec.always}
-                                   | {"pareto"})
+    assert set(results.tables) == (
+        {name for name, spec in TABLE_SPECS.items() if spec.always} | {"pareto"}
+    )
     assert results.base == BASE_NAME
     models = results.tables["models"]
     assert EVIL_NAME in set(models.model)
@@ -94,8 +95,10 @@ def test_text_in_a_numeric_column_leaves_the_table_out_naming_row(copy_dir):
     greedy.to_csv(copy_dir / "greedy.csv", index=False)
     results = load_results(copy_dir)
     assert "greedy" not in results.tables
-    assert any("greedy.csv: column evaluation_acc" in n and "'oops'" in n and "row 3" in n
-               for n in results.notes)
+    assert any(
+        "greedy.csv: column evaluation_acc" in n and "'oops'" in n and "row 3" in n
+        for n in results.notes
+    )
 
 
 def test_unknown_table_version_leaves_out_the_analyze_tables_only(copy_dir):
@@ -105,8 +108,10 @@ def test_unknown_table_version_leaves_out_the_analyze_tables_only(copy_dir):
     results = load_results(copy_dir)
     assert "pairs" not in results.tables and "models" not in results.tables
     assert "probe" in results.tables and "cka" in results.tables
-    assert any(n.startswith("summary.json: table_version 99") and "pairs.csv left out" in n
-               for n in results.notes)
+    assert any(
+        n.startswith("summary.json: table_version 99") and "pairs.csv left out" in n
+        for n in results.notes
+    )
 
 
 def test_probe_table_with_unknown_sibling_version_is_left_out(copy_dir):
@@ -150,9 +155,15 @@ def test_folder_without_tables_or_missing_folder_is_an_error(tmp_path):
 
 
 def test_pairs_with_base_orients_both_sides():
-    pairs = pd.DataFrame({"model_a": ["x", "base", "x"], "model_b": ["base", "y", "y"],
-                          "acc_a": [0.1, 0.5, 0.1], "acc_b": [0.5, 0.2, 0.2],
-                          "error_inconsistency": [0.3, 0.4, 0.5]})
+    pairs = pd.DataFrame(
+        {
+            "model_a": ["x", "base", "x"],
+            "model_b": ["base", "y", "y"],
+            "acc_a": [0.1, 0.5, 0.1],
+            "acc_b": [0.5, 0.2, 0.2],
+            "error_inconsistency": [0.3, 0.4, 0.5],
+        }
+    )
     got = pairs_with_base(pairs, "base")
     assert list(got.other) == ["x", "y"]
     assert list(got.acc_base) == [0.5, 0.5]
@@ -175,5 +186,6 @@ def test_report_package_imports_neither_study_nor_zoo():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for name in names:
-                assert not name.startswith(("zoolens.study", "zoolens.zoo", "zoolens.collect",
-                                            "zoolens.demo")), (file.name, name)
+                assert not name.startswith(
+                    ("zoolens.study", "zoolens.zoo", "zoolens.collect", "zoolens.demo")
+                ), (file.name, name)

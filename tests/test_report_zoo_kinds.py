@@ -66,8 +66,12 @@ def test_decision_zoo_leaves_out_what_needs_probabilities(decisions):
     assert "too few pairs" in page
     kappa = report.figure_data["kappa"]
     pairs = pd.read_csv(results / "pairs.csv")
-    got = {(a, b): kappa["kappa"][i][j] for i, a in enumerate(kappa["models"])
-           for j, b in enumerate(kappa["models"]) if a != b}
+    got = {
+        (a, b): kappa["kappa"][i][j]
+        for i, a in enumerate(kappa["models"])
+        for j, b in enumerate(kappa["models"])
+        if a != b
+    }
     for a, b, k in zip(pairs.model_a, pairs.model_b, pairs.error_consistency):
         assert got[(a, b)] == pytest.approx(k) and got[(b, a)] == pytest.approx(k)
 

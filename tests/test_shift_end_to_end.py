@@ -23,8 +23,12 @@ from zoolens.cli import app
 
 runner = CliRunner()
 PER_CLASS = 20
-CHECKPOINTS = {"resnet20": "resnet20-12fca82f.th", "resnet32": "resnet32-d509ac18.th",
-               "resnet44": "resnet44-014dd654.th", "resnet56": "resnet56-4bfd9763.th"}
+CHECKPOINTS = {
+    "resnet20": "resnet20-12fca82f.th",
+    "resnet32": "resnet32-d509ac18.th",
+    "resnet44": "resnet44-014dd654.th",
+    "resnet56": "resnet56-4bfd9763.th",
+}
 
 
 def _jpeg10_copy(src, dst) -> None:
@@ -51,19 +55,54 @@ def shifted_results(tmp_path_factory):
     lines = []
     for name, file in CHECKPOINTS.items():
         checkpoint = shared_path("cifar10-resnets", file)
-        lines += ["[[models]]", 'spec = "python:zoolens.collect.cifar_resnet:pretrained"',
-                  f'name = "{name}"', f'kwargs = {{ checkpoint = "{checkpoint}" }}']
+        lines += [
+            "[[models]]",
+            'spec = "python:zoolens.collect.cifar_resnet:pretrained"',
+            f'name = "{name}"',
+            f'kwargs = {{ checkpoint = "{checkpoint}" }}',
+        ]
     models = tmp / "models.toml"
     models.write_text("\n".join(lines) + "\n")
     for data, zoo in ((clean, "clean.zoo"), (tmp / "jpeg10", "jpeg10.zoo")):
-        res = runner.invoke(app, ["--quiet", "collect", str(models), "--data", str(data),
-                                  "--zoo", str(tmp / zoo), "--create", "--threads", "1",
-                                  "--workers", "0", "--batch-size", "100"])
+        res = runner.invoke(
+            app,
+            [
+                "--quiet",
+                "collect",
+                str(models),
+                "--data",
+                str(data),
+                "--zoo",
+                str(tmp / zoo),
+                "--create",
+                "--threads",
+                "1",
+                "--workers",
+                "0",
+                "--batch-size",
+                "100",
+            ],
+        )
         assert res.exit_code == 0, res.output
     out = tmp / "out"
-    res = runner.invoke(app, ["--quiet", "analyze", str(tmp / "clean.zoo"), "--base", "resnet56",
-                              "--out", str(out), "--bootstrap", "100", "--reference-name",
-                              "cifar10-jpeg", "--shift", f"jpeg-q10={tmp / 'jpeg10.zoo'}"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(tmp / "clean.zoo"),
+            "--base",
+            "resnet56",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "100",
+            "--reference-name",
+            "cifar10-jpeg",
+            "--shift",
+            f"jpeg-q10={tmp / 'jpeg10.zoo'}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "under shift jpeg-q10 (200 examples, 4 models)" in res.output
     res = runner.invoke(app, ["--quiet", "report", str(out), "--out", str(tmp / "report.html")])
@@ -80,12 +119,16 @@ def test_collected_sets_analysed_under_shift(shifted_results):
         # the shifted set on all its examples
         ev = clean.evaluation_indices
         assert models.loc[("cifar10-jpeg", name), "accuracy"] == pytest.approx(
-            np.mean(clean.predictions(name)[ev] == clean.labels[ev]))
+            np.mean(clean.predictions(name)[ev] == clean.labels[ev])
+        )
         assert models.loc[("jpeg-q10", name), "accuracy"] == pytest.approx(
-            np.mean(shifted.predictions(name) == shifted.labels))
+            np.mean(shifted.predictions(name) == shifted.labels)
+        )
         # JPEG quality 10 costs every ResNet accuracy
-        assert (models.loc[("jpeg-q10", name), "accuracy"]
-                < models.loc[("cifar10-jpeg", name), "accuracy"] - 0.05)
+        assert (
+            models.loc[("jpeg-q10", name), "accuracy"]
+            < models.loc[("cifar10-jpeg", name), "accuracy"] - 0.05
+        )
     fits = pd.read_csv(tmp / "out" / "shift_fits.csv")
     assert list(fits.measure) == ["accuracy", "agreement"] and list(fits.n_points) == [4, 6]
     pairs = pd.read_csv(tmp / "out" / "shift_pairs.csv")

@@ -24,47 +24,55 @@ from zoolens.study.pool import select_pool
 
 
 def _models_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "model": ["r50", "vit", "clip", "human", "lr<0.1"],
-        "accuracy": [0.80, 0.77, 0.70, 0.95, 0.60],
-        "accuracy_all": [0.81, 0.76, 0.71, 0.95, 0.61],
-        "temperature": [1.1, 0.9, 1.5, np.nan, 0.8],
-        "framework": ["supervised", "supervised", "contrastive", None, "supervised"],
-        "category": ["Same", "Arch", "Framework", "Framework", "HParam"],
-    })
+    return pd.DataFrame(
+        {
+            "model": ["r50", "vit", "clip", "human", "lr<0.1"],
+            "accuracy": [0.80, 0.77, 0.70, 0.95, 0.60],
+            "accuracy_all": [0.81, 0.76, 0.71, 0.95, 0.61],
+            "temperature": [1.1, 0.9, 1.5, np.nan, 0.8],
+            "framework": ["supervised", "supervised", "contrastive", None, "supervised"],
+            "category": ["Same", "Arch", "Framework", "Framework", "HParam"],
+        }
+    )
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("accuracy<0.78", ["vit", "clip", "lr<0.1"]),
-    ("accuracy <= 0.77", ["vit", "clip", "lr<0.1"]),
-    ("accuracy>0.8", ["human"]),
-    ("accuracy>=0.8", ["r50", "human"]),
-    ("accuracy==0.7", ["clip"]),
-    ("accuracy != 0.7", ["r50", "vit", "human", "lr<0.1"]),
-    ("accuracy<0.9 and framework==supervised", ["r50", "vit", "lr<0.1"]),
-    ("accuracy<0.9 AND framework=='supervised' and accuracy_all>0.7", ["r50", "vit"]),
-    ("framework != supervised", ["clip"]),  # missing framework never matches
-    ("temperature<2", ["r50", "vit", "clip", "lr<0.1"]),  # NaN temperature drops out
-    ("temperature != 0.9", ["r50", "clip", "lr<0.1"]),  # NaN never matches "!=" either
-    ("category==Framework", ["clip", "human"]),
-    ("clip,r50", ["r50", "clip"]),  # table order
-    ("lr<0.1", ["lr<0.1"]),  # a name that looks like a filter is a name
-    (["vit", "human"], ["vit", "human"]),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("accuracy<0.78", ["vit", "clip", "lr<0.1"]),
+        ("accuracy <= 0.77", ["vit", "clip", "lr<0.1"]),
+        ("accuracy>0.8", ["human"]),
+        ("accuracy>=0.8", ["r50", "human"]),
+        ("accuracy==0.7", ["clip"]),
+        ("accuracy != 0.7", ["r50", "vit", "human", "lr<0.1"]),
+        ("accuracy<0.9 and framework==supervised", ["r50", "vit", "lr<0.1"]),
+        ("accuracy<0.9 AND framework=='supervised' and accuracy_all>0.7", ["r50", "vit"]),
+        ("framework != supervised", ["clip"]),  # missing framework never matches
+        ("temperature<2", ["r50", "vit", "clip", "lr<0.1"]),  # NaN temperature drops out
+        ("temperature != 0.9", ["r50", "clip", "lr<0.1"]),  # NaN never matches "!=" either
+        ("category==Framework", ["clip", "human"]),
+        ("clip,r50", ["r50", "clip"]),  # table order
+        ("lr<0.1", ["lr<0.1"]),  # a name that looks like a filter is a name
+        (["vit", "human"], ["vit", "human"]),
+    ],
+)
 def test_select_pool(spec, expected):
     assert select_pool(_models_frame(), spec) == expected
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("accuracy<0", "empty"),
-    ("acc<0.5", "unknown column 'acc'"),
-    ("accuracy<<0.5", "cannot read"),
-    ("framework<x", "needs a number"),
-    ("accuracy<0.5 or accuracy>0.9", "cannot read"),
-    ("r50,nope", "'nope' is not in the zoo"),
-    (" , ", "empty"),
-    ([], "empty"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("accuracy<0", "empty"),
+        ("acc<0.5", "unknown column 'acc'"),
+        ("accuracy<<0.5", "cannot read"),
+        ("framework<x", "needs a number"),
+        ("accuracy<0.5 or accuracy>0.9", "cannot read"),
+        ("r50,nope", "'nope' is not in the zoo"),
+        (" , ", "empty"),
+        ([], "empty"),
+    ],
+)
 def test_select_pool_rejects(spec, message):
     with pytest.raises(ZoolensError, match=message):
         select_pool(_models_frame(), spec)
@@ -74,7 +82,9 @@ def test_select_pool_defer_and_missing_columns():
     frame = _models_frame().assign(ece_after=np.nan)
     # Deferred clauses are checked (syntax, column) but let every row through.
     assert select_pool(frame, "ece_after<0.1 and accuracy<0.75", defer=["ece_after"]) == [
-        "clip", "lr<0.1"]
+        "clip",
+        "lr<0.1",
+    ]
     with pytest.raises(ZoolensError, match="has no value for any model"):
         select_pool(frame, "ece_after<0.1")
     with pytest.raises(ZoolensError, match="pool is empty"):
@@ -88,18 +98,28 @@ def test_select_pool_defer_and_missing_columns():
 
 def test_write_results_atomic_and_exact_columns(tmp_path):
     frame = pd.DataFrame({c: [1.0, np.nan] for c in tables.GREEDY_COLUMNS})
-    out = tables.write_results(tmp_path / "out", {"greedy": frame},
-                               {"x": np.float32(0.5), "nan": float("nan"),
-                                "arr": np.arange(3), "flag": np.bool_(True)})
-    assert sorted(p.name for p in out.iterdir()) == ["greedy.csv", "greedy.json",
-                                                     "greedy.parquet", "summary.json"]
+    out = tables.write_results(
+        tmp_path / "out",
+        {"greedy": frame},
+        {"x": np.float32(0.5), "nan": float("nan"), "arr": np.arange(3), "flag": np.bool_(True)},
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "greedy.csv",
+        "greedy.json",
+        "greedy.parquet",
+        "summary.json",
+    ]
     record = json.loads((out / "greedy.json").read_text())
     assert (record["table_version"], record["table"]) == (1, "greedy")
     assert list(pd.read_csv(out / "greedy.csv").columns) == tables.GREEDY_COLUMNS
     assert list(pd.read_parquet(out / "greedy.parquet").columns) == tables.GREEDY_COLUMNS
     summary = json.loads((out / "summary.json").read_text())
     assert {k: v for k, v in summary.items() if k != "run_id"} == {
-        "x": 0.5, "nan": None, "arr": [0, 1, 2], "flag": True}
+        "x": 0.5,
+        "nan": None,
+        "arr": [0, 1, 2],
+        "flag": True,
+    }
     assert record["run_id"] == summary["run_id"]  # one run: the same id everywhere
     with pytest.raises(AssertionError):
         tables.write_table(out, "greedy", frame.iloc[:, ::-1])
@@ -122,9 +142,11 @@ def test_streaming_bootstrap_equals_direct_percentiles():
     boot = Resamples(101, 400, seed=7)
     acc, diff = np.zeros((400, 3)), np.zeros((400, 1))
     for start in range(0, 101, 17):  # uneven chunks
-        acc += boot.chunk_sums(x[:, start:start + 17], slice(start, start + 17))
-        diff += boot.chunk_sums(x[2:3, start:start + 17].astype(float) - x[1, start:start + 17],
-                                slice(start, start + 17))
+        acc += boot.chunk_sums(x[:, start : start + 17], slice(start, start + 17))
+        diff += boot.chunk_sums(
+            x[2:3, start : start + 17].astype(float) - x[1, start : start + 17],
+            slice(start, start + 17),
+        )
     lo, hi = boot.interval(acc)
     # Independent: resample indices directly (the draw order bootstrap_weights documents).
     idx = np.random.default_rng(7).integers(0, 101, size=(400, 101))
@@ -147,8 +169,7 @@ def test_pass_sums_fields_are_fixed_and_frozen_after_the_pass():
     """PassSums: every statistic's shape fixed at construction; once frozen nothing can be
     added, so a summary computed twice reads the same sums."""
     boot = Resamples(20, 30, seed=1)
-    sums = PassSums.zeros(boot, num_models=3, num_pairs=3, num_scored_pairs=1,
-                          num_categories=2)
+    sums = PassSums.zeros(boot, num_models=3, num_pairs=3, num_scored_pairs=1, num_categories=2)
     assert sums.accuracy.shape == (30, 3) and sums.ensemble_acc.shape == (30, 1)
     x = np.ones((3, 20), dtype=bool)
     sums.add("accuracy", boot.chunk_sums(x, slice(0, 20)))
@@ -190,11 +211,18 @@ def make_random_zoo(path, *, n=260, c=5, seed=0, multilabel=False):
         extra = rng.integers(0, c, n)
         truth[np.arange(n), extra] |= (rng.random(n) < 0.4).astype(np.uint8)
         truth[:3] = 0  # examples with no valid label are never right
-    attributes = pd.DataFrame({"domain": rng.choice(["photo", "sketch", "paint"], n),
-                               "blur": rng.integers(0, 2, n)})
-    zoo = Zoo.create(path, truth, class_names=[f"class{k}" for k in range(c)],
-                     calibration_fraction=0.3, seed=1, attributes=attributes,
-                     class_groups={"nature": [0, 1], "things": [3, 4]})
+    attributes = pd.DataFrame(
+        {"domain": rng.choice(["photo", "sketch", "paint"], n), "blur": rng.integers(0, 2, n)}
+    )
+    zoo = Zoo.create(
+        path,
+        truth,
+        class_names=[f"class{k}" for k in range(c)],
+        calibration_fraction=0.3,
+        seed=1,
+        attributes=attributes,
+        class_groups={"nature": [0, 1], "things": [3, 4]},
+    )
     difficulty = rng.normal(size=n)
 
     def logits(strength, scale):
@@ -209,11 +237,17 @@ def make_random_zoo(path, *, n=260, c=5, seed=0, multilabel=False):
     zoo.add("vit", logits=logits(1.2, 2.5), card={**card, "arch": "vit_b16"})
     top = _softmax64(logits(1.0, 1.0), 0.7)
     order = np.argsort(-top, axis=1)[:, :2]
-    zoo.add("clip-top2", topk_indices=order, topk_values=np.take_along_axis(top, order, 1),
-            card={**card, "framework": "contrastive"})
-    zoo.add("humans", decisions=np.where(rng.random(n) < 0.85, labels,
-                                         rng.integers(0, c, n)),
-            card={**card, "framework": "human"})
+    zoo.add(
+        "clip-top2",
+        topk_indices=order,
+        topk_values=np.take_along_axis(top, order, 1),
+        card={**card, "framework": "contrastive"},
+    )
+    zoo.add(
+        "humans",
+        decisions=np.where(rng.random(n) < 0.85, labels, rng.integers(0, c, n)),
+        card={**card, "framework": "human"},
+    )
     zoo.add("weak", logits=logits(0.4, 1.0), card={**card, "pretrain_data": "JFT"})
     return zoo
 
@@ -228,9 +262,18 @@ def random_result(random_zoo, tmp_path_factory):
     from zoolens.study.analyze import analyze
 
     out = tmp_path_factory.mktemp("out")
-    result = analyze(random_zoo, "base", out, pool="accuracy<0.9", max_steps=6,
-                     n_bootstrap=BOOT, seed=SEED, chunk_size=37,
-                     interpolation_pairs=[("base", "vit")], command="zoolens analyze test")
+    result = analyze(
+        random_zoo,
+        "base",
+        out,
+        pool="accuracy<0.9",
+        max_steps=6,
+        n_bootstrap=BOOT,
+        seed=SEED,
+        chunk_size=37,
+        interpolation_pairs=[("base", "vit")],
+        command="zoolens analyze test",
+    )
     return result, out
 
 
@@ -284,8 +327,9 @@ def test_temperatures_match_scipy(random_zoo, random_result, reference):
         def nll(u):
             return -np.log(_softmax64(z, math.exp(u))[np.arange(len(y)), y]).mean()
 
-        fit = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(1e3)), method="bounded",
-                              options={"xatol": 1e-10})
+        fit = minimize_scalar(
+            nll, bounds=(math.log(1e-3), math.log(1e3)), method="bounded", options={"xatol": 1e-10}
+        )
         assert models.loc[m, "temperature"] == pytest.approx(math.exp(fit.x), rel=1e-4)
     assert np.isnan(models.loc["humans", "temperature"])
 
@@ -301,23 +345,29 @@ def test_models_table_matches_reference(random_result, reference):
         row = models.loc[m]
         assert row["accuracy"] == pytest.approx(r.mean(), abs=1e-12)
         assert row["accuracy_all"] == pytest.approx(
-            reference.r(m, np.arange(len(reference.labels))).mean(), abs=1e-12)
+            reference.r(m, np.arange(len(reference.labels))).mean(), abs=1e-12
+        )
         means = r[idx].mean(axis=1)
         assert row["accuracy_lo"] == pytest.approx(np.quantile(means, 0.025), abs=1e-12)
         assert row["accuracy_hi"] == pytest.approx(np.quantile(means, 0.975), abs=1e-12)
         assert row["accuracy_eval_n"] == len(ev)
         if m not in reference.scored:
-            assert np.isnan(row[["nll_before", "nll_after", "ece_before", "ece_after"]]
-                            .astype(float)).all()
+            assert np.isnan(
+                row[["nll_before", "nll_after", "ece_before", "ece_after"]].astype(float)
+            ).all()
             continue
         for stage, q in (("before", reference.q1[m]), ("after", reference.q[m])):
             p = q[ev]
-            assert row[f"nll_{stage}"] == pytest.approx(-np.log(p[np.arange(len(y)), y]).mean(),
-                                                        rel=1e-6)
+            assert row[f"nll_{stage}"] == pytest.approx(
+                -np.log(p[np.arange(len(y)), y]).mean(), rel=1e-6
+            )
             conf = p.max(axis=1)
             bins = np.minimum((conf * 15).astype(int), 14)
-            ece = sum(abs(r[bins == k].mean() - conf[bins == k].mean()) * (bins == k).mean()
-                      for k in range(15) if (bins == k).any())
+            ece = sum(
+                abs(r[bins == k].mean() - conf[bins == k].mean()) * (bins == k).mean()
+                for k in range(15)
+                if (bins == k).any()
+            )
             assert row[f"ece_{stage}"] == pytest.approx(ece, abs=1e-6)
     assert models.loc["base", "category"] == "Same"
     assert models.loc["reinit", "category"] == "Reinit"
@@ -341,7 +391,7 @@ def test_pairs_table_matches_reference(random_result, reference):
     idx = np.random.default_rng(SEED).integers(0, n, size=(BOOT, n))
     row_iter = pairs.itertuples(index=False)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             row = next(row_iter)
             assert (row.model_a, row.model_b) == (a, b)
             ra, rb = reference.r(a), reference.r(b)
@@ -356,10 +406,20 @@ def test_pairs_table_matches_reference(random_result, reference):
             assert row.error_inconsistency_lo == pytest.approx(np.quantile(xor_means, 0.025))
             assert row.error_inconsistency_hi == pytest.approx(np.quantile(xor_means, 0.975))
             if a not in reference.scored or b not in reference.scored:
-                for column in ("ensemble_acc", "ensemble_acc_lo", "ensemble_gain",
-                               "gain_over_best", "gain_over_best_lo", "gain_over_base",
-                               "conversion_rate", "conversion_rate_lo", "neither_conversion",
-                               "neither_conversion_hi", "mcnemar_p", "paired_bootstrap_p"):
+                for column in (
+                    "ensemble_acc",
+                    "ensemble_acc_lo",
+                    "ensemble_gain",
+                    "gain_over_best",
+                    "gain_over_best_lo",
+                    "gain_over_base",
+                    "conversion_rate",
+                    "conversion_rate_lo",
+                    "neither_conversion",
+                    "neither_conversion_hi",
+                    "mcnemar_p",
+                    "paired_bootstrap_p",
+                ):
                     assert np.isnan(getattr(row, column)), (a, b, column)
                 continue
             e = reference.ensemble_right([a, b])
@@ -422,12 +482,13 @@ def test_specialization_and_theta_match_reference(random_zoo, random_result, ref
     y = reference.labels[ev]
     attrs = random_zoo.attributes.iloc[ev].reset_index(drop=True)
     groups = [("class", f"class{k}", y == k) for k in range(5)]
-    groups += [("class_group", "nature", np.isin(y, [0, 1])),
-               ("class_group", "things", np.isin(y, [3, 4]))]
+    groups += [
+        ("class_group", "nature", np.isin(y, [0, 1])),
+        ("class_group", "things", np.isin(y, [3, 4])),
+    ]
     for column in ("domain", "blur"):
         for value in sorted(attrs[column].unique(), key=str):
-            groups.append((f"attribute:{column}", str(value),
-                           (attrs[column] == value).to_numpy()))
+            groups.append((f"attribute:{column}", str(value), (attrs[column] == value).to_numpy()))
     ra = reference.r("base")
     conf_a = reference.q["base"][ev].max(axis=1)
     expected_rows = 0
@@ -435,12 +496,16 @@ def test_specialization_and_theta_match_reference(random_zoo, random_result, ref
         if b == "base":
             continue
         rb = reference.r(b)
-        theta = (np.degrees(np.arctan2(conf_a, reference.q[b][ev].max(axis=1)))
-                 if b in reference.scored else np.full(len(ev), np.nan))
+        theta = (
+            np.degrees(np.arctan2(conf_a, reference.q[b][ev].max(axis=1)))
+            if b in reference.scored
+            else np.full(len(ev), np.nan)
+        )
         for group_type, group, mask in groups:
             expected_rows += 1
-            row = spec[(spec.model_b == b) & (spec.group_type == group_type)
-                       & (spec.group == group)]
+            row = spec[
+                (spec.model_b == b) & (spec.group_type == group_type) & (spec.group == group)
+            ]
             assert len(row) == 1, (b, group_type, group)
             row = row.iloc[0]
             only_a, only_b = mask & ra & ~rb, mask & ~ra & rb
@@ -464,8 +529,12 @@ def test_specialization_and_theta_match_reference(random_zoo, random_result, ref
     for b in set(reference.scored) - {"base"}:
         rb = reference.r(b)
         theta = np.degrees(np.arctan2(conf_a, reference.q[b][ev].max(axis=1)))
-        for outcome, sel in (("both_right", ra & rb), ("only_a", ra & ~rb),
-                             ("only_b", ~ra & rb), ("both_wrong", ~ra & ~rb)):
+        for outcome, sel in (
+            ("both_right", ra & rb),
+            ("only_a", ra & ~rb),
+            ("only_b", ~ra & rb),
+            ("both_wrong", ~ra & ~rb),
+        ):
             got = theta_table[(theta_table.model_b == b) & (theta_table.outcome == outcome)]
             np.testing.assert_array_equal(got["count"], np.histogram(theta[sel], edges)[0])
 
@@ -493,8 +562,7 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     total = reference.q["base"][cal].copy()
     cal_acc = [reference.right(total.argmax(1), cal).mean()]
     for _ in range(6):
-        accs = [reference.right((total + reference.q[c][cal]).argmax(1), cal).mean()
-                for c in pool]
+        accs = [reference.right((total + reference.q[c][cal]).argmax(1), cal).mean() for c in pool]
         best = max(range(len(pool)), key=lambda i: (accs[i], counts.get(pool[i], 0), -i))
         chosen.append(pool[best])
         counts[pool[best]] = counts.get(pool[best], 0) + 1
@@ -506,18 +574,23 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     np.testing.assert_allclose(greedy["calibration_acc"], cal_acc)
     kept = int(np.argmax(cal_acc)) + 1
     assert list(greedy["kept"]) == [s < kept for s in range(7)]
-    eval_acc = [reference.ensemble_right(chosen[:s + 1]).mean() for s in range(7)]
+    eval_acc = [reference.ensemble_right(chosen[: s + 1]).mean() for s in range(7)]
     np.testing.assert_allclose(greedy["evaluation_acc"], eval_acc)
     assert greedy["members"].iloc[2] == ";".join(chosen[:3])
 
     inter = result.interpolation
     assert list(inter.columns) == tables.INTERPOLATION_COLUMNS
-    recall = {m: np.array([reference.r(m, cal)[reference.labels[cal] == k].mean()
-                           for k in range(5)]) for m in ("base", "vit")}
+    recall = {
+        m: np.array([reference.r(m, cal)[reference.labels[cal] == k].mean() for k in range(5)])
+        for m in ("base", "vit")
+    }
     a_better = recall["base"] >= recall["vit"]
     for row in inter.itertuples(index=False):
-        w = np.full(5, row.weight) if row.mode == "weight" else np.where(a_better, row.weight,
-                                                                          1 - row.weight)
+        w = (
+            np.full(5, row.weight)
+            if row.mode == "weight"
+            else np.where(a_better, row.weight, 1 - row.weight)
+        )
         s = w * reference.q["base"][ev] + (1 - w) * reference.q["vit"][ev]
         assert row.ensemble_acc == pytest.approx(reference.right(s.argmax(1), ev).mean())
     assert set(inter["mode"]) == {"weight", "class_aware"}
@@ -525,8 +598,7 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     summary = json.loads((out / "summary.json").read_text())
     head = summary["headline"]
     scored = reference.scored
-    assert head["all_models_ensemble_acc"] == pytest.approx(
-        reference.ensemble_right(scored).mean())
+    assert head["all_models_ensemble_acc"] == pytest.approx(reference.ensemble_right(scored).mean())
     votes = np.zeros((len(ev), 5), int)
     for m in reference.names:
         votes[np.arange(len(ev)), reference.pred[m][ev]] += 1
@@ -534,14 +606,16 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     with_base = result.pairs[(result.pairs.model_a == "base") & result.pairs.ensemble_acc.notna()]
     best = with_base.loc[with_base.ensemble_acc.idxmax()]
     assert head["best_sidekick"]["model"] == best["model_b"]
-    assert head["best_sidekick"]["over_base"] == pytest.approx(
-        best["ensemble_acc"] - best["acc_a"])
+    assert head["best_sidekick"]["over_base"] == pytest.approx(best["ensemble_acc"] - best["acc_a"])
     by_cat = head["mean_error_inconsistency_by_category"]
     assert by_cat["Reinit"]["mean"] == pytest.approx(
-        np.mean(reference.r("base") != reference.r("reinit")))
+        np.mean(reference.r("base") != reference.r("reinit"))
+    )
     assert by_cat["Framework"]["n_pairs"] == 2  # clip-top2 and humans
-    xor = ((reference.r("base") != reference.r("clip-top2")).astype(float)
-           + (reference.r("base") != reference.r("humans"))) / 2
+    xor = (
+        (reference.r("base") != reference.r("clip-top2")).astype(float)
+        + (reference.r("base") != reference.r("humans"))
+    ) / 2
     idx = np.random.default_rng(SEED).integers(0, len(ev), size=(BOOT, len(ev)))
     means = xor[idx].mean(axis=1)
     assert by_cat["Framework"]["mean"] == pytest.approx(xor.mean())
@@ -565,8 +639,9 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     assert summary["seeds"] == {"bootstrap": SEED}
     for name in tables.TABLE_COLUMNS:
         assert list(pd.read_csv(out / f"{name}.csv").columns) == tables.TABLE_COLUMNS[name]
-        pd.testing.assert_frame_equal(pd.read_parquet(out / f"{name}.parquet"),
-                                      getattr(result, name), check_dtype=False)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / f"{name}.parquet"), getattr(result, name), check_dtype=False
+        )
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
@@ -574,12 +649,21 @@ def test_chunking_and_kernel_do_not_change_results(random_zoo, random_result):
     from zoolens.study.analyze import analyze
 
     result, _ = random_result
-    other = analyze(random_zoo, "base", pool="accuracy<0.9", max_steps=6,
-                    n_bootstrap=BOOT, seed=SEED, chunk_size=10_000, exact_topk=False,
-                    interpolation_pairs=[("base", "vit")])
+    other = analyze(
+        random_zoo,
+        "base",
+        pool="accuracy<0.9",
+        max_steps=6,
+        n_bootstrap=BOOT,
+        seed=SEED,
+        chunk_size=10_000,
+        exact_topk=False,
+        interpolation_pairs=[("base", "vit")],
+    )
     for name in tables.TABLE_COLUMNS:
-        pd.testing.assert_frame_equal(getattr(other, name), getattr(result, name),
-                                      check_exact=False, rtol=1e-12, atol=1e-12)
+        pd.testing.assert_frame_equal(
+            getattr(other, name), getattr(result, name), check_exact=False, rtol=1e-12, atol=1e-12
+        )
 
 
 # ----------------------------------------------------------------------------- real data
@@ -589,8 +673,11 @@ CIFAR_FILES = {
     "lenet-5": ("lenet-5-cifar-10.npz", 0.5308, dict(arch="lenet5")),
     "wrn-16-4": ("wideresnet-16-4-cifar-10.npz", 0.9109, dict(arch="wideresnet16_4")),
     "vgg16-keras": ("vgg16-keras-cifar-10.npz", 0.9359, dict(arch="vgg16", framework="keras")),
-    "out-of-fold": ("cifar10_test_set_pyx.npy", 0.9294, dict(arch="unknown",
-                                                             framework="cross-validated")),
+    "out-of-fold": (
+        "cifar10_test_set_pyx.npy",
+        0.9294,
+        dict(arch="unknown", framework="cross-validated"),
+    ),
     "densenet-bc": ("densenet-bc-L190-k40.csv", 0.9668, dict(arch="densenet190")),
     "preresnet-110": ("preresnet-110.csv", 0.9506, dict(arch="preresnet110")),
     "resnet-110": ("resnet-110.csv", 0.9389, dict(arch="resnet110")),
@@ -624,10 +711,24 @@ def cifar(tmp_path_factory):
     from zoolens.zoo.store import Zoo
 
     arrays, labels = _cifar_arrays()
-    zoo = Zoo.create(tmp_path_factory.mktemp("cifar") / "zoo", labels, seed=0,
-                     class_names=["airplane", "automobile", "bird", "cat", "deer", "dog",
-                                  "frog", "horse", "ship", "truck"],
-                     class_groups={"animals": [2, 3, 4, 5, 6, 7], "vehicles": [0, 1, 8, 9]})
+    zoo = Zoo.create(
+        tmp_path_factory.mktemp("cifar") / "zoo",
+        labels,
+        seed=0,
+        class_names=[
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ],
+        class_groups={"animals": [2, 3, 4, 5, 6, 7], "vehicles": [0, 1, 8, 9]},
+    )
     for name, probs in arrays.items():
         card = dict(CIFAR_FILES[name][2]) if name in CIFAR_FILES else dict(framework="human")
         card.setdefault("framework", "supervised")
@@ -636,8 +737,9 @@ def cifar(tmp_path_factory):
         else:
             zoo.add(name, probs=probs / probs.sum(axis=1, keepdims=True), card=card)
     out = tmp_path_factory.mktemp("cifar_out")
-    result = analyze(zoo, "resnet-110", out, pool="accuracy<0.94", max_steps=5,
-                     n_bootstrap=200, seed=0)
+    result = analyze(
+        zoo, "resnet-110", out, pool="accuracy<0.94", max_steps=5, n_bootstrap=200, seed=0
+    )
     return zoo, arrays, labels, result, out
 
 
@@ -665,7 +767,7 @@ def test_real_cifar10_zoo_tables_hold_independent_values(cifar):
     pairs = result.pairs.set_index(["model_a", "model_b"])
     assert len(pairs) == 36
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             row = pairs.loc[(a, b)]
             ra, rb = right[a], right[b]
             assert row["error_inconsistency"] == pytest.approx(np.mean(ra != rb))
@@ -678,8 +780,9 @@ def test_real_cifar10_zoo_tables_hold_independent_values(cifar):
     assert summary["headline"]["all_models_ensemble_members"] == 9
     assert summary["headline"]["all_models_ensemble_acc"] == pytest.approx(all_nine, abs=1e-12)
     # The humans are the most different "training method": highest EI with the base.
-    with_base = result.pairs[(result.pairs.model_a == "resnet-110")
-                             | (result.pairs.model_b == "resnet-110")]
+    with_base = result.pairs[
+        (result.pairs.model_a == "resnet-110") | (result.pairs.model_b == "resnet-110")
+    ]
     assert summary["headline"]["best_sidekick"]["model"] == "cifar10h-humans"
     assert with_base.ensemble_acc.max() > models.loc["resnet-110", "accuracy"]
     spec = result.specialization
@@ -710,8 +813,7 @@ def test_multilabel_truth(tmp_path):
         def nll(u, rows=cal[keep]):
             return -np.log((_softmax64(z[rows], math.exp(u)) * valid[rows]).sum(1)).mean()
 
-        fit = minimize_scalar(nll, bounds=(-6.9, 6.9), method="bounded",
-                              options={"xatol": 1e-10})
+        fit = minimize_scalar(nll, bounds=(-6.9, 6.9), method="bounded", options={"xatol": 1e-10})
         assert models.loc[m, "temperature"] == pytest.approx(math.exp(fit.x), rel=1e-4)
         rows = ev[valid[ev].any(axis=1)]
         t = models.loc[m, "temperature"]
@@ -722,7 +824,8 @@ def test_multilabel_truth(tmp_path):
         e = ref.ensemble_right([a, b])
         assert pairs.loc[(a, b), "ensemble_acc"] == pytest.approx(e.mean())
         assert pairs.loc[(a, b), "error_inconsistency"] == pytest.approx(
-            np.mean(ref.r(a) != ref.r(b)))
+            np.mean(ref.r(a) != ref.r(b))
+        )
     spec = result.specialization
     classes = spec[(spec.model_b == "vit") & (spec.group_type == "class")]
     np.testing.assert_array_equal(classes["n"], valid[ev].sum(axis=0))
@@ -731,8 +834,9 @@ def test_multilabel_truth(tmp_path):
     assert result.summary["multilabel"] is True
 
 
-def test_tiny_memory_budget_stages_greedy_on_disk_with_identical_tables(random_zoo, tmp_path,
-                                                                       monkeypatch):
+def test_tiny_memory_budget_stages_greedy_on_disk_with_identical_tables(
+    random_zoo, tmp_path, monkeypatch
+):
     """A pool over the memory budget is staged on disk (memory maps): same greedy.csv."""
     import tempfile
 
@@ -783,8 +887,9 @@ def test_tiny_memory_budget_stages_greedy_on_disk_with_identical_tables(random_z
     with pytest.raises(ZoolensError, match="boom"):
         run_greedy(random_zoo, "base", memory_budget=2**20)
     assert not list(tmp_path.glob("zoolens-greedy-*"))
-    monkeypatch.setattr(greedy_module.shutil, "disk_usage",
-                        lambda path: type("Usage", (), {"free": 1000})())
+    monkeypatch.setattr(
+        greedy_module.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000})()
+    )
     with pytest.raises(ZoolensError, match="needs .* GiB of disk under .*TMPDIR"):
         run_greedy(random_zoo, "base", memory_budget=2**20)
 
@@ -804,8 +909,9 @@ def test_decision_only_base(random_zoo):
     from zoolens.study.analyze import analyze
 
     result = analyze(random_zoo, "humans", n_bootstrap=0, chunk_size=100)
-    with_base = result.pairs[(result.pairs.model_a == "humans")
-                             | (result.pairs.model_b == "humans")]
+    with_base = result.pairs[
+        (result.pairs.model_a == "humans") | (result.pairs.model_b == "humans")
+    ]
     assert with_base["error_inconsistency"].notna().all()
     assert with_base["ensemble_acc"].isna().all()
     assert result.theta.empty and result.interpolation.empty and result.greedy.empty
@@ -823,12 +929,19 @@ def test_combine_logits_averages_calibrated_logits(random_zoo, random_result, re
     """--combine logits: argmax of z_a/T_a + z_b/T_b (the paper's Fig. 11 variant)."""
     from zoolens.study.analyze import analyze
 
-    result = analyze(random_zoo, "base", combine="logits", pool="vit,wide", max_steps=2,
-                     n_bootstrap=BOOT, seed=SEED, chunk_size=64)
+    result = analyze(
+        random_zoo,
+        "base",
+        combine="logits",
+        pool="vit,wide",
+        max_steps=2,
+        n_bootstrap=BOOT,
+        seed=SEED,
+        chunk_size=64,
+    )
     temps = dict(zip(result.models["model"], result.models["temperature"]))
     ev = reference.ev
-    scaled = {m: random_zoo.scores(m)[ev].astype(np.float64) / temps[m]
-              for m in reference.scored}
+    scaled = {m: random_zoo.scores(m)[ev].astype(np.float64) / temps[m] for m in reference.scored}
     pairs = result.pairs.set_index(["model_a", "model_b"])
     for (a, b), row in pairs.iterrows():
         if a in scaled and b in scaled:
@@ -838,8 +951,9 @@ def test_combine_logits_averages_calibrated_logits(random_zoo, random_result, re
     assert result.summary["headline"]["all_models_ensemble_acc"] == pytest.approx(all_logits)
     # Everything that does not ensemble is unchanged by --combine.
     for name in ("models", "specialization", "theta", "reliability"):
-        pd.testing.assert_frame_equal(getattr(result, name),
-                                      getattr(random_result[0], name), atol=1e-6)
+        pd.testing.assert_frame_equal(
+            getattr(result, name), getattr(random_result[0], name), atol=1e-6
+        )
 
 
 def test_pair_tables_on_random_zoos_of_random_sizes():
@@ -854,15 +968,21 @@ def test_pair_tables_on_random_zoos_of_random_sizes():
     from zoolens.zoo.store import Zoo
 
     @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(models=st.integers(2, 5), n=st.integers(12, 80), c=st.integers(2, 6),
-           chunk=st.integers(1, 90), seed=st.integers(0, 2**16),
-           decisions=st.lists(st.booleans(), min_size=5, max_size=5))
+    @given(
+        models=st.integers(2, 5),
+        n=st.integers(12, 80),
+        c=st.integers(2, 6),
+        chunk=st.integers(1, 90),
+        seed=st.integers(0, 2**16),
+        decisions=st.lists(st.booleans(), min_size=5, max_size=5),
+    )
     def check(models, n, c, chunk, seed, decisions):
         rng = np.random.default_rng(seed)
         labels = rng.integers(0, c, n)
         with tempfile.TemporaryDirectory() as tmp:
-            zoo = Zoo.create(Path(tmp) / "z", labels, num_classes=c, calibration_fraction=0.3,
-                             seed=seed)
+            zoo = Zoo.create(
+                Path(tmp) / "z", labels, num_classes=c, calibration_fraction=0.3, seed=seed
+            )
             for m in range(models):
                 z = rng.normal(size=(n, c)) * rng.uniform(0.1, 3)
                 z[np.arange(n), labels] += rng.uniform(-1, 3)
@@ -871,11 +991,10 @@ def test_pair_tables_on_random_zoos_of_random_sizes():
                 else:
                     zoo.add(f"m{m}", logits=z.astype(np.float32))
             result = analyze(zoo, "m0", n_bootstrap=0, chunk_size=chunk, max_steps=2)
-            ref = Reference(zoo, dict(zip(result.models["model"],
-                                          result.models["temperature"])))
+            ref = Reference(zoo, dict(zip(result.models["model"], result.models["temperature"])))
             rows = result.pairs.itertuples(index=False)
             for i, a in enumerate(ref.names):
-                for b in ref.names[i + 1:]:
+                for b in ref.names[i + 1 :]:
                     row = next(rows)
                     ra, rb = ref.r(a), ref.r(b)
                     assert row.error_inconsistency == pytest.approx(np.mean(ra != rb))
@@ -938,8 +1057,9 @@ def test_headline_intervals_match_direct_resampling(random_zoo, random_result, r
     pairs = result.pairs
     checked = 0
     for category, entry in head["conversion_rate_by_category"].items():
-        with_base = pairs[(pairs.model_a == "base") & (pairs.category == category)
-                          & pairs.conversion_rate.notna()]
+        with_base = pairs[
+            (pairs.model_a == "base") & (pairs.category == category) & pairs.conversion_rate.notna()
+        ]
         assert entry["n_pairs"] == len(with_base)
         per_resample = []
         for b in range(BOOT):
@@ -970,16 +1090,24 @@ def test_headline_intervals_match_direct_resampling(random_zoo, random_result, r
 
     # (c) Spearman(EI, gain) over all scored pairs and over pairs with the base.
     scored = pairs.dropna(subset=["ensemble_gain"])
-    for key, rows in (("all_pairs", scored),
-                      ("pairs_with_base", scored[(scored.model_a == "base")
-                                                 | (scored.model_b == "base")])):
-        xor = np.stack([reference.r(a) != reference.r(b) for a, b in
-                        zip(rows.model_a, rows.model_b)]).astype(float)
-        gain = np.stack([reference.ensemble_right([a, b]).astype(float)
-                         - (reference.r(a).astype(float) + reference.r(b)) / 2
-                         for a, b in zip(rows.model_a, rows.model_b)])
-        rhos = [spearmanr(xor[:, idx[b]].mean(axis=1), gain[:, idx[b]].mean(axis=1))[0]
-                for b in range(BOOT)]
+    for key, rows in (
+        ("all_pairs", scored),
+        ("pairs_with_base", scored[(scored.model_a == "base") | (scored.model_b == "base")]),
+    ):
+        xor = np.stack(
+            [reference.r(a) != reference.r(b) for a, b in zip(rows.model_a, rows.model_b)]
+        ).astype(float)
+        gain = np.stack(
+            [
+                reference.ensemble_right([a, b]).astype(float)
+                - (reference.r(a).astype(float) + reference.r(b)) / 2
+                for a, b in zip(rows.model_a, rows.model_b)
+            ]
+        )
+        rhos = [
+            spearmanr(xor[:, idx[b]].mean(axis=1), gain[:, idx[b]].mean(axis=1))[0]
+            for b in range(BOOT)
+        ]
         rhos = np.asarray(rhos)[np.isfinite(rhos)]
         entry = head["spearman_ei_vs_gain"][key]
         assert entry["lo"] == pytest.approx(np.quantile(rhos, 0.025), abs=1e-9), key
@@ -1013,8 +1141,11 @@ def test_conversion_by_category_interval_averages_several_pairs(tmp_path):
     assert entry["mean"] == pytest.approx(np.mean([e[one].mean() for one, e in pieces]))
     per_resample = []
     for b in range(boot):
-        rates = [float(np.sum((e & one)[idx[b]])) / float(np.sum(one[idx[b]]))
-                 for one, e in pieces if one[idx[b]].any()]
+        rates = [
+            float(np.sum((e & one)[idx[b]])) / float(np.sum(one[idx[b]]))
+            for one, e in pieces
+            if one[idx[b]].any()
+        ]
         if rates:
             per_resample.append(float(np.mean(rates)))
     assert entry["lo"] == pytest.approx(np.quantile(per_resample, 0.025), abs=1e-12)
@@ -1050,8 +1181,9 @@ def test_ece_columns_come_from_the_reliability_bins(random_zoo, reference, monke
         return captured["evaluation"]
 
     monkeypatch.setattr(stream, "run_eval_pass", capture)
-    result = analyze(random_zoo, "base", None, n_bootstrap=0, chunk_size=37,
-                     command="zoolens analyze test")
+    result = analyze(
+        random_zoo, "base", None, n_bootstrap=0, chunk_size=37, command="zoolens analyze test"
+    )
     evaluation = captured["evaluation"]
     models = result.models.set_index("model")
     rel = result.reliability
@@ -1068,12 +1200,17 @@ def test_ece_columns_come_from_the_reliability_bins(random_zoo, reference, monke
             assert models.loc[m, f"ece_{stage}"] == from_table
             p = q[ev].max(axis=1)
             bins = np.minimum((p * 15).astype(int), 14)
-            loop = sum(abs(reference.r(m)[bins == k].mean() - p[bins == k].mean())
-                       * (bins == k).mean() for k in range(15) if (bins == k).any())
+            loop = sum(
+                abs(reference.r(m)[bins == k].mean() - p[bins == k].mean()) * (bins == k).mean()
+                for k in range(15)
+                if (bins == k).any()
+            )
             assert models.loc[m, f"ece_{stage}"] == pytest.approx(loop, abs=1e-6)
             checked += 1
-    assert checked >= 4 and np.isnan(models.loc["humans", ["ece_before", "ece_after"]]
-                                     .astype(float)).all()
+    assert (
+        checked >= 4
+        and np.isnan(models.loc["humans", ["ece_before", "ece_after"]].astype(float)).all()
+    )
 
 
 def test_top1_pairs_have_no_neither_conversion_and_say_why(tmp_path):
@@ -1090,8 +1227,9 @@ def test_top1_pairs_have_no_neither_conversion_and_say_why(tmp_path):
     for k, name in enumerate(("a", "b", "c")):
         pred = np.where(rng.random(n) < 0.6 + 0.1 * k, labels, rng.integers(0, c, n))
         conf = rng.uniform(0.3, 0.95, n).astype(np.float32)
-        zoo.add(name, topk_indices=pred[:, None], topk_values=conf[:, None],
-                card={"arch": f"net{k}"})
+        zoo.add(
+            name, topk_indices=pred[:, None], topk_values=conf[:, None], card={"arch": f"net{k}"}
+        )
     z = rng.normal(size=(n, c)).astype(np.float32)
     z[np.arange(n), labels] += 1.5
     zoo.add("full", logits=z, card={"arch": "full"})
@@ -1101,7 +1239,9 @@ def test_top1_pairs_have_no_neither_conversion_and_say_why(tmp_path):
     assert pairs.neither_conversion_lo.isna().all()
     assert pairs.conversion_rate.notna().all()
     assert result.summary["undefined"]["neither_conversion"] == {
-        "pairs": len(pairs), "reason": NEITHER_TOP1_REASON}
+        "pairs": len(pairs),
+        "reason": NEITHER_TOP1_REASON,
+    }
     # the structural zero it replaces: the ensemble never rescues a both-wrong example
     ref = Reference(zoo, dict(zip(result.models["model"], result.models["temperature"])))
     for a, b in zip(pairs.model_a, pairs.model_b):
@@ -1123,23 +1263,30 @@ def test_pipeline_stages_and_a_summary_computed_twice(random_zoo):
     calibration = calibrate(inputs)
     plan = evaluation_plan(inputs, options)
     evaluation = stream.run_eval_pass(inputs, calibration, plan)
-    built = build_tables(inputs, models_table(inputs, calibration), evaluation,
-                         plan.resamples)
+    built = build_tables(inputs, models_table(inputs, calibration), evaluation, plan.resamples)
     _, selection = select_greedy(inputs, calibration, built.models, options)
     sidekicks = ranked_sidekicks(built.pairs, "base")
 
     def summary():
-        return headline(inputs, "base", "base", built.models, built.pairs, sidekicks,
-                        evaluation, plan.resamples, selection)
+        return headline(
+            inputs,
+            "base",
+            "base",
+            built.models,
+            built.pairs,
+            sidekicks,
+            evaluation,
+            plan.resamples,
+            selection,
+        )
 
     first, second = summary(), summary()
     assert json.dumps(tables.to_jsonable(first)) == json.dumps(tables.to_jsonable(second))
-    assert greedy_summary(selection, plan.resamples) == greedy_summary(selection,
-                                                                       plan.resamples)
+    assert greedy_summary(selection, plan.resamples) == greedy_summary(selection, plan.resamples)
     assert first["greedy"]["gain_over_start_lo"] is not None
-    whole = analyze(random_zoo, "base", None, max_steps=3, n_bootstrap=120, seed=4,
-                    chunk_size=50)
+    whole = analyze(random_zoo, "base", None, max_steps=3, n_bootstrap=120, seed=4, chunk_size=50)
     pd.testing.assert_frame_equal(whole.pairs, built.pairs)
     pd.testing.assert_frame_equal(whole.models, built.models)
     assert json.dumps(tables.to_jsonable(whole.summary["headline"])) == json.dumps(
-        tables.to_jsonable(first))
+        tables.to_jsonable(first)
+    )

@@ -43,9 +43,12 @@ def zoo(tmp_path_factory):
 
 
 def _dominated(cost, acc, i):
-    return any((cost[j] <= cost[i] and acc[j] >= acc[i] and (cost[j] < cost[i] or acc[j] > acc[i]))
-               or (cost[j] == cost[i] and acc[j] == acc[i] and j < i)
-               for j in range(len(cost)) if j != i)
+    return any(
+        (cost[j] <= cost[i] and acc[j] >= acc[i] and (cost[j] < cost[i] or acc[j] > acc[i]))
+        or (cost[j] == cost[i] and acc[j] == acc[i] and j < i)
+        for j in range(len(cost))
+        if j != i
+    )
 
 
 def test_pareto_front_equals_brute_force_with_ties():
@@ -58,11 +61,17 @@ def test_pareto_front_equals_brute_force_with_ties():
         assert pareto_front(cost, acc).tolist() == expected
 
 
-@pytest.mark.parametrize("text, message", [
-    ("watts=3", "unknown unit 'watts'"), ("gflops", "UNIT=VALUE"),
-    ("gflops=1,gflops=2", "given twice"), ("gflops=-1", "non-negative"),
-    ("gflops=abc", "non-negative"), ("gflops=inf", "non-negative"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("watts=3", "unknown unit 'watts'"),
+        ("gflops", "UNIT=VALUE"),
+        ("gflops=1,gflops=2", "given twice"),
+        ("gflops=-1", "non-negative"),
+        ("gflops=abc", "non-negative"),
+        ("gflops=inf", "non-negative"),
+    ],
+)
 def test_bad_cost_text(text, message):
     with pytest.raises(ZoolensError, match=message):
         parse_cost_items(text, "--budget")
@@ -70,7 +79,11 @@ def test_bad_cost_text(text, message):
 
 def test_cost_units_convert_to_card_fields():
     assert cost_from_items(parse_cost_items("gflops=8,mparams=25.6,latency_ms=3", "--cost")) == {
-        "source": "set by hand", "macs": 4e9, "params": 25_600_000, "latency_ms": 3.0}
+        "source": "set by hand",
+        "macs": 4e9,
+        "params": 25_600_000,
+        "latency_ms": 3.0,
+    }
     with pytest.raises(ZoolensError, match="macs is given twice"):
         cost_from_items(parse_cost_items("gflops=8,gmacs=4", "--cost"))
 
@@ -83,8 +96,9 @@ def test_budgeted_greedy_never_exceeds_and_picks_the_best_fitting_candidate():
     probs[:, np.arange(n), labels] += rng.uniform(0.1, 0.6, (m, 1)).astype(np.float32)
     costs = np.array([1.0, 3.0, 2.0, 0.5, 4.0, 1.5])[:, None]
     budget = np.array([4.0])
-    result = greedy_forward_selection(probs, labels, start=0, pool=range(m), max_steps=6,
-                                      costs=costs, budget=budget)
+    result = greedy_forward_selection(
+        probs, labels, start=0, pool=range(m), max_steps=6, costs=costs, budget=budget
+    )
     for step in range(1, len(result.members) + 1):
         assert costs[sorted(set(result.members[:step]))].sum() <= budget[0]
     # step by step: each pick is the most accurate candidate that fits (ties: chosen most
@@ -101,20 +115,36 @@ def test_budgeted_greedy_never_exceeds_and_picks_the_best_fitting_candidate():
         members.append(pick)
         total += probs[pick]
     # a budget only the start fits: nothing can be added (unless repeating the start)
-    tight = greedy_forward_selection(probs, labels, start=3, pool=[1, 2, 4], max_steps=3,
-                                     costs=costs, budget=np.array([0.5]))
+    tight = greedy_forward_selection(
+        probs, labels, start=3, pool=[1, 2, 4], max_steps=3, costs=costs, budget=np.array([0.5])
+    )
     assert tight.members == [3]
     # a budget nothing reaches changes nothing
-    free = greedy_forward_selection(probs, labels, start=0, pool=range(m), max_steps=6,
-                                    costs=costs, budget=np.array([1e9]))
+    free = greedy_forward_selection(
+        probs, labels, start=0, pool=range(m), max_steps=6, costs=costs, budget=np.array([1e9])
+    )
     plain = greedy_forward_selection(probs, labels, start=0, pool=range(m), max_steps=6)
     assert free.members == plain.members
 
 
 def test_analyze_budget_best_sidekick_greedy_and_pareto(zoo, tmp_path):
     out = tmp_path / "res"
-    res = runner.invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "m0", "--out",
-                              str(out), "--bootstrap", "0", "--budget", "gflops=3.1"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(zoo.path),
+            "--base",
+            "m0",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "0",
+            "--budget",
+            "gflops=3.1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "budget gflops=3.1" in res.output and "left out of budgeted selection: m4" in res.output
     summary = json.loads((out / "summary.json").read_text())
@@ -122,9 +152,11 @@ def test_analyze_budget_best_sidekick_greedy_and_pareto(zoo, tmp_path):
     assert budget["left_out_without_cost"] == ["m4"] and budget["base_fits"]
     gflops = {k: 2 * v for k, v in GMACS.items() if v is not None}
     pairs = pd.read_csv(out / "pairs.csv")
-    fitting = {(a if b == "m0" else b): acc for a, b, acc in
-               zip(pairs.model_a, pairs.model_b, pairs.ensemble_acc)
-               if "m0" in (a, b) and "m4" not in (a, b) and gflops[a] + gflops[b] <= 3.1}
+    fitting = {
+        (a if b == "m0" else b): acc
+        for a, b, acc in zip(pairs.model_a, pairs.model_b, pairs.ensemble_acc)
+        if "m0" in (a, b) and "m4" not in (a, b) and gflops[a] + gflops[b] <= 3.1
+    }
     assert set(fitting) == {"m1", "m3"}  # m2 (4 + 2 gflops) is over, m4 has no cost
     best = summary["headline"]["best_sidekick"]
     assert fitting[best["model"]] == max(fitting.values())
@@ -138,8 +170,10 @@ def test_analyze_budget_best_sidekick_greedy_and_pareto(zoo, tmp_path):
     assert singles.cost.to_dict() == pytest.approx(gflops)
     assert len(pareto[pareto.kind == "pair"]) == len(list(combinations(gflops, 2)))
     assert (pareto.fits_budget == (pareto.cost <= 3.1)).all()
-    expected = [not _dominated(pareto.cost.tolist(), pareto.accuracy.tolist(), i)
-                for i in range(len(pareto))]
+    expected = [
+        not _dominated(pareto.cost.tolist(), pareto.accuracy.tolist(), i)
+        for i in range(len(pareto))
+    ]
     assert pareto.on_front.tolist() == expected
     assert summary["pareto"]["models_without_cost"] == ["m4"]
     assert summary["pareto"]["front"] == pareto.members[pareto.on_front].tolist()
@@ -149,30 +183,60 @@ def test_analyze_budget_best_sidekick_greedy_and_pareto(zoo, tmp_path):
     assert report.figure_data["pareto"]["left_out"] == ["m4"]
     assert "left out, no cost in gflops on their cards: m4" in (tmp_path / "r.html").read_text()
     # without a budget: pareto.csv still written (default unit), no budget block
-    res = runner.invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "m0", "--out",
-                              str(tmp_path / "plain"), "--bootstrap", "0"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(zoo.path),
+            "--base",
+            "m0",
+            "--out",
+            str(tmp_path / "plain"),
+            "--bootstrap",
+            "0",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "budget" not in json.loads((tmp_path / "plain" / "summary.json").read_text())
     assert (pd.read_csv(tmp_path / "plain" / "pareto.csv").cost_unit == "gflops").all()
 
 
 def test_budget_the_base_does_not_fit_skips_greedy_with_a_reason(zoo, tmp_path):
-    res = runner.invoke(app, ["--quiet", "analyze", str(zoo.path), "--base", "m2", "--out",
-                              str(tmp_path / "r"), "--bootstrap", "0", "--budget", "gmacs=1"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(zoo.path),
+            "--base",
+            "m2",
+            "--out",
+            str(tmp_path / "r"),
+            "--bootstrap",
+            "0",
+            "--budget",
+            "gmacs=1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert "does not fit the budget" in summary["headline"]["greedy"]["skipped"]
     assert summary["headline"]["best_sidekick"] is None
 
 
-@pytest.mark.parametrize("budget, message", [
-    ("watts=3", "unknown unit 'watts'"),
-    ("latency_ms=20", "no model card has a cost in latency_ms"),
-])
+@pytest.mark.parametrize(
+    "budget, message",
+    [
+        ("watts=3", "unknown unit 'watts'"),
+        ("latency_ms=20", "no model card has a cost in latency_ms"),
+    ],
+)
 def test_bad_budget_one_line_nothing_written(zoo, tmp_path, budget, message):
     out = tmp_path / "res"
-    res = runner.invoke(app, ["analyze", str(zoo.path), "--base", "m0", "--out", str(out),
-                              "--budget", budget])
+    res = runner.invoke(
+        app, ["analyze", str(zoo.path), "--base", "m0", "--out", str(out), "--budget", budget]
+    )
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
@@ -186,16 +250,44 @@ def test_import_cost_sets_the_card_and_bad_cost_leaves_the_zoo_unchanged(zoo, tm
 
     shutil.copytree(zoo.path, tmp_path / "z")
     np.save(tmp_path / "l.npy", np.random.default_rng(0).normal(size=(400, 5)).astype(np.float32))
-    res = runner.invoke(app, ["--quiet", "import", str(tmp_path / "z"), str(tmp_path / "l.npy"),
-                              "--name", "hand", "--kind", "logits", "--cost",
-                              "gflops=1.5,mparams=3,latency_ms=2"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "import",
+            str(tmp_path / "z"),
+            str(tmp_path / "l.npy"),
+            "--name",
+            "hand",
+            "--kind",
+            "logits",
+            "--cost",
+            "gflops=1.5,mparams=3,latency_ms=2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     cost = Zoo.open(tmp_path / "z").card("hand").cost
-    assert (cost.macs, cost.params, cost.latency_ms, cost.source) == (0.75e9, 3_000_000, 2.0,
-                                                                      "set by hand")
+    assert (cost.macs, cost.params, cost.latency_ms, cost.source) == (
+        0.75e9,
+        3_000_000,
+        2.0,
+        "set by hand",
+    )
     before = (tmp_path / "z" / "zoo.json").read_bytes()
-    res = runner.invoke(app, ["import", str(tmp_path / "z"), str(tmp_path / "l.npy"),
-                              "--name", "hand2", "--kind", "logits", "--cost", "joules=1"])
+    res = runner.invoke(
+        app,
+        [
+            "import",
+            str(tmp_path / "z"),
+            str(tmp_path / "l.npy"),
+            "--name",
+            "hand2",
+            "--kind",
+            "logits",
+            "--cost",
+            "joules=1",
+        ],
+    )
     assert res.exit_code == 1 and "unknown unit 'joules'" in res.output
     assert (tmp_path / "z" / "zoo.json").read_bytes() == before
 

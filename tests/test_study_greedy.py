@@ -43,8 +43,15 @@ def test_memory_mapped_pool_gives_identical_selection_and_releases_pages(tmp_pat
     probs = _probs(rng, m, n, c)
     labels = rng.integers(0, c, size=n)
     cal, ev = np.arange(0, n, 2), np.arange(1, n, 2)
-    expected = greedy_forward_selection(probs, labels, start=2, pool=range(m), max_steps=9,
-                                        calibration_index=cal, evaluation_index=ev)
+    expected = greedy_forward_selection(
+        probs,
+        labels,
+        start=2,
+        pool=range(m),
+        max_steps=9,
+        calibration_index=cal,
+        evaluation_index=ev,
+    )
     # Candidates as read-only maps of their calibration rows (what study.greedy stages).
     files, maps = [], []
     for k in range(m):
@@ -60,9 +67,16 @@ def test_memory_mapped_pool_gives_identical_selection_and_releases_pages(tmp_pat
         def __getitem__(self, rows):
             return maps[self.k] if rows is cal else probs[self.k][rows]
 
-    got = greedy_forward_selection([Rows(k) for k in range(m)], labels, start=2,
-                                   pool=range(m), max_steps=9, calibration_index=cal,
-                                   evaluation_index=ev, after_use=release_pages)
+    got = greedy_forward_selection(
+        [Rows(k) for k in range(m)],
+        labels,
+        start=2,
+        pool=range(m),
+        max_steps=9,
+        calibration_index=cal,
+        evaluation_index=ev,
+        after_use=release_pages,
+    )
     assert got.members == expected.members
     np.testing.assert_array_equal(got.calibration_correct, expected.calibration_correct)
     np.testing.assert_array_equal(got.evaluation_accuracy, expected.evaluation_accuracy)

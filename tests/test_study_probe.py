@@ -14,10 +14,21 @@ from _cifar_embeddings import cifar_session_embeddings
 from zoolens.errors import ZoolensError
 from zoolens.measure.features import cka, combine_at_rates, l2_normalize_rows
 from zoolens.measure.probe import fit_linear_probe
-from zoolens.study.probe import (CKA_COLUMNS, DIVERSITY_COLUMNS, PROBE_COLUMNS,
-                                 STACKING_COLUMNS, TRANSFER_COLUMNS, ProbeSettings, cka_table,
-                                 diversity_table, feature_combination_table, probe_split,
-                                 run_probe, run_stacking, transfer_and_stacking_tables)
+from zoolens.study.probe import (
+    CKA_COLUMNS,
+    DIVERSITY_COLUMNS,
+    PROBE_COLUMNS,
+    STACKING_COLUMNS,
+    TRANSFER_COLUMNS,
+    ProbeSettings,
+    cka_table,
+    diversity_table,
+    feature_combination_table,
+    probe_split,
+    run_probe,
+    run_stacking,
+    transfer_and_stacking_tables,
+)
 
 FAST = ProbeSettings(l2_grid=(1e-2, 1e-4))
 
@@ -27,10 +38,12 @@ def two_view_data(n=600, seed=0):
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2, size=(n, 2))
     y = bits[:, 0] * 2 + bits[:, 1]
-    a = np.concatenate([(2 * bits[:, :1] - 1) * 2.0 + rng.normal(size=(n, 1)),
-                        rng.normal(size=(n, 7))], axis=1)
-    b = np.concatenate([(2 * bits[:, 1:] - 1) * 2.0 + rng.normal(size=(n, 1)),
-                        rng.normal(size=(n, 7))], axis=1)
+    a = np.concatenate(
+        [(2 * bits[:, :1] - 1) * 2.0 + rng.normal(size=(n, 1)), rng.normal(size=(n, 7))], axis=1
+    )
+    b = np.concatenate(
+        [(2 * bits[:, 1:] - 1) * 2.0 + rng.normal(size=(n, 1)), rng.normal(size=(n, 7))], axis=1
+    )
     return a, b, y
 
 
@@ -47,14 +60,30 @@ def test_probe_split_is_seeded_disjoint_and_complete():
 def test_feature_combination_rows_match_direct_probes():
     a, b, y = two_view_data()
     tr, te = probe_split(len(y), 0.3, 0)
-    table = feature_combination_table(a, b, y, tr, te, names=("A", "B"), rates=[0, 0.5, 1],
-                                      draws=2, seed=3, settings=FAST)
+    table = feature_combination_table(
+        a, b, y, tr, te, names=("A", "B"), rates=[0, 0.5, 1], draws=2, seed=3, settings=FAST
+    )
     assert list(table.columns) == PROBE_COLUMNS
-    assert table[["rate", "draw"]].values.tolist() == [[0, 0], [0, 1], [.5, 0], [.5, 1], [1, 0], [1, 1]]
-    assert table[["n_dims_a", "n_dims_b"]].values.tolist() == [[0, 8], [0, 8], [4, 4], [4, 4], [8, 0], [8, 0]]
+    assert table[["rate", "draw"]].values.tolist() == [
+        [0, 0],
+        [0, 1],
+        [0.5, 0],
+        [0.5, 1],
+        [1, 0],
+        [1, 1],
+    ]
+    assert table[["n_dims_a", "n_dims_b"]].values.tolist() == [
+        [0, 8],
+        [0, 8],
+        [4, 4],
+        [4, 4],
+        [8, 0],
+        [8, 0],
+    ]
     # the same draws, probed directly, give the same accuracies
-    for (_rate, _draw, comb), acc in zip(combine_at_rates(a, b, [0, 0.5, 1], draws=2, seed=3),
-                                       table.accuracy):
+    for (_rate, _draw, comb), acc in zip(
+        combine_at_rates(a, b, [0, 0.5, 1], draws=2, seed=3), table.accuracy
+    ):
         probe = FAST.fit(comb.features[tr], y[tr])
         assert probe.score(comb.features[te], y[te]) == pytest.approx(acc, abs=1e-12)
     # each model sees one bit (~50 %); combined halves see both whenever both signal dims survive
@@ -76,13 +105,16 @@ def test_diversity_rows_probe_the_least_correlated_training_dims():
     a, b, y = two_view_data()
     a[:, 1:] = a[:, :1] + 0.05 * np.random.default_rng(1).normal(size=(len(y), 7))  # copies
     tr, te = probe_split(len(y), 0.3, 0)
-    table, summary = diversity_table(a, b, y, tr, te, names=("A", "B"), steps=4, draws=2,
-                                     settings=FAST)
+    table, summary = diversity_table(
+        a, b, y, tr, te, names=("A", "B"), steps=4, draws=2, settings=FAST
+    )
     assert list(table.columns) == DIVERSITY_COLUMNS
     assert sorted(set(table.k)) == [4, 8, 12, 16]
     z = np.concatenate([l2_normalize_rows(a), l2_normalize_rows(b)], axis=1)
-    single = max(FAST.fit(z[tr][:, cols], y[tr]).score(z[te][:, cols], y[te])
-                 for cols in (np.arange(8), np.arange(8, 16)))
+    single = max(
+        FAST.fit(z[tr][:, cols], y[tr]).score(z[te][:, cols], y[te])
+        for cols in (np.arange(8), np.arange(8, 16))
+    )
     assert summary["target_accuracy"] == pytest.approx(single, abs=1e-12)
     assert (table.target_accuracy == summary["target_accuracy"]).all()
     # ranking from the training rows only (oracle: np.corrcoef on z[tr]); A's copies rank last
@@ -93,7 +125,8 @@ def test_diversity_rows_probe_the_least_correlated_training_dims():
     for k in (4, 8):
         cols = np.sort(order[:k])
         assert diverse[k] == pytest.approx(
-            FAST.fit(z[tr][:, cols], y[tr]).score(z[te][:, cols], y[te]), abs=1e-12)
+            FAST.fit(z[tr][:, cols], y[tr]).score(z[te][:, cols], y[te]), abs=1e-12
+        )
     for selection in ("diverse", "random"):
         rows = table[(table.selection == selection) & (table.accuracy >= single)]
         assert summary["fewest_dims"][selection] == (rows.k.min() if len(rows) else None)
@@ -102,8 +135,11 @@ def test_diversity_rows_probe_the_least_correlated_training_dims():
 def test_cka_table_matches_pairwise_cka_and_sklearn_kappa():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(120, 5))
-    embs = {"x": base, "y": base @ rng.normal(size=(5, 6)) + rng.normal(size=(120, 6)),
-            "z": rng.normal(size=(120, 4))}
+    embs = {
+        "x": base,
+        "y": base @ rng.normal(size=(5, 6)) + rng.normal(size=(120, 6)),
+        "z": rng.normal(size=(120, 4)),
+    }
     correct = rng.random((3, 120)) < [[0.8], [0.7], [0.6]]
     table = cka_table(embs, correct=correct, rbf_max_examples=100, seed=2)
     assert list(table.columns) == CKA_COLUMNS
@@ -115,7 +151,8 @@ def test_cka_table_matches_pairwise_cka_and_sklearn_kappa():
         assert row.cka_debiased == pytest.approx(cka(ea, eb, debiased=True))
         assert row.cka_rbf == pytest.approx(cka(ea, eb, "rbf", 0.5, max_examples=100, seed=2))
         assert row.error_consistency == pytest.approx(
-            cohen_kappa_score(correct[idx[row.model_a]], correct[idx[row.model_b]]))
+            cohen_kappa_score(correct[idx[row.model_a]], correct[idx[row.model_b]])
+        )
     assert cka_table(embs).error_consistency.isna().all()
 
 
@@ -124,7 +161,8 @@ def test_transfer_and_stacking_multilabel_downstream():
     t = np.stack([y >= 2, y % 2 == 1, y == 0], axis=1).astype(np.uint8)  # 3 labels per example
     tr, te = probe_split(len(y), 0.3, 0)
     transfer, stacking = transfer_and_stacking_tables(
-        {"A": a, "B": b}, t, tr, te, upstream_accuracy={"A": 0.7}, settings=FAST)
+        {"A": a, "B": b}, t, tr, te, upstream_accuracy={"A": 0.7}, settings=FAST
+    )
     assert list(transfer.columns) == TRANSFER_COLUMNS
     assert list(stacking.columns) == STACKING_COLUMNS
     assert set(transfer.downstream_metric) == {"map11"}
@@ -148,6 +186,7 @@ def test_bad_input_on_arrays():
 
 # ----------------------------------------------------------------------------- real zoos
 
+
 @pytest.fixture(scope="module")
 def cifar(tmp_path_factory):
     return cifar_session_embeddings(tmp_path_factory)
@@ -165,15 +204,24 @@ def cifar_zoo(cifar, tmp_path_factory):
 
 
 def test_run_probe_on_real_cifar_resnets(cifar_zoo, tmp_path):
-    run_probe(cifar_zoo, ["resnet20", "resnet32"], out_dir=tmp_path, rates=[0, 0.5, 1],
-                       draws=2, settings=ProbeSettings(l2_grid=(1e-3, 1e-4)), diversity=False,
-                       rbf_max_examples=1000)
+    run_probe(
+        cifar_zoo,
+        ["resnet20", "resnet32"],
+        out_dir=tmp_path,
+        rates=[0, 0.5, 1],
+        draws=2,
+        settings=ProbeSettings(l2_grid=(1e-3, 1e-4)),
+        diversity=False,
+        rbf_max_examples=1000,
+    )
     probe = pd.read_csv(tmp_path / "probe.csv")
     assert list(probe.columns) == PROBE_COLUMNS
     mean = probe.groupby("rate").accuracy.mean()
-    print("\nreal CIFAR-10 probes (2,000 JPEG images, 600 held out): "
-          f"resnet32 alone {mean[0.0]:.4f}, resnet20 alone {mean[1.0]:.4f}, "
-          f"32 + 32 dims of each {mean[0.5]:.4f}")
+    print(
+        "\nreal CIFAR-10 probes (2,000 JPEG images, 600 held out): "
+        f"resnet32 alone {mean[0.0]:.4f}, resnet20 alone {mean[1.0]:.4f}, "
+        f"32 + 32 dims of each {mean[0.5]:.4f}"
+    )
     # published range for these nets on JPEGs, and the paper's Fig. 6 claim: half of each
     # embedding (64 dims in all) beats either full 64-dim embedding
     assert 0.78 < mean[1.0] < 0.88 and 0.78 < mean[0.0] < 0.88
@@ -195,13 +243,19 @@ def test_run_stacking_with_multilabel_downstream_zoo(cifar, cifar_zoo, tmp_path)
 
     y = cifar["labels"]
     # downstream labels: "vehicle" and "mammal" and "flies" — several per image
-    t = np.stack([np.isin(y, [0, 1, 8, 9]), np.isin(y, [3, 4, 5, 7]), np.isin(y, [0, 2])],
-                 axis=1).astype(np.uint8)
+    t = np.stack(
+        [np.isin(y, [0, 1, 8, 9]), np.isin(y, [3, 4, 5, 7]), np.isin(y, [0, 2])], axis=1
+    ).astype(np.uint8)
     down = Zoo.create(tmp_path / "down", t)
     for name in ("resnet20", "resnet32"):
         down.add(name, decisions=np.zeros(len(y), dtype=np.int64), embeddings=cifar[name])
-    result = run_stacking(cifar_zoo, down, ["resnet20", "resnet32"], out_dir=tmp_path / "out",
-                          settings=ProbeSettings(l2_grid=(1e-3,)))
+    result = run_stacking(
+        cifar_zoo,
+        down,
+        ["resnet20", "resnet32"],
+        out_dir=tmp_path / "out",
+        settings=ProbeSettings(l2_grid=(1e-3,)),
+    )
     transfer = pd.read_csv(tmp_path / "out" / "transfer.csv")
     stacking = pd.read_csv(tmp_path / "out" / "stacking.csv")
     assert transfer.model.tolist() == ["resnet20", "resnet32"]
@@ -245,22 +299,45 @@ def test_probe_tables_are_written_through_study_tables_byte_for_byte(tmp_path):
     each beside its JSON; an output path that is a file is refused with one line."""
     from zoolens.study.probe import _write_tables
 
-    frame = pd.DataFrame({"model_a": ["a", "b,c"], "model_b": ["b", 'say "x"'],
-                          "rate": [1 / 3, 0.0], "draw": [0, 1], "n_dims_a": [1, 0],
-                          "n_dims_b": [2, 3], "accuracy": [np.nan, 1e-20]})
-    other = pd.DataFrame({"model": ["a"], "upstream_accuracy": [0.5],
-                          "downstream_metric": ["accuracy"], "downstream_value": [0.1 + 0.2]})
-    out = _write_tables(tmp_path / "out" / "nested", {"probe": frame, "transfer": other},
-                        {"n_test": 3})
+    frame = pd.DataFrame(
+        {
+            "model_a": ["a", "b,c"],
+            "model_b": ["b", 'say "x"'],
+            "rate": [1 / 3, 0.0],
+            "draw": [0, 1],
+            "n_dims_a": [1, 0],
+            "n_dims_b": [2, 3],
+            "accuracy": [np.nan, 1e-20],
+        }
+    )
+    other = pd.DataFrame(
+        {
+            "model": ["a"],
+            "upstream_accuracy": [0.5],
+            "downstream_metric": ["accuracy"],
+            "downstream_value": [0.1 + 0.2],
+        }
+    )
+    out = _write_tables(
+        tmp_path / "out" / "nested", {"probe": frame, "transfer": other}, {"n_test": 3}
+    )
     for name, table in (("probe", frame), ("transfer", other)):
         direct = tmp_path / f"direct-{name}.csv"
         table.to_csv(direct, index=False)
         assert (out / f"{name}.csv").read_bytes() == direct.read_bytes()
         meta = json.loads((out / f"{name}.json").read_text())
-        assert meta == {"table_version": 1, "table": name, "n_test": 3,
-                        "csv_bytes": direct.stat().st_size}
-    assert sorted(p.name for p in out.iterdir()) == ["probe.csv", "probe.json",
-                                                     "transfer.csv", "transfer.json"]
+        assert meta == {
+            "table_version": 1,
+            "table": name,
+            "n_test": 3,
+            "csv_bytes": direct.stat().st_size,
+        }
+    assert sorted(p.name for p in out.iterdir()) == [
+        "probe.csv",
+        "probe.json",
+        "transfer.csv",
+        "transfer.json",
+    ]
     (tmp_path / "file").write_text("x")
     with pytest.raises(ZoolensError, match="file: cannot create the output folder"):
         _write_tables(tmp_path / "file", {"probe": frame}, {})

@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 from conftest import shared_path
 from zoolens import Zoo
 from zoolens.cli import app
-from zoolens.measure.shift import (effective_robustness, prediction_agreement_counts,
-                                   probit_fit)
+from zoolens.measure.shift import effective_robustness, prediction_agreement_counts, probit_fit
 from zoolens.study import tables
 from zoolens.study.shift import analyze_shift
 
@@ -38,10 +37,11 @@ def test_probit_fit_equals_scipy_linregress_and_polyfit():
     assert fit.slope == pytest.approx(ref.slope, rel=1e-12) == pytest.approx(slope, rel=1e-10)
     assert fit.intercept == pytest.approx(ref.intercept, abs=1e-12)
     assert fit.intercept == pytest.approx(intercept, abs=1e-10)
-    assert fit.r2 == pytest.approx(ref.rvalue ** 2, rel=1e-12)
+    assert fit.r2 == pytest.approx(ref.rvalue**2, rel=1e-12)
     er = effective_robustness(x, y, fit)
     np.testing.assert_allclose(
-        er, y - stats.norm.cdf(ref.slope * stats.norm.ppf(x) + ref.intercept), atol=1e-12)
+        er, y - stats.norm.cdf(ref.slope * stats.norm.ppf(x) + ref.intercept), atol=1e-12
+    )
     # a model above the line has positive effective robustness
     assert effective_robustness(np.array([0.8]), np.array([0.99]), fit)[0] > 0
 
@@ -69,11 +69,13 @@ def test_prediction_agreement_counts_equal_a_loop():
 
 # ---------------------------------------------------------------- synthetic zoos
 
-CARDS = {"base": {"arch": "resnet50", "framework": "supervised", "seed": 0},
-         "seed1": {"arch": "resnet50", "framework": "supervised", "seed": 1},
-         "vit": {"arch": "vit-b", "arch_family": "vit", "framework": "supervised"},
-         "simclr": {"arch": "resnet50", "framework": "simclr"},
-         "gone": {"arch": "resnet18", "framework": "supervised"}}
+CARDS = {
+    "base": {"arch": "resnet50", "framework": "supervised", "seed": 0},
+    "seed1": {"arch": "resnet50", "framework": "supervised", "seed": 1},
+    "vit": {"arch": "vit-b", "arch_family": "vit", "framework": "supervised"},
+    "simclr": {"arch": "resnet50", "framework": "simclr"},
+    "gone": {"arch": "resnet18", "framework": "supervised"},
+}
 
 
 def _logits(rng, labels, skill, noise, num_classes):
@@ -90,12 +92,12 @@ def make_zoos(tmp_path, n_ref=600, n_shift=400, num_classes=5, seed=0):
     ref_labels = rng.integers(0, num_classes, n_ref)
     shift_labels = rng.integers(0, num_classes, n_shift)
     ref = Zoo.create(tmp_path / "ref.zoo", ref_labels, num_classes=num_classes)
-    shifted = Zoo.create(tmp_path / "shift.zoo", shift_labels, num_classes=num_classes,
-                         calibration_fraction=0.0)
+    shifted = Zoo.create(
+        tmp_path / "shift.zoo", shift_labels, num_classes=num_classes, calibration_fraction=0.0
+    )
     skills = {"base": 2.2, "seed1": 2.0, "vit": 1.6, "simclr": 1.2, "gone": 1.0}
     for name, skill in skills.items():
-        ref.add(name, logits=_logits(rng, ref_labels, skill, 1.0, num_classes),
-                card=CARDS[name])
+        ref.add(name, logits=_logits(rng, ref_labels, skill, 1.0, num_classes), card=CARDS[name])
         if name != "gone":
             shifted.add(name, logits=_logits(rng, shift_labels, skill, 1.5, num_classes))
     shifted.add("newcomer", logits=_logits(rng, shift_labels, 1.0, 1.0, num_classes))
@@ -111,18 +113,30 @@ def _independent(zoo, names, rows, temperatures):
     out_models = {m: float(np.mean(pred[m] == y)) for m in names}
     out_pairs = {}
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             ra, rb = pred[a] == y, pred[b] == y
-            qa = stats.special_softmax(zoo.scores(a, rows=rows).astype(np.float64)
-                                       / temperatures[a], axis=1) if temperatures else None
-            qb = stats.special_softmax(zoo.scores(b, rows=rows).astype(np.float64)
-                                       / temperatures[b], axis=1) if temperatures else None
+            qa = (
+                stats.special_softmax(
+                    zoo.scores(a, rows=rows).astype(np.float64) / temperatures[a], axis=1
+                )
+                if temperatures
+                else None
+            )
+            qb = (
+                stats.special_softmax(
+                    zoo.scores(b, rows=rows).astype(np.float64) / temperatures[b], axis=1
+                )
+                if temperatures
+                else None
+            )
             out_pairs[(a, b)] = {
                 "error_inconsistency": float(np.mean(ra != rb)),
                 "agreement": float(np.mean(pred[a] == pred[b])),
                 "error_consistency": float(cohen_kappa_score(ra, rb)),
-                "ensemble_acc": (float(np.mean(((qa + qb) / 2).argmax(axis=1) == y))
-                                 if temperatures else np.nan)}
+                "ensemble_acc": (
+                    float(np.mean(((qa + qb) / 2).argmax(axis=1) == y)) if temperatures else np.nan
+                ),
+            }
     return out_models, out_pairs
 
 
@@ -133,9 +147,24 @@ stats.special_softmax = __import__("scipy.special", fromlist=["softmax"]).softma
 def test_cli_analyze_shift_tables_equal_independent_recomputation(tmp_path):
     ref, shifted = make_zoos(tmp_path)
     out = tmp_path / "out"
-    res = runner.invoke(app, ["--quiet", "analyze", str(ref.path), "--base", "base", "--out",
-                              str(out), "--bootstrap", "200", "--reference-name", "clean",
-                              "--shift", f"noisy={shifted.path}"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(ref.path),
+            "--base",
+            "base",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "200",
+            "--reference-name",
+            "clean",
+            "--shift",
+            f"noisy={shifted.path}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "under shift noisy (400 examples, 4 models)" in res.output
     assert "best sidekick on the reference" in res.output
@@ -156,30 +185,47 @@ def test_cli_analyze_shift_tables_equal_independent_recomputation(tmp_path):
         np.testing.assert_allclose(clean[column], merged.loc[clean.index, column], atol=1e-12)
     ref_pairs = pairs[pairs.set == "clean"].set_index(["model_a", "model_b"])
     ap = analysis_pairs.set_index(["model_a", "model_b"])
-    for column in ("error_inconsistency", "error_consistency", "ensemble_acc", "ensemble_gain",
-                   "error_inconsistency_lo", "error_inconsistency_hi", "category"):
+    for column in (
+        "error_inconsistency",
+        "error_consistency",
+        "ensemble_acc",
+        "ensemble_gain",
+        "error_inconsistency_lo",
+        "error_inconsistency_hi",
+        "category",
+    ):
         if column == "category":
             assert list(ref_pairs[column]) == list(ap.loc[ref_pairs.index, column])
         else:
-            np.testing.assert_allclose(ref_pairs[column], ap.loc[ref_pairs.index, column],
-                                       atol=1e-12)
+            np.testing.assert_allclose(
+                ref_pairs[column], ap.loc[ref_pairs.index, column], atol=1e-12
+            )
 
     # every set against loops over the examples
-    for name, zoo, rows in (("clean", ref, ref.evaluation_indices),
-                            ("noisy", shifted, np.arange(shifted.num_examples))):
+    for name, zoo, rows in (
+        ("clean", ref, ref.evaluation_indices),
+        ("noisy", shifted, np.arange(shifted.num_examples)),
+    ):
         names = [m for m in ref.models if m in zoo.models]
         acc, pair = _independent(zoo, names, rows, temperatures)
         mine = models[models.set == name].set_index("model")
         assert list(mine.index) == names and set(mine.n) == {len(rows)}
         np.testing.assert_allclose(mine.accuracy, [acc[m] for m in names], atol=1e-12)
-        assert (mine.accuracy_lo <= mine.accuracy).all() and (mine.accuracy <= mine.accuracy_hi).all()
+        assert (mine.accuracy_lo <= mine.accuracy).all() and (
+            mine.accuracy <= mine.accuracy_hi
+        ).all()
         mp = pairs[pairs.set == name].set_index(["model_a", "model_b"])
         assert list(mp.index) == list(pair)
         for column in ("error_inconsistency", "agreement", "error_consistency", "ensemble_acc"):
-            np.testing.assert_allclose(mp[column], [p[column] for p in pair.values()],
-                                       atol=1e-12, err_msg=f"{name} {column}")
+            np.testing.assert_allclose(
+                mp[column],
+                [p[column] for p in pair.values()],
+                atol=1e-12,
+                err_msg=f"{name} {column}",
+            )
         np.testing.assert_allclose(
-            mp.ensemble_gain, mp.ensemble_acc - (mp.acc_a + mp.acc_b) / 2, atol=1e-12)
+            mp.ensemble_gain, mp.ensemble_acc - (mp.acc_a + mp.acc_b) / 2, atol=1e-12
+        )
         # rank of each partner of the base by ensemble accuracy on this set (ties share)
         with_base = mp[[("base" in key) for key in mp.index]]
         values = with_base.ensemble_acc.to_numpy()
@@ -194,18 +240,20 @@ def test_cli_analyze_shift_tables_equal_independent_recomputation(tmp_path):
     row = fits[(fits.set == "noisy") & (fits.measure == "accuracy")].iloc[0]
     assert row.n_points == 4
     assert row.slope == pytest.approx(line.slope) and row.intercept == pytest.approx(line.intercept)
-    assert row.r2 == pytest.approx(line.rvalue ** 2)
+    assert row.r2 == pytest.approx(line.rvalue**2)
     np.testing.assert_allclose(noisy.reference_accuracy, x)
     np.testing.assert_allclose(
         noisy.effective_robustness,
-        y - stats.norm.cdf(line.slope * stats.norm.ppf(x) + line.intercept), atol=1e-12)
+        y - stats.norm.cdf(line.slope * stats.norm.ppf(x) + line.intercept),
+        atol=1e-12,
+    )
     assert clean.effective_robustness.isna().all()
     noisy_pairs = pairs[pairs.set == "noisy"].set_index(["model_a", "model_b"])
     xa = ref_pairs.loc[noisy_pairs.index, "agreement"]
     line = stats.linregress(stats.norm.ppf(xa), stats.norm.ppf(noisy_pairs.agreement))
     row = fits[(fits.set == "noisy") & (fits.measure == "agreement")].iloc[0]
     assert row.n_points == 6 and row.slope == pytest.approx(line.slope)
-    assert row.r2 == pytest.approx(line.rvalue ** 2)
+    assert row.r2 == pytest.approx(line.rvalue**2)
 
     summary = json.loads((out / "summary.json").read_text())["shift"]
     assert [s["name"] for s in summary["sets"]] == ["clean", "noisy"]
@@ -216,8 +264,9 @@ def test_cli_analyze_shift_tables_equal_independent_recomputation(tmp_path):
     sidekick = next(m for m in best if m != "base")
     assert summary["best_sidekick"]["model"] == sidekick
     assert summary["best_sidekick"]["rank"]["clean"] == 1
-    noisy_rank = noisy_pairs.loc[[k for k in noisy_pairs.index if set(k) == {"base", sidekick}],
-                                 "base_rank"].iloc[0]
+    noisy_rank = noisy_pairs.loc[
+        [k for k in noisy_pairs.index if set(k) == {"base", sidekick}], "base_rank"
+    ].iloc[0]
     assert summary["best_sidekick"]["rank"]["noisy"] == noisy_rank
     # EI by category per set: means of the (base, other) pairs of each category
     for name in ("clean", "noisy"):
@@ -255,8 +304,9 @@ def test_python_api_beside_analyze(tmp_path):
     assert list(plain.shift_fits.columns) == tables.SHIFT_FITS_COLUMNS and plain.shift_fits.empty
 
 
-@pytest.mark.parametrize("case", ["classes", "no_common", "twice", "missing", "reference_name",
-                                  "malformed"])
+@pytest.mark.parametrize(
+    "case", ["classes", "no_common", "twice", "missing", "reference_name", "malformed"]
+)
 def test_bad_shift_inputs_are_one_line_errors(tmp_path, case):
     ref, shifted = make_zoos(tmp_path)
     args = ["--shift", f"noisy={shifted.path}"]
@@ -283,8 +333,9 @@ def test_bad_shift_inputs_are_one_line_errors(tmp_path, case):
         args = ["--shift", str(shifted.path)]
         expect = "give NAME=ZOO"
     before = (tmp_path / "ref.zoo" / "zoo.json").read_bytes()
-    res = runner.invoke(app, ["analyze", str(ref.path), "--base", "base", "--out",
-                              str(tmp_path / "out")] + args)
+    res = runner.invoke(
+        app, ["analyze", str(ref.path), "--base", "base", "--out", str(tmp_path / "out")] + args
+    )
     assert res.exit_code == 1, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], res.output
@@ -306,17 +357,38 @@ def cifar101(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cifar101")
     zoos = []
     for name, sub, label_args in (
-            ("test", "cifar10-test", ["--labels", str(labels), "--labels-key", "ground_truth"]),
-            ("v6", "cifar10.1-v6", ["--labels", str(root / "cifar10.1-v6-labels.npy")])):
+        ("test", "cifar10-test", ["--labels", str(labels), "--labels-key", "ground_truth"]),
+        ("v6", "cifar10.1-v6", ["--labels", str(root / "cifar10.1-v6-labels.npy")]),
+    ):
         path = tmp / f"{name}.zoo"
         for k, f in enumerate(sorted((root / sub).glob("*_predictions.json"))):
             model = f.name[: -len("_predictions.json")]
             framework = "random-features" if model.startswith("random_features") else "supervised"
-            create = (["--create", *label_args, "--calibration-fraction", "0", "--num-classes",
-                       "10"] if k == 0 else [])
-            res = runner.invoke(app, ["--quiet", "import", str(path), str(f), "--name", model,
-                                      "--kind", "decisions", "--arch", model, "--arch-family",
-                                      model.split("_")[0], "--framework", framework, *create])
+            create = (
+                ["--create", *label_args, "--calibration-fraction", "0", "--num-classes", "10"]
+                if k == 0
+                else []
+            )
+            res = runner.invoke(
+                app,
+                [
+                    "--quiet",
+                    "import",
+                    str(path),
+                    str(f),
+                    "--name",
+                    model,
+                    "--kind",
+                    "decisions",
+                    "--arch",
+                    model,
+                    "--arch-family",
+                    model.split("_")[0],
+                    "--framework",
+                    framework,
+                    *create,
+                ],
+            )
             assert res.exit_code == 0, res.output
         zoos.append(Zoo.open(path))
     return zoos
@@ -325,21 +397,42 @@ def cifar101(tmp_path_factory):
 def test_cifar101_cli_analyze_shift(cifar101, tmp_path):
     test, v6 = cifar101
     out = tmp_path / "out"
-    res = runner.invoke(app, ["--quiet", "analyze", str(test.path), "--base", "resnet_basic_110",
-                              "--out", str(out), "--bootstrap", "100", "--reference-name",
-                              "cifar10", "--shift", f"cifar10.1-v6={v6.path}"])
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(test.path),
+            "--base",
+            "resnet_basic_110",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "100",
+            "--reference-name",
+            "cifar10",
+            "--shift",
+            f"cifar10.1-v6={v6.path}",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert ("under shift cifar10.1-v6 (2000 examples, 30 models): accuracy on the line: "
-            "slope 0.950, intercept -0.381, R² 0.984 (30 points); agreement on the line: "
-            "slope 0.995, intercept -0.396, R² 0.983 (435 points)") in res.output
+    assert (
+        "under shift cifar10.1-v6 (2000 examples, 30 models): accuracy on the line: "
+        "slope 0.950, intercept -0.381, R² 0.984 (30 points); agreement on the line: "
+        "slope 0.995, intercept -0.396, R² 0.983 (435 points)"
+    ) in res.output
     pairs = pd.read_csv(out / "shift_pairs.csv").set_index(["set", "model_a", "model_b"])
-    for other, ei_test, ei_v6 in (("random_features_256k_aug", 0.1323, 0.2280),
-                                  ("resnet_basic_56", 0.0542, 0.1105)):
+    for other, ei_test, ei_v6 in (
+        ("random_features_256k_aug", 0.1323, 0.2280),
+        ("resnet_basic_56", 0.0542, 0.1105),
+    ):
         key = tuple(sorted(("resnet_basic_110", other)))
-        assert pairs.loc[("cifar10",) + key, "error_inconsistency"] == pytest.approx(ei_test,
-                                                                                    abs=5e-5)
+        assert pairs.loc[("cifar10",) + key, "error_inconsistency"] == pytest.approx(
+            ei_test, abs=5e-5
+        )
         assert pairs.loc[("cifar10.1-v6",) + key, "error_inconsistency"] == pytest.approx(
-            ei_v6, abs=5e-5)
+            ei_v6, abs=5e-5
+        )
     summary = json.loads((out / "summary.json").read_text())["shift"]
     # EI with the base by category on each set: random features (Framework) disagree most
     for name in ("cifar10", "cifar10.1-v6"):
@@ -350,15 +443,17 @@ def test_cifar101_cli_analyze_shift(cifar101, tmp_path):
 
 def test_cifar101_tables_equal_independent_recomputation(cifar101, tmp_path):
     test, v6 = cifar101
-    result = analyze_shift(test, {"v6": v6}, "resnet_basic_110", tmp_path / "out",
-                           n_bootstrap=200)
+    result = analyze_shift(test, {"v6": v6}, "resnet_basic_110", tmp_path / "out", n_bootstrap=200)
     pairs = result.pairs.set_index(["set", "model_a", "model_b"])
     # the data README's numbers (all examples)
-    for other, ei_test, ei_v6 in (("random_features_256k_aug", 0.1323, 0.2280),
-                                  ("resnet_basic_56", 0.0542, 0.1105)):
+    for other, ei_test, ei_v6 in (
+        ("random_features_256k_aug", 0.1323, 0.2280),
+        ("resnet_basic_56", 0.0542, 0.1105),
+    ):
         key = tuple(sorted(("resnet_basic_110", other)))
         assert pairs.loc[("reference",) + key, "error_inconsistency"] == pytest.approx(
-            ei_test, abs=5e-5)
+            ei_test, abs=5e-5
+        )
         assert pairs.loc[("v6",) + key, "error_inconsistency"] == pytest.approx(ei_v6, abs=5e-5)
     models = result.models.set_index(["set", "model"])
     assert models.loc[("reference", "resnet_basic_110"), "accuracy"] == pytest.approx(0.9346)
@@ -368,12 +463,18 @@ def test_cifar101_tables_equal_independent_recomputation(cifar101, tmp_path):
     assert len(names) == 30
     for set_name, zoo in (("reference", test), ("v6", v6)):
         acc, pair = _independent(zoo, names, np.arange(zoo.num_examples), None)
-        np.testing.assert_allclose([models.loc[(set_name, m), "accuracy"] for m in names],
-                                   [acc[m] for m in names], atol=1e-12)
+        np.testing.assert_allclose(
+            [models.loc[(set_name, m), "accuracy"] for m in names],
+            [acc[m] for m in names],
+            atol=1e-12,
+        )
         for column in ("error_inconsistency", "agreement", "error_consistency"):
             np.testing.assert_allclose(
                 [pairs.loc[(set_name,) + key, column] for key in pair],
-                [p[column] for p in pair.values()], atol=1e-12, err_msg=column)
+                [p[column] for p in pair.values()],
+                atol=1e-12,
+                err_msg=column,
+            )
     assert result.pairs.ensemble_acc.isna().all()  # decisions only: no ensembles
     # accuracy and agreement on the line, against scipy and numpy.polyfit
     x = np.array([models.loc[("reference", m), "accuracy"] for m in names])
@@ -384,10 +485,12 @@ def test_cifar101_tables_equal_independent_recomputation(cifar101, tmp_path):
     acc_fit = fits.loc[("v6", "accuracy")]
     assert acc_fit.slope == pytest.approx(line.slope, rel=1e-10) == pytest.approx(slope)
     assert acc_fit.intercept == pytest.approx(intercept, abs=1e-10)
-    assert acc_fit.r2 == pytest.approx(line.rvalue ** 2, rel=1e-10)
+    assert acc_fit.r2 == pytest.approx(line.rvalue**2, rel=1e-10)
     ref_pairs = result.pairs[result.pairs.set == "reference"]
     v6_pairs = result.pairs[result.pairs.set == "v6"]
-    agree = stats.linregress(stats.norm.ppf(ref_pairs.agreement), stats.norm.ppf(v6_pairs.agreement))
+    agree = stats.linregress(
+        stats.norm.ppf(ref_pairs.agreement), stats.norm.ppf(v6_pairs.agreement)
+    )
     assert fits.loc[("v6", "agreement")].slope == pytest.approx(agree.slope, rel=1e-10)
     assert fits.loc[("v6", "agreement")].n_points == 435
     # what the README states for these 30 models
@@ -396,8 +499,10 @@ def test_cifar101_tables_equal_independent_recomputation(cifar101, tmp_path):
     er = models.xs("v6")["effective_robustness"]
     assert er.abs().max() < 0.02
     np.testing.assert_allclose(
-        er.loc[names], y - stats.norm.cdf(line.slope * stats.norm.ppf(x) + line.intercept),
-        atol=1e-12)
+        er.loc[names],
+        y - stats.norm.cdf(line.slope * stats.norm.ppf(x) + line.intercept),
+        atol=1e-12,
+    )
     for name in ("shift_models", "shift_pairs", "shift_fits"):
         assert (tmp_path / "out" / f"{name}.csv").exists()
 

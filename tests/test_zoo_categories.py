@@ -9,42 +9,59 @@ from zoolens.errors import ZoolensError
 from zoolens.zoo.cards import to_card
 from zoolens.zoo.categories import arch_family_of, normalize, pair_category
 
-BASE = dict(name="base", arch="resnet50", arch_family="resnet", framework="supervised",
-            pretrain_data="ImageNet", hparams={"lr": 0.1, "aug": "standard"}, seed=0,
-            head="trained")
+BASE = dict(
+    name="base",
+    arch="resnet50",
+    arch_family="resnet",
+    framework="supervised",
+    pretrain_data="ImageNet",
+    hparams={"lr": 0.1, "aug": "standard"},
+    seed=0,
+    head="trained",
+)
 
 
 def card(**changes):
     return ModelCard(**{**BASE, "name": "other", **changes})
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({}, "Same"),
-    ({"seed": 1}, "Reinit"),
-    ({"hparams": {"lr": 0.01, "aug": "standard"}}, "HParam"),
-    ({"arch": "resnet101"}, "HParam"),            # same family: the paper files it as HParam
-    ({"head": "linear probe"}, "HParam"),
-    ({"arch": "vit_b16", "arch_family": "vit"}, "Arch"),
-    ({"framework": "contrastive"}, "Framework"),
-    ({"pretrain_data": "JFT-300M"}, "Dataset"),
-    # first match wins: dataset beats every other difference
-    ({"pretrain_data": "JFT-300M", "framework": "clip", "arch": "vit", "seed": 4}, "Dataset"),
-    ({"framework": "simclr", "arch": "vit_b16", "arch_family": "vit", "seed": 4}, "Framework"),
-    ({"arch": "vit_b16", "arch_family": "vit", "hparams": {}, "seed": 4}, "Arch"),
-    ({"hparams": {"lr": 0.1, "aug": "standard", "wd": 1e-4}, "seed": 3}, "HParam"),
-    # things that never matter
-    ({"source": "https://x", "notes": "n"}, "Same"),
-    # explicit override in the other card
-    ({"pretrain_data": "JFT-300M", "category": "reinit"}, "Reinit"),
-])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({}, "Same"),
+        ({"seed": 1}, "Reinit"),
+        ({"hparams": {"lr": 0.01, "aug": "standard"}}, "HParam"),
+        ({"arch": "resnet101"}, "HParam"),  # same family: the paper files it as HParam
+        ({"head": "linear probe"}, "HParam"),
+        ({"arch": "vit_b16", "arch_family": "vit"}, "Arch"),
+        ({"framework": "contrastive"}, "Framework"),
+        ({"pretrain_data": "JFT-300M"}, "Dataset"),
+        # first match wins: dataset beats every other difference
+        ({"pretrain_data": "JFT-300M", "framework": "clip", "arch": "vit", "seed": 4}, "Dataset"),
+        ({"framework": "simclr", "arch": "vit_b16", "arch_family": "vit", "seed": 4}, "Framework"),
+        ({"arch": "vit_b16", "arch_family": "vit", "hparams": {}, "seed": 4}, "Arch"),
+        ({"hparams": {"lr": 0.1, "aug": "standard", "wd": 1e-4}, "seed": 3}, "HParam"),
+        # things that never matter
+        ({"source": "https://x", "notes": "n"}, "Same"),
+        # explicit override in the other card
+        ({"pretrain_data": "JFT-300M", "category": "reinit"}, "Reinit"),
+    ],
+)
 def test_rules_first_match_wins(changes, expected):
     assert pair_category(ModelCard(**BASE), card(**changes)) == expected
 
 
-@pytest.mark.parametrize("a, b", [
-    ("IN", "ImageNet"), ("imagenet-1k", "in1k"), ("ImageNet 1K", "ILSVRC-2012"),
-    ("IN-21k", "imagenet22k"), ("JFT", "jft-300M"), ("CIFAR-10", "cifar10"),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("IN", "ImageNet"),
+        ("imagenet-1k", "in1k"),
+        ("ImageNet 1K", "ILSVRC-2012"),
+        ("IN-21k", "imagenet22k"),
+        ("JFT", "jft-300M"),
+        ("CIFAR-10", "cifar10"),
+    ],
+)
 def test_dataset_aliases(a, b):
     assert normalize(a) == normalize(b)
     assert pair_category(card(pretrain_data=a), card(pretrain_data=b)) == "Same"
@@ -86,5 +103,4 @@ def test_card_validation():
         to_card({"category": "Different"}, "m")
     with pytest.raises(ZoolensError, match="seed"):
         to_card({"seed": "abc"}, "m")
-    assert ModelCard.model_validate_json(ModelCard(**BASE).model_dump_json()) == \
-        ModelCard(**BASE)
+    assert ModelCard.model_validate_json(ModelCard(**BASE).model_dump_json()) == ModelCard(**BASE)

@@ -86,10 +86,16 @@ def zoo(tmp_path):
 
 def test_two_processes_adding_different_models_both_land(zoo):
     go = zoo.path.parent / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(zoo.path), prefix, "6",
-                               str(go)], env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for prefix in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(zoo.path), prefix, "6", str(go)],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for prefix in ("a", "b")
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     go.touch()
@@ -108,8 +114,13 @@ def test_two_processes_adding_different_models_both_land(zoo):
 def test_killed_mid_add_leaves_previous_zoo(zoo, stage):
     before = (zoo.path / "zoo.json").read_bytes()
     old = zoo.scores("victim")
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(zoo.path), stage], env=_env(),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(zoo.path), stage],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert (zoo.path / "zoo.json").read_bytes() == before
     z = Zoo.open(zoo.path)

@@ -9,8 +9,7 @@ import pytest
 
 from zoolens import Zoo
 from zoolens.errors import ZoolensError
-from zoolens.zoo.importers import (detect_kind, import_file, load_outputs, parse_columns,
-                                   read_labels)
+from zoolens.zoo.importers import detect_kind, import_file, load_outputs, parse_columns, read_labels
 from zoolens.zoo.store import ZooWarning
 
 N, C = 30, 4
@@ -107,8 +106,10 @@ def test_csv_id_join_reorders(zoo, tmp_path, rng):
     ids = np.asarray(zoo.example_ids)[perm]
     f = tmp_path / "shuffled.csv"
     lines = ["file,label," + ",".join(f"p{c}" for c in range(C))]
-    lines += [f"{ids[i]},{zoo.labels[perm[i]]}," + ",".join(f"{v:.17g}" for v in p[perm[i]])
-              for i in range(N)]
+    lines += [
+        f"{ids[i]},{zoo.labels[perm[i]]}," + ",".join(f"{v:.17g}" for v in p[perm[i]])
+        for i in range(N)
+    ]
     f.write_text("\n".join(lines) + "\n")
     import_file(zoo, f, "m", kind="probs", id_column="file", label_column="label")
     np.testing.assert_allclose(np.exp(zoo.scores("m")), p, rtol=1e-6)
@@ -142,8 +143,10 @@ def test_topk_csv_timm_style_header(zoo, tmp_path, rng):
     top = np.take_along_axis(p, order, axis=1)
     f = tmp_path / "topk.csv"
     lines = ["filename,index_0,index_1,prob_0,prob_1"]
-    lines += [f"{zoo.example_ids[i]},{order[i, 0]},{order[i, 1]},{float(top[i, 0])!r},{float(top[i, 1])!r}"
-              for i in range(N)]
+    lines += [
+        f"{zoo.example_ids[i]},{order[i, 0]},{order[i, 1]},{float(top[i, 0])!r},{float(top[i, 1])!r}"
+        for i in range(N)
+    ]
     f.write_text("\n".join(lines) + "\n")
     assert import_file(zoo, f, "t", kind="topk", id_column="filename") == "topk"
     full = np.full((N, C), 0.0)
@@ -161,8 +164,12 @@ def test_topk_layouts_and_k1(zoo, tmp_path, rng):
     blocks = tmp_path / "blocks.csv"
     np.savetxt(blocks, np.hstack([order, top]), delimiter=",", fmt="%.17g")
     pairs = tmp_path / "pairs.csv"
-    np.savetxt(pairs, np.column_stack([order[:, 0], top[:, 0], order[:, 1], top[:, 1]]),
-               delimiter=",", fmt="%.17g")
+    np.savetxt(
+        pairs,
+        np.column_stack([order[:, 0], top[:, 0], order[:, 1], top[:, 1]]),
+        delimiter=",",
+        fmt="%.17g",
+    )
     import_file(zoo, blocks, "b", kind="topk")
     import_file(zoo, pairs, "p", kind="topk", topk_layout="pairs")
     np.testing.assert_array_equal(zoo.scores("b"), zoo.scores("p"))
@@ -170,8 +177,9 @@ def test_topk_layouts_and_k1(zoo, tmp_path, rng):
     np.savez(k1, pred_class=order[:, 0], confidence=top[:, 0])
     import_file(zoo, k1, "k1", kind="topk")
     np.testing.assert_array_equal(zoo.predictions("k1"), order[:, 0])
-    np.testing.assert_allclose(np.exp(zoo.scores("k1"))[np.arange(N), order[:, 0]], top[:, 0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.exp(zoo.scores("k1"))[np.arange(N), order[:, 0]], top[:, 0], rtol=1e-6
+    )
     assert zoo.model_info("k1")["topk"] == 1
 
 
@@ -186,8 +194,11 @@ def test_decisions_and_counts(zoo, tmp_path, rng):
     fv = tmp_path / "v.npy"
     np.save(fv, votes)
     import_file(zoo, fv, "votes", kind="counts")
-    np.testing.assert_allclose(np.exp(zoo.scores("votes")),
-                               np.maximum(votes / votes.sum(1, keepdims=True), 1e-12), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.exp(zoo.scores("votes")),
+        np.maximum(votes / votes.sum(1, keepdims=True), 1e-12),
+        rtol=1e-5,
+    )
 
 
 def test_declared_kind_mismatch_warns(zoo, tmp_path, rng, labels):
@@ -239,8 +250,9 @@ def test_kerrigan_layout_real_file(tmp_path):
     from conftest import shared_path
 
     f = shared_path("cifar10-probs", "human_model_truth_cifar10h.csv")
-    out = load_outputs(f, num_classes=10, kind="probs", columns="10:20", label_column=20,
-                       label_offset=1)
+    out = load_outputs(
+        f, num_classes=10, kind="probs", columns="10:20", label_column=20, label_offset=1
+    )
     raw = np.loadtxt(f, delimiter=",")
     np.testing.assert_array_equal(out.arrays["probs"], raw[:, 10:20])
     np.testing.assert_array_equal(out.labels, raw[:, 20] - 1)
@@ -261,18 +273,34 @@ def _save_arrays(path, arrays, fmt):
     else:
         import torch
 
-        torch.save({k: v if isinstance(v, list) else torch.from_numpy(np.ascontiguousarray(v))
-                    for k, v in arrays.items()}, path)
+        torch.save(
+            {
+                k: v if isinstance(v, list) else torch.from_numpy(np.ascontiguousarray(v))
+                for k, v in arrays.items()
+            },
+            path,
+        )
 
 
-@pytest.mark.parametrize("fmt, id_type", [
-    ("npz", "str"), ("npz", "int"), ("npz", "bytes"), ("safetensors", "int"),
-    ("pt", "int"), ("pt", "list_str"), ("pt", "list_int"),
-])
+@pytest.mark.parametrize(
+    "fmt, id_type",
+    [
+        ("npz", "str"),
+        ("npz", "int"),
+        ("npz", "bytes"),
+        ("safetensors", "int"),
+        ("pt", "int"),
+        ("pt", "list_str"),
+        ("pt", "list_int"),
+    ],
+)
 def test_array_ids_join_shuffled_rows(tmp_path, rng, labels, fmt, id_type):
     ints = id_type in ("int", "list_int")
-    zoo_ids = ([f"{i:05d}" for i in range(N)] if ints  # zero-padded: matched as integers
-               else [f"img_{i:03d}.png" for i in range(N)])
+    zoo_ids = (
+        [f"{i:05d}" for i in range(N)]
+        if ints  # zero-padded: matched as integers
+        else [f"img_{i:03d}.png" for i in range(N)]
+    )
     z = Zoo.create(tmp_path / "zoo", labels, example_ids=zoo_ids)
     logits = rng.normal(size=(N, C)).astype(np.float32)
     perm = rng.permutation(N)
@@ -284,14 +312,12 @@ def test_array_ids_join_shuffled_rows(tmp_path, rng, labels, fmt, id_type):
     if id_type.startswith("list"):
         ids = [int(i) for i in perm] if ints else [zoo_ids[i] for i in perm]
     f = tmp_path / f"m.{fmt}"
-    _save_arrays(f, {"logits": logits[perm], "ids": ids, "y": labels[perm].astype(np.int64)},
-                 fmt)
+    _save_arrays(f, {"logits": logits[perm], "ids": ids, "y": labels[perm].astype(np.int64)}, fmt)
     assert import_file(z, f, "m", id_column="ids", label_column="y") == "logits"
     assert np.array_equal(z.scores("m"), logits)  # exact: float32 in, float32 stored
     # the labels are checked after the join: shuffled differently they disagree
     other = rng.permutation(N)
-    _save_arrays(f, {"logits": logits[perm], "ids": ids, "y": labels[other].astype(np.int64)},
-                 fmt)
+    _save_arrays(f, {"logits": logits[perm], "ids": ids, "y": labels[other].astype(np.int64)}, fmt)
     if not np.array_equal(labels[other], labels[perm]):
         with pytest.raises(ZoolensError, match="disagree with the zoo's"):
             import_file(z, f, "m2", id_column="ids", label_column="y")
@@ -319,15 +345,15 @@ def test_id_array_is_not_an_output_candidate(zoo, tmp_path, rng):
     p = _probs(rng)
     top = np.argsort(-p, axis=1)[:, :2]
     f = tmp_path / "topk.npz"
-    np.savez(f, class_ids=top[perm], probs=np.take_along_axis(p, top, 1)[perm],
-             example_index=ids)
+    np.savez(f, class_ids=top[perm], probs=np.take_along_axis(p, top, 1)[perm], example_index=ids)
     assert import_file(zoo, f, "t", kind="topk", id_column="example_index") == "topk"
     np.testing.assert_array_equal(zoo.predictions("t"), top[:, 0])
     f2 = tmp_path / "dec.npz"
     pred = rng.integers(0, C, N)
     np.savez(f2, pred=pred[perm], ids=perm)  # integer ids vs "img_..." ids: refused below
-    with pytest.raises(ZoolensError,
-                       match=r"ids are integers but the zoo's example ids are not \(e.g. 'img_"):
+    with pytest.raises(
+        ZoolensError, match=r"ids are integers but the zoo's example ids are not \(e.g. 'img_"
+    ):
         import_file(zoo, f2, "d", kind="decisions", id_column="ids")
     np.savez(f2, pred=pred[perm], ids=ids)
     assert import_file(zoo, f2, "d", kind="decisions", id_column="ids") == "decisions"

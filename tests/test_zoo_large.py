@@ -93,10 +93,16 @@ def build(path, n: int, c: int, specs: list[tuple[str, int, str]]) -> int:
 
 def scan(path) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "src"),
-                                         env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-c", SCAN, str(path), os.path.dirname(__file__)],
-                          capture_output=True, text=True, env=env, timeout=1200)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.join(os.path.dirname(__file__), "..", "src"), env.get("PYTHONPATH", "")]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", SCAN, str(path), os.path.dirname(__file__)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -124,9 +130,11 @@ def test_zoo_over_2gib_round_trips_under_1gib_anonymous_memory(tmp_path):
     n, c = 120000, 1250
     specs = [(f"m{i}", 10 + i, "float32") for i in range(4)] + [("half", 20, "float16")]
     total = build(tmp_path / "zoo", n, c, specs)
-    assert total > 2 * 1024 ** 3
+    assert total > 2 * 1024**3
     out = scan(tmp_path / "zoo")
     assert out["checked"] == len(specs) * n * c
-    print(f"zoo {total / 2**30:.2f} GiB scanned; peak anonymous memory "
-          f"{out['peak_anon_kib'] / 1024:.0f} MiB (baseline {out['baseline_anon_kib'] / 1024:.0f})")
+    print(
+        f"zoo {total / 2**30:.2f} GiB scanned; peak anonymous memory "
+        f"{out['peak_anon_kib'] / 1024:.0f} MiB (baseline {out['baseline_anon_kib'] / 1024:.0f})"
+    )
     assert out["peak_anon_kib"] < 1024 * 1024, out

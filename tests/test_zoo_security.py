@@ -85,13 +85,16 @@ def outside(tmp_path: Path) -> Path:
 def _point_m1_at(zoo: Path, target: str) -> None:
     def change(manifest):
         manifest["models"]["m1"]["file"] = target
+
     edit_manifest(zoo, change)
 
 
-@pytest.mark.parametrize("how", ["absolute", "dotdot", "dotdot-inside-models", "symlink",
-                                 "models-symlink"])
+@pytest.mark.parametrize(
+    "how", ["absolute", "dotdot", "dotdot-inside-models", "symlink", "models-symlink"]
+)
 def test_manifest_path_outside_the_zoo_is_refused_and_nothing_is_touched(
-        tmp_path: Path, outside: Path, how: str) -> None:
+    tmp_path: Path, outside: Path, how: str
+) -> None:
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir)
     if how == "absolute":
@@ -115,11 +118,17 @@ def test_manifest_path_outside_the_zoo_is_refused_and_nothing_is_touched(
     out = tmp_path / "out"
     new = tmp_path / "new.npy"
     np.save(new, np.random.default_rng(1).normal(size=(60, 4)))
-    for args in (["info", zoo_dir], ["verify", zoo_dir], ["remove", zoo_dir, "m1"],
-                 ["import", zoo_dir, new, "--name", "m1", "--replace"],
-                 ["analyze", zoo_dir, "--base", "m0", "--out", out, "--bootstrap", "0"]):
-        fails(*args, match="refusing to open this zoo" if how != "models-symlink"
-              else "outside the zoo")
+    for args in (
+        ["info", zoo_dir],
+        ["verify", zoo_dir],
+        ["remove", zoo_dir, "m1"],
+        ["import", zoo_dir, new, "--name", "m1", "--replace"],
+        ["analyze", zoo_dir, "--base", "m0", "--out", out, "--bootstrap", "0"],
+    ):
+        fails(
+            *args,
+            match="refusing to open this zoo" if how != "models-symlink" else "outside the zoo",
+        )
         assert outside.read_bytes() == b"not yours"
         assert snapshot(zoo_dir) == before, args
         assert snapshot(outside.parent) == outside_before
@@ -134,6 +143,7 @@ def test_aux_file_names_outside_the_zoo_are_refused(tmp_path: Path, outside: Pat
 
     def change(manifest):
         manifest["files"][str(outside)] = manifest["files"]["labels.npy"]
+
     edit_manifest(zoo_dir, change)
     before = snapshot(zoo_dir)
     fails("verify", zoo_dir, match="not a file name inside the zoo folder")
@@ -160,6 +170,7 @@ def test_remove_never_deletes_a_file_the_zoo_did_not_write(tmp_path: Path) -> No
 
     def change(manifest):
         manifest["models"]["m1"]["file"] = "models/Users File.safetensors"
+
     edit_manifest(zoo_dir, change)
     own.unlink()
     ok("info", zoo_dir)
@@ -174,8 +185,11 @@ def test_sweep_keeps_files_the_zoo_did_not_write(tmp_path: Path) -> None:
     naming, never a user's files (or links) that happen to sit in the folder."""
     zoo_dir = tmp_path / "zoo"
     zoo = make_zoo(zoo_dir, models=1)
-    keep = [zoo_dir / "models" / "notes.safetensors", zoo_dir / ".tmp-mine",
-            zoo_dir / "models" / "model-0123456789ab.safetensors.bak"]
+    keep = [
+        zoo_dir / "models" / "notes.safetensors",
+        zoo_dir / ".tmp-mine",
+        zoo_dir / "models" / "model-0123456789ab.safetensors.bak",
+    ]
     for p in keep:
         p.write_bytes(b"user data")
     target = tmp_path / "target-0123456789ab.safetensors"
@@ -196,10 +210,10 @@ def test_sweep_keeps_files_the_zoo_did_not_write(tmp_path: Path) -> None:
 # item 2: values beyond float32's range
 
 
-@pytest.mark.parametrize("kind, flag", [("logits", None), ("logits", "--float16"),
-                                        (None, None)])
-def test_values_beyond_float32_range_are_refused_not_stored_as_inf(tmp_path: Path, kind,
-                                                                   flag) -> None:
+@pytest.mark.parametrize("kind, flag", [("logits", None), ("logits", "--float16"), (None, None)])
+def test_values_beyond_float32_range_are_refused_not_stored_as_inf(
+    tmp_path: Path, kind, flag
+) -> None:
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir)
     huge = tmp_path / "huge.npy"
@@ -234,8 +248,9 @@ def test_rows_that_are_nearly_probabilities_warn_when_read_as_logits(tmp_path: P
     probs[0, 0] = -0.02
     file = tmp_path / "near.npy"
     np.save(file, probs)
-    result = runner.invoke(app, ["import", str(zoo_dir), str(file), "--name", "near"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        app, ["import", str(zoo_dir), str(file), "--name", "near"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     warns = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warns) == 1 and "almost probabilities" in warns[0], result.stderr
@@ -243,8 +258,11 @@ def test_rows_that_are_nearly_probabilities_warn_when_read_as_logits(tmp_path: P
     # genuine logits (even small ones) and exact probabilities do not warn
     for arr in (rng.normal(scale=0.1, size=(60, 4)) + np.eye(4)[labels], good):
         np.save(file, arr)
-        result = runner.invoke(app, ["import", str(zoo_dir), str(file), "--name",
-                                     f"x{arr.min():.3f}"], catch_exceptions=False)
+        result = runner.invoke(
+            app,
+            ["import", str(zoo_dir), str(file), "--name", f"x{arr.min():.3f}"],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0 and "warning" not in result.stderr, result.stderr
 
 
@@ -272,48 +290,62 @@ def _set(path: list, value):
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return change
 
 
 def _cal(change_indices):
     def change(manifest):
         manifest["split"]["calibration_indices"] = change_indices(
-            manifest["split"]["calibration_indices"])
+            manifest["split"]["calibration_indices"]
+        )
+
     return change
 
 
-@pytest.mark.parametrize("change, match", [
-    (_set(["dataset", "num_classes"], "4"), "dataset.num_classes: Input should be a valid integer"),
-    (_set(["dataset", "num_classes"], 5), "4 class names for num_classes 5"),
-    (_set(["dataset", "num_examples"], 60.0), "dataset.num_examples"),
-    (_set(["models"], ["m0"]), "models: Input should be a valid dictionary"),
-    (_cal(lambda c: c + [60]), "calibration_indices must be unique, sorted and in [0, 60)"),
-    (_cal(lambda c: [-1] + c), "calibration_indices[0]: Input should be greater than or equal"),
-    (_cal(lambda c: [c[0]] + c), "unique, sorted"),
-    (_cal(lambda c: c[::-1]), "unique, sorted"),
-    (_cal(lambda c: list(range(60))), "leave no evaluation example"),
-    (_set(["models", "m0", "card", "hparams"], "lr=0.1"),
-     "models['m0'].card.hparams: Input should be a valid dictionary"),
-    (_set(["models", "m0", "shape"], [60, 5]), "recorded shape [60, 5]"),
-    (_set(["models", "m0", "shape"], [59, 4]), "recorded shape [59, 4]"),
-    (_set(["models", "m0", "kind"], "probs"), "models['m0'].kind"),
-    (_set(["models", "m0", "size"], -3), "models['m0'].size"),
-    (_set(["models", "m0", "sha256"], "abc"), "models['m0'].sha256"),
-    (_set(["models", "m0", "kinds"], []), "models['m0'].kinds"),
-    (_set(["split", "seed"], "0"), "split.seed"),
-    (_set(["dataset", "class_groups"], {"g": [9]}), "class group 'g'"),
-    (_set(["dataset", "multilabel"], "no"), "dataset.multilabel"),
-    (_set(["files", "labels.npy", "size"], None), "files['labels.npy'].size"),
-    (_set(["models", "m0", "card", "category"], "Cousins"), "unknown category"),
-    (_set(["dataset", "num_classes"], 10**9), "dataset.num_classes"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (
+            _set(["dataset", "num_classes"], "4"),
+            "dataset.num_classes: Input should be a valid integer",
+        ),
+        (_set(["dataset", "num_classes"], 5), "4 class names for num_classes 5"),
+        (_set(["dataset", "num_examples"], 60.0), "dataset.num_examples"),
+        (_set(["models"], ["m0"]), "models: Input should be a valid dictionary"),
+        (_cal(lambda c: c + [60]), "calibration_indices must be unique, sorted and in [0, 60)"),
+        (_cal(lambda c: [-1] + c), "calibration_indices[0]: Input should be greater than or equal"),
+        (_cal(lambda c: [c[0]] + c), "unique, sorted"),
+        (_cal(lambda c: c[::-1]), "unique, sorted"),
+        (_cal(lambda c: list(range(60))), "leave no evaluation example"),
+        (
+            _set(["models", "m0", "card", "hparams"], "lr=0.1"),
+            "models['m0'].card.hparams: Input should be a valid dictionary",
+        ),
+        (_set(["models", "m0", "shape"], [60, 5]), "recorded shape [60, 5]"),
+        (_set(["models", "m0", "shape"], [59, 4]), "recorded shape [59, 4]"),
+        (_set(["models", "m0", "kind"], "probs"), "models['m0'].kind"),
+        (_set(["models", "m0", "size"], -3), "models['m0'].size"),
+        (_set(["models", "m0", "sha256"], "abc"), "models['m0'].sha256"),
+        (_set(["models", "m0", "kinds"], []), "models['m0'].kinds"),
+        (_set(["split", "seed"], "0"), "split.seed"),
+        (_set(["dataset", "class_groups"], {"g": [9]}), "class group 'g'"),
+        (_set(["dataset", "multilabel"], "no"), "dataset.multilabel"),
+        (_set(["files", "labels.npy", "size"], None), "files['labels.npy'].size"),
+        (_set(["models", "m0", "card", "category"], "Cousins"), "unknown category"),
+        (_set(["dataset", "num_classes"], 10**9), "dataset.num_classes"),
+    ],
+)
 def test_hand_edited_manifest_is_refused_with_one_line(tmp_path: Path, change, match) -> None:
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir)
     edit_manifest(zoo_dir, change)
     before = snapshot(zoo_dir)
-    for args in (["info", zoo_dir], ["remove", zoo_dir, "m1"],
-                 ["analyze", zoo_dir, "--base", "m0", "--out", tmp_path / "out"]):
+    for args in (
+        ["info", zoo_dir],
+        ["remove", zoo_dir, "m1"],
+        ["analyze", zoo_dir, "--base", "m0", "--out", tmp_path / "out"],
+    ):
         line = fails(*args, match=match)
         assert "invalid manifest" in line and "zoo.json" in line
         assert snapshot(zoo_dir) == before
@@ -338,11 +370,16 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 _TEMPLATE: dict[str, str] = {}
@@ -367,8 +404,11 @@ def _paths(obj, prefix=()):
             yield from _paths(v, prefix + (i,))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_random_manifests_raise_only_zoolens_errors(tmp_path_factory, data) -> None:
     tmp = tmp_path_factory.getbasetemp() / "manifest-property"
@@ -424,8 +464,9 @@ def _enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_disk_full_during_import_is_one_line_and_leaves_no_temp(tmp_path: Path,
-                                                               monkeypatch) -> None:
+def test_disk_full_during_import_is_one_line_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch
+) -> None:
     """Write-failure injection: the tensor writer fills part of its temp file, then the disk
     is full (as a real full disk does half-way through)."""
     import zoolens.zoo.store as store
@@ -439,6 +480,7 @@ def test_disk_full_during_import_is_one_line_and_leaves_no_temp(tmp_path: Path,
     def half_then_full(path, tensors, metadata):
         Path(path).write_bytes(b"\0" * 100)
         _enospc()
+
     monkeypatch.setattr(store, "write_tensors", half_then_full)
     for extra in ([], ["--replace", "--name", "m0"]):
         args = ["import", zoo_dir, new] + (extra or ["--name", "new"])
@@ -469,6 +511,7 @@ def _readonly(monkeypatch, folder: Path) -> None:
     def unlink(path, *a, **k):
         check(path)
         return real_unlink(path, *a, **k)
+
     monkeypatch.setattr(os, "open", open_)
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(os, "unlink", unlink)
@@ -482,9 +525,11 @@ def test_read_only_zoo_is_one_line(tmp_path: Path, monkeypatch) -> None:
     (zoo_dir / ".zoo.lock").unlink(missing_ok=True)
     before = snapshot(zoo_dir)
     _readonly(monkeypatch, zoo_dir)
-    for args in (["import", zoo_dir, new, "--name", "new"],
-                 ["import", zoo_dir, new, "--name", "m0", "--replace"],
-                 ["remove", zoo_dir, "m1"]):
+    for args in (
+        ["import", zoo_dir, new, "--name", "new"],
+        ["import", zoo_dir, new, "--name", "m0", "--replace"],
+        ["remove", zoo_dir, "m1"],
+    ):
         fails(*args, match="read-only file system")
         assert snapshot(zoo_dir) == before
     ok("info", zoo_dir)  # reading still works
@@ -512,13 +557,21 @@ def test_report_png_dir_naming_a_file_is_one_line(tmp_path: Path) -> None:
     out = _results(tmp_path)
     a_file = tmp_path / "file.txt"
     a_file.write_text("mine")
-    fails("report", out, "--out", tmp_path / "r.html", "--png-dir", a_file,
-          match=f"{a_file}: already exists")
+    fails(
+        "report",
+        out,
+        "--out",
+        tmp_path / "r.html",
+        "--png-dir",
+        a_file,
+        match=f"{a_file}: already exists",
+    )
     assert a_file.read_text() == "mine" and not (tmp_path / "r.html").exists()
 
 
-def test_disk_full_during_report_is_one_line_and_leaves_nothing(tmp_path: Path,
-                                                               monkeypatch) -> None:
+def test_disk_full_during_report_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
     out = _results(tmp_path)
     report = tmp_path / "rep" / "r.html"
     report.parent.mkdir()
@@ -581,8 +634,10 @@ def test_real_full_disk_and_read_only_mount(tmp_path: Path) -> None:
         pytest.skip("unshare not available: the injected-failure tests above cover this")
     probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
     if probe.returncode != 0:
-        pytest.skip("user and mount namespaces not permitted here (unshare -rm failed); the "
-                    "injected-failure tests above cover this")
+        pytest.skip(
+            "user and mount namespaces not permitted here (unshare -rm failed); the "
+            "injected-failure tests above cover this"
+        )
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir, n=2000, c=10, models=2)
     new = tmp_path / "new.npy"
@@ -590,15 +645,21 @@ def test_real_full_disk_and_read_only_mount(tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(["unshare", "-rm", sys.executable, "-c", _NAMESPACE, str(zoo_dir),
-                           str(new), str(mnt), ""], capture_output=True, text=True, env=env,
-                          timeout=600)
+    proc = subprocess.run(
+        ["unshare", "-rm", sys.executable, "-c", _NAMESPACE, str(zoo_dir), str(new), str(mnt), ""],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key, match in (("import", "no space left on the device"),
-                       ("analyze", "no space left on the device"),
-                       ("ro_import", "read-only file system"),
-                       ("ro_remove", "read-only file system")):
+    for key, match in (
+        ("import", "no space left on the device"),
+        ("analyze", "no space left on the device"),
+        ("ro_import", "read-only file system"),
+        ("ro_remove", "read-only file system"),
+    ):
         rc, err = res[key]["rc"], res[key]["stderr"]
         errors = [line for line in err.splitlines() if line.startswith("error")]
         assert rc != 0 and "Traceback" not in err and len(errors) == 1, (key, err)
@@ -618,20 +679,48 @@ def test_one_stray_label_id_is_refused_before_allocating(tmp_path: Path, stray: 
     labels[17] = stray
     np.save(tmp_path / "labels.npy", labels)
     np.save(tmp_path / "out.npy", np.zeros((100, 10)))
-    fails("import", tmp_path / "zoo", tmp_path / "out.npy", "--name", "a", "--create",
-          "--labels", tmp_path / "labels.npy",
-          match=f"label {stray} at row 17 is far above the other labels' range "
-                "(the other labels lie in 0 .. 9)")
+    fails(
+        "import",
+        tmp_path / "zoo",
+        tmp_path / "out.npy",
+        "--name",
+        "a",
+        "--create",
+        "--labels",
+        tmp_path / "labels.npy",
+        match=f"label {stray} at row 17 is far above the other labels' range "
+        "(the other labels lie in 0 .. 9)",
+    )
     assert not (tmp_path / "zoo").exists()
-    fails("import", tmp_path / "zoo", tmp_path / "out.npy", "--name", "a", "--create",
-          "--labels", tmp_path / "labels.npy", "--num-classes", "100000000",
-          match="100000000 classes; a zoo has between 1 and 1,000,000 classes")
+    fails(
+        "import",
+        tmp_path / "zoo",
+        tmp_path / "out.npy",
+        "--name",
+        "a",
+        "--create",
+        "--labels",
+        tmp_path / "labels.npy",
+        "--num-classes",
+        "100000000",
+        match="100000000 classes; a zoo has between 1 and 1,000,000 classes",
+    )
     # a sparse but plausible label set is fine: labels up to 999 with 10 distinct values
     labels[17] = 999
     np.save(tmp_path / "labels.npy", labels)
     np.save(tmp_path / "out.npy", np.random.default_rng(0).normal(size=(100, 1000)))
-    ok("import", tmp_path / "zoo", tmp_path / "out.npy", "--name", "a", "--create",
-       "--labels", tmp_path / "labels.npy", "--kind", "logits")
+    ok(
+        "import",
+        tmp_path / "zoo",
+        tmp_path / "out.npy",
+        "--name",
+        "a",
+        "--create",
+        "--labels",
+        tmp_path / "labels.npy",
+        "--kind",
+        "logits",
+    )
     assert Zoo.open(tmp_path / "zoo").num_classes == 1000
 
 
@@ -651,8 +740,14 @@ def test_very_wide_csv_row_is_refused_quickly(tmp_path: Path) -> None:
         fh.write("0.1,0.2,0.3,0.4\n" * 54)
     before = snapshot(zoo_dir)
     start = time.perf_counter()
-    fails("import", zoo_dir, wide, "--name", "w",
-          match="line 6 has 10,000,000 fields; tables of at most 100,000 columns are read")
+    fails(
+        "import",
+        zoo_dir,
+        wide,
+        "--name",
+        "w",
+        match="line 6 has 10,000,000 fields; tables of at most 100,000 columns are read",
+    )
     assert time.perf_counter() - start < 60  # was > 600 s and 13 GB
     assert snapshot(zoo_dir) == before
 
@@ -665,26 +760,35 @@ def test_table_cell_limit(tmp_path: Path, monkeypatch) -> None:
     make_zoo(zoo_dir)
     table = tmp_path / "t.csv"
     np.savetxt(table, np.full((60, 4), 0.25), delimiter=",")
-    fails("import", zoo_dir, table, "--name", "t",
-          match="60 rows of up to 4 fields is more than the 100 cells")
+    fails(
+        "import",
+        zoo_dir,
+        table,
+        "--name",
+        "t",
+        match="60 rows of up to 4 fields is more than the 100 cells",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # item 7: absurd option values are one line each; the greedy loop shows progress
 
 
-@pytest.mark.parametrize("option, value, match", [
-    ("--bootstrap", "1000000000", "--bootstrap 1000000000: must lie in 0 .. 100,000"),
-    ("--bootstrap", "-1", "--bootstrap -1: must lie in 0 .. 100,000"),
-    ("--memory-gb", "inf", "--memory-gb inf: give a positive number of GiB"),
-    ("--memory-gb", "nan", "--memory-gb nan: give a positive number of GiB"),
-    ("--memory-gb", "1e300", "--memory-gb 1e+300: must lie in 0.0009766 .. 1,048,576 GiB"),
-    ("--seed", "-1", "--seed -1: must lie in 0 .. 4,294,967,295"),
-    ("--max-steps", "100000000", "--max-steps 100000000: must lie in 1 .. 10,000"),
-    ("--max-steps", "0", "--max-steps 0: must lie in 1 .. 10,000"),
-    ("--chunk-size", "0", "--chunk-size 0: must lie in 1"),
-    ("--folds", "1", "--folds 1: must lie in 2 .. 100"),
-])
+@pytest.mark.parametrize(
+    "option, value, match",
+    [
+        ("--bootstrap", "1000000000", "--bootstrap 1000000000: must lie in 0 .. 100,000"),
+        ("--bootstrap", "-1", "--bootstrap -1: must lie in 0 .. 100,000"),
+        ("--memory-gb", "inf", "--memory-gb inf: give a positive number of GiB"),
+        ("--memory-gb", "nan", "--memory-gb nan: give a positive number of GiB"),
+        ("--memory-gb", "1e300", "--memory-gb 1e+300: must lie in 0.0009766 .. 1,048,576 GiB"),
+        ("--seed", "-1", "--seed -1: must lie in 0 .. 4,294,967,295"),
+        ("--max-steps", "100000000", "--max-steps 100000000: must lie in 1 .. 10,000"),
+        ("--max-steps", "0", "--max-steps 0: must lie in 1 .. 10,000"),
+        ("--chunk-size", "0", "--chunk-size 0: must lie in 1"),
+        ("--folds", "1", "--folds 1: must lie in 2 .. 100"),
+    ],
+)
 def test_absurd_option_values_are_one_line(tmp_path: Path, option, value, match) -> None:
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir)
@@ -709,12 +813,14 @@ def test_option_limits_hold_for_the_python_api(tmp_path: Path) -> None:
 def test_greedy_steps_show_progress(tmp_path: Path) -> None:
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir)
-    result = runner.invoke(app, ["ensemble", str(zoo_dir), "--start", "m0", "--max-steps",
-                                 "7"], catch_exceptions=False)
+    result = runner.invoke(
+        app, ["ensemble", str(zoo_dir), "--start", "m0", "--max-steps", "7"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "greedy selection" in result.stderr and "7/7" in result.stderr
-    quiet = runner.invoke(app, ["--quiet", "ensemble", str(zoo_dir), "--start", "m0"],
-                          catch_exceptions=False)
+    quiet = runner.invoke(
+        app, ["--quiet", "ensemble", str(zoo_dir), "--start", "m0"], catch_exceptions=False
+    )
     assert quiet.exit_code == 0 and "greedy selection" not in quiet.stderr
 
 
@@ -727,10 +833,11 @@ def test_terminal_escape_codes_in_names_are_shown_not_executed(tmp_path: Path) -
     zoo = make_zoo(zoo_dir)
     evil = "red\x1b[31m\x1b]0;pwned\x07\u202eevil[bold]"
     zoo.add(evil, logits=np.random.default_rng(5).normal(size=(60, 4)))
-    for args in (["info", zoo_dir],
-                 ["analyze", zoo_dir, "--base", evil, "--out", tmp_path / "o", "--bootstrap",
-                  "0"],
-                 ["remove", zoo_dir, "nothing\x1b[2J"]):
+    for args in (
+        ["info", zoo_dir],
+        ["analyze", zoo_dir, "--base", evil, "--out", tmp_path / "o", "--bootstrap", "0"],
+        ["remove", zoo_dir, "nothing\x1b[2J"],
+    ):
         result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
         text = result.stdout + result.stderr
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, args
@@ -755,10 +862,13 @@ def test_unicode_normal_form_twins_are_refused(tmp_path: Path) -> None:
     assert snapshot(zoo_dir) == before
 
 
-@pytest.mark.parametrize("command, message", [
-    (["import", "{zoo}", "{file}", "--name", "x"], "the zoo is as it was before the command"),
-    (["analyze", "{zoo}", "--base", "m0", "--out", "{out}"], "the output folder is unchanged"),
-])
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (["import", "{zoo}", "{file}", "--name", "x"], "the zoo is as it was before the command"),
+        (["analyze", "{zoo}", "--base", "m0", "--out", "{out}"], "the output folder is unchanged"),
+    ],
+)
 def test_ctrl_c_messages_say_what_is_left(tmp_path: Path, monkeypatch, command, message):
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir)
@@ -768,8 +878,10 @@ def test_ctrl_c_messages_say_what_is_left(tmp_path: Path, monkeypatch, command, 
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
+
     import zoolens.study.tables as study_tables
     import zoolens.zoo.store as store
+
     monkeypatch.setattr(store, "write_tensors", interrupt)
     monkeypatch.setattr(study_tables, "write_csv", interrupt)
     args = [a.format(zoo=zoo_dir, file=file, out=tmp_path / "out") for a in command]
@@ -782,8 +894,9 @@ def test_ctrl_c_messages_say_what_is_left(tmp_path: Path, monkeypatch, command, 
 def test_scratch_folders_of_dead_processes_are_swept(tmp_path: Path) -> None:
     from zoolens.zoo.scratch import GREEDY_PREFIX, owned_name, pid_alive, sweep_dead
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     assert not pid_alive(int(dead))
     stale = tmp_path / f"{GREEDY_PREFIX}{dead}-abc"
     stale.mkdir()
@@ -796,8 +909,7 @@ def test_scratch_folders_of_dead_processes_are_swept(tmp_path: Path) -> None:
     assert not stale.exists() and mine.exists() and foreign.exists()
 
 
-def test_greedy_scratch_is_named_by_pid_and_sweeps_stale_ones(tmp_path: Path,
-                                                             monkeypatch) -> None:
+def test_greedy_scratch_is_named_by_pid_and_sweeps_stale_ones(tmp_path: Path, monkeypatch) -> None:
     """Through the CLI: a tiny memory budget stages the greedy pool on disk under TMPDIR;
     the run removes a stale folder a killed run left there, and its own when done."""
     import tempfile
@@ -805,8 +917,9 @@ def test_greedy_scratch_is_named_by_pid_and_sweeps_stale_ones(tmp_path: Path,
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = scratch / f"zoolens-greedy-{dead}-x1"
     stale.mkdir()
     zoo_dir = tmp_path / "zoo"
@@ -819,8 +932,9 @@ def test_truncated_table_and_mixed_runs_are_noted_in_the_report(tmp_path: Path) 
     from zoolens.report.tables import load_results
 
     out = _results(tmp_path)
-    assert not [n for n in load_results(out).notes
-                if "from another run" in n or "truncated or changed" in n]
+    assert not [
+        n for n in load_results(out).notes if "from another run" in n or "truncated or changed" in n
+    ]
     pairs = out / "pairs.csv"
     data = pairs.read_bytes()
     pairs.write_bytes(data[: len(data) - 7])  # killed mid-row
@@ -829,11 +943,13 @@ def test_truncated_table_and_mixed_runs_are_noted_in_the_report(tmp_path: Path) 
     for suffix in (".csv", ".parquet", ".json"):  # an older run's table left in the folder
         (out / f"models{suffix}").write_bytes((other / f"models{suffix}").read_bytes())
     notes = load_results(out).notes
-    assert any(n.startswith("pairs.csv:") and "truncated or changed since" in n
-               for n in notes), notes
+    assert any(n.startswith("pairs.csv:") and "truncated or changed since" in n for n in notes), (
+        notes
+    )
     assert any(n.startswith("models.csv: from another run than summary.json") for n in notes)
-    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "r.html")],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        app, ["report", str(out), "--out", str(tmp_path / "r.html")], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "truncated or changed since" in result.stderr
     assert "the folder mixes runs" in result.stderr
@@ -841,8 +957,7 @@ def test_truncated_table_and_mixed_runs_are_noted_in_the_report(tmp_path: Path) 
     assert "truncated or changed since" in html and "mixes runs" in html
 
 
-def test_disk_full_during_analyze_out_leaves_no_partial_folder(tmp_path: Path,
-                                                               monkeypatch) -> None:
+def test_disk_full_during_analyze_out_leaves_no_partial_folder(tmp_path: Path, monkeypatch) -> None:
     """pyarrow reports a full disk without errno or path ("[errno 28] ... No space left on
     device"): one line naming the file, and nothing of the run is left, while the tables
     of an earlier run in the same folder stay byte-identical."""
@@ -858,14 +973,23 @@ def test_disk_full_during_analyze_out_leaves_no_partial_folder(tmp_path: Path,
     def full(self, path, *args, **kwargs):
         written.append(path)
         if len(written) == 3:  # a few tables in, the disk fills
-            raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on "
-                          "device")
+            raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
         return real(self, path, *args, **kwargs)
+
     real = pd.DataFrame.to_parquet
     monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
     for target in (out, tmp_path / "fresh"):
         written.clear()
-        fails("analyze", zoo_dir, "--base", "m1", "--out", target, "--bootstrap", "0",
-              match="no space left on the device")
+        fails(
+            "analyze",
+            zoo_dir,
+            "--base",
+            "m1",
+            "--out",
+            target,
+            "--bootstrap",
+            "0",
+            match="no space left on the device",
+        )
     assert snapshot(out) == earlier
     assert not (tmp_path / "fresh").exists()

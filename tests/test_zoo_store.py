@@ -90,7 +90,7 @@ def test_float16_round_trip_within_rounding(zoo, rng):
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, logits.astype(np.float16).astype(np.float32))
     # float16 has an 11-bit significand: relative error <= 2**-11
-    assert np.all(np.abs(got - logits) <= np.abs(logits) * 2.0 ** -11 + 1e-7)
+    assert np.all(np.abs(got - logits) <= np.abs(logits) * 2.0**-11 + 1e-7)
     assert zoo.model_info("h")["dtype"] == "float16"
 
 
@@ -100,15 +100,16 @@ def test_probs_and_counts_stored_as_log_probs(zoo, rng):
     zoo.add("p", probs=p)
     got = zoo.scores("p")
     assert zoo.kind("p") == "log_probs"
-    np.testing.assert_allclose(got, np.log(np.maximum(p, PROB_FLOOR)).astype(np.float32),
-                               rtol=1e-6)
+    np.testing.assert_allclose(got, np.log(np.maximum(p, PROB_FLOOR)).astype(np.float32), rtol=1e-6)
     assert got[0, 1] == pytest.approx(np.log(1e-12), rel=1e-6)
     counts = rng.integers(0, 5, size=(N, C)).astype(float)
     counts[:, 0] += 1  # no empty rows
     zoo.add("votes", counts=counts, card={"framework": "human"})
     np.testing.assert_allclose(
         np.exp(zoo.scores("votes")),
-        np.maximum(counts / counts.sum(1, keepdims=True), PROB_FLOOR), rtol=1e-5)
+        np.maximum(counts / counts.sum(1, keepdims=True), PROB_FLOOR),
+        rtol=1e-5,
+    )
     # log_probs given directly; -inf is floored too
     with np.errstate(divide="ignore"):
         lp = np.log(p)
@@ -149,7 +150,8 @@ def test_replace_duplicate_remove(zoo, rng):
     zoo.remove("m")
     assert Zoo.open(zoo.path).models == ["x"]
     assert sorted(p.name for p in (zoo.path / "models").iterdir()) == [
-        os.path.basename(zoo.model_info("x")["file"])]
+        os.path.basename(zoo.model_info("x")["file"])
+    ]
     with pytest.raises(ZoolensError, match="no model named"):
         zoo.remove("m")
 
@@ -164,7 +166,8 @@ def test_names_never_reach_the_file_system(zoo, rng):
         assert file.parent == root / "models"
         assert "/" not in file.name and not file.name.startswith(".")
     assert sorted(Zoo.open(zoo.path).models) == sorted(
-        ["../../etc/passwd", "/abs/path", "a b\tc", "ResNet-50 (seed 3)", "..", "模型"])
+        ["../../etc/passwd", "/abs/path", "a b\tc", "ResNet-50 (seed 3)", "..", "模型"]
+    )
     assert not (zoo.path.parent.parent / "etc").exists()
 
 
@@ -177,21 +180,24 @@ def test_logits_that_look_like_probs_warn(zoo, rng):
         zoo.add("l", logits=rng.normal(size=(N, C)))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"logits": "nan"}, "NaN or inf"),
-    ({"logits": "inf"}, "NaN or inf"),
-    ({"logits": "rows"}, "rows, the zoo has"),
-    ({"logits": "classes"}, "classes"),
-    ({"logits": "empty"}, "empty"),
-    ({"probs": "unnormalised"}, "sum to 1"),
-    ({"probs": "negative"}, r"\[0, 1\]"),
-    ({"decisions": "range"}, "outside"),
-    ({"decisions": "float"}, "integer"),
-    ({"counts": "zero_row"}, "all zero"),
-    ({"log_probs": "positive"}, "not log-probabilities"),
-    ({"topk": "dup"}, "twice"),
-    ({}, "exactly one"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"logits": "nan"}, "NaN or inf"),
+        ({"logits": "inf"}, "NaN or inf"),
+        ({"logits": "rows"}, "rows, the zoo has"),
+        ({"logits": "classes"}, "classes"),
+        ({"logits": "empty"}, "empty"),
+        ({"probs": "unnormalised"}, "sum to 1"),
+        ({"probs": "negative"}, r"\[0, 1\]"),
+        ({"decisions": "range"}, "outside"),
+        ({"decisions": "float"}, "integer"),
+        ({"counts": "zero_row"}, "all zero"),
+        ({"log_probs": "positive"}, "not log-probabilities"),
+        ({"topk": "dup"}, "twice"),
+        ({}, "exactly one"),
+    ],
+)
 def test_bad_outputs_rejected_and_zoo_unchanged(zoo, rng, kwargs, message):
     good = rng.normal(size=(N, C)).astype(np.float32)
     zoo.add("ok", logits=good)
@@ -200,9 +206,13 @@ def test_bad_outputs_rejected_and_zoo_unchanged(zoo, rng, kwargs, message):
     arrays = {
         "nan": np.where(np.arange(N * C).reshape(N, C) == 7, np.nan, good),
         "inf": np.where(np.arange(N * C).reshape(N, C) == 7, np.inf, good),
-        "rows": good[:-1], "classes": good[:, :-1], "empty": np.zeros((0, C)),
-        "unnormalised": np.full((N, C), 0.5), "negative": _softmax(good) - 0.1,
-        "range": np.full(N, C), "float": np.full(N, 1.5),
+        "rows": good[:-1],
+        "classes": good[:, :-1],
+        "empty": np.zeros((0, C)),
+        "unnormalised": np.full((N, C), 0.5),
+        "negative": _softmax(good) - 0.1,
+        "range": np.full(N, C),
+        "float": np.full(N, 1.5),
         "zero_row": np.vstack([np.zeros((1, C)), np.ones((N - 1, C))]),
         "positive": good + 5,
     }
@@ -330,8 +340,9 @@ def test_ids_attributes_groups_multilabel(tmp_path, rng):
     y = rng.integers(0, 2, size=(N, C))
     ids = [f"img_{i:04d}.jpg" for i in range(N)]
     attrs = pd.DataFrame({"domain": rng.choice(["photo", "sketch"], N), "blur": rng.random(N)})
-    z = Zoo.create(tmp_path / "ml", y, example_ids=ids, attributes=attrs,
-                   class_groups={"first": [0, 1]})
+    z = Zoo.create(
+        tmp_path / "ml", y, example_ids=ids, attributes=attrs, class_groups={"first": [0, 1]}
+    )
     z = Zoo.open(tmp_path / "ml")
     assert z.is_multilabel and z.labels.dtype == np.uint8 and z.num_classes == C
     assert list(z.example_ids) == ids

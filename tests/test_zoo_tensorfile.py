@@ -19,10 +19,13 @@ from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
 
 def _tensors() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"logits": rng.normal(size=(7, 3)).astype(np.float32),
-            "embeddings": rng.normal(size=(7, 2)).astype(np.float16),
-            "decisions": rng.integers(0, 3, 7), "mask": np.array([True, False]),
-            "empty": np.zeros((0, 4), np.float32)}
+    return {
+        "logits": rng.normal(size=(7, 3)).astype(np.float32),
+        "embeddings": rng.normal(size=(7, 2)).astype(np.float16),
+        "decisions": rng.integers(0, 3, 7),
+        "mask": np.array([True, False]),
+        "empty": np.zeros((0, 4), np.float32),
+    }
 
 
 def test_written_files_are_read_by_the_library_and_by_us(tmp_path: Path) -> None:
@@ -71,31 +74,45 @@ def _forge(tmp_path: Path, entries: dict, buffer: bytes, raw: bytes | None = Non
 F32 = {"dtype": "F32", "shape": [2]}
 
 
-@pytest.mark.parametrize("entries, buffer, match", [
-    ({"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [4, 12]}},
-     bytes(12), "overlaps the tensor before it"),
-    ({"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [12, 20]}},
-     bytes(20), "leaves a hole"),
-    ({"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [0, 8]}},
-     bytes(8), "overlaps"),
-    ({"a": {**F32, "data_offsets": [8, 16]}}, bytes(16), "leaves a hole"),
-    ({"a": {**F32, "data_offsets": [0, 8]}}, bytes(4), "truncated"),
-    ({"a": {**F32, "data_offsets": [0, 8]}}, bytes(9), "trailing bytes"),
-    ({"a": {**F32, "data_offsets": [8, 0]}}, bytes(8), "do not hold shape"),
-    ({"a": {**F32, "data_offsets": [0, 12]}}, bytes(12), "do not hold shape"),
-    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 0]}}, b"", "bad entry"),
-    ({"a": {"dtype": "X9", "shape": [2], "data_offsets": [0, 8]}}, bytes(8), "bad entry"),
-    ({"a": {**F32, "data_offsets": [0, 8.0]}}, bytes(8), "bad entry"),
-    ({"__metadata__": {"k": 1}, "a": {**F32, "data_offsets": [0, 8]}}, bytes(8), "metadata"),
-])
+@pytest.mark.parametrize(
+    "entries, buffer, match",
+    [
+        (
+            {"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [4, 12]}},
+            bytes(12),
+            "overlaps the tensor before it",
+        ),
+        (
+            {"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [12, 20]}},
+            bytes(20),
+            "leaves a hole",
+        ),
+        (
+            {"a": {**F32, "data_offsets": [0, 8]}, "b": {**F32, "data_offsets": [0, 8]}},
+            bytes(8),
+            "overlaps",
+        ),
+        ({"a": {**F32, "data_offsets": [8, 16]}}, bytes(16), "leaves a hole"),
+        ({"a": {**F32, "data_offsets": [0, 8]}}, bytes(4), "truncated"),
+        ({"a": {**F32, "data_offsets": [0, 8]}}, bytes(9), "trailing bytes"),
+        ({"a": {**F32, "data_offsets": [8, 0]}}, bytes(8), "do not hold shape"),
+        ({"a": {**F32, "data_offsets": [0, 12]}}, bytes(12), "do not hold shape"),
+        ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 0]}}, b"", "bad entry"),
+        ({"a": {"dtype": "X9", "shape": [2], "data_offsets": [0, 8]}}, bytes(8), "bad entry"),
+        ({"a": {**F32, "data_offsets": [0, 8.0]}}, bytes(8), "bad entry"),
+        ({"__metadata__": {"k": 1}, "a": {**F32, "data_offsets": [0, 8]}}, bytes(8), "metadata"),
+    ],
+)
 def test_malformed_offsets_are_refused(tmp_path: Path, entries, buffer, match) -> None:
     with pytest.raises(ZooCorruptedError, match=match):
         read_header(_forge(tmp_path, entries, buffer), "m")
 
 
 def test_duplicate_keys_and_garbage_are_refused(tmp_path: Path) -> None:
-    dup = b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' \
-          b'"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    dup = (
+        b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+        b'"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    )
     with pytest.raises(ZooCorruptedError, match="unreadable safetensors header"):
         read_header(_forge(tmp_path, {}, bytes(8), raw=dup), "m")
     with pytest.raises(ZooCorruptedError, match="unreadable"):

@@ -37,8 +37,20 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 _SUBMODULES = ("measure", "contracts")
 
-__all__ = ["ModelCard", "Zoo", "ZoolensError", "__version__", "analyze", "analyze_shift",
-           "build_report", "contracts", "load_ensemble", "measure", "run_greedy", "run_probe"]
+__all__ = [
+    "ModelCard",
+    "Zoo",
+    "ZoolensError",
+    "__version__",
+    "analyze",
+    "analyze_shift",
+    "build_report",
+    "contracts",
+    "load_ensemble",
+    "measure",
+    "run_greedy",
+    "run_probe",
+]
 
 
 def __getattr__(name: str) -> Any:

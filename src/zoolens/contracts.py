@@ -81,148 +81,347 @@ _PAIR = ("model_a", "model_b")
 
 MODELS = TableContract(
     "models",
-    columns=("model", "arch", "framework", "pretrain_data", "head", "category",
-             "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_all", "temperature",
-             "nll_before", "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n",
-             # abstentions: decisions that are no answer (counted wrong everywhere)
-             "abstentions"),
-    optional=("pretrain_data", "accuracy_lo", "accuracy_hi", "accuracy_all", "nll_before",
-              "nll_after", "ece_before", "ece_after", "kind", "accuracy_eval_n",
-              "abstentions"),
-    text=("model", "arch", "framework", "pretrain_data", "head", "category", "kind"))
+    columns=(
+        "model",
+        "arch",
+        "framework",
+        "pretrain_data",
+        "head",
+        "category",
+        "accuracy",
+        "accuracy_lo",
+        "accuracy_hi",
+        "accuracy_all",
+        "temperature",
+        "nll_before",
+        "nll_after",
+        "ece_before",
+        "ece_after",
+        "kind",
+        "accuracy_eval_n",
+        # abstentions: decisions that are no answer (counted wrong everywhere)
+        "abstentions",
+    ),
+    optional=(
+        "pretrain_data",
+        "accuracy_lo",
+        "accuracy_hi",
+        "accuracy_all",
+        "nll_before",
+        "nll_after",
+        "ece_before",
+        "ece_after",
+        "kind",
+        "accuracy_eval_n",
+        "abstentions",
+    ),
+    text=("model", "arch", "framework", "pretrain_data", "head", "category", "kind"),
+)
 
 PAIRS = TableContract(
     "pairs",
-    columns=_PAIR + (
-        "category", "acc_a", "acc_b",
-        "error_inconsistency", "error_inconsistency_lo", "error_inconsistency_hi",
-        "both_right", "both_wrong", "error_consistency", "dominance_ab", "dominance_ba",
-        "ensemble_acc", "ensemble_acc_lo", "ensemble_acc_hi",
-        "ensemble_gain", "ensemble_gain_lo", "ensemble_gain_hi",
-        "gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
-        "gain_over_base", "gain_over_base_lo", "gain_over_base_hi",
-        "conversion_rate", "conversion_rate_lo", "conversion_rate_hi",
-        "neither_conversion", "neither_conversion_lo", "neither_conversion_hi",
-        "mcnemar_p", "paired_bootstrap_p"),
-    optional=("error_inconsistency_lo", "error_inconsistency_hi", "dominance_ab",
-              "dominance_ba", "ensemble_acc_lo", "ensemble_acc_hi", "ensemble_gain_lo",
-              "ensemble_gain_hi", "gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
-              "gain_over_base", "gain_over_base_lo", "gain_over_base_hi", "conversion_rate_lo", "conversion_rate_hi",
-              "neither_conversion_lo", "neither_conversion_hi", "mcnemar_p",
-              "paired_bootstrap_p"),
-    text=_PAIR + ("category",), bounds_suffixes=True)
+    columns=_PAIR
+    + (
+        "category",
+        "acc_a",
+        "acc_b",
+        "error_inconsistency",
+        "error_inconsistency_lo",
+        "error_inconsistency_hi",
+        "both_right",
+        "both_wrong",
+        "error_consistency",
+        "dominance_ab",
+        "dominance_ba",
+        "ensemble_acc",
+        "ensemble_acc_lo",
+        "ensemble_acc_hi",
+        "ensemble_gain",
+        "ensemble_gain_lo",
+        "ensemble_gain_hi",
+        "gain_over_best",
+        "gain_over_best_lo",
+        "gain_over_best_hi",
+        "gain_over_base",
+        "gain_over_base_lo",
+        "gain_over_base_hi",
+        "conversion_rate",
+        "conversion_rate_lo",
+        "conversion_rate_hi",
+        "neither_conversion",
+        "neither_conversion_lo",
+        "neither_conversion_hi",
+        "mcnemar_p",
+        "paired_bootstrap_p",
+    ),
+    optional=(
+        "error_inconsistency_lo",
+        "error_inconsistency_hi",
+        "dominance_ab",
+        "dominance_ba",
+        "ensemble_acc_lo",
+        "ensemble_acc_hi",
+        "ensemble_gain_lo",
+        "ensemble_gain_hi",
+        "gain_over_best",
+        "gain_over_best_lo",
+        "gain_over_best_hi",
+        "gain_over_base",
+        "gain_over_base_lo",
+        "gain_over_base_hi",
+        "conversion_rate_lo",
+        "conversion_rate_hi",
+        "neither_conversion_lo",
+        "neither_conversion_hi",
+        "mcnemar_p",
+        "paired_bootstrap_p",
+    ),
+    text=_PAIR + ("category",),
+    bounds_suffixes=True,
+)
 
 SPECIALIZATION = TableContract(
     "specialization",
-    columns=_PAIR + ("group_type", "group", "n", "acc_a", "acc_b", "error_inconsistency",
-                     "only_a_right", "only_b_right", "mean_theta_only_a", "mean_theta_only_b"),
-    optional=("group_type",), text=_PAIR + ("group", "group_type"))
+    columns=_PAIR
+    + (
+        "group_type",
+        "group",
+        "n",
+        "acc_a",
+        "acc_b",
+        "error_inconsistency",
+        "only_a_right",
+        "only_b_right",
+        "mean_theta_only_a",
+        "mean_theta_only_b",
+    ),
+    optional=("group_type",),
+    text=_PAIR + ("group", "group_type"),
+)
 
 GREEDY = TableContract(
     "greedy",
     columns=("start", "step", "added", "members", "calibration_acc", "evaluation_acc", "kept"),
-    text=("start", "added", "members"), boolean=("kept",))
+    text=("start", "added", "members"),
+    boolean=("kept",),
+)
 
 GREEDY_FOLDS = TableContract(
     # Cross-fitted greedy (analysis without a calibration split): each fold's step table;
     # selection_acc on the other folds (chooses), held_out_acc on this fold (reported only).
     "greedy_folds",
-    columns=("fold", "n_held_out", "start", "step", "added", "members", "selection_acc",
-             "held_out_acc", "kept"),
-    text=("start", "added", "members"), boolean=("kept",), always=False)
+    columns=(
+        "fold",
+        "n_held_out",
+        "start",
+        "step",
+        "added",
+        "members",
+        "selection_acc",
+        "held_out_acc",
+        "kept",
+    ),
+    text=("start", "added", "members"),
+    boolean=("kept",),
+    always=False,
+)
 
 THETA = TableContract(
-    "theta", columns=_PAIR + ("outcome", "bin_lo", "bin_hi", "count"),
-    text=_PAIR + ("outcome",))
+    "theta", columns=_PAIR + ("outcome", "bin_lo", "bin_hi", "count"), text=_PAIR + ("outcome",)
+)
 
 RELIABILITY = TableContract(
     "reliability",
-    columns=("model", "stage", "bin", "bin_lo", "bin_hi", "count", "mean_confidence",
-             "accuracy"),
-    text=("model", "stage"))
+    columns=("model", "stage", "bin", "bin_lo", "bin_hi", "count", "mean_confidence", "accuracy"),
+    text=("model", "stage"),
+)
 
 INTERPOLATION = TableContract(
-    "interpolation", columns=_PAIR + ("mode", "weight", "ensemble_acc"),
-    text=_PAIR + ("mode",))
+    "interpolation", columns=_PAIR + ("mode", "weight", "ensemble_acc"), text=_PAIR + ("mode",)
+)
 
 # The shift study (``analyze --shift``, ``zoolens.study.shift``): the same models on a
 # reference evaluation set and shifted ones. Written by every analyze, empty without --shift.
 # set: the evaluation set's name; role: "reference" or "shifted"; n: examples measured.
 SHIFT_MODELS = TableContract(
     "shift_models",
-    columns=("set", "role", "model", "category", "n", "accuracy", "accuracy_lo",
-             "accuracy_hi", "reference_accuracy", "line_accuracy", "effective_robustness"),
+    columns=(
+        "set",
+        "role",
+        "model",
+        "category",
+        "n",
+        "accuracy",
+        "accuracy_lo",
+        "accuracy_hi",
+        "reference_accuracy",
+        "line_accuracy",
+        "effective_robustness",
+    ),
     optional=("accuracy_lo", "accuracy_hi", "line_accuracy", "effective_robustness"),
-    text=("set", "role", "model", "category"), always=False)
+    text=("set", "role", "model", "category"),
+    always=False,
+)
 
 SHIFT_PAIRS = TableContract(
     # agreement: fraction of examples where the two top-1 predictions are equal (Baek et al.
     # 2022); base_rank: rank of the pair's ensemble accuracy among the base's pairs on this
     # set (1 = best, ties share), empty for pairs without the base.
     "shift_pairs",
-    columns=("set", "role") + _PAIR + ("category", "n", "acc_a", "acc_b",
-                                       "error_inconsistency", "error_inconsistency_lo",
-                                       "error_inconsistency_hi", "agreement",
-                                       "error_consistency", "ensemble_acc", "ensemble_gain",
-                                       "base_rank"),
-    optional=("acc_a", "acc_b", "error_inconsistency_lo", "error_inconsistency_hi",
-              "error_consistency", "ensemble_gain"),
-    text=("set", "role") + _PAIR + ("category",), always=False)
+    columns=("set", "role")
+    + _PAIR
+    + (
+        "category",
+        "n",
+        "acc_a",
+        "acc_b",
+        "error_inconsistency",
+        "error_inconsistency_lo",
+        "error_inconsistency_hi",
+        "agreement",
+        "error_consistency",
+        "ensemble_acc",
+        "ensemble_gain",
+        "base_rank",
+    ),
+    optional=(
+        "acc_a",
+        "acc_b",
+        "error_inconsistency_lo",
+        "error_inconsistency_hi",
+        "error_consistency",
+        "ensemble_gain",
+    ),
+    text=("set", "role") + _PAIR + ("category",),
+    always=False,
+)
 
 SHIFT_FITS = TableContract(
     # probit(measure on set) ≈ slope · probit(measure on the reference) + intercept, over
     # models (measure "accuracy") or pairs ("agreement"); r2: squared correlation of the
     # probit values; n_points: models or pairs with both probits finite.
-    "shift_fits", columns=("set", "measure", "n_points", "slope", "intercept", "r2"),
-    text=("set", "measure"), always=False)
+    "shift_fits",
+    columns=("set", "measure", "n_points", "slope", "intercept", "r2"),
+    text=("set", "measure"),
+    always=False,
+)
 
 PROBE = TableContract(
-    "probe", columns=_PAIR + ("rate", "draw", "n_dims_a", "n_dims_b", "accuracy"),
-    optional=("n_dims_a", "n_dims_b"), text=_PAIR, producer="probe")
+    "probe",
+    columns=_PAIR + ("rate", "draw", "n_dims_a", "n_dims_b", "accuracy"),
+    optional=("n_dims_a", "n_dims_b"),
+    text=_PAIR,
+    producer="probe",
+)
 
 DIVERSITY = TableContract(
-    "diversity", columns=_PAIR + ("selection", "k", "accuracy", "target_accuracy"),
-    text=_PAIR + ("selection",), producer="probe")
+    "diversity",
+    columns=_PAIR + ("selection", "k", "accuracy", "target_accuracy"),
+    text=_PAIR + ("selection",),
+    producer="probe",
+)
 
 TRANSFER = TableContract(
     "transfer",
     columns=("model", "upstream_accuracy", "downstream_metric", "downstream_value"),
-    text=("model", "downstream_metric"), producer="probe")
+    text=("model", "downstream_metric"),
+    producer="probe",
+)
 
 STACKING = TableContract(
-    "stacking", columns=_PAIR + ("downstream_metric", "value_a", "value_b", "value_stacked"),
-    text=_PAIR + ("downstream_metric",), producer="probe")
+    "stacking",
+    columns=_PAIR + ("downstream_metric", "value_a", "value_b", "value_stacked"),
+    text=_PAIR + ("downstream_metric",),
+    producer="probe",
+)
 
 CKA = TableContract(
-    "cka", columns=_PAIR + ("cka_linear", "cka_rbf", "cka_debiased", "error_consistency"),
-    optional=("cka_rbf", "cka_debiased"), text=_PAIR, producer="probe")
+    "cka",
+    columns=_PAIR + ("cka_linear", "cka_rbf", "cka_debiased", "error_consistency"),
+    optional=("cka_rbf", "cka_debiased"),
+    text=_PAIR,
+    producer="probe",
+)
 
 PARETO = TableContract(
     # Accuracy against inference cost (study.budget): every single model, pair and greedy
     # prefix whose members all have a cost on their card; cost = the sum over distinct
     # members, in cost_unit; filled only when some card has a cost.
     "pareto",
-    columns=("kind", "members", "size", "cost_unit", "cost", "accuracy", "with_base",
-             "fits_budget", "on_front"),
-    optional=("fits_budget",), text=("kind", "members", "cost_unit"),
-    boolean=("with_base", "fits_budget", "on_front"), always=False)
+    columns=(
+        "kind",
+        "members",
+        "size",
+        "cost_unit",
+        "cost",
+        "accuracy",
+        "with_base",
+        "fits_budget",
+        "on_front",
+    ),
+    optional=("fits_budget",),
+    text=("kind", "members", "cost_unit"),
+    boolean=("with_base", "fits_budget", "on_front"),
+    always=False,
+)
 
 DRILLDOWN = TableContract(
     # Examples only one of the base and its best sidekick gets right (study.drilldown), at
     # most 50, one row per example, model (the base or the sidekick) and rank 1-3 of its
     # calibrated probabilities; image: the example's image file when the zoo knows it.
     "drilldown",
-    columns=("model_a", "model_b", "example", "example_id", "label", "label_name",
-             "right", "model", "rank", "class", "class_name", "probability", "image"),
+    columns=(
+        "model_a",
+        "model_b",
+        "example",
+        "example_id",
+        "label",
+        "label_name",
+        "right",
+        "model",
+        "rank",
+        "class",
+        "class_name",
+        "probability",
+        "image",
+    ),
     optional=("example_id", "image"),
-    text=("model_a", "model_b", "example_id", "label_name", "right", "model", "class_name",
-          "image"),
-    always=True)
+    text=(
+        "model_a",
+        "model_b",
+        "example_id",
+        "label_name",
+        "right",
+        "model",
+        "class_name",
+        "image",
+    ),
+    always=True,
+)
 
-RESULT_TABLES: dict[str, TableContract] = {c.name: c for c in (
-    MODELS, PAIRS, SPECIALIZATION, GREEDY, GREEDY_FOLDS, THETA, RELIABILITY, INTERPOLATION,
-    SHIFT_MODELS, SHIFT_PAIRS, SHIFT_FITS, PARETO, DRILLDOWN, PROBE, DIVERSITY, TRANSFER,
-    STACKING, CKA)}
+RESULT_TABLES: dict[str, TableContract] = {
+    c.name: c
+    for c in (
+        MODELS,
+        PAIRS,
+        SPECIALIZATION,
+        GREEDY,
+        GREEDY_FOLDS,
+        THETA,
+        RELIABILITY,
+        INTERPOLATION,
+        SHIFT_MODELS,
+        SHIFT_PAIRS,
+        SHIFT_FITS,
+        PARETO,
+        DRILLDOWN,
+        PROBE,
+        DIVERSITY,
+        TRANSFER,
+        STACKING,
+        CKA,
+    )
+}
 """Every table of a results folder, by name, analyze's first."""
 
 ANALYZE_TABLES = tuple(n for n, c in RESULT_TABLES.items() if c.producer == "analyze")

@@ -51,9 +51,11 @@ def os_error_message(exc: OSError, path: object = None) -> str:
     code = exc.errno
     text = " ".join(str(exc).split())
     if code is None:
-        for candidate, words in ((errno.ENOSPC, "no space left"),
-                                 (errno.EROFS, "read-only file system"),
-                                 (errno.EACCES, "permission denied")):
+        for candidate, words in (
+            (errno.ENOSPC, "no space left"),
+            (errno.EROFS, "read-only file system"),
+            (errno.EACCES, "permission denied"),
+        ):
             if words in text.lower():
                 code = candidate
                 break

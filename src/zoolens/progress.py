@@ -16,8 +16,9 @@ _quiet = False
 # Characters that act on a terminal instead of showing: C0/C1 controls (escape sequences,
 # carriage return, backspace) and the invisible or reordering format characters (zero-width
 # spaces and joiners, bidirectional overrides). Newline and tab are layout, so they stay.
-_ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
-                     "\u2060-\u2064\u2066-\u2069\ufeff]")
+_ACTING = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 
 
 def terminal_text(text: str) -> str:
@@ -42,8 +43,9 @@ def info(message: str) -> None:
         print(terminal_text(message), file=sys.stderr, flush=True)
 
 
-def track(iterable: Iterable[T], *, total: int | None = None, description: str = "",
-          unit: str = "it") -> Iterator[T]:
+def track(
+    iterable: Iterable[T], *, total: int | None = None, description: str = "", unit: str = "it"
+) -> Iterator[T]:
     """Iterate with a rich progress bar (items/s shown) unless quiet."""
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
@@ -72,12 +74,24 @@ def progress_bar(total: int, description: str = "", unit: str = "it"):
         yield lambda n=1: None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    ) as bar:
         task = bar.add_task(description, total=total or None, rate="")
 
         def advance(n: int = 1) -> None:

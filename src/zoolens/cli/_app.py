@@ -50,8 +50,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info lines."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     set_quiet(quiet)
 
@@ -67,9 +68,9 @@ INTERRUPTED = {
     "collect": "finished shards are kept; run the command again to resume",
     "demo": "trained models are cached; run the command again to continue",
     "import_": "the zoo is as it was before the command or as it is after it, never half "
-               "written (see `zoolens info`)",
+    "written (see `zoolens info`)",
     "remove_cmd": "each model is either removed or still there, never half removed (see "
-                  "`zoolens info`)",
+    "`zoolens info`)",
     "analyze": "the output folder is unchanged (results are written as a whole at the end)",
     "ensemble": "the output folder is unchanged (results are written as a whole at the end)",
     "report": "the report was not written (an earlier one is unchanged)",

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from zoolens.cli._app import (app, gib_to_bytes, handle_errors, invocation,
-                              parse_model_pairs)
+from zoolens.cli._app import app, gib_to_bytes, handle_errors, invocation, parse_model_pairs
 from zoolens.progress import terminal_text
 
 
@@ -25,62 +24,123 @@ from zoolens.progress import terminal_text
 def analyze(
     ctx: typer.Context,
     zoo: Path = typer.Argument(..., help="The zoo folder (made by `zoolens import` or `collect`)."),
-    base: str = typer.Option(..., "--base", help="The base model every other one is compared "
-                             "with (the paper's ResNet-50)."),
-    out: Path = typer.Option(..., "--out", help="Folder for the tables (CSV, Parquet) and "
-                             "summary.json."),
-    pool: str = typer.Option(None, "--pool", help="Greedy-search candidates: a filter on "
-                             "models.csv such as \"accuracy<0.78\" (<, <=, >, >=, ==, !=, "
-                             "joined by 'and') or a comma list of names. Default: all models "
-                             "with probabilities."),
-    start: str = typer.Option(None, "--start", help="The model the greedy ensemble starts "
-                              "from (as `zoolens ensemble --start`; default: --base)."),
+    base: str = typer.Option(
+        ...,
+        "--base",
+        help="The base model every other one is compared with (the paper's ResNet-50).",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for the tables (CSV, Parquet) and summary.json."
+    ),
+    pool: str = typer.Option(
+        None,
+        "--pool",
+        help="Greedy-search candidates: a filter on "
+        'models.csv such as "accuracy<0.78" (<, <=, >, >=, ==, !=, '
+        "joined by 'and') or a comma list of names. Default: all models "
+        "with probabilities.",
+    ),
+    start: str = typer.Option(
+        None,
+        "--start",
+        help="The model the greedy ensemble starts "
+        "from (as `zoolens ensemble --start`; default: --base).",
+    ),
     max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
-    combine: str = typer.Option("probs", "--combine", help="Ensemble by averaging calibrated "
-                                "'probs' (default) or calibrated 'logits' (the paper's Fig. 11)."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for "
-                                  "confidence intervals and paired tests (0: none)."),
+    combine: str = typer.Option(
+        "probs",
+        "--combine",
+        help="Ensemble by averaging calibrated "
+        "'probs' (default) or calibrated 'logits' (the paper's Fig. 11).",
+    ),
+    bootstrap: int = typer.Option(
+        1000,
+        "--bootstrap",
+        help="Bootstrap resamples for confidence intervals and paired tests (0: none).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
-    interpolate: list[str] = typer.Option(None, "--interpolate", help="A,B: weight and "
-                                          "class-aware interpolation curve for this pair "
-                                          "(repeatable; default: base with its best sidekick)."),
-    chunk_size: int = typer.Option(None, "--chunk-size", help="Examples per streamed "
-                                   "chunk (default: from --memory-gb)."),
-    memory_gb: float = typer.Option(1.0, "--memory-gb", help="Memory budget (GiB) "
-                                    "for calibrated probabilities held at once: streamed "
-                                    "chunks and the greedy candidates (a larger pool is "
-                                    "staged on disk, in TMPDIR)."),
-    budget: str = typer.Option(None, "--budget", help="Inference cost limit per example, in "
-                               "the cards' units: gflops=8, gmacs=4, mparams=50, params=…, "
-                               "latency_ms=20 (comma-join several). The best sidekick and greedy "
-                               "selection then only consider ensembles whose summed cost (over "
-                               "distinct members) fits; models without a cost are left out."),
-    full_rows: bool = typer.Option(False, "--full-rows", help="Compute pair ensembles on full "
-                                   "probability rows instead of the exact top-k kernel "
-                                   "(same results, slower; for checking)."),
+    interpolate: list[str] = typer.Option(
+        None,
+        "--interpolate",
+        help="A,B: weight and "
+        "class-aware interpolation curve for this pair "
+        "(repeatable; default: base with its best sidekick).",
+    ),
+    chunk_size: int = typer.Option(
+        None, "--chunk-size", help="Examples per streamed chunk (default: from --memory-gb)."
+    ),
+    memory_gb: float = typer.Option(
+        1.0,
+        "--memory-gb",
+        help="Memory budget (GiB) "
+        "for calibrated probabilities held at once: streamed "
+        "chunks and the greedy candidates (a larger pool is "
+        "staged on disk, in TMPDIR).",
+    ),
+    budget: str = typer.Option(
+        None,
+        "--budget",
+        help="Inference cost limit per example, in "
+        "the cards' units: gflops=8, gmacs=4, mparams=50, params=…, "
+        "latency_ms=20 (comma-join several). The best sidekick and greedy "
+        "selection then only consider ensembles whose summed cost (over "
+        "distinct members) fits; models without a cost are left out.",
+    ),
+    full_rows: bool = typer.Option(
+        False,
+        "--full-rows",
+        help="Compute pair ensembles on full "
+        "probability rows instead of the exact top-k kernel "
+        "(same results, slower; for checking).",
+    ),
     no_calibration: bool = typer.Option(
-        False, "--no-calibration", help="Measure everything on all examples: temperatures "
+        False,
+        "--no-calibration",
+        help="Measure everything on all examples: temperatures "
         "fixed at 1, greedy selection cross-fitted in --folds folds (what a zoo created with "
-        "--calibration-fraction 0 gets anyway)."),
-    folds: int = typer.Option(5, "--folds", help="Folds of the cross-fitted "
-                              "greedy selection when there is no calibration split."),
-    ray: bool = typer.Option(False, "--ray", help="Run the temperature fits and the "
-                             "evaluation pass's example chunks as Ray tasks (every node must "
-                             "see the zoo at the same path); tables identical to a local run."),
-    ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS",
-                                    help="Ray cluster to connect to (implies --ray), e.g. auto "
-                                         "or ray://head:10001."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the wall time of "
-                                 "each stage (inputs, temperatures, evaluation, tables, "
-                                 "interpolation, greedy, headline, write); summary.json "
-                                 "records them either way (timings_s)."),
-    shift: list[str] = typer.Option(None, "--shift", help="NAME=ZOO: the same models on "
-                                    "another evaluation set (a zoo with the same classes and "
-                                    "model names; repeatable). Adds shift_models.csv, "
-                                    "shift_pairs.csv, shift_fits.csv: accuracy and agreement "
-                                    "on the line, effective robustness, sidekick ranks."),
-    reference_name: str = typer.Option("reference", "--reference-name", help="The name of "
-                                       "ZOO's evaluation set in the shift tables."),
+        "--calibration-fraction 0 gets anyway).",
+    ),
+    folds: int = typer.Option(
+        5,
+        "--folds",
+        help="Folds of the cross-fitted greedy selection when there is no calibration split.",
+    ),
+    ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Run the temperature fits and the "
+        "evaluation pass's example chunks as Ray tasks (every node must "
+        "see the zoo at the same path); tables identical to a local run.",
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to connect to (implies --ray), e.g. auto or ray://head:10001.",
+    ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Also print the wall time of "
+        "each stage (inputs, temperatures, evaluation, tables, "
+        "interpolation, greedy, headline, write); summary.json "
+        "records them either way (timings_s).",
+    ),
+    shift: list[str] = typer.Option(
+        None,
+        "--shift",
+        help="NAME=ZOO: the same models on "
+        "another evaluation set (a zoo with the same classes and "
+        "model names; repeatable). Adds shift_models.csv, "
+        "shift_pairs.csv, shift_fits.csv: accuracy and agreement "
+        "on the line, effective robustness, sidekick ranks.",
+    ),
+    reference_name: str = typer.Option(
+        "reference",
+        "--reference-name",
+        help="The name of ZOO's evaluation set in the shift tables.",
+    ),
 ) -> None:
     """Calibrate every model and measure every pair (paper Sec. 3-4.5).
 
@@ -108,15 +168,28 @@ def analyze(
     shift_sets = parse_shift_options(shift)
 
     result = run_analysis(
-        zoo, base, out, pool=pool, start=start, max_steps=max_steps,
+        zoo,
+        base,
+        out,
+        pool=pool,
+        start=start,
+        max_steps=max_steps,
         combine=combine,
-        n_bootstrap=bootstrap, seed=seed, chunk_size=chunk_size,
+        n_bootstrap=bootstrap,
+        seed=seed,
+        chunk_size=chunk_size,
         memory_budget=gib_to_bytes(memory_gb),
         interpolation_pairs=parse_model_pairs(interpolate, "--interpolate"),
-        exact_topk=not full_rows, budget=budget,
-        command=invocation(ctx), calibration=not no_calibration, folds=folds,
-        shift=shift_sets, reference_name=reference_name,
-        ray=ray or ray_address is not None, ray_address=ray_address)
+        exact_topk=not full_rows,
+        budget=budget,
+        command=invocation(ctx),
+        calibration=not no_calibration,
+        folds=folds,
+        shift=shift_sets,
+        reference_name=reference_name,
+        ray=ray or ray_address is not None,
+        ray_address=ray_address,
+    )
     print(terminal_text(format_summary(result.summary)))
     if result.shift is not None:
         print(terminal_text(format_shift(result.shift.summary)))
@@ -131,20 +204,36 @@ def ensemble(
     ctx: typer.Context,
     zoo: Path = typer.Argument(..., help="The zoo folder."),
     start: str = typer.Option(..., "--start", help="The model the ensemble starts from."),
-    pool: str = typer.Option(None, "--pool", help="Candidates: a filter on models.csv such as "
-                             "\"accuracy<0.78\" or a comma list of names (default: all models "
-                             "with probabilities)."),
+    pool: str = typer.Option(
+        None,
+        "--pool",
+        help="Candidates: a filter on models.csv such as "
+        '"accuracy<0.78" or a comma list of names (default: all models '
+        "with probabilities).",
+    ),
     max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
-    combine: str = typer.Option("probs", "--combine", help="Average calibrated 'probs' or "
-                                "'logits'."),
-    out: Path = typer.Option(None, "--out", help="Folder for greedy.csv, models.csv, cards.json "
-                             "and summary.json (default: print only)."),
-    memory_gb: float = typer.Option(1.0, "--memory-gb", help="Memory budget for "
-                                    "calibrated probabilities (GiB); a larger pool is staged "
-                                    "on disk, in TMPDIR."),
+    combine: str = typer.Option(
+        "probs", "--combine", help="Average calibrated 'probs' or 'logits'."
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Folder for greedy.csv, models.csv, cards.json "
+        "and summary.json (default: print only).",
+    ),
+    memory_gb: float = typer.Option(
+        1.0,
+        "--memory-gb",
+        help="Memory budget for "
+        "calibrated probabilities (GiB); a larger pool is staged "
+        "on disk, in TMPDIR.",
+    ),
     no_calibration: bool = typer.Option(
-        False, "--no-calibration", help="No calibration split: temperatures 1, members "
-        "chosen by cross-fitting (chosen on k-1 folds, scored on the held-out fold)."),
+        False,
+        "--no-calibration",
+        help="No calibration split: temperatures 1, members "
+        "chosen by cross-fitting (chosen on k-1 folds, scored on the held-out fold).",
+    ),
     folds: int = typer.Option(5, "--folds", help="Cross-fitting folds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the cross-fitting folds."),
 ) -> None:
@@ -159,10 +248,19 @@ def ensemble(
     """
     from zoolens.study.analyze import run_greedy
 
-    table, summary = run_greedy(zoo, start, out, pool=pool, max_steps=max_steps,
-                                combine=combine,
-                                memory_budget=gib_to_bytes(memory_gb), command=invocation(ctx),
-                                calibration=not no_calibration, folds=folds, seed=seed)
+    table, summary = run_greedy(
+        zoo,
+        start,
+        out,
+        pool=pool,
+        max_steps=max_steps,
+        combine=combine,
+        memory_budget=gib_to_bytes(memory_gb),
+        command=invocation(ctx),
+        calibration=not no_calibration,
+        folds=folds,
+        seed=seed,
+    )
     print(terminal_text(format_greedy(table, summary)))
     if out is not None:
         print(f"tables written to {out}")
@@ -186,69 +284,99 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The short ranked summary ``zoolens analyze`` prints."""
     head = summary["headline"]
     base = head["base"]
-    lines = [f"{base['model']} (base): accuracy {_pct(base['accuracy'])} "
-             f"[{_pct(base['accuracy_lo'])}, {_pct(base['accuracy_hi'])}] on the evaluation "
-             f"split, {_pct(base['accuracy_all'])} on all examples"]
+    lines = [
+        f"{base['model']} (base): accuracy {_pct(base['accuracy'])} "
+        f"[{_pct(base['accuracy_lo'])}, {_pct(base['accuracy_hi'])}] on the evaluation "
+        f"split, {_pct(base['accuracy_all'])} on all examples"
+    ]
     best = head["best_sidekick"]
     if best is None:
-        lines.append(f"best sidekick for {base['model']}: none (no pair with the base has "
-                     "probabilities on both sides)")
+        lines.append(
+            f"best sidekick for {base['model']}: none (no pair with the base has "
+            "probabilities on both sides)"
+        )
     else:
-        lines.append(f"best sidekick for {base['model']}: {best['model']} (ensemble "
-                     f"{_pct(best['ensemble_acc'])}, {best['over_base']:+.3f} over "
-                     f"{base['model']} alone; EI {_pct(best['error_inconsistency'])}, "
-                     f"McNemar p{_p_value(best['mcnemar_p'])})")
+        lines.append(
+            f"best sidekick for {base['model']}: {best['model']} (ensemble "
+            f"{_pct(best['ensemble_acc'])}, {best['over_base']:+.3f} over "
+            f"{base['model']} alone; EI {_pct(best['error_inconsistency'])}, "
+            f"McNemar p{_p_value(best['mcnemar_p'])})"
+        )
         for rank, row in enumerate(head["ranked_sidekicks"][1:], start=2):
-            lines.append(f"  {rank}. {row['model']} [{row['category']}]: ensemble "
-                         f"{_pct(row['ensemble_acc'])} ({row['over_base']:+.3f})")
+            lines.append(
+                f"  {rank}. {row['model']} [{row['category']}]: ensemble "
+                f"{_pct(row['ensemble_acc'])} ({row['over_base']:+.3f})"
+            )
     categories = head["mean_error_inconsistency_by_category"]
     if categories:
-        lines.append("mean error inconsistency with the base by category: " + ", ".join(
-            f"{cat} {_pct(v['mean'])} [{_pct(v['lo'])}, {_pct(v['hi'])}]"
-            for cat, v in categories.items()))
+        lines.append(
+            "mean error inconsistency with the base by category: "
+            + ", ".join(
+                f"{cat} {_pct(v['mean'])} [{_pct(v['lo'])}, {_pct(v['hi'])}]"
+                for cat, v in categories.items()
+            )
+        )
     correlation = head["spearman_ei_vs_gain"]["all_pairs"]
     n_pairs = correlation.get("n_pairs") or 0
     if n_pairs < 5:  # a rank correlation over 3 pairs is +-1 by luck (the report says the same)
-        lines.append("Spearman(error inconsistency, ensemble gain): too few pairs "
-                     f"(n = {n_pairs}; at least 5 needed)")
+        lines.append(
+            "Spearman(error inconsistency, ensemble gain): too few pairs "
+            f"(n = {n_pairs}; at least 5 needed)"
+        )
     elif correlation["rho"] is not None:
-        lines.append("Spearman(error inconsistency, ensemble gain) over all pairs: "
-                     f"{correlation['rho']:.3f} [{_pct(correlation.get('lo'))}, "
-                     f"{_pct(correlation.get('hi'))}] (n = {n_pairs})")
-    ensemble = (f"ensemble of all {head['all_models_ensemble_members']} models with "
-                f"probabilities: {_pct(head['all_models_ensemble_acc'])}; "
-                if head["all_models_ensemble_acc"] is not None else "")
-    lines.append(f"{ensemble}majority vote of all {head['majority_vote_members']}: "
-                 f"{_pct(head['majority_vote_acc'])}")
+        lines.append(
+            "Spearman(error inconsistency, ensemble gain) over all pairs: "
+            f"{correlation['rho']:.3f} [{_pct(correlation.get('lo'))}, "
+            f"{_pct(correlation.get('hi'))}] (n = {n_pairs})"
+        )
+    ensemble = (
+        f"ensemble of all {head['all_models_ensemble_members']} models with "
+        f"probabilities: {_pct(head['all_models_ensemble_acc'])}; "
+        if head["all_models_ensemble_acc"] is not None
+        else ""
+    )
+    lines.append(
+        f"{ensemble}majority vote of all {head['majority_vote_members']}: "
+        f"{_pct(head['majority_vote_acc'])}"
+    )
     greedy = head["greedy"]
     if "skipped" in greedy:
         lines.append(f"greedy selection skipped: {greedy['skipped']}")
     elif greedy.get("cross_fitted"):
-        often = ", ".join(f"{m} ({c}/{greedy['folds']})"
-                          for m, c in list(greedy["member_folds"].items())[:5])
-        lines.append(f"greedy from {greedy['start']}, cross-fitted in {greedy['folds']} folds: "
-                     f"held-out accuracy {_pct(greedy['evaluation_acc'])} (fold spread "
-                     f"{_pct(greedy['fold_spread'])}, {greedy['gain_over_start']:+.3f} over "
-                     f"the start); chosen most often: {often}")
+        often = ", ".join(
+            f"{m} ({c}/{greedy['folds']})" for m, c in list(greedy["member_folds"].items())[:5]
+        )
+        lines.append(
+            f"greedy from {greedy['start']}, cross-fitted in {greedy['folds']} folds: "
+            f"held-out accuracy {_pct(greedy['evaluation_acc'])} (fold spread "
+            f"{_pct(greedy['fold_spread'])}, {greedy['gain_over_start']:+.3f} over "
+            f"the start); chosen most often: {often}"
+        )
     else:
         counts: dict[str, int] = {}
         for member in greedy.get("members") or []:
             counts[member] = counts.get(member, 0) + 1
         weights = ", ".join(f"{m} {c}/{greedy['steps_kept']}" for m, c in counts.items())
-        lines.append(f"greedy from {greedy['start']}: {len(counts)} distinct models in "
-                     f"{greedy['steps_kept']} steps (weights: {weights}), "
-                     f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
-                     f"({greedy['gain_over_start']:+.3f} over the start"
-                     + (f", [{greedy['gain_over_start_lo']:+.3f}, "
-                        f"{greedy['gain_over_start_hi']:+.3f}]"
-                        if greedy.get("gain_over_start_lo") is not None else "") + ")")
+        lines.append(
+            f"greedy from {greedy['start']}: {len(counts)} distinct models in "
+            f"{greedy['steps_kept']} steps (weights: {weights}), "
+            f"evaluation accuracy {_pct(greedy['evaluation_acc'])} "
+            f"({greedy['gain_over_start']:+.3f} over the start"
+            + (
+                f", [{greedy['gain_over_start_lo']:+.3f}, {greedy['gain_over_start_hi']:+.3f}]"
+                if greedy.get("gain_over_start_lo") is not None
+                else ""
+            )
+            + ")"
+        )
     if summary.get("settings", {}).get("calibration") == "none":
-        lines.append("no calibration split: all measures on all examples, temperatures "
-                     "fixed at 1")
+        lines.append("no calibration split: all measures on all examples, temperatures fixed at 1")
     budget = summary.get("budget")
     if budget is not None:
-        lines.append(f"budget {budget['budget']}: best sidekick and greedy chosen among "
-                     f"ensembles that fit" + (f"; {budget['note']}" if budget.get("note") else ""))
+        lines.append(
+            f"budget {budget['budget']}: best sidekick and greedy chosen among "
+            f"ensembles that fit" + (f"; {budget['note']}" if budget.get("note") else "")
+        )
     for warning in summary.get("temperature_warnings", []):
         lines.append(f"note: temperature of {warning}")
     return "\n".join(lines)
@@ -259,8 +387,10 @@ def format_timings(summary: dict[str, Any]) -> str:
     timings = summary.get("timings_s", {})
     total = summary.get("elapsed_s") or sum(timings.values()) or float("nan")
     lines = ["stage timings (wall):"]
-    lines += [f"  {name:<14}{seconds:9.3f} s  {100 * seconds / total:5.1f} %"
-              for name, seconds in timings.items()]
+    lines += [
+        f"  {name:<14}{seconds:9.3f} s  {100 * seconds / total:5.1f} %"
+        for name, seconds in timings.items()
+    ]
     lines.append(f"  {'total':<14}{total:9.3f} s")
     return "\n".join(lines)
 
@@ -270,31 +400,42 @@ def format_greedy(table: pd.DataFrame, summary: dict[str, Any]) -> str:
     cross-fitted selection, each fold's kept members and held-out accuracy."""
     greedy = summary["greedy"]
     if greedy.get("cross_fitted"):
-        lines = [f"greedy selection from {summary['start']} "
-                 f"({len(summary['settings']['pool_models'])} candidates), cross-fitted in "
-                 f"{greedy['folds']} folds (no calibration split):",
-                 "  fold  select  held-out  kept members"]
+        lines = [
+            f"greedy selection from {summary['start']} "
+            f"({len(summary['settings']['pool_models'])} candidates), cross-fitted in "
+            f"{greedy['folds']} folds (no calibration split):",
+            "  fold  select  held-out  kept members",
+        ]
         for fold, steps in table.groupby("fold", sort=True):
             kept = steps[steps["kept"]]
             last = kept.iloc[-1]
-            lines.append(f"  {fold:4d}  {last.selection_acc:.3f}   {last.held_out_acc:.3f}"
-                         f"     {last.members}")
-        often = ", ".join(f"{m} ({c}/{greedy['folds']})"
-                          for m, c in greedy["member_folds"].items())
-        lines.append(f"held-out accuracy {greedy['evaluation_acc']:.3f} (fold spread "
-                     f"{greedy['fold_spread']:.3f}; {greedy['gain_over_start']:+.3f} over "
-                     f"{summary['start']} alone); chosen most often: {often}")
+            lines.append(
+                f"  {fold:4d}  {last.selection_acc:.3f}   {last.held_out_acc:.3f}"
+                f"     {last.members}"
+            )
+        often = ", ".join(f"{m} ({c}/{greedy['folds']})" for m, c in greedy["member_folds"].items())
+        lines.append(
+            f"held-out accuracy {greedy['evaluation_acc']:.3f} (fold spread "
+            f"{greedy['fold_spread']:.3f}; {greedy['gain_over_start']:+.3f} over "
+            f"{summary['start']} alone); chosen most often: {often}"
+        )
         return "\n".join(lines)
-    lines = [f"greedy selection from {summary['start']} "
-             f"({len(summary['settings']['pool_models'])} candidates):",
-             "  step  calib  eval   added"]
+    lines = [
+        f"greedy selection from {summary['start']} "
+        f"({len(summary['settings']['pool_models'])} candidates):",
+        "  step  calib  eval   added",
+    ]
     for row in table.itertuples(index=False):
         mark = "*" if row.kept else " "
-        lines.append(f"{mark} {row.step:4d}  {row.calibration_acc:.3f}  "
-                     f"{row.evaluation_acc:.3f}  {row.added}")
-    lines.append(f"kept {greedy['steps_kept']} members: evaluation accuracy "
-                 f"{greedy['evaluation_acc']:.3f} ({greedy['gain_over_start']:+.3f} over "
-                 f"{summary['start']} alone)")
+        lines.append(
+            f"{mark} {row.step:4d}  {row.calibration_acc:.3f}  "
+            f"{row.evaluation_acc:.3f}  {row.added}"
+        )
+    lines.append(
+        f"kept {greedy['steps_kept']} members: evaluation accuracy "
+        f"{greedy['evaluation_acc']:.3f} ({greedy['gain_over_start']:+.3f} over "
+        f"{summary['start']} alone)"
+    )
     return "\n".join(lines)
 
 
@@ -309,15 +450,22 @@ def format_shift(summary: dict[str, Any]) -> str:
             f = summary["fits"].get(name, {}).get(measure)
             if f and f["slope"] is not None and math.isfinite(f["slope"]):
                 r2 = f"{f['r2']:.3f}" if f["r2"] is not None and math.isfinite(f["r2"]) else "n/a"
-                parts.append(f"{measure} on the line: slope {f['slope']:.3f}, intercept "
-                             f"{f['intercept']:+.3f}, R² {r2} ({f['n_points']} points)")
+                parts.append(
+                    f"{measure} on the line: slope {f['slope']:.3f}, intercept "
+                    f"{f['intercept']:+.3f}, R² {r2} ({f['n_points']} points)"
+                )
         line = f"under shift {name} ({s['examples']} examples, {s['models']} models): "
         lines.append(line + ("; ".join(parts) if parts else "no fit"))
         if sidekick is not None:
             rank = sidekick["rank"].get(name)
-            lines.append(f"  best sidekick on the reference, {sidekick['model']}: "
-                         + (f"rank {rank} of {sidekick['partners'][name]} on {name}"
-                            if rank is not None else f"not ranked on {name}"))
+            lines.append(
+                f"  best sidekick on the reference, {sidekick['model']}: "
+                + (
+                    f"rank {rank} of {sidekick['partners'][name]} on {name}"
+                    if rank is not None
+                    else f"not ranked on {name}"
+                )
+            )
     for note in summary.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)

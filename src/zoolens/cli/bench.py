@@ -23,24 +23,35 @@ def _checkout() -> Path:
 
     root = Path(zoolens.__file__).resolve().parents[2]
     if not (root / "benchmarks" / "__main__.py").is_file():
-        raise ZoolensError(f"{root}: no benchmarks/ folder here; zoolens bench runs from a "
-                           "source checkout (git clone, pip install -e .)")
+        raise ZoolensError(
+            f"{root}: no benchmarks/ folder here; zoolens bench runs from a "
+            "source checkout (git clone, pip install -e .)"
+        )
     return root
 
 
 @app.command("bench")
 @handle_errors
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Quick sizes (minutes) instead of the "
-                               "full ImageNet shape (82 x 50,000 x 1,000; generates ~8 GB)."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Quick sizes (minutes) instead of the "
+        "full ImageNet shape (82 x 50,000 x 1,000; generates ~8 GB).",
+    ),
     size: Optional[str] = typer.Option(None, "--size", help="full, quick or tiny."),
-    only: str = typer.Option("", "--only", help="Comma list of: agreement, temperature, "
-                             "ensemble, greedy, probe, analyze."),
+    only: str = typer.Option(
+        "",
+        "--only",
+        help="Comma list of: agreement, temperature, ensemble, greedy, probe, analyze.",
+    ),
     runs: int = typer.Option(3, "--runs", min=1, help="Timed runs per measurement (median)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Results file (markdown; default "
-                                       "benchmarks/RESULTS.md)."),
-    threads: int = typer.Option(1, "--threads", min=1, help="BLAS/OpenMP/torch threads for "
-                                "zoolens and baselines alike."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Results file (markdown; default benchmarks/RESULTS.md)."
+    ),
+    threads: int = typer.Option(
+        1, "--threads", min=1, help="BLAS/OpenMP/torch threads for zoolens and baselines alike."
+    ),
     keep_data: bool = typer.Option(False, "--keep-data", help="Keep generated full-size zoos."),
 ) -> None:
     """Time zoolens against its baselines (sklearn loops, netcal, torch, plain numpy) and write

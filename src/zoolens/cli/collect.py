@@ -12,53 +12,81 @@ from zoolens.cli._app import app, handle_errors  # noqa: F401
 @app.command("collect")
 @handle_errors
 def collect(
-    model_list: str = typer.Argument(..., metavar="LIST",
-                                     help="Model list (.toml/.yaml) or one spec such as "
-                                          "timm:resnet18, torchvision:resnet18/IMAGENET1K_V1, "
-                                          "open_clip:ViT-B-32/laion2b_s34b_b79k, "
-                                          "torchscript:PATH, python:module:function."),
+    model_list: str = typer.Argument(
+        ...,
+        metavar="LIST",
+        help="Model list (.toml/.yaml) or one spec such as "
+        "timm:resnet18, torchvision:resnet18/IMAGENET1K_V1, "
+        "open_clip:ViT-B-32/laion2b_s34b_b79k, "
+        "torchscript:PATH, python:module:function.",
+    ),
     data: Path = typer.Option(..., "--data", help="Image folder: DATA/<class name>/<image>."),
     zoo: Path = typer.Option(..., "--zoo", help="The zoo to add the models to."),
     create: bool = typer.Option(False, "--create", help="Create the zoo if it does not exist."),
-    classes: Path = typer.Option(None, "--classes",
-                                 help="Class list file (one name per line) fixing class order; "
-                                      "default: the folder names sorted."),
+    classes: Path = typer.Option(
+        None,
+        "--classes",
+        help="Class list file (one name per line) fixing class order; "
+        "default: the folder names sorted.",
+    ),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per batch."),
-    shard_size: int = typer.Option(None, "--shard-size", min=1,
-                                   help="Examples per resumable shard (default 16 batches)."),
-    workers: int = typer.Option(None, "--workers", min=0,
-                                help="DataLoader worker processes (default: min(4, CPUs - 1))."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, "
-                                                         "cuda:1, mps."),
-    amp: bool = typer.Option(None, "--amp/--no-amp",
-                             help="Mixed precision (default: on for CUDA)."),
-    threads: int = typer.Option(None, "--threads", min=1,
-                                help="torch CPU threads (pin it for bit-identical reruns)."),
-    pretrained: bool = typer.Option(True, "--pretrained/--no-pretrained",
-                                    help="Load pretrained weights (default) or build random-init "
-                                         "models; a list entry's 'pretrained' wins."),
-    ray: bool = typer.Option(False, "--ray",
-                             help="Run (model x shard) jobs as Ray tasks (RAY_ADDRESS or a "
-                                  "local cluster)."),
-    ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS",
-                                    help="Ray cluster to connect to (implies --ray), e.g. auto "
-                                         "or ray://head:10001."),
-    strict: bool = typer.Option(False, "--strict",
-                                help="Stop at an undecodable image (default: skip and list it)."),
-    resume: bool = typer.Option(True, "--resume/--no-resume",
-                                help="Reuse finished shards of an interrupted run (default)."),
+    shard_size: int = typer.Option(
+        None, "--shard-size", min=1, help="Examples per resumable shard (default 16 batches)."
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=0, help="DataLoader worker processes (default: min(4, CPUs - 1))."
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps."
+    ),
+    amp: bool = typer.Option(
+        None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA)."
+    ),
+    threads: int = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (pin it for bit-identical reruns)."
+    ),
+    pretrained: bool = typer.Option(
+        True,
+        "--pretrained/--no-pretrained",
+        help="Load pretrained weights (default) or build random-init "
+        "models; a list entry's 'pretrained' wins.",
+    ),
+    ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Run (model x shard) jobs as Ray tasks (RAY_ADDRESS or a local cluster).",
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to connect to (implies --ray), e.g. auto or ray://head:10001.",
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop at an undecodable image (default: skip and list it)."
+    ),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Reuse finished shards of an interrupted run (default)."
+    ),
     replace: bool = typer.Option(False, "--replace", help="Recompute models already in the zoo."),
-    order_by_ids: Path = typer.Option(None, "--order-by-ids",
-                                      help="Text file of example ids (relative paths), one per "
-                                           "line: the zoo's row order (a new zoo, or one "
-                                           "imported without ids)."),
-    order_by_labels: Path = typer.Option(None, "--order-by-labels",
-                                         help="Labels (.npy/.npz/.txt) of a canonical order: the "
-                                              "k-th image of class c becomes the k-th example "
-                                              "of class c (a new zoo, or one imported without "
-                                              "ids)."),
-    dataset_name: str = typer.Option(None, "--dataset-name",
-                                     help="Data set name recorded in a new zoo."),
+    order_by_ids: Path = typer.Option(
+        None,
+        "--order-by-ids",
+        help="Text file of example ids (relative paths), one per "
+        "line: the zoo's row order (a new zoo, or one "
+        "imported without ids).",
+    ),
+    order_by_labels: Path = typer.Option(
+        None,
+        "--order-by-labels",
+        help="Labels (.npy/.npz/.txt) of a canonical order: the "
+        "k-th image of class c becomes the k-th example "
+        "of class c (a new zoo, or one imported without "
+        "ids).",
+    ),
+    dataset_name: str = typer.Option(
+        None, "--dataset-name", help="Data set name recorded in a new zoo."
+    ),
 ) -> None:
     """Run models over an image folder and add their logits and embeddings to a zoo.
 
@@ -93,13 +121,30 @@ def collect(
         order = list(ids_in_label_order(folder.example_ids, folder.labels, target))
     if workers is None:
         workers = max(0, min(4, (os.cpu_count() or 1) - 1))
-    options = RunOptions(batch_size=batch_size, shard_size=shard_size, device=device,
-                         num_workers=workers, amp=amp, threads=threads, strict=strict,
-                         resume=resume)
+    options = RunOptions(
+        batch_size=batch_size,
+        shard_size=shard_size,
+        device=device,
+        num_workers=workers,
+        amp=amp,
+        threads=threads,
+        strict=strict,
+        resume=resume,
+    )
     use_ray = ray or ray_address is not None
-    result = collect_entries(entries, folder, zoo, create=create, pretrained=pretrained,
-                             options=options, order_ids=order, dataset_name=dataset_name,
-                             replace=replace, ray_address=ray_address, use_ray=use_ray)
+    result = collect_entries(
+        entries,
+        folder,
+        zoo,
+        create=create,
+        pretrained=pretrained,
+        options=options,
+        order_ids=order,
+        dataset_name=dataset_name,
+        replace=replace,
+        ray_address=ray_address,
+        use_ray=use_ray,
+    )
     from zoolens.progress import info
 
     info(f"{result.path}: {len(result.models)} models, {result.num_examples} examples")

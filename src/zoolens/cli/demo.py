@@ -12,19 +12,35 @@ from zoolens.cli._app import app, handle_errors
 @app.command("demo")
 @handle_errors
 def demo(
-    out: Path = typer.Option(None, "--out", help="Output folder (zoo, tables, report, "
-                             "cache). [default: zoolens-demo, or zoolens-demo-quick with "
-                             "--quick]", show_default=False),
-    quick: bool = typer.Option(False, "--quick", help="Ten models, fewer epochs: about 4 "
-                               "minutes on 2 CPU cores (the default profile: about 15); the "
-                               "CI profile."),
-    fresh: bool = typer.Option(False, "--fresh", help="Retrain every model (ignore the "
-                               "cache)."),
-    data: Path = typer.Option(None, "--data", help="Folder with the four Fashion-MNIST "
-                              "*-ubyte.gz files (default: Debian's dataset-fashion-mnist, "
-                              "then a torchvision download)."),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for training "
-                                "(default: 2, or 1 when the machine is busy)."),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Output folder (zoo, tables, report, "
+        "cache). [default: zoolens-demo, or zoolens-demo-quick with "
+        "--quick]",
+        show_default=False,
+    ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Ten models, fewer epochs: about 4 "
+        "minutes on 2 CPU cores (the default profile: about 15); the "
+        "CI profile.",
+    ),
+    fresh: bool = typer.Option(False, "--fresh", help="Retrain every model (ignore the cache)."),
+    data: Path = typer.Option(
+        None,
+        "--data",
+        help="Folder with the four Fashion-MNIST "
+        "*-ubyte.gz files (default: Debian's dataset-fashion-mnist, "
+        "then a torchvision download).",
+    ),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for training (default: 2, or 1 when the machine is busy).",
+    ),
 ) -> None:
     """Train a zoo on Fashion-MNIST (CPU, about 15 minutes), run the whole study, write the report.
 
@@ -48,5 +64,7 @@ def demo(
     print(format_findings(result.findings))
     for item in result.missing:
         print(f"not included: {item}")
-    print(f"done in {result.seconds.get('total', 0):.0f}s "
-          f"({len(result.cache_hits)} models from the cache)")
+    print(
+        f"done in {result.seconds.get('total', 0):.0f}s "
+        f"({len(result.cache_hits)} models from the cache)"
+    )

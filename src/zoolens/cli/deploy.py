@@ -13,13 +13,18 @@ from zoolens.cli._app import app, handle_errors
 @handle_errors
 def export(
     results: Path = typer.Argument(..., help="Results folder of `zoolens analyze`."),
-    ensemble: str = typer.Option(..., "--ensemble", help="greedy (the kept greedy ensemble), "
-                                 "sidekick (the base with its best sidekick; under --budget the "
-                                 "budgeted one) or model names A,B,… (a repeated name weighs "
-                                 "more)."),
+    ensemble: str = typer.Option(
+        ...,
+        "--ensemble",
+        help="greedy (the kept greedy ensemble), "
+        "sidekick (the base with its best sidekick; under --budget the "
+        "budgeted one) or model names A,B,… (a repeated name weighs "
+        "more).",
+    ),
     out: Path = typer.Option(Path("ensemble.json"), "--out", help="The ensemble file to write."),
-    zoo: Path = typer.Option(None, "--zoo", help="The analysed zoo (default: the path in "
-                             "summary.json)."),
+    zoo: Path = typer.Option(
+        None, "--zoo", help="The analysed zoo (default: the path in summary.json)."
+    ),
 ) -> None:
     """Write a chosen ensemble as a versioned, checked ensemble file.
 
@@ -35,36 +40,53 @@ def export(
     spec = export_ensemble(results, ensemble, out, zoo=zoo)
     acc = spec.accuracy
     members = ", ".join(f"{m.name}x{m.weight}" if m.weight > 1 else m.name for m in spec.members)
-    print(f"{spec.kind} ensemble of {members}: accuracy {acc.value:.4f}"
-          + (f" [{acc.lo:.4f}, {acc.hi:.4f}]" if acc.lo is not None else "")
-          + f" on {acc.n} evaluation examples; written to {out}")
+    print(
+        f"{spec.kind} ensemble of {members}: accuracy {acc.value:.4f}"
+        + (f" [{acc.lo:.4f}, {acc.hi:.4f}]" if acc.lo is not None else "")
+        + f" on {acc.n} evaluation examples; written to {out}"
+    )
 
 
 @app.command("predict")
 @handle_errors
 def predict(
-    ensemble: Path = typer.Argument(..., help="Ensemble file (`zoolens export`, `zoolens soup "
-                                    "--export`)."),
-    images: Path = typer.Argument(..., help="Image folder: IMAGES/<class>/<image> (labels "
-                                  "known: accuracy reported) or IMAGES/<image>."),
-    out: Path = typer.Option(Path("predictions.csv"), "--out", help="Predictions CSV: image, "
-                             "label (when known), top1_class, top1_index, top1_prob, …"),
+    ensemble: Path = typer.Argument(
+        ..., help="Ensemble file (`zoolens export`, `zoolens soup --export`)."
+    ),
+    images: Path = typer.Argument(
+        ...,
+        help="Image folder: IMAGES/<class>/<image> (labels "
+        "known: accuracy reported) or IMAGES/<image>.",
+    ),
+    out: Path = typer.Option(
+        Path("predictions.csv"),
+        "--out",
+        help="Predictions CSV: image, label (when known), top1_class, top1_index, top1_prob, …",
+    ),
     top_k: int = typer.Option(1, "--top-k", min=1, help="Classes per image in the CSV."),
-    zoo: Path = typer.Option(None, "--zoo", help="Also add every member's logits and "
-                             "embeddings to this zoo (IMAGES/<class>/<image> with the "
-                             "ensemble's classes)."),
+    zoo: Path = typer.Option(
+        None,
+        "--zoo",
+        help="Also add every member's logits and "
+        "embeddings to this zoo (IMAGES/<class>/<image> with the "
+        "ensemble's classes).",
+    ),
     create: bool = typer.Option(False, "--create", help="Create the --zoo if it does not exist."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per batch (as "
-                                   "`zoolens collect`)."),
+    batch_size: int = typer.Option(
+        64, "--batch-size", min=1, help="Images per batch (as `zoolens collect`)."
+    ),
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, "
-                               "cuda:1, mps."),
-    amp: bool = typer.Option(None, "--amp/--no-amp", help="Mixed precision (default: on for "
-                             "CUDA)."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps."
+    ),
+    amp: bool = typer.Option(
+        None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA)."
+    ),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
     ray: bool = typer.Option(False, "--ray", help="Run members as Ray tasks (as collect)."),
-    ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS",
-                                    help="Ray cluster to connect to (implies --ray)."),
+    ray_address: str = typer.Option(
+        None, "--ray-address", metavar="ADDRESS", help="Ray cluster to connect to (implies --ray)."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Stop at an undecodable image."),
 ) -> None:
     """Run an exported ensemble on images and write per-image top-k classes and probabilities.
@@ -81,22 +103,39 @@ def predict(
     from zoolens.progress import info
 
     if out.is_dir():
-        raise ZoolensError(f"--out {out}: is a folder; give a file name such as "
-                           f"{out / 'predictions.csv'}")
+        raise ZoolensError(
+            f"--out {out}: is a folder; give a file name such as {out / 'predictions.csv'}"
+        )
     if not out.parent.is_dir():
         raise ZoolensError(f"--out {out}: folder {out.parent} does not exist")
-    options = RunOptions(batch_size=batch_size, device=device, num_workers=workers, amp=amp,
-                         threads=threads, strict=strict, resume=False)
-    result = predict_images(ensemble, images, options=options,
-                            use_ray=ray or ray_address is not None, ray_address=ray_address)
+    options = RunOptions(
+        batch_size=batch_size,
+        device=device,
+        num_workers=workers,
+        amp=amp,
+        threads=threads,
+        strict=strict,
+        resume=False,
+    )
+    result = predict_images(
+        ensemble,
+        images,
+        options=options,
+        use_ray=ray or ray_address is not None,
+        ray_address=ray_address,
+    )
     if zoo is not None:
         add_to_zoo(result, images, zoo, create=create)
     write_predictions(result, out, top_k)
     if result.skipped:
-        info(f"warning: skipped {len(result.skipped)} undecodable image(s), e.g. "
-             f"{next(iter(result.skipped))}")
+        info(
+            f"warning: skipped {len(result.skipped)} undecodable image(s), e.g. "
+            f"{next(iter(result.skipped))}"
+        )
     accuracy = result.accuracy
-    print(f"{len(result.ids)} images predicted by the {result.ensemble.kind} ensemble "
-          f"({len(result.ensemble.members)} members)"
-          + (f"; accuracy {accuracy:.4f}" if accuracy is not None else "")
-          + f"; written to {out}")
+    print(
+        f"{len(result.ids)} images predicted by the {result.ensemble.kind} ensemble "
+        f"({len(result.ensemble.members)} members)"
+        + (f"; accuracy {accuracy:.4f}" if accuracy is not None else "")
+        + f"; written to {out}"
+    )

@@ -16,7 +16,7 @@ from zoolens.errors import ZoolensError
 
 
 def parse_floats(text: str, option: str) -> list[float]:
-    """"0,.25,.5" -> [0.0, 0.25, 0.5]; ZoolensError naming the option on a bad value."""
+    """ "0,.25,.5" -> [0.0, 0.25, 0.5]; ZoolensError naming the option on a bad value."""
     values = []
     for part in text.split(","):
         part = part.strip()
@@ -52,14 +52,18 @@ def _format_probe(result) -> str:
         div = result.summary.get("diversity", {}).get(f"{a} + {b}")
         if div:
             few = div["fewest_dims"]
-            lines.append(f"  fewest dims to reach {100 * div['target_accuracy']:.2f}% (of "
-                         f"{div['total_dims']}): diverse {few['diverse']}, random {few['random']}")
+            lines.append(
+                f"  fewest dims to reach {100 * div['target_accuracy']:.2f}% (of "
+                f"{div['total_dims']}): diverse {few['diverse']}, random {few['random']}"
+            )
     if "cka" in result.tables:
         lines.append("CKA (linear / RBF / debiased) and error consistency:")
         for row in result.tables["cka"].itertuples():
-            lines.append(f"  {row.model_a} ~ {row.model_b}: {row.cka_linear:.3f} / "
-                         f"{row.cka_rbf:.3f} / {row.cka_debiased:.3f}, kappa "
-                         f"{row.error_consistency:.3f}")
+            lines.append(
+                f"  {row.model_a} ~ {row.model_b}: {row.cka_linear:.3f} / "
+                f"{row.cka_rbf:.3f} / {row.cka_debiased:.3f}, kappa "
+                f"{row.error_consistency:.3f}"
+            )
     return "\n".join(lines)
 
 
@@ -67,12 +71,16 @@ def _format_stacking(result) -> str:
     transfer, stacking = result.tables["transfer"], result.tables["stacking"]
     lines = ["downstream probe (" + str(transfer.downstream_metric.iloc[0]) + "):"]
     for row in transfer.itertuples():
-        lines.append(f"  {row.model}: {100 * row.downstream_value:.2f}% (upstream accuracy "
-                     f"{100 * row.upstream_accuracy:.2f}%)")
+        lines.append(
+            f"  {row.model}: {100 * row.downstream_value:.2f}% (upstream accuracy "
+            f"{100 * row.upstream_accuracy:.2f}%)"
+        )
     lines.append("stacked (both full embeddings concatenated):")
     for row in stacking.itertuples():
-        lines.append(f"  {row.model_a} + {row.model_b}: {100 * row.value_stacked:.2f}% "
-                     f"(alone {100 * row.value_a:.2f}% / {100 * row.value_b:.2f}%)")
+        lines.append(
+            f"  {row.model_a} + {row.model_b}: {100 * row.value_stacked:.2f}% "
+            f"(alone {100 * row.value_a:.2f}% / {100 * row.value_b:.2f}%)"
+        )
     return "\n".join(lines)
 
 
@@ -81,32 +89,58 @@ def _format_stacking(result) -> str:
 def probe(
     zoo: Path = typer.Argument(..., help="The zoo folder; its models need embeddings."),
     out: Path = typer.Option(..., "--out", help="Folder for the tables (CSV + sibling JSON)."),
-    models: str = typer.Option(None, "--models", help="Comma list of models (default: every "
-                               "model with embeddings)."),
-    pair: list[str] = typer.Option(None, "--pair", help="A,B: probe only this pair (repeatable; "
-                                   "default: every pair of --models)."),
-    rates: str = typer.Option("0,.25,.5,.75,1", "--rates", help="Fractions f of model A's "
-                              "dimensions kept (B gets the inverse rate), each in [0, 1]."),
+    models: str = typer.Option(
+        None, "--models", help="Comma list of models (default: every model with embeddings)."
+    ),
+    pair: list[str] = typer.Option(
+        None,
+        "--pair",
+        help="A,B: probe only this pair (repeatable; default: every pair of --models).",
+    ),
+    rates: str = typer.Option(
+        "0,.25,.5,.75,1",
+        "--rates",
+        help="Fractions f of model A's dimensions kept (B gets the inverse rate), each in [0, 1].",
+    ),
     draws: int = typer.Option(3, "--draws", min=1, help="Random draws of dimensions per rate."),
-    stack: bool = typer.Option(False, "--stack", help="Downstream mode: transfer.csv and "
-                               "stacking.csv from --downstream instead of probe/diversity/cka."),
-    downstream: Path = typer.Option(None, "--downstream", help="With --stack: a zoo holding the "
-                                    "same models' embeddings on a labelled downstream set "
-                                    "(single- or multi-label)."),
+    stack: bool = typer.Option(
+        False,
+        "--stack",
+        help="Downstream mode: transfer.csv and "
+        "stacking.csv from --downstream instead of probe/diversity/cka.",
+    ),
+    downstream: Path = typer.Option(
+        None,
+        "--downstream",
+        help="With --stack: a zoo holding the "
+        "same models' embeddings on a labelled downstream set "
+        "(single- or multi-label).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the draws."),
-    test_fraction: float = typer.Option(0.3, "--test-fraction", help="Share of examples held "
-                                        "out to score each probe."),
-    l2_grid: str = typer.Option("1e-1,1e-2,1e-3,1e-4,1e-5,1e-6", "--l2-grid", help="Candidate "
-                                "L2 penalties λ (mean loss + λ/2·‖W‖²), chosen on a validation "
-                                "part of the training split."),
+    test_fraction: float = typer.Option(
+        0.3, "--test-fraction", help="Share of examples held out to score each probe."
+    ),
+    l2_grid: str = typer.Option(
+        "1e-1,1e-2,1e-3,1e-4,1e-5,1e-6",
+        "--l2-grid",
+        help="Candidate "
+        "L2 penalties λ (mean loss + λ/2·‖W‖²), chosen on a validation "
+        "part of the training split.",
+    ),
     float64: bool = typer.Option(False, "--float64", help="Fit probes in float64."),
-    device: str = typer.Option(None, "--device", help="torch device for the probes, e.g. cuda "
-                               "(default: cpu)."),
-    diversity: bool = typer.Option(True, "--diversity/--no-diversity", help="Also write "
-                                   "diversity.csv (Fig. 6 right)."),
+    device: str = typer.Option(
+        None, "--device", help="torch device for the probes, e.g. cuda (default: cpu)."
+    ),
+    diversity: bool = typer.Option(
+        True, "--diversity/--no-diversity", help="Also write diversity.csv (Fig. 6 right)."
+    ),
     cka: bool = typer.Option(True, "--cka/--no-cka", help="Also write cka.csv (Fig. 13)."),
-    rbf_max_examples: int = typer.Option(10_000, "--rbf-max-examples", min=4, help="Random "
-                                         "subsample for RBF CKA (memory ~ 3·n²·8 bytes)."),
+    rbf_max_examples: int = typer.Option(
+        10_000,
+        "--rbf-max-examples",
+        min=4,
+        help="Random subsample for RBF CKA (memory ~ 3·n²·8 bytes).",
+    ),
 ) -> None:
     """Linear probes on model embeddings (paper Sec. 4.6-4.7): combine two models' features at
     inverse rates (probe.csv), fewest diverse dimensions (diversity.csv), CKA against error
@@ -120,24 +154,43 @@ def probe(
     from zoolens.study.probe import ProbeSettings, run_probe, run_stacking
 
     grid = tuple(parse_floats(l2_grid, "--l2-grid"))
-    settings = ProbeSettings(l2_grid=grid, seed=seed, dtype="float64" if float64 else "float32",
-                             device=device)
+    settings = ProbeSettings(
+        l2_grid=grid, seed=seed, dtype="float64" if float64 else "float32", device=device
+    )
     names = _names(models)
     if stack:
         if downstream is None:
-            raise ZoolensError("--stack needs --downstream DATASET_ZOO (the same models' "
-                               "embeddings on a downstream labelled set)")
-        result = run_stacking(zoo, downstream, names, out_dir=out,
-                              pairs=parse_model_pairs(pair, "--pair"),
-                              seed=seed, test_fraction=test_fraction, settings=settings)
+            raise ZoolensError(
+                "--stack needs --downstream DATASET_ZOO (the same models' "
+                "embeddings on a downstream labelled set)"
+            )
+        result = run_stacking(
+            zoo,
+            downstream,
+            names,
+            out_dir=out,
+            pairs=parse_model_pairs(pair, "--pair"),
+            seed=seed,
+            test_fraction=test_fraction,
+            settings=settings,
+        )
         print(_format_stacking(result))
     else:
         if downstream is not None:
             raise ZoolensError("--downstream is only used with --stack")
-        result = run_probe(zoo, names, out_dir=out,
-                           pairs=parse_model_pairs(pair, "--pair"),
-                           rates=parse_floats(rates, "--rates"), draws=draws, seed=seed,
-                           test_fraction=test_fraction, settings=settings, diversity=diversity,
-                           cka=cka, rbf_max_examples=rbf_max_examples)
+        result = run_probe(
+            zoo,
+            names,
+            out_dir=out,
+            pairs=parse_model_pairs(pair, "--pair"),
+            rates=parse_floats(rates, "--rates"),
+            draws=draws,
+            seed=seed,
+            test_fraction=test_fraction,
+            settings=settings,
+            diversity=diversity,
+            cka=cka,
+            rbf_max_examples=rbf_max_examples,
+        )
         print(_format_probe(result))
     print(f"tables written to {out}")

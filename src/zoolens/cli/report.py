@@ -12,15 +12,24 @@ from zoolens.cli._app import app, handle_errors
 @app.command("report")
 @handle_errors
 def report(
-    results_dir: Path = typer.Argument(..., help="Results folder written by `zoolens analyze` "
-                                                 "(and `zoolens probe`)."),
-    out: Path = typer.Option(Path("report.html"), "--out", "-o",
-                             help="The HTML file to write (self-contained, works offline)."),
-    png_dir: Path | None = typer.Option(None, "--png-dir",
-                                        help="Also save every figure as PNG in this folder."),
-    pairs: str = typer.Option("base", "--pairs",
-                              help="Pairs drawn in the pair figures: 'base' (pairs with the base "
-                                   "model, as in the paper) or 'all'."),
+    results_dir: Path = typer.Argument(
+        ..., help="Results folder written by `zoolens analyze` (and `zoolens probe`)."
+    ),
+    out: Path = typer.Option(
+        Path("report.html"),
+        "--out",
+        "-o",
+        help="The HTML file to write (self-contained, works offline).",
+    ),
+    png_dir: Path | None = typer.Option(
+        None, "--png-dir", help="Also save every figure as PNG in this folder."
+    ),
+    pairs: str = typer.Option(
+        "base",
+        "--pairs",
+        help="Pairs drawn in the pair figures: 'base' (pairs with the base "
+        "model, as in the paper) or 'all'.",
+    ),
 ) -> None:
     """Draw the paper's figures and tables for a results folder as one self-contained HTML file.
 
@@ -32,5 +41,8 @@ def report(
     from zoolens.report.html import build_report
 
     result = build_report(results_dir, out, png_dir=png_dir, which=pairs, progress=info)
-    info(f"wrote {result.path} ({len(result.figures)} figures"
-         + (f", {len(result.png_files)} PNG files in {png_dir}" if png_dir else "") + ")")
+    info(
+        f"wrote {result.path} ({len(result.figures)} figures"
+        + (f", {len(result.png_files)} PNG files in {png_dir}" if png_dir else "")
+        + ")"
+    )

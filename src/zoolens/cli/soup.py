@@ -12,27 +12,52 @@ from zoolens.cli._app import app, handle_errors
 @app.command("soup")
 @handle_errors
 def soup(
-    checkpoints: list[Path] = typer.Argument(..., help="State dicts of fine-tuned models "
-                                             "(torch .pt/.pth or .safetensors), same "
-                                             "architecture and same pre-trained init."),
-    model: str = typer.Option(..., "--model", help="python:package.module:function returning "
-                              "the network (or (network, transform, card))."),
-    data: Path = typer.Option(..., "--data", help="Held-out data to score ingredients: an "
-                              ".npz with x (model input) and y (class ids), or an image "
-                              "folder root/<class>/<image> (classes in sorted order; one "
-                              "image size unless the --model function returns a resizing "
-                              "transform)."),
-    greedy: bool = typer.Option(False, "--greedy", help="Write the greedy soup (Wortsman et "
-                                "al. 2022, Recipe 1) instead of the uniform soup."),
-    out: Path = typer.Option(Path("soup.pt"), "--out", help="Where to write the soup's state "
-                             "dict (.pt, or .safetensors)."),
-    test: Path = typer.Option(None, "--test", help="Optional test data (same formats as "
-                              "--data), scored but never used to choose."),
-    table: Path = typer.Option(None, "--table", help="Also write the comparison as soup.csv "
-                               "into this folder."),
-    export: Path = typer.Option(None, "--export", help="Also write the soup as an ensemble "
-                                "file (as `zoolens export`): run it with `zoolens predict` or "
-                                "zoolens.load_ensemble."),
+    checkpoints: list[Path] = typer.Argument(
+        ...,
+        help="State dicts of fine-tuned models "
+        "(torch .pt/.pth or .safetensors), same "
+        "architecture and same pre-trained init.",
+    ),
+    model: str = typer.Option(
+        ...,
+        "--model",
+        help="python:package.module:function returning "
+        "the network (or (network, transform, card)).",
+    ),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Held-out data to score ingredients: an "
+        ".npz with x (model input) and y (class ids), or an image "
+        "folder root/<class>/<image> (classes in sorted order; one "
+        "image size unless the --model function returns a resizing "
+        "transform).",
+    ),
+    greedy: bool = typer.Option(
+        False,
+        "--greedy",
+        help="Write the greedy soup (Wortsman et al. 2022, Recipe 1) instead of the uniform soup.",
+    ),
+    out: Path = typer.Option(
+        Path("soup.pt"),
+        "--out",
+        help="Where to write the soup's state dict (.pt, or .safetensors).",
+    ),
+    test: Path = typer.Option(
+        None,
+        "--test",
+        help="Optional test data (same formats as --data), scored but never used to choose.",
+    ),
+    table: Path = typer.Option(
+        None, "--table", help="Also write the comparison as soup.csv into this folder."
+    ),
+    export: Path = typer.Option(
+        None,
+        "--export",
+        help="Also write the soup as an ensemble "
+        "file (as `zoolens export`): run it with `zoolens predict` or "
+        "zoolens.load_ensemble.",
+    ),
 ) -> None:
     """Average the weights of fine-tuned checkpoints into a model soup.
 
@@ -49,19 +74,27 @@ def soup(
     """
     from zoolens.errors import ZoolensError
     from zoolens.progress import info, progress_bar
-    from zoolens.study.soup import (format_soup_table, load_heldout, load_state_dict,
-                                    load_network, run_soups, save_state_dict,
-                                    write_soup_table)
+    from zoolens.study.soup import (
+        format_soup_table,
+        load_heldout,
+        load_state_dict,
+        load_network,
+        run_soups,
+        save_state_dict,
+        write_soup_table,
+    )
 
     if out.exists() and out.is_dir():
         raise ZoolensError(f"--out {out}: is a folder; give a file name such as {out / 'soup.pt'}")
     if export is not None and (export.is_dir() or not export.parent.is_dir()):
-        raise ZoolensError(f"--export {export}: give a file name in an existing folder, such as "
-                           f"soup.json")
+        raise ZoolensError(
+            f"--export {export}: give a file name in an existing folder, such as soup.json"
+        )
     network, transform = load_network(model)
     state_dicts = [load_state_dict(p) for p in checkpoints]
-    names = [p.name if [q.name for q in checkpoints].count(p.name) == 1 else str(p)
-             for p in checkpoints]
+    names = [
+        p.name if [q.name for q in checkpoints].count(p.name) == 1 else str(p) for p in checkpoints
+    ]
     heldout = load_heldout(data, transform)
     test_data = load_heldout(test, transform) if test is not None else None
     total = 3 * len(state_dicts) + 2
@@ -76,12 +109,24 @@ def soup(
         write_soup_table(result.table, table)
     print(format_soup_table(result.table))
     kind = "greedy" if greedy else "uniform"
-    info(f"wrote the {kind} soup of "
-         f"{len(result.greedy.members) if greedy else len(state_dicts)} ingredient(s) to {out}")
+    info(
+        f"wrote the {kind} soup of "
+        f"{len(result.greedy.members) if greedy else len(state_dicts)} ingredient(s) to {out}"
+    )
 
 
-def _export_soup(model: str, soup_file: Path, export: Path, chosen, network, data: Path,
-                 heldout, test_data, result, greedy: bool) -> None:
+def _export_soup(
+    model: str,
+    soup_file: Path,
+    export: Path,
+    chosen,
+    network,
+    data: Path,
+    heldout,
+    test_data,
+    result,
+    greedy: bool,
+) -> None:
     """The soup as an ensemble file: one member, the network with the soup's weights; the
     accuracy on --test when given (held-out data chose the soup), else on --data."""
     from zoolens.deploy.export import export_soup
@@ -100,7 +145,14 @@ def _export_soup(model: str, soup_file: Path, export: Path, chosen, network, dat
     on_test = test_data is not None
     accuracy = float(row[("test_acc" if on_test else "heldout_acc")].iloc[0])
     n = len((test_data if on_test else heldout)[1])
-    export_soup(model, soup_file, export, class_names=class_names,
-                input_shape=[int(s) for s in x.shape[1:]], accuracy=accuracy, n=n,
-                what="test" if on_test else "heldout")
+    export_soup(
+        model,
+        soup_file,
+        export,
+        class_names=class_names,
+        input_shape=[int(s) for s in x.shape[1:]],
+        accuracy=accuracy,
+        n=n,
+        what="test" if on_test else "heldout",
+    )
     info(f"wrote the soup's ensemble file to {export}")

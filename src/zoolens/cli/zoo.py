@@ -46,8 +46,9 @@ def _read_card_file(path: Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as exc:
-        raise ZoolensError(f"{path}: unreadable card ({' '.join(str(exc).split())[:200]})"
-                           ) from None
+        raise ZoolensError(
+            f"{path}: unreadable card ({' '.join(str(exc).split())[:200]})"
+        ) from None
     if not isinstance(data, dict):
         raise ZoolensError(f"{path}: a card file must hold a mapping of card fields")
     return data
@@ -66,93 +67,131 @@ def import_(
     file: Path = typer.Argument(..., help="Outputs file: .npy .npz .safetensors .pt .csv .tsv"),
     name: str = typer.Option(..., "--name", "-n", help="Model name in the zoo (free text)."),
     kind: Optional[str] = typer.Option(
-        None, "--kind", "-k",
-        help="logits | probs | log_probs | counts | decisions | topk (detected when omitted)."),
+        None,
+        "--kind",
+        "-k",
+        help="logits | probs | log_probs | counts | decisions | topk (detected when omitted).",
+    ),
     key: Optional[str] = typer.Option(
-        None, "--key", help="Array in an npz/safetensors/pt file (top-k: INDICES,VALUES)."),
+        None, "--key", help="Array in an npz/safetensors/pt file (top-k: INDICES,VALUES)."
+    ),
     columns: Optional[str] = typer.Option(
-        None, "--columns", help="Columns A:B of a table, 0-based, B excluded (e.g. 11:21)."),
+        None, "--columns", help="Columns A:B of a table, 0-based, B excluded (e.g. 11:21)."
+    ),
     label_column: Optional[str] = typer.Option(
-        None, "--label-column",
+        None,
+        "--label-column",
         help="Each row's label: a CSV column, or the key of a 1-D array in an "
-             "npz/safetensors/pt file; checked against the zoo's (or, with --create and no "
-             "--labels, used as the labels)."),
+        "npz/safetensors/pt file; checked against the zoo's (or, with --create and no "
+        "--labels, used as the labels).",
+    ),
     label_offset: int = typer.Option(
-        0, "--label-offset", help="Subtracted from labels read from files (1 for 1-based)."),
+        0, "--label-offset", help="Subtracted from labels read from files (1 for 1-based)."
+    ),
     id_column: Optional[str] = typer.Option(
-        None, "--id-column",
+        None,
+        "--id-column",
         help="Each row's example id: a CSV column, or the key of a 1-D id array in an "
-             "npz (strings or integers), safetensors (integers only) or pt/pth (tensor, or "
-             "list of str/int) file. Rows are joined to the zoo's ids and reordered; a "
-             "missing, extra or repeated id is an error. Integer ids match zoo ids as "
-             "integers (17 = \"00017\"). With --create they become the zoo's ids. Not for "
-             ".npy."),
+        "npz (strings or integers), safetensors (integers only) or pt/pth (tensor, or "
+        "list of str/int) file. Rows are joined to the zoo's ids and reordered; a "
+        "missing, extra or repeated id is an error. Integer ids match zoo ids as "
+        'integers (17 = "00017"). With --create they become the zoo\'s ids. Not for '
+        ".npy.",
+    ),
     header: Optional[bool] = typer.Option(
-        None, "--header/--no-header", help="CSV header row (default: detected)."),
+        None, "--header/--no-header", help="CSV header row (default: detected)."
+    ),
     topk_layout: str = typer.Option(
-        "blocks", "--topk-layout",
+        "blocks",
+        "--topk-layout",
         help="Top-k tables without telling header names: 'blocks' (k ids then k probs) or "
-             "'pairs' (id, prob, id, prob ...)."),
+        "'pairs' (id, prob, id, prob ...).",
+    ),
     replace: bool = typer.Option(False, "--replace", help="Replace a model of the same name."),
     float16: bool = typer.Option(False, "--float16", help="Store scores as float16."),
     embeddings: Optional[Path] = typer.Option(
-        None, "--embeddings", help="Optional (N, D) embeddings file (npy/npz/safetensors/pt)."),
+        None, "--embeddings", help="Optional (N, D) embeddings file (npy/npz/safetensors/pt)."
+    ),
     embeddings_key: Optional[str] = typer.Option(None, "--embeddings-key"),
     card_file: Optional[Path] = typer.Option(
-        None, "--card", help="Model card as JSON or YAML (options below override it)."),
+        None, "--card", help="Model card as JSON or YAML (options below override it)."
+    ),
     arch: Optional[str] = typer.Option(None, "--arch"),
     arch_family: Optional[str] = typer.Option(None, "--arch-family"),
     framework: Optional[str] = typer.Option(
-        None, "--framework", help="supervised, contrastive, distilled, zero-shot, human ..."),
+        None, "--framework", help="supervised, contrastive, distilled, zero-shot, human ..."
+    ),
     pretrain_data: Optional[str] = typer.Option(None, "--pretrain-data"),
     head: Optional[str] = typer.Option(None, "--head"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     source: Optional[str] = typer.Option(None, "--source", help="Default: the file path."),
-    category: Optional[str] = typer.Option(None, "--category",
-                                           help="Explicit category override."),
+    category: Optional[str] = typer.Option(None, "--category", help="Explicit category override."),
     notes: Optional[str] = typer.Option(None, "--notes"),
     hparam: list[str] = typer.Option([], "--hparam", help="KEY=VALUE (repeatable)."),
     cost: Optional[str] = typer.Option(
-        None, "--cost", help="Inference cost per example, e.g. gmacs=4.1,params=25.6e6,"
+        None,
+        "--cost",
+        help="Inference cost per example, e.g. gmacs=4.1,params=25.6e6,"
         "latency_ms=3.2 (units: params, mparams, macs, mmacs, gmacs, flops, mflops, gflops, "
-        "latency_ms); used by `zoolens analyze --budget`."),
+        "latency_ms); used by `zoolens analyze --budget`.",
+    ),
     create: bool = typer.Option(False, "--create", help="Create the zoo first."),
     labels: Optional[Path] = typer.Option(
-        None, "--labels", help="With --create: labels file (npy, npz, pt, CSV)."),
-    labels_key: Optional[str] = typer.Option(None, "--labels-key",
-                                             help="Array holding the labels in --labels."),
-    labels_column: Optional[str] = typer.Option(None, "--labels-column",
-                                                help="CSV column holding the labels in --labels."),
+        None, "--labels", help="With --create: labels file (npy, npz, pt, CSV)."
+    ),
+    labels_key: Optional[str] = typer.Option(
+        None, "--labels-key", help="Array holding the labels in --labels."
+    ),
+    labels_column: Optional[str] = typer.Option(
+        None, "--labels-column", help="CSV column holding the labels in --labels."
+    ),
     labels_id_column: Optional[str] = typer.Option(
-        None, "--labels-id-column",
+        None,
+        "--labels-id-column",
         help="With --create: the example-id column (CSV) or array (npz/pt/safetensors) of "
-             "--labels. The zoo is keyed by these ids and every file with ids is joined by "
-             "them, never by row position. A --id-column whose name the labels file also "
-             "has does the same."),
+        "--labels. The zoo is keyed by these ids and every file with ids is joined by "
+        "them, never by row position. A --id-column whose name the labels file also "
+        "has does the same.",
+    ),
     id_prefix: Optional[str] = typer.Option(
-        None, "--id-prefix", help="Text every id in the file starts with and the zoo's ids "
-        "lack (a subject prefix such as 's01_'); removed before the rows are joined."),
+        None,
+        "--id-prefix",
+        help="Text every id in the file starts with and the zoo's ids "
+        "lack (a subject prefix such as 's01_'); removed before the rows are joined.",
+    ),
     abstain: list[str] = typer.Option(
-        [], "--abstain", help="A decision value meaning \"no answer\" (repeatable), besides "
+        [],
+        "--abstain",
+        help='A decision value meaning "no answer" (repeatable), besides '
         "na, NA, n/a, empty cells and JSON null; stored as an abstention, which counts as wrong "
-        "in accuracy and in every agreement measure."),
+        "in accuracy and in every agreement measure.",
+    ),
     strict: bool = typer.Option(
-        False, "--strict", help="Make the after-import sanity warning (accuracy or agreement "
-        "with the other models at chance level) an error; the zoo is left unchanged."),
+        False,
+        "--strict",
+        help="Make the after-import sanity warning (accuracy or agreement "
+        "with the other models at chance level) an error; the zoo is left unchanged.",
+    ),
     class_names: Optional[str] = typer.Option(
-        None, "--class-names",
+        None,
+        "--class-names",
         help="With --create: comma-separated names, or a file: one name per line, "
-             "'wnid,name' or 'wnid name' lines (ImageNet; the wnid becomes an alias), a JSON "
-             "list, or a JSON object {\"0\": [wnid, name], ...}. Labels and decisions may "
-             "then be class names (default with name labels: their sorted set)."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes",
-                                              help="With --create (default: max label + 1)."),
+        "'wnid,name' or 'wnid name' lines (ImageNet; the wnid becomes an alias), a JSON "
+        'list, or a JSON object {"0": [wnid, name], ...}. Labels and decisions may '
+        "then be class names (default with name labels: their sorted set).",
+    ),
+    num_classes: Optional[int] = typer.Option(
+        None, "--num-classes", help="With --create (default: max label + 1)."
+    ),
     dataset_name: str = typer.Option("dataset", "--dataset-name"),
     calibration_fraction: float = typer.Option(0.2, "--calibration-fraction"),
     split_seed: int = typer.Option(0, "--split-seed"),
     image_root: Optional[Path] = typer.Option(
-        None, "--image-root", help="Folder of the example images, when the zoo's example ids "
-        "are paths under it (e.g. cat/0001.jpg): the report's drill-down then shows them."),
+        None,
+        "--image-root",
+        help="Folder of the example images, when the zoo's example ids "
+        "are paths under it (e.g. cat/0001.jpg): the report's drill-down then shows them.",
+    ),
 ) -> None:
     """Import one model's outputs from a file into a zoo (optionally creating the zoo).
 
@@ -175,9 +214,17 @@ def import_(
     from zoolens.zoo.store import Zoo
 
     card: dict[str, Any] = _read_card_file(card_file) if card_file else {}
-    overrides = {"arch": arch, "arch_family": arch_family, "framework": framework,
-                 "pretrain_data": pretrain_data, "head": head, "seed": seed,
-                 "source": source, "category": category, "notes": notes}
+    overrides = {
+        "arch": arch,
+        "arch_family": arch_family,
+        "framework": framework,
+        "pretrain_data": pretrain_data,
+        "head": head,
+        "seed": seed,
+        "source": source,
+        "category": category,
+        "notes": notes,
+    }
     card.update({k: v for k, v in overrides.items() if v is not None})
     if hparam:
         card["hparams"] = {**card.get("hparams", {}), **_parse_hparams(hparam)}
@@ -202,36 +249,70 @@ def import_(
                     raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
                 if labels is None and label_column is None:
                     raise ZoolensError("--create needs --labels FILE or --label-column C")
-                names, aliases = (read_class_names(class_names) if class_names is not None
-                                  else (None, {}))
+                names, aliases = (
+                    read_class_names(class_names) if class_names is not None else (None, {})
+                )
                 if names is None:  # labels given as class names: the sorted names
-                    names = (label_names(labels, key=labels_key, column=_column(labels_column),
-                                         header=header_arg) if labels is not None
-                             else _table_label_names(file, label_column, header_arg))
+                    names = (
+                        label_names(
+                            labels, key=labels_key, column=_column(labels_column), header=header_arg
+                        )
+                        if labels is not None
+                        else _table_label_names(file, label_column, header_arg)
+                    )
                 classes = ClassIndex(names, aliases) if names is not None else None
                 if labels is not None:
                     y, ids = labels_for_create(
-                        labels, file, key=labels_key, column=_column(labels_column),
+                        labels,
+                        file,
+                        key=labels_key,
+                        column=_column(labels_column),
                         labels_id_column=_column(labels_id_column),
-                        id_column=_column(id_column), header=header_arg, offset=label_offset,
-                        classes=classes, id_prefix=id_prefix)
+                        id_column=_column(id_column),
+                        header=header_arg,
+                        offset=label_offset,
+                        classes=classes,
+                        id_prefix=id_prefix,
+                    )
                 else:
-                    y, ids = _labels_from_table(file, label_column, label_offset, id_column,
-                                                header_arg, classes)
-                Zoo.create(zoo, y, class_names=names, class_aliases=aliases,
-                           num_classes=num_classes, dataset_name=dataset_name,
-                           calibration_fraction=calibration_fraction, seed=split_seed,
-                           example_ids=ids)
+                    y, ids = _labels_from_table(
+                        file, label_column, label_offset, id_column, header_arg, classes
+                    )
+                Zoo.create(
+                    zoo,
+                    y,
+                    class_names=names,
+                    class_aliases=aliases,
+                    num_classes=num_classes,
+                    dataset_name=dataset_name,
+                    calibration_fraction=calibration_fraction,
+                    seed=split_seed,
+                    example_ids=ids,
+                )
                 made_zoo = True
                 info(f"created zoo {zoo} ({len(y)} examples)")
             target = Zoo.open(zoo)
             read_as = import_file(
-                target, file, name, kind=kind, key=key, columns=columns,
-                label_column=_column(label_column), label_offset=label_offset,
-                id_column=_column(id_column), header=header_arg, topk_layout=topk_layout,
-                card=card, replace=replace, dtype="float16" if float16 else "float32",
-                embeddings=embeddings, embeddings_key=embeddings_key, strict=strict,
-                abstain=abstain, id_prefix=id_prefix)
+                target,
+                file,
+                name,
+                kind=kind,
+                key=key,
+                columns=columns,
+                label_column=_column(label_column),
+                label_offset=label_offset,
+                id_column=_column(id_column),
+                header=header_arg,
+                topk_layout=topk_layout,
+                card=card,
+                replace=replace,
+                dtype="float16" if float16 else "float32",
+                embeddings=embeddings,
+                embeddings_key=embeddings_key,
+                strict=strict,
+                abstain=abstain,
+                id_prefix=id_prefix,
+            )
             if image_root is not None:
                 target.set_image_root(image_root)
     except BaseException:
@@ -247,8 +328,14 @@ def import_(
 def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
     import shutil
 
-    from zoolens.zoo.store import (ATTRIBUTES_FILE, IDS_FILE, LABELS_FILE, LOCK_FILE,
-                                   MANIFEST, MODELS_DIR)
+    from zoolens.zoo.store import (
+        ATTRIBUTES_FILE,
+        IDS_FILE,
+        LABELS_FILE,
+        LOCK_FILE,
+        MANIFEST,
+        MODELS_DIR,
+    )
 
     if not folder_existed:
         shutil.rmtree(zoo, ignore_errors=True)
@@ -258,22 +345,33 @@ def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
     shutil.rmtree(zoo / MODELS_DIR, ignore_errors=True)
 
 
-def _labels_from_table(file: Path, label_column: str, offset: int, id_column: str | None,
-                       header: bool | None, classes: Any) -> tuple[Any, Any]:
+def _labels_from_table(
+    file: Path,
+    label_column: str,
+    offset: int,
+    id_column: str | None,
+    header: bool | None,
+    classes: Any,
+) -> tuple[Any, Any]:
     """--create --label-column C: the labels (and ids) from the model file itself."""
     from zoolens.zoo.importers import TABLE_SUFFIXES, read_ids, read_labels
 
     table = file.suffix.lower() in TABLE_SUFFIXES
     if not table and file.suffix.lower() == ".npy":
-        raise ZoolensError(f"{file}: a .npy file holds a single array, so it cannot carry "
-                           "--label-column; give --labels FILE")
-    y = (read_labels(file, column=_column(label_column), header=header, offset=offset,
-                     classes=classes) if table
-         else read_labels(file, key=label_column, offset=offset, classes=classes))
+        raise ZoolensError(
+            f"{file}: a .npy file holds a single array, so it cannot carry "
+            "--label-column; give --labels FILE"
+        )
+    y = (
+        read_labels(
+            file, column=_column(label_column), header=header, offset=offset, classes=classes
+        )
+        if table
+        else read_labels(file, key=label_column, offset=offset, classes=classes)
+    )
     if y.ndim != 1:
         raise ZoolensError(f"{file}: the label array {label_column!r} must be 1-D")
-    ids = (read_ids(file, _column(id_column), header=header) if id_column is not None
-           else None)
+    ids = read_ids(file, _column(id_column), header=header) if id_column is not None else None
     return y, ids
 
 
@@ -308,20 +406,22 @@ def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
         shape = list(entry["shape"])
         if entry.get("topk"):
             shape = [shape[0], f"top{entry['topk']}"]
-        rows.append({
-            "model": name,
-            "kind": entry["kind"],
-            "category": pair_category(base_card, zoo.card(name)) if base_card else None,
-            "accuracy_all": zoo.accuracy(name),
-            "shape": shape,
-            "dtype": entry["dtype"],
-            "size": int(entry["size"]),
-            "embeddings": entry.get("embedding_dim"),
-            "abstentions": int(entry.get("abstentions") or 0),
-            "framework": entry["card"].get("framework"),
-            "arch": entry["card"].get("arch"),
-            "file": entry["file"],
-        })
+        rows.append(
+            {
+                "model": name,
+                "kind": entry["kind"],
+                "category": pair_category(base_card, zoo.card(name)) if base_card else None,
+                "accuracy_all": zoo.accuracy(name),
+                "shape": shape,
+                "dtype": entry["dtype"],
+                "size": int(entry["size"]),
+                "embeddings": entry.get("embedding_dim"),
+                "abstentions": int(entry.get("abstentions") or 0),
+                "framework": entry["card"].get("framework"),
+                "arch": entry["card"].get("arch"),
+                "file": entry["file"],
+            }
+        )
     return rows
 
 
@@ -329,8 +429,9 @@ def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
 @handle_errors
 def info_cmd(
     zoo: Path = typer.Argument(..., help="Zoo folder."),
-    base: Optional[str] = typer.Option(None, "--base", help="Show each model's category "
-                                       "relative to this model."),
+    base: Optional[str] = typer.Option(
+        None, "--base", help="Show each model's category relative to this model."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Show a zoo: its data set and, per model, kind, category, accuracy, shape, dtype, size.
@@ -344,13 +445,16 @@ def info_cmd(
         raise ZoolensError(f"{zoo}: --base {base!r} is not a model in the zoo")
     rows = model_rows(z, base)
     if as_json:
-        dataset = {"path": str(z.path), "dataset": z.dataset_name,
-                   "num_examples": z.num_examples, "num_classes": z.num_classes,
-                   "multilabel": z.is_multilabel,
-                   "calibration_examples": int(len(z.calibration_indices)),
-                   "example_ids": z.example_ids is not None,
-                   "attributes": (list(z.attributes.columns) if z.attributes is not None
-                                  else None)}
+        dataset = {
+            "path": str(z.path),
+            "dataset": z.dataset_name,
+            "num_examples": z.num_examples,
+            "num_classes": z.num_classes,
+            "multilabel": z.is_multilabel,
+            "calibration_examples": int(len(z.calibration_indices)),
+            "example_ids": z.example_ids is not None,
+            "attributes": (list(z.attributes.columns) if z.attributes is not None else None),
+        }
         print(json.dumps({**dataset, "models": rows}, indent=2))
         return
     from rich.console import Console
@@ -367,25 +471,40 @@ def info_cmd(
         extras.append(f"attributes: {', '.join(map(str, z.attributes.columns))}")
     if z.class_groups:
         extras.append(f"{len(z.class_groups)} class groups")
+
     def shown(text: object) -> str:  # free text (names) printed as itself, never as markup
         return escape(terminal_text(str(text)))
 
-    console.print(f"[bold]{shown(z.path)}[/bold]  {shown(z.dataset_name)}: "
-                  f"{z.num_examples} examples, "
-                  f"{z.num_classes} classes{' (multi-label)' if z.is_multilabel else ''}, "
-                  f"calibration split {len(z.calibration_indices)}"
-                  + (f"; {shown('; '.join(extras))}" if extras else ""))
+    console.print(
+        f"[bold]{shown(z.path)}[/bold]  {shown(z.dataset_name)}: "
+        f"{z.num_examples} examples, "
+        f"{z.num_classes} classes{' (multi-label)' if z.is_multilabel else ''}, "
+        f"calibration split {len(z.calibration_indices)}"
+        + (f"; {shown('; '.join(extras))}" if extras else "")
+    )
     table = Table(show_lines=False)
-    for col, justify in (("model", "left"), ("kind", "left"), ("category", "left"),
-                         ("accuracy_all", "right"), ("abstentions", "right"),
-                         ("shape", "right"), ("dtype", "left"), ("size", "right")):
+    for col, justify in (
+        ("model", "left"),
+        ("kind", "left"),
+        ("category", "left"),
+        ("accuracy_all", "right"),
+        ("abstentions", "right"),
+        ("shape", "right"),
+        ("dtype", "left"),
+        ("size", "right"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(shown(row["model"]), row["kind"] + (" +emb" if row["embeddings"] else ""),
-                      "(base)" if row["model"] == base else (row["category"] or "-"),
-                      f"{row['accuracy_all']:.4f}", str(row["abstentions"]),
-                      "×".join(map(str, row["shape"])),
-                      row["dtype"], _human_size(row["size"]))
+        table.add_row(
+            shown(row["model"]),
+            row["kind"] + (" +emb" if row["embeddings"] else ""),
+            "(base)" if row["model"] == base else (row["category"] or "-"),
+            f"{row['accuracy_all']:.4f}",
+            str(row["abstentions"]),
+            "×".join(map(str, row["shape"])),
+            row["dtype"],
+            _human_size(row["size"]),
+        )
     console.print(table)
 
 
@@ -422,6 +541,8 @@ def verify_cmd(zoo: Path = typer.Argument(..., help="Zoo folder.")) -> None:
     z.verify(progress=not is_quiet())
     orphans = z.orphan_files()
     if orphans:
-        info(f"note: {len(orphans)} file(s) in {zoo}/models are not in the manifest (left by an "
-             f"interrupted write; safe to delete): {', '.join(p.name for p in orphans[:5])}")
+        info(
+            f"note: {len(orphans)} file(s) in {zoo}/models are not in the manifest (left by an "
+            f"interrupted write; safe to delete): {', '.join(p.name for p in orphans[:5])}"
+        )
     info(f"ok: {zoo} ({len(z.models)} models, {len(z.file_hashes())} files verified)")

@@ -18,18 +18,33 @@ def arch_family(arch: str) -> str:
 # Substrings of a pretrained tag -> upstream data set (first match wins; order matters:
 # "in21k_ft_in1k" was pretrained on ImageNet-21k).
 _TAG_DATA = (
-    ("laion2b", "LAION-2B"), ("laion400m", "LAION-400M"), ("laion", "LAION"),
-    ("datacomp", "DataComp"), ("commonpool", "CommonPool"), ("metaclip", "MetaCLIP"),
-    ("openai", "OpenAI-WIT"), ("yfcc", "YFCC-15M"), ("cc12m", "CC12M"),
-    ("jft", "JFT-300M"), ("ig1b", "IG-1B"), ("ig", "Instagram"),
-    ("in22k", "ImageNet-21k"), ("in21k", "ImageNet-21k"), ("in12k", "ImageNet-12k"),
+    ("laion2b", "LAION-2B"),
+    ("laion400m", "LAION-400M"),
+    ("laion", "LAION"),
+    ("datacomp", "DataComp"),
+    ("commonpool", "CommonPool"),
+    ("metaclip", "MetaCLIP"),
+    ("openai", "OpenAI-WIT"),
+    ("yfcc", "YFCC-15M"),
+    ("cc12m", "CC12M"),
+    ("jft", "JFT-300M"),
+    ("ig1b", "IG-1B"),
+    ("ig", "Instagram"),
+    ("in22k", "ImageNet-21k"),
+    ("in21k", "ImageNet-21k"),
+    ("in12k", "ImageNet-12k"),
     ("in1k", "ImageNet-1k"),
 )
 
 _TAG_FRAMEWORK = (
-    ("clip", "contrastive"), ("laion", "contrastive"), ("openai", "contrastive"),
-    ("dino", "self-supervised"), ("mae", "self-supervised"), ("swsl", "semi-supervised"),
-    ("ssl", "semi-supervised"), ("distill", "distilled"),
+    ("clip", "contrastive"),
+    ("laion", "contrastive"),
+    ("openai", "contrastive"),
+    ("dino", "self-supervised"),
+    ("mae", "self-supervised"),
+    ("swsl", "semi-supervised"),
+    ("ssl", "semi-supervised"),
+    ("distill", "distilled"),
 )
 
 

@@ -6,12 +6,33 @@ from zoolens.errors import ZoolensError
 
 # Exception type names (anywhere in the cause chain) or message fragments that mean
 # "the weights could not be fetched": no network, not in the local cache, hub offline.
-_NETWORK_TYPES = {"LocalEntryNotFoundError", "ConnectionError", "ConnectTimeout", "ReadTimeout",
-                  "URLError", "HTTPError", "OfflineModeIsEnabled", "gaierror", "ProxyError",
-                  "MaxRetryError", "NameResolutionError", "HfHubHTTPError", "ConnectError"}
-_NETWORK_WORDS = ("download", "connection", "network", "offline", "internet", "local cache",
-                  "name or service not known", "temporary failure in name resolution",
-                  "urlopen error", "timed out")
+_NETWORK_TYPES = {
+    "LocalEntryNotFoundError",
+    "ConnectionError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "URLError",
+    "HTTPError",
+    "OfflineModeIsEnabled",
+    "gaierror",
+    "ProxyError",
+    "MaxRetryError",
+    "NameResolutionError",
+    "HfHubHTTPError",
+    "ConnectError",
+}
+_NETWORK_WORDS = (
+    "download",
+    "connection",
+    "network",
+    "offline",
+    "internet",
+    "local cache",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "urlopen error",
+    "timed out",
+)
 
 
 def is_download_error(exc: BaseException) -> bool:
@@ -33,7 +54,8 @@ def download_error(spec: str, exc: BaseException) -> ZoolensError:
     return ZoolensError(
         f"model {spec}: cannot download the pretrained weights (no network access, and they are "
         f"not in the local cache: {type(exc).__name__}: {first}); connect once to fill the cache "
-        f"(HF_HOME / TORCH_HOME), or use --no-pretrained (pretrained = false) for random init")
+        f"(HF_HOME / TORCH_HOME), or use --no-pretrained (pretrained = false) for random init"
+    )
 
 
 def build_or_explain(spec: str, pretrained: bool, kwargs: dict, build):

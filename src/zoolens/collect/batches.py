@@ -23,11 +23,11 @@ class RunOptions:
     """How to run: batch and shard size, device, workers, precision, threads, strictness."""
 
     batch_size: int = 64
-    shard_size: int | None = None      # default: 16 batches
-    device: str | None = None          # None: auto (cuda, mps, cpu)
+    shard_size: int | None = None  # default: 16 batches
+    device: str | None = None  # None: auto (cuda, mps, cpu)
     num_workers: int = 0
-    amp: bool | None = None            # None: on for cuda
-    threads: int | None = None         # torch.set_num_threads (pin it for identical results)
+    amp: bool | None = None  # None: on for cuda
+    threads: int | None = None  # torch.set_num_threads (pin it for identical results)
     strict: bool = False
     resume: bool = True
 
@@ -87,27 +87,38 @@ def _collate(items):
     import torch
 
     positions = [i for i, x, _ in items if x is not None]
-    tensors = [x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-               for _, x, _ in items if x is not None]
+    tensors = [
+        x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        for _, x, _ in items
+        if x is not None
+    ]
     bad = {i: reason for i, x, reason in items if x is None}
     batch = torch.stack(tensors) if tensors else None
     return torch.as_tensor(positions, dtype=torch.int64), batch, bad
 
 
 def _batches(ranges: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
-    return [list(range(b, min(b + batch_size, stop)))
-            for start, stop in ranges for b in range(start, stop, batch_size)]
+    return [
+        list(range(b, min(b + batch_size, stop)))
+        for start, stop in ranges
+        for b in range(start, stop, batch_size)
+    ]
 
 
 def _to_numpy(t) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32, copy=False)
 
 
-def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
-                options: RunOptions, device: Any = None,
-                on_shard: Callable[[int, int, dict[str, Any]], None] | None = None,
-                on_batch: Callable[[int], None] | None = None,
-                timings: list[tuple[int, float]] | None = None) -> None:
+def run_batches(
+    loaded: Any,
+    dataset: Any,
+    ranges: Sequence[tuple[int, int]],
+    options: RunOptions,
+    device: Any = None,
+    on_shard: Callable[[int, int, dict[str, Any]], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    timings: list[tuple[int, float]] | None = None,
+) -> None:
     """Run ``loaded`` over the shards ``ranges`` of ``dataset``, calling ``on_shard(start, stop,
     arrays)`` as each shard completes. ``arrays``: indices, logits, embeddings (or None), skipped.
 
@@ -128,10 +139,14 @@ def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
     batches = _batches(ranges, options.batch_size)
     if not batches:
         return
-    loader = DataLoader(_Items(dataset), batch_sampler=batches, collate_fn=_collate,
-                        num_workers=options.num_workers,
-                        pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    loader = DataLoader(
+        _Items(dataset),
+        batch_sampler=batches,
+        collate_fn=_collate,
+        num_workers=options.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     bounds = iter(ranges)
     start, stop = next(bounds)
     acc: dict[str, list] = {"indices": [], "logits": [], "embeddings": []}
@@ -156,8 +171,10 @@ def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
                         torch.cuda.synchronize(device)
                     timings.append((int(batch.shape[0]), time.perf_counter() - began))
                 if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
-                    raise ZoolensError(f"model {getattr(loaded, 'name', '?')}: logits must be "
-                                       f"(batch, classes), got {tuple(logits.shape)}")
+                    raise ZoolensError(
+                        f"model {getattr(loaded, 'name', '?')}: logits must be "
+                        f"(batch, classes), got {tuple(logits.shape)}"
+                    )
                 acc["indices"].append(positions.numpy())
                 acc["logits"].append(_to_numpy(logits))
                 if emb is not None:
@@ -165,15 +182,17 @@ def run_batches(loaded: Any, dataset: Any, ranges: Sequence[tuple[int, int]],
             n_batch = len(positions) + len(bad)
             if on_batch is not None:
                 on_batch(n_batch)
-            last = (int(positions.max()) if len(positions) else -1)
+            last = int(positions.max()) if len(positions) else -1
             last = max([last, *bad.keys()])
             if last == stop - 1:
                 arrays = {
-                    "indices": (np.concatenate(acc["indices"]) if acc["indices"]
-                                else np.zeros(0, np.int64)),
+                    "indices": (
+                        np.concatenate(acc["indices"]) if acc["indices"] else np.zeros(0, np.int64)
+                    ),
                     "logits": np.concatenate(acc["logits"]) if acc["logits"] else None,
-                    "embeddings": (np.concatenate(acc["embeddings"]) if acc["embeddings"]
-                                   else None),
+                    "embeddings": (
+                        np.concatenate(acc["embeddings"]) if acc["embeddings"] else None
+                    ),
                     "skipped": {k: v for k, v in skipped.items() if start <= k < stop},
                 }
                 if on_shard is not None:

@@ -40,8 +40,18 @@ from zoolens.errors import ZoolensError
 CIFAR_MEAN = (0.485, 0.456, 0.406)
 CIFAR_STD = (0.229, 0.224, 0.225)
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 class LambdaLayer(nn.Module):
@@ -164,15 +174,19 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> CifarResNet:
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        raise ZoolensError(f"{path}: checkpoint does not match resnet{model.depth} "
-                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ZoolensError(
+            f"{path}: checkpoint does not match resnet{model.depth} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for k, v in expected.items():
         state.setdefault(k, v)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ZoolensError(f"{path}: checkpoint shapes do not match resnet{model.depth}: "
-                           f"{str(exc).splitlines()[-1].strip()}") from exc
+        raise ZoolensError(
+            f"{path}: checkpoint shapes do not match resnet{model.depth}: "
+            f"{str(exc).splitlines()[-1].strip()}"
+        ) from exc
     return model.eval()
 
 
@@ -183,8 +197,9 @@ def cifar_transform():
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])
 
 
-def pretrained(checkpoint: str | None = None, depth: int = 20, seed: int | None = None,
-               num_classes: int = 10):
+def pretrained(
+    checkpoint: str | None = None, depth: int = 20, seed: int | None = None, num_classes: int = 10
+):
     """Model-list entry point: ``(model, transform, card dict)`` for a CIFAR ResNet.
 
     With ``checkpoint`` the weights (and depth, and classes) come from the file; without it a

@@ -32,9 +32,14 @@ def _sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_cost(loaded: Any, dataset: Any, device: Any, batch_size: int,
-                 repeats: int = 3, timings: list[tuple[int, float]] | None = None
-                 ) -> dict[str, Any]:
+def measure_cost(
+    loaded: Any,
+    dataset: Any,
+    device: Any,
+    batch_size: int,
+    repeats: int = 3,
+    timings: list[tuple[int, float]] | None = None,
+) -> dict[str, Any]:
     """The ModelCost fields of ``loaded`` (a LoadedModel) measured on ``dataset`` (items are
     preprocessed tensors) on ``device``; images that do not decode are passed over.
     ``timings``: (images, seconds) of the forward passes of the collection run
@@ -80,10 +85,14 @@ def measure_cost(loaded: Any, dataset: Any, device: Any, batch_size: int,
                 loaded.forward(x)
                 _sync(device)
                 times.append(time.perf_counter() - t0)
-    return {"params": params, "macs": float(macs),
-            "latency_ms": 1000.0 * statistics.median(times) / size,
-            "batch_size": size, "device": str(device),
-            "input_shape": [int(s) for s in x.shape[1:]],
-            "source": f"measured by zoolens collect (torch {torch.__version__}, "
-                      f"{torch.get_num_threads()} CPU threads; latency: median of "
-                      f"{len(times)} {'batches of the run' if from_run else 'timed batches'})"}
+    return {
+        "params": params,
+        "macs": float(macs),
+        "latency_ms": 1000.0 * statistics.median(times) / size,
+        "batch_size": size,
+        "device": str(device),
+        "input_shape": [int(s) for s in x.shape[1:]],
+        "source": f"measured by zoolens collect (torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads; latency: median of "
+        f"{len(times)} {'batches of the run' if from_run else 'timed batches'})",
+    }

@@ -39,12 +39,21 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ZoolensError("--ray needs Ray, which is not installed: pip install 'zoolens[ray]'") from None
+        raise ZoolensError(
+            "--ray needs Ray, which is not installed: pip install 'zoolens[ray]'"
+        ) from None
     return ray
 
 
-def shard_job(entry: Any, root: str, classes: list[str], start: int, stop: int,
-              options: dict[str, Any], pretrained: bool) -> dict[str, Any]:
+def shard_job(
+    entry: Any,
+    root: str,
+    classes: list[str],
+    start: int,
+    stop: int,
+    options: dict[str, Any],
+    pretrained: bool,
+) -> dict[str, Any]:
     """Run one shard of one model (the body of a Ray task; also callable directly)."""
     opts = RunOptions(**options)
     folder = ImageFolder(root, classes=classes)
@@ -56,8 +65,13 @@ def shard_job(entry: Any, root: str, classes: list[str], start: int, stop: int,
         _CACHE[key] = loaded
     transform = loaded.transform or build_preprocess(None, entry.spec)
     result: dict[str, Any] = {}
-    run_batches(loaded, folder.with_transform(transform), [(start, stop)], opts,
-                on_shard=lambda s, e, arrays: result.update(arrays))
+    run_batches(
+        loaded,
+        folder.with_transform(transform),
+        [(start, stop)],
+        opts,
+        on_shard=lambda s, e, arrays: result.update(arrays),
+    )
     return {"start": start, "stop": stop, "arrays": result, "card": loaded.card}
 
 
@@ -66,8 +80,15 @@ def _unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
-def run_into_store_ray(entry: Any, folder: Any, store: Any, options: Any, *, pretrained: bool,
-                       address: str | None = None) -> None:
+def run_into_store_ray(
+    entry: Any,
+    folder: Any,
+    store: Any,
+    options: Any,
+    *,
+    pretrained: bool,
+    address: str | None = None,
+) -> None:
     """Compute the store's missing shards as Ray tasks and write them as they finish."""
     ray = _import_ray()
     started = False
@@ -75,27 +96,37 @@ def run_into_store_ray(entry: Any, folder: Any, store: Any, options: Any, *, pre
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except Exception as exc:
-            raise ZoolensError(f"--ray: cannot start or reach a Ray cluster at "
-                               f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise ZoolensError(
+                f"--ray: cannot start or reach a Ray cluster at "
+                f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         started = True
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         use_gpu = gpus > 0 and str(options.device or "auto") not in ("cpu",)
         remote = ray.remote(shard_job).options(
-            num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=MAX_RETRIES,
-            retry_exceptions=[OSError, RuntimeError])
+            num_cpus=1,
+            num_gpus=1 if use_gpu else 0,
+            max_retries=MAX_RETRIES,
+            retry_exceptions=[OSError, RuntimeError],
+        )
         opts = dataclasses.asdict(options)
         opts["num_workers"] = 0  # one process per task; the cluster provides the parallelism
-        opts["device"] = "cuda" if use_gpu else ("cpu" if options.device in (None, "auto")
-                                                 else options.device)
+        opts["device"] = (
+            "cuda" if use_gpu else ("cpu" if options.device in (None, "auto") else options.device)
+        )
         # decided here, not per worker, so every shard of a model uses the same precision
         opts["amp"] = options.amp if options.amp is not None else use_gpu
         missing = store.missing_ranges()
-        pending = {remote.remote(entry, str(folder.root), list(folder.classes), s, e, opts,
-                                 pretrained): (s, e) for s, e in missing}
-        info(f"{entry.name}: {len(pending)} shard task(s) on Ray "
-             f"({'GPU' if use_gpu else 'CPU'})")
+        pending = {
+            remote.remote(entry, str(folder.root), list(folder.classes), s, e, opts, pretrained): (
+                s,
+                e,
+            )
+            for s, e in missing
+        }
+        info(f"{entry.name}: {len(pending)} shard task(s) on Ray ({'GPU' if use_gpu else 'CPU'})")
         total = store.num_examples
         todo = sum(e - s for s, e in missing)
         with progress_bar(total, entry.name, unit="img") as advance:
@@ -112,11 +143,12 @@ def run_into_store_ray(entry: Any, folder: Any, store: Any, options: Any, *, pre
                             ray.cancel(other)
                         if isinstance(inner, ZoolensError):
                             raise inner from None
-                        raise ZoolensError(f"model {entry.name!r}: Ray task for examples "
-                                           f"{s}..{e - 1} failed after {MAX_RETRIES} retries "
-                                           f"({type(inner).__name__}: "
-                                           f"{str(inner).splitlines()[0] if str(inner) else ''})"
-                                           ) from None
+                        raise ZoolensError(
+                            f"model {entry.name!r}: Ray task for examples "
+                            f"{s}..{e - 1} failed after {MAX_RETRIES} retries "
+                            f"({type(inner).__name__}: "
+                            f"{str(inner).splitlines()[0] if str(inner) else ''})"
+                        ) from None
                     store.write(out["start"], out["stop"], out["arrays"], out["card"])
                     advance(e - s)
     finally:

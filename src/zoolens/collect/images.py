@@ -21,8 +21,18 @@ import numpy as np
 
 from zoolens.errors import ZoolensError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
-                    ".pgm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+)
 
 
 class UndecodableImage(Exception):
@@ -56,8 +66,9 @@ def position_index(example_ids: Sequence[Any]) -> dict[str, int]:
     return {str(e): i for i, e in enumerate(example_ids)}
 
 
-def lookup_positions(position_of: Mapping[str, int], example_ids: Sequence[Any],
-                     where: str) -> np.ndarray:
+def lookup_positions(
+    position_of: Mapping[str, int], example_ids: Sequence[Any], where: str
+) -> np.ndarray:
     """(n,) int64 row numbers of ``example_ids`` in a dataset, given its :func:`position_index`;
     ZoolensError naming the first id (in the given order) that is not ``where`` (e.g. "the
     image folder DIR"). Shared by ImageFolder.positions and collect.runner.DataIndex."""
@@ -74,42 +85,56 @@ class ImageFolder:
     ``labels`` ((N,) int64), ``example_ids`` ((N,) str array of relative paths).
     """
 
-    def __init__(self, root: str | Path, classes: Sequence[str] | str | Path | None = None,
-                 transform: Callable[[Any], Any] | None = None,
-                 extensions: Sequence[str] = IMAGE_EXTENSIONS):
+    def __init__(
+        self,
+        root: str | Path,
+        classes: Sequence[str] | str | Path | None = None,
+        transform: Callable[[Any], Any] | None = None,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    ):
         self.root = Path(root)
         self.transform = transform
         if not self.root.exists():
             raise ZoolensError(f"{self.root}: image folder not found")
         if not self.root.is_dir():
             raise ZoolensError(f"{self.root}: not a folder (expected root/<class name>/<image>)")
-        folders = sorted(p.name for p in self.root.iterdir()
-                         if p.is_dir() and not p.name.startswith("."))
+        folders = sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
         if not folders:
-            raise ZoolensError(f"{self.root}: no class folders (expected root/<class name>/<image>)")
+            raise ZoolensError(
+                f"{self.root}: no class folders (expected root/<class name>/<image>)"
+            )
         if classes is None:
             self.classes = folders
         else:
             self.classes = _read_class_list(classes)
             extra = [f for f in folders if f not in set(self.classes)]
             if extra:
-                raise ZoolensError(f"{self.root}: class folder {extra[0]!r} is not in the class "
-                                   f"list ({len(extra)} such folder(s): {', '.join(extra[:5])})")
+                raise ZoolensError(
+                    f"{self.root}: class folder {extra[0]!r} is not in the class "
+                    f"list ({len(extra)} such folder(s): {', '.join(extra[:5])})"
+                )
             missing = [c for c in self.classes if c not in set(folders)]
             if missing:
-                raise ZoolensError(f"{self.root}: class {missing[0]!r} of the class list has no "
-                                   f"folder ({len(missing)} missing: {', '.join(missing[:5])})")
+                raise ZoolensError(
+                    f"{self.root}: class {missing[0]!r} of the class list has no "
+                    f"folder ({len(missing)} missing: {', '.join(missing[:5])})"
+                )
         exts = {e.lower() for e in extensions}
         files: list[Path] = []
         labels: list[int] = []
         for index, name in enumerate(self.classes):
             folder = self.root / name
-            found = sorted(p for p in folder.iterdir()
-                           if p.is_file() and not p.name.startswith(".")
-                           and p.suffix.lower() in exts)
+            found = sorted(
+                p
+                for p in folder.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts
+            )
             if not found:
-                raise ZoolensError(f"{folder}: class folder has no images "
-                                   f"({', '.join(sorted(exts))})")
+                raise ZoolensError(
+                    f"{folder}: class folder has no images ({', '.join(sorted(exts))})"
+                )
             files.extend(found)
             labels.extend([index] * len(found))
         self.files = files
@@ -161,8 +186,9 @@ class ImageFolder:
         return h.hexdigest()
 
 
-def ids_in_label_order(example_ids: Sequence[str], labels: np.ndarray,
-                       target_labels: np.ndarray) -> np.ndarray:
+def ids_in_label_order(
+    example_ids: Sequence[str], labels: np.ndarray, target_labels: np.ndarray
+) -> np.ndarray:
     """Re-order class-sorted examples into a target label sequence, keeping order within a class.
 
     For a folder sorted by class (``labels``: class of each example id, in folder order) and a
@@ -177,11 +203,14 @@ def ids_in_label_order(example_ids: Sequence[str], labels: np.ndarray,
     target = np.asarray(target_labels).astype(np.int64)
     if ids.shape[0] != labels.shape[0]:
         raise ZoolensError("ids_in_label_order: example_ids and labels differ in length")
-    if target.shape != labels.shape or not np.array_equal(np.bincount(labels, minlength=1),
-                                                         np.bincount(target, minlength=1)):
-        raise ZoolensError(f"cannot align: the folder has {labels.shape[0]} examples with class "
-                           f"counts {np.bincount(labels).tolist()}, the target labels "
-                           f"{target.shape[0]} with counts {np.bincount(target).tolist()}")
+    if target.shape != labels.shape or not np.array_equal(
+        np.bincount(labels, minlength=1), np.bincount(target, minlength=1)
+    ):
+        raise ZoolensError(
+            f"cannot align: the folder has {labels.shape[0]} examples with class "
+            f"counts {np.bincount(labels).tolist()}, the target labels "
+            f"{target.shape[0]} with counts {np.bincount(target).tolist()}"
+        )
     # Stable sorts: the k-th occurrence of class c in folder order goes to the k-th
     # occurrence of class c in target order.
     by_class_folder = np.argsort(labels, kind="stable")

@@ -44,8 +44,9 @@ DEFAULT_TEMPLATES = (
 )
 
 
-def zero_shot_weights(model: Any, tokenizer: Any, class_names: Sequence[str],
-                      templates: Sequence[str]):
+def zero_shot_weights(
+    model: Any, tokenizer: Any, class_names: Sequence[str], templates: Sequence[str]
+):
     """(D, C) zero-shot classifier: per class, the normalised mean of normalised prompt
     embeddings (CLIP's prompt ensembling)."""
     import torch
@@ -62,15 +63,24 @@ def zero_shot_weights(model: Any, tokenizer: Any, class_names: Sequence[str],
     return torch.stack(columns, dim=1)
 
 
-def fit_probe_head(model: Any, preprocess: Any, root: str, class_names: Sequence[str],
-                   l2: float | None, spec: str, batch_size: int = 64):
+def fit_probe_head(
+    model: Any,
+    preprocess: Any,
+    root: str,
+    class_names: Sequence[str],
+    l2: float | None,
+    spec: str,
+    batch_size: int = 64,
+):
     """Fit the linear-probe head on a labelled folder: ``(W (C, D), b (C,), card hparams)``."""
     import torch
 
     folder = ImageFolder(root, classes=list(class_names))
     feats = []
-    with torch.inference_mode(), progress_bar(len(folder), f"{spec} probe features",
-                                              unit="img") as advance:
+    with (
+        torch.inference_mode(),
+        progress_bar(len(folder), f"{spec} probe features", unit="img") as advance,
+    ):
         for start in range(0, len(folder), batch_size):
             stop = min(start + batch_size, len(folder))
             try:
@@ -80,49 +90,72 @@ def fit_probe_head(model: Any, preprocess: Any, root: str, class_names: Sequence
             f = model.encode_image(x).float()
             feats.append(f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12))
             advance(stop - start)
-    probe = fit_linear_probe(torch.cat(feats).numpy(), folder.labels,
-                             l2_grid=l2 if l2 is not None else None)
+    probe = fit_linear_probe(
+        torch.cat(feats).numpy(), folder.labels, l2_grid=l2 if l2 is not None else None
+    )
     weight = torch.zeros(len(class_names), probe.coef_.shape[1], dtype=torch.float32)
     bias = torch.full((len(class_names),), -1e4, dtype=torch.float32)
     cols = torch.as_tensor(np.asarray(probe.classes_, dtype=np.int64))
     weight[cols] = torch.as_tensor(probe.coef_, dtype=torch.float32)
     bias[cols] = torch.as_tensor(probe.intercept_, dtype=torch.float32)
-    return weight, bias, {"probe_data": str(root), "probe_l2": float(probe.l2),
-                          "probe_train_examples": int(len(folder))}
+    return (
+        weight,
+        bias,
+        {
+            "probe_data": str(root),
+            "probe_l2": float(probe.l2),
+            "probe_train_examples": int(len(folder)),
+        },
+    )
 
 
 @register_adapter("open_clip")
-def load_open_clip(entry: ModelEntry, pretrained: bool,
-                   class_names: Sequence[str] | None = None) -> LoadedModel:
+def load_open_clip(
+    entry: ModelEntry, pretrained: bool, class_names: Sequence[str] | None = None
+) -> LoadedModel:
     try:
         import open_clip
     except ImportError:
-        raise ZoolensError(f"model {entry.spec}: open_clip is not installed "
-                           f"(pip install 'zoolens[models]')") from None
+        raise ZoolensError(
+            f"model {entry.spec}: open_clip is not installed (pip install 'zoolens[models]')"
+        ) from None
     arch, _, tag = entry.target.partition("/")
     if arch not in open_clip.list_models():
-        raise ZoolensError(f"model {entry.spec}: open_clip has no model {arch!r} "
-                           f"(see open_clip.list_models())")
+        raise ZoolensError(
+            f"model {entry.spec}: open_clip has no model {arch!r} (see open_clip.list_models())"
+        )
     if pretrained and not tag:
-        raise ZoolensError(f"model {entry.spec}: name the pretrained weights, e.g. "
-                           f"open_clip:{arch}/{(open_clip.list_pretrained_tags_by_model(arch) or ['TAG'])[0]}"
-                           f" (or use --no-pretrained)")
+        raise ZoolensError(
+            f"model {entry.spec}: name the pretrained weights, e.g. "
+            f"open_clip:{arch}/{(open_clip.list_pretrained_tags_by_model(arch) or ['TAG'])[0]}"
+            f" (or use --no-pretrained)"
+        )
     if pretrained and tag not in open_clip.list_pretrained_tags_by_model(arch):
-        raise ZoolensError(f"model {entry.spec}: unknown pretrained tag {tag!r} for {arch}; use one "
-                           f"of {', '.join(open_clip.list_pretrained_tags_by_model(arch)[:8])}")
+        raise ZoolensError(
+            f"model {entry.spec}: unknown pretrained tag {tag!r} for {arch}; use one "
+            f"of {', '.join(open_clip.list_pretrained_tags_by_model(arch)[:8])}"
+        )
     head = entry.head or "zero-shot"
     if head not in ("zero-shot", "linear-probe"):
-        raise ZoolensError(f"model {entry.spec}: unknown head {head!r} for open_clip (use "
-                           f"'zero-shot' or 'linear-probe')")
+        raise ZoolensError(
+            f"model {entry.spec}: unknown head {head!r} for open_clip (use "
+            f"'zero-shot' or 'linear-probe')"
+        )
     if head == "linear-probe" and not entry.probe_data:
-        raise ZoolensError(f"model {entry.spec}: the linear-probe head needs probe_data (a "
-                           f"labelled training image folder with the same classes)")
+        raise ZoolensError(
+            f"model {entry.spec}: the linear-probe head needs probe_data (a "
+            f"labelled training image folder with the same classes)"
+        )
     if not class_names:
         raise ZoolensError(f"model {entry.spec}: a {head} head needs class names")
     model, _, preprocess = build_or_explain(
-        entry.spec, pretrained, entry.kwargs,
+        entry.spec,
+        pretrained,
+        entry.kwargs,
         lambda: open_clip.create_model_and_transforms(
-            arch, pretrained=tag if pretrained else None, **entry.kwargs))
+            arch, pretrained=tag if pretrained else None, **entry.kwargs
+        ),
+    )
     model.eval()
     if entry.preprocess is not None:
         preprocess = build_preprocess(entry.preprocess, entry.spec)
@@ -131,13 +164,16 @@ def load_open_clip(entry: ModelEntry, pretrained: bool,
     if head == "zero-shot":
         tokenizer = open_clip.get_tokenizer(arch)
         # exp(logit_scale) * normalize(image) @ W: the scale is folded into the (C, D) weight
-        weight = (zero_shot_weights(model, tokenizer, class_names, templates)
-                  * model.logit_scale.exp().float().detach()).T.contiguous()
+        weight = (
+            zero_shot_weights(model, tokenizer, class_names, templates)
+            * model.logit_scale.exp().float().detach()
+        ).T.contiguous()
         bias = None
         hparams["prompt_templates"] = len(templates)
     else:
-        weight, bias, probe_info = fit_probe_head(model, preprocess, entry.probe_data,
-                                                  class_names, entry.probe_l2, entry.spec)
+        weight, bias, probe_info = fit_probe_head(
+            model, preprocess, entry.probe_data, class_names, entry.probe_l2, entry.spec
+        )
         hparams.update(probe_info)
     state: dict[str, Any] = {"W": weight, "b": bias}
 

@@ -45,8 +45,18 @@ from zoolens.zoo._atomic import atomic_path, atomic_write_bytes
 from zoolens.zoo._slug import short_hash, slugify
 from zoolens.zoo.store import Zoo
 
-__all__ = ["RunOptions", "run_batches", "select_device", "CollectedOutputs", "ShardStore",
-           "run_model", "run_into_store", "collect_model", "collect_entries", "work_dir_for"]
+__all__ = [
+    "RunOptions",
+    "run_batches",
+    "select_device",
+    "CollectedOutputs",
+    "ShardStore",
+    "run_model",
+    "run_into_store",
+    "collect_model",
+    "collect_entries",
+    "work_dir_for",
+]
 
 SHARD_FORMAT = 1
 
@@ -76,15 +86,27 @@ def shard_ranges(num_examples: int, shard_size: int) -> list[tuple[int, int]]:
 class ShardStore:
     """The shards of one model run in ``work_dir/<slug>/`` (see the module docstring)."""
 
-    def __init__(self, work_dir: str | Path, model_name: str, fingerprint: dict[str, Any],
-                 num_examples: int, shard_size: int, *, resume: bool = True):
+    def __init__(
+        self,
+        work_dir: str | Path,
+        model_name: str,
+        fingerprint: dict[str, Any],
+        num_examples: int,
+        shard_size: int,
+        *,
+        resume: bool = True,
+    ):
         self._name = model_name
         self.num_examples = int(num_examples)
         self.shard_size = int(shard_size)
         self.ranges = shard_ranges(self.num_examples, self.shard_size)
         self.dir = self.folder_for(work_dir, model_name)
-        self.fingerprint = {**fingerprint, "num_examples": self.num_examples,
-                            "shard_size": self.shard_size, "shard_format": SHARD_FORMAT}
+        self.fingerprint = {
+            **fingerprint,
+            "num_examples": self.num_examples,
+            "shard_size": self.shard_size,
+            "shard_format": SHARD_FORMAT,
+        }
         run_file = self.dir / "run.json"
         if self.dir.exists():
             old = None
@@ -94,11 +116,15 @@ class ShardStore:
                 pass
             if old != self.fingerprint:
                 if resume and old is not None and any(self.dir.glob("shard-*.safetensors")):
-                    diff = sorted(k for k in set(old) | set(self.fingerprint)
-                                  if old.get(k) != self.fingerprint.get(k))
+                    diff = sorted(
+                        k
+                        for k in set(old) | set(self.fingerprint)
+                        if old.get(k) != self.fingerprint.get(k)
+                    )
                     raise ZoolensError(
                         f"{self.dir}: holds shards of a different run of model {model_name!r} "
-                        f"(differs in {', '.join(diff)}); pass --no-resume to start over")
+                        f"(differs in {', '.join(diff)}); pass --no-resume to start over"
+                    )
                 shutil.rmtree(self.dir)
             elif not resume:
                 shutil.rmtree(self.dir)
@@ -138,9 +164,12 @@ class ShardStore:
             tensors["logits"] = np.ascontiguousarray(arrays["logits"], dtype=np.float32)
         if arrays.get("embeddings") is not None:
             tensors["embeddings"] = np.ascontiguousarray(arrays["embeddings"], dtype=np.float32)
-        meta = {"start": str(start), "stop": str(stop),
-                "skipped": json.dumps({str(i): r for i, r in arrays["skipped"].items()}),
-                "card": json.dumps(card, default=str)}
+        meta = {
+            "start": str(start),
+            "stop": str(stop),
+            "skipped": json.dumps({str(i): r for i, r in arrays["skipped"].items()}),
+            "card": json.dumps(card, default=str),
+        }
         with atomic_path(self.shard_path(k)) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
 
@@ -163,12 +192,16 @@ class ShardStore:
                     lg = f.get_tensor("logits") if "logits" in keys else None
                     em = f.get_tensor("embeddings") if "embeddings" in keys else None
             except Exception as exc:
-                raise ZoolensError(f"{path}: unreadable shard ({exc}); delete it and resume") from None
+                raise ZoolensError(
+                    f"{path}: unreadable shard ({exc}); delete it and resume"
+                ) from None
             sk = {int(i): r for i, r in json.loads(meta.get("skipped", "{}")).items()}
             covered = np.union1d(idx, np.fromiter(sk, dtype=np.int64, count=len(sk)))
             if not np.array_equal(covered, np.arange(start, stop)):
-                raise ZoolensError(f"{path}: shard rows do not cover examples {start}..{stop - 1}; "
-                                   f"delete it and resume")
+                raise ZoolensError(
+                    f"{path}: shard rows do not cover examples {start}..{stop - 1}; "
+                    f"delete it and resume"
+                )
             card = card or json.loads(meta.get("card", "{}"))
             skipped.update(sk)
             if len(idx):
@@ -181,8 +214,13 @@ class ShardStore:
         order_idx = np.concatenate(indices)
         if np.any(np.diff(order_idx) <= 0):
             raise ZoolensError(f"{self.dir}: shard rows out of order or duplicated")
-        return CollectedOutputs(order_idx, np.concatenate(logits),
-                                np.concatenate(embs) if have_emb else None, skipped, card)
+        return CollectedOutputs(
+            order_idx,
+            np.concatenate(logits),
+            np.concatenate(embs) if have_emb else None,
+            skipped,
+            card,
+        )
 
     @staticmethod
     def folder_for(work_dir: str | Path, model_name: str) -> Path:
@@ -213,10 +251,16 @@ def _as_loaded(model: Any, name: str):
     return LoadedModel(name, fwd, model if hasattr(model, "parameters") else None, None, {})
 
 
-def run_model(model: Any, dataset: Any, *, work_dir: str | Path | None = None,
-              name: str = "model", options: RunOptions | None = None,
-              fingerprint: dict[str, Any] | None = None,
-              card: dict[str, Any] | None = None) -> CollectedOutputs:
+def run_model(
+    model: Any,
+    dataset: Any,
+    *,
+    work_dir: str | Path | None = None,
+    name: str = "model",
+    options: RunOptions | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    card: dict[str, Any] | None = None,
+) -> CollectedOutputs:
     """Run any model over any dataset, sharded and resumable; returns the assembled outputs.
 
     ``model``: a LoadedModel, an ``nn.Module`` or a callable returning logits or
@@ -231,8 +275,11 @@ def run_model(model: Any, dataset: Any, *, work_dir: str | Path | None = None,
     options = options or RunOptions()
     loaded = _as_loaded(model, name)
     shard_size = options.effective_shard_size()
-    fp = fingerprint if fingerprint is not None else {
-        "name": name, "batch_size": options.batch_size, "amp": options.amp}
+    fp = (
+        fingerprint
+        if fingerprint is not None
+        else {"name": name, "batch_size": options.batch_size, "amp": options.amp}
+    )
     own_tmp = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="zoolens-collect-")) if own_tmp else Path(work_dir)
     try:
@@ -246,9 +293,15 @@ def run_model(model: Any, dataset: Any, *, work_dir: str | Path | None = None,
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run_into_store(loaded: Any, dataset: Any, store: ShardStore, options: RunOptions,
-                   card: dict[str, Any], description: str = "",
-                   timings: list[tuple[int, float]] | None = None) -> None:
+def run_into_store(
+    loaded: Any,
+    dataset: Any,
+    store: ShardStore,
+    options: RunOptions,
+    card: dict[str, Any],
+    description: str = "",
+    timings: list[tuple[int, float]] | None = None,
+) -> None:
     """Compute the store's missing shards locally, with a progress bar (images/s)."""
     missing = store.missing_ranges()
     total = store.num_examples
@@ -261,9 +314,15 @@ def run_into_store(loaded: Any, dataset: Any, store: ShardStore, options: RunOpt
     t0 = time.perf_counter()
     with progress_bar(total, description, unit="img") as advance:
         advance(total - todo)
-        run_batches(loaded, dataset, missing, options,
-                    on_shard=lambda s, e, arrays: store.write(s, e, arrays, card),
-                    on_batch=advance, timings=timings)
+        run_batches(
+            loaded,
+            dataset,
+            missing,
+            options,
+            on_shard=lambda s, e, arrays: store.write(s, e, arrays, card),
+            on_batch=advance,
+            timings=timings,
+        )
     dt = time.perf_counter() - t0
     info(f"{description}: {todo} images in {dt:.1f} s ({todo / max(dt, 1e-9):,.1f} img/s)")
 
@@ -287,16 +346,24 @@ def entry_record(entry: Any, pretrained: bool) -> dict[str, Any]:
     return json.loads(json.dumps(record, default=str))
 
 
-def _entry_fingerprint(entry: Any, pretrained: bool, data_fp: str, options: RunOptions,
-                       device_type: str) -> dict[str, Any]:
-    return {"spec": entry.spec, "name": entry.name,
-            "pretrained": entry.pretrained if entry.pretrained is not None else pretrained,
-            "seed": entry.seed, "kwargs": json.loads(json.dumps(entry.kwargs, default=str)),
-            "templates": list(entry.templates) if entry.templates else None,
-            "preprocess": entry.preprocess, "head": entry.head, "probe_data": entry.probe_data,
-            "probe_l2": entry.probe_l2, "data": data_fp,
-            "batch_size": options.batch_size,
-            "amp": options.amp if options.amp is not None else device_type == "cuda"}
+def _entry_fingerprint(
+    entry: Any, pretrained: bool, data_fp: str, options: RunOptions, device_type: str
+) -> dict[str, Any]:
+    return {
+        "spec": entry.spec,
+        "name": entry.name,
+        "pretrained": entry.pretrained if entry.pretrained is not None else pretrained,
+        "seed": entry.seed,
+        "kwargs": json.loads(json.dumps(entry.kwargs, default=str)),
+        "templates": list(entry.templates) if entry.templates else None,
+        "preprocess": entry.preprocess,
+        "head": entry.head,
+        "probe_data": entry.probe_data,
+        "probe_l2": entry.probe_l2,
+        "data": data_fp,
+        "batch_size": options.batch_size,
+        "amp": options.amp if options.amp is not None else device_type == "cuda",
+    }
 
 
 class DataIndex:
@@ -306,18 +373,28 @@ class DataIndex:
     the dataset's ``targets``/``labels`` attribute) and optional ids (default: "0".."N-1").
     """
 
-    def __init__(self, labels: Any, example_ids: Sequence[str] | None = None,
-                 classes: Sequence[str] | None = None, name: str = "dataset"):
+    def __init__(
+        self,
+        labels: Any,
+        example_ids: Sequence[str] | None = None,
+        classes: Sequence[str] | None = None,
+        name: str = "dataset",
+    ):
         self.labels = np.asarray(labels).astype(np.int64)
         n = len(self.labels)
-        self.example_ids = (np.asarray([str(e) for e in example_ids]) if example_ids is not None
-                            else np.asarray([str(i) for i in range(n)]))
+        self.example_ids = (
+            np.asarray([str(e) for e in example_ids])
+            if example_ids is not None
+            else np.asarray([str(i) for i in range(n)])
+        )
         if len(self.example_ids) != n or len(set(self.example_ids.tolist())) != n:
-            raise ZoolensError(f"{name}: need {n} unique example ids, got "
-                               f"{len(set(self.example_ids.tolist()))}")
+            raise ZoolensError(
+                f"{name}: need {n} unique example ids, got {len(set(self.example_ids.tolist()))}"
+            )
         n_classes = int(self.labels.max()) + 1 if n else 0
-        self.classes = ([str(c) for c in classes] if classes is not None
-                        else [str(c) for c in range(n_classes)])
+        self.classes = (
+            [str(c) for c in classes] if classes is not None else [str(c) for c in range(n_classes)]
+        )
         self.name = name
         self._position_of = position_index(self.example_ids.tolist())
 
@@ -338,8 +415,10 @@ def _rows_for_zoo(zoo: Any, data: Any, out: CollectedOutputs, model: str) -> np.
     """Row of ``out`` for each zoo example (joined on example ids), labels checked."""
     if zoo.example_ids is None:
         if zoo.num_examples != len(out.indices):
-            raise ZoolensError(f"zoo {zoo.path}: has {zoo.num_examples} examples without ids; "
-                               f"{_data_name(data)} gives {len(out.indices)} for model {model!r}")
+            raise ZoolensError(
+                f"zoo {zoo.path}: has {zoo.num_examples} examples without ids; "
+                f"{_data_name(data)} gives {len(out.indices)} for model {model!r}"
+            )
         rows = np.arange(len(out.indices))
         target_positions = out.indices
     else:
@@ -351,14 +430,18 @@ def _rows_for_zoo(zoo: Any, data: Any, out: CollectedOutputs, model: str) -> np.
         found[found] = indices[rows[found]] == target_positions[found]
         if not found.all():
             missing = target_positions[~found]
-            raise ZoolensError(f"model {model!r}: {len(missing)} example(s) of the zoo could not "
-                               f"be decoded, e.g. {data.example_ids[missing[0]]}")
+            raise ZoolensError(
+                f"model {model!r}: {len(missing)} example(s) of the zoo could not "
+                f"be decoded, e.g. {data.example_ids[missing[0]]}"
+            )
     labels = np.asarray(data.labels)[target_positions]
     zoo_labels = np.asarray(zoo.labels)
     if zoo_labels.ndim == 1 and not np.array_equal(labels, zoo_labels):
         bad = int(np.sum(labels != zoo_labels))
-        raise ZoolensError(f"zoo {zoo.path}: labels differ from {_data_name(data)}'s at "
-                           f"{bad} of {len(labels)} examples (different order or class list?)")
+        raise ZoolensError(
+            f"zoo {zoo.path}: labels differ from {_data_name(data)}'s at "
+            f"{bad} of {len(labels)} examples (different order or class list?)"
+        )
     return rows
 
 
@@ -375,31 +458,46 @@ def _open_zoo(zoo_path: Path, create: bool, data: Any, order_ids: Sequence[str] 
     have = set(map(str, data.example_ids))
     if len(order_ids) != len(have) or set(order_ids.tolist()) != have:
         extra = [x for x in order_ids if x not in have][:1]
-        raise ZoolensError(f"order file: must list each of the {len(have)} example ids of "
-                           f"{_data_name(data)} exactly once" +
-                           (f" ({extra[0]!r} is not in it)" if extra else ""))
+        raise ZoolensError(
+            f"order file: must list each of the {len(have)} example ids of "
+            f"{_data_name(data)} exactly once" + (f" ({extra[0]!r} is not in it)" if extra else "")
+        )
     if zoo is not None:
         if zoo.example_ids is not None:
             if [str(x) for x in zoo.example_ids] != order_ids.tolist():
-                raise ZoolensError(f"{zoo_path}: the zoo already has example ids, which fix its "
-                                   f"order; drop the ordering option")
+                raise ZoolensError(
+                    f"{zoo_path}: the zoo already has example ids, which fix its "
+                    f"order; drop the ordering option"
+                )
         elif len(order_ids) != zoo.num_examples:
-            raise ZoolensError(f"{zoo_path}: the zoo has {zoo.num_examples} examples, the order "
-                               f"names {len(order_ids)}")
+            raise ZoolensError(
+                f"{zoo_path}: the zoo has {zoo.num_examples} examples, the order "
+                f"names {len(order_ids)}"
+            )
         else:
             # A zoo imported without ids (e.g. third-party outputs in canonical order): the
             # order names the example behind each row; record it so later runs join on ids.
             labels = np.asarray(data.labels)[data.positions(order_ids)]
             if zoo.labels.ndim == 1 and not np.array_equal(labels, zoo.labels):
                 bad = int(np.sum(labels != zoo.labels))
-                raise ZoolensError(f"{zoo_path}: the order gives labels that differ from the "
-                                   f"zoo's at {bad} of {len(labels)} examples")
+                raise ZoolensError(
+                    f"{zoo_path}: the order gives labels that differ from the "
+                    f"zoo's at {bad} of {len(labels)} examples"
+                )
             zoo.set_example_ids(order_ids.tolist())
     return zoo, order_ids
 
 
-def _add_outputs(zoo: Any, zoo_path: Path, data: Any, out: CollectedOutputs, name: str,
-                 order_ids: np.ndarray | None, dataset_name: str, replace: bool) -> Any:
+def _add_outputs(
+    zoo: Any,
+    zoo_path: Path,
+    data: Any,
+    out: CollectedOutputs,
+    name: str,
+    order_ids: np.ndarray | None,
+    dataset_name: str,
+    replace: bool,
+) -> Any:
     """Add one model's assembled outputs (creating the zoo first when needed); returns the zoo."""
     card = dict(out.card)
     if out.skipped:
@@ -410,9 +508,11 @@ def _add_outputs(zoo: Any, zoo_path: Path, data: Any, out: CollectedOutputs, nam
         card["notes"] = f"{card['notes']}; {note}" if card.get("notes") else note
     n_classes = zoo.num_classes if zoo is not None else len(data.classes)
     if out.logits.shape[1] != n_classes:
-        raise ZoolensError(f"model {name!r}: gives {out.logits.shape[1]} classes, the "
-                           f"{'zoo' if zoo is not None else 'data set'} has {n_classes}; "
-                           f"use a model with a matching head")
+        raise ZoolensError(
+            f"model {name!r}: gives {out.logits.shape[1]} classes, the "
+            f"{'zoo' if zoo is not None else 'data set'} has {n_classes}; "
+            f"use a model with a matching head"
+        )
     if zoo is None:
         rows = out.indices
         if order_ids is not None:  # the decoded examples, in the order's order
@@ -420,26 +520,47 @@ def _add_outputs(zoo: Any, zoo_path: Path, data: Any, out: CollectedOutputs, nam
             rows = order_pos[np.isin(order_pos, out.indices)]
         ids = np.asarray(data.example_ids)[rows]
         labels = np.asarray(data.labels)[rows]
-        zoo = Zoo.create(zoo_path, labels, class_names=list(data.classes),
-                         dataset_name=dataset_name, example_ids=list(ids))
+        zoo = Zoo.create(
+            zoo_path,
+            labels,
+            class_names=list(data.classes),
+            dataset_name=dataset_name,
+            example_ids=list(ids),
+        )
         root = getattr(data, "root", None)
         if root is not None and Path(root).is_dir():
             zoo.set_image_root(root)  # the ids are paths under it: the report shows the images
     rows = _rows_for_zoo(zoo, data, out, name)
-    zoo.add(name, logits=out.logits[rows],
-            embeddings=None if out.embeddings is None else out.embeddings[rows],
-            card=card, replace=replace or name in zoo.models)
-    info(f"{name}: added to {zoo_path} ({len(rows)} examples, "
-         f"{'with' if out.embeddings is not None else 'no'} embeddings)")
+    zoo.add(
+        name,
+        logits=out.logits[rows],
+        embeddings=None if out.embeddings is None else out.embeddings[rows],
+        card=card,
+        replace=replace or name in zoo.models,
+    )
+    info(
+        f"{name}: added to {zoo_path} ({len(rows)} examples, "
+        f"{'with' if out.embeddings is not None else 'no'} embeddings)"
+    )
     return zoo
 
 
-def collect_model(model: Any, dataset: Any, zoo_path: str | Path, *, name: str,
-                  labels: Any = None, class_names: Sequence[str] | None = None,
-                  example_ids: Sequence[str] | None = None, card: dict[str, Any] | None = None,
-                  create: bool = False, options: RunOptions | None = None,
-                  replace: bool = False, dataset_name: str | None = None,
-                  order_ids: Sequence[str] | None = None) -> Any:
+def collect_model(
+    model: Any,
+    dataset: Any,
+    zoo_path: str | Path,
+    *,
+    name: str,
+    labels: Any = None,
+    class_names: Sequence[str] | None = None,
+    example_ids: Sequence[str] | None = None,
+    card: dict[str, Any] | None = None,
+    create: bool = False,
+    options: RunOptions | None = None,
+    replace: bool = False,
+    dataset_name: str | None = None,
+    order_ids: Sequence[str] | None = None,
+) -> Any:
     """Run one model over any dataset and add its logits and embeddings to a zoo.
 
     ``model``: a LoadedModel, an ``nn.Module`` or a callable (see :func:`run_model`).
@@ -462,8 +583,10 @@ def collect_model(model: Any, dataset: Any, zoo_path: str | Path, *, name: str,
             labels = getattr(dataset, "targets", None)
             labels = getattr(dataset, "labels", None) if labels is None else labels
         if labels is None:
-            raise ZoolensError(f"model {name!r}: give labels for the dataset (it has no "
-                               f"'targets' or 'labels' attribute)")
+            raise ZoolensError(
+                f"model {name!r}: give labels for the dataset (it has no "
+                f"'targets' or 'labels' attribute)"
+            )
         if len(labels) != len(dataset):
             raise ZoolensError(f"model {name!r}: {len(labels)} labels for {len(dataset)} examples")
         data = DataIndex(labels, example_ids, class_names, name=dataset_name or "dataset")
@@ -473,25 +596,51 @@ def collect_model(model: Any, dataset: Any, zoo_path: str | Path, *, name: str,
     if zoo is not None and name in zoo.models and not replace:
         raise ZoolensError(f"model {name!r} is already in {zoo_path} (replace=True recomputes it)")
     device = select_device(options.device)
-    fp = {"name": name, "data": fp_data, "batch_size": options.batch_size,
-          "amp": options.amp if options.amp is not None else device.type == "cuda"}
-    store = ShardStore(work_dir_for(zoo_path), name, fp, len(dataset),
-                       options.effective_shard_size(), resume=options.resume)
+    fp = {
+        "name": name,
+        "data": fp_data,
+        "batch_size": options.batch_size,
+        "amp": options.amp if options.amp is not None else device.type == "cuda",
+    }
+    store = ShardStore(
+        work_dir_for(zoo_path),
+        name,
+        fp,
+        len(dataset),
+        options.effective_shard_size(),
+        resume=options.resume,
+    )
     the_card = {**getattr(loaded, "card", {}), **(card or {})}
     run_into_store(loaded, dataset, store, options, the_card, description=name)
     out = store.assemble()
-    zoo = _add_outputs(zoo, zoo_path, data, out, name, order,
-                       dataset_name or getattr(getattr(data, "root", None), "name", "dataset"),
-                       replace)
+    zoo = _add_outputs(
+        zoo,
+        zoo_path,
+        data,
+        out,
+        name,
+        order,
+        dataset_name or getattr(getattr(data, "root", None), "name", "dataset"),
+        replace,
+    )
     store.remove()
     return zoo
 
 
-def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *,
-                    create: bool = False, pretrained: bool = True,
-                    options: RunOptions | None = None, order_ids: Sequence[str] | None = None,
-                    dataset_name: str | None = None, replace: bool = False,
-                    ray_address: str | None = None, use_ray: bool = False) -> Any:
+def collect_entries(
+    entries: Sequence[Any],
+    folder: Any,
+    zoo_path: str | Path,
+    *,
+    create: bool = False,
+    pretrained: bool = True,
+    options: RunOptions | None = None,
+    order_ids: Sequence[str] | None = None,
+    dataset_name: str | None = None,
+    replace: bool = False,
+    ray_address: str | None = None,
+    use_ray: bool = False,
+) -> Any:
     """Collect every model entry over an ImageFolder into the zoo at ``zoo_path``.
 
     The zoo is opened (or, with ``create``, created after the first model from the folder's
@@ -520,13 +669,21 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
         timings: list[tuple[int, float]] = []  # forward passes of this run: latency for free
         if store.missing_ranges():
             if use_ray:
-                run_into_store_ray(entry, folder, store, options, pretrained=pretrained,
-                                   address=ray_address)
+                run_into_store_ray(
+                    entry, folder, store, options, pretrained=pretrained, address=ray_address
+                )
             else:
                 loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
                 transform = loaded.transform or build_preprocess(None, entry.spec)
-                run_into_store(loaded, folder.with_transform(transform), store, options,
-                               loaded.card, description=entry.name, timings=timings)
+                run_into_store(
+                    loaded,
+                    folder.with_transform(transform),
+                    store,
+                    options,
+                    loaded.card,
+                    description=entry.name,
+                    timings=timings,
+                )
         out = store.assemble()
         out.card["collect"] = entry_record(entry, pretrained)
         if "cost" not in entry.card:  # a cost set by hand in the model list wins
@@ -534,10 +691,16 @@ def collect_entries(entries: Sequence[Any], folder: Any, zoo_path: str | Path, *
                 loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
             transform = loaded.transform or build_preprocess(None, entry.spec)
             out.card["collect"]["preprocessing"] = repr(transform)
-            out.card["cost"] = measure_cost(loaded, folder.with_transform(transform), device,
-                                            options.batch_size, timings=timings)
-        zoo = _add_outputs(zoo, zoo_path, folder, out, entry.name, order,
-                           dataset_name or folder.root.name, replace)
+            out.card["cost"] = measure_cost(
+                loaded,
+                folder.with_transform(transform),
+                device,
+                options.batch_size,
+                timings=timings,
+            )
+        zoo = _add_outputs(
+            zoo, zoo_path, folder, out, entry.name, order, dataset_name or folder.root.name, replace
+        )
         store.remove()
     if zoo is None:
         zoo = Zoo.open(zoo_path)

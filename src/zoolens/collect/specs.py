@@ -57,19 +57,34 @@ def register_adapter(prefix: str) -> Callable[[Adapter], Adapter]:
     models): the adapter modules (``timm_models``, ...) import this module and register
     themselves; ``zoolens.collect`` imports them, so every adapter is known whenever
     ``zoolens.collect.specs`` is."""
+
     def register(adapter: Adapter) -> Adapter:
         if prefix in _ADAPTERS:
             raise AssertionError(f"adapter prefix {prefix!r} registered twice")
         _ADAPTERS[prefix] = adapter
         return adapter
+
     return register
 
 
 def prefixes() -> tuple[str, ...]:
     """The spec prefixes an adapter is registered for."""
     return tuple(sorted(_ADAPTERS, key=lambda p: (_PREFIX_ORDER + (p,)).index(p)))
-_ENTRY_KEYS = {"spec", "name", "pretrained", "seed", "kwargs", "templates", "preprocess", "card",
-               "head", "probe_data", "probe_l2"}
+
+
+_ENTRY_KEYS = {
+    "spec",
+    "name",
+    "pretrained",
+    "seed",
+    "kwargs",
+    "templates",
+    "preprocess",
+    "card",
+    "head",
+    "probe_data",
+    "probe_l2",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,15 +93,15 @@ class ModelEntry:
 
     spec: str
     name: str
-    pretrained: bool | None = None          # None: the command's --pretrained
+    pretrained: bool | None = None  # None: the command's --pretrained
     seed: int = 0
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     templates: tuple[str, ...] | None = None
     preprocess: dict[str, Any] | None = None
     card: dict[str, Any] = dataclasses.field(default_factory=dict)
-    head: str | None = None                 # open_clip: "zero-shot" (default) or "linear-probe"
-    probe_data: str | None = None           # linear-probe head: a labelled training image folder
-    probe_l2: float | None = None           # its L2 penalty (default: chosen on a validation split)
+    head: str | None = None  # open_clip: "zero-shot" (default) or "linear-probe"
+    probe_data: str | None = None  # linear-probe head: a labelled training image folder
+    probe_l2: float | None = None  # its L2 penalty (default: chosen on a validation split)
 
     @property
     def prefix(self) -> str:
@@ -116,12 +131,16 @@ class LoadedModel:
 def split_spec(spec: str) -> tuple[str, str]:
     """``"timm:resnet18"`` -> ``("timm", "resnet18")``; ZoolensError for an unknown prefix."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise ZoolensError(f"model spec {spec!r}: expected PREFIX:NAME with PREFIX one of "
-                           f"{', '.join(prefixes())} (e.g. timm:resnet18)")
+        raise ZoolensError(
+            f"model spec {spec!r}: expected PREFIX:NAME with PREFIX one of "
+            f"{', '.join(prefixes())} (e.g. timm:resnet18)"
+        )
     prefix, target = spec.split(":", 1)
     if prefix not in _ADAPTERS:
-        raise ZoolensError(f"model spec {spec!r}: unknown prefix {prefix!r}; use one of "
-                           f"{', '.join(prefixes())} (e.g. timm:resnet18)")
+        raise ZoolensError(
+            f"model spec {spec!r}: unknown prefix {prefix!r}; use one of "
+            f"{', '.join(prefixes())} (e.g. timm:resnet18)"
+        )
     if not target.strip():
         raise ZoolensError(f"model spec {spec!r}: nothing after {prefix}:")
     if prefix == "python" and (target.count(":") != 1 or not all(target.split(":"))):
@@ -146,8 +165,10 @@ def _entry_from_mapping(raw: Any, where: str, defaults: dict[str, Any]) -> Model
     data = {**defaults, **raw}
     unknown = sorted(set(data) - _ENTRY_KEYS)
     if unknown:
-        raise ZoolensError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
-                           f"{', '.join(sorted(_ENTRY_KEYS))}")
+        raise ZoolensError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(sorted(_ENTRY_KEYS))}"
+        )
     if "spec" not in data:
         raise ZoolensError(f"{where}: model entry without 'spec'")
     spec = str(data["spec"])
@@ -165,13 +186,19 @@ def _entry_from_mapping(raw: Any, where: str, defaults: dict[str, Any]) -> Model
     pretrained = data.get("pretrained")
     if pretrained is not None and not isinstance(pretrained, bool):
         raise ZoolensError(f"{where} ({spec}): pretrained must be true or false")
-    return ModelEntry(spec=spec, name=str(data.get("name") or default_name(spec)),
-                      pretrained=pretrained, seed=int(data.get("seed", 0)),
-                      kwargs=dict(data.get("kwargs") or {}), templates=templates,
-                      preprocess=data.get("preprocess"), card=dict(data.get("card") or {}),
-                      head=data.get("head"),
-                      probe_data=str(data["probe_data"]) if data.get("probe_data") else None,
-                      probe_l2=float(data["probe_l2"]) if data.get("probe_l2") else None)
+    return ModelEntry(
+        spec=spec,
+        name=str(data.get("name") or default_name(spec)),
+        pretrained=pretrained,
+        seed=int(data.get("seed", 0)),
+        kwargs=dict(data.get("kwargs") or {}),
+        templates=templates,
+        preprocess=data.get("preprocess"),
+        card=dict(data.get("card") or {}),
+        head=data.get("head"),
+        probe_data=str(data["probe_data"]) if data.get("probe_data") else None,
+        probe_l2=float(data["probe_l2"]) if data.get("probe_l2") else None,
+    )
 
 
 def read_model_list(source: str | Path) -> list[ModelEntry]:
@@ -181,8 +208,10 @@ def read_model_list(source: str | Path) -> list[ModelEntry]:
         text = str(source)
         if ":" in text and path.suffix.lower() not in (".toml", ".yaml", ".yml"):
             return [_entry_from_mapping({"spec": text}, "model spec", {})]
-        raise ZoolensError(f"{source}: model list file not found (give a .toml/.yaml list or a "
-                           f"spec such as timm:resnet18)")
+        raise ZoolensError(
+            f"{source}: model list file not found (give a .toml/.yaml list or a "
+            f"spec such as timm:resnet18)"
+        )
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -210,8 +239,9 @@ def read_model_list(source: str | Path) -> list[ModelEntry]:
         models = data
     if not isinstance(models, list) or not models:
         raise ZoolensError(f"{path}: no models (expected [[models]] entries with a 'spec')")
-    entries = [_entry_from_mapping(raw, f"{path} entry {i + 1}", defaults)
-               for i, raw in enumerate(models)]
+    entries = [
+        _entry_from_mapping(raw, f"{path} entry {i + 1}", defaults) for i, raw in enumerate(models)
+    ]
     names = [e.name for e in entries]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -226,19 +256,25 @@ def build_preprocess(config: dict[str, Any] | None, spec: str):
     config = dict(config or {})
     unknown = set(config) - {"resize", "crop", "mean", "std", "interpolation"}
     if unknown:
-        raise ZoolensError(f"model {spec}: unknown preprocess key(s) {', '.join(sorted(unknown))}"
-                           f" (allowed: resize, crop, mean, std, interpolation)")
+        raise ZoolensError(
+            f"model {spec}: unknown preprocess key(s) {', '.join(sorted(unknown))}"
+            f" (allowed: resize, crop, mean, std, interpolation)"
+        )
     steps: list[Any] = []
     if config.get("resize") is not None:
-        mode = getattr(transforms.InterpolationMode, str(config.get("interpolation",
-                                                                   "bilinear")).upper())
+        mode = getattr(
+            transforms.InterpolationMode, str(config.get("interpolation", "bilinear")).upper()
+        )
         steps.append(transforms.Resize(config["resize"], interpolation=mode))
     if config.get("crop") is not None:
         steps.append(transforms.CenterCrop(config["crop"]))
     steps.append(transforms.ToTensor())
     if config.get("mean") is not None or config.get("std") is not None:
-        steps.append(transforms.Normalize(config.get("mean", (0.0, 0.0, 0.0)),
-                                          config.get("std", (1.0, 1.0, 1.0))))
+        steps.append(
+            transforms.Normalize(
+                config.get("mean", (0.0, 0.0, 0.0)), config.get("std", (1.0, 1.0, 1.0))
+            )
+        )
     return transforms.Compose(steps)
 
 
@@ -283,8 +319,9 @@ def module_forward(module: Any) -> Callable[[Any], tuple[Any, Any]]:
 
 
 @register_adapter("python")
-def _load_python(entry: ModelEntry, pretrained: bool,
-                 class_names: Sequence[str] | None = None) -> LoadedModel:
+def _load_python(
+    entry: ModelEntry, pretrained: bool, class_names: Sequence[str] | None = None
+) -> LoadedModel:
     module_name, func_name = entry.target.split(":")
     try:
         module = importlib.import_module(module_name)
@@ -306,12 +343,16 @@ def _load_python(entry: ModelEntry, pretrained: bool,
     except ZoolensError:
         raise
     except TypeError as exc:
-        raise ZoolensError(f"model {entry.spec}: bad kwargs {sorted(entry.kwargs)} ({exc})") from None
+        raise ZoolensError(
+            f"model {entry.spec}: bad kwargs {sorted(entry.kwargs)} ({exc})"
+        ) from None
     transform, card = None, {}
     if isinstance(result, tuple):
         if len(result) != 3:
-            raise ZoolensError(f"model {entry.spec}: the function must return a model or "
-                               f"(model, transform, card dict)")
+            raise ZoolensError(
+                f"model {entry.spec}: the function must return a model or "
+                f"(model, transform, card dict)"
+            )
         model, transform, card = result
         card = dict(card or {})
     else:
@@ -320,13 +361,15 @@ def _load_python(entry: ModelEntry, pretrained: bool,
     if entry.preprocess is not None or transform is None:
         transform = build_preprocess(entry.preprocess, entry.spec)
     fwd = module_forward(model) if not hasattr(model, "zoolens_forward") else model.zoolens_forward
-    return LoadedModel(entry.name, fwd, model if hasattr(model, "parameters") else None,
-                       transform, card)
+    return LoadedModel(
+        entry.name, fwd, model if hasattr(model, "parameters") else None, transform, card
+    )
 
 
 @register_adapter("torchscript")
-def _load_torchscript(entry: ModelEntry, pretrained: bool,
-                      class_names: Sequence[str] | None = None) -> LoadedModel:
+def _load_torchscript(
+    entry: ModelEntry, pretrained: bool, class_names: Sequence[str] | None = None
+) -> LoadedModel:
     import torch
 
     path = Path(entry.target)
@@ -342,15 +385,23 @@ def _load_torchscript(entry: ModelEntry, pretrained: bool,
             else:
                 module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
-        raise ZoolensError(f"model {entry.spec}: cannot load TorchScript ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise ZoolensError(
+            f"model {entry.spec}: cannot load TorchScript ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     card = {"arch": path.stem, "framework": None, "source": str(path)}
-    return LoadedModel(entry.name, module_forward(module), module,
-                       build_preprocess(entry.preprocess, entry.spec), card)
+    return LoadedModel(
+        entry.name,
+        module_forward(module),
+        module,
+        build_preprocess(entry.preprocess, entry.spec),
+        card,
+    )
 
 
-def load_model(entry: ModelEntry, *, pretrained: bool = True,
-               class_names: Sequence[str] | None = None) -> LoadedModel:
+def load_model(
+    entry: ModelEntry, *, pretrained: bool = True, class_names: Sequence[str] | None = None
+) -> LoadedModel:
     """Build the model an entry describes (seeded: random init is the same in every process).
 
     ``pretrained`` is the command-wide default; the entry's own ``pretrained`` wins.

@@ -23,24 +23,31 @@ from zoolens.errors import ZoolensError
 
 
 @register_adapter("timm")
-def load_timm(entry: ModelEntry, pretrained: bool,
-              class_names: Sequence[str] | None = None) -> LoadedModel:
+def load_timm(
+    entry: ModelEntry, pretrained: bool, class_names: Sequence[str] | None = None
+) -> LoadedModel:
     try:
         import timm
         from timm.data import create_transform, resolve_data_config
     except ImportError:
-        raise ZoolensError(f"model {entry.spec}: timm is not installed "
-                           f"(pip install 'zoolens[models]')") from None
+        raise ZoolensError(
+            f"model {entry.spec}: timm is not installed (pip install 'zoolens[models]')"
+        ) from None
     name = entry.target
     if not timm.is_model(name):
-        raise ZoolensError(f"model {entry.spec}: timm has no model {name.split('.')[0]!r} "
-                           f"(see timm.list_models())")
+        raise ZoolensError(
+            f"model {entry.spec}: timm has no model {name.split('.')[0]!r} (see timm.list_models())"
+        )
     try:
         cfg = timm.models.get_pretrained_cfg(name)
     except RuntimeError as exc:
         raise ZoolensError(f"model {entry.spec}: {exc}") from None
-    model = build_or_explain(entry.spec, pretrained, entry.kwargs,
-                             lambda: timm.create_model(name, pretrained=pretrained, **entry.kwargs))
+    model = build_or_explain(
+        entry.spec,
+        pretrained,
+        entry.kwargs,
+        lambda: timm.create_model(name, pretrained=pretrained, **entry.kwargs),
+    )
     model.eval()
     if entry.preprocess is not None:
         transform = build_preprocess(entry.preprocess, entry.spec)
@@ -61,7 +68,7 @@ def load_timm(entry: ModelEntry, pretrained: bool,
         "pretrain_data": data_from_tag(tag) if pretrained else "none",
         "hparams": {"pretrained_tag": tag} if tag and pretrained else {},
         "head": "linear",
-        "source": f"timm:{name}" + (f" (hf-hub:{pcfg['hf_hub_id']})"
-                                    if pretrained and pcfg.get("hf_hub_id") else ""),
+        "source": f"timm:{name}"
+        + (f" (hf-hub:{pcfg['hf_hub_id']})" if pretrained and pcfg.get("hf_hub_id") else ""),
     }
     return LoadedModel(entry.name, forward, model, transform, card)

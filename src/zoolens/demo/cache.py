@@ -26,8 +26,11 @@ CACHE_FORMAT = 1
 
 def spec_key(spec: dict[str, Any], data_fingerprint: str) -> str:
     """First 16 hex digits of sha256(canonical JSON of spec + data fingerprint)."""
-    payload = json.dumps({"spec": spec, "data": data_fingerprint, "format": CACHE_FORMAT},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"spec": spec, "data": data_fingerprint, "format": CACHE_FORMAT},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -59,9 +62,11 @@ class ModelCache:
             return None
         version = meta.get("zoolens_version")
         if version != __version__:
-            info(f"cache: {path.name} was trained by zoolens {version}, this is zoolens "
-                 f"{__version__}; retraining {name} (cached outputs of another version are "
-                 f"never mixed in)")
+            info(
+                f"cache: {path.name} was trained by zoolens {version}, this is zoolens "
+                f"{__version__}; retraining {name} (cached outputs of another version are "
+                f"never mixed in)"
+            )
             self.retrained.append(name)
             return None
         if meta.get("key") != key:
@@ -78,8 +83,7 @@ class ModelCache:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         entry = dict(entry)
-        entry["meta"] = dict(entry.get("meta", {}), zoolens_version=__version__, key=key,
-                             name=name)
+        entry["meta"] = dict(entry.get("meta", {}), zoolens_version=__version__, key=key, name=name)
         with atomic_path(self.path(name, key)) as tmp:
             torch.save(entry, tmp)
         return entry

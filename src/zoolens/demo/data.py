@@ -25,8 +25,18 @@ import numpy as np
 from zoolens.errors import ZoolensError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-               "Sneaker", "Bag", "Ankle boot"]
+CLASS_NAMES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 # Class groups for the specialization study (the paper contrasts ImageNet's "nature" and
 # "anthropogenic" classes, Fig. 12): garments worn on the upper body, footwear, and the rest.
 CLASS_GROUPS = {"tops": [0, 2, 4, 6], "footwear": [5, 7, 9], "other": [1, 3, 8]}
@@ -36,10 +46,12 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-HOW_TO_GET = ("install it with `sudo apt-get install dataset-fashion-mnist` (files in "
-              "/usr/share/datasets/fashion-mnist) or pass --data DIR holding "
-              "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-              "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+HOW_TO_GET = (
+    "install it with `sudo apt-get install dataset-fashion-mnist` (files in "
+    "/usr/share/datasets/fashion-mnist) or pass --data DIR holding "
+    "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+    "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz"
+)
 
 
 @dataclass(frozen=True)
@@ -86,11 +98,12 @@ def read_idx(path: Path) -> np.ndarray:
         raise ZoolensError(f"{path}: not an IDX uint8 file (bad magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=header)
     if data.size != int(np.prod(shape)):
-        raise ZoolensError(f"{path}: truncated IDX file ({data.size} values, header says "
-                           f"{int(np.prod(shape))})")
+        raise ZoolensError(
+            f"{path}: truncated IDX file ({data.size} values, header says {int(np.prod(shape))})"
+        )
     return data.reshape(shape)
 
 
@@ -106,21 +119,28 @@ def _read_folder(folder: Path) -> FashionMNIST | None:
     if any(p is None for p in paths.values()):
         return None
     arrays = {key: read_idx(p) for key, p in paths.items()}  # type: ignore[arg-type]
-    data = FashionMNIST(arrays["train_images"], arrays["train_labels"].astype(np.int64),
-                        arrays["test_images"], arrays["test_labels"].astype(np.int64),
-                        source=str(folder))
+    data = FashionMNIST(
+        arrays["train_images"],
+        arrays["train_labels"].astype(np.int64),
+        arrays["test_images"],
+        arrays["test_labels"].astype(np.int64),
+        source=str(folder),
+    )
     _validate(data, folder)
     return data
 
 
 def _validate(data: FashionMNIST, where: Path | str) -> None:
-    expect = {"train_images": (60000, 28, 28), "train_labels": (60000,),
-              "test_images": (10000, 28, 28), "test_labels": (10000,)}
+    expect = {
+        "train_images": (60000, 28, 28),
+        "train_labels": (60000,),
+        "test_images": (10000, 28, 28),
+        "test_labels": (10000,),
+    }
     for key, shape in expect.items():
         got = getattr(data, key).shape
         if got != shape:
-            raise ZoolensError(f"{where}: {FILES[key]} has shape {got}, Fashion-MNIST has "
-                               f"{shape}")
+            raise ZoolensError(f"{where}: {FILES[key]} has shape {got}, Fashion-MNIST has {shape}")
     for key in ("train_labels", "test_labels"):
         labels = getattr(data, key)
         if labels.min() < 0 or labels.max() > 9:
@@ -141,8 +161,9 @@ def _torchvision(root: Path) -> FashionMNIST | None:
     return _read_folder(root / "FashionMNIST" / "raw")
 
 
-def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *,
-                       allow_download: bool = True) -> FashionMNIST:
+def load_fashion_mnist(
+    data_dir: str | os.PathLike | None = None, *, allow_download: bool = True
+) -> FashionMNIST:
     """Load Fashion-MNIST from ``data_dir``, else Debian's package, else torchvision.
 
     Raises ZoolensError with one line saying how to get the data when nothing works.
@@ -153,8 +174,9 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *,
             raise ZoolensError(f"--data {folder}: no such folder; {HOW_TO_GET}")
         data = _read_folder(folder)
         if data is None:
-            raise ZoolensError(f"--data {folder}: Fashion-MNIST files not found there; "
-                               f"{HOW_TO_GET}")
+            raise ZoolensError(
+                f"--data {folder}: Fashion-MNIST files not found there; {HOW_TO_GET}"
+            )
         return data
     env = os.environ.get("ZOOLENS_FASHION_MNIST")
     candidates = ([Path(env)] if env else []) + [DEBIAN_DIR]

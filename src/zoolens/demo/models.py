@@ -24,17 +24,27 @@ MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel mean/std on [0, 1
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, channels: tuple[int, int] = (16, 32), hidden: int = 128,
-                 dropout: float = 0.0, num_classes: int = 10):
+    def __init__(
+        self,
+        channels: tuple[int, int] = (16, 32),
+        hidden: int = 128,
+        dropout: float = 0.0,
+        num_classes: int = 10,
+    ):
         super().__init__()
         c1, c2 = channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),
+            nn.Conv2d(1, c1, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(),
+            nn.Conv2d(c1, c2, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c2),
+            nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(),
+            nn.Linear(c2 * 7 * 7, hidden),
+            nn.ReLU(),
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes)
@@ -51,8 +61,9 @@ class MLP(nn.Module):
     def __init__(self, hidden: tuple[int, int] = (256, 128), num_classes: int = 10):
         super().__init__()
         h1, h2 = hidden
-        self.features = nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(),
-                                      nn.Linear(h1, h2), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU()
+        )
         self.head = nn.Linear(h2, num_classes)
         self.embed_dim = h2
 
@@ -72,8 +83,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -86,12 +98,12 @@ class SmallResNet(nn.Module):
     each (the second stage at stride 2 -> 7x7): a 6-layer ResNet, about 1.5x the base CNN's
     multiply-adds (two blocks per stage cost 4.5x the CNN's CPU time)."""
 
-    def __init__(self, widths: tuple[int, int] = (16, 32), blocks: int = 1,
-                 num_classes: int = 10):
+    def __init__(self, widths: tuple[int, int] = (16, 32), blocks: int = 1, num_classes: int = 10):
         super().__init__()
         w1, w2 = widths
-        self.stem = nn.Sequential(nn.Conv2d(1, w1, 3, 2, 1, bias=False), nn.BatchNorm2d(w1),
-                                  nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, w1, 3, 2, 1, bias=False), nn.BatchNorm2d(w1), nn.ReLU()
+        )
         layers: list[nn.Module] = []
         cin = w1
         for stage, width in enumerate((w1, w2)):
@@ -112,16 +124,18 @@ class SmallResNet(nn.Module):
 class TinyViT(nn.Module):
     """Patches of 7x7 pixels (16 tokens) + a class token, pre-norm transformer encoder."""
 
-    def __init__(self, dim: int = 64, depth: int = 3, heads: int = 4, patch: int = 7,
-                 num_classes: int = 10):
+    def __init__(
+        self, dim: int = 64, depth: int = 3, heads: int = 4, patch: int = 7, num_classes: int = 10
+    ):
         super().__init__()
         self.patch = patch
         tokens = (28 // patch) ** 2
         self.proj = nn.Linear(patch * patch, dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
@@ -143,10 +157,12 @@ class AutoEncoder(nn.Module):
 
     def __init__(self, code: int = 64):
         super().__init__()
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(),
-                                     nn.Linear(256, code))
-        self.decoder = nn.Sequential(nn.ReLU(), nn.Linear(code, 256), nn.ReLU(),
-                                     nn.Linear(256, 784))
+        self.encoder = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, code)
+        )
+        self.decoder = nn.Sequential(
+            nn.ReLU(), nn.Linear(code, 256), nn.ReLU(), nn.Linear(256, 784)
+        )
         self.embed_dim = code
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,8 +172,13 @@ class AutoEncoder(nn.Module):
         return self.decoder(self.encoder(x)).view(-1, 1, 28, 28)
 
 
-ARCHITECTURES = {"cnn": SmallCNN, "mlp": MLP, "resnet": SmallResNet, "vit": TinyViT,
-                 "autoencoder": AutoEncoder}
+ARCHITECTURES = {
+    "cnn": SmallCNN,
+    "mlp": MLP,
+    "resnet": SmallResNet,
+    "vit": TinyViT,
+    "autoencoder": AutoEncoder,
+}
 
 
 def build(arch: str, **kwargs) -> nn.Module:

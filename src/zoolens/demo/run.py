@@ -64,8 +64,9 @@ def check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ZoolensError(f"--out {out}: cannot write there ({reason}); choose a writable "
-                           f"folder") from None
+        raise ZoolensError(
+            f"--out {out}: cannot write there ({reason}); choose a writable folder"
+        ) from None
 
 
 def auto_threads(wanted: int = 2) -> int:
@@ -84,9 +85,15 @@ def auto_threads(wanted: int = 2) -> int:
     return wanted if free >= wanted - 1 else 1
 
 
-def run_demo(out: str | os.PathLike | None = None, *, quick: bool = False,
-             fresh: bool = False, data_dir: str | os.PathLike | None = None,
-             threads: int | None = None, report: bool = True) -> DemoResult:
+def run_demo(
+    out: str | os.PathLike | None = None,
+    *,
+    quick: bool = False,
+    fresh: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
+    report: bool = True,
+) -> DemoResult:
     """Build (or read from the cache) the demo zoo and run the study; see the module doc.
 
     threads: torch CPU threads for training (default: 2, or 1 on a busy machine)."""
@@ -94,26 +101,38 @@ def run_demo(out: str | os.PathLike | None = None, *, quick: bool = False,
 
     from zoolens.demo.cache import ModelCache
     from zoolens.demo.data import load_fashion_mnist
-    from zoolens.demo.zoo_build import (PROFILES, BuildContext, build_one, model_specs,
-                                        prepare, simclr_encoder_spec, soup_init, soup_specs)
+    from zoolens.demo.zoo_build import (
+        PROFILES,
+        BuildContext,
+        build_one,
+        model_specs,
+        prepare,
+        simclr_encoder_spec,
+        soup_init,
+        soup_specs,
+    )
 
     started, cpu_started = time.perf_counter(), time.process_time()
     out = default_out(quick) if out is None else Path(out)
     check_writable(out)
     data = load_fashion_mnist(data_dir)
     profile = PROFILES["quick" if quick else "default"]
-    info(f"zoolens demo ({profile.name} profile, about {profile.minutes} minutes on 2 CPU "
-         f"cores): Fashion-MNIST from {data.source}; training on {profile.train_size:,} of "
-         f"60,000 training images, scoring on all 10,000 test images; output in {out}")
+    info(
+        f"zoolens demo ({profile.name} profile, about {profile.minutes} minutes on 2 CPU "
+        f"cores): Fashion-MNIST from {data.source}; training on {profile.train_size:,} of "
+        f"60,000 training images, scoring on all 10,000 test images; output in {out}"
+    )
     if threads is None:
         threads = auto_threads()
         try:
             load = f"{os.getloadavg()[0]:.1f}"
         except OSError:
             load = "unknown"
-        info(f"training with {threads} torch thread(s) ("
-             + ("the machine is busy: " if threads == 1 and (os.cpu_count() or 1) > 1 else "")
-             + f"load {load} on {os.cpu_count()} cores; --threads N overrides)")
+        info(
+            f"training with {threads} torch thread(s) ("
+            + ("the machine is busy: " if threads == 1 and (os.cpu_count() or 1) > 1 else "")
+            + f"load {load} on {os.cpu_count()} cores; --threads N overrides)"
+        )
     old_threads = torch.get_num_threads()
     ctx = BuildContext(data, profile, ModelCache(out / "cache", fresh=fresh), threads=threads)
     seconds: dict[str, float] = {}
@@ -162,13 +181,30 @@ def run_demo(out: str | os.PathLike | None = None, *, quick: bool = False,
     seconds["total"] = time.perf_counter() - started
     seconds["total_cpu"] = time.process_time() - cpu_started
     _write_json(results_dir / "findings.json", {**findings_payload, "missing": missing})
-    _write_json(results_dir / "timings.json", {"profile": profile.name, "seconds": seconds,
-                                               "train_seconds": ctx.timings,
-                                               "cache_hits": ctx.cache.hits,
-                                               "threads": threads})
-    return DemoResult(out, profile.name, zoo.path, results_dir, report_path, accuracies,
-                      soup_table, findings, missing, seconds, list(ctx.cache.hits),
-                      list(ctx.cache.retrained))
+    _write_json(
+        results_dir / "timings.json",
+        {
+            "profile": profile.name,
+            "seconds": seconds,
+            "train_seconds": ctx.timings,
+            "cache_hits": ctx.cache.hits,
+            "threads": threads,
+        },
+    )
+    return DemoResult(
+        out,
+        profile.name,
+        zoo.path,
+        results_dir,
+        report_path,
+        accuracies,
+        soup_table,
+        findings,
+        missing,
+        seconds,
+        list(ctx.cache.hits),
+        list(ctx.cache.retrained),
+    )
 
 
 def _acc(ctx, name: str) -> float:
@@ -206,8 +242,14 @@ def _make_soups(ctx, out: Path, specs, soup_init_fn):
     t = ctx.tensors
     total = 3 * len(names) + 2
     with progress_bar(total, "soups: score ingredients", "evals") as advance:
-        result = run_soups(SmallCNN(), state_dicts, names, (t.x_held, t.y_held.numpy()),
-                           (t.x_test, t.y_test.numpy()), progress=advance)
+        result = run_soups(
+            SmallCNN(),
+            state_dicts,
+            names,
+            (t.x_held, t.y_held.numpy()),
+            (t.x_test, t.y_test.numpy()),
+            progress=advance,
+        )
     folder = out / "soup"
     folder.mkdir(parents=True, exist_ok=True)
     for name, sd in zip(names, state_dicts):
@@ -219,8 +261,10 @@ def _make_soups(ctx, out: Path, specs, soup_init_fn):
     with atomic_path(folder / "heldout.npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, x=t.x_held.numpy(), y=t.y_held.numpy())
-    info("soups (Wortsman et al. 2022), fine-tuned from the SimCLR encoder + probe head:\n"
-         + format_soup_table(result.table))
+    info(
+        "soups (Wortsman et al. 2022), fine-tuned from the SimCLR encoder + probe head:\n"
+        + format_soup_table(result.table)
+    )
     return result.table
 
 
@@ -234,21 +278,27 @@ def _write_zoo(ctx, path: Path, specs):
 
     if path.exists():
         if not (path / "zoo.json").exists():
-            raise ZoolensError(f"{path}: exists and is not a zoo; move it away or choose "
-                               f"another --out")
+            raise ZoolensError(
+                f"{path}: exists and is not a zoo; move it away or choose another --out"
+            )
         shutil.rmtree(path)
-    zoo = Zoo.create(path, ctx.data.test_labels, class_names=CLASS_NAMES,
-                     dataset_name=DATASET_NAME, calibration_fraction=0.2, seed=0,
-                     example_ids=[f"t10k-{i:05d}" for i in range(10000)],
-                     class_groups=CLASS_GROUPS)
+    zoo = Zoo.create(
+        path,
+        ctx.data.test_labels,
+        class_names=CLASS_NAMES,
+        dataset_name=DATASET_NAME,
+        calibration_fraction=0.2,
+        seed=0,
+        example_ids=[f"t10k-{i:05d}" for i in range(10000)],
+        class_groups=CLASS_GROUPS,
+    )
     for spec in specs:
         entry = ctx.built[spec.name]
         scores = entry["scores"].numpy().astype(np.float32)
         emb = entry.get("embeddings")
         card = ModelCard(name=spec.name, seed=spec.seed, **spec.card)
         kwargs = {"probs": scores} if entry["kind"] == "probs" else {"logits": scores}
-        zoo.add(spec.name, card=card, embeddings=None if emb is None else emb.numpy(),
-                **kwargs)
+        zoo.add(spec.name, card=card, embeddings=None if emb is None else emb.numpy(), **kwargs)
     return zoo
 
 
@@ -268,11 +318,14 @@ def _analyze(zoo, results_dir: Path, specs, missing: list[str]) -> dict[str, Any
     ev_acc = {n: float(np.mean(zoo.predictions(n)[ev] == labels)) for n in zoo.models}
     pool = [n for n in zoo.models if ev_acc[n] < ev_acc[BASE]]
     if not pool:  # no model is less accurate than the base: nothing lower-accuracy to add
-        missing.append("greedy ensemble of lower-accuracy models (no model is less accurate "
-                       "than the base)")
+        missing.append(
+            "greedy ensemble of lower-accuracy models (no model is less accurate than the base)"
+        )
         pool = None
-    info(f"analyze: base {BASE}; greedy from {BASE} over "
-         f"{len(pool) if pool else 'all'} models less accurate than it (evaluation split)")
+    info(
+        f"analyze: base {BASE}; greedy from {BASE} over "
+        f"{len(pool) if pool else 'all'} models less accurate than it (evaluation split)"
+    )
     result = analyze(zoo, BASE, results_dir, pool=pool, start=BASE, command="zoolens demo")
     return result.summary
 
@@ -290,18 +343,27 @@ def _probe_study(zoo, results_dir: Path, profile, missing: list[str]) -> None:
     from zoolens.demo.zoo_build import BASE
 
     quick = profile.name == "quick"
-    partners = ("simclr-cnn+probe",) if quick else ("simclr-cnn+probe", "digits-cnn+probe",
-                                                    "cnn-seed1")
+    partners = (
+        ("simclr-cnn+probe",) if quick else ("simclr-cnn+probe", "digits-cnn+probe", "cnn-seed1")
+    )
     with_emb = [n for n in zoo.models if zoo.has_embeddings(n)]
     pairs = [(BASE, p) for p in partners if p in with_emb]
     if BASE not in with_emb or not pairs:
         missing.append("feature-combination tables (no embedding pair with the base)")
         return
     settings = ProbeSettings(l2_grid=(1e-3, 1e-4, 1e-5), tol=1e-4, max_iter=300, seed=0)
-    run_probe(zoo, with_emb, out_dir=results_dir, pairs=pairs,
-              rates=(0.0, 0.5, 1.0) if quick else (0.0, 0.25, 0.5, 0.75, 1.0),
-              draws=1 if quick else 2, settings=settings, diversity=not quick, steps=4,
-              rbf_max_examples=2000)
+    run_probe(
+        zoo,
+        with_emb,
+        out_dir=results_dir,
+        pairs=pairs,
+        rates=(0.0, 0.5, 1.0) if quick else (0.0, 0.25, 0.5, 0.75, 1.0),
+        draws=1 if quick else 2,
+        settings=settings,
+        diversity=not quick,
+        steps=4,
+        rbf_max_examples=2000,
+    )
     _downstream_study(zoo, results_dir, with_emb, pairs, settings, missing)
 
 
@@ -312,8 +374,9 @@ def _probe_study(zoo, results_dir: Path, profile, missing: list[str]) -> None:
 DOWNSTREAM_TASK = "the 3 class groups (tops, footwear, other) of the same test images"
 
 
-def _downstream_study(zoo, results_dir: Path, with_emb: list[str], pairs, settings,
-                      missing: list[str]) -> None:
+def _downstream_study(
+    zoo, results_dir: Path, with_emb: list[str], pairs, settings, missing: list[str]
+) -> None:
     """transfer.csv and stacking.csv (Fig. 7) through zoolens.study.probe.run_stacking on a
     downstream zoo of the embedding models' test embeddings labelled by class group."""
     from zoolens.demo.data import CLASS_GROUPS
@@ -329,13 +392,22 @@ def _downstream_study(zoo, results_dir: Path, with_emb: list[str], pairs, settin
     path = results_dir.parent / "downstream-zoo"
     if path.exists():
         shutil.rmtree(path)
-    down = Zoo.create(path, group_of[np.asarray(zoo.labels)],
-                      class_names=list(CLASS_GROUPS), dataset_name=DOWNSTREAM_TASK,
-                      calibration_fraction=0.2, seed=0)
+    down = Zoo.create(
+        path,
+        group_of[np.asarray(zoo.labels)],
+        class_names=list(CLASS_GROUPS),
+        dataset_name=DOWNSTREAM_TASK,
+        calibration_fraction=0.2,
+        seed=0,
+    )
     for name in with_emb:
         # decisions: the model's class mapped to its group (the downstream zoo needs scores)
-        down.add(name, decisions=group_of[np.asarray(zoo.predictions(name))],
-                 embeddings=zoo.embeddings(name), card=zoo.card(name))
+        down.add(
+            name,
+            decisions=group_of[np.asarray(zoo.predictions(name))],
+            embeddings=zoo.embeddings(name),
+            card=zoo.card(name),
+        )
     run_stacking(zoo, down, with_emb, out_dir=results_dir, pairs=pairs, settings=settings)
 
 

@@ -33,7 +33,7 @@ class Tensors:
 
     x_train: torch.Tensor
     y_train: torch.Tensor
-    x_held: torch.Tensor     # held-out training images (not in the subsample): soup selection
+    x_held: torch.Tensor  # held-out training images (not in the subsample): soup selection
     y_held: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
@@ -50,11 +50,10 @@ def predict(model: nn.Module, x: torch.Tensor, *, embed: bool = False) -> torch.
     """Batched eval-mode forward pass (logits, or ``model.embed`` when ``embed``)."""
     model.eval()
     fn = model.embed if embed else model
-    return torch.cat([fn(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
+    return torch.cat([fn(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
 
 
-def _shuffled_batches(n: int, batch_size: int, gen: torch.Generator, *,
-                      drop_last: bool = False):
+def _shuffled_batches(n: int, batch_size: int, gen: torch.Generator, *, drop_last: bool = False):
     """One epoch's mini-batches: index tensors cutting a fresh ``torch.randperm(n, generator=
     gen)`` into consecutive slices of ``batch_size`` (the last one shorter, or dropped with
     ``drop_last``). The permutation is drawn when the first batch is asked for, so ``gen``
@@ -62,7 +61,7 @@ def _shuffled_batches(n: int, batch_size: int, gen: torch.Generator, *,
     perm = torch.randperm(n, generator=gen)
     stop = n - batch_size + 1 if drop_last else n
     for i in range(0, stop, batch_size):
-        yield perm[i:i + batch_size]
+        yield perm[i : i + batch_size]
 
 
 def _step(opt, loss: torch.Tensor, sched, progress) -> None:
@@ -76,17 +75,26 @@ def _step(opt, loss: torch.Tensor, sched, progress) -> None:
         progress(1)
 
 
-def train_supervised(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int,
-                     lr: float, weight_decay: float = 5e-4, label_smoothing: float = 0.0,
-                     batch_size: int = 128, seed: int = 0, progress=None) -> nn.Module:
+def train_supervised(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 5e-4,
+    label_smoothing: float = 0.0,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress=None,
+) -> nn.Module:
     """Mini-batch AdamW with a one-cycle learning-rate schedule and cross-entropy
     (optionally label-smoothed). ``progress(n)`` is called after each batch."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * math.ceil(len(x) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.25)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.25)
     for _ in range(epochs):
         model.train()
         for idx in _shuffled_batches(len(x), batch_size, gen):
@@ -132,9 +140,17 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, target)
 
 
-def train_simclr(encoder: SmallCNN, x: torch.Tensor, *, epochs: int, lr: float = 2e-3,
-                 batch_size: int = 256, temperature: float = 0.2, seed: int = 0,
-                 progress=None) -> SmallCNN:
+def train_simclr(
+    encoder: SmallCNN,
+    x: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float = 2e-3,
+    batch_size: int = 256,
+    temperature: float = 0.2,
+    seed: int = 0,
+    progress=None,
+) -> SmallCNN:
     """Self-supervised contrastive pre-training (Chen et al. 2020) of ``encoder.embed`` with a
     2-layer projection head, on unlabelled images only (labels are never seen)."""
     torch.manual_seed(seed)
@@ -144,8 +160,9 @@ def train_simclr(encoder: SmallCNN, x: torch.Tensor, *, epochs: int, lr: float =
     params = list(encoder.features.parameters()) + list(projector.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     steps = epochs * (len(x) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1),
-                                                pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.2
+    )
     for _ in range(epochs):
         encoder.train()
         for idx in _shuffled_batches(len(x), batch_size, gen, drop_last=True):
@@ -157,8 +174,16 @@ def train_simclr(encoder: SmallCNN, x: torch.Tensor, *, epochs: int, lr: float =
     return encoder
 
 
-def train_autoencoder(x: torch.Tensor, *, epochs: int, code: int = 64, lr: float = 2e-3,
-                      batch_size: int = 128, seed: int = 0, progress=None) -> nn.Module:
+def train_autoencoder(
+    x: torch.Tensor,
+    *,
+    epochs: int,
+    code: int = 64,
+    lr: float = 2e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress=None,
+) -> nn.Module:
     """MLP autoencoder trained to reconstruct the [0, 1] pixels (mean squared error)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -180,8 +205,9 @@ def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - mean) / std).astype(np.float32) for a in (train, *others)]
 
 
-def linear_probe_logits(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *,
-                        seed: int = 0) -> np.ndarray:
+def linear_probe_logits(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *, seed: int = 0
+) -> np.ndarray:
     """Fit a multinomial logistic-regression probe on standardised features and return the
     test logits; uses zoolens.measure.probe.fit_linear_probe (L2 chosen on a validation
     split, DESIGN sec. 3)."""
@@ -192,19 +218,32 @@ def linear_probe_logits(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nda
     return np.asarray(probe.decision_function(te), dtype=np.float32)
 
 
-def fit_classical(name: str, params: dict[str, Any], train_x: np.ndarray, train_y: np.ndarray,
-                  test_x: np.ndarray, *, seed: int = 0) -> np.ndarray:
+def fit_classical(
+    name: str,
+    params: dict[str, Any],
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    *,
+    seed: int = 0,
+) -> np.ndarray:
     """scikit-learn learners on raw pixels scaled to [0, 1]; returns test probabilities."""
     if name == "knn":
         from sklearn.neighbors import KNeighborsClassifier
+
         model = KNeighborsClassifier(n_neighbors=params["k"], n_jobs=1)
     elif name == "random-forest":
         from sklearn.ensemble import RandomForestClassifier
-        model = RandomForestClassifier(n_estimators=params["trees"],
-                                       max_depth=params.get("max_depth"),
-                                       random_state=seed, n_jobs=2)
+
+        model = RandomForestClassifier(
+            n_estimators=params["trees"],
+            max_depth=params.get("max_depth"),
+            random_state=seed,
+            n_jobs=2,
+        )
     elif name == "naive-bayes":
         from sklearn.naive_bayes import GaussianNB
+
         model = GaussianNB()
     else:  # pragma: no cover - a programming error in the zoo spec
         raise ValueError(name)

@@ -14,8 +14,13 @@ Layer: above ``collect`` (models are rebuilt and run by its adapters and runner)
 
 from __future__ import annotations
 
-__all__ = ["EnsembleFile", "export_ensemble", "load_ensemble", "predict_images",
-           "read_ensemble_file"]
+__all__ = [
+    "EnsembleFile",
+    "export_ensemble",
+    "load_ensemble",
+    "predict_images",
+    "read_ensemble_file",
+]
 
 _EXPORTS = {
     "EnsembleFile": "zoolens.deploy.schema",

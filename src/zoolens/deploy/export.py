@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens import __version__
-from zoolens.deploy.schema import (Accuracy, Checkpoint, EnsembleFile, Member, sha256_file)
+from zoolens.deploy.schema import Accuracy, Checkpoint, EnsembleFile, Member, sha256_file
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import ensemble_inputs
 
@@ -51,16 +51,20 @@ def chosen_members(summary: dict[str, Any], which: str, path: Path) -> tuple[str
     if which == "greedy":
         greedy = head.get("greedy") or {}
         if "skipped" in greedy or not greedy.get("members"):
-            raise ZoolensError(f"{path}: no greedy ensemble in summary.json "
-                               f"({greedy.get('skipped', 'greedy selection did not run')})")
+            raise ZoolensError(
+                f"{path}: no greedy ensemble in summary.json "
+                f"({greedy.get('skipped', 'greedy selection did not run')})"
+            )
         return "greedy", [str(m) for m in greedy["members"]]
     if which == "sidekick":
         best = head.get("best_sidekick")
         base = summary.get("base")
         if not best or not base:
-            raise ZoolensError(f"{path}: summary.json names no best sidekick for the base "
-                               f"(no pair with the base has probabilities on both sides"
-                               f"{' or fits the budget' if 'budget' in summary else ''})")
+            raise ZoolensError(
+                f"{path}: summary.json names no best sidekick for the base "
+                f"(no pair with the base has probabilities on both sides"
+                f"{' or fits the budget' if 'budget' in summary else ''})"
+            )
         return "sidekick", [str(base), str(best["model"])]
     names = [part.strip() for part in which.split(",")]
     if not all(names):
@@ -90,8 +94,9 @@ def _checkpoints(collect: dict[str, Any], name: str) -> tuple[dict[str, Any], li
     return collect, found
 
 
-def bootstrap_interval(correct: np.ndarray, n_bootstrap: int, seed: int,
-                       level: float = 0.95) -> tuple[float | None, float | None]:
+def bootstrap_interval(
+    correct: np.ndarray, n_bootstrap: int, seed: int, level: float = 0.95
+) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of the mean of ``correct`` (resampling examples)."""
     n = len(correct)
     if n_bootstrap <= 0 or n == 0:
@@ -108,21 +113,28 @@ def bootstrap_interval(correct: np.ndarray, n_bootstrap: int, seed: int,
     return float(low), float(high)
 
 
-def ensemble_scores(zoo: Any, weights: dict[str, int], temperatures: dict[str, float],
-                    combine: str, rows: np.ndarray) -> np.ndarray:
+def ensemble_scores(
+    zoo: Any,
+    weights: dict[str, int],
+    temperatures: dict[str, float],
+    combine: str,
+    rows: np.ndarray,
+) -> np.ndarray:
     """(n, C) float64 ``Σ_m w_m x_m`` over ``rows`` of the zoo (the ensemble's decision sum)."""
     total = None
     for name, weight in weights.items():
         # float32 inputs widened before weighting: w·x equals x summed w times in float64,
         # as greedy selection sums a repeated member
-        x = ensemble_inputs(zoo.scores(name, rows=rows), temperatures[name],
-                            combine).astype(np.float64)
+        x = ensemble_inputs(zoo.scores(name, rows=rows), temperatures[name], combine).astype(
+            np.float64
+        )
         total = weight * x if total is None else total + weight * x
     return total
 
 
-def export_ensemble(results_dir: str | Path, which: str, out_path: str | Path, *,
-                    zoo: Any = None) -> EnsembleFile:
+def export_ensemble(
+    results_dir: str | Path, which: str, out_path: str | Path, *, zoo: Any = None
+) -> EnsembleFile:
     """Write the ensemble file for ``which`` (greedy | sidekick | A,B,…) of a results folder;
     returns it. Nothing is written when anything is wrong (ZoolensError, one line)."""
     from zoolens.study.analyze import open_zoo
@@ -130,16 +142,16 @@ def export_ensemble(results_dir: str | Path, which: str, out_path: str | Path, *
     results = Path(results_dir)
     out = Path(out_path)
     if out.is_dir():
-        raise ZoolensError(f"--out {out}: is a folder; give a file name such as "
-                           f"{out / 'ensemble.json'}")
-    summary = _read_json(results / "summary.json", "run `zoolens analyze … --out "
-                         f"{results}` first")
+        raise ZoolensError(
+            f"--out {out}: is a folder; give a file name such as {out / 'ensemble.json'}"
+        )
+    summary = _read_json(results / "summary.json", f"run `zoolens analyze … --out {results}` first")
     kind, listed = chosen_members(summary, which, results)
     try:
         models = pd.read_csv(results / "models.csv")
     except FileNotFoundError:
         raise ZoolensError(f"{results / 'models.csv'}: not found") from None
-    cards = (_read_json(results / "cards.json", "the analysis writes it").get("cards") or {})
+    cards = _read_json(results / "cards.json", "the analysis writes it").get("cards") or {}
     zoo_path = zoo if zoo is not None else (summary.get("zoo") or {}).get("path")
     if zoo_path is None:
         raise ZoolensError(f"{results}: summary.json names no zoo; give --zoo")
@@ -148,11 +160,14 @@ def export_ensemble(results_dir: str | Path, which: str, out_path: str | Path, *
     weights = dict(Counter(listed))
     for name in weights:
         if name not in temperature or name not in zoo.models:
-            raise ZoolensError(f"--ensemble: unknown model {name!r} (not in {results}/models.csv"
-                               f" and the zoo); models: {', '.join(map(str, models['model']))}")
+            raise ZoolensError(
+                f"--ensemble: unknown model {name!r} (not in {results}/models.csv"
+                f" and the zoo); models: {', '.join(map(str, models['model']))}"
+            )
         if not np.isfinite(temperature[name]):
-            raise ZoolensError(f"model {name!r}: decision-only (no temperature); ensembles need "
-                               f"probabilities")
+            raise ZoolensError(
+                f"model {name!r}: decision-only (no temperature); ensembles need probabilities"
+            )
     combine = str((summary.get("settings") or {}).get("combine", "probs"))
     ev = np.asarray(zoo.evaluation_indices, dtype=np.int64)
     labels = np.asarray(zoo.labels)[ev]
@@ -163,9 +178,11 @@ def export_ensemble(results_dir: str | Path, which: str, out_path: str | Path, *
     value = float(correct.mean())
     reported = (summary.get("headline") or {}).get("greedy", {}).get("evaluation_acc")
     if kind == "greedy" and reported is not None and abs(value - reported) > 1e-12:
-        raise ZoolensError(f"zoo {zoo.path}: the greedy ensemble scores {value:.6f} now, the "
-                           f"analysis reported {reported:.6f}; the zoo changed since the "
-                           f"analysis (run it again)")
+        raise ZoolensError(
+            f"zoo {zoo.path}: the greedy ensemble scores {value:.6f} now, the "
+            f"analysis reported {reported:.6f}; the zoo changed since the "
+            f"analysis (run it again)"
+        )
     n_boot = int((summary.get("settings") or {}).get("n_bootstrap", 1000) or 0)
     seed = int((summary.get("seeds") or {}).get("bootstrap", 0) or 0)
     lo, hi = bootstrap_interval(correct, n_boot, seed)
@@ -173,29 +190,48 @@ def export_ensemble(results_dir: str | Path, which: str, out_path: str | Path, *
     for name, weight in weights.items():
         card = cards.get(name) or zoo.card(name).model_dump(mode="json")
         if not card.get("collect"):
-            raise ZoolensError(f"model {name!r}: its card has no collect spec (outputs were "
-                               f"imported, not collected); only models run by `zoolens "
-                               f"collect` can be exported")
+            raise ZoolensError(
+                f"model {name!r}: its card has no collect spec (outputs were "
+                f"imported, not collected); only models run by `zoolens "
+                f"collect` can be exported"
+            )
         collect, files = _checkpoints(card["collect"], name)
         cost = card.get("cost") or None
-        members.append(Member(name=name, collect=collect, checkpoints=files,
-                              temperature=float(temperature[name]), weight=int(weight),
-                              input_shape=(cost or {}).get("input_shape"),
-                              preprocessing=collect.get("preprocessing"), cost=cost))
+        members.append(
+            Member(
+                name=name,
+                collect=collect,
+                checkpoints=files,
+                temperature=float(temperature[name]),
+                weight=int(weight),
+                input_shape=(cost or {}).get("input_shape"),
+                preprocessing=collect.get("preprocessing"),
+                cost=cost,
+            )
+        )
     ensemble = EnsembleFile(
-        kind=kind, combine=combine, class_names=list(zoo.class_names), members=members,
-        accuracy=Accuracy(value=value, lo=lo, hi=hi, n=len(ev),
-                          interval=f"percentile bootstrap, 95%, {n_boot} resamples of "
-                                   f"evaluation examples, seed {seed}"),
-        provenance={"zoolens_version": __version__,
-                    "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(
-                        timespec="seconds"),
-                    "results": str(results.resolve()),
-                    "analysis_command": summary.get("command"),
-                    "analysis_zoolens_version": summary.get("zoolens_version"),
-                    "zoo": {"path": str(Path(zoo.path).resolve()),
-                            "file_hashes": dict(zoo.file_hashes())},
-                    "budget": (summary.get("budget") or {}).get("budget")})
+        kind=kind,
+        combine=combine,
+        class_names=list(zoo.class_names),
+        members=members,
+        accuracy=Accuracy(
+            value=value,
+            lo=lo,
+            hi=hi,
+            n=len(ev),
+            interval=f"percentile bootstrap, 95%, {n_boot} resamples of "
+            f"evaluation examples, seed {seed}",
+        ),
+        provenance={
+            "zoolens_version": __version__,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "results": str(results.resolve()),
+            "analysis_command": summary.get("command"),
+            "analysis_zoolens_version": summary.get("zoolens_version"),
+            "zoo": {"path": str(Path(zoo.path).resolve()), "file_hashes": dict(zoo.file_hashes())},
+            "budget": (summary.get("budget") or {}).get("budget"),
+        },
+    )
     write_ensemble_file(ensemble, out)
     return ensemble
 
@@ -209,22 +245,42 @@ def write_ensemble_file(ensemble: EnsembleFile, out: Path) -> None:
     atomic_write_with(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def export_soup(model_spec: str, soup_path: str | Path, out_path: str | Path, *,
-                class_names: list[str], input_shape: list[int] | None,
-                accuracy: float | None, n: int | None, what: str) -> EnsembleFile:
+def export_soup(
+    model_spec: str,
+    soup_path: str | Path,
+    out_path: str | Path,
+    *,
+    class_names: list[str],
+    input_shape: list[int] | None,
+    accuracy: float | None,
+    n: int | None,
+    what: str,
+) -> EnsembleFile:
     """The ensemble file of a soup: one member built by ``model_spec`` with the soup's state
     dict loaded into it (temperature 1, combine "probs")."""
     soup_path = Path(soup_path).resolve()
-    member = Member(name="soup", collect={"spec": model_spec, "name": "soup", "kwargs": {}},
-                    state_dict=Checkpoint(key="state_dict", path=str(soup_path),
-                                          sha256=sha256_file(soup_path)),
-                    temperature=1.0, weight=1, input_shape=input_shape)
+    member = Member(
+        name="soup",
+        collect={"spec": model_spec, "name": "soup", "kwargs": {}},
+        state_dict=Checkpoint(key="state_dict", path=str(soup_path), sha256=sha256_file(soup_path)),
+        temperature=1.0,
+        weight=1,
+        input_shape=input_shape,
+    )
     ensemble = EnsembleFile(
-        kind="soup", combine="probs", class_names=class_names, members=[member],
-        accuracy=(Accuracy(value=float(accuracy), n=int(n), split=what,
-                           interval="none (no resampling)") if accuracy is not None else None),
-        provenance={"zoolens_version": __version__,
-                    "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(
-                        timespec="seconds")})
+        kind="soup",
+        combine="probs",
+        class_names=class_names,
+        members=[member],
+        accuracy=(
+            Accuracy(value=float(accuracy), n=int(n), split=what, interval="none (no resampling)")
+            if accuracy is not None
+            else None
+        ),
+        provenance={
+            "zoolens_version": __version__,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     write_ensemble_file(ensemble, Path(out_path))
     return ensemble

@@ -59,8 +59,9 @@ def build_member(member: Member, class_names: list[str]):
     from zoolens.collect.specs import build_preprocess, load_model
 
     entry = member_entry(member)
-    loaded = load_model(entry, pretrained=bool(member.collect.get("pretrained", True)),
-                        class_names=class_names)
+    loaded = load_model(
+        entry, pretrained=bool(member.collect.get("pretrained", True)), class_names=class_names
+    )
     if member.state_dict is not None:
         from zoolens.study.soup import load_state_dict
 
@@ -69,8 +70,10 @@ def build_member(member: Member, class_names: list[str]):
         try:
             loaded.module.load_state_dict(load_state_dict(member.state_dict.path), strict=True)
         except RuntimeError as exc:
-            raise ZoolensError(f"member {member.name!r}: the soup's state dict does not fit "
-                               f"the network ({str(exc).splitlines()[0]})") from None
+            raise ZoolensError(
+                f"member {member.name!r}: the soup's state dict does not fit "
+                f"the network ({str(exc).splitlines()[0]})"
+            ) from None
     if loaded.transform is None:
         loaded.transform = build_preprocess(None, entry.spec)
     return loaded
@@ -87,12 +90,15 @@ class FlatImages:
 
         self.root = root
         self.transform = transform
-        self.files = sorted(p for p in root.iterdir() if p.is_file()
-                            and not p.name.startswith(".")
-                            and p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.files = sorted(
+            p
+            for p in root.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
         if not self.files:
-            raise ZoolensError(f"{root}: no images (expected IMAGES/<file> or "
-                               f"IMAGES/<class>/<file>)")
+            raise ZoolensError(
+                f"{root}: no images (expected IMAGES/<file> or IMAGES/<class>/<file>)"
+            )
         self.example_ids = np.asarray([p.name for p in self.files])
         self.labels = np.full(len(self.files), -1, dtype=np.int64)
 
@@ -147,9 +153,11 @@ class _ShapeChecked:
     def __getitem__(self, index: int):
         item = self.dataset[index]
         if tuple(item.shape) != self.shape:
-            raise ZoolensError(f"{self.dataset.files[index]}: preprocessed to "
-                               f"{list(item.shape)}, member {self.member!r} takes "
-                               f"{list(self.shape)} (an image of another size?)")
+            raise ZoolensError(
+                f"{self.dataset.files[index]}: preprocessed to "
+                f"{list(item.shape)}, member {self.member!r} takes "
+                f"{list(self.shape)} (an image of another size?)"
+            )
         return item
 
 
@@ -201,19 +209,22 @@ class Prediction:
         for j in range(k):
             frame[f"top{j + 1}_class"] = names[order[:, j]]
             frame[f"top{j + 1}_index"] = order[:, j]
-            frame[f"top{j + 1}_prob"] = np.take_along_axis(self.probs, order[:, j:j + 1],
-                                                           axis=1)[:, 0]
+            frame[f"top{j + 1}_prob"] = np.take_along_axis(self.probs, order[:, j : j + 1], axis=1)[
+                :, 0
+            ]
         return pd.DataFrame(frame)
 
 
-def combine_members(ensemble: EnsembleFile, logits: dict[str, np.ndarray]
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def combine_members(
+    ensemble: EnsembleFile, logits: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """(decision sums (n, C) float64, probabilities (n, C)) from each member's logits."""
     total = None
     for member in ensemble.members:
         # float32 inputs (as analyze), widened before weighting (as greedy's float64 sum)
-        x = ensemble_inputs(logits[member.name], member.temperature,
-                            ensemble.combine).astype(np.float64)
+        x = ensemble_inputs(logits[member.name], member.temperature, ensemble.combine).astype(
+            np.float64
+        )
         total = member.weight * x if total is None else total + member.weight * x
     mean = total / sum(m.weight for m in ensemble.members)
     if ensemble.combine == "probs":
@@ -223,8 +234,14 @@ def combine_members(ensemble: EnsembleFile, logits: dict[str, np.ndarray]
     return total, softmax(mean, 1.0, dtype=np.float64)
 
 
-def predict_images(ensemble_path: str | Path, images: str | Path, *, options: Any = None,
-                   use_ray: bool = False, ray_address: str | None = None) -> Prediction:
+def predict_images(
+    ensemble_path: str | Path,
+    images: str | Path,
+    *,
+    options: Any = None,
+    use_ray: bool = False,
+    ray_address: str | None = None,
+) -> Prediction:
     """Run the ensemble of ``ensemble_path`` on an image folder (see the module docstring)."""
     from zoolens.collect.images import ImageFolder
     from zoolens.collect.runner import RunOptions, run_model
@@ -246,30 +263,34 @@ def predict_images(ensemble_path: str | Path, images: str | Path, *, options: An
             if use_ray and member.state_dict is None:
                 outputs[member.name] = _run_on_ray(member, data, view, options, ray_address)
             else:
-                outputs[member.name] = run_model(loaded, view, name=member.name,
-                                                 options=options)
+                outputs[member.name] = run_model(loaded, view, name=member.name, options=options)
         except ZoolensError as exc:
             raise _one_line(exc) from None
         out = outputs[member.name]
         if out.logits.shape[1] != len(ensemble.class_names):
-            raise ZoolensError(f"{ensemble_path}: member {member.name!r} gives "
-                               f"{out.logits.shape[1]} classes, the ensemble file lists "
-                               f"{len(ensemble.class_names)}")
+            raise ZoolensError(
+                f"{ensemble_path}: member {member.name!r} gives "
+                f"{out.logits.shape[1]} classes, the ensemble file lists "
+                f"{len(ensemble.class_names)}"
+            )
     # the images every member decoded, in folder order
     positions = outputs[ensemble.members[0].name].indices
     for out in outputs.values():
         positions = np.intersect1d(positions, out.indices)
-    logits = {name: out.logits[np.searchsorted(out.indices, positions)]
-              for name, out in outputs.items()}
+    logits = {
+        name: out.logits[np.searchsorted(out.indices, positions)] for name, out in outputs.items()
+    }
     scores, probs = combine_members(ensemble, logits)
     ids = np.asarray(data.example_ids)
     skipped = {str(ids[i]): reason for out in outputs.values() for i, reason in out.skipped.items()}
-    return Prediction(ensemble, ids[positions], positions, labels[positions], scores, probs,
-                      skipped, outputs)
+    return Prediction(
+        ensemble, ids[positions], positions, labels[positions], scores, probs, skipped, outputs
+    )
 
 
-def _check_classes(loaded: Any, view: Any, member: Member, num_classes: int,
-                   where: str | Path) -> None:
+def _check_classes(
+    loaded: Any, view: Any, member: Member, num_classes: int, where: str | Path
+) -> None:
     """Fail fast: the member's output width on the first decodable image is the file's class
     count (before a whole run over the images)."""
     import torch
@@ -286,8 +307,10 @@ def _check_classes(loaded: Any, view: Any, member: Member, num_classes: int,
         with torch.inference_mode():
             logits, _ = loaded.forward(torch.as_tensor(item)[None])
         if logits.shape[-1] != num_classes:
-            raise ZoolensError(f"{where}: member {member.name!r} gives {logits.shape[-1]} "
-                               f"classes, the ensemble file lists {num_classes}")
+            raise ZoolensError(
+                f"{where}: member {member.name!r} gives {logits.shape[-1]} "
+                f"classes, the ensemble file lists {num_classes}"
+            )
         return
 
 
@@ -308,11 +331,22 @@ def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: s
             pass
     work = Path(tempfile.mkdtemp(prefix="zoolens-predict-"))
     try:
-        store = ShardStore(work, member.name, {"predict": member.name}, len(folder),
-                           options.effective_shard_size(), resume=False)
-        run_into_store_ray(member_entry(member), folder, store, options,
-                           pretrained=bool(member.collect.get("pretrained", True)),
-                           address=address)
+        store = ShardStore(
+            work,
+            member.name,
+            {"predict": member.name},
+            len(folder),
+            options.effective_shard_size(),
+            resume=False,
+        )
+        run_into_store_ray(
+            member_entry(member),
+            folder,
+            store,
+            options,
+            pretrained=bool(member.collect.get("pretrained", True)),
+            address=address,
+        )
         return store.assemble()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -323,8 +357,9 @@ def write_predictions(prediction: Prediction, out: str | Path, top_k: int = 1) -
 
     out = Path(out)
     if out.is_dir():
-        raise ZoolensError(f"--out {out}: is a folder; give a file name such as "
-                           f"{out / 'predictions.csv'}")
+        raise ZoolensError(
+            f"--out {out}: is a folder; give a file name such as {out / 'predictions.csv'}"
+        )
     if not out.parent.is_dir():
         raise ZoolensError(f"--out {out}: folder {out.parent} does not exist")
     table = prediction.table(top_k)
@@ -332,8 +367,14 @@ def write_predictions(prediction: Prediction, out: str | Path, top_k: int = 1) -
     return out
 
 
-def add_to_zoo(prediction: Prediction, images: str | Path, zoo_path: str | Path, *,
-               create: bool = False, replace: bool = False) -> Any:
+def add_to_zoo(
+    prediction: Prediction,
+    images: str | Path,
+    zoo_path: str | Path,
+    *,
+    create: bool = False,
+    replace: bool = False,
+) -> Any:
     """Every member's logits and embeddings into a zoo (created from the labelled folder)."""
     from zoolens.collect.images import ImageFolder
     from zoolens.collect.runner import _add_outputs, _open_zoo
@@ -343,8 +384,10 @@ def add_to_zoo(prediction: Prediction, images: str | Path, zoo_path: str | Path,
     try:
         folder = ImageFolder(root, classes=ensemble.class_names)
     except ZoolensError as exc:
-        raise ZoolensError(f"--zoo needs IMAGES/<class>/<image> with the ensemble's "
-                           f"{len(ensemble.class_names)} class folders ({exc})") from None
+        raise ZoolensError(
+            f"--zoo needs IMAGES/<class>/<image> with the ensemble's "
+            f"{len(ensemble.class_names)} class folders ({exc})"
+        ) from None
     zoo_path = Path(zoo_path)
     zoo, _ = _open_zoo(zoo_path, create, folder, None)
     for member in ensemble.members:
@@ -352,11 +395,13 @@ def add_to_zoo(prediction: Prediction, images: str | Path, zoo_path: str | Path,
             raise ZoolensError(f"model {member.name!r} is already in {zoo_path} (--replace)")
     for member in ensemble.members:
         out = prediction.member_outputs[member.name]
-        out.card = {**out.card, "collect": member.collect,
-                    "cost": member.cost,
-                    "notes": f"collected by zoolens predict (ensemble {ensemble.kind})"}
-        zoo = _add_outputs(zoo, zoo_path, folder, out, member.name, None, root.name,
-                           replace)
+        out.card = {
+            **out.card,
+            "collect": member.collect,
+            "cost": member.cost,
+            "notes": f"collected by zoolens predict (ensemble {ensemble.kind})",
+        }
+        zoo = _add_outputs(zoo, zoo_path, folder, out, member.name, None, root.name, replace)
     return zoo
 
 
@@ -386,17 +431,18 @@ def load_ensemble(path: str | Path):
             self.spec = ensemble
             self.class_names = list(ensemble.class_names)
             self.transforms = [m.transform for m in loaded]
-            self.members = nn.ModuleList([m.module for m in loaded
-                                          if isinstance(m.module, nn.Module)])
+            self.members = nn.ModuleList(
+                [m.module for m in loaded if isinstance(m.module, nn.Module)]
+            )
             self._forwards = [m.forward for m in loaded]
             self.eval()
 
         def _scores(self, x) -> torch.Tensor:
             total = None
-            for member, forward, transform in zip(ensemble.members, self._forwards,
-                                                  self.transforms):
-                batch = (torch.stack([transform(img) for img in x]) if isinstance(x, list)
-                         else x)
+            for member, forward, transform in zip(
+                ensemble.members, self._forwards, self.transforms
+            ):
+                batch = torch.stack([transform(img) for img in x]) if isinstance(x, list) else x
                 logits, _ = forward(batch)
                 # as measure.ensemble.ensemble_inputs: float64, then float32 (the values the
                 # analysis and `zoolens predict` sum), summed in float64

@@ -39,7 +39,7 @@ class Checkpoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: str            # the collect kwarg naming it ("checkpoint"), "spec" or "state_dict"
+    key: str  # the collect kwarg naming it ("checkpoint"), "spec" or "state_dict"
     path: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
@@ -114,18 +114,23 @@ def read_ensemble_file(path: str | Path) -> EnsembleFile:
     except FileNotFoundError:
         raise ZoolensError(f"{path}: ensemble file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ZoolensError(f"{path}: not a JSON ensemble file ({' '.join(str(exc).split())})"
-                           ) from None
+        raise ZoolensError(
+            f"{path}: not a JSON ensemble file ({' '.join(str(exc).split())})"
+        ) from None
     if isinstance(data, dict) and data.get("version") not in (None, VERSION):
-        raise ZoolensError(f"{path}: ensemble file version {data.get('version')!r}; this "
-                           f"zoolens reads version {VERSION}")
+        raise ZoolensError(
+            f"{path}: ensemble file version {data.get('version')!r}; this "
+            f"zoolens reads version {VERSION}"
+        )
     try:
         return EnsembleFile.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "file"
-        raise ZoolensError(f"{path}: invalid ensemble file ({where}: {first['msg']}; "
-                           f"{len(exc.errors())} problem(s))") from None
+        raise ZoolensError(
+            f"{path}: invalid ensemble file ({where}: {first['msg']}; "
+            f"{len(exc.errors())} problem(s))"
+        ) from None
 
 
 def check_checkpoints(ensemble: EnsembleFile, where: str | Path) -> None:
@@ -135,8 +140,9 @@ def check_checkpoints(ensemble: EnsembleFile, where: str | Path) -> None:
         for ckpt in files:
             path = Path(ckpt.path)
             if not path.is_file():
-                raise ZoolensError(f"{where}: member {member.name!r}: checkpoint {path} not "
-                                   f"found")
+                raise ZoolensError(f"{where}: member {member.name!r}: checkpoint {path} not found")
             if sha256_file(path) != ckpt.sha256:
-                raise ZoolensError(f"{where}: member {member.name!r}: checkpoint {path} no "
-                                   f"longer matches its recorded sha256 (changed since export)")
+                raise ZoolensError(
+                    f"{where}: member {member.name!r}: checkpoint {path} no "
+                    f"longer matches its recorded sha256 (changed since export)"
+                )

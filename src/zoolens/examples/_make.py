@@ -29,8 +29,9 @@ def make(folder=FOLDER) -> None:
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     np.savetxt(folder / "vit.csv", p, fmt="%.4f", delimiter=",")
-    knn = np.where(rng.random(N) < 0.72 - 0.1 * np.clip(difficulty, 0, None), labels,
-                   rng.integers(0, C, N))
+    knn = np.where(
+        rng.random(N) < 0.72 - 0.1 * np.clip(difficulty, 0, None), labels, rng.integers(0, C, N)
+    )
     np.save(folder / "knn.npy", knn.astype(np.int64))
 
 

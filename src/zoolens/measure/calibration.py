@@ -147,7 +147,9 @@ class _Objective:
         self.z, self.y = z, y
         num_classes = z.shape[1]
         if chunk_rows is None:
-            chunk_rows = _PASS_BYTES // (8 * num_classes) if y.ndim == 1 else _chunk_rows(num_classes, None)
+            chunk_rows = (
+                _PASS_BYTES // (8 * num_classes) if y.ndim == 1 else _chunk_rows(num_classes, None)
+            )
         self.rows = max(1, int(chunk_rows))
         self.passes = 0
         self._t = self._e = None
@@ -172,8 +174,9 @@ class _Objective:
         self.passes += 1
         if not (math.isfinite(f) and math.isfinite(g) and math.isfinite(h)):
             # NaN propagates into the sums, so one check per pass replaces a scan of the input.
-            raise ZoolensError("scores contain NaN or +inf (or -inf at a true label): "
-                               "the likelihood is not finite")
+            raise ZoolensError(
+                "scores contain NaN or +inf (or -inf at a true label): the likelihood is not finite"
+            )
         if not derivatives:
             return f / n, math.nan, math.nan
         return f / n, g / n, h / n
@@ -246,8 +249,9 @@ class _NewtonState:
     message: str = ""
 
 
-def _newton_log_t(objective: _Objective, lo: float, hi: float, u: float, *, max_iter: int,
-                  tol: float) -> _NewtonState:
+def _newton_log_t(
+    objective: _Objective, lo: float, hi: float, u: float, *, max_iter: int, tol: float
+) -> _NewtonState:
     """Safeguarded Newton on u = log T in [lo, hi] (see :func:`fit_temperature`)."""
     edge_lo, edge_hi = lo, hi
     edges_visited: set[float] = set()
@@ -261,9 +265,15 @@ def _newton_log_t(objective: _Objective, lo: float, hi: float, u: float, *, max_
         if (u == edge_lo and g >= 0) or (u == edge_hi and g <= 0):
             # On a bound with the gradient pointing outward (or flat): the minimum within the
             # interval is the bound; the unconstrained one lies at or beyond it.
-            return _NewtonState(u, f, g, h, True, True,
-                                f"minimum at or beyond the bound T = {math.exp(u):g} "
-                                f"(dNLL/dlogT = {g:.3g} there)")
+            return _NewtonState(
+                u,
+                f,
+                g,
+                h,
+                True,
+                True,
+                f"minimum at or beyond the bound T = {math.exp(u):g} (dNLL/dlogT = {g:.3g} there)",
+            )
         if g == 0.0:
             return _NewtonState(u, f, g, h, True, False, "gradient exactly zero")
         newton_step = -g / h if h > 0 else math.nan
@@ -273,8 +283,15 @@ def _newton_log_t(objective: _Objective, lo: float, hi: float, u: float, *, max_
             # ~|step|³).
             u_new = min(max(u + newton_step, lo), hi)
             step = u_new - u
-            return _NewtonState(u_new, f + g * step + 0.5 * h * step * step, g, h, True, False,
-                                "Newton step below tolerance in log T")
+            return _NewtonState(
+                u_new,
+                f + g * step + 0.5 * h * step * step,
+                g,
+                h,
+                True,
+                False,
+                "Newton step below tolerance in log T",
+            )
         # The sign of f' is non-decreasing in u: it tells on which side the minimiser lies.
         if g > 0:
             hi = u
@@ -283,8 +300,15 @@ def _newton_log_t(objective: _Objective, lo: float, hi: float, u: float, *, max_
         if hi - lo <= _BRACKET_TOL:
             return _NewtonState(u, f, g, h, True, False, "bracket below tolerance in log T")
         if evaluations >= max_iter:
-            return _NewtonState(u, f, g, h, False, False,
-                                f"no convergence after {max_iter} passes (|dNLL/dlogT| = {abs(g):.3g})")
+            return _NewtonState(
+                u,
+                f,
+                g,
+                h,
+                False,
+                False,
+                f"no convergence after {max_iter} passes (|dNLL/dlogT| = {abs(g):.3g})",
+            )
         target = u + newton_step
         newton = lo < target < hi and abs(newton_step) <= 0.5 * abs(step_before)
         if not newton:
@@ -373,7 +397,9 @@ def fit_temperature(
     """
     lo_t, hi_t = float(bounds[0]), float(bounds[1])
     if not (0 < lo_t <= 1.0 <= hi_t < math.inf):
-        raise ZoolensError(f"temperature bounds must satisfy 0 < low <= 1 <= high < inf, got {bounds}")
+        raise ZoolensError(
+            f"temperature bounds must satisfy 0 < low <= 1 <= high < inf, got {bounds}"
+        )
     z, y = _prepare(scores, labels, "fit a temperature")
     lo, hi = math.log(lo_t), math.log(hi_t)
     n = z.shape[0]
@@ -387,18 +413,30 @@ def fit_temperature(
     if state.g == 0.0 and state.h == 0.0 and bool((z.max(axis=1) == z.min(axis=1)).all()):
         # Every row constant: softmax is uniform at any T, the objective is flat.
         f1, _, _ = objective(0.0, derivatives=False)
-        return TemperatureFit(1.0, f1, True, False, objective.passes,
-                              "objective is flat (every row of scores is constant): T = 1 kept")
+        return TemperatureFit(
+            1.0,
+            f1,
+            True,
+            False,
+            objective.passes,
+            "objective is flat (every row of scores is constant): T = 1 kept",
+        )
     if state.u == lo or state.u == hi:
         temperature = lo_t if state.u == lo else hi_t  # exactly the bound, no exp/log round trip
     else:
         temperature = min(max(math.exp(state.u), lo_t), hi_t)
-    return TemperatureFit(temperature, state.f, state.converged, state.at_bound,
-                          objective.passes, state.message)
+    return TemperatureFit(
+        temperature, state.f, state.converged, state.at_bound, objective.passes, state.message
+    )
 
 
-def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype: DTypeLike = np.float32,
-            chunk_rows: int | None = None) -> np.ndarray:
+def softmax(
+    scores: np.ndarray,
+    temperature: float = 1.0,
+    *,
+    dtype: DTypeLike = np.float32,
+    chunk_rows: int | None = None,
+) -> np.ndarray:
     """Stable softmax of ``scores / T`` over the last axis: ``exp(s − max s) / Σ exp(s − max s)``.
 
     Computed in float64 cache-sized row chunks and returned in ``dtype`` (float32 by default,
@@ -446,8 +484,13 @@ def softmax(scores: np.ndarray, temperature: float = 1.0, *, dtype: DTypeLike = 
     return out
 
 
-def negative_log_likelihood(scores: np.ndarray, labels: np.ndarray, temperature: float = 1.0,
-                            *, chunk_rows: int | None = None) -> float:
+def negative_log_likelihood(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    temperature: float = 1.0,
+    *,
+    chunk_rows: int | None = None,
+) -> float:
     """Mean negative log-likelihood of the truth under ``softmax(scores / T)``.
 
     ``mean_n [LSE(z_n / T) − z_n[y_n] / T]``; with multi-label truth the set likelihood
@@ -455,13 +498,15 @@ def negative_log_likelihood(scores: np.ndarray, labels: np.ndarray, temperature:
     """
     if not (temperature > 0 and math.isfinite(temperature)):
         raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
-    f, _, _ = nll_and_derivatives(scores, labels, math.log(temperature), derivatives=False,
-                                  chunk_rows=chunk_rows)
+    f, _, _ = nll_and_derivatives(
+        scores, labels, math.log(temperature), derivatives=False, chunk_rows=chunk_rows
+    )
     return f
 
 
-def top1_confidence(scores: np.ndarray, temperature: float = 1.0, *,
-                    chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top1_confidence(
+    scores: np.ndarray, temperature: float = 1.0, *, chunk_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(confidence, prediction)`` of ``softmax(scores / T)``: max probability and argmax.
 
     Chunked float64; confidence is float64 (N,), prediction int64 (N,) with the lowest index on
@@ -489,7 +534,9 @@ def top1_confidence(scores: np.ndarray, temperature: float = 1.0, *,
     return conf, pred
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15
+) -> dict[str, np.ndarray]:
     """Equal-width confidence bins: the numbers behind a reliability diagram and ECE.
 
     Bin b covers ``[b/n_bins, (b+1)/n_bins)``; a confidence of exactly 1.0 falls in the last
@@ -501,7 +548,9 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
     conf = np.asarray(confidence, dtype=np.float64).ravel()
     ok = np.asarray(correct).astype(np.float64).ravel()
     if conf.shape != ok.shape:
-        raise ZoolensError(f"confidence ({conf.shape}) and correctness ({ok.shape}) differ in length")
+        raise ZoolensError(
+            f"confidence ({conf.shape}) and correctness ({ok.shape}) differ in length"
+        )
     if n_bins < 1:
         raise ZoolensError(f"n_bins must be at least 1, got {n_bins}")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -535,7 +584,9 @@ def ece_from_bins(bins: dict[str, np.ndarray]) -> float:
     return float(np.sum(count[filled] / total * gaps))
 
 
-def reliability_diagram(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
+def reliability_diagram(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15
+) -> dict[str, np.ndarray]:
     """:func:`reliability_bins` of a probability matrix: confidence = max prob, right = top-1
     (lowest index on ties) is the label or one of the valid labels."""
     p = np.asarray(probs)
@@ -574,8 +625,9 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return ece_from_bins(reliability_diagram(probs, labels, n_bins))
 
 
-def expected_calibration_error_from_confidence(confidence: np.ndarray, correct: np.ndarray,
-                                               n_bins: int = 15) -> float:
+def expected_calibration_error_from_confidence(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15
+) -> float:
     """ECE from per-example confidence and correctness (see :func:`expected_calibration_error`);
     use with :func:`top1_confidence` to stay chunked on large score matrices."""
     return ece_from_bins(reliability_bins(confidence, correct, n_bins))

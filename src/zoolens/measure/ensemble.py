@@ -61,8 +61,9 @@ _BLOCK_BYTES = 64 * 2**20
 _GREEDY_TIER2 = 8
 
 
-def ensemble_inputs(scores: np.ndarray, temperature: float, combine: str = "probs",
-                    *, dtype: DTypeLike = np.float32) -> np.ndarray:
+def ensemble_inputs(
+    scores: np.ndarray, temperature: float, combine: str = "probs", *, dtype: DTypeLike = np.float32
+) -> np.ndarray:
     """What a model contributes to an ensemble: ``softmax(z/T)`` ("probs") or ``z/T`` ("logits").
 
     ``scores`` (n, C) logits or log-probabilities; computed in float64, returned in ``dtype``.
@@ -104,8 +105,9 @@ def combine_scores(x_a: np.ndarray, x_b: np.ndarray, weight: ArrayLike = 0.5) ->
     return w * np.asarray(x_a, dtype) + v * np.asarray(x_b, dtype)
 
 
-def pair_ensemble_predictions(x_a: np.ndarray, x_b: np.ndarray,
-                              weight: ArrayLike = 0.5) -> np.ndarray:
+def pair_ensemble_predictions(
+    x_a: np.ndarray, x_b: np.ndarray, weight: ArrayLike = 0.5
+) -> np.ndarray:
     """(n,) int64 predictions of the pair ensemble: ``argmax_c w·x_a[c] + (1−w)·x_b[c]``,
     lowest index on ties (module doc; paper Sec. 4.2, Fig. 2).
 
@@ -133,14 +135,16 @@ def pair_ensemble_predictions(x_a: np.ndarray, x_b: np.ndarray,
     return combine_scores(x_a, x_b, weight).argmax(axis=-1)
 
 
-def pair_ensemble_correct(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray,
-                          weight: ArrayLike = 0.5) -> np.ndarray:
+def pair_ensemble_correct(
+    x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray, weight: ArrayLike = 0.5
+) -> np.ndarray:
     """(n,) bool: the pair ensemble's top-1 is right (single or multi-label truth)."""
     return correctness(pair_ensemble_predictions(x_a, x_b, weight), labels)
 
 
-def all_pair_ensemble_correct(inputs: np.ndarray, labels: np.ndarray, weight: float = 0.5,
-                              *, return_predictions: bool = False) -> np.ndarray:
+def all_pair_ensemble_correct(
+    inputs: np.ndarray, labels: np.ndarray, weight: float = 0.5, *, return_predictions: bool = False
+) -> np.ndarray:
     """Ensemble correctness of every unordered pair on one chunk of examples: (P, n) bool.
 
     ``inputs`` is the (M, n, C) block of the M models' ensemble inputs (calibrated
@@ -188,10 +192,14 @@ class EnsembleCounts:
     right_b: np.ndarray
 
     def __add__(self, other: EnsembleCounts) -> EnsembleCounts:
-        return EnsembleCounts(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
+        return EnsembleCounts(
+            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)
+        )
 
 
-def ensemble_counts(correct_a: np.ndarray, correct_b: np.ndarray, correct_ens: np.ndarray) -> EnsembleCounts:
+def ensemble_counts(
+    correct_a: np.ndarray, correct_b: np.ndarray, correct_ens: np.ndarray
+) -> EnsembleCounts:
     """Count the 2x2 outcomes and the ensemble's conversions, per pair.
 
     Arguments are (P, n) (or (n,)) boolean correctness of member a, member b and their
@@ -214,7 +222,9 @@ def ensemble_counts(correct_a: np.ndarray, correct_b: np.ndarray, correct_ens: n
     >>> c.exactly_one.tolist(), c.converted.tolist(), c.both_wrong.tolist()
     ([3], [2], [1])
     """
-    ra, rb, re = (np.atleast_2d(np.asarray(v, dtype=bool)) for v in (correct_a, correct_b, correct_ens))
+    ra, rb, re = (
+        np.atleast_2d(np.asarray(v, dtype=bool)) for v in (correct_a, correct_b, correct_ens)
+    )
     one = ra ^ rb
     neither = ~ra & ~rb
     return EnsembleCounts(
@@ -258,7 +268,9 @@ def ensemble_rates(counts: EnsembleCounts) -> dict[str, np.ndarray]:
     acc = counts.ensemble_right / n
     with np.errstate(invalid="ignore", divide="ignore"):
         conversion = np.where(counts.exactly_one > 0, counts.converted / counts.exactly_one, np.nan)
-        neither = np.where(counts.both_wrong > 0, counts.neither_converted / counts.both_wrong, np.nan)
+        neither = np.where(
+            counts.both_wrong > 0, counts.neither_converted / counts.both_wrong, np.nan
+        )
     return {
         "ensemble_acc": acc,
         "ensemble_gain": acc - (counts.right_a + counts.right_b) / (2 * n),
@@ -267,8 +279,9 @@ def ensemble_rates(counts: EnsembleCounts) -> dict[str, np.ndarray]:
     }
 
 
-def class_aware_mask(correct_a: np.ndarray, correct_b: np.ndarray, labels: np.ndarray,
-                     num_classes: int) -> np.ndarray:
+def class_aware_mask(
+    correct_a: np.ndarray, correct_b: np.ndarray, labels: np.ndarray, num_classes: int
+) -> np.ndarray:
     """(C,) bool: classes on which model a is at least as accurate as model b.
 
     Per-class recall on the given (calibration) examples: ``recall_m[c]`` = fraction of the
@@ -297,9 +310,13 @@ def class_weights(weight: float, mask: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(mask, dtype=bool), float(weight), 1.0 - float(weight))
 
 
-def interpolation_curve(x_a: np.ndarray, x_b: np.ndarray, labels: np.ndarray,
-                        weights: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-                        mask: np.ndarray | None = None) -> np.ndarray:
+def interpolation_curve(
+    x_a: np.ndarray,
+    x_b: np.ndarray,
+    labels: np.ndarray,
+    weights: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
     """Ensemble accuracy at each weight (paper Fig. 11): (len(weights),) float64.
 
     Without ``mask``: ``argmax w·x_a + (1−w)·x_b`` (w = 1 is model a alone, w = 0 model b).
@@ -408,16 +425,21 @@ class _CandidateScorer:
     resident pages there, so the process holds at most one candidate's pages at a time).
     """
 
-    def __init__(self, cand: list[np.ndarray], prune: bool,
-                 after_use: Callable[[np.ndarray], None] | None = None):
+    def __init__(
+        self,
+        cand: list[np.ndarray],
+        prune: bool,
+        after_use: Callable[[np.ndarray], None] | None = None,
+    ):
         self.cand = cand
         self.flat = [c.reshape(-1) for c in cand]
         self.after_use = after_use or _nothing
         num_k = len(cand)
         n, num_classes = cand[0].shape
         self.prune = bool(prune) and num_classes > 2
-        self.chunk = max(1, _BLOCK_BYTES // (8 * num_k * (16 if self.prune else num_classes)
-                                             + 16 * num_classes))
+        self.chunk = max(
+            1, _BLOCK_BYTES // (8 * num_k * (16 if self.prune else num_classes) + 16 * num_classes)
+        )
         self.fallbacks = 0
         self.entries = 0
         if self.prune:
@@ -470,21 +492,36 @@ class _CandidateScorer:
         s_second = s.max(axis=1)
         s_flat[rows * num_classes + a] = s_top
         b = self.arg[:, lo:hi]
-        row_base = (lo + rows) * num_classes                    # row starts in each x_k.flat
+        row_base = (lo + rows) * num_classes  # row starts in each x_k.flat
         x_at_a = np.stack([self._take(k, row_base + a) for k in range(num_k)])
         s_at_b = np.take(s_flat, rows[None, :] * num_classes + b)
         pred, proven = decide_from_lists(
-            a[:, None], s_top[:, None], s_second, x_at_a[..., None],
-            b[..., None], self.top[:, lo:hi, None], self.second[:, lo:hi], s_at_b[..., None],
-            num_classes)
+            a[:, None],
+            s_top[:, None],
+            s_second,
+            x_at_a[..., None],
+            b[..., None],
+            self.top[:, lo:hi, None],
+            self.second[:, lo:hi],
+            s_at_b[..., None],
+            num_classes,
+        )
         open_k, open_i = np.nonzero(~proven)
         self.entries += num_k * n
         if len(open_k):
             self._second_tier(s, lo, pred, open_k, open_i, b, s_at_b)
         return pred
 
-    def _second_tier(self, s: np.ndarray, lo: int, pred: np.ndarray, open_k: np.ndarray,
-                     open_i: np.ndarray, b: np.ndarray, s_at_b: np.ndarray) -> None:
+    def _second_tier(
+        self,
+        s: np.ndarray,
+        lo: int,
+        pred: np.ndarray,
+        open_k: np.ndarray,
+        open_i: np.ndarray,
+        b: np.ndarray,
+        s_at_b: np.ndarray,
+    ) -> None:
         """Entries the first bound left open: try S's top-L classes plus b, then full rows.
 
         With T the L largest entries of S on the row and S_(L+1) the next value, every class
@@ -495,16 +532,25 @@ class _CandidateScorer:
         top = min(_GREEDY_TIER2, num_classes - 2)
         open_rows, where = np.unique(open_i, return_inverse=True)
         part = np.argpartition(s[open_rows], num_classes - top - 1, axis=1)
-        t_idx = part[:, num_classes - top :]                          # (R, L) S's L largest
-        s_next = np.take_along_axis(s[open_rows], part[:, num_classes - top - 1 : num_classes - top], 1)[:, 0]
-        cls = t_idx[where]                                            # (F, L)
+        t_idx = part[:, num_classes - top :]  # (R, L) S's L largest
+        s_next = np.take_along_axis(
+            s[open_rows], part[:, num_classes - top - 1 : num_classes - top], 1
+        )[:, 0]
+        cls = t_idx[where]  # (F, L)
         s_vals = np.take(s.reshape(-1), open_i[:, None] * num_classes + cls)
         flat_index = (lo + open_i[:, None]) * num_classes + cls
         x_vals = self._gather(np.repeat(open_k, top), flat_index.ravel())
         lowest, decided = decide_from_lists(
-            cls, s_vals, s_next[where], x_vals.reshape(cls.shape),
-            b[open_k, open_i][:, None], self.top[open_k, lo + open_i][:, None],
-            self.second[open_k, lo + open_i], s_at_b[open_k, open_i][:, None], num_classes)
+            cls,
+            s_vals,
+            s_next[where],
+            x_vals.reshape(cls.shape),
+            b[open_k, open_i][:, None],
+            self.top[open_k, lo + open_i][:, None],
+            self.second[open_k, lo + open_i],
+            s_at_b[open_k, open_i][:, None],
+            num_classes,
+        )
         pred[open_k[decided], open_i[decided]] = lowest[decided]
         rest_k, rest_i = open_k[~decided], open_i[~decided]
         self.fallbacks += len(rest_k)
@@ -575,10 +621,10 @@ def greedy_forward_selection(
         raise ZoolensError("greedy selection: no calibration examples to choose on")
     pool_arr = np.asarray(pool, dtype=np.int64)
     # The candidates' calibration rows, read once (views when probs holds all rows).
-    scorer = _CandidateScorer(_candidate_rows(probs, pool_arr, calibration_index), prune,
-                              after_use)
-    first = (scorer.cand[pool.index(start)] if start in pool
-             else _rows(probs[start], calibration_index))
+    scorer = _CandidateScorer(_candidate_rows(probs, pool_arr, calibration_index), prune, after_use)
+    first = (
+        scorer.cand[pool.index(start)] if start in pool else _rows(probs[start], calibration_index)
+    )
     total = first.astype(np.float64)
     after_use(first)
 

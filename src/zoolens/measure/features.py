@@ -57,10 +57,12 @@ def _same_rows(x: np.ndarray, y: np.ndarray, name_x: str = "X", name_y: str = "Y
     if x.shape[0] != y.shape[0]:
         raise ZoolensError(
             f"{name_x} has {x.shape[0]} rows but {name_y} has {y.shape[0]}: embeddings must "
-            "cover the same examples in the same order")
+            "cover the same examples in the same order"
+        )
 
 
 # --------------------------------------------------------------------------- normalisation
+
 
 def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Scale every example (row) to unit Euclidean norm: x_i / max(‖x_i‖₂, eps).
@@ -77,6 +79,7 @@ def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- combination
+
 
 def _check_rate(rate: float) -> float:
     rate = float(rate)
@@ -112,9 +115,14 @@ class CombinedFeatures:
     rate: float
 
 
-def combine_at_rate(emb_a: np.ndarray, emb_b: np.ndarray, rate: float, *,
-                    rng: np.random.Generator | int | None = 0,
-                    normalize: bool = True) -> CombinedFeatures:
+def combine_at_rate(
+    emb_a: np.ndarray,
+    emb_b: np.ndarray,
+    rate: float,
+    *,
+    rng: np.random.Generator | int | None = 0,
+    normalize: bool = True,
+) -> CombinedFeatures:
     """Concatenate a random n_A of A's dimensions with a random n_B of B's (Sec. 4.6, Fig. 6).
 
     Sizes from :func:`combination_sizes`. Rows are L2-normalised over the full embeddings
@@ -132,15 +140,22 @@ def combine_at_rate(emb_a: np.ndarray, emb_b: np.ndarray, rate: float, *,
     if normalize:
         emb_a, emb_b = l2_normalize_rows(emb_a), l2_normalize_rows(emb_b)
     dtype = np.result_type(emb_a.dtype, emb_b.dtype)
-    features = np.concatenate([emb_a[:, dims_a].astype(dtype, copy=False),
-                               emb_b[:, dims_b].astype(dtype, copy=False)], axis=1)
+    features = np.concatenate(
+        [emb_a[:, dims_a].astype(dtype, copy=False), emb_b[:, dims_b].astype(dtype, copy=False)],
+        axis=1,
+    )
     return CombinedFeatures(features=features, dims_a=dims_a, dims_b=dims_b, rate=float(rate))
 
 
-def combine_at_rates(emb_a: np.ndarray, emb_b: np.ndarray,
-                     rates: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), *,
-                     draws: int = 3, seed: int = 0, normalize: bool = True
-                     ) -> Iterator[tuple[float, int, CombinedFeatures]]:
+def combine_at_rates(
+    emb_a: np.ndarray,
+    emb_b: np.ndarray,
+    rates: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    *,
+    draws: int = 3,
+    seed: int = 0,
+    normalize: bool = True,
+) -> Iterator[tuple[float, int, CombinedFeatures]]:
     """Yield ``(rate, draw, CombinedFeatures)`` for every rate and random draw (Fig. 6 left).
 
     Draw ``d`` of rate ``f`` uses ``np.random.default_rng([seed, d, round(f·1e6)])``, so one
@@ -161,6 +176,7 @@ def combine_at_rates(emb_a: np.ndarray, emb_b: np.ndarray,
 
 
 # --------------------------------------------------------------------------- diversity
+
 
 def mean_abs_correlation(x: np.ndarray) -> np.ndarray:
     """Each dimension's mean |Pearson correlation| with all *other* dimensions.
@@ -203,6 +219,7 @@ def k_grid(total_dims: int, steps: int = 8) -> list[int]:
 
 # --------------------------------------------------------------------------- CKA
 
+
 def gram_linear(x: np.ndarray) -> np.ndarray:
     """Linear Gram matrix K = X Xᵀ (float64)."""
     x = np.asarray(x, dtype=np.float64)
@@ -229,7 +246,7 @@ def gram_rbf(x: np.ndarray, threshold: float = 1.0) -> np.ndarray:
     if median <= 0:
         # All examples identical: every distance 0, kernel constant (CKA then undefined/NaN).
         median = 1.0
-    sq *= -1.0 / (2.0 * threshold ** 2 * median)
+    sq *= -1.0 / (2.0 * threshold**2 * median)
     return np.exp(sq, out=sq)
 
 
@@ -269,8 +286,14 @@ def cka_from_grams(gram_x: np.ndarray, gram_y: np.ndarray, debiased: bool = Fals
     return hsic / (float(np.linalg.norm(kx)) * float(np.linalg.norm(ky)))
 
 
-def _debiased_dot(xty: np.ndarray | float, rows_x: np.ndarray, rows_y: np.ndarray,
-                  sq_x: np.ndarray | float, sq_y: np.ndarray | float, n: int) -> Any:
+def _debiased_dot(
+    xty: np.ndarray | float,
+    rows_x: np.ndarray,
+    rows_y: np.ndarray,
+    sq_x: np.ndarray | float,
+    sq_y: np.ndarray | float,
+    n: int,
+) -> Any:
     """Unbiased HSIC in feature space (Kornblith et al. demo, `_debiased_dot_product_…`).
 
     xty = ‖XᵀY‖²_F, rows_* = per-example squared norms (N,) or (N, M), sq_* = ‖X‖²_F.
@@ -294,7 +317,9 @@ def _sq_distance_rows(x: np.ndarray, sq_norms: np.ndarray, rows: slice) -> np.nd
     return d
 
 
-def _rbf_block(x: np.ndarray, sq_norms: np.ndarray, rows: slice, scale: float, unbiased: bool) -> np.ndarray:
+def _rbf_block(
+    x: np.ndarray, sq_norms: np.ndarray, rows: slice, scale: float, unbiased: bool
+) -> np.ndarray:
     block = _sq_distance_rows(x, sq_norms, rows)
     block *= scale
     np.exp(block, out=block)
@@ -304,8 +329,9 @@ def _rbf_block(x: np.ndarray, sq_norms: np.ndarray, rows: slice, scale: float, u
     return block
 
 
-def _rbf_hsic_matrix(mats: Sequence[np.ndarray], threshold: float, unbiased: bool,
-                     block_bytes: int = 2**28) -> np.ndarray:
+def _rbf_hsic_matrix(
+    mats: Sequence[np.ndarray], threshold: float, unbiased: bool, block_bytes: int = 2**28
+) -> np.ndarray:
     """⟨K̃_a, K̃_b⟩_F for every pair of RBF Grams, streamed over row blocks.
 
     Per model: the median m of all n² squared distances (one n × n float64 array, the only
@@ -328,11 +354,12 @@ def _rbf_hsic_matrix(mats: Sequence[np.ndarray], threshold: float, unbiased: boo
         median = float(np.median(full, overwrite_input=True))  # diagonal zeros included
         del full
         # All examples identical: every distance 0 and the kernel constant (CKA is then NaN).
-        scale = -1.0 / (2.0 * threshold ** 2 * (median if median > 0 else 1.0))
+        scale = -1.0 / (2.0 * threshold**2 * (median if median > 0 else 1.0))
         colsum = np.zeros(n)
         for r0 in range(0, n, single_rows):
-            colsum += _rbf_block(x, sq, slice(r0, min(n, r0 + single_rows)), scale,
-                                 unbiased).sum(axis=0)
+            colsum += _rbf_block(x, sq, slice(r0, min(n, r0 + single_rows)), scale, unbiased).sum(
+                axis=0
+            )
         if unbiased:
             centre = colsum / (n - 2)
             centre -= centre.sum() / (2 * (n - 1))
@@ -371,8 +398,16 @@ def _subsample(n: int, max_examples: int | None, seed: int) -> np.ndarray | None
     return np.sort(np.random.default_rng(seed).choice(n, size=max_examples, replace=False))
 
 
-def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", threshold: float = 0.5,
-        debiased: bool = False, *, max_examples: int | None = 10_000, seed: int = 0) -> float:
+def cka(
+    x: np.ndarray,
+    y: np.ndarray,
+    kernel: str = "linear",
+    threshold: float = 0.5,
+    debiased: bool = False,
+    *,
+    max_examples: int | None = 10_000,
+    seed: int = 0,
+) -> float:
     """Centered kernel alignment between two representations of the same N examples.
 
     Kornblith et al. (2019); used in the paper's Appendix Fig. 13 against error consistency.
@@ -417,8 +452,9 @@ def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", threshold: float =
     raise ZoolensError(f"unknown CKA kernel {kernel!r}: use 'linear' or 'rbf'")
 
 
-def _check_same_examples(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
-                         debiased: bool) -> list[np.ndarray]:
+def _check_same_examples(
+    embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray], debiased: bool
+) -> list[np.ndarray]:
     mats = list(embeddings.values()) if isinstance(embeddings, Mapping) else list(embeddings)
     if not mats:
         return mats
@@ -451,9 +487,12 @@ def _panels(sizes: list[int], budget: int) -> list[tuple[int, int]]:
     return panels
 
 
-def _centred_rows(mats: Sequence[np.ndarray], means: Sequence[np.ndarray], models: range, r0: int, r1: int) -> np.ndarray:
-    return np.concatenate([np.asarray(mats[a][r0:r1], dtype=np.float64) - means[a]
-                           for a in models], axis=1)
+def _centred_rows(
+    mats: Sequence[np.ndarray], means: Sequence[np.ndarray], models: range, r0: int, r1: int
+) -> np.ndarray:
+    return np.concatenate(
+        [np.asarray(mats[a][r0:r1], dtype=np.float64) - means[a] for a in models], axis=1
+    )
 
 
 def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -489,7 +528,7 @@ def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np
                     block += zp.T @ zp  # BLAS syrk
                     if debiased:  # per-example squared norms of this panel's models
                         for a in range(p0, p1):
-                            za = zp[:, starts[a] - starts[p0]:starts[a + 1] - starts[p0]]
+                            za = zp[:, starts[a] - starts[p0] : starts[a + 1] - starts[p0]]
                             rows[r0:r1, a] = np.einsum("ij,ij->i", za, za)
                 else:
                     block += zp.T @ _centred_rows(mats, means, range(q0, q1), r0, r1)
@@ -510,12 +549,13 @@ def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np
 def _chunked_mean(m: np.ndarray, chunk: int = 8192) -> np.ndarray:
     total = np.zeros(m.shape[1])
     for r0 in range(0, m.shape[0], chunk):
-        total += np.asarray(m[r0:r0 + chunk], dtype=np.float64).sum(axis=0)
+        total += np.asarray(m[r0 : r0 + chunk], dtype=np.float64).sum(axis=0)
     return total / m.shape[0]
 
 
-def linear_cka_matrices(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray]
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def linear_cka_matrices(
+    embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
     """``(cka_matrix(…, "linear"), cka_matrix(…, "linear", debiased=True))`` from one Gram
     product instead of two (the costly N·(ΣD)² step is shared)."""
     mats = _check_same_examples(embeddings, True)
@@ -525,9 +565,15 @@ def linear_cka_matrices(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarr
     return _normalise_hsic(biased), _normalise_hsic(unbiased)
 
 
-def cka_matrix(embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
-               kernel: str = "linear", threshold: float = 0.5, debiased: bool = False, *,
-               max_examples: int | None = 10_000, seed: int = 0) -> np.ndarray:
+def cka_matrix(
+    embeddings: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    kernel: str = "linear",
+    threshold: float = 0.5,
+    debiased: bool = False,
+    *,
+    max_examples: int | None = 10_000,
+    seed: int = 0,
+) -> np.ndarray:
     """CKA for every pair of M representations of the same examples, as an (M, M) matrix.
 
     No loop over pairs. Linear: with Z = [X̃_1 … X̃_M] (column-centred, float64) and

@@ -54,8 +54,14 @@ class FusedRows:
     ensemble_input: np.ndarray  # (n, C) float32: softmax(z/T) or z/T
 
 
-def fused_rows(scores: np.ndarray, labels: np.ndarray | None, temperature: float,
-               combine: str = "probs", *, out: np.ndarray | None = None) -> FusedRows:
+def fused_rows(
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    temperature: float,
+    combine: str = "probs",
+    *,
+    out: np.ndarray | None = None,
+) -> FusedRows:
     """The fused pass of the module doc on one block of rows.
 
     Parameters:
@@ -97,8 +103,11 @@ def fused_rows(scores: np.ndarray, labels: np.ndarray | None, temperature: float
     with torch.no_grad():
         src = torch.from_numpy(np.ascontiguousarray(z))
         dst = torch.from_numpy(out)
-        pred_t, conf_t, nll_t = (torch.from_numpy(prediction), torch.from_numpy(conf),
-                                 torch.from_numpy(nll))
+        pred_t, conf_t, nll_t = (
+            torch.from_numpy(prediction),
+            torch.from_numpy(conf),
+            torch.from_numpy(nll),
+        )
         s_buf = torch.empty((step, c), dtype=torch.float64)
         e_buf = torch.empty((step, c), dtype=torch.float64)
         index = torch.arange(step)
@@ -129,13 +138,17 @@ def fused_rows(scores: np.ndarray, labels: np.ndarray | None, temperature: float
                 dst[start:stop] = e.div_(total[:, None])
             else:
                 dst[start:stop] = s.copy_(src[start:stop]).mul_(inv_t)
-    return FusedRows(prediction=prediction, confidence_before=conf[0],
-                     confidence_after=conf[1], nll_before=nll[0], nll_after=nll[1],
-                     ensemble_input=out)
+    return FusedRows(
+        prediction=prediction,
+        confidence_before=conf[0],
+        confidence_after=conf[1],
+        nll_before=nll[0],
+        nll_after=nll[1],
+        ensemble_input=out,
+    )
 
 
-def calibrated_inputs(scores: np.ndarray, temperature: float,
-                      combine: str = "probs") -> np.ndarray:
+def calibrated_inputs(scores: np.ndarray, temperature: float, combine: str = "probs") -> np.ndarray:
     """The ensemble input alone: ``softmax(z/T)`` ("probs") or ``z/T`` ("logits") as (n, C)
     float32, with :func:`fused_rows`'s arithmetic (one exp per entry, torch CPU kernels);
     equals ``measure.ensemble.ensemble_inputs`` up to one float32 ulp on rare entries.
@@ -173,8 +186,9 @@ def calibrated_inputs(scores: np.ndarray, temperature: float,
     return out
 
 
-def fused_rows_tensor(scores: Any, labels: Any, temperature: float,
-                      combine: str = "probs") -> dict[str, Any]:
+def fused_rows_tensor(
+    scores: Any, labels: Any, temperature: float, combine: str = "probs"
+) -> dict[str, Any]:
     """:func:`fused_rows`'s arithmetic on whole torch tensors on any device (a GPU holds a
     model's evaluation rows at once): ``scores`` (n, C) tensor, ``labels`` (n,) int64 tensor.
     Returns a dict of tensors with :class:`FusedRows`' field names (float64; the ensemble
@@ -196,8 +210,14 @@ def fused_rows_tensor(scores: Any, labels: Any, temperature: float,
         t = s.mul_(inv_t).clamp_(min=_EXP_FLOOR)
         e = t.exp()
         total = e.sum(dim=1)
-        ensemble_input = (e.div_(total[:, None]) if combine == "probs"
-                          else scores.to(torch.float64) * inv_t).to(torch.float32)
-        return {"prediction": prediction[:, 0], "confidence_before": before[0],
-                "confidence_after": total.reciprocal(), "nll_before": before[1],
-                "nll_after": total.log() - s_y * inv_t, "ensemble_input": ensemble_input}
+        ensemble_input = (
+            e.div_(total[:, None]) if combine == "probs" else scores.to(torch.float64) * inv_t
+        ).to(torch.float32)
+        return {
+            "prediction": prediction[:, 0],
+            "confidence_before": before[0],
+            "confidence_after": total.reciprocal(),
+            "nll_before": before[1],
+            "nll_after": total.log() - s_y * inv_t,
+            "ensemble_input": ensemble_input,
+        }

@@ -57,10 +57,11 @@ __all__ = [
 ]
 
 # λ for the mean loss; with L2-normalised embeddings the useful range sits well below 1.
-DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0 ** e for e in range(-7, 0))
+DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**e for e in range(-7, 0))
 
 
 # --------------------------------------------------------------------------- average precision
+
 
 def _ranked_hits(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Targets reordered by descending score; ties keep example order (stable sort)."""
@@ -109,14 +110,21 @@ def voc11_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     return total / 11.0
 
 
-def _per_class(metric: Callable[[np.ndarray, np.ndarray], float], scores: np.ndarray, targets: np.ndarray) -> float:
+def _per_class(
+    metric: Callable[[np.ndarray, np.ndarray], float], scores: np.ndarray, targets: np.ndarray
+) -> float:
     scores = np.asarray(scores)
     targets = np.asarray(targets)
     if scores.ndim != 2 or scores.shape != targets.shape:
-        raise ZoolensError(f"scores {scores.shape} and multi-label targets {targets.shape} must "
-                           "both be (examples, classes)")
-    values = [metric(scores[:, c], targets[:, c]) for c in range(scores.shape[1])
-              if np.any(targets[:, c] > 0)]  # classes without positives are left out
+        raise ZoolensError(
+            f"scores {scores.shape} and multi-label targets {targets.shape} must "
+            "both be (examples, classes)"
+        )
+    values = [
+        metric(scores[:, c], targets[:, c])
+        for c in range(scores.shape[1])
+        if np.any(targets[:, c] > 0)
+    ]  # classes without positives are left out
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -132,6 +140,7 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- the probe
 
+
 def _resolve_dtype(dtype: Any) -> Any:
     import torch
 
@@ -145,7 +154,9 @@ def _resolve_dtype(dtype: Any) -> Any:
 def _check_features(x: Any) -> np.ndarray | Any:
     shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
     if len(shape) != 2:
-        raise ZoolensError(f"probe features must be a 2-d (examples, dims) array, got shape {shape}")
+        raise ZoolensError(
+            f"probe features must be a 2-d (examples, dims) array, got shape {shape}"
+        )
     return x
 
 
@@ -155,13 +166,17 @@ def _check_targets(y: Any, n: int, multilabel: bool) -> np.ndarray:
         raise ZoolensError(f"features have {n} rows but the labels have {y.shape[0]}")
     if multilabel:
         if y.ndim != 2:
-            raise ZoolensError(f"the multi-label probe needs an (N, C) 0/1 target, got shape {y.shape}")
+            raise ZoolensError(
+                f"the multi-label probe needs an (N, C) 0/1 target, got shape {y.shape}"
+            )
         if not np.all((y == 0) | (y == 1)):
             raise ZoolensError("multi-label targets must be 0/1")
         return y.astype(np.float64)
     if y.ndim == 2 and y.shape[1] > 1:
-        raise ZoolensError(f"labels are a multi-label (N, C) = {y.shape} target: the softmax probe "
-                           "needs (N,) class ids; use multilabel=True (per-class sigmoid)")
+        raise ZoolensError(
+            f"labels are a multi-label (N, C) = {y.shape} target: the softmax probe "
+            "needs (N,) class ids; use multilabel=True (per-class sigmoid)"
+        )
     y = y.reshape(-1)
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
@@ -203,8 +218,9 @@ class LinearProbe:
         """Scores W x + b, shape (n, C), float64."""
         x = np.asarray(x.cpu() if hasattr(x, "cpu") else x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.coef_.shape[1]:
-            raise ZoolensError(f"the probe was fit on {self.coef_.shape[1]} dims, got features of "
-                               f"shape {x.shape}")
+            raise ZoolensError(
+                f"the probe was fit on {self.coef_.shape[1]} dims, got features of shape {x.shape}"
+            )
         return x @ self.coef_.T.astype(np.float64) + self.intercept_.astype(np.float64)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -232,8 +248,15 @@ class LinearProbe:
         return float(np.mean(self.predict(x) == y))
 
 
-def probe_objective(x: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
-                    l2: float, multilabel: bool = False, classes: np.ndarray | None = None) -> float:
+def probe_objective(
+    x: np.ndarray,
+    y: np.ndarray,
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    l2: float,
+    multilabel: bool = False,
+    classes: np.ndarray | None = None,
+) -> float:
     """The probe's objective in float64 numpy, for any (coef, intercept) — e.g. sklearn's.
 
     Softmax: mean CE + (λ/2)‖W‖²; multi-label: mean over examples of the summed per-class BCE
@@ -311,7 +334,8 @@ class _Problem:
             if self.multilabel:
                 tc = self.t[a:e]
                 loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
-                    zc, tc, reduction="none").sum(dtype=f64)
+                    zc, tc, reduction="none"
+                ).sum(dtype=f64)
                 p = zc.sigmoid_()
                 slope = slope + torch.sub(p, tc).mul_(uc).sum(dtype=f64)
                 curve = curve + p.sub_(p * p).mul_(uc).mul_(uc).sum(dtype=f64)
@@ -380,9 +404,16 @@ def _two_loop(gw, gb, history):
     return qw, qb
 
 
-def _line_search(phi: Callable[[float], tuple[float, float]], f0: float, slope0: float,
-                 s: float, *, c1: float = 1e-4, c2: float = 0.1,
-                 max_trials: int = 25) -> tuple[float, float, int]:
+def _line_search(
+    phi: Callable[[float], tuple[float, float]],
+    f0: float,
+    slope0: float,
+    s: float,
+    *,
+    c1: float = 1e-4,
+    c2: float = 0.1,
+    max_trials: int = 25,
+) -> tuple[float, float, int]:
     """A step s > 0 meeting the strong Wolfe conditions φ(s) ≤ φ(0) + c1·s·φ′(0) and
     |φ′(s)| ≤ c2·|φ′(0)|, by safeguarded Newton on the convex φ (its exact φ″ is one more sum
     in the same pass), bracketing [lo, hi] and bisecting when Newton leaves the bracket.
@@ -416,8 +447,19 @@ def _line_search(phi: Callable[[float], tuple[float, float]], f0: float, slope0:
     return best[0], best[1], max_trials
 
 
-def _lbfgs(x: Any, t: Any, lam: float, w: Any, b: Any, *, multilabel: bool, max_iter: int,
-           tol: float, history_size: int, mu: Any) -> Any:
+def _lbfgs(
+    x: Any,
+    t: Any,
+    lam: float,
+    w: Any,
+    b: Any,
+    *,
+    multilabel: bool,
+    max_iter: int,
+    tol: float,
+    history_size: int,
+    mu: Any,
+) -> Any:
     """Minimise the probe objective from (w, b′) in place by L-BFGS with a strong-Wolfe line
     search whose trial points cost no matrix product.
 
@@ -464,8 +506,11 @@ def _lbfgs(x: Any, t: Any, lam: float, w: Any, b: Any, *, multilabel: bool, max_
 
             def phi(s, z=z, u=u, ww=ww, wd=wd, dd=dd):
                 loss, slope, curve = problem.along(z, u, s)
-                return (loss + 0.5 * lam * (ww + 2 * s * wd + s * s * dd),
-                        slope + lam * (wd + s * dd), curve + lam * dd)
+                return (
+                    loss + 0.5 * lam * (ww + 2 * s * wd + s * s * dd),
+                    slope + lam * (wd + s * dd),
+                    curve + lam * dd,
+                )
 
             s = 1.0
             if not history:
@@ -494,7 +539,6 @@ def _lbfgs(x: Any, t: Any, lam: float, w: Any, b: Any, *, multilabel: bool, max_
             if abs(f_old - f) < change or small_step:
                 break
     return f, iters, evals, problem.products, grad_inf
-
 
 
 @contextlib.contextmanager
@@ -528,15 +572,25 @@ def _change_tol(dtype: Any) -> float:
 def _validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n_val = int(round(fraction * n))
     if n_val < 1 or n_val >= n:
-        raise ZoolensError(f"validation_fraction {fraction:g} leaves no validation or no training "
-                           f"examples out of {n}; pass a single l2 value to skip validation")
+        raise ZoolensError(
+            f"validation_fraction {fraction:g} leaves no validation or no training "
+            f"examples out of {n}; pass a single l2 value to skip validation"
+        )
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _choose_l2(xt: Any, tt: Any, y: np.ndarray, grid: list[float], w: Any, b: Any,
-               validation_fraction: float,
-               seed: int, fit: dict) -> tuple[list[dict[str, float]], float]:
+def _choose_l2(
+    xt: Any,
+    tt: Any,
+    y: np.ndarray,
+    grid: list[float],
+    w: Any,
+    b: Any,
+    validation_fraction: float,
+    seed: int,
+    fit: dict,
+) -> tuple[list[dict[str, float]], float]:
     """Fit each λ (strong → weak, warm-started) on the training part and score it on the
     validation part; leaves (w, b) at the chosen λ's solution. Returns (records, chosen λ).
     A single-λ grid skips validation."""
@@ -557,8 +611,10 @@ def _choose_l2(xt: Any, tt: Any, y: np.ndarray, grid: list[float], w: Any, b: An
         with torch.no_grad():
             z = torch.addmm(_bias(w, b, fit["mu"]), x_va, w.T).double()
             if multilabel:
-                loss = float(F.binary_cross_entropy_with_logits(z, t_va.double(), reduction="sum")
-                             / len(val_idx))
+                loss = float(
+                    F.binary_cross_entropy_with_logits(z, t_va.double(), reduction="sum")
+                    / len(val_idx)
+                )
                 score = voc11_map(z.cpu().numpy(), y[val_idx])
             else:
                 loss = float(F.cross_entropy(z, t_va))
@@ -574,11 +630,21 @@ def _choose_l2(xt: Any, tt: Any, y: np.ndarray, grid: list[float], w: Any, b: An
     return records, chosen
 
 
-def fit_linear_probe(x: Any, y: Any, *, l2_grid: Sequence[float] | float | None = None,
-                     validation_fraction: float = 0.2, seed: int = 0, dtype: Any = "float32",
-                     device: Any = None, multilabel: bool = False, max_iter: int = 1000,
-                     tol: float = 1e-6, history_size: int = 20,
-                     threads: int | None = None) -> LinearProbe:
+def fit_linear_probe(
+    x: Any,
+    y: Any,
+    *,
+    l2_grid: Sequence[float] | float | None = None,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    dtype: Any = "float32",
+    device: Any = None,
+    multilabel: bool = False,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    history_size: int = 20,
+    threads: int | None = None,
+) -> LinearProbe:
     """Fit a linear probe (softmax, or per-class sigmoid when ``multilabel``) by L-BFGS.
 
     x: (N, D) numpy array or torch tensor (not standardised here); y: (N,) integer class ids,
@@ -606,8 +672,11 @@ def fit_linear_probe(x: Any, y: Any, *, l2_grid: Sequence[float] | float | None 
     # an elementwise test on 10⁸ entries; only a sum that overflows needs the full test.
     if not (bool(torch.isfinite(xt.sum())) or bool(torch.isfinite(xt).all())):
         raise ZoolensError("probe features contain NaN or infinite values")
-    grid = [float(l2_grid)] if isinstance(l2_grid, (int, float)) else \
-        list(DEFAULT_L2_GRID if l2_grid is None else l2_grid)
+    grid = (
+        [float(l2_grid)]
+        if isinstance(l2_grid, (int, float))
+        else list(DEFAULT_L2_GRID if l2_grid is None else l2_grid)
+    )
     if not grid or any(not (v >= 0 and math.isfinite(v)) for v in grid):
         raise ZoolensError(f"l2_grid must hold non-negative finite values, got {grid}")
     grid = sorted(set(grid), reverse=True)  # strong to weak: warm starts stay well conditioned
@@ -624,8 +693,7 @@ def fit_linear_probe(x: Any, y: Any, *, l2_grid: Sequence[float] | float | None 
     # one centre for every fit (any fixed μ keeps the optimum; the mean of all rows is near
     # the mean of the training part)
     mu = xt.mean(dim=0)
-    fit = dict(multilabel=multilabel, max_iter=max_iter, tol=tol, history_size=history_size,
-               mu=mu)
+    fit = dict(multilabel=multilabel, max_iter=max_iter, tol=tol, history_size=history_size, mu=mu)
 
     on_cpu = torch.device(device).type == "cpu"
     with _cpu_threads(threads, float(n) * d * c, on_cpu):
@@ -633,8 +701,18 @@ def fit_linear_probe(x: Any, y: Any, *, l2_grid: Sequence[float] | float | None 
         objective, iters, evals, products, grad_inf = _lbfgs(xt, tt, chosen, w, b, **fit)
     with torch.no_grad():
         intercept = _bias(w, b, mu)
-    return LinearProbe(coef_=w.detach().cpu().numpy(), intercept_=intercept.cpu().numpy(),
-                       l2=chosen, multilabel=multilabel, classes_=classes, objective=objective,
-                       n_iter=iters, n_evals=evals, n_products=products,
-                       converged=grad_inf <= tol,
-                       grad_norm=grad_inf, n_train=n, validation=validation)
+    return LinearProbe(
+        coef_=w.detach().cpu().numpy(),
+        intercept_=intercept.cpu().numpy(),
+        l2=chosen,
+        multilabel=multilabel,
+        classes_=classes,
+        objective=objective,
+        n_iter=iters,
+        n_evals=evals,
+        n_products=products,
+        converged=grad_inf <= tol,
+        grad_norm=grad_inf,
+        n_train=n,
+        validation=validation,
+    )

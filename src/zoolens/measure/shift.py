@@ -23,8 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["probit", "inverse_probit", "ProbitFit", "probit_fit", "effective_robustness",
-           "prediction_agreement_counts"]
+__all__ = [
+    "probit",
+    "inverse_probit",
+    "ProbitFit",
+    "probit_fit",
+    "effective_robustness",
+    "prediction_agreement_counts",
+]
 
 
 def probit(p: np.ndarray) -> np.ndarray:
@@ -111,8 +117,9 @@ def effective_robustness(x: np.ndarray, y: np.ndarray, fit: ProbitFit) -> np.nda
         return np.asarray(y, dtype=np.float64) - fit.predict(x)
 
 
-def prediction_agreement_counts(predictions: np.ndarray, a: np.ndarray,
-                                b: np.ndarray) -> np.ndarray:
+def prediction_agreement_counts(
+    predictions: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
     """Number of examples on which models ``a[k]`` and ``b[k]`` predict the same class.
 
     ``predictions``: (M, n) top-1 classes; ``a``, ``b``: (P,) model indices. Returns (P,)

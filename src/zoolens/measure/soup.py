@@ -35,8 +35,9 @@ def _label(names: Sequence[str] | None, i: int) -> str:
     return f"ingredient {names[i]!r}" if names is not None else f"ingredient {i}"
 
 
-def check_compatible(state_dicts: Sequence[Mapping[str, Any]],
-                     names: Sequence[str] | None = None) -> None:
+def check_compatible(
+    state_dicts: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None
+) -> None:
     """Raise ZoolensError unless every state dict has the first one's keys, shapes and kinds
     (floating vs. integer/bool) of tensors."""
     if len(state_dicts) == 0:
@@ -46,24 +47,33 @@ def check_compatible(state_dicts: Sequence[Mapping[str, Any]],
         missing = [k for k in first if k not in sd]
         extra = [k for k in sd if k not in first]
         if missing:
-            raise ZoolensError(f"{_label(names, i)} lacks key {missing[0]!r} that "
-                               f"{_label(names, 0)} has ({len(missing)} missing)")
+            raise ZoolensError(
+                f"{_label(names, i)} lacks key {missing[0]!r} that "
+                f"{_label(names, 0)} has ({len(missing)} missing)"
+            )
         if extra:
-            raise ZoolensError(f"{_label(names, i)} has key {extra[0]!r} that "
-                               f"{_label(names, 0)} lacks ({len(extra)} extra)")
+            raise ZoolensError(
+                f"{_label(names, i)} has key {extra[0]!r} that "
+                f"{_label(names, 0)} lacks ({len(extra)} extra)"
+            )
         for key, ref in first.items():
             tensor = sd[key]
             if tuple(tensor.shape) != tuple(ref.shape):
-                raise ZoolensError(f"key {key!r}: {_label(names, i)} has shape "
-                                   f"{tuple(tensor.shape)}, {_label(names, 0)} has "
-                                   f"{tuple(ref.shape)}")
+                raise ZoolensError(
+                    f"key {key!r}: {_label(names, i)} has shape "
+                    f"{tuple(tensor.shape)}, {_label(names, 0)} has "
+                    f"{tuple(ref.shape)}"
+                )
             if tensor.is_floating_point() != ref.is_floating_point():
-                raise ZoolensError(f"key {key!r}: {_label(names, i)} has dtype {tensor.dtype}, "
-                                   f"{_label(names, 0)} has {ref.dtype}")
+                raise ZoolensError(
+                    f"key {key!r}: {_label(names, i)} has dtype {tensor.dtype}, "
+                    f"{_label(names, 0)} has {ref.dtype}"
+                )
 
 
-def uniform_soup(state_dicts: Sequence[Mapping[str, Any]],
-                 names: Sequence[str] | None = None) -> dict[str, Any]:
+def uniform_soup(
+    state_dicts: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The uniform soup: θ[key] = (1/k) Σ_i θ_i[key] for floating tensors (float64 sum, cast
     back to the first ingredient's dtype); integer/bool tensors copied from the first.
 
@@ -106,10 +116,13 @@ class GreedySoup:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def greedy_soup(state_dicts: Sequence[Mapping[str, Any]],
-                score_fn: Callable[[Mapping[str, Any]], float], *,
-                ingredient_scores: Sequence[float] | None = None,
-                names: Sequence[str] | None = None) -> GreedySoup:
+def greedy_soup(
+    state_dicts: Sequence[Mapping[str, Any]],
+    score_fn: Callable[[Mapping[str, Any]], float],
+    *,
+    ingredient_scores: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+) -> GreedySoup:
     """Wortsman et al. (2022) Recipe 1 (greedy soup), higher ``score_fn`` is better.
 
     score_fn(state_dict) -> held-out score (e.g. accuracy on a held-out split, never the test
@@ -136,5 +149,11 @@ def greedy_soup(state_dicts: Sequence[Mapping[str, Any]],
         if kept:
             members.append(i)
             best_score, soup = score, candidate
-    return GreedySoup(order=order, members=members, state_dict=soup, score=best_score,
-                      ingredient_scores=scores, history=history)
+    return GreedySoup(
+        order=order,
+        members=members,
+        state_dict=soup,
+        score=best_score,
+        ingredient_scores=scores,
+        history=history,
+    )

@@ -64,8 +64,9 @@ def outcome_codes(correct_a: np.ndarray, correct_b: np.ndarray) -> np.ndarray:
     return 2 * (~ra).astype(np.int64) + (~rb).astype(np.int64)
 
 
-def theta_histogram(theta: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray,
-                    n_bins: int = 18) -> np.ndarray:
+def theta_histogram(
+    theta: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray, n_bins: int = 18
+) -> np.ndarray:
     """Counts of theta per outcome and angle bin: (4, n_bins) int64 (Fig. 3).
 
     Rows follow ``OUTCOMES`` (both_right, only_a, only_b, both_wrong); bins are equal-width
@@ -86,9 +87,13 @@ def theta_histogram(theta: np.ndarray, correct_a: np.ndarray, correct_b: np.ndar
     return counts.reshape(lead + (4, n_bins)).astype(np.int64)
 
 
-def specialization_by_group(groups: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray,
-                            theta: np.ndarray | None = None,
-                            num_groups: int | None = None) -> dict[str, np.ndarray]:
+def specialization_by_group(
+    groups: np.ndarray,
+    correct_a: np.ndarray,
+    correct_b: np.ndarray,
+    theta: np.ndarray | None = None,
+    num_groups: int | None = None,
+) -> dict[str, np.ndarray]:
     """Per-group summary of a pair (Fig. 4, 12; specialization.csv), all groups at once.
 
     ``groups`` (N,) int group id per example (a class, a class group, an attribute value);
@@ -109,11 +114,15 @@ def specialization_by_group(groups: np.ndarray, correct_a: np.ndarray, correct_b
     ra = np.asarray(correct_a, dtype=bool)
     rb = np.asarray(correct_b, dtype=bool)
     if not (g.shape == ra.shape == rb.shape) or g.ndim != 1:
-        raise ZoolensError(f"groups {g.shape}, correct_a {ra.shape} and correct_b {rb.shape} differ")
+        raise ZoolensError(
+            f"groups {g.shape}, correct_a {ra.shape} and correct_b {rb.shape} differ"
+        )
     if not np.issubdtype(g.dtype, np.integer):
         raise ZoolensError(f"group ids must be integers, got dtype {g.dtype}")
     keep = g >= 0
-    size = int(num_groups) if num_groups is not None else (int(g[keep].max()) + 1 if keep.any() else 0)
+    size = (
+        int(num_groups) if num_groups is not None else (int(g[keep].max()) + 1 if keep.any() else 0)
+    )
     if keep.any() and g[keep].max() >= size:
         raise ZoolensError(f"a group id is >= num_groups ({size})")
     gk, ra, rb = g[keep], ra[keep], rb[keep]

@@ -40,8 +40,9 @@ __all__ = [
 _COLUMN_BYTES = 64 * 2**20
 
 
-def bootstrap_weights(n: int, n_resamples: int = 1000, seed: int = 0,
-                      dtype: DTypeLike = np.float32) -> np.ndarray:
+def bootstrap_weights(
+    n: int, n_resamples: int = 1000, seed: int = 0, dtype: DTypeLike = np.float32
+) -> np.ndarray:
     """(B, n) multinomial count matrix: ``W[b, i]`` = times example i is drawn in resample b.
 
     Resample b draws n indices uniformly with replacement (``numpy.random.default_rng(seed)``,
@@ -63,8 +64,9 @@ def bootstrap_weights(n: int, n_resamples: int = 1000, seed: int = 0,
     return out
 
 
-def bootstrap_means(values: np.ndarray, weights: np.ndarray | None = None, *,
-                    n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+def bootstrap_means(
+    values: np.ndarray, weights: np.ndarray | None = None, *, n_resamples: int = 1000, seed: int = 0
+) -> np.ndarray:
     """Resampled means of per-example statistics: (B,) for (n,) values, (B, K) for (n, K).
 
     ``mean_b[k] = Σ_i W[b, i]·x[i, k] / n`` with W from :func:`bootstrap_weights` (or given,
@@ -74,7 +76,9 @@ def bootstrap_means(values: np.ndarray, weights: np.ndarray | None = None, *,
     vector = x.ndim == 1
     x2 = x[:, None] if vector else x
     if x2.ndim != 2:
-        raise ZoolensError(f"bootstrap values must be (examples,) or (examples, columns), got {x.shape}")
+        raise ZoolensError(
+            f"bootstrap values must be (examples,) or (examples, columns), got {x.shape}"
+        )
     n = x2.shape[0]
     w = bootstrap_weights(n, n_resamples, seed) if weights is None else np.asarray(weights)
     if w.shape[1] != n:
@@ -87,8 +91,9 @@ def bootstrap_means(values: np.ndarray, weights: np.ndarray | None = None, *,
     return out[:, 0] if vector else out
 
 
-def percentile_interval(samples: np.ndarray, confidence: float = 0.95, *,
-                        skip_nan: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(
+    samples: np.ndarray, confidence: float = 0.95, *, skip_nan: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of resampled statistics (Efron & Tibshirani 1993, ch. 13).
 
     ``samples`` (B,) or (B, K): B resampled values of each statistic (axis 0). Returns
@@ -110,8 +115,14 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95, *,
     return lo, hi
 
 
-def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 1000,
-                 seed: int = 0, weights: np.ndarray | None = None) -> tuple[Any, Any, Any]:
+def bootstrap_ci(
+    values: np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+) -> tuple[Any, Any, Any]:
     """Percentile bootstrap interval of the mean of per-example statistics.
 
     ``values`` (n,) or (n, K) per-example numbers (e.g. 0/1 correctness, XOR of two models'
@@ -146,9 +157,15 @@ def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: i
     return est, lo, hi
 
 
-def bootstrap_ratio_ci(numerator: np.ndarray, denominator: np.ndarray, *,
-                       confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0,
-                       weights: np.ndarray | None = None) -> tuple[Any, Any, Any]:
+def bootstrap_ratio_ci(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+) -> tuple[Any, Any, Any]:
     """Percentile interval of a conditional rate ``Σ num / Σ den`` (e.g. conversion rate:
     num = ensemble right AND exactly one right, den = exactly one right).
 
@@ -187,7 +204,9 @@ class McNemarResult:
     method: str
 
 
-def mcnemar_p_values(only_a: np.ndarray, only_b: np.ndarray, *, exact_below: int = 25) -> np.ndarray:
+def mcnemar_p_values(
+    only_a: np.ndarray, only_b: np.ndarray, *, exact_below: int = 25
+) -> np.ndarray:
     """Two-sided McNemar p-values from discordant counts, vectorised over pairs.
 
     With d = only_a + only_b discordant examples: if d < ``exact_below``, the exact binomial
@@ -206,7 +225,9 @@ def mcnemar_p_values(only_a: np.ndarray, only_b: np.ndarray, *, exact_below: int
     return np.where(d == 0, 1.0, p)
 
 
-def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray, *, exact_below: int = 25) -> McNemarResult:
+def mcnemar_test(
+    correct_a: np.ndarray, correct_b: np.ndarray, *, exact_below: int = 25
+) -> McNemarResult:
     """McNemar's test that two models, on the same examples, are equally accurate.
 
     Only the discordant examples matter: only_a = #(a right, b wrong), only_b = #(a wrong,
@@ -235,7 +256,9 @@ def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray, *, exact_below: i
     ra = np.asarray(correct_a, dtype=bool)
     rb = np.asarray(correct_b, dtype=bool)
     if ra.shape != rb.shape or ra.ndim != 1:
-        raise ZoolensError(f"McNemar needs two (n,) correctness vectors, got {ra.shape} and {rb.shape}")
+        raise ZoolensError(
+            f"McNemar needs two (n,) correctness vectors, got {ra.shape} and {rb.shape}"
+        )
     b = int(np.count_nonzero(ra & ~rb))
     c = int(np.count_nonzero(~ra & rb))
     p = float(mcnemar_p_values(b, c, exact_below=exact_below))
@@ -256,9 +279,15 @@ class PairedBootstrapResult:
     n_resamples: int
 
 
-def paired_bootstrap_test(correct_x: np.ndarray, correct_y: np.ndarray, *,
-                          confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0,
-                          weights: np.ndarray | None = None) -> PairedBootstrapResult:
+def paired_bootstrap_test(
+    correct_x: np.ndarray,
+    correct_y: np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+) -> PairedBootstrapResult:
     """Paired bootstrap test that x (e.g. an ensemble) is more accurate than y (its best member).
 
     Both are (n,) correctness on the same examples; each resample reweights the *same*
@@ -283,19 +312,20 @@ class AdjustedMeans:
     :func:`accuracy_adjusted_means`)."""
 
     categories: list[str]
-    mean: np.ndarray        # (K,) adjusted mean of each category at ``at_accuracy``
-    lo: np.ndarray          # (K,) lower bound of the t interval (NaN: not identifiable)
+    mean: np.ndarray  # (K,) adjusted mean of each category at ``at_accuracy``
+    lo: np.ndarray  # (K,) lower bound of the t interval (NaN: not identifiable)
     hi: np.ndarray
-    n: np.ndarray           # (K,) pairs per category
-    slope: float            # change of the statistic per unit of accuracy
+    n: np.ndarray  # (K,) pairs per category
+    slope: float  # change of the statistic per unit of accuracy
     slope_lo: float
     slope_hi: float
-    at_accuracy: float      # the common accuracy (mean over all pairs)
-    dof: int                # residual degrees of freedom (0: no interval)
+    at_accuracy: float  # the common accuracy (mean over all pairs)
+    dof: int  # residual degrees of freedom (0: no interval)
 
 
-def accuracy_adjusted_means(values: ArrayLike, categories: ArrayLike, accuracy: ArrayLike, *, confidence: float = 0.95
-                            ) -> AdjustedMeans:
+def accuracy_adjusted_means(
+    values: ArrayLike, categories: ArrayLike, accuracy: ArrayLike, *, confidence: float = 0.95
+) -> AdjustedMeans:
     """Compare categories at matched accuracy: least squares of a pair statistic (e.g. error
     inconsistency with the base) on one indicator per category plus the other model's accuracy,
     ``y_i = beta_{cat(i)} + gamma * acc_i + e_i``.
@@ -331,13 +361,33 @@ def accuracy_adjusted_means(values: ArrayLike, categories: ArrayLike, accuracy: 
     if rank < k + 1 or dof <= 0:
         # the accuracy is constant within every category (or too few pairs): no interval
         slope = float(coef[k]) if rank == k + 1 else float("nan")
-        return AdjustedMeans(names, mean if rank == k + 1 else nan, nan, nan, counts, slope,
-                             float("nan"), float("nan"), at, max(dof, 0))
+        return AdjustedMeans(
+            names,
+            mean if rank == k + 1 else nan,
+            nan,
+            nan,
+            counts,
+            slope,
+            float("nan"),
+            float("nan"),
+            at,
+            max(dof, 0),
+        )
     residual = y - design @ coef
     s2 = float(residual @ residual) / dof
     cov = s2 * np.linalg.inv(design.T @ design)
     t = float(_st.t.ppf(0.5 + confidence / 2, dof))
     se = np.sqrt(np.einsum("ij,jk,ik->i", contrasts, cov, contrasts))
     slope_se = float(np.sqrt(cov[k, k]))
-    return AdjustedMeans(names, mean, mean - t * se, mean + t * se, counts, float(coef[k]),
-                         float(coef[k] - t * slope_se), float(coef[k] + t * slope_se), at, dof)
+    return AdjustedMeans(
+        names,
+        mean,
+        mean - t * se,
+        mean + t * se,
+        counts,
+        float(coef[k]),
+        float(coef[k] - t * slope_se),
+        float(coef[k] + t * slope_se),
+        at,
+        dof,
+    )

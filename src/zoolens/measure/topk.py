@@ -88,8 +88,10 @@ class PruneStats:
 def _weights(weight: float, dtype: np.dtype) -> tuple[np.generic, np.generic]:
     """w and 1 - w in the inputs' dtype, as ``measure.ensemble.combine_scores`` makes them."""
     if np.ndim(weight) != 0:
-        raise ZoolensError("the top-k kernel takes a scalar ensemble weight "
-                           "(use measure.ensemble for per-class weights)")
+        raise ZoolensError(
+            "the top-k kernel takes a scalar ensemble weight "
+            "(use measure.ensemble for per-class weights)"
+        )
     w = float(weight)
     if not 0.0 <= w <= 1.0:
         raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight}")
@@ -120,15 +122,15 @@ def _block_max(scores: np.ndarray) -> np.ndarray:
     num_classes = scores.shape[-1]
     width, tail = _blocks(num_classes)
     lead = scores.shape[:-1]
-    block_max = scores[..., :_GROUPS * width].reshape(*lead, _GROUPS, width).max(axis=-2)
+    block_max = scores[..., : _GROUPS * width].reshape(*lead, _GROUPS, width).max(axis=-2)
     if tail:
-        np.maximum(block_max[..., :tail], scores[..., _GROUPS * width:],
-                   out=block_max[..., :tail])
+        np.maximum(block_max[..., :tail], scores[..., _GROUPS * width :], out=block_max[..., :tail])
     return block_max
 
 
-def _top1_and_second(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                  np.ndarray, np.ndarray | None]:
+def _top1_and_second(
+    scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per row: a class holding the maximum, the maximum, the largest *other* value, whether
     the row holds a NaN, and the block maxima (None for small C).
 
@@ -158,8 +160,9 @@ def _top1_and_second(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return top, best, second, has_nan, block_max
 
 
-def _lowest_reaching(scores: np.ndarray, idx: np.ndarray, best: np.ndarray,
-                     num_classes: int) -> np.ndarray:
+def _lowest_reaching(
+    scores: np.ndarray, idx: np.ndarray, best: np.ndarray, num_classes: int
+) -> np.ndarray:
     """Per entry, the lowest class of the list ``idx`` whose score equals ``best``
     (``num_classes`` where none does)."""
     if scores.shape[-1] == 1:  # no reduction over a length-1 axis (slow)
@@ -167,11 +170,18 @@ def _lowest_reaching(scores: np.ndarray, idx: np.ndarray, best: np.ndarray,
     return np.where(scores == best[..., None], idx, num_classes).min(axis=-1)
 
 
-def decide_from_lists(idx_a: np.ndarray, val_a: np.ndarray, bound_a: np.ndarray,
-                      b_at_a: np.ndarray, idx_b: np.ndarray, val_b: np.ndarray,
-                      bound_b: np.ndarray, a_at_b: np.ndarray, num_classes: int,
-                      weights: tuple[np.generic, np.generic] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def decide_from_lists(
+    idx_a: np.ndarray,
+    val_a: np.ndarray,
+    bound_a: np.ndarray,
+    b_at_a: np.ndarray,
+    idx_b: np.ndarray,
+    val_b: np.ndarray,
+    bound_b: np.ndarray,
+    a_at_b: np.ndarray,
+    num_classes: int,
+    weights: tuple[np.generic, np.generic] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The exact pruning step: ``argmax_c w·x_a[c] + v·x_b[c]`` from two candidate lists.
 
     Side a offers the classes ``idx_a`` (..., k_a) with its values ``val_a`` there, and every
@@ -203,8 +213,10 @@ def decide_from_lists(idx_a: np.ndarray, val_a: np.ndarray, bound_a: np.ndarray,
         return pred, s1 > bound
     best = np.maximum(s1.max(axis=-1), s2.max(axis=-1))
     proven = best > bound
-    pred = np.minimum(_lowest_reaching(s1, idx_a, best, num_classes),
-                      _lowest_reaching(s2, idx_b, best, num_classes))
+    pred = np.minimum(
+        _lowest_reaching(s1, idx_a, best, num_classes),
+        _lowest_reaching(s2, idx_b, best, num_classes),
+    )
     return pred, proven
 
 
@@ -216,9 +228,9 @@ def top1_and_second(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return top, best, second
 
 
-def all_pair_ensemble_predictions_topk(scores: np.ndarray, *, k: int = DEFAULT_K,
-                                       weight: float = 0.5,
-                                       stats: PruneStats | None = None) -> np.ndarray:
+def all_pair_ensemble_predictions_topk(
+    scores: np.ndarray, *, k: int = DEFAULT_K, weight: float = 0.5, stats: PruneStats | None = None
+) -> np.ndarray:
     """Exact ensemble predictions for every pair a < b on one chunk of examples.
 
     Three tiers, each exact, each deciding only what its bound proves (module doc):
@@ -238,7 +250,9 @@ def all_pair_ensemble_predictions_topk(scores: np.ndarray, *, k: int = DEFAULT_K
     """
     scores = np.asarray(scores)
     if scores.ndim != 3:
-        raise ZoolensError(f"ensemble inputs must be (models, examples, classes), got {scores.shape}")
+        raise ZoolensError(
+            f"ensemble inputs must be (models, examples, classes), got {scores.shape}"
+        )
     if not np.issubdtype(scores.dtype, np.floating):
         scores = scores.astype(np.float64)
     if int(k) < 1:
@@ -258,8 +272,16 @@ def all_pair_ensemble_predictions_topk(scores: np.ndarray, *, k: int = DEFAULT_K
     return out
 
 
-def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa: np.ndarray,
-                   pb: np.ndarray, stats: PruneStats | None, out: np.ndarray) -> None:
+def _predict_chunk(
+    scores: np.ndarray,
+    k: int,
+    w: np.generic,
+    v: np.generic,
+    pa: np.ndarray,
+    pb: np.ndarray,
+    stats: PruneStats | None,
+    out: np.ndarray,
+) -> None:
     """The three tiers on one cache-sized (M, n, C) block (a view is fine: no copy is made);
     writes the (P, n) predictions into ``out``."""
     num_models, n, num_classes = scores.shape
@@ -270,9 +292,17 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
     at_top = scores[:, np.arange(n)[None, :], top]
     top32 = top.astype(np.int32)  # halves the traffic of the (P, n) index arrays
     pred, proven = decide_from_lists(
-        top32[pa][..., None], best_value[pa][..., None], second[pa], at_top[pb, pa][..., None],
-        top32[pb][..., None], best_value[pb][..., None], second[pb], at_top[pa, pb][..., None],
-        num_classes, (w, v))
+        top32[pa][..., None],
+        best_value[pa][..., None],
+        second[pa],
+        at_top[pb, pa][..., None],
+        top32[pb][..., None],
+        best_value[pb][..., None],
+        second[pb],
+        at_top[pa, pb][..., None],
+        num_classes,
+        (w, v),
+    )
     del at_top
     out[...] = pred
     del pred
@@ -284,15 +314,16 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
     if k + 1 < num_classes and len(open_p):
         tier2 = ~(has_nan[pa[open_p], open_i] | has_nan[pb[open_p], open_i])
         t2 = np.flatnonzero(tier2)
-        decided = _decide_top_k(scores, block_max, pa[open_p[t2]], pb[open_p[t2]],
-                                open_i[t2], k, w, v, out, open_p[t2])
+        decided = _decide_top_k(
+            scores, block_max, pa[open_p[t2]], pb[open_p[t2]], open_i[t2], k, w, v, out, open_p[t2]
+        )
         still = np.ones(len(open_p), dtype=bool)
         still[t2[decided]] = False
         open_p, open_i = open_p[still], open_i[still]
 
     # Tier 3: the full rows.
     for s in range(0, len(open_p), _FALLBACK_BATCH):
-        ep, ei = open_p[s:s + _FALLBACK_BATCH], open_i[s:s + _FALLBACK_BATCH]
+        ep, ei = open_p[s : s + _FALLBACK_BATCH], open_i[s : s + _FALLBACK_BATCH]
         rows = w * scores[pa[ep], ei] + v * scores[pb[ep], ei]
         out[ep, ei] = rows.argmax(axis=-1)
 
@@ -303,8 +334,9 @@ def _predict_chunk(scores: np.ndarray, k: int, w: np.generic, v: np.generic, pa:
         stats.per_chunk.append(len(open_p) / out.size)
 
 
-def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _row_top_k(
+    scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k of the rows ``scores[rows]`` (rows: a tuple of index arrays selecting
     (R,) rows of the (..., C) array; a view is fine).
 
@@ -317,30 +349,38 @@ def _row_top_k(scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k:
     num_classes = scores.shape[-1]
     if block_max is None or k + 1 >= block_max.shape[-1]:
         part_rows = scores[rows]
-        part = np.argpartition(part_rows, num_classes - k - 1, axis=-1)[:, num_classes - k - 1:]
+        part = np.argpartition(part_rows, num_classes - k - 1, axis=-1)[:, num_classes - k - 1 :]
         values = np.take_along_axis(part_rows, part, axis=-1)
         return part[:, 1:], values[:, 1:], values[:, 0]
     bm = block_max[rows]  # (R, B)
     num_rows, num_blocks = bm.shape
-    bpart = np.argpartition(bm, num_blocks - k - 1, axis=-1)[:, num_blocks - k - 1:]
+    bpart = np.argpartition(bm, num_blocks - k - 1, axis=-1)[:, num_blocks - k - 1 :]
     outside_blocks = np.take_along_axis(bm, bpart[:, :1], axis=-1)[:, 0]
     cand = _block_members(bpart[:, 1:], num_classes).reshape(num_rows, -1)  # (R, 9k)
     cand_values = scores[tuple(r[:, None] for r in rows) + (cand,)]
     # Duplicated tail slots repeat a member: push the copies down so they are not counted twice.
     dup = np.zeros(cand.shape, dtype=bool)
-    dup.reshape(num_rows, k, _GROUPS + 1)[..., _GROUPS] = (
-        bpart[:, 1:] >= _blocks(num_classes)[1])
+    dup.reshape(num_rows, k, _GROUPS + 1)[..., _GROUPS] = bpart[:, 1:] >= _blocks(num_classes)[1]
     cand_values = np.where(dup, -np.inf, cand_values).astype(scores.dtype)
     m = cand.shape[1]
-    part = np.argpartition(cand_values, m - k - 1, axis=-1)[:, m - k - 1:]
+    part = np.argpartition(cand_values, m - k - 1, axis=-1)[:, m - k - 1 :]
     values = np.take_along_axis(cand_values, part, axis=-1)
     idx = np.take_along_axis(cand, part[:, 1:], axis=-1)
     return idx, values[:, 1:], np.maximum(values[:, 0], outside_blocks)
 
 
-def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarray,
-                  eb: np.ndarray, ei: np.ndarray, k: int, w: np.generic, v: np.generic,
-                  out: np.ndarray, ep: np.ndarray) -> np.ndarray:
+def _decide_top_k(
+    scores: np.ndarray,
+    block_max: np.ndarray | None,
+    ea: np.ndarray,
+    eb: np.ndarray,
+    ei: np.ndarray,
+    k: int,
+    w: np.generic,
+    v: np.generic,
+    out: np.ndarray,
+    ep: np.ndarray,
+) -> np.ndarray:
     """Tier 2 on entries (a, b, example): write proven predictions into out[ep, ei].
 
     Returns the bool mask of entries decided. Only the rows (model, example) these entries
@@ -360,16 +400,30 @@ def _decide_top_k(scores: np.ndarray, block_max: np.ndarray | None, ea: np.ndarr
     idx_a, idx_b = idx[ra], idx[rb]
     # The other side's value at each listed class, gathered from its full row.
     pred, proven = decide_from_lists(
-        idx_a, values[ra], bound_row[ra], scores[eb[:, None], ei[:, None], idx_a],
-        idx_b, values[rb], bound_row[rb], scores[ea[:, None], ei[:, None], idx_b],
-        num_classes, (w, v))
+        idx_a,
+        values[ra],
+        bound_row[ra],
+        scores[eb[:, None], ei[:, None], idx_a],
+        idx_b,
+        values[rb],
+        bound_row[rb],
+        scores[ea[:, None], ei[:, None], idx_b],
+        num_classes,
+        (w, v),
+    )
     out[ep[proven], ei[proven]] = pred[proven]
     return proven
 
 
-def all_pair_ensemble_correct_topk(inputs: np.ndarray, labels: np.ndarray, weight: float = 0.5,
-                                   *, k: int = DEFAULT_K, return_predictions: bool = False,
-                                   stats: PruneStats | None = None) -> np.ndarray:
+def all_pair_ensemble_correct_topk(
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    weight: float = 0.5,
+    *,
+    k: int = DEFAULT_K,
+    return_predictions: bool = False,
+    stats: PruneStats | None = None,
+) -> np.ndarray:
     """Drop-in for ``measure.ensemble.all_pair_ensemble_correct`` with exact top-k pruning.
 
     ``inputs`` (M, n, C) ensemble inputs of one chunk of examples, ``labels`` (n,) or (n, C)

@@ -34,8 +34,14 @@ import pandas as pd
 from zoolens.report.tables import Results, pairs_with_base
 
 CATEGORY_ORDER = ("Same", "Reinit", "HParam", "Arch", "Framework", "Dataset")
-CATEGORY_COLORS = {"Same": "#999999", "Reinit": "#1b9e77", "HParam": "#d95f02",
-                   "Arch": "#7570b3", "Framework": "#e7298a", "Dataset": "#66a61e"}
+CATEGORY_COLORS = {
+    "Same": "#999999",
+    "Reinit": "#1b9e77",
+    "HParam": "#d95f02",
+    "Arch": "#7570b3",
+    "Framework": "#e7298a",
+    "Dataset": "#66a61e",
+}
 OTHER_COLORS = ("#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b15928")
 MAX_PANELS = 6
 MISSING_GLYPH = r"Glyph \d+ .*missing from font"  # matplotlib's UserWarning (see _figure_function)
@@ -49,11 +55,23 @@ MAX_GROUPS = 30
 # labels a little narrower than the space kept for them (tests/test_report_browser.py checks
 # both). No web font, nothing fetched. Text is never parsed as math ($ in names);
 # svg.hashsalt keeps the SVG ids deterministic.
-RC = {"svg.fonttype": "none", "font.family": ["sans-serif"], "font.sans-serif": ["DejaVu Sans"],
-      "text.parse_math": False, "text.usetex": False,
-      "svg.hashsalt": "zoolens", "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8,
-      "legend.fontsize": 7, "xtick.labelsize": 7, "ytick.labelsize": 7,
-      "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100}
+RC = {
+    "svg.fonttype": "none",
+    "font.family": ["sans-serif"],
+    "font.sans-serif": ["DejaVu Sans"],
+    "text.parse_math": False,
+    "text.usetex": False,
+    "svg.hashsalt": "zoolens",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+}
 
 
 class FigureSkipped(Exception):
@@ -62,7 +80,7 @@ class FigureSkipped(Exception):
 
 @dataclass
 class FigureResult:
-    figure: Any                    # matplotlib.figure.Figure
+    figure: Any  # matplotlib.figure.Figure
     data: dict
     notes: list[str] = field(default_factory=list)  # absent data: a panel left out (warned)
     shown: list[str] = field(default_factory=list)  # a subset drawn (said in the caption)
@@ -120,8 +138,9 @@ def category_color(category: str, categories: list[str]) -> str:
     if category in CATEGORY_COLORS:
         return CATEGORY_COLORS[category]
     extra = [c for c in categories if c not in CATEGORY_COLORS]
-    return OTHER_COLORS[extra.index(category) % len(OTHER_COLORS)] if category in extra \
-        else "#666666"
+    return (
+        OTHER_COLORS[extra.index(category) % len(OTHER_COLORS)] if category in extra else "#666666"
+    )
 
 
 def _floats(values) -> list[float]:
@@ -156,8 +175,10 @@ PAIR_RESAMPLES = 1000
 # summary.json headline blocks whose category intervals resample *examples* (the analysis'
 # shared bootstrap): the figures use exactly these where they exist, so a bar and the interval
 # quoted in the text are the same numbers.
-SUMMARY_INTERVALS = {"error_inconsistency": "mean_error_inconsistency_by_category",
-                     "conversion_rate": "conversion_rate_by_category"}
+SUMMARY_INTERVALS = {
+    "error_inconsistency": "mean_error_inconsistency_by_category",
+    "conversion_rate": "conversion_rate_by_category",
+}
 INTERVALS_EXAMPLES = "examples resampled, from summary.json"
 INTERVALS_PAIRS = f"the category's pairs resampled, {PAIR_RESAMPLES:,} draws"
 
@@ -189,8 +210,9 @@ def summary_interval(results: Results, column: str, category: str) -> tuple[floa
     return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
 
 
-def category_interval(results: Results | None, column: str, category: str, values,
-                      which: str) -> tuple[float, float, str | None]:
+def category_interval(
+    results: Results | None, column: str, category: str, values, which: str
+) -> tuple[float, float, str | None]:
     """(lo, hi, how) of a category mean: summary.json's example bootstrap for pairs with the
     base where it has one, else the pairs bootstrap; how is None when there is no interval."""
     if results is not None and which == "base":
@@ -206,12 +228,22 @@ def interval_note(hows: set) -> str:
     hows = {h for h in hows if h}
     if not hows:
         return "no error bars: every category has a single pair"
-    return ("error bars: 95 % bootstrap intervals of the category means ("
-            + "; ".join(sorted(hows)) + "); a category with one pair has no bar")
+    return (
+        "error bars: 95 % bootstrap intervals of the category means ("
+        + "; ".join(sorted(hows))
+        + "); a category with one pair has no bar"
+    )
 
 
-def _strip_panel(ax, pairs: pd.DataFrame, column: str, categories: list[str],
-                 ylabel: str, results: Results | None = None, which: str = "base") -> dict:
+def _strip_panel(
+    ax,
+    pairs: pd.DataFrame,
+    column: str,
+    categories: list[str],
+    ylabel: str,
+    results: Results | None = None,
+    which: str = "base",
+) -> dict:
     """Each pair as a dot over its category, the category mean as a bar with its 95 %
     bootstrap interval (:func:`category_interval`) as whiskers."""
     out: dict = {}
@@ -221,22 +253,43 @@ def _strip_panel(ax, pairs: pd.DataFrame, column: str, categories: list[str],
         keep = np.isfinite(values)
         mean, std, n = _mean_std(values)
         color = category_color(cat, categories)
-        offsets = np.linspace(-0.18, 0.18, int(keep.sum())) if keep.sum() > 1 else np.zeros(int(keep.sum()))
-        ax.scatter(i + offsets, values[keep], s=14, color=color, alpha=0.8, zorder=3,
-                   edgecolors="none")
+        offsets = (
+            np.linspace(-0.18, 0.18, int(keep.sum()))
+            if keep.sum() > 1
+            else np.zeros(int(keep.sum()))
+        )
+        ax.scatter(
+            i + offsets, values[keep], s=14, color=color, alpha=0.8, zorder=3, edgecolors="none"
+        )
         lo = hi = math.nan
         how = None
         if n:
             lo, hi, how = category_interval(results, column, cat, values, which)
             if how is not None:
-                ax.errorbar([i], [mean], yerr=[[max(mean - lo, 0)], [max(hi - mean, 0)]],
-                            fmt="_", markersize=22, color="black", elinewidth=1, capsize=4,
-                            zorder=4)
+                ax.errorbar(
+                    [i],
+                    [mean],
+                    yerr=[[max(mean - lo, 0)], [max(hi - mean, 0)]],
+                    fmt="_",
+                    markersize=22,
+                    color="black",
+                    elinewidth=1,
+                    capsize=4,
+                    zorder=4,
+                )
             else:
                 ax.plot([i], [mean], "_", markersize=22, color="black", zorder=4)
-        out[cat] = {"models": [str(m) for m in rows.other[keep]], "values": _floats(values[keep]),
-                    "mean": mean, "std": std, "n": n, "lo": lo, "hi": hi, "interval": how,
-                    "n_missing": int((~keep).sum())}
+        out[cat] = {
+            "models": [str(m) for m in rows.other[keep]],
+            "values": _floats(values[keep]),
+            "mean": mean,
+            "std": std,
+            "n": n,
+            "lo": lo,
+            "hi": hi,
+            "interval": how,
+            "n_missing": int((~keep).sum()),
+        }
     ax.set_xticks(range(len(categories)), [label(c, 14) for c in categories])
     ax.set_xlim(-0.6, len(categories) - 0.4)
     ax.set_ylabel(ylabel)
@@ -245,13 +298,20 @@ def _strip_panel(ax, pairs: pd.DataFrame, column: str, categories: list[str],
 
 
 def _hows(*panels: dict) -> set:
-    return {entry.get("interval") for panel in panels for entry in panel.values()
-            if isinstance(entry, dict)}
+    return {
+        entry.get("interval")
+        for panel in panels
+        for entry in panel.values()
+        if isinstance(entry, dict)
+    }
 
 
 def _defined(pairs: pd.DataFrame, column: str) -> np.ndarray:
-    return np.isfinite(pairs[column].to_numpy(np.float64)) if column in pairs.columns \
+    return (
+        np.isfinite(pairs[column].to_numpy(np.float64))
+        if column in pairs.columns
         else np.zeros(len(pairs), dtype=bool)
+    )
 
 
 def undefined_reason(results: Results, column: str) -> str | None:
@@ -273,16 +333,36 @@ def fig1_error_inconsistency(results: Results, which: str = "base") -> FigureRes
     categories = ordered_categories(pairs.category)
     fig, axes = _new_figure(12, 3.1, ncols=4)
     data: dict = {"categories": categories}
-    for ax, (column, title, ylabel) in zip(axes[0], [
+    for ax, (column, title, ylabel) in zip(
+        axes[0],
+        [
             ("error_inconsistency", "Error inconsistency", "fraction of examples"),
             ("error_consistency", "Error consistency κ", "kappa (1: same errors, 0: chance)"),
             ("both_right", "Both right", "fraction of examples"),
-            ("both_wrong", "Both wrong", "fraction of examples")]):
+            ("both_wrong", "Both wrong", "fraction of examples"),
+        ],
+    ):
         data[column] = _strip_panel(ax, pairs, column, categories, ylabel, results, which)
         ax.set_title(title)
-    return FigureResult(fig, data, shown=[interval_note(_hows(
-        *(data[c] for c in ("error_inconsistency", "error_consistency", "both_right",
-                            "both_wrong"))))])
+    return FigureResult(
+        fig,
+        data,
+        shown=[
+            interval_note(
+                _hows(
+                    *(
+                        data[c]
+                        for c in (
+                            "error_inconsistency",
+                            "error_consistency",
+                            "both_right",
+                            "both_wrong",
+                        )
+                    )
+                )
+            )
+        ],
+    )
 
 
 @_figure_function
@@ -303,8 +383,10 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
     if len(names) < 3:
         raise FigureSkipped(f"only {len(names)} models: a matrix needs at least 3")
     if len(names) > 60:
-        raise FigureSkipped(f"{len(names)} models: too many to draw one cell per pair "
-                            f"(at most 60); pairs.csv has every kappa")
+        raise FigureSkipped(
+            f"{len(names)} models: too many to draw one cell per pair "
+            f"(at most 60); pairs.csv has every kappa"
+        )
     pos = {n: i for i, n in enumerate(names)}
     m = len(names)
     kappa = np.full((m, m), np.nan)
@@ -326,16 +408,26 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
     ax = axes[0][0]
     finite_k = kappa[np.isfinite(kappa)]
     low = float(min(-0.05, finite_k.min())) if finite_k.size else -1.0
-    image = ax.imshow(np.ma.masked_invalid(kappa), cmap="RdBu_r",
-                      norm=TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=1.0))
+    image = ax.imshow(
+        np.ma.masked_invalid(kappa),
+        cmap="RdBu_r",
+        norm=TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=1.0),
+    )
     fig.colorbar(image, ax=ax, shrink=0.8, label="error consistency κ")
     categories = ordered_categories([c for c in cat.ravel() if c])
     font = max(4.0, min(7.0, 90.0 / m))
     for i in range(m):
         for j in range(m):
             if i != j and cat[i, j]:
-                ax.text(j, i, str(cat[i, j])[:1], ha="center", va="center", fontsize=font,
-                        color="black" if abs(kappa[i, j]) < 0.6 else "white")
+                ax.text(
+                    j,
+                    i,
+                    str(cat[i, j])[:1],
+                    ha="center",
+                    va="center",
+                    fontsize=font,
+                    color="black" if abs(kappa[i, j]) < 0.6 else "white",
+                )
     ticks = [label(n, 24) for n in ordered]
     ax.set_xticks(range(m), ticks, rotation=90)
     ax.set_yticks(range(m), ticks)
@@ -351,8 +443,11 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
         shown.append("the base's row is outlined")
     if missing:
         shown.append(f"{missing} pair(s) without a kappa left blank")
-    data = {"models": ordered, "kappa": [[float(v) for v in row] for row in kappa],
-            "category": [[str(v) for v in row] for row in cat]}
+    data = {
+        "models": ordered,
+        "kappa": [[float(v) for v in row] for row in kappa],
+        "category": [[str(v) for v in row] for row in cat],
+    }
     return FigureResult(fig, data, shown=shown)
 
 
@@ -366,14 +461,17 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
     """
     pairs = select_pairs(results, which)
     if not _defined(pairs, "ensemble_acc").any():
-        raise FigureSkipped("no pair has an ensemble (decision-only models have no "
-                            "probabilities to average)")
+        raise FigureSkipped(
+            "no pair has an ensemble (decision-only models have no probabilities to average)"
+        )
     categories = ordered_categories(pairs.category)
     fig, axes = _new_figure(10, 3.2, ncols=3)
     data: dict = {"categories": categories}
     hows: set = set()
-    for ax, column, title in ((axes[0][0], "ensemble_gain", "Ensemble gain"),
-                              (axes[0][1], "ensemble_acc", "Ensemble accuracy")):
+    for ax, column, title in (
+        (axes[0][0], "ensemble_gain", "Ensemble gain"),
+        (axes[0][1], "ensemble_acc", "Ensemble accuracy"),
+    ):
         points: dict = {}
         means: dict = {}
         for cat in categories:
@@ -385,22 +483,42 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
             ax.scatter(x[keep], y[keep], s=12, color=color, alpha=0.55, edgecolors="none")
             mx, sx, n = _mean_std(x[keep])
             my, sy, _ = _mean_std(y[keep])
-            xlo, xhi, xhow = category_interval(results, "error_inconsistency", cat, x[keep],
-                                               which)
+            xlo, xhi, xhow = category_interval(results, "error_inconsistency", cat, x[keep], which)
             ylo, yhi, yhow = category_interval(results, column, cat, y[keep], which)
             hows.update({xhow, yhow})
             if n:
                 xerr = [[max(mx - xlo, 0)], [max(xhi - mx, 0)]] if xhow else None
                 yerr = [[max(my - ylo, 0)], [max(yhi - my, 0)]] if yhow else None
-                ax.errorbar([mx], [my], xerr=xerr, yerr=yerr, fmt="o", markersize=7,
-                            color=color, markeredgecolor="black", elinewidth=1.2, capsize=3,
-                            label=label(cat, 14), zorder=4)
-            points[cat] = {"models": [str(m) for m in rows.other[keep]],
-                           "error_inconsistency": _floats(x[keep]), column: _floats(y[keep])}
-            means[cat] = {"error_inconsistency_mean": mx, "error_inconsistency_std": sx,
-                          "error_inconsistency_lo": xlo, "error_inconsistency_hi": xhi,
-                          f"{column}_mean": my, f"{column}_std": sy,
-                          f"{column}_lo": ylo, f"{column}_hi": yhi, "n": n}
+                ax.errorbar(
+                    [mx],
+                    [my],
+                    xerr=xerr,
+                    yerr=yerr,
+                    fmt="o",
+                    markersize=7,
+                    color=color,
+                    markeredgecolor="black",
+                    elinewidth=1.2,
+                    capsize=3,
+                    label=label(cat, 14),
+                    zorder=4,
+                )
+            points[cat] = {
+                "models": [str(m) for m in rows.other[keep]],
+                "error_inconsistency": _floats(x[keep]),
+                column: _floats(y[keep]),
+            }
+            means[cat] = {
+                "error_inconsistency_mean": mx,
+                "error_inconsistency_std": sx,
+                "error_inconsistency_lo": xlo,
+                "error_inconsistency_hi": xhi,
+                f"{column}_mean": my,
+                f"{column}_std": sy,
+                f"{column}_lo": ylo,
+                f"{column}_hi": yhi,
+                "n": n,
+            }
         if column == "ensemble_gain":
             ax.axhline(0, color="black", lw=0.6, alpha=0.5)
         ax.set_xlabel("error inconsistency with the other model")
@@ -409,14 +527,26 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
         ax.grid(alpha=0.3)
         data[column] = {"points": points, "category_means": means}
     axes[0][0].legend(loc="best", frameon=False)
-    data["conversion_rate"] = _strip_panel(axes[0][2], pairs, "conversion_rate", categories,
-                                           "P(ensemble right | exactly one right)", results,
-                                           which)
+    data["conversion_rate"] = _strip_panel(
+        axes[0][2],
+        pairs,
+        "conversion_rate",
+        categories,
+        "P(ensemble right | exactly one right)",
+        results,
+        which,
+    )
     axes[0][2].set_title("Conversion rate")
     hows |= _hows(data["conversion_rate"])
-    return FigureResult(fig, data, shown=[
-        "gain here is over the mean of the two members (the paper's Fig. 2); the tables' "
-        "Gain is over the better member", interval_note(hows)])
+    return FigureResult(
+        fig,
+        data,
+        shown=[
+            "gain here is over the mean of the two members (the paper's Fig. 2); the tables' "
+            "Gain is over the better member",
+            interval_note(hows),
+        ],
+    )
 
 
 @_figure_function
@@ -428,19 +558,31 @@ def fig10_neither_conversion(results: Results, which: str = "base") -> FigureRes
     reason = undefined_reason(results, "neither_conversion")
     if not defined.any():
         if not _defined(pairs, "ensemble_acc").any():
-            reason = ("no pair has an ensemble (decision-only models have no probabilities "
-                      "to average)")
-        raise FigureSkipped(reason or "pairs.csv: neither_conversion is undefined (NaN) for "
-                                      "every pair")
+            reason = (
+                "no pair has an ensemble (decision-only models have no probabilities to average)"
+            )
+        raise FigureSkipped(
+            reason or "pairs.csv: neither_conversion is undefined (NaN) for every pair"
+        )
     if not np.any(pairs.neither_conversion.to_numpy(np.float64)[defined] != 0):
-        raise FigureSkipped("neither_conversion is 0 for every pair: the ensembles never "
-                            "rescue an example both members get wrong (nothing to draw)")
+        raise FigureSkipped(
+            "neither_conversion is 0 for every pair: the ensembles never "
+            "rescue an example both members get wrong (nothing to draw)"
+        )
     categories = ordered_categories(pairs.category)
     fig, axes = _new_figure(4.6, 3.1)
-    data = {"categories": categories,
-            "neither_conversion": _strip_panel(axes[0][0], pairs, "neither_conversion",
-                                               categories, "P(ensemble right | both wrong)",
-                                               results, which)}
+    data = {
+        "categories": categories,
+        "neither_conversion": _strip_panel(
+            axes[0][0],
+            pairs,
+            "neither_conversion",
+            categories,
+            "P(ensemble right | both wrong)",
+            results,
+            which,
+        ),
+    }
     axes[0][0].set_title("Conversion of examples neither model gets right")
     shown = [interval_note(_hows(data["neither_conversion"]))]
     if reason and (~defined).any():
@@ -463,10 +605,12 @@ def _representative_others(results: Results, candidates: list[str]) -> list[str]
     return chosen[:MAX_PANELS]
 
 
-OUTCOME_STYLE = {"only_a": ("base right only", "#1f78b4", "-"),
-                 "only_b": ("other right only", "#e31a1c", "-"),
-                 "both_right": ("both right", "#33a02c", ":"),
-                 "both_wrong": ("both wrong", "#777777", ":")}
+OUTCOME_STYLE = {
+    "only_a": ("base right only", "#1f78b4", "-"),
+    "only_b": ("other right only", "#e31a1c", "-"),
+    "both_right": ("both right", "#33a02c", ":"),
+    "both_wrong": ("both wrong", "#777777", ":"),
+}
 
 
 @_figure_function
@@ -495,8 +639,13 @@ def fig3_theta(results: Results) -> FigureResult:
             continue
         other = others[k]
         sub = rows[rows.model_b == other]
-        entry = {"model_a": base, "model_b": other, "category": category.get(other),
-                 "counts": {}, "fractions": {}}
+        entry = {
+            "model_a": base,
+            "model_b": other,
+            "category": category.get(other),
+            "counts": {},
+            "fractions": {},
+        }
         for outcome, (name, color, ls) in OUTCOME_STYLE.items():
             part = sub[sub.outcome == outcome].sort_values("bin_lo")
             if len(part) == 0:
@@ -505,8 +654,9 @@ def fig3_theta(results: Results) -> FigureResult:
             total = counts.sum()
             frac = counts / total if total > 0 else np.zeros_like(counts)
             edges = np.append(part.bin_lo.to_numpy(np.float64), part.bin_hi.iloc[-1])
-            ax.stairs(frac, edges, color=color, linestyle=ls, lw=1.4,
-                      label=f"{name} (n={int(total)})")
+            ax.stairs(
+                frac, edges, color=color, linestyle=ls, lw=1.4, label=f"{name} (n={int(total)})"
+            )
             entry["bin_lo"] = _floats(part.bin_lo)
             entry["bin_hi"] = _floats(part.bin_hi)
             entry["counts"][outcome] = _floats(counts)
@@ -565,11 +715,15 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
     spec = spec[spec.model_b == other]
     types = list(dict.fromkeys(spec.group_type))[:3]
     # decision-only models have no confidence: the theta panel would be empty
-    with_theta = bool(np.isfinite(spec[["mean_theta_only_a", "mean_theta_only_b"]]
-                                  .to_numpy(np.float64)).any())
-    fig, axes = _new_figure(10 if with_theta else 5.5,
-                            0.5 + max(2.4, 0.16 * min(MAX_GROUPS, spec.group.nunique())) * len(types),
-                            ncols=2 if with_theta else 1, nrows=len(types))
+    with_theta = bool(
+        np.isfinite(spec[["mean_theta_only_a", "mean_theta_only_b"]].to_numpy(np.float64)).any()
+    )
+    fig, axes = _new_figure(
+        10 if with_theta else 5.5,
+        0.5 + max(2.4, 0.16 * min(MAX_GROUPS, spec.group.nunique())) * len(types),
+        ncols=2 if with_theta else 1,
+        nrows=len(types),
+    )
     data: dict = {"model_a": base, "model_b": other, "group_types": {}}
     shown = []
     for row, gtype in enumerate(types):
@@ -577,8 +731,10 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         part["diff"] = part.only_b_right - part.only_a_right
         part = part.sort_values("diff", kind="stable")
         if len(part) > MAX_GROUPS:
-            shown.append(f"{gtype}: {MAX_GROUPS} of {len(part)} groups shown, the most "
-                         f"specialised either way")
+            shown.append(
+                f"{gtype}: {MAX_GROUPS} of {len(part)} groups shown, the most "
+                f"specialised either way"
+            )
             half = MAX_GROUPS // 2
             part = pd.concat([part.iloc[:half], part.iloc[-half:]])
         y = np.arange(len(part))
@@ -594,10 +750,13 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         # Below the axes: bars fill the panel, a legend inside would hide some.
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         data["group_types"][gtype] = {
-            "groups": [str(g) for g in part.group], "n": _floats(part.n),
-            "only_a_right": _floats(part.only_a_right), "only_b_right": _floats(part.only_b_right),
+            "groups": [str(g) for g in part.group],
+            "n": _floats(part.n),
+            "only_a_right": _floats(part.only_a_right),
+            "only_b_right": _floats(part.only_b_right),
             "mean_theta_only_a": _floats(part.mean_theta_only_a),
-            "mean_theta_only_b": _floats(part.mean_theta_only_b)}
+            "mean_theta_only_b": _floats(part.mean_theta_only_b),
+        }
         if not with_theta:
             continue
         ax2 = axes[row][1]
@@ -643,21 +802,43 @@ def fig5_greedy(results: Results) -> FigureResult:
     for k, start in enumerate(starts):
         path = greedy[greedy.start == start].sort_values("step")
         color = OTHER_COLORS[k % len(OTHER_COLORS)] if k else "#1f78b4"
-        ax.plot(path.step, path.evaluation_acc, "-o", color=color, ms=3,
-                label=f"{label(start, 30)} (evaluation)")
-        ax.plot(path.step, path.calibration_acc, "--", color=color, lw=1, alpha=0.7,
-                label="calibration" if k == 0 else None)
+        ax.plot(
+            path.step,
+            path.evaluation_acc,
+            "-o",
+            color=color,
+            ms=3,
+            label=f"{label(start, 30)} (evaluation)",
+        )
+        ax.plot(
+            path.step,
+            path.calibration_acc,
+            "--",
+            color=color,
+            lw=1,
+            alpha=0.7,
+            label="calibration" if k == 0 else None,
+        )
         kept = path[path.kept]
         last = int(kept.step.max()) if len(kept) else None
         if last is not None:
             at = path[path.step == last].evaluation_acc.iloc[0]
-            ax.plot([last], [at], marker="*", ms=12, color=color, markeredgecolor="black",
-                    label="kept prefix ends" if k == 0 else None)
-        data["starts"][start] = {"step": [int(s) for s in path.step],
-                                 "added": [str(a) for a in path.added],
-                                 "evaluation_acc": _floats(path.evaluation_acc),
-                                 "calibration_acc": _floats(path.calibration_acc),
-                                 "kept_last_step": last}
+            ax.plot(
+                [last],
+                [at],
+                marker="*",
+                ms=12,
+                color=color,
+                markeredgecolor="black",
+                label="kept prefix ends" if k == 0 else None,
+            )
+        data["starts"][start] = {
+            "step": [int(s) for s in path.step],
+            "added": [str(a) for a in path.added],
+            "evaluation_acc": _floats(path.evaluation_acc),
+            "calibration_acc": _floats(path.calibration_acc),
+            "kept_last_step": last,
+        }
     ax.set_xlabel("greedy step (models added, with replacement)")
     ax.set_ylabel("ensemble accuracy")
     ax.set_title("Greedy ensemble selection")
@@ -705,20 +886,26 @@ def fig6_feature_combination(results: Results) -> FigureResult:
         data["probe"] = {}
         for k, ((a, b), part) in enumerate(rows.groupby(["model_a", "model_b"], sort=False)):
             if k >= MAX_PANELS:
-                shown.append(f"{MAX_PANELS} of "
-                             f"{rows.groupby(['model_a', 'model_b']).ngroups} probe pairs shown")
+                shown.append(
+                    f"{MAX_PANELS} of "
+                    f"{rows.groupby(['model_a', 'model_b']).ngroups} probe pairs shown"
+                )
                 break
             stats = part.groupby("rate").accuracy.agg(["mean", "min", "max", "count"])
             color = OTHER_COLORS[k % len(OTHER_COLORS)] if k else "#1f78b4"
-            ax.plot(stats.index, stats["mean"], "-o", ms=3, color=color,
-                    label=_pair_label(a, b, base))
+            ax.plot(
+                stats.index, stats["mean"], "-o", ms=3, color=color, label=_pair_label(a, b, base)
+            )
             ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15)
-            data["probe"][f"{a}\t{b}"] = {"model_a": a, "model_b": b,
-                                          "rate": _floats(stats.index),
-                                          "mean": _floats(stats["mean"]),
-                                          "min": _floats(stats["min"]),
-                                          "max": _floats(stats["max"]),
-                                          "draws": [int(c) for c in stats["count"]]}
+            data["probe"][f"{a}\t{b}"] = {
+                "model_a": a,
+                "model_b": b,
+                "rate": _floats(stats.index),
+                "mean": _floats(stats["mean"]),
+                "min": _floats(stats["min"]),
+                "max": _floats(stats["max"]),
+                "draws": [int(c) for c in stats["count"]],
+            }
         ax.set_xlabel(f"fraction f of {label(base or 'model A', 24)}'s dimensions kept")
         ax.set_ylabel("linear probe accuracy")
         ax.set_title("Combining features of two models")
@@ -733,22 +920,46 @@ def fig6_feature_combination(results: Results) -> FigureResult:
                 shown.append("3 pairs shown in the dimensions-to-accuracy panel")
                 break
             color = OTHER_COLORS[k % len(OTHER_COLORS)] if k else "#1f78b4"
-            entry: dict = {"model_a": a, "model_b": b,
-                           "target_accuracy": float(part.target_accuracy.iloc[0])}
+            entry: dict = {
+                "model_a": a,
+                "model_b": b,
+                "target_accuracy": float(part.target_accuracy.iloc[0]),
+            }
             for selection, ls in (("diverse", "-"), ("random", "--")):
                 sel = part[part.selection == selection].sort_values("k")
                 if len(sel) == 0:
                     continue
-                ax.plot(sel.k, sel.accuracy, ls, marker="o", ms=3, color=color,
-                        label=f"{_pair_label(a, b, base)}: {selection}")
+                ax.plot(
+                    sel.k,
+                    sel.accuracy,
+                    ls,
+                    marker="o",
+                    ms=3,
+                    color=color,
+                    label=f"{_pair_label(a, b, base)}: {selection}",
+                )
                 reach = sel[sel.accuracy >= sel.target_accuracy]
-                entry[selection] = {"k": [int(v) for v in sel.k], "accuracy": _floats(sel.accuracy),
-                                    "k_to_target": int(reach.k.iloc[0]) if len(reach) else None}
+                entry[selection] = {
+                    "k": [int(v) for v in sel.k],
+                    "accuracy": _floats(sel.accuracy),
+                    "k_to_target": int(reach.k.iloc[0]) if len(reach) else None,
+                }
                 if len(reach):
-                    ax.plot([reach.k.iloc[0]], [reach.accuracy.iloc[0]], marker="*", ms=10,
-                            color=color, markeredgecolor="black")
-            ax.axhline(entry["target_accuracy"], color=color, lw=0.8, ls=":",
-                       label=f"{_pair_label(a, b, base)}: target")
+                    ax.plot(
+                        [reach.k.iloc[0]],
+                        [reach.accuracy.iloc[0]],
+                        marker="*",
+                        ms=10,
+                        color=color,
+                        markeredgecolor="black",
+                    )
+            ax.axhline(
+                entry["target_accuracy"],
+                color=color,
+                lw=0.8,
+                ls=":",
+                label=f"{_pair_label(a, b, base)}: target",
+            )
             data["diversity"][f"{a}\t{b}"] = entry
         ax.set_xlabel("dimensions kept (k)")
         ax.set_ylabel("linear probe accuracy")
@@ -784,32 +995,51 @@ def fig7_transfer(results: Results) -> FigureResult:
         ax.bar(x - w, rows.value_a, w, color="#1f78b4", label="model A alone")
         ax.bar(x, rows.value_b, w, color="#e31a1c", label="model B alone")
         ax.bar(x + w, rows.value_stacked, w, color="#33a02c", label="stacked (A + B)")
-        ax.set_xticks(x, [_pair_label(a, b, results.base) for a, b in zip(rows.model_a, rows.model_b)],
-                      rotation=25, ha="right")
+        ax.set_xticks(
+            x,
+            [_pair_label(a, b, results.base) for a, b in zip(rows.model_a, rows.model_b)],
+            rotation=25,
+            ha="right",
+        )
         metrics = sorted(set(rows.downstream_metric))
         ax.set_ylabel("downstream " + " / ".join(metrics))
         lo = float(np.nanmin(rows[["value_a", "value_b", "value_stacked"]].to_numpy(np.float64)))
         ax.set_ylim(max(0.0, lo - 0.1), None)
         ax.set_title("Stacked generalization")
         ax.legend(frameon=False, fontsize=6)
-        data["stacking"] = {"model_a": [str(v) for v in rows.model_a],
-                            "model_b": [str(v) for v in rows.model_b],
-                            "value_a": _floats(rows.value_a), "value_b": _floats(rows.value_b),
-                            "value_stacked": _floats(rows.value_stacked)}
+        data["stacking"] = {
+            "model_a": [str(v) for v in rows.model_a],
+            "model_b": [str(v) for v in rows.model_b],
+            "value_a": _floats(rows.value_a),
+            "value_b": _floats(rows.value_b),
+            "value_stacked": _floats(rows.value_stacked),
+        }
     if have_t:
         ax = next(panels)
         data["transfer"] = {}
         for k, (metric, part) in enumerate(transfer.groupby("downstream_metric", sort=False)):
             color = OTHER_COLORS[k % len(OTHER_COLORS)] if k else "#1f78b4"
-            ax.scatter(part.upstream_accuracy, part.downstream_value, s=16, color=color,
-                       label=f"downstream {label(metric, 20)}")
+            ax.scatter(
+                part.upstream_accuracy,
+                part.downstream_value,
+                s=16,
+                color=color,
+                label=f"downstream {label(metric, 20)}",
+            )
             if len(part) <= 15:
                 for r in part.to_dict("records"):
-                    ax.annotate(label(r["model"], 22), (r["upstream_accuracy"], r["downstream_value"]),
-                                fontsize=5.5, xytext=(3, 2), textcoords="offset points")
-            data["transfer"][metric] = {"models": [str(m) for m in part.model],
-                                        "upstream_accuracy": _floats(part.upstream_accuracy),
-                                        "downstream_value": _floats(part.downstream_value)}
+                    ax.annotate(
+                        label(r["model"], 22),
+                        (r["upstream_accuracy"], r["downstream_value"]),
+                        fontsize=5.5,
+                        xytext=(3, 2),
+                        textcoords="offset points",
+                    )
+            data["transfer"][metric] = {
+                "models": [str(m) for m in part.model],
+                "upstream_accuracy": _floats(part.upstream_accuracy),
+                "downstream_value": _floats(part.downstream_value),
+            }
         ax.set_xlabel("upstream accuracy")
         ax.set_ylabel("downstream value")
         ax.set_title("Downstream vs upstream")
@@ -826,8 +1056,12 @@ def fig11_interpolation(results: Results) -> FigureResult:
     if table is None or len(table) == 0:
         raise FigureSkipped("interpolation.csv absent or empty")
     groups = list(table.groupby(["model_a", "model_b"], sort=False))[:MAX_PANELS]
-    fig, axes = _new_figure(3.6 * min(3, len(groups)), 2.9 * math.ceil(len(groups) / 3),
-                            ncols=min(3, len(groups)), nrows=math.ceil(len(groups) / 3))
+    fig, axes = _new_figure(
+        3.6 * min(3, len(groups)),
+        2.9 * math.ceil(len(groups) / 3),
+        ncols=min(3, len(groups)),
+        nrows=math.ceil(len(groups) / 3),
+    )
     data: dict = {"pairs": []}
     for k, ax in enumerate(axes.flat):
         if k >= len(groups):
@@ -838,8 +1072,10 @@ def fig11_interpolation(results: Results) -> FigureResult:
         for mode, ls in zip(dict.fromkeys(part["mode"]), ("-", "--", ":", "-.")):
             sel = part[part["mode"] == mode].sort_values("weight")
             ax.plot(sel.weight, sel.ensemble_acc, ls, marker="o", ms=3, label=label(mode, 20))
-            entry["modes"][mode] = {"weight": _floats(sel.weight),
-                                    "ensemble_acc": _floats(sel.ensemble_acc)}
+            entry["modes"][mode] = {
+                "weight": _floats(sel.weight),
+                "ensemble_acc": _floats(sel.ensemble_acc),
+            }
         ax.set_xlabel(f"weight w on {label(a, 24)}")
         ax.set_ylabel("ensemble accuracy")
         ax.set_title(f"with {label(b, 36)}")
@@ -865,32 +1101,45 @@ def fig13_cka(results: Results, which: str = "base") -> FigureResult:
         key = {(a, b): i for i, (a, b) in enumerate(zip(pairs.model_a, pairs.model_b))}
         key.update({(b, a): i for (a, b), i in list(key.items())})
         idx = [key.get((a, b)) for a, b in zip(rows.model_a, rows.model_b)]
-        kappa = np.array([pairs.error_consistency.iloc[i] if i is not None else np.nan
-                          for i in idx], dtype=np.float64)
+        kappa = np.array(
+            [pairs.error_consistency.iloc[i] if i is not None else np.nan for i in idx],
+            dtype=np.float64,
+        )
         missing = ~np.isfinite(rows.error_consistency.to_numpy(np.float64))
         rows.loc[missing, "error_consistency"] = kappa[missing]
-        category = pd.Series([pairs.category.iloc[i] if i is not None else "?" for i in idx],
-                             index=rows.index)
+        category = pd.Series(
+            [pairs.category.iloc[i] if i is not None else "?" for i in idx], index=rows.index
+        )
     keep = np.isfinite(rows.error_consistency.to_numpy(np.float64))
     shown = []
     if (~keep).sum():
         shown.append(f"{int((~keep).sum())} pair(s) without an error consistency left out")
     rows, category = rows[keep], category[keep]
-    kinds = [c for c in ("cka_linear", "cka_rbf", "cka_debiased")
-             if c in rows.columns and np.isfinite(rows[c].to_numpy(np.float64)).any()]
+    kinds = [
+        c
+        for c in ("cka_linear", "cka_rbf", "cka_debiased")
+        if c in rows.columns and np.isfinite(rows[c].to_numpy(np.float64)).any()
+    ]
     if len(rows) == 0 or not kinds:
         raise FigureSkipped("cka.csv: no pair with both a CKA value and an error consistency")
     categories = ordered_categories(category)
     fig, axes = _new_figure(3.4 * len(kinds), 3.0, ncols=len(kinds))
-    data: dict = {"models_a": [str(v) for v in rows.model_a],
-                  "models_b": [str(v) for v in rows.model_b],
-                  "error_consistency": _floats(rows.error_consistency),
-                  "category": [str(c) for c in category]}
+    data: dict = {
+        "models_a": [str(v) for v in rows.model_a],
+        "models_b": [str(v) for v in rows.model_b],
+        "error_consistency": _floats(rows.error_consistency),
+        "category": [str(c) for c in category],
+    }
     for ax, kind in zip(axes[0], kinds):
         for cat in categories:
             m = (category == cat).to_numpy()
-            ax.scatter(rows[kind][m], rows.error_consistency[m], s=16,
-                       color=category_color(cat, categories), label=label(cat, 14))
+            ax.scatter(
+                rows[kind][m],
+                rows.error_consistency[m],
+                s=16,
+                color=category_color(cat, categories),
+                label=label(cat, 14),
+            )
         ax.set_xlabel(kind.replace("cka_", "CKA (") + ")")
         ax.set_ylabel("error consistency (kappa)")
         ax.grid(alpha=0.3)
@@ -930,16 +1179,33 @@ def fig_reliability(results: Results) -> FigureResult:
             if len(part) == 0:
                 continue
             weight = part["count"].to_numpy(np.float64)
-            gap = np.abs(part.accuracy.to_numpy(np.float64) - part.mean_confidence.to_numpy(np.float64))
+            gap = np.abs(
+                part.accuracy.to_numpy(np.float64) - part.mean_confidence.to_numpy(np.float64)
+            )
             ece = float(np.sum(weight * gap) / weight.sum())
             # Marker area follows the bin's share of examples: a bin of 1 example is a dot.
-            ax.plot(part.mean_confidence, part.accuracy, "-", lw=1, color=color, alpha=0.6,
-                    label=f"{stage} (ECE {ece:.3f})")
-            ax.scatter(part.mean_confidence, part.accuracy, s=4 + 60 * weight / weight.sum(),
-                       color=color, zorder=3)
-            entry[stage] = {"mean_confidence": _floats(part.mean_confidence),
-                            "accuracy": _floats(part.accuracy),
-                            "count": [int(c) for c in part["count"]], "ece": ece}
+            ax.plot(
+                part.mean_confidence,
+                part.accuracy,
+                "-",
+                lw=1,
+                color=color,
+                alpha=0.6,
+                label=f"{stage} (ECE {ece:.3f})",
+            )
+            ax.scatter(
+                part.mean_confidence,
+                part.accuracy,
+                s=4 + 60 * weight / weight.sum(),
+                color=color,
+                zorder=3,
+            )
+            entry[stage] = {
+                "mean_confidence": _floats(part.mean_confidence),
+                "accuracy": _floats(part.accuracy),
+                "count": [int(c) for c in part["count"]],
+                "ece": ece,
+            }
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_title(label(name, 40))
@@ -947,14 +1213,19 @@ def fig_reliability(results: Results) -> FigureResult:
         ax.set_ylabel("accuracy")
         ax.legend(frameon=False, loc="upper left")
         data["models"][name] = entry
-    said = [f"{len(shown)} of {len(names)} models shown, the base first"] \
-        if len(names) > len(shown) else []
+    said = (
+        [f"{len(shown)} of {len(names)} models shown, the base first"]
+        if len(names) > len(shown)
+        else []
+    )
     return FigureResult(fig, data, shown=said)
 
 
-PARETO_KIND_STYLE = {"single": ("single models", "o", "#1f78b4"),
-                     "pair": ("pairs", "s", "#7570b3"),
-                     "greedy": ("greedy prefixes", "^", "#d95f02")}
+PARETO_KIND_STYLE = {
+    "single": ("single models", "o", "#1f78b4"),
+    "pair": ("pairs", "s", "#7570b3"),
+    "greedy": ("greedy prefixes", "^", "#d95f02"),
+}
 
 
 @_figure_function
@@ -966,46 +1237,72 @@ def fig_pareto(results: Results) -> FigureResult:
     vertical line. ``data["points"]`` holds exactly the plotted rows of the table."""
     pareto = results.get("pareto")
     if pareto is None or len(pareto) == 0:
-        raise FigureSkipped("pareto.csv absent or empty (no model card has a cost; "
-                            "`zoolens collect` fills costs in, `zoolens import --cost` sets them)")
+        raise FigureSkipped(
+            "pareto.csv absent or empty (no model card has a cost; "
+            "`zoolens collect` fills costs in, `zoolens import --cost` sets them)"
+        )
     unit = str(pareto.cost_unit.iloc[0])
     fig, axes = _new_figure(6.4, 3.6)
     ax = axes[0][0]
-    data: dict = {"unit": unit, "points": {"kind": [], "members": [], "cost": [],
-                                           "accuracy": []}}
+    data: dict = {"unit": unit, "points": {"kind": [], "members": [], "cost": [], "accuracy": []}}
     for kind, (name, marker, color) in PARETO_KIND_STYLE.items():
         rows = pareto[pareto.kind == kind]
         if len(rows) == 0:
             continue
-        ax.scatter(rows.cost, rows.accuracy, marker=marker, s=18, color=color, alpha=0.75,
-                   label=name, gid=f"pareto-{kind}")
+        ax.scatter(
+            rows.cost,
+            rows.accuracy,
+            marker=marker,
+            s=18,
+            color=color,
+            alpha=0.75,
+            label=name,
+            gid=f"pareto-{kind}",
+        )
         data["points"]["kind"] += [kind] * len(rows)
         data["points"]["members"] += [str(m) for m in rows.members]
         data["points"]["cost"] += _floats(rows.cost)
         data["points"]["accuracy"] += _floats(rows.accuracy)
     front = pareto[pareto.on_front.astype(bool)].sort_values("cost")
     ax.step(front.cost, front.accuracy, where="post", color="black", lw=1, label="Pareto front")
-    data["front"] = {"members": [str(m) for m in front.members], "cost": _floats(front.cost),
-                     "accuracy": _floats(front.accuracy)}
+    data["front"] = {
+        "members": [str(m) for m in front.members],
+        "cost": _floats(front.cost),
+        "accuracy": _floats(front.accuracy),
+    }
     base = results.base
     at_base = pareto[(pareto.kind == "single") & (pareto.members == str(base))]
     if len(at_base):
-        ax.plot(at_base.cost, at_base.accuracy, marker="*", ms=14, color="#e7298a",
-                markeredgecolor="black", ls="none", label=f"base: {label(str(base), 24)}")
-        data["base"] = {"model": str(base), "cost": float(at_base.cost.iloc[0]),
-                        "accuracy": float(at_base.accuracy.iloc[0])}
+        ax.plot(
+            at_base.cost,
+            at_base.accuracy,
+            marker="*",
+            ms=14,
+            color="#e7298a",
+            markeredgecolor="black",
+            ls="none",
+            label=f"base: {label(str(base), 24)}",
+        )
+        data["base"] = {
+            "model": str(base),
+            "cost": float(at_base.cost.iloc[0]),
+            "accuracy": float(at_base.accuracy.iloc[0]),
+        }
     limit = (results.summary.get("budget") or {}).get("limits", {}).get(unit)
     if limit is not None:
         ax.axvline(float(limit), color="#999999", ls="--", lw=1, label=f"budget {unit}<={limit:g}")
         data["budget"] = float(limit)
-    left_out = [str(m) for m in (results.summary.get("pareto") or {})
-                .get("models_without_cost") or []]
+    left_out = [
+        str(m) for m in (results.summary.get("pareto") or {}).get("models_without_cost") or []
+    ]
     shown = []
     if left_out:
         data["left_out"] = left_out
-        shown.append(f"left out, no cost in {unit} on their cards: "
-                     f"{', '.join(label(m, 24) for m in left_out[:10])}"
-                     + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""))
+        shown.append(
+            f"left out, no cost in {unit} on their cards: "
+            f"{', '.join(label(m, 24) for m in left_out[:10])}"
+            + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else "")
+        )
     ax.set_xlabel(f"cost per example ({unit}; ensembles: sum over distinct members)")
     ax.set_ylabel("accuracy (evaluation split)")
     ax.set_title("Accuracy against inference cost")
@@ -1017,73 +1314,133 @@ def fig_pareto(results: Results) -> FigureResult:
 @dataclass(frozen=True)
 class FigureSpec:
     key: str
-    paper: str      # e.g. "Fig. 1, 8"
+    paper: str  # e.g. "Fig. 1, 8"
     title: str
-    caption: str    # one sentence: what to look for
+    caption: str  # one sentence: what to look for
     function: Callable[..., FigureResult]
     takes_pairs: bool = False
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("fig1", "Fig. 1, 8", "Error inconsistency and κ by training-method category",
-               "The more a training method differs from the base (left to right), the more often "
-               "exactly one of the two models is right and the lower their error consistency κ; "
-               "both-right falls accordingly.",
-               fig1_error_inconsistency, True),
-    FigureSpec("kappa", "Geirhos et al. 2020", "Error consistency of every pair",
-               "Error consistency κ (agreement of two models' errors beyond what their "
-               "accuracies imply) for every pair, models ordered so that those making the same "
-               "errors sit together.",
-               fig_kappa_matrix),
-    FigureSpec("fig2", "Fig. 2", "Ensembles of dissimilar models gain more",
-               "Ensemble gain and accuracy rise with error inconsistency, and pairs from more "
-               "distant categories convert more of their disagreements into correct predictions.",
-               fig2_ensembles, True),
-    FigureSpec("fig3", "Fig. 3", "Who is confident where: theta histograms",
-               "Where only one model is right it tends to be the more confident one (theta away "
-               "from 45 degrees), which is why averaging their probabilities helps.",
-               fig3_theta),
-    FigureSpec("fig4", "Fig. 4", "Per-class specialization",
-               "Classes at the two ends are where one model is right and the other wrong most "
-               "often: each model specializes in different classes.",
-               fig4_class_specialization),
-    FigureSpec("fig5", "Fig. 5", "Greedy ensemble selection",
-               "Each step adds the model that most raises calibration-split accuracy; the star "
-               "ends the kept prefix, and the evaluation curve shows how well that choice holds.",
-               fig5_greedy),
-    FigureSpec("fig6", "Fig. 6", "Overlapping features: combining embeddings",
-               "A bump between f = 0 and f = 1 means the two embeddings hold complementary "
-               "features; diverse dimensions reach the target with fewer dimensions than random ones.",
-               fig6_feature_combination),
-    FigureSpec("fig7", "Fig. 7", "Downstream: stacking and transfer",
-               "Stacking two models' embeddings beats either alone when their features differ; "
-               "upstream accuracy need not predict downstream performance.",
-               fig7_transfer),
-    FigureSpec("fig10", "Fig. 10", "Conversion of examples neither model gets right",
-               "How often the ensemble is right where both models are wrong: more often for "
-               "dissimilar pairs.",
-               fig10_neither_conversion, True),
-    FigureSpec("fig11", "Fig. 11", "Interpolating between two models",
-               "Ensemble accuracy against the weight given to the base: a peak inside (0, 1) "
-               "means the pair is better together than either alone.",
-               fig11_interpolation),
-    FigureSpec("fig12", "Fig. 12", "Specialization over class groups",
-               "As Fig. 4, over groups of classes (and per-example attributes): which model "
-               "covers which part of the data.",
-               fig12_group_specialization),
-    FigureSpec("fig13", "Fig. 13", "Representation similarity vs error consistency",
-               "Pairs with more similar representations (higher CKA) tend to make the same "
-               "errors (higher error consistency).",
-               fig13_cka, True),
-    FigureSpec("reliability", "calibration", "Reliability before and after temperature scaling",
-               "Points on the diagonal are calibrated; temperature scaling should bring the "
-               "'after' curve closer to it, which every ensemble here relies on.",
-               fig_reliability),
-    FigureSpec("pareto", "cost", "Accuracy against inference cost",
-               "Each point is a model, a pair or a greedy prefix at its summed cost per "
-               "example; the step line is the Pareto front (nothing cheaper is as accurate), "
-               "the star the base alone: pick the best ensemble your budget affords.",
-               fig_pareto),
+    FigureSpec(
+        "fig1",
+        "Fig. 1, 8",
+        "Error inconsistency and κ by training-method category",
+        "The more a training method differs from the base (left to right), the more often "
+        "exactly one of the two models is right and the lower their error consistency κ; "
+        "both-right falls accordingly.",
+        fig1_error_inconsistency,
+        True,
+    ),
+    FigureSpec(
+        "kappa",
+        "Geirhos et al. 2020",
+        "Error consistency of every pair",
+        "Error consistency κ (agreement of two models' errors beyond what their "
+        "accuracies imply) for every pair, models ordered so that those making the same "
+        "errors sit together.",
+        fig_kappa_matrix,
+    ),
+    FigureSpec(
+        "fig2",
+        "Fig. 2",
+        "Ensembles of dissimilar models gain more",
+        "Ensemble gain and accuracy rise with error inconsistency, and pairs from more "
+        "distant categories convert more of their disagreements into correct predictions.",
+        fig2_ensembles,
+        True,
+    ),
+    FigureSpec(
+        "fig3",
+        "Fig. 3",
+        "Who is confident where: theta histograms",
+        "Where only one model is right it tends to be the more confident one (theta away "
+        "from 45 degrees), which is why averaging their probabilities helps.",
+        fig3_theta,
+    ),
+    FigureSpec(
+        "fig4",
+        "Fig. 4",
+        "Per-class specialization",
+        "Classes at the two ends are where one model is right and the other wrong most "
+        "often: each model specializes in different classes.",
+        fig4_class_specialization,
+    ),
+    FigureSpec(
+        "fig5",
+        "Fig. 5",
+        "Greedy ensemble selection",
+        "Each step adds the model that most raises calibration-split accuracy; the star "
+        "ends the kept prefix, and the evaluation curve shows how well that choice holds.",
+        fig5_greedy,
+    ),
+    FigureSpec(
+        "fig6",
+        "Fig. 6",
+        "Overlapping features: combining embeddings",
+        "A bump between f = 0 and f = 1 means the two embeddings hold complementary "
+        "features; diverse dimensions reach the target with fewer dimensions than random ones.",
+        fig6_feature_combination,
+    ),
+    FigureSpec(
+        "fig7",
+        "Fig. 7",
+        "Downstream: stacking and transfer",
+        "Stacking two models' embeddings beats either alone when their features differ; "
+        "upstream accuracy need not predict downstream performance.",
+        fig7_transfer,
+    ),
+    FigureSpec(
+        "fig10",
+        "Fig. 10",
+        "Conversion of examples neither model gets right",
+        "How often the ensemble is right where both models are wrong: more often for "
+        "dissimilar pairs.",
+        fig10_neither_conversion,
+        True,
+    ),
+    FigureSpec(
+        "fig11",
+        "Fig. 11",
+        "Interpolating between two models",
+        "Ensemble accuracy against the weight given to the base: a peak inside (0, 1) "
+        "means the pair is better together than either alone.",
+        fig11_interpolation,
+    ),
+    FigureSpec(
+        "fig12",
+        "Fig. 12",
+        "Specialization over class groups",
+        "As Fig. 4, over groups of classes (and per-example attributes): which model "
+        "covers which part of the data.",
+        fig12_group_specialization,
+    ),
+    FigureSpec(
+        "fig13",
+        "Fig. 13",
+        "Representation similarity vs error consistency",
+        "Pairs with more similar representations (higher CKA) tend to make the same "
+        "errors (higher error consistency).",
+        fig13_cka,
+        True,
+    ),
+    FigureSpec(
+        "reliability",
+        "calibration",
+        "Reliability before and after temperature scaling",
+        "Points on the diagonal are calibrated; temperature scaling should bring the "
+        "'after' curve closer to it, which every ensemble here relies on.",
+        fig_reliability,
+    ),
+    FigureSpec(
+        "pareto",
+        "cost",
+        "Accuracy against inference cost",
+        "Each point is a model, a pair or a greedy prefix at its summed cost per "
+        "example; the step line is the Pareto front (nothing cheaper is as accurate), "
+        "the star the base alone: pick the best ensemble your budget affords.",
+        fig_pareto,
+    ),
 )
 
 

@@ -50,9 +50,9 @@ def esc(value) -> str:
 @dataclass
 class ReportResult:
     path: Path
-    figures: list[str] = field(default_factory=list)     # keys drawn, in page order
+    figures: list[str] = field(default_factory=list)  # keys drawn, in page order
     skipped: dict[str, str] = field(default_factory=dict)  # key -> reason
-    notes: list[str] = field(default_factory=list)       # everything noted (also on stderr)
+    notes: list[str] = field(default_factory=list)  # everything noted (also on stderr)
     png_files: list[Path] = field(default_factory=list)
     figure_data: dict[str, dict] = field(default_factory=dict)
 
@@ -74,22 +74,29 @@ def figure_svg(fig, prefix: str) -> str:
     buffer = io.StringIO()
     with F.style(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=F.MISSING_GLYPH)
-        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None,
-                                                      "Format": None, "Type": None})
+        fig.savefig(
+            buffer,
+            format="svg",
+            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+        )
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
     ids = set(_ID.findall(svg))
     if ids:
-        pattern = re.compile(r'(\bid="|url\(#|href="#)(' + "|".join(
-            re.escape(i) for i in sorted(ids, key=len, reverse=True)) + r')(?=[")])')
+        pattern = re.compile(
+            r'(\bid="|url\(#|href="#)('
+            + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+            + r')(?=[")])'
+        )
         svg = pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
     svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{prefix}-caption" ', 1)
     return svg
 
 
 # ---------------------------------------------------------------- formatting helpers
+
 
 def _num(value, digits: int = 4) -> str:
     if not finite(value):
@@ -120,17 +127,25 @@ def _cell(text: str, sort=None, cls: str = "") -> str:
     return f"<td{attrs}>{text}</td>"
 
 
-def _table(table_id: str, caption: str, headers: list[tuple[str, str]], rows: list[str],
-           sortable: bool = True) -> str:
+def _table(
+    table_id: str,
+    caption: str,
+    headers: list[tuple[str, str]],
+    rows: list[str],
+    sortable: bool = True,
+) -> str:
     head = "".join(f'<th scope="col" title="{esc(tip)}">{esc(name)}</th>' for name, tip in headers)
     cls = ' class="sortable"' if sortable else ""
     hint = " Click a column header to sort." if sortable else ""
-    return (f'<div class="table-wrap"><table id="{esc(table_id)}"{cls}>'
-            f"<caption>{caption}{esc(hint)}</caption>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f'<div class="table-wrap"><table id="{esc(table_id)}"{cls}>'
+        f"<caption>{caption}{esc(hint)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 # ---------------------------------------------------------------- tables
+
 
 def _table1(results: Results) -> tuple[str | None, str | None]:
     """Paper Table 1 for this zoo: one row per model, the base first."""
@@ -145,7 +160,9 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
     order = {c: i for i, c in enumerate(F.ordered_categories(models.category))}
     ranked = models.assign(
         _is_base=(models.model != base).astype(int),
-        _cat=models.category.map(order), _pos=np.arange(len(models)))
+        _cat=models.category.map(order),
+        _pos=np.arange(len(models)),
+    )
     ranked = ranked.sort_values(["_is_base", "_cat", "_pos"], kind="stable")
     rows = []
     for m in ranked.to_dict("records"):  # dicts: a column named like a method stays data
@@ -157,12 +174,19 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
         category = "base" if is_base else m["category"]
         acc_ci = ""
         if finite(m.get("accuracy_lo")) and finite(m.get("accuracy_hi")):
-            acc_ci = f' <span class="ci">[{_pct(m["accuracy_lo"])}, {_pct(m["accuracy_hi"])}]</span>'
+            acc_ci = (
+                f' <span class="ci">[{_pct(m["accuracy_lo"])}, {_pct(m["accuracy_hi"])}]</span>'
+            )
         cells = [
-            _cell(esc(m["model"]) + (' <span class="badge">base</span>' if is_base else ""),
-                  sort=str(m["model"]), cls="name"),
-            _cell(_text(m["arch"])), _cell(_text(m["framework"])),
-            _cell(_text(m.get("pretrain_data"))), _cell(_text(m["head"])),
+            _cell(
+                esc(m["model"]) + (' <span class="badge">base</span>' if is_base else ""),
+                sort=str(m["model"]),
+                cls="name",
+            ),
+            _cell(_text(m["arch"])),
+            _cell(_text(m["framework"])),
+            _cell(_text(m.get("pretrain_data"))),
+            _cell(_text(m["head"])),
             _cell(_num(m["temperature"], 3), _sort_key(m["temperature"]), "num"),
             _cell(_pct(m["accuracy"]) + acc_ci, _sort_key(m["accuracy"]), "num"),
             _cell(_num(ei), _sort_key(ei), "num"),
@@ -171,20 +195,33 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
             _cell(_pct(ens), _sort_key(ens), "num"),
         ]
         rows.append(f'<tr data-model="{esc(m["model"])}">{"".join(cells)}</tr>')
-    headers = [("Model", "model name as in the zoo"), ("Architecture", "arch"),
-               ("Method", "training framework (supervised, SimCLR, CLIP, ...)"),
-               ("Pretraining data", "pretrain_data"), ("Head", "classification head"),
-               ("Temperature", "fitted temperature T (calibration split)"),
-               ("Accuracy", "top-1 accuracy on the evaluation split [95% interval]"),
-               ("Error inconsistency", "fraction of examples where exactly one of the model and "
-                                       "the base is right"),
-               ("κ", "error consistency with the base (Geirhos et al. 2020): agreement of the "
-                     "two models' errors beyond chance; 1 = the same errors, 0 = independent"),
-               ("Category", "training-method category relative to the base"),
-               ("Ensemble acc. with base", "accuracy of the average of the calibrated "
-                                           "probabilities of the model and the base")]
-    caption = (f"<b>Table 1.</b> The models of this zoo against the base "
-               f"<span class=\"name\">{esc(base)}</span> (paper Table 1), in category order.")
+    headers = [
+        ("Model", "model name as in the zoo"),
+        ("Architecture", "arch"),
+        ("Method", "training framework (supervised, SimCLR, CLIP, ...)"),
+        ("Pretraining data", "pretrain_data"),
+        ("Head", "classification head"),
+        ("Temperature", "fitted temperature T (calibration split)"),
+        ("Accuracy", "top-1 accuracy on the evaluation split [95% interval]"),
+        (
+            "Error inconsistency",
+            "fraction of examples where exactly one of the model and the base is right",
+        ),
+        (
+            "κ",
+            "error consistency with the base (Geirhos et al. 2020): agreement of the "
+            "two models' errors beyond chance; 1 = the same errors, 0 = independent",
+        ),
+        ("Category", "training-method category relative to the base"),
+        (
+            "Ensemble acc. with base",
+            "accuracy of the average of the calibrated probabilities of the model and the base",
+        ),
+    ]
+    caption = (
+        f"<b>Table 1.</b> The models of this zoo against the base "
+        f'<span class="name">{esc(base)}</span> (paper Table 1), in category order.'
+    )
     return _table("table-models", caption, headers, rows), None
 
 
@@ -197,37 +234,54 @@ def _sidekick_table(results: Results, top: int = 5) -> tuple[str | None, str | N
         return None, "Best sidekick left out: no pair with the base in pairs.csv"
     with_base = with_base[np.isfinite(with_base.ensemble_acc.to_numpy(np.float64))]
     if len(with_base) == 0:
-        return None, ("Best sidekick left out: no pair with the base has an ensemble "
-                      "(decision-only models have no probabilities to average)")
+        return None, (
+            "Best sidekick left out: no pair with the base has an ensemble "
+            "(decision-only models have no probabilities to average)"
+        )
     ranked = with_base.sort_values("ensemble_acc", ascending=False, kind="stable").head(top)
     rows = []
     for rank, p in enumerate(ranked.to_dict("records"), start=1):
-        cells = [_cell(str(rank), str(rank), "num"),
-                 _cell(esc(p["other"]), str(p["other"]), "name"),
-                 _cell(esc(p["category"])),
-                 _cell(_pct(p["acc_other"]), _sort_key(p["acc_other"]), "num"),
-                 _cell(_num(p["error_inconsistency"]), _sort_key(p["error_inconsistency"]), "num"),
-                 _cell(_pct(p["ensemble_acc"]), _sort_key(p["ensemble_acc"]), "num"),
-                 _points_cell(p, "gain_over_best"),
-                 _points_cell(p, "gain_over_base"),
-                 _points_cell(p, "ensemble_gain"),
-                 _cell(_num(p["conversion_rate"]), _sort_key(p["conversion_rate"]), "num")]
+        cells = [
+            _cell(str(rank), str(rank), "num"),
+            _cell(esc(p["other"]), str(p["other"]), "name"),
+            _cell(esc(p["category"])),
+            _cell(_pct(p["acc_other"]), _sort_key(p["acc_other"]), "num"),
+            _cell(_num(p["error_inconsistency"]), _sort_key(p["error_inconsistency"]), "num"),
+            _cell(_pct(p["ensemble_acc"]), _sort_key(p["ensemble_acc"]), "num"),
+            _points_cell(p, "gain_over_best"),
+            _points_cell(p, "gain_over_base"),
+            _points_cell(p, "ensemble_gain"),
+            _cell(_num(p["conversion_rate"]), _sort_key(p["conversion_rate"]), "num"),
+        ]
         cls = ' class="best"' if rank == 1 else ""
         rows.append(f'<tr{cls} data-model="{esc(p["other"])}">{"".join(cells)}</tr>')
     best = ranked.iloc[0].to_dict()
-    headers = [("Rank", "by ensemble accuracy with the base"), ("Model", "the other model"),
-               ("Category", "relative to the base"), ("Accuracy", "the other model alone"),
-               ("Error inconsistency", "with the base"), ("Ensemble acc.", "base + this model"),
-               ("Gain", "ensemble accuracy minus the better member's accuracy, in points "
-                        "[95% paired bootstrap interval]: negative = the pair is worse than its "
-                        "better model alone"),
-               ("Gain over base", "ensemble accuracy minus the base's accuracy, in points"),
-               ("Gain over members' mean", "ensemble accuracy minus the mean of the two "
-                                           "accuracies (the paper's Fig. 2 gain), in points"),
-               ("Conversion", "P(ensemble right | exactly one right)")]
-    caption = (f"<b>Best sidekick.</b> <span class=\"name\">{esc(best['other'])}</span> gives the base "
-               f"the highest ensemble accuracy ({_pct(best['ensemble_acc'])}, base alone "
-               f"{_pct(best['acc_base'])}); the top {len(ranked)} are listed.")
+    headers = [
+        ("Rank", "by ensemble accuracy with the base"),
+        ("Model", "the other model"),
+        ("Category", "relative to the base"),
+        ("Accuracy", "the other model alone"),
+        ("Error inconsistency", "with the base"),
+        ("Ensemble acc.", "base + this model"),
+        (
+            "Gain",
+            "ensemble accuracy minus the better member's accuracy, in points "
+            "[95% paired bootstrap interval]: negative = the pair is worse than its "
+            "better model alone",
+        ),
+        ("Gain over base", "ensemble accuracy minus the base's accuracy, in points"),
+        (
+            "Gain over members' mean",
+            "ensemble accuracy minus the mean of the two "
+            "accuracies (the paper's Fig. 2 gain), in points",
+        ),
+        ("Conversion", "P(ensemble right | exactly one right)"),
+    ]
+    caption = (
+        f'<b>Best sidekick.</b> <span class="name">{esc(best["other"])}</span> gives the base '
+        f"the highest ensemble accuracy ({_pct(best['ensemble_acc'])}, base alone "
+        f"{_pct(best['acc_base'])}); the top {len(ranked)} are listed."
+    )
     return _table("table-sidekick", caption, headers, rows), None
 
 
@@ -259,8 +313,10 @@ def _weights_text(members) -> str:
     weights = greedy_weights(members)
     total = sum(c for _, c in weights)
     listed = ", ".join(f'<span class="name">{esc(n)}</span> {c}/{total}' for n, c in weights)
-    return (f"{len(weights)} distinct model{'s' if len(weights) != 1 else ''} in {total} "
-            f"step{'s' if total != 1 else ''}; weights: {listed}")
+    return (
+        f"{len(weights)} distinct model{'s' if len(weights) != 1 else ''} in {total} "
+        f"step{'s' if total != 1 else ''}; weights: {listed}"
+    )
 
 
 def matched_accuracy_rows(results: Results) -> list[dict]:
@@ -288,9 +344,15 @@ def matched_accuracy_rows(results: Results) -> list[dict]:
         except ZoolensError:
             continue
         for k, c in enumerate(adjusted.categories):
-            rows[c].update({column: float(adjusted.mean[k]), f"{column}_lo": float(adjusted.lo[k]),
-                            f"{column}_hi": float(adjusted.hi[k]),
-                            "at_accuracy": adjusted.at_accuracy, "dof": adjusted.dof})
+            rows[c].update(
+                {
+                    column: float(adjusted.mean[k]),
+                    f"{column}_lo": float(adjusted.lo[k]),
+                    f"{column}_hi": float(adjusted.hi[k]),
+                    "at_accuracy": adjusted.at_accuracy,
+                    "dof": adjusted.dof,
+                }
+            )
     return [rows[c] for c in categories]
 
 
@@ -303,28 +365,45 @@ def _matched_table(results: Results) -> tuple[str | None, str | None]:
         cells = [_cell(esc(r["category"]), r["category"]), _cell(str(r["n"]), str(r["n"]), "num")]
         for column, digits in (("error_inconsistency", 4), ("error_consistency", 3)):
             value, lo, hi = r.get(column), r.get(f"{column}_lo"), r.get(f"{column}_hi")
-            ci = (f' <span class="ci">[{_num(lo, digits)}, {_num(hi, digits)}]</span>'
-                  if finite(lo) and finite(hi) else "")
-            cells += [_cell(_num(r.get(f"{column}_raw"), digits),
-                            _sort_key(r.get(f"{column}_raw")), "num"),
-                      _cell(_num(value, digits) + ci, _sort_key(value), "num")]
+            ci = (
+                f' <span class="ci">[{_num(lo, digits)}, {_num(hi, digits)}]</span>'
+                if finite(lo) and finite(hi)
+                else ""
+            )
+            cells += [
+                _cell(
+                    _num(r.get(f"{column}_raw"), digits), _sort_key(r.get(f"{column}_raw")), "num"
+                ),
+                _cell(_num(value, digits) + ci, _sort_key(value), "num"),
+            ]
         html_rows.append(f"<tr>{''.join(cells)}</tr>")
     at = next((r["at_accuracy"] for r in rows if finite(r.get("at_accuracy"))), math.nan)
     dof = next((r["dof"] for r in rows if "dof" in r), 0)
-    headers = [("Category", "relative to the base"), ("Pairs", "pairs with the base"),
-               ("EI", "mean error inconsistency with the base"),
-               ("EI at matched accuracy", "least squares of EI on category + the other "
-                                          "model's accuracy, at the mean accuracy [95% t "
-                                          "interval]"),
-               ("κ", "mean error consistency with the base"),
-               ("κ at matched accuracy", "the same model for κ [95% t interval]")]
-    caption = ("<b>Categories at matched accuracy.</b> A weak model disagrees more with the "
-               "base whatever its training (the paper's Fig. 1 plots error inconsistency "
-               "against accuracy), so raw category means mix both; here each category is "
-               "compared at the same accuracy of the other model "
-               f"({_pct(at)}), by a regression with accuracy as a covariate"
-               + (f" ({dof} residual degrees of freedom)." if dof > 0 else
-                  "; too few pairs for intervals."))
+    headers = [
+        ("Category", "relative to the base"),
+        ("Pairs", "pairs with the base"),
+        ("EI", "mean error inconsistency with the base"),
+        (
+            "EI at matched accuracy",
+            "least squares of EI on category + the other "
+            "model's accuracy, at the mean accuracy [95% t "
+            "interval]",
+        ),
+        ("κ", "mean error consistency with the base"),
+        ("κ at matched accuracy", "the same model for κ [95% t interval]"),
+    ]
+    caption = (
+        "<b>Categories at matched accuracy.</b> A weak model disagrees more with the "
+        "base whatever its training (the paper's Fig. 1 plots error inconsistency "
+        "against accuracy), so raw category means mix both; here each category is "
+        "compared at the same accuracy of the other model "
+        f"({_pct(at)}), by a regression with accuracy as a covariate"
+        + (
+            f" ({dof} residual degrees of freedom)."
+            if dof > 0
+            else "; too few pairs for intervals."
+        )
+    )
     return _table("table-matched", caption, headers, html_rows), None
 
 
@@ -345,8 +424,7 @@ def thumbnail_uri(path: str) -> str | None:
             image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             scale = max(1, THUMBNAIL_PX // max(image.size))
             if scale > 1:  # tiny images (CIFAR's 32 px): enlarge without blurring
-                image = image.resize((image.size[0] * scale, image.size[1] * scale),
-                                     Image.NEAREST)
+                image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.NEAREST)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
     except Exception:  # a missing or unreadable image: the row is shown without it
@@ -355,8 +433,10 @@ def thumbnail_uri(path: str) -> str | None:
 
 
 def _top3(rows: pd.DataFrame) -> str:
-    return "<br>".join(f"{esc(r['class_name'])} {_num(r['probability'], 3)}"
-                       for r in rows.sort_values("rank").to_dict("records"))
+    return "<br>".join(
+        f"{esc(r['class_name'])} {_num(r['probability'], 3)}"
+        for r in rows.sort_values("rank").to_dict("records")
+    )
 
 
 def _drilldown_table(results: Results) -> tuple[str | None, str | None]:
@@ -370,25 +450,42 @@ def _drilldown_table(results: Results) -> tuple[str | None, str | None]:
         first = part.iloc[0].to_dict()
         uri = thumbnail_uri(str(first.get("image") or "")) if "image" in part.columns else None
         images += uri is not None
-        picture = (f'<img src="{uri}" alt="{esc(first.get("example_id") or example)}" '
-                   f'width="{THUMBNAIL_PX}" height="{THUMBNAIL_PX}">' if uri else "—")
-        cells = [_cell(picture),
-                 _cell(esc(first.get("example_id") or int(example)), str(int(example)), "name"),
-                 _cell(esc(first["label_name"])),
-                 _cell(esc(first["right"]), str(first["right"]), "name"),
-                 _cell(_top3(part[part.model == a])), _cell(_top3(part[part.model == b]))]
+        picture = (
+            f'<img src="{uri}" alt="{esc(first.get("example_id") or example)}" '
+            f'width="{THUMBNAIL_PX}" height="{THUMBNAIL_PX}">'
+            if uri
+            else "—"
+        )
+        cells = [
+            _cell(picture),
+            _cell(esc(first.get("example_id") or int(example)), str(int(example)), "name"),
+            _cell(esc(first["label_name"])),
+            _cell(esc(first["right"]), str(first["right"]), "name"),
+            _cell(_top3(part[part.model == a])),
+            _cell(_top3(part[part.model == b])),
+        ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    headers = [("Image", "the example's image, when the zoo knows its files"),
-               ("Example", "example id (or row number)"), ("True class", "label"),
-               ("Right", "the one model that is right"),
-               (f"{a}: top 3", "classes and calibrated probabilities"),
-               (f"{b}: top 3", "classes and calibrated probabilities")]
-    caption = (f"<b>Drill-down.</b> Examples only one of the base <span class=\"name\">"
-               f"{esc(a)}</span> and its best sidekick <span class=\"name\">{esc(b)}</span> "
-               f"gets right ({len(rows)} shown, at most 50: half where each is the right one), "
-               f"with each model's top-3 classes and calibrated probabilities"
-               + ("" if images else "; no images (the zoo does not know its image files: "
-                  "collect records them, import takes --image-root)") + ".")
+    headers = [
+        ("Image", "the example's image, when the zoo knows its files"),
+        ("Example", "example id (or row number)"),
+        ("True class", "label"),
+        ("Right", "the one model that is right"),
+        (f"{a}: top 3", "classes and calibrated probabilities"),
+        (f"{b}: top 3", "classes and calibrated probabilities"),
+    ]
+    caption = (
+        f'<b>Drill-down.</b> Examples only one of the base <span class="name">'
+        f'{esc(a)}</span> and its best sidekick <span class="name">{esc(b)}</span> '
+        f"gets right ({len(rows)} shown, at most 50: half where each is the right one), "
+        f"with each model's top-3 classes and calibrated probabilities"
+        + (
+            ""
+            if images
+            else "; no images (the zoo does not know its image files: "
+            "collect records them, import takes --image-root)"
+        )
+        + "."
+    )
     return _table("table-drilldown", caption, headers, rows), None
 
 
@@ -403,23 +500,33 @@ def _greedy_table(results: Results) -> tuple[str | None, str | None]:
         kept = path[path.kept]
         for s in kept.to_dict("records"):
             step = str(int(s["step"]))
-            cells = [_cell(esc(start), str(start), "name"), _cell(step, step, "num"),
-                     _cell(esc(s["added"]), str(s["added"]), "name"),
-                     _cell(_pct(s["calibration_acc"]), _sort_key(s["calibration_acc"]), "num"),
-                     _cell(_pct(s["evaluation_acc"]), _sort_key(s["evaluation_acc"]), "num")]
+            cells = [
+                _cell(esc(start), str(start), "name"),
+                _cell(step, step, "num"),
+                _cell(esc(s["added"]), str(s["added"]), "name"),
+                _cell(_pct(s["calibration_acc"]), _sort_key(s["calibration_acc"]), "num"),
+                _cell(_pct(s["evaluation_acc"]), _sort_key(s["evaluation_acc"]), "num"),
+            ]
             rows.append(f"<tr>{''.join(cells)}</tr>")
         if len(kept):
             last = kept.iloc[-1]
-            summaries.append(f"From <span class=\"name\">{esc(start)}</span>: "
-                             f"{_weights_text(kept.added)}; evaluation accuracy "
-                             f"{_pct(last['evaluation_acc'])}")
-    headers = [("Start", "model the selection starts from"), ("Step", "0 = the start model alone"),
-               ("Added", "model added at this step (with replacement)"),
-               ("Calibration acc.", "accuracy on the calibration split (chooses the steps)"),
-               ("Evaluation acc.", "accuracy on the evaluation split (never used to choose)")]
-    caption = ("<b>Greedy ensemble</b> (kept prefix: the steps up to the best calibration "
-               "accuracy; models are added with replacement, so a model added k times of n "
-               "steps has weight k/n). " + "; ".join(summaries) + ".")
+            summaries.append(
+                f'From <span class="name">{esc(start)}</span>: '
+                f"{_weights_text(kept.added)}; evaluation accuracy "
+                f"{_pct(last['evaluation_acc'])}"
+            )
+    headers = [
+        ("Start", "model the selection starts from"),
+        ("Step", "0 = the start model alone"),
+        ("Added", "model added at this step (with replacement)"),
+        ("Calibration acc.", "accuracy on the calibration split (chooses the steps)"),
+        ("Evaluation acc.", "accuracy on the evaluation split (never used to choose)"),
+    ]
+    caption = (
+        "<b>Greedy ensemble</b> (kept prefix: the steps up to the best calibration "
+        "accuracy; models are added with replacement, so a model added k times of n "
+        "steps has weight k/n). " + "; ".join(summaries) + "."
+    )
     return _table("table-greedy", caption, headers, rows), None
 
 
@@ -432,18 +539,24 @@ def _soup_table(results: Results) -> tuple[str | None, str | None]:
     for s in soup.to_dict("records"):
         members = str(s["members"])
         shown = ", ".join(esc(m) for m in members.split(";") if m) or "—"
-        cells = [_cell(esc(s["method"]), str(s["method"]), "name"),
-                 _cell(shown, members),
-                 _cell(_pct(s["heldout_acc"]), _sort_key(s["heldout_acc"]), "num"),
-                 _cell(_pct(s["test_acc"]), _sort_key(s["test_acc"]), "num")]
+        cells = [
+            _cell(esc(s["method"]), str(s["method"]), "name"),
+            _cell(shown, members),
+            _cell(_pct(s["heldout_acc"]), _sort_key(s["heldout_acc"]), "num"),
+            _cell(_pct(s["test_acc"]), _sort_key(s["test_acc"]), "num"),
+        ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    headers = [("Method", "an ingredient alone, or a soup (weight average)"),
-               ("Members", "the fine-tuned models whose weights are averaged"),
-               ("Held-out acc.", "accuracy on the held-out split (chooses the greedy soup)"),
-               ("Test acc.", "accuracy on the test split")]
-    caption = ("<b>Model soups (Wortsman et al. 2022).</b> Fine-tuned models and averages of "
-               "their weights (uniform: all of them; greedy: added while held-out accuracy "
-               "does not fall), scored on the held-out and test splits.")
+    headers = [
+        ("Method", "an ingredient alone, or a soup (weight average)"),
+        ("Members", "the fine-tuned models whose weights are averaged"),
+        ("Held-out acc.", "accuracy on the held-out split (chooses the greedy soup)"),
+        ("Test acc.", "accuracy on the test split"),
+    ]
+    caption = (
+        "<b>Model soups (Wortsman et al. 2022).</b> Fine-tuned models and averages of "
+        "their weights (uniform: all of them; greedy: added while held-out accuracy "
+        "does not fall), scored on the held-out and test splits."
+    )
     return _table("table-soup", caption, headers, rows), None
 
 
@@ -460,8 +573,12 @@ def _hparams_text(hparams) -> str:
     """hparams as escaped compact ``k=v, k=v`` text (in the card's order)."""
     if isinstance(hparams, dict):
         # None is a value a reader must see ("max_depth=None"), not an empty "max_depth="
-        return ", ".join(f"{esc(k)}={esc('None' if v is None else _compact(v))}"
-                         for k, v in hparams.items()) or "—"
+        return (
+            ", ".join(
+                f"{esc(k)}={esc('None' if v is None else _compact(v))}" for k, v in hparams.items()
+            )
+            or "—"
+        )
     return _text(_compact(hparams))
 
 
@@ -474,24 +591,40 @@ def _cards_table(results: Results) -> tuple[str | None, str | None]:
     for name, card in cards.items():
         seed = card.get("seed")
         seed_sort = _sort_key(seed) if not isinstance(seed, bool) else ""
-        cells = [_cell(esc(name), name, "name"), _cell(_text(card.get("arch"))),
-                 _cell(_text(card.get("framework"))), _cell(_text(card.get("pretrain_data"))),
-                 _cell(_text(card.get("head"))),
-                 _cell(_text(_compact(seed)), seed_sort, "num"),
-                 _cell(_hparams_text(card.get("hparams")), _compact(card.get("hparams"))),
-                 _cell(_text(_compact(card.get("notes"))))]
+        cells = [
+            _cell(esc(name), name, "name"),
+            _cell(_text(card.get("arch"))),
+            _cell(_text(card.get("framework"))),
+            _cell(_text(card.get("pretrain_data"))),
+            _cell(_text(card.get("head"))),
+            _cell(_text(_compact(seed)), seed_sort, "num"),
+            _cell(_hparams_text(card.get("hparams")), _compact(card.get("hparams"))),
+            _cell(_text(_compact(card.get("notes")))),
+        ]
         rows.append(f'<tr data-model="{esc(name)}">{"".join(cells)}</tr>')
-    headers = [("Model", "model name as in the zoo"), ("Architecture", "arch"),
-               ("Method", "training framework"), ("Pretraining data", "pretrain_data"),
-               ("Head", "classification head"), ("Seed", "random seed"),
-               ("Hyperparameters", "hparams as key=value"), ("Notes", "the card's notes")]
-    caption = ("<b>Model cards.</b> What each model of the zoo is, as its card says "
-               "(the categories of Table 1 follow from these fields).")
+    headers = [
+        ("Model", "model name as in the zoo"),
+        ("Architecture", "arch"),
+        ("Method", "training framework"),
+        ("Pretraining data", "pretrain_data"),
+        ("Head", "classification head"),
+        ("Seed", "random seed"),
+        ("Hyperparameters", "hparams as key=value"),
+        ("Notes", "the card's notes"),
+    ]
+    caption = (
+        "<b>Model cards.</b> What each model of the zoo is, as its card says "
+        "(the categories of Table 1 follow from these fields)."
+    )
     return _table("table-cards", caption, headers, rows), None
 
 
-_VERDICT_CLASS = {"holds": ("v-holds", "✓"), "does not hold": ("v-fails", "✗"),
-                  "partly": ("v-partly", "≈"), "not measured": ("v-unmeasured", "–")}
+_VERDICT_CLASS = {
+    "holds": ("v-holds", "✓"),
+    "does not hold": ("v-fails", "✗"),
+    "partly": ("v-partly", "≈"),
+    "not measured": ("v-unmeasured", "–"),
+}
 
 
 def _findings_section(results: Results) -> str:
@@ -503,33 +636,70 @@ def _findings_section(results: Results) -> str:
     for f in findings:
         verdict = f["verdict"].strip()
         cls, mark = _VERDICT_CLASS.get(verdict.lower(), ("v-other", "?"))
-        rows.append(f'<tr data-key="{esc(f["key"])}"><td class="claim">{_text(f["claim"])}</td>'
-                    f'<td class="measured">{_text(f["measured"])}</td>'
-                    f'<td class="verdict {cls}" data-sort="{esc(verdict)}">'
-                    f'<span class="mark" aria-hidden="true">{mark}</span> {_text(verdict)}</td></tr>')
-    headers = [("Claim (Gontijo-Lopes et al. 2021)", "the paper's finding"),
-               ("Measured", "what this zoo gives"),
-               ("Verdict", "holds / partly / does not hold / not measured, by the fixed rule of "
-                           "zoolens.demo.findings")]
-    caption = ("The paper's findings checked on this zoo, each by a fixed rule applied to the "
-               "tables of this folder.")
-    return ('<section id="findings"><h2>Findings for this zoo</h2>'
-            + _table("table-findings", caption, headers, rows, sortable=False) + "</section>")
+        rows.append(
+            f'<tr data-key="{esc(f["key"])}"><td class="claim">{_text(f["claim"])}</td>'
+            f'<td class="measured">{_text(f["measured"])}</td>'
+            f'<td class="verdict {cls}" data-sort="{esc(verdict)}">'
+            f'<span class="mark" aria-hidden="true">{mark}</span> {_text(verdict)}</td></tr>'
+        )
+    headers = [
+        ("Claim (Gontijo-Lopes et al. 2021)", "the paper's finding"),
+        ("Measured", "what this zoo gives"),
+        (
+            "Verdict",
+            "holds / partly / does not hold / not measured, by the fixed rule of "
+            "zoolens.demo.findings",
+        ),
+    ]
+    caption = (
+        "The paper's findings checked on this zoo, each by a fixed rule applied to the "
+        "tables of this folder."
+    )
+    return (
+        '<section id="findings"><h2>Findings for this zoo</h2>'
+        + _table("table-findings", caption, headers, rows, sortable=False)
+        + "</section>"
+    )
 
 
 # ---------------------------------------------------------------- summary and headline
 
-_SUMMARY_LABELS = {"zoo": "Zoo", "path": "Zoo path", "zoo_path": "Zoo path",
-                   "dataset": "Dataset", "base": "Base model", "num_models": "Models",
-                   "num_examples": "Examples", "num_classes": "Classes",
-                   "num_evaluation_examples": "Evaluation examples", "split_seed": "Split seed",
-                   "zoolens_version": "zoolens version", "format_version": "Format version",
-                   "table_version": "Table version", "command": "Command line",
-                   "created_utc": "Created", "splits": "Split sizes",
-                   "elapsed_s": "Analysis time (s)", "multilabel": "Multi-label",
-                   "file_hashes": "File hashes (sha256)"}
-_FIRST = ("dataset", "path", "zoo", "base", "num_models", "num_examples", "num_classes",
-          "splits", "split_seed", "multilabel", "created_utc", "zoolens_version", "command")
+_SUMMARY_LABELS = {
+    "zoo": "Zoo",
+    "path": "Zoo path",
+    "zoo_path": "Zoo path",
+    "dataset": "Dataset",
+    "base": "Base model",
+    "num_models": "Models",
+    "num_examples": "Examples",
+    "num_classes": "Classes",
+    "num_evaluation_examples": "Evaluation examples",
+    "split_seed": "Split seed",
+    "zoolens_version": "zoolens version",
+    "format_version": "Format version",
+    "table_version": "Table version",
+    "command": "Command line",
+    "created_utc": "Created",
+    "splits": "Split sizes",
+    "elapsed_s": "Analysis time (s)",
+    "multilabel": "Multi-label",
+    "file_hashes": "File hashes (sha256)",
+}
+_FIRST = (
+    "dataset",
+    "path",
+    "zoo",
+    "base",
+    "num_models",
+    "num_examples",
+    "num_classes",
+    "splits",
+    "split_seed",
+    "multilabel",
+    "created_utc",
+    "zoolens_version",
+    "command",
+)
 _NOTE_LISTS = ("notes", "temperature_warnings")
 
 
@@ -553,8 +723,14 @@ def _generic(value, depth: int = 0) -> str:
             return "—"
         if depth > 3:
             return f"<code>{esc(json.dumps(value, ensure_ascii=False, default=str))}</code>"
-        return "<ul>" + "".join(f"<li><b>{esc(_humanize(k))}:</b> {_generic(v, depth + 1)}</li>"
-                                for k, v in value.items()) + "</ul>"
+        return (
+            "<ul>"
+            + "".join(
+                f"<li><b>{esc(_humanize(k))}:</b> {_generic(v, depth + 1)}</li>"
+                for k, v in value.items()
+            )
+            + "</ul>"
+        )
     if isinstance(value, (list, tuple)):
         if not value:
             return "—"
@@ -593,8 +769,10 @@ def _summary_section(results: Results) -> str:
         if isinstance(value, (dict, list, tuple)):
             if value:
                 count = f" ({len(value)})"
-                details.append(f"<details><summary>{esc(_humanize(key))}{count}</summary>"
-                               f"{_generic(value)}</details>")
+                details.append(
+                    f"<details><summary>{esc(_humanize(key))}{count}</summary>"
+                    f"{_generic(value)}</details>"
+                )
             continue
         cls = ' class="name"' if key in ("base", "dataset") else ""
         items.append(f"<dt>{esc(_humanize(key))}</dt><dd{cls}>{_scalar(value)}</dd>")
@@ -603,10 +781,16 @@ def _summary_section(results: Results) -> str:
         value = flat.get(key)
         if isinstance(value, list):
             analysis_notes += [f"<li>{esc(v)}</li>" for v in value if isinstance(v, str) and v]
-    notes = (f'<div id="analysis-notes"><b>Notes from the analysis:</b><ul>{"".join(analysis_notes)}'
-             f"</ul></div>" if analysis_notes else "")
-    return (f'<section id="summary"><h2>The zoo</h2><dl class="summary">{"".join(items)}</dl>'
-            f'{notes}{"".join(details)}</section>')
+    notes = (
+        f'<div id="analysis-notes"><b>Notes from the analysis:</b><ul>{"".join(analysis_notes)}'
+        f"</ul></div>"
+        if analysis_notes
+        else ""
+    )
+    return (
+        f'<section id="summary"><h2>The zoo</h2><dl class="summary">{"".join(items)}</dl>'
+        f"{notes}{''.join(details)}</section>"
+    )
 
 
 def _interval(d: dict, key: str) -> str:
@@ -623,9 +807,12 @@ def _headline_base(v: dict) -> str:
 
 
 def _headline_sidekick(v: dict) -> str:
-    text = (f'<span class="name">{esc(v["model"])}</span>'
-            + (f" ({esc(v['category'])})" if v.get("category") else "")
-            + f": ensemble accuracy {_pct(v['ensemble_acc'])}" + _interval(v, "ensemble_acc"))
+    text = (
+        f'<span class="name">{esc(v["model"])}</span>'
+        + (f" ({esc(v['category'])})" if v.get("category") else "")
+        + f": ensemble accuracy {_pct(v['ensemble_acc'])}"
+        + _interval(v, "ensemble_acc")
+    )
     if finite(v.get("over_base")):
         text += f", {100 * float(v['over_base']):+.2f} points over the base alone"
     if finite(v.get("gain_over_best")):
@@ -643,10 +830,16 @@ def _by_category(v: dict, what: str) -> str:
         d = v[cat]
         if not isinstance(d, dict) or not finite(d.get("mean")):
             continue
-        ci = (f" [{_num(d['lo'], 3)}, {_num(d['hi'], 3)}]"
-              if finite(d.get("lo")) and finite(d.get("hi")) else "")
-        n = (f" ({int(d['n_pairs'])} pair{'s' if int(d['n_pairs']) != 1 else ''})"
-             if finite(d.get("n_pairs")) else "")
+        ci = (
+            f" [{_num(d['lo'], 3)}, {_num(d['hi'], 3)}]"
+            if finite(d.get("lo")) and finite(d.get("hi"))
+            else ""
+        )
+        n = (
+            f" ({int(d['n_pairs'])} pair{'s' if int(d['n_pairs']) != 1 else ''})"
+            if finite(d.get("n_pairs"))
+            else ""
+        )
         parts.append(f"{esc(cat)} {_num(d['mean'], 3)}{ci}{n}")
     if not parts:
         return f"{what}: not defined for any category (no pair with the base has this rate)"
@@ -681,21 +874,27 @@ def _headline_spearman(v: dict) -> str:
             parts.append(correlation_text(d, name))
     if not parts:
         raise ValueError("no correlation")
-    return ("Spearman correlation of error inconsistency and ensemble gain over the members' "
-            "mean (interval: 95% bootstrap, examples resampled): " + "; ".join(parts))
+    return (
+        "Spearman correlation of error inconsistency and ensemble gain over the members' "
+        "mean (interval: 95% bootstrap, examples resampled): " + "; ".join(parts)
+    )
 
 
 def _headline_greedy(v: dict) -> str:
     if v.get("skipped") and not v.get("members"):
         return f"not run: {esc(v['skipped'])}"
     members = v.get("members") or []
-    text = (f"greedy ensemble from <span class=\"name\">{esc(v['start'])}</span>: "
-            f"{_weights_text(members)}; evaluation accuracy {_pct(v['evaluation_acc'])}")
+    text = (
+        f'greedy ensemble from <span class="name">{esc(v["start"])}</span>: '
+        f"{_weights_text(members)}; evaluation accuracy {_pct(v['evaluation_acc'])}"
+    )
     if finite(v.get("gain_over_start")):
         text += f" ({100 * float(v['gain_over_start']):+.2f} points over the start alone"
         if finite(v.get("gain_over_start_lo")) and finite(v.get("gain_over_start_hi")):
-            text += (f", 95% paired bootstrap interval [{_points(v['gain_over_start_lo'])}, "
-                     f"{_points(v['gain_over_start_hi'])}]")
+            text += (
+                f", 95% paired bootstrap interval [{_points(v['gain_over_start_lo'])}, "
+                f"{_points(v['gain_over_start_hi'])}]"
+            )
         text += ")"
     return text
 
@@ -703,10 +902,11 @@ def _headline_greedy(v: dict) -> str:
 _HEADLINE = {
     "base": ("Base", _headline_base),
     "best_sidekick": ("Best sidekick", _headline_sidekick),
-    "mean_error_inconsistency_by_category": (None, lambda v: _by_category(
-        v, "Mean error inconsistency with the base by category")),
-    "conversion_rate_by_category": (None, lambda v: _by_category(
-        v, "Conversion rate by category")),
+    "mean_error_inconsistency_by_category": (
+        None,
+        lambda v: _by_category(v, "Mean error inconsistency with the base by category"),
+    ),
+    "conversion_rate_by_category": (None, lambda v: _by_category(v, "Conversion rate by category")),
     "spearman_ei_vs_gain": (None, _headline_spearman),
     "greedy": ("Greedy", _headline_greedy),
 }
@@ -725,15 +925,17 @@ def _headline_section(results: Results) -> str:
         if h.get("all_models_ensemble_members") == 0:
             h.pop("all_models_ensemble_members")
             h.pop("all_models_ensemble_acc", None)
-            rendered["all_models_ensemble_none"] = ("Ensemble of all models: none (no model has "
-                                                    "probabilities to average)")
+            rendered["all_models_ensemble_none"] = (
+                "Ensemble of all models: none (no model has probabilities to average)"
+            )
             h = {"all_models_ensemble_none": True, **h}
         for key in ("all_models_ensemble_acc", "majority_vote_acc"):
             if finite(h.get(key)):
                 members = h.pop(key.replace("_acc", "_members"), None)
                 what = "Ensemble of all models" if key.startswith("all") else "Majority vote"
-                rendered[key] = (f"{what}: accuracy {_pct(h[key])}"
-                                 + (f" ({esc(members)} models)" if members is not None else ""))
+                rendered[key] = f"{what}: accuracy {_pct(h[key])}" + (
+                    f" ({esc(members)} models)" if members is not None else ""
+                )
         for key, value in h.items():
             if key in _HEADLINE_SKIP or value is None:
                 continue
@@ -845,14 +1047,22 @@ _JS = """
 # (HTML block or None, note or None). A new section (e.g. from a new table) appends or
 # inserts its builder here; the HTML it returns must escape every user string (esc).
 TABLE_BUILDERS: list[Callable[[Results], tuple[str | None, str | None]]] = [
-    _table1, _matched_table, _sidekick_table, _drilldown_table, _greedy_table, _soup_table,
-    _cards_table]
+    _table1,
+    _matched_table,
+    _sidekick_table,
+    _drilldown_table,
+    _greedy_table,
+    _soup_table,
+    _cards_table,
+]
 
 
 def _csp() -> str:
     digest = base64.b64encode(hashlib.sha256(_JS.encode("utf-8")).digest()).decode("ascii")
-    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
-            f"img-src data:; base-uri 'none'; form-action 'none'")
+    return (
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+        f"img-src data:; base-uri 'none'; form-action 'none'"
+    )
 
 
 def _title(results: Results) -> str:
@@ -866,13 +1076,21 @@ def _title(results: Results) -> str:
     return results.path.resolve().name
 
 
-def render_html(results: Results, figure_blocks: list[str], tables: list[str],
-                notes: list[str], sections: str = "") -> str:
+def render_html(
+    results: Results,
+    figure_blocks: list[str],
+    tables: list[str],
+    notes: list[str],
+    sections: str = "",
+) -> str:
     title = _title(results)
     notes_html = ""
     if notes:
-        notes_html = ('<section id="notes"><h2>Notes: what is left out or odd</h2><ul>'
-                      + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></section>")
+        notes_html = (
+            '<section id="notes"><h2>Notes: what is left out or odd</h2><ul>'
+            + "".join(f"<li>{esc(n)}</li>" for n in notes)
+            + "</ul></section>"
+        )
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -897,10 +1115,10 @@ Representation to Rule Them All”), built from <code>{esc(results.path)}</code>
 {_headline_section(results)}
 {notes_html}
 <section id="figures"><h2>Figures</h2>
-{''.join(figure_blocks) or '<p>No figure could be drawn from these tables.</p>'}
+{"".join(figure_blocks) or "<p>No figure could be drawn from these tables.</p>"}
 </section>
 <section id="tables"><h2>Tables</h2>
-{''.join(tables) or '<p>No table could be built from these tables.</p>'}
+{"".join(tables) or "<p>No table could be built from these tables.</p>"}
 </section>
 {sections}
 <footer>Generated by zoolens {esc(__version__)} on {esc(when)}. This file is self-contained:
@@ -948,9 +1166,15 @@ def _warn_stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
-                 warn: Callable[[str], None] | None = _warn_stderr,
-                 progress: Callable[[str], None] | None = None) -> ReportResult:
+def build_report(
+    results_dir,
+    out_path,
+    *,
+    png_dir=None,
+    which: str = "base",
+    warn: Callable[[str], None] | None = _warn_stderr,
+    progress: Callable[[str], None] | None = None,
+) -> ReportResult:
     """Write one self-contained HTML report of the result tables in ``results_dir``.
 
     Every figure whose data are present is drawn (inline SVG; also PNG in ``png_dir`` if
@@ -994,8 +1218,13 @@ def build_report(results_dir, out_path, *, png_dir=None, which: str = "base",
             f'<figure id="{prefix}" class="zl-figure" data-figure="{esc(spec.key)}">{svg}'
             f'<figcaption id="{prefix}-caption"><b>{esc(spec.title)}</b> '
             f'<span class="paper">({esc(paper)})</span>. {esc(spec.caption)}'
-            + (f' <span class="shown">({esc("; ".join(drawn.shown))}.)</span>' if drawn.shown else "")
-            + "</figcaption></figure>")
+            + (
+                f' <span class="shown">({esc("; ".join(drawn.shown))}.)</span>'
+                if drawn.shown
+                else ""
+            )
+            + "</figcaption></figure>"
+        )
         report.figures.append(spec.key)
         report.figure_data[spec.key] = drawn.data
         drawn.figure.clear()

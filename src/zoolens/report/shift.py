@@ -23,8 +23,26 @@ from zoolens.report import figures as F
 from zoolens.report.tables import Results, finite
 
 # Probit-axis ticks, labelled in accuracy (those inside the plotted range are used).
-TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98,
-         0.99, 0.995, 0.999)
+TICKS = (
+    0.01,
+    0.05,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    0.97,
+    0.98,
+    0.99,
+    0.995,
+    0.999,
+)
 
 
 @dataclass
@@ -51,12 +69,15 @@ def load_shift(results: Results) -> tuple[ShiftTables | None, list[str]]:
         return None, []  # absent, or analyze without --shift (a bad table was noted on reading)
     missing = [f"{name}.csv" for name, frame in frames.items() if frame is None]
     if missing or len(frames["shift_models"]) == 0:
-        return None, [f"the section under distribution shift is left out: "
-                      f"{', '.join(missing) or 'shift_models.csv'} absent, empty or unusable"]
+        return None, [
+            f"the section under distribution shift is left out: "
+            f"{', '.join(missing) or 'shift_models.csv'} absent, empty or unusable"
+        ]
     return ShiftTables(frames["shift_models"], frames["shift_pairs"], frames["shift_fits"]), []
 
 
 # ---------------------------------------------------------------- figures
+
 
 def _probit(p) -> np.ndarray:
     from scipy.special import ndtri
@@ -87,7 +108,7 @@ def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.
     sets = shift.shifted
     if not sets:
         raise F.FigureSkipped("no shifted set in shift_models.csv")
-    shown = sets[:F.MAX_PANELS]
+    shown = sets[: F.MAX_PANELS]
     fig, axes = F._new_figure(4.2 * len(shown), 4.2, ncols=len(shown))
     data: dict = {}
     ref = shift.reference
@@ -116,9 +137,16 @@ def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.
         categories = F.ordered_categories(category)
         for cat in categories:
             sel = keep & (category == cat)
-            ax.scatter(px[sel], py[sel], s=16 if measure == "accuracy" else 8,
-                       color=F.category_color(cat, categories), alpha=0.8, zorder=3,
-                       edgecolors="none", label=F.label(cat, 14))
+            ax.scatter(
+                px[sel],
+                py[sel],
+                s=16 if measure == "accuracy" else 8,
+                color=F.category_color(cat, categories),
+                alpha=0.8,
+                zorder=3,
+                edgecolors="none",
+                label=F.label(cat, 14),
+            )
         _probit_axes(ax, np.concatenate([px[keep], py[keep]]))
         lo, hi = ax.get_xlim()
         grid = np.linspace(lo, hi, 50)
@@ -126,23 +154,33 @@ def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.
         fit = shift.fits[(shift.fits.set == name) & (shift.fits.measure == measure)]
         line = fit.iloc[0].to_dict() if len(fit) else {}
         if finite(line.get("slope")) and finite(line.get("intercept")):
-            ax.plot(grid, line["slope"] * grid + line["intercept"], color="black", linewidth=1,
-                    label="probit fit")
+            ax.plot(
+                grid,
+                line["slope"] * grid + line["intercept"],
+                color="black",
+                linewidth=1,
+                label="probit fit",
+            )
         r2 = f", R² {line['r2']:.3f}" if finite(line.get("r2")) else ""
-        slope = (f"slope {line['slope']:.2f}, intercept {line['intercept']:+.2f}{r2}"
-                 if finite(line.get("slope")) else "no fit")
+        slope = (
+            f"slope {line['slope']:.2f}, intercept {line['intercept']:+.2f}{r2}"
+            if finite(line.get("slope"))
+            else "no fit"
+        )
         ax.set_title(F.label(f"{name}: {slope}", 60))
         what = "accuracy" if measure == "accuracy" else "agreement"
         ax.set_xlabel(F.label(f"{what} on {ref} (probit scale)", 48))
         ax.set_ylabel(F.label(f"{what} on {name} (probit scale)", 48))
         ax.legend(loc="upper left", frameon=False)
-        data[name] = {"labels": [lab for lab, k in zip(labels, keep) if k],
-                      "x": F._floats(x[keep]), "y": F._floats(y[keep]),
-                      "slope": line.get("slope", math.nan),
-                      "intercept": line.get("intercept", math.nan),
-                      "r2": line.get("r2", math.nan)}
-    said = ([f"the first {len(shown)} of {len(sets)} shifted sets"]
-            if len(shown) < len(sets) else [])
+        data[name] = {
+            "labels": [lab for lab, k in zip(labels, keep) if k],
+            "x": F._floats(x[keep]),
+            "y": F._floats(y[keep]),
+            "slope": line.get("slope", math.nan),
+            "intercept": line.get("intercept", math.nan),
+            "r2": line.get("r2", math.nan),
+        }
+    said = [f"the first {len(shown)} of {len(sets)} shifted sets"] if len(shown) < len(sets) else []
     return F.FigureResult(fig, data, shown=said)
 
 
@@ -175,8 +213,13 @@ def ei_by_category(shift: ShiftTables, base: str | None) -> F.FigureResult:
             means.append(float(values.mean()) if values.size else math.nan)
             counts.append(int(values.size))
         positions = np.arange(len(categories)) - 0.4 + width * (k + 0.5)
-        ax.bar(positions, np.nan_to_num(means), width=width, color=colors[k % len(colors)],
-               label=F.label(name, 24))
+        ax.bar(
+            positions,
+            np.nan_to_num(means),
+            width=width,
+            color=colors[k % len(colors)],
+            label=F.label(name, 24),
+        )
         data["sets"][name] = {"mean": means, "n_pairs": counts}
     ax.set_xticks(range(len(categories)), [F.label(c, 14) for c in categories])
     ax.set_ylabel("mean error inconsistency with the base")
@@ -186,6 +229,7 @@ def ei_by_category(shift: ShiftTables, base: str | None) -> F.FigureResult:
 
 
 # ---------------------------------------------------------------- the section
+
 
 def _sidekick_rows(shift: ShiftTables, base: str) -> tuple[list[str], list[list], str | None]:
     """Partners of the base ranked on the reference set, with their rank on every set."""
@@ -200,8 +244,11 @@ def _sidekick_rows(shift: ShiftTables, base: str) -> tuple[list[str], list[list]
         row = [other]
         for name in sets:
             hit = pairs[(pairs.set == name) & (pairs.other == other)]
-            row.append((hit.base_rank.iloc[0], hit.ensemble_acc.iloc[0]) if len(hit)
-                       else (math.nan, math.nan))
+            row.append(
+                (hit.base_rank.iloc[0], hit.ensemble_acc.iloc[0])
+                if len(hit)
+                else (math.nan, math.nan)
+            )
         rows.append(row)
     best = str(ref.other.iloc[0]) if len(ref) else None
     return sets, rows, best
@@ -217,22 +264,33 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
     notes: list[str] = []
     base = results.base
     blocks, data = [], {}
-    specs = [("shift-accuracy", "Accuracy on the line",
-              "Each dot is a model: its accuracy on a shifted set against the reference set, on "
-              "probit axes labelled in accuracy; the dashed line is y = x, the solid line the "
-              "probit-scale fit over all models (Miller et al. 2021). Dots above the fit are "
-              "effectively robust (Taori et al. 2020).",
-              lambda: on_the_line(shift, "accuracy", base)),
-             ("shift-agreement", "Agreement on the line",
-              "Each dot is a pair: how often the two models predict the same class on a shifted "
-              "set against the reference set, on probit axes; dashed y = x, solid the fit "
-              "(Baek et al. 2022). A fit like the accuracy line's lets agreement, which needs "
-              "no labels, predict shifted accuracy.",
-              lambda: on_the_line(shift, "agreement")),
-             ("shift-categories", "Error inconsistency with the base by category, per set",
-              "Paper Fig. 1 on each evaluation set: whether more distant training methods "
-              "still disagree more with the base after the shift.",
-              lambda: ei_by_category(shift, base))]
+    specs = [
+        (
+            "shift-accuracy",
+            "Accuracy on the line",
+            "Each dot is a model: its accuracy on a shifted set against the reference set, on "
+            "probit axes labelled in accuracy; the dashed line is y = x, the solid line the "
+            "probit-scale fit over all models (Miller et al. 2021). Dots above the fit are "
+            "effectively robust (Taori et al. 2020).",
+            lambda: on_the_line(shift, "accuracy", base),
+        ),
+        (
+            "shift-agreement",
+            "Agreement on the line",
+            "Each dot is a pair: how often the two models predict the same class on a shifted "
+            "set against the reference set, on probit axes; dashed y = x, solid the fit "
+            "(Baek et al. 2022). A fit like the accuracy line's lets agreement, which needs "
+            "no labels, predict shifted accuracy.",
+            lambda: on_the_line(shift, "agreement"),
+        ),
+        (
+            "shift-categories",
+            "Error inconsistency with the base by category, per set",
+            "Paper Fig. 1 on each evaluation set: whether more distant training methods "
+            "still disagree more with the base after the shift.",
+            lambda: ei_by_category(shift, base),
+        ),
+    ]
     for key, title, caption, draw in specs:
         try:
             drawn = draw()
@@ -241,11 +299,14 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
             continue
         prefix = f"zl-{key}"
         svg = H.figure_svg(drawn.figure, prefix)
-        shown = (f' <span class="shown">({H.esc("; ".join(drawn.shown))}.)</span>'
-                 if drawn.shown else "")
-        blocks.append(f'<figure id="{prefix}" class="zl-figure" data-figure="{H.esc(key)}">'
-                      f'{svg}<figcaption id="{prefix}-caption"><b>{H.esc(title)}</b>. '
-                      f"{H.esc(caption)}{shown}</figcaption></figure>")
+        shown = (
+            f' <span class="shown">({H.esc("; ".join(drawn.shown))}.)</span>' if drawn.shown else ""
+        )
+        blocks.append(
+            f'<figure id="{prefix}" class="zl-figure" data-figure="{H.esc(key)}">'
+            f'{svg}<figcaption id="{prefix}-caption"><b>{H.esc(title)}</b>. '
+            f"{H.esc(caption)}{shown}</figcaption></figure>"
+        )
         data[key] = drawn.data
         drawn.figure.clear()
     blocks.append(_fits_table(shift))
@@ -254,13 +315,18 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
         if rows:
             blocks.append(_sidekick_table(sets, rows, best, base))
         else:
-            notes.append("sidekick ranks under shift left out: no pair with the base has "
-                         "ensemble accuracies (decision-only models)")
+            notes.append(
+                "sidekick ranks under shift left out: no pair with the base has "
+                "ensemble accuracies (decision-only models)"
+            )
     body = "".join(blocks)
-    return (f'<section id="shift"><h2>Under distribution shift</h2>'
-            f"<p>The same models on {len(shift.shifted) + 1} evaluation sets; the reference "
-            f'set is <span class="name">{H.esc(shift.reference)}</span>.</p>{body}</section>',
-            notes, data)
+    return (
+        f'<section id="shift"><h2>Under distribution shift</h2>'
+        f"<p>The same models on {len(shift.shifted) + 1} evaluation sets; the reference "
+        f'set is <span class="name">{H.esc(shift.reference)}</span>.</p>{body}</section>',
+        notes,
+        data,
+    )
 
 
 def _fits_table(shift: ShiftTables) -> str:
@@ -268,21 +334,31 @@ def _fits_table(shift: ShiftTables) -> str:
 
     rows = []
     for f in shift.fits.to_dict("records"):
-        cells = [H._cell(H.esc(f["set"]), str(f["set"]), "name"), H._cell(H.esc(f["measure"])),
-                 H._cell(H._num(f["slope"], 3), H._sort_key(f["slope"]), "num"),
-                 H._cell(H._num(f["intercept"], 3), H._sort_key(f["intercept"]), "num"),
-                 H._cell(H._num(f["r2"], 3), H._sort_key(f["r2"]), "num"),
-                 H._cell(str(int(f["n_points"])) if finite(f["n_points"]) else "—",
-                         H._sort_key(f["n_points"]), "num")]
+        cells = [
+            H._cell(H.esc(f["set"]), str(f["set"]), "name"),
+            H._cell(H.esc(f["measure"])),
+            H._cell(H._num(f["slope"], 3), H._sort_key(f["slope"]), "num"),
+            H._cell(H._num(f["intercept"], 3), H._sort_key(f["intercept"]), "num"),
+            H._cell(H._num(f["r2"], 3), H._sort_key(f["r2"]), "num"),
+            H._cell(
+                str(int(f["n_points"])) if finite(f["n_points"]) else "—",
+                H._sort_key(f["n_points"]),
+                "num",
+            ),
+        ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    headers = [("Set", "the shifted evaluation set"),
-               ("Measure", "accuracy (per model) or prediction agreement (per pair)"),
-               ("Slope", "of probit(shifted) on probit(reference)"),
-               ("Intercept", "of the probit-scale line"),
-               ("R²", "squared correlation of the probit values"),
-               ("Points", "models or pairs in the fit")]
-    caption = ("<b>Lines under shift.</b> probit(measure on the shifted set) ≈ slope · "
-               "probit(measure on the reference set) + intercept.")
+    headers = [
+        ("Set", "the shifted evaluation set"),
+        ("Measure", "accuracy (per model) or prediction agreement (per pair)"),
+        ("Slope", "of probit(shifted) on probit(reference)"),
+        ("Intercept", "of the probit-scale line"),
+        ("R²", "squared correlation of the probit values"),
+        ("Points", "models or pairs in the fit"),
+    ]
+    caption = (
+        "<b>Lines under shift.</b> probit(measure on the shifted set) ≈ slope · "
+        "probit(measure on the reference set) + intercept."
+    )
     return H._table("table-shift-fits", caption, headers, rows)
 
 
@@ -293,17 +369,23 @@ def _sidekick_table(sets: list[str], rows: list[list], best: str | None, base: s
     for row in rows:
         cells = [H._cell(H.esc(row[0]), str(row[0]), "name")]
         for rank, acc in row[1:]:
-            text = (f"{int(rank)} <span class=\"ci\">{H._pct(acc)}</span>" if finite(rank)
-                    else "—")
+            text = f'{int(rank)} <span class="ci">{H._pct(acc)}</span>' if finite(rank) else "—"
             cells.append(H._cell(text, H._sort_key(rank), "num"))
         cls = ' class="best"' if row[0] == best else ""
         body.append(f'<tr{cls} data-model="{H.esc(row[0])}">{"".join(cells)}</tr>')
     headers = [("Model", "the base's partner")] + [
-        (f"Rank on {name}", "rank by pair-ensemble accuracy with the base on this set "
-                            "(1 = best; ties share a rank), and that accuracy") for name in sets]
-    caption = (f"<b>Sidekicks under shift.</b> The partners of the base "
-               f'<span class="name">{H.esc(base)}</span> ranked by ensemble accuracy on the '
-               f"reference set; the best one there"
-               + (f' (<span class="name">{H.esc(best)}</span>)' if best else "")
-               + " and its rank on every shifted set.")
+        (
+            f"Rank on {name}",
+            "rank by pair-ensemble accuracy with the base on this set "
+            "(1 = best; ties share a rank), and that accuracy",
+        )
+        for name in sets
+    ]
+    caption = (
+        f"<b>Sidekicks under shift.</b> The partners of the base "
+        f'<span class="name">{H.esc(base)}</span> ranked by ensemble accuracy on the '
+        f"reference set; the best one there"
+        + (f' (<span class="name">{H.esc(best)}</span>)' if best else "")
+        + " and its rank on every shifted set."
+    )
     return H._table("table-shift-sidekicks", caption, headers, body)

@@ -27,8 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolens.contracts import (FINDING_FIELDS, RESULT_TABLES, SOUP_COLUMNS,
-                               SUPPORTED_TABLE_VERSIONS, TableContract)
+from zoolens.contracts import (
+    FINDING_FIELDS,
+    RESULT_TABLES,
+    SOUP_COLUMNS,
+    SUPPORTED_TABLE_VERSIONS,
+    TableContract,
+)
 from zoolens.errors import ZoolensError
 
 # The tables' columns, types and versions are spelled once, in zoolens.contracts.
@@ -49,9 +54,9 @@ class Results:
     notes: list[str] = field(default_factory=list)
     base: str | None = None
     # optional extras (no note when absent; one note when malformed): see load_extras
-    soup: pd.DataFrame | None = None          # soup.csv (zoolens soup / zoolens demo)
-    findings: list[dict] | None = None        # findings.json (zoolens demo)
-    cards: dict[str, dict] | None = None      # cards.json (zoolens analyze)
+    soup: pd.DataFrame | None = None  # soup.csv (zoolens soup / zoolens demo)
+    findings: list[dict] | None = None  # findings.json (zoolens demo)
+    cards: dict[str, dict] | None = None  # cards.json (zoolens analyze)
 
     def has(self, *names: str) -> bool:
         return all(n in self.tables and len(self.tables[n]) > 0 for n in names)
@@ -80,16 +85,22 @@ def _read_summary(path: Path, notes: list[str]) -> tuple[dict, bool]:
 def _version_problem(version, where: str) -> str | None:
     if version is None:
         return None
-    if isinstance(version, bool) or not isinstance(version, int) \
-            or version not in SUPPORTED_TABLE_VERSIONS:
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or version not in SUPPORTED_TABLE_VERSIONS
+    ):
         supported = ", ".join(str(v) for v in sorted(SUPPORTED_TABLE_VERSIONS))
-        return (f"{where}: table_version {version!r} is not one this zoolens reads "
-                f"(supported: {supported}); upgrade zoolens or re-run the analysis")
+        return (
+            f"{where}: table_version {version!r} is not one this zoolens reads "
+            f"(supported: {supported}); upgrade zoolens or re-run the analysis"
+        )
     return None
 
 
-def _table_version_problem(path: Path, spec: TableContract,
-                           summary_problem: str | None) -> str | None:
+def _table_version_problem(
+    path: Path, spec: TableContract, summary_problem: str | None
+) -> str | None:
     """Why table ``spec`` cannot be read at its version, or None: the version in its sibling
     ``<name>.json``; without one, an analyze table falls back on summary.json's."""
     sibling = path / f"{spec.name}.json"
@@ -116,12 +127,16 @@ def _table_run_problem(path: Path, spec: TableContract, summary: dict) -> str | 
         return None
     run, own = summary.get("run_id"), meta.get("run_id")
     if spec.producer == "analyze" and run is not None and own is not None and run != own:
-        return (f"{spec.filename}: from another run than summary.json (run {own}, summary "
-                f"{run}: the folder mixes runs; run analyze again)")
+        return (
+            f"{spec.filename}: from another run than summary.json (run {own}, summary "
+            f"{run}: the folder mixes runs; run analyze again)"
+        )
     written, csv = meta.get("csv_bytes"), path / spec.filename
     if isinstance(written, int) and csv.exists() and csv.stat().st_size != written:
-        return (f"{spec.filename}: {csv.stat().st_size:,} bytes, {written:,} when written "
-                "(truncated or changed since)")
+        return (
+            f"{spec.filename}: {csv.stat().st_size:,} bytes, {written:,} when written "
+            "(truncated or changed since)"
+        )
     return None
 
 
@@ -153,10 +168,13 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())[:120]
 
 
-def _bad_value_note(name: str, column: str, kind: str, series: pd.Series, row: int,
-                    left_out: str) -> str:
-    return (f"{name}: column {column} has a non-{kind} value {str(series.iloc[row])[:40]!r} "
-            f"in data row {row + 1}; {left_out} left out")
+def _bad_value_note(
+    name: str, column: str, kind: str, series: pd.Series, row: int, left_out: str
+) -> str:
+    return (
+        f"{name}: column {column} has a non-{kind} value {str(series.iloc[row])[:40]!r} "
+        f"in data row {row + 1}; {left_out} left out"
+    )
 
 
 def _check_table(raw: pd.DataFrame, spec: TableContract, notes: list[str]) -> pd.DataFrame | None:
@@ -168,9 +186,16 @@ def _check_table(raw: pd.DataFrame, spec: TableContract, notes: list[str]) -> pd
         notes.append(f"{name}: missing column(s) {', '.join(missing)}; table left out")
         return None
     agreed = set(spec.needed) | set(spec.optional)
-    unknown = [c for c in columns if c not in agreed and not (
-        spec.bounds_suffixes and c.rsplit("_", 1)[-1] in ("lo", "hi")
-        and c.rsplit("_", 1)[0] in agreed)]
+    unknown = [
+        c
+        for c in columns
+        if c not in agreed
+        and not (
+            spec.bounds_suffixes
+            and c.rsplit("_", 1)[-1] in ("lo", "hi")
+            and c.rsplit("_", 1)[0] in agreed
+        )
+    ]
     if unknown:
         notes.append(f"{name}: unknown column(s) {', '.join(unknown)} ignored")
     table = raw[[c for c in columns if c not in unknown]].copy()
@@ -201,7 +226,8 @@ def _specialization_as_fractions(table: pd.DataFrame) -> pd.DataFrame:
     as_counts = (total - table.error_inconsistency * table.n).abs() < 1e-6
     as_fractions = (total - table.error_inconsistency).abs() < 1e-9
     if bool((as_counts & ~as_fractions & (table.n > 1)).any()) and not bool(
-            (as_fractions & ~as_counts).any()):
+        (as_fractions & ~as_counts).any()
+    ):
         table = table.copy()
         table["only_a_right"] = table.only_a_right / table.n
         table["only_b_right"] = table.only_b_right / table.n
@@ -235,8 +261,10 @@ def load_results(results_dir) -> Results:
     path = Path(results_dir)
     if not path.is_dir():
         what = "a file, not a folder" if path.exists() else "no such directory"
-        raise ZoolensError(f"{path}: not a results folder ({what}); "
-                           f"run `zoolens analyze ZOO --base NAME --out {path}` first")
+        raise ZoolensError(
+            f"{path}: not a results folder ({what}); "
+            f"run `zoolens analyze ZOO --base NAME --out {path}` first"
+        )
     results = Results(path=path)
     notes = results.notes
     summary, summary_found = _read_summary(path, notes)
@@ -260,8 +288,10 @@ def load_results(results_dir) -> Results:
         try:
             raw = _read_raw(path, spec)
         except Exception as exc:  # a broken file is the user's input: one line, keep going
-            notes.append(f"{spec.filename}: not readable ({type(exc).__name__}: "
-                         f"{_one_line(exc)}); table left out")
+            notes.append(
+                f"{spec.filename}: not readable ({type(exc).__name__}: "
+                f"{_one_line(exc)}); table left out"
+            )
             continue
         table = _check_table(raw, spec, notes)
         stale = _table_run_problem(path, spec, summary)
@@ -273,12 +303,15 @@ def load_results(results_dir) -> Results:
                 notes.append(f"{spec.filename}: no rows")
             results.tables[spec.name] = table
     if not_found and found_any:
-        notes.insert(0, f"not found in {path}: {', '.join(not_found)} (what needs them is "
-                        f"left out)")
+        notes.insert(
+            0, f"not found in {path}: {', '.join(not_found)} (what needs them is left out)"
+        )
     if not found_any:
         wanted = ", ".join(s.filename for s in TABLE_SPECS.values())
-        raise ZoolensError(f"{path}: no result tables found (expected summary.json and some of "
-                           f"{wanted}); run `zoolens analyze ZOO --base NAME --out {path}` first")
+        raise ZoolensError(
+            f"{path}: no result tables found (expected summary.json and some of "
+            f"{wanted}); run `zoolens analyze ZOO --base NAME --out {path}` first"
+        )
     results.base = infer_base(results)
     if results.base is None:
         notes.append("no base model found (summary.json has no base and no table names one)")
@@ -292,7 +325,6 @@ def load_results(results_dir) -> Results:
 
 
 # ---------------------------------------------------------------- optional extras
-
 
 
 def _read_json_object(file: Path, notes: list[str]):
@@ -311,8 +343,9 @@ def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
     try:
         raw = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
     except Exception as exc:  # user input: one line, keep going
-        notes.append(f"soup.csv: not readable ({type(exc).__name__}: {_one_line(exc)}); "
-                     f"soup table left out")
+        notes.append(
+            f"soup.csv: not readable ({type(exc).__name__}: {_one_line(exc)}); soup table left out"
+        )
         return None
     missing = [c for c in SOUP_COLUMNS if c not in raw.columns]
     if missing:
@@ -322,8 +355,9 @@ def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
     for column in ("heldout_acc", "test_acc"):
         values, bad_row = _to_numeric(table[column])
         if bad_row is not None:
-            notes.append(_bad_value_note("soup.csv", column, "numeric", table[column], bad_row,
-                                         "soup table"))
+            notes.append(
+                _bad_value_note("soup.csv", column, "numeric", table[column], bad_row, "soup table")
+            )
             return None
         table[column] = values
     return table.reset_index(drop=True)
@@ -342,12 +376,16 @@ def _read_findings(path: Path, notes: list[str]) -> list[dict] | None:
             return None
         data = data.get("findings")
     if not isinstance(data, list) or not all(
-            isinstance(f, dict) and all(k in f for k in FINDING_FIELDS) for f in data):
-        notes.append("findings.json: not a list of {claim, measured, verdict} objects; "
-                     "findings left out")
+        isinstance(f, dict) and all(k in f for k in FINDING_FIELDS) for f in data
+    ):
+        notes.append(
+            "findings.json: not a list of {claim, measured, verdict} objects; findings left out"
+        )
         return None
-    return [{k: ("" if f.get(k) is None else str(f.get(k))) for k in ("key",) + FINDING_FIELDS}
-            for f in data]
+    return [
+        {k: ("" if f.get(k) is None else str(f.get(k))) for k in ("key",) + FINDING_FIELDS}
+        for f in data
+    ]
 
 
 def _read_cards(path: Path, notes: list[str]) -> dict[str, dict] | None:
@@ -355,8 +393,11 @@ def _read_cards(path: Path, notes: list[str]) -> dict[str, dict] | None:
     data = _read_json_object(path / "cards.json", notes)
     if data is None:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("cards"), dict) or not all(
-            isinstance(c, dict) for c in data["cards"].values()):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("cards"), dict)
+        or not all(isinstance(c, dict) for c in data["cards"].values())
+    ):
         notes.append('cards.json: not {"cards": {model: {field: value}}}; model cards left out')
         return None
     problem = _version_problem(data.get("table_version"), "cards.json")

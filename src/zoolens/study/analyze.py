@@ -52,26 +52,64 @@ import pandas as pd
 from zoolens.errors import ZoolensError
 from zoolens.progress import info
 from zoolens.study import stream, tables
-from zoolens.study.assemble import (RELIABILITY_BINS, build_tables, calibration_settings,
-                                    cards_payload, greedy_tables, interpolation_curves,
-                                    interpolation_specs, interpolation_table, model_notes)
+from zoolens.study.assemble import (
+    RELIABILITY_BINS,
+    build_tables,
+    calibration_settings,
+    cards_payload,
+    greedy_tables,
+    interpolation_curves,
+    interpolation_specs,
+    interpolation_table,
+    model_notes,
+)
 from zoolens.study.bootstrap import Resamples
 from zoolens.study.budget import pareto_summary, pareto_table, parse_budget
 from zoolens.study.headline import greedy_summary, headline, ranked_sidekicks
-from zoolens.study.inputs import (DEFAULT_MEMORY_BUDGET, EVALUATION_COLUMNS,
-                                  INTERPOLATION_WEIGHTS, AnalyzeOptions, Calibration,
-                                  ZooInputs, calibrate, check_model, chunk_examples,
-                                  load_inputs, models_table, open_zoo, pair_names,
-                                  read_inputs, with_base)
+from zoolens.study.inputs import (
+    DEFAULT_MEMORY_BUDGET,
+    EVALUATION_COLUMNS,
+    INTERPOLATION_WEIGHTS,
+    AnalyzeOptions,
+    Calibration,
+    ZooInputs,
+    calibrate,
+    check_model,
+    chunk_examples,
+    load_inputs,
+    models_table,
+    open_zoo,
+    pair_names,
+    read_inputs,
+    with_base,
+)
 from zoolens.study.provenance import provenance
 from zoolens.study.threads import one_torch_thread
 
-__all__ = ["AnalysisResult", "AnalyzeOptions", "analyze", "run_analysis", "run_greedy",
-           "DEFAULT_MEMORY_BUDGET", "INTERPOLATION_WEIGHTS", "STAGES"]
+__all__ = [
+    "AnalysisResult",
+    "AnalyzeOptions",
+    "analyze",
+    "run_analysis",
+    "run_greedy",
+    "DEFAULT_MEMORY_BUDGET",
+    "INTERPOLATION_WEIGHTS",
+    "STAGES",
+]
 
 # The stages, in order, as summary.json's "timings_s" names them.
-STAGES = ("inputs", "temperatures", "evaluation", "tables", "interpolation", "drilldown",
-          "greedy", "headline", "shift", "write")  # shift: only with --shift
+STAGES = (
+    "inputs",
+    "temperatures",
+    "evaluation",
+    "tables",
+    "interpolation",
+    "drilldown",
+    "greedy",
+    "headline",
+    "shift",
+    "write",
+)  # shift: only with --shift
 
 
 @dataclass
@@ -124,18 +162,32 @@ class StageTimer:
         return {name: round(seconds, 3) for name, seconds in self.timings.items()}
 
 
-def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
-            pool: str | Sequence[str] | None = None, start: str | None = None,
-            max_steps: int = 25, combine: str = "probs", n_bootstrap: int = 1000,
-            seed: int = 0, chunk_size: int | None = None,
-            memory_budget: int = DEFAULT_MEMORY_BUDGET,
-            interpolation_pairs: Sequence[tuple[str, str]] | None = None,
-            interpolation_weights: Sequence[float] = INTERPOLATION_WEIGHTS,
-            exact_topk: bool = True, parquet: bool = True,
-            command: str | None = None, calibration: bool = True,
-            folds: int = 5, shift: Any = None,
-            reference_name: str = "reference", budget: str | None = None,
-            ray: bool = False, ray_address: str | None = None) -> AnalysisResult:
+def analyze(
+    zoo: Any,
+    base: str,
+    out_dir: str | Path | None = None,
+    *,
+    pool: str | Sequence[str] | None = None,
+    start: str | None = None,
+    max_steps: int = 25,
+    combine: str = "probs",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    interpolation_pairs: Sequence[tuple[str, str]] | None = None,
+    interpolation_weights: Sequence[float] = INTERPOLATION_WEIGHTS,
+    exact_topk: bool = True,
+    parquet: bool = True,
+    command: str | None = None,
+    calibration: bool = True,
+    folds: int = 5,
+    shift: Any = None,
+    reference_name: str = "reference",
+    budget: str | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+) -> AnalysisResult:
     """Calibrate every model and measure every pair; write the tables to ``out_dir``.
 
     Args:
@@ -171,34 +223,59 @@ def analyze(zoo: Any, base: str, out_dir: str | Path | None = None, *,
     Returns an :class:`AnalysisResult` whose DataFrames have exactly the CSV columns.
     """
     options = AnalyzeOptions(
-        base=base, pool=pool if pool is None or isinstance(pool, str) else tuple(pool),
-        start=start, max_steps=max_steps, combine=combine, n_bootstrap=n_bootstrap,
-        seed=seed, chunk_size=chunk_size, memory_budget=memory_budget,
+        base=base,
+        pool=pool if pool is None or isinstance(pool, str) else tuple(pool),
+        start=start,
+        max_steps=max_steps,
+        combine=combine,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
         interpolation_pairs=pair_names(interpolation_pairs),
-        interpolation_weights=tuple(interpolation_weights), exact_topk=exact_topk,
-        parquet=parquet, command=command, calibration=calibration, folds=folds,
-        budget=budget, ray=ray or ray_address is not None, ray_address=ray_address)
+        interpolation_weights=tuple(interpolation_weights),
+        exact_topk=exact_topk,
+        parquet=parquet,
+        command=command,
+        calibration=calibration,
+        folds=folds,
+        budget=budget,
+        ray=ray or ray_address is not None,
+        ray_address=ray_address,
+    )
     return run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
 
-def run_analysis(zoo: Any, options: AnalyzeOptions,
-                 out_dir: str | Path | None = None, *, shift: Any = None,
-                 reference_name: str = "reference") -> AnalysisResult:
+def run_analysis(
+    zoo: Any,
+    options: AnalyzeOptions,
+    out_dir: str | Path | None = None,
+    *,
+    shift: Any = None,
+    reference_name: str = "reference",
+) -> AnalysisResult:
     """The pipeline of the module doc on ``options``; see :func:`analyze`."""
     with one_torch_thread():  # parallel across models instead (study.threads)
-        return _run_analysis(zoo, options, out_dir, shift=shift,
-                             reference_name=reference_name)
+        return _run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
 
-def _run_analysis(zoo: Any, options: AnalyzeOptions, out_dir: str | Path | None, *,
-                  shift: Any, reference_name: str) -> AnalysisResult:
+def _run_analysis(
+    zoo: Any,
+    options: AnalyzeOptions,
+    out_dir: str | Path | None,
+    *,
+    shift: Any,
+    reference_name: str,
+) -> AnalysisResult:
     timer = StageTimer()
     zoo = open_zoo(zoo)
     with timer.stage("inputs"):
         # Before any array is read: a bad --budget fails at once.
-        budget = (parse_budget(options.budget, list(zoo.models),
-                               [zoo.card(name) for name in zoo.models])
-                  if options.budget is not None else None)
+        budget = (
+            parse_budget(options.budget, list(zoo.models), [zoo.card(name) for name in zoo.models])
+            if options.budget is not None
+            else None
+        )
         inputs = read_inputs(zoo, options)
         shift_sets = None
         if shift:
@@ -207,10 +284,14 @@ def _run_analysis(zoo: Any, options: AnalyzeOptions, out_dir: str | Path | None,
             # Checked before the analysis runs: a bad --shift fails in a second.
             shift_sets = open_sets(zoo, shift, reference_name=reference_name)
         if budget is not None and not inputs.calibrated:
-            raise ZoolensError("--budget needs a calibration split (cross-fitted greedy "
-                               "selection has no budget yet); drop --no-calibration")
-    info(f"analysing {len(inputs.names)} models on {len(inputs.ev)} evaluation examples "
-         f"({len(inputs.cal)} calibration) of {zoo.path}")
+            raise ZoolensError(
+                "--budget needs a calibration split (cross-fitted greedy "
+                "selection has no budget yet); drop --no-calibration"
+            )
+    info(
+        f"analysing {len(inputs.names)} models on {len(inputs.ev)} evaluation examples "
+        f"({len(inputs.cal)} calibration) of {zoo.path}"
+    )
     with timer.stage("temperatures"):
         calibration = calibrate(inputs, ray=options.ray, ray_address=options.ray_address)
         models = models_table(inputs, calibration)
@@ -236,48 +317,78 @@ def _run_analysis(zoo: Any, options: AnalyzeOptions, out_dir: str | Path | None,
         specs = list(plan.interpolation)
         if not inputs.interpolation_pairs and sidekicks:
             sidekick = inputs.names.index(sidekicks[0]["model"])
-            specs = interpolation_specs([(inputs.base_index, sidekick)], inputs,
-                                        options.interpolation_weights)
-            interpolation_curves(inputs, calibration, specs, options.combine,
-                                 options.memory_budget)
+            specs = interpolation_specs(
+                [(inputs.base_index, sidekick)], inputs, options.interpolation_weights
+            )
+            interpolation_curves(inputs, calibration, specs, options.combine, options.memory_budget)
         interpolation = interpolation_table(inputs, specs)
     with timer.stage("drilldown"):
         from zoolens.study.drilldown import drilldown_table
 
-        drilldown = drilldown_table(zoo, inputs.names, calibration.temperatures, inputs.ev,
-                                    options.base, sidekicks[0]["model"] if sidekicks else None)
+        drilldown = drilldown_table(
+            zoo,
+            inputs.names,
+            calibration.temperatures,
+            inputs.ev,
+            options.base,
+            sidekicks[0]["model"] if sidekicks else None,
+        )
     with timer.stage("greedy"):
-        pool_names, selection = select_greedy(inputs, calibration, built.models, options,
-                                              optional=True, budget=budget)
+        pool_names, selection = select_greedy(
+            inputs, calibration, built.models, options, optional=True, budget=budget
+        )
     with timer.stage("headline"):
         summary = provenance(zoo, command=options.command, seeds={"bootstrap": options.seed})
-        summary.update({
-            "base": options.base,
-            "settings": {"pool": options.pool_setting, "pool_models": pool_names,
-                         "greedy_start": options.greedy_start,
-                         "max_steps": options.max_steps, "combine": options.combine,
-                         "n_bootstrap": options.n_bootstrap, "interval": "percentile, 95%",
-                         "chunk_size": plan.chunk_size, "exact_topk": options.exact_topk,
-                         "reliability_bins": RELIABILITY_BINS,
-                         **calibration_settings(inputs, options.folds)},
-            "splits": {"calibration": len(inputs.cal), "evaluation": len(inputs.ev),
-                       "all": int(zoo.num_examples)},
-            "multilabel": bool(zoo.is_multilabel),
-        })
-        summary.update(model_notes(inputs, calibration, built.groups.skipped_attributes,
-                                   options.folds))
+        summary.update(
+            {
+                "base": options.base,
+                "settings": {
+                    "pool": options.pool_setting,
+                    "pool_models": pool_names,
+                    "greedy_start": options.greedy_start,
+                    "max_steps": options.max_steps,
+                    "combine": options.combine,
+                    "n_bootstrap": options.n_bootstrap,
+                    "interval": "percentile, 95%",
+                    "chunk_size": plan.chunk_size,
+                    "exact_topk": options.exact_topk,
+                    "reliability_bins": RELIABILITY_BINS,
+                    **calibration_settings(inputs, options.folds),
+                },
+                "splits": {
+                    "calibration": len(inputs.cal),
+                    "evaluation": len(inputs.ev),
+                    "all": int(zoo.num_examples),
+                },
+                "multilabel": bool(zoo.is_multilabel),
+            }
+        )
+        summary.update(
+            model_notes(inputs, calibration, built.groups.skipped_attributes, options.folds)
+        )
         summary["undefined"] = built.undefined  # {column: {pairs, reason}}: NaN by construction
-        summary["headline"] = headline(inputs, options.base, options.greedy_start,
-                                       built.models, built.pairs, sidekicks, evaluation,
-                                       plan.resamples, selection)
+        summary["headline"] = headline(
+            inputs,
+            options.base,
+            options.greedy_start,
+            built.models,
+            built.pairs,
+            sidekicks,
+            evaluation,
+            plan.resamples,
+            selection,
+        )
         if evaluation.chunk_seconds:
             chunk_s = np.asarray(evaluation.chunk_seconds)
             # the per-block time a cluster's evaluation time scales from (README, Ray)
             summary["evaluation_chunks"] = {
-                "chunks": len(chunk_s), "examples_per_chunk": plan.chunk_size,
+                "chunks": len(chunk_s),
+                "examples_per_chunk": plan.chunk_size,
                 "median_s": round(float(np.median(chunk_s)), 4),
                 "max_s": round(float(chunk_s.max()), 4),
-                "total_s": round(float(chunk_s.sum()), 3), "ray": options.ray}
+                "total_s": round(float(chunk_s.sum()), 3),
+                "ray": options.ray,
+            }
         if options.exact_topk and evaluation.prune.entries:
             summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
         if budget is not None:
@@ -290,29 +401,47 @@ def _run_analysis(zoo: Any, options: AnalyzeOptions, out_dir: str | Path | None,
 
             # The reference rows and temperatures are this analysis's own.
             shift_result = analyze_shift(
-                zoo, (), options.base, sets=shift_sets, reference_rows=inputs.ev,
+                zoo,
+                (),
+                options.base,
+                sets=shift_sets,
+                reference_rows=inputs.ev,
                 temperatures=dict(zip(inputs.names, calibration.temperatures)),
-                combine=options.combine, n_bootstrap=options.n_bootstrap, seed=options.seed,
-                memory_budget=options.memory_budget, exact_topk=options.exact_topk,
-                reference_name=reference_name)
+                combine=options.combine,
+                n_bootstrap=options.n_bootstrap,
+                seed=options.seed,
+                memory_budget=options.memory_budget,
+                exact_topk=options.exact_topk,
+                reference_name=reference_name,
+            )
             summary["shift"] = shift_result.summary
     greedy_table, greedy_folds = greedy_tables(selection)
-    pareto = pareto_table(inputs.names, inputs.cards, options.base, built.models, built.pairs,
-                          greedy_table, budget)
+    pareto = pareto_table(
+        inputs.names, inputs.cards, options.base, built.models, built.pairs, greedy_table, budget
+    )
     if len(pareto):
         summary["pareto"] = pareto_summary(pareto, inputs.names, inputs.cards)
-    result = AnalysisResult(models=built.models, pairs=built.pairs,
-                            specialization=built.specialization, greedy=greedy_table,
-                            theta=built.theta, reliability=built.reliability,
-                            interpolation=interpolation, summary=summary,
-                            greedy_folds=greedy_folds, shift=shift_result, pareto=pareto,
-                            drilldown=drilldown,
-                            **(shift_result.tables() if shift_result is not None else {}))
+    result = AnalysisResult(
+        models=built.models,
+        pairs=built.pairs,
+        specialization=built.specialization,
+        greedy=greedy_table,
+        theta=built.theta,
+        reliability=built.reliability,
+        interpolation=interpolation,
+        summary=summary,
+        greedy_folds=greedy_folds,
+        shift=shift_result,
+        pareto=pareto,
+        drilldown=drilldown,
+        **(shift_result.tables() if shift_result is not None else {}),
+    )
     with timer.stage("write"):  # staged: the folder changes as a whole, or not at all
         staged = None if out_dir is None else tables.StagedOutput(out_dir)
         if staged is not None:
-            staged.write_tables(result.tables(), parquet=options.parquet,
-                                cards=cards_payload(inputs))
+            staged.write_tables(
+                result.tables(), parquet=options.parquet, cards=cards_payload(inputs)
+            )
     summary["timings_s"] = timer.rounded()
     summary["elapsed_s"] = round(timer.elapsed(), 3)
     if staged is not None:
@@ -328,19 +457,34 @@ def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPl
     num_models = len(inputs.names)
     num_pairs = num_models * (num_models - 1) // 2
     chunk_size = options.chunk_size or chunk_examples(
-        len(inputs.scored), inputs.num_classes, num_pairs, options.n_bootstrap,
-        options.memory_budget)
+        len(inputs.scored),
+        inputs.num_classes,
+        num_pairs,
+        options.n_bootstrap,
+        options.memory_budget,
+    )
     return stream.EvalPlan(
-        combine=options.combine, chunk_size=chunk_size,
+        combine=options.combine,
+        chunk_size=chunk_size,
         resamples=Resamples(len(inputs.ev), options.n_bootstrap, options.seed),
-        interpolation=interpolation_specs(inputs.interpolation_pairs, inputs,
-                                          options.interpolation_weights),
-        exact_topk=options.exact_topk, ray=options.ray, ray_address=options.ray_address)
+        interpolation=interpolation_specs(
+            inputs.interpolation_pairs, inputs, options.interpolation_weights
+        ),
+        exact_topk=options.exact_topk,
+        ray=options.ray,
+        ray_address=options.ray_address,
+    )
 
 
-def select_greedy(inputs: ZooInputs, calibration: Calibration, models: pd.DataFrame,
-                  options: AnalyzeOptions, *, optional: bool = False,
-                  budget: Any = None) -> tuple[list[str], Any]:
+def select_greedy(
+    inputs: ZooInputs,
+    calibration: Calibration,
+    models: pd.DataFrame,
+    options: AnalyzeOptions,
+    *,
+    optional: bool = False,
+    budget: Any = None,
+) -> tuple[list[str], Any]:
     """The pool ``options.pool`` selects from the models table, and the greedy selection
     over it from ``options.greedy_start``.
 
@@ -354,30 +498,57 @@ def select_greedy(inputs: ZooInputs, calibration: Calibration, models: pd.DataFr
     from zoolens.study.pool import select_pool
 
     start = options.greedy_start
-    pool_names = (select_pool(models, options.pool) if options.pool is not None
-                  else [name for name, ok in zip(inputs.names, inputs.has_scores) if ok])
+    pool_names = (
+        select_pool(models, options.pool)
+        if options.pool is not None
+        else [name for name, ok in zip(inputs.names, inputs.has_scores) if ok]
+    )
     if optional and options.start is None and not inputs.has_scores[inputs.names.index(start)]:
-        reason = (f"the base {start!r} is decision-only (no probabilities to ensemble); "
-                  "run `zoolens ensemble --start` from a model with probabilities")
+        reason = (
+            f"the base {start!r} is decision-only (no probabilities to ensemble); "
+            "run `zoolens ensemble --start` from a model with probabilities"
+        )
         # The rest of the analysis still runs; the summary says why greedy was skipped.
         info(f"greedy selection skipped: {reason}")
         return pool_names, reason
     if optional and budget is not None and not budget.fits([start]):
-        reason = (f"the start {start!r} alone does not fit the budget {budget.describe()} "
-                  "(or has no cost on its card)")
+        reason = (
+            f"the start {start!r} alone does not fit the budget {budget.describe()} "
+            "(or has no cost on its card)"
+        )
         info(f"greedy selection skipped: {reason}")
         return pool_names, reason
     if not inputs.calibrated:
         return pool_names, run_crossfit(
-            inputs.zoo, inputs.names, inputs.has_scores, calibration.temperatures, start,
-            pool_names, ev=inputs.ev, labels=inputs.labels, combine=options.combine,
-            max_steps=options.max_steps, memory_budget=options.memory_budget,
-            folds=options.folds, seed=options.seed)
-    selection = run_selection(inputs.zoo, inputs.names, inputs.has_scores,
-                              calibration.temperatures, start, pool_names, cal=inputs.cal,
-                              ev=inputs.ev, labels=inputs.labels, combine=options.combine,
-                              max_steps=options.max_steps,
-                              memory_budget=options.memory_budget, budget=budget)
+            inputs.zoo,
+            inputs.names,
+            inputs.has_scores,
+            calibration.temperatures,
+            start,
+            pool_names,
+            ev=inputs.ev,
+            labels=inputs.labels,
+            combine=options.combine,
+            max_steps=options.max_steps,
+            memory_budget=options.memory_budget,
+            folds=options.folds,
+            seed=options.seed,
+        )
+    selection = run_selection(
+        inputs.zoo,
+        inputs.names,
+        inputs.has_scores,
+        calibration.temperatures,
+        start,
+        pool_names,
+        cal=inputs.cal,
+        ev=inputs.ev,
+        labels=inputs.labels,
+        combine=options.combine,
+        max_steps=options.max_steps,
+        memory_budget=options.memory_budget,
+        budget=budget,
+    )
     return pool_names, selection
 
 
@@ -385,12 +556,21 @@ def select_greedy(inputs: ZooInputs, calibration: Calibration, models: pd.DataFr
 # greedy selection alone (``zoolens ensemble``)
 
 
-def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
-               pool: str | Sequence[str] | None = None, max_steps: int = 25,
-               combine: str = "probs", memory_budget: int = DEFAULT_MEMORY_BUDGET,
-               parquet: bool = True, command: str | None = None,
-               calibration: bool = True, folds: int = 5, seed: int = 0
-               ) -> tuple[pd.DataFrame, dict[str, Any]]:
+def run_greedy(
+    zoo: Any,
+    start: str,
+    out_dir: str | Path | None = None,
+    *,
+    pool: str | Sequence[str] | None = None,
+    max_steps: int = 25,
+    combine: str = "probs",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    parquet: bool = True,
+    command: str | None = None,
+    calibration: bool = True,
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Greedy forward selection alone: returns (greedy table, summary) and writes
     greedy.csv, models.csv (the table the pool filter reads, without intervals), cards.json
     (the model cards of the models.csv rows, as ``analyze`` writes them) and summary.json
@@ -398,34 +578,51 @@ def run_greedy(zoo: Any, start: str, out_dir: str | Path | None = None, *,
     with calibration fraction 0) the selection is cross-fitted in ``folds`` folds: the
     returned table is then greedy_folds.csv's."""
     options = AnalyzeOptions(
-        base=start, start=start,
+        base=start,
+        start=start,
         pool=pool if pool is None or isinstance(pool, str) else tuple(pool),
-        max_steps=max_steps, combine=combine, memory_budget=memory_budget, parquet=parquet,
-        command=command, calibration=calibration, folds=folds, seed=seed)
+        max_steps=max_steps,
+        combine=combine,
+        memory_budget=memory_budget,
+        parquet=parquet,
+        command=command,
+        calibration=calibration,
+        folds=folds,
+        seed=seed,
+    )
     zoo = open_zoo(zoo)
     check_model(zoo, start, "--start")
-    inputs = with_base(load_inputs(zoo, min_models=1, calibration=calibration), start,
-                       "--start")
+    inputs = with_base(load_inputs(zoo, min_models=1, calibration=calibration), start, "--start")
     with one_torch_thread():
         calibration_ = calibrate(inputs)
         models = models_table(inputs, calibration_)
         pool_names, selection = select_greedy(inputs, calibration_, models, options)
     summary = provenance(zoo, command=command, seeds={"cross_fit": seed})
-    summary.update({
-        "start": start,
-        "settings": {"pool": options.pool_setting, "pool_models": pool_names,
-                     "max_steps": max_steps, "combine": combine,
-                     **calibration_settings(inputs, folds)},
-        "splits": {"calibration": len(inputs.cal), "evaluation": len(inputs.ev),
-                   "all": int(zoo.num_examples)},
-        "greedy": greedy_summary(selection),
-    })
+    summary.update(
+        {
+            "start": start,
+            "settings": {
+                "pool": options.pool_setting,
+                "pool_models": pool_names,
+                "max_steps": max_steps,
+                "combine": combine,
+                **calibration_settings(inputs, folds),
+            },
+            "splits": {
+                "calibration": len(inputs.cal),
+                "evaluation": len(inputs.ev),
+                "all": int(zoo.num_examples),
+            },
+            "greedy": greedy_summary(selection),
+        }
+    )
     summary.update(model_notes(inputs, calibration_, folds=folds))
     greedy_table, greedy_folds = greedy_tables(selection)
     if out_dir is not None:
         written = {"models": models, "greedy": greedy_table}
         if not inputs.calibrated:
             written["greedy_folds"] = greedy_folds
-        tables.write_results(out_dir, written, summary, parquet=parquet,
-                             cards=cards_payload(inputs))
+        tables.write_results(
+            out_dir, written, summary, parquet=parquet, cards=cards_payload(inputs)
+        )
     return selection.table, summary

@@ -25,16 +25,22 @@ from zoolens.study.inputs import Calibration, ZooInputs
 from zoolens.study.stream import EvalPass, InterpolationSpec, accumulate_interpolation
 
 RELIABILITY_BINS = 15
-TOPK_NOTE = ("top-k models: the probability mass outside the stored top-k is spread evenly "
-             "over the other classes (Zoo.scores) before calibration and ensembling")
-NO_CALIBRATION_NOTE = ("no calibration split: every measure is taken on all {n} examples, "
-                       "temperatures are fixed at 1 (nothing is fitted), class-aware "
-                       "interpolation is left out, and greedy selection is cross-fitted "
-                       "({folds} folds: members chosen on {folds_less} folds, accuracy scored "
-                       "on the held-out fold; greedy_folds.csv)")
-DECISIONS_NOTE = ("decision-only models take part in agreement, dominance and majority vote; "
-                  "their probability-based columns (temperature, NLL, ECE, ensembles, "
-                  "confidence angles) are NaN")
+TOPK_NOTE = (
+    "top-k models: the probability mass outside the stored top-k is spread evenly "
+    "over the other classes (Zoo.scores) before calibration and ensembling"
+)
+NO_CALIBRATION_NOTE = (
+    "no calibration split: every measure is taken on all {n} examples, "
+    "temperatures are fixed at 1 (nothing is fitted), class-aware "
+    "interpolation is left out, and greedy selection is cross-fitted "
+    "({folds} folds: members chosen on {folds_less} folds, accuracy scored "
+    "on the held-out fold; greedy_folds.csv)"
+)
+DECISIONS_NOTE = (
+    "decision-only models take part in agreement, dominance and majority vote; "
+    "their probability-based columns (temperature, NLL, ECE, ensembles, "
+    "confidence angles) are NaN"
+)
 
 Bins = dict[tuple[str, int], dict[str, np.ndarray]]
 
@@ -53,8 +59,9 @@ class Tables:
     undefined: dict[str, Any]
 
 
-def build_tables(inputs: ZooInputs, models: pd.DataFrame, evaluation: EvalPass,
-                 resamples: Resamples) -> Tables:
+def build_tables(
+    inputs: ZooInputs, models: pd.DataFrame, evaluation: EvalPass, resamples: Resamples
+) -> Tables:
     """Stage 4: models (``models``, the table before the pass, filled in), pairs,
     reliability, specialization and theta."""
     from zoolens.measure.agreement import pairwise_agreement
@@ -67,28 +74,38 @@ def build_tables(inputs: ZooInputs, models: pd.DataFrame, evaluation: EvalPass,
     pairs, undefined = pair_gains_and_undefined(inputs, pairs, evaluation, resamples)
     zoo = inputs.zoo
     attributes = zoo.attributes
-    groups = example_groups(inputs.labels[inputs.ev], list(zoo.class_names),
-                            dict(zoo.class_groups),
-                            None if attributes is None
-                            else attributes.iloc[inputs.ev].reset_index(drop=True))
-    specialization = specialization_table(inputs.base_index, inputs.names, inputs.correct,
-                                          evaluation.confidence_after, groups)
-    theta = theta_table(inputs.base_index, inputs.names, inputs.correct,
-                        evaluation.confidence_after)
-    return Tables(models=models, pairs=pairs, specialization=specialization, theta=theta,
-                  reliability=reliability_table(inputs, bins), groups=groups,
-                  undefined=undefined)
+    groups = example_groups(
+        inputs.labels[inputs.ev],
+        list(zoo.class_names),
+        dict(zoo.class_groups),
+        None if attributes is None else attributes.iloc[inputs.ev].reset_index(drop=True),
+    )
+    specialization = specialization_table(
+        inputs.base_index, inputs.names, inputs.correct, evaluation.confidence_after, groups
+    )
+    theta = theta_table(
+        inputs.base_index, inputs.names, inputs.correct, evaluation.confidence_after
+    )
+    return Tables(
+        models=models,
+        pairs=pairs,
+        specialization=specialization,
+        theta=theta,
+        reliability=reliability_table(inputs, bins),
+        groups=groups,
+        undefined=undefined,
+    )
 
 
 def cards_payload(inputs: ZooInputs) -> dict[str, Any]:
     """cards.json's ``cards`` block: model name -> its ModelCard as JSON, in zoo order (the
     rows of models.csv)."""
-    return {name: card.model_dump(mode="json") for name, card in zip(inputs.names,
-                                                                     inputs.cards)}
+    return {name: card.model_dump(mode="json") for name, card in zip(inputs.names, inputs.cards)}
 
 
-def interpolation_specs(pairs: Sequence[tuple[int, int]], inputs: ZooInputs,
-                        weights: Sequence[float]) -> list[InterpolationSpec]:
+def interpolation_specs(
+    pairs: Sequence[tuple[int, int]], inputs: ZooInputs, weights: Sequence[float]
+) -> list[InterpolationSpec]:
     """Weight and class-aware interpolation curves (paper Fig. 11) for the chosen pairs.
 
     mode "weight": score = w·x_a + (1 − w)·x_b for w in ``weights`` (w = 0.5 is the plain
@@ -102,25 +119,37 @@ def interpolation_specs(pairs: Sequence[tuple[int, int]], inputs: ZooInputs,
         specs.append(InterpolationSpec(a, b, "weight", list(weights)))
         if not inputs.calibrated:
             continue  # the class-aware mask would be chosen on the examples it is scored on
-        mask = class_aware_mask(correct_cal[a], correct_cal[b], inputs.labels[inputs.cal],
-                                inputs.num_classes)
+        mask = class_aware_mask(
+            correct_cal[a], correct_cal[b], inputs.labels[inputs.cal], inputs.num_classes
+        )
         specs.append(InterpolationSpec(a, b, "class_aware", list(weights), mask))
     return specs
 
 
-def interpolation_curves(inputs: ZooInputs, calibration: Calibration,
-                         specs: Sequence[InterpolationSpec], combine: str,
-                         memory_budget: int) -> None:
+def interpolation_curves(
+    inputs: ZooInputs,
+    calibration: Calibration,
+    specs: Sequence[InterpolationSpec],
+    combine: str,
+    memory_budget: int,
+) -> None:
     """A two-model pass over the evaluation split for curves chosen after the main pass."""
     zoo = inputs.zoo
     models = sorted({spec.a for spec in specs} | {spec.b for spec in specs})
     position = {m: k for k, m in enumerate(models)}
     chunk = max(1, memory_budget // (8 * inputs.num_classes * len(models)))
     for start in range(0, len(inputs.ev), chunk):
-        rows = inputs.ev[start:start + chunk]
-        block = np.stack([calibrated_inputs(zoo.stored_scores(inputs.names[m], rows=rows),
-                                            float(calibration.temperatures[m]), combine)
-                          for m in models])
+        rows = inputs.ev[start : start + chunk]
+        block = np.stack(
+            [
+                calibrated_inputs(
+                    zoo.stored_scores(inputs.names[m], rows=rows),
+                    float(calibration.temperatures[m]),
+                    combine,
+                )
+                for m in models
+            ]
+        )
         accumulate_interpolation(specs, block, position, inputs.labels[rows])
 
 
@@ -128,14 +157,24 @@ def interpolation_table(inputs: ZooInputs, specs: Sequence[InterpolationSpec]) -
     if not specs:
         return tables.empty_table("interpolation")
     n = len(inputs.ev)
-    frames = [pd.DataFrame({"model_a": inputs.names[spec.a], "model_b": inputs.names[spec.b],
-                            "mode": spec.mode, "weight": np.asarray(spec.weights, float),
-                            "ensemble_acc": spec.correct / n}) for spec in specs]
+    frames = [
+        pd.DataFrame(
+            {
+                "model_a": inputs.names[spec.a],
+                "model_b": inputs.names[spec.b],
+                "mode": spec.mode,
+                "weight": np.asarray(spec.weights, float),
+                "ensemble_acc": spec.correct / n,
+            }
+        )
+        for spec in specs
+    ]
     return pd.concat(frames, ignore_index=True)[tables.INTERPOLATION_COLUMNS]
 
 
-def fill_models_table(models: pd.DataFrame, inputs: ZooInputs, evaluation: EvalPass,
-                      resamples: Resamples, bins: Bins) -> pd.DataFrame:
+def fill_models_table(
+    models: pd.DataFrame, inputs: ZooInputs, evaluation: EvalPass, resamples: Resamples, bins: Bins
+) -> pd.DataFrame:
     """models.csv: ``models`` (``study.inputs.models_table``) with the columns the
     evaluation pass measures filled in. ``bins``: :func:`reliability_bin_table` (the ECE
     columns' source)."""
@@ -154,8 +193,9 @@ def fill_models_table(models: pd.DataFrame, inputs: ZooInputs, evaluation: EvalP
     return frame[tables.MODELS_COLUMNS]
 
 
-def pairs_table(inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation: EvalPass,
-                resamples: Resamples) -> pd.DataFrame:
+def pairs_table(
+    inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation: EvalPass, resamples: Resamples
+) -> pd.DataFrame:
     num_models = len(inputs.names)
     a, b = np.triu_indices(num_models, 1)
     scored = evaluation.pair_scored
@@ -166,10 +206,14 @@ def pairs_table(inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation:
         full[scored] = values
         return full
 
-    rates = ({key: on_scored(value) for key, value in ensemble_rates(evaluation.counts).items()}
-             if evaluation.counts is not None
-             else {key: np.full(len(a), np.nan) for key in
-                   ("ensemble_acc", "ensemble_gain", "conversion_rate", "neither_conversion")})
+    rates = (
+        {key: on_scored(value) for key, value in ensemble_rates(evaluation.counts).items()}
+        if evaluation.counts is not None
+        else {
+            key: np.full(len(a), np.nan)
+            for key in ("ensemble_acc", "ensemble_gain", "conversion_rate", "neither_conversion")
+        }
+    )
     with_ensembles = evaluation.counts is not None
     num_scored = int(scored.sum())
 
@@ -182,49 +226,56 @@ def pairs_table(inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation:
     ei_lo, ei_hi = resamples.interval(sums.error_inconsistency)
     ens_lo, ens_hi = scored_interval(sums.ensemble_acc)
     gain_lo, gain_hi = scored_interval(sums.ensemble_gain)
-    paired_p = (on_scored(resamples.p_not_positive(sums.ensemble_minus_best))
-                if with_ensembles else on_scored(np.full(num_scored, np.nan)))
+    paired_p = (
+        on_scored(resamples.p_not_positive(sums.ensemble_minus_best))
+        if with_ensembles
+        else on_scored(np.full(num_scored, np.nan))
+    )
     conv_lo, conv_hi, neither_lo, neither_hi = (
-        on_scored(v) for v in conversion_intervals(resamples, evaluation, a[scored],
-                                                   b[scored]))
+        on_scored(v) for v in conversion_intervals(resamples, evaluation, a[scored], b[scored])
+    )
     acc = agreement["accuracy"]
-    mcnemar = np.where(scored, mcnemar_p_values(evaluation.ensemble_only,
-                                                evaluation.best_only), np.nan)
-    frame = pd.DataFrame({
-        "model_a": [inputs.names[i] for i in a],
-        "model_b": [inputs.names[j] for j in b],
-        "category": inputs.pair_category,
-        "acc_a": acc[a],
-        "acc_b": acc[b],
-        "error_inconsistency": agreement["error_inconsistency"][a, b],
-        "error_inconsistency_lo": ei_lo,
-        "error_inconsistency_hi": ei_hi,
-        "both_right": agreement["both_right"][a, b],
-        "both_wrong": agreement["both_wrong"][a, b],
-        "error_consistency": agreement["error_consistency"][a, b],
-        "dominance_ab": agreement["dominance"][a, b],
-        "dominance_ba": agreement["dominance"][b, a],
-        "ensemble_acc": rates["ensemble_acc"],
-        "ensemble_acc_lo": ens_lo,
-        "ensemble_acc_hi": ens_hi,
-        "ensemble_gain": rates["ensemble_gain"],
-        "ensemble_gain_lo": gain_lo,
-        "ensemble_gain_hi": gain_hi,
-        "conversion_rate": rates["conversion_rate"],
-        "conversion_rate_lo": conv_lo,
-        "conversion_rate_hi": conv_hi,
-        "neither_conversion": rates["neither_conversion"],
-        "neither_conversion_lo": neither_lo,
-        "neither_conversion_hi": neither_hi,
-        "mcnemar_p": mcnemar,
-        "paired_bootstrap_p": paired_p,
-    })
+    mcnemar = np.where(
+        scored, mcnemar_p_values(evaluation.ensemble_only, evaluation.best_only), np.nan
+    )
+    frame = pd.DataFrame(
+        {
+            "model_a": [inputs.names[i] for i in a],
+            "model_b": [inputs.names[j] for j in b],
+            "category": inputs.pair_category,
+            "acc_a": acc[a],
+            "acc_b": acc[b],
+            "error_inconsistency": agreement["error_inconsistency"][a, b],
+            "error_inconsistency_lo": ei_lo,
+            "error_inconsistency_hi": ei_hi,
+            "both_right": agreement["both_right"][a, b],
+            "both_wrong": agreement["both_wrong"][a, b],
+            "error_consistency": agreement["error_consistency"][a, b],
+            "dominance_ab": agreement["dominance"][a, b],
+            "dominance_ba": agreement["dominance"][b, a],
+            "ensemble_acc": rates["ensemble_acc"],
+            "ensemble_acc_lo": ens_lo,
+            "ensemble_acc_hi": ens_hi,
+            "ensemble_gain": rates["ensemble_gain"],
+            "ensemble_gain_lo": gain_lo,
+            "ensemble_gain_hi": gain_hi,
+            "conversion_rate": rates["conversion_rate"],
+            "conversion_rate_lo": conv_lo,
+            "conversion_rate_hi": conv_hi,
+            "neither_conversion": rates["neither_conversion"],
+            "neither_conversion_lo": neither_lo,
+            "neither_conversion_hi": neither_hi,
+            "mcnemar_p": mcnemar,
+            "paired_bootstrap_p": paired_p,
+        }
+    )
     # gain_over_best / gain_over_base are added by pair_gains_and_undefined (study.gains)
     return frame
 
 
-def pair_gains_and_undefined(inputs: ZooInputs, pairs: pd.DataFrame, evaluation: EvalPass,
-                             resamples: Resamples) -> tuple[pd.DataFrame, dict[str, Any]]:
+def pair_gains_and_undefined(
+    inputs: ZooInputs, pairs: pd.DataFrame, evaluation: EvalPass, resamples: Resamples
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """pairs.csv with ``gain_over_best`` / ``gain_over_base`` (and bounds), and structural
     NaNs (``study.gains``); returns (pairs in contract order, summary note of what is
     undefined and why)."""
@@ -232,17 +283,26 @@ def pair_gains_and_undefined(inputs: ZooInputs, pairs: pd.DataFrame, evaluation:
 
     a_idx, b_idx = np.triu_indices(len(inputs.names), 1)
     base_index = inputs.base_index
-    pairs = pairs.assign(**gain_columns(pairs, inputs.names[base_index], resamples,
-                                        evaluation.sums, evaluation.pair_scored, base_index,
-                                        a_idx, b_idx))
+    pairs = pairs.assign(
+        **gain_columns(
+            pairs,
+            inputs.names[base_index],
+            resamples,
+            evaluation.sums,
+            evaluation.pair_scored,
+            base_index,
+            a_idx,
+            b_idx,
+        )
+    )
     topk = [inputs.zoo.model_info(name).get("topk") for name in inputs.names]
-    pairs, undefined = structurally_undefined(pairs, top1_only(inputs.kinds, topk), a_idx,
-                                              b_idx)
+    pairs, undefined = structurally_undefined(pairs, top1_only(inputs.kinds, topk), a_idx, b_idx)
     return pairs[tables.PAIRS_COLUMNS], undefined
 
 
-def conversion_intervals(resamples: Resamples, evaluation: EvalPass, a: np.ndarray,
-                         b: np.ndarray) -> tuple[np.ndarray, ...]:
+def conversion_intervals(
+    resamples: Resamples, evaluation: EvalPass, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Bootstrap intervals of the conversion rates of the scored pairs (a[k], b[k]).
 
     conversion_rate = Σ ens∧(r_a⊕r_b) / Σ r_a⊕r_b and neither_conversion =
@@ -262,8 +322,7 @@ def conversion_intervals(resamples: Resamples, evaluation: EvalPass, a: np.ndarr
     right = sums.accuracy
     both_wrong = resamples.num_examples - (right[:, a] + right[:, b] + xor) / 2
     conv = resamples.ratio_interval(sums.converted, xor, counts.exactly_one > 0)
-    neither = resamples.ratio_interval(sums.neither_converted, both_wrong,
-                                       counts.both_wrong > 0)
+    neither = resamples.ratio_interval(sums.neither_converted, both_wrong, counts.both_wrong > 0)
     return conv[0], conv[1], neither[0], neither[1]
 
 
@@ -271,27 +330,44 @@ def reliability_bin_table(inputs: ZooInputs, evaluation: EvalPass) -> Bins:
     """``(stage, model index) -> measure.calibration.reliability_bins`` of each scored model's
     evaluation-split confidence before and after temperature scaling (model order, then
     "before", "after")."""
-    return {(stage, m): reliability_bins(conf, inputs.correct[m], RELIABILITY_BINS)
-            for m in inputs.scored
-            for stage, conf in (("before", evaluation.confidence_before[m]),
-                                ("after", evaluation.confidence_after[m]))}
+    return {
+        (stage, m): reliability_bins(conf, inputs.correct[m], RELIABILITY_BINS)
+        for m in inputs.scored
+        for stage, conf in (
+            ("before", evaluation.confidence_before[m]),
+            ("after", evaluation.confidence_after[m]),
+        )
+    }
 
 
 def reliability_table(inputs: ZooInputs, bins: Bins) -> pd.DataFrame:
     """reliability.csv from :func:`reliability_bin_table`: one row per model, stage, bin."""
-    frames = [pd.DataFrame({
-        "model": inputs.names[m], "stage": stage,
-        "bin": np.arange(RELIABILITY_BINS), "bin_lo": b["bin_lo"],
-        "bin_hi": b["bin_hi"], "count": b["bin_count"],
-        "mean_confidence": b["bin_confidence"], "accuracy": b["bin_accuracy"]})
-        for (stage, m), b in bins.items()]
+    frames = [
+        pd.DataFrame(
+            {
+                "model": inputs.names[m],
+                "stage": stage,
+                "bin": np.arange(RELIABILITY_BINS),
+                "bin_lo": b["bin_lo"],
+                "bin_hi": b["bin_hi"],
+                "count": b["bin_count"],
+                "mean_confidence": b["bin_confidence"],
+                "accuracy": b["bin_accuracy"],
+            }
+        )
+        for (stage, m), b in bins.items()
+    ]
     if not frames:
         return tables.empty_table("reliability")
     return pd.concat(frames, ignore_index=True)[tables.RELIABILITY_COLUMNS]
 
 
-def model_notes(inputs: ZooInputs, calibration: Calibration,
-                skipped_attributes: Sequence[str] = (), folds: int = 5) -> dict[str, Any]:
+def model_notes(
+    inputs: ZooInputs,
+    calibration: Calibration,
+    skipped_attributes: Sequence[str] = (),
+    folds: int = 5,
+) -> dict[str, Any]:
     """summary.json's model blocks: decision-only and top-k models, temperature fits and
     warnings, notes."""
     fits = calibration.fits
@@ -301,17 +377,26 @@ def model_notes(inputs: ZooInputs, calibration: Calibration,
         "decision_only_models": decisions,
         "topk_models": topk_models,
         "temperature_fits": {
-            name: {"temperature": fit.temperature, "converged": fit.converged,
-                   "at_bound": fit.at_bound, "iterations": fit.iterations,
-                   "message": fit.message} for name, fit in fits.items()},
+            name: {
+                "temperature": fit.temperature,
+                "converged": fit.converged,
+                "at_bound": fit.at_bound,
+                "iterations": fit.iterations,
+                "message": fit.message,
+            }
+            for name, fit in fits.items()
+        },
         "temperature_warnings": [
-            f"{name}: {fit.message}" for name, fit in fits.items()
-            if fit.at_bound or not fit.converged],
+            f"{name}: {fit.message}"
+            for name, fit in fits.items()
+            if fit.at_bound or not fit.converged
+        ],
         "notes": [],
     }
     if not inputs.calibrated:
-        notes["notes"].append(NO_CALIBRATION_NOTE.format(n=len(inputs.ev), folds=folds,
-                                                         folds_less=folds - 1))
+        notes["notes"].append(
+            NO_CALIBRATION_NOTE.format(n=len(inputs.ev), folds=folds, folds_less=folds - 1)
+        )
     if decisions:
         notes["notes"].append(DECISIONS_NOTE)
     if topk_models:
@@ -319,7 +404,8 @@ def model_notes(inputs: ZooInputs, calibration: Calibration,
     if skipped_attributes:
         notes["notes"].append(
             "attribute columns with more than 1000 distinct values are not used as groups: "
-            + ", ".join(skipped_attributes))
+            + ", ".join(skipped_attributes)
+        )
     return notes
 
 
@@ -327,8 +413,12 @@ def calibration_settings(inputs: ZooInputs, folds: int) -> dict[str, Any]:
     """summary.json settings saying whether a calibration split was used."""
     if inputs.calibrated:
         return {"calibration": "split", "greedy_selection": "calibration split"}
-    return {"calibration": "none", "temperature": 1.0,
-            "greedy_selection": "cross-fitted", "greedy_folds": folds}
+    return {
+        "calibration": "none",
+        "temperature": 1.0,
+        "greedy_selection": "cross-fitted",
+        "greedy_folds": folds,
+    }
 
 
 def greedy_tables(selection: Any) -> tuple[pd.DataFrame, pd.DataFrame]:

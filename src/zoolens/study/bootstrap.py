@@ -39,15 +39,17 @@ class Resamples:
     """The shared example resamples: ``counts`` (B, N) float32, how often each resample drew
     each example (None when ``n_bootstrap == 0``: every interval is then NaN)."""
 
-    def __init__(self, num_examples: int, n_bootstrap: int, seed: int,
-                 level: float = 0.95) -> None:
+    def __init__(self, num_examples: int, n_bootstrap: int, seed: int, level: float = 0.95) -> None:
         self.num_examples = int(num_examples)
         self.n_bootstrap = int(n_bootstrap)
         self.level = float(level)
         # The same resamples as measure.stats (bootstrap_weights), so every interval here
         # equals stats.bootstrap_ci / paired_bootstrap_test given these weights.
-        self.counts = (bootstrap_weights(self.num_examples, self.n_bootstrap, seed)
-                       if self.n_bootstrap > 0 else None)
+        self.counts = (
+            bootstrap_weights(self.num_examples, self.n_bootstrap, seed)
+            if self.n_bootstrap > 0
+            else None
+        )
 
     @property
     def size(self) -> int:
@@ -81,8 +83,9 @@ class Resamples:
             return np.full(size, np.nan), np.full(size, np.nan)
         return percentile_interval(self.means(sums), self.level, skip_nan=False)
 
-    def ratio_interval(self, numerator: np.ndarray, denominator: np.ndarray,
-                       defined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def ratio_interval(
+        self, numerator: np.ndarray, denominator: np.ndarray, defined: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of the ratio of resampled sums, per statistic.
 
         ``numerator``, ``denominator``: (B, K) resampled sums; resample b's ratio is
@@ -143,13 +146,24 @@ class PassSums:
     ensemble_minus_best: np.ndarray
 
     @classmethod
-    def zeros(cls, resamples: Resamples, *, num_models: int, num_pairs: int,
-              num_scored_pairs: int, num_categories: int) -> PassSums:
+    def zeros(
+        cls,
+        resamples: Resamples,
+        *,
+        num_models: int,
+        num_pairs: int,
+        num_scored_pairs: int,
+        num_categories: int,
+    ) -> PassSums:
         b = resamples.size
-        width = {"accuracy": num_models, "error_inconsistency": num_pairs,
-                 "category_ei": num_categories}
-        return cls(**{f.name: np.zeros((b, width.get(f.name, num_scored_pairs)))
-                      for f in fields(cls)})
+        width = {
+            "accuracy": num_models,
+            "error_inconsistency": num_pairs,
+            "category_ei": num_categories,
+        }
+        return cls(
+            **{f.name: np.zeros((b, width.get(f.name, num_scored_pairs))) for f in fields(cls)}
+        )
 
     def add(self, name: str, block: np.ndarray) -> None:
         """Add one chunk's (B, K) sums (:meth:`Resamples.chunk_sums`) to statistic ``name``."""

@@ -83,22 +83,31 @@ class Budget:
     def summary(self, base: str, sidekicks: list[dict[str, Any]]) -> dict[str, Any]:
         base_cost = self.cost_of([base])
         return {
-            "budget": self.text, "limits": dict(zip(self.units, self.limits.tolist())),
+            "budget": self.text,
+            "limits": dict(zip(self.units, self.limits.tolist())),
             "base_cost": dict(zip(self.units, base_cost.tolist())),
             "base_fits": self.fits([base]),
             "left_out_without_cost": self.left_out,
             "best_sidekick": sidekicks[0] if sidekicks else None,
-            "sidekick_cost": (dict(zip(self.units, self.cost_of([base, sidekicks[0]["model"]])
-                                       .tolist())) if sidekicks else None),
-            "note": (f"models without a cost in {', '.join(self.units)} are left out of budgeted "
-                     f"selection: {', '.join(self.left_out)}" if self.left_out else None),
+            "sidekick_cost": (
+                dict(zip(self.units, self.cost_of([base, sidekicks[0]["model"]]).tolist()))
+                if sidekicks
+                else None
+            ),
+            "note": (
+                f"models without a cost in {', '.join(self.units)} are left out of budgeted "
+                f"selection: {', '.join(self.left_out)}"
+                if self.left_out
+                else None
+            ),
         }
 
 
 def model_costs(cards: Sequence[Any], unit: str) -> np.ndarray:
     """(M,) each card's cost in ``unit`` (NaN when absent)."""
-    return np.array([np.nan if (c := cost_in(card, unit)) is None else c for card in cards],
-                    dtype=np.float64)
+    return np.array(
+        [np.nan if (c := cost_in(card, unit)) is None else c for card in cards], dtype=np.float64
+    )
 
 
 def parse_budget(text: str, names: Sequence[str], cards: Sequence[Any]) -> Budget:
@@ -110,9 +119,11 @@ def parse_budget(text: str, names: Sequence[str], cards: Sequence[Any]) -> Budge
     for k, unit in enumerate(units):
         if not np.isfinite(costs[:, k]).any():
             field_name = COST_UNITS[unit][0]
-            raise ZoolensError(f"--budget {text!r}: no model card has a cost in {unit} "
-                               f"(card field cost.{field_name}); `zoolens collect` fills costs "
-                               f"in, `zoolens import --cost` sets them by hand")
+            raise ZoolensError(
+                f"--budget {text!r}: no model card has a cost in {unit} "
+                f"(card field cost.{field_name}); `zoolens collect` fills costs "
+                f"in, `zoolens import --cost` sets them by hand"
+            )
     return Budget(list(names), units, np.array([limits[u] for u in units]), costs, text)
 
 
@@ -143,9 +154,15 @@ def pareto_front(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     return front
 
 
-def pareto_table(names: Sequence[str], cards: Sequence[Any], base: str,
-                 models: pd.DataFrame, pairs: pd.DataFrame, greedy: pd.DataFrame,
-                 budget: Budget | None) -> pd.DataFrame:
+def pareto_table(
+    names: Sequence[str],
+    cards: Sequence[Any],
+    base: str,
+    models: pd.DataFrame,
+    pairs: pd.DataFrame,
+    greedy: pd.DataFrame,
+    budget: Budget | None,
+) -> pd.DataFrame:
     """pareto.csv (see the module docstring); an empty table when no model has a cost."""
     unit = pareto_unit(budget, cards)
     if unit is None:
@@ -154,32 +171,49 @@ def pareto_table(names: Sequence[str], cards: Sequence[Any], base: str,
     rows: list[tuple[str, list[str], float]] = []
     rows += [("single", [m], a) for m, a in zip(models["model"], models["accuracy"])]
     scored = pairs[pairs["ensemble_acc"].notna()]
-    rows += [("pair", [a, b], acc) for a, b, acc in
-             zip(scored["model_a"], scored["model_b"], scored["ensemble_acc"])]
-    rows += [("greedy", str(members).split(";"), acc) for members, acc in
-             zip(greedy["members"], greedy["evaluation_acc"]) if str(members).count(";")]
+    rows += [
+        ("pair", [a, b], acc)
+        for a, b, acc in zip(scored["model_a"], scored["model_b"], scored["ensemble_acc"])
+    ]
+    rows += [
+        ("greedy", str(members).split(";"), acc)
+        for members, acc in zip(greedy["members"], greedy["evaluation_acc"])
+        if str(members).count(";")
+    ]
     out = []
     for kind, members, accuracy in rows:
         distinct = list(dict.fromkeys(members))
         total = float(sum(cost[m] for m in distinct))
         if not np.isfinite(total) or not np.isfinite(accuracy):
             continue
-        out.append({"kind": kind, "members": ";".join(members), "size": len(distinct),
-                    "cost_unit": unit, "cost": total, "accuracy": float(accuracy),
-                    "with_base": base in distinct,
-                    "fits_budget": True if budget is None else budget.fits(distinct)})
+        out.append(
+            {
+                "kind": kind,
+                "members": ";".join(members),
+                "size": len(distinct),
+                "cost_unit": unit,
+                "cost": total,
+                "accuracy": float(accuracy),
+                "with_base": base in distinct,
+                "fits_budget": True if budget is None else budget.fits(distinct),
+            }
+        )
     frame = pd.DataFrame(out, columns=[c for c in PARETO_COLUMNS if c != "on_front"])
-    frame["on_front"] = pareto_front(frame["cost"].to_numpy(float),
-                                     frame["accuracy"].to_numpy(float))
+    frame["on_front"] = pareto_front(
+        frame["cost"].to_numpy(float), frame["accuracy"].to_numpy(float)
+    )
     return frame[PARETO_COLUMNS]
 
 
-def pareto_summary(pareto: pd.DataFrame, names: Sequence[str], cards: Sequence[Any]
-                   ) -> dict[str, Any]:
+def pareto_summary(
+    pareto: pd.DataFrame, names: Sequence[str], cards: Sequence[Any]
+) -> dict[str, Any]:
     """summary.json's "pareto" block: the unit, and the models left out for want of a cost
     in it (the report's figure says so)."""
     unit = str(pareto["cost_unit"].iloc[0])
     costs = model_costs(cards, unit)
-    return {"cost_unit": unit,
-            "models_without_cost": [n for n, c in zip(names, costs) if not np.isfinite(c)],
-            "front": [str(m) for m in pareto.loc[pareto["on_front"], "members"]]}
+    return {
+        "cost_unit": unit,
+        "models_without_cost": [n for n, c in zip(names, costs) if not np.isfinite(c)],
+        "front": [str(m) for m in pareto.loc[pareto["on_front"], "members"]],
+    }

@@ -33,8 +33,9 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ZoolensError("--ray needs Ray, which is not installed: "
-                           "pip install 'zoolens[ray]'") from None
+        raise ZoolensError(
+            "--ray needs Ray, which is not installed: pip install 'zoolens[ray]'"
+        ) from None
     return ray
 
 
@@ -45,9 +46,11 @@ def _start(ray: Any, address: str | None) -> bool:
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     except Exception as exc:
-        raise ZoolensError(f"--ray: cannot start or reach a Ray cluster at "
-                           f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise ZoolensError(
+            f"--ray: cannot start or reach a Ray cluster at "
+            f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     return True
 
 
@@ -56,8 +59,10 @@ def _failed(what: str, exc: BaseException) -> ZoolensError:
     inner = inner if isinstance(inner, BaseException) else exc
     if isinstance(inner, ZoolensError):
         return inner
-    return ZoolensError(f"{what} failed after {MAX_RETRIES} retries ({type(inner).__name__}: "
-                        f"{str(inner).splitlines()[0] if str(inner) else ''})")
+    return ZoolensError(
+        f"{what} failed after {MAX_RETRIES} retries ({type(inner).__name__}: "
+        f"{str(inner).splitlines()[0] if str(inner) else ''})"
+    )
 
 
 def chunk_task(ctx: Any, start: int, stop: int) -> Any:
@@ -69,14 +74,16 @@ def chunk_task(ctx: Any, start: int, stop: int) -> Any:
         return eval_chunk(ctx, start, stop, workers)
 
 
-def run_chunks_ray(ctx: Any, bounds: Sequence[tuple[int, int]],
-                   address: str | None) -> Iterator[Any]:
+def run_chunks_ray(
+    ctx: Any, bounds: Sequence[tuple[int, int]], address: str | None
+) -> Iterator[Any]:
     """Yield every chunk's ``ChunkResult`` in chunk order, computed as Ray tasks."""
     ray = _import_ray()
     started = _start(ray, address)
     try:
-        remote = ray.remote(chunk_task).options(num_cpus=1, max_retries=MAX_RETRIES,
-                                                retry_exceptions=[OSError])
+        remote = ray.remote(chunk_task).options(
+            num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]
+        )
         ctx_ref = ray.put(ctx)
         # At most two tasks per CPU in flight: finished chunks wait for their turn in
         # memory, so the number in flight bounds the driver's memory.
@@ -100,8 +107,11 @@ def run_chunks_ray(ctx: Any, bounds: Sequence[tuple[int, int]],
                         for other in pending:
                             ray.cancel(other)
                         start, stop = bounds[index]
-                        raise _failed(f"evaluation pass: Ray task for evaluation examples "
-                                      f"{start}..{stop - 1}", exc) from None
+                        raise _failed(
+                            f"evaluation pass: Ray task for evaluation examples "
+                            f"{start}..{stop - 1}",
+                            exc,
+                        ) from None
                 continue
             yield done.pop(next_out)
             next_out += 1
@@ -121,14 +131,16 @@ def fit_task(zoo_path: str, name: str, cal: Any, labels_cal: Any) -> Any:
         raise ZoolensError(f"model {name!r}: {exc}") from None
 
 
-def fit_temperatures_ray(zoo_path: str, names: Sequence[str], cal: Any, labels_cal: Any,
-                         address: str | None) -> list[Any]:
+def fit_temperatures_ray(
+    zoo_path: str, names: Sequence[str], cal: Any, labels_cal: Any, address: str | None
+) -> list[Any]:
     """TemperatureFit of each model in ``names`` (in that order), one Ray task each."""
     ray = _import_ray()
     started = _start(ray, address)
     try:
-        remote = ray.remote(fit_task).options(num_cpus=1, max_retries=MAX_RETRIES,
-                                              retry_exceptions=[OSError])
+        remote = ray.remote(fit_task).options(
+            num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]
+        )
         cal_ref, labels_ref = ray.put(cal), ray.put(labels_cal)
         refs = [remote.remote(zoo_path, name, cal_ref, labels_ref) for name in names]
         info(f"temperature scaling: {len(refs)} fit task(s) on Ray")

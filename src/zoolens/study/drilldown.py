@@ -46,10 +46,17 @@ def image_path(root: str | None, example_id: str | None) -> str:
     return str(path)
 
 
-def drilldown_table(zoo: Any, names: Sequence[str], temperatures: np.ndarray, ev: np.ndarray,
-                    base: str,
-                    sidekick: str | None, *, limit: int = DRILLDOWN_LIMIT,
-                    seed: int = 0) -> pd.DataFrame:
+def drilldown_table(
+    zoo: Any,
+    names: Sequence[str],
+    temperatures: np.ndarray,
+    ev: np.ndarray,
+    base: str,
+    sidekick: str | None,
+    *,
+    limit: int = DRILLDOWN_LIMIT,
+    seed: int = 0,
+) -> pd.DataFrame:
     """The drilldown table (``zoolens.contracts.DRILLDOWN``); empty without a sidekick, for
     multi-label truth, or when the two models never disagree on rightness."""
     out_columns = list(columns("drilldown"))
@@ -74,22 +81,33 @@ def drilldown_table(zoo: Any, names: Sequence[str], temperatures: np.ndarray, ev
     temperature = dict(zip(names, np.asarray(temperatures, dtype=np.float64)))
     for model in (base, sidekick):
         probs = np.empty((rows.size, len(class_names)), dtype=np.float64)
-        probs[order] = ensemble_inputs(zoo.scores(model, rows=rows[order]),
-                                       float(temperature[model]), "probs")
+        probs[order] = ensemble_inputs(
+            zoo.scores(model, rows=rows[order]), float(temperature[model]), "probs"
+        )
         ranks = min(TOP, len(class_names))  # a two-class zoo has a top 2
         top = np.argsort(-probs, axis=1, kind="stable")[:, :ranks]
         for k, (row, local) in enumerate(zip(rows, chosen)):
             example_id = str(ids[row]) if ids is not None else ""
             for rank in range(ranks):
                 cls = int(top[k, rank])
-                records.append({
-                    "model_a": base, "model_b": sidekick, "example": int(row),
-                    "example_id": example_id, "label": int(labels[local]),
-                    "label_name": class_names[int(labels[local])],
-                    "right": base if right_a[local] else sidekick, "model": model,
-                    "rank": rank + 1, "class": cls, "class_name": class_names[cls],
-                    "probability": float(probs[k, cls]),
-                    "image": image_path(root, example_id)})
+                records.append(
+                    {
+                        "model_a": base,
+                        "model_b": sidekick,
+                        "example": int(row),
+                        "example_id": example_id,
+                        "label": int(labels[local]),
+                        "label_name": class_names[int(labels[local])],
+                        "right": base if right_a[local] else sidekick,
+                        "model": model,
+                        "rank": rank + 1,
+                        "class": cls,
+                        "class_name": class_names[cls],
+                        "probability": float(probs[k, cls]),
+                        "image": image_path(root, example_id),
+                    }
+                )
     frame = pd.DataFrame.from_records(records, columns=out_columns)
-    return frame.sort_values(["right", "example", "model", "rank"], key=None,
-                             kind="stable").reset_index(drop=True)
+    return frame.sort_values(
+        ["right", "example", "model", "rank"], key=None, kind="stable"
+    ).reset_index(drop=True)

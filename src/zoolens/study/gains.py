@@ -29,15 +29,24 @@ import pandas as pd
 from zoolens.measure.stats import percentile_interval
 from zoolens.study.bootstrap import PassSums, Resamples
 
-NEITHER_TOP1_REASON = ("neither_conversion is NaN for pairs with a top-1-only member: their "
-                       "ensemble can only predict one of the two members' top-1 classes, so it "
-                       "is never right where both are wrong (0 by construction, not a "
-                       "measurement)")
+NEITHER_TOP1_REASON = (
+    "neither_conversion is NaN for pairs with a top-1-only member: their "
+    "ensemble can only predict one of the two members' top-1 classes, so it "
+    "is never right where both are wrong (0 by construction, not a "
+    "measurement)"
+)
 
 
-def gain_columns(pairs: pd.DataFrame, base: str, resamples: Resamples, sums: PassSums,
-                 pair_scored: np.ndarray, base_index: int, a_idx: np.ndarray,
-                 b_idx: np.ndarray) -> dict[str, np.ndarray]:
+def gain_columns(
+    pairs: pd.DataFrame,
+    base: str,
+    resamples: Resamples,
+    sums: PassSums,
+    pair_scored: np.ndarray,
+    base_index: int,
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+) -> dict[str, np.ndarray]:
     """``gain_over_best[_lo/_hi]`` and ``gain_over_base[_lo/_hi]`` for every pair (rows of
     ``pairs`` in ``np.triu_indices`` order; ``resamples`` and ``sums`` the analysis'
     bootstrap resamples and the evaluation pass's frozen sums)."""
@@ -47,9 +56,17 @@ def gain_columns(pairs: pd.DataFrame, base: str, resamples: Resamples, sums: Pas
     acc_b = pairs["acc_b"].to_numpy(np.float64)
     scored = np.asarray(pair_scored, dtype=bool)
     num_scored = int(scored.sum())
-    out = {key: np.full(size, np.nan) for key in
-           ("gain_over_best", "gain_over_best_lo", "gain_over_best_hi",
-            "gain_over_base", "gain_over_base_lo", "gain_over_base_hi")}
+    out = {
+        key: np.full(size, np.nan)
+        for key in (
+            "gain_over_best",
+            "gain_over_best_lo",
+            "gain_over_best_hi",
+            "gain_over_base",
+            "gain_over_base_lo",
+            "gain_over_base_hi",
+        )
+    }
     out["gain_over_best"] = ens - np.maximum(acc_a, acc_b)
     with_base = (np.asarray(a_idx) == base_index) | (np.asarray(b_idx) == base_index)
     base_acc = np.where(np.asarray(a_idx) == base_index, acc_a, acc_b)
@@ -57,8 +74,8 @@ def gain_columns(pairs: pd.DataFrame, base: str, resamples: Resamples, sums: Pas
     if num_scored and resamples.counts is not None and sums.ensemble_acc.shape[1]:
         lo, hi = resamples.interval(sums.ensemble_minus_best)
         out["gain_over_best_lo"][scored], out["gain_over_best_hi"][scored] = lo, hi
-        resampled_ens = resamples.means(sums.ensemble_acc)                # (B, P_scored)
-        resampled_base = resamples.means(sums.accuracy)[:, base_index]    # (B,)
+        resampled_ens = resamples.means(sums.ensemble_acc)  # (B, P_scored)
+        resampled_base = resamples.means(sums.accuracy)[:, base_index]  # (B,)
         positions = np.flatnonzero(scored)
         mine = with_base[positions]
         if mine.any():
@@ -71,12 +88,14 @@ def gain_columns(pairs: pd.DataFrame, base: str, resamples: Resamples, sums: Pas
 
 def top1_only(kinds: Sequence[str], topk: Sequence[Any]) -> np.ndarray:
     """(M,) bool: the model stores only its top-1 class (top-k with k = 1)."""
-    return np.array([kind == "topk" and topk_k == 1 for kind, topk_k in zip(kinds, topk)],
-                    dtype=bool)
+    return np.array(
+        [kind == "topk" and topk_k == 1 for kind, topk_k in zip(kinds, topk)], dtype=bool
+    )
 
 
-def structurally_undefined(pairs: pd.DataFrame, top1: np.ndarray, a_idx: np.ndarray,
-                           b_idx: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
+def structurally_undefined(
+    pairs: pd.DataFrame, top1: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``pairs`` with neither_conversion (and bounds) NaN where a member is top-1 only, and
     the note for summary.json (``{}`` when nothing changed)."""
     undefined = np.asarray(top1)[a_idx] | np.asarray(top1)[b_idx]
@@ -86,5 +105,6 @@ def structurally_undefined(pairs: pd.DataFrame, top1: np.ndarray, a_idx: np.ndar
     for column in ("neither_conversion", "neither_conversion_lo", "neither_conversion_hi"):
         if column in pairs.columns:
             pairs.loc[undefined, column] = np.nan
-    return pairs, {"neither_conversion": {"pairs": int(undefined.sum()),
-                                          "reason": NEITHER_TOP1_REASON}}
+    return pairs, {
+        "neither_conversion": {"pairs": int(undefined.sum()), "reason": NEITHER_TOP1_REASON}
+    }

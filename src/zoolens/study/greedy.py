@@ -69,8 +69,9 @@ class _CalibratedRows:
         self.zoo, self.name, self.temperature, self.combine = zoo, name, temperature, combine
 
     def __getitem__(self, rows: Any) -> np.ndarray:
-        return calibrated_inputs(self.zoo.stored_scores(self.name, rows=rows),
-                                 self.temperature, self.combine)
+        return calibrated_inputs(
+            self.zoo.stored_scores(self.name, rows=rows), self.temperature, self.combine
+        )
 
 
 class _StagedRows:
@@ -81,15 +82,22 @@ class _StagedRows:
         self.source, self.cal, self.staged = source, cal, staged
 
     def __getitem__(self, rows: Any) -> np.ndarray:
-        if rows is self.cal or (isinstance(rows, np.ndarray) and rows.shape == self.cal.shape
-                                and np.array_equal(rows, self.cal)):
+        if rows is self.cal or (
+            isinstance(rows, np.ndarray)
+            and rows.shape == self.cal.shape
+            and np.array_equal(rows, self.cal)
+        ):
             return self.staged
         return self.source[rows]
 
 
 @contextmanager
-def staged_pool(models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes: int,
-                scratch_dir: str | os.PathLike | None = None) -> Iterator[list[np.ndarray]]:
+def staged_pool(
+    models: Sequence[_CalibratedRows],
+    cal: np.ndarray,
+    num_classes: int,
+    scratch_dir: str | os.PathLike | None = None,
+) -> Iterator[list[np.ndarray]]:
     """Write each model's calibrated calibration rows to a float32 file in a fresh scratch
     folder and yield ``_StagedRows`` over read-only memory maps of them; the folder is removed
     on exit (also on error). ZoolensError when the disk lacks the space."""
@@ -98,42 +106,56 @@ def staged_pool(models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes:
     try:
         free = shutil.disk_usage(parent).free
     except OSError as exc:
-        raise ZoolensError(f"greedy: cannot use the scratch folder {parent} "
-                           f"({exc.strerror})") from None
+        raise ZoolensError(
+            f"greedy: cannot use the scratch folder {parent} ({exc.strerror})"
+        ) from None
     if need + 2**28 > free:
         raise ZoolensError(
             f"greedy: staging {len(models)} candidates' calibration rows needs "
             f"{need / 2**30:.1f} GiB of disk under {parent}, only {free / 2**30:.1f} GiB free; "
-            "set TMPDIR to a larger disk, raise --memory-gb or narrow --pool")
+            "set TMPDIR to a larger disk, raise --memory-gb or narrow --pool"
+        )
     sweep_dead(parent, GREEDY_PREFIX)  # what killed runs left behind
     folder = Path(tempfile.mkdtemp(prefix=owned_name(GREEDY_PREFIX, ""), dir=parent))
     try:
         staged = []
-        for k, model in enumerate(track(models, description="greedy: staging candidates",
-                                        unit="models")):
+        for k, model in enumerate(
+            track(models, description="greedy: staging candidates", unit="models")
+        ):
             path = folder / f"candidate-{k:05d}.f32"
             rows = np.ascontiguousarray(model[cal], dtype=np.float32)
             try:
                 with open(path, "wb") as handle:
                     rows.tofile(handle)
             except OSError as exc:
-                raise ZoolensError(f"greedy: cannot write the scratch file {path} "
-                                   f"({exc.strerror})") from None
+                raise ZoolensError(
+                    f"greedy: cannot write the scratch file {path} ({exc.strerror})"
+                ) from None
             del rows
-            mapped = np.memmap(path, dtype=np.float32, mode="r",
-                               shape=(len(cal), num_classes))
+            mapped = np.memmap(path, dtype=np.float32, mode="r", shape=(len(cal), num_classes))
             staged.append(_StagedRows(model, cal, mapped))
         yield staged
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_selection(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
-                  temperatures: np.ndarray, start: str, pool: Sequence[str], *,
-                  cal: np.ndarray, ev: np.ndarray, labels: np.ndarray, combine: str,
-                  max_steps: int, memory_budget: int,
-                  scratch_dir: str | os.PathLike | None = None,
-                  budget: Any = None) -> GreedyOutcome:
+def run_selection(
+    zoo: Any,
+    names: Sequence[str],
+    has_scores: np.ndarray,
+    temperatures: np.ndarray,
+    start: str,
+    pool: Sequence[str],
+    *,
+    cal: np.ndarray,
+    ev: np.ndarray,
+    labels: np.ndarray,
+    combine: str,
+    max_steps: int,
+    memory_budget: int,
+    scratch_dir: str | os.PathLike | None = None,
+    budget: Any = None,
+) -> GreedyOutcome:
     """Choose on the calibration split, report on the evaluation split; see module doc.
 
     Decision-only models in the pool are left out (and returned in ``excluded``); a pool left
@@ -145,46 +167,55 @@ def run_selection(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
     """
     index = {name: i for i, name in enumerate(names)}
     if not has_scores[index[start]]:
-        raise ZoolensError(f"greedy start {start!r} is decision-only: ensembles need "
-                           "probabilities")
+        raise ZoolensError(f"greedy start {start!r} is decision-only: ensembles need probabilities")
     excluded = [name for name in pool if not has_scores[index[name]]]
     candidates = [name for name in pool if has_scores[index[name]]]
     if not candidates:
-        raise ZoolensError("the greedy pool is empty: no model in it has probabilities "
-                           f"({', '.join(excluded)} are decision-only)")
+        raise ZoolensError(
+            "the greedy pool is empty: no model in it has probabilities "
+            f"({', '.join(excluded)} are decision-only)"
+        )
     if excluded:
         info(f"greedy: leaving out decision-only models {', '.join(excluded)}")
     if budget is not None:
         if not budget.fits([start]):
-            raise ZoolensError(f"greedy start {start!r} does not fit the budget "
-                               f"{budget.describe()} (or has no cost on its card)")
+            raise ZoolensError(
+                f"greedy start {start!r} does not fit the budget "
+                f"{budget.describe()} (or has no cost on its card)"
+            )
         unpriced = [name for name in candidates if not budget.priced[index[name]]]
         candidates = [name for name in candidates if budget.priced[index[name]]]
         if unpriced:
             info(f"greedy: leaving out models without a cost: {', '.join(unpriced)}")
         if not candidates:
-            raise ZoolensError("the greedy pool is empty under --budget: no model in it has "
-                               "a cost")
+            raise ZoolensError("the greedy pool is empty under --budget: no model in it has a cost")
     num_classes = int(zoo.num_classes)
     stage = memory_need(len(candidates), len(cal), len(ev), num_classes) > memory_budget
-    info(f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps"
-         + (" (calibration rows staged on disk: they exceed the memory budget)"
-            if stage else ""))
+    info(
+        f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps"
+        + (" (calibration rows staged on disk: they exceed the memory budget)" if stage else "")
+    )
     # Zoo order, so that the tie rule's "lowest index" means the zoo's index whatever order
     # the user listed the pool in (DESIGN.md sec. 3).
     used = sorted(set([start] + candidates), key=index.__getitem__)
-    models = [_CalibratedRows(zoo, name, float(temperatures[index[name]]), combine)
-              for name in used]
+    models = [
+        _CalibratedRows(zoo, name, float(temperatures[index[name]]), combine) for name in used
+    ]
     pool = [used.index(name) for name in candidates]
-    select = dict(labels=labels, start=used.index(start), pool=pool, max_steps=max_steps,
-                  calibration_index=cal, evaluation_index=ev)
+    select = dict(
+        labels=labels,
+        start=used.index(start),
+        pool=pool,
+        max_steps=max_steps,
+        calibration_index=cal,
+        evaluation_index=ev,
+    )
     if budget is not None:
         select.update(costs=budget.costs[[index[name] for name in used]], budget=budget.limits)
     with progress_bar(max_steps, "greedy selection", "steps") as advance:
         select["on_step"] = advance
         if stage:
-            with staged_pool([models[k] for k in pool], cal, num_classes,
-                             scratch_dir) as staged:
+            with staged_pool([models[k] for k in pool], cal, num_classes, scratch_dir) as staged:
                 for k, staged_model in zip(pool, staged):
                     models[k] = staged_model
                 result = greedy_forward_selection(models, **select, after_use=release_pages)
@@ -195,21 +226,28 @@ def run_selection(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
     steps = len(chosen)
     kept = int(result.kept)
     evaluation = np.asarray(result.evaluation_accuracy, dtype=np.float64)
-    table = pd.DataFrame({
-        "start": start,
-        "step": np.arange(steps),
-        "added": chosen,
-        "members": [";".join(chosen[: s + 1]) for s in range(steps)],
-        "calibration_acc": np.asarray(result.calibration_accuracy, dtype=np.float64),
-        "evaluation_acc": evaluation,
-        "kept": np.arange(steps) < kept,
-    })[GREEDY_COLUMNS]
-    return GreedyOutcome(table=table, members=chosen[:kept],
-                         calibration_acc=float(table["calibration_acc"].iloc[kept - 1]),
-                         evaluation_acc=float(evaluation[kept - 1]),
-                         start_evaluation_acc=float(evaluation[0]), excluded=excluded,
-                         staged=stage, evaluation_correct=result.evaluation_correct[kept - 1],
-                         start_evaluation_correct=result.evaluation_correct[0])
+    table = pd.DataFrame(
+        {
+            "start": start,
+            "step": np.arange(steps),
+            "added": chosen,
+            "members": [";".join(chosen[: s + 1]) for s in range(steps)],
+            "calibration_acc": np.asarray(result.calibration_accuracy, dtype=np.float64),
+            "evaluation_acc": evaluation,
+            "kept": np.arange(steps) < kept,
+        }
+    )[GREEDY_COLUMNS]
+    return GreedyOutcome(
+        table=table,
+        members=chosen[:kept],
+        calibration_acc=float(table["calibration_acc"].iloc[kept - 1]),
+        evaluation_acc=float(evaluation[kept - 1]),
+        start_evaluation_acc=float(evaluation[0]),
+        excluded=excluded,
+        staged=stage,
+        evaluation_correct=result.evaluation_correct[kept - 1],
+        start_evaluation_correct=result.evaluation_correct[0],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,17 +292,30 @@ def cross_fit_folds(num_examples: int, folds: int, seed: int) -> list[np.ndarray
     if folds < 2:
         raise ZoolensError(f"cross-fitted greedy needs at least 2 folds, got {folds}")
     if num_examples < folds:
-        raise ZoolensError(f"cross-fitted greedy: {num_examples} examples cannot make "
-                           f"{folds} folds")
+        raise ZoolensError(
+            f"cross-fitted greedy: {num_examples} examples cannot make {folds} folds"
+        )
     order = np.random.default_rng(seed).permutation(num_examples)
     return [np.sort(part) for part in np.array_split(order, folds)]
 
 
-def run_crossfit(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
-                 temperatures: np.ndarray, start: str, pool: Sequence[str], *,
-                 ev: np.ndarray, labels: np.ndarray, combine: str, max_steps: int,
-                 memory_budget: int, folds: int = 5, seed: int = 0,
-                 scratch_dir: str | os.PathLike | None = None) -> CrossFitOutcome:
+def run_crossfit(
+    zoo: Any,
+    names: Sequence[str],
+    has_scores: np.ndarray,
+    temperatures: np.ndarray,
+    start: str,
+    pool: Sequence[str],
+    *,
+    ev: np.ndarray,
+    labels: np.ndarray,
+    combine: str,
+    max_steps: int,
+    memory_budget: int,
+    folds: int = 5,
+    seed: int = 0,
+    scratch_dir: str | os.PathLike | None = None,
+) -> CrossFitOutcome:
     """Cross-fitted greedy selection over the examples ``ev`` (see CrossFitOutcome): fold f
     of :func:`cross_fit_folds` is held out, :func:`run_selection` chooses on the rest."""
     parts = cross_fit_folds(len(ev), folds, seed)
@@ -276,12 +327,24 @@ def run_crossfit(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
     staged = False
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(ev)), held, assume_unique=True)
-        outcome = run_selection(zoo, names, has_scores, temperatures, start, pool,
-                                cal=ev[train], ev=ev[held], labels=labels, combine=combine,
-                                max_steps=max_steps, memory_budget=memory_budget,
-                                scratch_dir=scratch_dir)
-        frame = outcome.table.rename(columns={"calibration_acc": "selection_acc",
-                                              "evaluation_acc": "held_out_acc"})
+        outcome = run_selection(
+            zoo,
+            names,
+            has_scores,
+            temperatures,
+            start,
+            pool,
+            cal=ev[train],
+            ev=ev[held],
+            labels=labels,
+            combine=combine,
+            max_steps=max_steps,
+            memory_budget=memory_budget,
+            scratch_dir=scratch_dir,
+        )
+        frame = outcome.table.rename(
+            columns={"calibration_acc": "selection_acc", "evaluation_acc": "held_out_acc"}
+        )
         frame.insert(0, "n_held_out", len(held))
         frame.insert(0, "fold", f)
         frames.append(frame)
@@ -298,9 +361,16 @@ def run_crossfit(zoo: Any, names: Sequence[str], has_scores: np.ndarray,
     order = {name: i for i, name in enumerate(names)}
     member_folds = dict(sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]])))
     return CrossFitOutcome(
-        table=pd.concat(frames, ignore_index=True)[GREEDY_FOLDS_COLUMNS], folds=folds,
+        table=pd.concat(frames, ignore_index=True)[GREEDY_FOLDS_COLUMNS],
+        folds=folds,
         members=[m for m, c in member_folds.items() if c > folds / 2],
-        member_folds=member_folds, calibration_acc=float(np.mean(selection_acc)),
-        evaluation_acc=float(correct.mean()), fold_evaluation_acc=[float(a) for a in fold_acc],
-        start_evaluation_acc=float(start_correct.mean()), excluded=excluded, staged=staged,
-        evaluation_correct=correct, start_evaluation_correct=start_correct)
+        member_folds=member_folds,
+        calibration_acc=float(np.mean(selection_acc)),
+        evaluation_acc=float(correct.mean()),
+        fold_evaluation_acc=[float(a) for a in fold_acc],
+        start_evaluation_acc=float(start_correct.mean()),
+        excluded=excluded,
+        staged=staged,
+        evaluation_correct=correct,
+        start_evaluation_correct=start_correct,
+    )

@@ -24,27 +24,37 @@ def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
     for _, row in mine.iterrows():
         base_is_a = row["model_a"] == base
         acc_base = row["acc_a"] if base_is_a else row["acc_b"]
-        rows.append({
-            "model": row["model_b"] if base_is_a else row["model_a"],
-            "category": row["category"],
-            "accuracy": row["acc_b"] if base_is_a else row["acc_a"],
-            "ensemble_acc": row["ensemble_acc"],
-            "ensemble_acc_lo": row["ensemble_acc_lo"],
-            "ensemble_acc_hi": row["ensemble_acc_hi"],
-            "over_base": row["ensemble_acc"] - acc_base,
-            "ensemble_gain": row["ensemble_gain"],
-            "gain_over_best": row["gain_over_best"],
-            "error_inconsistency": row["error_inconsistency"],
-            "mcnemar_p": row["mcnemar_p"],
-            "paired_bootstrap_p": row["paired_bootstrap_p"],
-        })
+        rows.append(
+            {
+                "model": row["model_b"] if base_is_a else row["model_a"],
+                "category": row["category"],
+                "accuracy": row["acc_b"] if base_is_a else row["acc_a"],
+                "ensemble_acc": row["ensemble_acc"],
+                "ensemble_acc_lo": row["ensemble_acc_lo"],
+                "ensemble_acc_hi": row["ensemble_acc_hi"],
+                "over_base": row["ensemble_acc"] - acc_base,
+                "ensemble_gain": row["ensemble_gain"],
+                "gain_over_best": row["gain_over_best"],
+                "error_inconsistency": row["error_inconsistency"],
+                "mcnemar_p": row["mcnemar_p"],
+                "paired_bootstrap_p": row["paired_bootstrap_p"],
+            }
+        )
     # Stable sort keeps zoo order among equal ensemble accuracies.
     return sorted(rows, key=lambda r: -r["ensemble_acc"])
 
 
-def headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
-             pairs: pd.DataFrame, sidekicks: list[dict[str, Any]], evaluation: EvalPass,
-             resamples: Resamples, selection: Any) -> dict[str, Any]:
+def headline(
+    inputs: ZooInputs,
+    base: str,
+    start: str,
+    models: pd.DataFrame,
+    pairs: pd.DataFrame,
+    sidekicks: list[dict[str, Any]],
+    evaluation: EvalPass,
+    resamples: Resamples,
+    selection: Any,
+) -> dict[str, Any]:
     """The findings summary.json leads with (paper Fig. 1, 2, 5).
 
     Every mean comes with a 95 % percentile interval on the shared example resamples: the
@@ -67,41 +77,69 @@ def headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
     conversion_by_category = {}
     for k, category in enumerate(categories):
         mask = category_masks[category]
-        by_category[category] = {"mean": float(ei[mask].mean()), "lo": cat_lo[k],
-                                 "hi": cat_hi[k], "n_pairs": int(mask.sum())}
+        by_category[category] = {
+            "mean": float(ei[mask].mean()),
+            "lo": cat_lo[k],
+            "hi": cat_hi[k],
+            "n_pairs": int(mask.sum()),
+        }
         defined = mask & np.isfinite(conversion)
         values = conversion[defined]
         conv_lo, conv_hi = category_mean_interval(resampled["conversion"], defined, resamples)
         conversion_by_category[category] = {
             "mean": float(values.mean()) if values.size else None,
-            "lo": conv_lo if values.size else None, "hi": conv_hi if values.size else None,
-            "n_pairs": int(values.size)}
+            "lo": conv_lo if values.size else None,
+            "hi": conv_hi if values.size else None,
+            "n_pairs": int(values.size),
+        }
 
     def correlation(mask: np.ndarray) -> dict[str, Any]:
         mask = mask & np.isfinite(pairs["ensemble_gain"].to_numpy())
         frame = pairs[mask]
-        if len(frame) < 3 or frame["error_inconsistency"].nunique() < 2 \
-                or frame["ensemble_gain"].nunique() < 2:
-            return {"rho": None, "lo": None, "hi": None, "p_value": None,
-                    "n_pairs": int(len(frame))}
+        if (
+            len(frame) < 3
+            or frame["error_inconsistency"].nunique() < 2
+            or frame["ensemble_gain"].nunique() < 2
+        ):
+            return {
+                "rho": None,
+                "lo": None,
+                "hi": None,
+                "p_value": None,
+                "n_pairs": int(len(frame)),
+            }
         rho, p_value = spearmanr(frame["error_inconsistency"], frame["ensemble_gain"])
-        lo, hi = spearman_interval(resampled["error_inconsistency"][:, mask],
-                                   resampled["ensemble_gain"][:, mask], resamples)
-        return {"rho": float(rho), "lo": lo, "hi": hi, "p_value": float(p_value),
-                "n_pairs": int(len(frame))}
+        lo, hi = spearman_interval(
+            resampled["error_inconsistency"][:, mask],
+            resampled["ensemble_gain"][:, mask],
+            resamples,
+        )
+        return {
+            "rho": float(rho),
+            "lo": lo,
+            "hi": hi,
+            "p_value": float(p_value),
+            "n_pairs": int(len(frame)),
+        }
 
     with_base = (pairs["model_a"] == base).to_numpy() | (pairs["model_b"] == base).to_numpy()
     scored = len(inputs.scored)
     return {
-        "base": {"model": base, "accuracy": base_row["accuracy"],
-                 "accuracy_lo": base_row["accuracy_lo"], "accuracy_hi": base_row["accuracy_hi"],
-                 "accuracy_all": base_row["accuracy_all"]},
+        "base": {
+            "model": base,
+            "accuracy": base_row["accuracy"],
+            "accuracy_lo": base_row["accuracy_lo"],
+            "accuracy_hi": base_row["accuracy_hi"],
+            "accuracy_all": base_row["accuracy_all"],
+        },
         "best_sidekick": sidekicks[0] if sidekicks else None,
         "ranked_sidekicks": sidekicks[:5],
         "mean_error_inconsistency_by_category": by_category,
         "conversion_rate_by_category": conversion_by_category,
-        "spearman_ei_vs_gain": {"all_pairs": correlation(np.ones(len(pairs), dtype=bool)),
-                                "pairs_with_base": correlation(with_base)},
+        "spearman_ei_vs_gain": {
+            "all_pairs": correlation(np.ones(len(pairs), dtype=bool)),
+            "pairs_with_base": correlation(with_base),
+        },
         "all_models_ensemble_acc": evaluation.all_models_right / n if scored else None,
         "all_models_ensemble_members": scored,
         "majority_vote_acc": evaluation.majority_right / n,
@@ -110,8 +148,7 @@ def headline(inputs: ZooInputs, base: str, start: str, models: pd.DataFrame,
     }
 
 
-def resampled_pair_statistics(resamples: Resamples,
-                              evaluation: EvalPass) -> dict[str, np.ndarray]:
+def resampled_pair_statistics(resamples: Resamples, evaluation: EvalPass) -> dict[str, np.ndarray]:
     """(B, P) per-resample pair statistics (pairs in ``np.triu_indices`` order, NaN for
     pairs without probabilities or when there are no resamples), from the sums the
     evaluation pass accumulated on the shared resamples:
@@ -123,8 +160,10 @@ def resampled_pair_statistics(resamples: Resamples,
     """
     num_pairs = len(evaluation.pair_scored)
     size = max(resamples.n_bootstrap, 0)
-    out = {key: np.full((size, num_pairs), np.nan)
-           for key in ("error_inconsistency", "ensemble_gain", "conversion")}
+    out = {
+        key: np.full((size, num_pairs), np.nan)
+        for key in ("error_inconsistency", "ensemble_gain", "conversion")
+    }
     if resamples.counts is None:
         return out
     sums = evaluation.sums
@@ -140,8 +179,9 @@ def resampled_pair_statistics(resamples: Resamples,
     return out
 
 
-def category_mean_interval(conversion: np.ndarray, defined: np.ndarray,
-                           resamples: Resamples) -> tuple[float | None, float | None]:
+def category_mean_interval(
+    conversion: np.ndarray, defined: np.ndarray, resamples: Resamples
+) -> tuple[float | None, float | None]:
     """Interval of a category's mean conversion rate: per resample the mean over the
     category's pairs whose full-sample rate is defined (``defined``, (P,) bool) of their
     resampled rates, leaving out a pair whose resampled denominator is 0 (and a resample
@@ -155,8 +195,9 @@ def category_mean_interval(conversion: np.ndarray, defined: np.ndarray,
     return resamples.quantiles(means)
 
 
-def spearman_interval(ei: np.ndarray, gain: np.ndarray,
-                      resamples: Resamples) -> tuple[float | None, float | None]:
+def spearman_interval(
+    ei: np.ndarray, gain: np.ndarray, resamples: Resamples
+) -> tuple[float | None, float | None]:
     """Interval of Spearman's rho between the pairs' error inconsistency and ensemble gain:
     per resample, both recomputed from the resampled sums ((B, P) each), ranked within the
     resample (average ranks for ties, as ``scipy.stats.spearmanr``) and correlated (Pearson
@@ -185,31 +226,40 @@ def greedy_summary(selection: Any, resamples: Resamples | None = None) -> dict[s
     if resamples is not None:
         lo = hi = None
         if resamples.counts is not None and selection.evaluation_correct is not None:
-            diff = (selection.evaluation_correct.astype(np.float32)
-                    - selection.start_evaluation_correct.astype(np.float32))
-            bounds = resamples.interval(resamples.chunk_sums(
-                diff, slice(0, resamples.num_examples)))
+            diff = selection.evaluation_correct.astype(
+                np.float32
+            ) - selection.start_evaluation_correct.astype(np.float32)
+            bounds = resamples.interval(
+                resamples.chunk_sums(diff, slice(0, resamples.num_examples))
+            )
             lo, hi = (float(v[0]) for v in bounds)
         gain = {"gain_over_start_lo": lo, "gain_over_start_hi": hi}
     from zoolens.study.greedy import CrossFitOutcome
 
     if isinstance(selection, CrossFitOutcome):
-        return {"cross_fitted": True, "folds": selection.folds,
-                "members": selection.members, "member_folds": selection.member_folds,
-                "calibration_acc": selection.calibration_acc,
-                "evaluation_acc": selection.evaluation_acc,
-                "fold_evaluation_acc": selection.fold_evaluation_acc,
-                "fold_spread": selection.fold_spread,
-                "start_evaluation_acc": selection.start_evaluation_acc,
-                "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
-                **gain,
-                "excluded_decision_only": selection.excluded,
-                "staged_on_disk": selection.staged}
-    return {"members": selection.members, "steps_kept": len(selection.members),
+        return {
+            "cross_fitted": True,
+            "folds": selection.folds,
+            "members": selection.members,
+            "member_folds": selection.member_folds,
             "calibration_acc": selection.calibration_acc,
             "evaluation_acc": selection.evaluation_acc,
+            "fold_evaluation_acc": selection.fold_evaluation_acc,
+            "fold_spread": selection.fold_spread,
             "start_evaluation_acc": selection.start_evaluation_acc,
             "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
             **gain,
             "excluded_decision_only": selection.excluded,
-            "staged_on_disk": selection.staged}
+            "staged_on_disk": selection.staged,
+        }
+    return {
+        "members": selection.members,
+        "steps_kept": len(selection.members),
+        "calibration_acc": selection.calibration_acc,
+        "evaluation_acc": selection.evaluation_acc,
+        "start_evaluation_acc": selection.start_evaluation_acc,
+        "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
+        **gain,
+        "excluded_decision_only": selection.excluded,
+        "staged_on_disk": selection.staged,
+    }

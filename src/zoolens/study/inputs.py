@@ -27,8 +27,14 @@ from zoolens.study.threads import model_workers
 DEFAULT_MEMORY_BUDGET = 2**30
 INTERPOLATION_WEIGHTS = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 10))
 # models.csv columns measured by the evaluation pass (not known before it).
-EVALUATION_COLUMNS = ("accuracy_lo", "accuracy_hi", "nll_before", "nll_after", "ece_before",
-                      "ece_after")
+EVALUATION_COLUMNS = (
+    "accuracy_lo",
+    "accuracy_hi",
+    "nll_before",
+    "nll_after",
+    "ece_before",
+    "ece_after",
+)
 
 
 # Limits on analyze's options (field: CLI flag, lowest, highest): beyond them a run would not
@@ -55,8 +61,9 @@ def check_option_limits(options: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ZoolensError(f"{name} ({flag}) must be an integer, got {shown}")
         if not lo <= value <= hi:
-            low, high = (f"{lo / 2**30:.4g}", f"{hi / 2**30:,.0f} GiB") if gib else \
-                (f"{lo:,}", f"{hi:,}")
+            low, high = (
+                (f"{lo / 2**30:.4g}", f"{hi / 2**30:,.0f} GiB") if gib else (f"{lo:,}", f"{hi:,}")
+            )
             raise ZoolensError(f"{flag} {shown}: must lie in {low} .. {high}")
 
 
@@ -159,8 +166,7 @@ def check_model(zoo: Any, name: str, role: str) -> None:
     names = list(zoo.models)
     if name not in names:
         shown = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
-        raise ZoolensError(f"zoo {zoo.path}: no model named {name!r} ({role}); "
-                           f"models: {shown}")
+        raise ZoolensError(f"zoo {zoo.path}: no model named {name!r} ({role}); models: {shown}")
 
 
 def open_zoo(zoo: Any) -> Any:
@@ -184,25 +190,35 @@ def load_inputs(zoo: Any, *, min_models: int = 2, calibration: bool = True) -> Z
     if len(names) < min_models:
         raise ZoolensError(
             f"zoo {zoo.path}: has {len(names)} model{'s' if len(names) != 1 else ''}; "
-            f"comparing models needs at least {min_models}")
+            f"comparing models needs at least {min_models}"
+        )
     cal = np.asarray(zoo.calibration_indices, dtype=np.int64)
     ev = np.asarray(zoo.evaluation_indices, dtype=np.int64)
     if not calibration or cal.size == 0:
         cal = np.zeros(0, dtype=np.int64)
         ev = np.arange(int(zoo.num_examples), dtype=np.int64)
     if ev.size == 0:
-        raise ZoolensError(f"zoo {zoo.path}: the evaluation split is empty; re-create the "
-                           "zoo with a calibration fraction below 1")
+        raise ZoolensError(
+            f"zoo {zoo.path}: the evaluation split is empty; re-create the "
+            "zoo with a calibration fraction below 1"
+        )
     kinds = [zoo.kind(name) for name in names]
     labels = np.asarray(zoo.labels)
-    predictions = np.stack([np.asarray(zoo.predictions(name), dtype=np.int64)
-                            for name in names])
+    predictions = np.stack([np.asarray(zoo.predictions(name), dtype=np.int64) for name in names])
     correct_all = correctness(predictions, labels)
-    return ZooInputs(zoo=zoo, names=names, kinds=kinds,
-                     cards=[zoo.card(name) for name in names],
-                     has_scores=np.array([kind != "decisions" for kind in kinds]),
-                     cal=cal, ev=ev, labels=labels, predictions=predictions,
-                     correct_all=correct_all, correct=correct_all[:, ev])
+    return ZooInputs(
+        zoo=zoo,
+        names=names,
+        kinds=kinds,
+        cards=[zoo.card(name) for name in names],
+        has_scores=np.array([kind != "decisions" for kind in kinds]),
+        cal=cal,
+        ev=ev,
+        labels=labels,
+        predictions=predictions,
+        correct_all=correct_all,
+        correct=correct_all[:, ev],
+    )
 
 
 def with_base(inputs: ZooInputs, base: str, role: str = "--base") -> ZooInputs:
@@ -223,30 +239,36 @@ def read_inputs(zoo: Any, options: AnalyzeOptions) -> ZooInputs:
     """Stage 1: check the names the options give, read the zoo once, fill the base-relative
     fields and the interpolation pairs. Fails (ZoolensError) before any array is read when a
     name is wrong, and before the evaluation pass when the options cannot run."""
-    for name, role in ([(options.base, "--base")]
-                       + ([] if options.start is None else [(options.start, "--start")])
-                       + [(m, "--interpolate") for pair in options.interpolation_pairs
-                          for m in pair]):
+    for name, role in (
+        [(options.base, "--base")]
+        + ([] if options.start is None else [(options.start, "--start")])
+        + [(m, "--interpolate") for pair in options.interpolation_pairs for m in pair]
+    ):
         check_model(zoo, name, role)
     inputs = with_base(load_inputs(zoo, calibration=options.calibration), options.base)
-    if options.start is not None and not inputs.has_scores[inputs.index(options.start,
-                                                                          "--start")]:
+    if options.start is not None and not inputs.has_scores[inputs.index(options.start, "--start")]:
         # Before the evaluation pass: the selection would refuse it only at the very end.
-        raise ZoolensError(f"zoo {zoo.path}: greedy start {options.start!r} (--start) is "
-                           "decision-only: ensembles need probabilities")
-    pairs = [(inputs.index(a, "--interpolate"), inputs.index(b, "--interpolate"))
-             for a, b in options.interpolation_pairs]
+        raise ZoolensError(
+            f"zoo {zoo.path}: greedy start {options.start!r} (--start) is "
+            "decision-only: ensembles need probabilities"
+        )
+    pairs = [
+        (inputs.index(a, "--interpolate"), inputs.index(b, "--interpolate"))
+        for a, b in options.interpolation_pairs
+    ]
     for a, b in pairs:
         if a == b or not (inputs.has_scores[a] and inputs.has_scores[b]):
             raise ZoolensError(
                 f"--interpolate {inputs.names[a]},{inputs.names[b]}: needs two different "
-                "models with probabilities")
+                "models with probabilities"
+            )
     inputs.interpolation_pairs = pairs
     return inputs
 
 
-def base_category_masks(base: int, base_category: list[str], a_idx: np.ndarray,
-                        b_idx: np.ndarray) -> dict[str, np.ndarray]:
+def base_category_masks(
+    base: int, base_category: list[str], a_idx: np.ndarray, b_idx: np.ndarray
+) -> dict[str, np.ndarray]:
     """For each category: (P,) mask of the pairs (base, other) whose other is in it."""
     other = np.where(a_idx == base, b_idx, np.where(b_idx == base, a_idx, -1))
     masks = {}
@@ -255,8 +277,13 @@ def base_category_masks(base: int, base_category: list[str], a_idx: np.ndarray,
     return masks
 
 
-def calibrate(inputs: ZooInputs, threads: int | None = None, *, ray: bool = False,
-              ray_address: str | None = None) -> Calibration:
+def calibrate(
+    inputs: ZooInputs,
+    threads: int | None = None,
+    *,
+    ray: bool = False,
+    ray_address: str | None = None,
+) -> Calibration:
     """Stage 2: each scored model's calibration-split scores -> its TemperatureFit; without
     a calibration split nothing is fitted and every scored model's temperature is 1
     (decision-only models: NaN)."""
@@ -275,25 +302,38 @@ def calibrate(inputs: ZooInputs, threads: int | None = None, *, ray: bool = Fals
             from zoolens.study.distributed import fit_temperatures_ray
 
             names = [inputs.names[i] for i in inputs.scored]
-            fits.update(zip(names, fit_temperatures_ray(str(inputs.zoo.path), names,
-                                                        inputs.cal, labels_cal,
-                                                        ray_address)))
+            fits.update(
+                zip(
+                    names,
+                    fit_temperatures_ray(
+                        str(inputs.zoo.path), names, inputs.cal, labels_cal, ray_address
+                    ),
+                )
+            )
             return _calibration(inputs, fits)
         # Models in parallel threads (study.threads); zoo order kept.
         with model_workers(threads) as workers:
-            for i, result in zip(inputs.scored,
-                                 track(workers.map(fit, inputs.scored),
-                                       total=len(inputs.scored),
-                                       description="temperature scaling", unit="models")):
+            for i, result in zip(
+                inputs.scored,
+                track(
+                    workers.map(fit, inputs.scored),
+                    total=len(inputs.scored),
+                    description="temperature scaling",
+                    unit="models",
+                ),
+            ):
                 fits[inputs.names[i]] = result
     return _calibration(inputs, fits)
 
 
 def _calibration(inputs: ZooInputs, fits: dict[str, TemperatureFit]) -> Calibration:
     fixed = 1.0 if not inputs.calibrated else np.nan
-    temperatures = np.array([fits[name].temperature if name in fits
-                             else (fixed if inputs.has_scores[i] else np.nan)
-                             for i, name in enumerate(inputs.names)])
+    temperatures = np.array(
+        [
+            fits[name].temperature if name in fits else (fixed if inputs.has_scores[i] else np.nan)
+            for i, name in enumerate(inputs.names)
+        ]
+    )
     return Calibration(temperatures=temperatures, fits=fits)
 
 
@@ -304,32 +344,35 @@ def models_table(inputs: ZooInputs, calibration: Calibration) -> pd.DataFrame:
     num_models = len(inputs.names)
     nan = np.full(num_models, np.nan)
     cards = inputs.cards
-    frame = pd.DataFrame({
-        "model": inputs.names,
-        "arch": [card.arch for card in cards],
-        "framework": [card.framework for card in cards],
-        "pretrain_data": [card.pretrain_data for card in cards],
-        "head": [card.head for card in cards],
-        "category": inputs.base_category,
-        "accuracy": inputs.correct.mean(axis=1),
-        "accuracy_lo": nan,
-        "accuracy_hi": nan.copy(),
-        "accuracy_all": inputs.correct_all.mean(axis=1),
-        "temperature": calibration.temperatures,
-        "nll_before": nan.copy(),
-        "nll_after": nan.copy(),
-        "ece_before": nan.copy(),
-        "ece_after": nan.copy(),
-        "kind": inputs.kinds,
-        "accuracy_eval_n": len(inputs.ev),
-        # on all examples, like accuracy_all: no-answer decisions (zoo.classes.ABSTAIN)
-        "abstentions": (inputs.predictions < 0).sum(axis=1),
-    })
+    frame = pd.DataFrame(
+        {
+            "model": inputs.names,
+            "arch": [card.arch for card in cards],
+            "framework": [card.framework for card in cards],
+            "pretrain_data": [card.pretrain_data for card in cards],
+            "head": [card.head for card in cards],
+            "category": inputs.base_category,
+            "accuracy": inputs.correct.mean(axis=1),
+            "accuracy_lo": nan,
+            "accuracy_hi": nan.copy(),
+            "accuracy_all": inputs.correct_all.mean(axis=1),
+            "temperature": calibration.temperatures,
+            "nll_before": nan.copy(),
+            "nll_after": nan.copy(),
+            "ece_before": nan.copy(),
+            "ece_after": nan.copy(),
+            "kind": inputs.kinds,
+            "accuracy_eval_n": len(inputs.ev),
+            # on all examples, like accuracy_all: no-answer decisions (zoo.classes.ABSTAIN)
+            "abstentions": (inputs.predictions < 0).sum(axis=1),
+        }
+    )
     return frame[tables.MODELS_COLUMNS]
 
 
-def chunk_examples(num_scored: int, num_classes: int, num_pairs: int, n_bootstrap: int,
-                   budget: int) -> int:
+def chunk_examples(
+    num_scored: int, num_classes: int, num_pairs: int, n_bootstrap: int, budget: int
+) -> int:
     """Examples per chunk so one chunk's working set stays within ``budget`` bytes.
 
     Per example: the calibrated block (models x classes float32) and the same again for

@@ -54,48 +54,57 @@ def _parse_value(text: str) -> float | str:
         return text
 
 
-def _clause_mask(models: pd.DataFrame, clause: str, spec: str,
-                 defer: frozenset[str] = frozenset()) -> pd.Series:
+def _clause_mask(
+    models: pd.DataFrame, clause: str, spec: str, defer: frozenset[str] = frozenset()
+) -> pd.Series:
     match = _CLAUSE.match(clause)
     if match is None or not match.group(3):
         raise ZoolensError(
             f"--pool {spec!r}: cannot read {clause.strip()!r}; write COLUMN OP VALUE "
-            "(OP one of <, <=, >, >=, ==, !=) joined by 'and', or a comma list of model names")
+            "(OP one of <, <=, >, >=, ==, !=) joined by 'and', or a comma list of model names"
+        )
     column, op, raw = match.groups()
     if re.search(r"[<>=!]|\s+or\s+", raw, flags=re.IGNORECASE):
         raise ZoolensError(
             f"--pool {spec!r}: cannot read {clause.strip()!r}; one comparison per clause, "
-            "clauses joined by 'and' ('or' is not supported)")
+            "clauses joined by 'and' ('or' is not supported)"
+        )
     if column not in models.columns:
         raise ZoolensError(
             f"--pool {spec!r}: unknown column {column!r}; columns of models.csv are "
-            + ", ".join(models.columns))
+            + ", ".join(models.columns)
+        )
     value = _parse_value(raw)
     series = models[column]
     compare = _OPERATORS[op]
     if column in defer:
         return pd.Series(True, index=models.index)
     if series.isna().all():
-        raise ZoolensError(f"--pool {spec!r}: column {column!r} has no value for any model "
-                           "here (NLL, ECE and intervals come from `zoolens analyze`)")
+        raise ZoolensError(
+            f"--pool {spec!r}: column {column!r} has no value for any model "
+            "here (NLL, ECE and intervals come from `zoolens analyze`)"
+        )
     if isinstance(value, float):
         numeric = pd.to_numeric(series, errors="coerce")
         if numeric.isna().all() and series.notna().any():
             raise ZoolensError(
-                f"--pool {spec!r}: column {column!r} holds text, compare it with a text value")
+                f"--pool {spec!r}: column {column!r} holds text, compare it with a text value"
+            )
         # NaN != x is True in numpy: mask missing values out so "!=" keeps NaN rows out too.
         return compare(numeric, value).fillna(False).astype(bool) & numeric.notna()
     if op not in ("==", "!="):
         raise ZoolensError(
-            f"--pool {spec!r}: {op} needs a number, got {raw.strip()!r} for column {column!r}")
+            f"--pool {spec!r}: {op} needs a number, got {raw.strip()!r} for column {column!r}"
+        )
     text = series.astype("string")
     mask = compare(text, value)
     # Missing values never match, "!=" included (SQL-like), so NaN rows stay out of pools.
     return mask.fillna(False).astype(bool) & series.notna()
 
 
-def select_pool(models: pd.DataFrame, spec: str | Sequence[str], *,
-                defer: Sequence[str] = ()) -> list[str]:
+def select_pool(
+    models: pd.DataFrame, spec: str | Sequence[str], *, defer: Sequence[str] = ()
+) -> list[str]:
     """Model names of the pool ``spec`` selects from the models table, in table order.
 
     ``models`` is the models table (one row per model, column ``model`` plus the measured
@@ -127,7 +136,10 @@ def select_pool(models: pd.DataFrame, spec: str | Sequence[str], *,
     if unknown:
         raise ZoolensError(
             f"--pool {label!r}: model {unknown[0]!r} is not in the zoo (models: "
-            + ", ".join(names[:20]) + (" …" if len(names) > 20 else "") + ")")
+            + ", ".join(names[:20])
+            + (" …" if len(names) > 20 else "")
+            + ")"
+        )
     # Keep table order and drop repeats: the pool is a set of candidates.
     wanted = set(chosen)
     return [name for name in names if name in wanted]

@@ -37,8 +37,14 @@ from zoolens import __version__
 from zoolens.contracts import columns
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, error_consistency
-from zoolens.measure.features import (cka_matrix, combine_at_rates, diversity_ranking, k_grid,
-                                      l2_normalize_rows, linear_cka_matrices)
+from zoolens.measure.features import (
+    cka_matrix,
+    combine_at_rates,
+    diversity_ranking,
+    k_grid,
+    l2_normalize_rows,
+    linear_cka_matrices,
+)
 from zoolens.measure.probe import fit_linear_probe
 from zoolens.progress import info, progress_bar
 from zoolens.study.tables import output_folder, write_table
@@ -74,10 +80,18 @@ class ProbeSettings:
     tol: float = 1e-6
 
     def fit(self, x: np.ndarray, y: np.ndarray, multilabel: bool = False) -> Any:
-        return fit_linear_probe(x, y, l2_grid=list(self.l2_grid),
-                                validation_fraction=self.validation_fraction, seed=self.seed,
-                                dtype=self.dtype, device=self.device, multilabel=multilabel,
-                                max_iter=self.max_iter, tol=self.tol)
+        return fit_linear_probe(
+            x,
+            y,
+            l2_grid=list(self.l2_grid),
+            validation_fraction=self.validation_fraction,
+            seed=self.seed,
+            dtype=self.dtype,
+            device=self.device,
+            multilabel=multilabel,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
 
 
 @dataclass
@@ -91,14 +105,16 @@ class ProbeResult:
 
 # ----------------------------------------------------------------------------- checks, splits
 
+
 def check_rates(rates: Sequence[float]) -> list[float]:
     """Rates as floats; ZoolensError naming the first one outside [0, 1]."""
     out = []
     for rate in rates:
         rate = float(rate)
         if not 0.0 <= rate <= 1.0:
-            raise ZoolensError(f"rate {rate:g} is outside [0, 1] (the fraction of model A's "
-                               "dimensions kept)")
+            raise ZoolensError(
+                f"rate {rate:g} is outside [0, 1] (the fraction of model A's dimensions kept)"
+            )
         out.append(rate)
     if not out:
         raise ZoolensError("no rates given")
@@ -116,23 +132,34 @@ def probe_split(n: int, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.n
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def _check_pair(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray,
-                names: Sequence[str]) -> None:
+def _check_pair(
+    emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, names: Sequence[str]
+) -> None:
     for name, emb in zip(names, (emb_a, emb_b)):
         if np.ndim(emb) != 2:
-            raise ZoolensError(f"model {name!r}: embeddings must be (examples, dims), got shape "
-                               f"{np.shape(emb)}")
+            raise ZoolensError(
+                f"model {name!r}: embeddings must be (examples, dims), got shape {np.shape(emb)}"
+            )
         if emb.shape[0] != len(labels):
-            raise ZoolensError(f"model {name!r}: embeddings have {emb.shape[0]} rows but there "
-                               f"are {len(labels)} labels")
+            raise ZoolensError(
+                f"model {name!r}: embeddings have {emb.shape[0]} rows but there "
+                f"are {len(labels)} labels"
+            )
 
 
 class _ProbeCache:
     """Probe test scores keyed by the selected columns, so f = 0 / f = 1 (all draws select
     every dim) and k = D (diverse = random = everything) are fit once."""
 
-    def __init__(self, z: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
-                 settings: ProbeSettings, multilabel: bool = False):
+    def __init__(
+        self,
+        z: np.ndarray,
+        labels: np.ndarray,
+        train: np.ndarray,
+        test: np.ndarray,
+        settings: ProbeSettings,
+        multilabel: bool = False,
+    ):
         self.z, self.labels, self.train, self.test = z, labels, train, test
         self.settings, self.multilabel = settings, multilabel
         self.scores: dict[bytes, float] = {}
@@ -151,13 +178,22 @@ class _ProbeCache:
 
 # ----------------------------------------------------------------------------- Fig. 6
 
-def feature_combination_table(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray,
-                              train: np.ndarray, test: np.ndarray, *,
-                              names: tuple[str, str] = ("A", "B"),
-                              rates: Sequence[float] = DEFAULT_RATES, draws: int = 3,
-                              seed: int = 0, settings: ProbeSettings = ProbeSettings(),
-                              advance: Advance = _no_progress,
-                              _cache: _ProbeCache | None = None) -> pd.DataFrame:
+
+def feature_combination_table(
+    emb_a: np.ndarray,
+    emb_b: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    rates: Sequence[float] = DEFAULT_RATES,
+    draws: int = 3,
+    seed: int = 0,
+    settings: ProbeSettings = ProbeSettings(),
+    advance: Advance = _no_progress,
+    _cache: _ProbeCache | None = None,
+) -> pd.DataFrame:
     """probe.csv rows for one pair: test accuracy of the probe on A and B combined at rate f.
 
     Rows (model_a, model_b, rate, draw, n_dims_a, n_dims_b, accuracy); rate = f, the fraction
@@ -169,8 +205,9 @@ def feature_combination_table(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.n
     cache = _cache or _ProbeCache(_joint(emb_a, emb_b), labels, train, test, settings)
     d_a = emb_a.shape[1]
     rows = []
-    for rate, draw, comb in combine_at_rates(emb_a, emb_b, rates, draws=draws, seed=seed,
-                                             normalize=False):
+    for rate, draw, comb in combine_at_rates(
+        emb_a, emb_b, rates, draws=draws, seed=seed, normalize=False
+    ):
         acc = cache.score(np.concatenate([comb.dims_a, comb.dims_b + d_a]))
         rows.append((names[0], names[1], rate, draw, comb.dims_a.size, comb.dims_b.size, acc))
         advance(1)
@@ -184,12 +221,22 @@ def _joint(emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b.astype(a.dtype, copy=False)], axis=1)
 
 
-def diversity_table(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray,
-                    train: np.ndarray, test: np.ndarray, *, names: tuple[str, str] = ("A", "B"),
-                    target_accuracy: float | None = None, steps: int = 8, draws: int = 3,
-                    seed: int = 0, settings: ProbeSettings = ProbeSettings(),
-                    advance: Advance = _no_progress,
-                    _cache: _ProbeCache | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def diversity_table(
+    emb_a: np.ndarray,
+    emb_b: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    target_accuracy: float | None = None,
+    steps: int = 8,
+    draws: int = 3,
+    seed: int = 0,
+    settings: ProbeSettings = ProbeSettings(),
+    advance: Advance = _no_progress,
+    _cache: _ProbeCache | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """diversity.csv rows for one pair, and the fewest dims reaching the target.
 
     The concatenated, row-normalised embedding Z = [l2(A) | l2(B)] (D dims) is ranked by
@@ -219,19 +266,28 @@ def diversity_table(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray,
     for selection in ("diverse", "random"):
         hit = table[(table.selection == selection) & (table.accuracy >= target_accuracy)]
         fewest[selection] = int(hit.k.min()) if len(hit) else None
-    return table, {"target_accuracy": float(target_accuracy), "fewest_dims": fewest,
-                   "total_dims": int(d)}
+    return table, {
+        "target_accuracy": float(target_accuracy),
+        "fewest_dims": fewest,
+        "total_dims": int(d),
+    }
 
 
 # ----------------------------------------------------------------------------- Fig. 13
+
 
 def _pairs_of(names: Sequence[str]) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(len(names)), 2))
 
 
-def cka_table(embeddings: Mapping[str, np.ndarray], *, correct: np.ndarray | None = None,
-              rbf_max_examples: int | None = 10_000, threshold: float = 0.5,
-              seed: int = 0) -> pd.DataFrame:
+def cka_table(
+    embeddings: Mapping[str, np.ndarray],
+    *,
+    correct: np.ndarray | None = None,
+    rbf_max_examples: int | None = 10_000,
+    threshold: float = 0.5,
+    seed: int = 0,
+) -> pd.DataFrame:
     """cka.csv: one row per unordered pair (a before b in the mapping's order).
 
     cka_linear, cka_rbf (threshold t, at most ``rbf_max_examples`` rows), cka_debiased
@@ -245,27 +301,35 @@ def cka_table(embeddings: Mapping[str, np.ndarray], *, correct: np.ndarray | Non
         raise ZoolensError(f"CKA needs at least two models with embeddings, got {len(names)}")
     mats = [embeddings[n] for n in names]
     lin, deb = linear_cka_matrices(mats)
-    rbf = cka_matrix(mats, kernel="rbf", threshold=threshold, max_examples=rbf_max_examples,
-                     seed=seed)
+    rbf = cka_matrix(
+        mats, kernel="rbf", threshold=threshold, max_examples=rbf_max_examples, seed=seed
+    )
     if correct is not None:
         kappa = error_consistency(np.asarray(correct, dtype=bool))
     else:
         kappa = np.full((len(names), len(names)), np.nan)
-    rows = [(names[i], names[j], lin[i, j], rbf[i, j], deb[i, j], kappa[i, j])
-            for i, j in _pairs_of(names)]
+    rows = [
+        (names[i], names[j], lin[i, j], rbf[i, j], deb[i, j], kappa[i, j])
+        for i, j in _pairs_of(names)
+    ]
     return pd.DataFrame(rows, columns=CKA_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- Fig. 7
 
-def transfer_and_stacking_tables(embeddings: Mapping[str, np.ndarray], labels: np.ndarray,
-                                 train: np.ndarray, test: np.ndarray, *,
-                                 upstream_accuracy: Mapping[str, float] | None = None,
-                                 pairs: Sequence[tuple[str, str]] | None = None,
-                                 multilabel: bool | None = None,
-                                 settings: ProbeSettings = ProbeSettings(),
-                                 advance: Advance = _no_progress
-                                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def transfer_and_stacking_tables(
+    embeddings: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    upstream_accuracy: Mapping[str, float] | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    multilabel: bool | None = None,
+    settings: ProbeSettings = ProbeSettings(),
+    advance: Advance = _no_progress,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """transfer.csv and stacking.csv from downstream embeddings.
 
     Each model's full embedding (L2-normalised rows) is probed on the downstream train split
@@ -281,9 +345,11 @@ def transfer_and_stacking_tables(embeddings: Mapping[str, np.ndarray], labels: n
     normed = {}
     for name in names:
         if np.ndim(embeddings[name]) != 2 or embeddings[name].shape[0] != labels.shape[0]:
-            raise ZoolensError(f"model {name!r}: downstream embeddings have shape "
-                               f"{np.shape(embeddings[name])} but there are {labels.shape[0]} "
-                               "downstream labels")
+            raise ZoolensError(
+                f"model {name!r}: downstream embeddings have shape "
+                f"{np.shape(embeddings[name])} but there are {labels.shape[0]} "
+                "downstream labels"
+            )
         normed[name] = l2_normalize_rows(embeddings[name])
     if pairs is None:
         pairs = [(names[i], names[j]) for i, j in _pairs_of(names)]
@@ -300,8 +366,12 @@ def transfer_and_stacking_tables(embeddings: Mapping[str, np.ndarray], labels: n
     single = {name: score(normed[name]) for name in names}
     upstream_accuracy = upstream_accuracy or {}
     transfer = pd.DataFrame(
-        [(name, float(upstream_accuracy.get(name, np.nan)), metric, single[name]) for name in names],
-        columns=TRANSFER_COLUMNS)
+        [
+            (name, float(upstream_accuracy.get(name, np.nan)), metric, single[name])
+            for name in names
+        ],
+        columns=TRANSFER_COLUMNS,
+    )
     rows = []
     for a, b in pairs:
         stacked = np.concatenate([normed[a], normed[b].astype(normed[a].dtype, copy=False)], 1)
@@ -310,6 +380,7 @@ def transfer_and_stacking_tables(embeddings: Mapping[str, np.ndarray], labels: n
 
 
 # ----------------------------------------------------------------------------- zoo level
+
 
 def _open(zoo: Any) -> Any:
     if hasattr(zoo, "embeddings") and hasattr(zoo, "models"):
@@ -322,29 +393,37 @@ def _select_models(zoo: Any, models: Sequence[str] | None, role: str = "") -> li
     if models is None:
         chosen = [m for m in zoo.models if zoo.has_embeddings(m)]
         if len(chosen) < 2:
-            raise ZoolensError(f"zoo {zoo.path}{role}: {len(chosen)} model(s) with embeddings; "
-                               "probes compare at least two")
+            raise ZoolensError(
+                f"zoo {zoo.path}{role}: {len(chosen)} model(s) with embeddings; "
+                "probes compare at least two"
+            )
         return chosen
     chosen = list(dict.fromkeys(models))
     for name in chosen:
         if name not in zoo.models:
             raise ZoolensError(f"zoo {zoo.path}{role}: no model named {name!r}")
         if not zoo.has_embeddings(name):
-            raise ZoolensError(f"zoo {zoo.path}{role}: model {name!r} has no embeddings "
-                               "(add them with `zoolens import --embeddings` or collect them)")
+            raise ZoolensError(
+                f"zoo {zoo.path}{role}: model {name!r} has no embeddings "
+                "(add them with `zoolens import --embeddings` or collect them)"
+            )
     if len(chosen) < 2:
         raise ZoolensError("give at least two models (--models A,B)")
     return chosen
 
 
-def _resolve_pairs(names: list[str], pairs: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+def _resolve_pairs(
+    names: list[str], pairs: Sequence[tuple[str, str]] | None
+) -> list[tuple[str, str]]:
     if pairs is None:
         return [(names[i], names[j]) for i, j in _pairs_of(names)]
     for a, b in pairs:
         for name in (a, b):
             if name not in names:
-                raise ZoolensError(f"pair ({a}, {b}): model {name!r} is not among the probed "
-                                   f"models ({', '.join(names)})")
+                raise ZoolensError(
+                    f"pair ({a}, {b}): model {name!r} is not among the probed "
+                    f"models ({', '.join(names)})"
+                )
     return list(pairs)
 
 
@@ -352,8 +431,10 @@ def _load_embeddings(zoo: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
     embs = {name: np.asarray(zoo.embeddings(name)) for name in names}
     for name, emb in embs.items():
         if emb.shape[0] != zoo.num_examples:
-            raise ZoolensError(f"zoo {zoo.path}: model {name!r} has {emb.shape[0]} embedding rows "
-                               f"but the zoo has {zoo.num_examples} examples")
+            raise ZoolensError(
+                f"zoo {zoo.path}: model {name!r} has {emb.shape[0]} embedding rows "
+                f"but the zoo has {zoo.num_examples} examples"
+            )
         if not np.all(np.isfinite(emb)):
             raise ZoolensError(f"zoo {zoo.path}: model {name!r} has NaN or infinite embeddings")
     return embs
@@ -369,8 +450,9 @@ def _correctness_or_none(zoo: Any, names: Sequence[str]) -> np.ndarray | None:
     return correctness(preds[:, ev], np.asarray(zoo.labels)[ev])
 
 
-def _write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame],
-                  meta: Mapping[str, Any]) -> Path:
+def _write_tables(
+    out_dir: str | Path, tables: Mapping[str, pd.DataFrame], meta: Mapping[str, Any]
+) -> Path:
     """Each table as ``<name>.csv`` with its sibling ``<name>.json`` (table_version, table,
     run metadata), atomically, through study.tables, as analyze's tables."""
     out = output_folder(out_dir)
@@ -380,16 +462,31 @@ def _write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame],
 
 
 def _meta(zoo: Any, settings: ProbeSettings, **extra: Any) -> dict[str, Any]:
-    return {"zoolens_version": __version__, "zoo": str(zoo.path),
-            "command": " ".join(sys.argv), "probe_settings": asdict(settings), **extra}
+    return {
+        "zoolens_version": __version__,
+        "zoo": str(zoo.path),
+        "command": " ".join(sys.argv),
+        "probe_settings": asdict(settings),
+        **extra,
+    }
 
 
-def run_probe(zoo: Any, models: Sequence[str] | None = None, *, out_dir: str | Path | None = None,
-              pairs: Sequence[tuple[str, str]] | None = None,
-              rates: Sequence[float] = DEFAULT_RATES, draws: int = 3, seed: int = 0,
-              test_fraction: float = 0.3, settings: ProbeSettings | None = None,
-              diversity: bool = True, cka: bool = True, steps: int = 8,
-              rbf_max_examples: int | None = 10_000) -> ProbeResult:
+def run_probe(
+    zoo: Any,
+    models: Sequence[str] | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    rates: Sequence[float] = DEFAULT_RATES,
+    draws: int = 3,
+    seed: int = 0,
+    test_fraction: float = 0.3,
+    settings: ProbeSettings | None = None,
+    diversity: bool = True,
+    cka: bool = True,
+    steps: int = 8,
+    rbf_max_examples: int | None = 10_000,
+) -> ProbeResult:
     """Fig. 6 and Fig. 13 over a zoo: probe.csv, diversity.csv, cka.csv (+ sibling JSONs).
 
     ``models`` (default: all with embeddings) are all checked for embeddings; probes run for
@@ -404,27 +501,60 @@ def run_probe(zoo: Any, models: Sequence[str] | None = None, *, out_dir: str | P
     names = _select_models(zoo, models)
     pair_list = _resolve_pairs(names, pairs)
     if zoo.is_multilabel:
-        raise ZoolensError(f"zoo {zoo.path} is multi-label: feature-combination probes need one "
-                           "class per example; use it as a --downstream set with --stack")
+        raise ZoolensError(
+            f"zoo {zoo.path} is multi-label: feature-combination probes need one "
+            "class per example; use it as a --downstream set with --stack"
+        )
     settings = settings or ProbeSettings(seed=seed)
     labels = np.asarray(zoo.labels)
     train, test = probe_split(zoo.num_examples, test_fraction, seed)
     embs = _load_embeddings(zoo, names)
 
     probe_frames, diversity_frames, fewest = [], [], {}
-    total = sum(len(rates) * draws + (len(k_grid(embs[a].shape[1] + embs[b].shape[1], steps))
-                                      * (1 + draws) if diversity else 0) for a, b in pair_list)
+    total = sum(
+        len(rates) * draws
+        + (
+            len(k_grid(embs[a].shape[1] + embs[b].shape[1], steps)) * (1 + draws)
+            if diversity
+            else 0
+        )
+        for a, b in pair_list
+    )
     info(f"probing {len(pair_list)} pair(s) on {train.size} training / {test.size} test examples")
     with progress_bar(total, "probes", "probe") as advance:
         for a, b in pair_list:
             cache = _ProbeCache(_joint(embs[a], embs[b]), labels, train, test, settings)
-            probe_frames.append(feature_combination_table(
-                embs[a], embs[b], labels, train, test, names=(a, b), rates=rates, draws=draws,
-                seed=seed, settings=settings, advance=advance, _cache=cache))
+            probe_frames.append(
+                feature_combination_table(
+                    embs[a],
+                    embs[b],
+                    labels,
+                    train,
+                    test,
+                    names=(a, b),
+                    rates=rates,
+                    draws=draws,
+                    seed=seed,
+                    settings=settings,
+                    advance=advance,
+                    _cache=cache,
+                )
+            )
             if diversity:
                 table, summary = diversity_table(
-                    embs[a], embs[b], labels, train, test, names=(a, b), steps=steps,
-                    draws=draws, seed=seed, settings=settings, advance=advance, _cache=cache)
+                    embs[a],
+                    embs[b],
+                    labels,
+                    train,
+                    test,
+                    names=(a, b),
+                    steps=steps,
+                    draws=draws,
+                    seed=seed,
+                    settings=settings,
+                    advance=advance,
+                    _cache=cache,
+                )
                 diversity_frames.append(table)
                 fewest[f"{a} + {b}"] = summary
     tables = {"probe": pd.concat(probe_frames, ignore_index=True)}
@@ -432,21 +562,42 @@ def run_probe(zoo: Any, models: Sequence[str] | None = None, *, out_dir: str | P
         tables["diversity"] = pd.concat(diversity_frames, ignore_index=True)
     if cka:
         info(f"CKA for {len(names) * (len(names) - 1) // 2} pair(s)")
-        tables["cka"] = cka_table(embs, correct=_correctness_or_none(zoo, names),
-                                  rbf_max_examples=rbf_max_examples, seed=seed)
-    meta = _meta(zoo, settings, seed=seed, rates=rates, draws=draws, test_fraction=test_fraction,
-                 n_train=int(train.size), n_test=int(test.size), models=names,
-                 pairs=[list(p) for p in pair_list], diversity=fewest,
-                 rbf_max_examples=rbf_max_examples, error_consistency_split="evaluation")
+        tables["cka"] = cka_table(
+            embs,
+            correct=_correctness_or_none(zoo, names),
+            rbf_max_examples=rbf_max_examples,
+            seed=seed,
+        )
+    meta = _meta(
+        zoo,
+        settings,
+        seed=seed,
+        rates=rates,
+        draws=draws,
+        test_fraction=test_fraction,
+        n_train=int(train.size),
+        n_test=int(test.size),
+        models=names,
+        pairs=[list(p) for p in pair_list],
+        diversity=fewest,
+        rbf_max_examples=rbf_max_examples,
+        error_consistency_split="evaluation",
+    )
     out = _write_tables(out_dir, tables, meta) if out_dir is not None else None
     return ProbeResult(tables=tables, summary=meta, out_dir=out)
 
 
-def run_stacking(zoo: Any, downstream: Any, models: Sequence[str] | None = None, *,
-                 out_dir: str | Path | None = None,
-                 pairs: Sequence[tuple[str, str]] | None = None, seed: int = 0,
-                 test_fraction: float = 0.3,
-                 settings: ProbeSettings | None = None) -> ProbeResult:
+def run_stacking(
+    zoo: Any,
+    downstream: Any,
+    models: Sequence[str] | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.3,
+    settings: ProbeSettings | None = None,
+) -> ProbeResult:
     """Fig. 7 over a downstream zoo: transfer.csv and stacking.csv (+ sibling JSONs).
 
     ``downstream`` holds the same models' embeddings (matched by name) on a labelled
@@ -470,12 +621,28 @@ def run_stacking(zoo: Any, downstream: Any, models: Sequence[str] | None = None,
     info(f"downstream probes for {len(names)} model(s) and {len(pair_list)} pair(s)")
     with progress_bar(len(names) + len(pair_list), "downstream probes", "probe") as advance:
         transfer, stacking = transfer_and_stacking_tables(
-            embs, labels, train, test, upstream_accuracy=upstream, pairs=pair_list,
-            multilabel=bool(down.is_multilabel), settings=settings, advance=advance)
-    meta = _meta(zoo, settings, downstream=str(down.path), seed=seed,
-                 test_fraction=test_fraction, n_train=int(train.size), n_test=int(test.size),
-                 models=names, pairs=[list(p) for p in pair_list],
-                 downstream_multilabel=bool(down.is_multilabel))
+            embs,
+            labels,
+            train,
+            test,
+            upstream_accuracy=upstream,
+            pairs=pair_list,
+            multilabel=bool(down.is_multilabel),
+            settings=settings,
+            advance=advance,
+        )
+    meta = _meta(
+        zoo,
+        settings,
+        downstream=str(down.path),
+        seed=seed,
+        test_fraction=test_fraction,
+        n_train=int(train.size),
+        n_test=int(test.size),
+        models=names,
+        pairs=[list(p) for p in pair_list],
+        downstream_multilabel=bool(down.is_multilabel),
+    )
     tables = {"transfer": transfer, "stacking": stacking}
     out = _write_tables(out_dir, tables, meta) if out_dir is not None else None
     return ProbeResult(tables=tables, summary=meta, out_dir=out)

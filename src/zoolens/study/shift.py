@@ -40,8 +40,7 @@ from zoolens.measure import topk
 from zoolens.measure.agreement import correctness, pairwise_agreement
 from zoolens.measure.calibration import fit_temperature
 from zoolens.measure.ensemble import all_pair_ensemble_correct, ensemble_inputs
-from zoolens.measure.shift import (effective_robustness, prediction_agreement_counts,
-                                   probit_fit)
+from zoolens.measure.shift import effective_robustness, prediction_agreement_counts, probit_fit
 from zoolens.progress import info
 from zoolens.study import tables
 from zoolens.study.bootstrap import Resamples
@@ -73,8 +72,7 @@ class ShiftResult:
     summary: dict[str, Any]
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"shift_models": self.models, "shift_pairs": self.pairs,
-                "shift_fits": self.fits}
+        return {"shift_models": self.models, "shift_pairs": self.pairs, "shift_fits": self.fits}
 
 
 # --------------------------------------------------------------------------------------
@@ -103,8 +101,12 @@ def parse_shift_options(values: Sequence[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def open_sets(reference: Any, shifted: Mapping[str, Any] | Sequence[tuple[str, Any]], *,
-              reference_name: str = REFERENCE_NAME) -> list[EvaluationSet]:
+def open_sets(
+    reference: Any,
+    shifted: Mapping[str, Any] | Sequence[tuple[str, Any]],
+    *,
+    reference_name: str = REFERENCE_NAME,
+) -> list[EvaluationSet]:
     """The reference set first, then each shifted set; checked before anything is measured.
 
     Errors (ZoolensError, one line naming the set and the zoo): a set name used twice or equal
@@ -113,37 +115,57 @@ def open_sets(reference: Any, shifted: Mapping[str, Any] | Sequence[tuple[str, A
     """
     ref = open_zoo(reference)
     names = list(ref.models)
-    sets = [EvaluationSet(reference_name, "reference", ref,
-                          np.asarray(ref.evaluation_indices, dtype=np.int64), names)]
+    sets = [
+        EvaluationSet(
+            reference_name,
+            "reference",
+            ref,
+            np.asarray(ref.evaluation_indices, dtype=np.int64),
+            names,
+        )
+    ]
     seen = {reference_name: "the reference set"}
     for name, zoo in _as_pairs(shifted):
         name = str(name)
         if not name.strip():
             raise ZoolensError("--shift: a set name is empty; give NAME=ZOO")
         if name in seen:
-            raise ZoolensError(f"--shift {name}: the name is used twice (already "
-                               f"{seen[name]}); give every set its own name")
+            raise ZoolensError(
+                f"--shift {name}: the name is used twice (already "
+                f"{seen[name]}); give every set its own name"
+            )
         if isinstance(zoo, (str, Path)):
             seen[name] = str(zoo)
             if not Path(zoo).exists():
                 raise ZoolensError(f"--shift {name}={zoo}: no such zoo folder")
         other = open_zoo(zoo)
         seen[name] = str(other.path)
-        if (int(other.num_classes) != int(ref.num_classes)
-                or list(other.class_names) != list(ref.class_names)):
+        if int(other.num_classes) != int(ref.num_classes) or list(other.class_names) != list(
+            ref.class_names
+        ):
             raise ZoolensError(
                 f"--shift {name}: zoo {other.path} has {other.num_classes} classes "
                 f"({_short(other.class_names)}), the reference zoo {ref.path} has "
-                f"{ref.num_classes} ({_short(ref.class_names)}); the sets must share classes")
+                f"{ref.num_classes} ({_short(ref.class_names)}); the sets must share classes"
+            )
         present = set(other.models)
         models = [m for m in names if m in present]
         if not models:
-            raise ZoolensError(f"--shift {name}: zoo {other.path} has no model in common with "
-                               f"the reference zoo {ref.path} (models are matched by name)")
-        sets.append(EvaluationSet(name, "shifted", other,
-                                  np.arange(int(other.num_examples), dtype=np.int64), models,
-                                  missing=[m for m in names if m not in present],
-                                  extra=[m for m in other.models if m not in set(names)]))
+            raise ZoolensError(
+                f"--shift {name}: zoo {other.path} has no model in common with "
+                f"the reference zoo {ref.path} (models are matched by name)"
+            )
+        sets.append(
+            EvaluationSet(
+                name,
+                "shifted",
+                other,
+                np.arange(int(other.num_examples), dtype=np.int64),
+                models,
+                missing=[m for m in names if m not in present],
+                extra=[m for m in other.models if m not in set(names)],
+            )
+        )
     return sets
 
 
@@ -164,8 +186,9 @@ def reference_temperatures(zoo: Any) -> dict[str, float]:
             out[name] = 1.0
             continue
         try:
-            out[name] = fit_temperature(zoo.scores(name, rows=cal),
-                                        np.asarray(zoo.labels)[cal]).temperature
+            out[name] = fit_temperature(
+                zoo.scores(name, rows=cal), np.asarray(zoo.labels)[cal]
+            ).temperature
         except ZoolensError as exc:
             raise ZoolensError(f"model {name!r}: {exc}") from None
     return out
@@ -188,23 +211,34 @@ class _SetMeasures:
     category_ei: dict[str, dict[str, Any]]
 
 
-def _measure_set(s: EvaluationSet, base: str, base_category: Mapping[str, str],
-                 temperatures: Mapping[str, float], *, combine: str, n_bootstrap: int,
-                 seed: int, memory_budget: int, exact_topk: bool) -> _SetMeasures:
+def _measure_set(
+    s: EvaluationSet,
+    base: str,
+    base_category: Mapping[str, str],
+    temperatures: Mapping[str, float],
+    *,
+    combine: str,
+    n_bootstrap: int,
+    seed: int,
+    memory_budget: int,
+    exact_topk: bool,
+) -> _SetMeasures:
     """Every measure of one set, its examples read in chunks (scores once per model)."""
     from zoolens.study.stream import pair_positions
 
     zoo, rows, names = s.zoo, s.rows, s.models
     m, n = len(names), len(rows)
     labels = np.asarray(zoo.labels)[rows]
-    predictions = np.stack([np.asarray(zoo.predictions(name), dtype=np.int64)[rows]
-                            for name in names])
+    predictions = np.stack(
+        [np.asarray(zoo.predictions(name), dtype=np.int64)[rows] for name in names]
+    )
     correct = correctness(predictions, labels)
     agreement = pairwise_agreement(correct)
     a_idx, b_idx = np.triu_indices(m, 1)
     num_pairs = len(a_idx)
-    scored = np.array([k for k, name in enumerate(names) if zoo.kind(name) != "decisions"],
-                      dtype=np.int64)
+    scored = np.array(
+        [k for k, name in enumerate(names) if zoo.kind(name) != "decisions"], dtype=np.int64
+    )
     scored_pairs = pair_positions(m, scored)
     # Pairs (base, other) by the other's category vs the base: their per-example mean XOR is
     # the category's mean error inconsistency per example (bootstrapped as one statistic).
@@ -213,8 +247,11 @@ def _measure_set(s: EvaluationSet, base: str, base_category: Mapping[str, str],
     model_category = np.array([base_category[name] for name in names] + [""], dtype=object)
     other_category = model_category[other]  # other = -1 picks the trailing "" (not a base pair)
     categories = list(dict.fromkeys(other_category[other >= 0]))
-    category_matrix = (np.stack([other_category == c for c in categories]).astype(np.float32)
-                       if categories else None)
+    category_matrix = (
+        np.stack([other_category == c for c in categories]).astype(np.float32)
+        if categories
+        else None
+    )
 
     resamples = Resamples(n, n_bootstrap, seed)
     sums: dict[str, np.ndarray] = {}
@@ -234,15 +271,29 @@ def _measure_set(s: EvaluationSet, base: str, base_category: Mapping[str, str],
         add("accuracy", r, cols)
         add("error_inconsistency", xor, cols)
         if category_matrix is not None:
-            add("category_ei", (category_matrix @ xor.astype(np.float32))
-                / category_matrix.sum(axis=1, keepdims=True), cols)
+            add(
+                "category_ei",
+                (category_matrix @ xor.astype(np.float32))
+                / category_matrix.sum(axis=1, keepdims=True),
+                cols,
+            )
         agree += prediction_agreement_counts(predictions[:, cols], a_idx, b_idx)
         if len(scored) >= 2:
-            block = np.stack([ensemble_inputs(zoo.scores(names[k], rows=rows[cols]),
-                                              float(temperatures.get(names[k], 1.0)), combine)
-                              for k in scored])
-            ens = (correctness(topk.all_pair_ensemble_predictions_topk(block), labels[cols])
-                   if exact_topk else all_pair_ensemble_correct(block, labels[cols]))
+            block = np.stack(
+                [
+                    ensemble_inputs(
+                        zoo.scores(names[k], rows=rows[cols]),
+                        float(temperatures.get(names[k], 1.0)),
+                        combine,
+                    )
+                    for k in scored
+                ]
+            )
+            ens = (
+                correctness(topk.all_pair_ensemble_predictions_topk(block), labels[cols])
+                if exact_topk
+                else all_pair_ensemble_correct(block, labels[cols])
+            )
             ens_right += ens.sum(axis=1)
             del block, ens
 
@@ -259,10 +310,23 @@ def _measure_set(s: EvaluationSet, base: str, base_category: Mapping[str, str],
         ei = agreement["error_inconsistency"][a_idx, b_idx]
         for k, c in enumerate(categories):
             mask = category_matrix[k] > 0
-            category_ei[c] = {"mean": float(ei[mask].mean()), "lo": lo[k], "hi": hi[k],
-                              "n_pairs": int(mask.sum())}
-    return _SetMeasures(agreement["accuracy"], accuracy_lo, accuracy_hi, agreement, ei_lo, ei_hi,
-                        agree / n, ensemble_acc, category_ei)
+            category_ei[c] = {
+                "mean": float(ei[mask].mean()),
+                "lo": lo[k],
+                "hi": hi[k],
+                "n_pairs": int(mask.sum()),
+            }
+    return _SetMeasures(
+        agreement["accuracy"],
+        accuracy_lo,
+        accuracy_hi,
+        agreement,
+        ei_lo,
+        ei_hi,
+        agree / n,
+        ensemble_acc,
+        category_ei,
+    )
 
 
 def _base_ranks(names: list[str], base: str, ensemble_acc: np.ndarray) -> np.ndarray:
@@ -284,14 +348,23 @@ def _base_ranks(names: list[str], base: str, ensemble_acc: np.ndarray) -> np.nda
 # the study
 
 
-def analyze_shift(reference: Any, shifted: Mapping[str, Any] | Sequence[tuple[str, Any]],
-                  base: str, out_dir: str | Path | None = None, *,
-                  reference_name: str = REFERENCE_NAME,
-                  temperatures: Mapping[str, float] | None = None, combine: str = "probs",
-                  n_bootstrap: int = 1000, seed: int = 0, memory_budget: int = 2**30,
-                  exact_topk: bool = True, parquet: bool = True,
-                  sets: list[EvaluationSet] | None = None,
-                  reference_rows: np.ndarray | None = None) -> ShiftResult:
+def analyze_shift(
+    reference: Any,
+    shifted: Mapping[str, Any] | Sequence[tuple[str, Any]],
+    base: str,
+    out_dir: str | Path | None = None,
+    *,
+    reference_name: str = REFERENCE_NAME,
+    temperatures: Mapping[str, float] | None = None,
+    combine: str = "probs",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    memory_budget: int = 2**30,
+    exact_topk: bool = True,
+    parquet: bool = True,
+    sets: list[EvaluationSet] | None = None,
+    reference_rows: np.ndarray | None = None,
+) -> ShiftResult:
     """The shift study of the models of ``reference`` on each set of ``shifted``.
 
     Args:
@@ -333,44 +406,79 @@ def analyze_shift(reference: Any, shifted: Mapping[str, Any] | Sequence[tuple[st
     for s in sets:
         info(f"shift study: set {s.name} ({len(s.models)} models, {len(s.rows)} examples)")
         if s.missing:
-            notes.append(f"set {s.name}: {len(s.missing)} model(s) of the reference are not in "
-                         f"{s.zoo.path} and are left out of its rows: {_short(s.missing, 10)}")
+            notes.append(
+                f"set {s.name}: {len(s.missing)} model(s) of the reference are not in "
+                f"{s.zoo.path} and are left out of its rows: {_short(s.missing, 10)}"
+            )
         if s.extra:
-            notes.append(f"set {s.name}: model(s) not in the reference zoo are ignored: "
-                         f"{_short(s.extra, 10)}")
+            notes.append(
+                f"set {s.name}: model(s) not in the reference zoo are ignored: "
+                f"{_short(s.extra, 10)}"
+            )
         if s.role == "shifted" and base not in s.models:
-            notes.append(f"set {s.name}: the base {base!r} is not in it: no sidekick rank and no "
-                         "error inconsistency by category there")
-        unscored = [k for k in s.models
-                    if s.zoo.kind(k) != "decisions" and k not in temperatures]
+            notes.append(
+                f"set {s.name}: the base {base!r} is not in it: no sidekick rank and no "
+                "error inconsistency by category there"
+            )
+        unscored = [k for k in s.models if s.zoo.kind(k) != "decisions" and k not in temperatures]
         if unscored:
-            notes.append(f"set {s.name}: no reference temperature for {_short(unscored)} "
-                         "(decision-only in the reference zoo): T = 1 in its ensembles")
-        res = _measure_set(s, base, base_category, temperatures, combine=combine,
-                           n_bootstrap=n_bootstrap, seed=seed, memory_budget=memory_budget,
-                           exact_topk=exact_topk)
+            notes.append(
+                f"set {s.name}: no reference temperature for {_short(unscored)} "
+                "(decision-only in the reference zoo): T = 1 in its ensembles"
+            )
+        res = _measure_set(
+            s,
+            base,
+            base_category,
+            temperatures,
+            combine=combine,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            memory_budget=memory_budget,
+            exact_topk=exact_topk,
+        )
         measured[s.name] = res
-        model_frames.append(pd.DataFrame({
-            "set": s.name, "role": s.role, "model": s.models,
-            "category": [base_category[k] for k in s.models], "n": len(s.rows),
-            "accuracy": res.accuracy, "accuracy_lo": res.accuracy_lo,
-            "accuracy_hi": res.accuracy_hi}))
+        model_frames.append(
+            pd.DataFrame(
+                {
+                    "set": s.name,
+                    "role": s.role,
+                    "model": s.models,
+                    "category": [base_category[k] for k in s.models],
+                    "n": len(s.rows),
+                    "accuracy": res.accuracy,
+                    "accuracy_lo": res.accuracy_lo,
+                    "accuracy_hi": res.accuracy_hi,
+                }
+            )
+        )
         a, b = np.triu_indices(len(s.models), 1)
         ag = res.agreement
         acc = ag["accuracy"]
-        pair_frames.append(pd.DataFrame({
-            "set": s.name, "role": s.role,
-            "model_a": [s.models[i] for i in a], "model_b": [s.models[j] for j in b],
-            "category": [pair_category(cards[s.models[i]], cards[s.models[j]])
-                         for i, j in zip(a, b)],
-            "n": len(s.rows), "acc_a": acc[a], "acc_b": acc[b],
-            "error_inconsistency": ag["error_inconsistency"][a, b],
-            "error_inconsistency_lo": res.ei_lo, "error_inconsistency_hi": res.ei_hi,
-            "agreement": res.prediction_agreement,
-            "error_consistency": ag["error_consistency"][a, b],
-            "ensemble_acc": res.ensemble_acc,
-            "ensemble_gain": res.ensemble_acc - (acc[a] + acc[b]) / 2,
-            "base_rank": _base_ranks(s.models, base, res.ensemble_acc)}))
+        pair_frames.append(
+            pd.DataFrame(
+                {
+                    "set": s.name,
+                    "role": s.role,
+                    "model_a": [s.models[i] for i in a],
+                    "model_b": [s.models[j] for j in b],
+                    "category": [
+                        pair_category(cards[s.models[i]], cards[s.models[j]]) for i, j in zip(a, b)
+                    ],
+                    "n": len(s.rows),
+                    "acc_a": acc[a],
+                    "acc_b": acc[b],
+                    "error_inconsistency": ag["error_inconsistency"][a, b],
+                    "error_inconsistency_lo": res.ei_lo,
+                    "error_inconsistency_hi": res.ei_hi,
+                    "agreement": res.prediction_agreement,
+                    "error_consistency": ag["error_consistency"][a, b],
+                    "ensemble_acc": res.ensemble_acc,
+                    "ensemble_gain": res.ensemble_acc - (acc[a] + acc[b]) / 2,
+                    "base_rank": _base_ranks(s.models, base, res.ensemble_acc),
+                }
+            )
+        )
     models = pd.concat(model_frames, ignore_index=True)
     pairs = pd.concat(pair_frames, ignore_index=True)
     models, fits = _fits(sets, models, pairs, notes)
@@ -385,23 +493,35 @@ def analyze_shift(reference: Any, shifted: Mapping[str, Any] | Sequence[tuple[st
     return result
 
 
-def _fits(sets: list[EvaluationSet], models: pd.DataFrame, pairs: pd.DataFrame,
-          notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fits(
+    sets: list[EvaluationSet], models: pd.DataFrame, pairs: pd.DataFrame, notes: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per shifted set: the probit fits of accuracy (models) and agreement (pairs) on the
     reference's, and each model's reference accuracy, line accuracy and effective robustness."""
     ref_name = sets[0].name
     ref_acc = models[models["set"] == ref_name].set_index("model")["accuracy"]
     ref_pairs = pairs[pairs["set"] == ref_name].set_index(["model_a", "model_b"])["agreement"]
-    models = models.assign(reference_accuracy=models["model"].map(ref_acc).astype(float),
-                           line_accuracy=np.nan, effective_robustness=np.nan)
+    models = models.assign(
+        reference_accuracy=models["model"].map(ref_acc).astype(float),
+        line_accuracy=np.nan,
+        effective_robustness=np.nan,
+    )
     rows = []
     for s in sets[1:]:
         mine = models["set"] == s.name
         x = models.loc[mine, "reference_accuracy"].to_numpy(np.float64)
         y = models.loc[mine, "accuracy"].to_numpy(np.float64)
         fit = probit_fit(x, y)
-        rows.append({"set": s.name, "measure": "accuracy", "n_points": fit.n_points,
-                     "slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2})
+        rows.append(
+            {
+                "set": s.name,
+                "measure": "accuracy",
+                "n_points": fit.n_points,
+                "slope": fit.slope,
+                "intercept": fit.intercept,
+                "r2": fit.r2,
+            }
+        )
         with np.errstate(invalid="ignore"):
             models.loc[mine, "line_accuracy"] = fit.predict(x)
         models.loc[mine, "effective_robustness"] = effective_robustness(x, y, fit)
@@ -409,19 +529,34 @@ def _fits(sets: list[EvaluationSet], models: pd.DataFrame, pairs: pd.DataFrame,
         keys = pd.MultiIndex.from_arrays([mine_pairs["model_a"], mine_pairs["model_b"]])
         xa = ref_pairs.reindex(keys).to_numpy(np.float64)
         afit = probit_fit(xa, mine_pairs["agreement"].to_numpy(np.float64))
-        rows.append({"set": s.name, "measure": "agreement", "n_points": afit.n_points,
-                     "slope": afit.slope, "intercept": afit.intercept, "r2": afit.r2})
+        rows.append(
+            {
+                "set": s.name,
+                "measure": "agreement",
+                "n_points": afit.n_points,
+                "slope": afit.slope,
+                "intercept": afit.intercept,
+                "r2": afit.r2,
+            }
+        )
         for measure, f, total in (("accuracy", fit, len(x)), ("agreement", afit, len(xa))):
             if not np.isfinite(f.slope):
-                notes.append(f"set {s.name}: no {measure} line (needs at least 2 "
-                             f"{'models' if measure == 'accuracy' else 'pairs'} with measures "
-                             "strictly between 0 and 1 and different reference values)")
+                notes.append(
+                    f"set {s.name}: no {measure} line (needs at least 2 "
+                    f"{'models' if measure == 'accuracy' else 'pairs'} with measures "
+                    "strictly between 0 and 1 and different reference values)"
+                )
             elif f.n_points < total:
-                notes.append(f"set {s.name}: {total - f.n_points} of {total} "
-                             f"{'models' if measure == 'accuracy' else 'pairs'} left out of the "
-                             f"{measure} fit (a measure of exactly 0 or 1 has no probit)")
-    fits = (pd.DataFrame(rows, columns=tables.SHIFT_FITS_COLUMNS) if rows
-            else tables.empty_table("shift_fits"))
+                notes.append(
+                    f"set {s.name}: {total - f.n_points} of {total} "
+                    f"{'models' if measure == 'accuracy' else 'pairs'} left out of the "
+                    f"{measure} fit (a measure of exactly 0 or 1 has no probit)"
+                )
+    fits = (
+        pd.DataFrame(rows, columns=tables.SHIFT_FITS_COLUMNS)
+        if rows
+        else tables.empty_table("shift_fits")
+    )
     return models, fits
 
 
@@ -434,32 +569,49 @@ def _summary(sets, base, pairs, fits, measured, temperatures, notes, reference_n
     if len(with_base):
         # the first best partner in zoo order, as analyze's best sidekick
         order = {name: k for k, name in enumerate(sets[0].models)}
-        partners = [r.model_b if r.model_a == base else r.model_a
-                    for r in with_base.itertuples(index=False)]
+        partners = [
+            r.model_b if r.model_a == base else r.model_a for r in with_base.itertuples(index=False)
+        ]
         model = min(partners, key=order.__getitem__)
         ranks, counts = {}, {}
         for s in sets:
-            mine = pairs[(pairs["set"] == s.name) & ((pairs["model_a"] == base)
-                                                     | (pairs["model_b"] == base))]
+            mine = pairs[
+                (pairs["set"] == s.name) & ((pairs["model_a"] == base) | (pairs["model_b"] == base))
+            ]
             hit = mine[(mine["model_a"] == model) | (mine["model_b"] == model)]
             counts[s.name] = int(mine["base_rank"].notna().sum())
-            ranks[s.name] = (int(hit["base_rank"].iloc[0])
-                             if len(hit) and np.isfinite(hit["base_rank"].iloc[0]) else None)
+            ranks[s.name] = (
+                int(hit["base_rank"].iloc[0])
+                if len(hit) and np.isfinite(hit["base_rank"].iloc[0])
+                else None
+            )
         sidekick = {"model": model, "rank": ranks, "partners": counts}
     fit_block = {}
     for row in fits.to_dict("records"):
         fit_block.setdefault(row["set"], {})[row["measure"]] = {
-            k: row[k] for k in ("n_points", "slope", "intercept", "r2")}
+            k: row[k] for k in ("n_points", "slope", "intercept", "r2")
+        }
     return {
-        "reference": reference_name, "base": base,
-        "sets": [{"name": s.name, "role": s.role, "zoo": str(s.zoo.path),
-                  "examples": int(len(s.rows)), "models": len(s.models),
-                  "missing_models": s.missing, "ignored_models": s.extra} for s in sets],
+        "reference": reference_name,
+        "base": base,
+        "sets": [
+            {
+                "name": s.name,
+                "role": s.role,
+                "zoo": str(s.zoo.path),
+                "examples": int(len(s.rows)),
+                "models": len(s.models),
+                "missing_models": s.missing,
+                "ignored_models": s.extra,
+            }
+            for s in sets
+        ],
         "measured_on": "the reference zoo's evaluation split; all examples of each shifted zoo",
         "temperatures": "fitted on the reference zoo's calibration split (1.0 without one)",
         "fits": fit_block,
         "best_sidekick": sidekick,
-        "mean_error_inconsistency_by_category": {name: m.category_ei
-                                                 for name, m in measured.items()},
+        "mean_error_inconsistency_by_category": {
+            name: m.category_ei for name, m in measured.items()
+        },
         "notes": notes,
     }

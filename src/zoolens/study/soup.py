@@ -60,17 +60,22 @@ def load_state_dict(path: str | Path) -> dict[str, Any]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the user's file
-        raise ZoolensError(f"{path}: cannot read checkpoint ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise ZoolensError(
+            f"{path}: cannot read checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
-    if not isinstance(obj, Mapping) or not obj or \
-            not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(v, torch.Tensor) for v in obj.values())
+    ):
         raise ZoolensError(f"{path}: not a state dict (expected a mapping of names to tensors)")
     sd = dict(obj)
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
@@ -99,8 +104,10 @@ def load_network(spec: str) -> tuple[Any, Any]:
     without its own transform an image folder gets the collector's default preprocessing."""
     prefix, _ = split_spec(spec)
     if prefix != "python":
-        raise ZoolensError(f"--model {spec!r}: expected python:package.module:function (the "
-                           f"soup needs the network's code to load state dicts into)")
+        raise ZoolensError(
+            f"--model {spec!r}: expected python:package.module:function (the "
+            f"soup needs the network's code to load state dicts into)"
+        )
     loaded = load_model(ModelEntry(spec=spec, name="soup"), pretrained=False)
     if loaded.module is None or not hasattr(loaded.module, "load_state_dict"):
         raise ZoolensError(f"--model {spec}: the function must return a torch.nn.Module")
@@ -116,8 +123,9 @@ def load_heldout(path: str | Path, transform: Any = None) -> tuple[Any, np.ndarr
         try:
             with np.load(path, allow_pickle=False) as npz:
                 if "x" not in npz or "y" not in npz:
-                    raise ZoolensError(f"{path}: held-out .npz needs arrays 'x' and 'y', has "
-                                       f"{sorted(npz.files)}")
+                    raise ZoolensError(
+                        f"{path}: held-out .npz needs arrays 'x' and 'y', has {sorted(npz.files)}"
+                    )
                 x, y = npz["x"], npz["y"]
         except ZoolensError:
             raise
@@ -133,8 +141,10 @@ def load_heldout(path: str | Path, transform: Any = None) -> tuple[Any, np.ndarr
             raise ZoolensError(f"{path}: an image folder needs the model's transform")
         folder = ImageFolder(path, transform=transform)
         return _stack_images(folder), folder.labels
-    raise ZoolensError(f"{path}: held-out data must be an .npz with x and y or an image folder "
-                       f"root/<class name>/<image>")
+    raise ZoolensError(
+        f"{path}: held-out data must be an .npz with x and y or an image folder "
+        f"root/<class name>/<image>"
+    )
 
 
 def _stack_images(folder: Any) -> Any:
@@ -152,14 +162,17 @@ def _stack_images(folder: Any) -> Any:
         except UndecodableImage as exc:
             raise ZoolensError(str(exc)) from None
         if not isinstance(item, torch.Tensor):
-            raise ZoolensError(f"{folder.files[i]}: the model's transform gives a "
-                               f"{type(item).__name__}, not a tensor")
+            raise ZoolensError(
+                f"{folder.files[i]}: the model's transform gives a "
+                f"{type(item).__name__}, not a tensor"
+            )
         if inputs and item.shape != inputs[0].shape:
             raise ZoolensError(
                 f"{folder.files[i]}: transformed to shape {tuple(item.shape)} but "
                 f"{folder.files[0]} to {tuple(inputs[0].shape)}; images of different sizes "
                 "need a transform that resizes or crops them to one size (return "
-                "(model, transform, card) from the --model function)")
+                "(model, transform, card) from the --model function)"
+            )
         inputs.append(item)
     return torch.stack(inputs).float()
 
@@ -171,11 +184,12 @@ def logits_of(model: Any, state_dict: Mapping[str, Any], x: Any) -> np.ndarray:
     try:
         model.load_state_dict(dict(state_dict))
     except RuntimeError as exc:
-        raise ZoolensError(f"the checkpoint does not fit the --model network "
-                           f"({str(exc).splitlines()[0]})") from None
+        raise ZoolensError(
+            f"the checkpoint does not fit the --model network ({str(exc).splitlines()[0]})"
+        ) from None
     model.eval()
     with torch.no_grad():
-        out = [model(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)]
+        out = [model(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)]
     return torch.cat(out).float().numpy()
 
 
@@ -192,9 +206,15 @@ class SoupResult:
     names: list[str]
 
 
-def run_soups(model: Any, state_dicts: Sequence[Mapping[str, Any]], names: Sequence[str],
-              heldout: tuple[Any, np.ndarray], test: tuple[Any, np.ndarray] | None = None,
-              *, progress: Callable[[int], None] | None = None) -> SoupResult:
+def run_soups(
+    model: Any,
+    state_dicts: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    heldout: tuple[Any, np.ndarray],
+    test: tuple[Any, np.ndarray] | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> SoupResult:
     """Score every ingredient, the uniform soup, the greedy soup and the ingredients' logit
     ensemble (mean of logits, argmax) on held-out data (and the test set when given).
 
@@ -241,16 +261,47 @@ def run_soups(model: Any, state_dicts: Sequence[Mapping[str, Any]], names: Seque
         test_acc["ensemble"] = accuracy(np.mean(test_logits, axis=0), y_t)
 
     best = greedy.order[0]
-    rows = [{"method": "ingredient", "members": names[i], "heldout_acc": ing_held[i],
-             "test_acc": ing_test[i]} for i in range(len(state_dicts))]
-    rows.append({"method": "best_ingredient", "members": names[best],
-                 "heldout_acc": ing_held[best], "test_acc": ing_test[best]})
-    rows.append({"method": "uniform_soup", "members": ";".join(names),
-                 "heldout_acc": uniform_held, "test_acc": test_acc["uniform"]})
-    rows.append({"method": "greedy_soup", "members": ";".join(names[i] for i in greedy.members),
-                 "heldout_acc": greedy.score, "test_acc": test_acc["greedy"]})
-    rows.append({"method": "logit_ensemble", "members": ";".join(names),
-                 "heldout_acc": ens_held, "test_acc": test_acc["ensemble"]})
+    rows = [
+        {
+            "method": "ingredient",
+            "members": names[i],
+            "heldout_acc": ing_held[i],
+            "test_acc": ing_test[i],
+        }
+        for i in range(len(state_dicts))
+    ]
+    rows.append(
+        {
+            "method": "best_ingredient",
+            "members": names[best],
+            "heldout_acc": ing_held[best],
+            "test_acc": ing_test[best],
+        }
+    )
+    rows.append(
+        {
+            "method": "uniform_soup",
+            "members": ";".join(names),
+            "heldout_acc": uniform_held,
+            "test_acc": test_acc["uniform"],
+        }
+    )
+    rows.append(
+        {
+            "method": "greedy_soup",
+            "members": ";".join(names[i] for i in greedy.members),
+            "heldout_acc": greedy.score,
+            "test_acc": test_acc["greedy"],
+        }
+    )
+    rows.append(
+        {
+            "method": "logit_ensemble",
+            "members": ";".join(names),
+            "heldout_acc": ens_held,
+            "test_acc": test_acc["ensemble"],
+        }
+    )
     return SoupResult(pd.DataFrame(rows, columns=SOUP_COLUMNS), uniform, greedy, list(names))
 
 

@@ -20,8 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from zoolens.measure.specialization import (OUTCOMES, THETA_BIN_EDGES, confidence_angle,
-                                            specialization_by_group, theta_histogram)
+from zoolens.measure.specialization import (
+    OUTCOMES,
+    THETA_BIN_EDGES,
+    confidence_angle,
+    specialization_by_group,
+    theta_histogram,
+)
 from zoolens.study.tables import SPECIALIZATION_COLUMNS, THETA_COLUMNS
 
 # An attribute column with more distinct values than this is a continuous measurement, not
@@ -39,9 +44,12 @@ class Groups:
     skipped_attributes: list[str]
 
 
-def example_groups(labels_ev: np.ndarray, class_names: list[str],
-                   class_groups: dict[str, list[int]], attributes_ev: pd.DataFrame | None
-                   ) -> Groups:
+def example_groups(
+    labels_ev: np.ndarray,
+    class_names: list[str],
+    class_groups: dict[str, list[int]],
+    attributes_ev: pd.DataFrame | None,
+) -> Groups:
     """Masks of every class, class group and attribute value over the evaluation examples.
 
     With multi-label truth an example belongs to every class it holds as a valid label (and to
@@ -77,8 +85,9 @@ def example_groups(labels_ev: np.ndarray, class_names: list[str],
     return Groups(np.concatenate(masks, axis=0), types, names, skipped)
 
 
-def specialization_table(base: int, names: list[str], correct: np.ndarray,
-                         confidence: np.ndarray, groups: Groups) -> pd.DataFrame:
+def specialization_table(
+    base: int, names: list[str], correct: np.ndarray, confidence: np.ndarray, groups: Groups
+) -> pd.DataFrame:
     """specialization.csv rows for every pair (base, other), other in zoo order.
 
     ``correct`` (M, N_eval) bool; ``confidence`` (M, N_eval) calibrated top-1 confidence
@@ -95,36 +104,51 @@ def specialization_table(base: int, names: list[str], correct: np.ndarray,
         if other == base:
             continue
         theta = confidence_angle(confidence[base], confidence[other])[examples]
-        stats = specialization_by_group(group_ids, ra, correct[other][examples], theta,
-                                        num_groups=num_groups)
-        frames.append(pd.DataFrame({"model_a": names[base], "model_b": names[other],
-                                    "group_type": groups.group_type, "group": groups.group,
-                                    **stats}))
+        stats = specialization_by_group(
+            group_ids, ra, correct[other][examples], theta, num_groups=num_groups
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model_a": names[base],
+                    "model_b": names[other],
+                    "group_type": groups.group_type,
+                    "group": groups.group,
+                    **stats,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)[SPECIALIZATION_COLUMNS]
 
 
-def theta_table(base: int, names: list[str], correct: np.ndarray,
-                confidence: np.ndarray) -> pd.DataFrame:
+def theta_table(
+    base: int, names: list[str], correct: np.ndarray, confidence: np.ndarray
+) -> pd.DataFrame:
     """theta.csv: counts of theta in 18 bins of 5 degrees, by outcome, for each scored other.
 
     Outcome of an example for pair (a = base, b): both_right, only_a, only_b, both_wrong
     (``measure.specialization.theta_histogram``; 90 degrees falls in the last bin). Models
     without probabilities (decision-only) have no confidence and no rows.
     """
-    others = np.array([m for m in range(len(names)) if m != base
-                       and np.isfinite(confidence[m]).all()], dtype=np.int64)
+    others = np.array(
+        [m for m in range(len(names)) if m != base and np.isfinite(confidence[m]).all()],
+        dtype=np.int64,
+    )
     if others.size == 0 or not np.isfinite(confidence[base]).all():
         return pd.DataFrame({column: [] for column in THETA_COLUMNS})
     theta = confidence_angle(confidence[base][None, :], confidence[others])  # (O, N)
-    counts = theta_histogram(theta, np.broadcast_to(correct[base], theta.shape),
-                             correct[others])  # (O, 4, bins)
+    counts = theta_histogram(
+        theta, np.broadcast_to(correct[base], theta.shape), correct[others]
+    )  # (O, 4, bins)
     num_bins = len(THETA_BIN_EDGES) - 1
     cells = len(OUTCOMES) * num_bins
-    return pd.DataFrame({
-        "model_a": names[base],
-        "model_b": np.repeat([names[o] for o in others], cells),
-        "outcome": np.tile(np.repeat(OUTCOMES, num_bins), len(others)),
-        "bin_lo": np.tile(THETA_BIN_EDGES[:-1], len(others) * len(OUTCOMES)),
-        "bin_hi": np.tile(THETA_BIN_EDGES[1:], len(others) * len(OUTCOMES)),
-        "count": counts.reshape(-1).astype(np.int64),
-    })[THETA_COLUMNS]
+    return pd.DataFrame(
+        {
+            "model_a": names[base],
+            "model_b": np.repeat([names[o] for o in others], cells),
+            "outcome": np.tile(np.repeat(OUTCOMES, num_bins), len(others)),
+            "bin_lo": np.tile(THETA_BIN_EDGES[:-1], len(others) * len(OUTCOMES)),
+            "bin_hi": np.tile(THETA_BIN_EDGES[1:], len(others) * len(OUTCOMES)),
+            "count": counts.reshape(-1).astype(np.int64),
+        }
+    )[THETA_COLUMNS]

@@ -25,9 +25,15 @@ from zoolens.measure import topk
 from zoolens.measure.agreement import correctness
 from zoolens.measure.calibration import negative_log_likelihood, top1_confidence
 from zoolens.measure.fused import fused_rows
-from zoolens.measure.ensemble import (EnsembleCounts, all_pair_ensemble_correct,
-                                      class_weights, combine_scores, ensemble_counts,
-                                      ensemble_inputs, majority_vote)
+from zoolens.measure.ensemble import (
+    EnsembleCounts,
+    all_pair_ensemble_correct,
+    class_weights,
+    combine_scores,
+    ensemble_counts,
+    ensemble_inputs,
+    majority_vote,
+)
 from zoolens.progress import progress_bar
 from zoolens.study.bootstrap import PassSums, Resamples
 from zoolens.study.inputs import Calibration, ZooInputs
@@ -179,18 +185,32 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     accuracy = correct.mean(axis=1)
     category_masks = inputs.category_masks
     return ChunkContext(
-        zoo=inputs.zoo, zoo_path=str(inputs.zoo.path), names=list(inputs.names),
-        scored=scored, temperatures=calibration.temperatures, ev=inputs.ev,
-        labels=inputs.labels, correct=correct,
-        predictions_ev=inputs.predictions[:, inputs.ev], a_idx=a_idx, b_idx=b_idx,
+        zoo=inputs.zoo,
+        zoo_path=str(inputs.zoo.path),
+        names=list(inputs.names),
+        scored=scored,
+        temperatures=calibration.temperatures,
+        ev=inputs.ev,
+        labels=inputs.labels,
+        correct=correct,
+        predictions_ev=inputs.predictions[:, inputs.ev],
+        a_idx=a_idx,
+        b_idx=b_idx,
         scored_pairs=pair_positions(num_models, scored),
         # The best member of each pair, the one the paired tests compare the ensemble with
         # (the higher evaluation accuracy; a on ties).
         best=np.where(accuracy[a_idx] >= accuracy[b_idx], a_idx, b_idx),
-        category_matrix=(np.stack([category_masks[c] for c in category_masks])
-                         .astype(np.float32) if category_masks else None),
-        num_classes=inputs.num_classes, combine=plan.combine, exact_topk=plan.exact_topk,
-        interpolation=list(plan.interpolation), counts=plan.resamples.counts)
+        category_matrix=(
+            np.stack([category_masks[c] for c in category_masks]).astype(np.float32)
+            if category_masks
+            else None
+        ),
+        num_classes=inputs.num_classes,
+        combine=plan.combine,
+        exact_topk=plan.exact_topk,
+        interpolation=list(plan.interpolation),
+        counts=plan.resamples.counts,
+    )
 
 
 def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -> EvalPass:
@@ -204,21 +224,32 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     num_pairs = len(ctx.a_idx)
     pair_scored = np.zeros(num_pairs, dtype=bool)
     pair_scored[ctx.scored_pairs] = True
-    sums = PassSums.zeros(boot, num_models=num_models, num_pairs=num_pairs,
-                          num_scored_pairs=len(ctx.scored_pairs) if len(ctx.scored) >= 2
-                          else 0, num_categories=len(inputs.category_masks))
+    sums = PassSums.zeros(
+        boot,
+        num_models=num_models,
+        num_pairs=num_pairs,
+        num_scored_pairs=len(ctx.scored_pairs) if len(ctx.scored) >= 2 else 0,
+        num_categories=len(inputs.category_masks),
+    )
     out = EvalPass(
-        num_models=num_models, num_examples=n_eval,
-        nll_before=np.full(num_models, np.nan), nll_after=np.full(num_models, np.nan),
+        num_models=num_models,
+        num_examples=n_eval,
+        nll_before=np.full(num_models, np.nan),
+        nll_after=np.full(num_models, np.nan),
         confidence_before=np.full((num_models, n_eval), np.nan, dtype=np.float32),
         confidence_after=np.full((num_models, n_eval), np.nan, dtype=np.float32),
-        pair_scored=pair_scored, counts=None,
-        ensemble_only=np.zeros(num_pairs, np.int64), best_only=np.zeros(num_pairs, np.int64),
-        sums=sums, interpolation=list(plan.interpolation))
+        pair_scored=pair_scored,
+        counts=None,
+        ensemble_only=np.zeros(num_pairs, np.int64),
+        best_only=np.zeros(num_pairs, np.int64),
+        sums=sums,
+        interpolation=list(plan.interpolation),
+    )
     nll = np.zeros((2, num_models))
     nll_rows = np.zeros(num_models)
-    bounds = [(start, min(start + plan.chunk_size, n_eval))
-              for start in range(0, n_eval, plan.chunk_size)]
+    bounds = [
+        (start, min(start + plan.chunk_size, n_eval)) for start in range(0, n_eval, plan.chunk_size)
+    ]
     with progress_bar(n_eval, "evaluation pass", "examples") as advance:
         if plan.ray:
             from zoolens.study.distributed import run_chunks_ray
@@ -240,15 +271,21 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     return out
 
 
-def _local_chunks(ctx: ChunkContext, bounds: Sequence[tuple[int, int]],
-                  threads: int | None) -> Iterator[ChunkResult]:
+def _local_chunks(
+    ctx: ChunkContext, bounds: Sequence[tuple[int, int]], threads: int | None
+) -> Iterator[ChunkResult]:
     with model_workers(threads) as workers:
         for start, stop in bounds:
             yield eval_chunk(ctx, start, stop, workers)
 
 
-def merge_chunk(out: EvalPass, nll: np.ndarray, nll_rows: np.ndarray, result: ChunkResult,
-                scored_pairs: np.ndarray) -> None:
+def merge_chunk(
+    out: EvalPass,
+    nll: np.ndarray,
+    nll_rows: np.ndarray,
+    result: ChunkResult,
+    scored_pairs: np.ndarray,
+) -> None:
     """Add one chunk's contribution (call in chunk order: float sums then add up in the
     order the chunks come, the same bits locally and on Ray)."""
     columns = slice(result.start, result.stop)
@@ -297,12 +334,16 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     xor = r[ctx.a_idx] ^ r[ctx.b_idx]
     counts = None if ctx.counts is None else ctx.counts[:, columns]
     result = ChunkResult(
-        start=start, stop=stop,
+        start=start,
+        stop=stop,
         confidence_before=np.full((num_models, stop - start), np.nan, dtype=np.float32),
         confidence_after=np.full((num_models, stop - start), np.nan, dtype=np.float32),
-        nll_sum=np.zeros((2, num_models)), nll_rows=np.zeros(num_models),
-        majority_right=int(correctness(majority_vote(ctx.predictions_ev[:, columns],
-                                                     num_classes), y).sum()))
+        nll_sum=np.zeros((2, num_models)),
+        nll_rows=np.zeros(num_models),
+        majority_right=int(
+            correctness(majority_vote(ctx.predictions_ev[:, columns], num_classes), y).sum()
+        ),
+    )
 
     def chunk_sums(values: np.ndarray) -> np.ndarray:
         # Resamples.chunk_sums on this chunk's weights (see study.bootstrap)
@@ -316,7 +357,8 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             # Mean over a category's pairs of XOR = that category's mean EI per example.
             per_category = ctx.category_matrix.sum(axis=1, keepdims=True)
             result.sums["category_ei"] = chunk_sums(
-                (ctx.category_matrix @ xor.astype(np.float32)) / per_category)
+                (ctx.category_matrix @ xor.astype(np.float32)) / per_category
+            )
     if not len(scored):
         return result
     block = np.empty((len(scored), stop - start, num_classes), dtype=np.float32)
@@ -326,8 +368,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     def model_rows(k: int, m: int) -> None:
         t = float(temperatures[m])
         if valid is None:  # single label: the fused pass (measure.fused)
-            fused = fused_rows(zoo.stored_scores(names[m], rows=rows), y, t, combine,
-                               out=block[k])
+            fused = fused_rows(zoo.stored_scores(names[m], rows=rows), y, t, combine, out=block[k])
             result.confidence_before[m] = fused.confidence_before
             result.confidence_after[m] = fused.confidence_after
             if n_valid:
@@ -342,15 +383,17 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             result.nll_sum[1, m] = negative_log_likelihood(scores, y, t) * n_valid
             result.nll_rows[m] = n_valid
         block[k] = ensemble_inputs(scores, t, combine)
-        result.confidence_after[m] = (block[k].max(axis=1) if combine == "probs"
-                                      else top1_confidence(scores, t)[0])
+        result.confidence_after[m] = (
+            block[k].max(axis=1) if combine == "probs" else top1_confidence(scores, t)[0]
+        )
 
     # Models in parallel, one thread each (every model writes its own rows).
     list(workers.map(model_rows, range(len(scored)), scored))
     result.all_models_right = int(correctness(block.mean(axis=0).argmax(axis=1), y).sum())
     position = {int(m): k for k, m in enumerate(scored)}
-    result.interpolation = [np.zeros(len(spec.weights), dtype=np.int64)
-                            for spec in ctx.interpolation]
+    result.interpolation = [
+        np.zeros(len(spec.weights), dtype=np.int64) for spec in ctx.interpolation
+    ]
     accumulate_interpolation(ctx.interpolation, block, position, y, result.interpolation)
     if len(scored) < 2:
         return result
@@ -382,14 +425,17 @@ def derive_pair_sums(sums: PassSums, a: np.ndarray, b: np.ndarray, best: np.ndar
     and r (accuracy): sums are linear in the values. Exact: every sum is a whole number (or
     a half) far below 2**53, as each chunk's float32 product is below 2**24; equal bit for
     bit to accumulating those values chunk by chunk (the reference tables show it)."""
-    sums.add("ensemble_gain",
-             sums.ensemble_acc - 0.5 * (sums.accuracy[:, a] + sums.accuracy[:, b]))
+    sums.add("ensemble_gain", sums.ensemble_acc - 0.5 * (sums.accuracy[:, a] + sums.accuracy[:, b]))
     sums.add("ensemble_minus_best", sums.ensemble_acc - sums.accuracy[:, best])
 
 
-def accumulate_interpolation(specs: Sequence[InterpolationSpec], block: np.ndarray,
-                             position: dict[int, int], y: np.ndarray,
-                             into: Sequence[np.ndarray] | None = None) -> None:
+def accumulate_interpolation(
+    specs: Sequence[InterpolationSpec],
+    block: np.ndarray,
+    position: dict[int, int],
+    y: np.ndarray,
+    into: Sequence[np.ndarray] | None = None,
+) -> None:
     """Add each curve's right answers on one chunk: argmax of ``w_c·x_a + (1 − w_c)·x_b``
     (``measure.ensemble.combine_scores``, the pair ensemble's own arithmetic, so w = 0.5
     reproduces the plain pair ensemble). ``into``: per spec, the counts to add to (default

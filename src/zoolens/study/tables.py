@@ -103,8 +103,14 @@ def output_folder(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool = True,
-                meta: Mapping[str, Any] | None = None) -> None:
+def write_table(
+    out_dir: Path,
+    name: str,
+    frame: pd.DataFrame,
+    *,
+    parquet: bool = True,
+    meta: Mapping[str, Any] | None = None,
+) -> None:
     """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``, with
     its version record ``name.json`` (``zoolens.contracts.version_record`` plus ``meta`` and
     ``csv_bytes``, the CSV's size, by which a reader tells a truncated or changed table)."""
@@ -112,16 +118,23 @@ def write_table(out_dir: Path, name: str, frame: pd.DataFrame, *, parquet: bool 
     out_dir = Path(out_dir)
     write_csv(out_dir / f"{name}.csv", frame)
     if parquet:
-        atomic_write_with(out_dir / f"{name}.parquet",
-                          lambda tmp: frame.to_parquet(tmp, index=False))
+        atomic_write_with(
+            out_dir / f"{name}.parquet", lambda tmp: frame.to_parquet(tmp, index=False)
+        )
     size = (out_dir / f"{name}.csv").stat().st_size
-    write_json(out_dir / f"{name}.json", {**version_record(name), **(meta or {}),
-                                          "csv_bytes": size})
+    write_json(
+        out_dir / f"{name}.json", {**version_record(name), **(meta or {}), "csv_bytes": size}
+    )
 
 
-def write_results(out_dir: str | os.PathLike, tables: Mapping[str, pd.DataFrame],
-                  summary: dict[str, Any], *, parquet: bool = True,
-                  cards: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+def write_results(
+    out_dir: str | os.PathLike,
+    tables: Mapping[str, pd.DataFrame],
+    summary: dict[str, Any],
+    *,
+    parquet: bool = True,
+    cards: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
     """Write every table, then ``summary.json`` last, as one run (:class:`StagedOutput`);
     returns the output folder.
 
@@ -167,12 +180,18 @@ class StagedOutput:
                 raise naming_path(exc, self.out) from None
             raise
 
-    def write_tables(self, tables: Mapping[str, pd.DataFrame], *, parquet: bool = True,
-                     cards: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    def write_tables(
+        self,
+        tables: Mapping[str, pd.DataFrame],
+        *,
+        parquet: bool = True,
+        cards: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         """Stage every table (with this run's id in its version record) and cards.json."""
         with self._discard_on_failure():
-            write_tables(self.stage, tables, parquet=parquet, cards=cards,
-                         meta={"run_id": self.run_id})
+            write_tables(
+                self.stage, tables, parquet=parquet, cards=cards, meta={"run_id": self.run_id}
+            )
 
     def commit(self, summary: dict[str, Any] | None) -> None:
         """Stage ``summary`` (its ``run_id`` set) and move every staged file into place,
@@ -196,9 +215,14 @@ class StagedOutput:
                 self.out.rmdir()
 
 
-def write_tables(out: Path, tables: Mapping[str, pd.DataFrame], *, parquet: bool = True,
-                 cards: Mapping[str, Mapping[str, Any]] | None = None,
-                 meta: Mapping[str, Any] | None = None) -> None:
+def write_tables(
+    out: Path,
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    parquet: bool = True,
+    cards: Mapping[str, Mapping[str, Any]] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> None:
     """Every table (``meta`` added to each version record) and cards.json into the existing
     folder ``out`` (summary.json is the caller's, written after: :func:`write_results`)."""
     for name, frame in tables.items():

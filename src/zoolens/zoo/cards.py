@@ -86,8 +86,16 @@ class ModelCard(BaseModel):
                 return known
         raise ValueError(f"unknown category {value!r}; use one of {', '.join(CATEGORIES)}")
 
-    @field_validator("arch", "arch_family", "framework", "pretrain_data", "head", "source",
-                     "notes", mode="before")
+    @field_validator(
+        "arch",
+        "arch_family",
+        "framework",
+        "pretrain_data",
+        "head",
+        "source",
+        "notes",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -113,12 +121,15 @@ def to_card(card: ModelCard | dict[str, Any] | None, name: str) -> ModelCard:
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'card'}: {err['msg']}"
-                for err in exc.errors())
+                for err in exc.errors()
+            )
             allowed = ", ".join(ModelCard.model_fields)
-            raise ZoolensError(f"model {name!r}: invalid card ({problems}); card fields are "
-                               f"{allowed}") from None
-    raise ZoolensError(f"model {name!r}: card must be a ModelCard or a dict, "
-                       f"not {type(card).__name__}")
+            raise ZoolensError(
+                f"model {name!r}: invalid card ({problems}); card fields are {allowed}"
+            ) from None
+    raise ZoolensError(
+        f"model {name!r}: card must be a ModelCard or a dict, not {type(card).__name__}"
+    )
 
 
 #: Units a cost can be given in (``--budget``, ``--cost``): unit -> (ModelCost field,
@@ -126,9 +137,14 @@ def to_card(card: ModelCard | dict[str, Any] | None, name: str) -> ModelCard:
 #: FLOPs count a multiply-accumulate as two operations. (Multiplier and divisor kept apart so
 #: that conversions of round numbers stay exact: 8 gflops is exactly 4e9 MACs.)
 COST_UNITS: dict[str, tuple[str, float, float]] = {
-    "params": ("params", 1.0, 1.0), "mparams": ("params", 1.0, 1e6),
-    "macs": ("macs", 1.0, 1.0), "mmacs": ("macs", 1.0, 1e6), "gmacs": ("macs", 1.0, 1e9),
-    "flops": ("macs", 2.0, 1.0), "mflops": ("macs", 2.0, 1e6), "gflops": ("macs", 2.0, 1e9),
+    "params": ("params", 1.0, 1.0),
+    "mparams": ("params", 1.0, 1e6),
+    "macs": ("macs", 1.0, 1.0),
+    "mmacs": ("macs", 1.0, 1e6),
+    "gmacs": ("macs", 1.0, 1e9),
+    "flops": ("macs", 2.0, 1.0),
+    "mflops": ("macs", 2.0, 1e6),
+    "gflops": ("macs", 2.0, 1e9),
     "latency_ms": ("latency_ms", 1.0, 1.0),
 }
 
@@ -146,11 +162,14 @@ def parse_cost_items(text: str, option: str) -> dict[str, float]:
         unit, sep, value = part.partition("=")
         unit = unit.strip().lower()
         if not sep or not unit:
-            raise ZoolensError(f"{option} {text!r}: give UNIT=VALUE pairs such as gflops=8 "
-                               f"(units: {', '.join(COST_UNITS)})")
+            raise ZoolensError(
+                f"{option} {text!r}: give UNIT=VALUE pairs such as gflops=8 "
+                f"(units: {', '.join(COST_UNITS)})"
+            )
         if unit not in COST_UNITS:
-            raise ZoolensError(f"{option} {text!r}: unknown unit {unit!r}; use one of "
-                               f"{', '.join(COST_UNITS)}")
+            raise ZoolensError(
+                f"{option} {text!r}: unknown unit {unit!r}; use one of {', '.join(COST_UNITS)}"
+            )
         if unit in items:
             raise ZoolensError(f"{option} {text!r}: unit {unit!r} given twice")
         try:
@@ -158,8 +177,9 @@ def parse_cost_items(text: str, option: str) -> dict[str, float]:
         except ValueError:
             number = math.nan
         if not math.isfinite(number) or number < 0:
-            raise ZoolensError(f"{option} {text!r}: {unit} must be a non-negative number, "
-                               f"got {value.strip()!r}")
+            raise ZoolensError(
+                f"{option} {text!r}: {unit} must be a non-negative number, got {value.strip()!r}"
+            )
         items[unit] = number
     return items
 

@@ -31,8 +31,16 @@ _SEPARATORS = re.compile(r"[\s_\-/.]+")
 
 # Canonical value <- normalised spellings (lower case, separators removed).
 _ALIAS_GROUPS: dict[str, tuple[str, ...]] = {
-    "imagenet-1k": ("in", "in1k", "imagenet", "imagenet1k", "ilsvrc", "ilsvrc2012",
-                    "ilsvrc12", "imagenet2012"),
+    "imagenet-1k": (
+        "in",
+        "in1k",
+        "imagenet",
+        "imagenet1k",
+        "ilsvrc",
+        "ilsvrc2012",
+        "ilsvrc12",
+        "imagenet2012",
+    ),
     "imagenet-21k": ("in21k", "in22k", "imagenet21k", "imagenet22k", "imagenetfull"),
     "jft-300m": ("jft", "jft300m"),
     "jft-3b": ("jft3b",),
@@ -49,8 +57,9 @@ _ALIAS_GROUPS: dict[str, tuple[str, ...]] = {
     "fine-tuned": ("finetuned", "finetune", "ft"),
     "human": ("human", "humans", "annotators"),
 }
-ALIASES: dict[str, str] = {spelling: canon for canon, spellings in _ALIAS_GROUPS.items()
-                           for spelling in spellings}
+ALIASES: dict[str, str] = {
+    spelling: canon for canon, spellings in _ALIAS_GROUPS.items() for spelling in spellings
+}
 
 
 def normalize(value: Any) -> Any:
@@ -99,9 +108,11 @@ def pair_category(base: ModelCard | dict[str, Any], other: ModelCard | dict[str,
         return "Framework"
     if arch_family_of(base) != arch_family_of(other):
         return "Arch"
-    if (normalize(base.arch) != normalize(other.arch)
-            or normalize(base.hparams) != normalize(other.hparams)
-            or normalize(base.head) != normalize(other.head)):
+    if (
+        normalize(base.arch) != normalize(other.arch)
+        or normalize(base.hparams) != normalize(other.hparams)
+        or normalize(base.head) != normalize(other.head)
+    ):
         return "HParam"
     if base.seed != other.seed:
         return "Reinit"

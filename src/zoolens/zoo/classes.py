@@ -49,8 +49,15 @@ class ClassIndex:
         self._repeated = repeated
         self._lookup.update(self.aliases)
 
-    def ids(self, values: np.ndarray, where: str, what: str, *, offset: int = 0,
-            abstain: Iterable[str] = ()) -> np.ndarray:
+    def ids(
+        self,
+        values: np.ndarray,
+        where: str,
+        what: str,
+        *,
+        offset: int = 0,
+        abstain: Iterable[str] = (),
+    ) -> np.ndarray:
         """(n,) int64 class ids of text ``values``: a decimal integer is a class id (minus
         ``offset``), any other text a class name or alias; text in ``abstain`` is
         :data:`ABSTAIN`. ZoolensError naming ``where``/``what`` and the closest known names
@@ -61,16 +68,27 @@ class ClassIndex:
         if text in self._lookup:
             return self._lookup[text]
         if text in self._repeated:
-            raise ZoolensError(f"{where}: {what}: class name {text!r} names several classes; "
-                               "use class ids")
+            raise ZoolensError(
+                f"{where}: {what}: class name {text!r} names several classes; use class ids"
+            )
         close = difflib.get_close_matches(text, list(self._lookup), n=3, cutoff=0.6)
-        hint = f"closest: {', '.join(map(repr, close))}" if close else \
-            f"known: {', '.join(map(repr, self.names[:5]))}{', ...' if len(self.names) > 5 else ''}"
+        hint = (
+            f"closest: {', '.join(map(repr, close))}"
+            if close
+            else f"known: {', '.join(map(repr, self.names[:5]))}{', ...' if len(self.names) > 5 else ''}"
+        )
         raise ZoolensError(f"{where}: {what}: unknown class name {text!r} ({hint})")
 
 
-def text_to_class_ids(values: Any, where: str, what: str, classes: ClassIndex | None, *,
-                      offset: int = 0, abstain: Iterable[str] = ()) -> np.ndarray:
+def text_to_class_ids(
+    values: Any,
+    where: str,
+    what: str,
+    classes: ClassIndex | None,
+    *,
+    offset: int = 0,
+    abstain: Iterable[str] = (),
+) -> np.ndarray:
     """See :meth:`ClassIndex.ids`; without ``classes`` only integers (and abstentions)."""
     text = np.char.strip(np.asarray(values).astype(str))
     uniq, inverse = np.unique(text, return_inverse=True)  # few distinct values: map those
@@ -86,9 +104,11 @@ def text_to_class_ids(values: Any, where: str, what: str, classes: ClassIndex | 
         elif is_number(value):
             raise ZoolensError(f"{where}: {what} must be integer class ids (found {value!r})")
         elif classes is None:
-            raise ZoolensError(f"{where}: {what}: {value!r} is neither a class id nor a known "
-                               "class name (the zoo has no class names; give --class-names "
-                               "when creating it)")
+            raise ZoolensError(
+                f"{where}: {what}: {value!r} is neither a class id nor a known "
+                "class name (the zoo has no class names; give --class-names "
+                "when creating it)"
+            )
         else:
             mapped[k] = classes.id_of(value, where, what)
     return mapped[inverse.reshape(-1)]
@@ -160,13 +180,17 @@ def _json_class_names(path: Path, text: str) -> tuple[list[str], dict[str, int]]
                 entry = data[key]
                 if isinstance(entry, str):
                     names.append(entry.strip())
-                elif (isinstance(entry, list) and len(entry) == 2
-                      and all(isinstance(v, str) for v in entry)):
+                elif (
+                    isinstance(entry, list)
+                    and len(entry) == 2
+                    and all(isinstance(v, str) for v in entry)
+                ):
                     aliases[entry[0].strip()] = i
                     names.append(entry[1].strip())
                 else:
-                    raise ZoolensError(f"{path}: entry {key!r} must be a name or "
-                                       "[wnid, name]")
+                    raise ZoolensError(f"{path}: entry {key!r} must be a name or [wnid, name]")
             return names, aliases
-    raise ZoolensError(f"{path}: expected a JSON list of class names or an object "
-                       '{"0": [wnid, name], ...} with keys 0..C-1')
+    raise ZoolensError(
+        f"{path}: expected a JSON list of class names or an object "
+        '{"0": [wnid, name], ...} with keys 0..C-1'
+    )

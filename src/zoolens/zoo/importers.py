@@ -65,15 +65,15 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZoolensError
-from zoolens.zoo.classes import (ABSTAIN_TEXT, ClassIndex, is_number, is_text,
-                                  text_to_class_ids)
+from zoolens.zoo.classes import ABSTAIN_TEXT, ClassIndex, is_number, is_text, text_to_class_ids
 from zoolens.zoo.outputs import ZooWarning, detect_kind, nearly_probs
 
 IMPORT_KINDS = ("logits", "probs", "log_probs", "counts", "decisions", "topk")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 JSON_SUFFIXES = (".json",)
-SUPPORTED_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth") + TABLE_SUFFIXES \
-    + JSON_SUFFIXES
+SUPPORTED_SUFFIXES = (
+    (".npy", ".npz", ".safetensors", ".pt", ".pth") + TABLE_SUFFIXES + JSON_SUFFIXES
+)
 TOPK_LAYOUTS = ("blocks", "pairs")
 
 _INDEX_NAME = re.compile(r"index|idx|class|label|pred|top", re.I)
@@ -87,9 +87,9 @@ class Loaded:
 
     path: Path
     kind: str
-    arrays: dict[str, np.ndarray]            # add() keyword -> array
-    ids: np.ndarray | None = None            # (n,) str or int64, from id_column
-    labels: np.ndarray | None = None         # (n,) float, from label_column (offset applied)
+    arrays: dict[str, np.ndarray]  # add() keyword -> array
+    ids: np.ndarray | None = None  # (n,) str or int64, from id_column
+    labels: np.ndarray | None = None  # (n,) float, from label_column (offset applied)
     notes: list[str] = field(default_factory=list)
 
 
@@ -98,7 +98,7 @@ class Loaded:
 
 
 def parse_columns(spec: str | slice | None) -> slice | None:
-    """"A:B" (0-based, half-open, open ends allowed) -> slice(A, B)."""
+    """ "A:B" (0-based, half-open, open ends allowed) -> slice(A, B)."""
     if spec is None or isinstance(spec, slice):
         return spec
     match = re.fullmatch(r"\s*(-?\d*)\s*:\s*(-?\d*)\s*", str(spec))
@@ -108,9 +108,15 @@ def parse_columns(spec: str | slice | None) -> slice | None:
     return slice(a, b)
 
 
-def read_labels(path: str | Path, *, key: str | None = None, column: str | int | None = None,
-                header: bool | None = None, offset: int = 0,
-                classes: ClassIndex | None = None) -> np.ndarray:
+def read_labels(
+    path: str | Path,
+    *,
+    key: str | None = None,
+    column: str | int | None = None,
+    header: bool | None = None,
+    offset: int = 0,
+    classes: ClassIndex | None = None,
+) -> np.ndarray:
     """Labels from a file: npy; npz / safetensors / pt (``key``, or the only 1-D array, or one
     named like labels / ground_truth / targets / y); CSV (``column``, or the only column).
     ``offset`` is subtracted (1 for 1-based labels). Labels given as class names (CSV text,
@@ -128,8 +134,13 @@ def read_labels(path: str | Path, *, key: str | None = None, column: str | int |
     return arr
 
 
-def label_names(path: str | Path, *, key: str | None = None, column: str | int | None = None,
-                header: bool | None = None) -> list[str] | None:
+def label_names(
+    path: str | Path,
+    *,
+    key: str | None = None,
+    column: str | int | None = None,
+    header: bool | None = None,
+) -> list[str] | None:
     """The distinct labels, sorted, when a labels file names its classes (text that is not
     a number); None for numeric labels. ``--create`` builds the class list from them."""
     raw = label_values(Path(path), key=key, column=column, header=header)
@@ -138,8 +149,13 @@ def label_names(path: str | Path, *, key: str | None = None, column: str | int |
     return sorted(set(np.char.strip(raw.astype(str)).tolist()) - {""})
 
 
-def label_values(path: Path, *, key: str | None = None, column: str | int | None = None,
-                 header: bool | None = None) -> np.ndarray:
+def label_values(
+    path: Path,
+    *,
+    key: str | None = None,
+    column: str | int | None = None,
+    header: bool | None = None,
+) -> np.ndarray:
     """The raw label entries of a file: a CSV column as text when any entry is not a number
     (else as float), or the label array of an array file as stored."""
     suffix = _suffix(path)
@@ -147,8 +163,10 @@ def label_values(path: Path, *, key: str | None = None, column: str | int | None
         table = _read_table(path, header)
         if column is None:
             if table.cells.shape[1] != 1:
-                raise ZoolensError(f"{path}: {table.cells.shape[1]} columns; choose the label "
-                                   "column (--labels-column)")
+                raise ZoolensError(
+                    f"{path}: {table.cells.shape[1]} columns; choose the label "
+                    "column (--labels-column)"
+                )
             column = 0
         col = table.column_index(column, "labels column")
         if is_text(table.cells[:, col]):
@@ -164,13 +182,17 @@ def label_values(path: Path, *, key: str | None = None, column: str | int | None
     elif len(arrays) == 1:
         arr = next(iter(arrays.values()))
     else:
-        named = [k for k in arrays if re.fullmatch(
-            r"(labels?|ground_?truth|targets?|y|y_true|true_labels?)", k, re.I)]
+        named = [
+            k
+            for k in arrays
+            if re.fullmatch(r"(labels?|ground_?truth|targets?|y|y_true|true_labels?)", k, re.I)
+        ]
         one_d = [k for k, v in arrays.items() if v.ndim == 1]
         choice = named if len(named) == 1 else one_d
         if len(choice) != 1:
-            raise ZoolensError(f"{path}: several arrays ({', '.join(arrays)}); choose the "
-                               "labels with --labels-key")
+            raise ZoolensError(
+                f"{path}: several arrays ({', '.join(arrays)}); choose the labels with --labels-key"
+            )
         arr = arrays[choice[0]]
     arr = np.asarray(arr)
     if arr.dtype.kind == "S":
@@ -178,12 +200,19 @@ def label_values(path: Path, *, key: str | None = None, column: str | int | None
     return arr
 
 
-def labels_for_create(labels: str | Path, model_file: str | Path, *, key: str | None = None,
-                      column: str | int | None = None,
-                      labels_id_column: str | int | None = None,
-                      id_column: str | int | None = None, header: bool | None = None,
-                      offset: int = 0, classes: ClassIndex | None = None,
-                      id_prefix: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def labels_for_create(
+    labels: str | Path,
+    model_file: str | Path,
+    *,
+    key: str | None = None,
+    column: str | int | None = None,
+    labels_id_column: str | int | None = None,
+    id_column: str | int | None = None,
+    header: bool | None = None,
+    offset: int = 0,
+    classes: ClassIndex | None = None,
+    id_prefix: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(labels, example ids or None) for a zoo created from the labels file ``labels`` and
     the first model file ``model_file``.
 
@@ -195,8 +224,7 @@ def labels_for_create(labels: str | Path, model_file: str | Path, *, key: str | 
     zoo takes those ids, and the other file is matched by row position.
     """
     labels, model_file = Path(labels), Path(model_file)
-    y = read_labels(labels, key=key, column=column, header=header, offset=offset,
-                    classes=classes)
+    y = read_labels(labels, key=key, column=column, header=header, offset=offset, classes=classes)
     label_ids = None
     if labels_id_column is not None:
         label_ids = read_ids(labels, labels_id_column, header=header)
@@ -234,19 +262,29 @@ def _class_ids(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
     int64; ZoolensError naming ``what`` otherwise."""
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
-            raise ZoolensError(f"{path}: {what} must be integer class ids (found "
-                               "non-integer, NaN or inf values)")
+            raise ZoolensError(
+                f"{path}: {what} must be integer class ids (found non-integer, NaN or inf values)"
+            )
     elif arr.dtype.kind not in "iub":
         raise ZoolensError(f"{path}: {what} must be integer class ids, got {arr.dtype}")
     return arr.astype(np.int64)
 
 
-def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
-                 key: str | None = None, columns: str | slice | None = None,
-                 label_column: str | int | None = None, label_offset: int = 0,
-                 id_column: str | int | None = None, header: bool | None = None,
-                 topk_layout: str = "blocks", classes: ClassIndex | None = None,
-                 abstain: Sequence[str] = ()) -> Loaded:
+def load_outputs(
+    path: str | Path,
+    *,
+    num_classes: int,
+    kind: str | None = None,
+    key: str | None = None,
+    columns: str | slice | None = None,
+    label_column: str | int | None = None,
+    label_offset: int = 0,
+    id_column: str | int | None = None,
+    header: bool | None = None,
+    topk_layout: str = "blocks",
+    classes: ClassIndex | None = None,
+    abstain: Sequence[str] = (),
+) -> Loaded:
     """Read one file's model outputs (see the module docstring). The returned arrays are in
     the file's row order; ``import_file`` joins them to the zoo.
 
@@ -263,51 +301,90 @@ def load_outputs(path: str | Path, *, num_classes: int, kind: str | None = None,
     suffix = _suffix(path)
     if suffix in JSON_SUFFIXES:
         if id_column is not None or label_column is not None:
-            raise ZoolensError(f"{path}: a JSON model file has no columns; key it by example "
-                               'id instead ({"id": decision or score row, ...}) and leave '
-                               "out --id-column/--label-column")
-        return _load_json_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
-                                  topk_layout=topk_layout, classes=classes,
-                                  abstain=no_answer)
+            raise ZoolensError(
+                f"{path}: a JSON model file has no columns; key it by example "
+                'id instead ({"id": decision or score row, ...}) and leave '
+                "out --id-column/--label-column"
+            )
+        return _load_json_outputs(
+            path,
+            num_classes=num_classes,
+            kind=kind,
+            cols=cols,
+            topk_layout=topk_layout,
+            classes=classes,
+            abstain=no_answer,
+        )
     if suffix in TABLE_SUFFIXES:
-        return _load_table_outputs(path, num_classes=num_classes, kind=kind, cols=cols,
-                                   label_column=label_column, label_offset=label_offset,
-                                   id_column=id_column, header=header, topk_layout=topk_layout,
-                                   classes=classes, abstain=no_answer)
+        return _load_table_outputs(
+            path,
+            num_classes=num_classes,
+            kind=kind,
+            cols=cols,
+            label_column=label_column,
+            label_offset=label_offset,
+            id_column=id_column,
+            header=header,
+            topk_layout=topk_layout,
+            classes=classes,
+            abstain=no_answer,
+        )
     side_keys = [str(k) for k in (id_column, label_column) if k is not None]
     if side_keys and suffix == ".npy":
-        raise ZoolensError(f"{path}: a .npy file holds a single array, so it cannot carry "
-                           "--id-column/--label-column; save outputs and ids together, e.g. "
-                           "np.savez('m.npz', logits=..., ids=...), and pass --id-column ids")
+        raise ZoolensError(
+            f"{path}: a .npy file holds a single array, so it cannot carry "
+            "--id-column/--label-column; save outputs and ids together, e.g. "
+            "np.savez('m.npz', logits=..., ids=...), and pass --id-column ids"
+        )
     arrays = _read_arrays(path, lists=side_keys)
     ids = labels = None
     if id_column is not None:
         ids = _id_array(_pick_key(arrays, str(id_column), path), str(id_column), path)
     if label_column is not None:
-        labels = _label_array(_pick_key(arrays, str(label_column), path), str(label_column),
-                              path) - int(label_offset)
+        labels = _label_array(
+            _pick_key(arrays, str(label_column), path), str(label_column), path
+        ) - int(label_offset)
     for k in side_keys:  # never candidates for the outputs
         arrays.pop(k, None)
     if not arrays:
         raise ZoolensError(f"{path}: no outputs array besides {', '.join(map(repr, side_keys))}")
-    loaded = _load_array_outputs(path, arrays, num_classes=num_classes, kind=kind, key=key,
-                                 cols=cols, topk_layout=topk_layout)
+    loaded = _load_array_outputs(
+        path,
+        arrays,
+        num_classes=num_classes,
+        kind=kind,
+        key=key,
+        cols=cols,
+        topk_layout=topk_layout,
+    )
     n = _rows(loaded)
     for what, side, k in (("id", ids, id_column), ("label", labels, label_column)):
         if side is not None and len(side) != n:
-            raise ZoolensError(f"{path}: the {what} array {str(k)!r} has {len(side)} entries, "
-                               f"the outputs have {n} rows")
+            raise ZoolensError(
+                f"{path}: the {what} array {str(k)!r} has {len(side)} entries, "
+                f"the outputs have {n} rows"
+            )
     loaded.ids, loaded.labels = ids, labels
     return loaded
 
 
-def _load_array_outputs(path: Path, arrays: dict[str, np.ndarray], *, num_classes: int,
-                        kind: str | None, key: str | None, cols: slice | None,
-                        topk_layout: str) -> Loaded:
+def _load_array_outputs(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    *,
+    num_classes: int,
+    kind: str | None,
+    key: str | None,
+    cols: slice | None,
+    topk_layout: str,
+) -> Loaded:
     if kind == "topk" and ((key is not None and "," in key) or (key is None and len(arrays) > 1)):
         idx, val = _pick_topk_keys(arrays, key, path)
-        return Loaded(path, "topk", {"topk_indices": _cut(idx, cols, path),
-                                     "topk_values": _cut(val, cols, path)})
+        return Loaded(
+            path,
+            "topk",
+            {"topk_indices": _cut(idx, cols, path), "topk_values": _cut(val, cols, path)},
+        )
     if key is not None:
         arr = _pick_key(arrays, key, path)
     elif len(arrays) == 1:
@@ -324,8 +401,7 @@ def _rows(loaded: Loaded) -> int:
     return int(np.asarray(next(iter(loaded.arrays.values()))).shape[0])
 
 
-def read_ids(path: str | Path, id_column: str | int, *, header: bool | None = None
-             ) -> np.ndarray:
+def read_ids(path: str | Path, id_column: str | int, *, header: bool | None = None) -> np.ndarray:
     """The example ids of a file, in its row order: a CSV column (0-based index or header
     name, stripped strings) or the 1-D array named ``id_column`` in an npz / safetensors /
     pt file (str or int64; see the module docstring). Used to create a zoo with ids."""
@@ -334,16 +410,20 @@ def read_ids(path: str | Path, id_column: str | int, *, header: bool | None = No
     if suffix in JSON_SUFFIXES:
         ids = _json_entries(path)[1]
         if ids is None:
-            raise ZoolensError(f"{path}: a JSON list has no example ids; key the entries by "
-                               'id ({"id": entry, ...})')
+            raise ZoolensError(
+                f"{path}: a JSON list has no example ids; key the entries by "
+                'id ({"id": entry, ...})'
+            )
         return ids
     if suffix in TABLE_SUFFIXES:
         table = _read_table(path, header)
         col = table.column_index(id_column, "--id-column")
         return np.char.strip(table.cells[:, col])
     if suffix == ".npy":
-        raise ZoolensError(f"{path}: a .npy file holds a single array, so it cannot carry "
-                           "--id-column; save outputs and ids together in an .npz")
+        raise ZoolensError(
+            f"{path}: a .npy file holds a single array, so it cannot carry "
+            "--id-column; save outputs and ids together in an .npz"
+        )
     key = str(id_column)
     return _id_array(_pick_key(_read_arrays(path, lists=[key]), key, path), key, path)
 
@@ -354,20 +434,23 @@ def _id_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ZoolensError(f"{path}: the id array {key!r} must be 1-D (one id per row), got "
-                           f"shape {arr.shape}")
+        raise ZoolensError(
+            f"{path}: the id array {key!r} must be 1-D (one id per row), got shape {arr.shape}"
+        )
     if arr.dtype.kind == "S":
         try:
             return np.char.decode(arr, "utf-8")
         except UnicodeDecodeError:
-            raise ZoolensError(f"{path}: the id array {key!r} holds bytes that are not "
-                               "UTF-8") from None
+            raise ZoolensError(
+                f"{path}: the id array {key!r} holds bytes that are not UTF-8"
+            ) from None
     if arr.dtype.kind == "U":
         return arr
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
-    raise ZoolensError(f"{path}: the id array {key!r} must hold strings or integers, got "
-                       f"{arr.dtype}")
+    raise ZoolensError(
+        f"{path}: the id array {key!r} must hold strings or integers, got {arr.dtype}"
+    )
 
 
 def _label_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
@@ -376,19 +459,35 @@ def _label_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ZoolensError(f"{path}: the label array {key!r} must be 1-D (one label per row), "
-                           f"got shape {arr.shape}")
+        raise ZoolensError(
+            f"{path}: the label array {key!r} must be 1-D (one label per row), "
+            f"got shape {arr.shape}"
+        )
     return _class_ids(arr, path, f"the label array {key!r}").astype(np.float64)
 
 
-def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = None,
-                key: str | None = None, columns: str | slice | None = None,
-                label_column: str | int | None = None, label_offset: int = 0,
-                id_column: str | int | None = None, header: bool | None = None,
-                topk_layout: str = "blocks", card: Any = None, replace: bool = False,
-                dtype: str = "float32", embeddings: str | Path | None = None,
-                embeddings_key: str | None = None, strict: bool = False,
-                abstain: Sequence[str] = (), id_prefix: str | None = None) -> str:
+def import_file(
+    zoo: Any,
+    path: str | Path,
+    name: str,
+    *,
+    kind: str | None = None,
+    key: str | None = None,
+    columns: str | slice | None = None,
+    label_column: str | int | None = None,
+    label_offset: int = 0,
+    id_column: str | int | None = None,
+    header: bool | None = None,
+    topk_layout: str = "blocks",
+    card: Any = None,
+    replace: bool = False,
+    dtype: str = "float32",
+    embeddings: str | Path | None = None,
+    embeddings_key: str | None = None,
+    strict: bool = False,
+    abstain: Sequence[str] = (),
+    id_prefix: str | None = None,
+) -> str:
     """Read ``path`` and add it to ``zoo`` as model ``name``; returns the kind the file was
     read as (logits, probs, log_probs, counts, decisions or topk; see ``zoo.kind`` for how
     it is stored).
@@ -413,11 +512,20 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
     path = Path(path)
     if id_column is None and zoo.example_ids is not None and not id_prefix:
         id_column = find_id_column(path, zoo.example_ids, header, parse_columns(columns))
-    loaded = load_outputs(path, num_classes=zoo.num_classes, kind=kind, key=key,
-                          columns=columns, label_column=label_column,
-                          label_offset=label_offset, id_column=id_column, header=header,
-                          topk_layout=topk_layout, classes=zoo.class_index(),
-                          abstain=abstain)
+    loaded = load_outputs(
+        path,
+        num_classes=zoo.num_classes,
+        kind=kind,
+        key=key,
+        columns=columns,
+        label_column=label_column,
+        label_offset=label_offset,
+        id_column=id_column,
+        header=header,
+        topk_layout=topk_layout,
+        classes=zoo.class_index(),
+        abstain=abstain,
+    )
     arrays = dict(loaded.arrays)
     labels = loaded.labels
     if loaded.ids is not None and id_prefix:
@@ -432,15 +540,24 @@ def import_file(zoo: Any, path: str | Path, name: str, *, kind: str | None = Non
     emb = None
     if embeddings is not None:
         emb_arrays = _read_arrays(Path(embeddings))
-        emb = (_pick_key(emb_arrays, embeddings_key, Path(embeddings)) if embeddings_key
-               else _only(emb_arrays, Path(embeddings), "--embeddings-key"))
-    zoo.add(name, **arrays, embeddings=emb, card=card, replace=replace, dtype=dtype,
-            source_file=str(path))
+        emb = (
+            _pick_key(emb_arrays, embeddings_key, Path(embeddings))
+            if embeddings_key
+            else _only(emb_arrays, Path(embeddings), "--embeddings-key")
+        )
+    zoo.add(
+        name,
+        **arrays,
+        embeddings=emb,
+        card=card,
+        replace=replace,
+        dtype=dtype,
+        source_file=str(path),
+    )
     return loaded.kind
 
 
-def _sanity(zoo: Any, name: str, arrays: dict[str, np.ndarray], path: Path,
-            strict: bool) -> None:
+def _sanity(zoo: Any, name: str, arrays: dict[str, np.ndarray], path: Path, strict: bool) -> None:
     from zoolens.zoo.sanity import CAUSES, check_new_model
 
     pred = top1(arrays)
@@ -475,8 +592,9 @@ def top1(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
         return None
 
 
-def find_id_column(path: Path, zoo_ids: np.ndarray, header: bool | None,
-                   cols: slice | None) -> int | None:
+def find_id_column(
+    path: Path, zoo_ids: np.ndarray, header: bool | None, cols: slice | None
+) -> int | None:
     """The column of a table (CSV) that holds exactly the zoo's example ids, each once, and
     is not among the selected output columns ``cols``; None when there is none (or the file
     is not a table). A note says which column was used."""
@@ -495,8 +613,10 @@ def find_id_column(path: Path, zoo_ids: np.ndarray, header: bool | None,
             from zoolens.progress import info
 
             shown = repr(table.names[col]) if table.names else str(col)
-            info(f"{path}: column {shown} holds the zoo's example ids: rows joined by it "
-                 "(--id-column)")
+            info(
+                f"{path}: column {shown} holds the zoo's example ids: rows joined by it "
+                "(--id-column)"
+            )
             return col
     return None
 
@@ -506,9 +626,10 @@ def strip_id_prefix(ids: np.ndarray, prefix: str, path: Path) -> np.ndarray:
     ids = np.asarray(ids).astype(str)
     has = np.char.startswith(ids, prefix)
     if not has.all():
-        raise ZoolensError(f"{path}: id {str(ids[~has][0])!r} does not start with the "
-                           f"--id-prefix {prefix!r}")
-    return np.asarray([i[len(prefix):] for i in ids.tolist()], dtype=str)
+        raise ZoolensError(
+            f"{path}: id {str(ids[~has][0])!r} does not start with the --id-prefix {prefix!r}"
+        )
+    return np.asarray([i[len(prefix) :] for i in ids.tolist()], dtype=str)
 
 
 def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np.ndarray:
@@ -517,9 +638,11 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     as integers with zoo ids that are all decimal integers ("00017" matches 17), see the
     module docstring."""
     if zoo_ids is None:
-        raise ZoolensError(f"{path}: --id-column given but the zoo has no example ids (create "
-                           "the zoo with ids, e.g. `zoolens import ZOO FILE --create "
-                           "--id-column C ...`)")
+        raise ZoolensError(
+            f"{path}: --id-column given but the zoo has no example ids (create "
+            "the zoo with ids, e.g. `zoolens import ZOO FILE --create "
+            "--id-column C ...`)"
+        )
     file_ids = np.asarray(file_ids)
     shown_zoo_ids = np.asarray(zoo_ids).astype(str)
     if file_ids.dtype.kind in "iu":
@@ -527,8 +650,10 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     file_ids = file_ids.astype(str)
     uniq, counts = np.unique(file_ids, return_counts=True)
     if (counts > 1).any():
-        raise ZoolensError(f"{path}: example id {str(uniq[np.argmax(counts > 1)])!r} appears "
-                           f"{int(counts.max())} times in the id column")
+        raise ZoolensError(
+            f"{path}: example id {str(uniq[np.argmax(counts > 1)])!r} appears "
+            f"{int(counts.max())} times in the id column"
+        )
     zoo_ids = np.asarray(zoo_ids).astype(str)
     # file_ids are unique: look each zoo id up by bisection in the sorted file ids
     sorter = np.argsort(file_ids, kind="stable")
@@ -538,13 +663,17 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     if not found.all():
         missing = shown_zoo_ids[~found].tolist()
         unmatched = np.setdiff1d(file_ids, zoo_ids)  # a suffix or padding mismatch shows here
-        raise ZoolensError(f"{path}: {len(missing)} of the zoo's {len(zoo_ids)} example ids "
-                           f"are missing from the file (zoo ids: {_few(missing)}; "
-                           f"unmatched ids in the file: {_few(unmatched.tolist())})")
+        raise ZoolensError(
+            f"{path}: {len(missing)} of the zoo's {len(zoo_ids)} example ids "
+            f"are missing from the file (zoo ids: {_few(missing)}; "
+            f"unmatched ids in the file: {_few(unmatched.tolist())})"
+        )
     extra = np.setdiff1d(file_ids, zoo_ids).tolist()  # sorted
     if extra:
-        raise ZoolensError(f"{path}: {len(extra)} ids in the file are not in the zoo (first: "
-                           f"{_few(extra)}; zoo ids look like {_few(shown_zoo_ids.tolist())})")
+        raise ZoolensError(
+            f"{path}: {len(extra)} ids in the file are not in the zoo (first: "
+            f"{_few(extra)}; zoo ids look like {_few(shown_zoo_ids.tolist())})"
+        )
     return sorter[hit].astype(np.int64)
 
 
@@ -557,31 +686,36 @@ def _zoo_ids_as_integers(zoo_ids: np.ndarray, path: Path) -> np.ndarray:
     """Zoo ids (str) in canonical integer form ("00017" -> "17") for integer file ids."""
     is_int = np.asarray([_DECIMAL.fullmatch(x) is not None for x in zoo_ids.tolist()], bool)
     if not is_int.all():
-        raise ZoolensError(f"{path}: the file's ids are integers but the zoo's example ids are "
-                           f"not (e.g. {str(zoo_ids[~is_int][0])!r}); save the ids as strings")
+        raise ZoolensError(
+            f"{path}: the file's ids are integers but the zoo's example ids are "
+            f"not (e.g. {str(zoo_ids[~is_int][0])!r}); save the ids as strings"
+        )
     canon = np.asarray([str(int(x)) for x in zoo_ids.tolist()])
     uniq, counts = np.unique(canon, return_counts=True)
     if (counts > 1).any():
         same = zoo_ids[canon == uniq[np.argmax(counts > 1)]][:2].tolist()
-        raise ZoolensError(f"{path}: the zoo's example ids {same[0]!r} and {same[1]!r} are the "
-                           "same integer, so integer ids are ambiguous; save the ids as strings")
+        raise ZoolensError(
+            f"{path}: the zoo's example ids {same[0]!r} and {same[1]!r} are the "
+            "same integer, so integer ids are ambiguous; save the ids as strings"
+        )
     return canon
 
 
-def check_labels(zoo_labels: np.ndarray, file_labels: np.ndarray, path: Path,
-                 column: Any) -> None:
+def check_labels(zoo_labels: np.ndarray, file_labels: np.ndarray, path: Path, column: Any) -> None:
     """The file's label column must agree with the zoo's labels on every row."""
     if zoo_labels.ndim != 1:
         raise ZoolensError(f"{path}: --label-column cannot be checked against a multi-label zoo")
     if len(file_labels) != len(zoo_labels):
-        raise ZoolensError(f"{path}: {len(file_labels)} rows, the zoo has {len(zoo_labels)} "
-                           "examples")
+        raise ZoolensError(
+            f"{path}: {len(file_labels)} rows, the zoo has {len(zoo_labels)} examples"
+        )
     bad = np.flatnonzero(file_labels != zoo_labels)
     if len(bad):
         raise ZoolensError(
             f"{path}: the labels in column {column} disagree with the zoo's on {len(bad)} of "
             f"{len(zoo_labels)} rows (first: row {bad[0]}, file {file_labels[bad[0]]:g} vs zoo "
-            f"{zoo_labels[bad[0]]}): wrong row order or label offset?")
+            f"{zoo_labels[bad[0]]}): wrong row order or label offset?"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,15 +729,16 @@ def _suffix(path: Path) -> str:
     if path.is_dir():
         raise ZoolensError(f"{path}: is a folder, not a file")
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ZoolensError(f"{path}: unsupported file type {suffix or '(none)'}; supported: "
-                           f"{' '.join(SUPPORTED_SUFFIXES)}")
+        raise ZoolensError(
+            f"{path}: unsupported file type {suffix or '(none)'}; supported: "
+            f"{' '.join(SUPPORTED_SUFFIXES)}"
+        )
     if path.stat().st_size == 0:
         raise ZoolensError(f"{path}: file is empty")
     return suffix
 
 
-def _read_arrays(path: Path, lists: list[str] | tuple[str, ...] = ()
-                 ) -> dict[str, np.ndarray]:
+def _read_arrays(path: Path, lists: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """name -> array for npy (name "array"), npz, safetensors and torch files. In a torch
     dict, the entries named in ``lists`` may also be lists of str or of int (ids, labels)."""
     suffix = _suffix(path)
@@ -624,23 +759,25 @@ def _read_arrays(path: Path, lists: list[str] | tuple[str, ...] = ()
         raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise ZoolensError(f"{path}: holds Python objects (pickle), which zoolens does not "
-                               "load; save plain numeric arrays") from None
+            raise ZoolensError(
+                f"{path}: holds Python objects (pickle), which zoolens does not "
+                "load; save plain numeric arrays"
+            ) from None
         raise ZoolensError(f"{path}: unreadable {suffix} file ({_one_line(exc)})") from None
     except Exception as exc:
         raise ZoolensError(f"{path}: unreadable {suffix} file ({_one_line(exc)})") from None
     raise ZoolensError(f"{path}: not an array file")
 
 
-def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()
-                ) -> dict[str, np.ndarray]:
+def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     import torch
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ZoolensError(f"{path}: cannot be loaded with torch.load(weights_only=True) "
-                           f"({_one_line(exc)})") from None
+        raise ZoolensError(
+            f"{path}: cannot be loaded with torch.load(weights_only=True) ({_one_line(exc)})"
+        ) from None
 
     def to_np(value: Any) -> np.ndarray | None:
         if isinstance(value, torch.Tensor):
@@ -655,34 +792,41 @@ def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()
     if isinstance(obj, dict):
         out = {str(k): a for k, v in obj.items() if (a := to_np(v)) is not None}
         for k, v in obj.items():
-            if str(k) in lists and isinstance(v, (list, tuple)) and v and (
+            if (
+                str(k) in lists
+                and isinstance(v, (list, tuple))
+                and v
+                and (
                     all(isinstance(x, str) for x in v)
-                    or all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                    or all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+                )
+            ):
                 out[str(k)] = np.asarray(v)
         if out:
             return out
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, torch.Tensor) for v in obj):
         return {str(i): to_np(v) for i, v in enumerate(obj)}
-    raise ZoolensError(f"{path}: expected a tensor or a dict of tensors, got "
-                       f"{type(obj).__name__}")
+    raise ZoolensError(f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}")
 
 
 def _pick_key(arrays: dict[str, np.ndarray], key: str, path: Path) -> np.ndarray:
     if key not in arrays:
-        raise ZoolensError(f"{path}: no array named {key!r}; available: "
-                           f"{', '.join(f'{k} {tuple(v.shape)}' for k, v in arrays.items())}")
+        raise ZoolensError(
+            f"{path}: no array named {key!r}; available: "
+            f"{', '.join(f'{k} {tuple(v.shape)}' for k, v in arrays.items())}"
+        )
     return np.asarray(arrays[key])
 
 
 def _only(arrays: dict[str, np.ndarray], path: Path, option: str) -> np.ndarray:
     if len(arrays) != 1:
-        raise ZoolensError(f"{path}: several arrays ({', '.join(arrays)}); choose one with "
-                           f"{option}")
+        raise ZoolensError(
+            f"{path}: several arrays ({', '.join(arrays)}); choose one with {option}"
+        )
     return np.asarray(next(iter(arrays.values())))
 
 
-def _guess_output_array(arrays: dict[str, np.ndarray], num_classes: int,
-                        path: Path) -> np.ndarray:
+def _guess_output_array(arrays: dict[str, np.ndarray], num_classes: int, path: Path) -> np.ndarray:
     fits = [k for k, v in arrays.items() if v.ndim == 2 and v.shape[1] == num_classes]
     if len(fits) == 1:
         return np.asarray(arrays[fits[0]])
@@ -690,8 +834,9 @@ def _guess_output_array(arrays: dict[str, np.ndarray], num_classes: int,
     raise ZoolensError(f"{path}: several arrays ({listing}); choose one with --key")
 
 
-def _pick_topk_keys(arrays: dict[str, np.ndarray], key: str | None,
-                    path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _pick_topk_keys(
+    arrays: dict[str, np.ndarray], key: str | None, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
     if key:
         parts = [p.strip() for p in key.split(",")]
         if len(parts) != 2:
@@ -700,8 +845,10 @@ def _pick_topk_keys(arrays: dict[str, np.ndarray], key: str | None,
     idx = [k for k in arrays if _INDEX_NAME.search(k)]
     val = [k for k in arrays if _VALUE_NAME.search(k) and k not in idx]
     if len(idx) != 1 or len(val) != 1:
-        raise ZoolensError(f"{path}: cannot tell the top-k class ids from the probabilities "
-                           f"among {', '.join(arrays)}; give --key INDICES,VALUES")
+        raise ZoolensError(
+            f"{path}: cannot tell the top-k class ids from the probabilities "
+            f"among {', '.join(arrays)}; give --key INDICES,VALUES"
+        )
     return np.asarray(arrays[idx[0]]), np.asarray(arrays[val[0]])
 
 
@@ -713,8 +860,10 @@ def _cut(arr: np.ndarray, cols: slice | None, path: Path) -> np.ndarray:
         raise ZoolensError(f"{path}: --columns needs a 2-D array, got shape {arr.shape}")
     out = arr[:, cols]
     if out.shape[1] == 0:
-        raise ZoolensError(f"{path}: --columns {cols.start}:{cols.stop} selects no columns "
-                           f"(the file has {arr.shape[1]})")
+        raise ZoolensError(
+            f"{path}: --columns {cols.start}:{cols.stop} selects no columns "
+            f"(the file has {arr.shape[1]})"
+        )
     return out
 
 
@@ -743,16 +892,25 @@ def _json_entries(path: Path) -> tuple[list[Any], np.ndarray | None]:
     elif isinstance(data, list):
         ids, entries = None, data
     else:
-        raise ZoolensError(f"{path}: expected a JSON list (one entry per example) or an object "
-                           f"from example id to entry, got {type(data).__name__}")
+        raise ZoolensError(
+            f"{path}: expected a JSON list (one entry per example) or an object "
+            f"from example id to entry, got {type(data).__name__}"
+        )
     if not entries:
         raise ZoolensError(f"{path}: holds no examples")
     return entries, ids
 
 
-def _load_json_outputs(path: Path, *, num_classes: int, kind: str | None,
-                       cols: slice | None, topk_layout: str, classes: ClassIndex | None,
-                       abstain: Sequence[str]) -> Loaded:
+def _load_json_outputs(
+    path: Path,
+    *,
+    num_classes: int,
+    kind: str | None,
+    cols: slice | None,
+    topk_layout: str,
+    classes: ClassIndex | None,
+    abstain: Sequence[str],
+) -> Loaded:
     """A JSON model file: a list of class ids (decisions) or of score rows, or an object
     from example id to either (the ids are then joined to the zoo's)."""
     entries, ids = _json_entries(path)
@@ -761,41 +919,52 @@ def _load_json_outputs(path: Path, *, num_classes: int, kind: str | None,
         widths = np.asarray([len(v) for v in entries])
         if (widths != widths[0]).any():
             bad = int(np.argmax(widths != widths[0]))
-            raise ZoolensError(f"{path}: ragged score rows (entry {bad} has {widths[bad]} "
-                               f"values, entry 0 has {widths[0]})")
+            raise ZoolensError(
+                f"{path}: ragged score rows (entry {bad} has {widths[bad]} "
+                f"values, entry 0 has {widths[0]})"
+            )
         arr = np.asarray(entries)
         if arr.dtype.kind not in "iuf":
-            raise ZoolensError(f"{path}: score rows must hold numbers only (found "
-                               f"{'true/false' if arr.dtype.kind == 'b' else 'text or null'})")
-        loaded = _resolve_kind(path, _cut(arr, cols, path), kind, num_classes, topk_layout,
-                               names=None)
+            raise ZoolensError(
+                f"{path}: score rows must hold numbers only (found "
+                f"{'true/false' if arr.dtype.kind == 'b' else 'text or null'})"
+            )
+        loaded = _resolve_kind(
+            path, _cut(arr, cols, path), kind, num_classes, topk_layout, names=None
+        )
     elif any(is_row):
         bad = is_row.index(not is_row[0])
-        raise ZoolensError(f"{path}: mixes score rows and single class ids (entry 0 and entry "
-                           f"{bad} differ)")
+        raise ZoolensError(
+            f"{path}: mixes score rows and single class ids (entry 0 and entry {bad} differ)"
+        )
     else:
         if kind not in (None, "decisions"):
-            raise ZoolensError(f"{path}: the entries are single class ids (decisions), not "
-                               f"{kind} rows")
+            raise ZoolensError(
+                f"{path}: the entries are single class ids (decisions), not {kind} rows"
+            )
         if cols is not None:
-            raise ZoolensError(f"{path}: --columns needs score rows; the entries are single "
-                               "class ids")
-        loaded = Loaded(path, "decisions",
-                        {"decisions": _json_decisions(entries, path, classes, abstain)})
+            raise ZoolensError(
+                f"{path}: --columns needs score rows; the entries are single class ids"
+            )
+        loaded = Loaded(
+            path, "decisions", {"decisions": _json_decisions(entries, path, classes, abstain)}
+        )
     loaded.ids = ids
     return loaded
 
 
-def _json_decisions(entries: list[Any], path: Path, classes: ClassIndex | None,
-                    abstain: Sequence[str]) -> np.ndarray:
+def _json_decisions(
+    entries: list[Any], path: Path, classes: ClassIndex | None, abstain: Sequence[str]
+) -> np.ndarray:
     """Class ids of JSON decision entries: numbers, class names / aliases (``classes``),
     null or text in ``abstain`` for an abstention (-1)."""
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entries):
         return _json_class_ids(entries, path)
     for i, value in enumerate(entries):
         if isinstance(value, (bool, dict, list)):
-            raise ZoolensError(f"{path}: entry {i}: {json.dumps(value)[:40]} is not a class id "
-                               "or class name")
+            raise ZoolensError(
+                f"{path}: entry {i}: {json.dumps(value)[:40]} is not a class id or class name"
+            )
     text = np.asarray(["" if v is None else str(v) for v in entries])
     return text_to_class_ids(text, str(path), "decisions", classes, abstain=abstain)
 
@@ -818,9 +987,9 @@ def _json_class_ids(entries: list[Any], path: Path) -> np.ndarray:
 @dataclass
 class _Table:
     path: Path
-    cells: np.ndarray           # (rows, cols) str
-    names: list[str] | None     # header
-    first_line: int             # 1-based line number of the first data row
+    cells: np.ndarray  # (rows, cols) str
+    names: list[str] | None  # header
+    first_line: int  # 1-based line number of the first data row
 
     def column_index(self, ref: str | int, what: str) -> int:
         n_cols = self.cells.shape[1]
@@ -830,11 +999,15 @@ class _Table:
             col = int(ref)
         except (TypeError, ValueError):
             known = f"; header: {', '.join(self.names[:30])}" if self.names else ""
-            raise ZoolensError(f"{self.path}: {what} {ref!r} is neither a 0-based column "
-                               f"number nor a header name{known}") from None
+            raise ZoolensError(
+                f"{self.path}: {what} {ref!r} is neither a 0-based column "
+                f"number nor a header name{known}"
+            ) from None
         if not 0 <= col < n_cols:
-            raise ZoolensError(f"{self.path}: {what} {col} out of range (the file has {n_cols} "
-                               "columns, numbered from 0)")
+            raise ZoolensError(
+                f"{self.path}: {what} {col} out of range (the file has {n_cols} "
+                "columns, numbered from 0)"
+            )
         return col
 
     def numeric(self, cols: list[int], what: str) -> np.ndarray:
@@ -850,15 +1023,20 @@ class _Table:
                 except ValueError:
                     line, col = self.first_line + i, cols[j]
                     if cell.strip() == "":
-                        raise ZoolensError(f"{self.path}: line {line}, column {col}: empty "
-                                           f"value in the {what}") from None
+                        raise ZoolensError(
+                            f"{self.path}: line {line}, column {col}: empty value in the {what}"
+                        ) from None
                     hint = ""
                     if col == 0 and what == "model outputs":
                         name = f" (or {self.names[0]!r})" if self.names else ""
-                        hint = (f"; if column 0 holds example ids or file names, join the rows "
-                                f"by them with --id-column 0{name}")
-                    raise ZoolensError(f"{self.path}: line {line}, column {col}: {str(cell)!r} is "
-                                       f"not a number ({what}){hint}") from None
+                        hint = (
+                            f"; if column 0 holds example ids or file names, join the rows "
+                            f"by them with --id-column 0{name}"
+                        )
+                    raise ZoolensError(
+                        f"{self.path}: line {line}, column {col}: {str(cell)!r} is "
+                        f"not a number ({what}){hint}"
+                    ) from None
         raise ZoolensError(f"{self.path}: the {what} are not numbers")
 
 
@@ -898,13 +1076,17 @@ def sniff_table_size(path: Path, sep: str) -> tuple[int, int]:
         if carry + 1 > widest:
             widest, widest_line = carry + 1, rows
     if widest > MAX_TABLE_COLUMNS:
-        raise ZoolensError(f"{path}: line {widest_line} has {widest:,} fields; tables of at "
-                           f"most {MAX_TABLE_COLUMNS:,} columns are read (save wide outputs "
-                           "as .npy, .npz or .safetensors)")
+        raise ZoolensError(
+            f"{path}: line {widest_line} has {widest:,} fields; tables of at "
+            f"most {MAX_TABLE_COLUMNS:,} columns are read (save wide outputs "
+            "as .npy, .npz or .safetensors)"
+        )
     if rows * widest > MAX_TABLE_CELLS:
-        raise ZoolensError(f"{path}: {rows:,} rows of up to {widest:,} fields is more than the "
-                           f"{MAX_TABLE_CELLS:,} cells a text table may hold (save the outputs "
-                           "as .npy, .npz or .safetensors)")
+        raise ZoolensError(
+            f"{path}: {rows:,} rows of up to {widest:,} fields is more than the "
+            f"{MAX_TABLE_CELLS:,} cells a text table may hold (save the outputs "
+            "as .npy, .npz or .safetensors)"
+        )
     return rows, widest
 
 
@@ -914,14 +1096,23 @@ def _read_table(path: Path, header: bool | None) -> _Table:
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     sniff_table_size(path, sep)
     try:
-        df = pd.read_csv(path, header=None, dtype=str, sep=sep, na_filter=False,
-                         keep_default_na=False, skipinitialspace=True, comment=None)
+        df = pd.read_csv(
+            path,
+            header=None,
+            dtype=str,
+            sep=sep,
+            na_filter=False,
+            keep_default_na=False,
+            skipinitialspace=True,
+            comment=None,
+        )
     except pd.errors.EmptyDataError:
         raise ZoolensError(f"{path}: file is empty") from None
     except pd.errors.ParserError as exc:
         msg = _one_line(exc).replace("Error tokenizing data. C error: ", "")
-        raise ZoolensError(f"{path}: ragged rows ({msg}); every row needs the same number of "
-                           "fields") from None
+        raise ZoolensError(
+            f"{path}: ragged rows ({msg}); every row needs the same number of fields"
+        ) from None
     except UnicodeDecodeError:
         raise ZoolensError(f"{path}: not a text (CSV) file") from None
     cells = df.to_numpy(dtype=str)
@@ -941,15 +1132,27 @@ def _check_ragged(path: Path, sep: str, n_fields: int) -> None:
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         for line, row in enumerate(csv.reader(fh, delimiter=sep), start=1):
             if row and len(row) != n_fields:
-                raise ZoolensError(f"{path}: ragged rows (line {line} has {len(row)} fields, "
-                                   f"expected {n_fields}); every row needs the same number of "
-                                   "fields")
+                raise ZoolensError(
+                    f"{path}: ragged rows (line {line} has {len(row)} fields, "
+                    f"expected {n_fields}); every row needs the same number of "
+                    "fields"
+                )
 
 
-def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
-                        cols: slice | None, label_column: Any, label_offset: int,
-                        id_column: Any, header: bool | None, topk_layout: str,
-                        classes: ClassIndex | None, abstain: Sequence[str]) -> Loaded:
+def _load_table_outputs(
+    path: Path,
+    *,
+    num_classes: int,
+    kind: str | None,
+    cols: slice | None,
+    label_column: Any,
+    label_offset: int,
+    id_column: Any,
+    header: bool | None,
+    topk_layout: str,
+    classes: ClassIndex | None,
+    abstain: Sequence[str],
+) -> Loaded:
     table = _read_table(path, header)
     n_cols = table.cells.shape[1]
     special = set()
@@ -962,34 +1165,44 @@ def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
         lab_col = table.column_index(label_column, "--label-column")
         special.add(lab_col)
         if is_text(table.cells[:, lab_col]):  # class names
-            labels = text_to_class_ids(table.cells[:, lab_col], str(path), "labels", classes,
-                                       offset=label_offset).astype(np.float64)
+            labels = text_to_class_ids(
+                table.cells[:, lab_col], str(path), "labels", classes, offset=label_offset
+            ).astype(np.float64)
         else:
             raw = table.numeric([lab_col], "labels")[:, 0]
             if (raw != np.round(raw)).any():
-                raise ZoolensError(f"{path}: the label column {label_column} holds "
-                                   "non-integers")
+                raise ZoolensError(f"{path}: the label column {label_column} holds non-integers")
             labels = raw - int(label_offset)
     if cols is not None:
         selected = list(range(n_cols))[cols]
         if not selected:
-            raise ZoolensError(f"{path}: --columns {cols.start}:{cols.stop} selects no columns "
-                               f"(the file has {n_cols}, numbered from 0)")
+            raise ZoolensError(
+                f"{path}: --columns {cols.start}:{cols.stop} selects no columns "
+                f"(the file has {n_cols}, numbered from 0)"
+            )
         overlap = special & set(selected)
         if overlap:
-            raise ZoolensError(f"{path}: --columns overlaps the id/label column "
-                               f"{sorted(overlap)[0]}")
+            raise ZoolensError(
+                f"{path}: --columns overlaps the id/label column {sorted(overlap)[0]}"
+            )
     else:
         selected = [c for c in range(n_cols) if c not in special]
     if not selected:
         raise ZoolensError(f"{path}: no output columns left")
     names = [table.names[c] for c in selected] if table.names else None
-    if len(selected) == 1 and kind in (None, "decisions") and (
-            kind == "decisions" or is_text(table.cells[:, selected[0]])
-            or np.isin(np.char.strip(table.cells[:, selected[0]]), abstain).any()):
+    if (
+        len(selected) == 1
+        and kind in (None, "decisions")
+        and (
+            kind == "decisions"
+            or is_text(table.cells[:, selected[0]])
+            or np.isin(np.char.strip(table.cells[:, selected[0]]), abstain).any()
+        )
+    ):
         # one column of class ids, class names or abstentions
-        decisions = text_to_class_ids(table.cells[:, selected[0]], str(path), "decisions",
-                                      classes, abstain=abstain)
+        decisions = text_to_class_ids(
+            table.cells[:, selected[0]], str(path), "decisions", classes, abstain=abstain
+        )
         return Loaded(path, "decisions", {"decisions": decisions}, ids=ids, labels=labels)
     arr = table.numeric(selected, "model outputs")
     loaded = _resolve_kind(path, arr, kind, num_classes, topk_layout, names=names)
@@ -1001,11 +1214,21 @@ def _load_table_outputs(path: Path, *, num_classes: int, kind: str | None,
 # kinds
 
 
-def _resolve_kind(path: Path, arr: np.ndarray, kind: str | None, num_classes: int,
-                  topk_layout: str, names: list[str] | None) -> Loaded:
-    if kind == "topk" or (kind is None and arr.ndim == 2 and arr.shape[1] != num_classes
-                          and arr.shape[1] % 2 == 0 and _looks_like_topk(arr, num_classes,
-                                                                         topk_layout, names)):
+def _resolve_kind(
+    path: Path,
+    arr: np.ndarray,
+    kind: str | None,
+    num_classes: int,
+    topk_layout: str,
+    names: list[str] | None,
+) -> Loaded:
+    if kind == "topk" or (
+        kind is None
+        and arr.ndim == 2
+        and arr.shape[1] != num_classes
+        and arr.shape[1] % 2 == 0
+        and _looks_like_topk(arr, num_classes, topk_layout, names)
+    ):
         idx, val = _split_topk(arr, path, topk_layout, names)
         return Loaded(path, "topk", {"topk_indices": idx, "topk_values": val})
     detected = detect_kind(arr, num_classes)
@@ -1013,22 +1236,28 @@ def _resolve_kind(path: Path, arr: np.ndarray, kind: str | None, num_classes: in
         kind = detected
         near = nearly_probs(arr) if detected == "logits" else None
         if near is not None:
-            warnings.warn(f"{path}: read as logits, but the rows are almost probabilities "
-                          f"(values {near[0]:.4g} .. {near[1]:.4g}, row sums {near[2]:.4g} .. "
-                          f"{near[3]:.4g}); if they are probabilities, --kind probs names the "
-                          "bad row; --kind logits silences this", ZooWarning, stacklevel=3)
+            warnings.warn(
+                f"{path}: read as logits, but the rows are almost probabilities "
+                f"(values {near[0]:.4g} .. {near[1]:.4g}, row sums {near[2]:.4g} .. "
+                f"{near[3]:.4g}); if they are probabilities, --kind probs names the "
+                "bad row; --kind logits silences this",
+                ZooWarning,
+                stacklevel=3,
+            )
     elif kind == "decisions" and arr.ndim == 2 and arr.shape[1] != 1:
-        raise ZoolensError(f"{path}: decisions need one column of class ids, got "
-                           f"{arr.shape[1]} columns (use --columns A:B)")
+        raise ZoolensError(
+            f"{path}: decisions need one column of class ids, got "
+            f"{arr.shape[1]} columns (use --columns A:B)"
+        )
     elif kind != detected:
         _warn_mismatch(path, kind, detected)
     if kind == "decisions":
         arr = arr.reshape(arr.shape[0]) if arr.ndim == 2 else arr
     elif arr.ndim == 2 and arr.shape[1] != num_classes:
-        hint = (f" (the file has {arr.shape[1]} columns: choose {num_classes} with "
-                "--columns A:B)")
-        raise ZoolensError(f"{path}: {kind} have {arr.shape[1]} columns, the zoo has "
-                           f"{num_classes} classes{hint}")
+        hint = f" (the file has {arr.shape[1]} columns: choose {num_classes} with --columns A:B)"
+        raise ZoolensError(
+            f"{path}: {kind} have {arr.shape[1]} columns, the zoo has {num_classes} classes{hint}"
+        )
     return Loaded(path, kind, {kind: arr})
 
 
@@ -1039,31 +1268,43 @@ def _warn_mismatch(path: Path, declared: str, detected: str) -> None:
         return  # Zoo.add warns about this one itself
     if declared in ("probs", "log_probs") and detected == "logits":
         return  # Zoo.add rejects these with a precise message
-    warnings.warn(f"{path}: declared --kind {declared}, but the rows look like {detected}",
-                  ZooWarning, stacklevel=3)
+    warnings.warn(
+        f"{path}: declared --kind {declared}, but the rows look like {detected}",
+        ZooWarning,
+        stacklevel=3,
+    )
 
 
-def _looks_like_topk(arr: np.ndarray, num_classes: int, layout: str,
-                     names: list[str] | None) -> bool:
+def _looks_like_topk(
+    arr: np.ndarray, num_classes: int, layout: str, names: list[str] | None
+) -> bool:
     try:
         idx, val = _split_topk(arr, Path("."), layout, names)
     except ZoolensError:
         return False
-    return bool((idx >= 0).all() and (idx < num_classes).all() and (idx == np.round(idx)).all()
-                and (val >= 0).all() and (val <= 1).all())
+    return bool(
+        (idx >= 0).all()
+        and (idx < num_classes).all()
+        and (idx == np.round(idx)).all()
+        and (val >= 0).all()
+        and (val <= 1).all()
+    )
 
 
-def _split_topk(arr: np.ndarray, path: Path, layout: str,
-                names: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+def _split_topk(
+    arr: np.ndarray, path: Path, layout: str, names: list[str] | None
+) -> tuple[np.ndarray, np.ndarray]:
     if arr.ndim != 2 or arr.shape[1] % 2:
-        raise ZoolensError(f"{path}: top-k needs an even number of columns (k class ids and k "
-                           f"probabilities), got shape {arr.shape}")
+        raise ZoolensError(
+            f"{path}: top-k needs an even number of columns (k class ids and k "
+            f"probabilities), got shape {arr.shape}"
+        )
     k = arr.shape[1] // 2
     if names is not None:
-        idx_cols = [i for i, n in enumerate(names) if _INDEX_NAME.search(n)
-                    and not _VALUE_NAME.search(n)]
-        val_cols = [i for i, n in enumerate(names) if _VALUE_NAME.search(n)
-                    and i not in idx_cols]
+        idx_cols = [
+            i for i, n in enumerate(names) if _INDEX_NAME.search(n) and not _VALUE_NAME.search(n)
+        ]
+        val_cols = [i for i, n in enumerate(names) if _VALUE_NAME.search(n) and i not in idx_cols]
         if len(idx_cols) == k and len(val_cols) == k:
             return arr[:, idx_cols], arr[:, val_cols]
     if layout == "pairs":
@@ -1074,4 +1315,3 @@ def _split_topk(arr: np.ndarray, path: Path, layout: str,
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300] + ("..." if len(text) > 300 else "")
-

@@ -23,8 +23,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from zoolens.errors import ZooCorruptedError
 from zoolens.zoo.cards import ModelCard
@@ -33,12 +39,13 @@ from zoolens.zoo.outputs import KINDS, MAX_CLASSES
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Count = Annotated[int, Field(ge=0)]
 # one plain file name: no separator, no leading dot (so neither '.', '..' nor hidden files)
-PlainName = Annotated[str, StringConstraints(pattern=r"^[^/\\\x00.][^/\\\x00]*$",
-                                             max_length=255)]
-ModelFile = Annotated[str, StringConstraints(pattern=r"^models/[^/\\\x00.][^/\\\x00]*$",
-                                             max_length=262)]
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=512,
-                                             pattern=r"^[^\n\r\x00]*\S[^\n\r\x00]*$")]
+PlainName = Annotated[str, StringConstraints(pattern=r"^[^/\\\x00.][^/\\\x00]*$", max_length=255)]
+ModelFile = Annotated[
+    str, StringConstraints(pattern=r"^models/[^/\\\x00.][^/\\\x00]*$", max_length=262)
+]
+ModelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\n\r\x00]*\S[^\n\r\x00]*$")
+]
 
 
 class _Schema(BaseModel):
@@ -69,12 +76,15 @@ class Dataset(_Schema):
     @model_validator(mode="after")
     def _consistent(self) -> Dataset:
         if len(self.class_names) != self.num_classes:
-            raise ValueError(f"{len(self.class_names)} class names for num_classes "
-                             f"{self.num_classes}")
+            raise ValueError(
+                f"{len(self.class_names)} class names for num_classes {self.num_classes}"
+            )
         for key, members in self.class_groups.items():
             if not members or max(members) >= self.num_classes:
-                raise ValueError(f"class group {key!r} is empty or has a class id outside "
-                                 f"[0, {self.num_classes})")
+                raise ValueError(
+                    f"class group {key!r} is empty or has a class id outside "
+                    f"[0, {self.num_classes})"
+                )
         return self
 
 
@@ -121,22 +131,27 @@ class Manifest(_Schema):
         n, c = self.dataset.num_examples, self.dataset.num_classes
         cal = self.split.calibration_indices
         if cal and (cal[-1] >= n or any(b <= a for a, b in zip(cal, cal[1:]))):
-            raise ValueError(f"split.calibration_indices must be unique, sorted and in "
-                             f"[0, {n})")
+            raise ValueError(f"split.calibration_indices must be unique, sorted and in [0, {n})")
         if len(cal) >= n:
-            raise ValueError(f"split.calibration_indices leave no evaluation example "
-                             f"({len(cal)} of {n})")
+            raise ValueError(
+                f"split.calibration_indices leave no evaluation example ({len(cal)} of {n})"
+            )
         for name, e in self.models.items():
             expected = [n] if e.kind == "decisions" else [n, c]
             if e.shape != expected:
-                raise ValueError(f"model {name!r}: recorded shape {e.shape}, the zoo's "
-                                 f"{e.kind} have shape {expected}")
+                raise ValueError(
+                    f"model {name!r}: recorded shape {e.shape}, the zoo's "
+                    f"{e.kind} have shape {expected}"
+                )
             if (e.kind == "topk") != (e.topk is not None) or (e.topk or 0) > c:
-                raise ValueError(f"model {name!r}: topk {e.topk} does not fit kind {e.kind!r} "
-                                 f"and {c} classes")
+                raise ValueError(
+                    f"model {name!r}: topk {e.topk} does not fit kind {e.kind!r} and {c} classes"
+                )
             if (e.embedding_dim is not None) != ("embeddings" in e.kinds):
-                raise ValueError(f"model {name!r}: embedding_dim {e.embedding_dim} disagrees "
-                                 f"with the stored tensors {e.kinds}")
+                raise ValueError(
+                    f"model {name!r}: embedding_dim {e.embedding_dim} disagrees "
+                    f"with the stored tensors {e.kinds}"
+                )
         return self
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -158,8 +173,9 @@ def parse_model_entry(data: Any, name: str, file: Path) -> ModelEntry:
     try:
         return ModelEntry.model_validate(data)
     except ValidationError as exc:
-        raise ZooCorruptedError(f"{file}: invalid entry for model {name!r}: "
-                                f"{_one_line(exc)}") from None
+        raise ZooCorruptedError(
+            f"{file}: invalid entry for model {name!r}: {_one_line(exc)}"
+        ) from None
 
 
 def _one_line(exc: ValidationError) -> str:

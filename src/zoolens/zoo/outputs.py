@@ -52,8 +52,9 @@ def to_array(array: Any, what: str) -> np.ndarray:
     except Exception as exc:  # ragged lists and the like
         raise ZoolensError(f"{what}: cannot be read as an array ({exc})") from None
     if arr.dtype == object or arr.dtype.kind in "USV":
-        raise ZoolensError(f"{what}: expected numbers, got an array of {arr.dtype} "
-                           "(ragged rows or text?)")
+        raise ZoolensError(
+            f"{what}: expected numbers, got an array of {arr.dtype} (ragged rows or text?)"
+        )
     return arr
 
 
@@ -66,8 +67,10 @@ def row_chunks(n_rows: int, n_cols: int) -> Iterator[slice]:
 def all_finite(arr: np.ndarray) -> bool:
     if arr.dtype.kind not in "fc":
         return True
-    return all(bool(np.isfinite(arr[s]).all()) for s in row_chunks(arr.shape[0],
-                                                                    int(np.prod(arr.shape[1:]))))
+    return all(
+        bool(np.isfinite(arr[s]).all())
+        for s in row_chunks(arr.shape[0], int(np.prod(arr.shape[1:])))
+    )
 
 
 def is_integral(arr: np.ndarray) -> bool:
@@ -127,13 +130,14 @@ def probs_to_log(probs: np.ndarray) -> np.ndarray:
     return out
 
 
-
 def check_class_range(arr: np.ndarray, c: int, where: str, what: str) -> None:
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi >= c:
         bad = lo if lo < 0 else hi
-        raise ZoolensError(f"{where}: {what} contain class id {bad}, outside [0, {c}) "
-                           "(1-based labels? use a label offset of 1)")
+        raise ZoolensError(
+            f"{where}: {what} contain class id {bad}, outside [0, {c}) "
+            "(1-based labels? use a label offset of 1)"
+        )
 
 
 def check_no_stray_label(labels: np.ndarray, where: str) -> None:
@@ -147,26 +151,33 @@ def check_no_stray_label(labels: np.ndarray, where: str) -> None:
     rest = labels[labels != top]
     below = int(rest.max()) if rest.size else -1
     if top >= MAX_CLASSES or (top >= 1000 and top > 10 * (below + 1)):
-        others = f"the other labels lie in {int(labels.min())} .. {below}" if rest.size else \
-            "no other label"
-        raise ZoolensError(f"{where}: label {top} at row {top_row} is far above the other "
-                           f"labels' range ({others}); a stray id? (at most {MAX_CLASSES:,} "
-                           "classes; give --num-classes or --class-names for a sparse label "
-                           "set)")
+        others = (
+            f"the other labels lie in {int(labels.min())} .. {below}"
+            if rest.size
+            else "no other label"
+        )
+        raise ZoolensError(
+            f"{where}: label {top} at row {top_row} is far above the other "
+            f"labels' range ({others}); a stray id? (at most {MAX_CLASSES:,} "
+            "classes; give --num-classes or --class-names for a sparse label "
+            "set)"
+        )
 
 
 def cast_floats(arr: np.ndarray, dtype: str, where: str, what: str) -> np.ndarray:
     """``arr`` as contiguous float32 or float16; ZoolensError when a finite value lies beyond
     the target type's range (it would be stored as inf)."""
     limit = FLOAT16_MAX if dtype == "float16" else FLOAT32_MAX
-    narrower = arr.dtype.kind in "iu" or (arr.dtype.kind == "f"
-                                          and float(np.finfo(arr.dtype).max) > limit)
+    narrower = arr.dtype.kind in "iu" or (
+        arr.dtype.kind == "f" and float(np.finfo(arr.dtype).max) > limit
+    )
     if arr.size and narrower:
         peak = max(abs(float(arr.min())), abs(float(arr.max())))
         if peak > limit:
             hint = "store as float32" if dtype == "float16" else "rescale them"
-            raise ZoolensError(f"{where}: {what} reach {peak:.6g}, beyond {dtype}'s range "
-                               f"({limit:.6g}); {hint}")
+            raise ZoolensError(
+                f"{where}: {what} reach {peak:.6g}, beyond {dtype}'s range ({limit:.6g}); {hint}"
+            )
     return np.ascontiguousarray(arr, dtype=np.float16 if dtype == "float16" else np.float32)
 
 
@@ -181,9 +192,9 @@ def topk_to_log_probs(values: np.ndarray, indices: np.ndarray, num_classes: int)
     return np.log(np.maximum(full, PROB_FLOOR)).astype(np.float32)
 
 
-
-def prepare_outputs(kind: str, value: Any, *, num_examples: int, num_classes: int,
-                    dtype: str, where: str) -> tuple[dict[str, np.ndarray], str]:
+def prepare_outputs(
+    kind: str, value: Any, *, num_examples: int, num_classes: int, dtype: str, where: str
+) -> tuple[dict[str, np.ndarray], str]:
     c = num_classes
     if kind == "decisions":
         arr = to_array(value, f"{where}: decisions")
@@ -199,13 +210,20 @@ def prepare_outputs(kind: str, value: Any, *, num_examples: int, num_classes: in
             check_class_range(answered, c, where, "decisions")
         return {"decisions": np.ascontiguousarray(arr)}, "decisions"
     if kind == "topk":
-        return prepare_topk(value[0], value[1], num_examples=num_examples,
-                            num_classes=num_classes, dtype=dtype, where=where), "topk"
+        return prepare_topk(
+            value[0],
+            value[1],
+            num_examples=num_examples,
+            num_classes=num_classes,
+            dtype=dtype,
+            where=where,
+        ), "topk"
     arr = to_array(value, f"{where}: {kind}")
     check_rows(arr, num_examples, where, kind, ndim=2)
     if arr.shape[1] != c:
-        raise ZoolensError(f"{where}: {kind} have {arr.shape[1]} classes (columns), the zoo "
-                           f"has {c}")
+        raise ZoolensError(
+            f"{where}: {kind} have {arr.shape[1]} classes (columns), the zoo has {c}"
+        )
     if arr.dtype.kind not in "fiub":
         raise ZoolensError(f"{where}: {kind} must be numbers, got {arr.dtype}")
     if kind == "log_probs":
@@ -215,49 +233,60 @@ def prepare_outputs(kind: str, value: Any, *, num_examples: int, num_classes: in
             raise ZoolensError(f"{where}: log_probs contain NaN or +inf")
         np.maximum(arr, np.float32(LOG_PROB_FLOOR), out=arr)
         lse = logsumexp_rows(arr)
-        tol = sum_tolerance(c, np.asarray(value).dtype if hasattr(value, "dtype")
-                             else np.float32)
+        tol = sum_tolerance(c, np.asarray(value).dtype if hasattr(value, "dtype") else np.float32)
         if arr.max() > tol or np.abs(np.expm1(lse)).max() > tol:
             bad = int(np.argmax(np.abs(lse)))
-            raise ZoolensError(f"{where}: log_probs are not log-probabilities (row {bad}: "
-                               f"exp sums to {math.exp(lse[bad]):.6g}); declare logits?")
+            raise ZoolensError(
+                f"{where}: log_probs are not log-probabilities (row {bad}: "
+                f"exp sums to {math.exp(lse[bad]):.6g}); declare logits?"
+            )
         return {"log_probs": cast_floats(arr, dtype, where, "log_probs")}, "log_probs"
     if not all_finite(arr):
         raise ZoolensError(f"{where}: {kind} contain NaN or inf values")
     if kind == "logits":
         if looks_like_probs(arr):
-            warnings.warn(f"{where}: declared logits, but every row is non-negative and "
-                          "sums to 1: these look like probabilities (use probs / --kind "
-                          "probs)", ZooWarning, stacklevel=3)
+            warnings.warn(
+                f"{where}: declared logits, but every row is non-negative and "
+                "sums to 1: these look like probabilities (use probs / --kind "
+                "probs)",
+                ZooWarning,
+                stacklevel=3,
+            )
         return {"logits": cast_floats(arr, dtype, where, "logits")}, "logits"
     if kind == "counts":
         if arr.min() < 0:
             raise ZoolensError(f"{where}: counts must be non-negative (min {arr.min()})")
         sums = arr.astype(np.float64).sum(axis=1)
         if (sums <= 0).any():
-            raise ZoolensError(f"{where}: counts row {int(np.argmax(sums <= 0))} is all "
-                               "zero (no votes)")
+            raise ZoolensError(
+                f"{where}: counts row {int(np.argmax(sums <= 0))} is all zero (no votes)"
+            )
         probs = arr / sums[:, None]
-        return {"log_probs": cast_floats(probs_to_log(probs), dtype, where, "counts")}, \
-            "log_probs"
+        return {"log_probs": cast_floats(probs_to_log(probs), dtype, where, "counts")}, "log_probs"
     # probs
     lo, hi = float(arr.min()), float(arr.max())
     if lo < -1e-6 or hi > 1 + 1e-6:
-        raise ZoolensError(f"{where}: probs must lie in [0, 1] (found {lo:.6g} .. {hi:.6g});"
-                           " are these logits or counts?")
+        raise ZoolensError(
+            f"{where}: probs must lie in [0, 1] (found {lo:.6g} .. {hi:.6g});"
+            " are these logits or counts?"
+        )
     tol = sum_tolerance(c, arr.dtype)
     for s in row_chunks(arr.shape[0], c):
         dev = np.abs(arr[s].astype(np.float64).sum(axis=1) - 1.0)
         if dev.max() > tol:
             bad = s.start + int(np.argmax(dev))
-            raise ZoolensError(f"{where}: probs rows must sum to 1 (row {bad} sums to "
-                               f"{float(arr[bad].astype(np.float64).sum()):.6g}); are "
-                               "these counts (--kind counts) or a column range that "
-                               "includes other columns?")
+            raise ZoolensError(
+                f"{where}: probs rows must sum to 1 (row {bad} sums to "
+                f"{float(arr[bad].astype(np.float64).sum()):.6g}); are "
+                "these counts (--kind counts) or a column range that "
+                "includes other columns?"
+            )
     return {"log_probs": cast_floats(probs_to_log(arr), dtype, where, "probs")}, "log_probs"
 
-def prepare_topk(indices: Any, values: Any, *, num_examples: int, num_classes: int,
-                 dtype: str, where: str) -> dict[str, np.ndarray]:
+
+def prepare_topk(
+    indices: Any, values: Any, *, num_examples: int, num_classes: int, dtype: str, where: str
+) -> dict[str, np.ndarray]:
     c = num_classes
     if indices is None or values is None:
         raise ZoolensError(f"{where}: top-k needs both topk_indices and topk_values")
@@ -270,8 +299,9 @@ def prepare_topk(indices: Any, values: Any, *, num_examples: int, num_classes: i
     check_rows(idx, num_examples, where, "topk_indices", ndim=2)
     check_rows(val, num_examples, where, "topk_values", ndim=2)
     if idx.shape != val.shape:
-        raise ZoolensError(f"{where}: topk_indices {idx.shape} and topk_values {val.shape} "
-                           "differ in shape")
+        raise ZoolensError(
+            f"{where}: topk_indices {idx.shape} and topk_values {val.shape} differ in shape"
+        )
     k = idx.shape[1]
     if k > c:
         raise ZoolensError(f"{where}: top-{k} but the zoo has only {c} classes")
@@ -283,30 +313,42 @@ def prepare_topk(indices: Any, values: Any, *, num_examples: int, num_classes: i
         srt = np.sort(idx, axis=1)
         dup = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
         if dup.any():
-            raise ZoolensError(f"{where}: topk_indices row {int(np.argmax(dup))} lists a "
-                               "class twice")
+            raise ZoolensError(
+                f"{where}: topk_indices row {int(np.argmax(dup))} lists a class twice"
+            )
     if not all_finite(val):
         raise ZoolensError(f"{where}: topk_values contain NaN or inf values")
     if val.min() < -1e-6 or val.max() > 1 + 1e-6:
-        raise ZoolensError(f"{where}: topk_values must be probabilities in [0, 1] "
-                           f"(found {float(val.min()):.6g} .. {float(val.max()):.6g})")
+        raise ZoolensError(
+            f"{where}: topk_values must be probabilities in [0, 1] "
+            f"(found {float(val.min()):.6g} .. {float(val.max()):.6g})"
+        )
     sums = val.astype(np.float64).sum(axis=1)
     tol = sum_tolerance(c, val.dtype)
     if sums.max() > 1 + tol:
-        raise ZoolensError(f"{where}: topk_values row {int(np.argmax(sums))} sums to "
-                           f"{sums.max():.6g} > 1")
+        raise ZoolensError(
+            f"{where}: topk_values row {int(np.argmax(sums))} sums to {sums.max():.6g} > 1"
+        )
     if k < c:
         spread = np.clip(1.0 - sums, 0.0, None) / (c - k)
         if (val.astype(np.float64).max(axis=1) < spread - 1e-9).any():
-            warnings.warn(f"{where}: in some rows every listed probability is below the "
-                          "mass left for each unlisted class: is this really a top-k "
-                          "list?", ZooWarning, stacklevel=4)
+            warnings.warn(
+                f"{where}: in some rows every listed probability is below the "
+                "mass left for each unlisted class: is this really a top-k "
+                "list?",
+                ZooWarning,
+                stacklevel=4,
+            )
     val = np.clip(val.astype(np.float32), 0.0, 1.0)
-    return {"topk_indices": np.ascontiguousarray(idx),
-            "topk_values": cast_floats(val, dtype, where, "topk_values")}
+    return {
+        "topk_indices": np.ascontiguousarray(idx),
+        "topk_values": cast_floats(val, dtype, where, "topk_values"),
+    }
 
-def prepare_float(value: Any, *, num_examples: int, dtype: str, where: str, what: str,
-                  cols: int | None) -> np.ndarray:
+
+def prepare_float(
+    value: Any, *, num_examples: int, dtype: str, where: str, what: str, cols: int | None
+) -> np.ndarray:
     arr = to_array(value, f"{where}: {what}")
     check_rows(arr, num_examples, where, what, ndim=2)
     if cols is not None and arr.shape[1] != cols:
@@ -315,16 +357,17 @@ def prepare_float(value: Any, *, num_examples: int, dtype: str, where: str, what
         raise ZoolensError(f"{where}: {what} contain NaN or inf values")
     return cast_floats(arr, dtype, where, what)
 
+
 def check_rows(arr: np.ndarray, num_examples: int, where: str, what: str, ndim: int) -> None:
     if arr.size == 0:
         raise ZoolensError(f"{where}: {what} is empty (shape {arr.shape})")
     if arr.ndim != ndim:
         expect = "(N,)" if ndim == 1 else "(N, columns)"
-        raise ZoolensError(f"{where}: {what} must be {ndim}-D {expect}, got shape "
-                           f"{arr.shape}")
+        raise ZoolensError(f"{where}: {what} must be {ndim}-D {expect}, got shape {arr.shape}")
     if arr.shape[0] != num_examples:
-        raise ZoolensError(f"{where}: {what} have {arr.shape[0]} rows, the zoo has "
-                           f"{num_examples} examples")
+        raise ZoolensError(
+            f"{where}: {what} have {arr.shape[0]} rows, the zoo has {num_examples} examples"
+        )
 
 
 def detect_kind(arr: np.ndarray, num_classes: int | None = None) -> str:

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 MAX_OTHERS = 8
-CAUSES = ("likely causes: rows out of order (join them by id with --id-column), 1-based "
-          "labels (--label-offset 1), or the wrong columns (--columns)")
+CAUSES = (
+    "likely causes: rows out of order (join them by id with --id-column), 1-based "
+    "labels (--label-offset 1), or the wrong columns (--columns)"
+)
 
 
 def chance_bound(p: float, n: int) -> float:
@@ -41,12 +43,15 @@ def accuracy_problem(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> 
     bound = chance_bound(chance, len(labels))
     if acc > bound:
         return None
-    return (f"accuracy {acc:.4f} is at chance level (1/{num_classes} = {chance:.4f}, three "
-            f"standard errors {bound:.4f})")
+    return (
+        f"accuracy {acc:.4f} is at chance level (1/{num_classes} = {chance:.4f}, three "
+        f"standard errors {bound:.4f})"
+    )
 
 
-def agreement_problem(pred: np.ndarray, others: dict[str, np.ndarray],
-                      num_classes: int) -> str | None:
+def agreement_problem(
+    pred: np.ndarray, others: dict[str, np.ndarray], num_classes: int
+) -> str | None:
     """A message when the top-1 agreement with every model in ``others`` is at chance."""
     if not others:
         return None
@@ -61,8 +66,10 @@ def agreement_problem(pred: np.ndarray, others: dict[str, np.ndarray],
     margin, agree, expected, name = max(rows, key=lambda row: row[0])
     if margin > 0:
         return None
-    return (f"its top-1 agreement with the zoo's other models is at chance level (highest: "
-            f"{agree:.4f} with {name!r}, chance {expected:.4f})")
+    return (
+        f"its top-1 agreement with the zoo's other models is at chance level (highest: "
+        f"{agree:.4f} with {name!r}, chance {expected:.4f})"
+    )
 
 
 def _class_frequencies(pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -79,8 +86,7 @@ def check_new_model(zoo: Any, name: str, pred: np.ndarray) -> list[str]:
     if acc is not None:
         problems.append(acc)
     others = [m for m in zoo.models if m != name][-MAX_OTHERS:]
-    agree = agreement_problem(pred, {m: zoo.predictions(m) for m in others},
-                              int(zoo.num_classes))
+    agree = agreement_problem(pred, {m: zoo.predictions(m) for m in others}, int(zoo.num_classes))
     if agree is not None:
         problems.append(agree)
     return problems

@@ -63,20 +63,50 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZooCorruptedError, ZoolensError, naming_path
-from zoolens.zoo._atomic import (TEMP_PREFIX, atomic_path, atomic_write_bytes, fsync_dir,
-                                 fsync_file, temp_path_for)
+from zoolens.zoo._atomic import (
+    TEMP_PREFIX,
+    atomic_path,
+    atomic_write_bytes,
+    fsync_dir,
+    fsync_file,
+    temp_path_for,
+)
 from zoolens.zoo._slug import is_written_model_file_name, model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
-from zoolens.zoo.manifest import (FileRecord, Manifest, ModelEntry, parse_manifest,
-                                  parse_model_entry)
-from zoolens.zoo.outputs import (ABSTAIN, DTYPES, KINDS, LOG_PROB_FLOOR, MAX_CLASSES,
-                                 PROB_FLOOR, ZooWarning, check_class_range,
-                                 check_no_stray_label, is_integral, prepare_float,
-                                 prepare_outputs, row_chunks, to_array, topk_to_log_probs)
+from zoolens.zoo.manifest import FileRecord, Manifest, ModelEntry, parse_manifest, parse_model_entry
+from zoolens.zoo.outputs import (
+    ABSTAIN,
+    DTYPES,
+    KINDS,
+    LOG_PROB_FLOOR,
+    MAX_CLASSES,
+    PROB_FLOOR,
+    ZooWarning,
+    check_class_range,
+    check_no_stray_label,
+    is_integral,
+    prepare_float,
+    prepare_outputs,
+    row_chunks,
+    to_array,
+    topk_to_log_probs,
+)
 from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
 
-__all__ = ["Zoo", "ZooWarning", "KINDS", "DTYPES", "PROB_FLOOR", "LOG_PROB_FLOOR", "MANIFEST",
-           "MODELS_DIR", "LABELS_FILE", "IDS_FILE", "ATTRIBUTES_FILE", "LOCK_FILE"]
+__all__ = [
+    "Zoo",
+    "ZooWarning",
+    "KINDS",
+    "DTYPES",
+    "PROB_FLOOR",
+    "LOG_PROB_FLOOR",
+    "MANIFEST",
+    "MODELS_DIR",
+    "LABELS_FILE",
+    "IDS_FILE",
+    "ATTRIBUTES_FILE",
+    "LOCK_FILE",
+]
 
 FORMAT_VERSION = 1
 MANIFEST = "zoo.json"
@@ -131,13 +161,22 @@ class Zoo:
     # ----------------------------------------------------------------------------- creation
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], labels: Any, *,
-               class_names: Sequence[str] | None = None, dataset_name: str = "dataset",
-               calibration_fraction: float = 0.2, seed: int = 0,
-               example_ids: Sequence[str] | np.ndarray | None = None,
-               attributes: Any = None, class_groups: Mapping[str, Sequence[int]] | None = None,
-               num_classes: int | None = None, exist_ok: bool = False,
-               class_aliases: Mapping[str, int] | None = None) -> Zoo:
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        labels: Any,
+        *,
+        class_names: Sequence[str] | None = None,
+        dataset_name: str = "dataset",
+        calibration_fraction: float = 0.2,
+        seed: int = 0,
+        example_ids: Sequence[str] | np.ndarray | None = None,
+        attributes: Any = None,
+        class_groups: Mapping[str, Sequence[int]] | None = None,
+        num_classes: int | None = None,
+        exist_ok: bool = False,
+        class_aliases: Mapping[str, int] | None = None,
+    ) -> Zoo:
         """Create a zoo folder at ``path`` for the evaluation set with these ``labels``.
 
         labels: (N,) integer class ids in [0, C), or an (N, C) 0/1 multi-label matrix.
@@ -151,8 +190,9 @@ class Zoo:
         path = Path(path)
         if (path / MANIFEST).exists():
             if not exist_ok:
-                raise ZoolensError(f"{path}: a zoo already exists here (use Zoo.open, or "
-                                   "exist_ok=True)")
+                raise ZoolensError(
+                    f"{path}: a zoo already exists here (use Zoo.open, or exist_ok=True)"
+                )
             zoo = cls.open(path)
             lab = _validate_labels(labels, class_names, num_classes, path)[0]
             if lab.shape != zoo.labels.shape or not np.array_equal(lab, zoo.labels):
@@ -165,11 +205,15 @@ class Zoo:
 
         lab, n_classes = _validate_labels(labels, class_names, num_classes, path)
         n = lab.shape[0]
-        names = ([str(c) for c in class_names] if class_names is not None
-                 else [str(i) for i in range(n_classes)])
+        names = (
+            [str(c) for c in class_names]
+            if class_names is not None
+            else [str(i) for i in range(n_classes)]
+        )
         if not 0.0 <= float(calibration_fraction) < 1.0:
-            raise ZoolensError(f"{path}: calibration_fraction must be in [0, 1), "
-                               f"got {calibration_fraction}")
+            raise ZoolensError(
+                f"{path}: calibration_fraction must be in [0, 1), got {calibration_fraction}"
+            )
         n_cal = int(round(float(calibration_fraction) * n))
         cal = np.sort(np.random.default_rng(seed).choice(n, size=n_cal, replace=False))
         ids = _validate_ids(example_ids, n, path) if example_ids is not None else None
@@ -192,19 +236,30 @@ class Zoo:
                 files[ATTRIBUTES_FILE] = _write_parquet(path / ATTRIBUTES_FILE, attrs)
             from zoolens import __version__
 
-            manifest = parse_manifest({
-                "format_version": FORMAT_VERSION,
-                "created_by": f"zoolens {__version__}",
-                "created_at": _now(),
-                "dataset": {"name": str(dataset_name), "num_examples": int(n),
-                            "num_classes": int(n_classes), "class_names": names,
-                            "class_groups": groups, "multilabel": bool(lab.ndim == 2),
-                            **({"class_aliases": aliases} if aliases else {})},
-                "split": {"seed": int(seed), "calibration_fraction": float(calibration_fraction),
-                          "calibration_indices": [int(i) for i in cal]},
-                "files": files,
-                "models": {},
-            }, path / MANIFEST)
+            manifest = parse_manifest(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "created_by": f"zoolens {__version__}",
+                    "created_at": _now(),
+                    "dataset": {
+                        "name": str(dataset_name),
+                        "num_examples": int(n),
+                        "num_classes": int(n_classes),
+                        "class_names": names,
+                        "class_groups": groups,
+                        "multilabel": bool(lab.ndim == 2),
+                        **({"class_aliases": aliases} if aliases else {}),
+                    },
+                    "split": {
+                        "seed": int(seed),
+                        "calibration_fraction": float(calibration_fraction),
+                        "calibration_indices": [int(i) for i in cal],
+                    },
+                    "files": files,
+                    "models": {},
+                },
+                path / MANIFEST,
+            )
             _write_manifest(path, manifest)
         return cls(path, manifest)
 
@@ -223,8 +278,10 @@ class Zoo:
         self._predictions.clear()
 
     def __repr__(self) -> str:
-        return (f"Zoo({str(self._path)!r}, examples={self.num_examples}, "
-                f"classes={self.num_classes}, models={len(self.models)})")
+        return (
+            f"Zoo({str(self._path)!r}, examples={self.num_examples}, "
+            f"classes={self.num_classes}, models={len(self.models)})"
+        )
 
     # ---------------------------------------------------------------------------- dataset
 
@@ -255,10 +312,16 @@ class Zoo:
         Kept as an extra manifest field (dataset.class_aliases), checked here."""
         raw = (self._manifest.dataset.model_extra or {}).get("class_aliases", {})
         if not isinstance(raw, dict) or not all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                and 0 <= v < self.num_classes for k, v in raw.items()):
-            raise ZooCorruptedError(f"{self._path / MANIFEST}: invalid manifest: "
-                                    "dataset.class_aliases must map names to class ids")
+            isinstance(k, str)
+            and isinstance(v, int)
+            and not isinstance(v, bool)
+            and 0 <= v < self.num_classes
+            for k, v in raw.items()
+        ):
+            raise ZooCorruptedError(
+                f"{self._path / MANIFEST}: invalid manifest: "
+                "dataset.class_aliases must map names to class ids"
+            )
         return dict(raw)
 
     def class_index(self) -> Any:
@@ -288,11 +351,15 @@ class Zoo:
         """(N,) int64 class ids, or (N, C) uint8 for a multi-label zoo."""
         if self._labels is None:
             arr = self._load_npy(LABELS_FILE)
-            expected = ((self.num_examples, self.num_classes) if self.is_multilabel
-                        else (self.num_examples,))
+            expected = (
+                (self.num_examples, self.num_classes)
+                if self.is_multilabel
+                else (self.num_examples,)
+            )
             if arr.shape != expected:
-                raise ZooCorruptedError(f"{self._path / LABELS_FILE}: shape {arr.shape}, "
-                                        f"manifest says {expected}")
+                raise ZooCorruptedError(
+                    f"{self._path / LABELS_FILE}: shape {arr.shape}, manifest says {expected}"
+                )
             self._labels = arr.astype(np.uint8 if self.is_multilabel else np.int64, copy=False)
         return self._labels
 
@@ -348,8 +415,10 @@ class Zoo:
         df = _validate_attributes(attributes, self.num_examples, self._path)
 
         def change(manifest: Manifest) -> None:
-            manifest.files = {**manifest.files, ATTRIBUTES_FILE: _write_parquet(
-                self._path / ATTRIBUTES_FILE, df)}
+            manifest.files = {
+                **manifest.files,
+                ATTRIBUTES_FILE: _write_parquet(self._path / ATTRIBUTES_FILE, df),
+            }
 
         self._modify(change)
         self._attributes, self._attributes_loaded = df, True
@@ -402,14 +471,15 @@ class Zoo:
         except KeyError:
             known = ", ".join(repr(m) for m in self.models[:10]) or "none"
             more = " ..." if len(self.models) > 10 else ""
-            raise ZoolensError(f"{self._path}: no model named {name!r} (models: {known}{more})"
-                               ) from None
+            raise ZoolensError(
+                f"{self._path}: no model named {name!r} (models: {known}{more})"
+            ) from None
 
     def card(self, name: str) -> ModelCard:
         return self._entry(name).card.model_copy(deep=True)
 
     def kind(self, name: str) -> str:
-        """"logits", "log_probs", "decisions" or "topk"."""
+        """ "logits", "log_probs", "decisions" or "topk"."""
         return self._entry(name).kind
 
     def has_embeddings(self, name: str) -> bool:
@@ -431,11 +501,23 @@ class Zoo:
 
         self._modify(change)
 
-    def add(self, name: str, *, logits: Any = None, probs: Any = None, log_probs: Any = None,
-            decisions: Any = None, counts: Any = None, topk_indices: Any = None,
-            topk_values: Any = None, embeddings: Any = None,
-            card: ModelCard | dict[str, Any] | None = None, dtype: str = "float32",
-            replace: bool = False, source_file: str | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        *,
+        logits: Any = None,
+        probs: Any = None,
+        log_probs: Any = None,
+        decisions: Any = None,
+        counts: Any = None,
+        topk_indices: Any = None,
+        topk_values: Any = None,
+        embeddings: Any = None,
+        card: ModelCard | dict[str, Any] | None = None,
+        dtype: str = "float32",
+        replace: bool = False,
+        source_file: str | None = None,
+    ) -> None:
         """Add one model's outputs on all N examples (exactly one kind of output).
 
         logits      (N, C) any real scores whose softmax is the model's distribution
@@ -454,33 +536,63 @@ class Zoo:
         _validate_name(name, where)
         if dtype not in DTYPES:
             raise ZoolensError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        twin = next((m for m in self._manifest.models if m != name and
-                     unicodedata.normalize("NFC", m) == unicodedata.normalize("NFC", name)),
-                    None)
+        twin = next(
+            (
+                m
+                for m in self._manifest.models
+                if m != name
+                and unicodedata.normalize("NFC", m) == unicodedata.normalize("NFC", name)
+            ),
+            None,
+        )
         if twin is not None:
-            raise ZoolensError(f"{where}: looks the same as the model {twin!r} already in the "
-                               "zoo (the same text in another Unicode normal form, NFC/NFD); "
-                               "use that exact name or a different one")
+            raise ZoolensError(
+                f"{where}: looks the same as the model {twin!r} already in the "
+                "zoo (the same text in another Unicode normal form, NFC/NFD); "
+                "use that exact name or a different one"
+            )
         if not replace and name in self._manifest.models:
-            raise ZoolensError(f"{where}: a model with this name is already in the zoo "
-                               "(use replace=True / --replace)")
-        given = {k: v for k, v in (("logits", logits), ("probs", probs),
-                                   ("log_probs", log_probs), ("decisions", decisions),
-                                   ("counts", counts)) if v is not None}
+            raise ZoolensError(
+                f"{where}: a model with this name is already in the zoo "
+                "(use replace=True / --replace)"
+            )
+        given = {
+            k: v
+            for k, v in (
+                ("logits", logits),
+                ("probs", probs),
+                ("log_probs", log_probs),
+                ("decisions", decisions),
+                ("counts", counts),
+            )
+            if v is not None
+        }
         if topk_indices is not None or topk_values is not None:
             given["topk"] = (topk_indices, topk_values)
         if len(given) != 1:
             what = ", ".join(given) if given else "nothing"
-            raise ZoolensError(f"{where}: give exactly one of logits, probs, log_probs, counts, "
-                               f"decisions or topk_indices+topk_values (got {what})")
-        (given_kind, value), = given.items()
-        tensors, kind = prepare_outputs(given_kind, value, num_examples=self.num_examples,
-                                        num_classes=self.num_classes, dtype=dtype,
-                                        where=where)
+            raise ZoolensError(
+                f"{where}: give exactly one of logits, probs, log_probs, counts, "
+                f"decisions or topk_indices+topk_values (got {what})"
+            )
+        ((given_kind, value),) = given.items()
+        tensors, kind = prepare_outputs(
+            given_kind,
+            value,
+            num_examples=self.num_examples,
+            num_classes=self.num_classes,
+            dtype=dtype,
+            where=where,
+        )
         if embeddings is not None:
-            tensors["embeddings"] = prepare_float(embeddings, num_examples=self.num_examples,
-                                                   dtype=dtype, where=where, what="embeddings",
-                                                   cols=None)
+            tensors["embeddings"] = prepare_float(
+                embeddings,
+                num_examples=self.num_examples,
+                dtype=dtype,
+                where=where,
+                what="embeddings",
+                cols=None,
+            )
         card_obj = to_card(card, name)
 
         n, c = self.num_examples, self.num_classes
@@ -492,8 +604,9 @@ class Zoo:
             "dtype": str(main.dtype) if kind != "decisions" else "int64",
             "shape": [int(s) for s in main.shape] if kind != "topk" else [n, c],
             "topk": int(main.shape[1]) if kind == "topk" else None,
-            "embedding_dim": (int(tensors["embeddings"].shape[1])
-                              if "embeddings" in tensors else None),
+            "embedding_dim": (
+                int(tensors["embeddings"].shape[1]) if "embeddings" in tensors else None
+            ),
             "stored_from": given_kind,
             "source_file": source_file,
         }
@@ -527,8 +640,9 @@ class Zoo:
         """
         kind = self.kind(name)
         if kind == "decisions":
-            raise ZoolensError(f"model {name!r} is decision-only (predicted classes, no "
-                               "scores); use predictions()")
+            raise ZoolensError(
+                f"model {name!r} is decision-only (predicted classes, no scores); use predictions()"
+            )
         index = self._rows(rows, name)
         if kind == "topk":
             values = np.asarray(self._tensor(name, "topk_values")[index], dtype=np.float32)
@@ -565,8 +679,10 @@ class Zoo:
                     block = np.asarray(self._tensor(name, kind)[s])
                 # float16 compares exactly in float32, where numpy's argmax is vectorised
                 # (on float16 it is ~50x slower); ties and NaN behave the same.
-                pred[s] = np.argmax(block.astype(np.float32, copy=False)
-                                    if block.dtype == np.float16 else block, axis=1)
+                pred[s] = np.argmax(
+                    block.astype(np.float32, copy=False) if block.dtype == np.float16 else block,
+                    axis=1,
+                )
         self._predictions[name] = (file, pred)
         return pred.copy()
 
@@ -574,14 +690,15 @@ class Zoo:
         """(n, D) float32 pre-logit embeddings; ZoolensError if the model has none."""
         if not self.has_embeddings(name):
             raise ZoolensError(f"model {name!r} has no embeddings in {self._path}")
-        return np.array(self._tensor(name, "embeddings")[self._rows(rows, name)],
-                          dtype=np.float32)
+        return np.array(self._tensor(name, "embeddings")[self._rows(rows, name)], dtype=np.float32)
 
     def raw(self, name: str, tensor: str) -> np.ndarray:
         """The stored tensor as a read-only memory map (no copy, stored dtype)."""
         if tensor not in self._entry(name).kinds:
-            raise ZoolensError(f"model {name!r} has no tensor {tensor!r} "
-                               f"(has {', '.join(self._entry(name).kinds)})")
+            raise ZoolensError(
+                f"model {name!r} has no tensor {tensor!r} "
+                f"(has {', '.join(self._entry(name).kinds)})"
+            )
         return self._tensor(name, tensor)
 
     def accuracy(self, name: str, rows: Any = None) -> float:
@@ -610,7 +727,8 @@ class Zoo:
         its model). Also reports model files present on disk but not in the manifest."""
         problems: list[str] = []
         items: list[tuple[str, str | None, str, int | None]] = [
-            (rel, None, info.sha256, info.size) for rel, info in self._files.items()]
+            (rel, None, info.sha256, info.size) for rel, info in self._files.items()
+        ]
         items += [(e.file, name, e.sha256, e.size) for name, e in self._manifest.models.items()]
         iterable: Any = items
         if progress:
@@ -625,8 +743,9 @@ class Zoo:
                 continue
             actual_size = file.stat().st_size
             if size is not None and actual_size != size:
-                problems.append(f"{label} has {actual_size} bytes, recorded {size} "
-                                "(truncated or modified)")
+                problems.append(
+                    f"{label} has {actual_size} bytes, recorded {size} (truncated or modified)"
+                )
                 continue
             if _sha256_file(file) != sha:
                 problems.append(f"{label} does not match its recorded sha256 (corrupted)")
@@ -638,8 +757,11 @@ class Zoo:
                     problems.append(str(exc))
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-            raise ZooCorruptedError(f"{len(problems)} bad file(s) in zoo {self._path}: "
-                                    + "; ".join(problems[:3]) + more)
+            raise ZooCorruptedError(
+                f"{len(problems)} bad file(s) in zoo {self._path}: "
+                + "; ".join(problems[:3])
+                + more
+            )
 
     def orphan_files(self) -> list[Path]:
         """Files in models/ that no manifest entry points to (left by a crash)."""
@@ -647,8 +769,7 @@ class Zoo:
         folder = self._path / MODELS_DIR
         if not folder.is_dir():
             return []
-        return sorted(p for p in folder.iterdir()
-                      if f"{MODELS_DIR}/{p.name}" not in known)
+        return sorted(p for p in folder.iterdir() if f"{MODELS_DIR}/{p.name}" not in known)
 
     # ---------------------------------------------------------------------------- internals
 
@@ -672,8 +793,9 @@ class Zoo:
             return
         self._check_file(self._path / rel, info, None)
 
-    def _check_file(self, file: Path, info: FileRecord | ModelEntry,
-                    model: str | None) -> os.stat_result:
+    def _check_file(
+        self, file: Path, info: FileRecord | ModelEntry, model: str | None
+    ) -> os.stat_result:
         """Re-hash ``file`` if its size or mtime differs from the manifest's record; returns
         the file's stat."""
         label = f"{file}" + (f" (model {model!r})" if model is not None else "")
@@ -687,11 +809,14 @@ class Zoo:
         if key in self._rehashed:
             return st
         if st.st_size != info.size:
-            raise ZooCorruptedError(f"{label} has {st.st_size} bytes, recorded "
-                                    f"{info.size} (truncated or modified)")
+            raise ZooCorruptedError(
+                f"{label} has {st.st_size} bytes, recorded {info.size} (truncated or modified)"
+            )
         if _sha256_file(file) != info.sha256:
-            raise ZooCorruptedError(f"{label} does not match its recorded sha256 (corrupted "
-                                    "or modified since it was added)")
+            raise ZooCorruptedError(
+                f"{label} does not match its recorded sha256 (corrupted "
+                "or modified since it was added)"
+            )
         self._rehashed.add(key)
         return st
 
@@ -721,9 +846,11 @@ class Zoo:
             if tensor not in header:
                 raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
             if int(header[tensor]["shape"][0]) != self.num_examples:
-                raise ZooCorruptedError(f"model {name!r}: file {file}: tensor {tensor!r} has "
-                                        f"{header[tensor]['shape'][0]} rows, zoo has "
-                                        f"{self.num_examples}")
+                raise ZooCorruptedError(
+                    f"model {name!r}: file {file}: tensor {tensor!r} has "
+                    f"{header[tensor]['shape'][0]} rows, zoo has "
+                    f"{self.num_examples}"
+                )
 
     def _rows(self, rows: Any, name: str) -> Any:
         n = self.num_examples
@@ -736,19 +863,27 @@ class Zoo:
         idx = np.asarray(rows)
         if idx.dtype == bool:
             if idx.shape != (n,):
-                raise ZoolensError(f"model {name!r}: boolean row mask has shape {idx.shape}, "
-                                   f"expected ({n},)")
+                raise ZoolensError(
+                    f"model {name!r}: boolean row mask has shape {idx.shape}, expected ({n},)"
+                )
             return np.flatnonzero(idx)
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise ZoolensError(f"model {name!r}: rows must be a slice, a 1-D integer array or "
-                               "a boolean mask")
+            raise ZoolensError(
+                f"model {name!r}: rows must be a slice, a 1-D integer array or a boolean mask"
+            )
         idx = idx.astype(np.int64)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise ZoolensError(f"model {name!r}: row index out of range [0, {n})")
         return idx
 
-    def _write_model(self, name: str, tensors: dict[str, np.ndarray], entry: dict[str, Any],
-                     replace: bool, where: str) -> None:
+    def _write_model(
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        entry: dict[str, Any],
+        replace: bool,
+        where: str,
+    ) -> None:
         models_dir = self._path / MODELS_DIR
         models_dir.mkdir(exist_ok=True)
         with _lock(self._path):
@@ -756,13 +891,18 @@ class Zoo:
             _sweep_leftovers(self._path, manifest)
             old = manifest.models.get(name)
             if old is not None and not replace:
-                raise ZoolensError(f"{where}: a model with this name is already in the zoo "
-                                   "(use replace=True / --replace)")
+                raise ZoolensError(
+                    f"{where}: a model with this name is already in the zoo "
+                    "(use replace=True / --replace)"
+                )
             tmp = temp_path_for(models_dir / "model.safetensors")  # named once hashed
             final: Path | None = None
             try:
-                write_tensors(tmp, tensors, metadata={"zoolens_format": str(FORMAT_VERSION),
-                                                      "kind": entry["kind"]})
+                write_tensors(
+                    tmp,
+                    tensors,
+                    metadata={"zoolens_format": str(FORMAT_VERSION), "kind": entry["kind"]},
+                )
                 fsync_file(tmp)
                 sha = _sha256_file(tmp)
                 rel = f"{MODELS_DIR}/{model_file_name(name, sha)}"
@@ -774,8 +914,15 @@ class Zoo:
                     os.replace(tmp, final)
                     fsync_dir(models_dir)
                 st = final.stat()
-                entry.update({"file": rel, "sha256": sha, "size": st.st_size,
-                              "mtime_ns": st.st_mtime_ns, "added_at": _now()})
+                entry.update(
+                    {
+                        "file": rel,
+                        "sha256": sha,
+                        "size": st.st_size,
+                        "mtime_ns": st.st_mtime_ns,
+                        "added_at": _now(),
+                    }
+                )
                 models = dict(manifest.models)
                 models[name] = parse_model_entry(entry, name, self._path / MANIFEST)
                 manifest.models = models  # a replaced model keeps its position
@@ -788,8 +935,9 @@ class Zoo:
                     raise
             except OSError as exc:  # a full disk, a read-only folder: name the models folder
                 if exc.filename in (None, str(tmp)):
-                    raise naming_path(OSError(exc.errno, exc.strerror or str(exc)),
-                                      models_dir) from None
+                    raise naming_path(
+                        OSError(exc.errno, exc.strerror or str(exc)), models_dir
+                    ) from None
                 raise
             finally:
                 with contextlib.suppress(OSError):
@@ -836,8 +984,9 @@ def _validate_name(name: Any, where: str) -> None:
         raise ZoolensError(f"{where}: the model name is longer than 512 characters")
 
 
-def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes: int | None,
-                     path: Path) -> tuple[np.ndarray, int]:
+def _validate_labels(
+    labels: Any, class_names: Sequence[str] | None, num_classes: int | None, path: Path
+) -> tuple[np.ndarray, int]:
     arr = to_array(labels, f"{path}: labels")
     if arr.size == 0:
         raise ZoolensError(f"{path}: labels are empty")
@@ -851,11 +1000,13 @@ def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes
             raise ZoolensError(f"{path}: {len(class_names)} class names for {c} label columns")
         return np.ascontiguousarray(arr, dtype=np.uint8), c
     if arr.ndim != 1:
-        raise ZoolensError(f"{path}: labels must be (N,) class ids or an (N, C) 0/1 matrix, "
-                           f"got shape {arr.shape}")
+        raise ZoolensError(
+            f"{path}: labels must be (N,) class ids or an (N, C) 0/1 matrix, got shape {arr.shape}"
+        )
     if not is_integral(arr):
-        raise ZoolensError(f"{path}: labels must be integer class ids (found non-integer, NaN "
-                           "or inf values)")
+        raise ZoolensError(
+            f"{path}: labels must be integer class ids (found non-integer, NaN or inf values)"
+        )
     arr = arr.astype(np.int64)
     if class_names is not None:
         c = len(class_names)
@@ -869,8 +1020,7 @@ def _validate_labels(labels: Any, class_names: Sequence[str] | None, num_classes
     if c < 2 and class_names is None and num_classes is None:
         c = 2
     if not 1 <= c <= MAX_CLASSES:
-        raise ZoolensError(f"{path}: {c} classes; a zoo has between 1 and {MAX_CLASSES:,} "
-                           "classes")
+        raise ZoolensError(f"{path}: {c} classes; a zoo has between 1 and {MAX_CLASSES:,} classes")
     check_class_range(arr, c, f"{path}: labels", "labels")
     return np.ascontiguousarray(arr), c
 
@@ -881,13 +1031,16 @@ def _validate_ids(ids: Any, n: int, path: Path) -> np.ndarray:
         raise ZoolensError(f"{path}: {arr.shape[0]} example ids for {n} examples")
     uniq, counts = np.unique(arr, return_counts=True)
     if (counts > 1).any():
-        raise ZoolensError(f"{path}: example id {uniq[np.argmax(counts > 1)]!r} occurs "
-                           f"{int(counts.max())} times; ids must be unique")
+        raise ZoolensError(
+            f"{path}: example id {uniq[np.argmax(counts > 1)]!r} occurs "
+            f"{int(counts.max())} times; ids must be unique"
+        )
     return arr
 
 
-def _validate_groups(groups: Mapping[str, Sequence[int]], c: int,
-                     path: Path) -> dict[str, list[int]]:
+def _validate_groups(
+    groups: Mapping[str, Sequence[int]], c: int, path: Path
+) -> dict[str, list[int]]:
     clean: dict[str, list[int]] = {}
     for key, members in dict(groups).items():
         idx = [int(i) for i in members]
@@ -946,8 +1099,10 @@ class _lock:
         try:
             self._lock.acquire()
         except Timeout:
-            raise ZoolensError(f"{self._path}: zoo is locked by another writer for more than "
-                               f"{LOCK_TIMEOUT_S:.0f} s ({self._path / LOCK_FILE})") from None
+            raise ZoolensError(
+                f"{self._path}: zoo is locked by another writer for more than "
+                f"{LOCK_TIMEOUT_S:.0f} s ({self._path / LOCK_FILE})"
+            ) from None
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -964,8 +1119,11 @@ def _sweep_leftovers(path: Path, manifest: Manifest) -> None:
             continue
         for p in folder.iterdir():
             stale_temp = _TEMP_NAME.match(p.name) is not None
-            orphan = (bool(prefix) and is_written_model_file_name(p.name)
-                      and f"{prefix}{p.name}" not in known)
+            orphan = (
+                bool(prefix)
+                and is_written_model_file_name(p.name)
+                and f"{prefix}{p.name}" not in known
+            )
             if (stale_temp or orphan) and _is_regular_file(p):
                 with contextlib.suppress(OSError):
                     p.unlink()
@@ -987,8 +1145,12 @@ def _is_own_model_file(root: Path, rel: str) -> bool:
     """``rel`` is ``models/<name>`` with a name ``model_file_name`` produces, and it is a
     regular file (not a link) in the zoo's own ``models/`` folder: a file the zoo wrote."""
     folder, _, name = rel.partition("/")
-    return (folder == MODELS_DIR and is_written_model_file_name(name)
-            and not (root / MODELS_DIR).is_symlink() and _is_regular_file(root / rel))
+    return (
+        folder == MODELS_DIR
+        and is_written_model_file_name(name)
+        and not (root / MODELS_DIR).is_symlink()
+        and _is_regular_file(root / rel)
+    )
 
 
 def _check_contained(root: Path, manifest: Mapping[str, Any], file: Path) -> None:
@@ -1000,32 +1162,50 @@ def _check_contained(root: Path, manifest: Mapping[str, Any], file: Path) -> Non
     models_dir = root / MODELS_DIR
     real_models = os.path.join(real_root, MODELS_DIR)
     if models_dir.is_symlink() and os.path.realpath(models_dir) != real_models:
-        raise ZooCorruptedError(f"{file}: {models_dir} is a link to a folder outside the zoo; "
-                                "refusing to open this zoo")
+        raise ZooCorruptedError(
+            f"{file}: {models_dir} is a link to a folder outside the zoo; refusing to open this zoo"
+        )
     models = manifest.get("models")
-    for name, entry in (models.items() if isinstance(models, dict) else ()):
+    for name, entry in models.items() if isinstance(models, dict) else ():
         rel = entry.get("file") if isinstance(entry, dict) else None
         folder, _, base = rel.partition("/") if isinstance(rel, str) else ("", "", "")
-        _check_plain_file(models_dir, real_models, base if folder == MODELS_DIR else None,
-                          f"{file}: model {name!r}: file {rel!r}", f"the zoo's {MODELS_DIR}/")
+        _check_plain_file(
+            models_dir,
+            real_models,
+            base if folder == MODELS_DIR else None,
+            f"{file}: model {name!r}: file {rel!r}",
+            f"the zoo's {MODELS_DIR}/",
+        )
     files = manifest.get("files")
-    for rel in (files if isinstance(files, dict) else ()):
-        _check_plain_file(root, real_root, rel if rel != MANIFEST else None,
-                          f"{file}: files lists {rel!r}", "the zoo")
+    for rel in files if isinstance(files, dict) else ():
+        _check_plain_file(
+            root,
+            real_root,
+            rel if rel != MANIFEST else None,
+            f"{file}: files lists {rel!r}",
+            "the zoo",
+        )
 
 
-def _check_plain_file(folder: Path, real_folder: str, base: Any, what: str,
-                      where: str) -> None:
+def _check_plain_file(folder: Path, real_folder: str, base: Any, what: str, where: str) -> None:
     """``base`` is one plain file name in ``folder`` and, if a link, points into it."""
-    if (not isinstance(base, str) or not base or base.startswith(".")
-            or any(ch in base for ch in "/\\\0")):
-        raise ZooCorruptedError(f"{what}, which is not a file name inside {where} folder "
-                                "(absolute paths and '..' are refused); refusing to open this "
-                                "zoo")
+    if (
+        not isinstance(base, str)
+        or not base
+        or base.startswith(".")
+        or any(ch in base for ch in "/\\\0")
+    ):
+        raise ZooCorruptedError(
+            f"{what}, which is not a file name inside {where} folder "
+            "(absolute paths and '..' are refused); refusing to open this "
+            "zoo"
+        )
     link = folder / base
     if link.is_symlink() and os.path.dirname(os.path.realpath(link)) != real_folder:
-        raise ZooCorruptedError(f"{what}, a link to {os.path.realpath(link)}, outside {where} "
-                                "folder; refusing to open this zoo")
+        raise ZooCorruptedError(
+            f"{what}, a link to {os.path.realpath(link)}, outside {where} "
+            "folder; refusing to open this zoo"
+        )
 
 
 def _read_manifest(path: Path) -> Manifest:
@@ -1035,25 +1215,35 @@ def _read_manifest(path: Path) -> Manifest:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ZoolensError(f"{path}: not a zoo (no {MANIFEST}; create one with "
-                           "`zoolens import ZOO FILE --create --labels LABELS`)") from None
+        raise ZoolensError(
+            f"{path}: not a zoo (no {MANIFEST}; create one with "
+            "`zoolens import ZOO FILE --create --labels LABELS`)"
+        ) from None
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise ZooCorruptedError(f"{file}: unreadable manifest ({exc})") from None
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ZooCorruptedError(f"{file}: corrupted manifest ({exc.msg} at line {exc.lineno})"
-                                ) from None
+        raise ZooCorruptedError(
+            f"{file}: corrupted manifest ({exc.msg} at line {exc.lineno})"
+        ) from None
     except RecursionError:
         raise ZooCorruptedError(f"{file}: corrupted manifest (nested too deeply)") from None
-    if not isinstance(manifest, dict) or not {"format_version", "dataset", "split",
-                                              "models"} <= set(manifest):
-        raise ZooCorruptedError(f"{file}: not a zoolens manifest (missing format_version, "
-                                "dataset, split or models)")
+    if not isinstance(manifest, dict) or not {
+        "format_version",
+        "dataset",
+        "split",
+        "models",
+    } <= set(manifest):
+        raise ZooCorruptedError(
+            f"{file}: not a zoolens manifest (missing format_version, dataset, split or models)"
+        )
     version = manifest["format_version"]
     if type(version) is int and version > FORMAT_VERSION:
-        raise ZoolensError(f"{file}: zoo format_version {version} is newer than this zoolens "
-                           f"supports ({FORMAT_VERSION}); upgrade zoolens")
+        raise ZoolensError(
+            f"{file}: zoo format_version {version} is newer than this zoolens "
+            f"supports ({FORMAT_VERSION}); upgrade zoolens"
+        )
     _check_contained(path, manifest, file)
     return parse_manifest(manifest, file)
 

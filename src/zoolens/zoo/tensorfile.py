@@ -28,9 +28,17 @@ import numpy as np
 
 from zoolens.errors import ZooCorruptedError
 
-DTYPE_CODES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
-               "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
-               "BOOL": np.bool_}
+DTYPE_CODES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 _CODE_OF = {np.dtype(t): code for code, t in DTYPE_CODES.items()}
 MAX_HEADER_BYTES = 100 << 20
 METADATA_KEY = "__metadata__"
@@ -58,8 +66,9 @@ def read_header(path: Path, model: str) -> tuple[int, dict[str, Any]]:
                 raise ZooCorruptedError(f"{where} is truncated (no safetensors header)")
             (n,) = struct.unpack("<Q", raw_len)
             if n > min(size - 8, MAX_HEADER_BYTES):
-                raise ZooCorruptedError(f"{where} is truncated or not a safetensors file "
-                                        "(header length past the end)")
+                raise ZooCorruptedError(
+                    f"{where} is truncated or not a safetensors file (header length past the end)"
+                )
             header = json.loads(fh.read(n).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except FileNotFoundError:
         raise ZooCorruptedError(f"{where} is missing") from None
@@ -72,8 +81,9 @@ def read_header(path: Path, model: str) -> tuple[int, dict[str, Any]]:
     data_start = 8 + n
     metadata = header.get(METADATA_KEY, {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ZooCorruptedError(f"{where} is corrupted (safetensors metadata must map "
-                                "strings to strings)")
+        raise ZooCorruptedError(
+            f"{where} is corrupted (safetensors metadata must map strings to strings)"
+        )
     spans: list[tuple[int, int, str]] = []
     for key, info in header.items():
         if key == METADATA_KEY:
@@ -82,30 +92,41 @@ def read_header(path: Path, model: str) -> tuple[int, dict[str, Any]]:
             dtype = np.dtype(DTYPE_CODES[info["dtype"]])
             shape = info["shape"]
             offsets = info["data_offsets"]
-            if not (isinstance(shape, list) and isinstance(offsets, list) and len(offsets) == 2
-                    and all(type(v) is int and v >= 0 for v in shape + offsets)):
+            if not (
+                isinstance(shape, list)
+                and isinstance(offsets, list)
+                and len(offsets) == 2
+                and all(type(v) is int and v >= 0 for v in shape + offsets)
+            ):
                 raise ValueError
             begin, end = offsets
             count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         except (KeyError, TypeError, ValueError):
-            raise ZooCorruptedError(f"{where} is corrupted (bad entry {key!r} in the "
-                                    "safetensors header)") from None
+            raise ZooCorruptedError(
+                f"{where} is corrupted (bad entry {key!r} in the safetensors header)"
+            ) from None
         if end < begin or end - begin != count * dtype.itemsize:
-            raise ZooCorruptedError(f"{where} is corrupted (tensor {key!r}: offsets "
-                                    f"{begin}..{end} do not hold shape {shape} of "
-                                    f"{info['dtype']})")
+            raise ZooCorruptedError(
+                f"{where} is corrupted (tensor {key!r}: offsets "
+                f"{begin}..{end} do not hold shape {shape} of "
+                f"{info['dtype']})"
+            )
         spans.append((begin, end, key))
     position = 0
     for begin, end, key in sorted(spans):
         if begin != position:
             what = "overlaps the tensor before it" if begin < position else "leaves a hole"
-            raise ZooCorruptedError(f"{where} is corrupted (tensor {key!r} {what}: offsets "
-                                    "must be ordered and disjoint)")
+            raise ZooCorruptedError(
+                f"{where} is corrupted (tensor {key!r} {what}: offsets "
+                "must be ordered and disjoint)"
+            )
         position = end
     if data_start + position != size:
         what = "truncated" if data_start + position > size else "corrupted (trailing bytes)"
-        raise ZooCorruptedError(f"{where} is {what}: the tensors end at byte "
-                                f"{data_start + position}, the file has {size}")
+        raise ZooCorruptedError(
+            f"{where} is {what}: the tensors end at byte "
+            f"{data_start + position}, the file has {size}"
+        )
     return data_start, header
 
 
@@ -120,8 +141,9 @@ def memmap_tensor(path: Path, data_start: int, info: Mapping[str, Any]) -> np.nd
     return np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
 
 
-def write_tensors(path: Path, tensors: Mapping[str, np.ndarray],
-                  metadata: Mapping[str, str]) -> None:
+def write_tensors(
+    path: Path, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]
+) -> None:
     """Write ``tensors`` to ``path`` as a safetensors file (see the module docstring): the same
     arrays and metadata always give the same bytes, whatever the dict orders."""
     arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
@@ -133,8 +155,11 @@ def write_tensors(path: Path, tensors: Mapping[str, np.ndarray],
     offset = 0
     for name in order:
         a = arrays[name]
-        header[name] = {"dtype": _CODE_OF[a.dtype.newbyteorder("=")], "shape": list(a.shape),
-                        "data_offsets": [offset, offset + a.nbytes]}
+        header[name] = {
+            "dtype": _CODE_OF[a.dtype.newbyteorder("=")],
+            "shape": list(a.shape),
+            "data_offsets": [offset, offset + a.nbytes],
+        }
         offset += a.nbytes
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
