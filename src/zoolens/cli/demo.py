@@ -24,7 +24,7 @@ def demo(
         False,
         "--quick",
         help="Ten models, fewer epochs: about 4 "
-        "minutes on 2 CPU cores (the default profile: about 15); the "
+        "minutes on 2 CPU cores (the default profile: about 7); the "
         "CI profile.",
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Retrain every model (ignore the cache)."),
@@ -42,7 +42,7 @@ def demo(
         help="CPU threads for training (default: 2, or 1 when the machine is busy).",
     ),
 ) -> None:
-    """Train a zoo on Fashion-MNIST (CPU, about 15 minutes), run the whole study, write the report.
+    """Train a zoo on Fashion-MNIST (CPU, about 7 minutes), run the whole study, write the report.
 
     The zoo differs from a base CNN along each of the paper's axes (Reinit, HParam, Arch,
     Framework, Dataset), plus model soups of fine-tuned networks. Trained models are cached

@@ -55,7 +55,7 @@ class Profile:
     models: tuple[str, ...]  # which zoo members (names) to build
     knn_train: int = 0  # 0 = the whole training subsample
     forest_trees: int = 100
-    minutes: int = 15  # stated run time on 2 shared CPU cores, nothing cached (README)
+    minutes: int = 7  # stated time on 2 CPU cores, nothing cached (README)
 
 
 ALL_MODELS = (
@@ -93,7 +93,7 @@ PROFILES = {
         soup_ingredients=5,
         models=ALL_MODELS,
         forest_trees=100,
-        minutes=15,
+        minutes=7,
     ),
     "quick": Profile(
         "quick",
