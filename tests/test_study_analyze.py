@@ -834,64 +834,42 @@ def test_multilabel_truth(tmp_path):
     assert result.summary["multilabel"] is True
 
 
-def test_tiny_memory_budget_stages_greedy_on_disk_with_identical_tables(
-    random_zoo, tmp_path, monkeypatch
+def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables(
+    random_zoo, monkeypatch
 ):
-    """A pool over the memory budget is staged on disk (memory maps): same greedy.csv."""
-    import tempfile
-
+    """A pool over the memory budget is held lazily (study.greedy.lazy_pool): same tables."""
     from zoolens.study import greedy as greedy_module
     from zoolens.study.analyze import analyze, run_greedy
 
-    staged_calls = []
-    real_staged_pool = greedy_module.staged_pool
+    lazy_calls = []
+    real_lazy_pool = greedy_module.lazy_pool
 
-    def spy(models, cal, num_classes, scratch_dir=None):
-        staged_calls.append(len(models))
-        with real_staged_pool(models, cal, num_classes, scratch_dir) as staged:
-            assert all(isinstance(m.staged, np.memmap) for m in staged)
-            assert len(list(tmp_path.glob("zoolens-greedy-*/candidate-*.f32"))) == len(models)
-            yield staged
+    def spy(models, cal, num_classes):
+        lazy_calls.append(len(models))
+        pool = real_lazy_pool(models, cal, num_classes)
+        assert all(isinstance(m[cal], greedy_module._LazyCandidate) for m in pool)
+        return pool
 
-    from contextlib import contextmanager
-
-    monkeypatch.setattr(greedy_module, "staged_pool", contextmanager(spy))
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(greedy_module, "lazy_pool", spy)
     common = dict(n_bootstrap=0, chunk_size=100, max_steps=8)
     unlimited = analyze(random_zoo, "base", memory_budget=2**40, **common)
-    assert staged_calls == []
+    assert lazy_calls == []
     tiny = analyze(random_zoo, "base", memory_budget=2**20, **common)
-    assert staged_calls == [6]  # every model with probabilities (humans is decision-only)
+    assert lazy_calls == [6]  # every model with probabilities (humans is decision-only)
     assert len(tiny.greedy) == 9 and "skipped" not in tiny.summary["headline"]["greedy"]
     pd.testing.assert_frame_equal(tiny.greedy, unlimited.greedy)
-    staged_summary = dict(tiny.summary["headline"]["greedy"])
-    assert staged_summary.pop("staged_on_disk") is True
-    assert unlimited.summary["headline"]["greedy"].pop("staged_on_disk") is False
-    assert staged_summary == unlimited.summary["headline"]["greedy"]
+    lazy_summary = dict(tiny.summary["headline"]["greedy"])
+    assert lazy_summary.pop("candidates_recomputed") is True
+    assert unlimited.summary["headline"]["greedy"].pop("candidates_recomputed") is False
+    assert lazy_summary == unlimited.summary["headline"]["greedy"]
     pd.testing.assert_frame_equal(tiny.pairs, unlimited.pairs)
-    # An explicit pool and a pool filtered on pass-measured columns: staged too.
+    # An explicit pool and a pool filtered on pass-measured columns: lazy too.
     for pool in ("vit,wide", "ece_after<1"):
         a = analyze(random_zoo, "base", pool=pool, memory_budget=2**20, **common)
         b = analyze(random_zoo, "base", pool=pool, memory_budget=2**40, **common)
         pd.testing.assert_frame_equal(a.greedy, b.greedy)
     table, _ = run_greedy(random_zoo, "base", memory_budget=2**20)
     pd.testing.assert_frame_equal(table, run_greedy(random_zoo, "base")[0])
-    assert not list(tmp_path.glob("zoolens-greedy-*"))  # scratch folders removed
-
-    # Removed on error too; and no disk space is one clear line.
-    def fail(*args, **kwargs):
-        assert list(tmp_path.glob("zoolens-greedy-*"))
-        raise ZoolensError("boom")
-
-    monkeypatch.setattr(greedy_module, "greedy_forward_selection", fail)
-    with pytest.raises(ZoolensError, match="boom"):
-        run_greedy(random_zoo, "base", memory_budget=2**20)
-    assert not list(tmp_path.glob("zoolens-greedy-*"))
-    monkeypatch.setattr(
-        greedy_module.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000})()
-    )
-    with pytest.raises(ZoolensError, match="needs .* GiB of disk under .*TMPDIR"):
-        run_greedy(random_zoo, "base", memory_budget=2**20)
 
 
 def test_greedy_pool_errors(random_zoo):

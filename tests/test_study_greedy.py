@@ -1,4 +1,5 @@
-"""Greedy selection over memory-mapped candidates (a pool staged on disk, study.greedy).
+"""Greedy selection over memory-mapped candidates and over lazy candidates (a pool larger
+than the memory budget, study.greedy).
 
 Oracle: the same selection on in-memory arrays (itself tested against a plain Caruana loop in
 tests/test_measure_ensemble.py and tests/test_study_analyze.py); the results must be identical.
@@ -95,32 +96,100 @@ def test_memory_map_detection(tmp_path):
     assert memory_map(np.zeros(3)) is None
 
 
-def test_staged_rows_serve_the_map_for_calibration_rows_only():
-    from zoolens.study.greedy import _StagedRows
+class _Zoo:
+    """A zoo reader stand-in: stored scores (any float dtype) by model and row."""
 
-    class Source:
-        def __getitem__(self, rows):
-            return ("read", tuple(np.asarray(rows)))
+    def __init__(self, z):
+        self.z, self.reads = z, 0
 
-    cal = np.array([1, 4, 6])
-    staged = np.zeros((3, 2), dtype=np.float32)
-    rows = _StagedRows(Source(), cal, staged)
-    assert rows[cal] is staged and rows[cal.copy()] is staged
-    assert rows[np.array([0, 2])] == ("read", (0, 2))
+    def stored_scores(self, name, rows=None):
+        self.reads += 1
+        return self.z[name][rows]
 
 
-def test_staging_writes_the_in_memory_values(tmp_path):
-    from zoolens.study.greedy import staged_pool
+def _Source(z, temperature, combine):
+    from zoolens.study.greedy import _CalibratedRows
 
-    rng = np.random.default_rng(0)
-    arrays = [rng.random((10, 5), dtype=np.float32) for _ in range(3)]
-    cal = np.array([0, 3, 7])
-    with staged_pool(arrays, cal, 5, tmp_path) as staged:
-        for array, model in zip(arrays, staged):
-            np.testing.assert_array_equal(model[cal], array[cal])
-            np.testing.assert_array_equal(model[np.array([1])], array[[1]])
-        assert len(list(tmp_path.iterdir())) == 1
-    assert not list(tmp_path.iterdir())
+    return _CalibratedRows(_Zoo({"m": z}), "m", temperature, combine)
+
+
+@pytest.mark.parametrize("combine", ["probs", "logits"])
+@pytest.mark.parametrize("num_classes,dtype", [(13, np.float16), (40, np.float32), (7, np.float64)])
+def test_lazy_candidate_equals_the_calibrated_rows_bit_for_bit(combine, num_classes, dtype):
+    """Every way the selection reads a lazy candidate gives the in-memory array's bits."""
+    from zoolens.measure.topk import top1_and_second
+    from zoolens.study.greedy import _LazyCandidate
+
+    rng = np.random.default_rng(num_classes)
+    z = (rng.normal(size=(500, num_classes)) * 6).astype(dtype)
+    cal = np.sort(rng.choice(500, 300, replace=False))
+    source = _Source(z, 1.37, combine)
+    whole = source[cal]
+    lazy = _LazyCandidate(source, cal, num_classes)
+    assert lazy.shape == whole.shape and lazy.dtype == whole.dtype
+    np.testing.assert_array_equal(np.asarray(lazy), whole)
+    np.testing.assert_array_equal(np.array(lazy, dtype=np.float64), whole.astype(np.float64))
+    for got, want in zip(lazy.top1_and_second(), top1_and_second(whole)):
+        np.testing.assert_array_equal(got, want)
+    for _ in range(5):  # cache hits, misses and repeated rows mixed
+        flat = rng.integers(0, whole.size, 400)
+        np.testing.assert_array_equal(lazy.take(flat), whole.take(flat))
+    rows = np.array([4, 0, 4, 299])
+    np.testing.assert_array_equal(lazy[rows], whole[rows])
+    np.testing.assert_array_equal(lazy[10:20], whole[10:20])
+    np.testing.assert_array_equal(lazy[7], whole[[7]])
+
+
+def test_lazy_candidate_serves_the_running_class_from_its_cache():
+    from zoolens.study.greedy import _LazyCandidate
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(50, 9)).astype(np.float32)
+    source = _Source(z, 1.0, "probs")
+    lazy = _LazyCandidate(source, np.arange(50), 9)
+    top = np.argmax(z, axis=1)
+    flat = np.arange(50) * 9 + top
+    reads = source.zoo.reads
+    first = lazy.take(flat)
+    assert source.zoo.reads == reads + 1  # one read of the rows it misses
+    np.testing.assert_array_equal(lazy.take(flat), first)
+    assert source.zoo.reads == reads + 1  # then served from the cache
+
+
+def test_lazy_pool_selection_equals_the_in_memory_selection():
+    """greedy_forward_selection over lazy candidates (study.greedy.lazy_pool) against the
+    same selection over the calibrated arrays: same members, accuracies and correctness."""
+    from zoolens.study.greedy import lazy_pool
+
+    rng = np.random.default_rng(11)
+    m, n, c = 7, 400, 12
+    z = (rng.normal(size=(m, n, c)) * 3).astype(np.float16)
+    z[:, :, 0] += 1.5
+    labels = rng.integers(0, c, n)
+    cal, ev = np.arange(0, n, 2), np.arange(1, n, 2)
+    for combine in ("probs", "logits"):
+        sources = [_Source(z[k], 0.8 + 0.1 * k, combine) for k in range(m)]
+        eager = greedy_forward_selection(
+            [s[np.arange(n)] for s in sources],
+            labels,
+            start=1,
+            pool=range(m),
+            max_steps=9,
+            calibration_index=cal,
+            evaluation_index=ev,
+        )
+        lazy = greedy_forward_selection(
+            lazy_pool(sources, cal, c),
+            labels,
+            start=1,
+            pool=range(m),
+            max_steps=9,
+            calibration_index=cal,
+            evaluation_index=ev,
+        )
+        assert lazy.members == eager.members
+        np.testing.assert_array_equal(lazy.calibration_correct, eager.calibration_correct)
+        np.testing.assert_array_equal(lazy.evaluation_correct, eager.evaluation_correct)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -390,10 +390,37 @@ def _rows(block, rows):
     return np.asarray(block[rows] if rows is not None else block)
 
 
-def _candidate_rows(probs: Any, pool: np.ndarray, rows: np.ndarray | None) -> list[np.ndarray]:
+def _candidate_rows(probs: Any, pool: np.ndarray, rows: np.ndarray | None) -> list[Any]:
     """The pool's models on the choosing rows, one C-contiguous (n, C) array each: views of
-    ``probs`` where possible (all rows of an array), one read / copy per model otherwise."""
-    return [np.ascontiguousarray(_rows(probs[int(k)], rows)) for k in pool]
+    ``probs`` where possible (all rows of an array), one read / copy per model otherwise.
+    A source may instead serve an array-like candidate (``study.greedy``'s lazy ones: with
+    ``take``, row indexing, ``__array__`` and ``top1_and_second``), kept as it is."""
+    out = []
+    for k in pool:
+        block = probs[int(k)] if rows is None else probs[int(k)][rows]
+        out.append(block if hasattr(block, "top1_and_second") else np.ascontiguousarray(block))
+    return out
+
+
+class _EvaluationSum:
+    """The running sum on the evaluation rows: ``add(k)`` adds model k's rows. A source with
+    ``add_rows`` (a zoo reader) adds them in blocks, never holding them whole; otherwise the
+    last added model's rows are kept, as repeats are often consecutive."""
+
+    def __init__(self, probs: Any, rows: np.ndarray, num_classes: int):
+        self.probs, self.rows = probs, rows
+        self.total = np.zeros((len(rows), num_classes))
+        self.cached: tuple[int, np.ndarray] | None = None
+
+    def add(self, k: int) -> None:
+        source = self.probs[k]
+        add_rows = getattr(source, "add_rows", None)
+        if add_rows is not None:
+            add_rows(self.total, self.rows)
+            return
+        if self.cached is None or self.cached[0] != k:
+            self.cached = (k, _rows(source, self.rows))
+        self.total += self.cached[1]
 
 
 def _nothing(x: np.ndarray) -> None:
@@ -427,12 +454,11 @@ class _CandidateScorer:
 
     def __init__(
         self,
-        cand: list[np.ndarray],
+        cand: list[Any],
         prune: bool,
         after_use: Callable[[np.ndarray], None] | None = None,
     ):
         self.cand = cand
-        self.flat = [c.reshape(-1) for c in cand]
         self.after_use = after_use or _nothing
         num_k = len(cand)
         n, num_classes = cand[0].shape
@@ -444,10 +470,14 @@ class _CandidateScorer:
         self.entries = 0
         if self.prune:
             self.arg = np.empty((num_k, n), dtype=np.int64)
-            self.top = np.empty((num_k, n), dtype=np.result_type(*cand))
+            self.top = np.empty((num_k, n), dtype=np.result_type(*[c.dtype for c in cand]))
             self.second = np.empty((num_k, n), dtype=self.top.dtype)
-            rows = max(1, (4 * 2**20) // (cand[0].itemsize * num_classes))  # cache-sized
+            rows = max(1, (4 * 2**20) // (cand[0].dtype.itemsize * num_classes))  # cache-sized
             for k, c in enumerate(cand):
+                precomputed = getattr(c, "top1_and_second", None)
+                if precomputed is not None:  # a lazy candidate computed these when read
+                    self.arg[k], self.top[k], self.second[k] = precomputed()
+                    continue
                 for lo in range(0, n, rows):
                     arg, top, second = top1_and_second(c[lo : lo + rows])
                     self.arg[k, lo : lo + rows] = arg
@@ -457,7 +487,9 @@ class _CandidateScorer:
 
     def _take(self, k: int, flat_index: np.ndarray) -> np.ndarray:
         """``x_k.flat[flat_index]`` (then ``after_use(x_k)``)."""
-        out = np.take(self.flat[k], flat_index)
+        # ndarray.take gathers from the flattened array (a view: no copy), as fast as
+        # np.take on a 1-D view and several times faster than fancy indexing.
+        out = self.cand[k].take(flat_index)
         self.after_use(self.cand[k])
         return out
 
@@ -625,20 +657,19 @@ def greedy_forward_selection(
     first = (
         scorer.cand[pool.index(start)] if start in pool else _rows(probs[start], calibration_index)
     )
-    total = first.astype(np.float64)
+    total = np.array(first, dtype=np.float64)
     after_use(first)
 
-    ev_total = ev_labels = None
+    ev_sum = ev_labels = None
     if evaluation_index is not None:
         ev_labels = labels[evaluation_index]
-        ev_start = _rows(probs[start], evaluation_index)
-        ev_total = ev_start.astype(np.float64)
-        ev_cached = (int(start), ev_start)
+        ev_sum = _EvaluationSum(probs, evaluation_index, total.shape[1])
+        ev_sum.add(int(start))
     members = [int(start)]
     times_chosen = np.zeros(num_models, dtype=np.int64)
     times_chosen[start] = 1
     cal_right = [int(correctness(total.argmax(axis=1), cal_labels).sum())]
-    ev_right = [] if ev_total is None else [correctness(ev_total.argmax(axis=1), ev_labels)]
+    ev_right = [] if ev_sum is None else [correctness(ev_sum.total.argmax(axis=1), ev_labels)]
 
     fits = None
     if costs is not None:
@@ -671,19 +702,15 @@ def greedy_forward_selection(
         members.append(chosen)
         times_chosen[chosen] += 1
         cal_right.append(int(right[pick]))
-        if ev_total is not None:
-            # Keep the last added model's evaluation rows: repeats are often consecutive, and
-            # a lazy source (a zoo reader) then reads a model once per run of picks.
-            if ev_cached[0] != chosen:
-                ev_cached = (chosen, _rows(probs[chosen], evaluation_index))
-            ev_total += ev_cached[1]
-            ev_right.append(correctness(ev_total.argmax(axis=1), ev_labels))
+        if ev_sum is not None:
+            ev_sum.add(chosen)
+            ev_right.append(correctness(ev_sum.total.argmax(axis=1), ev_labels))
         if on_step is not None:
             on_step(1)
 
     cal_correct = np.asarray(cal_right, dtype=np.int64)
     best_step = int(np.argmax(cal_correct))  # argmax: earliest among equal counts
-    ev_correct = None if ev_total is None else np.stack(ev_right)
+    ev_correct = None if ev_sum is None else np.stack(ev_right)
     return GreedyResult(
         members=members,
         calibration_correct=cal_correct,

@@ -148,10 +148,22 @@ def fused_rows(
     )
 
 
-def calibrated_inputs(scores: np.ndarray, temperature: float, combine: str = "probs") -> np.ndarray:
+def calibrated_inputs(
+    scores: np.ndarray,
+    temperature: float,
+    combine: str = "probs",
+    *,
+    out: np.ndarray | None = None,
+    row_stats: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """The ensemble input alone: ``softmax(z/T)`` ("probs") or ``z/T`` ("logits") as (n, C)
     float32, with :func:`fused_rows`'s arithmetic (one exp per entry, torch CPU kernels);
     equals ``measure.ensemble.ensemble_inputs`` up to one float32 ulp on rare entries.
+
+    Entry by entry, "probs" is ``fl32(exp(max(((z − m) · (1/T)), −700)) / s)`` in float64,
+    with m the row's maximum and s the row's sum of those exponentials; ``row_stats`` (two
+    (n,) float64 arrays) receives (m, s), from which :func:`calibrated_entries` recomputes
+    any entry bit for bit. ``out``: an optional (n, C) C-contiguous float32 array to fill.
 
     Examples:
         >>> import numpy as np
@@ -160,15 +172,13 @@ def calibrated_inputs(scores: np.ndarray, temperature: float, combine: str = "pr
     """
     import torch
 
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
-    if combine not in ("probs", "logits"):
-        raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
+    _check_temperature_combine(temperature, combine)
     z = np.asarray(scores)
     if z.ndim != 2:
         raise ZoolensError(f"scores must be (examples, classes), got shape {z.shape}")
     n, c = z.shape
-    out = np.empty((n, c), dtype=np.float32)
+    if out is None:
+        out = np.empty((n, c), dtype=np.float32)
     if combine == "logits":
         out[...] = np.asarray(z, dtype=np.float64) / temperature
         return out
@@ -177,13 +187,59 @@ def calibrated_inputs(scores: np.ndarray, temperature: float, combine: str = "pr
     with torch.no_grad():
         src, dst = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(out)
         s_buf = torch.empty((step, c), dtype=torch.float64)
+        stats = None if row_stats is None else tuple(torch.from_numpy(a) for a in row_stats)
         for start in range(0, n, step):
             stop = min(n, start + step)
             s = s_buf[: stop - start]
             s.copy_(src[start:stop])
-            s.sub_(s.amax(dim=1, keepdim=True)).mul_(inv_t).clamp_(min=_EXP_FLOOR).exp_()
-            dst[start:stop] = s.div_(s.sum(dim=1, keepdim=True))
+            top = s.amax(dim=1, keepdim=True)
+            s.sub_(top).mul_(inv_t).clamp_(min=_EXP_FLOOR).exp_()
+            total = s.sum(dim=1, keepdim=True)
+            if stats is not None:
+                stats[0][start:stop] = top[:, 0]
+                stats[1][start:stop] = total[:, 0]
+            dst[start:stop] = s.div_(total)
     return out
+
+
+def calibrated_entries(
+    values: np.ndarray,
+    row_max: np.ndarray,
+    row_total: np.ndarray,
+    temperature: float,
+    combine: str = "probs",
+) -> np.ndarray:
+    """Entries of :func:`calibrated_inputs` recomputed from the scores ``values`` at those
+    entries and their rows' ``row_stats`` (``row_max``, ``row_total``, broadcast against
+    ``values``): the same float64 operations entry by entry, so the float32 results are
+    bit for bit those of the whole block (torch's exp gives an entry the same bits wherever
+    it sits in an array; ``tests/test_fused.py`` checks both facts).
+
+    Lets a caller keep two float64 numbers per row instead of a model's whole calibrated
+    rows, and read back only the entries it needs (``study.greedy``'s pools larger than
+    the memory budget).
+    """
+    import torch
+
+    _check_temperature_combine(temperature, combine)
+    z = np.asarray(values)
+    if combine == "logits":
+        return (np.asarray(z, dtype=np.float64) / temperature).astype(np.float32)
+    shape = np.broadcast_shapes(z.shape, np.shape(row_max), np.shape(row_total))
+    with torch.no_grad():
+        # np.array copies: the in-place operations below never touch the caller's arrays
+        s = torch.from_numpy(np.array(np.broadcast_to(z, shape), dtype=np.float64))
+        top = torch.from_numpy(np.array(np.broadcast_to(row_max, shape), dtype=np.float64))
+        total = torch.from_numpy(np.array(np.broadcast_to(row_total, shape), dtype=np.float64))
+        s.sub_(top).mul_(1.0 / temperature).clamp_(min=_EXP_FLOOR).exp_()
+        return s.div_(total).to(torch.float32).numpy()
+
+
+def _check_temperature_combine(temperature: float, combine: str) -> None:
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
+    if combine not in ("probs", "logits"):
+        raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
 
 
 def fused_rows_tensor(

@@ -44,7 +44,9 @@ Pair order everywhere: ``np.triu_indices(M, 1)`` = ``measure.agreement.pair_inde
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -229,7 +231,12 @@ def top1_and_second(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def all_pair_ensemble_predictions_topk(
-    scores: np.ndarray, *, k: int = DEFAULT_K, weight: float = 0.5, stats: PruneStats | None = None
+    scores: np.ndarray,
+    *,
+    k: int = DEFAULT_K,
+    weight: float = 0.5,
+    stats: PruneStats | None = None,
+    parallel_map: Callable[..., Iterable[Any]] | None = None,
 ) -> np.ndarray:
     """Exact ensemble predictions for every pair a < b on one chunk of examples.
 
@@ -243,6 +250,10 @@ def all_pair_ensemble_predictions_topk(
         k: list length of tier 2 (k + 1 >= C skips it: straight to full rows).
         weight: w of model a (the lower index); model b gets 1 - w.
         stats: optional PruneStats, updated with what each tier decided.
+        parallel_map: optional ``map(function, iterable)`` (a thread pool's ``map``) that
+            runs the cache-sized sub-chunks of examples side by side; each writes its own
+            columns of the output and its own statistics (merged in sub-chunk order), so the
+            result is the same with or without it.
 
     Returns:
         (P, n) int64 predictions, P = M(M-1)/2 in ``np.triu_indices(M, 1)`` order, equal to
@@ -265,10 +276,23 @@ def all_pair_ensemble_predictions_topk(
         return out
     # Sub-chunks of examples small enough for the passes over them to hit the cache.
     step = max(8, _SUBCHUNK_BYTES // (scores.dtype.itemsize * num_models * num_classes))
-    for lo in range(0, n, step):
+    starts = range(0, n, step)
+    parts = [PruneStats() if stats is not None else None for _ in starts]
+
+    def sub_chunk(lo: int, part: PruneStats | None) -> None:
         hi = min(n, lo + step)
         with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf, inf - inf: fall back
-            _predict_chunk(scores[:, lo:hi], int(k), w, v, pa, pb, stats, out[:, lo:hi])
+            _predict_chunk(scores[:, lo:hi], int(k), w, v, pa, pb, part, out[:, lo:hi])
+
+    for _ in (parallel_map or map)(sub_chunk, starts, parts):
+        pass
+    if stats is not None:
+        for part in parts:
+            assert part is not None
+            stats.entries += part.entries
+            stats.fallbacks += part.fallbacks
+            stats.tier1_open += part.tier1_open
+            stats.per_chunk.extend(part.per_chunk)
     return out
 
 

@@ -6,25 +6,22 @@ chooses), then the model added at each step once on the evaluation split, where 
 evaluation accuracy of every prefix is reported (never used to choose). The greedy.csv table
 has one row per step: step 0 is the start model alone.
 
-Memory: the selection scores every candidate at every step on the calibration rows, so it
-keeps each candidate's calibrated calibration rows (float32, n_cal x C: 40 MB per model at
-10,000 x 1,000). When the pool's rows do not fit ``memory_budget`` they are *staged*: written
-once, exactly as computed in memory (``ensemble_inputs`` on the same rows), to one float32
-file per candidate in a scratch folder (``tempfile``; ``TMPDIR`` chooses where), and the
-selection reads them through read-only memory maps whose resident pages are dropped after
-each use (``study.pages.release_pages``, the selection's ``after_use`` hook). Results are identical either way; the folder is
-removed afterwards, also on error. Only running out of disk space is an error.
+Memory: the selection scores every candidate at every step on the calibration rows. When
+every candidate's calibrated calibration rows (float32, n_cal x C: 40 MB per model at
+10,000 x 1,000) fit ``memory_budget`` they are held in memory. A larger pool is held
+*lazily* (``_LazyCandidate``): each candidate's rows are read and calibrated once, and only
+what the pruned selection needs is kept — per row the softmax maximum and sum (so any entry
+can be recomputed bit for bit, ``measure.fused.calibrated_entries``), the top-1 class, value
+and second value, and the last entry read; the entries a step needs beyond those are read
+back from the zoo. Results are identical either way (tested), in about 40 bytes per row and
+candidate instead of 4 x C, with nothing written to disk. The evaluation rows of the model
+added at each step are calibrated and added in row blocks, never held whole.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,11 +29,12 @@ import pandas as pd
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import greedy_forward_selection
-from zoolens.measure.fused import calibrated_inputs
+from zoolens.measure.fused import _BLOCK_BYTES as _FUSED_BLOCK_BYTES
+from zoolens.measure.fused import calibrated_entries, calibrated_inputs
+from zoolens.measure.topk import top1_and_second
 from zoolens.progress import info, progress_bar, track
-from zoolens.study.pages import release_pages
 from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
-from zoolens.zoo.scratch import GREEDY_PREFIX, owned_name, sweep_dead
+from zoolens.study.threads import model_workers
 
 
 @dataclass
@@ -47,7 +45,8 @@ class GreedyOutcome:
     evaluation_acc: float
     start_evaluation_acc: float
     excluded: list[str]  # pool models without probabilities
-    staged: bool = False  # the candidates' calibration rows were staged on disk
+    # the pool exceeded the memory budget: candidates held lazily (_LazyCandidate)
+    recomputed: bool = False
     # (N_eval,) bool per-example correctness on the evaluation split of the kept ensemble
     # and of the start alone (the paired bootstrap of the greedy gain needs both).
     evaluation_correct: np.ndarray | None = None
@@ -68,75 +67,135 @@ class _CalibratedRows:
     def __init__(self, zoo: Any, name: str, temperature: float, combine: str):
         self.zoo, self.name, self.temperature, self.combine = zoo, name, temperature, combine
 
+    def stored(self, rows: Any) -> np.ndarray:
+        return self.zoo.stored_scores(self.name, rows=rows)
+
     def __getitem__(self, rows: Any) -> np.ndarray:
-        return calibrated_inputs(
-            self.zoo.stored_scores(self.name, rows=rows), self.temperature, self.combine
+        return calibrated_inputs(self.stored(rows), self.temperature, self.combine)
+
+    def add_rows(self, total: np.ndarray, rows: np.ndarray) -> None:
+        """``total += self[rows]``, calibrated in row blocks (multiples of
+        ``calibrated_inputs``' own block, so the values are those of ``self[rows]``)."""
+        step = _ADD_BLOCK_ROWS * max(1, _FUSED_BLOCK_BYTES // (8 * max(1, total.shape[1])))
+        for lo in range(0, len(rows), step):
+            total[lo : lo + step] += self[rows[lo : lo + step]]
+
+
+_ADD_BLOCK_ROWS = 8  # calibrated_inputs blocks per block of added rows
+
+
+class _LazyCandidate:
+    """A candidate's calibrated calibration rows without holding them (module doc).
+
+    Behaves like the (n_cal, C) float32 array ``source[cal]`` for what
+    ``measure.ensemble.greedy_forward_selection`` asks of a candidate: ``take`` (flat
+    entries), row indexing, ``np.asarray`` (the whole array, for the running sum) and
+    ``top1_and_second`` (the pruning's per-row precompute). Every value is recomputed
+    from the stored scores with the row's softmax maximum and sum, bit for bit the value
+    the whole array holds.
+    """
+
+    def __init__(self, source: _CalibratedRows, cal: np.ndarray, num_classes: int):
+        self.source, self.cal = source, cal
+        n = len(cal)
+        self.shape = (n, num_classes)
+        self.dtype = np.dtype(np.float32)
+        self.row_max, self.row_total = np.empty(n), np.empty(n)
+        rows = calibrated_inputs(
+            source.stored(cal),
+            source.temperature,
+            source.combine,
+            row_stats=(self.row_max, self.row_total),
+        )
+        self.top2 = top1_and_second(rows)
+        # The last entry read on each row: the pruning asks each step for the entry at the
+        # running sum's top class, which rarely changes from one step to the next.
+        self.cached_class = np.full(n, -1, dtype=np.int64)
+        self.cached_value = np.zeros(n, dtype=np.float32)
+
+    def top1_and_second(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.top2
+
+    def _entries(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Values at (rows[j], classes[j]) (positions in the calibration rows), recomputed."""
+        unique_rows, where = np.unique(rows, return_inverse=True)
+        stored = self.source.stored(self.cal[unique_rows])
+        return calibrated_entries(
+            stored[where, classes],
+            self.row_max[rows],
+            self.row_total[rows],
+            self.source.temperature,
+            self.source.combine,
         )
 
-
-class _StagedRows:
-    """A candidate whose calibration rows were staged on disk: ``model[cal]`` is the
-    read-only memory map of those rows (no copy), any other rows are read from the zoo."""
-
-    def __init__(self, source: _CalibratedRows, cal: np.ndarray, staged: np.ndarray):
-        self.source, self.cal, self.staged = source, cal, staged
+    def take(self, flat_index: Any) -> np.ndarray:
+        flat = np.asarray(flat_index, dtype=np.int64)
+        rows, classes = np.divmod(flat.reshape(-1), self.shape[1])
+        out = np.empty(len(rows), dtype=np.float32)
+        hit = self.cached_class[rows] == classes
+        out[hit] = self.cached_value[rows[hit]]
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            values = self._entries(rows[miss], classes[miss])
+            out[miss] = values
+            self.cached_class[rows[miss]] = classes[miss]
+            self.cached_value[rows[miss]] = values
+        return out.reshape(flat.shape)
 
     def __getitem__(self, rows: Any) -> np.ndarray:
-        if rows is self.cal or (
-            isinstance(rows, np.ndarray)
-            and rows.shape == self.cal.shape
-            and np.array_equal(rows, self.cal)
+        index = np.arange(self.shape[0])[rows]
+        if np.ndim(index) == 0:
+            index = np.array([index])
+        return calibrated_entries(
+            self.source.stored(self.cal[index]),
+            self.row_max[index, None],
+            self.row_total[index, None],
+            self.source.temperature,
+            self.source.combine,
+        )
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = self.source[self.cal]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
+class _LazyRows:
+    """A pool model as the selection sees it: its calibration rows as a
+    :class:`_LazyCandidate`, any other rows (the evaluation split) read from the zoo."""
+
+    def __init__(self, source: _CalibratedRows, candidate: _LazyCandidate):
+        self.source, self.candidate = source, candidate
+
+    def __getitem__(self, rows: Any) -> Any:
+        cal = self.candidate.cal
+        if rows is cal or (
+            isinstance(rows, np.ndarray) and rows.shape == cal.shape and np.array_equal(rows, cal)
         ):
-            return self.staged
+            return self.candidate
         return self.source[rows]
 
+    def add_rows(self, total: np.ndarray, rows: np.ndarray) -> None:
+        self.source.add_rows(total, rows)
 
-@contextmanager
-def staged_pool(
-    models: Sequence[_CalibratedRows],
-    cal: np.ndarray,
-    num_classes: int,
-    scratch_dir: str | os.PathLike | None = None,
-) -> Iterator[list[np.ndarray]]:
-    """Write each model's calibrated calibration rows to a float32 file in a fresh scratch
-    folder and yield ``_StagedRows`` over read-only memory maps of them; the folder is removed
-    on exit (also on error). ZoolensError when the disk lacks the space."""
-    need = len(models) * len(cal) * num_classes * 4
-    parent = Path(scratch_dir) if scratch_dir is not None else Path(tempfile.gettempdir())
-    try:
-        free = shutil.disk_usage(parent).free
-    except OSError as exc:
-        raise ZoolensError(
-            f"greedy: cannot use the scratch folder {parent} ({exc.strerror})"
-        ) from None
-    if need + 2**28 > free:
-        raise ZoolensError(
-            f"greedy: staging {len(models)} candidates' calibration rows needs "
-            f"{need / 2**30:.1f} GiB of disk under {parent}, only {free / 2**30:.1f} GiB free; "
-            "set TMPDIR to a larger disk, raise --memory-gb or narrow --pool"
+
+def lazy_pool(
+    models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes: int
+) -> list[_LazyRows]:
+    """Each model's :class:`_LazyCandidate` (read and calibrated once, models in parallel
+    threads, ``study.threads``), wrapped for the selection."""
+
+    def build(model: _CalibratedRows) -> _LazyRows:
+        return _LazyRows(model, _LazyCandidate(model, cal, num_classes))
+
+    with model_workers() as workers:
+        return list(
+            track(
+                workers.map(build, models),
+                total=len(models),
+                description="greedy: reading candidates",
+                unit="models",
+            )
         )
-    sweep_dead(parent, GREEDY_PREFIX)  # what killed runs left behind
-    folder = Path(tempfile.mkdtemp(prefix=owned_name(GREEDY_PREFIX, ""), dir=parent))
-    try:
-        staged = []
-        for k, model in enumerate(
-            track(models, description="greedy: staging candidates", unit="models")
-        ):
-            path = folder / f"candidate-{k:05d}.f32"
-            rows = np.ascontiguousarray(model[cal], dtype=np.float32)
-            try:
-                with open(path, "wb") as handle:
-                    rows.tofile(handle)
-            except OSError as exc:
-                raise ZoolensError(
-                    f"greedy: cannot write the scratch file {path} ({exc.strerror})"
-                ) from None
-            del rows
-            mapped = np.memmap(path, dtype=np.float32, mode="r", shape=(len(cal), num_classes))
-            staged.append(_StagedRows(model, cal, mapped))
-        yield staged
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_selection(
@@ -153,15 +212,13 @@ def run_selection(
     combine: str,
     max_steps: int,
     memory_budget: int,
-    scratch_dir: str | os.PathLike | None = None,
     budget: Any = None,
 ) -> GreedyOutcome:
     """Choose on the calibration split, report on the evaluation split; see module doc.
 
     Decision-only models in the pool are left out (and returned in ``excluded``); a pool left
     empty, or a decision-only start, is a ZoolensError. A pool whose calibration rows exceed
-    ``memory_budget`` bytes is staged on disk under ``scratch_dir`` (default: the system
-    temporary folder) with identical results. ``budget`` (a ``study.budget.Budget``): only
+    ``memory_budget`` bytes is held lazily (module doc) with identical results. ``budget`` (a ``study.budget.Budget``): only
     ensembles whose summed cost fits; pool models without a cost are left out (the start
     must have one and fit).
     """
@@ -193,7 +250,11 @@ def run_selection(
     stage = memory_need(len(candidates), len(cal), len(ev), num_classes) > memory_budget
     info(
         f"greedy selection from {start}: {len(candidates)} candidates, {max_steps} steps"
-        + (" (calibration rows staged on disk: they exceed the memory budget)" if stage else "")
+        + (
+            " (candidates' calibration rows recomputed on demand: they exceed the memory budget)"
+            if stage
+            else ""
+        )
     )
     # Zoo order, so that the tie rule's "lowest index" means the zoo's index whatever order
     # the user listed the pool in (DESIGN.md sec. 3).
@@ -215,13 +276,10 @@ def run_selection(
     with progress_bar(max_steps, "greedy selection", "steps") as advance:
         select["on_step"] = advance
         if stage:
-            with staged_pool([models[k] for k in pool], cal, num_classes, scratch_dir) as staged:
-                for k, staged_model in zip(pool, staged):
-                    models[k] = staged_model
-                result = greedy_forward_selection(models, **select, after_use=release_pages)
-                del models, staged  # close the maps before the folder goes
-        else:
-            result = greedy_forward_selection(models, **select)
+            lazy = lazy_pool([models[k] for k in pool], cal, num_classes)
+            for k, lazy_model in zip(pool, lazy):
+                models[k] = lazy_model
+        result = greedy_forward_selection(models, **select)
     chosen = [used[k] for k in result.members]
     steps = len(chosen)
     kept = int(result.kept)
@@ -244,7 +302,7 @@ def run_selection(
         evaluation_acc=float(evaluation[kept - 1]),
         start_evaluation_acc=float(evaluation[0]),
         excluded=excluded,
-        staged=stage,
+        recomputed=stage,
         evaluation_correct=result.evaluation_correct[kept - 1],
         start_evaluation_correct=result.evaluation_correct[0],
     )
@@ -275,7 +333,7 @@ class CrossFitOutcome:
     fold_evaluation_acc: list[float]
     start_evaluation_acc: float
     excluded: list[str]
-    staged: bool = False
+    recomputed: bool = False
     evaluation_correct: np.ndarray | None = None  # (N_eval,) in evaluation order
     start_evaluation_correct: np.ndarray | None = None
 
@@ -314,7 +372,6 @@ def run_crossfit(
     memory_budget: int,
     folds: int = 5,
     seed: int = 0,
-    scratch_dir: str | os.PathLike | None = None,
 ) -> CrossFitOutcome:
     """Cross-fitted greedy selection over the examples ``ev`` (see CrossFitOutcome): fold f
     of :func:`cross_fit_folds` is held out, :func:`run_selection` chooses on the rest."""
@@ -324,7 +381,7 @@ def run_crossfit(
     correct = np.zeros(len(ev), dtype=bool)
     start_correct = np.zeros(len(ev), dtype=bool)
     excluded: list[str] = []
-    staged = False
+    recomputed = False
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(ev)), held, assume_unique=True)
         outcome = run_selection(
@@ -340,7 +397,6 @@ def run_crossfit(
             combine=combine,
             max_steps=max_steps,
             memory_budget=memory_budget,
-            scratch_dir=scratch_dir,
         )
         frame = outcome.table.rename(
             columns={"calibration_acc": "selection_acc", "evaluation_acc": "held_out_acc"}
@@ -353,7 +409,7 @@ def run_crossfit(
         kept_by_fold.append(outcome.members)
         correct[held] = outcome.evaluation_correct
         start_correct[held] = outcome.start_evaluation_correct
-        excluded, staged = outcome.excluded, staged or outcome.staged
+        excluded, recomputed = outcome.excluded, recomputed or outcome.recomputed
     counts: dict[str, int] = {}
     for members in kept_by_fold:
         for name in dict.fromkeys(members):
@@ -370,7 +426,7 @@ def run_crossfit(
         fold_evaluation_acc=[float(a) for a in fold_acc],
         start_evaluation_acc=float(start_correct.mean()),
         excluded=excluded,
-        staged=staged,
+        recomputed=recomputed,
         evaluation_correct=correct,
         start_evaluation_correct=start_correct,
     )

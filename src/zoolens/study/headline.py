@@ -250,7 +250,7 @@ def greedy_summary(selection: Any, resamples: Resamples | None = None) -> dict[s
             "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
             **gain,
             "excluded_decision_only": selection.excluded,
-            "staged_on_disk": selection.staged,
+            "candidates_recomputed": selection.recomputed,
         }
     return {
         "members": selection.members,
@@ -261,5 +261,5 @@ def greedy_summary(selection: Any, resamples: Resamples | None = None) -> dict[s
         "gain_over_start": selection.evaluation_acc - selection.start_evaluation_acc,
         **gain,
         "excluded_decision_only": selection.excluded,
-        "staged_on_disk": selection.staged,
+        "candidates_recomputed": selection.recomputed,
     }

@@ -91,7 +91,7 @@ from zoolens.zoo.outputs import (
     to_array,
     topk_to_log_probs,
 )
-from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
+from zoolens.zoo.tensorfile import memmap_tensor, read_header, read_rows, write_tensors
 
 __all__ = [
     "Zoo",
@@ -645,11 +645,11 @@ class Zoo:
             )
         index = self._rows(rows, name)
         if kind == "topk":
-            values = np.asarray(self._tensor(name, "topk_values")[index], dtype=np.float32)
-            indices = np.asarray(self._tensor(name, "topk_indices")[index], dtype=np.int64)
+            values = np.asarray(self._read(name, "topk_values", index), dtype=np.float32)
+            indices = np.asarray(self._read(name, "topk_indices", index), dtype=np.int64)
             return topk_to_log_probs(values, indices, self.num_classes)
         # np.array copies: callers get a plain, writable array, never a view of the file
-        return np.array(self._tensor(name, kind)[index], dtype=np.float32)
+        return np.asarray(self._read(name, kind, index), dtype=np.float32)
 
     def stored_scores(self, name: str, rows: Any = None) -> np.ndarray:
         """Like :meth:`scores`, but logits / log-probabilities come in the dtype they are
@@ -658,7 +658,7 @@ class Zoo:
         kind = self.kind(name)
         if kind in ("decisions", "topk"):
             return self.scores(name, rows)
-        return np.array(self._tensor(name, kind)[self._rows(rows, name)])
+        return self._read(name, kind, self._rows(rows, name))
 
     def predictions(self, name: str) -> np.ndarray:
         """(N,) int64 top-1 class: argmax of the scores (lowest index on ties, as numpy's
@@ -676,7 +676,7 @@ class Zoo:
                 if kind == "topk":
                     block = self.scores(name, s)
                 else:  # argmax of the stored values: no float32 copy needed
-                    block = np.asarray(self._tensor(name, kind)[s])
+                    block = self._read(name, kind, s)
                 # float16 compares exactly in float32, where numpy's argmax is vectorised
                 # (on float16 it is ~50x slower); ties and NaN behave the same.
                 pred[s] = np.argmax(
@@ -690,7 +690,7 @@ class Zoo:
         """(n, D) float32 pre-logit embeddings; ZoolensError if the model has none."""
         if not self.has_embeddings(name):
             raise ZoolensError(f"model {name!r} has no embeddings in {self._path}")
-        return np.array(self._tensor(name, "embeddings")[self._rows(rows, name)], dtype=np.float32)
+        return np.asarray(self._read(name, "embeddings", self._rows(rows, name)), dtype=np.float32)
 
     def raw(self, name: str, tensor: str) -> np.ndarray:
         """The stored tensor as a read-only memory map (no copy, stored dtype)."""
@@ -821,6 +821,22 @@ class Zoo:
         return st
 
     def _tensor(self, name: str, tensor: str) -> np.ndarray:
+        """A read-only memory map of one stored tensor (whole-tensor access)."""
+        return memmap_tensor(*self._locate(name, tensor))
+
+    def _read(self, name: str, tensor: str, index: Any) -> np.ndarray:
+        """Rows ``index`` (a slice or an index array from :meth:`_rows`) of one stored
+        tensor, copied with positioned reads (``tensorfile.read_rows``; no memory map)."""
+        file, data_start, info = self._locate(name, tensor)
+        try:
+            return read_rows(file, data_start, info, index)
+        except OSError as exc:
+            raise ZoolensError(
+                f"model {name!r}: cannot read {file} ({exc.strerror or exc})"
+            ) from None
+
+    def _locate(self, name: str, tensor: str) -> tuple[Path, int, dict[str, Any]]:
+        """(file, data start, header entry) of one stored tensor, the file checked."""
         entry = self._entry(name)
         file = self._path / entry.file
         if not file.exists():
@@ -837,7 +853,7 @@ class Zoo:
         _, data_start, header = cached
         if tensor not in header:
             raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
-        return memmap_tensor(file, data_start, header[tensor])
+        return file, data_start, header[tensor]
 
     def _check_tensors(self, name: str, file: Path) -> None:
         entry = self._entry(name)

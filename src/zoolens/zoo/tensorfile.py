@@ -19,6 +19,7 @@ the metadata keys sorted, so identical data always gives identical bytes (the li
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -139,6 +140,83 @@ def memmap_tensor(path: Path, data_start: int, info: Mapping[str, Any]) -> np.nd
     if int(np.prod(shape, dtype=np.int64)) == 0:
         return np.empty(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+
+
+# Positioned reads: one read covers consecutive wanted rows up to this many bytes, and a
+# run of unwanted rows longer than _READ_GAP_BYTES is skipped rather than read.
+_READ_BLOCK_BYTES = 4 * 2**20
+_READ_GAP_BYTES = 256 * 2**10
+
+
+def _pread_exact(fd: int, view: memoryview, offset: int, path: Path) -> None:
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got <= 0:
+            raise ZooCorruptedError(f"{path}: file ends before its tensor data (truncated?)")
+        done += got
+
+
+def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -> np.ndarray:
+    """Rows of one tensor, copied into a new array with positioned reads (``os.preadv``).
+
+    ``rows``: a slice, or a 1-D integer array of row indices in range (negative ones count
+    from the end; any order, repeats allowed). Wanted rows close together are read as one
+    span (at most ``_READ_BLOCK_BYTES``, skipping gaps over ``_READ_GAP_BYTES``).
+
+    Same values as indexing :func:`memmap_tensor`, without mapping the file: a fresh map per
+    read faults each touched page into the process and unmaps it afterwards, which stalls
+    every thread of the process (a TLB shootdown per unmap) when models are read side by
+    side; a read copies from the page cache instead.
+    """
+    dtype = np.dtype(DTYPE_CODES[info["dtype"]]).newbyteorder("<")
+    shape = tuple(int(v) for v in info["shape"])
+    num_rows = shape[0] if shape else 1
+    row_shape = shape[1:]
+    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
+    begin = data_start + int(info["data_offsets"][0])
+    if isinstance(rows, slice):
+        start, stop, step = rows.indices(num_rows)
+        if step == 1:
+            out = np.empty((max(0, stop - start), *row_shape), dtype=dtype)
+            if out.size:
+                with open(path, "rb") as handle:
+                    view = memoryview(out.reshape(-1).view(np.uint8))
+                    _pread_exact(handle.fileno(), view, begin + start * row_bytes, path)
+            return out
+        rows = np.arange(start, stop, step)
+    index = np.asarray(rows, dtype=np.int64).reshape(-1)
+    index = np.where(index < 0, index + num_rows, index)
+    out = np.empty((len(index), *row_shape), dtype=dtype)
+    if not out.size:
+        return out
+    if np.all(index[1:] >= index[:-1]):
+        order, wanted = None, index
+    else:
+        order = np.argsort(index, kind="stable")
+        wanted = index[order]
+    max_rows = max(1, _READ_BLOCK_BYTES // row_bytes)
+    gap_rows = max(1, _READ_GAP_BYTES // row_bytes)
+    gaps = np.flatnonzero(np.diff(wanted) > gap_rows) + 1  # a span never crosses these
+    flat_out = out.reshape(len(index), -1)
+    buffer = np.empty(max_rows * (row_bytes // dtype.itemsize), dtype=dtype)
+    with open(path, "rb") as handle:
+        fd = handle.fileno()
+        i = 0
+        while i < len(wanted):
+            first = int(wanted[i])
+            j = int(np.searchsorted(wanted, first + max_rows, side="left"))
+            g = int(np.searchsorted(gaps, i, side="right"))
+            if g < len(gaps):
+                j = min(j, int(gaps[g]))
+            span = int(wanted[j - 1]) - first + 1
+            block = buffer[: span * (row_bytes // dtype.itemsize)]
+            _pread_exact(fd, memoryview(block.view(np.uint8)), begin + first * row_bytes, path)
+            block = block.reshape(span, -1)
+            target = slice(i, j) if order is None else order[i:j]
+            flat_out[target] = block[wanted[i:j] - first]
+            i = j
+    return out
 
 
 def write_tensors(
