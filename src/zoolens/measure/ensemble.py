@@ -697,7 +697,11 @@ def greedy_forward_selection(
         order = np.lexsort((pool_arr, -times_chosen[pool_arr], -right))
         pick = int(order[0])
         chosen = int(pool_arr[pick])
-        total += scorer.cand[pick]
+        add_to = getattr(scorer.cand[pick], "add_to", None)
+        if add_to is not None:  # a lazy candidate adds its rows in blocks
+            add_to(total)
+        else:
+            total += scorer.cand[pick]
         after_use(scorer.cand[pick])
         members.append(chosen)
         times_chosen[chosen] += 1

@@ -64,24 +64,40 @@ class _CalibratedRows:
     ``rows`` (``Zoo.stored_scores``) and calibrates them (``measure.fused.calibrated_inputs``,
     the evaluation pass's arithmetic)."""
 
-    def __init__(self, zoo: Any, name: str, temperature: float, combine: str):
+    def __init__(
+        self, zoo: Any, name: str, temperature: float, combine: str, parallel_map: Any = None
+    ):
         self.zoo, self.name, self.temperature, self.combine = zoo, name, temperature, combine
+        self.parallel_map = parallel_map or map  # runs row blocks side by side
 
     def stored(self, rows: Any) -> np.ndarray:
         return self.zoo.stored_scores(self.name, rows=rows)
+
+    def stored_entries(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        entries = getattr(self.zoo, "stored_entries", None)
+        if entries is None:
+            unique_rows, where = np.unique(rows, return_inverse=True)
+            return self.stored(unique_rows)[where, classes]
+        return entries(self.name, rows, classes)
 
     def __getitem__(self, rows: Any) -> np.ndarray:
         return calibrated_inputs(self.stored(rows), self.temperature, self.combine)
 
     def add_rows(self, total: np.ndarray, rows: np.ndarray) -> None:
         """``total += self[rows]``, calibrated in row blocks (multiples of
-        ``calibrated_inputs``' own block, so the values are those of ``self[rows]``)."""
+        ``calibrated_inputs``' own block, so the values are those of ``self[rows]``), the
+        blocks side by side on ``parallel_map`` (each adds into its own rows)."""
         step = _ADD_BLOCK_ROWS * max(1, _FUSED_BLOCK_BYTES // (8 * max(1, total.shape[1])))
-        for lo in range(0, len(rows), step):
+
+        def add(lo: int) -> None:
             total[lo : lo + step] += self[rows[lo : lo + step]]
+
+        for _ in self.parallel_map(add, range(0, len(rows), step)):
+            pass
 
 
 _ADD_BLOCK_ROWS = 8  # calibrated_inputs blocks per block of added rows
+_CACHE_SLOTS = 12  # entries a lazy candidate remembers per row
 
 
 class _LazyCandidate:
@@ -95,7 +111,13 @@ class _LazyCandidate:
     the whole array holds.
     """
 
-    def __init__(self, source: _CalibratedRows, cal: np.ndarray, num_classes: int):
+    def __init__(
+        self,
+        source: _CalibratedRows,
+        cal: np.ndarray,
+        num_classes: int,
+        hint: np.ndarray | None = None,
+    ):
         self.source, self.cal = source, cal
         n = len(cal)
         self.shape = (n, num_classes)
@@ -108,20 +130,26 @@ class _LazyCandidate:
             row_stats=(self.row_max, self.row_total),
         )
         self.top2 = top1_and_second(rows)
-        # The last entry read on each row: the pruning asks each step for the entry at the
-        # running sum's top class, which rarely changes from one step to the next.
-        self.cached_class = np.full(n, -1, dtype=np.int64)
-        self.cached_value = np.zeros(n, dtype=np.float32)
+        # The last _CACHE_SLOTS entries read on each row (replaced in turn): the pruning asks
+        # each step for the entry at the running sum's top class (every row) and at its few
+        # largest classes (rows left open), which change little from step to step.
+        self.cached_class = np.full((n, _CACHE_SLOTS), -1, dtype=np.int32)
+        self.cached_value = np.zeros((n, _CACHE_SLOTS), dtype=np.float32)
+        self.next_slot = np.zeros(n, dtype=np.int64)
+        # and, looked up first, the entry of the last one-entry-per-row request
+        self.primary_class = np.full(n, -1, dtype=np.int64)
+        self.primary_value = np.zeros(n, dtype=np.float32)
+        if hint is not None:  # the classes the first step will ask for (the start's top-1)
+            self.primary_class[:] = hint
+            self.primary_value[:] = rows[np.arange(n), hint]
 
     def top1_and_second(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.top2
 
     def _entries(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Values at (rows[j], classes[j]) (positions in the calibration rows), recomputed."""
-        unique_rows, where = np.unique(rows, return_inverse=True)
-        stored = self.source.stored(self.cal[unique_rows])
         return calibrated_entries(
-            stored[where, classes],
+            self.source.stored_entries(self.cal[rows], classes),
             self.row_max[rows],
             self.row_total[rows],
             self.source.temperature,
@@ -132,15 +160,45 @@ class _LazyCandidate:
         flat = np.asarray(flat_index, dtype=np.int64)
         rows, classes = np.divmod(flat.reshape(-1), self.shape[1])
         out = np.empty(len(rows), dtype=np.float32)
-        hit = self.cached_class[rows] == classes
-        out[hit] = self.cached_value[rows[hit]]
-        miss = np.flatnonzero(~hit)
-        if len(miss):
-            values = self._entries(rows[miss], classes[miss])
-            out[miss] = values
-            self.cached_class[rows[miss]] = classes[miss]
-            self.cached_value[rows[miss]] = values
+        hit = self.primary_class[rows] == classes
+        out[hit] = self.primary_value[rows[hit]]
+        rest = np.flatnonzero(~hit)
+        if len(rest):
+            rest_rows, rest_classes = rows[rest], classes[rest]
+            match = self.cached_class[rest_rows] == rest_classes[:, None]
+            found = match.any(axis=1)
+            out[rest[found]] = self.cached_value[rest_rows[found], match[found].argmax(axis=1)]
+            miss = rest[~found]
+            if len(miss):
+                miss_rows, miss_classes = rows[miss], classes[miss]
+                # one read per distinct (row, class): a request may repeat an entry
+                _, first, inverse = np.unique(
+                    miss_rows * self.shape[1] + miss_classes,
+                    return_index=True,
+                    return_inverse=True,
+                )
+                values = self._entries(miss_rows[first], miss_classes[first])
+                out[miss] = values[inverse]
+                self._remember(miss_rows[first], miss_classes[first], values)
+        if len(rows) and np.all(rows[1:] > rows[:-1]):
+            # one entry per row: the running sum's top class, asked again next step
+            self.primary_class[rows] = classes
+            self.primary_value[rows] = out
         return out.reshape(flat.shape)
+
+    def _remember(self, rows: np.ndarray, classes: np.ndarray, values: np.ndarray) -> None:
+        """Store entries (rows sorted, (row, class) distinct) in each row's next slots; a
+        row given more entries than slots keeps its last ones."""
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        counts = np.diff(np.r_[starts, len(rows)])
+        rank = np.arange(len(rows)) - np.repeat(starts, counts)
+        keep = rank >= np.repeat(counts, counts) - _CACHE_SLOTS
+        rows, classes, values, rank = rows[keep], classes[keep], values[keep], rank[keep]
+        slot = (self.next_slot[rows] + rank) % _CACHE_SLOTS
+        self.cached_class[rows, slot] = classes
+        self.cached_value[rows, slot] = values
+        unique_rows, per_row = np.unique(rows, return_counts=True)
+        self.next_slot[unique_rows] += per_row
 
     def __getitem__(self, rows: Any) -> np.ndarray:
         index = np.arange(self.shape[0])[rows]
@@ -155,8 +213,17 @@ class _LazyCandidate:
         )
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) == np.float64:
+            # the running sum's start: the rows added to zeros, in parallel blocks
+            whole = np.zeros(self.shape)
+            self.source.add_rows(whole, self.cal)
+            return whole
         whole = self.source[self.cal]
         return whole if dtype is None else whole.astype(dtype, copy=False)
+
+    def add_to(self, total: np.ndarray) -> None:
+        """``total += self`` (the running sum on the calibration rows), in parallel blocks."""
+        self.source.add_rows(total, self.cal)
 
 
 class _LazyRows:
@@ -179,23 +246,28 @@ class _LazyRows:
 
 
 def lazy_pool(
-    models: Sequence[_CalibratedRows], cal: np.ndarray, num_classes: int
+    models: Sequence[_CalibratedRows],
+    cal: np.ndarray,
+    num_classes: int,
+    parallel_map: Any = None,
+    hint: np.ndarray | None = None,
 ) -> list[_LazyRows]:
-    """Each model's :class:`_LazyCandidate` (read and calibrated once, models in parallel
-    threads, ``study.threads``), wrapped for the selection."""
+    """Each model's :class:`_LazyCandidate` (read and calibrated once, models side by side
+    on ``parallel_map``, a ``study.threads.model_workers`` pool's map), wrapped for the
+    selection. ``hint``: (n_cal,) classes whose entries each candidate keeps from the start
+    (the start model's top-1: what the first step asks for)."""
 
     def build(model: _CalibratedRows) -> _LazyRows:
-        return _LazyRows(model, _LazyCandidate(model, cal, num_classes))
+        return _LazyRows(model, _LazyCandidate(model, cal, num_classes, hint))
 
-    with model_workers() as workers:
-        return list(
-            track(
-                workers.map(build, models),
-                total=len(models),
-                description="greedy: reading candidates",
-                unit="models",
-            )
+    return list(
+        track(
+            (parallel_map or map)(build, models),
+            total=len(models),
+            description="greedy: reading candidates",
+            unit="models",
         )
+    )
 
 
 def run_selection(
@@ -273,10 +345,16 @@ def run_selection(
     )
     if budget is not None:
         select.update(costs=budget.costs[[index[name] for name in used]], budget=budget.limits)
-    with progress_bar(max_steps, "greedy selection", "steps") as advance:
+    with (
+        model_workers() as workers,
+        progress_bar(max_steps, "greedy selection", "steps") as advance,
+    ):
+        for model in models:
+            model.parallel_map = workers.map
         select["on_step"] = advance
         if stage:
-            lazy = lazy_pool([models[k] for k in pool], cal, num_classes)
+            hint = np.asarray(models[used.index(start)][cal]).argmax(axis=1)
+            lazy = lazy_pool([models[k] for k in pool], cal, num_classes, workers.map, hint)
             for k, lazy_model in zip(pool, lazy):
                 models[k] = lazy_model
         result = greedy_forward_selection(models, **select)

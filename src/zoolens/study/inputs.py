@@ -204,7 +204,11 @@ def load_inputs(zoo: Any, *, min_models: int = 2, calibration: bool = True) -> Z
         )
     kinds = [zoo.kind(name) for name in names]
     labels = np.asarray(zoo.labels)
-    predictions = np.stack([np.asarray(zoo.predictions(name), dtype=np.int64) for name in names])
+    # Models side by side (each argmax runs on its own core, study.threads).
+    with model_workers() as workers:
+        predictions = np.stack(
+            list(workers.map(lambda name: np.asarray(zoo.predictions(name), np.int64), names))
+        )
     correct_all = correctness(predictions, labels)
     return ZooInputs(
         zoo=zoo,

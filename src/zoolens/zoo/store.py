@@ -660,6 +660,22 @@ class Zoo:
             return self.scores(name, rows)
         return self._read(name, kind, self._rows(rows, name))
 
+    def stored_entries(self, name: str, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Single entries ``(rows[j], classes[j])`` of :meth:`stored_scores` (stored dtype),
+        for callers that need a few scattered entries rather than whole rows (greedy's lazy
+        candidates): read through a memory map, one page per entry."""
+        index = self._rows(np.asarray(rows), name)
+        cols = np.asarray(classes, dtype=np.int64)
+        if cols.shape != index.shape or (
+            cols.size and (cols.min() < 0 or cols.max() >= self.num_classes)
+        ):
+            raise ZoolensError(f"model {name!r}: class index out of range [0, {self.num_classes})")
+        kind = self.kind(name)
+        if kind in ("decisions", "topk"):
+            unique_rows, where = np.unique(index, return_inverse=True)
+            return self.scores(name, unique_rows)[where, cols]
+        return np.asarray(self._tensor(name, kind)[index, cols])
+
     def predictions(self, name: str) -> np.ndarray:
         """(N,) int64 top-1 class: argmax of the scores (lowest index on ties, as numpy's
         argmax), or the stored decisions of a decision-only model (-1 where it abstained)."""

@@ -145,7 +145,7 @@ def memmap_tensor(path: Path, data_start: int, info: Mapping[str, Any]) -> np.nd
 # Positioned reads: one read covers consecutive wanted rows up to this many bytes, and a
 # run of unwanted rows longer than _READ_GAP_BYTES is skipped rather than read.
 _READ_BLOCK_BYTES = 4 * 2**20
-_READ_GAP_BYTES = 256 * 2**10
+_READ_GAP_BYTES = 32 * 2**10
 
 
 def _pread_exact(fd: int, view: memoryview, offset: int, path: Path) -> None:
