@@ -288,3 +288,27 @@ def test_decide_from_lists_leaves_nan_unproven():
         3,
     )
     assert not proven.any()
+
+
+def test_sub_chunks_on_a_thread_pool_give_the_same_predictions_and_statistics(monkeypatch):
+    """parallel_map runs the sub-chunks side by side: identical output and PruneStats."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(topk, "_SUBCHUNK_BYTES", 4096)  # many sub-chunks
+    rng = np.random.default_rng(5)
+    x = rng.dirichlet(np.full(30, 0.3), size=(6, 500)).astype(np.float32)
+    x[:, ::7] = np.round(x[:, ::7] * 4) / 4  # ties: every tier runs
+    alone, threaded = PruneStats(), PruneStats()
+    want = all_pair_ensemble_predictions_topk(x, stats=alone)
+    with ThreadPoolExecutor(2) as pool:
+        got = all_pair_ensemble_predictions_topk(x, stats=threaded, parallel_map=pool.map)
+    np.testing.assert_array_equal(got, want)
+    assert len(alone.per_chunk) > 10
+    assert (threaded.entries, threaded.tier1_open, threaded.fallbacks, threaded.per_chunk) == (
+        alone.entries,
+        alone.tier1_open,
+        alone.fallbacks,
+        alone.per_chunk,
+    )
+    full_rows = all_pair_ensemble_correct(x, np.zeros(500, int), return_predictions=True)
+    np.testing.assert_array_equal(got, full_rows)

@@ -844,9 +844,9 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
     lazy_calls = []
     real_lazy_pool = greedy_module.lazy_pool
 
-    def spy(models, cal, num_classes, parallel_map=None):
+    def spy(models, cal, num_classes, parallel_map=None, hint=None):
         lazy_calls.append(len(models))
-        pool = real_lazy_pool(models, cal, num_classes, parallel_map)
+        pool = real_lazy_pool(models, cal, num_classes, parallel_map, hint)
         assert all(isinstance(m[cal], greedy_module._LazyCandidate) for m in pool)
         return pool
 

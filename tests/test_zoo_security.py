@@ -892,40 +892,37 @@ def test_ctrl_c_messages_say_what_is_left(tmp_path: Path, monkeypatch, command, 
 
 
 def test_scratch_folders_of_dead_processes_are_swept(tmp_path: Path) -> None:
-    from zoolens.zoo.scratch import GREEDY_PREFIX, owned_name, pid_alive, sweep_dead
+    from zoolens.zoo.scratch import STAGE_PREFIX, owned_name, pid_alive, sweep_dead
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     ).stdout.strip()
     assert not pid_alive(int(dead))
-    stale = tmp_path / f"{GREEDY_PREFIX}{dead}-abc"
+    stale = tmp_path / f"{STAGE_PREFIX}{dead}-abc"
     stale.mkdir()
-    (stale / "candidate-00000.f32").write_bytes(b"\0" * 4096)
-    mine = tmp_path / owned_name(GREEDY_PREFIX, "live")
+    (stale / "pairs.csv").write_bytes(b"\0" * 4096)
+    mine = tmp_path / owned_name(STAGE_PREFIX, "live")
     mine.mkdir()
-    foreign = tmp_path / "zoolens-greedy-notapid"
+    foreign = tmp_path / f"{STAGE_PREFIX}notapid"
     foreign.mkdir()
-    assert sweep_dead(tmp_path, GREEDY_PREFIX) == [stale]
+    assert sweep_dead(tmp_path, STAGE_PREFIX) == [stale]
     assert not stale.exists() and mine.exists() and foreign.exists()
 
 
-def test_greedy_scratch_is_named_by_pid_and_sweeps_stale_ones(tmp_path: Path, monkeypatch) -> None:
-    """Through the CLI: a tiny memory budget stages the greedy pool on disk under TMPDIR;
-    the run removes a stale folder a killed run left there, and its own when done."""
+def test_greedy_over_the_memory_budget_writes_no_scratch_files(tmp_path: Path, monkeypatch) -> None:
+    """Through the CLI: a tiny memory budget holds the greedy pool lazily (study.greedy);
+    nothing is written under TMPDIR."""
     import tempfile
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    ).stdout.strip()
-    stale = scratch / f"zoolens-greedy-{dead}-x1"
-    stale.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     zoo_dir = tmp_path / "zoo"
     make_zoo(zoo_dir, n=3000, c=10, models=3)
-    ok("ensemble", zoo_dir, "--start", "m0", "--memory-gb", "0.001", "--max-steps", "2")
-    assert not stale.exists() and list(scratch.iterdir()) == []
+    output = ok("ensemble", zoo_dir, "--start", "m0", "--memory-gb", "0.001", "--max-steps", "2")
+    assert "recomputed on demand" in output
+    assert list(scratch.iterdir()) == []
 
 
 def test_truncated_table_and_mixed_runs_are_noted_in_the_report(tmp_path: Path) -> None:

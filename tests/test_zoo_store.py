@@ -117,6 +117,24 @@ def test_probs_and_counts_stored_as_log_probs(zoo, rng):
     np.testing.assert_allclose(zoo.scores("lp"), zoo.scores("p"), rtol=1e-6)
 
 
+def test_stored_entries_equal_the_stored_rows(zoo, rng):
+    """Zoo.stored_entries (single entries through the map) against stored_scores' rows."""
+    zoo.add("f16", logits=rng.normal(size=(N, C)).astype(np.float16), dtype="float16")
+    zoo.add("lp", probs=_softmax(rng.normal(size=(N, C))))
+    zoo.add("t", topk_indices=np.tile([[3, 1]], (N, 1)), topk_values=np.tile([[0.6, 0.1]], (N, 1)))
+    rows = rng.integers(0, N, 50)
+    classes = rng.integers(0, C, 50)
+    for name in ("f16", "lp", "t"):
+        got = zoo.stored_entries(name, rows, classes)
+        want = zoo.stored_scores(name, rows=rows)[np.arange(50), classes]
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ZoolensError, match="class index out of range"):
+        zoo.stored_entries("f16", rows[:2], np.array([0, C]))
+    with pytest.raises(ZoolensError, match="row index out of range"):
+        zoo.stored_entries("f16", np.array([N]), np.array([0]))
+
+
 def test_topk_full_distribution(zoo):
     idx = np.tile([[3, 1]], (N, 1))
     val = np.tile([[0.6, 0.1]], (N, 1))

@@ -123,3 +123,51 @@ def test_duplicate_keys_and_garbage_are_refused(tmp_path: Path) -> None:
     (tmp_path / "long").write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
     with pytest.raises(ZooCorruptedError, match="header length past the end"):
         read_header(tmp_path / "long", "m")
+
+
+@pytest.mark.parametrize("block_bytes,gap_bytes", [(4 * 2**20, 32 * 2**10), (64, 16), (1, 1)])
+def test_positioned_reads_equal_the_memory_map(tmp_path: Path, monkeypatch, block_bytes, gap_bytes):
+    """read_rows against indexing the memory map (the oracle), on dense, sparse, unsorted,
+    repeated and negative row sets, slices with steps, for spans cut by size and by gaps."""
+    import zoolens.zoo.tensorfile as tensorfile
+    from zoolens.zoo.tensorfile import read_rows
+
+    monkeypatch.setattr(tensorfile, "_READ_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(tensorfile, "_READ_GAP_BYTES", gap_bytes)
+    rng = np.random.default_rng(1)
+    tensors = {
+        "logits": rng.normal(size=(301, 17)).astype(np.float16),
+        "decisions": rng.integers(0, 9, 301),
+        "embeddings": rng.normal(size=(301, 3, 2)).astype(np.float32),
+    }
+    file = tmp_path / "m.safetensors"
+    write_tensors(file, tensors, {})
+    start, header = read_header(file, "m")
+    index_sets = [
+        np.arange(301),
+        np.sort(rng.choice(301, 40, replace=False)),
+        rng.integers(0, 301, 60),  # unsorted with repeats
+        np.array([-1, 0, -301, 150]),
+        np.array([], dtype=np.int64),
+        np.array([7]),
+    ]
+    slices = [slice(None), slice(5, 90), slice(300, 301), slice(3, 200, 7), slice(10, 10)]
+    for name in tensors:
+        mapped = memmap_tensor(file, start, header[name])
+        for rows in index_sets + slices:
+            got = read_rows(file, start, header[name], rows)
+            want = np.asarray(mapped[rows])
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            assert got.flags.writeable and got.flags.c_contiguous
+
+
+def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path) -> None:
+    from zoolens.zoo.tensorfile import read_rows
+
+    file = tmp_path / "m.safetensors"
+    write_tensors(file, {"logits": np.ones((50, 4), np.float32)}, {})
+    start, header = read_header(file, "m")
+    file.write_bytes(file.read_bytes()[:-100])  # cut after the header was checked
+    with pytest.raises(ZooCorruptedError, match="truncated"):
+        read_rows(file, start, header["logits"], np.array([49]))

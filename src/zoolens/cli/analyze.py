@@ -75,7 +75,7 @@ def analyze(
         help="Memory budget (GiB) "
         "for calibrated probabilities held at once: streamed "
         "chunks and the greedy candidates (a larger pool is "
-        "staged on disk, in TMPDIR).",
+        "held lazily, recomputed from the zoo on demand).",
     ),
     budget: str = typer.Option(
         None,
@@ -225,8 +225,8 @@ def ensemble(
         1.0,
         "--memory-gb",
         help="Memory budget for "
-        "calibrated probabilities (GiB); a larger pool is staged "
-        "on disk, in TMPDIR.",
+        "calibrated probabilities (GiB); a larger pool is held "
+        "lazily, recomputed from the zoo on demand.",
     ),
     no_calibration: bool = typer.Option(
         False,

@@ -446,10 +446,13 @@ class _CandidateScorer:
     entry, C per fallen-back entry — instead of K·n·C. The decisions are vectorised over
     (candidate, example); only the O(n) gathers run per candidate.
 
-    Candidates may be memory maps (a pool larger than RAM staged on disk): each is read once
+    Candidates may be memory maps (a pool larger than RAM on disk): each is read once
     for the top-2 precompute, then touched only by the per-step gathers and fallback rows;
     ``after_use(x_k)`` is called after each use (``study.pages.release_pages`` drops a map's
     resident pages there, so the process holds at most one candidate's pages at a time).
+    They may also be array-likes that compute entries on demand (``study.greedy``'s lazy
+    candidates): ``take``, row indexing, ``np.asarray`` and a precomputed
+    ``top1_and_second``, optionally ``add_to(total)``.
     """
 
     def __init__(

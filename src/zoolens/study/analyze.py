@@ -23,9 +23,10 @@ One visible pipeline; each stage is a function with a typed input and output, ti
    the pairs table to know the sidekick, so the two models' evaluation rows are read once
    more (skipped when ``--interpolate`` named the pairs: their curves came from stage 3).
 6. ``greedy`` (``study.greedy``): reads the pool on the calibration split to choose
-   (calibrated rows held in memory, or staged on disk as memory maps when they exceed
-   ``memory_budget``; identical results), and the member added at each step on the
-   evaluation split to report.
+   (calibrated rows held in memory or, when they exceed ``memory_budget``, held lazily:
+   per-row softmax statistics and the entries the pruned selection asks for, recomputed
+   from the zoo; identical results), and the member added at each step on the evaluation
+   split to report.
 7. ``headline`` (``study.headline.headline``): the findings summary.json leads with; it only
    reads the tables and the frozen sums.
 8. ``write``: every table, cards.json, then summary.json (atomic; summary last).
@@ -490,8 +491,8 @@ def select_greedy(
 
     Returns ``(pool names, GreedyOutcome)``, or ``(pool names, reason)`` when ``optional``
     (analyze's defaults) and the selection cannot run: the default start (the base) is
-    decision-only. A pool too big for ``memory_budget`` runs with its calibration rows staged
-    on disk (``study.greedy``), with identical results. Without a calibration split the
+    decision-only. A pool too big for ``memory_budget`` runs with its calibration rows held
+    lazily (``study.greedy``), with identical results. Without a calibration split the
     selection is cross-fitted over all examples (``study.greedy.run_crossfit``).
     """
     from zoolens.study.greedy import run_crossfit, run_selection

@@ -1,8 +1,9 @@
-"""Page handling for candidates staged on disk (``study.greedy``): drop a memory map's
-resident pages after each use.
+"""Page handling for greedy candidates a caller keeps on disk as memory maps (the Python
+API takes any sequence of arrays): drop a map's resident pages after each use.
 
 Touched pages of a shared ``np.memmap`` count in the process's RSS until they are dropped,
-so a greedy pool staged on disk would otherwise grow RSS to its full size. The selection
+so a pool on disk would otherwise grow RSS to its full size (``analyze`` itself holds a
+large pool lazily instead, ``study.greedy``). The selection
 (``measure.ensemble.greedy_forward_selection``) calls its ``after_use`` hook with a
 candidate's rows after each read; :func:`release_pages` is that hook.
 """

@@ -15,7 +15,6 @@ import re
 import shutil
 from pathlib import Path
 
-GREEDY_PREFIX = "zoolens-greedy-"
 STAGE_PREFIX = ".tmp-run-"
 
 
