@@ -88,3 +88,34 @@ def test_fused_rows_tensor_equals_fused_rows_on_cpu():
             got[key].numpy(), getattr(want, key), rtol=1e-13, atol=1e-15, err_msg=key
         )
     np.testing.assert_allclose(got["ensemble_input"].numpy(), want.ensemble_input, rtol=2e-7)
+
+
+@pytest.mark.parametrize("combine", ["probs", "logits"])
+@pytest.mark.parametrize(
+    "dtype,num_classes", [(np.float16, 1000), (np.float32, 13), (np.float64, 7)]
+)
+def test_calibrated_entries_recompute_every_entry_bit_for_bit(combine, dtype, num_classes):
+    """calibrated_entries from row_stats against calibrated_inputs' whole block: single
+    entries (arrays of length 1 upward, so torch's exp sees every position in a vector),
+    scattered entries and whole rows give the same bits."""
+    from zoolens.measure.fused import calibrated_entries, calibrated_inputs
+
+    rng = np.random.default_rng(num_classes)
+    z = (rng.normal(size=(600, num_classes)) * 9).astype(dtype)
+    stats = (np.empty(600), np.empty(600))
+    whole = calibrated_inputs(z, 1.37, combine, row_stats=stats)
+    np.testing.assert_array_equal(
+        calibrated_inputs(z, 1.37, combine, out=np.empty_like(whole)), whole
+    )
+    for length in (1, 2, 3, 5, 8, 17, 4000):
+        i = rng.integers(0, 600, length)
+        j = rng.integers(0, num_classes, length)
+        got = calibrated_entries(z[i, j], stats[0][i], stats[1][i], 1.37, combine)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, whole[i, j])
+    rows = rng.integers(0, 600, 9)
+    got = calibrated_entries(z[rows], stats[0][rows, None], stats[1][rows, None], 1.37, combine)
+    np.testing.assert_array_equal(got, whole[rows])
+    if combine == "probs":
+        np.testing.assert_allclose(whole.sum(axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_array_equal(stats[0], z.astype(np.float64).max(axis=1))

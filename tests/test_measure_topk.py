@@ -298,12 +298,21 @@ def test_sub_chunks_on_a_thread_pool_give_the_same_predictions_and_statistics(mo
     rng = np.random.default_rng(5)
     x = rng.dirichlet(np.full(30, 0.3), size=(6, 500)).astype(np.float32)
     x[:, ::7] = np.round(x[:, ::7] * 4) / 4  # ties: every tier runs
-    alone, threaded = PruneStats(), PruneStats()
+    alone, threaded, whole = PruneStats(), PruneStats(), PruneStats()
     want = all_pair_ensemble_predictions_topk(x, stats=alone)
     with ThreadPoolExecutor(2) as pool:
         got = all_pair_ensemble_predictions_topk(x, stats=threaded, parallel_map=pool.map)
     np.testing.assert_array_equal(got, want)
     assert len(alone.per_chunk) > 10
+    # The merged counts against one sub-chunk holding every example (no merge at all).
+    monkeypatch.setattr(topk, "_SUBCHUNK_BYTES", 2**40)
+    np.testing.assert_array_equal(all_pair_ensemble_predictions_topk(x, stats=whole), want)
+    assert len(whole.per_chunk) == 1 and whole.tier1_open > 0
+    assert (threaded.entries, threaded.tier1_open, threaded.fallbacks) == (
+        whole.entries,
+        whole.tier1_open,
+        whole.fallbacks,
+    )
     assert (threaded.entries, threaded.tier1_open, threaded.fallbacks, threaded.per_chunk) == (
         alone.entries,
         alone.tier1_open,

@@ -137,7 +137,7 @@ def test_lazy_candidate_equals_the_calibrated_rows_bit_for_bit(combine, num_clas
     rows = np.array([4, 0, 4, 299])
     np.testing.assert_array_equal(lazy[rows], whole[rows])
     np.testing.assert_array_equal(lazy[10:20], whole[10:20])
-    np.testing.assert_array_equal(lazy[7], whole[[7]])
+    np.testing.assert_array_equal(lazy[7], whole[7])
 
 
 def test_lazy_candidate_serves_the_running_class_from_its_cache():

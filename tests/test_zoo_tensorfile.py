@@ -160,6 +160,9 @@ def test_positioned_reads_equal_the_memory_map(tmp_path: Path, monkeypatch, bloc
             assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(got, want)
             assert got.flags.writeable and got.flags.c_contiguous
+        for bad in (np.array([301]), np.array([0, -302])):  # as the map: IndexError
+            with pytest.raises(IndexError):
+                read_rows(file, start, header[name], bad)
 
 
 def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path) -> None:

@@ -213,7 +213,8 @@ def calibrated_entries(
     entries and their rows' ``row_stats`` (``row_max``, ``row_total``, broadcast against
     ``values``): the same float64 operations entry by entry, so the float32 results are
     bit for bit those of the whole block (torch's exp gives an entry the same bits wherever
-    it sits in an array; ``tests/test_fused.py`` checks both facts).
+    it sits in an array; ``tests/test_measure_fused.py`` checks both facts). "logits"
+    needs no row statistics (``row_stats`` is left untouched then).
 
     Lets a caller keep two float64 numbers per row instead of a model's whole calibrated
     rows, and read back only the entries it needs (``study.greedy``'s pools larger than

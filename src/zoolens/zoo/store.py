@@ -674,7 +674,12 @@ class Zoo:
         if kind in ("decisions", "topk"):
             unique_rows, where = np.unique(index, return_inverse=True)
             return self.scores(name, unique_rows)[where, cols]
-        return np.asarray(self._tensor(name, kind)[index, cols])
+        try:
+            return np.asarray(self._tensor(name, kind)[index, cols])
+        except OSError as exc:
+            raise ZoolensError(
+                f"model {name!r}: cannot read {self._entry(name).file} ({exc.strerror or exc})"
+            ) from None
 
     def predictions(self, name: str) -> np.ndarray:
         """(N,) int64 top-1 class: argmax of the scores (lowest index on ties, as numpy's

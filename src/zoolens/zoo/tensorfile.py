@@ -148,11 +148,15 @@ _READ_BLOCK_BYTES = 4 * 2**20
 _READ_GAP_BYTES = 32 * 2**10
 
 
-def _pread_exact(fd: int, view: memoryview, offset: int, path: Path) -> None:
+def _pread_exact(handle: Any, view: memoryview, offset: int, path: Path) -> None:
     done = 0
     while done < len(view):
-        got = os.preadv(fd, [view[done:]], offset + done)
-        if got <= 0:
+        if hasattr(os, "preadv"):
+            got = os.preadv(handle.fileno(), [view[done:]], offset + done)
+        else:  # no preadv (Windows): the handle is this call's own, so seeking is safe
+            handle.seek(offset + done)
+            got = handle.readinto(view[done:])
+        if not got:
             raise ZooCorruptedError(f"{path}: file ends before its tensor data (truncated?)")
         done += got
 
@@ -180,12 +184,14 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
         if step == 1:
             out = np.empty((max(0, stop - start), *row_shape), dtype=dtype)
             if out.size:
-                with open(path, "rb") as handle:
+                with open(path, "rb", buffering=0) as handle:
                     view = memoryview(out.reshape(-1).view(np.uint8))
-                    _pread_exact(handle.fileno(), view, begin + start * row_bytes, path)
+                    _pread_exact(handle, view, begin + start * row_bytes, path)
             return out
         rows = np.arange(start, stop, step)
     index = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if index.size and (index.min() < -num_rows or index.max() >= num_rows):
+        raise IndexError(f"{path}: row index out of range for {num_rows} rows")
     index = np.where(index < 0, index + num_rows, index)
     out = np.empty((len(index), *row_shape), dtype=dtype)
     if not out.size:
@@ -200,8 +206,7 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
     gaps = np.flatnonzero(np.diff(wanted) > gap_rows) + 1  # a span never crosses these
     flat_out = out.reshape(len(index), -1)
     buffer = np.empty(max_rows * (row_bytes // dtype.itemsize), dtype=dtype)
-    with open(path, "rb") as handle:
-        fd = handle.fileno()
+    with open(path, "rb", buffering=0) as handle:
         i = 0
         while i < len(wanted):
             first = int(wanted[i])
@@ -211,7 +216,7 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
                 j = min(j, int(gaps[g]))
             span = int(wanted[j - 1]) - first + 1
             block = buffer[: span * (row_bytes // dtype.itemsize)]
-            _pread_exact(fd, memoryview(block.view(np.uint8)), begin + first * row_bytes, path)
+            _pread_exact(handle, memoryview(block.view(np.uint8)), begin + first * row_bytes, path)
             block = block.reshape(span, -1)
             target = slice(i, j) if order is None else order[i:j]
             flat_out[target] = block[wanted[i:j] - first]
