@@ -106,6 +106,10 @@ class _Zoo:
         self.reads += 1
         return self.z[name][rows]
 
+    def stored_entries(self, name, rows, classes):
+        self.reads += 1
+        return self.z[name][rows, classes]
+
 
 def _Source(z, temperature, combine):
     from zoolens.study.greedy import _CalibratedRows

@@ -99,7 +99,7 @@ def fused_rows(
     conf = np.empty((2, n))
     nll = np.full((2, n), np.nan)
     y_all = None if labels is None else np.asarray(labels, dtype=np.int64)
-    step = max(1, min(n, _BLOCK_BYTES // (8 * max(1, c))))
+    step = min(max(1, n), block_rows(c))
     with torch.no_grad():
         src = torch.from_numpy(np.ascontiguousarray(z))
         dst = torch.from_numpy(out)
@@ -148,6 +148,14 @@ def fused_rows(
     )
 
 
+def block_rows(num_classes: int) -> int:
+    """Rows per block of :func:`fused_rows` and :func:`calibrated_inputs`: two float64
+    (rows, C) buffers of about ``_BLOCK_BYTES`` each. Callers that calibrate a long run of
+    rows piece by piece cut it at multiples of this, so each piece is computed in the same
+    blocks as the whole run (``study.greedy``)."""
+    return max(1, _BLOCK_BYTES // (8 * max(1, num_classes)))
+
+
 def calibrated_inputs(
     scores: np.ndarray,
     temperature: float,
@@ -183,7 +191,7 @@ def calibrated_inputs(
         out[...] = np.asarray(z, dtype=np.float64) / temperature
         return out
     inv_t = 1.0 / temperature
-    step = max(1, min(n, _BLOCK_BYTES // (8 * max(1, c))))
+    step = min(max(1, n), block_rows(c))
     with torch.no_grad():
         src, dst = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(out)
         s_buf = torch.empty((step, c), dtype=torch.float64)

@@ -16,8 +16,9 @@ and second value, and a cache of the last entries read (one kept for the running
 class, 12 more in turn); the entries a step needs beyond those are read back from the zoo.
 Results are identical either way (tested), in about 170 bytes per row and candidate (the
 selection's own top-1/second copy included) instead of 4 x C, with nothing written to disk;
-this is not counted against ``memory_budget`` (1,000 candidates x 10,000 rows: ~1.6 GiB). The evaluation rows of the model
-added at each step are calibrated and added in row blocks, never held whole.
+this is not counted against ``memory_budget`` (1,000 candidates x 10,000 rows: ~1.6 GiB).
+The evaluation rows of the model added at each step are calibrated and added in row blocks,
+never held whole.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ import pandas as pd
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import greedy_forward_selection
-from zoolens.measure.fused import _BLOCK_BYTES as _FUSED_BLOCK_BYTES
-from zoolens.measure.fused import calibrated_entries, calibrated_inputs
+from zoolens.measure.fused import block_rows, calibrated_entries, calibrated_inputs
 from zoolens.measure.topk import top1_and_second
 from zoolens.progress import info, progress_bar, track
 from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
@@ -76,11 +76,7 @@ class _CalibratedRows:
         return self.zoo.stored_scores(self.name, rows=rows)
 
     def stored_entries(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        entries = getattr(self.zoo, "stored_entries", None)
-        if entries is None:
-            unique_rows, where = np.unique(rows, return_inverse=True)
-            return self.stored(unique_rows)[where, classes]
-        return entries(self.name, rows, classes)
+        return self.zoo.stored_entries(self.name, rows, classes)
 
     def __getitem__(self, rows: Any) -> np.ndarray:
         return calibrated_inputs(self.stored(rows), self.temperature, self.combine)
@@ -89,7 +85,7 @@ class _CalibratedRows:
         """``total += self[rows]``, calibrated in row blocks (multiples of
         ``calibrated_inputs``' own block, so the values are those of ``self[rows]``), the
         blocks side by side on ``parallel_map`` (each adds into its own rows)."""
-        step = _ADD_BLOCK_ROWS * max(1, _FUSED_BLOCK_BYTES // (8 * max(1, total.shape[1])))
+        step = _ADD_BLOCK_ROWS * block_rows(total.shape[1])
 
         def add(lo: int) -> None:
             total[lo : lo + step] += self[rows[lo : lo + step]]
@@ -292,9 +288,9 @@ def run_selection(
 
     Decision-only models in the pool are left out (and returned in ``excluded``); a pool left
     empty, or a decision-only start, is a ZoolensError. A pool whose calibration rows exceed
-    ``memory_budget`` bytes is held lazily (module doc) with identical results. ``budget`` (a ``study.budget.Budget``): only
-    ensembles whose summed cost fits; pool models without a cost are left out (the start
-    must have one and fit).
+    ``memory_budget`` bytes is held lazily (module doc) with identical results. ``budget``
+    (a ``study.budget.Budget``): only ensembles whose summed cost fits; pool models without
+    a cost are left out (the start must have one and fit).
     """
     index = {name: i for i, name in enumerate(names)}
     if not has_scores[index[start]]:
