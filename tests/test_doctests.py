@@ -36,6 +36,8 @@ WITH_EXAMPLES = [
     "mcnemar_test",
     "bootstrap_ci",
     "probit_fit",
+    "aline_estimates",
+    "aline_interval",
 ]
 
 

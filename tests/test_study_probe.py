@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from _cifar_embeddings import cifar_session_embeddings
+from zoolens import contracts
 from zoolens.errors import ZoolensError
 from zoolens.measure.features import cka, combine_at_rates, l2_normalize_rows
 from zoolens.measure.probe import fit_linear_probe
@@ -234,7 +235,7 @@ def test_run_probe_on_real_cifar_resnets(cifar_zoo, tmp_path):
     assert 0.5 < cka_csv.cka_linear[0] < 1.0
     for name in ("probe", "cka"):
         meta = json.loads((tmp_path / f"{name}.json").read_text())
-        assert meta["table_version"] == 1 and meta["n_test"] == 600
+        assert meta["table_version"] == contracts.TABLE_VERSION and meta["n_test"] == 600
     assert not (tmp_path / "diversity.csv").exists()
 
 
@@ -282,6 +283,7 @@ def test_zoo_embeddings_with_a_different_row_count_are_an_error(tmp_path):
         num_examples = 10
         labels = np.arange(10) % 2
         is_multilabel = False
+        has_labels = True
 
         def has_embeddings(self, name):
             return True
@@ -327,7 +329,7 @@ def test_probe_tables_are_written_through_study_tables_byte_for_byte(tmp_path):
         assert (out / f"{name}.csv").read_bytes() == direct.read_bytes()
         meta = json.loads((out / f"{name}.json").read_text())
         assert meta == {
-            "table_version": 1,
+            "table_version": contracts.TABLE_VERSION,
             "table": name,
             "n_test": 3,
             "csv_bytes": direct.stat().st_size,

@@ -23,11 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TABLE_VERSION = 1
-"""Version of every result table written by this zoolens (one number for all tables)."""
+TABLE_VERSION = 2
+"""Version of every result table written by this zoolens (one number for all tables).
+2: shift_models gained the label-free accuracy estimates (estimated_accuracy ...)."""
 
-SUPPORTED_TABLE_VERSIONS = frozenset({1})
-"""Table versions the report can read."""
+SUPPORTED_TABLE_VERSIONS = frozenset({1, 2})
+"""Table versions the report can read (2: shift_models with the label-free estimates; its
+version-1 tables lack those optional columns)."""
 
 RESULTS_FORMAT_VERSION = 1
 """``format_version`` of ``summary.json`` (its layout, apart from the tables)."""
@@ -257,8 +259,28 @@ SHIFT_MODELS = TableContract(
         "reference_accuracy",
         "line_accuracy",
         "effective_robustness",
+        # version 2: the accuracy estimated without the set's labels (agreement on the line,
+        # Baek et al. 2022): ALine-D with its interval, ALine-S beside; empty on the
+        # reference set. On an unlabelled set accuracy (and everything from it) is empty.
+        "estimated_accuracy",
+        "estimated_accuracy_lo",
+        "estimated_accuracy_hi",
+        "estimated_accuracy_aline_s",
+        "estimated_accuracy_aline_s_lo",
+        "estimated_accuracy_aline_s_hi",
     ),
-    optional=("accuracy_lo", "accuracy_hi", "line_accuracy", "effective_robustness"),
+    optional=(
+        "accuracy_lo",
+        "accuracy_hi",
+        "line_accuracy",
+        "effective_robustness",
+        "estimated_accuracy",
+        "estimated_accuracy_lo",
+        "estimated_accuracy_hi",
+        "estimated_accuracy_aline_s",
+        "estimated_accuracy_aline_s_lo",
+        "estimated_accuracy_aline_s_hi",
+    ),
     text=("set", "role", "model", "category"),
     always=False,
 )

@@ -439,6 +439,32 @@ def format_greedy(table: pd.DataFrame, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _estimate_lines(entry: dict[str, Any] | None) -> list[str]:
+    """The label-free estimates' lines of one shifted set (summary.json's shift.estimates)."""
+    if not entry:
+        return []
+    out = [
+        "  accuracy estimated without labels (ALine-D, ALine-S beside): estimated_accuracy "
+        "in shift_models.csv"
+        + ("" if entry.get("premise_holds") else " (premise fails: see the notes)")
+    ]
+    mae, worst, cover = (
+        entry.get("mean_abs_error"),
+        entry.get("max_abs_error"),
+        entry.get("coverage"),
+    )
+    if mae and mae.get("aline_d") is not None:
+        text = (
+            f"  against the measured accuracy: mean |error| {100 * mae['aline_d']:.1f} points "
+            f"(max {100 * worst['aline_d']:.1f}; ALine-S {100 * mae['aline_s']:.1f}; the "
+            f"reference accuracy as the guess {100 * mae['reference_accuracy']:.1f})"
+        )
+        if cover and cover.get("aline_d") is not None:
+            text += f", 95% intervals cover {100 * cover['aline_d']:.0f}% of the models"
+        out.append(text)
+    return out
+
+
 def format_shift(summary: dict[str, Any]) -> str:
     """The lines ``zoolens analyze --shift`` prints (summary.json's "shift" block)."""
     lines = []
@@ -454,8 +480,10 @@ def format_shift(summary: dict[str, Any]) -> str:
                     f"{measure} on the line: slope {f['slope']:.3f}, intercept "
                     f"{f['intercept']:+.3f}, R² {r2} ({f['n_points']} points)"
                 )
-        line = f"under shift {name} ({s['examples']} examples, {s['models']} models): "
-        lines.append(line + ("; ".join(parts) if parts else "no fit"))
+        line = f"under shift {name} ({s['examples']} examples, {s['models']} models"
+        line += "" if s.get("labelled", True) else ", no labels"
+        lines.append(line + "): " + ("; ".join(parts) if parts else "no fit"))
+        lines += _estimate_lines(summary.get("estimates", {}).get(name))
         if sidekick is not None:
             rank = sidekick["rank"].get(name)
             lines.append(

@@ -42,8 +42,8 @@ def _names(text: str | None) -> list[str] | None:
 
 def _format_probe(result) -> str:
     lines = []
-    probe = result.tables["probe"]
-    for (a, b), group in probe.groupby(["model_a", "model_b"], sort=False):
+    probe = result.tables.get("probe")  # none on an unlabelled zoo (CKA only)
+    for (a, b), group in () if probe is None else probe.groupby(["model_a", "model_b"], sort=False):
         lines.append(f"{a} + {b}: probe accuracy by rate f (fraction of {a}'s dims kept)")
         stats = group.groupby("rate").accuracy.agg(["mean", "std"])
         for rate, row in stats.iterrows():

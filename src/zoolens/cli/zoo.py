@@ -136,6 +136,14 @@ def import_(
         "latency_ms); used by `zoolens analyze --budget`.",
     ),
     create: bool = typer.Option(False, "--create", help="Create the zoo first."),
+    no_labels: bool = typer.Option(
+        False,
+        "--no-labels",
+        help="With --create: an unlabelled zoo (deployment images, a benchmark before "
+        "annotation; needs --num-classes K or --class-names). Agreement, CKA and "
+        "`analyze --shift NAME=ZOO`'s label-free accuracy estimates work on it; measures "
+        "that need labels refuse it in one line.",
+    ),
     labels: Optional[Path] = typer.Option(
         None, "--labels", help="With --create: labels file (npy, npz, pt, CSV)."
     ),
@@ -201,6 +209,10 @@ def import_(
     Example (rows from a shuffled loader, np.savez("vit.npz", logits=L, ids=I)):
     zoolens import cifar.zoo vit.npz --name vit --kind logits --id-column ids
 
+    Example (an unlabelled set, e.g. a shifted set for analyze --shift's estimates):
+    zoolens import v6.zoo resnet.json --name resnet --kind decisions --create --no-labels
+    --num-classes 10
+
     Example (top-1 CSV keyed by file name, labels keyed the same way):
     zoolens import in1k.zoo top1.csv --name vit --id-column file --create --labels val.csv
     --labels-column label --class-names synsets.txt
@@ -247,12 +259,19 @@ def import_(
 
                 if (zoo / MANIFEST).exists():
                     raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
-                if labels is None and label_column is None:
-                    raise ZoolensError("--create needs --labels FILE or --label-column C")
+                if no_labels and (labels is not None or label_column is not None):
+                    raise ZoolensError(
+                        "--no-labels cannot be combined with --labels or --label-column"
+                    )
+                if labels is None and label_column is None and not no_labels:
+                    raise ZoolensError(
+                        "--create needs --labels FILE or --label-column C (or --no-labels "
+                        "with --num-classes K for an unlabelled set)"
+                    )
                 names, aliases = (
                     read_class_names(class_names) if class_names is not None else (None, {})
                 )
-                if names is None:  # labels given as class names: the sorted names
+                if names is None and not no_labels:  # labels given as class names: sorted
                     names = (
                         label_names(
                             labels, key=labels_key, column=_column(labels_column), header=header_arg
@@ -261,7 +280,24 @@ def import_(
                         else _table_label_names(file, label_column, header_arg)
                     )
                 classes = ClassIndex(names, aliases) if names is not None else None
-                if labels is not None:
+                n_rows = None
+                if no_labels:
+                    y = None
+                    n_rows, ids = _unlabelled_rows(
+                        file,
+                        num_classes=len(names) if names is not None else num_classes,
+                        names=names,
+                        aliases=aliases,
+                        kind=kind,
+                        key=key,
+                        columns=columns,
+                        id_column=_column(id_column),
+                        header=header_arg,
+                        topk_layout=topk_layout,
+                        id_prefix=id_prefix,
+                        abstain=abstain,
+                    )
+                elif labels is not None:
                     y, ids = labels_for_create(
                         labels,
                         file,
@@ -288,9 +324,14 @@ def import_(
                     calibration_fraction=calibration_fraction,
                     seed=split_seed,
                     example_ids=ids,
+                    num_examples=n_rows,
                 )
                 made_zoo = True
-                info(f"created zoo {zoo} ({len(y)} examples)")
+                target = Zoo.open(zoo)
+                info(
+                    f"created zoo {zoo} ({target.num_examples} examples"
+                    + (")" if y is not None else ", no labels)")
+                )
             target = Zoo.open(zoo)
             read_as = import_file(
                 target,
@@ -322,7 +363,10 @@ def import_(
     _print_warnings(caught)
     stored = target.kind(name)
     how = read_as if read_as == stored else f"{read_as}, stored as {stored}"
-    info(f"added {name!r} ({how}) to {zoo}: accuracy_all {target.accuracy(name):.4f}")
+    if target.has_labels:
+        info(f"added {name!r} ({how}) to {zoo}: accuracy_all {target.accuracy(name):.4f}")
+    else:
+        info(f"added {name!r} ({how}) to {zoo} (no labels: no accuracy)")
 
 
 def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
@@ -375,6 +419,37 @@ def _labels_from_table(
     return y, ids
 
 
+def _unlabelled_rows(
+    file: Path,
+    *,
+    num_classes: int | None,
+    names: Any,
+    aliases: Any,
+    id_prefix: str | None,
+    **load: Any,
+) -> tuple[int, Any]:
+    """--create --no-labels: the new zoo's number of examples and its ids (None without
+    --id-column or a JSON file keyed by id), read from the first model file."""
+    import numpy as np
+
+    from zoolens.zoo.classes import ClassIndex
+    from zoolens.zoo.importers import load_outputs, strip_id_prefix
+
+    if num_classes is None:
+        raise ZoolensError("--no-labels needs the classes: give --num-classes K or --class-names")
+    loaded = load_outputs(
+        file,
+        num_classes=int(num_classes),
+        classes=ClassIndex(names, aliases) if names is not None else None,
+        **load,
+    )
+    n = int(np.asarray(next(iter(loaded.arrays.values()))).shape[0])
+    ids = loaded.ids
+    if ids is not None and id_prefix:
+        ids = strip_id_prefix(ids, id_prefix, file)
+    return n, ids
+
+
 def _table_label_names(file: Path, label_column: str, header: bool | None) -> Any:
     from zoolens.zoo.importers import TABLE_SUFFIXES, label_names
 
@@ -411,7 +486,7 @@ def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
                 "model": name,
                 "kind": entry["kind"],
                 "category": pair_category(base_card, zoo.card(name)) if base_card else None,
-                "accuracy_all": zoo.accuracy(name),
+                "accuracy_all": zoo.accuracy(name) if zoo.has_labels else None,
                 "shape": shape,
                 "dtype": entry["dtype"],
                 "size": int(entry["size"]),
@@ -451,6 +526,7 @@ def info_cmd(
             "num_examples": z.num_examples,
             "num_classes": z.num_classes,
             "multilabel": z.is_multilabel,
+            "labelled": z.has_labels,
             "calibration_examples": int(len(z.calibration_indices)),
             "example_ids": z.example_ids is not None,
             "attributes": (list(z.attributes.columns) if z.attributes is not None else None),
@@ -478,7 +554,8 @@ def info_cmd(
     console.print(
         f"[bold]{shown(z.path)}[/bold]  {shown(z.dataset_name)}: "
         f"{z.num_examples} examples, "
-        f"{z.num_classes} classes{' (multi-label)' if z.is_multilabel else ''}, "
+        f"{z.num_classes} classes{' (multi-label)' if z.is_multilabel else ''}"
+        f"{'' if z.has_labels else ', no labels'}, "
         f"calibration split {len(z.calibration_indices)}"
         + (f"; {shown('; '.join(extras))}" if extras else "")
     )
@@ -499,7 +576,7 @@ def info_cmd(
             shown(row["model"]),
             row["kind"] + (" +emb" if row["embeddings"] else ""),
             "(base)" if row["model"] == base else (row["category"] or "-"),
-            f"{row['accuracy_all']:.4f}",
+            "-" if row["accuracy_all"] is None else f"{row['accuracy_all']:.4f}",
             str(row["abstentions"]),
             "×".join(map(str, row["shape"])),
             row["dtype"],

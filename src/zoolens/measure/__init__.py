@@ -117,6 +117,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "probit_fit",
         "effective_robustness",
         "prediction_agreement_counts",
+        "ALineEstimates",
+        "aline_estimates",
+        "aline_interval",
     ),
     "soup": ("uniform_soup", "greedy_soup", "GreedySoup", "check_compatible"),
     "specialization": (

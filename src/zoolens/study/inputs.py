@@ -243,6 +243,7 @@ def read_inputs(zoo: Any, options: AnalyzeOptions) -> ZooInputs:
     """Stage 1: check the names the options give, read the zoo once, fill the base-relative
     fields and the interpolation pairs. Fails (ZoolensError) before any array is read when a
     name is wrong, and before the evaluation pass when the options cannot run."""
+    zoo.require_labels("analyze (accuracy, error inconsistency, ensembles)")
     for name, role in (
         [(options.base, "--base")]
         + ([] if options.start is None else [(options.start, "--start")])

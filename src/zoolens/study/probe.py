@@ -493,6 +493,9 @@ def run_probe(
     ``pairs`` (default: every pair of ``models``); CKA for every pair of ``models`` with the
     pair's error consistency on the zoo's evaluation split. The probe's own train/test split
     is a seeded random split of all the zoo's examples (``test_fraction`` held out).
+
+    An unlabelled zoo (``Zoo.has_labels`` false) gets CKA only, κ left empty: probes and
+    error consistency need labels, which one info line says; without ``cka`` it is an error.
     """
     rates = check_rates(rates)
     if draws < 1:
@@ -506,7 +509,15 @@ def run_probe(
             "class per example; use it as a --downstream set with --stack"
         )
     settings = settings or ProbeSettings(seed=seed)
-    labels = np.asarray(zoo.labels)
+    if not zoo.has_labels:
+        if not cka:
+            zoo.require_labels("probe.csv and diversity.csv (linear probes)")
+        info(
+            f"zoo {zoo.path} has no labels: probe.csv and diversity.csv (linear probes) and "
+            "error consistency need labels; writing cka.csv only, κ left empty"
+        )
+        pair_list, diversity = [], False
+    labels = np.asarray(zoo.labels) if zoo.has_labels else np.zeros(0, dtype=np.int64)
     train, test = probe_split(zoo.num_examples, test_fraction, seed)
     embs = _load_embeddings(zoo, names)
 
@@ -557,14 +568,14 @@ def run_probe(
                 )
                 diversity_frames.append(table)
                 fewest[f"{a} + {b}"] = summary
-    tables = {"probe": pd.concat(probe_frames, ignore_index=True)}
+    tables = {"probe": pd.concat(probe_frames, ignore_index=True)} if probe_frames else {}
     if diversity:
         tables["diversity"] = pd.concat(diversity_frames, ignore_index=True)
     if cka:
         info(f"CKA for {len(names) * (len(names) - 1) // 2} pair(s)")
         tables["cka"] = cka_table(
             embs,
-            correct=_correctness_or_none(zoo, names),
+            correct=_correctness_or_none(zoo, names) if zoo.has_labels else None,
             rbf_max_examples=rbf_max_examples,
             seed=seed,
         )
@@ -609,6 +620,7 @@ def run_stacking(
     names = _select_models(down, models, role=" (downstream)")
     pair_list = _resolve_pairs(names, pairs)
     settings = settings or ProbeSettings(seed=seed)
+    down.require_labels("downstream probes (--stack)")
     labels = np.asarray(down.labels)
     train, test = probe_split(down.num_examples, test_fraction, seed)
     upstream = {}

@@ -40,7 +40,13 @@ from zoolens.measure import topk
 from zoolens.measure.agreement import correctness, pairwise_agreement
 from zoolens.measure.calibration import fit_temperature
 from zoolens.measure.ensemble import all_pair_ensemble_correct, ensemble_inputs
-from zoolens.measure.shift import effective_robustness, prediction_agreement_counts, probit_fit
+from zoolens.measure.shift import (
+    ProbitFit,
+    aline_estimates,
+    aline_interval,
+    effective_robustness,
+    probit_fit,
+)
 from zoolens.progress import info
 from zoolens.study import tables
 from zoolens.study.bootstrap import Resamples
@@ -114,6 +120,7 @@ def open_sets(
     differ from the reference's, a zoo with no model in common with the reference.
     """
     ref = open_zoo(reference)
+    ref.require_labels(f"the reference set of --shift ({reference_name})")
     names = list(ref.models)
     sets = [
         EvaluationSet(
@@ -209,6 +216,11 @@ class _SetMeasures:
     prediction_agreement: np.ndarray  # (P,)
     ensemble_acc: np.ndarray  # (P,) NaN where a member has no scores
     category_ei: dict[str, dict[str, Any]]
+    # resampled means (B, m) of accuracy (None without labels) and (B, P) of prediction
+    # agreement: the label-free estimates refit their line on each resample
+    accuracy_resampled: np.ndarray | None = None
+    agreement_resampled: np.ndarray | None = None
+    labelled: bool = True
 
 
 def _measure_set(
@@ -228,12 +240,20 @@ def _measure_set(
 
     zoo, rows, names = s.zoo, s.rows, s.models
     m, n = len(names), len(rows)
-    labels = np.asarray(zoo.labels)[rows]
+    labelled = bool(zoo.has_labels)
+    labels = np.asarray(zoo.labels)[rows] if labelled else np.zeros(n, dtype=np.int64)
     predictions = np.stack(
         [np.asarray(zoo.predictions(name), dtype=np.int64)[rows] for name in names]
     )
     correct = correctness(predictions, labels)
-    agreement = pairwise_agreement(correct)
+    if labelled:
+        agreement = pairwise_agreement(correct)
+    else:  # nothing that compares with labels is measured on an unlabelled set
+        agreement = {
+            "accuracy": np.full(m, np.nan),
+            "error_inconsistency": np.full((m, m), np.nan),
+            "error_consistency": np.full((m, m), np.nan),
+        }
     a_idx, b_idx = np.triu_indices(m, 1)
     num_pairs = len(a_idx)
     scored = np.array(
@@ -249,7 +269,7 @@ def _measure_set(
     categories = list(dict.fromkeys(other_category[other >= 0]))
     category_matrix = (
         np.stack([other_category == c for c in categories]).astype(np.float32)
-        if categories
+        if categories and labelled
         else None
     )
 
@@ -268,8 +288,12 @@ def _measure_set(
         cols = slice(start, min(start + chunk, n))
         r = correct[:, cols]
         xor = r[a_idx] ^ r[b_idx]
-        add("accuracy", r, cols)
-        add("error_inconsistency", xor, cols)
+        same = predictions[a_idx, cols] == predictions[b_idx, cols]
+        add("prediction_agreement", same, cols)
+        agree += same.sum(axis=1, dtype=np.int64)
+        if labelled:
+            add("accuracy", r, cols)
+            add("error_inconsistency", xor, cols)
         if category_matrix is not None:
             add(
                 "category_ei",
@@ -277,8 +301,7 @@ def _measure_set(
                 / category_matrix.sum(axis=1, keepdims=True),
                 cols,
             )
-        agree += prediction_agreement_counts(predictions[:, cols], a_idx, b_idx)
-        if len(scored) >= 2:
+        if len(scored) >= 2 and labelled:
             block = np.stack(
                 [
                     ensemble_inputs(
@@ -298,12 +321,15 @@ def _measure_set(
             del block, ens
 
     def interval(name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-        return resamples.interval(sums.get(name, np.zeros((0, size))))
+        if name not in sums:  # not measured (an unlabelled set): no interval
+            return np.full(size, np.nan), np.full(size, np.nan)
+        return resamples.interval(sums[name])
 
     accuracy_lo, accuracy_hi = interval("accuracy", m)
     ei_lo, ei_hi = interval("error_inconsistency", num_pairs)
     ensemble_acc = np.full(num_pairs, np.nan)
-    ensemble_acc[scored_pairs] = ens_right / n
+    if labelled:
+        ensemble_acc[scored_pairs] = ens_right / n
     category_ei = {}
     if category_matrix is not None:
         lo, hi = interval("category_ei", len(categories))
@@ -326,6 +352,9 @@ def _measure_set(
         agree / n,
         ensemble_acc,
         category_ei,
+        resamples.means(sums["accuracy"]) if "accuracy" in sums else None,
+        resamples.means(sums["prediction_agreement"]) if "prediction_agreement" in sums else None,
+        labelled,
     )
 
 
@@ -433,7 +462,9 @@ def analyze_shift(
             temperatures,
             combine=combine,
             n_bootstrap=n_bootstrap,
-            seed=seed,
+            # each set its own resamples (the reference's are analyze's): sets of equal size
+            # must not share draws, the estimates treat them as independent samples
+            seed=seed + len(measured),
             memory_budget=memory_budget,
             exact_topk=exact_topk,
         )
@@ -482,9 +513,12 @@ def analyze_shift(
     models = pd.concat(model_frames, ignore_index=True)
     pairs = pd.concat(pair_frames, ignore_index=True)
     models, fits = _fits(sets, models, pairs, notes)
+    models, estimates = _estimates(sets, models, fits, measured, notes)
     models = models[tables.SHIFT_MODELS_COLUMNS]
     pairs = pairs[tables.SHIFT_PAIRS_COLUMNS]
     summary = _summary(sets, base, pairs, fits, measured, temperatures, notes, reference_name)
+    summary["estimates"] = estimates
+    summary["unlabelled_sets"] = [s.name for s in sets if not measured[s.name].labelled]
     result = ShiftResult(models=models, pairs=pairs, fits=fits, summary=summary)
     if out_dir is not None:
         out = tables.output_folder(out_dir)
@@ -540,7 +574,12 @@ def _fits(
             }
         )
         for measure, f, total in (("accuracy", fit, len(x)), ("agreement", afit, len(xa))):
-            if not np.isfinite(f.slope):
+            if measure == "accuracy" and not s.zoo.has_labels:
+                notes.append(
+                    f"set {s.name} has no labels: no accuracy, accuracy line or effective "
+                    "robustness; its accuracies are estimated from agreement (ALine)"
+                )
+            elif not np.isfinite(f.slope):
                 notes.append(
                     f"set {s.name}: no {measure} line (needs at least 2 "
                     f"{'models' if measure == 'accuracy' else 'pairs'} with measures "
@@ -601,6 +640,7 @@ def _summary(sets, base, pairs, fits, measured, temperatures, notes, reference_n
                 "zoo": str(s.zoo.path),
                 "examples": int(len(s.rows)),
                 "models": len(s.models),
+                "labelled": bool(measured[s.name].labelled),
                 "missing_models": s.missing,
                 "ignored_models": s.extra,
             }
@@ -615,3 +655,167 @@ def _summary(sets, base, pairs, fits, measured, temperatures, notes, reference_n
         },
         "notes": notes,
     }
+
+
+# --------------------------------------------------------------------------------------
+# label-free accuracy (agreement on the line)
+
+AGREEMENT_R2_MIN = 0.95
+"""The agreement line must explain at least this share of the probit variance (R²) for the
+estimates' premise to hold; below it every estimate of the set carries a warning."""
+
+LINE_GAP_MAX = 0.02
+"""Where the set has labels: the agreement line and the accuracy line may differ by at most
+this much (accuracy units) at the models' reference accuracies, else a warning."""
+
+ESTIMATE_COLUMNS = (
+    "estimated_accuracy",
+    "estimated_accuracy_lo",
+    "estimated_accuracy_hi",
+    "estimated_accuracy_aline_s",
+    "estimated_accuracy_aline_s_lo",
+    "estimated_accuracy_aline_s_hi",
+)
+
+
+def _pair_position(m: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Position of pair (i, j), i < j, in ``np.triu_indices(m, 1)`` order."""
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    return i * (2 * m - i - 1) // 2 + (j - i - 1)
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _estimates(
+    sets: list[EvaluationSet],
+    models: pd.DataFrame,
+    fits: pd.DataFrame,
+    measured: Mapping[str, _SetMeasures],
+    notes: list[str],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per shifted set, labelled or not: each model's accuracy estimated without the set's
+    labels (``measure.shift.aline_estimates``: ALine-D, ALine-S beside), with intervals
+    (``aline_interval``: the estimate recomputed on every resample of both sets, the
+    agreement line refit each time, plus the line's residual scatter), and the premise
+    checks: the agreement line's R² (``AGREEMENT_R2_MIN``) and, where labels allow, the
+    accuracy line's R² and its gap to the agreement line (``LINE_GAP_MAX``). Labelled sets
+    also get each estimate's error and the intervals' coverage of the measured accuracy."""
+    ref_set = sets[0]
+    ref = measured[ref_set.name]
+    ref_index = {name: k for k, name in enumerate(ref_set.models)}
+    models = models.assign(**{c: np.nan for c in ESTIMATE_COLUMNS})
+    block: dict[str, Any] = {}
+    for s in sets[1:]:
+        res = measured[s.name]
+        g = np.array([ref_index[name] for name in s.models], dtype=np.int64)
+        a, b = np.triu_indices(len(g), 1)
+        pos = _pair_position(len(ref_set.models), g[a], g[b])
+        est = aline_estimates(
+            ref.accuracy[g], ref.prediction_agreement[pos], res.prediction_agreement, a, b
+        )
+        nan = np.full(len(g), np.nan)
+        bounds = {"d": (nan, nan), "s": (nan, nan)}
+        if (
+            ref.accuracy_resampled is not None
+            and res.agreement_resampled is not None
+            and len(ref.accuracy_resampled)
+            and len(res.agreement_resampled)
+        ):
+            count = min(len(ref.accuracy_resampled), len(res.agreement_resampled))
+            probit_d, probit_s = np.empty((count, len(g))), np.empty((count, len(g)))
+            cache: dict[bytes, np.ndarray] = {}
+            for k in range(count):
+                e = aline_estimates(
+                    ref.accuracy_resampled[k, g],
+                    ref.agreement_resampled[k, pos],
+                    res.agreement_resampled[k],
+                    a,
+                    b,
+                    _normal_cache=cache,
+                )
+                probit_d[k], probit_s[k] = e.probit_d, e.probit_s
+            bounds = {
+                "d": aline_interval(est.probit_d, probit_d, est.residual_sd),
+                "s": aline_interval(est.probit_s, probit_s, est.residual_sd),
+            }
+        mine = (models["set"] == s.name).to_numpy()
+        for column, values in zip(
+            ESTIMATE_COLUMNS,
+            (est.aline_d, *bounds["d"], est.aline_s, *bounds["s"]),
+        ):
+            models.loc[mine, column] = values
+        warnings = []
+        r2 = est.fit.r2
+        if not (np.isfinite(r2) and r2 >= AGREEMENT_R2_MIN):
+            shown = f"{r2:.3f}" if np.isfinite(r2) else "undefined"
+            warnings.append(
+                f"set {s.name}: agreement is not on the line (R² {shown}, the rule is R² >= "
+                f"{AGREEMENT_R2_MIN}): the label-free accuracy estimates rest on a line that "
+                "does not hold; do not trust them"
+            )
+        entry: dict[str, Any] = {
+            "labelled": bool(res.labelled),
+            "method": "ALine-D (estimated_accuracy), ALine-S beside; Baek et al. 2022",
+            "agreement_line": {
+                "slope": _num(est.fit.slope),
+                "intercept": _num(est.fit.intercept),
+                "r2": _num(r2),
+                "n_points": int(est.fit.n_points),
+                "residual_sd": _num(est.residual_sd),
+            },
+            "rules": {"agreement_r2_min": AGREEMENT_R2_MIN, "line_gap_max": LINE_GAP_MAX},
+        }
+        if res.labelled:
+            y = res.accuracy
+            acc_fit = fits[(fits["set"] == s.name) & (fits["measure"] == "accuracy")].iloc[0]
+            x = ProbitFit(
+                float(acc_fit["slope"]),
+                float(acc_fit["intercept"]),
+                float(acc_fit["r2"]),
+                int(acc_fit["n_points"]),
+            )
+            with np.errstate(invalid="ignore"):
+                gap = np.abs(est.fit.predict(ref.accuracy[g]) - x.predict(ref.accuracy[g]))
+            max_gap = float(np.nanmax(gap)) if np.isfinite(gap).any() else float("nan")
+            if not (np.isfinite(x.r2) and x.r2 >= AGREEMENT_R2_MIN):
+                warnings.append(
+                    f"set {s.name}: accuracy is not on the line (R² "
+                    f"{x.r2:.3f} < {AGREEMENT_R2_MIN}): agreement on the line, the estimates' "
+                    "premise, is not expected to hold either"
+                )
+            if np.isfinite(max_gap) and max_gap > LINE_GAP_MAX:
+                warnings.append(
+                    f"set {s.name}: the agreement line and the accuracy line differ by up to "
+                    f"{100 * max_gap:.1f} points at the models' reference accuracies (rule: at "
+                    f"most {100 * LINE_GAP_MAX:.0f}): agreement does not follow accuracy here, "
+                    "so label-free estimates would miss"
+                )
+            entry["line_gap"] = _num(max_gap)
+
+            def err(values: np.ndarray) -> np.ndarray:
+                return np.abs(np.asarray(values, dtype=np.float64) - y)
+
+            entry["mean_abs_error"] = {
+                "aline_d": _num(np.nanmean(err(est.aline_d))),
+                "aline_s": _num(np.nanmean(err(est.aline_s))),
+                "reference_accuracy": _num(np.nanmean(err(ref.accuracy[g]))),
+            }
+            entry["max_abs_error"] = {
+                "aline_d": _num(np.nanmax(err(est.aline_d))),
+                "aline_s": _num(np.nanmax(err(est.aline_s))),
+            }
+            # share of the models whose measured accuracy lies in the estimate's interval
+            entry["coverage"] = {
+                f"aline_{key}": _num(np.mean((lo <= y) & (y <= hi)))
+                if np.isfinite(lo).any()
+                else None
+                for key, (lo, hi) in bounds.items()
+            }
+        entry["premise_holds"] = not warnings
+        entry["warnings"] = warnings
+        notes.extend(warnings)
+        block[s.name] = entry
+    return models, block

@@ -11,7 +11,8 @@ one ``ZooCorruptedError`` line naming the manifest and the field. Unknown keys a
 Layout (DESIGN.md sec. 2)::
 
     format_version, created_by, created_at,
-    dataset  {name, num_examples, num_classes, class_names, class_groups, multilabel}
+    dataset  {name, num_examples, num_classes, class_names, class_groups, multilabel,
+              labelled (false: no labels.npy)}
     split    {seed, calibration_fraction, calibration_indices}
     files    {labels.npy | example_ids.npy | attributes.parquet: {sha256, size, mtime_ns}}
     models   {name: {card, kind, kinds, dtype, shape, topk, embedding_dim, stored_from,
@@ -69,6 +70,9 @@ class Dataset(_Schema):
     class_names: list[str]
     class_groups: dict[str, list[Count]] = Field(default_factory=dict)
     multilabel: bool = False
+    # False for an unlabelled zoo (``Zoo.create(..., labels=None)``, import --no-labels):
+    # no labels.npy; measures that need labels refuse it in one line
+    labelled: bool = True
     # folder of the image files when the example ids are paths under it (zoolens collect,
     # import --image-root); used to show the images in the report's drill-down
     image_root: str | None = None

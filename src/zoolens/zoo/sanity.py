@@ -82,7 +82,12 @@ def check_new_model(zoo: Any, name: str, pred: np.ndarray) -> list[str]:
     predictions ``pred`` (N,) in zoo order: a list of one-line messages (empty when fine)."""
     pred = np.asarray(pred, dtype=np.int64)
     problems = []
-    acc = accuracy_problem(pred, np.asarray(zoo.labels), int(zoo.num_classes))
+    # an unlabelled zoo has no accuracy to check: agreement with the other models only
+    acc = (
+        accuracy_problem(pred, np.asarray(zoo.labels), int(zoo.num_classes))
+        if zoo.has_labels
+        else None
+    )
     if acc is not None:
         problems.append(acc)
     others = [m for m in zoo.models if m != name][-MAX_OTHERS:]

@@ -8,7 +8,8 @@ On disk a zoo is a folder (DESIGN.md sec. 2)::
                               (sha256 and size of labels / ids / attributes), models
                               {name: {card, file, sha256, size, mtime_ns, kind, kinds, dtype,
                               shape, ...}}
-    labels.npy                (N,) int64 class ids, or (N, C) uint8 0/1 for multi-label
+    labels.npy                (N,) int64 class ids, or (N, C) uint8 0/1 for multi-label;
+                              absent from an unlabelled zoo (dataset.labelled false)
     example_ids.npy           optional (N,) unicode strings (image file names, ...)
     attributes.parquet        optional per-example attributes, one row per example
     models/<slug>-<hash>.safetensors
@@ -176,11 +177,18 @@ class Zoo:
         num_classes: int | None = None,
         exist_ok: bool = False,
         class_aliases: Mapping[str, int] | None = None,
+        num_examples: int | None = None,
     ) -> Zoo:
         """Create a zoo folder at ``path`` for the evaluation set with these ``labels``.
 
         labels: (N,) integer class ids in [0, C), or an (N, C) 0/1 multi-label matrix.
         C is ``len(class_names)``, else ``num_classes``, else ``max(labels) + 1``.
+        ``labels=None`` makes an unlabelled zoo (a deployment set, a benchmark before
+        annotation): it needs ``num_classes`` or ``class_names``, and the number of examples
+        from ``num_examples`` or ``example_ids``; it has no calibration split (temperatures need
+        labels) and every measure that needs labels refuses it in one line
+        (``Zoo.require_labels``), while agreement, CKA and ``analyze --shift``'s label-free
+        accuracy estimates work.
         The calibration split is a seeded random subset of round(fraction * N) examples
         (``np.random.default_rng(seed).choice``, sorted); the evaluation split is the rest.
         With ``exist_ok`` an existing zoo with identical labels is opened instead.
@@ -194,8 +202,15 @@ class Zoo:
                     f"{path}: a zoo already exists here (use Zoo.open, or exist_ok=True)"
                 )
             zoo = cls.open(path)
-            lab = _validate_labels(labels, class_names, num_classes, path)[0]
-            if lab.shape != zoo.labels.shape or not np.array_equal(lab, zoo.labels):
+            if labels is None or not zoo.has_labels:
+                if (labels is None) != (not zoo.has_labels):
+                    raise ZoolensError(
+                        f"{path}: a zoo {'with' if zoo.has_labels else 'without'} labels "
+                        "already exists here"
+                    )
+                return zoo
+            given = _validate_labels(labels, class_names, num_classes, path)[0]
+            if given.shape != zoo.labels.shape or not np.array_equal(given, zoo.labels):
                 raise ZoolensError(f"{path}: a zoo with different labels already exists here")
             return zoo
         if path.exists() and not path.is_dir():
@@ -203,8 +218,17 @@ class Zoo:
         if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()):
             raise ZoolensError(f"{path}: folder is not empty and is not a zoo (no {MANIFEST})")
 
-        lab, n_classes = _validate_labels(labels, class_names, num_classes, path)
-        n = lab.shape[0]
+        lab: np.ndarray | None
+        if labels is None:
+            n_classes = _unlabelled_classes(class_names, num_classes, path)
+            n = _unlabelled_size(num_examples, example_ids, path)
+            lab = None
+            calibration_fraction = 0.0  # a calibration split needs labels
+        else:
+            lab, n_classes = _validate_labels(labels, class_names, num_classes, path)
+            n = lab.shape[0]
+            if num_examples is not None and int(num_examples) != n:
+                raise ZoolensError(f"{path}: num_examples={num_examples} but {n} labels")
         names = (
             [str(c) for c in class_names]
             if class_names is not None
@@ -229,7 +253,8 @@ class Zoo:
             if (path / MANIFEST).exists():
                 raise ZoolensError(f"{path}: a zoo was created here concurrently")
             files: dict[str, Any] = {}
-            files[LABELS_FILE] = _write_npy(path / LABELS_FILE, lab)
+            if lab is not None:
+                files[LABELS_FILE] = _write_npy(path / LABELS_FILE, lab)
             if ids is not None:
                 files[IDS_FILE] = _write_npy(path / IDS_FILE, ids)
             if attrs is not None:
@@ -247,7 +272,8 @@ class Zoo:
                         "num_classes": int(n_classes),
                         "class_names": names,
                         "class_groups": groups,
-                        "multilabel": bool(lab.ndim == 2),
+                        "multilabel": bool(lab is not None and lab.ndim == 2),
+                        **({} if lab is not None else {"labelled": False}),
                         **({"class_aliases": aliases} if aliases else {}),
                     },
                     "split": {
@@ -347,8 +373,24 @@ class Zoo:
         return self._manifest.split.seed
 
     @property
+    def has_labels(self) -> bool:
+        """False for an unlabelled zoo (created with ``labels=None`` / ``--no-labels``)."""
+        return self._manifest.dataset.labelled
+
+    def require_labels(self, what: str) -> None:
+        """One ZoolensError line when the zoo is unlabelled: ``what`` needs labels."""
+        if not self.has_labels:
+            raise ZoolensError(
+                f"zoo {self._path} has no labels (created with --no-labels): {what} needs "
+                "labels; what needs none works on it: agreement between models, CKA "
+                "(zoolens probe), label-free accuracy estimates (analyze --shift NAME=ZOO)"
+            )
+
+    @property
     def labels(self) -> np.ndarray:
-        """(N,) int64 class ids, or (N, C) uint8 for a multi-label zoo."""
+        """(N,) int64 class ids, or (N, C) uint8 for a multi-label zoo; an unlabelled zoo
+        raises ZoolensError (``require_labels``)."""
+        self.require_labels("this measure")
         if self._labels is None:
             arr = self._load_npy(LABELS_FILE)
             expected = (
@@ -725,6 +767,7 @@ class Zoo:
     def accuracy(self, name: str, rows: Any = None) -> float:
         """Top-1 accuracy over ``rows`` (default all examples); multi-label: the top-1 is one
         of the valid labels."""
+        self.require_labels("accuracy")
         pred = self.predictions(name)
         index = self._rows(rows, name)
         pred, labels = pred[index], self.labels[index]
@@ -1060,6 +1103,43 @@ def _validate_labels(
         raise ZoolensError(f"{path}: {c} classes; a zoo has between 1 and {MAX_CLASSES:,} classes")
     check_class_range(arr, c, f"{path}: labels", "labels")
     return np.ascontiguousarray(arr), c
+
+
+def _unlabelled_classes(
+    class_names: Sequence[str] | None, num_classes: int | None, path: Path
+) -> int:
+    """C of an unlabelled zoo: ``len(class_names)``, else ``num_classes`` (one is needed)."""
+    if class_names is not None:
+        c = len(class_names)
+        if num_classes is not None and int(num_classes) != c:
+            raise ZoolensError(f"{path}: {c} class names but num_classes={num_classes}")
+    elif num_classes is not None:
+        c = int(num_classes)
+    else:
+        raise ZoolensError(
+            f"{path}: a zoo without labels needs its classes: give num_classes "
+            "(--num-classes K) or class_names (--class-names)"
+        )
+    if not 1 <= c <= MAX_CLASSES:
+        raise ZoolensError(f"{path}: {c} classes; a zoo has between 1 and {MAX_CLASSES:,} classes")
+    return c
+
+
+def _unlabelled_size(num_examples: int | None, example_ids: Any, path: Path) -> int:
+    """N of an unlabelled zoo: ``num_examples``, else the number of example ids."""
+    n = None if example_ids is None else len(example_ids)
+    if num_examples is not None:
+        if isinstance(num_examples, bool) or int(num_examples) < 1:
+            raise ZoolensError(f"{path}: num_examples must be a positive integer")
+        if n is not None and n != int(num_examples):
+            raise ZoolensError(f"{path}: num_examples={num_examples} but {n} example ids")
+        return int(num_examples)
+    if n is None or n < 1:
+        raise ZoolensError(
+            f"{path}: a zoo without labels needs its number of examples: give num_examples "
+            "or example_ids"
+        )
+    return n
 
 
 def _validate_ids(ids: Any, n: int, path: Path) -> np.ndarray:
