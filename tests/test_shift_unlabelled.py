@@ -380,3 +380,72 @@ def test_reference_set_must_have_labels(tmp_path):
     zoo.add("b", decisions=np.ones(20, dtype=int))
     with pytest.raises(ZoolensError, match="the reference set of --shift"):
         analyze_shift(zoo, {"x": zoo}, "a")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_report_shows_estimates_with_intervals_and_which_sets_had_labels(tmp_path):
+    """A labelled and an unlabelled copy of one shifted set: the report's estimates figure
+    and table carry shift_models' numbers, the unlabelled set is named as such and left out
+    of the figures that need labels; an old (version 1) shift_models without the estimate
+    columns still renders, without the estimates."""
+    from zoolens.report import build_report
+
+    rng = np.random.default_rng(11)
+    k, n = 5, 1500
+    ref_labels, shift_labels = rng.integers(0, k, n), rng.integers(0, k, n)
+    ref = Zoo.create(tmp_path / "ref.zoo", ref_labels, num_classes=k, calibration_fraction=0)
+    lab = Zoo.create(tmp_path / "lab.zoo", shift_labels, num_classes=k, calibration_fraction=0)
+    unl = Zoo.create(tmp_path / "unl.zoo", None, num_classes=k, num_examples=n)
+    for i, skill in enumerate(np.linspace(0.5, 0.9, 6)):
+        ref.add(f"m{i}", decisions=_decisions(rng, ref_labels, skill, k))
+        pred = _decisions(rng, shift_labels, skill - 0.1, k)
+        lab.add(f"m{i}", decisions=pred)
+        unl.add(f"m{i}", decisions=pred)
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app,
+        [
+            "--quiet",
+            "analyze",
+            str(ref.path),
+            "--base",
+            "m0",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "40",
+            "--shift",
+            f"lab={lab.path}",
+            "--shift",
+            f"unl={unl.path}",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    report = build_report(out, tmp_path / "r.html", warn=None)
+    page = (tmp_path / "r.html").read_text()
+    assert 'With labels: <span class="name">lab</span>' in page
+    assert 'Without labels: <span class="name">unl</span>' in page
+    assert 'data-figure="shift-estimates"' in page and 'id="table-shift-estimates"' in page
+    models = pd.read_csv(out / "shift_models.csv")
+    for name, labelled in (("lab", True), ("unl", False)):
+        data = report.figure_data["shift-estimates"][name]
+        mine = models[models.set == name]
+        np.testing.assert_allclose(data["estimated"], mine.estimated_accuracy)
+        np.testing.assert_allclose(data["lo"], mine.estimated_accuracy_lo)
+        assert data["labelled"] is labelled
+    assert set(report.figure_data["shift-accuracy"]) == {"lab"}
+    assert set(report.figure_data["shift-categories"]["sets"]) == {"reference", "lab"}
+    table = page[page.index('id="table-shift-estimates"') :]
+    assert table.count("no labels") >= 6
+    # a version-1 folder: no estimate columns, no estimates, no note about them
+    old = models.drop(columns=[c for c in models.columns if c.startswith("estimated_")])
+    old.to_csv(out / "shift_models.csv", index=False)
+    (out / "shift_models.json").write_text(
+        json.dumps({"table": "shift_models", "table_version": 1})
+    )
+    (out / "shift_models.parquet").unlink()
+    report = build_report(out, tmp_path / "r1.html", warn=None)
+    page = (tmp_path / "r1.html").read_text()
+    assert 'id="shift"' in page and 'id="table-shift-estimates"' not in page

@@ -5,7 +5,11 @@ reference evaluation set and on shifted ones. The section shows accuracy on the 
 et al. 2021) and agreement on the line (Baek et al. 2022) on probit axes whose ticks are
 labelled in accuracy, with the y = x line and the fitted line; the mean error inconsistency
 with the base by category on each set (paper Fig. 1, per set); and where the base's best
-sidekick, chosen on the reference set, ranks on each set. Like every part of the report it
+sidekick, chosen on the reference set, ranks on each set; and every model's accuracy
+estimated without the shifted set's labels (agreement on the line, ALine-D with its interval
+and ALine-S), against the agreement line it rests on and, where the set has labels, beside
+the measured accuracy. A set whose accuracy column is empty had no labels: it is left out of
+the figures that need them, and the section says which sets had labels. Like every part of the report it
 reads tables only (contracts in ``zoolens.contracts``: SHIFT_MODELS, SHIFT_PAIRS,
 SHIFT_FITS). The tables are empty without --shift: the section is then left out silently; a
 malformed one is named in a one-line note.
@@ -60,6 +64,34 @@ class ShiftTables:
     def shifted(self) -> list[str]:
         return list(dict.fromkeys(self.models[self.models.role != "reference"].set))
 
+    @property
+    def unlabelled(self) -> list[str]:
+        """Shifted sets without labels: no measured accuracy in any row."""
+        return [
+            name
+            for name in self.shifted
+            if not np.isfinite(
+                self.models[self.models.set == name]["accuracy"].to_numpy(np.float64)
+            ).any()
+        ]
+
+    @property
+    def labelled(self) -> list[str]:
+        return [name for name in self.shifted if name not in self.unlabelled]
+
+    @property
+    def estimated(self) -> list[str]:
+        """Shifted sets with label-free estimates (shift_models version 2)."""
+        if "estimated_accuracy" not in self.models:
+            return []
+        return [
+            name
+            for name in self.shifted
+            if np.isfinite(
+                self.models[self.models.set == name]["estimated_accuracy"].to_numpy(np.float64)
+            ).any()
+        ]
+
 
 def load_shift(results: Results) -> tuple[ShiftTables | None, list[str]]:
     """The three shift tables (``zoolens.contracts``, read by ``load_results``), or None:
@@ -105,9 +137,11 @@ def _probit_axes(ax, values: np.ndarray) -> None:
 @F._figure_function
 def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.FigureResult:
     """Shifted against reference accuracy (per model) or agreement (per pair), probit axes."""
-    sets = shift.shifted
+    sets = shift.labelled if measure == "accuracy" else shift.shifted
     if not sets:
-        raise F.FigureSkipped("no shifted set in shift_models.csv")
+        raise F.FigureSkipped(
+            "no shifted set with labels" if shift.shifted else "no shifted set in shift_models.csv"
+        )
     shown = sets[: F.MAX_PANELS]
     fig, axes = F._new_figure(4.2 * len(shown), 4.2, ncols=len(shown))
     data: dict = {}
@@ -184,6 +218,83 @@ def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.
     return F.FigureResult(fig, data, shown=said)
 
 
+@F._figure_function
+def estimated_accuracy(shift: ShiftTables) -> F.FigureResult:
+    """Each model's accuracy estimated without labels (ALine-D, with its interval) against its
+    reference accuracy, on probit axes, with the agreement line it rests on and, where the set
+    has labels, the measured accuracy (hollow)."""
+    sets = shift.estimated
+    if not sets:
+        raise F.FigureSkipped("no label-free estimates in shift_models.csv")
+    shown = sets[: F.MAX_PANELS]
+    fig, axes = F._new_figure(4.2 * len(shown), 4.2, ncols=len(shown))
+    data: dict = {}
+    unlabelled = set(shift.unlabelled)
+    for ax, name in zip(axes[0], shown):
+        mine = shift.models[shift.models.set == name]
+        x = _probit(mine["reference_accuracy"])
+        y = _probit(mine["estimated_accuracy"])
+        lo = _probit(mine["estimated_accuracy_lo"])
+        hi = _probit(mine["estimated_accuracy_hi"])
+        measured = _probit(mine["accuracy"])
+        keep = np.isfinite(x) & np.isfinite(y)
+        bars = keep & np.isfinite(lo) & np.isfinite(hi)
+        ax.errorbar(
+            x[bars],
+            y[bars],
+            yerr=[y[bars] - lo[bars], hi[bars] - y[bars]],
+            fmt="none",
+            ecolor="#1f5f99",
+            alpha=0.5,
+            linewidth=1,
+            zorder=2,
+        )
+        ax.scatter(x[keep], y[keep], s=16, color="#1f5f99", zorder=3, label="estimated (ALine-D)")
+        has = keep & np.isfinite(measured)
+        if has.any():
+            ax.scatter(
+                x[has],
+                measured[has],
+                s=22,
+                facecolors="none",
+                edgecolors="#d95f02",
+                zorder=4,
+                label="measured",
+            )
+        _probit_axes(ax, np.concatenate([x[keep], y[keep], measured[has]]))
+        lo_x, hi_x = ax.get_xlim()
+        grid = np.linspace(lo_x, hi_x, 50)
+        ax.plot(grid, grid, color="#888888", linestyle="--", linewidth=0.8, label="y = x")
+        fit = shift.fits[(shift.fits.set == name) & (shift.fits.measure == "agreement")]
+        line = fit.iloc[0].to_dict() if len(fit) else {}
+        if finite(line.get("slope")) and finite(line.get("intercept")):
+            ax.plot(
+                grid,
+                line["slope"] * grid + line["intercept"],
+                color="black",
+                linewidth=1,
+                label="agreement line",
+            )
+        r2 = f"agreement R² {line['r2']:.3f}" if finite(line.get("r2")) else "no agreement line"
+        ax.set_title(
+            F.label(f"{name} ({'no labels' if name in unlabelled else 'labelled'}): {r2}", 60)
+        )
+        ax.set_xlabel(F.label(f"accuracy on {shift.reference} (probit scale)", 48))
+        ax.set_ylabel(F.label(f"accuracy on {name} (probit scale)", 48))
+        ax.legend(loc="upper left", frameon=False)
+        data[name] = {
+            "labels": [str(m) for m, k in zip(mine["model"], keep) if k],
+            "x": F._floats(np.asarray(mine["reference_accuracy"], np.float64)[keep]),
+            "estimated": F._floats(np.asarray(mine["estimated_accuracy"], np.float64)[keep]),
+            "lo": F._floats(np.asarray(mine["estimated_accuracy_lo"], np.float64)[keep]),
+            "hi": F._floats(np.asarray(mine["estimated_accuracy_hi"], np.float64)[keep]),
+            "measured": F._floats(np.asarray(mine["accuracy"], np.float64)[keep]),
+            "labelled": name not in unlabelled,
+        }
+    said = [f"the first {len(shown)} of {len(sets)} shifted sets"] if len(shown) < len(sets) else []
+    return F.FigureResult(fig, data, shown=said)
+
+
 def _base_pairs(pairs: pd.DataFrame, base: str) -> pd.DataFrame:
     mine = pairs[(pairs.model_a == base) | (pairs.model_b == base)]
     return mine.assign(other=np.where(mine.model_a == base, mine.model_b, mine.model_a))
@@ -197,7 +308,7 @@ def ei_by_category(shift: ShiftTables, base: str | None) -> F.FigureResult:
     pairs = _base_pairs(shift.pairs, base)
     if len(pairs) == 0:
         raise F.FigureSkipped(f"shift_pairs.csv has no pair with the base {base!r}")
-    sets = [shift.reference] + shift.shifted
+    sets = [shift.reference] + shift.labelled  # an unlabelled set has no error inconsistency
     categories = F.ordered_categories(pairs.category)
     fig, axes = F._new_figure(max(4.0, 1.1 * len(categories) * max(1, len(sets)) / 2 + 2), 3.0)
     ax = axes[0][0]
@@ -237,7 +348,7 @@ def _sidekick_rows(shift: ShiftTables, base: str) -> tuple[list[str], list[list]
     pairs = pairs[np.isfinite(pairs.ensemble_acc.to_numpy(np.float64))]
     if len(pairs) == 0:
         return [], [], None
-    sets = [shift.reference] + shift.shifted
+    sets = [shift.reference] + shift.labelled  # no ensemble accuracy without labels
     ref = pairs[pairs.set == shift.reference].sort_values("base_rank", kind="stable")
     rows = []
     for other in ref.other:
@@ -290,6 +401,17 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
             "still disagree more with the base after the shift.",
             lambda: ei_by_category(shift, base),
         ),
+        (
+            "shift-estimates",
+            "Accuracy estimated without labels",
+            "Each dot is a model: its accuracy on a shifted set estimated from how often the "
+            "models agree there (no labels used; ALine-D, Baek et al. 2022), with its 95% "
+            "interval (example resamples of both sets with the agreement line refit on each, "
+            "plus the line's scatter), against its accuracy on the reference set; the solid "
+            "line is the agreement line the estimates rest on. Hollow dots: the measured "
+            "accuracy, where the set has labels.",
+            lambda: estimated_accuracy(shift),
+        ),
     ]
     for key, title, caption, draw in specs:
         try:
@@ -310,6 +432,8 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
         data[key] = drawn.data
         drawn.figure.clear()
     blocks.append(_fits_table(shift))
+    if shift.estimated:
+        blocks.append(_estimates_table(shift))
     if base is not None:
         sets, rows, best = _sidekick_rows(shift, base)
         if rows:
@@ -323,7 +447,8 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
     return (
         f'<section id="shift"><h2>Under distribution shift</h2>'
         f"<p>The same models on {len(shift.shifted) + 1} evaluation sets; the reference "
-        f'set is <span class="name">{H.esc(shift.reference)}</span>.</p>{body}</section>',
+        f'set is <span class="name">{H.esc(shift.reference)}</span>. {_labels_sentence(shift)}'
+        f"</p>{body}</section>",
         notes,
         data,
     )
@@ -389,3 +514,60 @@ def _sidekick_table(sets: list[str], rows: list[list], best: str | None, base: s
         + " and its rank on every shifted set."
     )
     return H._table("table-shift-sidekicks", caption, headers, body)
+
+
+def _labels_sentence(shift: ShiftTables) -> str:
+    """Which shifted sets had labels (the reference always has)."""
+    from zoolens.report import html as H
+
+    def names(sets: list[str]) -> str:
+        return ", ".join(f'<span class="name">{H.esc(n)}</span>' for n in sets)
+
+    parts = []
+    if shift.labelled:
+        parts.append(f"With labels: {names(shift.labelled)}.")
+    if shift.unlabelled:
+        parts.append(
+            f"Without labels: {names(shift.unlabelled)} (their accuracies are estimated "
+            "from agreement only)."
+        )
+    return " ".join(parts)
+
+
+def _estimates_table(shift: ShiftTables) -> str:
+    from zoolens.report import html as H
+
+    rows = []
+    for r in shift.models[shift.models.set.isin(shift.estimated)].to_dict("records"):
+        est = f"{H._pct(r['estimated_accuracy'])}"
+        if finite(r.get("estimated_accuracy_lo")) and finite(r.get("estimated_accuracy_hi")):
+            est += (
+                f' <span class="ci">[{H._pct(r["estimated_accuracy_lo"])}, '
+                f"{H._pct(r['estimated_accuracy_hi'])}]</span>"
+            )
+        aline_s = f"{H._pct(r.get('estimated_accuracy_aline_s'))}"
+        measured = H._pct(r["accuracy"]) if finite(r["accuracy"]) else "no labels"
+        cells = [
+            H._cell(H.esc(r["set"]), str(r["set"]), "name"),
+            H._cell(H.esc(r["model"]), str(r["model"]), "name"),
+            H._cell(H._pct(r["reference_accuracy"]), H._sort_key(r["reference_accuracy"]), "num"),
+            H._cell(est, H._sort_key(r["estimated_accuracy"]), "num"),
+            H._cell(aline_s, H._sort_key(r.get("estimated_accuracy_aline_s")), "num"),
+            H._cell(measured, H._sort_key(r["accuracy"]), "num"),
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    headers = [
+        ("Set", "the shifted evaluation set"),
+        ("Model", "the model"),
+        ("Reference accuracy", "measured on the reference set"),
+        ("Estimated (ALine-D)", "accuracy estimated without the set's labels, 95% interval"),
+        ("ALine-S", "the estimate read off the agreement line alone"),
+        ("Measured", "the set's own accuracy, where it has labels"),
+    ]
+    caption = (
+        "<b>Accuracy without labels.</b> Agreement on the line (Baek et al. 2022): where "
+        "accuracy is on the line, pair agreement follows the same probit-scale line, and "
+        "agreement needs no labels. Where a set has labels the estimate stands beside the "
+        "measured accuracy, so the method can be checked on it."
+    )
+    return H._table("table-shift-estimates", caption, headers, rows)
