@@ -134,6 +134,21 @@ def _probit_axes(ax, values: np.ndarray) -> None:
     ax.grid(alpha=0.3)
 
 
+def _diagonal_and_fit(ax, shift: ShiftTables, name: str, measure: str, label: str) -> dict:
+    """Draw y = x (dashed) and set ``name``'s probit line of ``measure`` from shift_fits
+    (solid) across the axes; returns that fit's row ({} when there is none)."""
+    lo, hi = ax.get_xlim()
+    grid = np.linspace(lo, hi, 50)
+    ax.plot(grid, grid, color="#888888", linestyle="--", linewidth=0.8, label="y = x")
+    fit = shift.fits[(shift.fits.set == name) & (shift.fits.measure == measure)]
+    line = fit.iloc[0].to_dict() if len(fit) else {}
+    if finite(line.get("slope")) and finite(line.get("intercept")):
+        ax.plot(
+            grid, line["slope"] * grid + line["intercept"], color="black", linewidth=1, label=label
+        )
+    return line
+
+
 @F._figure_function
 def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.FigureResult:
     """Shifted against reference accuracy (per model) or agreement (per pair), probit axes."""
@@ -182,19 +197,7 @@ def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.
                 label=F.label(cat, 14),
             )
         _probit_axes(ax, np.concatenate([px[keep], py[keep]]))
-        lo, hi = ax.get_xlim()
-        grid = np.linspace(lo, hi, 50)
-        ax.plot(grid, grid, color="#888888", linestyle="--", linewidth=0.8, label="y = x")
-        fit = shift.fits[(shift.fits.set == name) & (shift.fits.measure == measure)]
-        line = fit.iloc[0].to_dict() if len(fit) else {}
-        if finite(line.get("slope")) and finite(line.get("intercept")):
-            ax.plot(
-                grid,
-                line["slope"] * grid + line["intercept"],
-                color="black",
-                linewidth=1,
-                label="probit fit",
-            )
+        line = _diagonal_and_fit(ax, shift, name, measure, "probit fit")
         r2 = f", R² {line['r2']:.3f}" if finite(line.get("r2")) else ""
         slope = (
             f"slope {line['slope']:.2f}, intercept {line['intercept']:+.2f}{r2}"
@@ -262,19 +265,7 @@ def estimated_accuracy(shift: ShiftTables) -> F.FigureResult:
                 label="measured",
             )
         _probit_axes(ax, np.concatenate([x[keep], y[keep], measured[has]]))
-        lo_x, hi_x = ax.get_xlim()
-        grid = np.linspace(lo_x, hi_x, 50)
-        ax.plot(grid, grid, color="#888888", linestyle="--", linewidth=0.8, label="y = x")
-        fit = shift.fits[(shift.fits.set == name) & (shift.fits.measure == "agreement")]
-        line = fit.iloc[0].to_dict() if len(fit) else {}
-        if finite(line.get("slope")) and finite(line.get("intercept")):
-            ax.plot(
-                grid,
-                line["slope"] * grid + line["intercept"],
-                color="black",
-                linewidth=1,
-                label="agreement line",
-            )
+        line = _diagonal_and_fit(ax, shift, name, "agreement", "agreement line")
         r2 = f"agreement R² {line['r2']:.3f}" if finite(line.get("r2")) else "no agreement line"
         ax.set_title(
             F.label(f"{name} ({'no labels' if name in unlabelled else 'labelled'}): {r2}", 60)
