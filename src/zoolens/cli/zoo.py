@@ -167,6 +167,36 @@ def import_(
         help="Text every id in the file starts with and the zoo's ids "
         "lack (a subject prefix such as 's01_'); removed before the rows are joined.",
     ),
+    id_pattern: Optional[str] = typer.Option(
+        None,
+        "--id-pattern",
+        help="A regular expression whose first group is the example id, for ids that differ "
+        "between files by a per-row prefix or suffix (a trial number or subject code before "
+        "the image name), e.g. '^s\\d+_t\\d+_(.+)$'; applied to the model file's ids "
+        "and, with --create, to the labels file's.",
+    ),
+    class_map: Optional[Path] = typer.Option(
+        None,
+        "--class-map",
+        help="MAP.json: each zoo class (name) -> the list of the model's classes in its "
+        "group (ids, or names/wnids with --model-classes), for a model whose classes are a "
+        "superset or a refinement of the zoo's (1,000 ImageNet classes scored in 16 "
+        "categories, or 200 of them). Probabilities are aggregated per group (logits through "
+        "their softmax), top-k lists by the first entry in a group, decisions by lookup "
+        "(outside every group: wrong, and counted).",
+    ),
+    class_map_agg: str = typer.Option(
+        "mean",
+        "--class-map-agg",
+        help="How a group's probabilities combine: mean (model-vs-human's rule), sum or max.",
+    ),
+    model_classes: Optional[str] = typer.Option(
+        None,
+        "--model-classes",
+        help="With --class-map: the model's classes, a count M (e.g. 1000) or their names "
+        "(as --class-names: a comma list or a file, ImageNet's 'wnid name' lines keeping the "
+        "wnids as aliases).",
+    ),
     abstain: list[str] = typer.Option(
         [],
         "--abstain",
@@ -213,6 +243,10 @@ def import_(
     zoolens import v6.zoo resnet.json --name resnet --kind decisions --create --no-labels
     --num-classes 10
 
+    Example (1,000-class probabilities scored in 16 categories, model-vs-human's rule):
+    zoolens import mvh.zoo resnet50.npy --name resnet50 --kind probs --class-map 16.json
+    --model-classes 1000
+
     Example (top-1 CSV keyed by file name, labels keyed the same way):
     zoolens import in1k.zoo top1.csv --name vit --id-column file --create --labels val.csv
     --labels-column label --class-names synsets.txt
@@ -222,6 +256,7 @@ def import_(
     """
     from zoolens.progress import info
     from zoolens.zoo.classes import ClassIndex, read_class_names
+    from zoolens.zoo.classmap import model_class_index, read_class_map
     from zoolens.zoo.importers import import_file, label_names, labels_for_create
     from zoolens.zoo.store import Zoo
 
@@ -248,6 +283,11 @@ def import_(
     header_arg = header
     if image_root is not None and not image_root.is_dir():
         raise ZoolensError(f"--image-root {image_root}: not a folder")
+    if (class_map is None) != (model_classes is None):
+        raise ZoolensError("--class-map and --model-classes go together (the map needs M)")
+    model_count, model_index = (
+        model_class_index(model_classes) if model_classes is not None else (None, None)
+    )
 
     folder_existed = zoo.exists()
     made_zoo = False
@@ -285,9 +325,20 @@ def import_(
                     y = None
                     n_rows, ids = _unlabelled_rows(
                         file,
-                        num_classes=len(names) if names is not None else num_classes,
-                        names=names,
-                        aliases=aliases,
+                        num_classes=(
+                            model_count
+                            if model_count is not None
+                            else len(names)
+                            if names is not None
+                            else num_classes
+                        ),
+                        classes=(
+                            model_index
+                            if class_map is not None
+                            else ClassIndex(names, aliases)
+                            if names is not None
+                            else None
+                        ),
                         kind=kind,
                         key=key,
                         columns=columns,
@@ -295,6 +346,7 @@ def import_(
                         header=header_arg,
                         topk_layout=topk_layout,
                         id_prefix=id_prefix,
+                        id_pattern=id_pattern,
                         abstain=abstain,
                     )
                 elif labels is not None:
@@ -309,6 +361,7 @@ def import_(
                         offset=label_offset,
                         classes=classes,
                         id_prefix=id_prefix,
+                        id_pattern=id_pattern,
                     )
                 else:
                     y, ids = _labels_from_table(
@@ -333,6 +386,17 @@ def import_(
                     + (")" if y is not None else ", no labels)")
                 )
             target = Zoo.open(zoo)
+            mapping = (
+                read_class_map(
+                    class_map,
+                    target.class_index(),
+                    int(model_count or 0),
+                    model_classes=model_index,
+                    agg=class_map_agg,
+                )
+                if class_map is not None
+                else None
+            )
             read_as = import_file(
                 target,
                 file,
@@ -353,6 +417,8 @@ def import_(
                 strict=strict,
                 abstain=abstain,
                 id_prefix=id_prefix,
+                id_pattern=id_pattern,
+                class_map=mapping,
             )
             if image_root is not None:
                 target.set_image_root(image_root)
@@ -423,30 +489,26 @@ def _unlabelled_rows(
     file: Path,
     *,
     num_classes: int | None,
-    names: Any,
-    aliases: Any,
+    classes: Any,
     id_prefix: str | None,
+    id_pattern: str | None,
     **load: Any,
 ) -> tuple[int, Any]:
     """--create --no-labels: the new zoo's number of examples and its ids (None without
     --id-column or a JSON file keyed by id), read from the first model file."""
     import numpy as np
 
-    from zoolens.zoo.classes import ClassIndex
-    from zoolens.zoo.importers import load_outputs, strip_id_prefix
+    from zoolens.zoo.importers import load_outputs, match_ids, strip_id_prefix
 
     if num_classes is None:
         raise ZoolensError("--no-labels needs the classes: give --num-classes K or --class-names")
-    loaded = load_outputs(
-        file,
-        num_classes=int(num_classes),
-        classes=ClassIndex(names, aliases) if names is not None else None,
-        **load,
-    )
+    loaded = load_outputs(file, num_classes=int(num_classes), classes=classes, **load)
     n = int(np.asarray(next(iter(loaded.arrays.values()))).shape[0])
     ids = loaded.ids
     if ids is not None and id_prefix:
         ids = strip_id_prefix(ids, id_prefix, file)
+    if ids is not None and id_pattern:
+        ids = match_ids(ids, id_pattern, file)
     return n, ids
 
 

@@ -65,7 +65,9 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZoolensError
+from zoolens.progress import info
 from zoolens.zoo.classes import ABSTAIN_TEXT, ClassIndex, is_number, is_text, text_to_class_ids
+from zoolens.zoo.classmap import ClassMap
 from zoolens.zoo.outputs import ZooWarning, detect_kind, nearly_probs
 
 IMPORT_KINDS = ("logits", "probs", "log_probs", "counts", "decisions", "topk")
@@ -212,6 +214,7 @@ def labels_for_create(
     offset: int = 0,
     classes: ClassIndex | None = None,
     id_prefix: str | None = None,
+    id_pattern: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(labels, example ids or None) for a zoo created from the labels file ``labels`` and
     the first model file ``model_file``.
@@ -221,7 +224,8 @@ def labels_for_create(
     from ``id_column`` or, for a JSON object, its keys. With ids on both sides the labels are
     joined to the model file's rows by id (the zoo takes the model file's order, its ids
     without ``id_prefix``; a missing, extra or repeated id is an error) -- never by position; with ids on one side only the
-    zoo takes those ids, and the other file is matched by row position.
+    zoo takes those ids, and the other file is matched by row position. ``id_pattern``: a
+    regular expression whose first group is the id, applied to the ids of both files.
     """
     labels, model_file = Path(labels), Path(model_file)
     y = read_labels(labels, key=key, column=column, header=header, offset=offset, classes=classes)
@@ -230,6 +234,8 @@ def labels_for_create(
         label_ids = read_ids(labels, labels_id_column, header=header)
     elif id_column is not None and has_column(labels, id_column, header):
         label_ids = read_ids(labels, id_column, header=header)
+    if label_ids is not None and id_pattern:
+        label_ids = match_ids(label_ids, id_pattern, labels)
     if label_ids is not None and len(label_ids) != len(y):
         raise ZoolensError(f"{labels}: {len(label_ids)} ids for {len(y)} labels")
     file_ids = None
@@ -239,6 +245,8 @@ def labels_for_create(
         file_ids = _json_entries(model_file)[1]
     if file_ids is not None and id_prefix:
         file_ids = strip_id_prefix(file_ids, id_prefix, model_file)
+    if file_ids is not None and id_pattern:
+        file_ids = match_ids(file_ids, id_pattern, model_file)
     if label_ids is None or file_ids is None:
         return y, label_ids if label_ids is not None else file_ids
     zoo_ids = np.asarray(file_ids).astype(str)
@@ -487,6 +495,8 @@ def import_file(
     strict: bool = False,
     abstain: Sequence[str] = (),
     id_prefix: str | None = None,
+    id_pattern: str | None = None,
+    class_map: ClassMap | None = None,
 ) -> str:
     """Read ``path`` and add it to ``zoo`` as model ``name``; returns the kind the file was
     read as (logits, probs, log_probs, counts, decisions or topk; see ``zoo.kind`` for how
@@ -502,19 +512,24 @@ def import_file(
     and is kept; with ``strict`` it is a ZoolensError and nothing is written.
 
     ``id_prefix``: text every id of the file starts with and that the zoo's ids lack (a
-    subject or run prefix, ``"s01_"``); it is removed before the join. ``abstain``: decision
-    values that mean "no answer" (besides na, empty cells and JSON null).
+    subject or run prefix, ``"s01_"``); it is removed before the join. ``id_pattern``: a
+    regular expression whose first group is the id (``match_ids``), for a per-row prefix or
+    suffix such as a trial number. ``abstain``: decision values that mean "no answer"
+    (besides na, empty cells and JSON null). ``class_map`` (``zoo.classmap``): the file holds
+    a model's outputs over its own classes, mapped into the zoo's (probabilities aggregated
+    per group; decisions and top-k lists by group, one outside every group counted and
+    stored as an abstention).
 
     A table imported into a zoo with ids but without ``id_column`` is still joined by id
     when one of its columns (outside ``columns``) holds exactly the zoo's ids, each once:
     rows that carry ids are never taken by position.
     """
     path = Path(path)
-    if id_column is None and zoo.example_ids is not None and not id_prefix:
+    if id_column is None and zoo.example_ids is not None and not id_prefix and not id_pattern:
         id_column = find_id_column(path, zoo.example_ids, header, parse_columns(columns))
     loaded = load_outputs(
         path,
-        num_classes=zoo.num_classes,
+        num_classes=zoo.num_classes if class_map is None else class_map.num_model_classes,
         kind=kind,
         key=key,
         columns=columns,
@@ -523,13 +538,27 @@ def import_file(
         id_column=id_column,
         header=header,
         topk_layout=topk_layout,
-        classes=zoo.class_index(),
+        classes=zoo.class_index() if class_map is None else class_map.model_classes,
         abstain=abstain,
     )
     arrays = dict(loaded.arrays)
+    if class_map is not None:
+        if class_map.num_classes != zoo.num_classes:
+            raise ZoolensError(
+                f"{class_map.source}: maps to {class_map.num_classes} classes, the zoo has "
+                f"{zoo.num_classes}"
+            )
+        arrays, outside = class_map.apply(loaded.kind, arrays)
+        if outside:
+            info(
+                f"{path}: class map: {outside} of {_rows(loaded)} decisions fall outside "
+                "every group (stored as abstentions: wrong)"
+            )
     labels = loaded.labels
     if loaded.ids is not None and id_prefix:
         loaded.ids = strip_id_prefix(loaded.ids, id_prefix, path)
+    if loaded.ids is not None and id_pattern:
+        loaded.ids = match_ids(loaded.ids, id_pattern, path)
     if loaded.ids is not None:
         order = join_ids(zoo.example_ids, loaded.ids, path)
         arrays = {k: v[order] for k, v in arrays.items()}
@@ -620,6 +649,27 @@ def find_id_column(
             )
             return col
     return None
+
+
+def match_ids(ids: np.ndarray, pattern: str, path: Path) -> np.ndarray:
+    r"""``--id-pattern``: each id replaced by the first group of ``pattern``'s first match in
+    it (``re.search``), e.g. ``r"^s\d+_t\d+_(.+)$"`` keeps the image name of
+    ``s01_t17_img042.png``; ZoolensError naming an id it does not match."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise ZoolensError(f"--id-pattern {pattern!r}: not a regular expression ({exc})") from None
+    if regex.groups < 1:
+        raise ZoolensError(
+            f"--id-pattern {pattern!r}: needs a group around the id, e.g. '^s\\d+_(.+)$'"
+        )
+    out = []
+    for value in np.asarray(ids).astype(str).tolist():
+        found = regex.search(value)
+        if found is None or found.group(1) is None:
+            raise ZoolensError(f"{path}: id {value!r} does not match the --id-pattern {pattern!r}")
+        out.append(found.group(1))
+    return np.asarray(out, dtype=str)
 
 
 def strip_id_prefix(ids: np.ndarray, prefix: str, path: Path) -> np.ndarray:
