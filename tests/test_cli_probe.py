@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from zoolens import contracts
 from zoolens.cli import app
 from zoolens.study.probe import (
     CKA_COLUMNS,
@@ -89,7 +90,10 @@ def test_probe_writes_all_tables(zoos, tmp_path):
     cka = pd.read_csv(out / "cka.csv")
     assert list(cka.columns) == CKA_COLUMNS and cka.error_consistency.notna().all()
     for name in ("probe", "diversity", "cka"):
-        assert json.loads((out / f"{name}.json").read_text())["table_version"] == 1
+        assert (
+            json.loads((out / f"{name}.json").read_text())["table_version"]
+            == contracts.TABLE_VERSION
+        )
     assert (
         probe[["n_dims_a", "n_dims_b"]].values.tolist()
         == [[0, 4]] * 2 + [[3, 2]] * 2 + [[6, 0]] * 2

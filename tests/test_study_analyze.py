@@ -634,7 +634,7 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     assert summary["decision_only_models"] == ["humans"]
     assert summary["topk_models"] == ["clip-top2"]
     assert summary["zoo"]["file_hashes"] == reference.zoo.file_hashes()
-    assert summary["table_version"] == 1 and summary["base"] == "base"
+    assert summary["table_version"] == tables.TABLE_VERSION and summary["base"] == "base"
     assert summary["command"] == "zoolens analyze test"
     assert summary["seeds"] == {"bootstrap": SEED}
     for name in tables.TABLE_COLUMNS:
@@ -1134,7 +1134,7 @@ def test_conversion_by_category_interval_averages_several_pairs(tmp_path):
 def test_cards_json_equals_the_zoo_cards(random_zoo, random_result):
     _, out = random_result
     payload = json.loads((out / "cards.json").read_text())
-    assert payload["table_version"] == 1
+    assert payload["table_version"] == tables.TABLE_VERSION
     assert list(payload["cards"]) == list(random_zoo.models)
     for name in random_zoo.models:
         card = random_zoo.card(name)
