@@ -22,7 +22,20 @@ What is measured where:
   shifted set is ignored, with a note. Pair categories come from the reference zoo's cards.
 
 Bootstrap intervals resample examples within each set (``StreamingBootstrap``, the same
-seed as ``analyze``: the reference set's accuracy intervals equal models.csv's).
+seed as ``analyze``: the reference set's accuracy intervals equal models.csv's; the k-th
+shifted set uses seed + k, so two sets of equal size never share their draws).
+
+Shifted sets without labels (``Zoo.has_labels`` false; the reference needs labels): every
+column that compares with labels is empty for them (accuracy, effective robustness, error
+inconsistency, κ, ensembles); prediction agreement is measured. For every shifted set,
+labelled or not, each model's accuracy is estimated from agreement alone (Baek et al. 2022,
+``measure.shift.aline_estimates``: ALine-D in ``estimated_accuracy``, ALine-S beside), with
+an interval from ``aline_interval`` (the estimate recomputed on every resample of both sets,
+the agreement line refit on each, plus the line's residual scatter), and the premise is
+checked (:func:`_estimates`: the agreement line's R² >= ``AGREEMENT_R2_MIN``; with labels
+also the accuracy line's R² and the two lines' largest gap <= ``LINE_GAP_MAX``), each
+failure a note. Labelled sets also get the estimates' errors and the intervals' coverage in
+summary.json (``shift.estimates``), so the method can be validated on a labelled shift.
 """
 
 from __future__ import annotations
