@@ -110,7 +110,7 @@ def test_write_results_atomic_and_exact_columns(tmp_path):
         "summary.json",
     ]
     record = json.loads((out / "greedy.json").read_text())
-    assert (record["table_version"], record["table"]) == (1, "greedy")
+    assert (record["table_version"], record["table"]) == (tables.TABLE_VERSION, "greedy")
     assert list(pd.read_csv(out / "greedy.csv").columns) == tables.GREEDY_COLUMNS
     assert list(pd.read_parquet(out / "greedy.parquet").columns) == tables.GREEDY_COLUMNS
     summary = json.loads((out / "summary.json").read_text())
