@@ -564,7 +564,7 @@ def import_file(
         arrays = {k: v[order] for k, v in arrays.items()}
         labels = labels[order] if labels is not None else None
     if labels is not None:
-        zoo.require_labels(f"{path}: checking --label-column {label_column!r}")
+        zoo.require_labels(f"{path}: --label-column {label_column!r} (checked against them)")
         check_labels(zoo.labels, labels, path, label_column)
     _sanity(zoo, name, arrays, path, strict)
     emb = None
