@@ -61,9 +61,11 @@ def test_probit_fit_leaves_out_zero_and_one_and_needs_two_distinct_points():
 
 def test_prediction_agreement_counts_equal_a_loop():
     rng = np.random.default_rng(0)
-    pred = rng.integers(0, 3, (5, 200))
+    pred = rng.integers(-1, 3, (5, 200))  # -1: an abstention, which agrees with nothing
     a, b = np.triu_indices(5, 1)
-    expected = [sum(pred[i, n] == pred[j, n] for n in range(200)) for i, j in zip(a, b)]
+    expected = [
+        sum(pred[i, n] == pred[j, n] and pred[i, n] != -1 for n in range(200)) for i, j in zip(a, b)
+    ]
     np.testing.assert_array_equal(prediction_agreement_counts(pred, a, b), expected)
 
 

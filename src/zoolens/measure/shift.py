@@ -133,12 +133,13 @@ def prediction_agreement_counts(
 ) -> np.ndarray:
     """Number of examples on which models ``a[k]`` and ``b[k]`` predict the same class.
 
-    ``predictions``: (M, n) top-1 classes; ``a``, ``b``: (P,) model indices. Returns (P,)
-    int64 counts; divide by n for the agreement rate (Baek et al. 2022). One vectorised
-    comparison over (P, n), callers chunk n to bound memory.
+    ``predictions``: (M, n) top-1 classes, -1 an abstention (which agrees with nothing,
+    another abstention included); ``a``, ``b``: (P,) model indices. Returns (P,) int64
+    counts; divide by n for the agreement rate (Baek et al. 2022). One vectorised comparison
+    over (P, n), callers chunk n to bound memory.
     """
     predictions = np.asarray(predictions)
-    return (predictions[a] == predictions[b]).sum(axis=1, dtype=np.int64)
+    return ((predictions[a] == predictions[b]) & (predictions[a] >= 0)).sum(axis=1, dtype=np.int64)
 
 
 @dataclass(frozen=True)

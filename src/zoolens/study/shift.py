@@ -301,7 +301,8 @@ def _measure_set(
         cols = slice(start, min(start + chunk, n))
         r = correct[:, cols]
         xor = r[a_idx] ^ r[b_idx]
-        same = predictions[a_idx, cols] == predictions[b_idx, cols]
+        left = predictions[a_idx, cols]
+        same = (left == predictions[b_idx, cols]) & (left >= 0)  # an abstention agrees never
         add("prediction_agreement", same, cols)
         agree += same.sum(axis=1, dtype=np.int64)
         if labelled:
