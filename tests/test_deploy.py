@@ -359,30 +359,42 @@ def _edited(shipped, tmp_path, change):
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    "change, message, extra",
     [
         (
             lambda s: s["members"][0]["collect"].update(
                 spec="python:zoolens.collect.cifar_resnet:nope"
             ),
+            "imports and calls Python code the file names; refused",
+            [],
+        ),
+        (
+            lambda s: s["members"][0]["collect"].update(
+                spec="python:zoolens.collect.cifar_resnet:nope"
+            ),
             "has no function nope",
+            ["--trust-code"],
         ),
         (
             lambda s: s.update(class_names=s["class_names"][:9]),
             "gives 10 classes, the ensemble file lists 9",
+            [],
         ),
         (
             lambda s: s["members"][0]["checkpoints"][0].update(sha256="0" * 64),
             "no longer matches its recorded sha256",
+            [],
         ),
-        (lambda s: s.update(version=2), "ensemble file version 2"),
-        (lambda s: s["members"][0].update(temperature=-1), "invalid ensemble file"),
+        (lambda s: s.update(version=2), "ensemble file version 2", []),
+        (lambda s: s["members"][0].update(temperature=-1), "invalid ensemble file", []),
     ],
 )
-def test_hand_edited_ensemble_file_one_line_nothing_written(shipped, tmp_path, change, message):
+def test_hand_edited_ensemble_file_one_line_nothing_written(
+    shipped, tmp_path, change, message, extra
+):
     path = _edited(shipped, tmp_path, change)
     out = tmp_path / "pred.csv"
-    res = _run("predict", path, shipped / "data", "--out", out, "--threads", "1")
+    res = _run("predict", path, shipped / "data", "--out", out, "--threads", "1", *extra)
     assert message in _error_line(res)
     assert not out.exists()
 

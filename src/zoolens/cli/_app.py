@@ -57,10 +57,34 @@ def _root(
     set_quiet(quiet)
 
 
+MAX_ERROR_CHARS = 1_000  # an error line; longer ones (a huge value quoted) are cut
+
+
 def fail(message: str, code: int = 1) -> None:
-    """Print one error line to stderr and exit non-zero (no traceback)."""
-    print(f"error: {terminal_text(' '.join(str(message).split()))}", file=sys.stderr)
+    """Print one error line to stderr and exit non-zero (no traceback); control characters
+    are shown escaped and the line is cut at MAX_ERROR_CHARS."""
+    text = terminal_text(" ".join(str(message).split()))
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
+    print(f"error: {text}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def refuse_inside_zoo(path: Any, option: str = "--out") -> None:
+    """ZoolensError when ``path`` is a zoo or lies inside one (a folder holding the zoo's
+    manifest): writing there would overwrite or litter the zoo's own files."""
+    from pathlib import Path
+
+    from zoolens.zoo.store import MANIFEST
+
+    if path is None:
+        return
+    target = Path(path).expanduser().resolve()
+    for folder in (target, *target.parents):
+        if (folder / MANIFEST).is_file():
+            raise ZoolensError(
+                f"{option} {path}: inside the zoo {folder}; write results outside the zoo"
+            )
 
 
 # What Ctrl-C leaves behind, by command function: said exactly, since only collect resumes.

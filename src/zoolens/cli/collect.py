@@ -18,7 +18,8 @@ def collect(
         help="Model list (.toml/.yaml) or one spec such as "
         "timm:resnet18, torchvision:resnet18/IMAGENET1K_V1, "
         "open_clip:ViT-B-32/laion2b_s34b_b79k, "
-        "torchscript:PATH, python:module:function.",
+        "torchscript:PATH, python:module:function (your own code: the list is yours, "
+        "so collect runs python: specs without --trust-code).",
     ),
     data: Path = typer.Option(..., "--data", help="Image folder: DATA/<class name>/<image>."),
     zoo: Path = typer.Option(..., "--zoo", help="The zoo to add the models to."),
@@ -91,6 +92,12 @@ def collect(
     """Run models over an image folder and add their logits and embeddings to a zoo.
 
     Work is written in resumable shards beside the zoo (ZOO.collect/): after an interruption, run the same command again to continue.
+
+    The model list is your own file, so python:module:function specs run here as written
+    (import the module, call the function); an ensemble file someone sends you is different:
+    `zoolens predict` runs such specs only with --trust-code.
+
+    Example:  zoolens collect "python:zoolens.collect.cifar_resnet:pretrained" --data images/ --zoo myzoo --create
 
     Example:  zoolens collect models.toml --data images/ --zoo myzoo --create
     """

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import app, handle_errors
+from zoolens.cli._app import app, handle_errors, refuse_inside_zoo
+
+TRUST_CODE_HELP = (
+    "Allow members that run code the ensemble file names: python:module:function specs "
+    "(other than zoolens's own builders) and .pt2 programs (unpickled). Without it such a "
+    "file is refused before anything is built. Give it only for a file whose author you "
+    "trust as you would trust their Python code."
+)
 
 
 @app.command("export")
@@ -21,9 +28,19 @@ def export(
         "budgeted one) or model names A,B,… (a repeated name weighs "
         "more).",
     ),
-    out: Path = typer.Option(Path("ensemble.json"), "--out", help="The ensemble file to write."),
+    out: Path = typer.Option(
+        None, "--out", help="The ensemble file to write (default: ensemble.json)."
+    ),
     zoo: Path = typer.Option(
         None, "--zoo", help="The analysed zoo (default: the path in summary.json)."
+    ),
+    bundle: Path = typer.Option(
+        None,
+        "--bundle",
+        metavar="DIR",
+        help="Write a portable folder instead: DIR/ensemble.json and every checkpoint it "
+        "needs (DIR/files/), named by relative paths; copy DIR anywhere and run "
+        "`zoolens predict DIR/ensemble.json IMAGES` there.",
     ),
 ) -> None:
     """Write a chosen ensemble as a versioned, checked ensemble file.
@@ -31,13 +48,23 @@ def export(
     It holds each member's collect spec and checkpoint sha256, temperature and weight, the
     combine rule, class names, preprocessing, the accuracy measured on the evaluation split
     (with a bootstrap interval) and provenance. Run it with `zoolens predict`, or in Python
-    with zoolens.load_ensemble(path).
+    with zoolens.load_ensemble(path). Only files under checkpoint kwargs (checkpoint,
+    weights, …) and TorchScript files are recorded and shipped.
 
     Example:  zoolens export results/ --ensemble greedy --out ensemble.json
+
+    Example (a folder to share):  zoolens export results/ --ensemble greedy --bundle shipped/
     """
     from zoolens.deploy.export import export_ensemble
+    from zoolens.deploy.schema import untrusted_code
+    from zoolens.progress import info
 
-    spec = export_ensemble(results, ensemble, out, zoo=zoo)
+    refuse_inside_zoo(out if bundle is None else bundle, "--out" if bundle is None else "--bundle")
+    spec = export_ensemble(results, ensemble, out, zoo=zoo, bundle=bundle)
+    if bundle is not None:
+        out = bundle / "ensemble.json"
+    elif out is None:
+        out = Path("ensemble.json")
     acc = spec.accuracy
     members = ", ".join(f"{m.name}x{m.weight}" if m.weight > 1 else m.name for m in spec.members)
     print(
@@ -45,6 +72,13 @@ def export(
         + (f" [{acc.lo:.4f}, {acc.hi:.4f}]" if acc.lo is not None else "")
         + f" on {acc.n} evaluation examples; written to {out}"
     )
+    for member in spec.members:
+        why = untrusted_code(member)
+        if why is not None:
+            info(
+                f"note: member {member.name!r} {why}: `zoolens predict` runs it only "
+                f"with --trust-code"
+            )
 
 
 @app.command("predict")
@@ -88,14 +122,21 @@ def predict(
         None, "--ray-address", metavar="ADDRESS", help="Ray cluster to connect to (implies --ray)."
     ),
     strict: bool = typer.Option(False, "--strict", help="Stop at an undecodable image."),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
 ) -> None:
     """Run an exported ensemble on images and write per-image top-k classes and probabilities.
 
     Members are rebuilt by the collect adapters (checkpoints checked against their sha256),
     run with the same preprocessing and batching as `zoolens collect`, calibrated with their
-    temperatures and combined by the ensemble's rule.
+    temperatures and combined by the ensemble's rule. An ensemble file is data: relative
+    paths resolve against its folder, every file a member loads must be a listed checkpoint
+    with its sha256, and members that run code the file names (python: specs, .pt2) are
+    refused unless you give --trust-code.
 
     Example:  zoolens predict ensemble.json new_images/ --out predictions.csv --top-k 3
+
+    Example (a file whose author you trust, with its own Python builder):
+    zoolens predict theirs.json new_images/ --trust-code
     """
     from zoolens.collect.runner import RunOptions
     from zoolens.deploy.predict import add_to_zoo, predict_images, write_predictions
@@ -108,6 +149,7 @@ def predict(
         )
     if not out.parent.is_dir():
         raise ZoolensError(f"--out {out}: folder {out.parent} does not exist")
+    refuse_inside_zoo(out)
     options = RunOptions(
         batch_size=batch_size,
         device=device,
@@ -123,6 +165,7 @@ def predict(
         options=options,
         use_ray=ray or ray_address is not None,
         ray_address=ray_address,
+        trust_code=trust_code,
     )
     if zoo is not None:
         add_to_zoo(result, images, zoo, create=create)

@@ -176,6 +176,7 @@ def _entry_from_mapping(raw: Any, where: str, defaults: dict[str, Any]) -> Model
     for key in ("kwargs", "card", "preprocess"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ZoolensError(f"{where} ({spec}): {key!r} must be a table/mapping")
+    check_preprocess(data.get("preprocess"), f"{where} ({spec})")
     templates = data.get("templates")
     if templates is not None:
         if isinstance(templates, str):
@@ -249,17 +250,74 @@ def read_model_list(source: str | Path) -> list[ModelEntry]:
     return entries
 
 
-def build_preprocess(config: dict[str, Any] | None, spec: str):
-    """A torchvision transform from ``{resize, crop, mean, std}`` (any subset; ToTensor always)."""
-    from torchvision import transforms
+PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
+MAX_SIDE = 8_192  # pixels: a resize or crop beyond it would allocate gigabytes per image
 
-    config = dict(config or {})
-    unknown = set(config) - {"resize", "crop", "mean", "std", "interpolation"}
+
+def check_preprocess(config: Any, where: str) -> None:
+    """ZoolensError (one line) unless ``config`` is a preprocess mapping zoolens can build:
+    known keys, ``resize`` / ``crop`` one or two sides in [1, MAX_SIDE], ``mean`` / ``std``
+    1 to 4 finite numbers (``std`` non-zero), a known ``interpolation``."""
+    import math
+
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise ZoolensError(f"{where}: preprocess must be a table/mapping")
+    unknown = sorted(str(k) for k in set(config) - set(PREPROCESS_KEYS))
     if unknown:
         raise ZoolensError(
-            f"model {spec}: unknown preprocess key(s) {', '.join(sorted(unknown))}"
-            f" (allowed: resize, crop, mean, std, interpolation)"
+            f"{where}: unknown preprocess key(s) {', '.join(unknown)[:200]}"
+            f" (allowed: {', '.join(PREPROCESS_KEYS)})"
         )
+    for key in ("resize", "crop"):
+        value = config.get(key)
+        if value is None:
+            continue
+        sides = value if isinstance(value, list) else [value]
+        if not (
+            1 <= len(sides) <= 2 and all(type(v) is int and 1 <= v <= MAX_SIDE for v in sides)  # noqa: E721
+        ):
+            raise ZoolensError(
+                f"{where}: preprocess {key} must be one or two whole numbers of pixels "
+                f"in [1, {MAX_SIDE}] (got {str(value)[:40]})"
+            )
+    for key in ("mean", "std"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if not (
+            isinstance(value, list)
+            and 1 <= len(value) <= 4
+            and all(
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and abs(v) <= 1e6
+                and (key == "mean" or v != 0)
+                for v in value
+            )
+        ):
+            raise ZoolensError(
+                f"{where}: preprocess {key} must be 1 to 4 finite numbers"
+                f"{' (non-zero)' if key == 'std' else ''} (got {str(value)[:40]})"
+            )
+    mode = config.get("interpolation")
+    if mode is not None and str(mode).lower() not in INTERPOLATIONS:
+        raise ZoolensError(
+            f"{where}: preprocess interpolation {str(mode)[:40]!r}; use one of "
+            f"{', '.join(INTERPOLATIONS)}"
+        )
+
+
+def build_preprocess(config: dict[str, Any] | None, spec: str):
+    """A torchvision transform from ``{resize, crop, mean, std}`` (any subset; ToTensor
+    always); the config is checked first (``check_preprocess``)."""
+    from torchvision import transforms
+
+    check_preprocess(config, f"model {spec}")
+    config = dict(config or {})
     steps: list[Any] = []
     if config.get("resize") is not None:
         mode = getattr(

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import shutil
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,16 @@ import numpy as np
 import pandas as pd
 
 from zoolens import __version__
-from zoolens.deploy.schema import Accuracy, Checkpoint, EnsembleFile, Member, sha256_file
+from zoolens.deploy.schema import (
+    FILE_KEYS,
+    Accuracy,
+    Checkpoint,
+    EnsembleFile,
+    Member,
+    path_kwargs,
+    set_dotted,
+    sha256_file,
+)
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import ensemble_inputs
 
@@ -73,25 +85,42 @@ def chosen_members(summary: dict[str, Any], which: str, path: Path) -> tuple[str
 
 
 def _checkpoints(collect: dict[str, Any], name: str) -> tuple[dict[str, Any], list[Checkpoint]]:
-    """The collect block with file paths made absolute, and each file with its sha256."""
+    """The collect block with the paths of the files the member loads made absolute, and
+    each such file with its sha256: the TorchScript file of a ``torchscript:`` spec and the
+    kwargs that name a path (``deploy.schema.path_kwargs``). A path kwarg must be a
+    checkpoint kwarg (``deploy.schema.FILE_KEYS``) naming a regular file: nothing else a
+    kwarg names (a system file, a folder) is read, hashed or shipped."""
     collect = json.loads(json.dumps(collect))
     found = []
     kwargs = collect.get("kwargs") or {}
-    for key, value in sorted(kwargs.items()):
-        if isinstance(value, str) and value and Path(value).is_file():
-            path = Path(value).resolve()
-            kwargs[key] = str(path)
-            found.append(Checkpoint(key=key, path=str(path), sha256=sha256_file(path)))
+    for key, value in path_kwargs(kwargs):
+        if key.rsplit(".", 1)[-1] not in FILE_KEYS:
+            raise ZoolensError(
+                f"model {name!r}: kwarg {key} = {value[:200]!r} looks like a path, but an "
+                f"ensemble ships only the files under checkpoint kwargs "
+                f"({', '.join(sorted(FILE_KEYS))}); rename the builder's argument"
+            )
+        path = _regular_file(Path(value), f"model {name!r}: kwarg {key}")
+        set_dotted(kwargs, key, str(path))
+        found.append(Checkpoint(key=key, path=str(path), sha256=sha256_file(path)))
     spec = str(collect.get("spec", ""))
     if spec.startswith("torchscript:"):
-        path = Path(spec.split(":", 1)[1])
-        if not path.is_file():
-            raise ZoolensError(f"model {name!r}: TorchScript file {path} not found")
-        path = path.resolve()
+        path = _regular_file(Path(spec.split(":", 1)[1]), f"model {name!r}: TorchScript file")
         collect["spec"] = f"torchscript:{path}"
         found.append(Checkpoint(key="spec", path=str(path), sha256=sha256_file(path)))
     collect["kwargs"] = kwargs
     return collect, found
+
+
+def _regular_file(path: Path, who: str) -> Path:
+    """``path`` resolved, when it is a regular file (a FIFO or device is never opened)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise ZoolensError(f"{who}: {path} not found") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ZoolensError(f"{who}: {path} is not a regular file")
+    return path.resolve()
 
 
 def bootstrap_interval(
@@ -132,25 +161,63 @@ def ensemble_scores(
     return total
 
 
+def _read_models(path: Path) -> pd.DataFrame:
+    """models.csv's model and temperature columns; one line for anything else (missing,
+    not a CSV, columns missing, a temperature that is not a number)."""
+    try:
+        if os.stat(path).st_size > 256 << 20:
+            raise ZoolensError(f"{path}: larger than 256 MiB; not a models table")
+        models = pd.read_csv(
+            path, usecols=["model", "temperature"], dtype={"model": object}, engine="c"
+        )
+    except FileNotFoundError:
+        raise ZoolensError(f"{path}: not found") from None
+    except ZoolensError:
+        raise
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ZoolensError(
+            f"{path}: not a models table ({' '.join(str(exc).split())[:200]})"
+        ) from None
+    temperature = pd.to_numeric(models["temperature"], errors="coerce")
+    garbage = (temperature.isna() & models["temperature"].notna()).to_numpy()
+    if garbage.any():  # an empty cell is a decision-only model; text is not
+        raise ZoolensError(f"{path}: row {int(garbage.argmax()) + 2}: temperature is not a number")
+    return pd.DataFrame({"model": models["model"].astype(str), "temperature": temperature})
+
+
 def export_ensemble(
-    results_dir: str | Path, which: str, out_path: str | Path, *, zoo: Any = None
+    results_dir: str | Path,
+    which: str,
+    out_path: str | Path | None = None,
+    *,
+    zoo: Any = None,
+    bundle: str | Path | None = None,
 ) -> EnsembleFile:
     """Write the ensemble file for ``which`` (greedy | sidekick | A,B,…) of a results folder;
-    returns it. Nothing is written when anything is wrong (ZoolensError, one line)."""
+    returns it. Nothing is written when anything is wrong (ZoolensError, one line).
+
+    ``bundle``: a new folder holding ``ensemble.json`` and every file a member loads
+    (``files/``), the file naming them by relative paths: copy or move the folder anywhere
+    and run it there (paths resolve against the ensemble file's folder)."""
     from zoolens.study.analyze import open_zoo
 
     results = Path(results_dir)
-    out = Path(out_path)
-    if out.is_dir():
+    if bundle is not None and out_path is not None:
+        raise ZoolensError("give --out FILE or --bundle DIR, not both")
+    if bundle is not None:
+        bundle = Path(bundle)
+        if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
+            raise ZoolensError(f"--bundle {bundle}: exists and is not an empty folder")
+        if not bundle.parent.is_dir():
+            raise ZoolensError(f"--bundle {bundle}: folder {bundle.parent} does not exist")
+    out = Path(out_path) if out_path is not None else Path("ensemble.json")
+    if bundle is None and out.is_dir():
         raise ZoolensError(
             f"--out {out}: is a folder; give a file name such as {out / 'ensemble.json'}"
         )
     summary = _read_json(results / "summary.json", f"run `zoolens analyze … --out {results}` first")
     kind, listed = chosen_members(summary, which, results)
-    try:
-        models = pd.read_csv(results / "models.csv")
-    except FileNotFoundError:
-        raise ZoolensError(f"{results / 'models.csv'}: not found") from None
+    models = _read_models(results / "models.csv")
     cards = _read_json(results / "cards.json", "the analysis writes it").get("cards") or {}
     zoo_path = zoo if zoo is not None else (summary.get("zoo") or {}).get("path")
     if zoo_path is None:
@@ -232,7 +299,60 @@ def export_ensemble(
             "budget": (summary.get("budget") or {}).get("budget"),
         },
     )
+    if bundle is not None:
+        return write_bundle(ensemble, bundle)
     write_ensemble_file(ensemble, out)
+    return ensemble
+
+
+def write_bundle(ensemble: EnsembleFile, folder: Path) -> EnsembleFile:
+    """``folder/ensemble.json`` and ``folder/files/<checkpoint>`` (each file a member loads,
+    copied once), with relative paths; staged beside the folder and renamed into place, so
+    a failure leaves nothing."""
+    import tempfile
+
+    from zoolens.zoo.scratch import owned_name, sweep_dead
+
+    folder = Path(folder)
+    parent = folder.parent.resolve()
+    prefix = ".zoolens-bundle-"
+    sweep_dead(parent, prefix)
+    stage = Path(tempfile.mkdtemp(prefix=owned_name(prefix, ""), dir=parent))
+    try:
+        names: dict[str, str] = {}  # sha256 -> relative path in the bundle
+        members = []
+        for member in ensemble.members:
+            collect = json.loads(json.dumps(member.collect))
+            kwargs = collect.get("kwargs") or {}
+            checkpoints = []
+            for ckpt in member.checkpoints:
+                rel = names.get(ckpt.sha256)
+                if rel is None:
+                    base = Path(ckpt.path).name
+                    rel = f"files/{base}"
+                    if rel in names.values():
+                        rel = f"files/{ckpt.sha256[:12]}-{base}"
+                    (stage / "files").mkdir(exist_ok=True)
+                    shutil.copyfile(ckpt.path, stage / rel)
+                    if sha256_file(stage / rel) != ckpt.sha256:
+                        raise ZoolensError(f"{ckpt.path}: changed while it was being copied")
+                    names[ckpt.sha256] = rel
+                if ckpt.key == "spec":
+                    collect["spec"] = f"torchscript:{rel}"
+                else:
+                    set_dotted(kwargs, ckpt.key, rel)
+                checkpoints.append(ckpt.model_copy(update={"path": rel}))
+            members.append(
+                member.model_copy(update={"collect": collect, "checkpoints": checkpoints})
+            )
+        ensemble = ensemble.model_copy(update={"members": members})
+        write_ensemble_file(ensemble, stage / "ensemble.json")
+        if folder.is_dir():
+            folder.rmdir()  # empty (checked): replaced by the staged folder
+        os.replace(stage, folder)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     return ensemble
 
 

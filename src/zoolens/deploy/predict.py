@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zoolens.deploy.schema import EnsembleFile, Member, check_checkpoints, read_ensemble_file
+from zoolens.deploy.schema import EnsembleFile, Member, read_ensemble_file, resolve_members
 from zoolens.errors import ZoolensError
 from zoolens.measure.ensemble import ensemble_inputs
 
@@ -228,10 +228,18 @@ def combine_members(
         total = member.weight * x if total is None else total + member.weight * x
     mean = total / sum(m.weight for m in ensemble.members)
     if ensemble.combine == "probs":
-        return total, mean
-    from zoolens.measure.calibration import softmax
+        probs = mean
+    else:
+        from zoolens.measure.calibration import softmax
 
-    return total, softmax(mean, 1.0, dtype=np.float64)
+        probs = softmax(mean, 1.0, dtype=np.float64)
+    bad = ~(np.isfinite(total).all(axis=1) & np.isfinite(probs).all(axis=1))
+    if bad.any():
+        raise ZoolensError(
+            f"the ensemble's probabilities are not finite on {int(bad.sum())} image(s) "
+            f"(a member gives inf/NaN logits, or a temperature is extreme); nothing written"
+        )
+    return total, probs
 
 
 def predict_images(
@@ -241,13 +249,19 @@ def predict_images(
     options: Any = None,
     use_ray: bool = False,
     ray_address: str | None = None,
+    trust_code: bool = False,
 ) -> Prediction:
-    """Run the ensemble of ``ensemble_path`` on an image folder (see the module docstring)."""
+    """Run the ensemble of ``ensemble_path`` on an image folder (see the module docstring).
+
+    ``trust_code``: allow members that run code the file names (``python:`` specs other
+    than zoolens's own builders, ``.pt2`` programs); without it they are refused before
+    anything is built (``deploy.schema.resolve_members``)."""
     from zoolens.collect.images import ImageFolder
     from zoolens.collect.runner import RunOptions, run_model
 
-    ensemble = read_ensemble_file(ensemble_path)
-    check_checkpoints(ensemble, ensemble_path)
+    ensemble = resolve_members(
+        read_ensemble_file(ensemble_path), ensemble_path, trust_code=trust_code
+    )
     options = options or RunOptions()
     data, labels, _ = open_images(images, ensemble.class_names)
     if use_ray and not isinstance(data, ImageFolder):
@@ -314,6 +328,9 @@ def _check_classes(
         return
 
 
+SCRATCH_PREFIX = "zoolens-predict-"
+
+
 def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: str | None):
     """One member as Ray shard tasks (``collect.distributed``), images shape-checked here."""
     import shutil
@@ -329,7 +346,12 @@ def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: s
             view[index]
         except UndecodableImage:  # skipped and listed by the runner, as in collect
             pass
-    work = Path(tempfile.mkdtemp(prefix="zoolens-predict-"))
+    from zoolens.zoo.scratch import owned_name, sweep_dead
+
+    # named by this process, so a run killed with SIGKILL is swept by the next one
+    parent = Path(tempfile.gettempdir())
+    sweep_dead(parent, SCRATCH_PREFIX)
+    work = Path(tempfile.mkdtemp(prefix=owned_name(SCRATCH_PREFIX, ""), dir=parent))
     try:
         store = ShardStore(
             work,
@@ -408,8 +430,12 @@ def add_to_zoo(
 # ---------------------------------------------------------------- Python: nn.Module
 
 
-def load_ensemble(path: str | Path):
+def load_ensemble(path: str | Path, *, trust_code: bool = False):
     """The ensemble of an ensemble file as a ``torch.nn.Module`` (checkpoints checked).
+
+    ``trust_code=True`` allows members that run code the file names (``python:`` specs
+    other than zoolens's own builders, ``.pt2`` programs); without it they are refused
+    (ZoolensError naming the member and spec) before anything is built.
 
     ``model(x)`` takes a preprocessed batch (B, *input_shape) — every member gets the same
     tensor, so its members must share one preprocessing — or a list of PIL images (each
@@ -421,8 +447,7 @@ def load_ensemble(path: str | Path):
     import torch
     from torch import nn
 
-    ensemble = read_ensemble_file(path)
-    check_checkpoints(ensemble, path)
+    ensemble = resolve_members(read_ensemble_file(path), path, trust_code=trust_code)
     loaded = [build_member(member, ensemble.class_names) for member in ensemble.members]
 
     class Ensemble(nn.Module):

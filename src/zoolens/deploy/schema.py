@@ -17,14 +17,35 @@
   for a soup, ``state_dict`` (the averaged weights loaded into the built network);
 - ``accuracy``: measured on the zoo's evaluation split, with a bootstrap interval;
 - ``provenance``: zoolens version, the results folder, the zoo path and file hashes.
+
+An ensemble file is data, never code (the file travels: mailed, attached to a paper,
+downloaded). Reading one runs nothing; building its members (``resolve_members``, before
+anything is built) refuses, unless the reader opts in for that run (``trust_code``):
+
+- a ``python:module:function`` spec (it imports a module the file names and calls it with
+  the file's kwargs) other than zoolens's own builders (:data:`BUILTIN_PYTHON_BUILDERS`);
+- a ``torchscript:*.pt2`` file (``torch.export.load`` unpickles).
+
+Without the opt-in, every file a member loads is a checked checkpoint: the TorchScript file
+of its spec, its soup state dict, and every kwarg that names a path (a value under a
+checkpoint key such as ``checkpoint``, or a string holding ``/`` or ``\\``) must be listed
+in ``checkpoints`` under the same key and path, and the builder gets exactly the path that
+was checked. Relative paths are relative to the ensemble file's folder and may not leave it
+(a bundle, ``zoolens export --bundle DIR``, is portable); absolute paths are kept. Numbers
+are bounded (temperatures in [1e-4, 1e4], weights up to 10,000, shapes, preprocessing sizes
+and integer kwargs up to :data:`MAX_SIDE` / :data:`MAX_KWARG_INT`), the file is at most
+:data:`MAX_FILE_BYTES` and :data:`MAX_DEPTH` levels deep.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import stat
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -32,6 +53,42 @@ from zoolens.errors import ZoolensError
 
 FORMAT = "zoolens-ensemble"
 VERSION = 1
+
+#: zoolens's own ``python:`` builders: they build a known network and load a checkpoint with
+#: ``torch.load(weights_only=True)``, so a file may name them without ``trust_code``.
+BUILTIN_PYTHON_BUILDERS = frozenset(
+    {"zoolens.collect.cifar_resnet:pretrained", "zoolens.demo.models:soup_cnn"}
+)
+#: Kwargs whose string value is a file the builder loads (besides any value holding a path
+#: separator): ``zoolens export`` ships exactly these, ``predict`` checks exactly these.
+FILE_KEYS = frozenset(
+    {
+        "checkpoint",
+        "checkpoint_path",
+        "ckpt",
+        "ckpt_path",
+        "weights",
+        "weights_path",
+        "state_dict",
+        "model_path",
+        "pretrained_file",
+        "file",
+        "path",
+    }
+)
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-4, 1e4  # analyze fits T within [1e-3, 1e3]
+MAX_WEIGHT = 10_000  # greedy multiplicity
+MAX_CLASSES = 100_000
+MAX_NAME_CHARS = 1_000  # a class or member name
+MAX_SIDE = 8_192  # a preprocessed side, a resize or crop, an input_shape entry
+MAX_KWARG_INT = 100_000  # an integer builder kwarg (a width, a class count)
+MAX_SEED = 2**63 - 1
+MAX_FILE_BYTES = 64 << 20
+MAX_DEPTH = 32  # nesting of JSON objects and lists
+PREPROCESS_KEYS = frozenset({"resize", "crop", "mean", "std", "interpolation"})
+INTERPOLATIONS = frozenset({"nearest", "bilinear", "bicubic", "box", "hamming", "lanczos"})
+
+_Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 
 
 class Checkpoint(BaseModel):
@@ -47,13 +104,13 @@ class Checkpoint(BaseModel):
 class Member(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     collect: dict[str, Any]
     checkpoints: list[Checkpoint] = Field(default_factory=list)
     state_dict: Checkpoint | None = None
-    temperature: float = Field(gt=0, allow_inf_nan=False)
-    weight: int = Field(ge=1)
-    input_shape: list[int] | None = None
+    temperature: float = Field(ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE, allow_inf_nan=False)
+    weight: int = Field(ge=1, le=MAX_WEIGHT)
+    input_shape: list[_Side] | None = Field(default=None, max_length=8)
     preprocessing: str | None = None
     cost: dict[str, Any] | None = None
 
@@ -61,6 +118,7 @@ class Member(BaseModel):
     def _has_spec(self) -> Member:
         if not isinstance(self.collect.get("spec"), str):
             raise ValueError(f"member {self.name!r}: collect block without a spec")
+        check_collect_block(self.collect, f"member {self.name!r}")
         return self
 
 
@@ -84,8 +142,10 @@ class EnsembleFile(BaseModel):
     version: Literal[1] = VERSION
     kind: Literal["greedy", "sidekick", "models", "soup"]
     combine: Literal["probs", "logits"]
-    class_names: list[str] = Field(min_length=1)
-    members: list[Member] = Field(min_length=1)
+    class_names: list[Annotated[str, Field(max_length=MAX_NAME_CHARS)]] = Field(
+        min_length=1, max_length=MAX_CLASSES
+    )
+    members: list[Member] = Field(min_length=1, max_length=1_000)
     accuracy: Accuracy | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
 
@@ -97,6 +157,64 @@ class EnsembleFile(BaseModel):
         return self
 
 
+def check_collect_block(collect: dict[str, Any], who: str) -> None:
+    """ValueError unless a member's collect block holds only sane values: a mapping of
+    kwargs whose integers lie within ±MAX_KWARG_INT and floats are finite, a buildable
+    preprocess (``collect.specs.check_preprocess``), a seed torch accepts."""
+    from zoolens.collect.specs import check_preprocess
+
+    kwargs = collect.get("kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ValueError(f"{who}: kwargs must be a mapping")
+    for key, value in walk_values(kwargs or {}):
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        if isinstance(value, int) and abs(value) > MAX_KWARG_INT:
+            raise ValueError(
+                f"{who}: kwarg {key} = {str(value)[:20]}… is beyond ±{MAX_KWARG_INT:,} "
+                f"(a width or class count that would allocate gigabytes)"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{who}: kwarg {key} is not a finite number")
+    seed = collect.get("seed", 0)
+    if seed is not None and not (type(seed) is int and 0 <= seed <= MAX_SEED):  # noqa: E721
+        raise ValueError(f"{who}: seed must be a whole number in [0, 2**63)")
+    if collect.get("pretrained") is not None and not isinstance(collect["pretrained"], bool):
+        raise ValueError(f"{who}: pretrained must be true or false")
+    try:
+        check_preprocess(collect.get("preprocess"), who)
+    except ZoolensError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def walk_values(value: Any, key: str = "") -> list[tuple[str, Any]]:
+    """Every leaf of nested mappings and lists as (dotted key, value), e.g. ``("a.0.b", 1)``."""
+    leaves: list[tuple[str, Any]] = []
+    stack = [(key, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{where}.{i}" if where else str(i), v) for i, v in enumerate(item))
+        else:
+            leaves.append((where, item))
+    return sorted(leaves, key=lambda kv: kv[0])
+
+
+def path_kwargs(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (dotted key, value) of every kwarg that names a file: a string under a checkpoint
+    key (:data:`FILE_KEYS`) or holding a path separator. Export ships exactly these, predict
+    checks exactly these."""
+    return [
+        (key, value)
+        for key, value in walk_values(kwargs)
+        if isinstance(value, str)
+        and value
+        and (key.rsplit(".", 1)[-1] in FILE_KEYS or "/" in value or "\\" in value)
+    ]
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -105,44 +223,200 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _depth(value: Any) -> int:
+    """The nesting depth of parsed JSON (iterative: a deep file cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def read_ensemble_file(path: str | Path) -> EnsembleFile:
     """Parse and validate an ensemble file; ZoolensError (one line naming the file and the
-    first problem) when it is missing, not JSON, or does not match the schema."""
+    first problem) when it is missing, not a regular file, too large or too deep, not JSON,
+    or does not match the schema. Reading runs nothing (see the module docstring)."""
     path = Path(path)
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ZoolensError(f"{path}: not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ZoolensError(
+                f"{path}: {info.st_size:,} bytes; an ensemble file is at most "
+                f"{MAX_FILE_BYTES >> 20} MiB"
+            )
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ZoolensError(f"{path}: ensemble file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise ZoolensError(f"{path}: not a JSON ensemble file (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, huge ints
+        if isinstance(exc, ZoolensError):
+            raise
         raise ZoolensError(
-            f"{path}: not a JSON ensemble file ({' '.join(str(exc).split())})"
+            f"{path}: not a JSON ensemble file ({' '.join(str(exc).split())[:200]})"
         ) from None
+    if _depth(data) > MAX_DEPTH:
+        raise ZoolensError(
+            f"{path}: invalid ensemble file (nested more than {MAX_DEPTH} levels deep)"
+        )
     if isinstance(data, dict) and data.get("version") not in (None, VERSION):
         raise ZoolensError(
-            f"{path}: ensemble file version {data.get('version')!r}; this "
+            f"{path}: ensemble file version {str(data.get('version'))[:20]}; this "
             f"zoolens reads version {VERSION}"
         )
     try:
         return EnsembleFile.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "file"
+        where = ".".join(str(p) for p in first["loc"])[:100] or "file"
         raise ZoolensError(
-            f"{path}: invalid ensemble file ({where}: {first['msg']}; "
+            f"{path}: invalid ensemble file ({where}: {first['msg'][:300]}; "
             f"{len(exc.errors())} problem(s))"
+        ) from None
+    except (OverflowError, RecursionError, TypeError) as exc:
+        raise ZoolensError(
+            f"{path}: invalid ensemble file ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
 
 
+def _local_path(text: str, base: Path, where: str, who: str) -> Path:
+    """A path from an ensemble file: absolute as written; relative ones against ``base`` (the
+    file's folder), never leaving it (``../x`` is refused)."""
+    if "\x00" in text:
+        raise ZoolensError(f"{where}: {who}: path with a NUL character")
+    path = Path(text).expanduser() if text.startswith("~") else Path(text)
+    if path.is_absolute():
+        return Path(os.path.normpath(path))
+    joined = Path(os.path.normpath(base / path))
+    if joined != base and base not in joined.parents:
+        raise ZoolensError(f"{where}: {who}: path {text[:200]!r} leaves the ensemble file's folder")
+    return joined
+
+
+def _check_file(path: Path, sha256: str, where: str, who: str) -> None:
+    """``path`` is a regular file (never a FIFO or device: hashing one would hang) with the
+    recorded sha256."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ZoolensError(f"{where}: {who}: checkpoint {path} not found") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ZoolensError(f"{where}: {who}: checkpoint {path} is not a regular file")
+    if sha256_file(path) != sha256:
+        raise ZoolensError(
+            f"{where}: {who}: checkpoint {path} no "
+            f"longer matches its recorded sha256 (changed since export)"
+        )
+
+
 def check_checkpoints(ensemble: EnsembleFile, where: str | Path) -> None:
-    """Every checkpoint exists and still has the sha256 recorded at export."""
+    """Every checkpoint exists and still has the sha256 recorded at export (paths as
+    written; :func:`resolve_members` resolves them first)."""
     for member in ensemble.members:
         files = list(member.checkpoints) + ([member.state_dict] if member.state_dict else [])
         for ckpt in files:
-            path = Path(ckpt.path)
-            if not path.is_file():
-                raise ZoolensError(f"{where}: member {member.name!r}: checkpoint {path} not found")
-            if sha256_file(path) != ckpt.sha256:
+            _check_file(Path(ckpt.path), ckpt.sha256, str(where), f"member {member.name!r}")
+
+
+def untrusted_code(member: Member) -> str | None:
+    """Why building ``member`` runs code the file chose (None when it does not)."""
+    spec = str(member.collect.get("spec", ""))
+    prefix, _, target = spec.partition(":")
+    if prefix == "python" and target not in BUILTIN_PYTHON_BUILDERS:
+        return "imports and calls Python code the file names"
+    if prefix == "torchscript" and target.lower().endswith(".pt2"):
+        return "is a torch.export program (.pt2), which torch unpickles"
+    return None
+
+
+def resolve_members(
+    ensemble: EnsembleFile, path: str | Path, *, trust_code: bool = False
+) -> EnsembleFile:
+    """The ensemble with every file its members load resolved and checked, before anything
+    is built (see the module docstring): code only with ``trust_code``; known spec prefixes;
+    relative paths against the file's folder; every file a member loads (TorchScript file,
+    path kwargs, soup state dict) a listed checkpoint of that key and path, a regular file
+    with its recorded sha256; the returned members load exactly those checked paths."""
+    from zoolens.collect.specs import split_spec
+
+    where = str(path)
+    base = Path(os.path.abspath(path)).parent
+    if not trust_code:
+        for member in ensemble.members:
+            why = untrusted_code(member)
+            if why is not None:
+                spec = str(member.collect["spec"])[:200]
                 raise ZoolensError(
-                    f"{where}: member {member.name!r}: checkpoint {path} no "
-                    f"longer matches its recorded sha256 (changed since export)"
+                    f"{where}: member {member.name!r}: spec {spec!r} {why}; refused "
+                    f"(run with --trust-code, or trust_code=True, only for a file whose "
+                    f"author you trust)"
                 )
+    members = []
+    for member in ensemble.members:
+        who = f"member {member.name!r}"
+        collect = json.loads(json.dumps(member.collect))
+        try:
+            prefix, target = split_spec(collect["spec"])
+        except ZoolensError as exc:
+            raise ZoolensError(f"{where}: {who}: {exc}") from None
+        checked: dict[str, tuple[Path, Checkpoint]] = {}
+        for ckpt in member.checkpoints:
+            if ckpt.key in checked:
+                raise ZoolensError(f"{where}: {who}: checkpoint key {ckpt.key!r} listed twice")
+            local = _local_path(ckpt.path, base, where, who)
+            checked[ckpt.key] = (local, ckpt.model_copy(update={"path": str(local)}))
+        loads: dict[str, str] = {}  # checkpoint key -> the path the member's entry names
+        if prefix == "torchscript":
+            loads["spec"] = target
+        loads.update(path_kwargs(collect.get("kwargs") or {}))
+        for key, named in loads.items():
+            local = _local_path(named, base, where, who)
+            if key not in checked or checked[key][0] != local:
+                raise ZoolensError(
+                    f"{where}: {who}: {'the spec' if key == 'spec' else f'kwarg {key}'} "
+                    f"names {named[:200]!r}, which is not among its checkpoints (every "
+                    f"file a member loads is listed with its sha256)"
+                )
+            _check_file(local, checked[key][1].sha256, where, who)
+        for key, (local, ckpt) in checked.items():
+            if key not in loads:
+                _check_file(local, ckpt.sha256, where, who)
+        if prefix == "torchscript":
+            collect["spec"] = f"torchscript:{checked['spec'][0]}"
+        kwargs = collect.get("kwargs") or {}
+        for key in loads:
+            if key != "spec":
+                try:
+                    set_dotted(kwargs, key, str(checked[key][0]))
+                except (KeyError, IndexError, ValueError):  # a key holding "."
+                    raise ZoolensError(f"{where}: {who}: kwarg key {key!r} is ambiguous") from None
+        if collect.get("probe_data"):
+            collect["probe_data"] = str(_local_path(str(collect["probe_data"]), base, where, who))
+        update: dict[str, Any] = {
+            "collect": collect,
+            "checkpoints": [ckpt for _, ckpt in checked.values()],
+        }
+        if member.state_dict is not None:
+            local = _local_path(member.state_dict.path, base, where, who)
+            _check_file(local, member.state_dict.sha256, where, who)
+            update["state_dict"] = member.state_dict.model_copy(update={"path": str(local)})
+        members.append(member.model_copy(update=update))
+    return ensemble.model_copy(update={"members": members})
+
+
+def set_dotted(tree: Any, key: str, value: str) -> None:
+    """Set the leaf of nested mappings and lists that :func:`walk_values` calls ``key``."""
+    parts = key.split(".")
+    for part in parts[:-1]:
+        tree = tree[int(part)] if isinstance(tree, list) else tree[part]
+    if isinstance(tree, list):
+        tree[int(parts[-1])] = value
+    else:
+        tree[parts[-1]] = value
