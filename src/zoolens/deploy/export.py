@@ -50,8 +50,10 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ZoolensError(f"{path}: not found; {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ZoolensError(f"{path}: unreadable ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise ZoolensError(f"{path}: unreadable (JSON nested too deeply)") from None
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge ints
+        raise ZoolensError(f"{path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(data, dict):
         raise ZoolensError(f"{path}: expected a JSON object")
     return data

@@ -1,0 +1,492 @@
+"""A shipped ensemble is data, never code (issue 23): hostile ensemble files, built here, are
+refused with one `error:` line (no traceback, nothing written, nothing touched outside the
+test's folder), or run safely.
+
+The ensembles are two tiny TorchScript networks (and zoolens's own CIFAR ResNet builder with
+a checkpoint) collected, analysed and exported through the CLI on 2 x 10 random images, so
+every file is made here and the real pipeline reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from zoolens.cli import app
+from zoolens.errors import ZoolensError
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+runner = CliRunner()
+
+
+def run(*args: object):
+    return runner.invoke(app, ["--quiet", *map(str, args)], catch_exceptions=False)
+
+
+def fails(*args: object, match: str) -> str:
+    """One `error:` line containing ``match``, exit 1, no traceback."""
+    res = run(*args)
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def ok(*args: object) -> str:
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(torch.nn.functional.adaptive_avg_pool2d(self.conv(x), 1).flatten(1))
+
+
+def tiny_torchscript(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    torch.jit.script(Tiny()).save(str(path))
+    return path
+
+
+def images(folder: Path, per_class: int = 10) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, cls in enumerate(("a", "b")):
+        (folder / cls).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 128, (32, 32, 3)) + 100 * k  # classes differ in brightness
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / cls / f"{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Images, two TorchScript members and a CIFAR ResNet with a checkpoint, collected,
+    analysed and exported as ``ensemble.json`` (absolute paths)."""
+    from zoolens.collect.cifar_resnet import resnet20
+
+    root = tmp_path_factory.mktemp("made")
+    images(root / "data")
+    tiny_torchscript(root / "m1.pt", 0)
+    tiny_torchscript(root / "m2.pt", 1)
+    torch.manual_seed(2)
+    torch.save({"state_dict": resnet20(num_classes=2).state_dict()}, root / "r20.th")
+    (root / "models.toml").write_text(
+        f'[[models]]\nspec = "torchscript:{root / "m1.pt"}"\nname = "m1"\n'
+        f'[[models]]\nspec = "torchscript:{root / "m2.pt"}"\nname = "m2"\n'
+        '[[models]]\nspec = "python:zoolens.collect.cifar_resnet:pretrained"\nname = "r20"\n'
+        f'kwargs = {{ checkpoint = "{root / "r20.th"}" }}\n'
+    )
+    ok(
+        "collect", root / "models.toml", "--data", root / "data", "--zoo", root / "zoo",
+        "--create", "--threads", "1", "--batch-size", "8",
+    )  # fmt: skip
+    ok("analyze", root / "zoo", "--base", "m1", "--out", root / "results", "--bootstrap", "20")
+    ok("export", root / "results", "--ensemble", "m1,m2,r20", "--out", root / "ensemble.json")
+    return root
+
+
+def edited(made: Path, folder: Path, change, name: str = "e.json") -> Path:
+    spec = json.loads((made / "ensemble.json").read_text())
+    change(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def predict_fails(made: Path, ensemble: Path, tmp_path: Path, match: str, *extra) -> str:
+    out = tmp_path / "pred.csv"
+    line = fails(
+        "predict", ensemble, made / "data", "--out", out, "--threads", "1", *extra, match=match
+    )
+    assert not out.exists()
+    return line
+
+
+def predictions(made: Path, ensemble: Path, out: Path, *extra) -> pd.DataFrame:
+    ok(
+        "predict",
+        ensemble,
+        made / "data",
+        "--out",
+        out,
+        "--threads",
+        "1",
+        "--batch-size",
+        "8",
+        *extra,
+    )
+    return pd.read_csv(out)
+
+
+# ------------------------------------------------------------------ 1, 2: code execution
+
+
+@pytest.mark.parametrize(
+    "spec, kwargs",
+    [
+        ("python:os:system", lambda t: {"command": f"touch {t / 'PWNED'}"}),
+        ("python:shutil:rmtree", lambda t: {"path": str(t / "victim")}),
+        ("python:subprocess:run", lambda t: {"args": ["touch", str(t / "PWNED")]}),
+    ],
+)
+def test_python_specs_run_nothing_without_trust_code(made, tmp_path, spec, kwargs):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("mine")
+
+    def change(s):
+        s["members"][1]["collect"] = {"spec": spec, "kwargs": kwargs(tmp_path)}
+        s["members"][1]["checkpoints"] = []
+
+    path = edited(made, tmp_path / "e", change)
+    line = predict_fails(made, path, tmp_path, "member 'm2'")
+    assert spec in line and "--trust-code" in line
+    with pytest.raises(ZoolensError, match="trust_code=True"):
+        from zoolens import load_ensemble
+
+        load_ensemble(path)
+    assert not (tmp_path / "PWNED").exists()
+    assert (victim / "precious.txt").read_text() == "mine"
+
+
+def test_trust_code_is_the_opt_in(made, tmp_path):
+    """With --trust-code a python: member is built (here: a function that does not exist,
+    so the builder's own error shows that the import was attempted only then)."""
+
+    def change(s):
+        s["members"][1]["collect"] = {"spec": "python:zoolens.collect.cifar_resnet:nope"}
+        s["members"][1]["checkpoints"] = []
+
+    path = edited(made, tmp_path / "e", change)
+    predict_fails(made, path, tmp_path, "imports and calls Python code")
+    predict_fails(made, path, tmp_path, "has no function nope", "--trust-code")
+
+
+def test_pt2_programs_are_not_unpickled_without_trust_code(made, tmp_path, monkeypatch):
+    loads = []
+    monkeypatch.setattr(torch.export, "load", lambda *a, **k: loads.append(a))
+    program = tmp_path / "e" / "evil.pt2"
+    program.parent.mkdir()
+    program.write_bytes(b"PK\x03\x04 a pickle inside")
+    from zoolens.deploy.schema import sha256_file
+
+    def change(s):
+        s["members"][0]["collect"]["spec"] = "torchscript:evil.pt2"
+        s["members"][0]["checkpoints"] = [
+            {"key": "spec", "path": "evil.pt2", "sha256": sha256_file(program)}
+        ]
+
+    path = edited(made, tmp_path / "e", change)
+    predict_fails(made, path, tmp_path, "torch unpickles")
+    assert loads == []
+    predict_fails(made, path, tmp_path, "cannot load TorchScript", "--trust-code")
+    assert len(loads) == 1
+
+
+def test_builtin_builders_need_no_opt_in(made, tmp_path):
+    """TorchScript .pt files and zoolens's own CIFAR ResNet builder run as exported."""
+    table = predictions(made, made / "ensemble.json", tmp_path / "p.csv")
+    assert len(table) == 20 and set(table.top1_class) <= {"a", "b"}
+
+
+# ------------------------------------------------------------------ 3: sha256 bypass
+
+
+def test_a_kwarg_naming_another_file_than_the_checked_one_is_refused(made, tmp_path):
+    """The checkpoint list holds the genuine file (right sha256) while the kwarg names a
+    swapped one: refused before the swapped file is read."""
+    from zoolens.collect.cifar_resnet import resnet20
+
+    torch.manual_seed(9)
+    torch.save({"state_dict": resnet20(num_classes=2).state_dict()}, tmp_path / "swapped.th")
+
+    def change(s):
+        s["members"][2]["collect"]["kwargs"]["checkpoint"] = str(tmp_path / "swapped.th")
+
+    path = edited(made, tmp_path / "e", change)
+    line = predict_fails(made, path, tmp_path, "kwarg checkpoint names")
+    assert "not among its checkpoints" in line
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"cfg": {"file": "/etc/hostname"}},  # nested, under a file key
+        {"labels": "sub/labels.txt"},  # a relative path
+        {"pretrained_cfg_overlay": {"url": "/tmp/x.pth"}},  # a path-like value anywhere
+    ],
+)
+def test_a_file_naming_kwarg_absent_from_checkpoints_is_refused(made, tmp_path, kwargs):
+    def change(s):
+        s["members"][2]["collect"]["kwargs"].update(kwargs)
+
+    path = edited(made, tmp_path / "e", change)
+    predict_fails(made, path, tmp_path, "not among its checkpoints")
+
+
+def test_export_records_only_the_files_a_member_loads(made, tmp_path):
+    ensemble = json.loads((made / "ensemble.json").read_text())
+    recorded = {(m["name"], c["key"]) for m in ensemble["members"] for c in m["checkpoints"]}
+    assert recorded == {("m1", "spec"), ("m2", "spec"), ("r20", "checkpoint")}
+    # a card whose kwargs name a system file beside the checkpoint: never hashed, refused
+    results = tmp_path / "results"
+    shutil.copytree(made / "results", results)
+    cards = json.loads((results / "cards.json").read_text())
+    cards["cards"]["r20"]["collect"]["kwargs"]["notes"] = "/etc/hostname"
+    cards["cards"]["r20"]["collect"]["kwargs"]["depth"] = 20
+    (results / "cards.json").write_text(json.dumps(cards))
+    out = tmp_path / "e.json"
+    line = fails(
+        "export", results, "--ensemble", "m1,r20", "--zoo", made / "zoo", "--out", out,
+        match="kwarg notes = '/etc/hostname' looks like a path",
+    )  # fmt: skip
+    assert "only the files under checkpoint kwargs" in line and not out.exists()
+    del cards["cards"]["r20"]["collect"]["kwargs"]["notes"]
+    (results / "cards.json").write_text(json.dumps(cards))
+    ok("export", results, "--ensemble", "m1,r20", "--zoo", made / "zoo", "--out", out)
+    written = json.loads(out.read_text())
+    assert [c["key"] for c in written["members"][1]["checkpoints"]] == ["checkpoint"]
+
+
+# ------------------------------------------------------------------ 4: paths
+
+
+def test_bundle_moved_and_run_from_a_folder_with_a_decoy_uses_its_own_models(
+    made, tmp_path, monkeypatch
+):
+    reference = predictions(made, made / "ensemble.json", tmp_path / "ref.csv")
+    ok("export", made / "results", "--ensemble", "m1,m2,r20", "--bundle", tmp_path / "b")
+    written = json.loads((tmp_path / "b" / "ensemble.json").read_text())
+    paths = [c["path"] for m in written["members"] for c in m["checkpoints"]]
+    assert all(not Path(p).is_absolute() and p.startswith("files/") for p in paths)
+    assert sorted(p.name for p in (tmp_path / "b" / "files").iterdir()) == [
+        "m1.pt",
+        "m2.pt",
+        "r20.th",
+    ]
+    moved = tmp_path / "elsewhere" / "shipped"
+    moved.parent.mkdir()
+    shutil.move(tmp_path / "b", moved)
+    # the working directory holds decoys under the very names the bundle uses
+    decoys = tmp_path / "cwd"
+    (decoys / "files").mkdir(parents=True)
+    for name, seed in (("m1.pt", 7), ("m2.pt", 8), ("model.pt", 9)):
+        tiny_torchscript(decoys / "files" / name, seed)
+        tiny_torchscript(decoys / name, seed)
+    monkeypatch.chdir(decoys)
+    before = snapshot(decoys)
+    table = predictions(made, Path("../elsewhere/shipped/ensemble.json"), tmp_path / "p.csv")
+    pd.testing.assert_frame_equal(table, reference)
+    assert snapshot(decoys) == before
+
+
+def test_relative_paths_resolve_against_the_ensemble_files_folder(made, tmp_path, monkeypatch):
+    """A hand-written file naming ``model.pt``: the one beside it, not the working
+    directory's decoy; a path leaving the folder is refused."""
+    from zoolens.deploy.schema import sha256_file
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(made / "m1.pt", shipped / "model.pt")
+
+    def change(s, path="model.pt"):
+        s["members"] = [s["members"][0]]
+        s["members"][0]["collect"]["spec"] = f"torchscript:{path}"
+        s["members"][0]["checkpoints"] = [
+            {"key": "spec", "path": path, "sha256": sha256_file(shipped / "model.pt")}
+        ]
+
+    path = edited(made, shipped, change)
+    reference = edited(made, tmp_path / "ref", lambda s: s.update(members=[s["members"][0]]))
+    expected = predictions(made, reference, tmp_path / "ref.csv")
+    decoys = tmp_path / "cwd"
+    decoys.mkdir()
+    tiny_torchscript(decoys / "model.pt", 5)
+    monkeypatch.chdir(decoys)
+    pd.testing.assert_frame_equal(predictions(made, path, tmp_path / "p.csv"), expected)
+    escape = edited(made, shipped / "sub", lambda s: change(s, "../model.pt"))
+    predict_fails(made, escape, tmp_path, "leaves the ensemble file's folder")
+
+
+def test_bundle_into_a_non_empty_folder_or_a_zoo_is_refused(made, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep")
+    fails(
+        "export",
+        made / "results",
+        "--ensemble",
+        "m1",
+        "--bundle",
+        tmp_path / "full",
+        match="not an empty folder",
+    )
+    assert snapshot(tmp_path / "full") == {"x": b"keep"}
+    before = snapshot(made / "zoo")
+    fails(
+        "export",
+        made / "results",
+        "--ensemble",
+        "m1",
+        "--out",
+        made / "zoo" / "zoo.json",
+        match="inside the zoo",
+    )
+    fails(
+        "export",
+        made / "results",
+        "--ensemble",
+        "m1",
+        "--bundle",
+        made / "zoo" / "b",
+        match="inside the zoo",
+    )
+    assert snapshot(made / "zoo") == before
+
+
+# ------------------------------------------------------------------ 5, 6, 7: numbers, hand edits
+
+
+def _nest(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (
+            lambda s: re.sub(r'"temperature": [^,]*', '"temperature": 5e-324', s, count=1),
+            "members.0.temperature",
+        ),
+        (lambda s: s.replace('"weight": 1', '"weight": ' + "9" * 40, 1), "members.0.weight"),
+        (lambda s: s.replace('"weight": 1', '"weight": ' + "9" * 5000, 1), "not a JSON"),
+        (
+            lambda s: re.sub(r'"temperature": [^,]*', '"temperature": 1e999', s, count=1),
+            "members.0.temperature",
+        ),
+        (
+            lambda s: s.replace(
+                '"provenance": {', '"provenance": {"deep": ' + _nest(100000) + ",", 1
+            ),
+            "nested too deeply",
+        ),
+        (
+            lambda s: s.replace('"provenance": {', '"provenance": {"deep": ' + _nest(500) + ",", 1),
+            "more than 32 levels",
+        ),
+        (lambda s: "\ufeff" + s[:-40], "not a JSON ensemble file"),
+    ],
+)
+def test_hand_edited_text_is_one_line(made, tmp_path, text, match):
+    path = tmp_path / "e.json"
+    path.write_text(text((made / "ensemble.json").read_text()))
+    predict_fails(made, path, tmp_path, match)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda s: s["members"][0].update(temperature=5e-324), "members.0.temperature"),
+        (lambda s: s["members"][0].update(temperature=1e300), "members.0.temperature"),
+        (lambda s: s["members"][0].update(weight=10**9), "members.0.weight"),
+        (lambda s: s["members"][0].update(input_shape=[3, 10**6, 32]), "input_shape"),
+        (
+            lambda s: s["members"][0]["collect"].update(preprocess={"resize": 10**6}),
+            "resize must be",
+        ),
+        (
+            lambda s: s["members"][0]["collect"].update(preprocess={"rezise": 32}),
+            "unknown preprocess key(s) rezise",
+        ),
+        (lambda s: s["members"][0]["collect"].update(preprocess={"std": [0, 1, 1]}), "std must be"),
+        (
+            lambda s: s["members"][2]["collect"]["kwargs"].update(num_classes=10**9),
+            "kwarg num_classes",
+        ),
+        (lambda s: s["members"][2]["collect"].update(seed=2**70), "seed must be"),
+        (lambda s: s.update(class_names=["x" * 5000, "b"]), "class_names.0"),
+    ],
+)
+def test_numbers_and_sizes_are_bounded(made, tmp_path, change, match):
+    path = edited(made, tmp_path, change)
+    predict_fails(made, path, tmp_path, match)
+
+
+def test_non_finite_probabilities_are_never_written(made, tmp_path):
+    """A member whose logits are inf (a legal TorchScript file): refused, nothing written."""
+    from zoolens.deploy.schema import sha256_file
+
+    class Inf(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 2), float("inf"))
+
+    torch.jit.script(Inf()).save(str(tmp_path / "inf.pt"))
+
+    def change(s):
+        s["members"][0]["collect"]["spec"] = f"torchscript:{tmp_path / 'inf.pt'}"
+        s["members"][0]["checkpoints"][0].update(
+            path=str(tmp_path / "inf.pt"), sha256=sha256_file(tmp_path / "inf.pt")
+        )
+
+    path = edited(made, tmp_path, change)
+    predict_fails(made, path, tmp_path, "probabilities are not finite")
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"\x00\x01garbage\xff\xfe", "not a models table"),
+        (b"model,temperature\nm1,hot\nm2,1.0\n", "row 2: temperature is not a number"),
+        (b"name,t\nm1,1\n", "not a models table"),
+        (b"", "not a models table"),
+        (b'model,temperature\n"m1,1\n', "not a models table"),
+    ],
+)
+def test_garbage_models_csv_is_one_line(made, tmp_path, content, match):
+    results = tmp_path / "results"
+    shutil.copytree(made / "results", results)
+    (results / "models.csv").write_bytes(content)
+    out = tmp_path / "e.json"
+    fails(
+        "export", results, "--ensemble", "m1,m2", "--zoo", made / "zoo", "--out", out, match=match
+    )
+    assert not out.exists()
+
+
+def test_summary_json_deep_or_huge_is_one_line(made, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(made / "results", results)
+    for text in (_nest(100000), '{"x": ' + "9" * 5000 + "}"):
+        (results / "summary.json").write_text(text)
+        fails(
+            "export",
+            results,
+            "--ensemble",
+            "m1,m2",
+            "--out",
+            tmp_path / "e.json",
+            match="summary.json",
+        )
