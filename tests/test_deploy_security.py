@@ -490,3 +490,72 @@ def test_summary_json_deep_or_huge_is_one_line(made, tmp_path):
             tmp_path / "e.json",
             match="summary.json",
         )
+
+
+# ------------------------------------------------------------------ 7: decompression bombs
+
+LIMIT_AS = 4 << 30  # the address-space limit the bombs must stay under
+
+RUN_LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+from zoolens.cli import app
+sys.argv = ["zoolens", *sys.argv[1:]]
+app()
+"""
+
+
+def run_limited(*args: object):
+    """The CLI in a subprocess whose address space is capped at 4 GiB (RLIMIT_AS)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", RUN_LIMITED.format(limit=LIMIT_AS), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def png_bomb(path: Path, side: int = 20_000) -> Path:
+    """A valid grayscale PNG of side x side zeros: ~400 KB on disk, 1.2 GB as RGB."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    packer = zlib.compressobj(1)
+    block = b"\0" * ((side + 1) * 500)  # 500 rows (filter byte + pixels) at a time
+    idat = b"".join(packer.compress(block) for _ in range(side // 500)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_decompression_bombs_are_skipped_and_listed_in_bounded_memory(made, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    png_bomb(flat / "bomb.png")
+    png_bomb(flat / "bomb-9000.png", side=9_000)  # below PIL's own limit, above zoolens's
+    for name in ("a/00.png", "b/01.png"):
+        shutil.copy(made / "data" / name, flat / name.replace("/", "-"))
+    out = tmp_path / "p.csv"
+    res = run_limited(
+        "predict", made / "ensemble.json", flat, "--out", out, "--device", "cpu", "--threads", "1"
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    assert "skipped 2 undecodable image(s)" in res.stderr
+    table = pd.read_csv(out)
+    assert sorted(table.image) == ["a-00.png", "b-01.png"]
+    from zoolens.collect.images import UndecodableImage, decode_image
+
+    with pytest.raises(UndecodableImage, match="20000 x 20000|DecompressionBomb"):
+        decode_image(flat / "bomb.png")
+    with pytest.raises(UndecodableImage, match="9000 x 9000 pixels"):
+        decode_image(flat / "bomb-9000.png")

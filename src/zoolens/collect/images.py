@@ -35,6 +35,44 @@ IMAGE_EXTENSIONS = (
 )
 
 
+MAX_IMAGE_PIXELS = 50_000_000
+"""An image of more pixels (width x height, read from its header before decoding) is skipped
+as undecodable: a 20,000 x 20,000 PNG of zeros is a few hundred KB on disk and 1.2 GB as
+RGB (a decompression bomb). 50 megapixels is 150 MB as RGB."""
+
+
+def decode_image(path: Path):
+    """The decoded RGB PIL image of ``path``, or UndecodableImage: not a regular file (a
+    FIFO is never opened), not an image, truncated, or larger than MAX_IMAGE_PIXELS."""
+    import os
+    import stat
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UndecodableImage(Path(path), "not a regular file")
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise UndecodableImage(
+                    Path(path),
+                    f"{width} x {height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                    f"zoolens decodes (a decompression bomb?)",
+                )
+            img.load()
+            return img.convert("RGB")
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        MemoryError,
+    ) as exc:
+        raise UndecodableImage(Path(path), f"{type(exc).__name__}: {exc}") from None
+
+
 class UndecodableImage(Exception):
     """An image file that PIL cannot decode (truncated, corrupt, not an image)."""
 
@@ -158,16 +196,8 @@ class ImageFolder:
         return clone
 
     def load(self, index: int):
-        """The decoded RGB PIL image, or UndecodableImage."""
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.files[index]
-        try:
-            with Image.open(path) as img:
-                img.load()
-                return img.convert("RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise UndecodableImage(path, f"{type(exc).__name__}: {exc}") from None
+        """The decoded RGB PIL image, or UndecodableImage (see :func:`decode_image`)."""
+        return decode_image(self.files[index])
 
     def __getitem__(self, index: int):
         image = self.load(index)

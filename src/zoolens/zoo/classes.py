@@ -14,6 +14,7 @@ import difflib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ ABSTAIN = -1
 
 ABSTAIN_TEXT = ("", "na", "NA", "n/a", "N/A", "NaN", "nan", "null", "None")
 """Text read as an abstention in a decisions column (besides ``--abstain VALUE``)."""
+
+MAX_CLASS_NAME_CHARS = 256
+"""A class name or alias is at most this long (a longer one is refused, one line)."""
+MAX_TEXT_CHARS = 1024
+"""An example id, a label or any other text cell is at most this long: text becomes
+fixed-width numpy arrays (4 bytes per character times the longest entry), so one huge cell
+among many rows would allocate gigabytes. Checked on the Python strings, before any array."""
+MAX_CLASS_LIST_BYTES = 64 << 20
 
 _WNID = re.compile(r"n\d{8}")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -67,6 +76,9 @@ class ClassIndex:
     def id_of(self, text: str, where: str, what: str) -> int:
         if text in self._lookup:
             return self._lookup[text]
+        same = normal_name(text)  # "café" in NFD, "cat  dog": the name as --create stores it
+        if same != text and same in self._lookup:
+            return self._lookup[same]
         if text in self._repeated:
             raise ZoolensError(
                 f"{where}: {what}: class name {text!r} names several classes; use class ids"
@@ -137,7 +149,60 @@ def is_text(values: Any) -> bool:
     return any(value and not is_number(value) for value in np.unique(text).tolist())
 
 
+def normal_name(text: str) -> str:
+    """A class name as stored: Unicode NFC, surrounding whitespace stripped and inner runs
+    of whitespace made one space (so "cat", "cat " and "café" in NFD or NFC are one name)."""
+    return unicodedata.normalize("NFC", " ".join(str(text).split()))
+
+
+def confusable_key(text: str) -> str:
+    """What a reader sees of a name: NFKC (full-width and compatibility forms folded), case
+    folded, invisible format characters (zero-width spaces, bidi controls) dropped."""
+    folded = unicodedata.normalize("NFKC", str(text)).casefold()
+    return " ".join("".join(c for c in folded if unicodedata.category(c) != "Cf").split())
+
+
+def check_confusable(names: Sequence[str], where: str) -> None:
+    """ZoolensError when two different names look the same to a reader (same
+    :func:`confusable_key`): "cat" and "Cat", "cat" and "cat" with a right-to-left override
+    or a zero-width space. Exact repeats (ImageNet's two "crane"s) are left to the lookup,
+    which treats a repeated name as ambiguous."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = confusable_key(name)
+        other = seen.setdefault(key, name)
+        if other != name:
+            raise ZoolensError(
+                f"{where}: class names {ascii(other)} and {ascii(name)} differ only in case, "
+                f"width or invisible characters; rename one (they would become two classes "
+                f"that look the same)"
+            )
+
+
+def check_text(values: Iterable[Any], where: str, what: str, cap: int = MAX_TEXT_CHARS) -> None:
+    """ZoolensError naming the first entry of ``values`` (strings) longer than ``cap``."""
+    for i, value in enumerate(values):
+        if isinstance(value, str) and len(value) > cap:
+            raise ZoolensError(
+                f"{where}: {what} {i + 1} has {len(value):,} characters; at most {cap:,} "
+                f"are allowed"
+            )
+
+
 def read_class_names(value: str) -> tuple[list[str], dict[str, int]]:
+    """See :func:`_read_class_names`; every name and alias is at most
+    ``MAX_CLASS_NAME_CHARS`` long, names are normalised (:func:`normal_name`) and two that
+    look the same are refused (:func:`check_confusable`)."""
+    names, aliases = _read_class_names(value)
+    where = value if len(value) <= 200 else "--class-names"
+    check_text(names, where, "class name", MAX_CLASS_NAME_CHARS)
+    check_text(aliases, where, "class alias", MAX_CLASS_NAME_CHARS)
+    names = [normal_name(name) for name in names]
+    check_confusable(names, where)
+    return names, aliases
+
+
+def _read_class_names(value: str) -> tuple[list[str], dict[str, int]]:
     """(names, aliases) from ``--class-names``: a comma-separated list, or a file holding
     one name per line; ``wnid,name`` or ``wnid name`` lines (ImageNet's synset mapping: the
     readable name is kept, the wnid becomes an alias); a JSON list of names; or a JSON
@@ -146,6 +211,10 @@ def read_class_names(value: str) -> tuple[list[str], dict[str, int]]:
     path = Path(value)
     if not path.is_file():
         return [v.strip() for v in value.split(",")], {}
+    if path.stat().st_size > MAX_CLASS_LIST_BYTES:
+        raise ZoolensError(
+            f"{path}: larger than {MAX_CLASS_LIST_BYTES >> 20} MiB; not a class list"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -167,6 +236,10 @@ def _json_class_names(path: Path, text: str) -> tuple[list[str], dict[str, int]]
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ZoolensError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ZoolensError(f"{path}: JSON nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ZoolensError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
     if isinstance(data, list) and data and all(isinstance(v, str) for v in data):
         return [v.strip() for v in data], {}
     if isinstance(data, dict) and data:

@@ -66,7 +66,18 @@ import numpy as np
 
 from zoolens.errors import ZoolensError
 from zoolens.progress import info
-from zoolens.zoo.classes import ABSTAIN_TEXT, ClassIndex, is_number, is_text, text_to_class_ids
+from zoolens.zoo.classes import (
+    ABSTAIN_TEXT,
+    MAX_CLASS_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    ClassIndex,
+    check_confusable,
+    check_text,
+    is_number,
+    is_text,
+    normal_name,
+    text_to_class_ids,
+)
 from zoolens.zoo.classmap import ClassMap
 from zoolens.zoo.outputs import ZooWarning, detect_kind, nearly_probs
 
@@ -148,7 +159,10 @@ def label_names(
     raw = label_values(Path(path), key=key, column=column, header=header)
     if raw.dtype.kind not in "US" or not is_text(raw):
         return None
-    return sorted(set(np.char.strip(raw.astype(str)).tolist()) - {""})
+    names = sorted({normal_name(v) for v in set(raw.astype(str).tolist())} - {""})
+    check_text(names, str(path), "class name", MAX_CLASS_NAME_CHARS)
+    check_confusable(names, str(path))
+    return names
 
 
 def label_values(
@@ -176,7 +190,9 @@ def label_values(
         return table.numeric([col], "labels")[:, 0]
     if suffix in JSON_SUFFIXES:
         entries, _ = _json_entries(path)
-        values = np.asarray(["" if v is None else str(v) for v in entries])
+        texts = ["" if v is None else str(v) for v in entries]
+        check_text(texts, str(path), "label", MAX_TEXT_CHARS)
+        values = np.asarray(texts)
         return values if is_text(values) else _json_class_ids(entries, path).astype(float)
     arrays = _read_arrays(path, lists=[key] if key is not None else ())
     if key is not None:
@@ -932,13 +948,17 @@ def _read_json(path: Path) -> Any:
         raise ZoolensError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise ZoolensError(f"{path}: JSON nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ZoolensError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
 
 
 def _json_entries(path: Path) -> tuple[list[Any], np.ndarray | None]:
     """(entries, ids): a JSON list (no ids) or an object from example id to entry."""
     data = _read_json(path)
     if isinstance(data, dict):
-        ids: np.ndarray | None = np.asarray([str(k).strip() for k in data], dtype=str)
+        keys = [str(k).strip() for k in data]
+        check_text(keys, str(path), "example id", MAX_TEXT_CHARS)
+        ids: np.ndarray | None = np.asarray(keys, dtype=str)
         entries = list(data.values())
     elif isinstance(data, list):
         ids, entries = None, data
@@ -1095,6 +1115,7 @@ class _Table:
 # array file (.npy, .npz, .safetensors) is the format that fits. Documented in README.md.
 MAX_TABLE_COLUMNS = 100_000
 MAX_TABLE_CELLS = 100_000_000
+MAX_TABLE_TEXT_BYTES = 2 << 30  # the parsed cells as one fixed-width text array
 _SNIFF_BLOCK = 1 << 24
 
 
@@ -1166,6 +1187,25 @@ def _read_table(path: Path, header: bool | None) -> _Table:
         ) from None
     except UnicodeDecodeError:
         raise ZoolensError(f"{path}: not a text (CSV) file") from None
+    # cells are Python strings here: measure them before they become a fixed-width array
+    # (its width is the longest cell, for every cell)
+    widest = 0
+    for col, values in enumerate(df.columns):
+        lengths = df[values].str.len().to_numpy()
+        if len(lengths) and lengths.max() > MAX_TEXT_CHARS:
+            row = int(lengths.argmax())
+            raise ZoolensError(
+                f"{path}: line {row + 1}, column {col + 1}: a cell of {int(lengths.max()):,} "
+                f"characters; a table cell (an id, a label, a class name) is at most "
+                f"{MAX_TEXT_CHARS:,}"
+            )
+        widest = max(widest, int(lengths.max()) if len(lengths) else 0)
+    if df.size * widest * 4 > MAX_TABLE_TEXT_BYTES:
+        raise ZoolensError(
+            f"{path}: {df.size:,} cells with one of {widest:,} characters would take "
+            f"{df.size * widest * 4 / 2**30:.1f} GiB as text; shorten the long cells or save "
+            f"the outputs as .npy, .npz or .safetensors"
+        )
     cells = df.to_numpy(dtype=str)
     if cells.size and (cells == "").any():
         _check_ragged(path, sep, cells.shape[1])

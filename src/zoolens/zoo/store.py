@@ -74,6 +74,7 @@ from zoolens.zoo._atomic import (
 )
 from zoolens.zoo._slug import is_written_model_file_name, model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
+from zoolens.zoo.classes import MAX_CLASS_NAME_CHARS, MAX_TEXT_CHARS, check_confusable, check_text
 from zoolens.zoo.manifest import FileRecord, Manifest, ModelEntry, parse_manifest, parse_model_entry
 from zoolens.zoo.outputs import (
     ABSTAIN,
@@ -138,6 +139,38 @@ def _now() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _nothing_left_on_failure(create: Any) -> Any:
+    """``Zoo.create`` that leaves the folder as it found it when it fails (disk full, an
+    interrupt, a bad value found late): no lock file, no ``models/``, no labels, so a retry
+    starts clean. A zoo whose manifest exists (a concurrent creator's) is never touched."""
+    import functools
+
+    @functools.wraps(create)
+    def wrapper(cls: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        folder = Path(path)
+        existed = folder.is_dir()
+        before = {p.name for p in folder.iterdir()} if existed else set()
+        try:
+            return create(cls, path, *args, **kwargs)
+        except BaseException:
+            if not (folder / MANIFEST).exists() and folder.is_dir():
+                if not existed:
+                    import shutil
+
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    for rel in (LABELS_FILE, IDS_FILE, ATTRIBUTES_FILE, LOCK_FILE, MODELS_DIR):
+                        if rel not in before:
+                            with contextlib.suppress(OSError):
+                                if (folder / rel).is_dir():
+                                    (folder / rel).rmdir()
+                                else:
+                                    (folder / rel).unlink()
+            raise
+
+    return wrapper
+
+
 class Zoo:
     """A zoo folder: labels, optional ids/attributes, and one safetensors file per model.
 
@@ -162,6 +195,7 @@ class Zoo:
     # ----------------------------------------------------------------------------- creation
 
     @classmethod
+    @_nothing_left_on_failure
     def create(
         cls,
         path: str | os.PathLike[str],
@@ -234,6 +268,8 @@ class Zoo:
             if class_names is not None
             else [str(i) for i in range(n_classes)]
         )
+        check_text(names, str(path), "class name", MAX_CLASS_NAME_CHARS)
+        check_confusable(names, str(path))
         if not 0.0 <= float(calibration_fraction) < 1.0:
             raise ZoolensError(
                 f"{path}: calibration_fraction must be in [0, 1), got {calibration_fraction}"
@@ -1143,7 +1179,9 @@ def _unlabelled_size(num_examples: int | None, example_ids: Any, path: Path) -> 
 
 
 def _validate_ids(ids: Any, n: int, path: Path) -> np.ndarray:
-    arr = np.asarray([str(x) for x in np.asarray(ids, dtype=object).ravel()], dtype=str)
+    texts = [str(x) for x in np.asarray(ids, dtype=object).ravel()]
+    check_text(texts, str(path), "example id", MAX_TEXT_CHARS)
+    arr = np.asarray(texts, dtype=str)
     if arr.shape != (n,):
         raise ZoolensError(f"{path}: {arr.shape[0]} example ids for {n} examples")
     uniq, counts = np.unique(arr, return_counts=True)
