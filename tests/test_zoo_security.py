@@ -990,3 +990,163 @@ def test_disk_full_during_analyze_out_leaves_no_partial_folder(tmp_path: Path, m
         )
     assert snapshot(out) == earlier
     assert not (tmp_path / "fresh").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 23: text that would allocate gigabytes, leftovers of a failed create, confusable names
+
+LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+from zoolens.cli import app
+sys.argv = ["zoolens", *sys.argv[1:]]
+app()
+"""
+
+
+def limited(*args: object) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess capped at 4 GiB of address space (RLIMIT_AS)."""
+    return subprocess.run(
+        [sys.executable, "-c", LIMITED, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess, match: str) -> str:
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def ten_thousand(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "out.npy", rng.normal(size=(10_000, 3)).astype(np.float32))
+    return tmp_path
+
+
+@pytest.mark.parametrize("column", ["label", "id"])
+def test_one_huge_cell_among_10000_rows_is_one_line_under_4_gib(ten_thousand, column) -> None:
+    """One 200 KB cell would make a (10,001,) <U200000 array: 7.45 GiB."""
+    rows = [f"img{i},{'abc'[i % 3]}" for i in range(10_000)]
+    huge = "x" * 200_000
+    rows[5000] = f"{huge},a" if column == "id" else f"img5000,{huge}"
+    (ten_thousand / "labels.csv").write_text("id,label\n" + "\n".join(rows) + "\n")
+    zoo = ten_thousand / "zoo"
+    extra = ["--labels-id-column", "id", "--id-column", "id"] if column == "id" else []
+    result = limited(
+        "import", zoo, ten_thousand / "out.npy", "--name", "m", "--create",
+        "--labels", ten_thousand / "labels.csv", "--labels-column", "label", *extra,
+    )  # fmt: skip
+    one_error_line(result, "line 5002, column")
+    assert "200,000 characters" in result.stderr and not zoo.exists()
+
+
+def test_a_10_mb_class_list_is_one_line_under_4_gib(ten_thousand) -> None:
+    """A JSON class list with one 5 MB name among 500,000: 15 GB as a fixed-width array."""
+    np.save(ten_thousand / "labels.npy", np.arange(10_000) % 3)
+    names = ["c0", "c1", "c2", "z" * 5_000_000] + [f"k{i}" for i in range(500_000)]
+    (ten_thousand / "classes.json").write_text(json.dumps(names))
+    assert (ten_thousand / "classes.json").stat().st_size > 10_000_000
+    result = limited(
+        "import", ten_thousand / "zoo", ten_thousand / "out.npy", "--name", "m", "--create",
+        "--labels", ten_thousand / "labels.npy", "--class-names", ten_thousand / "classes.json",
+    )  # fmt: skip
+    one_error_line(result, "class name 4 has 5,000,000 characters")
+    assert not (ten_thousand / "zoo").exists()
+
+
+def test_huge_ids_and_names_through_the_python_api_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ZoolensError, match="example id 2 has 5,000 characters"):
+        Zoo.create(tmp_path / "a", [0, 1], example_ids=["a", "b" * 5000])
+    with pytest.raises(ZoolensError, match="class name 1 has 300 characters"):
+        Zoo.create(tmp_path / "b", [0, 1], class_names=["x" * 300, "y"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_failed_import_create_leaves_nothing_and_the_retry_works(
+    tmp_path: Path, monkeypatch, existed: bool
+) -> None:
+    import zoolens.zoo.store as store
+
+    zoo_dir = tmp_path / "zoo"
+    if existed:
+        zoo_dir.mkdir()
+    file = tmp_path / "m.npy"
+    np.save(file, np.random.default_rng(6).normal(size=(20, 3)))
+    np.save(tmp_path / "y.npy", np.arange(20) % 3)
+    real = store._write_npy
+
+    def disk_full(path, arr):
+        if path.name == store.LABELS_FILE:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, arr)
+
+    monkeypatch.setattr(store, "_write_npy", disk_full)
+    args = ["import", zoo_dir, file, "--name", "m", "--create", "--labels", tmp_path / "y.npy"]
+    fails(*args, match="no space left")
+    assert (sorted(zoo_dir.iterdir()) == []) if existed else not zoo_dir.exists()
+    monkeypatch.setattr(store, "_write_npy", real)
+    ok(*args)
+    assert Zoo.open(zoo_dir).models == ["m"]
+
+
+def test_stale_predict_scratch_is_swept(tmp_path: Path, monkeypatch) -> None:
+    """A predict --ray killed with SIGKILL leaves its scratch folder; the next run's sweep
+    removes it (named by the dead process's pid), never a live run's."""
+    import tempfile
+
+    from zoolens.deploy.predict import SCRATCH_PREFIX
+    from zoolens.zoo.scratch import owned_name, sweep_dead
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    stale = tmp_path / f"{SCRATCH_PREFIX}{dead}-x1"
+    (stale / "shards").mkdir(parents=True)
+    live = tmp_path / owned_name(SCRATCH_PREFIX, "x2")
+    live.mkdir()
+    assert sweep_dead(tmp_path, SCRATCH_PREFIX) == [stale]
+    assert live.exists()
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (["cat", "Cat", "dog"], "differ only in case"),
+        (["cat", "cat\u202e", "dog"], "differ only in case, width or invisible"),
+        (["cat", "c\u200bat", "dog"], "differ only in case, width or invisible"),
+        (["cat", "ｃａｔ", "dog"], "differ only in case, width or invisible"),
+    ],
+)
+def test_confusable_class_names_are_refused_at_create(tmp_path: Path, labels, match) -> None:
+    file = tmp_path / "m.npy"
+    np.save(file, np.random.default_rng(6).normal(size=(30, 3)))
+    (tmp_path / "y.csv").write_text("\n".join(labels[i % 3] for i in range(30)) + "\n")
+    fails(
+        "import", tmp_path / "zoo", file, "--name", "m", "--create",
+        "--labels", tmp_path / "y.csv", match=match,
+    )  # fmt: skip
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_whitespace_and_normal_forms_of_one_name_are_one_class(tmp_path: Path) -> None:
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(f, "café") for f in ("NFC", "NFD"))
+    labels = [nfc, nfd, "cat", "cat ", " cat", "dog"]
+    file = tmp_path / "m.npy"
+    np.save(file, np.random.default_rng(6).normal(size=(30, 3)))
+    (tmp_path / "y.csv").write_text("label\n" + "\n".join(labels[i % 6] for i in range(30)) + "\n")
+    ok("import", tmp_path / "zoo", file, "--name", "m", "--create", "--labels", tmp_path / "y.csv")
+    zoo = Zoo.open(tmp_path / "zoo")
+    assert zoo.class_names == [nfc, "cat", "dog"]  # sorted: "caf" < "cat"
+    expected = {nfc: 0, nfd: 0, "cat": 1, "cat ": 1, " cat": 1, "dog": 2}
+    assert zoo.labels.tolist() == [expected[labels[i % 6]] for i in range(30)]
