@@ -559,3 +559,185 @@ def test_decompression_bombs_are_skipped_and_listed_in_bounded_memory(made, tmp_
         decode_image(flat / "bomb.png")
     with pytest.raises(UndecodableImage, match="9000 x 9000 pixels"):
         decode_image(flat / "bomb-9000.png")
+
+
+# ------------------------------------------------------------------ 9: report thumbnails
+
+
+def _png(path: Path, value: int = 90) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8, 3), value, dtype=np.uint8)).save(path)
+    return path
+
+
+def test_thumbnails_only_from_regular_files_under_the_image_root(tmp_path):
+    import os
+
+    from zoolens.report.html import THUMBNAIL_MAX_BYTES, thumbnail_uri
+
+    root = tmp_path / "root"
+    good = _png(root / "a" / "good.png")
+    outside = _png(tmp_path / "outside.png")
+    os.mkfifo(root / "a" / "fifo.png")
+    (root / "a" / "link.png").symlink_to(outside)
+    with open(root / "a" / "big.png", "wb") as fh:  # sparse: no disk used
+        fh.truncate(THUMBNAIL_MAX_BYTES + 1)
+    assert thumbnail_uri(str(good), str(root)).startswith("data:image/png;base64,")
+    for path in ("fifo.png", "link.png", "big.png", "../../outside.png"):
+        assert thumbnail_uri(str(root / "a" / path), str(root)) is None, path
+    assert thumbnail_uri(str(outside), str(root)) is None
+    assert thumbnail_uri(str(good), None) is None  # no root recorded: nothing embedded
+    assert thumbnail_uri(str(good), "/") is None  # "/" is no limit
+
+
+def test_report_never_opens_a_fifo_named_by_drilldown_csv(made, tmp_path):
+    """drilldown.csv's image column rewritten to a FIFO under the root, a file outside
+    and a good image: the report finishes (in a subprocess with a timeout: a FIFO that is
+    opened blocks for ever) and embeds only the good image."""
+    import os
+    import subprocess
+    import sys
+
+    results = tmp_path / "results"
+    shutil.copytree(made / "results", results)
+    root = tmp_path / "root"
+    good = _png(root / "good.png")
+    os.mkfifo(root / "fifo.png")
+    secret = _png(tmp_path / "secret.png", 17)
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["zoo"]["image_root"] == str((made / "data").resolve())
+    summary["zoo"]["image_root"] = str(root)
+    (results / "summary.json").write_text(json.dumps(summary))
+    drill = pd.read_csv(results / "drilldown.csv", keep_default_na=False)
+    examples = drill.example.unique()
+    assert len(examples) >= 3, "the fixture's drill-down needs three examples"
+    paths = {examples[0]: good, examples[1]: root / "fifo.png", examples[2]: secret}
+    drill["image"] = [str(paths.get(e, "")) for e in drill.example]
+    drill.to_csv(results / "drilldown.csv", index=False)
+    (results / "drilldown.json").unlink(missing_ok=True)  # its recorded size no longer holds
+    out = tmp_path / "report.html"
+    code = "from zoolens.cli import app; app()"
+    res = subprocess.run(
+        [sys.executable, "-c", code, "report", str(results), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    page = out.read_text()
+    assert page.count('<img src="data:image/png;base64,') == 1
+
+
+# ------------------------------------------------------------------ 10, 11: names, CSVs, --out
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory):
+    """A zoo whose model and class names carry a bidi override and spreadsheet formulas,
+    analysed."""
+    from zoolens import Zoo
+
+    root = tmp_path_factory.mktemp("named")
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 300)
+    zoo = Zoo.create(root / "zoo", labels, class_names=["=1+1", "@cmd", "-x"])
+    names = ["base", "evil\u202egnp.exe", '=HYPERLINK("http://x")', "-0.5"]
+    for k, name in enumerate(names):
+        zoo.add(name, logits=rng.normal(size=(300, 3)) + (1 + k) * np.eye(3)[labels])
+    ok("analyze", root / "zoo", "--base", "base", "--out", root / "results", "--bootstrap", "20")
+    return root, names
+
+
+def test_written_csvs_neutralise_formulas_in_text_cells_only(named):
+    root, names = named
+    text = (root / "results" / "models.csv").read_text()
+    assert "'=HYPERLINK" in text and "\n=" not in text and ",=" not in text
+    models = pd.read_csv(root / "results" / "models.csv", keep_default_na=False)
+    assert sorted(models.model) == sorted(
+        ['\'=HYPERLINK("http://x")', "-0.5", "base", "evil\u202egnp.exe"]
+    )
+    # numbers are numbers: no numeric column gained a quote, negative values stay negative
+    for name in ("pairs", "models"):
+        table = pd.read_csv(root / "results" / f"{name}.csv")
+        assert not any(
+            str(v).startswith("'") for c in table.select_dtypes("number") for v in table[c]
+        )
+    pairs = pd.read_csv(root / "results" / "pairs.csv")
+    assert (pairs.select_dtypes("number") < 0).any().any()  # e.g. negative gains, written as -0.0…
+    from zoolens.deploy.export import _read_models
+    from zoolens.report.tables import load_results
+
+    assert sorted(_read_models(root / "results" / "models.csv").model) == sorted(names)
+    assert sorted(load_results(root / "results").get("models").model) == sorted(names)
+
+
+def test_report_escapes_bidi_controls_and_shows_names_restored(named, tmp_path):
+    root, _ = named
+    out = tmp_path / "report.html"
+    ok("report", root / "results", "--out", out)
+    page = out.read_text()
+    assert "\u202e" not in page and "evil\\u202egnp.exe" in page
+    assert "=HYPERLINK(&quot;http://x&quot;)" in page and "&#x27;=HYPERLINK" not in page
+
+
+def test_predictions_csv_neutralises_class_names(made, tmp_path):
+    def change(s):
+        s["class_names"] = ["=1+1", "@SUM(A1)"]
+
+    path = edited(made, tmp_path / "e", change)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("a/00.png", "b/01.png"):
+        shutil.copy(made / "data" / name, flat / ("-" + name.replace("/", "-")))
+    out = tmp_path / "p.csv"
+    ok("predict", path, flat, "--out", out, "--threads", "1")
+    table = pd.read_csv(out)
+    assert set(table.top1_class) <= {"'=1+1", "'@SUM(A1)"}
+    assert sorted(table.image) == ["'-a-00.png", "'-b-01.png"]
+    assert table.top1_prob.dtype == float and table.top1_index.dtype == np.int64
+
+
+def test_out_inside_a_zoo_is_refused(named, made, tmp_path):
+    root, _ = named
+    zoo = root / "zoo"
+    before = snapshot(zoo)
+    fails("analyze", zoo, "--base", "base", "--out", zoo, match="inside the zoo")
+    fails("analyze", zoo, "--base", "base", "--out", zoo / "models" / "r", match="inside the zoo")
+    fails("ensemble", zoo, "--start", "base", "--out", zoo / "g", match="inside the zoo")
+    fails("report", root / "results", "--out", zoo / "zoo.json", match="inside the zoo")
+    fails(
+        "export",
+        root / "results",
+        "--ensemble",
+        "base",
+        "--out",
+        zoo / "zoo.json",
+        match="inside the zoo",
+    )
+    fails(
+        "predict",
+        made / "ensemble.json",
+        made / "data",
+        "--out",
+        zoo / "p.csv",
+        match="inside the zoo",
+    )
+    assert snapshot(zoo) == before
+
+
+def test_error_lines_are_capped_and_progress_names_escaped():
+    from zoolens.progress import progress_bar, set_quiet
+
+    set_quiet(False)
+    with progress_bar(3, "file \x1b[2J\u202e[red]x[/red].png") as advance:
+        advance(3)
+    description = advance.bar.tasks[0].description
+    assert "\x1b" not in description and "\u202e" not in description
+    assert "\\x1b" in description and "\\[red]" in description
+    res = run("predict", "d/" * 2000 + "e.json", "images")  # the message quotes the path
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    line = res.output.strip()
+    assert line.startswith("error: d/d/") and line.endswith("…")
+    assert len(line) == 1_000 + len("error: ")

@@ -457,6 +457,30 @@ FINDING_FIELDS = ("claim", "measured", "verdict")
 """The fields of each finding in ``findings.json`` (``zoolens demo``)."""
 
 
+# Spreadsheet formulas: a CSV cell starting with one of these runs as a formula when the
+# file is opened in Excel, LibreOffice or Google Sheets (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: object) -> object:
+    """A text cell as written to a CSV: a leading ``'`` when it would start a formula
+    (``=cmd|…``, ``@SUM(…)``, ``-1+…``) or already starts with ``'`` (so the escape
+    reverses exactly, :func:`csv_restore`). Numbers, and text that reads as a number
+    (``-0.5``), are left as they are."""
+    if not isinstance(cell, str) or not cell.startswith(FORMULA_START + ("'",)):
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell
+
+
+def csv_restore(cell: object) -> object:
+    """The text :func:`csv_safe` escaped (one leading ``'`` removed)."""
+    return cell[1:] if isinstance(cell, str) and cell.startswith("'") else cell
+
+
 def contract(name: str) -> TableContract:
     """The contract of table ``name`` (KeyError for a table nobody agreed on: a bug)."""
     return RESULT_TABLES[name]

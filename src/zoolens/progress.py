@@ -74,6 +74,7 @@ def progress_bar(total: int, description: str = "", unit: str = "it"):
         yield lambda n=1: None
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -92,7 +93,9 @@ def progress_bar(total: int, description: str = "", unit: str = "it"):
         TimeRemainingColumn(),
         console=Console(stderr=True),
     ) as bar:
-        task = bar.add_task(description, total=total or None, rate="")
+        # a file or model name in the description is shown, never acted on: terminal
+        # escapes and bidi controls escaped, rich markup ("[bold]") shown as typed
+        task = bar.add_task(escape(terminal_text(description)), total=total or None, rate="")
 
         def advance(n: int = 1) -> None:
             bar.update(task, advance=n)

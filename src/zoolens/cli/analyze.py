@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 import typer
 
-from zoolens.cli._app import app, gib_to_bytes, handle_errors, invocation, parse_model_pairs
+from zoolens.cli._app import (
+    app,
+    gib_to_bytes,
+    handle_errors,
+    invocation,
+    parse_model_pairs,
+    refuse_inside_zoo,
+)
 from zoolens.progress import terminal_text
 
 
@@ -166,6 +173,7 @@ def analyze(
     from zoolens.study.shift import parse_shift_options
 
     shift_sets = parse_shift_options(shift)
+    refuse_inside_zoo(out)
 
     result = run_analysis(
         zoo,
@@ -248,6 +256,7 @@ def ensemble(
     """
     from zoolens.study.analyze import run_greedy
 
+    refuse_inside_zoo(out)
     table, summary = run_greedy(
         zoo,
         start,

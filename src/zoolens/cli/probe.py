@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import app, handle_errors, parse_model_pairs
+from zoolens.cli._app import app, handle_errors, parse_model_pairs, refuse_inside_zoo
 from zoolens.errors import ZoolensError
 
 
@@ -158,6 +158,7 @@ def probe(
         l2_grid=grid, seed=seed, dtype="float64" if float64 else "float32", device=device
     )
     names = _names(models)
+    refuse_inside_zoo(out)
     if stack:
         if downstream is None:
             raise ZoolensError(

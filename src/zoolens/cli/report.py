@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import app, handle_errors
+from zoolens.cli._app import app, handle_errors, refuse_inside_zoo
 
 
 @app.command("report")
@@ -40,6 +40,8 @@ def report(
     from zoolens.progress import info
     from zoolens.report.html import build_report
 
+    refuse_inside_zoo(out)
+    refuse_inside_zoo(png_dir, "--png-dir")
     result = build_report(results_dir, out, png_dir=png_dir, which=pairs, progress=info)
     info(
         f"wrote {result.path} ({len(result.figures)} figures"

@@ -184,7 +184,10 @@ def _read_models(path: Path) -> pd.DataFrame:
     garbage = (temperature.isna() & models["temperature"].notna()).to_numpy()
     if garbage.any():  # an empty cell is a decision-only model; text is not
         raise ZoolensError(f"{path}: row {int(garbage.argmax()) + 2}: temperature is not a number")
-    return pd.DataFrame({"model": models["model"].astype(str), "temperature": temperature})
+    from zoolens.contracts import csv_restore
+
+    names = models["model"].astype(str).map(csv_restore)  # analyze escaped formulas
+    return pd.DataFrame({"model": names, "temperature": temperature})
 
 
 def export_ensemble(

@@ -384,7 +384,9 @@ def write_predictions(prediction: Prediction, out: str | Path, top_k: int = 1) -
         )
     if not out.parent.is_dir():
         raise ZoolensError(f"--out {out}: folder {out.parent} does not exist")
-    table = prediction.table(top_k)
+    from zoolens.study.tables import csv_safe_frame
+
+    table = csv_safe_frame(prediction.table(top_k))  # image ids, class names: no formulas
     atomic_write_with(out, lambda tmp: table.to_csv(tmp, index=False))
     return out
 

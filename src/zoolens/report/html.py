@@ -37,14 +37,17 @@ import pandas as pd
 
 from zoolens import __version__
 from zoolens.errors import ZoolensError, naming_path
+from zoolens.progress import terminal_text
 from zoolens.measure.stats import accuracy_adjusted_means
 from zoolens.report import figures as F
 from zoolens.report.tables import Results, finite, load_results, pairs_with_base
 
 
 def esc(value) -> str:
-    """Escape any value for HTML text and attribute values (quotes included)."""
-    return html.escape(str(value), quote=True)
+    """Escape any value for HTML text and attribute values (quotes included); characters
+    that act instead of showing (bidi overrides that reorder a line, zero-width spaces,
+    control characters) are shown as their escapes (``\\u202e``), as on the terminal."""
+    return html.escape(terminal_text(str(value)), quote=True)
 
 
 @dataclass
@@ -408,18 +411,39 @@ def _matched_table(results: Results) -> tuple[str | None, str | None]:
 
 
 THUMBNAIL_PX = 64
+THUMBNAIL_MAX_BYTES = 32 << 20  # an image file larger than this is not embedded
+THUMBNAIL_MAX_PIXELS = 50_000_000  # nor one of more pixels (a decompression bomb)
 
 
-def thumbnail_uri(path: str) -> str | None:
+def thumbnail_uri(path: str, root: str | None = None) -> str | None:
     """A small PNG thumbnail of an image file as a data: URI (embedded, so the report stays
     one file that loads nothing), or None when the file cannot be read as an image. The
-    image is decoded and re-encoded by Pillow: no byte of the file reaches the page as is."""
-    if not path:
+    image is decoded and re-encoded by Pillow: no byte of the file reaches the page as is.
+
+    drilldown.csv is a file like any other, so its ``image`` column is not trusted: only a
+    regular file (never a FIFO or device: it is checked before it is opened) under the
+    zoo's image ``root`` (summary.json's, symlinks resolved), at most THUMBNAIL_MAX_BYTES
+    and THUMBNAIL_MAX_PIXELS, is embedded; without a root nothing is."""
+    import stat
+
+    if not path or not root:
         return None
     try:
+        base = Path(root).resolve(strict=True)
+        file = Path(path).resolve(strict=True)
+        if base.parent == base or base not in file.parents:  # a root of "/" is no limit
+            return None
+        info = os.stat(file)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > THUMBNAIL_MAX_BYTES:
+            return None
         from PIL import Image
 
-        with Image.open(path) as image:
+        with open(file, "rb", opener=_nonblocking) as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None  # swapped for a FIFO after the check
+            image = Image.open(handle)
+            if image.size[0] * image.size[1] > THUMBNAIL_MAX_PIXELS:
+                return None
             image = image.convert("RGB")
             image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             scale = max(1, THUMBNAIL_PX // max(image.size))
@@ -430,6 +454,11 @@ def thumbnail_uri(path: str) -> str | None:
     except Exception:  # a missing or unreadable image: the row is shown without it
         return None
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    """``open`` that never waits on a FIFO's writer."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def _top3(rows: pd.DataFrame) -> str:
@@ -446,9 +475,13 @@ def _drilldown_table(results: Results) -> tuple[str | None, str | None]:
         return None, None  # optional: analyze writes it when there is a sidekick
     a, b = str(table.model_a.iloc[0]), str(table.model_b.iloc[0])
     rows, images = [], 0
+    root = (results.summary.get("zoo") or {}).get("image_root")
+    root = root if isinstance(root, str) else None
     for example, part in table.groupby("example", sort=False):
         first = part.iloc[0].to_dict()
-        uri = thumbnail_uri(str(first.get("image") or "")) if "image" in part.columns else None
+        uri = (
+            thumbnail_uri(str(first.get("image") or ""), root) if "image" in part.columns else None
+        )
         images += uri is not None
         picture = (
             f'<img src="{uri}" alt="{esc(first.get("example_id") or example)}" '
@@ -1249,5 +1282,8 @@ def build_report(
     if warn:
         for note in notes:
             warn(note)
-    _atomic_write_text(out, render_html(results, blocks, tables, notes, shift_html))
+    # names reach the page through tables and through the figures' SVG text: characters
+    # that would reorder or hide text (bidi overrides, zero-width) are shown as escapes
+    page = terminal_text(render_html(results, blocks, tables, notes, shift_html))
+    _atomic_write_text(out, page)
     return report

@@ -144,8 +144,22 @@ def _read_raw(path: Path, spec: TableContract) -> pd.DataFrame:
     """Every column as text, nothing turned into NaN but empty cells and nan literals later."""
     csv = path / spec.filename
     if csv.exists():
-        return pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8")
+        raw = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8")
+        return restore_text(raw)
     return pd.read_parquet(path / f"{spec.name}.parquet").astype(object)
+
+
+def restore_text(raw: pd.DataFrame) -> pd.DataFrame:
+    """Text cells as analyze had them: the spreadsheet-formula escape of the writer
+    (``contracts.csv_safe``) undone."""
+    from zoolens.contracts import csv_restore
+
+    for name in raw.columns:
+        column = raw[name]
+        text = column.dtype == object or pd.api.types.is_string_dtype(column.dtype)
+        if text and column.astype(str).str.startswith("'").any():
+            raw[name] = column.map(csv_restore)
+    return raw
 
 
 def _to_numeric(series: pd.Series) -> tuple[pd.Series, int | None]:
@@ -341,7 +355,7 @@ def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
     test_acc; the accuracies numeric (empty/NaN test_acc allowed)."""
     file = path / "soup.csv"
     try:
-        raw = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
+        raw = restore_text(pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8"))
     except Exception as exc:  # user input: one line, keep going
         notes.append(
             f"soup.csv: not readable ({type(exc).__name__}: {_one_line(exc)}); soup table left out"

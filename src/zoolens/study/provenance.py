@@ -60,6 +60,8 @@ def provenance(zoo: Any, *, command: str | None, seeds: Mapping[str, int]) -> di
             "num_classes": int(zoo.num_classes),
             "num_models": len(zoo.models),
             "file_hashes": dict(zoo.file_hashes()),
+            # the report embeds drilldown thumbnails only from files under it
+            "image_root": getattr(zoo, "image_root", None),
         },
         "split_seed": _split_seed(zoo),
         "seeds": dict(seeds),

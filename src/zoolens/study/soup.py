@@ -307,9 +307,11 @@ def run_soups(
 
 def write_soup_table(table: pd.DataFrame, out_dir: str | Path) -> Path:
     """soup.csv in ``out_dir`` (atomic)."""
+    from zoolens.study.tables import csv_safe_frame
+
     path = Path(out_dir) / "soup.csv"
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
+        csv_safe_frame(table).to_csv(tmp, index=False)
     return path
 
 

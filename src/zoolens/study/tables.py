@@ -85,9 +85,26 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     """Atomically write ``frame`` as CSV: header row, no index, no comment lines, pandas'
-    default number formatting (floats round-trip). Every study table (analyze's and probe's)
-    is written through here."""
+    default number formatting (floats round-trip), text cells that would start a
+    spreadsheet formula escaped (``contracts.csv_safe``; numbers untouched). Every study
+    table (analyze's and probe's) is written through here."""
+    frame = csv_safe_frame(frame)
     atomic_write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell passed through ``contracts.csv_safe`` (a copy only
+    when some cell changes; numeric columns are never touched)."""
+    from zoolens.contracts import csv_safe
+
+    changed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            safe = column.map(csv_safe)
+            if not safe.equals(column):
+                changed[name] = safe
+    return frame.assign(**changed) if changed else frame
 
 
 def output_folder(out_dir: str | os.PathLike) -> Path:
