@@ -320,7 +320,12 @@ def test_relative_paths_resolve_against_the_ensemble_files_folder(made, tmp_path
             {"key": "spec", "path": path, "sha256": sha256_file(shipped / "model.pt")}
         ]
 
+    def bare(s):  # hand-written: the spec alone, no checkpoint list
+        change(s)
+        s["members"][0]["checkpoints"] = []
+
     path = edited(made, shipped, change)
+    unlisted = edited(made, shipped, bare, "bare.json")
     reference = edited(made, tmp_path / "ref", lambda s: s.update(members=[s["members"][0]]))
     expected = predictions(made, reference, tmp_path / "ref.csv")
     decoys = tmp_path / "cwd"
@@ -328,6 +333,15 @@ def test_relative_paths_resolve_against_the_ensemble_files_folder(made, tmp_path
     tiny_torchscript(decoys / "model.pt", 5)
     monkeypatch.chdir(decoys)
     pd.testing.assert_frame_equal(predictions(made, path, tmp_path / "p.csv"), expected)
+    pd.testing.assert_frame_equal(predictions(made, unlisted, tmp_path / "q.csv"), expected)
+    from zoolens import load_ensemble
+
+    x = torch.rand(2, 3, 32, 32)
+    own = torch.jit.load(str(shipped / "model.pt"))
+    temperature = json.loads(unlisted.read_text())["members"][0]["temperature"]
+    want = torch.softmax(own(x).double() / temperature, dim=1)
+    got = load_ensemble(unlisted)(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     escape = edited(made, shipped / "sub", lambda s: change(s, "../model.pt"))
     predict_fails(made, escape, tmp_path, "leaves the ensemble file's folder")
 

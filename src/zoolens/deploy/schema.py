@@ -26,12 +26,14 @@ anything is built) refuses, unless the reader opts in for that run (``trust_code
   the file's kwargs) other than zoolens's own builders (:data:`BUILTIN_PYTHON_BUILDERS`);
 - a ``torchscript:*.pt2`` file (``torch.export.load`` unpickles).
 
-Without the opt-in, every file a member loads is a checked checkpoint: the TorchScript file
-of its spec, its soup state dict, and every kwarg that names a path (a value under a
-checkpoint key such as ``checkpoint``, or a string holding ``/`` or ``\\``) must be listed
-in ``checkpoints`` under the same key and path, and the builder gets exactly the path that
-was checked. Relative paths are relative to the ensemble file's folder and may not leave it
-(a bundle, ``zoolens export --bundle DIR``, is portable); absolute paths are kept. Numbers
+Every file a member loads is checked before it is built, and the builder gets exactly the
+path that was checked: every kwarg that names a path (a value under a checkpoint key such as
+``checkpoint``, or a string holding ``/`` or ``\\``) must be listed in ``checkpoints``
+under the same key and path, with its sha256, as must the soup state dict; the TorchScript
+file of a ``torchscript:`` spec is checked against its sha256 when listed (key ``spec``, as
+``zoolens export`` writes it), else only checked to be a regular file. Relative paths are
+relative to the ensemble file's folder and may not leave it (a bundle, ``zoolens export
+--bundle DIR``, is portable); absolute paths are kept. Numbers
 are bounded (temperatures in [1e-4, 1e4], weights up to 10,000, shapes, preprocessing sizes
 and integer kwargs up to :data:`MAX_SIDE` / :data:`MAX_KWARG_INT`), the file is at most
 :data:`MAX_FILE_BYTES` and :data:`MAX_DEPTH` levels deep.
@@ -300,16 +302,16 @@ def _local_path(text: str, base: Path, where: str, who: str) -> Path:
     return joined
 
 
-def _check_file(path: Path, sha256: str, where: str, who: str) -> None:
+def _check_file(path: Path, sha256: str | None, where: str, who: str) -> None:
     """``path`` is a regular file (never a FIFO or device: hashing one would hang) with the
-    recorded sha256."""
+    recorded sha256 (when one is recorded)."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
         raise ZoolensError(f"{where}: {who}: checkpoint {path} not found") from None
     if not stat.S_ISREG(info.st_mode):
         raise ZoolensError(f"{where}: {who}: checkpoint {path} is not a regular file")
-    if sha256_file(path) != sha256:
+    if sha256 is not None and sha256_file(path) != sha256:
         raise ZoolensError(
             f"{where}: {who}: checkpoint {path} no "
             f"longer matches its recorded sha256 (changed since export)"
@@ -374,7 +376,12 @@ def resolve_members(
             checked[ckpt.key] = (local, ckpt.model_copy(update={"path": str(local)}))
         loads: dict[str, str] = {}  # checkpoint key -> the path the member's entry names
         if prefix == "torchscript":
-            loads["spec"] = target
+            script = _local_path(target, base, where, who)
+            if "spec" in checked:  # listed: the very file checked
+                loads["spec"] = target
+            else:  # a hand-written file may name its TorchScript file alone: still local
+                _check_file(script, None, where, who)
+            collect["spec"] = f"torchscript:{script}"
         loads.update(path_kwargs(collect.get("kwargs") or {}))
         for key, named in loads.items():
             local = _local_path(named, base, where, who)
@@ -388,8 +395,6 @@ def resolve_members(
         for key, (local, ckpt) in checked.items():
             if key not in loads:
                 _check_file(local, ckpt.sha256, where, who)
-        if prefix == "torchscript":
-            collect["spec"] = f"torchscript:{checked['spec'][0]}"
         kwargs = collect.get("kwargs") or {}
         for key in loads:
             if key != "spec":
