@@ -10,6 +10,7 @@ every file is made here and the real pipeline reads it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -755,3 +756,45 @@ def test_error_lines_are_capped_and_progress_names_escaped():
     line = res.output.strip()
     assert line.startswith("error: d/d/") and line.endswith("…")
     assert len(line) == 1_000 + len("error: ")
+
+
+# ------------------------------------------------------------------ 8: predict's scratch
+
+
+def test_predict_sweeps_the_scratch_a_killed_run_left(made, tmp_path, monkeypatch):
+    """A `predict --ray` killed with SIGKILL leaves its scratch folder in TMPDIR; the next
+    run removes it (named by the dead process's pid) before making its own, which it names
+    by its own pid and removes when done; a live process's folder is never touched."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import zoolens.collect.distributed as distributed
+    from zoolens.collect.images import ImageFolder
+    from zoolens.collect.runner import RunOptions
+    from zoolens.deploy.predict import SCRATCH_PREFIX, _run_on_ray
+    from zoolens.deploy.schema import read_ensemble_file
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    stale = tmp_path / f"{SCRATCH_PREFIX}{dead}-abc"
+    (stale / "shards").mkdir(parents=True)
+    (stale / "shards" / "0.npz").write_bytes(b"\0" * 1024)
+    alive = tmp_path / f"{SCRATCH_PREFIX}1-abc"  # pid 1 always runs
+    alive.mkdir()
+    seen = []
+
+    def ray_stand_in(entry, folder, store, options, **kwargs):
+        seen.extend(p.name for p in tmp_path.iterdir())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(distributed, "run_into_store_ray", ray_stand_in)
+    member = read_ensemble_file(made / "ensemble.json").members[0]
+    folder = ImageFolder(made / "data")
+    with pytest.raises(RuntimeError, match="stop here"):
+        _run_on_ray(member, folder, folder, RunOptions(threads=1), None)
+    mine = [n for n in seen if n.startswith(f"{SCRATCH_PREFIX}{os.getpid()}-")]
+    assert stale.name not in seen and len(mine) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name]

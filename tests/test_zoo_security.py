@@ -1097,26 +1097,6 @@ def test_a_failed_import_create_leaves_nothing_and_the_retry_works(
     assert Zoo.open(zoo_dir).models == ["m"]
 
 
-def test_stale_predict_scratch_is_swept(tmp_path: Path, monkeypatch) -> None:
-    """A predict --ray killed with SIGKILL leaves its scratch folder; the next run's sweep
-    removes it (named by the dead process's pid), never a live run's."""
-    import tempfile
-
-    from zoolens.deploy.predict import SCRATCH_PREFIX
-    from zoolens.zoo.scratch import owned_name, sweep_dead
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    ).stdout.strip()
-    stale = tmp_path / f"{SCRATCH_PREFIX}{dead}-x1"
-    (stale / "shards").mkdir(parents=True)
-    live = tmp_path / owned_name(SCRATCH_PREFIX, "x2")
-    live.mkdir()
-    assert sweep_dead(tmp_path, SCRATCH_PREFIX) == [stale]
-    assert live.exists()
-
-
 @pytest.mark.parametrize(
     "labels, match",
     [

@@ -251,7 +251,7 @@ def read_model_list(source: str | Path) -> list[ModelEntry]:
 
 
 PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
+INTERPOLATIONS = ("nearest", "nearest_exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
 MAX_SIDE = 8_192  # pixels: a resize or crop beyond it would allocate gigabytes per image
 
 
