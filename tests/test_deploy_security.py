@@ -64,6 +64,13 @@ class Tiny(torch.nn.Module):
         return self.head(torch.nn.functional.adaptive_avg_pool2d(self.conv(x), 1).flatten(1))
 
 
+class Inf(torch.nn.Module):
+    """A legal network whose logits are all +inf."""
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 2), float("inf"))
+
+
 def tiny_torchscript(path: Path, seed: int) -> Path:
     torch.manual_seed(seed)
     torch.jit.script(Tiny()).save(str(path))
@@ -453,10 +460,6 @@ def test_numbers_and_sizes_are_bounded(made, tmp_path, change, match):
 def test_non_finite_probabilities_are_never_written(made, tmp_path):
     """A member whose logits are inf (a legal TorchScript file): refused, nothing written."""
     from zoolens.deploy.schema import sha256_file
-
-    class Inf(torch.nn.Module):
-        def forward(self, x):
-            return torch.full((x.shape[0], 2), float("inf"))
 
     torch.jit.script(Inf()).save(str(tmp_path / "inf.pt"))
 
