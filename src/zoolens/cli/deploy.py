@@ -129,9 +129,9 @@ def predict(
     Members are rebuilt by the collect adapters (checkpoints checked against their sha256),
     run with the same preprocessing and batching as `zoolens collect`, calibrated with their
     temperatures and combined by the ensemble's rule. An ensemble file is data: relative
-    paths resolve against its folder, every file a member loads must be a listed checkpoint
-    with its sha256, and members that run code the file names (python: specs, .pt2) are
-    refused unless you give --trust-code.
+    paths resolve against its folder (never the working directory), a checkpoint a member
+    loads must be listed with its sha256, and members that run code the file names
+    (python: specs, .pt2) are refused unless you give --trust-code.
 
     Example:  zoolens predict ensemble.json new_images/ --out predictions.csv --top-k 3
 
