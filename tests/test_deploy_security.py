@@ -449,6 +449,8 @@ def test_hand_edited_text_is_one_line(made, tmp_path, text, match):
             "kwarg num_classes",
         ),
         (lambda s: s["members"][2]["collect"].update(seed=2**70), "seed must be"),
+        (lambda s: s["members"][2]["collect"].update(templates=["{}"] * 5000), "templates"),
+        (lambda s: s["members"][2]["collect"].update(probe_l2=float("1e300")), "probe_l2"),
         (lambda s: s.update(class_names=["x" * 5000, "b"]), "class_names.0"),
     ],
 )

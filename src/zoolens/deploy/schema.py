@@ -181,6 +181,18 @@ def check_collect_block(collect: dict[str, Any], who: str) -> None:
         raise ValueError(f"{who}: seed must be a whole number in [0, 2**63)")
     if collect.get("pretrained") is not None and not isinstance(collect["pretrained"], bool):
         raise ValueError(f"{who}: pretrained must be true or false")
+    templates = collect.get("templates")
+    if templates is not None and not (
+        isinstance(templates, list)
+        and len(templates) <= 1_000
+        and all(isinstance(t, str) and len(t) <= MAX_NAME_CHARS for t in templates)
+    ):
+        raise ValueError(f"{who}: templates must be at most 1,000 prompt strings")
+    l2 = collect.get("probe_l2")
+    if l2 is not None and not (
+        isinstance(l2, (int, float)) and not isinstance(l2, bool) and 0 < l2 < 1e6
+    ):
+        raise ValueError(f"{who}: probe_l2 must be a positive number below 1e6")
     try:
         check_preprocess(collect.get("preprocess"), who)
     except ZoolensError as exc:
