@@ -1130,3 +1130,14 @@ def test_whitespace_and_normal_forms_of_one_name_are_one_class(tmp_path: Path) -
     assert zoo.class_names == [nfc, "cat", "dog"]  # sorted: "caf" < "cat"
     expected = {nfc: 0, nfd: 0, "cat": 1, "cat ": 1, " cat": 1, "dog": 2}
     assert zoo.labels.tolist() == [expected[labels[i % 6]] for i in range(30)]
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": [' + "9" * 5000 + "]}"])
+def test_deep_or_huge_class_map_json_is_one_line(tmp_path: Path, text: str) -> None:
+    from zoolens.zoo.classes import ClassIndex
+    from zoolens.zoo.classmap import read_class_map
+
+    path = tmp_path / "map.json"
+    path.write_text(text)
+    with pytest.raises(ZoolensError, match="--class-map"):
+        read_class_map(path, ClassIndex(["a", "b"]), 4)

@@ -168,6 +168,10 @@ def read_class_map(
         data = json.loads(text, object_pairs_hook=_Pairs)
     except json.JSONDecodeError as exc:
         raise ZoolensError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ZoolensError(f"{where}: JSON nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ZoolensError(f"{where}: not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(data, _Pairs) or not data:
         raise ZoolensError(
             f"{where}: expected a JSON object from each zoo class to a list of model classes"
