@@ -32,3 +32,20 @@ def _not_quiet():
     set_quiet(False)
     yield
     set_quiet(False)
+
+
+@pytest.fixture(params=["torch", "numpy"])
+def kernels(request, monkeypatch):
+    """Run a test on both array kernels of the analysis (``measure.fused``,
+    ``measure.calibration``): torch's CPU kernels (the torch install) and numpy's (the light
+    install, ``zoolens.errors.optional_torch`` returning None)."""
+    import zoolens.measure.calibration as calibration
+    import zoolens.measure.fused as fused
+    import zoolens.study.threads as threads
+
+    if request.param == "numpy":
+        for module in (calibration, fused, threads):
+            monkeypatch.setattr(module, "optional_torch", lambda: None)
+    else:
+        pytest.importorskip("torch")
+    return request.param

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from zoolens.cli._app import app, handle_errors
+from zoolens.errors import require_torch
 
 
 @app.command("export")
@@ -97,6 +98,7 @@ def predict(
 
     Example:  zoolens predict ensemble.json new_images/ --out predictions.csv --top-k 3
     """
+    require_torch("zoolens predict")
     from zoolens.collect.runner import RunOptions
     from zoolens.deploy.predict import add_to_zoo, predict_images, write_predictions
     from zoolens.errors import ZoolensError
