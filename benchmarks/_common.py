@@ -27,6 +27,24 @@ DATA = Path(os.environ.get("ZOOLENS_BENCH_DATA", REPO / "benchmarks" / "_data"))
 SIZES = ("full", "quick", "tiny")
 MIB = 2**20
 
+# Code that makes torch (and what only the torch extra installs) unimportable in the process
+# that runs it first, as on the light install (`pip install zoolens`): a finder first on
+# sys.meta_path answers as for a package that is not there. (Not sys.modules["torch"] = None:
+# scipy's array-API helpers read sys.modules["torch"].) Used by bench_analyze's light-install
+# row and, as a sitecustomize, by tests/test_portable.py.
+NO_TORCH = """import sys
+
+
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "timm", "open_clip", "triton"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
 
 @dataclass
 class Timing:

@@ -10,6 +10,10 @@ per-chunk time of the evaluation pass, from which a cluster's time is extrapolat
     total ≈ inputs + temperatures / W + evaluation on W workers + (tables + interpolation
             + greedy + headline + write, on the driver)
 
+A second row runs the same command with torch unimportable (the light install,
+``pip install zoolens``: numpy's kernels) and compares its time (target: within 1.2x) and its
+tables (6 significant digits) with the first (``--no-light`` skips it).
+
 With ``--ray`` rows (sizes full and huge) the same command runs with ``--ray`` on a local
 Ray cluster and its tables are compared byte for byte with the local run's.
 
@@ -28,7 +32,7 @@ import json
 import os
 import shutil
 
-from benchmarks._common import DATA, ensure_zoo, python_child, row, say
+from benchmarks._common import DATA, NO_TORCH, ensure_zoo, python_child, row, say
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, zoo_name
 
@@ -42,10 +46,10 @@ SIZES = {
 EXTRA = {"huge": ["--bootstrap", "100"]}
 
 
-def _analyze(path, out, extra: list[str]) -> dict:
+def _analyze(path, out, extra: list[str], light: bool = False) -> dict:
     argv = ["analyze", str(path), "--base", "synthetic-000", "--out", str(out), *extra]
-    say(f"analyze: zoolens {' '.join(argv)}")
-    code = (
+    say(f"analyze{' (torch unimportable)' if light else ''}: zoolens {' '.join(argv)}")
+    code = (NO_TORCH if light else "") + (
         "from typer.testing import CliRunner\n"
         "from zoolens.cli import app\n"
         f"r = CliRunner().invoke(app, ['--quiet'] + {argv!r})\n"
@@ -91,7 +95,67 @@ def _detail(child: dict) -> str:
     return "; ".join(parts)
 
 
-def run(size: str = "quick", runs: int = 1, ray: bool | None = None) -> list[dict]:
+def _light_row(path, out, extra: list[str], shape: str, local: dict) -> dict:
+    """The same command with torch unimportable (the light install: numpy's kernels in
+    measure.fused and the temperature fit): within 1.2x of the torch install's time, tables
+    equal to 6 significant digits (integers and text exactly)."""
+    light_out = out.parent / f"{out.name}-light"
+    shutil.rmtree(light_out, ignore_errors=True)
+    light = _analyze(path, light_out, extra, light=True)
+    differ = _differing_cells(out, light_out) if light["ok"] and local["ok"] else None
+    ok = light["ok"] and local["ok"]
+    # the analysis' own time (summary.json elapsed_s): the kernels, without torch's import
+    ratio = light["summary"]["elapsed_s"] / local["summary"]["elapsed_s"] if ok else float("nan")
+    wall_ratio = light["wall_s"] / local["wall_s"] if ok else float("nan")
+    shutil.rmtree(light_out, ignore_errors=True)
+    return row(
+        "zoolens analyze --base, light install",
+        f"{shape}, fresh process, torch unimportable",
+        ours="zoolens analyze on numpy kernels (no torch)",
+        ours_s=light["wall_s"],
+        baseline="the same command with torch installed (row above)",
+        baseline_s=local["wall_s"],
+        peak_mib=light["peak_mib"],
+        target="analysis <= 1.2x the torch install's; tables equal to 6 significant digits",
+        met=bool(light["ok"] and ratio <= 1.2 and differ == 0),
+        check=(
+            f"light / torch: analysis {ratio:.2f}x, process wall {wall_ratio:.2f}x (torch's "
+            "import included); cells differing beyond 6 significant digits: "
+            f"{differ}; " + _detail(light)
+        ),
+        notes="1 run each, one after the other",
+    )
+
+
+def _differing_cells(a_dir, b_dir) -> int:
+    """Cells of the CSV tables of two analyze folders that differ: text and integers at all,
+    other numbers beyond 6 significant digits (relative 5e-6)."""
+    import math
+
+    import pandas as pd
+
+    count = 0
+    for table in sorted(a_dir.glob("*.csv")):
+        a = pd.read_csv(table, dtype=str, keep_default_na=False)
+        b = pd.read_csv(b_dir / table.name, dtype=str, keep_default_na=False)
+        if a.shape != b.shape:
+            return -1
+        for x, y in zip(a.to_numpy().ravel(), b.to_numpy().ravel()):
+            if x == y:
+                continue
+            try:
+                fx, fy = float(x), float(y)
+            except ValueError:
+                count += 1
+                continue
+            if "." not in x + y or not math.isclose(fx, fy, rel_tol=5e-6, abs_tol=1e-9):
+                count += 1
+    return count
+
+
+def run(
+    size: str = "quick", runs: int = 1, ray: bool | None = None, light: bool = True
+) -> list[dict]:
     zcfg = SIZES[size]
     path = ensure_zoo(zoo_name(zcfg), spec_for(zcfg))
     extra = EXTRA.get(size, [])
@@ -130,6 +194,8 @@ def run(size: str = "quick", runs: int = 1, ray: bool | None = None) -> list[dic
             notes="1 run (a whole analysis)",
         )
     ]
+    if light:
+        rows.append(_light_row(path, out, extra, shape, local))
     if ray if ray is not None else size in ("full", "huge"):
         ray_out = DATA / f"analyze-ray-{zoo_name(zcfg)}"
         shutil.rmtree(ray_out, ignore_errors=True)
@@ -163,9 +229,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quick")
     parser.add_argument("--ray", action="store_true", help="also run with --ray")
+    parser.add_argument(
+        "--no-light", action="store_true", help="skip the run with torch unimportable"
+    )
     args = parser.parse_args()
     say(f"data under {DATA}; load average {os.getloadavg()}")
-    rows = run(args.size, ray=args.ray or None)
+    rows = run(args.size, ray=args.ray or None, light=not args.no_light)
     for r in rows:
         print(
             f"| {r['benchmark']} | {r['case']} | {r['ours_s']:.1f} s | "

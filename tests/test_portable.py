@@ -18,24 +18,9 @@ from pathlib import Path
 import pytest
 
 import _simd
+from benchmarks._common import NO_TORCH  # the light install: torch unimportable
 from test_analyze_reference import compare_json, compare_table
 from test_readme_quickstart import quick_start_block, quick_start_env, run_quick_start
-
-# What a user without the torch extra cannot import: a finder first on sys.meta_path (from a
-# sitecustomize, before any user code) answers as for a package that is not installed.
-# (Not ``sys.modules["torch"] = None``: scipy's array-API helpers read sys.modules["torch"].)
-NO_TORCH = """import sys
-
-
-class _NotInstalled:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision", "timm", "open_clip", "triton"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _NotInstalled())
-"""
 
 
 def _split_block() -> tuple[str, str, str]:
