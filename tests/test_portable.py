@@ -110,3 +110,26 @@ def test_torch_commands_name_the_extra(tmp_path, command):
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, lines
     assert lines[0].startswith("error: ") and "pip install 'zoolens[torch]'" in lines[0], lines
+
+
+def test_light_install_declares_no_torch_and_all_has_every_extra():
+    """``pip install zoolens`` pulls no torch, CUDA library or triton (the CI step checks the
+    installed venv: scripts/check_light_install.sh); ``[all]`` is every extra but dev."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+
+    heavy = {"torch", "torchvision", "triton", "timm", "open_clip_torch", "scikit-learn"}
+    light = {name(r) for r in project["dependencies"]}
+    assert not light & heavy and not any(n.startswith(("nvidia", "cuda")) for n in light)
+    extras = project["optional-dependencies"]
+    assert {"torch", "torchvision"} <= {name(r) for r in extras["torch"]}
+    (everything,) = extras["all"]
+    assert set(everything.split("[")[1].rstrip("]").split(",")) == set(extras) - {"all", "dev"}
+    setup = (root / "scripts" / "setup.sh").read_text()
+    assert '-e ".[all,dev]"' in setup and setup.count('step "') >= 4
