@@ -1,7 +1,8 @@
 """The same answer on every machine, from a light install (issue 24).
 
-- The README Quick start's analyze tables agree to 6 significant digits (integers, text and
-  decisions exactly) whether numpy runs its AVX-512, AVX2 or baseline SIMD paths
+- The README Quick start's analyze tables agree to 6 significant digits — compared within
+  ``test_analyze_reference.FLOAT_TOLERANCE`` (1e-6 relative, stricter), integers, text and
+  decisions exactly — whether numpy runs its AVX-512, AVX2 or baseline SIMD paths
   (``NPY_DISABLE_CPU_FEATURES``, the settings of ``tests/_simd.py``), each run in its own
   process since numpy picks its paths at import.
 - Without torch (the light install: a ``sitecustomize`` put first on the path makes

@@ -241,22 +241,7 @@ def calibrated_inputs(
     step = min(max(1, n), block_rows(c))
     torch = optional_torch()
     if torch is None:
-        s_np = np.empty((step, c))
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            s_np_rows = s_np[: stop - start]
-            s_np_rows[...] = z[start:stop]
-            top_np = s_np_rows.max(axis=1, keepdims=True)
-            s_np_rows -= top_np
-            s_np_rows *= inv_t
-            np.maximum(s_np_rows, _EXP_FLOOR, out=s_np_rows)
-            np.exp(s_np_rows, out=s_np_rows)
-            total_np = s_np_rows.sum(axis=1, keepdims=True)
-            if row_stats is not None:
-                row_stats[0][start:stop] = top_np[:, 0]
-                row_stats[1][start:stop] = total_np[:, 0]
-            s_np_rows /= total_np
-            out[start:stop] = s_np_rows
+        _calibrated_blocks_numpy(z, inv_t, step, out, row_stats)
         return out
     with torch.no_grad():
         src, dst = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(out)
@@ -274,6 +259,28 @@ def calibrated_inputs(
                 stats[1][start:stop] = total[:, 0]
             dst[start:stop] = s.div_(total)
     return out
+
+
+def _calibrated_blocks_numpy(z, inv_t, step, out, row_stats):
+    """:func:`calibrated_inputs`' "probs" blocks on numpy's kernels (the torch version's
+    operations, in its order)."""
+    n, c = z.shape
+    buffer = np.empty((step, c))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        s = buffer[: stop - start]
+        s[...] = z[start:stop]
+        top = s.max(axis=1, keepdims=True)
+        s -= top
+        s *= inv_t
+        np.maximum(s, _EXP_FLOOR, out=s)
+        np.exp(s, out=s)
+        total = s.sum(axis=1, keepdims=True)
+        if row_stats is not None:
+            row_stats[0][start:stop] = top[:, 0]
+            row_stats[1][start:stop] = total[:, 0]
+        s /= total
+        out[start:stop] = s
 
 
 def calibrated_entries(
