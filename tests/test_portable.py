@@ -134,3 +134,27 @@ def test_light_install_declares_no_torch_and_all_has_every_extra():
     assert set(everything.split("[")[1].rstrip("]").split(",")) == set(extras) - {"all", "dev"}
     setup = (root / "scripts" / "setup.sh").read_text()
     assert '-e ".[all,dev]"' in setup and setup.count('step "') >= 4
+
+
+def test_torch_functions_name_the_extra(tmp_path):
+    """The Python API's torch-needing entry points, on the light install: ZoolensError (a
+    ValueError) with the one line, before touching any file."""
+    code = (
+        "import zoolens\n"
+        "from zoolens.collect.runner import collect_entries\n"
+        "from zoolens.demo.run import run_demo\n"
+        "calls = [lambda: zoolens.run_probe('z', 'y'), lambda: zoolens.load_ensemble('e'),\n"
+        "         lambda: run_demo('d'), lambda: collect_entries([], None, 'z')]\n"
+        "for call in calls:\n"
+        "    try:\n"
+        "        call()\n"
+        "    except zoolens.ZoolensError as exc:\n"
+        "        print(exc)\n"
+    )
+    env = _no_torch_env(tmp_path)
+    done = run_quick_start(tmp_path, tmp_path, env, f"python - <<'EOF'\n{code}EOF\n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4, done.stdout + done.stderr
+    assert all("pip install 'zoolens[torch]'" in line for line in lines), lines
+    assert not (tmp_path / "d").exists()

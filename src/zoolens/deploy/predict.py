@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens.deploy.schema import EnsembleFile, Member, check_checkpoints, read_ensemble_file
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_torch
 from zoolens.measure.ensemble import ensemble_inputs
 
 
@@ -418,7 +418,7 @@ def load_ensemble(path: str | Path):
     decision sum, lowest index on ties); ``model.class_names``; ``model.transforms`` (one
     per member); ``model.spec`` (the EnsembleFile).
     """
-    import torch
+    torch = require_torch("zoolens.load_ensemble")
     from torch import nn
 
     ensemble = read_ensemble_file(path)
