@@ -14,14 +14,19 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 import _simd
-from benchmarks._common import NO_TORCH  # the light install: torch unimportable
+from conftest import REPO
 from test_analyze_reference import compare_json, compare_table
 from test_readme_quickstart import quick_start_block, quick_start_env, run_quick_start
+
+sys.path.insert(0, str(REPO))
+
+from benchmarks._common import NO_TORCH  # noqa: E402  (the light install: torch unimportable)
 
 
 def _split_block() -> tuple[str, str, str]:
@@ -63,10 +68,13 @@ def test_quick_start_tables_agree_with_simd_paths_off(quick_start, setting):
     line = analyze.replace("--out results/", f"--out results-{setting}/")
     assert line != analyze
     env = quick_start_env(tmp / setting, NPY_DISABLE_CPU_FEATURES=off)
-    check = "python -c 'import numpy._core._multiarray_umath as m; print(m.__cpu_features__)'\n"
+    check = (
+        "python -c 'import json, numpy._core._multiarray_umath as m; "
+        "print(json.dumps(m.__cpu_features__))'\n"
+    )
     done = run_quick_start(tmp / setting, work, env, check + line + "\n")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    features = eval(done.stdout.splitlines()[0])  # the dict numpy printed, names -> bool
+    features = json.loads(done.stdout.splitlines()[0])  # numpy's features, name -> on
     assert not any(features[name] for name in off.split()), features  # really switched off
     _compare_outputs(work / f"results-{setting}", work / "results", setting)
 

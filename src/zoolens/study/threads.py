@@ -1,11 +1,11 @@
 """Per-model work in parallel threads (the evaluation pass, temperature fits).
 
 Each model's kernels (``measure.fused``, ``measure.calibration``: torch's when installed,
-numpy's otherwise) run on one core with torch's intra-op threads set to 1, and models run side by side in a thread pool (torch and
-numpy release the GIL in their kernels). On a busy machine this degrades gracefully: a
-thread that does not get a core delays its own model, instead of every operation waiting
-at an intra-op thread barrier. Results do not depend on the number of threads (each model's
-arithmetic is the same; results are written per model).
+numpy's otherwise) run on one core with torch's intra-op threads set to 1, and models run
+side by side in a thread pool (torch and numpy release the GIL in their kernels). On a busy
+machine this degrades gracefully: a thread that does not get a core delays its own model,
+instead of every operation waiting at an intra-op thread barrier. Results do not depend on
+the number of threads (each model's arithmetic is the same; results are written per model).
 """
 
 from __future__ import annotations
