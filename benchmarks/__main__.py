@@ -28,7 +28,7 @@ from benchmarks import _common
 from benchmarks._common import DATA, REPO, SIZES, remove_zoo, row, say
 
 # Order matters: analyze runs last (it needs the big zoo and is the longest).
-BENCHMARKS = ["agreement", "temperature", "ensemble", "greedy", "probe", "analyze"]
+BENCHMARKS = ["zoo", "agreement", "temperature", "ensemble", "greedy", "probe", "analyze"]
 
 
 def _load(name: str):
@@ -224,7 +224,11 @@ subset (the row says which) and scaled linearly.
 - **greedy selection**: `measure.ensemble.greedy_forward_selection` against a plain numpy
   Caruana loop (running sum, candidate by candidate), picks compared.
 - **probe**: from `benchmarks/bench_probe.py` (linear probes; its own baselines).
-- **zoolens analyze --base**: the whole command in a fresh process.
+- **zoolens analyze --base**: the whole command in a fresh process; "light install": the
+  same with torch unimportable (numpy's kernels, as after `pip install zoolens`), its time
+  against the row above and its tables compared to 6 significant digits.
+- **zoo**: opening a zoo of 100 models, and refusing a CSV row too wide to parse
+  (`benchmarks/bench_zoo.py`; the tests check the behaviour, never the time).
 """
     path.write_text(text)
 

@@ -27,6 +27,24 @@ DATA = Path(os.environ.get("ZOOLENS_BENCH_DATA", REPO / "benchmarks" / "_data"))
 SIZES = ("full", "quick", "tiny")
 MIB = 2**20
 
+# Code that makes torch (and what only the torch extra installs) unimportable in the process
+# that runs it first, as on the light install (`pip install zoolens`): a finder first on
+# sys.meta_path answers as for a package that is not there. (Not sys.modules["torch"] = None:
+# scipy's array-API helpers read sys.modules["torch"].) Used by bench_analyze's light-install
+# row and, as a sitecustomize, by tests/test_portable.py.
+NO_TORCH = """import sys
+
+
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "timm", "open_clip", "triton"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
 
 @dataclass
 class Timing:
@@ -83,7 +101,8 @@ def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
     """Run ``code`` in a fresh Python process (repo on sys.path); it may set ``result`` to
     something JSON-able. Returns wall seconds, the child's own peak RSS in MiB (its
     VmHWM, read in the child at exit: unlike ru_maxrss it is not inherited from the parent
-    across fork + exec), rc, the output tail and ``result``."""
+    across fork + exec), its CPU seconds (user + system, all threads), rc, the output tail
+    and ``result``."""
     wrapper = (
         f"import sys, json, resource; sys.path.insert(0, {str(REPO)!r})\n"
         "result = None\n"
@@ -92,6 +111,8 @@ def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
         "print('MAXRSS', int(hwm[0].split()[1]) if hwm else"
         " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n"
+        "usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print('CPU', usage.ru_utime + usage.ru_stime, flush=True)\n"
     )
     t0 = time.perf_counter()
     try:
@@ -109,6 +130,7 @@ def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
     res: dict[str, Any] = {
         "wall_s": wall,
         "peak_mib": None,
+        "cpu_s": None,
         "rc": rc,
         "result": None,
         "output": out[-4000:],
@@ -118,6 +140,8 @@ def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
             res["result"] = json.loads(line[len("RESULT ") :])
         elif line.startswith("MAXRSS "):
             res["peak_mib"] = int(line.split()[1]) / 1024  # Linux: KiB
+        elif line.startswith("CPU "):
+            res["cpu_s"] = float(line.split()[1])
     return res
 
 

@@ -10,6 +10,10 @@ per-chunk time of the evaluation pass, from which a cluster's time is extrapolat
     total ≈ inputs + temperatures / W + evaluation on W workers + (tables + interpolation
             + greedy + headline + write, on the driver)
 
+A second row runs the same command with torch unimportable (the light install,
+``pip install zoolens``: numpy's kernels) and compares its time (target: within 1.2x) and its
+tables (6 significant digits) with the first (``--no-light`` skips it).
+
 With ``--ray`` rows (sizes full and huge) the same command runs with ``--ray`` on a local
 Ray cluster and its tables are compared byte for byte with the local run's.
 
@@ -28,7 +32,7 @@ import json
 import os
 import shutil
 
-from benchmarks._common import DATA, ensure_zoo, python_child, row, say
+from benchmarks._common import DATA, NO_TORCH, ensure_zoo, python_child, row, say
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, zoo_name
 
@@ -42,10 +46,10 @@ SIZES = {
 EXTRA = {"huge": ["--bootstrap", "100"]}
 
 
-def _analyze(path, out, extra: list[str]) -> dict:
+def _analyze(path, out, extra: list[str], light: bool = False) -> dict:
     argv = ["analyze", str(path), "--base", "synthetic-000", "--out", str(out), *extra]
-    say(f"analyze: zoolens {' '.join(argv)}")
-    code = (
+    say(f"analyze{' (torch unimportable)' if light else ''}: zoolens {' '.join(argv)}")
+    code = (NO_TORCH if light else "") + (
         "from typer.testing import CliRunner\n"
         "from zoolens.cli import app\n"
         f"r = CliRunner().invoke(app, ['--quiet'] + {argv!r})\n"
@@ -91,7 +95,91 @@ def _detail(child: dict) -> str:
     return "; ".join(parts)
 
 
-def run(size: str = "quick", runs: int = 1, ray: bool | None = None) -> list[dict]:
+def _light_row(path, out, extra: list[str], shape: str, local: dict, pairs: int = 3) -> dict:
+    """The same command with torch unimportable (the light install: numpy's kernels in
+    measure.fused and the temperature fit): within 1.2x of the torch install's time, tables
+    equal to 6 significant digits (integers and text exactly). On a shared machine one run
+    says little, so ``pairs`` runs of each alternate (light, torch, light, ...; the torch
+    install's first run is ``local``) and the medians are compared: the analysis' own time
+    (summary.json elapsed_s, without interpreter start and torch's import), the process's
+    wall time and its CPU time (all threads)."""
+    import statistics
+
+    light_out = out.parent / f"{out.name}-light"
+    again_out = out.parent / f"{out.name}-again"
+    torch_runs, light_runs = [local], []
+    differ = None
+    for k in range(pairs):
+        shutil.rmtree(light_out, ignore_errors=True)
+        light_runs.append(_analyze(path, light_out, extra, light=True))
+        if k == 0 and light_runs[0]["ok"] and local["ok"]:
+            differ = _differing_cells(out, light_out)
+        if k < pairs - 1:
+            shutil.rmtree(again_out, ignore_errors=True)
+            torch_runs.append(_analyze(path, again_out, extra))
+    shutil.rmtree(light_out, ignore_errors=True)
+    shutil.rmtree(again_out, ignore_errors=True)
+    ok = all(r["ok"] for r in torch_runs + light_runs)
+
+    def median(runs: list[dict], key: str) -> float:
+        values = [r["summary"]["elapsed_s"] if key == "analysis" else r[key] for r in runs]
+        return statistics.median(values) if ok else float("nan")
+
+    ratios = {
+        key: median(light_runs, key) / median(torch_runs, key)
+        for key in ("analysis", "wall_s", "cpu_s")
+    }
+    return row(
+        "zoolens analyze --base, light install",
+        f"{shape}, fresh process, torch unimportable",
+        ours=f"zoolens analyze on numpy kernels (no torch); median of {pairs} runs",
+        ours_s=median(light_runs, "wall_s"),
+        baseline=f"the same command with torch installed, median of {pairs} runs",
+        baseline_s=median(torch_runs, "wall_s"),
+        peak_mib=light_runs[0]["peak_mib"],
+        target="analysis <= 1.2x the torch install's; tables equal to 6 significant digits",
+        met=bool(ok and ratios["analysis"] <= 1.2 and differ == 0),
+        check=(
+            f"light / torch medians: analysis {ratios['analysis']:.2f}x "
+            f"({median(light_runs, 'analysis'):.1f} s vs {median(torch_runs, 'analysis'):.1f} s), "
+            f"process wall {ratios['wall_s']:.2f}x (torch's import included), CPU "
+            f"{ratios['cpu_s']:.2f}x ({median(light_runs, 'cpu_s'):.1f} s vs "
+            f"{median(torch_runs, 'cpu_s'):.1f} s); cells differing beyond 6 significant "
+            f"digits: {differ}; first light run: " + _detail(light_runs[0])
+        ),
+        notes=f"{pairs} runs each, alternating",
+    )
+
+
+def _differing_cells(a_dir, b_dir) -> int:
+    """Cells of the CSV tables of two analyze folders that differ: text and integers at all,
+    other numbers beyond 6 significant digits (relative 5e-6)."""
+    import math
+
+    import pandas as pd
+
+    count = 0
+    for table in sorted(a_dir.glob("*.csv")):
+        a = pd.read_csv(table, dtype=str, keep_default_na=False)
+        b = pd.read_csv(b_dir / table.name, dtype=str, keep_default_na=False)
+        if a.shape != b.shape:
+            return -1
+        for x, y in zip(a.to_numpy().ravel(), b.to_numpy().ravel()):
+            if x == y:
+                continue
+            try:
+                fx, fy = float(x), float(y)
+            except ValueError:
+                count += 1
+                continue
+            if "." not in x + y or not math.isclose(fx, fy, rel_tol=5e-6, abs_tol=1e-9):
+                count += 1
+    return count
+
+
+def run(
+    size: str = "quick", runs: int = 1, ray: bool | None = None, light: bool = True
+) -> list[dict]:
     zcfg = SIZES[size]
     path = ensure_zoo(zoo_name(zcfg), spec_for(zcfg))
     extra = EXTRA.get(size, [])
@@ -130,6 +218,8 @@ def run(size: str = "quick", runs: int = 1, ray: bool | None = None) -> list[dic
             notes="1 run (a whole analysis)",
         )
     ]
+    if light:
+        rows.append(_light_row(path, out, extra, shape, local, pairs=max(runs, 3)))
     if ray if ray is not None else size in ("full", "huge"):
         ray_out = DATA / f"analyze-ray-{zoo_name(zcfg)}"
         shutil.rmtree(ray_out, ignore_errors=True)
@@ -163,9 +253,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quick")
     parser.add_argument("--ray", action="store_true", help="also run with --ray")
+    parser.add_argument(
+        "--no-light", action="store_true", help="skip the run with torch unimportable"
+    )
     args = parser.parse_args()
     say(f"data under {DATA}; load average {os.getloadavg()}")
-    rows = run(args.size, ray=args.ray or None)
+    rows = run(args.size, ray=args.ray or None, light=not args.no_light)
     for r in rows:
         print(
             f"| {r['benchmark']} | {r['case']} | {r['ours_s']:.1f} s | "

@@ -7,6 +7,19 @@ from pathlib import Path
 
 import pytest
 
+# A busy machine (load 6 on 2 cores) must not fail a property test: hypothesis's defaults
+# include a 200 ms deadline per example and a health check on slow data generation, both
+# wall-clock. Tests that set their own settings keep them; these are the defaults.
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "zoolens", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("zoolens")
+except ImportError:  # hypothesis is a dev dependency
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ZOOLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -32,3 +45,20 @@ def _not_quiet():
     set_quiet(False)
     yield
     set_quiet(False)
+
+
+@pytest.fixture(params=["torch", "numpy"])
+def kernels(request, monkeypatch):
+    """Run a test on both array kernels of the analysis (``measure.fused``,
+    ``measure.calibration``): torch's CPU kernels (the torch install) and numpy's (the light
+    install, ``zoolens.errors.optional_torch`` returning None)."""
+    import zoolens.measure.calibration as calibration
+    import zoolens.measure.fused as fused
+    import zoolens.study.threads as threads
+
+    if request.param == "numpy":
+        for module in (calibration, fused, threads):
+            monkeypatch.setattr(module, "optional_torch", lambda: None)
+    else:
+        pytest.importorskip("torch")
+    return request.param

@@ -1,5 +1,5 @@
 """The default demo profile (slow: minutes): base CNN >= 0.88 on the full test set, and the
-10-minute budget on a 2-core machine when the machine is not shared.
+time it took (printed with -s; timings are measured in benchmarks/, never asserted in a test).
 
 Run with: .venv/bin/python -m pytest -q -m slow tests/test_demo_default.py -s
 """
@@ -37,8 +37,6 @@ def test_default_profile(tmp_path):
         f"default profile: {total:.0f}s wall, {result.seconds['total_cpu']:.0f}s CPU, "
         f"load {load_before:.1f} -> {load_after:.1f}, base accuracy {accuracy:.4f}"
     )
-    if max(load_before, load_after) < 2.5:  # only meaningful on an otherwise idle machine
-        assert total <= 600, f"default profile took {total:.0f}s (> 10 minutes)"
     # a second run re-analyses only
     again = run_demo(tmp_path / "demo", quick=False)
     assert set(again.cache_hits) >= set(PROFILES["default"].models)

@@ -52,7 +52,7 @@ def synthetic(seed, n=1500, c=10, sharpness=1.0, signal=2.0):
     "seed,sharpness,signal",
     [(0, 1.0, 2.0), (1, 5.0, 10.0), (2, 0.2, 0.5), (3, 3.0, 1.0), (4, 1.0, 6.0), (5, 10.0, 40.0)],
 )
-def test_temperature_matches_scipy(seed, sharpness, signal):
+def test_temperature_matches_scipy(seed, sharpness, signal, kernels):
     z, y = synthetic(seed, sharpness=sharpness, signal=signal)
     fit = fit_temperature(z.astype(np.float32), y)
     t_ref, nll_ref = scipy_fit(z.astype(np.float32), y)
@@ -125,7 +125,7 @@ def test_near_constant_and_identical_rows_are_finite():
     assert fit.temperature == pytest.approx(t_ref, rel=1e-4)
 
 
-def test_fit_is_the_same_with_tiny_chunks_and_float16():
+def test_fit_is_the_same_with_tiny_chunks_and_float16(kernels):
     z, y = synthetic(3, n=777, c=13)
     z16 = z.astype(np.float16)
     whole = fit_temperature(z16, y)
@@ -135,7 +135,7 @@ def test_fit_is_the_same_with_tiny_chunks_and_float16():
     assert whole.temperature == pytest.approx(t_ref, rel=1e-4)
 
 
-def test_derivatives_match_finite_differences():
+def test_derivatives_match_finite_differences(kernels):
     z, y = synthetic(4, n=400, c=7)
     multi = np.zeros((400, 7), np.uint8)
     multi[np.arange(400), y] = 1
@@ -252,7 +252,7 @@ def test_bad_input():
         fit_temperature(np.zeros((0, 2)), np.zeros(0, int))
 
 
-def test_real_cifar10_lenet_temperature():
+def test_real_cifar10_lenet_temperature(kernels):
     from conftest import shared_path
 
     data = np.load(shared_path("cifar10-probs", "lenet-5-cifar-10.npz"))

@@ -13,6 +13,11 @@ from zoolens.measure.ensemble import ensemble_inputs
 from zoolens.measure.fused import fused_rows, fused_rows_tensor
 
 
+@pytest.fixture(autouse=True)
+def _both_kernels(kernels):
+    """Every test here runs on torch's kernels and on numpy's (the light install)."""
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("temperature", [0.37, 1.0, 1.8])
 def test_fused_rows_equal_the_float64_oracle(dtype, temperature):

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,13 +32,14 @@ def test_quick_start_block_reads_nothing_outside_the_package():
     assert "../shared" not in block and "shared/data" not in block
 
 
-def test_readme_quick_start_runs_verbatim_in_an_empty_folder(tmp_path):
-    work = tmp_path / "newcomer"
-    work.mkdir()
-    assert not (work.parent / "shared").exists()
+def quick_start_env(tmp_path: Path, pythonpath: str = "", **extra: str) -> dict[str, str]:
+    """The environment of a user who activated the venv: ``python`` and ``zoolens`` on PATH
+    (wrappers around this interpreter and this checkout, ``pythonpath`` put first), plus
+    ``extra`` variables (``NPY_DISABLE_CPU_FEATURES``)."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    env_line = f'PYTHONPATH="{SRC}" '
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(p for p in (pythonpath, str(SRC)) if p)
+    env_line = f'PYTHONPATH="{path}" '
     (bin_dir / "python").write_text(f'#!/bin/sh\n{env_line}exec "{sys.executable}" "$@"\n')
     (bin_dir / "zoolens").write_text(
         f'#!/bin/sh\n{env_line}exec "{sys.executable}" -c '
@@ -46,13 +48,25 @@ def test_readme_quick_start_runs_verbatim_in_an_empty_folder(tmp_path):
     )
     for f in bin_dir.iterdir():
         f.chmod(0o755)
-    script = tmp_path / "quickstart.sh"
-    script.write_text("set -euo pipefail\n" + quick_start_block())
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run(
+    return env
+
+
+def run_quick_start(tmp_path: Path, work: Path, env: dict[str, str], block: str = "") -> Any:
+    """The Quick start's bash block (or ``block``), in ``work``, as bash with ``set -e``."""
+    script = tmp_path / "quickstart.sh"
+    script.write_text("set -euo pipefail\n" + (block or quick_start_block()))
+    return subprocess.run(
         ["bash", str(script)], cwd=work, env=env, capture_output=True, text=True, timeout=900
     )
+
+
+def test_readme_quick_start_runs_verbatim_in_an_empty_folder(tmp_path):
+    work = tmp_path / "newcomer"
+    work.mkdir()
+    assert not (work.parent / "shared").exists()
+    done = run_quick_start(tmp_path, work, quick_start_env(tmp_path))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "best sidekick for resnet" in done.stdout + done.stderr
     report = work / "report.html"

@@ -384,9 +384,9 @@ def test_torch_tensor_input(zoo, rng):
     np.testing.assert_array_equal(zoo.scores("t"), a)
 
 
-def test_open_many_models_is_fast_and_does_not_hash(tmp_path, rng, monkeypatch):
-    import time
-
+def test_open_many_models_does_not_hash(tmp_path, rng, monkeypatch):
+    """Opening a zoo reads no model file (hashing every file made it slow; its time is
+    benchmarks/bench_zoo_open.py's to measure)."""
     import zoolens.zoo.store as store
 
     z = Zoo.create(tmp_path / "z", rng.integers(0, 3, 50))
@@ -395,10 +395,9 @@ def test_open_many_models_is_fast_and_does_not_hash(tmp_path, rng, monkeypatch):
         z.add(f"m{i}", logits=small + i)
     calls = []
     monkeypatch.setattr(store, "_sha256_file", lambda p: calls.append(p) or "x")
-    t = time.perf_counter()
     z2 = Zoo.open(tmp_path / "z")
     assert len(z2.models) == 100
-    assert time.perf_counter() - t < 1.0  # generous: CI machines are shared
+    assert calls == []
     z2.scores("m5")  # unchanged file: no hashing either
     assert calls == []
 

@@ -12,6 +12,7 @@ the way it calls numpy or scikit-learn can catch ``ValueError``.
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 
 class ZoolensError(ValueError):
@@ -74,3 +75,39 @@ def naming_path(exc: OSError, path: object) -> OSError:
     if exc.filename is not None:
         return exc
     return OSError(exc.errno, exc.strerror or " ".join(str(exc).split()), str(path))
+
+
+# The packages only the ``torch`` extra installs (``pip install 'zoolens[torch]'``; the
+# ``models`` extra adds timm and open_clip on top of it).
+TORCH_EXTRA_MODULES = ("torch", "torchvision", "timm", "open_clip", "triton")
+
+
+def missing_extra_message(what: str, module: str = "torch") -> str:
+    """The one line for a feature that needs a package the light install leaves out."""
+    extra = "models" if module in ("timm", "open_clip") else "torch"
+    return (
+        f"{what} needs {module}, which `pip install zoolens` leaves out: "
+        f"pip install 'zoolens[{extra}]' (or 'zoolens[all]')"
+    )
+
+
+def require_torch(what: str) -> Any:
+    """``torch``, or a ZoolensError naming the extra that installs it (``what``: the
+    feature, e.g. "collect"). For the features that run models: collect, predict, probes
+    and feature combination, soups, the demo, the model adapters."""
+    try:
+        import torch
+    except ImportError:
+        raise ZoolensError(missing_extra_message(what)) from None
+    return torch
+
+
+def optional_torch() -> Any:
+    """``torch`` when installed, else None: the analysis of saved outputs runs on numpy
+    kernels without it (``measure.fused``, ``measure.calibration``) and on torch's CPU
+    kernels with it (their exp and row sums are faster where numpy's are not vectorised)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch

@@ -13,7 +13,12 @@ import typer
 from typer.core import TyperOption
 
 from zoolens import __version__
-from zoolens.errors import ZoolensError, os_error_message
+from zoolens.errors import (
+    TORCH_EXTRA_MODULES,
+    ZoolensError,
+    missing_extra_message,
+    os_error_message,
+)
 from zoolens.progress import set_quiet, terminal_text
 
 _display_type_rich = TyperOption.display_type_rich
@@ -104,7 +109,8 @@ INTERRUPTED_DEFAULT = "nothing half-written is left behind; run the command agai
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn ZoolensError and every OSError (``zoolens.errors.os_error_message``: the path and
-    what ENOSPC, EROFS, EACCES, EISDIR, EEXIST ... mean) into one line + exit 1."""
+    what ENOSPC, EROFS, EACCES, EISDIR, EEXIST ... mean) into one line + exit 1; so is a
+    missing torch / torchvision / timm / open_clip (the line names the extra to install)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -116,6 +122,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(os_error_message(exc))
         except KeyboardInterrupt:
             fail(f"interrupted: {INTERRUPTED.get(func.__name__, INTERRUPTED_DEFAULT)}", 130)
+        except ImportError as exc:  # a package only an extra installs (the light install)
+            root = (exc.name or "").split(".")[0]
+            if root not in TORCH_EXTRA_MODULES:
+                raise
+            fail(missing_extra_message(f"zoolens {func.__name__.rstrip('_')}", root))
 
     return wrapper
 

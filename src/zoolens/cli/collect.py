@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from zoolens.cli._app import app, handle_errors  # noqa: F401
+from zoolens.errors import require_torch
 
 
 @app.command("collect")
@@ -101,6 +102,7 @@ def collect(
 
     Example:  zoolens collect models.toml --data images/ --zoo myzoo --create
     """
+    require_torch("zoolens collect")
     import os
 
     import numpy as np

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from zoolens.cli._app import app, handle_errors
+from zoolens.errors import require_torch
 
 
 @app.command("demo")
@@ -51,6 +52,7 @@ def demo(
 
     Example:  zoolens demo --quick --out /tmp/zoolens-demo
     """
+    require_torch("zoolens demo")
     from zoolens.demo.findings import format_findings
     from zoolens.demo.run import run_demo
 

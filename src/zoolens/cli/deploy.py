@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from zoolens.cli._app import app, handle_errors, refuse_inside_zoo
+from zoolens.errors import require_torch
 
 TRUST_CODE_HELP = (
     "Allow members that run code the ensemble file names: python:module:function specs "
@@ -138,6 +139,7 @@ def predict(
     Example (a file whose author you trust, with its own Python builder):
     zoolens predict theirs.json new_images/ --trust-code
     """
+    require_torch("zoolens predict")
     from zoolens.collect.runner import RunOptions
     from zoolens.deploy.predict import add_to_zoo, predict_images, write_predictions
     from zoolens.errors import ZoolensError

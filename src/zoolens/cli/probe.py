@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from zoolens.cli._app import app, handle_errors, parse_model_pairs, refuse_inside_zoo
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_torch
 
 
 def parse_floats(text: str, option: str) -> list[float]:
@@ -151,6 +151,7 @@ def probe(
 
     Example:  zoolens probe my_zoo --stack --downstream pets_zoo --out results
     """
+    require_torch("zoolens probe")
     from zoolens.study.probe import ProbeSettings, run_probe, run_stacking
 
     grid = tuple(parse_floats(l2_grid, "--l2-grid"))

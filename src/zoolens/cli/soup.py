@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from zoolens.cli._app import app, handle_errors
+from zoolens.errors import require_torch
 
 
 @app.command("soup")
@@ -72,6 +73,7 @@ def soup(
     Example (shipped like an ensemble):  zoolens soup ft-*.pt --model python:mypkg.nets:make_net
     --data heldout/ --out soup.pt --export soup.json
     """
+    require_torch("zoolens soup")
     from zoolens.errors import ZoolensError
     from zoolens.progress import info, progress_bar
     from zoolens.study.soup import (

@@ -39,7 +39,7 @@ from zoolens.collect.cost import measure_cost
 from zoolens.collect.distributed import run_into_store_ray
 from zoolens.collect.images import ImageFolder, lookup_positions, position_index
 from zoolens.collect.specs import LoadedModel, build_preprocess, load_model, module_forward
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_torch
 from zoolens.progress import info, progress_bar
 from zoolens.zoo._atomic import atomic_path, atomic_write_bytes
 from zoolens.zoo._slug import short_hash, slugify
@@ -650,6 +650,7 @@ def collect_entries(
     or as Ray tasks when ``use_ray``; its shards live in ``work_dir_for(zoo_path)`` until the
     model is in the zoo. Returns the Zoo.
     """
+    require_torch("collect")
     options = options or RunOptions()
     zoo_path = Path(zoo_path)
     zoo, order = _open_zoo(zoo_path, create, folder, order_ids)

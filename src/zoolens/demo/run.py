@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_torch
 from zoolens.progress import info, progress_bar
 
 DEFAULT_OUT = Path("zoolens-demo")
@@ -97,6 +97,7 @@ def run_demo(
     """Build (or read from the cache) the demo zoo and run the study; see the module doc.
 
     threads: torch CPU threads for training (default: 2, or 1 on a busy machine)."""
+    require_torch("the demo")
     import torch
 
     from zoolens.demo.cache import ModelCache

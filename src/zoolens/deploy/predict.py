@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens.deploy.schema import EnsembleFile, Member, read_ensemble_file, resolve_members
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_torch
 from zoolens.measure.ensemble import ensemble_inputs
 
 
@@ -446,7 +446,7 @@ def load_ensemble(path: str | Path, *, trust_code: bool = False):
     decision sum, lowest index on ties); ``model.class_names``; ``model.transforms`` (one
     per member); ``model.spec`` (the EnsembleFile).
     """
-    import torch
+    torch = require_torch("zoolens.load_ensemble")
     from torch import nn
 
     ensemble = resolve_members(read_ensemble_file(path), path, trust_code=trust_code)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, optional_torch
 from zoolens.measure.agreement import correctness
 
 __all__ = [
@@ -84,14 +84,30 @@ def _single_label_terms(z, y, beta, derivatives, t, e):
     t = β·z − max(β·z) <= 0, so LSE(s) − s_y = log Σ exp(t) − t_y, E_p[s] − s_y = E_p[t] − t_y
     and Var_p(s) = Var_p(t) = E_p[t²] − E_p[t]² (t is shifted so its most probable value is
     0, which keeps that cancellation small; f'' only steers the Newton steps, f' alone fixes
-    the optimum). torch's CPU kernels on the numpy buffers (in place; its exp is vectorised
-    where numpy's float64 exp is not on AVX2 machines), float64 throughout.
+    the optimum). torch's CPU kernels on the numpy buffers when torch is installed (in place;
+    its exp is vectorised where numpy's float64 exp is not, on AVX2 machines), numpy's
+    otherwise (the light install): the same operations in the same order, float64
+    throughout.
     """
-    import torch
-
     n = z.shape[0]
-    tt, et = torch.from_numpy(t), torch.from_numpy(e)
     np.multiply(z, beta, out=t, dtype=np.float64)
+    torch = optional_torch()
+    if torch is None:
+        t -= t.max(axis=1, keepdims=True)
+        t_y = t[np.arange(n), np.asarray(y, dtype=np.int64)]  # a copy
+        np.maximum(t, _EXP_FLOOR, out=t)
+        np.exp(t, out=e)
+        zsum = e.sum(axis=1)
+        f = float(np.log(zsum).sum() - t_y.sum())
+        if not derivatives:
+            return f, 0.0, 0.0
+        e *= t  # e·t
+        mean_t = e.sum(axis=1) / zsum
+        e *= t  # e·t²
+        var_t = np.maximum(e.sum(axis=1) / zsum - mean_t * mean_t, 0.0)
+        g = t_y - mean_t
+        return f, float(g.sum()), float((var_t - g).sum())
+    tt, et = torch.from_numpy(t), torch.from_numpy(e)
     tt.sub_(tt.amax(dim=1, keepdim=True))
     t_y = tt[torch.arange(n), torch.from_numpy(np.asarray(y, dtype=np.int64))]
     tt.clamp_(min=_EXP_FLOOR)

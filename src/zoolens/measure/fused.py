@@ -12,9 +12,12 @@ temperature T, with the shifted scores s = z − max z computed once per row:
 
 Each row is read, converted and exponentiated once per temperature, instead of once per
 quantity (``measure.calibration.top1_confidence``, ``negative_log_likelihood`` twice and
-``measure.ensemble.ensemble_inputs``, which it replaces in the evaluation pass). Computed with
-torch's CPU kernels in float64 (the precision of the functions it replaces), in cache-sized
-row blocks with in-place operations; the ensemble input is float32. Against those functions
+``measure.ensemble.ensemble_inputs``, which it replaces in the evaluation pass). Computed in
+float64 (the precision of the functions it replaces), in cache-sized row blocks with
+in-place operations, on torch's CPU kernels when torch is installed (its exp and row sums are
+vectorised on every x86 CPU) and on numpy's otherwise (the light install,
+``pip install zoolens``): the same operations in the same order, so the two agree to a few
+float64 ulps (the exp implementations differ in the last bit); the ensemble input is float32. Against those functions
 (tested): confidences and NLL terms agree to ~1e-15 relative, the ensemble input to one
 float32 unit in the last place on rare entries (summation order of the softmax denominator).
 Shifted scores below −700 are raised to −700 before ``exp`` as in ``measure.calibration``
@@ -35,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, optional_torch
 
 _EXP_FLOOR = -700.0
 # Rows per block: two float64 (rows, C) buffers of about this many bytes stay in cache.
@@ -82,8 +85,6 @@ def fused_rows(
         >>> bool(np.isclose(r.nll_before[0], -np.log(0.7)))
         True
     """
-    import torch
-
     if not (temperature > 0 and math.isfinite(temperature)):
         raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
     if combine not in ("probs", "logits"):
@@ -100,6 +101,24 @@ def fused_rows(
     nll = np.full((2, n), np.nan)
     y_all = None if labels is None else np.asarray(labels, dtype=np.int64)
     step = min(max(1, n), block_rows(c))
+    torch = optional_torch()
+    if torch is None:
+        _fused_blocks_numpy(z, y_all, inv_t, combine, step, out, prediction, conf, nll)
+    else:
+        _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, conf, nll)
+    return FusedRows(
+        prediction=prediction,
+        confidence_before=conf[0],
+        confidence_after=conf[1],
+        nll_before=nll[0],
+        nll_after=nll[1],
+        ensemble_input=out,
+    )
+
+
+def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, conf, nll):
+    """:func:`fused_rows`'s blocks on torch's CPU kernels (in place on the numpy buffers)."""
+    n, c = z.shape
     with torch.no_grad():
         src = torch.from_numpy(np.ascontiguousarray(z))
         dst = torch.from_numpy(out)
@@ -138,14 +157,43 @@ def fused_rows(
                 dst[start:stop] = e.div_(total[:, None])
             else:
                 dst[start:stop] = s.copy_(src[start:stop]).mul_(inv_t)
-    return FusedRows(
-        prediction=prediction,
-        confidence_before=conf[0],
-        confidence_after=conf[1],
-        nll_before=nll[0],
-        nll_after=nll[1],
-        ensemble_input=out,
-    )
+
+
+def _fused_blocks_numpy(z, y_all, inv_t, combine, step, out, prediction, conf, nll):
+    """:func:`fused_rows`'s blocks on numpy's kernels: the torch version's operations, in its
+    order (max, shift, clamp, exp, row sum, reciprocal / log; then · 1/T)."""
+    n, c = z.shape
+    s_buf = np.empty((step, c))
+    e_buf = np.empty((step, c))
+    index = np.arange(step)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        rows = stop - start
+        s, e = s_buf[:rows], e_buf[:rows]
+        s[...] = z[start:stop]
+        arg = s.argmax(axis=1)
+        prediction[start:stop] = arg
+        s -= s[index[:rows], arg][:, None]
+        s_y = None if y_all is None else s[index[:rows], y_all[start:stop]]  # a copy
+        np.maximum(s, _EXP_FLOOR, out=s)
+        np.exp(s, out=e)
+        total = e.sum(axis=1)
+        np.reciprocal(total, out=conf[0, start:stop])
+        if s_y is not None:
+            np.subtract(np.log(total), s_y, out=nll[0, start:stop])
+        s *= inv_t
+        np.maximum(s, _EXP_FLOOR, out=s)
+        np.exp(s, out=e)
+        total = e.sum(axis=1)
+        np.reciprocal(total, out=conf[1, start:stop])
+        if s_y is not None:
+            np.subtract(np.log(total), s_y * inv_t, out=nll[1, start:stop])
+        if combine == "probs":
+            e /= total[:, None]
+            out[start:stop] = e
+        else:
+            np.multiply(z[start:stop], inv_t, out=s, dtype=np.float64)
+            out[start:stop] = s
 
 
 def block_rows(num_classes: int) -> int:
@@ -165,7 +213,8 @@ def calibrated_inputs(
     row_stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The ensemble input alone: ``softmax(z/T)`` ("probs") or ``z/T`` ("logits") as (n, C)
-    float32, with :func:`fused_rows`'s arithmetic (one exp per entry, torch CPU kernels);
+    float32, with :func:`fused_rows`'s arithmetic (one exp per entry, torch's CPU kernels
+    when installed, numpy's otherwise);
     equals ``measure.ensemble.ensemble_inputs`` up to one float32 ulp on rare entries.
 
     Entry by entry, "probs" is ``fl32(exp(max(((z − m) · (1/T)), −700)) / s)`` in float64,
@@ -178,8 +227,6 @@ def calibrated_inputs(
         >>> calibrated_inputs(np.log(np.array([[0.5, 0.25, 0.25]])), 1.0).round(6).tolist()
         [[0.5, 0.25, 0.25]]
     """
-    import torch
-
     _check_temperature_combine(temperature, combine)
     z = np.asarray(scores)
     if z.ndim != 2:
@@ -192,6 +239,10 @@ def calibrated_inputs(
         return out
     inv_t = 1.0 / temperature
     step = min(max(1, n), block_rows(c))
+    torch = optional_torch()
+    if torch is None:
+        _calibrated_blocks_numpy(z, inv_t, step, out, row_stats)
+        return out
     with torch.no_grad():
         src, dst = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(out)
         s_buf = torch.empty((step, c), dtype=torch.float64)
@@ -210,6 +261,28 @@ def calibrated_inputs(
     return out
 
 
+def _calibrated_blocks_numpy(z, inv_t, step, out, row_stats):
+    """:func:`calibrated_inputs`' "probs" blocks on numpy's kernels (the torch version's
+    operations, in its order)."""
+    n, c = z.shape
+    buffer = np.empty((step, c))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        s = buffer[: stop - start]
+        s[...] = z[start:stop]
+        top = s.max(axis=1, keepdims=True)
+        s -= top
+        s *= inv_t
+        np.maximum(s, _EXP_FLOOR, out=s)
+        np.exp(s, out=s)
+        total = s.sum(axis=1, keepdims=True)
+        if row_stats is not None:
+            row_stats[0][start:stop] = top[:, 0]
+            row_stats[1][start:stop] = total[:, 0]
+        s /= total
+        out[start:stop] = s
+
+
 def calibrated_entries(
     values: np.ndarray,
     row_max: np.ndarray,
@@ -220,21 +293,28 @@ def calibrated_entries(
     """Entries of :func:`calibrated_inputs` recomputed from the scores ``values`` at those
     entries and their rows' ``row_stats`` (``row_max``, ``row_total``, broadcast against
     ``values``): the same float64 operations entry by entry, so the float32 results are
-    bit for bit those of the whole block (torch's exp gives an entry the same bits wherever
-    it sits in an array; ``tests/test_measure_fused.py`` checks both facts). "logits"
+    bit for bit those of the whole block (torch's exp, and numpy's on contiguous float64,
+    give an entry the same bits wherever it sits in an array; ``tests/test_measure_fused.py`` checks both facts). "logits"
     needs no row statistics (``row_stats`` is left untouched then).
 
     Lets a caller keep two float64 numbers per row instead of a model's whole calibrated
     rows, and read back only the entries it needs (``study.greedy``'s pools larger than
     the memory budget).
     """
-    import torch
-
     _check_temperature_combine(temperature, combine)
     z = np.asarray(values)
     if combine == "logits":
         return (np.asarray(z, dtype=np.float64) / temperature).astype(np.float32)
     shape = np.broadcast_shapes(z.shape, np.shape(row_max), np.shape(row_total))
+    torch = optional_torch()
+    if torch is None:  # numpy's exp, like torch's, gives an entry the same bits anywhere
+        s = np.array(np.broadcast_to(z, shape), dtype=np.float64)
+        s -= np.broadcast_to(row_max, shape)
+        s *= 1.0 / temperature
+        np.maximum(s, _EXP_FLOOR, out=s)
+        np.exp(s, out=s)
+        s /= np.broadcast_to(row_total, shape)
+        return s.astype(np.float32)
     with torch.no_grad():
         # np.array copies: the in-place operations below never touch the caller's arrays
         s = torch.from_numpy(np.array(np.broadcast_to(z, shape), dtype=np.float64))

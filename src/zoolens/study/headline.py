@@ -17,7 +17,13 @@ from zoolens.study.stream import EvalPass
 
 
 def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
-    """Pairs with the base ranked by ensemble accuracy (ties: zoo order), best first."""
+    """Pairs with the base ranked by ensemble accuracy (ties: zoo order), best first.
+
+    The rule is on exact quantities, so no CPU's float rounding can change the best sidekick:
+    ``ensemble_acc`` is (right answers) / n, one correctly rounded division of an integer
+    count, so equal counts are equal floats; among them the pairs table's order (zoo order of
+    the sidekick) decides, through a stable sort.
+    """
     mine = pairs[(pairs["model_a"] == base) | (pairs["model_b"] == base)]
     mine = mine[mine["ensemble_acc"].notna()]
     rows = []
@@ -40,7 +46,7 @@ def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
                 "paired_bootstrap_p": row["paired_bootstrap_p"],
             }
         )
-    # Stable sort keeps zoo order among equal ensemble accuracies.
+    # Stable sort keeps zoo order among equal ensemble accuracies (equal counts).
     return sorted(rows, key=lambda r: -r["ensemble_acc"])
 
 

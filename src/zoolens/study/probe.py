@@ -35,7 +35,7 @@ import pandas as pd
 
 from zoolens import __version__
 from zoolens.contracts import columns
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_torch
 from zoolens.measure.agreement import correctness, error_consistency
 from zoolens.measure.features import (
     cka_matrix,
@@ -497,6 +497,7 @@ def run_probe(
     An unlabelled zoo (``Zoo.has_labels`` false) gets CKA only, κ left empty: probes and
     error consistency need labels, which one info line says; without ``cka`` it is an error.
     """
+    require_torch("zoolens.run_probe (linear probes)")
     rates = check_rates(rates)
     if draws < 1:
         raise ZoolensError(f"draws must be at least 1, got {draws}")
@@ -615,6 +616,7 @@ def run_stacking(
     downstream set, single- or multi-label. Upstream accuracy is each model's top-1 accuracy
     over all of ``zoo``'s examples (NaN for a model the upstream zoo does not hold).
     """
+    require_torch("zoolens.study.probe.run_stacking")
     zoo = _open(zoo)
     down = _open(downstream)
     names = _select_models(down, models, role=" (downstream)")

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, require_torch
 from zoolens.progress import info
 from zoolens.zoo.classes import (
     ABSTAIN_TEXT,
@@ -837,7 +837,7 @@ def _read_arrays(path: Path, lists: list[str] | tuple[str, ...] = ()) -> dict[st
 
 
 def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    import torch
+    torch = require_torch(f"{path}: reading a torch file")
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
