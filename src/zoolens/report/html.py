@@ -19,12 +19,10 @@ import base64
 import contextlib
 import datetime as _dt
 import hashlib
-import html
 import io
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 import warnings
@@ -40,14 +38,14 @@ from zoolens.errors import ZoolensError, naming_path
 from zoolens.progress import terminal_text
 from zoolens.measure.stats import accuracy_adjusted_means
 from zoolens.report import figures as F
+from zoolens.report.markup import cell as _cell
+from zoolens.report.markup import esc, figure_svg
+from zoolens.report.markup import num as _num
+from zoolens.report.markup import pct as _pct
+from zoolens.report.markup import sort_key as _sort_key
+from zoolens.report.markup import table as _table
+from zoolens.report.shift import shift_section
 from zoolens.report.tables import Results, finite, load_results, pairs_with_base
-
-
-def esc(value) -> str:
-    """Escape any value for HTML text and attribute values (quotes included); characters
-    that act instead of showing (bidi overrides that reorder a line, zero-width spaces,
-    control characters) are shown as their escapes (``\\u202e``), as on the terminal."""
-    return html.escape(terminal_text(str(value)), quote=True)
 
 
 @dataclass
@@ -60,91 +58,13 @@ class ReportResult:
     figure_data: dict[str, dict] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- figures as inline SVG
-
-_ID = re.compile(r'\bid="([^"]+)"')
-
-
-def figure_svg(fig, prefix: str) -> str:
-    """The figure as an inline <svg> element: no XML prolog, no comments, ids made unique.
-
-    Text is real SVG ``<text>`` (``svg.fonttype`` "none", see ``figures.RC``); matplotlib
-    escapes &, < and > in it (quotes need no escape in element text), so a model name is text
-    and never markup. Comments and metadata are dropped, and matplotlib's clip paths and
-    markers get ids that repeat across figures: every id and reference is prefixed, so many
-    figures share one page.
-    """
-    buffer = io.StringIO()
-    with F.style(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=F.MISSING_GLYPH)
-        fig.savefig(
-            buffer,
-            format="svg",
-            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
-        )
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    ids = set(_ID.findall(svg))
-    if ids:
-        pattern = re.compile(
-            r'(\bid="|url\(#|href="#)('
-            + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
-            + r')(?=[")])'
-        )
-        svg = pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
-    svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{prefix}-caption" ', 1)
-    return svg
-
-
 # ---------------------------------------------------------------- formatting helpers
-
-
-def _num(value, digits: int = 4) -> str:
-    if not finite(value):
-        return "—"
-    v = float(value)
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.3g}"
-    return f"{v:.{digits}f}"
-
-
-def _pct(value) -> str:
-    return f"{100 * float(value):.2f}%" if finite(value) else "—"
 
 
 def _text(value) -> str:
     """A card field as escaped text; "—" when it is empty."""
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     return esc(text) if text.strip() else "—"
-
-
-def _sort_key(value) -> str:
-    return repr(float(value)) if finite(value) else ""
-
-
-def _cell(text: str, sort=None, cls: str = "") -> str:
-    attrs = f' data-sort="{esc(sort)}"' if sort is not None else ""
-    attrs += f' class="{cls}"' if cls else ""
-    return f"<td{attrs}>{text}</td>"
-
-
-def _table(
-    table_id: str,
-    caption: str,
-    headers: list[tuple[str, str]],
-    rows: list[str],
-    sortable: bool = True,
-) -> str:
-    head = "".join(f'<th scope="col" title="{esc(tip)}">{esc(name)}</th>' for name, tip in headers)
-    cls = ' class="sortable"' if sortable else ""
-    hint = " Click a column header to sort." if sortable else ""
-    return (
-        f'<div class="table-wrap"><table id="{esc(table_id)}"{cls}>'
-        f"<caption>{caption}{esc(hint)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
 
 
 # ---------------------------------------------------------------- tables
@@ -1269,8 +1189,6 @@ def build_report(
         if note:
             notes.append(note)
     # Optional sections from their own tables (absent: nothing said), each self-contained.
-    from zoolens.report.shift import shift_section
-
     shift_html, shift_notes, shift_data = shift_section(results)
     notes.extend(shift_notes)
     report.figure_data.update(shift_data)

@@ -22,6 +22,7 @@ from zoolens.measure.calibration import TemperatureFit, fit_temperature
 from zoolens.measure.ensemble import check_combine
 from zoolens.progress import track
 from zoolens.study import tables
+from zoolens.study.distributed import fit_temperatures_ray, worker_zoo
 from zoolens.study.threads import model_workers
 
 DEFAULT_MEMORY_BUDGET = 2**30
@@ -297,21 +298,15 @@ def calibrate(
         labels_cal = inputs.labels[inputs.cal]
 
         def fit(i: int) -> TemperatureFit:
-            name = inputs.names[i]
-            try:
-                return fit_temperature(inputs.zoo.scores(name, rows=inputs.cal), labels_cal)
-            except ZoolensError as exc:
-                raise ZoolensError(f"model {name!r}: {exc}") from None
+            return fit_model(inputs.zoo, inputs.names[i], inputs.cal, labels_cal)
 
         if ray:
-            from zoolens.study.distributed import fit_temperatures_ray
-
             names = [inputs.names[i] for i in inputs.scored]
             fits.update(
                 zip(
                     names,
                     fit_temperatures_ray(
-                        str(inputs.zoo.path), names, inputs.cal, labels_cal, ray_address
+                        fit_task, str(inputs.zoo.path), names, inputs.cal, labels_cal, ray_address
                     ),
                 )
             )
@@ -329,6 +324,20 @@ def calibrate(
             ):
                 fits[inputs.names[i]] = result
     return _calibration(inputs, fits)
+
+
+def fit_model(zoo: Any, name: str, cal: np.ndarray, labels_cal: np.ndarray) -> TemperatureFit:
+    """One model's temperature fit on the calibration rows; errors name the model."""
+    try:
+        return fit_temperature(zoo.scores(name, rows=cal), labels_cal)
+    except ZoolensError as exc:
+        raise ZoolensError(f"model {name!r}: {exc}") from None
+
+
+def fit_task(zoo_path: str, name: str, cal: np.ndarray, labels_cal: np.ndarray) -> TemperatureFit:
+    """:func:`fit_model` as the body of a Ray task (``study.distributed.fit_temperatures_ray``:
+    the worker reopens the zoo by path)."""
+    return fit_model(worker_zoo(zoo_path), name, cal, labels_cal)
 
 
 def _calibration(inputs: ZooInputs, fits: dict[str, TemperatureFit]) -> Calibration:
