@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, pair_index
 from zoolens.measure.calibration import softmax
-from zoolens.measure.topk import decide_from_lists, top1_and_second
+from zoolens.measure.topk import decide_from_lists, row_top_k, settle_open, top1_and_second
 
 __all__ = [
     "COMBINE_MODES",
@@ -442,9 +442,10 @@ class _CandidateScorer:
     ``S_b + x_b`` is strictly above that bound, the full argmax is the lower index among
     {a, b} reaching it. Entries left open get a second tier with S's L = 8 largest classes
     (``_second_tier``), and what is still open (ties with a bound, NaN) is recomputed from
-    its full row. Cost per step: a few reductions over S (n·C), 2·K·n gathers, L per open
-    entry, C per fallen-back entry — instead of K·n·C. The decisions are vectorised over
-    (candidate, example); only the O(n) gathers run per candidate.
+    its full row, both by ``measure.topk.settle_open``, the engine the pair kernel uses.
+    Cost per step: a few reductions over S (n·C), 2·K·n gathers, L per open entry, C per
+    fallen-back entry — instead of K·n·C. The decisions are vectorised over (candidate,
+    example); only the O(n) gathers run per candidate.
 
     Candidates may be memory maps (a pool larger than RAM on disk): each is read once
     for the top-2 precompute, then touched only by the per-step gathers and fallback rows;
@@ -566,35 +567,38 @@ class _CandidateScorer:
         num_classes = s.shape[1]
         top = min(_GREEDY_TIER2, num_classes - 2)
         open_rows, where = np.unique(open_i, return_inverse=True)
-        part = np.argpartition(s[open_rows], num_classes - top - 1, axis=1)
-        t_idx = part[:, num_classes - top :]  # (R, L) S's L largest
-        s_next = np.take_along_axis(
-            s[open_rows], part[:, num_classes - top - 1 : num_classes - top], 1
-        )[:, 0]
+        t_idx, t_values, s_next = row_top_k(s, None, (open_rows,), top)  # S's L largest
         cls = t_idx[where]  # (F, L)
-        s_vals = np.take(s.reshape(-1), open_i[:, None] * num_classes + cls)
         flat_index = (lo + open_i[:, None]) * num_classes + cls
         x_vals = self._gather(np.repeat(open_k, top), flat_index.ravel())
-        lowest, decided = decide_from_lists(
-            cls,
-            s_vals,
-            s_next[where],
+
+        def full_rows(entries: np.ndarray) -> np.ndarray:
+            """fl64(x_k) + S on the entries' rows, read candidate by candidate."""
+            ks, ii = open_k[entries], open_i[entries]
+            rows = np.empty((len(entries), num_classes), dtype=np.float64)
+            for k in np.unique(ks):
+                sel = ks == k
+                full = self.cand[k][lo + ii[sel]].astype(np.float64)
+                self.after_use(self.cand[k])
+                full += s[ii[sel]]
+                rows[sel] = full
+            return rows
+
+        lowest, fell = settle_open(
+            (cls, t_values[where], s_next[where]),
             x_vals.reshape(cls.shape),
-            b[open_k, open_i][:, None],
-            self.top[open_k, lo + open_i][:, None],
-            self.second[open_k, lo + open_i],
+            (
+                b[open_k, open_i][:, None],
+                self.top[open_k, lo + open_i][:, None],
+                self.second[open_k, lo + open_i],
+            ),
             s_at_b[open_k, open_i][:, None],
             num_classes,
+            None,
+            full_rows,
         )
-        pred[open_k[decided], open_i[decided]] = lowest[decided]
-        rest_k, rest_i = open_k[~decided], open_i[~decided]
-        self.fallbacks += len(rest_k)
-        for k in np.unique(rest_k):
-            ii = rest_i[rest_k == k]
-            full = self.cand[k][lo + ii].astype(np.float64)
-            self.after_use(self.cand[k])
-            full += s[ii]
-            pred[k, ii] = full.argmax(axis=1)
+        pred[open_k, open_i] = lowest
+        self.fallbacks += len(fell)
 
 
 def greedy_forward_selection(
