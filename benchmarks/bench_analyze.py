@@ -7,8 +7,8 @@ timings summary.json records (their sum against the analysis' own elapsed time) 
 per-chunk time of the evaluation pass, from which a cluster's time is extrapolated:
 
     evaluation on W workers ≈ chunks × median chunk time / W
-    total ≈ inputs + temperatures / W + evaluation on W workers + (tables + interpolation
-            + greedy + headline + write, on the driver)
+    total ≈ inputs + temperatures / W + evaluation on W workers + (the other stages of
+            ``zoolens.study.stages.STAGES``, on the driver)
 
 With ``--ray`` rows (sizes full and huge) the same command runs with ``--ray`` on a local
 Ray cluster and its tables are compared byte for byte with the local run's.
@@ -31,6 +31,7 @@ import shutil
 from benchmarks._common import DATA, ensure_zoo, python_child, row, say
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, zoo_name
+from zoolens.study.stages import STAGES
 
 HUGE = dict(models=1000, examples=10_000, classes=1_000)
 SIZES = {
@@ -75,8 +76,11 @@ def _detail(child: dict) -> str:
     timings = s.get("timings_s", {})
     total = sum(timings.values())
     chunks = s.get("evaluation_chunks", {})
+    # The stages in pipeline order, by the one list (study.stages.STAGES).
+    ordered = [(k, timings[k]) for k in STAGES if k in timings]
+    ordered += [(f"{k} (not a stage of STAGES)", v) for k, v in timings.items() if k not in STAGES]
     parts = [
-        f"stages {', '.join(f'{k} {v:.1f}' for k, v in timings.items())} s; sum "
+        f"stages {', '.join(f'{k} {v:.1f}' for k, v in ordered)} s; sum "
         f"{total:.1f} s = {100 * total / s['elapsed_s']:.1f} % of the analysis' "
         f"{s['elapsed_s']:.1f} s (process wall {child['wall_s']:.1f} s, the rest is "
         "interpreter start and imports)"

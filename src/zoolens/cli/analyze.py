@@ -24,6 +24,7 @@ from zoolens.cli._app import (
     refuse_inside_zoo,
 )
 from zoolens.progress import terminal_text
+from zoolens.study import stages
 
 
 @app.command()
@@ -129,9 +130,7 @@ def analyze(
         False,
         "--verbose",
         "-v",
-        help="Also print the wall time of "
-        "each stage (inputs, temperatures, evaluation, tables, "
-        "interpolation, greedy, headline, write); summary.json "
+        help=f"Also print the wall time of each stage ({stages.describe()}); summary.json "
         "records them either way (timings_s).",
     ),
     shift: list[str] = typer.Option(

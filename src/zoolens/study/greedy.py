@@ -433,6 +433,19 @@ def cross_fit_folds(num_examples: int, folds: int, seed: int) -> list[np.ndarray
     return [np.sort(part) for part in np.array_split(order, folds)]
 
 
+@dataclass(frozen=True)
+class GreedySkipped:
+    """Greedy selection did not run (``analyze``'s defaults: a decision-only base, a start
+    outside the budget); ``reason`` goes to summary.json."""
+
+    reason: str
+
+
+# What the greedy stage returns: a selection on the calibration split, a cross-fitted one,
+# or the reason none ran.
+Selection = GreedyOutcome | CrossFitOutcome | GreedySkipped
+
+
 def run_crossfit(
     zoo: Any,
     names: Sequence[str],
