@@ -25,7 +25,7 @@ from zoolens.measure.agreement import (
 
 
 def reference_pair(ra: np.ndarray, rb: np.ndarray) -> dict[str, float]:
-    """The obvious per-pair definitions of DESIGN.md sec. 3, in float64."""
+    """The obvious per-pair definitions of docs/design.md sec. 3, in float64."""
     ra = ra.astype(np.float64)
     rb = rb.astype(np.float64)
     pa, pb = ra.mean(), rb.mean()

@@ -210,7 +210,7 @@ def linear_probe_logits(
 ) -> np.ndarray:
     """Fit a multinomial logistic-regression probe on standardised features and return the
     test logits; uses zoolens.measure.probe.fit_linear_probe (L2 chosen on a validation
-    split, DESIGN sec. 3)."""
+    split, docs/design.md sec. 3)."""
     from zoolens.measure.probe import fit_linear_probe
 
     tr, te = standardise(np.asarray(train_x, np.float32), np.asarray(test_x, np.float32))

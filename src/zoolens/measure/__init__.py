@@ -29,7 +29,7 @@ The submodules load on first use (``import zoolens`` and ``zoolens --help`` stay
 - :mod:`zoolens.measure.shift`: probit-scale lines across evaluation sets (accuracy and
   agreement on the line), effective robustness, prediction agreement.
 
-Definitions follow DESIGN.md section 3 and Gontijo-Lopes, Dauphin & Cubuk (2021).
+Definitions follow docs/design.md sec. 3 and Gontijo-Lopes, Dauphin & Cubuk (2021).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How often two models agree about being right: all pairs at once from the correctness matrix.
 
 Every measure here is a function of the boolean correctness matrix ``R`` (models x examples):
-``R[a, n]`` is True where model ``a``'s top-1 prediction on example ``n`` is right (DESIGN.md
+``R[a, n]`` is True where model ``a``'s top-1 prediction on example ``n`` is right (docs/design.md
 sec. 3). All pairwise quantities come from one matrix product ``R Rᵀ`` (the number of examples
 both models get right) and the per-model counts ``n_a = R.sum(1)``; there is no Python loop
 over pairs. The product is done in float32 when the number of examples is below 2**24 (every
@@ -40,7 +40,7 @@ _FLOAT32_EXACT_LIMIT = 2**24
 def top1(scores: np.ndarray) -> np.ndarray:
     """Top-1 class of each row: ``argmax`` over the last axis, lowest index among ties.
 
-    This is the one tie rule of DESIGN.md sec. 3, for models and ensembles alike. NaN scores
+    This is the one tie rule of docs/design.md sec. 3, for models and ensembles alike. NaN scores
     are the caller's problem (numpy's argmax returns the first NaN).
 
     Parameters
@@ -67,7 +67,7 @@ def correctness(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ``labels`` is either (N,) integer class ids — right means ``prediction == label`` — or an
     (N, C) 0/1 multi-label matrix (e.g. ImageNet "ReaL" relabelling) — right means the
     prediction is one of the example's valid labels, ``labels[n, prediction] != 0``; an example
-    with no valid label is never right (DESIGN.md sec. 3). A prediction of -1 is an
+    with no valid label is never right (docs/design.md sec. 3). A prediction of -1 is an
     abstention ("no answer") and is never right, so every agreement measure built on R counts
     it as an error (the model-vs-human convention). Returns bool with the shape of
     ``predictions``. Any other prediction outside ``0..C-1`` in the multi-label case raises
@@ -229,7 +229,7 @@ def _kappa(ei: np.ndarray, acc: np.ndarray) -> np.ndarray:
     c_exp = p_a * p_b + (1.0 - p_a) * (1.0 - p_b)
     denom = 1.0 - c_exp
     # c_exp == 1 exactly when both models are always right or both always wrong (p in {0, 1}):
-    # then c_obs == 1 too and DESIGN.md defines kappa = 1 (scikit-learn returns NaN there).
+    # then c_obs == 1 too and docs/design.md defines kappa = 1 (scikit-learn returns NaN there).
     # Accuracies are k/N, so c_exp == 1 is decided on exact counts, not a float tolerance.
     extreme = (acc == 0) | (acc == 1)
     degenerate = extreme[:, None] & extreme[None, :] & (p_a == p_b)
@@ -244,7 +244,7 @@ def error_consistency(correct: np.ndarray) -> np.ndarray:
     ``κ = (c_obs − c_exp) / (1 − c_exp)`` with ``c_obs = 1 − EI`` and
     ``c_exp = p_a p_b + (1 − p_a)(1 − p_b)``, p the accuracies (Geirhos et al. 2020; equals
     ``sklearn.metrics.cohen_kappa_score(R[a], R[b])``). Where ``c_exp == 1`` (both models
-    always right, or both always wrong) κ = 1 by DESIGN.md sec. 3 (scikit-learn gives NaN).
+    always right, or both always wrong) κ = 1 by docs/design.md sec. 3 (scikit-learn gives NaN).
     One model always right and the other always wrong gives c_obs = c_exp = 0, κ = 0.
 
     Parameters
@@ -299,7 +299,7 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
     Keys: ``accuracy`` ((M,) p_a), ``error_inconsistency``, ``both_right``, ``both_wrong``,
     ``error_consistency``, ``dominance`` (``[a, b]`` = b right where a wrong), and the exact
     int64 counts ``n11`` and ``n_right`` plus ``n`` (int). Definitions as in the single
-    functions of this module (DESIGN.md sec. 3).
+    functions of this module (docs/design.md sec. 3).
 
     Parameters
     ----------

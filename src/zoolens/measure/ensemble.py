@@ -3,7 +3,7 @@
 The ensemble of a pair (a, b) predicts ``argmax_c  w·x_a[c] + (1 − w)·x_b[c]`` (lowest class
 index among the maxima), where x are the models' *ensemble inputs*:
 
-- ``combine="probs"`` (default, DESIGN.md sec. 3): calibrated probabilities
+- ``combine="probs"`` (default, docs/design.md sec. 3): calibrated probabilities
   ``q = softmax(z / T)``; w = 0.5 is the plain average (q_a + q_b) / 2.
 - ``combine="logits"`` (the paper's Fig. 11 variant): temperature-scaled scores ``z / T``
   (logits or log-probabilities), i.e. ``argmax  w·z_a/T_a + (1 − w)·z_b/T_b``.
@@ -240,7 +240,7 @@ def ensemble_counts(
 
 
 def ensemble_rates(counts: EnsembleCounts) -> dict[str, np.ndarray]:
-    """Pair-ensemble rates from counts (DESIGN.md sec. 3), (P,) float64 each.
+    """Pair-ensemble rates from counts (docs/design.md sec. 3), (P,) float64 each.
 
     ``ensemble_acc`` = mean(ensemble right); ``ensemble_gain`` = ensemble_acc − (p_a + p_b)/2
     (Fig. 2 left); ``conversion_rate`` = P(ensemble right | exactly one member right)
@@ -617,7 +617,7 @@ def greedy_forward_selection(
     on_step: Callable[[int], None] | None = None,
 ) -> GreedyResult:
     """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
-    Fig. 5), exactly as DESIGN.md sec. 3.
+    Fig. 5), exactly as docs/design.md sec. 3.
 
     ``probs`` is an (M, N, C) array or a sequence of M (N, C) arrays (memory maps work) of
     ensemble inputs; ``labels`` (N,) or (N, C). Choosing uses the rows ``calibration_index``

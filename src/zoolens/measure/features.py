@@ -3,7 +3,7 @@
 The representation side of Gontijo-Lopes, Dauphin & Cubuk (2021): Sec. 4.6 / Fig. 6
 (combining two models' embeddings at inverse rates, ranking dimensions by how little they
 correlate with the rest) and Appendix Fig. 13 (CKA between representations against error
-consistency). Definitions follow DESIGN.md section 3; CKA follows Kornblith, Norouzi, Lee &
+consistency). Definitions follow docs/design.md sec. 3; CKA follows Kornblith, Norouzi, Lee &
 Hinton (2019), "Similarity of Neural Network Representations Revisited", and their public demo
 notebook (its bandwidth and centring conventions are reproduced to the letter, so its
 published numbers come out).
@@ -67,7 +67,7 @@ def _same_rows(x: np.ndarray, y: np.ndarray, name_x: str = "X", name_y: str = "Y
 def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Scale every example (row) to unit Euclidean norm: x_i / max(‖x_i‖₂, eps).
 
-    DESIGN sec. 3 (feature combination, paper Sec. 4.6): each example's *full* embedding is
+    docs/design.md sec. 3 (feature combination, paper Sec. 4.6): each example's *full* embedding is
     normalised once, before any dimensions are selected, and never again after. An all-zero row
     stays zero (``eps`` avoids 0/0). Keeps float32/float64; integers become float64.
     """
@@ -89,7 +89,7 @@ def _check_rate(rate: float) -> float:
 
 
 def combination_sizes(dims_a: int, dims_b: int, rate: float) -> tuple[int, int]:
-    """How many dimensions of A and of B to keep at rate f (DESIGN sec. 3, paper Sec. 4.6).
+    """How many dimensions of A and of B to keep at rate f (docs/design.md sec. 3, paper Sec. 4.6).
 
     n_A = floor(f · D_A) and n_B = min(round((1 − f) · D_B), max(D_A, D_B) − n_A), so the
     combined embedding is never wider than the wider of the two (f = 1: A alone, f = 0: B
@@ -126,7 +126,7 @@ def combine_at_rate(
     """Concatenate a random n_A of A's dimensions with a random n_B of B's (Sec. 4.6, Fig. 6).
 
     Sizes from :func:`combination_sizes`. Rows are L2-normalised over the full embeddings
-    first (``normalize=True``, DESIGN sec. 3); the selected columns are drawn without
+    first (``normalize=True``, docs/design.md sec. 3); the selected columns are drawn without
     replacement from ``rng`` (a Generator or a seed), A's before B's, and kept in their original
     order. Returns the (N, n_A + n_B) features with the chosen indices.
     """

@@ -10,7 +10,7 @@ by full-batch L-BFGS with a strong-Wolfe line search, written in torch so it run
 CUDA unchanged, float32 by default (``dtype="float64"`` for reference-grade optima). λ is chosen
 from a log grid by the validation score (accuracy; ties → lower validation cross-entropy) on a
 seeded random split, then the model is refit on train + validation with that λ. scikit-learn's
-equivalent is ``LogisticRegression(C=1 / (λ · N_train))`` (DESIGN sec. 3). The grid is walked
+equivalent is ``LogisticRegression(C=1 / (λ · N_train))`` (docs/design.md sec. 3). The grid is walked
 from the largest λ down, each fit warm-started from the previous one (same optimum, fewer
 iterations); the start is all zeros, so a fit is deterministic for a seed.
 
@@ -30,7 +30,7 @@ loss (1/N) Σ_i Σ_c BCE(σ(w_cᵀx_i + b_c), y_ic) + (λ/2)‖W‖²_F — C in
 each sklearn ``LogisticRegression(C=1/(λN))``; scored by the 11-point interpolated mAP.
 
 Features are NOT standardised or normalised here: the caller decides (the study L2-normalises
-rows, DESIGN sec. 3). Pass what you want the probe to see.
+rows, docs/design.md sec. 3). Pass what you want the probe to see.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Exact top-k pruning for all-pair ensembles (DESIGN.md section 4; paper Sec. 4.2-4.3, Fig. 2).
+"""Exact top-k pruning for all-pair ensembles (docs/design.md sec. 4; paper Sec. 4.2-4.3, Fig. 2).
 
 The pair ensemble of models a and b predicts, for each example,
 

@@ -10,7 +10,7 @@ Pairs: by default (``which="base"``) the pairs that involve the base model, as i
 on ``matplotlib.figure.Figure`` (no pyplot, no global state) with math text parsing off, so a
 model name such as ``vit $0.1`` is drawn as written.
 
-Definitions are those of DESIGN sec. 3 (Gontijo-Lopes, Dauphin & Cubuk 2021): error
+Definitions are those of docs/design.md sec. 3 (Gontijo-Lopes, Dauphin & Cubuk 2021): error
 inconsistency EI = mean(r_a XOR r_b) (Sec. 4, Fig. 1), both-right / both-wrong (Fig. 8), gain =
 ens_acc - (p_a + p_b)/2 and conversion = P(ensemble right | exactly one right) (Fig. 2),
 theta = atan2(c_a, c_b) (Fig. 3), per-class specialization (Fig. 4, 12), greedy selection
@@ -326,7 +326,7 @@ def fig1_error_inconsistency(results: Results, which: str = "base") -> FigureRes
     both-wrong by category.
 
     EI = mean(r_a XOR r_b); kappa = (c_obs - c_exp) / (1 - c_exp) (Geirhos et al. 2020);
-    both_right = mean(r_a AND r_b); both_wrong = mean(NOT r_a AND NOT r_b) (DESIGN sec. 3).
+    both_right = mean(r_a AND r_b); both_wrong = mean(NOT r_a AND NOT r_b) (docs/design.md sec. 3).
     Dots: pairs; bars: category mean with its 95 % bootstrap interval.
     """
     pairs = select_pairs(results, which)
@@ -1151,7 +1151,7 @@ def fig13_cka(results: Results, which: str = "base") -> FigureResult:
 
 @_figure_function
 def fig_reliability(results: Results) -> FigureResult:
-    """Reliability diagrams before and after temperature scaling (DESIGN sec. 3: T minimises the
+    """Reliability diagrams before and after temperature scaling (docs/design.md sec. 3: T minimises the
     calibration-split NLL): accuracy against mean confidence per bin (empty bins left out);
     ECE = sum_b (n_b / n) |acc_b - conf_b|, recomputed from the table."""
     table = results.get("reliability")

@@ -1,4 +1,4 @@
-"""Read and check the result tables of a results folder (DESIGN sec. 5, ``zoolens.contracts``).
+"""Read and check the result tables of a results folder (docs/design.md sec. 5, ``zoolens.contracts``).
 
 The report is rebuilt from a results folder alone: the CSV tables written by ``zoolens analyze``
 and ``zoolens probe`` and ``summary.json``. This module reads them with the model, class and
@@ -436,7 +436,7 @@ def load_extras(results: Results) -> None:
 
 
 def pairs_with_base(pairs: pd.DataFrame, base: str | None) -> pd.DataFrame:
-    """Pairs (base, other) oriented so that ``other`` is the non-base model (DESIGN: pairs.csv
+    """Pairs (base, other) oriented so that ``other`` is the non-base model (docs/design.md: pairs.csv
     holds each unordered pair once, in zoo order, so the base may be on either side). Adds
     columns ``other``, ``acc_base`` and ``acc_other``; symmetric rates are unchanged."""
     if base is None:

@@ -170,7 +170,7 @@ def analyze(
             interpolation (.csv and .parquet) and summary.json; None writes nothing.
         pool: greedy candidates: a filter on the models table ("accuracy<0.78"), a comma
             list or a sequence of names; None = every model with probabilities.
-        max_steps: greedy steps (DESIGN.md sec. 3).
+        max_steps: greedy steps (docs/design.md sec. 3).
         combine: "probs" averages calibrated probabilities, "logits" calibrated logits
             (z / T, the paper's Fig. 11 variant).
         n_bootstrap, seed: example-resampling bootstrap (0 resamples: intervals are NaN).

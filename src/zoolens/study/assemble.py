@@ -1,4 +1,4 @@
-"""Stage 4 of ``analyze``: the result tables from the evaluation pass (DESIGN.md sec. 5).
+"""Stage 4 of ``analyze``: the result tables from the evaluation pass (docs/design.md sec. 5).
 
 Pure functions of the typed stage outputs (``study.inputs.ZooInputs`` / ``Calibration``,
 ``study.stream.EvalPass``, ``study.bootstrap.Resamples``); nothing here reads the zoo's

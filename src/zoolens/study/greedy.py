@@ -1,4 +1,4 @@
-"""Greedy forward ensemble selection over a zoo (paper Sec. 4.5, Fig. 5; DESIGN.md sec. 3).
+"""Greedy forward ensemble selection over a zoo (paper Sec. 4.5, Fig. 5; docs/design.md sec. 3).
 
 Orchestration only; the selection rule is ``measure.ensemble.greedy_forward_selection``.
 Reads: the start model and the pool once on the calibration split (the only split that
@@ -327,7 +327,7 @@ def run_selection(
         )
     )
     # Zoo order, so that the tie rule's "lowest index" means the zoo's index whatever order
-    # the user listed the pool in (DESIGN.md sec. 3).
+    # the user listed the pool in (docs/design.md sec. 3).
     used = sorted(set([start] + candidates), key=index.__getitem__)
     models = [
         _CalibratedRows(zoo, name, float(temperatures[index[name]]), combine) for name in used

@@ -215,7 +215,7 @@ def feature_combination_table(
 
 
 def _joint(emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
-    """[l2(A) | l2(B)]: each model's rows normalised over its full embedding (DESIGN sec. 3)."""
+    """[l2(A) | l2(B)]: each model's rows normalised over its full embedding (docs/design.md sec. 3)."""
     a = l2_normalize_rows(emb_a)
     b = l2_normalize_rows(emb_b)
     return np.concatenate([a, b.astype(a.dtype, copy=False)], axis=1)

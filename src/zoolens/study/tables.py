@@ -1,4 +1,4 @@
-"""The result tables of ``zoolens analyze`` and their atomic writing (DESIGN.md sec. 5).
+"""The result tables of ``zoolens analyze`` and their atomic writing (docs/design.md sec. 5).
 
 Column names are a contract with the report, spelled once in :mod:`zoolens.contracts`;
 :func:`write_results` refuses a table whose columns differ from it. Each table is written as CSV (no comment lines) and Parquet; every

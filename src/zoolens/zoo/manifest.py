@@ -8,7 +8,7 @@ and that every file name is a plain name (``models/<name>`` for model files); a 
 one ``ZooCorruptedError`` line naming the manifest and the field. Unknown keys are kept
 (written back in place after the known ones), so a newer zoolens's extra fields survive.
 
-Layout (DESIGN.md sec. 2)::
+Layout (docs/design.md sec. 2)::
 
     format_version, created_by, created_at,
     dataset  {name, num_examples, num_classes, class_names, class_groups, multilabel,

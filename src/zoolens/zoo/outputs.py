@@ -1,7 +1,7 @@
 """Model outputs: detect what an array is, validate it, convert it to what the zoo stores.
 
 Shared by the store (``Zoo.add``) and the file importers; every check raises a one-line
-``ZoolensError`` naming the model (``where``) and the problem. Definitions (DESIGN.md sec. 2):
+``ZoolensError`` naming the model (``where``) and the problem. Definitions (docs/design.md sec. 2):
 
 * kinds a model may be given as: logits, probs, log_probs, counts, decisions, top-k;
   kinds stored (``KINDS``): logits, log_probs, decisions, topk.

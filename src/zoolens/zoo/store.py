@@ -1,6 +1,6 @@
 """The zoo: one labelled evaluation set plus the per-example outputs of many models.
 
-On disk a zoo is a folder (DESIGN.md sec. 2)::
+On disk a zoo is a folder (docs/design.md sec. 2)::
 
     zoo.json                  manifest (written last, atomically): format_version, dataset
                               (name, num_examples, num_classes, class_names, class_groups,
