@@ -140,7 +140,8 @@ def run_batches(
     if not batches:
         return
     loader = DataLoader(
-        _Items(dataset),
+        # torch's stub types the dataset as Dataset[T]; any map-style object works
+        _Items(dataset),  # type: ignore[arg-type]
         batch_sampler=batches,
         collate_fn=_collate,
         num_workers=options.num_workers,

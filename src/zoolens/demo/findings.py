@@ -304,7 +304,7 @@ def _greedy_finding(results_dir: Path, greedy: dict[str, Any], base: str | None)
         f"base {start} {100 * start_acc:.2f}% -> "
         f"{100 * _num(greedy.get('evaluation_acc')):.2f}% ({100 * gain:+.2f} points over "
         f"the base; {interval}) with {len(others)} other distinct model(s), weights: "
-        f"{weights or 'none'} (base weight {counts.get(start, 0)}/{total}). Pool: models "
+        f"{weights or 'none'} (base weight {counts.get(str(start), 0)}/{total}). Pool: models "
         f"less accurate than the base on the evaluation split, the split of every accuracy "
         f"quoted here; members chosen on the calibration split"
     )

@@ -316,7 +316,7 @@ def _analyze(zoo, results_dir: Path, specs, missing: list[str]) -> dict[str, Any
     ev = zoo.evaluation_indices
     labels = zoo.labels[ev]
     ev_acc = {n: float(np.mean(zoo.predictions(n)[ev] == labels)) for n in zoo.models}
-    pool = [n for n in zoo.models if ev_acc[n] < ev_acc[BASE]]
+    pool: list[str] | None = [n for n in zoo.models if ev_acc[n] < ev_acc[BASE]]
     if not pool:  # no model is less accurate than the base: nothing lower-accuracy to add
         missing.append(
             "greedy ensemble of lower-accuracy models (no model is less accurate than the base)"

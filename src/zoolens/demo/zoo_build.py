@@ -136,7 +136,8 @@ CNN_HP = {
 
 @dataclass
 class Spec:
-    """One zoo member: how to train it (trainer + params) and its card fields."""
+    """One zoo member: how to train it (trainer + params) and its card fields (seed None:
+    a classical learner that draws nothing at random)."""
 
     name: str
     trainer: str
@@ -438,7 +439,14 @@ def soup_specs(profile: Profile) -> list[Spec]:
     for i, g in enumerate(grid):
         hp = {"epochs": profile.finetune_epochs, "batch_size": 128, **g}
         out.append(
-            Spec(f"finetune-{i}", "finetune", hp, {}, seed=g["seed"], depends=("simclr-encoder",))
+            Spec(
+                f"finetune-{i}",
+                "finetune",
+                hp,
+                {},
+                seed=int(g["seed"]),
+                depends=("simclr-encoder",),
+            )
         )
     return out
 
@@ -533,7 +541,7 @@ def _train_supervised(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
         weight_decay=p["weight_decay"],
         label_smoothing=p["label_smoothing"],
         batch_size=p["batch_size"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     return {
@@ -570,7 +578,7 @@ def _train_simclr_encoder(ctx: BuildContext, spec: Spec, advance) -> dict[str, A
         lr=p["lr"],
         batch_size=p["batch_size"],
         temperature=p["temperature"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     return {
@@ -608,7 +616,7 @@ def _train_autoencoder_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str
         code=p["code"],
         lr=p["lr"],
         batch_size=p["batch_size"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     tr, te = predict(ae, t.x_train, embed=True), predict(ae, t.x_test, embed=True)
@@ -621,6 +629,12 @@ def _pixels(ctx: BuildContext) -> tuple[np.ndarray, np.ndarray]:
         d.train_images[ctx.train_index].reshape(-1, 784).astype(np.float32) / 255.0,
         d.test_images.reshape(-1, 784).astype(np.float32) / 255.0,
     )
+
+
+def _seed(spec: Spec) -> int:
+    """The seed of a network's training (every network spec has one)."""
+    assert spec.seed is not None, spec.name
+    return spec.seed
 
 
 def _train_classical(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
@@ -663,7 +677,7 @@ def _train_digits_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any
         epochs=p["epochs"],
         lr=p["lr"],
         batch_size=p["batch_size"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     t = ctx.tensors
@@ -699,7 +713,7 @@ def _train_finetune(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
         weight_decay=p["weight_decay"],
         label_smoothing=p["label_smoothing"],
         batch_size=p["batch_size"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     return {

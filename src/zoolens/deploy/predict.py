@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -114,7 +114,8 @@ class FlatImages:
     def load(self, index: int):
         from zoolens.collect.images import ImageFolder
 
-        return ImageFolder.load(self, index)  # same decoding and errors
+        # Same decoding and errors (FlatImages has the attributes ImageFolder.load reads).
+        return ImageFolder.load(cast(ImageFolder, self), index)
 
     def __getitem__(self, index: int):
         image = self.load(index)
@@ -130,11 +131,11 @@ def open_images(images: str | Path, class_names: list[str]):
         raise ZoolensError(f"{root}: image folder not found")
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        data = FlatImages(root)
-        return data, data.labels, False
+        flat = FlatImages(root)
+        return flat, flat.labels, False
     if set(folders) == set(class_names):
-        data = ImageFolder(root, classes=class_names)
-        return data, data.labels, True
+        named = ImageFolder(root, classes=class_names)
+        return named, named.labels, True
     data = ImageFolder(root)
     index = {name: k for k, name in enumerate(class_names)}
     labels = np.array([index.get(data.classes[c], -1) for c in data.labels], dtype=np.int64)
@@ -226,6 +227,7 @@ def combine_members(
             np.float64
         )
         total = member.weight * x if total is None else total + member.weight * x
+    assert total is not None  # an ensemble has at least one member
     mean = total / sum(m.weight for m in ensemble.members)
     if ensemble.combine == "probs":
         probs = mean
@@ -477,6 +479,7 @@ def load_ensemble(path: str | Path, *, trust_code: bool = False):
                 xm = torch.softmax(z, dim=1) if ensemble.combine == "probs" else z
                 xm = xm.float().double()
                 total = xm * member.weight if total is None else total + member.weight * xm
+            assert total is not None  # an ensemble has at least one member
             return total
 
         @torch.inference_mode()

@@ -152,7 +152,8 @@ class _Objective:
             )
         self.rows = max(1, int(chunk_rows))
         self.passes = 0
-        self._t = self._e = None
+        self._t: np.ndarray | None = None
+        self._e: np.ndarray | None = None
 
     def __call__(self, u: float, derivatives: bool = True) -> tuple[float, float, float]:
         z, y = self.z, self.y

@@ -667,7 +667,8 @@ def greedy_forward_selection(
     total = np.array(first, dtype=np.float64)
     after_use(first)
 
-    ev_sum = ev_labels = None
+    ev_sum: _EvaluationSum | None = None
+    ev_labels = labels[:0]  # the evaluation rows' labels (none without evaluation_index)
     if evaluation_index is not None:
         ev_labels = labels[evaluation_index]
         ev_sum = _EvaluationSum(probs, evaluation_index, total.shape[1])

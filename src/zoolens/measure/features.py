@@ -542,6 +542,7 @@ def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np
             hsic[q0:q1, p0:p1] = by_ab.T
     if not debiased:
         return hsic, None
+    assert rows is not None  # allocated when debiased
     sq = rows.sum(axis=0)
     return hsic, _debiased_dot(hsic, rows, rows, sq, sq, n)
 
@@ -562,6 +563,7 @@ def linear_cka_matrices(
     if not mats:
         return np.zeros((0, 0)), np.zeros((0, 0))
     biased, unbiased = _linear_hsic(mats, True)
+    assert unbiased is not None  # asked for
     return _normalise_hsic(biased), _normalise_hsic(unbiased)
 
 
@@ -590,7 +592,7 @@ def cka_matrix(
     n = mats[0].shape[0]
     if kernel == "linear":
         biased, unbiased = _linear_hsic(mats, debiased)
-        hsic = unbiased if debiased else biased
+        hsic = biased if unbiased is None else unbiased  # unbiased: None unless debiased
     elif kernel == "rbf":
         sub = _subsample(n, max_examples, seed)
         hsic = _rbf_hsic_matrix([m if sub is None else m[sub] for m in mats], threshold, debiased)

@@ -351,8 +351,7 @@ class _Problem:
             slope = slope + q.sum(dtype=f64) - uc.gather(1, pc).sum(dtype=f64)
             r = eu.mul_(uc).sum(dim=1).div_(total)  # Σ_c p u² per row
             curve = curve + r.sub_(q * q).sum(dtype=f64)
-        loss, slope, curve = (float(v) / self.n for v in (loss, slope, curve))
-        return loss, slope, curve
+        return float(loss) / self.n, float(slope) / self.n, float(curve) / self.n
 
     def gradient(self, z, w):
         """(∇W, ∇b′) at scores z: G = (p − onehot(y)) / N (σ − t for sigmoid), ∇b′ = Σ_i G_i and
@@ -693,7 +692,9 @@ def fit_linear_probe(
     # one centre for every fit (any fixed μ keeps the optimum; the mean of all rows is near
     # the mean of the training part)
     mu = xt.mean(dim=0)
-    fit = dict(multilabel=multilabel, max_iter=max_iter, tol=tol, history_size=history_size, mu=mu)
+    fit: dict[str, Any] = dict(
+        multilabel=multilabel, max_iter=max_iter, tol=tol, history_size=history_size, mu=mu
+    )
 
     on_cpu = torch.device(device).type == "cpu"
     with _cpu_threads(threads, float(n) * d * c, on_cpu):

@@ -55,7 +55,7 @@ MAX_GROUPS = 30
 # labels a little narrower than the space kept for them (tests/test_report_browser.py checks
 # both). No web font, nothing fetched. Text is never parsed as math ($ in names);
 # svg.hashsalt keeps the SVG ids deterministic.
-RC = {
+RC: dict[Any, Any] = {  # matplotlib's stubs key rc_context by a Literal of rc names
     "svg.fonttype": "none",
     "font.family": ["sans-serif"],
     "font.sans-serif": ["DejaVu Sans"],
@@ -204,7 +204,8 @@ def summary_interval(results: Results, column: str, category: str) -> tuple[floa
     if not isinstance(entry, dict):
         return None
     try:
-        lo, hi = float(entry.get("lo")), float(entry.get("hi"))
+        raw: tuple[Any, Any] = (entry.get("lo"), entry.get("hi"))
+        lo, hi = float(raw[0]), float(raw[1])
     except (TypeError, ValueError):
         return None
     return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
@@ -571,7 +572,7 @@ def fig10_neither_conversion(results: Results, which: str = "base") -> FigureRes
         )
     categories = ordered_categories(pairs.category)
     fig, axes = _new_figure(4.6, 3.1)
-    data = {
+    data: dict[str, Any] = {
         "categories": categories,
         "neither_conversion": _strip_panel(
             axes[0][0],
@@ -768,7 +769,7 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         ax2.set_title("Confidence where exactly one is right")
     if not with_theta:
         shown.append("no confidence panel: a decision-only model has no confidence (theta)")
-    fig.suptitle(f"{label(base, 40)} vs {label(other, 40)}", fontsize=9)
+    fig.suptitle(f"{label(str(base), 40)} vs {label(other, 40)}", fontsize=9)
     return FigureResult(fig, data, shown=shown)
 
 
@@ -1017,6 +1018,7 @@ def fig7_transfer(results: Results) -> FigureResult:
     if have_t:
         ax = next(panels)
         data["transfer"] = {}
+        assert transfer is not None  # have_t
         for k, (metric, part) in enumerate(transfer.groupby("downstream_metric", sort=False)):
             color = OTHER_COLORS[k % len(OTHER_COLORS)] if k else "#1f78b4"
             ax.scatter(

@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -361,14 +362,16 @@ def thumbnail_uri(path: str, root: str | None = None) -> str | None:
         with open(file, "rb", opener=_nonblocking) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None  # swapped for a FIFO after the check
-            image = Image.open(handle)
-            if image.size[0] * image.size[1] > THUMBNAIL_MAX_PIXELS:
+            opened = Image.open(handle)
+            if opened.size[0] * opened.size[1] > THUMBNAIL_MAX_PIXELS:
                 return None
-            image = image.convert("RGB")
+            image = opened.convert("RGB")
             image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             scale = max(1, THUMBNAIL_PX // max(image.size))
             if scale > 1:  # tiny images (CIFAR's 32 px): enlarge without blurring
-                image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.NEAREST)
+                image = image.resize(
+                    (image.size[0] * scale, image.size[1] * scale), Image.Resampling.NEAREST
+                )
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
     except Exception:  # a missing or unreadable image: the row is shown without it
@@ -805,7 +808,7 @@ MIN_CORRELATION_PAIRS = 5
 def correlation_text(d: dict, name: str) -> str:
     """One correlation as text: "too few pairs" below MIN_CORRELATION_PAIRS points (a rank
     correlation over three pairs is 1.00 or -1.00 by luck half the time)."""
-    n = d.get("n_pairs")
+    n: Any = d.get("n_pairs")
     n_text = f"n = {esc(n)}" if n is not None else "n unknown"
     if not finite(n) or int(n) < MIN_CORRELATION_PAIRS:
         return f"too few pairs over {name} ({n_text}; at least {MIN_CORRELATION_PAIRS} needed)"

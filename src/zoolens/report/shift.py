@@ -101,7 +101,8 @@ def load_shift(results: Results) -> tuple[ShiftTables | None, list[str]]:
     if all(frame is None or len(frame) == 0 for frame in frames.values()):
         return None, []  # absent, or analyze without --shift (a bad table was noted on reading)
     missing = [f"{name}.csv" for name, frame in frames.items() if frame is None]
-    if missing or len(frames["shift_models"]) == 0:
+    models = frames["shift_models"]
+    if missing or models is None or len(models) == 0:
         return None, [
             f"the section under distribution shift is left out: "
             f"{', '.join(missing) or 'shift_models.csv'} absent, empty or unusable"

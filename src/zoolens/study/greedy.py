@@ -333,7 +333,7 @@ def run_selection(
         _CalibratedRows(zoo, name, float(temperatures[index[name]]), combine) for name in used
     ]
     pool = [used.index(name) for name in candidates]
-    select = dict(
+    select: dict[str, Any] = dict(
         labels=labels,
         start=used.index(start),
         pool=pool,

@@ -226,7 +226,11 @@ def greedy_summary(selection: Selection, resamples: Resamples | None = None) -> 
     gain = {}
     if resamples is not None:
         lo = hi = None
-        if resamples.counts is not None and selection.evaluation_correct is not None:
+        if (
+            resamples.counts is not None
+            and selection.evaluation_correct is not None
+            and selection.start_evaluation_correct is not None
+        ):
             diff = selection.evaluation_correct.astype(
                 np.float32
             ) - selection.start_evaluation_correct.astype(np.float32)

@@ -145,6 +145,14 @@ class ZooReader(Protocol):
     @property
     def example_ids(self) -> np.ndarray | None: ...
 
+    @property
+    def class_groups(self) -> dict[str, list[int]]: ...
+
+    @property
+    def attributes(self) -> Any: ...  # a DataFrame or None
+
+    def model_info(self, name: str) -> dict[str, Any]: ...
+
     def kind(self, name: str) -> str: ...
 
     def card(self, name: str) -> Any: ...
@@ -226,7 +234,7 @@ def open_zoo(zoo: ZooReader | str | Path) -> ZooReader:
         return cast(ZooReader, zoo)
     from zoolens.zoo.store import Zoo
 
-    return Zoo.open(Path(cast("str | Path", zoo)))
+    return Zoo.open(Path(zoo))
 
 
 def load_inputs(zoo: ZooReader, *, min_models: int = 2, calibration: bool = True) -> ZooInputs:

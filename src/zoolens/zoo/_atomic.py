@@ -73,7 +73,8 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
             fh.write(data)
 
 
-def atomic_write_with(target: Path, writer: Callable[[Path], None]) -> None:
-    """Call ``writer(temp_path)`` and move the result onto ``target`` atomically."""
+def atomic_write_with(target: Path, writer: Callable[[Path], object]) -> None:
+    """Call ``writer(temp_path)`` (its return value is ignored) and move the result onto
+    ``target`` atomically."""
     with atomic_path(target) as tmp:
         writer(tmp)

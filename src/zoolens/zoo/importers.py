@@ -382,10 +382,10 @@ def load_outputs(
         topk_layout=topk_layout,
     )
     n = _rows(loaded)
-    for what, side, k in (("id", ids, id_column), ("label", labels, label_column)):
+    for what, side, column in (("id", ids, id_column), ("label", labels, label_column)):
         if side is not None and len(side) != n:
             raise ZoolensError(
-                f"{path}: the {what} array {str(k)!r} has {len(side)} entries, "
+                f"{path}: the {what} array {str(column)!r} has {len(side)} entries, "
                 f"the outputs have {n} rows"
             )
     loaded.ids, loaded.labels = ids, labels

@@ -233,7 +233,9 @@ def prepare_outputs(
             raise ZoolensError(f"{where}: log_probs contain NaN or +inf")
         np.maximum(arr, np.float32(LOG_PROB_FLOOR), out=arr)
         lse = logsumexp_rows(arr)
-        tol = sum_tolerance(c, np.asarray(value).dtype if hasattr(value, "dtype") else np.float32)
+        tol = sum_tolerance(
+            c, np.asarray(value).dtype if hasattr(value, "dtype") else np.dtype(np.float32)
+        )
         if arr.max() > tol or np.abs(np.expm1(lse)).max() > tol:
             bad = int(np.argmax(np.abs(lse)))
             raise ZoolensError(

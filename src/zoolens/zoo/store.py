@@ -675,6 +675,7 @@ class Zoo:
 
         n, c = self.num_examples, self.num_classes
         main = tensors.get("topk_values", tensors.get(kind))
+        assert main is not None  # prepare_outputs returns the kind's array
         entry: dict[str, Any] = {
             "card": card_obj.model_dump(mode="json"),
             "kind": kind,
