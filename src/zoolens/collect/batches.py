@@ -139,7 +139,7 @@ def run_batches(
     batches = _batches(ranges, options.batch_size)
     if not batches:
         return
-    loader = DataLoader(
+    loader: DataLoader[Any] = DataLoader(
         # torch's stub types the dataset as Dataset[T]; any map-style object works
         _Items(dataset),  # type: ignore[arg-type]
         batch_sampler=batches,

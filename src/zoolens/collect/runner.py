@@ -41,7 +41,7 @@ from zoolens.collect.images import ImageFolder, lookup_positions, position_index
 from zoolens.collect.specs import LoadedModel, build_preprocess, load_model, module_forward
 from zoolens.errors import ZoolensError
 from zoolens.progress import info, progress_bar
-from zoolens.zoo._atomic import atomic_path, atomic_write_bytes
+from zoolens.atomic import atomic_path, atomic_write_bytes
 from zoolens.zoo._slug import short_hash, slugify
 from zoolens.zoo.store import Zoo
 

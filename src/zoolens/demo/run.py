@@ -213,7 +213,7 @@ def _acc(ctx, name: str) -> float:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    from zoolens.zoo._atomic import atomic_path
+    from zoolens.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
@@ -256,7 +256,7 @@ def _make_soups(ctx, out: Path, specs, soup_init_fn):
         save_state_dict(sd, folder / f"{name}.pt")
     save_state_dict(result.uniform, folder / "uniform_soup.pt")
     save_state_dict(result.greedy.state_dict, folder / "greedy_soup.pt")
-    from zoolens.zoo._atomic import atomic_path
+    from zoolens.atomic import atomic_path
 
     with atomic_path(folder / "heldout.npz") as tmp:
         with open(tmp, "wb") as handle:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def predict(model: nn.Module, x: torch.Tensor, *, embed: bool = False) -> torch.Tensor:
     """Batched eval-mode forward pass (logits, or ``model.embed`` when ``embed``)."""
     model.eval()
-    fn = model.embed if embed else model
+    # torch's stub types Module.__getattr__ as Tensor | Module: say it is a callable here
+    fn: Callable[[Any], Any] = model.embed if embed else model  # type: ignore[assignment]
     return torch.cat([fn(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
 
 

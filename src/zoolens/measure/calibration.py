@@ -168,6 +168,7 @@ class _Objective:
             zc, yc = z[lo : lo + rows], y[lo : lo + rows]
             if y.ndim == 1:
                 k = zc.shape[0]
+                assert self._t is not None and self._e is not None  # allocated above
                 terms = _single_label_terms(zc, yc, beta, derivatives, self._t[:k], self._e[:k])
             else:
                 terms = _multi_label_terms(zc, yc, beta, derivatives)

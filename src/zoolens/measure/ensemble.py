@@ -89,7 +89,7 @@ def check_combine(combine: str) -> Combine:
 def _weight_pair(weight: ArrayLike, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     w = np.asarray(weight, dtype=np.float64)
     if np.any(~(w >= 0) | ~(w <= 1)):
-        raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight}")
+        raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight!s}")
     return w.astype(dtype), (1.0 - w).astype(dtype)
 
 
@@ -682,16 +682,17 @@ def greedy_forward_selection(
     fits = None
     if costs is not None:
         costs = np.asarray(costs, dtype=np.float64).reshape(num_models, -1)
-        budget = np.asarray(budget, dtype=np.float64).reshape(-1)
+        limit = np.asarray(np.nan if budget is None else budget, dtype=np.float64).reshape(-1)
         # relative slack: a sum of float costs equal to the budget fits
-        slack = 1e-9 * np.maximum(np.abs(budget), 1.0)
-        if np.any(costs[start] > budget + slack):
+        slack = 1e-9 * np.maximum(np.abs(limit), 1.0)
+        limit = limit + slack
+        if np.any(costs[start] > limit):
             raise ZoolensError("greedy selection: the start model alone exceeds the budget")
     for _ in range(max_steps):
         if costs is not None:
             spent = costs[times_chosen > 0].sum(axis=0)
             extra = np.where((times_chosen[pool_arr] > 0)[:, None], 0.0, costs[pool_arr])
-            fits = np.all(spent + extra <= budget + slack, axis=1)
+            fits = np.all(spent + extra <= limit, axis=1)
             if not fits.any():
                 break
         right = np.zeros(len(pool), dtype=np.int64)

@@ -527,6 +527,7 @@ def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np
                 if diagonal:
                     block += zp.T @ zp  # BLAS syrk
                     if debiased:  # per-example squared norms of this panel's models
+                        assert rows is not None  # allocated when debiased
                         for a in range(p0, p1):
                             za = zp[:, starts[a] - starts[p0] : starts[a + 1] - starts[p0]]
                             rows[r0:r1, a] = np.einsum("ij,ij->i", za, za)

@@ -340,6 +340,7 @@ class _Problem:
                 slope = slope + torch.sub(p, tc).mul_(uc).sum(dtype=f64)
                 curve = curve + p.sub_(p * p).mul_(uc).mul_(uc).sum(dtype=f64)
                 continue
+            assert self.picked is not None  # single-label
             pc = self.picked[a:e]
             own = zc.gather(1, pc)[:, 0]
             top = zc.amax(dim=1, keepdim=True)
@@ -404,7 +405,7 @@ def _two_loop(gw, gb, history):
 
 
 def _line_search(
-    phi: Callable[[float], tuple[float, float]],
+    phi: Callable[[float], tuple[float, float, float]],
     f0: float,
     slope0: float,
     s: float,
@@ -623,6 +624,7 @@ def _choose_l2(
         if best_key is None or key < best_key:
             best_key, chosen = key, lam
             best_state = (w.detach().clone(), b.detach().clone())
+    assert best_state is not None  # the grid is not empty
     with torch.no_grad():  # warm-start the refit from the chosen λ's solution
         w.copy_(best_state[0])
         b.copy_(best_state[1])

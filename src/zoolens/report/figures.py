@@ -640,7 +640,7 @@ def fig3_theta(results: Results) -> FigureResult:
             continue
         other = others[k]
         sub = rows[rows.model_b == other]
-        entry = {
+        entry: dict[str, Any] = {
             "model_a": base,
             "model_b": other,
             "category": category.get(other),

@@ -329,14 +329,14 @@ def run_selection(
     # Zoo order, so that the tie rule's "lowest index" means the zoo's index whatever order
     # the user listed the pool in (docs/design.md sec. 3).
     used = sorted(set([start] + candidates), key=index.__getitem__)
-    models = [
+    models: list[Any] = [
         _CalibratedRows(zoo, name, float(temperatures[index[name]]), combine) for name in used
     ]
-    pool = [used.index(name) for name in candidates]
+    pool_index = [used.index(name) for name in candidates]
     select: dict[str, Any] = dict(
         labels=labels,
         start=used.index(start),
-        pool=pool,
+        pool=pool_index,
         max_steps=max_steps,
         calibration_index=cal,
         evaluation_index=ev,
@@ -352,8 +352,8 @@ def run_selection(
         select["on_step"] = advance
         if stage:
             hint = np.asarray(models[used.index(start)][cal]).argmax(axis=1)
-            lazy = lazy_pool([models[k] for k in pool], cal, num_classes, workers.map, hint)
-            for k, lazy_model in zip(pool, lazy):
+            lazy = lazy_pool([models[k] for k in pool_index], cal, num_classes, workers.map, hint)
+            for k, lazy_model in zip(pool_index, lazy):
                 models[k] = lazy_model
         result = greedy_forward_selection(models, **select)
     chosen = [used[k] for k in result.members]
@@ -371,6 +371,7 @@ def run_selection(
             "kept": np.arange(steps) < kept,
         }
     )[GREEDY_COLUMNS]
+    assert result.evaluation_correct is not None  # the evaluation rows were given
     return GreedyOutcome(
         table=table,
         members=chosen[:kept],

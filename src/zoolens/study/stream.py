@@ -355,6 +355,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         # PassSums.add converts each entry exactly as it adds it, with no (B, K) float64
         # copy per statistic and chunk (0.4 GB each at 100 resamples x 499,500 pairs).
         values = np.asarray(values)
+        assert counts is not None  # called only with bootstrap weights
         return counts @ values.astype(np.float32).T
 
     if counts is not None:
