@@ -26,6 +26,7 @@ LAYERS = {
     "progress": 0,
     "contracts": 0,
     "examples": 0,
+    "atomic": 0,
     "measure": 1,
     "zoo": 1,
     "collect": 2,

@@ -50,7 +50,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path to write; on success fsync it and rename it onto ``target``.
 
     On any exception the temp file is removed and ``target`` is untouched; an OSError that
-    names no file (a full disk met by a library's writer) is raised naming ``target``.
+    names no file (a full disk met by a library's writer) or only the temp file (a folder
+    that cannot be written) is raised naming ``target``.
     """
     target = Path(target)
     tmp = temp_path_for(target)
@@ -61,8 +62,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(exc, OSError) and exc.filename is None:  # say which file failed
-            raise naming_path(exc, target) from None
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):  # say which file
+            raise naming_path(OSError(exc.errno, exc.strerror or str(exc)), target) from None
         raise
     fsync_dir(target.parent)
 

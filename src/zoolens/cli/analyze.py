@@ -16,6 +16,7 @@ import pandas as pd
 import typer
 
 from zoolens.cli._app import (
+    RAY_ADDRESS,
     app,
     gib_to_bytes,
     handle_errors,
@@ -120,12 +121,7 @@ def analyze(
         "evaluation pass's example chunks as Ray tasks (every node must "
         "see the zoo at the same path); tables identical to a local run.",
     ),
-    ray_address: str = typer.Option(
-        None,
-        "--ray-address",
-        metavar="ADDRESS",
-        help="Ray cluster to connect to (implies --ray), e.g. auto or ray://head:10001.",
-    ),
+    ray_address: str = RAY_ADDRESS,
     verbose: bool = typer.Option(
         False,
         "--verbose",

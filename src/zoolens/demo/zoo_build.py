@@ -521,21 +521,15 @@ def _np(t) -> np.ndarray:
 # --------------------------------------------------------------------------- trainers
 
 
-def _train_supervised(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
-    import torch
+def _fit_on_train(model: Any, ctx: BuildContext, spec: Spec, advance: Any) -> None:
+    """Supervised training on the training split with the spec's hyper-parameters."""
+    from zoolens.demo.train import train_supervised
 
-    from zoolens.demo.models import build
-    from zoolens.demo.train import predict, train_supervised
-
-    t = ctx.tensors
     p = spec.params
-    torch.manual_seed(spec.seed)
-    kwargs = {"dropout": p["dropout"]} if p["arch"] == "cnn" else {}
-    model = build(p["arch"], **kwargs)
     train_supervised(
         model,
-        t.x_train,
-        t.y_train,
+        ctx.tensors.x_train,
+        ctx.tensors.y_train,
         epochs=p["epochs"],
         lr=p["lr"],
         weight_decay=p["weight_decay"],
@@ -544,6 +538,20 @@ def _train_supervised(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
         seed=_seed(spec),
         progress=advance,
     )
+
+
+def _train_supervised(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
+    import torch
+
+    from zoolens.demo.models import build
+    from zoolens.demo.train import predict
+
+    t = ctx.tensors
+    p = spec.params
+    torch.manual_seed(spec.seed)
+    kwargs = {"dropout": p["dropout"]} if p["arch"] == "cnn" else {}
+    model = build(p["arch"], **kwargs)
+    _fit_on_train(model, ctx, spec, advance)
     return {
         "kind": "logits",
         "scores": predict(model, t.x_test).float(),
@@ -699,23 +707,11 @@ def _train_random_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any
 
 
 def _train_finetune(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
-    from zoolens.demo.train import predict, train_supervised
+    from zoolens.demo.train import predict
 
     model = _encoder_from(ctx, "simclr-encoder")
     model.head.load_state_dict(ctx.built["soup-init"]["head"])
-    p = spec.params
-    train_supervised(
-        model,
-        ctx.tensors.x_train,
-        ctx.tensors.y_train,
-        epochs=p["epochs"],
-        lr=p["lr"],
-        weight_decay=p["weight_decay"],
-        label_smoothing=p["label_smoothing"],
-        batch_size=p["batch_size"],
-        seed=_seed(spec),
-        progress=advance,
-    )
+    _fit_on_train(model, ctx, spec, advance)
     return {
         "kind": "ingredient",
         "state_dict": {k: v.clone() for k, v in model.state_dict().items()},

@@ -365,7 +365,7 @@ def write_bundle(ensemble: EnsembleFile, folder: Path) -> EnsembleFile:
 
 
 def write_ensemble_file(ensemble: EnsembleFile, out: Path) -> None:
-    from zoolens.zoo._atomic import atomic_write_with
+    from zoolens.atomic import atomic_write_with
 
     text = ensemble.model_dump_json(indent=2) + "\n"
     if not out.parent.is_dir():

@@ -162,7 +162,7 @@ class _ShapeChecked:
         return item
 
 
-def _one_line(exc: ZoolensError) -> ZoolensError:
+def _worker_error(exc: ZoolensError) -> ZoolensError:
     """A ZoolensError re-raised by a DataLoader worker carries a traceback; keep its line."""
     text = str(exc)
     if "Traceback" in text:
@@ -281,7 +281,7 @@ def predict_images(
             else:
                 outputs[member.name] = run_model(loaded, view, name=member.name, options=options)
         except ZoolensError as exc:
-            raise _one_line(exc) from None
+            raise _worker_error(exc) from None
         out = outputs[member.name]
         if out.logits.shape[1] != len(ensemble.class_names):
             raise ZoolensError(
@@ -377,7 +377,7 @@ def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: s
 
 
 def write_predictions(prediction: Prediction, out: str | Path, top_k: int = 1) -> Path:
-    from zoolens.zoo._atomic import atomic_write_with
+    from zoolens.atomic import atomic_write_with
 
     out = Path(out)
     if out.is_dir():

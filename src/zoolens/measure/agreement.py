@@ -15,6 +15,8 @@ Geirhos et al. (2020); dominance is Mania & Sra (2020).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from zoolens.errors import ZoolensError
@@ -30,6 +32,7 @@ __all__ = [
     "dominance",
     "pairwise_agreement",
     "pair_index",
+    "pairs_with",
 ]
 
 # float32 holds every integer up to 2**24 exactly, so a float32 matmul of 0/1 rows over fewer
@@ -148,7 +151,7 @@ def pair_counts(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     r = _as_matrix(correct)
     n = r.shape[1]
     dtype = np.float32 if n < _FLOAT32_EXACT_LIMIT else np.float64
-    rf = r.astype(dtype)
+    rf: np.ndarray = r.astype(dtype)
     n11 = np.rint(rf @ rf.T).astype(np.int64)
     n_right = np.count_nonzero(r, axis=1).astype(np.int64)
     return n11, n_right, n
@@ -338,3 +341,41 @@ def pair_index(num_models: int) -> tuple[np.ndarray, np.ndarray]:
     order: (0,1), (0,2), …, (0,M−1), (1,2), … — the row order of every all-pairs result."""
     a, b = np.triu_indices(num_models, 1)
     return a.astype(np.int64), b.astype(np.int64)
+
+
+def pairs_with(
+    model_a: Sequence[str] | np.ndarray, model_b: Sequence[str] | np.ndarray, base: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of a pair table that pair ``base`` with another model: the one selection of
+    "pairs with the base" that the report's tables, figures and the demo's findings share.
+
+    Parameters
+    ----------
+    model_a, model_b : (P,) sequences of str
+        The pair table's two model columns (each unordered pair once, in zoo order, so the
+        base may stand on either side).
+    base : str
+        The model whose pairs are wanted; a pair of the base with itself is left out.
+
+    Returns
+    -------
+    rows : (K,) int64
+        Positions of those pairs in the table, in table order.
+    flipped : (K,) bool
+        True where the base is ``model_b`` (a's and b's columns swap roles there).
+    other : (K,) object
+        The other model of each pair.
+
+    Examples
+    --------
+    >>> rows, flipped, other = pairs_with(["r", "v", "r"], ["v", "k", "k"], "k")
+    >>> rows.tolist(), flipped.tolist(), other.tolist()
+    ([1, 2], [True, True], ['v', 'r'])
+    """
+    a = np.asarray(model_a, dtype=object)
+    b = np.asarray(model_b, dtype=object)
+    a_side = a == base
+    b_side = (b == base) & ~a_side
+    rows = np.flatnonzero((a_side | b_side) & (a != b))
+    flipped = b_side[rows]
+    return rows, flipped, np.where(flipped, a[rows], b[rows])

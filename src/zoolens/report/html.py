@@ -16,7 +16,6 @@ the model soups of soup.csv and the model cards of cards.json, notes included).
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as _dt
 import hashlib
 import io
@@ -24,7 +23,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from zoolens import __version__
-from zoolens.errors import ZoolensError, naming_path
+from zoolens.atomic import atomic_write_with
+from zoolens.errors import ZoolensError
 from zoolens.progress import terminal_text
 from zoolens.measure.stats import accuracy_adjusted_means
 from zoolens.report import figures as F
@@ -1087,28 +1086,9 @@ it loads nothing from the network.</footer>
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    """Write the page crash-safely (``zoolens.atomic``), creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise naming_path(exc, path) from None
-        raise
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it, then restoring it at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    atomic_write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def png_name(spec: F.FigureSpec) -> str:

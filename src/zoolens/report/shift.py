@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from zoolens.measure.agreement import pairs_with
 from zoolens.report import figures as F
 from zoolens.report import markup as M
 from zoolens.report.tables import Results, finite
@@ -289,8 +290,8 @@ def estimated_accuracy(shift: ShiftTables) -> F.FigureResult:
 
 
 def _base_pairs(pairs: pd.DataFrame, base: str) -> pd.DataFrame:
-    mine = pairs[(pairs.model_a == base) | (pairs.model_b == base)]
-    return mine.assign(other=np.where(mine.model_a == base, mine.model_b, mine.model_a))
+    rows, _, other = pairs_with(pairs.model_a, pairs.model_b, base)
+    return pairs.iloc[rows].assign(other=other)
 
 
 @F._figure_function

@@ -1,7 +1,8 @@
 """``analyze``: one zoo in, the paper's tables out (Gontijo-Lopes et al. 2021, Sec. 3-4.5).
 
-One visible pipeline; each stage is a function with a typed input and output, timed
-(``summary.json["timings_s"]``, printed by ``zoolens analyze --verbose``):
+One visible pipeline; each stage is a function ``stage_<name>`` with typed inputs and
+outputs, timed under its name (``study.stages.STAGES``, the one list: summary.json's
+``timings_s``, ``zoolens analyze --verbose``, the benchmark); no work runs outside a stage:
 
 1. ``inputs`` (``study.inputs.read_inputs`` -> ``ZooInputs``): names checked, every model's
    predictions -> the correctness matrix R on the evaluation split and on all examples,
@@ -22,14 +23,18 @@ One visible pipeline; each stage is a function with a typed input and output, ti
 5. ``interpolation``: the default curves (base with its best sidekick, paper Fig. 11) need
    the pairs table to know the sidekick, so the two models' evaluation rows are read once
    more (skipped when ``--interpolate`` named the pairs: their curves came from stage 3).
-6. ``greedy`` (``study.greedy``): reads the pool on the calibration split to choose
-   (calibrated rows held in memory or, when they exceed ``memory_budget``, held lazily:
-   per-row softmax statistics and the entries the pruned selection asks for, recomputed
-   from the zoo; identical results), and the member added at each step on the evaluation
-   split to report.
-7. ``headline`` (``study.headline.headline``): the findings summary.json leads with; it only
+6. ``drilldown`` (``study.drilldown``): the examples only one of the base and its best
+   sidekick gets right.
+7. ``greedy`` (``study.greedy``, a ``Selection``): reads the pool on the calibration split to
+   choose (calibrated rows held in memory or, when they exceed ``memory_budget``, held
+   lazily: per-row softmax statistics and the entries the pruned selection asks for,
+   recomputed from the zoo; identical results), and the member added at each step on the
+   evaluation split to report; then pareto.csv (accuracy against cost).
+8. ``headline`` (``study.headline.headline``): the findings summary.json leads with; it only
    reads the tables and the frozen sums.
-8. ``write``: every table, cards.json, then summary.json (atomic; summary last).
+9. ``shift`` (only with ``--shift``, ``study.shift.analyze_shift``): the same models on the
+   shifted sets.
+10. ``write``: every table, cards.json, then summary.json (atomic; summary last).
 
 Every measure is taken on the evaluation split; the calibration split only fits temperatures
 and chooses greedy members. ``accuracy_all`` is over all examples (the number to compare with
@@ -455,11 +460,7 @@ def stage_headline(
                 "reliability_bins": RELIABILITY_BINS,
                 **calibration_settings(inputs, options.folds),
             },
-            "splits": {
-                "calibration": len(inputs.cal),
-                "evaluation": len(inputs.ev),
-                "all": int(zoo.num_examples),
-            },
+            "splits": split_sizes(inputs),
             "multilabel": bool(zoo.is_multilabel),
         }
     )
@@ -562,6 +563,15 @@ def stage_write(
     return result
 
 
+def split_sizes(inputs: ZooInputs) -> dict[str, int]:
+    """summary.json's "splits": calibration, evaluation and all examples."""
+    return {
+        "calibration": len(inputs.cal),
+        "evaluation": len(inputs.ev),
+        "all": int(inputs.zoo.num_examples),
+    }
+
+
 def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPlan:
     """How stage 3 runs: chunk size (from the memory budget unless given), the bootstrap
     resamples, the requested interpolation curves, the pair kernel."""
@@ -630,38 +640,21 @@ def select_greedy(
         )
         info(f"greedy selection skipped: {reason}")
         return pool_names, GreedySkipped(reason)
-    if not inputs.calibrated:
-        return pool_names, run_crossfit(
-            inputs.zoo,
-            inputs.names,
-            inputs.has_scores,
-            calibration.temperatures,
-            start,
-            pool_names,
-            ev=inputs.ev,
-            labels=inputs.labels,
-            combine=options.combine,
-            max_steps=options.max_steps,
-            memory_budget=options.memory_budget,
-            folds=options.folds,
-            seed=options.seed,
-        )
-    selection = run_selection(
-        inputs.zoo,
-        inputs.names,
-        inputs.has_scores,
-        calibration.temperatures,
-        start,
-        pool_names,
-        cal=inputs.cal,
+    common: dict[str, Any] = dict(
         ev=inputs.ev,
         labels=inputs.labels,
         combine=options.combine,
         max_steps=options.max_steps,
         memory_budget=options.memory_budget,
-        budget=budget,
     )
-    return pool_names, selection
+    zoo_rows = (inputs.zoo, inputs.names, inputs.has_scores, calibration.temperatures)
+    if not inputs.calibrated:
+        return pool_names, run_crossfit(
+            *zoo_rows, start, pool_names, folds=options.folds, seed=options.seed, **common
+        )
+    return pool_names, run_selection(
+        *zoo_rows, start, pool_names, cal=inputs.cal, budget=budget, **common
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -720,11 +713,7 @@ def run_greedy(
                 "combine": combine,
                 **calibration_settings(inputs, folds),
             },
-            "splits": {
-                "calibration": len(inputs.cal),
-                "evaluation": len(inputs.ev),
-                "all": int(zoo.num_examples),
-            },
+            "splits": split_sizes(inputs),
             "greedy": greedy_summary(selection),
         }
     )

@@ -33,31 +33,6 @@ from zoolens.progress import info
 MAX_RETRIES = 3
 
 
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ZoolensError(
-            "--ray needs Ray, which is not installed: pip install 'zoolens[ray]'"
-        ) from None
-    return ray
-
-
-def _start(ray: Any, address: str | None) -> bool:
-    """Connect (or start a local cluster); True when this call started it."""
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except Exception as exc:
-        raise ZoolensError(
-            f"--ray: cannot start or reach a Ray cluster at "
-            f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
-        ) from None
-    return True
-
-
 def _failed(what: str, exc: BaseException) -> ZoolensError:
     inner = getattr(exc, "cause", None)
     inner = inner if isinstance(inner, BaseException) else exc
@@ -91,8 +66,10 @@ def run_chunks_ray(
 ) -> Iterator[Any]:
     """Yield ``chunk_task(ctx, start, stop)`` of every chunk in chunk order, computed as Ray
     tasks (``ctx`` put in the object store once)."""
-    ray = _import_ray()
-    started = _start(ray, address)
+    from zoolens.collect.distributed import import_ray, start_ray  # Ray's conventions
+
+    ray = import_ray()
+    started = start_ray(ray, address)
     try:
         remote = ray.remote(chunk_task).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]
@@ -143,8 +120,10 @@ def fit_temperatures_ray(
 ) -> list[Any]:
     """``fit_task(zoo_path, name, cal, labels_cal)`` (a TemperatureFit) of each model in
     ``names`` (in that order), one Ray task each."""
-    ray = _import_ray()
-    started = _start(ray, address)
+    from zoolens.collect.distributed import import_ray, start_ray  # Ray's conventions
+
+    ray = import_ray()
+    started = start_ray(ray, address)
     try:
         remote = ray.remote(fit_task).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]

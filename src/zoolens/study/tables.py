@@ -24,7 +24,7 @@ import pandas as pd
 
 from zoolens.contracts import ANALYZE_TABLES, TABLE_VERSION, columns, version_record
 from zoolens.errors import ZoolensError, naming_path
-from zoolens.zoo._atomic import atomic_write_with, fsync_dir
+from zoolens.atomic import atomic_write_with, fsync_dir
 from zoolens.zoo.scratch import STAGE_PREFIX, owned_name, sweep_dead
 
 # The columns are spelled once, in zoolens.contracts; these names are kept for the writers.

@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZooCorruptedError, ZoolensError, naming_path
-from zoolens.zoo._atomic import (
+from zoolens.atomic import (
     TEMP_PREFIX,
     atomic_path,
     atomic_write_bytes,
@@ -487,19 +487,6 @@ class Zoo:
             manifest.dataset.class_groups = clean
 
         self._modify(change)
-
-    def set_attributes(self, attributes: Any) -> None:
-        """Store per-example attributes (a DataFrame or dict of columns with N rows)."""
-        df = _validate_attributes(attributes, self.num_examples, self._path)
-
-        def change(manifest: Manifest) -> None:
-            manifest.files = {
-                **manifest.files,
-                ATTRIBUTES_FILE: _write_parquet(self._path / ATTRIBUTES_FILE, df),
-            }
-
-        self._modify(change)
-        self._attributes, self._attributes_loaded = df, True
 
     @property
     def image_root(self) -> str | None:
@@ -1285,7 +1272,7 @@ def _sweep_leftovers(path: Path, manifest: Manifest) -> None:
                     p.unlink()
 
 
-# temp files are named by _atomic.temp_path_for: prefix, 32 hex digits (uuid4), '-', target
+# temp files are named by zoolens.atomic.temp_path_for: prefix, 32 hex digits (uuid4), '-', target
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{32}-")
 
 
