@@ -452,6 +452,9 @@ def _estimate_lines(entry: dict[str, Any] | None) -> list[str]:
         "in shift_models.csv"
         + ("" if entry.get("premise_holds") else " (premise fails: see the notes)")
     ]
+    mae: Any
+    worst: Any
+    cover: Any
     mae, worst, cover = (
         entry.get("mean_abs_error"),
         entry.get("max_abs_error"),
