@@ -7,8 +7,8 @@ timings summary.json records (their sum against the analysis' own elapsed time) 
 per-chunk time of the evaluation pass, from which a cluster's time is extrapolated:
 
     evaluation on W workers ≈ chunks × median chunk time / W
-    total ≈ inputs + temperatures / W + evaluation on W workers + (tables + interpolation
-            + greedy + headline + write, on the driver)
+    total ≈ inputs + temperatures / W + evaluation on W workers + (the other stages of
+            ``zoolens.study.stages.STAGES``, on the driver)
 
 A second row runs the same command with torch unimportable (the light install,
 ``pip install zoolens``: numpy's kernels) and compares its time (target: within 1.2x) and its
@@ -35,6 +35,7 @@ import shutil
 from benchmarks._common import DATA, NO_TORCH, ensure_zoo, python_child, row, say
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, zoo_name
+from zoolens.study.stages import STAGES
 
 HUGE = dict(models=1000, examples=10_000, classes=1_000)
 SIZES = {
@@ -79,8 +80,11 @@ def _detail(child: dict) -> str:
     timings = s.get("timings_s", {})
     total = sum(timings.values())
     chunks = s.get("evaluation_chunks", {})
+    # The stages in pipeline order, by the one list (study.stages.STAGES).
+    ordered = [(k, timings[k]) for k in STAGES if k in timings]
+    ordered += [(f"{k} (not a stage of STAGES)", v) for k, v in timings.items() if k not in STAGES]
     parts = [
-        f"stages {', '.join(f'{k} {v:.1f}' for k, v in timings.items())} s; sum "
+        f"stages {', '.join(f'{k} {v:.1f}' for k, v in ordered)} s; sum "
         f"{total:.1f} s = {100 * total / s['elapsed_s']:.1f} % of the analysis' "
         f"{s['elapsed_s']:.1f} s (process wall {child['wall_s']:.1f} s, the rest is "
         "interpreter start and imports)"

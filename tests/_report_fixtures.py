@@ -3,7 +3,7 @@
 The analyze and probe engineers write these tables for real zoos; the report must not wait for
 them, nor depend on their code (``report`` imports neither ``study`` nor ``zoo``). So this module
 computes the analyze tables itself, from per-example scores, with plain float64 numpy loops that
-follow DESIGN sec. 3 literally (slow, obvious, independent of ``zoolens.measure``):
+follow docs/design.md sec. 3 literally (slow, obvious, independent of ``zoolens.measure``):
 
 - ``write_results_from_scores`` takes real or simulated scores (logits or log-probabilities)
   and writes models.csv, pairs.csv, specialization.csv, greedy.csv, theta.csv, reliability.csv,
@@ -45,7 +45,7 @@ class Card:
 
 
 def pair_category(base: Card, other: Card) -> str:
-    """DESIGN sec. 3, first match wins (no alias table needed for these fixtures)."""
+    """docs/design.md sec. 3, first match wins (no alias table needed for these fixtures)."""
     if base.pretrain_data != other.pretrain_data:
         return "Dataset"
     if base.framework != other.framework:
@@ -126,7 +126,7 @@ def write_results_from_scores(
     greedy_steps: int = 8,
     extra_summary: dict | None = None,
 ) -> Path:
-    """Write the analyze tables for a zoo given as ``{name: (N, C) scores}`` (DESIGN sec. 3, 5)."""
+    """Write the analyze tables for a zoo given as ``{name: (N, C) scores}`` (docs/design.md sec. 3, 5)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = np.asarray(labels, np.int64)
@@ -261,7 +261,7 @@ def write_results_from_scores(
     _write(out, "specialization", spec_rows)
     _write(out, "theta", theta_rows)
 
-    # Greedy forward selection from the base (DESIGN sec. 3), slow and obvious.
+    # Greedy forward selection from the base (docs/design.md sec. 3), slow and obvious.
     ycal = labels[cal]
     members = [base]
     sum_cal, sum_ev = q_cal[base].copy(), q_eval[base].copy()

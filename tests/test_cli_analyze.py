@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from zoolens.cli import app
@@ -385,11 +386,29 @@ def test_ensemble_writes_the_cards_analyze_writes(tmp_path):
     )
 
 
+def test_one_list_of_stages():
+    """study.stages.STAGES is the one list: each name is a stage function of study.analyze,
+    the timer refuses any other name, and --verbose's help names them all."""
+    from zoolens.study import analyze as analyze_module
+    from zoolens.study import stages
+
+    assert all(callable(getattr(analyze_module, f"stage_{name}")) for name in stages.STAGES)
+    assert stages.OPTIONAL_STAGES <= set(stages.STAGES)
+    with pytest.raises(ValueError, match="not a stage"):
+        with stages.StageTimer().stage("pareto"):
+            pass
+    command = typer.main.get_command(app).commands["analyze"]
+    verbose = next(p for p in command.params if "--verbose" in getattr(p, "opts", ()))
+    help_text = getattr(verbose, "help", "") or ""
+    assert all(name in help_text for name in stages.STAGES), help_text
+
+
 def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):
     """--verbose prints one line per stage; summary.json records the same stages, in the
     pipeline's order (that their sum is the analysis's elapsed time within 5 % is a timing:
     benchmarks/bench_analyze.py checks it)."""
     from zoolens.study.analyze import STAGES
+    from zoolens.study.stages import OPTIONAL_STAGES
 
     out = tmp_path / "res"
     result = runner.invoke(
@@ -412,7 +431,7 @@ def test_verbose_prints_stage_timings_that_add_up(small_zoo, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     timings = summary["timings_s"]
-    assert tuple(timings) == tuple(stage for stage in STAGES if stage != "shift")
+    assert tuple(timings) == tuple(stage for stage in STAGES if stage not in OPTIONAL_STAGES)
     assert all(seconds >= 0 for seconds in timings.values())
     assert summary["elapsed_s"] >= 0
     assert "stage timings (wall):" in result.output

@@ -1,5 +1,5 @@
 """The demo zoo's design without training: every axis present, cards complete, categories
-as the paper defines them (DESIGN sec. 3), the network shapes."""
+as the paper defines them (docs/design.md sec. 3), the network shapes."""
 
 from __future__ import annotations
 

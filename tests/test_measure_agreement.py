@@ -25,7 +25,7 @@ from zoolens.measure.agreement import (
 
 
 def reference_pair(ra: np.ndarray, rb: np.ndarray) -> dict[str, float]:
-    """The obvious per-pair definitions of DESIGN.md sec. 3, in float64."""
+    """The obvious per-pair definitions of docs/design.md sec. 3, in float64."""
     ra = ra.astype(np.float64)
     rb = rb.astype(np.float64)
     pa, pb = ra.mean(), rb.mean()
@@ -188,3 +188,23 @@ def test_real_cifar10_models_by_hand():
     assert got["error_consistency"][1, 2] == pytest.approx(
         cohen_kappa_score(r[1].astype(int), r[2].astype(int))
     )
+
+
+def test_pairs_with_the_base_equals_a_loop():
+    """measure.agreement.pairs_with against the obvious loop over a pair table with the base
+    on either side, a self pair and pairs without the base."""
+    from zoolens.measure.agreement import pairs_with
+
+    rng = np.random.default_rng(3)
+    names = np.array(["a", "b", "base", "c"], dtype=object)
+    model_a = names[rng.integers(0, 4, 60)]
+    model_b = names[rng.integers(0, 4, 60)]
+    rows, flipped, other = pairs_with(model_a, model_b, "base")
+    expected = [
+        (i, b == "base", a if b == "base" else b)
+        for i, (a, b) in enumerate(zip(model_a, model_b))
+        if "base" in (a, b) and a != b
+    ]
+    assert len(expected) > 5
+    assert list(zip(rows.tolist(), flipped.tolist(), other.tolist())) == expected
+    assert pairs_with(["a"], ["b"], "base")[0].size == 0

@@ -117,7 +117,7 @@ def test_all_pairs_small_blocks_and_multilabel(monkeypatch):
 
 def test_full_rows_are_the_definition_argmax_of_the_weighted_sum_with_ties():
     """Every pair's prediction is argmax_c w·x_a[c] + (1−w)·x_b[c] in the inputs' dtype,
-    lowest class on ties (DESIGN sec. 3), written out per pair here."""
+    lowest class on ties (docs/design.md sec. 3), written out per pair here."""
     rng = np.random.default_rng(3)
     q = random_probs(rng, 4, 200, 30, ties=True)
     a_idx, b_idx = pair_index(4)

@@ -290,6 +290,64 @@ def test_decide_from_lists_leaves_nan_unproven():
     assert not proven.any()
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 8),
+    st.integers(1, 3),
+    st.sampled_from([None, 0.5, 0.3]),
+    st.sampled_from([9, 64, 130]),
+    st.booleans(),
+)
+def test_settle_open_equals_the_full_rows(seed, k_a, k_b, weight, c, with_nan):
+    """The one engine behind both second tiers (pair ensembles: top-k on both sides; greedy:
+    S's top-L against a candidate's top-1): every prediction is the full rows' argmax, and
+    exactly the entries the bounds leave open are computed from full rows. Coarse values
+    force ties with the bounds; a NaN forces the fallback."""
+    rng = np.random.default_rng(seed)
+    e = 50
+    x = (rng.integers(0, 5, (2, e, c)) / 4).astype(np.float32)
+    if with_nan:
+        x[0, rng.integers(0, e, 3), rng.integers(0, c, 3)] = np.nan
+    weights = None if weight is None else (np.float32(weight), np.float32(1 - weight))
+
+    def combined(entries):
+        if weights is None:
+            return x[0, entries] + x[1, entries]
+        return weights[0] * x[0, entries] + weights[1] * x[1, entries]
+
+    rows = np.arange(e)
+    block_max = topk._block_max(x) if c >= 64 else None
+    idx, val, bound = {}, {}, {}
+    for side, k in ((0, k_a), (1, k_b)):
+        bm = None if block_max is None else block_max[side]
+        idx[side], val[side], bound[side] = topk.row_top_k(x[side], bm, (rows,), k)
+    asked: list[np.ndarray] = []
+
+    def full_rows(entries):
+        asked.append(entries)
+        return combined(entries)
+
+    pred, fell = topk.settle_open(
+        (idx[0], val[0], bound[0]),
+        x[1, rows[:, None], idx[0]],
+        (idx[1], val[1], bound[1]),
+        x[0, rows[:, None], idx[1]],
+        c,
+        weights,
+        full_rows,
+    )
+    np.testing.assert_array_equal(pred, combined(rows).argmax(axis=1))
+    np.testing.assert_array_equal(np.sort(np.concatenate(asked or [fell[:0]])), fell)
+    _, proven = topk.decide_from_lists(
+        idx[0], val[0], bound[0], x[1, rows[:, None], idx[0]],
+        idx[1], val[1], bound[1], x[0, rows[:, None], idx[1]], c, weights,
+    )  # fmt: skip
+    np.testing.assert_array_equal(fell, np.flatnonzero(~proven))
+    if with_nan:
+        assert len(fell) > 0
+
+
 def test_sub_chunks_on_a_thread_pool_give_the_same_predictions_and_statistics(monkeypatch):
     """parallel_map runs the sub-chunks side by side: identical output and PruneStats."""
     from concurrent.futures import ThreadPoolExecutor

@@ -51,12 +51,23 @@ def test_import_zoolens_is_light_and_analyze_is_one_attribute_away():
 
 
 def test_measure_exports_every_public_name_of_its_submodules():
-    for module, names in measure._EXPORTS.items():
-        assert tuple(importlib.import_module(f"zoolens.measure.{module}").__all__) == names
-    for name in measure.__all__:
-        module = importlib.import_module(f"zoolens.measure.{measure._MODULE_OF[name]}")
-        assert getattr(measure, name) is getattr(module, name)
-    assert len(measure.__all__) == len(set(measure.__all__))  # no name in two modules
+    from pathlib import Path
+
+    folder = Path(measure.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
+    assert modules == {*measure._SUBMODULES, *measure._NOT_EXPORTED}  # a new one is exported
+    names = [
+        (name, module)
+        for module in measure._SUBMODULES
+        for name in importlib.import_module(f"zoolens.measure.{module}").__all__
+    ]
+    assert len(names) == len({name for name, _ in names})  # no name in two modules
+    assert sorted(name for name, _ in names) == measure.__all__
+    for name, module in names:
+        assert getattr(measure, name) is getattr(
+            importlib.import_module(f"zoolens.measure.{module}"), name
+        )
+    assert set(measure.__all__) <= set(dir(measure))
     correct = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool)
     assert measure.error_inconsistency(correct)[0, 1] == 0.5  # mean(r_a XOR r_b)
     with pytest.raises(AttributeError):

@@ -1,6 +1,6 @@
 """zoolens.study.analyze and its parts, against independent float64 recomputations.
 
-The reference numbers here are written from the definitions of DESIGN.md sec. 3 with plain
+The reference numbers here are written from the definitions of docs/design.md sec. 3 with plain
 numpy loops over pairs (float64), scipy and scikit-learn; they share no code with
 zoolens.study beyond reading the zoo's arrays.
 """
@@ -278,7 +278,7 @@ def random_result(random_zoo, tmp_path_factory):
 
 
 class Reference:
-    """Everything recomputed from the zoo's raw arrays with float64 loops (DESIGN.md sec. 3)."""
+    """Everything recomputed from the zoo's raw arrays with float64 loops (docs/design.md sec. 3)."""
 
     def __init__(self, zoo, temperatures: dict[str, float]):
         self.zoo = zoo

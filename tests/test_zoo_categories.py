@@ -1,4 +1,4 @@
-"""Model cards and pair categories (DESIGN.md sec. 3; Gontijo-Lopes et al. 2021, Sec. 3)."""
+"""Model cards and pair categories (docs/design.md sec. 3; Gontijo-Lopes et al. 2021, Sec. 3)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ KILLER = textwrap.dedent("""
         store.write_tensors = write_tensors
     elif stage == "manifest_temp":  # the new manifest is half written to its temp file
         def write_manifest(path, manifest):
-            from zoolens.zoo._atomic import temp_path_for
+            from zoolens.atomic import temp_path_for
             with open(temp_path_for(path / "zoo.json"), "w") as fh:
                 fh.write('{"format_version": 1, "models": {')
             die()

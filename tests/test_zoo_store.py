@@ -1,4 +1,4 @@
-"""The zoo store: round trips, conversions, validation, integrity (DESIGN.md sec. 2)."""
+"""The zoo store: round trips, conversions, validation, integrity (docs/design.md sec. 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The contract of every result table: its columns, their types, its version (DESIGN.md sec. 5).
+"""The contract of every result table: its columns, their types, its version (docs/design.md sec. 5).
 
 This is the one place a table's columns are spelled. ``zoolens.study`` writes its tables
 in exactly the order given here (and refuses a table whose columns differ),

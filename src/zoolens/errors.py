@@ -111,3 +111,11 @@ def optional_torch() -> Any:
     except ImportError:
         return None
     return torch
+
+
+def one_line(exc: BaseException, limit: int = 300, more: str = "...") -> str:
+    """An exception's message folded onto one line (every run of white space one space),
+    cut at ``limit`` characters with ``more`` appended where it was cut: the form in which
+    a library's message goes into a ``ZoolensError`` or a report note."""
+    text = " ".join(str(exc).split())
+    return text[:limit] + (more if len(text) > limit else "")

@@ -16,6 +16,7 @@ import pandas as pd
 import typer
 
 from zoolens.cli._app import (
+    RAY_ADDRESS,
     app,
     gib_to_bytes,
     handle_errors,
@@ -24,6 +25,7 @@ from zoolens.cli._app import (
     refuse_inside_zoo,
 )
 from zoolens.progress import terminal_text
+from zoolens.study import stages
 
 
 @app.command()
@@ -119,19 +121,12 @@ def analyze(
         "evaluation pass's example chunks as Ray tasks (every node must "
         "see the zoo at the same path); tables identical to a local run.",
     ),
-    ray_address: str = typer.Option(
-        None,
-        "--ray-address",
-        metavar="ADDRESS",
-        help="Ray cluster to connect to (implies --ray), e.g. auto or ray://head:10001.",
-    ),
+    ray_address: str = RAY_ADDRESS,
     verbose: bool = typer.Option(
         False,
         "--verbose",
         "-v",
-        help="Also print the wall time of "
-        "each stage (inputs, temperatures, evaluation, tables, "
-        "interpolation, greedy, headline, write); summary.json "
+        help=f"Also print the wall time of each stage ({stages.describe()}); summary.json "
         "records them either way (timings_s).",
     ),
     shift: list[str] = typer.Option(
@@ -457,6 +452,9 @@ def _estimate_lines(entry: dict[str, Any] | None) -> list[str]:
         "in shift_models.csv"
         + ("" if entry.get("premise_holds") else " (premise fails: see the notes)")
     ]
+    mae: Any
+    worst: Any
+    cover: Any
     mae, worst, cover = (
         entry.get("mean_abs_error"),
         entry.get("max_abs_error"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import app, handle_errors  # noqa: F401
+from zoolens.cli._app import RAY_ADDRESS, app, handle_errors  # noqa: F401
 from zoolens.errors import require_torch
 
 
@@ -58,12 +58,7 @@ def collect(
         "--ray",
         help="Run (model x shard) jobs as Ray tasks (RAY_ADDRESS or a local cluster).",
     ),
-    ray_address: str = typer.Option(
-        None,
-        "--ray-address",
-        metavar="ADDRESS",
-        help="Ray cluster to connect to (implies --ray), e.g. auto or ray://head:10001.",
-    ),
+    ray_address: str = RAY_ADDRESS,
     strict: bool = typer.Option(
         False, "--strict", help="Stop at an undecodable image (default: skip and list it)."
     ),

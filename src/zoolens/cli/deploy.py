@@ -67,6 +67,7 @@ def export(
     elif out is None:
         out = Path("ensemble.json")
     acc = spec.accuracy
+    assert acc is not None  # export_ensemble measures every ensemble it writes
     members = ", ".join(f"{m.name}x{m.weight}" if m.weight > 1 else m.name for m in spec.members)
     print(
         f"{spec.kind} ensemble of {members}: accuracy {acc.value:.4f}"

@@ -6,7 +6,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast, overload
 
 import typer
 
@@ -54,6 +54,10 @@ def _read_card_file(path: Path) -> dict[str, Any]:
     return data
 
 
+@overload
+def _column(value: str) -> str | int: ...
+@overload
+def _column(value: None) -> None: ...
 def _column(value: str | None) -> str | int | None:
     if value is None:
         return None
@@ -317,7 +321,7 @@ def import_(
                             labels, key=labels_key, column=_column(labels_column), header=header_arg
                         )
                         if labels is not None
-                        else _table_label_names(file, label_column, header_arg)
+                        else _table_label_names(file, cast(str, label_column), header_arg)
                     )
                 classes = ClassIndex(names, aliases) if names is not None else None
                 n_rows = None
@@ -365,8 +369,8 @@ def import_(
                     )
                 else:
                     y, ids = _labels_from_table(
-                        file, label_column, label_offset, id_column, header_arg, classes
-                    )
+                        file, cast(str, label_column), label_offset, id_column, header_arg, classes
+                    )  # label_column: not None without --labels (checked above)
                 Zoo.create(
                     zoo,
                     y,

@@ -139,8 +139,9 @@ def run_batches(
     batches = _batches(ranges, options.batch_size)
     if not batches:
         return
-    loader = DataLoader(
-        _Items(dataset),
+    loader: DataLoader[Any] = DataLoader(
+        # torch's stub types the dataset as Dataset[T]; any map-style object works
+        _Items(dataset),  # type: ignore[arg-type]
         batch_sampler=batches,
         collate_fn=_collate,
         num_workers=options.num_workers,

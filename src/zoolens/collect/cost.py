@@ -51,7 +51,7 @@ def measure_cost(
     full = [seconds for n, seconds in (timings or [])[1:] if n == batch_size]
     from_run = len(full) >= 2
     wanted = 1 if from_run else batch_size
-    batch = []
+    batch: list[Any] = []
     for index in range(len(dataset)):
         if len(batch) >= wanted:
             break

@@ -35,7 +35,8 @@ MAX_RETRIES = 3
 _CACHE: dict[bytes, Any] = {}  # per worker process: the last model built
 
 
-def _import_ray():
+def import_ray() -> Any:
+    """The ray module (ZoolensError when it is not installed)."""
     try:
         import ray
     except ImportError:
@@ -43,6 +44,22 @@ def _import_ray():
             "--ray needs Ray, which is not installed: pip install 'zoolens[ray]'"
         ) from None
     return ray
+
+
+def start_ray(ray: Any, address: str | None) -> bool:
+    """Connect (or start a local cluster); True when this call started it (and so shuts it
+    down afterwards). Shared by ``collect --ray`` and ``analyze --ray``."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:
+        raise ZoolensError(
+            f"--ray: cannot start or reach a Ray cluster at "
+            f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
+    return True
 
 
 def shard_job(
@@ -90,18 +107,8 @@ def run_into_store_ray(
     address: str | None = None,
 ) -> None:
     """Compute the store's missing shards as Ray tasks and write them as they finish."""
-    ray = _import_ray()
-    started = False
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        except Exception as exc:
-            raise ZoolensError(
-                f"--ray: cannot start or reach a Ray cluster at "
-                f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''})"
-            ) from None
-        started = True
+    ray = import_ray()
+    started = start_ray(ray, address)
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         use_gpu = gpus > 0 and str(options.device or "auto") not in ("cpu",)

@@ -13,7 +13,7 @@ and in the model card's notes) or, with ``strict``, a ZoolensError naming the fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def _read_class_list(classes: Sequence[str] | str | Path) -> list[str]:
     return names
 
 
-def position_index(example_ids: Sequence[Any]) -> dict[str, int]:
+def position_index(example_ids: Iterable[Any]) -> dict[str, int]:
     """``id -> row number`` of a dataset's example ids (ids compared as strings)."""
     return {str(e): i for i, e in enumerate(example_ids)}
 

@@ -171,6 +171,7 @@ def load_open_clip(
         bias = None
         hparams["prompt_templates"] = len(templates)
     else:
+        assert entry.probe_data is not None  # checked above for the linear-probe head
         weight, bias, probe_info = fit_probe_head(
             model, preprocess, entry.probe_data, class_names, entry.probe_l2, entry.spec
         )

@@ -41,7 +41,7 @@ from zoolens.collect.images import ImageFolder, lookup_positions, position_index
 from zoolens.collect.specs import LoadedModel, build_preprocess, load_model, module_forward
 from zoolens.errors import ZoolensError, require_torch
 from zoolens.progress import info, progress_bar
-from zoolens.zoo._atomic import atomic_path, atomic_write_bytes
+from zoolens.atomic import atomic_path, atomic_write_bytes
 from zoolens.zoo._slug import short_hash, slugify
 from zoolens.zoo.store import Zoo
 
@@ -177,7 +177,9 @@ class ShardStore:
         """All shards in example order; ZoolensError if one is missing or unreadable."""
         from safetensors import safe_open
 
-        indices, logits, embs = [], [], []
+        indices: list[np.ndarray] = []
+        logits: list[Any] = []  # None where a shard lacks them (concatenate then refuses)
+        embs: list[np.ndarray | None] = []
         skipped: dict[int, str] = {}
         card: dict[str, Any] = {}
         for k, (start, stop) in enumerate(self.ranges):
@@ -217,7 +219,7 @@ class ShardStore:
         return CollectedOutputs(
             order_idx,
             np.concatenate(logits),
-            np.concatenate(embs) if have_emb else None,
+            np.concatenate([e for e in embs if e is not None]) if have_emb else None,
             skipped,
             card,
         )
@@ -281,7 +283,7 @@ def run_model(
         else {"name": name, "batch_size": options.batch_size, "amp": options.amp}
     )
     own_tmp = work_dir is None
-    work = Path(tempfile.mkdtemp(prefix="zoolens-collect-")) if own_tmp else Path(work_dir)
+    work = Path(tempfile.mkdtemp(prefix="zoolens-collect-")) if work_dir is None else Path(work_dir)
     try:
         store = ShardStore(work, name, fp, len(dataset), shard_size, resume=options.resume)
         the_card = {**getattr(loaded, "card", {}), **(card or {})}
@@ -454,38 +456,38 @@ def _open_zoo(zoo_path: Path, create: bool, data: Any, order_ids: Sequence[str] 
         raise ZoolensError(f"{zoo_path}: no zoo there; pass --create to make one")
     if order_ids is None:
         return zoo, None
-    order_ids = np.asarray([str(x) for x in order_ids])
+    ordered = np.asarray([str(x) for x in order_ids])
     have = set(map(str, data.example_ids))
-    if len(order_ids) != len(have) or set(order_ids.tolist()) != have:
-        extra = [x for x in order_ids if x not in have][:1]
+    if len(ordered) != len(have) or set(ordered.tolist()) != have:
+        extra = [x for x in ordered if x not in have][:1]
         raise ZoolensError(
             f"order file: must list each of the {len(have)} example ids of "
             f"{_data_name(data)} exactly once" + (f" ({extra[0]!r} is not in it)" if extra else "")
         )
     if zoo is not None:
         if zoo.example_ids is not None:
-            if [str(x) for x in zoo.example_ids] != order_ids.tolist():
+            if [str(x) for x in zoo.example_ids] != ordered.tolist():
                 raise ZoolensError(
                     f"{zoo_path}: the zoo already has example ids, which fix its "
                     f"order; drop the ordering option"
                 )
-        elif len(order_ids) != zoo.num_examples:
+        elif len(ordered) != zoo.num_examples:
             raise ZoolensError(
                 f"{zoo_path}: the zoo has {zoo.num_examples} examples, the order "
-                f"names {len(order_ids)}"
+                f"names {len(ordered)}"
             )
         else:
             # A zoo imported without ids (e.g. third-party outputs in canonical order): the
             # order names the example behind each row; record it so later runs join on ids.
-            labels = np.asarray(data.labels)[data.positions(order_ids)]
+            labels = np.asarray(data.labels)[data.positions(ordered)]
             if zoo.labels.ndim == 1 and not np.array_equal(labels, zoo.labels):
                 bad = int(np.sum(labels != zoo.labels))
                 raise ZoolensError(
                     f"{zoo_path}: the order gives labels that differ from the "
                     f"zoo's at {bad} of {len(labels)} examples"
                 )
-            zoo.set_example_ids(order_ids.tolist())
-    return zoo, order_ids
+            zoo.set_example_ids(ordered.tolist())
+    return zoo, ordered
 
 
 def _add_outputs(
@@ -573,6 +575,7 @@ def collect_model(
     options = options or RunOptions()
     zoo_path = Path(zoo_path)
     loaded = _as_loaded(model, name)
+    data: ImageFolder | DataIndex
     if isinstance(dataset, ImageFolder):
         data = dataset
         if dataset.transform is None:
@@ -620,7 +623,7 @@ def collect_model(
         out,
         name,
         order,
-        dataset_name or getattr(getattr(data, "root", None), "name", "dataset"),
+        str(dataset_name or getattr(getattr(data, "root", None), "name", "dataset")),
         replace,
     )
     store.remove()

@@ -404,7 +404,8 @@ def _load_python(
         raise ZoolensError(
             f"model {entry.spec}: bad kwargs {sorted(entry.kwargs)} ({exc})"
         ) from None
-    transform, card = None, {}
+    transform = None
+    card: dict[str, Any] = {}
     if isinstance(result, tuple):
         if len(result) != 3:
             raise ZoolensError(

@@ -18,7 +18,7 @@ from typing import Any
 
 from zoolens import __version__
 from zoolens.progress import info
-from zoolens.zoo._atomic import atomic_path
+from zoolens.atomic import atomic_path
 from zoolens.zoo._slug import slugify  # noqa: F401  (re-exported for the builder)
 
 CACHE_FORMAT = 1

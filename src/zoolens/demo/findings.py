@@ -86,6 +86,7 @@ def order_verdict(means: list[float]) -> str:
 def _matched_ei(results_dir: Path, base: str | None):
     """``accuracy_adjusted_means`` of EI with the base (pairs.csv), or None."""
     from zoolens.errors import ZoolensError
+    from zoolens.measure.agreement import pairs_with
     from zoolens.measure.stats import accuracy_adjusted_means
 
     path = results_dir / "pairs.csv"
@@ -97,10 +98,11 @@ def _matched_ei(results_dir: Path, base: str | None):
         keep_default_na=False,
         na_values=[""],
     )
-    mine = pairs[(pairs.model_a == base) ^ (pairs.model_b == base)]
-    if not len(mine):
+    rows, flipped, _ = pairs_with(pairs.model_a, pairs.model_b, base)
+    if not len(rows):
         return None
-    other_acc = np.where(mine.model_a == base, mine.acc_b, mine.acc_a).astype(float)
+    mine = pairs.iloc[rows]
+    other_acc = np.where(flipped, mine.acc_a, mine.acc_b).astype(float)
     try:
         return accuracy_adjusted_means(
             mine.error_inconsistency.to_numpy(float), mine.category.to_numpy(), other_acc
@@ -304,7 +306,7 @@ def _greedy_finding(results_dir: Path, greedy: dict[str, Any], base: str | None)
         f"base {start} {100 * start_acc:.2f}% -> "
         f"{100 * _num(greedy.get('evaluation_acc')):.2f}% ({100 * gain:+.2f} points over "
         f"the base; {interval}) with {len(others)} other distinct model(s), weights: "
-        f"{weights or 'none'} (base weight {counts.get(start, 0)}/{total}). Pool: models "
+        f"{weights or 'none'} (base weight {counts.get(str(start), 0)}/{total}). Pool: models "
         f"less accurate than the base on the evaluation split, the split of every accuracy "
         f"quoted here; members chosen on the calibration split"
     )

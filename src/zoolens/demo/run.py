@@ -214,7 +214,7 @@ def _acc(ctx, name: str) -> float:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    from zoolens.zoo._atomic import atomic_path
+    from zoolens.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
@@ -257,7 +257,7 @@ def _make_soups(ctx, out: Path, specs, soup_init_fn):
         save_state_dict(sd, folder / f"{name}.pt")
     save_state_dict(result.uniform, folder / "uniform_soup.pt")
     save_state_dict(result.greedy.state_dict, folder / "greedy_soup.pt")
-    from zoolens.zoo._atomic import atomic_path
+    from zoolens.atomic import atomic_path
 
     with atomic_path(folder / "heldout.npz") as tmp:
         with open(tmp, "wb") as handle:
@@ -317,7 +317,7 @@ def _analyze(zoo, results_dir: Path, specs, missing: list[str]) -> dict[str, Any
     ev = zoo.evaluation_indices
     labels = zoo.labels[ev]
     ev_acc = {n: float(np.mean(zoo.predictions(n)[ev] == labels)) for n in zoo.models}
-    pool = [n for n in zoo.models if ev_acc[n] < ev_acc[BASE]]
+    pool: list[str] | None = [n for n in zoo.models if ev_acc[n] < ev_acc[BASE]]
     if not pool:  # no model is less accurate than the base: nothing lower-accuracy to add
         missing.append(
             "greedy ensemble of lower-accuracy models (no model is less accurate than the base)"

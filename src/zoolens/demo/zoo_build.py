@@ -136,7 +136,8 @@ CNN_HP = {
 
 @dataclass
 class Spec:
-    """One zoo member: how to train it (trainer + params) and its card fields."""
+    """One zoo member: how to train it (trainer + params) and its card fields (seed None:
+    a classical learner that draws nothing at random)."""
 
     name: str
     trainer: str
@@ -438,7 +439,14 @@ def soup_specs(profile: Profile) -> list[Spec]:
     for i, g in enumerate(grid):
         hp = {"epochs": profile.finetune_epochs, "batch_size": 128, **g}
         out.append(
-            Spec(f"finetune-{i}", "finetune", hp, {}, seed=g["seed"], depends=("simclr-encoder",))
+            Spec(
+                f"finetune-{i}",
+                "finetune",
+                hp,
+                {},
+                seed=int(g["seed"]),
+                depends=("simclr-encoder",),
+            )
         )
     return out
 
@@ -513,29 +521,37 @@ def _np(t) -> np.ndarray:
 # --------------------------------------------------------------------------- trainers
 
 
+def _fit_on_train(model: Any, ctx: BuildContext, spec: Spec, advance: Any) -> None:
+    """Supervised training on the training split with the spec's hyper-parameters."""
+    from zoolens.demo.train import train_supervised
+
+    p = spec.params
+    train_supervised(
+        model,
+        ctx.tensors.x_train,
+        ctx.tensors.y_train,
+        epochs=p["epochs"],
+        lr=p["lr"],
+        weight_decay=p["weight_decay"],
+        label_smoothing=p["label_smoothing"],
+        batch_size=p["batch_size"],
+        seed=_seed(spec),
+        progress=advance,
+    )
+
+
 def _train_supervised(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
     import torch
 
     from zoolens.demo.models import build
-    from zoolens.demo.train import predict, train_supervised
+    from zoolens.demo.train import predict
 
     t = ctx.tensors
     p = spec.params
     torch.manual_seed(spec.seed)
     kwargs = {"dropout": p["dropout"]} if p["arch"] == "cnn" else {}
     model = build(p["arch"], **kwargs)
-    train_supervised(
-        model,
-        t.x_train,
-        t.y_train,
-        epochs=p["epochs"],
-        lr=p["lr"],
-        weight_decay=p["weight_decay"],
-        label_smoothing=p["label_smoothing"],
-        batch_size=p["batch_size"],
-        seed=spec.seed,
-        progress=advance,
-    )
+    _fit_on_train(model, ctx, spec, advance)
     return {
         "kind": "logits",
         "scores": predict(model, t.x_test).float(),
@@ -570,7 +586,7 @@ def _train_simclr_encoder(ctx: BuildContext, spec: Spec, advance) -> dict[str, A
         lr=p["lr"],
         batch_size=p["batch_size"],
         temperature=p["temperature"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     return {
@@ -608,7 +624,7 @@ def _train_autoencoder_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str
         code=p["code"],
         lr=p["lr"],
         batch_size=p["batch_size"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     tr, te = predict(ae, t.x_train, embed=True), predict(ae, t.x_test, embed=True)
@@ -621,6 +637,12 @@ def _pixels(ctx: BuildContext) -> tuple[np.ndarray, np.ndarray]:
         d.train_images[ctx.train_index].reshape(-1, 784).astype(np.float32) / 255.0,
         d.test_images.reshape(-1, 784).astype(np.float32) / 255.0,
     )
+
+
+def _seed(spec: Spec) -> int:
+    """The seed of a network's training (every network spec has one)."""
+    assert spec.seed is not None, spec.name
+    return spec.seed
 
 
 def _train_classical(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
@@ -663,7 +685,7 @@ def _train_digits_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any
         epochs=p["epochs"],
         lr=p["lr"],
         batch_size=p["batch_size"],
-        seed=spec.seed,
+        seed=_seed(spec),
         progress=advance,
     )
     t = ctx.tensors
@@ -685,23 +707,11 @@ def _train_random_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any
 
 
 def _train_finetune(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
-    from zoolens.demo.train import predict, train_supervised
+    from zoolens.demo.train import predict
 
     model = _encoder_from(ctx, "simclr-encoder")
     model.head.load_state_dict(ctx.built["soup-init"]["head"])
-    p = spec.params
-    train_supervised(
-        model,
-        ctx.tensors.x_train,
-        ctx.tensors.y_train,
-        epochs=p["epochs"],
-        lr=p["lr"],
-        weight_decay=p["weight_decay"],
-        label_smoothing=p["label_smoothing"],
-        batch_size=p["batch_size"],
-        seed=spec.seed,
-        progress=advance,
-    )
+    _fit_on_train(model, ctx, spec, advance)
     return {
         "kind": "ingredient",
         "state_dict": {k: v.clone() for k, v in model.state_dict().items()},

@@ -25,7 +25,7 @@ import shutil
 import stat
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,9 @@ from zoolens.deploy.schema import (
     FILE_KEYS,
     Accuracy,
     Checkpoint,
+    Combine,
     EnsembleFile,
+    EnsembleKind,
     Member,
     path_kwargs,
     set_dotted,
@@ -160,6 +162,7 @@ def ensemble_scores(
             np.float64
         )
         total = weight * x if total is None else total + weight * x
+    assert total is not None  # an ensemble has at least one member
     return total
 
 
@@ -282,8 +285,8 @@ def export_ensemble(
             )
         )
     ensemble = EnsembleFile(
-        kind=kind,
-        combine=combine,
+        kind=cast(EnsembleKind, kind),  # pydantic checks the value
+        combine=cast(Combine, combine),
         class_names=list(zoo.class_names),
         members=members,
         accuracy=Accuracy(
@@ -362,7 +365,7 @@ def write_bundle(ensemble: EnsembleFile, folder: Path) -> EnsembleFile:
 
 
 def write_ensemble_file(ensemble: EnsembleFile, out: Path) -> None:
-    from zoolens.zoo._atomic import atomic_write_with
+    from zoolens.atomic import atomic_write_with
 
     text = ensemble.model_dump_json(indent=2) + "\n"
     if not out.parent.is_dir():
@@ -398,7 +401,12 @@ def export_soup(
         class_names=class_names,
         members=[member],
         accuracy=(
-            Accuracy(value=float(accuracy), n=int(n), split=what, interval="none (no resampling)")
+            Accuracy(
+                value=float(accuracy),
+                n=int(cast(int, n)),
+                split=what,
+                interval="none (no resampling)",
+            )
             if accuracy is not None
             else None
         ),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -114,7 +114,8 @@ class FlatImages:
     def load(self, index: int):
         from zoolens.collect.images import ImageFolder
 
-        return ImageFolder.load(self, index)  # same decoding and errors
+        # Same decoding and errors (FlatImages has the attributes ImageFolder.load reads).
+        return ImageFolder.load(cast(ImageFolder, self), index)
 
     def __getitem__(self, index: int):
         image = self.load(index)
@@ -130,11 +131,11 @@ def open_images(images: str | Path, class_names: list[str]):
         raise ZoolensError(f"{root}: image folder not found")
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        data = FlatImages(root)
-        return data, data.labels, False
+        flat = FlatImages(root)
+        return flat, flat.labels, False
     if set(folders) == set(class_names):
-        data = ImageFolder(root, classes=class_names)
-        return data, data.labels, True
+        named = ImageFolder(root, classes=class_names)
+        return named, named.labels, True
     data = ImageFolder(root)
     index = {name: k for k, name in enumerate(class_names)}
     labels = np.array([index.get(data.classes[c], -1) for c in data.labels], dtype=np.int64)
@@ -161,7 +162,7 @@ class _ShapeChecked:
         return item
 
 
-def _one_line(exc: ZoolensError) -> ZoolensError:
+def _worker_error(exc: ZoolensError) -> ZoolensError:
     """A ZoolensError re-raised by a DataLoader worker carries a traceback; keep its line."""
     text = str(exc)
     if "Traceback" in text:
@@ -226,6 +227,7 @@ def combine_members(
             np.float64
         )
         total = member.weight * x if total is None else total + member.weight * x
+    assert total is not None  # an ensemble has at least one member
     mean = total / sum(m.weight for m in ensemble.members)
     if ensemble.combine == "probs":
         probs = mean
@@ -279,7 +281,7 @@ def predict_images(
             else:
                 outputs[member.name] = run_model(loaded, view, name=member.name, options=options)
         except ZoolensError as exc:
-            raise _one_line(exc) from None
+            raise _worker_error(exc) from None
         out = outputs[member.name]
         if out.logits.shape[1] != len(ensemble.class_names):
             raise ZoolensError(
@@ -375,7 +377,7 @@ def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: s
 
 
 def write_predictions(prediction: Prediction, out: str | Path, top_k: int = 1) -> Path:
-    from zoolens.zoo._atomic import atomic_write_with
+    from zoolens.atomic import atomic_write_with
 
     out = Path(out)
     if out.is_dir():
@@ -464,7 +466,7 @@ def load_ensemble(path: str | Path, *, trust_code: bool = False):
             self._forwards = [m.forward for m in loaded]
             self.eval()
 
-        def _scores(self, x) -> torch.Tensor:
+        def _scores(self, x) -> Any:  # a torch.Tensor
             total = None
             for member, forward, transform in zip(
                 ensemble.members, self._forwards, self.transforms
@@ -477,6 +479,7 @@ def load_ensemble(path: str | Path, *, trust_code: bool = False):
                 xm = torch.softmax(z, dim=1) if ensemble.combine == "probs" else z
                 xm = xm.float().double()
                 total = xm * member.weight if total is None else total + member.weight * xm
+            assert total is not None  # an ensemble has at least one member
             return total
 
         @torch.inference_mode()
@@ -486,7 +489,7 @@ def load_ensemble(path: str | Path, *, trust_code: bool = False):
             return mean if ensemble.combine == "probs" else torch.softmax(mean, dim=1)
 
         @torch.inference_mode()
-        def predict(self, x) -> torch.Tensor:
+        def predict(self, x) -> Any:  # a torch.Tensor
             return self._scores(x).argmax(dim=1)
 
     return Ensemble()

@@ -47,14 +47,14 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from zoolens.errors import ZoolensError
 
-FORMAT = "zoolens-ensemble"
-VERSION = 1
+FORMAT: Final = "zoolens-ensemble"
+VERSION: Final = 1
 
 #: zoolens's own ``python:`` builders: they build a known network and load a checkpoint with
 #: ``torch.load(weights_only=True)``, so a file may name them without ``trust_code``.
@@ -122,6 +122,10 @@ class Member(BaseModel):
         return self
 
 
+EnsembleKind = Literal["greedy", "sidekick", "models", "soup"]
+Combine = Literal["probs", "logits"]
+
+
 class Accuracy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -140,8 +144,8 @@ class EnsembleFile(BaseModel):
 
     format: Literal["zoolens-ensemble"] = FORMAT
     version: Literal[1] = VERSION
-    kind: Literal["greedy", "sidekick", "models", "soup"]
-    combine: Literal["probs", "logits"]
+    kind: EnsembleKind
+    combine: Combine
     class_names: list[Annotated[str, Field(max_length=MAX_NAME_CHARS)]] = Field(
         min_length=1, max_length=MAX_CLASSES
     )

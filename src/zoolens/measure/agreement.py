@@ -1,7 +1,7 @@
 """How often two models agree about being right: all pairs at once from the correctness matrix.
 
 Every measure here is a function of the boolean correctness matrix ``R`` (models x examples):
-``R[a, n]`` is True where model ``a``'s top-1 prediction on example ``n`` is right (DESIGN.md
+``R[a, n]`` is True where model ``a``'s top-1 prediction on example ``n`` is right (docs/design.md
 sec. 3). All pairwise quantities come from one matrix product ``R Rᵀ`` (the number of examples
 both models get right) and the per-model counts ``n_a = R.sum(1)``; there is no Python loop
 over pairs. The product is done in float32 when the number of examples is below 2**24 (every
@@ -14,6 +14,8 @@ Geirhos et al. (2020); dominance is Mania & Sra (2020).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,6 +32,7 @@ __all__ = [
     "dominance",
     "pairwise_agreement",
     "pair_index",
+    "pairs_with",
 ]
 
 # float32 holds every integer up to 2**24 exactly, so a float32 matmul of 0/1 rows over fewer
@@ -40,7 +43,7 @@ _FLOAT32_EXACT_LIMIT = 2**24
 def top1(scores: np.ndarray) -> np.ndarray:
     """Top-1 class of each row: ``argmax`` over the last axis, lowest index among ties.
 
-    This is the one tie rule of DESIGN.md sec. 3, for models and ensembles alike. NaN scores
+    This is the one tie rule of docs/design.md sec. 3, for models and ensembles alike. NaN scores
     are the caller's problem (numpy's argmax returns the first NaN).
 
     Parameters
@@ -67,7 +70,7 @@ def correctness(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ``labels`` is either (N,) integer class ids — right means ``prediction == label`` — or an
     (N, C) 0/1 multi-label matrix (e.g. ImageNet "ReaL" relabelling) — right means the
     prediction is one of the example's valid labels, ``labels[n, prediction] != 0``; an example
-    with no valid label is never right (DESIGN.md sec. 3). A prediction of -1 is an
+    with no valid label is never right (docs/design.md sec. 3). A prediction of -1 is an
     abstention ("no answer") and is never right, so every agreement measure built on R counts
     it as an error (the model-vs-human convention). Returns bool with the shape of
     ``predictions``. Any other prediction outside ``0..C-1`` in the multi-label case raises
@@ -148,7 +151,7 @@ def pair_counts(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     r = _as_matrix(correct)
     n = r.shape[1]
     dtype = np.float32 if n < _FLOAT32_EXACT_LIMIT else np.float64
-    rf = r.astype(dtype)
+    rf: np.ndarray = r.astype(dtype)
     n11 = np.rint(rf @ rf.T).astype(np.int64)
     n_right = np.count_nonzero(r, axis=1).astype(np.int64)
     return n11, n_right, n
@@ -229,7 +232,7 @@ def _kappa(ei: np.ndarray, acc: np.ndarray) -> np.ndarray:
     c_exp = p_a * p_b + (1.0 - p_a) * (1.0 - p_b)
     denom = 1.0 - c_exp
     # c_exp == 1 exactly when both models are always right or both always wrong (p in {0, 1}):
-    # then c_obs == 1 too and DESIGN.md defines kappa = 1 (scikit-learn returns NaN there).
+    # then c_obs == 1 too and docs/design.md defines kappa = 1 (scikit-learn returns NaN there).
     # Accuracies are k/N, so c_exp == 1 is decided on exact counts, not a float tolerance.
     extreme = (acc == 0) | (acc == 1)
     degenerate = extreme[:, None] & extreme[None, :] & (p_a == p_b)
@@ -244,7 +247,7 @@ def error_consistency(correct: np.ndarray) -> np.ndarray:
     ``κ = (c_obs − c_exp) / (1 − c_exp)`` with ``c_obs = 1 − EI`` and
     ``c_exp = p_a p_b + (1 − p_a)(1 − p_b)``, p the accuracies (Geirhos et al. 2020; equals
     ``sklearn.metrics.cohen_kappa_score(R[a], R[b])``). Where ``c_exp == 1`` (both models
-    always right, or both always wrong) κ = 1 by DESIGN.md sec. 3 (scikit-learn gives NaN).
+    always right, or both always wrong) κ = 1 by docs/design.md sec. 3 (scikit-learn gives NaN).
     One model always right and the other always wrong gives c_obs = c_exp = 0, κ = 0.
 
     Parameters
@@ -299,7 +302,7 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
     Keys: ``accuracy`` ((M,) p_a), ``error_inconsistency``, ``both_right``, ``both_wrong``,
     ``error_consistency``, ``dominance`` (``[a, b]`` = b right where a wrong), and the exact
     int64 counts ``n11`` and ``n_right`` plus ``n`` (int). Definitions as in the single
-    functions of this module (DESIGN.md sec. 3).
+    functions of this module (docs/design.md sec. 3).
 
     Parameters
     ----------
@@ -338,3 +341,41 @@ def pair_index(num_models: int) -> tuple[np.ndarray, np.ndarray]:
     order: (0,1), (0,2), …, (0,M−1), (1,2), … — the row order of every all-pairs result."""
     a, b = np.triu_indices(num_models, 1)
     return a.astype(np.int64), b.astype(np.int64)
+
+
+def pairs_with(
+    model_a: Sequence[str] | np.ndarray, model_b: Sequence[str] | np.ndarray, base: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of a pair table that pair ``base`` with another model: the one selection of
+    "pairs with the base" that the report's tables, figures and the demo's findings share.
+
+    Parameters
+    ----------
+    model_a, model_b : (P,) sequences of str
+        The pair table's two model columns (each unordered pair once, in zoo order, so the
+        base may stand on either side).
+    base : str
+        The model whose pairs are wanted; a pair of the base with itself is left out.
+
+    Returns
+    -------
+    rows : (K,) int64
+        Positions of those pairs in the table, in table order.
+    flipped : (K,) bool
+        True where the base is ``model_b`` (a's and b's columns swap roles there).
+    other : (K,) object
+        The other model of each pair.
+
+    Examples
+    --------
+    >>> rows, flipped, other = pairs_with(["r", "v", "r"], ["v", "k", "k"], "k")
+    >>> rows.tolist(), flipped.tolist(), other.tolist()
+    ([1, 2], [True, True], ['v', 'r'])
+    """
+    a = np.asarray(model_a, dtype=object)
+    b = np.asarray(model_b, dtype=object)
+    a_side = a == base
+    b_side = (b == base) & ~a_side
+    rows = np.flatnonzero((a_side | b_side) & (a != b))
+    flipped = b_side[rows]
+    return rows, flipped, np.where(flipped, a[rows], b[rows])

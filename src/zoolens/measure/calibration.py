@@ -168,7 +168,8 @@ class _Objective:
             )
         self.rows = max(1, int(chunk_rows))
         self.passes = 0
-        self._t = self._e = None
+        self._t: np.ndarray | None = None
+        self._e: np.ndarray | None = None
 
     def __call__(self, u: float, derivatives: bool = True) -> tuple[float, float, float]:
         z, y = self.z, self.y
@@ -183,6 +184,7 @@ class _Objective:
             zc, yc = z[lo : lo + rows], y[lo : lo + rows]
             if y.ndim == 1:
                 k = zc.shape[0]
+                assert self._t is not None and self._e is not None  # allocated above
                 terms = _single_label_terms(zc, yc, beta, derivatives, self._t[:k], self._e[:k])
             else:
                 terms = _multi_label_terms(zc, yc, beta, derivatives)
@@ -353,7 +355,7 @@ def fit_temperature(
     chunk_rows: int | None = None,
     warm_start_rows: int = 4096,
 ) -> TemperatureFit:
-    """Temperature T minimising the mean NLL of ``softmax(scores / T)`` (DESIGN.md sec. 3).
+    """Temperature T minimising the mean NLL of ``softmax(scores / T)`` (docs/design.md sec. 3).
 
     Optimises over ``u = log T`` within ``[log bounds[0], log bounds[1]]`` by a safeguarded
     Newton method. Each iteration is one fused chunked pass over ``scores`` giving the mean NLL
@@ -618,7 +620,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     ``ECE = Σ_b (n_b / N) · |acc_b − conf_b|`` over non-empty bins, confidence = max prob,
     bins as in :func:`reliability_bins` (1.0 in the last bin). Equals torchmetrics'
     ``MulticlassCalibrationError(n_bins, norm="l1")`` except that torchmetrics puts
-    confidence exactly 1.0 in an extra bin of its own. Used by DESIGN.md sec. 5
+    confidence exactly 1.0 in an extra bin of its own. Used by docs/design.md sec. 5
     (``ece_before`` / ``ece_after``).
 
     Parameters

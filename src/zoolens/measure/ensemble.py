@@ -3,7 +3,7 @@
 The ensemble of a pair (a, b) predicts ``argmax_c  w·x_a[c] + (1 − w)·x_b[c]`` (lowest class
 index among the maxima), where x are the models' *ensemble inputs*:
 
-- ``combine="probs"`` (default, DESIGN.md sec. 3): calibrated probabilities
+- ``combine="probs"`` (default, docs/design.md sec. 3): calibrated probabilities
   ``q = softmax(z / T)``; w = 0.5 is the plain average (q_a + q_b) / 2.
 - ``combine="logits"`` (the paper's Fig. 11 variant): temperature-scaled scores ``z / T``
   (logits or log-probabilities), i.e. ``argmax  w·z_a/T_a + (1 − w)·z_b/T_b``.
@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, pair_index
 from zoolens.measure.calibration import softmax
-from zoolens.measure.topk import decide_from_lists, top1_and_second
+from zoolens.measure.topk import decide_from_lists, row_top_k, settle_open, top1_and_second
 
 __all__ = [
     "COMBINE_MODES",
@@ -89,7 +89,7 @@ def check_combine(combine: str) -> Combine:
 def _weight_pair(weight: ArrayLike, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     w = np.asarray(weight, dtype=np.float64)
     if np.any(~(w >= 0) | ~(w <= 1)):
-        raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight}")
+        raise ZoolensError(f"ensemble weight must lie in [0, 1], got {weight!s}")
     return w.astype(dtype), (1.0 - w).astype(dtype)
 
 
@@ -240,7 +240,7 @@ def ensemble_counts(
 
 
 def ensemble_rates(counts: EnsembleCounts) -> dict[str, np.ndarray]:
-    """Pair-ensemble rates from counts (DESIGN.md sec. 3), (P,) float64 each.
+    """Pair-ensemble rates from counts (docs/design.md sec. 3), (P,) float64 each.
 
     ``ensemble_acc`` = mean(ensemble right); ``ensemble_gain`` = ensemble_acc − (p_a + p_b)/2
     (Fig. 2 left); ``conversion_rate`` = P(ensemble right | exactly one member right)
@@ -442,9 +442,10 @@ class _CandidateScorer:
     ``S_b + x_b`` is strictly above that bound, the full argmax is the lower index among
     {a, b} reaching it. Entries left open get a second tier with S's L = 8 largest classes
     (``_second_tier``), and what is still open (ties with a bound, NaN) is recomputed from
-    its full row. Cost per step: a few reductions over S (n·C), 2·K·n gathers, L per open
-    entry, C per fallen-back entry — instead of K·n·C. The decisions are vectorised over
-    (candidate, example); only the O(n) gathers run per candidate.
+    its full row, both by ``measure.topk.settle_open``, the engine the pair kernel uses.
+    Cost per step: a few reductions over S (n·C), 2·K·n gathers, L per open entry, C per
+    fallen-back entry — instead of K·n·C. The decisions are vectorised over (candidate,
+    example); only the O(n) gathers run per candidate.
 
     Candidates may be memory maps (a pool larger than RAM on disk): each is read once
     for the top-2 precompute, then touched only by the per-step gathers and fallback rows;
@@ -566,35 +567,38 @@ class _CandidateScorer:
         num_classes = s.shape[1]
         top = min(_GREEDY_TIER2, num_classes - 2)
         open_rows, where = np.unique(open_i, return_inverse=True)
-        part = np.argpartition(s[open_rows], num_classes - top - 1, axis=1)
-        t_idx = part[:, num_classes - top :]  # (R, L) S's L largest
-        s_next = np.take_along_axis(
-            s[open_rows], part[:, num_classes - top - 1 : num_classes - top], 1
-        )[:, 0]
+        t_idx, t_values, s_next = row_top_k(s, None, (open_rows,), top)  # S's L largest
         cls = t_idx[where]  # (F, L)
-        s_vals = np.take(s.reshape(-1), open_i[:, None] * num_classes + cls)
         flat_index = (lo + open_i[:, None]) * num_classes + cls
         x_vals = self._gather(np.repeat(open_k, top), flat_index.ravel())
-        lowest, decided = decide_from_lists(
-            cls,
-            s_vals,
-            s_next[where],
+
+        def full_rows(entries: np.ndarray) -> np.ndarray:
+            """fl64(x_k) + S on the entries' rows, read candidate by candidate."""
+            ks, ii = open_k[entries], open_i[entries]
+            rows = np.empty((len(entries), num_classes), dtype=np.float64)
+            for k in np.unique(ks):
+                sel = ks == k
+                full = self.cand[k][lo + ii[sel]].astype(np.float64)
+                self.after_use(self.cand[k])
+                full += s[ii[sel]]
+                rows[sel] = full
+            return rows
+
+        lowest, fell = settle_open(
+            (cls, t_values[where], s_next[where]),
             x_vals.reshape(cls.shape),
-            b[open_k, open_i][:, None],
-            self.top[open_k, lo + open_i][:, None],
-            self.second[open_k, lo + open_i],
+            (
+                b[open_k, open_i][:, None],
+                self.top[open_k, lo + open_i][:, None],
+                self.second[open_k, lo + open_i],
+            ),
             s_at_b[open_k, open_i][:, None],
             num_classes,
+            None,
+            full_rows,
         )
-        pred[open_k[decided], open_i[decided]] = lowest[decided]
-        rest_k, rest_i = open_k[~decided], open_i[~decided]
-        self.fallbacks += len(rest_k)
-        for k in np.unique(rest_k):
-            ii = rest_i[rest_k == k]
-            full = self.cand[k][lo + ii].astype(np.float64)
-            self.after_use(self.cand[k])
-            full += s[ii]
-            pred[k, ii] = full.argmax(axis=1)
+        pred[open_k, open_i] = lowest
+        self.fallbacks += len(fell)
 
 
 def greedy_forward_selection(
@@ -613,7 +617,7 @@ def greedy_forward_selection(
     on_step: Callable[[int], None] | None = None,
 ) -> GreedyResult:
     """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
-    Fig. 5), exactly as DESIGN.md sec. 3.
+    Fig. 5), exactly as docs/design.md sec. 3.
 
     ``probs`` is an (M, N, C) array or a sequence of M (N, C) arrays (memory maps work) of
     ensemble inputs; ``labels`` (N,) or (N, C). Choosing uses the rows ``calibration_index``
@@ -663,7 +667,8 @@ def greedy_forward_selection(
     total = np.array(first, dtype=np.float64)
     after_use(first)
 
-    ev_sum = ev_labels = None
+    ev_sum: _EvaluationSum | None = None
+    ev_labels = labels[:0]  # the evaluation rows' labels (none without evaluation_index)
     if evaluation_index is not None:
         ev_labels = labels[evaluation_index]
         ev_sum = _EvaluationSum(probs, evaluation_index, total.shape[1])
@@ -677,16 +682,17 @@ def greedy_forward_selection(
     fits = None
     if costs is not None:
         costs = np.asarray(costs, dtype=np.float64).reshape(num_models, -1)
-        budget = np.asarray(budget, dtype=np.float64).reshape(-1)
+        limit = np.asarray(np.nan if budget is None else budget, dtype=np.float64).reshape(-1)
         # relative slack: a sum of float costs equal to the budget fits
-        slack = 1e-9 * np.maximum(np.abs(budget), 1.0)
-        if np.any(costs[start] > budget + slack):
+        slack = 1e-9 * np.maximum(np.abs(limit), 1.0)
+        limit = limit + slack
+        if np.any(costs[start] > limit):
             raise ZoolensError("greedy selection: the start model alone exceeds the budget")
     for _ in range(max_steps):
         if costs is not None:
             spent = costs[times_chosen > 0].sum(axis=0)
             extra = np.where((times_chosen[pool_arr] > 0)[:, None], 0.0, costs[pool_arr])
-            fits = np.all(spent + extra <= budget + slack, axis=1)
+            fits = np.all(spent + extra <= limit, axis=1)
             if not fits.any():
                 break
         right = np.zeros(len(pool), dtype=np.int64)

@@ -3,7 +3,7 @@
 The representation side of Gontijo-Lopes, Dauphin & Cubuk (2021): Sec. 4.6 / Fig. 6
 (combining two models' embeddings at inverse rates, ranking dimensions by how little they
 correlate with the rest) and Appendix Fig. 13 (CKA between representations against error
-consistency). Definitions follow DESIGN.md section 3; CKA follows Kornblith, Norouzi, Lee &
+consistency). Definitions follow docs/design.md sec. 3; CKA follows Kornblith, Norouzi, Lee &
 Hinton (2019), "Similarity of Neural Network Representations Revisited", and their public demo
 notebook (its bandwidth and centring conventions are reproduced to the letter, so its
 published numbers come out).
@@ -67,7 +67,7 @@ def _same_rows(x: np.ndarray, y: np.ndarray, name_x: str = "X", name_y: str = "Y
 def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Scale every example (row) to unit Euclidean norm: x_i / max(‖x_i‖₂, eps).
 
-    DESIGN sec. 3 (feature combination, paper Sec. 4.6): each example's *full* embedding is
+    docs/design.md sec. 3 (feature combination, paper Sec. 4.6): each example's *full* embedding is
     normalised once, before any dimensions are selected, and never again after. An all-zero row
     stays zero (``eps`` avoids 0/0). Keeps float32/float64; integers become float64.
     """
@@ -89,7 +89,7 @@ def _check_rate(rate: float) -> float:
 
 
 def combination_sizes(dims_a: int, dims_b: int, rate: float) -> tuple[int, int]:
-    """How many dimensions of A and of B to keep at rate f (DESIGN sec. 3, paper Sec. 4.6).
+    """How many dimensions of A and of B to keep at rate f (docs/design.md sec. 3, paper Sec. 4.6).
 
     n_A = floor(f · D_A) and n_B = min(round((1 − f) · D_B), max(D_A, D_B) − n_A), so the
     combined embedding is never wider than the wider of the two (f = 1: A alone, f = 0: B
@@ -126,7 +126,7 @@ def combine_at_rate(
     """Concatenate a random n_A of A's dimensions with a random n_B of B's (Sec. 4.6, Fig. 6).
 
     Sizes from :func:`combination_sizes`. Rows are L2-normalised over the full embeddings
-    first (``normalize=True``, DESIGN sec. 3); the selected columns are drawn without
+    first (``normalize=True``, docs/design.md sec. 3); the selected columns are drawn without
     replacement from ``rng`` (a Generator or a seed), A's before B's, and kept in their original
     order. Returns the (N, n_A + n_B) features with the chosen indices.
     """
@@ -527,6 +527,7 @@ def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np
                 if diagonal:
                     block += zp.T @ zp  # BLAS syrk
                     if debiased:  # per-example squared norms of this panel's models
+                        assert rows is not None  # allocated when debiased
                         for a in range(p0, p1):
                             za = zp[:, starts[a] - starts[p0] : starts[a + 1] - starts[p0]]
                             rows[r0:r1, a] = np.einsum("ij,ij->i", za, za)
@@ -542,6 +543,7 @@ def _linear_hsic(mats: list[np.ndarray], debiased: bool) -> tuple[np.ndarray, np
             hsic[q0:q1, p0:p1] = by_ab.T
     if not debiased:
         return hsic, None
+    assert rows is not None  # allocated when debiased
     sq = rows.sum(axis=0)
     return hsic, _debiased_dot(hsic, rows, rows, sq, sq, n)
 
@@ -562,6 +564,7 @@ def linear_cka_matrices(
     if not mats:
         return np.zeros((0, 0)), np.zeros((0, 0))
     biased, unbiased = _linear_hsic(mats, True)
+    assert unbiased is not None  # asked for
     return _normalise_hsic(biased), _normalise_hsic(unbiased)
 
 
@@ -590,7 +593,7 @@ def cka_matrix(
     n = mats[0].shape[0]
     if kernel == "linear":
         biased, unbiased = _linear_hsic(mats, debiased)
-        hsic = unbiased if debiased else biased
+        hsic = biased if unbiased is None else unbiased  # unbiased: None unless debiased
     elif kernel == "rbf":
         sub = _subsample(n, max_examples, seed)
         hsic = _rbf_hsic_matrix([m if sub is None else m[sub] for m in mats], threshold, debiased)

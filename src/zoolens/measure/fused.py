@@ -85,16 +85,9 @@ def fused_rows(
         >>> bool(np.isclose(r.nll_before[0], -np.log(0.7)))
         True
     """
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ZoolensError(f"temperature must be positive and finite, got {temperature}")
-    if combine not in ("probs", "logits"):
-        raise ZoolensError(f"combine must be 'probs' or 'logits', got {combine!r}")
-    z = np.asarray(scores)
-    if z.ndim != 2:
-        raise ZoolensError(f"scores must be (examples, classes), got shape {z.shape}")
+    _check_temperature_combine(temperature, combine)
+    z, out = _rows_and_out(scores, out)
     n, c = z.shape
-    if out is None:
-        out = np.empty((n, c), dtype=np.float32)
     inv_t = 1.0 / temperature
     prediction = np.empty(n, dtype=np.int64)
     conf = np.empty((2, n))
@@ -228,12 +221,8 @@ def calibrated_inputs(
         [[0.5, 0.25, 0.25]]
     """
     _check_temperature_combine(temperature, combine)
-    z = np.asarray(scores)
-    if z.ndim != 2:
-        raise ZoolensError(f"scores must be (examples, classes), got shape {z.shape}")
+    z, out = _rows_and_out(scores, out)
     n, c = z.shape
-    if out is None:
-        out = np.empty((n, c), dtype=np.float32)
     if combine == "logits":
         out[...] = np.asarray(z, dtype=np.float64) / temperature
         return out
@@ -322,6 +311,15 @@ def calibrated_entries(
         total = torch.from_numpy(np.array(np.broadcast_to(row_total, shape), dtype=np.float64))
         s.sub_(top).mul_(1.0 / temperature).clamp_(min=_EXP_FLOOR).exp_()
         return s.div_(total).to(torch.float32).numpy()
+
+
+def _rows_and_out(scores: Any, out: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The (examples, classes) scores as an array, and ``out`` (a new float32 block when
+    None) for the calibrated rows."""
+    z = np.asarray(scores)
+    if z.ndim != 2:
+        raise ZoolensError(f"scores must be (examples, classes), got shape {z.shape}")
+    return z, np.empty(z.shape, dtype=np.float32) if out is None else out
 
 
 def _check_temperature_combine(temperature: float, combine: str) -> None:

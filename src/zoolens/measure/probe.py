@@ -10,7 +10,7 @@ by full-batch L-BFGS with a strong-Wolfe line search, written in torch so it run
 CUDA unchanged, float32 by default (``dtype="float64"`` for reference-grade optima). λ is chosen
 from a log grid by the validation score (accuracy; ties → lower validation cross-entropy) on a
 seeded random split, then the model is refit on train + validation with that λ. scikit-learn's
-equivalent is ``LogisticRegression(C=1 / (λ · N_train))`` (DESIGN sec. 3). The grid is walked
+equivalent is ``LogisticRegression(C=1 / (λ · N_train))`` (docs/design.md sec. 3). The grid is walked
 from the largest λ down, each fit warm-started from the previous one (same optimum, fewer
 iterations); the start is all zeros, so a fit is deterministic for a seed.
 
@@ -30,7 +30,7 @@ loss (1/N) Σ_i Σ_c BCE(σ(w_cᵀx_i + b_c), y_ic) + (λ/2)‖W‖²_F — C in
 each sklearn ``LogisticRegression(C=1/(λN))``; scored by the 11-point interpolated mAP.
 
 Features are NOT standardised or normalised here: the caller decides (the study L2-normalises
-rows, DESIGN sec. 3). Pass what you want the probe to see.
+rows, docs/design.md sec. 3). Pass what you want the probe to see.
 """
 
 from __future__ import annotations
@@ -340,6 +340,7 @@ class _Problem:
                 slope = slope + torch.sub(p, tc).mul_(uc).sum(dtype=f64)
                 curve = curve + p.sub_(p * p).mul_(uc).mul_(uc).sum(dtype=f64)
                 continue
+            assert self.picked is not None  # single-label
             pc = self.picked[a:e]
             own = zc.gather(1, pc)[:, 0]
             top = zc.amax(dim=1, keepdim=True)
@@ -351,8 +352,7 @@ class _Problem:
             slope = slope + q.sum(dtype=f64) - uc.gather(1, pc).sum(dtype=f64)
             r = eu.mul_(uc).sum(dim=1).div_(total)  # Σ_c p u² per row
             curve = curve + r.sub_(q * q).sum(dtype=f64)
-        loss, slope, curve = (float(v) / self.n for v in (loss, slope, curve))
-        return loss, slope, curve
+        return float(loss) / self.n, float(slope) / self.n, float(curve) / self.n
 
     def gradient(self, z, w):
         """(∇W, ∇b′) at scores z: G = (p − onehot(y)) / N (σ − t for sigmoid), ∇b′ = Σ_i G_i and
@@ -405,7 +405,7 @@ def _two_loop(gw, gb, history):
 
 
 def _line_search(
-    phi: Callable[[float], tuple[float, float]],
+    phi: Callable[[float], tuple[float, float, float]],
     f0: float,
     slope0: float,
     s: float,
@@ -624,6 +624,7 @@ def _choose_l2(
         if best_key is None or key < best_key:
             best_key, chosen = key, lam
             best_state = (w.detach().clone(), b.detach().clone())
+    assert best_state is not None  # the grid is not empty
     with torch.no_grad():  # warm-start the refit from the chosen λ's solution
         w.copy_(best_state[0])
         b.copy_(best_state[1])
@@ -693,7 +694,9 @@ def fit_linear_probe(
     # one centre for every fit (any fixed μ keeps the optimum; the mean of all rows is near
     # the mean of the training part)
     mu = xt.mean(dim=0)
-    fit = dict(multilabel=multilabel, max_iter=max_iter, tol=tol, history_size=history_size, mu=mu)
+    fit: dict[str, Any] = dict(
+        multilabel=multilabel, max_iter=max_iter, tol=tol, history_size=history_size, mu=mu
+    )
 
     on_cpu = torch.device(device).type == "cpu"
     with _cpu_threads(threads, float(n) * d * c, on_cpu):

@@ -107,7 +107,7 @@ def specialization_by_group(
     - ``only_a_right``, ``only_b_right``: fractions of the group's examples where only a / only
       b is right (they sum to error_inconsistency);
     - ``mean_theta_only_a``, ``mean_theta_only_b``: mean theta over the group's examples where
-      only a / only b is right (per-class specialization, DESIGN.md sec. 3).
+      only a / only b is right (per-class specialization, docs/design.md sec. 3).
     Every rate is NaN where its denominator is 0 (empty group, no such example).
     """
     g = np.asarray(groups)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -204,9 +205,7 @@ class McNemarResult:
     method: str
 
 
-def mcnemar_p_values(
-    only_a: np.ndarray, only_b: np.ndarray, *, exact_below: int = 25
-) -> np.ndarray:
+def mcnemar_p_values(only_a: ArrayLike, only_b: ArrayLike, *, exact_below: int = 25) -> np.ndarray:
     """Two-sided McNemar p-values from discordant counts, vectorised over pairs.
 
     With d = only_a + only_b discordant examples: if d < ``exact_below``, the exact binomial
@@ -324,7 +323,7 @@ class AdjustedMeans:
 
 
 def accuracy_adjusted_means(
-    values: ArrayLike, categories: ArrayLike, accuracy: ArrayLike, *, confidence: float = 0.95
+    values: ArrayLike, categories: Iterable[Any], accuracy: ArrayLike, *, confidence: float = 0.95
 ) -> AdjustedMeans:
     """Compare categories at matched accuracy: least squares of a pair statistic (e.g. error
     inconsistency with the base) on one indicator per category plus the other model's accuracy,

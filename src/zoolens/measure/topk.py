@@ -1,4 +1,4 @@
-"""Exact top-k pruning for all-pair ensembles (DESIGN.md section 4; paper Sec. 4.2-4.3, Fig. 2).
+"""Exact top-k pruning for all-pair ensembles (docs/design.md sec. 4; paper Sec. 4.2-4.3, Fig. 2).
 
 The pair ensemble of models a and b predicts, for each example,
 
@@ -57,6 +57,9 @@ __all__ = [
     "DEFAULT_K",
     "PruneStats",
     "decide_from_lists",
+    "full_row_argmax",
+    "row_top_k",
+    "settle_open",
     "top1_and_second",
     "all_pair_ensemble_predictions_topk",
     "all_pair_ensemble_correct_topk",
@@ -335,30 +338,33 @@ def _predict_chunk(
 
     open_p, open_i = np.nonzero(~proven)
     tier1_open = len(open_p)
+    fallbacks = 0
     if k + 1 < num_classes and len(open_p):
-        tier2 = ~(has_nan[pa[open_p], open_i] | has_nan[pb[open_p], open_i])
-        t2 = np.flatnonzero(tier2)
-        decided = _decide_top_k(
-            scores, block_max, pa[open_p[t2]], pb[open_p[t2]], open_i[t2], k, w, v, out, open_p[t2]
+        # Tier 2 (then 3) on the entries whose rows hold no NaN; NaN rows go to tier 3.
+        nan = has_nan[pa[open_p], open_i] | has_nan[pb[open_p], open_i]
+        t2 = np.flatnonzero(~nan)
+        pred2, fell = _decide_top_k(
+            scores, block_max, pa[open_p[t2]], pb[open_p[t2]], open_i[t2], k, w, v
         )
-        still = np.ones(len(open_p), dtype=bool)
-        still[t2[decided]] = False
-        open_p, open_i = open_p[still], open_i[still]
+        out[open_p[t2], open_i[t2]] = pred2
+        fallbacks = len(fell)
+        open_p, open_i = open_p[nan], open_i[nan]
 
     # Tier 3: the full rows.
-    for s in range(0, len(open_p), _FALLBACK_BATCH):
-        ep, ei = open_p[s : s + _FALLBACK_BATCH], open_i[s : s + _FALLBACK_BATCH]
-        rows = w * scores[pa[ep], ei] + v * scores[pb[ep], ei]
-        out[ep, ei] = rows.argmax(axis=-1)
+    out[open_p, open_i] = full_row_argmax(
+        lambda e: w * scores[pa[open_p[e]], open_i[e]] + v * scores[pb[open_p[e]], open_i[e]],
+        len(open_p),
+    )
+    fallbacks += len(open_p)
 
     if stats is not None:
         stats.entries += out.size
-        stats.fallbacks += len(open_p)
+        stats.fallbacks += fallbacks
         stats.tier1_open += tier1_open
-        stats.per_chunk.append(len(open_p) / out.size)
+        stats.per_chunk.append(fallbacks / out.size)
 
 
-def _row_top_k(
+def row_top_k(
     scores: np.ndarray, block_max: np.ndarray | None, rows: tuple, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k of the rows ``scores[rows]`` (rows: a tuple of index arrays selecting
@@ -402,16 +408,14 @@ def _decide_top_k(
     k: int,
     w: np.generic,
     v: np.generic,
-    out: np.ndarray,
-    ep: np.ndarray,
-) -> np.ndarray:
-    """Tier 2 on entries (a, b, example): write proven predictions into out[ep, ei].
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tiers 2 and 3 on entries (a, b, example): both rows' exact top-k (:func:`row_top_k`),
+    then :func:`settle_open`. Only the rows (model, example) these entries touch get a top-k.
 
-    Returns the bool mask of entries decided. Only the rows (model, example) these entries
-    touch get a top-k.
+    Returns ``(predictions, positions of the entries decided from full rows)``.
     """
     if len(ea) == 0:
-        return np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     num_models, n, num_classes = scores.shape
     needed = np.zeros((num_models, n), dtype=bool)
     needed[ea, ei] = True
@@ -419,24 +423,63 @@ def _decide_top_k(
     rows = np.nonzero(needed)
     position = np.empty((num_models, n), dtype=np.int64)
     position[rows] = np.arange(len(rows[0]))
-    idx, values, bound_row = _row_top_k(scores, block_max, rows, k)
+    idx, values, bound_row = row_top_k(scores, block_max, rows, k)
     ra, rb = position[ea, ei], position[eb, ei]
     idx_a, idx_b = idx[ra], idx[rb]
     # The other side's value at each listed class, gathered from its full row.
-    pred, proven = decide_from_lists(
-        idx_a,
-        values[ra],
-        bound_row[ra],
+    return settle_open(
+        (idx_a, values[ra], bound_row[ra]),
         scores[eb[:, None], ei[:, None], idx_a],
-        idx_b,
-        values[rb],
-        bound_row[rb],
+        (idx_b, values[rb], bound_row[rb]),
         scores[ea[:, None], ei[:, None], idx_b],
         num_classes,
         (w, v),
+        lambda e: w * scores[ea[e], ei[e]] + v * scores[eb[e], ei[e]],
     )
-    out[ep[proven], ei[proven]] = pred[proven]
-    return proven
+
+
+def full_row_argmax(full_rows: Callable[[np.ndarray], np.ndarray], count: int) -> np.ndarray:
+    """The last tier: ``full_rows(entries)`` -> their (len(entries), C) combined scores, for
+    ``count`` entries in batches of ``_FALLBACK_BATCH`` (bounded temporary memory); returns
+    each entry's argmax (lowest class among the maxima, NaN as numpy's argmax has it)."""
+    out = np.empty(count, dtype=np.int64)
+    for lo in range(0, count, _FALLBACK_BATCH):
+        entries = np.arange(lo, min(count, lo + _FALLBACK_BATCH))
+        out[entries] = full_rows(entries).argmax(axis=-1)
+    return out
+
+
+def settle_open(
+    lists_a: tuple[np.ndarray, np.ndarray, np.ndarray],
+    b_at_a: np.ndarray,
+    lists_b: tuple[np.ndarray, np.ndarray, np.ndarray],
+    a_at_b: np.ndarray,
+    num_classes: int,
+    weights: tuple[np.generic, np.generic] | None,
+    full_rows: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pruning engine's second tier and full-row fallback on E entries the first bound
+    left open; the one implementation pair ensembles (:func:`_decide_top_k`) and the greedy
+    step (``measure.ensemble._CandidateScorer``) both use.
+
+    ``lists_a`` = (classes (E, k_a), side a's values there, bound (E,) on side a's every
+    other class), ``b_at_a`` (E, k_a) side b's values at those classes; likewise side b.
+    :func:`decide_from_lists` decides what the bounds prove; every other entry is computed
+    from ``full_rows(entries)`` (positions into the E entries -> (len, C) combined scores,
+    in the kernel's dtype and operations) by :func:`full_row_argmax`.
+
+    Returns ``(predictions (E,) int64, positions of the entries decided from full rows)``;
+    the predictions equal the full rows' argmax everywhere.
+    """
+    idx_a, val_a, bound_a = lists_a
+    idx_b, val_b, bound_b = lists_b
+    pred, proven = decide_from_lists(
+        idx_a, val_a, bound_a, b_at_a, idx_b, val_b, bound_b, a_at_b, num_classes, weights
+    )
+    pred = pred.astype(np.int64, copy=False)
+    rest = np.flatnonzero(~proven)
+    pred[rest] = full_row_argmax(lambda e: full_rows(rest[e]), len(rest))
+    return pred, rest
 
 
 def all_pair_ensemble_correct_topk(

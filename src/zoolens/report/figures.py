@@ -10,7 +10,7 @@ Pairs: by default (``which="base"``) the pairs that involve the base model, as i
 on ``matplotlib.figure.Figure`` (no pyplot, no global state) with math text parsing off, so a
 model name such as ``vit $0.1`` is drawn as written.
 
-Definitions are those of DESIGN sec. 3 (Gontijo-Lopes, Dauphin & Cubuk 2021): error
+Definitions are those of docs/design.md sec. 3 (Gontijo-Lopes, Dauphin & Cubuk 2021): error
 inconsistency EI = mean(r_a XOR r_b) (Sec. 4, Fig. 1), both-right / both-wrong (Fig. 8), gain =
 ens_acc - (p_a + p_b)/2 and conversion = P(ensemble right | exactly one right) (Fig. 2),
 theta = atan2(c_a, c_b) (Fig. 3), per-class specialization (Fig. 4, 12), greedy selection
@@ -55,7 +55,7 @@ MAX_GROUPS = 30
 # labels a little narrower than the space kept for them (tests/test_report_browser.py checks
 # both). No web font, nothing fetched. Text is never parsed as math ($ in names);
 # svg.hashsalt keeps the SVG ids deterministic.
-RC = {
+RC: dict[Any, Any] = {  # matplotlib's stubs key rc_context by a Literal of rc names
     "svg.fonttype": "none",
     "font.family": ["sans-serif"],
     "font.sans-serif": ["DejaVu Sans"],
@@ -204,7 +204,8 @@ def summary_interval(results: Results, column: str, category: str) -> tuple[floa
     if not isinstance(entry, dict):
         return None
     try:
-        lo, hi = float(entry.get("lo")), float(entry.get("hi"))
+        raw: tuple[Any, Any] = (entry.get("lo"), entry.get("hi"))
+        lo, hi = float(raw[0]), float(raw[1])
     except (TypeError, ValueError):
         return None
     return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
@@ -326,7 +327,7 @@ def fig1_error_inconsistency(results: Results, which: str = "base") -> FigureRes
     both-wrong by category.
 
     EI = mean(r_a XOR r_b); kappa = (c_obs - c_exp) / (1 - c_exp) (Geirhos et al. 2020);
-    both_right = mean(r_a AND r_b); both_wrong = mean(NOT r_a AND NOT r_b) (DESIGN sec. 3).
+    both_right = mean(r_a AND r_b); both_wrong = mean(NOT r_a AND NOT r_b) (docs/design.md sec. 3).
     Dots: pairs; bars: category mean with its 95 % bootstrap interval.
     """
     pairs = select_pairs(results, which)
@@ -571,7 +572,7 @@ def fig10_neither_conversion(results: Results, which: str = "base") -> FigureRes
         )
     categories = ordered_categories(pairs.category)
     fig, axes = _new_figure(4.6, 3.1)
-    data = {
+    data: dict[str, Any] = {
         "categories": categories,
         "neither_conversion": _strip_panel(
             axes[0][0],
@@ -639,7 +640,7 @@ def fig3_theta(results: Results) -> FigureResult:
             continue
         other = others[k]
         sub = rows[rows.model_b == other]
-        entry = {
+        entry: dict[str, Any] = {
             "model_a": base,
             "model_b": other,
             "category": category.get(other),
@@ -768,7 +769,7 @@ def _specialization_panels(results: Results, kinds: list[str], title: str) -> Fi
         ax2.set_title("Confidence where exactly one is right")
     if not with_theta:
         shown.append("no confidence panel: a decision-only model has no confidence (theta)")
-    fig.suptitle(f"{label(base, 40)} vs {label(other, 40)}", fontsize=9)
+    fig.suptitle(f"{label(str(base), 40)} vs {label(other, 40)}", fontsize=9)
     return FigureResult(fig, data, shown=shown)
 
 
@@ -1017,6 +1018,7 @@ def fig7_transfer(results: Results) -> FigureResult:
     if have_t:
         ax = next(panels)
         data["transfer"] = {}
+        assert transfer is not None  # have_t
         for k, (metric, part) in enumerate(transfer.groupby("downstream_metric", sort=False)):
             color = OTHER_COLORS[k % len(OTHER_COLORS)] if k else "#1f78b4"
             ax.scatter(
@@ -1151,7 +1153,7 @@ def fig13_cka(results: Results, which: str = "base") -> FigureResult:
 
 @_figure_function
 def fig_reliability(results: Results) -> FigureResult:
-    """Reliability diagrams before and after temperature scaling (DESIGN sec. 3: T minimises the
+    """Reliability diagrams before and after temperature scaling (docs/design.md sec. 3: T minimises the
     calibration-split NLL): accuracy against mean confidence per bin (empty bins left out);
     ECE = sum_b (n_b / n) |acc_b - conf_b|, recomputed from the table."""
     table = results.get("reliability")

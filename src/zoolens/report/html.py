@@ -16,38 +16,36 @@ the model soups of soup.csv and the model cards of cards.json, notes included).
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as _dt
 import hashlib
-import html
 import io
 import json
 import math
 import os
-import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from zoolens import __version__
-from zoolens.errors import ZoolensError, naming_path
+from zoolens.atomic import atomic_write_with
+from zoolens.errors import ZoolensError
 from zoolens.progress import terminal_text
 from zoolens.measure.stats import accuracy_adjusted_means
 from zoolens.report import figures as F
+from zoolens.report.markup import cell as _cell
+from zoolens.report.markup import esc, figure_svg
+from zoolens.report.markup import num as _num
+from zoolens.report.markup import pct as _pct
+from zoolens.report.markup import sort_key as _sort_key
+from zoolens.report.markup import table as _table
+from zoolens.report.shift import shift_section
 from zoolens.report.tables import Results, finite, load_results, pairs_with_base
-
-
-def esc(value) -> str:
-    """Escape any value for HTML text and attribute values (quotes included); characters
-    that act instead of showing (bidi overrides that reorder a line, zero-width spaces,
-    control characters) are shown as their escapes (``\\u202e``), as on the terminal."""
-    return html.escape(terminal_text(str(value)), quote=True)
 
 
 @dataclass
@@ -60,91 +58,13 @@ class ReportResult:
     figure_data: dict[str, dict] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- figures as inline SVG
-
-_ID = re.compile(r'\bid="([^"]+)"')
-
-
-def figure_svg(fig, prefix: str) -> str:
-    """The figure as an inline <svg> element: no XML prolog, no comments, ids made unique.
-
-    Text is real SVG ``<text>`` (``svg.fonttype`` "none", see ``figures.RC``); matplotlib
-    escapes &, < and > in it (quotes need no escape in element text), so a model name is text
-    and never markup. Comments and metadata are dropped, and matplotlib's clip paths and
-    markers get ids that repeat across figures: every id and reference is prefixed, so many
-    figures share one page.
-    """
-    buffer = io.StringIO()
-    with F.style(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=F.MISSING_GLYPH)
-        fig.savefig(
-            buffer,
-            format="svg",
-            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
-        )
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    ids = set(_ID.findall(svg))
-    if ids:
-        pattern = re.compile(
-            r'(\bid="|url\(#|href="#)('
-            + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
-            + r')(?=[")])'
-        )
-        svg = pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
-    svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{prefix}-caption" ', 1)
-    return svg
-
-
 # ---------------------------------------------------------------- formatting helpers
-
-
-def _num(value, digits: int = 4) -> str:
-    if not finite(value):
-        return "—"
-    v = float(value)
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.3g}"
-    return f"{v:.{digits}f}"
-
-
-def _pct(value) -> str:
-    return f"{100 * float(value):.2f}%" if finite(value) else "—"
 
 
 def _text(value) -> str:
     """A card field as escaped text; "—" when it is empty."""
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     return esc(text) if text.strip() else "—"
-
-
-def _sort_key(value) -> str:
-    return repr(float(value)) if finite(value) else ""
-
-
-def _cell(text: str, sort=None, cls: str = "") -> str:
-    attrs = f' data-sort="{esc(sort)}"' if sort is not None else ""
-    attrs += f' class="{cls}"' if cls else ""
-    return f"<td{attrs}>{text}</td>"
-
-
-def _table(
-    table_id: str,
-    caption: str,
-    headers: list[tuple[str, str]],
-    rows: list[str],
-    sortable: bool = True,
-) -> str:
-    head = "".join(f'<th scope="col" title="{esc(tip)}">{esc(name)}</th>' for name, tip in headers)
-    cls = ' class="sortable"' if sortable else ""
-    hint = " Click a column header to sort." if sortable else ""
-    return (
-        f'<div class="table-wrap"><table id="{esc(table_id)}"{cls}>'
-        f"<caption>{caption}{esc(hint)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
 
 
 # ---------------------------------------------------------------- tables
@@ -441,14 +361,16 @@ def thumbnail_uri(path: str, root: str | None = None) -> str | None:
         with open(file, "rb", opener=_nonblocking) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None  # swapped for a FIFO after the check
-            image = Image.open(handle)
-            if image.size[0] * image.size[1] > THUMBNAIL_MAX_PIXELS:
+            opened = Image.open(handle)
+            if opened.size[0] * opened.size[1] > THUMBNAIL_MAX_PIXELS:
                 return None
-            image = image.convert("RGB")
+            image = opened.convert("RGB")
             image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             scale = max(1, THUMBNAIL_PX // max(image.size))
             if scale > 1:  # tiny images (CIFAR's 32 px): enlarge without blurring
-                image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.NEAREST)
+                image = image.resize(
+                    (image.size[0] * scale, image.size[1] * scale), Image.Resampling.NEAREST
+                )
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
     except Exception:  # a missing or unreadable image: the row is shown without it
@@ -885,7 +807,7 @@ MIN_CORRELATION_PAIRS = 5
 def correlation_text(d: dict, name: str) -> str:
     """One correlation as text: "too few pairs" below MIN_CORRELATION_PAIRS points (a rank
     correlation over three pairs is 1.00 or -1.00 by luck half the time)."""
-    n = d.get("n_pairs")
+    n: Any = d.get("n_pairs")
     n_text = f"n = {esc(n)}" if n is not None else "n unknown"
     if not finite(n) or int(n) < MIN_CORRELATION_PAIRS:
         return f"too few pairs over {name} ({n_text}; at least {MIN_CORRELATION_PAIRS} needed)"
@@ -1164,28 +1086,9 @@ it loads nothing from the network.</footer>
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    """Write the page crash-safely (``zoolens.atomic``), creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise naming_path(exc, path) from None
-        raise
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it, then restoring it at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    atomic_write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def png_name(spec: F.FigureSpec) -> str:
@@ -1269,8 +1172,6 @@ def build_report(
         if note:
             notes.append(note)
     # Optional sections from their own tables (absent: nothing said), each self-contained.
-    from zoolens.report.shift import shift_section
-
     shift_html, shift_notes, shift_data = shift_section(results)
     notes.extend(shift_notes)
     report.figure_data.update(shift_data)

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from zoolens.measure.agreement import pairs_with
 from zoolens.report import figures as F
+from zoolens.report import markup as M
 from zoolens.report.tables import Results, finite
 
 # Probit-axis ticks, labelled in accuracy (those inside the plotted range are used).
@@ -100,7 +102,8 @@ def load_shift(results: Results) -> tuple[ShiftTables | None, list[str]]:
     if all(frame is None or len(frame) == 0 for frame in frames.values()):
         return None, []  # absent, or analyze without --shift (a bad table was noted on reading)
     missing = [f"{name}.csv" for name, frame in frames.items() if frame is None]
-    if missing or len(frames["shift_models"]) == 0:
+    models = frames["shift_models"]
+    if missing or models is None or len(models) == 0:
         return None, [
             f"the section under distribution shift is left out: "
             f"{', '.join(missing) or 'shift_models.csv'} absent, empty or unusable"
@@ -287,8 +290,8 @@ def estimated_accuracy(shift: ShiftTables) -> F.FigureResult:
 
 
 def _base_pairs(pairs: pd.DataFrame, base: str) -> pd.DataFrame:
-    mine = pairs[(pairs.model_a == base) | (pairs.model_b == base)]
-    return mine.assign(other=np.where(mine.model_a == base, mine.model_b, mine.model_a))
+    rows, _, other = pairs_with(pairs.model_a, pairs.model_b, base)
+    return pairs.iloc[rows].assign(other=other)
 
 
 @F._figure_function
@@ -358,7 +361,6 @@ def _sidekick_rows(shift: ShiftTables, base: str) -> tuple[list[str], list[list]
 
 def shift_section(results: Results) -> tuple[str, list[str], dict]:
     """(section HTML or "", notes, figure data) for the results folder."""
-    from zoolens.report import html as H
 
     shift, load_notes = load_shift(results)
     if shift is None:
@@ -411,14 +413,14 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
             notes.append(f"{title} left out: {exc}")
             continue
         prefix = f"zl-{key}"
-        svg = H.figure_svg(drawn.figure, prefix)
+        svg = M.figure_svg(drawn.figure, prefix)
         shown = (
-            f' <span class="shown">({H.esc("; ".join(drawn.shown))}.)</span>' if drawn.shown else ""
+            f' <span class="shown">({M.esc("; ".join(drawn.shown))}.)</span>' if drawn.shown else ""
         )
         blocks.append(
-            f'<figure id="{prefix}" class="zl-figure" data-figure="{H.esc(key)}">'
-            f'{svg}<figcaption id="{prefix}-caption"><b>{H.esc(title)}</b>. '
-            f"{H.esc(caption)}{shown}</figcaption></figure>"
+            f'<figure id="{prefix}" class="zl-figure" data-figure="{M.esc(key)}">'
+            f'{svg}<figcaption id="{prefix}-caption"><b>{M.esc(title)}</b>. '
+            f"{M.esc(caption)}{shown}</figcaption></figure>"
         )
         data[key] = drawn.data
         drawn.figure.clear()
@@ -438,7 +440,7 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
     return (
         f'<section id="shift"><h2>Under distribution shift</h2>'
         f"<p>The same models on {len(shift.shifted) + 1} evaluation sets; the reference "
-        f'set is <span class="name">{H.esc(shift.reference)}</span>. {_labels_sentence(shift)}'
+        f'set is <span class="name">{M.esc(shift.reference)}</span>. {_labels_sentence(shift)}'
         f"</p>{body}</section>",
         notes,
         data,
@@ -446,19 +448,18 @@ def shift_section(results: Results) -> tuple[str, list[str], dict]:
 
 
 def _fits_table(shift: ShiftTables) -> str:
-    from zoolens.report import html as H
 
     rows = []
     for f in shift.fits.to_dict("records"):
         cells = [
-            H._cell(H.esc(f["set"]), str(f["set"]), "name"),
-            H._cell(H.esc(f["measure"])),
-            H._cell(H._num(f["slope"], 3), H._sort_key(f["slope"]), "num"),
-            H._cell(H._num(f["intercept"], 3), H._sort_key(f["intercept"]), "num"),
-            H._cell(H._num(f["r2"], 3), H._sort_key(f["r2"]), "num"),
-            H._cell(
+            M.cell(M.esc(f["set"]), str(f["set"]), "name"),
+            M.cell(M.esc(f["measure"])),
+            M.cell(M.num(f["slope"], 3), M.sort_key(f["slope"]), "num"),
+            M.cell(M.num(f["intercept"], 3), M.sort_key(f["intercept"]), "num"),
+            M.cell(M.num(f["r2"], 3), M.sort_key(f["r2"]), "num"),
+            M.cell(
                 str(int(f["n_points"])) if finite(f["n_points"]) else "—",
-                H._sort_key(f["n_points"]),
+                M.sort_key(f["n_points"]),
                 "num",
             ),
         ]
@@ -475,20 +476,19 @@ def _fits_table(shift: ShiftTables) -> str:
         "<b>Lines under shift.</b> probit(measure on the shifted set) ≈ slope · "
         "probit(measure on the reference set) + intercept."
     )
-    return H._table("table-shift-fits", caption, headers, rows)
+    return M.table("table-shift-fits", caption, headers, rows)
 
 
 def _sidekick_table(sets: list[str], rows: list[list], best: str | None, base: str) -> str:
-    from zoolens.report import html as H
 
     body = []
     for row in rows:
-        cells = [H._cell(H.esc(row[0]), str(row[0]), "name")]
+        cells = [M.cell(M.esc(row[0]), str(row[0]), "name")]
         for rank, acc in row[1:]:
-            text = f'{int(rank)} <span class="ci">{H._pct(acc)}</span>' if finite(rank) else "—"
-            cells.append(H._cell(text, H._sort_key(rank), "num"))
+            text = f'{int(rank)} <span class="ci">{M.pct(acc)}</span>' if finite(rank) else "—"
+            cells.append(M.cell(text, M.sort_key(rank), "num"))
         cls = ' class="best"' if row[0] == best else ""
-        body.append(f'<tr{cls} data-model="{H.esc(row[0])}">{"".join(cells)}</tr>')
+        body.append(f'<tr{cls} data-model="{M.esc(row[0])}">{"".join(cells)}</tr>')
     headers = [("Model", "the base's partner")] + [
         (
             f"Rank on {name}",
@@ -499,20 +499,19 @@ def _sidekick_table(sets: list[str], rows: list[list], best: str | None, base: s
     ]
     caption = (
         f"<b>Sidekicks under shift.</b> The partners of the base "
-        f'<span class="name">{H.esc(base)}</span> ranked by ensemble accuracy on the '
+        f'<span class="name">{M.esc(base)}</span> ranked by ensemble accuracy on the '
         f"reference set; the best one there"
-        + (f' (<span class="name">{H.esc(best)}</span>)' if best else "")
+        + (f' (<span class="name">{M.esc(best)}</span>)' if best else "")
         + " and its rank on every shifted set."
     )
-    return H._table("table-shift-sidekicks", caption, headers, body)
+    return M.table("table-shift-sidekicks", caption, headers, body)
 
 
 def _labels_sentence(shift: ShiftTables) -> str:
     """Which shifted sets had labels (the reference always has)."""
-    from zoolens.report import html as H
 
     def names(sets: list[str]) -> str:
-        return ", ".join(f'<span class="name">{H.esc(n)}</span>' for n in sets)
+        return ", ".join(f'<span class="name">{M.esc(n)}</span>' for n in sets)
 
     parts = []
     if shift.labelled:
@@ -526,25 +525,23 @@ def _labels_sentence(shift: ShiftTables) -> str:
 
 
 def _estimates_table(shift: ShiftTables) -> str:
-    from zoolens.report import html as H
-
     rows = []
     for r in shift.models[shift.models.set.isin(shift.estimated)].to_dict("records"):
-        est = f"{H._pct(r['estimated_accuracy'])}"
+        est = f"{M.pct(r['estimated_accuracy'])}"
         if finite(r.get("estimated_accuracy_lo")) and finite(r.get("estimated_accuracy_hi")):
             est += (
-                f' <span class="ci">[{H._pct(r["estimated_accuracy_lo"])}, '
-                f"{H._pct(r['estimated_accuracy_hi'])}]</span>"
+                f' <span class="ci">[{M.pct(r["estimated_accuracy_lo"])}, '
+                f"{M.pct(r['estimated_accuracy_hi'])}]</span>"
             )
-        aline_s = f"{H._pct(r.get('estimated_accuracy_aline_s'))}"
-        measured = H._pct(r["accuracy"]) if finite(r["accuracy"]) else "no labels"
+        aline_s = f"{M.pct(r.get('estimated_accuracy_aline_s'))}"
+        measured = M.pct(r["accuracy"]) if finite(r["accuracy"]) else "no labels"
         cells = [
-            H._cell(H.esc(r["set"]), str(r["set"]), "name"),
-            H._cell(H.esc(r["model"]), str(r["model"]), "name"),
-            H._cell(H._pct(r["reference_accuracy"]), H._sort_key(r["reference_accuracy"]), "num"),
-            H._cell(est, H._sort_key(r["estimated_accuracy"]), "num"),
-            H._cell(aline_s, H._sort_key(r.get("estimated_accuracy_aline_s")), "num"),
-            H._cell(measured, H._sort_key(r["accuracy"]), "num"),
+            M.cell(M.esc(r["set"]), str(r["set"]), "name"),
+            M.cell(M.esc(r["model"]), str(r["model"]), "name"),
+            M.cell(M.pct(r["reference_accuracy"]), M.sort_key(r["reference_accuracy"]), "num"),
+            M.cell(est, M.sort_key(r["estimated_accuracy"]), "num"),
+            M.cell(aline_s, M.sort_key(r.get("estimated_accuracy_aline_s")), "num"),
+            M.cell(measured, M.sort_key(r["accuracy"]), "num"),
         ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     headers = [
@@ -561,4 +558,4 @@ def _estimates_table(shift: ShiftTables) -> str:
         "agreement needs no labels. Where a set has labels the estimate stands beside the "
         "measured accuracy, so the method can be checked on it."
     )
-    return H._table("table-shift-estimates", caption, headers, rows)
+    return M.table("table-shift-estimates", caption, headers, rows)

@@ -1,4 +1,4 @@
-"""Read and check the result tables of a results folder (DESIGN sec. 5, ``zoolens.contracts``).
+"""Read and check the result tables of a results folder (docs/design.md sec. 5, ``zoolens.contracts``).
 
 The report is rebuilt from a results folder alone: the CSV tables written by ``zoolens analyze``
 and ``zoolens probe`` and ``summary.json``. This module reads them with the model, class and
@@ -34,7 +34,8 @@ from zoolens.contracts import (
     SUPPORTED_TABLE_VERSIONS,
     TableContract,
 )
-from zoolens.errors import ZoolensError
+from zoolens.errors import ZoolensError, one_line
+from zoolens.measure.agreement import pairs_with
 
 # The tables' columns, types and versions are spelled once, in zoolens.contracts.
 TABLE_SPECS: dict[str, TableContract] = RESULT_TABLES
@@ -177,11 +178,6 @@ def _to_bool(series: pd.Series) -> tuple[pd.Series, int | None]:
     return text.isin(_TRUE), (int(bad.idxmax()) if bad.any() else None)
 
 
-def _one_line(exc: Exception) -> str:
-    """An exception's message on one line, at most 120 characters (for a note)."""
-    return " ".join(str(exc).split())[:120]
-
-
 def _bad_value_note(
     name: str, column: str, kind: str, series: pd.Series, row: int, left_out: str
 ) -> str:
@@ -304,7 +300,7 @@ def load_results(results_dir) -> Results:
         except Exception as exc:  # a broken file is the user's input: one line, keep going
             notes.append(
                 f"{spec.filename}: not readable ({type(exc).__name__}: "
-                f"{_one_line(exc)}); table left out"
+                f"{one_line(exc, 120, more='')}); table left out"
             )
             continue
         table = _check_table(raw, spec, notes)
@@ -346,7 +342,7 @@ def _read_json_object(file: Path, notes: list[str]):
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        notes.append(f"{file.name}: not readable as JSON ({_one_line(exc)}); left out")
+        notes.append(f"{file.name}: not readable as JSON ({one_line(exc, 120, more='')}); left out")
         return None
 
 
@@ -358,7 +354,8 @@ def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
         raw = restore_text(pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8"))
     except Exception as exc:  # user input: one line, keep going
         notes.append(
-            f"soup.csv: not readable ({type(exc).__name__}: {_one_line(exc)}); soup table left out"
+            f"soup.csv: not readable ({type(exc).__name__}: {one_line(exc, 120, more='')}); "
+            "soup table left out"
         )
         return None
     missing = [c for c in SOUP_COLUMNS if c not in raw.columns]
@@ -436,15 +433,14 @@ def load_extras(results: Results) -> None:
 
 
 def pairs_with_base(pairs: pd.DataFrame, base: str | None) -> pd.DataFrame:
-    """Pairs (base, other) oriented so that ``other`` is the non-base model (DESIGN: pairs.csv
+    """Pairs (base, other) oriented so that ``other`` is the non-base model (docs/design.md: pairs.csv
     holds each unordered pair once, in zoo order, so the base may be on either side). Adds
     columns ``other``, ``acc_base`` and ``acc_other``; symmetric rates are unchanged."""
     if base is None:
         return pairs.iloc[0:0].assign(other=pd.Series(dtype=str))
-    a_side = pairs.model_a == base
-    b_side = (pairs.model_b == base) & ~a_side
-    sel = pairs[(a_side | b_side) & (pairs.model_a != pairs.model_b)].copy()
-    flip = b_side[sel.index]
+    rows, flipped, _ = pairs_with(pairs.model_a, pairs.model_b, base)
+    sel = pairs.iloc[rows].copy()
+    flip = pd.Series(flipped, index=sel.index)
     sel["other"] = sel.model_b.where(~flip, sel.model_a)
     sel["acc_base"] = sel.acc_a.where(~flip, sel.acc_b)
     sel["acc_other"] = sel.acc_b.where(~flip, sel.acc_a)

@@ -1,7 +1,8 @@
 """``analyze``: one zoo in, the paper's tables out (Gontijo-Lopes et al. 2021, Sec. 3-4.5).
 
-One visible pipeline; each stage is a function with a typed input and output, timed
-(``summary.json["timings_s"]``, printed by ``zoolens analyze --verbose``):
+One visible pipeline; each stage is a function ``stage_<name>`` with typed inputs and
+outputs, timed under its name (``study.stages.STAGES``, the one list: summary.json's
+``timings_s``, ``zoolens analyze --verbose``, the benchmark); no work runs outside a stage:
 
 1. ``inputs`` (``study.inputs.read_inputs`` -> ``ZooInputs``): names checked, every model's
    predictions -> the correctness matrix R on the evaluation split and on all examples,
@@ -22,14 +23,18 @@ One visible pipeline; each stage is a function with a typed input and output, ti
 5. ``interpolation``: the default curves (base with its best sidekick, paper Fig. 11) need
    the pairs table to know the sidekick, so the two models' evaluation rows are read once
    more (skipped when ``--interpolate`` named the pairs: their curves came from stage 3).
-6. ``greedy`` (``study.greedy``): reads the pool on the calibration split to choose
-   (calibrated rows held in memory or, when they exceed ``memory_budget``, held lazily:
-   per-row softmax statistics and the entries the pruned selection asks for, recomputed
-   from the zoo; identical results), and the member added at each step on the evaluation
-   split to report.
-7. ``headline`` (``study.headline.headline``): the findings summary.json leads with; it only
+6. ``drilldown`` (``study.drilldown``): the examples only one of the base and its best
+   sidekick gets right.
+7. ``greedy`` (``study.greedy``, a ``Selection``): reads the pool on the calibration split to
+   choose (calibrated rows held in memory or, when they exceed ``memory_budget``, held
+   lazily: per-row softmax statistics and the entries the pruned selection asks for,
+   recomputed from the zoo; identical results), and the member added at each step on the
+   evaluation split to report; then pareto.csv (accuracy against cost).
+8. ``headline`` (``study.headline.headline``): the findings summary.json leads with; it only
    reads the tables and the frozen sums.
-8. ``write``: every table, cards.json, then summary.json (atomic; summary last).
+9. ``shift`` (only with ``--shift``, ``study.shift.analyze_shift``): the same models on the
+   shifted sets.
+10. ``write``: every table, cards.json, then summary.json (atomic; summary last).
 
 Every measure is taken on the evaluation split; the calibration split only fits temperatures
 and chooses greedy members. ``accuracy_all`` is over all examples (the number to compare with
@@ -40,12 +45,10 @@ through ``Zoo.scores`` with the remaining mass spread evenly over the other clas
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -55,6 +58,7 @@ from zoolens.progress import info
 from zoolens.study import stream, tables
 from zoolens.study.assemble import (
     RELIABILITY_BINS,
+    Tables,
     build_tables,
     calibration_settings,
     cards_payload,
@@ -65,7 +69,8 @@ from zoolens.study.assemble import (
     model_notes,
 )
 from zoolens.study.bootstrap import Resamples
-from zoolens.study.budget import pareto_summary, pareto_table, parse_budget
+from zoolens.study.budget import Budget, pareto_summary, pareto_table, parse_budget
+from zoolens.study.greedy import GreedySkipped, Selection
 from zoolens.study.headline import greedy_summary, headline, ranked_sidekicks
 from zoolens.study.inputs import (
     DEFAULT_MEMORY_BUDGET,
@@ -74,6 +79,7 @@ from zoolens.study.inputs import (
     AnalyzeOptions,
     Calibration,
     ZooInputs,
+    ZooReader,
     calibrate,
     check_model,
     chunk_examples,
@@ -85,7 +91,11 @@ from zoolens.study.inputs import (
     with_base,
 )
 from zoolens.study.provenance import provenance
+from zoolens.study.stages import STAGES, StageTimer
 from zoolens.study.threads import one_torch_thread
+
+if TYPE_CHECKING:
+    from zoolens.study.shift import ShiftResult
 
 __all__ = [
     "AnalysisResult",
@@ -96,21 +106,9 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "INTERPOLATION_WEIGHTS",
     "STAGES",
+    "Selection",
+    "ZooReader",
 ]
-
-# The stages, in order, as summary.json's "timings_s" names them.
-STAGES = (
-    "inputs",
-    "temperatures",
-    "evaluation",
-    "tables",
-    "interpolation",
-    "drilldown",
-    "greedy",
-    "headline",
-    "shift",
-    "write",
-)  # shift: only with --shift
 
 
 @dataclass
@@ -139,28 +137,6 @@ class AnalysisResult:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in tables.TABLE_COLUMNS}
-
-
-class StageTimer:
-    """Wall time of each stage (seconds, in the order run)."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.timings: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - began
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    def rounded(self) -> dict[str, float]:
-        return {name: round(seconds, 3) for name, seconds in self.timings.items()}
 
 
 def analyze(
@@ -199,7 +175,7 @@ def analyze(
             interpolation (.csv and .parquet) and summary.json; None writes nothing.
         pool: greedy candidates: a filter on the models table ("accuracy<0.78"), a comma
             list or a sequence of names; None = every model with probabilities.
-        max_steps: greedy steps (DESIGN.md sec. 3).
+        max_steps: greedy steps (docs/design.md sec. 3).
         combine: "probs" averages calibrated probabilities, "logits" calibrated logits
             (z / T, the paper's Fig. 11 variant).
         n_bootstrap, seed: example-resampling bootstrap (0 resamples: intervals are NaN).
@@ -260,196 +236,340 @@ def run_analysis(
         return _run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Stage ``inputs``: the zoo read once, the parsed budget, the opened shift sets."""
+
+    zoo: ZooReader
+    inputs: ZooInputs
+    budget: Budget | None
+    shift_sets: Any  # study.shift.open_sets' sets; None without --shift
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """Stages ``temperatures`` and ``evaluation``: temperatures, the models table, the
+    evaluation plan and the frozen pass."""
+
+    calibration: Calibration
+    models: pd.DataFrame
+    plan: stream.EvalPlan
+    evaluation: stream.EvalPass
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Stage ``greedy``: the pool, the selection and the tables it fills (with pareto.csv,
+    which needs the greedy table)."""
+
+    pool_names: list[str]
+    selection: Selection
+    greedy: pd.DataFrame
+    greedy_folds: pd.DataFrame
+    pareto: pd.DataFrame
+
+
 def _run_analysis(
-    zoo: Any,
+    zoo: ZooReader | str | Path,
     options: AnalyzeOptions,
     out_dir: str | Path | None,
     *,
     shift: Any,
     reference_name: str,
 ) -> AnalysisResult:
+    """The stages of ``study.stages.STAGES``, each timed under its name."""
     timer = StageTimer()
-    zoo = open_zoo(zoo)
     with timer.stage("inputs"):
-        # Before any array is read: a bad --budget fails at once.
-        budget = (
-            parse_budget(options.budget, list(zoo.models), [zoo.card(name) for name in zoo.models])
-            if options.budget is not None
-            else None
-        )
-        inputs = read_inputs(zoo, options)
-        shift_sets = None
-        if shift:
-            from zoolens.study.shift import open_sets
+        prepared = stage_inputs(zoo, options, shift, reference_name)
+    inputs = prepared.inputs
+    with timer.stage("temperatures"):
+        calibration, models = stage_temperatures(inputs, options)
+    with timer.stage("evaluation"):
+        plan, evaluation = stage_evaluation(inputs, calibration, options)
+    evaluated = Evaluated(calibration, models, plan, evaluation)
+    with timer.stage("tables"):
+        built, sidekicks = stage_tables(inputs, evaluated, options, prepared.budget)
+    with timer.stage("interpolation"):
+        interpolation = stage_interpolation(inputs, evaluated, options, sidekicks)
+    with timer.stage("drilldown"):
+        drilldown = stage_drilldown(prepared.zoo, inputs, calibration, options, sidekicks)
+    with timer.stage("greedy"):
+        chosen = stage_greedy(inputs, evaluated, built, options, prepared.budget)
+    with timer.stage("headline"):
+        summary = stage_headline(prepared, evaluated, built, sidekicks, chosen, options)
+    shift_result = None
+    if prepared.shift_sets is not None:
+        with timer.stage("shift"):
+            shift_result = stage_shift(prepared, calibration, options, reference_name)
+            summary["shift"] = shift_result.summary
+    with timer.stage("write"):
+        result = stage_write(
+            out_dir, inputs, options, built, interpolation, drilldown, chosen, shift_result,
+            summary, timer,
+        )  # fmt: skip
+    return result
 
-            # Checked before the analysis runs: a bad --shift fails in a second.
-            shift_sets = open_sets(zoo, shift, reference_name=reference_name)
-        if budget is not None and not inputs.calibrated:
-            raise ZoolensError(
-                "--budget needs a calibration split (cross-fitted greedy "
-                "selection has no budget yet); drop --no-calibration"
-            )
+
+def stage_inputs(
+    zoo: ZooReader | str | Path, options: AnalyzeOptions, shift: Any, reference_name: str
+) -> Prepared:
+    """Stage 1: open the zoo, check every name and option that can be checked before an
+    array is read (a bad --budget or --shift fails in a second), read the inputs."""
+    reader = open_zoo(zoo)
+    budget = (
+        parse_budget(options.budget, list(reader.models), [reader.card(n) for n in reader.models])
+        if options.budget is not None
+        else None
+    )
+    inputs = read_inputs(reader, options)
+    shift_sets = None
+    if shift:
+        from zoolens.study.shift import open_sets
+
+        shift_sets = open_sets(reader, shift, reference_name=reference_name)
+    if budget is not None and not inputs.calibrated:
+        raise ZoolensError(
+            "--budget needs a calibration split (cross-fitted greedy "
+            "selection has no budget yet); drop --no-calibration"
+        )
     info(
         f"analysing {len(inputs.names)} models on {len(inputs.ev)} evaluation examples "
-        f"({len(inputs.cal)} calibration) of {zoo.path}"
+        f"({len(inputs.cal)} calibration) of {reader.path}"
     )
-    with timer.stage("temperatures"):
-        calibration = calibrate(inputs, ray=options.ray, ray_address=options.ray_address)
-        models = models_table(inputs, calibration)
-        if options.pool is not None:
-            # Fail fast on a bad --pool (syntax, columns, names, nothing matching) instead
-            # of after the evaluation pass; the columns the pass measures are checked, not
-            # applied.
-            from zoolens.study.pool import select_pool
+    return Prepared(reader, inputs, budget, shift_sets)
 
-            select_pool(models, options.pool, defer=EVALUATION_COLUMNS)
 
-    with timer.stage("evaluation"):
-        plan = evaluation_plan(inputs, options)
-        evaluation = stream.run_eval_pass(inputs, calibration, plan)
-    with timer.stage("tables"):
-        built = build_tables(inputs, models, evaluation, plan.resamples)
-        sidekicks = ranked_sidekicks(built.pairs, options.base)
-        if budget is not None:
-            sidekicks = budget.sidekicks(sidekicks, options.base)
-    with timer.stage("interpolation"):
-        # The default pair (base, best sidekick) is known only now; its curves come from a
-        # two-model pass over the evaluation rows.
-        specs = list(plan.interpolation)
-        if not inputs.interpolation_pairs and sidekicks:
-            sidekick = inputs.names.index(sidekicks[0]["model"])
-            specs = interpolation_specs(
-                [(inputs.base_index, sidekick)], inputs, options.interpolation_weights
-            )
-            interpolation_curves(inputs, calibration, specs, options.combine, options.memory_budget)
-        interpolation = interpolation_table(inputs, specs)
-    with timer.stage("drilldown"):
-        from zoolens.study.drilldown import drilldown_table
+def stage_temperatures(
+    inputs: ZooInputs, options: AnalyzeOptions
+) -> tuple[Calibration, pd.DataFrame]:
+    """Stage 2: the temperatures and the models table; a bad --pool fails here."""
+    calibration = calibrate(inputs, ray=options.ray, ray_address=options.ray_address)
+    models = models_table(inputs, calibration)
+    if options.pool is not None:
+        # Fail fast on a bad --pool (syntax, columns, names, nothing matching) instead
+        # of after the evaluation pass; the columns the pass measures are checked, not
+        # applied.
+        from zoolens.study.pool import select_pool
 
-        drilldown = drilldown_table(
-            zoo,
-            inputs.names,
-            calibration.temperatures,
-            inputs.ev,
-            options.base,
-            sidekicks[0]["model"] if sidekicks else None,
-        )
-    with timer.stage("greedy"):
-        pool_names, selection = select_greedy(
-            inputs, calibration, built.models, options, optional=True, budget=budget
-        )
-    with timer.stage("headline"):
-        summary = provenance(zoo, command=options.command, seeds={"bootstrap": options.seed})
-        summary.update(
-            {
-                "base": options.base,
-                "settings": {
-                    "pool": options.pool_setting,
-                    "pool_models": pool_names,
-                    "greedy_start": options.greedy_start,
-                    "max_steps": options.max_steps,
-                    "combine": options.combine,
-                    "n_bootstrap": options.n_bootstrap,
-                    "interval": "percentile, 95%",
-                    "chunk_size": plan.chunk_size,
-                    "exact_topk": options.exact_topk,
-                    "reliability_bins": RELIABILITY_BINS,
-                    **calibration_settings(inputs, options.folds),
-                },
-                "splits": {
-                    "calibration": len(inputs.cal),
-                    "evaluation": len(inputs.ev),
-                    "all": int(zoo.num_examples),
-                },
-                "multilabel": bool(zoo.is_multilabel),
-            }
-        )
-        summary.update(
-            model_notes(inputs, calibration, built.groups.skipped_attributes, options.folds)
-        )
-        summary["undefined"] = built.undefined  # {column: {pairs, reason}}: NaN by construction
-        summary["headline"] = headline(
-            inputs,
-            options.base,
-            options.greedy_start,
-            built.models,
-            built.pairs,
-            sidekicks,
-            evaluation,
-            plan.resamples,
-            selection,
-        )
-        if evaluation.chunk_seconds:
-            chunk_s = np.asarray(evaluation.chunk_seconds)
-            # the per-block time a cluster's evaluation time scales from (README, Ray)
-            summary["evaluation_chunks"] = {
-                "chunks": len(chunk_s),
-                "examples_per_chunk": plan.chunk_size,
-                "median_s": round(float(np.median(chunk_s)), 4),
-                "max_s": round(float(chunk_s.max()), 4),
-                "total_s": round(float(chunk_s.sum()), 3),
-                "ray": options.ray,
-            }
-        if options.exact_topk and evaluation.prune.entries:
-            summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
-        if budget is not None:
-            summary["budget"] = budget.summary(options.base, sidekicks)
+        select_pool(models, options.pool, defer=EVALUATION_COLUMNS)
+    return calibration, models
 
-    shift_result = None
-    if shift_sets is not None:
-        with timer.stage("shift"):
-            from zoolens.study.shift import analyze_shift
 
-            # The reference rows and temperatures are this analysis's own.
-            shift_result = analyze_shift(
-                zoo,
-                (),
-                options.base,
-                sets=shift_sets,
-                reference_rows=inputs.ev,
-                temperatures=dict(zip(inputs.names, calibration.temperatures)),
-                combine=options.combine,
-                n_bootstrap=options.n_bootstrap,
-                seed=options.seed,
-                memory_budget=options.memory_budget,
-                exact_topk=options.exact_topk,
-                reference_name=reference_name,
-            )
-            summary["shift"] = shift_result.summary
+def stage_evaluation(
+    inputs: ZooInputs, calibration: Calibration, options: AnalyzeOptions
+) -> tuple[stream.EvalPlan, stream.EvalPass]:
+    """Stage 3: the evaluation pass (``study.stream``)."""
+    plan = evaluation_plan(inputs, options)
+    return plan, stream.run_eval_pass(inputs, calibration, plan)
+
+
+def stage_tables(
+    inputs: ZooInputs, evaluated: Evaluated, options: AnalyzeOptions, budget: Budget | None
+) -> tuple[Tables, list[dict[str, Any]]]:
+    """Stage 4: the tables of the pass and the base's sidekicks, ranked (within budget)."""
+    built = build_tables(inputs, evaluated.models, evaluated.evaluation, evaluated.plan.resamples)
+    sidekicks = ranked_sidekicks(built.pairs, options.base)
+    if budget is not None:
+        sidekicks = budget.sidekicks(sidekicks, options.base)
+    return built, sidekicks
+
+
+def stage_interpolation(
+    inputs: ZooInputs,
+    evaluated: Evaluated,
+    options: AnalyzeOptions,
+    sidekicks: list[dict[str, Any]],
+) -> pd.DataFrame:
+    """Stage 5: the interpolation table. The default pair (base, best sidekick) is known
+    only now; its curves come from a two-model pass over the evaluation rows."""
+    specs = list(evaluated.plan.interpolation)
+    if not inputs.interpolation_pairs and sidekicks:
+        sidekick = inputs.names.index(sidekicks[0]["model"])
+        specs = interpolation_specs(
+            [(inputs.base_index, sidekick)], inputs, options.interpolation_weights
+        )
+        interpolation_curves(
+            inputs, evaluated.calibration, specs, options.combine, options.memory_budget
+        )
+    return interpolation_table(inputs, specs)
+
+
+def stage_drilldown(
+    zoo: ZooReader,
+    inputs: ZooInputs,
+    calibration: Calibration,
+    options: AnalyzeOptions,
+    sidekicks: list[dict[str, Any]],
+) -> pd.DataFrame:
+    """Stage 6: the examples only one of the base and its best sidekick gets right."""
+    from zoolens.study.drilldown import drilldown_table
+
+    return drilldown_table(
+        zoo,
+        inputs.names,
+        calibration.temperatures,
+        inputs.ev,
+        options.base,
+        sidekicks[0]["model"] if sidekicks else None,
+    )
+
+
+def stage_greedy(
+    inputs: ZooInputs,
+    evaluated: Evaluated,
+    built: Tables,
+    options: AnalyzeOptions,
+    budget: Budget | None,
+) -> Chosen:
+    """Stage 7: greedy selection, its tables, and accuracy against cost (pareto.csv)."""
+    pool_names, selection = select_greedy(
+        inputs, evaluated.calibration, built.models, options, optional=True, budget=budget
+    )
     greedy_table, greedy_folds = greedy_tables(selection)
     pareto = pareto_table(
         inputs.names, inputs.cards, options.base, built.models, built.pairs, greedy_table, budget
     )
-    if len(pareto):
-        summary["pareto"] = pareto_summary(pareto, inputs.names, inputs.cards)
+    return Chosen(pool_names, selection, greedy_table, greedy_folds, pareto)
+
+
+def stage_headline(
+    prepared: Prepared,
+    evaluated: Evaluated,
+    built: Tables,
+    sidekicks: list[dict[str, Any]],
+    chosen: Chosen,
+    options: AnalyzeOptions,
+) -> dict[str, Any]:
+    """Stage 8: summary.json's content (provenance, settings, notes, the headline)."""
+    zoo, inputs, budget = prepared.zoo, prepared.inputs, prepared.budget
+    calibration, plan, evaluation = evaluated.calibration, evaluated.plan, evaluated.evaluation
+    summary = provenance(zoo, command=options.command, seeds={"bootstrap": options.seed})
+    summary.update(
+        {
+            "base": options.base,
+            "settings": {
+                "pool": options.pool_setting,
+                "pool_models": chosen.pool_names,
+                "greedy_start": options.greedy_start,
+                "max_steps": options.max_steps,
+                "combine": options.combine,
+                "n_bootstrap": options.n_bootstrap,
+                "interval": "percentile, 95%",
+                "chunk_size": plan.chunk_size,
+                "exact_topk": options.exact_topk,
+                "reliability_bins": RELIABILITY_BINS,
+                **calibration_settings(inputs, options.folds),
+            },
+            "splits": split_sizes(inputs),
+            "multilabel": bool(zoo.is_multilabel),
+        }
+    )
+    summary.update(model_notes(inputs, calibration, built.groups.skipped_attributes, options.folds))
+    summary["undefined"] = built.undefined  # {column: {pairs, reason}}: NaN by construction
+    summary["headline"] = headline(
+        inputs,
+        options.base,
+        options.greedy_start,
+        built.models,
+        built.pairs,
+        sidekicks,
+        evaluation,
+        plan.resamples,
+        chosen.selection,
+    )
+    if evaluation.chunk_seconds:
+        chunk_s = np.asarray(evaluation.chunk_seconds)
+        # the per-block time a cluster's evaluation time scales from (README, Ray)
+        summary["evaluation_chunks"] = {
+            "chunks": len(chunk_s),
+            "examples_per_chunk": plan.chunk_size,
+            "median_s": round(float(np.median(chunk_s)), 4),
+            "max_s": round(float(chunk_s.max()), 4),
+            "total_s": round(float(chunk_s.sum()), 3),
+            "ray": options.ray,
+        }
+    if options.exact_topk and evaluation.prune.entries:
+        summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
+    if budget is not None:
+        summary["budget"] = budget.summary(options.base, sidekicks)
+    return summary
+
+
+def stage_shift(
+    prepared: Prepared, calibration: Calibration, options: AnalyzeOptions, reference_name: str
+) -> ShiftResult:
+    """Stage 9 (only with --shift): the same models on the shifted sets; the reference rows
+    and temperatures are this analysis's own."""
+    from zoolens.study.shift import analyze_shift
+
+    inputs = prepared.inputs
+    return analyze_shift(
+        prepared.zoo,
+        (),
+        options.base,
+        sets=prepared.shift_sets,
+        reference_rows=inputs.ev,
+        temperatures=dict(zip(inputs.names, calibration.temperatures)),
+        combine=options.combine,
+        n_bootstrap=options.n_bootstrap,
+        seed=options.seed,
+        memory_budget=options.memory_budget,
+        exact_topk=options.exact_topk,
+        reference_name=reference_name,
+    )
+
+
+def stage_write(
+    out_dir: str | Path | None,
+    inputs: ZooInputs,
+    options: AnalyzeOptions,
+    built: Tables,
+    interpolation: pd.DataFrame,
+    drilldown: pd.DataFrame,
+    chosen: Chosen,
+    shift_result: ShiftResult | None,
+    summary: dict[str, Any],
+    timer: StageTimer,
+) -> AnalysisResult:
+    """Stage 10: the result, every table, cards.json, then summary.json, staged so the
+    folder changes as a whole or not at all. summary.json's timings are taken just before
+    it is written (its own few milliseconds are the write stage's last)."""
+    if len(chosen.pareto):
+        summary["pareto"] = pareto_summary(chosen.pareto, inputs.names, inputs.cards)
     result = AnalysisResult(
         models=built.models,
         pairs=built.pairs,
         specialization=built.specialization,
-        greedy=greedy_table,
+        greedy=chosen.greedy,
         theta=built.theta,
         reliability=built.reliability,
         interpolation=interpolation,
         summary=summary,
-        greedy_folds=greedy_folds,
+        greedy_folds=chosen.greedy_folds,
         shift=shift_result,
-        pareto=pareto,
+        pareto=chosen.pareto,
         drilldown=drilldown,
         **(shift_result.tables() if shift_result is not None else {}),
     )
-    with timer.stage("write"):  # staged: the folder changes as a whole, or not at all
-        staged = None if out_dir is None else tables.StagedOutput(out_dir)
-        if staged is not None:
-            staged.write_tables(
-                result.tables(), parquet=options.parquet, cards=cards_payload(inputs)
-            )
+    staged = None if out_dir is None else tables.StagedOutput(out_dir)
+    if staged is not None:
+        staged.write_tables(result.tables(), parquet=options.parquet, cards=cards_payload(inputs))
     summary["timings_s"] = timer.rounded()
     summary["elapsed_s"] = round(timer.elapsed(), 3)
     if staged is not None:
         # summary.json last, so a crash never leaves a summary describing half-written
-        # tables; its own few milliseconds are the only time not in a stage.
+        # tables.
         staged.commit(summary)
     return result
+
+
+def split_sizes(inputs: ZooInputs) -> dict[str, int]:
+    """summary.json's "splits": calibration, evaluation and all examples."""
+    return {
+        "calibration": len(inputs.cal),
+        "evaluation": len(inputs.ev),
+        "all": int(inputs.zoo.num_examples),
+    }
 
 
 def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPlan:
@@ -484,12 +604,13 @@ def select_greedy(
     options: AnalyzeOptions,
     *,
     optional: bool = False,
-    budget: Any = None,
-) -> tuple[list[str], Any]:
+    budget: Budget | None = None,
+) -> tuple[list[str], Selection]:
     """The pool ``options.pool`` selects from the models table, and the greedy selection
     over it from ``options.greedy_start``.
 
-    Returns ``(pool names, GreedyOutcome)``, or ``(pool names, reason)`` when ``optional``
+    Returns ``(pool names, GreedyOutcome | CrossFitOutcome)``, or ``(pool names,
+    GreedySkipped(reason))`` when ``optional``
     (analyze's defaults) and the selection cannot run: the default start (the base) is
     decision-only. A pool too big for ``memory_budget`` runs with its calibration rows held
     lazily (``study.greedy``), with identical results. Without a calibration split the
@@ -511,46 +632,29 @@ def select_greedy(
         )
         # The rest of the analysis still runs; the summary says why greedy was skipped.
         info(f"greedy selection skipped: {reason}")
-        return pool_names, reason
+        return pool_names, GreedySkipped(reason)
     if optional and budget is not None and not budget.fits([start]):
         reason = (
             f"the start {start!r} alone does not fit the budget {budget.describe()} "
             "(or has no cost on its card)"
         )
         info(f"greedy selection skipped: {reason}")
-        return pool_names, reason
-    if not inputs.calibrated:
-        return pool_names, run_crossfit(
-            inputs.zoo,
-            inputs.names,
-            inputs.has_scores,
-            calibration.temperatures,
-            start,
-            pool_names,
-            ev=inputs.ev,
-            labels=inputs.labels,
-            combine=options.combine,
-            max_steps=options.max_steps,
-            memory_budget=options.memory_budget,
-            folds=options.folds,
-            seed=options.seed,
-        )
-    selection = run_selection(
-        inputs.zoo,
-        inputs.names,
-        inputs.has_scores,
-        calibration.temperatures,
-        start,
-        pool_names,
-        cal=inputs.cal,
+        return pool_names, GreedySkipped(reason)
+    common: dict[str, Any] = dict(
         ev=inputs.ev,
         labels=inputs.labels,
         combine=options.combine,
         max_steps=options.max_steps,
         memory_budget=options.memory_budget,
-        budget=budget,
     )
-    return pool_names, selection
+    zoo_rows = (inputs.zoo, inputs.names, inputs.has_scores, calibration.temperatures)
+    if not inputs.calibrated:
+        return pool_names, run_crossfit(
+            *zoo_rows, start, pool_names, folds=options.folds, seed=options.seed, **common
+        )
+    return pool_names, run_selection(
+        *zoo_rows, start, pool_names, cal=inputs.cal, budget=budget, **common
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -609,11 +713,7 @@ def run_greedy(
                 "combine": combine,
                 **calibration_settings(inputs, folds),
             },
-            "splits": {
-                "calibration": len(inputs.cal),
-                "evaluation": len(inputs.ev),
-                "all": int(zoo.num_examples),
-            },
+            "splits": split_sizes(inputs),
             "greedy": greedy_summary(selection),
         }
     )
@@ -626,4 +726,5 @@ def run_greedy(
         tables.write_results(
             out_dir, written, summary, parquet=parquet, cards=cards_payload(inputs)
         )
+    assert not isinstance(selection, GreedySkipped)  # only analyze's defaults skip
     return selection.table, summary

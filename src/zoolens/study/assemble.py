@@ -1,4 +1,4 @@
-"""Stage 4 of ``analyze``: the result tables from the evaluation pass (DESIGN.md sec. 5).
+"""Stage 4 of ``analyze``: the result tables from the evaluation pass (docs/design.md sec. 5).
 
 Pure functions of the typed stage outputs (``study.inputs.ZooInputs`` / ``Calibration``,
 ``study.stream.EvalPass``, ``study.bootstrap.Resamples``); nothing here reads the zoo's
@@ -21,6 +21,7 @@ from zoolens.measure.fused import calibrated_inputs
 from zoolens.measure.stats import mcnemar_p_values
 from zoolens.study import tables
 from zoolens.study.bootstrap import Resamples
+from zoolens.study.greedy import CrossFitOutcome, GreedySkipped, Selection
 from zoolens.study.inputs import Calibration, ZooInputs
 from zoolens.study.stream import EvalPass, InterpolationSpec, accumulate_interpolation
 
@@ -421,12 +422,10 @@ def calibration_settings(inputs: ZooInputs, folds: int) -> dict[str, Any]:
     }
 
 
-def greedy_tables(selection: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def greedy_tables(selection: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(greedy.csv, greedy_folds.csv): a cross-fitted selection has no single step path,
     so greedy.csv is empty and its folds' steps go to greedy_folds.csv."""
-    from zoolens.study.greedy import CrossFitOutcome
-
-    if isinstance(selection, str):
+    if isinstance(selection, GreedySkipped):
         return tables.empty_table("greedy"), tables.empty_table("greedy_folds")
     if isinstance(selection, CrossFitOutcome):
         return tables.empty_table("greedy"), selection.table

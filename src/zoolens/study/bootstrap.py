@@ -91,7 +91,7 @@ class Resamples:
         ``numerator``, ``denominator``: (B, K) resampled sums; resample b's ratio is
         ``num_b / den_b``, left out where ``den_b = 0``. ``defined``: (K,) bool, the
         full-sample denominator is positive; elsewhere the interval is NaN, like the rate
-        itself (DESIGN.md sec. 3). Equals ``measure.stats.bootstrap_ratio_ci`` given the
+        itself (docs/design.md sec. 3). Equals ``measure.stats.bootstrap_ratio_ci`` given the
         same weights.
         """
         size = len(defined)

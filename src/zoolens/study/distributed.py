@@ -5,13 +5,17 @@ temperature fits as Ray tasks, with the conventions of ``zoolens collect --ray``
 or node failure and on transient errors (OSError; bad input, ZoolensError, is reported at
 once), one-line errors, the cluster shut down afterwards when this call started it.
 
-How the work is split: a chunk task reads its block of evaluation examples for every model
-(``study.stream.eval_chunk``: the fused pass per model, the pair ensembles of every pair on
-those examples, majority vote, interpolation curves, its bootstrap sums) and returns that
-chunk's sums; a fit task reads one model's calibration rows. The driver adds the chunks in
-chunk order (``study.stream.merge_chunk``, holding a finished chunk until the ones before it
-arrive), so every table is bit-identical to the local run. Predictions, the default
-interpolation pair's curves and greedy selection run on the driver.
+How the work is split: a chunk task (``study.stream.chunk_task``) reads its block of
+evaluation examples for every model (the fused pass per model, the pair ensembles of every
+pair on those examples, majority vote, interpolation curves, its bootstrap sums) and returns
+that chunk's sums; a fit task (``study.inputs.fit_task``) reads one model's calibration rows.
+The driver adds the chunks in chunk order (``study.stream.merge_chunk``, holding a finished
+chunk until the ones before it arrive), so every table is bit-identical to the local run.
+Predictions, the default interpolation pair's curves and greedy selection run on the driver.
+
+This module only runs tasks: the task bodies live with the stage they belong to
+(``study.stream``, ``study.inputs``), which import this module and pass them in, so the
+dependency points one way.
 
 Every node must see the zoo at the same path (a shared filesystem): tasks reopen it by path
 (``Zoo.open``), nothing of it travels through the object store except the analysis context
@@ -20,38 +24,13 @@ Every node must see the zoo at the same path (a shared filesystem): tasks reopen
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from zoolens.errors import ZoolensError
 from zoolens.progress import info
 
 MAX_RETRIES = 3
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ZoolensError(
-            "--ray needs Ray, which is not installed: pip install 'zoolens[ray]'"
-        ) from None
-    return ray
-
-
-def _start(ray: Any, address: str | None) -> bool:
-    """Connect (or start a local cluster); True when this call started it."""
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except Exception as exc:
-        raise ZoolensError(
-            f"--ray: cannot start or reach a Ray cluster at "
-            f"{address or 'RAY_ADDRESS / local'} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
-        ) from None
-    return True
 
 
 def _failed(what: str, exc: BaseException) -> ZoolensError:
@@ -65,21 +44,32 @@ def _failed(what: str, exc: BaseException) -> ZoolensError:
     )
 
 
-def chunk_task(ctx: Any, start: int, stop: int) -> Any:
-    """One chunk of the evaluation pass (the body of a Ray task; one model thread)."""
-    from zoolens.study.stream import eval_chunk
-    from zoolens.study.threads import model_workers
+_ZOOS: dict[str, Any] = {}  # per worker process: zoos opened by path
 
-    with model_workers(1) as workers:
-        return eval_chunk(ctx, start, stop, workers)
+
+def worker_zoo(path: str) -> Any:
+    """The zoo at ``path``, opened once per process (a Ray worker reopens it by path)."""
+    zoo = _ZOOS.get(path)
+    if zoo is None:
+        from zoolens.zoo.store import Zoo
+
+        _ZOOS.clear()
+        zoo = _ZOOS[path] = Zoo.open(path)
+    return zoo
 
 
 def run_chunks_ray(
-    ctx: Any, bounds: Sequence[tuple[int, int]], address: str | None
+    chunk_task: Callable[[Any, int, int], Any],
+    ctx: Any,
+    bounds: Sequence[tuple[int, int]],
+    address: str | None,
 ) -> Iterator[Any]:
-    """Yield every chunk's ``ChunkResult`` in chunk order, computed as Ray tasks."""
-    ray = _import_ray()
-    started = _start(ray, address)
+    """Yield ``chunk_task(ctx, start, stop)`` of every chunk in chunk order, computed as Ray
+    tasks (``ctx`` put in the object store once)."""
+    from zoolens.collect.distributed import import_ray, start_ray  # Ray's conventions
+
+    ray = import_ray()
+    started = start_ray(ray, address)
     try:
         remote = ray.remote(chunk_task).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]
@@ -120,23 +110,20 @@ def run_chunks_ray(
             ray.shutdown()
 
 
-def fit_task(zoo_path: str, name: str, cal: Any, labels_cal: Any) -> Any:
-    """One model's temperature fit on the calibration rows (the body of a Ray task)."""
-    from zoolens.measure.calibration import fit_temperature
-    from zoolens.study.stream import _worker_zoo
-
-    try:
-        return fit_temperature(_worker_zoo(zoo_path).scores(name, rows=cal), labels_cal)
-    except ZoolensError as exc:
-        raise ZoolensError(f"model {name!r}: {exc}") from None
-
-
 def fit_temperatures_ray(
-    zoo_path: str, names: Sequence[str], cal: Any, labels_cal: Any, address: str | None
+    fit_task: Callable[[str, str, Any, Any], Any],
+    zoo_path: str,
+    names: Sequence[str],
+    cal: Any,
+    labels_cal: Any,
+    address: str | None,
 ) -> list[Any]:
-    """TemperatureFit of each model in ``names`` (in that order), one Ray task each."""
-    ray = _import_ray()
-    started = _start(ray, address)
+    """``fit_task(zoo_path, name, cal, labels_cal)`` (a TemperatureFit) of each model in
+    ``names`` (in that order), one Ray task each."""
+    from zoolens.collect.distributed import import_ray, start_ray  # Ray's conventions
+
+    ray = import_ray()
+    started = start_ray(ray, address)
     try:
         remote = ray.remote(fit_task).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]

@@ -3,7 +3,7 @@
 ``pairs.csv``'s ``ensemble_gain`` is the paper's Fig. 2 quantity, the ensemble's accuracy over
 the *mean* of its two members (``ens_acc - (p_a + p_b) / 2``): a pair whose ensemble is below
 its better member still shows a positive gain there. Two gains against a model one could
-actually deploy sit beside it (DESIGN sec. 3 and the contracts module):
+actually deploy sit beside it (docs/design.md sec. 3 and the contracts module):
 
 - ``gain_over_best = ens_acc - max(p_a, p_b)``: over the better member (evaluation split);
   its interval is the paired bootstrap of ``e - r_best`` on the shared example resamples.
@@ -11,7 +11,7 @@ actually deploy sit beside it (DESIGN sec. 3 and the contracts module):
   (NaN for the others); interval: per resample, resampled ensemble accuracy minus resampled
   base accuracy (paired).
 
-Structural zeros are not measurements (DESIGN sec. 3: "rates whose condition never occurs are
+Structural zeros are not measurements (docs/design.md sec. 3: "rates whose condition never occurs are
 NaN, never 0"): a pair in which one member stores only its top-1 class (top-k with k = 1)
 can only ever predict one of the two members' top-1 classes, so "neither right" conversion is
 0 by construction; :func:`structurally_undefined` sets it (and its bounds) to NaN and says why.

@@ -1,4 +1,4 @@
-"""Greedy forward ensemble selection over a zoo (paper Sec. 4.5, Fig. 5; DESIGN.md sec. 3).
+"""Greedy forward ensemble selection over a zoo (paper Sec. 4.5, Fig. 5; docs/design.md sec. 3).
 
 Orchestration only; the selection rule is ``measure.ensemble.greedy_forward_selection``.
 Reads: the start model and the pool once on the calibration split (the only split that
@@ -327,16 +327,16 @@ def run_selection(
         )
     )
     # Zoo order, so that the tie rule's "lowest index" means the zoo's index whatever order
-    # the user listed the pool in (DESIGN.md sec. 3).
+    # the user listed the pool in (docs/design.md sec. 3).
     used = sorted(set([start] + candidates), key=index.__getitem__)
-    models = [
+    models: list[Any] = [
         _CalibratedRows(zoo, name, float(temperatures[index[name]]), combine) for name in used
     ]
-    pool = [used.index(name) for name in candidates]
-    select = dict(
+    pool_index = [used.index(name) for name in candidates]
+    select: dict[str, Any] = dict(
         labels=labels,
         start=used.index(start),
-        pool=pool,
+        pool=pool_index,
         max_steps=max_steps,
         calibration_index=cal,
         evaluation_index=ev,
@@ -352,8 +352,8 @@ def run_selection(
         select["on_step"] = advance
         if stage:
             hint = np.asarray(models[used.index(start)][cal]).argmax(axis=1)
-            lazy = lazy_pool([models[k] for k in pool], cal, num_classes, workers.map, hint)
-            for k, lazy_model in zip(pool, lazy):
+            lazy = lazy_pool([models[k] for k in pool_index], cal, num_classes, workers.map, hint)
+            for k, lazy_model in zip(pool_index, lazy):
                 models[k] = lazy_model
         result = greedy_forward_selection(models, **select)
     chosen = [used[k] for k in result.members]
@@ -371,6 +371,7 @@ def run_selection(
             "kept": np.arange(steps) < kept,
         }
     )[GREEDY_COLUMNS]
+    assert result.evaluation_correct is not None  # the evaluation rows were given
     return GreedyOutcome(
         table=table,
         members=chosen[:kept],
@@ -431,6 +432,19 @@ def cross_fit_folds(num_examples: int, folds: int, seed: int) -> list[np.ndarray
         )
     order = np.random.default_rng(seed).permutation(num_examples)
     return [np.sort(part) for part in np.array_split(order, folds)]
+
+
+@dataclass(frozen=True)
+class GreedySkipped:
+    """Greedy selection did not run (``analyze``'s defaults: a decision-only base, a start
+    outside the budget); ``reason`` goes to summary.json."""
+
+    reason: str
+
+
+# What the greedy stage returns: a selection on the calibration split, a cross-fitted one,
+# or the reason none ran.
+Selection = GreedyOutcome | CrossFitOutcome | GreedySkipped
 
 
 def run_crossfit(

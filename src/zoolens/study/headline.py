@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens.study.bootstrap import Resamples
+from zoolens.study.greedy import CrossFitOutcome, GreedySkipped, Selection
 from zoolens.study.inputs import ZooInputs
 from zoolens.study.stream import EvalPass
 
@@ -59,7 +60,7 @@ def headline(
     sidekicks: list[dict[str, Any]],
     evaluation: EvalPass,
     resamples: Resamples,
-    selection: Any,
+    selection: Selection,
 ) -> dict[str, Any]:
     """The findings summary.json leads with (paper Fig. 1, 2, 5).
 
@@ -221,17 +222,21 @@ def spearman_interval(
     return resamples.quantiles(rho)
 
 
-def greedy_summary(selection: Any, resamples: Resamples | None = None) -> dict[str, Any]:
+def greedy_summary(selection: Selection, resamples: Resamples | None = None) -> dict[str, Any]:
     """The greedy block of summary.json; with ``resamples``, the paired bootstrap interval of
     the gain over the start: per resample b, ``Σ_n W[b, n]·(e_n − s_n) / N`` with e, s the
     kept ensemble's and the start's per-example evaluation correctness (computed here, stored
     nowhere). ``selection``: a ``study.greedy`` outcome, or the reason it was skipped."""
-    if isinstance(selection, str):
-        return {"skipped": selection}
+    if isinstance(selection, GreedySkipped):
+        return {"skipped": selection.reason}
     gain = {}
     if resamples is not None:
         lo = hi = None
-        if resamples.counts is not None and selection.evaluation_correct is not None:
+        if (
+            resamples.counts is not None
+            and selection.evaluation_correct is not None
+            and selection.start_evaluation_correct is not None
+        ):
             diff = selection.evaluation_correct.astype(
                 np.float32
             ) - selection.start_evaluation_correct.astype(np.float32)
@@ -240,8 +245,6 @@ def greedy_summary(selection: Any, resamples: Resamples | None = None) -> dict[s
             )
             lo, hi = (float(v[0]) for v in bounds)
         gain = {"gain_over_start_lo": lo, "gain_over_start_hi": hi}
-    from zoolens.study.greedy import CrossFitOutcome
-
     if isinstance(selection, CrossFitOutcome):
         return {
             "cross_fitted": True,

@@ -9,9 +9,9 @@ Every later stage (``study.stream``'s evaluation pass, ``study.assemble``'s tabl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from zoolens.measure.calibration import TemperatureFit, fit_temperature
 from zoolens.measure.ensemble import check_combine
 from zoolens.progress import track
 from zoolens.study import tables
+from zoolens.study.distributed import fit_temperatures_ray, worker_zoo
 from zoolens.study.threads import model_workers
 
 DEFAULT_MEMORY_BUDGET = 2**30
@@ -110,12 +111,72 @@ class AnalyzeOptions:
         return self.pool if self.pool is None or isinstance(self.pool, str) else list(self.pool)
 
 
-@dataclass
+class ZooReader(Protocol):
+    """What a stage of ``analyze`` may ask of a zoo (``zoo.store.Zoo`` is one; a test's
+    stand-in needs only these). Reads only: no stage writes to the zoo."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def models(self) -> list[str]: ...
+
+    @property
+    def num_examples(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def is_multilabel(self) -> bool: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    @property
+    def calibration_indices(self) -> np.ndarray: ...
+
+    @property
+    def evaluation_indices(self) -> np.ndarray: ...
+
+    @property
+    def class_names(self) -> list[str]: ...
+
+    @property
+    def example_ids(self) -> np.ndarray | None: ...
+
+    @property
+    def class_groups(self) -> dict[str, list[int]]: ...
+
+    @property
+    def attributes(self) -> Any: ...  # a DataFrame or None
+
+    def model_info(self, name: str) -> dict[str, Any]: ...
+
+    def require_labels(self, what: str) -> None: ...
+
+    def kind(self, name: str) -> str: ...
+
+    def card(self, name: str) -> Any: ...
+
+    def predictions(self, name: str) -> np.ndarray: ...
+
+    def scores(self, name: str, rows: Any = None) -> np.ndarray: ...
+
+    def stored_scores(self, name: str, rows: Any = None) -> np.ndarray: ...
+
+    def stored_entries(self, name: str, rows: np.ndarray, classes: np.ndarray) -> np.ndarray: ...
+
+    def file_hashes(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
 class ZooInputs:
     """What every stage needs from the zoo, read once: names, kinds, cards, splits, every
-    model's top-1 and correctness, and the pair categories relative to the base."""
+    model's top-1 and correctness, and the pair categories relative to the base. Frozen:
+    a stage reads it and never changes it (:func:`with_base` returns a new one)."""
 
-    zoo: Any
+    zoo: ZooReader
     names: list[str]
     kinds: list[str]
     cards: list[Any]
@@ -169,16 +230,16 @@ def check_model(zoo: Any, name: str, role: str) -> None:
         raise ZoolensError(f"zoo {zoo.path}: no model named {name!r} ({role}); models: {shown}")
 
 
-def open_zoo(zoo: Any) -> Any:
+def open_zoo(zoo: ZooReader | str | Path) -> ZooReader:
     """A Zoo from a Zoo or a path (ZoolensError when the folder is not a zoo)."""
     if hasattr(zoo, "scores") and hasattr(zoo, "models"):
-        return zoo
+        return cast(ZooReader, zoo)
     from zoolens.zoo.store import Zoo
 
     return Zoo.open(Path(zoo))
 
 
-def load_inputs(zoo: Any, *, min_models: int = 2, calibration: bool = True) -> ZooInputs:
+def load_inputs(zoo: ZooReader, *, min_models: int = 2, calibration: bool = True) -> ZooInputs:
     """Read names, kinds, cards, splits and every model's predictions; check the zoo is
     analysable (no base-relative fields: see :func:`read_inputs`).
 
@@ -232,14 +293,17 @@ def with_base(inputs: ZooInputs, base: str, role: str = "--base") -> ZooInputs:
     base_index = inputs.index(base, role)
     cards = inputs.cards
     a_idx, b_idx = np.triu_indices(len(inputs.names), 1)
-    inputs.base_index = base_index
-    inputs.base_category = [pair_category(cards[base_index], card) for card in cards]
-    inputs.pair_category = [pair_category(cards[a], cards[b]) for a, b in zip(a_idx, b_idx)]
-    inputs.category_masks = base_category_masks(base_index, inputs.base_category, a_idx, b_idx)
-    return inputs
+    base_category = [pair_category(cards[base_index], card) for card in cards]
+    return replace(
+        inputs,
+        base_index=base_index,
+        base_category=base_category,
+        pair_category=[pair_category(cards[a], cards[b]) for a, b in zip(a_idx, b_idx)],
+        category_masks=base_category_masks(base_index, base_category, a_idx, b_idx),
+    )
 
 
-def read_inputs(zoo: Any, options: AnalyzeOptions) -> ZooInputs:
+def read_inputs(zoo: ZooReader, options: AnalyzeOptions) -> ZooInputs:
     """Stage 1: check the names the options give, read the zoo once, fill the base-relative
     fields and the interpolation pairs. Fails (ZoolensError) before any array is read when a
     name is wrong, and before the evaluation pass when the options cannot run."""
@@ -267,8 +331,7 @@ def read_inputs(zoo: Any, options: AnalyzeOptions) -> ZooInputs:
                 f"--interpolate {inputs.names[a]},{inputs.names[b]}: needs two different "
                 "models with probabilities"
             )
-    inputs.interpolation_pairs = pairs
-    return inputs
+    return replace(inputs, interpolation_pairs=pairs)
 
 
 def base_category_masks(
@@ -297,21 +360,15 @@ def calibrate(
         labels_cal = inputs.labels[inputs.cal]
 
         def fit(i: int) -> TemperatureFit:
-            name = inputs.names[i]
-            try:
-                return fit_temperature(inputs.zoo.scores(name, rows=inputs.cal), labels_cal)
-            except ZoolensError as exc:
-                raise ZoolensError(f"model {name!r}: {exc}") from None
+            return fit_model(inputs.zoo, inputs.names[i], inputs.cal, labels_cal)
 
         if ray:
-            from zoolens.study.distributed import fit_temperatures_ray
-
             names = [inputs.names[i] for i in inputs.scored]
             fits.update(
                 zip(
                     names,
                     fit_temperatures_ray(
-                        str(inputs.zoo.path), names, inputs.cal, labels_cal, ray_address
+                        fit_task, str(inputs.zoo.path), names, inputs.cal, labels_cal, ray_address
                     ),
                 )
             )
@@ -329,6 +386,20 @@ def calibrate(
             ):
                 fits[inputs.names[i]] = result
     return _calibration(inputs, fits)
+
+
+def fit_model(zoo: Any, name: str, cal: np.ndarray, labels_cal: np.ndarray) -> TemperatureFit:
+    """One model's temperature fit on the calibration rows; errors name the model."""
+    try:
+        return fit_temperature(zoo.scores(name, rows=cal), labels_cal)
+    except ZoolensError as exc:
+        raise ZoolensError(f"model {name!r}: {exc}") from None
+
+
+def fit_task(zoo_path: str, name: str, cal: np.ndarray, labels_cal: np.ndarray) -> TemperatureFit:
+    """:func:`fit_model` as the body of a Ray task (``study.distributed.fit_temperatures_ray``:
+    the worker reopens the zoo by path)."""
+    return fit_model(worker_zoo(zoo_path), name, cal, labels_cal)
 
 
 def _calibration(inputs: ZooInputs, fits: dict[str, TemperatureFit]) -> Calibration:

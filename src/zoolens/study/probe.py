@@ -215,7 +215,7 @@ def feature_combination_table(
 
 
 def _joint(emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
-    """[l2(A) | l2(B)]: each model's rows normalised over its full embedding (DESIGN sec. 3)."""
+    """[l2(A) | l2(B)]: each model's rows normalised over its full embedding (docs/design.md sec. 3)."""
     a = l2_normalize_rows(emb_a)
     b = l2_normalize_rows(emb_b)
     return np.concatenate([a, b.astype(a.dtype, copy=False)], axis=1)
@@ -536,36 +536,18 @@ def run_probe(
     with progress_bar(total, "probes", "probe") as advance:
         for a, b in pair_list:
             cache = _ProbeCache(_joint(embs[a], embs[b]), labels, train, test, settings)
+            # the pair, its splits and the probe settings, as both tables take them
+            pair: dict[str, Any] = dict(
+                names=(a, b), draws=draws, seed=seed, settings=settings, advance=advance
+            )
             probe_frames.append(
                 feature_combination_table(
-                    embs[a],
-                    embs[b],
-                    labels,
-                    train,
-                    test,
-                    names=(a, b),
-                    rates=rates,
-                    draws=draws,
-                    seed=seed,
-                    settings=settings,
-                    advance=advance,
-                    _cache=cache,
+                    embs[a], embs[b], labels, train, test, rates=rates, _cache=cache, **pair
                 )
             )
             if diversity:
                 table, summary = diversity_table(
-                    embs[a],
-                    embs[b],
-                    labels,
-                    train,
-                    test,
-                    names=(a, b),
-                    steps=steps,
-                    draws=draws,
-                    seed=seed,
-                    settings=settings,
-                    advance=advance,
-                    _cache=cache,
+                    embs[a], embs[b], labels, train, test, steps=steps, _cache=cache, **pair
                 )
                 diversity_frames.append(table)
                 fewest[f"{a} + {b}"] = summary

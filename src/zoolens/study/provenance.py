@@ -9,22 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-import shlex
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from zoolens import __version__
 from zoolens.contracts import RESULTS_FORMAT_VERSION, TABLE_VERSION
-
-
-def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command as a shell would re-run it (``zoolens analyze ...``)."""
-    args = list(sys.argv if argv is None else argv)
-    if args:
-        args[0] = Path(args[0]).name or args[0]
-    return shlex.join(args)
 
 
 def _split_seed(zoo: Any) -> Any:

@@ -734,6 +734,7 @@ def _estimates(
         bounds = {"d": (nan, nan), "s": (nan, nan)}
         if (
             ref.accuracy_resampled is not None
+            and ref.agreement_resampled is not None
             and res.agreement_resampled is not None
             and len(ref.accuracy_resampled)
             and len(res.agreement_resampled)

@@ -37,7 +37,7 @@ from zoolens.collect.specs import ModelEntry, load_model, split_spec
 from zoolens.errors import ZoolensError
 from zoolens.measure.agreement import correctness, top1
 from zoolens.measure.soup import GreedySoup, check_compatible, greedy_soup, uniform_soup
-from zoolens.zoo._atomic import atomic_path
+from zoolens.atomic import atomic_path
 
 SOUP_COLUMNS = list(contracts.SOUP_COLUMNS)
 EVAL_BATCH = 512
@@ -155,7 +155,7 @@ def _stack_images(folder: Any) -> Any:
     naming the file, not a traceback from ``torch.stack``."""
     import torch
 
-    inputs = []
+    inputs: list[Any] = []
     for i in range(len(folder)):
         try:
             item = folder[i]
@@ -222,7 +222,7 @@ def run_soups(
     """
     check_compatible(state_dicts, names)
     x_h, y_h = heldout
-    tick = progress or (lambda n=1: None)
+    tick: Callable[..., None] = progress or (lambda n=1: None)
 
     def held(sd: Mapping[str, Any]) -> float:
         tick(1)

@@ -36,6 +36,7 @@ from zoolens.measure.ensemble import (
 )
 from zoolens.progress import progress_bar
 from zoolens.study.bootstrap import PassSums, Resamples
+from zoolens.study.distributed import run_chunks_ray, worker_zoo
 from zoolens.study.inputs import Calibration, ZooInputs
 from zoolens.study.threads import model_workers
 
@@ -151,21 +152,8 @@ class ChunkContext:
 
     def open_zoo(self) -> Any:
         if self.zoo is None:
-            self.zoo = _worker_zoo(self.zoo_path)
+            self.zoo = worker_zoo(self.zoo_path)
         return self.zoo
-
-
-_ZOOS: dict[str, Any] = {}  # per worker process: zoos opened by path
-
-
-def _worker_zoo(path: str) -> Any:
-    zoo = _ZOOS.get(path)
-    if zoo is None:
-        from zoolens.zoo.store import Zoo
-
-        _ZOOS.clear()
-        zoo = _ZOOS[path] = Zoo.open(path)
-    return zoo
 
 
 @dataclass
@@ -264,9 +252,7 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     ]
     with progress_bar(n_eval, "evaluation pass", "examples") as advance:
         if plan.ray:
-            from zoolens.study.distributed import run_chunks_ray
-
-            results = run_chunks_ray(ctx, bounds, plan.ray_address)
+            results = run_chunks_ray(chunk_task, ctx, bounds, plan.ray_address)
         else:
             results = _local_chunks(ctx, bounds, plan.threads)
         for result in results:
@@ -289,6 +275,13 @@ def _local_chunks(
     with model_workers(threads) as workers:
         for start, stop in bounds:
             yield eval_chunk(ctx, start, stop, workers)
+
+
+def chunk_task(ctx: ChunkContext, start: int, stop: int) -> ChunkResult:
+    """One chunk of the evaluation pass as a Ray task's body (one model thread;
+    ``study.distributed.run_chunks_ray``)."""
+    with model_workers(1) as workers:
+        return eval_chunk(ctx, start, stop, workers)
 
 
 def merge_chunk(
@@ -362,6 +355,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         # PassSums.add converts each entry exactly as it adds it, with no (B, K) float64
         # copy per statistic and chunk (0.4 GB each at 100 resamples x 499,500 pairs).
         values = np.asarray(values)
+        assert counts is not None  # called only with bootstrap weights
         return counts @ values.astype(np.float32).T
 
     if counts is not None:

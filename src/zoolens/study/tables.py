@@ -1,4 +1,4 @@
-"""The result tables of ``zoolens analyze`` and their atomic writing (DESIGN.md sec. 5).
+"""The result tables of ``zoolens analyze`` and their atomic writing (docs/design.md sec. 5).
 
 Column names are a contract with the report, spelled once in :mod:`zoolens.contracts`;
 :func:`write_results` refuses a table whose columns differ from it. Each table is written as CSV (no comment lines) and Parquet; every
@@ -24,7 +24,7 @@ import pandas as pd
 
 from zoolens.contracts import ANALYZE_TABLES, TABLE_VERSION, columns, version_record
 from zoolens.errors import ZoolensError, naming_path
-from zoolens.zoo._atomic import atomic_write_with, fsync_dir
+from zoolens.atomic import atomic_write_with, fsync_dir
 from zoolens.zoo.scratch import STAGE_PREFIX, owned_name, sweep_dead
 
 # The columns are spelled once, in zoolens.contracts; these names are kept for the writers.

@@ -1,4 +1,4 @@
-"""The zoo store: labels + per-model outputs + cards on disk (DESIGN.md sec. 2).
+"""The zoo store: labels + per-model outputs + cards on disk (docs/design.md sec. 2).
 
 ``Zoo`` (store.py), ``ModelCard`` (cards.py), ``pair_category`` (categories.py) and the file
 importers (importers.py). Imports are lazy so ``import zoolens.zoo`` stays cheap.

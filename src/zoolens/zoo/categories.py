@@ -4,7 +4,7 @@ The paper groups pairs of models by how their training differs, from least to mo
 Reinit (only the random seed), HParam (hyper-parameters, including width/depth variants of
 one architecture family), Arch (architecture family), Framework (training methodology:
 supervised, contrastive, ...), Dataset (upstream data). ``pair_category`` applies the rules of
-DESIGN.md sec. 3, first match wins:
+docs/design.md sec. 3, first match wins:
 
 1. an explicit ``category`` in the other model's card          -> that category
 2. different pretrain_data                                     -> "Dataset"
@@ -98,7 +98,7 @@ def _as_card(card: ModelCard | dict[str, Any]) -> ModelCard:
 
 def pair_category(base: ModelCard | dict[str, Any], other: ModelCard | dict[str, Any]) -> str:
     """Category of ``other`` relative to ``base``: one of Same, Reinit, HParam, Arch,
-    Framework, Dataset (rules in the module docstring; DESIGN.md sec. 3)."""
+    Framework, Dataset (rules in the module docstring; docs/design.md sec. 3)."""
     base, other = _as_card(base), _as_card(other)
     if other.category:
         return other.category

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,8 @@ class ClassMap:
         ``probs`` (N, M)."""
         probs = np.asarray(probs, dtype=np.float64)
         out = np.empty((probs.shape[0], self.num_classes))
-        reduce = {"mean": np.mean, "sum": np.sum, "max": np.max}[self.agg]
+        reducers: dict[str, Callable[..., Any]] = {"mean": np.mean, "sum": np.sum, "max": np.max}
+        reduce = reducers[self.agg]
         for c, members in enumerate(self.groups):
             out[:, c] = reduce(probs[:, members], axis=1)
         return out

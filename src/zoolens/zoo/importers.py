@@ -60,11 +60,11 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from zoolens.errors import ZoolensError, require_torch
+from zoolens.errors import ZoolensError, one_line, require_torch
 from zoolens.progress import info
 from zoolens.zoo.classes import (
     ABSTAIN_TEXT,
@@ -382,10 +382,10 @@ def load_outputs(
         topk_layout=topk_layout,
     )
     n = _rows(loaded)
-    for what, side, k in (("id", ids, id_column), ("label", labels, label_column)):
+    for what, side, column in (("id", ids, id_column), ("label", labels, label_column)):
         if side is not None and len(side) != n:
             raise ZoolensError(
-                f"{path}: the {what} array {str(k)!r} has {len(side)} entries, "
+                f"{path}: the {what} array {str(column)!r} has {len(side)} entries, "
                 f"the outputs have {n} rows"
             )
     loaded.ids, loaded.labels = ids, labels
@@ -830,9 +830,9 @@ def _read_arrays(path: Path, lists: list[str] | tuple[str, ...] = ()) -> dict[st
                 f"{path}: holds Python objects (pickle), which zoolens does not "
                 "load; save plain numeric arrays"
             ) from None
-        raise ZoolensError(f"{path}: unreadable {suffix} file ({_one_line(exc)})") from None
+        raise ZoolensError(f"{path}: unreadable {suffix} file ({one_line(exc)})") from None
     except Exception as exc:
-        raise ZoolensError(f"{path}: unreadable {suffix} file ({_one_line(exc)})") from None
+        raise ZoolensError(f"{path}: unreadable {suffix} file ({one_line(exc)})") from None
     raise ZoolensError(f"{path}: not an array file")
 
 
@@ -843,7 +843,7 @@ def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()) -> dict[str
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ZoolensError(
-            f"{path}: cannot be loaded with torch.load(weights_only=True) ({_one_line(exc)})"
+            f"{path}: cannot be loaded with torch.load(weights_only=True) ({one_line(exc)})"
         ) from None
 
     def to_np(value: Any) -> np.ndarray | None:
@@ -872,7 +872,7 @@ def _read_torch(path: Path, lists: list[str] | tuple[str, ...] = ()) -> dict[str
         if out:
             return out
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, torch.Tensor) for v in obj):
-        return {str(i): to_np(v) for i, v in enumerate(obj)}
+        return {str(i): cast(np.ndarray, to_np(v)) for i, v in enumerate(obj)}  # all tensors
     raise ZoolensError(f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}")
 
 
@@ -1181,7 +1181,7 @@ def _read_table(path: Path, header: bool | None) -> _Table:
     except pd.errors.EmptyDataError:
         raise ZoolensError(f"{path}: file is empty") from None
     except pd.errors.ParserError as exc:
-        msg = _one_line(exc).replace("Error tokenizing data. C error: ", "")
+        msg = one_line(exc).replace("Error tokenizing data. C error: ", "")
         raise ZoolensError(
             f"{path}: ragged rows ({msg}); every row needs the same number of fields"
         ) from None
@@ -1401,8 +1401,3 @@ def _split_topk(
     if layout == "pairs":
         return arr[:, 0::2], arr[:, 1::2]
     return arr[:, :k], arr[:, k:]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] + ("..." if len(text) > 300 else "")

@@ -8,7 +8,7 @@ and that every file name is a plain name (``models/<name>`` for model files); a 
 one ``ZooCorruptedError`` line naming the manifest and the field. Unknown keys are kept
 (written back in place after the known ones), so a newer zoolens's extra fields survive.
 
-Layout (DESIGN.md sec. 2)::
+Layout (docs/design.md sec. 2)::
 
     format_version, created_by, created_at,
     dataset  {name, num_examples, num_classes, class_names, class_groups, multilabel,
@@ -169,7 +169,7 @@ def parse_manifest(data: Any, file: Path) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        raise ZooCorruptedError(f"{file}: invalid manifest: {_one_line(exc)}") from None
+        raise ZooCorruptedError(f"{file}: invalid manifest: {_validation_message(exc)}") from None
 
 
 def parse_model_entry(data: Any, name: str, file: Path) -> ModelEntry:
@@ -178,11 +178,12 @@ def parse_model_entry(data: Any, name: str, file: Path) -> ModelEntry:
         return ModelEntry.model_validate(data)
     except ValidationError as exc:
         raise ZooCorruptedError(
-            f"{file}: invalid entry for model {name!r}: {_one_line(exc)}"
+            f"{file}: invalid entry for model {name!r}: {_validation_message(exc)}"
         ) from None
 
 
-def _one_line(exc: ValidationError) -> str:
+def _validation_message(exc: ValidationError) -> str:
+    """A pydantic ValidationError as one line: where, what, and how many more problems."""
     errors = exc.errors()
     loc = _location(errors[0]["loc"])
     msg = errors[0]["msg"].removeprefix("Value error, ")

@@ -1,7 +1,7 @@
 """Model outputs: detect what an array is, validate it, convert it to what the zoo stores.
 
 Shared by the store (``Zoo.add``) and the file importers; every check raises a one-line
-``ZoolensError`` naming the model (``where``) and the problem. Definitions (DESIGN.md sec. 2):
+``ZoolensError`` naming the model (``where``) and the problem. Definitions (docs/design.md sec. 2):
 
 * kinds a model may be given as: logits, probs, log_probs, counts, decisions, top-k;
   kinds stored (``KINDS``): logits, log_probs, decisions, topk.
@@ -233,7 +233,9 @@ def prepare_outputs(
             raise ZoolensError(f"{where}: log_probs contain NaN or +inf")
         np.maximum(arr, np.float32(LOG_PROB_FLOOR), out=arr)
         lse = logsumexp_rows(arr)
-        tol = sum_tolerance(c, np.asarray(value).dtype if hasattr(value, "dtype") else np.float32)
+        tol = sum_tolerance(
+            c, np.asarray(value).dtype if hasattr(value, "dtype") else np.dtype(np.float32)
+        )
         if arr.max() > tol or np.abs(np.expm1(lse)).max() > tol:
             bad = int(np.argmax(np.abs(lse)))
             raise ZoolensError(

@@ -40,7 +40,7 @@ def sweep_dead(parent: Path, prefix: str) -> list[Path]:
     """Remove the ``<prefix><pid>-*`` folders in ``parent`` whose process is gone; returns
     them. Errors (a folder another sweeper removed first, no permission) are ignored."""
     pattern = re.compile(re.escape(prefix) + r"(\d+)-")
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(parent).iterdir())
     except OSError:

@@ -1,6 +1,6 @@
 """The zoo: one labelled evaluation set plus the per-example outputs of many models.
 
-On disk a zoo is a folder (DESIGN.md sec. 2)::
+On disk a zoo is a folder (docs/design.md sec. 2)::
 
     zoo.json                  manifest (written last, atomically): format_version, dataset
                               (name, num_examples, num_classes, class_names, class_groups,
@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZooCorruptedError, ZoolensError, naming_path
-from zoolens.zoo._atomic import (
+from zoolens.atomic import (
     TEMP_PREFIX,
     atomic_path,
     atomic_write_bytes,
@@ -488,19 +488,6 @@ class Zoo:
 
         self._modify(change)
 
-    def set_attributes(self, attributes: Any) -> None:
-        """Store per-example attributes (a DataFrame or dict of columns with N rows)."""
-        df = _validate_attributes(attributes, self.num_examples, self._path)
-
-        def change(manifest: Manifest) -> None:
-            manifest.files = {
-                **manifest.files,
-                ATTRIBUTES_FILE: _write_parquet(self._path / ATTRIBUTES_FILE, df),
-            }
-
-        self._modify(change)
-        self._attributes, self._attributes_loaded = df, True
-
     @property
     def image_root(self) -> str | None:
         """Folder whose files the example ids name (``cat/0001.jpg``), or None."""
@@ -675,6 +662,7 @@ class Zoo:
 
         n, c = self.num_examples, self.num_classes
         main = tensors.get("topk_values", tensors.get(kind))
+        assert main is not None  # prepare_outputs returns the kind's array
         entry: dict[str, Any] = {
             "card": card_obj.model_dump(mode="json"),
             "kind": kind,
@@ -1284,7 +1272,7 @@ def _sweep_leftovers(path: Path, manifest: Manifest) -> None:
                     p.unlink()
 
 
-# temp files are named by _atomic.temp_path_for: prefix, 32 hex digits (uuid4), '-', target
+# temp files are named by zoolens.atomic.temp_path_for: prefix, 32 hex digits (uuid4), '-', target
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{32}-")
 
 

@@ -185,7 +185,7 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
             out = np.empty((max(0, stop - start), *row_shape), dtype=dtype)
             if out.size:
                 with open(path, "rb", buffering=0) as handle:
-                    view = memoryview(out.reshape(-1).view(np.uint8))
+                    view = _byte_view(out.reshape(-1).view(np.uint8))
                     _pread_exact(handle, view, begin + start * row_bytes, path)
             return out
         rows = np.arange(start, stop, step)
@@ -216,7 +216,7 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
                 j = min(j, int(gaps[g]))
             span = int(wanted[j - 1]) - first + 1
             block = buffer[: span * (row_bytes // dtype.itemsize)]
-            _pread_exact(handle, memoryview(block.view(np.uint8)), begin + first * row_bytes, path)
+            _pread_exact(handle, _byte_view(block.view(np.uint8)), begin + first * row_bytes, path)
             block = block.reshape(span, -1)
             target = slice(i, j) if order is None else order[i:j]
             flat_out[target] = block[wanted[i:j] - first]
@@ -252,4 +252,10 @@ def write_tensors(
         for name in order:
             little = arrays[name].astype(arrays[name].dtype.newbyteorder("<"), copy=False)
             if little.size:
-                fh.write(memoryview(np.ascontiguousarray(little)).cast("B"))
+                fh.write(_byte_view(np.ascontiguousarray(little)).cast("B"))
+
+
+def _byte_view(array: np.ndarray) -> memoryview:
+    """A memoryview of a contiguous array's buffer."""
+    # numpy's stubs give ndarray the buffer protocol (__buffer__) only for Python >= 3.12.
+    return memoryview(array)  # type: ignore[arg-type]
