@@ -309,7 +309,14 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"best sidekick for {base['model']}: {best['model']} (ensemble "
             f"{_pct(best['ensemble_acc'])}, {best['over_base']:+.3f} over "
             f"{base['model']} alone; EI {_pct(best['error_inconsistency'])}, "
-            f"McNemar p{_p_value(best['mcnemar_p'])})"
+            f"McNemar p{_p_value(best['mcnemar_p'])}"
+            + (
+                f", Holm-adjusted over all pairs p{_p_value(best['mcnemar_p_holm'])}"
+                if best.get("mcnemar_p_holm") is not None
+                and np.isfinite(best["mcnemar_p_holm"])
+                else ""
+            )
+            + ")"
         )
         for rank, row in enumerate(head["ranked_sidekicks"][1:], start=2):
             lines.append(

@@ -84,6 +84,8 @@ class FigureResult:
     data: dict
     notes: list[str] = field(default_factory=list)  # absent data: a panel left out (warned)
     shown: list[str] = field(default_factory=list)  # a subset drawn (said in the caption)
+    # hover texts: an artist's gid -> the text the HTML report shows over it (an SVG <title>)
+    tips: dict[str, str] = field(default_factory=dict)
 
 
 def style() -> contextlib.AbstractContextManager:
@@ -390,18 +392,25 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
     pos = {n: i for i, n in enumerate(names)}
     m = len(names)
     kappa = np.full((m, m), np.nan)
+    bounds = np.full((2, m, m), np.nan)  # the 95 % interval of each kappa, where pairs.csv has it
     cat = np.full((m, m), "", dtype=object)
     np.fill_diagonal(kappa, 1.0)
-    for a, b, k, c in zip(pairs.model_a, pairs.model_b, pairs.error_consistency, pairs.category):
+    lows = pairs.get("error_consistency_lo", pd.Series(np.nan, index=pairs.index))
+    highs = pairs.get("error_consistency_hi", pd.Series(np.nan, index=pairs.index))
+    for a, b, k, c, lo, hi in zip(
+        pairs.model_a, pairs.model_b, pairs.error_consistency, pairs.category, lows, highs
+    ):
         i, j = pos[a], pos[b]
         if i != j:
             kappa[i, j] = kappa[j, i] = k
+            bounds[:, i, j] = bounds[:, j, i] = (lo, hi)
             cat[i, j] = cat[j, i] = str(c)
     missing = int((~np.isfinite(kappa[np.triu_indices(m, 1)])).sum())
     distance = np.clip(1.0 - np.nan_to_num(kappa, nan=0.0), 0.0, 2.0)
     np.fill_diagonal(distance, 0.0)
     order = leaves_list(linkage(squareform(distance, checks=False), "average"))
     kappa, cat = kappa[np.ix_(order, order)], cat[np.ix_(order, order)]
+    bounds = bounds[:, order][:, :, order]
     ordered = [names[i] for i in order]
     size = min(11.0, 2.4 + 0.32 * m)
     fig, axes = _new_figure(size + 1.2, size)
@@ -416,8 +425,25 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
     fig.colorbar(image, ax=ax, shrink=0.8, label="error consistency κ")
     categories = ordered_categories([c for c in cat.ravel() if c])
     font = max(4.0, min(7.0, 90.0 / m))
+    tips: dict[str, str] = {}
     for i in range(m):
         for j in range(m):
+            if i != j and np.isfinite(kappa[i, j]):
+                # an invisible cell that carries the pair's kappa and interval as hover text
+                gid = f"kappa-cell-{i}-{j}"
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", alpha=0.0, lw=0, gid=gid)
+                )
+                interval = (
+                    f" [{bounds[0, i, j]:.3f}, {bounds[1, i, j]:.3f}] (95% bootstrap, examples "
+                    "resampled)"
+                    if np.isfinite(bounds[:, i, j]).all()
+                    else " (no interval in pairs.csv)"
+                )
+                tips[gid] = (
+                    f"{ordered[i]} × {ordered[j]}: κ = {kappa[i, j]:.3f}{interval}"
+                    + (f"; {cat[i, j]}" if cat[i, j] else "")
+                )
             if i != j and cat[i, j]:
                 ax.text(
                     j,
@@ -443,12 +469,21 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
         shown.append("the base's row is outlined")
     if missing:
         shown.append(f"{missing} pair(s) without a kappa left blank")
+    with_interval = np.isfinite(bounds).all(axis=0) & ~np.eye(m, dtype=bool)
+    if with_interval.any():
+        widest = np.nanmax(np.where(with_interval, bounds[1] - bounds[0], np.nan))
+        shown.append(
+            "each cell's hover text gives the pair's κ with its 95% bootstrap interval "
+            f"(examples resampled; widest interval {widest:.3f})"
+        )
     data = {
         "models": ordered,
         "kappa": [[float(v) for v in row] for row in kappa],
+        "kappa_lo": [[float(v) for v in row] for row in bounds[0]],
+        "kappa_hi": [[float(v) for v in row] for row in bounds[1]],
         "category": [[str(v) for v in row] for row in cat],
     }
-    return FigureResult(fig, data, shown=shown)
+    return FigureResult(fig, data, shown=shown, tips=tips)
 
 
 @_figure_function

@@ -65,7 +65,7 @@ class ReportResult:
 _ID = re.compile(r'\bid="([^"]+)"')
 
 
-def figure_svg(fig, prefix: str) -> str:
+def figure_svg(fig, prefix: str, tips: dict[str, str] | None = None) -> str:
     """The figure as an inline <svg> element: no XML prolog, no comments, ids made unique.
 
     Text is real SVG ``<text>`` (``svg.fonttype`` "none", see ``figures.RC``); matplotlib
@@ -95,6 +95,10 @@ def figure_svg(fig, prefix: str) -> str:
         )
         svg = pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
     svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{prefix}-caption" ', 1)
+    for gid, tip in (tips or {}).items():
+        # an SVG <title> as the group's first child is the browser's hover text
+        opening = f'<g id="{prefix}-{gid}">'
+        svg = svg.replace(opening, f"{opening}<title>{esc(tip)}</title>", 1)
     return svg
 
 
@@ -175,6 +179,12 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
         kappa = pair["error_consistency"] if pair is not None else math.nan
         ens = pair["ensemble_acc"] if pair is not None else math.nan
         category = "base" if is_base else m["category"]
+        kappa_ci = ""
+        if pair is not None and finite(pair.get("error_consistency_lo")):
+            kappa_ci = (
+                f' <span class="ci">[{_num(pair["error_consistency_lo"], 3)}, '
+                f"{_num(pair['error_consistency_hi'], 3)}]</span>"
+            )
         acc_ci = ""
         if finite(m.get("accuracy_lo")) and finite(m.get("accuracy_hi")):
             acc_ci = (
@@ -193,7 +203,7 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
             _cell(_num(m["temperature"], 3), _sort_key(m["temperature"]), "num"),
             _cell(_pct(m["accuracy"]) + acc_ci, _sort_key(m["accuracy"]), "num"),
             _cell(_num(ei), _sort_key(ei), "num"),
-            _cell(_num(kappa, 3), _sort_key(kappa), "num"),
+            _cell(_num(kappa, 3) + kappa_ci, _sort_key(kappa), "num"),
             _cell(esc(category), str(-1 if is_base else order.get(m["category"], 99))),
             _cell(_pct(ens), _sort_key(ens), "num"),
         ]
@@ -213,7 +223,8 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
         (
             "κ",
             "error consistency with the base (Geirhos et al. 2020): agreement of the "
-            "two models' errors beyond chance; 1 = the same errors, 0 = independent",
+            "two models' errors beyond chance; 1 = the same errors, 0 = independent "
+            "[95% bootstrap interval, examples resampled]",
         ),
         ("Category", "training-method category relative to the base"),
         (
@@ -853,7 +864,12 @@ def _headline_sidekick(v: dict) -> str:
     if finite(v.get("error_inconsistency")):
         text += f"; error inconsistency {_num(v['error_inconsistency'])}"
     if finite(v.get("mcnemar_p")):
-        text += f"; McNemar p = {float(v['mcnemar_p']):.2g}"
+        # which p-value this is: the raw test of this one pair, and (newer tables) the same
+        # adjusted for every pair of pairs.csv being tested
+        text += f"; McNemar p = {float(v['mcnemar_p']):.2g} (this pair alone"
+        if finite(v.get("mcnemar_p_holm")):
+            text += f"; Holm-adjusted over all tested pairs {float(v['mcnemar_p_holm']):.2g}"
+        text += ")"
     return text
 
 
@@ -1239,7 +1255,7 @@ def build_report(
             continue
         notes.extend(drawn.notes)
         prefix = f"zl-{spec.key}"
-        svg = figure_svg(drawn.figure, prefix)
+        svg = figure_svg(drawn.figure, prefix, drawn.tips)
         if png_path is not None:
             file = png_path / f"{png_name(spec)}.png"
             with F.style(), warnings.catch_warnings():

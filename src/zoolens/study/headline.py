@@ -38,6 +38,8 @@ def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
                 "error_inconsistency": row["error_inconsistency"],
                 "mcnemar_p": row["mcnemar_p"],
                 "paired_bootstrap_p": row["paired_bootstrap_p"],
+                # adjusted over every pair of pairs.csv with a p-value (Holm)
+                "mcnemar_p_holm": row.get("mcnemar_p_holm", float("nan")),
             }
         )
     # Stable sort keeps zoo order among equal ensemble accuracies.
