@@ -312,8 +312,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"McNemar p{_p_value(best['mcnemar_p'])}"
             + (
                 f", Holm-adjusted over all pairs p{_p_value(best['mcnemar_p_holm'])}"
-                if best.get("mcnemar_p_holm") is not None
-                and np.isfinite(best["mcnemar_p_holm"])
+                if best.get("mcnemar_p_holm") is not None and np.isfinite(best["mcnemar_p_holm"])
                 else ""
             )
             + ")"

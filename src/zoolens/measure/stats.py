@@ -224,9 +224,7 @@ def mcnemar_p_values(
     d = b + c
     k = np.minimum(b, c)
     with np.errstate(invalid="ignore", divide="ignore"):
-        exact = np.minimum(
-            1.0, 2.0 * _st.binom.cdf(k, d, 0.5) - _st.binom.pmf(k, d, 0.5)
-        )
+        exact = np.minimum(1.0, 2.0 * _st.binom.cdf(k, d, 0.5) - _st.binom.pmf(k, d, 0.5))
         chi = np.maximum(np.abs(b - c) - 1, 0).astype(np.float64) ** 2 / d
         approx = _st.chi2.sf(chi, 1)
     p = np.where(d < exact_below, exact, approx)

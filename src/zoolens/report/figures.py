@@ -440,9 +440,8 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
                     if np.isfinite(bounds[:, i, j]).all()
                     else " (no interval in pairs.csv)"
                 )
-                tips[gid] = (
-                    f"{ordered[i]} × {ordered[j]}: κ = {kappa[i, j]:.3f}{interval}"
-                    + (f"; {cat[i, j]}" if cat[i, j] else "")
+                tips[gid] = f"{ordered[i]} × {ordered[j]}: κ = {kappa[i, j]:.3f}{interval}" + (
+                    f"; {cat[i, j]}" if cat[i, j] else ""
                 )
             if i != j and cat[i, j]:
                 ax.text(
