@@ -473,6 +473,10 @@ SOUP_COLUMNS = ("method", "members", "heldout_acc", "test_acc")
 FINDING_FIELDS = ("claim", "measured", "verdict")
 """The fields of each finding in ``findings.json`` (``zoolens demo``)."""
 
+FINDING_OPTIONAL_FIELDS = ("decided_by",)
+"""Fields a finding may carry (older findings.json lack them): ``decided_by``, the interval
+or test its verdict follows from."""
+
 
 # Spreadsheet formulas: a CSV cell starting with one of these runs as a formula when the
 # file is opened in Excel, LibreOffice or Google Sheets (CSV injection).

@@ -12,6 +12,7 @@ better" comes with an interval and a p-value.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -406,6 +407,21 @@ class AdjustedMeans:
     slope_hi: float
     at_accuracy: float  # the common accuracy (mean over all pairs)
     dof: int  # residual degrees of freedom (0: no interval)
+    # (K, K) covariance of ``mean`` (s² C (X'X)⁻¹ Cᵀ) and the t quantile of the intervals:
+    # the interval of a difference of two categories is (m_i − m_j) ± t·sqrt(V_ii + V_jj −
+    # 2 V_ij). NaN where there is no interval.
+    mean_cov: np.ndarray | None = None
+    t_quantile: float = float("nan")
+
+    def difference_interval(self, i: int, j: int) -> tuple[float, float, float]:
+        """``mean[j] − mean[i]`` with its t interval ``(difference, lo, hi)`` (NaN bounds
+        without residual degrees of freedom)."""
+        diff = float(self.mean[j] - self.mean[i])
+        if self.mean_cov is None or not math.isfinite(self.t_quantile):
+            return diff, float("nan"), float("nan")
+        v = self.mean_cov
+        half = self.t_quantile * math.sqrt(max(float(v[i, i] + v[j, j] - 2 * v[i, j]), 0.0))
+        return diff, diff - half, diff + half
 
 
 def accuracy_adjusted_means(
@@ -475,4 +491,6 @@ def accuracy_adjusted_means(
         float(coef[k] + t * slope_se),
         at,
         dof,
+        contrasts @ cov @ contrasts.T,
+        t,
     )

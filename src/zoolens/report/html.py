@@ -667,6 +667,7 @@ _VERDICT_CLASS = {
     "holds": ("v-holds", "✓"),
     "does not hold": ("v-fails", "✗"),
     "partly": ("v-partly", "≈"),
+    "inconclusive": ("v-partly", "?"),
     "not measured": ("v-unmeasured", "–"),
 }
 
@@ -683,21 +684,25 @@ def _findings_section(results: Results) -> str:
         rows.append(
             f'<tr data-key="{esc(f["key"])}"><td class="claim">{_text(f["claim"])}</td>'
             f'<td class="measured">{_text(f["measured"])}</td>'
+            f'<td class="decided">{_text(f.get("decided_by") or "not recorded")}</td>'
             f'<td class="verdict {cls}" data-sort="{esc(verdict)}">'
             f'<span class="mark" aria-hidden="true">{mark}</span> {_text(verdict)}</td></tr>'
         )
     headers = [
         ("Claim (Gontijo-Lopes et al. 2021)", "the paper's finding"),
         ("Measured", "what this zoo gives"),
+        ("Decided by", "the interval or test the verdict follows from"),
         (
             "Verdict",
-            "holds / partly / does not hold / not measured, by the fixed rule of "
-            "zoolens.demo.findings",
+            "holds / does not hold only where the interval or test excludes the other side; "
+            "partly when parts are decided both ways; else inconclusive (or not measured), "
+            "by the fixed rule of zoolens.demo.findings",
         ),
     ]
     caption = (
         "The paper's findings checked on this zoo, each by a fixed rule applied to the "
-        "tables of this folder."
+        "tables of this folder: a claim holds or fails only where its interval or test "
+        "decides it, else it is inconclusive."
     )
     return (
         '<section id="findings"><h2>Findings for this zoo</h2>'
