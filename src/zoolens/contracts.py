@@ -338,7 +338,8 @@ SHIFT_PAIRS = TableContract(
 SHIFT_FITS = TableContract(
     # probit(measure on set) ≈ slope · probit(measure on the reference) + intercept, over
     # models (measure "accuracy") or pairs ("agreement"); r2: squared correlation of the
-    # probit values; n_points: models or pairs with both probits finite.
+    # probit values (NaN below 4 points: no R² claimed for a line through 2 or 3);
+    # n_points: models or pairs with both probits finite.
     "shift_fits",
     columns=("set", "measure", "n_points", "slope", "intercept", "r2"),
     text=("set", "measure"),

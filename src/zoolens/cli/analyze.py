@@ -23,6 +23,7 @@ from zoolens.cli._app import (
     parse_model_pairs,
     refuse_inside_zoo,
 )
+from zoolens.measure.shift import MIN_R2_POINTS
 from zoolens.progress import terminal_text
 
 
@@ -490,10 +491,15 @@ def format_shift(summary: dict[str, Any]) -> str:
         for measure in ("accuracy", "agreement"):
             f = summary["fits"].get(name, {}).get(measure)
             if f and f["slope"] is not None and math.isfinite(f["slope"]):
-                r2 = f"{f['r2']:.3f}" if f["r2"] is not None and math.isfinite(f["r2"]) else "n/a"
+                if f["r2"] is not None and math.isfinite(f["r2"]):
+                    r2 = f", R² {f['r2']:.3f} ({f['n_points']} points)"
+                elif f["n_points"] < MIN_R2_POINTS:
+                    r2 = f" (a line through {f['n_points']} points only: no R² claimed)"
+                else:
+                    r2 = f", R² n/a ({f['n_points']} points)"
                 parts.append(
                     f"{measure} on the line: slope {f['slope']:.3f}, intercept "
-                    f"{f['intercept']:+.3f}, R² {r2} ({f['n_points']} points)"
+                    f"{f['intercept']:+.3f}{r2}"
                 )
         line = f"under shift {name} ({s['examples']} examples, {s['models']} models"
         line += "" if s.get("labelled", True) else ", no labels"
