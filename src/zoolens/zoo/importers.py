@@ -604,7 +604,7 @@ def import_file(
 
 
 def _sanity(zoo: Any, name: str, arrays: dict[str, np.ndarray], path: Path, strict: bool) -> None:
-    from zoolens.zoo.sanity import CAUSES, check_new_model
+    from zoolens.zoo.sanity import check_new_model
 
     pred = top1(arrays)
     if pred is None or len(pred) != zoo.num_examples:
@@ -612,7 +612,7 @@ def _sanity(zoo: Any, name: str, arrays: dict[str, np.ndarray], path: Path, stri
     problems = check_new_model(zoo, name, pred)
     if not problems:
         return
-    message = f"{path}: model {name!r}: {'; '.join(problems)}; {CAUSES}"
+    message = f"{path}: model {name!r}: {'; '.join(problems)}"
     if strict:
         raise ZoolensError(f"{message} (--strict: nothing imported)")
     warnings.warn(message, ZooWarning, stacklevel=3)
