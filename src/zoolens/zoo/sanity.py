@@ -28,7 +28,6 @@ An abstention (class id -1, see ``store.ABSTAIN``) agrees with nothing and is ne
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
