@@ -354,6 +354,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(
         f"{ensemble}majority vote of all {head['majority_vote_members']}: "
         f"{_pct(head['majority_vote_acc'])}"
+        + (f" ({head['majority_vote_note']})" if head.get("majority_vote_note") else "")
     )
     greedy = head["greedy"]
     if "skipped" in greedy:

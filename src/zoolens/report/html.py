@@ -990,6 +990,9 @@ def _headline_section(results: Results) -> str:
                 rendered[key] = f"{what}: accuracy {_pct(h[key])}" + (
                     f" ({esc(members)} models)" if members is not None else ""
                 )
+                note = h.pop("majority_vote_note", None) if key == "majority_vote_acc" else None
+                if note:
+                    rendered[key] += f"; {esc(note)}"
         for key, value in h.items():
             if key in _HEADLINE_SKIP or value is None:
                 continue
