@@ -56,6 +56,8 @@ def test_two_member_vote_above_both_members_is_explained(tmp_path):
     assert f"on the {partial} evaluation examples where some members abstained" in note
     assert "filled with the other's answer" in note
     assert " ".join(note.split()) in " ".join(result.output.split())  # printed too
+    # a decision-only base: greedy selection is skipped, and the run says so once (issue 27)
+    assert result.output.count("greedy selection skipped: the base 'a' is decision-only") == 1
 
 
 def test_no_note_without_abstentions_or_when_a_member_is_better():
@@ -66,3 +68,29 @@ def test_no_note_without_abstentions_or_when_a_member_is_better():
     assert "the 2 evaluation examples" in majority_vote_note(
         with_abstention, np.array([0.5, 0.5]), 0.75
     )
+
+
+def test_no_shift_files_without_shift_and_the_id_hint_without_zoo_ids(tmp_path):
+    """Issue 27, item 9: analyze without --shift writes no (empty) shift_*.csv; a shuffled
+    import into a zoo without example ids names the option that gives the zoo ids."""
+    y, a, _ = _two_observers(tmp_path)
+    runner = CliRunner()
+    zoo = tmp_path / "z"
+    done = runner.invoke(
+        app,
+        ["import", str(zoo), str(tmp_path / "a.json"), "--name", "a", "--create"]
+        + ["--labels", str(tmp_path / "y.npy"), "--calibration-fraction", "0"],
+    )
+    assert done.exit_code == 0, done.output
+    shuffled = np.random.default_rng(5).permutation(y)  # the labels' rows out of order
+    (tmp_path / "s.json").write_text(json.dumps(shuffled.tolist()))
+    warned = runner.invoke(app, ["import", str(zoo), str(tmp_path / "s.json"), "--name", "s"])
+    assert warned.exit_code == 0
+    line = next(x for x in warned.output.splitlines() if x.startswith("warning"))
+    assert "at chance level" in line and "this zoo has no example ids" in line
+    assert "--labels-id-column" in line
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["analyze", str(zoo), "--base", "a", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "pairs.csv").is_file()
+    assert not list(out.glob("shift_*"))

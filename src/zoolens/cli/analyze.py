@@ -300,7 +300,16 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"split, {_pct(base['accuracy_all'])} on all examples"
     ]
     best = head["best_sidekick"]
-    if best is None:
+    budget = summary.get("budget") or {}
+    if best is None and budget.get("sidekicks_before_budget"):
+        lines.append(
+            f"best sidekick for {base['model']}: none within the budget {budget['budget']} "
+            f"({budget['sidekicks_before_budget']} pair(s) with the base have an ensemble; "
+            "the budget excludes every one"
+            + (", the base alone does not fit it" if budget.get("base_fits") is False else "")
+            + ")"
+        )
+    elif best is None:
         lines.append(
             f"best sidekick for {base['model']}: none (no pair with the base has "
             "probabilities on both sides)"

@@ -706,9 +706,11 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     module docstring."""
     if zoo_ids is None:
         raise ZoolensError(
-            f"{path}: --id-column given but the zoo has no example ids (create "
-            "the zoo with ids, e.g. `zoolens import ZOO FILE --create "
-            "--id-column C ...`)"
+            f"{path}: --id-column given but the zoo has no example ids, so there is "
+            "nothing to join by: create the zoo keyed by ids, with --labels-id-column C "
+            "when the labels file has the ids (`zoolens import ZOO FILE --create --labels "
+            "LABELS --labels-id-column C --id-column C`), or --id-column C alone to take them "
+            "from this file"
         )
     file_ids = np.asarray(file_ids)
     shown_zoo_ids = np.asarray(zoo_ids).astype(str)

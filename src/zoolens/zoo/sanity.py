@@ -37,6 +37,13 @@ CAUSES = (
     "likely causes: rows out of order (join them by id with --id-column), 1-based "
     "labels (--label-offset 1), or the wrong columns (--columns)"
 )
+# A zoo without example ids cannot join by id: --id-column would be refused, so the hint
+# names the option that gives the zoo ids.
+CAUSES_WITHOUT_IDS = (
+    "likely causes: rows out of order (this zoo has no example ids: create it keyed by "
+    "id with --labels-id-column, or --id-column on the first import, then join each file "
+    "by --id-column), 1-based labels (--label-offset 1), or the wrong columns (--columns)"
+)
 
 
 ALPHA = 0.05
@@ -146,6 +153,7 @@ def check_new_model(zoo: Any, name: str, pred: np.ndarray) -> list[str]:
     if agree is not None:
         problems.append(agree)
     if problems:
-        return [f"{'; '.join(problems)}; {CAUSES}"]
+        causes = CAUSES if zoo.example_ids is not None else CAUSES_WITHOUT_IDS
+        return [f"{'; '.join(problems)}; {causes}"]
     perfect = perfection_problem(pred, labels, others) if labels is not None else None
     return [perfect] if perfect is not None else []
