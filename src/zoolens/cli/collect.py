@@ -100,6 +100,21 @@ def collect(
     Example:  zoolens collect "python:zoolens.collect.cifar_resnet:pretrained" --data images/ --zoo myzoo --create
 
     Example:  zoolens collect models.toml --data images/ --zoo myzoo --create
+
+    A model list (models.toml; YAML takes the same keys, models: a list of mappings):
+
+    \[\[models]]
+    spec = "torchscript:tiny.pt"       # or timm:NAME, torchvision:NAME/WEIGHTS,
+    name = "tiny"                      #    open_clip:ARCH/TAG, python:module:function
+    kwargs = {}                        # passed to the builder
+    seed = 0                           # set before building
+    preprocess = { resize = 32, mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5] }
+    \[models.card]                     # card fields: arch, framework, pretrain_data ...
+    arch = "tiny-cnn"
+    framework = "supervised"
+
+    python -m zoolens.examples prints a folder holding such a list (models.toml) with a
+    tiny TorchScript model and a few images.
     """
     import os
 
