@@ -225,6 +225,21 @@ def category_interval(
     return lo, hi, (INTERVALS_PAIRS if math.isfinite(lo) else None)
 
 
+BAR_MARK = {INTERVALS_EXAMPLES: "e", INTERVALS_PAIRS: "p"}
+BAR_KIND = {INTERVALS_EXAMPLES: "examples resampled", INTERVALS_PAIRS: "pairs resampled"}
+
+
+def bar_label(hows: set) -> str:
+    """The line a panel carries under its title naming its error bars' kind; with both
+    kinds, each bar is marked e (examples resampled) or p (pairs resampled)."""
+    hows = {h for h in hows if h}
+    if not hows:
+        return "no error bars (one pair per category)"
+    if len(hows) == 1:
+        return f"bars: 95% bootstrap, {BAR_KIND.get(next(iter(hows)), next(iter(hows)))}"
+    return "bars: 95% bootstrap; e: examples, p: pairs resampled"
+
+
 def interval_note(hows: set) -> str:
     """The caption's sentence on what the error bars are."""
     hows = {h for h in hows if h}
@@ -249,6 +264,7 @@ def _strip_panel(
     """Each pair as a dot over its category, the category mean as a bar with its 95 %
     bootstrap interval (:func:`category_interval`) as whiskers."""
     out: dict = {}
+    marks: list[tuple[int, float, str]] = []  # (category position, bar top, kind)
     for i, cat in enumerate(categories):
         rows = pairs[pairs.category == cat]
         values = rows[column].to_numpy(dtype=np.float64)
@@ -279,6 +295,7 @@ def _strip_panel(
                     capsize=4,
                     zorder=4,
                 )
+                marks.append((i, hi, how))
             else:
                 ax.plot([i], [mean], "_", markersize=22, color="black", zorder=4)
         out[cat] = {
@@ -292,11 +309,80 @@ def _strip_panel(
             "interval": how,
             "n_missing": int((~keep).sum()),
         }
+    if len({how for _, _, how in marks}) > 1:  # both kinds in one panel: mark each bar
+        for i, top, how in marks:
+            ax.annotate(
+                BAR_MARK.get(how, "?"),
+                (i + 0.12, top),
+                fontsize=6,
+                fontweight="bold",
+                xytext=(0, 1),
+                textcoords="offset points",
+            )
     ax.set_xticks(range(len(categories)), [label(c, 14) for c in categories])
     ax.set_xlim(-0.6, len(categories) - 0.4)
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     return out
+
+
+LABEL_OFFSETS = ((3, 2), (3, -8), (-3, 2), (-3, -8), (3, 9), (-3, 9), (3, -15), (-3, -15))
+"""Where a point's label may go (points right/up of the point; negative x: right-aligned)."""
+
+
+def place_labels(ax, x: np.ndarray, y: np.ndarray, texts: list[str], fontsize: float = 5.5):
+    """Label scatter points without overlaps: each label takes the first of
+    ``LABEL_OFFSETS`` whose box (estimated from the font size) overlaps neither a label
+    placed before nor another point; a label with no free place is left out. Returns the
+    texts left out (the caller says so)."""
+    ax.autoscale_view()
+    points = ax.transData.transform(np.column_stack([x, y]))
+    scale = ax.figure.dpi / 72.0
+    height = 1.2 * fontsize * scale
+    taken: list[tuple[float, float, float, float]] = []
+    left_out: list[str] = []
+    dot = 2.5 * scale  # a point's own radius, in pixels
+
+    def clear(box: tuple[float, float, float, float], own: int) -> bool:
+        x0, y0, x1, y1 = box
+        if any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken):
+            return False
+        others = np.delete(points, own, axis=0)
+        inside = (
+            (others[:, 0] > x0 - dot)
+            & (others[:, 0] < x1 + dot)
+            & (others[:, 1] > y0 - dot)
+            & (others[:, 1] < y1 + dot)
+        )
+        return not inside.any()
+
+    for k, ((px, py), text) in enumerate(zip(points, texts)):
+        if not (np.isfinite(px) and np.isfinite(py)):
+            continue
+        width = 0.6 * fontsize * scale * len(text)
+        for dx, dy in LABEL_OFFSETS:
+            ox, oy = dx * scale, dy * scale
+            x0 = px + ox if dx >= 0 else px + ox - width
+            box = (x0, py + oy, x0 + width, py + oy + height)
+            if clear(box, k):
+                taken.append(box)
+                ax.annotate(
+                    text,
+                    (x[k], y[k]),
+                    fontsize=fontsize,
+                    xytext=(dx, dy),
+                    textcoords="offset points",
+                    ha="left" if dx >= 0 else "right",
+                )
+                break
+        else:
+            left_out.append(text)
+    return left_out
+
+
+def titled(ax, title: str, panel: dict) -> None:
+    """The panel's title with, under it, the kind of its error bars (:func:`bar_label`)."""
+    ax.set_title(f"{title}\n{bar_label(_hows(panel))}", fontsize=8)
 
 
 def _hows(*panels: dict) -> set:
@@ -345,7 +431,7 @@ def fig1_error_inconsistency(results: Results, which: str = "base") -> FigureRes
         ],
     ):
         data[column] = _strip_panel(ax, pairs, column, categories, ylabel, results, which)
-        ax.set_title(title)
+        titled(ax, title, data[column])
     return FigureResult(
         fig,
         data,
@@ -508,6 +594,8 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
     ):
         points: dict = {}
         means: dict = {}
+        xkinds: set = set()
+        ykinds: set = set()
         for cat in categories:
             rows = pairs[pairs.category == cat]
             x = rows.error_inconsistency.to_numpy(np.float64)
@@ -520,6 +608,8 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
             xlo, xhi, xhow = category_interval(results, "error_inconsistency", cat, x[keep], which)
             ylo, yhi, yhow = category_interval(results, column, cat, y[keep], which)
             hows.update({xhow, yhow})
+            xkinds.add(xhow)
+            ykinds.add(yhow)
             if n:
                 xerr = [[max(mx - xlo, 0)], [max(xhi - mx, 0)]] if xhow else None
                 yerr = [[max(my - ylo, 0)], [max(yhi - my, 0)]] if yhow else None
@@ -557,7 +647,8 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
             ax.axhline(0, color="black", lw=0.6, alpha=0.5)
         ax.set_xlabel("error inconsistency with the other model")
         ax.set_ylabel(title.lower())
-        ax.set_title(f"{title} vs error inconsistency")
+        panel_hows = {m for m in (xkinds | ykinds) if m}
+        ax.set_title(f"{title} vs error inconsistency\n{bar_label(panel_hows)}", fontsize=8)
         ax.grid(alpha=0.3)
         data[column] = {"points": points, "category_means": means}
     axes[0][0].legend(loc="best", frameon=False)
@@ -570,7 +661,7 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
         results,
         which,
     )
-    axes[0][2].set_title("Conversion rate")
+    titled(axes[0][2], "Conversion rate", data["conversion_rate"])
     hows |= _hows(data["conversion_rate"])
     return FigureResult(
         fig,
@@ -617,7 +708,9 @@ def fig10_neither_conversion(results: Results, which: str = "base") -> FigureRes
             which,
         ),
     }
-    axes[0][0].set_title("Conversion of examples neither model gets right")
+    titled(
+        axes[0][0], "Conversion of examples neither model gets right", data["neither_conversion"]
+    )
     shown = [interval_note(_hows(data["neither_conversion"]))]
     if reason and (~defined).any():
         shown.append(f"{int((~defined).sum())} pair(s) left out: {reason}")
@@ -942,7 +1035,7 @@ def fig6_feature_combination(results: Results) -> FigureResult:
             }
         ax.set_xlabel(f"fraction f of {label(base or 'model A', 24)}'s dimensions kept")
         ax.set_ylabel("linear probe accuracy")
-        ax.set_title("Combining features of two models")
+        ax.set_title("Combining features of two models\nband: min to max over draws", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, title="other model")
     if have_div:
@@ -1021,6 +1114,7 @@ def fig7_transfer(results: Results) -> FigureResult:
     fig, axes = _new_figure(5 * (have_s + have_t), 3.4, ncols=have_s + have_t)
     panels = iter(axes[0])
     data: dict = {}
+    shown_notes: list[str] = []
     if have_s:
         ax = next(panels)
         rows = _pair_rows(stacking, results.base).head(8)
@@ -1038,8 +1132,17 @@ def fig7_transfer(results: Results) -> FigureResult:
         metrics = sorted(set(rows.downstream_metric))
         ax.set_ylabel("downstream " + " / ".join(metrics))
         lo = float(np.nanmin(rows[["value_a", "value_b", "value_stacked"]].to_numpy(np.float64)))
-        ax.set_ylim(max(0.0, lo - 0.1), None)
-        ax.set_title("Stacked generalization")
+        bottom = max(0.0, lo - 0.1)
+        ax.set_ylim(bottom, None)
+        if bottom > 0:
+            # bars that do not start at zero exaggerate differences: say so where they are
+            ax.set_title(
+                f"Stacked generalization\ny-axis starts at {bottom:.2f}, not 0", fontsize=8
+            )
+            ax.axhline(bottom, color="black", lw=1.2)
+            shown_notes.append(f"the stacking panel's y-axis starts at {bottom:.2f}, not at 0")
+        else:
+            ax.set_title("Stacked generalization")
         ax.legend(frameon=False, fontsize=6)
         data["stacking"] = {
             "model_a": [str(v) for v in rows.model_a],
@@ -1061,13 +1164,16 @@ def fig7_transfer(results: Results) -> FigureResult:
                 label=f"downstream {label(metric, 20)}",
             )
             if len(part) <= 15:
-                for r in part.to_dict("records"):
-                    ax.annotate(
-                        label(r["model"], 22),
-                        (r["upstream_accuracy"], r["downstream_value"]),
-                        fontsize=5.5,
-                        xytext=(3, 2),
-                        textcoords="offset points",
+                unlabelled = place_labels(
+                    ax,
+                    part.upstream_accuracy.to_numpy(np.float64),
+                    part.downstream_value.to_numpy(np.float64),
+                    [label(m, 22) for m in part.model],
+                )
+                if unlabelled:
+                    shown_notes.append(
+                        f"{len(unlabelled)} crowded point(s) of the transfer panel left "
+                        "unlabelled (transfer.csv lists every model)"
                     )
             data["transfer"][metric] = {
                 "models": [str(m) for m in part.model],
@@ -1079,7 +1185,7 @@ def fig7_transfer(results: Results) -> FigureResult:
         ax.set_title("Downstream vs upstream")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False)
-    return FigureResult(fig, data, notes)
+    return FigureResult(fig, data, notes, shown=shown_notes)
 
 
 @_figure_function
