@@ -125,6 +125,7 @@ def test_every_runnable_readme_block_runs_in_an_empty_folder(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert "under shift shifted (1000 examples, 4 models): accuracy on the line" in output
+    assert "under shift unlabelled (1000 examples, 4 models, no labels)" in output
     assert (work / "shift-results" / "shift_models.csv").is_file()
     shift_models = pd.read_csv(work / "shift-results" / "shift_models.csv")
     assert set(shift_models["set"]) == {"original", "shifted"}
