@@ -202,6 +202,8 @@ def write_results_from_scores(
                     neither_conversion=float(ens[none].mean()) if none.any() else np.nan,
                     error_inconsistency_lo=max(ei - 0.01, 0.0),
                     error_inconsistency_hi=ei + 0.01,
+                    error_consistency_lo=kappa - 0.05,
+                    error_consistency_hi=min(kappa + 0.05, 1.0),
                 )
             )
     pairs = _write(out, "pairs", pair_rows)

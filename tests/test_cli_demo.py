@@ -118,8 +118,12 @@ def test_tables_report_and_findings_exist(demo):
         "greedy_low_accuracy",
     ]
     for f in findings:  # each rule is forced to every verdict in test_demo_findings.py
-        assert f["verdict"] in ("holds", "partly", "does not hold", "not measured")
+        assert f["verdict"] in ("holds", "partly", "does not hold", "inconclusive", "not measured")
         assert f"[{f['verdict'].upper()}]" in output
+        # every verdict carries the interval or test it follows from, printed too (issue 27)
+        assert f["decided_by"] and f"decided by: {f['decided_by']}" in output
+    soups = next(f for f in findings if f["key"] == "soups")
+    assert "95% paired bootstrap" in soups["decided_by"] and "McNemar p" in soups["decided_by"]
     # the greedy finding: from the base, over models less accurate than the base on the
     # evaluation split (models.csv's accuracy), the split whose accuracies it quotes
     summary = json.loads((results / "summary.json").read_text())

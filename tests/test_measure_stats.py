@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest, chi2
+from scipy.stats import binom, binomtest, chi2
 
 from zoolens.errors import ZoolensError
 from zoolens.measure.stats import (
@@ -12,6 +12,8 @@ from zoolens.measure.stats import (
     bootstrap_means,
     bootstrap_ratio_ci,
     bootstrap_weights,
+    bh_q_values,
+    holm_adjusted,
     mcnemar_p_values,
     mcnemar_test,
     paired_bootstrap_test,
@@ -81,15 +83,31 @@ def test_ratio_ci_and_nan_condition():
     assert np.isnan(est) and np.isnan(lo) and np.isnan(hi)
 
 
+def _mid_p_by_hand(b: int, c: int) -> float:
+    """Mid-p McNemar (Fagerland et al. 2013, eq. for the mid-p test) with exact fractions:
+    2·[Σ_{i<k} C(d, i) + ½·C(d, k)] / 2**d, k = min(b, c), d = b + c."""
+    from fractions import Fraction
+    from math import comb
+
+    d, k = b + c, min(b, c)
+    tail = sum(Fraction(comb(d, i), 2**d) for i in range(k)) + Fraction(comb(d, k), 2 ** (d + 1))
+    return float(min(Fraction(1), 2 * tail))
+
+
 @pytest.mark.parametrize(
-    "b,c", [(0, 0), (0, 1), (3, 9), (10, 14), (12, 12), (40, 60), (100, 130), (7, 30)]
+    "b,c", [(0, 0), (0, 1), (3, 9), (10, 14), (12, 12), (40, 60), (100, 130), (7, 30), (2, 10)]
 )
-def test_mcnemar_against_scipy(b, c):
+def test_mcnemar_mid_p_by_hand_and_chi2_against_scipy(b, c):
     p = float(mcnemar_p_values(b, c))
     if b + c == 0:
         assert p == 1.0
     elif b + c < 25:
-        assert p == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=1e-12)
+        assert p == pytest.approx(_mid_p_by_hand(b, c), rel=1e-12)
+        # the mid-p is the exact conditional p-value less one point probability
+        exact = binomtest(b, b + c, 0.5).pvalue
+        if b != c:
+            assert p == pytest.approx(exact - binom.pmf(min(b, c), b + c, 0.5), rel=1e-12)
+            assert p < exact
     else:
         stat = max(abs(b - c) - 1, 0) ** 2 / (b + c)
         assert p == pytest.approx(chi2.sf(stat, 1), rel=1e-12)
@@ -97,14 +115,80 @@ def test_mcnemar_against_scipy(b, c):
         assert p == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=0.3, abs=1e-3)
 
 
+def test_mcnemar_mid_p_hand_fixture():
+    # 1 vs 7 discordant: exact conditional 2·(1 + 8)/256 = 0.0703, mid-p 2·(1 + 8/2)/256 =
+    # 10/256 = 0.0391 (the exact test's conservatism at small d, Fagerland et al. 2013).
+    assert float(mcnemar_p_values(1, 7)) == pytest.approx(10 / 256, rel=1e-12)  # binom.cdf rounding
+    assert binomtest(1, 8, 0.5).pvalue == pytest.approx(18 / 256)
+    assert float(mcnemar_p_values(4, 4)) == 1.0
+
+
 def test_mcnemar_test_counts_and_vectorised():
     ra = np.array([1, 1, 1, 0, 0, 1], bool)
     rb = np.array([0, 0, 1, 1, 0, 1], bool)
     res = mcnemar_test(ra, rb)
-    assert (res.only_a, res.only_b, res.method) == (2, 1, "exact")
-    assert res.p_value == pytest.approx(binomtest(2, 3, 0.5).pvalue)
+    assert (res.only_a, res.only_b, res.method) == (2, 1, "mid-p")
+    assert res.p_value == pytest.approx(_mid_p_by_hand(2, 1))
     p = mcnemar_p_values(np.array([3, 40]), np.array([9, 60]))
     np.testing.assert_allclose(p, [mcnemar_p_values(3, 9), mcnemar_p_values(40, 60)])
+
+
+def _holm_loop(p):
+    """Holm (1979) step-down, a float64 loop over the sorted p-values (NaN left out)."""
+    idx = [i for i, v in enumerate(p) if np.isfinite(v)]
+    m = len(idx)
+    ranked = sorted(idx, key=lambda i: (p[i], i))
+    out = [float("nan")] * len(p)
+    running = 0.0
+    for j, i in enumerate(ranked):
+        running = max(running, min(1.0, (m - j) * p[i]))
+        out[i] = running
+    return out
+
+
+def _bh_loop(p):
+    """Benjamini-Hochberg (1995) q-values, a float64 loop from the largest p-value down."""
+    idx = [i for i, v in enumerate(p) if np.isfinite(v)]
+    m = len(idx)
+    ranked = sorted(idx, key=lambda i: (p[i], i))
+    out = [float("nan")] * len(p)
+    running = 1.0
+    for j in range(m - 1, -1, -1):
+        i = ranked[j]
+        running = min(running, m * p[i] / (j + 1))
+        out[i] = running
+    return out
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 60, 999])
+def test_holm_and_bh_against_loops_and_statsmodels(m):
+    rng = np.random.default_rng(m)
+    p = rng.uniform(size=m) ** 3
+    p[: m // 4] = p[0]  # ties
+    p[m // 2 :: 7] = np.nan  # rows without a test (a decision-only pair)
+    np.testing.assert_allclose(holm_adjusted(p), _holm_loop(list(p)), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(bh_q_values(p), _bh_loop(list(p)), rtol=1e-14, atol=0)
+    try:
+        from statsmodels.stats.multitest import multipletests
+    except ImportError:  # statsmodels is a dev dependency (pyproject); the loops still ran
+        return
+    keep = np.isfinite(p)
+    np.testing.assert_allclose(
+        holm_adjusted(p)[keep], multipletests(p[keep], method="holm")[1], rtol=1e-14, atol=0
+    )
+    np.testing.assert_allclose(
+        bh_q_values(p)[keep], multipletests(p[keep], method="fdr_bh")[1], rtol=1e-14, atol=0
+    )
+
+
+def test_holm_and_bh_by_hand_and_bad_input():
+    # m = 3: Holm multiplies the sorted p-values by 3, 2, 1 and keeps them non-decreasing;
+    # BH multiplies by 3/1, 3/2, 3/3 and keeps them non-increasing from the top.
+    assert holm_adjusted([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert bh_q_values([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.04, 0.04])
+    assert holm_adjusted([np.nan, np.nan]).tolist() == [pytest.approx(np.nan, nan_ok=True)] * 2
+    with pytest.raises(ZoolensError, match="p-values"):
+        bh_q_values([0.5, 1.5])
 
 
 def test_paired_bootstrap_test():

@@ -131,3 +131,26 @@ def test_track_finishes_when_the_consumer_stops_after_the_last_item():
     assert len(pairs) == 3
     task = bars[0].bar.tasks[0]
     assert task.completed == task.total == 3
+
+
+def test_import_and_collect_help_show_what_they_mean():
+    """Issue 27, item 8: rich markup no longer eats [wnid, name], .json is among the formats,
+    and collect --help shows the model-list format that the shipped example uses."""
+    env = {"COLUMNS": "200"}
+    text = CliRunner().invoke(app, ["import", "--help"], env=env).output
+    flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert '{"0": [wnid, name], ...}' in flat
+    assert ".pt .json (a list of class ids" in flat
+    collect = CliRunner().invoke(app, ["collect", "--help"], env=env).output
+    for line in ("[[models]]", 'spec = "torchscript:tiny-a.pt"', 'name = "tiny-a"', "kwargs = {}"):
+        assert line in collect, line
+    assert "[models.card]" in collect and 'arch = "tiny-cnn"' in collect
+    # the format shown is the one the shipped list uses, and that list parses
+    from zoolens.collect.specs import read_model_list
+    from zoolens.examples import path
+
+    entries = read_model_list(path() / "collect" / "models.toml")
+    assert [e.name for e in entries] == ["tiny-a", "tiny-b", "tiny-c"]
+    # a relative torchscript path is read from the list's folder
+    assert entries[0].spec == f"torchscript:{(path() / 'collect' / 'tiny-a.pt').resolve()}"
+    assert entries[0].card["arch"] == "tiny-cnn" and entries[0].preprocess["mean"] == [0.5] * 3

@@ -888,8 +888,9 @@ def test_readme_public_dump_commands_use_real_options():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme[readme.index("## Import a public prediction dump") :]
     section = section[: section.index("\n## ", 5)]
-    commands = [
-        " ".join(block.replace("\\\n", " ").split("\n")) for block in section.split("```bash\n")[1:]
+    commands = [  # each block up to its closing fence (the prose after it is not a command)
+        " ".join(block.split("```")[0].replace("\\\n", " ").split("\n"))
+        for block in section.split("```bash\n")[1:]
     ]
     seen = set()
     for block in commands:

@@ -95,12 +95,21 @@ FINDINGS = [
         "claim": "EI grows Reinit < HParam (Fig. 1)",
         "measured": "Reinit 5.00% [4.1, 5.9]; HParam 7.00%",
         "verdict": "holds",
+        "decided_by": "Reinit -> HParam +2.00 [+1.00, +3.00] points",
     },
     {
         "key": "ei_vs_gain",
         "claim": HOSTILE,
         "measured": "rho 0.100 (p = 0.4)",
         "verdict": "does not hold",
+        "decided_by": HOSTILE,
+    },
+    {
+        "key": "greedy_low_accuracy",
+        "claim": "weak models lift the base (Fig. 5)",
+        "measured": "+0.2 points",
+        "verdict": "inconclusive",
+        "decided_by": "[-0.64, +0.29] points",
     },
     {
         "key": "combined_features",
@@ -169,13 +178,20 @@ def test_extras_render_with_the_values_of_the_files(folder):
     assert "Model soups (Wortsman et al. 2022)" in page
 
     findings = tables.tables["table-findings"]
-    marks = {"holds": "✓", "does not hold": "✗", "not measured": "–"}
+    marks = {"holds": "✓", "does not hold": "✗", "inconclusive": "?", "not measured": "–"}
     assert findings == [
-        [f["claim"], f["measured"], f"{marks[f['verdict']]} {f['verdict']}"] for f in FINDINGS
+        [
+            f["claim"],
+            f["measured"],
+            f.get("decided_by", "not recorded"),  # older findings.json: no decided_by
+            f"{marks[f['verdict']]} {f['verdict']}",
+        ]
+        for f in FINDINGS
     ]
-    assert [c[2].split()[1] for c in tables.td_classes["table-findings"]] == [
+    assert [c[3].split()[1] for c in tables.td_classes["table-findings"]] == [
         "v-holds",
         "v-fails",
+        "v-partly",
         "v-unmeasured",
     ]
     # near the top: before the headline findings, the notes and the figures

@@ -342,3 +342,83 @@ def test_base_on_either_side_of_pairs_gives_the_same_figures(results, tmp_path):
         assert sorted(a["ensemble_gain"]) == pytest.approx(sorted(b["ensemble_gain"]))
     close_figure(first)
     close_figure(second)
+
+
+def _titles(out) -> list[str]:
+    return [ax.get_title() for ax in out.figure.axes if ax.get_title()]
+
+
+def _marks(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_every_error_bar_says_its_kind(results, results_dir, tmp_path):
+    """Issue 27: each panel names the kind of its bars under its title; a panel that mixes
+    example-resampled and pair-resampled bars marks every bar e or p."""
+    out = F.fig1_error_inconsistency(results)
+    titles = _titles(out)
+    assert len(titles) == 4 and all("\nbars: 95% bootstrap" in t for t in titles), titles
+    columns = ["error_inconsistency", "error_consistency", "both_right", "both_wrong"]
+    for ax, column in zip(out.figure.axes, columns):
+        kinds = {e["interval"] for e in out.data[column].values() if isinstance(e, dict)}
+        kinds.discard(None)
+        if kinds == {F.INTERVALS_EXAMPLES}:
+            assert ax.get_title().endswith("examples resampled")
+        elif kinds == {F.INTERVALS_PAIRS}:
+            assert ax.get_title().endswith("pairs resampled")
+        else:
+            assert ax.get_title().endswith("e: examples, p: pairs resampled")
+            marks = _marks(ax)
+            assert sorted(marks) == sorted(
+                F.BAR_MARK[e["interval"]]
+                for e in out.data[column].values()
+                if isinstance(e, dict) and e["interval"]
+            )
+    close_figure(out)
+    # summary.json quotes example intervals for two categories only: the EI panel mixes
+    import json
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(results_dir, mixed)
+    summary = json.loads((mixed / "summary.json").read_text())
+    block = summary["headline"]["mean_error_inconsistency_by_category"]
+    for cat in list(block)[2:]:
+        block.pop(cat)
+    (mixed / "summary.json").write_text(json.dumps(summary))
+    out = F.fig1_error_inconsistency(load_results(mixed))
+    ei_axis = out.figure.axes[0]
+    assert ei_axis.get_title().endswith("e: examples, p: pairs resampled")
+    assert _marks(ei_axis).count("e") == 2 and "p" in _marks(ei_axis)
+    close_figure(out)
+
+
+def test_stacking_axis_that_does_not_start_at_zero_says_so(results):
+    out = F.fig7_transfer(results)
+    stacking_axis = out.figure.axes[0]
+    bottom = stacking_axis.get_ylim()[0]
+    assert bottom > 0  # the fixture's stacked values lie between 0.6 and 0.75
+    assert f"y-axis starts at {bottom:.2f}, not 0" in stacking_axis.get_title()
+    assert f"the stacking panel's y-axis starts at {bottom:.2f}, not at 0" in out.shown
+    close_figure(out)
+
+
+def test_labels_of_a_crowded_scatter_never_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0.5, 0.01, 12), [0.1, 0.9, 0.3]])
+    y = np.concatenate([rng.normal(0.5, 0.01, 12), [0.1, 0.9, 0.8]])
+    texts = [f"model-number-{k}" for k in range(15)]
+    fig = Figure(figsize=(4, 3))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(x, y)
+    left_out = F.place_labels(ax, x, y, texts)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) + len(left_out) == 15 and left_out  # the cluster cannot all be labelled
+    assert {t.get_text() for t in ax.texts} >= {"model-number-12", "model-number-13"}
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (ax.texts[i].get_text(), ax.texts[j].get_text())

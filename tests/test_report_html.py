@@ -199,6 +199,27 @@ def test_table1_rows_and_values(built, results_dir):
     assert [float(v) for v in shown[1:]] == pytest.approx([kappa[r] for r in rows[1:]])
 
 
+def test_kappa_intervals_in_table1_and_the_matrix_hover(built, results_dir):
+    """Issue 27: every κ the report shows carries pairs.csv's interval — in Table 1's cell
+    and as the hover text (an SVG <title>) of its κ-matrix cell."""
+    import html as _html
+
+    _, page = built
+    pairs = pd.read_csv(results_dir / "pairs.csv", keep_default_na=False, na_values=[""])
+    table = page.split('id="table-models"')[1].split("</table>")[0]
+    matrix = page.split('data-figure="kappa"')[1].split("</figure>")[0]
+    tips = [_html.unescape(t) for t in re.findall(r"<title>([^<]*)</title>", matrix)]
+    m = len(set(pairs.model_a) | set(pairs.model_b))
+    assert len(tips) == m * (m - 1)  # every off-diagonal cell, both triangles
+    for row in pairs.itertuples():
+        lo, hi = f"{row.error_consistency_lo:.3f}", f"{row.error_consistency_hi:.3f}"
+        tip = f"κ = {row.error_consistency:.3f} [{lo}, {hi}] (95% bootstrap"
+        assert sum(t.startswith(f"{row.model_a} × {row.model_b}: {tip}") for t in tips) == 1
+        if BASE_NAME in (row.model_a, row.model_b):
+            assert f'<span class="ci">[{lo}, {hi}]</span>' in table
+    assert "hover text gives the pair&#x27;s κ with its 95% bootstrap interval" in matrix
+
+
 def test_missing_and_bad_tables_are_noted_in_page_and_stderr(results_dir, tmp_path, capsys):
     folder = tmp_path / "r"
     shutil.copytree(results_dir, folder)

@@ -379,7 +379,7 @@ def test_models_table_matches_reference(random_result, reference):
 
 
 def test_pairs_table_matches_reference(random_result, reference):
-    from scipy.stats import binomtest, chi2
+    from scipy.stats import binom, binomtest, chi2
     from sklearn.metrics import cohen_kappa_score
 
     result, _ = random_result
@@ -405,6 +405,12 @@ def test_pairs_table_matches_reference(random_result, reference):
             xor_means = (ra != rb)[idx].mean(axis=1)
             assert row.error_inconsistency_lo == pytest.approx(np.quantile(xor_means, 0.025))
             assert row.error_inconsistency_hi == pytest.approx(np.quantile(xor_means, 0.975))
+            # κ interval: a plain loop over the same resamples, scikit-learn's kappa on each
+            # resampled data set (issue 27), percentiles as every other interval.
+            kappas = [cohen_kappa_score(ra[rows], rb[rows]) for rows in idx]
+            assert row.error_consistency_lo == pytest.approx(np.quantile(kappas, 0.025), abs=1e-9)
+            assert row.error_consistency_hi == pytest.approx(np.quantile(kappas, 0.975), abs=1e-9)
+            assert row.error_consistency_lo <= row.error_consistency <= row.error_consistency_hi
             if a not in reference.scored or b not in reference.scored:
                 for column in (
                     "ensemble_acc",
@@ -447,11 +453,14 @@ def test_pairs_table_matches_reference(random_result, reference):
             assert row.ensemble_gain_lo == pytest.approx(np.quantile(gain_means, 0.025))
             best = ra if ra.mean() >= rb.mean() else rb
             n01, n10 = int(np.sum(e & ~best)), int(np.sum(~e & best))
-            # McNemar: exact binomial below 25 discordant examples, else chi2 with continuity.
-            if n01 + n10 == 0:
+            # McNemar: mid-p below 25 discordant examples (the exact binomial p less the
+            # point probability), else chi2 with continuity.
+            if n01 + n10 == 0 or n01 == n10:
                 expected_p = 1.0
             elif n01 + n10 < 25:
-                expected_p = binomtest(n01, n01 + n10, 0.5).pvalue
+                expected_p = binomtest(n01, n01 + n10, 0.5).pvalue - binom.pmf(
+                    min(n01, n10), n01 + n10, 0.5
+                )
             else:
                 expected_p = chi2.sf((abs(n01 - n10) - 1) ** 2 / (n01 + n10), 1)
             assert row.mcnemar_p == pytest.approx(expected_p, rel=1e-9)
@@ -469,6 +478,30 @@ def test_pairs_table_matches_reference(random_result, reference):
                 assert row.gain_over_base_hi == pytest.approx(np.quantile(over, 0.975))
             else:
                 assert np.isnan(row.gain_over_base) and np.isnan(row.gain_over_base_lo)
+    # Adjusted over the table's pairs that have a p-value (issue 27): Holm's step-down and
+    # Benjamini-Hochberg, written out here as float64 loops over the sorted p-values.
+    for raw, holm, q in (
+        ("mcnemar_p", "mcnemar_p_holm", "mcnemar_q_bh"),
+        ("paired_bootstrap_p", "paired_bootstrap_p_holm", "paired_bootstrap_q_bh"),
+    ):
+        p = pairs[raw].to_numpy(float)
+        tested = np.flatnonzero(np.isfinite(p))
+        assert 0 < len(tested) < len(p)  # decision-only pairs have none, and stay NaN
+        assert np.isnan(pairs[holm].to_numpy(float)[~np.isfinite(p)]).all()
+        ranked = tested[np.argsort(p[tested], kind="stable")]
+        m = len(ranked)
+        expected_holm, expected_q = {}, {}
+        running = 0.0
+        for j, i in enumerate(ranked):
+            running = max(running, min(1.0, (m - j) * p[i]))
+            expected_holm[i] = running
+        running = 1.0
+        for j in range(m - 1, -1, -1):
+            running = min(running, m * p[ranked[j]] / (j + 1))
+            expected_q[ranked[j]] = running
+        for i in tested:
+            assert pairs[holm].iloc[i] == pytest.approx(expected_holm[i], rel=1e-12)
+            assert pairs[q].iloc[i] == pytest.approx(expected_q[i], rel=1e-12)
     categories = pairs.set_index(["model_a", "model_b"])["category"]
     assert categories[("base", "reinit")] == "Reinit"
     assert categories[("vit", "weak")] == "Dataset"
@@ -638,6 +671,9 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     assert summary["command"] == "zoolens analyze test"
     assert summary["seeds"] == {"bootstrap": SEED}
     for name in tables.TABLE_COLUMNS:
+        if name.startswith("shift_"):  # written only by a shift study (issue 27)
+            assert not (out / f"{name}.csv").exists()
+            continue
         assert list(pd.read_csv(out / f"{name}.csv").columns) == tables.TABLE_COLUMNS[name]
         pd.testing.assert_frame_equal(
             pd.read_parquet(out / f"{name}.parquet"), getattr(result, name), check_dtype=False

@@ -223,6 +223,16 @@ def test_budget_the_base_does_not_fit_skips_greedy_with_a_reason(zoo, tmp_path):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert "does not fit the budget" in summary["headline"]["greedy"]["skipped"]
     assert summary["headline"]["best_sidekick"] is None
+    # the budget, not missing probabilities, excluded every pair, and the recap says so,
+    # and says that greedy was skipped once (issue 27)
+    assert summary["budget"]["sidekicks_before_budget"] == 4
+    assert summary["budget"]["sidekicks_within_budget"] == 0
+    assert (
+        "best sidekick for m2: none within the budget gmacs=1 (4 pair(s) with the base have "
+        "an ensemble; the budget excludes every one, the base alone does not fit it)"
+    ) in res.output
+    assert "no pair with the base has probabilities" not in res.output
+    assert res.output.count("greedy selection skipped") == 1
 
 
 @pytest.mark.parametrize(

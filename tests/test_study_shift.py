@@ -59,6 +59,23 @@ def test_probit_fit_leaves_out_zero_and_one_and_needs_two_distinct_points():
     assert flat.slope == 0 and np.isnan(flat.r2)
 
 
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_a_line_through_two_or_three_points_claims_no_r2(n):
+    """Issue 27: through 2 points R² is 1 whatever the data, through 3 it rests on one
+    residual degree of freedom: the line is kept, R² is NaN and ``small_sample`` says so."""
+    rng = np.random.default_rng(n)
+    x = rng.uniform(0.6, 0.95, n)
+    y = np.clip(x - 0.05 + rng.normal(0, 0.02, n), 0.01, 0.99)
+    fit = probit_fit(x, y)
+    ref = stats.linregress(stats.norm.ppf(x), stats.norm.ppf(y))
+    assert fit.n_points == n and fit.slope == pytest.approx(ref.slope)
+    assert fit.small_sample == (n < 4)
+    if n < 4:
+        assert np.isnan(fit.r2)
+    else:
+        assert fit.r2 == pytest.approx(ref.rvalue**2)
+
+
 def test_prediction_agreement_counts_equal_a_loop():
     rng = np.random.default_rng(0)
     pred = rng.integers(-1, 3, (5, 200))  # -1: an abstention, which agrees with nothing

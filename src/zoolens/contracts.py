@@ -23,13 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TABLE_VERSION = 2
+TABLE_VERSION = 3
 """Version of every result table written by this zoolens (one number for all tables).
-2: shift_models gained the label-free accuracy estimates (estimated_accuracy ...)."""
+2: shift_models gained the label-free accuracy estimates (estimated_accuracy ...).
+3: pairs gained error_consistency_lo/_hi and the adjusted p-values (mcnemar_p_holm,
+mcnemar_q_bh, paired_bootstrap_p_holm, paired_bootstrap_q_bh), and mcnemar_p is the mid-p
+test below 25 discordant examples."""
 
-SUPPORTED_TABLE_VERSIONS = frozenset({1, 2})
-"""Table versions the report can read (2: shift_models with the label-free estimates; its
-version-1 tables lack those optional columns)."""
+SUPPORTED_TABLE_VERSIONS = frozenset({1, 2, 3})
+"""Table versions the report can read (2: shift_models with the label-free estimates; 3: pairs
+with the κ interval and adjusted p-values; older tables lack those optional columns)."""
 
 RESULTS_FORMAT_VERSION = 1
 """``format_version`` of ``summary.json`` (its layout, apart from the tables)."""
@@ -133,6 +136,8 @@ PAIRS = TableContract(
         "both_right",
         "both_wrong",
         "error_consistency",
+        "error_consistency_lo",
+        "error_consistency_hi",
         "dominance_ab",
         "dominance_ba",
         "ensemble_acc",
@@ -155,10 +160,18 @@ PAIRS = TableContract(
         "neither_conversion_hi",
         "mcnemar_p",
         "paired_bootstrap_p",
+        # the two p-values adjusted over the table's pairs (those with a p-value): Holm's
+        # family-wise and Benjamini-Hochberg's false-discovery-rate q-values
+        "mcnemar_p_holm",
+        "mcnemar_q_bh",
+        "paired_bootstrap_p_holm",
+        "paired_bootstrap_q_bh",
     ),
     optional=(
         "error_inconsistency_lo",
         "error_inconsistency_hi",
+        "error_consistency_lo",
+        "error_consistency_hi",
         "dominance_ab",
         "dominance_ba",
         "ensemble_acc_lo",
@@ -177,6 +190,10 @@ PAIRS = TableContract(
         "neither_conversion_hi",
         "mcnemar_p",
         "paired_bootstrap_p",
+        "mcnemar_p_holm",
+        "mcnemar_q_bh",
+        "paired_bootstrap_p_holm",
+        "paired_bootstrap_q_bh",
     ),
     text=_PAIR + ("category",),
     bounds_suffixes=True,
@@ -321,7 +338,8 @@ SHIFT_PAIRS = TableContract(
 SHIFT_FITS = TableContract(
     # probit(measure on set) ≈ slope · probit(measure on the reference) + intercept, over
     # models (measure "accuracy") or pairs ("agreement"); r2: squared correlation of the
-    # probit values; n_points: models or pairs with both probits finite.
+    # probit values (NaN below 4 points: no R² claimed for a line through 2 or 3);
+    # n_points: models or pairs with both probits finite.
     "shift_fits",
     columns=("set", "measure", "n_points", "slope", "intercept", "r2"),
     text=("set", "measure"),
@@ -455,6 +473,10 @@ SOUP_COLUMNS = ("method", "members", "heldout_acc", "test_acc")
 
 FINDING_FIELDS = ("claim", "measured", "verdict")
 """The fields of each finding in ``findings.json`` (``zoolens demo``)."""
+
+FINDING_OPTIONAL_FIELDS = ("decided_by",)
+"""Fields a finding may carry (older findings.json lack them): ``decided_by``, the interval
+or test its verdict follows from."""
 
 
 # Spreadsheet formulas: a CSV cell starting with one of these runs as a formula when the

@@ -24,6 +24,7 @@ from zoolens.cli._app import (
     parse_model_pairs,
     refuse_inside_zoo,
 )
+from zoolens.measure.shift import MIN_R2_POINTS
 from zoolens.progress import terminal_text
 from zoolens.study import stages
 
@@ -294,7 +295,16 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"split, {_pct(base['accuracy_all'])} on all examples"
     ]
     best = head["best_sidekick"]
-    if best is None:
+    budget = summary.get("budget") or {}
+    if best is None and budget.get("sidekicks_before_budget"):
+        lines.append(
+            f"best sidekick for {base['model']}: none within the budget {budget['budget']} "
+            f"({budget['sidekicks_before_budget']} pair(s) with the base have an ensemble; "
+            "the budget excludes every one"
+            + (", the base alone does not fit it" if budget.get("base_fits") is False else "")
+            + ")"
+        )
+    elif best is None:
         lines.append(
             f"best sidekick for {base['model']}: none (no pair with the base has "
             "probabilities on both sides)"
@@ -304,7 +314,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"best sidekick for {base['model']}: {best['model']} (ensemble "
             f"{_pct(best['ensemble_acc'])}, {best['over_base']:+.3f} over "
             f"{base['model']} alone; EI {_pct(best['error_inconsistency'])}, "
-            f"McNemar p{_p_value(best['mcnemar_p'])})"
+            f"McNemar p{_p_value(best['mcnemar_p'])}"
+            + (
+                f", Holm-adjusted over all pairs p{_p_value(best['mcnemar_p_holm'])}"
+                if best.get("mcnemar_p_holm") is not None and np.isfinite(best["mcnemar_p_holm"])
+                else ""
+            )
+            + ")"
         )
         for rank, row in enumerate(head["ranked_sidekicks"][1:], start=2):
             lines.append(
@@ -342,6 +358,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(
         f"{ensemble}majority vote of all {head['majority_vote_members']}: "
         f"{_pct(head['majority_vote_acc'])}"
+        + (f" ({head['majority_vote_note']})" if head.get("majority_vote_note") else "")
     )
     greedy = head["greedy"]
     if "skipped" in greedy:
@@ -482,10 +499,15 @@ def format_shift(summary: dict[str, Any]) -> str:
         for measure in ("accuracy", "agreement"):
             f = summary["fits"].get(name, {}).get(measure)
             if f and f["slope"] is not None and math.isfinite(f["slope"]):
-                r2 = f"{f['r2']:.3f}" if f["r2"] is not None and math.isfinite(f["r2"]) else "n/a"
+                if f["r2"] is not None and math.isfinite(f["r2"]):
+                    r2 = f", R² {f['r2']:.3f} ({f['n_points']} points)"
+                elif f["n_points"] < MIN_R2_POINTS:
+                    r2 = f" (a line through {f['n_points']} points only: no R² claimed)"
+                else:
+                    r2 = f", R² n/a ({f['n_points']} points)"
                 parts.append(
                     f"{measure} on the line: slope {f['slope']:.3f}, intercept "
-                    f"{f['intercept']:+.3f}, R² {r2} ({f['n_points']} points)"
+                    f"{f['intercept']:+.3f}{r2}"
                 )
         line = f"under shift {name} ({s['examples']} examples, {s['models']} models"
         line += "" if s.get("labelled", True) else ", no labels"

@@ -85,7 +85,7 @@ def collect(
         None, "--dataset-name", help="Data set name recorded in a new zoo."
     ),
 ) -> None:
-    """Run models over an image folder and add their logits and embeddings to a zoo.
+    r"""Run models over an image folder and add their logits and embeddings to a zoo.
 
     Work is written in resumable shards beside the zoo (ZOO.collect/): after an interruption, run the same command again to continue.
 
@@ -96,6 +96,22 @@ def collect(
     Example:  zoolens collect "python:zoolens.collect.cifar_resnet:pretrained" --data images/ --zoo myzoo --create
 
     Example:  zoolens collect models.toml --data images/ --zoo myzoo --create
+
+    A model list (models.toml; YAML takes the same keys, models: a list of mappings):
+
+    \[defaults]                      # optional, applies to every entry
+    preprocess = { mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5] }
+    \[\[models]]
+    spec = "torchscript:tiny-a.pt"   # or timm:NAME, torchvision:NAME/WEIGHTS,
+    name = "tiny-a"                  #    open_clip:ARCH/TAG, python:module:function
+    seed = 0                         # set before building: random init is reproducible
+    kwargs = {}                      # passed to the builder (python: specs)
+    \[models.card]                    # card fields: arch, framework, pretrain_data, ...
+    arch = "tiny-cnn"
+    framework = "supervised"
+
+    A relative torchscript path is read from the list's folder. A working list with three
+    tiny TorchScript models and 32 images: $(python -m zoolens.examples)/collect.
     """
     require_torch("zoolens collect")
     import os

@@ -68,7 +68,11 @@ def _column(value: str | None) -> str | int | None:
 @handle_errors
 def import_(
     zoo: Path = typer.Argument(..., help="Zoo folder (created with --create)."),
-    file: Path = typer.Argument(..., help="Outputs file: .npy .npz .safetensors .pt .csv .tsv"),
+    file: Path = typer.Argument(
+        ...,
+        help="Outputs file: .npy .npz .safetensors .pt .json (a list of class ids or of score "
+        "rows, or an object from example id to either) .csv .tsv",
+    ),
     name: str = typer.Option(..., "--name", "-n", help="Model name in the zoo (free text)."),
     kind: Optional[str] = typer.Option(
         None,
@@ -212,14 +216,17 @@ def import_(
         False,
         "--strict",
         help="Make the after-import sanity warning (accuracy or agreement "
-        "with the other models at chance level) an error; the zoo is left unchanged.",
+        "with the other models at chance level by a one-sided binomial test; or a model "
+        "right on every example, or far more often than every other model, which may be "
+        "the labels) an error; the zoo is left unchanged.",
     ),
     class_names: Optional[str] = typer.Option(
         None,
         "--class-names",
         help="With --create: comma-separated names, or a file: one name per line, "
         "'wnid,name' or 'wnid name' lines (ImageNet; the wnid becomes an alias), a JSON "
-        'list, or a JSON object {"0": [wnid, name], ...}. Labels and decisions may '
+        # "\\[" keeps rich's markup (rich_markup_mode) from reading [wnid, name] as a style
+        'list, or a JSON object {"0": \\[wnid, name], ...}. Labels and decisions may '
         "then be class names (default with name labels: their sorted set).",
     ),
     num_classes: Optional[int] = typer.Option(
@@ -256,7 +263,10 @@ def import_(
     --labels-column label --class-names synsets.txt
 
     After every import a model at chance level (accuracy, or agreement with the zoo's other
-    models) gives a one-line warning naming the likely causes; --strict makes it an error.
+    models, by a one-sided binomial test at the 5 % level) gives a one-line warning naming
+    the likely causes, and so does a model right on every example or with a tenth of the
+    errors of every other model (the file may contain the labels); --strict makes it an
+    error.
     """
     from zoolens.progress import info
     from zoolens.zoo.classes import ClassIndex, read_class_names

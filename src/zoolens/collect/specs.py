@@ -12,7 +12,8 @@ A spec string names a model and the library that builds it:
                                                ``pretrained`` parameter gets --pretrained
 =============================================  ==============================================
 
-A model list (TOML or YAML) describes a whole zoo::
+A model list (TOML or YAML) describes a whole zoo (a relative ``torchscript:`` path is read
+from the list's folder when the file is there)::
 
     [defaults]                 # optional, applies to every entry
     pretrained = true
@@ -241,13 +242,26 @@ def read_model_list(source: str | Path) -> list[ModelEntry]:
     if not isinstance(models, list) or not models:
         raise ZoolensError(f"{path}: no models (expected [[models]] entries with a 'spec')")
     entries = [
-        _entry_from_mapping(raw, f"{path} entry {i + 1}", defaults) for i, raw in enumerate(models)
+        _relative_to_list(_entry_from_mapping(raw, f"{path} entry {i + 1}", defaults), path)
+        for i, raw in enumerate(models)
     ]
     names = [e.name for e in entries]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ZoolensError(f"{path}: model name {dup[0]!r} appears twice (give each a 'name')")
     return entries
+
+
+def _relative_to_list(entry: ModelEntry, list_path: Path) -> ModelEntry:
+    """A relative ``torchscript:`` path is read from the model list's folder when the file
+    is there (a list ships beside its models), else from the working folder, as before."""
+    if entry.prefix != "torchscript":
+        return entry
+    target = Path(entry.target)
+    beside = list_path.parent / target
+    if target.is_absolute() or not beside.is_file():
+        return entry
+    return dataclasses.replace(entry, spec=f"torchscript:{beside.resolve()}")
 
 
 PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")

@@ -1,45 +1,54 @@
 """The paper's findings as the demo zoo shows them, read back from the study's tables.
 
-Each finding states the paper's claim, the numbers this zoo gives (with the bootstrap
-interval where the study provides one), and a plain verdict: "holds", "does not hold" or
-"not measured". Nothing is tuned: the verdicts follow from fixed rules written here, applied
-to whatever the tables say.
+Each finding states the paper's claim, the numbers this zoo gives, and a verdict that follows
+from fixed rules written here (nothing tuned), applied to whatever the tables say. A verdict
+never rests on a point estimate: every finding carries the interval or test it was decided
+by (``decided_by``, also printed).
 
-Verdicts are "holds", "partly", "does not hold" or "not measured".
+Verdicts: "holds" when the interval (or test) excludes the claim's other side, "does not
+hold" when it excludes the claim's side, "inconclusive" when it includes both (the numbers
+are given), "not measured" when there is nothing to decide on. A claim made of several
+parts (the steps of an order, the pairs of a probe) holds when every part holds, does not
+hold when every part decidedly fails, is "partly" when some parts hold and others decidedly
+fail (each part decided by its own interval), and is inconclusive otherwise.
 
 Findings (Gontijo-Lopes et al. 2021):
 1. Error inconsistency with the base grows with divergence of training methodology:
    Reinit < HParam < Arch < Framework < Dataset (Sec. 4.1, Fig. 1), compared at matched
-   accuracy (the paper's Fig. 1 plots EI against accuracy): the category means of a least-
-   squares fit of EI on category plus the other model's accuracy, at the mean accuracy
-   (``measure.stats.accuracy_adjusted_means``, 95 % t intervals); the raw means (with their
-   bootstrap intervals) are reported beside them. Verdict over the consecutive steps of the
-   order among the categories present (at least two): holds when every step increases,
-   does not hold when none does, partly otherwise (ties count as failures). Without enough
-   pairs to fit the covariate, the raw means are used and the text says so.
+   accuracy: the category means of a least-squares fit of EI on category plus the other
+   model's accuracy, at the mean accuracy (``measure.stats.accuracy_adjusted_means``). The
+   parts are the consecutive steps among the categories present (at least two): a step is
+   decided by the 95 % t interval of the difference of its two adjusted means. Without
+   enough pairs to fit the covariate, the raw means are used and a step is decided only when
+   the two categories' bootstrap intervals do not overlap (the text says so).
 2. Pairs with higher error inconsistency ensemble better: Spearman correlation of error
-   inconsistency with ensemble gain over all pairs (Sec. 4.2, Fig. 2 left). Verdict: holds
-   when rho > 0 with p < 0.05, does not hold otherwise; not measured with fewer than
-   ``MIN_CORRELATION_PAIRS`` pairs ("too few pairs", with the n).
+   inconsistency with ensemble gain over all pairs (Sec. 4.2, Fig. 2 left), decided by its
+   bootstrap interval (examples resampled), or by its p-value (< 0.05, two-sided) where the
+   study gives no interval; "not measured" with fewer than ``MIN_CORRELATION_PAIRS`` pairs.
 3. Conversion rate (ensemble right | exactly one member right) by category (Fig. 2 right):
-   reported with the Spearman correlation between the category order and the category mean;
-   verdict: holds when more divergent categories convert at least as often (correlation > 0),
-   with at least three categories.
+   more divergent categories convert more. Parts: consecutive steps of the category order,
+   each decided when the two categories' bootstrap intervals do not overlap.
 4. Lower-accuracy models lift the base in a greedy ensemble (Sec. 4.5, Fig. 5): the greedy
    search starts from the base and may add only models less accurate than the base on the
-   evaluation split (the split whose accuracies the finding reports; the search itself
-   chooses on the calibration split). Verdict: holds when the kept ensemble adds a member and
-   its gain over the base has a paired bootstrap interval above 0; partly when the gain is
-   positive but the interval reaches 0; does not hold otherwise.
+   evaluation split. Decided by the paired bootstrap interval of the gain over the base on
+   that split; a search that adds no model does not lift the base (gain 0 by construction).
 5. Combined features beat single ones (Sec. 4.6, Fig. 6): a linear probe on half of each of
-   two models' embeddings (f = 0.5) versus the better of the two whole embeddings. Verdict:
-   holds for every pair, partly when for some, does not hold when for none.
+   two models' embeddings (f = 0.5) versus the better of the two whole embeddings, per pair,
+   decided by a normal-approximation 95 % interval of the difference whose variance adds
+   the f = 0.5 draws' spread (sd² / draws) and both accuracies' binomial sampling variance
+   on the probe's test examples (treated as independent, which widens the interval for
+   probes that err together).
+6. A greedy soup is at least as accurate as its best ingredient (Wortsman et al. 2022), on
+   the test set: decided by the paired bootstrap interval of the accuracy difference on the
+   same test images (with the mid-p McNemar test beside it), when the demo passes the
+   per-image comparison; from soup.csv alone it is inconclusive.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,37 +59,89 @@ from zoolens.zoo.cards import CATEGORIES
 
 ORDER = [c for c in CATEGORIES if c != "Same"]  # paper order, pairs with the base
 
+MIN_CORRELATION_PAIRS = 5
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+
 
 def _num(value: Any) -> float:
     try:
-        v = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return float("nan")
-    return v
+
+
+def _finite(*values: Any) -> bool:
+    return all(math.isfinite(_num(v)) for v in values)
 
 
 def _ci(mean: float, lo: Any, hi: Any, pct: bool = True) -> str:
     scale = 100.0 if pct else 1.0
     unit = "%" if pct else ""
     text = f"{scale * mean:.2f}{unit}"
-    if math.isfinite(_num(lo)) and math.isfinite(_num(hi)):
+    if _finite(lo, hi):
         text += f" [{scale * _num(lo):.2f}, {scale * _num(hi):.2f}]"
     return text
 
 
-MIN_CORRELATION_PAIRS = 5
+def _points(value: float, lo: float, hi: float) -> str:
+    """A difference of two rates in percentage points with its interval."""
+    return f"{100 * value:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] points"
 
 
-def _verdict(ok: bool | None) -> str:
-    return "not measured" if ok is None else ("holds" if ok else "does not hold")
+def decide(lo: float, hi: float, threshold: float = 0.0, *, strict: bool = True) -> str:
+    """The verdict on the claim "value > threshold" (``strict``; ">=" otherwise) from the
+    value's interval [lo, hi]: "holds" when the interval lies on the claim's side, "does not
+    hold" when it lies on the other side, "inconclusive" when it reaches both, "not measured"
+    without an interval."""
+    if not _finite(lo, hi):
+        return "not measured"
+    lo, hi = float(lo), float(hi)
+    if lo > threshold or (not strict and lo >= threshold):
+        return "holds"
+    if hi < threshold or (strict and hi <= threshold):
+        return "does not hold"
+    return "inconclusive"
+
+
+def combine(parts: Sequence[str]) -> str:
+    """One verdict from the verdicts of a claim's parts (module doc)."""
+    if not parts or any(p == "not measured" for p in parts):
+        return "not measured"
+    if all(p == "holds" for p in parts):
+        return "holds"
+    if all(p == "does not hold" for p in parts):
+        return "does not hold"
+    if "holds" in parts and "does not hold" in parts:
+        return "partly"
+    return "inconclusive"
+
+
+def _tally(parts: Sequence[str], what: str) -> str:
+    counts = {v: sum(p == v for p in parts) for v in ("holds", "does not hold", "inconclusive")}
+    said = [f"{n} {v}" for v, n in counts.items() if n]
+    return f"{len(parts)} {what}: " + ", ".join(said)
+
+
+def _step_overlap(lo_a: Any, hi_a: Any, lo_b: Any, hi_b: Any) -> str:
+    """A step a -> b claimed to increase, decided by two separate intervals: holds when b's
+    interval lies wholly above a's, does not hold when wholly below, else inconclusive
+    (non-overlapping 95 % intervals: a conservative test of the difference)."""
+    if not _finite(lo_a, hi_a, lo_b, hi_b):
+        return "not measured"
+    if _num(lo_b) > _num(hi_a):
+        return "holds"
+    if _num(hi_b) < _num(lo_a):
+        return "does not hold"
+    return "inconclusive"
 
 
 def order_verdict(means: list[float]) -> str:
-    """holds / partly / does not hold: how many consecutive steps of ``means`` increase."""
+    """The order of point estimates alone, for display: "increasing", "decreasing" or
+    "mixed". Never a verdict (a verdict needs intervals: :func:`decide`)."""
     steps = [b > a for a, b in zip(means, means[1:])]
     if not steps:
-        return _verdict(None)
-    return "holds" if all(steps) else ("partly" if any(steps) else "does not hold")
+        return "mixed"
+    return "increasing" if all(steps) else ("decreasing" if not any(steps) else "mixed")
 
 
 def _matched_ei(results_dir: Path, base: str | None):
@@ -111,6 +172,16 @@ def _matched_ei(results_dir: Path, base: str | None):
         return None
 
 
+def _finding(key: str, claim: str, measured: str, verdict: str, decided_by: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "claim": claim,
+        "measured": measured,
+        "verdict": verdict,
+        "decided_by": decided_by,
+    }
+
+
 def _ei_by_category(results_dir: Path, head: dict[str, Any], base: str | None) -> dict[str, Any]:
     by_cat = head.get("mean_error_inconsistency_by_category") or {}
     cats = [c for c in ORDER if c in by_cat and by_cat[c].get("mean") is not None]
@@ -127,7 +198,12 @@ def _ei_by_category(results_dir: Path, head: dict[str, Any], base: str | None) -
     order = [c for c in ORDER if matched is not None and c in matched.categories]
     if matched is not None and len(order) >= 2 and np.isfinite(matched.mean).all():
         k = [matched.categories.index(c) for c in order]
-        means = [float(matched.mean[i]) for i in k]
+        parts, steps = [], []
+        for (ca, i), (cb, j) in zip(zip(order, k), zip(order[1:], k[1:])):
+            diff, lo, hi = matched.difference_interval(i, j)
+            parts.append(decide(lo, hi))
+            shown = _points(diff, lo, hi) if _finite(lo, hi) else f"{100 * diff:+.2f} points"
+            steps.append(f"{ca} -> {cb} {shown} ({parts[-1]})")
         text = (
             "at matched accuracy (" + f"{100 * matched.at_accuracy:.2f}% for the other "
             "model; least squares on category + accuracy, 95% t intervals): "
@@ -137,20 +213,124 @@ def _ei_by_category(results_dir: Path, head: dict[str, Any], base: str | None) -
             )
             + f". Raw means (95% bootstrap, examples resampled): {raw or 'no data'}"
         )
-        return {
-            "key": "ei_by_category",
-            "claim": claim,
-            "measured": text,
-            "verdict": order_verdict(means),
-        }
-    means = [_num(by_cat[c]["mean"]) for c in cats]
+        verdict = combine([p if p != "not measured" else "inconclusive" for p in parts])
+        decided_by = (
+            "each step's difference of adjusted means with its 95% t interval: "
+            + "; ".join(steps)
+            + f" ({_tally(parts, 'steps')})"
+        )
+        return _finding("ei_by_category", claim, text, verdict, decided_by)
     text = f"raw means (too few pairs to match accuracy): {raw}" if raw else "no data"
-    return {
-        "key": "ei_by_category",
-        "claim": claim,
-        "measured": text,
-        "verdict": order_verdict(means) if len(cats) >= 2 else _verdict(None),
-    }
+    if len(cats) < 2:
+        return _finding("ei_by_category", claim, text, "not measured", "fewer than two categories")
+    parts, steps = [], []
+    for ca, cb in zip(cats, cats[1:]):
+        a, b = by_cat[ca], by_cat[cb]
+        parts.append(_step_overlap(a.get("lo"), a.get("hi"), b.get("lo"), b.get("hi")))
+        steps.append(f"{ca} -> {cb} ({parts[-1]})")
+    verdict = combine([p if p != "not measured" else "inconclusive" for p in parts])
+    decided_by = (
+        "each step by the two categories' 95% bootstrap intervals (decided only where they "
+        "do not overlap): " + "; ".join(steps) + f" ({_tally(parts, 'steps')})"
+    )
+    return _finding("ei_by_category", claim, text, verdict, decided_by)
+
+
+def _ei_vs_gain(head: dict[str, Any]) -> dict[str, Any]:
+    claim = "pairs with higher error inconsistency gain more from ensembling (Fig. 2 left)"
+    corr = (head.get("spearman_ei_vs_gain") or {}).get("all_pairs") or {}
+    rho, p = _num(corr.get("rho")), _num(corr.get("p_value"))
+    n_pairs = _num(corr.get("n_pairs"))
+    if not math.isfinite(n_pairs) or n_pairs < MIN_CORRELATION_PAIRS:
+        text = (
+            f"too few pairs (n = {corr.get('n_pairs', 0)}; at least "
+            f"{MIN_CORRELATION_PAIRS} needed for a correlation)"
+        )
+        return _finding("ei_vs_gain", claim, text, "not measured", "no correlation taken")
+    if not math.isfinite(rho):
+        text = f"not defined (n = {int(n_pairs)}: a constant column)"
+        return _finding("ei_vs_gain", claim, text, "not measured", "no correlation defined")
+    lo, hi = corr.get("lo"), corr.get("hi")
+    text = (
+        f"Spearman rho {_ci(rho, lo, hi, pct=False)} (p = {p:.2g}, {int(n_pairs)} pairs; "
+        "interval: examples resampled, rho recomputed)"
+    )
+    if _finite(lo, hi):
+        verdict = decide(_num(lo), _num(hi))
+        decided_by = f"95% bootstrap interval of rho [{_num(lo):.2f}, {_num(hi):.2f}] against 0"
+    elif math.isfinite(p):
+        significant = p < 0.05
+        verdict = "inconclusive" if not significant else ("holds" if rho > 0 else "does not hold")
+        decided_by = f"two-sided test of rho = 0: p = {p:.2g} (decided below 0.05)"
+    else:
+        verdict, decided_by = "not measured", "neither an interval nor a p-value"
+    return _finding("ei_vs_gain", claim, text, verdict, decided_by)
+
+
+def _conversion_by_category(head: dict[str, Any]) -> dict[str, Any]:
+    claim = (
+        "more divergent pairs convert more of the examples only one model gets right (Fig. 2 right)"
+    )
+    conv = head.get("conversion_rate_by_category") or {}
+    cats = [c for c in ORDER if c in conv and conv[c].get("mean") is not None]
+    if not cats:
+        return _finding("conversion_by_category", claim, "no data", "not measured", "no data")
+    means = [_num(conv[c]["mean"]) for c in cats]
+    text = "; ".join(
+        f"{c} {_ci(m, conv[c].get('lo'), conv[c].get('hi'))} (n={conv[c].get('n_pairs')})"
+        for c, m in zip(cats, means)
+    )
+    if len(cats) < 2:
+        return _finding(
+            "conversion_by_category", claim, text, "not measured", "fewer than two categories"
+        )
+    text += f"; point estimates {order_verdict(means)} along the category order"
+    parts, steps = [], []
+    for ca, cb in zip(cats, cats[1:]):
+        a, b = conv[ca], conv[cb]
+        parts.append(_step_overlap(a.get("lo"), a.get("hi"), b.get("lo"), b.get("hi")))
+        steps.append(f"{ca} -> {cb} ({parts[-1]})")
+    verdict = combine([p if p != "not measured" else "inconclusive" for p in parts])
+    decided_by = (
+        "each step of the category order by the two categories' 95% bootstrap intervals "
+        "(decided only where they do not overlap): "
+        + "; ".join(steps)
+        + f" ({_tally(parts, 'steps')})"
+    )
+    return _finding("conversion_by_category", claim, text, verdict, decided_by)
+
+
+def _soups(soup_table: pd.DataFrame, comparison: dict[str, Any] | None) -> dict[str, Any]:
+    claim = (
+        "a greedy soup is at least as accurate as its best ingredient (Wortsman et al. "
+        "2022; held-out by construction, test checked here)"
+    )
+    t = soup_table.set_index("method")
+    text = "; ".join(
+        f"{m} held-out {100 * t.loc[m, 'heldout_acc']:.2f}% test {100 * t.loc[m, 'test_acc']:.2f}%"
+        for m in ("best_ingredient", "uniform_soup", "greedy_soup", "logit_ensemble")
+        if m in t.index
+    )
+    if not comparison or not _finite(comparison.get("lo"), comparison.get("hi")):
+        return _finding(
+            "soups",
+            claim,
+            text,
+            "inconclusive",
+            "no paired comparison on the test images (soup.csv holds accuracies only)",
+        )
+    diff, lo, hi = (_num(comparison[k]) for k in ("difference", "lo", "hi"))
+    verdict = decide(lo, hi, strict=False)
+    decided_by = (
+        f"greedy soup minus best ingredient on the same {comparison.get('n')} test images: "
+        f"{_points(diff, lo, hi)} (95% paired bootstrap); {comparison.get('only_soup')} "
+        f"images only the soup gets right, {comparison.get('only_best')} only the "
+        f"ingredient, McNemar p = {_num(comparison.get('mcnemar_p')):.2g} "
+        f"({comparison.get('mcnemar_method')})"
+    )
+    if comparison.get("identical"):
+        decided_by += "; the greedy soup is the best ingredient itself"
+    return _finding("soups", claim, text, verdict, decided_by)
 
 
 def collect_findings(
@@ -158,107 +338,62 @@ def collect_findings(
     summary: dict[str, Any] | None,
     soup_table: pd.DataFrame | None,
     missing: list[str],
+    soup_comparison: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """A list of {key, claim, measured, verdict} dicts (see the module doc)."""
+    """A list of {key, claim, measured, verdict, decided_by} dicts (see the module doc).
+    ``soup_comparison``: :func:`compare_soup` of the greedy soup against its best
+    ingredient on the test images."""
     results_dir = Path(results_dir)
     if not summary and (results_dir / "summary.json").is_file():
         summary = json.loads((results_dir / "summary.json").read_text())
     head = (summary or {}).get("headline", {}) or {}
     base = (summary or {}).get("base")
-    out: list[dict[str, Any]] = [_ei_by_category(results_dir, head, base)]
-
-    corr = (head.get("spearman_ei_vs_gain") or {}).get("all_pairs") or {}
-    rho, p = _num(corr.get("rho")), _num(corr.get("p_value"))
-    n_pairs = _num(corr.get("n_pairs"))
-    too_few = not math.isfinite(n_pairs) or n_pairs < MIN_CORRELATION_PAIRS
-    ok = None if too_few or not math.isfinite(rho) else bool(rho > 0 and p < 0.05)
-    if too_few:
-        text = (
-            f"too few pairs (n = {corr.get('n_pairs', 0)}; at least "
-            f"{MIN_CORRELATION_PAIRS} needed for a correlation)"
-        )
-    elif not math.isfinite(rho):
-        text = f"not defined (n = {int(n_pairs)}: a constant column)"
-    else:
-        text = (
-            f"Spearman rho {_ci(rho, corr.get('lo'), corr.get('hi'), pct=False)} "
-            f"(p = {p:.2g}, {int(n_pairs)} pairs; interval: examples resampled, rho "
-            f"recomputed)"
-        )
-    out.append(
-        {
-            "key": "ei_vs_gain",
-            "claim": "pairs with higher error inconsistency gain more from ensembling (Fig. 2 left)",
-            "measured": text,
-            "verdict": _verdict(ok),
-        }
-    )
-
-    conv = head.get("conversion_rate_by_category") or {}
-    cats = [c for c in ORDER if c in conv and conv[c].get("mean") is not None]
-    ok = None
-    text = "no data"
-    if cats:
-        means = [_num(conv[c]["mean"]) for c in cats]
-        text = "; ".join(
-            f"{c} {_ci(m, conv[c].get('lo'), conv[c].get('hi'))} (n={conv[c].get('n_pairs')})"
-            for c, m in zip(cats, means)
-        )
-        if len(cats) >= 3:
-            from scipy.stats import spearmanr
-
-            r = spearmanr(np.arange(len(cats)), means)[0]
-            ok = bool(np.isfinite(r) and r > 0)
-            text += f"; rank correlation with the category order {r:.2f}"
-    out.append(
-        {
-            "key": "conversion_by_category",
-            "claim": "more divergent pairs convert more of the examples only one model "
-            "gets right (Fig. 2 right)",
-            "measured": text,
-            "verdict": _verdict(ok),
-        }
-    )
-
-    out.append(_greedy_finding(results_dir, head.get("greedy") or {}, base))
-
-    out.append(_combined_features(results_dir))
-
+    out: list[dict[str, Any]] = [
+        _ei_by_category(results_dir, head, base),
+        _ei_vs_gain(head),
+        _conversion_by_category(head),
+        _greedy_finding(results_dir, head.get("greedy") or {}, base),
+        _combined_features(results_dir),
+    ]
     if soup_table is not None and len(soup_table):
-        t = soup_table.set_index("method")
-        best, greedy_soup = t.loc["best_ingredient"], t.loc["greedy_soup"]
-        text = "; ".join(
-            f"{m} held-out {100 * t.loc[m, 'heldout_acc']:.2f}% test "
-            f"{100 * t.loc[m, 'test_acc']:.2f}%"
-            for m in ("best_ingredient", "uniform_soup", "greedy_soup", "logit_ensemble")
-        )
-        ok = bool(greedy_soup["test_acc"] >= best["test_acc"])
-        out.append(
-            {
-                "key": "soups",
-                "claim": "a greedy soup is at least as accurate as its "
-                "best ingredient (Wortsman et al. 2022; held-out by construction, test "
-                "checked here)",
-                "measured": text,
-                "verdict": _verdict(ok),
-            }
-        )
+        out.append(_soups(soup_table, soup_comparison))
     return out
+
+
+def compare_soup(
+    soup_right: np.ndarray, best_right: np.ndarray, *, identical: bool = False, seed: int = 0
+) -> dict[str, Any]:
+    """The greedy soup against its best ingredient on the same test images: the accuracy
+    difference with its paired bootstrap interval (1,000 resamples) and McNemar's test."""
+    from zoolens.measure.stats import mcnemar_test, paired_bootstrap_test
+
+    soup = np.asarray(soup_right, dtype=bool)
+    best = np.asarray(best_right, dtype=bool)
+    boot = paired_bootstrap_test(soup, best, seed=seed)
+    test = mcnemar_test(soup, best)
+    return {
+        "n": int(soup.size),
+        "difference": boot.difference,
+        "lo": boot.lo,
+        "hi": boot.hi,
+        "only_soup": test.only_a,
+        "only_best": test.only_b,
+        "mcnemar_p": test.p_value,
+        "mcnemar_method": test.method,
+        "identical": bool(identical),
+    }
 
 
 def _greedy_finding(results_dir: Path, greedy: dict[str, Any], base: str | None) -> dict[str, Any]:
     """Finding 4: the greedy ensemble from the base over lower-accuracy models (module doc)."""
+    key = "greedy_low_accuracy"
     claim = (
         "lower-accuracy but different models lift the base in a greedy ensemble (Sec. 4.5, Fig. 5)"
     )
     if not greedy or "members" not in greedy:
         reason = greedy.get("skipped") if isinstance(greedy, dict) else None
-        return {
-            "key": "greedy_low_accuracy",
-            "claim": claim,
-            "measured": f"no greedy ensemble ({reason})" if reason else "no data",
-            "verdict": _verdict(None),
-        }
+        measured = f"no greedy ensemble ({reason})" if reason else "no data"
+        return _finding(key, claim, measured, "not measured", "no greedy ensemble")
     start = greedy.get("start")
     members = [str(m) for m in greedy.get("members") or []]
     accuracy: dict[str, float] = {}
@@ -268,12 +403,8 @@ def _greedy_finding(results_dir: Path, greedy: dict[str, Any], base: str | None)
         )
         accuracy = dict(zip(models.model, models.accuracy.astype(float)))
     if start != base:
-        return {
-            "key": "greedy_low_accuracy",
-            "claim": claim,
-            "measured": f"the greedy search started from {start}, not the base {base}",
-            "verdict": _verdict(None),
-        }
+        measured = f"the greedy search started from {start}, not the base {base}"
+        return _finding(key, claim, measured, "not measured", "not a search from the base")
     counts: dict[str, int] = {}
     for m in members:
         counts[m] = counts.get(m, 0) + 1
@@ -282,15 +413,20 @@ def _greedy_finding(results_dir: Path, greedy: dict[str, Any], base: str | None)
     stronger = [m for m in others if _num(accuracy.get(m)) >= start_acc]
     gain = _num(greedy.get("gain_over_start"))
     lo, hi = _num(greedy.get("gain_over_start_lo")), _num(greedy.get("gain_over_start_hi"))
-    has_interval = math.isfinite(lo) and math.isfinite(hi)
+    has_interval = _finite(lo, hi)
     if stronger:
-        verdict = _verdict(None)  # the claim is about lower-accuracy members only
-    elif not others or not math.isfinite(gain) or gain <= 0:
+        # the claim is about lower-accuracy members only
+        verdict, decided_by = "not measured", "the ensemble holds a model at least as accurate"
+    elif not others:
         verdict = "does not hold"
-    elif has_interval and lo > 0:
-        verdict = "holds"
+        decided_by = "the search added no model: the ensemble is the base (gain 0 by construction)"
+    elif has_interval:
+        verdict = decide(lo, hi)
+        decided_by = (
+            f"paired bootstrap 95% interval of the gain over the base: {_points(gain, lo, hi)}"
+        )
     else:
-        verdict = "partly"
+        verdict, decided_by = "inconclusive", "the study reports no interval for this gain"
     interval = (
         f"paired bootstrap interval [{100 * lo:+.2f}, {100 * hi:+.2f}]"
         if has_interval
@@ -312,50 +448,86 @@ def _greedy_finding(results_dir: Path, greedy: dict[str, Any], base: str | None)
     )
     if stronger:
         text += f". Not lower-accuracy on this split: {', '.join(stronger)}"
-    return {"key": "greedy_low_accuracy", "claim": claim, "measured": text, "verdict": verdict}
+    return _finding(key, claim, text, verdict, decided_by)
+
+
+def _probe_test_examples(results_dir: Path) -> int | None:
+    """How many examples the probes were scored on (probe.json's ``n_test``), or None."""
+    try:
+        meta = json.loads((results_dir / "probe.json").read_text())
+        n = int(meta["n_test"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return n if n > 0 else None
+
+
+def half_embedding_interval(
+    half: Sequence[float], single: float, n_test: int | None
+) -> tuple[float, float, float]:
+    """``mean(half) − single`` with a normal-approximation 95 % interval (module doc,
+    finding 5): variance ``sd(half)² / draws`` (0 for one draw) plus the binomial sampling
+    variance of both accuracies on ``n_test`` examples. NaN bounds without ``n_test``."""
+    values = np.asarray(half, dtype=np.float64)
+    diff = float(values.mean() - single)
+    if n_test is None:
+        return diff, float("nan"), float("nan")
+    draws = values.var(ddof=1) / values.size if values.size > 1 else 0.0
+    p_half = float(values.mean())
+    sampling = (p_half * (1 - p_half) + single * (1 - single)) / n_test
+    half_width = Z95 * math.sqrt(draws + sampling)
+    return diff, diff - half_width, diff + half_width
 
 
 def _combined_features(results_dir: Path) -> dict[str, Any]:
+    key = "combined_features"
     claim = "half of each of two models' embeddings beats either whole embedding (Sec. 4.6, Fig. 6)"
     path = results_dir / "probe.csv"
     if not path.is_file():
-        return {
-            "key": "combined_features",
-            "claim": claim,
-            "measured": "probe.csv not written",
-            "verdict": _verdict(None),
-        }
+        return _finding(key, claim, "probe.csv not written", "not measured", "no probe")
     table = pd.read_csv(path)
-    parts, oks = [], []
+    n_test = _probe_test_examples(results_dir)
+    parts, texts, steps = [], [], []
     for (a, b), rows in table.groupby(["model_a", "model_b"], sort=False):
-        mean = rows.groupby("rate")["accuracy"].agg(["mean", "std", "count"])
-        if not {0.0, 0.5, 1.0} <= set(mean.index):
+        by_rate = rows.groupby("rate")["accuracy"]
+        means = by_rate.mean()
+        if not {0.0, 0.5, 1.0} <= set(means.index):
             continue
-        single = max(mean.loc[0.0, "mean"], mean.loc[1.0, "mean"])
-        half = mean.loc[0.5, "mean"]
-        oks.append(bool(half > single))
-        draws = int(mean.loc[0.5, "count"])
+        single = float(max(means.loc[0.0], means.loc[1.0]))
+        half = by_rate.get_group(0.5).to_numpy(float)
+        diff, lo, hi = half_embedding_interval(half, single, n_test)
+        parts.append(decide(lo, hi) if _finite(lo, hi) else "inconclusive")
         spread = (
-            f"sd {100 * _num(mean.loc[0.5, 'std']):.2f} over {draws} draws"
-            if draws > 1
-            else "1 draw"
+            f"sd {100 * half.std(ddof=1):.2f} over {half.size} draws" if half.size > 1 else "1 draw"
         )
-        parts.append(
-            f"{a} + {b}: f=0.5 {100 * half:.2f}% ({spread}) vs best single {100 * single:.2f}%"
+        texts.append(
+            f"{a} + {b}: f=0.5 {100 * half.mean():.2f}% ({spread}) vs best single "
+            f"{100 * single:.2f}%"
         )
-    if not oks:
-        verdict = _verdict(None)
-    else:
-        verdict = "holds" if all(oks) else ("partly" if any(oks) else "does not hold")
-    measured = "; ".join(parts) or "no pair with rates 0, 0.5 and 1"
-    if verdict == "partly":
-        measured += f" (holds for {sum(oks)} of {len(oks)} pairs)"
-    return {"key": "combined_features", "claim": claim, "measured": measured, "verdict": verdict}
+        steps.append(
+            f"{a} + {b} {_points(diff, lo, hi)} ({parts[-1]})"
+            if _finite(lo, hi)
+            else f"{a} + {b} {100 * diff:+.2f} points, no interval (probe.json has no n_test)"
+        )
+    if not parts:
+        measured = "no pair with rates 0, 0.5 and 1"
+        return _finding(key, claim, measured, "not measured", "no pair to compare")
+    decided_by = (
+        f"per pair, f=0.5 minus the better single embedding with a 95% interval (draws' "
+        f"spread plus binomial sampling on {n_test} probe-test examples): "
+        + "; ".join(steps)
+        + f" ({_tally(parts, 'pairs')})"
+    )
+    return _finding(key, claim, "; ".join(texts), combine(parts), decided_by)
 
 
 def format_findings(findings: list[dict[str, Any]]) -> str:
-    lines = ["The paper's findings on this zoo (intervals: 95% bootstrap over test examples):"]
+    lines = [
+        "The paper's findings on this zoo (a verdict holds or fails only where its interval "
+        "or test decides it, else it is inconclusive):"
+    ]
     for i, f in enumerate(findings, start=1):
         lines.append(f"{i}. [{f['verdict'].upper()}] {f['claim']}")
         lines.append(f"   {f['measured']}")
+        if f.get("decided_by"):
+            lines.append(f"   decided by: {f['decided_by']}")
     return "\n".join(lines)

@@ -146,7 +146,7 @@ def run_demo(
             build_one(ctx, spec)
         seconds["train_zoo"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        soup_table = _make_soups(ctx, out, soup_specs(profile), soup_init)
+        soup_table, soup_comparison = _make_soups(ctx, out, soup_specs(profile), soup_init)
         seconds["soups"] = time.perf_counter() - t0
     finally:
         torch.set_num_threads(old_threads)
@@ -169,7 +169,7 @@ def run_demo(
     seconds["probe"] = time.perf_counter() - t0
     from zoolens.demo.findings import collect_findings
 
-    findings = collect_findings(results_dir, summary, soup_table, missing)
+    findings = collect_findings(results_dir, summary, soup_table, missing, soup_comparison)
     # before the report, which shows it ("Findings for this zoo"); rewritten below if the
     # report itself adds to ``missing``
     findings_payload = {"table_version": 1, "profile": profile.name, "findings": findings}
@@ -266,7 +266,16 @@ def _make_soups(ctx, out: Path, specs, soup_init_fn):
         "soups (Wortsman et al. 2022), fine-tuned from the SimCLR encoder + probe head:\n"
         + format_soup_table(result.table)
     )
-    return result.table
+    comparison = None
+    if result.test_right:
+        from zoolens.demo.findings import compare_soup
+
+        comparison = compare_soup(
+            result.test_right["greedy_soup"],
+            result.test_right["best_ingredient"],
+            identical=list(result.greedy.members) == [result.greedy.order[0]],
+        )
+    return result.table, comparison
 
 
 def _write_zoo(ctx, path: Path, specs):

@@ -266,9 +266,13 @@ def export_ensemble(
         card = cards.get(name) or zoo.card(name).model_dump(mode="json")
         if not card.get("collect"):
             raise ZoolensError(
-                f"model {name!r}: its card has no collect spec (outputs were "
-                f"imported, not collected); only models run by `zoolens "
-                f"collect` can be exported"
+                f"model {name!r}: its card has no collect block (its outputs were "
+                "imported, so there is no network to rebuild); an exportable member needs "
+                "the card's collect block that `zoolens collect` writes: a spec "
+                "(timm:NAME, torchvision:NAME/WEIGHTS, open_clip:ARCH/TAG, "
+                "torchscript:FILE.pt or python:module:function) with its kwargs, checkpoint "
+                "files and preprocessing; run that model through `zoolens collect` or "
+                "choose collected members with --ensemble A,B"
             )
         collect, files = _checkpoints(card["collect"], name)
         cost = card.get("cost") or None

@@ -29,6 +29,7 @@ __all__ = [
     "both_right",
     "both_wrong",
     "error_consistency",
+    "kappa_from_rates",
     "dominance",
     "pairwise_agreement",
     "pair_index",
@@ -227,15 +228,45 @@ def both_wrong(correct: np.ndarray) -> np.ndarray:
 
 
 def _kappa(ei: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    p_a, p_b = acc[:, None], acc[None, :]
+    return kappa_from_rates(ei, acc[:, None], acc[None, :])
+
+
+def kappa_from_rates(
+    error_inconsistency: np.ndarray, acc_a: np.ndarray, acc_b: np.ndarray
+) -> np.ndarray:
+    """Error consistency κ from a pair's error inconsistency and the two accuracies.
+
+    ``κ = (c_obs − c_exp) / (1 − c_exp)``, ``c_obs = 1 − EI``, ``c_exp = p_a p_b + (1 − p_a)
+    (1 − p_b)`` (Geirhos et al. 2020), elementwise with numpy broadcasting, and κ = 1 where
+    ``c_exp == 1`` (both always right or both always wrong; DESIGN.md sec. 3), as
+    :func:`error_consistency`. κ depends on the examples only through these three means, so
+    a bootstrap resample's κ is this function of the resample's means: the study's κ
+    interval uses the resamples of every other pair interval.
+
+    Parameters
+    ----------
+    error_inconsistency, acc_a, acc_b : arrays of float (broadcastable)
+        ``mean(r_a XOR r_b)``, ``mean(r_a)``, ``mean(r_b)`` over the same examples.
+
+    Returns
+    -------
+    float64 array of the broadcast shape.
+
+    Examples
+    --------
+    >>> kappa_from_rates(np.array([0.5, 0.0]), np.array([0.5, 0.5]), np.array([0.5, 0.5])).tolist()
+    [0.0, 1.0]
+    """
+    ei = np.asarray(error_inconsistency, dtype=np.float64)
+    p_a = np.asarray(acc_a, dtype=np.float64)
+    p_b = np.asarray(acc_b, dtype=np.float64)
     c_obs = 1.0 - ei
     c_exp = p_a * p_b + (1.0 - p_a) * (1.0 - p_b)
     denom = 1.0 - c_exp
     # c_exp == 1 exactly when both models are always right or both always wrong (p in {0, 1}):
     # then c_obs == 1 too and docs/design.md defines kappa = 1 (scikit-learn returns NaN there).
     # Accuracies are k/N, so c_exp == 1 is decided on exact counts, not a float tolerance.
-    extreme = (acc == 0) | (acc == 1)
-    degenerate = extreme[:, None] & extreme[None, :] & (p_a == p_b)
+    degenerate = (p_a == p_b) & ((p_a == 0) | (p_a == 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = (c_obs - c_exp) / np.where(degenerate, 1.0, denom)
     return np.where(degenerate, 1.0, kappa)

@@ -58,19 +58,30 @@ def inverse_probit(z: np.ndarray) -> np.ndarray:
     return ndtr(np.asarray(z, dtype=np.float64))
 
 
+MIN_R2_POINTS = 4
+"""Fewest points a probit line's R² is reported for (see :class:`ProbitFit`)."""
+
+
 @dataclass(frozen=True)
 class ProbitFit:
     """``probit(y) ≈ slope · probit(x) + intercept`` over ``n_points`` finite points.
 
     ``slope``, ``intercept`` and ``r2`` are NaN when fewer than 2 points are usable or the
     reference values are all equal (the line is undefined); ``r2`` is NaN also when the shifted
-    values are all equal (R² = 0/0).
+    values are all equal (R² = 0/0), and below :data:`MIN_R2_POINTS` points: a line through
+    2 points fits them exactly (R² = 1 whatever the data) and through 3 it has one residual
+    degree of freedom, so no R² is claimed (``small_sample`` says so).
     """
 
     slope: float
     intercept: float
     r2: float
     n_points: int
+
+    @property
+    def small_sample(self) -> bool:
+        """A line through 2 or 3 points: drawn, but with no R² claimed."""
+        return 2 <= self.n_points < MIN_R2_POINTS
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The fitted measure on the shifted set for reference measure ``x`` (accuracy units)."""
@@ -81,7 +92,9 @@ def probit_fit(x: np.ndarray, y: np.ndarray) -> ProbitFit:
     """Least-squares line through (probit(x), probit(y)) (Miller et al. 2021, Sec. 2).
 
     Closed form in float64: slope = Sxy / Sxx, intercept = ȳ − slope · x̄,
-    R² = Sxy² / (Sxx·Syy); points with a non-finite probit (0, 1, NaN) are left out.
+    R² = Sxy² / (Sxx·Syy) (NaN below ``MIN_R2_POINTS`` = 4 points: through 2 or 3 points
+    the line is drawn but claims no R²); points with a non-finite probit (0, 1, NaN) are left
+    out.
 
     Parameters
     ----------
@@ -98,10 +111,12 @@ def probit_fit(x: np.ndarray, y: np.ndarray) -> ProbitFit:
     --------
     >>> import numpy as np
     >>> from zoolens.measure import probit_fit, effective_robustness
-    >>> ref = np.array([0.80, 0.90, 0.95])
+    >>> ref = np.array([0.80, 0.85, 0.90, 0.95])
     >>> fit = probit_fit(ref, ref)                  # no shift: the line y = x
     >>> round(fit.slope, 6), round(fit.intercept, 6), round(fit.r2, 6), fit.n_points
-    (1.0, 0.0, 1.0, 3)
+    (1.0, 0.0, 1.0, 4)
+    >>> probit_fit(ref[:3], ref[:3]).r2             # 3 points: no R² claimed
+    nan
     >>> effective_robustness(np.array([0.9]), np.array([0.92]), fit).round(4)  # 2 points above
     array([0.02])
     """
@@ -118,7 +133,7 @@ def probit_fit(x: np.ndarray, y: np.ndarray) -> ProbitFit:
         return ProbitFit(nan, nan, nan, n)
     slope = sxy / sxx
     intercept = float(py.mean() - slope * px.mean())
-    r2 = sxy * sxy / (sxx * syy) if syy > 0 else nan
+    r2 = sxy * sxy / (sxx * syy) if syy > 0 and n >= MIN_R2_POINTS else nan
     return ProbitFit(float(slope), intercept, float(r2), n)
 
 

@@ -12,6 +12,7 @@ better" comes with an interval and a p-value.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from collections.abc import Iterable
@@ -32,6 +33,8 @@ __all__ = [
     "McNemarResult",
     "mcnemar_test",
     "mcnemar_p_values",
+    "holm_adjusted",
+    "bh_q_values",
     "PairedBootstrapResult",
     "paired_bootstrap_test",
     "AdjustedMeans",
@@ -196,7 +199,7 @@ def bootstrap_ratio_ci(
 class McNemarResult:
     """McNemar's test of two paired classifiers. ``only_a``: examples only a gets right;
     ``only_b``: only b; statistic: the chi-square statistic (or min(only_a, only_b) when
-    exact); p_value two-sided; method "exact" or "chi2"."""
+    mid-p); p_value two-sided; method "mid-p" or "chi2"."""
 
     only_a: int
     only_b: int
@@ -208,16 +211,20 @@ class McNemarResult:
 def mcnemar_p_values(only_a: ArrayLike, only_b: ArrayLike, *, exact_below: int = 25) -> np.ndarray:
     """Two-sided McNemar p-values from discordant counts, vectorised over pairs.
 
-    With d = only_a + only_b discordant examples: if d < ``exact_below``, the exact binomial
-    test ``p = min(1, 2·BinomCDF(min(only_a, only_b); d, 1/2))`` (equals scipy's
-    ``binomtest(only_a, d, 0.5).pvalue``); otherwise the chi-square test with continuity
-    correction, ``χ² = max(|only_a − only_b| − 1, 0)² / d``, ``p = P(χ²₁ ≥ χ²)``. d = 0 gives 1.
+    With d = only_a + only_b discordant examples and k = min(only_a, only_b): if d <
+    ``exact_below``, the mid-p McNemar test ``p = 2·[BinomCDF(k; d, ½) − ½·BinomPMF(k; d, ½)]``
+    (Fagerland, Lydersen & Laake 2013, BMC Med. Res. Methodol. 13:91: the exact conditional
+    test, ``min(1, 2·BinomCDF(k; d, ½))``, is conservative at small d; its mid-p version
+    holds the nominal level closely and is their recommendation); otherwise the chi-square
+    test with continuity correction, ``χ² = max(|only_a − only_b| − 1, 0)² / d``,
+    ``p = P(χ²₁ ≥ χ²)``. d = 0 gives 1, and so does only_a = only_b.
     """
     b = np.asarray(only_a, dtype=np.int64)
     c = np.asarray(only_b, dtype=np.int64)
     d = b + c
+    k = np.minimum(b, c)
     with np.errstate(invalid="ignore", divide="ignore"):
-        exact = np.minimum(1.0, 2.0 * _st.binom.cdf(np.minimum(b, c), d, 0.5))
+        exact = np.minimum(1.0, 2.0 * _st.binom.cdf(k, d, 0.5) - _st.binom.pmf(k, d, 0.5))
         chi = np.maximum(np.abs(b - c) - 1, 0).astype(np.float64) ** 2 / d
         approx = _st.chi2.sf(chi, 1)
     p = np.where(d < exact_below, exact, approx)
@@ -230,7 +237,7 @@ def mcnemar_test(
     """McNemar's test that two models, on the same examples, are equally accurate.
 
     Only the discordant examples matter: only_a = #(a right, b wrong), only_b = #(a wrong,
-    b right); see :func:`mcnemar_p_values` for the exact / chi-square rule. Use it for "the
+    b right); see :func:`mcnemar_p_values` for the mid-p / chi-square rule. Use it for "the
     ensemble is better than its best member".
 
     Parameters
@@ -238,7 +245,7 @@ def mcnemar_test(
     correct_a, correct_b : (n,) bool arrays
         Per-example correctness of the two models on the same examples.
     exact_below : int
-        Below this many discordant examples the exact binomial test is used.
+        Below this many discordant examples the mid-p binomial test is used.
 
     Returns
     -------
@@ -248,9 +255,9 @@ def mcnemar_test(
     --------
     >>> a = np.array([1] * 10 + [0] * 2 + [1] * 8, dtype=bool)
     >>> b = np.array([0] * 10 + [1] * 2 + [1] * 8, dtype=bool)
-    >>> r = mcnemar_test(a, b)      # 10 vs 2 discordant: exact two-sided binomial
+    >>> r = mcnemar_test(a, b)      # 10 vs 2 discordant: mid-p, (2·79 − 66) / 4096
     >>> r.only_a, r.only_b, r.method, round(r.p_value, 4)
-    (10, 2, 'exact', 0.0386)
+    (10, 2, 'mid-p', 0.0225)
     """
     ra = np.asarray(correct_a, dtype=bool)
     rb = np.asarray(correct_b, dtype=bool)
@@ -262,8 +269,87 @@ def mcnemar_test(
     c = int(np.count_nonzero(~ra & rb))
     p = float(mcnemar_p_values(b, c, exact_below=exact_below))
     if b + c < exact_below:
-        return McNemarResult(b, c, float(min(b, c)), p, "exact")
+        return McNemarResult(b, c, float(min(b, c)), p, "mid-p")
     return McNemarResult(b, c, float(max(abs(b - c) - 1, 0) ** 2 / (b + c)), p, "chi2")
+
+
+def _finite_p(p_values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ZoolensError(f"p-values must be a (K,) array, got shape {p.shape}")
+    keep = np.isfinite(p)
+    if ((p[keep] < 0) | (p[keep] > 1)).any():
+        raise ZoolensError("p-values must lie in [0, 1]")
+    return p, keep
+
+
+def holm_adjusted(p_values: ArrayLike) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), controlling the family-wise error.
+
+    Over the m finite p-values sorted ascending, ``p̃_(i) = min(1, max_{j<=i} (m − j + 1)
+    p_(j))`` (1-based i); a hypothesis is rejected at level α when ``p̃ <= α``. NaN entries
+    (no test for that row) stay NaN and do not count in m. Equals statsmodels'
+    ``multipletests(p, method="holm")[1]``.
+
+    Parameters
+    ----------
+    p_values : (K,) array of float in [0, 1], NaN for rows without a test
+
+    Returns
+    -------
+    (K,) float64 array, NaN where the input is NaN.
+
+    Examples
+    --------
+    >>> holm_adjusted([0.01, 0.04, 0.03, np.nan]).tolist()
+    [0.03, 0.06, 0.06, nan]
+    """
+    p, keep = _finite_p(p_values)
+    out = np.full(p.shape, np.nan)
+    finite = p[keep]
+    m = finite.size
+    if m:
+        order = np.argsort(finite, kind="stable")
+        scaled = (m - np.arange(m)) * finite[order]
+        adjusted = np.empty(m)
+        adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+        out[keep] = adjusted
+    return out
+
+
+def bh_q_values(p_values: ArrayLike) -> np.ndarray:
+    """Benjamini-Hochberg q-values (Benjamini & Hochberg 1995), controlling the false
+    discovery rate.
+
+    Over the m finite p-values sorted ascending, ``q_(i) = min(1, min_{j>=i} m p_(j) / j)``;
+    the hypotheses with ``q <= α`` are those the BH procedure rejects at FDR α. NaN entries
+    stay NaN and do not count in m. Equals statsmodels' ``multipletests(p,
+    method="fdr_bh")[1]``.
+
+    Parameters
+    ----------
+    p_values : (K,) array of float in [0, 1], NaN for rows without a test
+
+    Returns
+    -------
+    (K,) float64 array, NaN where the input is NaN.
+
+    Examples
+    --------
+    >>> bh_q_values([0.01, 0.04, 0.03, np.nan]).tolist()
+    [0.03, 0.04, 0.04, nan]
+    """
+    p, keep = _finite_p(p_values)
+    out = np.full(p.shape, np.nan)
+    finite = p[keep]
+    m = finite.size
+    if m:
+        order = np.argsort(finite, kind="stable")
+        scaled = m * finite[order] / np.arange(1, m + 1)
+        adjusted = np.empty(m)
+        adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+        out[keep] = adjusted
+    return out
 
 
 @dataclass(frozen=True)
@@ -320,6 +406,21 @@ class AdjustedMeans:
     slope_hi: float
     at_accuracy: float  # the common accuracy (mean over all pairs)
     dof: int  # residual degrees of freedom (0: no interval)
+    # (K, K) covariance of ``mean`` (s² C (X'X)⁻¹ Cᵀ) and the t quantile of the intervals:
+    # the interval of a difference of two categories is (m_i − m_j) ± t·sqrt(V_ii + V_jj −
+    # 2 V_ij). NaN where there is no interval.
+    mean_cov: np.ndarray | None = None
+    t_quantile: float = float("nan")
+
+    def difference_interval(self, i: int, j: int) -> tuple[float, float, float]:
+        """``mean[j] − mean[i]`` with its t interval ``(difference, lo, hi)`` (NaN bounds
+        without residual degrees of freedom)."""
+        diff = float(self.mean[j] - self.mean[i])
+        if self.mean_cov is None or not math.isfinite(self.t_quantile):
+            return diff, float("nan"), float("nan")
+        v = self.mean_cov
+        half = self.t_quantile * math.sqrt(max(float(v[i, i] + v[j, j] - 2 * v[i, j]), 0.0))
+        return diff, diff - half, diff + half
 
 
 def accuracy_adjusted_means(
@@ -389,4 +490,6 @@ def accuracy_adjusted_means(
         float(coef[k] + t * slope_se),
         at,
         dof,
+        contrasts @ cov @ contrasts.T,
+        t,
     )

@@ -84,6 +84,8 @@ class FigureResult:
     data: dict
     notes: list[str] = field(default_factory=list)  # absent data: a panel left out (warned)
     shown: list[str] = field(default_factory=list)  # a subset drawn (said in the caption)
+    # hover texts: an artist's gid -> the text the HTML report shows over it (an SVG <title>)
+    tips: dict[str, str] = field(default_factory=dict)
 
 
 def style() -> contextlib.AbstractContextManager:
@@ -224,6 +226,21 @@ def category_interval(
     return lo, hi, (INTERVALS_PAIRS if math.isfinite(lo) else None)
 
 
+BAR_MARK = {INTERVALS_EXAMPLES: "e", INTERVALS_PAIRS: "p"}
+BAR_KIND = {INTERVALS_EXAMPLES: "examples resampled", INTERVALS_PAIRS: "pairs resampled"}
+
+
+def bar_label(hows: set) -> str:
+    """The line a panel carries under its title naming its error bars' kind; with both
+    kinds, each bar is marked e (examples resampled) or p (pairs resampled)."""
+    hows = {h for h in hows if h}
+    if not hows:
+        return "no error bars (one pair per category)"
+    if len(hows) == 1:
+        return f"bars: 95% bootstrap, {BAR_KIND.get(next(iter(hows)), next(iter(hows)))}"
+    return "bars: 95% bootstrap; e: examples, p: pairs resampled"
+
+
 def interval_note(hows: set) -> str:
     """The caption's sentence on what the error bars are."""
     hows = {h for h in hows if h}
@@ -248,6 +265,7 @@ def _strip_panel(
     """Each pair as a dot over its category, the category mean as a bar with its 95 %
     bootstrap interval (:func:`category_interval`) as whiskers."""
     out: dict = {}
+    marks: list[tuple[int, float, str]] = []  # (category position, bar top, kind)
     for i, cat in enumerate(categories):
         rows = pairs[pairs.category == cat]
         values = rows[column].to_numpy(dtype=np.float64)
@@ -278,6 +296,7 @@ def _strip_panel(
                     capsize=4,
                     zorder=4,
                 )
+                marks.append((i, hi, how))
             else:
                 ax.plot([i], [mean], "_", markersize=22, color="black", zorder=4)
         out[cat] = {
@@ -291,11 +310,80 @@ def _strip_panel(
             "interval": how,
             "n_missing": int((~keep).sum()),
         }
+    if len({how for _, _, how in marks}) > 1:  # both kinds in one panel: mark each bar
+        for i, top, how in marks:
+            ax.annotate(
+                BAR_MARK.get(how, "?"),
+                (i + 0.12, top),
+                fontsize=6,
+                fontweight="bold",
+                xytext=(0, 1),
+                textcoords="offset points",
+            )
     ax.set_xticks(range(len(categories)), [label(c, 14) for c in categories])
     ax.set_xlim(-0.6, len(categories) - 0.4)
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     return out
+
+
+LABEL_OFFSETS = ((3, 2), (3, -8), (-3, 2), (-3, -8), (3, 9), (-3, 9), (3, -15), (-3, -15))
+"""Where a point's label may go (points right/up of the point; negative x: right-aligned)."""
+
+
+def place_labels(ax, x: np.ndarray, y: np.ndarray, texts: list[str], fontsize: float = 5.5):
+    """Label scatter points without overlaps: each label takes the first of
+    ``LABEL_OFFSETS`` whose box (estimated from the font size) overlaps neither a label
+    placed before nor another point; a label with no free place is left out. Returns the
+    texts left out (the caller says so)."""
+    ax.autoscale_view()
+    points = ax.transData.transform(np.column_stack([x, y]))
+    scale = ax.figure.dpi / 72.0
+    height = 1.2 * fontsize * scale
+    taken: list[tuple[float, float, float, float]] = []
+    left_out: list[str] = []
+    dot = 2.5 * scale  # a point's own radius, in pixels
+
+    def clear(box: tuple[float, float, float, float], own: int) -> bool:
+        x0, y0, x1, y1 = box
+        if any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken):
+            return False
+        others = np.delete(points, own, axis=0)
+        inside = (
+            (others[:, 0] > x0 - dot)
+            & (others[:, 0] < x1 + dot)
+            & (others[:, 1] > y0 - dot)
+            & (others[:, 1] < y1 + dot)
+        )
+        return not inside.any()
+
+    for k, ((px, py), text) in enumerate(zip(points, texts)):
+        if not (np.isfinite(px) and np.isfinite(py)):
+            continue
+        width = 0.6 * fontsize * scale * len(text)
+        for dx, dy in LABEL_OFFSETS:
+            ox, oy = dx * scale, dy * scale
+            x0 = px + ox if dx >= 0 else px + ox - width
+            box = (x0, py + oy, x0 + width, py + oy + height)
+            if clear(box, k):
+                taken.append(box)
+                ax.annotate(
+                    text,
+                    (x[k], y[k]),
+                    fontsize=fontsize,
+                    xytext=(dx, dy),
+                    textcoords="offset points",
+                    ha="left" if dx >= 0 else "right",
+                )
+                break
+        else:
+            left_out.append(text)
+    return left_out
+
+
+def titled(ax, title: str, panel: dict) -> None:
+    """The panel's title with, under it, the kind of its error bars (:func:`bar_label`)."""
+    ax.set_title(f"{title}\n{bar_label(_hows(panel))}", fontsize=8)
 
 
 def _hows(*panels: dict) -> set:
@@ -344,7 +432,7 @@ def fig1_error_inconsistency(results: Results, which: str = "base") -> FigureRes
         ],
     ):
         data[column] = _strip_panel(ax, pairs, column, categories, ylabel, results, which)
-        ax.set_title(title)
+        titled(ax, title, data[column])
     return FigureResult(
         fig,
         data,
@@ -391,18 +479,25 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
     pos = {n: i for i, n in enumerate(names)}
     m = len(names)
     kappa = np.full((m, m), np.nan)
+    bounds = np.full((2, m, m), np.nan)  # the 95 % interval of each kappa, where pairs.csv has it
     cat = np.full((m, m), "", dtype=object)
     np.fill_diagonal(kappa, 1.0)
-    for a, b, k, c in zip(pairs.model_a, pairs.model_b, pairs.error_consistency, pairs.category):
+    lows = pairs.get("error_consistency_lo", pd.Series(np.nan, index=pairs.index))
+    highs = pairs.get("error_consistency_hi", pd.Series(np.nan, index=pairs.index))
+    for a, b, k, c, lo, hi in zip(
+        pairs.model_a, pairs.model_b, pairs.error_consistency, pairs.category, lows, highs
+    ):
         i, j = pos[a], pos[b]
         if i != j:
             kappa[i, j] = kappa[j, i] = k
+            bounds[:, i, j] = bounds[:, j, i] = (lo, hi)
             cat[i, j] = cat[j, i] = str(c)
     missing = int((~np.isfinite(kappa[np.triu_indices(m, 1)])).sum())
     distance = np.clip(1.0 - np.nan_to_num(kappa, nan=0.0), 0.0, 2.0)
     np.fill_diagonal(distance, 0.0)
     order = leaves_list(linkage(squareform(distance, checks=False), "average"))
     kappa, cat = kappa[np.ix_(order, order)], cat[np.ix_(order, order)]
+    bounds = bounds[:, order][:, :, order]
     ordered = [names[i] for i in order]
     size = min(11.0, 2.4 + 0.32 * m)
     fig, axes = _new_figure(size + 1.2, size)
@@ -417,8 +512,24 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
     fig.colorbar(image, ax=ax, shrink=0.8, label="error consistency κ")
     categories = ordered_categories([c for c in cat.ravel() if c])
     font = max(4.0, min(7.0, 90.0 / m))
+    tips: dict[str, str] = {}
     for i in range(m):
         for j in range(m):
+            if i != j and np.isfinite(kappa[i, j]):
+                # an invisible cell that carries the pair's kappa and interval as hover text
+                gid = f"kappa-cell-{i}-{j}"
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", alpha=0.0, lw=0, gid=gid)
+                )
+                interval = (
+                    f" [{bounds[0, i, j]:.3f}, {bounds[1, i, j]:.3f}] (95% bootstrap, examples "
+                    "resampled)"
+                    if np.isfinite(bounds[:, i, j]).all()
+                    else " (no interval in pairs.csv)"
+                )
+                tips[gid] = f"{ordered[i]} × {ordered[j]}: κ = {kappa[i, j]:.3f}{interval}" + (
+                    f"; {cat[i, j]}" if cat[i, j] else ""
+                )
             if i != j and cat[i, j]:
                 ax.text(
                     j,
@@ -444,12 +555,21 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
         shown.append("the base's row is outlined")
     if missing:
         shown.append(f"{missing} pair(s) without a kappa left blank")
+    with_interval = np.isfinite(bounds).all(axis=0) & ~np.eye(m, dtype=bool)
+    if with_interval.any():
+        widest = np.nanmax(np.where(with_interval, bounds[1] - bounds[0], np.nan))
+        shown.append(
+            "each cell's hover text gives the pair's κ with its 95% bootstrap interval "
+            f"(examples resampled; widest interval {widest:.3f})"
+        )
     data = {
         "models": ordered,
         "kappa": [[float(v) for v in row] for row in kappa],
+        "kappa_lo": [[float(v) for v in row] for row in bounds[0]],
+        "kappa_hi": [[float(v) for v in row] for row in bounds[1]],
         "category": [[str(v) for v in row] for row in cat],
     }
-    return FigureResult(fig, data, shown=shown)
+    return FigureResult(fig, data, shown=shown, tips=tips)
 
 
 @_figure_function
@@ -475,6 +595,8 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
     ):
         points: dict = {}
         means: dict = {}
+        xkinds: set = set()
+        ykinds: set = set()
         for cat in categories:
             rows = pairs[pairs.category == cat]
             x = rows.error_inconsistency.to_numpy(np.float64)
@@ -487,6 +609,8 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
             xlo, xhi, xhow = category_interval(results, "error_inconsistency", cat, x[keep], which)
             ylo, yhi, yhow = category_interval(results, column, cat, y[keep], which)
             hows.update({xhow, yhow})
+            xkinds.add(xhow)
+            ykinds.add(yhow)
             if n:
                 xerr = [[max(mx - xlo, 0)], [max(xhi - mx, 0)]] if xhow else None
                 yerr = [[max(my - ylo, 0)], [max(yhi - my, 0)]] if yhow else None
@@ -524,7 +648,8 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
             ax.axhline(0, color="black", lw=0.6, alpha=0.5)
         ax.set_xlabel("error inconsistency with the other model")
         ax.set_ylabel(title.lower())
-        ax.set_title(f"{title} vs error inconsistency")
+        panel_hows = {m for m in (xkinds | ykinds) if m}
+        ax.set_title(f"{title} vs error inconsistency\n{bar_label(panel_hows)}", fontsize=8)
         ax.grid(alpha=0.3)
         data[column] = {"points": points, "category_means": means}
     axes[0][0].legend(loc="best", frameon=False)
@@ -537,7 +662,7 @@ def fig2_ensembles(results: Results, which: str = "base") -> FigureResult:
         results,
         which,
     )
-    axes[0][2].set_title("Conversion rate")
+    titled(axes[0][2], "Conversion rate", data["conversion_rate"])
     hows |= _hows(data["conversion_rate"])
     return FigureResult(
         fig,
@@ -584,7 +709,9 @@ def fig10_neither_conversion(results: Results, which: str = "base") -> FigureRes
             which,
         ),
     }
-    axes[0][0].set_title("Conversion of examples neither model gets right")
+    titled(
+        axes[0][0], "Conversion of examples neither model gets right", data["neither_conversion"]
+    )
     shown = [interval_note(_hows(data["neither_conversion"]))]
     if reason and (~defined).any():
         shown.append(f"{int((~defined).sum())} pair(s) left out: {reason}")
@@ -909,7 +1036,7 @@ def fig6_feature_combination(results: Results) -> FigureResult:
             }
         ax.set_xlabel(f"fraction f of {label(base or 'model A', 24)}'s dimensions kept")
         ax.set_ylabel("linear probe accuracy")
-        ax.set_title("Combining features of two models")
+        ax.set_title("Combining features of two models\nband: min to max over draws", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, title="other model")
     if have_div:
@@ -988,6 +1115,7 @@ def fig7_transfer(results: Results) -> FigureResult:
     fig, axes = _new_figure(5 * (have_s + have_t), 3.4, ncols=have_s + have_t)
     panels = iter(axes[0])
     data: dict = {}
+    shown_notes: list[str] = []
     if have_s:
         ax = next(panels)
         rows = _pair_rows(stacking, results.base).head(8)
@@ -1005,8 +1133,17 @@ def fig7_transfer(results: Results) -> FigureResult:
         metrics = sorted(set(rows.downstream_metric))
         ax.set_ylabel("downstream " + " / ".join(metrics))
         lo = float(np.nanmin(rows[["value_a", "value_b", "value_stacked"]].to_numpy(np.float64)))
-        ax.set_ylim(max(0.0, lo - 0.1), None)
-        ax.set_title("Stacked generalization")
+        bottom = max(0.0, lo - 0.1)
+        ax.set_ylim(bottom, None)
+        if bottom > 0:
+            # bars that do not start at zero exaggerate differences: say so where they are
+            ax.set_title(
+                f"Stacked generalization\ny-axis starts at {bottom:.2f}, not 0", fontsize=8
+            )
+            ax.axhline(bottom, color="black", lw=1.2)
+            shown_notes.append(f"the stacking panel's y-axis starts at {bottom:.2f}, not at 0")
+        else:
+            ax.set_title("Stacked generalization")
         ax.legend(frameon=False, fontsize=6)
         data["stacking"] = {
             "model_a": [str(v) for v in rows.model_a],
@@ -1029,13 +1166,16 @@ def fig7_transfer(results: Results) -> FigureResult:
                 label=f"downstream {label(metric, 20)}",
             )
             if len(part) <= 15:
-                for r in part.to_dict("records"):
-                    ax.annotate(
-                        label(r["model"], 22),
-                        (r["upstream_accuracy"], r["downstream_value"]),
-                        fontsize=5.5,
-                        xytext=(3, 2),
-                        textcoords="offset points",
+                unlabelled = place_labels(
+                    ax,
+                    part.upstream_accuracy.to_numpy(np.float64),
+                    part.downstream_value.to_numpy(np.float64),
+                    [label(m, 22) for m in part.model],
+                )
+                if unlabelled:
+                    shown_notes.append(
+                        f"{len(unlabelled)} crowded point(s) of the transfer panel left "
+                        "unlabelled (transfer.csv lists every model)"
                     )
             data["transfer"][metric] = {
                 "models": [str(m) for m in part.model],
@@ -1047,7 +1187,7 @@ def fig7_transfer(results: Results) -> FigureResult:
         ax.set_title("Downstream vs upstream")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False)
-    return FigureResult(fig, data, notes)
+    return FigureResult(fig, data, notes, shown=shown_notes)
 
 
 @_figure_function

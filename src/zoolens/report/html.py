@@ -95,6 +95,12 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
         kappa = pair["error_consistency"] if pair is not None else math.nan
         ens = pair["ensemble_acc"] if pair is not None else math.nan
         category = "base" if is_base else m["category"]
+        kappa_ci = ""
+        if pair is not None and finite(pair.get("error_consistency_lo")):
+            kappa_ci = (
+                f' <span class="ci">[{_num(pair["error_consistency_lo"], 3)}, '
+                f"{_num(pair['error_consistency_hi'], 3)}]</span>"
+            )
         acc_ci = ""
         if finite(m.get("accuracy_lo")) and finite(m.get("accuracy_hi")):
             acc_ci = (
@@ -113,7 +119,7 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
             _cell(_num(m["temperature"], 3), _sort_key(m["temperature"]), "num"),
             _cell(_pct(m["accuracy"]) + acc_ci, _sort_key(m["accuracy"]), "num"),
             _cell(_num(ei), _sort_key(ei), "num"),
-            _cell(_num(kappa, 3), _sort_key(kappa), "num"),
+            _cell(_num(kappa, 3) + kappa_ci, _sort_key(kappa), "num"),
             _cell(esc(category), str(-1 if is_base else order.get(m["category"], 99))),
             _cell(_pct(ens), _sort_key(ens), "num"),
         ]
@@ -133,7 +139,8 @@ def _table1(results: Results) -> tuple[str | None, str | None]:
         (
             "κ",
             "error consistency with the base (Geirhos et al. 2020): agreement of the "
-            "two models' errors beyond chance; 1 = the same errors, 0 = independent",
+            "two models' errors beyond chance; 1 = the same errors, 0 = independent "
+            "[95% bootstrap interval, examples resampled]",
         ),
         ("Category", "training-method category relative to the base"),
         (
@@ -578,6 +585,7 @@ _VERDICT_CLASS = {
     "holds": ("v-holds", "✓"),
     "does not hold": ("v-fails", "✗"),
     "partly": ("v-partly", "≈"),
+    "inconclusive": ("v-partly", "?"),
     "not measured": ("v-unmeasured", "–"),
 }
 
@@ -594,21 +602,25 @@ def _findings_section(results: Results) -> str:
         rows.append(
             f'<tr data-key="{esc(f["key"])}"><td class="claim">{_text(f["claim"])}</td>'
             f'<td class="measured">{_text(f["measured"])}</td>'
+            f'<td class="decided">{_text(f.get("decided_by") or "not recorded")}</td>'
             f'<td class="verdict {cls}" data-sort="{esc(verdict)}">'
             f'<span class="mark" aria-hidden="true">{mark}</span> {_text(verdict)}</td></tr>'
         )
     headers = [
         ("Claim (Gontijo-Lopes et al. 2021)", "the paper's finding"),
         ("Measured", "what this zoo gives"),
+        ("Decided by", "the interval or test the verdict follows from"),
         (
             "Verdict",
-            "holds / partly / does not hold / not measured, by the fixed rule of "
-            "zoolens.demo.findings",
+            "holds / does not hold only where the interval or test excludes the other side; "
+            "partly when parts are decided both ways; else inconclusive (or not measured), "
+            "by the fixed rule of zoolens.demo.findings",
         ),
     ]
     caption = (
         "The paper's findings checked on this zoo, each by a fixed rule applied to the "
-        "tables of this folder."
+        "tables of this folder: a claim holds or fails only where its interval or test "
+        "decides it, else it is inconclusive."
     )
     return (
         '<section id="findings"><h2>Findings for this zoo</h2>'
@@ -775,7 +787,12 @@ def _headline_sidekick(v: dict) -> str:
     if finite(v.get("error_inconsistency")):
         text += f"; error inconsistency {_num(v['error_inconsistency'])}"
     if finite(v.get("mcnemar_p")):
-        text += f"; McNemar p = {float(v['mcnemar_p']):.2g}"
+        # which p-value this is: the raw test of this one pair, and (newer tables) the same
+        # adjusted for every pair of pairs.csv being tested
+        text += f"; McNemar p = {float(v['mcnemar_p']):.2g} (this pair alone"
+        if finite(v.get("mcnemar_p_holm")):
+            text += f"; Holm-adjusted over all tested pairs {float(v['mcnemar_p_holm']):.2g}"
+        text += ")"
     return text
 
 
@@ -891,6 +908,9 @@ def _headline_section(results: Results) -> str:
                 rendered[key] = f"{what}: accuracy {_pct(h[key])}" + (
                     f" ({esc(members)} models)" if members is not None else ""
                 )
+                note = h.pop("majority_vote_note", None) if key == "majority_vote_acc" else None
+                if note:
+                    rendered[key] += f"; {esc(note)}"
         for key, value in h.items():
             if key in _HEADLINE_SKIP or value is None:
                 continue
@@ -1142,7 +1162,7 @@ def build_report(
             continue
         notes.extend(drawn.notes)
         prefix = f"zl-{spec.key}"
-        svg = figure_svg(drawn.figure, prefix)
+        svg = figure_svg(drawn.figure, prefix, drawn.tips)
         if png_path is not None:
             file = png_path / f"{png_name(spec)}.png"
             with F.style(), warnings.catch_warnings():

@@ -27,7 +27,7 @@ def esc(value) -> str:
 _ID = re.compile(r'\bid="([^"]+)"')
 
 
-def figure_svg(fig, prefix: str) -> str:
+def figure_svg(fig, prefix: str, tips: dict[str, str] | None = None) -> str:
     """The figure as an inline <svg> element: no XML prolog, no comments, ids made unique.
 
     Text is real SVG ``<text>`` (``svg.fonttype`` "none", see ``figures.RC``); matplotlib
@@ -57,6 +57,10 @@ def figure_svg(fig, prefix: str) -> str:
         )
         svg = pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
     svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{prefix}-caption" ', 1)
+    for gid, tip in (tips or {}).items():
+        # an SVG <title> as the group's first child is the browser's hover text
+        opening = f'<g id="{prefix}-{gid}">'
+        svg = svg.replace(opening, f"{opening}<title>{esc(tip)}</title>", 1)
     return svg
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from zoolens.measure.agreement import pairs_with
 from zoolens.report import figures as F
+from zoolens.measure.shift import MIN_R2_POINTS
 from zoolens.report import markup as M
 from zoolens.report.tables import Results, finite
 
@@ -202,6 +203,9 @@ def on_the_line(shift: ShiftTables, measure: str, base: str | None = None) -> F.
         _probit_axes(ax, np.concatenate([px[keep], py[keep]]))
         line = _diagonal_and_fit(ax, shift, name, measure, "probit fit")
         r2 = f", R² {line['r2']:.3f}" if finite(line.get("r2")) else ""
+        points = line.get("n_points", math.nan)
+        if not r2 and finite(points) and points < MIN_R2_POINTS:
+            r2 = f", {int(points)} points only: no R²"
         slope = (
             f"slope {line['slope']:.2f}, intercept {line['intercept']:+.2f}{r2}"
             if finite(line.get("slope"))

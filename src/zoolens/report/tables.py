@@ -29,6 +29,7 @@ import pandas as pd
 
 from zoolens.contracts import (
     FINDING_FIELDS,
+    FINDING_OPTIONAL_FIELDS,
     RESULT_TABLES,
     SOUP_COLUMNS,
     SUPPORTED_TABLE_VERSIONS,
@@ -376,7 +377,8 @@ def _read_soup(path: Path, notes: list[str]) -> pd.DataFrame | None:
 
 def _read_findings(path: Path, notes: list[str]) -> list[dict] | None:
     """findings.json (``zoolens demo``): {"table_version": 1, "findings": [{key, claim,
-    measured, verdict}, ...], ...}; a bare list of findings is accepted too."""
+    measured, verdict, decided_by}, ...], ...} (decided_by optional); a bare list of findings
+    is accepted too."""
     data = _read_json_object(path / "findings.json", notes)
     if data is None:
         return None
@@ -393,10 +395,8 @@ def _read_findings(path: Path, notes: list[str]) -> list[dict] | None:
             "findings.json: not a list of {claim, measured, verdict} objects; findings left out"
         )
         return None
-    return [
-        {k: ("" if f.get(k) is None else str(f.get(k))) for k in ("key",) + FINDING_FIELDS}
-        for f in data
-    ]
+    fields = ("key",) + FINDING_FIELDS + FINDING_OPTIONAL_FIELDS
+    return [{k: ("" if f.get(k) is None else str(f.get(k))) for k in fields} for f in data]
 
 
 def _read_cards(path: Path, notes: list[str]) -> dict[str, dict] | None:

@@ -136,7 +136,13 @@ class AnalysisResult:
     drilldown: pd.DataFrame = field(default_factory=lambda: tables.empty_table("drilldown"))
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {name: getattr(self, name) for name in tables.TABLE_COLUMNS}
+        """Every table to write; the shift_* tables only after a shift study (no empty
+        shift files without ``--shift``)."""
+        return {
+            name: getattr(self, name)
+            for name in tables.TABLE_COLUMNS
+            if self.shift is not None or not name.startswith("shift_")
+        }
 
 
 def analyze(
@@ -630,15 +636,14 @@ def select_greedy(
             f"the base {start!r} is decision-only (no probabilities to ensemble); "
             "run `zoolens ensemble --start` from a model with probabilities"
         )
-        # The rest of the analysis still runs; the summary says why greedy was skipped.
-        info(f"greedy selection skipped: {reason}")
+        # The rest of the analysis still runs; the summary (and the CLI's recap, once)
+        # says why greedy was skipped.
         return pool_names, GreedySkipped(reason)
     if optional and budget is not None and not budget.fits([start]):
         reason = (
             f"the start {start!r} alone does not fit the budget {budget.describe()} "
             "(or has no cost on its card)"
         )
-        info(f"greedy selection skipped: {reason}")
         return pool_names, GreedySkipped(reason)
     common: dict[str, Any] = dict(
         ev=inputs.ev,

@@ -18,7 +18,7 @@ import pandas as pd
 from zoolens.measure.calibration import ece_from_bins, reliability_bins
 from zoolens.measure.ensemble import class_aware_mask, ensemble_rates
 from zoolens.measure.fused import calibrated_inputs
-from zoolens.measure.stats import mcnemar_p_values
+from zoolens.measure.stats import bh_q_values, holm_adjusted, mcnemar_p_values
 from zoolens.study import tables
 from zoolens.study.bootstrap import Resamples
 from zoolens.study.greedy import CrossFitOutcome, GreedySkipped, Selection
@@ -225,6 +225,7 @@ def pairs_table(
         return on_scored(lo), on_scored(hi)
 
     ei_lo, ei_hi = resamples.interval(sums.error_inconsistency)
+    kappa_lo, kappa_hi = resamples.kappa_interval(sums.accuracy, sums.error_inconsistency, a, b)
     ens_lo, ens_hi = scored_interval(sums.ensemble_acc)
     gain_lo, gain_hi = scored_interval(sums.ensemble_gain)
     paired_p = (
@@ -252,6 +253,8 @@ def pairs_table(
             "both_right": agreement["both_right"][a, b],
             "both_wrong": agreement["both_wrong"][a, b],
             "error_consistency": agreement["error_consistency"][a, b],
+            "error_consistency_lo": kappa_lo,
+            "error_consistency_hi": kappa_hi,
             "dominance_ab": agreement["dominance"][a, b],
             "dominance_ba": agreement["dominance"][b, a],
             "ensemble_acc": rates["ensemble_acc"],
@@ -298,7 +301,20 @@ def pair_gains_and_undefined(
     )
     topk = [inputs.zoo.model_info(name).get("topk") for name in inputs.names]
     pairs, undefined = structurally_undefined(pairs, top1_only(inputs.kinds, topk), a_idx, b_idx)
-    return pairs[tables.PAIRS_COLUMNS], undefined
+    return pairs.assign(**adjusted_p_columns(pairs))[tables.PAIRS_COLUMNS], undefined
+
+
+def adjusted_p_columns(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Holm-adjusted p-values and Benjamini-Hochberg q-values of ``mcnemar_p`` and
+    ``paired_bootstrap_p``, the family being the table's pairs that have that p-value
+    (``measure.stats.holm_adjusted`` / ``bh_q_values``): thousands of pairs tested at once
+    make some raw p < 0.05 by chance alone."""
+    out = {}
+    for column in ("mcnemar_p", "paired_bootstrap_p"):
+        raw = pairs[column].to_numpy(np.float64)
+        out[f"{column}_holm"] = holm_adjusted(raw)
+        out[f"{column.removesuffix('_p')}_q_bh"] = bh_q_values(raw)
+    return out
 
 
 def conversion_intervals(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from zoolens.measure.agreement import kappa_from_rates
 from zoolens.measure.stats import bootstrap_weights, percentile_interval
 
 
@@ -103,6 +104,32 @@ class Resamples:
         lo, hi = percentile_interval(ratio, self.level, skip_nan=True)
         keep = np.asarray(defined, dtype=bool)
         return np.where(keep, lo, np.nan), np.where(keep, hi, np.nan)
+
+    def kappa_interval(
+        self, accuracy: np.ndarray, error_inconsistency: np.ndarray, a: np.ndarray, b: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of each pair's error consistency κ on these resamples.
+
+        ``accuracy`` (B, M) and ``error_inconsistency`` (B, P) are the pass's resampled sums
+        (:class:`PassSums`), ``a``/``b`` (P,) the pairs' model indices. κ is a function of
+        the pair's three means (``measure.agreement.kappa_from_rates``), so resample b's κ
+        is that function of resample b's means: no extra pass over the examples, and the
+        same resamples as the EI and accuracy intervals. Pairs are taken in blocks so that
+        at most about 16 M resampled values exist at once.
+        """
+        size = len(a)
+        if self.counts is None or size == 0:
+            return np.full(size, np.nan), np.full(size, np.nan)
+        acc = self.means(accuracy)
+        lo, hi = np.empty(size), np.empty(size)
+        block = max(1, (1 << 24) // max(self.size, 1))
+        for start in range(0, size, block):
+            cols = slice(start, min(size, start + block))
+            kappa = kappa_from_rates(
+                self.means(error_inconsistency[:, cols]), acc[:, a[cols]], acc[:, b[cols]]
+            )
+            lo[cols], hi[cols] = percentile_interval(kappa, self.level, skip_nan=False)
+        return lo, hi
 
     def p_not_positive(self, sums: np.ndarray) -> np.ndarray:
         """One-sided paired-bootstrap p-value that each mean is > 0: ``(1 + #{b: mean_b <= 0})

@@ -56,6 +56,7 @@ class Budget:
     costs: np.ndarray
     text: str = ""
     priced: np.ndarray = field(init=False)
+    sidekicks_before_budget: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.priced = np.isfinite(self.costs).all(axis=1)
@@ -74,7 +75,10 @@ class Budget:
         return bool(np.isfinite(cost).all() and _fits(cost, self.limits))
 
     def sidekicks(self, ranked: list[dict[str, Any]], base: str) -> list[dict[str, Any]]:
-        """The ranked sidekicks (``analyze._ranked_sidekicks``) whose pair with the base fits."""
+        """The ranked sidekicks (``analyze._ranked_sidekicks``) whose pair with the base fits;
+        remembers how many there were before the budget (``summary``'s
+        ``sidekicks_before_budget``: a budget that excludes every pair says so)."""
+        self.sidekicks_before_budget = len(ranked)
         return [row for row in ranked if self.fits([base, row["model"]])]
 
     def describe(self) -> str:
@@ -89,6 +93,9 @@ class Budget:
             "base_fits": self.fits([base]),
             "left_out_without_cost": self.left_out,
             "best_sidekick": sidekicks[0] if sidekicks else None,
+            # pairs with the base that have an ensemble, before the budget excluded any
+            "sidekicks_before_budget": self.sidekicks_before_budget,
+            "sidekicks_within_budget": len(sidekicks),
             "sidekick_cost": (
                 dict(zip(self.units, self.cost_of([base, sidekicks[0]["model"]]).tolist()))
                 if sidekicks

@@ -45,6 +45,8 @@ def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
                 "error_inconsistency": row["error_inconsistency"],
                 "mcnemar_p": row["mcnemar_p"],
                 "paired_bootstrap_p": row["paired_bootstrap_p"],
+                # adjusted over every pair of pairs.csv with a p-value (Holm)
+                "mcnemar_p_holm": row.get("mcnemar_p_holm", float("nan")),
             }
         )
     # Stable sort keeps zoo order among equal ensemble accuracies (equal counts).
@@ -151,8 +153,43 @@ def headline(
         "all_models_ensemble_members": scored,
         "majority_vote_acc": evaluation.majority_right / n,
         "majority_vote_members": len(inputs.names),
+        "majority_vote_note": majority_vote_note(
+            inputs.predictions[:, inputs.ev],
+            models["accuracy"].to_numpy(np.float64),
+            evaluation.majority_right / n,
+        ),
         "greedy": {"start": start, **greedy_summary(selection, resamples)},
     }
+
+
+def majority_vote_note(
+    predictions: np.ndarray, member_accuracy: np.ndarray, vote_accuracy: float
+) -> str | None:
+    """Why a majority vote scores above every member, when it does and members abstain
+    (None otherwise). An abstention casts no vote (``measure.ensemble.majority_vote``) and
+    counts as wrong in its model's own accuracy, so where some members abstain the vote is
+    the others' answer: the vote fills each member's abstentions with the others' answers.
+    With two members that is the whole story (where both answer and disagree, the tie goes
+    to the lower class id). ``predictions``: (M, N) evaluation-split top-1, -1 = abstained."""
+    abstained = np.asarray(predictions) < 0
+    best = float(np.max(member_accuracy)) if len(member_accuracy) else float("nan")
+    if not abstained.any() or not vote_accuracy > best:
+        return None
+    members = abstained.shape[0]
+    answered = (~abstained).sum(axis=0)
+    partial = int(((answered >= 1) & (answered < members)).sum())
+    text = (
+        f"the majority vote ({100 * vote_accuracy:.2f}%) scores above every member (best "
+        f"{100 * best:.2f}%) because an abstention casts no vote but counts as wrong in its "
+        f"model's own accuracy: on the {partial} evaluation examples where some members "
+        "abstained and others answered, the vote is the answering members' answer"
+    )
+    if members == 2:
+        text += (
+            ", so each member's abstentions are filled with the other's answer (where both "
+            "answer and disagree, the tie goes to the lower class id)"
+        )
+    return text
 
 
 def resampled_pair_statistics(resamples: Resamples, evaluation: EvalPass) -> dict[str, np.ndarray]:

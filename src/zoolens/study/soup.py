@@ -24,7 +24,7 @@ uniform_soup, greedy_soup, logit_ensemble}, ``members`` (";"-joined ingredient n
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +195,12 @@ def logits_of(model: Any, state_dict: Mapping[str, Any], x: Any) -> np.ndarray:
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy (argmax, lowest index on ties: ``measure.agreement.top1``)."""
-    return float(correctness(top1(logits), y).mean())
+    return float(_right(logits, y).mean())
+
+
+def _right(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n,) bool: each example's top-1 is its label."""
+    return np.asarray(correctness(top1(logits), y), dtype=bool)
 
 
 @dataclass
@@ -204,6 +209,9 @@ class SoupResult:
     uniform: dict[str, Any]
     greedy: GreedySoup
     names: list[str]
+    # per test example, right or not: "best_ingredient" and "greedy_soup" (empty without a
+    # test set), so the two can be compared on the same images (a paired test)
+    test_right: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def run_soups(
@@ -222,6 +230,7 @@ def run_soups(
     """
     check_compatible(state_dicts, names)
     x_h, y_h = heldout
+    test_right: dict[str, np.ndarray] = {}
     tick: Callable[..., None] = progress or (lambda n=1: None)
 
     def held(sd: Mapping[str, Any]) -> float:
@@ -253,12 +262,17 @@ def run_soups(
         uniform_logits = logits_of(model, uniform, x_t)
         test_acc["uniform"] = accuracy(uniform_logits, y_t)
         if len(greedy.members) == 1:
-            test_acc["greedy"] = ing_test[greedy.members[0]]
+            greedy_logits = test_logits[greedy.members[0]]
         elif len(greedy.members) == len(state_dicts):
-            test_acc["greedy"] = test_acc["uniform"]
+            greedy_logits = uniform_logits
         else:
-            test_acc["greedy"] = accuracy(logits_of(model, greedy.state_dict, x_t), y_t)
+            greedy_logits = logits_of(model, greedy.state_dict, x_t)
+        test_acc["greedy"] = accuracy(greedy_logits, y_t)
         test_acc["ensemble"] = accuracy(np.mean(test_logits, axis=0), y_t)
+        test_right = {
+            "best_ingredient": _right(test_logits[greedy.order[0]], y_t),
+            "greedy_soup": _right(greedy_logits, y_t),
+        }
 
     best = greedy.order[0]
     rows = [
@@ -302,7 +316,9 @@ def run_soups(
             "test_acc": test_acc["ensemble"],
         }
     )
-    return SoupResult(pd.DataFrame(rows, columns=SOUP_COLUMNS), uniform, greedy, list(names))
+    return SoupResult(
+        pd.DataFrame(rows, columns=SOUP_COLUMNS), uniform, greedy, list(names), test_right
+    )
 
 
 def write_soup_table(table: pd.DataFrame, out_dir: str | Path) -> Path:

@@ -604,7 +604,7 @@ def import_file(
 
 
 def _sanity(zoo: Any, name: str, arrays: dict[str, np.ndarray], path: Path, strict: bool) -> None:
-    from zoolens.zoo.sanity import CAUSES, check_new_model
+    from zoolens.zoo.sanity import check_new_model
 
     pred = top1(arrays)
     if pred is None or len(pred) != zoo.num_examples:
@@ -612,7 +612,7 @@ def _sanity(zoo: Any, name: str, arrays: dict[str, np.ndarray], path: Path, stri
     problems = check_new_model(zoo, name, pred)
     if not problems:
         return
-    message = f"{path}: model {name!r}: {'; '.join(problems)}; {CAUSES}"
+    message = f"{path}: model {name!r}: {'; '.join(problems)}"
     if strict:
         raise ZoolensError(f"{message} (--strict: nothing imported)")
     warnings.warn(message, ZooWarning, stacklevel=3)
@@ -706,9 +706,11 @@ def join_ids(zoo_ids: np.ndarray | None, file_ids: np.ndarray, path: Path) -> np
     module docstring."""
     if zoo_ids is None:
         raise ZoolensError(
-            f"{path}: --id-column given but the zoo has no example ids (create "
-            "the zoo with ids, e.g. `zoolens import ZOO FILE --create "
-            "--id-column C ...`)"
+            f"{path}: --id-column given but the zoo has no example ids, so there is "
+            "nothing to join by: create the zoo keyed by ids, with --labels-id-column C "
+            "when the labels file has the ids (`zoolens import ZOO FILE --create --labels "
+            "LABELS --labels-id-column C --id-column C`), or --id-column C alone to take them "
+            "from this file"
         )
     file_ids = np.asarray(file_ids)
     shown_zoo_ids = np.asarray(zoo_ids).astype(str)
