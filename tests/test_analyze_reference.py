@@ -153,7 +153,9 @@ def _copy_with(tmp_path: Path, table: str, row: int, column: str, change: Any) -
     [
         ("error_inconsistency", lambda x: x * (1 + 1e-4)),  # a 1e-4 relative change
         ("ensemble_acc_hi", lambda x: x + 1e-4),  # a bootstrap interval end, 1e-4 absolute
-        ("mcnemar_p", lambda x: x - 1e-4),
+        # McNemar's p may only fall (mid-p, see MID_P): a rise fails; other p-values either way
+        ("mcnemar_p", lambda x: x + 1e-4),
+        ("paired_bootstrap_p", lambda x: x - 1e-4),
     ],
 )
 def test_a_1e4_shift_fails(tmp_path, column, shift):
