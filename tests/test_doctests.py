@@ -26,6 +26,7 @@ WITH_EXAMPLES = [
     "dominance",
     "pairwise_agreement",
     "pairs_with",
+    "listed_pair_agreement",
     "fit_temperature",
     "softmax",
     "expected_calibration_error",

@@ -123,6 +123,14 @@ def analyze(
         "see the zoo at the same path); tables identical to a local run.",
     ),
     ray_address: str = RAY_ADDRESS,
+    pairs: str = typer.Option(
+        "all",
+        "--pairs",
+        help="Which pairs to measure: 'all' (every pair, default) or 'base' (only the base's "
+        "pairs: time and memory linear in the number of models, for a hub of thousands; the "
+        "base's rows are the all-pairs run's; left out: the all-pairs correlation and the "
+        "report's kappa matrix).",
+    ),
     verbose: bool = typer.Option(
         False,
         "--verbose",
@@ -162,6 +170,9 @@ def analyze(
     Example (published numbers on all examples):  zoolens analyze cifar.zoo --base resnet
     --out results --no-calibration
 
+    Example (one base among thousands of candidates):  zoolens analyze hub.zoo --base mine
+    --out results --pairs base
+
     Under distribution shift:  zoolens analyze cifar10.zoo --base resnet110 --out results
     --reference-name cifar10 --shift cifar10.1=cifar10.1.zoo
     """
@@ -193,6 +204,7 @@ def analyze(
         reference_name=reference_name,
         ray=ray or ray_address is not None,
         ray_address=ray_address,
+        pairs=pairs,
     )
     print(terminal_text(format_summary(result.summary)))
     if result.shift is not None:
@@ -336,7 +348,13 @@ def format_summary(summary: dict[str, Any]) -> str:
                 for cat, v in categories.items()
             )
         )
+    over = "all pairs"
     correlation = head["spearman_ei_vs_gain"]["all_pairs"]
+    if correlation is None:  # --pairs base: only the base's pairs were measured
+        over, correlation = (
+            "the pairs with the base",
+            head["spearman_ei_vs_gain"]["pairs_with_base"],
+        )
     n_pairs = correlation.get("n_pairs") or 0
     if n_pairs < 5:  # a rank correlation over 3 pairs is +-1 by luck (the report says the same)
         lines.append(
@@ -345,7 +363,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     elif correlation["rho"] is not None:
         lines.append(
-            "Spearman(error inconsistency, ensemble gain) over all pairs: "
+            f"Spearman(error inconsistency, ensemble gain) over {over}: "
             f"{correlation['rho']:.3f} [{_pct(correlation.get('lo'))}, "
             f"{_pct(correlation.get('hi'))}] (n = {n_pairs})"
         )

@@ -32,8 +32,10 @@ __all__ = [
     "kappa_from_rates",
     "dominance",
     "pairwise_agreement",
+    "listed_pair_agreement",
     "pair_index",
     "pairs_with",
+    "base_pair_index",
 ]
 
 # float32 holds every integer up to 2**24 exactly, so a float32 matmul of 0/1 rows over fewer
@@ -367,6 +369,80 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+# Pairs per block of listed_pair_agreement (bounds its (pairs, examples) temporary).
+_PAIR_BLOCK_BYTES = 64 * 2**20
+
+
+def listed_pair_agreement(
+    correct: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The measures of :func:`pairwise_agreement` for the listed pairs only, as (P,) arrays.
+
+    Pair p is ``(a[p], b[p])``; ``n11[p]`` = examples both get right, counted exactly per
+    pair (no (M, M) product), so listing the M − 1 pairs of one model costs O(M·N) time and
+    memory instead of O(M²·N) and O(M²). Every value is computed with the same float64
+    operations on the same exact counts as :func:`pairwise_agreement`, so it equals that
+    function's ``[a, b]`` cell bit for bit (``dominance_ab`` its ``dominance[a, b]``,
+    ``dominance_ba`` its ``dominance[b, a]``).
+
+    Parameters
+    ----------
+    correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    a, b : (P,) int arrays
+        Model indices of each pair.
+
+    Returns
+    -------
+    dict with ``accuracy`` ((M,) p_a), and (P,) float64 ``error_inconsistency``,
+    ``both_right``, ``both_wrong``, ``error_consistency``, ``dominance_ab``, ``dominance_ba``,
+    int64 ``n11``; ``n`` (int).
+
+    Examples
+    --------
+    >>> R = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 1]], dtype=bool)
+    >>> m = listed_pair_agreement(R, np.array([0, 0]), np.array([1, 2]))
+    >>> m["error_inconsistency"].tolist(), m["n11"].tolist()
+    ([0.5, 0.75], [1, 1])
+    """
+    r = _as_matrix(correct)
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    n = r.shape[1]
+    nr = np.count_nonzero(r, axis=1).astype(np.int64)
+    n11 = np.empty(len(a), dtype=np.int64)
+    step = max(1, _PAIR_BLOCK_BYTES // max(1, n))
+    for lo in range(0, len(a), step):
+        hi = min(len(a), lo + step)
+        n11[lo:hi] = np.count_nonzero(r[a[lo:hi]] & r[b[lo:hi]], axis=1)
+    acc = nr / n
+    ei = (nr[a] + nr[b] - 2 * n11) / n
+    return {
+        "accuracy": acc,
+        "error_inconsistency": ei,
+        "both_right": n11 / n,
+        "both_wrong": (n - nr[a] - nr[b] + n11) / n,
+        "error_consistency": _pair_kappa(ei, acc[a], acc[b]),
+        "dominance_ab": (nr[b] - n11) / n,
+        "dominance_ba": (nr[a] - n11) / n,
+        "n11": n11,
+        "n": n,
+    }
+
+
+def _pair_kappa(ei: np.ndarray, p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
+    """:func:`_kappa` on listed pairs: the same operations, element by element."""
+    c_obs = 1.0 - ei
+    c_exp = p_a * p_b + (1.0 - p_a) * (1.0 - p_b)
+    denom = 1.0 - c_exp
+    extreme_a = (p_a == 0) | (p_a == 1)
+    extreme_b = (p_b == 0) | (p_b == 1)
+    degenerate = extreme_a & extreme_b & (p_a == p_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (c_obs - c_exp) / np.where(degenerate, 1.0, denom)
+    return np.where(degenerate, 1.0, kappa)
+
+
 def pair_index(num_models: int) -> tuple[np.ndarray, np.ndarray]:
     """``(a, b)`` int64 index arrays of every unordered pair a < b, in ``np.triu_indices``
     order: (0,1), (0,2), …, (0,M−1), (1,2), … — the row order of every all-pairs result."""
@@ -410,3 +486,19 @@ def pairs_with(
     rows = np.flatnonzero((a_side | b_side) & (a != b))
     flipped = b_side[rows]
     return rows, flipped, np.where(flipped, a[rows], b[rows])
+
+
+def base_pair_index(num_models: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` int64 index arrays of the M − 1 pairs that contain model ``base``, in the
+    order they hold in :func:`pair_index` (``(0, base), …, (base − 1, base), (base, base + 1),
+    …``): the rows of an all-pairs result that a base-only analysis keeps.
+
+    Examples
+    --------
+    >>> [x.tolist() for x in base_pair_index(4, 1)]
+    [[0, 1, 1], [1, 2, 3]]
+    """
+    if not 0 <= base < num_models:
+        raise ZoolensError(f"base index {base} outside 0 .. {num_models - 1}")
+    other = np.delete(np.arange(num_models, dtype=np.int64), base)
+    return np.minimum(other, base), np.maximum(other, base)

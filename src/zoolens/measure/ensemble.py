@@ -143,7 +143,12 @@ def pair_ensemble_correct(
 
 
 def all_pair_ensemble_correct(
-    inputs: np.ndarray, labels: np.ndarray, weight: float = 0.5, *, return_predictions: bool = False
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    weight: float = 0.5,
+    *,
+    return_predictions: bool = False,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Ensemble correctness of every unordered pair on one chunk of examples: (P, n) bool.
 
@@ -156,12 +161,23 @@ def all_pair_ensemble_correct(
     This is the full-row reference: P·n·C work, vectorised over b for each a (a loop over
     models, never over pairs) in blocks of bounded memory. Stream the evaluation split through
     it chunk by chunk and add the counts (:func:`ensemble_counts`); ``measure.topk`` computes
-    the same result with exact top-k pruning.
+    the same result with exact top-k pruning. ``pairs``: optional ``(a, b)`` index arrays;
+    then row p is pair ``(a[p], b[p])`` (model a gets the weight), the same values as its
+    all-pairs row.
     """
     x = np.asarray(inputs)
     if x.ndim != 3:
         raise ZoolensError(f"ensemble inputs must be (models, examples, classes), got {x.shape}")
     num_models, n, num_classes = x.shape
+    if pairs is not None:
+        pa, pb = (np.asarray(p, dtype=np.int64) for p in pairs)
+        listed = np.empty((len(pa), n), dtype=np.int64 if return_predictions else bool)
+        per_block = max(1, _BLOCK_BYTES // max(1, n * num_classes * x.dtype.itemsize))
+        for lo in range(0, len(pa), per_block):
+            block = slice(lo, lo + per_block)
+            pred = combine_scores(x[pa[block]], x[pb[block]], weight).argmax(axis=-1)
+            listed[block] = pred if return_predictions else correctness(pred, labels)
+        return listed
     a_idx, _ = pair_index(num_models)
     out = np.empty((len(a_idx), n), dtype=np.int64 if return_predictions else bool)
     per_block = max(1, _BLOCK_BYTES // max(1, n * num_classes * x.dtype.itemsize))

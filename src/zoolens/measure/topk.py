@@ -240,8 +240,10 @@ def all_pair_ensemble_predictions_topk(
     weight: float = 0.5,
     stats: PruneStats | None = None,
     parallel_map: Callable[..., Iterable[Any]] | None = None,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Exact ensemble predictions for every pair a < b on one chunk of examples.
+    """Exact ensemble predictions for every pair a < b (or the listed ``pairs``) on one
+    chunk of examples.
 
     Three tiers, each exact, each deciding only what its bound proves (module doc):
     top-1 with the second largest values as bound (all pairs at once), exact top-k with the
@@ -257,9 +259,14 @@ def all_pair_ensemble_predictions_topk(
             runs the cache-sized sub-chunks of examples side by side; each writes its own
             columns of the output and its own statistics (merged in sub-chunk order), so the
             result is the same with or without it.
+        pairs: optional ``(a, b)`` index arrays of the pairs to decide (model a gets w):
+            only their entries are computed, with no (M, M, n) temporary, so the M − 1
+            pairs of one model (``measure.agreement.base_pair_index``) cost O(M·n) per
+            chunk. Each pair's predictions equal its row of the all-pairs result.
 
     Returns:
-        (P, n) int64 predictions, P = M(M-1)/2 in ``np.triu_indices(M, 1)`` order, equal to
+        (P, n) int64 predictions, P = M(M-1)/2 in ``np.triu_indices(M, 1)`` order (or one
+        row per listed pair, in their order), equal to
         ``measure.ensemble.all_pair_ensemble_correct(..., return_predictions=True)`` exactly.
     """
     scores = np.asarray(scores)
@@ -273,7 +280,15 @@ def all_pair_ensemble_predictions_topk(
         raise ZoolensError(f"k must be >= 1, got {k}")
     num_models, n, num_classes = scores.shape
     w, v = _weights(weight, scores.dtype)
-    pa, pb = pair_index(num_models)
+    listed = pairs is not None
+    if pairs is None:
+        pa, pb = pair_index(num_models)
+    else:
+        pa, pb = (np.asarray(x, dtype=np.int64) for x in pairs)
+        if pa.shape != pb.shape or pa.ndim != 1:
+            raise ZoolensError("pairs must be two index arrays of the same length")
+        if len(pa) and (min(pa.min(), pb.min()) < 0 or max(pa.max(), pb.max()) >= num_models):
+            raise ZoolensError(f"pairs: model indices must lie in 0 .. {num_models - 1}")
     out = np.empty((len(pa), n), dtype=np.int64)
     if len(pa) == 0 or n == 0:
         return out
@@ -285,7 +300,7 @@ def all_pair_ensemble_predictions_topk(
     def sub_chunk(lo: int, part: PruneStats | None) -> None:
         hi = min(n, lo + step)
         with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf, inf - inf: fall back
-            _predict_chunk(scores[:, lo:hi], int(k), w, v, pa, pb, part, out[:, lo:hi])
+            _predict_chunk(scores[:, lo:hi], int(k), w, v, pa, pb, part, out[:, lo:hi], listed)
 
     for _ in (parallel_map or map)(sub_chunk, starts, parts):
         pass
@@ -308,29 +323,39 @@ def _predict_chunk(
     pb: np.ndarray,
     stats: PruneStats | None,
     out: np.ndarray,
+    listed: bool = False,
 ) -> None:
     """The three tiers on one cache-sized (M, n, C) block (a view is fine: no copy is made);
-    writes the (P, n) predictions into ``out``."""
+    writes the (P, n) predictions into ``out``. ``listed``: ``pa``, ``pb`` are a list of
+    pairs rather than all of them (gather per pair instead of per ordered model pair)."""
     num_models, n, num_classes = scores.shape
 
     # Tier 1: candidates {top_a, top_b}, bound from the second largest values.
     top, best_value, second, has_nan, block_max = _top1_and_second(scores)
-    # at_top[b, a, i] = x_b[top_a(i)]: one gather per ordered pair and example.
-    at_top = scores[:, np.arange(n)[None, :], top]
+    examples = np.arange(n)[None, :]
+    if listed:
+        # x_b[top_a(i)] and x_a[top_b(i)] for the listed pairs only: (P, n) each.
+        b_at_a = scores[pb[:, None], examples, top[pa]]
+        a_at_b = scores[pa[:, None], examples, top[pb]]
+    else:
+        # at_top[b, a, i] = x_b[top_a(i)]: one gather per ordered pair and example.
+        at_top = scores[:, examples, top]
+        b_at_a, a_at_b = at_top[pb, pa], at_top[pa, pb]
+        del at_top
     top32 = top.astype(np.int32)  # halves the traffic of the (P, n) index arrays
     pred, proven = decide_from_lists(
         top32[pa][..., None],
         best_value[pa][..., None],
         second[pa],
-        at_top[pb, pa][..., None],
+        b_at_a[..., None],
         top32[pb][..., None],
         best_value[pb][..., None],
         second[pb],
-        at_top[pa, pb][..., None],
+        a_at_b[..., None],
         num_classes,
         (w, v),
     )
-    del at_top
+    del b_at_a, a_at_b
     out[...] = pred
     del pred
     if has_nan.any():  # NaN rows follow numpy's argmax rules: the full rows decide them

@@ -468,6 +468,11 @@ def fig_kappa_matrix(results: Results) -> FigureResult:
     pairs = results.get("pairs")
     if pairs is None or len(pairs) == 0:
         raise FigureSkipped("pairs.csv absent or empty")
+    if results.summary.get("pairs") == "base":
+        raise FigureSkipped(
+            "the analysis measured only the base's pairs (--pairs base); "
+            "the matrix needs every pair (analyze --pairs all)"
+        )
     names = list(dict.fromkeys(list(pairs.model_a) + list(pairs.model_b)))
     if len(names) < 3:
         raise FigureSkipped(f"only {len(names)} models: a matrix needs at least 3")

@@ -1146,6 +1146,11 @@ def build_report(
     results = load_results(results_dir)
     report = ReportResult(path=out)
     notes = list(results.notes)
+    if results.summary.get("pairs") == "base":
+        notes.append(
+            "the analysis measured only the base's pairs (analyze --pairs base): figures over "
+            "all pairs show those, the error-consistency matrix is left out"
+        )
     png_path = Path(png_dir) if png_dir is not None else None
     if png_path is not None:
         png_path.mkdir(parents=True, exist_ok=True)

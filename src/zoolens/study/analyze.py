@@ -91,6 +91,7 @@ from zoolens.study.inputs import (
     with_base,
 )
 from zoolens.study.provenance import provenance
+from zoolens.study.scale import check_base_only, pairs_summary
 from zoolens.study.stages import STAGES, StageTimer
 from zoolens.study.threads import one_torch_thread
 
@@ -170,6 +171,7 @@ def analyze(
     budget: str | None = None,
     ray: bool = False,
     ray_address: str | None = None,
+    pairs: str = "all",
 ) -> AnalysisResult:
     """Calibrate every model and measure every pair; write the tables to ``out_dir``.
 
@@ -202,6 +204,9 @@ def analyze(
             ensembles whose summed cost fits; summary.json gets a "budget" block.
         ray, ray_address: run the temperature fits and the evaluation pass's example chunks
             as Ray tasks (``study.distributed``; tables identical to the local run).
+        pairs: "all" (every pair) or "base": only the base's M - 1 pairs, in time and
+            memory linear in the number of models; their pairs.csv rows and every other
+            table's rows are those of the all-pairs run (``study.scale``).
 
     Returns an :class:`AnalysisResult` whose DataFrames have exactly the CSV columns.
     """
@@ -225,6 +230,7 @@ def analyze(
         budget=budget,
         ray=ray or ray_address is not None,
         ray_address=ray_address,
+        pairs=pairs,
     )
     return run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
@@ -332,6 +338,7 @@ def stage_inputs(
     if shift:
         from zoolens.study.shift import open_sets
 
+        check_base_only(options.pairs, "--shift")
         shift_sets = open_sets(reader, shift, reference_name=reference_name)
     if budget is not None and not inputs.calibrated:
         raise ZoolensError(
@@ -483,6 +490,7 @@ def stage_headline(
         plan.resamples,
         chosen.selection,
     )
+    pairs_summary(summary, options.pairs)
     if evaluation.chunk_seconds:
         chunk_s = np.asarray(evaluation.chunk_seconds)
         # the per-block time a cluster's evaluation time scales from (README, Ray)
@@ -581,8 +589,7 @@ def split_sizes(inputs: ZooInputs) -> dict[str, int]:
 def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPlan:
     """How stage 3 runs: chunk size (from the memory budget unless given), the bootstrap
     resamples, the requested interpolation curves, the pair kernel."""
-    num_models = len(inputs.names)
-    num_pairs = num_models * (num_models - 1) // 2
+    num_pairs = len(inputs.pair_a)
     chunk_size = options.chunk_size or chunk_examples(
         len(inputs.scored),
         inputs.num_classes,
@@ -702,7 +709,10 @@ def run_greedy(
     )
     zoo = open_zoo(zoo)
     check_model(zoo, start, "--start")
-    inputs = with_base(load_inputs(zoo, min_models=1, calibration=calibration), start, "--start")
+    # Greedy needs no pair: the start's pairs only (linear in M, like --pairs base).
+    inputs = with_base(
+        load_inputs(zoo, min_models=1, calibration=calibration), start, "--start", pairs="base"
+    )
     with one_torch_thread():
         calibration_ = calibrate(inputs)
         models = models_table(inputs, calibration_)

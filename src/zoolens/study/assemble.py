@@ -65,13 +65,12 @@ def build_tables(
 ) -> Tables:
     """Stage 4: models (``models``, the table before the pass, filled in), pairs,
     reliability, specialization and theta."""
-    from zoolens.measure.agreement import pairwise_agreement
     from zoolens.study.specialize import example_groups, specialization_table, theta_table
 
     # Binned once: reliability.csv shows the bins, models.csv's ECE columns derive from them.
     bins = reliability_bin_table(inputs, evaluation)
     models = fill_models_table(models, inputs, evaluation, resamples, bins)
-    pairs = pairs_table(inputs, pairwise_agreement(inputs.correct), evaluation, resamples)
+    pairs = pairs_table(inputs, measured_pair_agreement(inputs), evaluation, resamples)
     pairs, undefined = pair_gains_and_undefined(inputs, pairs, evaluation, resamples)
     zoo = inputs.zoo
     attributes = zoo.attributes
@@ -194,11 +193,34 @@ def fill_models_table(
     return frame[tables.MODELS_COLUMNS]
 
 
+def measured_pair_agreement(inputs: ZooInputs) -> dict[str, np.ndarray]:
+    """The agreement measures of the measured pairs (``inputs.pair_a`` / ``pair_b``), (P,)
+    each (``accuracy`` (M,)): from the all-pairs product (``pairwise_agreement``) when every
+    pair is measured, else pair by pair (``listed_pair_agreement``, linear in M; the same
+    bits)."""
+    from zoolens.measure.agreement import listed_pair_agreement, pairwise_agreement
+
+    a, b = inputs.pair_a, inputs.pair_b
+    if inputs.pairs != "all":
+        return listed_pair_agreement(inputs.correct, a, b)
+    matrix = pairwise_agreement(inputs.correct)
+    per_pair = {
+        key: matrix[key][a, b]
+        for key in ("error_inconsistency", "both_right", "both_wrong", "error_consistency")
+    }
+    return {
+        "accuracy": matrix["accuracy"],
+        **per_pair,
+        "dominance_ab": matrix["dominance"][a, b],
+        "dominance_ba": matrix["dominance"][b, a],
+    }
+
+
 def pairs_table(
     inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation: EvalPass, resamples: Resamples
 ) -> pd.DataFrame:
-    num_models = len(inputs.names)
-    a, b = np.triu_indices(num_models, 1)
+    """pairs.csv's rows for the measured pairs; ``agreement``: :func:`measured_pair_agreement`."""
+    a, b = inputs.pair_a, inputs.pair_b
     scored = evaluation.pair_scored
     sums = evaluation.sums
 
@@ -247,16 +269,16 @@ def pairs_table(
             "category": inputs.pair_category,
             "acc_a": acc[a],
             "acc_b": acc[b],
-            "error_inconsistency": agreement["error_inconsistency"][a, b],
+            "error_inconsistency": agreement["error_inconsistency"],
             "error_inconsistency_lo": ei_lo,
             "error_inconsistency_hi": ei_hi,
-            "both_right": agreement["both_right"][a, b],
-            "both_wrong": agreement["both_wrong"][a, b],
-            "error_consistency": agreement["error_consistency"][a, b],
+            "both_right": agreement["both_right"],
+            "both_wrong": agreement["both_wrong"],
+            "error_consistency": agreement["error_consistency"],
             "error_consistency_lo": kappa_lo,
             "error_consistency_hi": kappa_hi,
-            "dominance_ab": agreement["dominance"][a, b],
-            "dominance_ba": agreement["dominance"][b, a],
+            "dominance_ab": agreement["dominance_ab"],
+            "dominance_ba": agreement["dominance_ba"],
             "ensemble_acc": rates["ensemble_acc"],
             "ensemble_acc_lo": ens_lo,
             "ensemble_acc_hi": ens_hi,
@@ -285,7 +307,7 @@ def pair_gains_and_undefined(
     undefined and why)."""
     from zoolens.study.gains import gain_columns, structurally_undefined, top1_only
 
-    a_idx, b_idx = np.triu_indices(len(inputs.names), 1)
+    a_idx, b_idx = inputs.pair_a, inputs.pair_b
     base_index = inputs.base_index
     pairs = pairs.assign(
         **gain_columns(

@@ -96,10 +96,14 @@ class AnalyzeOptions:
     # RAY_ADDRESS or a local cluster
     ray: bool = False
     ray_address: str | None = None
+    # which pairs are measured: "all" (every pair) or "base" (the base's M - 1 pairs only:
+    # time and memory linear in the number of models; the base's rows are the same)
+    pairs: str = "all"
 
     def __post_init__(self) -> None:
         check_combine(self.combine)
         check_option_limits(self)
+        check_pairs(self.pairs)
 
     @property
     def greedy_start(self) -> str:
@@ -170,6 +174,16 @@ class ZooReader(Protocol):
     def file_hashes(self) -> dict[str, str]: ...
 
 
+PAIRS_MODES = ("all", "base")
+
+
+def check_pairs(pairs: str) -> str:
+    """``pairs`` is one of :data:`PAIRS_MODES`; ZoolensError naming the option otherwise."""
+    if pairs not in PAIRS_MODES:
+        raise ZoolensError(f"--pairs {pairs!r}: choose 'base' or 'all'")
+    return pairs
+
+
 @dataclass(frozen=True)
 class ZooInputs:
     """What every stage needs from the zoo, read once: names, kinds, cards, splits, every
@@ -188,8 +202,12 @@ class ZooInputs:
     correct_all: np.ndarray  # (M, N) bool
     correct: np.ndarray  # (M, N_eval) bool, the evaluation split
     base_index: int = 0
-    # category of each model relative to the base (models.csv) and of each pair
-    # (pairs.csv, np.triu_indices order)
+    # the measured pairs (pairs.csv's rows, np.triu_indices order): every pair, or with
+    # pairs="base" only the base's M - 1 (measure.agreement.base_pair_index)
+    pairs: str = "all"
+    pair_a: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pair_b: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # category of each model relative to the base (models.csv) and of each measured pair
     base_category: list[str] = field(default_factory=list)
     pair_category: list[str] = field(default_factory=list)
     # category -> (P,) mask of the pairs (base, other) whose other is in it
@@ -286,16 +304,26 @@ def load_inputs(zoo: ZooReader, *, min_models: int = 2, calibration: bool = True
     )
 
 
-def with_base(inputs: ZooInputs, base: str, role: str = "--base") -> ZooInputs:
-    """Fill the base-relative fields: base index, model and pair categories, category masks."""
+def with_base(inputs: ZooInputs, base: str, role: str = "--base", pairs: str = "all") -> ZooInputs:
+    """Fill the base-relative fields: base index, the measured pairs (every pair, or the
+    base's with ``pairs="base"``), model and pair categories, category masks."""
+    from zoolens.measure.agreement import base_pair_index, pair_index
     from zoolens.zoo.categories import pair_category
 
     base_index = inputs.index(base, role)
     cards = inputs.cards
-    a_idx, b_idx = np.triu_indices(len(inputs.names), 1)
+    num_models = len(inputs.names)
+    a_idx, b_idx = (
+        base_pair_index(num_models, base_index)
+        if check_pairs(pairs) == "base"
+        else pair_index(num_models)
+    )
     base_category = [pair_category(cards[base_index], card) for card in cards]
     return replace(
         inputs,
+        pairs=pairs,
+        pair_a=a_idx,
+        pair_b=b_idx,
         base_index=base_index,
         base_category=base_category,
         pair_category=[pair_category(cards[a], cards[b]) for a, b in zip(a_idx, b_idx)],
@@ -314,7 +342,9 @@ def read_inputs(zoo: ZooReader, options: AnalyzeOptions) -> ZooInputs:
         + [(m, "--interpolate") for pair in options.interpolation_pairs for m in pair]
     ):
         check_model(zoo, name, role)
-    inputs = with_base(load_inputs(zoo, calibration=options.calibration), options.base)
+    inputs = with_base(
+        load_inputs(zoo, calibration=options.calibration), options.base, pairs=options.pairs
+    )
     if options.start is not None and not inputs.has_scores[inputs.index(options.start, "--start")]:
         # Before the evaluation pass: the selection would refuse it only at the very end.
         raise ZoolensError(

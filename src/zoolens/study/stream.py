@@ -60,7 +60,8 @@ class InterpolationSpec:
 
 @dataclass
 class EvalPass:
-    """Everything the evaluation pass accumulates (pair arrays in np.triu_indices(M, 1) order)."""
+    """Everything the evaluation pass accumulates (pair arrays in the order of the measured
+    pairs, ``ZooInputs.pair_a`` / ``pair_b``: np.triu_indices(M, 1) or the base's pairs)."""
 
     num_models: int
     num_examples: int
@@ -122,9 +123,12 @@ class ChunkContext:
     labels: np.ndarray
     correct: np.ndarray  # (M, N_eval) bool
     predictions_ev: np.ndarray  # (M, N_eval)
-    a_idx: np.ndarray
+    a_idx: np.ndarray  # the measured pairs (ZooInputs.pair_a / pair_b)
     b_idx: np.ndarray
-    scored_pairs: np.ndarray
+    scored_pairs: np.ndarray  # positions among them of the pairs with two scored members
+    # those pairs as rows of the calibrated block, for the pair kernel; None: every pair
+    # of scored models (the kernel's own np.triu_indices order, the same pairs)
+    kernel_pairs: tuple[np.ndarray, np.ndarray] | None
     best: np.ndarray
     category_matrix: np.ndarray | None
     num_classes: int
@@ -181,7 +185,14 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     correct = inputs.correct
     num_models = correct.shape[0]
     scored = np.flatnonzero(inputs.has_scores)
-    a_idx, b_idx = np.triu_indices(num_models, 1)
+    a_idx, b_idx = inputs.pair_a, inputs.pair_b
+    scored_pairs = np.flatnonzero(inputs.has_scores[a_idx] & inputs.has_scores[b_idx])
+    kernel_pairs = None
+    if inputs.pairs != "all":
+        # Only the listed pairs are decided (no (M, M, n) temporary); rows of the block.
+        row = np.full(num_models, -1, dtype=np.int64)
+        row[scored] = np.arange(len(scored))
+        kernel_pairs = (row[a_idx[scored_pairs]], row[b_idx[scored_pairs]])
     accuracy = correct.mean(axis=1)
     category_masks = inputs.category_masks
     return ChunkContext(
@@ -196,7 +207,8 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         predictions_ev=inputs.predictions[:, inputs.ev],
         a_idx=a_idx,
         b_idx=b_idx,
-        scored_pairs=pair_positions(num_models, scored),
+        scored_pairs=scored_pairs,
+        kernel_pairs=kernel_pairs,
         # The best member of each pair, the one the paired tests compare the ensemble with
         # (the higher evaluation accuracy; a on ties).
         best=np.where(accuracy[a_idx] >= accuracy[b_idx], a_idx, b_idx),
@@ -228,7 +240,7 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         boot,
         num_models=num_models,
         num_pairs=num_pairs,
-        num_scored_pairs=len(ctx.scored_pairs) if len(ctx.scored) >= 2 else 0,
+        num_scored_pairs=len(ctx.scored_pairs),
         num_categories=len(inputs.category_masks),
     )
     out = EvalPass(
@@ -403,16 +415,16 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         np.zeros(len(spec.weights), dtype=np.int64) for spec in ctx.interpolation
     ]
     accumulate_interpolation(ctx.interpolation, block, position, y, result.interpolation)
-    if len(scored) < 2:
+    if len(scored) < 2 or not len(ctx.scored_pairs):
         return result
     if ctx.exact_topk:
         pred = topk.all_pair_ensemble_predictions_topk(
-            block, stats=result.prune, parallel_map=workers.map
+            block, stats=result.prune, parallel_map=workers.map, pairs=ctx.kernel_pairs
         )
         ens = correctness(pred, y)  # (P_scored, n)
         del pred
     else:
-        ens = all_pair_ensemble_correct(block, y)
+        ens = all_pair_ensemble_correct(block, y, pairs=ctx.kernel_pairs)
     sp = ctx.scored_pairs
     ra, rb = r[ctx.a_idx[sp]], r[ctx.b_idx[sp]]
     rbest = r[ctx.best[sp]]
