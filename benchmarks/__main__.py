@@ -1,8 +1,10 @@
 """Run the benchmark suite: ``python -m benchmarks [--quick] [--only NAME[,NAME]]``.
 
 Each benchmark times zoolens and its baseline in this same process (medians over
-``--runs``, default 3), with peak memory, prints one table and writes it with the machine
-and package versions to ``benchmarks/RESULTS.md``. Sizes: ``full`` (the paper's ImageNet
+``--runs``, default 3), with peak memory, prints one table, and records its rows with the
+machine, package versions and load in ``benchmarks/results.json``, from which the table of
+``benchmarks/RESULTS.md`` is regenerated (``benchmarks/_results.py``: rows not measured by
+this run keep their last figure and date). Sizes: ``full`` (the paper's ImageNet
 shape: 82 models x 50,000 examples x 1,000 classes; generates an ~8 GB float16 zoo under
 benchmarks/_data, deleted afterwards unless --keep-data), ``--quick`` (minutes) and
 ``--size tiny`` (seconds; the CI smoke test). Never part of CI's pass/fail: the table says
@@ -14,11 +16,9 @@ Example:  python -m benchmarks --quick --only agreement,temperature
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
 import importlib.util
 import os
-import platform
 import sys
 import time
 import traceback
@@ -26,9 +26,11 @@ from pathlib import Path
 
 from benchmarks import _common
 from benchmarks._common import DATA, REPO, SIZES, remove_zoo, row, say
+from benchmarks._results import _cell, machine, record
 
-# Order matters: analyze runs last (it needs the big zoo and is the longest).
-BENCHMARKS = ["zoo", "agreement", "temperature", "ensemble", "greedy", "probe", "analyze"]
+# Order matters: analyze runs after the others (it needs the big zoo), hub last (its own
+# zoo of thousands of models).
+BENCHMARKS = ["zoo", "agreement", "temperature", "ensemble", "greedy", "probe", "analyze", "hub"]
 
 
 def _load(name: str):
@@ -80,59 +82,6 @@ def _normalise(name: str, r: dict) -> dict:
     return base
 
 
-def _fmt_s(x) -> str:
-    if x is None:
-        return ""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if x != x:
-        return "n/a"
-    return f"{x:.3g}" if x < 100 else f"{x:,.0f}"
-
-
-def _fmt_met(m) -> str:
-    return {True: "yes", False: "**NO**", None: ""}.get(m, str(m))
-
-
-COLUMNS = [
-    ("benchmark", "benchmark"),
-    ("case", "case"),
-    ("ours", "zoolens"),
-    ("ours_s", "zoolens s"),
-    ("baseline", "baseline"),
-    ("baseline_s", "baseline s"),
-    ("speedup", "speedup"),
-    ("peak_mib", "peak MiB"),
-    ("baseline_peak_mib", "baseline peak MiB"),
-    ("target", "target"),
-    ("met", "met"),
-    ("check", "check"),
-    ("notes", "notes"),
-]
-
-
-def _cell(key: str, r: dict) -> str:
-    v = r.get(key)
-    if key in ("ours_s", "baseline_s"):
-        return _fmt_s(v)
-    if key == "speedup":
-        return "" if v is None else f"{v:,.1f}x"
-    if key in ("peak_mib", "baseline_peak_mib"):
-        return "" if v is None else f"{v:,.0f}"
-    if key == "met":
-        return _fmt_met(v)
-    return "" if v is None else str(v).replace("|", "/").replace("\n", " ")
-
-
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        lines.append("| " + " | ".join(_cell(k, r) for k, _ in COLUMNS) + " |")
-    return "\n".join(lines)
-
-
 def print_table(rows: list[dict]) -> None:
     short = [
         ("benchmark", 24),
@@ -147,90 +96,6 @@ def print_table(rows: list[dict]) -> None:
     print("  ".join(f"{k[:w]:<{w}}" for k, w in short))
     for r in rows:
         print("  ".join(f"{_cell(k, r)[:w]:<{w}}" for k, w in short))
-
-
-def machine() -> dict[str, str]:
-    import psutil
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for mod in ("zoolens", "numpy", "scipy", "torch", "sklearn", "netcal", "psutil"):
-        try:
-            versions[mod] = importlib.import_module(mod).__version__
-        except Exception:  # noqa: BLE001 - report what is there
-            versions[mod] = "not installed"
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "ram": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
-        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "env": ", ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE",) if k in os.environ)
-        or "OPENBLAS_CORETYPE unset",
-    }
-
-
-def write_results(
-    path: Path,
-    rows: list[dict],
-    info: dict,
-    size: str,
-    runs: int,
-    elapsed: float,
-    load_end: str,
-    argv: list[str],
-) -> None:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"""# zoolens benchmarks
-
-Written by `python -m benchmarks {" ".join(argv)}` on {now} ({size} size, median of
-{runs} runs per timing unless a row says otherwise; suite took {elapsed / 60:.1f} min).
-zoolens and each baseline run in the same process, one after the other, so the ratio is
-the number to read: the machine is shared (load average {info["load"]} at the start,
-{load_end} at the end), and absolute times move with the load.
-
-- Machine: {info["cpu"]}, {info["cores"]} cores, {info["ram"]} RAM; {info["os"]}
-- Python {info["python"]}; {info["versions"]}
-- Environment: {info["env"]}
-
-Peak memory: "peak MiB" is the peak resident set size above the level before the call
-(RSS sampled every 5 ms), except rows that say "fresh process", which report that
-process's own peak RSS (VmHWM, the high-water mark of its resident set). Baselines that cannot run at full size are timed on a
-subset (the row says which) and scaled linearly.
-
-{markdown_table(rows)}
-
-## What the rows mean
-
-- **agreement**: `measure.agreement.pairwise_agreement` (all pairs from R Rᵀ) against a
-  Python loop over pairs calling `sklearn.metrics.confusion_matrix` and `cohen_kappa_score`.
-- **temperature**: `measure.calibration.fit_temperature` (safeguarded Newton on log T, one
-  fused pass per step) against netcal's `TemperatureScaling` and a torch L-BFGS fit.
-- **generator**: realism of the synthetic ImageNet-shaped zoo (`benchmarks/generator.py`):
-  accuracies, temperatures fitted by `fit_temperature` on the calibration split, pair EI.
-- **pair ensembles**: the exact top-k pruned kernel (`measure.topk`) against the
-  straightforward per-pair numpy computation on full probabilities, predictions compared;
-  plus the end-to-end time from the float16 zoo and the full-row reference kernel.
-- **pair ensembles, streamed**: 30 models streamed in chunks in a fresh process (peak RSS).
-- **greedy selection**: `measure.ensemble.greedy_forward_selection` against a plain numpy
-  Caruana loop (running sum, candidate by candidate), picks compared.
-- **probe**: from `benchmarks/bench_probe.py` (linear probes; its own baselines).
-- **zoolens analyze --base**: the whole command in a fresh process; "light install": the
-  same with torch unimportable (numpy's kernels, as after `pip install zoolens`), its time
-  against the row above and its tables compared to 6 significant digits.
-- **zoo**: opening a zoo of 100 models, and refusing a CSV row too wide to parse
-  (`benchmarks/bench_zoo.py`; the tests check the behaviour, never the time).
-"""
-    path.write_text(text)
 
 
 def limit_threads(n: int):
@@ -354,17 +219,29 @@ def _run(args, argv: list[str], size: str, names: list[str]) -> int:
         print_table(got)
     elapsed = time.perf_counter() - t0
     uses_zoo = {"ensemble", "greedy", "analyze"} & set(names)
-    if size == "full" and uses_zoo and not args.keep_data:  # the ~8 GB zoo: free the disk
+    if size == "full" and not args.keep_data:  # the ~8 GB and ~19 GB zoos: free the disk
         from benchmarks.bench_ensemble import SIZES as ZS
         from benchmarks.bench_ensemble import zoo_name
+        from benchmarks.bench_hub import SIZES as HUB
 
-        remove_zoo(zoo_name(ZS["full"]))
+        if uses_zoo:
+            remove_zoo(zoo_name(ZS["full"]))
+        if "hub" in names:
+            remove_zoo(zoo_name(HUB["full"]))
     print()
     print_table(rows)
     if not args.no_write:
-        load_end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        write_results(args.out, rows, info, size, args.runs, elapsed, load_end, argv)
-        say(f"wrote {args.out}")
+        store = record(
+            args.out,
+            rows,
+            command=" ".join(["python -m benchmarks", *argv]),
+            size=size,
+            load_start=info["load"],
+            machine=info,
+            runs=args.runs,
+            elapsed_s=elapsed,
+        )
+        say(f"wrote {args.out} (table) and {store} (every measured row)")
     return 0
 
 

@@ -27,12 +27,12 @@ Example:  python -m benchmarks.bench_analyze --size full --ray
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 
 from benchmarks._common import DATA, NO_TORCH, ensure_zoo, python_child, row, say
+from benchmarks._results import module_main
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, zoo_name
 from zoolens.study.stages import STAGES
@@ -254,23 +254,21 @@ def run(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
-    parser.add_argument("--ray", action="store_true", help="also run with --ray")
-    parser.add_argument(
-        "--no-light", action="store_true", help="skip the run with torch unimportable"
-    )
-    args = parser.parse_args()
-    say(f"data under {DATA}; load average {os.getloadavg()}")
-    rows = run(args.size, ray=args.ray or None, light=not args.no_light)
-    for r in rows:
-        print(
-            f"| {r['benchmark']} | {r['case']} | {r['ours_s']:.1f} s | "
-            f"{(r['peak_mib'] or 0):,.0f} MiB | {r['target']} | "
-            f"{'yes' if r['met'] else 'no'} | {r['check']} |"
+    say(f"data under {DATA}")
+
+    def options(parser) -> None:
+        parser.add_argument("--ray", action="store_true", help="also run with --ray")
+        parser.add_argument(
+            "--no-light", action="store_true", help="skip the run with torch unimportable"
         )
-    say(f"load average at the end {os.getloadavg()}")
-    return 0
+
+    return module_main(
+        "bench_analyze",
+        __doc__,
+        SIZES,
+        lambda args: run(args.size, ray=args.ray or None, light=not args.no_light),
+        extra=options,
+    )
 
 
 if __name__ == "__main__":

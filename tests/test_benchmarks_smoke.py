@@ -102,3 +102,70 @@ def test_cuda_check_runs_and_prints_its_table(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "| device | step | seconds |" in out
     assert "fused pass 2 x 2,000 x 100 float16" in out and "linear probe" in out
+
+
+def test_hub_benchmark_base_only_at_tiny_size(tmp_path, monkeypatch):
+    """bench_hub at its tiny size: ``--pairs base`` runs in a fresh process, writes the
+    base's M − 1 pairs and equals the ``--pairs all`` run (base rows and every other CSV)."""
+    monkeypatch.setattr("benchmarks._common.DATA", tmp_path / "data")
+    monkeypatch.setattr("benchmarks.bench_hub.DATA", tmp_path / "data")
+    from benchmarks import bench_hub
+
+    (hub,) = bench_hub.run("tiny")
+    assert hub["met"] is True, hub["check"]
+    assert "pairs: base, 40 pairs.csv rows" in hub["check"]
+    assert "identical to the --pairs all run: yes" in hub["check"]
+    assert "load average" in hub["notes"] and hub["peak_mib"] > 0
+
+
+def test_results_table_keeps_unmeasured_rows_and_the_prose(tmp_path):
+    """The table is regenerated from results.json: a run replaces the rows it measured (same
+    benchmark and case), keeps the others with their own date, and leaves the prose around
+    the generated block as it was."""
+    from benchmarks import _results
+    from benchmarks._common import row
+
+    page = tmp_path / "RESULTS.md"
+    first = [
+        row("analyze", "full", ours="x", ours_s=318.0),
+        row("greedy", "small", ours="y", ours_s=2.5),
+    ]
+    _results.record(page, first, command="python -m benchmarks", size="full", load_start="1.0")
+    text = page.read_text()
+    assert "| analyze | full | x | 318 |" in text and _results.START in text
+    # hand-written prose after the block survives the next run
+    page.write_text(text + "\n## Notes by hand\n\nanalyze took 97 s on a quiet machine.\n")
+    store = _results.read_store(_results.store_path(page))
+    store["runs"] = {"2000-01-01 00:00 UTC": {"command": "old"}}
+    for r in store["rows"]:
+        r["measured"] = "2000-01-01 00:00 UTC"
+    _results.store_path(page).write_text(__import__("json").dumps(store))
+    _results.record(
+        page,
+        [row("analyze", "full", ours="x", ours_s=97.0), row("hub", "tiny", ours="z", ours_s=1.0)],
+        command="python -m benchmarks.bench_analyze --size full",
+        size="full",
+        load_start="0.4, 0.5, 0.6",
+    )
+    text = page.read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in table[1:]] == ["| analyze", "| greedy", "| hub"]
+    assert "| 318 |" not in text and "| analyze | full | x | 97 |" in text
+    greedy = next(line for line in table if line.startswith("| greedy"))
+    assert "| 2.5 |" in greedy and "| 2000-01-01 00:00 UTC; 1.0 → " in greedy
+    assert "analyze took 97 s on a quiet machine." in text
+    assert "`python -m benchmarks.bench_analyze --size full`" in text and "`old`" in text
+
+
+def test_committed_results_table_is_the_one_generated_from_results_json(tmp_path):
+    """benchmarks/RESULTS.md's table is exactly what benchmarks/results.json generates (no
+    hand-edited figure), and every row says when it was measured."""
+    from benchmarks import _results
+
+    page = REPO / "benchmarks" / "RESULTS.md"
+    store = _results.read_store(_results.store_path(page))
+    copy = tmp_path / "RESULTS.md"
+    copy.write_text(page.read_text())
+    _results.write_page(copy, store)
+    assert copy.read_text() == page.read_text()
+    assert store["rows"] and all(r["measured"] in store["runs"] for r in store["rows"])
