@@ -381,24 +381,31 @@ def reliability_bin_table(inputs: ZooInputs, evaluation: EvalPass) -> Bins:
 
 def reliability_table(inputs: ZooInputs, bins: Bins) -> pd.DataFrame:
     """reliability.csv from :func:`reliability_bin_table`: one row per model, stage, bin."""
-    frames = [
-        pd.DataFrame(
-            {
-                "model": inputs.names[m],
-                "stage": stage,
-                "bin": np.arange(RELIABILITY_BINS),
-                "bin_lo": b["bin_lo"],
-                "bin_hi": b["bin_hi"],
-                "count": b["bin_count"],
-                "mean_confidence": b["bin_confidence"],
-                "accuracy": b["bin_accuracy"],
-            }
-        )
-        for (stage, m), b in bins.items()
-    ]
-    if not frames:
+    if not bins:
         return tables.empty_table("reliability")
-    return pd.concat(frames, ignore_index=True)[tables.RELIABILITY_COLUMNS]
+    # One frame from whole columns (a frame per model and stage took minutes at 10,000
+    # models); the same rows and dtypes as concatenating them.
+    keys, values = list(bins), list(bins.values())
+
+    def stacked(field: str) -> np.ndarray:
+        return np.concatenate([np.asarray(b[field]) for b in values])
+
+    return pd.DataFrame(
+        {
+            "model": np.repeat(
+                np.array([inputs.names[m] for _, m in keys], dtype=object), RELIABILITY_BINS
+            ),
+            "stage": np.repeat(
+                np.array([stage for stage, _ in keys], dtype=object), RELIABILITY_BINS
+            ),
+            "bin": np.tile(np.arange(RELIABILITY_BINS), len(keys)),
+            "bin_lo": stacked("bin_lo"),
+            "bin_hi": stacked("bin_hi"),
+            "count": stacked("bin_count"),
+            "mean_confidence": stacked("bin_confidence"),
+            "accuracy": stacked("bin_accuracy"),
+        }
+    )[tables.RELIABILITY_COLUMNS]
 
 
 def model_notes(

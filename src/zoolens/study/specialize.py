@@ -99,26 +99,26 @@ def specialization_table(
     group_ids, examples = np.nonzero(groups.masks)
     num_groups = groups.masks.shape[0]
     ra = correct[base][examples]
-    frames = []
-    for other in range(len(names)):
-        if other == base:
-            continue
+    others = [other for other in range(len(names)) if other != base]
+    columns: dict[str, list[np.ndarray]] = {}
+    for other in others:
         theta = confidence_angle(confidence[base], confidence[other])[examples]
         stats = specialization_by_group(
             group_ids, ra, correct[other][examples], theta, num_groups=num_groups
         )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "model_a": names[base],
-                    "model_b": names[other],
-                    "group_type": groups.group_type,
-                    "group": groups.group,
-                    **stats,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)[SPECIALIZATION_COLUMNS]
+        for key, values in stats.items():
+            columns.setdefault(key, []).append(np.asarray(values))
+    # One frame from whole columns (a frame per model cost ~20 ms each: minutes at 10,000
+    # models); the same rows and dtypes as concatenating per-model frames.
+    return pd.DataFrame(
+        {
+            "model_a": names[base],
+            "model_b": np.repeat(np.array([names[o] for o in others], dtype=object), num_groups),
+            "group_type": np.tile(np.array(groups.group_type, dtype=object), len(others)),
+            "group": np.tile(np.array(groups.group, dtype=object), len(others)),
+            **{key: np.concatenate(parts) for key, parts in columns.items()},
+        }
+    )[SPECIALIZATION_COLUMNS]
 
 
 def theta_table(
