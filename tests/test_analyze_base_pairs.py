@@ -212,3 +212,20 @@ def test_pair_list_kernels_equal_their_all_pairs_rows():
             for p, (i, j) in enumerate(zip(*pairs)):
                 want = (np.float32(0.5) * x[i] + np.float32(0.5) * x[j]).argmax(axis=1)
                 np.testing.assert_array_equal(got[p], want)
+
+
+def test_theta_table_in_blocks_of_models_equals_one_block(monkeypatch):
+    """theta.csv's histogram runs in blocks of other models (bounded temporaries at
+    thousands of models); the counts are the same as in one block."""
+    import zoolens.study.specialize as specialize
+
+    rng = np.random.default_rng(0)
+    confidence = rng.random((23, 400)).astype(np.float32)
+    confidence[5] = np.nan  # a decision-only model: no rows
+    correct = rng.random((23, 400)) < 0.7
+    names = [f"m{i}" for i in range(23)]
+    whole = specialize.theta_table(3, names, correct, confidence)
+    monkeypatch.setattr(specialize, "_THETA_BLOCK_ENTRIES", 1000)  # blocks of 2 models
+    blocked = specialize.theta_table(3, names, correct, confidence)
+    assert blocked.equals(whole) and len(whole) == 21 * 4 * 18
+    assert whole["count"].sum() == 21 * 400

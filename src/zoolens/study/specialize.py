@@ -32,6 +32,8 @@ from zoolens.study.tables import SPECIALIZATION_COLUMNS, THETA_COLUMNS
 # An attribute column with more distinct values than this is a continuous measurement, not
 # a grouping; it is skipped (and named in summary.json) rather than producing a huge table.
 MAX_ATTRIBUTE_VALUES = 1000
+# (other model, example) entries per block of theta_table's histogram.
+_THETA_BLOCK_ENTRIES = 2**22
 
 
 @dataclass
@@ -136,10 +138,17 @@ def theta_table(
     )
     if others.size == 0 or not np.isfinite(confidence[base]).all():
         return pd.DataFrame({column: [] for column in THETA_COLUMNS})
-    theta = confidence_angle(confidence[base][None, :], confidence[others])  # (O, N)
-    counts = theta_histogram(
-        theta, np.broadcast_to(correct[base], theta.shape), correct[others]
-    )  # (O, 4, bins)
+    # In blocks of others: the histogram's (O, N) int64 temporaries would take gigabytes
+    # at thousands of models (analyze --pairs base); each other's counts are its own.
+    step = max(1, _THETA_BLOCK_ENTRIES // max(1, confidence.shape[1]))
+    parts = []
+    for lo in range(0, len(others), step):
+        block = others[lo : lo + step]
+        theta = confidence_angle(confidence[base][None, :], confidence[block])  # (O_b, N)
+        parts.append(
+            theta_histogram(theta, np.broadcast_to(correct[base], theta.shape), correct[block])
+        )  # (O_b, 4, bins)
+    counts = np.concatenate(parts)
     num_bins = len(THETA_BIN_EDGES) - 1
     cells = len(OUTCOMES) * num_bins
     return pd.DataFrame(
