@@ -113,3 +113,19 @@ def test_ray_through_the_cli(cluster, tmp_path):
         outs[bool(flag)] = out
     for csv in sorted(outs[False].glob("*.csv")):
         assert (outs[True] / csv.name).read_bytes() == csv.read_bytes(), csv.name
+
+
+def test_ray_base_only_equals_the_local_base_only_run(cluster, tmp_path):
+    """``--pairs base`` on Ray: the chunk tasks carry the pair list; every table identical."""
+    from zoolens.study.analyze import analyze
+
+    zoo = ref.build_synthetic(tmp_path / "zoo", seed=5)
+    options = dict(n_bootstrap=60, max_steps=2, chunk_size=40, pairs="base")
+    local = analyze(zoo, "vit", tmp_path / "local", parquet=False, **options)
+    remote = analyze(zoo, "vit", tmp_path / "ray", parquet=False, ray=True, **options)
+    assert len(local.pairs) == len(local.models) - 1
+    assert remote.summary["evaluation_chunks"]["ray"] is True
+    for name in local.tables():
+        assert (tmp_path / "ray" / f"{name}.csv").read_bytes() == (
+            tmp_path / "local" / f"{name}.csv"
+        ).read_bytes(), name
