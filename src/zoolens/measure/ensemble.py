@@ -488,6 +488,10 @@ class _CandidateScorer:
         )
         self.fallbacks = 0
         self.entries = 0
+        # Per step (begin_step): S's argmax on every row and each candidate's value there,
+        # gathered once per candidate and step instead of once per candidate and row block
+        # (the blocks shrink as 1/K, so per-block gathers grew as K² per step).
+        self.step: tuple[np.ndarray, np.ndarray] | None = None
         if self.prune:
             self.arg = np.empty((num_k, n), dtype=np.int64)
             self.top = np.empty((num_k, n), dtype=np.result_type(*[c.dtype for c in cand]))
@@ -517,12 +521,29 @@ class _CandidateScorer:
         """``x_k.flat[flat_index]`` for each entry's candidate ``ks`` (grouped by candidate)."""
         out = np.empty(flat_index.shape, dtype=self.top.dtype if self.prune else np.float64)
         order = np.argsort(ks, kind="stable")
-        bounds = np.searchsorted(ks[order], np.arange(len(self.cand) + 1))
-        for k in range(len(self.cand)):
-            sel = order[bounds[k] : bounds[k + 1]]
-            if len(sel):
-                out[sel] = self._take(k, flat_index[sel])
+        # Only the candidates that have entries (a loop over all K per row block cost
+        # K² per step at thousands of candidates).
+        present, starts = np.unique(ks[order], return_index=True)
+        ends = np.append(starts[1:], len(order))
+        for k, begin, end in zip(present.tolist(), starts.tolist(), ends.tolist()):
+            sel = order[begin:end]
+            out[sel] = self._take(k, flat_index[sel])
         return out
+
+    def begin_step(self, total: np.ndarray) -> None:
+        """Gather, for the step about to score ``total`` block by block, S's argmax a on
+        every row and ``x_k[i, a_i]`` for every candidate (the same entries the blocks
+        would gather, so the same values)."""
+        self.step = None
+        if not self.prune:
+            return
+        n, num_classes = total.shape
+        a = total.argmax(axis=1)
+        flat = np.arange(n) * num_classes + a
+        self.step = (a, np.stack([self._take(k, flat) for k in range(len(self.cand))]))
+
+    def end_step(self) -> None:
+        self.step = None
 
     def predictions(self, total: np.ndarray, lo: int, hi: int) -> np.ndarray:
         s = total[lo:hi]
@@ -537,15 +558,14 @@ class _CandidateScorer:
         rows = np.arange(n)
         # Flat gathers (np.take on 1-D views) are several times faster than fancy indexing.
         s_flat = s.reshape(-1)
-        a = s.argmax(axis=1)
+        assert self.step is not None, "begin_step(total) before scoring its row blocks"
+        a, x_at_a = self.step[0][lo:hi], self.step[1][:, lo:hi]
         s_top = s_flat[rows * num_classes + a]
         # S's largest other value without copying S: mask a in place (S is ours), restore.
         s_flat[rows * num_classes + a] = -np.inf
         s_second = s.max(axis=1)
         s_flat[rows * num_classes + a] = s_top
         b = self.arg[:, lo:hi]
-        row_base = (lo + rows) * num_classes  # row starts in each x_k.flat
-        x_at_a = np.stack([self._take(k, row_base + a) for k in range(num_k)])
         s_at_b = np.take(s_flat, rows[None, :] * num_classes + b)
         pred, proven = decide_from_lists(
             a[:, None],
@@ -712,10 +732,12 @@ def greedy_forward_selection(
             if not fits.any():
                 break
         right = np.zeros(len(pool), dtype=np.int64)
+        scorer.begin_step(total)
         for lo in range(0, n_cal, scorer.chunk):
             hi = min(n_cal, lo + scorer.chunk)
             pred = scorer.predictions(total, lo, hi)
             right += correctness(pred, cal_labels[lo:hi]).sum(axis=1)
+        scorer.end_step()
         if fits is not None:
             right = np.where(fits, right, -1)  # candidates over budget are never picked
         # Highest count; then chosen most often; then lowest model index.
