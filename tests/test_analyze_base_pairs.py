@@ -229,3 +229,12 @@ def test_theta_table_in_blocks_of_models_equals_one_block(monkeypatch):
     blocked = specialize.theta_table(3, names, correct, confidence)
     assert blocked.equals(whole) and len(whole) == 21 * 4 * 18
     assert whole["count"].sum() == 21 * 400
+
+
+def test_base_only_without_calibration_split(tmp_path):
+    """No calibration split: measures on all examples and cross-fitted greedy selection
+    (greedy_folds.csv), the same rows as the all-pairs run."""
+    zoo = ref.build_synthetic(tmp_path / "zoo", seed=7)
+    _compare_runs(
+        zoo, "wide", dict(calibration=False, folds=3, max_steps=2, n_bootstrap=40), tmp_path
+    )
