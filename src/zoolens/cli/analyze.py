@@ -307,6 +307,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"split, {_pct(base['accuracy_all'])} on all examples"
     ]
     best = head["best_sidekick"]
+    # the family pairs.csv adjusts over: every pair, or the base's (--pairs base)
+    family = "the base's pairs" if summary.get("pairs") == "base" else "all pairs"
     budget = summary.get("budget") or {}
     if best is None and budget.get("sidekicks_before_budget"):
         lines.append(
@@ -328,7 +330,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{base['model']} alone; EI {_pct(best['error_inconsistency'])}, "
             f"McNemar p{_p_value(best['mcnemar_p'])}"
             + (
-                f", Holm-adjusted over all pairs p{_p_value(best['mcnemar_p_holm'])}"
+                f", Holm-adjusted over {family} p{_p_value(best['mcnemar_p_holm'])}"
                 if best.get("mcnemar_p_holm") is not None and np.isfinite(best["mcnemar_p_holm"])
                 else ""
             )

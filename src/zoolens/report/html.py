@@ -788,10 +788,14 @@ def _headline_sidekick(v: dict) -> str:
         text += f"; error inconsistency {_num(v['error_inconsistency'])}"
     if finite(v.get("mcnemar_p")):
         # which p-value this is: the raw test of this one pair, and (newer tables) the same
-        # adjusted for every pair of pairs.csv being tested
+        # adjusted for every pair of pairs.csv being tested (all pairs, or the base's with
+        # analyze --pairs base)
         text += f"; McNemar p = {float(v['mcnemar_p']):.2g} (this pair alone"
         if finite(v.get("mcnemar_p_holm")):
-            text += f"; Holm-adjusted over all tested pairs {float(v['mcnemar_p_holm']):.2g}"
+            text += (
+                "; Holm-adjusted over the tested pairs of pairs.csv "
+                f"{float(v['mcnemar_p_holm']):.2g}"
+            )
         text += ")"
     return text
 

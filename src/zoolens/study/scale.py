@@ -6,7 +6,13 @@ M(M − 1)/2: with ``pairs="base"`` the evaluation pass decides only those pairs
 (``measure.agreement.listed_pair_agreement``) and the bootstrap sums hold M − 1 columns, so
 time and memory grow linearly in M. Everything else the analysis writes is defined from the
 base alone (models, specialization, theta, reliability, interpolation, drilldown, greedy
-selection, the category means of the headline), so it is the same as in the all-pairs run.
+selection, the category means of the headline), so it is the same as in the all-pairs run,
+and so is every column of the base's pairs but the four below.
+
+The columns adjusted for multiple testing (``mcnemar_p_holm``, ``mcnemar_q_bh``,
+``paired_bootstrap_p_holm``, ``paired_bootstrap_q_bh``) adjust over the table's pairs, so in a
+base-only table over the base's M − 1 pairs — the family a sidekick search tests — and they
+differ from the all-pairs run's (which adjust over every pair); the note says so.
 
 Left out, with one note in summary.json, are the results whose definition needs every
 pair: the Spearman correlation of error inconsistency with ensemble gain over all pairs
@@ -24,9 +30,10 @@ from zoolens.errors import ZoolensError
 
 BASE_ONLY_NOTE = (
     "pairs: base (--pairs base): only the base's pairs were measured (time and memory "
-    "linear in the number of models); left out because they need every pair: the Spearman "
-    "correlation over all pairs (headline spearman_ei_vs_gain.all_pairs) and the report's "
-    "error-consistency matrix"
+    "linear in the number of models); the multiple-testing columns (*_holm, *_q_bh) adjust "
+    "over those pairs, the family this table tests; left out because they need every pair: "
+    "the Spearman correlation over all pairs (headline spearman_ei_vs_gain.all_pairs) and the "
+    "report's error-consistency matrix"
 )
 
 
