@@ -6,6 +6,8 @@ that excludes the other side (issue 27)."""
 
 from __future__ import annotations
 
+import re
+
 import json
 
 import numpy as np
@@ -57,6 +59,17 @@ def _folder(tmp_path, *, pairs=None, headline=None, models=None, probe=None, n_t
 
 def _find(findings, key):
     return next(f for f in findings if f["key"] == key)
+
+
+def assert_quoted_intervals_are_data(finding: dict, n: int) -> None:
+    """Every "[lo, hi] points" decided_by quotes is one of the finding's ``intervals`` (so the
+    report's check that a quoted interval is in the results holds), in the same order."""
+    quoted = re.findall(r"\[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\] points", finding["decided_by"])
+    data = finding["intervals"]
+    assert len(quoted) == len(data) == n
+    for (lo, hi), item in zip(quoted, data):
+        assert (lo, hi) == (f"{100 * item['lo']:+.2f}", f"{100 * item['hi']:+.2f}")
+        assert item["lo"] <= item["difference"] <= item["hi"]
 
 
 @pytest.mark.parametrize(
@@ -139,6 +152,7 @@ def test_ei_by_category_is_decided_by_each_step_interval(tmp_path, effects, nois
     assert "matched accuracy" in got["measured"]
     assert got["decided_by"].startswith("each step's difference of adjusted means")
     assert got["decided_by"].count("->") == 4 and "4 steps:" in got["decided_by"]
+    assert_quoted_intervals_are_data(got, 4)
     if verdict == "holds":  # the raw means alone run the other way
         assert order_verdict([np.mean(ei[c]) for c in ORDER]) != "increasing"
 
@@ -306,6 +320,7 @@ def test_combined_features(tmp_path, halves, verdict):
     got = _find(_folder(tmp_path, probe=pd.DataFrame(rows), n_test=2000), "combined_features")
     assert got["verdict"] == verdict, got
     assert "2 pairs:" in got["decided_by"] and "2000 probe-test examples" in got["decided_by"]
+    assert_quoted_intervals_are_data(got, 2)
     if verdict == "partly":
         assert "1 holds, 1 does not hold" in got["decided_by"]
 

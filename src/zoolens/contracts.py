@@ -478,6 +478,10 @@ FINDING_OPTIONAL_FIELDS = ("decided_by",)
 """Fields a finding may carry (older findings.json lack them): ``decided_by``, the interval
 or test its verdict follows from."""
 
+FINDING_DATA_FIELDS = ("intervals",)
+"""Structured data a finding may carry beside its text: ``intervals``, a list of
+``{part, difference, lo, hi}`` (fractions) for every interval ``decided_by`` quotes."""
+
 
 # Spreadsheet formulas: a CSV cell starting with one of these runs as a formula when the
 # file is opened in Excel, LibreOffice or Google Sheets (CSV injection).

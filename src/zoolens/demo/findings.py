@@ -172,14 +172,30 @@ def _matched_ei(results_dir: Path, base: str | None):
         return None
 
 
-def _finding(key: str, claim: str, measured: str, verdict: str, decided_by: str) -> dict[str, Any]:
-    return {
+def _finding(
+    key: str,
+    claim: str,
+    measured: str,
+    verdict: str,
+    decided_by: str,
+    intervals: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "key": key,
         "claim": claim,
         "measured": measured,
         "verdict": verdict,
         "decided_by": decided_by,
     }
+    if intervals:
+        # the numbers behind decided_by, so every interval the text quotes is in the file
+        out["intervals"] = intervals
+    return out
+
+
+def _interval(part: str, difference: float, lo: float, hi: float) -> dict[str, Any]:
+    """One decided part's difference and 95 % interval (fractions, not points)."""
+    return {"part": part, "difference": float(difference), "lo": float(lo), "hi": float(hi)}
 
 
 def _ei_by_category(results_dir: Path, head: dict[str, Any], base: str | None) -> dict[str, Any]:
@@ -198,11 +214,13 @@ def _ei_by_category(results_dir: Path, head: dict[str, Any], base: str | None) -
     order = [c for c in ORDER if matched is not None and c in matched.categories]
     if matched is not None and len(order) >= 2 and np.isfinite(matched.mean).all():
         k = [matched.categories.index(c) for c in order]
-        parts, steps = [], []
+        parts, steps, intervals = [], [], []
         for (ca, i), (cb, j) in zip(zip(order, k), zip(order[1:], k[1:])):
             diff, lo, hi = matched.difference_interval(i, j)
             parts.append(decide(lo, hi))
             shown = _points(diff, lo, hi) if _finite(lo, hi) else f"{100 * diff:+.2f} points"
+            if _finite(lo, hi):
+                intervals.append(_interval(f"{ca} -> {cb}", diff, lo, hi))
             steps.append(f"{ca} -> {cb} {shown} ({parts[-1]})")
         text = (
             "at matched accuracy (" + f"{100 * matched.at_accuracy:.2f}% for the other "
@@ -219,7 +237,7 @@ def _ei_by_category(results_dir: Path, head: dict[str, Any], base: str | None) -
             + "; ".join(steps)
             + f" ({_tally(parts, 'steps')})"
         )
-        return _finding("ei_by_category", claim, text, verdict, decided_by)
+        return _finding("ei_by_category", claim, text, verdict, decided_by, intervals)
     text = f"raw means (too few pairs to match accuracy): {raw}" if raw else "no data"
     if len(cats) < 2:
         return _finding("ei_by_category", claim, text, "not measured", "fewer than two categories")
@@ -330,7 +348,9 @@ def _soups(soup_table: pd.DataFrame, comparison: dict[str, Any] | None) -> dict[
     )
     if comparison.get("identical"):
         decided_by += "; the greedy soup is the best ingredient itself"
-    return _finding("soups", claim, text, verdict, decided_by)
+    return _finding(
+        "soups", claim, text, verdict, decided_by, [_interval("greedy soup - best", diff, lo, hi)]
+    )
 
 
 def collect_findings(
@@ -448,7 +468,8 @@ def _greedy_finding(results_dir: Path, greedy: dict[str, Any], base: str | None)
     )
     if stronger:
         text += f". Not lower-accuracy on this split: {', '.join(stronger)}"
-    return _finding(key, claim, text, verdict, decided_by)
+    intervals = [_interval("gain over the base", gain, lo, hi)] if has_interval else None
+    return _finding(key, claim, text, verdict, decided_by, intervals)
 
 
 def _probe_test_examples(results_dir: Path) -> int | None:
@@ -486,7 +507,7 @@ def _combined_features(results_dir: Path) -> dict[str, Any]:
         return _finding(key, claim, "probe.csv not written", "not measured", "no probe")
     table = pd.read_csv(path)
     n_test = _probe_test_examples(results_dir)
-    parts, texts, steps = [], [], []
+    parts, texts, steps, intervals = [], [], [], []
     for (a, b), rows in table.groupby(["model_a", "model_b"], sort=False):
         by_rate = rows.groupby("rate")["accuracy"]
         means = by_rate.mean()
@@ -496,6 +517,8 @@ def _combined_features(results_dir: Path) -> dict[str, Any]:
         half = by_rate.get_group(0.5).to_numpy(float)
         diff, lo, hi = half_embedding_interval(half, single, n_test)
         parts.append(decide(lo, hi) if _finite(lo, hi) else "inconclusive")
+        if _finite(lo, hi):
+            intervals.append(_interval(f"{a} + {b}", diff, lo, hi))
         spread = (
             f"sd {100 * half.std(ddof=1):.2f} over {half.size} draws" if half.size > 1 else "1 draw"
         )
@@ -517,7 +540,7 @@ def _combined_features(results_dir: Path) -> dict[str, Any]:
         + "; ".join(steps)
         + f" ({_tally(parts, 'pairs')})"
     )
-    return _finding(key, claim, "; ".join(texts), combine(parts), decided_by)
+    return _finding(key, claim, "; ".join(texts), combine(parts), decided_by, intervals)
 
 
 def format_findings(findings: list[dict[str, Any]]) -> str:
