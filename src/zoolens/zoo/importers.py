@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -287,18 +288,11 @@ def load_outputs(
         raise ZoolensError(f"{path}: unknown top-k layout {topk_layout!r}; use blocks or pairs")
     cols = parse_columns(columns)
     reader = reader_for(path)
-    request = Request(
-        num_classes=num_classes,
-        kind=kind,
-        key=key,
-        cols=cols,
-        label_column=label_column,
-        label_offset=label_offset,
-        id_column=id_column,
-        header=header,
-        topk_layout=topk_layout,
-        classes=classes,
-        abstain=no_answer,
+    request = Request(  # in the order of Request's fields
+        num_classes, kind, key, cols, label_column, label_offset, id_column, header
+    )
+    request = dataclasses.replace(
+        request, topk_layout=topk_layout, classes=classes, abstain=no_answer
     )
     return reader.outputs(path, request)
 
@@ -316,24 +310,27 @@ def import_file(
     path: str | Path,
     name: str,
     *,
+    # how the file is read
     kind: str | None = None,
     key: str | None = None,
     columns: str | slice | None = None,
-    label_column: str | int | None = None,
-    label_offset: int = 0,
-    id_column: str | int | None = None,
     header: bool | None = None,
     topk_layout: str = "blocks",
+    abstain: Sequence[str] = (),
+    class_map: ClassMap | None = None,
+    # how its rows are joined to the zoo's examples, and checked against its labels
+    id_column: str | int | None = None,
+    id_prefix: str | None = None,
+    id_pattern: str | None = None,
+    label_column: str | int | None = None,
+    label_offset: int = 0,
+    # how the model is stored
     card: Any = None,
     replace: bool = False,
     dtype: str = "float32",
     embeddings: str | Path | None = None,
     embeddings_key: str | None = None,
     strict: bool = False,
-    abstain: Sequence[str] = (),
-    id_prefix: str | None = None,
-    id_pattern: str | None = None,
-    class_map: ClassMap | None = None,
 ) -> str:
     """Read ``path`` and add it to ``zoo`` as model ``name``; returns the kind the file was
     read as (logits, probs, log_probs, counts, decisions or topk; see ``zoo.kind`` for how

@@ -50,6 +50,7 @@ class ArrayReader(Reader):
             raise ZoolensError(f"{path}: unreadable {suffix} file ({one_line(exc)})") from None
 
     def outputs(self, path: Path, request: Request) -> Loaded:
+        self.refuse_side_columns(path, request)
         id_column, label_column = request.id_column, request.label_column
         side_keys = [str(k) for k in (id_column, label_column) if k is not None]
         arrays = self.arrays(path, lists=side_keys)
@@ -118,14 +119,11 @@ class NpyReader(ArrayReader):
     def load(self, path: Path, lists: Sequence[str]) -> dict[str, np.ndarray]:
         return {"array": np.load(path, allow_pickle=False)}
 
-    def outputs(self, path: Path, request: Request) -> Loaded:
-        if request.id_column is not None or request.label_column is not None:
-            raise ZoolensError(
-                f"{path}: a .npy file holds a single array, so it cannot carry "
-                "--id-column/--label-column; save outputs and ids together, e.g. "
-                "np.savez('m.npz', logits=..., ids=...), and pass --id-column ids"
-            )
-        return super().outputs(path, request)
+    no_side_columns = (
+        "a .npy file holds a single array, so it cannot carry "
+        "--id-column/--label-column; save outputs and ids together, e.g. "
+        "np.savez('m.npz', logits=..., ids=...), and pass --id-column ids"
+    )
 
     def ids(self, path: Path, id_column: str | int, header: bool | None) -> np.ndarray:
         raise ZoolensError(

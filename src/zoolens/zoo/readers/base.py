@@ -57,9 +57,20 @@ class Reader:
     a format that cannot answer it (a .npy file has no id column) raises a one-line
     ZoolensError saying why, or gives the documented neutral answer."""
 
+    # why a format cannot carry --id-column / --label-column (None: it can)
+    no_side_columns: str | None = None
+
     def outputs(self, path: Path, request: Request) -> Loaded:
         """The model outputs of the file (and its ids and labels when asked for)."""
         raise ZoolensError(f"{path}: not a model output file")
+
+    def refuse_side_columns(self, path: Path, request: Request) -> None:
+        """A one-line ZoolensError when ``request`` names an id or label column and the
+        format cannot carry one (``no_side_columns`` says why and what to do)."""
+        if self.no_side_columns and (
+            request.id_column is not None or request.label_column is not None
+        ):
+            raise ZoolensError(f"{path}: {self.no_side_columns}")
 
     def label_values(
         self, path: Path, *, key: str | None, column: str | int | None, header: bool | None
@@ -104,15 +115,19 @@ def class_ids(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def id_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
-    """A 1-D id array as str (unicode; bytes decoded as UTF-8) or int64."""
+def _one_per_row(arr: np.ndarray, what: str, why: str, path: Path) -> np.ndarray:
+    """``arr`` as a 1-D array (a single column flattened); ZoolensError otherwise."""
     arr = np.asarray(arr)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ZoolensError(
-            f"{path}: the id array {key!r} must be 1-D (one id per row), got shape {arr.shape}"
-        )
+        raise ZoolensError(f"{path}: {what} must be 1-D ({why}), got shape {arr.shape}")
+    return arr
+
+
+def id_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """A 1-D id array as str (unicode; bytes decoded as UTF-8) or int64."""
+    arr = _one_per_row(arr, f"the id array {key!r}", "one id per row", path)
     if arr.dtype.kind == "S":
         try:
             return np.char.decode(arr, "utf-8")
@@ -131,14 +146,7 @@ def id_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
 
 def label_array(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
     """A 1-D label array as float64 holding integers (as the CSV label column)."""
-    arr = np.asarray(arr)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ZoolensError(
-            f"{path}: the label array {key!r} must be 1-D (one label per row), "
-            f"got shape {arr.shape}"
-        )
+    arr = _one_per_row(arr, f"the label array {key!r}", "one label per row", path)
     return class_ids(arr, path, f"the label array {key!r}").astype(np.float64)
 
 

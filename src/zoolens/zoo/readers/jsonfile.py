@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZoolensError
-from zoolens.zoo.classes import MAX_TEXT_CHARS, ClassIndex, check_text, is_text, text_to_class_ids
+from zoolens.zoo.classes import (
+    MAX_TEXT_CHARS,
+    ClassIndex,
+    check_text,
+    is_text,
+    parse_json,
+    text_to_class_ids,
+)
 from zoolens.zoo.readers.base import Loaded, Reader, Request, class_ids, cut
 from zoolens.zoo.readers.kinds import resolve_kind
 
@@ -19,13 +26,14 @@ from zoolens.zoo.readers.kinds import resolve_kind
 class JsonReader(Reader):
     """``.json``: decisions or score rows, keyed by example id or in example order."""
 
+    no_side_columns = (
+        "a JSON model file has no columns; key it by example "
+        'id instead ({"id": decision or score row, ...}) and leave '
+        "out --id-column/--label-column"
+    )
+
     def outputs(self, path: Path, request: Request) -> Loaded:
-        if request.id_column is not None or request.label_column is not None:
-            raise ZoolensError(
-                f"{path}: a JSON model file has no columns; key it by example "
-                'id instead ({"id": decision or score row, ...}) and leave '
-                "out --id-column/--label-column"
-            )
+        self.refuse_side_columns(path, request)
         return _load_json_outputs(path, request)
 
     def label_values(
@@ -53,15 +61,10 @@ class JsonReader(Reader):
 def _read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            text = fh.read()
     except UnicodeDecodeError:
         raise ZoolensError(f"{path}: not a UTF-8 text (JSON) file") from None
-    except json.JSONDecodeError as exc:
-        raise ZoolensError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except RecursionError:
-        raise ZoolensError(f"{path}: JSON nested too deeply") from None
-    except ValueError as exc:  # an integer of more than 4300 digits
-        raise ZoolensError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
+    return parse_json(text, path)
 
 
 def json_entries(path: Path) -> tuple[list[Any], np.ndarray | None]:
