@@ -14,11 +14,11 @@ import pytest
 from _report_fixtures import BASE_NAME, shared_results_dir
 from zoolens.report import build_report
 from zoolens.report import figures as F
+from zoolens.report.headline import _headline_greedy
 from zoolens.report.html import (
     correlation_text,
     greedy_weights,
     matched_accuracy_rows,
-    _headline_greedy,
 )
 from zoolens.report.tables import load_results, pairs_with_base
 
@@ -204,6 +204,6 @@ def test_matched_accuracy_table_equals_the_regression(folder):
 
 
 def test_card_hparam_none_is_shown_as_none():
-    from zoolens.report.html import _hparams_text
+    from zoolens.report.sections import _hparams_text
 
     assert _hparams_text({"max_depth": None, "n": 10}) == "max_depth=None, n=10"

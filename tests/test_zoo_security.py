@@ -757,7 +757,7 @@ def test_very_wide_csv_row_is_refused_quickly(tmp_path: Path, monkeypatch) -> No
 
 
 def test_table_cell_limit(tmp_path: Path, monkeypatch) -> None:
-    import zoolens.zoo.importers as importers
+    import zoolens.zoo.readers.table as importers
 
     monkeypatch.setattr(importers, "MAX_TABLE_CELLS", 100)
     zoo_dir = tmp_path / "zoo"

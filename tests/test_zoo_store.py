@@ -387,14 +387,14 @@ def test_torch_tensor_input(zoo, rng):
 def test_open_many_models_does_not_hash(tmp_path, rng, monkeypatch):
     """Opening a zoo reads no model file (hashing every file made it slow; its time is
     benchmarks/bench_zoo_open.py's to measure)."""
-    import zoolens.zoo.store as store
+    import zoolens.zoo.layout as layout
 
     z = Zoo.create(tmp_path / "z", rng.integers(0, 3, 50))
     small = rng.normal(size=(50, 3)).astype(np.float32)
     for i in range(100):
         z.add(f"m{i}", logits=small + i)
     calls = []
-    monkeypatch.setattr(store, "_sha256_file", lambda p: calls.append(p) or "x")
+    monkeypatch.setattr(layout, "sha256_file", lambda p: calls.append(p) or "x")
     z2 = Zoo.open(tmp_path / "z")
     assert len(z2.models) == 100
     assert calls == []

@@ -123,6 +123,17 @@ MODELS = TableContract(
     text=("model", "arch", "framework", "pretrain_data", "head", "category", "kind"),
 )
 
+# a pair's ensemble accuracy over the better member's and over the base's, with intervals
+# (``study.gains``)
+GAIN_OVER_COLUMNS = (
+    "gain_over_best",
+    "gain_over_best_lo",
+    "gain_over_best_hi",
+    "gain_over_base",
+    "gain_over_base_lo",
+    "gain_over_base_hi",
+)
+
 PAIRS = TableContract(
     "pairs",
     columns=_PAIR
@@ -146,12 +157,7 @@ PAIRS = TableContract(
         "ensemble_gain",
         "ensemble_gain_lo",
         "ensemble_gain_hi",
-        "gain_over_best",
-        "gain_over_best_lo",
-        "gain_over_best_hi",
-        "gain_over_base",
-        "gain_over_base_lo",
-        "gain_over_base_hi",
+        *GAIN_OVER_COLUMNS,
         "conversion_rate",
         "conversion_rate_lo",
         "conversion_rate_hi",
@@ -178,12 +184,7 @@ PAIRS = TableContract(
         "ensemble_acc_hi",
         "ensemble_gain_lo",
         "ensemble_gain_hi",
-        "gain_over_best",
-        "gain_over_best_lo",
-        "gain_over_best_hi",
-        "gain_over_base",
-        "gain_over_base_lo",
-        "gain_over_base_hi",
+        *GAIN_OVER_COLUMNS,
         "conversion_rate_lo",
         "conversion_rate_hi",
         "neither_conversion_lo",
@@ -262,6 +263,16 @@ INTERPOLATION = TableContract(
 # The shift study (``analyze --shift``, ``zoolens.study.shift``): the same models on a
 # reference evaluation set and shifted ones. Written by every analyze, empty without --shift.
 # set: the evaluation set's name; role: "reference" or "shifted"; n: examples measured.
+# a model's accuracy on a set estimated without its labels: ALine-D with its interval, ALine-S
+# beside (``study.shift``)
+ESTIMATE_COLUMNS = (
+    "estimated_accuracy",
+    "estimated_accuracy_lo",
+    "estimated_accuracy_hi",
+    "estimated_accuracy_aline_s",
+    "estimated_accuracy_aline_s_lo",
+    "estimated_accuracy_aline_s_hi",
+)
 SHIFT_MODELS = TableContract(
     "shift_models",
     columns=(
@@ -279,24 +290,14 @@ SHIFT_MODELS = TableContract(
         # version 2: the accuracy estimated without the set's labels (agreement on the line,
         # Baek et al. 2022): ALine-D with its interval, ALine-S beside; empty on the
         # reference set. On an unlabelled set accuracy (and everything from it) is empty.
-        "estimated_accuracy",
-        "estimated_accuracy_lo",
-        "estimated_accuracy_hi",
-        "estimated_accuracy_aline_s",
-        "estimated_accuracy_aline_s_lo",
-        "estimated_accuracy_aline_s_hi",
+        *ESTIMATE_COLUMNS,
     ),
     optional=(
         "accuracy_lo",
         "accuracy_hi",
         "line_accuracy",
         "effective_robustness",
-        "estimated_accuracy",
-        "estimated_accuracy_lo",
-        "estimated_accuracy_hi",
-        "estimated_accuracy_aline_s",
-        "estimated_accuracy_aline_s_lo",
-        "estimated_accuracy_aline_s_hi",
+        *ESTIMATE_COLUMNS,
     ),
     text=("set", "role", "model", "category"),
     always=False,

@@ -6,7 +6,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional, cast, overload
+from typing import Any, Optional, overload
 
 import typer
 
@@ -59,9 +59,9 @@ def _column(value: str) -> str | int: ...
 @overload
 def _column(value: None) -> None: ...
 def _column(value: str | None) -> str | int | None:
-    if value is None:
-        return None
-    return int(value) if value.strip().lstrip("-").isdigit() else value
+    from zoolens.zoo.importers import column_ref
+
+    return column_ref(value)
 
 
 @app.command("import")
@@ -269,10 +269,7 @@ def import_(
     error.
     """
     from zoolens.progress import info
-    from zoolens.zoo.classes import ClassIndex, read_class_names
-    from zoolens.zoo.classmap import model_class_index, read_class_map
-    from zoolens.zoo.importers import import_file, label_names, labels_for_create
-    from zoolens.zoo.store import Zoo
+    from zoolens.zoo.create import NewZoo, import_model
 
     card: dict[str, Any] = _read_card_file(card_file) if card_file else {}
     overrides = {
@@ -294,152 +291,51 @@ def import_(
         from zoolens.zoo.cards import cost_from_items, parse_cost_items
 
         card["cost"] = cost_from_items(parse_cost_items(cost, "--cost"))
-    header_arg = header
-    if image_root is not None and not image_root.is_dir():
-        raise ZoolensError(f"--image-root {image_root}: not a folder")
-    if (class_map is None) != (model_classes is None):
-        raise ZoolensError("--class-map and --model-classes go together (the map needs M)")
-    model_count, model_index = (
-        model_class_index(model_classes) if model_classes is not None else (None, None)
+    new = (
+        NewZoo(
+            labels=labels,
+            labels_key=labels_key,
+            labels_column=_column(labels_column),
+            labels_id_column=_column(labels_id_column),
+            no_labels=no_labels,
+            class_names=class_names,
+            num_classes=num_classes,
+            dataset_name=dataset_name,
+            calibration_fraction=calibration_fraction,
+            split_seed=split_seed,
+        )
+        if create
+        else None
     )
-
-    folder_existed = zoo.exists()
-    made_zoo = False
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if create:
-                from zoolens.zoo.store import MANIFEST
-
-                if (zoo / MANIFEST).exists():
-                    raise ZoolensError(f"{zoo}: --create given but a zoo already exists here")
-                if no_labels and (labels is not None or label_column is not None):
-                    raise ZoolensError(
-                        "--no-labels cannot be combined with --labels or --label-column"
-                    )
-                if labels is None and label_column is None and not no_labels:
-                    raise ZoolensError(
-                        "--create needs --labels FILE or --label-column C (or --no-labels "
-                        "with --num-classes K for an unlabelled set)"
-                    )
-                names, aliases = (
-                    read_class_names(class_names) if class_names is not None else (None, {})
-                )
-                if names is None and not no_labels:  # labels given as class names: sorted
-                    names = (
-                        label_names(
-                            labels, key=labels_key, column=_column(labels_column), header=header_arg
-                        )
-                        if labels is not None
-                        else _table_label_names(file, cast(str, label_column), header_arg)
-                    )
-                classes = ClassIndex(names, aliases) if names is not None else None
-                n_rows = None
-                if no_labels:
-                    y = None
-                    n_rows, ids = _unlabelled_rows(
-                        file,
-                        num_classes=(
-                            model_count
-                            if model_count is not None
-                            else len(names)
-                            if names is not None
-                            else num_classes
-                        ),
-                        classes=(
-                            model_index
-                            if class_map is not None
-                            else ClassIndex(names, aliases)
-                            if names is not None
-                            else None
-                        ),
-                        kind=kind,
-                        key=key,
-                        columns=columns,
-                        id_column=_column(id_column),
-                        header=header_arg,
-                        topk_layout=topk_layout,
-                        id_prefix=id_prefix,
-                        id_pattern=id_pattern,
-                        abstain=abstain,
-                    )
-                elif labels is not None:
-                    y, ids = labels_for_create(
-                        labels,
-                        file,
-                        key=labels_key,
-                        column=_column(labels_column),
-                        labels_id_column=_column(labels_id_column),
-                        id_column=_column(id_column),
-                        header=header_arg,
-                        offset=label_offset,
-                        classes=classes,
-                        id_prefix=id_prefix,
-                        id_pattern=id_pattern,
-                    )
-                else:
-                    y, ids = _labels_from_table(
-                        file, cast(str, label_column), label_offset, id_column, header_arg, classes
-                    )  # label_column: not None without --labels (checked above)
-                Zoo.create(
-                    zoo,
-                    y,
-                    class_names=names,
-                    class_aliases=aliases,
-                    num_classes=num_classes,
-                    dataset_name=dataset_name,
-                    calibration_fraction=calibration_fraction,
-                    seed=split_seed,
-                    example_ids=ids,
-                    num_examples=n_rows,
-                )
-                made_zoo = True
-                target = Zoo.open(zoo)
-                info(
-                    f"created zoo {zoo} ({target.num_examples} examples"
-                    + (")" if y is not None else ", no labels)")
-                )
-            target = Zoo.open(zoo)
-            mapping = (
-                read_class_map(
-                    class_map,
-                    target.class_index(),
-                    int(model_count or 0),
-                    model_classes=model_index,
-                    agg=class_map_agg,
-                )
-                if class_map is not None
-                else None
-            )
-            read_as = import_file(
-                target,
-                file,
-                name,
-                kind=kind,
-                key=key,
-                columns=columns,
-                label_column=_column(label_column),
-                label_offset=label_offset,
-                id_column=_column(id_column),
-                header=header_arg,
-                topk_layout=topk_layout,
-                card=card,
-                replace=replace,
-                dtype="float16" if float16 else "float32",
-                embeddings=embeddings,
-                embeddings_key=embeddings_key,
-                strict=strict,
-                abstain=abstain,
-                id_prefix=id_prefix,
-                id_pattern=id_pattern,
-                class_map=mapping,
-            )
-            if image_root is not None:
-                target.set_image_root(image_root)
-    except BaseException:
-        if made_zoo:  # a failed `import --create` leaves no half-made zoo behind
-            _remove_new_zoo(zoo, folder_existed)
-        raise
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target, read_as = import_model(
+            zoo,
+            file,
+            name,
+            create=new,
+            class_map=class_map,
+            class_map_agg=class_map_agg,
+            model_classes=model_classes,
+            image_root=image_root,
+            kind=kind,
+            key=key,
+            columns=columns,
+            label_column=label_column,
+            label_offset=label_offset,
+            id_column=_column(id_column),
+            header=header,
+            topk_layout=topk_layout,
+            card=card,
+            replace=replace,
+            dtype="float16" if float16 else "float32",
+            embeddings=embeddings,
+            embeddings_key=embeddings_key,
+            strict=strict,
+            abstain=abstain,
+            id_prefix=id_prefix,
+            id_pattern=id_pattern,
+        )
     _print_warnings(caught)
     stored = target.kind(name)
     how = read_as if read_as == stored else f"{read_as}, stored as {stored}"
@@ -447,93 +343,6 @@ def import_(
         info(f"added {name!r} ({how}) to {zoo}: accuracy_all {target.accuracy(name):.4f}")
     else:
         info(f"added {name!r} ({how}) to {zoo} (no labels: no accuracy)")
-
-
-def _remove_new_zoo(zoo: Path, folder_existed: bool) -> None:
-    import shutil
-
-    from zoolens.zoo.store import (
-        ATTRIBUTES_FILE,
-        IDS_FILE,
-        LABELS_FILE,
-        LOCK_FILE,
-        MANIFEST,
-        MODELS_DIR,
-    )
-
-    if not folder_existed:
-        shutil.rmtree(zoo, ignore_errors=True)
-        return
-    for rel in (MANIFEST, LABELS_FILE, IDS_FILE, ATTRIBUTES_FILE, LOCK_FILE):
-        (zoo / rel).unlink(missing_ok=True)
-    shutil.rmtree(zoo / MODELS_DIR, ignore_errors=True)
-
-
-def _labels_from_table(
-    file: Path,
-    label_column: str,
-    offset: int,
-    id_column: str | None,
-    header: bool | None,
-    classes: Any,
-) -> tuple[Any, Any]:
-    """--create --label-column C: the labels (and ids) from the model file itself."""
-    from zoolens.zoo.importers import TABLE_SUFFIXES, read_ids, read_labels
-
-    table = file.suffix.lower() in TABLE_SUFFIXES
-    if not table and file.suffix.lower() == ".npy":
-        raise ZoolensError(
-            f"{file}: a .npy file holds a single array, so it cannot carry "
-            "--label-column; give --labels FILE"
-        )
-    y = (
-        read_labels(
-            file, column=_column(label_column), header=header, offset=offset, classes=classes
-        )
-        if table
-        else read_labels(file, key=label_column, offset=offset, classes=classes)
-    )
-    if y.ndim != 1:
-        raise ZoolensError(f"{file}: the label array {label_column!r} must be 1-D")
-    ids = read_ids(file, _column(id_column), header=header) if id_column is not None else None
-    return y, ids
-
-
-def _unlabelled_rows(
-    file: Path,
-    *,
-    num_classes: int | None,
-    classes: Any,
-    id_prefix: str | None,
-    id_pattern: str | None,
-    **load: Any,
-) -> tuple[int, Any]:
-    """--create --no-labels: the new zoo's number of examples and its ids (None without
-    --id-column or a JSON file keyed by id), read from the first model file."""
-    import numpy as np
-
-    from zoolens.zoo.importers import load_outputs, match_ids, strip_id_prefix
-
-    if num_classes is None:
-        raise ZoolensError("--no-labels needs the classes: give --num-classes K or --class-names")
-    loaded = load_outputs(file, num_classes=int(num_classes), classes=classes, **load)
-    n = int(np.asarray(next(iter(loaded.arrays.values()))).shape[0])
-    ids = loaded.ids
-    if ids is not None and id_prefix:
-        ids = strip_id_prefix(ids, id_prefix, file)
-    if ids is not None and id_pattern:
-        ids = match_ids(ids, id_pattern, file)
-    return n, ids
-
-
-def _table_label_names(file: Path, label_column: str, header: bool | None) -> Any:
-    from zoolens.zoo.importers import TABLE_SUFFIXES, label_names
-
-    if file.suffix.lower() in TABLE_SUFFIXES:
-        return label_names(file, column=_column(label_column), header=header)
-    if file.suffix.lower() == ".npy":
-        return None
-    return label_names(file, key=label_column)
 
 
 def _human_size(n: int) -> str:

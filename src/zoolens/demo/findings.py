@@ -241,12 +241,7 @@ def _ei_by_category(results_dir: Path, head: dict[str, Any], base: str | None) -
     text = f"raw means (too few pairs to match accuracy): {raw}" if raw else "no data"
     if len(cats) < 2:
         return _finding("ei_by_category", claim, text, "not measured", "fewer than two categories")
-    parts, steps = [], []
-    for ca, cb in zip(cats, cats[1:]):
-        a, b = by_cat[ca], by_cat[cb]
-        parts.append(_step_overlap(a.get("lo"), a.get("hi"), b.get("lo"), b.get("hi")))
-        steps.append(f"{ca} -> {cb} ({parts[-1]})")
-    verdict = combine([p if p != "not measured" else "inconclusive" for p in parts])
+    parts, steps, verdict = _interval_steps(cats, by_cat)
     decided_by = (
         "each step by the two categories' 95% bootstrap intervals (decided only where they "
         "do not overlap): " + "; ".join(steps) + f" ({_tally(parts, 'steps')})"
@@ -285,6 +280,17 @@ def _ei_vs_gain(head: dict[str, Any]) -> dict[str, Any]:
     return _finding("ei_vs_gain", claim, text, verdict, decided_by)
 
 
+def _interval_steps(cats: list[str], by_cat: dict[str, Any]) -> tuple[list[str], list[str], str]:
+    """Each step of the category order decided by the two categories' intervals
+    (``_step_overlap``): (the steps' verdicts, their descriptions, the combined verdict)."""
+    parts, steps = [], []
+    for ca, cb in zip(cats, cats[1:]):
+        a, b = by_cat[ca], by_cat[cb]
+        parts.append(_step_overlap(a.get("lo"), a.get("hi"), b.get("lo"), b.get("hi")))
+        steps.append(f"{ca} -> {cb} ({parts[-1]})")
+    return parts, steps, combine([p if p != "not measured" else "inconclusive" for p in parts])
+
+
 def _conversion_by_category(head: dict[str, Any]) -> dict[str, Any]:
     claim = (
         "more divergent pairs convert more of the examples only one model gets right (Fig. 2 right)"
@@ -303,12 +309,7 @@ def _conversion_by_category(head: dict[str, Any]) -> dict[str, Any]:
             "conversion_by_category", claim, text, "not measured", "fewer than two categories"
         )
     text += f"; point estimates {order_verdict(means)} along the category order"
-    parts, steps = [], []
-    for ca, cb in zip(cats, cats[1:]):
-        a, b = conv[ca], conv[cb]
-        parts.append(_step_overlap(a.get("lo"), a.get("hi"), b.get("lo"), b.get("hi")))
-        steps.append(f"{ca} -> {cb} ({parts[-1]})")
-    verdict = combine([p if p != "not measured" else "inconclusive" for p in parts])
+    parts, steps, verdict = _interval_steps(cats, conv)
     decided_by = (
         "each step of the category order by the two categories' 95% bootstrap intervals "
         "(decided only where they do not overlap): "

@@ -22,7 +22,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import stat
 from collections import Counter
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +31,7 @@ import pandas as pd
 
 from zoolens import __version__
 from zoolens.deploy.schema import (
+    require_regular_file,
     FILE_KEYS,
     Accuracy,
     Checkpoint,
@@ -118,12 +118,7 @@ def _checkpoints(collect: dict[str, Any], name: str) -> tuple[dict[str, Any], li
 
 def _regular_file(path: Path, who: str) -> Path:
     """``path`` resolved, when it is a regular file (a FIFO or device is never opened)."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        raise ZoolensError(f"{who}: {path} not found") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ZoolensError(f"{who}: {path} is not a regular file")
+    require_regular_file(path, f"{who}:")
     return path.resolve()
 
 

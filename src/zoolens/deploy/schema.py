@@ -316,15 +316,22 @@ def _local_path(text: str, base: Path, where: str, who: str) -> Path:
     return joined
 
 
+def require_regular_file(path: Path, what: str, missing: type[OSError] = OSError) -> None:
+    """``path`` is a regular file (a FIFO or device is never opened): a one-line
+    ZoolensError starting with ``what`` otherwise (``missing``: the stat errors that mean
+    "not found")."""
+    try:
+        info = os.stat(path)
+    except missing:
+        raise ZoolensError(f"{what} {path} not found") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ZoolensError(f"{what} {path} is not a regular file")
+
+
 def _check_file(path: Path, sha256: str | None, where: str, who: str) -> None:
     """``path`` is a regular file (never a FIFO or device: hashing one would hang) with the
     recorded sha256 (when one is recorded)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ZoolensError(f"{where}: {who}: checkpoint {path} not found") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ZoolensError(f"{where}: {who}: checkpoint {path} is not a regular file")
+    require_regular_file(path, f"{where}: {who}: checkpoint", FileNotFoundError)
     if sha256 is not None and sha256_file(path) != sha256:
         raise ZoolensError(
             f"{where}: {who}: checkpoint {path} no "

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoolens.contracts import GAIN_OVER_COLUMNS
 from zoolens.measure.stats import percentile_interval
 from zoolens.study.bootstrap import PassSums, Resamples
 
@@ -56,17 +57,7 @@ def gain_columns(
     acc_b = pairs["acc_b"].to_numpy(np.float64)
     scored = np.asarray(pair_scored, dtype=bool)
     num_scored = int(scored.sum())
-    out = {
-        key: np.full(size, np.nan)
-        for key in (
-            "gain_over_best",
-            "gain_over_best_lo",
-            "gain_over_best_hi",
-            "gain_over_base",
-            "gain_over_base_lo",
-            "gain_over_base_hi",
-        )
-    }
+    out = {key: np.full(size, np.nan) for key in GAIN_OVER_COLUMNS}
     out["gain_over_best"] = ens - np.maximum(acc_a, acc_b)
     with_base = (np.asarray(a_idx) == base_index) | (np.asarray(b_idx) == base_index)
     base_acc = np.where(np.asarray(a_idx) == base_index, acc_a, acc_b)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoolens.contracts import ESTIMATE_COLUMNS
 from zoolens.errors import ZoolensError
 from zoolens.measure import topk
 from zoolens.measure.agreement import correctness, pairwise_agreement
@@ -681,15 +682,6 @@ estimates' premise to hold; below it every estimate of the set carries a warning
 LINE_GAP_MAX = 0.02
 """Where the set has labels: the agreement line and the accuracy line may differ by at most
 this much (accuracy units) at the models' reference accuracies, else a warning."""
-
-ESTIMATE_COLUMNS = (
-    "estimated_accuracy",
-    "estimated_accuracy_lo",
-    "estimated_accuracy_hi",
-    "estimated_accuracy_aline_s",
-    "estimated_accuracy_aline_s_lo",
-    "estimated_accuracy_aline_s_hi",
-)
 
 
 def _pair_position(m: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """The zoo store: labels + per-model outputs + cards on disk (docs/design.md sec. 2).
 
-``Zoo`` (store.py), ``ModelCard`` (cards.py), ``pair_category`` (categories.py) and the file
-importers (importers.py). Imports are lazy so ``import zoolens.zoo`` stays cheap.
+``Zoo`` (store.py; the folder's names in layout.py, the manifest in manifest.py), ``ModelCard``
+(cards.py), ``pair_category`` (categories.py), the file importers (importers.py, one reader per
+format in readers/) and ``create.import_model`` (import, creating the zoo all or nothing).
+Imports are lazy so ``import zoolens.zoo`` stays cheap.
 """
 
 from __future__ import annotations

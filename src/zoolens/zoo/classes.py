@@ -231,15 +231,21 @@ def _read_class_names(value: str) -> tuple[list[str], dict[str, int]]:
     return lines, {}
 
 
-def _json_class_names(path: Path, text: str) -> tuple[list[str], dict[str, int]]:
+def parse_json(text: str, where: Any, **options: Any) -> Any:
+    """``json.loads(text, **options)`` of a file from someone else: a one-line ZoolensError
+    naming ``where`` for invalid JSON, JSON nested too deeply or an absurd integer."""
     try:
-        data = json.loads(text)
+        return json.loads(text, **options)
     except json.JSONDecodeError as exc:
-        raise ZoolensError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ZoolensError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
-        raise ZoolensError(f"{path}: JSON nested too deeply") from None
+        raise ZoolensError(f"{where}: JSON nested too deeply") from None
     except ValueError as exc:  # an integer of more than 4300 digits
-        raise ZoolensError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
+        raise ZoolensError(f"{where}: not valid JSON ({str(exc)[:120]})") from None
+
+
+def _json_class_names(path: Path, text: str) -> tuple[list[str], dict[str, int]]:
+    data = parse_json(text, path)
     if isinstance(data, list) and data and all(isinstance(v, str) for v in data):
         return [v.strip() for v in data], {}
     if isinstance(data, dict) and data:

@@ -24,7 +24,6 @@ accuracy and in every agreement measure; the import says how many there were.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from zoolens.errors import ZoolensError
-from zoolens.zoo.classes import ABSTAIN, ClassIndex
+from zoolens.zoo.classes import ABSTAIN, ClassIndex, parse_json
 
 AGGREGATIONS = ("mean", "sum", "max")
 MAX_MAP_BYTES = 64 * 2**20  # a map of 1,000,000 classes is a few MiB
@@ -166,14 +165,8 @@ def read_class_map(
     except (OSError, UnicodeDecodeError) as exc:
         raise ZoolensError(f"{where}: unreadable ({exc})") from None
 
-    try:  # objects as their (key, value) pairs: json.loads would keep only a repeated key's last
-        data = json.loads(text, object_pairs_hook=_Pairs)
-    except json.JSONDecodeError as exc:
-        raise ZoolensError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except RecursionError:
-        raise ZoolensError(f"{where}: JSON nested too deeply") from None
-    except ValueError as exc:  # an integer of more than 4300 digits
-        raise ZoolensError(f"{where}: not valid JSON ({str(exc)[:120]})") from None
+    # objects as their (key, value) pairs: json.loads would keep only a repeated key's last
+    data = parse_json(text, where, object_pairs_hook=_Pairs)
     if not isinstance(data, _Pairs) or not data:
         raise ZoolensError(
             f"{where}: expected a JSON object from each zoo class to a list of model classes"

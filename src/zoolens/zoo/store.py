@@ -1,26 +1,9 @@
 """The zoo: one labelled evaluation set plus the per-example outputs of many models.
 
-On disk a zoo is a folder (docs/design.md sec. 2)::
-
-    zoo.json                  manifest (written last, atomically): format_version, dataset
-                              (name, num_examples, num_classes, class_names, class_groups,
-                              multilabel), split (seed, fraction, calibration_indices), files
-                              (sha256 and size of labels / ids / attributes), models
-                              {name: {card, file, sha256, size, mtime_ns, kind, kinds, dtype,
-                              shape, ...}}
-    labels.npy                (N,) int64 class ids, or (N, C) uint8 0/1 for multi-label;
-                              absent from an unlabelled zoo (dataset.labelled false)
-    example_ids.npy           optional (N,) unicode strings (image file names, ...)
-    attributes.parquet        optional per-example attributes, one row per example
-    models/<slug>-<hash>.safetensors
-                              per model: "logits" or "log_probs" (N, C) float32/float16, or
-                              "decisions" (N,) int64 (-1: no answer, an abstention), or
-                              "topk_values" (N, k) probabilities + "topk_indices" (N, k)
-                              int64; optional "embeddings" (N, D)
-
-    Optional (older zoos simply lack them): dataset.class_aliases
-    {alias: class id} (e.g. ImageNet wnids beside readable class names) and, for a
-    decision-only model, models[name].abstentions (how many decisions are -1).
+On disk a zoo is a folder (docs/design.md sec. 2; the names in ``zoo.layout``). The store's
+helpers: ``zoo.manifest`` / ``zoo.manifest_io`` (the manifest's schema, read and write),
+``zoo.integrity`` (hashes, ``verify``), ``zoo.locks`` (the writer lock, sweeps),
+``zoo.validate`` (checks of what ``create`` / ``add`` are given).
 
 Guarantees
 ----------
@@ -50,50 +33,60 @@ Guarantees
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import re
-import stat
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zoolens.atomic import fsync_dir, fsync_file, temp_path_for
 from zoolens.errors import ZooCorruptedError, ZoolensError, naming_path
-from zoolens.atomic import (
-    TEMP_PREFIX,
-    atomic_path,
-    atomic_write_bytes,
-    fsync_dir,
-    fsync_file,
-    temp_path_for,
-)
-from zoolens.zoo._slug import is_written_model_file_name, model_file_name
+from zoolens.zoo import layout
+from zoolens.zoo._slug import model_file_name
 from zoolens.zoo.cards import ModelCard, to_card
-from zoolens.zoo.classes import MAX_CLASS_NAME_CHARS, MAX_TEXT_CHARS, check_confusable, check_text
-from zoolens.zoo.manifest import FileRecord, Manifest, ModelEntry, parse_manifest, parse_model_entry
+from zoolens.zoo.classes import MAX_CLASS_NAME_CHARS, check_confusable, check_text
+from zoolens.zoo.integrity import StoreIntegrity
+from zoolens.zoo.layout import (
+    ATTRIBUTES_FILE,
+    FORMAT_VERSION,
+    IDS_FILE,
+    LABELS_FILE,
+    LOCK_FILE,
+    MANIFEST,
+    MODELS_DIR,
+    now,
+)
+from zoolens.zoo.layout import write_npy as _write_npy
+from zoolens.zoo.layout import write_parquet as _write_parquet
+from zoolens.zoo.locks import ZooLock, is_own_model_file, nothing_left_on_failure, sweep_leftovers
+from zoolens.zoo.manifest import Manifest, ModelEntry, parse_manifest, parse_model_entry
+from zoolens.zoo.manifest_io import read_manifest as _read_manifest
+from zoolens.zoo.manifest_io import write_manifest as _write_manifest
 from zoolens.zoo.outputs import (
     ABSTAIN,
     DTYPES,
     KINDS,
     LOG_PROB_FLOOR,
-    MAX_CLASSES,
     PROB_FLOOR,
     ZooWarning,
-    check_class_range,
-    check_no_stray_label,
-    is_integral,
     prepare_float,
     prepare_outputs,
     row_chunks,
-    to_array,
     topk_to_log_probs,
 )
 from zoolens.zoo.tensorfile import memmap_tensor, read_header, read_rows, write_tensors
+from zoolens.zoo.validate import (
+    unlabelled_classes,
+    unlabelled_size,
+    validate_attributes,
+    validate_groups,
+    validate_ids,
+    validate_labels,
+    validate_name,
+    where_model,
+)
 
 __all__ = [
     "Zoo",
@@ -110,68 +103,8 @@ __all__ = [
     "LOCK_FILE",
 ]
 
-FORMAT_VERSION = 1
-MANIFEST = "zoo.json"
-LABELS_FILE = "labels.npy"
-IDS_FILE = "example_ids.npy"
-ATTRIBUTES_FILE = "attributes.parquet"
-MODELS_DIR = "models"
-LOCK_FILE = ".zoo.lock"
-LOCK_TIMEOUT_S = 600.0
 
-
-# ---------------------------------------------------------------------------------------------
-# small helpers
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-def _nothing_left_on_failure(create: Any) -> Any:
-    """``Zoo.create`` that leaves the folder as it found it when it fails (disk full, an
-    interrupt, a bad value found late): no lock file, no ``models/``, no labels, so a retry
-    starts clean. A zoo whose manifest exists (a concurrent creator's) is never touched."""
-    import functools
-
-    @functools.wraps(create)
-    def wrapper(cls: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
-        folder = Path(path)
-        existed = folder.is_dir()
-        before = {p.name for p in folder.iterdir()} if existed else set()
-        try:
-            return create(cls, path, *args, **kwargs)
-        except BaseException:
-            if not (folder / MANIFEST).exists() and folder.is_dir():
-                if not existed:
-                    import shutil
-
-                    shutil.rmtree(folder, ignore_errors=True)
-                else:
-                    for rel in (LABELS_FILE, IDS_FILE, ATTRIBUTES_FILE, LOCK_FILE, MODELS_DIR):
-                        if rel not in before:
-                            with contextlib.suppress(OSError):
-                                if (folder / rel).is_dir():
-                                    (folder / rel).rmdir()
-                                else:
-                                    (folder / rel).unlink()
-            raise
-
-    return wrapper
-
-
-class Zoo:
+class Zoo(StoreIntegrity):
     """A zoo folder: labels, optional ids/attributes, and one safetensors file per model.
 
     Use ``Zoo.create(path, labels, ...)`` or ``Zoo.open(path)``; see the module docstring for
@@ -195,7 +128,7 @@ class Zoo:
     # ----------------------------------------------------------------------------- creation
 
     @classmethod
-    @_nothing_left_on_failure
+    @nothing_left_on_failure
     def create(
         cls,
         path: str | os.PathLike[str],
@@ -243,7 +176,7 @@ class Zoo:
                         "already exists here"
                     )
                 return zoo
-            given = _validate_labels(labels, class_names, num_classes, path)[0]
+            given = validate_labels(labels, class_names, num_classes, path)[0]
             if given.shape != zoo.labels.shape or not np.array_equal(given, zoo.labels):
                 raise ZoolensError(f"{path}: a zoo with different labels already exists here")
             return zoo
@@ -254,12 +187,12 @@ class Zoo:
 
         lab: np.ndarray | None
         if labels is None:
-            n_classes = _unlabelled_classes(class_names, num_classes, path)
-            n = _unlabelled_size(num_examples, example_ids, path)
+            n_classes = unlabelled_classes(class_names, num_classes, path)
+            n = unlabelled_size(num_examples, example_ids, path)
             lab = None
             calibration_fraction = 0.0  # a calibration split needs labels
         else:
-            lab, n_classes = _validate_labels(labels, class_names, num_classes, path)
+            lab, n_classes = validate_labels(labels, class_names, num_classes, path)
             n = lab.shape[0]
             if num_examples is not None and int(num_examples) != n:
                 raise ZoolensError(f"{path}: num_examples={num_examples} but {n} labels")
@@ -276,16 +209,16 @@ class Zoo:
             )
         n_cal = int(round(float(calibration_fraction) * n))
         cal = np.sort(np.random.default_rng(seed).choice(n, size=n_cal, replace=False))
-        ids = _validate_ids(example_ids, n, path) if example_ids is not None else None
-        groups = _validate_groups(class_groups or {}, n_classes, path)
+        ids = validate_ids(example_ids, n, path) if example_ids is not None else None
+        groups = validate_groups(class_groups or {}, n_classes, path)
         aliases = {str(k): int(v) for k, v in (class_aliases or {}).items()}
         if any(not 0 <= v < n_classes for v in aliases.values()):
             raise ZoolensError(f"{path}: a class alias points outside [0, {n_classes})")
-        attrs = _validate_attributes(attributes, n, path) if attributes is not None else None
+        attrs = validate_attributes(attributes, n, path) if attributes is not None else None
 
         path.mkdir(parents=True, exist_ok=True)
         (path / MODELS_DIR).mkdir(exist_ok=True)
-        with _lock(path):
+        with ZooLock(path):
             if (path / MANIFEST).exists():
                 raise ZoolensError(f"{path}: a zoo was created here concurrently")
             files: dict[str, Any] = {}
@@ -301,7 +234,7 @@ class Zoo:
                 {
                     "format_version": FORMAT_VERSION,
                     "created_by": f"zoolens {__version__}",
-                    "created_at": _now(),
+                    "created_at": now(),
                     "dataset": {
                         "name": str(dataset_name),
                         "num_examples": int(n),
@@ -481,7 +414,7 @@ class Zoo:
 
     def set_class_groups(self, groups: Mapping[str, Sequence[int]]) -> None:
         """Replace the named groups of classes (e.g. "dogs": [151, ..., 268])."""
-        clean = _validate_groups(groups, self.num_classes, self._path)
+        clean = validate_groups(groups, self.num_classes, self._path)
 
         def change(manifest: Manifest) -> None:
             manifest.dataset.class_groups = clean
@@ -509,7 +442,7 @@ class Zoo:
 
     def set_example_ids(self, example_ids: Sequence[str] | np.ndarray) -> None:
         """Store (or replace) the per-example ids (unique strings, N of them)."""
-        ids = _validate_ids(example_ids, self.num_examples, self._path)
+        ids = validate_ids(example_ids, self.num_examples, self._path)
 
         def change(manifest: Manifest) -> None:
             manifest.files = {**manifest.files, IDS_FILE: _write_npy(self._path / IDS_FILE, ids)}
@@ -597,8 +530,8 @@ class Zoo:
         Raises ZoolensError with one line naming the model (and ``source_file``) on bad input;
         the zoo is unchanged then. Warns (ZooWarning) when logits look like probabilities.
         """
-        where = _where(name, source_file)
-        _validate_name(name, where)
+        where = where_model(name, source_file)
+        validate_name(name, where)
         if dtype not in DTYPES:
             raise ZoolensError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         twin = next(
@@ -801,113 +734,6 @@ class Zoo:
             right = pred == labels
         return float(np.mean(right)) if len(right) else float("nan")
 
-    # ------------------------------------------------------------------------- integrity
-
-    def file_hashes(self) -> dict[str, str]:
-        """File name (relative to the zoo) -> sha256, for every file the manifest records."""
-        out = {rel: info.sha256 for rel, info in self._files.items()}
-        for entry in self._manifest.models.values():
-            out[entry.file] = entry.sha256
-        return out
-
-    def verify(self, progress: bool = False) -> None:
-        """Hash every file and check its format; ZooCorruptedError naming each bad file (and
-        its model). Also reports model files present on disk but not in the manifest."""
-        problems: list[str] = []
-        items: list[tuple[str, str | None, str, int | None]] = [
-            (rel, None, info.sha256, info.size) for rel, info in self._files.items()
-        ]
-        items += [(e.file, name, e.sha256, e.size) for name, e in self._manifest.models.items()]
-        iterable: Any = items
-        if progress:
-            from zoolens.progress import track
-
-            iterable = track(items, description="verify", unit="files")
-        for rel, model, sha, size in iterable:
-            file = self._path / rel
-            label = f"{file}" + (f" (model {model!r})" if model is not None else "")
-            if not file.is_file():
-                problems.append(f"{label} is missing")
-                continue
-            actual_size = file.stat().st_size
-            if size is not None and actual_size != size:
-                problems.append(
-                    f"{label} has {actual_size} bytes, recorded {size} (truncated or modified)"
-                )
-                continue
-            if _sha256_file(file) != sha:
-                problems.append(f"{label} does not match its recorded sha256 (corrupted)")
-                continue
-            if model is not None:
-                try:
-                    self._check_tensors(model, file)
-                except ZooCorruptedError as exc:
-                    problems.append(str(exc))
-        if problems:
-            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-            raise ZooCorruptedError(
-                f"{len(problems)} bad file(s) in zoo {self._path}: "
-                + "; ".join(problems[:3])
-                + more
-            )
-
-    def orphan_files(self) -> list[Path]:
-        """Files in models/ that no manifest entry points to (left by a crash)."""
-        known = {e.file for e in self._manifest.models.values()}
-        folder = self._path / MODELS_DIR
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.iterdir() if f"{MODELS_DIR}/{p.name}" not in known)
-
-    # ---------------------------------------------------------------------------- internals
-
-    @property
-    def _files(self) -> dict[str, FileRecord]:
-        return self._manifest.files
-
-    def _load_npy(self, rel: str) -> np.ndarray:
-        self._check_aux_file(rel)
-        file = self._path / rel
-        try:
-            return np.load(file, allow_pickle=False)
-        except FileNotFoundError:
-            raise ZooCorruptedError(f"{file} is missing") from None
-        except Exception as exc:
-            raise ZooCorruptedError(f"{file}: unreadable ({exc})") from None
-
-    def _check_aux_file(self, rel: str) -> None:
-        info = self._files.get(rel)
-        if info is None:
-            return
-        self._check_file(self._path / rel, info, None)
-
-    def _check_file(
-        self, file: Path, info: FileRecord | ModelEntry, model: str | None
-    ) -> os.stat_result:
-        """Re-hash ``file`` if its size or mtime differs from the manifest's record; returns
-        the file's stat."""
-        label = f"{file}" + (f" (model {model!r})" if model is not None else "")
-        try:
-            st = file.stat()
-        except FileNotFoundError:
-            raise ZooCorruptedError(f"{label} is missing") from None
-        if st.st_size == info.size and st.st_mtime_ns == info.mtime_ns:
-            return st
-        key = (str(file), st.st_size, st.st_mtime_ns)
-        if key in self._rehashed:
-            return st
-        if st.st_size != info.size:
-            raise ZooCorruptedError(
-                f"{label} has {st.st_size} bytes, recorded {info.size} (truncated or modified)"
-            )
-        if _sha256_file(file) != info.sha256:
-            raise ZooCorruptedError(
-                f"{label} does not match its recorded sha256 (corrupted "
-                "or modified since it was added)"
-            )
-        self._rehashed.add(key)
-        return st
-
     def _tensor(self, name: str, tensor: str) -> np.ndarray:
         """A read-only memory map of one stored tensor (whole-tensor access)."""
         return memmap_tensor(*self._locate(name, tensor))
@@ -943,19 +769,6 @@ class Zoo:
             raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
         return file, data_start, header[tensor]
 
-    def _check_tensors(self, name: str, file: Path) -> None:
-        entry = self._entry(name)
-        _, header = read_header(file, name)
-        for tensor in entry.kinds:
-            if tensor not in header:
-                raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
-            if int(header[tensor]["shape"][0]) != self.num_examples:
-                raise ZooCorruptedError(
-                    f"model {name!r}: file {file}: tensor {tensor!r} has "
-                    f"{header[tensor]['shape'][0]} rows, zoo has "
-                    f"{self.num_examples}"
-                )
-
     def _rows(self, rows: Any, name: str) -> Any:
         n = self.num_examples
         if rows is None:
@@ -990,9 +803,9 @@ class Zoo:
     ) -> None:
         models_dir = self._path / MODELS_DIR
         models_dir.mkdir(exist_ok=True)
-        with _lock(self._path):
+        with ZooLock(self._path):
             manifest = _read_manifest(self._path)
-            _sweep_leftovers(self._path, manifest)
+            sweep_leftovers(self._path, manifest)
             old = manifest.models.get(name)
             if old is not None and not replace:
                 raise ZoolensError(
@@ -1008,7 +821,7 @@ class Zoo:
                     metadata={"zoolens_format": str(FORMAT_VERSION), "kind": entry["kind"]},
                 )
                 fsync_file(tmp)
-                sha = _sha256_file(tmp)
+                sha = layout.sha256_file(tmp)
                 rel = f"{MODELS_DIR}/{model_file_name(name, sha)}"
                 final = self._path / rel
                 same_file = old is not None and old.file == rel
@@ -1024,7 +837,7 @@ class Zoo:
                         "sha256": sha,
                         "size": st.st_size,
                         "mtime_ns": st.st_mtime_ns,
-                        "added_at": _now(),
+                        "added_at": now(),
                     }
                 )
                 models = dict(manifest.models)
@@ -1053,353 +866,18 @@ class Zoo:
 
     def _unlink_unreferenced(self, rel: str) -> None:
         """Delete the model file ``rel`` unless a manifest entry still points to it, and only
-        when it is a file this zoo wrote (``_is_own_model_file``)."""
+        when it is a file this zoo wrote (``locks.is_own_model_file``)."""
         if not any(e.file == rel for e in self._manifest.models.values()):
             file = self._path / rel
-            if _is_own_model_file(self._path, rel):
+            if is_own_model_file(self._path, rel):
                 with contextlib.suppress(OSError):
                     file.unlink()
 
     def _modify(self, change: Callable[[Manifest], None]) -> None:
         """Apply ``change(manifest)`` under the lock to a freshly read manifest; write it."""
-        with _lock(self._path):
+        with ZooLock(self._path):
             manifest = _read_manifest(self._path)
-            _sweep_leftovers(self._path, manifest)
+            sweep_leftovers(self._path, manifest)
             change(manifest)
             _write_manifest(self._path, manifest)
             self._manifest = manifest
-
-
-# ---------------------------------------------------------------------------------------------
-# module-level helpers
-
-
-def _where(name: Any, source_file: str | None) -> str:
-    label = f"model {name!r}"
-    return f"{source_file}: {label}" if source_file else label
-
-
-def _validate_name(name: Any, where: str) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise ZoolensError(f"{where}: the model name must be a non-empty string")
-    if any(ch in name for ch in "\n\r\0"):
-        raise ZoolensError(f"{where}: the model name must be one line")
-    if len(name) > 512:
-        raise ZoolensError(f"{where}: the model name is longer than 512 characters")
-
-
-def _validate_labels(
-    labels: Any, class_names: Sequence[str] | None, num_classes: int | None, path: Path
-) -> tuple[np.ndarray, int]:
-    arr = to_array(labels, f"{path}: labels")
-    if arr.size == 0:
-        raise ZoolensError(f"{path}: labels are empty")
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim == 2:  # multi-label 0/1 matrix
-        if not is_integral(arr) or arr.min() < 0 or arr.max() > 1:
-            raise ZoolensError(f"{path}: multi-label labels must be a 0/1 matrix")
-        c = arr.shape[1]
-        if class_names is not None and len(class_names) != c:
-            raise ZoolensError(f"{path}: {len(class_names)} class names for {c} label columns")
-        return np.ascontiguousarray(arr, dtype=np.uint8), c
-    if arr.ndim != 1:
-        raise ZoolensError(
-            f"{path}: labels must be (N,) class ids or an (N, C) 0/1 matrix, got shape {arr.shape}"
-        )
-    if not is_integral(arr):
-        raise ZoolensError(
-            f"{path}: labels must be integer class ids (found non-integer, NaN or inf values)"
-        )
-    arr = arr.astype(np.int64)
-    if class_names is not None:
-        c = len(class_names)
-        if num_classes is not None and num_classes != c:
-            raise ZoolensError(f"{path}: {c} class names but num_classes={num_classes}")
-    elif num_classes is not None:
-        c = int(num_classes)
-    else:
-        check_no_stray_label(arr, f"{path}: labels")
-        c = int(arr.max()) + 1
-    if c < 2 and class_names is None and num_classes is None:
-        c = 2
-    if not 1 <= c <= MAX_CLASSES:
-        raise ZoolensError(f"{path}: {c} classes; a zoo has between 1 and {MAX_CLASSES:,} classes")
-    check_class_range(arr, c, f"{path}: labels", "labels")
-    return np.ascontiguousarray(arr), c
-
-
-def _unlabelled_classes(
-    class_names: Sequence[str] | None, num_classes: int | None, path: Path
-) -> int:
-    """C of an unlabelled zoo: ``len(class_names)``, else ``num_classes`` (one is needed)."""
-    if class_names is not None:
-        c = len(class_names)
-        if num_classes is not None and int(num_classes) != c:
-            raise ZoolensError(f"{path}: {c} class names but num_classes={num_classes}")
-    elif num_classes is not None:
-        c = int(num_classes)
-    else:
-        raise ZoolensError(
-            f"{path}: a zoo without labels needs its classes: give num_classes "
-            "(--num-classes K) or class_names (--class-names)"
-        )
-    if not 1 <= c <= MAX_CLASSES:
-        raise ZoolensError(f"{path}: {c} classes; a zoo has between 1 and {MAX_CLASSES:,} classes")
-    return c
-
-
-def _unlabelled_size(num_examples: int | None, example_ids: Any, path: Path) -> int:
-    """N of an unlabelled zoo: ``num_examples``, else the number of example ids."""
-    n = None if example_ids is None else len(example_ids)
-    if num_examples is not None:
-        if isinstance(num_examples, bool) or int(num_examples) < 1:
-            raise ZoolensError(f"{path}: num_examples must be a positive integer")
-        if n is not None and n != int(num_examples):
-            raise ZoolensError(f"{path}: num_examples={num_examples} but {n} example ids")
-        return int(num_examples)
-    if n is None or n < 1:
-        raise ZoolensError(
-            f"{path}: a zoo without labels needs its number of examples: give num_examples "
-            "or example_ids"
-        )
-    return n
-
-
-def _validate_ids(ids: Any, n: int, path: Path) -> np.ndarray:
-    texts = [str(x) for x in np.asarray(ids, dtype=object).ravel()]
-    check_text(texts, str(path), "example id", MAX_TEXT_CHARS)
-    arr = np.asarray(texts, dtype=str)
-    if arr.shape != (n,):
-        raise ZoolensError(f"{path}: {arr.shape[0]} example ids for {n} examples")
-    uniq, counts = np.unique(arr, return_counts=True)
-    if (counts > 1).any():
-        raise ZoolensError(
-            f"{path}: example id {uniq[np.argmax(counts > 1)]!r} occurs "
-            f"{int(counts.max())} times; ids must be unique"
-        )
-    return arr
-
-
-def _validate_groups(
-    groups: Mapping[str, Sequence[int]], c: int, path: Path
-) -> dict[str, list[int]]:
-    clean: dict[str, list[int]] = {}
-    for key, members in dict(groups).items():
-        idx = [int(i) for i in members]
-        if not idx:
-            raise ZoolensError(f"{path}: class group {key!r} is empty")
-        if min(idx) < 0 or max(idx) >= c:
-            raise ZoolensError(f"{path}: class group {key!r} has a class id outside [0, {c})")
-        clean[str(key)] = idx
-    return clean
-
-
-def _validate_attributes(attributes: Any, n: int, path: Path) -> Any:
-    import pandas as pd
-
-    df = attributes if isinstance(attributes, pd.DataFrame) else pd.DataFrame(attributes)
-    if len(df) != n:
-        raise ZoolensError(f"{path}: attributes have {len(df)} rows, the zoo has {n} examples")
-    df = df.reset_index(drop=True)
-    df.columns = [str(c) for c in df.columns]
-    return df
-
-
-def _file_record(file: Path) -> FileRecord:
-    st = file.stat()
-    return FileRecord(sha256=_sha256_file(file), size=st.st_size, mtime_ns=st.st_mtime_ns)
-
-
-def _write_npy(file: Path, arr: np.ndarray) -> FileRecord:
-    with atomic_path(file) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-    return _file_record(file)
-
-
-def _write_parquet(file: Path, df: Any) -> FileRecord:
-    with atomic_path(file) as tmp:
-        try:
-            df.to_parquet(tmp, index=False)
-        except Exception as exc:
-            raise ZoolensError(f"{file}: attributes cannot be stored as Parquet ({exc})") from None
-    return _file_record(file)
-
-
-class _lock:
-    """The zoo's writer lock (a ``filelock.FileLock`` on ``.zoo.lock``)."""
-
-    def __init__(self, path: Path):
-        from filelock import FileLock
-
-        self._lock = FileLock(str(Path(path) / LOCK_FILE), timeout=LOCK_TIMEOUT_S)
-        self._path = path
-
-    def __enter__(self) -> _lock:
-        from filelock import Timeout
-
-        try:
-            self._lock.acquire()
-        except Timeout:
-            raise ZoolensError(
-                f"{self._path}: zoo is locked by another writer for more than "
-                f"{LOCK_TIMEOUT_S:.0f} s ({self._path / LOCK_FILE})"
-            ) from None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._lock.release()
-
-
-def _sweep_leftovers(path: Path, manifest: Manifest) -> None:
-    """Delete what a crashed writer left: temp files, and model files no manifest entry
-    names. Called under the writer lock, where no other write can be in flight (every write
-    to the zoo folder happens under the lock), so anything unreferenced is garbage."""
-    known = {e.file for e in manifest.models.values()}
-    for folder, prefix in ((path, ""), (path / MODELS_DIR, f"{MODELS_DIR}/")):
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for p in folder.iterdir():
-            stale_temp = _TEMP_NAME.match(p.name) is not None
-            orphan = (
-                bool(prefix)
-                and is_written_model_file_name(p.name)
-                and f"{prefix}{p.name}" not in known
-            )
-            if (stale_temp or orphan) and _is_regular_file(p):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-
-
-# temp files are named by zoolens.atomic.temp_path_for: prefix, 32 hex digits (uuid4), '-', target
-_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{32}-")
-
-
-def _is_regular_file(file: Path) -> bool:
-    """A regular file, not a symlink (lstat: a link is never followed)."""
-    try:
-        return stat.S_ISREG(os.lstat(file).st_mode)
-    except OSError:
-        return False
-
-
-def _is_own_model_file(root: Path, rel: str) -> bool:
-    """``rel`` is ``models/<name>`` with a name ``model_file_name`` produces, and it is a
-    regular file (not a link) in the zoo's own ``models/`` folder: a file the zoo wrote."""
-    folder, _, name = rel.partition("/")
-    return (
-        folder == MODELS_DIR
-        and is_written_model_file_name(name)
-        and not (root / MODELS_DIR).is_symlink()
-        and _is_regular_file(root / rel)
-    )
-
-
-def _check_contained(root: Path, manifest: Mapping[str, Any], file: Path) -> None:
-    """Every path the manifest names stays inside the zoo: a model's ``file`` is
-    ``models/<name>`` and each key of ``files`` is ``<name>``, where ``<name>`` is one plain
-    file name (no absolute path, no '..', no separator, not hidden) that is not a link out of
-    its folder. ZooCorruptedError (one line naming the model and the path) otherwise."""
-    real_root = os.path.realpath(root)
-    models_dir = root / MODELS_DIR
-    real_models = os.path.join(real_root, MODELS_DIR)
-    if models_dir.is_symlink() and os.path.realpath(models_dir) != real_models:
-        raise ZooCorruptedError(
-            f"{file}: {models_dir} is a link to a folder outside the zoo; refusing to open this zoo"
-        )
-    models = manifest.get("models")
-    for name, entry in models.items() if isinstance(models, dict) else ():
-        rel = entry.get("file") if isinstance(entry, dict) else None
-        folder, _, base = rel.partition("/") if isinstance(rel, str) else ("", "", "")
-        _check_plain_file(
-            models_dir,
-            real_models,
-            base if folder == MODELS_DIR else None,
-            f"{file}: model {name!r}: file {rel!r}",
-            f"the zoo's {MODELS_DIR}/",
-        )
-    files = manifest.get("files")
-    for rel in files if isinstance(files, dict) else ():
-        _check_plain_file(
-            root,
-            real_root,
-            rel if rel != MANIFEST else None,
-            f"{file}: files lists {rel!r}",
-            "the zoo",
-        )
-
-
-def _check_plain_file(folder: Path, real_folder: str, base: Any, what: str, where: str) -> None:
-    """``base`` is one plain file name in ``folder`` and, if a link, points into it."""
-    if (
-        not isinstance(base, str)
-        or not base
-        or base.startswith(".")
-        or any(ch in base for ch in "/\\\0")
-    ):
-        raise ZooCorruptedError(
-            f"{what}, which is not a file name inside {where} folder "
-            "(absolute paths and '..' are refused); refusing to open this "
-            "zoo"
-        )
-    link = folder / base
-    if link.is_symlink() and os.path.dirname(os.path.realpath(link)) != real_folder:
-        raise ZooCorruptedError(
-            f"{what}, a link to {os.path.realpath(link)}, outside {where} "
-            "folder; refusing to open this zoo"
-        )
-
-
-def _read_manifest(path: Path) -> Manifest:
-    """The zoo's manifest, read and validated (``zoolens.zoo.manifest``): paths are checked
-    to stay inside the zoo first, then every field against the schema."""
-    file = path / MANIFEST
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ZoolensError(
-            f"{path}: not a zoo (no {MANIFEST}; create one with "
-            "`zoolens import ZOO FILE --create --labels LABELS`)"
-        ) from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise ZooCorruptedError(f"{file}: unreadable manifest ({exc})") from None
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ZooCorruptedError(
-            f"{file}: corrupted manifest ({exc.msg} at line {exc.lineno})"
-        ) from None
-    except RecursionError:
-        raise ZooCorruptedError(f"{file}: corrupted manifest (nested too deeply)") from None
-    if not isinstance(manifest, dict) or not {
-        "format_version",
-        "dataset",
-        "split",
-        "models",
-    } <= set(manifest):
-        raise ZooCorruptedError(
-            f"{file}: not a zoolens manifest (missing format_version, dataset, split or models)"
-        )
-    version = manifest["format_version"]
-    if type(version) is int and version > FORMAT_VERSION:
-        raise ZoolensError(
-            f"{file}: zoo format_version {version} is newer than this zoolens "
-            f"supports ({FORMAT_VERSION}); upgrade zoolens"
-        )
-    _check_contained(path, manifest, file)
-    return parse_manifest(manifest, file)
-
-
-def _write_manifest(path: Path, manifest: Manifest) -> None:
-    """Write zoo.json atomically; the long index list stays on one line (readable diffs).
-    The data is validated against the schema first, so no invalid manifest is ever written."""
-    data = manifest.to_json_dict()
-    parse_manifest(data, path / MANIFEST)
-    placeholder = "@@calibration_indices@@"
-    split = dict(data["split"])
-    indices = split["calibration_indices"]
-    split["calibration_indices"] = placeholder
-    text = json.dumps({**data, "split": split}, indent=2, ensure_ascii=False)
-    text = text.replace(json.dumps(placeholder), json.dumps(indices, separators=(",", ":")), 1)
-    atomic_write_bytes(path / MANIFEST, (text + "\n").encode("utf-8"))
