@@ -152,8 +152,9 @@ def test_collect_fills_costs_and_resnet56_macs_match_the_formula(shipped):
         assert cost.latency_ms > 0 and cost.batch_size == 50 and cost.device == "cpu"
         assert cost.input_shape == [3, 32, 32]
         assert zoo.card(name).collect["spec"] == "python:zoolens.collect.cifar_resnet:pretrained"
-    # deeper is slower (measured, so only the extremes are compared)
-    assert zoo.card("resnet56").cost.latency_ms > zoo.card("resnet20").cost.latency_ms
+    # deeper costs more: MACs are counted, not timed (a latency comparison would be a
+    # wall-clock assertion, which flips on a loaded machine)
+    assert zoo.card("resnet56").cost.macs > zoo.card("resnet20").cost.macs
 
 
 def _predict(root, ensemble, name):
