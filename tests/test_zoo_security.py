@@ -1105,9 +1105,17 @@ def test_a_failed_import_create_leaves_nothing_and_the_retry_works(
     "labels, match",
     [
         (["cat", "Cat", "dog"], "differ only in case"),
-        (["cat", "cat\u202e", "dog"], "differ only in case, width or invisible"),
-        (["cat", "c\u200bat", "dog"], "differ only in case, width or invisible"),
-        (["cat", "ｃａｔ", "dog"], "differ only in case, width or invisible"),
+        (
+            ["cat", "cat\u202e", "dog"],
+            "differ only in case, width, look-alike letters or invisible",
+        ),
+        (
+            ["cat", "c\u200bat", "dog"],
+            "differ only in case, width, look-alike letters or invisible",
+        ),
+        (["cat", "ｃａｔ", "dog"], "differ only in case, width, look-alike letters or invisible"),
+        (["cat", "\u0441at", "dog"], "look-alike letters"),  # a Cyrillic es for the c
+        (["copper", "\u0441\u043e\u0440per", "dog"], "look-alike letters"),  # с, о, р
     ],
 )
 def test_confusable_class_names_are_refused_at_create(tmp_path: Path, labels, match) -> None:
@@ -1119,6 +1127,17 @@ def test_confusable_class_names_are_refused_at_create(tmp_path: Path, labels, ma
         "--labels", tmp_path / "y.csv", match=match,
     )  # fmt: skip
     assert not (tmp_path / "zoo").exists()
+
+
+def test_class_names_in_other_scripts_are_kept(tmp_path: Path) -> None:
+    """Look-alike folding only refuses two names that read the same: a Russian or Greek
+    class list whose names differ is one class per name."""
+    from zoolens.zoo.classes import check_confusable
+
+    check_confusable(["кот", "собака", "сова", "cat", "dog"], "here")
+    check_confusable(["γάτα", "σκύλος", "cat"], "here")
+    with pytest.raises(ZoolensError, match="look-alike"):
+        check_confusable(["cat", "сat"], "here")
 
 
 def test_whitespace_and_normal_forms_of_one_name_are_one_class(tmp_path: Path) -> None:

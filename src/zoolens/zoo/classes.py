@@ -155,10 +155,20 @@ def normal_name(text: str) -> str:
     return unicodedata.normalize("NFC", " ".join(str(text).split()))
 
 
+# Cyrillic and Greek letters drawn like Latin ones (after case folding), from Unicode's
+# confusables list (UTS #39): a name spelled with them reads as the Latin name.
+_HOMOGLYPHS = str.maketrans(
+    "асеіјкорѕхуԁһԛԝαβεικνορτυχ",
+    "aceijkopsxydhqwabeikvoptux",
+)
+
+
 def confusable_key(text: str) -> str:
     """What a reader sees of a name: NFKC (full-width and compatibility forms folded), case
-    folded, invisible format characters (zero-width spaces, bidi controls) dropped."""
-    folded = unicodedata.normalize("NFKC", str(text)).casefold()
+    folded, invisible format characters (zero-width spaces, bidi controls) dropped, and
+    Cyrillic or Greek look-alikes of Latin letters read as the Latin letter ("сat" with a
+    Cyrillic с is "cat")."""
+    folded = unicodedata.normalize("NFKC", str(text)).casefold().translate(_HOMOGLYPHS)
     return " ".join("".join(c for c in folded if unicodedata.category(c) != "Cf").split())
 
 
@@ -174,7 +184,7 @@ def check_confusable(names: Sequence[str], where: str) -> None:
         if other != name:
             raise ZoolensError(
                 f"{where}: class names {ascii(other)} and {ascii(name)} differ only in case, "
-                f"width or invisible characters; rename one (they would become two classes "
+                f"width, look-alike letters or invisible characters; rename one (they would become two classes "
                 f"that look the same)"
             )
 
