@@ -119,3 +119,27 @@ def one_line(exc: BaseException, limit: int = 300, more: str = "...") -> str:
     a library's message goes into a ``ZoolensError`` or a report note."""
     text = " ".join(str(exc).split())
     return text[:limit] + (more if len(text) > limit else "")
+
+
+#: Words of torch's messages when an allocation fails (CPU allocator, CUDA, MPS).
+_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "not enough memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Did ``exc`` come from a failed allocation: a MemoryError, or torch's RuntimeError
+    ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory", ...)?"""
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(
+        words in str(exc).lower() for words in _ALLOCATION_FAILURES
+    )
+
+
+def out_of_memory_error(who: str, exc: BaseException) -> ZoolensError:
+    """The one line for a failed allocation while ``who`` (a model or member) was built or
+    run: what ran out, and what to try."""
+    detail = one_line(exc, 160) or type(exc).__name__
+    return ZoolensError(
+        f"{who}: out of memory while building or running it ({detail}); a smaller "
+        f"--batch-size, input size or network may fit"
+    )

@@ -57,7 +57,8 @@ def export(
     Example (a folder to share):  zoolens export results/ --ensemble greedy --bundle shipped/
     """
     from zoolens.deploy.export import export_ensemble
-    from zoolens.deploy.schema import untrusted_code
+    from zoolens.collect.specs import is_export_program
+    from zoolens.deploy.schema import PT2_WHY, untrusted_code
     from zoolens.progress import info
 
     refuse_inside_zoo(out if bundle is None else bundle, "--out" if bundle is None else "--bundle")
@@ -76,6 +77,9 @@ def export(
     )
     for member in spec.members:
         why = untrusted_code(member)
+        prefix, _, target = str(member.collect.get("spec", "")).partition(":")
+        if prefix == "torchscript" and is_export_program(Path(out).parent / target):
+            why = PT2_WHY
         if why is not None:
             info(
                 f"note: member {member.name!r} {why}: `zoolens predict` runs it only "
@@ -174,10 +178,9 @@ def predict(
         add_to_zoo(result, images, zoo, create=create)
     write_predictions(result, out, top_k)
     if result.skipped:
-        info(
-            f"warning: skipped {len(result.skipped)} undecodable image(s), e.g. "
-            f"{next(iter(result.skipped))}"
-        )
+        from zoolens.collect.images import skipped_note
+
+        info(f"warning: {skipped_note(list(result.skipped))}")
     accuracy = result.accuracy
     print(
         f"{len(result.ids)} images predicted by the {result.ensemble.kind} ensemble "

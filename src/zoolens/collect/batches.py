@@ -105,6 +105,34 @@ def _batches(ranges: Sequence[tuple[int, int]], batch_size: int) -> list[list[in
     ]
 
 
+#: The most bytes one batch of preprocessed images may take (float32): a batch of 256 images
+#: of 3 x 224 x 224 takes 147 MiB, of 3 x 2,048 x 2,048 (the largest preprocess side) 12 GiB.
+MAX_BATCH_BYTES = 1 << 30
+
+
+def fit_batch_size(
+    dataset: Any, ranges: Sequence[tuple[int, int]], batch_size: int, peek: int = 64
+) -> int:
+    """``batch_size``, shrunk so that a batch of ``dataset``'s preprocessed images (the size
+    of the first that decodes among the first ``peek`` of ``ranges``) takes at most
+    MAX_BATCH_BYTES; the results are the same (eval mode), only the batches are smaller."""
+    from itertools import islice
+
+    import torch
+
+    positions = (i for start, stop in ranges for i in range(start, stop))
+    for index in islice(positions, peek):
+        try:
+            item = dataset[index]
+        except UndecodableImage:
+            continue
+        item = item[0] if isinstance(item, (tuple, list)) else item
+        tensor = torch.as_tensor(item)
+        per_image = max(1, tensor.numel() * tensor.element_size())
+        return max(1, min(int(batch_size), MAX_BATCH_BYTES // per_image))
+    return int(batch_size)
+
+
 def _to_numpy(t) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32, copy=False)
 
@@ -136,7 +164,7 @@ def run_batches(
         module.to(device)
         module.eval()
     amp = options.amp if options.amp is not None else device.type == "cuda"
-    batches = _batches(ranges, options.batch_size)
+    batches = _batches(ranges, fit_batch_size(dataset, ranges, options.batch_size))
     if not batches:
         return
     loader: DataLoader[Any] = DataLoader(

@@ -197,6 +197,11 @@ def cifar_transform():
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])
 
 
+#: The depths of He et al.'s CIFAR ResNets (2016, Sec. 4.2): 6n+2 layers, from ResNet-8 up to
+#: ResNet-1202 (n = 200), the deepest they trained; deeper would only allocate memory.
+MIN_DEPTH, MAX_DEPTH = 8, 1202
+
+
 def pretrained(
     checkpoint: str | None = None, depth: int = 20, seed: int | None = None, num_classes: int = 10
 ):
@@ -210,8 +215,15 @@ def pretrained(
         model = load_checkpoint(checkpoint)
         source = str(checkpoint)
     else:
-        if (depth - 2) % 6 != 0 or depth < 8:
-            raise ZoolensError(f"CIFAR ResNet depth must be 6n+2 (n >= 1), got {depth}")
+        if (
+            not isinstance(depth, int)
+            or (depth - 2) % 6 != 0
+            or not MIN_DEPTH <= depth <= MAX_DEPTH
+        ):
+            raise ZoolensError(
+                f"CIFAR ResNet depth must be 6n+2 in [{MIN_DEPTH}, {MAX_DEPTH}] (He et al. "
+                f"2016, Sec. 4.2, go up to ResNet-1202), got {str(depth)[:20]}"
+            )
         if seed is not None:
             torch.manual_seed(seed)
         model = CifarResNet((depth - 2) // 6, num_classes).eval()

@@ -50,7 +50,9 @@ def measure_cost(
 
     full = [seconds for n, seconds in (timings or [])[1:] if n == batch_size]
     from_run = len(full) >= 2
-    wanted = 1 if from_run else batch_size
+    from zoolens.collect.batches import fit_batch_size
+
+    wanted = 1 if from_run else fit_batch_size(dataset, [(0, len(dataset))], batch_size)
     batch: list[Any] = []
     for index in range(len(dataset)):
         if len(batch) >= wanted:

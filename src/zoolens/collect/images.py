@@ -73,6 +73,25 @@ def decode_image(path: Path):
         raise UndecodableImage(Path(path), f"{type(exc).__name__}: {exc}") from None
 
 
+def skipped_note(ids: Sequence[Any], limit: int = 20) -> str:
+    """ "skipped N undecodable image(s): a, b, … and K more": the first ``limit`` ids (in
+    the order given) and a count of the rest, so a message stays bounded."""
+    listed = ", ".join(str(i) for i in ids[:limit])
+    more = "" if len(ids) <= limit else f" and {len(ids) - limit} more"
+    return f"skipped {len(ids)} undecodable image(s): {listed}{more}"
+
+
+def transformed(image: Any, transform: Callable[[Any], Any] | None, path: Path) -> Any:
+    """``transform(image)``; an image the transform refuses (``UndecodableImage`` from a
+    guard that does not know the file) is named by ``path``."""
+    if transform is None:
+        return image
+    try:
+        return transform(image)
+    except UndecodableImage as exc:
+        raise UndecodableImage(path, exc.reason) from None
+
+
 class UndecodableImage(Exception):
     """An image file that PIL cannot decode (truncated, corrupt, not an image)."""
 
@@ -200,8 +219,7 @@ class ImageFolder:
         return decode_image(self.files[index])
 
     def __getitem__(self, index: int):
-        image = self.load(index)
-        return self.transform(image) if self.transform is not None else image
+        return transformed(self.load(index), self.transform, self.files[index])
 
     def fingerprint(self) -> str:
         """sha256 over the class list and the example ids (identifies the order on disk)."""

@@ -24,11 +24,12 @@ float32.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ import numpy as np
 from zoolens.collect.batches import RunOptions, run_batches, select_device
 from zoolens.collect.cost import measure_cost
 from zoolens.collect.distributed import run_into_store_ray
-from zoolens.collect.images import ImageFolder, lookup_positions, position_index
+from zoolens.collect.images import ImageFolder, lookup_positions, position_index, skipped_note
 from zoolens.collect.specs import LoadedModel, build_preprocess, load_model, module_forward
 from zoolens.errors import ZoolensError, require_torch
 from zoolens.progress import info, progress_bar
@@ -332,6 +333,20 @@ def run_into_store(
 # ---------------------------------------------------------------- a model list into a zoo
 
 
+@contextlib.contextmanager
+def allocation_failures(who: str) -> Iterator[None]:
+    """A failed allocation while a model is built or run (MemoryError, torch's "can't
+    allocate memory"): one line naming the model, never a traceback."""
+    from zoolens.errors import is_out_of_memory, out_of_memory_error
+
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise out_of_memory_error(who, exc) from None
+
+
 def work_dir_for(zoo_path: str | Path) -> Path:
     """Where shards live while a zoo is being collected: ``<zoo>.collect/`` beside the zoo."""
     zoo_path = Path(zoo_path)
@@ -342,6 +357,7 @@ def entry_record(entry: Any, pretrained: bool) -> dict[str, Any]:
     """The card's ``collect`` block: what rebuilds the model (``zoolens export``/``predict``)."""
     record = dataclasses.asdict(entry)
     record.pop("card", None)
+    record.pop("allow_pickle", None)  # the reader's decision, never shipped with the model
     record["pretrained"] = entry.pretrained if entry.pretrained is not None else pretrained
     if record.get("templates") is not None:
         record["templates"] = list(record["templates"])
@@ -503,9 +519,7 @@ def _add_outputs(
     """Add one model's assembled outputs (creating the zoo first when needed); returns the zoo."""
     card = dict(out.card)
     if out.skipped:
-        listed = ", ".join(str(data.example_ids[i]) for i in sorted(out.skipped)[:20])
-        more = "" if len(out.skipped) <= 20 else f" and {len(out.skipped) - 20} more"
-        note = f"skipped {len(out.skipped)} undecodable image(s): {listed}{more}"
+        note = skipped_note([data.example_ids[i] for i in sorted(out.skipped)])
         info(f"warning: {name}: {note}")
         card["notes"] = f"{card['notes']}; {note}" if card.get("notes") else note
     n_classes = zoo.num_classes if zoo is not None else len(data.classes)
@@ -671,37 +685,38 @@ def collect_entries(
         store = ShardStore(work, entry.name, fp, len(folder), shard_size, resume=options.resume)
         loaded = None
         timings: list[tuple[int, float]] = []  # forward passes of this run: latency for free
-        if store.missing_ranges():
-            if use_ray:
-                run_into_store_ray(
-                    entry, folder, store, options, pretrained=pretrained, address=ray_address
-                )
-            else:
-                loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
+        with allocation_failures(f"model {entry.name!r}"):
+            if store.missing_ranges():
+                if use_ray:
+                    run_into_store_ray(
+                        entry, folder, store, options, pretrained=pretrained, address=ray_address
+                    )
+                else:
+                    loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
+                    transform = loaded.transform or build_preprocess(None, entry.spec)
+                    run_into_store(
+                        loaded,
+                        folder.with_transform(transform),
+                        store,
+                        options,
+                        loaded.card,
+                        description=entry.name,
+                        timings=timings,
+                    )
+            out = store.assemble()
+            out.card["collect"] = entry_record(entry, pretrained)
+            if "cost" not in entry.card:  # a cost set by hand in the model list wins
+                if loaded is None:  # resumed or run on Ray: build it here to measure it
+                    loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
                 transform = loaded.transform or build_preprocess(None, entry.spec)
-                run_into_store(
+                out.card["collect"]["preprocessing"] = repr(transform)
+                out.card["cost"] = measure_cost(
                     loaded,
                     folder.with_transform(transform),
-                    store,
-                    options,
-                    loaded.card,
-                    description=entry.name,
+                    device,
+                    options.batch_size,
                     timings=timings,
                 )
-        out = store.assemble()
-        out.card["collect"] = entry_record(entry, pretrained)
-        if "cost" not in entry.card:  # a cost set by hand in the model list wins
-            if loaded is None:  # resumed or run on Ray: build it here to measure it
-                loaded = load_model(entry, pretrained=pretrained, class_names=folder.classes)
-            transform = loaded.transform or build_preprocess(None, entry.spec)
-            out.card["collect"]["preprocessing"] = repr(transform)
-            out.card["cost"] = measure_cost(
-                loaded,
-                folder.with_transform(transform),
-                device,
-                options.batch_size,
-                timings=timings,
-            )
         zoo = _add_outputs(
             zoo, zoo_path, folder, out, entry.name, order, dataset_name or folder.root.name, replace
         )

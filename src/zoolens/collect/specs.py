@@ -103,6 +103,10 @@ class ModelEntry:
     head: str | None = None  # open_clip: "zero-shot" (default) or "linear-probe"
     probe_data: str | None = None  # linear-probe head: a labelled training image folder
     probe_l2: float | None = None  # its L2 penalty (default: chosen on a validation split)
+    # May the adapter unpickle (``torch.export.load`` of a .pt2 program)? The reader's
+    # decision for this run, never a property of the model: True for the user's own model
+    # list (``read_model_list``), ``--trust-code`` for a shipped ensemble file.
+    allow_pickle: bool = False
 
     @property
     def prefix(self) -> str:
@@ -190,6 +194,7 @@ def _entry_from_mapping(raw: Any, where: str, defaults: dict[str, Any]) -> Model
         raise ZoolensError(f"{where} ({spec}): pretrained must be true or false")
     return ModelEntry(
         spec=spec,
+        allow_pickle=True,  # the user's own model list: their files, their code
         name=str(data.get("name") or default_name(spec)),
         pretrained=pretrained,
         seed=int(data.get("seed", 0)),
@@ -266,7 +271,10 @@ def _relative_to_list(entry: ModelEntry, list_path: Path) -> ModelEntry:
 
 PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")
 INTERPOLATIONS = ("nearest", "nearest_exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
-MAX_SIDE = 8_192  # pixels: a resize or crop beyond it would allocate gigabytes per image
+#: Pixels: the largest resize or crop side. Classifiers take 224 to 600 px (the largest
+#: common inputs, EfficientNet-L2's 800 and ViT-H/14's 518, are below 1,024); 2,048 leaves
+#: room while one 3 x 2,048 x 2,048 float32 image is 48 MiB (at 8,192 it was 805 MB).
+MAX_SIDE = 2_048
 
 
 def check_preprocess(config: Any, where: str) -> None:
@@ -325,6 +333,34 @@ def check_preprocess(config: Any, where: str) -> None:
         )
 
 
+class ResizeGuard:
+    """Before a ``Resize(size)``: an image whose resized long side would pass MAX_SIDE (a
+    resize of the short side scales a 1 x 100,000 image to 32 x 3,200,000) is skipped as
+    unreadable (``UndecodableImage``, listed with its reason) instead of allocated."""
+
+    def __init__(self, size: int | list[int]):
+        self.size = size
+
+    def __call__(self, image: Any) -> Any:
+        from zoolens.collect.images import UndecodableImage
+
+        width, height = image.size
+        if isinstance(self.size, list) and len(self.size) == 2:
+            return image  # an exact (height, width): already within MAX_SIDE
+        side = self.size[0] if isinstance(self.size, list) else self.size
+        longest = side * max(width, height) / max(1, min(width, height))
+        if longest > MAX_SIDE:
+            raise UndecodableImage(
+                Path(),
+                f"{width} x {height} pixels; resizing its short side to {side} makes the "
+                f"long side {longest:,.0f} px, beyond {MAX_SIDE:,}",
+            )
+        return image
+
+    def __repr__(self) -> str:
+        return f"ResizeGuard(max_side={MAX_SIDE})"
+
+
 def build_preprocess(config: dict[str, Any] | None, spec: str):
     """A torchvision transform from ``{resize, crop, mean, std}`` (any subset; ToTensor
     always); the config is checked first (``check_preprocess``)."""
@@ -334,6 +370,7 @@ def build_preprocess(config: dict[str, Any] | None, spec: str):
     config = dict(config or {})
     steps: list[Any] = []
     if config.get("resize") is not None:
+        steps.append(ResizeGuard(config["resize"]))
         mode = getattr(
             transforms.InterpolationMode, str(config.get("interpolation", "bilinear")).upper()
         )
@@ -450,12 +487,18 @@ def _load_torchscript(
         raise ZoolensError(f"model {entry.spec}: TorchScript file {path} not found")
     import warnings
 
+    program = is_export_program(path)
+    if program and not entry.allow_pickle:
+        raise ZoolensError(
+            f"model {entry.spec}: {path.name} is a torch.export program, which "
+            f"torch.export.load unpickles; refused (trust the file's author: --trust-code)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated in torch >= 2.9
-            if path.suffix == ".pt2":  # a torch.export program saved with torch.export.save
-                module = torch.export.load(str(path)).module()
-            else:
+            if program:  # saved with torch.export.save
+                module = _without_train_mode(torch.export.load(str(path)).module())
+            else:  # torch.jit's own C++ unpickler: TorchScript types only, no Python globals
                 module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise ZoolensError(
@@ -470,6 +513,39 @@ def _load_torchscript(
         build_preprocess(entry.preprocess, entry.spec),
         card,
     )
+
+
+def is_export_program(path: str | Path) -> bool:
+    """Would ``path`` be loaded with ``torch.export.load`` (which unpickles)? Decided on the
+    path the loader opens: its suffix is ``.pt2`` (any case), or its content is a zip
+    archive laid out as torch.export saves one (an ``archive_format`` record or a
+    ``model_weights_config.json``), whatever its name."""
+    import zipfile
+
+    path = Path(path)
+    if path.suffix.lower() == ".pt2":
+        return True
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    return any(
+        name.rsplit("/", 1)[-1] in ("archive_format", "model_weights_config.json") for name in names
+    )
+
+
+def _without_train_mode(module: Any) -> Any:
+    """The GraphModule of a torch.export program raises NotImplementedError on
+    ``train()``/``eval()`` (an exported graph has its mode baked in): make both no-ops, so
+    the runner and ``load_ensemble`` can treat it like any module."""
+    import types
+
+    module.train = types.MethodType(lambda self, mode=True: self, module)
+    module.eval = types.MethodType(lambda self: self, module)
+    return module
 
 
 def load_model(

@@ -37,13 +37,15 @@ from zoolens.measure.ensemble import ensemble_inputs
 # ---------------------------------------------------------------- members
 
 
-def member_entry(member: Member):
-    """The ``collect.specs.ModelEntry`` of a member (unknown collect keys ignored)."""
+def member_entry(member: Member, *, trust_code: bool = False):
+    """The ``collect.specs.ModelEntry`` of a member (unknown collect keys ignored); it may
+    unpickle (a .pt2 program) only with ``trust_code``, whatever the file says."""
     from zoolens.collect.specs import ModelEntry
 
     known = {f.name for f in dataclasses.fields(ModelEntry)}
     data = {k: v for k, v in member.collect.items() if k in known}
     data["name"] = member.name
+    data["allow_pickle"] = bool(trust_code)  # the reader's decision, never the file's
     if data.get("templates") is not None:
         data["templates"] = tuple(data["templates"])
     data.setdefault("kwargs", {})
@@ -54,11 +56,11 @@ def member_entry(member: Member):
         raise ZoolensError(f"member {member.name!r}: bad collect block ({exc})") from None
 
 
-def build_member(member: Member, class_names: list[str]):
+def build_member(member: Member, class_names: list[str], *, trust_code: bool = False):
     """The LoadedModel of a member (soups: the state dict loaded, strictly)."""
     from zoolens.collect.specs import build_preprocess, load_model
 
-    entry = member_entry(member)
+    entry = member_entry(member, trust_code=trust_code)
     loaded = load_model(
         entry, pretrained=bool(member.collect.get("pretrained", True)), class_names=class_names
     )
@@ -77,6 +79,25 @@ def build_member(member: Member, class_names: list[str]):
     if loaded.transform is None:
         loaded.transform = build_preprocess(None, entry.spec)
     return loaded
+
+
+def member_resources(where: str | Path, member: Member) -> Any:
+    """A failed allocation while ``member`` is built or run: one line naming the file and
+    the member (``collect.runner.allocation_failures``), never a traceback."""
+    from zoolens.collect.runner import allocation_failures
+
+    return allocation_failures(f"{where}: member {member.name!r}")
+
+
+def build_named(where: str | Path, member: Member, class_names: list[str], trust_code: bool):
+    """:func:`build_member`, its errors one line naming the ensemble file and the member."""
+    with member_resources(where, member):
+        try:
+            return build_member(member, class_names, trust_code=trust_code)
+        except ZoolensError as exc:
+            if str(exc).startswith(str(where)):
+                raise
+            raise ZoolensError(f"{where}: member {member.name!r}: {exc}") from None
 
 
 # ---------------------------------------------------------------- images
@@ -118,8 +139,9 @@ class FlatImages:
         return ImageFolder.load(cast(ImageFolder, self), index)
 
     def __getitem__(self, index: int):
-        image = self.load(index)
-        return self.transform(image) if self.transform is not None else image
+        from zoolens.collect.images import transformed
+
+        return transformed(self.load(index), self.transform, self.files[index])
 
 
 def open_images(images: str | Path, class_names: list[str]):
@@ -270,18 +292,23 @@ def predict_images(
         raise ZoolensError("--ray needs IMAGES/<class>/<image> (Ray workers re-scan the folder)")
     outputs = {}
     for member in ensemble.members:
-        loaded = build_member(member, ensemble.class_names)
-        view = data.with_transform(loaded.transform)
-        if member.input_shape is not None:
-            view = _ShapeChecked(view, member.input_shape, member.name)
-        _check_classes(loaded, view, member, len(ensemble.class_names), ensemble_path)
-        try:
-            if use_ray and member.state_dict is None:
-                outputs[member.name] = _run_on_ray(member, data, view, options, ray_address)
-            else:
-                outputs[member.name] = run_model(loaded, view, name=member.name, options=options)
-        except ZoolensError as exc:
-            raise _worker_error(exc) from None
+        with member_resources(ensemble_path, member):
+            loaded = build_named(ensemble_path, member, ensemble.class_names, trust_code)
+            view = data.with_transform(loaded.transform)
+            if member.input_shape is not None:
+                view = _ShapeChecked(view, member.input_shape, member.name)
+            _check_classes(loaded, view, member, len(ensemble.class_names), ensemble_path)
+            try:
+                if use_ray and member.state_dict is None:
+                    outputs[member.name] = _run_on_ray(
+                        member, data, view, options, ray_address, trust_code
+                    )
+                else:
+                    outputs[member.name] = run_model(
+                        loaded, view, name=member.name, options=options
+                    )
+            except ZoolensError as exc:
+                raise _worker_error(exc) from None
         out = outputs[member.name]
         if out.logits.shape[1] != len(ensemble.class_names):
             raise ZoolensError(
@@ -298,7 +325,9 @@ def predict_images(
     }
     scores, probs = combine_members(ensemble, logits)
     ids = np.asarray(data.example_ids)
-    skipped = {str(ids[i]): reason for out in outputs.values() for i, reason in out.skipped.items()}
+    skipped = {
+        str(ids[i]): reason for out in outputs.values() for i, reason in sorted(out.skipped.items())
+    }
     return Prediction(
         ensemble, ids[positions], positions, labels[positions], scores, probs, skipped, outputs
     )
@@ -320,8 +349,20 @@ def _check_classes(
             continue
         if loaded.module is not None and hasattr(loaded.module, "eval"):
             loaded.module.eval()
-        with torch.inference_mode():
-            logits, _ = loaded.forward(torch.as_tensor(item)[None])
+        try:
+            with torch.inference_mode():
+                logits, _ = loaded.forward(torch.as_tensor(item)[None])
+        except (ZoolensError, MemoryError):
+            raise
+        except Exception as exc:  # the member's own network: any library error is its own
+            from zoolens.errors import is_out_of_memory, one_line
+
+            if is_out_of_memory(exc):
+                raise
+            raise ZoolensError(
+                f"{where}: member {member.name!r} fails on one image "
+                f"({type(exc).__name__}: {one_line(exc, 200)})"
+            ) from None
         if logits.shape[-1] != num_classes:
             raise ZoolensError(
                 f"{where}: member {member.name!r} gives {logits.shape[-1]} "
@@ -333,7 +374,14 @@ def _check_classes(
 SCRATCH_PREFIX = "zoolens-predict-"
 
 
-def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: str | None):
+def _run_on_ray(
+    member: Member,
+    folder: Any,
+    view: Any,
+    options: Any,
+    address: str | None,
+    trust_code: bool = False,
+):
     """One member as Ray shard tasks (``collect.distributed``), images shape-checked here."""
     import shutil
     import tempfile
@@ -364,7 +412,7 @@ def _run_on_ray(member: Member, folder: Any, view: Any, options: Any, address: s
             resume=False,
         )
         run_into_store_ray(
-            member_entry(member),
+            member_entry(member, trust_code=trust_code),
             folder,
             store,
             options,
@@ -452,7 +500,9 @@ def load_ensemble(path: str | Path, *, trust_code: bool = False):
     from torch import nn
 
     ensemble = resolve_members(read_ensemble_file(path), path, trust_code=trust_code)
-    loaded = [build_member(member, ensemble.class_names) for member in ensemble.members]
+    loaded = [
+        build_named(path, member, ensemble.class_names, trust_code) for member in ensemble.members
+    ]
 
     class Ensemble(nn.Module):
         def __init__(self):

@@ -82,7 +82,7 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-4, 1e4  # analyze fits T within [1e-3, 1e3
 MAX_WEIGHT = 10_000  # greedy multiplicity
 MAX_CLASSES = 100_000
 MAX_NAME_CHARS = 1_000  # a class or member name
-MAX_SIDE = 8_192  # a preprocessed side, a resize or crop, an input_shape entry
+MAX_SIDE = 2_048  # a preprocessed side, an input_shape entry (as collect.specs.MAX_SIDE)
 MAX_KWARG_INT = 100_000  # an integer builder kwarg (a width, a class count)
 MAX_SEED = 2**63 - 1
 MAX_FILE_BYTES = 64 << 20
@@ -340,14 +340,18 @@ def _check_file(path: Path, sha256: str | None, where: str, who: str) -> None:
 
 
 def untrusted_code(member: Member) -> str | None:
-    """Why building ``member`` runs code the file chose (None when it does not)."""
+    """Why building ``member`` runs code the file chose, as far as its spec text tells (None
+    when it does not): a ``python:`` spec. A torch.export program is decided on the resolved
+    file the loader opens (``collect.specs.is_export_program``, in :func:`resolve_members`),
+    never on the text: ``model.pt2/`` and ``model.pt2/.`` name the same file."""
     spec = str(member.collect.get("spec", ""))
     prefix, _, target = spec.partition(":")
     if prefix == "python" and target not in BUILTIN_PYTHON_BUILDERS:
         return "imports and calls Python code the file names"
-    if prefix == "torchscript" and target.lower().endswith(".pt2"):
-        return "is a torch.export program (.pt2), which torch unpickles"
     return None
+
+
+PT2_WHY = "is a torch.export program (.pt2), which torch unpickles"
 
 
 def resolve_members(
@@ -358,20 +362,16 @@ def resolve_members(
     relative paths against the file's folder; every file a member loads (TorchScript file,
     path kwargs, soup state dict) a listed checkpoint of that key and path, a regular file
     with its recorded sha256; the returned members load exactly those checked paths."""
-    from zoolens.collect.specs import split_spec
+    from zoolens.collect.specs import is_export_program, split_spec
 
     where = str(path)
-    base = Path(os.path.abspath(path)).parent
+    # the real file's folder: a symlinked ensemble file reads the files beside its target
+    base = Path(os.path.realpath(path)).parent
     if not trust_code:
         for member in ensemble.members:
             why = untrusted_code(member)
             if why is not None:
-                spec = str(member.collect["spec"])[:200]
-                raise ZoolensError(
-                    f"{where}: member {member.name!r}: spec {spec!r} {why}; refused "
-                    f"(run with --trust-code, or trust_code=True, only for a file whose "
-                    f"author you trust)"
-                )
+                raise _untrusted(where, member, why)
     members = []
     for member in ensemble.members:
         who = f"member {member.name!r}"
@@ -398,6 +398,18 @@ def resolve_members(
         for key, named in loads.items():
             local = _local_path(named, base, where, who)
             if key not in checked or checked[key][0] != local:
+                if "/" not in named and "\\" not in named and not os.path.lexists(local):
+                    raise ZoolensError(  # a name such as a weights enum, not a path
+                        f"{where}: {who}: kwarg {key} is {named[:200]!r}, which is not a "
+                        f"file (a weights name?); a member's kwargs may name only files "
+                        f"listed among its checkpoints"
+                        + (
+                            f" (torchvision weights are named in the spec, e.g. "
+                            f"torchvision:resnet18/{named[:40]})"
+                            if prefix == "torchvision"
+                            else ""
+                        )
+                    )
                 raise ZoolensError(
                     f"{where}: {who}: {'the spec' if key == 'spec' else f'kwarg {key}'} "
                     f"names {named[:200]!r}, which is not among its checkpoints (every "
@@ -407,6 +419,10 @@ def resolve_members(
         for key, (local, ckpt) in checked.items():
             if key not in loads:
                 _check_file(local, ckpt.sha256, where, who)
+        # decided on the checked regular file the loader opens (its normalised path and
+        # content), exactly as the loader decides: any spelling of a .pt2 path, any suffix
+        if prefix == "torchscript" and not trust_code and is_export_program(script):
+            raise _untrusted(where, member, PT2_WHY)
         kwargs = collect.get("kwargs") or {}
         for key in loads:
             if key != "spec":
@@ -426,6 +442,14 @@ def resolve_members(
             update["state_dict"] = member.state_dict.model_copy(update={"path": str(local)})
         members.append(member.model_copy(update=update))
     return ensemble.model_copy(update={"members": members})
+
+
+def _untrusted(where: str, member: Member, why: str) -> ZoolensError:
+    spec = str(member.collect["spec"])[:200]
+    return ZoolensError(
+        f"{where}: member {member.name!r}: spec {spec!r} {why}; refused (run with "
+        f"--trust-code, or trust_code=True, only for a file whose author you trust)"
+    )
 
 
 def set_dotted(tree: Any, key: str, value: str) -> None:
