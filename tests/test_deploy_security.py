@@ -803,3 +803,331 @@ def test_predict_sweeps_the_scratch_a_killed_run_left(made, tmp_path, monkeypatc
     mine = [n for n in seen if n.startswith(f"{SCRATCH_PREFIX}{os.getpid()}-")]
     assert stale.name not in seen and len(mine) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name]
+
+
+# ------------------------------------------------------------------ acceptance review (sec2)
+
+
+class _Writes:
+    """Unpickling this creates ``path`` (a stand-in for any code a pickle may run)."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def tiny_program(path: Path, seed: int = 3, batch: object = "dynamic") -> Path:
+    """A torch.export program of ``Tiny`` (``batch="dynamic"``: any batch size)."""
+    torch.manual_seed(seed)
+    shapes = {"x": {0: torch.export.Dim.DYNAMIC}} if batch == "dynamic" else None
+    program = torch.export.export(
+        Tiny().eval(), (torch.randn(2, 3, 32, 32),), dynamic_shapes=shapes
+    )
+    torch.export.save(program, str(path))
+    return path
+
+
+def hostile_program(path: Path, pwned: Path) -> Path:
+    """A valid torch.export archive whose weights are a pickle that creates ``pwned``."""
+    import pickle
+    import zipfile
+
+    base = tiny_program(path.with_name("base-" + path.name.replace("/", "")))
+    with zipfile.ZipFile(base) as zin:
+        items = [(info, zin.read(info.filename)) for info in zin.infolist()]
+    config_name = next(
+        i.filename for i, _ in items if i.filename.endswith("model_weights_config.json")
+    )
+    config = json.loads(dict((i.filename, d) for i, d in items)[config_name])
+    key = next(iter(config["config"]))
+    config["config"][key]["use_pickle"] = True
+    weight = config["config"][key]["path_name"]
+    with zipfile.ZipFile(path, "w") as out:
+        for info, data in items:
+            if info.filename == config_name:
+                data = json.dumps(config).encode()
+            elif info.filename.endswith("weights/" + weight):
+                data = pickle.dumps(_Writes(pwned), protocol=2)
+            out.writestr(info, data)
+    base.unlink()
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, spec, listed",
+    [
+        ("model.pt2", "model.pt2/", False),  # a trailing slash: the text no longer ends in .pt2
+        ("model.pt2", "model.pt2/.", False),
+        ("model.pt2", "./model.pt2", True),  # listed with its sha256 under key "spec"
+        ("model.PT2", "model.PT2", True),
+        ("model.pt", "model.pt", True),  # a torch.export archive under a TorchScript name
+    ],
+)
+def test_a_pt2_program_is_never_unpickled_without_trust_code_however_named(
+    made, tmp_path, name, spec, listed
+):
+    from zoolens import load_ensemble
+    from zoolens.collect.specs import ModelEntry, load_model
+    from zoolens.deploy.schema import sha256_file
+
+    pwned = tmp_path / "PWNED"
+    folder = tmp_path / "e"
+    folder.mkdir()
+    program = hostile_program(folder / name, pwned)
+
+    def change(s):
+        s["members"] = [s["members"][0]]
+        s["members"][0]["collect"]["spec"] = f"torchscript:{spec}"
+        s["members"][0]["checkpoints"] = (
+            [{"key": "spec", "path": spec, "sha256": sha256_file(program)}] if listed else []
+        )
+
+    path = edited(made, folder, change)
+    predict_fails(made, path, tmp_path, "torch unpickles")
+    with pytest.raises(ZoolensError, match="torch unpickles"):
+        load_ensemble(path)
+    # defence in depth: the loader itself refuses torch.export.load without the opt-in
+    with pytest.raises(ZoolensError, match="torch.export program.*refused"):
+        load_model(ModelEntry(spec=f"torchscript:{program}", name="m"))
+    assert not pwned.exists()
+    # the opt-in is the reader's: an ensemble file cannot grant it to itself
+    path = edited(made, folder, lambda s: (change(s), s["members"][0]["collect"].update(
+        allow_pickle=True)))  # fmt: skip
+    predict_fails(made, path, tmp_path, "torch unpickles")
+    assert not pwned.exists()
+
+
+def test_a_trusted_pt2_member_runs(made, tmp_path):
+    """With --trust-code a torch.export member predicts (its GraphModule refuses eval():
+    zoolens does not call it); without, one line; a program exported for a fixed batch
+    size fails with one line naming the member."""
+    from zoolens import load_ensemble
+
+    folder = tmp_path / "e"
+    folder.mkdir()
+    tiny_program(folder / "model.pt2")
+
+    def change(s, file="model.pt2"):
+        s["members"] = [s["members"][0]]
+        s["members"][0]["collect"]["spec"] = f"torchscript:{file}"
+        s["members"][0]["checkpoints"] = []
+
+    path = edited(made, folder, change)
+    predict_fails(made, path, tmp_path, "torch unpickles")
+    table = predictions(made, path, tmp_path / "p.csv", "--trust-code")
+    assert len(table) == 20
+    model = load_ensemble(path, trust_code=True)
+    x = torch.rand(3, 3, 32, 32)
+    program = torch.export.load(str(folder / "model.pt2")).module()
+    temperature = json.loads(path.read_text())["members"][0]["temperature"]
+    want = torch.softmax(program(x).double() / temperature, dim=1)
+    torch.testing.assert_close(model(x), want, rtol=1e-5, atol=1e-6)  # float32 logits
+    # the CSV's probabilities are the module's own on the images (top-1 of two classes)
+    from PIL import Image
+
+    first = np.asarray(Image.open(made / "data" / "a" / "00.png"), dtype=np.float32) / 255
+    image = torch.from_numpy(first).permute(2, 0, 1)[None]
+    expected = torch.softmax(program(image).double() / temperature, dim=1).max().item()
+    assert table.top1_prob.iloc[0] == pytest.approx(expected, rel=1e-5)
+    tiny_program(folder / "fixed.pt2", batch="static")  # exported for batches of 2
+    fixed = edited(made, folder, lambda s: change(s, "fixed.pt2"), "fixed.json")
+    predict_fails(made, fixed, tmp_path, "member 'm1' fails on one image", "--trust-code")
+
+
+def test_a_symlinked_ensemble_file_reads_the_files_beside_its_target(made, tmp_path):
+    from zoolens.deploy.schema import sha256_file
+
+    real = tmp_path / "real"
+    real.mkdir()
+    shutil.copy(made / "m1.pt", real / "model.pt")
+
+    def change(s):
+        s["members"] = [s["members"][0]]
+        s["members"][0]["collect"]["spec"] = "torchscript:model.pt"
+        s["members"][0]["checkpoints"] = [
+            {"key": "spec", "path": "model.pt", "sha256": sha256_file(real / "model.pt")}
+        ]
+
+    target = edited(made, real, change)
+    links = tmp_path / "links"
+    links.mkdir()
+    tiny_torchscript(links / "model.pt", 11)  # a decoy beside the link
+    (links / "e.json").symlink_to(target)
+    expected = predictions(made, target, tmp_path / "ref.csv")
+    pd.testing.assert_frame_equal(predictions(made, links / "e.json", tmp_path / "p.csv"), expected)
+    unlisted = edited(made, real, lambda s: (change(s), s["members"][0].update(checkpoints=[])), "u.json")  # fmt: skip
+    (links / "u.json").symlink_to(unlisted)
+    pd.testing.assert_frame_equal(predictions(made, links / "u.json", tmp_path / "q.csv"), expected)
+
+
+def test_a_weights_name_kwarg_is_refused_as_a_name_not_a_missing_checkpoint(made, tmp_path):
+    def change(s):
+        s["members"][0]["collect"] = {
+            "spec": "torchvision:resnet18",
+            "kwargs": {"weights": "IMAGENET1K_V1", "num_classes": 2},
+        }
+        s["members"][0]["checkpoints"] = []
+
+    line = predict_fails(made, edited(made, tmp_path / "e", change), tmp_path, "not a file")
+    assert "'IMAGENET1K_V1'" in line and "torchvision:resnet18/IMAGENET1K_V1" in line
+    assert "not among its checkpoints" not in line
+
+
+def test_predict_lists_every_skipped_image_bounded(made, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(25):
+        (flat / f"bad{i:02d}.png").write_bytes(b"not a png")
+    for name in ("a/00.png", "b/01.png"):
+        shutil.copy(made / "data" / name, flat / name.replace("/", "-"))
+    res = runner.invoke(  # not --quiet: the warning is the point
+        app, ["predict", str(made / "ensemble.json"), str(flat), "--out", str(tmp_path / "p.csv")]
+    )
+    assert res.exit_code == 0, res.output
+    out = res.output
+    listed = ", ".join(f"bad{i:02d}.png" for i in range(20))
+    assert f"skipped 25 undecodable image(s): {listed} and 5 more" in out
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+# ------------------------------------------------------------------ review: resources
+
+
+def test_cifar_resnet_depth_is_bounded_by_the_architecture(made, tmp_path):
+    """depth 99998 allocated gigabytes (a traceback under a 4 GiB limit): one line, before
+    anything is built; He et al.'s CIFAR ResNets are 6n+2 deep, 8 to 1202."""
+    from zoolens.collect.cifar_resnet import MAX_DEPTH, pretrained
+
+    def change(s):
+        s["members"][2]["collect"]["kwargs"] = {"depth": 99998}
+        s["members"][2]["checkpoints"] = []
+
+    path = edited(made, tmp_path / "e", change)
+    res = run_limited("predict", path, made / "data", "--out", tmp_path / "p.csv", "--threads", "1")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and lines[0] == res.stderr.strip().splitlines()[-1], res.stderr
+    assert "member 'r20'" in lines[0] and "6n+2 in [8, 1202]" in lines[0]
+    assert not (tmp_path / "p.csv").exists()
+    assert MAX_DEPTH == 1202 and (MAX_DEPTH - 2) % 6 == 0
+    for depth in (MAX_DEPTH + 6, 2, 21):
+        with pytest.raises(ZoolensError, match="6n"):
+            pretrained(depth=depth)
+    model, _, card = pretrained(depth=14, num_classes=3)
+    assert card["arch"] == "resnet14" and model(torch.rand(1, 3, 32, 32))[0].shape == (1, 3)
+
+
+def test_preprocess_sides_are_capped_and_large_ones_run_in_bounded_memory(made, tmp_path):
+    """8,192 px (805 MB of float32 per image, a MemoryError traceback) and 2,048 px are
+    refused by the schema. Under a 4 GiB address-space limit (torch alone maps most of it)
+    512 px runs, and the cap, 1,024 px, at --batch-size 256 (batches shrunk to 64 MiB) either
+    runs or stops with one line naming the member: never a traceback."""
+
+    def change(s, side=8192):
+        s["members"] = [s["members"][0]]
+        s["members"][0]["collect"]["preprocess"] = {"resize": side, "crop": side}
+        s["members"][0]["input_shape"] = [3, min(side, 1024), min(side, 1024)]
+
+    for side in (8192, 2048):
+        folder = tmp_path / str(side)
+        predict_fails(
+            made, edited(made, folder, lambda s: change(s, side)), tmp_path, "in [1, 1024]"
+        )
+    out = tmp_path / "p.csv"
+    for side, batch in ((512, 1), (1024, 256)):
+        path = edited(made, tmp_path / "e", lambda s: change(s, side), f"{side}.json")
+        res = run_limited("predict", path, made / "data", "--out", out, "--device", "cpu",
+                          "--threads", "1", "--batch-size", batch)  # fmt: skip
+        assert "Traceback" not in res.stderr, res.stderr[-2000:]
+        if side == 512 or res.returncode == 0:
+            assert res.returncode == 0, res.stderr[-2000:]
+            assert len(pd.read_csv(out)) == 20
+            out.unlink()
+        else:
+            lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error")]
+            assert len(lines) == 1 and "member 'm1': out of memory" in lines[0], res.stderr
+            assert not out.exists()
+
+
+def test_batches_are_shrunk_to_the_byte_budget():
+    from zoolens.collect.batches import MAX_BATCH_BYTES, fit_batch_size
+    from zoolens.collect.images import UndecodableImage
+
+    class Items:
+        def __init__(self, shape):
+            self.shape = shape
+
+        def __getitem__(self, index):
+            if index < 3:
+                raise UndecodableImage(Path(f"{index}.png"), "broken")
+            return torch.zeros(self.shape)
+
+    big = 3 * 1024 * 1024 * 4  # bytes of one 1,024 px float32 image
+    assert fit_batch_size(Items((3, 1024, 1024)), [(0, 10)], 256) == MAX_BATCH_BYTES // big == 5
+    assert fit_batch_size(Items((3, 224, 224)), [(0, 10)], 256) == 111  # 64 MiB / 588 KiB
+    assert fit_batch_size(Items((3, 224, 224)), [(0, 10)], 64) == 64  # 37 MiB: kept
+    assert fit_batch_size(Items((3, 32, 32)), [(0, 3)], 8) == 8  # nothing decodes: kept
+
+
+def test_a_resize_that_would_stretch_a_thin_image_skips_it():
+    """Resizing the short side scales the long one: a 1 x 5,000 image at resize 32 would be
+    32 x 160,000; it is skipped as unreadable, a square one is resized."""
+    from PIL import Image
+
+    from zoolens.collect.images import UndecodableImage
+    from zoolens.collect.specs import build_preprocess
+
+    transform = build_preprocess({"resize": 32}, "m")
+    with pytest.raises(UndecodableImage, match="long side 160,000 px, beyond 1,024"):
+        transform(Image.new("RGB", (5000, 1)))
+    assert transform(Image.new("RGB", (64, 64))).shape == (3, 32, 32)
+
+
+def test_allocation_failures_are_one_line_naming_the_member(made, tmp_path, monkeypatch):
+    """A real one (a trusted python: builder asking torch for 40 GB under a 4 GiB limit)
+    and torch's / Python's messages raised where members are built or run."""
+    from zoolens import load_ensemble
+    from zoolens.deploy import predict as predict_module
+    from zoolens.errors import is_out_of_memory
+
+    def change(s):
+        s["members"][1]["collect"] = {"spec": "python:torch:empty", "kwargs": {"size": [100000, 100000]}}  # fmt: skip
+        s["members"][1]["checkpoints"] = []
+
+    path = edited(made, tmp_path / "e", change)
+    res = run_limited("predict", path, made / "data", "--out", tmp_path / "p.csv",
+                      "--threads", "1", "--trust-code")  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and lines[0] == res.stderr.strip().splitlines()[-1], res.stderr
+    assert "member 'm2': out of memory" in lines[0], lines
+    torch_message = (
+        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 805306368 bytes. Error code 12"
+    )
+    for exc in (RuntimeError(torch_message), MemoryError()):
+
+        def raising(*args, exc=exc, **kwargs):
+            raise exc
+
+        monkeypatch.setattr(predict_module, "build_member", raising)
+        predict_fails(made, made / "ensemble.json", tmp_path, "member 'm1': out of memory")
+        with pytest.raises(ZoolensError, match="member 'm1': out of memory"):
+            load_ensemble(made / "ensemble.json")
+        monkeypatch.undo()
+    monkeypatch.setattr("zoolens.collect.runner.run_model", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))  # fmt: skip
+    predict_fails(made, made / "ensemble.json", tmp_path, "member 'm1': out of memory")
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+def test_collect_turns_allocation_failures_into_one_line(made, tmp_path, monkeypatch):
+    monkeypatch.setattr("zoolens.collect.runner.load_model", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))  # fmt: skip
+    fails(
+        "collect", f"torchscript:{made / 'm1.pt'}", "--data", made / "data",
+        "--zoo", tmp_path / "zoo", "--create", "--threads", "1",
+        match="model 'm1': out of memory",
+    )  # fmt: skip
+    assert not (tmp_path / "zoo").exists()

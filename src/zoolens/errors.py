@@ -138,7 +138,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def out_of_memory_error(who: str, exc: BaseException) -> ZoolensError:
     """The one line for a failed allocation while ``who`` (a model or member) was built or
     run: what ran out, and what to try."""
-    detail = one_line(exc, 160) or type(exc).__name__
+    # torch's own line ("DefaultCPUAllocator: can't allocate memory: you tried to allocate
+    # N bytes"), not the TorchScript interpreter's traceback that may wrap it
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    found = [ln for ln in lines if any(w in ln.lower() for w in _ALLOCATION_FAILURES)]
+    detail = one_line(RuntimeError((found or lines or [type(exc).__name__])[0]), 160)
     return ZoolensError(
         f"{who}: out of memory while building or running it ({detail}); a smaller "
         f"--batch-size, input size or network may fit"

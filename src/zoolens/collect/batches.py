@@ -105,9 +105,13 @@ def _batches(ranges: Sequence[tuple[int, int]], batch_size: int) -> list[list[in
     ]
 
 
-#: The most bytes one batch of preprocessed images may take (float32): a batch of 256 images
-#: of 3 x 224 x 224 takes 147 MiB, of 3 x 2,048 x 2,048 (the largest preprocess side) 12 GiB.
-MAX_BATCH_BYTES = 1 << 30
+#: The most bytes one batch of preprocessed images may take (float32): 64 MiB is 111 images
+#: of 3 x 224 x 224, 5 of 3 x 1,024 x 1,024 (the largest preprocess side). The network's
+#: activations are a multiple of the batch on top: torch itself takes ~3.2 GB of a 4 GiB
+#: address space, and a batch of 13 images of 1,024 px through a four-channel convolution
+#: (160 MiB) no longer fit. A failed allocation is one line naming the model anyway
+#: (``runner.allocation_failures``).
+MAX_BATCH_BYTES = 64 << 20
 
 
 def fit_batch_size(

@@ -272,9 +272,10 @@ def _relative_to_list(entry: ModelEntry, list_path: Path) -> ModelEntry:
 PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")
 INTERPOLATIONS = ("nearest", "nearest_exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
 #: Pixels: the largest resize or crop side. Classifiers take 224 to 600 px (the largest
-#: common inputs, EfficientNet-L2's 800 and ViT-H/14's 518, are below 1,024); 2,048 leaves
-#: room while one 3 x 2,048 x 2,048 float32 image is 48 MiB (at 8,192 it was 805 MB).
-MAX_SIDE = 2_048
+#: common inputs, EfficientNet-L2's 800, ViT-H/14's 518, BiT's 480, are below 1,024); one
+#: 3 x 1,024 x 1,024 float32 image is 12 MiB (at 8,192 it was 805 MB). At 2,048 a batch of
+#: three through a four-channel convolution already ran out of a 4 GiB address space.
+MAX_SIDE = 1_024
 
 
 def check_preprocess(config: Any, where: str) -> None:
