@@ -37,7 +37,10 @@ templates = ["a photo of a {}."]
 pretrain_data = "LAION-2B"
 """)
     a, b = read_model_list(path)
-    assert a == ModelEntry(spec="timm:resnet18", name="resnet18", pretrained=False)
+    # the user's own list: its .pt2 programs may be unpickled (an ensemble file's may not)
+    assert a == ModelEntry(
+        spec="timm:resnet18", name="resnet18", pretrained=False, allow_pickle=True
+    )
     assert b.name == "CLIP B/32" and b.pretrained is True and b.seed == 3
     assert b.templates == ("a photo of a {}.",) and b.card == {"pretrain_data": "LAION-2B"}
 

@@ -24,7 +24,9 @@ anything is built) refuses, unless the reader opts in for that run (``trust_code
 
 - a ``python:module:function`` spec (it imports a module the file names and calls it with
   the file's kwargs) other than zoolens's own builders (:data:`BUILTIN_PYTHON_BUILDERS`);
-- a ``torchscript:*.pt2`` file (``torch.export.load`` unpickles).
+- a ``torchscript:`` torch.export program (``torch.export.load`` unpickles), recognised on
+  the resolved file the loader opens (``collect.specs.is_export_program``: a ``.pt2``
+  suffix however the path is spelled, or a torch.export zip layout under any name).
 
 Every file a member loads is checked before it is built, and the builder gets exactly the
 path that was checked: every kwarg that names a path (a value under a checkpoint key such as
@@ -32,7 +34,7 @@ path that was checked: every kwarg that names a path (a value under a checkpoint
 under the same key and path, with its sha256, as must the soup state dict; the TorchScript
 file of a ``torchscript:`` spec is checked against its sha256 when listed (key ``spec``, as
 ``zoolens export`` writes it), else only checked to be a regular file. Relative paths are
-relative to the ensemble file's folder and may not leave it (a bundle, ``zoolens export
+relative to the ensemble file's folder (its real path: a symlink's target) and may not leave it (a bundle, ``zoolens export
 --bundle DIR``, is portable); absolute paths are kept. Numbers are bounded (temperatures
 in [1e-4, 1e4], weights up to 10,000, shapes, preprocessing sizes and integer kwargs up to
 :data:`MAX_SIDE` / :data:`MAX_KWARG_INT`), the file is at most :data:`MAX_FILE_BYTES` and
