@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -273,14 +273,23 @@ def mcnemar_test(
     return McNemarResult(b, c, float(max(abs(b - c) - 1, 0) ** 2 / (b + c)), p, "chi2")
 
 
-def _finite_p(p_values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _adjust_sorted(p_values: ArrayLike, adjust: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``adjust`` applied to the finite p-values sorted ascending (stable), its result put
+    back in the input's order and capped at 1; NaN entries stay NaN and are not counted."""
     p = np.asarray(p_values, dtype=np.float64)
     if p.ndim != 1:
         raise ZoolensError(f"p-values must be a (K,) array, got shape {p.shape}")
     keep = np.isfinite(p)
     if ((p[keep] < 0) | (p[keep] > 1)).any():
         raise ZoolensError("p-values must lie in [0, 1]")
-    return p, keep
+    out = np.full(p.shape, np.nan)
+    finite = p[keep]
+    if finite.size:
+        order = np.argsort(finite, kind="stable")
+        adjusted = np.empty(finite.size)
+        adjusted[order] = np.minimum(1.0, adjust(finite[order]))
+        out[keep] = adjusted
+    return out
 
 
 def holm_adjusted(p_values: ArrayLike) -> np.ndarray:
@@ -304,17 +313,11 @@ def holm_adjusted(p_values: ArrayLike) -> np.ndarray:
     >>> holm_adjusted([0.01, 0.04, 0.03, np.nan]).tolist()
     [0.03, 0.06, 0.06, nan]
     """
-    p, keep = _finite_p(p_values)
-    out = np.full(p.shape, np.nan)
-    finite = p[keep]
-    m = finite.size
-    if m:
-        order = np.argsort(finite, kind="stable")
-        scaled = (m - np.arange(m)) * finite[order]
-        adjusted = np.empty(m)
-        adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-        out[keep] = adjusted
-    return out
+
+    def step_down(p: np.ndarray) -> np.ndarray:
+        return np.maximum.accumulate((p.size - np.arange(p.size)) * p)
+
+    return _adjust_sorted(p_values, step_down)
 
 
 def bh_q_values(p_values: ArrayLike) -> np.ndarray:
@@ -339,17 +342,11 @@ def bh_q_values(p_values: ArrayLike) -> np.ndarray:
     >>> bh_q_values([0.01, 0.04, 0.03, np.nan]).tolist()
     [0.03, 0.04, 0.04, nan]
     """
-    p, keep = _finite_p(p_values)
-    out = np.full(p.shape, np.nan)
-    finite = p[keep]
-    m = finite.size
-    if m:
-        order = np.argsort(finite, kind="stable")
-        scaled = m * finite[order] / np.arange(1, m + 1)
-        adjusted = np.empty(m)
-        adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-        out[keep] = adjusted
-    return out
+
+    def step_up(p: np.ndarray) -> np.ndarray:
+        return np.minimum.accumulate((p.size * p / np.arange(1, p.size + 1))[::-1])[::-1]
+
+    return _adjust_sorted(p_values, step_up)
 
 
 @dataclass(frozen=True)
