@@ -240,7 +240,7 @@ def kappa_from_rates(
 
     ``κ = (c_obs − c_exp) / (1 − c_exp)``, ``c_obs = 1 − EI``, ``c_exp = p_a p_b + (1 − p_a)
     (1 − p_b)`` (Geirhos et al. 2020), elementwise with numpy broadcasting, and κ = 1 where
-    ``c_exp == 1`` (both always right or both always wrong; DESIGN.md sec. 3), as
+    ``c_exp == 1`` (both always right or both always wrong; docs/design.md sec. 3), as
     :func:`error_consistency`. κ depends on the examples only through these three means, so
     a bootstrap resample's κ is this function of the resample's means: the study's κ
     interval uses the resamples of every other pair interval.
