@@ -14,9 +14,11 @@ from zoolens.measure.stats import (
     bootstrap_weights,
     bh_q_values,
     holm_adjusted,
+    int8_weights,
     mcnemar_p_values,
     mcnemar_test,
     paired_bootstrap_test,
+    resampled_sums,
 )
 
 
@@ -348,3 +350,32 @@ def test_accuracy_adjusted_means_without_degrees_of_freedom():
 
     with pytest.raises(ZoolensError):
         accuracy_adjusted_means([np.nan], ["A"], [0.5])
+
+
+@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 1451])
+def test_resampled_sums_equal_an_integer_loop_on_either_kernel(n):
+    """The int8 product (torch, where it applies) and the float32 product give the exact
+    integer sums of a float64-free oracle: per resample and value, sum of count x bit. n = 1
+    is where torch 2.14's int8 product is wrong (the float32 path takes it)."""
+    w = bootstrap_weights(n, 37, seed=1)
+    x = np.random.default_rng(2).random((23, n)) < 0.4
+    want = np.einsum("bn,kn->bk", w.astype(np.int64), x.astype(np.int64))
+    small = int8_weights(w)
+    for weights_int8 in (None, small):
+        got = resampled_sums(w, x, weights_int8)
+        assert got.dtype == np.float32
+        assert np.array_equal(got, want.astype(np.float32))
+    # non-boolean values take the float32 product whatever is given
+    halves = x * 0.5
+    assert np.array_equal(resampled_sums(w, halves, small), (want * 0.5).astype(np.float32))
+
+
+def test_int8_weights_only_for_whole_counts_up_to_127():
+    pytest.importorskip("torch")
+    w = bootstrap_weights(50, 10, seed=0)
+    assert int8_weights(w) is not None and np.array_equal(int8_weights(w), w)
+    too_big = w.copy()
+    too_big[0, 0] = 128
+    assert int8_weights(too_big) is None
+    assert int8_weights(w + 0.5) is None
+    assert int8_weights(-w) is None

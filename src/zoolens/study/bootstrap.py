@@ -28,12 +28,18 @@ resamples whose denominator is 0 are left out).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from zoolens.measure.agreement import kappa_from_rates
-from zoolens.measure.stats import bootstrap_weights, percentile_interval
+from zoolens.measure.stats import (
+    bootstrap_weights,
+    int8_weights,
+    percentile_interval,
+    resampled_sums,
+)
 
 
 class Resamples:
@@ -52,6 +58,12 @@ class Resamples:
             else None
         )
 
+    @functools.cached_property
+    def counts_int8(self) -> np.ndarray | None:
+        """``counts`` as int8 for the exact integer product of
+        ``measure.stats.resampled_sums`` (None where it does not apply)."""
+        return None if self.counts is None else int8_weights(self.counts)
+
     @property
     def size(self) -> int:
         """B, the number of resamples (0 when there are none)."""
@@ -69,7 +81,8 @@ class Resamples:
             values = values[None, :]
         if self.counts is None:
             return np.zeros((0, values.shape[0]))
-        return (self.counts[:, columns] @ values.astype(np.float32).T).astype(np.float64)
+        small = None if self.counts_int8 is None else self.counts_int8[:, columns]
+        return resampled_sums(self.counts[:, columns], values, small).astype(np.float64)
 
     def means(self, sums: np.ndarray) -> np.ndarray:
         """(B, K) resampled means from resampled sums (NaN-filled without resamples)."""
