@@ -134,8 +134,9 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
             s_y = None
             if y_all is not None:
                 s_y = s[index[:rows], torch.from_numpy(y_all[start:stop])]
-            s.clamp_(min=_EXP_FLOOR)
-            torch.exp(s, out=e)
+            # s itself stays unclamped: the calibrated values below are then those of
+            # calibrated_inputs, (z − max)·(1/T) clamped once, bit for bit.
+            torch.clamp(s, min=_EXP_FLOOR, out=e).exp_()
             total = e.sum(dim=1)
             conf_t[0, start:stop] = total.reciprocal()
             if s_y is not None:
@@ -168,8 +169,8 @@ def _fused_blocks_numpy(z, y_all, inv_t, combine, step, out, prediction, conf, n
         prediction[start:stop] = arg
         s -= s[index[:rows], arg][:, None]
         s_y = None if y_all is None else s[index[:rows], y_all[start:stop]]  # a copy
-        np.maximum(s, _EXP_FLOOR, out=s)
-        np.exp(s, out=e)
+        np.maximum(s, _EXP_FLOOR, out=e)  # s stays unclamped, as in the torch version
+        np.exp(e, out=e)
         total = e.sum(axis=1)
         np.reciprocal(total, out=conf[0, start:stop])
         if s_y is not None:
@@ -347,8 +348,7 @@ def fused_rows_tensor(
         top, prediction = s.max(dim=1, keepdim=True)
         s = s - top
         s_y = s.gather(1, labels[:, None])[:, 0]
-        s.clamp_(min=_EXP_FLOOR)
-        total = s.exp().sum(dim=1)
+        total = s.clamp(min=_EXP_FLOOR).exp().sum(dim=1)  # s stays unclamped (fused_rows)
         before = (total.reciprocal(), total.log() - s_y)
         t = s.mul_(inv_t).clamp_(min=_EXP_FLOOR)
         e = t.exp()
