@@ -284,6 +284,31 @@ def test_analyze_start_matches_ensemble_start(small_zoo, tmp_path):
     )
 
 
+def test_greedy_chosen_before_the_pass_equals_greedy_chosen_after_it(tmp_path):
+    """By default analyze chooses greedy before its evaluation pass and takes every
+    prefix's evaluation accuracy from the pass (stage ``selection``); with a --pool it
+    chooses after the pass and reads the evaluation rows itself, as ``zoolens ensemble``
+    does. Same pool (every model): greedy.csv byte for byte, and the summary's greedy."""
+    zoo = _zoo(tmp_path / "zoo", models=6, n=400, c=5)
+    pool = ",".join(f"m{m}" for m in range(6))
+    runs = {
+        "early": ["analyze", str(zoo.path), "--base", "m1"],
+        "late": ["analyze", str(zoo.path), "--base", "m1", "--pool", pool],
+        "ensemble": ["ensemble", str(zoo.path), "--start", "m1"],
+    }
+    for name, args in runs.items():
+        result = runner.invoke(
+            app, ["--quiet", *args, "--max-steps", "7", "--out", str(tmp_path / name)]
+        )
+        assert result.exit_code == 0, result.output
+    early = (tmp_path / "early" / "greedy.csv").read_bytes()
+    assert early == (tmp_path / "late" / "greedy.csv").read_bytes()
+    assert early == (tmp_path / "ensemble" / "greedy.csv").read_bytes()
+    summaries = [json.loads((tmp_path / n / "summary.json").read_text()) for n in ("early", "late")]
+    assert summaries[0]["headline"]["greedy"] == summaries[1]["headline"]["greedy"]
+    assert "selection" in summaries[0]["timings_s"]
+
+
 @pytest.mark.parametrize(
     "start, message",
     [

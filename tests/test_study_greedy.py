@@ -196,5 +196,42 @@ def test_lazy_pool_selection_equals_the_in_memory_selection():
         np.testing.assert_array_equal(lazy.evaluation_correct, eager.evaluation_correct)
 
 
+def test_prefixes_from_the_evaluation_pass_equal_the_selection_s_own():
+    """analyze reports each greedy prefix from the evaluation pass's calibrated rows
+    (study.stream.greedy_prefix_correct, row blocks side by side); the selection reading
+    its evaluation rows itself (greedy_forward_selection) gives the same correctness,
+    repeats and ties included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from zoolens.measure.fused import fused_rows
+    from zoolens.study.stream import greedy_prefix_correct
+
+    rng = np.random.default_rng(5)
+    m, n, c = 6, 301, 9
+    z = (rng.normal(size=(m, n, c)) * 2).astype(np.float16)
+    z[:, :, 3] += 1.0
+    z[:, :40] = z[0, :40]  # identical rows: ties in every running sum
+    labels = rng.integers(0, c, n)
+    cal, ev = np.arange(0, n, 3), np.setdiff1d(np.arange(n), np.arange(0, n, 3))
+    temperatures = [0.7 + 0.15 * k for k in range(m)]
+    sources = [_Source(z[k], temperatures[k], "probs") for k in range(m)]
+    result = greedy_forward_selection(
+        [s[np.arange(n)] for s in sources],
+        labels,
+        start=2,
+        pool=range(m),
+        max_steps=8,
+        calibration_index=cal,
+        evaluation_index=ev,
+    )
+    assert len(set(result.members)) < len(result.members)  # a repeat is exercised
+    block = np.stack(
+        [fused_rows(z[k][ev], labels[ev], temperatures[k]).ensemble_input for k in range(m)]
+    )
+    with ThreadPoolExecutor(2) as pool:
+        got = greedy_prefix_correct(block, result.members, labels[ev], pool.map)
+    np.testing.assert_array_equal(got, result.evaluation_correct)
+
+
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])

@@ -20,7 +20,8 @@ conversion, Fig. 2 and 10), Sec. 4.5 (greedy selection, Fig. 5), App. Fig. 11 (i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -423,20 +424,23 @@ class _EvaluationSum:
     ``add_rows`` (a zoo reader) adds them in blocks, never holding them whole; otherwise the
     last added model's rows are kept, as repeats are often consecutive."""
 
-    def __init__(self, probs: Any, rows: np.ndarray, num_classes: int):
+    def __init__(self, probs: Any, rows: np.ndarray, num_classes: int, labels: np.ndarray):
         self.probs, self.rows = probs, rows
+        self.labels = labels[rows]
         self.total = np.zeros((len(rows), num_classes))
         self.cached: tuple[int, np.ndarray] | None = None
 
-    def add(self, k: int) -> None:
+    def add(self, k: int) -> np.ndarray:
+        """Add model k; the (n,) correctness of the ensemble so far on these rows."""
         source = self.probs[k]
         add_rows = getattr(source, "add_rows", None)
         if add_rows is not None:
             add_rows(self.total, self.rows)
-            return
-        if self.cached is None or self.cached[0] != k:
-            self.cached = (k, _rows(source, self.rows))
-        self.total += self.cached[1]
+        else:
+            if self.cached is None or self.cached[0] != k:
+                self.cached = (k, _rows(source, self.rows))
+            self.total += self.cached[1]
+        return correctness(self.total.argmax(axis=1), self.labels)
 
 
 def _nothing(x: np.ndarray) -> None:
@@ -703,17 +707,63 @@ def greedy_forward_selection(
     total = np.array(first, dtype=np.float64)
     after_use(first)
 
-    ev_sum: _EvaluationSum | None = None
-    ev_labels = labels[:0]  # the evaluation rows' labels (none without evaluation_index)
-    if evaluation_index is not None:
-        ev_labels = labels[evaluation_index]
-        ev_sum = _EvaluationSum(probs, evaluation_index, total.shape[1])
-        ev_sum.add(int(start))
-    members = [int(start)]
+    # The evaluation rows are only reported, never used to choose: each chosen model is added
+    # to their running sum on a thread of its own while the next step is being scored (in
+    # the order chosen, one at a time: the same sums as adding them in the loop).
+    with ThreadPoolExecutor(max_workers=1) as reporter:
+        ev_pending: list[Future[np.ndarray]] = []
+        ev_sum = (
+            None
+            if evaluation_index is None
+            else _EvaluationSum(probs, evaluation_index, total.shape[1], labels)
+        )
+        if ev_sum is not None:
+            ev_pending.append(reporter.submit(ev_sum.add, int(start)))
+        members = [int(start)]
+        cal_right = [int(correctness(total.argmax(axis=1), cal_labels).sum())]
+        for chosen, right in _greedy_steps(
+            scorer, total, cal_labels, int(start), pool_arr, num_models, max_steps, costs, budget
+        ):
+            after_use(scorer.cand[int(np.searchsorted(pool_arr, chosen))])
+            members.append(chosen)
+            cal_right.append(right)
+            if ev_sum is not None:
+                ev_pending.append(reporter.submit(ev_sum.add, chosen))
+            if on_step is not None:
+                on_step(1)
+        ev_right = [job.result() for job in ev_pending]
+
+    cal_correct = np.asarray(cal_right, dtype=np.int64)
+    best_step = int(np.argmax(cal_correct))  # argmax: earliest among equal counts
+    ev_correct = np.stack(ev_right) if ev_right else None
+    return GreedyResult(
+        members=members,
+        calibration_correct=cal_correct,
+        calibration_accuracy=cal_correct / n_cal,
+        evaluation_accuracy=None if ev_correct is None else ev_correct.mean(axis=1),
+        best_step=best_step,
+        kept=best_step + 1,
+        evaluation_correct=ev_correct,
+    )
+
+
+def _greedy_steps(
+    scorer: _CandidateScorer,
+    total: np.ndarray,
+    cal_labels: np.ndarray,
+    start: int,
+    pool_arr: np.ndarray,
+    num_models: int,
+    max_steps: int,
+    costs: np.ndarray | None,
+    budget: np.ndarray | None,
+) -> Iterator[tuple[int, int]]:
+    """:func:`greedy_forward_selection`'s steps from ``start`` on the choosing rows: yields
+    each chosen model and the right answers of the ensemble with it, after adding it to
+    ``total`` (the caller releases the candidate's pages before the next step)."""
     times_chosen = np.zeros(num_models, dtype=np.int64)
     times_chosen[start] = 1
-    cal_right = [int(correctness(total.argmax(axis=1), cal_labels).sum())]
-    ev_right = [] if ev_sum is None else [correctness(ev_sum.total.argmax(axis=1), ev_labels)]
+    n_cal = len(cal_labels)
 
     fits = None
     if costs is not None:
@@ -731,7 +781,7 @@ def greedy_forward_selection(
             fits = np.all(spent + extra <= limit, axis=1)
             if not fits.any():
                 break
-        right = np.zeros(len(pool), dtype=np.int64)
+        right = np.zeros(len(pool_arr), dtype=np.int64)
         scorer.begin_step(total)
         for lo in range(0, n_cal, scorer.chunk):
             hi = min(n_cal, lo + scorer.chunk)
@@ -749,25 +799,5 @@ def greedy_forward_selection(
             add_to(total)
         else:
             total += scorer.cand[pick]
-        after_use(scorer.cand[pick])
-        members.append(chosen)
         times_chosen[chosen] += 1
-        cal_right.append(int(right[pick]))
-        if ev_sum is not None:
-            ev_sum.add(chosen)
-            ev_right.append(correctness(ev_sum.total.argmax(axis=1), ev_labels))
-        if on_step is not None:
-            on_step(1)
-
-    cal_correct = np.asarray(cal_right, dtype=np.int64)
-    best_step = int(np.argmax(cal_correct))  # argmax: earliest among equal counts
-    ev_correct = None if ev_sum is None else np.stack(ev_right)
-    return GreedyResult(
-        members=members,
-        calibration_correct=cal_correct,
-        calibration_accuracy=cal_correct / n_cal,
-        evaluation_accuracy=None if ev_correct is None else ev_correct.mean(axis=1),
-        best_step=best_step,
-        kept=best_step + 1,
-        evaluation_correct=ev_correct,
-    )
+        yield chosen, int(right[pick])

@@ -46,6 +46,7 @@ through ``Zoo.scores`` with the remaining mass spread evenly over the other clas
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,13 @@ from zoolens.study.assemble import (
 )
 from zoolens.study.bootstrap import Resamples
 from zoolens.study.budget import Budget, pareto_summary, pareto_table, parse_budget
-from zoolens.study.greedy import GreedySkipped, Selection
+from zoolens.study.greedy import (
+    GreedyOutcome,
+    GreedySkipped,
+    Selection,
+    step_members,
+    with_evaluation,
+)
 from zoolens.study.headline import greedy_summary, headline, ranked_sidekicks
 from zoolens.study.inputs import (
     DEFAULT_MEMORY_BUDGET,
@@ -259,6 +266,15 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class EarlySelection:
+    """Stage ``selection``: the pool and the greedy selection made on the calibration split
+    before the evaluation pass (its evaluation columns filled by the pass)."""
+
+    pool_names: list[str]
+    selection: Selection
+
+
+@dataclass(frozen=True)
 class Evaluated:
     """Stages ``temperatures`` and ``evaluation``: temperatures, the models table, the
     evaluation plan and the frozen pass."""
@@ -296,8 +312,10 @@ def _run_analysis(
     inputs = prepared.inputs
     with timer.stage("temperatures"):
         calibration, models = stage_temperatures(inputs, options)
+    with timer.stage("selection"):
+        early = stage_selection(inputs, calibration, models, options, prepared.budget)
     with timer.stage("evaluation"):
-        plan, evaluation = stage_evaluation(inputs, calibration, options)
+        plan, evaluation = stage_evaluation(inputs, calibration, options, early)
     evaluated = Evaluated(calibration, models, plan, evaluation)
     with timer.stage("tables"):
         built, sidekicks = stage_tables(inputs, evaluated, options, prepared.budget)
@@ -306,7 +324,7 @@ def _run_analysis(
     with timer.stage("drilldown"):
         drilldown = stage_drilldown(prepared.zoo, inputs, calibration, options, sidekicks)
     with timer.stage("greedy"):
-        chosen = stage_greedy(inputs, evaluated, built, options, prepared.budget)
+        chosen = stage_greedy(inputs, evaluated, built, options, prepared.budget, early)
     with timer.stage("headline"):
         summary = stage_headline(prepared, evaluated, built, sidekicks, chosen, options)
     shift_result = None
@@ -368,11 +386,41 @@ def stage_temperatures(
     return calibration, models
 
 
+def stage_selection(
+    inputs: ZooInputs,
+    calibration: Calibration,
+    models: pd.DataFrame,
+    options: AnalyzeOptions,
+    budget: Budget | None,
+) -> EarlySelection | None:
+    """Stage 3: the greedy selection on the calibration split, before the evaluation pass,
+    which then reports every prefix on the evaluation split from the calibrated rows it
+    computes anyway (``study.stream.greedy_prefix_correct``) instead of this stage reading
+    and calibrating each added model's evaluation rows again. None (the whole selection
+    then runs in the greedy stage, after the pass, with the same results) where the
+    selection needs the pass: a ``--pool`` (it may filter on measured columns), no
+    calibration split (cross-fitted on the evaluation examples), or ``--combine logits``
+    (the pass's calibrated logits are z·(1/T), the selection's z/T)."""
+    if options.pool is not None or not inputs.calibrated or options.combine != "probs":
+        return None
+    pool_names, selection = select_greedy(
+        inputs, calibration, models, options, optional=True, budget=budget, evaluate=False
+    )
+    return EarlySelection(pool_names, selection)
+
+
 def stage_evaluation(
-    inputs: ZooInputs, calibration: Calibration, options: AnalyzeOptions
+    inputs: ZooInputs,
+    calibration: Calibration,
+    options: AnalyzeOptions,
+    early: EarlySelection | None = None,
 ) -> tuple[stream.EvalPlan, stream.EvalPass]:
-    """Stage 3: the evaluation pass (``study.stream``)."""
-    plan = evaluation_plan(inputs, options)
+    """Stage 4: the evaluation pass (``study.stream``), with the prefixes of a greedy
+    selection made before it."""
+    steps: tuple[int, ...] = ()
+    if early is not None and isinstance(early.selection, GreedyOutcome):
+        steps = tuple(inputs.names.index(name) for name in step_members(early.selection))
+    plan = dataclasses.replace(evaluation_plan(inputs, options), greedy_steps=steps)
     return plan, stream.run_eval_pass(inputs, calibration, plan)
 
 
@@ -433,11 +481,19 @@ def stage_greedy(
     built: Tables,
     options: AnalyzeOptions,
     budget: Budget | None,
+    early: EarlySelection | None = None,
 ) -> Chosen:
-    """Stage 7: greedy selection, its tables, and accuracy against cost (pareto.csv)."""
-    pool_names, selection = select_greedy(
-        inputs, evaluated.calibration, built.models, options, optional=True, budget=budget
-    )
+    """Stage 8: greedy selection (or the one of stage ``selection``, with the evaluation
+    pass's prefix results), its tables, and accuracy against cost (pareto.csv)."""
+    if early is None:
+        pool_names, selection = select_greedy(
+            inputs, evaluated.calibration, built.models, options, optional=True, budget=budget
+        )
+    else:
+        pool_names, selection = early.pool_names, early.selection
+        if isinstance(selection, GreedyOutcome):
+            assert evaluated.evaluation.greedy_correct is not None  # the pass had its steps
+            selection = with_evaluation(selection, evaluated.evaluation.greedy_correct)
     greedy_table, greedy_folds = greedy_tables(selection)
     pareto = pareto_table(
         inputs.names, inputs.cards, options.base, built.models, built.pairs, greedy_table, budget
@@ -618,6 +674,7 @@ def select_greedy(
     *,
     optional: bool = False,
     budget: Budget | None = None,
+    evaluate: bool = True,
 ) -> tuple[list[str], Selection]:
     """The pool ``options.pool`` selects from the models table, and the greedy selection
     over it from ``options.greedy_start``.
@@ -665,7 +722,7 @@ def select_greedy(
             *zoo_rows, start, pool_names, folds=options.folds, seed=options.seed, **common
         )
     return pool_names, run_selection(
-        *zoo_rows, start, pool_names, cal=inputs.cal, budget=budget, **common
+        *zoo_rows, start, pool_names, cal=inputs.cal, budget=budget, evaluate=evaluate, **common
     )
 
 

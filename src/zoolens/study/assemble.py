@@ -24,6 +24,7 @@ from zoolens.study.bootstrap import Resamples
 from zoolens.study.greedy import CrossFitOutcome, GreedySkipped, Selection
 from zoolens.study.inputs import Calibration, ZooInputs
 from zoolens.study.stream import EvalPass, InterpolationSpec, accumulate_interpolation
+from zoolens.study.threads import default_threads, model_workers
 
 RELIABILITY_BINS = 15
 TOPK_NOTE = (
@@ -133,12 +134,17 @@ def interpolation_curves(
     combine: str,
     memory_budget: int,
 ) -> None:
-    """A two-model pass over the evaluation split for curves chosen after the main pass."""
+    """A two-model pass over the evaluation split for curves chosen after the main pass:
+    example chunks side by side on a ``study.threads.model_workers`` pool (each chunk counts
+    its own right answers; whole numbers, so the sum does not depend on the order), each
+    ``1/threads`` of what ``memory_budget`` allows one chunk alone."""
     zoo = inputs.zoo
     models = sorted({spec.a for spec in specs} | {spec.b for spec in specs})
     position = {m: k for k, m in enumerate(models)}
-    chunk = max(1, memory_budget // (8 * inputs.num_classes * len(models)))
-    for start in range(0, len(inputs.ev), chunk):
+    threads = default_threads()
+    chunk = max(1, memory_budget // (8 * inputs.num_classes * len(models) * threads))
+
+    def count(start: int) -> list[np.ndarray]:
         rows = inputs.ev[start : start + chunk]
         block = np.stack(
             [
@@ -150,7 +156,14 @@ def interpolation_curves(
                 for m in models
             ]
         )
-        accumulate_interpolation(specs, block, position, inputs.labels[rows])
+        right = [np.zeros(len(spec.weights), dtype=np.int64) for spec in specs]
+        accumulate_interpolation(specs, block, position, inputs.labels[rows], right)
+        return right
+
+    with model_workers(threads) as workers:
+        for right in workers.map(count, range(0, len(inputs.ev), chunk)):
+            for spec, chunk_right in zip(specs, right):
+                spec.correct += chunk_right
 
 
 def interpolation_table(inputs: ZooInputs, specs: Sequence[InterpolationSpec]) -> pd.DataFrame:

@@ -23,6 +23,8 @@ never held whole.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -283,8 +285,14 @@ def run_selection(
     max_steps: int,
     memory_budget: int,
     budget: Any = None,
+    evaluate: bool = True,
 ) -> GreedyOutcome:
     """Choose on the calibration split, report on the evaluation split; see module doc.
+
+    ``evaluate=False``: the evaluation rows are not read here; the outcome's evaluation
+    accuracies are NaN until :func:`with_evaluation` adds each step's correctness on them
+    (``analyze`` takes it from its evaluation pass, ``study.stream``, which has every
+    model's calibrated evaluation rows in hand).
 
     Decision-only models in the pool are left out (and returned in ``excluded``); a pool left
     empty, or a decision-only start, is a ZoolensError. A pool whose calibration rows exceed
@@ -343,6 +351,8 @@ def run_selection(
     )
     if budget is not None:
         select.update(costs=budget.costs[[index[name] for name in used]], budget=budget.limits)
+    if not evaluate:
+        select["evaluation_index"] = None
     with (
         model_workers() as workers,
         progress_bar(max_steps, "greedy selection", "steps") as advance,
@@ -359,7 +369,6 @@ def run_selection(
     chosen = [used[k] for k in result.members]
     steps = len(chosen)
     kept = int(result.kept)
-    evaluation = np.asarray(result.evaluation_accuracy, dtype=np.float64)
     table = pd.DataFrame(
         {
             "start": start,
@@ -367,21 +376,48 @@ def run_selection(
             "added": chosen,
             "members": [";".join(chosen[: s + 1]) for s in range(steps)],
             "calibration_acc": np.asarray(result.calibration_accuracy, dtype=np.float64),
-            "evaluation_acc": evaluation,
+            "evaluation_acc": np.nan,
             "kept": np.arange(steps) < kept,
         }
     )[GREEDY_COLUMNS]
-    assert result.evaluation_correct is not None  # the evaluation rows were given
-    return GreedyOutcome(
+    outcome = GreedyOutcome(
         table=table,
         members=chosen[:kept],
         calibration_acc=float(table["calibration_acc"].iloc[kept - 1]),
-        evaluation_acc=float(evaluation[kept - 1]),
-        start_evaluation_acc=float(evaluation[0]),
+        evaluation_acc=math.nan,
+        start_evaluation_acc=math.nan,
         excluded=excluded,
         recomputed=stage,
-        evaluation_correct=result.evaluation_correct[kept - 1],
-        start_evaluation_correct=result.evaluation_correct[0],
+    )
+    if result.evaluation_correct is None:  # evaluate=False
+        return outcome
+    return with_evaluation(outcome, result.evaluation_correct)
+
+
+def step_members(outcome: GreedyOutcome) -> list[str]:
+    """The model added at each step (step 0: the start), repeats included: the order in which
+    the evaluation rows' running sum adds them (:func:`with_evaluation`)."""
+    return [str(name) for name in outcome.table["added"]]
+
+
+def with_evaluation(outcome: GreedyOutcome, correct: np.ndarray) -> GreedyOutcome:
+    """``outcome`` with its evaluation columns: ``correct`` (steps, N_eval) bool, whether the
+    ensemble of each prefix (argmax of the float64 running sum of the members' calibrated
+    evaluation rows, lowest index on ties) gets each evaluation example right."""
+    correct = np.asarray(correct, dtype=bool)
+    if correct.shape[0] != len(outcome.table):
+        raise ValueError(f"{correct.shape[0]} steps of correctness for {len(outcome.table)}")
+    kept = int(outcome.table["kept"].sum())
+    evaluation = correct.mean(axis=1, dtype=np.float64)
+    table = outcome.table.copy()
+    table["evaluation_acc"] = evaluation
+    return dataclasses.replace(
+        outcome,
+        table=table,
+        evaluation_acc=float(evaluation[kept - 1]),
+        start_evaluation_acc=float(evaluation[0]),
+        evaluation_correct=correct[kept - 1],
+        start_evaluation_correct=correct[0],
     )
 
 

@@ -18,6 +18,7 @@ __all__ = ["OPTIONAL_STAGES", "STAGES", "StageTimer", "describe"]
 STAGES: tuple[str, ...] = (
     "inputs",
     "temperatures",
+    "selection",
     "evaluation",
     "tables",
     "interpolation",

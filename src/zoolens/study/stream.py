@@ -25,6 +25,7 @@ from zoolens.measure import topk
 from zoolens.measure.agreement import correctness
 from zoolens.measure.calibration import negative_log_likelihood, top1_confidence
 from zoolens.measure.fused import fused_rows
+from zoolens.measure.stats import resampled_sums
 from zoolens.measure.ensemble import (
     EnsembleCounts,
     all_pair_ensemble_correct,
@@ -78,6 +79,8 @@ class EvalPass:
     majority_right: int = 0
     interpolation: list[InterpolationSpec] = field(default_factory=list)
     prune: topk.PruneStats = field(default_factory=topk.PruneStats)
+    # (steps, N_eval) bool: each greedy prefix right (EvalPlan.greedy_steps), or None
+    greedy_correct: np.ndarray | None = None
     chunk_seconds: list[float] = field(default_factory=list)  # eval_chunk wall, chunk order
 
 
@@ -106,6 +109,9 @@ class EvalPlan:
     threads: int | None = None  # model threads (None: the CPU cores; see model_workers)
     ray: bool = False  # chunks as Ray tasks (study.distributed)
     ray_address: str | None = None
+    # A greedy selection made before the pass: the zoo index of the model added at each
+    # step (start first, repeats included); the pass reports each prefix on its rows.
+    greedy_steps: tuple[int, ...] = ()
 
 
 @dataclass
@@ -136,6 +142,8 @@ class ChunkContext:
     exact_topk: bool
     interpolation: list[InterpolationSpec]
     counts: np.ndarray | None  # (B, N_eval) bootstrap weights (Resamples.counts)
+    counts_int8: np.ndarray | None  # the same as int8 (Resamples.counts_int8) or None
+    greedy_steps: tuple[int, ...]  # EvalPlan.greedy_steps
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -178,6 +186,7 @@ class ChunkResult:
     sums: dict[str, np.ndarray] = field(default_factory=dict)  # PassSums field -> (B, K)
     interpolation: list[np.ndarray] = field(default_factory=list)
     prune: topk.PruneStats = field(default_factory=topk.PruneStats)
+    greedy_correct: np.ndarray | None = None  # (steps, n) bool
     seconds: float = 0.0  # wall time of eval_chunk (the per-block time a cluster scales)
 
 
@@ -222,6 +231,8 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         exact_topk=plan.exact_topk,
         interpolation=list(plan.interpolation),
         counts=plan.resamples.counts,
+        counts_int8=plan.resamples.counts_int8,
+        greedy_steps=tuple(plan.greedy_steps),
     )
 
 
@@ -320,6 +331,10 @@ def merge_chunk(
         out.sums.add(name, block)
     for spec, correct in zip(out.interpolation, result.interpolation):
         spec.correct += correct
+    if result.greedy_correct is not None:
+        if out.greedy_correct is None:
+            out.greedy_correct = np.zeros((len(result.greedy_correct), out.num_examples), bool)
+        out.greedy_correct[:, columns] = result.greedy_correct
     out.prune.entries += result.prune.entries
     out.prune.tier1_open += result.prune.tier1_open
     out.prune.fallbacks += result.prune.fallbacks
@@ -350,6 +365,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     r = ctx.correct[:, columns]
     xor = r[ctx.a_idx] ^ r[ctx.b_idx]
     counts = None if ctx.counts is None else ctx.counts[:, columns]
+    counts_int8 = None if ctx.counts_int8 is None else ctx.counts_int8[:, columns]
     result = ChunkResult(
         start=start,
         stop=stop,
@@ -366,9 +382,8 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         # Resamples.chunk_sums on this chunk's weights (see study.bootstrap), left in float32:
         # PassSums.add converts each entry exactly as it adds it, with no (B, K) float64
         # copy per statistic and chunk (0.4 GB each at 100 resamples x 499,500 pairs).
-        values = np.asarray(values)
         assert counts is not None  # called only with bootstrap weights
-        return counts @ values.astype(np.float32).T
+        return resampled_sums(counts, values, counts_int8)
 
     if counts is not None:
         result.sums["accuracy"] = chunk_sums(r)
@@ -409,8 +424,12 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
 
     # Models in parallel, one thread each (every model writes its own rows).
     list(workers.map(model_rows, range(len(scored)), scored))
-    result.all_models_right = int(correctness(block.mean(axis=0).argmax(axis=1), y).sum())
+    result.all_models_right = int(correctness(all_model_predictions(block, workers.map), y).sum())
     position = {int(m): k for k, m in enumerate(scored)}
+    if ctx.greedy_steps:
+        result.greedy_correct = greedy_prefix_correct(
+            block, [position[m] for m in ctx.greedy_steps], y, workers.map
+        )
     result.interpolation = [
         np.zeros(len(spec.weights), dtype=np.int64) for spec in ctx.interpolation
     ]
@@ -440,6 +459,49 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         result.sums["converted"] = chunk_sums(ens & (ra ^ rb))
         result.sums["neither_converted"] = chunk_sums(ens & ~ra & ~rb)
     return result
+
+
+def all_model_predictions(block: np.ndarray, parallel_map: Any = map) -> np.ndarray:
+    """argmax of ``block.mean(axis=0)`` (the all-model ensemble on one chunk), in row blocks
+    side by side on ``parallel_map``: each entry's mean adds the models in model order
+    whichever rows a block holds, so the bits are those of the whole-array mean."""
+    num_rows = block.shape[1]
+    out = np.empty(num_rows, dtype=np.int64)
+    step = max(1, -(-num_rows // 8))
+
+    def rows(lo: int) -> None:
+        out[lo : lo + step] = block[:, lo : lo + step].mean(axis=0).argmax(axis=1)
+
+    for _ in parallel_map(rows, range(0, num_rows, step)):
+        pass
+    return out
+
+
+def greedy_prefix_correct(
+    block: np.ndarray, steps: Sequence[int], y: np.ndarray, parallel_map: Any = map
+) -> np.ndarray:
+    """(steps, n) bool: is each greedy prefix right on each example of one chunk.
+
+    ``steps``: the rows of ``block`` added at each step (the start first, repeats
+    included). The prefix's ensemble is the argmax (lowest index on ties) of the float64
+    running sum of those calibrated rows, added in step order: the arithmetic of
+    ``measure.ensemble.greedy_forward_selection`` on its evaluation rows, on the same
+    values (``measure.fused``: the pass's calibrated rows are ``calibrated_inputs``' bit
+    for bit), so the same answers. Row blocks run side by side on ``parallel_map``."""
+    num_rows = block.shape[1]
+    out = np.empty((len(steps), num_rows), dtype=bool)
+    step = max(1, -(-num_rows // 8))
+
+    def rows(lo: int) -> None:
+        hi = min(num_rows, lo + step)
+        total = np.zeros((hi - lo, block.shape[2]))
+        for index, k in enumerate(steps):
+            total += block[k, lo:hi]
+            out[index, lo:hi] = correctness(total.argmax(axis=1), y[lo:hi])
+
+    for _ in parallel_map(rows, range(0, num_rows, step)):
+        pass
+    return out
 
 
 def derive_pair_sums(sums: PassSums, a: np.ndarray, b: np.ndarray, best: np.ndarray) -> None:
