@@ -131,15 +131,6 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-# Options that several commands take, declared once (the same help everywhere).
-RAY_ADDRESS = typer.Option(
-    None,
-    "--ray-address",
-    metavar="ADDRESS",
-    help="Ray cluster to connect to (implies --ray), e.g. auto or ray://head:10001.",
-)
-
-
 def gib_to_bytes(gib: float, option: str = "--memory-gb") -> int:
     """A memory size given in GiB as bytes; ZoolensError for inf, NaN or a non-positive
     value (the range itself is checked where the budget is used)."""

@@ -16,7 +16,6 @@ import pandas as pd
 import typer
 
 from zoolens.cli._app import (
-    RAY_ADDRESS,
     app,
     gib_to_bytes,
     handle_errors,
@@ -24,6 +23,7 @@ from zoolens.cli._app import (
     parse_model_pairs,
     refuse_inside_zoo,
 )
+from zoolens.cli import options as opt
 from zoolens.measure.shift import MIN_R2_POINTS
 from zoolens.progress import terminal_text
 from zoolens.study import stages
@@ -42,27 +42,15 @@ def analyze(
     out: Path = typer.Option(
         ..., "--out", help="Folder for the tables (CSV, Parquet) and summary.json."
     ),
-    pool: str = typer.Option(
-        None,
-        "--pool",
-        help="Greedy-search candidates: a filter on "
-        'models.csv such as "accuracy<0.78" (<, <=, >, >=, ==, !=, '
-        "joined by 'and') or a comma list of names. Default: all models "
-        "with probabilities.",
-    ),
+    pool: opt.Pool = None,
     start: str = typer.Option(
         None,
         "--start",
         help="The model the greedy ensemble starts "
         "from (as `zoolens ensemble --start`; default: --base).",
     ),
-    max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
-    combine: str = typer.Option(
-        "probs",
-        "--combine",
-        help="Ensemble by averaging calibrated "
-        "'probs' (default) or calibrated 'logits' (the paper's Fig. 11).",
-    ),
+    max_steps: opt.MaxSteps = 25,
+    combine: opt.Combine = "probs",
     bootstrap: int = typer.Option(
         1000,
         "--bootstrap",
@@ -110,11 +98,7 @@ def analyze(
         "fixed at 1, greedy selection cross-fitted in --folds folds (what a zoo created with "
         "--calibration-fraction 0 gets anyway).",
     ),
-    folds: int = typer.Option(
-        5,
-        "--folds",
-        help="Folds of the cross-fitted greedy selection when there is no calibration split.",
-    ),
+    folds: opt.Folds = 5,
     ray: bool = typer.Option(
         False,
         "--ray",
@@ -122,7 +106,7 @@ def analyze(
         "evaluation pass's example chunks as Ray tasks (every node must "
         "see the zoo at the same path); tables identical to a local run.",
     ),
-    ray_address: str = RAY_ADDRESS,
+    ray_address: opt.RayAddress = None,
     pairs: str = typer.Option(
         "all",
         "--pairs",
@@ -218,19 +202,11 @@ def analyze(
 @handle_errors
 def ensemble(
     ctx: typer.Context,
-    zoo: Path = typer.Argument(..., help="The zoo folder."),
+    zoo: opt.ZooArgument,
     start: str = typer.Option(..., "--start", help="The model the ensemble starts from."),
-    pool: str = typer.Option(
-        None,
-        "--pool",
-        help="Candidates: a filter on models.csv such as "
-        '"accuracy<0.78" or a comma list of names (default: all models '
-        "with probabilities).",
-    ),
-    max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
-    combine: str = typer.Option(
-        "probs", "--combine", help="Average calibrated 'probs' or 'logits'."
-    ),
+    pool: opt.Pool = None,
+    max_steps: opt.MaxSteps = 25,
+    combine: opt.Combine = "probs",
     out: Path = typer.Option(
         None,
         "--out",
@@ -250,7 +226,7 @@ def ensemble(
         help="No calibration split: temperatures 1, members "
         "chosen by cross-fitting (chosen on k-1 folds, scored on the held-out fold).",
     ),
-    folds: int = typer.Option(5, "--folds", help="Cross-fitting folds."),
+    folds: opt.Folds = 5,
     seed: int = typer.Option(0, "--seed", help="Seed of the cross-fitting folds."),
 ) -> None:
     """Greedy forward ensemble selection alone (paper Sec. 4.5).

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from zoolens.cli._app import RAY_ADDRESS, app, handle_errors  # noqa: F401
+from zoolens.cli._app import app, handle_errors
+from zoolens.cli import options as opt
 from zoolens.errors import require_torch
 
 
@@ -24,29 +25,23 @@ def collect(
     ),
     data: Path = typer.Option(..., "--data", help="Image folder: DATA/<class name>/<image>."),
     zoo: Path = typer.Option(..., "--zoo", help="The zoo to add the models to."),
-    create: bool = typer.Option(False, "--create", help="Create the zoo if it does not exist."),
+    create: opt.CreateZoo = False,
     classes: Path = typer.Option(
         None,
         "--classes",
         help="Class list file (one name per line) fixing class order; "
         "default: the folder names sorted.",
     ),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per batch."),
+    batch_size: opt.BatchSize = 64,
     shard_size: int = typer.Option(
         None, "--shard-size", min=1, help="Examples per resumable shard (default 16 batches)."
     ),
     workers: int = typer.Option(
         None, "--workers", min=0, help="DataLoader worker processes (default: min(4, CPUs - 1))."
     ),
-    device: str = typer.Option(
-        "auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps."
-    ),
-    amp: bool = typer.Option(
-        None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA)."
-    ),
-    threads: int = typer.Option(
-        None, "--threads", min=1, help="torch CPU threads (pin it for bit-identical reruns)."
-    ),
+    device: opt.Device = "auto",
+    amp: opt.Amp = None,
+    threads: opt.TorchThreads = None,
     pretrained: bool = typer.Option(
         True,
         "--pretrained/--no-pretrained",
@@ -58,10 +53,8 @@ def collect(
         "--ray",
         help="Run (model x shard) jobs as Ray tasks (RAY_ADDRESS or a local cluster).",
     ),
-    ray_address: str = RAY_ADDRESS,
-    strict: bool = typer.Option(
-        False, "--strict", help="Stop at an undecodable image (default: skip and list it)."
-    ),
+    ray_address: opt.RayAddress = None,
+    strict: opt.StopAtBadImage = False,
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Reuse finished shards of an interrupted run (default)."
     ),

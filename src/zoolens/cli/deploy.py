@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from zoolens.cli._app import app, handle_errors, refuse_inside_zoo
+from zoolens.cli import options as opt
 from zoolens.errors import require_torch
 
 TRUST_CODE_HELP = (
@@ -111,23 +112,15 @@ def predict(
         "embeddings to this zoo (IMAGES/<class>/<image> with the "
         "ensemble's classes).",
     ),
-    create: bool = typer.Option(False, "--create", help="Create the --zoo if it does not exist."),
-    batch_size: int = typer.Option(
-        64, "--batch-size", min=1, help="Images per batch (as `zoolens collect`)."
-    ),
+    create: opt.CreateZoo = False,
+    batch_size: opt.BatchSize = 64,
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
-    device: str = typer.Option(
-        "auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps."
-    ),
-    amp: bool = typer.Option(
-        None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA)."
-    ),
-    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    device: opt.Device = "auto",
+    amp: opt.Amp = None,
+    threads: opt.TorchThreads = None,
     ray: bool = typer.Option(False, "--ray", help="Run members as Ray tasks (as collect)."),
-    ray_address: str = typer.Option(
-        None, "--ray-address", metavar="ADDRESS", help="Ray cluster to connect to (implies --ray)."
-    ),
-    strict: bool = typer.Option(False, "--strict", help="Stop at an undecodable image."),
+    ray_address: opt.RayAddress = None,
+    strict: opt.StopAtBadImage = False,
     trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
 ) -> None:
     """Run an exported ensemble on images and write per-image top-k classes and probabilities.

@@ -11,6 +11,7 @@ from typing import Any, Optional, overload
 import typer
 
 from zoolens.cli._app import app, handle_errors
+from zoolens.cli import options as opt
 from zoolens.errors import ZoolensError
 from zoolens.progress import terminal_text
 
@@ -388,7 +389,7 @@ def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
 @app.command("info")
 @handle_errors
 def info_cmd(
-    zoo: Path = typer.Argument(..., help="Zoo folder."),
+    zoo: opt.ZooArgument,
     base: Optional[str] = typer.Option(
         None, "--base", help="Show each model's category relative to this model."
     ),
@@ -473,7 +474,7 @@ def info_cmd(
 @app.command("remove")
 @handle_errors
 def remove_cmd(
-    zoo: Path = typer.Argument(..., help="Zoo folder."),
+    zoo: opt.ZooArgument,
     names: list[str] = typer.Argument(..., help="Model name(s) to remove."),
 ) -> None:
     """Remove models (their manifest entries, then their files) from a zoo.
@@ -491,7 +492,7 @@ def remove_cmd(
 
 @app.command("verify")
 @handle_errors
-def verify_cmd(zoo: Path = typer.Argument(..., help="Zoo folder.")) -> None:
+def verify_cmd(zoo: opt.ZooArgument) -> None:
     """Check the sha256 and format of every file in a zoo; exit 1 naming any bad file.
 
     Example: zoolens verify cifar.zoo
