@@ -415,9 +415,7 @@ def listed_pair_agreement(
     }
 
 
-def _pair_rates(
-    n11: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, n: int
-) -> dict[str, np.ndarray]:
+def _pair_rates(n11: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """EI, both right, both wrong and κ from a pair's exact counts: ``n11`` examples both get
     right, ``n_a`` and ``n_b`` each gets right, of ``n`` (broadcast: ``n_right[:, None]`` and
     ``n_right[None, :]`` for every pair, ``n_right[a]`` and ``n_right[b]`` for listed ones).
