@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperOption
@@ -54,10 +54,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info lines."),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     set_quiet(quiet)
 
