@@ -1,6 +1,6 @@
 """Options several commands take are declared once (``zoolens.cli.options``): each command that
 takes one shows the same flag, help text, value range and metavar, so the texts cannot drift
-apart again (before, --pool, --combine, --folds, --batch-size, --threads, --ray-address and
+apart again (before, --pool, --combine, --no-calibration, --folds, --batch-size, --threads, --ray-address and
 --strict each had two wordings)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ SHARED = [
     ("--pool", ("analyze", "ensemble")),
     ("--max-steps", ("analyze", "ensemble")),
     ("--combine", ("analyze", "ensemble")),
+    ("--no-calibration", ("analyze", "ensemble")),
     ("--folds", ("analyze", "ensemble")),
     ("--batch-size", ("collect", "predict")),
     ("--device", ("collect", "predict")),

@@ -110,15 +110,7 @@ def analyze(
             "(same results, slower; for checking).",
         ),
     ] = False,
-    no_calibration: Annotated[
-        bool,
-        typer.Option(
-            "--no-calibration",
-            help="Measure everything on all examples: temperatures "
-            "fixed at 1, greedy selection cross-fitted in --folds folds (what a zoo created with "
-            "--calibration-fraction 0 gets anyway).",
-        ),
-    ] = False,
+    no_calibration: opt.NoCalibration = False,
     folds: opt.Folds = 5,
     ray: Annotated[
         bool,
@@ -254,14 +246,7 @@ def ensemble(
             "lazily, recomputed from the zoo on demand.",
         ),
     ] = 1.0,
-    no_calibration: Annotated[
-        bool,
-        typer.Option(
-            "--no-calibration",
-            help="No calibration split: temperatures 1, members "
-            "chosen by cross-fitting (chosen on k-1 folds, scored on the held-out fold).",
-        ),
-    ] = False,
+    no_calibration: opt.NoCalibration = False,
     folds: opt.Folds = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the cross-fitting folds.")] = 0,
 ) -> None:

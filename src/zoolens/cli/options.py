@@ -36,6 +36,15 @@ Combine = Annotated[
         "paper's Fig. 11).",
     ),
 ]
+NoCalibration = Annotated[
+    bool,
+    typer.Option(
+        "--no-calibration",
+        help="No calibration split: measure on all examples with temperatures fixed at 1 and "
+        "cross-fit the greedy selection in --folds folds (chosen on k-1 folds, scored on the "
+        "held-out one); what a zoo created with --calibration-fraction 0 gets anyway.",
+    ),
+]
 Folds = Annotated[
     int,
     typer.Option(
