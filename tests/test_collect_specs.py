@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from zoolens.collect.specs import ModelEntry, load_model, read_model_list, split_spec
@@ -135,3 +137,15 @@ def test_torchscript_spec(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ZoolensError, match="cannot load TorchScript"):
         load_model(ModelEntry(spec=f"torchscript:{tmp_path / 'junk.pt'}", name="x"))
+
+
+@pytest.mark.parametrize("prefix, library", [("timm", "timm"), ("open_clip", "open_clip")])
+def test_missing_model_library_is_one_line_naming_model_and_extra(monkeypatch, prefix, library):
+    """A timm: or open_clip: spec without its library: one ZoolensError naming the model and
+    the extra to install (sys.modules[name] = None makes the import fail as where it is absent)."""
+    monkeypatch.setitem(sys.modules, library, None)
+    with pytest.raises(ZoolensError) as info:
+        load_model(ModelEntry(spec=f"{prefix}:resnet18", name="r"))
+    assert str(info.value) == (
+        f"model {prefix}:resnet18: {library} is not installed (pip install 'zoolens[models]')"
+    )

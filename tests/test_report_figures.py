@@ -310,6 +310,35 @@ def test_one_panel_figure_when_half_its_data_are_absent(results):
     close_figure(out)
 
 
+@pytest.mark.parametrize(
+    "function, left, right, what",
+    [
+        (F.fig6_feature_combination, "probe", "diversity", "feature combination"),
+        (F.fig7_transfer, "stacking", "transfer", "downstream"),
+    ],
+)
+def test_two_panel_figures_name_the_missing_panel_or_skip(results, function, left, right, what):
+    """Either table of a two-panel figure absent: one panel and a note naming the other; both
+    absent: the figure is skipped naming both."""
+    from copy import copy
+
+    expected = {
+        left: f"{what}: {left}.csv absent, left panel left out",
+        right: f"{what}: {right}.csv absent, right panel left out",
+    }
+    for gone in (left, right):
+        partial = copy(results)
+        partial.tables = {k: v for k, v in results.tables.items() if k != gone}
+        out = function(partial)
+        assert out.notes == [expected[gone]]
+        assert len(out.figure.axes) == 1
+        close_figure(out)
+    partial = copy(results)
+    partial.tables = {k: v for k, v in results.tables.items() if k not in (left, right)}
+    with pytest.raises(F.FigureSkipped, match=f"^{left}.csv and {right}.csv absent or empty$"):
+        function(partial)
+
+
 def test_pairs_without_the_base_skip_pair_figures(results):
     from copy import copy
 

@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperOption
@@ -54,10 +54,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info lines."),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     set_quiet(quiet)
 
@@ -129,15 +134,6 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(missing_extra_message(f"zoolens {func.__name__.rstrip('_')}", root))
 
     return wrapper
-
-
-# Options that several commands take, declared once (the same help everywhere).
-RAY_ADDRESS = typer.Option(
-    None,
-    "--ray-address",
-    metavar="ADDRESS",
-    help="Ray cluster to connect to (implies --ray), e.g. auto or ray://head:10001.",
-)
 
 
 def gib_to_bytes(gib: float, option: str = "--memory-gb") -> int:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import typer
 
 from zoolens.cli._app import (
-    RAY_ADDRESS,
     app,
     gib_to_bytes,
     handle_errors,
@@ -24,6 +23,7 @@ from zoolens.cli._app import (
     parse_model_pairs,
     refuse_inside_zoo,
 )
+from zoolens.cli import options as opt
 from zoolens.measure.shift import MIN_R2_POINTS
 from zoolens.progress import terminal_text
 from zoolens.study import stages
@@ -33,125 +33,131 @@ from zoolens.study import stages
 @handle_errors
 def analyze(
     ctx: typer.Context,
-    zoo: Path = typer.Argument(..., help="The zoo folder (made by `zoolens import` or `collect`)."),
-    base: str = typer.Option(
-        ...,
-        "--base",
-        help="The base model every other one is compared with (the paper's ResNet-50).",
-    ),
-    out: Path = typer.Option(
-        ..., "--out", help="Folder for the tables (CSV, Parquet) and summary.json."
-    ),
-    pool: str = typer.Option(
-        None,
-        "--pool",
-        help="Greedy-search candidates: a filter on "
-        'models.csv such as "accuracy<0.78" (<, <=, >, >=, ==, !=, '
-        "joined by 'and') or a comma list of names. Default: all models "
-        "with probabilities.",
-    ),
-    start: str = typer.Option(
-        None,
-        "--start",
-        help="The model the greedy ensemble starts "
-        "from (as `zoolens ensemble --start`; default: --base).",
-    ),
-    max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
-    combine: str = typer.Option(
-        "probs",
-        "--combine",
-        help="Ensemble by averaging calibrated "
-        "'probs' (default) or calibrated 'logits' (the paper's Fig. 11).",
-    ),
-    bootstrap: int = typer.Option(
-        1000,
-        "--bootstrap",
-        help="Bootstrap resamples for confidence intervals and paired tests (0: none).",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
-    interpolate: list[str] = typer.Option(
-        None,
-        "--interpolate",
-        help="A,B: weight and "
-        "class-aware interpolation curve for this pair "
-        "(repeatable; default: base with its best sidekick).",
-    ),
-    chunk_size: int = typer.Option(
-        None, "--chunk-size", help="Examples per streamed chunk (default: from --memory-gb)."
-    ),
-    memory_gb: float = typer.Option(
-        1.0,
-        "--memory-gb",
-        help="Memory budget (GiB) "
-        "for calibrated probabilities held at once: streamed "
-        "chunks and the greedy candidates (a larger pool is "
-        "held lazily, recomputed from the zoo on demand).",
-    ),
-    budget: str = typer.Option(
-        None,
-        "--budget",
-        help="Inference cost limit per example, in "
-        "the cards' units: gflops=8, gmacs=4, mparams=50, params=…, "
-        "latency_ms=20 (comma-join several). The best sidekick and greedy "
-        "selection then only consider ensembles whose summed cost (over "
-        "distinct members) fits; models without a cost are left out.",
-    ),
-    full_rows: bool = typer.Option(
-        False,
-        "--full-rows",
-        help="Compute pair ensembles on full "
-        "probability rows instead of the exact top-k kernel "
-        "(same results, slower; for checking).",
-    ),
-    no_calibration: bool = typer.Option(
-        False,
-        "--no-calibration",
-        help="Measure everything on all examples: temperatures "
-        "fixed at 1, greedy selection cross-fitted in --folds folds (what a zoo created with "
-        "--calibration-fraction 0 gets anyway).",
-    ),
-    folds: int = typer.Option(
-        5,
-        "--folds",
-        help="Folds of the cross-fitted greedy selection when there is no calibration split.",
-    ),
-    ray: bool = typer.Option(
-        False,
-        "--ray",
-        help="Run the temperature fits and the "
-        "evaluation pass's example chunks as Ray tasks (every node must "
-        "see the zoo at the same path); tables identical to a local run.",
-    ),
-    ray_address: str = RAY_ADDRESS,
-    pairs: str = typer.Option(
-        "all",
-        "--pairs",
-        help="Which pairs to measure: 'all' (every pair, default) or 'base' (only the base's "
-        "pairs: time and memory linear in the number of models, for a hub of thousands; the "
-        "base's rows are the all-pairs run's; left out: the all-pairs correlation and the "
-        "report's kappa matrix).",
-    ),
-    verbose: bool = typer.Option(
-        False,
-        "--verbose",
-        "-v",
-        help=f"Also print the wall time of each stage ({stages.describe()}); summary.json "
-        "records them either way (timings_s).",
-    ),
-    shift: list[str] = typer.Option(
-        None,
-        "--shift",
-        help="NAME=ZOO: the same models on "
-        "another evaluation set (a zoo with the same classes and "
-        "model names; repeatable). Adds shift_models.csv, "
-        "shift_pairs.csv, shift_fits.csv: accuracy and agreement "
-        "on the line, effective robustness, sidekick ranks.",
-    ),
-    reference_name: str = typer.Option(
-        "reference",
-        "--reference-name",
-        help="The name of ZOO's evaluation set in the shift tables.",
-    ),
+    zoo: Annotated[
+        Path, typer.Argument(help="The zoo folder (made by `zoolens import` or `collect`).")
+    ],
+    base: Annotated[
+        str,
+        typer.Option(
+            "--base",
+            help="The base model every other one is compared with (the paper's ResNet-50).",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the tables (CSV, Parquet) and summary.json.")
+    ],
+    pool: opt.Pool = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="The model the greedy ensemble starts "
+            "from (as `zoolens ensemble --start`; default: --base).",
+        ),
+    ] = None,
+    max_steps: opt.MaxSteps = 25,
+    combine: opt.Combine = "probs",
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap",
+            help="Bootstrap resamples for confidence intervals and paired tests (0: none).",
+        ),
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
+    interpolate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--interpolate",
+            help="A,B: weight and "
+            "class-aware interpolation curve for this pair "
+            "(repeatable; default: base with its best sidekick).",
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk-size", help="Examples per streamed chunk (default: from --memory-gb)."
+        ),
+    ] = None,
+    memory_gb: Annotated[
+        float,
+        typer.Option(
+            "--memory-gb",
+            help="Memory budget (GiB) "
+            "for calibrated probabilities held at once: streamed "
+            "chunks and the greedy candidates (a larger pool is "
+            "held lazily, recomputed from the zoo on demand).",
+        ),
+    ] = 1.0,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Inference cost limit per example, in "
+            "the cards' units: gflops=8, gmacs=4, mparams=50, params=…, "
+            "latency_ms=20 (comma-join several). The best sidekick and greedy "
+            "selection then only consider ensembles whose summed cost (over "
+            "distinct members) fits; models without a cost are left out.",
+        ),
+    ] = None,
+    full_rows: Annotated[
+        bool,
+        typer.Option(
+            "--full-rows",
+            help="Compute pair ensembles on full "
+            "probability rows instead of the exact top-k kernel "
+            "(same results, slower; for checking).",
+        ),
+    ] = False,
+    no_calibration: opt.NoCalibration = False,
+    folds: opt.Folds = 5,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run the temperature fits and the "
+            "evaluation pass's example chunks as Ray tasks (every node must "
+            "see the zoo at the same path); tables identical to a local run.",
+        ),
+    ] = False,
+    ray_address: opt.RayAddress = None,
+    pairs: Annotated[
+        str,
+        typer.Option(
+            "--pairs",
+            help="Which pairs to measure: 'all' (every pair, default) or 'base' (only the base's "
+            "pairs: time and memory linear in the number of models, for a hub of thousands; the "
+            "base's rows are the all-pairs run's; left out: the all-pairs correlation and the "
+            "report's kappa matrix).",
+        ),
+    ] = "all",
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help=f"Also print the wall time of each stage ({stages.describe()}); summary.json "
+            "records them either way (timings_s).",
+        ),
+    ] = False,
+    shift: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shift",
+            help="NAME=ZOO: the same models on "
+            "another evaluation set (a zoo with the same classes and "
+            "model names; repeatable). Adds shift_models.csv, "
+            "shift_pairs.csv, shift_fits.csv: accuracy and agreement "
+            "on the line, effective robustness, sidekick ranks.",
+        ),
+    ] = None,
+    reference_name: Annotated[
+        str,
+        typer.Option(
+            "--reference-name", help="The name of ZOO's evaluation set in the shift tables."
+        ),
+    ] = "reference",
 ) -> None:
     """Calibrate every model and measure every pair (paper Sec. 3-4.5).
 
@@ -218,40 +224,31 @@ def analyze(
 @handle_errors
 def ensemble(
     ctx: typer.Context,
-    zoo: Path = typer.Argument(..., help="The zoo folder."),
-    start: str = typer.Option(..., "--start", help="The model the ensemble starts from."),
-    pool: str = typer.Option(
-        None,
-        "--pool",
-        help="Candidates: a filter on models.csv such as "
-        '"accuracy<0.78" or a comma list of names (default: all models '
-        "with probabilities).",
-    ),
-    max_steps: int = typer.Option(25, "--max-steps", help="Greedy selection steps."),
-    combine: str = typer.Option(
-        "probs", "--combine", help="Average calibrated 'probs' or 'logits'."
-    ),
-    out: Path = typer.Option(
-        None,
-        "--out",
-        help="Folder for greedy.csv, models.csv, cards.json "
-        "and summary.json (default: print only).",
-    ),
-    memory_gb: float = typer.Option(
-        1.0,
-        "--memory-gb",
-        help="Memory budget for "
-        "calibrated probabilities (GiB); a larger pool is held "
-        "lazily, recomputed from the zoo on demand.",
-    ),
-    no_calibration: bool = typer.Option(
-        False,
-        "--no-calibration",
-        help="No calibration split: temperatures 1, members "
-        "chosen by cross-fitting (chosen on k-1 folds, scored on the held-out fold).",
-    ),
-    folds: int = typer.Option(5, "--folds", help="Cross-fitting folds."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the cross-fitting folds."),
+    zoo: opt.ZooArgument,
+    start: Annotated[str, typer.Option("--start", help="The model the ensemble starts from.")],
+    pool: opt.Pool = None,
+    max_steps: opt.MaxSteps = 25,
+    combine: opt.Combine = "probs",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for greedy.csv, models.csv, cards.json "
+            "and summary.json (default: print only).",
+        ),
+    ] = None,
+    memory_gb: Annotated[
+        float,
+        typer.Option(
+            "--memory-gb",
+            help="Memory budget for "
+            "calibrated probabilities (GiB); a larger pool is held "
+            "lazily, recomputed from the zoo on demand.",
+        ),
+    ] = 1.0,
+    no_calibration: opt.NoCalibration = False,
+    folds: opt.Folds = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the cross-fitting folds.")] = 0,
 ) -> None:
     """Greedy forward ensemble selection alone (paper Sec. 4.5).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -33,26 +33,38 @@ def _checkout() -> Path:
 @app.command("bench")
 @handle_errors
 def bench(
-    quick: bool = typer.Option(
-        False,
-        "--quick",
-        help="Quick sizes (minutes) instead of the "
-        "full ImageNet shape (82 x 50,000 x 1,000; generates ~8 GB).",
-    ),
-    size: Optional[str] = typer.Option(None, "--size", help="full, quick or tiny."),
-    only: str = typer.Option(
-        "",
-        "--only",
-        help="Comma list of: agreement, temperature, ensemble, greedy, probe, analyze.",
-    ),
-    runs: int = typer.Option(3, "--runs", min=1, help="Timed runs per measurement (median)."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="Results file (markdown; default benchmarks/RESULTS.md)."
-    ),
-    threads: int = typer.Option(
-        1, "--threads", min=1, help="BLAS/OpenMP/torch threads for zoolens and baselines alike."
-    ),
-    keep_data: bool = typer.Option(False, "--keep-data", help="Keep generated full-size zoos."),
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Quick sizes (minutes) instead of the "
+            "full ImageNet shape (82 x 50,000 x 1,000; generates ~8 GB).",
+        ),
+    ] = False,
+    size: Annotated[Optional[str], typer.Option("--size", help="full, quick or tiny.")] = None,
+    only: Annotated[
+        str,
+        typer.Option(
+            "--only",
+            help="Comma list of: agreement, temperature, ensemble, greedy, probe, analyze.",
+        ),
+    ] = "",
+    runs: Annotated[
+        int, typer.Option("--runs", min=1, help="Timed runs per measurement (median).")
+    ] = 3,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Results file (markdown; default benchmarks/RESULTS.md)."),
+    ] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads", min=1, help="BLAS/OpenMP/torch threads for zoolens and baselines alike."
+        ),
+    ] = 1,
+    keep_data: Annotated[
+        bool, typer.Option("--keep-data", help="Keep generated full-size zoos.")
+    ] = False,
 ) -> None:
     """Time zoolens against its baselines (sklearn loops, netcal, torch, plain numpy) and write
     a results table with the machine and package versions.

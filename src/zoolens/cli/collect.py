@@ -3,87 +3,103 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from zoolens.cli._app import RAY_ADDRESS, app, handle_errors  # noqa: F401
+from zoolens.cli._app import app, handle_errors
+from zoolens.cli import options as opt
 from zoolens.errors import require_torch
 
 
 @app.command("collect")
 @handle_errors
 def collect(
-    model_list: str = typer.Argument(
-        ...,
-        metavar="LIST",
-        help="Model list (.toml/.yaml) or one spec such as "
-        "timm:resnet18, torchvision:resnet18/IMAGENET1K_V1, "
-        "open_clip:ViT-B-32/laion2b_s34b_b79k, "
-        "torchscript:PATH, python:module:function (your own code: the list is yours, "
-        "so collect runs python: specs without --trust-code).",
-    ),
-    data: Path = typer.Option(..., "--data", help="Image folder: DATA/<class name>/<image>."),
-    zoo: Path = typer.Option(..., "--zoo", help="The zoo to add the models to."),
-    create: bool = typer.Option(False, "--create", help="Create the zoo if it does not exist."),
-    classes: Path = typer.Option(
-        None,
-        "--classes",
-        help="Class list file (one name per line) fixing class order; "
-        "default: the folder names sorted.",
-    ),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per batch."),
-    shard_size: int = typer.Option(
-        None, "--shard-size", min=1, help="Examples per resumable shard (default 16 batches)."
-    ),
-    workers: int = typer.Option(
-        None, "--workers", min=0, help="DataLoader worker processes (default: min(4, CPUs - 1))."
-    ),
-    device: str = typer.Option(
-        "auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps."
-    ),
-    amp: bool = typer.Option(
-        None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA)."
-    ),
-    threads: int = typer.Option(
-        None, "--threads", min=1, help="torch CPU threads (pin it for bit-identical reruns)."
-    ),
-    pretrained: bool = typer.Option(
-        True,
-        "--pretrained/--no-pretrained",
-        help="Load pretrained weights (default) or build random-init "
-        "models; a list entry's 'pretrained' wins.",
-    ),
-    ray: bool = typer.Option(
-        False,
-        "--ray",
-        help="Run (model x shard) jobs as Ray tasks (RAY_ADDRESS or a local cluster).",
-    ),
-    ray_address: str = RAY_ADDRESS,
-    strict: bool = typer.Option(
-        False, "--strict", help="Stop at an undecodable image (default: skip and list it)."
-    ),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Reuse finished shards of an interrupted run (default)."
-    ),
-    replace: bool = typer.Option(False, "--replace", help="Recompute models already in the zoo."),
-    order_by_ids: Path = typer.Option(
-        None,
-        "--order-by-ids",
-        help="Text file of example ids (relative paths), one per "
-        "line: the zoo's row order (a new zoo, or one "
-        "imported without ids).",
-    ),
-    order_by_labels: Path = typer.Option(
-        None,
-        "--order-by-labels",
-        help="Labels (.npy/.npz/.txt) of a canonical order: the "
-        "k-th image of class c becomes the k-th example "
-        "of class c (a new zoo, or one imported without "
-        "ids).",
-    ),
-    dataset_name: str = typer.Option(
-        None, "--dataset-name", help="Data set name recorded in a new zoo."
-    ),
+    model_list: Annotated[
+        str,
+        typer.Argument(
+            metavar="LIST",
+            help="Model list (.toml/.yaml) or one spec such as "
+            "timm:resnet18, torchvision:resnet18/IMAGENET1K_V1, "
+            "open_clip:ViT-B-32/laion2b_s34b_b79k, "
+            "torchscript:PATH, python:module:function (your own code: the list is yours, "
+            "so collect runs python: specs without --trust-code).",
+        ),
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Image folder: DATA/<class name>/<image>.")],
+    zoo: Annotated[Path, typer.Option("--zoo", help="The zoo to add the models to.")],
+    create: opt.CreateZoo = False,
+    classes: Annotated[
+        Path | None,
+        typer.Option(
+            "--classes",
+            help="Class list file (one name per line) fixing class order; "
+            "default: the folder names sorted.",
+        ),
+    ] = None,
+    batch_size: opt.BatchSize = 64,
+    shard_size: Annotated[
+        int | None,
+        typer.Option(
+            "--shard-size", min=1, help="Examples per resumable shard (default 16 batches)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=0, help="DataLoader worker processes (default: min(4, CPUs - 1))."
+        ),
+    ] = None,
+    device: opt.Device = "auto",
+    amp: opt.Amp = None,
+    threads: opt.TorchThreads = None,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained/--no-pretrained",
+            help="Load pretrained weights (default) or build random-init "
+            "models; a list entry's 'pretrained' wins.",
+        ),
+    ] = True,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray", help="Run (model x shard) jobs as Ray tasks (RAY_ADDRESS or a local cluster)."
+        ),
+    ] = False,
+    ray_address: opt.RayAddress = None,
+    strict: opt.StopAtBadImage = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume", help="Reuse finished shards of an interrupted run (default)."
+        ),
+    ] = True,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Recompute models already in the zoo.")
+    ] = False,
+    order_by_ids: Annotated[
+        Path | None,
+        typer.Option(
+            "--order-by-ids",
+            help="Text file of example ids (relative paths), one per "
+            "line: the zoo's row order (a new zoo, or one "
+            "imported without ids).",
+        ),
+    ] = None,
+    order_by_labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--order-by-labels",
+            help="Labels (.npy/.npz/.txt) of a canonical order: the "
+            "k-th image of class c becomes the k-th example "
+            "of class c (a new zoo, or one imported without "
+            "ids).",
+        ),
+    ] = None,
+    dataset_name: Annotated[
+        str | None, typer.Option("--dataset-name", help="Data set name recorded in a new zoo.")
+    ] = None,
 ) -> None:
     r"""Run models over an image folder and add their logits and embeddings to a zoo.
 

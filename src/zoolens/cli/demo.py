@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,35 +14,45 @@ from zoolens.errors import require_torch
 @app.command("demo")
 @handle_errors
 def demo(
-    out: Path = typer.Option(
-        None,
-        "--out",
-        help="Output folder (zoo, tables, report, "
-        "cache). [default: zoolens-demo, or zoolens-demo-quick with "
-        "--quick]",
-        show_default=False,
-    ),
-    quick: bool = typer.Option(
-        False,
-        "--quick",
-        help="Ten models, fewer epochs: about 4 "
-        "minutes on 2 CPU cores (the default profile: about 7); the "
-        "CI profile.",
-    ),
-    fresh: bool = typer.Option(False, "--fresh", help="Retrain every model (ignore the cache)."),
-    data: Path = typer.Option(
-        None,
-        "--data",
-        help="Folder with the four Fashion-MNIST "
-        "*-ubyte.gz files (default: Debian's dataset-fashion-mnist, "
-        "then a torchvision download).",
-    ),
-    threads: int = typer.Option(
-        None,
-        "--threads",
-        min=1,
-        help="CPU threads for training (default: 2, or 1 when the machine is busy).",
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output folder (zoo, tables, report, "
+            "cache). [default: zoolens-demo, or zoolens-demo-quick with "
+            "--quick]",
+            show_default=False,
+        ),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Ten models, fewer epochs: about 4 "
+            "minutes on 2 CPU cores (the default profile: about 7); the "
+            "CI profile.",
+        ),
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Retrain every model (ignore the cache).")
+    ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Folder with the four Fashion-MNIST "
+            "*-ubyte.gz files (default: Debian's dataset-fashion-mnist, "
+            "then a torchvision download).",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="CPU threads for training (default: 2, or 1 when the machine is busy).",
+        ),
+    ] = None,
 ) -> None:
     """Train a zoo on Fashion-MNIST (CPU, about 7 minutes), run the whole study, write the report.
 

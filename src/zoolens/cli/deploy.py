@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from zoolens.cli._app import app, handle_errors, refuse_inside_zoo
+from zoolens.cli import options as opt
 from zoolens.errors import require_torch
 
 TRUST_CODE_HELP = (
@@ -20,29 +22,35 @@ TRUST_CODE_HELP = (
 @app.command("export")
 @handle_errors
 def export(
-    results: Path = typer.Argument(..., help="Results folder of `zoolens analyze`."),
-    ensemble: str = typer.Option(
-        ...,
-        "--ensemble",
-        help="greedy (the kept greedy ensemble), "
-        "sidekick (the base with its best sidekick; under --budget the "
-        "budgeted one) or model names A,B,… (a repeated name weighs "
-        "more).",
-    ),
-    out: Path = typer.Option(
-        None, "--out", help="The ensemble file to write (default: ensemble.json)."
-    ),
-    zoo: Path = typer.Option(
-        None, "--zoo", help="The analysed zoo (default: the path in summary.json)."
-    ),
-    bundle: Path = typer.Option(
-        None,
-        "--bundle",
-        metavar="DIR",
-        help="Write a portable folder instead: DIR/ensemble.json and every checkpoint it "
-        "needs (DIR/files/), named by relative paths; copy DIR anywhere and run "
-        "`zoolens predict DIR/ensemble.json IMAGES` there.",
-    ),
+    results: Annotated[Path, typer.Argument(help="Results folder of `zoolens analyze`.")],
+    ensemble: Annotated[
+        str,
+        typer.Option(
+            "--ensemble",
+            help="greedy (the kept greedy ensemble), "
+            "sidekick (the base with its best sidekick; under --budget the "
+            "budgeted one) or model names A,B,… (a repeated name weighs "
+            "more).",
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="The ensemble file to write (default: ensemble.json)."),
+    ] = None,
+    zoo: Annotated[
+        Path | None,
+        typer.Option("--zoo", help="The analysed zoo (default: the path in summary.json)."),
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            metavar="DIR",
+            help="Write a portable folder instead: DIR/ensemble.json and every checkpoint it "
+            "needs (DIR/files/), named by relative paths; copy DIR anywhere and run "
+            "`zoolens predict DIR/ensemble.json IMAGES` there.",
+        ),
+    ] = None,
 ) -> None:
     """Write a chosen ensemble as a versioned, checked ensemble file.
 
@@ -90,45 +98,47 @@ def export(
 @app.command("predict")
 @handle_errors
 def predict(
-    ensemble: Path = typer.Argument(
-        ..., help="Ensemble file (`zoolens export`, `zoolens soup --export`)."
-    ),
-    images: Path = typer.Argument(
-        ...,
-        help="Image folder: IMAGES/<class>/<image> (labels "
-        "known: accuracy reported) or IMAGES/<image>.",
-    ),
-    out: Path = typer.Option(
-        Path("predictions.csv"),
-        "--out",
-        help="Predictions CSV: image, label (when known), top1_class, top1_index, top1_prob, …",
-    ),
-    top_k: int = typer.Option(1, "--top-k", min=1, help="Classes per image in the CSV."),
-    zoo: Path = typer.Option(
-        None,
-        "--zoo",
-        help="Also add every member's logits and "
-        "embeddings to this zoo (IMAGES/<class>/<image> with the "
-        "ensemble's classes).",
-    ),
-    create: bool = typer.Option(False, "--create", help="Create the --zoo if it does not exist."),
-    batch_size: int = typer.Option(
-        64, "--batch-size", min=1, help="Images per batch (as `zoolens collect`)."
-    ),
-    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
-    device: str = typer.Option(
-        "auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps."
-    ),
-    amp: bool = typer.Option(
-        None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA)."
-    ),
-    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
-    ray: bool = typer.Option(False, "--ray", help="Run members as Ray tasks (as collect)."),
-    ray_address: str = typer.Option(
-        None, "--ray-address", metavar="ADDRESS", help="Ray cluster to connect to (implies --ray)."
-    ),
-    strict: bool = typer.Option(False, "--strict", help="Stop at an undecodable image."),
-    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
+    ensemble: Annotated[
+        Path, typer.Argument(help="Ensemble file (`zoolens export`, `zoolens soup --export`).")
+    ],
+    images: Annotated[
+        Path,
+        typer.Argument(
+            help="Image folder: IMAGES/<class>/<image> (labels "
+            "known: accuracy reported) or IMAGES/<image>."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Predictions CSV: image, label (when known), top1_class, top1_index, top1_prob, …",
+        ),
+    ] = Path("predictions.csv"),
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Classes per image in the CSV.")] = 1,
+    zoo: Annotated[
+        Path | None,
+        typer.Option(
+            "--zoo",
+            help="Also add every member's logits and "
+            "embeddings to this zoo (IMAGES/<class>/<image> with the "
+            "ensemble's classes).",
+        ),
+    ] = None,
+    create: opt.CreateZoo = False,
+    batch_size: opt.BatchSize = 64,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="DataLoader worker processes.")
+    ] = 0,
+    device: opt.Device = "auto",
+    amp: opt.Amp = None,
+    threads: opt.TorchThreads = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run members as Ray tasks (as collect).")
+    ] = False,
+    ray_address: opt.RayAddress = None,
+    strict: opt.StopAtBadImage = False,
+    trust_code: Annotated[bool, typer.Option("--trust-code", help=TRUST_CODE_HELP)] = False,
 ) -> None:
     """Run an exported ensemble on images and write per-image top-k classes and probabilities.
 

@@ -8,6 +8,7 @@ stays instant).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -87,60 +88,84 @@ def _format_stacking(result) -> str:
 @app.command()
 @handle_errors
 def probe(
-    zoo: Path = typer.Argument(..., help="The zoo folder; its models need embeddings."),
-    out: Path = typer.Option(..., "--out", help="Folder for the tables (CSV + sibling JSON)."),
-    models: str = typer.Option(
-        None, "--models", help="Comma list of models (default: every model with embeddings)."
-    ),
-    pair: list[str] = typer.Option(
-        None,
-        "--pair",
-        help="A,B: probe only this pair (repeatable; default: every pair of --models).",
-    ),
-    rates: str = typer.Option(
-        "0,.25,.5,.75,1",
-        "--rates",
-        help="Fractions f of model A's dimensions kept (B gets the inverse rate), each in [0, 1].",
-    ),
-    draws: int = typer.Option(3, "--draws", min=1, help="Random draws of dimensions per rate."),
-    stack: bool = typer.Option(
-        False,
-        "--stack",
-        help="Downstream mode: transfer.csv and "
-        "stacking.csv from --downstream instead of probe/diversity/cka.",
-    ),
-    downstream: Path = typer.Option(
-        None,
-        "--downstream",
-        help="With --stack: a zoo holding the "
-        "same models' embeddings on a labelled downstream set "
-        "(single- or multi-label).",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the draws."),
-    test_fraction: float = typer.Option(
-        0.3, "--test-fraction", help="Share of examples held out to score each probe."
-    ),
-    l2_grid: str = typer.Option(
-        "1e-1,1e-2,1e-3,1e-4,1e-5,1e-6",
-        "--l2-grid",
-        help="Candidate "
-        "L2 penalties λ (mean loss + λ/2·‖W‖²), chosen on a validation "
-        "part of the training split.",
-    ),
-    float64: bool = typer.Option(False, "--float64", help="Fit probes in float64."),
-    device: str = typer.Option(
-        None, "--device", help="torch device for the probes, e.g. cuda (default: cpu)."
-    ),
-    diversity: bool = typer.Option(
-        True, "--diversity/--no-diversity", help="Also write diversity.csv (Fig. 6 right)."
-    ),
-    cka: bool = typer.Option(True, "--cka/--no-cka", help="Also write cka.csv (Fig. 13)."),
-    rbf_max_examples: int = typer.Option(
-        10_000,
-        "--rbf-max-examples",
-        min=4,
-        help="Random subsample for RBF CKA (memory ~ 3·n²·8 bytes).",
-    ),
+    zoo: Annotated[Path, typer.Argument(help="The zoo folder; its models need embeddings.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the tables (CSV + sibling JSON).")],
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models", help="Comma list of models (default: every model with embeddings)."
+        ),
+    ] = None,
+    pair: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pair",
+            help="A,B: probe only this pair (repeatable; default: every pair of --models).",
+        ),
+    ] = None,
+    rates: Annotated[
+        str,
+        typer.Option(
+            "--rates",
+            help="Fractions f of model A's dimensions kept (B gets the inverse rate), each in [0, 1].",
+        ),
+    ] = "0,.25,.5,.75,1",
+    draws: Annotated[
+        int, typer.Option("--draws", min=1, help="Random draws of dimensions per rate.")
+    ] = 3,
+    stack: Annotated[
+        bool,
+        typer.Option(
+            "--stack",
+            help="Downstream mode: transfer.csv and "
+            "stacking.csv from --downstream instead of probe/diversity/cka.",
+        ),
+    ] = False,
+    downstream: Annotated[
+        Path | None,
+        typer.Option(
+            "--downstream",
+            help="With --stack: a zoo holding the "
+            "same models' embeddings on a labelled downstream set "
+            "(single- or multi-label).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the train/test split and the draws.")
+    ] = 0,
+    test_fraction: Annotated[
+        float,
+        typer.Option("--test-fraction", help="Share of examples held out to score each probe."),
+    ] = 0.3,
+    l2_grid: Annotated[
+        str,
+        typer.Option(
+            "--l2-grid",
+            help="Candidate "
+            "L2 penalties λ (mean loss + λ/2·‖W‖²), chosen on a validation "
+            "part of the training split.",
+        ),
+    ] = "1e-1,1e-2,1e-3,1e-4,1e-5,1e-6",
+    float64: Annotated[bool, typer.Option("--float64", help="Fit probes in float64.")] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="torch device for the probes, e.g. cuda (default: cpu)."),
+    ] = None,
+    diversity: Annotated[
+        bool,
+        typer.Option("--diversity/--no-diversity", help="Also write diversity.csv (Fig. 6 right)."),
+    ] = True,
+    cka: Annotated[
+        bool, typer.Option("--cka/--no-cka", help="Also write cka.csv (Fig. 13).")
+    ] = True,
+    rbf_max_examples: Annotated[
+        int,
+        typer.Option(
+            "--rbf-max-examples",
+            min=4,
+            help="Random subsample for RBF CKA (memory ~ 3·n²·8 bytes).",
+        ),
+    ] = 10_000,
 ) -> None:
     """Linear probes on model embeddings (paper Sec. 4.6-4.7): combine two models' features at
     inverse rates (probe.csv), fewest diverse dimensions (diversity.csv), CKA against error

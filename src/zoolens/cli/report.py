@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,24 +13,25 @@ from zoolens.cli._app import app, handle_errors, refuse_inside_zoo
 @app.command("report")
 @handle_errors
 def report(
-    results_dir: Path = typer.Argument(
-        ..., help="Results folder written by `zoolens analyze` (and `zoolens probe`)."
-    ),
-    out: Path = typer.Option(
-        Path("report.html"),
-        "--out",
-        "-o",
-        help="The HTML file to write (self-contained, works offline).",
-    ),
-    png_dir: Path | None = typer.Option(
-        None, "--png-dir", help="Also save every figure as PNG in this folder."
-    ),
-    pairs: str = typer.Option(
-        "base",
-        "--pairs",
-        help="Pairs drawn in the pair figures: 'base' (pairs with the base "
-        "model, as in the paper) or 'all'.",
-    ),
+    results_dir: Annotated[
+        Path,
+        typer.Argument(help="Results folder written by `zoolens analyze` (and `zoolens probe`)."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="The HTML file to write (self-contained, works offline)."),
+    ] = Path("report.html"),
+    png_dir: Annotated[
+        Path | None, typer.Option("--png-dir", help="Also save every figure as PNG in this folder.")
+    ] = None,
+    pairs: Annotated[
+        str,
+        typer.Option(
+            "--pairs",
+            help="Pairs drawn in the pair figures: 'base' (pairs with the base "
+            "model, as in the paper) or 'all'.",
+        ),
+    ] = "base",
 ) -> None:
     """Draw the paper's figures and tables for a results folder as one self-contained HTML file.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,52 +14,64 @@ from zoolens.errors import require_torch
 @app.command("soup")
 @handle_errors
 def soup(
-    checkpoints: list[Path] = typer.Argument(
-        ...,
-        help="State dicts of fine-tuned models "
-        "(torch .pt/.pth or .safetensors), same "
-        "architecture and same pre-trained init.",
-    ),
-    model: str = typer.Option(
-        ...,
-        "--model",
-        help="python:package.module:function returning "
-        "the network (or (network, transform, card)).",
-    ),
-    data: Path = typer.Option(
-        ...,
-        "--data",
-        help="Held-out data to score ingredients: an "
-        ".npz with x (model input) and y (class ids), or an image "
-        "folder root/<class>/<image> (classes in sorted order; one "
-        "image size unless the --model function returns a resizing "
-        "transform).",
-    ),
-    greedy: bool = typer.Option(
-        False,
-        "--greedy",
-        help="Write the greedy soup (Wortsman et al. 2022, Recipe 1) instead of the uniform soup.",
-    ),
-    out: Path = typer.Option(
-        Path("soup.pt"),
-        "--out",
-        help="Where to write the soup's state dict (.pt, or .safetensors).",
-    ),
-    test: Path = typer.Option(
-        None,
-        "--test",
-        help="Optional test data (same formats as --data), scored but never used to choose.",
-    ),
-    table: Path = typer.Option(
-        None, "--table", help="Also write the comparison as soup.csv into this folder."
-    ),
-    export: Path = typer.Option(
-        None,
-        "--export",
-        help="Also write the soup as an ensemble "
-        "file (as `zoolens export`): run it with `zoolens predict` or "
-        "zoolens.load_ensemble.",
-    ),
+    checkpoints: Annotated[
+        list[Path],
+        typer.Argument(
+            help="State dicts of fine-tuned models "
+            "(torch .pt/.pth or .safetensors), same "
+            "architecture and same pre-trained init."
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="python:package.module:function returning "
+            "the network (or (network, transform, card)).",
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="Held-out data to score ingredients: an "
+            ".npz with x (model input) and y (class ids), or an image "
+            "folder root/<class>/<image> (classes in sorted order; one "
+            "image size unless the --model function returns a resizing "
+            "transform).",
+        ),
+    ],
+    greedy: Annotated[
+        bool,
+        typer.Option(
+            "--greedy",
+            help="Write the greedy soup (Wortsman et al. 2022, Recipe 1) instead of the uniform soup.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Where to write the soup's state dict (.pt, or .safetensors)."),
+    ] = Path("soup.pt"),
+    test: Annotated[
+        Path | None,
+        typer.Option(
+            "--test",
+            help="Optional test data (same formats as --data), scored but never used to choose.",
+        ),
+    ] = None,
+    table: Annotated[
+        Path | None,
+        typer.Option("--table", help="Also write the comparison as soup.csv into this folder."),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Also write the soup as an ensemble "
+            "file (as `zoolens export`): run it with `zoolens predict` or "
+            "zoolens.load_ensemble.",
+        ),
+    ] = None,
 ) -> None:
     """Average the weights of fine-tuned checkpoints into a model soup.
 

@@ -6,11 +6,12 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional, overload
+from typing import Annotated, Any, Optional, overload
 
 import typer
 
 from zoolens.cli._app import app, handle_errors
+from zoolens.cli import options as opt
 from zoolens.errors import ZoolensError
 from zoolens.progress import terminal_text
 
@@ -67,180 +68,237 @@ def _column(value: str | None) -> str | int | None:
 @app.command("import")
 @handle_errors
 def import_(
-    zoo: Path = typer.Argument(..., help="Zoo folder (created with --create)."),
-    file: Path = typer.Argument(
-        ...,
-        help="Outputs file: .npy .npz .safetensors .pt .json (a list of class ids or of score "
-        "rows, or an object from example id to either) .csv .tsv",
-    ),
-    name: str = typer.Option(..., "--name", "-n", help="Model name in the zoo (free text)."),
-    kind: Optional[str] = typer.Option(
-        None,
-        "--kind",
-        "-k",
-        help="logits | probs | log_probs | counts | decisions | topk (detected when omitted).",
-    ),
-    key: Optional[str] = typer.Option(
-        None, "--key", help="Array in an npz/safetensors/pt file (top-k: INDICES,VALUES)."
-    ),
-    columns: Optional[str] = typer.Option(
-        None, "--columns", help="Columns A:B of a table, 0-based, B excluded (e.g. 11:21)."
-    ),
-    label_column: Optional[str] = typer.Option(
-        None,
-        "--label-column",
-        help="Each row's label: a CSV column, or the key of a 1-D array in an "
-        "npz/safetensors/pt file; checked against the zoo's (or, with --create and no "
-        "--labels, used as the labels).",
-    ),
-    label_offset: int = typer.Option(
-        0, "--label-offset", help="Subtracted from labels read from files (1 for 1-based)."
-    ),
-    id_column: Optional[str] = typer.Option(
-        None,
-        "--id-column",
-        help="Each row's example id: a CSV column, or the key of a 1-D id array in an "
-        "npz (strings or integers), safetensors (integers only) or pt/pth (tensor, or "
-        "list of str/int) file. Rows are joined to the zoo's ids and reordered; a "
-        "missing, extra or repeated id is an error. Integer ids match zoo ids as "
-        'integers (17 = "00017"). With --create they become the zoo\'s ids. Not for '
-        ".npy.",
-    ),
-    header: Optional[bool] = typer.Option(
-        None, "--header/--no-header", help="CSV header row (default: detected)."
-    ),
-    topk_layout: str = typer.Option(
-        "blocks",
-        "--topk-layout",
-        help="Top-k tables without telling header names: 'blocks' (k ids then k probs) or "
-        "'pairs' (id, prob, id, prob ...).",
-    ),
-    replace: bool = typer.Option(False, "--replace", help="Replace a model of the same name."),
-    float16: bool = typer.Option(False, "--float16", help="Store scores as float16."),
-    embeddings: Optional[Path] = typer.Option(
-        None, "--embeddings", help="Optional (N, D) embeddings file (npy/npz/safetensors/pt)."
-    ),
-    embeddings_key: Optional[str] = typer.Option(None, "--embeddings-key"),
-    card_file: Optional[Path] = typer.Option(
-        None, "--card", help="Model card as JSON or YAML (options below override it)."
-    ),
-    arch: Optional[str] = typer.Option(None, "--arch"),
-    arch_family: Optional[str] = typer.Option(None, "--arch-family"),
-    framework: Optional[str] = typer.Option(
-        None, "--framework", help="supervised, contrastive, distilled, zero-shot, human ..."
-    ),
-    pretrain_data: Optional[str] = typer.Option(None, "--pretrain-data"),
-    head: Optional[str] = typer.Option(None, "--head"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    source: Optional[str] = typer.Option(None, "--source", help="Default: the file path."),
-    category: Optional[str] = typer.Option(None, "--category", help="Explicit category override."),
-    notes: Optional[str] = typer.Option(None, "--notes"),
-    hparam: list[str] = typer.Option([], "--hparam", help="KEY=VALUE (repeatable)."),
-    cost: Optional[str] = typer.Option(
-        None,
-        "--cost",
-        help="Inference cost per example, e.g. gmacs=4.1,params=25.6e6,"
-        "latency_ms=3.2 (units: params, mparams, macs, mmacs, gmacs, flops, mflops, gflops, "
-        "latency_ms); used by `zoolens analyze --budget`.",
-    ),
-    create: bool = typer.Option(False, "--create", help="Create the zoo first."),
-    no_labels: bool = typer.Option(
-        False,
-        "--no-labels",
-        help="With --create: an unlabelled zoo (deployment images, a benchmark before "
-        "annotation; needs --num-classes K or --class-names). Agreement, CKA and "
-        "`analyze --shift NAME=ZOO`'s label-free accuracy estimates work on it; measures "
-        "that need labels refuse it in one line.",
-    ),
-    labels: Optional[Path] = typer.Option(
-        None, "--labels", help="With --create: labels file (npy, npz, pt, CSV)."
-    ),
-    labels_key: Optional[str] = typer.Option(
-        None, "--labels-key", help="Array holding the labels in --labels."
-    ),
-    labels_column: Optional[str] = typer.Option(
-        None, "--labels-column", help="CSV column holding the labels in --labels."
-    ),
-    labels_id_column: Optional[str] = typer.Option(
-        None,
-        "--labels-id-column",
-        help="With --create: the example-id column (CSV) or array (npz/pt/safetensors) of "
-        "--labels. The zoo is keyed by these ids and every file with ids is joined by "
-        "them, never by row position. A --id-column whose name the labels file also "
-        "has does the same.",
-    ),
-    id_prefix: Optional[str] = typer.Option(
-        None,
-        "--id-prefix",
-        help="Text every id in the file starts with and the zoo's ids "
-        "lack (a subject prefix such as 's01_'); removed before the rows are joined.",
-    ),
-    id_pattern: Optional[str] = typer.Option(
-        None,
-        "--id-pattern",
-        help="A regular expression whose first group is the example id, for ids that differ "
-        "between files by a per-row prefix or suffix (a trial number or subject code before "
-        "the image name), e.g. '^s\\d+_t\\d+_(.+)$'; applied to the model file's ids "
-        "and, with --create, to the labels file's.",
-    ),
-    class_map: Optional[Path] = typer.Option(
-        None,
-        "--class-map",
-        help="MAP.json: each zoo class (name) -> the list of the model's classes in its "
-        "group (ids, or names/wnids with --model-classes), for a model whose classes are a "
-        "superset or a refinement of the zoo's (1,000 ImageNet classes scored in 16 "
-        "categories, or 200 of them). Probabilities are aggregated per group (logits through "
-        "their softmax), top-k lists by the first entry in a group, decisions by lookup "
-        "(outside every group: wrong, and counted).",
-    ),
-    class_map_agg: str = typer.Option(
-        "mean",
-        "--class-map-agg",
-        help="How a group's probabilities combine: mean (model-vs-human's rule), sum or max.",
-    ),
-    model_classes: Optional[str] = typer.Option(
-        None,
-        "--model-classes",
-        help="With --class-map: the model's classes, a count M (e.g. 1000) or their names "
-        "(as --class-names: a comma list or a file, ImageNet's 'wnid name' lines keeping the "
-        "wnids as aliases).",
-    ),
-    abstain: list[str] = typer.Option(
-        [],
-        "--abstain",
-        help='A decision value meaning "no answer" (repeatable), besides '
-        "na, NA, n/a, empty cells and JSON null; stored as an abstention, which counts as wrong "
-        "in accuracy and in every agreement measure.",
-    ),
-    strict: bool = typer.Option(
-        False,
-        "--strict",
-        help="Make the after-import sanity warning (accuracy or agreement "
-        "with the other models at chance level by a one-sided binomial test; or a model "
-        "right on every example, or far more often than every other model, which may be "
-        "the labels) an error; the zoo is left unchanged.",
-    ),
-    class_names: Optional[str] = typer.Option(
-        None,
-        "--class-names",
-        help="With --create: comma-separated names, or a file: one name per line, "
-        "'wnid,name' or 'wnid name' lines (ImageNet; the wnid becomes an alias), a JSON "
-        # "\\[" keeps rich's markup (rich_markup_mode) from reading [wnid, name] as a style
-        'list, or a JSON object {"0": \\[wnid, name], ...}. Labels and decisions may '
-        "then be class names (default with name labels: their sorted set).",
-    ),
-    num_classes: Optional[int] = typer.Option(
-        None, "--num-classes", help="With --create (default: max label + 1)."
-    ),
-    dataset_name: str = typer.Option("dataset", "--dataset-name"),
-    calibration_fraction: float = typer.Option(0.2, "--calibration-fraction"),
-    split_seed: int = typer.Option(0, "--split-seed"),
-    image_root: Optional[Path] = typer.Option(
-        None,
-        "--image-root",
-        help="Folder of the example images, when the zoo's example ids "
-        "are paths under it (e.g. cat/0001.jpg): the report's drill-down then shows them.",
-    ),
+    zoo: Annotated[Path, typer.Argument(help="Zoo folder (created with --create).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Outputs file: .npy .npz .safetensors .pt .json (a list of class ids or of score "
+            "rows, or an object from example id to either) .csv .tsv"
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name in the zoo (free text).")],
+    kind: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kind",
+            "-k",
+            help="logits | probs | log_probs | counts | decisions | topk (detected when omitted).",
+        ),
+    ] = None,
+    key: Annotated[
+        Optional[str],
+        typer.Option("--key", help="Array in an npz/safetensors/pt file (top-k: INDICES,VALUES)."),
+    ] = None,
+    columns: Annotated[
+        Optional[str],
+        typer.Option("--columns", help="Columns A:B of a table, 0-based, B excluded (e.g. 11:21)."),
+    ] = None,
+    label_column: Annotated[
+        Optional[str],
+        typer.Option(
+            "--label-column",
+            help="Each row's label: a CSV column, or the key of a 1-D array in an "
+            "npz/safetensors/pt file; checked against the zoo's (or, with --create and no "
+            "--labels, used as the labels).",
+        ),
+    ] = None,
+    label_offset: Annotated[
+        int,
+        typer.Option(
+            "--label-offset", help="Subtracted from labels read from files (1 for 1-based)."
+        ),
+    ] = 0,
+    id_column: Annotated[
+        Optional[str],
+        typer.Option(
+            "--id-column",
+            help="Each row's example id: a CSV column, or the key of a 1-D id array in an "
+            "npz (strings or integers), safetensors (integers only) or pt/pth (tensor, or "
+            "list of str/int) file. Rows are joined to the zoo's ids and reordered; a "
+            "missing, extra or repeated id is an error. Integer ids match zoo ids as "
+            'integers (17 = "00017"). With --create they become the zoo\'s ids. Not for '
+            ".npy.",
+        ),
+    ] = None,
+    header: Annotated[
+        Optional[bool],
+        typer.Option("--header/--no-header", help="CSV header row (default: detected)."),
+    ] = None,
+    topk_layout: Annotated[
+        str,
+        typer.Option(
+            "--topk-layout",
+            help="Top-k tables without telling header names: 'blocks' (k ids then k probs) or "
+            "'pairs' (id, prob, id, prob ...).",
+        ),
+    ] = "blocks",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a model of the same name.")
+    ] = False,
+    float16: Annotated[bool, typer.Option("--float16", help="Store scores as float16.")] = False,
+    embeddings: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--embeddings", help="Optional (N, D) embeddings file (npy/npz/safetensors/pt)."
+        ),
+    ] = None,
+    embeddings_key: Annotated[Optional[str], typer.Option("--embeddings-key")] = None,
+    card_file: Annotated[
+        Optional[Path],
+        typer.Option("--card", help="Model card as JSON or YAML (options below override it)."),
+    ] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch")] = None,
+    arch_family: Annotated[Optional[str], typer.Option("--arch-family")] = None,
+    framework: Annotated[
+        Optional[str],
+        typer.Option(
+            "--framework", help="supervised, contrastive, distilled, zero-shot, human ..."
+        ),
+    ] = None,
+    pretrain_data: Annotated[Optional[str], typer.Option("--pretrain-data")] = None,
+    head: Annotated[Optional[str], typer.Option("--head")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    source: Annotated[
+        Optional[str], typer.Option("--source", help="Default: the file path.")
+    ] = None,
+    category: Annotated[
+        Optional[str], typer.Option("--category", help="Explicit category override.")
+    ] = None,
+    notes: Annotated[Optional[str], typer.Option("--notes")] = None,
+    hparam: Annotated[
+        list[str] | None, typer.Option("--hparam", help="KEY=VALUE (repeatable).")
+    ] = None,
+    cost: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cost",
+            help="Inference cost per example, e.g. gmacs=4.1,params=25.6e6,"
+            "latency_ms=3.2 (units: params, mparams, macs, mmacs, gmacs, flops, mflops, gflops, "
+            "latency_ms); used by `zoolens analyze --budget`.",
+        ),
+    ] = None,
+    create: Annotated[bool, typer.Option("--create", help="Create the zoo first.")] = False,
+    no_labels: Annotated[
+        bool,
+        typer.Option(
+            "--no-labels",
+            help="With --create: an unlabelled zoo (deployment images, a benchmark before "
+            "annotation; needs --num-classes K or --class-names). Agreement, CKA and "
+            "`analyze --shift NAME=ZOO`'s label-free accuracy estimates work on it; measures "
+            "that need labels refuse it in one line.",
+        ),
+    ] = False,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option("--labels", help="With --create: labels file (npy, npz, pt, CSV)."),
+    ] = None,
+    labels_key: Annotated[
+        Optional[str], typer.Option("--labels-key", help="Array holding the labels in --labels.")
+    ] = None,
+    labels_column: Annotated[
+        Optional[str],
+        typer.Option("--labels-column", help="CSV column holding the labels in --labels."),
+    ] = None,
+    labels_id_column: Annotated[
+        Optional[str],
+        typer.Option(
+            "--labels-id-column",
+            help="With --create: the example-id column (CSV) or array (npz/pt/safetensors) of "
+            "--labels. The zoo is keyed by these ids and every file with ids is joined by "
+            "them, never by row position. A --id-column whose name the labels file also "
+            "has does the same.",
+        ),
+    ] = None,
+    id_prefix: Annotated[
+        Optional[str],
+        typer.Option(
+            "--id-prefix",
+            help="Text every id in the file starts with and the zoo's ids "
+            "lack (a subject prefix such as 's01_'); removed before the rows are joined.",
+        ),
+    ] = None,
+    id_pattern: Annotated[
+        Optional[str],
+        typer.Option(
+            "--id-pattern",
+            help="A regular expression whose first group is the example id, for ids that differ "
+            "between files by a per-row prefix or suffix (a trial number or subject code before "
+            "the image name), e.g. '^s\\d+_t\\d+_(.+)$'; applied to the model file's ids "
+            "and, with --create, to the labels file's.",
+        ),
+    ] = None,
+    class_map: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--class-map",
+            help="MAP.json: each zoo class (name) -> the list of the model's classes in its "
+            "group (ids, or names/wnids with --model-classes), for a model whose classes are a "
+            "superset or a refinement of the zoo's (1,000 ImageNet classes scored in 16 "
+            "categories, or 200 of them). Probabilities are aggregated per group (logits through "
+            "their softmax), top-k lists by the first entry in a group, decisions by lookup "
+            "(outside every group: wrong, and counted).",
+        ),
+    ] = None,
+    class_map_agg: Annotated[
+        str,
+        typer.Option(
+            "--class-map-agg",
+            help="How a group's probabilities combine: mean (model-vs-human's rule), sum or max.",
+        ),
+    ] = "mean",
+    model_classes: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model-classes",
+            help="With --class-map: the model's classes, a count M (e.g. 1000) or their names "
+            "(as --class-names: a comma list or a file, ImageNet's 'wnid name' lines keeping the "
+            "wnids as aliases).",
+        ),
+    ] = None,
+    abstain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--abstain",
+            help='A decision value meaning "no answer" (repeatable), besides '
+            "na, NA, n/a, empty cells and JSON null; stored as an abstention, which counts as wrong "
+            "in accuracy and in every agreement measure.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Make the after-import sanity warning (accuracy or agreement "
+            "with the other models at chance level by a one-sided binomial test; or a model "
+            "right on every example, or far more often than every other model, which may be "
+            "the labels) an error; the zoo is left unchanged.",
+        ),
+    ] = False,
+    class_names: Annotated[
+        Optional[str],
+        typer.Option(
+            "--class-names",
+            help="With --create: comma-separated names, or a file: one name per line, "
+            "'wnid,name' or 'wnid name' lines (ImageNet; the wnid becomes an alias), a JSON "
+            # "\\[" keeps rich's markup (rich_markup_mode) from reading [wnid, name] as a style
+            'list, or a JSON object {"0": \\[wnid, name], ...}. Labels and decisions may '
+            "then be class names (default with name labels: their sorted set).",
+        ),
+    ] = None,
+    num_classes: Annotated[
+        Optional[int], typer.Option("--num-classes", help="With --create (default: max label + 1).")
+    ] = None,
+    dataset_name: Annotated[str, typer.Option("--dataset-name")] = "dataset",
+    calibration_fraction: Annotated[float, typer.Option("--calibration-fraction")] = 0.2,
+    split_seed: Annotated[int, typer.Option("--split-seed")] = 0,
+    image_root: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--image-root",
+            help="Folder of the example images, when the zoo's example ids "
+            "are paths under it (e.g. cat/0001.jpg): the report's drill-down then shows them.",
+        ),
+    ] = None,
 ) -> None:
     """Import one model's outputs from a file into a zoo (optionally creating the zoo).
 
@@ -332,7 +390,7 @@ def import_(
             embeddings=embeddings,
             embeddings_key=embeddings_key,
             strict=strict,
-            abstain=abstain,
+            abstain=abstain or [],
             id_prefix=id_prefix,
             id_pattern=id_pattern,
         )
@@ -388,11 +446,12 @@ def model_rows(zoo: Any, base: str | None = None) -> list[dict[str, Any]]:
 @app.command("info")
 @handle_errors
 def info_cmd(
-    zoo: Path = typer.Argument(..., help="Zoo folder."),
-    base: Optional[str] = typer.Option(
-        None, "--base", help="Show each model's category relative to this model."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    zoo: opt.ZooArgument,
+    base: Annotated[
+        Optional[str],
+        typer.Option("--base", help="Show each model's category relative to this model."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show a zoo: its data set and, per model, kind, category, accuracy, shape, dtype, size.
 
@@ -473,8 +532,8 @@ def info_cmd(
 @app.command("remove")
 @handle_errors
 def remove_cmd(
-    zoo: Path = typer.Argument(..., help="Zoo folder."),
-    names: list[str] = typer.Argument(..., help="Model name(s) to remove."),
+    zoo: opt.ZooArgument,
+    names: Annotated[list[str], typer.Argument(help="Model name(s) to remove.")],
 ) -> None:
     """Remove models (their manifest entries, then their files) from a zoo.
 
@@ -491,7 +550,7 @@ def remove_cmd(
 
 @app.command("verify")
 @handle_errors
-def verify_cmd(zoo: Path = typer.Argument(..., help="Zoo folder.")) -> None:
+def verify_cmd(zoo: opt.ZooArgument) -> None:
     """Check the sha256 and format of every file in a zoo; exit 1 naming any bad file.
 
     Example: zoolens verify cifar.zoo

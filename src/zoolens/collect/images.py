@@ -235,7 +235,7 @@ class ImageFolder:
 
 
 def ids_in_label_order(
-    example_ids: Sequence[str], labels: np.ndarray, target_labels: np.ndarray
+    example_ids: Sequence[str] | np.ndarray, labels: np.ndarray, target_labels: np.ndarray
 ) -> np.ndarray:
     """Re-order class-sorted examples into a target label sequence, keeping order within a class.
 

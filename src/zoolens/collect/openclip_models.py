@@ -26,7 +26,13 @@ import numpy as np
 from zoolens.collect._cards import arch_family, data_from_tag
 from zoolens.collect._download import build_or_explain
 from zoolens.collect.images import ImageFolder, UndecodableImage
-from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess, register_adapter
+from zoolens.collect.specs import (
+    LoadedModel,
+    ModelEntry,
+    build_preprocess,
+    model_library,
+    register_adapter,
+)
 from zoolens.errors import ZoolensError
 from zoolens.measure.probe import fit_linear_probe
 from zoolens.progress import progress_bar
@@ -113,12 +119,7 @@ def fit_probe_head(
 def load_open_clip(
     entry: ModelEntry, pretrained: bool, class_names: Sequence[str] | None = None
 ) -> LoadedModel:
-    try:
-        import open_clip
-    except ImportError:
-        raise ZoolensError(
-            f"model {entry.spec}: open_clip is not installed (pip install 'zoolens[models]')"
-        ) from None
+    open_clip = model_library("open_clip", entry)
     arch, _, tag = entry.target.partition("/")
     if arch not in open_clip.list_models():
         raise ZoolensError(

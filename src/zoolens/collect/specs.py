@@ -68,6 +68,17 @@ def register_adapter(prefix: str) -> Callable[[Adapter], Adapter]:
     return register
 
 
+def model_library(name: str, entry: ModelEntry) -> Any:
+    """The library an adapter builds ``entry`` with (timm, open_clip), imported when first
+    needed; ZoolensError naming the model and the extra to install when it is missing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ZoolensError(
+            f"model {entry.spec}: {name} is not installed (pip install 'zoolens[models]')"
+        ) from None
+
+
 def prefixes() -> tuple[str, ...]:
     """The spec prefixes an adapter is registered for."""
     return tuple(sorted(_ADAPTERS, key=lambda p: (_PREFIX_ORDER + (p,)).index(p)))
@@ -294,37 +305,34 @@ def check_preprocess(config: Any, where: str) -> None:
             f"{where}: unknown preprocess key(s) {', '.join(unknown)[:200]}"
             f" (allowed: {', '.join(PREPROCESS_KEYS)})"
         )
-    for key in ("resize", "crop"):
+    for key in ("resize", "crop", "mean", "std"):
         value = config.get(key)
         if value is None:
             continue
-        sides = value if isinstance(value, list) else [value]
-        if not (
-            1 <= len(sides) <= 2 and all(type(v) is int and 1 <= v <= MAX_SIDE for v in sides)  # noqa: E721
-        ):
-            raise ZoolensError(
-                f"{where}: preprocess {key} must be one or two whole numbers of pixels "
-                f"in [1, {MAX_SIDE}] (got {str(value)[:40]})"
+        if key in ("resize", "crop"):
+            sides = value if isinstance(value, list) else [value]
+            valid = 1 <= len(sides) <= 2 and all(
+                type(v) is int and 1 <= v <= MAX_SIDE  # noqa: E721
+                for v in sides
             )
-    for key in ("mean", "std"):
-        value = config.get(key)
-        if value is None:
-            continue
-        if not (
-            isinstance(value, list)
-            and 1 <= len(value) <= 4
-            and all(
-                isinstance(v, (int, float))
-                and not isinstance(v, bool)
-                and math.isfinite(v)
-                and abs(v) <= 1e6
-                and (key == "mean" or v != 0)
-                for v in value
+            wanted = f"one or two whole numbers of pixels in [1, {MAX_SIDE}]"
+        else:
+            valid = (
+                isinstance(value, list)
+                and 1 <= len(value) <= 4
+                and all(
+                    isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and math.isfinite(v)
+                    and abs(v) <= 1e6
+                    and (key == "mean" or v != 0)
+                    for v in value
+                )
             )
-        ):
+            wanted = "1 to 4 finite numbers" + (" (non-zero)" if key == "std" else "")
+        if not valid:
             raise ZoolensError(
-                f"{where}: preprocess {key} must be 1 to 4 finite numbers"
-                f"{' (non-zero)' if key == 'std' else ''} (got {str(value)[:40]})"
+                f"{where}: preprocess {key} must be {wanted} (got {str(value)[:40]})"
             )
     mode = config.get("interpolation")
     if mode is not None and str(mode).lower() not in INTERPOLATIONS:

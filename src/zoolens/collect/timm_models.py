@@ -18,7 +18,13 @@ from typing import Any
 
 from zoolens.collect._cards import arch_family, data_from_tag, framework_from_tag
 from zoolens.collect._download import build_or_explain
-from zoolens.collect.specs import LoadedModel, ModelEntry, build_preprocess, register_adapter
+from zoolens.collect.specs import (
+    LoadedModel,
+    ModelEntry,
+    build_preprocess,
+    model_library,
+    register_adapter,
+)
 from zoolens.errors import ZoolensError
 
 
@@ -26,13 +32,9 @@ from zoolens.errors import ZoolensError
 def load_timm(
     entry: ModelEntry, pretrained: bool, class_names: Sequence[str] | None = None
 ) -> LoadedModel:
-    try:
-        import timm
-        from timm.data import create_transform, resolve_data_config
-    except ImportError:
-        raise ZoolensError(
-            f"model {entry.spec}: timm is not installed (pip install 'zoolens[models]')"
-        ) from None
+    timm = model_library("timm", entry)
+    from timm.data import create_transform, resolve_data_config
+
     name = entry.target
     if not timm.is_model(name):
         raise ZoolensError(

@@ -229,10 +229,6 @@ def both_wrong(correct: np.ndarray) -> np.ndarray:
     return (n - nr[:, None] - nr[None, :] + n11) / n
 
 
-def _kappa(ei: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    return kappa_from_rates(ei, acc[:, None], acc[None, :])
-
-
 def kappa_from_rates(
     error_inconsistency: np.ndarray, acc_a: np.ndarray, acc_b: np.ndarray
 ) -> np.ndarray:
@@ -299,8 +295,7 @@ def error_consistency(correct: np.ndarray) -> np.ndarray:
     [[1.0, 0.0], [0.0, 1.0]]
     """
     n11, nr, n = pair_counts(correct)
-    ei = (nr[:, None] + nr[None, :] - 2 * n11) / n
-    return _kappa(ei, nr / n)
+    return _pair_rates(n11, nr[:, None], nr[None, :], n)["error_consistency"]
 
 
 def dominance(correct: np.ndarray) -> np.ndarray:
@@ -354,14 +349,9 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
     ([0.5, 0.5], np.float64(0.5), 4)
     """
     n11, nr, n = pair_counts(correct)
-    acc = nr / n
-    ei = (nr[:, None] + nr[None, :] - 2 * n11) / n
     return {
-        "accuracy": acc,
-        "error_inconsistency": ei,
-        "both_right": n11 / n,
-        "both_wrong": (n - nr[:, None] - nr[None, :] + n11) / n,
-        "error_consistency": _kappa(ei, acc),
+        "accuracy": nr / n,
+        **_pair_rates(n11, nr[:, None], nr[None, :], n),
         "dominance": (nr[None, :] - n11) / n,
         "n11": n11,
         "n_right": nr,
@@ -415,14 +405,9 @@ def listed_pair_agreement(
     for lo in range(0, len(a), step):
         hi = min(len(a), lo + step)
         n11[lo:hi] = np.count_nonzero(r[a[lo:hi]] & r[b[lo:hi]], axis=1)
-    acc = nr / n
-    ei = (nr[a] + nr[b] - 2 * n11) / n
     return {
-        "accuracy": acc,
-        "error_inconsistency": ei,
-        "both_right": n11 / n,
-        "both_wrong": (n - nr[a] - nr[b] + n11) / n,
-        "error_consistency": _pair_kappa(ei, acc[a], acc[b]),
+        "accuracy": nr / n,
+        **_pair_rates(n11, nr[a], nr[b], n),
         "dominance_ab": (nr[b] - n11) / n,
         "dominance_ba": (nr[a] - n11) / n,
         "n11": n11,
@@ -430,17 +415,19 @@ def listed_pair_agreement(
     }
 
 
-def _pair_kappa(ei: np.ndarray, p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
-    """:func:`_kappa` on listed pairs: the same operations, element by element."""
-    c_obs = 1.0 - ei
-    c_exp = p_a * p_b + (1.0 - p_a) * (1.0 - p_b)
-    denom = 1.0 - c_exp
-    extreme_a = (p_a == 0) | (p_a == 1)
-    extreme_b = (p_b == 0) | (p_b == 1)
-    degenerate = extreme_a & extreme_b & (p_a == p_b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kappa = (c_obs - c_exp) / np.where(degenerate, 1.0, denom)
-    return np.where(degenerate, 1.0, kappa)
+def _pair_rates(n11: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """EI, both right, both wrong and κ from a pair's exact counts: ``n11`` examples both get
+    right, ``n_a`` and ``n_b`` each gets right, of ``n`` (broadcast: ``n_right[:, None]`` and
+    ``n_right[None, :]`` for every pair, ``n_right[a]`` and ``n_right[b]`` for listed ones).
+    The one place :func:`pairwise_agreement` and :func:`listed_pair_agreement` compute them,
+    so a listed pair's values equal the matrix cell's bit for bit."""
+    ei = (n_a + n_b - 2 * n11) / n
+    return {
+        "error_inconsistency": ei,
+        "both_right": n11 / n,
+        "both_wrong": (n - n_a - n_b + n11) / n,
+        "error_consistency": kappa_from_rates(ei, n_a / n, n_b / n),
+    }
 
 
 def pair_index(num_models: int) -> tuple[np.ndarray, np.ndarray]:

@@ -376,7 +376,7 @@ def holm_adjusted(p_values: ArrayLike) -> np.ndarray:
 
     Returns
     -------
-    (K,) float64 array, NaN where the input is NaN.
+    (K,) float64 array of adjusted p-values, NaN where the input is NaN.
 
     Examples
     --------
@@ -405,7 +405,7 @@ def bh_q_values(p_values: ArrayLike) -> np.ndarray:
 
     Returns
     -------
-    (K,) float64 array, NaN where the input is NaN.
+    (K,) float64 array of q-values, NaN where the input is NaN.
 
     Examples
     --------

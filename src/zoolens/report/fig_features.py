@@ -23,6 +23,20 @@ from zoolens.report.plotting import (
 )
 
 
+def _two_panels(results: Results, left: str, right: str, what: str) -> tuple[bool, bool, list[str]]:
+    """Which of a two-panel figure's tables (left, right) hold rows, and a note for each one
+    that does not; FigureSkipped when neither does."""
+    have = [t is not None and len(t) > 0 for t in (results.get(left), results.get(right))]
+    if not any(have):
+        raise FigureSkipped(f"{left}.csv and {right}.csv absent or empty")
+    notes = [
+        f"{what}: {name}.csv absent, {side} panel left out"
+        for name, side, present in ((left, "left", have[0]), (right, "right", have[1]))
+        if not present
+    ]
+    return have[0], have[1], notes
+
+
 @figure_function
 def fig6_feature_combination(results: Results) -> FigureResult:
     """Paper Fig. 6 (Sec. 4.6): left, linear-probe accuracy on concatenated embeddings keeping a
@@ -30,15 +44,7 @@ def fig6_feature_combination(results: Results) -> FigureResult:
     with the min-max range; right, accuracy of the k most diverse (least correlated) dimensions
     against k random ones, with the target accuracy and the smallest k reaching it."""
     probe, diversity = results.get("probe"), results.get("diversity")
-    have_probe = probe is not None and len(probe) > 0
-    have_div = diversity is not None and len(diversity) > 0
-    if not have_probe and not have_div:
-        raise FigureSkipped("probe.csv and diversity.csv absent or empty")
-    notes = []
-    if not have_probe:
-        notes.append("feature combination: probe.csv absent, left panel left out")
-    if not have_div:
-        notes.append("feature combination: diversity.csv absent, right panel left out")
+    have_probe, have_div, notes = _two_panels(results, "probe", "diversity", "feature combination")
     shown: list[str] = []
     fig, axes = new_figure(5 * (have_probe + have_div), 3.3, ncols=have_probe + have_div)
     panels = iter(axes[0])
@@ -139,15 +145,7 @@ def fig7_transfer(results: Results) -> FigureResult:
     embeddings (value_stacked) against each alone; right, downstream against upstream
     accuracy, one dot per model."""
     stacking, transfer = results.get("stacking"), results.get("transfer")
-    have_s = stacking is not None and len(stacking) > 0
-    have_t = transfer is not None and len(transfer) > 0
-    if not have_s and not have_t:
-        raise FigureSkipped("stacking.csv and transfer.csv absent or empty")
-    notes = []
-    if not have_s:
-        notes.append("downstream: stacking.csv absent, left panel left out")
-    if not have_t:
-        notes.append("downstream: transfer.csv absent, right panel left out")
+    have_s, have_t, notes = _two_panels(results, "stacking", "transfer", "downstream")
     fig, axes = new_figure(5 * (have_s + have_t), 3.4, ncols=have_s + have_t)
     panels = iter(axes[0])
     data: dict = {}
