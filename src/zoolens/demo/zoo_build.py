@@ -530,13 +530,9 @@ def _fit_on_train(model: Any, ctx: BuildContext, spec: Spec, advance: Any) -> No
         model,
         ctx.tensors.x_train,
         ctx.tensors.y_train,
-        epochs=p["epochs"],
-        lr=p["lr"],
         weight_decay=p["weight_decay"],
         label_smoothing=p["label_smoothing"],
-        batch_size=p["batch_size"],
-        seed=_seed(spec),
-        progress=advance,
+        **_schedule(spec, advance),
     )
 
 
@@ -578,16 +574,11 @@ def _train_simclr_encoder(ctx: BuildContext, spec: Spec, advance) -> dict[str, A
 
     torch.manual_seed(spec.seed)
     encoder = SmallCNN()
-    p = spec.params
     train_simclr(
         encoder,
         ctx.tensors.x_train,
-        epochs=p["epochs"],
-        lr=p["lr"],
-        batch_size=p["batch_size"],
-        temperature=p["temperature"],
-        seed=_seed(spec),
-        progress=advance,
+        temperature=spec.params["temperature"],
+        **_schedule(spec, advance),
     )
     return {
         "kind": "encoder",
@@ -617,16 +608,7 @@ def _train_autoencoder_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str
     from zoolens.demo.train import predict, train_autoencoder
 
     t = ctx.tensors
-    p = spec.params
-    ae = train_autoencoder(
-        t.x_train,
-        epochs=p["epochs"],
-        code=p["code"],
-        lr=p["lr"],
-        batch_size=p["batch_size"],
-        seed=_seed(spec),
-        progress=advance,
-    )
+    ae = train_autoencoder(t.x_train, code=spec.params["code"], **_schedule(spec, advance))
     tr, te = predict(ae, t.x_train, embed=True), predict(ae, t.x_test, embed=True)
     return {"kind": "logits", "scores": _probe(ctx, tr, te), "embeddings": te.float()}
 
@@ -643,6 +625,19 @@ def _seed(spec: Spec) -> int:
     """The seed of a network's training (every network spec has one)."""
     assert spec.seed is not None, spec.name
     return spec.seed
+
+
+def _schedule(spec: Spec, advance) -> dict[str, Any]:
+    """The keyword arguments every network trainer of demo.train takes from its spec: the
+    spec's epochs, learning rate, batch size and seed, and the progress callback."""
+    p = spec.params
+    return {
+        "epochs": p["epochs"],
+        "lr": p["lr"],
+        "batch_size": p["batch_size"],
+        "seed": _seed(spec),
+        "progress": advance,
+    }
 
 
 def _train_classical(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any]:
@@ -677,17 +672,7 @@ def _train_digits_probe(ctx: BuildContext, spec: Spec, advance) -> dict[str, Any
     x, y = digits_images()
     torch.manual_seed(spec.seed)
     model = SmallCNN()
-    p = spec.params
-    train_supervised(
-        model,
-        x,
-        y,
-        epochs=p["epochs"],
-        lr=p["lr"],
-        batch_size=p["batch_size"],
-        seed=_seed(spec),
-        progress=advance,
-    )
+    train_supervised(model, x, y, **_schedule(spec, advance))
     t = ctx.tensors
     tr, te = predict(model, t.x_train, embed=True), predict(model, t.x_test, embed=True)
     return {"kind": "logits", "scores": _probe(ctx, tr, te), "embeddings": te.float()}
