@@ -15,7 +15,8 @@ Geirhos et al. (2020); dominance is Mania & Sra (2020).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +42,22 @@ __all__ = [
 # float32 holds every integer up to 2**24 exactly, so a float32 matmul of 0/1 rows over fewer
 # examples than this gives exact counts (BLAS accumulates in float32 and never rounds).
 _FLOAT32_EXACT_LIMIT = 2**24
+
+
+# The argument every pair measure below takes, documented once: their docstrings say
+# ``{correct}`` where it goes and _with_correct_doc writes it in at import, so help(), the
+# API docs and the doctests read the full text.
+_CORRECT_DOC = """correct : (M, N) array of bool
+        Correctness matrix ``R`` of M models on N examples (:func:`correctness`)."""
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def _with_correct_doc(function: _Function) -> _Function:
+    """``function`` with ``{correct}`` in its docstring replaced by :data:`_CORRECT_DOC`."""
+    if function.__doc__:  # None under python -OO
+        function.__doc__ = function.__doc__.replace("{correct}", _CORRECT_DOC)
+    return function
 
 
 def top1(scores: np.ndarray) -> np.ndarray:
@@ -128,6 +145,7 @@ def _as_matrix(correct: np.ndarray) -> np.ndarray:
     return r.astype(bool, copy=False)
 
 
+@_with_correct_doc
 def pair_counts(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Exact counts behind every pair measure: ``(n11, n_right, N)``.
 
@@ -138,8 +156,7 @@ def pair_counts(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
 
     Returns
     -------
@@ -160,6 +177,7 @@ def pair_counts(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return n11, n_right, n
 
 
+@_with_correct_doc
 def error_inconsistency(correct: np.ndarray) -> np.ndarray:
     """Error inconsistency EI for every pair: the fraction of examples where exactly one is right.
 
@@ -168,8 +186,7 @@ def error_inconsistency(correct: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
 
     Returns
     -------
@@ -185,13 +202,13 @@ def error_inconsistency(correct: np.ndarray) -> np.ndarray:
     return (nr[:, None] + nr[None, :] - 2 * n11) / n
 
 
+@_with_correct_doc
 def both_right(correct: np.ndarray) -> np.ndarray:
     """Fraction of examples both models get right: ``mean(R[a] AND R[b]) = n11 / N`` (Fig. 8).
 
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
 
     Returns
     -------
@@ -207,13 +224,16 @@ def both_right(correct: np.ndarray) -> np.ndarray:
     return n11 / n
 
 
+@_with_correct_doc
 def both_wrong(correct: np.ndarray) -> np.ndarray:
     """Fraction of examples both models get wrong: ``(N - n_a - n_b + n11) / N`` (Fig. 8).
 
+    Each example is right for both, wrong for both or right for exactly one, so this is
+    ``1 - EI - both_right``.
+
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
 
     Returns
     -------
@@ -222,8 +242,11 @@ def both_wrong(correct: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> R = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=bool)  # 2 models x 4 examples
-    >>> both_wrong(R).tolist()
+    >>> wrong = both_wrong(R)
+    >>> wrong.tolist()
     [[0.5, 0.25], [0.25, 0.5]]
+    >>> np.allclose(wrong, 1 - error_inconsistency(R) - both_right(R))
+    True
     """
     n11, nr, n = pair_counts(correct)
     return (n - nr[:, None] - nr[None, :] + n11) / n
@@ -270,6 +293,7 @@ def kappa_from_rates(
     return np.where(degenerate, 1.0, kappa)
 
 
+@_with_correct_doc
 def error_consistency(correct: np.ndarray) -> np.ndarray:
     """Error consistency κ (Cohen's kappa of the two correctness vectors), every pair.
 
@@ -281,8 +305,7 @@ def error_consistency(correct: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
 
     Returns
     -------
@@ -298,6 +321,7 @@ def error_consistency(correct: np.ndarray) -> np.ndarray:
     return _pair_rates(n11, nr[:, None], nr[None, :], n)["error_consistency"]
 
 
+@_with_correct_doc
 def dominance(correct: np.ndarray) -> np.ndarray:
     """Dominance ``D[a, b] = P(r_a = 0 and r_b = 1) = (n_b − n11[a, b]) / N``.
 
@@ -307,8 +331,7 @@ def dominance(correct: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
 
     Returns
     -------
@@ -324,6 +347,7 @@ def dominance(correct: np.ndarray) -> np.ndarray:
     return (nr[None, :] - n11) / n
 
 
+@_with_correct_doc
 def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
     """All pair measures from one matrix product, as (M, M) float64 arrays.
 
@@ -334,8 +358,7 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
 
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
 
     Returns
     -------
@@ -363,6 +386,7 @@ def pairwise_agreement(correct: np.ndarray) -> dict[str, np.ndarray]:
 _PAIR_BLOCK_BYTES = 64 * 2**20
 
 
+@_with_correct_doc
 def listed_pair_agreement(
     correct: np.ndarray, a: np.ndarray, b: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -377,8 +401,7 @@ def listed_pair_agreement(
 
     Parameters
     ----------
-    correct : (M, N) array of bool
-        Correctness matrix ``R`` of M models on N examples (:func:`correctness`).
+    {correct}
     a, b : (P,) int arrays
         Model indices of each pair.
 
