@@ -49,14 +49,13 @@ def fig_reliability(results: Results) -> FigureResult:
             if len(part) == 0:
                 continue
             weight = part["count"].to_numpy(np.float64)
-            gap = np.abs(
-                part.accuracy.to_numpy(np.float64) - part.mean_confidence.to_numpy(np.float64)
-            )
-            ece = float(np.sum(weight * gap) / weight.sum())
+            confidence = part.mean_confidence.to_numpy(np.float64)
+            accuracy = part.accuracy.to_numpy(np.float64)
+            ece = float(np.sum(weight * np.abs(accuracy - confidence)) / weight.sum())
             # Marker area follows the bin's share of examples: a bin of 1 example is a dot.
             ax.plot(
-                part.mean_confidence,
-                part.accuracy,
+                confidence,
+                accuracy,
                 "-",
                 lw=1,
                 color=color,
@@ -64,11 +63,7 @@ def fig_reliability(results: Results) -> FigureResult:
                 label=f"{stage} (ECE {ece:.3f})",
             )
             ax.scatter(
-                part.mean_confidence,
-                part.accuracy,
-                s=4 + 60 * weight / weight.sum(),
-                color=color,
-                zorder=3,
+                confidence, accuracy, s=4 + 60 * weight / weight.sum(), color=color, zorder=3
             )
             entry[stage] = {
                 "mean_confidence": floats(part.mean_confidence),
