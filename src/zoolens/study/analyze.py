@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -709,21 +710,24 @@ def select_greedy(
             "(or has no cost on its card)"
         )
         return pool_names, GreedySkipped(reason)
-    common: dict[str, Any] = dict(
-        ev=inputs.ev,
+    select = functools.partial(
+        run_selection,
+        inputs.zoo,
+        inputs.names,
+        inputs.has_scores,
+        calibration.temperatures,
+        start,
+        pool_names,
         labels=inputs.labels,
         combine=options.combine,
         max_steps=options.max_steps,
         memory_budget=options.memory_budget,
     )
-    zoo_rows = (inputs.zoo, inputs.names, inputs.has_scores, calibration.temperatures)
     if not inputs.calibrated:
         return pool_names, run_crossfit(
-            *zoo_rows, start, pool_names, folds=options.folds, seed=options.seed, **common
+            select, inputs.names, inputs.ev, folds=options.folds, seed=options.seed
         )
-    return pool_names, run_selection(
-        *zoo_rows, start, pool_names, cal=inputs.cal, budget=budget, evaluate=evaluate, **common
-    )
+    return pool_names, select(cal=inputs.cal, ev=inputs.ev, budget=budget, evaluate=evaluate)
 
 
 # --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -484,23 +484,17 @@ Selection = GreedyOutcome | CrossFitOutcome | GreedySkipped
 
 
 def run_crossfit(
-    zoo: Any,
+    select: Callable[..., GreedyOutcome],
     names: Sequence[str],
-    has_scores: np.ndarray,
-    temperatures: np.ndarray,
-    start: str,
-    pool: Sequence[str],
-    *,
     ev: np.ndarray,
-    labels: np.ndarray,
-    combine: str,
-    max_steps: int,
-    memory_budget: int,
+    *,
     folds: int = 5,
     seed: int = 0,
 ) -> CrossFitOutcome:
     """Cross-fitted greedy selection over the examples ``ev`` (see CrossFitOutcome): fold f
-    of :func:`cross_fit_folds` is held out, :func:`run_selection` chooses on the rest."""
+    of :func:`cross_fit_folds` is held out, ``select(cal=rows, ev=held_out_rows)`` chooses
+    on the rest (:func:`run_selection` with everything else fixed: zoo, start, pool,
+    labels, combine, steps, memory budget). ``names``: the zoo's models, in zoo order."""
     parts = cross_fit_folds(len(ev), folds, seed)
     frames, fold_acc, selection_acc = [], [], []
     kept_by_fold: list[list[str]] = []
@@ -510,20 +504,7 @@ def run_crossfit(
     recomputed = False
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(ev)), held, assume_unique=True)
-        outcome = run_selection(
-            zoo,
-            names,
-            has_scores,
-            temperatures,
-            start,
-            pool,
-            cal=ev[train],
-            ev=ev[held],
-            labels=labels,
-            combine=combine,
-            max_steps=max_steps,
-            memory_budget=memory_budget,
-        )
+        outcome = select(cal=ev[train], ev=ev[held])
         frame = outcome.table.rename(
             columns={"calibration_acc": "selection_acc", "evaluation_acc": "held_out_acc"}
         )

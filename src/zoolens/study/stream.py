@@ -386,8 +386,9 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         return resampled_sums(counts, values, counts_int8)
 
     if counts is not None:
-        result.sums["accuracy"] = chunk_sums(r)
-        result.sums["error_inconsistency"] = chunk_sums(xor)
+        result.sums.update(
+            zip(("accuracy", "error_inconsistency"), workers.map(chunk_sums, (r, xor)))
+        )
         if ctx.category_matrix is not None:
             # Mean over a category's pairs of XOR = that category's mean EI per example.
             per_category = ctx.category_matrix.sum(axis=1, keepdims=True)
@@ -451,13 +452,16 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     result.ensemble_only = (ens & ~rbest).sum(axis=1)
     result.best_only = (~ens & rbest).sum(axis=1)
     if counts is not None:
-        result.sums["ensemble_acc"] = chunk_sums(ens)
         # Numerators of the conversion rates; their denominators (exactly one right, both
         # wrong) follow from the accuracy and error-inconsistency sums on the same
         # resamples. ensemble_gain and ensemble_minus_best follow at the end of the pass
-        # (derive_pair_sums), with no product of their own.
-        result.sums["converted"] = chunk_sums(ens & (ra ^ rb))
-        result.sums["neither_converted"] = chunk_sums(ens & ~ra & ~rb)
+        # (derive_pair_sums), with no product of their own. The products side by side.
+        values = {
+            "ensemble_acc": ens,
+            "converted": ens & (ra ^ rb),
+            "neither_converted": ens & ~ra & ~rb,
+        }
+        result.sums.update(zip(values, workers.map(chunk_sums, values.values())))
     return result
 
 
