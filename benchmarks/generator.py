@@ -190,13 +190,21 @@ def write_zoo(
     path: str | Path, spec: ZooSpec, *, dtype: str = "float16", progress: bool = True
 ) -> Path:
     """Write the zoo with the Zoo API, one model at a time; returns the path."""
-    from zoolens import ModelCard, Zoo
+    from zoolens import Zoo
 
     if not spec.models:
         resolve(spec)
     y = labels(spec)
     zoo = Zoo.create(path, y, dataset_name=f"synthetic-imagenet-{spec.seed}", seed=spec.seed)
     cache: dict = {}
+    with zoo.batch():  # one manifest write for the whole zoo (thousands of models)
+        _write_models(zoo, spec, dtype, cache, progress)
+    return Path(path)
+
+
+def _write_models(zoo, spec: ZooSpec, dtype: str, cache: dict, progress: bool) -> None:
+    from zoolens import ModelCard
+
     for model in spec.models:
         if progress:
             print(
@@ -220,4 +228,3 @@ def write_zoo(
         )
         zoo.add(model["name"], logits=logits, card=card, dtype=dtype)
         del logits
-    return Path(path)

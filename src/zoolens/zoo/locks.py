@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,22 @@ def is_own_model_file(root: Path, rel: str) -> bool:
         and not (root / MODELS_DIR).is_symlink()
         and is_regular_file(root / rel)
     )
+
+
+def unlink_unreferenced(path: Path, manifest: Manifest, rel: str) -> None:
+    """Delete the model file ``rel`` unless a manifest entry still points to it, and only
+    when it is a file this zoo wrote (:func:`is_own_model_file`)."""
+    if not any(e.file == rel for e in manifest.models.values()):
+        if is_own_model_file(path, rel):
+            with contextlib.suppress(OSError):
+                (path / rel).unlink()
+
+
+@dataclass
+class Batch:
+    """``Zoo.batch``'s state: the manifest being built, the model files written (removed
+    if the batch fails) and the files of replaced models (removed once it is written)."""
+
+    manifest: Manifest
+    written: list[Path] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)

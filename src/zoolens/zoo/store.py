@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,13 @@ from zoolens.zoo.layout import (
 )
 from zoolens.zoo.layout import write_npy as _write_npy
 from zoolens.zoo.layout import write_parquet as _write_parquet
-from zoolens.zoo.locks import ZooLock, is_own_model_file, nothing_left_on_failure, sweep_leftovers
+from zoolens.zoo.locks import (
+    Batch as _Batch,
+    ZooLock,
+    nothing_left_on_failure,
+    sweep_leftovers,
+    unlink_unreferenced,
+)
 from zoolens.zoo.manifest import Manifest, ModelEntry, parse_manifest, parse_model_entry
 from zoolens.zoo.manifest_io import read_manifest as _read_manifest
 from zoolens.zoo.manifest_io import write_manifest as _write_manifest
@@ -86,6 +91,8 @@ from zoolens.zoo.validate import (
     validate_labels,
     validate_name,
     where_model,
+    check_no_nfc_twin,
+    one_output_kind,
 )
 
 __all__ = [
@@ -124,6 +131,7 @@ class Zoo(StoreIntegrity):
         self._rehashed: set[tuple[str, int, int]] = set()
         self._headers: dict[str, tuple[tuple[int, int], int, dict[str, Any]]] = {}
         self._predictions: dict[str, tuple[str, np.ndarray]] = {}  # name -> (file, top-1)
+        self._batch: _Batch | None = None  # inside batch(): the manifest being built
 
     # ----------------------------------------------------------------------------- creation
 
@@ -534,46 +542,23 @@ class Zoo(StoreIntegrity):
         validate_name(name, where)
         if dtype not in DTYPES:
             raise ZoolensError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        twin = next(
-            (
-                m
-                for m in self._manifest.models
-                if m != name
-                and unicodedata.normalize("NFC", m) == unicodedata.normalize("NFC", name)
-            ),
-            None,
-        )
-        if twin is not None:
-            raise ZoolensError(
-                f"{where}: looks the same as the model {twin!r} already in the "
-                "zoo (the same text in another Unicode normal form, NFC/NFD); "
-                "use that exact name or a different one"
-            )
+        check_no_nfc_twin(name, self._manifest.models, where)
         if not replace and name in self._manifest.models:
             raise ZoolensError(
                 f"{where}: a model with this name is already in the zoo "
                 "(use replace=True / --replace)"
             )
-        given = {
-            k: v
-            for k, v in (
-                ("logits", logits),
-                ("probs", probs),
-                ("log_probs", log_probs),
-                ("decisions", decisions),
-                ("counts", counts),
-            )
-            if v is not None
-        }
-        if topk_indices is not None or topk_values is not None:
-            given["topk"] = (topk_indices, topk_values)
-        if len(given) != 1:
-            what = ", ".join(given) if given else "nothing"
-            raise ZoolensError(
-                f"{where}: give exactly one of logits, probs, log_probs, counts, "
-                f"decisions or topk_indices+topk_values (got {what})"
-            )
-        ((given_kind, value),) = given.items()
+        given_kind, value = one_output_kind(
+            where,
+            logits=logits,
+            probs=probs,
+            log_probs=log_probs,
+            decisions=decisions,
+            counts=counts,
+            topk=None
+            if topk_indices is None and topk_values is None
+            else (topk_indices, topk_values),
+        )
         tensors, kind = prepare_outputs(
             given_kind,
             value,
@@ -626,7 +611,7 @@ class Zoo(StoreIntegrity):
         self._modify(change)
         self._predictions.pop(name, None)
         for rel in removed:
-            self._unlink_unreferenced(rel)
+            unlink_unreferenced(self._path, self._manifest, rel)
 
     # ---------------------------------------------------------------------------- reading
 
@@ -803,9 +788,11 @@ class Zoo(StoreIntegrity):
     ) -> None:
         models_dir = self._path / MODELS_DIR
         models_dir.mkdir(exist_ok=True)
-        with ZooLock(self._path):
-            manifest = _read_manifest(self._path)
-            sweep_leftovers(self._path, manifest)
+        batch = self._batch
+        with contextlib.nullcontext() if batch else ZooLock(self._path):  # batch: held
+            manifest = batch.manifest if batch else _read_manifest(self._path)
+            if not batch:
+                sweep_leftovers(self._path, manifest)
             old = manifest.models.get(name)
             if old is not None and not replace:
                 raise ZoolensError(
@@ -840,16 +827,20 @@ class Zoo(StoreIntegrity):
                         "added_at": now(),
                     }
                 )
-                models = dict(manifest.models)
-                models[name] = parse_model_entry(entry, name, self._path / MANIFEST)
-                manifest.models = models  # a replaced model keeps its position
-                try:
-                    _write_manifest(self._path, manifest)
-                except BaseException:
-                    if not same_file:
-                        with contextlib.suppress(OSError):
-                            final.unlink()
-                    raise
+                # a replaced model keeps its position
+                manifest.models[name] = parse_model_entry(entry, name, self._path / MANIFEST)
+                if batch:  # the manifest is written once, when the batch ends (batch())
+                    batch.written += [] if same_file else [final]
+                    batch.replaced += [] if old is None or same_file else [old.file]
+                    old = None
+                else:
+                    try:
+                        _write_manifest(self._path, manifest)
+                    except BaseException:
+                        if not same_file:
+                            with contextlib.suppress(OSError):
+                                final.unlink()
+                        raise
             except OSError as exc:  # a full disk, a read-only folder: name the models folder
                 if exc.filename in (None, str(tmp)):
                     raise naming_path(
@@ -862,19 +853,40 @@ class Zoo(StoreIntegrity):
             self._manifest = manifest
             self._predictions.pop(name, None)
             if old is not None:
-                self._unlink_unreferenced(old.file)
+                unlink_unreferenced(self._path, manifest, old.file)
 
-    def _unlink_unreferenced(self, rel: str) -> None:
-        """Delete the model file ``rel`` unless a manifest entry still points to it, and only
-        when it is a file this zoo wrote (``locks.is_own_model_file``)."""
-        if not any(e.file == rel for e in self._manifest.models.values()):
-            file = self._path / rel
-            if is_own_model_file(self._path, rel):
-                with contextlib.suppress(OSError):
-                    file.unlink()
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Zoo]:
+        """``with zoo.batch(): zoo.add(...) ...`` adds many models with one manifest write
+        (each add otherwise rewrites the whole manifest: a hub's 10,000 models took most of
+        an hour). The block's adds write their files at once; the manifest is written when
+        it ends, with all of them, or, when it raises, not at all (its files are removed).
+        The writer lock is held throughout; other changes are refused inside."""
+        if self._batch is not None:
+            raise ZoolensError(f"{self._path}: already inside Zoo.batch()")
+        with ZooLock(self._path):
+            manifest = _read_manifest(self._path)
+            sweep_leftovers(self._path, manifest)
+            batch = self._batch = _Batch(manifest)
+            try:
+                yield self
+                _write_manifest(self._path, manifest)
+            except BaseException:
+                for file in batch.written:
+                    with contextlib.suppress(OSError):
+                        file.unlink()
+                self._manifest = _read_manifest(self._path)
+                raise
+            finally:
+                self._batch = None
+        self._manifest = manifest
+        for rel in batch.replaced:
+            unlink_unreferenced(self._path, manifest, rel)
 
     def _modify(self, change: Callable[[Manifest], None]) -> None:
         """Apply ``change(manifest)`` under the lock to a freshly read manifest; write it."""
+        if self._batch is not None:
+            raise ZoolensError(f"{self._path}: only add() may change the zoo inside Zoo.batch()")
         with ZooLock(self._path):
             manifest = _read_manifest(self._path)
             sweep_leftovers(self._path, manifest)

@@ -3,7 +3,9 @@ groups, attributes), each a one-line ZoolensError naming the zoo and the problem
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import unicodedata
+
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +152,29 @@ def validate_attributes(attributes: Any, n: int, path: Path) -> Any:
     df = df.reset_index(drop=True)
     df.columns = [str(c) for c in df.columns]
     return df
+
+
+def check_no_nfc_twin(name: str, names: Iterable[str], where: str) -> None:
+    """ZoolensError when another of ``names`` is ``name`` in another Unicode normal form."""
+    key = unicodedata.normalize("NFC", name)
+    twin = next((m for m in names if m != name and unicodedata.normalize("NFC", m) == key), None)
+    if twin is not None:
+        raise ZoolensError(
+            f"{where}: looks the same as the model {twin!r} already in the "
+            "zoo (the same text in another Unicode normal form, NFC/NFD); "
+            "use that exact name or a different one"
+        )
+
+
+def one_output_kind(where: str, **outputs: Any) -> tuple[str, Any]:
+    """The one output given to ``Zoo.add`` (keyword: value, None for not given), as (kind,
+    value); ZoolensError naming the model unless exactly one is given."""
+    given = {kind: value for kind, value in outputs.items() if value is not None}
+    if len(given) != 1:
+        what = ", ".join(given) if given else "nothing"
+        raise ZoolensError(
+            f"{where}: give exactly one of logits, probs, log_probs, counts, "
+            f"decisions or topk_indices+topk_values (got {what})"
+        )
+    ((kind, value),) = given.items()
+    return kind, value
