@@ -379,3 +379,20 @@ def test_int8_weights_only_for_whole_counts_up_to_127():
     assert int8_weights(too_big) is None
     assert int8_weights(w + 0.5) is None
     assert int8_weights(-w) is None
+
+
+def test_resampled_sums_check_the_int8_product_where_they_run(monkeypatch):
+    """int8 weights made on a driver with torch reach a worker without it (Ray): the sums
+    there take the float32 product instead of failing."""
+    import zoolens.measure.stats as stats
+
+    w = bootstrap_weights(40, 9, seed=3)
+    x = np.random.default_rng(4).random((5, 40)) < 0.5
+    small = w.astype(np.int8)  # as int8_weights gives them where torch is installed
+    monkeypatch.setattr(stats, "optional_torch", lambda: None)
+    stats._int8_product_works.cache_clear()
+    try:
+        got = resampled_sums(w, x, small)
+    finally:
+        stats._int8_product_works.cache_clear()
+    assert np.array_equal(got, (w.astype(np.int64) @ x.astype(np.int64).T).astype(np.float32))

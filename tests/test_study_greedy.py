@@ -233,5 +233,38 @@ def test_prefixes_from_the_evaluation_pass_equal_the_selection_s_own():
     np.testing.assert_array_equal(got, result.evaluation_correct)
 
 
+def test_a_failing_evaluation_read_stops_the_selection():
+    """The evaluation rows are added on a thread of their own; a read that fails there is
+    the selection's error (raised, not lost), and no step after it is reported."""
+
+    class Failing:
+        """A model whose evaluation rows cannot be read (its calibration rows can)."""
+
+        def __init__(self, rows):
+            self.rows = rows
+
+        def __getitem__(self, index):
+            return self.rows[index]
+
+        def add_rows(self, total, rows):
+            raise RuntimeError("cannot read the evaluation rows")
+
+    rng = np.random.default_rng(1)
+    m, n, c = 4, 60, 5
+    probs = rng.dirichlet(np.ones(c), size=(m, n)).astype(np.float32)
+    labels = rng.integers(0, c, n)
+    models = [probs[0], Failing(probs[1]), Failing(probs[2]), Failing(probs[3])]
+    with pytest.raises(RuntimeError, match="cannot read the evaluation rows"):
+        greedy_forward_selection(
+            models,
+            labels,
+            start=0,
+            pool=[1, 2, 3],
+            max_steps=5,
+            calibration_index=np.arange(30),
+            evaluation_index=np.arange(30, n),
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])

@@ -97,3 +97,33 @@ def test_other_changes_and_nested_batches_are_refused_inside(tmp_path):
     assert Zoo.open(tmp_path / "z").models == ["m"]
     zoo.remove("m")  # allowed again after the block
     assert zoo.models == []
+
+
+def test_rolling_back_keeps_a_file_the_batch_rewrote_with_its_original_content(tmp_path):
+    """A batch that replaces a model and then puts its first outputs back rewrites the
+    original file (same name, same hash); a rollback must not delete it."""
+    zoo = _zoo(tmp_path / "z")
+    zoo.add("a", logits=_logits(0))
+    with pytest.raises(RuntimeError):
+        with zoo.batch():
+            zoo.add("a", logits=_logits(1), replace=True)
+            zoo.add("a", logits=_logits(0), replace=True)
+            raise RuntimeError("stop")
+    reopened = Zoo.open(tmp_path / "z")
+    np.testing.assert_array_equal(reopened.scores("a"), _logits(0))
+    reopened.verify()
+    assert reopened.orphan_files() == []
+
+
+def test_reads_and_reload_inside_a_batch(tmp_path):
+    zoo = _zoo(tmp_path / "z")
+    zoo.add("a", logits=_logits(0))
+    other = Zoo.open(tmp_path / "z")
+    with other.batch():
+        assert other.models == ["a"]  # the manifest as the batch read it
+        other.add("b", logits=_logits(1))
+        np.testing.assert_array_equal(other.scores("b"), _logits(1))
+        with pytest.raises(ZoolensError, match="cannot reload"):
+            other.reload()
+    zoo.reload()
+    assert zoo.models == ["a", "b"]

@@ -709,8 +709,10 @@ def greedy_forward_selection(
 
     # The evaluation rows are only reported, never used to choose: each chosen model is added
     # to their running sum on a thread of its own while the next step is being scored (in
-    # the order chosen, one at a time: the same sums as adding them in the loop).
-    with ThreadPoolExecutor(max_workers=1) as reporter:
+    # the order chosen, one at a time: the same sums as adding them in the loop). A failed
+    # add stops the selection at the next step; on any error, queued adds are dropped.
+    reporter = ThreadPoolExecutor(max_workers=1)
+    try:
         ev_pending: list[Future[np.ndarray]] = []
         ev_sum = (
             None
@@ -728,10 +730,15 @@ def greedy_forward_selection(
             members.append(chosen)
             cal_right.append(right)
             if ev_sum is not None:
+                for job in ev_pending:
+                    if job.done():
+                        job.result()  # raises the add's error here, not after every step
                 ev_pending.append(reporter.submit(ev_sum.add, chosen))
             if on_step is not None:
                 on_step(1)
         ev_right = [job.result() for job in ev_pending]
+    finally:
+        reporter.shutdown(wait=True, cancel_futures=True)
 
     cal_correct = np.asarray(cal_right, dtype=np.int64)
     best_step = int(np.argmax(cal_correct))  # argmax: earliest among equal counts

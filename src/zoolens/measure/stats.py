@@ -109,7 +109,12 @@ def resampled_sums(
     if values.ndim == 1:
         values = values[None, :]
     n = values.shape[1]
-    if weights_int8 is not None and values.dtype == np.bool_ and n >= _INT8_MIN_EXAMPLES:
+    if (
+        weights_int8 is not None
+        and values.dtype == np.bool_
+        and n >= _INT8_MIN_EXAMPLES
+        and _int8_product_works()  # here: the int8 copy may come from another machine (Ray)
+    ):
         torch = optional_torch()
         x = torch.from_numpy(np.ascontiguousarray(values).view(np.int8))
         w = torch.from_numpy(np.ascontiguousarray(weights_int8))

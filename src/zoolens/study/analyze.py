@@ -10,31 +10,36 @@ outputs, timed under its name (``study.stages.STAGES``, the one list: summary.js
 2. ``temperatures`` (``study.inputs.calibrate`` -> ``Calibration``): each model's
    calibration-split scores read once -> temperature T (``fit_temperature``); then the models
    table is built (once; ``study.inputs.models_table``) and the pool filter checked on it.
-3. ``evaluation`` (``study.stream.run_eval_pass`` -> ``EvalPass``): the evaluation split in
+3. ``selection`` (``study.greedy.run_selection``, evaluate=False): greedy chooses on the
+   calibration split before the pass (the pool's calibrated rows held in memory or, when
+   they exceed ``memory_budget``, lazily: per-row softmax statistics and the entries the
+   pruned selection asks for, recomputed from the zoo; identical results). Skipped, and
+   left to ``greedy``, with ``--pool``, without a calibration split, with ``--combine
+   logits`` or multi-label truth.
+4. ``evaluation`` (``study.stream.run_eval_pass`` -> ``EvalPass``): the evaluation split in
    example chunks; per chunk every model's scores are read once, NLL / confidence before and
    after scaling are taken, and the calibrated block (models, chunk, classes) decides every
    pair ensemble (exact top-k kernel, ``measure.topk``), the all-model ensemble, majority
-   vote and the requested interpolation curves; the bootstrap sums (``study.bootstrap.
-   PassSums``, fixed fields, frozen after the pass) accumulate chunk by chunk. The chunk size
-   keeps the block and its companions within ``memory_budget``.
-4. ``tables`` (``study.assemble.build_tables`` -> ``Tables``): models (filled in), pairs,
+   vote, each greedy prefix and the requested interpolation curves; the bootstrap sums
+   (``study.bootstrap.PassSums``, fixed fields, frozen after the pass) accumulate chunk by
+   chunk. The chunk size keeps the block and its companions within ``memory_budget``.
+5. ``tables`` (``study.assemble.build_tables`` -> ``Tables``): models (filled in), pairs,
    reliability, specialization (confidence angles against the base; groups are each class,
    the zoo's class groups and each attribute column's values) and theta.
-5. ``interpolation``: the default curves (base with its best sidekick, paper Fig. 11) need
+6. ``interpolation``: the default curves (base with its best sidekick, paper Fig. 11) need
    the pairs table to know the sidekick, so the two models' evaluation rows are read once
-   more (skipped when ``--interpolate`` named the pairs: their curves came from stage 3).
-6. ``drilldown`` (``study.drilldown``): the examples only one of the base and its best
+   more (skipped when ``--interpolate`` named the pairs: their curves came from stage 4).
+7. ``drilldown`` (``study.drilldown``): the examples only one of the base and its best
    sidekick gets right.
-7. ``greedy`` (``study.greedy``, a ``Selection``): reads the pool on the calibration split to
-   choose (calibrated rows held in memory or, when they exceed ``memory_budget``, held
-   lazily: per-row softmax statistics and the entries the pruned selection asks for,
-   recomputed from the zoo; identical results), and the member added at each step on the
-   evaluation split to report; then pareto.csv (accuracy against cost).
-8. ``headline`` (``study.headline.headline``): the findings summary.json leads with; it only
+8. ``greedy`` (``study.greedy``, a ``Selection``): stage 3's selection with each prefix's
+   evaluation accuracy from stage 4 (``with_evaluation``), or, where stage 3 was skipped,
+   the whole selection now, reading the member added at each step on the evaluation split
+   to report; then pareto.csv (accuracy against cost).
+9. ``headline`` (``study.headline.headline``): the findings summary.json leads with; it only
    reads the tables and the frozen sums.
-9. ``shift`` (only with ``--shift``, ``study.shift.analyze_shift``): the same models on the
+10. ``shift`` (only with ``--shift``, ``study.shift.analyze_shift``): the same models on the
    shifted sets.
-10. ``write``: every table, cards.json, then summary.json (atomic; summary last).
+11. ``write``: every table, cards.json, then summary.json (atomic; summary last).
 
 Every measure is taken on the evaluation split; the calibration split only fits temperatures
 and chooses greedy members. ``accuracy_all`` is over all examples (the number to compare with
@@ -400,9 +405,15 @@ def stage_selection(
     and calibrating each added model's evaluation rows again. None (the whole selection
     then runs in the greedy stage, after the pass, with the same results) where the
     selection needs the pass: a ``--pool`` (it may filter on measured columns), no
-    calibration split (cross-fitted on the evaluation examples), or ``--combine logits``
-    (the pass's calibrated logits are z·(1/T), the selection's z/T)."""
-    if options.pool is not None or not inputs.calibrated or options.combine != "probs":
+    calibration split (cross-fitted on the evaluation examples), ``--combine logits`` (the
+    pass's calibrated logits are z·(1/T), the selection's z/T) or multi-label truth (the
+    pass calibrates those rows with ``measure.ensemble.ensemble_inputs``)."""
+    if (
+        options.pool is not None
+        or not inputs.calibrated
+        or options.combine != "probs"
+        or np.ndim(inputs.labels) != 1  # multi-label: the pass calibrates with ensemble_inputs
+    ):
         return None
     pool_names, selection = select_greedy(
         inputs, calibration, models, options, optional=True, budget=budget, evaluate=False
@@ -428,7 +439,7 @@ def stage_evaluation(
 def stage_tables(
     inputs: ZooInputs, evaluated: Evaluated, options: AnalyzeOptions, budget: Budget | None
 ) -> tuple[Tables, list[dict[str, Any]]]:
-    """Stage 4: the tables of the pass and the base's sidekicks, ranked (within budget)."""
+    """Stage 5: the tables of the pass and the base's sidekicks, ranked (within budget)."""
     built = build_tables(inputs, evaluated.models, evaluated.evaluation, evaluated.plan.resamples)
     sidekicks = ranked_sidekicks(built.pairs, options.base)
     if budget is not None:
@@ -442,7 +453,7 @@ def stage_interpolation(
     options: AnalyzeOptions,
     sidekicks: list[dict[str, Any]],
 ) -> pd.DataFrame:
-    """Stage 5: the interpolation table. The default pair (base, best sidekick) is known
+    """Stage 6: the interpolation table. The default pair (base, best sidekick) is known
     only now; its curves come from a two-model pass over the evaluation rows."""
     specs = list(evaluated.plan.interpolation)
     if not inputs.interpolation_pairs and sidekicks:
@@ -463,7 +474,7 @@ def stage_drilldown(
     options: AnalyzeOptions,
     sidekicks: list[dict[str, Any]],
 ) -> pd.DataFrame:
-    """Stage 6: the examples only one of the base and its best sidekick gets right."""
+    """Stage 7: the examples only one of the base and its best sidekick gets right."""
     from zoolens.study.drilldown import drilldown_table
 
     return drilldown_table(
@@ -510,7 +521,7 @@ def stage_headline(
     chosen: Chosen,
     options: AnalyzeOptions,
 ) -> dict[str, Any]:
-    """Stage 8: summary.json's content (provenance, settings, notes, the headline)."""
+    """Stage 9: summary.json's content (provenance, settings, notes, the headline)."""
     zoo, inputs, budget = prepared.zoo, prepared.inputs, prepared.budget
     calibration, plan, evaluation = evaluated.calibration, evaluated.plan, evaluated.evaluation
     summary = provenance(zoo, command=options.command, seeds={"bootstrap": options.seed})
@@ -569,7 +580,7 @@ def stage_headline(
 def stage_shift(
     prepared: Prepared, calibration: Calibration, options: AnalyzeOptions, reference_name: str
 ) -> ShiftResult:
-    """Stage 9 (only with --shift): the same models on the shifted sets; the reference rows
+    """Stage 10 (only with --shift): the same models on the shifted sets; the reference rows
     and temperatures are this analysis's own."""
     from zoolens.study.shift import analyze_shift
 
@@ -602,7 +613,7 @@ def stage_write(
     summary: dict[str, Any],
     timer: StageTimer,
 ) -> AnalysisResult:
-    """Stage 10: the result, every table, cards.json, then summary.json, staged so the
+    """Stage 11: the result, every table, cards.json, then summary.json, staged so the
     folder changes as a whole or not at all. summary.json's timings are taken just before
     it is written (its own few milliseconds are the write stage's last)."""
     if len(chosen.pareto):

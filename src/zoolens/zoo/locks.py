@@ -145,3 +145,4 @@ class Batch:
     manifest: Manifest
     written: list[Path] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    changed: bool = False  # a model was added: the manifest is written at the end

@@ -277,6 +277,8 @@ class Zoo(StoreIntegrity):
 
     def reload(self) -> None:
         """Re-read the manifest (to see models other processes added or removed)."""
+        if self._batch is not None:
+            raise ZoolensError(f"{self._path}: cannot reload inside Zoo.batch()")
         self._manifest = _read_manifest(self._path)
         self._predictions.clear()
 
@@ -815,6 +817,8 @@ class Zoo(StoreIntegrity):
                 if same_file:
                     tmp.unlink()  # identical content under the same name: nothing to write
                 else:
+                    if batch and not final.exists():  # a file the batch creates (rollback)
+                        batch.written.append(final)
                     os.replace(tmp, final)
                     fsync_dir(models_dir)
                 st = final.stat()
@@ -830,7 +834,7 @@ class Zoo(StoreIntegrity):
                 # a replaced model keeps its position
                 manifest.models[name] = parse_model_entry(entry, name, self._path / MANIFEST)
                 if batch:  # the manifest is written once, when the batch ends (batch())
-                    batch.written += [] if same_file else [final]
+                    batch.changed = True
                     batch.replaced += [] if old is None or same_file else [old.file]
                     old = None
                 else:
@@ -868,9 +872,11 @@ class Zoo(StoreIntegrity):
             manifest = _read_manifest(self._path)
             sweep_leftovers(self._path, manifest)
             batch = self._batch = _Batch(manifest)
+            self._manifest = manifest  # reads inside the block see its models
             try:
                 yield self
-                _write_manifest(self._path, manifest)
+                if batch.changed:
+                    _write_manifest(self._path, manifest)
             except BaseException:
                 for file in batch.written:
                     with contextlib.suppress(OSError):
