@@ -150,3 +150,31 @@ def test_fused_ensemble_input_is_calibrated_inputs_bit_for_bit(
     got = fused.fused_rows(z, y, temperature).ensemble_input
     want = fused.calibrated_inputs(z, temperature)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("torch_kernels", [True, False])
+def test_skipping_the_clamp_and_the_prediction_changes_no_bit(monkeypatch, torch_kernels):
+    """fused_rows raises shifted scores to -700 only when some entry is below it (or NaN),
+    and the evaluation pass asks for no prediction: every output equals the always-clamping,
+    always-predicting computation bit for bit, extreme and NaN rows included."""
+    import zoolens.measure.fused as fused
+
+    if torch_kernels:
+        pytest.importorskip("torch")
+    else:
+        monkeypatch.setattr(fused, "optional_torch", lambda: None)
+    rng = np.random.default_rng(3)
+    fields = ("confidence_before", "confidence_after", "nll_before", "nll_after", "ensemble_input")
+    for scale in (0.5, 30.0, 400.0, 3000.0):
+        z = (rng.standard_normal((200, 30)) * scale).astype(np.float32)
+        z[7, 3] = np.nan
+        y = rng.integers(0, 30, 200)
+        for temperature in (0.3, 1.0, 9.0):
+            fast = fused.fused_rows(z, y, temperature, predict=False)
+            with monkeypatch.context() as always:
+                always.setattr(fused, "_clamp_needed", lambda lowest, scale: True)
+                slow = fused.fused_rows(z, y, temperature)
+            assert fast.prediction is None
+            for name in fields:
+                got, want = getattr(fast, name), getattr(slow, name)
+                assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), name

@@ -49,7 +49,7 @@ _BLOCK_BYTES = 2 * 2**20
 class FusedRows:
     """Per-example results of :func:`fused_rows` for n rows."""
 
-    prediction: np.ndarray  # (n,) int64
+    prediction: np.ndarray | None  # (n,) int64; None when not asked for (predict=False)
     confidence_before: np.ndarray  # (n,) float64, T = 1
     confidence_after: np.ndarray  # (n,) float64, at T
     nll_before: np.ndarray  # (n,) float64 per-row NLL at T = 1 (NaN without labels)
@@ -64,6 +64,7 @@ def fused_rows(
     combine: str = "probs",
     *,
     out: np.ndarray | None = None,
+    predict: bool = True,
 ) -> FusedRows:
     """The fused pass of the module doc on one block of rows.
 
@@ -73,6 +74,8 @@ def fused_rows(
         temperature: T > 0.
         combine: "probs" (ensemble input softmax(z/T)) or "logits" (z/T).
         out: optional (n, C) C-contiguous float32 array that receives the ensemble input.
+        predict: False leaves the prediction out (None): the row maxima alone are cheaper
+            than maxima with their positions (the evaluation pass has every prediction).
 
     Returns:
         :class:`FusedRows`.
@@ -89,7 +92,7 @@ def fused_rows(
     z, out = _rows_and_out(scores, out)
     n, c = z.shape
     inv_t = 1.0 / temperature
-    prediction = np.empty(n, dtype=np.int64)
+    prediction = np.empty(n, dtype=np.int64) if predict else None
     conf = np.empty((2, n))
     nll = np.full((2, n), np.nan)
     y_all = None if labels is None else np.asarray(labels, dtype=np.int64)
@@ -115,11 +118,8 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
     with torch.no_grad():
         src = torch.from_numpy(np.ascontiguousarray(z))
         dst = torch.from_numpy(out)
-        pred_t, conf_t, nll_t = (
-            torch.from_numpy(prediction),
-            torch.from_numpy(conf),
-            torch.from_numpy(nll),
-        )
+        pred_t = None if prediction is None else torch.from_numpy(prediction)
+        conf_t, nll_t = torch.from_numpy(conf), torch.from_numpy(nll)
         s_buf = torch.empty((step, c), dtype=torch.float64)
         e_buf = torch.empty((step, c), dtype=torch.float64)
         index = torch.arange(step)
@@ -128,20 +128,30 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
             rows = stop - start
             s, e = s_buf[:rows], e_buf[:rows]
             s.copy_(src[start:stop])
-            top, arg = s.max(dim=1, keepdim=True)
-            pred_t[start:stop] = arg[:, 0]
+            if pred_t is None:
+                top = s.amax(dim=1, keepdim=True)
+            else:
+                top, arg = s.max(dim=1, keepdim=True)
+                pred_t[start:stop] = arg[:, 0]
             s.sub_(top)
             s_y = None
             if y_all is not None:
                 s_y = s[index[:rows], torch.from_numpy(y_all[start:stop])]
             # s itself stays unclamped: the calibrated values below are then those of
-            # calibrated_inputs, (z − max)·(1/T) clamped once, bit for bit.
-            torch.clamp(s, min=_EXP_FLOOR, out=e).exp_()
+            # calibrated_inputs, (z − max)·(1/T) clamped once, bit for bit. Clamping is
+            # skipped where it changes nothing (_clamp_needed).
+            lowest = float(s.amin())
+            if _clamp_needed(lowest, 1.0):
+                torch.clamp(s, min=_EXP_FLOOR, out=e).exp_()
+            else:
+                torch.exp(s, out=e)
             total = e.sum(dim=1)
             conf_t[0, start:stop] = total.reciprocal()
             if s_y is not None:
                 nll_t[0, start:stop] = total.log_() - s_y
-            s.mul_(inv_t).clamp_(min=_EXP_FLOOR)
+            s.mul_(inv_t)
+            if _clamp_needed(lowest, inv_t):
+                s.clamp_(min=_EXP_FLOOR)
             torch.exp(s, out=e)
             total = e.sum(dim=1)
             conf_t[1, start:stop] = total.reciprocal()
@@ -165,18 +175,26 @@ def _fused_blocks_numpy(z, y_all, inv_t, combine, step, out, prediction, conf, n
         rows = stop - start
         s, e = s_buf[:rows], e_buf[:rows]
         s[...] = z[start:stop]
-        arg = s.argmax(axis=1)
-        prediction[start:stop] = arg
-        s -= s[index[:rows], arg][:, None]
+        if prediction is None:
+            s -= s.max(axis=1, keepdims=True)
+        else:
+            arg = s.argmax(axis=1)
+            prediction[start:stop] = arg
+            s -= s[index[:rows], arg][:, None]
         s_y = None if y_all is None else s[index[:rows], y_all[start:stop]]  # a copy
-        np.maximum(s, _EXP_FLOOR, out=e)  # s stays unclamped, as in the torch version
-        np.exp(e, out=e)
+        lowest = float(s.min())
+        if _clamp_needed(lowest, 1.0):
+            np.maximum(s, _EXP_FLOOR, out=e)  # s stays unclamped, as in the torch version
+            np.exp(e, out=e)
+        else:
+            np.exp(s, out=e)
         total = e.sum(axis=1)
         np.reciprocal(total, out=conf[0, start:stop])
         if s_y is not None:
             np.subtract(np.log(total), s_y, out=nll[0, start:stop])
         s *= inv_t
-        np.maximum(s, _EXP_FLOOR, out=s)
+        if _clamp_needed(lowest, inv_t):
+            np.maximum(s, _EXP_FLOOR, out=s)
         np.exp(s, out=e)
         total = e.sum(axis=1)
         np.reciprocal(total, out=conf[1, start:stop])
@@ -188,6 +206,13 @@ def _fused_blocks_numpy(z, y_all, inv_t, combine, step, out, prediction, conf, n
         else:
             np.multiply(z[start:stop], inv_t, out=s, dtype=np.float64)
             out[start:stop] = s
+
+
+def _clamp_needed(lowest: float, scale: float) -> bool:
+    """Whether raising the block's shifted scores times ``scale`` to −700 changes any: its
+    smallest entry ``lowest`` times ``scale`` is below −700 (float64 products keep the order
+    of their factors, so the smallest product is ``lowest · scale``), or NaN."""
+    return not lowest * scale >= _EXP_FLOOR
 
 
 def block_rows(num_classes: int) -> int:

@@ -404,7 +404,9 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     def model_rows(k: int, m: int) -> None:
         t = float(temperatures[m])
         if valid is None:  # single label: the fused pass (measure.fused)
-            fused = fused_rows(zoo.stored_scores(names[m], rows=rows), y, t, combine, out=block[k])
+            fused = fused_rows(
+                zoo.stored_scores(names[m], rows=rows), y, t, combine, out=block[k], predict=False
+            )
             result.confidence_before[m] = fused.confidence_before
             result.confidence_after[m] = fused.confidence_after
             if n_valid:
