@@ -467,19 +467,24 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     return result
 
 
+def _in_row_blocks(num_rows: int, work: Any, parallel_map: Any) -> None:
+    """``work(rows)`` for 8 row slices covering ``range(num_rows)``, side by side on
+    ``parallel_map`` (each slice's results are written to its own rows)."""
+    step = max(1, -(-num_rows // 8))
+    for _ in parallel_map(work, [slice(lo, lo + step) for lo in range(0, num_rows, step)]):
+        pass
+
+
 def all_model_predictions(block: np.ndarray, parallel_map: Any = map) -> np.ndarray:
     """argmax of ``block.mean(axis=0)`` (the all-model ensemble on one chunk), in row blocks
     side by side on ``parallel_map``: each entry's mean adds the models in model order
     whichever rows a block holds, so the bits are those of the whole-array mean."""
-    num_rows = block.shape[1]
-    out = np.empty(num_rows, dtype=np.int64)
-    step = max(1, -(-num_rows // 8))
+    out = np.empty(block.shape[1], dtype=np.int64)
 
-    def rows(lo: int) -> None:
-        out[lo : lo + step] = block[:, lo : lo + step].mean(axis=0).argmax(axis=1)
+    def predict(rows: slice) -> None:
+        out[rows] = block[:, rows].mean(axis=0).argmax(axis=1)
 
-    for _ in parallel_map(rows, range(0, num_rows, step)):
-        pass
+    _in_row_blocks(block.shape[1], predict, parallel_map)
     return out
 
 
@@ -494,19 +499,15 @@ def greedy_prefix_correct(
     ``measure.ensemble.greedy_forward_selection`` on its evaluation rows, on the same
     values (``measure.fused``: the pass's calibrated rows are ``calibrated_inputs``' bit
     for bit), so the same answers. Row blocks run side by side on ``parallel_map``."""
-    num_rows = block.shape[1]
-    out = np.empty((len(steps), num_rows), dtype=bool)
-    step = max(1, -(-num_rows // 8))
+    out = np.empty((len(steps), block.shape[1]), dtype=bool)
 
-    def rows(lo: int) -> None:
-        hi = min(num_rows, lo + step)
-        total = np.zeros((hi - lo, block.shape[2]))
+    def prefixes(rows: slice) -> None:
+        total = np.zeros(block[0, rows].shape)  # float64: the selection's running sum
         for index, k in enumerate(steps):
-            total += block[k, lo:hi]
-            out[index, lo:hi] = correctness(total.argmax(axis=1), y[lo:hi])
+            total += block[k, rows]
+            out[index, rows] = correctness(total.argmax(axis=1), y[rows])
 
-    for _ in parallel_map(rows, range(0, num_rows, step)):
-        pass
+    _in_row_blocks(block.shape[1], prefixes, parallel_map)
     return out
 
 
