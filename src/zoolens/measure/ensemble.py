@@ -723,10 +723,10 @@ def greedy_forward_selection(
             ev_pending.append(reporter.submit(ev_sum.add, int(start)))
         members = [int(start)]
         cal_right = [int(correctness(total.argmax(axis=1), cal_labels).sum())]
-        for chosen, right in _greedy_steps(
+        for pick, chosen, right in _greedy_steps(
             scorer, total, cal_labels, int(start), pool_arr, num_models, max_steps, costs, budget
         ):
-            after_use(scorer.cand[int(np.searchsorted(pool_arr, chosen))])
+            after_use(scorer.cand[pick])
             members.append(chosen)
             cal_right.append(right)
             if ev_sum is not None:
@@ -764,10 +764,11 @@ def _greedy_steps(
     max_steps: int,
     costs: np.ndarray | None,
     budget: np.ndarray | None,
-) -> Iterator[tuple[int, int]]:
+) -> Iterator[tuple[int, int, int]]:
     """:func:`greedy_forward_selection`'s steps from ``start`` on the choosing rows: yields
-    each chosen model and the right answers of the ensemble with it, after adding it to
-    ``total`` (the caller releases the candidate's pages before the next step)."""
+    each pick (its position in the pool), the chosen model and the right answers of the
+    ensemble with it, after adding it to ``total`` (the caller releases the candidate's
+    pages before the next step)."""
     times_chosen = np.zeros(num_models, dtype=np.int64)
     times_chosen[start] = 1
     n_cal = len(cal_labels)
@@ -807,4 +808,4 @@ def _greedy_steps(
         else:
             total += scorer.cand[pick]
         times_chosen[chosen] += 1
-        yield chosen, int(right[pick])
+        yield pick, chosen, int(right[pick])
