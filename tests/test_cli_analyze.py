@@ -98,7 +98,7 @@ def test_ensemble_command(small_zoo, tmp_path):
     )
     assert result.exit_code == 0, result.output
     greedy = pd.read_csv(tmp_path / "g" / "greedy.csv")
-    assert list(greedy.columns) == tables.GREEDY_COLUMNS
+    assert list(greedy.columns) == tables.TABLE_COLUMNS["greedy"]
     assert len(greedy) == 5 and greedy.start.eq("m0").all()
     assert set(greedy.added[1:]) <= {"m1", "m2"}
     assert "kept" in result.output and "over m0 alone" in result.output

@@ -97,7 +97,7 @@ def test_select_pool_defer_and_missing_columns():
 
 
 def test_write_results_atomic_and_exact_columns(tmp_path):
-    frame = pd.DataFrame({c: [1.0, np.nan] for c in tables.GREEDY_COLUMNS})
+    frame = pd.DataFrame({c: [1.0, np.nan] for c in tables.TABLE_COLUMNS["greedy"]})
     out = tables.write_results(
         tmp_path / "out",
         {"greedy": frame},
@@ -111,8 +111,8 @@ def test_write_results_atomic_and_exact_columns(tmp_path):
     ]
     record = json.loads((out / "greedy.json").read_text())
     assert (record["table_version"], record["table"]) == (tables.TABLE_VERSION, "greedy")
-    assert list(pd.read_csv(out / "greedy.csv").columns) == tables.GREEDY_COLUMNS
-    assert list(pd.read_parquet(out / "greedy.parquet").columns) == tables.GREEDY_COLUMNS
+    assert list(pd.read_csv(out / "greedy.csv").columns) == tables.TABLE_COLUMNS["greedy"]
+    assert list(pd.read_parquet(out / "greedy.parquet").columns) == tables.TABLE_COLUMNS["greedy"]
     summary = json.loads((out / "summary.json").read_text())
     assert {k: v for k, v in summary.items() if k != "run_id"} == {
         "x": 0.5,
@@ -337,7 +337,7 @@ def test_temperatures_match_scipy(random_zoo, random_result, reference):
 def test_models_table_matches_reference(random_result, reference):
     result, _ = random_result
     models = result.models.set_index("model")
-    assert list(result.models.columns) == tables.MODELS_COLUMNS
+    assert list(result.models.columns) == tables.TABLE_COLUMNS["models"]
     idx = np.random.default_rng(SEED).integers(0, len(reference.ev), size=(BOOT, len(reference.ev)))
     ev, y = reference.ev, reference.labels[reference.ev]
     for m in reference.names:
@@ -384,7 +384,7 @@ def test_pairs_table_matches_reference(random_result, reference):
 
     result, _ = random_result
     pairs = result.pairs
-    assert list(pairs.columns) == tables.PAIRS_COLUMNS
+    assert list(pairs.columns) == tables.TABLE_COLUMNS["pairs"]
     names = reference.names
     assert len(pairs) == len(names) * (len(names) - 1) // 2
     n = len(reference.ev)
@@ -510,7 +510,7 @@ def test_pairs_table_matches_reference(random_result, reference):
 def test_specialization_and_theta_match_reference(random_zoo, random_result, reference):
     result, _ = random_result
     spec = result.specialization
-    assert list(spec.columns) == tables.SPECIALIZATION_COLUMNS
+    assert list(spec.columns) == tables.TABLE_COLUMNS["specialization"]
     ev = reference.ev
     y = reference.labels[ev]
     attrs = random_zoo.attributes.iloc[ev].reset_index(drop=True)
@@ -556,7 +556,7 @@ def test_specialization_and_theta_match_reference(random_zoo, random_result, ref
     assert len(spec) == expected_rows
 
     theta_table = result.theta
-    assert list(theta_table.columns) == tables.THETA_COLUMNS
+    assert list(theta_table.columns) == tables.TABLE_COLUMNS["theta"]
     assert set(theta_table.model_b) == set(reference.scored) - {"base"}
     edges = np.linspace(0, 90, 19)
     for b in set(reference.scored) - {"base"}:
@@ -576,7 +576,7 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     result, out = random_result
     ev, y = reference.ev, reference.labels[reference.ev]
     rel = result.reliability
-    assert list(rel.columns) == tables.RELIABILITY_COLUMNS
+    assert list(rel.columns) == tables.TABLE_COLUMNS["reliability"]
     for m in reference.scored:
         for stage, q in (("before", reference.q1[m]), ("after", reference.q[m])):
             conf = q[ev].max(axis=1)
@@ -602,7 +602,7 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
         total += reference.q[pool[best]][cal]
         cal_acc.append(accs[best])
     greedy = result.greedy
-    assert list(greedy.columns) == tables.GREEDY_COLUMNS
+    assert list(greedy.columns) == tables.TABLE_COLUMNS["greedy"]
     assert list(greedy["added"]) == chosen
     np.testing.assert_allclose(greedy["calibration_acc"], cal_acc)
     kept = int(np.argmax(cal_acc)) + 1
@@ -612,7 +612,7 @@ def test_reliability_greedy_interpolation_summary(random_result, reference):
     assert greedy["members"].iloc[2] == ";".join(chosen[:3])
 
     inter = result.interpolation
-    assert list(inter.columns) == tables.INTERPOLATION_COLUMNS
+    assert list(inter.columns) == tables.TABLE_COLUMNS["interpolation"]
     recall = {
         m: np.array([reference.r(m, cal)[reference.labels[cal] == k].mean() for k in range(5)])
         for m in ("base", "vit")

@@ -190,9 +190,9 @@ def test_cli_analyze_shift_tables_equal_independent_recomputation(tmp_path):
     models = pd.read_csv(out / "shift_models.csv", keep_default_na=False, na_values=[""])
     pairs = pd.read_csv(out / "shift_pairs.csv", keep_default_na=False, na_values=[""])
     fits = pd.read_csv(out / "shift_fits.csv", keep_default_na=False, na_values=[""])
-    assert list(models.columns) == tables.SHIFT_MODELS_COLUMNS
-    assert list(pairs.columns) == tables.SHIFT_PAIRS_COLUMNS
-    assert list(fits.columns) == tables.SHIFT_FITS_COLUMNS
+    assert list(models.columns) == tables.TABLE_COLUMNS["shift_models"]
+    assert list(pairs.columns) == tables.TABLE_COLUMNS["shift_pairs"]
+    assert list(fits.columns) == tables.TABLE_COLUMNS["shift_fits"]
     analysis_models = pd.read_csv(out / "models.csv")
     analysis_pairs = pd.read_csv(out / "pairs.csv")
     temperatures = dict(zip(analysis_models.model, analysis_models.temperature))
@@ -320,7 +320,10 @@ def test_python_api_beside_analyze(tmp_path):
     # without shift: the shift tables are there, empty (contracts: always=False)
     plain = analyze(ref, "base", None, n_bootstrap=0)
     assert plain.shift is None and "shift" not in plain.summary
-    assert list(plain.shift_fits.columns) == tables.SHIFT_FITS_COLUMNS and plain.shift_fits.empty
+    assert (
+        list(plain.shift_fits.columns) == tables.TABLE_COLUMNS["shift_fits"]
+        and plain.shift_fits.empty
+    )
 
 
 @pytest.mark.parametrize(

@@ -134,67 +134,52 @@ GAIN_OVER_COLUMNS = (
     "gain_over_base_hi",
 )
 
+_PAIRS_COLUMNS = _PAIR + (
+    "category",
+    "acc_a",
+    "acc_b",
+    "error_inconsistency",
+    "error_inconsistency_lo",
+    "error_inconsistency_hi",
+    "both_right",
+    "both_wrong",
+    "error_consistency",
+    "error_consistency_lo",
+    "error_consistency_hi",
+    "dominance_ab",
+    "dominance_ba",
+    "ensemble_acc",
+    "ensemble_acc_lo",
+    "ensemble_acc_hi",
+    "ensemble_gain",
+    "ensemble_gain_lo",
+    "ensemble_gain_hi",
+    *GAIN_OVER_COLUMNS,
+    "conversion_rate",
+    "conversion_rate_lo",
+    "conversion_rate_hi",
+    "neither_conversion",
+    "neither_conversion_lo",
+    "neither_conversion_hi",
+    "mcnemar_p",
+    "paired_bootstrap_p",
+    # the two p-values adjusted over the table's pairs (those with a p-value): Holm's
+    # family-wise and Benjamini-Hochberg's false-discovery-rate q-values
+    "mcnemar_p_holm",
+    "mcnemar_q_bh",
+    "paired_bootstrap_p_holm",
+    "paired_bootstrap_q_bh",
+)
+
 PAIRS = TableContract(
     "pairs",
-    columns=_PAIR
-    + (
-        "category",
-        "acc_a",
-        "acc_b",
-        "error_inconsistency",
-        "error_inconsistency_lo",
-        "error_inconsistency_hi",
-        "both_right",
-        "both_wrong",
-        "error_consistency",
-        "error_consistency_lo",
-        "error_consistency_hi",
-        "dominance_ab",
-        "dominance_ba",
-        "ensemble_acc",
-        "ensemble_acc_lo",
-        "ensemble_acc_hi",
-        "ensemble_gain",
-        "ensemble_gain_lo",
-        "ensemble_gain_hi",
-        *GAIN_OVER_COLUMNS,
-        "conversion_rate",
-        "conversion_rate_lo",
-        "conversion_rate_hi",
-        "neither_conversion",
-        "neither_conversion_lo",
-        "neither_conversion_hi",
-        "mcnemar_p",
-        "paired_bootstrap_p",
-        # the two p-values adjusted over the table's pairs (those with a p-value): Holm's
-        # family-wise and Benjamini-Hochberg's false-discovery-rate q-values
-        "mcnemar_p_holm",
-        "mcnemar_q_bh",
-        "paired_bootstrap_p_holm",
-        "paired_bootstrap_q_bh",
-    ),
-    optional=(
-        "error_inconsistency_lo",
-        "error_inconsistency_hi",
-        "error_consistency_lo",
-        "error_consistency_hi",
-        "dominance_ab",
-        "dominance_ba",
-        "ensemble_acc_lo",
-        "ensemble_acc_hi",
-        "ensemble_gain_lo",
-        "ensemble_gain_hi",
-        *GAIN_OVER_COLUMNS,
-        "conversion_rate_lo",
-        "conversion_rate_hi",
-        "neither_conversion_lo",
-        "neither_conversion_hi",
-        "mcnemar_p",
-        "paired_bootstrap_p",
-        "mcnemar_p_holm",
-        "mcnemar_q_bh",
-        "paired_bootstrap_p_holm",
-        "paired_bootstrap_q_bh",
+    columns=_PAIRS_COLUMNS,
+    optional=tuple(
+        c
+        for c in _PAIRS_COLUMNS
+        if c.endswith(("_lo", "_hi", "_p", "_holm", "_bh"))
+        or c.startswith("dominance_")
+        or c in GAIN_OVER_COLUMNS
     ),
     text=_PAIR + ("category",),
     bounds_suffixes=True,
@@ -347,41 +332,52 @@ SHIFT_FITS = TableContract(
     always=False,
 )
 
-PROBE = TableContract(
+
+def _probe_table(
+    name: str,
+    columns: tuple[str, ...],
+    *,
+    text: tuple[str, ...] = _PAIR,
+    optional: tuple[str, ...] = (),
+) -> TableContract:
+    """A table that ``zoolens probe`` writes (most are per pair: model names kept as text)."""
+    return TableContract(name, columns=columns, optional=optional, text=text, producer="probe")
+
+
+PROBE = _probe_table(
+    # Fig. 6: the probe's test accuracy on A and B combined, rate = the fraction of A kept
     "probe",
-    columns=_PAIR + ("rate", "draw", "n_dims_a", "n_dims_b", "accuracy"),
+    _PAIR + ("rate", "draw", "n_dims_a", "n_dims_b", "accuracy"),
     optional=("n_dims_a", "n_dims_b"),
-    text=_PAIR,
-    producer="probe",
 )
 
-DIVERSITY = TableContract(
+DIVERSITY = _probe_table(
+    # the probe on the k most diverse of the joint dimensions of A and B ("diverse") against
+    # k random ones ("random"), beside the accuracy to reach
     "diversity",
-    columns=_PAIR + ("selection", "k", "accuracy", "target_accuracy"),
+    _PAIR + ("selection", "k", "accuracy", "target_accuracy"),
     text=_PAIR + ("selection",),
-    producer="probe",
 )
 
-TRANSFER = TableContract(
+TRANSFER = _probe_table(
+    # Fig. 7: a downstream task's metric of each model's probe against its upstream accuracy
     "transfer",
-    columns=("model", "upstream_accuracy", "downstream_metric", "downstream_value"),
+    ("model", "upstream_accuracy", "downstream_metric", "downstream_value"),
     text=("model", "downstream_metric"),
-    producer="probe",
 )
 
-STACKING = TableContract(
+STACKING = _probe_table(
+    # Fig. 7: the downstream metric of a probe on both models' embeddings stacked
     "stacking",
-    columns=_PAIR + ("downstream_metric", "value_a", "value_b", "value_stacked"),
+    _PAIR + ("downstream_metric", "value_a", "value_b", "value_stacked"),
     text=_PAIR + ("downstream_metric",),
-    producer="probe",
 )
 
-CKA = TableContract(
+CKA = _probe_table(
+    # representation similarity of each pair (Kornblith et al. 2019) beside its error consistency
     "cka",
-    columns=_PAIR + ("cka_linear", "cka_rbf", "cka_debiased", "error_consistency"),
+    _PAIR + ("cka_linear", "cka_rbf", "cka_debiased", "error_consistency"),
     optional=("cka_rbf", "cka_debiased"),
-    text=_PAIR,
-    producer="probe",
 )
 
 PARETO = TableContract(

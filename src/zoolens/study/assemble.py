@@ -182,7 +182,7 @@ def interpolation_table(inputs: ZooInputs, specs: Sequence[InterpolationSpec]) -
         )
         for spec in specs
     ]
-    return pd.concat(frames, ignore_index=True)[tables.INTERPOLATION_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[tables.TABLE_COLUMNS["interpolation"]]
 
 
 def fill_models_table(
@@ -203,7 +203,7 @@ def fill_models_table(
     frame["nll_after"] = evaluation.nll_after
     frame["ece_before"] = ece["before"]
     frame["ece_after"] = ece["after"]
-    return frame[tables.MODELS_COLUMNS]
+    return frame[tables.TABLE_COLUMNS["models"]]
 
 
 def measured_pair_agreement(inputs: ZooInputs) -> dict[str, np.ndarray]:
@@ -336,7 +336,7 @@ def pair_gains_and_undefined(
     )
     topk = [inputs.zoo.model_info(name).get("topk") for name in inputs.names]
     pairs, undefined = structurally_undefined(pairs, top1_only(inputs.kinds, topk), a_idx, b_idx)
-    return pairs.assign(**adjusted_p_columns(pairs))[tables.PAIRS_COLUMNS], undefined
+    return pairs.assign(**adjusted_p_columns(pairs))[tables.TABLE_COLUMNS["pairs"]], undefined
 
 
 def adjusted_p_columns(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -418,7 +418,7 @@ def reliability_table(inputs: ZooInputs, bins: Bins) -> pd.DataFrame:
             "mean_confidence": stacked("bin_confidence"),
             "accuracy": stacked("bin_accuracy"),
         }
-    )[tables.RELIABILITY_COLUMNS]
+    )[tables.TABLE_COLUMNS["reliability"]]
 
 
 def model_notes(

@@ -12,7 +12,7 @@ greedy selection to steps that keep the ensemble within the budget
 (``measure.ensemble.greedy_forward_selection(costs=, budget=)``). Models whose card lacks a
 cost in a budget unit are left out of both, and named in ``summary.json``.
 
-The Pareto table (``pareto.csv``, columns ``tables.PARETO_COLUMNS``) lists every single
+The Pareto table (``pareto.csv``, columns ``tables.TABLE_COLUMNS["pareto"]``) lists every single
 model, every pair (ensemble accuracy from pairs.csv) and every greedy prefix (greedy.csv)
 whose members all have a cost, with the evaluation-split accuracy and the cost in one unit
 (the budget's first unit; without a budget the first of gflops, params, latency_ms that any
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from zoolens.errors import ZoolensError
-from zoolens.study.tables import PARETO_COLUMNS
+from zoolens.study.tables import TABLE_COLUMNS
 from zoolens.zoo.cards import COST_UNITS, cost_in, parse_cost_items
 
 DEFAULT_UNITS = ("gflops", "params", "latency_ms")
@@ -173,7 +173,7 @@ def pareto_table(
     """pareto.csv (see the module docstring); an empty table when no model has a cost."""
     unit = pareto_unit(budget, cards)
     if unit is None:
-        return pd.DataFrame({c: [] for c in PARETO_COLUMNS})
+        return pd.DataFrame({c: [] for c in TABLE_COLUMNS["pareto"]})
     cost = dict(zip(names, model_costs(cards, unit)))
     rows: list[tuple[str, list[str], float]] = []
     rows += [("single", [m], a) for m, a in zip(models["model"], models["accuracy"])]
@@ -205,11 +205,11 @@ def pareto_table(
                 "fits_budget": True if budget is None else budget.fits(distinct),
             }
         )
-    frame = pd.DataFrame(out, columns=[c for c in PARETO_COLUMNS if c != "on_front"])
+    frame = pd.DataFrame(out, columns=[c for c in TABLE_COLUMNS["pareto"] if c != "on_front"])
     frame["on_front"] = pareto_front(
         frame["cost"].to_numpy(float), frame["accuracy"].to_numpy(float)
     )
-    return frame[PARETO_COLUMNS]
+    return frame[TABLE_COLUMNS["pareto"]]
 
 
 def pareto_summary(

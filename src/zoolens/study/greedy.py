@@ -37,7 +37,7 @@ from zoolens.measure.ensemble import greedy_forward_selection
 from zoolens.measure.fused import block_rows, calibrated_entries, calibrated_inputs
 from zoolens.measure.topk import top1_and_second
 from zoolens.progress import info, progress_bar, track
-from zoolens.study.tables import GREEDY_COLUMNS, GREEDY_FOLDS_COLUMNS
+from zoolens.study.tables import TABLE_COLUMNS
 from zoolens.study.threads import model_workers
 
 
@@ -379,7 +379,7 @@ def run_selection(
             "evaluation_acc": np.nan,
             "kept": np.arange(steps) < kept,
         }
-    )[GREEDY_COLUMNS]
+    )[TABLE_COLUMNS["greedy"]]
     outcome = GreedyOutcome(
         table=table,
         members=chosen[:kept],
@@ -524,7 +524,7 @@ def run_crossfit(
     order = {name: i for i, name in enumerate(names)}
     member_folds = dict(sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]])))
     return CrossFitOutcome(
-        table=pd.concat(frames, ignore_index=True)[GREEDY_FOLDS_COLUMNS],
+        table=pd.concat(frames, ignore_index=True)[TABLE_COLUMNS["greedy_folds"]],
         folds=folds,
         members=[m for m, c in member_folds.items() if c > folds / 2],
         member_folds=member_folds,

@@ -473,7 +473,7 @@ def models_table(inputs: ZooInputs, calibration: Calibration) -> pd.DataFrame:
             "abstentions": (inputs.predictions < 0).sum(axis=1),
         }
     )
-    return frame[tables.MODELS_COLUMNS]
+    return frame[tables.TABLE_COLUMNS["models"]]
 
 
 def chunk_examples(

@@ -529,8 +529,8 @@ def analyze_shift(
     pairs = pd.concat(pair_frames, ignore_index=True)
     models, fits = _fits(sets, models, pairs, notes)
     models, estimates = _estimates(sets, models, fits, measured, notes)
-    models = models[tables.SHIFT_MODELS_COLUMNS]
-    pairs = pairs[tables.SHIFT_PAIRS_COLUMNS]
+    models = models[tables.TABLE_COLUMNS["shift_models"]]
+    pairs = pairs[tables.TABLE_COLUMNS["shift_pairs"]]
     summary = _summary(sets, base, pairs, fits, measured, temperatures, notes, reference_name)
     summary["estimates"] = estimates
     summary["unlabelled_sets"] = [s.name for s in sets if not measured[s.name].labelled]
@@ -607,7 +607,7 @@ def _fits(
                     f"{measure} fit (a measure of exactly 0 or 1 has no probit)"
                 )
     fits = (
-        pd.DataFrame(rows, columns=tables.SHIFT_FITS_COLUMNS)
+        pd.DataFrame(rows, columns=tables.TABLE_COLUMNS["shift_fits"])
         if rows
         else tables.empty_table("shift_fits")
     )

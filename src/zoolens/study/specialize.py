@@ -27,7 +27,7 @@ from zoolens.measure.specialization import (
     specialization_by_group,
     theta_histogram,
 )
-from zoolens.study.tables import SPECIALIZATION_COLUMNS, THETA_COLUMNS
+from zoolens.study.tables import TABLE_COLUMNS
 
 # An attribute column with more distinct values than this is a continuous measurement, not
 # a grouping; it is skipped (and named in summary.json) rather than producing a huge table.
@@ -120,7 +120,7 @@ def specialization_table(
             "group": np.tile(np.array(groups.group, dtype=object), len(others)),
             **{key: np.concatenate(parts) for key, parts in columns.items()},
         }
-    )[SPECIALIZATION_COLUMNS]
+    )[TABLE_COLUMNS["specialization"]]
 
 
 def theta_table(
@@ -137,7 +137,7 @@ def theta_table(
         dtype=np.int64,
     )
     if others.size == 0 or not np.isfinite(confidence[base]).all():
-        return pd.DataFrame({column: [] for column in THETA_COLUMNS})
+        return pd.DataFrame({column: [] for column in TABLE_COLUMNS["theta"]})
     # In blocks of others: the histogram's (O, N) int64 temporaries would take gigabytes
     # at thousands of models (analyze --pairs base); each other's counts are its own.
     step = max(1, _THETA_BLOCK_ENTRIES // max(1, confidence.shape[1]))
@@ -160,4 +160,4 @@ def theta_table(
             "bin_hi": np.tile(THETA_BIN_EDGES[1:], len(others) * len(OUTCOMES)),
             "count": counts.reshape(-1).astype(np.int64),
         }
-    )[THETA_COLUMNS]
+    )[TABLE_COLUMNS["theta"]]

@@ -27,20 +27,8 @@ from zoolens.errors import ZoolensError, naming_path
 from zoolens.atomic import atomic_write_with, fsync_dir
 from zoolens.zoo.scratch import STAGE_PREFIX, owned_name, sweep_dead
 
-# The columns are spelled once, in zoolens.contracts; these names are kept for the writers.
+# The columns are spelled once, in zoolens.contracts; the writers index this by table name.
 TABLE_COLUMNS: dict[str, list[str]] = {name: columns(name) for name in ANALYZE_TABLES}
-MODELS_COLUMNS = TABLE_COLUMNS["models"]
-PAIRS_COLUMNS = TABLE_COLUMNS["pairs"]
-SPECIALIZATION_COLUMNS = TABLE_COLUMNS["specialization"]
-GREEDY_COLUMNS = TABLE_COLUMNS["greedy"]
-GREEDY_FOLDS_COLUMNS = TABLE_COLUMNS["greedy_folds"]
-THETA_COLUMNS = TABLE_COLUMNS["theta"]
-RELIABILITY_COLUMNS = TABLE_COLUMNS["reliability"]
-INTERPOLATION_COLUMNS = TABLE_COLUMNS["interpolation"]
-SHIFT_MODELS_COLUMNS = TABLE_COLUMNS["shift_models"]
-SHIFT_PAIRS_COLUMNS = TABLE_COLUMNS["shift_pairs"]
-SHIFT_FITS_COLUMNS = TABLE_COLUMNS["shift_fits"]
-PARETO_COLUMNS = TABLE_COLUMNS["pareto"]
 
 
 def empty_table(name: str) -> pd.DataFrame:
