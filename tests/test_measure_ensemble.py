@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zoolens.errors import ZoolensError
+from zoolens.measure.agreement import correctness
 from zoolens.measure.ensemble import (
     EnsembleCounts,
     all_pair_ensemble_correct,
@@ -369,7 +370,9 @@ def test_real_cifar10_three_models():
     st.integers(0, 10**6),
 )
 def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, kind, seed):
-    """The pruned greedy step equals the full computation, ties and near-ties included."""
+    """The pruned greedy step counts what the full computation counts, ties and near-ties
+    included."""
+    from zoolens.measure import ensemble
     from zoolens.measure.ensemble import _CandidateScorer
 
     rng = np.random.default_rng(seed)
@@ -387,19 +390,25 @@ def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, kind, seed):
         total = np.full((n, c), 0.5)
     if k_models > 1:
         x[-1] = x[0]  # duplicate candidate
-    pruned = _CandidateScorer(x, prune=True)
-    full = _CandidateScorer(x, prune=False)
-    pruned.begin_step(total)  # S's argmax and x_k there, gathered once for the step
-    np.testing.assert_array_equal(pruned.predictions(total, 0, n), full.predictions(total, 0, n))
     ref = (x.astype(np.float64) + total[None]).argmax(axis=2)
-    # in row blocks, as greedy_forward_selection scores a step
-    half = max(1, n // 2)
-    blocks = [pruned.predictions(total, lo, min(n, lo + half)) for lo in range(0, n, half)]
-    np.testing.assert_array_equal(np.concatenate(blocks, axis=1), ref)
-    pruned.end_step()
-    assert pruned.entries == 2 * k_models * n  # the pruned path really ran (twice)
+    # the right answers of every candidate, for class labels and multi-label truth
+    y = rng.integers(0, c, n)
+    multi = rng.random((n, c)) < 0.3
+    full = _CandidateScorer(x, prune=False)
+    pruned = _CandidateScorer(x, prune=True)
+    for labels in (y, multi):
+        want = correctness(ref, labels).sum(axis=1)
+        np.testing.assert_array_equal(full.right_counts(total, labels), want)
+        np.testing.assert_array_equal(pruned.right_counts(total, labels), want)
+    # in row blocks, the open entries settled after every block or once per step
+    pruned.chunk = max(1, n // 2)
+    for open_entries in (1, 1 << 19):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ensemble, "_OPEN_ENTRIES", open_entries)
+            np.testing.assert_array_equal(pruned.right_counts(total, y), correctness(ref, y).sum(1))
+    assert pruned.entries == 4 * k_models * n  # the pruned path really ran (four times)
     if kind == "flat":
-        assert pruned.fallbacks == 2 * k_models * n and (ref == 0).all()
+        assert pruned.fallbacks == 4 * k_models * n and (ref == 0).all()
 
 
 @settings(max_examples=15, deadline=None)

@@ -60,6 +60,8 @@ COMBINE_MODES: tuple[str, ...] = ("probs", "logits")
 _BLOCK_BYTES = 64 * 2**20
 # Size L of the second pruning tier of the greedy step (S's L largest classes).
 _GREEDY_TIER2 = 8
+# open entries a greedy step settles at a time (bounded memory: ~L + 8 numbers each)
+_OPEN_ENTRIES = 1 << 19
 
 
 def ensemble_inputs(
@@ -549,15 +551,60 @@ class _CandidateScorer:
     def end_step(self) -> None:
         self.step = None
 
-    def predictions(self, total: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        s = total[lo:hi]
-        if not self.prune:
-            block = np.stack([c[lo:hi] for c in self.cand]).astype(np.float64)
-            for c in self.cand:
-                self.after_use(c)
-            block += s[None]
-            return block.argmax(axis=2)
+    def right_counts(self, total: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """(K,) right answers of ``argmax(S + x_k)`` on every row of ``total`` (= S).
+
+        The first bound decides row block by row block; the entries it leaves open are
+        collected over the blocks and settled together (``_second_tier``), up to
+        ``_OPEN_ENTRIES`` at a time: one gather per candidate per batch of open entries
+        instead of one per candidate and row block (which cost K · n / chunk calls a step,
+        the lazy candidates' reads included). Every entry is decided by the same arithmetic
+        either way, so the counts are those of deciding block by block.
+        """
         num_k = len(self.cand)
+        n = total.shape[0]
+        right = np.zeros(num_k, dtype=np.int64)
+        self.begin_step(total)
+        try:
+            pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            waiting = 0
+            for lo in range(0, n, self.chunk):
+                hi = min(n, lo + self.chunk)
+                if not self.prune:
+                    right += correctness(self._full_predictions(total, lo, hi), labels[lo:hi]).sum(
+                        axis=1
+                    )
+                    continue
+                pred, proven, s_at_b = self._first_tier(total, lo, hi)
+                right += (correctness(pred, labels[lo:hi]) & proven).sum(axis=1)
+                open_k, open_i = np.nonzero(~proven)
+                if len(open_k):
+                    pending.append((open_k, open_i + lo, s_at_b[open_k, open_i]))
+                    waiting += len(open_k)
+                if waiting >= _OPEN_ENTRIES or (hi == n and pending):
+                    open_k, open_i, s_at_b_open = (np.concatenate(p) for p in zip(*pending))
+                    lowest = self._second_tier(total, open_k, open_i, s_at_b_open)
+                    hits = correctness(lowest, labels[open_i])
+                    right += np.bincount(open_k[hits], minlength=num_k)
+                    pending, waiting = [], 0
+        finally:
+            self.end_step()
+        return right
+
+    def _full_predictions(self, total: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """(K, hi - lo) ``argmax(S + x_k)`` from the full (K, rows, C) block (no pruning)."""
+        block = np.stack([c[lo:hi] for c in self.cand]).astype(np.float64)
+        for c in self.cand:
+            self.after_use(c)
+        block += total[lo:hi][None]
+        return block.argmax(axis=2)
+
+    def _first_tier(
+        self, total: np.ndarray, lo: int, hi: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first bound on rows lo:hi for every candidate: (predictions, proven, S at
+        each candidate's argmax b), each (K, hi - lo); predictions hold only where proven."""
+        s = total[lo:hi]
         n, num_classes = s.shape
         rows = np.arange(n)
         # Flat gathers (np.take on 1-D views) are several times faster than fancy indexing.
@@ -582,34 +629,29 @@ class _CandidateScorer:
             s_at_b[..., None],
             num_classes,
         )
-        open_k, open_i = np.nonzero(~proven)
-        self.entries += num_k * n
-        if len(open_k):
-            self._second_tier(s, lo, pred, open_k, open_i, b, s_at_b)
-        return pred
+        self.entries += len(self.cand) * n
+        return pred, proven, s_at_b
 
     def _second_tier(
         self,
-        s: np.ndarray,
-        lo: int,
-        pred: np.ndarray,
+        total: np.ndarray,
         open_k: np.ndarray,
         open_i: np.ndarray,
-        b: np.ndarray,
         s_at_b: np.ndarray,
-    ) -> None:
-        """Entries the first bound left open: try S's top-L classes plus b, then full rows.
+    ) -> np.ndarray:
+        """The predictions of the E entries (candidate ``open_k``, row ``open_i``) the first
+        bound left open: try S's top-L classes plus b, then full rows.
 
         With T the L largest entries of S on the row and S_(L+1) the next value, every class
         outside T ∪ {b} has ``S_c + x_c <= S_(L+1) + x2``; decide where the best union score
-        beats that strictly, as above.
+        beats that strictly, as above. ``s_at_b``: (E,) S at each entry's b.
         """
-        num_classes = s.shape[1]
+        num_classes = total.shape[1]
         top = min(_GREEDY_TIER2, num_classes - 2)
         open_rows, where = np.unique(open_i, return_inverse=True)
-        t_idx, t_values, s_next = row_top_k(s, None, (open_rows,), top)  # S's L largest
-        cls = t_idx[where]  # (F, L)
-        flat_index = (lo + open_i[:, None]) * num_classes + cls
+        t_idx, t_values, s_next = row_top_k(total, None, (open_rows,), top)  # S's L largest
+        cls = t_idx[where]  # (E, L)
+        flat_index = open_i[:, None] * num_classes + cls
         x_vals = self._gather(np.repeat(open_k, top), flat_index.ravel())
 
         def full_rows(entries: np.ndarray) -> np.ndarray:
@@ -618,9 +660,9 @@ class _CandidateScorer:
             rows = np.empty((len(entries), num_classes), dtype=np.float64)
             for k in np.unique(ks):
                 sel = ks == k
-                full = self.cand[k][lo + ii[sel]].astype(np.float64)
+                full = self.cand[k][ii[sel]].astype(np.float64)
                 self.after_use(self.cand[k])
-                full += s[ii[sel]]
+                full += total[ii[sel]]
                 rows[sel] = full
             return rows
 
@@ -628,17 +670,17 @@ class _CandidateScorer:
             (cls, t_values[where], s_next[where]),
             x_vals.reshape(cls.shape),
             (
-                b[open_k, open_i][:, None],
-                self.top[open_k, lo + open_i][:, None],
-                self.second[open_k, lo + open_i],
+                self.arg[open_k, open_i][:, None],
+                self.top[open_k, open_i][:, None],
+                self.second[open_k, open_i],
             ),
-            s_at_b[open_k, open_i][:, None],
+            s_at_b[:, None],
             num_classes,
             None,
             full_rows,
         )
-        pred[open_k, open_i] = lowest
         self.fallbacks += len(fell)
+        return lowest
 
 
 def greedy_forward_selection(
@@ -771,7 +813,6 @@ def _greedy_steps(
     pages before the next step)."""
     times_chosen = np.zeros(num_models, dtype=np.int64)
     times_chosen[start] = 1
-    n_cal = len(cal_labels)
 
     fits = None
     if costs is not None:
@@ -789,13 +830,7 @@ def _greedy_steps(
             fits = np.all(spent + extra <= limit, axis=1)
             if not fits.any():
                 break
-        right = np.zeros(len(pool_arr), dtype=np.int64)
-        scorer.begin_step(total)
-        for lo in range(0, n_cal, scorer.chunk):
-            hi = min(n_cal, lo + scorer.chunk)
-            pred = scorer.predictions(total, lo, hi)
-            right += correctness(pred, cal_labels[lo:hi]).sum(axis=1)
-        scorer.end_step()
+        right = scorer.right_counts(total, cal_labels)
         if fits is not None:
             right = np.where(fits, right, -1)  # candidates over budget are never picked
         # Highest count; then chosen most often; then lowest model index.
