@@ -122,7 +122,7 @@ def test_stored_entries_equal_the_stored_rows(zoo, rng):
     zoo.add("f16", logits=rng.normal(size=(N, C)).astype(np.float16), dtype="float16")
     zoo.add("lp", probs=_softmax(rng.normal(size=(N, C))))
     zoo.add("t", topk_indices=np.tile([[3, 1]], (N, 1)), topk_values=np.tile([[0.6, 0.1]], (N, 1)))
-    rows = rng.integers(0, N, 50)
+    rows = rng.integers(-N, N, 50)  # negative rows count from the end, as in stored_scores
     classes = rng.integers(0, C, 50)
     for name in ("f16", "lp", "t"):
         got = zoo.stored_entries(name, rows, classes)

@@ -165,6 +165,41 @@ def test_positioned_reads_equal_the_memory_map(tmp_path: Path, monkeypatch, bloc
                 read_rows(file, start, header[name], bad)
 
 
+def test_entry_reads_equal_the_memory_map(tmp_path: Path) -> None:
+    """read_entries against indexing the memory map (the oracle): scattered, unsorted and
+    repeated entries, the first and last rows, rows far past the first mapping granule, in
+    float16 and float32 (tensors after another one: a data offset that is not page-aligned);
+    out-of-range rows raise IndexError as the map does."""
+    from zoolens.zoo.tensorfile import read_entries
+
+    rng = np.random.default_rng(2)
+    tensors = {
+        "a_first": rng.normal(size=(3, 5)).astype(np.float32),  # shifts what follows
+        "f16": rng.normal(size=(9001, 13)).astype(np.float16),
+        "f32": rng.normal(size=(9001, 13)).astype(np.float32),
+    }
+    file = tmp_path / "m.safetensors"
+    write_tensors(file, tensors, {})
+    start, header = read_header(file, "m")
+    for name in ("f16", "f32"):
+        mapped = memmap_tensor(file, start, header[name])
+        for rows in (
+            rng.integers(0, 9001, 500),
+            np.array([0, 9000, 0]),
+            np.array([8999, 9000]),
+            np.array([4321]),
+            np.array([], dtype=np.int64),
+        ):
+            cols = rng.integers(0, 13, len(rows))
+            got = read_entries(file, start, header[name], rows, cols)
+            want = np.asarray(mapped[rows, cols])
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+        for bad in (np.array([9001]), np.array([-1])):
+            with pytest.raises(IndexError):
+                read_entries(file, start, header[name], bad, np.array([0]))
+
+
 def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path) -> None:
     from zoolens.zoo.tensorfile import read_rows
 

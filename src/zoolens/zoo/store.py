@@ -81,8 +81,10 @@ from zoolens.zoo.outputs import (
     row_chunks,
     topk_to_log_probs,
 )
-from zoolens.zoo.tensorfile import memmap_tensor, read_header, read_rows, write_tensors
+from zoolens.zoo.tensorfile import memmap_tensor, read_entries, read_header, read_rows
+from zoolens.zoo.tensorfile import write_tensors
 from zoolens.zoo.validate import (
+    row_index,
     unlabelled_classes,
     unlabelled_size,
     validate_attributes,
@@ -629,7 +631,7 @@ class Zoo(StoreIntegrity):
             raise ZoolensError(
                 f"model {name!r} is decision-only (predicted classes, no scores); use predictions()"
             )
-        index = self._rows(rows, name)
+        index = row_index(rows, self.num_examples, name)
         if kind == "topk":
             values = np.asarray(self._read(name, "topk_values", index), dtype=np.float32)
             indices = np.asarray(self._read(name, "topk_indices", index), dtype=np.int64)
@@ -644,13 +646,13 @@ class Zoo(StoreIntegrity):
         kind = self.kind(name)
         if kind in ("decisions", "topk"):
             return self.scores(name, rows)
-        return self._read(name, kind, self._rows(rows, name))
+        return self._read(name, kind, row_index(rows, self.num_examples, name))
 
     def stored_entries(self, name: str, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Single entries ``(rows[j], classes[j])`` of :meth:`stored_scores` (stored dtype),
         for callers that need a few scattered entries rather than whole rows (greedy's lazy
-        candidates): read through a memory map, one page per entry."""
-        index = self._rows(np.asarray(rows), name)
+        candidates; ``tensorfile.read_entries``)."""
+        index = row_index(np.asarray(rows), self.num_examples, name)
         cols = np.asarray(classes, dtype=np.int64)
         if cols.shape != index.shape or (
             cols.size and (cols.min() < 0 or cols.max() >= self.num_classes)
@@ -661,7 +663,8 @@ class Zoo(StoreIntegrity):
             unique_rows, where = np.unique(index, return_inverse=True)
             return self.scores(name, unique_rows)[where, cols]
         try:
-            return np.asarray(self._tensor(name, kind)[index, cols])
+            index = np.where(index < 0, index + self.num_examples, index)
+            return read_entries(*self._locate(name, kind), index, cols)
         except OSError as exc:
             raise ZoolensError(
                 f"model {name!r}: cannot read {self._entry(name).file} ({exc.strerror or exc})"
@@ -697,7 +700,10 @@ class Zoo(StoreIntegrity):
         """(n, D) float32 pre-logit embeddings; ZoolensError if the model has none."""
         if not self.has_embeddings(name):
             raise ZoolensError(f"model {name!r} has no embeddings in {self._path}")
-        return np.asarray(self._read(name, "embeddings", self._rows(rows, name)), dtype=np.float32)
+        return np.asarray(
+            self._read(name, "embeddings", row_index(rows, self.num_examples, name)),
+            dtype=np.float32,
+        )
 
     def raw(self, name: str, tensor: str) -> np.ndarray:
         """The stored tensor as a read-only memory map (no copy, stored dtype)."""
@@ -713,7 +719,7 @@ class Zoo(StoreIntegrity):
         of the valid labels."""
         self.require_labels("accuracy")
         pred = self.predictions(name)
-        index = self._rows(rows, name)
+        index = row_index(rows, self.num_examples, name)
         pred, labels = pred[index], self.labels[index]
         if self.is_multilabel:  # an abstention (-1) is never right
             right = (pred >= 0) & (labels[np.arange(len(pred)), np.maximum(pred, 0)] > 0)
@@ -740,12 +746,16 @@ class Zoo(StoreIntegrity):
         """(file, data start, header entry) of one stored tensor, the file checked."""
         entry = self._entry(name)
         file = self._path / entry.file
-        if not file.exists():
+        try:  # one stat per read: reads of a few rows are made by the thousand
+            st = self._check_file(file, entry, name)
+        except ZooCorruptedError:
+            if file.exists():
+                raise
             # Another process may have replaced or removed the model: look again once.
             self.reload()
             entry = self._entry(name)
             file = self._path / entry.file
-        st = self._check_file(file, entry, name)
+            st = self._check_file(file, entry, name)
         cached = self._headers.get(entry.file)
         if cached is None or cached[0] != (st.st_size, st.st_mtime_ns):
             data_start, header = read_header(file, name)
@@ -755,30 +765,6 @@ class Zoo(StoreIntegrity):
         if tensor not in header:
             raise ZooCorruptedError(f"model {name!r}: file {file} has no tensor {tensor!r}")
         return file, data_start, header[tensor]
-
-    def _rows(self, rows: Any, name: str) -> Any:
-        n = self.num_examples
-        if rows is None:
-            return slice(None)
-        if isinstance(rows, slice):
-            return rows
-        if isinstance(rows, (int, np.integer)):
-            rows = [int(rows)]
-        idx = np.asarray(rows)
-        if idx.dtype == bool:
-            if idx.shape != (n,):
-                raise ZoolensError(
-                    f"model {name!r}: boolean row mask has shape {idx.shape}, expected ({n},)"
-                )
-            return np.flatnonzero(idx)
-        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise ZoolensError(
-                f"model {name!r}: rows must be a slice, a 1-D integer array or a boolean mask"
-            )
-        idx = idx.astype(np.int64)
-        if idx.size and (idx.min() < -n or idx.max() >= n):
-            raise ZoolensError(f"model {name!r}: row index out of range [0, {n})")
-        return idx
 
     def _write_model(
         self,

@@ -19,6 +19,7 @@ the metadata keys sorted, so identical data always gives identical bytes (the li
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 from collections.abc import Mapping
@@ -221,6 +222,40 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
             target = slice(i, j) if order is None else order[i:j]
             flat_out[target] = block[wanted[i:j] - first]
             i = j
+    return out
+
+
+def read_entries(
+    path: Path, data_start: int, info: Mapping[str, Any], rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """Entries ``(rows[j], cols[j])`` of a 2-D tensor (row indices in range, non-negative),
+    copied out of a memory map of just the rows' span, which is unmapped and the file closed
+    before returning: one page read per distinct page touched, for callers that want a few
+    scattered entries per row (greedy's lazy candidates), where :func:`read_rows` would copy
+    whole rows or spans. Same values as indexing :func:`memmap_tensor` (stored dtype)."""
+    dtype = np.dtype(DTYPE_CODES[info["dtype"]]).newbyteorder("<")
+    num_rows, num_cols = (int(v) for v in info["shape"])
+    index = np.asarray(rows, dtype=np.int64)
+    if not index.size:
+        return np.empty(index.shape, dtype=dtype)
+    first, last = int(index.min()), int(index.max())
+    if first < 0 or last >= num_rows:
+        raise IndexError(f"{path}: row index out of range for {num_rows} rows")
+    row_bytes = num_cols * dtype.itemsize
+    start = data_start + int(info["data_offsets"][0]) + first * row_bytes
+    length = (last - first + 1) * row_bytes
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    with (
+        open(path, "rb", buffering=0) as handle,
+        mmap.mmap(
+            handle.fileno(), start - aligned + length, access=mmap.ACCESS_READ, offset=aligned
+        ) as mapped,
+    ):
+        span = np.frombuffer(
+            mapped, dtype=dtype, count=length // dtype.itemsize, offset=start - aligned
+        )
+        out = span.reshape(-1, num_cols)[index - first, cols]  # fancy indexing: a copy
+        del span  # the map closes only once no array looks into it
     return out
 
 

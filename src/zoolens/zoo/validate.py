@@ -178,3 +178,30 @@ def one_output_kind(where: str, **outputs: Any) -> tuple[str, Any]:
         )
     ((kind, value),) = given.items()
     return kind, value
+
+
+def row_index(rows: Any, n: int, name: str) -> Any:
+    """``rows`` of a model's N = ``n`` rows as :meth:`Zoo.scores` takes them (None: all, a
+    slice, an integer, a 1-D integer array with negatives from the end, or an (n,) bool mask)
+    as a slice or an int64 index array; one ZoolensError line naming the model otherwise."""
+    if rows is None:
+        return slice(None)
+    if isinstance(rows, slice):
+        return rows
+    if isinstance(rows, (int, np.integer)):
+        rows = [int(rows)]
+    idx = np.asarray(rows)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise ZoolensError(
+                f"model {name!r}: boolean row mask has shape {idx.shape}, expected ({n},)"
+            )
+        return np.flatnonzero(idx)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise ZoolensError(
+            f"model {name!r}: rows must be a slice, a 1-D integer array or a boolean mask"
+        )
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise ZoolensError(f"model {name!r}: row index out of range [0, {n})")
+    return idx
