@@ -137,15 +137,29 @@ def test_base_only_rows_equal_the_all_pairs_run(name, tmp_path):
     _compare_runs(zoo, options.pop("base"), options, tmp_path)
 
 
-def test_base_only_with_a_base_in_the_middle_and_small_chunks(tmp_path):
+@pytest.mark.parametrize("group", [1, 2, 3, 256])
+def test_base_only_with_a_base_in_the_middle_and_small_chunks(group, tmp_path, monkeypatch):
     """The base's pairs are (i, base) before it and (base, j) after it; several chunks add
-    up to the same bootstrap sums; full-row ensembles take the same pair list."""
+    up to the same bootstrap sums; full-row ensembles take the same pair list. The chunk's
+    calibrated rows are made ``group`` models at a time (study.stream._grouped_block): the
+    base in a group of its own, in the first or a later group, with the greedy prefixes'
+    and the interpolation curve's models kept beside the groups."""
+    import zoolens.study.analyze as analyze_module
+
+    monkeypatch.setattr(analyze_module, "MODEL_GROUP", group)
     zoo = ref.build_synthetic(tmp_path / "zoo", seed=4)
     for exact in (True, False):
         _compare_runs(
             zoo,
             "vit",
-            dict(max_steps=3, n_bootstrap=80, seed=1, chunk_size=29, exact_topk=exact),
+            dict(
+                max_steps=3,
+                n_bootstrap=80,
+                seed=1,
+                chunk_size=29,
+                exact_topk=exact,
+                interpolation_pairs=[("wide", "fp16")],
+            ),
             tmp_path / str(exact),
         )
 

@@ -95,6 +95,8 @@ from zoolens.study.inputs import (
     ZooReader,
     calibrate,
     check_model,
+    MODEL_GROUP,
+    block_models,
     chunk_examples,
     load_inputs,
     models_table,
@@ -658,8 +660,10 @@ def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPl
     """How stage 3 runs: chunk size (from the memory budget unless given), the bootstrap
     resamples, the requested interpolation curves, the pair kernel."""
     num_pairs = len(inputs.pair_a)
+    # rows kept beside a base-only group: the greedy prefixes' models, the curves' pairs
+    kept = options.max_steps + 1 + 2 * len(inputs.interpolation_pairs)
     chunk_size = options.chunk_size or chunk_examples(
-        len(inputs.scored),
+        block_models(len(inputs.scored), inputs.pairs, kept),
         inputs.num_classes,
         num_pairs,
         options.n_bootstrap,
@@ -675,6 +679,7 @@ def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPl
         exact_topk=options.exact_topk,
         ray=options.ray,
         ray_address=options.ray_address,
+        model_group=None if inputs.pairs == "all" else MODEL_GROUP,
     )
 
 

@@ -476,13 +476,27 @@ def models_table(inputs: ZooInputs, calibration: Calibration) -> pd.DataFrame:
     return frame[tables.TABLE_COLUMNS["models"]]
 
 
+# Base-only pairs: the evaluation pass makes a chunk's calibrated rows this many models at
+# a time (study.stream._grouped_block), so its chunks need not shrink as 1 / M.
+MODEL_GROUP = 256
+
+
+def block_models(num_scored: int, pairs: str, kept: int) -> int:
+    """Models whose calibrated rows a chunk of the evaluation pass holds at once: all scored
+    models for all pairs; for base-only pairs a group of :data:`MODEL_GROUP`, the base's
+    slot beside it and ``kept`` more (the greedy prefixes' and interpolation curves' models)."""
+    if pairs == "all":
+        return num_scored
+    return min(num_scored, MODEL_GROUP) + 1 + kept
+
+
 def chunk_examples(
     num_scored: int, num_classes: int, num_pairs: int, n_bootstrap: int, budget: int
 ) -> int:
     """Examples per chunk so one chunk's working set stays within ``budget`` bytes.
 
-    Per example: the calibrated block (models x classes float32) and the same again for
-    temporaries, pair predictions / correctness / bootstrap values (about 24 bytes per pair),
+    Per example: the calibrated block (``num_scored`` models, :func:`block_models`, x
+    classes float32) and the same again for temporaries, pair predictions / correctness / bootstrap values (about 24 bytes per pair),
     and the bootstrap weights of the chunk (4 bytes per resample).
     """
     per_example = 8 * num_scored * num_classes + 24 * num_pairs + 4 * n_bootstrap + 64

@@ -6,7 +6,9 @@ probabilities (or calibrated logits) fill one (models, chunk, classes) float32 b
 that block: every pair ensemble's predictions (``measure.topk``: exact top-k pruning, or the
 full-row reference), the all-model ensemble, the interpolation curves; from the predictions:
 majority vote. Counts and bootstrap sums accumulate across chunks, so memory is bounded by
-the chunk, never by the number of examples.
+the chunk, never by the number of examples. With base-only pairs the block is made a group
+of models at a time (``_grouped_block``), so memory is bounded by the group too, never by
+the number of models, and chunks stay long at thousands of models.
 
 Paper: Gontijo-Lopes et al. (2021) Sec. 4.2-4.3 (ensembles, gain, conversion; Fig. 2, 10),
 Fig. 11 (interpolation).
@@ -112,6 +114,9 @@ class EvalPlan:
     # A greedy selection made before the pass: the zoo index of the model added at each
     # step (start first, repeats included); the pass reports each prefix on its rows.
     greedy_steps: tuple[int, ...] = ()
+    # Base-only pairs: the chunk's calibrated rows are made this many models at a time
+    # (``_grouped_block``) instead of all at once; None: all at once (every pair needs it).
+    model_group: int | None = None
 
 
 @dataclass
@@ -144,22 +149,28 @@ class ChunkContext:
     counts: np.ndarray | None  # (B, N_eval) bootstrap weights (Resamples.counts)
     counts_int8: np.ndarray | None  # the same as int8 (Resamples.counts_int8) or None
     greedy_steps: tuple[int, ...]  # EvalPlan.greedy_steps
+    model_group: int | None = None  # EvalPlan.model_group (base-only pairs)
+    anchor: int = -1  # base-only pairs: the model in every pair (zoo index)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["zoo"] = None
         state.pop("_block", None)
+        state.pop("_kept", None)
         return state
 
-    def block(self, num_models: int, rows: int, num_classes: int) -> np.ndarray:
+    def block(
+        self, num_models: int, rows: int, num_classes: int, which: str = "_block"
+    ) -> np.ndarray:
         """A C-contiguous (num_models, rows, num_classes) float32 array for one chunk's
         calibrated block, reusing the previous chunk's memory: a fresh ~0.5 GB block per
         chunk spent most of the pass in page faults (the kernel zeroing and mapping new
-        pages), more so on virtual machines whose host backs guest memory lazily."""
+        pages), more so on virtual machines whose host backs guest memory lazily.
+        ``which``: the buffer's name (a grouped chunk keeps a second one, ``_kept``)."""
         size = num_models * rows * num_classes
-        buffer = self.__dict__.get("_block")
+        buffer = self.__dict__.get(which)
         if buffer is None or buffer.size < size:
-            buffer = self.__dict__["_block"] = np.empty(size, dtype=np.float32)
+            buffer = self.__dict__[which] = np.empty(size, dtype=np.float32)
         return buffer[:size].reshape(num_models, rows, num_classes)
 
     def open_zoo(self) -> Any:
@@ -233,6 +244,8 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         counts=plan.resamples.counts,
         counts_int8=plan.resamples.counts_int8,
         greedy_steps=tuple(plan.greedy_steps),
+        model_group=None if kernel_pairs is None else plan.model_group,
+        anchor=inputs.base_index if kernel_pairs is not None else -1,
     )
 
 
@@ -397,15 +410,15 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             )
     if not len(scored):
         return result
-    block = ctx.block(len(scored), stop - start, num_classes)
     valid = (np.asarray(y) != 0).any(axis=1) if np.ndim(y) == 2 else None
     n_valid = int(valid.sum()) if valid is not None else stop - start
 
-    def model_rows(k: int, m: int) -> None:
+    def model_rows(target: np.ndarray, m: int) -> None:
+        """Model m's calibrated rows into ``target`` (n, C), its confidences and NLL."""
         t = float(temperatures[m])
         if valid is None:  # single label: the fused pass (measure.fused)
             fused = fused_rows(
-                zoo.stored_scores(names[m], rows=rows), y, t, combine, out=block[k], predict=False
+                zoo.stored_scores(names[m], rows=rows), y, t, combine, out=target, predict=False
             )
             result.confidence_before[m] = fused.confidence_before
             result.confidence_after[m] = fused.confidence_after
@@ -420,13 +433,17 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             result.nll_sum[0, m] = negative_log_likelihood(scores, y, 1.0) * n_valid
             result.nll_sum[1, m] = negative_log_likelihood(scores, y, t) * n_valid
             result.nll_rows[m] = n_valid
-        block[k] = ensemble_inputs(scores, t, combine)
+        target[...] = ensemble_inputs(scores, t, combine)
         result.confidence_after[m] = (
-            block[k].max(axis=1) if combine == "probs" else top1_confidence(scores, t)[0]
+            target.max(axis=1) if combine == "probs" else top1_confidence(scores, t)[0]
         )
 
+    if ctx.model_group is not None:
+        _grouped_block(ctx, result, rows, y, model_rows, workers, chunk_sums)
+        return result
+    block = ctx.block(len(scored), stop - start, num_classes)
     # Models in parallel, one thread each (every model writes its own rows).
-    list(workers.map(model_rows, range(len(scored)), scored))
+    list(workers.map(model_rows, block, scored))
     result.all_models_right = int(correctness(all_model_predictions(block, workers.map), y).sum())
     position = {int(m): k for k, m in enumerate(scored)}
     if ctx.greedy_steps:
@@ -447,6 +464,22 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         del pred
     else:
         ens = all_pair_ensemble_correct(block, y, pairs=ctx.kernel_pairs)
+    _pair_ensemble_sums(ctx, result, r, ens, counts, workers, chunk_sums)
+    return result
+
+
+def _pair_ensemble_sums(
+    ctx: ChunkContext,
+    result: ChunkResult,
+    r: np.ndarray,
+    ens: np.ndarray,
+    counts: np.ndarray | None,
+    workers: Any,
+    chunk_sums: Any,
+) -> None:
+    """One chunk's pair-ensemble counts, McNemar discordances and bootstrap sums from the
+    (P_scored, n) correctness ``ens`` of the scored pairs' ensembles; ``r``: (M, n) the
+    models' own correctness on the chunk."""
     sp = ctx.scored_pairs
     ra, rb = r[ctx.a_idx[sp]], r[ctx.b_idx[sp]]
     rbest = r[ctx.best[sp]]
@@ -464,7 +497,95 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             "neither_converted": ens & ~ra & ~rb,
         }
         result.sums.update(zip(values, workers.map(chunk_sums, values.values())))
-    return result
+
+
+def _grouped_block(
+    ctx: ChunkContext,
+    result: ChunkResult,
+    rows: np.ndarray,
+    y: np.ndarray,
+    model_rows: Any,
+    workers: Any,
+    chunk_sums: Any,
+) -> None:
+    """The chunk's block work for base-only pairs, ``ctx.model_group`` models at a time.
+
+    Every pair holds the base (``ctx.anchor``), so no step needs all models' rows at once:
+    the base's calibrated rows and those the greedy prefixes and interpolation curves use
+    are kept (a few models), the others are made group by group into one reused buffer,
+    whose slot 0 holds the base. The results are those of the whole block, bit for bit:
+    the all-model ensemble is the float32 sum in model order divided by the model count
+    (``np.mean`` over the first axis adds the models one after another in that order; the
+    division is its own), each pair's ensemble depends on its two rows only, and the greedy
+    prefixes and curves read copies of the same rows. Memory: (group + kept) models' rows,
+    whatever the number of models, so chunks can stay long at thousands of models.
+    """
+    scored, num_classes = ctx.scored, ctx.num_classes
+    n = len(rows)
+    group = max(1, int(ctx.model_group or 1))
+    kept_models = sorted(
+        {int(ctx.anchor)} & {int(m) for m in scored}
+        | set(ctx.greedy_steps)
+        | {int(m) for spec in ctx.interpolation for m in (spec.a, spec.b)}
+    )
+    kept_slot = {m: k for k, m in enumerate(kept_models)}
+    kept = ctx.block(len(kept_models), n, num_classes, "_kept")
+    buffer = ctx.block(1 + min(group, len(scored)), n, num_classes)
+    has_anchor = ctx.anchor in kept_slot
+    # The scored pairs by group: the group of the member that is not the base.
+    sp = ctx.scored_pairs
+    pair_a, pair_b = ctx.a_idx[sp], ctx.b_idx[sp]
+    other = np.where(pair_a == ctx.anchor, pair_b, pair_a)
+    position = np.full(len(ctx.names), -1, dtype=np.int64)
+    position[scored] = np.arange(len(scored))
+    pair_group = position[other] // group
+    ens = np.zeros((len(sp), n), dtype=bool)
+    if has_anchor:  # the base's rows first: the groups before its own need them
+        model_rows(kept[kept_slot[ctx.anchor]], ctx.anchor)
+        buffer[0] = kept[kept_slot[ctx.anchor]]
+    total = np.zeros((n, num_classes), dtype=np.float32)  # the all-model sum, model order
+    for g, lo in enumerate(range(0, len(scored), group)):
+        members = scored[lo : lo + group]
+        block = buffer[1 : 1 + len(members)]
+        list(workers.map(model_rows, block, members))
+        for k, m in enumerate(members):
+            total += block[k]
+            if int(m) in kept_slot:
+                kept[kept_slot[int(m)]] = block[k]
+        mine = np.flatnonzero(pair_group == g)
+        if not len(mine):
+            continue
+        assert has_anchor, "base-only pairs need the base's rows"
+        slot = np.zeros(len(ctx.names), dtype=np.int64)  # the base: slot 0
+        slot[members] = 1 + np.arange(len(members))
+        slot[ctx.anchor] = 0
+        pairs = (slot[pair_a[mine]], slot[pair_b[mine]])
+        if ctx.exact_topk:
+            pred = topk.all_pair_ensemble_predictions_topk(
+                buffer[: 1 + len(members)],
+                stats=result.prune,
+                parallel_map=workers.map,
+                pairs=pairs,
+            )
+            ens[mine] = correctness(pred, y)
+            del pred
+        else:
+            ens[mine] = all_pair_ensemble_correct(buffer[: 1 + len(members)], y, pairs=pairs)
+    mean = np.true_divide(total, np.intp(len(scored)), out=total, casting="unsafe")
+    result.all_models_right = int(correctness(mean.argmax(axis=1), y).sum())
+    if ctx.greedy_steps:
+        result.greedy_correct = greedy_prefix_correct(
+            kept, [kept_slot[m] for m in ctx.greedy_steps], y, workers.map
+        )
+    result.interpolation = [
+        np.zeros(len(spec.weights), dtype=np.int64) for spec in ctx.interpolation
+    ]
+    accumulate_interpolation(ctx.interpolation, kept, kept_slot, y, result.interpolation)
+    if len(scored) < 2 or not len(sp):
+        return
+    r = ctx.correct[:, result.start : result.stop]
+    counts = None if ctx.counts is None else ctx.counts[:, result.start : result.stop]
+    _pair_ensemble_sums(ctx, result, r, ens, counts, workers, chunk_sums)
 
 
 def _in_row_blocks(num_rows: int, work: Any, parallel_map: Any) -> None:
