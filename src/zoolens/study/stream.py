@@ -445,27 +445,50 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     # Models in parallel, one thread each (every model writes its own rows).
     list(workers.map(model_rows, block, scored))
     result.all_models_right = int(correctness(all_model_predictions(block, workers.map), y).sum())
-    position = {int(m): k for k, m in enumerate(scored)}
+    _prefixes_and_curves(ctx, result, block, {int(m): k for k, m in enumerate(scored)}, y, workers)
+    if len(scored) < 2 or not len(ctx.scored_pairs):
+        return result
+    ens = _pair_ensembles_correct(ctx, result, block, ctx.kernel_pairs, y, workers)
+    _pair_ensemble_sums(ctx, result, r, ens, counts, workers, chunk_sums)
+    return result
+
+
+def _prefixes_and_curves(
+    ctx: ChunkContext,
+    result: ChunkResult,
+    block: np.ndarray,
+    slot: dict[int, int],
+    y: np.ndarray,
+    workers: Any,
+) -> None:
+    """The greedy prefixes' correctness and the interpolation curves' counts on one chunk,
+    from ``block``'s rows (``slot``: zoo index -> row of the block)."""
     if ctx.greedy_steps:
         result.greedy_correct = greedy_prefix_correct(
-            block, [position[m] for m in ctx.greedy_steps], y, workers.map
+            block, [slot[m] for m in ctx.greedy_steps], y, workers.map
         )
     result.interpolation = [
         np.zeros(len(spec.weights), dtype=np.int64) for spec in ctx.interpolation
     ]
-    accumulate_interpolation(ctx.interpolation, block, position, y, result.interpolation)
-    if len(scored) < 2 or not len(ctx.scored_pairs):
-        return result
-    if ctx.exact_topk:
-        pred = topk.all_pair_ensemble_predictions_topk(
-            block, stats=result.prune, parallel_map=workers.map, pairs=ctx.kernel_pairs
-        )
-        ens = correctness(pred, y)  # (P_scored, n)
-        del pred
-    else:
-        ens = all_pair_ensemble_correct(block, y, pairs=ctx.kernel_pairs)
-    _pair_ensemble_sums(ctx, result, r, ens, counts, workers, chunk_sums)
-    return result
+    accumulate_interpolation(ctx.interpolation, block, slot, y, result.interpolation)
+
+
+def _pair_ensembles_correct(
+    ctx: ChunkContext,
+    result: ChunkResult,
+    block: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray] | None,
+    y: np.ndarray,
+    workers: Any,
+) -> np.ndarray:
+    """(P, n) bool: is each pair ensemble right (``pairs``: rows of ``block``; None: every
+    pair), by the exact top-k kernel or the full-row reference."""
+    if not ctx.exact_topk:
+        return all_pair_ensemble_correct(block, y, pairs=pairs)
+    pred = topk.all_pair_ensemble_predictions_topk(
+        block, stats=result.prune, parallel_map=workers.map, pairs=pairs
+    )
+    return correctness(pred, y)
 
 
 def _pair_ensemble_sums(
@@ -560,27 +583,12 @@ def _grouped_block(
         slot[members] = 1 + np.arange(len(members))
         slot[ctx.anchor] = 0
         pairs = (slot[pair_a[mine]], slot[pair_b[mine]])
-        if ctx.exact_topk:
-            pred = topk.all_pair_ensemble_predictions_topk(
-                buffer[: 1 + len(members)],
-                stats=result.prune,
-                parallel_map=workers.map,
-                pairs=pairs,
-            )
-            ens[mine] = correctness(pred, y)
-            del pred
-        else:
-            ens[mine] = all_pair_ensemble_correct(buffer[: 1 + len(members)], y, pairs=pairs)
+        ens[mine] = _pair_ensembles_correct(
+            ctx, result, buffer[: 1 + len(members)], pairs, y, workers
+        )
     mean = np.true_divide(total, np.intp(len(scored)), out=total, casting="unsafe")
     result.all_models_right = int(correctness(mean.argmax(axis=1), y).sum())
-    if ctx.greedy_steps:
-        result.greedy_correct = greedy_prefix_correct(
-            kept, [kept_slot[m] for m in ctx.greedy_steps], y, workers.map
-        )
-    result.interpolation = [
-        np.zeros(len(spec.weights), dtype=np.int64) for spec in ctx.interpolation
-    ]
-    accumulate_interpolation(ctx.interpolation, kept, kept_slot, y, result.interpolation)
+    _prefixes_and_curves(ctx, result, kept, kept_slot, y, workers)
     if len(scored) < 2 or not len(sp):
         return
     r = ctx.correct[:, result.start : result.stop]
