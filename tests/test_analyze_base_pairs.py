@@ -98,6 +98,12 @@ def _compare_runs(zoo: Any, base: str, options: dict[str, Any], tmp_path: Path) 
             assert got == want, f"{name} differs between --pairs base and --pairs all"
     summaries = {m: json.loads((tmp_path / m / "summary.json").read_text()) for m in runs}
     assert summaries["all"]["pairs"] == "all" and summaries["base"]["pairs"] == "base"
+    for mode in runs:  # the chunks as run: never longer than the evaluation split
+        n_eval = int(runs[mode].models["accuracy_eval_n"].iloc[0])
+        chunks = summaries[mode]["evaluation_chunks"]
+        per_chunk = min(options.get("chunk_size") or n_eval, n_eval)
+        assert chunks["examples_per_chunk"] == per_chunk
+        assert chunks["chunks"] == -(-n_eval // per_chunk)
     head_all, head_base = summaries["all"]["headline"], summaries["base"]["headline"]
 
     # Everything defined from the base's pairs is the same; the all-pairs correlation is

@@ -566,7 +566,7 @@ def stage_headline(
         # the per-block time a cluster's evaluation time scales from (README, Ray)
         summary["evaluation_chunks"] = {
             "chunks": len(chunk_s),
-            "examples_per_chunk": plan.chunk_size,
+            "examples_per_chunk": min(plan.chunk_size, len(inputs.ev)),
             "median_s": round(float(np.median(chunk_s)), 4),
             "max_s": round(float(chunk_s.max()), 4),
             "total_s": round(float(chunk_s.sum()), 3),
