@@ -14,8 +14,9 @@ A second row runs the same command with torch unimportable (the light install,
 ``pip install zoolens``: numpy's kernels) and compares its time (target: within 1.2x) and its
 tables (6 significant digits) with the first (``--no-light`` skips it).
 
-With ``--ray`` rows (sizes full and huge) the same command runs with ``--ray`` on a local
-Ray cluster and its tables are compared byte for byte with the local run's.
+With ``--ray`` rows (by default at the sizes full and huge; ``--no-ray`` skips them) the
+same command runs with ``--ray`` on a local Ray cluster and its tables are compared byte for
+byte with the local run's.
 
 Sizes: tiny, quick, full (82 x 50,000 x 1,000; targets: <= 120 s, peak RSS < 4 GiB, stage
 timings within 5 % of the elapsed time) and huge (1,000 x 10,000 x 1,000, every pair; peak
@@ -259,14 +260,22 @@ def main() -> int:
     def options(parser) -> None:
         parser.add_argument("--ray", action="store_true", help="also run with --ray")
         parser.add_argument(
+            "--no-ray",
+            action="store_true",
+            help="skip the --ray run (made by default at the full and huge sizes)",
+        )
+        parser.add_argument(
             "--no-light", action="store_true", help="skip the run with torch unimportable"
         )
+
+    def ray_run(args) -> bool | None:
+        return False if args.no_ray else (args.ray or None)
 
     return module_main(
         "bench_analyze",
         __doc__,
         SIZES,
-        lambda args: run(args.size, ray=args.ray or None, light=not args.no_light),
+        lambda args: run(args.size, ray=ray_run(args), light=not args.no_light),
         extra=options,
     )
 
