@@ -396,7 +396,10 @@ def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, kind, seed):
     multi = rng.random((n, c)) < 0.3
     full = _CandidateScorer(x, prune=False)
     pruned = _CandidateScorer(x, prune=True)
-    for labels in (y, multi):
+    # every class as the label of every row: each candidate's histogram of predictions,
+    # which a count that swapped answers between rows or candidates would not keep
+    truths = [y, multi] + [np.full(n, cls) for cls in range(c)]
+    for labels in truths:
         want = correctness(ref, labels).sum(axis=1)
         np.testing.assert_array_equal(full.right_counts(total, labels), want)
         np.testing.assert_array_equal(pruned.right_counts(total, labels), want)
@@ -405,10 +408,13 @@ def test_pruned_candidate_scores_equal_full_rows(k_models, n, c, kind, seed):
     for open_entries in (1, 1 << 19):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(ensemble, "_OPEN_ENTRIES", open_entries)
-            np.testing.assert_array_equal(pruned.right_counts(total, y), correctness(ref, y).sum(1))
-    assert pruned.entries == 4 * k_models * n  # the pruned path really ran (four times)
+            for labels in (y, multi):
+                want = correctness(ref, labels).sum(axis=1)
+                np.testing.assert_array_equal(pruned.right_counts(total, labels), want)
+    runs = len(truths) + 4
+    assert pruned.entries == runs * k_models * n  # the pruned path really ran, every time
     if kind == "flat":
-        assert pruned.fallbacks == 4 * k_models * n and (ref == 0).all()
+        assert pruned.fallbacks == runs * k_models * n and (ref == 0).all()
 
 
 @settings(max_examples=15, deadline=None)

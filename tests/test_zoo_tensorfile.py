@@ -198,6 +198,10 @@ def test_entry_reads_equal_the_memory_map(tmp_path: Path) -> None:
         for bad in (np.array([9001]), np.array([-1])):
             with pytest.raises(IndexError):
                 read_entries(file, start, header[name], bad, np.array([0]))
+        # a column out of range: numpy's IndexError, not a BufferError from closing the map
+        # while the failed indexing's frame still held a view of it
+        with pytest.raises(IndexError, match="out of bounds"):
+            read_entries(file, start, header[name], np.array([5]), np.array([13]))
 
 
 def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ COMBINE_MODES: tuple[str, ...] = ("probs", "logits")
 _BLOCK_BYTES = 64 * 2**20
 # Size L of the second pruning tier of the greedy step (S's L largest classes).
 _GREEDY_TIER2 = 8
-# open entries a greedy step settles at a time (bounded memory: ~L + 8 numbers each)
+# open entries a greedy step settles at a time (~L + 8 numbers each; their rows, copied
+# whole by the top-L search, are bounded by _BLOCK_BYTES too)
 _OPEN_ENTRIES = 1 << 19
 
 
@@ -556,9 +557,9 @@ class _CandidateScorer:
 
         The first bound decides row block by row block; the entries it leaves open are
         collected over the blocks and settled together (``_second_tier``), up to
-        ``_OPEN_ENTRIES`` at a time: one gather per candidate per batch of open entries
-        instead of one per candidate and row block (which cost K · n / chunk calls a step,
-        the lazy candidates' reads included). Every entry is decided by the same arithmetic
+        ``_OPEN_ENTRIES`` entries or ``_BLOCK_BYTES`` of their rows at a time: one gather
+        per candidate per batch of open entries instead of one per candidate and row block
+        (which cost K · n / chunk calls a step, the lazy candidates' reads included). Every entry is decided by the same arithmetic
         either way, so the counts are those of deciding block by block.
         """
         num_k = len(self.cand)
@@ -567,7 +568,8 @@ class _CandidateScorer:
         self.begin_step(total)
         try:
             pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-            waiting = 0
+            waiting = rows_waiting = 0
+            num_classes = total.shape[1]
             for lo in range(0, n, self.chunk):
                 hi = min(n, lo + self.chunk)
                 if not self.prune:
@@ -581,12 +583,18 @@ class _CandidateScorer:
                 if len(open_k):
                     pending.append((open_k, open_i + lo, s_at_b[open_k, open_i]))
                     waiting += len(open_k)
-                if waiting >= _OPEN_ENTRIES or (hi == n and pending):
+                    # the rows' top-L search copies them whole: count them (blocks are disjoint)
+                    rows_waiting += len(np.unique(open_i))
+                full = waiting >= _OPEN_ENTRIES or 16 * rows_waiting * num_classes >= _BLOCK_BYTES
+                if full or (hi == n and pending):
                     open_k, open_i, s_at_b_open = (np.concatenate(p) for p in zip(*pending))
                     lowest = self._second_tier(total, open_k, open_i, s_at_b_open)
-                    hits = correctness(lowest, labels[open_i])
+                    if labels.ndim == 2:  # multi-label truth: no (E, C) copy of the labels
+                        hits = labels[open_i, lowest] != 0
+                    else:
+                        hits = correctness(lowest, labels[open_i])
                     right += np.bincount(open_k[hits], minlength=num_k)
-                    pending, waiting = [], 0
+                    pending, waiting, rows_waiting = [], 0, 0
         finally:
             self.end_step()
         return right

@@ -483,11 +483,12 @@ MODEL_GROUP = 256
 
 def block_models(num_scored: int, pairs: str, kept: int) -> int:
     """Models whose calibrated rows a chunk of the evaluation pass holds at once: all scored
-    models for all pairs; for base-only pairs a group of :data:`MODEL_GROUP`, the base's
-    slot beside it and ``kept`` more (the greedy prefixes' and interpolation curves' models)."""
-    if pairs == "all":
+    models for all pairs, or when they fit one group; for base-only pairs past that a group
+    of :data:`MODEL_GROUP`, the base's slot beside it and up to ``kept`` more (the greedy
+    prefixes' and interpolation curves' models)."""
+    if pairs == "all" or num_scored <= MODEL_GROUP:
         return num_scored
-    return min(num_scored, MODEL_GROUP) + 1 + kept
+    return MODEL_GROUP + 1 + min(kept, num_scored)
 
 
 def chunk_examples(
@@ -496,8 +497,9 @@ def chunk_examples(
     """Examples per chunk so one chunk's working set stays within ``budget`` bytes.
 
     Per example: the calibrated block (``num_scored`` models, :func:`block_models`, x
-    classes float32) and the same again for temporaries, pair predictions / correctness / bootstrap values (about 24 bytes per pair),
-    and the bootstrap weights of the chunk (4 bytes per resample).
+    classes float32) and the same again for temporaries, pair predictions / correctness /
+    bootstrap values (about 24 bytes per pair), and the bootstrap weights of the chunk
+    (4 bytes per resample).
     """
     per_example = 8 * num_scored * num_classes + 24 * num_pairs + 4 * n_bootstrap + 64
     return max(1, int(budget // per_example))

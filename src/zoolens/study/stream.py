@@ -438,7 +438,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             target.max(axis=1) if combine == "probs" else top1_confidence(scores, t)[0]
         )
 
-    if ctx.model_group is not None:
+    if ctx.model_group is not None and len(scored) > ctx.model_group:
         _grouped_block(ctx, result, rows, y, model_rows, workers, chunk_sums)
         return result
     block = ctx.block(len(scored), stop - start, num_classes)
@@ -570,7 +570,11 @@ def _grouped_block(
     for g, lo in enumerate(range(0, len(scored), group)):
         members = scored[lo : lo + group]
         block = buffer[1 : 1 + len(members)]
-        list(workers.map(model_rows, block, members))
+        # every member's rows but the base's, made once already (its slot: a copy)
+        made = [k for k, m in enumerate(members) if not (has_anchor and m == ctx.anchor)]
+        list(workers.map(model_rows, [block[k] for k in made], members[made]))
+        if len(made) < len(members):
+            block[np.flatnonzero(members == ctx.anchor)[0]] = buffer[0]
         for k, m in enumerate(members):
             total += block[k]
             if int(m) in kept_slot:

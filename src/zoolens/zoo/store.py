@@ -732,7 +732,7 @@ class Zoo(StoreIntegrity):
         return memmap_tensor(*self._locate(name, tensor))
 
     def _read(self, name: str, tensor: str, index: Any) -> np.ndarray:
-        """Rows ``index`` (a slice or an index array from :meth:`_rows`) of one stored
+        """Rows ``index`` (a slice or an index array from ``zoo.validate.row_index``) of one stored
         tensor, copied with positioned reads (``tensorfile.read_rows``; no memory map)."""
         file, data_start, info = self._locate(name, tensor)
         try:

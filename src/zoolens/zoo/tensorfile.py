@@ -254,8 +254,10 @@ def read_entries(
         span = np.frombuffer(
             mapped, dtype=dtype, count=length // dtype.itemsize, offset=start - aligned
         )
-        out = span.reshape(-1, num_cols)[index - first, cols]  # fancy indexing: a copy
-        del span  # the map closes only once no array looks into it
+        try:
+            out = span.reshape(-1, num_cols)[index - first, cols]  # fancy indexing: a copy
+        finally:
+            del span  # the map closes only once no array looks into it (else BufferError)
     return out
 
 
