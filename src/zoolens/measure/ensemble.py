@@ -559,8 +559,9 @@ class _CandidateScorer:
         collected over the blocks and settled together (``_second_tier``), up to
         ``_OPEN_ENTRIES`` entries or ``_BLOCK_BYTES`` of their rows at a time: one gather
         per candidate per batch of open entries instead of one per candidate and row block
-        (which cost K · n / chunk calls a step, the lazy candidates' reads included). Every entry is decided by the same arithmetic
-        either way, so the counts are those of deciding block by block.
+        (which cost K · n / chunk calls a step, the lazy candidates' reads included). Every
+        entry is decided by the same arithmetic either way, so the counts are those of
+        deciding block by block.
         """
         num_k = len(self.cand)
         n = total.shape[0]

@@ -244,7 +244,14 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         counts=plan.resamples.counts,
         counts_int8=plan.resamples.counts_int8,
         greedy_steps=tuple(plan.greedy_steps),
-        model_group=None if kernel_pairs is None else plan.model_group,
+        # groups only where they split the scored models (study.inputs.block_models' rule)
+        model_group=(
+            plan.model_group
+            if kernel_pairs is not None
+            and plan.model_group is not None
+            and len(scored) > plan.model_group
+            else None
+        ),
         anchor=inputs.base_index if kernel_pairs is not None else -1,
     )
 
@@ -438,7 +445,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             target.max(axis=1) if combine == "probs" else top1_confidence(scores, t)[0]
         )
 
-    if ctx.model_group is not None and len(scored) > ctx.model_group:
+    if ctx.model_group is not None:
         _grouped_block(ctx, result, rows, y, model_rows, workers, chunk_sums)
         return result
     block = ctx.block(len(scored), stop - start, num_classes)
@@ -545,7 +552,8 @@ def _grouped_block(
     """
     scored, num_classes = ctx.scored, ctx.num_classes
     n = len(rows)
-    group = max(1, int(ctx.model_group or 1))
+    assert ctx.model_group is not None, "a grouped chunk needs its group size"
+    group = ctx.model_group
     kept_models = sorted(
         {int(ctx.anchor)} & {int(m) for m in scored}
         | set(ctx.greedy_steps)
@@ -570,12 +578,13 @@ def _grouped_block(
     for g, lo in enumerate(range(0, len(scored), group)):
         members = scored[lo : lo + group]
         block = buffer[1 : 1 + len(members)]
-        # every member's rows but the base's, made once already (its slot: a copy)
+        # every member's rows but the base's, made once already (slot 0)
         made = [k for k, m in enumerate(members) if not (has_anchor and m == ctx.anchor)]
         list(workers.map(model_rows, [block[k] for k in made], members[made]))
-        if len(made) < len(members):
-            block[np.flatnonzero(members == ctx.anchor)[0]] = buffer[0]
         for k, m in enumerate(members):
+            if has_anchor and m == ctx.anchor:
+                total += buffer[0]
+                continue
             total += block[k]
             if int(m) in kept_slot:
                 kept[kept_slot[int(m)]] = block[k]
