@@ -970,18 +970,31 @@ def test_combine_logits_averages_calibrated_logits(random_zoo, random_result, re
         )
 
 
+def _near_tie(total: np.ndarray) -> bool:
+    """Whether some row's two largest ensemble scores (float64, probabilities summing to 2)
+    lie within float32 resolution of each other. The pipeline's ensemble inputs are float32
+    (``measure.ensemble.ensemble_inputs``), lowest class index on ties: where a fitted
+    temperature saturates both members (T at its 0.001 bound on a separable calibration
+    split), their probabilities round to exactly 0 and 1 and the float32 sums tie where
+    the float64 oracle's do not (e.g. 3 models x 26 examples x 2 classes, seed 3110)."""
+    top2 = np.sort(total, axis=1)[:, -2:]
+    return bool(np.any(top2[:, 1] - top2[:, 0] <= 4 * np.finfo(np.float32).eps))
+
+
 def test_pair_tables_on_random_zoos_of_random_sizes():
     """hypothesis: any small zoo (2-5 models, some decision-only), any chunking."""
     import tempfile
     from pathlib import Path
 
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, example, given, settings
     from hypothesis import strategies as st
 
     from zoolens.study.analyze import analyze
     from zoolens.zoo.store import Zoo
 
     @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    # two members saturated at T = 0.001: their float32 ensemble ties (see _near_tie)
+    @example(models=3, n=26, c=2, chunk=1, seed=3110, decisions=[False] * 5)
     @given(
         models=st.integers(2, 5),
         n=st.integers(12, 80),
@@ -1015,6 +1028,8 @@ def test_pair_tables_on_random_zoos_of_random_sizes():
                     assert row.both_wrong == pytest.approx(np.mean(~ra & ~rb))
                     assert row.dominance_ab == pytest.approx(np.mean(~ra & rb))
                     if a in ref.scored and b in ref.scored:
+                        if _near_tie(ref.q[a][ref.ev] + ref.q[b][ref.ev]):
+                            continue  # decided on float32 inputs the float64 oracle does not see
                         e = ref.ensemble_right([a, b])
                         assert row.ensemble_acc == pytest.approx(e.mean())
                         one = ra != rb
