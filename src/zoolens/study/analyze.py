@@ -304,6 +304,10 @@ class Chosen:
     greedy_folds: pd.DataFrame
     pareto: pd.DataFrame
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables by their file names (the fields of AnalysisResult they fill)."""
+        return {"greedy": self.greedy, "greedy_folds": self.greedy_folds, "pareto": self.pareto}
+
 
 def _run_analysis(
     zoo: ZooReader | str | Path,
@@ -621,18 +625,12 @@ def stage_write(
     if len(chosen.pareto):
         summary["pareto"] = pareto_summary(chosen.pareto, inputs.names, inputs.cards)
     result = AnalysisResult(
-        models=built.models,
-        pairs=built.pairs,
-        specialization=built.specialization,
-        greedy=chosen.greedy,
-        theta=built.theta,
-        reliability=built.reliability,
+        **built.tables(),
+        **chosen.tables(),
         interpolation=interpolation,
-        summary=summary,
-        greedy_folds=chosen.greedy_folds,
-        shift=shift_result,
-        pareto=chosen.pareto,
         drilldown=drilldown,
+        summary=summary,
+        shift=shift_result,
         **(shift_result.tables() if shift_result is not None else {}),
     )
     staged = None if out_dir is None else tables.StagedOutput(out_dir)

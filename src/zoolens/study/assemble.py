@@ -61,6 +61,16 @@ class Tables:
     # {column: {pairs, reason}}: pairs.csv cells NaN by construction (study.gains)
     undefined: dict[str, Any]
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables by their file names (the fields of AnalysisResult they fill)."""
+        return {
+            "models": self.models,
+            "pairs": self.pairs,
+            "specialization": self.specialization,
+            "theta": self.theta,
+            "reliability": self.reliability,
+        }
+
 
 def build_tables(
     inputs: ZooInputs, models: pd.DataFrame, evaluation: EvalPass, resamples: Resamples
