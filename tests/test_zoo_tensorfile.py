@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from zoolens.errors import ZooCorruptedError
-from zoolens.zoo.tensorfile import memmap_tensor, read_header, write_tensors
+from zoolens.zoo.tensorfile import argmax_rows, memmap_tensor, read_header, write_tensors
 
 
 def _tensors() -> dict[str, np.ndarray]:
@@ -213,3 +213,46 @@ def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path) -> None:
     file.write_bytes(file.read_bytes()[:-100])  # cut after the header was checked
     with pytest.raises(ZooCorruptedError, match="truncated"):
         read_rows(file, start, header["logits"], np.array([49]))
+
+
+# Every float16 value, and the ones where integer keys and floats disagree or nearly do.
+_EVERY_FLOAT16 = np.arange(2**16, dtype=np.uint16).view(np.float16)
+_EDGES = np.array(
+    [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, -np.nan, 6e-8, -6e-8, 65504, -65504],
+    np.float16,
+)
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        _EVERY_FLOAT16,
+        _EVERY_FLOAT16[~np.isnan(_EVERY_FLOAT16)],
+        _EDGES,
+        np.array([0.0, -0.0, -1.0], np.float16),
+    ],
+    ids=["all", "all-but-nan", "edges", "zeros"],
+)
+def test_float16_row_argmax_is_numpys(pool: np.ndarray) -> None:
+    """Oracle: numpy's argmax on a float32 copy (float16 -> float32 is exact): the lowest
+    index on ties (+0 and -0 tie), the first NaN of a row with one. Blocks without NaN take
+    the integer-key path, blocks with one the float32 fallback; both are checked."""
+    rng = np.random.default_rng(0)
+    paths = set()
+    for _ in range(400):
+        block = rng.choice(pool, size=(int(rng.integers(1, 30)), int(rng.integers(1, 9))))
+        if rng.random() < 0.5:
+            block = block[:, ::-1]  # not contiguous
+        expected = np.argmax(block.astype(np.float32), axis=1)
+        got = argmax_rows(block)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, expected)
+        paths.add(bool(np.isnan(block).any()))
+    assert paths == ({False, True} if np.isnan(pool).any() else {False})
+
+
+def test_row_argmax_of_other_dtypes_is_numpys() -> None:
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64, np.int16):
+        block = rng.integers(-3, 3, size=(50, 7)).astype(dtype)
+        np.testing.assert_array_equal(argmax_rows(block), np.argmax(block, axis=1))

@@ -81,7 +81,8 @@ from zoolens.zoo.outputs import (
     row_chunks,
     topk_to_log_probs,
 )
-from zoolens.zoo.tensorfile import memmap_tensor, read_entries, read_header, read_rows
+from zoolens.zoo.tensorfile import argmax_rows, memmap_tensor, read_entries, read_header
+from zoolens.zoo.tensorfile import read_rows
 from zoolens.zoo.tensorfile import write_tensors
 from zoolens.zoo.validate import (
     row_index,
@@ -687,12 +688,7 @@ class Zoo(StoreIntegrity):
                     block = self.scores(name, s)
                 else:  # argmax of the stored values: no float32 copy needed
                     block = self._read(name, kind, s)
-                # float16 compares exactly in float32, where numpy's argmax is vectorised
-                # (on float16 it is ~50x slower); ties and NaN behave the same.
-                pred[s] = np.argmax(
-                    block.astype(np.float32, copy=False) if block.dtype == np.float16 else block,
-                    axis=1,
-                )
+                pred[s] = argmax_rows(block)
         self._predictions[name] = (file, pred)
         return pred.copy()
 

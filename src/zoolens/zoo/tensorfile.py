@@ -296,3 +296,34 @@ def _byte_view(array: np.ndarray) -> memoryview:
     """A memoryview of a contiguous array's buffer."""
     # numpy's stubs give ndarray the buffer protocol (__buffer__) only for Python >= 3.12.
     return memoryview(array)  # type: ignore[arg-type]
+
+
+# float16 bits b, read as int16, map to keys b ^ ((b >> 15) & 0x7FFF) (the magnitude bits of
+# negative values flipped): integers in the order of the floats for every value but NaN and
+# -0 (key -1, below +0's 0). Keys above _KEY_INF or below -_KEY_INF - 1 are NaN.
+_KEY_INF = 0x7C00
+
+
+def argmax_rows(block: np.ndarray) -> np.ndarray:
+    """(n,) int64 index of each row's largest value, exactly ``np.argmax(block, axis=1)``
+    (the lowest index on ties, the first NaN where a row has one).
+
+    float16 rows (a stored model's logits) are compared as 16-bit integer keys, several
+    times faster than numpy's argmax on float16 (not vectorised) or on a float32 copy. The
+    keys order values as the floats do except NaN and the zeros (-0 is below +0 as a key,
+    equal as a float): a block holding a NaN, and the rows whose largest value is +0, are
+    decided on float32 copies instead (float16 converts to float32 exactly).
+    """
+    if block.dtype != np.float16 or block.ndim != 2 or 0 in block.shape:
+        return np.argmax(block, axis=1)
+    block = np.ascontiguousarray(block)
+    keys = block.view(np.int16) >> 15
+    keys &= 0x7FFF
+    keys ^= block.view(np.int16)
+    if int(keys.max()) > _KEY_INF or int(keys.min()) < -_KEY_INF - 1:
+        return np.argmax(block.astype(np.float32), axis=1)
+    index = np.argmax(keys, axis=1)
+    zero = np.flatnonzero(keys[np.arange(len(index)), index] == 0)
+    if zero.size:
+        index[zero] = np.argmax(block[zero].astype(np.float32), axis=1)
+    return index.astype(np.int64, copy=False)
