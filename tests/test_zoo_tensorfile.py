@@ -256,3 +256,25 @@ def test_row_argmax_of_other_dtypes_is_numpys() -> None:
     for dtype in (np.float32, np.float64, np.int16):
         block = rng.integers(-3, 3, size=(50, 7)).astype(dtype)
         np.testing.assert_array_equal(argmax_rows(block), np.argmax(block, axis=1))
+
+
+def test_float32_cast_is_numpys_with_and_without_torch(monkeypatch) -> None:
+    """Oracle: numpy's float16 -> float32 cast (exact), on every float16 value, by torch's
+    cast (when the process has torch loaded) and by numpy's (when it has not)."""
+    import sys
+
+    from zoolens.zoo.tensorfile import as_float32
+
+    expected = _EVERY_FLOAT16.astype(np.float32).reshape(256, 256)
+    pytest.importorskip("torch")  # the first case needs torch loaded
+    for torch_loaded in (True, False):
+        if not torch_loaded:
+            monkeypatch.delitem(sys.modules, "torch")
+        got = as_float32(_EVERY_FLOAT16.copy().reshape(256, 256))
+        assert got.dtype == np.float32
+        # bit for bit but NaN payloads (NaN stays NaN: a model's NaN scores are refused)
+        finite = ~np.isnan(expected)
+        np.testing.assert_array_equal(got[finite].view(np.uint32), expected[finite].view(np.uint32))
+        np.testing.assert_array_equal(np.isnan(got), ~finite)
+    float32 = np.ones((3, 2), np.float32)
+    assert as_float32(float32) is float32

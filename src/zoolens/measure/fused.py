@@ -45,6 +45,16 @@ _EXP_FLOOR = -700.0
 _BLOCK_BYTES = 2 * 2**20
 
 
+def _widen(torch: Any, s: Any, rows: Any, half: Any) -> Any:
+    """``s.copy_(rows)`` (float64 ``s``), float16 ``rows`` through the float32 buffer
+    ``half``: torch's float16 -> float32 and float32 -> float64 casts are vectorised, its
+    direct float16 -> float64 cast is not (about 2.5x slower). Every step is exact, so the
+    float64 values are the same."""
+    if rows.dtype != torch.float16:
+        return s.copy_(rows)
+    return s.copy_(half[: rows.shape[0]].copy_(rows))
+
+
 @dataclass
 class FusedRows:
     """Per-example results of :func:`fused_rows` for n rows."""
@@ -122,12 +132,13 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
         conf_t, nll_t = torch.from_numpy(conf), torch.from_numpy(nll)
         s_buf = torch.empty((step, c), dtype=torch.float64)
         e_buf = torch.empty((step, c), dtype=torch.float64)
+        half = torch.empty((step, c), dtype=torch.float32)
         index = torch.arange(step)
         for start in range(0, n, step):
             stop = min(n, start + step)
             rows = stop - start
             s, e = s_buf[:rows], e_buf[:rows]
-            s.copy_(src[start:stop])
+            _widen(torch, s, src[start:stop], half)
             if pred_t is None:
                 top = s.amax(dim=1, keepdim=True)
             else:
@@ -160,7 +171,7 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
             if combine == "probs":
                 dst[start:stop] = e.div_(total[:, None])
             else:
-                dst[start:stop] = s.copy_(src[start:stop]).mul_(inv_t)
+                dst[start:stop] = _widen(torch, s, src[start:stop], half).mul_(inv_t)
 
 
 def _fused_blocks_numpy(z, y_all, inv_t, combine, step, out, prediction, conf, nll):
@@ -261,11 +272,11 @@ def calibrated_inputs(
     with torch.no_grad():
         src, dst = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(out)
         s_buf = torch.empty((step, c), dtype=torch.float64)
+        half = torch.empty((step, c), dtype=torch.float32)
         stats = None if row_stats is None else tuple(torch.from_numpy(a) for a in row_stats)
         for start in range(0, n, step):
             stop = min(n, start + step)
-            s = s_buf[: stop - start]
-            s.copy_(src[start:stop])
+            s = _widen(torch, s_buf[: stop - start], src[start:stop], half)
             top = s.amax(dim=1, keepdim=True)
             s.sub_(top).mul_(inv_t).clamp_(min=_EXP_FLOOR).exp_()
             total = s.sum(dim=1, keepdim=True)

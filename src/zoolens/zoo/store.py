@@ -81,9 +81,15 @@ from zoolens.zoo.outputs import (
     row_chunks,
     topk_to_log_probs,
 )
-from zoolens.zoo.tensorfile import argmax_rows, memmap_tensor, read_entries, read_header
-from zoolens.zoo.tensorfile import read_rows
-from zoolens.zoo.tensorfile import write_tensors
+from zoolens.zoo.tensorfile import (
+    argmax_rows,
+    as_float32,
+    memmap_tensor,
+    read_entries,
+    read_header,
+    read_rows,
+    write_tensors,
+)
 from zoolens.zoo.validate import (
     row_index,
     unlabelled_classes,
@@ -637,8 +643,8 @@ class Zoo(StoreIntegrity):
             values = np.asarray(self._read(name, "topk_values", index), dtype=np.float32)
             indices = np.asarray(self._read(name, "topk_indices", index), dtype=np.int64)
             return topk_to_log_probs(values, indices, self.num_classes)
-        # np.array copies: callers get a plain, writable array, never a view of the file
-        return np.asarray(self._read(name, kind, index), dtype=np.float32)
+        # _read copies: callers get a plain, writable array, never a view of the file
+        return as_float32(self._read(name, kind, index))
 
     def stored_scores(self, name: str, rows: Any = None) -> np.ndarray:
         """Like :meth:`scores`, but logits / log-probabilities come in the dtype they are
