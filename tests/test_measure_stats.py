@@ -244,6 +244,45 @@ def test_real_cifar10_ensemble_vs_best_member():
     assert est == pytest.approx(0.9359) and lo < 0.9359 < hi and hi - lo < 0.015
 
 
+@pytest.mark.parametrize("skip_nan", [True, False])
+def test_column_quantiles_are_numpys_bit_for_bit(monkeypatch, skip_nan: bool) -> None:
+    """Oracle: numpy.nanquantile / numpy.quantile along axis 0, compared bit for bit (sign
+    of zero included; NaN where numpy gives NaN), on columns that tie at -0.0 and 0.0, hold
+    NaN or infinities, or are ratios with empty denominators; in blocks of a few columns so
+    the blocking is exercised too."""
+    import warnings
+
+    import zoolens.measure.stats as stats
+
+    monkeypatch.setattr(stats, "_QUANTILE_BLOCK_VALUES", 64)
+    rng = np.random.default_rng(11)
+    pools = [
+        np.array([0.0, -0.0, 1.0, -1.0, 0.5]),
+        np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1.0]),
+    ]
+    for trial in range(400):
+        shape = (int(rng.integers(1, 60)), int(rng.integers(1, 40)))
+        kind = trial % 4
+        if kind == 0:
+            x = rng.random(shape)
+        elif kind in (1, 2):
+            x = rng.choice(pools[kind - 1], shape)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0/0, x/0: NaN, inf
+                x = rng.integers(-2, 5, shape) / rng.integers(0, 3, shape)
+        q = [0.025, 0.975] if trial % 2 else [0.1, 0.9]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = (np.nanquantile if skip_nan else np.quantile)(x, q, axis=0)
+            got = stats._column_quantiles(x, q, skip_nan)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(
+            np.where(np.isnan(got), 0.0, got).view(np.uint64),
+            np.where(np.isnan(want), 0.0, want).view(np.uint64),
+        )
+
+
 def test_percentile_interval_is_the_linear_quantile_of_the_defined_resamples():
     """The percentile interval's definition: the (1 − c)/2 and (1 + c)/2 quantiles (linear
     interpolation) of the resamples where the statistic is defined, NaN where none is; one
@@ -396,3 +435,33 @@ def test_resampled_sums_check_the_int8_product_where_they_run(monkeypatch):
     finally:
         stats._int8_product_works.cache_clear()
     assert np.array_equal(got, (w.astype(np.int64) @ x.astype(np.int64).T).astype(np.float32))
+
+
+def test_average_ranks_and_row_spearman_against_scipy() -> None:
+    """Oracles: scipy.stats.rankdata (average ranks, bit for bit: half-integers) and
+    scipy.stats.spearmanr per row (to 1e-12: scipy correlates the ranks its own way); a
+    constant row gives NaN, as spearmanr does."""
+    import warnings
+
+    from scipy.stats import rankdata, spearmanr
+
+    from zoolens.measure.stats import average_ranks, spearman_rows
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        width = int(rng.integers(2, 400))
+        x = rng.integers(0, int(rng.integers(1, 30)), (4, width)) / 7.0  # many ties
+        y = rng.normal(size=(4, width)) if trial % 2 else rng.integers(0, 3, (4, width)) * 0.5
+        for row in (*x, *y):
+            np.testing.assert_array_equal(average_ranks(row), rankdata(row))
+        got = spearman_rows(x, y)
+        for b in range(4):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scipy warns on a constant row
+                want = spearmanr(x[b], y[b]).statistic
+            if np.isnan(want):
+                assert np.isnan(got[b])
+            else:
+                assert got[b] == pytest.approx(want, abs=1e-12)
+    constant = spearman_rows(np.ones((1, 5)), np.arange(5.0)[None])
+    assert np.isnan(constant[0])

@@ -33,6 +33,8 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_ratio_ci",
     "percentile_interval",
+    "average_ranks",
+    "spearman_rows",
     "McNemarResult",
     "mcnemar_test",
     "mcnemar_p_values",
@@ -185,13 +187,79 @@ def percentile_interval(
     if not 0 < confidence < 1:
         raise ZoolensError(f"confidence must lie in (0, 1), got {confidence}")
     tail = (1.0 - confidence) / 2
-    if not skip_nan:
-        lo, hi = np.quantile(samples, [tail, 1 - tail], axis=0)
-        return lo, hi
+    lo, hi = _column_quantiles(np.asarray(samples), [tail, 1 - tail], skip_nan)
+    return lo, hi
+
+
+# Columns per block of _column_quantiles: about this many values sorted at a time.
+_QUANTILE_BLOCK_VALUES = 2**22
+
+
+def _column_quantiles(samples: np.ndarray, q: list[float], skip_nan: bool) -> np.ndarray:
+    """``numpy.quantile(samples, q, axis=0)`` (``nanquantile`` with ``skip_nan``), bit for
+    bit, about 3x faster, and for ``nanquantile`` without its Python loop over columns
+    (~30 µs a column: 15 s for the 499,500 pairs of 1,000 models).
+
+    numpy's own quantile runs on each block of columns sorted first (partitioning sorted
+    columns is quick), so the interpolation is numpy's arithmetic. A sort and a partition
+    may pick different zeros (-0.0 and 0.0 compare equal), and only a zero result can
+    show it: those columns are computed again as numpy does. With ``skip_nan``, the columns
+    holding a NaN take ``nanquantile`` itself.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-        lo, hi = np.nanquantile(samples, [tail, 1 - tail], axis=0)
-    return lo, hi
+        reference = np.nanquantile if skip_nan else np.quantile
+        if samples.ndim != 2 or not samples.size or samples.dtype != np.float64:
+            return reference(samples, q, axis=0)
+        out = np.empty((len(q), samples.shape[1]), dtype=samples.dtype)
+        step = max(1, _QUANTILE_BLOCK_VALUES // samples.shape[0])
+        for lo in range(0, samples.shape[1], step):
+            block = samples[:, lo : lo + step]
+            target = out[:, lo : lo + step]
+            target[...] = np.quantile(np.sort(block, axis=0), q, axis=0, overwrite_input=True)
+            again = (target == 0).any(axis=0)
+            if skip_nan:
+                again |= np.isnan(block).any(axis=0)
+            if again.any():
+                target[:, again] = reference(block[:, again], q, axis=0)
+    return out
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-D array, ties sharing their average rank: exactly
+    ``scipy.stats.rankdata(values)`` (method "average"), which Spearman's rho correlates.
+
+    Ties are found on the sorted values (one argsort); a group holding sorted positions
+    i..j-1 (0-based) gets (i + 1 + j) / 2, a half-integer exact in float64.
+    """
+    values = np.asarray(values)
+    n = values.shape[0]
+    order = np.argsort(values)
+    ordered = values[order]
+    starts_group = np.empty(n, dtype=bool)
+    starts_group[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
+    starts = np.flatnonzero(starts_group)
+    ends = np.append(starts[1:], n)
+    ranks = np.empty(n)
+    ranks[order] = ((starts + 1 + ends) * 0.5)[np.cumsum(starts_group) - 1]
+    return ranks
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray, parallel_map: Any = map) -> np.ndarray:
+    """(B,) Spearman's rho between rows ``x[b]`` and ``y[b]`` (finite (B, P) arrays):
+    Pearson's r of their average ranks, ``Σ (rx − mean)(ry − mean) / sqrt(Σ (rx − mean)² ·
+    Σ (ry − mean)²)``; NaN for a row where either is constant. Row by row (``parallel_map``
+    may run rows side by side: sorting releases the GIL), so memory stays O(P)."""
+
+    def rho(b: int) -> float:
+        rx, ry = average_ranks(x[b]), average_ranks(y[b])
+        rx -= rx.mean()
+        ry -= ry.mean()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+
+    return np.fromiter(parallel_map(rho, range(x.shape[0])), dtype=np.float64, count=x.shape[0])
 
 
 def bootstrap_ci(

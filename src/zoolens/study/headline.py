@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoolens.measure.stats import spearman_rows
 from zoolens.study.bootstrap import Resamples
 from zoolens.study.greedy import CrossFitOutcome, GreedySkipped, Selection
 from zoolens.study.inputs import ZooInputs
 from zoolens.study.stream import EvalPass
+from zoolens.study.threads import model_workers
 
 
 def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
@@ -245,17 +247,12 @@ def spearman_interval(
     """Interval of Spearman's rho between the pairs' error inconsistency and ensemble gain:
     per resample, both recomputed from the resampled sums ((B, P) each), ranked within the
     resample (average ranks for ties, as ``scipy.stats.spearmanr``) and correlated (Pearson
-    of the ranks); a resample where either is constant is left out. Vectorised over B."""
-    from scipy.stats import rankdata
-
+    of the ranks); a resample where either is constant is left out. Resamples side by side
+    on the model threads, one at a time each (``measure.stats.spearman_rows``)."""
     if ei.shape[0] == 0 or not np.isfinite(ei).all() or not np.isfinite(gain).all():
         return None, None
-    x = rankdata(ei, axis=1)
-    y = rankdata(gain, axis=1)
-    x -= x.mean(axis=1, keepdims=True)
-    y -= y.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (x * y).sum(axis=1) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    with model_workers() as workers:
+        rho = spearman_rows(ei, gain, workers.map)
     return resamples.quantiles(rho)
 
 
