@@ -226,7 +226,7 @@ def _column_quantiles(samples: np.ndarray, q: list[float], skip_nan: bool) -> np
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of a 1-D array, ties sharing their average rank: exactly
+    """1-based ranks of a finite 1-D array, ties sharing their average rank: exactly
     ``scipy.stats.rankdata(values)`` (method "average"), which Spearman's rho correlates.
 
     Ties are found on the sorted values (one argsort); a group holding sorted positions
