@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ from zoolens.progress import progress_bar
 from zoolens.study.bootstrap import PassSums, Resamples
 from zoolens.study.distributed import run_chunks_ray, worker_zoo
 from zoolens.study.inputs import Calibration, ZooInputs
-from zoolens.study.threads import model_workers
+from zoolens.study.threads import default_threads, model_workers
 
 
 @dataclass
@@ -293,13 +294,16 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     bounds = [
         (start, min(start + plan.chunk_size, n_eval)) for start in range(0, n_eval, plan.chunk_size)
     ]
-    with progress_bar(n_eval, "evaluation pass", "examples") as advance:
+    with (
+        progress_bar(n_eval, "evaluation pass", "examples") as advance,
+        ThreadPoolExecutor(max_workers=plan.threads or default_threads()) as merge_threads,
+    ):
         if plan.ray:
             results = run_chunks_ray(chunk_task, ctx, bounds, plan.ray_address)
         else:
             results = _local_chunks(ctx, bounds, plan.threads)
         for result in results:
-            merge_chunk(out, nll, nll_rows, result, ctx.scored_pairs)
+            merge_chunk(out, nll, nll_rows, result, ctx.scored_pairs, merge_threads.map)
             advance(result.stop - result.start)
 
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -333,9 +337,13 @@ def merge_chunk(
     nll_rows: np.ndarray,
     result: ChunkResult,
     scored_pairs: np.ndarray,
+    parallel_map: Any = map,
 ) -> None:
     """Add one chunk's contribution (call in chunk order: float sums then add up in the
-    order the chunks come, the same bits locally and on Ray)."""
+    order the chunks come, the same bits locally and on Ray). The bootstrap sums, (B, P)
+    per statistic (0.4 GB each at 100 resamples of 499,500 pairs), are added statistic by
+    statistic on ``parallel_map`` (on the driver of a Ray run too): element-wise, so the
+    same bits."""
     columns = slice(result.start, result.stop)
     out.confidence_before[:, columns] = result.confidence_before
     out.confidence_after[:, columns] = result.confidence_after
@@ -347,8 +355,7 @@ def merge_chunk(
         out.counts = result.counts if out.counts is None else out.counts + result.counts
         out.ensemble_only[scored_pairs] += result.ensemble_only
         out.best_only[scored_pairs] += result.best_only
-    for name, block in result.sums.items():
-        out.sums.add(name, block)
+    list(parallel_map(lambda item: out.sums.add(*item), result.sums.items()))
     for spec, correct in zip(out.interpolation, result.interpolation):
         spec.correct += correct
     if result.greedy_correct is not None:
