@@ -322,11 +322,11 @@ def argmax_rows(block: np.ndarray) -> np.ndarray:
     keys &= 0x7FFF
     keys ^= block.view(np.int16)
     if int(keys.max()) > _KEY_INF or int(keys.min()) < -_KEY_INF - 1:
-        return np.argmax(block.astype(np.float32), axis=1)
+        return np.argmax(as_float32(block), axis=1)
     index = np.argmax(keys, axis=1)
     zero = np.flatnonzero(keys[np.arange(len(index)), index] == 0)
     if zero.size:
-        index[zero] = np.argmax(block[zero].astype(np.float32), axis=1)
+        index[zero] = np.argmax(as_float32(block[zero]), axis=1)
     return index.astype(np.int64, copy=False)
 
 
