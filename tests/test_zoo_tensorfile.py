@@ -223,6 +223,17 @@ _EDGES = np.array(
 )
 
 
+def _torch_cases() -> list[bool]:
+    """Whether torch is loaded, each case the process can be in: False always (numpy's
+    casts), True where torch is installed (imported here, so as_float32 takes its cast)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return [False]
+    return [True, False]
+
+
+@pytest.mark.parametrize("torch_loaded", _torch_cases())
 @pytest.mark.parametrize(
     "pool",
     [
@@ -233,10 +244,15 @@ _EDGES = np.array(
     ],
     ids=["all", "all-but-nan", "edges", "zeros"],
 )
-def test_float16_row_argmax_is_numpys(pool: np.ndarray) -> None:
+def test_float16_row_argmax_is_numpys(monkeypatch, pool: np.ndarray, torch_loaded: bool) -> None:
     """Oracle: numpy's argmax on a float32 copy (float16 -> float32 is exact): the lowest
     index on ties (+0 and -0 tie), the first NaN of a row with one. Blocks without NaN take
-    the integer-key path, blocks with one the float32 fallback; both are checked."""
+    the integer-key path, blocks with one the float32 fallback (torch's cast when torch is
+    loaded, reversed views included); both are checked."""
+    import sys
+
+    if not torch_loaded:
+        monkeypatch.delitem(sys.modules, "torch", raising=False)
     rng = np.random.default_rng(0)
     paths = set()
     for _ in range(400):
@@ -265,22 +281,24 @@ def test_float32_cast_is_numpys_with_and_without_torch(monkeypatch) -> None:
 
     from zoolens.zoo.tensorfile import as_float32
 
-    expected = _EVERY_FLOAT16.astype(np.float32).reshape(256, 256)
-    cases = [False]  # numpy's cast always; torch's where torch is installed
-    try:
-        import torch  # noqa: F401  (loaded: as_float32 takes torch's cast)
-
-        cases.insert(0, True)
-    except ImportError:
-        pass
-    for torch_loaded in cases:
+    values = _EVERY_FLOAT16.copy()
+    layouts = [  # C order; reversed rows; a column reversed along its length-1 axis
+        values.reshape(256, 256),
+        values.reshape(256, 256)[::-1],
+        values.reshape(-1, 1)[:, ::-1],
+    ]
+    for torch_loaded in _torch_cases():
         if not torch_loaded:
             monkeypatch.delitem(sys.modules, "torch", raising=False)
-        got = as_float32(_EVERY_FLOAT16.copy().reshape(256, 256))
-        assert got.dtype == np.float32
-        # bit for bit but NaN payloads (NaN stays NaN: a model's NaN scores are refused)
-        finite = ~np.isnan(expected)
-        np.testing.assert_array_equal(got[finite].view(np.uint32), expected[finite].view(np.uint32))
-        np.testing.assert_array_equal(np.isnan(got), ~finite)
+        for array in layouts:
+            expected = array.astype(np.float32)
+            got = as_float32(array)
+            assert got.dtype == np.float32
+            # bit for bit but NaN payloads (NaN stays NaN: a model's NaN scores are refused)
+            finite = ~np.isnan(expected)
+            np.testing.assert_array_equal(
+                got[finite].view(np.uint32), expected[finite].view(np.uint32)
+            )
+            np.testing.assert_array_equal(np.isnan(got), ~finite)
     float32 = np.ones((3, 2), np.float32)
     assert as_float32(float32) is float32

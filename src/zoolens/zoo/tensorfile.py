@@ -334,8 +334,12 @@ def as_float32(array: np.ndarray) -> np.ndarray:
     """``array``'s values in float32 (exact from float16; ``array`` itself when it is
     float32). A float16 array is cast by torch when the process has already loaded it (an
     analysis has): its cast is vectorised, numpy's float16 cast is not (about 14x slower);
-    the values are the same either way. torch is never imported for this."""
+    the values are the same either way. torch is never imported for this (nor given what
+    it cannot take: a read-only array, or a negative stride, which a C-contiguous array can
+    still have along an axis of length 1)."""
     torch = sys.modules.get("torch")
     if array.dtype == np.float16 and torch is not None and array.flags.writeable:
-        return torch.from_numpy(np.ascontiguousarray(array)).float().numpy()
+        contiguous = np.ascontiguousarray(array)
+        if min(contiguous.strides, default=0) >= 0:
+            return torch.from_numpy(contiguous).float().numpy()
     return np.asarray(array, dtype=np.float32)
