@@ -20,9 +20,12 @@ outputs, timed under its name (``study.stages.STAGES``, the one list: summary.js
    example chunks; per chunk every model's scores are read once, NLL / confidence before and
    after scaling are taken, and the calibrated block (models, chunk, classes) decides every
    pair ensemble (exact top-k kernel, ``measure.topk``), the all-model ensemble, majority
-   vote, each greedy prefix and the requested interpolation curves; the bootstrap sums
-   (``study.bootstrap.PassSums``, fixed fields, frozen after the pass) accumulate chunk by
-   chunk. The chunk size keeps the block and its companions within ``memory_budget``.
+   vote, each greedy prefix and the requested interpolation curves; each scored pair's
+   ensemble correctness is kept as one bit an example. After the chunks, the pairs'
+   counts, bootstrap intervals and the resampled sums later stages read are taken one
+   block of pairs at a time over the whole split (``study.pairblocks``; the sums frozen,
+   ``ResampledSums``). The chunk size keeps the block and its companions within
+   ``memory_budget``, and so does the pair block.
 5. ``tables`` (``study.assemble.build_tables`` -> ``Tables``): models (filled in), pairs,
    reliability, specialization (confidence angles against the base; groups are each class,
    the zoo's class groups and each attribute column's values) and theta.
@@ -106,6 +109,7 @@ from zoolens.study.inputs import (
     with_base,
 )
 from zoolens.study.provenance import provenance
+from zoolens.study.pairblocks import pair_block_size
 from zoolens.study.scale import check_base_only, pairs_summary
 from zoolens.study.stages import STAGES, StageTimer
 from zoolens.study.threads import one_torch_thread
@@ -678,6 +682,7 @@ def evaluation_plan(inputs: ZooInputs, options: AnalyzeOptions) -> stream.EvalPl
         ray=options.ray,
         ray_address=options.ray_address,
         model_group=None if inputs.pairs == "all" else MODEL_GROUP,
+        pair_block=pair_block_size(len(inputs.ev), options.n_bootstrap, options.memory_budget),
     )
 
 

@@ -82,8 +82,8 @@ def build_tables(
     # Binned once: reliability.csv shows the bins, models.csv's ECE columns derive from them.
     bins = reliability_bin_table(inputs, evaluation)
     models = fill_models_table(models, inputs, evaluation, resamples, bins)
-    pairs = pairs_table(inputs, measured_pair_agreement(inputs), evaluation, resamples)
-    pairs, undefined = pair_gains_and_undefined(inputs, pairs, evaluation, resamples)
+    pairs = pairs_table(inputs, measured_pair_agreement(inputs), evaluation)
+    pairs, undefined = pair_gains_and_undefined(inputs, pairs, evaluation)
     zoo = inputs.zoo
     attributes = zoo.attributes
     groups = example_groups(
@@ -208,6 +208,7 @@ def fill_models_table(
     columns' source)."""
     num_models = len(inputs.names)
     frame = models.copy()
+    assert evaluation.sums is not None, "the pass's sums are made when it ends"
     lo, hi = resamples.interval(evaluation.sums.accuracy)
     ece = {"before": np.full(num_models, np.nan), "after": np.full(num_models, np.nan)}
     for (stage, m), model_bins in bins.items():
@@ -245,50 +246,25 @@ def measured_pair_agreement(inputs: ZooInputs) -> dict[str, np.ndarray]:
 
 
 def pairs_table(
-    inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation: EvalPass, resamples: Resamples
+    inputs: ZooInputs, agreement: dict[str, np.ndarray], evaluation: EvalPass
 ) -> pd.DataFrame:
     """pairs.csv's rows for the measured pairs; ``agreement``: :func:`measured_pair_agreement`."""
     a, b = inputs.pair_a, inputs.pair_b
     scored = evaluation.pair_scored
-    sums = evaluation.sums
-
-    def on_scored(values: np.ndarray) -> np.ndarray:
-        full = np.full(len(a), np.nan)
-        full[scored] = values
-        return full
-
-    rates = (
-        {key: on_scored(value) for key, value in ensemble_rates(evaluation.counts).items()}
-        if evaluation.counts is not None
-        else {
-            key: np.full(len(a), np.nan)
-            for key in ("ensemble_acc", "ensemble_gain", "conversion_rate", "neither_conversion")
-        }
-    )
-    with_ensembles = evaluation.counts is not None
-    num_scored = int(scored.sum())
-
-    def scored_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not with_ensembles:
-            return np.full(len(a), np.nan), np.full(len(a), np.nan)
-        lo, hi = resamples.interval(values)
-        return on_scored(lo), on_scored(hi)
-
-    ei_lo, ei_hi = resamples.interval(sums.error_inconsistency)
-    kappa_lo, kappa_hi = resamples.kappa_interval(sums.accuracy, sums.error_inconsistency, a, b)
-    ens_lo, ens_hi = scored_interval(sums.ensemble_acc)
-    gain_lo, gain_hi = scored_interval(sums.ensemble_gain)
-    paired_p = (
-        on_scored(resamples.p_not_positive(sums.ensemble_minus_best))
-        if with_ensembles
-        else on_scored(np.full(num_scored, np.nan))
-    )
-    conv_lo, conv_hi, neither_lo, neither_hi = (
-        on_scored(v) for v in conversion_intervals(resamples, evaluation, a[scored], b[scored])
-    )
+    rates = {
+        key: np.full(len(a), np.nan)
+        for key in ("ensemble_acc", "ensemble_gain", "conversion_rate", "neither_conversion")
+    }
+    if evaluation.counts is not None:
+        for key, value in ensemble_rates(evaluation.counts).items():
+            rates[key][scored] = value
+    # the interval columns, from the pairs' bootstrap after the pass (study.pairblocks)
+    bounds = evaluation.pair_intervals
     acc = agreement["accuracy"]
-    mcnemar = np.where(
-        scored, mcnemar_p_values(evaluation.ensemble_only, evaluation.best_only), np.nan
+    mcnemar = (
+        np.where(scored, mcnemar_p_values(evaluation.ensemble_only, evaluation.best_only), np.nan)
+        if evaluation.ensemble_only is not None and evaluation.best_only is not None
+        else np.full(len(a), np.nan)
     )
     frame = pd.DataFrame(
         {
@@ -298,29 +274,29 @@ def pairs_table(
             "acc_a": acc[a],
             "acc_b": acc[b],
             "error_inconsistency": agreement["error_inconsistency"],
-            "error_inconsistency_lo": ei_lo,
-            "error_inconsistency_hi": ei_hi,
+            "error_inconsistency_lo": bounds["error_inconsistency_lo"],
+            "error_inconsistency_hi": bounds["error_inconsistency_hi"],
             "both_right": agreement["both_right"],
             "both_wrong": agreement["both_wrong"],
             "error_consistency": agreement["error_consistency"],
-            "error_consistency_lo": kappa_lo,
-            "error_consistency_hi": kappa_hi,
+            "error_consistency_lo": bounds["error_consistency_lo"],
+            "error_consistency_hi": bounds["error_consistency_hi"],
             "dominance_ab": agreement["dominance_ab"],
             "dominance_ba": agreement["dominance_ba"],
             "ensemble_acc": rates["ensemble_acc"],
-            "ensemble_acc_lo": ens_lo,
-            "ensemble_acc_hi": ens_hi,
+            "ensemble_acc_lo": bounds["ensemble_acc_lo"],
+            "ensemble_acc_hi": bounds["ensemble_acc_hi"],
             "ensemble_gain": rates["ensemble_gain"],
-            "ensemble_gain_lo": gain_lo,
-            "ensemble_gain_hi": gain_hi,
+            "ensemble_gain_lo": bounds["ensemble_gain_lo"],
+            "ensemble_gain_hi": bounds["ensemble_gain_hi"],
             "conversion_rate": rates["conversion_rate"],
-            "conversion_rate_lo": conv_lo,
-            "conversion_rate_hi": conv_hi,
+            "conversion_rate_lo": bounds["conversion_rate_lo"],
+            "conversion_rate_hi": bounds["conversion_rate_hi"],
             "neither_conversion": rates["neither_conversion"],
-            "neither_conversion_lo": neither_lo,
-            "neither_conversion_hi": neither_hi,
+            "neither_conversion_lo": bounds["neither_conversion_lo"],
+            "neither_conversion_hi": bounds["neither_conversion_hi"],
             "mcnemar_p": mcnemar,
-            "paired_bootstrap_p": paired_p,
+            "paired_bootstrap_p": bounds["paired_bootstrap_p"],
         }
     )
     # gain_over_best / gain_over_base are added by pair_gains_and_undefined (study.gains)
@@ -328,7 +304,7 @@ def pairs_table(
 
 
 def pair_gains_and_undefined(
-    inputs: ZooInputs, pairs: pd.DataFrame, evaluation: EvalPass, resamples: Resamples
+    inputs: ZooInputs, pairs: pd.DataFrame, evaluation: EvalPass
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """pairs.csv with ``gain_over_best`` / ``gain_over_base`` (and bounds), and structural
     NaNs (``study.gains``); returns (pairs in contract order, summary note of what is
@@ -337,18 +313,7 @@ def pair_gains_and_undefined(
 
     a_idx, b_idx = inputs.pair_a, inputs.pair_b
     base_index = inputs.base_index
-    pairs = pairs.assign(
-        **gain_columns(
-            pairs,
-            inputs.names[base_index],
-            resamples,
-            evaluation.sums,
-            evaluation.pair_scored,
-            base_index,
-            a_idx,
-            b_idx,
-        )
-    )
+    pairs = pairs.assign(**gain_columns(pairs, evaluation.pair_intervals, base_index, a_idx, b_idx))
     topk = [inputs.zoo.model_info(name).get("topk") for name in inputs.names]
     pairs, undefined = structurally_undefined(pairs, top1_only(inputs.kinds, topk), a_idx, b_idx)
     return pairs.assign(**adjusted_p_columns(pairs))[tables.TABLE_COLUMNS["pairs"]], undefined
@@ -365,32 +330,6 @@ def adjusted_p_columns(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
         out[f"{column}_holm"] = holm_adjusted(raw)
         out[f"{column.removesuffix('_p')}_q_bh"] = bh_q_values(raw)
     return out
-
-
-def conversion_intervals(
-    resamples: Resamples, evaluation: EvalPass, a: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """Bootstrap intervals of the conversion rates of the scored pairs (a[k], b[k]).
-
-    conversion_rate = Σ ens∧(r_a⊕r_b) / Σ r_a⊕r_b and neither_conversion =
-    Σ ens∧¬r_a∧¬r_b / Σ ¬r_a∧¬r_b, each sum taken on the same resamples. The denominators
-    come from sums the pass already holds: Σ W·(r_a⊕r_b) (error inconsistency) and
-    Σ W·(¬r_a∧¬r_b) = N − (Σ W·r_a + Σ W·r_b + Σ W·(r_a⊕r_b)) / 2, since every resample
-    draws N examples and r_a + r_b = 2·(r_a∧r_b) + r_a⊕r_b (exact integers in float64).
-    Returns (conversion lo, hi, neither lo, hi), (P_scored,) each.
-    """
-    size = len(a)
-    counts = evaluation.counts
-    if counts is None or resamples.counts is None:
-        nan = np.full(size, np.nan)
-        return nan, nan, nan, nan
-    sums = evaluation.sums
-    xor = sums.error_inconsistency[:, evaluation.pair_scored]
-    right = sums.accuracy
-    both_wrong = resamples.num_examples - (right[:, a] + right[:, b] + xor) / 2
-    conv = resamples.ratio_interval(sums.converted, xor, counts.exactly_one > 0)
-    neither = resamples.ratio_interval(sums.neither_converted, both_wrong, counts.both_wrong > 0)
-    return conv[0], conv[1], neither[0], neither[1]
 
 
 def reliability_bin_table(inputs: ZooInputs, evaluation: EvalPass) -> Bins:

@@ -6,16 +6,14 @@ examples of some per-example value x_n. Resampling examples with replacement giv
 resample b, the mean ``Σ_n W[b, n] · x_n / N`` where ``W[b, n]`` is how often example n was
 drawn (``measure.stats.bootstrap_weights``, drawn once from the seed, so every statistic
 shares the same resamples and the paired test of an ensemble against its best member is
-paired). The values arrive in example chunks, so instead of ``stats.bootstrap_ci`` on a
-full (N, K) matrix the sums are accumulated: ``S += W[:, chunk] @ Xᵀ``, one matrix product
-per chunk and block of statistics, never a loop over pairs. The results equal
+paired). The sums are matrix products ``S = W @ Xᵀ`` of the weights with a block of
+statistics' values (over the whole split, or added chunk by chunk as ``W[:, chunk] @ Xᵀ``),
+never a loop over pairs. The results equal
 ``stats.bootstrap_ci`` and ``stats.paired_bootstrap_test`` given the same weights (tested).
 
-Two types: :class:`Resamples` holds the shared weights and turns sums into intervals (it
-stores nothing); :class:`PassSums` is the evaluation pass's accumulator, one (B, K) float64
-array per statistic, all fixed when it is made. The pass adds to it chunk by chunk and then
-freezes it; everything after (tables, headline) only reads, so computing a summary twice
-cannot count anything twice.
+:class:`Resamples` holds the shared weights and turns sums into intervals (it stores
+nothing); the sums themselves are taken by ``study.pairblocks`` and kept, read-only, in its
+``ResampledSums``, so computing a summary twice cannot count anything twice.
 
 Intervals are percentile intervals (2.5 % and 97.5 % quantiles of the B resampled means,
 numpy's linear interpolation) — Efron & Tibshirani (1993), ch. 13.
@@ -29,8 +27,6 @@ resamples whose denominator is 0 are left out).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields
-
 import numpy as np
 
 from zoolens.measure.agreement import kappa_from_rates
@@ -124,7 +120,7 @@ class Resamples:
         """Percentile interval of each pair's error consistency κ on these resamples.
 
         ``accuracy`` (B, M) and ``error_inconsistency`` (B, P) are the pass's resampled sums
-        (:class:`PassSums`), ``a``/``b`` (P,) the pairs' model indices. κ is a function of
+        (``study.pairblocks.ResampledSums``), ``a``/``b`` (P,) the pairs' model indices. κ is a function of
         the pair's three means (``measure.agreement.kappa_from_rates``), so resample b's κ
         is that function of resample b's means: no extra pass over the examples, and the
         same resamples as the EI and accuracy intervals. Pairs are taken in blocks so that
@@ -159,60 +155,3 @@ class Resamples:
             return None, None
         lo, hi = percentile_interval(values, self.level, skip_nan=False)
         return float(lo), float(hi)
-
-
-@dataclass(frozen=True)
-class PassSums:
-    """The evaluation pass's resampled sums ``Σ_n W[b, n] x_k[n]``, (B, K) float64 each.
-
-    Made once with every statistic's shape (:meth:`zeros`), added to chunk by chunk
-    (:meth:`add`), then :meth:`freeze`-d: read-only arrays, so summaries only read.
-
-    - accuracy (B, M): each model right; error_inconsistency (B, P): r_a ⊕ r_b per pair;
-    - category_ei (B, K): per category of pairs with the base, the mean XOR over its pairs;
-    - over the pairs where both members have probabilities (B, P_scored): ensemble_acc
-      (ensemble right), converted (ensemble right ∧ r_a ⊕ r_b), neither_converted
-      (ensemble right ∧ both wrong), ensemble_gain (e − (r_a + r_b)/2), ensemble_minus_best
-      (e − r_best).
-    """
-
-    accuracy: np.ndarray
-    error_inconsistency: np.ndarray
-    category_ei: np.ndarray
-    ensemble_acc: np.ndarray
-    converted: np.ndarray
-    neither_converted: np.ndarray
-    ensemble_gain: np.ndarray
-    ensemble_minus_best: np.ndarray
-
-    @classmethod
-    def zeros(
-        cls,
-        resamples: Resamples,
-        *,
-        num_models: int,
-        num_pairs: int,
-        num_scored_pairs: int,
-        num_categories: int,
-    ) -> PassSums:
-        b = resamples.size
-        width = {
-            "accuracy": num_models,
-            "error_inconsistency": num_pairs,
-            "category_ei": num_categories,
-        }
-        return cls(
-            **{f.name: np.zeros((b, width.get(f.name, num_scored_pairs))) for f in fields(cls)}
-        )
-
-    def add(self, name: str, block: np.ndarray) -> None:
-        """Add one chunk's (B, K) sums (:meth:`Resamples.chunk_sums`) to statistic ``name``."""
-        target = getattr(self, name)
-        if target.shape != block.shape:
-            raise ValueError(f"PassSums.{name}: shape {block.shape} != {target.shape}")
-        target += block  # raises once frozen (read-only)
-
-    def freeze(self) -> PassSums:
-        for f in fields(self):
-            getattr(self, f.name).setflags(write=False)
-        return self

@@ -7,10 +7,12 @@ once), one-line errors, the cluster shut down afterwards when this call started 
 
 How the work is split: a chunk task (``study.stream.chunk_task``) reads its block of
 evaluation examples for every model (the fused pass per model, the pair ensembles of every
-pair on those examples, majority vote, interpolation curves, its bootstrap sums) and returns
-that chunk's sums; a fit task (``study.inputs.fit_task``) reads one model's calibration rows.
-The driver adds the chunks in chunk order (``study.stream.merge_chunk``, holding a finished
-chunk until the ones before it arrive), so every table is bit-identical to the local run.
+pair on those examples, majority vote, interpolation curves) and returns that chunk's counts
+and its pairs' ensemble correctness, one bit per pair and example; a fit task
+(``study.inputs.fit_task``) reads one model's calibration rows. The driver merges the chunks
+in chunk order (``study.stream.merge_chunk``, holding a finished chunk until the ones before
+it arrive) and then takes the pairs' bootstrap from the bits (``study.pairblocks``), so
+every table is bit-identical to the local run.
 Predictions, the default interpolation pair's curves and greedy selection run on the driver.
 
 This module only runs tasks: the task bodies live with the stage they belong to

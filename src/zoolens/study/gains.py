@@ -27,8 +27,6 @@ import numpy as np
 import pandas as pd
 
 from zoolens.contracts import GAIN_OVER_COLUMNS
-from zoolens.measure.stats import percentile_interval
-from zoolens.study.bootstrap import PassSums, Resamples
 
 NEITHER_TOP1_REASON = (
     "neither_conversion is NaN for pairs with a top-1-only member: their "
@@ -40,40 +38,26 @@ NEITHER_TOP1_REASON = (
 
 def gain_columns(
     pairs: pd.DataFrame,
-    base: str,
-    resamples: Resamples,
-    sums: PassSums,
-    pair_scored: np.ndarray,
+    intervals: dict[str, np.ndarray],
     base_index: int,
     a_idx: np.ndarray,
     b_idx: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """``gain_over_best[_lo/_hi]`` and ``gain_over_base[_lo/_hi]`` for every pair (rows of
-    ``pairs`` in ``np.triu_indices`` order; ``resamples`` and ``sums`` the analysis'
-    bootstrap resamples and the evaluation pass's frozen sums)."""
+    ``pairs`` in measured-pair order); the bounds come from the pairs' bootstrap after the
+    evaluation pass (``intervals``: ``study.pairblocks.INTERVAL_COLUMNS``)."""
     size = len(pairs)
     ens = pairs["ensemble_acc"].to_numpy(np.float64)
     acc_a = pairs["acc_a"].to_numpy(np.float64)
     acc_b = pairs["acc_b"].to_numpy(np.float64)
-    scored = np.asarray(pair_scored, dtype=bool)
-    num_scored = int(scored.sum())
     out = {key: np.full(size, np.nan) for key in GAIN_OVER_COLUMNS}
+    for key in GAIN_OVER_COLUMNS:
+        if key in intervals:
+            out[key] = np.array(intervals[key], dtype=np.float64)
     out["gain_over_best"] = ens - np.maximum(acc_a, acc_b)
     with_base = (np.asarray(a_idx) == base_index) | (np.asarray(b_idx) == base_index)
     base_acc = np.where(np.asarray(a_idx) == base_index, acc_a, acc_b)
     out["gain_over_base"] = np.where(with_base, ens - base_acc, np.nan)
-    if num_scored and resamples.counts is not None and sums.ensemble_acc.shape[1]:
-        lo, hi = resamples.interval(sums.ensemble_minus_best)
-        out["gain_over_best_lo"][scored], out["gain_over_best_hi"][scored] = lo, hi
-        resampled_ens = resamples.means(sums.ensemble_acc)  # (B, P_scored)
-        resampled_base = resamples.means(sums.accuracy)[:, base_index]  # (B,)
-        positions = np.flatnonzero(scored)
-        mine = with_base[positions]
-        if mine.any():
-            diff = resampled_ens[:, mine] - resampled_base[:, None]
-            lo, hi = percentile_interval(diff, resamples.level, skip_nan=False)
-            out["gain_over_base_lo"][positions[mine]] = lo
-            out["gain_over_base_hi"][positions[mine]] = hi
     return out
 
 

@@ -6,6 +6,7 @@ writes nothing into them, so calling it twice gives the same answer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,10 +81,31 @@ def headline(
     base_row = models[models["model"] == base].iloc[0]
     category_masks = inputs.category_masks
     categories = list(category_masks)
+    assert evaluation.sums is not None, "the pass's sums are made when it ends"
     cat_lo, cat_hi = resamples.interval(evaluation.sums.category_ei)
     ei = pairs["error_inconsistency"].to_numpy()
     conversion = pairs["conversion_rate"].to_numpy()
-    resampled = resampled_pair_statistics(resamples, evaluation)
+    gain_finite = np.isfinite(pairs["ensemble_gain"].to_numpy())
+    with_base = (pairs["model_a"] == base).to_numpy() | (pairs["model_b"] == base).to_numpy()
+    defined = {c: category_masks[c] & np.isfinite(conversion) for c in categories}
+    correlated = {"all_pairs": gain_finite, "pairs_with_base": with_base & gain_finite}
+
+    def rankable(name: str) -> bool:
+        """Spearman's rho is defined: three pairs or more, neither column constant."""
+        frame = pairs[correlated[name]]
+        return (
+            len(frame) >= 3
+            and frame["error_inconsistency"].nunique() >= 2
+            and frame["ensemble_gain"].nunique() >= 2
+        )
+
+    per_resample = resampled_headline_values(
+        resamples,
+        evaluation,
+        (inputs.pair_a, inputs.pair_b),
+        defined,
+        {name: mask for name, mask in correlated.items() if rankable(name)},
+    )
     by_category = {}
     conversion_by_category = {}
     for k, category in enumerate(categories):
@@ -94,9 +116,8 @@ def headline(
             "hi": cat_hi[k],
             "n_pairs": int(mask.sum()),
         }
-        defined = mask & np.isfinite(conversion)
-        values = conversion[defined]
-        conv_lo, conv_hi = category_mean_interval(resampled["conversion"], defined, resamples)
+        values = conversion[defined[category]]
+        conv_lo, conv_hi = resamples.quantiles(per_resample.conversion_means[category])
         conversion_by_category[category] = {
             "mean": float(values.mean()) if values.size else None,
             "lo": conv_lo if values.size else None,
@@ -104,14 +125,9 @@ def headline(
             "n_pairs": int(values.size),
         }
 
-    def correlation(mask: np.ndarray) -> dict[str, Any]:
-        mask = mask & np.isfinite(pairs["ensemble_gain"].to_numpy())
-        frame = pairs[mask]
-        if (
-            len(frame) < 3
-            or frame["error_inconsistency"].nunique() < 2
-            or frame["ensemble_gain"].nunique() < 2
-        ):
+    def correlation(name: str) -> dict[str, Any]:
+        frame = pairs[correlated[name]]
+        if not rankable(name):
             return {
                 "rho": None,
                 "lo": None,
@@ -120,11 +136,8 @@ def headline(
                 "n_pairs": int(len(frame)),
             }
         rho, p_value = spearmanr(frame["error_inconsistency"], frame["ensemble_gain"])
-        lo, hi = spearman_interval(
-            resampled["error_inconsistency"][:, mask],
-            resampled["ensemble_gain"][:, mask],
-            resamples,
-        )
+        rhos = per_resample.spearman.get(name)
+        lo, hi = (None, None) if rhos is None else resamples.quantiles(rhos)
         return {
             "rho": float(rho),
             "lo": lo,
@@ -133,7 +146,6 @@ def headline(
             "n_pairs": int(len(frame)),
         }
 
-    with_base = (pairs["model_a"] == base).to_numpy() | (pairs["model_b"] == base).to_numpy()
     scored = len(inputs.scored)
     return {
         "base": {
@@ -148,8 +160,8 @@ def headline(
         "mean_error_inconsistency_by_category": by_category,
         "conversion_rate_by_category": conversion_by_category,
         "spearman_ei_vs_gain": {
-            "all_pairs": correlation(np.ones(len(pairs), dtype=bool)),
-            "pairs_with_base": correlation(with_base),
+            "all_pairs": correlation("all_pairs"),
+            "pairs_with_base": correlation("pairs_with_base"),
         },
         "all_models_ensemble_acc": evaluation.all_models_right / n if scored else None,
         "all_models_ensemble_members": scored,
@@ -194,66 +206,110 @@ def majority_vote_note(
     return text
 
 
-def resampled_pair_statistics(resamples: Resamples, evaluation: EvalPass) -> dict[str, np.ndarray]:
-    """(B, P) per-resample pair statistics (pairs in ``np.triu_indices`` order, NaN for
-    pairs without probabilities or when there are no resamples), from the sums the
-    evaluation pass accumulated on the shared resamples:
+def resampled_pair_rows(
+    resamples: Resamples,
+    evaluation: EvalPass,
+    pairs: tuple[np.ndarray, np.ndarray],
+    start: int,
+    stop: int,
+) -> dict[str, np.ndarray]:
+    """(stop − start, P) per-resample pair statistics for resamples ``start:stop`` of the
+    measured pairs (``pairs``: members a, b, ``ZooInputs.pair_a`` / ``pair_b``; NaN for
+    pairs without probabilities), from the sums kept after the evaluation pass on the
+    shared resamples (``study.pairblocks.ResampledSums``):
 
     - error_inconsistency_b = Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N
     - ensemble_gain_b = Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N
     - conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n]
       (NaN where the resampled denominator is 0).
     """
+    sums = evaluation.sums
+    assert sums is not None, "the pass's sums are made when it ends"
     num_pairs = len(evaluation.pair_scored)
-    size = max(resamples.n_bootstrap, 0)
     out = {
-        key: np.full((size, num_pairs), np.nan)
+        key: np.full((stop - start, num_pairs), np.nan)
         for key in ("error_inconsistency", "ensemble_gain", "conversion")
     }
-    if resamples.counts is None:
-        return out
-    sums = evaluation.sums
-    scored = evaluation.pair_scored
-    xor = sums.error_inconsistency
+    xor = sums.rows("error_inconsistency", start, stop)
     out["error_inconsistency"] = xor / resamples.num_examples
+    scored = evaluation.pair_scored
     if evaluation.counts is None or not int(scored.sum()):
         return out
-    out["ensemble_gain"][:, scored] = resamples.means(sums.ensemble_gain)
+    a, b = pairs[0][scored], pairs[1][scored]
+    ens = sums.rows("ensemble_acc", start, stop)
+    right = sums.accuracy[start:stop]
+    out["ensemble_gain"][:, scored] = resamples.means(ens - 0.5 * (right[:, a] + right[:, b]))
     den = xor[:, scored]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["conversion"][:, scored] = np.where(den > 0, sums.converted / den, np.nan)
+        out["conversion"][:, scored] = np.where(
+            den > 0, sums.rows("converted", start, stop) / den, np.nan
+        )
     return out
 
 
-def category_mean_interval(
-    conversion: np.ndarray, defined: np.ndarray, resamples: Resamples
-) -> tuple[float | None, float | None]:
-    """Interval of a category's mean conversion rate: per resample the mean over the
-    category's pairs whose full-sample rate is defined (``defined``, (P,) bool) of their
-    resampled rates, leaving out a pair whose resampled denominator is 0 (and a resample
-    where no pair is left)."""
-    if not defined.any() or conversion.shape[0] == 0:
-        return None, None
+@dataclass
+class ResampledHeadline:
+    """Per resample: each category's mean conversion rate (:func:`category_resample_means`)
+    and, for each named set of pairs, Spearman's rho of error inconsistency with ensemble
+    gain (None where the set's resampled values are not all finite)."""
+
+    conversion_means: dict[str, np.ndarray]
+    spearman: dict[str, np.ndarray | None]
+
+
+# Values per (resamples x pairs) statistic held at once by resampled_headline_values.
+_RESAMPLE_BLOCK_VALUES = 1 << 23
+
+
+def resampled_headline_values(
+    resamples: Resamples,
+    evaluation: EvalPass,
+    pairs: tuple[np.ndarray, np.ndarray],
+    defined: dict[str, np.ndarray],
+    correlated: dict[str, np.ndarray],
+) -> ResampledHeadline:
+    """The headline's per-resample values, a block of resamples at a time
+    (:func:`resampled_pair_rows`; every value is a function of its own resample's row, so
+    blocks give the bits of the whole array). ``defined``: per category, the pairs whose
+    full-sample conversion rate is defined; ``pairs``: the measured pairs' members;
+    ``correlated``: per name, the pairs Spearman's rho is taken over."""
+    size = max(resamples.n_bootstrap, 0) if resamples.counts is not None else 0
+    means: dict[str, list[np.ndarray]] = {c: [] for c in defined}
+    rhos: dict[str, list[np.ndarray] | None] = {name: [] for name in correlated}
+    step = max(1, _RESAMPLE_BLOCK_VALUES // max(len(evaluation.pair_scored), 1))
+    with model_workers() as workers:
+        for start in range(0, size, step):
+            rows = resampled_pair_rows(resamples, evaluation, pairs, start, min(size, start + step))
+            for category, mask in defined.items():
+                means[category].append(category_resample_means(rows["conversion"], mask))
+            for name, mask in correlated.items():
+                ei, gain = rows["error_inconsistency"][:, mask], rows["ensemble_gain"][:, mask]
+                kept = rhos[name]
+                if kept is None or not np.isfinite(ei).all() or not np.isfinite(gain).all():
+                    rhos[name] = None
+                    continue
+                # Resamples side by side on the model threads (measure.stats.spearman_rows).
+                kept.append(spearman_rows(ei, gain, workers.map))
+    empty = np.zeros(0)
+    return ResampledHeadline(
+        conversion_means={c: np.concatenate(v) if v else empty for c, v in means.items()},
+        spearman={
+            name: None if v is None or not v else np.concatenate(v) for name, v in rhos.items()
+        },
+    )
+
+
+def category_resample_means(conversion: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """Per resample (rows of ``conversion``, (b, P)), the mean over the pairs whose
+    full-sample rate is defined (``defined``, (P,) bool) of their resampled rates, leaving
+    out a pair whose resampled denominator is 0 (NaN where no pair is left; the interval
+    leaves such resamples out)."""
+    if not defined.any():
+        return np.full(conversion.shape[0], np.nan)
     rates = conversion[:, defined]
     present = np.isfinite(rates)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(present, rates, 0.0).sum(axis=1) / present.sum(axis=1)
-    return resamples.quantiles(means)
-
-
-def spearman_interval(
-    ei: np.ndarray, gain: np.ndarray, resamples: Resamples
-) -> tuple[float | None, float | None]:
-    """Interval of Spearman's rho between the pairs' error inconsistency and ensemble gain:
-    per resample, both recomputed from the resampled sums ((B, P) each), ranked within the
-    resample (average ranks for ties, as ``scipy.stats.spearmanr``) and correlated (Pearson
-    of the ranks); a resample where either is constant is left out. Resamples side by side
-    on the model threads, one at a time each (``measure.stats.spearman_rows``)."""
-    if ei.shape[0] == 0 or not np.isfinite(ei).all() or not np.isfinite(gain).all():
-        return None, None
-    with model_workers() as workers:
-        rho = spearman_rows(ei, gain, workers.map)
-    return resamples.quantiles(rho)
+        return np.where(present, rates, 0.0).sum(axis=1) / present.sum(axis=1)
 
 
 def greedy_summary(selection: Selection, resamples: Resamples | None = None) -> dict[str, Any]:

@@ -5,8 +5,10 @@ NLL and top-1 confidence before and after temperature scaling are taken, and its
 probabilities (or calibrated logits) fill one (models, chunk, classes) float32 block. From
 that block: every pair ensemble's predictions (``measure.topk``: exact top-k pruning, or the
 full-row reference), the all-model ensemble, the interpolation curves; from the predictions:
-majority vote. Counts and bootstrap sums accumulate across chunks, so memory is bounded by
-the chunk, never by the number of examples. With base-only pairs the block is made a group
+majority vote. Per-model counts accumulate across chunks and each scored pair's ensemble
+correctness is kept as one bit an example, so memory is bounded by the chunk and those
+bits, never by a float per example. After the chunks, ``study.pairblocks`` takes the pairs'
+counts, intervals and resampled sums a block of pairs at a time. With base-only pairs the block is made a group
 of models at a time (``_grouped_block``), so memory is bounded by the group too, never by
 the number of models, and chunks stay long at thousands of models.
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,21 +29,25 @@ from zoolens.measure import topk
 from zoolens.measure.agreement import correctness
 from zoolens.measure.calibration import negative_log_likelihood, top1_confidence
 from zoolens.measure.fused import fused_rows
-from zoolens.measure.stats import resampled_sums
 from zoolens.measure.ensemble import (
     EnsembleCounts,
     all_pair_ensemble_correct,
     class_weights,
     combine_scores,
-    ensemble_counts,
     ensemble_inputs,
     majority_vote,
 )
 from zoolens.progress import progress_bar
-from zoolens.study.bootstrap import PassSums, Resamples
+from zoolens.study.bootstrap import Resamples
+from zoolens.study.pairblocks import (
+    PairLayout,
+    ResampledSums,
+    pack_columns,
+    pair_statistics,
+)
 from zoolens.study.distributed import run_chunks_ray, worker_zoo
 from zoolens.study.inputs import Calibration, ZooInputs
-from zoolens.study.threads import default_threads, model_workers
+from zoolens.study.threads import model_workers
 
 
 @dataclass
@@ -74,10 +79,16 @@ class EvalPass:
     confidence_before: np.ndarray  # (M, N_eval) float32, NaN rows for decision-only models
     confidence_after: np.ndarray
     pair_scored: np.ndarray  # (P,) bool: both members have probabilities
-    counts: EnsembleCounts | None  # per scored pair (pair_positions order), summed over chunks
-    ensemble_only: np.ndarray  # McNemar discordant: ensemble right, best member wrong
-    best_only: np.ndarray  # McNemar discordant: best member right, ensemble wrong
-    sums: PassSums  # bootstrap sums, frozen when the pass ends
+    # (N_eval, ceil(P_scored / 8)) uint8: each scored pair's ensemble right, one bit per pair
+    # and example, packed along the pairs (study.pairblocks); None without scored pairs
+    ensemble_bits: np.ndarray | None
+    # Filled after the chunks from ensemble_bits and R (study.pairblocks.pair_statistics):
+    counts: EnsembleCounts | None = None  # per scored pair (pair_positions order)
+    ensemble_only: np.ndarray | None = None  # (P,) McNemar: ensemble right, best wrong
+    best_only: np.ndarray | None = None  # (P,) McNemar: best member right, ensemble wrong
+    sums: ResampledSums | None = None  # the kept resampled sums, frozen
+    # pairs.csv's interval columns (study.pairblocks.INTERVAL_COLUMNS), (P,) each
+    pair_intervals: dict[str, np.ndarray] = field(default_factory=dict)
     all_models_right: int = 0
     majority_right: int = 0
     interpolation: list[InterpolationSpec] = field(default_factory=list)
@@ -118,6 +129,8 @@ class EvalPlan:
     # Base-only pairs: the chunk's calibrated rows are made this many models at a time
     # (``_grouped_block``) instead of all at once; None: all at once (every pair needs it).
     model_group: int | None = None
+    # Pairs per block of the pairs' bootstrap after the chunks (study.pairblocks).
+    pair_block: int = 4096
 
 
 @dataclass
@@ -142,13 +155,10 @@ class ChunkContext:
     # of scored models (the kernel's own np.triu_indices order, the same pairs)
     kernel_pairs: tuple[np.ndarray, np.ndarray] | None
     best: np.ndarray
-    category_matrix: np.ndarray | None
     num_classes: int
     combine: str
     exact_topk: bool
     interpolation: list[InterpolationSpec]
-    counts: np.ndarray | None  # (B, N_eval) bootstrap weights (Resamples.counts)
-    counts_int8: np.ndarray | None  # the same as int8 (Resamples.counts_int8) or None
     greedy_steps: tuple[int, ...]  # EvalPlan.greedy_steps
     model_group: int | None = None  # EvalPlan.model_group (base-only pairs)
     anchor: int = -1  # base-only pairs: the model in every pair (zoo index)
@@ -192,10 +202,8 @@ class ChunkResult:
     nll_rows: np.ndarray  # (M,)
     majority_right: int
     all_models_right: int = 0
-    counts: EnsembleCounts | None = None
-    ensemble_only: np.ndarray | None = None  # (P_scored,)
-    best_only: np.ndarray | None = None
-    sums: dict[str, np.ndarray] = field(default_factory=dict)  # PassSums field -> (B, K)
+    # (n, ceil(P_scored / 8)) uint8: the scored pairs' ensembles right (pack_columns)
+    ensemble_bits: np.ndarray | None = None
     interpolation: list[np.ndarray] = field(default_factory=list)
     prune: topk.PruneStats = field(default_factory=topk.PruneStats)
     greedy_correct: np.ndarray | None = None  # (steps, n) bool
@@ -215,7 +223,6 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         row[scored] = np.arange(len(scored))
         kernel_pairs = (row[a_idx[scored_pairs]], row[b_idx[scored_pairs]])
     accuracy = correct.mean(axis=1)
-    category_masks = inputs.category_masks
     return ChunkContext(
         zoo=inputs.zoo,
         zoo_path=str(inputs.zoo.path),
@@ -233,17 +240,10 @@ def chunk_context(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         # The best member of each pair, the one the paired tests compare the ensemble with
         # (the higher evaluation accuracy; a on ties).
         best=np.where(accuracy[a_idx] >= accuracy[b_idx], a_idx, b_idx),
-        category_matrix=(
-            np.stack([category_masks[c] for c in category_masks]).astype(np.float32)
-            if category_masks
-            else None
-        ),
         num_classes=inputs.num_classes,
         combine=plan.combine,
         exact_topk=plan.exact_topk,
         interpolation=list(plan.interpolation),
-        counts=plan.resamples.counts,
-        counts_int8=plan.resamples.counts_int8,
         greedy_steps=tuple(plan.greedy_steps),
         # groups only where they split the scored models (study.inputs.block_models' rule)
         model_group=(
@@ -261,20 +261,14 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     """Stage 3: read every scored model's evaluation rows once, chunk by chunk; see the
     module doc. Each chunk is computed by :func:`eval_chunk` (here, or as a Ray task with
     ``plan.ray``) and added by :func:`merge_chunk` in chunk order, so both give the same
-    bits. The bootstrap sums come back frozen (``EvalPass.sums``)."""
+    bits. Then the pairs' counts, bootstrap sums and intervals, block of pairs by block
+    (``study.pairblocks``); the kept sums come back frozen (``EvalPass.sums``)."""
     ctx = chunk_context(inputs, calibration, plan)
-    boot = plan.resamples
     num_models, n_eval = inputs.correct.shape
     num_pairs = len(ctx.a_idx)
     pair_scored = np.zeros(num_pairs, dtype=bool)
     pair_scored[ctx.scored_pairs] = True
-    sums = PassSums.zeros(
-        boot,
-        num_models=num_models,
-        num_pairs=num_pairs,
-        num_scored_pairs=len(ctx.scored_pairs),
-        num_categories=len(inputs.category_masks),
-    )
+    with_ensembles = len(ctx.scored) >= 2 and len(ctx.scored_pairs) > 0 and n_eval > 0
     out = EvalPass(
         num_models=num_models,
         num_examples=n_eval,
@@ -283,10 +277,11 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
         confidence_before=np.full((num_models, n_eval), np.nan, dtype=np.float32),
         confidence_after=np.full((num_models, n_eval), np.nan, dtype=np.float32),
         pair_scored=pair_scored,
-        counts=None,
-        ensemble_only=np.zeros(num_pairs, np.int64),
-        best_only=np.zeros(num_pairs, np.int64),
-        sums=sums,
+        ensemble_bits=(
+            np.zeros((n_eval, -(-len(ctx.scored_pairs) // 8)), dtype=np.uint8)
+            if with_ensembles
+            else None
+        ),
         interpolation=list(plan.interpolation),
     )
     nll = np.zeros((2, num_models))
@@ -294,25 +289,42 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
     bounds = [
         (start, min(start + plan.chunk_size, n_eval)) for start in range(0, n_eval, plan.chunk_size)
     ]
-    with (
-        progress_bar(n_eval, "evaluation pass", "examples") as advance,
-        ThreadPoolExecutor(max_workers=plan.threads or default_threads()) as merge_threads,
-    ):
+    with progress_bar(n_eval, "evaluation pass", "examples") as advance:
         if plan.ray:
             results = run_chunks_ray(chunk_task, ctx, bounds, plan.ray_address)
         else:
             results = _local_chunks(ctx, bounds, plan.threads)
         for result in results:
-            merge_chunk(out, nll, nll_rows, result, ctx.scored_pairs, merge_threads.map)
+            merge_chunk(out, nll, nll_rows, result)
             advance(result.stop - result.start)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         out.nll_before = np.where(nll_rows > 0, nll[0] / nll_rows, np.nan)
         out.nll_after = np.where(nll_rows > 0, nll[1] / nll_rows, np.nan)
-    if boot.size and out.counts is not None:
-        sp = ctx.scored_pairs
-        derive_pair_sums(sums, ctx.a_idx[sp], ctx.b_idx[sp], ctx.best[sp])
-    sums.freeze()
+    category_masks = inputs.category_masks
+    with model_workers(plan.threads) as workers:
+        pairs = pair_statistics(
+            inputs.correct,
+            PairLayout(
+                a=ctx.a_idx,
+                b=ctx.b_idx,
+                scored=ctx.scored_pairs,
+                best=ctx.best,
+                base=inputs.base_index,
+            ),
+            out.ensemble_bits,
+            plan.resamples,
+            (
+                np.stack([category_masks[c] for c in category_masks]).astype(np.float32)
+                if category_masks
+                else None
+            ),
+            bounds,
+            plan.pair_block,
+            workers.map,
+        )
+    out.counts, out.sums, out.pair_intervals = pairs.counts, pairs.sums, pairs.intervals
+    out.ensemble_only, out.best_only = pairs.ensemble_only, pairs.best_only
     return out
 
 
@@ -331,19 +343,9 @@ def chunk_task(ctx: ChunkContext, start: int, stop: int) -> ChunkResult:
         return eval_chunk(ctx, start, stop, workers)
 
 
-def merge_chunk(
-    out: EvalPass,
-    nll: np.ndarray,
-    nll_rows: np.ndarray,
-    result: ChunkResult,
-    scored_pairs: np.ndarray,
-    parallel_map: Any = map,
-) -> None:
+def merge_chunk(out: EvalPass, nll: np.ndarray, nll_rows: np.ndarray, result: ChunkResult) -> None:
     """Add one chunk's contribution (call in chunk order: float sums then add up in the
-    order the chunks come, the same bits locally and on Ray). The bootstrap sums, (B, P)
-    per statistic (0.4 GB each at 100 resamples of 499,500 pairs), are added statistic by
-    statistic on ``parallel_map`` (on the driver of a Ray run too): element-wise, so the
-    same bits."""
+    order the chunks come, the same bits locally and on Ray)."""
     columns = slice(result.start, result.stop)
     out.confidence_before[:, columns] = result.confidence_before
     out.confidence_after[:, columns] = result.confidence_after
@@ -351,11 +353,8 @@ def merge_chunk(
     nll_rows += result.nll_rows
     out.majority_right += result.majority_right
     out.all_models_right += result.all_models_right
-    if result.counts is not None:
-        out.counts = result.counts if out.counts is None else out.counts + result.counts
-        out.ensemble_only[scored_pairs] += result.ensemble_only
-        out.best_only[scored_pairs] += result.best_only
-    list(parallel_map(lambda item: out.sums.add(*item), result.sums.items()))
+    if result.ensemble_bits is not None and out.ensemble_bits is not None:
+        out.ensemble_bits[columns] = result.ensemble_bits
     for spec, correct in zip(out.interpolation, result.interpolation):
         spec.correct += correct
     if result.greedy_correct is not None:
@@ -389,10 +388,6 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     columns = slice(start, stop)
     rows = ctx.ev[start:stop]
     y = ctx.labels[rows]
-    r = ctx.correct[:, columns]
-    xor = r[ctx.a_idx] ^ r[ctx.b_idx]
-    counts = None if ctx.counts is None else ctx.counts[:, columns]
-    counts_int8 = None if ctx.counts_int8 is None else ctx.counts_int8[:, columns]
     result = ChunkResult(
         start=start,
         stop=stop,
@@ -404,24 +399,6 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
             correctness(majority_vote(ctx.predictions_ev[:, columns], num_classes), y).sum()
         ),
     )
-
-    def chunk_sums(values: np.ndarray) -> np.ndarray:
-        # Resamples.chunk_sums on this chunk's weights (see study.bootstrap), left in float32:
-        # PassSums.add converts each entry exactly as it adds it, with no (B, K) float64
-        # copy per statistic and chunk (0.4 GB each at 100 resamples x 499,500 pairs).
-        assert counts is not None  # called only with bootstrap weights
-        return resampled_sums(counts, values, counts_int8)
-
-    if counts is not None:
-        result.sums.update(
-            zip(("accuracy", "error_inconsistency"), workers.map(chunk_sums, (r, xor)))
-        )
-        if ctx.category_matrix is not None:
-            # Mean over a category's pairs of XOR = that category's mean EI per example.
-            per_category = ctx.category_matrix.sum(axis=1, keepdims=True)
-            result.sums["category_ei"] = chunk_sums(
-                (ctx.category_matrix @ xor.astype(np.float32)) / per_category
-            )
     if not len(scored):
         return result
     valid = (np.asarray(y) != 0).any(axis=1) if np.ndim(y) == 2 else None
@@ -453,7 +430,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
         )
 
     if ctx.model_group is not None:
-        _grouped_block(ctx, result, rows, y, model_rows, workers, chunk_sums)
+        _grouped_block(ctx, result, rows, y, model_rows, workers)
         return result
     block = ctx.block(len(scored), stop - start, num_classes)
     # Models in parallel, one thread each (every model writes its own rows).
@@ -463,7 +440,7 @@ def _eval_chunk(ctx: ChunkContext, start: int, stop: int, workers: Any) -> Chunk
     if len(scored) < 2 or not len(ctx.scored_pairs):
         return result
     ens = _pair_ensembles_correct(ctx, result, block, ctx.kernel_pairs, y, workers)
-    _pair_ensemble_sums(ctx, result, r, ens, counts, workers, chunk_sums)
+    result.ensemble_bits = pack_columns(ens)
     return result
 
 
@@ -505,37 +482,6 @@ def _pair_ensembles_correct(
     return correctness(pred, y)
 
 
-def _pair_ensemble_sums(
-    ctx: ChunkContext,
-    result: ChunkResult,
-    r: np.ndarray,
-    ens: np.ndarray,
-    counts: np.ndarray | None,
-    workers: Any,
-    chunk_sums: Any,
-) -> None:
-    """One chunk's pair-ensemble counts, McNemar discordances and bootstrap sums from the
-    (P_scored, n) correctness ``ens`` of the scored pairs' ensembles; ``r``: (M, n) the
-    models' own correctness on the chunk."""
-    sp = ctx.scored_pairs
-    ra, rb = r[ctx.a_idx[sp]], r[ctx.b_idx[sp]]
-    rbest = r[ctx.best[sp]]
-    result.counts = ensemble_counts(ra, rb, ens)
-    result.ensemble_only = (ens & ~rbest).sum(axis=1)
-    result.best_only = (~ens & rbest).sum(axis=1)
-    if counts is not None:
-        # Numerators of the conversion rates; their denominators (exactly one right, both
-        # wrong) follow from the accuracy and error-inconsistency sums on the same
-        # resamples. ensemble_gain and ensemble_minus_best follow at the end of the pass
-        # (derive_pair_sums), with no product of their own. The products side by side.
-        values = {
-            "ensemble_acc": ens,
-            "converted": ens & (ra ^ rb),
-            "neither_converted": ens & ~ra & ~rb,
-        }
-        result.sums.update(zip(values, workers.map(chunk_sums, values.values())))
-
-
 def _grouped_block(
     ctx: ChunkContext,
     result: ChunkResult,
@@ -543,7 +489,6 @@ def _grouped_block(
     y: np.ndarray,
     model_rows: Any,
     workers: Any,
-    chunk_sums: Any,
 ) -> None:
     """The chunk's block work for base-only pairs, ``ctx.model_group`` models at a time.
 
@@ -611,9 +556,7 @@ def _grouped_block(
     _prefixes_and_curves(ctx, result, kept, kept_slot, y, workers)
     if len(scored) < 2 or not len(sp):
         return
-    r = ctx.correct[:, result.start : result.stop]
-    counts = None if ctx.counts is None else ctx.counts[:, result.start : result.stop]
-    _pair_ensemble_sums(ctx, result, r, ens, counts, workers, chunk_sums)
+    result.ensemble_bits = pack_columns(ens)
 
 
 def _in_row_blocks(num_rows: int, work: Any, parallel_map: Any) -> None:
@@ -658,15 +601,6 @@ def greedy_prefix_correct(
 
     _in_row_blocks(block.shape[1], prefixes, parallel_map)
     return out
-
-
-def derive_pair_sums(sums: PassSums, a: np.ndarray, b: np.ndarray, best: np.ndarray) -> None:
-    """The resampled sums of e − (r_a + r_b)/2 and e − r_best from those of e (ensemble_acc)
-    and r (accuracy): sums are linear in the values. Exact: every sum is a whole number (or
-    a half) far below 2**53, as each chunk's float32 product is below 2**24; equal bit for
-    bit to accumulating those values chunk by chunk (the reference tables show it)."""
-    sums.add("ensemble_gain", sums.ensemble_acc - 0.5 * (sums.accuracy[:, a] + sums.accuracy[:, b]))
-    sums.add("ensemble_minus_best", sums.ensemble_acc - sums.accuracy[:, best])
 
 
 def accumulate_interpolation(

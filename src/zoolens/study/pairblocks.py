@@ -1,0 +1,364 @@
+"""The pairs' bootstrap, after the evaluation pass, one block of pairs at a time.
+
+The pass leaves, for every scored pair, whether its ensemble is right on each evaluation
+example: one bit per pair and example (``EvalPass.ensemble_bits``, (N, ⌈P_scored/8⌉)
+uint8, packed along the pairs: 62 KB an example at 499,500 pairs). With the members'
+correctness R (M, N) that is everything a pair statistic needs: each is a mean over
+examples of a function of (r_a, r_b, e), so its resampled means are
+``Σ_n W[b, n]·x[n] / N`` (``study.bootstrap``), one matrix product of the (B, N) weights
+with the block's (N, K) values over the whole evaluation split.
+
+Why after the pass and not chunk by chunk: at a thousand models a chunk holds a few dozen
+examples, so a chunk's product has an inner dimension of a few dozen against a (B × P)
+output — memory-bound, 26 % of the pass at 100 resamples — and its (B × P) float64 sums
+were held to the end: 4 GB a statistic at 1,000 resamples of 499,500 pairs. Here the
+product's inner dimension is N (int8 products at ~800 GOPS on 2 cores), each block's
+intervals are taken at once, and only what later stages read resample by resample is kept:
+the sums of r_a ⊕ r_b, e and e ∧ (r_a ⊕ r_b), exact integers in [0, N] stored as uint16
+(uint32 beyond 65,535 examples) — 1 GB each at that size instead of 4.
+
+Bit for bit the same numbers as accumulating per chunk: every sum is a whole number (each
+product exact, see ``measure.stats.resampled_sums``), every derived sum (gain, the best
+member, both wrong) the same float64 expression of them, and each interval is per column
+(``measure.stats.percentile_interval``). The category means of error inconsistency, the one
+statistic whose per-example values are not whole numbers, are summed chunk by chunk on the
+pass's own chunks (:func:`category_sums`), as the pass did.
+
+Per pair, in measured-pair order (NaN where a member has no probabilities), this gives the
+columns of pairs.csv that carry intervals (:data:`INTERVAL_COLUMNS`), the exact counts
+behind the rates (``measure.ensemble.EnsembleCounts``) and McNemar's discordant counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from zoolens.measure.ensemble import EnsembleCounts, ensemble_counts
+from zoolens.measure.stats import percentile_interval, resampled_sums
+from zoolens.study.bootstrap import Resamples
+
+#: pairs.csv's columns computed here, (P,) float64 each.
+INTERVAL_COLUMNS = (
+    "error_inconsistency_lo",
+    "error_inconsistency_hi",
+    "error_consistency_lo",
+    "error_consistency_hi",
+    "ensemble_acc_lo",
+    "ensemble_acc_hi",
+    "ensemble_gain_lo",
+    "ensemble_gain_hi",
+    "conversion_rate_lo",
+    "conversion_rate_hi",
+    "neither_conversion_lo",
+    "neither_conversion_hi",
+    "paired_bootstrap_p",
+    "gain_over_best_lo",
+    "gain_over_best_hi",
+    "gain_over_base_lo",
+    "gain_over_base_hi",
+)
+
+# Bytes of temporaries per pair in a block: about a dozen (N,) bool columns, and about a
+# dozen (B,) float64 columns (sums, means, sorted copies).
+_BOOL_COLUMNS = 12
+_FLOAT_COLUMNS = 12
+
+
+def pair_block_size(num_examples: int, n_bootstrap: int, budget: int) -> int:
+    """Pairs per block so that one block's temporaries take about ``budget`` / 4 bytes
+    (two blocks run side by side, next to the pass's own arrays); a multiple of 64."""
+    per_pair = _BOOL_COLUMNS * max(num_examples, 1) + 8 * _FLOAT_COLUMNS * max(n_bootstrap, 0)
+    return max(64, (budget // 4 // per_pair) // 64 * 64)
+
+
+def sum_dtype(num_examples: int) -> type[np.unsignedinteger[Any]]:
+    """The smallest unsigned type holding every resampled sum of 0/1 values: each resample
+    draws N examples, so a sum lies in [0, N]."""
+    return np.uint16 if num_examples <= np.iinfo(np.uint16).max else np.uint32
+
+
+@dataclass(frozen=True)
+class ResampledSums:
+    """The resampled sums later stages read resample by resample (``Σ_n W[b, n]·x[n]``).
+
+    - accuracy (B, M) float64: each model right;
+    - category_ei (B, K) float64: per category of pairs with the base, the mean over its
+      pairs of r_a ⊕ r_b;
+    - error_inconsistency (B, P), ensemble_acc and converted (B, P_scored): r_a ⊕ r_b, e,
+      e ∧ (r_a ⊕ r_b), as exact integers (:func:`sum_dtype`); :meth:`rows` gives float64.
+
+    Frozen: the arrays are read-only once made, so summaries only read.
+    """
+
+    accuracy: np.ndarray
+    category_ei: np.ndarray
+    error_inconsistency: np.ndarray
+    ensemble_acc: np.ndarray
+    converted: np.ndarray
+
+    def freeze(self) -> ResampledSums:
+        for f in fields(self):
+            getattr(self, f.name).setflags(write=False)
+        return self
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Resamples ``start:stop`` of statistic ``name`` as float64 (exact)."""
+        return np.asarray(getattr(self, name)[start:stop], dtype=np.float64)
+
+
+@dataclass
+class PairResults:
+    """What :func:`pair_statistics` returns: ``intervals`` (:data:`INTERVAL_COLUMNS` ->
+    (P,) float64), ``counts`` (per scored pair, None without scored pairs), McNemar's
+    discordant counts (P,) (ensemble right and best member wrong, and the reverse) and the
+    frozen :class:`ResampledSums`."""
+
+    intervals: dict[str, np.ndarray]
+    counts: EnsembleCounts | None
+    ensemble_only: np.ndarray
+    best_only: np.ndarray
+    sums: ResampledSums
+
+
+@dataclass(frozen=True)
+class PairLayout:
+    """The measured pairs: members ``a``/``b`` (P,), the positions of the scored ones among
+    them (``scored``, sorted), each pair's best member (``best``, the higher evaluation
+    accuracy, a on ties) and the base (-1: none)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    scored: np.ndarray
+    best: np.ndarray
+    base: int
+
+
+def unpack_columns(bits: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Columns ``start:stop`` of the (N, K) bool matrix packed along its columns in ``bits``
+    (N, ⌈K/8⌉) (``np.packbits(..., axis=1)``, big bit order)."""
+    first, last = start // 8, -(-stop // 8)
+    unpacked = np.unpackbits(bits[:, first:last], axis=1)
+    offset = start - 8 * first
+    return unpacked[:, offset : offset + stop - start].view(bool)
+
+
+def pack_columns(values: np.ndarray) -> np.ndarray:
+    """(n, ⌈K/8⌉) uint8: the (K, n) bool ``values`` packed along K for each example (the
+    layout :func:`unpack_columns` reads)."""
+    return np.packbits(values, axis=0).T.copy()
+
+
+def pair_statistics(
+    correct: np.ndarray,
+    layout: PairLayout,
+    ensemble_bits: np.ndarray | None,
+    resamples: Resamples,
+    category_matrix: np.ndarray | None,
+    chunk_bounds: Sequence[tuple[int, int]],
+    block: int,
+    parallel_map: Any = map,
+) -> PairResults:
+    """Every pair's counts, intervals and kept sums from R (``correct``, (M, N) bool on the
+    evaluation split) and the pass's ensemble bits (None: no scored pair), ``block`` pairs
+    at a time, blocks side by side on ``parallel_map``; see the module doc.
+    ``category_matrix`` (K, P) float32: which pairs each category holds (None: none);
+    ``chunk_bounds``: the pass's example chunks (the category sums' order)."""
+    num_models, n = correct.shape
+    num_pairs, num_scored = len(layout.a), len(layout.scored)
+    size = resamples.size
+    weights = resamples.counts
+    small = resamples.counts_int8
+    kind = sum_dtype(n)
+    accuracy = (
+        resampled_sums(weights, correct, small).astype(np.float64)
+        if weights is not None
+        else np.zeros((0, num_models))
+    )
+    kept = {
+        "error_inconsistency": np.zeros((size, num_pairs), dtype=kind),
+        "ensemble_acc": np.zeros((size, num_scored), dtype=kind),
+        "converted": np.zeros((size, num_scored), dtype=kind),
+    }
+    intervals = {column: np.full(num_pairs, np.nan) for column in INTERVAL_COLUMNS}
+    with_ensembles = ensemble_bits is not None and num_scored > 0
+    count_parts: list[tuple[int, EnsembleCounts]] = []
+    ensemble_only = np.zeros(num_pairs, dtype=np.int64)
+    best_only = np.zeros(num_pairs, dtype=np.int64)
+    num_categories = 0 if category_matrix is None else category_matrix.shape[0]
+    rows_t = np.ascontiguousarray(correct.T)  # (N, M): a block's members are columns
+
+    def one_block(start: int) -> np.ndarray:
+        stop = min(num_pairs, start + block)
+        a, b = layout.a[start:stop], layout.b[start:stop]
+        ra, rb = rows_t[:, a], rows_t[:, b]
+        xor = ra ^ rb
+        # Per example, how many of each category's pairs the members disagree on: whole
+        # numbers below 2**24, exact in float32 whatever the order of the blocks.
+        category = (
+            xor.astype(np.float32) @ category_matrix[:, start:stop].T
+            if category_matrix is not None
+            else np.zeros((n, 0), dtype=np.float32)
+        )
+        ei = None
+        if weights is not None:
+            ei = resampled_sums(weights, xor.T, small).astype(np.float64)
+            kept["error_inconsistency"][:, start:stop] = ei
+            low, high = resamples.interval(ei)
+            intervals["error_inconsistency_lo"][start:stop] = low
+            intervals["error_inconsistency_hi"][start:stop] = high
+            low, high = resamples.kappa_interval(accuracy, ei, a, b)
+            intervals["error_consistency_lo"][start:stop] = low
+            intervals["error_consistency_hi"][start:stop] = high
+        if with_ensembles:
+            _scored_block(start, stop, ra, rb, xor, ei)
+        return category
+
+    def _scored_block(
+        start: int,
+        stop: int,
+        ra: np.ndarray,
+        rb: np.ndarray,
+        xor: np.ndarray,
+        ei: np.ndarray | None,
+    ) -> None:
+        assert ensemble_bits is not None
+        lo, hi = np.searchsorted(layout.scored, [start, stop])
+        if lo == hi:
+            return
+        positions = layout.scored[lo:hi]
+        local = positions - start
+        if len(local) < stop - start:
+            ra, rb, xor = ra[:, local], rb[:, local], xor[:, local]
+            ei = None if ei is None else ei[:, local]
+        ens = unpack_columns(ensemble_bits, int(lo), int(hi))
+        best = rows_t[:, layout.best[positions]]
+        counts = ensemble_counts(ra.T, rb.T, ens.T)
+        count_parts.append((int(lo), counts))  # blocks finish in any order: sorted later
+        ensemble_only[positions] = (ens & ~best).sum(axis=0)
+        best_only[positions] = (~ens & best).sum(axis=0)
+        if weights is None or ei is None:
+            return
+        a, b = layout.a[positions], layout.b[positions]
+        converted = ens & xor
+        sums = {
+            name: resampled_sums(weights, values.T, small).astype(np.float64)
+            for name, values in (
+                ("ensemble_acc", ens),
+                ("converted", converted),
+                ("neither_converted", ens & ~(ra | rb)),
+            )
+        }
+        del converted
+        kept["ensemble_acc"][:, lo:hi] = sums["ensemble_acc"]
+        kept["converted"][:, lo:hi] = sums["converted"]
+        _ensemble_intervals(
+            intervals,
+            positions,
+            resamples,
+            accuracy,
+            sums,
+            ei,
+            a,
+            b,
+            layout.best[positions],
+            layout.base,
+            counts,
+        )
+
+    category_counts = np.zeros((n, num_categories), dtype=np.float32)
+    for part in parallel_map(one_block, range(0, num_pairs, block)):
+        category_counts += part
+    counts = None
+    if with_ensembles:
+        count_parts.sort(key=lambda item: item[0])
+        counts = EnsembleCounts(
+            *(
+                np.concatenate([getattr(part, f) for _, part in count_parts])
+                for f in EnsembleCounts.__dataclass_fields__
+            )
+        )
+    category_ei = category_sums(category_counts, category_matrix, resamples, chunk_bounds)
+    return PairResults(
+        intervals=intervals,
+        counts=counts,
+        ensemble_only=ensemble_only,
+        best_only=best_only,
+        sums=ResampledSums(accuracy=accuracy, category_ei=category_ei, **kept).freeze(),
+    )
+
+
+def _ensemble_intervals(
+    intervals: dict[str, np.ndarray],
+    positions: np.ndarray,
+    resamples: Resamples,
+    accuracy: np.ndarray,
+    sums: dict[str, np.ndarray],
+    ei: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    best: np.ndarray,
+    base: int,
+    counts: EnsembleCounts,
+) -> None:
+    """The intervals of the scored pairs at ``positions`` from their resampled sums."""
+    ens = sums["ensemble_acc"]
+
+    def put(name: str, bounds: tuple[np.ndarray, np.ndarray]) -> None:
+        intervals[f"{name}_lo"][positions], intervals[f"{name}_hi"][positions] = bounds
+
+    put("ensemble_acc", resamples.interval(ens))
+    # e − (r_a + r_b)/2 and e − r_best: sums are linear in the values (whole numbers or
+    # halves, exact in float64).
+    put("ensemble_gain", resamples.interval(ens - 0.5 * (accuracy[:, a] + accuracy[:, b])))
+    minus_best = ens - accuracy[:, best]
+    put("gain_over_best", resamples.interval(minus_best))
+    intervals["paired_bootstrap_p"][positions] = resamples.p_not_positive(minus_best)
+    # conversion_rate = Σ e∧(r_a⊕r_b) / Σ r_a⊕r_b; neither_conversion = Σ e∧¬r_a∧¬r_b /
+    # Σ ¬r_a∧¬r_b, whose denominator is N − (Σ r_a + Σ r_b + Σ r_a⊕r_b) / 2 (every resample
+    # draws N examples; r_a + r_b = 2·(r_a∧r_b) + r_a⊕r_b).
+    put("conversion_rate", resamples.ratio_interval(sums["converted"], ei, counts.exactly_one > 0))
+    both_wrong = resamples.num_examples - (accuracy[:, a] + accuracy[:, b] + ei) / 2
+    put(
+        "neither_conversion",
+        resamples.ratio_interval(sums["neither_converted"], both_wrong, counts.both_wrong > 0),
+    )
+    mine = (a == base) | (b == base)
+    if base >= 0 and mine.any():
+        diff = resamples.means(ens)[:, mine] - resamples.means(accuracy)[:, base][:, None]
+        lo, hi = percentile_interval(diff, resamples.level, skip_nan=False)
+        intervals["gain_over_base_lo"][positions[mine]] = lo
+        intervals["gain_over_base_hi"][positions[mine]] = hi
+
+
+def category_sums(
+    category_counts: np.ndarray,
+    category_matrix: np.ndarray | None,
+    resamples: Resamples,
+    chunk_bounds: Sequence[tuple[int, int]],
+) -> np.ndarray:
+    """(B, K) resampled sums of each category's per-example mean error inconsistency.
+
+    ``category_counts`` (N, K): per example, the number of the category's pairs whose
+    members disagree (whole numbers, exact in float32). The per-example mean is that count
+    over the category's size in float32, and its resampled sums are taken chunk by chunk on
+    the pass's chunks (float32 products, added in float64 in chunk order): the values are
+    not whole numbers, so the order of the additions is the pass's own."""
+    num_categories = 0 if category_matrix is None else category_matrix.shape[0]
+    out = np.zeros((resamples.size, num_categories))
+    if category_matrix is None or resamples.counts is None or not num_categories:
+        return out
+    per_category = category_matrix.sum(axis=1, keepdims=True)
+    means = category_counts.T / per_category  # (K, N) float32
+    weights, small = resamples.counts, resamples.counts_int8
+    for start, stop in chunk_bounds:
+        columns = slice(start, stop)
+        out += resampled_sums(
+            weights[:, columns],
+            np.ascontiguousarray(means[:, columns]),
+            None if small is None else small[:, columns],
+        )
+    return out
