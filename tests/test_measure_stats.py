@@ -465,3 +465,23 @@ def test_average_ranks_and_row_spearman_against_scipy() -> None:
                 assert got[b] == pytest.approx(want, abs=1e-12)
     constant = spearman_rows(np.ones((1, 5)), np.arange(5.0)[None])
     assert np.isnan(constant[0])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint16, np.int32])
+def test_integer_values_are_ranked_by_counting_with_the_same_ranks(dtype) -> None:
+    """Integer rows (resampled sums) take the counting path: the ranks equal
+    scipy.stats.rankdata bit for bit, and so does the rho of the float rows they scale to
+    (a strictly increasing map keeps every rank)."""
+    from scipy.stats import rankdata
+
+    from zoolens.measure.stats import average_ranks, spearman_rows
+
+    rng = np.random.default_rng(8)
+    for width, span in ((1, 1), (2, 1), (50, 3), (1000, 4000), (300, 10**6)):  # last: sorts
+        x = rng.integers(0, span, (3, width)).astype(dtype)
+        y = rng.integers(0, 2 * span + 1, (3, width)).astype(dtype)
+        for row in (*x, *y):
+            np.testing.assert_array_equal(average_ranks(row), rankdata(row))
+        np.testing.assert_array_equal(
+            spearman_rows(x, y), spearman_rows(x / 7.0, (y.astype(float) - span) / 2 / 7.0)
+        )

@@ -206,7 +206,9 @@ def _column_quantiles(samples: np.ndarray, q: list[float], skip_nan: bool) -> np
     (~30 µs a column: 15 s for the 499,500 pairs of 1,000 models).
 
     numpy's own quantile runs on each block of columns sorted first (partitioning sorted
-    columns is quick), so the interpolation is numpy's arithmetic. A sort and a partition
+    columns is quick), so the interpolation is numpy's arithmetic. The block is sorted
+    transposed, each column's values contiguous: numpy's SIMD sort takes contiguous rows
+    (2x the strided sort of axis 0, measured at 1,000 x 4,096). A sort and a partition
     may pick different zeros (-0.0 and 0.0 compare equal), and only a zero result can
     show it: those columns are computed again as numpy does. With ``skip_nan``, the columns
     holding a NaN take ``nanquantile`` itself.
@@ -221,7 +223,9 @@ def _column_quantiles(samples: np.ndarray, q: list[float], skip_nan: bool) -> np
         for lo in range(0, samples.shape[1], step):
             block = samples[:, lo : lo + step]
             target = out[:, lo : lo + step]
-            target[...] = np.quantile(np.sort(block, axis=0), q, axis=0, overwrite_input=True)
+            ordered = np.ascontiguousarray(block.T)
+            ordered.sort(axis=1)
+            target[...] = np.quantile(ordered, q, axis=1, overwrite_input=True)
             again = (target == 0).any(axis=0)
             if skip_nan:
                 again |= np.isnan(block).any(axis=0)
@@ -236,9 +240,21 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 
     Ties are found on the sorted values (one argsort); a group holding sorted positions
     i..j-1 (0-based) gets (i + 1 + j) / 2, a half-integer exact in float64.
+
+    Integer values spanning at most a few times their count (resampled sums of 0/1 values
+    lie in [0, N]) are ranked by counting instead: ``np.bincount`` gives each value's group
+    size, its cumulative sum each group's end j, the same (i + 1 + j) / 2 — the same
+    numbers, about ten times faster than the sort at 500,000 values.
     """
     values = np.asarray(values)
     n = values.shape[0]
+    if np.issubdtype(values.dtype, np.integer) and n:
+        low, high = int(values.min()), int(values.max())
+        if high - low < 4 * n + 1024:
+            shifted = (values - low).astype(np.intp)
+            sizes = np.bincount(shifted, minlength=high - low + 1)
+            ends = np.cumsum(sizes)
+            return ((ends - sizes + 1 + ends) * 0.5)[shifted]
     order = np.argsort(values)
     ordered = values[order]
     starts_group = np.empty(n, dtype=bool)
@@ -252,8 +268,9 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def spearman_rows(x: np.ndarray, y: np.ndarray, parallel_map: Any = map) -> np.ndarray:
-    """(B,) Spearman's rho between rows ``x[b]`` and ``y[b]`` (finite (B, P) arrays):
-    Pearson's r of their average ranks, ``Σ (rx − mean)(ry − mean) / sqrt(Σ (rx − mean)² ·
+    """(B,) Spearman's rho between rows ``x[b]`` and ``y[b]`` (finite (B, P) arrays; integer
+    arrays are ranked by counting, :func:`average_ranks`): Pearson's r of their average
+    ranks, ``Σ (rx − mean)(ry − mean) / sqrt(Σ (rx − mean)² ·
     Σ (ry − mean)²)``; NaN for a row where either is constant. Row by row (``parallel_map``
     may run rows side by side: sorting releases the GIL), so memory stays O(P)."""
 

@@ -218,27 +218,32 @@ def resampled_pair_rows(
     pairs without probabilities), from the sums kept after the evaluation pass on the
     shared resamples (``study.pairblocks.ResampledSums``):
 
-    - error_inconsistency_b = Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N
-    - ensemble_gain_b = Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N
+    - error_inconsistency_b = N × Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N, as int64;
+    - ensemble_gain_b = 2N × Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N, as int64 (0 for pairs
+      without probabilities);
     - conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n]
-      (NaN where the resampled denominator is 0).
+      (NaN where the resampled denominator is 0, and for pairs without probabilities).
+
+    The first two are the resampled means scaled to whole numbers (each sum is one): a
+    strictly increasing map of the means, so their ranks — all Spearman's rho reads — are
+    the means' ranks, and whole numbers rank by counting (``measure.stats.average_ranks``).
     """
     sums = evaluation.sums
     assert sums is not None, "the pass's sums are made when it ends"
     num_pairs = len(evaluation.pair_scored)
     out = {
-        key: np.full((stop - start, num_pairs), np.nan)
-        for key in ("error_inconsistency", "ensemble_gain", "conversion")
+        "conversion": np.full((stop - start, num_pairs), np.nan),
+        "ensemble_gain": np.zeros((stop - start, num_pairs), dtype=np.int64),
     }
     xor = sums.rows("error_inconsistency", start, stop)
-    out["error_inconsistency"] = xor / resamples.num_examples
+    out["error_inconsistency"] = xor.astype(np.int64)
     scored = evaluation.pair_scored
     if evaluation.counts is None or not int(scored.sum()):
         return out
     a, b = pairs[0][scored], pairs[1][scored]
     ens = sums.rows("ensemble_acc", start, stop)
     right = sums.accuracy[start:stop]
-    out["ensemble_gain"][:, scored] = resamples.means(ens - 0.5 * (right[:, a] + right[:, b]))
+    out["ensemble_gain"][:, scored] = (2 * ens - (right[:, a] + right[:, b])).astype(np.int64)
     den = xor[:, scored]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["conversion"][:, scored] = np.where(
@@ -251,7 +256,7 @@ def resampled_pair_rows(
 class ResampledHeadline:
     """Per resample: each category's mean conversion rate (:func:`category_resample_means`)
     and, for each named set of pairs, Spearman's rho of error inconsistency with ensemble
-    gain (None where the set's resampled values are not all finite)."""
+    gain (None without resamples)."""
 
     conversion_means: dict[str, np.ndarray]
     spearman: dict[str, np.ndarray | None]
@@ -275,7 +280,7 @@ def resampled_headline_values(
     ``correlated``: per name, the pairs Spearman's rho is taken over."""
     size = max(resamples.n_bootstrap, 0) if resamples.counts is not None else 0
     means: dict[str, list[np.ndarray]] = {c: [] for c in defined}
-    rhos: dict[str, list[np.ndarray] | None] = {name: [] for name in correlated}
+    rhos: dict[str, list[np.ndarray]] = {name: [] for name in correlated}
     step = max(1, _RESAMPLE_BLOCK_VALUES // max(len(evaluation.pair_scored), 1))
     with model_workers() as workers:
         for start in range(0, size, step):
@@ -284,18 +289,12 @@ def resampled_headline_values(
                 means[category].append(category_resample_means(rows["conversion"], mask))
             for name, mask in correlated.items():
                 ei, gain = rows["error_inconsistency"][:, mask], rows["ensemble_gain"][:, mask]
-                kept = rhos[name]
-                if kept is None or not np.isfinite(ei).all() or not np.isfinite(gain).all():
-                    rhos[name] = None
-                    continue
                 # Resamples side by side on the model threads (measure.stats.spearman_rows).
-                kept.append(spearman_rows(ei, gain, workers.map))
+                rhos[name].append(spearman_rows(ei, gain, workers.map))
     empty = np.zeros(0)
     return ResampledHeadline(
         conversion_means={c: np.concatenate(v) if v else empty for c, v in means.items()},
-        spearman={
-            name: None if v is None or not v else np.concatenate(v) for name, v in rhos.items()
-        },
+        spearman={name: np.concatenate(v) if v else None for name, v in rhos.items()},
     )
 
 
