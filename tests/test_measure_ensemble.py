@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -285,6 +287,35 @@ def test_greedy_equals_plain_caruana_loop(m, n, c, steps, ties, seed):
     assert res.members == members
     np.testing.assert_array_equal(res.calibration_correct, cal)
     assert res.best_step == int(np.argmax(cal)) and res.kept == res.best_step + 1
+    # Candidates scored in groups on threads: the same picks and counts.
+    with ThreadPoolExecutor(2) as threads:
+        grouped = greedy_forward_selection(
+            probs, y, start=start, pool=pool, max_steps=steps, groups=3, parallel_map=threads.map
+        )
+    assert grouped.members == members
+    np.testing.assert_array_equal(grouped.calibration_correct, cal)
+
+
+def test_grouped_greedy_on_threads_equals_one_scorer():
+    """Groups of candidates scored side by side read the running sum S at the same time:
+    each sees S unchanged (the first bound masks S's top class on a copy of the block)."""
+    rng = np.random.default_rng(5)
+    probs = random_probs(rng, 10, 6000, 40, False)
+    y = rng.integers(0, 40, 6000)
+    one = greedy_forward_selection(probs, y, start=0, pool=range(1, 10), max_steps=6)
+    with ThreadPoolExecutor(2) as threads:
+        for _ in range(3):
+            grouped = greedy_forward_selection(
+                probs,
+                y,
+                start=0,
+                pool=range(1, 10),
+                max_steps=6,
+                groups=2,
+                parallel_map=threads.map,
+            )
+            assert grouped.members == one.members
+            np.testing.assert_array_equal(grouped.calibration_correct, one.calibration_correct)
 
 
 def test_greedy_constructed_ties():

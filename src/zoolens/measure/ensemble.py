@@ -495,6 +495,7 @@ class _CandidateScorer:
         )
         self.fallbacks = 0
         self.entries = 0
+        self.shared_total = False  # set by _GroupedScorer: S is read by other threads
         # Per step (begin_step): S's argmax on every row and each candidate's value there,
         # gathered once per candidate and step instead of once per candidate and row block
         # (the blocks shrink as 1/K, so per-block gathers grew as K² per step).
@@ -613,7 +614,9 @@ class _CandidateScorer:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The first bound on rows lo:hi for every candidate: (predictions, proven, S at
         each candidate's argmax b), each (K, hi - lo); predictions hold only where proven."""
-        s = total[lo:hi]
+        # S's largest other value is found by masking a in place and restoring it; where
+        # other groups' threads read S meanwhile (_GroupedScorer), on a copy of the block.
+        s = total[lo:hi].copy() if self.shared_total else total[lo:hi]
         n, num_classes = s.shape
         rows = np.arange(n)
         # Flat gathers (np.take on 1-D views) are several times faster than fancy indexing.
@@ -706,6 +709,8 @@ def greedy_forward_selection(
     budget: np.ndarray | None = None,
     after_use: Callable[[np.ndarray], None] | None = None,
     on_step: Callable[[int], None] | None = None,
+    groups: int = 1,
+    parallel_map: Callable[..., Any] = map,
 ) -> GreedyResult:
     """Greedy forward ensemble selection with replacement (Caruana et al. 2004; paper Sec. 4.5,
     Fig. 5), exactly as docs/design.md sec. 3.
@@ -734,6 +739,11 @@ def greedy_forward_selection(
     ``after_use(x)`` is called with a candidate's rows after each read of them (the caller's
     hook for memory-mapped candidates: ``study.pages.release_pages``); ``on_step(1)`` after
     each step (the caller's progress bar).
+
+    Threads: with ``groups`` > 1 the candidates are split into that many contiguous groups,
+    each scored by its own scorer, the groups side by side on ``parallel_map`` (a thread
+    pool's ``map``; the kernels release the GIL). A candidate's count depends only on its
+    own rows and the running sum, so the counts, hence the selection, are the same.
     """
     after_use = after_use or _nothing
     num_models = len(probs)
@@ -751,7 +761,13 @@ def greedy_forward_selection(
         raise ZoolensError("greedy selection: no calibration examples to choose on")
     pool_arr = np.asarray(pool, dtype=np.int64)
     # The candidates' calibration rows, read once (views when probs holds all rows).
-    scorer = _CandidateScorer(_candidate_rows(probs, pool_arr, calibration_index), prune, after_use)
+    scorer = _scorer(
+        _candidate_rows(probs, pool_arr, calibration_index),
+        prune,
+        after_use,
+        groups,
+        parallel_map,
+    )
     first = (
         scorer.cand[pool.index(start)] if start in pool else _rows(probs[start], calibration_index)
     )
@@ -805,8 +821,42 @@ def greedy_forward_selection(
     )
 
 
+class _GroupedScorer:
+    """:class:`_CandidateScorer`'s interface over contiguous groups of the candidates, each
+    group its own scorer, the groups made and scored side by side on ``parallel_map``."""
+
+    def __init__(self, parts: list[_CandidateScorer], parallel_map: Callable[..., Any]):
+        self.parts, self.parallel_map = parts, parallel_map
+        self.cand = [c for part in parts for c in part.cand]
+        for part in parts:
+            part.shared_total = True
+
+    def right_counts(self, total: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        counts = self.parallel_map(lambda part: part.right_counts(total, labels), self.parts)
+        return np.concatenate(list(counts))
+
+
+def _scorer(
+    cand: list[Any],
+    prune: bool,
+    after_use: Callable[[np.ndarray], None],
+    groups: int,
+    parallel_map: Callable[..., Any],
+) -> _CandidateScorer | _GroupedScorer:
+    """One scorer, or with ``groups`` > 1 (and as many candidates) a :class:`_GroupedScorer`."""
+    groups = max(1, min(int(groups), len(cand)))
+    if groups == 1:
+        return _CandidateScorer(cand, prune, after_use)
+    edges = np.linspace(0, len(cand), groups + 1).round().astype(int).tolist()
+    parts = parallel_map(
+        lambda bounds: _CandidateScorer(cand[bounds[0] : bounds[1]], prune, after_use),
+        list(zip(edges[:-1], edges[1:])),
+    )
+    return _GroupedScorer(list(parts), parallel_map)
+
+
 def _greedy_steps(
-    scorer: _CandidateScorer,
+    scorer: _CandidateScorer | _GroupedScorer,
     total: np.ndarray,
     cal_labels: np.ndarray,
     start: int,

@@ -38,7 +38,7 @@ from zoolens.measure.fused import block_rows, calibrated_entries, calibrated_inp
 from zoolens.measure.topk import top1_and_second
 from zoolens.progress import info, progress_bar, track
 from zoolens.study.tables import TABLE_COLUMNS
-from zoolens.study.threads import model_workers
+from zoolens.study.threads import default_threads, model_workers
 
 
 @dataclass
@@ -360,6 +360,8 @@ def run_selection(
         for model in models:
             model.parallel_map = workers.map
         select["on_step"] = advance
+        # Candidates scored in groups side by side, one per thread (the same counts).
+        select.update(groups=default_threads(), parallel_map=workers.map)
         if stage:
             hint = np.asarray(models[used.index(start)][cal]).argmax(axis=1)
             lazy = lazy_pool([models[k] for k in pool_index], cal, num_classes, workers.map, hint)
