@@ -886,6 +886,13 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
         pd.testing.assert_frame_equal(a.greedy, b.greedy)
     table, _ = run_greedy(random_zoo, "base", memory_budget=2**20)
     pd.testing.assert_frame_equal(table, run_greedy(random_zoo, "base")[0])
+    # Candidates scored in groups on the model threads (large rows only by default; here
+    # always), lazy and in memory: the same selection.
+    monkeypatch.setattr(greedy_module, "_GROUPED_MIN_ENTRIES", 0)
+    monkeypatch.setattr(greedy_module, "default_threads", lambda: 3)
+    for budget in (2**20, 2**40):
+        grouped = analyze(random_zoo, "base", memory_budget=budget, **common)
+        pd.testing.assert_frame_equal(grouped.greedy, unlimited.greedy)
 
 
 def test_greedy_pool_errors(random_zoo):

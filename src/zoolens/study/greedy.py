@@ -97,6 +97,7 @@ class _CalibratedRows:
 
 
 _ADD_BLOCK_ROWS = 8  # calibrated_inputs blocks per block of added rows
+_GROUPED_MIN_ENTRIES = 1 << 22  # calibration entries per candidate for grouped scoring
 _CACHE_SLOTS = 12  # entries a lazy candidate remembers per row
 
 
@@ -360,8 +361,12 @@ def run_selection(
         for model in models:
             model.parallel_map = workers.map
         select["on_step"] = advance
-        # Candidates scored in groups side by side, one per thread (the same counts).
-        select.update(groups=default_threads(), parallel_map=workers.map)
+        # Candidates scored in groups side by side, one per thread (the same counts), where
+        # a candidate's rows are large enough for the threads to outweigh the per-candidate
+        # Python work they contend for (the GIL): measured 8.7 -> 7.7 s at 82 candidates x
+        # 10,000 rows x 1,000 classes, 26.8 -> 32.1 s at 1,000 x 2,000 x 1,000.
+        if len(cal) * num_classes >= _GROUPED_MIN_ENTRIES:
+            select.update(groups=default_threads(), parallel_map=workers.map)
         if stage:
             hint = np.asarray(models[used.index(start)][cal]).argmax(axis=1)
             lazy = lazy_pool([models[k] for k in pool_index], cal, num_classes, workers.map, hint)
