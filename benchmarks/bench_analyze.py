@@ -96,6 +96,12 @@ def _detail(child: dict) -> str:
             f"evaluation: {chunks['chunks']} chunks of {chunks['examples_per_chunk']}"
             f" examples, median {chunks['median_s']:.2f} s per chunk"
         )
+    blocks = s.get("pair_blocks", {})
+    if blocks:
+        parts.append(
+            f"pairs' bootstrap: {blocks['blocks']} blocks of {blocks['pairs_per_block']} pairs,"
+            f" median {blocks['median_s']:.2f} s per block"
+        )
     if "topk_fallback_rate" in s:
         parts.append(f"top-k full-row fallback {s['topk_fallback_rate']:.2e}")
     return "; ".join(parts)

@@ -104,6 +104,10 @@ def _compare_runs(zoo: Any, base: str, options: dict[str, Any], tmp_path: Path) 
         per_chunk = min(options.get("chunk_size") or n_eval, n_eval)
         assert chunks["examples_per_chunk"] == per_chunk
         assert chunks["chunks"] == -(-n_eval // per_chunk)
+        blocks = summaries[mode]["pair_blocks"]  # the pairs' bootstrap, block by block
+        num_pairs = len(runs[mode].pairs)
+        assert blocks["pairs_per_block"] == min(blocks["pairs_per_block"], num_pairs) > 0
+        assert blocks["blocks"] == -(-num_pairs // blocks["pairs_per_block"])
     head_all, head_base = summaries["all"]["headline"], summaries["base"]["headline"]
 
     # Everything defined from the base's pairs is the same; the all-pairs correlation is

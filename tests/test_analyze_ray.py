@@ -125,6 +125,7 @@ def test_ray_base_only_equals_the_local_base_only_run(cluster, tmp_path):
     remote = analyze(zoo, "vit", tmp_path / "ray", parquet=False, ray=True, **options)
     assert len(local.pairs) == len(local.models) - 1
     assert remote.summary["evaluation_chunks"]["ray"] is True
+    assert remote.summary["pair_blocks"]["ray"] is True  # the pairs' bootstrap as tasks too
     for name in local.tables():
         assert (tmp_path / "ray" / f"{name}.csv").read_bytes() == (
             tmp_path / "local" / f"{name}.csv"

@@ -159,6 +159,34 @@ def test_blocks_and_threads_give_the_same_bits():
         np.testing.assert_array_equal(getattr(parts.sums, name), getattr(whole.sums, name), name)
 
 
+def test_blocks_run_by_a_task_runner_give_the_same_bits():
+    """``run_blocks(task, ctx, bounds)`` (Ray's runner in ``--ray``): each block a pure
+    function of the pickled context, yielded in block order."""
+    import pickle
+
+    correct, layout, ens, categories = _zoo(seed=6)
+    whole, _ = _run(correct, layout, ens, categories, block=10_000)
+    resamples = Resamples(N, B, seed=SEED)
+    seen = []
+
+    def runner(task, ctx, bounds):
+        ctx = pickle.loads(pickle.dumps(ctx))  # what a Ray worker receives
+        for start, stop in bounds:
+            seen.append((start, stop))
+            yield task(ctx, start, stop)
+
+    bounds = [(s, min(N, s + 37)) for s in range(0, N, 37)]
+    tasks = pair_statistics(
+        correct, layout, pack_columns(ens), resamples, categories, bounds, 4, run_blocks=runner
+    )
+    assert seen == [(s, min(15, s + 4)) for s in range(0, 15, 4)]
+    for column in INTERVAL_COLUMNS:
+        np.testing.assert_array_equal(tasks.intervals[column], whole.intervals[column], column)
+    for name in ResampledSums.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(tasks.sums, name), getattr(whole.sums, name), name)
+    np.testing.assert_array_equal(tasks.counts.converted, whole.counts.converted)
+
+
 def test_without_resamples_counts_remain_and_every_interval_is_nan():
     correct, layout, ens, categories = _zoo(seed=1)
     result, _ = _run(correct, layout, ens, categories, n_bootstrap=0)

@@ -580,6 +580,17 @@ def stage_headline(
             "total_s": round(float(chunk_s.sum()), 3),
             "ray": options.ray,
         }
+    if evaluation.pair_block_seconds:
+        block_s = np.asarray(evaluation.pair_block_seconds)
+        # the pairs' bootstrap after the chunks, block by block (study.pairblocks)
+        summary["pair_blocks"] = {
+            "blocks": len(block_s),
+            "pairs_per_block": min(plan.pair_block, len(inputs.pair_a)),
+            "median_s": round(float(np.median(block_s)), 4),
+            "max_s": round(float(block_s.max()), 4),
+            "total_s": round(float(block_s.sum()), 3),
+            "ray": options.ray,
+        }
     if options.exact_topk and evaluation.prune.entries:
         summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
     if budget is not None:

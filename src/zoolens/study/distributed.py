@@ -11,13 +11,14 @@ pair on those examples, majority vote, interpolation curves) and returns that ch
 and its pairs' ensemble correctness, one bit per pair and example; a fit task
 (``study.inputs.fit_task``) reads one model's calibration rows. The driver merges the chunks
 in chunk order (``study.stream.merge_chunk``, holding a finished chunk until the ones before
-it arrive) and then takes the pairs' bootstrap from the bits (``study.pairblocks``), so
-every table is bit-identical to the local run.
+it arrive); then the pairs' bootstrap runs the same way, one task per block of pairs
+(``study.pairblocks.pair_block``: R, the bits and the resamples put once), merged in block
+order, so every table is bit-identical to the local run.
 Predictions, the default interpolation pair's curves and greedy selection run on the driver.
 
 This module only runs tasks: the task bodies live with the stage they belong to
-(``study.stream``, ``study.inputs``), which import this module and pass them in, so the
-dependency points one way.
+(``study.stream``, ``study.inputs``, ``study.pairblocks``); the stages import this module
+and pass them in, so the dependency points one way.
 
 Every node must see the zoo at the same path (a shared filesystem): tasks reopen it by path
 (``Zoo.open``), nothing of it travels through the object store except the analysis context
@@ -65,9 +66,12 @@ def run_chunks_ray(
     ctx: Any,
     bounds: Sequence[tuple[int, int]],
     address: str | None,
+    what: str = "evaluation pass",
+    unit: str = "evaluation examples",
 ) -> Iterator[Any]:
     """Yield ``chunk_task(ctx, start, stop)`` of every chunk in chunk order, computed as Ray
-    tasks (``ctx`` put in the object store once)."""
+    tasks (``ctx`` put in the object store once). ``what`` / ``unit`` name the work and its
+    chunks' items in messages (the pairs' bootstrap runs its blocks of pairs here too)."""
     from zoolens.collect.distributed import import_ray, start_ray  # Ray's conventions
 
     ray = import_ray()
@@ -80,7 +84,7 @@ def run_chunks_ray(
         # At most two tasks per CPU in flight: finished chunks wait for their turn in
         # memory, so the number in flight bounds the driver's memory.
         limit = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
-        info(f"evaluation pass: {len(bounds)} chunk task(s) on Ray")
+        info(f"{what}: {len(bounds)} chunk task(s) on Ray")
         pending: dict[Any, int] = {}
         done: dict[int, Any] = {}
         submitted = next_out = 0
@@ -100,9 +104,7 @@ def run_chunks_ray(
                             ray.cancel(other)
                         start, stop = bounds[index]
                         raise _failed(
-                            f"evaluation pass: Ray task for evaluation examples "
-                            f"{start}..{stop - 1}",
-                            exc,
+                            f"{what}: Ray task for {unit} {start}..{stop - 1}", exc
                         ) from None
                 continue
             yield done.pop(next_out)

@@ -31,7 +31,8 @@ behind the rates (``measure.ensemble.EnsembleCounts``) and McNemar's discordant 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -114,14 +115,15 @@ class ResampledSums:
 class PairResults:
     """What :func:`pair_statistics` returns: ``intervals`` (:data:`INTERVAL_COLUMNS` ->
     (P,) float64), ``counts`` (per scored pair, None without scored pairs), McNemar's
-    discordant counts (P,) (ensemble right and best member wrong, and the reverse) and the
-    frozen :class:`ResampledSums`."""
+    discordant counts (P,) (ensemble right and best member wrong, and the reverse), the
+    frozen :class:`ResampledSums` and each block's wall time (block order)."""
 
     intervals: dict[str, np.ndarray]
     counts: EnsembleCounts | None
     ensemble_only: np.ndarray
     best_only: np.ndarray
     sums: ResampledSums
+    block_seconds: list[float]
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,134 @@ def pack_columns(values: np.ndarray) -> np.ndarray:
     return np.packbits(values, axis=0).T.copy()
 
 
+@dataclass(frozen=True)
+class PairContext:
+    """What every block of pairs reads (put once in Ray's object store with ``--ray``):
+    R transposed (``rows_t``, (N, M) bool: a block's members are columns), the layout, the
+    pass's ensemble bits, the shared resamples, the categories' (K, P) float32 membership
+    and the models' resampled accuracy sums (B, M) float64."""
+
+    rows_t: np.ndarray
+    layout: PairLayout
+    ensemble_bits: np.ndarray | None
+    resamples: Resamples
+    category_matrix: np.ndarray | None
+    accuracy: np.ndarray
+
+
+@dataclass
+class PairBlock:
+    """One block's results, pairs ``start:stop`` (scored positions ``scored_lo:scored_hi``):
+    its interval columns, kept sums (:class:`ResampledSums`' three integer statistics),
+    counts, McNemar counts and, per example, the number of each category's pairs whose
+    members disagree ((N, K) float32, whole numbers)."""
+
+    start: int
+    stop: int
+    scored_lo: int
+    scored_hi: int
+    intervals: dict[str, np.ndarray]
+    kept: dict[str, np.ndarray]
+    counts: EnsembleCounts | None
+    ensemble_only: np.ndarray
+    best_only: np.ndarray
+    category: np.ndarray
+    seconds: float = 0.0  # the block's wall time where it ran (a cluster's time scales from it)
+
+
+def pair_block(ctx: PairContext, start: int, stop: int) -> PairBlock:
+    """The pairs ``start:stop``'s statistics (see the module doc); a pure function of the
+    context, so blocks run anywhere (threads, Ray tasks) and give the same bits."""
+    began = time.perf_counter()
+    out = _pair_block(ctx, start, stop)
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+def _pair_block(ctx: PairContext, start: int, stop: int) -> PairBlock:
+    layout, resamples = ctx.layout, ctx.resamples
+    n = ctx.rows_t.shape[0]
+    weights, small = resamples.counts, resamples.counts_int8
+    kind = sum_dtype(n)
+    size = stop - start
+    a, b = layout.a[start:stop], layout.b[start:stop]
+    ra, rb = ctx.rows_t[:, a], ctx.rows_t[:, b]
+    xor = ra ^ rb
+    # Per example, how many of each category's pairs the members disagree on: whole
+    # numbers below 2**24, exact in float32 whatever the order of the blocks.
+    category = (
+        xor.astype(np.float32) @ ctx.category_matrix[:, start:stop].T
+        if ctx.category_matrix is not None
+        else np.zeros((n, 0), dtype=np.float32)
+    )
+    intervals = {column: np.full(size, np.nan) for column in INTERVAL_COLUMNS}
+    lo, hi = (int(v) for v in np.searchsorted(layout.scored, [start, stop]))
+    out = PairBlock(
+        start=start,
+        stop=stop,
+        scored_lo=lo,
+        scored_hi=hi,
+        intervals=intervals,
+        kept={
+            "error_inconsistency": np.zeros((resamples.size, size), dtype=kind),
+            "ensemble_acc": np.zeros((resamples.size, hi - lo), dtype=kind),
+            "converted": np.zeros((resamples.size, hi - lo), dtype=kind),
+        },
+        counts=None,
+        ensemble_only=np.zeros(size, dtype=np.int64),
+        best_only=np.zeros(size, dtype=np.int64),
+        category=category,
+    )
+    ei = None
+    if weights is not None:
+        ei = resampled_sums(weights, xor.T, small).astype(np.float64)
+        out.kept["error_inconsistency"][:] = ei
+        intervals["error_inconsistency_lo"], intervals["error_inconsistency_hi"] = (
+            resamples.interval(ei)
+        )
+        intervals["error_consistency_lo"], intervals["error_consistency_hi"] = (
+            resamples.kappa_interval(ctx.accuracy, ei, a, b)
+        )
+    if ctx.ensemble_bits is None or lo == hi:
+        return out
+    positions = layout.scored[lo:hi]
+    local = positions - start
+    if len(local) < size:
+        ra, rb, xor = ra[:, local], rb[:, local], xor[:, local]
+        ei = None if ei is None else ei[:, local]
+    ens = unpack_columns(ctx.ensemble_bits, lo, hi)
+    best = ctx.rows_t[:, layout.best[positions]]
+    out.counts = counts = ensemble_counts(ra.T, rb.T, ens.T)
+    out.ensemble_only[local] = (ens & ~best).sum(axis=0)
+    out.best_only[local] = (~ens & best).sum(axis=0)
+    if weights is None or ei is None:
+        return out
+    sums = {
+        name: resampled_sums(weights, values.T, small).astype(np.float64)
+        for name, values in (
+            ("ensemble_acc", ens),
+            ("converted", ens & xor),
+            ("neither_converted", ens & ~(ra | rb)),
+        )
+    }
+    out.kept["ensemble_acc"][:] = sums["ensemble_acc"]
+    out.kept["converted"][:] = sums["converted"]
+    _ensemble_intervals(
+        intervals,
+        local,
+        resamples,
+        ctx.accuracy,
+        sums,
+        ei,
+        layout.a[positions],
+        layout.b[positions],
+        layout.best[positions],
+        layout.base,
+        counts,
+    )
+    return out
+
+
 def pair_statistics(
     correct: np.ndarray,
     layout: PairLayout,
@@ -161,123 +291,69 @@ def pair_statistics(
     chunk_bounds: Sequence[tuple[int, int]],
     block: int,
     parallel_map: Any = map,
+    run_blocks: Callable[..., Iterable[PairBlock]] | None = None,
 ) -> PairResults:
     """Every pair's counts, intervals and kept sums from R (``correct``, (M, N) bool on the
     evaluation split) and the pass's ensemble bits (None: no scored pair), ``block`` pairs
-    at a time, blocks side by side on ``parallel_map``; see the module doc.
-    ``category_matrix`` (K, P) float32: which pairs each category holds (None: none);
-    ``chunk_bounds``: the pass's example chunks (the category sums' order)."""
+    at a time (:func:`pair_block`), blocks side by side on ``parallel_map`` — or, given
+    ``run_blocks(task, ctx, bounds)`` (``study.distributed.run_chunks_ray``), as its tasks,
+    yielded in order; see the module doc. ``category_matrix`` (K, P) float32: which pairs
+    each category holds (None: none); ``chunk_bounds``: the pass's example chunks (the
+    category sums' order)."""
     num_models, n = correct.shape
     num_pairs, num_scored = len(layout.a), len(layout.scored)
     size = resamples.size
     weights = resamples.counts
-    small = resamples.counts_int8
-    kind = sum_dtype(n)
     accuracy = (
-        resampled_sums(weights, correct, small).astype(np.float64)
+        resampled_sums(weights, correct, resamples.counts_int8).astype(np.float64)
         if weights is not None
         else np.zeros((0, num_models))
     )
+    with_ensembles = ensemble_bits is not None and num_scored > 0
+    ctx = PairContext(
+        rows_t=np.ascontiguousarray(correct.T),
+        layout=layout,
+        ensemble_bits=ensemble_bits if with_ensembles else None,
+        resamples=resamples,
+        category_matrix=category_matrix,
+        accuracy=accuracy,
+    )
+    bounds = [(start, min(num_pairs, start + block)) for start in range(0, num_pairs, block)]
+    if run_blocks is not None:
+        blocks = run_blocks(pair_block, ctx, bounds)
+    else:
+        blocks = parallel_map(lambda bound: pair_block(ctx, *bound), bounds)
+    kind = sum_dtype(n)
     kept = {
         "error_inconsistency": np.zeros((size, num_pairs), dtype=kind),
         "ensemble_acc": np.zeros((size, num_scored), dtype=kind),
         "converted": np.zeros((size, num_scored), dtype=kind),
     }
     intervals = {column: np.full(num_pairs, np.nan) for column in INTERVAL_COLUMNS}
-    with_ensembles = ensemble_bits is not None and num_scored > 0
-    count_parts: list[tuple[int, EnsembleCounts]] = []
+    count_parts: list[EnsembleCounts] = []
     ensemble_only = np.zeros(num_pairs, dtype=np.int64)
     best_only = np.zeros(num_pairs, dtype=np.int64)
     num_categories = 0 if category_matrix is None else category_matrix.shape[0]
-    rows_t = np.ascontiguousarray(correct.T)  # (N, M): a block's members are columns
-
-    def one_block(start: int) -> np.ndarray:
-        stop = min(num_pairs, start + block)
-        a, b = layout.a[start:stop], layout.b[start:stop]
-        ra, rb = rows_t[:, a], rows_t[:, b]
-        xor = ra ^ rb
-        # Per example, how many of each category's pairs the members disagree on: whole
-        # numbers below 2**24, exact in float32 whatever the order of the blocks.
-        category = (
-            xor.astype(np.float32) @ category_matrix[:, start:stop].T
-            if category_matrix is not None
-            else np.zeros((n, 0), dtype=np.float32)
-        )
-        ei = None
-        if weights is not None:
-            ei = resampled_sums(weights, xor.T, small).astype(np.float64)
-            kept["error_inconsistency"][:, start:stop] = ei
-            low, high = resamples.interval(ei)
-            intervals["error_inconsistency_lo"][start:stop] = low
-            intervals["error_inconsistency_hi"][start:stop] = high
-            low, high = resamples.kappa_interval(accuracy, ei, a, b)
-            intervals["error_consistency_lo"][start:stop] = low
-            intervals["error_consistency_hi"][start:stop] = high
-        if with_ensembles:
-            _scored_block(start, stop, ra, rb, xor, ei)
-        return category
-
-    def _scored_block(
-        start: int,
-        stop: int,
-        ra: np.ndarray,
-        rb: np.ndarray,
-        xor: np.ndarray,
-        ei: np.ndarray | None,
-    ) -> None:
-        assert ensemble_bits is not None
-        lo, hi = np.searchsorted(layout.scored, [start, stop])
-        if lo == hi:
-            return
-        positions = layout.scored[lo:hi]
-        local = positions - start
-        if len(local) < stop - start:
-            ra, rb, xor = ra[:, local], rb[:, local], xor[:, local]
-            ei = None if ei is None else ei[:, local]
-        ens = unpack_columns(ensemble_bits, int(lo), int(hi))
-        best = rows_t[:, layout.best[positions]]
-        counts = ensemble_counts(ra.T, rb.T, ens.T)
-        count_parts.append((int(lo), counts))  # blocks finish in any order: sorted later
-        ensemble_only[positions] = (ens & ~best).sum(axis=0)
-        best_only[positions] = (~ens & best).sum(axis=0)
-        if weights is None or ei is None:
-            return
-        a, b = layout.a[positions], layout.b[positions]
-        converted = ens & xor
-        sums = {
-            name: resampled_sums(weights, values.T, small).astype(np.float64)
-            for name, values in (
-                ("ensemble_acc", ens),
-                ("converted", converted),
-                ("neither_converted", ens & ~(ra | rb)),
-            )
-        }
-        del converted
-        kept["ensemble_acc"][:, lo:hi] = sums["ensemble_acc"]
-        kept["converted"][:, lo:hi] = sums["converted"]
-        _ensemble_intervals(
-            intervals,
-            positions,
-            resamples,
-            accuracy,
-            sums,
-            ei,
-            a,
-            b,
-            layout.best[positions],
-            layout.base,
-            counts,
-        )
-
     category_counts = np.zeros((n, num_categories), dtype=np.float32)
-    for part in parallel_map(one_block, range(0, num_pairs, block)):
-        category_counts += part
+    block_seconds = []
+    for part in blocks:  # in block order
+        block_seconds.append(part.seconds)
+        pairs = slice(part.start, part.stop)
+        scored = slice(part.scored_lo, part.scored_hi)
+        for column, values in part.intervals.items():
+            intervals[column][pairs] = values
+        kept["error_inconsistency"][:, pairs] = part.kept["error_inconsistency"]
+        kept["ensemble_acc"][:, scored] = part.kept["ensemble_acc"]
+        kept["converted"][:, scored] = part.kept["converted"]
+        ensemble_only[pairs], best_only[pairs] = part.ensemble_only, part.best_only
+        if part.counts is not None:
+            count_parts.append(part.counts)
+        category_counts += part.category
     counts = None
     if with_ensembles:
-        count_parts.sort(key=lambda item: item[0])
         counts = EnsembleCounts(
             *(
-                np.concatenate([getattr(part, f) for _, part in count_parts])
+                np.concatenate([getattr(part, f) for part in count_parts])
                 for f in EnsembleCounts.__dataclass_fields__
             )
         )
@@ -288,6 +364,7 @@ def pair_statistics(
         ensemble_only=ensemble_only,
         best_only=best_only,
         sums=ResampledSums(accuracy=accuracy, category_ei=category_ei, **kept).freeze(),
+        block_seconds=block_seconds,
     )
 
 
@@ -304,7 +381,8 @@ def _ensemble_intervals(
     base: int,
     counts: EnsembleCounts,
 ) -> None:
-    """The intervals of the scored pairs at ``positions`` from their resampled sums."""
+    """The intervals of the scored pairs at ``positions`` (indices into ``intervals``'
+    arrays, the block's own) from their resampled sums."""
     ens = sums["ensemble_acc"]
 
     def put(name: str, bounds: tuple[np.ndarray, np.ndarray]) -> None:

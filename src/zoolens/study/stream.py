@@ -18,6 +18,7 @@ Fig. 11 (interpolation).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class EvalPass:
     # (steps, N_eval) bool: each greedy prefix right (EvalPlan.greedy_steps), or None
     greedy_correct: np.ndarray | None = None
     chunk_seconds: list[float] = field(default_factory=list)  # eval_chunk wall, chunk order
+    pair_block_seconds: list[float] = field(default_factory=list)  # pair blocks', in order
 
 
 def pair_positions(num_models: int, rows: np.ndarray) -> np.ndarray:
@@ -322,9 +324,20 @@ def run_eval_pass(inputs: ZooInputs, calibration: Calibration, plan: EvalPlan) -
             bounds,
             plan.pair_block,
             workers.map,
+            run_blocks=(
+                functools.partial(
+                    run_chunks_ray,
+                    address=plan.ray_address,
+                    what="pairs' bootstrap",
+                    unit="pairs",
+                )
+                if plan.ray
+                else None
+            ),
         )
     out.counts, out.sums, out.pair_intervals = pairs.counts, pairs.sums, pairs.intervals
     out.ensemble_only, out.best_only = pairs.ensemble_only, pairs.best_only
+    out.pair_block_seconds = pairs.block_seconds
     return out
 
 
