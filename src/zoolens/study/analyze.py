@@ -54,6 +54,7 @@ through ``Zoo.scores`` with the remaining mass spread evenly over the other clas
 from __future__ import annotations
 
 from collections.abc import Sequence
+import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ from zoolens.study.assemble import (
 )
 from zoolens.study.bootstrap import Resamples
 from zoolens.study.budget import Budget, pareto_summary, pareto_table, parse_budget
+from zoolens.study.distributed import ray_session
 from zoolens.study.greedy import (
     GreedyOutcome,
     GreedySkipped,
@@ -263,7 +265,10 @@ def run_analysis(
     reference_name: str = "reference",
 ) -> AnalysisResult:
     """The pipeline of the module doc on ``options``; see :func:`analyze`."""
-    with one_torch_thread():  # parallel across models instead (study.threads)
+    with (
+        one_torch_thread(),  # parallel across models instead (study.threads)
+        ray_session(options.ray_address) if options.ray else contextlib.nullcontext(),
+    ):
         return _run_analysis(zoo, options, out_dir, shift=shift, reference_name=reference_name)
 
 

@@ -27,6 +27,7 @@ Every node must see the zoo at the same path (a shared filesystem): tasks reopen
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -59,6 +60,22 @@ def worker_zoo(path: str) -> Any:
         _ZOOS.clear()
         zoo = _ZOOS[path] = Zoo.open(path)
     return zoo
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray started (or reached) once for a whole analysis and shut down at its end when
+    this call started it: the stages' task runners below then find it running, instead of
+    starting and stopping a local cluster each (seconds apiece)."""
+    from zoolens.collect.distributed import import_ray, start_ray  # Ray's conventions
+
+    ray = import_ray()
+    started = start_ray(ray, address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def run_chunks_ray(
