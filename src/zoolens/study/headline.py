@@ -212,17 +212,20 @@ def resampled_pair_rows(
     pairs: tuple[np.ndarray, np.ndarray],
     start: int,
     stop: int,
+    conversion_pairs: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """(stop − start, P) per-resample pair statistics for resamples ``start:stop`` of the
-    measured pairs (``pairs``: members a, b, ``ZooInputs.pair_a`` / ``pair_b``; NaN for
-    pairs without probabilities), from the sums kept after the evaluation pass on the
-    shared resamples (``study.pairblocks.ResampledSums``):
+    """Per-resample pair statistics for resamples ``start:stop`` of the measured pairs
+    (``pairs``: members a, b, ``ZooInputs.pair_a`` / ``pair_b``), from the sums kept after
+    the evaluation pass on the shared resamples (``study.pairblocks.ResampledSums``):
 
-    - error_inconsistency_b = N × Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N, as int64;
-    - ensemble_gain_b = 2N × Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N, as int64 (0 for pairs
-      without probabilities);
-    - conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n]
-      (NaN where the resampled denominator is 0, and for pairs without probabilities).
+    - error_inconsistency_b = N × Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N, (stop − start, P) int64;
+    - ensemble_gain_b = 2N × Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N, (stop − start, P)
+      int64 (0 for pairs without probabilities);
+    - conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n] for the
+      pairs ``conversion_pairs`` only (sorted indices; the headline averages it over the
+      categories of the base's pairs, at most M − 1 of the P), (stop − start,
+      len(conversion_pairs)) float64, NaN where the resampled denominator is 0 and for
+      pairs without probabilities.
 
     The first two are the resampled means scaled to whole numbers (each sum is one): a
     strictly increasing map of the means, so their ranks — all Spearman's rho reads — are
@@ -231,24 +234,29 @@ def resampled_pair_rows(
     sums = evaluation.sums
     assert sums is not None, "the pass's sums are made when it ends"
     num_pairs = len(evaluation.pair_scored)
+    rows = stop - start
+    xor = np.asarray(sums.error_inconsistency[start:stop], dtype=np.int64)
     out = {
-        "conversion": np.full((stop - start, num_pairs), np.nan),
-        "ensemble_gain": np.zeros((stop - start, num_pairs), dtype=np.int64),
+        "error_inconsistency": xor,
+        "ensemble_gain": np.zeros((rows, num_pairs), dtype=np.int64),
+        "conversion": np.full((rows, len(conversion_pairs)), np.nan),
     }
-    xor = sums.rows("error_inconsistency", start, stop)
-    out["error_inconsistency"] = xor.astype(np.int64)
     scored = evaluation.pair_scored
     if evaluation.counts is None or not int(scored.sum()):
         return out
     a, b = pairs[0][scored], pairs[1][scored]
-    ens = sums.rows("ensemble_acc", start, stop)
-    right = sums.accuracy[start:stop]
-    out["ensemble_gain"][:, scored] = (2 * ens - (right[:, a] + right[:, b])).astype(np.int64)
-    den = xor[:, scored]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["conversion"][:, scored] = np.where(
-            den > 0, sums.rows("converted", start, stop) / den, np.nan
-        )
+    right = sums.accuracy[start:stop].astype(np.int64)  # whole numbers, exact
+    ens = np.asarray(sums.ensemble_acc[start:stop], dtype=np.int64)
+    out["ensemble_gain"][:, scored] = 2 * ens - (right[:, a] + right[:, b])
+    wanted = conversion_pairs[scored[conversion_pairs]]  # pairs with probabilities
+    if len(wanted):
+        position = np.cumsum(scored) - 1  # a scored pair's column in the scored sums
+        den = xor[:, wanted].astype(np.float64)
+        num = np.asarray(sums.converted[start:stop][:, position[wanted]], dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["conversion"][:, np.searchsorted(conversion_pairs, wanted)] = np.where(
+                den > 0, num / den, np.nan
+            )
     return out
 
 
@@ -280,12 +288,21 @@ def resampled_headline_values(
     ``correlated``: per name, the pairs Spearman's rho is taken over."""
     size = max(resamples.n_bootstrap, 0) if resamples.counts is not None else 0
     means: dict[str, list[np.ndarray]] = {c: [] for c in defined}
+    # conversion only where a category reads it (the base's pairs), in pair order
+    num_pairs = len(evaluation.pair_scored)
+    union = np.zeros(num_pairs, dtype=bool)
+    for mask in defined.values():
+        union |= mask
+    conversion_pairs = np.flatnonzero(union)
+    within = {c: mask[conversion_pairs] for c, mask in defined.items()}
     rhos: dict[str, list[np.ndarray]] = {name: [] for name in correlated}
     step = max(1, _RESAMPLE_BLOCK_VALUES // max(len(evaluation.pair_scored), 1))
     with model_workers() as workers:
         for start in range(0, size, step):
-            rows = resampled_pair_rows(resamples, evaluation, pairs, start, min(size, start + step))
-            for category, mask in defined.items():
+            rows = resampled_pair_rows(
+                resamples, evaluation, pairs, start, min(size, start + step), conversion_pairs
+            )
+            for category, mask in within.items():
                 means[category].append(category_resample_means(rows["conversion"], mask))
             for name, mask in correlated.items():
                 ei, gain = rows["error_inconsistency"][:, mask], rows["ensemble_gain"][:, mask]
