@@ -574,33 +574,43 @@ def stage_headline(
         chosen.selection,
     )
     pairs_summary(summary, options.pairs)
+    # the per-block times a cluster's time scales from (README, Ray): the evaluation
+    # pass's example chunks, then the pairs' bootstrap's blocks of pairs (study.pairblocks)
     if evaluation.chunk_seconds:
-        chunk_s = np.asarray(evaluation.chunk_seconds)
-        # the per-block time a cluster's evaluation time scales from (README, Ray)
-        summary["evaluation_chunks"] = {
-            "chunks": len(chunk_s),
-            "examples_per_chunk": min(plan.chunk_size, len(inputs.ev)),
-            "median_s": round(float(np.median(chunk_s)), 4),
-            "max_s": round(float(chunk_s.max()), 4),
-            "total_s": round(float(chunk_s.sum()), 3),
-            "ray": options.ray,
-        }
+        summary["evaluation_chunks"] = _block_times(
+            evaluation.chunk_seconds,
+            "chunks",
+            ("examples_per_chunk", min(plan.chunk_size, len(inputs.ev))),
+            options.ray,
+        )
     if evaluation.pair_block_seconds:
-        block_s = np.asarray(evaluation.pair_block_seconds)
-        # the pairs' bootstrap after the chunks, block by block (study.pairblocks)
-        summary["pair_blocks"] = {
-            "blocks": len(block_s),
-            "pairs_per_block": min(plan.pair_block, len(inputs.pair_a)),
-            "median_s": round(float(np.median(block_s)), 4),
-            "max_s": round(float(block_s.max()), 4),
-            "total_s": round(float(block_s.sum()), 3),
-            "ray": options.ray,
-        }
+        summary["pair_blocks"] = _block_times(
+            evaluation.pair_block_seconds,
+            "blocks",
+            ("pairs_per_block", min(plan.pair_block, len(inputs.pair_a))),
+            options.ray,
+        )
     if options.exact_topk and evaluation.prune.entries:
         summary["topk_fallback_rate"] = evaluation.prune.fallback_rate
     if budget is not None:
         summary["budget"] = budget.summary(options.base, sidekicks)
     return summary
+
+
+def _block_times(
+    seconds: Sequence[float], count_key: str, size: tuple[str, int], ray: bool
+) -> dict[str, Any]:
+    """summary.json's record of blocks of work run one after another or as tasks: how many,
+    their size, and the median, largest and total of their wall times."""
+    times = np.asarray(seconds)
+    return {
+        count_key: len(times),
+        size[0]: size[1],
+        "median_s": round(float(np.median(times)), 4),
+        "max_s": round(float(times.max()), 4),
+        "total_s": round(float(times.sum()), 3),
+        "ray": ray,
+    }
 
 
 def stage_shift(

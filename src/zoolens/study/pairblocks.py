@@ -90,7 +90,7 @@ class ResampledSums:
     - category_ei (B, K) float64: per category of pairs with the base, the mean over its
       pairs of r_a ⊕ r_b;
     - error_inconsistency (B, P), ensemble_acc and converted (B, P_scored): r_a ⊕ r_b, e,
-      e ∧ (r_a ⊕ r_b), as exact integers (:func:`sum_dtype`); :meth:`rows` gives float64.
+      e ∧ (r_a ⊕ r_b), as exact integers (:func:`sum_dtype`).
 
     Frozen: the arrays are read-only once made, so summaries only read.
     """
@@ -105,10 +105,6 @@ class ResampledSums:
         for f in fields(self):
             getattr(self, f.name).setflags(write=False)
         return self
-
-    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Resamples ``start:stop`` of statistic ``name`` as float64 (exact)."""
-        return np.asarray(getattr(self, name)[start:stop], dtype=np.float64)
 
 
 @dataclass
