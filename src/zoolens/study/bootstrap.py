@@ -119,10 +119,10 @@ class Resamples:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of each pair's error consistency κ on these resamples.
 
-        ``accuracy`` (B, M) and ``error_inconsistency`` (B, P) are the pass's resampled sums
-        (``study.pairblocks.ResampledSums``), ``a``/``b`` (P,) the pairs' model indices. κ is a function of
-        the pair's three means (``measure.agreement.kappa_from_rates``), so resample b's κ
-        is that function of resample b's means: no extra pass over the examples, and the
+        ``accuracy`` (B, M) and ``error_inconsistency`` (B, P) are resampled sums
+        (``study.pairblocks``), ``a``/``b`` (P,) the pairs' model indices. κ is a function
+        of the pair's three means (``measure.agreement.kappa_from_rates``), so resample b's
+        κ is that function of resample b's means: no extra pass over the examples, and the
         same resamples as the EI and accuracy intervals. Pairs are taken in blocks so that
         at most about 16 M resampled values exist at once.
         """

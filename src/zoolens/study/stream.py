@@ -8,9 +8,9 @@ full-row reference), the all-model ensemble, the interpolation curves; from the 
 majority vote. Per-model counts accumulate across chunks and each scored pair's ensemble
 correctness is kept as one bit an example, so memory is bounded by the chunk and those
 bits, never by a float per example. After the chunks, ``study.pairblocks`` takes the pairs'
-counts, intervals and resampled sums a block of pairs at a time. With base-only pairs the block is made a group
-of models at a time (``_grouped_block``), so memory is bounded by the group too, never by
-the number of models, and chunks stay long at thousands of models.
+counts, intervals and resampled sums a block of pairs at a time. With base-only pairs the
+block is made a group of models at a time (``_grouped_block``), so memory is bounded by the
+group too, never by the number of models, and chunks stay long at thousands of models.
 
 Paper: Gontijo-Lopes et al. (2021) Sec. 4.2-4.3 (ensembles, gain, conversion; Fig. 2, 10),
 Fig. 11 (interpolation).
