@@ -104,3 +104,41 @@ def test_card_validation():
     with pytest.raises(ZoolensError, match="seed"):
         to_card({"seed": "abc"}, "m")
     assert ModelCard.model_validate_json(ModelCard(**BASE).model_dump_json()) == ModelCard(**BASE)
+
+
+def test_pair_categories_equal_pair_category_on_every_pair():
+    """``pair_categories`` (each card normalised once, pairs compared as integer codes)
+    gives ``pair_category``'s answer (the oracle) on every pair of a zoo whose cards mix
+    every rule: explicit categories, dataset aliases, missing values, hyper-parameter dicts
+    whose values differ only in type (1 and 1.0 are equal after normalisation) or in nested
+    lists, the arch family's fallback, seeds missing or equal."""
+    import itertools
+
+    import numpy as np
+
+    from zoolens.zoo.categories import pair_categories
+
+    rng = np.random.default_rng(7)
+    choices = dict(
+        arch=["resnet50", "resnet101", "vit_b16", None, "ResNet-50"],
+        arch_family=[None, "resnet", "ResNet", "vit"],
+        framework=["supervised", "sup", "contrastive", None],
+        pretrain_data=["ImageNet", "in1k", "imagenet-21k", None, ""],
+        hparams=[{"lr": 1}, {"lr": 1.0}, {"lr": 0.1, "aug": ["a", "b"]}, {"aug": ["a", "B"]}, {}],
+        seed=[None, 0, 1],
+        head=["trained", None, "zero-shot"],
+        category=[None, None, None, "Arch", "Dataset"],
+    )
+    cards = [
+        ModelCard(name=f"m{i}", **{k: v[rng.integers(len(v))] for k, v in choices.items()})
+        for i in range(38)
+    ]
+    cards.append(cards[0].model_copy(update={"name": "twin"}))  # "Same" as m0
+    cards.append(cards[1].model_copy(update={"name": "reseeded", "seed": 99}))
+    a, b = (np.array(index) for index in zip(*itertools.permutations(range(40), 2)))
+    expected = [pair_category(cards[i], cards[j]) for i, j in zip(a, b)]
+    got = pair_categories(cards, a, b)
+    assert got == expected
+    assert set(expected) >= {"Same", "Reinit", "HParam", "Arch", "Framework", "Dataset"}
+    assert pair_categories([c.model_dump() for c in cards], a[:50], b[:50]) == expected[:50]
+    assert pair_categories(cards, a[:0], b[:0]) == []

