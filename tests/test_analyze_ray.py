@@ -62,7 +62,13 @@ def cluster():
     ray.shutdown()
 
 
-def test_ray_tables_equal_the_local_run(cluster, tmp_path):
+def test_ray_tables_equal_the_local_run(cluster, tmp_path, monkeypatch):
+    """Every stage that has Ray tasks uses them here (blocks and groups made small enough
+    for this zoo: the predictions three models a task, the CSV tables five rows a task), and
+    every table is the local run's, byte for byte."""
+    from zoolens.study import analyze as analyze_module
+    from zoolens.study import inputs as inputs_module
+    from zoolens.study import tables
     from zoolens.study.analyze import analyze
 
     zoo_kw, options = ref.SYNTHETIC_CASES["synthetic"]
@@ -70,7 +76,33 @@ def test_ray_tables_equal_the_local_run(cluster, tmp_path):
     options = dict(options)
     base = options.pop("base")
     local = analyze(zoo, base, tmp_path / "local", parquet=False, **options)
+
+    monkeypatch.setattr(inputs_module, "PREDICTION_GROUP", 3)
+    monkeypatch.setattr(tables, "CSV_BLOCK_ROWS", 5)
+    tasks: dict[str, list] = {"predictions": [], "csv": []}
+
+    def spy(real, kind):
+        def run(task, items, *args, **kwargs):
+            tasks[kind].append((task.__name__, list(items)))
+            return real(task, items, *args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(
+        inputs_module, "map_tasks_ray", spy(inputs_module.map_tasks_ray, "predictions")
+    )
+    monkeypatch.setattr(analyze_module, "run_chunks_ray", spy(analyze_module.run_chunks_ray, "csv"))
     remote = analyze(zoo, base, tmp_path / "ray", parquet=False, ray=True, **options)
+    names = list(zoo.models)
+    groups = [tuple(names[i : i + 3]) for i in range(0, len(names), 3)]
+    assert ("predictions_task", groups) in tasks["predictions"]
+    scored = [name for name in names if zoo.kind(name) != "decisions"]
+    assert ("fit_task", scored) in tasks["predictions"]  # the same runner
+    formatted = {len(bounds) for _, bounds in tasks["csv"]}
+    assert {task for task, _ in tasks["csv"]} == {"csv_rows"}
+    long_tables = [frame for frame in local.tables().values() if len(frame) > 5]
+    assert len(tasks["csv"]) == len(long_tables)  # every table over five rows, in blocks
+    assert -(-len(local.pairs) // 5) in formatted  # pairs.csv, five rows a task
     assert len(remote.tables()) == len(local.tables())
     for name, frame in local.tables().items():
         pd.testing.assert_frame_equal(remote.tables()[name], frame, check_exact=True)
@@ -130,3 +162,22 @@ def test_ray_base_only_equals_the_local_base_only_run(cluster, tmp_path):
         assert (tmp_path / "ray" / f"{name}.csv").read_bytes() == (
             tmp_path / "local" / f"{name}.csv"
         ).read_bytes(), name
+
+
+def test_ray_damaged_model_file_is_the_local_one_line(cluster, tmp_path):
+    """A model file damaged after the zoo was made fails its predictions task on a worker:
+    the same one error line as the local run (naming the file), exit 1, nothing written."""
+    zoo = ref.build_synthetic(tmp_path / "zoo", seed=3)
+    (victim,) = (zoo.path / "models").glob("wide-*.safetensors")
+    victim.write_bytes(victim.read_bytes()[:-16])  # truncated
+    lines = {}
+    for flag in ([], ["--ray"]):
+        out = tmp_path / ("ray" if flag else "local")
+        argv = ["--quiet", "analyze", str(zoo.path), "--base", "base", "--out", str(out)]
+        result = CliRunner().invoke(app, [*argv, "--bootstrap", "0", *flag])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("error: ") and result.output.count("\n") == 1
+        assert victim.name in result.output
+        assert not out.exists()
+        lines[bool(flag)] = result.output
+    assert lines[True] == lines[False]

@@ -131,6 +131,65 @@ def test_write_results_rejects_a_file_as_folder(tmp_path):
         tables.write_results(tmp_path / "f", {}, {})
 
 
+def _awkward_frame(rows: int) -> pd.DataFrame:
+    """Every kind of cell pandas formats: floats that need 17 digits, exponents, NaN, +-inf,
+    -0.0, float32, ints, bools, missing text, text that needs quoting, non-ASCII text and
+    text a spreadsheet would run as a formula (csv_safe escapes it)."""
+    rng = np.random.default_rng(0)
+    floats = rng.normal(size=rows) * 10.0 ** rng.integers(-320, 300, size=rows)
+    floats[::7] = np.nan
+    floats[1::11] = np.inf
+    floats[2::13] = -0.0
+    texts = np.array(["a,b", 'say "hi"', "two\nlines", "=SUM(A1)", "Ωmega", None], object)
+    return pd.DataFrame(
+        {
+            "model_a": texts[np.arange(rows) % len(texts)],
+            "value": floats,
+            "single": rng.random(rows).astype(np.float32),
+            "count": rng.integers(-(2**40), 2**40, size=rows),
+            "flag": rng.random(rows) < 0.5,
+        }
+    )
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 50, 51, 333])
+def test_csv_in_blocks_is_the_same_bytes(tmp_path, monkeypatch, rows):
+    """``write_csv`` with a block runner (``analyze --ray`` formats pairs.csv in row blocks
+    as Ray tasks) writes the bytes of pandas' own ``to_csv`` of the whole table, at every
+    block boundary; a table at or under ``CSV_BLOCK_ROWS`` is written whole."""
+    monkeypatch.setattr(tables, "CSV_BLOCK_ROWS", 50)
+    frame = _awkward_frame(rows)
+    calls = []
+
+    def run_blocks(task, table, bounds):
+        calls.append(list(bounds))
+        return (task(table, start, stop) for start, stop in bounds)
+
+    tables.write_csv(tmp_path / "blocks.csv", frame, run_blocks)
+    tables.csv_safe_frame(frame).to_csv(tmp_path / "whole.csv", index=False)  # the oracle
+    assert (tmp_path / "blocks.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    expected = [] if rows <= 50 else [[(s, min(s + 50, rows)) for s in range(0, rows, 50)]]
+    assert calls == expected
+    if rows:
+        back = pd.read_csv(tmp_path / "blocks.csv")
+        np.testing.assert_array_equal(back["value"].to_numpy(), frame["value"].to_numpy())
+    if rows > 3:  # the formula cell escaped, as in every table zoolens writes
+        assert back["model_a"].iloc[3] == "'=SUM(A1)"
+
+
+def test_csv_in_blocks_failure_leaves_nothing(tmp_path, monkeypatch):
+    """A block that fails (a Ray task's error) leaves no file and no temporary file."""
+    monkeypatch.setattr(tables, "CSV_BLOCK_ROWS", 10)
+
+    def run_blocks(task, table, bounds):
+        yield task(table, *bounds[0])
+        raise ZoolensError("CSV tables: Ray task for rows 10..19 failed")
+
+    with pytest.raises(ZoolensError, match="rows 10..19"):
+        tables.write_csv(tmp_path / "t.csv", _awkward_frame(30), run_blocks)
+    assert list(tmp_path.iterdir()) == []
+
+
 # ----------------------------------------------------------------------------- bootstrap
 
 

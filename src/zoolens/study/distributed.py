@@ -1,5 +1,6 @@
 """``zoolens analyze --ray``: the evaluation pass's example chunks and the per-model
-temperature fits as Ray tasks, with the conventions of ``zoolens collect --ray``
+temperature fits as Ray tasks (with the reading of the models' predictions and the
+formatting of large CSV tables), with the conventions of ``zoolens collect --ray``
 (``collect.distributed``): ``ray.init(address)`` (None: a local cluster, ``auto`` /
 ``RAY_ADDRESS`` / ``ray://head:10001``: an existing one), one CPU per task, retried on worker
 or node failure and on transient errors (OSError; bad input, ZoolensError, is reported at
@@ -9,16 +10,20 @@ How the work is split: a chunk task (``study.stream.chunk_task``) reads its bloc
 evaluation examples for every model (the fused pass per model, the pair ensembles of every
 pair on those examples, majority vote, interpolation curves) and returns that chunk's counts
 and its pairs' ensemble correctness, one bit per pair and example; a fit task
-(``study.inputs.fit_task``) reads one model's calibration rows. The driver merges the chunks
+(``study.inputs.fit_task``) reads one model's calibration rows; a predictions task
+(``study.inputs.predictions_task``) a group of models' top classes; a CSV task
+(``study.tables.csv_rows``) formats a block of a large table's rows (pairs.csv at 1,000
+models: 499,500 rows), which the driver writes in order. The driver merges the chunks
 in chunk order (``study.stream.merge_chunk``, holding a finished chunk until the ones before
 it arrive); then the pairs' bootstrap runs the same way, one task per block of pairs
 (``study.pairblocks.pair_block``: R, the bits and the resamples put once), merged in block
 order, so every table is bit-identical to the local run.
-Predictions, the default interpolation pair's curves and greedy selection run on the driver.
+The default interpolation pair's curves, greedy selection and the headline run on the
+driver.
 
 This module only runs tasks: the task bodies live with the stage they belong to
-(``study.stream``, ``study.inputs``, ``study.pairblocks``); the stages import this module
-and pass them in, so the dependency points one way.
+(``study.stream``, ``study.inputs``, ``study.pairblocks``, ``study.tables``); the stages
+import this module and pass them in, so the dependency points one way.
 
 Every node must see the zoo at the same path (a shared filesystem): tasks reopen it by path
 (``Zoo.open``), nothing of it travels through the object store except the analysis context
@@ -131,36 +136,38 @@ def run_chunks_ray(
             ray.shutdown()
 
 
-def fit_temperatures_ray(
-    fit_task: Callable[[str, str, Any, Any], Any],
-    zoo_path: str,
-    names: Sequence[str],
-    cal: Any,
-    labels_cal: Any,
+def map_tasks_ray(
+    task: Callable[..., Any],
+    items: Sequence[Any],
     address: str | None,
+    *,
+    shared: Sequence[Any] = (),
+    announce: str,
+    what: Callable[[Any], str],
 ) -> list[Any]:
-    """``fit_task(zoo_path, name, cal, labels_cal)`` (a TemperatureFit) of each model in
-    ``names`` (in that order), one Ray task each."""
+    """``[task(item, *shared) for item in items]``, one Ray task per item, in the order of
+    ``items`` (``shared`` put in the object store once). ``announce`` is logged when the
+    tasks are submitted; ``what(item)`` names a failed task in its error line."""
     from zoolens.collect.distributed import import_ray, start_ray  # Ray's conventions
 
     ray = import_ray()
     started = start_ray(ray, address)
     try:
-        remote = ray.remote(fit_task).options(
+        remote = ray.remote(task).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]
         )
-        cal_ref, labels_ref = ray.put(cal), ray.put(labels_cal)
-        refs = [remote.remote(zoo_path, name, cal_ref, labels_ref) for name in names]
-        info(f"temperature scaling: {len(refs)} fit task(s) on Ray")
-        fits = []
-        for name, ref in zip(names, refs):
+        shared_refs = [ray.put(value) for value in shared]
+        refs = [remote.remote(item, *shared_refs) for item in items]
+        info(announce)
+        results = []
+        for item, ref in zip(items, refs):
             try:
-                fits.append(ray.get(ref))
+                results.append(ray.get(ref))
             except Exception as exc:
                 for other in refs:
                     ray.cancel(other)
-                raise _failed(f"temperature fit of model {name!r}: Ray task", exc) from None
-        return fits
+                raise _failed(what(item), exc) from None
+        return results
     finally:
         if started:
             ray.shutdown()

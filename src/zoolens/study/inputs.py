@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -22,7 +23,7 @@ from zoolens.measure.calibration import TemperatureFit, fit_temperature
 from zoolens.measure.ensemble import check_combine
 from zoolens.progress import track
 from zoolens.study import tables
-from zoolens.study.distributed import fit_temperatures_ray, worker_zoo
+from zoolens.study.distributed import map_tasks_ray, worker_zoo
 from zoolens.study.threads import model_workers
 
 DEFAULT_MEMORY_BUDGET = 2**30
@@ -257,9 +258,23 @@ def open_zoo(zoo: ZooReader | str | Path) -> ZooReader:
     return Zoo.open(Path(zoo))
 
 
-def load_inputs(zoo: ZooReader, *, min_models: int = 2, calibration: bool = True) -> ZooInputs:
+#: Models per predictions task with ``--ray`` (:func:`predictions_task`): a task reads
+#: ``PREDICTION_GROUP`` models' score files, enough work to outweigh a task's overhead.
+PREDICTION_GROUP = 8
+
+
+def load_inputs(
+    zoo: ZooReader,
+    *,
+    min_models: int = 2,
+    calibration: bool = True,
+    ray: bool = False,
+    ray_address: str | None = None,
+) -> ZooInputs:
     """Read names, kinds, cards, splits and every model's predictions; check the zoo is
-    analysable (no base-relative fields: see :func:`read_inputs`).
+    analysable (no base-relative fields: see :func:`read_inputs`). With ``ray`` the
+    predictions are read by Ray tasks, :data:`PREDICTION_GROUP` models each
+    (:func:`predictions_task`; the workers open the zoo by its path).
 
     Without a calibration split (``calibration=False``, or a zoo created with calibration
     fraction 0) the evaluation split is every example and ``cal`` is empty: temperatures are
@@ -283,11 +298,24 @@ def load_inputs(zoo: ZooReader, *, min_models: int = 2, calibration: bool = True
         )
     kinds = [zoo.kind(name) for name in names]
     labels = np.asarray(zoo.labels)
-    # Models side by side (each argmax runs on its own core, study.threads).
-    with model_workers() as workers:
-        predictions = np.stack(
-            list(workers.map(lambda name: np.asarray(zoo.predictions(name), np.int64), names))
+    if ray:
+        groups = [
+            tuple(names[i : i + PREDICTION_GROUP]) for i in range(0, len(names), PREDICTION_GROUP)
+        ]
+        predictions = np.concatenate(
+            map_tasks_ray(
+                predictions_task,
+                groups,
+                ray_address,
+                shared=(str(zoo.path),),
+                announce=f"predictions: {len(groups)} task(s) on Ray",
+                what=lambda group: f"predictions of model {group[0]!r} and the next: Ray task",
+            )
         )
+    else:
+        # Models side by side (each argmax runs on its own core, study.threads).
+        with model_workers() as workers:
+            predictions = np.stack(list(workers.map(partial(model_predictions, zoo), names)))
     correct_all = correctness(predictions, labels)
     return ZooInputs(
         zoo=zoo,
@@ -304,11 +332,23 @@ def load_inputs(zoo: ZooReader, *, min_models: int = 2, calibration: bool = True
     )
 
 
+def model_predictions(zoo: ZooReader, name: str) -> np.ndarray:
+    """One model's top class per example, (N,) int64."""
+    return np.asarray(zoo.predictions(name), np.int64)
+
+
+def predictions_task(names: tuple[str, ...], zoo_path: str) -> np.ndarray:
+    """The top classes of the models ``names``, (len(names), N) int64: the body of a Ray
+    task of :func:`load_inputs` (the worker reopens the zoo by path)."""
+    zoo = worker_zoo(zoo_path)
+    return np.stack([model_predictions(zoo, name) for name in names])
+
+
 def with_base(inputs: ZooInputs, base: str, role: str = "--base", pairs: str = "all") -> ZooInputs:
     """Fill the base-relative fields: base index, the measured pairs (every pair, or the
     base's with ``pairs="base"``), model and pair categories, category masks."""
     from zoolens.measure.agreement import base_pair_index, pair_index
-    from zoolens.zoo.categories import pair_category
+    from zoolens.zoo.categories import pair_categories, pair_category
 
     base_index = inputs.index(base, role)
     cards = inputs.cards
@@ -326,7 +366,7 @@ def with_base(inputs: ZooInputs, base: str, role: str = "--base", pairs: str = "
         pair_b=b_idx,
         base_index=base_index,
         base_category=base_category,
-        pair_category=[pair_category(cards[a], cards[b]) for a, b in zip(a_idx, b_idx)],
+        pair_category=pair_categories(cards, a_idx, b_idx),
         category_masks=base_category_masks(base_index, base_category, a_idx, b_idx),
     )
 
@@ -342,9 +382,10 @@ def read_inputs(zoo: ZooReader, options: AnalyzeOptions) -> ZooInputs:
         + [(m, "--interpolate") for pair in options.interpolation_pairs for m in pair]
     ):
         check_model(zoo, name, role)
-    inputs = with_base(
-        load_inputs(zoo, calibration=options.calibration), options.base, pairs=options.pairs
+    loaded = load_inputs(
+        zoo, calibration=options.calibration, ray=options.ray, ray_address=options.ray_address
     )
+    inputs = with_base(loaded, options.base, pairs=options.pairs)
     if options.start is not None and not inputs.has_scores[inputs.index(options.start, "--start")]:
         # Before the evaluation pass: the selection would refuse it only at the very end.
         raise ZoolensError(
@@ -394,14 +435,15 @@ def calibrate(
 
         if ray:
             names = [inputs.names[i] for i in inputs.scored]
-            fits.update(
-                zip(
-                    names,
-                    fit_temperatures_ray(
-                        fit_task, str(inputs.zoo.path), names, inputs.cal, labels_cal, ray_address
-                    ),
-                )
+            fitted = map_tasks_ray(
+                fit_task,
+                names,
+                ray_address,
+                shared=(str(inputs.zoo.path), inputs.cal, labels_cal),
+                announce=f"temperature scaling: {len(names)} fit task(s) on Ray",
+                what=lambda name: f"temperature fit of model {name!r}: Ray task",
             )
+            fits.update(zip(names, fitted))
             return _calibration(inputs, fits)
         # Models in parallel threads (study.threads); zoo order kept.
         with model_workers(threads) as workers:
@@ -426,8 +468,8 @@ def fit_model(zoo: Any, name: str, cal: np.ndarray, labels_cal: np.ndarray) -> T
         raise ZoolensError(f"model {name!r}: {exc}") from None
 
 
-def fit_task(zoo_path: str, name: str, cal: np.ndarray, labels_cal: np.ndarray) -> TemperatureFit:
-    """:func:`fit_model` as the body of a Ray task (``study.distributed.fit_temperatures_ray``:
+def fit_task(name: str, zoo_path: str, cal: np.ndarray, labels_cal: np.ndarray) -> TemperatureFit:
+    """:func:`fit_model` as the body of a Ray task (``study.distributed.map_tasks_ray``:
     the worker reopens the zoo by path)."""
     return fit_model(worker_zoo(zoo_path), name, cal, labels_cal)
 

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +71,49 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     atomic_write_with(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
+#: Rows per block where a table's CSV text is made in blocks (:func:`write_csv` with a
+#: runner: ``analyze --ray`` formats pairs.csv's 499,500 rows at 1,000 models as Ray tasks).
+CSV_BLOCK_ROWS = 50_000
+
+#: ``run_blocks(task, frame, bounds)``: ``task(frame, start, stop)`` for each ``(start,
+#: stop)`` of ``bounds``, yielded in that order (``study.distributed.run_chunks_ray``).
+BlockRunner = Callable[
+    [Callable[[pd.DataFrame, int, int], str], pd.DataFrame, Sequence[tuple[int, int]]],
+    Iterable[str],
+]
+
+
+def csv_rows(frame: pd.DataFrame, start: int, stop: int) -> str:
+    """The CSV text of ``frame``'s rows ``start``..``stop - 1`` (the header row first when
+    ``start`` is 0). The blocks of a frame, joined in order, are the bytes of
+    ``frame.to_csv(index=False)``: pandas formats every value on its own (no column-wide
+    widths or precision) and itself writes in row chunks."""
+    return frame.iloc[start:stop].to_csv(index=False, header=start == 0)
+
+
+def write_csv(path: Path, frame: pd.DataFrame, run_blocks: BlockRunner | None = None) -> None:
     """Atomically write ``frame`` as CSV: header row, no index, no comment lines, pandas'
     default number formatting (floats round-trip), text cells that would start a
     spreadsheet formula escaped (``contracts.csv_safe``; numbers untouched). Every study
-    table (analyze's and probe's) is written through here."""
+    table (analyze's and probe's) is written through here. With ``run_blocks`` a table of
+    more than :data:`CSV_BLOCK_ROWS` rows is formatted by it, a block of rows at a time
+    (:func:`csv_rows`), the same bytes."""
     frame = csv_safe_frame(frame)
-    atomic_write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
+    if run_blocks is None or len(frame) <= CSV_BLOCK_ROWS:
+        atomic_write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
+        return
+    bounds = [
+        (start, min(start + CSV_BLOCK_ROWS, len(frame)))
+        for start in range(0, len(frame), CSV_BLOCK_ROWS)
+    ]
+
+    def write(tmp: Path) -> None:
+        # newline="": the text already holds pandas' line terminators (os.linesep).
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            for text in run_blocks(csv_rows, frame, bounds):
+                handle.write(text)
+
+    atomic_write_with(Path(path), write)
 
 
 def csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -115,13 +151,15 @@ def write_table(
     *,
     parquet: bool = True,
     meta: Mapping[str, Any] | None = None,
+    csv_blocks: BlockRunner | None = None,
 ) -> None:
     """Atomically write ``frame`` as ``name.csv`` (and ``name.parquet``) into ``out_dir``, with
     its version record ``name.json`` (``zoolens.contracts.version_record`` plus ``meta`` and
-    ``csv_bytes``, the CSV's size, by which a reader tells a truncated or changed table)."""
+    ``csv_bytes``, the CSV's size, by which a reader tells a truncated or changed table).
+    ``csv_blocks``: see :func:`write_csv`."""
     check_columns(name, frame)
     out_dir = Path(out_dir)
-    write_csv(out_dir / f"{name}.csv", frame)
+    write_csv(out_dir / f"{name}.csv", frame, csv_blocks)
     if parquet:
         atomic_write_with(
             out_dir / f"{name}.parquet", lambda tmp: frame.to_parquet(tmp, index=False)
@@ -191,11 +229,17 @@ class StagedOutput:
         *,
         parquet: bool = True,
         cards: Mapping[str, Mapping[str, Any]] | None = None,
+        csv_blocks: BlockRunner | None = None,
     ) -> None:
         """Stage every table (with this run's id in its version record) and cards.json."""
         with self._discard_on_failure():
             write_tables(
-                self.stage, tables, parquet=parquet, cards=cards, meta={"run_id": self.run_id}
+                self.stage,
+                tables,
+                parquet=parquet,
+                cards=cards,
+                meta={"run_id": self.run_id},
+                csv_blocks=csv_blocks,
             )
 
     def commit(self, summary: dict[str, Any] | None) -> None:
@@ -227,10 +271,12 @@ def write_tables(
     parquet: bool = True,
     cards: Mapping[str, Mapping[str, Any]] | None = None,
     meta: Mapping[str, Any] | None = None,
+    csv_blocks: BlockRunner | None = None,
 ) -> None:
     """Every table (``meta`` added to each version record) and cards.json into the existing
-    folder ``out`` (summary.json is the caller's, written after: :func:`write_results`)."""
+    folder ``out`` (summary.json is the caller's, written after: :func:`write_results`).
+    ``csv_blocks``: see :func:`write_csv`."""
     for name, frame in tables.items():
-        write_table(out, name, frame, parquet=parquet, meta=meta)
+        write_table(out, name, frame, parquet=parquet, meta=meta, csv_blocks=csv_blocks)
     if cards is not None:
         write_json(out / "cards.json", {"table_version": TABLE_VERSION, "cards": dict(cards)})
