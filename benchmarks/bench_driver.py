@@ -12,9 +12,10 @@ Ray cluster of this machine's CPUs, with the extrapolation to 32 one-CPU workers
   a task); the bytes must be identical.
 
 32 workers are extrapolated, not measured (this machine has 2 CPUs): a stage's time there
-is its tasks' one-CPU seconds (measured here in the driver process, one task's work after
-another) spread over 32 CPUs in whole rounds, plus the driver's own part (the local Ray
-run's wall less its tasks' seconds over this machine's CPUs).
+is its tasks' seconds as each took on its worker here (reads included: the extrapolation
+assumes the shared filesystem serves 32 workers as this disk serves 2), dealt to 32 workers
+in order, plus the driver's own part (the local Ray run's wall less its tasks' seconds over
+this machine's CPUs).
 
 Sizes: full (the 1,000 x 10,000 x 1,000 zoo of ``bench_analyze --size huge``, generated if
 missing, 20 GB; 499,500 rows), quick (1,000 x 2,000 x 20 zoo; 499,500 rows), tiny (40 x 1,000
@@ -25,7 +26,6 @@ Example:  python -m benchmarks.bench_driver --size quick
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -68,12 +68,33 @@ def _pairs_frame(rows: int):
     return pd.DataFrame(columns)
 
 
+def timed_predictions_task(names: tuple[str, ...], zoo_path: str) -> tuple[np.ndarray, float]:
+    """``study.inputs.predictions_task`` and its seconds on the worker (reads included)."""
+    from zoolens.study.inputs import predictions_task
+
+    t0 = time.perf_counter()
+    result = predictions_task(names, zoo_path)
+    return result, time.perf_counter() - t0
+
+
+def timed_csv_rows(frame, start: int, stop: int) -> tuple[str, float]:
+    """``study.tables.csv_rows`` and its seconds on the worker."""
+    from zoolens.study.tables import csv_rows
+
+    t0 = time.perf_counter()
+    text = csv_rows(frame, start, stop)
+    return text, time.perf_counter() - t0
+
+
 def _extrapolated(task_seconds: list[float], ray_wall: float, cpus: int) -> tuple[float, float]:
-    """(the driver's own seconds, the stage on WORKERS one-CPU workers)."""
+    """(the driver's own seconds, the stage on WORKERS one-CPU workers): the tasks' seconds
+    as measured on this cluster's workers, dealt to WORKERS in submission order (each
+    worker takes the next task when it is free), plus what the driver did meanwhile."""
     driver = max(0.0, ray_wall - sum(task_seconds) / cpus)
-    per_task = float(np.median(task_seconds)) if task_seconds else 0.0
-    rounds = math.ceil(len(task_seconds) / WORKERS)
-    return driver, driver + rounds * per_task
+    free = [0.0] * WORKERS
+    for seconds in task_seconds:
+        free[free.index(min(free))] += seconds
+    return driver, driver + max(free)
 
 
 def _predictions_row(cfg: dict, cpus: int) -> dict:
@@ -83,8 +104,21 @@ def _predictions_row(cfg: dict, cpus: int) -> dict:
     path = ensure_zoo(zoo_name(cfg), spec_for(cfg))
     zoo = Zoo.open(path)
     names = list(zoo.models)
+    task_seconds: list[float] = []
+    real_map = inputs_module.map_tasks_ray
+
+    def timed_map(task, items, *args, **kwargs):
+        # The same tasks, each returning its seconds on the worker too.
+        pairs = real_map(timed_predictions_task, items, *args, **kwargs)
+        task_seconds.extend(seconds for _, seconds in pairs)
+        return [result for result, _ in pairs]
+
     t0 = time.perf_counter()
-    ray_inputs = inputs_module.load_inputs(zoo, ray=True)
+    inputs_module.map_tasks_ray = timed_map
+    try:
+        ray_inputs = inputs_module.load_inputs(zoo, ray=True)
+    finally:
+        inputs_module.map_tasks_ray = real_map
     ray_wall = time.perf_counter() - t0
     t0 = time.perf_counter()
     local = inputs_module.load_inputs(zoo)
@@ -92,14 +126,7 @@ def _predictions_row(cfg: dict, cpus: int) -> dict:
     same = np.array_equal(ray_inputs.predictions, local.predictions)
     group = inputs_module.PREDICTION_GROUP
     groups = [names[i : i + group] for i in range(0, len(names), group)]
-    # One task's work on one CPU: a few groups timed here (the zoo as the workers read it).
-    timed_groups = groups[:: max(1, len(groups) // 8)][:8]
-    seconds = []
-    for chunk in timed_groups:
-        t0 = time.perf_counter()
-        inputs_module.predictions_task(tuple(chunk), str(path))
-        seconds.append(time.perf_counter() - t0)
-    task_seconds = [float(np.median(seconds))] * len(groups)
+    seconds = task_seconds
     driver, on_workers = _extrapolated(task_seconds, ray_wall, cpus)
     shape = f"{cfg['models']:,} x {cfg['examples']:,} x {cfg['classes']:,} float16"
     return row(
@@ -112,11 +139,12 @@ def _predictions_row(cfg: dict, cpus: int) -> dict:
         target=f"identical predictions; extrapolated to {WORKERS} workers (issue 28, item 4)",
         met=same,
         check=(
-            f"identical predictions: {'yes' if same else 'NO'}; a task {task_seconds[0]:.2f} s "
-            f"on one CPU (median of {len(seconds)}); the driver's own part {driver:.1f} s; "
+            f"identical predictions: {'yes' if same else 'NO'}; a task "
+            f"{np.median(seconds):.2f} s on its worker (median of {len(seconds)}; "
+            f"{sum(seconds):.1f} s in all); the driver's own part {driver:.1f} s; "
             f"extrapolated on {WORKERS} workers: {on_workers:.1f} s"
         ),
-        notes="the zoo read from the page cache or the disk as it comes (both runs alike)",
+        notes="the Ray run first, then the driver's: the zoo read from disk where it outgrows the page cache",
     )
 
 
@@ -134,27 +162,25 @@ def _csv_row(cfg: dict, cpus: int) -> dict:
             tables.write_csv(whole, frame)
             local_wall = time.perf_counter() - t0
             t0 = time.perf_counter()
-            tables.write_csv(
-                blocks,
-                frame,
-                lambda task, table, bounds: run_chunks_ray(
-                    task, table, bounds, None, what="pairs.csv", unit="rows"
-                ),
-            )
+            seconds: list[float] = []
+
+            def run_blocks(task, table, bounds):
+                # csv_rows's blocks, each returning its seconds on the worker too.
+                assert task is tables.csv_rows
+                for text, took in run_chunks_ray(
+                    timed_csv_rows, table, bounds, None, what="pairs.csv", unit="rows"
+                ):
+                    seconds.append(took)
+                    yield text
+
+            tables.write_csv(blocks, frame, run_blocks)
             ray_wall = time.perf_counter() - t0
             same = whole.read_bytes() == blocks.read_bytes()
             size_mb = whole.stat().st_size / 1e6
     finally:
         tables.CSV_BLOCK_ROWS = saved
     bounds = [(s, min(s + block, len(frame))) for s in range(0, len(frame), block)]
-    seconds = []
-    safe = tables.csv_safe_frame(frame)
-    for start, stop in bounds[:4]:
-        t0 = time.perf_counter()
-        tables.csv_rows(safe, start, stop)
-        seconds.append(time.perf_counter() - t0)
-    task_seconds = [float(np.median(seconds))] * len(bounds)
-    driver, on_workers = _extrapolated(task_seconds, ray_wall, cpus)
+    driver, on_workers = _extrapolated(seconds, ray_wall, cpus)
     return row(
         "analyze --ray: driver stages",
         f"pairs.csv of {len(frame):,} rows x {frame.shape[1]} columns ({size_mb:.0f} MB), "
@@ -166,8 +192,8 @@ def _csv_row(cfg: dict, cpus: int) -> dict:
         target=f"identical bytes; extrapolated to {WORKERS} workers (issue 28, item 4)",
         met=same,
         check=(
-            f"identical bytes: {'yes' if same else 'NO'}; a block {task_seconds[0]:.2f} s on "
-            f"one CPU (median of {len(seconds)}); the driver's own part {driver:.1f} s; "
+            f"identical bytes: {'yes' if same else 'NO'}; a block {np.median(seconds):.2f} s "
+            f"on its worker (median of {len(seconds)}); the driver's own part {driver:.1f} s; "
             f"extrapolated on {WORKERS} workers: {on_workers:.1f} s"
         ),
         notes="the driver's part: putting the table, receiving the texts, writing the file",

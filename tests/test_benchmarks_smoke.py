@@ -169,3 +169,24 @@ def test_committed_results_table_is_the_one_generated_from_results_json(tmp_path
     _results.write_page(copy, store)
     assert copy.read_text() == page.read_text()
     assert store["rows"] and all(r["measured"] in store["runs"] for r in store["rows"])
+
+
+def test_driver_benchmark_at_tiny_size(tmp_path, monkeypatch):
+    """bench_driver at its tiny size: the predictions and pairs.csv as Ray tasks on a local
+    cluster equal the driver's (identical predictions, identical bytes), and the rows carry
+    the extrapolation to 32 workers."""
+    pytest.importorskip("ray")
+    import ray
+
+    if ray.is_initialized():
+        pytest.skip("a Ray cluster is already running in this process")
+    monkeypatch.setattr("benchmarks._common.DATA", tmp_path / "data")
+    from benchmarks import bench_driver
+
+    predictions, csv = bench_driver.run("tiny")
+    for result in (predictions, csv):
+        assert result["met"] is True, result["check"]
+        assert "extrapolated on 32 workers" in result["check"]
+    assert "identical predictions: yes" in predictions["check"]
+    assert "5 tasks of 8 models" in predictions["ours"]
+    assert "identical bytes: yes" in csv["check"] and "4 tasks of 500 rows" in csv["ours"]
