@@ -64,9 +64,11 @@ def cluster():
 
 def test_ray_tables_equal_the_local_run(cluster, tmp_path, monkeypatch):
     """Every stage that has Ray tasks uses them here (blocks and groups made small enough
-    for this zoo: the predictions three models a task, the CSV tables five rows a task), and
-    every table is the local run's, byte for byte."""
+    for this zoo: the predictions three models a task, the CSV tables five rows a task, the
+    headline's Spearman's rho 40 resamples a task), and every table and the headline are
+    the local run's, bit for bit."""
     from zoolens.study import analyze as analyze_module
+    from zoolens.study import headline as headline_module
     from zoolens.study import inputs as inputs_module
     from zoolens.study import tables
     from zoolens.study.analyze import analyze
@@ -79,12 +81,15 @@ def test_ray_tables_equal_the_local_run(cluster, tmp_path, monkeypatch):
 
     monkeypatch.setattr(inputs_module, "PREDICTION_GROUP", 3)
     monkeypatch.setattr(tables, "CSV_BLOCK_ROWS", 5)
+    monkeypatch.setattr(headline_module, "_RESAMPLE_BLOCK_VALUES", 40 * len(local.pairs))
     tasks: dict[str, list] = {"predictions": [], "csv": []}
 
     def spy(real, kind):
-        def run(task, items, *args, **kwargs):
-            tasks[kind].append((task.__name__, list(items)))
-            return real(task, items, *args, **kwargs)
+        # map_tasks_ray(task, items, ...) and run_chunks_ray(task, ctx, bounds, ...): the
+        # items, or the blocks' bounds
+        def run(task, first, *args, **kwargs):
+            tasks[kind].append((task.__name__, list(first if kind == "predictions" else args[0])))
+            return real(task, first, *args, **kwargs)
 
         return run
 
@@ -98,11 +103,14 @@ def test_ray_tables_equal_the_local_run(cluster, tmp_path, monkeypatch):
     assert ("predictions_task", groups) in tasks["predictions"]
     scored = [name for name in names if zoo.kind(name) != "decisions"]
     assert ("fit_task", scored) in tasks["predictions"]  # the same runner
-    formatted = {len(bounds) for _, bounds in tasks["csv"]}
-    assert {task for task, _ in tasks["csv"]} == {"csv_rows"}
+    formatted = [bounds for task, bounds in tasks["csv"] if task == "csv_rows"]
     long_tables = [frame for frame in local.tables().values() if len(frame) > 5]
-    assert len(tasks["csv"]) == len(long_tables)  # every table over five rows, in blocks
-    assert -(-len(local.pairs) // 5) in formatted  # pairs.csv, five rows a task
+    assert len(formatted) == len(long_tables)  # every table over five rows, in blocks
+    rows = len(local.pairs)
+    assert [(s, min(s + 5, rows)) for s in range(0, rows, 5)] in formatted  # pairs.csv
+    # the headline's Spearman's rho per resample: blocks of 40 resamples
+    (bounds,) = [bounds for task, bounds in tasks["csv"] if task == "spearman_block"]
+    assert bounds == [(s, min(s + 40, 300)) for s in range(0, 300, 40)]
     assert len(remote.tables()) == len(local.tables())
     for name, frame in local.tables().items():
         pd.testing.assert_frame_equal(remote.tables()[name], frame, check_exact=True)

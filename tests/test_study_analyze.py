@@ -1117,6 +1117,35 @@ def test_zoo_of_decision_only_models(tmp_path):
     assert "majority vote of all 2" in format_summary(result.summary)
 
 
+@pytest.mark.parametrize("all_scored", [True, False])
+def test_spearman_block_equals_scipy_per_resample(all_scored):
+    """``study.headline.spearman_block`` (the headline's Spearman's rho per resample, a Ray
+    task's body with --ray) against scipy's spearmanr on each resample's means, for every
+    pair and for a subset; pairs without probabilities get gain 0, as in the pass."""
+    from scipy.stats import spearmanr
+
+    from zoolens.measure.agreement import pair_index
+    from zoolens.study.headline import RankedSums, spearman_block
+
+    rng = np.random.default_rng(11)
+    n, models, resamples = 400, 12, 9
+    a, b = pair_index(models)
+    scored = np.ones(len(a), bool) if all_scored else rng.random(len(a)) < 0.8
+    xor = rng.integers(0, n, size=(resamples, len(a))).astype(np.uint16)
+    accuracy = rng.integers(0, n, size=(resamples, models)).astype(np.float64)
+    ensemble = rng.integers(0, n, size=(resamples, int(scored.sum()))).astype(np.uint16)
+    subset = rng.random(len(a)) < 0.3
+    ctx = RankedSums(
+        xor, accuracy, ensemble, scored, True, (a, b), {"all": scored, "some": subset}, n
+    )
+    got = spearman_block(ctx, 2, 7)
+    gain = np.zeros((resamples, len(a)))
+    gain[:, scored] = (ensemble - (accuracy[:, a[scored]] + accuracy[:, b[scored]]) / 2) / n
+    for name, mask in ctx.correlated.items():
+        expected = [spearmanr(xor[r, mask] / n, gain[r, mask])[0] for r in range(2, 7)]
+        np.testing.assert_allclose(got[name], expected, rtol=0, atol=1e-12)  # float64 sums
+
+
 def test_headline_intervals_match_direct_resampling(random_zoo, random_result, reference):
     """Conversion by category, greedy gain and the EI-gain Spearman correlation: intervals
     against a float64 loop over the same resamples (indices drawn as bootstrap_weights)."""

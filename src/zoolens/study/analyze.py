@@ -572,6 +572,8 @@ def stage_headline(
         evaluation,
         plan.resamples,
         chosen.selection,
+        # with --ray, Spearman's rho per resample in blocks of resamples as Ray tasks
+        ray_blocks(options, "headline (Spearman's rho per resample)", "resamples"),
     )
     pairs_summary(summary, options.pairs)
     # the per-block times a cluster's time scales from (README, Ray): the evaluation
@@ -665,20 +667,13 @@ def stage_write(
     )
     staged = None if out_dir is None else tables.StagedOutput(out_dir)
     if staged is not None:
-        # With --ray, large tables' CSV text is made by Ray tasks (pairs.csv: the driver's
-        # longest write at 1,000 models); the same bytes.
-        csv_blocks = (
-            functools.partial(
-                run_chunks_ray, address=options.ray_address, what="CSV tables", unit="rows"
-            )
-            if options.ray
-            else None
-        )
         staged.write_tables(
             result.tables(),
             parquet=options.parquet,
             cards=cards_payload(inputs),
-            csv_blocks=csv_blocks,
+            # With --ray, large tables' CSV text is made by Ray tasks (pairs.csv: the
+            # driver's longest write at 1,000 models); the same bytes.
+            csv_blocks=ray_blocks(options, "CSV tables", "rows"),
         )
     summary["timings_s"] = timer.rounded()
     summary["elapsed_s"] = round(timer.elapsed(), 3)
@@ -687,6 +682,15 @@ def stage_write(
         # tables.
         staged.commit(summary)
     return result
+
+
+def ray_blocks(options: AnalyzeOptions, what: str, unit: str) -> Any:
+    """With ``--ray``, a runner of blocks as Ray tasks in order (``run_blocks(task, ctx,
+    bounds)``: ``study.distributed.run_chunks_ray`` at the analysis' cluster; ``what`` /
+    ``unit`` name the work and its blocks' items in messages); None without."""
+    if not options.ray:
+        return None
+    return functools.partial(run_chunks_ray, address=options.ray_address, what=what, unit=unit)
 
 
 def split_sizes(inputs: ZooInputs) -> dict[str, int]:

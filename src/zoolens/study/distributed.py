@@ -13,17 +13,18 @@ and its pairs' ensemble correctness, one bit per pair and example; a fit task
 (``study.inputs.fit_task``) reads one model's calibration rows; a predictions task
 (``study.inputs.predictions_task``) a group of models' top classes; a CSV task
 (``study.tables.csv_rows``) formats a block of a large table's rows (pairs.csv at 1,000
-models: 499,500 rows), which the driver writes in order. The driver merges the chunks
+models: 499,500 rows), which the driver writes in order; a headline task
+(``study.headline.spearman_block``) takes Spearman's rho on a block of resamples. The driver merges the chunks
 in chunk order (``study.stream.merge_chunk``, holding a finished chunk until the ones before
 it arrive); then the pairs' bootstrap runs the same way, one task per block of pairs
 (``study.pairblocks.pair_block``: R, the bits and the resamples put once), merged in block
 order, so every table is bit-identical to the local run.
-The default interpolation pair's curves, greedy selection and the headline run on the
-driver.
+The default interpolation pair's curves and greedy selection run on the driver.
 
 This module only runs tasks: the task bodies live with the stage they belong to
-(``study.stream``, ``study.inputs``, ``study.pairblocks``, ``study.tables``); the stages
-import this module and pass them in, so the dependency points one way.
+(``study.stream``, ``study.inputs``, ``study.pairblocks``, ``study.tables``,
+``study.headline``); the stages import this module and pass them in, so the dependency
+points one way.
 
 Every node must see the zoo at the same path (a shared filesystem): tasks reopen it by path
 (``Zoo.open``), nothing of it travels through the object store except the analysis context

@@ -6,6 +6,7 @@ writes nothing into them, so calling it twice gives the same answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,7 @@ def headline(
     evaluation: EvalPass,
     resamples: Resamples,
     selection: Selection,
+    run_blocks: BlockRunner | None = None,
 ) -> dict[str, Any]:
     """The findings summary.json leads with (paper Fig. 1, 2, 5).
 
@@ -73,7 +75,8 @@ def headline(
     category means of error inconsistency and of conversion rate (``lo``/``hi``), the
     Spearman correlation of error inconsistency with ensemble gain (per resample both
     recomputed from resampled sums, then ranked) and the greedy gain over the start (paired,
-    ``gain_over_start_lo``/``_hi``).
+    ``gain_over_start_lo``/``_hi``). ``run_blocks``: Spearman's per-resample blocks as
+    tasks (:func:`resampled_headline_values`).
     """
     from scipy.stats import spearmanr
 
@@ -100,11 +103,13 @@ def headline(
         )
 
     per_resample = resampled_headline_values(
-        resamples,
         evaluation,
         (inputs.pair_a, inputs.pair_b),
         defined,
         {name: mask for name, mask in correlated.items() if rankable(name)},
+        max(resamples.n_bootstrap, 0) if resamples.counts is not None else 0,
+        n,
+        run_blocks,
     )
     by_category = {}
     conversion_by_category = {}
@@ -206,57 +211,91 @@ def majority_vote_note(
     return text
 
 
-def resampled_pair_rows(
-    resamples: Resamples,
-    evaluation: EvalPass,
-    pairs: tuple[np.ndarray, np.ndarray],
-    start: int,
-    stop: int,
-    conversion_pairs: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Per-resample pair statistics for resamples ``start:stop`` of the measured pairs
-    (``pairs``: members a, b, ``ZooInputs.pair_a`` / ``pair_b``), from the sums kept after
-    the evaluation pass on the shared resamples (``study.pairblocks.ResampledSums``):
+@dataclass(frozen=True)
+class RankedSums:
+    """What Spearman's rho per resample reads (a Ray task's context with ``--ray``): the
+    kept sums of error inconsistency (B, P), of each model right (B, M) and of each scored
+    pair's ensemble right (B, P_scored); ``scored`` (P,) marks the pairs with
+    probabilities, ``pairs`` the members a, b of every measured pair; ``correlated``: per
+    name, the pairs rho is taken over."""
 
-    - error_inconsistency_b = N × Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N, (stop − start, P) int64;
+    error_inconsistency: np.ndarray
+    accuracy: np.ndarray
+    ensemble_acc: np.ndarray
+    scored: np.ndarray
+    has_counts: bool
+    pairs: tuple[np.ndarray, np.ndarray]
+    correlated: dict[str, np.ndarray]
+    num_examples: int
+
+
+def ranked_pair_rows(ctx: RankedSums, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resamples ``start:stop`` of the two statistics Spearman's rho ranks, from the sums
+    kept after the evaluation pass on the shared resamples (``study.pairblocks``):
+
+    - error_inconsistency_b = N × Σ_n W[b, n]·(r_a ⊕ r_b)[n] / N, (stop − start, P), the
+      kept sums themselves (unsigned integers);
     - ensemble_gain_b = 2N × Σ_n W[b, n]·(e − (r_a + r_b)/2)[n] / N, (stop − start, P)
-      int64 (0 for pairs without probabilities);
-    - conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n] for the
-      pairs ``conversion_pairs`` only (sorted indices; the headline averages it over the
-      categories of the base's pairs, at most M − 1 of the P), (stop − start,
-      len(conversion_pairs)) float64, NaN where the resampled denominator is 0 and for
-      pairs without probabilities.
+      int32, or int64 past 2³⁰ examples (0 for pairs without probabilities).
 
-    The first two are the resampled means scaled to whole numbers (each sum is one): a
-    strictly increasing map of the means, so their ranks — all Spearman's rho reads — are
-    the means' ranks, and whole numbers rank by counting (``measure.stats.average_ranks``).
-    """
+    Both are the resampled means scaled to whole numbers (each sum is one): a strictly
+    increasing map of the means, so their ranks — all Spearman's rho reads — are the means'
+    ranks, and whole numbers rank by counting (``measure.stats.average_ranks``)."""
+    xor = ctx.error_inconsistency[start:stop]
+    # |gain| <= 2N: the narrowest exact type (half the memory traffic of int64 at 2 x 10^9)
+    kind = np.int32 if ctx.num_examples < 2**30 else np.int64
+    if not (ctx.has_counts and ctx.scored.any()):
+        return xor, np.zeros((stop - start, len(ctx.scored)), dtype=kind)
+    a, b = ctx.pairs[0][ctx.scored], ctx.pairs[1][ctx.scored]
+    right = ctx.accuracy[start:stop].astype(kind)  # whole numbers, exact
+    gain: np.ndarray = np.asarray(ctx.ensemble_acc[start:stop], dtype=kind) * 2
+    np.subtract(gain, right[:, a], out=gain)
+    np.subtract(gain, right[:, b], out=gain)
+    if ctx.scored.all():
+        return xor, gain
+    full = np.zeros((stop - start, len(ctx.scored)), dtype=kind)
+    full[:, ctx.scored] = gain
+    return xor, full
+
+
+def spearman_block(
+    ctx: RankedSums, start: int, stop: int, parallel_map: Any = map
+) -> dict[str, np.ndarray]:
+    """Per name of ``ctx.correlated``, Spearman's rho of error inconsistency with ensemble
+    gain on each of resamples ``start:stop`` over that name's pairs (a pure function of
+    ``ctx``: with ``--ray`` the body of a task per block of resamples)."""
+    ei, gain = ranked_pair_rows(ctx, start, stop)
+    return {
+        name: (
+            spearman_rows(ei, gain, parallel_map)
+            if mask.all()
+            else spearman_rows(ei[:, mask], gain[:, mask], parallel_map)
+        )
+        for name, mask in ctx.correlated.items()
+    }
+
+
+def conversion_rows(
+    evaluation: EvalPass, start: int, stop: int, conversion_pairs: np.ndarray
+) -> np.ndarray:
+    """conversion_b = Σ_n W[b, n]·(e ∧ (r_a ⊕ r_b))[n] / Σ_n W[b, n]·(r_a ⊕ r_b)[n] for
+    resamples ``start:stop`` of the pairs ``conversion_pairs`` only (sorted indices; the
+    headline averages it over the categories of the base's pairs, at most M − 1 of the P),
+    (stop − start, len(conversion_pairs)) float64, NaN where the resampled denominator is 0
+    and for pairs without probabilities."""
     sums = evaluation.sums
     assert sums is not None, "the pass's sums are made when it ends"
-    num_pairs = len(evaluation.pair_scored)
-    rows = stop - start
-    xor = np.asarray(sums.error_inconsistency[start:stop], dtype=np.int64)
-    out = {
-        "error_inconsistency": xor,
-        "ensemble_gain": np.zeros((rows, num_pairs), dtype=np.int64),
-        "conversion": np.full((rows, len(conversion_pairs)), np.nan),
-    }
+    out = np.full((stop - start, len(conversion_pairs)), np.nan)
     scored = evaluation.pair_scored
     if evaluation.counts is None or not int(scored.sum()):
         return out
-    a, b = pairs[0][scored], pairs[1][scored]
-    right = sums.accuracy[start:stop].astype(np.int64)  # whole numbers, exact
-    ens = np.asarray(sums.ensemble_acc[start:stop], dtype=np.int64)
-    out["ensemble_gain"][:, scored] = 2 * ens - (right[:, a] + right[:, b])
     wanted = conversion_pairs[scored[conversion_pairs]]  # pairs with probabilities
     if len(wanted):
         position = np.cumsum(scored) - 1  # a scored pair's column in the scored sums
-        den = xor[:, wanted].astype(np.float64)
+        den = np.asarray(sums.error_inconsistency[start:stop][:, wanted], dtype=np.float64)
         num = np.asarray(sums.converted[start:stop][:, position[wanted]], dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["conversion"][:, np.searchsorted(conversion_pairs, wanted)] = np.where(
-                den > 0, num / den, np.nan
-            )
+            out[:, np.searchsorted(conversion_pairs, wanted)] = np.where(den > 0, num / den, np.nan)
     return out
 
 
@@ -273,20 +312,33 @@ class ResampledHeadline:
 # Values per (resamples x pairs) statistic held at once by resampled_headline_values.
 _RESAMPLE_BLOCK_VALUES = 1 << 23
 
+#: ``run_blocks(task, ctx, bounds)``: ``task(ctx, start, stop)`` for each ``(start, stop)``
+#: of ``bounds``, yielded in that order (``study.distributed.run_chunks_ray``).
+BlockRunner = Callable[
+    [Callable[[RankedSums, int, int], dict[str, np.ndarray]], RankedSums, list[tuple[int, int]]],
+    Iterable[dict[str, np.ndarray]],
+]
+
 
 def resampled_headline_values(
-    resamples: Resamples,
     evaluation: EvalPass,
     pairs: tuple[np.ndarray, np.ndarray],
     defined: dict[str, np.ndarray],
     correlated: dict[str, np.ndarray],
+    size: int,
+    num_examples: int,
+    run_blocks: BlockRunner | None = None,
 ) -> ResampledHeadline:
-    """The headline's per-resample values, a block of resamples at a time
-    (:func:`resampled_pair_rows`; every value is a function of its own resample's row, so
-    blocks give the bits of the whole array). ``defined``: per category, the pairs whose
+    """The headline's per-resample values for the first ``size`` resamples, a block of
+    resamples at a time (every value is a function of its own resample's row, so blocks
+    give the bits of the whole array). ``defined``: per category, the pairs whose
     full-sample conversion rate is defined; ``pairs``: the measured pairs' members;
-    ``correlated``: per name, the pairs Spearman's rho is taken over."""
-    size = max(resamples.n_bootstrap, 0) if resamples.counts is not None else 0
+    ``correlated``: per name, the pairs Spearman's rho is taken over. Spearman's blocks
+    (:func:`spearman_block`) run on the model threads, or as ``run_blocks``' tasks
+    (``analyze --ray``: the same bits); the conversion rates read only the base's pairs and
+    stay here."""
+    sums = evaluation.sums
+    assert sums is not None, "the pass's sums are made when it ends"
     means: dict[str, list[np.ndarray]] = {c: [] for c in defined}
     # conversion only where a category reads it (the base's pairs), in pair order
     num_pairs = len(evaluation.pair_scored)
@@ -296,18 +348,33 @@ def resampled_headline_values(
     conversion_pairs = np.flatnonzero(union)
     within = {c: mask[conversion_pairs] for c, mask in defined.items()}
     rhos: dict[str, list[np.ndarray]] = {name: [] for name in correlated}
-    step = max(1, _RESAMPLE_BLOCK_VALUES // max(len(evaluation.pair_scored), 1))
+    step = max(1, _RESAMPLE_BLOCK_VALUES // max(num_pairs, 1))
+    bounds = [(start, min(size, start + step)) for start in range(0, size, step)]
+    ctx = RankedSums(
+        error_inconsistency=sums.error_inconsistency,
+        accuracy=sums.accuracy,
+        ensemble_acc=sums.ensemble_acc,
+        scored=evaluation.pair_scored,
+        has_counts=evaluation.counts is not None,
+        pairs=pairs,
+        correlated=correlated,
+        num_examples=num_examples,
+    )
     with model_workers() as workers:
-        for start in range(0, size, step):
-            rows = resampled_pair_rows(
-                resamples, evaluation, pairs, start, min(size, start + step), conversion_pairs
-            )
+        if not correlated or not bounds:
+            blocks: Iterator[dict[str, np.ndarray]] = iter(())
+        elif run_blocks is not None:
+            blocks = iter(run_blocks(spearman_block, ctx, bounds))
+        else:  # blocks of resamples side by side on the model threads, in order
+            blocks = iter(workers.map(lambda bound: spearman_block(ctx, *bound), bounds))
+        for start, stop in bounds:
+            conversion = conversion_rows(evaluation, start, stop, conversion_pairs)
             for category, mask in within.items():
-                means[category].append(category_resample_means(rows["conversion"], mask))
-            for name, mask in correlated.items():
-                ei, gain = rows["error_inconsistency"][:, mask], rows["ensemble_gain"][:, mask]
-                # Resamples side by side on the model threads (measure.stats.spearman_rows).
-                rhos[name].append(spearman_rows(ei, gain, workers.map))
+                means[category].append(category_resample_means(conversion, mask))
+            if correlated:
+                block = next(blocks)
+                for name in correlated:
+                    rhos[name].append(block[name])
     empty = np.zeros(0)
     return ResampledHeadline(
         conversion_means={c: np.concatenate(v) if v else empty for c, v in means.items()},
