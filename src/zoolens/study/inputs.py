@@ -309,7 +309,7 @@ def load_inputs(
                 ray_address,
                 shared=(str(zoo.path),),
                 announce=f"predictions: {len(groups)} task(s) on Ray",
-                what=lambda group: f"predictions of model {group[0]!r} and the next: Ray task",
+                what=lambda group: f"predictions of models {group[0]!r} to {group[-1]!r}: Ray task",
             )
         )
     else:
