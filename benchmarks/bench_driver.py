@@ -125,14 +125,14 @@ def _predictions_row(cfg: dict, cpus: int) -> dict:
     local_wall = time.perf_counter() - t0
     same = np.array_equal(ray_inputs.predictions, local.predictions)
     group = inputs_module.PREDICTION_GROUP
-    groups = [names[i : i + group] for i in range(0, len(names), group)]
+    tasks = -(-len(names) // group)
     seconds = task_seconds
-    driver, on_workers = _extrapolated(task_seconds, ray_wall, cpus)
+    driver, on_workers = _extrapolated(seconds, ray_wall, cpus)
     shape = f"{cfg['models']:,} x {cfg['examples']:,} x {cfg['classes']:,} float16"
     return row(
         "analyze --ray: driver stages",
         f"predictions of {shape}, local Ray cluster ({cpus} CPUs)",
-        ours=f"load_inputs(ray=True): {len(groups)} tasks of {group} models",
+        ours=f"load_inputs(ray=True): {tasks} tasks of {group} models",
         ours_s=ray_wall,
         baseline="load_inputs on the driver's model threads",
         baseline_s=local_wall,

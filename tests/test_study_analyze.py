@@ -177,6 +177,24 @@ def test_csv_in_blocks_is_the_same_bytes(tmp_path, monkeypatch, rows):
         assert back["model_a"].iloc[3] == "'=SUM(A1)"
 
 
+def test_csv_with_a_date_column_is_written_whole(tmp_path, monkeypatch):
+    """pandas writes a datetime column as dates alone when all its values are dates (a
+    column-wide choice a block could make differently): such a table never goes in blocks."""
+    monkeypatch.setattr(tables, "CSV_BLOCK_ROWS", 2)
+    when = pd.to_datetime(
+        ["2020-01-01", "2020-01-02", "2020-01-03 04:05", "2020-01-04"], format="ISO8601"
+    )
+    frame = pd.DataFrame({"when": when, "x": [1.5, 2.5, 3.5, 4.5]})
+
+    def run_blocks(task, table, bounds):
+        raise AssertionError("a frame with a datetime column went in blocks")
+
+    tables.write_csv(tmp_path / "t.csv", frame, run_blocks)
+    frame.to_csv(tmp_path / "whole.csv", index=False)
+    assert (tmp_path / "t.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert b"2020-01-01 00:00:00" in (tmp_path / "t.csv").read_bytes()  # the column's choice
+
+
 def test_csv_in_blocks_failure_leaves_nothing(tmp_path, monkeypatch):
     """A block that fails (a Ray task's error) leaves no file and no temporary file."""
     monkeypatch.setattr(tables, "CSV_BLOCK_ROWS", 10)

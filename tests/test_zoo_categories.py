@@ -142,3 +142,16 @@ def test_pair_categories_equal_pair_category_on_every_pair():
     assert set(expected) >= {"Same", "Reinit", "HParam", "Arch", "Framework", "Dataset"}
     assert pair_categories([c.model_dump() for c in cards], a[:50], b[:50]) == expected[:50]
     assert pair_categories(cards, a[:0], b[:0]) == []
+
+
+def test_pair_categories_with_an_unhashable_card_value_compare_pair_by_pair():
+    """A card built in Python may hold a set (unhashable): the codes cannot be made, and the
+    answer is pair_category's, pair by pair."""
+    import numpy as np
+
+    from zoolens.zoo.categories import pair_categories
+
+    cards = [card(hparams={"tags": {"a"}}), card(hparams={"tags": {"a"}}), card(seed=3)]
+    a, b = np.array([0, 0, 1]), np.array([1, 2, 2])
+    expected = [pair_category(cards[i], cards[j]) for i, j in zip(a, b)]
+    assert pair_categories(cards, a, b) == expected == ["Same", "HParam", "HParam"]

@@ -99,6 +99,7 @@ def run_chunks_ray(
 
     ray = import_ray()
     started = start_ray(ray, address)
+    pending: dict[Any, int] = {}
     try:
         remote = ray.remote(chunk_task).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=[OSError]
@@ -108,7 +109,6 @@ def run_chunks_ray(
         # memory, so the number in flight bounds the driver's memory.
         limit = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         info(f"{what}: {len(bounds)} chunk task(s) on Ray")
-        pending: dict[Any, int] = {}
         done: dict[int, Any] = {}
         submitted = next_out = 0
         while next_out < len(bounds):
@@ -133,6 +133,9 @@ def run_chunks_ray(
             yield done.pop(next_out)
             next_out += 1
     finally:
+        # a consumer that stops early (its own error) leaves no task running
+        for ref in pending:
+            ray.cancel(ref)
         if started:
             ray.shutdown()
 

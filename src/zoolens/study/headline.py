@@ -18,7 +18,7 @@ from zoolens.study.bootstrap import Resamples
 from zoolens.study.greedy import CrossFitOutcome, GreedySkipped, Selection
 from zoolens.study.inputs import ZooInputs
 from zoolens.study.stream import EvalPass
-from zoolens.study.threads import model_workers
+from zoolens.study.threads import default_threads, model_workers
 
 
 def ranked_sidekicks(pairs: pd.DataFrame, base: str) -> list[dict[str, Any]]:
@@ -309,7 +309,8 @@ class ResampledHeadline:
     spearman: dict[str, np.ndarray | None]
 
 
-# Values per (resamples x pairs) statistic held at once by resampled_headline_values.
+# Values per (resamples x pairs) statistic in one block of resampled_headline_values
+# (a block per model thread in flight locally).
 _RESAMPLE_BLOCK_VALUES = 1 << 23
 
 #: ``run_blocks(task, ctx, bounds)``: ``task(ctx, start, stop)`` for each ``(start, stop)``
@@ -348,7 +349,12 @@ def resampled_headline_values(
     conversion_pairs = np.flatnonzero(union)
     within = {c: mask[conversion_pairs] for c, mask in defined.items()}
     rhos: dict[str, list[np.ndarray]] = {name: [] for name in correlated}
-    step = max(1, _RESAMPLE_BLOCK_VALUES // max(num_pairs, 1))
+    # blocks within the memory bound, and at least one per model thread (a mid-size zoo's
+    # resamples would otherwise fit one block, ranked on one thread)
+    step = max(
+        1,
+        min(_RESAMPLE_BLOCK_VALUES // max(num_pairs, 1), -(-size // default_threads())),
+    )
     bounds = [(start, min(size, start + step)) for start in range(0, size, step)]
     ctx = RankedSums(
         error_inconsistency=sums.error_inconsistency,

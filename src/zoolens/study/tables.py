@@ -85,9 +85,11 @@ BlockRunner = Callable[
 
 def csv_rows(frame: pd.DataFrame, start: int, stop: int) -> str:
     """The CSV text of ``frame``'s rows ``start``..``stop - 1`` (the header row first when
-    ``start`` is 0). The blocks of a frame, joined in order, are the bytes of
-    ``frame.to_csv(index=False)``: pandas formats every value on its own (no column-wide
-    widths or precision) and itself writes in row chunks."""
+    ``start`` is 0). The blocks of a frame without date or time columns, joined in order,
+    are the bytes of ``frame.to_csv(index=False)``: pandas formats every number and text on
+    its own (no column-wide widths or precision) and itself writes in row chunks. (A
+    datetime column's format depends on the whole column: :func:`write_csv` writes such a
+    frame whole.)"""
     return frame.iloc[start:stop].to_csv(index=False, header=start == 0)
 
 
@@ -99,7 +101,10 @@ def write_csv(path: Path, frame: pd.DataFrame, run_blocks: BlockRunner | None = 
     more than :data:`CSV_BLOCK_ROWS` rows is formatted by it, a block of rows at a time
     (:func:`csv_rows`), the same bytes."""
     frame = csv_safe_frame(frame)
-    if run_blocks is None or len(frame) <= CSV_BLOCK_ROWS:
+    # pandas writes a datetime column as dates alone when every value in it is a date:
+    # a column-wide choice that blocks could make differently
+    timed = any(kind in "mM" for kind in (dtype.kind for dtype in frame.dtypes))
+    if run_blocks is None or len(frame) <= CSV_BLOCK_ROWS or timed:
         atomic_write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
         return
     bounds = [

@@ -142,8 +142,16 @@ def pair_categories(
 ) -> list[str]:
     """``[pair_category(cards[a], cards[b]) for a, b in zip(a_idx, b_idx)]``, with each
     card normalised once and the pairs compared as integer codes: 499,500 pairs of 1,000
-    models take milliseconds instead of 10 s of per-pair normalisation."""
+    models in 0.2 s instead of ~3 s of per-pair normalisation. A card value that cannot be
+    hashed (a set built in Python; never one read from JSON) takes the per-pair loop."""
     models = [_as_card(card) for card in cards]
+    try:
+        return _pair_categories(models, a_idx, b_idx)
+    except TypeError:  # unhashable: compare pair by pair, as pair_category does
+        return [pair_category(models[a], models[b]) for a, b in zip(a_idx, b_idx)]
+
+
+def _pair_categories(models: list[ModelCard], a_idx: Any, b_idx: Any) -> list[str]:
     a_idx, b_idx = np.asarray(a_idx, dtype=np.int64), np.asarray(b_idx, dtype=np.int64)
 
     def differs(values: list[Any]) -> np.ndarray:
