@@ -115,8 +115,11 @@ def write_csv(path: Path, frame: pd.DataFrame, run_blocks: BlockRunner | None = 
     def write(tmp: Path) -> None:
         # newline="": the text already holds pandas' line terminators (os.linesep).
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            for text in run_blocks(csv_rows, frame, bounds):
-                handle.write(text)
+            try:
+                for text in run_blocks(csv_rows, frame, bounds):
+                    handle.write(text)
+            except ZoolensError as exc:  # a block's task failed: say which table
+                raise ZoolensError(f"{Path(path).name}: {exc}") from None
 
     atomic_write_with(Path(path), write)
 
