@@ -135,6 +135,19 @@ def test_fit_is_the_same_with_tiny_chunks_and_float16(kernels):
     assert whole.temperature == pytest.approx(t_ref, rel=1e-4)
 
 
+def test_float16_scores_fit_bit_for_bit_as_their_float32_copy(kernels):
+    """analyze fits on the stored float16 scores (widened inside the fit, on torch's casts
+    when installed): the same passes, so the same temperature and NLL bits as the float32
+    copy it used to make; with the warm start, chunks and a last partial chunk."""
+    z, y = synthetic(6, n=9001, c=37, sharpness=2.0, signal=3.0)
+    z16 = z.astype(np.float16)
+    for chunk_rows in (None, 1000):
+        half = fit_temperature(z16, y, chunk_rows=chunk_rows)
+        single = fit_temperature(z16.astype(np.float32), y, chunk_rows=chunk_rows)
+        assert half.iterations == single.iterations
+        assert (half.temperature, half.nll) == (single.temperature, single.nll)
+
+
 def test_derivatives_match_finite_differences(kernels):
     z, y = synthetic(4, n=400, c=7)
     multi = np.zeros((400, 7), np.uint8)

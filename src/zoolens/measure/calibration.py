@@ -78,8 +78,9 @@ _EXP_FLOOR = -700.0
 _PASS_BYTES = 2 * 2**20
 
 
-def _single_label_terms(z, y, beta, derivatives, t, e):
-    """Sums over the rows of ℓ, ℓ', ℓ'' for single labels, in the float64 buffers ``t``, ``e``.
+def _single_label_terms(z, y, beta, derivatives, t, e, half=None):
+    """Sums over the rows of ℓ, ℓ', ℓ'' for single labels, in the float64 buffers ``t``, ``e``
+    (and the float32 buffer ``half`` for float16 ``z`` on torch's kernels).
 
     t = β·z − max(β·z) <= 0, so LSE(s) − s_y = log Σ exp(t) − t_y, E_p[s] − s_y = E_p[t] − t_y
     and Var_p(s) = Var_p(t) = E_p[t²] − E_p[t]² (t is shifted so its most probable value is
@@ -90,8 +91,14 @@ def _single_label_terms(z, y, beta, derivatives, t, e):
     throughout.
     """
     n = z.shape[0]
-    np.multiply(z, beta, out=t, dtype=np.float64)
     torch = optional_torch()
+    if torch is not None and half is not None:
+        # float16 -> float32 -> float64 on torch's vectorised casts (numpy's float16 ->
+        # float64 cast is not vectorised); both steps exact, so t = float64(z)·β as below
+        widened = torch.from_numpy(half).copy_(torch.from_numpy(np.ascontiguousarray(z)))
+        torch.from_numpy(t).copy_(widened).mul_(beta)
+    else:
+        np.multiply(z, beta, out=t, dtype=np.float64)
     if torch is None:
         t -= t.max(axis=1, keepdims=True)
         t_y = t[np.arange(n), np.asarray(y, dtype=np.int64)]  # a copy
@@ -170,6 +177,7 @@ class _Objective:
         self.passes = 0
         self._t: np.ndarray | None = None
         self._e: np.ndarray | None = None
+        self._half: np.ndarray | None = None
 
     def __call__(self, u: float, derivatives: bool = True) -> tuple[float, float, float]:
         z, y = self.z, self.y
@@ -179,13 +187,18 @@ class _Objective:
         if y.ndim == 1 and self._t is None:
             self._t = np.empty((rows, num_classes))
             self._e = np.empty((rows, num_classes))
+            if z.dtype == np.float16 and optional_torch() is not None:
+                self._half = np.empty((rows, num_classes), dtype=np.float32)
         f = g = h = 0.0
         for lo in range(0, n, rows):
             zc, yc = z[lo : lo + rows], y[lo : lo + rows]
             if y.ndim == 1:
                 k = zc.shape[0]
                 assert self._t is not None and self._e is not None  # allocated above
-                terms = _single_label_terms(zc, yc, beta, derivatives, self._t[:k], self._e[:k])
+                half = None if self._half is None else self._half[:k]
+                terms = _single_label_terms(
+                    zc, yc, beta, derivatives, self._t[:k], self._e[:k], half
+                )
             else:
                 terms = _multi_label_terms(zc, yc, beta, derivatives)
             f, g, h = f + terms[0], g + terms[1], h + terms[2]

@@ -463,7 +463,9 @@ def calibrate(
 def fit_model(zoo: Any, name: str, cal: np.ndarray, labels_cal: np.ndarray) -> TemperatureFit:
     """One model's temperature fit on the calibration rows; errors name the model."""
     try:
-        return fit_temperature(zoo.scores(name, rows=cal), labels_cal)
+        # in the stored dtype: float16 widens exactly inside the fit (measure.calibration),
+        # so the fit is that of the float32 scores, without a float32 copy per model
+        return fit_temperature(zoo.stored_scores(name, rows=cal), labels_cal)
     except ZoolensError as exc:
         raise ZoolensError(f"model {name!r}: {exc}") from None
 
