@@ -26,6 +26,7 @@ from zoolens.measure.ensemble import (
     pair_ensemble_correct,
     pair_ensemble_predictions,
     pair_index,
+    weighted_pair_predictions,
 )
 
 
@@ -157,6 +158,29 @@ def test_counts_and_rates_hand_fixture():
     assert isinstance(halves, EnsembleCounts)
 
 
+@pytest.mark.parametrize("shape_a", [(40, 301), (1, 301), (301,)])
+def test_counts_equal_their_definitions(shape_a):
+    """ensemble_counts against each count written out from its definition, member a of
+    the same shape as the others or broadcast (one row, or 1-D)."""
+    rng = np.random.default_rng(len(shape_a))
+    ra = rng.random(shape_a) < 0.7
+    rb, re = rng.random((40, 301)) < 0.6, rng.random((40, 301)) < 0.8
+    counts = ensemble_counts(ra, rb, re)
+    a = np.broadcast_to(np.atleast_2d(ra), rb.shape)
+    want = {
+        "n": np.full(40, 301),
+        "ensemble_right": re.sum(axis=1),
+        "exactly_one": (a != rb).sum(axis=1),
+        "converted": ((a != rb) & re).sum(axis=1),
+        "both_wrong": (~a & ~rb).sum(axis=1),
+        "neither_converted": (~a & ~rb & re).sum(axis=1),
+        "right_b": rb.sum(axis=1),
+    }
+    for name, value in want.items():
+        np.testing.assert_array_equal(getattr(counts, name), value, err_msg=name)
+    np.testing.assert_array_equal(counts.right_a, np.atleast_2d(ra).sum(axis=1))
+
+
 def test_rates_nan_when_condition_never_occurs():
     r = np.array([[1, 0, 1]], bool)
     rates = ensemble_rates(ensemble_counts(r, r, r))  # identical models: EI = 0
@@ -177,6 +201,30 @@ def test_interpolation_curve_endpoints_and_midpoint():
     assert curve[0] == pytest.approx(np.mean(q[1].argmax(1) == y))
     assert curve[1] == pytest.approx(np.mean((q[0] + q[1]).argmax(1) == y))
     assert curve[2] == pytest.approx(np.mean(q[0].argmax(1) == y))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,c", [(1, 3), (257, 5), (3001, 130)])
+def test_weighted_predictions_equal_one_weight_at_a_time(monkeypatch, dtype, n, c):
+    """The blocked kernel against its definition, pair_ensemble_predictions weight by weight
+    (the oracle): scalar and per-class weights, rounded scores (many ties), blocks of a few
+    rows (the block edges fall inside the rows) and one block."""
+    import zoolens.measure.ensemble as ensemble
+
+    rng = np.random.default_rng(n + c)
+    q = np.round(random_probs(rng, 2, n, c), 2).astype(dtype)
+    mask = rng.random(c) < 0.5
+    weights = [0.0, 0.1, 0.5, 0.7, 1.0, class_weights(0.3, mask), class_weights(1.0, mask)]
+    want = np.stack([pair_ensemble_predictions(q[0], q[1], w) for w in weights])
+    for block_bytes in (7 * c * np.dtype(dtype).itemsize, 2**20):
+        monkeypatch.setattr(ensemble, "_WEIGHTED_BLOCK_BYTES", block_bytes)
+        got = weighted_pair_predictions(q[0], q[1], weights)
+        assert got.dtype == np.int64 and got.shape == (len(weights), n)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ZoolensError, match="two \\(n, C\\) arrays"):
+        weighted_pair_predictions(q[0], q[1][:-1], [0.5])
+    with pytest.raises(ZoolensError, match="weight must lie in"):
+        weighted_pair_predictions(q[0], q[1], [1.5])
 
 
 def test_class_aware_interpolation_hand_fixture():

@@ -168,6 +168,24 @@ def test_sub_chunks_give_the_same_answer(monkeypatch):
     check_equal(x)
 
 
+def test_predictions_into_a_given_array(monkeypatch):
+    """``out=``: the caller's (P, n) int64 array receives the same predictions (reused
+    chunk after chunk by the evaluation pass); a wrong shape or dtype is refused."""
+    rng = np.random.default_rng(8)
+    x = peaked(rng, 5, 100, 130, sharpness=1.0)
+    whole = all_pair_ensemble_predictions_topk(x)
+    out = np.full((10, 100), -1, dtype=np.int64)
+    assert all_pair_ensemble_predictions_topk(x, out=out) is out
+    np.testing.assert_array_equal(out, whole)
+    pairs = (np.array([4, 0]), np.array([1, 3]))
+    listed = np.empty((2, 100), dtype=np.int64)
+    all_pair_ensemble_predictions_topk(x, pairs=pairs, out=listed)
+    np.testing.assert_array_equal(listed, whole[[6, 2]])  # (1, 4), (0, 3) in triu order
+    for bad in (np.empty((10, 99), np.int64), np.empty((10, 100), np.int32)):
+        with pytest.raises(ZoolensError, match="out must be a \\(10, 100\\) int64"):
+            all_pair_ensemble_predictions_topk(x, out=bad)
+
+
 def test_correctness_output_single_and_multi_label():
     rng = np.random.default_rng(4)
     x = peaked(rng, 4, 50, 90, sharpness=1.0)

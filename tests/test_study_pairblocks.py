@@ -146,6 +146,22 @@ def test_pair_statistics_equal_direct_resampling_of_the_full_values(block):
     np.testing.assert_allclose(sums.category_ei, weights @ per_example, rtol=1e-6)
 
 
+def test_category_counts_in_slices_of_examples_give_the_same_bits(monkeypatch):
+    """The per-example category counts are made in slices of examples (no float32 copy of
+    a whole block): slices of 7 examples against one slice, and against the (N, K)
+    product written out."""
+    import zoolens.study.pairblocks as pairblocks
+
+    correct, layout, ens, categories = _zoo(seed=2)
+    whole, _ = _run(correct, layout, ens, categories, block=5)
+    monkeypatch.setattr(pairblocks, "_CATEGORY_ROWS", 7)
+    sliced, _ = _run(correct, layout, ens, categories, block=5)
+    np.testing.assert_array_equal(sliced.sums.category_ei, whole.sums.category_ei)
+    xor = correct[layout.a] ^ correct[layout.b]
+    got = pairblocks._category_counts(np.ascontiguousarray(xor.T), categories)
+    np.testing.assert_array_equal(got, xor.T.astype(np.int64) @ categories.T.astype(np.int64))
+
+
 def test_blocks_and_threads_give_the_same_bits():
     correct, layout, ens, categories = _zoo(seed=4)
     whole, _ = _run(correct, layout, ens, categories, block=10_000)
@@ -221,7 +237,9 @@ def test_resampled_sums_are_read_only():
 def test_pack_and_unpack_columns_round_trip_at_any_offset(start, stop):
     values = np.random.default_rng(start).random((21, 13)) < 0.5  # (K, n)
     bits = pack_columns(values)
-    assert bits.shape == (13, 3) and bits.dtype == np.uint8
+    assert bits.shape == (13, 3) and bits.dtype == np.uint8 and bits.flags.c_contiguous
+    # the layout is numpy's packbits along K (big bit order), transposed
+    np.testing.assert_array_equal(bits, np.packbits(values, axis=0).T)
     np.testing.assert_array_equal(unpack_columns(bits, start, stop), values[start:stop].T)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "ensemble_inputs",
     "combine_scores",
     "pair_ensemble_predictions",
+    "weighted_pair_predictions",
     "pair_ensemble_correct",
     "all_pair_ensemble_correct",
     "EnsembleCounts",
@@ -137,6 +138,54 @@ def pair_ensemble_predictions(
     [0, 1]
     """
     return combine_scores(x_a, x_b, weight).argmax(axis=-1)
+
+
+# Rows per block of weighted_pair_predictions: two (rows, C) buffers of about this size
+# stay in cache, so the weights after the first find their rows there.
+_WEIGHTED_BLOCK_BYTES = 2**20
+
+
+def weighted_pair_predictions(
+    x_a: np.ndarray, x_b: np.ndarray, weights: Sequence[ArrayLike]
+) -> np.ndarray:
+    """(len(weights), n) int64: :func:`pair_ensemble_predictions` at each weight.
+
+    The same arithmetic entry by entry (``w·x_a + (1 − w)·x_b`` in the inputs' dtype, each
+    weight a scalar or a per-class (C,) vector), so the same predictions bit for bit; run
+    over blocks of rows with two reused buffers instead of three fresh (n, C) temporaries per
+    weight: a curve of 11 weights over 20,000 x 1,000 float32 rows allocated and zeroed
+    ~2.6 GB that way.
+
+    Examples
+    --------
+    >>> x_a = np.array([[0.6, 0.4], [0.2, 0.8]])
+    >>> x_b = np.array([[0.1, 0.9], [0.3, 0.7]])
+    >>> weighted_pair_predictions(x_a, x_b, [0.5, 0.9]).tolist()
+    [[1, 1], [0, 1]]
+    """
+    a_all, b_all = np.asarray(x_a), np.asarray(x_b)
+    if a_all.shape != b_all.shape or a_all.ndim != 2:
+        raise ZoolensError(
+            f"pair inputs must be two (n, C) arrays, got {a_all.shape} and {b_all.shape}"
+        )
+    dtype = np.result_type(a_all, b_all)
+    pairs = [_weight_pair(weight, dtype) for weight in weights]
+    n, c = a_all.shape
+    out = np.empty((len(pairs), n), dtype=np.int64)
+    step = max(1, min(n, _WEIGHTED_BLOCK_BYTES // (dtype.itemsize * max(1, c))))
+    buf_a, buf_b = np.empty((step, c), dtype), np.empty((step, c), dtype)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        rows = stop - start
+        a = np.asarray(a_all[start:stop], dtype)
+        b = np.asarray(b_all[start:stop], dtype)
+        score, other = buf_a[:rows], buf_b[:rows]
+        for k, (w, v) in enumerate(pairs):
+            np.multiply(w, a, out=score)
+            np.multiply(v, b, out=other)
+            np.add(score, other, out=score)
+            np.argmax(score, axis=-1, out=out[k, start:stop])
+    return out
 
 
 def pair_ensemble_correct(
@@ -245,15 +294,24 @@ def ensemble_counts(
     ra, rb, re = (
         np.atleast_2d(np.asarray(v, dtype=bool)) for v in (correct_a, correct_b, correct_ens)
     )
-    one = ra ^ rb
-    neither = ~ra & ~rb
+    # Two temporaries, each reused in place (six fresh (P, n) arrays made the pairs'
+    # blocks spend much of their time in page faults).
+    shape = np.broadcast_shapes(ra.shape, rb.shape, re.shape)
+    one = np.bitwise_xor(ra, rb, out=np.empty(shape, dtype=bool))
+    exactly_one = one.sum(axis=1, dtype=np.int64)
+    one &= re
+    converted = one.sum(axis=1, dtype=np.int64)
+    neither = np.bitwise_or(ra, rb, out=one)
+    np.logical_not(neither, out=neither)
+    both_wrong = neither.sum(axis=1, dtype=np.int64)
+    neither &= re
     return EnsembleCounts(
         n=np.full(re.shape[0], re.shape[1], dtype=np.int64),
         ensemble_right=re.sum(axis=1, dtype=np.int64),
-        exactly_one=one.sum(axis=1, dtype=np.int64),
-        converted=(one & re).sum(axis=1, dtype=np.int64),
-        both_wrong=neither.sum(axis=1, dtype=np.int64),
-        neither_converted=(neither & re).sum(axis=1, dtype=np.int64),
+        exactly_one=exactly_one,
+        converted=converted,
+        both_wrong=both_wrong,
+        neither_converted=neither.sum(axis=1, dtype=np.int64),
         right_a=ra.sum(axis=1, dtype=np.int64),
         right_b=rb.sum(axis=1, dtype=np.int64),
     )

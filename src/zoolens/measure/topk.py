@@ -241,6 +241,7 @@ def all_pair_ensemble_predictions_topk(
     stats: PruneStats | None = None,
     parallel_map: Callable[..., Iterable[Any]] | None = None,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact ensemble predictions for every pair a < b (or the listed ``pairs``) on one
     chunk of examples.
@@ -263,6 +264,8 @@ def all_pair_ensemble_predictions_topk(
             only their entries are computed, with no (M, M, n) temporary, so the M − 1
             pairs of one model (``measure.agreement.base_pair_index``) cost O(M·n) per
             chunk. Each pair's predictions equal its row of the all-pairs result.
+        out: optional (P, n) int64 array that receives the predictions (a caller that
+            decides chunk after chunk reuses one instead of a fresh block each time).
 
     Returns:
         (P, n) int64 predictions, P = M(M-1)/2 in ``np.triu_indices(M, 1)`` order (or one
@@ -289,7 +292,12 @@ def all_pair_ensemble_predictions_topk(
             raise ZoolensError("pairs must be two index arrays of the same length")
         if len(pa) and (min(pa.min(), pb.min()) < 0 or max(pa.max(), pb.max()) >= num_models):
             raise ZoolensError(f"pairs: model indices must lie in 0 .. {num_models - 1}")
-    out = np.empty((len(pa), n), dtype=np.int64)
+    if out is None:
+        out = np.empty((len(pa), n), dtype=np.int64)
+    elif out.shape != (len(pa), n) or out.dtype != np.int64:
+        raise ZoolensError(
+            f"out must be a ({len(pa)}, {n}) int64 array, got {out.dtype} {out.shape}"
+        )
     if len(pa) == 0 or n == 0:
         return out
     # Sub-chunks of examples small enough for the passes over them to hit the cache.

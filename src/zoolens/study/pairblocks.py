@@ -147,7 +147,9 @@ def unpack_columns(bits: np.ndarray, start: int, stop: int) -> np.ndarray:
 def pack_columns(values: np.ndarray) -> np.ndarray:
     """(n, ⌈K/8⌉) uint8: the (K, n) bool ``values`` packed along K for each example (the
     layout :func:`unpack_columns` reads)."""
-    return np.packbits(values, axis=0).T.copy()
+    # packed along the contiguous axis of the transpose: packbits along axis 0 of a
+    # row-major (K, n) array walks it column by column (about twice as slow)
+    return np.packbits(np.ascontiguousarray(np.asarray(values).T), axis=1)
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def _pair_block(ctx: PairContext, start: int, stop: int) -> PairBlock:
     # Per example, how many of each category's pairs the members disagree on: whole
     # numbers below 2**24, exact in float32 whatever the order of the blocks.
     category = (
-        xor.astype(np.float32) @ ctx.category_matrix[:, start:stop].T
+        _category_counts(xor, ctx.category_matrix[:, start:stop])
         if ctx.category_matrix is not None
         else np.zeros((n, 0), dtype=np.float32)
     )
@@ -248,18 +250,22 @@ def _pair_block(ctx: PairContext, start: int, stop: int) -> PairBlock:
     ens = unpack_columns(ctx.ensemble_bits, lo, hi)
     best = ctx.rows_t[:, layout.best[positions]]
     out.counts = counts = ensemble_counts(ra.T, rb.T, ens.T)
-    out.ensemble_only[local] = (ens & ~best).sum(axis=0)
-    out.best_only[local] = (~ens & best).sum(axis=0)
+    # One (N, pairs) scratch for the masks below, each used before the next is made:
+    # fresh ~18 MB arrays per mask cost more in page faults than in arithmetic.
+    scratch = np.empty(ens.shape, dtype=bool)
+    np.logical_not(best, out=scratch)
+    out.ensemble_only[local] = np.logical_and(scratch, ens, out=scratch).sum(axis=0)
+    np.logical_not(ens, out=scratch)
+    out.best_only[local] = np.logical_and(scratch, best, out=scratch).sum(axis=0)
     if weights is None or ei is None:
         return out
-    sums = {
-        name: resampled_sums(weights, values.T, small).astype(np.float64)
-        for name, values in (
-            ("ensemble_acc", ens),
-            ("converted", ens & xor),
-            ("neither_converted", ens & ~(ra | rb)),
-        )
-    }
+    sums = {"ensemble_acc": resampled_sums(weights, ens.T, small).astype(np.float64)}
+    np.bitwise_and(ens, xor, out=scratch)
+    sums["converted"] = resampled_sums(weights, scratch.T, small).astype(np.float64)
+    np.bitwise_or(ra, rb, out=scratch)
+    np.logical_not(scratch, out=scratch)
+    scratch &= ens
+    sums["neither_converted"] = resampled_sums(weights, scratch.T, small).astype(np.float64)
     out.kept["ensemble_acc"][:] = sums["ensemble_acc"]
     out.kept["converted"][:] = sums["converted"]
     _ensemble_intervals(
@@ -275,6 +281,23 @@ def _pair_block(ctx: PairContext, start: int, stop: int) -> PairBlock:
         layout.base,
         counts,
     )
+    return out
+
+
+_CATEGORY_ROWS = 2048  # examples per float32 product of _category_counts (under 4 MB)
+
+
+def _category_counts(xor: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    """(N, K) float32: per example, how many of each category's pairs (``membership``
+    (K, pairs) float32 0/1) disagree (``xor`` (N, pairs) bool). Whole numbers below 2**24,
+    so exact in float32; computed in slices of examples, not one float32 copy of ``xor``."""
+    n = xor.shape[0]
+    out = np.empty((n, membership.shape[0]), dtype=np.float32)
+    transposed = np.ascontiguousarray(membership.T)
+    for lo in range(0, n, _CATEGORY_ROWS):
+        out[lo : lo + _CATEGORY_ROWS] = (
+            xor[lo : lo + _CATEGORY_ROWS].astype(np.float32) @ transposed
+        )
     return out
 
 

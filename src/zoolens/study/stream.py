@@ -19,6 +19,7 @@ Fig. 11 (interpolation).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +35,9 @@ from zoolens.measure.ensemble import (
     EnsembleCounts,
     all_pair_ensemble_correct,
     class_weights,
-    combine_scores,
     ensemble_inputs,
     majority_vote,
+    weighted_pair_predictions,
 )
 from zoolens.progress import progress_bar
 from zoolens.study.bootstrap import Resamples
@@ -185,6 +186,15 @@ class ChunkContext:
         if buffer is None or buffer.size < size:
             buffer = self.__dict__[which] = np.empty(size, dtype=np.float32)
         return buffer[:size].reshape(num_models, rows, num_classes)
+
+    def buffer(self, which: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A C-contiguous array of ``shape`` and ``dtype`` reusing the previous chunk's
+        memory under the name ``which`` (as :meth:`block`)."""
+        size = math.prod(shape)
+        buffer = self.__dict__.get(which)
+        if buffer is None or buffer.dtype != np.dtype(dtype) or buffer.size < size:
+            buffer = self.__dict__[which] = np.empty(size, dtype=dtype)
+        return buffer[:size].reshape(shape)
 
     def open_zoo(self) -> Any:
         if self.zoo is None:
@@ -489,8 +499,14 @@ def _pair_ensembles_correct(
     pair), by the exact top-k kernel or the full-row reference."""
     if not ctx.exact_topk:
         return all_pair_ensemble_correct(block, y, pairs=pairs)
+    m = block.shape[0]
+    num_pairs = m * (m - 1) // 2 if pairs is None else len(pairs[0])
     pred = topk.all_pair_ensemble_predictions_topk(
-        block, stats=result.prune, parallel_map=workers.map, pairs=pairs
+        block,
+        stats=result.prune,
+        parallel_map=workers.map,
+        pairs=pairs,
+        out=ctx.buffer("_predictions", (num_pairs, block.shape[1]), np.int64),
     )
     return correctness(pred, y)
 
@@ -630,7 +646,6 @@ def accumulate_interpolation(
     for s_index, spec in enumerate(specs):
         target = spec.correct if into is None else into[s_index]
         qa, qb = block[position[spec.a]], block[position[spec.b]]
-        for w_index, w in enumerate(spec.weights):
-            weight = w if spec.mask is None else class_weights(w, spec.mask)
-            prediction = combine_scores(qa, qb, weight).argmax(axis=-1)
+        weights = [w if spec.mask is None else class_weights(w, spec.mask) for w in spec.weights]
+        for w_index, prediction in enumerate(weighted_pair_predictions(qa, qb, weights)):
             target[w_index] += int(correctness(prediction, y).sum())
