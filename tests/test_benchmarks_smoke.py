@@ -190,3 +190,19 @@ def test_driver_benchmark_at_tiny_size(tmp_path, monkeypatch):
     assert "identical predictions: yes" in predictions["check"]
     assert "5 tasks of 8 models" in predictions["ours"]
     assert "identical bytes: yes" in csv["check"] and "4 tasks of 500 rows" in csv["ours"]
+
+
+def test_analyze_benchmark_reports_the_median_of_its_runs(tmp_path, monkeypatch):
+    """bench_analyze with ``runs=3`` at the tiny size: the main row is the median run's
+    (its wall among the three), the peak the largest, and every run's tables equal the
+    first's."""
+    monkeypatch.setattr("benchmarks._common.DATA", tmp_path / "data")
+    monkeypatch.setattr("benchmarks.bench_analyze.DATA", tmp_path / "data")
+    from benchmarks import bench_analyze
+
+    (main_row,) = bench_analyze.run("tiny", 3, ray=False, light=False)
+    notes = main_row["notes"]
+    assert "median of 3 runs" in notes and "tables identical across runs: True" in notes
+    walls = sorted(float(w) for w in notes.split("process walls ")[1].split(" s;")[0].split(", "))
+    assert f"{main_row['ours_s']:.1f}" == f"{walls[1]:.1f}"
+    assert main_row["peak_mib"] > 0 and "FAILED" not in main_row["check"]
