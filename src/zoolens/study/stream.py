@@ -169,8 +169,8 @@ class ChunkContext:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["zoo"] = None
-        state.pop("_block", None)
-        state.pop("_kept", None)
+        for buffer in ("_block", "_kept", "_predictions"):  # per-process scratch
+            state.pop(buffer, None)
         return state
 
     def block(
@@ -181,11 +181,7 @@ class ChunkContext:
         chunk spent most of the pass in page faults (the kernel zeroing and mapping new
         pages), more so on virtual machines whose host backs guest memory lazily.
         ``which``: the buffer's name (a grouped chunk keeps a second one, ``_kept``)."""
-        size = num_models * rows * num_classes
-        buffer = self.__dict__.get(which)
-        if buffer is None or buffer.size < size:
-            buffer = self.__dict__[which] = np.empty(size, dtype=np.float32)
-        return buffer[:size].reshape(num_models, rows, num_classes)
+        return self.buffer(which, (num_models, rows, num_classes), np.float32)
 
     def buffer(self, which: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A C-contiguous array of ``shape`` and ``dtype`` reusing the previous chunk's
