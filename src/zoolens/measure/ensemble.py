@@ -400,11 +400,9 @@ def interpolation_curve(
     Without ``mask``: ``argmax w·x_a + (1−w)·x_b`` (w = 1 is model a alone, w = 0 model b).
     With ``mask`` (class-aware, :func:`class_weights`): per-class weights ``w_c``.
     """
-    acc = np.empty(len(weights), dtype=np.float64)
-    for i, w in enumerate(weights):
-        weight = w if mask is None else class_weights(w, mask)
-        acc[i] = pair_ensemble_correct(x_a, x_b, labels, weight).mean()
-    return acc
+    per_class = [w if mask is None else class_weights(w, mask) for w in weights]
+    predictions = weighted_pair_predictions(x_a, x_b, per_class)
+    return np.array([correctness(p, labels).mean() for p in predictions], dtype=np.float64)
 
 
 def majority_vote(predictions: np.ndarray, num_classes: int) -> np.ndarray:

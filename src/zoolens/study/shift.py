@@ -52,7 +52,6 @@ from zoolens.contracts import ESTIMATE_COLUMNS
 from zoolens.errors import ZoolensError
 from zoolens.measure import topk
 from zoolens.measure.agreement import correctness, pairwise_agreement
-from zoolens.measure.calibration import fit_temperature
 from zoolens.measure.ensemble import all_pair_ensemble_correct, ensemble_inputs
 from zoolens.measure.shift import (
     ProbitFit,
@@ -64,7 +63,7 @@ from zoolens.measure.shift import (
 from zoolens.progress import info
 from zoolens.study import tables
 from zoolens.study.bootstrap import Resamples
-from zoolens.study.inputs import check_model, chunk_examples, open_zoo
+from zoolens.study.inputs import check_model, chunk_examples, fit_model, open_zoo
 
 REFERENCE_NAME = "reference"
 
@@ -196,9 +195,10 @@ def _short(values: Sequence[Any], limit: int = 5) -> str:
 
 
 def reference_temperatures(zoo: Any) -> dict[str, float]:
-    """Each scored model's temperature on the zoo's calibration split (``fit_temperature``);
+    """Each scored model's temperature on the zoo's calibration split (``study.inputs.fit_model``);
     1.0 for every model when the split is empty."""
     cal = np.asarray(zoo.calibration_indices, dtype=np.int64)
+    labels_cal = np.asarray(zoo.labels)[cal]
     out = {}
     for name in zoo.models:
         if zoo.kind(name) == "decisions":
@@ -206,12 +206,7 @@ def reference_temperatures(zoo: Any) -> dict[str, float]:
         if cal.size == 0:
             out[name] = 1.0
             continue
-        try:
-            out[name] = fit_temperature(
-                zoo.scores(name, rows=cal), np.asarray(zoo.labels)[cal]
-            ).temperature
-        except ZoolensError as exc:
-            raise ZoolensError(f"model {name!r}: {exc}") from None
+        out[name] = fit_model(zoo, name, cal, labels_cal).temperature
     return out
 
 
