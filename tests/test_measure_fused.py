@@ -178,3 +178,33 @@ def test_skipping_the_clamp_and_the_prediction_changes_no_bit(monkeypatch, torch
             for name in fields:
                 got, want = getattr(fast, name), getattr(slow, name)
                 assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), name
+
+
+@pytest.mark.parametrize("block_bytes", [1, 8 * 37 * 5 + 3, 8 * 37 * 64, 2**30])
+def test_every_row_result_is_independent_of_the_row_blocks(monkeypatch, block_bytes):
+    """A row's outputs are those of the row alone, bit for bit, whatever blocks the rows are
+    cut into (one row a block, a few, the defaults, all rows in one): the per-row results
+    are written block by block and the confidences and NLL terms are then taken for all
+    rows at once, so no row may depend on where its block starts or how long it is."""
+    import zoolens.measure.fused as fused
+
+    rng = np.random.default_rng(8)
+    z = (rng.normal(size=(301, 37)) * 6).astype(np.float16)
+    z[4, :] = -np.inf
+    z[4, 2] = 0.0
+    y = rng.integers(0, 37, 301)
+    reference = [fused.fused_rows(z[i : i + 1], y[i : i + 1], 1.7) for i in range(len(z))]
+    monkeypatch.setattr(fused, "_BLOCK_BYTES", block_bytes)
+    fields = ("prediction", "confidence_before", "confidence_after", "nll_before", "nll_after")
+    for combine in ("probs", "logits"):
+        got = fused.fused_rows(z, y, 1.7, combine)
+        alone = (
+            reference
+            if combine == "probs"
+            else [fused.fused_rows(z[i : i + 1], y[i : i + 1], 1.7, combine) for i in range(len(z))]
+        )
+        for name in fields:
+            want = np.concatenate([getattr(r, name) for r in alone])
+            assert np.array_equal(getattr(got, name).view(np.uint8), want.view(np.uint8)), name
+        want = np.concatenate([r.ensemble_input for r in alone])
+        assert np.array_equal(got.ensemble_input.view(np.uint32), want.view(np.uint32))

@@ -123,31 +123,40 @@ def fused_rows(
 
 
 def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, conf, nll):
-    """:func:`fused_rows`'s blocks on torch's CPU kernels (in place on the numpy buffers)."""
+    """:func:`fused_rows`'s blocks on torch's CPU kernels (in place on the numpy buffers).
+
+    Each block's row results (maxima, the two sums of exponentials, the predictions) are
+    written with ``out=`` into per-call arrays, and what follows from them row by row
+    (confidences, NLL terms) is computed once for all the call's rows after the blocks:
+    fewer torch calls per block (each costs microseconds of Python and, with models in
+    threads, a turn at the GIL), the same operations on the same values, so the same bits.
+    """
     n, c = z.shape
     with torch.no_grad():
         src = torch.from_numpy(np.ascontiguousarray(z))
         dst = torch.from_numpy(out)
-        pred_t = None if prediction is None else torch.from_numpy(prediction)
-        conf_t, nll_t = torch.from_numpy(conf), torch.from_numpy(nll)
+        widen = src.dtype == torch.float16
         s_buf = torch.empty((step, c), dtype=torch.float64)
         e_buf = torch.empty((step, c), dtype=torch.float64)
-        half = torch.empty((step, c), dtype=torch.float32)
-        index = torch.arange(step)
+        half = torch.empty((step, c), dtype=torch.float32) if widen else None
+        tops = np.empty((n, 1))  # each row's maximum
+        sums = np.empty((2, n, 1))  # each row's Σ exp before and after scaling
+        tops_t, sums_t = torch.from_numpy(tops), torch.from_numpy(sums)
+        pred_t = None if prediction is None else torch.from_numpy(prediction.reshape(n, 1))
         for start in range(0, n, step):
             stop = min(n, start + step)
             rows = stop - start
-            s, e = s_buf[:rows], e_buf[:rows]
-            _widen(torch, s, src[start:stop], half)
-            if pred_t is None:
-                top = s.amax(dim=1, keepdim=True)
+            s, e = (s_buf, e_buf) if rows == step else (s_buf[:rows], e_buf[:rows])
+            if widen:  # float16 -> float32 -> float64 (see _widen)
+                s.copy_((half if rows == step else half[:rows]).copy_(src[start:stop]))
             else:
-                top, arg = s.max(dim=1, keepdim=True)
-                pred_t[start:stop] = arg[:, 0]
+                s.copy_(src[start:stop])
+            top = tops_t[start:stop]
+            if pred_t is None:
+                torch.amax(s, dim=1, keepdim=True, out=top)
+            else:
+                torch.max(s, dim=1, keepdim=True, out=(top, pred_t[start:stop]))
             s.sub_(top)
-            s_y = None
-            if y_all is not None:
-                s_y = s[index[:rows], torch.from_numpy(y_all[start:stop])]
             # s itself stays unclamped: the calibrated values below are then those of
             # calibrated_inputs, (z − max)·(1/T) clamped once, bit for bit. Clamping is
             # skipped where it changes nothing (_clamp_needed).
@@ -156,22 +165,26 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
                 torch.clamp(s, min=_EXP_FLOOR, out=e).exp_()
             else:
                 torch.exp(s, out=e)
-            total = e.sum(dim=1)
-            conf_t[0, start:stop] = total.reciprocal()
-            if s_y is not None:
-                nll_t[0, start:stop] = total.log_() - s_y
+            torch.sum(e, dim=1, keepdim=True, out=sums_t[0, start:stop])
             s.mul_(inv_t)
             if _clamp_needed(lowest, inv_t):
                 s.clamp_(min=_EXP_FLOOR)
             torch.exp(s, out=e)
-            total = e.sum(dim=1)
-            conf_t[1, start:stop] = total.reciprocal()
-            if s_y is not None:
-                nll_t[1, start:stop] = torch.log(total) - s_y * inv_t
-            if combine == "probs":
-                dst[start:stop] = e.div_(total[:, None])
+            total = sums_t[1, start:stop]
+            torch.sum(e, dim=1, keepdim=True, out=total)
+            if combine == "probs":  # the float64 quotient rounded to float32 as it is stored
+                torch.div(e, total, out=dst[start:stop])
             else:
                 dst[start:stop] = _widen(torch, s, src[start:stop], half).mul_(inv_t)
+        # Row by row, for all the call's rows at once: 1/Σ, and log Σ − s_y with s_y the
+        # shifted score at the label, fl(z_y − max) (the subtraction the block made).
+        totals = torch.from_numpy(sums[:, :, 0])
+        torch.reciprocal(totals, out=torch.from_numpy(conf))
+        if y_all is not None:
+            s_y = torch.from_numpy(z[np.arange(n), y_all].astype(np.float64) - tops[:, 0])
+            nll_t = torch.from_numpy(nll)
+            torch.sub(torch.log(totals[0]), s_y, out=nll_t[0])
+            torch.sub(torch.log(totals[1]), s_y * inv_t, out=nll_t[1])
 
 
 def _fused_blocks_numpy(z, y_all, inv_t, combine, step, out, prediction, conf, nll):
@@ -273,17 +286,26 @@ def calibrated_inputs(
         src, dst = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(out)
         s_buf = torch.empty((step, c), dtype=torch.float64)
         half = torch.empty((step, c), dtype=torch.float32)
-        stats = None if row_stats is None else tuple(torch.from_numpy(a) for a in row_stats)
+        # each row's maximum and sum, written with out= (as in _fused_blocks_torch)
+        tops, totals = (
+            (torch.empty((n, 1), dtype=torch.float64) for _ in range(2))
+            if row_stats is None
+            else (torch.from_numpy(a).unsqueeze(1) for a in row_stats)
+        )
         for start in range(0, n, step):
             stop = min(n, start + step)
-            s = _widen(torch, s_buf[: stop - start], src[start:stop], half)
-            top = s.amax(dim=1, keepdim=True)
+            s = _widen(
+                torch,
+                s_buf if stop - start == step else s_buf[: stop - start],
+                src[start:stop],
+                half,
+            )
+            top = tops[start:stop]
+            torch.amax(s, dim=1, keepdim=True, out=top)
             s.sub_(top).mul_(inv_t).clamp_(min=_EXP_FLOOR).exp_()
-            total = s.sum(dim=1, keepdim=True)
-            if stats is not None:
-                stats[0][start:stop] = top[:, 0]
-                stats[1][start:stop] = total[:, 0]
-            dst[start:stop] = s.div_(total)
+            total = totals[start:stop]
+            torch.sum(s, dim=1, keepdim=True, out=total)
+            torch.div(s, total, out=dst[start:stop])  # the float64 quotient, stored as float32
     return out
 
 
