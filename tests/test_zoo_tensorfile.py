@@ -125,15 +125,34 @@ def test_duplicate_keys_and_garbage_are_refused(tmp_path: Path) -> None:
         read_header(tmp_path / "long", "m")
 
 
-@pytest.mark.parametrize("block_bytes,gap_bytes", [(4 * 2**20, 32 * 2**10), (64, 16), (1, 1)])
-def test_positioned_reads_equal_the_memory_map(tmp_path: Path, monkeypatch, block_bytes, gap_bytes):
+@pytest.mark.parametrize(
+    "block_bytes,gap_bytes,map_min_bytes,sparsity",
+    [
+        (4 * 2**20, 32 * 2**10, 16 * 2**20, 2),  # the defaults: this small file is read
+        (64, 16, 16 * 2**20, 2),
+        (1, 1, 16 * 2**20, 2),
+        (4 * 2**20, 32 * 2**10, 0, 2),  # sparse row sets gathered from a map of their span
+        (64, 16, 0, 0),  # every row set gathered from a map
+    ],
+)
+def test_positioned_reads_equal_the_memory_map(
+    tmp_path: Path, monkeypatch, block_bytes, gap_bytes, map_min_bytes, sparsity
+):
     """read_rows against indexing the memory map (the oracle), on dense, sparse, unsorted,
-    repeated and negative row sets, slices with steps, for spans cut by size and by gaps."""
+    repeated and negative row sets, slices with steps, for spans cut by size and by gaps,
+    read or gathered from a map of the span (thin rows over a long span)."""
     import zoolens.zoo.tensorfile as tensorfile
     from zoolens.zoo.tensorfile import read_rows
 
     monkeypatch.setattr(tensorfile, "_READ_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(tensorfile, "_READ_GAP_BYTES", gap_bytes)
+    monkeypatch.setattr(tensorfile, "_MAP_MIN_BYTES", map_min_bytes)
+    monkeypatch.setattr(tensorfile, "_MAP_SPARSITY", sparsity)
+    mapped_calls = []
+    gather = tensorfile._gather_mapped
+    monkeypatch.setattr(
+        tensorfile, "_gather_mapped", lambda *a: mapped_calls.append(1) or gather(*a)
+    )
     rng = np.random.default_rng(1)
     tensors = {
         "logits": rng.normal(size=(301, 17)).astype(np.float16),
@@ -163,6 +182,8 @@ def test_positioned_reads_equal_the_memory_map(tmp_path: Path, monkeypatch, bloc
         for bad in (np.array([301]), np.array([0, -302])):  # as the map: IndexError
             with pytest.raises(IndexError):
                 read_rows(file, start, header[name], bad)
+    # which path ran: the map only where the thresholds send a row set there
+    assert bool(mapped_calls) == (map_min_bytes == 0)
 
 
 def test_entry_reads_equal_the_memory_map(tmp_path: Path) -> None:
@@ -204,7 +225,8 @@ def test_entry_reads_equal_the_memory_map(tmp_path: Path) -> None:
             read_entries(file, start, header[name], np.array([5]), np.array([13]))
 
 
-def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path) -> None:
+def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path, monkeypatch) -> None:
+    import zoolens.zoo.tensorfile as tensorfile
     from zoolens.zoo.tensorfile import read_rows
 
     file = tmp_path / "m.safetensors"
@@ -213,6 +235,10 @@ def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path) -> None:
     file.write_bytes(file.read_bytes()[:-100])  # cut after the header was checked
     with pytest.raises(ZooCorruptedError, match="truncated"):
         read_rows(file, start, header["logits"], np.array([49]))
+    # and when thin rows would be gathered from a map of their span (never a SIGBUS)
+    monkeypatch.setattr(tensorfile, "_MAP_MIN_BYTES", 0)
+    with pytest.raises(ZooCorruptedError, match="truncated"):
+        read_rows(file, start, header["logits"], np.array([0, 49]))
 
 
 # Every float16 value, and the ones where integer keys and floats disagree or nearly do.

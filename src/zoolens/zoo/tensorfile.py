@@ -148,6 +148,14 @@ def memmap_tensor(path: Path, data_start: int, info: Mapping[str, Any]) -> np.nd
 # run of unwanted rows longer than _READ_GAP_BYTES is skipped rather than read.
 _READ_BLOCK_BYTES = 4 * 2**20
 _READ_GAP_BYTES = 32 * 2**10
+# Rows spread thinly over a long span (fewer than one in _MAP_SPARSITY of its rows wanted, the
+# span at least _MAP_MIN_BYTES: a calibration split's rows, one in five) are gathered from a
+# memory map of the span instead: the reads above would copy every row between them (five
+# times the bytes wanted), a map touches only the pages of the wanted rows, and one unmap a
+# call is cheap at this size (measured on 82 x 10,000 of 50,000 rows x 1,000 float16,
+# two models side by side: 12.8 instead of 19.4 ms a model).
+_MAP_SPARSITY = 2
+_MAP_MIN_BYTES = 16 * 2**20
 
 
 def _pread_exact(handle: Any, view: memoryview, offset: int, path: Path) -> None:
@@ -170,10 +178,12 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
     from the end; any order, repeats allowed). Wanted rows close together are read as one
     span (at most ``_READ_BLOCK_BYTES``, skipping gaps over ``_READ_GAP_BYTES``).
 
-    Same values as indexing :func:`memmap_tensor`, without mapping the file: a fresh map per
-    read faults each touched page into the process and unmaps it afterwards, which stalls
-    every thread of the process (a TLB shootdown per unmap) when models are read side by
-    side; a read copies from the page cache instead.
+    Same values as indexing :func:`memmap_tensor`, mostly without mapping the file: a fresh
+    map per read faults each touched page into the process and unmaps it afterwards, which
+    stalls every thread of the process (a TLB shootdown per unmap) when models are read side
+    by side chunk by chunk; a read copies from the page cache instead. Rows spread thinly
+    over a long span (``_MAP_SPARSITY``, ``_MAP_MIN_BYTES``) are the exception: one map of
+    the span per call, where reading the span would copy several times the bytes wanted.
     """
     dtype = np.dtype(DTYPE_CODES[info["dtype"]]).newbyteorder("<")
     shape = tuple(int(v) for v in info["shape"])
@@ -203,6 +213,11 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
     else:
         order = np.argsort(index, kind="stable")
         wanted = index[order]
+    span_rows = int(wanted[-1]) - int(wanted[0]) + 1
+    if span_rows * row_bytes >= _MAP_MIN_BYTES and len(index) * _MAP_SPARSITY < span_rows:
+        return _gather_mapped(
+            path, begin, row_bytes, dtype, row_shape, index, int(wanted[0]), span_rows
+        )
     max_rows = max(1, _READ_BLOCK_BYTES // row_bytes)
     gap_rows = max(1, _READ_GAP_BYTES // row_bytes)
     gaps = np.flatnonzero(np.diff(wanted) > gap_rows) + 1  # a span never crosses these
@@ -220,9 +235,42 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
             block = buffer[: span * (row_bytes // dtype.itemsize)]
             _pread_exact(handle, _byte_view(block.view(np.uint8)), begin + first * row_bytes, path)
             block = block.reshape(span, -1)
-            target = slice(i, j) if order is None else order[i:j]
-            flat_out[target] = block[wanted[i:j] - first]
+            if order is None:  # straight into the output rows, no temporary
+                np.take(block, wanted[i:j] - first, axis=0, out=flat_out[i:j], mode="clip")
+            else:
+                flat_out[order[i:j]] = block[wanted[i:j] - first]
             i = j
+    return out
+
+
+def _gather_mapped(
+    path: Path,
+    begin: int,
+    row_bytes: int,
+    dtype: np.dtype,
+    row_shape: tuple[int, ...],
+    index: np.ndarray,
+    first: int,
+    span_rows: int,
+) -> np.ndarray:
+    """Rows ``index`` (non-negative, within ``first : first + span_rows``) copied out of a
+    memory map of just that span, unmapped and the file closed before returning."""
+    start = begin + first * row_bytes
+    length = span_rows * row_bytes
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    with open(path, "rb", buffering=0) as handle:
+        if os.fstat(handle.fileno()).st_size < start + length:
+            raise ZooCorruptedError(f"{path}: file ends before its tensor data (truncated?)")
+        with mmap.mmap(
+            handle.fileno(), start - aligned + length, access=mmap.ACCESS_READ, offset=aligned
+        ) as mapped:
+            span = np.frombuffer(
+                mapped, dtype=dtype, count=length // dtype.itemsize, offset=start - aligned
+            )
+            try:
+                out = span.reshape(span_rows, *row_shape)[index - first]  # fancy indexing: a copy
+            finally:
+                del span  # the map closes only once no array looks into it (else BufferError)
     return out
 
 
