@@ -735,7 +735,8 @@ class Zoo(StoreIntegrity):
 
     def _read(self, name: str, tensor: str, index: Any) -> np.ndarray:
         """Rows ``index`` (a slice or an index array from ``zoo.validate.row_index``) of one stored
-        tensor, copied with positioned reads (``tensorfile.read_rows``; no memory map)."""
+        tensor, copied with positioned reads (``tensorfile.read_rows``; thin rows over a long
+        span from one map of the span)."""
         file, data_start, info = self._locate(name, tensor)
         try:
             return read_rows(file, data_start, info, index)
