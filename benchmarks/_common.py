@@ -145,6 +145,43 @@ def python_child(code: str, *, timeout: float | None = None) -> dict[str, Any]:
     return res
 
 
+def exp_probe(seconds: float = 1.0) -> float | None:
+    """This machine's speed right now: nanoseconds a float64 ``exp`` takes per element and
+    thread with every core busy (torch's kernel, the one the analysis spends most of its
+    time in; one thread per core on a 262,144-element array, in a fresh process). The
+    hosts these benchmarks run on change speed by up to ~30 % from hour to hour, so rows
+    measured at different times compare only together with this figure. None without torch.
+    """
+    code = f"""
+import threading, time
+try:
+    import torch
+except ImportError:
+    torch = None
+if torch is not None:
+    import os
+    torch.set_num_threads(1)
+    cores = len(os.sched_getaffinity(0))
+    x = torch.randn(262144, dtype=torch.float64)
+    outs = [torch.empty_like(x) for _ in range(cores)]
+    torch.exp(x, out=outs[0])
+    counts = [0] * cores
+    stop = time.perf_counter() + {seconds!r}
+    def work(k):
+        while time.perf_counter() < stop:
+            torch.exp(x, out=outs[k])
+            counts[k] += 1
+    begin = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(cores)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    elapsed = time.perf_counter() - begin
+    result = elapsed * 1e9 / (max(1, min(counts)) * x.numel())
+"""
+    value = python_child(code, timeout=60)["result"]
+    return float(value) if value is not None else None
+
+
 def row(
     benchmark: str,
     case: str,

@@ -12,7 +12,9 @@ per-chunk time of the evaluation pass, from which a cluster's time is extrapolat
 
 ``--runs N`` makes N whole analyses for the first row, which then reports the median run
 (wall, stages) and the largest peak, and checks that every run's tables equal the first's:
-this machine's speed moves ~10 % from one run to the next.
+this machine's speed moves ~10 % from one run to the next, and up to ~30 % from hour to
+hour, so the notes also give the machine's speed just before and after the runs
+(``_common.exp_probe``: float64 exp with every core busy, the analysis' main kernel).
 
 A second row runs the same command with torch unimportable (the light install,
 ``pip install zoolens``: numpy's kernels) and compares its time (target: within 1.2x) and its
@@ -37,7 +39,7 @@ import json
 import os
 import shutil
 
-from benchmarks._common import DATA, NO_TORCH, ensure_zoo, python_child, row, say
+from benchmarks._common import DATA, NO_TORCH, ensure_zoo, exp_probe, python_child, row, say
 from benchmarks._results import module_main
 from benchmarks.bench_ensemble import SIZES as ZOO_SIZES
 from benchmarks.bench_ensemble import spec_for, zoo_name
@@ -210,6 +212,16 @@ def _warm_page_cache(path) -> str:
     return f"zoo files ({size / 2**30:.1f} GiB) read once before (page cache warm)"
 
 
+def _speed_note(before: float | None, after: float | None) -> str:
+    """The machine's speed around the runs (``_common.exp_probe``), for the notes."""
+    if before is None or after is None:
+        return ""
+    return (
+        f"; machine speed (float64 exp, every core busy) {before:.2f} ns an element and "
+        f"thread before the runs, {after:.2f} after"
+    )
+
+
 def run(
     size: str = "quick", runs: int = 1, ray: bool | None = None, light: bool = True
 ) -> list[dict]:
@@ -219,6 +231,7 @@ def run(
     out = DATA / f"analyze-{zoo_name(zcfg)}"
     shutil.rmtree(out, ignore_errors=True)
     warm = _warm_page_cache(path)
+    speed_before = exp_probe()
     local = _analyze(path, out, extra)
     # More runs (--runs): the row is the median run's (a busy hour moves one run by ~10 %);
     # every run's tables must equal the first's.
@@ -231,6 +244,7 @@ def run(
             (again / f.name).read_bytes() == f.read_bytes() for f in sorted(out.glob("*.csv"))
         )
         shutil.rmtree(again, ignore_errors=True)
+    speed = _speed_note(speed_before, exp_probe())
     median_run = (
         sorted(runs_made, key=lambda r: r["wall_s"])[len(runs_made) // 2]
         if all(r["ok"] for r in runs_made)
@@ -275,7 +289,8 @@ def run(
                 + ", ".join(f"{r['wall_s']:.1f}" for r in runs_made)
                 + f" s; peak the largest; tables identical across runs: {same_tables}); "
             )
-            + warm,
+            + warm
+            + speed,
         )
     ]
     if light:

@@ -3,6 +3,7 @@ writes a results table. (Speed targets are never part of CI's pass/fail.)"""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -206,3 +207,8 @@ def test_analyze_benchmark_reports_the_median_of_its_runs(tmp_path, monkeypatch)
     walls = sorted(float(w) for w in notes.split("process walls ")[1].split(" s;")[0].split(", "))
     assert f"{main_row['ours_s']:.1f}" == f"{walls[1]:.1f}"
     assert main_row["peak_mib"] > 0 and "FAILED" not in main_row["check"]
+    # the machine's speed around the runs (torch's float64 exp, every core busy): two
+    # positive figures (the test asserts no time, only that they are there and parse)
+    speeds = notes.split("machine speed (float64 exp, every core busy) ")[1]
+    figures = [float(x) for x in re.findall(r"(\d+\.\d+) (?:ns|after)", speeds)]
+    assert len(figures) == 2 and min(figures) > 0
