@@ -135,10 +135,9 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
     with torch.no_grad():
         src = torch.from_numpy(np.ascontiguousarray(z))
         dst = torch.from_numpy(out)
-        widen = src.dtype == torch.float16
         s_buf = torch.empty((step, c), dtype=torch.float64)
         e_buf = torch.empty((step, c), dtype=torch.float64)
-        half = torch.empty((step, c), dtype=torch.float32) if widen else None
+        half = torch.empty((step, c), dtype=torch.float32) if src.dtype == torch.float16 else None
         tops = np.empty((n, 1))  # each row's maximum
         sums = np.empty((2, n, 1))  # each row's Σ exp before and after scaling
         tops_t, sums_t = torch.from_numpy(tops), torch.from_numpy(sums)
@@ -147,10 +146,7 @@ def _fused_blocks_torch(torch, z, y_all, inv_t, combine, step, out, prediction, 
             stop = min(n, start + step)
             rows = stop - start
             s, e = (s_buf, e_buf) if rows == step else (s_buf[:rows], e_buf[:rows])
-            if widen:  # float16 -> float32 -> float64 (see _widen)
-                s.copy_((half if rows == step else half[:rows]).copy_(src[start:stop]))
-            else:
-                s.copy_(src[start:stop])
+            _widen(torch, s, src[start:stop], half)
             top = tops_t[start:stop]
             if pred_t is None:
                 torch.amax(s, dim=1, keepdim=True, out=top)
