@@ -149,9 +149,9 @@ def test_positioned_reads_equal_the_memory_map(
     monkeypatch.setattr(tensorfile, "_MAP_MIN_BYTES", map_min_bytes)
     monkeypatch.setattr(tensorfile, "_MAP_SPARSITY", sparsity)
     mapped_calls = []
-    gather = tensorfile._gather_mapped
+    take_mapped = tensorfile._take_mapped
     monkeypatch.setattr(
-        tensorfile, "_gather_mapped", lambda *a: mapped_calls.append(1) or gather(*a)
+        tensorfile, "_take_mapped", lambda *a: mapped_calls.append(1) or take_mapped(*a)
     )
     rng = np.random.default_rng(1)
     tensors = {
@@ -239,6 +239,9 @@ def test_positioned_reads_refuse_a_truncated_file(tmp_path: Path, monkeypatch) -
     monkeypatch.setattr(tensorfile, "_MAP_MIN_BYTES", 0)
     with pytest.raises(ZooCorruptedError, match="truncated"):
         read_rows(file, start, header["logits"], np.array([0, 49]))
+    # scattered entries come from the same kind of map (was a bare ValueError from mmap)
+    with pytest.raises(ZooCorruptedError, match="truncated"):
+        tensorfile.read_entries(file, start, header["logits"], np.array([49]), np.array([0]))
 
 
 # Every float16 value, and the ones where integer keys and floats disagree or nearly do.

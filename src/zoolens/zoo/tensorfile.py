@@ -215,9 +215,10 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
         wanted = index[order]
     span_rows = int(wanted[-1]) - int(wanted[0]) + 1
     if span_rows * row_bytes >= _MAP_MIN_BYTES and len(index) * _MAP_SPARSITY < span_rows:
-        return _gather_mapped(
-            path, begin, row_bytes, dtype, row_shape, index, int(wanted[0]), span_rows
-        )
+        first = int(wanted[0])
+        shape = (span_rows, *row_shape)
+        length = span_rows * row_bytes
+        return _take_mapped(path, begin + first * row_bytes, length, dtype, shape, (index - first,))
     max_rows = max(1, _READ_BLOCK_BYTES // row_bytes)
     gap_rows = max(1, _READ_GAP_BYTES // row_bytes)
     gaps = np.flatnonzero(np.diff(wanted) > gap_rows) + 1  # a span never crosses these
@@ -243,20 +244,14 @@ def read_rows(path: Path, data_start: int, info: Mapping[str, Any], rows: Any) -
     return out
 
 
-def _gather_mapped(
-    path: Path,
-    begin: int,
-    row_bytes: int,
-    dtype: np.dtype,
-    row_shape: tuple[int, ...],
-    index: np.ndarray,
-    first: int,
-    span_rows: int,
+def _take_mapped(
+    path: Path, start: int, length: int, dtype: np.dtype, shape: tuple[int, ...], index: tuple
 ) -> np.ndarray:
-    """Rows ``index`` (non-negative, within ``first : first + span_rows``) copied out of a
-    memory map of just that span, unmapped and the file closed before returning."""
-    start = begin + first * row_bytes
-    length = span_rows * row_bytes
+    """``span.reshape(shape)[index]`` (fancy indexing: a copy), ``span`` the ``length`` bytes
+    at ``start`` of ``path`` as ``dtype``, read through a memory map of just that span, which
+    is unmapped and the file closed before returning. A file shorter than the span is refused
+    (ZooCorruptedError) before mapping: touching a map past the end of a file kills the
+    process instead of raising."""
     aligned = start - start % mmap.ALLOCATIONGRANULARITY
     with open(path, "rb", buffering=0) as handle:
         if os.fstat(handle.fileno()).st_size < start + length:
@@ -268,7 +263,7 @@ def _gather_mapped(
                 mapped, dtype=dtype, count=length // dtype.itemsize, offset=start - aligned
             )
             try:
-                out = span.reshape(span_rows, *row_shape)[index - first]  # fancy indexing: a copy
+                out = span.reshape(shape)[index]
             finally:
                 del span  # the map closes only once no array looks into it (else BufferError)
     return out
@@ -278,10 +273,10 @@ def read_entries(
     path: Path, data_start: int, info: Mapping[str, Any], rows: np.ndarray, cols: np.ndarray
 ) -> np.ndarray:
     """Entries ``(rows[j], cols[j])`` of a 2-D tensor (row indices in range, non-negative),
-    copied out of a memory map of just the rows' span, which is unmapped and the file closed
-    before returning: one page read per distinct page touched, for callers that want a few
-    scattered entries per row (greedy's lazy candidates), where :func:`read_rows` would copy
-    whole rows or spans. Same values as indexing :func:`memmap_tensor` (stored dtype)."""
+    copied out of a memory map of just the rows' span (:func:`_take_mapped`): one page read
+    per distinct page touched, for callers that want a few scattered entries per row
+    (greedy's lazy candidates), where :func:`read_rows` would copy whole rows or spans. Same
+    values as indexing :func:`memmap_tensor` (stored dtype)."""
     dtype = np.dtype(DTYPE_CODES[info["dtype"]]).newbyteorder("<")
     num_rows, num_cols = (int(v) for v in info["shape"])
     index = np.asarray(rows, dtype=np.int64)
@@ -293,21 +288,7 @@ def read_entries(
     row_bytes = num_cols * dtype.itemsize
     start = data_start + int(info["data_offsets"][0]) + first * row_bytes
     length = (last - first + 1) * row_bytes
-    aligned = start - start % mmap.ALLOCATIONGRANULARITY
-    with (
-        open(path, "rb", buffering=0) as handle,
-        mmap.mmap(
-            handle.fileno(), start - aligned + length, access=mmap.ACCESS_READ, offset=aligned
-        ) as mapped,
-    ):
-        span = np.frombuffer(
-            mapped, dtype=dtype, count=length // dtype.itemsize, offset=start - aligned
-        )
-        try:
-            out = span.reshape(-1, num_cols)[index - first, cols]  # fancy indexing: a copy
-        finally:
-            del span  # the map closes only once no array looks into it (else BufferError)
-    return out
+    return _take_mapped(path, start, length, dtype, (-1, num_cols), (index - first, cols))
 
 
 def write_tensors(
