@@ -282,12 +282,13 @@ def calibrated_inputs(
         src, dst = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(out)
         s_buf = torch.empty((step, c), dtype=torch.float64)
         half = torch.empty((step, c), dtype=torch.float32)
-        # each row's maximum and sum, written with out= (as in _fused_blocks_torch)
-        tops, totals = (
-            (torch.empty((n, 1), dtype=torch.float64) for _ in range(2))
-            if row_stats is None
-            else (torch.from_numpy(a).unsqueeze(1) for a in row_stats)
-        )
+        # each row's maximum and sum, written with out= (as in _fused_blocks_torch): into
+        # the caller's row_stats when given
+        if row_stats is None:
+            tops = torch.empty((n, 1), dtype=torch.float64)
+            totals = torch.empty_like(tops)
+        else:
+            tops, totals = (torch.from_numpy(a).unsqueeze(1) for a in row_stats)
         for start in range(0, n, step):
             stop = min(n, start + step)
             s = _widen(
