@@ -937,10 +937,13 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
     lazy_calls = []
     real_lazy_pool = greedy_module.lazy_pool
 
-    def spy(models, cal, num_classes, parallel_map=None, hint=None):
+    kept_counts = []
+
+    def spy(models, cal, num_classes, parallel_map=None, hint=None, kept=None):
         lazy_calls.append(len(models))
-        pool = real_lazy_pool(models, cal, num_classes, parallel_map, hint)
+        pool = real_lazy_pool(models, cal, num_classes, parallel_map, hint, kept)
         assert all(isinstance(m[cal], greedy_module._LazyCandidate) for m in pool)
+        kept_counts.extend(m[cal].kept_count for m in pool)
         return pool
 
     monkeypatch.setattr(greedy_module, "lazy_pool", spy)
@@ -949,6 +952,15 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
     assert lazy_calls == []
     tiny = analyze(random_zoo, "base", memory_budget=2**20, **common)
     assert lazy_calls == [6]  # every model with probabilities (humans is decision-only)
+    assert kept_counts == [0] * 6  # no room beside the running sums for stored rows
+    # A budget with room for some calibration rows' stored scores (not all): same tables.
+    n_cal, n_ev = len(random_zoo.calibration_indices), len(random_zoo.evaluation_indices)
+    c = random_zoo.num_classes
+    roomy = greedy_module.memory_need(0, n_cal, n_ev, c) + 2 * n_cal * c
+    kept_counts.clear()
+    partly = analyze(random_zoo, "base", memory_budget=roomy, **common)
+    assert lazy_calls == [6, 6] and 0 < min(kept_counts) and max(kept_counts) < n_cal
+    pd.testing.assert_frame_equal(partly.greedy, unlimited.greedy)
     assert len(tiny.greedy) == 9 and "skipped" not in tiny.summary["headline"]["greedy"]
     pd.testing.assert_frame_equal(tiny.greedy, unlimited.greedy)
     lazy_summary = dict(tiny.summary["headline"]["greedy"])

@@ -117,19 +117,25 @@ def _Source(z, temperature, combine):
     return _CalibratedRows(_Zoo({"m": z}), "m", temperature, combine)
 
 
+@pytest.mark.parametrize("kept_rows", [0, 120, 300])
 @pytest.mark.parametrize("combine", ["probs", "logits"])
 @pytest.mark.parametrize("num_classes,dtype", [(13, np.float16), (40, np.float32), (7, np.float64)])
-def test_lazy_candidate_equals_the_calibrated_rows_bit_for_bit(combine, num_classes, dtype):
-    """Every way the selection reads a lazy candidate gives the in-memory array's bits."""
+def test_lazy_candidate_equals_the_calibrated_rows_bit_for_bit(
+    combine, num_classes, dtype, kept_rows
+):
+    """Every way the selection reads a lazy candidate gives the in-memory array's bits,
+    with none, some or all of its rows' stored scores kept in memory."""
     from zoolens.measure.topk import top1_and_second
-    from zoolens.study.greedy import _LazyCandidate
+    from zoolens.study.greedy import KeptRows, _LazyCandidate
 
     rng = np.random.default_rng(num_classes)
     z = (rng.normal(size=(500, num_classes)) * 6).astype(dtype)
     cal = np.sort(rng.choice(500, 300, replace=False))
     source = _Source(z, 1.37, combine)
     whole = source[cal]
-    lazy = _LazyCandidate(source, cal, num_classes)
+    kept = KeptRows.from_order(rng.permutation(300), kept_rows * num_classes * z.itemsize)
+    lazy = _LazyCandidate(source, cal, num_classes, kept=kept)
+    assert lazy.kept_count == kept_rows
     assert lazy.shape == whole.shape and lazy.dtype == whole.dtype
     np.testing.assert_array_equal(np.asarray(lazy), whole)
     np.testing.assert_array_equal(np.array(lazy, dtype=np.float64), whole.astype(np.float64))
@@ -160,10 +166,62 @@ def test_lazy_candidate_serves_the_running_class_from_its_cache():
     assert source.zoo.reads == reads + 1  # then served from the cache
 
 
+def test_lazy_candidate_reads_only_the_rows_it_did_not_keep():
+    """Entries and rows on kept rows come from memory; a request that mixes kept and other
+    rows reads just the others (one read), and the values are the array's."""
+    from zoolens.study.greedy import KeptRows, _LazyCandidate
+
+    rng = np.random.default_rng(5)
+    n, c = 60, 11
+    z = rng.normal(size=(n, c)).astype(np.float16)
+    source = _Source(z, 0.9, "probs")
+    whole = source[np.arange(n)]
+    order = rng.permutation(n)
+    lazy = _LazyCandidate(
+        source, np.arange(n), c, kept=KeptRows.from_order(order, 20 * c * z.itemsize)
+    )
+    kept, other = np.sort(order[:20]), np.sort(order[20:])
+    reads = source.zoo.reads
+    flat = kept * c + rng.integers(0, c, len(kept))
+    np.testing.assert_array_equal(lazy.take(flat), whole.take(flat))
+    np.testing.assert_array_equal(lazy[kept], whole[kept])
+    assert source.zoo.reads == reads  # nothing read
+    mixed = np.sort(np.concatenate([kept[:5], other[:5]]))
+    flat = mixed * c + (np.arange(len(mixed)) % c)
+    np.testing.assert_array_equal(lazy.take(flat), whole.take(flat))
+    assert source.zoo.reads == reads + 1  # one read, of the five rows not kept
+    np.testing.assert_array_equal(lazy[mixed], whole[mixed])
+    assert source.zoo.reads == reads + 2
+
+
+def test_disagreement_order_against_counting_each_row(monkeypatch):
+    """The rows by the count of their most frequent prediction (smallest first, ties in row
+    order), against collections.Counter row by row."""
+    from collections import Counter
+
+    from zoolens.study import greedy as greedy_module
+    from zoolens.study.greedy import disagreement_order
+
+    rng = np.random.default_rng(8)
+    for models, rows, classes in [(1, 5, 3), (7, 200, 4), (30, 500, 12), (5, 0, 3)]:
+        predictions = rng.integers(-1, classes, size=(models, rows))  # -1: an abstention
+        most = [Counter(predictions[:, j].tolist()).most_common(1)[0][1] for j in range(rows)]
+        want = sorted(range(rows), key=lambda j: (most[j], j))
+        np.testing.assert_array_equal(disagreement_order(predictions), want)
+    assert disagreement_order(np.zeros((0, 4), dtype=np.int64)).tolist() == [0, 1, 2, 3]
+    # listed columns and models, in blocks of columns: the same order as on the copy
+    predictions = rng.integers(0, 6, size=(9, 300))
+    columns, models = np.sort(rng.choice(300, 120, replace=False)), np.array([0, 2, 3, 7, 8])
+    want = disagreement_order(predictions[models][:, columns])
+    np.testing.assert_array_equal(disagreement_order(predictions, columns, models), want)
+    monkeypatch.setattr(greedy_module, "_ORDER_BLOCK", 17)
+    np.testing.assert_array_equal(disagreement_order(predictions, columns, models), want)
+
+
 def test_lazy_pool_selection_equals_the_in_memory_selection():
     """greedy_forward_selection over lazy candidates (study.greedy.lazy_pool) against the
     same selection over the calibrated arrays: same members, accuracies and correctness."""
-    from zoolens.study.greedy import lazy_pool
+    from zoolens.study.greedy import KeptRows, lazy_pool
 
     rng = np.random.default_rng(11)
     m, n, c = 7, 400, 12
@@ -171,29 +229,17 @@ def test_lazy_pool_selection_equals_the_in_memory_selection():
     z[:, :, 0] += 1.5
     labels = rng.integers(0, c, n)
     cal, ev = np.arange(0, n, 2), np.arange(1, n, 2)
+    select = dict(start=1, pool=range(m), max_steps=9, calibration_index=cal, evaluation_index=ev)
     for combine in ("probs", "logits"):
         sources = [_Source(z[k], 0.8 + 0.1 * k, combine) for k in range(m)]
-        eager = greedy_forward_selection(
-            [s[np.arange(n)] for s in sources],
-            labels,
-            start=1,
-            pool=range(m),
-            max_steps=9,
-            calibration_index=cal,
-            evaluation_index=ev,
-        )
-        lazy = greedy_forward_selection(
-            lazy_pool(sources, cal, c),
-            labels,
-            start=1,
-            pool=range(m),
-            max_steps=9,
-            calibration_index=cal,
-            evaluation_index=ev,
-        )
-        assert lazy.members == eager.members
-        np.testing.assert_array_equal(lazy.calibration_correct, eager.calibration_correct)
-        np.testing.assert_array_equal(lazy.evaluation_correct, eager.evaluation_correct)
+        eager = greedy_forward_selection([s[np.arange(n)] for s in sources], labels, **select)
+        # no stored rows kept, half of them, all of them
+        for kept_rows in (0, len(cal) // 2, len(cal)):
+            kept = KeptRows.from_order(rng.permutation(len(cal)), kept_rows * c * 2)
+            lazy = greedy_forward_selection(lazy_pool(sources, cal, c, kept=kept), labels, **select)
+            assert lazy.members == eager.members
+            np.testing.assert_array_equal(lazy.calibration_correct, eager.calibration_correct)
+            np.testing.assert_array_equal(lazy.evaluation_correct, eager.evaluation_correct)
 
 
 def test_prefixes_from_the_evaluation_pass_equal_the_selection_s_own():

@@ -750,7 +750,7 @@ def select_greedy(
     lazily (``study.greedy``), with identical results. Without a calibration split the
     selection is cross-fitted over all examples (``study.greedy.run_crossfit``).
     """
-    from zoolens.study.greedy import run_crossfit, run_selection
+    from zoolens.study.greedy import disagreement_order, run_crossfit, run_selection
     from zoolens.study.pool import select_pool
 
     start = options.greedy_start
@@ -790,7 +790,15 @@ def select_greedy(
         return pool_names, run_crossfit(
             select, inputs.names, inputs.ev, folds=options.folds, seed=options.seed
         )
-    return pool_names, select(cal=inputs.cal, ev=inputs.ev, budget=budget, evaluate=evaluate)
+
+    # The rows the models disagree on most first: a lazily held pool keeps its stored
+    # scores there (study.greedy.KeptRows).
+    def row_order() -> np.ndarray:
+        return disagreement_order(inputs.predictions, inputs.cal, np.flatnonzero(inputs.has_scores))
+
+    return pool_names, select(
+        cal=inputs.cal, ev=inputs.ev, budget=budget, evaluate=evaluate, row_order=row_order
+    )
 
 
 # --------------------------------------------------------------------------------------
