@@ -956,7 +956,10 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
     # A budget with room for some calibration rows' stored scores (not all): same tables.
     n_cal, n_ev = len(random_zoo.calibration_indices), len(random_zoo.evaluation_indices)
     c = random_zoo.num_classes
-    roomy = greedy_module.memory_need(0, n_cal, n_ev, c) + 2 * n_cal * c
+    # (the per-row state counted as 1 byte: at this zoo's few classes ~170 would exceed the
+    # candidates' rows themselves, and the pool would be held in memory)
+    monkeypatch.setattr(greedy_module, "_LAZY_ROW_BYTES", 1)
+    roomy = greedy_module.memory_need(0, n_cal, n_ev, c) + 6 * n_cal + 2 * n_cal * c
     kept_counts.clear()
     partly = analyze(random_zoo, "base", memory_budget=roomy, **common)
     assert lazy_calls == [6, 6] and 0 < min(kept_counts) and max(kept_counts) < n_cal

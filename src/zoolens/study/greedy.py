@@ -17,11 +17,12 @@ class, 12 more in turn); the entries a step needs beyond those are read back fro
 Results are identical either way (tested), in about 170 bytes per row and candidate (the
 selection's own top-1/second copy included) instead of 4 x C, with nothing written to disk;
 this is not counted against ``memory_budget`` (1,000 candidates x 10,000 rows: ~1.6 GiB).
-What ``memory_budget`` leaves beside the running sums keeps each candidate's stored scores
-on the rows the models disagree on most (``KeptRows``, ``disagreement_order``): the entries
-the pruning asks for fall mostly there, and they are then recomputed from memory instead of
-read back through a map of the file (full size, 82 x 10,000 x 1,000: 3,210 rows a candidate,
-~88 % of the entries, half the selection's page faults).
+What ``memory_budget`` leaves beside the running sums and that state keeps each
+candidate's stored scores on the rows the models disagree on most (``KeptRows``,
+``disagreement_order``): the entries the pruning asks for fall mostly there, and they are
+then recomputed from memory instead of read back through a map of the file (full size, 82 x
+10,000 x 1,000: 2,360 rows a candidate, ~82 % of the entries; about half the selection's
+page faults).
 The evaluation rows of the model added at each step are calibrated and added in row blocks,
 never held whole.
 """
@@ -105,6 +106,9 @@ class _CalibratedRows:
 _ADD_BLOCK_ROWS = 8  # calibrated_inputs blocks per block of added rows
 _GROUPED_MIN_ENTRIES = 1 << 22  # calibration entries per candidate for grouped scoring
 _CACHE_SLOTS = 12  # entries a lazy candidate remembers per row
+# A lazy candidate's state per calibration row (maximum, sum, top-1 and second, the entry
+# caches, the scorer's copy of top-1 and second): about this many bytes.
+_LAZY_ROW_BYTES = 170
 
 
 @dataclass(frozen=True)
@@ -502,8 +506,13 @@ def run_selection(
             hint = np.asarray(models[used.index(start)][cal]).argmax(axis=1)
             kept_rows = None
             if row_order is not None:
-                # What the budget leaves beside the running sums and the scoring block.
-                room = memory_budget - memory_need(0, len(cal), len(ev), num_classes)
+                # What the budget leaves beside the running sums, the scoring block and
+                # the candidates' per-row state.
+                room = (
+                    memory_budget
+                    - memory_need(0, len(cal), len(ev), num_classes)
+                    - _LAZY_ROW_BYTES * len(cal) * len(pool_index)
+                )
                 kept_rows = KeptRows.from_order(row_order(), room // len(pool_index))
             lazy = lazy_pool(
                 [models[k] for k in pool_index], cal, num_classes, workers.map, hint, kept_rows
