@@ -947,12 +947,17 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
         return pool
 
     monkeypatch.setattr(greedy_module, "lazy_pool", spy)
+    orders = []  # the rows' order is worked out only when stored rows can be kept
+    real_order = greedy_module.disagreement_order
+    monkeypatch.setattr(
+        greedy_module, "disagreement_order", lambda *a: orders.append(1) or real_order(*a)
+    )
     common = dict(n_bootstrap=0, chunk_size=100, max_steps=8)
     unlimited = analyze(random_zoo, "base", memory_budget=2**40, **common)
     assert lazy_calls == []
     tiny = analyze(random_zoo, "base", memory_budget=2**20, **common)
     assert lazy_calls == [6]  # every model with probabilities (humans is decision-only)
-    assert kept_counts == [0] * 6  # no room beside the running sums for stored rows
+    assert kept_counts == [0] * 6 and orders == []  # no room beside the running sums
     # A budget with room for some calibration rows' stored scores (not all): same tables.
     n_cal, n_ev = len(random_zoo.calibration_indices), len(random_zoo.evaluation_indices)
     c = random_zoo.num_classes
@@ -963,6 +968,7 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
     kept_counts.clear()
     partly = analyze(random_zoo, "base", memory_budget=roomy, **common)
     assert lazy_calls == [6, 6] and 0 < min(kept_counts) and max(kept_counts) < n_cal
+    assert orders == [1]
     pd.testing.assert_frame_equal(partly.greedy, unlimited.greedy)
     assert len(tiny.greedy) == 9 and "skipped" not in tiny.summary["headline"]["greedy"]
     pd.testing.assert_frame_equal(tiny.greedy, unlimited.greedy)

@@ -513,7 +513,8 @@ def run_selection(
                     - memory_need(0, len(cal), len(ev), num_classes)
                     - _LAZY_ROW_BYTES * len(cal) * len(pool_index)
                 )
-                kept_rows = KeptRows.from_order(row_order(), room // len(pool_index))
+                if room > 0:  # (the order is only worked out when something can be kept)
+                    kept_rows = KeptRows.from_order(row_order(), room // len(pool_index))
             lazy = lazy_pool(
                 [models[k] for k in pool_index], cal, num_classes, workers.map, hint, kept_rows
             )
