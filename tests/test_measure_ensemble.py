@@ -158,13 +158,21 @@ def test_counts_and_rates_hand_fixture():
     assert isinstance(halves, EnsembleCounts)
 
 
+@pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("shape_a", [(40, 301), (1, 301), (301,)])
-def test_counts_equal_their_definitions(shape_a):
+def test_counts_equal_their_definitions(shape_a, transposed):
     """ensemble_counts against each count written out from its definition, member a of
-    the same shape as the others or broadcast (one row, or 1-D)."""
+    the same shape as the others or broadcast (one row, or 1-D); the (P, n) arrays C-ordered
+    or transposed views of (n, P) ones (what study.pairblocks passes)."""
     rng = np.random.default_rng(len(shape_a))
-    ra = rng.random(shape_a) < 0.7
-    rb, re = rng.random((40, 301)) < 0.6, rng.random((40, 301)) < 0.8
+
+    def draw(shape, p):
+        if transposed and len(shape) == 2 and shape[0] > 1:
+            return (rng.random(shape[::-1]) < p).T
+        return rng.random(shape) < p
+
+    ra = draw(shape_a, 0.7)
+    rb, re = draw((40, 301), 0.6), draw((40, 301), 0.8)
     counts = ensemble_counts(ra, rb, re)
     a = np.broadcast_to(np.atleast_2d(ra), rb.shape)
     want = {

@@ -147,6 +147,28 @@ def test_outside_class_equal_to_the_bound_is_not_missed():
     assert all_pair_ensemble_predictions_topk(x, k=1)[0, 0] == 0
 
 
+@pytest.mark.parametrize("num_classes", [64, 70, 1000, 1003])
+def test_top1_and_second_finds_every_row_holding_a_nan(num_classes):
+    """The per-row NaN flag of the block-maxima search (read off the maximum it finds)
+    equals np.isnan(row).any() wherever the NaNs sit: in a block's stripe, in a tail class,
+    several per row, beside +-inf."""
+    from zoolens.measure.topk import _top1_and_second
+
+    rng = np.random.default_rng(num_classes)
+    x = rng.random((3, 400, num_classes)).astype(np.float32)
+    rows = rng.integers(0, 400, (3, 60))
+    for m in range(3):
+        x[m, rows[m], rng.integers(0, num_classes, 60)] = np.nan
+    x[0, 5, num_classes - 1] = np.nan  # the last class (a tail class when C % 8)
+    x[1, 6, :] = np.nan
+    x[2, 7, [0, num_classes - 1]] = [np.inf, np.nan]
+    x[2, 8, :] = -np.inf
+    top, best, second, has_nan, _ = _top1_and_second(x)
+    np.testing.assert_array_equal(has_nan, np.isnan(x).any(axis=-1))
+    clean = ~has_nan
+    np.testing.assert_array_equal(best[clean], x.max(axis=-1)[clean])
+
+
 def test_nan_and_inf_rows_follow_numpy_argmax():
     rng = np.random.default_rng(2)
     x = peaked(rng, 4, 20, 70)

@@ -295,9 +295,12 @@ def ensemble_counts(
         np.atleast_2d(np.asarray(v, dtype=bool)) for v in (correct_a, correct_b, correct_ens)
     )
     # Two temporaries, each reused in place (six fresh (P, n) arrays made the pairs'
-    # blocks spend much of their time in page faults).
+    # blocks spend much of their time in page faults), laid out like the full-size inputs:
+    # transposed views (study.pairblocks passes (n, P) arrays' .T) into a C-ordered
+    # temporary made every operation a transposing copy, ~8x slower.
     shape = np.broadcast_shapes(ra.shape, rb.shape, re.shape)
-    one = np.bitwise_xor(ra, rb, out=np.empty(shape, dtype=bool))
+    like = next((v for v in (ra, rb, re) if v.shape == shape), ra)
+    one = np.bitwise_xor(ra, rb, out=np.empty_like(like, dtype=bool, shape=shape))
     exactly_one = one.sum(axis=1, dtype=np.int64)
     one &= re
     converted = one.sum(axis=1, dtype=np.int64)

@@ -151,13 +151,16 @@ def _top1_and_second(
         other = np.where(np.arange(num_classes) == top[..., None], -np.inf, scores).max(axis=-1)
         return top, best, other.astype(scores.dtype), np.isnan(scores).any(axis=-1), None
     block_max = _block_max(scores)
-    has_nan = np.isnan(block_max).any(axis=-1)
     block = block_max.argmax(axis=-1)  # (M, n)
     members = _block_members(block, num_classes)
     member_values = np.take_along_axis(scores, members, axis=-1)
     pick = member_values.argmax(axis=-1)[..., None]
     top = np.take_along_axis(members, pick, axis=-1)[..., 0]
     best = np.take_along_axis(member_values, pick, axis=-1)[..., 0]
+    # A NaN in the row makes its block's maximum NaN (np.maximum propagates it), argmax
+    # picks the first NaN block and then that block's first NaN member: the row holds a NaN
+    # exactly where ``best`` is NaN (one check per row instead of one per block).
+    has_nan = np.isnan(best)
     inside = np.where(members == top[..., None], -np.inf, member_values).max(axis=-1)
     others = block_max.copy()
     np.put_along_axis(others, block[..., None], -np.inf, axis=-1)

@@ -203,7 +203,10 @@ def _pair_block(ctx: PairContext, start: int, stop: int) -> PairBlock:
     kind = sum_dtype(n)
     size = stop - start
     a, b = layout.a[start:stop], layout.b[start:stop]
-    ra, rb = ctx.rows_t[:, a], ctx.rows_t[:, b]
+    # np.take, not rows_t[:, a]: fancy indexing along the columns returns column-major
+    # arrays, and every operation of one with the row-major ensemble bits below was a
+    # transposing copy (several times slower). All (N, pairs) arrays here are row-major.
+    ra, rb = np.take(ctx.rows_t, a, axis=1), np.take(ctx.rows_t, b, axis=1)
     xor = ra ^ rb
     # Per example, how many of each category's pairs the members disagree on: whole
     # numbers below 2**24, exact in float32 whatever the order of the blocks.
@@ -245,10 +248,10 @@ def _pair_block(ctx: PairContext, start: int, stop: int) -> PairBlock:
     positions = layout.scored[lo:hi]
     local = positions - start
     if len(local) < size:
-        ra, rb, xor = ra[:, local], rb[:, local], xor[:, local]
+        ra, rb, xor = (np.take(v, local, axis=1) for v in (ra, rb, xor))
         ei = None if ei is None else ei[:, local]
     ens = unpack_columns(ctx.ensemble_bits, lo, hi)
-    best = ctx.rows_t[:, layout.best[positions]]
+    best = np.take(ctx.rows_t, layout.best[positions], axis=1)
     out.counts = counts = ensemble_counts(ra.T, rb.T, ens.T)
     # One (N, pairs) scratch for the masks below, each used before the next is made:
     # fresh ~18 MB arrays per mask cost more in page faults than in arithmetic.
