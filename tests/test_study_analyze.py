@@ -950,7 +950,9 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
     orders = []  # the rows' order is worked out only when stored rows can be kept
     real_order = greedy_module.disagreement_order
     monkeypatch.setattr(
-        greedy_module, "disagreement_order", lambda *a: orders.append(1) or real_order(*a)
+        greedy_module,
+        "disagreement_order",
+        lambda *a: orders.append(sorted(a[2].tolist())) or real_order(*a),
     )
     common = dict(n_bootstrap=0, chunk_size=100, max_steps=8)
     unlimited = analyze(random_zoo, "base", memory_budget=2**40, **common)
@@ -964,12 +966,24 @@ def test_tiny_memory_budget_holds_greedy_candidates_lazily_with_identical_tables
     # (the per-row state counted as 1 byte: at this zoo's few classes ~170 would exceed the
     # candidates' rows themselves, and the pool would be held in memory)
     monkeypatch.setattr(greedy_module, "_LAZY_ROW_BYTES", 1)
-    roomy = greedy_module.memory_need(0, n_cal, n_ev, c) + 6 * n_cal + 2 * n_cal * c
+    beside = greedy_module.memory_need(0, n_cal, n_ev, c) + 6 * n_cal
+    analyze(random_zoo, "base", memory_budget=beside + 6 * (2 * c - 1), **common)
+    assert orders == [] and kept_counts[-6:] == [0] * 6  # room, but not for one float16 row
     kept_counts.clear()
-    partly = analyze(random_zoo, "base", memory_budget=roomy, **common)
-    assert lazy_calls == [6, 6] and 0 < min(kept_counts) and max(kept_counts) < n_cal
-    assert orders == [1]
+    partly = analyze(random_zoo, "base", memory_budget=beside + 2 * n_cal * c, **common)
+    assert lazy_calls == [6, 6, 6] and 0 < min(kept_counts) and max(kept_counts) < n_cal
+    # the order is the candidates' (every model with probabilities)
+    names = list(random_zoo.models)
+    assert orders == [[i for i, m in enumerate(names) if random_zoo.kind(m) != "decisions"]]
     pd.testing.assert_frame_equal(partly.greedy, unlimited.greedy)
+    # an explicit pool: the order of its candidates only
+    pooled = analyze(
+        random_zoo, "base", pool="vit,wide", memory_budget=beside + 2 * n_cal * c, **common
+    )
+    assert orders[-1] == sorted([names.index("vit"), names.index("wide")])
+    pd.testing.assert_frame_equal(
+        pooled.greedy, analyze(random_zoo, "base", pool="vit,wide", **common).greedy
+    )
     assert len(tiny.greedy) == 9 and "skipped" not in tiny.summary["headline"]["greedy"]
     pd.testing.assert_frame_equal(tiny.greedy, unlimited.greedy)
     lazy_summary = dict(tiny.summary["headline"]["greedy"])

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zoolens.errors import ZoolensError
+
 from zoolens.measure.ensemble import greedy_forward_selection
 from zoolens.study.pages import memory_map, release_pages
 
@@ -192,6 +194,17 @@ def test_lazy_candidate_reads_only_the_rows_it_did_not_keep():
     assert source.zoo.reads == reads + 1  # one read, of the five rows not kept
     np.testing.assert_array_equal(lazy[mixed], whole[mixed])
     assert source.zoo.reads == reads + 2
+
+
+def test_kept_rows_refuse_an_order_that_is_not_a_permutation():
+    """A repeated or missing row would make a row serve another row's scores."""
+    from zoolens.study.greedy import KeptRows
+
+    kept = KeptRows.from_order(np.array([2, 0, 1]), 10)
+    assert kept.rank.tolist() == [1, 2, 0] and kept.count(4) == 2
+    for order in ([0, 0, 1], [0, 1, 3], [-1, 0, 1]):
+        with pytest.raises(ZoolensError, match="not a permutation"):
+            KeptRows.from_order(np.array(order), 10)
 
 
 def test_disagreement_order_against_counting_each_row(monkeypatch):

@@ -791,10 +791,10 @@ def select_greedy(
             select, inputs.names, inputs.ev, folds=options.folds, seed=options.seed
         )
 
-    # The rows the models disagree on most first: a lazily held pool keeps its stored
+    # The rows the candidates disagree on most first: a lazily held pool keeps its stored
     # scores there (study.greedy.KeptRows).
-    def row_order() -> np.ndarray:
-        return disagreement_order(inputs.predictions, inputs.cal, np.flatnonzero(inputs.has_scores))
+    def row_order(candidates: np.ndarray) -> np.ndarray:
+        return disagreement_order(inputs.predictions, inputs.cal, candidates)
 
     return pool_names, select(
         cal=inputs.cal, ev=inputs.ev, budget=budget, evaluate=evaluate, row_order=row_order

@@ -17,12 +17,12 @@ class, 12 more in turn); the entries a step needs beyond those are read back fro
 Results are identical either way (tested), in about 170 bytes per row and candidate (the
 selection's own top-1/second copy included) instead of 4 x C, with nothing written to disk;
 this is not counted against ``memory_budget`` (1,000 candidates x 10,000 rows: ~1.6 GiB).
-What ``memory_budget`` leaves beside the running sums and that state keeps each
-candidate's stored scores on the rows the models disagree on most (``KeptRows``,
-``disagreement_order``): the entries the pruning asks for fall mostly there, and they are
-then recomputed from memory instead of read back through a map of the file (full size, 82 x
-10,000 x 1,000: 2,360 rows a candidate, ~82 % of the entries; about half the selection's
-page faults).
+With a calibration split (not in the cross-fitted selection), what ``memory_budget``
+leaves beside the running sums and that state keeps each candidate's stored scores on the
+rows the candidates disagree on most (``KeptRows``, ``disagreement_order``): the entries
+the pruning asks for fall mostly there, and they are then recomputed from memory instead of
+read back through a map of the file (full size, 82 x 10,000 x 1,000: 2,360 rows a
+candidate, ~82 % of the entries; about half the selection's page faults).
 The evaluation rows of the model added at each step are calibrated and added in row blocks,
 never held whole.
 """
@@ -123,9 +123,14 @@ class KeptRows:
 
     @classmethod
     def from_order(cls, order: np.ndarray, per_candidate_bytes: int) -> KeptRows:
-        order = np.asarray(order, dtype=np.int64)
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
+        """``order``: a permutation of the calibration rows' positions (anything else would
+        make a row serve another row's scores, so it is refused)."""
+        order = np.asarray(order, dtype=np.int64).reshape(-1)
+        n = len(order)
+        if n and (order.min() < 0 or order.max() >= n or np.bincount(order, minlength=n).max() > 1):
+            raise ZoolensError("greedy: the kept rows' order is not a permutation of the rows")
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
         return cls(order=order, rank=rank, bytes=max(0, int(per_candidate_bytes)))
 
     def count(self, row_bytes: int) -> int:
@@ -216,6 +221,7 @@ class _LazyCandidate:
             out=out,
             row_stats=(self.row_max, self.row_total),
         )
+        del stored  # (the kept rows are a copy)
         self.top2 = top1_and_second(rows)
         # The last _CACHE_SLOTS entries read on each row (replaced in turn): the pruning asks
         # each step for the entry at the running sum's top class (every row) and at its few
@@ -417,7 +423,7 @@ def run_selection(
     memory_budget: int,
     budget: Any = None,
     evaluate: bool = True,
-    row_order: Callable[[], np.ndarray] | None = None,
+    row_order: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> GreedyOutcome:
     """Choose on the calibration split, report on the evaluation split; see module doc.
 
@@ -430,9 +436,10 @@ def run_selection(
     empty, or a decision-only start, is a ZoolensError. A pool whose calibration rows exceed
     ``memory_budget`` bytes is held lazily (module doc) with identical results. ``budget``
     (a ``study.budget.Budget``): only ensembles whose summed cost fits; pool models without
-    a cost are left out (the start must have one and fit). ``row_order()``: the
-    calibration rows (positions in ``cal``) from the most to the least worth keeping, asked
-    for when the pool is held lazily (:func:`disagreement_order`); its candidates keep their
+    a cost are left out (the start must have one and fit). ``row_order(candidates)``: the
+    calibration rows (positions in ``cal``) from the most to the least worth keeping for
+    the candidates (their indices in ``names``), asked for when the pool is held lazily and
+    the budget has room for a row (:func:`disagreement_order`); the candidates keep their
     stored scores on the first rows, as many as the memory budget leaves room for (speed
     only: the same results).
     """
@@ -513,8 +520,12 @@ def run_selection(
                     - memory_need(0, len(cal), len(ev), num_classes)
                     - _LAZY_ROW_BYTES * len(cal) * len(pool_index)
                 )
-                if room > 0:  # (the order is only worked out when something can be kept)
-                    kept_rows = KeptRows.from_order(row_order(), room // len(pool_index))
+                per_candidate = room // len(pool_index)
+                # (the order is worked out only when a row fits: stored scores take at
+                # least 2 bytes an entry, float16)
+                if per_candidate >= 2 * num_classes:
+                    order = row_order(np.array([index[used[k]] for k in pool_index]))
+                    kept_rows = KeptRows.from_order(order, per_candidate)
             lazy = lazy_pool(
                 [models[k] for k in pool_index], cal, num_classes, workers.map, hint, kept_rows
             )
