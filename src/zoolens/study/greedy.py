@@ -247,39 +247,37 @@ class _LazyCandidate:
         slot[slot >= self.kept_count] = -1
         return slot if (slot >= 0).any() else None
 
-    def _stored_entries(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """Stored scores at (rows[j], classes[j]): kept rows from memory, others read."""
-        slot = self._kept_slots(rows)
-        if slot is None:
-            return self.source.stored_entries(self.cal[rows], classes)
-        assert self.kept_stored is not None  # slots exist only with kept rows
-        out = np.empty(len(rows), dtype=self.kept_stored.dtype)
-        inside = slot >= 0
-        out[inside] = self.kept_stored[slot[inside], classes[inside]]
-        outside = np.flatnonzero(~inside)
-        if len(outside):
-            out[outside] = self.source.stored_entries(self.cal[rows[outside]], classes[outside])
-        return out
+    def _stored(self, rows: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+        """Stored scores of the rows ``rows`` (positions in the calibration rows; whole rows
+        when ``classes`` is None, else the entries (rows[j], classes[j])): kept rows from
+        memory, the others read from the zoo."""
 
-    def _stored_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Stored score rows ``rows`` (positions in the calibration rows), as
-        :meth:`_stored_entries`."""
+        def read(part: Any) -> np.ndarray:
+            if classes is None:
+                return self.source.stored(self.cal[rows[part]])
+            return self.source.stored_entries(self.cal[rows[part]], classes[part])
+
         slot = self._kept_slots(rows)
         if slot is None:
-            return self.source.stored(self.cal[rows])
+            return read(slice(None))
         assert self.kept_stored is not None  # slots exist only with kept rows
-        out = np.empty((len(rows), self.shape[1]), dtype=self.kept_stored.dtype)
         inside = slot >= 0
-        out[inside] = self.kept_stored[slot[inside]]
+        kept = (
+            self.kept_stored[slot[inside]]
+            if classes is None
+            else self.kept_stored[slot[inside], classes[inside]]
+        )
+        out = np.empty((len(rows), *kept.shape[1:]), dtype=kept.dtype)
+        out[inside] = kept
         outside = np.flatnonzero(~inside)
         if len(outside):
-            out[outside] = self.source.stored(self.cal[rows[outside]])
+            out[outside] = read(outside)
         return out
 
     def _entries(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Values at (rows[j], classes[j]) (positions in the calibration rows), recomputed."""
         return calibrated_entries(
-            self._stored_entries(rows, classes),
+            self._stored(rows, classes),
             self.row_max[rows],
             self.row_total[rows],
             self.source.temperature,
@@ -335,7 +333,7 @@ class _LazyCandidate:
         if np.ndim(index) == 0:  # one row, as an array gives it: (C,)
             return self[np.array([index])][0]
         return calibrated_entries(
-            self._stored_rows(index),
+            self._stored(index),
             self.row_max[index, None],
             self.row_total[index, None],
             self.source.temperature,
