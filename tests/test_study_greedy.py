@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from zoolens.errors import ZoolensError
-
 from zoolens.measure.ensemble import greedy_forward_selection
 from zoolens.study.pages import memory_map, release_pages
 
