@@ -275,9 +275,10 @@ def _torch_cases() -> list[bool]:
 )
 def test_float16_row_argmax_is_numpys(monkeypatch, pool: np.ndarray, torch_loaded: bool) -> None:
     """Oracle: numpy's argmax on a float32 copy (float16 -> float32 is exact): the lowest
-    index on ties (+0 and -0 tie), the first NaN of a row with one. Blocks without NaN take
-    the integer-key path, blocks with one the float32 fallback (torch's cast when torch is
-    loaded, reversed views included); both are checked."""
+    index on ties (+0 and -0 tie), the first NaN of a row with one. With torch loaded a
+    writeable block takes torch's float32 cast; a read-only one (a map), and every block
+    without torch, the integer keys, whose blocks with a NaN take the float32 fallback
+    (reversed views included); every path is checked."""
     import sys
 
     if not torch_loaded:
@@ -288,12 +289,15 @@ def test_float16_row_argmax_is_numpys(monkeypatch, pool: np.ndarray, torch_loade
         block = rng.choice(pool, size=(int(rng.integers(1, 30)), int(rng.integers(1, 9))))
         if rng.random() < 0.5:
             block = block[:, ::-1]  # not contiguous
+        if rng.random() < 0.5:
+            block.flags.writeable = False  # as a read-only map's rows
         expected = np.argmax(block.astype(np.float32), axis=1)
         got = argmax_rows(block)
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, expected)
-        paths.add(bool(np.isnan(block).any()))
-    assert paths == ({False, True} if np.isnan(pool).any() else {False})
+        paths.add((bool(np.isnan(block).any()), block.flags.writeable))
+    nan = {False, True} if np.isnan(pool).any() else {False}
+    assert paths == {(has_nan, writeable) for has_nan in nan for writeable in (False, True)}
 
 
 def test_row_argmax_of_other_dtypes_is_numpys() -> None:

@@ -338,14 +338,21 @@ def argmax_rows(block: np.ndarray) -> np.ndarray:
     """(n,) int64 index of each row's largest value, exactly ``np.argmax(block, axis=1)``
     (the lowest index on ties, the first NaN where a row has one).
 
-    float16 rows (a stored model's logits) are compared as 16-bit integer keys, several
-    times faster than numpy's argmax on float16 (not vectorised) or on a float32 copy. The
-    keys order values as the floats do except NaN and the zeros (-0 is below +0 as a key,
-    equal as a float): a block holding a NaN, and the rows whose largest value is +0, are
-    decided on float32 copies instead (float16 converts to float32 exactly).
+    float16 rows (a stored model's logits): numpy's argmax on float16 is not vectorised.
+    When the process has torch loaded (an analysis has) and the block is writeable (rows
+    read into memory, not a read-only map), the rows are cast to float32 by torch's
+    vectorised cast (exact) and numpy's vectorised float32 argmax decides: about 1.6x
+    faster than the integer keys below (the full-size analysis' inputs stage: 3.7 instead
+    of 4.9 CPU-s). Otherwise they are compared as 16-bit integer keys, several times faster
+    than numpy's argmax on float16 or on numpy's float32 copy. The keys order values as the
+    floats do except NaN and the zeros (-0 is below +0 as a key, equal as a float): a block
+    holding a NaN, and the rows whose largest value is +0, are decided on float32 copies
+    instead (float16 converts to float32 exactly).
     """
     if block.dtype != np.float16 or block.ndim != 2 or 0 in block.shape:
         return np.argmax(block, axis=1)
+    if "torch" in sys.modules and block.flags.writeable:
+        return np.argmax(as_float32(block), axis=1)
     block = np.ascontiguousarray(block)
     keys = block.view(np.int16) >> 15
     keys &= 0x7FFF
