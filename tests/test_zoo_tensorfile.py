@@ -300,6 +300,35 @@ def test_float16_row_argmax_is_numpys(monkeypatch, pool: np.ndarray, torch_loade
     assert paths == {(has_nan, writeable) for has_nan in nan for writeable in (False, True)}
 
 
+@pytest.mark.parametrize(
+    "torch_state", ["blocked", *(["loaded"] if True in _torch_cases() else [])]
+)
+def test_float16_argmax_path_follows_torch_state(monkeypatch, torch_state: str) -> None:
+    """Which path decides a NaN-free float16 block: torch's float32 cast (through
+    ``as_float32``) only when torch is loaded and the block writeable; the integer keys when
+    torch is blocked (``sys.modules["torch"] = None``, as some environments do to keep it
+    out: numpy's float16 cast would be the slow path) or the block read-only. Same answers
+    either way (oracle: numpy's argmax on a float32 copy)."""
+    import sys
+
+    import zoolens.zoo.tensorfile as tensorfile
+
+    if torch_state == "blocked":
+        monkeypatch.setitem(sys.modules, "torch", None)
+    cast = []
+    real = tensorfile.as_float32
+    monkeypatch.setattr(tensorfile, "as_float32", lambda a: cast.append(a.shape) or real(a))
+    rng = np.random.default_rng(4)
+    block = rng.normal(size=(40, 13)).astype(np.float16)
+    expected = np.argmax(block.astype(np.float32), axis=1)
+    np.testing.assert_array_equal(argmax_rows(block), expected)
+    assert cast == ([(40, 13)] if torch_state == "loaded" else [])
+    cast.clear()
+    block.flags.writeable = False
+    np.testing.assert_array_equal(argmax_rows(block), expected)
+    assert cast == []
+
+
 def test_row_argmax_of_other_dtypes_is_numpys() -> None:
     rng = np.random.default_rng(1)
     for dtype in (np.float32, np.float64, np.int16):

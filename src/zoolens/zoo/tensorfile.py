@@ -351,7 +351,7 @@ def argmax_rows(block: np.ndarray) -> np.ndarray:
     """
     if block.dtype != np.float16 or block.ndim != 2 or 0 in block.shape:
         return np.argmax(block, axis=1)
-    if "torch" in sys.modules and block.flags.writeable:
+    if sys.modules.get("torch") is not None and block.flags.writeable:
         return np.argmax(as_float32(block), axis=1)
     block = np.ascontiguousarray(block)
     keys = block.view(np.int16) >> 15
