@@ -146,8 +146,9 @@ def run_into_store_ray(
                         out = ray.get(ref)
                     except Exception as exc:
                         inner = _unwrap(exc)
-                        for other in pending:
-                            ray.cancel(other)
+                        # The other shards finish and are dropped, never cancelled: a cancel
+                        # that races a task's completion aborts the driver in Ray's core
+                        # worker (ray-project/ray #54846).
                         if isinstance(inner, ZoolensError):
                             raise inner from None
                         raise ZoolensError(

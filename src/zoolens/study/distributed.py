@@ -123,8 +123,11 @@ def run_chunks_ray(
                     try:
                         done[index] = ray.get(ref)
                     except Exception as exc:
-                        for other in pending:
-                            ray.cancel(other)
+                        # The other tasks are left to finish, never cancelled: a cancel that
+                        # races a task's completion aborts the driver in Ray's core worker
+                        # ("Tried to complete task that was not pending", ray-project/ray
+                        # #54846; seen here with --ray). Their results are dropped, and a
+                        # cluster this call started is shut down below.
                         start, stop = bounds[index]
                         raise _failed(
                             f"{what}: Ray task for {unit} {start}..{stop - 1}", exc
@@ -133,9 +136,8 @@ def run_chunks_ray(
             yield done.pop(next_out)
             next_out += 1
     finally:
-        # a consumer that stops early (its own error) leaves no task running
-        for ref in pending:
-            ray.cancel(ref)
+        # a consumer that stops early (its own error): the tasks in flight finish and are
+        # dropped (not cancelled, see above); a cluster this call started is shut down
         if started:
             ray.shutdown()
 
@@ -168,8 +170,7 @@ def map_tasks_ray(
             try:
                 results.append(ray.get(ref))
             except Exception as exc:
-                for other in refs:
-                    ray.cancel(other)
+                # the others finish and are dropped, never cancelled (run_chunks_ray says why)
                 raise _failed(what(item), exc) from None
         return results
     finally:
